@@ -1,0 +1,138 @@
+# One Makefile for the whole tree.  See README.md: `make demo`, `make test`.
+
+PREFIX  ?= /usr/local
+DESTDIR ?=
+BUILD   ?= build
+SAN     ?= 0
+CC      ?= cc
+
+PKGS      := fcgi openssl libxml-2.0 libpq
+TEST_PKGS := check libcurl
+
+# pkg-config is asked lazily so that `make clean` works before deps exist.
+PKG_CFLAGS  = $(shell pkg-config --cflags $(PKGS))
+PKG_LIBS    = $(shell pkg-config --libs $(PKGS))
+TEST_CFLAGS = $(shell pkg-config --cflags $(TEST_PKGS))
+TEST_LIBS   = $(shell pkg-config --libs $(TEST_PKGS))
+
+WARN := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wformat-security \
+	-Wstrict-prototypes -Wmissing-prototypes -Wvla -Wpointer-arith \
+	-Wundef -Wimplicit-fallthrough
+STD  := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
+
+ifeq ($(SAN),1)
+OPT      := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
+	-fno-sanitize-recover=all
+HARDEN   :=
+LDHARDEN := -fsanitize=address,undefined
+else
+OPT      := -O2 -g
+HARDEN   := -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fstack-clash-protection \
+	-fPIE -fcf-protection
+LDHARDEN := -pie -Wl,-z,relro,-z,now -Wl,-z,noexecstack
+endif
+
+CFLAGS_ALL  = $(STD) $(WARN) $(OPT) $(HARDEN) -iquote lib $(PKG_CFLAGS) $(CFLAGS)
+LDFLAGS_ALL = $(LDHARDEN) $(LDFLAGS)
+
+LIB_SRC   := $(wildcard lib/*.c)
+LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/lib/migrations.o
+LIBMDM    := $(BUILD)/libmdm.a
+PROGRAMS  := scep enroll checkin server
+FCGI_BINS := $(PROGRAMS:%=$(BUILD)/cgi-bin/%.fcgi)
+BIN_BINS  := $(BUILD)/bin/mdmctl
+UNIT_SRC  := $(wildcard tests/unit/*.c)
+UNIT_BIN  := $(BUILD)/tests/check_unit
+E2E_SRC   := $(wildcard tests/e2e/*.c)
+E2E_BIN   := $(BUILD)/tests/check_e2e
+SQL_FILES := $(sort $(wildcard sql/[0-9]*.sql))
+
+.PHONY: all lib programs tests test unit san demo demo-stop install clean \
+	format format-check fuzz deps
+.DELETE_ON_ERROR:
+
+all: programs tests
+
+lib: $(LIBMDM)
+programs: $(FCGI_BINS) $(BIN_BINS)
+tests: $(UNIT_BIN) $(E2E_BIN)
+
+$(BUILD)/lib/%.o: lib/%.c $(wildcard lib/*.h)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_ALL) -c -o $@ $<
+
+# The migrations are compiled into libmdm, so mdmctl needs no path to sql/.
+$(BUILD)/lib/migrations.c: $(SQL_FILES) scripts/embed-sql.sh
+	@mkdir -p $(@D)
+	sh scripts/embed-sql.sh $(SQL_FILES) > $@
+
+$(BUILD)/lib/migrations.o: $(BUILD)/lib/migrations.c lib/migrate.h
+	$(CC) $(CFLAGS_ALL) -c -o $@ $<
+
+$(LIBMDM): $(LIB_OBJ)
+	rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/cgi-bin/%.fcgi: cgi-bin/%.c $(LIBMDM)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(LIBMDM) $(LDFLAGS_ALL) $(PKG_LIBS)
+
+$(BUILD)/bin/%: bin/%.c $(LIBMDM)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(LIBMDM) $(LDFLAGS_ALL) $(PKG_LIBS)
+
+$(UNIT_BIN): $(UNIT_SRC) $(wildcard tests/unit/*.h) $(LIBMDM)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_ALL) $(TEST_CFLAGS) -iquote tests/unit -o $@ $(UNIT_SRC) \
+		$(LIBMDM) $(LDFLAGS_ALL) $(PKG_LIBS) $(TEST_LIBS)
+
+$(E2E_BIN): $(E2E_SRC) $(LIBMDM)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_ALL) $(TEST_CFLAGS) -o $@ $(E2E_SRC) \
+		$(LIBMDM) $(LDFLAGS_ALL) $(PKG_LIBS) $(TEST_LIBS)
+
+# Installs missing Debian packages when run as root; a no-op otherwise.
+deps:
+	@sh scripts/install-deps.sh
+
+# The whole suite: real PostgreSQL and Apache, started and stopped here.
+test: deps
+	$(MAKE) all
+	sh tests/run.sh $(BUILD)
+
+# The same suite with every binary under AddressSanitizer + UBSan.
+san: deps
+	$(MAKE) BUILD=build-san SAN=1 all
+	sh tests/run.sh build-san
+
+demo: deps
+	$(MAKE) all
+	sh scripts/demo.sh start $(BUILD)
+
+demo-stop:
+	sh scripts/demo.sh stop
+
+fuzz: deps
+	sh scripts/fuzz.sh
+
+install: programs
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/mdm/cgi-bin \
+		$(DESTDIR)$(PREFIX)/share/mdm/sql $(DESTDIR)$(PREFIX)/share/mdm/apache-conf \
+		$(DESTDIR)$(PREFIX)/share/doc/mdm
+	install -m 0755 $(BIN_BINS) $(DESTDIR)$(PREFIX)/bin/
+	install -m 0755 $(FCGI_BINS) $(DESTDIR)$(PREFIX)/lib/mdm/cgi-bin/
+	install -m 0644 $(SQL_FILES) $(DESTDIR)$(PREFIX)/share/mdm/sql/
+	install -m 0644 apache-conf/* $(DESTDIR)$(PREFIX)/share/mdm/apache-conf/
+	install -m 0644 README.md docs/*.md $(DESTDIR)$(PREFIX)/share/doc/mdm/
+
+FORMAT_FILES = $(wildcard lib/*.c lib/*.h cgi-bin/*.c bin/*.c tests/unit/*.c \
+	tests/unit/*.h tests/e2e/*.c fuzz/*.c)
+
+format-check:
+	clang-format --dry-run -Werror $(FORMAT_FILES)
+
+format:
+	clang-format -i $(FORMAT_FILES)
+
+clean:
+	rm -rf build build-san build-fuzz

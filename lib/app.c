@@ -1,0 +1,111 @@
+/* Program glue: start-up, and the checks in front of every handler. */
+#include "app.h"
+#include "log.h"
+#include "x509.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+static int app_is_health(const fcgi_req *r)
+{
+	static const char suffix[] = "/health";
+	size_t n = strlen(r->path), s = sizeof(suffix) - 1;
+
+	return (strcmp(r->method, "GET") == 0 || strcmp(r->method, "HEAD") == 0) && n >= s &&
+	        strcmp(r->path + n - s, suffix) == 0;
+}
+
+mdm_err app_fail(struct app *a, fcgi_req *r, mdm_err err, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+	int status = err_http_status(err);
+
+	va_start(ap, fmt);
+	(void)vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	err_ignore(fcgi_respond_text(r, status, NULL, "%d %s: %s: %s", status,
+	        err_http_reason(status), a->ep->program, msg));
+	return err;
+}
+
+/* Liveness and wiring: the database, and the client certificate Apache passed. */
+static mdm_err app_health(struct app *a, fcgi_req *r)
+{
+	char fp[X509_FP_HEX_LEN + 1];
+	const char *cert = "none";
+	char certbuf[X509_FP_HEX_LEN + 8];
+	int db_up = a->db != NULL && db_ping(a->db) == MDM_OK;
+
+	if (r->client_cert != NULL) {
+		if (x509_pem_fingerprint(r->client_cert, strlen(r->client_cert), fp) == MDM_OK) {
+			snprintf(certbuf, sizeof(certbuf), "sha256:%s", fp);
+			cert = certbuf;
+		} else {
+			cert = "invalid";
+		}
+	}
+	return fcgi_respond_text(r, db_up ? 200 : 503, "Cache-Control: no-store\r\n",
+	        "%s %s db=%s client_cert=%s", db_up ? "ok" : "unavailable", a->ep->program,
+	        db_up ? "up" : "down", cert);
+}
+
+mdm_err app_dispatch(struct app *a, fcgi_req *r)
+{
+	const struct app_endpoint *ep = a->ep;
+	char allow[128];
+	mdm_err rc;
+
+	if (app_is_health(r))
+		return app_health(a, r);
+	if (!fcgi_method_in(r->method, ep->methods)) {
+		if (fcgi_drain(r) != MDM_OK)
+			return MDM_ERR_IO;
+		snprintf(allow, sizeof(allow), "Allow: %s\r\n", ep->methods);
+		log_info("%s: method %.16s refused", ep->program, r->method);
+		err_ignore(fcgi_respond_text(r, 405, allow,
+		        "405 Method Not Allowed: %s accepts %s (%s)", ep->program, ep->methods,
+		        ep->protocol));
+		return MDM_ERR_METHOD;
+	}
+	rc = fcgi_read_body(r, ep->max_body);
+	if (rc == MDM_ERR_TOO_LARGE)
+		return app_fail(a, r, rc, "request body over the limit of %zu bytes", ep->max_body);
+	if (rc != MDM_OK)
+		return app_fail(a, r, rc, "could not read the request body");
+	return ep->handle(a, r);
+}
+
+static mdm_err app_handler(fcgi_req *r, void *arg)
+{
+	return app_dispatch(arg, r);
+}
+
+int app_main(const struct app_endpoint *ep, int argc, char **argv)
+{
+	struct app a = {ep, NULL, NULL};
+	enum log_level level;
+	int status = 1;
+
+	(void)argc;
+	(void)argv;
+	log_init(ep->program, MDM_LOG_INFO);
+	if (config_load(&a.cfg) != MDM_OK)
+		goto out;
+	if (log_level_parse(config_get0(a.cfg, "log_level"), &level) != MDM_OK) {
+		log_error("config: log_level must be debug, info, warn or error");
+		goto out;
+	}
+	log_set_level(level);
+	/* Connects lazily: the program starts, and says db=down, while PostgreSQL is away. */
+	if (db_new(config_get0(a.cfg, "db"), ep->program, &a.db) != MDM_OK)
+		goto out;
+	log_info("%s: started", ep->program);
+	if (fcgi_run(app_handler, &a) == MDM_OK)
+		status = 0;
+out:
+	db_free(a.db);
+	config_free(a.cfg);
+	return status;
+}

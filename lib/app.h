@@ -1,0 +1,47 @@
+/*
+ * What every FastCGI program shares: configuration, logging, the database
+ * handle, and the dispatch in front of its handler (health, method,
+ * body limit).  A program is an app_endpoint and a handler.
+ */
+#ifndef MDM_APP_H
+#define MDM_APP_H
+
+#include <stddef.h>
+
+#include "config.h"
+#include "db.h"
+#include "errors.h"
+#include "fcgi.h"
+
+struct app;
+
+struct app_endpoint {
+	const char *program;  /* "checkin.fcgi": names it in logs and answers */
+	const char *methods;  /* allowed, as an Allow header: "GET, POST" */
+	size_t max_body;      /* from mdm_limits.h */
+	const char *protocol; /* what it speaks, for error messages */
+	/* Called with the body read (r->body) for allowed methods. */
+	mdm_err (*handle)(struct app *a, fcgi_req *r);
+};
+
+struct app {
+	const struct app_endpoint *ep;
+	config *cfg;
+	db *db;
+};
+
+/* The program's main(): returns its exit status. */
+int app_main(const struct app_endpoint *ep, int argc, char **argv);
+
+/*
+ * One request through the dispatch (exposed for tests): GET <route>/health
+ * is answered here; a method not in ep->methods gets 405 with Allow; a
+ * body over ep->max_body gets 413; everything else reaches ep->handle.
+ */
+MDM_WUR mdm_err app_dispatch(struct app *a, fcgi_req *r);
+
+/* Answers with err's status and a one-line message naming the program. */
+MDM_WUR mdm_err app_fail(struct app *a, fcgi_req *r, mdm_err err, const char *fmt, ...)
+        __attribute__((format(printf, 4, 5)));
+
+#endif

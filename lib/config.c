@@ -1,0 +1,298 @@
+/* Configuration: a documented key table, a strict file parser, env overrides. */
+#include "config.h"
+#include "log.h"
+#include "mdm_limits.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/*
+ * The table of every key.  Adding a key: add it here and document it in
+ * docs/CONFIG.md (a unit test checks that every key is documented).
+ */
+static const struct config_key config_keys[] = {
+        {"db", "dbname=mdm", 1,
+                "libpq connection string (conninfo) of the PostgreSQL database; "
+                "may hold a password, so it is treated as a secret"},
+        {"log_level", "info", 0, "minimum log level: debug, info, warn or error"},
+};
+
+#define CONFIG_NKEYS (sizeof(config_keys) / sizeof(config_keys[0]))
+
+enum config_src { CONFIG_SRC_UNSET, CONFIG_SRC_DEFAULT, CONFIG_SRC_FILE, CONFIG_SRC_ENV };
+
+struct config {
+	char *value[CONFIG_NKEYS];
+	enum config_src src[CONFIG_NKEYS];
+};
+
+size_t config_key_count(void)
+{
+	return CONFIG_NKEYS;
+}
+
+const struct config_key *config_key_at(size_t i)
+{
+	return i < CONFIG_NKEYS ? &config_keys[i] : NULL;
+}
+
+static int config_index(const char *key)
+{
+	for (size_t i = 0; i < CONFIG_NKEYS; i++)
+		if (strcmp(config_keys[i].name, key) == 0)
+			return (int)i;
+	return -1;
+}
+
+void config_free(config *c)
+{
+	if (c == NULL)
+		return;
+	for (size_t i = 0; i < CONFIG_NKEYS; i++)
+		free(c->value[i]);
+	free(c);
+}
+
+static mdm_err config_set(config *c, int i, const char *v, size_t len, enum config_src src)
+{
+	char *dup;
+
+	if (len > CONFIG_MAX_VALUE)
+		return MDM_ERR_LIMIT;
+	if ((dup = malloc(len + 1)) == NULL)
+		return MDM_ERR_NOMEM;
+	memcpy(dup, v, len);
+	dup[len] = '\0';
+	free(c->value[i]);
+	c->value[i] = dup;
+	c->src[i] = src;
+	return MDM_OK;
+}
+
+/* Reads the whole file, refusing one over CONFIG_MAX_FILE before allocating. */
+static mdm_err config_read_file(const char *path, int required, char **out, size_t *outlen)
+{
+	struct stat st;
+	char *buf = NULL;
+	size_t len = 0;
+	int fd;
+	mdm_err rc = MDM_ERR_CONFIG;
+
+	*out = NULL;
+	*outlen = 0;
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+		if (errno == ENOENT && !required)
+			return MDM_OK;
+		log_error("config: cannot open %s: %s", path, strerror(errno));
+		return MDM_ERR_CONFIG;
+	}
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		log_error("config: %s is not a regular file", path);
+		goto out;
+	}
+	if (st.st_size > CONFIG_MAX_FILE) {
+		log_error("config: %s is larger than %d bytes", path, CONFIG_MAX_FILE);
+		rc = MDM_ERR_LIMIT;
+		goto out;
+	}
+	if ((buf = malloc((size_t)st.st_size + 1)) == NULL) {
+		rc = MDM_ERR_NOMEM;
+		goto out;
+	}
+	while (len < (size_t)st.st_size) {
+		ssize_t r = read(fd, buf + len, (size_t)st.st_size - len);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		len += (size_t)r;
+	}
+	if (len != (size_t)st.st_size) {
+		log_error("config: short read on %s", path);
+		goto out;
+	}
+	buf[len] = '\0';
+	*out = buf;
+	*outlen = len;
+	buf = NULL;
+	rc = MDM_OK;
+out:
+	free(buf);
+	close(fd);
+	return rc;
+}
+
+static int config_is_space(char ch)
+{
+	return ch == ' ' || ch == '\t' || ch == '\r';
+}
+
+/* Parses `key = value` lines; # starts a comment line. */
+static mdm_err config_parse(config *c, const char *path, const char *buf, size_t len)
+{
+	int seen[CONFIG_NKEYS] = {0};
+	size_t pos = 0;
+	unsigned lineno = 0;
+
+	while (pos < len) {
+		const char *line = buf + pos, *eol = memchr(line, '\n', len - pos);
+		size_t n = eol ? (size_t)(eol - line) : len - pos;
+		const char *k, *ke, *v, *ve, *eq;
+		char key[64];
+		int i;
+		mdm_err rc;
+
+		pos += n + (eol ? 1 : 0);
+		lineno++;
+		if (memchr(line, '\0', n) != NULL) {
+			log_error("config: %s:%u: NUL byte", path, lineno);
+			return MDM_ERR_CONFIG;
+		}
+		k = line;
+		ve = line + n;
+		while (k < ve && config_is_space(*k))
+			k++;
+		if (k == ve || *k == '#')
+			continue;
+		if ((eq = memchr(k, '=', (size_t)(ve - k))) == NULL) {
+			log_error("config: %s:%u: expected `key = value`", path, lineno);
+			return MDM_ERR_CONFIG;
+		}
+		ke = eq;
+		while (ke > k && config_is_space(ke[-1]))
+			ke--;
+		v = eq + 1;
+		while (v < ve && config_is_space(*v))
+			v++;
+		while (ve > v && config_is_space(ve[-1]))
+			ve--;
+		if (ke == k || (size_t)(ke - k) >= sizeof(key)) {
+			log_error("config: %s:%u: bad key", path, lineno);
+			return MDM_ERR_CONFIG;
+		}
+		memcpy(key, k, (size_t)(ke - k));
+		key[ke - k] = '\0';
+		if ((i = config_index(key)) < 0) {
+			log_error("config: %s:%u: unknown key \"%s\" (docs/CONFIG.md lists them)",
+			        path, lineno, key);
+			return MDM_ERR_CONFIG;
+		}
+		if (seen[i]++) {
+			log_error("config: %s:%u: key \"%s\" set twice", path, lineno, key);
+			return MDM_ERR_CONFIG;
+		}
+		if ((rc = config_set(c, i, v, (size_t)(ve - v), CONFIG_SRC_FILE)) != MDM_OK) {
+			log_error("config: %s:%u: value of \"%s\" is too long", path, lineno, key);
+			return rc;
+		}
+	}
+	return MDM_OK;
+}
+
+static mdm_err config_apply_env(config *c)
+{
+	for (size_t i = 0; i < CONFIG_NKEYS; i++) {
+		char name[80] = "MDM_";
+		size_t n = 4;
+		const char *v;
+		mdm_err rc;
+
+		for (const char *k = config_keys[i].name; *k && n + 1 < sizeof(name); k++)
+			name[n++] = (char)toupper((unsigned char)*k);
+		name[n] = '\0';
+		if ((v = getenv(name)) == NULL)
+			continue;
+		if ((rc = config_set(c, (int)i, v, strlen(v), CONFIG_SRC_ENV)) != MDM_OK) {
+			log_error("config: environment variable %s is too long", name);
+			return rc;
+		}
+	}
+	return MDM_OK;
+}
+
+mdm_err config_load_file(const char *path, int path_required, config **out)
+{
+	config *c;
+	char *buf = NULL;
+	size_t len = 0;
+	mdm_err rc;
+
+	*out = NULL;
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return MDM_ERR_NOMEM;
+	for (size_t i = 0; i < CONFIG_NKEYS; i++) {
+		if (config_keys[i].default_value == NULL)
+			continue;
+		rc = config_set(c, (int)i, config_keys[i].default_value,
+		        strlen(config_keys[i].default_value), CONFIG_SRC_DEFAULT);
+		if (rc != MDM_OK)
+			goto out;
+	}
+	if (path != NULL) {
+		if ((rc = config_read_file(path, path_required, &buf, &len)) != MDM_OK)
+			goto out;
+		if (buf != NULL && (rc = config_parse(c, path, buf, len)) != MDM_OK)
+			goto out;
+	}
+	if ((rc = config_apply_env(c)) != MDM_OK)
+		goto out;
+	*out = c;
+	c = NULL;
+out:
+	free(buf);
+	config_free(c);
+	return rc;
+}
+
+mdm_err config_load(config **out)
+{
+	const char *path = getenv("MDM_CONFIG");
+
+	if (path != NULL && *path != '\0')
+		return config_load_file(path, 1, out);
+	return config_load_file(CONFIG_DEFAULT_PATH, 0, out);
+}
+
+const char *config_get0(const config *c, const char *key)
+{
+	int i;
+
+	if (c == NULL || key == NULL || (i = config_index(key)) < 0)
+		return NULL;
+	return c->value[i];
+}
+
+const char *config_source0(const config *c, const char *key)
+{
+	static const char *const names[] = {"unset", "default", "file", "env"};
+	int i;
+
+	if (c == NULL || key == NULL || (i = config_index(key)) < 0)
+		return "unset";
+	return c->value[i] ? names[c->src[i]] : "unset";
+}
+
+mdm_err config_dump(const config *c, FILE *fp)
+{
+	for (size_t i = 0; i < CONFIG_NKEYS; i++) {
+		const char *v = c->value[i];
+		int r;
+
+		if (v == NULL)
+			r = fprintf(fp, "# %s (unset)\n", config_keys[i].name);
+		else if (config_keys[i].secret)
+			r = fprintf(fp, "%s = (secret, set) # from %s\n", config_keys[i].name,
+			        config_source0(c, config_keys[i].name));
+		else
+			r = fprintf(fp, "%s = %s # from %s\n", config_keys[i].name, v,
+			        config_source0(c, config_keys[i].name));
+		if (r < 0)
+			return MDM_ERR_IO;
+	}
+	return MDM_OK;
+}

@@ -1,0 +1,273 @@
+/* libpq: connections that heal, parameterised statements, transactions. */
+#include "db.h"
+#include "log.h"
+
+#include <libpq-fe.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#define DB_TX_ATTEMPTS 3
+
+struct db {
+	char *conninfo;
+	char *appname;
+	PGconn *conn;
+	int in_tx;
+	char sqlstate[6];
+};
+
+struct db_res {
+	PGresult *res;
+};
+
+static char *db_strdup(const char *s)
+{
+	size_t n = strlen(s) + 1;
+	char *d = malloc(n);
+
+	if (d != NULL)
+		memcpy(d, s, n);
+	return d;
+}
+
+mdm_err db_new(const char *conninfo, const char *application_name, db **out)
+{
+	db *d;
+
+	*out = NULL;
+	if (conninfo == NULL)
+		return MDM_ERR_CONFIG;
+	if ((d = calloc(1, sizeof(*d))) == NULL)
+		return MDM_ERR_NOMEM;
+	d->conninfo = db_strdup(conninfo);
+	d->appname = db_strdup(application_name ? application_name : "mdm");
+	if (d->conninfo == NULL || d->appname == NULL) {
+		db_free(d);
+		return MDM_ERR_NOMEM;
+	}
+	*out = d;
+	return MDM_OK;
+}
+
+void db_free(db *d)
+{
+	if (d == NULL)
+		return;
+	if (d->conn != NULL)
+		PQfinish(d->conn);
+	free(d->conninfo);
+	free(d->appname);
+	free(d);
+}
+
+static void db_notice(void *arg, const char *message)
+{
+	(void)arg;
+	log_debug("db: %.*s", (int)strcspn(message, "\n"), message);
+}
+
+/* Connects if there is no healthy connection. */
+static mdm_err db_connect(db *d)
+{
+	/* Ours first, so that the same keywords in conninfo override them. */
+	const char *keys[] = {"connect_timeout", "fallback_application_name", "dbname", NULL};
+	const char *vals[] = {"5", d->appname, d->conninfo, NULL};
+
+	if (d->conn != NULL && PQstatus(d->conn) == CONNECTION_OK)
+		return MDM_OK;
+	if (d->conn != NULL) {
+		PQfinish(d->conn);
+		d->conn = NULL;
+	}
+	d->in_tx = 0;
+	d->conn = PQconnectdbParams(keys, vals, 1);
+	if (d->conn == NULL)
+		return MDM_ERR_NOMEM;
+	if (PQstatus(d->conn) != CONNECTION_OK) {
+		/* The message names host and reason, never the password. */
+		log_error("db: connection failed: %.*s",
+		        (int)strcspn(PQerrorMessage(d->conn), "\n"), PQerrorMessage(d->conn));
+		PQfinish(d->conn);
+		d->conn = NULL;
+		return MDM_ERR_DB_CONN;
+	}
+	PQsetNoticeProcessor(d->conn, db_notice, NULL);
+	return MDM_OK;
+}
+
+/* Classifies a failed result; logs once. */
+static mdm_err db_result_error(db *d, PGresult *res, const char *sql)
+{
+	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	const char *msg = res ? PQresultErrorMessage(res) : PQerrorMessage(d->conn);
+
+	snprintf(d->sqlstate, sizeof(d->sqlstate), "%s", state ? state : "");
+	if (PQstatus(d->conn) != CONNECTION_OK) {
+		log_warn("db: connection lost: %.*s", (int)strcspn(msg, "\n"), msg);
+		return MDM_ERR_DB_CONN;
+	}
+	/* Log the statement's first line, never its parameters (they may be secrets). */
+	log_error("db: %s: %.*s (in: %.*s)", d->sqlstate[0] ? d->sqlstate : "error",
+	        (int)strcspn(msg, "\n"), msg, (int)strcspn(sql, "\n"), sql);
+	return MDM_ERR_DB;
+}
+
+mdm_err db_exec_bin(db *d, const char *sql, int nparams, const char *const *values,
+        const int *lengths, const int *formats, db_res **out)
+{
+	int attempt;
+	mdm_err rc = MDM_ERR_DB_CONN;
+
+	if (out != NULL)
+		*out = NULL;
+	d->sqlstate[0] = '\0';
+	/* Outside a transaction, a lost connection gets one fresh try. */
+	for (attempt = 0; attempt < (d->in_tx ? 1 : 2); attempt++) {
+		PGresult *res;
+		ExecStatusType st;
+
+		if (!d->in_tx && (rc = db_connect(d)) != MDM_OK)
+			return rc;
+		if (d->conn == NULL)
+			return MDM_ERR_DB_CONN;
+		res = PQexecParams(d->conn, sql, nparams, NULL, values, lengths, formats, 0);
+		st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+		if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+			if (out != NULL) {
+				db_res *r = malloc(sizeof(*r));
+				if (r == NULL) {
+					PQclear(res);
+					return MDM_ERR_NOMEM;
+				}
+				r->res = res;
+				*out = r;
+			} else {
+				PQclear(res);
+			}
+			return MDM_OK;
+		}
+		rc = db_result_error(d, res, sql);
+		PQclear(res);
+		if (rc != MDM_ERR_DB_CONN)
+			return rc;
+	}
+	return rc;
+}
+
+mdm_err db_exec(db *d, const char *sql, int nparams, const char *const *params, db_res **out)
+{
+	return db_exec_bin(d, sql, nparams, params, NULL, NULL, out);
+}
+
+mdm_err db_ping(db *d)
+{
+	return db_exec(d, "SELECT 1", 0, NULL, NULL);
+}
+
+mdm_err db_exec_script(db *d, const char *sql)
+{
+	PGresult *res;
+	mdm_err rc = MDM_OK;
+
+	if (!d->in_tx && (rc = db_connect(d)) != MDM_OK)
+		return rc;
+	if (d->conn == NULL)
+		return MDM_ERR_DB_CONN;
+	/* The simple-query protocol runs several statements; it takes no parameters. */
+	if (!PQsendQuery(d->conn, sql))
+		return db_result_error(d, NULL, sql);
+	while ((res = PQgetResult(d->conn)) != NULL) {
+		ExecStatusType st = PQresultStatus(res);
+		if (rc == MDM_OK && st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK &&
+		        st != PGRES_EMPTY_QUERY)
+			rc = db_result_error(d, res, sql);
+		PQclear(res);
+	}
+	if (rc == MDM_OK && PQstatus(d->conn) != CONNECTION_OK)
+		rc = MDM_ERR_DB_CONN;
+	return rc;
+}
+
+static int db_retryable(const db *d, mdm_err rc)
+{
+	return rc == MDM_ERR_DB_CONN || strcmp(d->sqlstate, "40001") == 0 ||
+	        strcmp(d->sqlstate, "40P01") == 0;
+}
+
+mdm_err db_tx(db *d, db_tx_fn fn, void *arg)
+{
+	mdm_err rc = MDM_ERR_DB;
+
+	if (d->in_tx) {
+		log_error("db: nested transaction");
+		return MDM_ERR_INTERNAL;
+	}
+	for (int attempt = 0; attempt < DB_TX_ATTEMPTS; attempt++) {
+		if ((rc = db_exec(d, "BEGIN", 0, NULL, NULL)) != MDM_OK) {
+			if (rc == MDM_ERR_DB_CONN)
+				continue;
+			return rc;
+		}
+		d->in_tx = 1;
+		rc = fn(d, arg);
+		if (rc == MDM_OK)
+			rc = db_exec(d, "COMMIT", 0, NULL, NULL);
+		if (rc != MDM_OK && d->conn != NULL && PQstatus(d->conn) == CONNECTION_OK) {
+			char state[6];
+			/* Keep the error's SQLSTATE across the rollback. */
+			memcpy(state, d->sqlstate, sizeof(state));
+			err_ignore(db_exec(d, "ROLLBACK", 0, NULL, NULL));
+			memcpy(d->sqlstate, state, sizeof(state));
+		}
+		d->in_tx = 0;
+		if (rc == MDM_OK || !db_retryable(d, rc))
+			return rc;
+		log_warn("db: transaction attempt %d failed (%s), retrying", attempt + 1,
+		        d->sqlstate[0] ? d->sqlstate : err_str(rc));
+	}
+	return rc;
+}
+
+const char *db_get0_sqlstate(const db *d)
+{
+	return d->sqlstate;
+}
+
+int db_res_rows(const db_res *r)
+{
+	return r ? PQntuples(r->res) : 0;
+}
+
+int db_res_cols(const db_res *r)
+{
+	return r ? PQnfields(r->res) : 0;
+}
+
+const char *db_res_get0(const db_res *r, int row, int col)
+{
+	if (r == NULL || row < 0 || col < 0 || row >= PQntuples(r->res) ||
+	        col >= PQnfields(r->res) || PQgetisnull(r->res, row, col))
+		return NULL;
+	return PQgetvalue(r->res, row, col);
+}
+
+int db_res_is_null(const db_res *r, int row, int col)
+{
+	return db_res_get0(r, row, col) == NULL;
+}
+
+long db_res_affected(const db_res *r)
+{
+	const char *s = r ? PQcmdTuples(r->res) : "";
+
+	return *s ? strtol(s, NULL, 10) : 0;
+}
+
+void db_res_free(db_res *r)
+{
+	if (r == NULL)
+		return;
+	PQclear(r->res);
+	free(r);
+}

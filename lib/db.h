@@ -1,0 +1,66 @@
+/*
+ * PostgreSQL access (only this module includes libpq).
+ *
+ * Parameterised statements only: values travel as parameters, never in
+ * the SQL text.  A lost connection is re-established on the next call.
+ * A statement outside a transaction that fails because the connection was
+ * lost is retried once on a fresh connection, so statements given to
+ * db_exec must be safe to run twice (reads, or writes keyed so a repeat is
+ * a no-op); anything else belongs in db_tx, which reruns the whole
+ * transaction on a lost connection, a serialization failure or a deadlock.
+ */
+#ifndef MDM_DB_H
+#define MDM_DB_H
+
+#include <stddef.h>
+
+#include "errors.h"
+
+typedef struct db db;
+typedef struct db_res db_res;
+
+/* A handle for conninfo; connects on first use, so this cannot fail on a down server. */
+MDM_WUR mdm_err db_new(const char *conninfo, const char *application_name, db **out);
+void db_free(db *d);
+
+/* Connects now (or checks the connection) with a trivial query. */
+MDM_WUR mdm_err db_ping(db *d);
+
+/*
+ * Runs one statement with text parameters (NULL entry = SQL NULL).
+ * out may be NULL when no rows are wanted; otherwise *out is the result
+ * (free with db_res_free).
+ */
+MDM_WUR mdm_err db_exec(
+        db *d, const char *sql, int nparams, const char *const *params, db_res **out);
+/* The same with binary-capable parameters (bytea): lengths/formats as libpq. */
+MDM_WUR mdm_err db_exec_bin(db *d, const char *sql, int nparams, const char *const *values,
+        const int *lengths, const int *formats, db_res **out);
+
+/*
+ * Runs fn inside BEGIN ... COMMIT.  fn returning non-OK rolls back and
+ * that error is returned.  Lost connections (MDM_ERR_DB_CONN from fn),
+ * serialization failures and deadlocks rerun fn, up to a few times.
+ */
+typedef mdm_err (*db_tx_fn)(db *d, void *arg);
+MDM_WUR mdm_err db_tx(db *d, db_tx_fn fn, void *arg);
+
+/*
+ * Runs constant, multi-statement SQL shipped in the binary (the schema
+ * migrations).  Never for SQL built from data: it takes no parameters.
+ */
+MDM_WUR mdm_err db_exec_script(db *d, const char *sql);
+
+/* SQLSTATE of the last failed statement ("" if none). */
+const char *db_get0_sqlstate(const db *d);
+
+int db_res_rows(const db_res *r);
+int db_res_cols(const db_res *r);
+/* Text value (NULL for SQL NULL or out of range). */
+const char *db_res_get0(const db_res *r, int row, int col);
+int db_res_is_null(const db_res *r, int row, int col);
+/* Affected rows of an INSERT/UPDATE/DELETE. */
+long db_res_affected(const db_res *r);
+void db_res_free(db_res *r);
+
+#endif

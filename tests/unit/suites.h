@@ -1,0 +1,16 @@
+/* Every check suite of the unit test runner (tests/unit/check_main.c). */
+#ifndef MDM_TEST_SUITES_H
+#define MDM_TEST_SUITES_H
+
+#include <check.h>
+
+Suite *errors_suite(void);
+Suite *log_suite(void);
+Suite *config_suite(void);
+Suite *fcgi_suite(void);
+Suite *app_suite(void);
+Suite *x509_suite(void);
+Suite *db_suite(void);
+Suite *plist_suite(void);
+
+#endif

@@ -1,0 +1,158 @@
+/* app: the dispatch every program puts in front of its handler. */
+#include "app.h"
+#include "fakeio.h"
+#include "log.h"
+#include "suites.h"
+
+#include <stdio.h>
+
+static int handled;
+static size_t handled_len;
+
+static mdm_err record_handle(struct app *a, fcgi_req *r)
+{
+	(void)a;
+	handled++;
+	handled_len = r->body_len;
+	return fcgi_respond_text(r, 200, NULL, "handled");
+}
+
+static const struct app_endpoint ep = {
+        "test.fcgi",
+        "PUT",
+        1024,
+        "a test protocol",
+        record_handle,
+};
+
+static void setup(void)
+{
+	handled = 0;
+	handled_len = 0;
+	log_set_level(MDM_LOG__MAX);
+}
+
+static void run(char **env, const char *body, size_t len, struct fakeio *f, mdm_err want)
+{
+	struct app a = {&ep, NULL, NULL};
+	struct fcgi_io io = fakeio_bind(f, body, len);
+	fcgi_req r;
+
+	ck_assert_int_eq(fcgi_req_init(&r, env, &io), MDM_OK);
+	ck_assert_int_eq(app_dispatch(&a, &r), want);
+	ck_assert(r.responded);
+	fcgi_req_clear(&r);
+}
+
+/* Reads a whole small file into a static buffer. */
+static const char *slurp(const char *path)
+{
+	static char buf[8192];
+	FILE *fp = fopen(path, "r");
+	size_t n;
+
+	ck_assert_msg(fp != NULL, "%s missing (run from the repository root)", path);
+	n = fread(buf, 1, sizeof(buf) - 1, fp);
+	fclose(fp);
+	buf[n] = '\0';
+	while (n > 0 && buf[n - 1] == '\n')
+		buf[--n] = '\0';
+	return buf;
+}
+
+START_TEST(health_without_database)
+{
+	char *env[] = {"REQUEST_METHOD=GET", "REQUEST_URI=/mdm/checkin/health", NULL};
+	struct fakeio f;
+
+	run(env, "", 0, &f, MDM_OK);
+	ck_assert_ptr_nonnull(strstr(f.out, "Status: 503 "));
+	ck_assert_ptr_nonnull(strstr(f.out, "unavailable test.fcgi db=down client_cert=none\n"));
+	ck_assert_int_eq(handled, 0);
+}
+END_TEST
+
+START_TEST(health_reports_client_certificate)
+{
+	char fp[80], want[128];
+	static char certenv[8192];
+	struct fakeio f;
+
+	snprintf(fp, sizeof(fp), "%s", slurp("tests/unit/data/x509/client.sha256"));
+	snprintf(certenv, sizeof(certenv), "SSL_CLIENT_CERT=%s",
+	        slurp("tests/unit/data/x509/client.pem"));
+	char *env[] = {"REQUEST_METHOD=GET", "REQUEST_URI=/x/health?y", certenv, NULL};
+	run(env, "", 0, &f, MDM_OK);
+	snprintf(want, sizeof(want), "client_cert=sha256:%s\n", fp);
+	ck_assert_ptr_nonnull(strstr(f.out, want));
+
+	char *bad[] = {"REQUEST_METHOD=GET", "REQUEST_URI=/x/health",
+	        "SSL_CLIENT_CERT=-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+	        NULL};
+	run(bad, "", 0, &f, MDM_OK);
+	ck_assert_ptr_nonnull(strstr(f.out, "client_cert=invalid\n"));
+}
+END_TEST
+
+START_TEST(wrong_method_gets_405_with_allow)
+{
+	char *env[] = {"REQUEST_METHOD=DELETE", "REQUEST_URI=/x", "CONTENT_LENGTH=3", NULL};
+	struct fakeio f;
+
+	run(env, "abc", 3, &f, MDM_ERR_METHOD);
+	ck_assert_ptr_nonnull(strstr(f.out, "Status: 405 Method Not Allowed\r\n"));
+	ck_assert_ptr_nonnull(strstr(f.out, "\r\nAllow: PUT\r\n"));
+	ck_assert_ptr_nonnull(strstr(f.out, "test.fcgi accepts PUT (a test protocol)"));
+	ck_assert_uint_eq(f.in_pos, 3); /* drained */
+	ck_assert_int_eq(handled, 0);
+
+	/* /health is only for GET and HEAD. */
+	char *post[] = {"REQUEST_METHOD=POST", "REQUEST_URI=/x/health", NULL};
+	run(post, "", 0, &f, MDM_ERR_METHOD);
+	ck_assert_int_eq(handled, 0);
+}
+END_TEST
+
+START_TEST(oversized_body_gets_413)
+{
+	static char big[2048];
+	char *env[] = {"REQUEST_METHOD=PUT", "REQUEST_URI=/x", "CONTENT_LENGTH=1025", NULL};
+	char *chunked[] = {"REQUEST_METHOD=PUT", "REQUEST_URI=/x", NULL};
+	struct fakeio f;
+
+	run(env, big, 1025, &f, MDM_ERR_TOO_LARGE);
+	ck_assert_ptr_nonnull(strstr(f.out, "Status: 413 Payload Too Large\r\n"));
+	ck_assert_ptr_nonnull(strstr(f.out, "limit of 1024 bytes"));
+	run(chunked, big, sizeof(big), &f, MDM_ERR_TOO_LARGE);
+	ck_assert_ptr_nonnull(strstr(f.out, "Status: 413 "));
+	ck_assert_int_eq(handled, 0);
+}
+END_TEST
+
+START_TEST(allowed_request_reaches_handler)
+{
+	char *env[] = {"REQUEST_METHOD=PUT", "REQUEST_URI=/x", "CONTENT_LENGTH=1024", NULL};
+	static char body[1024];
+	struct fakeio f;
+
+	run(env, body, sizeof(body), &f, MDM_OK);
+	ck_assert_int_eq(handled, 1);
+	ck_assert_uint_eq(handled_len, 1024);
+	ck_assert_ptr_nonnull(strstr(f.out, "handled\n"));
+}
+END_TEST
+
+Suite *app_suite(void)
+{
+	Suite *s = suite_create("app");
+	TCase *tc = tcase_create("dispatch");
+
+	tcase_add_checked_fixture(tc, setup, NULL);
+	tcase_add_test(tc, health_without_database);
+	tcase_add_test(tc, health_reports_client_certificate);
+	tcase_add_test(tc, wrong_method_gets_405_with_allow);
+	tcase_add_test(tc, oversized_body_gets_413);
+	tcase_add_test(tc, allowed_request_reaches_handler);
+	suite_add_tcase(s, tc);
+	return s;
+}

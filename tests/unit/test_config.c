@@ -1,0 +1,203 @@
+/* config: the key table, the strict file parser, environment overrides. */
+#include "config.h"
+#include "log.h"
+#include "mdm_limits.h"
+#include "suites.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static char tmp_path[64];
+
+static const char *write_tmp(const char *text, size_t len)
+{
+	int fd;
+
+	snprintf(tmp_path, sizeof(tmp_path), "/tmp/mdm-config-test-XXXXXX");
+	fd = mkstemp(tmp_path);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, text, len), (ssize_t)len);
+	close(fd);
+	return tmp_path;
+}
+
+static void setup(void)
+{
+	unsetenv("MDM_DB");
+	unsetenv("MDM_LOG_LEVEL");
+	unsetenv("MDM_CONFIG");
+	log_set_level(MDM_LOG__MAX); /* the refusals below log; keep the output quiet */
+}
+
+static void teardown(void)
+{
+	if (tmp_path[0])
+		unlink(tmp_path);
+	tmp_path[0] = '\0';
+}
+
+static mdm_err load_text(const char *text, config **c)
+{
+	return config_load_file(write_tmp(text, strlen(text)), 1, c);
+}
+
+START_TEST(defaults)
+{
+	config *c = NULL;
+
+	ck_assert_int_eq(config_load_file("/nonexistent/mdm.conf", 0, &c), MDM_OK);
+	ck_assert_str_eq(config_get0(c, "db"), "dbname=mdm");
+	ck_assert_str_eq(config_get0(c, "log_level"), "info");
+	ck_assert_str_eq(config_source0(c, "db"), "default");
+	ck_assert_ptr_null(config_get0(c, "no_such_key"));
+	config_free(c);
+}
+END_TEST
+
+START_TEST(file_then_env)
+{
+	config *c = NULL;
+
+	ck_assert_int_eq(load_text("# comment\n\n  db =  host=/x dbname=y  \r\n"
+	                           "log_level=debug\n",
+	                         &c),
+	        MDM_OK);
+	ck_assert_str_eq(config_get0(c, "db"), "host=/x dbname=y");
+	ck_assert_str_eq(config_get0(c, "log_level"), "debug");
+	ck_assert_str_eq(config_source0(c, "db"), "file");
+	config_free(c);
+
+	setenv("MDM_DB", "dbname=fromenv", 1);
+	ck_assert_int_eq(load_text("db = dbname=fromfile\n", &c), MDM_OK);
+	ck_assert_str_eq(config_get0(c, "db"), "dbname=fromenv");
+	ck_assert_str_eq(config_source0(c, "db"), "env");
+	config_free(c);
+}
+END_TEST
+
+START_TEST(mdm_config_names_the_file)
+{
+	config *c = NULL;
+
+	setenv("MDM_CONFIG", write_tmp("log_level = warn\n", 17), 1);
+	ck_assert_int_eq(config_load(&c), MDM_OK);
+	ck_assert_str_eq(config_get0(c, "log_level"), "warn");
+	config_free(c);
+	/* A file named explicitly must exist. */
+	setenv("MDM_CONFIG", "/nonexistent/mdm.conf", 1);
+	ck_assert_int_eq(config_load(&c), MDM_ERR_CONFIG);
+	ck_assert_ptr_null(c);
+}
+END_TEST
+
+START_TEST(refusals)
+{
+	static const char *const bad[] = {
+	        "unknown_key = 1\n",          /* a typo never falls back to a default */
+	        "db = a\ndb = b\n",           /* set twice */
+	        "db\n",                       /* no '=' */
+	        " = value\n",                 /* no key */
+	        "log_level = info\nDB = x\n", /* keys are lower case */
+	};
+	config *c = NULL;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		ck_assert_msg(load_text(bad[i], &c) != MDM_OK, "accepted: %s", bad[i]);
+		ck_assert_ptr_null(c);
+	}
+	ck_assert_int_ne(config_load_file(write_tmp("db = a\0b\n", 9), 1, &c), MDM_OK);
+	ck_assert_int_ne(config_load_file("/nonexistent/mdm.conf", 1, &c), MDM_OK);
+	ck_assert_int_ne(config_load_file("/tmp", 1, &c), MDM_OK);
+}
+END_TEST
+
+START_TEST(limits)
+{
+	size_t n = CONFIG_MAX_VALUE + 16;
+	char *text = malloc(n + 8);
+	config *c = NULL;
+
+	ck_assert_ptr_nonnull(text);
+	memcpy(text, "db = ", 5);
+	memset(text + 5, 'x', n - 6);
+	text[n - 1] = '\n';
+	text[n] = '\0';
+	ck_assert_int_eq(load_text(text, &c), MDM_ERR_LIMIT);
+	free(text);
+
+	text = calloc(1, CONFIG_MAX_FILE + 2);
+	ck_assert_ptr_nonnull(text);
+	memset(text, '#', CONFIG_MAX_FILE + 1);
+	ck_assert_int_eq(
+	        config_load_file(write_tmp(text, CONFIG_MAX_FILE + 1), 1, &c), MDM_ERR_LIMIT);
+	free(text);
+	ck_assert_ptr_null(c);
+}
+END_TEST
+
+START_TEST(dump_hides_secrets)
+{
+	config *c = NULL;
+	char buf[4096];
+	FILE *fp = tmpfile();
+	size_t n;
+
+	ck_assert_ptr_nonnull(fp);
+	ck_assert_int_eq(load_text("db = host=/x password=hunter2\n", &c), MDM_OK);
+	ck_assert_int_eq(config_dump(c, fp), MDM_OK);
+	rewind(fp);
+	n = fread(buf, 1, sizeof(buf) - 1, fp);
+	buf[n] = '\0';
+	fclose(fp);
+	ck_assert_ptr_null(strstr(buf, "hunter2"));
+	ck_assert_ptr_nonnull(strstr(buf, "db = (secret, set)"));
+	ck_assert_ptr_nonnull(strstr(buf, "log_level = info"));
+	config_free(c);
+}
+END_TEST
+
+/* docs/CONFIG.md documents every key (run from the repository root). */
+START_TEST(every_key_documented)
+{
+	FILE *fp = fopen("docs/CONFIG.md", "r");
+	static char doc[65536];
+	size_t n;
+
+	ck_assert_msg(fp != NULL, "docs/CONFIG.md not found (run from the repository root)");
+	n = fread(doc, 1, sizeof(doc) - 1, fp);
+	doc[n] = '\0';
+	fclose(fp);
+	for (size_t i = 0; i < config_key_count(); i++) {
+		const struct config_key *k = config_key_at(i);
+		char head[96], env[96];
+		size_t j;
+
+		snprintf(head, sizeof(head), "### `%s`", k->name);
+		ck_assert_msg(strstr(doc, head) != NULL, "%s is not documented", k->name);
+		snprintf(env, sizeof(env), "MDM_%s", k->name);
+		for (j = 4; env[j]; j++)
+			env[j] = (char)(env[j] >= 'a' && env[j] <= 'z' ? env[j] - 32 : env[j]);
+		ck_assert_msg(strstr(doc, env) != NULL, "%s is not documented", env);
+	}
+	ck_assert_ptr_null(config_key_at(config_key_count()));
+}
+END_TEST
+
+Suite *config_suite(void)
+{
+	Suite *s = suite_create("config");
+	TCase *tc = tcase_create("load");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, defaults);
+	tcase_add_test(tc, file_then_env);
+	tcase_add_test(tc, mdm_config_names_the_file);
+	tcase_add_test(tc, refusals);
+	tcase_add_test(tc, limits);
+	tcase_add_test(tc, dump_hides_secrets);
+	tcase_add_test(tc, every_key_documented);
+	suite_add_tcase(s, tc);
+	return s;
+}

@@ -1,0 +1,352 @@
+/*
+ * db and migrate, against the real PostgreSQL that tests/run.sh starts
+ * (MDM_TEST_DB).  Each test gets a database of its own, dropped after.
+ */
+#include "app.h"
+#include "db.h"
+#include "fakeio.h"
+#include "log.h"
+#include "migrate.h"
+#include "suites.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static char dbname[64];
+static char conninfo[1024];
+static db *admin;
+
+static void setup(void)
+{
+	const char *base = getenv("MDM_TEST_DB");
+	char sql[128];
+
+	log_set_level(MDM_LOG__MAX);
+	ck_assert_msg(base != NULL, "MDM_TEST_DB is not set: run the suite with `make test`");
+	ck_assert_int_eq(db_new(base, "unit", &admin), MDM_OK);
+	snprintf(dbname, sizeof(dbname), "unit_%ld_%ld", (long)getpid(), random() % 100000);
+	/* An identifier cannot be a parameter; this one is built from digits only. */
+	snprintf(sql, sizeof(sql), "CREATE DATABASE %s", dbname);
+	ck_assert_int_eq(db_exec(admin, sql, 0, NULL, NULL), MDM_OK);
+	snprintf(conninfo, sizeof(conninfo), "%s dbname=%s", base, dbname);
+}
+
+static void teardown(void)
+{
+	char sql[128];
+
+	snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)", dbname);
+	ck_assert_int_eq(db_exec(admin, sql, 0, NULL, NULL), MDM_OK);
+	db_free(admin);
+	admin = NULL;
+}
+
+static db *open_db(void)
+{
+	db *d = NULL;
+
+	ck_assert_int_eq(db_new(conninfo, "unit", &d), MDM_OK);
+	return d;
+}
+
+static int backend_pid(db *d)
+{
+	db_res *r = NULL;
+	int pid;
+
+	ck_assert_int_eq(db_exec(d, "SELECT pg_backend_pid()", 0, NULL, &r), MDM_OK);
+	pid = atoi(db_res_get0(r, 0, 0));
+	db_res_free(r);
+	return pid;
+}
+
+static void kill_backend(int pid)
+{
+	char p[16];
+	const char *params[] = {p};
+	db_res *r = NULL;
+
+	snprintf(p, sizeof(p), "%d", pid);
+	ck_assert_int_eq(
+	        db_exec(admin, "SELECT pg_terminate_backend($1::integer)", 1, params, &r), MDM_OK);
+	ck_assert_str_eq(db_res_get0(r, 0, 0), "t");
+	db_res_free(r);
+	/* Wait until the backend is gone. */
+	for (int i = 0; i < 200; i++) {
+		db_res *q = NULL;
+		ck_assert_int_eq(db_exec(admin,
+		                         "SELECT count(*) FROM pg_stat_activity WHERE pid = "
+		                         "$1::integer",
+		                         1, params, &q),
+		        MDM_OK);
+		int gone = strcmp(db_res_get0(q, 0, 0), "0") == 0;
+		db_res_free(q);
+		if (gone)
+			return;
+		usleep(10000);
+	}
+	ck_abort_msg("backend %d did not exit", pid);
+}
+
+START_TEST(parameters_carry_hostile_strings_intact)
+{
+	static const char *const hostile[] = {"'; DROP TABLE x; --", "\\x00", "$1", "a\"b",
+	        "Robert'); DROP TABLE students;--", "\xe2\x80\x8f unicode"};
+	db *d = open_db();
+
+	for (size_t i = 0; i < sizeof(hostile) / sizeof(hostile[0]); i++) {
+		db_res *r = NULL;
+		const char *params[] = {hostile[i]};
+		ck_assert_int_eq(db_exec(d, "SELECT $1::text, length($1)", 1, params, &r), MDM_OK);
+		ck_assert_str_eq(db_res_get0(r, 0, 0), hostile[i]);
+		db_res_free(r);
+	}
+	db_free(d);
+}
+END_TEST
+
+START_TEST(nulls_and_errors)
+{
+	db *d = open_db();
+	db_res *r = NULL;
+	const char *params[] = {NULL};
+
+	ck_assert_int_eq(db_exec(d, "SELECT $1::text IS NULL, $1::text", 1, params, &r), MDM_OK);
+	ck_assert_str_eq(db_res_get0(r, 0, 0), "t");
+	ck_assert(db_res_is_null(r, 0, 1));
+	ck_assert_ptr_null(db_res_get0(r, 5, 0));
+	db_res_free(r);
+	ck_assert_int_eq(db_exec(d, "SELEC 1", 0, NULL, &r), MDM_ERR_DB);
+	ck_assert_ptr_null(r);
+	ck_assert_str_eq(db_get0_sqlstate(d), "42601");
+	/* Only one statement per call: the extended protocol refuses two. */
+	ck_assert_int_eq(db_exec(d, "SELECT 1; SELECT 2", 0, NULL, NULL), MDM_ERR_DB);
+	db_free(d);
+}
+END_TEST
+
+START_TEST(binary_parameters)
+{
+	db *d = open_db();
+	db_res *r = NULL;
+	const char bytes[] = {'a', 0, 'b', '\'', (char)0xff};
+	const char *values[] = {bytes};
+	int lengths[] = {sizeof(bytes)};
+	int formats[] = {1};
+
+	ck_assert_int_eq(
+	        db_exec_bin(d, "SELECT encode($1::bytea, 'hex')", 1, values, lengths, formats, &r),
+	        MDM_OK);
+	ck_assert_str_eq(db_res_get0(r, 0, 0), "61006227ff");
+	db_res_free(r);
+	db_free(d);
+}
+END_TEST
+
+START_TEST(reconnects_after_lost_connection)
+{
+	db *d = open_db();
+	int pid = backend_pid(d);
+
+	kill_backend(pid);
+	ck_assert_int_eq(db_ping(d), MDM_OK);
+	ck_assert_int_ne(backend_pid(d), pid);
+	db_free(d);
+}
+END_TEST
+
+START_TEST(unreachable_database)
+{
+	db *d = NULL;
+
+	ck_assert_int_eq(db_new("host=/nonexistent-socket-dir dbname=x", "unit", &d), MDM_OK);
+	ck_assert_int_eq(db_ping(d), MDM_ERR_DB_CONN);
+	ck_assert_int_eq(db_ping(d), MDM_ERR_DB_CONN);
+	db_free(d);
+}
+END_TEST
+
+struct tx_arg {
+	int calls;
+	int fail_with; /* 0: succeed; 1: return an error; 2: lose the connection once */
+};
+
+static mdm_err tx_insert(db *d, void *arg)
+{
+	struct tx_arg *t = arg;
+	mdm_err rc;
+
+	t->calls++;
+	if ((rc = db_exec(d, "INSERT INTO t (v) VALUES ('row')", 0, NULL, NULL)) != MDM_OK)
+		return rc;
+	if (t->fail_with == 1)
+		return MDM_ERR_CONFLICT;
+	if (t->fail_with == 2 && t->calls == 1) {
+		kill_backend(backend_pid(d));
+		return db_exec(d, "SELECT 1", 0, NULL, NULL);
+	}
+	return MDM_OK;
+}
+
+static int count_rows(db *d)
+{
+	db_res *r = NULL;
+	int n;
+
+	ck_assert_int_eq(db_exec(d, "SELECT count(*) FROM t", 0, NULL, &r), MDM_OK);
+	n = atoi(db_res_get0(r, 0, 0));
+	db_res_free(r);
+	return n;
+}
+
+START_TEST(transactions_commit_roll_back_and_retry)
+{
+	db *d = open_db();
+	struct tx_arg ok = {0, 0}, bad = {0, 1}, lost = {0, 2};
+
+	ck_assert_int_eq(db_exec(d, "CREATE TABLE t (v text)", 0, NULL, NULL), MDM_OK);
+	ck_assert_int_eq(db_tx(d, tx_insert, &ok), MDM_OK);
+	ck_assert_int_eq(count_rows(d), 1);
+	ck_assert_int_eq(db_tx(d, tx_insert, &bad), MDM_ERR_CONFLICT);
+	ck_assert_int_eq(count_rows(d), 1); /* rolled back */
+	ck_assert_int_eq(bad.calls, 1);     /* an application error is not retried */
+	ck_assert_int_eq(db_tx(d, tx_insert, &lost), MDM_OK);
+	ck_assert_int_eq(lost.calls, 2);    /* rerun on a fresh connection */
+	ck_assert_int_eq(count_rows(d), 2); /* and the lost attempt left nothing */
+	db_free(d);
+}
+END_TEST
+
+static int table_exists(db *d, const char *name)
+{
+	db_res *r = NULL;
+	const char *params[] = {name};
+	int yes;
+
+	ck_assert_int_eq(db_exec(d, "SELECT to_regclass($1) IS NOT NULL", 1, params, &r), MDM_OK);
+	yes = strcmp(db_res_get0(r, 0, 0), "t") == 0;
+	db_res_free(r);
+	return yes;
+}
+
+START_TEST(migrate_applies_once_and_records)
+{
+	db *d = open_db();
+	int applied = -1, current = -1, latest = -1;
+
+	ck_assert_int_eq(migrate_status(d, &current, &latest), MDM_OK);
+	ck_assert_int_eq(current, 0);
+	ck_assert_int_ge(latest, 1);
+	ck_assert_int_eq(migrate_apply(d, &applied), MDM_OK);
+	ck_assert_int_eq(applied, (int)migrations_count);
+	ck_assert_int_eq(migrate_apply(d, &applied), MDM_OK);
+	ck_assert_int_eq(applied, 0);
+	ck_assert_int_eq(migrate_status(d, &current, &latest), MDM_OK);
+	ck_assert_int_eq(current, latest);
+	ck_assert(table_exists(d, "mdm.devices"));
+	ck_assert(table_exists(d, "mdm.certificates"));
+	ck_assert(table_exists(d, "mdm.challenges"));
+	db_free(d);
+}
+END_TEST
+
+START_TEST(migrate_refuses_a_changed_migration)
+{
+	db *d = open_db();
+	int applied;
+
+	ck_assert_int_eq(migrate_apply(d, &applied), MDM_OK);
+	ck_assert_int_eq(db_exec(d,
+	                         "UPDATE mdm.schema_migrations SET checksum = 'x' "
+	                         "WHERE version = 1",
+	                         0, NULL, NULL),
+	        MDM_OK);
+	ck_assert_int_eq(migrate_apply(d, &applied), MDM_ERR_CONFLICT);
+	db_free(d);
+}
+END_TEST
+
+/* Two migrators at once (two hosts deploying): both succeed, each step once. */
+START_TEST(migrate_concurrent)
+{
+	pid_t kids[3];
+	db *d;
+	db_res *r = NULL;
+
+	for (int i = 0; i < 3; i++) {
+		if ((kids[i] = fork()) == 0) {
+			db *c = NULL;
+			int applied;
+			if (db_new(conninfo, "unit", &c) != MDM_OK ||
+			        migrate_apply(c, &applied) != MDM_OK)
+				_exit(1);
+			db_free(c);
+			_exit(0);
+		}
+		ck_assert_int_gt(kids[i], 0);
+	}
+	for (int i = 0; i < 3; i++) {
+		int st;
+		ck_assert_int_eq(waitpid(kids[i], &st, 0), kids[i]);
+		ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	}
+	d = open_db();
+	ck_assert_int_eq(db_exec(d,
+	                         "SELECT count(*) = count(DISTINCT version) "
+	                         "FROM mdm.schema_migrations",
+	                         0, NULL, &r),
+	        MDM_OK);
+	ck_assert_str_eq(db_res_get0(r, 0, 0), "t");
+	db_res_free(r);
+	db_free(d);
+}
+END_TEST
+
+static mdm_err noop_handle(struct app *a, fcgi_req *r)
+{
+	(void)a;
+	(void)r;
+	return MDM_ERR_INTERNAL;
+}
+
+START_TEST(health_with_database)
+{
+	static const struct app_endpoint ep = {"t.fcgi", "PUT", 10, "t", noop_handle};
+	char *env[] = {"REQUEST_METHOD=GET", "REQUEST_URI=/health", NULL};
+	struct app a = {&ep, NULL, open_db()};
+	struct fakeio f;
+	struct fcgi_io io = fakeio_bind(&f, "", 0);
+	fcgi_req r;
+
+	ck_assert_int_eq(fcgi_req_init(&r, env, &io), MDM_OK);
+	ck_assert_int_eq(app_dispatch(&a, &r), MDM_OK);
+	ck_assert_ptr_nonnull(strstr(f.out, "Status: 200 OK\r\n"));
+	ck_assert_ptr_nonnull(strstr(f.out, "ok t.fcgi db=up client_cert=none\n"));
+	fcgi_req_clear(&r);
+	db_free(a.db);
+}
+END_TEST
+
+Suite *db_suite(void)
+{
+	Suite *s = suite_create("db");
+	TCase *tc = tcase_create("postgresql");
+
+	tcase_set_timeout(tc, 30);
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, parameters_carry_hostile_strings_intact);
+	tcase_add_test(tc, nulls_and_errors);
+	tcase_add_test(tc, binary_parameters);
+	tcase_add_test(tc, reconnects_after_lost_connection);
+	tcase_add_test(tc, unreachable_database);
+	tcase_add_test(tc, transactions_commit_roll_back_and_retry);
+	tcase_add_test(tc, migrate_applies_once_and_records);
+	tcase_add_test(tc, migrate_refuses_a_changed_migration);
+	tcase_add_test(tc, migrate_concurrent);
+	tcase_add_test(tc, health_with_database);
+	suite_add_tcase(s, tc);
+	return s;
+}

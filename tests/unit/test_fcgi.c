@@ -1,0 +1,298 @@
+/* fcgi: request parameters, body limits before allocation, responses. */
+#include "fakeio.h"
+#include "fcgi.h"
+#include "log.h"
+#include "mdm_limits.h"
+#include "suites.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <unistd.h>
+
+static void quiet(void)
+{
+	log_set_level(MDM_LOG__MAX);
+}
+
+START_TEST(init_reads_parameters)
+{
+	char *env[] = {"REQUEST_METHOD=PUT", "REQUEST_URI=/mdm/checkin?x=1", "QUERY_STRING=x=1",
+	        "CONTENT_LENGTH=5", "SSL_CLIENT_CERT=", "HTTP_MDM_SIGNATURE=abc",
+	        "UNIQUE_ID=aZ09-_@", NULL};
+	struct fakeio f;
+	struct fcgi_io io = fakeio_bind(&f, "hello", 5);
+	fcgi_req r;
+
+	ck_assert_int_eq(fcgi_req_init(&r, env, &io), MDM_OK);
+	ck_assert_str_eq(r.method, "PUT");
+	ck_assert_str_eq(r.path, "/mdm/checkin");
+	ck_assert_str_eq(r.query, "x=1");
+	ck_assert_ptr_null(r.client_cert); /* Apache passes it empty without a certificate */
+	ck_assert_int_eq(r.content_length, 5);
+	ck_assert_str_eq(fcgi_header0(&r, "Mdm-Signature"), "abc");
+	ck_assert_str_eq(fcgi_header0(&r, "mdm-signature"), "abc");
+	ck_assert_ptr_null(fcgi_header0(&r, "Mdm-Signature-X"));
+	ck_assert_ptr_null(fcgi_param0(&r, "REQUEST"));
+	ck_assert_str_eq(r.request_id, "aZ09-_@");
+	fcgi_req_clear(&r);
+}
+END_TEST
+
+START_TEST(init_refuses_malformed)
+{
+	static const char *const bad_len[] = {"CONTENT_LENGTH=12a", "CONTENT_LENGTH=-1",
+	        "CONTENT_LENGTH=+5", "CONTENT_LENGTH=99999999999999999999999", "CONTENT_LENGTH= 5"};
+	struct fakeio f;
+	struct fcgi_io io = fakeio_bind(&f, "", 0);
+	fcgi_req r;
+	char *nomethod[] = {"REQUEST_URI=/", NULL};
+
+	ck_assert_int_eq(fcgi_req_init(&r, nomethod, &io), MDM_ERR_PARSE);
+	fcgi_req_clear(&r);
+	for (size_t i = 0; i < sizeof(bad_len) / sizeof(bad_len[0]); i++) {
+		char *env[] = {"REQUEST_METHOD=PUT", (char *)bad_len[i], NULL};
+		ck_assert_int_eq(fcgi_req_init(&r, env, &io), MDM_ERR_PARSE);
+		fcgi_req_clear(&r);
+	}
+}
+END_TEST
+
+START_TEST(init_refuses_long_query)
+{
+	size_t n = MDM_MAX_QUERY + 20;
+	char *q = malloc(n);
+	struct fakeio f;
+	struct fcgi_io io = fakeio_bind(&f, "", 0);
+	fcgi_req r;
+
+	memcpy(q, "QUERY_STRING=", 13);
+	memset(q + 13, 'a', n - 14);
+	q[n - 1] = '\0';
+	char *env[] = {"REQUEST_METHOD=GET", q, NULL};
+	ck_assert_int_eq(fcgi_req_init(&r, env, &io), MDM_ERR_LIMIT);
+	fcgi_req_clear(&r);
+	free(q);
+}
+END_TEST
+
+START_TEST(body_exact)
+{
+	char *env[] = {"REQUEST_METHOD=PUT", "CONTENT_LENGTH=5", NULL};
+	struct fakeio f;
+	struct fcgi_io io = fakeio_bind(&f, "helloEXTRA", 10);
+	fcgi_req r;
+
+	ck_assert_int_eq(fcgi_req_init(&r, env, &io), MDM_OK);
+	ck_assert_int_eq(fcgi_read_body(&r, 5), MDM_OK);
+	ck_assert_uint_eq(r.body_len, 5);
+	ck_assert_str_eq((char *)r.body, "hello");
+	ck_assert_uint_eq(f.in_pos, 5); /* never reads past Content-Length */
+	fcgi_req_clear(&r);
+}
+END_TEST
+
+START_TEST(body_short_is_refused)
+{
+	char *env[] = {"REQUEST_METHOD=PUT", "CONTENT_LENGTH=50", NULL};
+	struct fakeio f;
+	struct fcgi_io io = fakeio_bind(&f, "hello", 5);
+	fcgi_req r;
+
+	ck_assert_int_eq(fcgi_req_init(&r, env, &io), MDM_OK);
+	ck_assert_int_eq(fcgi_read_body(&r, 1000), MDM_ERR_PARSE);
+	ck_assert_ptr_null(r.body);
+	fcgi_req_clear(&r);
+}
+END_TEST
+
+/*
+ * A declared length of a terabyte: refused from the header alone.  Had it
+ * tried to allocate first, malloc would have failed with NOMEM instead.
+ */
+START_TEST(body_over_limit_refused_before_allocation)
+{
+	char *env[] = {"REQUEST_METHOD=PUT", "CONTENT_LENGTH=1099511627776", NULL};
+	static char in[100000];
+	struct fakeio f;
+	struct fcgi_io io = fakeio_bind(&f, in, sizeof(in));
+	fcgi_req r;
+
+	ck_assert_int_eq(fcgi_req_init(&r, env, &io), MDM_OK);
+	ck_assert_int_eq(fcgi_read_body(&r, 65536), MDM_ERR_TOO_LARGE);
+	ck_assert_ptr_null(r.body);
+	ck_assert_uint_eq(f.in_pos, sizeof(in)); /* drained, so a reused connection stays in step */
+	fcgi_req_clear(&r);
+}
+END_TEST
+
+START_TEST(body_limit_boundary)
+{
+	static char in[1025];
+	char *env_ok[] = {"REQUEST_METHOD=PUT", "CONTENT_LENGTH=1024", NULL};
+	char *env_big[] = {"REQUEST_METHOD=PUT", "CONTENT_LENGTH=1025", NULL};
+	struct fakeio f;
+	struct fcgi_io io;
+	fcgi_req r;
+
+	io = fakeio_bind(&f, in, 1024);
+	ck_assert_int_eq(fcgi_req_init(&r, env_ok, &io), MDM_OK);
+	ck_assert_int_eq(fcgi_read_body(&r, 1024), MDM_OK);
+	fcgi_req_clear(&r);
+	io = fakeio_bind(&f, in, 1025);
+	ck_assert_int_eq(fcgi_req_init(&r, env_big, &io), MDM_OK);
+	ck_assert_int_eq(fcgi_read_body(&r, 1024), MDM_ERR_TOO_LARGE);
+	fcgi_req_clear(&r);
+}
+END_TEST
+
+START_TEST(body_chunked)
+{
+	static char in[300000];
+	char *env[] = {"REQUEST_METHOD=PUT", NULL};
+	struct fakeio f;
+	struct fcgi_io io;
+	fcgi_req r;
+
+	memset(in, 'a', sizeof(in));
+	/* Without a length, under the limit: read whole. */
+	io = fakeio_bind(&f, in, 70000);
+	ck_assert_int_eq(fcgi_req_init(&r, env, &io), MDM_OK);
+	ck_assert_int_eq(r.content_length, -1);
+	ck_assert_int_eq(fcgi_read_body(&r, 70000), MDM_OK);
+	ck_assert_uint_eq(r.body_len, 70000);
+	fcgi_req_clear(&r);
+	/* Over it: refused once it passes the limit, the rest drained. */
+	io = fakeio_bind(&f, in, sizeof(in));
+	ck_assert_int_eq(fcgi_req_init(&r, env, &io), MDM_OK);
+	ck_assert_int_eq(fcgi_read_body(&r, 65536), MDM_ERR_TOO_LARGE);
+	ck_assert_ptr_null(r.body);
+	ck_assert_uint_eq(f.in_pos, sizeof(in));
+	fcgi_req_clear(&r);
+	/* Empty. */
+	io = fakeio_bind(&f, in, 0);
+	ck_assert_int_eq(fcgi_req_init(&r, env, &io), MDM_OK);
+	ck_assert_int_eq(fcgi_read_body(&r, 10), MDM_OK);
+	ck_assert_uint_eq(r.body_len, 0);
+	ck_assert_str_eq((char *)r.body, "");
+	fcgi_req_clear(&r);
+}
+END_TEST
+
+START_TEST(respond_format)
+{
+	char *env[] = {"REQUEST_METHOD=GET", "UNIQUE_ID=abc", NULL};
+	struct fakeio f;
+	struct fcgi_io io = fakeio_bind(&f, "", 0);
+	fcgi_req r;
+
+	ck_assert_int_eq(fcgi_req_init(&r, env, &io), MDM_OK);
+	ck_assert_int_eq(fcgi_respond(&r, 413, "text/plain", "Allow: PUT\r\n", "big", 3), MDM_OK);
+	ck_assert_str_eq(f.out,
+	        "Status: 413 Payload Too Large\r\nContent-Type: text/plain\r\n"
+	        "Content-Length: 3\r\nX-Request-Id: abc\r\nAllow: PUT\r\n\r\nbig");
+	/* One response per request. */
+	ck_assert_int_eq(fcgi_respond(&r, 200, "text/plain", NULL, "x", 1), MDM_ERR_INTERNAL);
+	fcgi_req_clear(&r);
+}
+END_TEST
+
+START_TEST(respond_refuses_header_injection)
+{
+	char *env[] = {"REQUEST_METHOD=GET", NULL};
+	struct fakeio f;
+	struct fcgi_io io = fakeio_bind(&f, "", 0);
+	fcgi_req r;
+
+	ck_assert_int_eq(fcgi_req_init(&r, env, &io), MDM_OK);
+	ck_assert_int_eq(
+	        fcgi_respond(&r, 200, "text/plain\r\nSet-Cookie: x", NULL, "", 0), MDM_ERR_INVAL);
+	ck_assert_int_eq(
+	        fcgi_respond(&r, 200, "text/plain", "A: b\nC: d\r\n", "", 0), MDM_ERR_INVAL);
+	ck_assert_int_eq(fcgi_respond(&r, 200, "text/plain", "A: b", "", 0), MDM_ERR_INVAL);
+	ck_assert_uint_eq(f.out_len, 0);
+	fcgi_req_clear(&r);
+}
+END_TEST
+
+START_TEST(head_has_no_body)
+{
+	char *env[] = {"REQUEST_METHOD=HEAD", NULL};
+	struct fakeio f;
+	struct fcgi_io io = fakeio_bind(&f, "", 0);
+	fcgi_req r;
+
+	ck_assert_int_eq(fcgi_req_init(&r, env, &io), MDM_OK);
+	ck_assert_int_eq(fcgi_respond_text(&r, 200, NULL, "ok %d", 1), MDM_OK);
+	ck_assert_ptr_nonnull(strstr(f.out, "Content-Length: 5\r\n"));
+	ck_assert_ptr_null(strstr(f.out, "ok 1"));
+	fcgi_req_clear(&r);
+}
+END_TEST
+
+START_TEST(query_get)
+{
+	char *v = NULL;
+	size_t n;
+
+	ck_assert_int_eq(
+	        fcgi_query_get("operation=GetCACaps&message=x", "operation", 0, &v, &n), MDM_OK);
+	ck_assert_str_eq(v, "GetCACaps");
+	free(v);
+	/* macOS sends base64 unescaped: '+' and '/' must survive. */
+	ck_assert_int_eq(
+	        fcgi_query_get("operation=PKIOperation&message=ab+/c%3D%3d", "message", 0, &v, &n),
+	        MDM_OK);
+	ck_assert_str_eq(v, "ab+/c==");
+	ck_assert_uint_eq(n, 7);
+	free(v);
+	ck_assert_int_eq(fcgi_query_get("q=a+b", "q", 1, &v, &n), MDM_OK);
+	ck_assert_str_eq(v, "a b");
+	free(v);
+	ck_assert_int_eq(fcgi_query_get("q=&r=1", "q", 0, &v, &n), MDM_OK);
+	ck_assert_str_eq(v, "");
+	free(v);
+	ck_assert_int_eq(fcgi_query_get("q=%00x", "q", 0, &v, &n), MDM_OK);
+	ck_assert_uint_eq(n, 2); /* embedded NUL: callers use the length */
+	free(v);
+	ck_assert_int_eq(fcgi_query_get("operationX=1", "operation", 0, &v, &n), MDM_ERR_NOT_FOUND);
+	ck_assert_int_eq(fcgi_query_get("", "operation", 0, &v, &n), MDM_ERR_NOT_FOUND);
+	ck_assert_int_eq(fcgi_query_get("a=1&a=2", "a", 0, &v, &n), MDM_ERR_PARSE);
+	ck_assert_int_eq(fcgi_query_get("a=%4", "a", 0, &v, &n), MDM_ERR_PARSE);
+	ck_assert_int_eq(fcgi_query_get("a=%zz", "a", 0, &v, &n), MDM_ERR_PARSE);
+	ck_assert_ptr_null(v);
+}
+END_TEST
+
+START_TEST(method_in)
+{
+	ck_assert(fcgi_method_in("GET", "GET, POST"));
+	ck_assert(fcgi_method_in("POST", "GET, POST"));
+	ck_assert(!fcgi_method_in("PUT", "GET, POST"));
+	ck_assert(!fcgi_method_in("GE", "GET, POST"));
+	ck_assert(!fcgi_method_in("", "GET"));
+	ck_assert(!fcgi_method_in("get", "GET"));
+}
+END_TEST
+
+Suite *fcgi_suite(void)
+{
+	Suite *s = suite_create("fcgi");
+	TCase *tc = tcase_create("request");
+
+	tcase_add_checked_fixture(tc, quiet, NULL);
+	tcase_add_test(tc, init_reads_parameters);
+	tcase_add_test(tc, init_refuses_malformed);
+	tcase_add_test(tc, init_refuses_long_query);
+	tcase_add_test(tc, body_exact);
+	tcase_add_test(tc, body_short_is_refused);
+	tcase_add_test(tc, body_over_limit_refused_before_allocation);
+	tcase_add_test(tc, body_limit_boundary);
+	tcase_add_test(tc, body_chunked);
+	tcase_add_test(tc, respond_format);
+	tcase_add_test(tc, respond_refuses_header_injection);
+	tcase_add_test(tc, head_has_no_body);
+	tcase_add_test(tc, query_get);
+	tcase_add_test(tc, method_in);
+	suite_add_tcase(s, tc);
+	return s;
+}
