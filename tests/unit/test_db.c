@@ -246,9 +246,11 @@ START_TEST(migrate_applies_once_and_records)
 	ck_assert_int_eq(applied, 0);
 	ck_assert_int_eq(migrate_status(d, &current, &latest), MDM_OK);
 	ck_assert_int_eq(current, latest);
+	ck_assert(table_exists(d, "mdm.device"));
+	ck_assert(table_exists(d, "mdm.certificate"));
+	ck_assert(table_exists(d, "mdm.challenge"));
 	ck_assert(table_exists(d, "mdm.devices"));
 	ck_assert(table_exists(d, "mdm.certificates"));
-	ck_assert(table_exists(d, "mdm.challenges"));
 	db_free(d);
 }
 END_TEST
