@@ -1,0 +1,2041 @@
+/*
+ * Apple XML plists.  Parsing runs libxml2's xmlTextReader (streaming, so
+ * every cap is checked before our tree grows) under an allow-list; the
+ * raw bytes are checked first (size, UTF-8, prolog) so that entity
+ * declarations never reach libxml2.  Writing follows CFPropertyList.
+ */
+#include "plist.h"
+#include "log.h"
+#include "mdm_limits.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libxml/parser.h>
+#include <libxml/xmlerror.h>
+#include <libxml/xmlreader.h>
+
+/* libxml2 2.12 made the structured error argument const. */
+#if LIBXML_VERSION >= 21200
+typedef const xmlError *plist_xml_err;
+#else
+typedef xmlErrorPtr plist_xml_err;
+#endif
+
+/* Numbers and dates are short; longer text is refused before strtod sees it. */
+#define PLIST_MAX_SCALAR 128
+/* Messages quote at most this many bytes of untrusted text. */
+#define PLIST_MAX_QUOTE 48
+/* Duplicate keys are found by sorting above this many keys, by pairs below. */
+#define PLIST_DUP_SORT_MIN 16
+
+struct plist_kv {
+	char *key;
+	size_t keylen;
+	plist *val;
+};
+
+struct plist {
+	enum plist_type type;
+	union {
+		struct {
+			char *s; /* always NUL-terminated */
+			size_t len;
+		} str;
+		struct {
+			uint8_t *p; /* NULL when empty */
+			size_t len;
+		} data;
+		struct {
+			int64_t s;
+			uint64_t u;
+			int big; /* above INT64_MAX: only u is meaningful */
+		} num;
+		double real;
+		int boolean;
+		int64_t date;
+		struct {
+			plist **v;
+			size_t n, cap;
+		} arr;
+		struct {
+			struct plist_kv *kv;
+			size_t n, cap;
+		} dict;
+	} u;
+};
+
+static const char *const plist_type_names[PLIST__MAX] = {
+        [PLIST_DICT] = "dict",
+        [PLIST_ARRAY] = "array",
+        [PLIST_STRING] = "string",
+        [PLIST_INTEGER] = "integer",
+        [PLIST_REAL] = "real",
+        [PLIST_BOOLEAN] = "boolean",
+        [PLIST_DATE] = "date",
+        [PLIST_DATA] = "data",
+};
+
+const char *plist_type_str(enum plist_type t)
+{
+	if ((unsigned)t >= PLIST__MAX)
+		return "invalid";
+	return plist_type_names[t];
+}
+
+/* ---- tree ---- */
+
+static plist *plist_alloc(enum plist_type t)
+{
+	plist *p;
+
+	if ((p = calloc(1, sizeof(*p))) == NULL)
+		return NULL;
+	p->type = t;
+	return p;
+}
+
+void plist_free(plist *p)
+{
+	size_t i;
+
+	if (p == NULL)
+		return;
+	switch (p->type) {
+	case PLIST_DICT:
+		for (i = 0; i < p->u.dict.n; i++) {
+			free(p->u.dict.kv[i].key);
+			plist_free(p->u.dict.kv[i].val);
+		}
+		free(p->u.dict.kv);
+		break;
+	case PLIST_ARRAY:
+		for (i = 0; i < p->u.arr.n; i++)
+			plist_free(p->u.arr.v[i]);
+		free(p->u.arr.v);
+		break;
+	case PLIST_STRING:
+		free(p->u.str.s);
+		break;
+	case PLIST_DATA:
+		free(p->u.data.p);
+		break;
+	default:
+		break;
+	}
+	free(p);
+}
+
+/* Makes room for one more element of size elsz; *cap doubles, overflow-checked. */
+static mdm_err plist_grow(void **v, size_t *cap, size_t n, size_t elsz)
+{
+	size_t ncap;
+	void *nv;
+
+	if (n < *cap)
+		return MDM_OK;
+	ncap = *cap == 0 ? 8 : *cap;
+	if (*cap != 0) {
+		if (ncap > SIZE_MAX / 2)
+			return MDM_ERR_NOMEM;
+		ncap *= 2;
+	}
+	if (ncap > SIZE_MAX / elsz)
+		return MDM_ERR_NOMEM;
+	if ((nv = realloc(*v, ncap * elsz)) == NULL)
+		return MDM_ERR_NOMEM;
+	*v = nv;
+	*cap = ncap;
+	return MDM_OK;
+}
+
+plist *plist_new_dict(void)
+{
+	return plist_alloc(PLIST_DICT);
+}
+
+plist *plist_new_array(void)
+{
+	return plist_alloc(PLIST_ARRAY);
+}
+
+plist *plist_new_string_len(const char *s, size_t len)
+{
+	plist *p;
+
+	if ((s == NULL && len != 0) || len == SIZE_MAX)
+		return NULL;
+	if ((p = plist_alloc(PLIST_STRING)) == NULL)
+		return NULL;
+	if ((p->u.str.s = malloc(len + 1)) == NULL) {
+		free(p);
+		return NULL;
+	}
+	if (len != 0)
+		memcpy(p->u.str.s, s, len);
+	p->u.str.s[len] = '\0';
+	p->u.str.len = len;
+	return p;
+}
+
+plist *plist_new_string(const char *s)
+{
+	if (s == NULL)
+		return NULL;
+	return plist_new_string_len(s, strlen(s));
+}
+
+plist *plist_new_integer(int64_t v)
+{
+	plist *p;
+
+	if ((p = plist_alloc(PLIST_INTEGER)) == NULL)
+		return NULL;
+	p->u.num.s = v;
+	p->u.num.u = (uint64_t)v;
+	return p;
+}
+
+plist *plist_new_unsigned(uint64_t v)
+{
+	plist *p;
+
+	/* One representation per value, so plist_equal needs no special case. */
+	if (v <= INT64_MAX)
+		return plist_new_integer((int64_t)v);
+	if ((p = plist_alloc(PLIST_INTEGER)) == NULL)
+		return NULL;
+	p->u.num.u = v;
+	p->u.num.big = 1;
+	return p;
+}
+
+plist *plist_new_real(double v)
+{
+	plist *p;
+
+	if ((p = plist_alloc(PLIST_REAL)) == NULL)
+		return NULL;
+	p->u.real = v;
+	return p;
+}
+
+plist *plist_new_bool(int v)
+{
+	plist *p;
+
+	if ((p = plist_alloc(PLIST_BOOLEAN)) == NULL)
+		return NULL;
+	p->u.boolean = v != 0;
+	return p;
+}
+
+plist *plist_new_date(int64_t unix_seconds)
+{
+	plist *p;
+
+	if ((p = plist_alloc(PLIST_DATE)) == NULL)
+		return NULL;
+	p->u.date = unix_seconds;
+	return p;
+}
+
+plist *plist_new_data(const void *d, size_t len)
+{
+	plist *p;
+
+	if (d == NULL && len != 0)
+		return NULL;
+	if ((p = plist_alloc(PLIST_DATA)) == NULL)
+		return NULL;
+	if (len != 0) {
+		if ((p->u.data.p = malloc(len)) == NULL) {
+			free(p);
+			return NULL;
+		}
+		memcpy(p->u.data.p, d, len);
+	}
+	p->u.data.len = len;
+	return p;
+}
+
+static long plist_dict_index(const plist *dict, const char *key, size_t keylen)
+{
+	size_t i;
+
+	for (i = 0; i < dict->u.dict.n; i++)
+		if (dict->u.dict.kv[i].keylen == keylen &&
+		        memcmp(dict->u.dict.kv[i].key, key, keylen) == 0)
+			return (long)i;
+	return -1;
+}
+
+/* Appends without looking for the key; takes key and val only on success. */
+static mdm_err plist_dict_push(plist *dict, char *key, size_t keylen, plist *val)
+{
+	struct plist_kv *kv;
+	mdm_err err;
+
+	err = plist_grow((void **)&dict->u.dict.kv, &dict->u.dict.cap, dict->u.dict.n,
+	        sizeof(*dict->u.dict.kv));
+	if (err != MDM_OK)
+		return err;
+	kv = &dict->u.dict.kv[dict->u.dict.n++];
+	kv->key = key;
+	kv->keylen = keylen;
+	kv->val = val;
+	return MDM_OK;
+}
+
+mdm_err plist_dict_set(plist *dict, const char *key, plist *val)
+{
+	char *k = NULL;
+	size_t keylen;
+	long i;
+	mdm_err err;
+
+	if (val == NULL)
+		return MDM_ERR_NOMEM;
+	if (dict == NULL || dict->type != PLIST_DICT || key == NULL || val == dict) {
+		err = MDM_ERR_INVAL;
+		goto out;
+	}
+	keylen = strlen(key);
+	if ((i = plist_dict_index(dict, key, keylen)) >= 0) {
+		plist_free(dict->u.dict.kv[i].val);
+		dict->u.dict.kv[i].val = val;
+		return MDM_OK;
+	}
+	if ((k = strdup(key)) == NULL) {
+		err = MDM_ERR_NOMEM;
+		goto out;
+	}
+	if ((err = plist_dict_push(dict, k, keylen, val)) != MDM_OK)
+		goto out;
+	return MDM_OK;
+out:
+	free(k);
+	plist_free(val);
+	return err;
+}
+
+mdm_err plist_array_append(plist *array, plist *val)
+{
+	mdm_err err;
+
+	if (val == NULL)
+		return MDM_ERR_NOMEM;
+	if (array == NULL || array->type != PLIST_ARRAY || val == array) {
+		err = MDM_ERR_INVAL;
+		goto out;
+	}
+	err = plist_grow((void **)&array->u.arr.v, &array->u.arr.cap, array->u.arr.n,
+	        sizeof(*array->u.arr.v));
+	if (err != MDM_OK)
+		goto out;
+	array->u.arr.v[array->u.arr.n++] = val;
+	return MDM_OK;
+out:
+	plist_free(val);
+	return err;
+}
+
+/* ---- getters ---- */
+
+enum plist_type plist_get_type(const plist *p)
+{
+	return p == NULL ? PLIST__MAX : p->type;
+}
+
+const plist *plist_dict_get0(const plist *dict, const char *key)
+{
+	long i;
+
+	if (dict == NULL || dict->type != PLIST_DICT || key == NULL)
+		return NULL;
+	if ((i = plist_dict_index(dict, key, strlen(key))) < 0)
+		return NULL;
+	return dict->u.dict.kv[i].val;
+}
+
+size_t plist_dict_count(const plist *dict)
+{
+	if (dict == NULL || dict->type != PLIST_DICT)
+		return 0;
+	return dict->u.dict.n;
+}
+
+const char *plist_dict_key_at(const plist *dict, size_t i)
+{
+	if (dict == NULL || dict->type != PLIST_DICT || i >= dict->u.dict.n)
+		return NULL;
+	return dict->u.dict.kv[i].key;
+}
+
+const plist *plist_dict_value_at(const plist *dict, size_t i)
+{
+	if (dict == NULL || dict->type != PLIST_DICT || i >= dict->u.dict.n)
+		return NULL;
+	return dict->u.dict.kv[i].val;
+}
+
+size_t plist_array_count(const plist *array)
+{
+	if (array == NULL || array->type != PLIST_ARRAY)
+		return 0;
+	return array->u.arr.n;
+}
+
+const plist *plist_array_get0(const plist *array, size_t i)
+{
+	if (array == NULL || array->type != PLIST_ARRAY || i >= array->u.arr.n)
+		return NULL;
+	return array->u.arr.v[i];
+}
+
+const char *plist_string_get0(const plist *p, size_t *lenp)
+{
+	if (lenp != NULL)
+		*lenp = 0;
+	if (p == NULL || p->type != PLIST_STRING)
+		return NULL;
+	if (lenp != NULL)
+		*lenp = p->u.str.len;
+	return p->u.str.s;
+}
+
+const char *plist_dict_get_string0(const plist *dict, const char *key)
+{
+	return plist_string_get0(plist_dict_get0(dict, key), NULL);
+}
+
+const uint8_t *plist_data_get0(const plist *p, size_t *lenp)
+{
+	static const uint8_t empty[1];
+
+	if (lenp != NULL)
+		*lenp = 0;
+	if (p == NULL || p->type != PLIST_DATA)
+		return NULL;
+	if (lenp != NULL)
+		*lenp = p->u.data.len;
+	return p->u.data.p != NULL ? p->u.data.p : empty;
+}
+
+mdm_err plist_integer_get(const plist *p, int64_t *out)
+{
+	if (out != NULL)
+		*out = 0;
+	if (p == NULL || p->type != PLIST_INTEGER || out == NULL)
+		return MDM_ERR_INVAL;
+	if (p->u.num.big)
+		return MDM_ERR_PARSE;
+	*out = p->u.num.s;
+	return MDM_OK;
+}
+
+mdm_err plist_integer_get_unsigned(const plist *p, uint64_t *out)
+{
+	if (out != NULL)
+		*out = 0;
+	if (p == NULL || p->type != PLIST_INTEGER || out == NULL)
+		return MDM_ERR_INVAL;
+	if (!p->u.num.big && p->u.num.s < 0)
+		return MDM_ERR_PARSE;
+	*out = p->u.num.u;
+	return MDM_OK;
+}
+
+int plist_integer_is_unsigned(const plist *p)
+{
+	return p != NULL && p->type == PLIST_INTEGER && p->u.num.big;
+}
+
+mdm_err plist_real_get(const plist *p, double *out)
+{
+	if (out != NULL)
+		*out = 0;
+	if (p == NULL || p->type != PLIST_REAL || out == NULL)
+		return MDM_ERR_INVAL;
+	*out = p->u.real;
+	return MDM_OK;
+}
+
+mdm_err plist_bool_get(const plist *p, int *out)
+{
+	if (out != NULL)
+		*out = 0;
+	if (p == NULL || p->type != PLIST_BOOLEAN || out == NULL)
+		return MDM_ERR_INVAL;
+	*out = p->u.boolean;
+	return MDM_OK;
+}
+
+mdm_err plist_date_get(const plist *p, int64_t *out)
+{
+	if (out != NULL)
+		*out = 0;
+	if (p == NULL || p->type != PLIST_DATE || out == NULL)
+		return MDM_ERR_INVAL;
+	*out = p->u.date;
+	return MDM_OK;
+}
+
+static int plist_real_equal(double a, double b)
+{
+	if (isnan(a) || isnan(b))
+		return isnan(a) && isnan(b);
+	return a == b && signbit(a) == signbit(b);
+}
+
+int plist_equal(const plist *a, const plist *b)
+{
+	size_t i;
+
+	if (a == NULL || b == NULL)
+		return a == b;
+	if (a->type != b->type)
+		return 0;
+	switch (a->type) {
+	case PLIST_DICT:
+		if (a->u.dict.n != b->u.dict.n)
+			return 0;
+		for (i = 0; i < a->u.dict.n; i++) {
+			const struct plist_kv *x = &a->u.dict.kv[i], *y = &b->u.dict.kv[i];
+
+			if (x->keylen != y->keylen || memcmp(x->key, y->key, x->keylen) != 0 ||
+			        !plist_equal(x->val, y->val))
+				return 0;
+		}
+		return 1;
+	case PLIST_ARRAY:
+		if (a->u.arr.n != b->u.arr.n)
+			return 0;
+		for (i = 0; i < a->u.arr.n; i++)
+			if (!plist_equal(a->u.arr.v[i], b->u.arr.v[i]))
+				return 0;
+		return 1;
+	case PLIST_STRING:
+		return a->u.str.len == b->u.str.len &&
+		        memcmp(a->u.str.s, b->u.str.s, a->u.str.len) == 0;
+	case PLIST_DATA:
+		return a->u.data.len == b->u.data.len &&
+		        (a->u.data.len == 0 ||
+		                memcmp(a->u.data.p, b->u.data.p, a->u.data.len) == 0);
+	case PLIST_INTEGER:
+		return a->u.num.big == b->u.num.big && a->u.num.u == b->u.num.u;
+	case PLIST_REAL:
+		return plist_real_equal(a->u.real, b->u.real);
+	case PLIST_BOOLEAN:
+		return a->u.boolean == b->u.boolean;
+	case PLIST_DATE:
+		return a->u.date == b->u.date;
+	default:
+		return 0;
+	}
+}
+
+/* ---- text helpers shared by parser and writer ---- */
+
+static int plist_is_space(unsigned char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+/*
+ * Length (1-4) of the well-formed UTF-8 sequence at s, 0 if there is none
+ * (overlong forms, surrogates and values above U+10FFFF are not).
+ */
+static size_t plist_utf8_len(const unsigned char *s, size_t n, uint32_t *cp)
+{
+	uint32_t c, min;
+	size_t len, i;
+
+	if (n == 0)
+		return 0;
+	c = s[0];
+	if (c < 0x80) {
+		*cp = c;
+		return 1;
+	} else if (c >= 0xc2 && c <= 0xdf) {
+		len = 2;
+		c &= 0x1f;
+		min = 0x80;
+	} else if (c >= 0xe0 && c <= 0xef) {
+		len = 3;
+		c &= 0x0f;
+		min = 0x800;
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		len = 4;
+		c &= 0x07;
+		min = 0x10000;
+	} else
+		return 0;
+	if (n < len)
+		return 0;
+	for (i = 1; i < len; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		c = (c << 6) | (s[i] & 0x3f);
+	}
+	if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+		return 0;
+	*cp = c;
+	return len;
+}
+
+/* The XML 1.0 Char production. */
+static int plist_xml_char(uint32_t c)
+{
+	return c == 0x9 || c == 0xa || c == 0xd || (c >= 0x20 && c <= 0xd7ff) ||
+	        (c >= 0xe000 && c <= 0xfffd) || (c >= 0x10000 && c <= 0x10ffff);
+}
+
+/* Untrusted text made safe to quote in a message: printable ASCII, bounded. */
+static void plist_quote(char *dst, size_t cap, const char *s, size_t len)
+{
+	size_t i, n = 0;
+
+	if (cap == 0)
+		return;
+	for (i = 0; i < len && n + 4 < cap && i < PLIST_MAX_QUOTE; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		dst[n++] = (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') ? (char)c : '?';
+	}
+	if (i < len && n + 4 <= cap) {
+		memcpy(dst + n, "...", 3);
+		n += 3;
+	}
+	dst[n] = '\0';
+}
+
+static const char plist_b64_alphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+static int plist_b64_value(unsigned char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '+')
+		return 62;
+	if (c == '/')
+		return 63;
+	return -1;
+}
+
+/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm). */
+static int64_t plist_days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+	int64_t era;
+	unsigned yoe, doy, doe;
+
+	y -= m <= 2;
+	era = (y >= 0 ? y : y - 399) / 400;
+	yoe = (unsigned)(y - era * 400);
+	doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + (int64_t)doe - 719468;
+}
+
+static void plist_civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
+{
+	int64_t era;
+	unsigned doe, yoe, doy, mp;
+
+	z += 719468;
+	era = (z >= 0 ? z : z - 146096) / 146097;
+	doe = (unsigned)(z - era * 146097);
+	yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	mp = (5 * doy + 2) / 153;
+	*d = doy - (153 * mp + 2) / 5 + 1;
+	*m = mp < 10 ? mp + 3 : mp - 9;
+	*y = (int64_t)yoe + era * 400 + (*m <= 2);
+}
+
+static int plist_leap(int64_t y)
+{
+	return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+}
+
+/* ---- parser ---- */
+
+enum plist_elem {
+	PE_NONE,
+	PE_PLIST,
+	PE_DICT,
+	PE_ARRAY,
+	PE_KEY,
+	PE_STRING,
+	PE_INTEGER,
+	PE_REAL,
+	PE_TRUE,
+	PE_FALSE,
+	PE_DATE,
+	PE_DATA,
+	PE__MAX
+};
+
+static const char *const plist_elem_names[PE__MAX] = {
+        [PE_NONE] = "",
+        [PE_PLIST] = "plist",
+        [PE_DICT] = "dict",
+        [PE_ARRAY] = "array",
+        [PE_KEY] = "key",
+        [PE_STRING] = "string",
+        [PE_INTEGER] = "integer",
+        [PE_REAL] = "real",
+        [PE_TRUE] = "true",
+        [PE_FALSE] = "false",
+        [PE_DATE] = "date",
+        [PE_DATA] = "data",
+};
+
+struct plist_frame {
+	enum plist_elem kind;
+	plist *node; /* dict or array being filled; owned by its parent */
+	char *key;   /* dict: a <key> waiting for its value */
+	size_t keylen;
+	int has_value; /* plist: its one value was seen */
+};
+
+struct plist_parser {
+	xmlTextReaderPtr r;
+	/* <plist>, PLIST_MAX_DEPTH containers and one leaf. */
+	struct plist_frame st[PLIST_MAX_DEPTH + 2];
+	size_t sp;
+	plist *root;
+	int done;
+	size_t nodes;
+	char *text; /* content of the open leaf, NUL-terminated */
+	size_t textlen, textcap;
+	mdm_err err;
+	char *errbuf;
+	size_t errlen;
+};
+
+static long plist_line(struct plist_parser *ps)
+{
+	xmlNodePtr n;
+
+	if (ps->r == NULL || (n = xmlTextReaderCurrentNode(ps->r)) == NULL)
+		return 0;
+	/* On an attribute the "node" may be an xmlNs, which has no line. */
+	switch (n->type) {
+	case XML_ELEMENT_NODE:
+	case XML_TEXT_NODE:
+	case XML_CDATA_SECTION_NODE:
+	case XML_COMMENT_NODE:
+	case XML_PI_NODE:
+	case XML_ENTITY_REF_NODE:
+		return xmlGetLineNo(n);
+	default:
+		return 0;
+	}
+}
+
+/* Records the first refusal; every later one is a consequence of it. */
+static mdm_err plist_fail(struct plist_parser *ps, mdm_err err, long line, const char *fmt, ...)
+        __attribute__((format(printf, 4, 5)));
+
+static mdm_err plist_fail(struct plist_parser *ps, mdm_err err, long line, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (ps->err != MDM_OK)
+		return ps->err;
+	ps->err = err;
+	if (ps->errbuf == NULL || ps->errlen == 0)
+		return err;
+	n = snprintf(ps->errbuf, ps->errlen, "plist: ");
+	if (n < 0 || (size_t)n >= ps->errlen)
+		return err;
+	va_start(ap, fmt);
+	vsnprintf(ps->errbuf + n, ps->errlen - (size_t)n, fmt, ap);
+	va_end(ap);
+	n = (int)strlen(ps->errbuf);
+	if (line > 0 && (size_t)n < ps->errlen)
+		snprintf(ps->errbuf + n, ps->errlen - (size_t)n, " (line %ld)", line);
+	return err;
+}
+
+/* Every libxml2 error ends the parse; warnings change nothing we accept. */
+static void plist_xml_error(void *arg, plist_xml_err e)
+{
+	struct plist_parser *ps = arg;
+	char msg[128];
+	size_t n;
+
+	if (e == NULL || e->level == XML_ERR_WARNING)
+		return;
+	n = e->message != NULL ? strlen(e->message) : 0;
+	while (n > 0 && plist_is_space((unsigned char)e->message[n - 1]))
+		n--;
+	plist_quote(msg, sizeof(msg), e->message != NULL ? e->message : "", n);
+	(void)plist_fail(ps, MDM_ERR_PARSE, e->line, "XML not well-formed: %s", msg);
+}
+
+/* Unstructured libxml2 chatter is dropped; real errors arrive structured. */
+static void plist_xml_generic(void *arg, const char *fmt, ...)
+{
+	(void)arg;
+	(void)fmt;
+}
+
+static pthread_once_t plist_once = PTHREAD_ONCE_INIT;
+
+static void plist_init(void)
+{
+	xmlInitParser();
+}
+
+/*
+ * The bytes, before libxml2 sees them: strict UTF-8 carrying only XML 1.0
+ * characters (so no NUL, no UTF-16 and no encoding tricks).
+ */
+static mdm_err plist_check_chars(struct plist_parser *ps, const char *buf, size_t len)
+{
+	const unsigned char *s = (const unsigned char *)buf;
+	size_t i = 0, n;
+	uint32_t cp;
+
+	while (i < len) {
+		if (s[i] >= 0x20 && s[i] < 0x80) {
+			i++;
+			continue;
+		}
+		if ((n = plist_utf8_len(s + i, len - i, &cp)) == 0)
+			return plist_fail(ps, MDM_ERR_PARSE, 0, "invalid UTF-8 at byte %zu", i);
+		if (!plist_xml_char(cp))
+			return plist_fail(ps, MDM_ERR_PARSE, 0,
+			        "character U+%04" PRIX32 " not allowed in XML at byte %zu", cp, i);
+		i += n;
+	}
+	return MDM_OK;
+}
+
+static int plist_has(const char *buf, size_t len, size_t pos, const char *lit)
+{
+	size_t n = strlen(lit);
+
+	return pos <= len && len - pos >= n && memcmp(buf + pos, lit, n) == 0;
+}
+
+static size_t plist_skip_space(const char *buf, size_t len, size_t pos)
+{
+	while (pos < len && plist_is_space((unsigned char)buf[pos]))
+		pos++;
+	return pos;
+}
+
+/* Position just past the first lit at or after pos, or 0 when absent. */
+static size_t plist_find(const char *buf, size_t len, size_t pos, const char *lit)
+{
+	size_t n = strlen(lit);
+
+	for (; pos < len && len - pos >= n; pos++)
+		if (memcmp(buf + pos, lit, n) == 0)
+			return pos + n;
+	return 0;
+}
+
+/* <?xml version="1.0" encoding="UTF-8" standalone="..."?>, in [pos, end). */
+static mdm_err plist_check_xmldecl(struct plist_parser *ps, const char *buf, size_t pos, size_t end)
+{
+	while (pos < end) {
+		size_t name, namelen, val, vallen;
+		char q;
+
+		pos = plist_skip_space(buf, end, pos);
+		if (pos == end)
+			break;
+		name = pos;
+		while (pos < end && buf[pos] >= 'a' && buf[pos] <= 'z')
+			pos++;
+		namelen = pos - name;
+		pos = plist_skip_space(buf, end, pos);
+		if (namelen == 0 || pos == end || buf[pos] != '=')
+			goto bad;
+		pos = plist_skip_space(buf, end, pos + 1);
+		if (pos == end || (buf[pos] != '"' && buf[pos] != '\''))
+			goto bad;
+		q = buf[pos++];
+		val = pos;
+		while (pos < end && buf[pos] != q)
+			pos++;
+		if (pos == end)
+			goto bad;
+		vallen = pos++ - val;
+		if (namelen == 7 && memcmp(buf + name, "version", 7) == 0) {
+			/* XML 1.1 would let character references carry control characters. */
+			if (vallen != 3 || memcmp(buf + val, "1.0", 3) != 0)
+				return plist_fail(ps, MDM_ERR_PARSE, 1, "XML version must be 1.0");
+		} else if (namelen == 8 && memcmp(buf + name, "encoding", 8) == 0) {
+			if (vallen != 5 || strncasecmp(buf + val, "UTF-8", 5) != 0)
+				return plist_fail(ps, MDM_ERR_PARSE, 1,
+				        "encoding must be UTF-8 (Apple writes nothing else)");
+		} else if (!(namelen == 10 && memcmp(buf + name, "standalone", 10) == 0))
+			goto bad;
+	}
+	return MDM_OK;
+bad:
+	return plist_fail(ps, MDM_ERR_PARSE, 1, "malformed XML declaration");
+}
+
+/*
+ * The prolog, up to the root element: an optional XML declaration,
+ * comments, whitespace and at most one DOCTYPE without an internal
+ * subset.  The internal subset is where entities are declared (billion
+ * laughs, XXE, parameter entities), so it is refused here and libxml2
+ * never sees one.  Anything unexpected is refused rather than passed on.
+ */
+static mdm_err plist_check_prolog(struct plist_parser *ps, const char *buf, size_t len)
+{
+	size_t pos = 0, end;
+	int doctype = 0;
+
+	if (plist_has(buf, len, 0, "\xef\xbb\xbf"))
+		pos = 3;
+	if (plist_has(buf, len, pos, "<?xml") && pos + 5 < len &&
+	        plist_is_space((unsigned char)buf[pos + 5])) {
+		if ((end = plist_find(buf, len, pos + 5, "?>")) == 0)
+			return plist_fail(ps, MDM_ERR_PARSE, 1, "unterminated XML declaration");
+		if (plist_check_xmldecl(ps, buf, pos + 5, end - 2) != MDM_OK)
+			return ps->err;
+		pos = end;
+	}
+	for (;;) {
+		pos = plist_skip_space(buf, len, pos);
+		if (plist_has(buf, len, pos, "<!--")) {
+			if ((pos = plist_find(buf, len, pos + 4, "-->")) == 0)
+				return plist_fail(ps, MDM_ERR_PARSE, 0, "unterminated comment");
+		} else if (plist_has(buf, len, pos, "<!DOCTYPE")) {
+			if (doctype++)
+				return plist_fail(ps, MDM_ERR_PARSE, 0, "more than one DOCTYPE");
+			for (pos += 9; pos < len && buf[pos] != '>'; pos++) {
+				if (buf[pos] == '[')
+					return plist_fail(ps, MDM_ERR_PARSE, 0,
+					        "DTD internal subset not allowed "
+					        "(entity declarations are refused)");
+				if (buf[pos] == '"' || buf[pos] == '\'') {
+					char q = buf[pos];
+
+					while (++pos < len && buf[pos] != q)
+						continue;
+					if (pos == len)
+						break;
+				}
+			}
+			if (pos >= len)
+				return plist_fail(ps, MDM_ERR_PARSE, 0, "unterminated DOCTYPE");
+			pos++;
+		} else if (plist_has(buf, len, pos, "<?"))
+			return plist_fail(
+			        ps, MDM_ERR_PARSE, 0, "processing instructions are not allowed");
+		else if (plist_has(buf, len, pos, "<!"))
+			return plist_fail(
+			        ps, MDM_ERR_PARSE, 0, "markup declarations are not allowed");
+		else
+			return MDM_OK;
+	}
+}
+
+/* Position just past the first lit at or after pos, or len when absent. */
+static size_t plist_skip_past(const char *buf, size_t len, size_t pos, const char *lit)
+{
+	size_t end = plist_find(buf, len, pos, lit);
+
+	return end == 0 ? len : end;
+}
+
+/*
+ * One linear pass over the markup (quoted values honoured) for what
+ * libxml2 would pay for before any callback of ours could object:
+ *
+ * - libxml2 before 2.12 looks for a duplicate attribute by comparing each
+ *   one with all before it: a few megabytes of attributes on one tag cost
+ *   minutes of CPU.  No element we accept has more than one attribute.
+ * - The reader returns to us at element boundaries only, so a run of
+ *   comments, CDATA sections or processing instructions becomes libxml2
+ *   nodes all at once: their number is capped at PLIST_MAX_NODES too.
+ */
+static mdm_err plist_check_markup(struct plist_parser *ps, const char *buf, size_t len)
+{
+	size_t pos = 0, attrs, other = 0;
+	char q;
+
+	while ((pos = plist_find(buf, len, pos, "<")) != 0) {
+		if (plist_has(buf, len, pos, "!--"))
+			pos = plist_skip_past(buf, len, pos + 3, "-->");
+		else if (plist_has(buf, len, pos, "![CDATA["))
+			pos = plist_skip_past(buf, len, pos + 8, "]]>");
+		else if (plist_has(buf, len, pos, "?"))
+			pos = plist_skip_past(buf, len, pos + 1, "?>");
+		else {
+			for (attrs = 0, q = 0; pos < len; pos++) {
+				if (q != 0) {
+					if (buf[pos] == q)
+						q = 0;
+				} else if (buf[pos] == '"' || buf[pos] == '\'')
+					q = buf[pos];
+				else if (buf[pos] == '=')
+					attrs++;
+				else if (buf[pos] == '>')
+					break;
+			}
+			if (attrs > 1)
+				return plist_fail(ps, MDM_ERR_PARSE, 0,
+				        "more than one attribute on an element");
+			continue;
+		}
+		if (++other > PLIST_MAX_NODES)
+			return plist_fail(ps, MDM_ERR_LIMIT, 0,
+			        "more than %d comments, CDATA sections and processing instructions",
+			        PLIST_MAX_NODES);
+	}
+	return MDM_OK;
+}
+
+static enum plist_elem plist_elem_lookup(const char *name)
+{
+	int i;
+
+	for (i = PE_PLIST; i < PE__MAX; i++)
+		if (strcmp(name, plist_elem_names[i]) == 0)
+			return (enum plist_elem)i;
+	return PE_NONE;
+}
+
+static int plist_is_leaf(enum plist_elem k)
+{
+	return k >= PE_KEY && k < PE__MAX;
+}
+
+/* Attaches a new value to the open container; takes v in every case. */
+static mdm_err plist_attach(struct plist_parser *ps, plist *v)
+{
+	struct plist_frame *top = &ps->st[ps->sp - 1];
+	mdm_err err = MDM_OK;
+
+	switch (top->kind) {
+	case PE_PLIST:
+		ps->root = v;
+		top->has_value = 1;
+		return MDM_OK;
+	case PE_ARRAY:
+		err = plist_array_append(top->node, v);
+		break;
+	case PE_DICT:
+		if ((err = plist_dict_push(top->node, top->key, top->keylen, v)) != MDM_OK) {
+			plist_free(v);
+			break;
+		}
+		top->key = NULL;
+		break;
+	default:
+		plist_free(v);
+		err = MDM_ERR_INTERNAL;
+		break;
+	}
+	if (err != MDM_OK)
+		return plist_fail(ps, err, plist_line(ps), "out of memory");
+	return MDM_OK;
+}
+
+static mdm_err plist_push(struct plist_parser *ps, enum plist_elem kind, plist *node)
+{
+	struct plist_frame *f;
+
+	if (ps->sp >= sizeof(ps->st) / sizeof(ps->st[0]))
+		return plist_fail(ps, MDM_ERR_INTERNAL, plist_line(ps), "parser stack overflow");
+	f = &ps->st[ps->sp++];
+	memset(f, 0, sizeof(*f));
+	f->kind = kind;
+	f->node = node;
+	ps->textlen = 0;
+	if (ps->text != NULL)
+		ps->text[0] = '\0';
+	return MDM_OK;
+}
+
+static mdm_err plist_text_append(struct plist_parser *ps, const char *s, size_t n)
+{
+	enum plist_elem kind = ps->st[ps->sp - 1].kind;
+	size_t max, need;
+	char *nt;
+
+	if (kind == PE_DATA)
+		max = PLIST_MAX_BYTES; /* base64 and whitespace; decoded size is checked later */
+	else if (kind == PE_STRING || kind == PE_KEY)
+		max = PLIST_MAX_STRING;
+	else
+		max = PLIST_MAX_SCALAR;
+	if (n > max || ps->textlen > max - n) {
+		if (max == PLIST_MAX_SCALAR)
+			return plist_fail(ps, MDM_ERR_PARSE, plist_line(ps), "<%s> too long",
+			        plist_elem_names[kind]);
+		return plist_fail(ps, MDM_ERR_LIMIT, plist_line(ps), "<%s> longer than %zu bytes",
+		        plist_elem_names[kind], max);
+	}
+	need = ps->textlen + n + 1;
+	if (need > ps->textcap) {
+		size_t ncap = ps->textcap == 0 ? 64 : ps->textcap;
+
+		while (ncap < need)
+			ncap = ncap > SIZE_MAX / 2 ? need : ncap * 2;
+		if ((nt = realloc(ps->text, ncap)) == NULL)
+			return plist_fail(ps, MDM_ERR_NOMEM, 0, "out of memory");
+		ps->text = nt;
+		ps->textcap = ncap;
+	}
+	memcpy(ps->text + ps->textlen, s, n);
+	ps->textlen += n;
+	ps->text[ps->textlen] = '\0';
+	return MDM_OK;
+}
+
+/* Hands the leaf text over (never NULL); the parser starts a new buffer. */
+static char *plist_text_take(struct plist_parser *ps, size_t *lenp)
+{
+	char *t = ps->text, *shrunk;
+
+	if (t == NULL && (t = calloc(1, 1)) == NULL)
+		return NULL;
+	/* The buffer grew by doubling; the tree keeps only what it needs. */
+	if (ps->textcap > ps->textlen + 1 && (shrunk = realloc(t, ps->textlen + 1)) != NULL)
+		t = shrunk;
+	*lenp = ps->textlen;
+	ps->text = NULL;
+	ps->textlen = ps->textcap = 0;
+	return t;
+}
+
+/* The text with surrounding XML whitespace removed, as CFPropertyList reads numbers. */
+static const char *plist_trim(const char *s, size_t *lenp)
+{
+	size_t n = *lenp;
+
+	while (n > 0 && plist_is_space((unsigned char)*s)) {
+		s++;
+		n--;
+	}
+	while (n > 0 && plist_is_space((unsigned char)s[n - 1]))
+		n--;
+	*lenp = n;
+	return s;
+}
+
+static mdm_err plist_leaf_integer(struct plist_parser *ps, plist **out)
+{
+	size_t n = ps->textlen, i = 0;
+	const char *s = plist_trim(ps->text != NULL ? ps->text : "", &n);
+	uint64_t v = 0;
+	int neg = 0;
+	char q[PLIST_MAX_QUOTE + 4];
+
+	if (n > 0 && (s[0] == '-' || s[0] == '+'))
+		neg = s[i++] == '-';
+	if (i == n)
+		goto bad;
+	for (; i < n; i++) {
+		unsigned d = (unsigned char)s[i] - '0';
+
+		if (d > 9)
+			goto bad;
+		if (v > (UINT64_MAX - d) / 10)
+			goto range;
+		v = v * 10 + d;
+	}
+	if (neg) {
+		if (v > (uint64_t)INT64_MAX + 1)
+			goto range;
+		*out = plist_new_integer(v == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)v);
+	} else
+		*out = plist_new_unsigned(v);
+	if (*out == NULL)
+		return plist_fail(ps, MDM_ERR_NOMEM, 0, "out of memory");
+	return MDM_OK;
+range:
+	plist_quote(q, sizeof(q), s, n);
+	return plist_fail(ps, MDM_ERR_PARSE, plist_line(ps), "<integer> \"%s\" out of range", q);
+bad:
+	plist_quote(q, sizeof(q), s, n);
+	return plist_fail(ps, MDM_ERR_PARSE, plist_line(ps), "invalid <integer> \"%s\"", q);
+}
+
+/*
+ * Decimal reals as %.17g writes them, and CFPropertyList's spellings of
+ * infinity and NaN.  The syntax is checked here because strtod would also
+ * take hex floats and nan(...).  Overflow to infinity is refused.
+ */
+static mdm_err plist_leaf_real(struct plist_parser *ps, plist **out)
+{
+	static const struct {
+		const char *s;
+		double v;
+	} special[] = {
+	        {"nan", NAN},
+	        {"inf", INFINITY},
+	        {"+inf", INFINITY},
+	        {"-inf", -INFINITY},
+	        {"infinity", INFINITY},
+	        {"+infinity", INFINITY},
+	        {"-infinity", -INFINITY},
+	};
+	size_t n = ps->textlen, i = 0, k, digits = 0;
+	const char *s = plist_trim(ps->text != NULL ? ps->text : "", &n);
+	char tmp[PLIST_MAX_SCALAR + 1], q[PLIST_MAX_QUOTE + 4], *end;
+	double v;
+
+	for (k = 0; k < sizeof(special) / sizeof(special[0]); k++)
+		if (strlen(special[k].s) == n && strncasecmp(s, special[k].s, n) == 0) {
+			v = special[k].v;
+			goto make;
+		}
+	if (i < n && (s[i] == '-' || s[i] == '+'))
+		i++;
+	for (; i < n && s[i] >= '0' && s[i] <= '9'; i++)
+		digits++;
+	if (i < n && s[i] == '.')
+		for (i++; i < n && s[i] >= '0' && s[i] <= '9'; i++)
+			digits++;
+	if (digits == 0)
+		goto bad;
+	if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+		i++;
+		if (i < n && (s[i] == '-' || s[i] == '+'))
+			i++;
+		if (i == n || s[i] < '0' || s[i] > '9')
+			goto bad;
+		while (i < n && s[i] >= '0' && s[i] <= '9')
+			i++;
+	}
+	if (i != n || n >= sizeof(tmp))
+		goto bad;
+	memcpy(tmp, s, n);
+	tmp[n] = '\0';
+	/* Underflow (ERANGE with a subnormal or zero) is the nearest double: accepted. */
+	v = strtod(tmp, &end);
+	if (end != tmp + n)
+		goto bad;
+	if (isinf(v)) {
+		plist_quote(q, sizeof(q), s, n);
+		return plist_fail(
+		        ps, MDM_ERR_PARSE, plist_line(ps), "<real> \"%s\" out of range", q);
+	}
+make:
+	if ((*out = plist_new_real(v)) == NULL)
+		return plist_fail(ps, MDM_ERR_NOMEM, 0, "out of memory");
+	return MDM_OK;
+bad:
+	plist_quote(q, sizeof(q), s, n);
+	return plist_fail(ps, MDM_ERR_PARSE, plist_line(ps), "invalid <real> \"%s\"", q);
+}
+
+static int plist_digits(const char *s, size_t n, unsigned *v)
+{
+	size_t i;
+
+	*v = 0;
+	for (i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return 0;
+		*v = *v * 10 + (unsigned)(s[i] - '0');
+	}
+	return 1;
+}
+
+/*
+ * Exactly YYYY-MM-DDTHH:MM:SSZ, UTC, every field range-checked and the
+ * seconds computed from the fields (timegm would normalise Feb 30).
+ */
+static mdm_err plist_leaf_date(struct plist_parser *ps, plist **out)
+{
+	static const unsigned mdays[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	const char *s = ps->text != NULL ? ps->text : "";
+	unsigned y, mo, d, h, mi, sec, dim;
+	char q[PLIST_MAX_QUOTE + 4];
+
+	if (ps->textlen != 20 || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' ||
+	        s[16] != ':' || s[19] != 'Z' || !plist_digits(s, 4, &y) ||
+	        !plist_digits(s + 5, 2, &mo) || !plist_digits(s + 8, 2, &d) ||
+	        !plist_digits(s + 11, 2, &h) || !plist_digits(s + 14, 2, &mi) ||
+	        !plist_digits(s + 17, 2, &sec))
+		goto bad;
+	if (mo < 1 || mo > 12 || h > 23 || mi > 59 || sec > 59)
+		goto bad;
+	dim = mdays[mo - 1] + (mo == 2 && plist_leap(y));
+	if (d < 1 || d > dim)
+		goto bad;
+	*out = plist_new_date(plist_days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec);
+	if (*out == NULL)
+		return plist_fail(ps, MDM_ERR_NOMEM, 0, "out of memory");
+	return MDM_OK;
+bad:
+	plist_quote(q, sizeof(q), s, ps->textlen);
+	return plist_fail(ps, MDM_ERR_PARSE, plist_line(ps),
+	        "invalid <date> \"%s\" (want YYYY-MM-DDTHH:MM:SSZ)", q);
+}
+
+/*
+ * Base64 with whitespace anywhere, the standard alphabet only, padding
+ * to a multiple of four, '=' only at the end and zero unused bits.  The
+ * decoded size is known and capped before anything is allocated.
+ */
+static mdm_err plist_leaf_data(struct plist_parser *ps, plist **out)
+{
+	const unsigned char *s = (const unsigned char *)(ps->text != NULL ? ps->text : "");
+	size_t i, sym = 0, pad = 0, olen, o = 0, q = 0;
+	unsigned quad[4];
+	uint8_t *buf = NULL;
+	plist *p = NULL;
+
+	for (i = 0; i < ps->textlen; i++) {
+		if (plist_is_space(s[i]))
+			continue;
+		if (s[i] == '=')
+			pad++;
+		else if (plist_b64_value(s[i]) < 0 || pad > 0)
+			goto bad;
+		else
+			sym++;
+	}
+	if ((sym + pad) % 4 != 0 || pad > 2)
+		goto bad;
+	olen = (sym + pad) / 4 * 3 - pad;
+	if (olen > PLIST_MAX_STRING)
+		return plist_fail(ps, MDM_ERR_LIMIT, plist_line(ps),
+		        "<data> decodes to more than %d bytes", PLIST_MAX_STRING);
+	if ((p = plist_alloc(PLIST_DATA)) == NULL || (olen != 0 && (buf = malloc(olen)) == NULL)) {
+		free(p);
+		return plist_fail(ps, MDM_ERR_NOMEM, 0, "out of memory");
+	}
+	for (i = 0; i < ps->textlen; i++) {
+		if (plist_is_space(s[i]))
+			continue;
+		quad[q++] = s[i] == '=' ? 0 : (unsigned)plist_b64_value(s[i]);
+		if (q < 4)
+			continue;
+		q = 0;
+		buf[o++] = (uint8_t)(quad[0] << 2 | quad[1] >> 4);
+		if (o < olen)
+			buf[o++] = (uint8_t)((quad[1] & 0xf) << 4 | quad[2] >> 2);
+		else if ((quad[1] & 0xf) != 0)
+			goto bad;
+		if (o < olen)
+			buf[o++] = (uint8_t)((quad[2] & 0x3) << 6 | quad[3]);
+		else if ((quad[2] & 0x3) != 0)
+			goto bad;
+	}
+	p->u.data.p = buf;
+	p->u.data.len = olen;
+	*out = p;
+	return MDM_OK;
+bad:
+	free(buf);
+	free(p);
+	return plist_fail(ps, MDM_ERR_PARSE, plist_line(ps), "invalid base64 in <data>");
+}
+
+/* Closes a leaf: a key waits in its dict, a value joins the open container. */
+static mdm_err plist_end_leaf(struct plist_parser *ps)
+{
+	enum plist_elem kind = ps->st[ps->sp - 1].kind;
+	plist *v = NULL;
+	char *t;
+	size_t len;
+
+	ps->sp--;
+	switch (kind) {
+	case PE_KEY:
+	case PE_STRING:
+		if ((t = plist_text_take(ps, &len)) == NULL)
+			return plist_fail(ps, MDM_ERR_NOMEM, 0, "out of memory");
+		if (kind == PE_KEY) {
+			ps->st[ps->sp - 1].key = t;
+			ps->st[ps->sp - 1].keylen = len;
+			return MDM_OK;
+		}
+		if ((v = plist_alloc(PLIST_STRING)) == NULL) {
+			free(t);
+			return plist_fail(ps, MDM_ERR_NOMEM, 0, "out of memory");
+		}
+		v->u.str.s = t;
+		v->u.str.len = len;
+		break;
+	case PE_INTEGER:
+		if (plist_leaf_integer(ps, &v) != MDM_OK)
+			return ps->err;
+		break;
+	case PE_REAL:
+		if (plist_leaf_real(ps, &v) != MDM_OK)
+			return ps->err;
+		break;
+	case PE_TRUE:
+	case PE_FALSE:
+		if ((v = plist_new_bool(kind == PE_TRUE)) == NULL)
+			return plist_fail(ps, MDM_ERR_NOMEM, 0, "out of memory");
+		break;
+	case PE_DATE:
+		if (plist_leaf_date(ps, &v) != MDM_OK)
+			return ps->err;
+		break;
+	case PE_DATA:
+		if (plist_leaf_data(ps, &v) != MDM_OK)
+			return ps->err;
+		break;
+	default:
+		return plist_fail(ps, MDM_ERR_INTERNAL, 0, "not a leaf");
+	}
+	return plist_attach(ps, v);
+}
+
+static int plist_kv_order(const struct plist_kv *x, const struct plist_kv *y)
+{
+	size_t n = x->keylen < y->keylen ? x->keylen : y->keylen;
+	int c = memcmp(x->key, y->key, n);
+
+	if (c != 0)
+		return c;
+	return x->keylen < y->keylen ? -1 : x->keylen > y->keylen;
+}
+
+static int plist_kv_cmp(const void *a, const void *b)
+{
+	return plist_kv_order(
+	        *(const struct plist_kv *const *)a, *(const struct plist_kv *const *)b);
+}
+
+/*
+ * A repeated key is refused (which value would the caller get?).  Large
+ * dicts are sorted so a hostile one costs n log n, not n squared.
+ */
+static mdm_err plist_check_dups(struct plist_parser *ps, const plist *d)
+{
+	const struct plist_kv *dup = NULL, **idx = NULL;
+	size_t i, j, n = d->u.dict.n;
+	char q[PLIST_MAX_QUOTE + 4];
+
+	if (n <= PLIST_DUP_SORT_MIN) {
+		for (i = 0; i < n && dup == NULL; i++)
+			for (j = i + 1; j < n && dup == NULL; j++)
+				if (plist_kv_order(&d->u.dict.kv[i], &d->u.dict.kv[j]) == 0)
+					dup = &d->u.dict.kv[i];
+	} else {
+		if ((idx = calloc(n, sizeof(*idx))) == NULL)
+			return plist_fail(ps, MDM_ERR_NOMEM, 0, "out of memory");
+		for (i = 0; i < n; i++)
+			idx[i] = &d->u.dict.kv[i];
+		qsort(idx, n, sizeof(*idx), plist_kv_cmp);
+		for (i = 1; i < n && dup == NULL; i++)
+			if (plist_kv_order(idx[i - 1], idx[i]) == 0)
+				dup = idx[i];
+		free(idx);
+	}
+	if (dup == NULL)
+		return MDM_OK;
+	plist_quote(q, sizeof(q), dup->key, dup->keylen);
+	return plist_fail(ps, MDM_ERR_PARSE, plist_line(ps), "duplicate key \"%s\" in dict", q);
+}
+
+static mdm_err plist_end(struct plist_parser *ps)
+{
+	struct plist_frame *top = &ps->st[ps->sp - 1];
+	char q[PLIST_MAX_QUOTE + 4];
+
+	if (plist_is_leaf(top->kind))
+		return plist_end_leaf(ps);
+	switch (top->kind) {
+	case PE_DICT:
+		if (top->key != NULL) {
+			plist_quote(q, sizeof(q), top->key, top->keylen);
+			return plist_fail(
+			        ps, MDM_ERR_PARSE, plist_line(ps), "key \"%s\" without a value", q);
+		}
+		if (plist_check_dups(ps, top->node) != MDM_OK)
+			return ps->err;
+		break;
+	case PE_ARRAY:
+		break;
+	case PE_PLIST:
+		if (!top->has_value)
+			return plist_fail(
+			        ps, MDM_ERR_PARSE, plist_line(ps), "<plist> holds no value");
+		ps->done = 1;
+		break;
+	default:
+		return plist_fail(ps, MDM_ERR_INTERNAL, 0, "bad frame");
+	}
+	ps->sp--;
+	return MDM_OK;
+}
+
+/* <plist> may carry version="1.0" and nothing else; other elements carry nothing. */
+static mdm_err plist_check_attrs(struct plist_parser *ps, enum plist_elem kind, const char *name)
+{
+	char q[PLIST_MAX_QUOTE + 4];
+	long line = plist_line(ps); /* before moving onto the attributes */
+	int rc;
+
+	if (xmlTextReaderHasAttributes(ps->r) != 1)
+		return MDM_OK;
+	while ((rc = xmlTextReaderMoveToNextAttribute(ps->r)) == 1) {
+		const char *an = (const char *)xmlTextReaderConstName(ps->r);
+		const char *av = (const char *)xmlTextReaderConstValue(ps->r);
+
+		if (an == NULL)
+			an = "";
+		if (kind == PE_PLIST && strcmp(an, "version") == 0) {
+			if (av == NULL || strcmp(av, "1.0") != 0) {
+				plist_quote(q, sizeof(q), av != NULL ? av : "",
+				        av != NULL ? strlen(av) : 0);
+				return plist_fail(ps, MDM_ERR_PARSE, line,
+				        "<plist version=\"%s\"> is not version 1.0", q);
+			}
+			continue;
+		}
+		plist_quote(q, sizeof(q), an, strlen(an));
+		return plist_fail(
+		        ps, MDM_ERR_PARSE, line, "attribute %s not allowed on <%s>", q, name);
+	}
+	if (rc < 0 || xmlTextReaderMoveToElement(ps->r) < 0)
+		return plist_fail(ps, MDM_ERR_PARSE, line, "unreadable attributes");
+	return MDM_OK;
+}
+
+static mdm_err plist_start(struct plist_parser *ps)
+{
+	const char *raw = (const char *)xmlTextReaderConstName(ps->r);
+	char name[PLIST_MAX_QUOTE + 4];
+	enum plist_elem kind;
+	struct plist_frame *top;
+	int empty;
+	plist *node;
+
+	if (raw == NULL)
+		raw = "";
+	plist_quote(name, sizeof(name), raw, strlen(raw));
+	kind = plist_elem_lookup(raw);
+	if ((empty = xmlTextReaderIsEmptyElement(ps->r)) < 0)
+		return plist_fail(ps, MDM_ERR_PARSE, plist_line(ps), "unreadable element");
+	if (ps->done)
+		return plist_fail(ps, MDM_ERR_PARSE, plist_line(ps), "<%s> after </plist>", name);
+	if (ps->sp == 0 && kind != PE_PLIST)
+		return plist_fail(ps, MDM_ERR_PARSE, plist_line(ps),
+		        "root element is <%s>, not <plist>", name);
+	if (kind == PE_NONE)
+		return plist_fail(ps, MDM_ERR_PARSE, plist_line(ps), "unknown element <%s>", name);
+	if (plist_check_attrs(ps, kind, name) != MDM_OK)
+		return ps->err;
+	if (ps->sp == 0) {
+		if (plist_push(ps, PE_PLIST, NULL) != MDM_OK)
+			return ps->err;
+		return empty ? plist_end(ps) : MDM_OK;
+	}
+	top = &ps->st[ps->sp - 1];
+	if (kind == PE_PLIST || plist_is_leaf(top->kind))
+		return plist_fail(ps, MDM_ERR_PARSE, plist_line(ps), "<%s> not allowed inside <%s>",
+		        name, plist_elem_names[top->kind]);
+	if (top->kind == PE_PLIST && top->has_value)
+		return plist_fail(
+		        ps, MDM_ERR_PARSE, plist_line(ps), "more than one value in <plist>");
+	if (top->kind == PE_DICT && top->key == NULL && kind != PE_KEY)
+		return plist_fail(
+		        ps, MDM_ERR_PARSE, plist_line(ps), "<%s> in dict without a <key>", name);
+	if (top->kind == PE_DICT && top->key != NULL && kind == PE_KEY) {
+		plist_quote(name, sizeof(name), top->key, top->keylen);
+		return plist_fail(
+		        ps, MDM_ERR_PARSE, plist_line(ps), "key \"%s\" without a value", name);
+	}
+	if (top->kind != PE_DICT && kind == PE_KEY)
+		return plist_fail(ps, MDM_ERR_PARSE, plist_line(ps), "<key> outside a dict");
+	if (kind != PE_KEY) {
+		if (ps->nodes >= PLIST_MAX_NODES)
+			return plist_fail(ps, MDM_ERR_LIMIT, plist_line(ps), "more than %d values",
+			        PLIST_MAX_NODES);
+		ps->nodes++;
+	}
+	node = NULL;
+	if (kind == PE_DICT || kind == PE_ARRAY) {
+		/* Open containers, excluding <plist>, are ps->sp - 1. */
+		if (ps->sp - 1 >= PLIST_MAX_DEPTH)
+			return plist_fail(ps, MDM_ERR_LIMIT, plist_line(ps),
+			        "nesting deeper than %d", PLIST_MAX_DEPTH);
+		if ((node = plist_alloc(kind == PE_DICT ? PLIST_DICT : PLIST_ARRAY)) == NULL)
+			return plist_fail(ps, MDM_ERR_NOMEM, 0, "out of memory");
+		if (plist_attach(ps, node) != MDM_OK)
+			return ps->err;
+	}
+	if (plist_push(ps, kind, node) != MDM_OK)
+		return ps->err;
+	return empty ? plist_end(ps) : MDM_OK;
+}
+
+static mdm_err plist_text(struct plist_parser *ps, int type)
+{
+	const char *v = (const char *)xmlTextReaderConstValue(ps->r);
+	enum plist_elem kind = ps->sp > 0 ? ps->st[ps->sp - 1].kind : PE_NONE;
+	size_t n, i;
+
+	if (v == NULL)
+		v = "";
+	n = strlen(v);
+	if (plist_is_leaf(kind) && kind != PE_TRUE && kind != PE_FALSE)
+		return plist_text_append(ps, v, n);
+	for (i = 0; i < n; i++)
+		if (!plist_is_space((unsigned char)v[i]))
+			break;
+	if (i == n && type != XML_READER_TYPE_CDATA)
+		return MDM_OK;
+	return plist_fail(ps, MDM_ERR_PARSE, plist_line(ps), "text not allowed %s<%s>",
+	        kind == PE_NONE ? "outside " : "inside ",
+	        kind == PE_NONE ? "plist" : plist_elem_names[kind]);
+}
+
+static mdm_err plist_node(struct plist_parser *ps)
+{
+	int type = xmlTextReaderNodeType(ps->r);
+	const char *name;
+	char q[PLIST_MAX_QUOTE + 4];
+
+	switch (type) {
+	case XML_READER_TYPE_ELEMENT:
+		return plist_start(ps);
+	case XML_READER_TYPE_END_ELEMENT:
+		if (ps->sp == 0)
+			return plist_fail(ps, MDM_ERR_INTERNAL, plist_line(ps), "unbalanced end");
+		return plist_end(ps);
+	case XML_READER_TYPE_TEXT:
+	case XML_READER_TYPE_CDATA:
+	case XML_READER_TYPE_WHITESPACE:
+	case XML_READER_TYPE_SIGNIFICANT_WHITESPACE:
+		return plist_text(ps, type);
+	case XML_READER_TYPE_COMMENT:
+		/* Comments carry no data; CFPropertyList skips them too. */
+		return MDM_OK;
+	case XML_READER_TYPE_DOCUMENT_TYPE:
+		/* The prolog check already refused internal subsets. */
+		if (ps->sp != 0 || ps->done)
+			return plist_fail(ps, MDM_ERR_PARSE, plist_line(ps), "misplaced DOCTYPE");
+		return MDM_OK;
+	case XML_READER_TYPE_ENTITY_REFERENCE:
+		name = (const char *)xmlTextReaderConstName(ps->r);
+		plist_quote(
+		        q, sizeof(q), name != NULL ? name : "", name != NULL ? strlen(name) : 0);
+		return plist_fail(
+		        ps, MDM_ERR_PARSE, plist_line(ps), "entity reference &%s; not allowed", q);
+	case XML_READER_TYPE_PROCESSING_INSTRUCTION:
+		return plist_fail(ps, MDM_ERR_PARSE, plist_line(ps),
+		        "processing instructions are not allowed");
+	default:
+		return plist_fail(
+		        ps, MDM_ERR_PARSE, plist_line(ps), "unexpected XML node type %d", type);
+	}
+}
+
+mdm_err plist_parse_ex(const char *buf, size_t len, plist **out, char *errbuf, size_t errlen)
+{
+	struct plist_parser ps;
+	xmlStructuredErrorFunc old_serr;
+	xmlGenericErrorFunc old_gerr;
+	void *old_sctx, *old_gctx;
+	int rc, handlers = 0;
+	size_t i;
+
+	memset(&ps, 0, sizeof(ps));
+	ps.errbuf = errbuf;
+	ps.errlen = errlen;
+	if (errbuf != NULL && errlen > 0)
+		errbuf[0] = '\0';
+	if (out != NULL)
+		*out = NULL;
+	if (out == NULL || (buf == NULL && len != 0))
+		return plist_fail(&ps, MDM_ERR_INVAL, 0, "invalid arguments");
+	if (len > PLIST_MAX_BYTES)
+		return plist_fail(&ps, MDM_ERR_LIMIT, 0, "document of %zu bytes exceeds %d", len,
+		        PLIST_MAX_BYTES);
+	if (len == 0)
+		return plist_fail(&ps, MDM_ERR_PARSE, 0, "empty document");
+	if (plist_check_chars(&ps, buf, len) != MDM_OK ||
+	        plist_check_prolog(&ps, buf, len) != MDM_OK ||
+	        plist_check_markup(&ps, buf, len) != MDM_OK)
+		goto out;
+	if (pthread_once(&plist_once, plist_init) != 0) {
+		plist_fail(&ps, MDM_ERR_INTERNAL, 0, "libxml2 initialisation failed");
+		goto out;
+	}
+
+	/*
+	 * These handlers are per thread in libxml2; they catch what is raised
+	 * outside the reader's own handler and are restored before returning.
+	 */
+	old_serr = xmlStructuredError;
+	old_sctx = xmlStructuredErrorContext;
+	old_gerr = xmlGenericError;
+	old_gctx = xmlGenericErrorContext;
+	xmlSetStructuredErrorFunc(&ps, plist_xml_error);
+	xmlSetGenericErrorFunc(NULL, plist_xml_generic);
+	handlers = 1;
+
+	/*
+	 * NONET and nothing else: no entity substitution (NOENT), no DTD
+	 * loading, defaulting or validation, no recovery, no HUGE, no XInclude.
+	 */
+	ps.r = xmlReaderForMemory(buf, (int)len, NULL, NULL, XML_PARSE_NONET | XML_PARSE_BIG_LINES);
+	if (ps.r == NULL) {
+		plist_fail(&ps, MDM_ERR_NOMEM, 0, "cannot create XML reader");
+		goto out;
+	}
+	xmlTextReaderSetStructuredErrorHandler(ps.r, plist_xml_error, &ps);
+	/* Pinned off explicitly, whatever a libxml2 version defaults to. */
+	if (xmlTextReaderSetParserProp(ps.r, XML_PARSER_LOADDTD, 0) != 0 ||
+	        xmlTextReaderSetParserProp(ps.r, XML_PARSER_DEFAULTATTRS, 0) != 0 ||
+	        xmlTextReaderSetParserProp(ps.r, XML_PARSER_VALIDATE, 0) != 0 ||
+	        xmlTextReaderSetParserProp(ps.r, XML_PARSER_SUBST_ENTITIES, 0) != 0) {
+		plist_fail(&ps, MDM_ERR_INTERNAL, 0, "cannot configure XML reader");
+		goto out;
+	}
+	for (;;) {
+		rc = xmlTextReaderRead(ps.r);
+		if (ps.err != MDM_OK)
+			goto out;
+		if (rc == 0)
+			break;
+		if (rc < 0) {
+			plist_fail(&ps, MDM_ERR_PARSE, 0, "XML not well-formed");
+			goto out;
+		}
+		if (plist_node(&ps) != MDM_OK)
+			goto out;
+	}
+	if (!ps.done) {
+		plist_fail(&ps, MDM_ERR_PARSE, 0, "no complete <plist> element");
+		goto out;
+	}
+	*out = ps.root;
+	ps.root = NULL;
+out:
+	if (ps.r != NULL)
+		xmlFreeTextReader(ps.r);
+	if (handlers) {
+		xmlSetStructuredErrorFunc(old_sctx, old_serr);
+		xmlSetGenericErrorFunc(old_gctx, old_gerr);
+	}
+	for (i = 0; i < ps.sp; i++)
+		free(ps.st[i].key);
+	free(ps.text);
+	plist_free(ps.root);
+	return ps.err;
+}
+
+mdm_err plist_parse(const char *buf, size_t len, plist **out)
+{
+	char errbuf[256];
+	mdm_err err;
+
+	if ((err = plist_parse_ex(buf, len, out, errbuf, sizeof(errbuf))) != MDM_OK)
+		log_msg(MDM_LOG_WARN, "%s", errbuf);
+	return err;
+}
+
+/* ---- writer ---- */
+
+/* The one bounded writer: every append is checked, the first failure sticks. */
+struct plist_buf {
+	char *p;
+	size_t len, cap;
+	mdm_err err;
+};
+
+static void plist_buf_add(struct plist_buf *b, const char *s, size_t n)
+{
+	size_t need, ncap;
+	char *np;
+
+	if (b->err != MDM_OK)
+		return;
+	if (n > SIZE_MAX - 1 - b->len) {
+		b->err = MDM_ERR_NOMEM;
+		return;
+	}
+	need = b->len + n + 1;
+	if (need > b->cap) {
+		ncap = b->cap == 0 ? 1024 : b->cap;
+		while (ncap < need)
+			ncap = ncap > SIZE_MAX / 2 ? need : ncap * 2;
+		if ((np = realloc(b->p, ncap)) == NULL) {
+			b->err = MDM_ERR_NOMEM;
+			return;
+		}
+		b->p = np;
+		b->cap = ncap;
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+static void plist_buf_puts(struct plist_buf *b, const char *s)
+{
+	plist_buf_add(b, s, strlen(s));
+}
+
+static void plist_buf_indent(struct plist_buf *b, size_t n)
+{
+	static const char tabs[] = "\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t";
+	size_t k;
+
+	while (n > 0) {
+		k = n < sizeof(tabs) - 1 ? n : sizeof(tabs) - 1;
+		plist_buf_add(b, tabs, k);
+		n -= k;
+	}
+}
+
+static void plist_buf_fail(struct plist_buf *b, mdm_err err)
+{
+	if (b->err == MDM_OK)
+		b->err = err;
+}
+
+/*
+ * Character data: & < > as entities and CR as a character reference (a
+ * raw CR would come back as LF).  Text XML 1.0 cannot carry is refused
+ * rather than written into a document nobody can read.
+ */
+static void plist_write_text(struct plist_buf *b, const char *s, size_t len)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	size_t i = 0, run = 0, n;
+	uint32_t cp;
+	const char *rep;
+
+	while (i < len) {
+		if ((n = plist_utf8_len(u + i, len - i, &cp)) == 0 || !plist_xml_char(cp)) {
+			plist_buf_fail(b, MDM_ERR_INVAL);
+			return;
+		}
+		switch (cp) {
+		case '&':
+			rep = "&amp;";
+			break;
+		case '<':
+			rep = "&lt;";
+			break;
+		case '>':
+			rep = "&gt;";
+			break;
+		case '\r':
+			rep = "&#13;";
+			break;
+		default:
+			rep = NULL;
+			break;
+		}
+		if (rep != NULL) {
+			plist_buf_add(b, s + run, i - run);
+			plist_buf_puts(b, rep);
+			run = i + n;
+		}
+		i += n;
+	}
+	plist_buf_add(b, s + run, i - run);
+}
+
+/*
+ * CFPropertyList's layout: lines of 76 columns counting a tab as eight,
+ * at most eight tabs of indentation, flushed after the byte that fills
+ * the line.
+ */
+static void plist_write_base64(struct plist_buf *b, const uint8_t *d, size_t len, size_t indent)
+{
+	char line[80];
+	size_t i, pos = 0, maxline;
+
+	if (indent > 8)
+		indent = 8;
+	maxline = 76 - 8 * indent;
+	for (i = 0; i < len; i++) {
+		switch (i % 3) {
+		case 0:
+			line[pos++] = plist_b64_alphabet[d[i] >> 2];
+			break;
+		case 1:
+			line[pos++] = plist_b64_alphabet[((d[i - 1] & 0x3) << 4) | (d[i] >> 4)];
+			break;
+		default:
+			line[pos++] = plist_b64_alphabet[((d[i - 1] & 0xf) << 2) | (d[i] >> 6)];
+			line[pos++] = plist_b64_alphabet[d[i] & 0x3f];
+			break;
+		}
+		if (pos >= maxline) {
+			plist_buf_indent(b, indent);
+			plist_buf_add(b, line, pos);
+			plist_buf_add(b, "\n", 1);
+			pos = 0;
+		}
+	}
+	switch (i % 3) {
+	case 1:
+		line[pos++] = plist_b64_alphabet[(d[i - 1] & 0x3) << 4];
+		line[pos++] = '=';
+		line[pos++] = '=';
+		break;
+	case 2:
+		line[pos++] = plist_b64_alphabet[(d[i - 1] & 0xf) << 2];
+		line[pos++] = '=';
+		break;
+	default:
+		break;
+	}
+	if (pos > 0) {
+		plist_buf_indent(b, indent);
+		plist_buf_add(b, line, pos);
+		plist_buf_add(b, "\n", 1);
+	}
+}
+
+static void plist_write_date(struct plist_buf *b, int64_t t)
+{
+	int64_t days = t / 86400, secs = t % 86400, y;
+	unsigned m, d;
+	char tmp[64];
+
+	if (secs < 0) {
+		secs += 86400;
+		days--;
+	}
+	plist_civil_from_days(days, &y, &m, &d);
+	if (y < 0 || y > 9999) {
+		plist_buf_fail(b, MDM_ERR_INVAL);
+		return;
+	}
+	snprintf(tmp, sizeof(tmp), "<date>%04d-%02u-%02uT%02d:%02d:%02dZ</date>\n", (int)y, m, d,
+	        (int)(secs / 3600), (int)(secs / 60 % 60), (int)(secs % 60));
+	plist_buf_puts(b, tmp);
+}
+
+static void plist_write(struct plist_buf *b, const plist *p, size_t indent, size_t depth)
+{
+	char tmp[64];
+	size_t i;
+
+	if (b->err != MDM_OK)
+		return;
+	if (p == NULL) {
+		plist_buf_fail(b, MDM_ERR_INVAL);
+		return;
+	}
+	if ((p->type == PLIST_DICT || p->type == PLIST_ARRAY) && depth >= PLIST_MAX_DEPTH) {
+		plist_buf_fail(b, MDM_ERR_INVAL);
+		return;
+	}
+	plist_buf_indent(b, indent);
+	switch (p->type) {
+	case PLIST_DICT:
+		if (p->u.dict.n == 0) {
+			plist_buf_puts(b, "<dict/>\n");
+			break;
+		}
+		plist_buf_puts(b, "<dict>\n");
+		for (i = 0; i < p->u.dict.n; i++) {
+			plist_buf_indent(b, indent + 1);
+			plist_buf_puts(b, "<key>");
+			plist_write_text(b, p->u.dict.kv[i].key, p->u.dict.kv[i].keylen);
+			plist_buf_puts(b, "</key>\n");
+			plist_write(b, p->u.dict.kv[i].val, indent + 1, depth + 1);
+		}
+		plist_buf_indent(b, indent);
+		plist_buf_puts(b, "</dict>\n");
+		break;
+	case PLIST_ARRAY:
+		if (p->u.arr.n == 0) {
+			plist_buf_puts(b, "<array/>\n");
+			break;
+		}
+		plist_buf_puts(b, "<array>\n");
+		for (i = 0; i < p->u.arr.n; i++)
+			plist_write(b, p->u.arr.v[i], indent + 1, depth + 1);
+		plist_buf_indent(b, indent);
+		plist_buf_puts(b, "</array>\n");
+		break;
+	case PLIST_STRING:
+		plist_buf_puts(b, "<string>");
+		plist_write_text(b, p->u.str.s, p->u.str.len);
+		plist_buf_puts(b, "</string>\n");
+		break;
+	case PLIST_INTEGER:
+		if (p->u.num.big)
+			snprintf(tmp, sizeof(tmp), "<integer>%" PRIu64 "</integer>\n", p->u.num.u);
+		else
+			snprintf(tmp, sizeof(tmp), "<integer>%" PRId64 "</integer>\n", p->u.num.s);
+		plist_buf_puts(b, tmp);
+		break;
+	case PLIST_REAL:
+		/* %.17g reads back to the same double (C locale, as FastCGI programs run). */
+		if (isnan(p->u.real))
+			plist_buf_puts(b, "<real>nan</real>\n");
+		else if (isinf(p->u.real))
+			plist_buf_puts(b,
+			        p->u.real > 0 ? "<real>+infinity</real>\n"
+			                      : "<real>-infinity</real>\n");
+		else {
+			snprintf(tmp, sizeof(tmp), "<real>%.17g</real>\n", p->u.real);
+			plist_buf_puts(b, tmp);
+		}
+		break;
+	case PLIST_BOOLEAN:
+		plist_buf_puts(b, p->u.boolean ? "<true/>\n" : "<false/>\n");
+		break;
+	case PLIST_DATE:
+		plist_write_date(b, p->u.date);
+		break;
+	case PLIST_DATA:
+		plist_buf_puts(b, "<data>\n");
+		plist_write_base64(b, p->u.data.p, p->u.data.len, indent);
+		plist_buf_indent(b, indent);
+		plist_buf_puts(b, "</data>\n");
+		break;
+	default:
+		plist_buf_fail(b, MDM_ERR_INVAL);
+		break;
+	}
+}
+
+mdm_err plist_serialize(const plist *p, char **out, size_t *outlen)
+{
+	struct plist_buf b = {NULL, 0, 0, MDM_OK};
+
+	if (out != NULL)
+		*out = NULL;
+	if (outlen != NULL)
+		*outlen = 0;
+	if (p == NULL || out == NULL)
+		return MDM_ERR_INVAL;
+	plist_buf_puts(&b,
+	        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+	        "<!DOCTYPE plist PUBLIC \"-//Apple//DTD PLIST 1.0//EN\" "
+	        "\"http://www.apple.com/DTDs/PropertyList-1.0.dtd\">\n"
+	        "<plist version=\"1.0\">\n");
+	plist_write(&b, p, 0, 0);
+	plist_buf_puts(&b, "</plist>\n");
+	if (b.err != MDM_OK) {
+		free(b.p);
+		return b.err;
+	}
+	*out = b.p;
+	if (outlen != NULL)
+		*outlen = b.len;
+	return MDM_OK;
+}
