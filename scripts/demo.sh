@@ -1,0 +1,149 @@
+#!/bin/sh
+#
+# scripts/demo.sh start BUILD | stop: a local demo stack (`make demo`,
+# `make demo-stop`).  POSIX sh.
+#
+# start: PostgreSQL, certificates, Apache (mod_proxy_fcgi to spawn-fcgi
+# pools of BUILD/cgi-bin) under ./var, the schema migrated with
+# BUILD/bin/mdmctl; waits until every route is healthy, then writes
+# var/demo.env.  Running it again restarts Apache and the pools on the new
+# build and keeps the database and certificates: one stack, answering.
+#
+#   https://127.0.0.1:${DEMO_HTTPS_PORT:-8443}  every route
+#   http://127.0.0.1:${DEMO_HTTP_PORT:-8080}    /scep only
+#
+# Every MDM_* variable set when it starts reaches the programs (MDM_DB is
+# always the demo's own database).
+#
+# stop: stops Apache, the pools and PostgreSQL; fine when nothing runs.
+
+set -u
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd) || exit 1
+VAR=$ROOT/var
+STACK_ROOT=$ROOT
+STACK_PROG=demo
+# shellcheck source=scripts/stack.sh
+. "$ROOT/scripts/stack.sh"
+
+# NAME='value' with the value quoted for the shell.
+env_line() {
+	printf "export %s='%s'\n" "$1" "$(printf '%s' "$2" | sed "s/'/'\\\\''/g")"
+}
+
+demo_start() {
+	build=${1:-build}
+	case $build in
+	/*) B=$build ;;
+	*) B=$ROOT/$build ;;
+	esac
+	https_port=${DEMO_HTTPS_PORT:-8443}
+	http_port=${DEMO_HTTP_PORT:-8080}
+	for f in bin/mdmctl cgi-bin/scep.fcgi cgi-bin/enroll.fcgi \
+		cgi-bin/checkin.fcgi cgi-bin/server.fcgi; do
+		[ -x "$B/$f" ] || stack_die "$B/$f missing: run 'make all' first"
+	done
+	stack_init
+	mkdir -p "$VAR"
+	stack_own "$VAR"
+	stack_check_access "$ROOT/apache-conf" "$B/cgi-bin" "$VAR"
+	for p in $STACK_PROGRAMS; do
+		stack_check_access "$B/cgi-bin/$p.fcgi"
+	done
+
+	pg_start "$VAR"
+	tls_make "$VAR" clients
+	if [ -n "${MDM_DB:-}" ] && [ "$MDM_DB" != "$PG_CONNINFO" ]; then
+		stack_say "MDM_DB is set; the demo uses its own database instead"
+	fi
+	MDM_DB=$PG_CONNINFO
+	MDM_LOG_LEVEL=${MDM_LOG_LEVEL:-info}
+	export MDM_DB MDM_LOG_LEVEL
+	"$B/bin/mdmctl" db migrate >"$VAR/log/migrate.log" 2>&1 || {
+		cat "$VAR/log/migrate.log" >&2
+		stack_die "mdmctl db migrate failed"
+	}
+
+	apache_start "$VAR" "${DEMO_MODE:-proxy}" "$B/cgi-bin" "$https_port" "$http_port"
+	https=https://127.0.0.1:$https_port
+	http=http://127.0.0.1:$http_port
+	if ! stack_wait_health "$https/scep/health" "$https/enroll/health" \
+		"$https/mdm/checkin/health" "$https/mdm/server/health" \
+		"$http/scep/health"; then
+		for p in $STACK_PROGRAMS; do
+			stack_show_log "$VAR/apache/logs/pool-$p.log" 5
+		done
+		stack_show_log "$APACHE_ERROR_LOG" 10
+		stack_die "the demo stack is not healthy (logs in $VAR/apache/logs)"
+	fi
+
+	{
+		echo "# Written by scripts/demo.sh; source it: . var/demo.env"
+		env_line SCEP_URL "$http/scep"
+		env_line SCEP_HTTPS_URL "$https/scep"
+		env_line ENROLL_URL "$https/enroll"
+		env_line CHECKIN_URL "$https/mdm/checkin"
+		env_line SERVER_URL "$https/mdm/server"
+		env_line CA_CERT "$CA_CERT"
+		env_line CA_KEY "$CA_KEY"
+		env_line TLS_CA_CERT "$TLS_CA_CERT"
+		env_line CLIENT_CERT "$CLIENT_CERT"
+		env_line CLIENT_KEY "$CLIENT_KEY"
+		env_line DEMO_BUILD "$B"
+		env_line DEMO_PGDATA "$PG_DATA"
+		for name in $(env | sed -n 's/^\(MDM_[A-Za-z0-9_]*\)=.*/\1/p' | sort -u); do
+			eval "value=\${$name}"
+			# shellcheck disable=SC2154 # assigned by eval above
+			env_line "$name" "$value"
+		done
+	} >"$VAR/demo.env.tmp" && mv "$VAR/demo.env.tmp" "$VAR/demo.env"
+
+	cat <<EOF
+demo: running, as user $STACK_USER
+  SCEP        $http/scep   (also $https/scep)
+  enrollment  $https/enroll
+  check-in    $https/mdm/checkin
+  commands    $https/mdm/server
+  device CA   $CA_CERT
+  trust HTTPS $TLS_CA_CERT
+  database    psql "$PG_CONNINFO"
+  logs        $VAR/apache/logs
+Try:  . var/demo.env && curl --cacert "\$TLS_CA_CERT" "\$CHECKIN_URL/health"
+Stop: make demo-stop
+EOF
+}
+
+demo_stop() {
+	stack_init
+	build=
+	if [ -f "$VAR/demo.env" ]; then
+		build=$(sed -n "s/^export DEMO_BUILD='\(.*\)'$/\1/p" "$VAR/demo.env")
+	fi
+	apache_stop "$VAR"
+	if [ -n "$build" ]; then
+		stack_sweep "$build/cgi-bin/"
+	fi
+	if [ -d "$VAR/pgdata" ]; then
+		pg_stop "$VAR"
+	fi
+	# Nothing of ours may be left.
+	left=$(ps -u "$STACK_USER" -o pid= -o args= 2>/dev/null | while read -r pid args; do
+		case $args in
+		*"$VAR/"* | "${build:-$VAR}/cgi-bin/"*) echo "$pid $args" ;;
+		esac
+	done)
+	if [ -n "$left" ]; then
+		printf '%s\n' "$left" >&2
+		stack_die "processes of the demo are still running"
+	fi
+	stack_say "stopped"
+}
+
+case ${1:-} in
+start) demo_start "${2:-build}" ;;
+stop) demo_stop ;;
+*)
+	echo "usage: $0 start BUILD | stop" >&2
+	exit 2
+	;;
+esac

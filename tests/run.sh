@@ -1,0 +1,237 @@
+#!/bin/sh
+#
+# tests/run.sh BUILD: the whole test suite (`make test`, `make san`).
+# Run from anywhere; BUILD is relative to the repository root.
+#
+#   1. a throw-away PostgreSQL in a fresh temporary directory, migrated
+#      with BUILD/bin/mdmctl
+#   2. BUILD/tests/check_unit (MDM_TEST_DB, MDM_DB, MDM_VECTORS,
+#      MDM_TEST_PGCTL, MDM_TEST_PGDATA in its environment)
+#   3. BUILD/tests/check_e2e through a real Apache, once with
+#      mod_proxy_fcgi + spawn-fcgi pools and once with mod_fcgid
+#
+# Everything it started is stopped and the directory removed on exit
+# (set MDM_TEST_KEEP=1 to keep the directory and its logs).  The last
+# line says "N passed, N failed"; the exit status is non-zero on any
+# failure.  A sanitizer build (detected from the binaries) also fails on
+# any AddressSanitizer or UBSan report, from any process.  POSIX sh.
+
+set -u
+
+BUILD=${1:-build}
+ROOT=$(cd "$(dirname "$0")/.." && pwd) || exit 1
+cd "$ROOT" || exit 1
+case $BUILD in
+/*) B=$BUILD ;;
+*) B=$ROOT/$BUILD ;;
+esac
+
+STACK_ROOT=$ROOT
+STACK_PROG=tests/run.sh
+# shellcheck source=scripts/stack.sh
+. "$ROOT/scripts/stack.sh"
+
+for f in bin/mdmctl tests/check_unit tests/check_e2e cgi-bin/scep.fcgi \
+	cgi-bin/enroll.fcgi cgi-bin/checkin.fcgi cgi-bin/server.fcgi; do
+	[ -x "$B/$f" ] || stack_die "$B/$f missing: build it first (make all BUILD=$BUILD)"
+done
+stack_init
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/mdm-test.XXXXXX") || stack_die "mktemp failed"
+chmod 755 "$TMP"
+stack_own "$TMP"
+
+cleanup() {
+	apache_stop "$TMP"
+	stack_sweep "$TMP/"
+	pg_stop "$TMP"
+	if [ "${MDM_TEST_KEEP:-0}" = 1 ]; then
+		stack_say "kept $TMP"
+	else
+		rm -rf "$TMP"
+	fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+PASSED=0
+FAILED=0
+
+# run_suite NAME LOG CMD...: runs a check binary, shows its output and
+# adds its checks to the totals.  A suite that fails without a summary
+# line (crash, sanitizer exit) counts as one failure.
+run_suite() {
+	name=$1
+	log=$2
+	shift 2
+	stack_say "running $name"
+	"$@" >"$log" 2>&1
+	rc=$?
+	cat "$log"
+	summary=$(sed -n 's/^[0-9]*%: Checks: \([0-9]*\), Failures: \([0-9]*\), Errors: \([0-9]*\).*/\1 \2 \3/p' "$log" | tail -n 1)
+	if [ -z "$summary" ]; then
+		stack_say "$name: no summary from check (exit status $rc)" >&2
+		FAILED=$((FAILED + 1))
+		return 1
+	fi
+	# shellcheck disable=SC2086 # three numbers
+	set -- $summary
+	PASSED=$((PASSED + $1 - $2 - $3))
+	FAILED=$((FAILED + $2 + $3))
+	if [ "$rc" -ne 0 ] && [ $(($2 + $3)) -eq 0 ]; then
+		stack_say "$name: exit status $rc with no failed check" >&2
+		FAILED=$((FAILED + 1))
+	fi
+	[ "$rc" -eq 0 ]
+}
+
+# ------------------------------------------------------------ sanitizers
+
+SAN=0
+# gcc links the runtime dynamically (__asan_init), clang statically.
+if grep -E -q '__asan_init|AddressSanitizer' "$B/bin/mdmctl" 2>/dev/null; then
+	SAN=1
+	mkdir -p "$TMP/san"
+	chmod 1777 "$TMP/san"
+	# LeakSanitizer needs ptrace-like powers some sandboxes deny.
+	leaks=1
+	printf 'int main(void) { return 0; }\n' >"$TMP/san/probe.c"
+	if ${CC:-cc} -fsanitize=address -o "$TMP/san/probe" "$TMP/san/probe.c" 2>/dev/null; then
+		chmod 755 "$TMP/san/probe"
+		if ASAN_OPTIONS=detect_leaks=1 as_stack "$TMP/san/probe" 2>&1 |
+			grep -q LeakSanitizer; then
+			leaks=0
+		fi
+	fi
+	rm -f "$TMP/san/probe" "$TMP/san/probe.c"
+	ASAN_OPTIONS="log_path=$TMP/san/asan:detect_leaks=$leaks:abort_on_error=0"
+	UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$TMP/san/ubsan"
+	LSAN_OPTIONS=${LSAN_OPTIONS:-}
+	export ASAN_OPTIONS UBSAN_OPTIONS
+	[ -n "$LSAN_OPTIONS" ] && export LSAN_OPTIONS
+	CK_TIMEOUT_MULTIPLIER=${CK_TIMEOUT_MULTIPLIER:-4}
+	export CK_TIMEOUT_MULTIPLIER
+	stack_say "sanitizer build: reports go to $TMP/san (detect_leaks=$leaks)"
+fi
+
+# Fails the run if any sanitizer report appeared in the files or logs.
+check_sanitizers() {
+	[ "$SAN" = 1 ] || return 0
+	found=0
+	shown=0
+	for f in "$TMP"/san/asan.* "$TMP"/san/ubsan.*; do
+		[ -f "$f" ] || continue
+		found=1
+		shown=$((shown + 1))
+		# The first few in full; the rest are usually the same bug.
+		if [ "$shown" -le 3 ]; then
+			stack_say "sanitizer report $(basename "$f"):" >&2
+			head -n 40 "$f" >&2
+		else
+			stack_say "sanitizer report $(basename "$f"): $(grep -m 1 SUMMARY "$f")" >&2
+		fi
+	done
+	for f in "$TMP"/logs-*/*.log; do
+		[ -f "$f" ] || continue
+		if grep -E -q 'AddressSanitizer|LeakSanitizer|runtime error:' "$f"; then
+			stack_say "sanitizer report in $f:" >&2
+			grep -E -A 20 'AddressSanitizer|LeakSanitizer|runtime error:' "$f" | head -n 60 >&2
+			found=1
+		fi
+	done
+	if [ "$found" = 1 ]; then
+		FAILED=$((FAILED + 1))
+		return 1
+	fi
+	return 0
+}
+
+# ------------------------------------------------------------ PostgreSQL
+
+pg_start "$TMP" test
+MDM_DB=$PG_CONNINFO
+MDM_TEST_DB=$PG_CONNINFO
+MDM_TEST_PGCTL=$PG_CTL_CMD
+MDM_TEST_PGDATA=$PG_DATA
+export MDM_DB MDM_TEST_DB MDM_TEST_PGCTL MDM_TEST_PGDATA
+if [ -d "$ROOT/../shared/vectors" ]; then
+	MDM_VECTORS=$(cd "$ROOT/../shared/vectors" && pwd)
+	export MDM_VECTORS
+fi
+MDM_LOG_LEVEL=${MDM_LOG_LEVEL:-warn}
+export MDM_LOG_LEVEL
+
+"$B/bin/mdmctl" db migrate >"$TMP/log/migrate.log" 2>&1 || {
+	cat "$TMP/log/migrate.log" >&2
+	stack_die "mdmctl db migrate failed"
+}
+# Migrating twice must change nothing.
+"$B/bin/mdmctl" db migrate >>"$TMP/log/migrate.log" 2>&1 || {
+	cat "$TMP/log/migrate.log" >&2
+	stack_die "mdmctl db migrate failed the second time (not idempotent)"
+}
+stack_say "schema: $("$B/bin/mdmctl" db status 2>&1 | tr '\n' ' ')"
+
+# ------------------------------------------------------------ unit tests
+
+CK_VERBOSITY=normal
+export CK_VERBOSITY
+run_suite check_unit "$TMP/unit.out" "$B/tests/check_unit"
+
+# The unit tests may have stopped and started PostgreSQL: make sure it
+# runs for what follows.
+pg_start "$TMP" test
+
+# ------------------------------------------------------------- e2e tests
+
+tls_make "$TMP" clients
+# The stack user runs the programs: give it copies, so that it needs no
+# access to the checkout (which may be under /root).
+mkdir -p "$TMP/cgi-bin"
+for p in $STACK_PROGRAMS; do
+	cp "$B/cgi-bin/$p.fcgi" "$TMP/cgi-bin/"
+done
+chmod 755 "$TMP/cgi-bin" "$TMP"/cgi-bin/*.fcgi
+stack_own "$TMP/cgi-bin"
+E2E_TLS_CA=$TLS_CA_CERT
+E2E_CLIENT_CERT=$CLIENT_CERT
+E2E_CLIENT_KEY=$CLIENT_KEY
+E2E_CLIENT_FP=$CLIENT_FP
+E2E_SELF_CERT=$SELF_CERT
+E2E_SELF_KEY=$SELF_KEY
+E2E_SELF_FP=$SELF_FP
+E2E_PGCTL=$PG_CTL_CMD
+export E2E_TLS_CA E2E_CLIENT_CERT E2E_CLIENT_KEY E2E_CLIENT_FP E2E_SELF_CERT \
+	E2E_SELF_KEY E2E_SELF_FP E2E_PGCTL
+
+STACK_WAIT=20
+for mode in proxy fcgid; do
+	https_port=$(stack_free_port 18443)
+	http_port=$(stack_free_port 18080)
+	apache_start "$TMP" "$mode" "$TMP/cgi-bin" "$https_port" "$http_port"
+	stack_wait_health \
+		"https://127.0.0.1:$https_port/scep/health" \
+		"https://127.0.0.1:$https_port/enroll/health" \
+		"https://127.0.0.1:$https_port/mdm/checkin/health" \
+		"https://127.0.0.1:$https_port/mdm/server/health" ||
+		stack_say "$mode: not every route is healthy yet; the e2e suite will tell" >&2
+
+	E2E_MODE=$mode
+	E2E_HTTPS_BASE="https://127.0.0.1:$https_port"
+	E2E_HTTP_BASE="http://127.0.0.1:$http_port"
+	export E2E_MODE E2E_HTTPS_BASE E2E_HTTP_BASE
+	run_suite "check_e2e ($mode)" "$TMP/e2e-$mode.out" "$B/tests/check_e2e" ||
+		stack_show_log "$APACHE_ERROR_LOG" 30
+
+	apache_stop "$TMP"
+	stack_sweep "$TMP/cgi-bin/"
+	mkdir -p "$TMP/logs-$mode"
+	mv "$TMP"/apache/logs/*.log "$TMP/logs-$mode/" 2>/dev/null
+	pg_start "$TMP" test
+done
+
+check_sanitizers
+
+echo "$PASSED passed, $FAILED failed"
+[ "$FAILED" -eq 0 ]
