@@ -15,7 +15,7 @@ set -u
 PACKAGES="
 build-essential pkg-config clang clang-format
 libfcgi-dev libfcgi-bin libssl-dev openssl libxml2-dev libpq-dev
-check libcurl4-openssl-dev
+check libcurl4-openssl-dev valgrind
 postgresql postgresql-client
 apache2 libapache2-mod-fcgid spawn-fcgi
 curl ca-certificates

@@ -179,6 +179,15 @@ CK_VERBOSITY=normal
 export CK_VERBOSITY
 run_suite check_unit "$TMP/unit.out" "$B/tests/check_unit"
 
+# The same suite under valgrind (STYLE.md: clean under valgrind too), in
+# one process so that leaks in the tests' own children are not counted
+# twice.  The sanitizer build already has ASan/LSan watching instead.
+if [ "$SAN" != 1 ] && command -v valgrind >/dev/null 2>&1; then
+	run_suite "check_unit (valgrind)" "$TMP/unit-valgrind.out" \
+		env CK_FORK=no CK_TIMEOUT_MULTIPLIER=10 valgrind -q --error-exitcode=9 \
+		--leak-check=full --errors-for-leak-kinds=definite "$B/tests/check_unit"
+fi
+
 # The unit tests may have stopped and started PostgreSQL: make sure it
 # runs for what follows.
 pg_start "$TMP" test
