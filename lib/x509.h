@@ -1,16 +1,43 @@
 /*
- * X.509 certificates (only this module and cms include OpenSSL).
- * The CA itself arrives with the SCEP issue; this is the part every
- * program needs from the start: identifying a certificate.
+ * X.509: certificates, keys, CSRs and the CA (issue, renew, rekey, CRL).
+ * Only this module and cms include OpenSSL; other modules hold the opaque
+ * pointers below and call these functions.  Time is always passed in
+ * (now), so tests control the clock.
+ *
+ * Conventions: outputs are cleared on entry and belong to the caller only
+ * on MDM_OK; buffers returned through uint8_t ** or char ** are freed with
+ * free() (a challenge with x509_challenge_free).  Every refusal is logged
+ * once, here, with the rule or the OpenSSL call that failed.
  */
 #ifndef MDM_X509_H
 #define MDM_X509_H
 
 #include <stddef.h>
+#include <stdint.h>
+#include <time.h>
 
 #include "errors.h"
 
+struct x509_st;     /* OpenSSL X509 */
+struct evp_pkey_st; /* OpenSSL EVP_PKEY */
+struct X509_req_st; /* OpenSSL X509_REQ */
+
 #define X509_FP_HEX_LEN 64
+
+/* Limits, checked before anything is allocated for the input they bound. */
+#define X509_MAX_DER              (64 * 1024) /* one certificate or CSR, DER */
+#define X509_MAX_FILE             (64 * 1024) /* a PEM text, certificate or key file */
+#define X509_MAX_URI              4096        /* a key path or URI */
+#define X509_MAX_CHALLENGE        255         /* challengePassword, RFC 2985 ub */
+#define X509_MAX_SUBJECT          1024        /* a CA subject string */
+#define X509_MAX_SANS             16          /* subjectAltNames copied from a CSR */
+#define X509_MAX_SAN_LEN          255         /* bytes of one of them */
+#define X509_MAX_DAYS             36500       /* validity of a certificate */
+#define X509_MAX_CRL_DAYS         3650        /* nextUpdate - thisUpdate */
+#define X509_MAX_CRL_ENTRIES      (1 << 20)   /* revoked certificates in one CRL */
+#define X509_MIN_RSA_BITS         2048        /* x509_key_generate_rsa */
+#define X509_MAX_RSA_BITS         8192
+#define X509_DEFAULT_MIN_RSA_BITS 2048 /* x509_issue_policy.min_rsa_bits <= 0 */
 
 /*
  * SHA-256 of the DER of one PEM certificate (as Apache passes
@@ -18,5 +45,149 @@
  * Anything but exactly one certificate is MDM_ERR_PARSE.
  */
 MDM_WUR mdm_err x509_pem_fingerprint(const char *pem, size_t len, char out[X509_FP_HEX_LEN + 1]);
+
+/*
+ * Certificates.  from_der: exactly one DER certificate, no trailing bytes
+ * (MDM_ERR_PARSE), at most X509_MAX_DER (MDM_ERR_LIMIT).  from_pem:
+ * exactly one CERTIFICATE block whose content is such DER; other PEM
+ * blocks are skipped.  load_file: PEM if it has a BEGIN line, else DER;
+ * MDM_ERR_IO when it cannot be read, MDM_ERR_LIMIT over X509_MAX_FILE.
+ */
+MDM_WUR mdm_err x509_cert_from_der(const uint8_t *der, size_t len, struct x509_st **out);
+MDM_WUR mdm_err x509_cert_from_pem(const char *pem, size_t len, struct x509_st **out);
+MDM_WUR mdm_err x509_cert_load_file(const char *path, struct x509_st **out);
+MDM_WUR mdm_err x509_cert_to_der(const struct x509_st *c, uint8_t **out, size_t *outlen);
+/* NUL-terminated; *outlen excludes the NUL. */
+MDM_WUR mdm_err x509_cert_to_pem(const struct x509_st *c, char **out, size_t *outlen);
+struct x509_st *x509_cert_up_ref(struct x509_st *c); /* returns c */
+void x509_cert_free(struct x509_st *c);
+
+struct x509_info {
+	char sha256[X509_FP_HEX_LEN + 1]; /* of the DER, lower-case hex */
+	char serial[2 * 20 + 1];          /* upper-case hex, no leading zeros */
+	char subject[512];                /* RFC 2253, truncated if longer */
+	char issuer[512];
+	time_t not_before, not_after;
+	int is_ca; /* basicConstraints cA */
+};
+/* MDM_ERR_PARSE for a negative or over-20-octet serial (RFC 5280 4.1.2.2). */
+MDM_WUR mdm_err x509_cert_info(const struct x509_st *c, struct x509_info *out);
+/* SHA-256 of the DER SubjectPublicKeyInfo, lower-case hex (a key's stable name). */
+MDM_WUR mdm_err x509_cert_key_sha256(const struct x509_st *c, char out[X509_FP_HEX_LEN + 1]);
+/* 1 if both certificates carry the same public key. */
+int x509_cert_same_key(const struct x509_st *a, const struct x509_st *b);
+
+/*
+ * Keys: a file path (PEM: PKCS#8, or traditional PKCS#1/SEC1), a file:
+ * URI (file:/p, file:///p, file://localhost/p), or a pkcs11: URI (RFC 7512,
+ * HSM via the OpenSSL pkcs11 engine; the PIN from pin-source=file:/path,
+ * or pin-value, which makes the URI a secret; the module from
+ * PKCS11_MODULE_PATH, else p11-kit-proxy).  Never prompts.
+ * MDM_ERR_IO unreadable, MDM_ERR_PARSE not a key, MDM_ERR_UNSUPPORTED an
+ * encrypted file or no pkcs11 engine, MDM_ERR_CRYPTO the token refused.
+ */
+MDM_WUR mdm_err x509_key_load(const char *uri, struct evp_pkey_st **out);
+/* bits in X509_MIN_RSA_BITS..X509_MAX_RSA_BITS, else MDM_ERR_INVAL. */
+MDM_WUR mdm_err x509_key_generate_rsa(int bits, struct evp_pkey_st **out);
+/*
+ * Writes PKCS#8 PEM with mode 0600; refuses to overwrite an existing file
+ * (MDM_ERR_CONFLICT).  A failed write leaves no file behind.
+ */
+MDM_WUR mdm_err x509_key_write_pem(struct evp_pkey_st *key, const char *path);
+/* 1 if key is the private half of cert's public key (a signature is made and verified). */
+int x509_key_matches_cert(struct evp_pkey_st *key, const struct x509_st *cert);
+void x509_key_free(struct evp_pkey_st *key);
+
+/*
+ * Certificate signing requests (PKCS#10).  from_der: strict DER like
+ * certificates; version 0, or 2 as macOS sends it.
+ */
+MDM_WUR mdm_err x509_csr_from_der(const uint8_t *der, size_t len, struct X509_req_st **out);
+/*
+ * The CSR's own signature (proof the requester holds the key): MDM_ERR_AUTH
+ * when it does not verify, MDM_ERR_UNSUPPORTED for a signature algorithm
+ * other than RSA or ECDSA with SHA-1/SHA-2.
+ */
+MDM_WUR mdm_err x509_csr_verify(struct X509_req_st *csr);
+/*
+ * challengePassword attribute (any DirectoryString form) as UTF-8,
+ * NUL-ended; free it with x509_challenge_free.  MDM_ERR_NOT_FOUND if
+ * absent, MDM_ERR_LIMIT over X509_MAX_CHALLENGE bytes, MDM_ERR_PARSE if
+ * present twice, multi-valued, of another type or holding a NUL.
+ */
+MDM_WUR mdm_err x509_csr_challenge(struct X509_req_st *csr, char **out);
+/* Wipes and frees a challenge (a secret); NULL is fine. */
+void x509_challenge_free(char *s);
+/* 1 if the CSR's public key equals the certificate's (RFC 8894 section 2.3). */
+int x509_csr_key_matches_cert(struct X509_req_st *csr, const struct x509_st *cert);
+/* 1 if the CSR's subject equals the certificate's subject. */
+int x509_csr_subject_matches_cert(struct X509_req_st *csr, const struct x509_st *cert);
+/* RSA modulus bits of the CSR key (0 for a non-RSA key). */
+int x509_csr_rsa_bits(struct X509_req_st *csr);
+/* RFC 2253; MDM_ERR_LIMIT (and "") when it does not fit in cap. */
+MDM_WUR mdm_err x509_csr_subject(struct X509_req_st *csr, char *out, size_t cap);
+void x509_csr_free(struct X509_req_st *csr);
+
+/*
+ * The CA: a self-signed v3 root, random 128-bit serial, basicConstraints
+ * critical cA (pathLen 0), keyUsage critical digitalSignature (it signs
+ * CertReps) + keyCertSign + cRLSign, SKI, AKI, SHA-256, valid from
+ * now - 1 h (clock skew) to now + days.  subject is "/CN=MDM CA/O=Example"
+ * (openssl -subj syntax: outermost RDN first, \/ and \\ escape, types C
+ * ST L O OU CN DC UID serialNumber emailAddress).  key: RSA >= 2048 or EC.
+ */
+MDM_WUR mdm_err x509_ca_create(
+        struct evp_pkey_st *key, const char *subject, int days, time_t now, struct x509_st **out);
+/* Same subject; key may be the old one (renew) or a new one (rekey). */
+MDM_WUR mdm_err x509_ca_next(const struct x509_st *current, struct evp_pkey_st *key, int days,
+        time_t now, struct x509_st **out);
+
+struct x509_issue_policy {
+	int days;         /* validity */
+	int min_rsa_bits; /* X509_DEFAULT_MIN_RSA_BITS when <= 0 */
+	int copy_sans;    /* copy subjectAltName from the CSR */
+};
+/*
+ * Issues a device identity certificate for csr: random 128-bit serial,
+ * keyUsage digitalSignature + keyEncipherment (RSA; EC: digitalSignature
+ * only), extendedKeyUsage clientAuth, basicConstraints cA FALSE, subject
+ * from the CSR, SKI/AKI, signed with SHA-256, valid now - 1 h .. now + days
+ * but never past the CA.  The CSR's signature is verified here too.
+ * Refusals: MDM_ERR_FORBIDDEN (outside the policy) for an RSA key under
+ * min_rsa_bits, a key neither RSA nor EC P-256/P-384, an empty subject,
+ * or, when copy_sans, a SAN outside the allow-list (dNSName, rfc822Name,
+ * URI, UPN otherName; at most X509_MAX_SANS); x509_csr_verify's errors
+ * (MDM_ERR_AUTH, MDM_ERR_UNSUPPORTED); MDM_ERR_CONFIG when the CA is not a
+ * valid CA now or cakey is not its key.
+ */
+MDM_WUR mdm_err x509_issue(const struct x509_st *ca, struct evp_pkey_st *cakey,
+        struct X509_req_st *csr, const struct x509_issue_policy *policy, time_t now,
+        struct x509_st **out);
+
+/*
+ * Verifies cert to any of the CA certificates (current and previous) at
+ * time now: signature, validity of cert and of the CA that issued it,
+ * and, when client_auth, extendedKeyUsage clientAuth.  MDM_ERR_AUTH when
+ * it does not chain; *which (if not NULL) is the index of the issuer.
+ * Also refused: a cert that is itself a CA, with an unsupported critical
+ * extension, or (client_auth) whose keyUsage lacks digitalSignature.
+ */
+MDM_WUR mdm_err x509_verify_issued(const struct x509_st *cert, struct x509_st *const *cas,
+        size_t ncas, time_t now, int client_auth, size_t *which);
+
+struct x509_revoked {
+	const char *serial_hex; /* 1..40 hex digits, either case */
+	time_t revoked_at;
+	int reason; /* RFC 5280 CRLReason, -1 for none */
+};
+/*
+ * A v2 CRL (DER) signed by the CA, thisUpdate now, nextUpdate now + days
+ * (1..X509_MAX_CRL_DAYS), AKI, crlNumber = now (seconds: increases without
+ * stored state), reasonCode per entry unless -1.  MDM_ERR_INVAL for a bad
+ * serial or reason (7, 8 or out of range); MDM_ERR_CONFIG as x509_issue.
+ */
+MDM_WUR mdm_err x509_crl_build(const struct x509_st *ca, struct evp_pkey_st *cakey,
+        const struct x509_revoked *revoked, size_t n, time_t now, int days, uint8_t **out,
+        size_t *outlen);
 
 #endif
