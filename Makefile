@@ -48,7 +48,7 @@ E2E_BIN   := $(BUILD)/tests/check_e2e
 SQL_FILES := $(sort $(wildcard sql/[0-9]*.sql))
 
 .PHONY: all lib programs tests test unit san demo demo-stop install clean \
-	format format-check fuzz deps
+	format format-check fuzz deps bench
 .DELETE_ON_ERROR:
 
 all: programs tests
@@ -91,6 +91,16 @@ $(E2E_BIN): $(E2E_SRC) $(LIBMDM)
 	$(CC) $(CFLAGS_ALL) $(TEST_CFLAGS) -o $@ $(E2E_SRC) \
 		$(LIBMDM) $(LDFLAGS_ALL) $(PKG_LIBS) $(TEST_LIBS)
 
+$(BUILD)/bench/%: bench/%.c $(LIBMDM)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_ALL) $(TEST_CFLAGS) -o $@ $< $(LIBMDM) $(LDFLAGS_ALL) $(PKG_LIBS) \
+		$(TEST_LIBS)
+
+# Benchmarks: figures beside the limits they are measured against.
+bench: deps
+	$(MAKE) all $(BUILD)/bench/scep_bench
+	sh bench/run.sh $(BUILD)
+
 # Installs missing Debian packages when run as root; a no-op otherwise.
 deps:
 	@sh scripts/install-deps.sh
@@ -126,7 +136,7 @@ install: programs
 	install -m 0644 README.md docs/*.md $(DESTDIR)$(PREFIX)/share/doc/mdm/
 
 FORMAT_FILES = $(wildcard lib/*.c lib/*.h cgi-bin/*.c bin/*.c tests/unit/*.c \
-	tests/unit/*.h tests/e2e/*.c fuzz/*.c)
+	tests/unit/*.h tests/e2e/*.c fuzz/*.c bench/*.c)
 
 format-check:
 	clang-format --dry-run -Werror $(FORMAT_FILES)

@@ -20,6 +20,19 @@ static const struct config_key config_keys[] = {
                 "libpq connection string (conninfo) of the PostgreSQL database; "
                 "may hold a password, so it is treated as a secret"},
         {"log_level", "info", 0, "minimum log level: debug, info, warn or error"},
+	{"scep_challenge", NULL, 1,
+		"static SCEP challengePassword (16+ characters) accepted besides one-time ones"},
+	{"scep_allow_sha1", "no", 0, "accept SCEP messages signed with SHA-1 (yes or no)"},
+	{"scep_allow_des3", "no", 0, "accept SCEP envelopes encrypted with 3DES (yes or no)"},
+	{"scep_approval", "auto", 0,
+		"auto: issue at once; manual: answer PENDING until mdm.scep_approve"},
+	{"cert_days", "365", 0, "validity of issued device certificates, in days"},
+	{"cert_min_rsa_bits", "2048", 0, "smallest RSA key the CA certifies"},
+	{"cert_copy_sans", "no", 0, "copy DNS, email and URI subjectAltNames from the CSR"},
+	{"crl_days", "7", 0, "days until the nextUpdate of a CRL served by GetCRL"},
+	{"ra_cert", NULL, 0,
+		"optional SCEP RA certificate (PEM): receives requests and signs replies"},
+	{"ra_key", NULL, 0, "the RA's private key: a file path or a pkcs11: URI"},
 };
 
 #define CONFIG_NKEYS (sizeof(config_keys) / sizeof(config_keys[0]))

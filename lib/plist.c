@@ -5,6 +5,7 @@
  * declarations never reach libxml2.  Writing follows CFPropertyList.
  */
 #include "plist.h"
+#include "base64.h"
 #include "log.h"
 #include "mdm_limits.h"
 
@@ -617,21 +618,6 @@ static void plist_quote(char *dst, size_t cap, const char *s, size_t len)
 
 static const char plist_b64_alphabet[] =
         "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-static int plist_b64_value(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
 
 /* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm). */
 static int64_t plist_days_from_civil(int64_t y, unsigned m, unsigned d)
@@ -1288,64 +1274,35 @@ bad:
 	        "invalid <date> \"%s\" (want YYYY-MM-DDTHH:MM:SSZ)", q);
 }
 
-/*
- * Base64 with whitespace anywhere, the standard alphabet only, padding
- * to a multiple of four, '=' only at the end and zero unused bits.  The
- * decoded size is known and capped before anything is allocated.
- */
+/* <data>: strict base64 (lib/base64.c), its decoded size capped before allocation. */
 static mdm_err plist_leaf_data(struct plist_parser *ps, plist **out)
 {
-	const unsigned char *s = (const unsigned char *)(ps->text != NULL ? ps->text : "");
-	size_t i, sym = 0, pad = 0, olen, o = 0, q = 0;
-	unsigned quad[4];
+	const char *s = ps->text != NULL ? ps->text : "";
 	uint8_t *buf = NULL;
+	size_t olen = 0;
 	plist *p = NULL;
+	mdm_err rc;
 
-	for (i = 0; i < ps->textlen; i++) {
-		if (plist_is_space(s[i]))
-			continue;
-		if (s[i] == '=')
-			pad++;
-		else if (plist_b64_value(s[i]) < 0 || pad > 0)
-			goto bad;
-		else
-			sym++;
-	}
-	if ((sym + pad) % 4 != 0 || pad > 2)
-		goto bad;
-	olen = (sym + pad) / 4 * 3 - pad;
-	if (olen > PLIST_MAX_STRING)
+	rc = base64_decode(s, ps->textlen, PLIST_MAX_STRING, &buf, &olen);
+	if (rc == MDM_ERR_LIMIT)
 		return plist_fail(ps, MDM_ERR_LIMIT, plist_line(ps),
-		        "<data> decodes to more than %d bytes", PLIST_MAX_STRING);
-	if ((p = plist_alloc(PLIST_DATA)) == NULL || (olen != 0 && (buf = malloc(olen)) == NULL)) {
-		free(p);
+			"<data> decodes to more than %d bytes", PLIST_MAX_STRING);
+	if (rc == MDM_ERR_NOMEM)
+		return plist_fail(ps, MDM_ERR_NOMEM, 0, "out of memory");
+	if (rc != MDM_OK)
+		return plist_fail(ps, MDM_ERR_PARSE, plist_line(ps), "invalid base64 in <data>");
+	if ((p = plist_alloc(PLIST_DATA)) == NULL) {
+		free(buf);
 		return plist_fail(ps, MDM_ERR_NOMEM, 0, "out of memory");
 	}
-	for (i = 0; i < ps->textlen; i++) {
-		if (plist_is_space(s[i]))
-			continue;
-		quad[q++] = s[i] == '=' ? 0 : (unsigned)plist_b64_value(s[i]);
-		if (q < 4)
-			continue;
-		q = 0;
-		buf[o++] = (uint8_t)(quad[0] << 2 | quad[1] >> 4);
-		if (o < olen)
-			buf[o++] = (uint8_t)((quad[1] & 0xf) << 4 | quad[2] >> 2);
-		else if ((quad[1] & 0xf) != 0)
-			goto bad;
-		if (o < olen)
-			buf[o++] = (uint8_t)((quad[2] & 0x3) << 6 | quad[3]);
-		else if ((quad[2] & 0x3) != 0)
-			goto bad;
+	if (olen == 0) {
+		free(buf);
+		buf = NULL;
 	}
 	p->u.data.p = buf;
 	p->u.data.len = olen;
 	*out = p;
 	return MDM_OK;
-bad:
-	free(buf);
-	free(p);
-	return plist_fail(ps, MDM_ERR_PARSE, plist_line(ps), "invalid base64 in <data>");
 }
 
 /* Closes a leaf: a key waits in its dict, a value joins the open container. */

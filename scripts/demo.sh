@@ -63,6 +63,19 @@ demo_start() {
 		cat "$VAR/log/migrate.log" >&2
 		stack_die "mdmctl db migrate failed"
 	}
+	# The device CA behind scep.fcgi, made once; its key stays in var/ca.
+	mkdir -p "$VAR/ca"
+	if ! "$B/bin/mdmctl" ca cert >"$VAR/ca/ca.pem" 2>/dev/null; then
+		"$B/bin/mdmctl" ca init --subject "/CN=MDM Demo Device CA/O=mdm demo" \
+			--key-out "$VAR/ca/ca.key" >"$VAR/log/ca.log" 2>&1 || {
+			cat "$VAR/log/ca.log" >&2
+			stack_die "mdmctl ca init failed"
+		}
+		"$B/bin/mdmctl" ca cert >"$VAR/ca/ca.pem" ||
+			stack_die "mdmctl ca cert failed"
+	fi
+	stack_own "$VAR/ca"
+	CA_CERT=$VAR/ca/ca.pem
 
 	apache_start "$VAR" "${DEMO_MODE:-proxy}" "$B/cgi-bin" "$https_port" "$http_port"
 	https=https://127.0.0.1:$https_port
@@ -85,10 +98,7 @@ demo_start() {
 		env_line CHECKIN_URL "$https/mdm/checkin"
 		env_line SERVER_URL "$https/mdm/server"
 		env_line CA_CERT "$CA_CERT"
-		env_line CA_KEY "$CA_KEY"
 		env_line TLS_CA_CERT "$TLS_CA_CERT"
-		env_line CLIENT_CERT "$CLIENT_CERT"
-		env_line CLIENT_KEY "$CLIENT_KEY"
 		env_line DEMO_BUILD "$B"
 		env_line DEMO_PGDATA "$PG_DATA"
 		for name in $(env | sed -n 's/^\(MDM_[A-Za-z0-9_]*\)=.*/\1/p' | sort -u); do

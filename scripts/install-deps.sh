@@ -19,6 +19,8 @@ check libcurl4-openssl-dev valgrind
 postgresql postgresql-client
 apache2 libapache2-mod-fcgid spawn-fcgi
 curl ca-certificates
+scep certmonger dbus
+softhsm2 libengine-pkcs11-openssl opensc
 iproute2 procps passwd util-linux coreutils sed
 "
 

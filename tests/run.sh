@@ -214,6 +214,22 @@ E2E_PGCTL=$PG_CTL_CMD
 export E2E_TLS_CA E2E_CLIENT_CERT E2E_CLIENT_KEY E2E_CLIENT_FP E2E_SELF_CERT \
 	E2E_SELF_KEY E2E_SELF_FP E2E_PGCTL
 
+# The CA behind scep.fcgi: its key in a file only the stack user reads.
+mkdir -p "$TMP/ca"
+"$B/bin/mdmctl" ca init --subject "/CN=MDM Test Device CA/O=mdm tests" \
+	--key-out "$TMP/ca/ca.key" --days 3650 >"$TMP/log/ca.log" 2>&1 || {
+	cat "$TMP/log/ca.log" >&2
+	stack_die "mdmctl ca init failed"
+}
+stack_own "$TMP/ca"
+# A static challenge too (scep_challenge), for the clients that use one.
+MDM_SCEP_CHALLENGE="e2e-static-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
+E2E_STATIC_CHALLENGE=$MDM_SCEP_CHALLENGE
+E2E_TMP="$TMP/e2e"
+E2E_CERTMONGER_SCRIPT="$ROOT/tests/e2e/certmonger.sh"
+mkdir -p "$E2E_TMP"
+export MDM_SCEP_CHALLENGE E2E_STATIC_CHALLENGE E2E_TMP E2E_CERTMONGER_SCRIPT
+
 STACK_WAIT=20
 for mode in proxy fcgid; do
 	https_port=$(stack_free_port 18443)
@@ -229,7 +245,8 @@ for mode in proxy fcgid; do
 	E2E_MODE=$mode
 	E2E_HTTPS_BASE="https://127.0.0.1:$https_port"
 	E2E_HTTP_BASE="http://127.0.0.1:$http_port"
-	export E2E_MODE E2E_HTTPS_BASE E2E_HTTP_BASE
+	E2E_SCEP_URL="$E2E_HTTP_BASE/scep"
+	export E2E_MODE E2E_HTTPS_BASE E2E_HTTP_BASE E2E_SCEP_URL
 	run_suite "check_e2e ($mode)" "$TMP/e2e-$mode.out" "$B/tests/check_e2e" ||
 		stack_show_log "$APACHE_ERROR_LOG" 30
 

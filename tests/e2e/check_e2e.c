@@ -552,6 +552,8 @@ END_TEST
 
 /* ----------------------------------------------------------------- main */
 
+Suite *scep_interop_suite(void);
+
 static const char *need(const char *name)
 {
 	const char *v = getenv(name);
@@ -632,6 +634,8 @@ int main(void)
 		return 2;
 	}
 	sr = srunner_create(e2e_suite());
+	if (getenv("E2E_SCEP_URL") != NULL)
+		srunner_add_suite(sr, scep_interop_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

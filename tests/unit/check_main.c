@@ -19,7 +19,10 @@ int main(void)
 	srunner_add_suite(sr, app_suite());
 	srunner_add_suite(sr, x509_suite());
 	srunner_add_suite(sr, plist_suite());
+	srunner_add_suite(sr, cms_suite());
 	srunner_add_suite(sr, db_suite());
+	srunner_add_suite(sr, scep_suite());
+	srunner_add_suite(sr, base64_suite());
 	srunner_run_all(sr, CK_ENV);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

@@ -12,5 +12,8 @@ Suite *app_suite(void);
 Suite *x509_suite(void);
 Suite *db_suite(void);
 Suite *plist_suite(void);
+Suite *cms_suite(void);
+Suite *scep_suite(void);
+Suite *base64_suite(void);
 
 #endif

@@ -1,0 +1,111 @@
+#!/bin/sh
+# bench/run.sh BUILD: SCEP enrollments per second, in one run, beside
+#   - the floor OpenSSL sets: one enrollment costs the server three
+#     RSA-2048 private-key operations (unwrap the request's content key,
+#     sign the certificate, sign the CertRep), so `openssl speed rsa2048`
+#     sign/s x cores / 3 is the most any server could do here;
+#   - micromdm's scepserver (Debian package scep) on the same machine,
+#     same client, same request count, its default config but a
+#     2048-bit CA key.
+# Our stack runs as `make test` runs it (PostgreSQL, Apache, spawn-fcgi,
+# mod_proxy_fcgi); scepserver runs in a private network namespace (it
+# binds every interface).  BENCH_N requests, BENCH_CONC at a time.
+set -u
+BUILD=${1:-build}
+ROOT=$(cd "$(dirname "$0")/.." && pwd) || exit 1
+cd "$ROOT" || exit 1
+B=$ROOT/$BUILD
+N=${BENCH_N:-400}
+CONC=${BENCH_CONC:-8}
+CORES=$(nproc)
+STACK_ROOT=$ROOT
+STACK_PROG=bench
+# shellcheck source=scripts/stack.sh
+. "$ROOT/scripts/stack.sh"
+stack_init
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/mdm-bench.XXXXXX") || exit 1
+chmod 755 "$TMP"
+stack_own "$TMP"
+cleanup() {
+	apache_stop "$TMP"
+	stack_sweep "$TMP/"
+	pg_stop "$TMP"
+	[ -n "${SCEPSERVER_PID:-}" ] && kill "$SCEPSERVER_PID" 2>/dev/null
+	rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# The floor.
+sign_s=$(openssl speed -seconds 3 rsa2048 2>/dev/null |
+	awk '/^rsa 2048 bits/ { print $6 }')
+floor=$(awk -v s="$sign_s" -v c="$CORES" 'BEGIN { printf "%.0f", s * c / 3 }')
+floor_cpu=$(awk -v s="$sign_s" 'BEGIN { printf "%.2f", 3000 / s }')
+
+# Our stack.
+pg_start "$TMP" bench
+MDM_DB=$PG_CONNINFO
+MDM_LOG_LEVEL=warn
+MDM_SCEP_CHALLENGE="bench-static-challenge-$$"
+export MDM_DB MDM_LOG_LEVEL MDM_SCEP_CHALLENGE
+"$B/bin/mdmctl" db migrate >/dev/null || stack_die "migrate failed"
+mkdir -p "$TMP/ca"
+"$B/bin/mdmctl" ca init --subject "/CN=Bench CA" --key-out "$TMP/ca/ca.key" >/dev/null ||
+	stack_die "ca init failed"
+stack_own "$TMP/ca"
+tls_make "$TMP"
+mkdir -p "$TMP/cgi-bin"
+for p in $STACK_PROGRAMS; do cp "$B/cgi-bin/$p.fcgi" "$TMP/cgi-bin/"; done
+chmod 755 "$TMP/cgi-bin" "$TMP"/cgi-bin/*.fcgi
+stack_own "$TMP/cgi-bin"
+https_port=$(stack_free_port 19443)
+http_port=$(stack_free_port 19080)
+STACK_POOL_SIZE=$CORES
+apache_start "$TMP" proxy "$TMP/cgi-bin" "$https_port" "$http_port"
+stack_wait_health "http://127.0.0.1:$http_port/scep/health" || stack_die "stack not healthy"
+# Warm-up (loads the CA once per process), then the run.
+"$B/bench/scep_bench" "http://127.0.0.1:$http_port/scep" "$MDM_SCEP_CHALLENGE" 16 "$CONC" \
+	>/dev/null || stack_die "warm-up failed"
+pids=$(pgrep -u "$STACK_USER" -f 'scep.fcgi|apache2|postgres' | tr '\n' ' ')
+# shellcheck disable=SC2086 # a list of pids
+ours=$("$B/bench/scep_bench" "http://127.0.0.1:$http_port/scep" "$MDM_SCEP_CHALLENGE" "$N" \
+	"$CONC" $pids) || stack_die "our run failed: $ours"
+
+# micromdm's scepserver, when installed.
+theirs="not installed"
+if command -v scepserver >/dev/null 2>&1 && command -v unshare >/dev/null 2>&1; then
+	mkdir -p "$TMP/scepserver"
+	(cd "$TMP/scepserver" && scepserver ca -init -depot depot -keySize 2048 >/dev/null 2>&1)
+	theirs=$(unshare -n sh -c '
+		ip link set lo up
+		cd "$1" && scepserver -depot depot -port 8099 -challenge bench-challenge \
+			>scepserver.log 2>&1 &
+		pid=$!
+		i=0
+		until curl -sf "http://127.0.0.1:8099/scep?operation=GetCACaps" >/dev/null; do
+			i=$((i + 1)); [ $i -lt 50 ] || exit 1; sleep 0.1
+		done
+		"$2" http://127.0.0.1:8099/scep bench-challenge 16 "$4" >/dev/null
+		"$2" http://127.0.0.1:8099/scep bench-challenge "$3" "$4" "$pid"
+		rc=$?
+		kill $pid
+		exit $rc
+	' sh "$TMP/scepserver" "$B/bench/scep_bench" "$N" "$CONC") || theirs="failed: $theirs"
+fi
+
+rate() { printf '%s\n' "$1" | sed -n 's/.*per_second=\([0-9.]*\).*/\1/p'; }
+cpu() { printf '%s\n' "$1" | sed -n 's/.*cpu_ms_per_enrollment=\([0-9.-]*\).*/\1/p'; }
+r_ours=$(rate "$ours")
+echo "SCEP PKCSReq, RSA-2048, $N enrollments, $CONC concurrent, $CORES cores"
+echo "  openssl speed rsa2048: $sign_s sign/s per core -> floor $floor enrollments/s, $floor_cpu ms CPU each"
+echo "  mdm scep.fcgi:         $ours"
+awk -v r="$r_ours" -v f="$floor" -v c="$(cpu "$ours")" -v fc="$floor_cpu" 'BEGIN {
+	printf "    ratio to the floor: %.2f of the rate; CPU per enrollment %.2fx the floor\n", r / f, c / fc }'
+echo "  micromdm scepserver:   $theirs"
+r_theirs=$(rate "$theirs")
+if [ -n "$r_theirs" ]; then
+	awk -v a="$r_ours" -v b="$r_theirs" -v f="$floor" 'BEGIN {
+		printf "    ratio to the floor: %.2f; mdm / scepserver: %.2f\n", b / f, a / b }'
+fi

@@ -1,0 +1,107 @@
+/* Strict base64 decoding and encoding. */
+#include "base64.h"
+
+#include <stdlib.h>
+
+static const char base64_alphabet[] =
+	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+static int base64_value(unsigned char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '+')
+		return 62;
+	if (c == '/')
+		return 63;
+	return -1;
+}
+
+static int base64_is_space(unsigned char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+mdm_err base64_decode(const char *s, size_t len, size_t max_out, uint8_t **out, size_t *outlen)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	size_t i, sym = 0, pad = 0, olen, o = 0, q = 0;
+	unsigned quad[4];
+	uint8_t *buf;
+
+	*out = NULL;
+	*outlen = 0;
+	for (i = 0; i < len; i++) {
+		if (base64_is_space(u[i]))
+			continue;
+		if (u[i] == '=')
+			pad++;
+		else if (base64_value(u[i]) < 0 || pad > 0)
+			return MDM_ERR_PARSE;
+		else
+			sym++;
+	}
+	if ((sym + pad) % 4 != 0 || pad > 2)
+		return MDM_ERR_PARSE;
+	olen = (sym + pad) / 4 * 3 - pad;
+	if (olen > max_out)
+		return MDM_ERR_LIMIT;
+	if ((buf = malloc(olen ? olen : 1)) == NULL)
+		return MDM_ERR_NOMEM;
+	for (i = 0; i < len; i++) {
+		if (base64_is_space(u[i]))
+			continue;
+		quad[q++] = u[i] == '=' ? 0 : (unsigned)base64_value(u[i]);
+		if (q < 4)
+			continue;
+		q = 0;
+		buf[o++] = (uint8_t)(quad[0] << 2 | quad[1] >> 4);
+		if (o < olen)
+			buf[o++] = (uint8_t)((quad[1] & 0xf) << 4 | quad[2] >> 2);
+		else if ((quad[1] & 0xf) != 0)
+			goto bad;
+		if (o < olen)
+			buf[o++] = (uint8_t)((quad[2] & 0x3) << 6 | quad[3]);
+		else if ((quad[2] & 0x3) != 0)
+			goto bad;
+	}
+	*out = buf;
+	*outlen = olen;
+	return MDM_OK;
+bad:
+	free(buf);
+	return MDM_ERR_PARSE;
+}
+
+mdm_err base64_encode(const uint8_t *p, size_t len, char **out, size_t *outlen)
+{
+	size_t n, o = 0;
+	char *buf;
+
+	*out = NULL;
+	*outlen = 0;
+	if (len > (SIZE_MAX - 1) / 4 * 3 - 3)
+		return MDM_ERR_LIMIT;
+	n = (len + 2) / 3 * 4;
+	if ((buf = malloc(n + 1)) == NULL)
+		return MDM_ERR_NOMEM;
+	for (size_t i = 0; i < len; i += 3) {
+		unsigned v = (unsigned)p[i] << 16;
+		if (i + 1 < len)
+			v |= (unsigned)p[i + 1] << 8;
+		if (i + 2 < len)
+			v |= p[i + 2];
+		buf[o++] = base64_alphabet[(v >> 18) & 0x3f];
+		buf[o++] = base64_alphabet[(v >> 12) & 0x3f];
+		buf[o++] = i + 1 < len ? base64_alphabet[(v >> 6) & 0x3f] : '=';
+		buf[o++] = i + 2 < len ? base64_alphabet[v & 0x3f] : '=';
+	}
+	buf[o] = '\0';
+	*out = buf;
+	*outlen = o;
+	return MDM_OK;
+}

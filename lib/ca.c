@@ -1,0 +1,384 @@
+/* CA lifecycle on mdm.ca / mdm.certificate, and the per-process CA state. */
+#include "ca.h"
+#include "log.h"
+#include "x509.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void ca_state_free(struct ca_state *st)
+{
+	if (st == NULL)
+		return;
+	for (size_t i = 0; i < st->n_verify; i++)
+		x509_cert_free(st->verify[i]);
+	free(st->verify);
+	x509_cert_free(st->active);
+	x509_key_free(st->active_key);
+	x509_cert_free(st->next);
+	x509_cert_free(st->ra);
+	x509_key_free(st->ra_key);
+	free(st);
+}
+
+/* The certificate in a bytea column returned in text form ("\x...") */
+static mdm_err ca_cert_from_hex(const char *hex, struct x509_st **out)
+{
+	size_t n, len;
+	uint8_t *der;
+	mdm_err rc;
+
+	*out = NULL;
+	if (hex == NULL || strncmp(hex, "\\x", 2) != 0)
+		return MDM_ERR_DB;
+	hex += 2;
+	n = strlen(hex);
+	if (n % 2 != 0)
+		return MDM_ERR_DB;
+	len = n / 2;
+	if ((der = malloc(len ? len : 1)) == NULL)
+		return MDM_ERR_NOMEM;
+	for (size_t i = 0; i < len; i++) {
+		unsigned v;
+		if (sscanf(hex + 2 * i, "%2x", &v) != 1) {
+			free(der);
+			return MDM_ERR_DB;
+		}
+		der[i] = (uint8_t)v;
+	}
+	rc = x509_cert_from_der(der, len, out);
+	free(der);
+	return rc;
+}
+
+static mdm_err ca_generation(db *d, char *out, size_t cap)
+{
+	db_res *r = NULL;
+	mdm_err rc;
+
+	rc = db_exec(d,
+		"SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM mdm.ca_generation", 0,
+		NULL, &r);
+	if (rc == MDM_OK)
+		snprintf(out, cap, "%s", db_res_get0(r, 0, 0) ? db_res_get0(r, 0, 0) : "0");
+	db_res_free(r);
+	return rc;
+}
+
+static mdm_err ca_load_ra(const config *cfg, struct ca_state *st)
+{
+	const char *cert = config_get0(cfg, "ra_cert"), *key = config_get0(cfg, "ra_key");
+	mdm_err rc;
+
+	if (cert == NULL && key == NULL)
+		return MDM_OK;
+	if (cert == NULL || key == NULL) {
+		log_error("ca: ra_cert and ra_key go together (RFC 8894 section 2.5.1)");
+		return MDM_ERR_CONFIG;
+	}
+	if ((rc = x509_cert_load_file(cert, &st->ra)) != MDM_OK)
+		return rc;
+	if ((rc = x509_key_load(key, &st->ra_key)) != MDM_OK)
+		return rc;
+	if (!x509_key_matches_cert(st->ra_key, st->ra)) {
+		log_error("ca: ra_key does not belong to ra_cert");
+		return MDM_ERR_CONFIG;
+	}
+	return MDM_OK;
+}
+
+mdm_err ca_load(db *d, const config *cfg, struct ca_state **out)
+{
+	struct ca_state *st;
+	db_res *r = NULL;
+	mdm_err rc;
+	int rows;
+
+	*out = NULL;
+	if ((st = calloc(1, sizeof(*st))) == NULL)
+		return MDM_ERR_NOMEM;
+	if ((rc = ca_generation(d, st->generation, sizeof(st->generation))) != MDM_OK)
+		goto out;
+	/* Active first, then next, then retired (newest first). */
+	rc = db_exec(d,
+		"SELECT a.state, a.key_uri, c.der, c.id FROM mdm.ca a "
+		"JOIN mdm.certificate c ON c.id = a.certificate_id "
+		"ORDER BY a.state = 'active' DESC, a.state = 'next' DESC, a.id DESC",
+		0, NULL, &r);
+	if (rc != MDM_OK)
+		goto out;
+	rows = db_res_rows(r);
+	if (rows == 0 || strcmp(db_res_get0(r, 0, 0), "active") != 0) {
+		log_error("ca: no active CA; create one with `mdmctl ca init`");
+		rc = MDM_ERR_NOT_FOUND;
+		goto out;
+	}
+	if ((st->verify = calloc((size_t)rows, sizeof(*st->verify))) == NULL) {
+		rc = MDM_ERR_NOMEM;
+		goto out;
+	}
+	for (int i = 0; i < rows; i++) {
+		const char *state = db_res_get0(r, i, 0);
+		struct x509_st *c = NULL;
+
+		if ((rc = ca_cert_from_hex(db_res_get0(r, i, 2), &c)) != MDM_OK)
+			goto out;
+		if (strcmp(state, "next") == 0) {
+			st->next = c;
+			continue;
+		}
+		st->verify[st->n_verify++] = c;
+		if (strcmp(state, "active") == 0) {
+			st->active = x509_cert_up_ref(c);
+			st->active_id = atoll(db_res_get0(r, i, 3));
+			if ((rc = x509_key_load(db_res_get0(r, i, 1), &st->active_key)) != MDM_OK)
+				goto out;
+			if (!x509_key_matches_cert(st->active_key, st->active)) {
+				log_error("ca: the key at the active CA's key_uri does not match it");
+				rc = MDM_ERR_CONFIG;
+				goto out;
+			}
+		}
+	}
+	if ((rc = ca_load_ra(cfg, st)) != MDM_OK)
+		goto out;
+	*out = st;
+	st = NULL;
+out:
+	db_res_free(r);
+	ca_state_free(st);
+	return rc;
+}
+
+mdm_err ca_refresh(db *d, const config *cfg, struct ca_state **st)
+{
+	char gen[32];
+	struct ca_state *fresh = NULL;
+	mdm_err rc;
+
+	if (*st != NULL) {
+		if ((rc = ca_generation(d, gen, sizeof(gen))) != MDM_OK)
+			return rc;
+		if (strcmp(gen, (*st)->generation) == 0)
+			return MDM_OK;
+		log_info("ca: mdm.ca changed (generation %s), reloading", gen);
+	}
+	if ((rc = ca_load(d, cfg, &fresh)) != MDM_OK)
+		return rc;
+	ca_state_free(*st);
+	*st = fresh;
+	return MDM_OK;
+}
+
+mdm_err ca_cert_insert(db *d, struct x509_st *cert, const char *kind, const char *udid,
+	const char *renewal_of, const char *transaction_id, long long *id)
+{
+	struct x509_info info;
+	uint8_t *der = NULL;
+	size_t derlen = 0;
+	char nb[32], na[32];
+	const char *values[11];
+	int lengths[11] = {0}, formats[11] = {0};
+	db_res *r = NULL;
+	mdm_err rc;
+
+	*id = 0;
+	if ((rc = x509_cert_info(cert, &info)) != MDM_OK ||
+		(rc = x509_cert_to_der(cert, &der, &derlen)) != MDM_OK)
+		goto out;
+	snprintf(nb, sizeof(nb), "%lld", (long long)info.not_before);
+	snprintf(na, sizeof(na), "%lld", (long long)info.not_after);
+	values[0] = info.sha256;
+	values[1] = info.serial;
+	values[2] = info.issuer;
+	values[3] = info.subject;
+	values[4] = nb;
+	values[5] = na;
+	values[6] = (const char *)der;
+	lengths[6] = (int)derlen;
+	formats[6] = 1;
+	values[7] = kind;
+	values[8] = udid;
+	values[9] = renewal_of;
+	values[10] = transaction_id;
+	rc = db_exec_bin(d,
+		"INSERT INTO mdm.certificate (sha256, serial, issuer, subject, not_before, "
+		"not_after, der, kind, udid, renewal_of, transaction_id) "
+		"VALUES ($1, $2, $3, $4, to_timestamp($5::bigint), to_timestamp($6::bigint), "
+		"$7, $8, $9, $10::bigint, $11) RETURNING id",
+		11, values, lengths, formats, &r);
+	if (rc == MDM_OK)
+		*id = atoll(db_res_get0(r, 0, 0));
+out:
+	db_res_free(r);
+	free(der);
+	return rc;
+}
+
+struct ca_insert_arg {
+	struct x509_st *cert;
+	const char *key_uri;
+	const char *state; /* "active" or "next" */
+};
+
+static mdm_err ca_insert_tx(db *d, void *arg)
+{
+	struct ca_insert_arg *a = arg;
+	char id[32];
+	const char *params[3];
+	long long cid;
+	db_res *r = NULL;
+	mdm_err rc;
+
+	/* One writer at a time: two `mdmctl ca` runs must not both pass the checks. */
+	if ((rc = db_exec(d, "LOCK TABLE mdm.ca IN EXCLUSIVE MODE", 0, NULL, NULL)) != MDM_OK)
+		return rc;
+	params[0] = a->state;
+	if ((rc = db_exec(d, "SELECT count(*) FROM mdm.ca WHERE state = $1", 1, params, &r)) !=
+		MDM_OK)
+		return rc;
+	if (strcmp(db_res_get0(r, 0, 0), "0") != 0) {
+		log_error("ca: there is already a%s CA", strcmp(a->state, "next") == 0
+				? " staged next" : "n active");
+		db_res_free(r);
+		return MDM_ERR_CONFLICT;
+	}
+	db_res_free(r);
+	if ((rc = ca_cert_insert(d, a->cert, "ca", NULL, NULL, NULL, &cid)) != MDM_OK)
+		return rc;
+	snprintf(id, sizeof(id), "%lld", cid);
+	params[0] = id;
+	params[1] = a->key_uri;
+	params[2] = a->state;
+	return db_exec(d,
+		"INSERT INTO mdm.ca (certificate_id, key_uri, state, activated_at) "
+		"VALUES ($1::bigint, $2, $3, CASE WHEN $3 = 'active' THEN now() END)",
+		3, params, NULL);
+}
+
+/* The key for a new CA certificate: generated and written, or loaded. */
+static mdm_err ca_get_key(int bits, const char *key_out, const char *key_uri,
+	struct evp_pkey_st **key, const char **uri)
+{
+	mdm_err rc;
+
+	*key = NULL;
+	*uri = NULL;
+	if (key_out != NULL) {
+		if ((rc = x509_key_generate_rsa(bits, key)) != MDM_OK)
+			return rc;
+		if ((rc = x509_key_write_pem(*key, key_out)) != MDM_OK) {
+			x509_key_free(*key);
+			*key = NULL;
+			return rc;
+		}
+		*uri = key_out;
+		return MDM_OK;
+	}
+	if ((rc = x509_key_load(key_uri, key)) != MDM_OK)
+		return rc;
+	*uri = key_uri;
+	return MDM_OK;
+}
+
+mdm_err ca_init(db *d, const char *subject, int days, int bits, const char *key_out,
+	const char *key_uri, time_t now)
+{
+	struct evp_pkey_st *key = NULL;
+	struct ca_insert_arg a = {NULL, NULL, "active"};
+	mdm_err rc;
+
+	if ((key_out == NULL) == (key_uri == NULL))
+		return MDM_ERR_INVAL;
+	if ((rc = ca_get_key(bits, key_out, key_uri, &key, &a.key_uri)) != MDM_OK)
+		return rc;
+	if ((rc = x509_ca_create(key, subject, days, now, &a.cert)) != MDM_OK)
+		goto out;
+	rc = db_tx(d, ca_insert_tx, &a);
+out:
+	x509_cert_free(a.cert);
+	x509_key_free(key);
+	return rc;
+}
+
+mdm_err ca_stage_next(db *d, int days, int bits, const char *key_out, const char *key_uri,
+	time_t now)
+{
+	struct evp_pkey_st *key = NULL;
+	struct x509_st *active = NULL;
+	struct ca_insert_arg a = {NULL, NULL, "next"};
+	db_res *r = NULL;
+	char *active_uri = NULL;
+	mdm_err rc;
+
+	if (key_out != NULL && key_uri != NULL)
+		return MDM_ERR_INVAL;
+	rc = db_exec(d,
+		"SELECT a.key_uri, c.der FROM mdm.ca a JOIN mdm.certificate c "
+		"ON c.id = a.certificate_id WHERE a.state = 'active'",
+		0, NULL, &r);
+	if (rc != MDM_OK)
+		goto out;
+	if (db_res_rows(r) != 1) {
+		log_error("ca: no active CA to renew or re-key; run `mdmctl ca init` first");
+		rc = MDM_ERR_NOT_FOUND;
+		goto out;
+	}
+	if ((rc = ca_cert_from_hex(db_res_get0(r, 0, 1), &active)) != MDM_OK)
+		goto out;
+	if (key_out == NULL && key_uri == NULL) {
+		/* Renewal: the same key. */
+		if ((active_uri = strdup(db_res_get0(r, 0, 0))) == NULL) {
+			rc = MDM_ERR_NOMEM;
+			goto out;
+		}
+		rc = ca_get_key(bits, NULL, active_uri, &key, &a.key_uri);
+	} else {
+		rc = ca_get_key(bits, key_out, key_uri, &key, &a.key_uri);
+	}
+	if (rc != MDM_OK)
+		goto out;
+	if ((rc = x509_ca_next(active, key, days, now, &a.cert)) != MDM_OK)
+		goto out;
+	rc = db_tx(d, ca_insert_tx, &a);
+out:
+	db_res_free(r);
+	free(active_uri);
+	x509_cert_free(active);
+	x509_cert_free(a.cert);
+	x509_key_free(key);
+	return rc;
+}
+
+static mdm_err ca_activate_tx(db *d, void *arg)
+{
+	db_res *r = NULL;
+	mdm_err rc;
+
+	(void)arg;
+	if ((rc = db_exec(d, "LOCK TABLE mdm.ca IN EXCLUSIVE MODE", 0, NULL, NULL)) != MDM_OK)
+		return rc;
+	if ((rc = db_exec(d, "SELECT count(*) FROM mdm.ca WHERE state = 'next'", 0, NULL, &r)) !=
+		MDM_OK)
+		return rc;
+	if (strcmp(db_res_get0(r, 0, 0), "1") != 0) {
+		db_res_free(r);
+		log_error("ca: nothing staged; run `mdmctl ca renew` or `mdmctl ca rekey` first");
+		return MDM_ERR_NOT_FOUND;
+	}
+	db_res_free(r);
+	if ((rc = db_exec(d,
+		     "UPDATE mdm.ca SET state = 'retired', retired_at = now() "
+		     "WHERE state = 'active'",
+		     0, NULL, NULL)) != MDM_OK)
+		return rc;
+	return db_exec(d,
+		"UPDATE mdm.ca SET state = 'active', activated_at = now() WHERE state = 'next'", 0,
+		NULL, NULL);
+}
+
+mdm_err ca_activate(db *d)
+{
+	return db_tx(d, ca_activate_tx, NULL);
+}

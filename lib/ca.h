@@ -1,0 +1,64 @@
+/*
+ * The CA's lifecycle and the state a long-lived program holds: the active
+ * CA certificate and key, the staged next CA, and the retired CAs whose
+ * certificates keep verifying until they expire.  Certificates live in
+ * mdm.certificate and mdm.ca; keys stay where key_uri points (a file or
+ * a pkcs11: URI).  Loaded once per process and reloaded only when
+ * mdm.ca_generation moves (after `mdmctl ca activate`, say).
+ */
+#ifndef MDM_CA_H
+#define MDM_CA_H
+
+#include <stddef.h>
+#include <time.h>
+
+#include "config.h"
+#include "db.h"
+#include "errors.h"
+
+struct x509_st;
+struct evp_pkey_st;
+
+struct ca_state {
+	char generation[32];		/* mdm.ca_generation when loaded */
+	struct x509_st *active;		/* signs certificates and CRLs */
+	struct evp_pkey_st *active_key;
+	long long active_id;		/* mdm.certificate.id of active */
+	struct x509_st *next;		/* staged, served by GetNextCACert; NULL if none */
+	struct x509_st **verify;	/* active first, then retired: issuers we accept */
+	size_t n_verify;
+	struct x509_st *ra;		/* optional RA (config ra_cert / ra_key) */
+	struct evp_pkey_st *ra_key;
+};
+
+/* Loads the CA state; MDM_ERR_NOT_FOUND when no CA was created yet. */
+MDM_WUR mdm_err ca_load(db *d, const config *cfg, struct ca_state **out);
+/* Reloads *st if mdm.ca changed since it was loaded (one cheap query). */
+MDM_WUR mdm_err ca_refresh(db *d, const config *cfg, struct ca_state **st);
+void ca_state_free(struct ca_state *st);
+
+/*
+ * Creates the first CA: a new RSA key of bits written to key_out (or the
+ * existing key at key_uri when key_out is NULL), a self-signed
+ * certificate for subject, valid days.  Refused if a CA exists.
+ */
+MDM_WUR mdm_err ca_init(db *d, const char *subject, int days, int bits, const char *key_out,
+	const char *key_uri, time_t now);
+/*
+ * Stages the next CA: renewal (same key, new validity) when key_out and
+ * key_uri are NULL; re-key (new key written to key_out, or an existing
+ * key at key_uri) otherwise.  Same subject.  Refused if one is staged.
+ */
+MDM_WUR mdm_err ca_stage_next(db *d, int days, int bits, const char *key_out,
+	const char *key_uri, time_t now);
+/* The staged CA becomes active; the active one is retired. */
+MDM_WUR mdm_err ca_activate(db *d);
+
+/*
+ * Records a certificate in mdm.certificate.  udid, renewal_of and
+ * transaction_id may be NULL.  *id is the new row's id.
+ */
+MDM_WUR mdm_err ca_cert_insert(db *d, struct x509_st *cert, const char *kind, const char *udid,
+	const char *renewal_of, const char *transaction_id, long long *id);
+
+#endif

@@ -1,0 +1,838 @@
+/* SCEP server rules (RFC 8894): authorise, issue once, answer. */
+#include "scep.h"
+#include "cms.h"
+#include "log.h"
+#include "x509.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const scep_fail_names[] = {
+	"badAlg", "badMessageCheck", "badRequest", "badTime", "badCertId",
+};
+
+static const char *scep_fail_str(enum scep_fail_info f)
+{
+	return (f >= 0 && f <= SCEP_BAD_CERT_ID) ? scep_fail_names[f] : "none";
+}
+
+/* Yes/no configuration values. */
+static mdm_err scep_bool(const config *cfg, const char *key, int *out)
+{
+	const char *v = config_get0(cfg, key);
+
+	*out = 0;
+	if (v == NULL || strcmp(v, "no") == 0)
+		return MDM_OK;
+	if (strcmp(v, "yes") == 0) {
+		*out = 1;
+		return MDM_OK;
+	}
+	log_error("config: %s must be yes or no", key);
+	return MDM_ERR_CONFIG;
+}
+
+static mdm_err scep_int(const config *cfg, const char *key, int lo, int hi, int *out)
+{
+	const char *v = config_get0(cfg, key);
+	char *end;
+	long n;
+
+	*out = 0;
+	if (v == NULL) {
+		log_error("config: %s is required", key);
+		return MDM_ERR_CONFIG;
+	}
+	n = strtol(v, &end, 10);
+	if (*v == '\0' || *end != '\0' || n < lo || n > hi) {
+		log_error("config: %s must be a whole number from %d to %d", key, lo, hi);
+		return MDM_ERR_CONFIG;
+	}
+	*out = (int)n;
+	return MDM_OK;
+}
+
+mdm_err scep_server_new(db *d, const config *cfg, struct scep_server **out)
+{
+	struct scep_server *s;
+	const char *v;
+	mdm_err rc;
+
+	*out = NULL;
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return MDM_ERR_NOMEM;
+	s->db = d;
+	s->cfg = cfg;
+	if ((rc = scep_bool(cfg, "scep_allow_sha1", &s->policy.allow_sha1)) != MDM_OK ||
+		(rc = scep_bool(cfg, "scep_allow_des3", &s->policy.allow_des3)) != MDM_OK ||
+		(rc = scep_bool(cfg, "cert_copy_sans", &s->policy.copy_sans)) != MDM_OK ||
+		(rc = scep_int(cfg, "cert_days", 1, 3650, &s->policy.days)) != MDM_OK ||
+		(rc = scep_int(cfg, "cert_min_rsa_bits", 2048, 16384, &s->policy.min_rsa_bits)) !=
+			MDM_OK ||
+		(rc = scep_int(cfg, "crl_days", 1, 365, &s->policy.crl_days)) != MDM_OK)
+		goto fail;
+	v = config_get0(cfg, "scep_approval");
+	if (v == NULL || strcmp(v, "auto") == 0) {
+		s->policy.manual_approval = 0;
+	} else if (strcmp(v, "manual") == 0) {
+		s->policy.manual_approval = 1;
+	} else {
+		log_error("config: scep_approval must be auto or manual");
+		rc = MDM_ERR_CONFIG;
+		goto fail;
+	}
+	v = config_get0(cfg, "scep_challenge");
+	if (v != NULL && *v != '\0') {
+		if (strlen(v) < 16) {
+			log_error("config: scep_challenge must be at least 16 characters");
+			rc = MDM_ERR_CONFIG;
+			goto fail;
+		}
+		if ((s->policy.static_challenge = strdup(v)) == NULL) {
+			rc = MDM_ERR_NOMEM;
+			goto fail;
+		}
+	}
+	*out = s;
+	return MDM_OK;
+fail:
+	scep_server_free(s);
+	return rc;
+}
+
+void scep_server_free(struct scep_server *s)
+{
+	if (s == NULL)
+		return;
+	ca_state_free(s->ca);
+	free(s->policy.static_challenge);
+	free(s);
+}
+
+static mdm_err scep_ca(struct scep_server *s)
+{
+	return ca_refresh(s->db, s->cfg, &s->ca);
+}
+
+mdm_err scep_get_ca_caps(struct scep_server *s, char **out, size_t *outlen)
+{
+	char buf[256];
+	int n;
+	mdm_err rc;
+
+	*out = NULL;
+	*outlen = 0;
+	if ((rc = scep_ca(s)) != MDM_OK)
+		return rc;
+	/* Only what we really do (RFC 8894 section 3.5.2). */
+	n = snprintf(buf, sizeof(buf), "AES\nPOSTPKIOperation\nRenewal\nSCEPStandard\nSHA-256\n"
+				      "SHA-512\n%s%s%s",
+		s->policy.allow_des3 ? "DES3\n" : "", s->policy.allow_sha1 ? "SHA-1\n" : "",
+		s->ca->next ? "GetNextCACert\n" : "");
+	if (n < 0 || (size_t)n >= sizeof(buf) || (*out = strdup(buf)) == NULL)
+		return MDM_ERR_NOMEM;
+	*outlen = (size_t)n;
+	return MDM_OK;
+}
+
+mdm_err scep_get_ca_cert(struct scep_server *s, uint8_t **out, size_t *outlen,
+	const char **content_type)
+{
+	mdm_err rc;
+
+	*out = NULL;
+	*outlen = 0;
+	*content_type = NULL;
+	if ((rc = scep_ca(s)) != MDM_OK)
+		return rc;
+	if (s->ca->ra == NULL) {
+		*content_type = "application/x-x509-ca-cert";
+		return x509_cert_to_der(s->ca->active, out, outlen);
+	}
+	struct x509_st *certs[2] = {s->ca->ra, s->ca->active};
+	*content_type = "application/x-x509-ca-ra-cert";
+	return cms_certs_only(certs, 2, out, outlen);
+}
+
+mdm_err scep_get_next_ca_cert(struct scep_server *s, uint8_t **out, size_t *outlen)
+{
+	mdm_err rc;
+
+	*out = NULL;
+	*outlen = 0;
+	if ((rc = scep_ca(s)) != MDM_OK)
+		return rc;
+	if (s->ca->next == NULL)
+		return MDM_ERR_NOT_FOUND;
+	struct x509_st *certs[1] = {s->ca->next};
+	return cms_sign_certs_only(s->ca->ra ? s->ca->ra : s->ca->active,
+		s->ca->ra ? s->ca->ra_key : s->ca->active_key, certs, 1, out, outlen);
+}
+
+/* One request being answered. */
+struct scep_op {
+	struct scep_server *s;
+	struct cms_scep_msg *msg;
+	time_t now;
+	enum cms_cipher cipher;
+	uint8_t *content; /* decrypted pkcsPKIEnvelope */
+	size_t content_len;
+	struct X509_req_st *csr;
+	char key_sha256[X509_FP_HEX_LEN + 1]; /* of the signer's public key */
+	/* Authorisation found. */
+	char renewal_of[32]; /* certificate id, "" for none */
+	char udid[129];	     /* from the old certificate or the challenge */
+	/* Answer. */
+	enum scep_pki_status status;
+	enum scep_fail_info fail;
+	struct x509_st *cert; /* issued or found */
+	uint8_t *crl;
+	size_t crl_len;
+};
+
+/* Refuses with failInfo, logging the rule once. */
+static mdm_err scep_refuse(struct scep_op *op, enum scep_fail_info fail, const char *rule)
+{
+	log_warn("scep: %s refused: %s (failInfo %s)", op->msg->transaction_id, rule,
+		scep_fail_str(fail));
+	op->status = SCEP_FAILURE;
+	op->fail = fail;
+	return MDM_OK;
+}
+
+static mdm_err scep_reply(struct scep_op *op, uint8_t **out, size_t *outlen)
+{
+	struct ca_state *ca = op->s->ca;
+	struct x509_st *extra[1] = {ca->active};
+	struct x509_st *certs[1] = {op->cert};
+	struct cms_certrep_params p;
+
+	memset(&p, 0, sizeof(p));
+	p.signer = ca->ra ? ca->ra : ca->active;
+	p.key = ca->ra ? ca->ra_key : ca->active_key;
+	p.extra_certs = ca->ra ? extra : NULL;
+	p.n_extra_certs = ca->ra ? 1 : 0;
+	p.digest = op->msg->digest;
+	p.transaction_id = op->msg->transaction_id;
+	p.recipient_nonce = op->msg->has_sender_nonce ? op->msg->sender_nonce : NULL;
+	p.status = op->status;
+	p.fail_info = op->status == SCEP_FAILURE ? op->fail : SCEP_FAIL_NONE;
+	if (op->status == SCEP_SUCCESS) {
+		p.certs = op->cert ? certs : NULL;
+		p.n_certs = op->cert ? 1 : 0;
+		p.crl_der = op->crl;
+		p.crl_len = op->crl_len;
+		p.recipient = op->msg->signer;
+		p.cipher = op->cipher;
+	}
+	return cms_scep_certrep(&p, out, outlen);
+}
+
+static int scep_ct_equal(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b), n = la > lb ? la : lb;
+	unsigned char diff = (unsigned char)(la != lb);
+
+	/* Constant time in the secret's contents. */
+	for (size_t i = 0; i < n; i++)
+		diff |= (unsigned char)((i < la ? a[i] : 0) ^ (i < lb ? b[i] : 0));
+	return diff == 0;
+}
+
+/* The certificate in a text-format bytea ("\x..."), as returned by libpq. */
+static mdm_err scep_cert_from_hex(const char *hex, struct x509_st **out)
+{
+	size_t n, len;
+	uint8_t *der;
+	mdm_err rc;
+
+	*out = NULL;
+	if (hex == NULL || strncmp(hex, "\\x", 2) != 0 || (n = strlen(hex + 2)) % 2 != 0)
+		return MDM_ERR_DB;
+	len = n / 2;
+	if ((der = malloc(len ? len : 1)) == NULL)
+		return MDM_ERR_NOMEM;
+	for (size_t i = 0; i < len; i++) {
+		unsigned v;
+		if (sscanf(hex + 2 + 2 * i, "%2x", &v) != 1) {
+			free(der);
+			return MDM_ERR_DB;
+		}
+		der[i] = (uint8_t)v;
+	}
+	rc = x509_cert_from_der(der, len, out);
+	free(der);
+	return rc;
+}
+
+/*
+ * A transactionID seen before: the same key gets the same answer
+ * (an idempotent retry), another key is refused.  *found says whether
+ * there was one.
+ */
+static mdm_err scep_existing(struct scep_op *op, int *found)
+{
+	const char *params[1] = {op->msg->transaction_id};
+	db_res *r = NULL;
+	const char *status;
+	mdm_err rc;
+
+	*found = 0;
+	rc = db_exec(op->s->db,
+		"SELECT t.signer_key_sha256, t.status, c.der FROM mdm.scep_transaction t "
+		"LEFT JOIN mdm.certificate c ON c.id = t.certificate_id "
+		"WHERE t.transaction_id = $1",
+		1, params, &r);
+	if (rc != MDM_OK)
+		goto out;
+	if (db_res_rows(r) == 0)
+		goto out;
+	*found = 1;
+	if (strcmp(db_res_get0(r, 0, 0), op->key_sha256) != 0) {
+		rc = scep_refuse(op, SCEP_BAD_REQUEST,
+			"RFC 8894 section 3.2.1.1: transactionID already used with another key");
+		goto out;
+	}
+	status = db_res_get0(r, 0, 1);
+	if (strcmp(status, "issued") == 0) {
+		op->status = SCEP_SUCCESS;
+		rc = scep_cert_from_hex(db_res_get0(r, 0, 2), &op->cert);
+		log_info("scep: %s: retry answered with the certificate already issued",
+			op->msg->transaction_id);
+	} else if (strcmp(status, "pending") == 0) {
+		op->status = SCEP_PENDING;
+	} else {
+		rc = scep_refuse(op, SCEP_BAD_REQUEST, "the request was rejected by an operator");
+	}
+out:
+	db_res_free(r);
+	return rc;
+}
+
+/* RenewalReq, or a PKCSReq from an enrolled client: the signer is ours. */
+static mdm_err scep_auth_by_certificate(struct scep_op *op, int *ok)
+{
+	struct x509_info info;
+	const char *params[1];
+	db_res *r = NULL;
+	mdm_err rc;
+
+	*ok = 0;
+	if ((rc = x509_cert_info(op->msg->signer, &info)) != MDM_OK)
+		return rc;
+	params[0] = info.sha256;
+	rc = db_exec(op->s->db,
+		"SELECT id, revoked_at IS NOT NULL, coalesce(udid, ''), subject FROM "
+		"mdm.certificate WHERE sha256 = $1 AND kind = 'device'",
+		1, params, &r);
+	if (rc != MDM_OK)
+		goto out;
+	if (db_res_rows(r) != 1) {
+		rc = scep_refuse(op, SCEP_BAD_MESSAGE_CHECK,
+			"RFC 8894 section 2.3: the signer certificate was not issued by this CA");
+		goto out;
+	}
+	if (strcmp(db_res_get0(r, 0, 1), "t") == 0) {
+		rc = scep_refuse(op, SCEP_BAD_MESSAGE_CHECK, "the signer certificate is revoked");
+		goto out;
+	}
+	if (!x509_csr_subject_matches_cert(op->csr, op->msg->signer)) {
+		rc = scep_refuse(op, SCEP_BAD_REQUEST,
+			"a renewal keeps the subject of the certificate it renews");
+		goto out;
+	}
+	snprintf(op->renewal_of, sizeof(op->renewal_of), "%s", db_res_get0(r, 0, 0));
+	snprintf(op->udid, sizeof(op->udid), "%s", db_res_get0(r, 0, 2));
+	*ok = 1;
+out:
+	db_res_free(r);
+	return rc;
+}
+
+struct scep_issue_tx {
+	struct scep_op *op;
+	const char *challenge; /* one-time challenge to spend, or NULL */
+	int unique_violation;
+};
+
+/* Spends a one-time challenge: atomically, so two requests cannot both use it. */
+static mdm_err scep_spend_challenge(db *d, struct scep_op *op, const char *challenge,
+	char *challenge_id, size_t cap)
+{
+	const char *params[1] = {challenge};
+	db_res *r = NULL;
+	mdm_err rc;
+
+	challenge_id[0] = '\0';
+	/* Looked up by its SHA-256: the comparison never touches the secret itself. */
+	rc = db_exec(d,
+		"UPDATE mdm.challenge SET used_at = now() "
+		"WHERE challenge_sha256 = encode(sha256(convert_to($1, 'UTF8')), 'hex') "
+		"AND purpose = 'scep' AND used_at IS NULL AND expires_at > now() "
+		"RETURNING id, coalesce(udid, '')",
+		1, params, &r);
+	if (rc != MDM_OK)
+		goto out;
+	if (db_res_rows(r) != 1) {
+		rc = scep_refuse(op, SCEP_BAD_REQUEST,
+			"challengePassword unknown, expired or already used (RFC 8894 section 2.2)");
+		goto out;
+	}
+	snprintf(challenge_id, cap, "%s", db_res_get0(r, 0, 0));
+	if (*db_res_get0(r, 0, 1) != '\0')
+		snprintf(op->udid, sizeof(op->udid), "%s", db_res_get0(r, 0, 1));
+out:
+	db_res_free(r);
+	return rc;
+}
+
+/* Issues op->csr and records the certificate on the transaction. */
+static mdm_err scep_issue_cert(db *d, struct scep_op *op)
+{
+	struct x509_issue_policy pol = {op->s->policy.days, op->s->policy.min_rsa_bits,
+		op->s->policy.copy_sans};
+	struct ca_state *ca = op->s->ca;
+	const char *params[2];
+	char id[32];
+	long long cid;
+	mdm_err rc;
+
+	if ((rc = x509_issue(ca->active, ca->active_key, op->csr, &pol, op->now, &op->cert)) !=
+		MDM_OK) {
+		if (rc == MDM_ERR_FORBIDDEN || rc == MDM_ERR_PARSE)
+			return scep_refuse(op, SCEP_BAD_REQUEST, "the CSR is outside the policy");
+		return rc;
+	}
+	rc = ca_cert_insert(d, op->cert, "device", op->udid[0] ? op->udid : NULL,
+		op->renewal_of[0] ? op->renewal_of : NULL, op->msg->transaction_id, &cid);
+	if (rc != MDM_OK)
+		return rc;
+	snprintf(id, sizeof(id), "%lld", cid);
+	params[0] = op->msg->transaction_id;
+	params[1] = id;
+	rc = db_exec(d,
+		"UPDATE mdm.scep_transaction SET status = 'issued', certificate_id = $2::bigint, "
+		"decided_at = coalesce(decided_at, now()) WHERE transaction_id = $1",
+		2, params, NULL);
+	if (rc == MDM_OK) {
+		op->status = SCEP_SUCCESS;
+		log_info("scep: %s: issued certificate %lld%s", op->msg->transaction_id, cid,
+			op->renewal_of[0] ? " (renewal)" : "");
+	}
+	return rc;
+}
+
+static mdm_err scep_issue_tx_fn(db *d, void *arg)
+{
+	struct scep_issue_tx *t = arg;
+	struct scep_op *op = t->op;
+	char challenge_id[32] = "", type[8];
+	uint8_t *csr_der = NULL;
+	size_t csr_len = 0;
+	char subject[512];
+	const char *values[8];
+	int lengths[8] = {0}, formats[8] = {0};
+	mdm_err rc;
+
+	/* A retry of the whole transaction starts from a clean answer. */
+	op->status = SCEP_FAILURE;
+	op->fail = SCEP_FAIL_NONE;
+	x509_cert_free(op->cert);
+	op->cert = NULL;
+	if (t->challenge != NULL) {
+		rc = scep_spend_challenge(d, op, t->challenge, challenge_id, sizeof(challenge_id));
+		if (rc != MDM_OK || op->fail != SCEP_FAIL_NONE)
+			return rc == MDM_OK ? MDM_ERR_FORBIDDEN : rc; /* roll back */
+	}
+	if ((rc = x509_csr_subject(op->csr, subject, sizeof(subject))) != MDM_OK)
+		return rc;
+	csr_der = op->content;
+	csr_len = op->content_len;
+	snprintf(type, sizeof(type), "%d", (int)op->msg->message_type);
+	values[0] = op->msg->transaction_id;
+	values[1] = op->key_sha256;
+	values[2] = type;
+	values[3] = (const char *)csr_der;
+	lengths[3] = (int)csr_len;
+	formats[3] = 1;
+	values[4] = subject;
+	values[5] = challenge_id[0] ? challenge_id : NULL;
+	values[6] = op->renewal_of[0] ? op->renewal_of : NULL;
+	values[7] = op->udid[0] ? op->udid : NULL;
+	rc = db_exec_bin(d,
+		"INSERT INTO mdm.scep_transaction (transaction_id, signer_key_sha256, message_type, "
+		"status, csr, subject, challenge_id, renewal_of, udid) VALUES ($1, $2, "
+		"$3::smallint, 'pending', $4, $5, $6::bigint, $7::bigint, $8)",
+		8, values, lengths, formats, NULL);
+	if (rc != MDM_OK) {
+		if (strcmp(db_get0_sqlstate(d), "23505") == 0)
+			t->unique_violation = 1; /* a concurrent request with this transactionID */
+		return rc;
+	}
+	if (op->s->policy.manual_approval) {
+		op->status = SCEP_PENDING;
+		log_info("scep: %s: waiting for an operator (mdm.scep_approve)",
+			op->msg->transaction_id);
+		return MDM_OK;
+	}
+	rc = scep_issue_cert(d, op);
+	if (rc == MDM_OK && op->status != SCEP_SUCCESS)
+		return MDM_ERR_FORBIDDEN; /* refused by policy: roll back, challenge unspent */
+	return rc;
+}
+
+/* PKCSReq (19) and RenewalReq (17): RFC 8894 sections 3.3.1 and 4.3. */
+static mdm_err scep_enrol(struct scep_op *op)
+{
+	struct scep_server *s = op->s;
+	struct scep_issue_tx t = {op, NULL, 0};
+	char *csr_challenge = NULL;
+	const char *challenge = NULL;
+	int found, ours = 0;
+	size_t which;
+	mdm_err rc;
+
+	if (x509_csr_from_der(op->content, op->content_len, &op->csr) != MDM_OK)
+		return scep_refuse(op, SCEP_BAD_REQUEST, "RFC 8894 section 3.3.1: not a PKCS#10 CSR");
+	if (x509_csr_verify(op->csr) != MDM_OK)
+		return scep_refuse(op, SCEP_BAD_MESSAGE_CHECK,
+			"RFC 2986: the CSR's signature does not verify");
+	if (x509_csr_rsa_bits(op->csr) < s->policy.min_rsa_bits)
+		return scep_refuse(op, SCEP_BAD_REQUEST, "the CSR's key is not an RSA key of the "
+							 "minimum size (cert_min_rsa_bits)");
+	if ((rc = x509_cert_key_sha256(op->msg->signer, op->key_sha256)) != MDM_OK)
+		return rc;
+	if ((rc = scep_existing(op, &found)) != MDM_OK || found)
+		return rc;
+
+	/* Is the signer a certificate we issued (current or a previous CA)? */
+	if (x509_verify_issued(op->msg->signer, s->ca->verify, s->ca->n_verify, op->now, 1,
+		    &which) == MDM_OK) {
+		if ((rc = scep_auth_by_certificate(op, &ours)) != MDM_OK || !ours)
+			return rc;
+	} else if (op->msg->message_type == SCEP_RENEWALREQ) {
+		return scep_refuse(op, SCEP_BAD_MESSAGE_CHECK,
+			"RFC 8894 section 3.3.1.2: a RenewalReq is signed by a valid certificate "
+			"this CA issued (unknown issuer, expired or not client authentication)");
+	}
+	if (!ours) {
+		/* Section 2.3: a throw-away signer proves possession of the CSR's key. */
+		if (!x509_csr_key_matches_cert(op->csr, op->msg->signer))
+			return scep_refuse(op, SCEP_BAD_MESSAGE_CHECK,
+				"RFC 8894 section 2.3: the signer certificate's public key is not "
+				"the CSR's");
+		if (!x509_csr_subject_matches_cert(op->csr, op->msg->signer))
+			return scep_refuse(op, SCEP_BAD_MESSAGE_CHECK,
+				"RFC 8894 section 2.3: the self-signed signer's subject is not the "
+				"CSR's");
+		rc = x509_csr_challenge(op->csr, &csr_challenge);
+		if (rc != MDM_OK && rc != MDM_ERR_NOT_FOUND) {
+			rc = scep_refuse(op, SCEP_BAD_REQUEST, "malformed challengePassword");
+			goto out;
+		}
+		challenge = csr_challenge ? csr_challenge : op->msg->challenge;
+		if (csr_challenge && op->msg->challenge &&
+			!scep_ct_equal(csr_challenge, op->msg->challenge)) {
+			rc = scep_refuse(op, SCEP_BAD_REQUEST,
+				"two different challengePasswords (CSR and signed attribute)");
+			goto out;
+		}
+		if (challenge == NULL) {
+			rc = scep_refuse(op, SCEP_BAD_REQUEST,
+				"RFC 8894 section 2.2: a challengePassword is required");
+			goto out;
+		}
+		if (s->policy.static_challenge != NULL &&
+			scep_ct_equal(challenge, s->policy.static_challenge))
+			challenge = NULL; /* the static one: nothing to spend */
+		t.challenge = challenge;
+	}
+	rc = db_tx(s->db, scep_issue_tx_fn, &t);
+	if (rc == MDM_ERR_FORBIDDEN && op->fail != SCEP_FAIL_NONE)
+		rc = MDM_OK; /* refused, rolled back; the CertRep says why */
+	else if (rc != MDM_OK && t.unique_violation) {
+		/* Lost a race with a retry of the same transaction: answer as it did. */
+		op->fail = SCEP_FAIL_NONE;
+		if ((rc = scep_existing(op, &found)) == MDM_OK && !found)
+			rc = MDM_ERR_DB;
+	}
+out:
+	free(csr_challenge);
+	return rc;
+}
+
+struct scep_poll_tx {
+	struct scep_op *op;
+};
+
+static mdm_err scep_poll_tx_fn(db *d, void *arg)
+{
+	struct scep_op *op = ((struct scep_poll_tx *)arg)->op;
+	const char *params[1] = {op->msg->transaction_id};
+	db_res *r = NULL;
+	mdm_err rc;
+
+	op->status = SCEP_FAILURE;
+	op->fail = SCEP_FAIL_NONE;
+	rc = db_exec(d,
+		"SELECT signer_key_sha256, status, decided_at IS NOT NULL, csr, "
+		"coalesce(renewal_of::text, ''), coalesce(udid, '') "
+		"FROM mdm.scep_transaction WHERE transaction_id = $1 FOR UPDATE",
+		1, params, &r);
+	if (rc != MDM_OK)
+		goto out;
+	if (db_res_rows(r) != 1 || strcmp(db_res_get0(r, 0, 0), op->key_sha256) != 0) {
+		rc = scep_refuse(op, SCEP_BAD_CERT_ID,
+			"RFC 8894 section 3.3.3: no such transaction for this key");
+		goto out;
+	}
+	if (strcmp(db_res_get0(r, 0, 1), "issued") == 0) {
+		db_res_free(r);
+		r = NULL;
+		{
+			int found;
+			rc = scep_existing(op, &found);
+		}
+		goto out;
+	}
+	if (strcmp(db_res_get0(r, 0, 1), "rejected") == 0) {
+		rc = scep_refuse(op, SCEP_BAD_REQUEST, "the request was rejected by an operator");
+		goto out;
+	}
+	if (strcmp(db_res_get0(r, 0, 2), "t") != 0) {
+		op->status = SCEP_PENDING;
+		goto out;
+	}
+	/* Approved: issue from the CSR stored with the transaction. */
+	{
+		const char *hex = db_res_get0(r, 0, 3);
+		size_t n = strlen(hex) > 2 ? (strlen(hex) - 2) / 2 : 0;
+		uint8_t *der = malloc(n ? n : 1);
+		if (der == NULL) {
+			rc = MDM_ERR_NOMEM;
+			goto out;
+		}
+		for (size_t i = 0; i < n; i++) {
+			unsigned v = 0;
+			if (sscanf(hex + 2 + 2 * i, "%2x", &v) != 1)
+				break;
+			der[i] = (uint8_t)v;
+		}
+		x509_csr_free(op->csr);
+		op->csr = NULL;
+		rc = x509_csr_from_der(der, n, &op->csr);
+		free(der);
+		if (rc != MDM_OK)
+			goto out;
+	}
+	snprintf(op->renewal_of, sizeof(op->renewal_of), "%s", db_res_get0(r, 0, 4));
+	snprintf(op->udid, sizeof(op->udid), "%s", db_res_get0(r, 0, 5));
+	rc = scep_issue_cert(d, op);
+out:
+	db_res_free(r);
+	return rc;
+}
+
+/* CertPoll (20): RFC 8894 section 3.3.3. */
+static mdm_err scep_poll(struct scep_op *op)
+{
+	struct scep_poll_tx t = {op};
+	char *issuer = NULL, *subject = NULL;
+	mdm_err rc;
+
+	if (cms_scep_issuer_and_subject(op->content, op->content_len, &issuer, &subject) !=
+		MDM_OK)
+		return scep_refuse(op, SCEP_BAD_REQUEST,
+			"RFC 8894 section 3.3.3: CertPoll content is not IssuerAndSubject");
+	free(issuer);
+	free(subject);
+	if ((rc = x509_cert_key_sha256(op->msg->signer, op->key_sha256)) != MDM_OK)
+		return rc;
+	return db_tx(op->s->db, scep_poll_tx_fn, &t);
+}
+
+/* GetCert (21), section 3.3.4: any certificate this CA issued, by serial. */
+static mdm_err scep_get_cert(struct scep_op *op)
+{
+	char *issuer = NULL, *serial = NULL;
+	const char *params[2];
+	db_res *r = NULL;
+	mdm_err rc;
+
+	if (cms_scep_issuer_and_serial(op->content, op->content_len, &issuer, &serial) != MDM_OK)
+		return scep_refuse(op, SCEP_BAD_REQUEST,
+			"RFC 8894 section 3.3.4: content is not IssuerAndSerialNumber");
+	params[0] = serial;
+	params[1] = issuer;
+	rc = db_exec(op->s->db,
+		"SELECT der FROM mdm.certificate WHERE serial = $1 AND issuer = $2 "
+		"AND kind = 'device'",
+		2, params, &r);
+	if (rc != MDM_OK)
+		goto out;
+	if (db_res_rows(r) != 1) {
+		rc = scep_refuse(op, SCEP_BAD_CERT_ID, "RFC 8894 section 3.3.4: no such certificate");
+		goto out;
+	}
+	if ((rc = scep_cert_from_hex(db_res_get0(r, 0, 0), &op->cert)) == MDM_OK)
+		op->status = SCEP_SUCCESS;
+out:
+	db_res_free(r);
+	free(issuer);
+	free(serial);
+	return rc;
+}
+
+static int scep_reason_code(const char *name)
+{
+	static const char *const reasons[] = {"unspecified", "keyCompromise", "cACompromise",
+		"affiliationChanged", "superseded", "cessationOfOperation", "certificateHold", "",
+		"removeFromCRL", "privilegeWithdrawn", "aACompromise"};
+
+	for (size_t i = 0; name && i < sizeof(reasons) / sizeof(reasons[0]); i++)
+		if (reasons[i][0] && strcmp(reasons[i], name) == 0)
+			return (int)i;
+	return -1;
+}
+
+/* GetCRL (22), section 3.3.4: the active CA's CRL. */
+static mdm_err scep_get_crl(struct scep_op *op)
+{
+	struct ca_state *ca = op->s->ca;
+	struct x509_info info;
+	struct x509_revoked *rev = NULL;
+	char *issuer = NULL, *serial = NULL;
+	const char *params[1];
+	db_res *r = NULL;
+	int n;
+	mdm_err rc;
+
+	if (cms_scep_issuer_and_serial(op->content, op->content_len, &issuer, &serial) != MDM_OK)
+		return scep_refuse(op, SCEP_BAD_REQUEST,
+			"RFC 8894 section 3.3.4: content is not IssuerAndSerialNumber");
+	if ((rc = x509_cert_info(ca->active, &info)) != MDM_OK)
+		goto out;
+	if (strcmp(issuer, info.subject) != 0) {
+		rc = scep_refuse(op, SCEP_BAD_CERT_ID, "GetCRL names an issuer other than this CA");
+		goto out;
+	}
+	params[0] = info.subject;
+	rc = db_exec(op->s->db,
+		"SELECT serial, extract(epoch FROM revoked_at)::bigint, revocation_reason "
+		"FROM mdm.certificate WHERE issuer = $1 AND revoked_at IS NOT NULL "
+		"AND not_after > now() ORDER BY revoked_at",
+		1, params, &r);
+	if (rc != MDM_OK)
+		goto out;
+	n = db_res_rows(r);
+	if ((rev = calloc((size_t)n + 1, sizeof(*rev))) == NULL) {
+		rc = MDM_ERR_NOMEM;
+		goto out;
+	}
+	for (int i = 0; i < n; i++) {
+		rev[i].serial_hex = db_res_get0(r, i, 0);
+		rev[i].revoked_at = (time_t)atoll(db_res_get0(r, i, 1));
+		rev[i].reason = scep_reason_code(db_res_get0(r, i, 2));
+	}
+	rc = x509_crl_build(ca->active, ca->active_key, rev, (size_t)n, op->now,
+		op->s->policy.crl_days, &op->crl, &op->crl_len);
+	if (rc == MDM_OK)
+		op->status = SCEP_SUCCESS;
+out:
+	free(rev);
+	db_res_free(r);
+	free(issuer);
+	free(serial);
+	return rc;
+}
+
+static void scep_op_clear(struct scep_op *op)
+{
+	cms_scep_msg_free(op->msg);
+	free(op->content);
+	x509_csr_free(op->csr);
+	x509_cert_free(op->cert);
+	free(op->crl);
+}
+
+mdm_err scep_pki_operation(struct scep_server *s, const uint8_t *msg, size_t len, time_t now,
+	uint8_t **out, size_t *outlen)
+{
+	struct scep_op op;
+	enum scep_fail_info fail = SCEP_FAIL_NONE;
+	char err[256] = "";
+	struct ca_state *ca;
+	mdm_err rc;
+
+	*out = NULL;
+	*outlen = 0;
+	memset(&op, 0, sizeof(op));
+	op.s = s;
+	op.now = now;
+	op.status = SCEP_FAILURE;
+	op.fail = SCEP_FAIL_NONE;
+	op.cipher = CMS_CIPHER_AES256;
+	if ((rc = scep_ca(s)) != MDM_OK)
+		return rc;
+	ca = s->ca;
+
+	rc = cms_scep_parse(msg, len, &op.msg, &fail, err, sizeof(err));
+	if (rc != MDM_OK) {
+		/* Without a verified signer there is nobody to answer: HTTP 400. */
+		log_warn("scep: PKIOperation refused: %s", err[0] ? err : err_str(rc));
+		return rc == MDM_ERR_NOMEM ? rc : MDM_ERR_PARSE;
+	}
+	if (op.msg->message_type == SCEP_CERTREP) {
+		log_warn("scep: a CertRep is an answer, not a request (RFC 8894 section 3.3)");
+		rc = MDM_ERR_PARSE;
+		goto out;
+	}
+	if (op.msg->digest == CMS_DIGEST_SHA1 && !s->policy.allow_sha1) {
+		rc = scep_refuse(&op, SCEP_BAD_ALG, "SHA-1 is not enabled (scep_allow_sha1)");
+		goto reply;
+	}
+	if (op.msg->envelope == NULL) {
+		rc = scep_refuse(&op, SCEP_BAD_REQUEST, "RFC 8894 section 3.2.2: no pkcsPKIEnvelope");
+		goto reply;
+	}
+	rc = cms_scep_decrypt(op.msg, ca->ra ? ca->ra_key : ca->active_key,
+		ca->ra ? ca->ra : ca->active, &op.content, &op.content_len, &op.cipher, &fail);
+	if (rc != MDM_OK) {
+		op.cipher = CMS_CIPHER_AES256;
+		rc = scep_refuse(&op, fail != SCEP_FAIL_NONE ? fail : SCEP_BAD_MESSAGE_CHECK,
+			"RFC 8894 section 3.2.2: the pkcsPKIEnvelope cannot be decrypted by this CA");
+		goto reply;
+	}
+	if (op.cipher == CMS_CIPHER_DES3 && !s->policy.allow_des3) {
+		op.cipher = CMS_CIPHER_AES256;
+		rc = scep_refuse(&op, SCEP_BAD_ALG, "3DES is not enabled (scep_allow_des3)");
+		goto reply;
+	}
+	switch (op.msg->message_type) {
+	case SCEP_PKCSREQ:
+	case SCEP_RENEWALREQ:
+		rc = scep_enrol(&op);
+		break;
+	case SCEP_CERTPOLL:
+		rc = scep_poll(&op);
+		break;
+	case SCEP_GETCERT:
+		rc = scep_get_cert(&op);
+		break;
+	case SCEP_GETCRL:
+		rc = scep_get_crl(&op);
+		break;
+	default:
+		rc = scep_refuse(&op, SCEP_BAD_REQUEST, "RFC 8894 section 3.2.1.2: unknown messageType");
+		break;
+	}
+	if (rc != MDM_OK)
+		goto out;
+reply:
+	if (rc == MDM_OK)
+		rc = scep_reply(&op, out, outlen);
+out:
+	scep_op_clear(&op);
+	return rc;
+}

@@ -1,0 +1,67 @@
+/*
+ * SCEP (RFC 8894) server rules: what a request must prove before the CA
+ * issues, and the answers.  The CMS encoding is in cms, the certificate
+ * work in x509, the CA's state in ca; this module decides.
+ *
+ * The question users bring (seed/questions.txt): a PKCSReq is signed by
+ * a throw-away self-signed certificate whose CN changes every time.  That
+ * is RFC 8894 section 2.3: the signature is verified with the certificate
+ * the message carries, whose public key must equal the CSR's (proof of
+ * possession) and whose subject must equal the CSR's; the challenge
+ * password authorises.  A request signed by a certificate this CA issued
+ * (RenewalReq, or a PKCSReq from an enrolled client) is authenticated by
+ * that certificate instead: it must chain to our CA, be unexpired and
+ * unrevoked.
+ */
+#ifndef MDM_SCEP_H
+#define MDM_SCEP_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "ca.h"
+#include "config.h"
+#include "db.h"
+#include "errors.h"
+
+struct scep_policy {
+	int allow_sha1;		     /* scep_allow_sha1 */
+	int allow_des3;		     /* scep_allow_des3 */
+	char *static_challenge;	     /* scep_challenge (secret), NULL: one-time only */
+	int manual_approval;	     /* scep_approval = manual */
+	int days;		     /* cert_days */
+	int min_rsa_bits;	     /* cert_min_rsa_bits */
+	int copy_sans;		     /* cert_copy_sans */
+	int crl_days;		     /* crl_days */
+};
+
+struct scep_server {
+	db *db;
+	const config *cfg;
+	struct ca_state *ca;
+	struct scep_policy policy;
+};
+
+/* Reads the policy from cfg; the CA is loaded on first use. */
+MDM_WUR mdm_err scep_server_new(db *d, const config *cfg, struct scep_server **out);
+void scep_server_free(struct scep_server *s);
+
+/* GetCACaps (RFC 8894 section 3.5.2): one capability per line. */
+MDM_WUR mdm_err scep_get_ca_caps(struct scep_server *s, char **out, size_t *outlen);
+/* GetCACert (section 4.2): DER CA certificate, or CA+RA certs-only PKCS#7. */
+MDM_WUR mdm_err scep_get_ca_cert(struct scep_server *s, uint8_t **out, size_t *outlen,
+	const char **content_type);
+/* GetNextCACert (section 4.7); MDM_ERR_NOT_FOUND when no rollover is staged. */
+MDM_WUR mdm_err scep_get_next_ca_cert(struct scep_server *s, uint8_t **out, size_t *outlen);
+
+/*
+ * PKIOperation (sections 3.3, 4.3-4.6): *out is a signed CertRep
+ * (SUCCESS, FAILURE with failInfo, or PENDING) for every request that
+ * could be read well enough to be answered; MDM_ERR_PARSE (HTTP 400) for
+ * anything else.
+ */
+MDM_WUR mdm_err scep_pki_operation(struct scep_server *s, const uint8_t *msg, size_t len,
+	time_t now, uint8_t **out, size_t *outlen);
+
+#endif

@@ -1,0 +1,728 @@
+/*
+ * scep: the rules a request must meet before the CA issues, against a real
+ * PostgreSQL (MDM_TEST_DB; a database per test) and a CA made per test.
+ * Client messages are built here with OpenSSL directly (the client side
+ * is not ours), then sent through scep_pki_operation as scep.fcgi does.
+ * Every refusal is checked for its failInfo and for leaving no
+ * certificate issued.
+ */
+#include "ca.h"
+#include "cms.h"
+#include "config.h"
+#include "db.h"
+#include "log.h"
+#include "migrate.h"
+#include "scep.h"
+#include "suites.h"
+#include "x509.h"
+
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rsa.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define T0 ((time_t)1800000000) /* 2027-01-15, the tests' "now" */
+
+static char dbname[64], conninfo[1024], keypath[128];
+static db *admin, *d;
+static config *cfg;
+static struct scep_server *srv;
+
+static void db_setup(void)
+{
+	const char *base = getenv("MDM_TEST_DB");
+	char sql[160];
+	int applied;
+
+	ck_assert_msg(base != NULL, "MDM_TEST_DB is not set: run the suite with `make test`");
+	ck_assert_int_eq(db_new(base, "unit", &admin), MDM_OK);
+	snprintf(dbname, sizeof(dbname), "scep_%ld_%ld", (long)getpid(), random() % 100000);
+	snprintf(sql, sizeof(sql), "CREATE DATABASE %s", dbname);
+	ck_assert_int_eq(db_exec(admin, sql, 0, NULL, NULL), MDM_OK);
+	snprintf(conninfo, sizeof(conninfo), "%s dbname=%s", base, dbname);
+	ck_assert_int_eq(db_new(conninfo, "unit", &d), MDM_OK);
+	ck_assert_int_eq(migrate_apply(d, &applied), MDM_OK);
+}
+
+static void setup(void)
+{
+	log_set_level(MDM_LOG__MAX);
+	db_setup();
+	snprintf(keypath, sizeof(keypath), "/tmp/mdm-scep-test-%ld.key", (long)getpid());
+	unlink(keypath);
+	ck_assert_int_eq(ca_init(d, "/CN=Unit Test CA/O=mdm", 3650, 2048, keypath, NULL,
+				 T0 - 86400),
+		MDM_OK);
+	unsetenv("MDM_SCEP_CHALLENGE");
+	setenv("MDM_SCEP_ALLOW_SHA1", "no", 1);
+	unsetenv("MDM_SCEP_APPROVAL");
+	ck_assert_int_eq(config_load_file(NULL, 0, &cfg), MDM_OK);
+	ck_assert_int_eq(scep_server_new(d, cfg, &srv), MDM_OK);
+}
+
+static void teardown(void)
+{
+	char sql[160];
+
+	scep_server_free(srv);
+	srv = NULL;
+	config_free(cfg);
+	cfg = NULL;
+	db_free(d);
+	d = NULL;
+	snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)", dbname);
+	ck_assert_int_eq(db_exec(admin, sql, 0, NULL, NULL), MDM_OK);
+	db_free(admin);
+	admin = NULL;
+	unlink(keypath);
+}
+
+/* Reloads config from the environment (after setenv in a test). */
+static void reconfigure(void)
+{
+	scep_server_free(srv);
+	config_free(cfg);
+	ck_assert_int_eq(config_load_file(NULL, 0, &cfg), MDM_OK);
+	ck_assert_int_eq(scep_server_new(d, cfg, &srv), MDM_OK);
+}
+
+static int count(const char *sql)
+{
+	db_res *r = NULL;
+	int n;
+
+	ck_assert_int_eq(db_exec(d, sql, 0, NULL, &r), MDM_OK);
+	n = atoi(db_res_get0(r, 0, 0));
+	db_res_free(r);
+	return n;
+}
+
+static int issued(void)
+{
+	return count("SELECT count(*) FROM mdm.certificate WHERE kind = 'device'");
+}
+
+static char *new_challenge(const char *ttl)
+{
+	const char *params[1] = {ttl};
+	db_res *r = NULL;
+	char *c;
+
+	ck_assert_int_eq(db_exec(d, "SELECT mdm.scep_challenge_new(NULL, $1::interval)", 1,
+				 params, &r),
+		MDM_OK);
+	c = strdup(db_res_get0(r, 0, 0));
+	db_res_free(r);
+	return c;
+}
+
+/* A client: key, CSR and the self-signed throw-away signer RFC 8894 section 2.3 describes. */
+struct client {
+	EVP_PKEY *key;
+	X509_REQ *csr;
+	X509 *self;
+	uint8_t *csr_der;
+	size_t csr_len;
+};
+
+static void client_csr(struct client *c, const char *cn, const char *challenge, EVP_PKEY *sign)
+{
+	X509_NAME *name = X509_NAME_new();
+	unsigned char *der = NULL;
+	int n;
+
+	c->csr = X509_REQ_new();
+	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1,
+		0);
+	X509_REQ_set_subject_name(c->csr, name);
+	X509_REQ_set_pubkey(c->csr, c->key);
+	if (challenge != NULL)
+		X509_REQ_add1_attr_by_NID(c->csr, NID_pkcs9_challengePassword, MBSTRING_ASC,
+			(const unsigned char *)challenge, -1);
+	ck_assert_int_gt(X509_REQ_sign(c->csr, sign ? sign : c->key, EVP_sha256()), 0);
+	n = i2d_X509_REQ(c->csr, &der);
+	ck_assert_int_gt(n, 0);
+	c->csr_der = malloc((size_t)n);
+	memcpy(c->csr_der, der, (size_t)n);
+	c->csr_len = (size_t)n;
+	OPENSSL_free(der);
+	X509_NAME_free(name);
+}
+
+static X509 *self_signed(EVP_PKEY *key, const char *cn)
+{
+	X509 *x = X509_new();
+	X509_NAME *name = X509_NAME_new();
+
+	X509_set_version(x, 2);
+	ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1,
+		0);
+	X509_set_subject_name(x, name);
+	X509_set_issuer_name(x, name);
+	X509_time_adj_ex(X509_getm_notBefore(x), -1, 0, NULL);
+	X509_time_adj_ex(X509_getm_notAfter(x), 1, 0, NULL);
+	X509_set_pubkey(x, key);
+	ck_assert_int_gt(X509_sign(x, key, EVP_sha256()), 0);
+	X509_NAME_free(name);
+	return x;
+}
+
+static void client_new(struct client *c, const char *cn, const char *challenge)
+{
+	memset(c, 0, sizeof(*c));
+	c->key = EVP_RSA_gen(2048);
+	ck_assert_ptr_nonnull(c->key);
+	client_csr(c, cn, challenge, NULL);
+	c->self = self_signed(c->key, cn);
+}
+
+static void client_free(struct client *c)
+{
+	EVP_PKEY_free(c->key);
+	X509_REQ_free(c->csr);
+	X509_free(c->self);
+	free(c->csr_der);
+}
+
+struct answer {
+	enum scep_pki_status status;
+	enum scep_fail_info fail;
+	X509 *cert;
+};
+
+/* Sends one request and reads the CertRep the way a client does. */
+static mdm_err send_req(enum scep_message_type type, X509 *signer, EVP_PKEY *key,
+	const uint8_t *content, size_t len, const char *txid, enum cms_digest dg,
+	const char *challenge_attr, time_t now, struct answer *a)
+{
+	struct cms_request_params p;
+	struct cms_scep_msg *rep = NULL;
+	enum scep_fail_info fail;
+	uint8_t *req = NULL, *reply = NULL, *inner = NULL;
+	size_t reqlen, replylen, innerlen;
+	enum cms_cipher cipher;
+	mdm_err rc;
+
+	memset(a, 0, sizeof(*a));
+	memset(&p, 0, sizeof(p));
+	p.type = type;
+	p.signer = signer;
+	p.key = key;
+	p.recipient = srv->ca ? srv->ca->active : NULL;
+	if (p.recipient == NULL) {
+		ck_assert_int_eq(ca_refresh(d, cfg, &srv->ca), MDM_OK);
+		p.recipient = srv->ca->active;
+	}
+	p.digest = dg;
+	p.cipher = CMS_CIPHER_AES256;
+	p.transaction_id = txid;
+	p.challenge_attr = challenge_attr;
+	p.content = content;
+	p.content_len = len;
+	ck_assert_int_eq(cms_scep_request(&p, &req, &reqlen), MDM_OK);
+	rc = scep_pki_operation(srv, req, reqlen, now, &reply, &replylen);
+	free(req);
+	if (rc != MDM_OK)
+		return rc;
+	ck_assert_int_eq(cms_scep_parse(reply, replylen, &rep, &fail, NULL, 0), MDM_OK);
+	ck_assert_int_eq(rep->message_type, SCEP_CERTREP);
+	ck_assert_str_eq(rep->transaction_id, txid);
+	a->status = rep->pki_status;
+	a->fail = rep->fail_info;
+	if (rep->pki_status == SCEP_SUCCESS) {
+		struct x509_st **certs = NULL;
+		size_t n = 0;
+		ck_assert_int_eq(cms_scep_decrypt(rep, key, signer, &inner, &innerlen, &cipher,
+					 &fail),
+			MDM_OK);
+		ck_assert_int_eq(cms_certs_only_parse(inner, innerlen, &certs, &n), MDM_OK);
+		ck_assert_uint_ge(n, 1);
+		a->cert = certs[0];
+		for (size_t i = 1; i < n; i++)
+			X509_free(certs[i]);
+		free(certs);
+		free(inner);
+	}
+	cms_scep_msg_free(rep);
+	free(reply);
+	return MDM_OK;
+}
+
+static void enrol_ok(struct client *c, const char *txid, struct answer *a)
+{
+	ck_assert_int_eq(send_req(SCEP_PKCSREQ, c->self, c->key, c->csr_der, c->csr_len, txid,
+				 CMS_DIGEST_SHA256, NULL, T0, a),
+		MDM_OK);
+	ck_assert_int_eq(a->status, SCEP_SUCCESS);
+	ck_assert_ptr_nonnull(a->cert);
+}
+
+static void expect_fail(struct client *c, X509 *signer, EVP_PKEY *key, const char *txid,
+	enum scep_fail_info want)
+{
+	struct answer a;
+	int before = issued();
+
+	ck_assert_int_eq(send_req(SCEP_PKCSREQ, signer, key, c->csr_der, c->csr_len, txid,
+				 CMS_DIGEST_SHA256, NULL, T0, &a),
+		MDM_OK);
+	ck_assert_int_eq(a.status, SCEP_FAILURE);
+	ck_assert_int_eq(a.fail, want);
+	ck_assert_ptr_null(a.cert);
+	ck_assert_int_eq(issued(), before);
+}
+
+START_TEST(one_time_challenge_enrols_once)
+{
+	char *ch = new_challenge("1 hour");
+	struct client c, c2;
+	struct answer a;
+
+	client_new(&c, "device-1", ch);
+	enrol_ok(&c, "TX-1", &a);
+	/* The certificate is the CSR's key, from our CA, for client authentication. */
+	ck_assert_int_eq(EVP_PKEY_eq(X509_get0_pubkey(a.cert), c.key), 1);
+	ck_assert_int_eq(x509_verify_issued(a.cert, srv->ca->verify, srv->ca->n_verify, T0, 1,
+				 NULL),
+		MDM_OK);
+	ck_assert_int_eq(issued(), 1);
+	ck_assert_int_eq(count("SELECT count(*) FROM mdm.challenge WHERE used_at IS NOT NULL"),
+		1);
+	X509_free(a.cert);
+
+	/* The same challenge again, from another device: refused. */
+	client_new(&c2, "device-2", ch);
+	expect_fail(&c2, c2.self, c2.key, "TX-2", SCEP_BAD_REQUEST);
+	client_free(&c);
+	client_free(&c2);
+	free(ch);
+}
+END_TEST
+
+START_TEST(retry_is_idempotent_and_txid_bound_to_key)
+{
+	char *ch = new_challenge("1 hour");
+	struct client c, other;
+	struct answer a, b;
+
+	client_new(&c, "device-1", ch);
+	enrol_ok(&c, "TX-RETRY", &a);
+	/* A retry (same transactionID, same key) gets the same certificate, not a new one. */
+	enrol_ok(&c, "TX-RETRY", &b);
+	ck_assert_int_eq(X509_cmp(a.cert, b.cert), 0);
+	ck_assert_int_eq(issued(), 1);
+	/* The transactionID with another key: badRequest. */
+	client_new(&other, "device-1", ch);
+	expect_fail(&other, other.self, other.key, "TX-RETRY", SCEP_BAD_REQUEST);
+	X509_free(a.cert);
+	X509_free(b.cert);
+	client_free(&c);
+	client_free(&other);
+	free(ch);
+}
+END_TEST
+
+START_TEST(refuses_wrong_expired_and_missing_challenges)
+{
+	char *expired = new_challenge("1 second");
+	struct client c;
+
+	client_new(&c, "device-1", "not-a-challenge-we-made");
+	expect_fail(&c, c.self, c.key, "TX-W", SCEP_BAD_REQUEST);
+	client_free(&c);
+	sleep(2);
+	client_new(&c, "device-1", expired);
+	expect_fail(&c, c.self, c.key, "TX-E", SCEP_BAD_REQUEST);
+	client_free(&c);
+	client_new(&c, "device-1", NULL);
+	expect_fail(&c, c.self, c.key, "TX-N", SCEP_BAD_REQUEST);
+	client_free(&c);
+	free(expired);
+}
+END_TEST
+
+START_TEST(static_challenge)
+{
+	struct client c;
+	struct answer a;
+
+	setenv("MDM_SCEP_CHALLENGE", "static-challenge-0123456789", 1);
+	reconfigure();
+	client_new(&c, "device-s", "static-challenge-0123456789");
+	enrol_ok(&c, "TX-S1", &a);
+	X509_free(a.cert);
+	client_free(&c);
+	/* A prefix of it is not it. */
+	client_new(&c, "device-s", "static-challenge-012345678");
+	expect_fail(&c, c.self, c.key, "TX-S2", SCEP_BAD_REQUEST);
+	client_free(&c);
+	unsetenv("MDM_SCEP_CHALLENGE");
+}
+END_TEST
+
+START_TEST(challenge_as_signed_attribute)
+{
+	char *ch = new_challenge("1 hour");
+	struct client c;
+	struct answer a;
+
+	/* macOS mdmclient sends the challenge as a signed attribute, not in the CSR. */
+	client_new(&c, "device-mac", NULL);
+	ck_assert_int_eq(send_req(SCEP_PKCSREQ, c.self, c.key, c.csr_der, c.csr_len, "TX-MAC",
+				 CMS_DIGEST_SHA512, ch, T0, &a),
+		MDM_OK);
+	ck_assert_int_eq(a.status, SCEP_SUCCESS);
+	X509_free(a.cert);
+	client_free(&c);
+	free(ch);
+}
+END_TEST
+
+START_TEST(proof_of_possession)
+{
+	char *ch = new_challenge("1 hour");
+	struct client c, thief;
+	X509 *wrong_subject;
+
+	client_new(&c, "device-1", ch);
+	client_new(&thief, "device-1", NULL);
+	/* Signed by a throw-away certificate of another key: badMessageCheck. */
+	expect_fail(&c, thief.self, thief.key, "TX-P1", SCEP_BAD_MESSAGE_CHECK);
+	/* Right key, but the signer's subject is not the CSR's. */
+	wrong_subject = self_signed(c.key, "someone-else");
+	expect_fail(&c, wrong_subject, c.key, "TX-P2", SCEP_BAD_MESSAGE_CHECK);
+	/* The challenge was not spent by the refusals. */
+	ck_assert_int_eq(count("SELECT count(*) FROM mdm.challenge WHERE used_at IS NULL"), 1);
+	X509_free(wrong_subject);
+	client_free(&c);
+	client_free(&thief);
+	free(ch);
+}
+END_TEST
+
+START_TEST(csr_signature_must_verify)
+{
+	char *ch = new_challenge("1 hour");
+	struct client c;
+	EVP_PKEY *other = EVP_RSA_gen(2048);
+
+	memset(&c, 0, sizeof(c));
+	c.key = EVP_RSA_gen(2048);
+	/* A CSR carrying c.key but signed with another key. */
+	client_csr(&c, "device-1", ch, other);
+	c.self = self_signed(c.key, "device-1");
+	expect_fail(&c, c.self, c.key, "TX-CSR", SCEP_BAD_MESSAGE_CHECK);
+	EVP_PKEY_free(other);
+	client_free(&c);
+	free(ch);
+}
+END_TEST
+
+START_TEST(small_keys_and_sha1_refused)
+{
+	char *ch = new_challenge("1 hour");
+	struct client c;
+	struct answer a;
+
+	memset(&c, 0, sizeof(c));
+	c.key = EVP_RSA_gen(1024);
+	client_csr(&c, "device-small", ch, NULL);
+	c.self = self_signed(c.key, "device-small");
+	expect_fail(&c, c.self, c.key, "TX-1024", SCEP_BAD_REQUEST);
+	client_free(&c);
+
+	client_new(&c, "device-sha1", ch);
+	ck_assert_int_eq(send_req(SCEP_PKCSREQ, c.self, c.key, c.csr_der, c.csr_len, "TX-SHA1",
+				 CMS_DIGEST_SHA1, NULL, T0, &a),
+		MDM_OK);
+	ck_assert_int_eq(a.status, SCEP_FAILURE);
+	ck_assert_int_eq(a.fail, SCEP_BAD_ALG);
+	ck_assert_int_eq(issued(), 0);
+	/* Allowed by configuration: accepted. */
+	setenv("MDM_SCEP_ALLOW_SHA1", "yes", 1);
+	reconfigure();
+	ck_assert_int_eq(send_req(SCEP_PKCSREQ, c.self, c.key, c.csr_der, c.csr_len, "TX-SHA1b",
+				 CMS_DIGEST_SHA1, NULL, T0, &a),
+		MDM_OK);
+	ck_assert_int_eq(a.status, SCEP_SUCCESS);
+	X509_free(a.cert);
+	client_free(&c);
+	free(ch);
+}
+END_TEST
+
+static uint8_t *csr_der_of(struct client *c, size_t *len)
+{
+	*len = c->csr_len;
+	return c->csr_der;
+}
+
+START_TEST(renewal_by_existing_certificate)
+{
+	char *ch = new_challenge("1 hour");
+	struct client c, next;
+	struct answer a, r;
+	size_t len;
+	uint8_t *der;
+
+	client_new(&c, "device-r", ch);
+	enrol_ok(&c, "TX-R0", &a);
+	/* RenewalReq: a new key, signed with the certificate we issued; no challenge. */
+	client_new(&next, "device-r", NULL);
+	der = csr_der_of(&next, &len);
+	ck_assert_int_eq(send_req(SCEP_RENEWALREQ, a.cert, c.key, der, len, "TX-R1",
+				 CMS_DIGEST_SHA256, NULL, T0 + 3600, &r),
+		MDM_OK);
+	ck_assert_int_eq(r.status, SCEP_SUCCESS);
+	ck_assert_int_eq(EVP_PKEY_eq(X509_get0_pubkey(r.cert), next.key), 1);
+	ck_assert_int_eq(count("SELECT count(*) FROM mdm.certificate WHERE renewal_of IS NOT NULL"),
+		1);
+	X509_free(r.cert);
+
+	/* Revoked: refused. */
+	{
+		struct x509_info info;
+		const char *params[1];
+		ck_assert_int_eq(x509_cert_info(a.cert, &info), MDM_OK);
+		params[0] = info.serial;
+		ck_assert_int_eq(db_exec(d, "SELECT mdm.certificate_revoke($1, 'keyCompromise')", 1,
+					 params, NULL),
+			MDM_OK);
+	}
+	ck_assert_int_eq(send_req(SCEP_RENEWALREQ, a.cert, c.key, der, len, "TX-R2",
+				 CMS_DIGEST_SHA256, NULL, T0 + 7200, &r),
+		MDM_OK);
+	ck_assert_int_eq(r.status, SCEP_FAILURE);
+	ck_assert_int_eq(r.fail, SCEP_BAD_MESSAGE_CHECK);
+	ck_assert_int_eq(issued(), 2);
+	X509_free(a.cert);
+	client_free(&c);
+	client_free(&next);
+	free(ch);
+}
+END_TEST
+
+START_TEST(renewal_refused_when_expired_or_foreign)
+{
+	char *ch = new_challenge("1 hour");
+	struct client c, next, foreign;
+	struct answer a, r;
+
+	client_new(&c, "device-x", ch);
+	enrol_ok(&c, "TX-X0", &a);
+	client_new(&next, "device-x", NULL);
+	/* A year and more later the certificate (365 days) has expired. */
+	ck_assert_int_eq(send_req(SCEP_RENEWALREQ, a.cert, c.key, next.csr_der, next.csr_len,
+				 "TX-X1", CMS_DIGEST_SHA256, NULL, T0 + 400 * 86400, &r),
+		MDM_OK);
+	ck_assert_int_eq(r.status, SCEP_FAILURE);
+	ck_assert_int_eq(r.fail, SCEP_BAD_MESSAGE_CHECK);
+	/* Signed by a certificate from elsewhere (self-signed, not ours). */
+	client_new(&foreign, "device-x", NULL);
+	ck_assert_int_eq(send_req(SCEP_RENEWALREQ, foreign.self, foreign.key, next.csr_der,
+				 next.csr_len, "TX-X2", CMS_DIGEST_SHA256, NULL, T0, &r),
+		MDM_OK);
+	ck_assert_int_eq(r.status, SCEP_FAILURE);
+	ck_assert_int_eq(r.fail, SCEP_BAD_MESSAGE_CHECK);
+	ck_assert_int_eq(issued(), 1);
+	X509_free(a.cert);
+	client_free(&c);
+	client_free(&next);
+	client_free(&foreign);
+	free(ch);
+}
+END_TEST
+
+START_TEST(manual_approval_then_certpoll)
+{
+	char *ch = new_challenge("1 hour");
+	struct client c;
+	struct answer a;
+	X509_NAME *subj;
+	unsigned char *ias = NULL;
+	int iaslen;
+
+	setenv("MDM_SCEP_APPROVAL", "manual", 1);
+	reconfigure();
+	client_new(&c, "device-m", ch);
+	ck_assert_int_eq(send_req(SCEP_PKCSREQ, c.self, c.key, c.csr_der, c.csr_len, "TX-M",
+				 CMS_DIGEST_SHA256, NULL, T0, &a),
+		MDM_OK);
+	ck_assert_int_eq(a.status, SCEP_PENDING);
+	ck_assert_int_eq(issued(), 0);
+	ck_assert_int_eq(count("SELECT count(*) FROM mdm.scep_pending"), 1);
+
+	/* IssuerAndSubject (RFC 8894 section 3.3.3): the CA's name, then ours. */
+	{
+		X509_NAME *issuer = X509_get_subject_name(srv->ca->active);
+		unsigned char *p1 = NULL, *p2 = NULL;
+		int n1 = i2d_X509_NAME(issuer, &p1);
+		subj = X509_REQ_get_subject_name(c.csr);
+		int n2 = i2d_X509_NAME(subj, &p2);
+		ias = malloc((size_t)(n1 + n2 + 8));
+		/* DER SEQUENCE header for a short body (both names are small). */
+		ck_assert_int_lt(n1 + n2, 65536);
+		ias[0] = 0x30;
+		ias[1] = 0x82;
+		ias[2] = (unsigned char)((n1 + n2) >> 8);
+		ias[3] = (unsigned char)((n1 + n2) & 0xff);
+		memcpy(ias + 4, p1, (size_t)n1);
+		memcpy(ias + 4 + n1, p2, (size_t)n2);
+		iaslen = 4 + n1 + n2;
+		OPENSSL_free(p1);
+		OPENSSL_free(p2);
+	}
+	ck_assert_int_eq(send_req(SCEP_CERTPOLL, c.self, c.key, ias, (size_t)iaslen, "TX-M",
+				 CMS_DIGEST_SHA256, NULL, T0 + 60, &a),
+		MDM_OK);
+	ck_assert_int_eq(a.status, SCEP_PENDING);
+	ck_assert_int_eq(db_exec(d, "SELECT mdm.scep_approve('TX-M')", 0, NULL, NULL), MDM_OK);
+	ck_assert_int_eq(send_req(SCEP_CERTPOLL, c.self, c.key, ias, (size_t)iaslen, "TX-M",
+				 CMS_DIGEST_SHA256, NULL, T0 + 120, &a),
+		MDM_OK);
+	ck_assert_int_eq(a.status, SCEP_SUCCESS);
+	ck_assert_int_eq(issued(), 1);
+	X509_free(a.cert);
+	free(ias);
+	client_free(&c);
+	free(ch);
+	unsetenv("MDM_SCEP_APPROVAL");
+}
+END_TEST
+
+START_TEST(garbage_is_refused_without_issuing)
+{
+	static const uint8_t junk[] = {0x30, 0x80, 0x06, 0x09, 0x2a, 0x86};
+	char *ch = new_challenge("1 hour");
+	struct client c;
+	struct cms_request_params p;
+	uint8_t *req = NULL, *reply = NULL;
+	size_t reqlen, replylen;
+
+	ck_assert_int_eq(scep_pki_operation(srv, junk, sizeof(junk), T0, &reply, &replylen),
+		MDM_ERR_PARSE);
+	ck_assert_ptr_null(reply);
+	client_new(&c, "device-t", ch);
+	memset(&p, 0, sizeof(p));
+	p.type = SCEP_PKCSREQ;
+	p.signer = c.self;
+	p.key = c.key;
+	ck_assert_int_eq(ca_refresh(d, cfg, &srv->ca), MDM_OK);
+	p.recipient = srv->ca->active;
+	p.digest = CMS_DIGEST_SHA256;
+	p.cipher = CMS_CIPHER_AES256;
+	p.transaction_id = "TX-T";
+	p.content = c.csr_der;
+	p.content_len = c.csr_len;
+	ck_assert_int_eq(cms_scep_request(&p, &req, &reqlen), MDM_OK);
+	/* Every truncation is refused and issues nothing. */
+	for (size_t cut = 1; cut < reqlen; cut += reqlen / 40 + 1) {
+		ck_assert_int_ne(scep_pki_operation(srv, req, cut, T0, &reply, &replylen), MDM_OK);
+		ck_assert_ptr_null(reply);
+	}
+	ck_assert_int_eq(issued(), 0);
+	free(req);
+	client_free(&c);
+	free(ch);
+}
+END_TEST
+
+START_TEST(ca_rollover_keeps_devices)
+{
+	char *ch = new_challenge("1 hour"), *ch2;
+	char newkey[160];
+	struct client c, next, fresh;
+	struct answer a, r, f;
+	uint8_t *der = NULL;
+	size_t len;
+
+	client_new(&c, "device-old", ch);
+	enrol_ok(&c, "TX-O", &a);
+	/* Re-key: a new CA key, staged, served by GetNextCACert, then activated. */
+	snprintf(newkey, sizeof(newkey), "%s.next", keypath);
+	unlink(newkey);
+	ck_assert_int_eq(scep_get_next_ca_cert(srv, &der, &len), MDM_ERR_NOT_FOUND);
+	ck_assert_int_eq(ca_stage_next(d, 3650, 2048, newkey, NULL, T0), MDM_OK);
+	ck_assert_int_eq(scep_get_next_ca_cert(srv, &der, &len), MDM_OK);
+	free(der);
+	ck_assert_int_eq(ca_activate(d), MDM_OK);
+	ck_assert_int_eq(ca_refresh(d, cfg, &srv->ca), MDM_OK);
+	ck_assert_uint_eq(srv->ca->n_verify, 2);
+	/* The old device certificate still renews, and the renewal comes from the new CA. */
+	client_new(&next, "device-old", NULL);
+	ck_assert_int_eq(send_req(SCEP_RENEWALREQ, a.cert, c.key, next.csr_der, next.csr_len,
+				 "TX-O2", CMS_DIGEST_SHA256, NULL, T0 + 60, &r),
+		MDM_OK);
+	ck_assert_int_eq(r.status, SCEP_SUCCESS);
+	ck_assert_int_eq(X509_check_issued(srv->ca->active, r.cert), X509_V_OK);
+	/* And a new device enrols under the new CA. */
+	ch2 = new_challenge("1 hour");
+	client_new(&fresh, "device-new", ch2);
+	enrol_ok(&fresh, "TX-N", &f);
+	ck_assert_int_eq(X509_check_issued(srv->ca->active, f.cert), X509_V_OK);
+	X509_free(a.cert);
+	X509_free(r.cert);
+	X509_free(f.cert);
+	client_free(&c);
+	client_free(&next);
+	client_free(&fresh);
+	unlink(newkey);
+	free(ch);
+	free(ch2);
+}
+END_TEST
+
+START_TEST(caps_and_cacert)
+{
+	char *caps = NULL;
+	size_t n;
+	uint8_t *der = NULL;
+	const char *ctype;
+
+	ck_assert_int_eq(scep_get_ca_caps(srv, &caps, &n), MDM_OK);
+	ck_assert_ptr_nonnull(strstr(caps, "AES\n"));
+	ck_assert_ptr_nonnull(strstr(caps, "SHA-256\n"));
+	ck_assert_ptr_nonnull(strstr(caps, "POSTPKIOperation\n"));
+	ck_assert_ptr_nonnull(strstr(caps, "Renewal\n"));
+	ck_assert_ptr_null(strstr(caps, "SHA-1"));
+	ck_assert_ptr_null(strstr(caps, "DES3"));
+	ck_assert_ptr_null(strstr(caps, "GetNextCACert"));
+	free(caps);
+	ck_assert_int_eq(scep_get_ca_cert(srv, &der, &n, &ctype), MDM_OK);
+	ck_assert_str_eq(ctype, "application/x-x509-ca-cert");
+	free(der);
+}
+END_TEST
+
+Suite *scep_suite(void)
+{
+	Suite *s = suite_create("scep");
+	TCase *tc = tcase_create("rules");
+
+	tcase_set_timeout(tc, 60);
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, caps_and_cacert);
+	tcase_add_test(tc, one_time_challenge_enrols_once);
+	tcase_add_test(tc, retry_is_idempotent_and_txid_bound_to_key);
+	tcase_add_test(tc, refuses_wrong_expired_and_missing_challenges);
+	tcase_add_test(tc, static_challenge);
+	tcase_add_test(tc, challenge_as_signed_attribute);
+	tcase_add_test(tc, proof_of_possession);
+	tcase_add_test(tc, csr_signature_must_verify);
+	tcase_add_test(tc, small_keys_and_sha1_refused);
+	tcase_add_test(tc, renewal_by_existing_certificate);
+	tcase_add_test(tc, renewal_refused_when_expired_or_foreign);
+	tcase_add_test(tc, manual_approval_then_certpoll);
+	tcase_add_test(tc, garbage_is_refused_without_issuing);
+	tcase_add_test(tc, ca_rollover_keeps_devices);
+	suite_add_tcase(s, tc);
+	return s;
+}
