@@ -85,8 +85,8 @@ static long long cpu_ticks(const char *pid)
 	/* Fields after the command name "(...)": utime is the 14th field overall. */
 	if ((p = strrchr(line, ')')) == NULL)
 		return 0;
-	if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lld %lld %lld %lld",
-		    &v[0], &v[1], &v[2], &v[3]) != 4)
+	if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lld %lld %lld %lld", &v[0],
+	            &v[1], &v[2], &v[3]) != 4)
 		return 0;
 	return v[0] + v[1] + v[2] + v[3];
 }
@@ -117,7 +117,7 @@ static uint8_t *make_request(EVP_PKEY *key, X509 *ca, const char *challenge, int
 	X509_REQ_set_subject_name(req, name);
 	X509_REQ_set_pubkey(req, key);
 	X509_REQ_add1_attr_by_NID(req, NID_pkcs9_challengePassword, MBSTRING_ASC,
-		(const unsigned char *)challenge, -1);
+	        (const unsigned char *)challenge, -1);
 	X509_REQ_sign(req, key, EVP_sha256());
 	X509_set_version(self, 2);
 	ASN1_INTEGER_set(X509_get_serialNumber(self), i + 1);
@@ -199,8 +199,8 @@ int main(int argc, char **argv)
 		int left;
 		while (next < n && running < conc) {
 			CURL *c = curl_easy_init();
-			struct curl_slist *h = curl_slist_append(NULL,
-				"Content-Type: application/x-pki-message");
+			struct curl_slist *h =
+			        curl_slist_append(NULL, "Content-Type: application/x-pki-message");
 			curl_easy_setopt(c, CURLOPT_URL, posturl);
 			curl_easy_setopt(c, CURLOPT_POSTFIELDS, reqs[next]);
 			curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)lens[next]);
@@ -234,15 +234,15 @@ int main(int argc, char **argv)
 		struct cms_scep_msg *m = NULL;
 		enum scep_fail_info f;
 		if (cms_scep_parse(replies[i].p, replies[i].len, &m, &f, NULL, 0) == MDM_OK &&
-			m->message_type == SCEP_CERTREP && m->pki_status == SCEP_SUCCESS)
+		        m->message_type == SCEP_CERTREP && m->pki_status == SCEP_SUCCESS)
 			ok++;
 		cms_scep_msg_free(m);
 		free(replies[i].p);
 		free(reqs[i]);
 	}
 	printf("enrollments=%d ok=%d seconds=%.3f per_second=%.1f cpu_ms_per_enrollment=%.2f\n", n,
-		ok, t1 - t0, n / (t1 - t0),
-		argc > 5 ? (double)(c1 - c0) * 1000.0 / (double)sysconf(_SC_CLK_TCK) / n : -1.0);
+	        ok, t1 - t0, n / (t1 - t0),
+	        argc > 5 ? (double)(c1 - c0) * 1000.0 / (double)sysconf(_SC_CLK_TCK) / n : -1.0);
 	for (int i = 0; i < keys; i++)
 		EVP_PKEY_free(k[i]);
 	free(k);

@@ -30,13 +30,14 @@
 
 static void usage(FILE *fp)
 {
-	fprintf(fp, "usage: mdmctl db migrate | db status\n"
-		    "       mdmctl config show | config keys\n"
-		    "       mdmctl ca init --subject DN (--key-out FILE | --key URI) [--days N] "
-		    "[--bits N]\n"
-		    "       mdmctl ca renew [--days N]\n"
-		    "       mdmctl ca rekey (--key-out FILE | --key URI) [--days N] [--bits N]\n"
-		    "       mdmctl ca activate | ca show | ca cert\n");
+	fprintf(fp,
+	        "usage: mdmctl db migrate | db status\n"
+	        "       mdmctl config show | config keys\n"
+	        "       mdmctl ca init --subject DN (--key-out FILE | --key URI) [--days N] "
+	        "[--bits N]\n"
+	        "       mdmctl ca renew [--days N]\n"
+	        "       mdmctl ca rekey (--key-out FILE | --key URI) [--days N] [--bits N]\n"
+	        "       mdmctl ca activate | ca show | ca cert\n");
 }
 
 struct ca_opts {
@@ -87,17 +88,17 @@ static int cmd_ca_show(db *d)
 	db_res *r = NULL;
 
 	if (db_exec(d,
-		    "SELECT a.state, c.serial, c.subject, c.not_before, c.not_after, c.sha256, "
-		    "a.key_uri FROM mdm.ca a JOIN mdm.certificate c ON c.id = a.certificate_id "
-		    "ORDER BY a.id",
-		    0, NULL, &r) != MDM_OK)
+	            "SELECT a.state, c.serial, c.subject, c.not_before, c.not_after, c.sha256, "
+	            "a.key_uri FROM mdm.ca a JOIN mdm.certificate c ON c.id = a.certificate_id "
+	            "ORDER BY a.id",
+	            0, NULL, &r) != MDM_OK)
 		return 1;
 	for (int i = 0; i < db_res_rows(r); i++)
 		printf("%-8s serial %s\n         subject %s\n         valid %s .. %s\n"
 		       "         sha256 %s\n         key %s\n",
-			db_res_get0(r, i, 0), db_res_get0(r, i, 1), db_res_get0(r, i, 2),
-			db_res_get0(r, i, 3), db_res_get0(r, i, 4), db_res_get0(r, i, 5),
-			db_res_get0(r, i, 6));
+		        db_res_get0(r, i, 0), db_res_get0(r, i, 1), db_res_get0(r, i, 2),
+		        db_res_get0(r, i, 3), db_res_get0(r, i, 4), db_res_get0(r, i, 5),
+		        db_res_get0(r, i, 6));
 	if (db_res_rows(r) == 0)
 		printf("no CA yet: mdmctl ca init --subject '/CN=...' --key-out FILE\n");
 	db_res_free(r);
@@ -115,7 +116,7 @@ static int cmd_ca_cert(db *d, config *cfg)
 	if (ca_load(d, cfg, &st) != MDM_OK)
 		return 1;
 	if (x509_cert_to_pem(st->active, &pem, &len) == MDM_OK &&
-		fwrite(pem, 1, len, stdout) == len)
+	        fwrite(pem, 1, len, stdout) == len)
 		status = 0;
 	free(pem);
 	ca_state_free(st);
@@ -142,8 +143,8 @@ static int cmd_ca(config *cfg, int argc, char **argv)
 			status = 2;
 			goto out;
 		}
-		rc = ca_init(d, o.subject, o.days ? o.days : 3650, o.bits, o.key_out, o.key,
-			time(NULL));
+		rc = ca_init(
+		        d, o.subject, o.days ? o.days : 3650, o.bits, o.key_out, o.key, time(NULL));
 	} else if (strcmp(sub, "renew") == 0) {
 		if (o.key_out || o.key || o.subject) {
 			fprintf(stderr, "mdmctl: renew keeps the key and subject (see ca rekey)\n");
@@ -157,8 +158,7 @@ static int cmd_ca(config *cfg, int argc, char **argv)
 			status = 2;
 			goto out;
 		}
-		rc = ca_stage_next(d, o.days ? o.days : 3650, o.bits, o.key_out, o.key,
-			time(NULL));
+		rc = ca_stage_next(d, o.days ? o.days : 3650, o.bits, o.key_out, o.key, time(NULL));
 	} else if (strcmp(sub, "activate") == 0 && argc == 1) {
 		rc = ca_activate(d);
 	} else if (strcmp(sub, "cert") == 0 && argc == 1) {
@@ -174,7 +174,7 @@ static int cmd_ca(config *cfg, int argc, char **argv)
 	}
 	if (rc != MDM_OK) {
 		fprintf(stderr, "mdmctl: ca %s failed: %s (see the log line above)\n", sub,
-			err_str(rc));
+		        err_str(rc));
 		goto out;
 	}
 	status = cmd_ca_show(d);

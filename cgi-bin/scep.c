@@ -43,20 +43,22 @@ static mdm_err scep_pkioperation(struct app *a, fcgi_req *r, struct scep_server 
 		rc = fcgi_query_get(r->query, "message", 0, &b64, &b64len);
 		if (rc != MDM_OK)
 			return app_fail(a, r, rc == MDM_ERR_NOT_FOUND ? MDM_ERR_PARSE : rc,
-				"RFC 8894 section 4.1: GET PKIOperation needs message=<base64>");
+			        "RFC 8894 section 4.1: GET PKIOperation needs message=<base64>");
 		rc = base64_decode(b64, b64len, MDM_MAX_BODY_SCEP, &msg, &len);
 		free(b64);
 		if (rc != MDM_OK)
-			return app_fail(a, r, rc == MDM_ERR_LIMIT ? MDM_ERR_TOO_LARGE : MDM_ERR_PARSE,
-				"RFC 8894 section 4.1: message is not base64 of at most %d bytes",
-				MDM_MAX_BODY_SCEP);
+			return app_fail(a, r,
+			        rc == MDM_ERR_LIMIT ? MDM_ERR_TOO_LARGE : MDM_ERR_PARSE,
+			        "RFC 8894 section 4.1: message is not base64 of at most %d bytes",
+			        MDM_MAX_BODY_SCEP);
 	}
 	rc = scep_pki_operation(s, msg, len, time(NULL), &reply, &rlen);
 	if (msg != r->body)
 		free(msg);
 	if (rc == MDM_ERR_PARSE)
-		return app_fail(a, r, rc, "not a SCEP pkiMessage this server can answer "
-					  "(RFC 8894 section 3.2; see the error log for the rule)");
+		return app_fail(a, r, rc,
+		        "not a SCEP pkiMessage this server can answer "
+		        "(RFC 8894 section 3.2; see the error log for the rule)");
 	if (rc != MDM_OK)
 		return app_fail(a, r, rc, "PKIOperation failed");
 	rc = fcgi_respond(r, 200, "application/x-pki-message", NULL, reply, rlen);
@@ -78,12 +80,12 @@ static mdm_err scep_handle(struct app *a, fcgi_req *r)
 	rc = fcgi_query_get(r->query, "operation", 0, &op, &oplen);
 	if (rc == MDM_ERR_NOT_FOUND)
 		return app_fail(a, r, MDM_ERR_PARSE,
-			"RFC 8894 section 3.2: the operation parameter is required");
+		        "RFC 8894 section 3.2: the operation parameter is required");
 	if (rc != MDM_OK)
 		return app_fail(a, r, rc, "RFC 8894 section 3.2: malformed query string");
 	if ((rc = scep_get(a, &s)) != MDM_OK) {
 		rc = app_fail(a, r, rc == MDM_ERR_CONFIG ? MDM_ERR_CONFIG : MDM_ERR_DB_CONN,
-			"the SCEP service is not configured or its database is unavailable");
+		        "the SCEP service is not configured or its database is unavailable");
 		goto out;
 	}
 	if (strcmp(op, "PKIOperation") == 0) {
@@ -107,10 +109,11 @@ static mdm_err scep_handle(struct app *a, fcgi_req *r)
 		else if (rc != MDM_OK)
 			rc = app_fail(a, r, rc, "GetNextCACert failed");
 		else
-			rc = fcgi_respond(r, 200, "application/x-x509-next-ca-cert", NULL, der, len);
+			rc = fcgi_respond(
+			        r, 200, "application/x-x509-next-ca-cert", NULL, der, len);
 	} else {
-		rc = app_fail(a, r, MDM_ERR_PARSE, "RFC 8894 section 3.2: unknown operation \"%.32s\"",
-			op);
+		rc = app_fail(a, r, MDM_ERR_PARSE,
+		        "RFC 8894 section 3.2: unknown operation \"%.32s\"", op);
 	}
 out:
 	free(caps);
@@ -120,7 +123,11 @@ out:
 }
 
 static const struct app_endpoint scep_endpoint = {
-	"scep.fcgi", "GET, POST", MDM_MAX_BODY_SCEP, "SCEP, RFC 8894", scep_handle,
+        "scep.fcgi",
+        "GET, POST",
+        MDM_MAX_BODY_SCEP,
+        "SCEP, RFC 8894",
+        scep_handle,
 };
 
 int main(int argc, char **argv)

@@ -17,8 +17,8 @@
  * even for empty input).  MDM_ERR_PARSE for anything not base64,
  * MDM_ERR_LIMIT when it would decode to more than max_out bytes.
  */
-MDM_WUR mdm_err base64_decode(const char *s, size_t len, size_t max_out, uint8_t **out,
-	size_t *outlen);
+MDM_WUR mdm_err base64_decode(
+        const char *s, size_t len, size_t max_out, uint8_t **out, size_t *outlen);
 
 /* Encodes without line breaks; *out is NUL-terminated (caller frees). */
 MDM_WUR mdm_err base64_encode(const uint8_t *p, size_t len, char **out, size_t *outlen);

@@ -58,8 +58,8 @@ static mdm_err ca_generation(db *d, char *out, size_t cap)
 	mdm_err rc;
 
 	rc = db_exec(d,
-		"SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM mdm.ca_generation", 0,
-		NULL, &r);
+	        "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM mdm.ca_generation", 0,
+	        NULL, &r);
 	if (rc == MDM_OK)
 		snprintf(out, cap, "%s", db_res_get0(r, 0, 0) ? db_res_get0(r, 0, 0) : "0");
 	db_res_free(r);
@@ -102,10 +102,10 @@ mdm_err ca_load(db *d, const config *cfg, struct ca_state **out)
 		goto out;
 	/* Active first, then next, then retired (newest first). */
 	rc = db_exec(d,
-		"SELECT a.state, a.key_uri, c.der, c.id FROM mdm.ca a "
-		"JOIN mdm.certificate c ON c.id = a.certificate_id "
-		"ORDER BY a.state = 'active' DESC, a.state = 'next' DESC, a.id DESC",
-		0, NULL, &r);
+	        "SELECT a.state, a.key_uri, c.der, c.id FROM mdm.ca a "
+	        "JOIN mdm.certificate c ON c.id = a.certificate_id "
+	        "ORDER BY a.state = 'active' DESC, a.state = 'next' DESC, a.id DESC",
+	        0, NULL, &r);
 	if (rc != MDM_OK)
 		goto out;
 	rows = db_res_rows(r);
@@ -135,7 +135,8 @@ mdm_err ca_load(db *d, const config *cfg, struct ca_state **out)
 			if ((rc = x509_key_load(db_res_get0(r, i, 1), &st->active_key)) != MDM_OK)
 				goto out;
 			if (!x509_key_matches_cert(st->active_key, st->active)) {
-				log_error("ca: the key at the active CA's key_uri does not match it");
+				log_error(
+				        "ca: the key at the active CA's key_uri does not match it");
 				rc = MDM_ERR_CONFIG;
 				goto out;
 			}
@@ -172,7 +173,7 @@ mdm_err ca_refresh(db *d, const config *cfg, struct ca_state **st)
 }
 
 mdm_err ca_cert_insert(db *d, struct x509_st *cert, const char *kind, const char *udid,
-	const char *renewal_of, const char *transaction_id, long long *id)
+        const char *renewal_of, const char *transaction_id, long long *id)
 {
 	struct x509_info info;
 	uint8_t *der = NULL;
@@ -185,7 +186,7 @@ mdm_err ca_cert_insert(db *d, struct x509_st *cert, const char *kind, const char
 
 	*id = 0;
 	if ((rc = x509_cert_info(cert, &info)) != MDM_OK ||
-		(rc = x509_cert_to_der(cert, &der, &derlen)) != MDM_OK)
+	        (rc = x509_cert_to_der(cert, &der, &derlen)) != MDM_OK)
 		goto out;
 	snprintf(nb, sizeof(nb), "%lld", (long long)info.not_before);
 	snprintf(na, sizeof(na), "%lld", (long long)info.not_after);
@@ -203,11 +204,11 @@ mdm_err ca_cert_insert(db *d, struct x509_st *cert, const char *kind, const char
 	values[9] = renewal_of;
 	values[10] = transaction_id;
 	rc = db_exec_bin(d,
-		"INSERT INTO mdm.certificate (sha256, serial, issuer, subject, not_before, "
-		"not_after, der, kind, udid, renewal_of, transaction_id) "
-		"VALUES ($1, $2, $3, $4, to_timestamp($5::bigint), to_timestamp($6::bigint), "
-		"$7, $8, $9, $10::bigint, $11) RETURNING id",
-		11, values, lengths, formats, &r);
+	        "INSERT INTO mdm.certificate (sha256, serial, issuer, subject, not_before, "
+	        "not_after, der, kind, udid, renewal_of, transaction_id) "
+	        "VALUES ($1, $2, $3, $4, to_timestamp($5::bigint), to_timestamp($6::bigint), "
+	        "$7, $8, $9, $10::bigint, $11) RETURNING id",
+	        11, values, lengths, formats, &r);
 	if (rc == MDM_OK)
 		*id = atoll(db_res_get0(r, 0, 0));
 out:
@@ -236,11 +237,11 @@ static mdm_err ca_insert_tx(db *d, void *arg)
 		return rc;
 	params[0] = a->state;
 	if ((rc = db_exec(d, "SELECT count(*) FROM mdm.ca WHERE state = $1", 1, params, &r)) !=
-		MDM_OK)
+	        MDM_OK)
 		return rc;
 	if (strcmp(db_res_get0(r, 0, 0), "0") != 0) {
-		log_error("ca: there is already a%s CA", strcmp(a->state, "next") == 0
-				? " staged next" : "n active");
+		log_error("ca: there is already a%s CA",
+		        strcmp(a->state, "next") == 0 ? " staged next" : "n active");
 		db_res_free(r);
 		return MDM_ERR_CONFLICT;
 	}
@@ -252,14 +253,14 @@ static mdm_err ca_insert_tx(db *d, void *arg)
 	params[1] = a->key_uri;
 	params[2] = a->state;
 	return db_exec(d,
-		"INSERT INTO mdm.ca (certificate_id, key_uri, state, activated_at) "
-		"VALUES ($1::bigint, $2, $3, CASE WHEN $3 = 'active' THEN now() END)",
-		3, params, NULL);
+	        "INSERT INTO mdm.ca (certificate_id, key_uri, state, activated_at) "
+	        "VALUES ($1::bigint, $2, $3, CASE WHEN $3 = 'active' THEN now() END)",
+	        3, params, NULL);
 }
 
 /* The key for a new CA certificate: generated and written, or loaded. */
 static mdm_err ca_get_key(int bits, const char *key_out, const char *key_uri,
-	struct evp_pkey_st **key, const char **uri)
+        struct evp_pkey_st **key, const char **uri)
 {
 	mdm_err rc;
 
@@ -283,7 +284,7 @@ static mdm_err ca_get_key(int bits, const char *key_out, const char *key_uri,
 }
 
 mdm_err ca_init(db *d, const char *subject, int days, int bits, const char *key_out,
-	const char *key_uri, time_t now)
+        const char *key_uri, time_t now)
 {
 	struct evp_pkey_st *key = NULL;
 	struct ca_insert_arg a = {NULL, NULL, "active"};
@@ -302,8 +303,8 @@ out:
 	return rc;
 }
 
-mdm_err ca_stage_next(db *d, int days, int bits, const char *key_out, const char *key_uri,
-	time_t now)
+mdm_err ca_stage_next(
+        db *d, int days, int bits, const char *key_out, const char *key_uri, time_t now)
 {
 	struct evp_pkey_st *key = NULL;
 	struct x509_st *active = NULL;
@@ -315,9 +316,9 @@ mdm_err ca_stage_next(db *d, int days, int bits, const char *key_out, const char
 	if (key_out != NULL && key_uri != NULL)
 		return MDM_ERR_INVAL;
 	rc = db_exec(d,
-		"SELECT a.key_uri, c.der FROM mdm.ca a JOIN mdm.certificate c "
-		"ON c.id = a.certificate_id WHERE a.state = 'active'",
-		0, NULL, &r);
+	        "SELECT a.key_uri, c.der FROM mdm.ca a JOIN mdm.certificate c "
+	        "ON c.id = a.certificate_id WHERE a.state = 'active'",
+	        0, NULL, &r);
 	if (rc != MDM_OK)
 		goto out;
 	if (db_res_rows(r) != 1) {
@@ -360,7 +361,7 @@ static mdm_err ca_activate_tx(db *d, void *arg)
 	if ((rc = db_exec(d, "LOCK TABLE mdm.ca IN EXCLUSIVE MODE", 0, NULL, NULL)) != MDM_OK)
 		return rc;
 	if ((rc = db_exec(d, "SELECT count(*) FROM mdm.ca WHERE state = 'next'", 0, NULL, &r)) !=
-		MDM_OK)
+	        MDM_OK)
 		return rc;
 	if (strcmp(db_res_get0(r, 0, 0), "1") != 0) {
 		db_res_free(r);
@@ -369,13 +370,13 @@ static mdm_err ca_activate_tx(db *d, void *arg)
 	}
 	db_res_free(r);
 	if ((rc = db_exec(d,
-		     "UPDATE mdm.ca SET state = 'retired', retired_at = now() "
-		     "WHERE state = 'active'",
-		     0, NULL, NULL)) != MDM_OK)
+	             "UPDATE mdm.ca SET state = 'retired', retired_at = now() "
+	             "WHERE state = 'active'",
+	             0, NULL, NULL)) != MDM_OK)
 		return rc;
 	return db_exec(d,
-		"UPDATE mdm.ca SET state = 'active', activated_at = now() WHERE state = 'next'", 0,
-		NULL, NULL);
+	        "UPDATE mdm.ca SET state = 'active', activated_at = now() WHERE state = 'next'", 0,
+	        NULL, NULL);
 }
 
 mdm_err ca_activate(db *d)

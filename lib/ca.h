@@ -20,14 +20,14 @@ struct x509_st;
 struct evp_pkey_st;
 
 struct ca_state {
-	char generation[32];		/* mdm.ca_generation when loaded */
-	struct x509_st *active;		/* signs certificates and CRLs */
+	char generation[32];    /* mdm.ca_generation when loaded */
+	struct x509_st *active; /* signs certificates and CRLs */
 	struct evp_pkey_st *active_key;
-	long long active_id;		/* mdm.certificate.id of active */
-	struct x509_st *next;		/* staged, served by GetNextCACert; NULL if none */
-	struct x509_st **verify;	/* active first, then retired: issuers we accept */
+	long long active_id;     /* mdm.certificate.id of active */
+	struct x509_st *next;    /* staged, served by GetNextCACert; NULL if none */
+	struct x509_st **verify; /* active first, then retired: issuers we accept */
 	size_t n_verify;
-	struct x509_st *ra;		/* optional RA (config ra_cert / ra_key) */
+	struct x509_st *ra; /* optional RA (config ra_cert / ra_key) */
 	struct evp_pkey_st *ra_key;
 };
 
@@ -43,14 +43,14 @@ void ca_state_free(struct ca_state *st);
  * certificate for subject, valid days.  Refused if a CA exists.
  */
 MDM_WUR mdm_err ca_init(db *d, const char *subject, int days, int bits, const char *key_out,
-	const char *key_uri, time_t now);
+        const char *key_uri, time_t now);
 /*
  * Stages the next CA: renewal (same key, new validity) when key_out and
  * key_uri are NULL; re-key (new key written to key_out, or an existing
  * key at key_uri) otherwise.  Same subject.  Refused if one is staged.
  */
-MDM_WUR mdm_err ca_stage_next(db *d, int days, int bits, const char *key_out,
-	const char *key_uri, time_t now);
+MDM_WUR mdm_err ca_stage_next(
+        db *d, int days, int bits, const char *key_out, const char *key_uri, time_t now);
 /* The staged CA becomes active; the active one is retired. */
 MDM_WUR mdm_err ca_activate(db *d);
 
@@ -59,6 +59,6 @@ MDM_WUR mdm_err ca_activate(db *d);
  * transaction_id may be NULL.  *id is the new row's id.
  */
 MDM_WUR mdm_err ca_cert_insert(db *d, struct x509_st *cert, const char *kind, const char *udid,
-	const char *renewal_of, const char *transaction_id, long long *id);
+        const char *renewal_of, const char *transaction_id, long long *id);
 
 #endif

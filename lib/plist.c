@@ -1286,7 +1286,7 @@ static mdm_err plist_leaf_data(struct plist_parser *ps, plist **out)
 	rc = base64_decode(s, ps->textlen, PLIST_MAX_STRING, &buf, &olen);
 	if (rc == MDM_ERR_LIMIT)
 		return plist_fail(ps, MDM_ERR_LIMIT, plist_line(ps),
-			"<data> decodes to more than %d bytes", PLIST_MAX_STRING);
+		        "<data> decodes to more than %d bytes", PLIST_MAX_STRING);
 	if (rc == MDM_ERR_NOMEM)
 		return plist_fail(ps, MDM_ERR_NOMEM, 0, "out of memory");
 	if (rc != MDM_OK)

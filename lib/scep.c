@@ -9,7 +9,11 @@
 #include <string.h>
 
 static const char *const scep_fail_names[] = {
-	"badAlg", "badMessageCheck", "badRequest", "badTime", "badCertId",
+        "badAlg",
+        "badMessageCheck",
+        "badRequest",
+        "badTime",
+        "badCertId",
 };
 
 static const char *scep_fail_str(enum scep_fail_info f)
@@ -65,12 +69,13 @@ mdm_err scep_server_new(db *d, const config *cfg, struct scep_server **out)
 	s->db = d;
 	s->cfg = cfg;
 	if ((rc = scep_bool(cfg, "scep_allow_sha1", &s->policy.allow_sha1)) != MDM_OK ||
-		(rc = scep_bool(cfg, "scep_allow_des3", &s->policy.allow_des3)) != MDM_OK ||
-		(rc = scep_bool(cfg, "cert_copy_sans", &s->policy.copy_sans)) != MDM_OK ||
-		(rc = scep_int(cfg, "cert_days", 1, 3650, &s->policy.days)) != MDM_OK ||
-		(rc = scep_int(cfg, "cert_min_rsa_bits", 2048, 16384, &s->policy.min_rsa_bits)) !=
-			MDM_OK ||
-		(rc = scep_int(cfg, "crl_days", 1, 365, &s->policy.crl_days)) != MDM_OK)
+	        (rc = scep_bool(cfg, "scep_allow_des3", &s->policy.allow_des3)) != MDM_OK ||
+	        (rc = scep_bool(cfg, "scep_allow_des", &s->policy.allow_des)) != MDM_OK ||
+	        (rc = scep_bool(cfg, "cert_copy_sans", &s->policy.copy_sans)) != MDM_OK ||
+	        (rc = scep_int(cfg, "cert_days", 1, 3650, &s->policy.days)) != MDM_OK ||
+	        (rc = scep_int(cfg, "cert_min_rsa_bits", 2048, 16384, &s->policy.min_rsa_bits)) !=
+	                MDM_OK ||
+	        (rc = scep_int(cfg, "crl_days", 1, 365, &s->policy.crl_days)) != MDM_OK)
 		goto fail;
 	v = config_get0(cfg, "scep_approval");
 	if (v == NULL || strcmp(v, "auto") == 0) {
@@ -79,6 +84,14 @@ mdm_err scep_server_new(db *d, const config *cfg, struct scep_server **out)
 		s->policy.manual_approval = 1;
 	} else {
 		log_error("config: scep_approval must be auto or manual");
+		rc = MDM_ERR_CONFIG;
+		goto fail;
+	}
+	v = config_get0(cfg, "scep_signer_subject");
+	if (v == NULL || strcmp(v, "strict") == 0) {
+		s->policy.signer_subject_strict = 1;
+	} else if (strcmp(v, "key") != 0) {
+		log_error("config: scep_signer_subject must be strict or key");
 		rc = MDM_ERR_CONFIG;
 		goto fail;
 	}
@@ -126,18 +139,19 @@ mdm_err scep_get_ca_caps(struct scep_server *s, char **out, size_t *outlen)
 	if ((rc = scep_ca(s)) != MDM_OK)
 		return rc;
 	/* Only what we really do (RFC 8894 section 3.5.2). */
-	n = snprintf(buf, sizeof(buf), "AES\nPOSTPKIOperation\nRenewal\nSCEPStandard\nSHA-256\n"
-				      "SHA-512\n%s%s%s",
-		s->policy.allow_des3 ? "DES3\n" : "", s->policy.allow_sha1 ? "SHA-1\n" : "",
-		s->ca->next ? "GetNextCACert\n" : "");
+	n = snprintf(buf, sizeof(buf),
+	        "AES\nPOSTPKIOperation\nRenewal\nSCEPStandard\nSHA-256\n"
+	        "SHA-512\n%s%s%s",
+	        s->policy.allow_des3 ? "DES3\n" : "", s->policy.allow_sha1 ? "SHA-1\n" : "",
+	        s->ca->next ? "GetNextCACert\n" : "");
 	if (n < 0 || (size_t)n >= sizeof(buf) || (*out = strdup(buf)) == NULL)
 		return MDM_ERR_NOMEM;
 	*outlen = (size_t)n;
 	return MDM_OK;
 }
 
-mdm_err scep_get_ca_cert(struct scep_server *s, uint8_t **out, size_t *outlen,
-	const char **content_type)
+mdm_err scep_get_ca_cert(
+        struct scep_server *s, uint8_t **out, size_t *outlen, const char **content_type)
 {
 	mdm_err rc;
 
@@ -167,7 +181,7 @@ mdm_err scep_get_next_ca_cert(struct scep_server *s, uint8_t **out, size_t *outl
 		return MDM_ERR_NOT_FOUND;
 	struct x509_st *certs[1] = {s->ca->next};
 	return cms_sign_certs_only(s->ca->ra ? s->ca->ra : s->ca->active,
-		s->ca->ra ? s->ca->ra_key : s->ca->active_key, certs, 1, out, outlen);
+	        s->ca->ra ? s->ca->ra_key : s->ca->active_key, certs, 1, out, outlen);
 }
 
 /* One request being answered. */
@@ -182,7 +196,7 @@ struct scep_op {
 	char key_sha256[X509_FP_HEX_LEN + 1]; /* of the signer's public key */
 	/* Authorisation found. */
 	char renewal_of[32]; /* certificate id, "" for none */
-	char udid[129];	     /* from the old certificate or the challenge */
+	char udid[129];      /* from the old certificate or the challenge */
 	/* Answer. */
 	enum scep_pki_status status;
 	enum scep_fail_info fail;
@@ -195,7 +209,7 @@ struct scep_op {
 static mdm_err scep_refuse(struct scep_op *op, enum scep_fail_info fail, const char *rule)
 {
 	log_warn("scep: %s refused: %s (failInfo %s)", op->msg->transaction_id, rule,
-		scep_fail_str(fail));
+	        scep_fail_str(fail));
 	op->status = SCEP_FAILURE;
 	op->fail = fail;
 	return MDM_OK;
@@ -216,6 +230,7 @@ static mdm_err scep_reply(struct scep_op *op, uint8_t **out, size_t *outlen)
 	p.digest = op->msg->digest;
 	p.transaction_id = op->msg->transaction_id;
 	p.recipient_nonce = op->msg->has_sender_nonce ? op->msg->sender_nonce : NULL;
+	p.recipient_nonce_len = op->msg->sender_nonce_len; /* Apple sends 8 bytes */
 	p.status = op->status;
 	p.fail_info = op->status == SCEP_FAILURE ? op->fail : SCEP_FAIL_NONE;
 	if (op->status == SCEP_SUCCESS) {
@@ -224,7 +239,8 @@ static mdm_err scep_reply(struct scep_op *op, uint8_t **out, size_t *outlen)
 		p.crl_der = op->crl;
 		p.crl_len = op->crl_len;
 		p.recipient = op->msg->signer;
-		p.cipher = op->cipher;
+		/* The request's cipher, but never single DES: AES-256 instead. */
+		p.cipher = op->cipher == CMS_CIPHER_DES ? CMS_CIPHER_AES256 : op->cipher;
 	}
 	return cms_scep_certrep(&p, out, outlen);
 }
@@ -280,10 +296,10 @@ static mdm_err scep_existing(struct scep_op *op, int *found)
 
 	*found = 0;
 	rc = db_exec(op->s->db,
-		"SELECT t.signer_key_sha256, t.status, c.der FROM mdm.scep_transaction t "
-		"LEFT JOIN mdm.certificate c ON c.id = t.certificate_id "
-		"WHERE t.transaction_id = $1",
-		1, params, &r);
+	        "SELECT t.signer_key_sha256, t.status, c.der FROM mdm.scep_transaction t "
+	        "LEFT JOIN mdm.certificate c ON c.id = t.certificate_id "
+	        "WHERE t.transaction_id = $1",
+	        1, params, &r);
 	if (rc != MDM_OK)
 		goto out;
 	if (db_res_rows(r) == 0)
@@ -291,7 +307,7 @@ static mdm_err scep_existing(struct scep_op *op, int *found)
 	*found = 1;
 	if (strcmp(db_res_get0(r, 0, 0), op->key_sha256) != 0) {
 		rc = scep_refuse(op, SCEP_BAD_REQUEST,
-			"RFC 8894 section 3.2.1.1: transactionID already used with another key");
+		        "RFC 8894 section 3.2.1.1: transactionID already used with another key");
 		goto out;
 	}
 	status = db_res_get0(r, 0, 1);
@@ -299,7 +315,7 @@ static mdm_err scep_existing(struct scep_op *op, int *found)
 		op->status = SCEP_SUCCESS;
 		rc = scep_cert_from_hex(db_res_get0(r, 0, 2), &op->cert);
 		log_info("scep: %s: retry answered with the certificate already issued",
-			op->msg->transaction_id);
+		        op->msg->transaction_id);
 	} else if (strcmp(status, "pending") == 0) {
 		op->status = SCEP_PENDING;
 	} else {
@@ -323,14 +339,14 @@ static mdm_err scep_auth_by_certificate(struct scep_op *op, int *ok)
 		return rc;
 	params[0] = info.sha256;
 	rc = db_exec(op->s->db,
-		"SELECT id, revoked_at IS NOT NULL, coalesce(udid, ''), subject FROM "
-		"mdm.certificate WHERE sha256 = $1 AND kind = 'device'",
-		1, params, &r);
+	        "SELECT id, revoked_at IS NOT NULL, coalesce(udid, ''), subject FROM "
+	        "mdm.certificate WHERE sha256 = $1 AND kind = 'device'",
+	        1, params, &r);
 	if (rc != MDM_OK)
 		goto out;
 	if (db_res_rows(r) != 1) {
 		rc = scep_refuse(op, SCEP_BAD_MESSAGE_CHECK,
-			"RFC 8894 section 2.3: the signer certificate was not issued by this CA");
+		        "RFC 8894 section 2.3: the signer certificate was not issued by this CA");
 		goto out;
 	}
 	if (strcmp(db_res_get0(r, 0, 1), "t") == 0) {
@@ -339,7 +355,7 @@ static mdm_err scep_auth_by_certificate(struct scep_op *op, int *ok)
 	}
 	if (!x509_csr_subject_matches_cert(op->csr, op->msg->signer)) {
 		rc = scep_refuse(op, SCEP_BAD_REQUEST,
-			"a renewal keeps the subject of the certificate it renews");
+		        "a renewal keeps the subject of the certificate it renews");
 		goto out;
 	}
 	snprintf(op->renewal_of, sizeof(op->renewal_of), "%s", db_res_get0(r, 0, 0));
@@ -357,8 +373,8 @@ struct scep_issue_tx {
 };
 
 /* Spends a one-time challenge: atomically, so two requests cannot both use it. */
-static mdm_err scep_spend_challenge(db *d, struct scep_op *op, const char *challenge,
-	char *challenge_id, size_t cap)
+static mdm_err scep_spend_challenge(
+        db *d, struct scep_op *op, const char *challenge, char *challenge_id, size_t cap)
 {
 	const char *params[1] = {challenge};
 	db_res *r = NULL;
@@ -367,16 +383,17 @@ static mdm_err scep_spend_challenge(db *d, struct scep_op *op, const char *chall
 	challenge_id[0] = '\0';
 	/* Looked up by its SHA-256: the comparison never touches the secret itself. */
 	rc = db_exec(d,
-		"UPDATE mdm.challenge SET used_at = now() "
-		"WHERE challenge_sha256 = encode(sha256(convert_to($1, 'UTF8')), 'hex') "
-		"AND purpose = 'scep' AND used_at IS NULL AND expires_at > now() "
-		"RETURNING id, coalesce(udid, '')",
-		1, params, &r);
+	        "UPDATE mdm.challenge SET used_at = now() "
+	        "WHERE challenge_sha256 = encode(sha256(convert_to($1, 'UTF8')), 'hex') "
+	        "AND purpose = 'scep' AND used_at IS NULL AND expires_at > now() "
+	        "RETURNING id, coalesce(udid, '')",
+	        1, params, &r);
 	if (rc != MDM_OK)
 		goto out;
 	if (db_res_rows(r) != 1) {
 		rc = scep_refuse(op, SCEP_BAD_REQUEST,
-			"challengePassword unknown, expired or already used (RFC 8894 section 2.2)");
+		        "challengePassword unknown, expired or already used (RFC 8894 section "
+		        "2.2)");
 		goto out;
 	}
 	snprintf(challenge_id, cap, "%s", db_res_get0(r, 0, 0));
@@ -390,8 +407,8 @@ out:
 /* Issues op->csr and records the certificate on the transaction. */
 static mdm_err scep_issue_cert(db *d, struct scep_op *op)
 {
-	struct x509_issue_policy pol = {op->s->policy.days, op->s->policy.min_rsa_bits,
-		op->s->policy.copy_sans};
+	struct x509_issue_policy pol = {
+	        op->s->policy.days, op->s->policy.min_rsa_bits, op->s->policy.copy_sans};
 	struct ca_state *ca = op->s->ca;
 	const char *params[2];
 	char id[32];
@@ -399,26 +416,26 @@ static mdm_err scep_issue_cert(db *d, struct scep_op *op)
 	mdm_err rc;
 
 	if ((rc = x509_issue(ca->active, ca->active_key, op->csr, &pol, op->now, &op->cert)) !=
-		MDM_OK) {
+	        MDM_OK) {
 		if (rc == MDM_ERR_FORBIDDEN || rc == MDM_ERR_PARSE)
 			return scep_refuse(op, SCEP_BAD_REQUEST, "the CSR is outside the policy");
 		return rc;
 	}
 	rc = ca_cert_insert(d, op->cert, "device", op->udid[0] ? op->udid : NULL,
-		op->renewal_of[0] ? op->renewal_of : NULL, op->msg->transaction_id, &cid);
+	        op->renewal_of[0] ? op->renewal_of : NULL, op->msg->transaction_id, &cid);
 	if (rc != MDM_OK)
 		return rc;
 	snprintf(id, sizeof(id), "%lld", cid);
 	params[0] = op->msg->transaction_id;
 	params[1] = id;
 	rc = db_exec(d,
-		"UPDATE mdm.scep_transaction SET status = 'issued', certificate_id = $2::bigint, "
-		"decided_at = coalesce(decided_at, now()) WHERE transaction_id = $1",
-		2, params, NULL);
+	        "UPDATE mdm.scep_transaction SET status = 'issued', certificate_id = $2::bigint, "
+	        "decided_at = coalesce(decided_at, now()) WHERE transaction_id = $1",
+	        2, params, NULL);
 	if (rc == MDM_OK) {
 		op->status = SCEP_SUCCESS;
 		log_info("scep: %s: issued certificate %lld%s", op->msg->transaction_id, cid,
-			op->renewal_of[0] ? " (renewal)" : "");
+		        op->renewal_of[0] ? " (renewal)" : "");
 	}
 	return rc;
 }
@@ -461,10 +478,11 @@ static mdm_err scep_issue_tx_fn(db *d, void *arg)
 	values[6] = op->renewal_of[0] ? op->renewal_of : NULL;
 	values[7] = op->udid[0] ? op->udid : NULL;
 	rc = db_exec_bin(d,
-		"INSERT INTO mdm.scep_transaction (transaction_id, signer_key_sha256, message_type, "
-		"status, csr, subject, challenge_id, renewal_of, udid) VALUES ($1, $2, "
-		"$3::smallint, 'pending', $4, $5, $6::bigint, $7::bigint, $8)",
-		8, values, lengths, formats, NULL);
+	        "INSERT INTO mdm.scep_transaction (transaction_id, signer_key_sha256, "
+	        "message_type, "
+	        "status, csr, subject, challenge_id, renewal_of, udid) VALUES ($1, $2, "
+	        "$3::smallint, 'pending', $4, $5, $6::bigint, $7::bigint, $8)",
+	        8, values, lengths, formats, NULL);
 	if (rc != MDM_OK) {
 		if (strcmp(db_get0_sqlstate(d), "23505") == 0)
 			t->unique_violation = 1; /* a concurrent request with this transactionID */
@@ -473,7 +491,7 @@ static mdm_err scep_issue_tx_fn(db *d, void *arg)
 	if (op->s->policy.manual_approval) {
 		op->status = SCEP_PENDING;
 		log_info("scep: %s: waiting for an operator (mdm.scep_approve)",
-			op->msg->transaction_id);
+		        op->msg->transaction_id);
 		return MDM_OK;
 	}
 	rc = scep_issue_cert(d, op);
@@ -494,38 +512,45 @@ static mdm_err scep_enrol(struct scep_op *op)
 	mdm_err rc;
 
 	if (x509_csr_from_der(op->content, op->content_len, &op->csr) != MDM_OK)
-		return scep_refuse(op, SCEP_BAD_REQUEST, "RFC 8894 section 3.3.1: not a PKCS#10 CSR");
+		return scep_refuse(
+		        op, SCEP_BAD_REQUEST, "RFC 8894 section 3.3.1: not a PKCS#10 CSR");
 	if (x509_csr_verify(op->csr) != MDM_OK)
 		return scep_refuse(op, SCEP_BAD_MESSAGE_CHECK,
-			"RFC 2986: the CSR's signature does not verify");
+		        "RFC 2986: the CSR's signature does not verify");
 	if (x509_csr_rsa_bits(op->csr) < s->policy.min_rsa_bits)
-		return scep_refuse(op, SCEP_BAD_REQUEST, "the CSR's key is not an RSA key of the "
-							 "minimum size (cert_min_rsa_bits)");
+		return scep_refuse(op, SCEP_BAD_REQUEST,
+		        "the CSR's key is not an RSA key of the "
+		        "minimum size (cert_min_rsa_bits)");
 	if ((rc = x509_cert_key_sha256(op->msg->signer, op->key_sha256)) != MDM_OK)
 		return rc;
 	if ((rc = scep_existing(op, &found)) != MDM_OK || found)
 		return rc;
 
-	/* Is the signer a certificate we issued (current or a previous CA)? */
-	if (x509_verify_issued(op->msg->signer, s->ca->verify, s->ca->n_verify, op->now, 1,
-		    &which) == MDM_OK) {
+	/*
+	 * Is the signer a certificate we issued (current or a previous CA)?
+	 * A self-issued signer is the throw-away kind: not worth asking.
+	 */
+	if (!x509_cert_self_issued(op->msg->signer) &&
+	        x509_verify_issued(op->msg->signer, s->ca->verify, s->ca->n_verify, op->now, 1,
+	                &which) == MDM_OK) {
 		if ((rc = scep_auth_by_certificate(op, &ours)) != MDM_OK || !ours)
 			return rc;
 	} else if (op->msg->message_type == SCEP_RENEWALREQ) {
 		return scep_refuse(op, SCEP_BAD_MESSAGE_CHECK,
-			"RFC 8894 section 3.3.1.2: a RenewalReq is signed by a valid certificate "
-			"this CA issued (unknown issuer, expired or not client authentication)");
+		        "RFC 8894 section 3.3.1.2: a RenewalReq is signed by a valid certificate "
+		        "this CA issued (unknown issuer, expired or not client authentication)");
 	}
 	if (!ours) {
 		/* Section 2.3: a throw-away signer proves possession of the CSR's key. */
 		if (!x509_csr_key_matches_cert(op->csr, op->msg->signer))
 			return scep_refuse(op, SCEP_BAD_MESSAGE_CHECK,
-				"RFC 8894 section 2.3: the signer certificate's public key is not "
-				"the CSR's");
-		if (!x509_csr_subject_matches_cert(op->csr, op->msg->signer))
+			        "RFC 8894 section 2.3: the signer certificate's public key is not "
+			        "the CSR's");
+		if (s->policy.signer_subject_strict &&
+		        !x509_csr_subject_matches_cert(op->csr, op->msg->signer))
 			return scep_refuse(op, SCEP_BAD_MESSAGE_CHECK,
-				"RFC 8894 section 2.3: the self-signed signer's subject is not the "
-				"CSR's");
+			        "RFC 8894 section 2.3: the self-signed signer's subject is not the "
+			        "CSR's");
 		rc = x509_csr_challenge(op->csr, &csr_challenge);
 		if (rc != MDM_OK && rc != MDM_ERR_NOT_FOUND) {
 			rc = scep_refuse(op, SCEP_BAD_REQUEST, "malformed challengePassword");
@@ -533,18 +558,18 @@ static mdm_err scep_enrol(struct scep_op *op)
 		}
 		challenge = csr_challenge ? csr_challenge : op->msg->challenge;
 		if (csr_challenge && op->msg->challenge &&
-			!scep_ct_equal(csr_challenge, op->msg->challenge)) {
+		        !scep_ct_equal(csr_challenge, op->msg->challenge)) {
 			rc = scep_refuse(op, SCEP_BAD_REQUEST,
-				"two different challengePasswords (CSR and signed attribute)");
+			        "two different challengePasswords (CSR and signed attribute)");
 			goto out;
 		}
 		if (challenge == NULL) {
 			rc = scep_refuse(op, SCEP_BAD_REQUEST,
-				"RFC 8894 section 2.2: a challengePassword is required");
+			        "RFC 8894 section 2.2: a challengePassword is required");
 			goto out;
 		}
 		if (s->policy.static_challenge != NULL &&
-			scep_ct_equal(challenge, s->policy.static_challenge))
+		        scep_ct_equal(challenge, s->policy.static_challenge))
 			challenge = NULL; /* the static one: nothing to spend */
 		t.challenge = challenge;
 	}
@@ -576,15 +601,15 @@ static mdm_err scep_poll_tx_fn(db *d, void *arg)
 	op->status = SCEP_FAILURE;
 	op->fail = SCEP_FAIL_NONE;
 	rc = db_exec(d,
-		"SELECT signer_key_sha256, status, decided_at IS NOT NULL, csr, "
-		"coalesce(renewal_of::text, ''), coalesce(udid, '') "
-		"FROM mdm.scep_transaction WHERE transaction_id = $1 FOR UPDATE",
-		1, params, &r);
+	        "SELECT signer_key_sha256, status, decided_at IS NOT NULL, csr, "
+	        "coalesce(renewal_of::text, ''), coalesce(udid, '') "
+	        "FROM mdm.scep_transaction WHERE transaction_id = $1 FOR UPDATE",
+	        1, params, &r);
 	if (rc != MDM_OK)
 		goto out;
 	if (db_res_rows(r) != 1 || strcmp(db_res_get0(r, 0, 0), op->key_sha256) != 0) {
 		rc = scep_refuse(op, SCEP_BAD_CERT_ID,
-			"RFC 8894 section 3.3.3: no such transaction for this key");
+		        "RFC 8894 section 3.3.3: no such transaction for this key");
 		goto out;
 	}
 	if (strcmp(db_res_get0(r, 0, 1), "issued") == 0) {
@@ -641,10 +666,9 @@ static mdm_err scep_poll(struct scep_op *op)
 	char *issuer = NULL, *subject = NULL;
 	mdm_err rc;
 
-	if (cms_scep_issuer_and_subject(op->content, op->content_len, &issuer, &subject) !=
-		MDM_OK)
+	if (cms_scep_issuer_and_subject(op->content, op->content_len, &issuer, &subject) != MDM_OK)
 		return scep_refuse(op, SCEP_BAD_REQUEST,
-			"RFC 8894 section 3.3.3: CertPoll content is not IssuerAndSubject");
+		        "RFC 8894 section 3.3.3: CertPoll content is not IssuerAndSubject");
 	free(issuer);
 	free(subject);
 	if ((rc = x509_cert_key_sha256(op->msg->signer, op->key_sha256)) != MDM_OK)
@@ -662,17 +686,18 @@ static mdm_err scep_get_cert(struct scep_op *op)
 
 	if (cms_scep_issuer_and_serial(op->content, op->content_len, &issuer, &serial) != MDM_OK)
 		return scep_refuse(op, SCEP_BAD_REQUEST,
-			"RFC 8894 section 3.3.4: content is not IssuerAndSerialNumber");
+		        "RFC 8894 section 3.3.4: content is not IssuerAndSerialNumber");
 	params[0] = serial;
 	params[1] = issuer;
 	rc = db_exec(op->s->db,
-		"SELECT der FROM mdm.certificate WHERE serial = $1 AND issuer = $2 "
-		"AND kind = 'device'",
-		2, params, &r);
+	        "SELECT der FROM mdm.certificate WHERE serial = $1 AND issuer = $2 "
+	        "AND kind = 'device'",
+	        2, params, &r);
 	if (rc != MDM_OK)
 		goto out;
 	if (db_res_rows(r) != 1) {
-		rc = scep_refuse(op, SCEP_BAD_CERT_ID, "RFC 8894 section 3.3.4: no such certificate");
+		rc = scep_refuse(
+		        op, SCEP_BAD_CERT_ID, "RFC 8894 section 3.3.4: no such certificate");
 		goto out;
 	}
 	if ((rc = scep_cert_from_hex(db_res_get0(r, 0, 0), &op->cert)) == MDM_OK)
@@ -687,8 +712,8 @@ out:
 static int scep_reason_code(const char *name)
 {
 	static const char *const reasons[] = {"unspecified", "keyCompromise", "cACompromise",
-		"affiliationChanged", "superseded", "cessationOfOperation", "certificateHold", "",
-		"removeFromCRL", "privilegeWithdrawn", "aACompromise"};
+	        "affiliationChanged", "superseded", "cessationOfOperation", "certificateHold", "",
+	        "removeFromCRL", "privilegeWithdrawn", "aACompromise"};
 
 	for (size_t i = 0; name && i < sizeof(reasons) / sizeof(reasons[0]); i++)
 		if (reasons[i][0] && strcmp(reasons[i], name) == 0)
@@ -710,7 +735,7 @@ static mdm_err scep_get_crl(struct scep_op *op)
 
 	if (cms_scep_issuer_and_serial(op->content, op->content_len, &issuer, &serial) != MDM_OK)
 		return scep_refuse(op, SCEP_BAD_REQUEST,
-			"RFC 8894 section 3.3.4: content is not IssuerAndSerialNumber");
+		        "RFC 8894 section 3.3.4: content is not IssuerAndSerialNumber");
 	if ((rc = x509_cert_info(ca->active, &info)) != MDM_OK)
 		goto out;
 	if (strcmp(issuer, info.subject) != 0) {
@@ -719,10 +744,10 @@ static mdm_err scep_get_crl(struct scep_op *op)
 	}
 	params[0] = info.subject;
 	rc = db_exec(op->s->db,
-		"SELECT serial, extract(epoch FROM revoked_at)::bigint, revocation_reason "
-		"FROM mdm.certificate WHERE issuer = $1 AND revoked_at IS NOT NULL "
-		"AND not_after > now() ORDER BY revoked_at",
-		1, params, &r);
+	        "SELECT serial, extract(epoch FROM revoked_at)::bigint, revocation_reason "
+	        "FROM mdm.certificate WHERE issuer = $1 AND revoked_at IS NOT NULL "
+	        "AND not_after > now() ORDER BY revoked_at",
+	        1, params, &r);
 	if (rc != MDM_OK)
 		goto out;
 	n = db_res_rows(r);
@@ -736,7 +761,7 @@ static mdm_err scep_get_crl(struct scep_op *op)
 		rev[i].reason = scep_reason_code(db_res_get0(r, i, 2));
 	}
 	rc = x509_crl_build(ca->active, ca->active_key, rev, (size_t)n, op->now,
-		op->s->policy.crl_days, &op->crl, &op->crl_len);
+	        op->s->policy.crl_days, &op->crl, &op->crl_len);
 	if (rc == MDM_OK)
 		op->status = SCEP_SUCCESS;
 out:
@@ -757,7 +782,7 @@ static void scep_op_clear(struct scep_op *op)
 }
 
 mdm_err scep_pki_operation(struct scep_server *s, const uint8_t *msg, size_t len, time_t now,
-	uint8_t **out, size_t *outlen)
+        uint8_t **out, size_t *outlen)
 {
 	struct scep_op op;
 	enum scep_fail_info fail = SCEP_FAIL_NONE;
@@ -793,15 +818,18 @@ mdm_err scep_pki_operation(struct scep_server *s, const uint8_t *msg, size_t len
 		goto reply;
 	}
 	if (op.msg->envelope == NULL) {
-		rc = scep_refuse(&op, SCEP_BAD_REQUEST, "RFC 8894 section 3.2.2: no pkcsPKIEnvelope");
+		rc = scep_refuse(
+		        &op, SCEP_BAD_REQUEST, "RFC 8894 section 3.2.2: no pkcsPKIEnvelope");
 		goto reply;
 	}
-	rc = cms_scep_decrypt(op.msg, ca->ra ? ca->ra_key : ca->active_key,
-		ca->ra ? ca->ra : ca->active, &op.content, &op.content_len, &op.cipher, &fail);
+	rc = (s->policy.allow_des ? cms_scep_decrypt_des : cms_scep_decrypt)(op.msg,
+	        ca->ra ? ca->ra_key : ca->active_key, ca->ra ? ca->ra : ca->active, &op.content,
+	        &op.content_len, &op.cipher, &fail);
 	if (rc != MDM_OK) {
 		op.cipher = CMS_CIPHER_AES256;
 		rc = scep_refuse(&op, fail != SCEP_FAIL_NONE ? fail : SCEP_BAD_MESSAGE_CHECK,
-			"RFC 8894 section 3.2.2: the pkcsPKIEnvelope cannot be decrypted by this CA");
+		        "RFC 8894 section 3.2.2: the pkcsPKIEnvelope cannot be decrypted by this "
+		        "CA");
 		goto reply;
 	}
 	if (op.cipher == CMS_CIPHER_DES3 && !s->policy.allow_des3) {
@@ -824,7 +852,8 @@ mdm_err scep_pki_operation(struct scep_server *s, const uint8_t *msg, size_t len
 		rc = scep_get_crl(&op);
 		break;
 	default:
-		rc = scep_refuse(&op, SCEP_BAD_REQUEST, "RFC 8894 section 3.2.1.2: unknown messageType");
+		rc = scep_refuse(
+		        &op, SCEP_BAD_REQUEST, "RFC 8894 section 3.2.1.2: unknown messageType");
 		break;
 	}
 	if (rc != MDM_OK)

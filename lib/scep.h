@@ -26,14 +26,16 @@
 #include "errors.h"
 
 struct scep_policy {
-	int allow_sha1;		     /* scep_allow_sha1 */
-	int allow_des3;		     /* scep_allow_des3 */
-	char *static_challenge;	     /* scep_challenge (secret), NULL: one-time only */
-	int manual_approval;	     /* scep_approval = manual */
-	int days;		     /* cert_days */
-	int min_rsa_bits;	     /* cert_min_rsa_bits */
-	int copy_sans;		     /* cert_copy_sans */
-	int crl_days;		     /* crl_days */
+	int allow_sha1;            /* scep_allow_sha1 */
+	int allow_des3;            /* scep_allow_des3 */
+	int allow_des;             /* scep_allow_des (requests only) */
+	int signer_subject_strict; /* scep_signer_subject = strict */
+	char *static_challenge;    /* scep_challenge (secret), NULL: one-time only */
+	int manual_approval;       /* scep_approval = manual */
+	int days;                  /* cert_days */
+	int min_rsa_bits;          /* cert_min_rsa_bits */
+	int copy_sans;             /* cert_copy_sans */
+	int crl_days;              /* crl_days */
 };
 
 struct scep_server {
@@ -50,8 +52,8 @@ void scep_server_free(struct scep_server *s);
 /* GetCACaps (RFC 8894 section 3.5.2): one capability per line. */
 MDM_WUR mdm_err scep_get_ca_caps(struct scep_server *s, char **out, size_t *outlen);
 /* GetCACert (section 4.2): DER CA certificate, or CA+RA certs-only PKCS#7. */
-MDM_WUR mdm_err scep_get_ca_cert(struct scep_server *s, uint8_t **out, size_t *outlen,
-	const char **content_type);
+MDM_WUR mdm_err scep_get_ca_cert(
+        struct scep_server *s, uint8_t **out, size_t *outlen, const char **content_type);
 /* GetNextCACert (section 4.7); MDM_ERR_NOT_FOUND when no rollover is staged. */
 MDM_WUR mdm_err scep_get_next_ca_cert(struct scep_server *s, uint8_t **out, size_t *outlen);
 
@@ -62,6 +64,6 @@ MDM_WUR mdm_err scep_get_next_ca_cert(struct scep_server *s, uint8_t **out, size
  * anything else.
  */
 MDM_WUR mdm_err scep_pki_operation(struct scep_server *s, const uint8_t *msg, size_t len,
-	time_t now, uint8_t **out, size_t *outlen);
+        time_t now, uint8_t **out, size_t *outlen);
 
 #endif

@@ -2114,3 +2114,8 @@ out:
 	X509_CRL_free(crl);
 	return rc;
 }
+
+int x509_cert_self_issued(const struct x509_st *c)
+{
+	return c != NULL && X509_NAME_cmp(X509_get_issuer_name(c), X509_get_subject_name(c)) == 0;
+}

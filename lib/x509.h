@@ -74,6 +74,12 @@ struct x509_info {
 MDM_WUR mdm_err x509_cert_info(const struct x509_st *c, struct x509_info *out);
 /* SHA-256 of the DER SubjectPublicKeyInfo, lower-case hex (a key's stable name). */
 MDM_WUR mdm_err x509_cert_key_sha256(const struct x509_st *c, char out[X509_FP_HEX_LEN + 1]);
+/*
+ * 1 if the certificate names itself as issuer (the throw-away signer of a
+ * first SCEP request).  Reads nothing else, so it works on certificates
+ * x509_cert_info would refuse (negative or oversized serials).
+ */
+int x509_cert_self_issued(const struct x509_st *c);
 /* 1 if both certificates carry the same public key. */
 int x509_cert_same_key(const struct x509_st *a, const struct x509_st *b);
 

@@ -346,9 +346,14 @@ pools_start() {
 	for p in $STACK_PROGRAMS; do
 		[ -x "$2/$p.fcgi" ] || stack_die "$2/$p.fcgi missing: run 'make all'"
 		rm -f "$1/sock/$p.sock" "$1/apache/run/pool-$p.pid"
+		: >>"$1/apache/logs/pool-$p.log"
+		stack_own "$1/apache/logs/pool-$p.log"
+		# spawn-fcgi points its children's stderr at /dev/null: a shell
+		# in between keeps the programs' log lines, in pool-<prog>.log.
 		as_stack spawn-fcgi -s "$1/sock/$p.sock" -M 0600 \
 			-F "$STACK_POOL_SIZE" -P "$1/apache/run/pool-$p.pid" \
-			-- "$2/$p.fcgi" >>"$1/apache/logs/pool-$p.log" 2>&1 || {
+			-- /bin/sh -c 'exec "$0" 2>>"$1"' "$2/$p.fcgi" \
+			"$1/apache/logs/pool-$p.log" >>"$1/apache/logs/pool-$p.log" 2>&1 || {
 			stack_show_log "$1/apache/logs/pool-$p.log"
 			stack_die "spawn-fcgi could not start $p.fcgi"
 		}

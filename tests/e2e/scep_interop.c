@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 Suite *scep_interop_suite(void);
@@ -57,8 +58,8 @@ static int issued_count(void)
 
 	ck_assert_int_eq(db_new(getenv("MDM_DB"), "e2e", &d), MDM_OK);
 	ck_assert_int_eq(db_exec(d, "SELECT count(*) FROM mdm.certificate WHERE kind = 'device'", 0,
-				 NULL, &r),
-		MDM_OK);
+	                         NULL, &r),
+	        MDM_OK);
 	n = atoi(db_res_get0(r, 0, 0));
 	db_res_free(r);
 	db_free(d);
@@ -69,21 +70,21 @@ static int issued_count(void)
 static void fetch_ca(const char *dir)
 {
 	ck_assert_int_eq(sh("curl -sSf -o %s/ca.der '%s?operation=GetCACert' && "
-			    "openssl x509 -inform DER -in %s/ca.der -out %s/ca.pem",
-				 dir, scep_url, dir, dir),
-		0);
+	                    "openssl x509 -inform DER -in %s/ca.der -out %s/ca.pem",
+	                         dir, scep_url, dir, dir),
+	        0);
 }
 
 /* scepclient in a fresh directory; returns its exit status. */
 static int scepclient(const char *dir, const char *challenge, const char *cn)
 {
 	ck_assert_int_eq(sh("mkdir -p %s && openssl genrsa -traditional -out %s/key.pem 2048 "
-			    "2>/dev/null",
-				 dir, dir),
-		0);
+	                    "2>/dev/null",
+	                         dir, dir),
+	        0);
 	return sh("cd %s && scepclient -server-url '%s' -challenge '%s' -private-key key.pem "
-		  "-cn '%s' >scepclient.log 2>&1",
-		dir, scep_url, challenge, cn);
+	          "-cn '%s' >scepclient.log 2>&1",
+	        dir, scep_url, challenge, cn);
 }
 
 START_TEST(caps_offer_what_we_do)
@@ -115,13 +116,13 @@ START_TEST(scepclient_one_time_challenge)
 	fetch_ca(dir);
 	/* openssl, not our code, says the certificate is ours and for client auth. */
 	ck_assert_int_eq(sh("openssl verify -purpose sslclient -CAfile %s/ca.pem %s/client.pem "
-			    ">/dev/null",
-				 dir, dir),
-		0);
+	                    ">/dev/null",
+	                         dir, dir),
+	        0);
 	ck_assert_int_eq(sh("openssl x509 -in %s/client.pem -noout -subject | grep -q "
-			    "e2e-device-1",
-				 dir),
-		0);
+	                    "e2e-device-1",
+	                         dir),
+	        0);
 	/* The same challenge a second time (new key, new directory): refused. */
 	before = issued_count();
 	snprintf(dir2, sizeof(dir2), "%s/scepclient-2", tmpdir);
@@ -143,8 +144,8 @@ START_TEST(scepclient_static_challenge)
 	snprintf(dir, sizeof(dir), "%s/scepclient-static", tmpdir);
 	ck_assert_int_eq(scepclient(dir, static_challenge, "e2e-static"), 0);
 	fetch_ca(dir);
-	ck_assert_int_eq(sh("openssl verify -CAfile %s/ca.pem %s/client.pem >/dev/null", dir, dir),
-		0);
+	ck_assert_int_eq(
+	        sh("openssl verify -CAfile %s/ca.pem %s/client.pem >/dev/null", dir, dir), 0);
 }
 END_TEST
 
@@ -165,22 +166,24 @@ START_TEST(certmonger_enrols)
 	char *ch = challenge_new();
 	const char *script = getenv("E2E_CERTMONGER_SCRIPT");
 
-	if (script == NULL || sh("command -v certmonger >/dev/null && command -v "
-				 "dbus-run-session >/dev/null") != 0) {
-		fprintf(stderr, "scep-interop: certmonger or dbus missing; certmonger case skipped\n");
+	if (script == NULL ||
+	        sh("command -v certmonger >/dev/null && command -v "
+	           "dbus-run-session >/dev/null") != 0) {
+		fprintf(stderr,
+		        "scep-interop: certmonger or dbus missing; certmonger case skipped\n");
 		free(ch);
 		return;
 	}
 	snprintf(dir, sizeof(dir), "%s/certmonger", tmpdir);
 	ck_assert_int_eq(sh("mkdir -p %s", dir), 0);
 	fetch_ca(dir);
-	ck_assert_int_eq(sh("sh %s %s '%s' '%s' >%s/certmonger.log 2>&1", script, dir, scep_url,
-				 ch, dir),
-		0);
+	ck_assert_int_eq(
+	        sh("sh %s %s '%s' '%s' >%s/certmonger.log 2>&1", script, dir, scep_url, ch, dir),
+	        0);
 	ck_assert_int_eq(sh("openssl verify -purpose sslclient -CAfile %s/ca.pem %s/cert.pem "
-			    ">/dev/null",
-				 dir, dir),
-		0);
+	                    ">/dev/null",
+	                         dir, dir),
+	        0);
 	free(ch);
 }
 END_TEST
@@ -190,8 +193,14 @@ Suite *scep_interop_suite(void)
 	Suite *s = suite_create("scep-interop");
 	TCase *tc = tcase_create("clients");
 
+	static char dir[512];
+
 	scep_url = getenv("E2E_SCEP_URL");
-	tmpdir = getenv("E2E_TMP");
+	/* A directory per Apache mode: scepclient reuses what it finds in one. */
+	snprintf(dir, sizeof(dir), "%s/%s", getenv("E2E_TMP") ? getenv("E2E_TMP") : "/tmp",
+	        getenv("E2E_MODE") ? getenv("E2E_MODE") : "apache");
+	mkdir(dir, 0700);
+	tmpdir = dir;
 	static_challenge = getenv("E2E_STATIC_CHALLENGE");
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, caps_offer_what_we_do);

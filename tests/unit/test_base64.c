@@ -8,15 +8,15 @@
 START_TEST(round_trip)
 {
 	static const char *const plain[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
-	static const char *const enc[] = {"", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=",
-		"Zm9vYmFy"};
+	static const char *const enc[] = {
+	        "", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"};
 
 	for (size_t i = 0; i < 7; i++) {
 		char *e = NULL;
 		uint8_t *d = NULL;
 		size_t n;
-		ck_assert_int_eq(base64_encode((const uint8_t *)plain[i], strlen(plain[i]), &e, &n),
-			MDM_OK);
+		ck_assert_int_eq(
+		        base64_encode((const uint8_t *)plain[i], strlen(plain[i]), &e, &n), MDM_OK);
 		ck_assert_str_eq(e, enc[i]);
 		ck_assert_int_eq(base64_decode(e, n, 100, &d, &n), MDM_OK);
 		ck_assert_uint_eq(n, strlen(plain[i]));
@@ -45,14 +45,14 @@ END_TEST
 
 START_TEST(refusals)
 {
-	static const char *const bad[] = {"Zg=", "Zg", "Z===", "Zm9v=", "Zg==Zg==", "Zh==",
-		"Zm9=", "Zm-v", "Zm_v", "Zm9v\x01", "===="};
+	static const char *const bad[] = {"Zg=", "Zg",
+	        "Z===", "Zm9v=", "Zg==Zg==", "Zh==", "Zm9=", "Zm-v", "Zm_v", "Zm9v\x01", "===="};
 	uint8_t *d = NULL;
 	size_t n = 7;
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		ck_assert_msg(base64_decode(bad[i], strlen(bad[i]), 100, &d, &n) == MDM_ERR_PARSE,
-			"accepted %s", bad[i]);
+		        "accepted %s", bad[i]);
 		ck_assert_ptr_null(d);
 		ck_assert_uint_eq(n, 0);
 	}

@@ -57,9 +57,9 @@ static void setup(void)
 	db_setup();
 	snprintf(keypath, sizeof(keypath), "/tmp/mdm-scep-test-%ld.key", (long)getpid());
 	unlink(keypath);
-	ck_assert_int_eq(ca_init(d, "/CN=Unit Test CA/O=mdm", 3650, 2048, keypath, NULL,
-				 T0 - 86400),
-		MDM_OK);
+	ck_assert_int_eq(
+	        ca_init(d, "/CN=Unit Test CA/O=mdm", 3650, 2048, keypath, NULL, T0 - 86400),
+	        MDM_OK);
 	unsetenv("MDM_SCEP_CHALLENGE");
 	setenv("MDM_SCEP_ALLOW_SHA1", "no", 1);
 	unsetenv("MDM_SCEP_APPROVAL");
@@ -115,9 +115,9 @@ static char *new_challenge(const char *ttl)
 	db_res *r = NULL;
 	char *c;
 
-	ck_assert_int_eq(db_exec(d, "SELECT mdm.scep_challenge_new(NULL, $1::interval)", 1,
-				 params, &r),
-		MDM_OK);
+	ck_assert_int_eq(
+	        db_exec(d, "SELECT mdm.scep_challenge_new(NULL, $1::interval)", 1, params, &r),
+	        MDM_OK);
 	c = strdup(db_res_get0(r, 0, 0));
 	db_res_free(r);
 	return c;
@@ -139,13 +139,12 @@ static void client_csr(struct client *c, const char *cn, const char *challenge, 
 	int n;
 
 	c->csr = X509_REQ_new();
-	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1,
-		0);
+	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
 	X509_REQ_set_subject_name(c->csr, name);
 	X509_REQ_set_pubkey(c->csr, c->key);
 	if (challenge != NULL)
 		X509_REQ_add1_attr_by_NID(c->csr, NID_pkcs9_challengePassword, MBSTRING_ASC,
-			(const unsigned char *)challenge, -1);
+		        (const unsigned char *)challenge, -1);
 	ck_assert_int_gt(X509_REQ_sign(c->csr, sign ? sign : c->key, EVP_sha256()), 0);
 	n = i2d_X509_REQ(c->csr, &der);
 	ck_assert_int_gt(n, 0);
@@ -163,8 +162,7 @@ static X509 *self_signed(EVP_PKEY *key, const char *cn)
 
 	X509_set_version(x, 2);
 	ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
-	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1,
-		0);
+	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
 	X509_set_subject_name(x, name);
 	X509_set_issuer_name(x, name);
 	X509_time_adj_ex(X509_getm_notBefore(x), -1, 0, NULL);
@@ -200,8 +198,8 @@ struct answer {
 
 /* Sends one request and reads the CertRep the way a client does. */
 static mdm_err send_req(enum scep_message_type type, X509 *signer, EVP_PKEY *key,
-	const uint8_t *content, size_t len, const char *txid, enum cms_digest dg,
-	const char *challenge_attr, time_t now, struct answer *a)
+        const uint8_t *content, size_t len, const char *txid, enum cms_digest dg,
+        const char *challenge_attr, time_t now, struct answer *a)
 {
 	struct cms_request_params p;
 	struct cms_scep_msg *rep = NULL;
@@ -240,9 +238,9 @@ static mdm_err send_req(enum scep_message_type type, X509 *signer, EVP_PKEY *key
 	if (rep->pki_status == SCEP_SUCCESS) {
 		struct x509_st **certs = NULL;
 		size_t n = 0;
-		ck_assert_int_eq(cms_scep_decrypt(rep, key, signer, &inner, &innerlen, &cipher,
-					 &fail),
-			MDM_OK);
+		ck_assert_int_eq(
+		        cms_scep_decrypt(rep, key, signer, &inner, &innerlen, &cipher, &fail),
+		        MDM_OK);
 		ck_assert_int_eq(cms_certs_only_parse(inner, innerlen, &certs, &n), MDM_OK);
 		ck_assert_uint_ge(n, 1);
 		a->cert = certs[0];
@@ -259,21 +257,21 @@ static mdm_err send_req(enum scep_message_type type, X509 *signer, EVP_PKEY *key
 static void enrol_ok(struct client *c, const char *txid, struct answer *a)
 {
 	ck_assert_int_eq(send_req(SCEP_PKCSREQ, c->self, c->key, c->csr_der, c->csr_len, txid,
-				 CMS_DIGEST_SHA256, NULL, T0, a),
-		MDM_OK);
+	                         CMS_DIGEST_SHA256, NULL, T0, a),
+	        MDM_OK);
 	ck_assert_int_eq(a->status, SCEP_SUCCESS);
 	ck_assert_ptr_nonnull(a->cert);
 }
 
-static void expect_fail(struct client *c, X509 *signer, EVP_PKEY *key, const char *txid,
-	enum scep_fail_info want)
+static void expect_fail(
+        struct client *c, X509 *signer, EVP_PKEY *key, const char *txid, enum scep_fail_info want)
 {
 	struct answer a;
 	int before = issued();
 
 	ck_assert_int_eq(send_req(SCEP_PKCSREQ, signer, key, c->csr_der, c->csr_len, txid,
-				 CMS_DIGEST_SHA256, NULL, T0, &a),
-		MDM_OK);
+	                         CMS_DIGEST_SHA256, NULL, T0, &a),
+	        MDM_OK);
 	ck_assert_int_eq(a.status, SCEP_FAILURE);
 	ck_assert_int_eq(a.fail, want);
 	ck_assert_ptr_null(a.cert);
@@ -290,12 +288,11 @@ START_TEST(one_time_challenge_enrols_once)
 	enrol_ok(&c, "TX-1", &a);
 	/* The certificate is the CSR's key, from our CA, for client authentication. */
 	ck_assert_int_eq(EVP_PKEY_eq(X509_get0_pubkey(a.cert), c.key), 1);
-	ck_assert_int_eq(x509_verify_issued(a.cert, srv->ca->verify, srv->ca->n_verify, T0, 1,
-				 NULL),
-		MDM_OK);
+	ck_assert_int_eq(
+	        x509_verify_issued(a.cert, srv->ca->verify, srv->ca->n_verify, T0, 1, NULL),
+	        MDM_OK);
 	ck_assert_int_eq(issued(), 1);
-	ck_assert_int_eq(count("SELECT count(*) FROM mdm.challenge WHERE used_at IS NOT NULL"),
-		1);
+	ck_assert_int_eq(count("SELECT count(*) FROM mdm.challenge WHERE used_at IS NOT NULL"), 1);
 	X509_free(a.cert);
 
 	/* The same challenge again, from another device: refused. */
@@ -377,8 +374,8 @@ START_TEST(challenge_as_signed_attribute)
 	/* macOS mdmclient sends the challenge as a signed attribute, not in the CSR. */
 	client_new(&c, "device-mac", NULL);
 	ck_assert_int_eq(send_req(SCEP_PKCSREQ, c.self, c.key, c.csr_der, c.csr_len, "TX-MAC",
-				 CMS_DIGEST_SHA512, ch, T0, &a),
-		MDM_OK);
+	                         CMS_DIGEST_SHA512, ch, T0, &a),
+	        MDM_OK);
 	ck_assert_int_eq(a.status, SCEP_SUCCESS);
 	X509_free(a.cert);
 	client_free(&c);
@@ -441,8 +438,8 @@ START_TEST(small_keys_and_sha1_refused)
 
 	client_new(&c, "device-sha1", ch);
 	ck_assert_int_eq(send_req(SCEP_PKCSREQ, c.self, c.key, c.csr_der, c.csr_len, "TX-SHA1",
-				 CMS_DIGEST_SHA1, NULL, T0, &a),
-		MDM_OK);
+	                         CMS_DIGEST_SHA1, NULL, T0, &a),
+	        MDM_OK);
 	ck_assert_int_eq(a.status, SCEP_FAILURE);
 	ck_assert_int_eq(a.fail, SCEP_BAD_ALG);
 	ck_assert_int_eq(issued(), 0);
@@ -450,8 +447,8 @@ START_TEST(small_keys_and_sha1_refused)
 	setenv("MDM_SCEP_ALLOW_SHA1", "yes", 1);
 	reconfigure();
 	ck_assert_int_eq(send_req(SCEP_PKCSREQ, c.self, c.key, c.csr_der, c.csr_len, "TX-SHA1b",
-				 CMS_DIGEST_SHA1, NULL, T0, &a),
-		MDM_OK);
+	                         CMS_DIGEST_SHA1, NULL, T0, &a),
+	        MDM_OK);
 	ck_assert_int_eq(a.status, SCEP_SUCCESS);
 	X509_free(a.cert);
 	client_free(&c);
@@ -479,12 +476,12 @@ START_TEST(renewal_by_existing_certificate)
 	client_new(&next, "device-r", NULL);
 	der = csr_der_of(&next, &len);
 	ck_assert_int_eq(send_req(SCEP_RENEWALREQ, a.cert, c.key, der, len, "TX-R1",
-				 CMS_DIGEST_SHA256, NULL, T0 + 3600, &r),
-		MDM_OK);
+	                         CMS_DIGEST_SHA256, NULL, T0 + 3600, &r),
+	        MDM_OK);
 	ck_assert_int_eq(r.status, SCEP_SUCCESS);
 	ck_assert_int_eq(EVP_PKEY_eq(X509_get0_pubkey(r.cert), next.key), 1);
-	ck_assert_int_eq(count("SELECT count(*) FROM mdm.certificate WHERE renewal_of IS NOT NULL"),
-		1);
+	ck_assert_int_eq(
+	        count("SELECT count(*) FROM mdm.certificate WHERE renewal_of IS NOT NULL"), 1);
 	X509_free(r.cert);
 
 	/* Revoked: refused. */
@@ -494,12 +491,12 @@ START_TEST(renewal_by_existing_certificate)
 		ck_assert_int_eq(x509_cert_info(a.cert, &info), MDM_OK);
 		params[0] = info.serial;
 		ck_assert_int_eq(db_exec(d, "SELECT mdm.certificate_revoke($1, 'keyCompromise')", 1,
-					 params, NULL),
-			MDM_OK);
+		                         params, NULL),
+		        MDM_OK);
 	}
 	ck_assert_int_eq(send_req(SCEP_RENEWALREQ, a.cert, c.key, der, len, "TX-R2",
-				 CMS_DIGEST_SHA256, NULL, T0 + 7200, &r),
-		MDM_OK);
+	                         CMS_DIGEST_SHA256, NULL, T0 + 7200, &r),
+	        MDM_OK);
 	ck_assert_int_eq(r.status, SCEP_FAILURE);
 	ck_assert_int_eq(r.fail, SCEP_BAD_MESSAGE_CHECK);
 	ck_assert_int_eq(issued(), 2);
@@ -521,15 +518,15 @@ START_TEST(renewal_refused_when_expired_or_foreign)
 	client_new(&next, "device-x", NULL);
 	/* A year and more later the certificate (365 days) has expired. */
 	ck_assert_int_eq(send_req(SCEP_RENEWALREQ, a.cert, c.key, next.csr_der, next.csr_len,
-				 "TX-X1", CMS_DIGEST_SHA256, NULL, T0 + 400 * 86400, &r),
-		MDM_OK);
+	                         "TX-X1", CMS_DIGEST_SHA256, NULL, T0 + 400 * 86400, &r),
+	        MDM_OK);
 	ck_assert_int_eq(r.status, SCEP_FAILURE);
 	ck_assert_int_eq(r.fail, SCEP_BAD_MESSAGE_CHECK);
 	/* Signed by a certificate from elsewhere (self-signed, not ours). */
 	client_new(&foreign, "device-x", NULL);
 	ck_assert_int_eq(send_req(SCEP_RENEWALREQ, foreign.self, foreign.key, next.csr_der,
-				 next.csr_len, "TX-X2", CMS_DIGEST_SHA256, NULL, T0, &r),
-		MDM_OK);
+	                         next.csr_len, "TX-X2", CMS_DIGEST_SHA256, NULL, T0, &r),
+	        MDM_OK);
 	ck_assert_int_eq(r.status, SCEP_FAILURE);
 	ck_assert_int_eq(r.fail, SCEP_BAD_MESSAGE_CHECK);
 	ck_assert_int_eq(issued(), 1);
@@ -554,8 +551,8 @@ START_TEST(manual_approval_then_certpoll)
 	reconfigure();
 	client_new(&c, "device-m", ch);
 	ck_assert_int_eq(send_req(SCEP_PKCSREQ, c.self, c.key, c.csr_der, c.csr_len, "TX-M",
-				 CMS_DIGEST_SHA256, NULL, T0, &a),
-		MDM_OK);
+	                         CMS_DIGEST_SHA256, NULL, T0, &a),
+	        MDM_OK);
 	ck_assert_int_eq(a.status, SCEP_PENDING);
 	ck_assert_int_eq(issued(), 0);
 	ck_assert_int_eq(count("SELECT count(*) FROM mdm.scep_pending"), 1);
@@ -581,13 +578,13 @@ START_TEST(manual_approval_then_certpoll)
 		OPENSSL_free(p2);
 	}
 	ck_assert_int_eq(send_req(SCEP_CERTPOLL, c.self, c.key, ias, (size_t)iaslen, "TX-M",
-				 CMS_DIGEST_SHA256, NULL, T0 + 60, &a),
-		MDM_OK);
+	                         CMS_DIGEST_SHA256, NULL, T0 + 60, &a),
+	        MDM_OK);
 	ck_assert_int_eq(a.status, SCEP_PENDING);
 	ck_assert_int_eq(db_exec(d, "SELECT mdm.scep_approve('TX-M')", 0, NULL, NULL), MDM_OK);
 	ck_assert_int_eq(send_req(SCEP_CERTPOLL, c.self, c.key, ias, (size_t)iaslen, "TX-M",
-				 CMS_DIGEST_SHA256, NULL, T0 + 120, &a),
-		MDM_OK);
+	                         CMS_DIGEST_SHA256, NULL, T0 + 120, &a),
+	        MDM_OK);
 	ck_assert_int_eq(a.status, SCEP_SUCCESS);
 	ck_assert_int_eq(issued(), 1);
 	X509_free(a.cert);
@@ -607,8 +604,8 @@ START_TEST(garbage_is_refused_without_issuing)
 	uint8_t *req = NULL, *reply = NULL;
 	size_t reqlen, replylen;
 
-	ck_assert_int_eq(scep_pki_operation(srv, junk, sizeof(junk), T0, &reply, &replylen),
-		MDM_ERR_PARSE);
+	ck_assert_int_eq(
+	        scep_pki_operation(srv, junk, sizeof(junk), T0, &reply, &replylen), MDM_ERR_PARSE);
 	ck_assert_ptr_null(reply);
 	client_new(&c, "device-t", ch);
 	memset(&p, 0, sizeof(p));
@@ -659,8 +656,8 @@ START_TEST(ca_rollover_keeps_devices)
 	/* The old device certificate still renews, and the renewal comes from the new CA. */
 	client_new(&next, "device-old", NULL);
 	ck_assert_int_eq(send_req(SCEP_RENEWALREQ, a.cert, c.key, next.csr_der, next.csr_len,
-				 "TX-O2", CMS_DIGEST_SHA256, NULL, T0 + 60, &r),
-		MDM_OK);
+	                         "TX-O2", CMS_DIGEST_SHA256, NULL, T0 + 60, &r),
+	        MDM_OK);
 	ck_assert_int_eq(r.status, SCEP_SUCCESS);
 	ck_assert_int_eq(X509_check_issued(srv->ca->active, r.cert), X509_V_OK);
 	/* And a new device enrols under the new CA. */
