@@ -7,6 +7,8 @@
  * IssuerAndSubject) run on the same bytes.  A broken promise, a refusal
  * without a rule or an OpenSSL error left queued aborts.
  *
+ * cms_scep_parse_unverified runs on the same bytes (see fuzz_unverified).
+ *
  * The signature is checked before any signed attribute is read, so a
  * mutated message rarely gets past it.  Inputs that start with 'S' are
  * therefore read as a recipe instead: signed attributes (OID, ASN.1 type,
@@ -21,6 +23,11 @@
  * fuzz-sources: lib/cms.c lib/errors.c lib/log.c
  * fuzz-pkgs: openssl
  * fuzz-max-len: 65600
+ * fuzz-seeds: scep/testdata/PKCSReq.der
+ * fuzz-seeds: commandment/testdata/mdmclient-PKIOperation.der
+ * fuzz-seeds: smallstep-pkcs7/parse_test.go.extracted/windows_scep_pkcsreq.der
+ * fuzz-seeds: jscep/src/samples/scep_req0.der
+ * fuzz-seeds: jscep/src/samples/scep_resp0.der
  */
 #include "cms.h"
 #include "log.h"
@@ -214,7 +221,8 @@ static void check_nonce(int has, size_t len, const char *which)
 		fuzz_fail("nonce length", which);
 }
 
-static void check_msg(const struct cms_scep_msg *m)
+/* unverified: from cms_scep_parse_unverified, whose digest may be unknown. */
+static void check_msg(const struct cms_scep_msg *m, int unverified)
 {
 	size_t n = strnlen(m->transaction_id, sizeof(m->transaction_id));
 
@@ -233,8 +241,10 @@ static void check_msg(const struct cms_scep_msg *m)
 		fuzz_fail("transactionID", m->transaction_id);
 	check_nonce(m->has_sender_nonce, m->sender_nonce_len, "sender");
 	check_nonce(m->has_recipient_nonce, m->recipient_nonce_len, "recipient");
-	if ((unsigned)m->digest >= CMS_DIGEST__MAX)
+	if (!unverified && (unsigned)m->digest >= CMS_DIGEST__MAX)
 		fuzz_fail("digest", NULL);
+	if (unverified && (unsigned)m->digest > CMS_DIGEST__MAX)
+		fuzz_fail("unverified digest", NULL);
 	if (m->signer == NULL)
 		fuzz_fail("no signer", NULL);
 	if (m->challenge != NULL &&
@@ -331,6 +341,36 @@ static void fuzz_other_parsers(const uint8_t *data, size_t size)
 	check_queue("cms_scep_issuer_and_subject");
 }
 
+/*
+ * cms_scep_parse_unverified on the same bytes: the same promises except
+ * the digest, and it accepts whatever cms_scep_parse accepted (verified
+ * says whether it did).
+ */
+static void fuzz_unverified(const uint8_t *data, size_t size, int verified)
+{
+	struct cms_scep_msg *m = NULL;
+	enum scep_fail_info fail = SCEP_BAD_ALG;
+	char err[256];
+	mdm_err e;
+
+	e = cms_scep_parse_unverified(data, size, &m, &fail, err, sizeof(err));
+	check_queue("cms_scep_parse_unverified");
+	if (e != MDM_OK) {
+		if (m != NULL)
+			fuzz_fail("unverified: message returned on refusal", err);
+		if (verified && e != MDM_ERR_NOMEM)
+			fuzz_fail("unverified refuses what cms_scep_parse accepted", err);
+		if ((e == MDM_ERR_PARSE || e == MDM_ERR_LIMIT) &&
+		        (err[0] == '\0' || fail == SCEP_FAIL_NONE))
+			fuzz_fail("unverified: refusal without a rule or failInfo", err_str(e));
+	} else {
+		if (m == NULL || err[0] != '\0' || fail != SCEP_FAIL_NONE)
+			fuzz_fail("unverified: accepted with bad outputs", err);
+		check_msg(m, 1);
+		cms_scep_msg_free(m);
+	}
+}
+
 static void fuzz_message(const uint8_t *data, size_t size, int recipe)
 {
 	struct cms_scep_msg *m = NULL;
@@ -349,10 +389,11 @@ static void fuzz_message(const uint8_t *data, size_t size, int recipe)
 	} else {
 		if (m == NULL || err[0] != '\0' || fail != SCEP_FAIL_NONE)
 			fuzz_fail("accepted with bad outputs", err);
-		check_msg(m);
+		check_msg(m, 0);
 		fuzz_decrypt(m, recipe ? recipe_key : fuzz_key, recipe ? recipe_cert : fuzz_cert);
 		cms_scep_msg_free(m);
 	}
+	fuzz_unverified(data, size, e == MDM_OK);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -405,6 +405,8 @@ struct cms_parse {
 	struct cms_refusal r;
 	struct cms_scep_msg *m;
 	int seen[ATTR__MAX];
+	/* cms_scep_parse_unverified: no signature, no algorithm policy. */
+	int unverified;
 };
 
 static void cms_msg_init(struct cms_scep_msg *m)
@@ -729,6 +731,9 @@ static mdm_err cms_check_algs(struct cms_parse *ps, CMS_SignerInfo *si)
 	for (int i = 0; i < CMS_DIGEST__MAX; i++)
 		if (dnid == cms_digests[i].nid)
 			ps->m->digest = (enum cms_digest)i;
+	/* Unverified: the digest is only recorded (CMS_DIGEST__MAX if refused). */
+	if (ps->unverified)
+		return MDM_OK;
 	if (ps->m->digest == CMS_DIGEST__MAX) {
 		OBJ_obj2txt(name, sizeof(name), obj, 0);
 		return cms_refuse(&ps->r, MDM_ERR_PARSE, SCEP_BAD_ALG,
@@ -792,7 +797,8 @@ static mdm_err cms_find_signer(
 		        "RFC 5280 4.1.2.7: X509_get0_pubkey: signer public key does not decode");
 		goto out;
 	}
-	if (EVP_PKEY_get_base_id(pub) != EVP_PKEY_RSA) {
+	/* Unverified: only a FAILURE (no envelope) is ever addressed to it. */
+	if (!ps->unverified && EVP_PKEY_get_base_id(pub) != EVP_PKEY_RSA) {
 		rc = cms_refuse(&ps->r, MDM_ERR_PARSE, SCEP_BAD_ALG,
 		        "RFC 8894 3.5.2: signer key is not RSA");
 		goto out;
@@ -886,8 +892,23 @@ out:
 	return rc;
 }
 
+static mdm_err cms_scep_parse_any(const uint8_t *der, size_t len, struct cms_scep_msg **out,
+        enum scep_fail_info *fail, char *err, size_t errlen, int unverified);
+
 mdm_err cms_scep_parse(const uint8_t *der, size_t len, struct cms_scep_msg **out,
         enum scep_fail_info *fail, char *err, size_t errlen)
+{
+	return cms_scep_parse_any(der, len, out, fail, err, errlen, 0);
+}
+
+mdm_err cms_scep_parse_unverified(const uint8_t *der, size_t len, struct cms_scep_msg **out,
+        enum scep_fail_info *fail, char *err, size_t errlen)
+{
+	return cms_scep_parse_any(der, len, out, fail, err, errlen, 1);
+}
+
+static mdm_err cms_scep_parse_any(const uint8_t *der, size_t len, struct cms_scep_msg **out,
+        enum scep_fail_info *fail, char *err, size_t errlen, int unverified)
 {
 	struct cms_parse ps;
 	CMS_ContentInfo *cms = NULL;
@@ -901,6 +922,7 @@ mdm_err cms_scep_parse(const uint8_t *der, size_t len, struct cms_scep_msg **out
 	ps.r.fail = fail;
 	ps.r.err = err;
 	ps.r.errlen = errlen;
+	ps.unverified = unverified;
 	if (out != NULL)
 		*out = NULL;
 	if (fail != NULL)
@@ -964,9 +986,9 @@ mdm_err cms_scep_parse(const uint8_t *der, size_t len, struct cms_scep_msg **out
 	}
 	if ((rc = cms_find_signer(&ps, cms, si, &ps.m->signer)) != MDM_OK)
 		goto out;
-	if ((rc = cms_verify_sig(&ps, cms, ps.m->signer)) != MDM_OK)
+	if (!ps.unverified && (rc = cms_verify_sig(&ps, cms, ps.m->signer)) != MDM_OK)
 		goto out;
-	/* Only now are the attributes worth reading: they are the signer's. */
+	/* Only now are the attributes worth reading: they are the signer's (if verified). */
 	if ((rc = cms_read_attrs(&ps, si)) != MDM_OK)
 		goto out;
 	if ((rc = cms_check_attrs(&ps)) != MDM_OK)

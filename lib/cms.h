@@ -111,6 +111,22 @@ struct cms_scep_msg {
  */
 MDM_WUR mdm_err cms_scep_parse(const uint8_t *der, size_t len, struct cms_scep_msg **out,
         enum scep_fail_info *fail, char *err, size_t errlen);
+
+/*
+ * UNVERIFIED.  The same parse, for a message cms_scep_parse refused with
+ * badAlg or badMessageCheck, with the signature NOT verified and the
+ * algorithm policy NOT applied (digest, its parameters, signature
+ * algorithm, signer key type): every field of *out is the sender's claim,
+ * unauthenticated.  Only to address a FAILURE CertRep (transactionID,
+ * senderNonce, messageType, signer); never to decide, issue or store
+ * anything.  m->digest is CMS_DIGEST__MAX when the digest is not one we
+ * accept.  Every other rule (one SignerInfo, the signer certificate in
+ * the message, its key decoding, attributes once with one value,
+ * transactionID and senderNonce present, envelope, limits, no trailing
+ * bytes) is enforced and refused exactly as by cms_scep_parse.
+ */
+MDM_WUR mdm_err cms_scep_parse_unverified(const uint8_t *der, size_t len, struct cms_scep_msg **out,
+        enum scep_fail_info *fail, char *err, size_t errlen);
 void cms_scep_msg_free(struct cms_scep_msg *m);
 
 /*

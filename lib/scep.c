@@ -432,6 +432,12 @@ static mdm_err scep_issue_cert(db *d, struct scep_op *op)
 	        "UPDATE mdm.scep_transaction SET status = 'issued', certificate_id = $2::bigint, "
 	        "decided_at = coalesce(decided_at, now()) WHERE transaction_id = $1",
 	        2, params, NULL);
+	/* The challenge that authorised it, if one did, points at what it bought. */
+	if (rc == MDM_OK)
+		rc = db_exec(d,
+		        "UPDATE mdm.challenge SET used_by_certificate = $2::bigint WHERE id = "
+		        "(SELECT challenge_id FROM mdm.scep_transaction WHERE transaction_id = $1)",
+		        2, params, NULL);
 	if (rc == MDM_OK) {
 		op->status = SCEP_SUCCESS;
 		log_info("scep: %s: issued certificate %lld%s", op->msg->transaction_id, cid,
@@ -781,6 +787,48 @@ static void scep_op_clear(struct scep_op *op)
 	free(op->crl);
 }
 
+/*
+ * RFC 8894 section 3.3.2.2: a request refused for its algorithm (badAlg)
+ * or its signature (badMessageCheck) is still answered with a signed
+ * CertRep FAILURE, addressed with the fields cms_scep_parse_unverified
+ * reads.  Those are unauthenticated: they only address the answer;
+ * nothing is issued, stored or spent.  MDM_ERR_PARSE (HTTP 400) when the
+ * message cannot be read even that far, or is not a request.
+ */
+static mdm_err scep_answer_unverified(struct scep_server *s, const uint8_t *msg, size_t len,
+        enum scep_fail_info fail, const char *rule, uint8_t **out, size_t *outlen)
+{
+	struct scep_op op;
+	enum scep_fail_info f2 = SCEP_FAIL_NONE;
+	char err[256] = "";
+	mdm_err rc;
+
+	memset(&op, 0, sizeof(op));
+	op.s = s;
+	if ((rc = cms_scep_parse_unverified(msg, len, &op.msg, &f2, err, sizeof(err))) != MDM_OK) {
+		log_warn("scep: PKIOperation refused: %s", rule);
+		return rc == MDM_ERR_NOMEM ? rc : MDM_ERR_PARSE;
+	}
+	if (op.msg->message_type == SCEP_CERTREP || op.msg->signer == NULL ||
+	        op.msg->transaction_id[0] == '\0') {
+		log_warn("scep: PKIOperation refused: %s", rule);
+		rc = MDM_ERR_PARSE;
+		goto out;
+	}
+	/* Never answer with a digest we refuse (nor SHA-1 unless enabled). */
+	if (op.msg->digest == CMS_DIGEST__MAX ||
+	        (op.msg->digest == CMS_DIGEST_SHA1 && !s->policy.allow_sha1))
+		op.msg->digest = CMS_DIGEST_SHA256;
+	op.status = SCEP_FAILURE;
+	op.fail = fail;
+	log_warn("scep: %s (unverified) refused: %s (failInfo %s)", op.msg->transaction_id, rule,
+	        scep_fail_str(fail));
+	rc = scep_reply(&op, out, outlen);
+out:
+	scep_op_clear(&op);
+	return rc;
+}
+
 mdm_err scep_pki_operation(struct scep_server *s, const uint8_t *msg, size_t len, time_t now,
         uint8_t **out, size_t *outlen)
 {
@@ -804,7 +852,10 @@ mdm_err scep_pki_operation(struct scep_server *s, const uint8_t *msg, size_t len
 
 	rc = cms_scep_parse(msg, len, &op.msg, &fail, err, sizeof(err));
 	if (rc != MDM_OK) {
-		/* Without a verified signer there is nobody to answer: HTTP 400. */
+		if (rc == MDM_ERR_PARSE && (fail == SCEP_BAD_ALG || fail == SCEP_BAD_MESSAGE_CHECK))
+			return scep_answer_unverified(
+			        s, msg, len, fail, err[0] ? err : err_str(rc), out, outlen);
+		/* Nothing to address an answer with: HTTP 400. */
 		log_warn("scep: PKIOperation refused: %s", err[0] ? err : err_str(rc));
 		return rc == MDM_ERR_NOMEM ? rc : MDM_ERR_PARSE;
 	}

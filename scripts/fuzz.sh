@@ -12,6 +12,7 @@
 #   fuzz-pkgs:    pkg-config packages
 #   fuzz-max-len: largest input tried (default 65536)
 #   fuzz-vectors: seed with shared vector files containing this string
+#   fuzz-seeds:   seed with these shared vector files (paths under it)
 #   fuzz-dict:    one libFuzzer dictionary token per line
 # tests/unit/data/NAME/, when present, seeds NAME as well.  Shared vectors
 # (MDM_VECTORS, default ../shared/vectors) are copied into build-fuzz only,
@@ -68,6 +69,7 @@ for src in fuzz/*_fuzz.c; do
 	pkgs=$(tag "$src" pkgs)
 	max_len=$(tag "$src" max-len)
 	vec_pattern=$(tag "$src" vectors)
+	vec_seeds=$(tag "$src" seeds)
 	if [ -z "$sources" ]; then
 		say "$src has no 'fuzz-sources:' line"
 		exit 1
@@ -103,6 +105,14 @@ for src in fuzz/*_fuzz.c; do
 		else
 			say "$name: $VECTORS absent; no vector seeds (set MDM_VECTORS)"
 		fi
+	fi
+
+	# fuzz-seeds: binary vector files named one by one (DER messages).
+	if [ -n "$vec_seeds" ] && [ -d "$VECTORS" ]; then
+		for f in $vec_seeds; do
+			[ -f "$VECTORS/$f" ] && cp "$VECTORS/$f" "$corpus/vector-$(cksum <"$VECTORS/$f" | cut -d' ' -f1)"
+		done
+		say "$name: seeded with $(echo "$vec_seeds" | wc -w) named vector files"
 	fi
 
 	dict="$OUT/$name.dict"

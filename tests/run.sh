@@ -232,17 +232,29 @@ mkdir -p "$E2E_TMP"
 export MDM_SCEP_CHALLENGE E2E_STATIC_CHALLENGE E2E_TMP E2E_CERTMONGER_SCRIPT
 # micromdm's scepclient 2.1 signs with SHA-1, encrypts with single DES
 # whatever GetCACaps offers, and names its throw-away signer "SCEP SIGNER";
-# the defaults refuse all three (the unit tests check that), so the stack
-# the interop tests talk to allows them, as docs/CONFIG.md tells its users.
-MDM_SCEP_ALLOW_SHA1=yes
-MDM_SCEP_ALLOW_DES=yes
-MDM_SCEP_SIGNER_SUBJECT=key
-export MDM_SCEP_ALLOW_SHA1 MDM_SCEP_ALLOW_DES MDM_SCEP_SIGNER_SUBJECT
+# the defaults refuse all three.  The proxy-mode stack allows them, as
+# docs/CONFIG.md tells scepclient's users to; the fcgid-mode stack keeps
+# the defaults, and there scepclient must be refused while certmonger
+# still enrolls (E2E_SCEP_LEGACY tells the interop suite which is which).
+scep_legacy() {
+	if [ "$1" = proxy ]; then
+		MDM_SCEP_ALLOW_SHA1=yes
+		MDM_SCEP_ALLOW_DES=yes
+		MDM_SCEP_SIGNER_SUBJECT=key
+		E2E_SCEP_LEGACY=1
+		export MDM_SCEP_ALLOW_SHA1 MDM_SCEP_ALLOW_DES MDM_SCEP_SIGNER_SUBJECT
+	else
+		unset MDM_SCEP_ALLOW_SHA1 MDM_SCEP_ALLOW_DES MDM_SCEP_SIGNER_SUBJECT
+		E2E_SCEP_LEGACY=0
+	fi
+	export E2E_SCEP_LEGACY
+}
 
 STACK_WAIT=20
 for mode in proxy fcgid; do
 	https_port=$(stack_free_port 18443)
 	http_port=$(stack_free_port 18080)
+	scep_legacy "$mode"
 	apache_start "$TMP" "$mode" "$TMP/cgi-bin" "$https_port" "$http_port"
 	stack_wait_health \
 		"https://127.0.0.1:$https_port/scep/health" \

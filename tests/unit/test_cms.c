@@ -457,6 +457,59 @@ static void raw_refused(
 	free(der);
 }
 
+/* ---- cms_scep_parse_unverified ---- */
+
+static struct cms_scep_msg *unverified_ok(const uint8_t *der, size_t len)
+{
+	char err[256];
+	enum scep_fail_info f = SCEP_BAD_ALG;
+	struct cms_scep_msg *m = NULL;
+	mdm_err e = cms_scep_parse_unverified(der, len, &m, &f, err, sizeof(err));
+
+	ck_assert_msg(e == MDM_OK, "unverified: %s: %s", err_str(e), err);
+	ck_assert_ptr_nonnull(m);
+	ck_assert_ptr_nonnull(m->signer);
+	ck_assert_int_eq(f, SCEP_FAIL_NONE);
+	ck_assert_str_eq(err, "");
+	ck_assert_msg(ERR_peek_error() == 0, "OpenSSL error queue not empty");
+	return m;
+}
+
+/* Refused by both parsers with the same code, failInfo and rule. */
+static void both_refused(
+        const uint8_t *der, size_t len, mdm_err want, enum scep_fail_info wantf, const char *msg)
+{
+	char err[256], err2[256];
+	enum scep_fail_info f = SCEP_FAIL_NONE, f2 = SCEP_FAIL_NONE;
+	struct cms_scep_msg *m = (struct cms_scep_msg *)err; /* must be cleared on entry */
+	mdm_err e;
+
+	check_refused(der, len, want, wantf, msg);
+	ck_assert_int_eq(cms_scep_parse(der, len, &m, &f, err, sizeof(err)), want);
+	ck_assert_ptr_null(m);
+	m = (struct cms_scep_msg *)err2;
+	e = cms_scep_parse_unverified(der, len, &m, &f2, err2, sizeof(err2));
+	ck_assert_msg(
+	        e == want, "unverified: got %s, want %s (%s)", err_str(e), err_str(want), err2);
+	ck_assert_ptr_null(m);
+	ck_assert_int_eq(f2, f);
+	ck_assert_str_eq(err2, err);
+	ck_assert_msg(ERR_peek_error() == 0, "OpenSSL error queue not empty");
+}
+
+/* Verified and unverified parses of one message read the same fields. */
+static void same_fields(const struct cms_scep_msg *a, const struct cms_scep_msg *b)
+{
+	ck_assert_int_eq(a->message_type, b->message_type);
+	ck_assert_str_eq(a->transaction_id, b->transaction_id);
+	ck_assert_int_eq(a->has_sender_nonce, b->has_sender_nonce);
+	ck_assert_uint_eq(a->sender_nonce_len, b->sender_nonce_len);
+	ck_assert_mem_eq(a->sender_nonce, b->sender_nonce, SCEP_NONCE_LEN);
+	ck_assert_int_eq(a->digest, b->digest);
+	ck_assert_int_eq(X509_cmp(a->signer, b->signer), 0);
+	ck_assert_uint_eq(a->envelope_len, b->envelope_len);
+}
+
 /* ---- real captures ---- */
 
 START_TEST(vector_macos_pkcsreq)
@@ -1801,6 +1854,166 @@ START_TEST(parse_logs_once)
 }
 END_TEST
 
+/*
+ * cms_scep_parse_unverified: reads what addresses a FAILURE CertRep from
+ * messages refused for their algorithm or signature, and refuses every
+ * other rule exactly as cms_scep_parse.
+ */
+START_TEST(unverified_parse)
+{
+	struct cms_request_params p = req_params();
+	struct raw_opts o;
+	struct cms_scep_msg *m, *u;
+	CMS_ContentInfo *cms;
+	ASN1_OCTET_STRING *sig;
+	const unsigned char *q;
+	size_t len, off;
+	uint8_t *der;
+
+	/* Real captures: accepted by both, the same fields. */
+	if ((der = read_vector("scep/testdata/PKCSReq.der", &len)) != NULL) {
+		m = parse_ok(der, len);
+		u = unverified_ok(der, len);
+		same_fields(m, u);
+		ck_assert_int_eq(u->message_type, SCEP_PKCSREQ);
+		ck_assert_str_eq(u->transaction_id, "A13090761A30F66664F85D37433D2065E1112BA1");
+		ck_assert_uint_eq(u->sender_nonce_len, 8);
+		cms_scep_msg_free(m);
+		cms_scep_msg_free(u);
+		free(der);
+	}
+	/* sscep-style MD5 request: refused by one, readable by the other. */
+	if ((der = read_vector("libscep/tests/test-files/util_b64_pkcs7.bin", &len)) != NULL) {
+		check_refused(der, len, MDM_ERR_PARSE, SCEP_BAD_ALG, "md5");
+		u = unverified_ok(der, len);
+		ck_assert_int_eq(u->digest, CMS_DIGEST__MAX);
+		ck_assert_str_ne(u->transaction_id, "");
+		cms_scep_msg_free(u);
+		free(der);
+	}
+	/* No signer certificate: nobody to answer, refused by both. */
+	if ((der = read_vector("scep/_history/CertRep_NoCertificatesForSigners.der", &len)) !=
+	        NULL) {
+		both_refused(der, len, MDM_ERR_PARSE, SCEP_BAD_MESSAGE_CHECK,
+		        "signer certificate not in the message");
+		free(der);
+	}
+
+	/* A flipped signature byte: badMessageCheck, the fields still read. */
+	der = request(&p, &len);
+	m = parse_ok(der, len);
+	q = der;
+	cms = d2i_CMS_ContentInfo(NULL, &q, (long)len);
+	ck_assert_ptr_nonnull(cms);
+	sig = CMS_SignerInfo_get0_signature(sk_CMS_SignerInfo_value(CMS_get0_SignerInfos(cms), 0));
+	off = find(der, len, ASN1_STRING_get0_data(sig), (size_t)ASN1_STRING_length(sig));
+	ck_assert_uint_ne(off, (size_t)-1);
+	CMS_ContentInfo_free(cms);
+	der[off + 100] ^= 0x20;
+	check_refused(der, len, MDM_ERR_PARSE, SCEP_BAD_MESSAGE_CHECK, "RFC 5652 5.6");
+	u = unverified_ok(der, len);
+	same_fields(m, u);
+	ck_assert_str_eq(u->transaction_id, p.transaction_id);
+	ck_assert_uint_eq(u->sender_nonce_len, SCEP_NONCE_LEN);
+	ck_assert_mem_eq(u->sender_nonce, nonce16, SCEP_NONCE_LEN);
+	ck_assert_int_eq(X509_cmp(u->signer, client), 0);
+	cms_scep_msg_free(u);
+	cms_scep_msg_free(m);
+	/* Truncated, trailing bytes, empty, oversized: refused by both alike. */
+	for (size_t i = 0; i < len; i += (i < 64 ? 1 : 29))
+		both_refused(der, i, MDM_ERR_PARSE, ANY_FAIL, NULL);
+	{
+		uint8_t *big = calloc(1, MDM_MAX_BODY_SCEP + 1);
+
+		ck_assert_ptr_nonnull(big);
+		memcpy(big, der, len);
+		both_refused(big, len + 1, MDM_ERR_PARSE, SCEP_BAD_REQUEST, "1 bytes after");
+		both_refused(big, MDM_MAX_BODY_SCEP + 1, MDM_ERR_LIMIT, SCEP_BAD_REQUEST, "limit");
+		free(big);
+	}
+	both_refused((const uint8_t *)"", 0, MDM_ERR_PARSE, SCEP_BAD_REQUEST, "empty");
+	free(der);
+
+	/* MD5, SHA-384, an EC signer: the algorithm policy is not applied. */
+	o = raw_default();
+	o.md = EVP_md5();
+	der = raw_build(&o, &len);
+	check_refused(der, len, MDM_ERR_PARSE, SCEP_BAD_ALG, "digest md5");
+	u = unverified_ok(der, len);
+	ck_assert_int_eq(u->message_type, SCEP_PKCSREQ);
+	ck_assert_int_eq(u->digest, CMS_DIGEST__MAX);
+	ck_assert_str_eq(u->transaction_id, "tid-1");
+	ck_assert_uint_eq(u->sender_nonce_len, 16);
+	cms_scep_msg_free(u);
+	free(der);
+	o = raw_default();
+	o.signer = ec;
+	o.key = ec_key;
+	der = raw_build(&o, &len);
+	check_refused(der, len, MDM_ERR_PARSE, SCEP_BAD_ALG, "RFC 8894 3.5.2");
+	u = unverified_ok(der, len);
+	ck_assert_int_eq(X509_cmp(u->signer, ec), 0);
+	cms_scep_msg_free(u);
+	free(der);
+
+	/* Every structural rule still holds. */
+	o = raw_default();
+	o.md = EVP_md5();
+	o.nocerts = 1;
+	der = raw_build(&o, &len);
+	check_refused(der, len, MDM_ERR_PARSE, SCEP_BAD_ALG, "md5");
+	m = (struct cms_scep_msg *)&o;
+	ck_assert_int_eq(cms_scep_parse_unverified(der, len, &m, NULL, NULL, 0), MDM_ERR_PARSE);
+	ck_assert_ptr_null(m);
+	free(der);
+	o = raw_default();
+	o.second_signer = 1;
+	der = raw_build(&o, &len);
+	both_refused(der, len, MDM_ERR_PARSE, SCEP_BAD_MESSAGE_CHECK, "CMS has 2 SignerInfos");
+	free(der);
+	o = raw_default();
+	o.econtent_oid = "1.2.840.113549.1.7.2";
+	der = raw_build(&o, &len);
+	both_refused(der, len, MDM_ERR_PARSE, SCEP_BAD_REQUEST, "not data");
+	free(der);
+	/* Attribute rules, with MD5 so that only the unverified parse reaches them. */
+	o = raw_default();
+	o.md = EVP_md5();
+	o.attrs[1].twice = 1;
+	der = raw_build(&o, &len);
+	m = (struct cms_scep_msg *)&o;
+	{
+		char err[256];
+		enum scep_fail_info f = SCEP_FAIL_NONE;
+
+		ck_assert_int_eq(cms_scep_parse_unverified(der, len, &m, &f, err, sizeof(err)),
+		        MDM_ERR_PARSE);
+		ck_assert_ptr_null(m);
+		ck_assert_int_eq(f, SCEP_BAD_REQUEST);
+		ck_assert_msg(strstr(err, "more than once") != NULL, "%s", err);
+	}
+	free(der);
+	o = raw_default();
+	o.md = EVP_md5();
+	o.attrs[1] = o.attrs[2]; /* no transactionID */
+	o.n_attrs = 2;
+	der = raw_build(&o, &len);
+	m = (struct cms_scep_msg *)&o;
+	{
+		char err[256];
+		enum scep_fail_info f = SCEP_FAIL_NONE;
+
+		ck_assert_int_eq(cms_scep_parse_unverified(der, len, &m, &f, err, sizeof(err)),
+		        MDM_ERR_PARSE);
+		ck_assert_ptr_null(m);
+		ck_assert_int_eq(f, SCEP_BAD_REQUEST);
+		ck_assert_msg(strstr(err, "transactionID attribute missing") != NULL, "%s", err);
+	}
+	free(der);
+	ck_assert_msg(ERR_peek_error() == 0, "OpenSSL error queue not empty");
+}
+END_TEST
+
 Suite *cms_suite(void)
 {
 	Suite *s = suite_create("cms");
@@ -1848,6 +2061,7 @@ Suite *cms_suite(void)
 	tcase_add_test(tc, weak_content_ciphers);
 	tcase_add_test(tc, quiet_on_stderr);
 	tcase_add_test(tc, parse_logs_once);
+	tcase_add_test(tc, unverified_parse);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -16,6 +16,7 @@
 #include "suites.h"
 #include "x509.h"
 
+#include <openssl/cms.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
@@ -26,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define T0 ((time_t)1800000000) /* 2027-01-15, the tests' "now" */
@@ -293,6 +295,10 @@ START_TEST(one_time_challenge_enrols_once)
 	        MDM_OK);
 	ck_assert_int_eq(issued(), 1);
 	ck_assert_int_eq(count("SELECT count(*) FROM mdm.challenge WHERE used_at IS NOT NULL"), 1);
+	/* The challenge records the certificate it authorised. */
+	ck_assert_int_eq(count("SELECT count(*) FROM mdm.challenge c JOIN mdm.certificate x ON "
+	                       "x.id = c.used_by_certificate WHERE x.kind = 'device'"),
+	        1);
 	X509_free(a.cert);
 
 	/* The same challenge again, from another device: refused. */
@@ -595,6 +601,174 @@ START_TEST(manual_approval_then_certpoll)
 }
 END_TEST
 
+/*
+ * A refusal answered with a signed CertRep FAILURE (RFC 8894 section
+ * 3.3.2.2): signed by our CA with SHA-256, addressed to the request's
+ * transactionID and senderNonce, nothing issued.
+ */
+static void expect_failure_reply(const uint8_t *req, size_t reqlen, const char *txid,
+        const uint8_t *nonce, size_t nonce_len, enum scep_fail_info want)
+{
+	struct cms_scep_msg *rep = NULL;
+	enum scep_fail_info fail;
+	uint8_t *reply = NULL;
+	size_t replylen = 0;
+	int before = issued(), tx = count("SELECT count(*) FROM mdm.scep_transaction");
+
+	ck_assert_int_eq(scep_pki_operation(srv, req, reqlen, T0, &reply, &replylen), MDM_OK);
+	ck_assert_ptr_nonnull(reply);
+	ck_assert_int_eq(cms_scep_parse(reply, replylen, &rep, &fail, NULL, 0), MDM_OK);
+	ck_assert_int_eq(rep->message_type, SCEP_CERTREP);
+	ck_assert_int_eq(rep->pki_status, SCEP_FAILURE);
+	ck_assert_int_eq(rep->fail_info, want);
+	ck_assert_str_eq(rep->transaction_id, txid);
+	ck_assert_int_eq(rep->digest, CMS_DIGEST_SHA256);
+	ck_assert_int_eq(X509_cmp(rep->signer, srv->ca->active), 0);
+	ck_assert_ptr_null(rep->envelope);
+	ck_assert_int_eq(rep->has_recipient_nonce, 1);
+	ck_assert_uint_eq(rep->recipient_nonce_len, nonce_len);
+	ck_assert_mem_eq(rep->recipient_nonce, nonce, nonce_len);
+	ck_assert_int_eq(issued(), before);
+	ck_assert_int_eq(count("SELECT count(*) FROM mdm.scep_transaction"), tx);
+	cms_scep_msg_free(rep);
+	free(reply);
+}
+
+static void add_attr(CMS_SignerInfo *si, const char *oid, int type, const void *v, int len)
+{
+	ASN1_OBJECT *obj = OBJ_txt2obj(oid, 1);
+
+	ck_assert_ptr_nonnull(obj);
+	ck_assert_int_eq(CMS_signed_add1_attr_by_OBJ(si, obj, type, v, len), 1);
+	ASN1_OBJECT_free(obj);
+}
+
+/* A PKCSReq as sscep builds it: MD5 signer digest, the SCEP signed attributes. */
+static uint8_t *md5_pkcsreq(
+        struct client *c, const char *txid, const uint8_t *nonce, size_t nonce_len, size_t *len)
+{
+	unsigned int flags = CMS_BINARY | CMS_PARTIAL | CMS_NOSMIMECAP;
+	STACK_OF(X509) *to = sk_X509_new_null();
+	BIO *csr = BIO_new_mem_buf(c->csr_der, (int)c->csr_len), *in;
+	CMS_ContentInfo *env, *cms;
+	CMS_SignerInfo *si;
+	unsigned char *envder = NULL, *der = NULL;
+	uint8_t *out;
+	int n, envlen;
+
+	ck_assert_int_eq(ca_refresh(d, cfg, &srv->ca), MDM_OK);
+	ck_assert_int_gt(sk_X509_push(to, srv->ca->active), 0);
+	env = CMS_encrypt(to, csr, EVP_aes_128_cbc(), CMS_BINARY);
+	ck_assert_ptr_nonnull(env);
+	envlen = i2d_CMS_ContentInfo(env, &envder);
+	ck_assert_int_gt(envlen, 0);
+	cms = CMS_sign(NULL, NULL, NULL, NULL, flags);
+	ck_assert_ptr_nonnull(cms);
+	si = CMS_add1_signer(cms, c->self, c->key, EVP_md5(), flags);
+	ck_assert_ptr_nonnull(si);
+	add_attr(si, "2.16.840.1.113733.1.9.2", V_ASN1_PRINTABLESTRING, "19", 2);
+	if (txid != NULL) /* NULL: none */
+		add_attr(si, "2.16.840.1.113733.1.9.7", V_ASN1_PRINTABLESTRING, txid,
+		        (int)strlen(txid));
+	add_attr(si, "2.16.840.1.113733.1.9.5", V_ASN1_OCTET_STRING, nonce, (int)nonce_len);
+	in = BIO_new_mem_buf(envder, envlen);
+	ck_assert_int_eq(CMS_final(cms, in, NULL, CMS_BINARY), 1);
+	n = i2d_CMS_ContentInfo(cms, &der);
+	ck_assert_int_gt(n, 0);
+	out = malloc((size_t)n);
+	ck_assert_ptr_nonnull(out);
+	memcpy(out, der, (size_t)n);
+	*len = (size_t)n;
+	OPENSSL_free(der);
+	OPENSSL_free(envder);
+	BIO_free(in);
+	BIO_free(csr);
+	CMS_ContentInfo_free(cms);
+	CMS_ContentInfo_free(env);
+	sk_X509_free(to);
+	return out;
+}
+
+START_TEST(md5_request_answered_bad_alg)
+{
+	static const uint8_t nonce[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+	char *ch = new_challenge("1 hour");
+	struct client c;
+	struct answer a;
+	uint8_t *req, *reply = NULL;
+	size_t len, replylen;
+
+	client_new(&c, "device-md5", ch);
+	req = md5_pkcsreq(&c, "TX-MD5", nonce, sizeof(nonce), &len);
+	expect_failure_reply(req, len, "TX-MD5", nonce, sizeof(nonce), SCEP_BAD_ALG);
+	/* Without a transactionID it cannot be addressed: HTTP 400. */
+	ck_assert_int_eq(
+	        scep_pki_operation(srv, req, len - 1, T0, &reply, &replylen), MDM_ERR_PARSE);
+	ck_assert_ptr_null(reply);
+	free(req);
+	/* The challenge was not spent: the same device enrols with SHA-256. */
+	enrol_ok(&c, "TX-MD5-OK", &a);
+	ck_assert_int_eq(issued(), 1);
+	X509_free(a.cert);
+	client_free(&c);
+	free(ch);
+}
+END_TEST
+
+START_TEST(bad_signature_answered_bad_message_check)
+{
+	static const uint8_t nonce[SCEP_NONCE_LEN] = "0123456789abcdef";
+	char *ch = new_challenge("1 hour");
+	struct client c;
+	struct cms_request_params p;
+	struct answer a;
+	uint8_t *req = NULL, *sigbytes;
+	size_t reqlen, off, siglen;
+	CMS_ContentInfo *cms;
+	ASN1_OCTET_STRING *sig;
+	const unsigned char *q;
+
+	client_new(&c, "device-flip", ch);
+	memset(&p, 0, sizeof(p));
+	p.type = SCEP_PKCSREQ;
+	p.signer = c.self;
+	p.key = c.key;
+	ck_assert_int_eq(ca_refresh(d, cfg, &srv->ca), MDM_OK);
+	p.recipient = srv->ca->active;
+	p.digest = CMS_DIGEST_SHA256;
+	p.cipher = CMS_CIPHER_AES256;
+	p.transaction_id = "TX-FLIP";
+	p.sender_nonce = nonce;
+	p.content = c.csr_der;
+	p.content_len = c.csr_len;
+	ck_assert_int_eq(cms_scep_request(&p, &req, &reqlen), MDM_OK);
+	q = req;
+	cms = d2i_CMS_ContentInfo(NULL, &q, (long)reqlen);
+	ck_assert_ptr_nonnull(cms);
+	sig = CMS_SignerInfo_get0_signature(sk_CMS_SignerInfo_value(CMS_get0_SignerInfos(cms), 0));
+	sigbytes = (uint8_t *)ASN1_STRING_get0_data(sig);
+	siglen = (size_t)ASN1_STRING_length(sig);
+	ck_assert_uint_gt(siglen, 16);
+	for (off = 0; off + siglen <= reqlen; off++)
+		if (memcmp(req + off, sigbytes, siglen) == 0)
+			break;
+	ck_assert_uint_le(off + siglen, reqlen);
+	CMS_ContentInfo_free(cms);
+
+	req[off + siglen / 2] ^= 0x01;
+	expect_failure_reply(req, reqlen, "TX-FLIP", nonce, SCEP_NONCE_LEN, SCEP_BAD_MESSAGE_CHECK);
+	ck_assert_int_eq(count("SELECT count(*) FROM mdm.challenge WHERE used_at IS NOT NULL"), 0);
+	/* Restored: the same request enrols, with the challenge still unspent. */
+	req[off + siglen / 2] ^= 0x01;
+	free(req);
+	enrol_ok(&c, "TX-FLIP", &a);
+	ck_assert_int_eq(issued(), 1);
+	X509_free(a.cert);
+	client_free(&c);
+	free(ch);
+}
+END_TEST
+
 START_TEST(garbage_is_refused_without_issuing)
 {
 	static const uint8_t junk[] = {0x30, 0x80, 0x06, 0x09, 0x2a, 0x86};
@@ -622,7 +796,8 @@ START_TEST(garbage_is_refused_without_issuing)
 	ck_assert_int_eq(cms_scep_request(&p, &req, &reqlen), MDM_OK);
 	/* Every truncation is refused and issues nothing. */
 	for (size_t cut = 1; cut < reqlen; cut += reqlen / 40 + 1) {
-		ck_assert_int_ne(scep_pki_operation(srv, req, cut, T0, &reply, &replylen), MDM_OK);
+		ck_assert_int_eq(
+		        scep_pki_operation(srv, req, cut, T0, &reply, &replylen), MDM_ERR_PARSE);
 		ck_assert_ptr_null(reply);
 	}
 	ck_assert_int_eq(issued(), 0);
@@ -699,6 +874,44 @@ START_TEST(caps_and_cacert)
 }
 END_TEST
 
+/* Two devices racing with one challenge: exactly one certificate. */
+START_TEST(concurrent_use_of_one_challenge)
+{
+	char *ch = new_challenge("1 hour");
+	pid_t kids[4];
+	int won = 0;
+
+	for (int i = 0; i < 4; i++) {
+		if ((kids[i] = fork()) == 0) {
+			struct client c;
+			struct answer a;
+			char cn[32], tx[32];
+			/* A connection and a server of its own, like another FastCGI process. */
+			if (db_new(conninfo, "race", &d) != MDM_OK ||
+			        scep_server_new(d, cfg, &srv) != MDM_OK)
+				_exit(2);
+			snprintf(cn, sizeof(cn), "racer-%d", i);
+			snprintf(tx, sizeof(tx), "TX-RACE-%d", i);
+			client_new(&c, cn, ch);
+			if (send_req(SCEP_PKCSREQ, c.self, c.key, c.csr_der, c.csr_len, tx,
+			            CMS_DIGEST_SHA256, NULL, T0, &a) != MDM_OK)
+				_exit(2);
+			_exit(a.status == SCEP_SUCCESS ? 0 : a.fail == SCEP_BAD_REQUEST ? 1 : 2);
+		}
+		ck_assert_int_gt(kids[i], 0);
+	}
+	for (int i = 0; i < 4; i++) {
+		int st;
+		ck_assert_int_eq(waitpid(kids[i], &st, 0), kids[i]);
+		ck_assert(WIFEXITED(st) && WEXITSTATUS(st) <= 1);
+		won += WEXITSTATUS(st) == 0;
+	}
+	ck_assert_int_eq(won, 1);
+	ck_assert_int_eq(issued(), 1);
+	free(ch);
+}
+END_TEST
+
 Suite *scep_suite(void)
 {
 	Suite *s = suite_create("scep");
@@ -718,8 +931,11 @@ Suite *scep_suite(void)
 	tcase_add_test(tc, renewal_by_existing_certificate);
 	tcase_add_test(tc, renewal_refused_when_expired_or_foreign);
 	tcase_add_test(tc, manual_approval_then_certpoll);
+	tcase_add_test(tc, md5_request_answered_bad_alg);
+	tcase_add_test(tc, bad_signature_answered_bad_message_check);
 	tcase_add_test(tc, garbage_is_refused_without_issuing);
 	tcase_add_test(tc, ca_rollover_keeps_devices);
+	tcase_add_test(tc, concurrent_use_of_one_challenge);
 	suite_add_tcase(s, tc);
 	return s;
 }
