@@ -727,14 +727,49 @@ static int scep_reason_code(const char *name)
 	return -1;
 }
 
+/*
+ * Whether the certificate a GetCRL names was signed by the active CA key.
+ * Unknown to us: badCertId.  From a previous key: badCertId, logged.
+ */
+static mdm_err scep_crl_issued_by_active(struct scep_op *op, const char *issuer, const char *serial)
+{
+	struct x509_st *cert = NULL, *active[1] = {op->s->ca->active};
+	const char *params[2] = {serial, issuer};
+	db_res *r = NULL;
+	mdm_err rc;
+
+	rc = db_exec(op->s->db,
+	        "SELECT der FROM mdm.certificate WHERE serial = $1 AND issuer = $2 "
+	        "AND kind = 'device'",
+	        2, params, &r);
+	if (rc != MDM_OK)
+		goto out;
+	if (db_res_rows(r) != 1) {
+		rc = scep_refuse(op, SCEP_BAD_CERT_ID,
+		        "RFC 8894 section 3.3.4: GetCRL names no certificate of this CA");
+		goto out;
+	}
+	if ((rc = scep_cert_from_hex(db_res_get0(r, 0, 0), &cert)) != MDM_OK)
+		goto out;
+	/* Signature only: an expired or revoked certificate may still want its CRL. */
+	if (!x509_cert_signed_by(cert, active[0]))
+		rc = scep_refuse(op, SCEP_BAD_CERT_ID,
+		        "GetCRL for a certificate of a previous CA key: this server signs CRLs "
+		        "with the active key only");
+out:
+	x509_cert_free(cert);
+	db_res_free(r);
+	return rc;
+}
+
 /* GetCRL (22), section 3.3.4: the active CA's CRL. */
 static mdm_err scep_get_crl(struct scep_op *op)
 {
 	struct ca_state *ca = op->s->ca;
 	struct x509_info info;
 	struct x509_revoked *rev = NULL;
-	char *issuer = NULL, *serial = NULL;
-	const char *params[1];
+	char *issuer = NULL, *serial = NULL, now[32];
+	const char *params[2];
 	db_res *r = NULL;
 	int n;
 	mdm_err rc;
@@ -748,12 +783,24 @@ static mdm_err scep_get_crl(struct scep_op *op)
 		rc = scep_refuse(op, SCEP_BAD_CERT_ID, "GetCRL names an issuer other than this CA");
 		goto out;
 	}
+	/*
+	 * After a re-key the old and the new CA share a name but not a key.
+	 * A CRL is signed with the active key, so it only speaks for the
+	 * certificates that key issued: asked about one from the previous
+	 * key, say so rather than hand out a CRL its relying parties cannot
+	 * verify.
+	 */
+	if ((rc = scep_crl_issued_by_active(op, issuer, serial)) != MDM_OK ||
+	        op->fail != SCEP_FAIL_NONE)
+		goto out;
+	snprintf(now, sizeof(now), "%lld", (long long)op->now);
 	params[0] = info.subject;
+	params[1] = now;
 	rc = db_exec(op->s->db,
 	        "SELECT serial, extract(epoch FROM revoked_at)::bigint, revocation_reason "
 	        "FROM mdm.certificate WHERE issuer = $1 AND revoked_at IS NOT NULL "
-	        "AND not_after > now() ORDER BY revoked_at",
-	        1, params, &r);
+	        "AND not_after > to_timestamp($2::bigint) ORDER BY revoked_at",
+	        2, params, &r);
 	if (rc != MDM_OK)
 		goto out;
 	n = db_res_rows(r);

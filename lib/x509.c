@@ -2119,3 +2119,15 @@ int x509_cert_self_issued(const struct x509_st *c)
 {
 	return c != NULL && X509_NAME_cmp(X509_get_issuer_name(c), X509_get_subject_name(c)) == 0;
 }
+
+int x509_cert_signed_by(const struct x509_st *cert, const struct x509_st *issuer)
+{
+	EVP_PKEY *pub;
+	int ok;
+
+	if (cert == NULL || issuer == NULL || (pub = X509_get0_pubkey((X509 *)issuer)) == NULL)
+		return 0;
+	ok = X509_verify((X509 *)cert, pub) == 1;
+	ERR_clear_error();
+	return ok;
+}

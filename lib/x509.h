@@ -80,6 +80,8 @@ MDM_WUR mdm_err x509_cert_key_sha256(const struct x509_st *c, char out[X509_FP_H
  * x509_cert_info would refuse (negative or oversized serials).
  */
 int x509_cert_self_issued(const struct x509_st *c);
+/* 1 if issuer's key verifies cert's signature (names and dates not checked). */
+int x509_cert_signed_by(const struct x509_st *cert, const struct x509_st *issuer);
 /* 1 if both certificates carry the same public key. */
 int x509_cert_same_key(const struct x509_st *a, const struct x509_st *b);
 

@@ -3,11 +3,18 @@
  * scepclient (Debian package scep) and certmonger's scep-submit, plus the
  * openssl command line as the judge of what they received.  Each client
  * runs in a fresh directory; challenges come from mdm.scep_challenge_new
- * in the stack's database (MDM_DB).
+ * in the stack's database (MDM_DB).  PKIOperation by GET is also sent
+ * from here (cms_scep_request, as macOS would send it) to check what
+ * Apache and the query parser do to base64's '+' and '/'.
  */
+#include "base64.h"
+#include "cms.h"
 #include "db.h"
 
 #include <check.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -20,6 +27,12 @@
 Suite *scep_interop_suite(void);
 
 static const char *scep_url, *tmpdir, *static_challenge;
+/*
+ * E2E_SCEP_LEGACY=1 (tests/run.sh, proxy mode): the stack allows what
+ * micromdm's scepclient needs (SHA-1, DES, its "SCEP SIGNER" subject);
+ * 0 (fcgid mode): the defaults, which refuse it.  Unset counts as 1.
+ */
+static int legacy = 1;
 
 /* Runs a shell command; returns its exit status (output to the given log). */
 static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -112,6 +125,14 @@ START_TEST(scepclient_one_time_challenge)
 	int before;
 
 	snprintf(dir, sizeof(dir), "%s/scepclient-1", tmpdir);
+	if (!legacy) {
+		/* Default policy: SHA-1, DES and "SCEP SIGNER" refused, nothing issued. */
+		before = issued_count();
+		ck_assert_int_ne(scepclient(dir, ch, "e2e-device-1"), 0);
+		ck_assert_int_eq(issued_count(), before);
+		free(ch);
+		return;
+	}
 	ck_assert_int_eq(scepclient(dir, ch, "e2e-device-1"), 0);
 	fetch_ca(dir);
 	/* openssl, not our code, says the certificate is ours and for client auth. */
@@ -142,6 +163,12 @@ START_TEST(scepclient_static_challenge)
 		return;
 	}
 	snprintf(dir, sizeof(dir), "%s/scepclient-static", tmpdir);
+	if (!legacy) {
+		int before = issued_count();
+		ck_assert_int_ne(scepclient(dir, static_challenge, "e2e-static"), 0);
+		ck_assert_int_eq(issued_count(), before);
+		return;
+	}
 	ck_assert_int_eq(scepclient(dir, static_challenge, "e2e-static"), 0);
 	fetch_ca(dir);
 	ck_assert_int_eq(
@@ -188,6 +215,220 @@ START_TEST(certmonger_enrols)
 }
 END_TEST
 
+/*
+ * GET with the URL in a curl config file (a PKIOperation URL is longer
+ * than sh's buffer); the body to out; returns the HTTP status, -1 when
+ * curl could not ask.
+ */
+static int http_get(const char *url, const char *out)
+{
+	char cfgpath[600], cmd[1400], code[16] = "";
+	FILE *fp;
+
+	snprintf(cfgpath, sizeof(cfgpath), "%s.curl", out);
+	fp = fopen(cfgpath, "w");
+	ck_assert_ptr_nonnull(fp);
+	fprintf(fp,
+	        "url = \"%s\"\noutput = \"%s\"\ngloboff\nsilent\nwrite-out = \"%%{http_code}\"\n",
+	        url, out);
+	fclose(fp);
+	snprintf(cmd, sizeof(cmd), "curl -K '%s'", cfgpath);
+	fp = popen(cmd, "r");
+	ck_assert_ptr_nonnull(fp);
+	if (fgets(code, sizeof(code), fp) == NULL)
+		code[0] = '\0';
+	pclose(fp);
+	return code[0] ? atoi(code) : -1;
+}
+
+/* The whole of a (small) file, NUL-ended; *len without the NUL. */
+static uint8_t *slurp(const char *path, size_t *len)
+{
+	FILE *fp = fopen(path, "rb");
+	uint8_t *buf;
+	long n;
+
+	ck_assert_ptr_nonnull(fp);
+	fseek(fp, 0, SEEK_END);
+	n = ftell(fp);
+	fseek(fp, 0, SEEK_SET);
+	buf = malloc((size_t)n + 1);
+	ck_assert_ptr_nonnull(buf);
+	ck_assert_uint_eq(fread(buf, 1, (size_t)n, fp), (size_t)n);
+	buf[n] = '\0';
+	fclose(fp);
+	*len = (size_t)n;
+	return buf;
+}
+
+static X509 *self_signed(EVP_PKEY *key, const char *cn)
+{
+	X509 *x = X509_new();
+	X509_NAME *name = X509_NAME_new();
+
+	X509_set_version(x, 2);
+	ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
+	X509_set_subject_name(x, name);
+	X509_set_issuer_name(x, name);
+	X509_time_adj_ex(X509_getm_notBefore(x), -1, 0, NULL);
+	X509_time_adj_ex(X509_getm_notAfter(x), 1, 0, NULL);
+	X509_set_pubkey(x, key);
+	ck_assert_int_gt(X509_sign(x, key, EVP_sha256()), 0);
+	X509_NAME_free(name);
+	return x;
+}
+
+/*
+ * Enrols by GET PKIOperation as macOS does: message=<base64> with '+'
+ * and '/' left as they are (escaped == 0) or percent-encoded.
+ */
+static void get_enrol(const char *tag, int escaped)
+{
+	char dir[512], path[600], txid[96];
+	char *ch = challenge_new(), *b64 = NULL, *url;
+	EVP_PKEY *key = EVP_RSA_gen(2048);
+	X509_REQ *csr = X509_REQ_new();
+	X509_NAME *name = X509_NAME_new();
+	X509 *self, *ca;
+	uint8_t *req = NULL, *reply, *inner = NULL, *cader;
+	unsigned char *csr_der = NULL;
+	size_t reqlen, b64len = 0, replylen, innerlen, calen, n = 0;
+	struct cms_request_params p;
+	struct cms_scep_msg *rep = NULL;
+	enum scep_fail_info fail;
+	enum cms_cipher cipher;
+	struct x509_st **certs = NULL;
+	const unsigned char *q;
+	int csr_len, tries, before = issued_count();
+
+	snprintf(dir, sizeof(dir), "%s/get-%s", tmpdir, tag);
+	ck_assert_int_eq(sh("mkdir -p %s", dir), 0);
+	fetch_ca(dir);
+	snprintf(path, sizeof(path), "%s/ca.der", dir);
+	cader = slurp(path, &calen);
+	q = cader;
+	ca = d2i_X509(NULL, &q, (long)calen);
+	ck_assert_ptr_nonnull(ca);
+	free(cader);
+
+	ck_assert_ptr_nonnull(key);
+	X509_NAME_add_entry_by_txt(
+	        name, "CN", MBSTRING_ASC, (const unsigned char *)"e2e-get-device", -1, -1, 0);
+	X509_REQ_set_subject_name(csr, name);
+	X509_REQ_set_pubkey(csr, key);
+	X509_REQ_add1_attr_by_NID(
+	        csr, NID_pkcs9_challengePassword, MBSTRING_ASC, (const unsigned char *)ch, -1);
+	ck_assert_int_gt(X509_REQ_sign(csr, key, EVP_sha256()), 0);
+	csr_len = i2d_X509_REQ(csr, &csr_der);
+	ck_assert_int_gt(csr_len, 0);
+	self = self_signed(key, "e2e-get-device");
+
+	/* A message whose base64 has both '+' and '/' (almost any does). */
+	for (tries = 0; tries < 100; tries++) {
+		snprintf(txid, sizeof(txid), "E2E-GET-%s-%s-%ld-%d",
+		        getenv("E2E_MODE") ? getenv("E2E_MODE") : "apache", tag, (long)getpid(),
+		        tries);
+		memset(&p, 0, sizeof(p));
+		p.type = SCEP_PKCSREQ;
+		p.signer = self;
+		p.key = key;
+		p.recipient = ca;
+		p.digest = CMS_DIGEST_SHA256;
+		p.cipher = CMS_CIPHER_AES256;
+		p.transaction_id = txid;
+		p.content = csr_der;
+		p.content_len = (size_t)csr_len;
+		ck_assert_int_eq(cms_scep_request(&p, &req, &reqlen), MDM_OK);
+		ck_assert_int_eq(base64_encode(req, reqlen, &b64, &b64len), MDM_OK);
+		free(req);
+		if (strchr(b64, '+') != NULL && strchr(b64, '/') != NULL)
+			break;
+		free(b64);
+		b64 = NULL;
+	}
+	ck_assert_ptr_nonnull(b64);
+
+	url = malloc(strlen(scep_url) + 3 * b64len + 64);
+	ck_assert_ptr_nonnull(url);
+	n = (size_t)sprintf(url, "%s?operation=PKIOperation&message=", scep_url);
+	for (size_t i = 0; i < b64len; i++) {
+		if (escaped && (b64[i] == '+' || b64[i] == '/' || b64[i] == '='))
+			n += (size_t)sprintf(url + n, "%%%02X", (unsigned char)b64[i]);
+		else
+			url[n++] = b64[i];
+	}
+	url[n] = '\0';
+	snprintf(path, sizeof(path), "%s/reply.der", dir);
+	ck_assert_int_eq(http_get(url, path), 200);
+
+	reply = slurp(path, &replylen);
+	ck_assert_int_eq(cms_scep_parse(reply, replylen, &rep, &fail, NULL, 0), MDM_OK);
+	ck_assert_int_eq(rep->message_type, SCEP_CERTREP);
+	ck_assert_str_eq(rep->transaction_id, txid);
+	ck_assert_int_eq(rep->pki_status, SCEP_SUCCESS);
+	ck_assert_int_eq(
+	        cms_scep_decrypt(rep, key, self, &inner, &innerlen, &cipher, &fail), MDM_OK);
+	n = 0;
+	ck_assert_int_eq(cms_certs_only_parse(inner, innerlen, &certs, &n), MDM_OK);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_int_eq(EVP_PKEY_eq(X509_get0_pubkey(certs[0]), key), 1);
+	ck_assert_int_eq(X509_check_issued(ca, certs[0]), X509_V_OK);
+	ck_assert_int_eq(issued_count(), before + 1);
+
+	X509_free(certs[0]);
+	free(certs);
+	free(inner);
+	cms_scep_msg_free(rep);
+	free(reply);
+	free(url);
+	free(b64);
+	OPENSSL_free(csr_der);
+	X509_NAME_free(name);
+	X509_REQ_free(csr);
+	X509_free(self);
+	X509_free(ca);
+	EVP_PKEY_free(key);
+	free(ch);
+}
+
+START_TEST(get_pkioperation_unescaped)
+{
+	/* macOS: base64 straight into the query, '+' and '/' unescaped. */
+	get_enrol("raw", 0);
+}
+END_TEST
+
+START_TEST(get_pkioperation_percent_encoded)
+{
+	get_enrol("pct", 1);
+}
+END_TEST
+
+START_TEST(no_next_ca_staged)
+{
+	char path[512], url[600];
+	uint8_t *body;
+	size_t len;
+
+	/* GetCACaps does not offer GetNextCACert ... */
+	snprintf(path, sizeof(path), "%s/caps-next.txt", tmpdir);
+	snprintf(url, sizeof(url), "%s?operation=GetCACaps", scep_url);
+	ck_assert_int_eq(http_get(url, path), 200);
+	body = slurp(path, &len);
+	ck_assert_ptr_null(strstr((char *)body, "GetNextCACert"));
+	free(body);
+	/* ... and asking anyway is a 404 that says why. */
+	snprintf(path, sizeof(path), "%s/next-ca.txt", tmpdir);
+	snprintf(url, sizeof(url), "%s?operation=GetNextCACert", scep_url);
+	ck_assert_int_eq(http_get(url, path), 404);
+	body = slurp(path, &len);
+	ck_assert_msg(strstr((char *)body, "no CA rollover is staged") != NULL,
+	        "GetNextCACert 404 body: %s", (char *)body);
+	free(body);
+}
+END_TEST
+
 Suite *scep_interop_suite(void)
 {
 	Suite *s = suite_create("scep-interop");
@@ -202,12 +443,16 @@ Suite *scep_interop_suite(void)
 	mkdir(dir, 0700);
 	tmpdir = dir;
 	static_challenge = getenv("E2E_STATIC_CHALLENGE");
+	legacy = getenv("E2E_SCEP_LEGACY") == NULL || strcmp(getenv("E2E_SCEP_LEGACY"), "0") != 0;
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, caps_offer_what_we_do);
 	tcase_add_test(tc, scepclient_one_time_challenge);
 	tcase_add_test(tc, scepclient_static_challenge);
 	tcase_add_test(tc, scepclient_wrong_challenge);
 	tcase_add_test(tc, certmonger_enrols);
+	tcase_add_test(tc, get_pkioperation_unescaped);
+	tcase_add_test(tc, get_pkioperation_percent_encoded);
+	tcase_add_test(tc, no_next_ca_staged);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -43,6 +43,7 @@ int main(void)
 	        {"cms", cms_suite},
 	        {"db", db_suite},
 	        {"scep", scep_suite},
+	        {"scep_ops", scep_ops_suite},
 	};
 	SRunner *sr = NULL;
 	int failed;

@@ -14,6 +14,7 @@ Suite *db_suite(void);
 Suite *plist_suite(void);
 Suite *cms_suite(void);
 Suite *scep_suite(void);
+Suite *scep_ops_suite(void);
 Suite *base64_suite(void);
 
 #endif

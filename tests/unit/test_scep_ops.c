@@ -1,0 +1,703 @@
+/*
+ * scep_ops: the SCEP operations besides enrollment, against a real
+ * PostgreSQL (MDM_TEST_DB; a database per test) and a CA made per test:
+ * GetCert and GetCRL (RFC 8894 section 3.3.4), a registration authority
+ * (section 2.5.1) and a CA renewal with GetNextCACert (section 4.7).
+ * Client messages are built with OpenSSL and cms_scep_request, sent
+ * through scep_pki_operation as scep.fcgi does, and the CertRep is read
+ * the way a client reads it.
+ */
+#include "ca.h"
+#include "cms.h"
+#include "config.h"
+#include "db.h"
+#include "log.h"
+#include "migrate.h"
+#include "scep.h"
+#include "suites.h"
+#include "x509.h"
+
+#include <openssl/bio.h>
+#include <openssl/cms.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/pkcs7.h>
+#include <openssl/rsa.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define T0 ((time_t)1800000000) /* 2027-01-15, the tests' "now" */
+
+static char dbname[64], conninfo[1024], keypath[128], ra_cert_path[128], ra_key_path[128];
+static db *admin, *d;
+static config *cfg;
+static struct scep_server *srv;
+
+static void db_setup(void)
+{
+	const char *base = getenv("MDM_TEST_DB");
+	char sql[160];
+	int applied;
+
+	ck_assert_msg(base != NULL, "MDM_TEST_DB is not set: run the suite with `make test`");
+	ck_assert_int_eq(db_new(base, "unit", &admin), MDM_OK);
+	snprintf(dbname, sizeof(dbname), "scepops_%ld_%ld", (long)getpid(), random() % 100000);
+	snprintf(sql, sizeof(sql), "CREATE DATABASE %s", dbname);
+	ck_assert_int_eq(db_exec(admin, sql, 0, NULL, NULL), MDM_OK);
+	snprintf(conninfo, sizeof(conninfo), "%s dbname=%s", base, dbname);
+	ck_assert_int_eq(db_new(conninfo, "unit", &d), MDM_OK);
+	ck_assert_int_eq(migrate_apply(d, &applied), MDM_OK);
+}
+
+static void setup(void)
+{
+	log_set_level(MDM_LOG__MAX);
+	db_setup();
+	snprintf(keypath, sizeof(keypath), "/tmp/mdm-scep-ops-test-%ld.key", (long)getpid());
+	snprintf(
+	        ra_cert_path, sizeof(ra_cert_path), "/tmp/mdm-scep-ops-ra-%ld.pem", (long)getpid());
+	snprintf(ra_key_path, sizeof(ra_key_path), "/tmp/mdm-scep-ops-ra-%ld.key", (long)getpid());
+	unlink(keypath);
+	ck_assert_int_eq(
+	        ca_init(d, "/CN=Unit Test CA/O=mdm", 3650, 2048, keypath, NULL, T0 - 86400),
+	        MDM_OK);
+	unsetenv("MDM_SCEP_CHALLENGE");
+	unsetenv("MDM_RA_CERT");
+	unsetenv("MDM_RA_KEY");
+	setenv("MDM_SCEP_ALLOW_SHA1", "no", 1);
+	unsetenv("MDM_SCEP_APPROVAL");
+	ck_assert_int_eq(config_load_file(NULL, 0, &cfg), MDM_OK);
+	ck_assert_int_eq(scep_server_new(d, cfg, &srv), MDM_OK);
+	ck_assert_int_eq(ca_refresh(d, cfg, &srv->ca), MDM_OK);
+}
+
+static void teardown(void)
+{
+	char sql[160];
+
+	scep_server_free(srv);
+	srv = NULL;
+	config_free(cfg);
+	cfg = NULL;
+	db_free(d);
+	d = NULL;
+	snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)", dbname);
+	ck_assert_int_eq(db_exec(admin, sql, 0, NULL, NULL), MDM_OK);
+	db_free(admin);
+	admin = NULL;
+	unlink(keypath);
+	unlink(ra_cert_path);
+	unlink(ra_key_path);
+	unsetenv("MDM_RA_CERT");
+	unsetenv("MDM_RA_KEY");
+}
+
+/* Reloads config from the environment (after setenv in a test). */
+static void reconfigure(void)
+{
+	scep_server_free(srv);
+	config_free(cfg);
+	ck_assert_int_eq(config_load_file(NULL, 0, &cfg), MDM_OK);
+	ck_assert_int_eq(scep_server_new(d, cfg, &srv), MDM_OK);
+	ck_assert_int_eq(ca_refresh(d, cfg, &srv->ca), MDM_OK);
+}
+
+static int count(const char *sql)
+{
+	db_res *r = NULL;
+	int n;
+
+	ck_assert_int_eq(db_exec(d, sql, 0, NULL, &r), MDM_OK);
+	n = atoi(db_res_get0(r, 0, 0));
+	db_res_free(r);
+	return n;
+}
+
+static int issued(void)
+{
+	return count("SELECT count(*) FROM mdm.certificate WHERE kind = 'device'");
+}
+
+static char *new_challenge(void)
+{
+	db_res *r = NULL;
+	char *c;
+
+	ck_assert_int_eq(
+	        db_exec(d, "SELECT mdm.scep_challenge_new(NULL, '1 hour'::interval)", 0, NULL, &r),
+	        MDM_OK);
+	c = strdup(db_res_get0(r, 0, 0));
+	db_res_free(r);
+	return c;
+}
+
+/* A client: key, CSR and the self-signed throw-away signer (RFC 8894 section 2.3). */
+struct client {
+	EVP_PKEY *key;
+	X509_REQ *csr;
+	X509 *self;
+	uint8_t *csr_der;
+	size_t csr_len;
+};
+
+static X509 *self_signed(EVP_PKEY *key, const char *cn)
+{
+	X509 *x = X509_new();
+	X509_NAME *name = X509_NAME_new();
+
+	X509_set_version(x, 2);
+	ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
+	X509_set_subject_name(x, name);
+	X509_set_issuer_name(x, name);
+	X509_time_adj_ex(X509_getm_notBefore(x), -1, 0, NULL);
+	X509_time_adj_ex(X509_getm_notAfter(x), 1, 0, NULL);
+	X509_set_pubkey(x, key);
+	ck_assert_int_gt(X509_sign(x, key, EVP_sha256()), 0);
+	X509_NAME_free(name);
+	return x;
+}
+
+static void client_new(struct client *c, const char *cn, const char *challenge)
+{
+	X509_NAME *name = X509_NAME_new();
+	unsigned char *der = NULL;
+	int n;
+
+	memset(c, 0, sizeof(*c));
+	c->key = EVP_RSA_gen(2048);
+	ck_assert_ptr_nonnull(c->key);
+	c->csr = X509_REQ_new();
+	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
+	X509_REQ_set_subject_name(c->csr, name);
+	X509_REQ_set_pubkey(c->csr, c->key);
+	if (challenge != NULL)
+		X509_REQ_add1_attr_by_NID(c->csr, NID_pkcs9_challengePassword, MBSTRING_ASC,
+		        (const unsigned char *)challenge, -1);
+	ck_assert_int_gt(X509_REQ_sign(c->csr, c->key, EVP_sha256()), 0);
+	n = i2d_X509_REQ(c->csr, &der);
+	ck_assert_int_gt(n, 0);
+	c->csr_der = malloc((size_t)n);
+	memcpy(c->csr_der, der, (size_t)n);
+	c->csr_len = (size_t)n;
+	OPENSSL_free(der);
+	X509_NAME_free(name);
+	c->self = self_signed(c->key, cn);
+}
+
+static void client_free(struct client *c)
+{
+	EVP_PKEY_free(c->key);
+	X509_REQ_free(c->csr);
+	X509_free(c->self);
+	free(c->csr_der);
+}
+
+/* What a client reads from a CertRep. */
+struct answer {
+	enum scep_pki_status status;
+	enum scep_fail_info fail;
+	X509 *cert;     /* first certificate of the decrypted content, or NULL */
+	size_t n_certs; /* in the decrypted content */
+	uint8_t *inner; /* the decrypted content (degenerate SignedData) */
+	size_t inner_len;
+	X509 *rep_signer;           /* the CertRep's signer certificate */
+	STACK_OF(X509) * rep_certs; /* every certificate the CertRep's SignedData carries */
+};
+
+static void answer_free(struct answer *a)
+{
+	X509_free(a->cert);
+	free(a->inner);
+	X509_free(a->rep_signer);
+	sk_X509_pop_free(a->rep_certs, X509_free);
+	memset(a, 0, sizeof(*a));
+}
+
+/* Sends one request enveloped to recipient and reads the CertRep as a client does. */
+static mdm_err send_to(enum scep_message_type type, X509 *recipient, X509 *signer, EVP_PKEY *key,
+        const uint8_t *content, size_t len, const char *txid, time_t now, struct answer *a)
+{
+	struct cms_request_params p;
+	struct cms_scep_msg *rep = NULL;
+	enum scep_fail_info fail;
+	uint8_t *req = NULL, *reply = NULL;
+	size_t reqlen, replylen;
+	enum cms_cipher cipher;
+	mdm_err rc;
+
+	memset(a, 0, sizeof(*a));
+	memset(&p, 0, sizeof(p));
+	p.type = type;
+	p.signer = signer;
+	p.key = key;
+	p.recipient = recipient;
+	p.digest = CMS_DIGEST_SHA256;
+	p.cipher = CMS_CIPHER_AES256;
+	p.transaction_id = txid;
+	p.content = content;
+	p.content_len = len;
+	ck_assert_int_eq(cms_scep_request(&p, &req, &reqlen), MDM_OK);
+	rc = scep_pki_operation(srv, req, reqlen, now, &reply, &replylen);
+	free(req);
+	if (rc != MDM_OK)
+		return rc;
+	ck_assert_int_eq(cms_scep_parse(reply, replylen, &rep, &fail, NULL, 0), MDM_OK);
+	ck_assert_int_eq(rep->message_type, SCEP_CERTREP);
+	ck_assert_str_eq(rep->transaction_id, txid);
+	a->status = rep->pki_status;
+	a->fail = rep->fail_info;
+	a->rep_signer = X509_dup(rep->signer);
+	{
+		const unsigned char *q = reply;
+		CMS_ContentInfo *ci = d2i_CMS_ContentInfo(NULL, &q, (long)replylen);
+		ck_assert_ptr_nonnull(ci);
+		a->rep_certs = CMS_get1_certs(ci);
+		CMS_ContentInfo_free(ci);
+	}
+	if (rep->pki_status == SCEP_SUCCESS) {
+		struct x509_st **certs = NULL;
+		size_t n = 0;
+		ck_assert_int_eq(cms_scep_decrypt(rep, key, signer, &a->inner, &a->inner_len,
+		                         &cipher, &fail),
+		        MDM_OK);
+		ck_assert_int_eq(cms_certs_only_parse(a->inner, a->inner_len, &certs, &n), MDM_OK);
+		a->n_certs = n;
+		if (n > 0)
+			a->cert = certs[0];
+		for (size_t i = 1; i < n; i++)
+			X509_free(certs[i]);
+		free(certs);
+	}
+	cms_scep_msg_free(rep);
+	free(reply);
+	return MDM_OK;
+}
+
+static void enrol_ok(struct client *c, X509 *recipient, const char *txid, struct answer *a)
+{
+	ck_assert_int_eq(send_to(SCEP_PKCSREQ, recipient, c->self, c->key, c->csr_der, c->csr_len,
+	                         txid, T0, a),
+	        MDM_OK);
+	ck_assert_int_eq(a->status, SCEP_SUCCESS);
+	ck_assert_ptr_nonnull(a->cert);
+}
+
+/* IssuerAndSerialNumber (RFC 5652 section 10.2.4), DER, malloc()ed. */
+static uint8_t *issuer_and_serial(const X509_NAME *issuer, const ASN1_INTEGER *serial, size_t *len)
+{
+	PKCS7_ISSUER_AND_SERIAL *ias = PKCS7_ISSUER_AND_SERIAL_new();
+	unsigned char *der = NULL;
+	uint8_t *out;
+	int n;
+
+	ck_assert_ptr_nonnull(ias);
+	ck_assert_int_eq(X509_NAME_set(&ias->issuer, (X509_NAME *)issuer), 1);
+	ASN1_INTEGER_free(ias->serial);
+	ias->serial = ASN1_INTEGER_dup(serial);
+	n = i2d_PKCS7_ISSUER_AND_SERIAL(ias, &der);
+	ck_assert_int_gt(n, 0);
+	out = malloc((size_t)n);
+	memcpy(out, der, (size_t)n);
+	*len = (size_t)n;
+	OPENSSL_free(der);
+	PKCS7_ISSUER_AND_SERIAL_free(ias);
+	return out;
+}
+
+static void cert_revoke(X509 *cert, const char *reason)
+{
+	struct x509_info info;
+	const char *params[2];
+
+	ck_assert_int_eq(x509_cert_info(cert, &info), MDM_OK);
+	params[0] = info.serial;
+	params[1] = reason;
+	ck_assert_int_eq(
+	        db_exec(d, "SELECT mdm.certificate_revoke($1, $2)", 2, params, NULL), MDM_OK);
+}
+
+/* A store holding the CA(s), checking at the tests' "now". */
+static X509_STORE *store_of(X509 *const *cas, size_t n)
+{
+	X509_STORE *st = X509_STORE_new();
+
+	for (size_t i = 0; i < n; i++)
+		ck_assert_int_eq(X509_STORE_add_cert(st, cas[i]), 1);
+	X509_VERIFY_PARAM_set_time(X509_STORE_get0_param(st), T0);
+	X509_STORE_set_purpose(st, X509_PURPOSE_ANY);
+	return st;
+}
+
+START_TEST(getcert_by_issuer_and_serial)
+{
+	char *ch = new_challenge();
+	struct client c;
+	struct answer a, g;
+	ASN1_INTEGER *unknown;
+	uint8_t *ias;
+	size_t len;
+
+	client_new(&c, "device-gc", ch);
+	enrol_ok(&c, srv->ca->active, "TX-GC0", &a);
+	/* GetCert, signed by the certificate it asks about (any of ours would do). */
+	ias = issuer_and_serial(
+	        X509_get_subject_name(srv->ca->active), X509_get0_serialNumber(a.cert), &len);
+	ck_assert_int_eq(send_to(SCEP_GETCERT, srv->ca->active, a.cert, c.key, ias, len, "TX-GC1",
+	                         T0 + 60, &g),
+	        MDM_OK);
+	ck_assert_int_eq(g.status, SCEP_SUCCESS);
+	ck_assert_uint_eq(g.n_certs, 1);
+	ck_assert_int_eq(X509_cmp(g.cert, a.cert), 0);
+	answer_free(&g);
+	free(ias);
+
+	/* A serial we never issued: badCertId, from the throw-away signer too. */
+	unknown = ASN1_INTEGER_new();
+	ck_assert_int_eq(ASN1_INTEGER_set_int64(unknown, 0x7eadbeef1234LL), 1);
+	ias = issuer_and_serial(X509_get_subject_name(srv->ca->active), unknown, &len);
+	ck_assert_int_eq(send_to(SCEP_GETCERT, srv->ca->active, a.cert, c.key, ias, len, "TX-GC2",
+	                         T0 + 60, &g),
+	        MDM_OK);
+	ck_assert_int_eq(g.status, SCEP_FAILURE);
+	ck_assert_int_eq(g.fail, SCEP_BAD_CERT_ID);
+	ck_assert_ptr_null(g.cert);
+	answer_free(&g);
+	free(ias);
+	/* The issued serial under another issuer's name: badCertId too. */
+	{
+		X509_NAME *other = X509_NAME_new();
+		X509_NAME_add_entry_by_txt(
+		        other, "CN", MBSTRING_ASC, (const unsigned char *)"Other CA", -1, -1, 0);
+		ias = issuer_and_serial(other, X509_get0_serialNumber(a.cert), &len);
+		X509_NAME_free(other);
+	}
+	ck_assert_int_eq(send_to(SCEP_GETCERT, srv->ca->active, a.cert, c.key, ias, len, "TX-GC3",
+	                         T0 + 60, &g),
+	        MDM_OK);
+	ck_assert_int_eq(g.status, SCEP_FAILURE);
+	ck_assert_int_eq(g.fail, SCEP_BAD_CERT_ID);
+	answer_free(&g);
+	free(ias);
+	ASN1_INTEGER_free(unknown);
+	ck_assert_int_eq(issued(), 1);
+	answer_free(&a);
+	client_free(&c);
+	free(ch);
+}
+END_TEST
+
+START_TEST(getcrl_lists_revoked)
+{
+	char *ch = new_challenge(), *ch2 = new_challenge();
+	struct client c, keep;
+	struct answer a, k, g;
+	uint8_t *ias;
+	size_t len;
+	CMS_ContentInfo *ci;
+	STACK_OF(X509_CRL) * crls;
+	X509_CRL *crl;
+	X509_REVOKED *rev = NULL;
+	ASN1_ENUMERATED *reason;
+	const unsigned char *q;
+
+	client_new(&c, "device-crl", ch);
+	enrol_ok(&c, srv->ca->active, "TX-CRL0", &a);
+	client_new(&keep, "device-keep", ch2);
+	enrol_ok(&keep, srv->ca->active, "TX-CRL1", &k);
+	cert_revoke(a.cert, "keyCompromise");
+
+	/* GetCRL from the device still in good standing, naming the revoked certificate. */
+	ias = issuer_and_serial(
+	        X509_get_subject_name(srv->ca->active), X509_get0_serialNumber(a.cert), &len);
+	ck_assert_int_eq(send_to(SCEP_GETCRL, srv->ca->active, k.cert, keep.key, ias, len,
+	                         "TX-CRL2", T0 + 60, &g),
+	        MDM_OK);
+	ck_assert_int_eq(g.status, SCEP_SUCCESS);
+	ck_assert_uint_eq(g.n_certs, 0); /* a CRL-only reply */
+	q = g.inner;
+	ci = d2i_CMS_ContentInfo(NULL, &q, (long)g.inner_len);
+	ck_assert_ptr_nonnull(ci);
+	crls = CMS_get1_crls(ci);
+	ck_assert_ptr_nonnull(crls);
+	ck_assert_int_eq(sk_X509_CRL_num(crls), 1);
+	crl = sk_X509_CRL_value(crls, 0);
+	/* Signed by the CA, issued in its name. */
+	ck_assert_int_eq(X509_CRL_verify(crl, X509_get0_pubkey(srv->ca->active)), 1);
+	ck_assert_int_eq(
+	        X509_NAME_cmp(X509_CRL_get_issuer(crl), X509_get_subject_name(srv->ca->active)), 0);
+	/* The revoked serial with reason keyCompromise (1); the other one not listed. */
+	ck_assert_int_eq(
+	        X509_CRL_get0_by_serial(crl, &rev, (ASN1_INTEGER *)X509_get0_serialNumber(a.cert)),
+	        1);
+	reason = X509_REVOKED_get_ext_d2i(rev, NID_crl_reason, NULL, NULL);
+	ck_assert_ptr_nonnull(reason);
+	ck_assert_int_eq(ASN1_ENUMERATED_get(reason), 1);
+	ASN1_ENUMERATED_free(reason);
+	ck_assert_int_eq(sk_X509_REVOKED_num(X509_CRL_get_REVOKED(crl)), 1);
+	rev = NULL;
+	ck_assert_int_eq(
+	        X509_CRL_get0_by_serial(crl, &rev, (ASN1_INTEGER *)X509_get0_serialNumber(k.cert)),
+	        0);
+	sk_X509_CRL_pop_free(crls, X509_CRL_free);
+	CMS_ContentInfo_free(ci);
+	answer_free(&g);
+	free(ias);
+
+	/* Another issuer's CRL is not ours to give: badCertId. */
+	{
+		X509_NAME *other = X509_NAME_new();
+		X509_NAME_add_entry_by_txt(
+		        other, "CN", MBSTRING_ASC, (const unsigned char *)"Other CA", -1, -1, 0);
+		ias = issuer_and_serial(other, X509_get0_serialNumber(k.cert), &len);
+		X509_NAME_free(other);
+	}
+	ck_assert_int_eq(send_to(SCEP_GETCRL, srv->ca->active, k.cert, keep.key, ias, len,
+	                         "TX-CRL3", T0 + 60, &g),
+	        MDM_OK);
+	ck_assert_int_eq(g.status, SCEP_FAILURE);
+	ck_assert_int_eq(g.fail, SCEP_BAD_CERT_ID);
+	answer_free(&g);
+	free(ias);
+	answer_free(&a);
+	answer_free(&k);
+	client_free(&c);
+	client_free(&keep);
+	free(ch);
+	free(ch2);
+}
+END_TEST
+
+/* An RA certificate issued by the test's CA (its key read from keypath), to PEM files. */
+static void make_ra(void)
+{
+	EVP_PKEY *cakey = NULL, *rakey = EVP_RSA_gen(2048);
+	X509 *ra = X509_new(), *ca = srv->ca->active;
+	X509_NAME *name = X509_NAME_new();
+	X509_EXTENSION *ext;
+	X509V3_CTX ctx;
+	FILE *fp;
+
+	fp = fopen(keypath, "r");
+	ck_assert_ptr_nonnull(fp);
+	cakey = PEM_read_PrivateKey(fp, NULL, NULL, NULL);
+	fclose(fp);
+	ck_assert_ptr_nonnull(cakey);
+	ck_assert_ptr_nonnull(rakey);
+	X509_set_version(ra, 2);
+	ASN1_INTEGER_set(X509_get_serialNumber(ra), 0x5241);
+	X509_NAME_add_entry_by_txt(
+	        name, "CN", MBSTRING_ASC, (const unsigned char *)"Unit Test RA", -1, -1, 0);
+	X509_set_subject_name(ra, name);
+	X509_set_issuer_name(ra, X509_get_subject_name(ca));
+	/* Valid both now and at the tests' "now". */
+	X509_time_adj_ex(X509_getm_notBefore(ra), -1, 0, NULL);
+	ASN1_TIME_set(X509_getm_notAfter(ra), T0 + 365 * 86400);
+	X509_set_pubkey(ra, rakey);
+	X509V3_set_ctx(&ctx, ca, ra, NULL, NULL, 0);
+	ext = X509V3_EXT_conf_nid(
+	        NULL, &ctx, NID_key_usage, "critical,digitalSignature,keyEncipherment");
+	ck_assert_ptr_nonnull(ext);
+	X509_add_ext(ra, ext, -1);
+	X509_EXTENSION_free(ext);
+	ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_basic_constraints, "critical,CA:FALSE");
+	X509_add_ext(ra, ext, -1);
+	X509_EXTENSION_free(ext);
+	ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_authority_key_identifier, "keyid:always");
+	if (ext != NULL) {
+		X509_add_ext(ra, ext, -1);
+		X509_EXTENSION_free(ext);
+	}
+	ck_assert_int_gt(X509_sign(ra, cakey, EVP_sha256()), 0);
+	fp = fopen(ra_cert_path, "w");
+	ck_assert_ptr_nonnull(fp);
+	ck_assert_int_eq(PEM_write_X509(fp, ra), 1);
+	fclose(fp);
+	fp = fopen(ra_key_path, "w");
+	ck_assert_ptr_nonnull(fp);
+	ck_assert_int_eq(PEM_write_PrivateKey(fp, rakey, NULL, NULL, 0, NULL, NULL), 1);
+	fclose(fp);
+	X509_NAME_free(name);
+	X509_free(ra);
+	EVP_PKEY_free(rakey);
+	EVP_PKEY_free(cakey);
+}
+
+static int stack_has(STACK_OF(X509) * sk, X509 *x)
+{
+	for (int i = 0; i < sk_X509_num(sk); i++)
+		if (X509_cmp(sk_X509_value(sk, i), x) == 0)
+			return 1;
+	return 0;
+}
+
+START_TEST(registration_authority)
+{
+	char *ch = new_challenge(), *ch2 = new_challenge();
+	struct client c, c2;
+	struct answer a;
+	uint8_t *der = NULL;
+	size_t len, n = 0;
+	const char *ctype = NULL;
+	struct x509_st **certs = NULL;
+	X509 *ra, *ca;
+	int before;
+
+	make_ra();
+	setenv("MDM_RA_CERT", ra_cert_path, 1);
+	setenv("MDM_RA_KEY", ra_key_path, 1);
+	reconfigure();
+	ra = srv->ca->ra;
+	ca = srv->ca->active;
+	ck_assert_ptr_nonnull(ra);
+
+	/* GetCACert: the RA and the CA, certs-only. */
+	ck_assert_int_eq(scep_get_ca_cert(srv, &der, &len, &ctype), MDM_OK);
+	ck_assert_str_eq(ctype, "application/x-x509-ca-ra-cert");
+	ck_assert_int_eq(cms_certs_only_parse(der, len, &certs, &n), MDM_OK);
+	ck_assert_uint_eq(n, 2);
+	ck_assert_int_eq(X509_cmp(certs[0], ra) == 0 || X509_cmp(certs[1], ra) == 0, 1);
+	ck_assert_int_eq(X509_cmp(certs[0], ca) == 0 || X509_cmp(certs[1], ca) == 0, 1);
+	for (size_t i = 0; i < n; i++)
+		X509_free(certs[i]);
+	free(certs);
+	free(der);
+
+	/* Enveloped to the RA: enrols; the CertRep is the RA's and carries the CA. */
+	client_new(&c, "device-ra", ch);
+	enrol_ok(&c, ra, "TX-RA1", &a);
+	ck_assert_int_eq(X509_cmp(a.rep_signer, ra), 0);
+	ck_assert_int_eq(stack_has(a.rep_certs, ca), 1);
+	ck_assert_int_eq(stack_has(a.rep_certs, ra), 1);
+	/* The certificate itself comes from the CA, not the RA. */
+	ck_assert_int_eq(X509_check_issued(ca, a.cert), X509_V_OK);
+	ck_assert_int_eq(
+	        x509_verify_issued(a.cert, srv->ca->verify, srv->ca->n_verify, T0, 1, NULL),
+	        MDM_OK);
+	answer_free(&a);
+
+	/* Enveloped to the CA while an RA is configured: badMessageCheck, nothing issued. */
+	before = issued();
+	client_new(&c2, "device-ca", ch2);
+	ck_assert_int_eq(send_to(SCEP_PKCSREQ, ca, c2.self, c2.key, c2.csr_der, c2.csr_len,
+	                         "TX-RA2", T0, &a),
+	        MDM_OK);
+	ck_assert_int_eq(a.status, SCEP_FAILURE);
+	ck_assert_int_eq(a.fail, SCEP_BAD_MESSAGE_CHECK);
+	ck_assert_int_eq(X509_cmp(a.rep_signer, ra), 0);
+	ck_assert_int_eq(issued(), before);
+	/* The challenge was not spent: enveloped to the RA it works. */
+	answer_free(&a);
+	enrol_ok(&c2, ra, "TX-RA3", &a);
+	answer_free(&a);
+	client_free(&c);
+	client_free(&c2);
+	free(ch);
+	free(ch2);
+}
+END_TEST
+
+START_TEST(ca_renewal_same_key)
+{
+	char *ch = new_challenge();
+	char *caps = NULL;
+	struct client c, next;
+	struct answer a, r;
+	uint8_t *der = NULL;
+	size_t len, n = 0;
+	const unsigned char *q;
+	CMS_ContentInfo *ci;
+	X509_STORE *st;
+	BIO *out;
+	BUF_MEM *bm;
+	struct x509_st **certs = NULL;
+	X509 *old_ca;
+
+	client_new(&c, "device-cr", ch);
+	enrol_ok(&c, srv->ca->active, "TX-CR0", &a);
+	old_ca = X509_dup(srv->ca->active);
+
+	/* Renewal: same key, new validity. */
+	ck_assert_int_eq(ca_stage_next(d, 3650, 2048, NULL, NULL, T0), MDM_OK);
+	ck_assert_int_eq(scep_get_ca_caps(srv, &caps, &len), MDM_OK);
+	ck_assert_ptr_nonnull(strstr(caps, "GetNextCACert\n"));
+	free(caps);
+	ck_assert_ptr_nonnull(srv->ca->next);
+	ck_assert_int_eq(EVP_PKEY_eq(X509_get0_pubkey(srv->ca->next), srv->ca->active_key), 1);
+
+	/* GetNextCACert: signed by the current CA, holding the next one. */
+	ck_assert_int_eq(scep_get_next_ca_cert(srv, &der, &len), MDM_OK);
+	q = der;
+	ci = d2i_CMS_ContentInfo(NULL, &q, (long)len);
+	ck_assert_ptr_nonnull(ci);
+	st = store_of(&old_ca, 1);
+	out = BIO_new(BIO_s_mem());
+	ck_assert_int_eq(CMS_verify(ci, NULL, st, NULL, out, CMS_BINARY), 1);
+	{
+		STACK_OF(X509) *signers = CMS_get0_signers(ci);
+		ck_assert_int_eq(sk_X509_num(signers), 1);
+		ck_assert_int_eq(X509_cmp(sk_X509_value(signers, 0), old_ca), 0);
+		sk_X509_free(signers);
+	}
+	BIO_get_mem_ptr(out, &bm);
+	ck_assert_int_eq(
+	        cms_certs_only_parse((const uint8_t *)bm->data, bm->length, &certs, &n), MDM_OK);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_int_eq(X509_cmp(certs[0], srv->ca->next), 0);
+	X509_free(certs[0]);
+	free(certs);
+	BIO_free(out);
+	X509_STORE_free(st);
+	CMS_ContentInfo_free(ci);
+	free(der);
+
+	/* Activated: the device enrolled before still renews, and its old cert verifies. */
+	ck_assert_int_eq(ca_activate(d), MDM_OK);
+	ck_assert_int_eq(ca_refresh(d, cfg, &srv->ca), MDM_OK);
+	ck_assert_ptr_null(srv->ca->next);
+	ck_assert_uint_eq(srv->ca->n_verify, 2);
+	ck_assert_int_ne(X509_cmp(srv->ca->active, old_ca), 0);
+	ck_assert_int_eq(
+	        x509_verify_issued(a.cert, srv->ca->verify, srv->ca->n_verify, T0 + 60, 1, NULL),
+	        MDM_OK);
+	client_new(&next, "device-cr", NULL);
+	ck_assert_int_eq(send_to(SCEP_RENEWALREQ, srv->ca->active, a.cert, c.key, next.csr_der,
+	                         next.csr_len, "TX-CR1", T0 + 60, &r),
+	        MDM_OK);
+	ck_assert_int_eq(r.status, SCEP_SUCCESS);
+	ck_assert_int_eq(EVP_PKEY_eq(X509_get0_pubkey(r.cert), next.key), 1);
+	ck_assert_int_eq(X509_check_issued(srv->ca->active, r.cert), X509_V_OK);
+	ck_assert_int_eq(
+	        x509_verify_issued(r.cert, srv->ca->verify, srv->ca->n_verify, T0 + 60, 1, NULL),
+	        MDM_OK);
+	/* Nothing staged any more. */
+	ck_assert_int_eq(scep_get_next_ca_cert(srv, &der, &len), MDM_ERR_NOT_FOUND);
+	answer_free(&a);
+	answer_free(&r);
+	X509_free(old_ca);
+	client_free(&c);
+	client_free(&next);
+	free(ch);
+}
+END_TEST
+
+Suite *scep_ops_suite(void)
+{
+	Suite *s = suite_create("scep_ops");
+	TCase *tc = tcase_create("operations");
+
+	tcase_set_timeout(tc, 60);
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, getcert_by_issuer_and_serial);
+	tcase_add_test(tc, getcrl_lists_revoked);
+	tcase_add_test(tc, registration_authority);
+	tcase_add_test(tc, ca_renewal_same_key);
+	suite_add_tcase(s, tc);
+	return s;
+}
