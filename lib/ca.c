@@ -22,31 +22,15 @@ void ca_state_free(struct ca_state *st)
 	free(st);
 }
 
-/* The certificate in a bytea column returned in text form ("\x...") */
-static mdm_err ca_cert_from_hex(const char *hex, struct x509_st **out)
+mdm_err ca_cert_from_res(const db_res *r, int row, int col, struct x509_st **out)
 {
-	size_t n, len;
-	uint8_t *der;
+	uint8_t *der = NULL;
+	size_t len = 0;
 	mdm_err rc;
 
 	*out = NULL;
-	if (hex == NULL || strncmp(hex, "\\x", 2) != 0)
-		return MDM_ERR_DB;
-	hex += 2;
-	n = strlen(hex);
-	if (n % 2 != 0)
-		return MDM_ERR_DB;
-	len = n / 2;
-	if ((der = malloc(len ? len : 1)) == NULL)
-		return MDM_ERR_NOMEM;
-	for (size_t i = 0; i < len; i++) {
-		unsigned v;
-		if (sscanf(hex + 2 * i, "%2x", &v) != 1) {
-			free(der);
-			return MDM_ERR_DB;
-		}
-		der[i] = (uint8_t)v;
-	}
+	if ((rc = db_res_get_bytea(r, row, col, &der, &len)) != MDM_OK)
+		return rc == MDM_ERR_NOT_FOUND ? MDM_ERR_DB : rc;
 	rc = x509_cert_from_der(der, len, out);
 	free(der);
 	return rc;
@@ -122,7 +106,7 @@ mdm_err ca_load(db *d, const config *cfg, struct ca_state **out)
 		const char *state = db_res_get0(r, i, 0);
 		struct x509_st *c = NULL;
 
-		if ((rc = ca_cert_from_hex(db_res_get0(r, i, 2), &c)) != MDM_OK)
+		if ((rc = ca_cert_from_res(r, i, 2, &c)) != MDM_OK)
 			goto out;
 		if (strcmp(state, "next") == 0) {
 			st->next = c;
@@ -326,7 +310,7 @@ mdm_err ca_stage_next(
 		rc = MDM_ERR_NOT_FOUND;
 		goto out;
 	}
-	if ((rc = ca_cert_from_hex(db_res_get0(r, 0, 1), &active)) != MDM_OK)
+	if ((rc = ca_cert_from_res(r, 0, 1, &active)) != MDM_OK)
 		goto out;
 	if (key_out == NULL && key_uri == NULL) {
 		/* Renewal: the same key. */

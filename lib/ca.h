@@ -54,6 +54,9 @@ MDM_WUR mdm_err ca_stage_next(
 /* The staged CA becomes active; the active one is retired. */
 MDM_WUR mdm_err ca_activate(db *d);
 
+/* The certificate in a bytea column of a result (mdm.certificate.der). */
+MDM_WUR mdm_err ca_cert_from_res(const db_res *r, int row, int col, struct x509_st **out);
+
 /*
  * Records a certificate in mdm.certificate.  udid, renewal_of and
  * transaction_id may be NULL.  *id is the new row's id.

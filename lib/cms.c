@@ -1129,12 +1129,26 @@ static mdm_err cms_our_recipient(const struct cms_refusal *r, CMS_ContentInfo *c
 /* Single DES lives in OpenSSL 3's legacy provider: loaded once, on first need. */
 static pthread_once_t cms_legacy_once = PTHREAD_ONCE_INIT;
 static int cms_legacy_ok;
+static OSSL_PROVIDER *cms_prov_default, *cms_prov_legacy;
+
+/* At exit, before OpenSSL's own clean-up: the providers are ours to unload. */
+static void cms_legacy_unload(void)
+{
+	if (cms_prov_legacy != NULL)
+		OSSL_PROVIDER_unload(cms_prov_legacy);
+	if (cms_prov_default != NULL)
+		OSSL_PROVIDER_unload(cms_prov_default);
+	cms_prov_legacy = cms_prov_default = NULL;
+}
 
 static void cms_legacy_load(void)
 {
 	/* Loading one provider by hand stops the default one loading by itself. */
-	cms_legacy_ok = OSSL_PROVIDER_load(NULL, "default") != NULL &&
-	        OSSL_PROVIDER_load(NULL, "legacy") != NULL;
+	cms_prov_default = OSSL_PROVIDER_load(NULL, "default");
+	cms_prov_legacy = OSSL_PROVIDER_load(NULL, "legacy");
+	cms_legacy_ok = cms_prov_default != NULL && cms_prov_legacy != NULL;
+	if (atexit(cms_legacy_unload) != 0)
+		log_warn("cms: atexit failed: the providers stay loaded until exit");
 	if (!cms_legacy_ok)
 		log_error("cms: OSSL_PROVIDER_load(legacy) failed: single DES is unavailable");
 }

@@ -252,6 +252,29 @@ const char *db_res_get0(const db_res *r, int row, int col)
 	return PQgetvalue(r->res, row, col);
 }
 
+mdm_err db_res_get_bytea(const db_res *r, int row, int col, uint8_t **out, size_t *outlen)
+{
+	const char *v = db_res_get0(r, row, col);
+	unsigned char *raw;
+	size_t n = 0;
+
+	*out = NULL;
+	*outlen = 0;
+	if (v == NULL)
+		return MDM_ERR_NOT_FOUND;
+	/* libpq's decoder: hex ("\\x...") and escape formats alike. */
+	if ((raw = PQunescapeBytea((const unsigned char *)v, &n)) == NULL)
+		return MDM_ERR_NOMEM;
+	if ((*out = malloc(n ? n : 1)) == NULL) {
+		PQfreemem(raw);
+		return MDM_ERR_NOMEM;
+	}
+	memcpy(*out, raw, n);
+	*outlen = n;
+	PQfreemem(raw);
+	return MDM_OK;
+}
+
 int db_res_is_null(const db_res *r, int row, int col)
 {
 	return db_res_get0(r, row, col) == NULL;

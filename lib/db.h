@@ -13,6 +13,7 @@
 #define MDM_DB_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "errors.h"
 
@@ -59,6 +60,8 @@ int db_res_cols(const db_res *r);
 /* Text value (NULL for SQL NULL or out of range). */
 const char *db_res_get0(const db_res *r, int row, int col);
 int db_res_is_null(const db_res *r, int row, int col);
+/* A bytea value (text result format) decoded into *out (caller frees). */
+MDM_WUR mdm_err db_res_get_bytea(const db_res *r, int row, int col, uint8_t **out, size_t *outlen);
 /* Affected rows of an INSERT/UPDATE/DELETE. */
 long db_res_affected(const db_res *r);
 void db_res_free(db_res *r);

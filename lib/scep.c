@@ -256,32 +256,6 @@ static int scep_ct_equal(const char *a, const char *b)
 	return diff == 0;
 }
 
-/* The certificate in a text-format bytea ("\x..."), as returned by libpq. */
-static mdm_err scep_cert_from_hex(const char *hex, struct x509_st **out)
-{
-	size_t n, len;
-	uint8_t *der;
-	mdm_err rc;
-
-	*out = NULL;
-	if (hex == NULL || strncmp(hex, "\\x", 2) != 0 || (n = strlen(hex + 2)) % 2 != 0)
-		return MDM_ERR_DB;
-	len = n / 2;
-	if ((der = malloc(len ? len : 1)) == NULL)
-		return MDM_ERR_NOMEM;
-	for (size_t i = 0; i < len; i++) {
-		unsigned v;
-		if (sscanf(hex + 2 + 2 * i, "%2x", &v) != 1) {
-			free(der);
-			return MDM_ERR_DB;
-		}
-		der[i] = (uint8_t)v;
-	}
-	rc = x509_cert_from_der(der, len, out);
-	free(der);
-	return rc;
-}
-
 /*
  * A transactionID seen before: the same key gets the same answer
  * (an idempotent retry), another key is refused.  *found says whether
@@ -313,7 +287,7 @@ static mdm_err scep_existing(struct scep_op *op, int *found)
 	status = db_res_get0(r, 0, 1);
 	if (strcmp(status, "issued") == 0) {
 		op->status = SCEP_SUCCESS;
-		rc = scep_cert_from_hex(db_res_get0(r, 0, 2), &op->cert);
+		rc = ca_cert_from_res(r, 0, 2, &op->cert);
 		log_info("scep: %s: retry answered with the certificate already issued",
 		        op->msg->transaction_id);
 	} else if (strcmp(status, "pending") == 0) {
@@ -637,19 +611,10 @@ static mdm_err scep_poll_tx_fn(db *d, void *arg)
 	}
 	/* Approved: issue from the CSR stored with the transaction. */
 	{
-		const char *hex = db_res_get0(r, 0, 3);
-		size_t n = strlen(hex) > 2 ? (strlen(hex) - 2) / 2 : 0;
-		uint8_t *der = malloc(n ? n : 1);
-		if (der == NULL) {
-			rc = MDM_ERR_NOMEM;
+		uint8_t *der = NULL;
+		size_t n = 0;
+		if ((rc = db_res_get_bytea(r, 0, 3, &der, &n)) != MDM_OK)
 			goto out;
-		}
-		for (size_t i = 0; i < n; i++) {
-			unsigned v = 0;
-			if (sscanf(hex + 2 + 2 * i, "%2x", &v) != 1)
-				break;
-			der[i] = (uint8_t)v;
-		}
 		x509_csr_free(op->csr);
 		op->csr = NULL;
 		rc = x509_csr_from_der(der, n, &op->csr);
@@ -706,7 +671,7 @@ static mdm_err scep_get_cert(struct scep_op *op)
 		        op, SCEP_BAD_CERT_ID, "RFC 8894 section 3.3.4: no such certificate");
 		goto out;
 	}
-	if ((rc = scep_cert_from_hex(db_res_get0(r, 0, 0), &op->cert)) == MDM_OK)
+	if ((rc = ca_cert_from_res(r, 0, 0, &op->cert)) == MDM_OK)
 		op->status = SCEP_SUCCESS;
 out:
 	db_res_free(r);
@@ -749,7 +714,7 @@ static mdm_err scep_crl_issued_by_active(struct scep_op *op, const char *issuer,
 		        "RFC 8894 section 3.3.4: GetCRL names no certificate of this CA");
 		goto out;
 	}
-	if ((rc = scep_cert_from_hex(db_res_get0(r, 0, 0), &cert)) != MDM_OK)
+	if ((rc = ca_cert_from_res(r, 0, 0, &cert)) != MDM_OK)
 		goto out;
 	/* Signature only: an expired or revoked certificate may still want its CRL. */
 	if (!x509_cert_signed_by(cert, active[0]))

@@ -142,6 +142,21 @@ START_TEST(binary_parameters)
 	        MDM_OK);
 	ck_assert_str_eq(db_res_get0(r, 0, 0), "61006227ff");
 	db_res_free(r);
+	/* And back: a bytea result decodes to the same bytes. */
+	{
+		uint8_t *got = NULL;
+		size_t n = 0;
+		ck_assert_int_eq(db_exec_bin(d, "SELECT $1::bytea, NULL::bytea", 1, values, lengths,
+		                         formats, &r),
+		        MDM_OK);
+		ck_assert_int_eq(db_res_get_bytea(r, 0, 0, &got, &n), MDM_OK);
+		ck_assert_uint_eq(n, sizeof(bytes));
+		ck_assert(memcmp(got, bytes, n) == 0);
+		free(got);
+		ck_assert_int_eq(db_res_get_bytea(r, 0, 1, &got, &n), MDM_ERR_NOT_FOUND);
+		ck_assert_ptr_null(got);
+		db_res_free(r);
+	}
 	db_free(d);
 }
 END_TEST
