@@ -26,6 +26,15 @@ mkdir -p "$CERTMONGER_REQUESTS_DIR" "$CERTMONGER_CAS_DIR" "$CERTMONGER_LOCAL_CA_
 # environment (so its state stays in DIR).
 timeout 90 dbus-run-session -- sh -c '
 	getcert add-scep-ca -s -c e2e -u "$url" -N "$dir/ca.pem"
+	# The daemon fetches GetCACaps and GetCACert in the background; a request
+	# submitted before that finished fails ("No RA certificate").  Wait.
+	i=0
+	until grep -qs "^id=e2e" "$CERTMONGER_CAS_DIR"/* &&
+		grep -ls "^id=e2e" "$CERTMONGER_CAS_DIR"/* | xargs grep -qs "^ca_encryption_cert="; do
+		i=$((i + 1))
+		[ $i -lt 100 ] || { echo "certmonger did not fetch the CA"; exit 1; }
+		sleep 0.1
+	done
 	# -w waits until the request is answered either way.
 	getcert request -s -c e2e -k "$dir/key.pem" -f "$dir/cert.pem" \
 		-N CN=e2e-certmonger -L "$challenge" -w -v || true
