@@ -236,4 +236,40 @@ MDM_WUR mdm_err cms_sign_certs_only(struct x509_st *signer, struct evp_pkey_st *
 MDM_WUR mdm_err cms_certs_only_parse(
         const uint8_t *der, size_t len, struct x509_st ***certs, size_t *n);
 
+/*
+ * General CMS signing (RFC 5652) for what the MDM side signs and checks:
+ * signed profiles (.mobileconfig) and Mdm-Signature (Apple MDM protocol,
+ * SignMessage: a detached signature over the exact request body).
+ */
+#define CMS_MAX_SIGNATURE (32 * 1024) /* a detached signature, DER (real ones: 2-5 KiB) */
+
+/*
+ * Signs content as an attached SignedData (a signed .mobileconfig):
+ * SHA-256, signed attributes (contentType, messageDigest, signingTime),
+ * the signer and chain[0..nchain) carried so a verifier can build the
+ * path to its root.  *out is DER (free()).
+ */
+MDM_WUR mdm_err cms_sign_attached(struct x509_st *signer, struct evp_pkey_st *key,
+        struct x509_st *const *chain, size_t nchain, const uint8_t *content, size_t len,
+        uint8_t **out, size_t *outlen);
+
+/* The same, detached (content not carried): what a device puts in Mdm-Signature. */
+MDM_WUR mdm_err cms_sign_detached(struct x509_st *signer, struct evp_pkey_st *key,
+        const uint8_t *content, size_t len, uint8_t **out, size_t *outlen);
+
+/*
+ * Verifies a detached SignedData (DER or BER) over content, byte for
+ * byte, with the signer certificate the signature carries; the chain is
+ * NOT checked (the caller decides what the signer must be).  Allow-list:
+ * exactly one SignerInfo, no encapsulated content, the signer certificate
+ * present, digest SHA-1 (Apple devices still use it), SHA-256, SHA-384 or
+ * SHA-512, RSA or ECDSA.  *signer (owned by the caller) on MDM_OK.
+ * MDM_ERR_LIMIT over CMS_MAX_SIGNATURE (checked first), MDM_ERR_PARSE for
+ * a malformed or disallowed structure, MDM_ERR_AUTH when the signature or
+ * the messageDigest does not match content; err (if not NULL) names the
+ * rule, e.g. "RFC 5652 5.4: messageDigest does not match the content".
+ */
+MDM_WUR mdm_err cms_verify_detached(const uint8_t *sig, size_t siglen, const uint8_t *content,
+        size_t len, struct x509_st **signer, char *err, size_t errlen);
+
 #endif

@@ -38,6 +38,41 @@ static const struct config_key config_keys[] = {
         {"ra_cert", NULL, 0,
                 "optional SCEP RA certificate (PEM): receives requests and signs replies"},
         {"ra_key", NULL, 0, "the RA's private key: a file path or a pkcs11: URI"},
+        {"public_url", NULL, 0,
+                "base URL devices reach the server at (https://mdm.example.com); the "
+                "profile's SCEP, check-in and server URLs are built from it"},
+        {"scep_url", NULL, 0, "SCEP URL put in profiles (default: public_url + /scep)"},
+        {"profile_signer_cert", NULL, 0,
+                "PEM certificate that signs the profiles enroll.fcgi serves"},
+        {"profile_signer_key", NULL, 0,
+                "its private key: a file path or a pkcs11: URI"},
+        {"profile_signer_chain", NULL, 0,
+                "PEM file of the certificates above the signer, carried in signed profiles"},
+        {"profile_org", "MDM", 0, "PayloadOrganization of the profiles"},
+        {"profile_identifier", "com.example.mdm", 0,
+                "PayloadIdentifier prefix of the profiles (reverse DNS)"},
+        {"enroll_auth", "open", 0,
+                "who may fetch the enrollment profile: open, token (?token=) or apache "
+                "(REMOTE_USER set by Apache's authentication)"},
+        {"enroll_token", NULL, 1, "the token enroll_auth=token requires (16+ characters)"},
+        {"enroll_challenge_ttl", "3600", 0,
+                "seconds the one-time SCEP challenge in an enrollment profile stays valid"},
+        {"enroll_scep_subject", "/O=MDM/CN=MDM Device Identity", 0,
+                "Subject of the SCEP payload (openssl -subj syntax)"},
+        {"mdm_topic", NULL, 0,
+                "APNs topic of the enrollment profile; unset: the one imported push "
+                "certificate's"},
+        {"mdm_sign_message", "no", 0,
+                "SignMessage in the enrollment profile: devices add Mdm-Signature (yes or no)"},
+        {"mdm_access_rights", "8191", 0, "AccessRights of the MDM payload (1 to 8191)"},
+        {"mdm_checkout_when_removed", "yes", 0,
+                "CheckOutWhenRemoved of the MDM payload (yes or no)"},
+        {"checkin_allow_takeover", "no", 0,
+                "let a new identity take over an actively enrolled UDID without a "
+                "UDID-bound challenge or renewal (yes or no; logged and recorded)"},
+        {"checkin_user_channel", "yes", 0,
+                "accept the user channel (UserAuthenticate); no answers it 410 as Apple "
+                "documents"},
 };
 
 #define CONFIG_NKEYS (sizeof(config_keys) / sizeof(config_keys[0]))
