@@ -15,18 +15,32 @@
  *   mdmctl ca activate    the staged CA becomes active; the old one retires
  *   mdmctl ca show        list the CA certificates and their states
  *   mdmctl ca cert        print the active CA certificate (PEM)
+ *   mdmctl ca server-cert --subject DN --key-out FILE --cert-out FILE [--days N]
+ *                         issue a server certificate (the profile signer)
+ *   mdmctl push-cert import (--cert FILE (--key FILE | --key-uri pkcs11:...) |
+ *                            --p12 FILE --password-file FILE --key-out FILE)
+ *                         import the MDM push certificate (APNs)
+ *   mdmctl push-cert list the push certificates by topic
+ *   mdmctl profile enroll [--unsigned] [--out FILE]
+ *                         the enrollment profile, with a fresh one-time challenge
  */
 #include "ca.h"
 #include "config.h"
 #include "db.h"
+#include "enroll.h"
 #include "log.h"
 #include "migrate.h"
+#include "push.h"
 #include "x509.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static void usage(FILE *fp)
 {
@@ -37,11 +51,17 @@ static void usage(FILE *fp)
 	        "[--bits N]\n"
 	        "       mdmctl ca renew [--days N]\n"
 	        "       mdmctl ca rekey (--key-out FILE | --key URI) [--days N] [--bits N]\n"
-	        "       mdmctl ca activate | ca show | ca cert\n");
+	        "       mdmctl ca activate | ca show | ca cert\n"
+	        "       mdmctl ca server-cert --subject DN --key-out FILE --cert-out FILE "
+	        "[--days N]\n"
+	        "       mdmctl push-cert import --cert FILE (--key FILE | --key-uri URI)\n"
+	        "       mdmctl push-cert import --p12 FILE --password-file FILE --key-out FILE\n"
+	        "       mdmctl push-cert list\n"
+	        "       mdmctl profile enroll [--unsigned] [--out FILE]\n");
 }
 
 struct ca_opts {
-	const char *subject, *key_out, *key;
+	const char *subject, *key_out, *key, *cert_out;
 	int days, bits;
 };
 
@@ -71,6 +91,8 @@ static int parse_ca_opts(int argc, char **argv, struct ca_opts *o)
 			o->key_out = v;
 		else if (strcmp(k, "--key") == 0)
 			o->key = v;
+		else if (strcmp(k, "--cert-out") == 0)
+			o->cert_out = v;
 		else if (strcmp(k, "--days") == 0 && parse_int(v, 1, 36500, &o->days))
 			continue;
 		else if (strcmp(k, "--bits") == 0 && parse_int(v, 2048, 16384, &o->bits))
@@ -125,7 +147,7 @@ static int cmd_ca_cert(db *d, config *cfg)
 
 static int cmd_ca(config *cfg, int argc, char **argv)
 {
-	struct ca_opts o = {NULL, NULL, NULL, 0, 2048};
+	struct ca_opts o = {NULL, NULL, NULL, NULL, 0, 2048};
 	const char *sub = argv[0];
 	db *d = NULL;
 	mdm_err rc = MDM_ERR_INVAL;
@@ -159,6 +181,19 @@ static int cmd_ca(config *cfg, int argc, char **argv)
 			goto out;
 		}
 		rc = ca_stage_next(d, o.days ? o.days : 3650, o.bits, o.key_out, o.key, time(NULL));
+	} else if (strcmp(sub, "server-cert") == 0) {
+		if (o.subject == NULL || o.key_out == NULL || o.cert_out == NULL || o.key) {
+			usage(stderr);
+			status = 2;
+			goto out;
+		}
+		rc = ca_server_cert(d, cfg, o.subject, o.days ? o.days : 825, o.bits, o.key_out,
+		        o.cert_out, time(NULL));
+		if (rc == MDM_OK) {
+			printf("server certificate in %s, its key in %s\n", o.cert_out, o.key_out);
+			status = 0;
+			goto out;
+		}
 	} else if (strcmp(sub, "activate") == 0 && argc == 1) {
 		rc = ca_activate(d);
 	} else if (strcmp(sub, "cert") == 0 && argc == 1) {
@@ -234,6 +269,224 @@ static int cmd_config(config *cfg, const char *sub)
 	return 2;
 }
 
+struct push_opts {
+	const char *cert, *key, *key_uri, *p12, *password_file, *key_out;
+};
+
+static int parse_push_opts(int argc, char **argv, struct push_opts *o)
+{
+	for (int i = 0; i < argc; i += 2) {
+		const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+		if (v == NULL) {
+			fprintf(stderr, "mdmctl: %s needs a value\n", k);
+			return 0;
+		}
+		if (strcmp(k, "--cert") == 0)
+			o->cert = v;
+		else if (strcmp(k, "--key") == 0)
+			o->key = v;
+		else if (strcmp(k, "--key-uri") == 0)
+			o->key_uri = v;
+		else if (strcmp(k, "--p12") == 0)
+			o->p12 = v;
+		else if (strcmp(k, "--password-file") == 0)
+			o->password_file = v;
+		else if (strcmp(k, "--key-out") == 0)
+			o->key_out = v;
+		else {
+			fprintf(stderr, "mdmctl: bad option %s\n", k);
+			return 0;
+		}
+	}
+	/* Exactly one of: --cert with --key or --key-uri; --p12 with both files. */
+	if (o->p12 != NULL)
+		return o->cert == NULL && o->key == NULL && o->key_uri == NULL &&
+		        o->password_file != NULL && o->key_out != NULL;
+	return o->cert != NULL && (o->key == NULL) != (o->key_uri == NULL) &&
+	        o->password_file == NULL && o->key_out == NULL &&
+	        (o->key_uri == NULL || strncmp(o->key_uri, "pkcs11:", 7) == 0);
+}
+
+static int cmd_push_list(db *d)
+{
+	db_res *r = NULL;
+
+	if (db_exec(d,
+	            "SELECT topic, subject, serial, not_before, not_after, expired, key_uri, "
+	            "imported_at FROM mdm.push_certs ORDER BY topic",
+	            0, NULL, &r) != MDM_OK)
+		return 1;
+	for (int i = 0; i < db_res_rows(r); i++)
+		printf("%s%s\n         subject %s\n         serial %s\n         valid %s .. %s\n"
+		       "         key %s\n         imported %s\n",
+		        db_res_get0(r, i, 0),
+		        strcmp(db_res_get0(r, i, 5), "t") == 0 ? " (EXPIRED)" : "",
+		        db_res_get0(r, i, 1), db_res_get0(r, i, 2), db_res_get0(r, i, 3),
+		        db_res_get0(r, i, 4), db_res_get0(r, i, 6), db_res_get0(r, i, 7));
+	if (db_res_rows(r) == 0)
+		printf("no push certificate yet: mdmctl push-cert import ...\n");
+	db_res_free(r);
+	return 0;
+}
+
+static int cmd_push_import(db *d, const struct push_opts *o)
+{
+	struct x509_st *cert = NULL;
+	struct evp_pkey_st *key = NULL;
+	char abs[PATH_MAX], topic[PUSH_MAX_TOPIC + 1];
+	const char *uri = NULL;
+	enum push_import_result res;
+	int wrote_key = 0, status = 1;
+	mdm_err rc;
+
+	if (o->p12 != NULL) {
+		if (x509_pkcs12_load(o->p12, o->password_file, &cert, &key) != MDM_OK)
+			goto out;
+		/* Checked before the key is written: a refused import leaves no file. */
+		if (push_cert_topic(cert, topic) != MDM_OK)
+			goto out;
+		if (x509_key_write_pem(key, o->key_out) != MDM_OK)
+			goto out;
+		wrote_key = 1;
+		if (realpath(o->key_out, abs) == NULL) {
+			fprintf(stderr, "mdmctl: %s: %s\n", o->key_out, strerror(errno));
+			goto out;
+		}
+		uri = abs;
+	} else {
+		if (x509_cert_load_file(o->cert, &cert) != MDM_OK)
+			goto out;
+		if (o->key_uri != NULL) {
+			uri = o->key_uri;
+		} else if (realpath(o->key, abs) == NULL) {
+			fprintf(stderr, "mdmctl: %s: %s\n", o->key, strerror(errno));
+			goto out;
+		} else {
+			uri = abs;
+		}
+		if (x509_key_load(uri, &key) != MDM_OK)
+			goto out;
+	}
+	if ((rc = push_cert_import(d, cert, key, uri, time(NULL), topic, &res)) != MDM_OK) {
+		fprintf(stderr, "mdmctl: push-cert import failed: %s (see the log line above)\n",
+		        err_str(rc));
+		goto out;
+	}
+	printf("%s %s\n",
+	        res == PUSH_IMPORTED           ? "imported"
+	                : res == PUSH_REPLACED ? "replaced (renewed) the certificate of"
+	                                       : "unchanged (already imported):",
+	        topic);
+	wrote_key = res == PUSH_UNCHANGED ? wrote_key : 0;
+	status = 0;
+out:
+	/* A key written for an import that failed or changed nothing is not left behind. */
+	if (wrote_key)
+		unlink(o->key_out);
+	x509_cert_free(cert);
+	x509_key_free(key);
+	return status;
+}
+
+static int cmd_push(config *cfg, int argc, char **argv)
+{
+	struct push_opts o = {0};
+	db *d = NULL;
+	int status = 2;
+
+	if (strcmp(argv[0], "import") == 0 ? !parse_push_opts(argc - 1, argv + 1, &o)
+	                                   : strcmp(argv[0], "list") != 0 || argc != 1) {
+		usage(stderr);
+		return 2;
+	}
+	if (db_new(config_get0(cfg, "db"), "mdmctl", &d) != MDM_OK)
+		return 1;
+	status = strcmp(argv[0], "list") == 0 ? cmd_push_list(d) : cmd_push_import(d, &o);
+	db_free(d);
+	return status;
+}
+
+/* The whole buffer to path, created 0600 (it holds a challenge), never replacing a file. */
+static int write_new_file(const char *path, const void *buf, size_t len)
+{
+	const char *p = buf;
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+
+	if (fd < 0) {
+		fprintf(stderr, "mdmctl: create %s: %s\n", path, strerror(errno));
+		return 0;
+	}
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			fprintf(stderr, "mdmctl: write %s: %s\n", path, strerror(errno));
+			close(fd);
+			unlink(path);
+			return 0;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	if (close(fd) != 0) {
+		unlink(path);
+		return 0;
+	}
+	return 1;
+}
+
+static int cmd_profile(config *cfg, int argc, char **argv)
+{
+	struct enroll_state *st = NULL;
+	const char *out = NULL;
+	int unsigned_ = 0, status = 1;
+	char *xml = NULL;
+	uint8_t *der = NULL;
+	size_t len = 0, derlen = 0;
+	db *d = NULL;
+
+	if (strcmp(argv[0], "enroll") != 0) {
+		usage(stderr);
+		return 2;
+	}
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--unsigned") == 0)
+			unsigned_ = 1;
+		else if (strcmp(argv[i], "--out") == 0 && i + 1 < argc)
+			out = argv[++i];
+		else {
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (db_new(config_get0(cfg, "db"), "mdmctl", &d) != MDM_OK)
+		return 1;
+	if (enroll_state_load(d, cfg, !unsigned_, &st) != MDM_OK ||
+	        enroll_profile_xml(d, cfg, st, NULL, &xml, &len) != MDM_OK) {
+		fprintf(stderr, "mdmctl: no enrollment profile (see the log line above)\n");
+		goto out;
+	}
+	if (!unsigned_ && enroll_profile_sign(st, xml, len, &der, &derlen) != MDM_OK)
+		goto out;
+	if (out != NULL)
+		status =
+		        write_new_file(out, unsigned_ ? (void *)xml : der, unsigned_ ? len : derlen)
+		        ? 0
+		        : 1;
+	else
+		status = fwrite(unsigned_ ? (void *)xml : der, 1, unsigned_ ? len : derlen,
+		                 stdout) == (unsigned_ ? len : derlen)
+		        ? 0
+		        : 1;
+out:
+	enroll_free_secret(xml, len);
+	enroll_free_secret(der, derlen);
+	enroll_state_free(st);
+	db_free(d);
+	return status;
+}
+
 int main(int argc, char **argv)
 {
 	config *cfg = NULL;
@@ -241,12 +494,19 @@ int main(int argc, char **argv)
 	int status = 2;
 
 	log_init("mdmctl", MDM_LOG_INFO);
-	if (argc >= 3 && strcmp(argv[1], "ca") == 0) {
+	if (argc >= 3 &&
+	        (strcmp(argv[1], "ca") == 0 || strcmp(argv[1], "push-cert") == 0 ||
+	                strcmp(argv[1], "profile") == 0)) {
 		if (config_load(&cfg) != MDM_OK)
 			return 1;
 		if (log_level_parse(config_get0(cfg, "log_level"), &level) == MDM_OK)
 			log_set_level(level);
-		status = cmd_ca(cfg, argc - 2, argv + 2);
+		if (strcmp(argv[1], "ca") == 0)
+			status = cmd_ca(cfg, argc - 2, argv + 2);
+		else if (strcmp(argv[1], "push-cert") == 0)
+			status = cmd_push(cfg, argc - 2, argv + 2);
+		else
+			status = cmd_profile(cfg, argc - 2, argv + 2);
 		config_free(cfg);
 		return status;
 	}

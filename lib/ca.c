@@ -6,6 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 void ca_state_free(struct ca_state *st)
 {
@@ -366,4 +370,94 @@ static mdm_err ca_activate_tx(db *d, void *arg)
 mdm_err ca_activate(db *d)
 {
 	return db_tx(d, ca_activate_tx, NULL);
+}
+
+/* Creates path (never replacing a file) with the whole of buf, fsynced. */
+static mdm_err ca_write_new(const char *path, const char *buf, size_t len, mode_t mode)
+{
+	size_t done = 0;
+	int fd, err;
+
+	if ((fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY,
+	             mode)) < 0) {
+		err = errno;
+		log_error("ca: create %s: %s", path, strerror(err));
+		return err == EEXIST ? MDM_ERR_CONFLICT : MDM_ERR_IO;
+	}
+	while (done < len) {
+		ssize_t n = write(fd, buf + done, len - done);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			log_error("ca: write %s: %s", path, strerror(errno));
+			goto fail;
+		}
+		done += (size_t)n;
+	}
+	if (fsync(fd) != 0) {
+		log_error("ca: fsync %s: %s", path, strerror(errno));
+		goto fail;
+	}
+	if (close(fd) != 0) {
+		fd = -1;
+		log_error("ca: close %s: %s", path, strerror(errno));
+		goto fail;
+	}
+	return MDM_OK;
+fail:
+	if (fd >= 0)
+		close(fd);
+	unlink(path);
+	return MDM_ERR_IO;
+}
+
+mdm_err ca_server_cert(db *d, const config *cfg, const char *subject, int days, int bits,
+        const char *key_out, const char *cert_out, time_t now)
+{
+	struct ca_state *st = NULL;
+	struct evp_pkey_st *key = NULL;
+	struct x509_st *cert = NULL;
+	char *pem = NULL;
+	size_t pemlen = 0;
+	long long id = 0;
+	int key_written = 0, cert_written = 0;
+	mdm_err rc;
+
+	if (subject == NULL || key_out == NULL || cert_out == NULL)
+		return MDM_ERR_INVAL;
+	if (access(cert_out, F_OK) == 0) {
+		log_error("ca: %s exists; a certificate file is never replaced", cert_out);
+		return MDM_ERR_CONFLICT;
+	}
+	if ((rc = ca_load(d, cfg, &st)) != MDM_OK)
+		return rc;
+	if ((rc = x509_key_generate_rsa(bits, &key)) != MDM_OK)
+		goto out;
+	if ((rc = x509_issue_server(st->active, st->active_key, subject, key, days, now, &cert)) !=
+	        MDM_OK)
+		goto out;
+	if ((rc = x509_cert_to_pem(cert, &pem, &pemlen)) != MDM_OK)
+		goto out;
+	if ((rc = x509_key_write_pem(key, key_out)) != MDM_OK)
+		goto out;
+	key_written = 1;
+	if ((rc = ca_write_new(cert_out, pem, pemlen, 0644)) != MDM_OK)
+		goto out;
+	cert_written = 1;
+	if ((rc = ca_cert_insert(d, cert, "server", NULL, NULL, NULL, &id)) != MDM_OK)
+		goto out;
+	log_info("ca: server certificate %lld issued to %s", id, subject);
+out:
+	if (rc != MDM_OK) {
+		if (cert_written)
+			unlink(cert_out);
+		if (key_written)
+			unlink(key_out);
+	}
+	free(pem);
+	x509_cert_free(cert);
+	x509_key_free(key);
+	ca_state_free(st);
+	return rc;
 }

@@ -64,4 +64,14 @@ MDM_WUR mdm_err ca_cert_from_res(const db_res *r, int row, int col, struct x509_
 MDM_WUR mdm_err ca_cert_insert(db *d, struct x509_st *cert, const char *kind, const char *udid,
         const char *renewal_of, const char *transaction_id, long long *id);
 
+/*
+ * A server certificate from the active CA (today: the profile signer):
+ * a new RSA key of bits written to key_out (mode 0600), the certificate
+ * (x509_issue_server) written to cert_out as PEM (mode 0644); neither
+ * file may exist (MDM_ERR_CONFLICT).  Recorded in mdm.certificate with
+ * kind 'server'.  On failure no file is left behind.
+ */
+MDM_WUR mdm_err ca_server_cert(db *d, const config *cfg, const char *subject, int days, int bits,
+        const char *key_out, const char *cert_out, time_t now);
+
 #endif

@@ -21,6 +21,8 @@
 #include <openssl/evp.h>
 #include <openssl/objects.h>
 #include <openssl/pem.h>
+#include <openssl/pkcs12.h>
+#include <openssl/provider.h>
 #include <openssl/rand.h>
 #include <openssl/ui.h>
 #include <openssl/x509.h>
@@ -2130,4 +2132,309 @@ int x509_cert_signed_by(const struct x509_st *cert, const struct x509_st *issuer
 	ok = X509_verify((X509 *)cert, pub) == 1;
 	ERR_clear_error();
 	return ok;
+}
+
+/* ---- subject attributes, chains, PKCS#12, server certificates ---- */
+
+mdm_err x509_cert_subject_attr(const X509 *c, const char *attr, char *out, size_t cap)
+{
+	const X509_NAME *name;
+	unsigned char *utf8 = NULL;
+	int nid, idx, len;
+	mdm_err rc = MDM_ERR_PARSE;
+
+	if (out != NULL && cap > 0)
+		out[0] = '\0';
+	if (c == NULL || attr == NULL || out == NULL || cap == 0)
+		return MDM_ERR_INVAL;
+	if ((nid = name_type_nid(attr, strlen(attr))) == NID_undef) {
+		log_error("x509: unknown subject attribute type %.32s", attr);
+		return MDM_ERR_INVAL;
+	}
+	name = X509_get_subject_name(c);
+	if ((idx = X509_NAME_get_index_by_NID(name, nid, -1)) < 0)
+		return MDM_ERR_NOT_FOUND;
+	if (X509_NAME_get_index_by_NID(name, nid, idx) >= 0) {
+		log_warn("x509: the subject has more than one %s", attr);
+		return MDM_ERR_PARSE;
+	}
+	len = ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, idx)));
+	if (len < 0) {
+		ossl_fail(MDM_LOG_WARN, "ASN1_STRING_to_UTF8");
+		return MDM_ERR_PARSE;
+	}
+	if (memchr(utf8, '\0', (size_t)len) != NULL) {
+		log_warn("x509: the subject's %s holds a NUL byte", attr);
+		goto out;
+	}
+	if ((size_t)len >= cap) {
+		log_warn("x509: the subject's %s is %d bytes, over %zu", attr, len, cap - 1);
+		rc = MDM_ERR_LIMIT;
+		goto out;
+	}
+	memcpy(out, utf8, (size_t)len);
+	out[len] = '\0';
+	rc = MDM_OK;
+out:
+	OPENSSL_free(utf8);
+	return rc;
+}
+
+int x509_cert_valid_at(const X509 *c, time_t now)
+{
+	return c != NULL && validity_at(c, now) == 0;
+}
+
+void x509_certs_free(X509 **certs, size_t n)
+{
+	if (certs == NULL)
+		return;
+	for (size_t i = 0; i < n; i++)
+		X509_free(certs[i]);
+	free(certs);
+}
+
+mdm_err x509_certs_load_file(const char *path, X509 ***out, size_t *n)
+{
+	char *buf = NULL, *name = NULL, *header = NULL;
+	unsigned char *data = NULL;
+	long dlen = 0;
+	size_t len = 0, count = 0;
+	BIO *bio = NULL;
+	X509 **certs = NULL;
+	mdm_err rc;
+
+	*out = NULL;
+	*n = 0;
+	if ((rc = file_read(path, X509_MAX_FILE, &buf, &len, NULL)) != MDM_OK)
+		return rc;
+	rc = MDM_ERR_NOMEM;
+	if ((certs = calloc(X509_MAX_CHAIN, sizeof(*certs))) == NULL)
+		goto out;
+	if ((bio = BIO_new_mem_buf(buf, (int)len)) == NULL) {
+		ossl_fail(MDM_LOG_ERROR, "BIO_new_mem_buf");
+		goto out;
+	}
+	rc = MDM_ERR_PARSE;
+	for (;;) {
+		if (PEM_read_bio(bio, &name, &header, &data, &dlen) != 1) {
+			unsigned long e = ERR_peek_last_error();
+
+			if (count > 0 && ERR_GET_LIB(e) == ERR_LIB_PEM &&
+			        ERR_GET_REASON(e) == PEM_R_NO_START_LINE) {
+				ERR_clear_error();
+				break;
+			}
+			ossl_fail(MDM_LOG_ERROR, "PEM_read_bio");
+			log_error("x509: %s: no PEM certificates", path);
+			goto out;
+		}
+		if (strcmp(name, PEM_STRING_X509) != 0 || header[0] != '\0') {
+			log_error("x509: %s: only CERTIFICATE blocks belong in a chain file", path);
+			goto out;
+		}
+		if (count == X509_MAX_CHAIN) {
+			log_error("x509: %s: more than %d certificates", path, X509_MAX_CHAIN);
+			rc = MDM_ERR_LIMIT;
+			goto out;
+		}
+		if ((rc = x509_cert_from_der(data, (size_t)dlen, &certs[count])) != MDM_OK)
+			goto out;
+		rc = MDM_ERR_PARSE;
+		count++;
+		OPENSSL_free(name);
+		OPENSSL_free(header);
+		OPENSSL_free(data);
+		name = header = NULL;
+		data = NULL;
+	}
+	*out = certs;
+	*n = count;
+	certs = NULL;
+	rc = MDM_OK;
+out:
+	OPENSSL_free(name);
+	OPENSSL_free(header);
+	OPENSSL_free(data);
+	x509_certs_free(certs, count);
+	BIO_free(bio);
+	file_free(buf, len);
+	return rc;
+}
+
+/* The first line of a password file (an empty file: ""), wiped by file_free. */
+static mdm_err password_read(const char *path, char **out, size_t *outlen)
+{
+	struct stat st;
+	char *buf = NULL;
+	size_t len = 0, line = 0;
+	mdm_err rc;
+
+	*out = NULL;
+	*outlen = 0;
+	if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 0) {
+		if ((*out = calloc(1, 1)) == NULL)
+			return MDM_ERR_NOMEM;
+		return MDM_OK;
+	}
+	if ((rc = file_read(path, X509_MAX_PASSWORD, &buf, &len, NULL)) != MDM_OK)
+		return rc;
+	for (; line < len && buf[line] != '\n' && buf[line] != '\r'; line++) {
+		if (buf[line] == '\0') {
+			log_error("x509: %s: a NUL byte in the password", path);
+			file_free(buf, len);
+			return MDM_ERR_PARSE;
+		}
+	}
+	buf[line] = '\0';
+	*out = buf;
+	*outlen = len;
+	return MDM_OK;
+}
+
+mdm_err x509_pkcs12_load(const char *path, const char *password_file, X509 **cert, EVP_PKEY **key)
+{
+	char *buf = NULL, *pass = NULL;
+	size_t len = 0, passlen = 0;
+	BIO *bio = NULL;
+	PKCS12 *p12 = NULL;
+	STACK_OF(X509) *extra = NULL;
+	OSSL_PROVIDER *prov_default = NULL, *prov_legacy = NULL;
+	X509 *c = NULL;
+	EVP_PKEY *k = NULL;
+	mdm_err rc;
+
+	*cert = NULL;
+	*key = NULL;
+	if (path == NULL || password_file == NULL)
+		return MDM_ERR_INVAL;
+	if ((rc = password_read(password_file, &pass, &passlen)) != MDM_OK)
+		return rc;
+	if ((rc = file_read(path, X509_MAX_FILE, &buf, &len, NULL)) != MDM_OK)
+		goto out;
+	rc = MDM_ERR_PARSE;
+	if ((bio = BIO_new_mem_buf(buf, (int)len)) == NULL) {
+		ossl_fail(MDM_LOG_ERROR, "BIO_new_mem_buf");
+		rc = MDM_ERR_NOMEM;
+		goto out;
+	}
+	if ((p12 = d2i_PKCS12_bio(bio, NULL)) == NULL) {
+		ossl_fail(MDM_LOG_ERROR, "d2i_PKCS12_bio");
+		log_error("x509: %s is not a PKCS#12 file (DER)", path);
+		goto out;
+	}
+	if (PKCS12_verify_mac(p12, pass, -1) != 1) {
+		ossl_fail(MDM_LOG_ERROR, "PKCS12_verify_mac");
+		log_error(
+		        "x509: %s: RFC 7292 5.1: the MAC does not verify (wrong password?)", path);
+		rc = MDM_ERR_AUTH;
+		goto out;
+	}
+	/*
+	 * Keychain Access encrypts the certificate bag with RC2-40 and the
+	 * key bag with 3DES: the legacy provider is loaded for this parse
+	 * only (the default provider with it, since loading one explicitly
+	 * stops the default from being loaded implicitly).
+	 */
+	prov_default = OSSL_PROVIDER_load(NULL, "default");
+	prov_legacy = OSSL_PROVIDER_load(NULL, "legacy");
+	if (prov_legacy == NULL)
+		ossl_fail(MDM_LOG_WARN, "OSSL_PROVIDER_load(legacy)");
+	if (PKCS12_parse(p12, pass, &k, &c, &extra) != 1) {
+		ossl_fail(MDM_LOG_ERROR, "PKCS12_parse");
+		log_error("x509: %s: could not decrypt the PKCS#12 bags%s", path,
+		        prov_legacy == NULL ? " (no legacy provider for RC2)" : "");
+		goto out;
+	}
+	if (k == NULL || c == NULL) {
+		log_error("x509: %s: RFC 7292: no private key with its certificate", path);
+		goto out;
+	}
+	if (!x509_key_matches_cert(k, c)) {
+		log_error("x509: %s: the key does not belong to the certificate", path);
+		goto out;
+	}
+	*cert = c;
+	*key = k;
+	c = NULL;
+	k = NULL;
+	rc = MDM_OK;
+out:
+	sk_X509_pop_free(extra, X509_free);
+	X509_free(c);
+	EVP_PKEY_free(k);
+	PKCS12_free(p12);
+	if (prov_legacy != NULL)
+		OSSL_PROVIDER_unload(prov_legacy);
+	if (prov_default != NULL)
+		OSSL_PROVIDER_unload(prov_default);
+	BIO_free(bio);
+	file_free(buf, len);
+	file_free(pass, passlen);
+	return rc;
+}
+
+static mdm_err add_eku_email(X509 *x)
+{
+	EXTENDED_KEY_USAGE *eku;
+	ASN1_OBJECT *obj = NULL;
+	mdm_err rc = MDM_ERR_NOMEM;
+
+	if ((eku = sk_ASN1_OBJECT_new_null()) == NULL) {
+		ossl_fail(MDM_LOG_ERROR, "sk_ASN1_OBJECT_new_null");
+		return MDM_ERR_NOMEM;
+	}
+	if ((obj = OBJ_nid2obj(NID_email_protect)) == NULL || sk_ASN1_OBJECT_push(eku, obj) <= 0) {
+		ossl_fail(MDM_LOG_ERROR, "sk_ASN1_OBJECT_push");
+		goto out;
+	}
+	rc = add_ext(x, NID_ext_key_usage, eku, 0);
+out:
+	sk_ASN1_OBJECT_pop_free(eku, ASN1_OBJECT_free);
+	return rc;
+}
+
+mdm_err x509_issue_server(const X509 *ca, EVP_PKEY *cakey, const char *subject, EVP_PKEY *key,
+        int days, time_t now, X509 **out)
+{
+	static const int ku[] = {KU_BIT_DIGITAL_SIGNATURE};
+	X509_NAME *name = NULL;
+	X509 *x = NULL;
+	time_t ca_not_after, not_after;
+	int is_rsa = 0;
+	mdm_err rc;
+
+	*out = NULL;
+	if (key == NULL)
+		return MDM_ERR_INVAL;
+	if ((rc = check_days(days, now)) != MDM_OK ||
+	        (rc = ca_usable(ca, cakey, now, &ca_not_after)) != MDM_OK)
+		return rc;
+	if ((rc = issue_key_ok(key, X509_DEFAULT_MIN_RSA_BITS, &is_rsa)) != MDM_OK)
+		return rc;
+	if ((rc = name_parse(subject, &name)) != MDM_OK)
+		return rc;
+	not_after = now + (time_t)days * SECS_PER_DAY;
+	if (not_after > ca_not_after)
+		not_after = ca_not_after;
+	if ((rc = cert_new(name, X509_get_subject_name(ca), key, now - CLOCK_SKEW, not_after,
+	             &x)) != MDM_OK)
+		goto out;
+	if ((rc = add_basic_constraints(x, 0)) != MDM_OK ||
+	        (rc = add_key_usage(x, ku, sizeof(ku) / sizeof(ku[0]))) != MDM_OK ||
+	        (rc = add_eku_email(x)) != MDM_OK || (rc = add_ski(x)) != MDM_OK ||
+	        (rc = add_aki(x, ca)) != MDM_OK || (rc = cert_sign(x, cakey)) != MDM_OK)
+		goto out;
+	if (X509_verify(x, X509_get0_pubkey(ca)) != 1) {
+		ossl_fail(MDM_LOG_ERROR, "X509_verify");
+		log_error("x509: the certificate just issued does not verify with the CA");
+		rc = MDM_ERR_CRYPTO;
+		goto out;
+	}
+	*out = x;
+	x = NULL;
+out:
+	X509_NAME_free(name);
+	X509_free(x);
+	return rc;
 }

@@ -86,6 +86,26 @@ int x509_cert_signed_by(const struct x509_st *cert, const struct x509_st *issuer
 int x509_cert_same_key(const struct x509_st *a, const struct x509_st *b);
 
 /*
+ * The value of the one subject attribute of type attr ("UID", "CN", or any
+ * short name of the subject syntax below) as UTF-8 in out (cap bytes,
+ * NUL-ended).  MDM_ERR_NOT_FOUND when absent, MDM_ERR_PARSE when present
+ * more than once or holding a NUL, MDM_ERR_LIMIT when it does not fit,
+ * MDM_ERR_INVAL for an unknown attr.  The APNs topic of a push
+ * certificate is its UID (OID 0.9.2342.19200300.100.1.1).
+ */
+MDM_WUR mdm_err x509_cert_subject_attr(
+        const struct x509_st *c, const char *attr, char *out, size_t cap);
+/* 1 if the certificate is valid (notBefore <= now <= notAfter). */
+int x509_cert_valid_at(const struct x509_st *c, time_t now);
+/*
+ * A PEM file of 1..max certificates (a chain): *out an array of *n owned
+ * certificates, freed with x509_certs_free.  Other PEM blocks are refused.
+ */
+#define X509_MAX_CHAIN 8
+MDM_WUR mdm_err x509_certs_load_file(const char *path, struct x509_st ***out, size_t *n);
+void x509_certs_free(struct x509_st **certs, size_t n);
+
+/*
  * Keys: a file path (PEM: PKCS#8, or traditional PKCS#1/SEC1), a file:
  * URI (file:/p, file:///p, file://localhost/p), or a pkcs11: URI (RFC 7512,
  * HSM via the OpenSSL pkcs11 engine; the PIN from pin-source=file:/path,
@@ -105,6 +125,19 @@ MDM_WUR mdm_err x509_key_write_pem(struct evp_pkey_st *key, const char *path);
 /* 1 if key is the private half of cert's public key (a signature is made and verified). */
 int x509_key_matches_cert(struct evp_pkey_st *key, const struct x509_st *cert);
 void x509_key_free(struct evp_pkey_st *key);
+
+/*
+ * A PKCS#12 file (an exported identity, such as the MDM push certificate
+ * from Keychain Access): the certificate and its private key.  The
+ * password is the first line of password_file (may be empty).  Apple's
+ * exports encrypt with RC2 and 3DES (PKCS#12 PBE), which OpenSSL 3 keeps
+ * in its legacy provider: it is loaded for the parse and unloaded after.
+ * The MAC must verify (MDM_ERR_AUTH: wrong password or a damaged file);
+ * MDM_ERR_PARSE when it holds no key or no certificate for the key.
+ */
+#define X509_MAX_PASSWORD 1024
+MDM_WUR mdm_err x509_pkcs12_load(const char *path, const char *password_file, struct x509_st **cert,
+        struct evp_pkey_st **key);
 
 /*
  * Certificate signing requests (PKCS#10).  from_der: strict DER like
@@ -149,6 +182,18 @@ MDM_WUR mdm_err x509_ca_create(
 /* Same subject; key may be the old one (renew) or a new one (rekey). */
 MDM_WUR mdm_err x509_ca_next(const struct x509_st *current, struct evp_pkey_st *key, int days,
         time_t now, struct x509_st **out);
+
+/*
+ * Issues a server certificate (the profile signer) for key's public half:
+ * subject in the syntax of x509_ca_create, random serial, keyUsage
+ * critical digitalSignature, extendedKeyUsage emailProtection (so that
+ * S/MIME-purpose verifiers such as `openssl cms -verify` accept the
+ * CMS signatures it makes), basicConstraints cA FALSE, SKI/AKI, SHA-256,
+ * valid now - 1 h .. now + days but never past the CA.  MDM_ERR_CONFIG as
+ * x509_issue when the CA cannot issue.
+ */
+MDM_WUR mdm_err x509_issue_server(const struct x509_st *ca, struct evp_pkey_st *cakey,
+        const char *subject, struct evp_pkey_st *key, int days, time_t now, struct x509_st **out);
 
 struct x509_issue_policy {
 	int days;         /* validity */

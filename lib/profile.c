@@ -1,0 +1,410 @@
+/*
+ * The enrollment profile (Apple "Configuration Profile Reference":
+ * Configuration, SCEP and MDM payloads) as a plist tree.
+ */
+#include "profile.h"
+#include "log.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+mdm_err profile_uuid_new(char out[PROFILE_UUID_LEN + 1])
+{
+	static const char hex[] = "0123456789ABCDEF";
+	unsigned char b[16];
+	size_t got = 0, o = 0;
+
+	out[0] = '\0';
+	while (got < sizeof(b)) {
+		ssize_t n = getrandom(b + got, sizeof(b) - got, 0);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			log_error("profile: getrandom: %s", strerror(errno));
+			return MDM_ERR_INTERNAL;
+		}
+		got += (size_t)n;
+	}
+	/* RFC 9562 5.4: version 4, variant 10. */
+	b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+	b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+	for (size_t i = 0; i < sizeof(b); i++) {
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			out[o++] = '-';
+		out[o++] = hex[b[i] >> 4];
+		out[o++] = hex[b[i] & 0x0f];
+	}
+	out[o] = '\0';
+	return MDM_OK;
+}
+
+mdm_err profile_url_check(const char *what, const char *url, int https_only)
+{
+	const char *host;
+	size_t len;
+
+	if (url == NULL) {
+		log_error("config: %s is required", what);
+		return MDM_ERR_CONFIG;
+	}
+	len = strnlen(url, PROFILE_MAX_URL + 1);
+	if (strncmp(url, "https://", 8) == 0)
+		host = url + 8;
+	else if (!https_only && strncmp(url, "http://", 7) == 0)
+		host = url + 7;
+	else {
+		log_error("config: %s must start with %s", what,
+		        https_only ? "https:// (Apple MDM protocol: devices talk to the server "
+		                     "over TLS)"
+		                   : "http:// or https://");
+		return MDM_ERR_CONFIG;
+	}
+	if (len > PROFILE_MAX_URL) {
+		log_error("config: %s is longer than %d bytes", what, PROFILE_MAX_URL);
+		return MDM_ERR_CONFIG;
+	}
+	if (*host == '\0' || *host == '/') {
+		log_error("config: %s has no host", what);
+		return MDM_ERR_CONFIG;
+	}
+	for (const char *p = url; *p != '\0'; p++) {
+		if (*p <= 0x20 || *p >= 0x7f) {
+			log_error("config: %s may hold printable ASCII only (percent-encode the "
+			          "rest)",
+			        what);
+			return MDM_ERR_CONFIG;
+		}
+		if (*p == '?' || *p == '#') {
+			log_error("config: %s must not have a query or fragment", what);
+			return MDM_ERR_CONFIG;
+		}
+	}
+	return MDM_OK;
+}
+
+/* A configured text value: 1..PROFILE_MAX_VALUE bytes, no control characters. */
+static mdm_err text_check(const char *what, const char *v)
+{
+	size_t len;
+
+	if (v == NULL || v[0] == '\0') {
+		log_error("profile: %s is required", what);
+		return MDM_ERR_CONFIG;
+	}
+	if ((len = strnlen(v, PROFILE_MAX_VALUE + 1)) > PROFILE_MAX_VALUE) {
+		log_error("profile: %s is longer than %d bytes", what, PROFILE_MAX_VALUE);
+		return MDM_ERR_CONFIG;
+	}
+	for (size_t i = 0; i < len; i++) {
+		if ((unsigned char)v[i] < 0x20 || v[i] == 0x7f) {
+			log_error("profile: %s holds a control character (at byte %zu)", what, i);
+			return MDM_ERR_CONFIG;
+		}
+	}
+	return MDM_OK;
+}
+
+/* Reverse-DNS: labels of letters, digits and '-', separated by single dots. */
+static mdm_err identifier_check(const char *v)
+{
+	size_t len;
+
+	if (text_check("profile_identifier", v) != MDM_OK)
+		return MDM_ERR_CONFIG;
+	len = strlen(v);
+	if (len > 200 || v[0] == '.' || v[len - 1] == '.' || strstr(v, "..") != NULL ||
+	        strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") !=
+	                len) {
+		log_error("profile: profile_identifier must be reverse-DNS (com.example.mdm), "
+		          "at most 200 bytes");
+		return MDM_ERR_CONFIG;
+	}
+	return MDM_OK;
+}
+
+static const char *const subject_types[] = {
+        "C", "ST", "L", "O", "OU", "CN", "DC", "UID", "serialNumber", "emailAddress"};
+
+static const char *subject_type(const char *s, size_t len)
+{
+	for (size_t i = 0; i < sizeof(subject_types) / sizeof(subject_types[0]); i++)
+		if (strlen(subject_types[i]) == len && memcmp(subject_types[i], s, len) == 0)
+			return subject_types[i];
+	return NULL;
+}
+
+/* [[type, value]]: one RDN of Apple's Subject. */
+static mdm_err rdn_new(const char *type, const char *value, size_t vlen, plist **out)
+{
+	plist *pair = NULL, *rdn = NULL;
+	mdm_err rc = MDM_ERR_NOMEM;
+
+	*out = NULL;
+	if ((pair = plist_new_array()) == NULL || (rdn = plist_new_array()) == NULL)
+		goto out;
+	if ((rc = plist_array_append(pair, plist_new_string(type))) != MDM_OK ||
+	        (rc = plist_array_append(pair, plist_new_string_len(value, vlen))) != MDM_OK)
+		goto out;
+	rc = plist_array_append(rdn, pair);
+	pair = NULL;
+	if (rc != MDM_OK)
+		goto out;
+	*out = rdn;
+	rdn = NULL;
+out:
+	plist_free(pair);
+	plist_free(rdn);
+	return rc;
+}
+
+mdm_err profile_subject_parse(const char *s, plist **out)
+{
+	plist *subj = NULL, *rdn = NULL;
+	char value[PROFILE_MAX_VALUE + 1];
+	size_t nrdn = 0;
+	mdm_err rc = MDM_ERR_CONFIG;
+
+	*out = NULL;
+	if (s == NULL || strnlen(s, PROFILE_MAX_VALUE + 1) > PROFILE_MAX_VALUE || s[0] != '/') {
+		log_error("config: enroll_scep_subject must be /TYPE=value/... of at most %d bytes",
+		        PROFILE_MAX_VALUE);
+		return MDM_ERR_CONFIG;
+	}
+	if ((subj = plist_new_array()) == NULL)
+		return MDM_ERR_NOMEM;
+	for (const char *p = s; *p == '/';) {
+		const char *type = ++p, *eq = strchr(type, '='), *t;
+		size_t vlen = 0;
+
+		if (eq == NULL || (t = subject_type(type, (size_t)(eq - type))) == NULL) {
+			log_error("config: enroll_scep_subject: unknown or missing attribute type "
+			          "at offset %zu",
+			        (size_t)(type - s));
+			goto out;
+		}
+		if (++nrdn > PROFILE_MAX_RDNS) {
+			log_error("config: enroll_scep_subject: more than %d attributes",
+			        PROFILE_MAX_RDNS);
+			goto out;
+		}
+		for (p = eq + 1; *p != '\0' && *p != '/'; p++) {
+			if (*p == '\\') {
+				if (p[1] != '/' && p[1] != '\\') {
+					log_error("config: enroll_scep_subject: only \\/ and \\\\ "
+					          "are escapes");
+					goto out;
+				}
+				p++;
+			}
+			if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+				log_error("config: enroll_scep_subject: control character in a "
+				          "value");
+				goto out;
+			}
+			value[vlen++] = *p;
+		}
+		if (vlen == 0) {
+			log_error("config: enroll_scep_subject: empty value");
+			goto out;
+		}
+		if ((rc = rdn_new(t, value, vlen, &rdn)) != MDM_OK)
+			goto out;
+		rc = plist_array_append(subj, rdn);
+		rdn = NULL;
+		if (rc != MDM_OK)
+			goto out;
+		rc = MDM_ERR_CONFIG;
+	}
+	*out = subj;
+	subj = NULL;
+	rc = MDM_OK;
+out:
+	plist_free(subj);
+	return rc;
+}
+
+/* The keys every payload has (Configuration Profile Reference, "Payload"). */
+static mdm_err payload_common(plist *d, const char *type, const char *identifier,
+        const char *suffix, const char *uuid, const char *display)
+{
+	char id[512];
+	mdm_err rc;
+
+	snprintf(id, sizeof(id), "%s%s", identifier, suffix);
+	if ((rc = plist_dict_set(d, "PayloadType", plist_new_string(type))) != MDM_OK ||
+	        (rc = plist_dict_set(d, "PayloadVersion", plist_new_integer(1))) != MDM_OK ||
+	        (rc = plist_dict_set(d, "PayloadIdentifier", plist_new_string(id))) != MDM_OK ||
+	        (rc = plist_dict_set(d, "PayloadUUID", plist_new_string(uuid))) != MDM_OK ||
+	        (rc = plist_dict_set(d, "PayloadDisplayName", plist_new_string(display))) != MDM_OK)
+		return rc;
+	return MDM_OK;
+}
+
+static mdm_err scep_payload(
+        const struct profile_enroll_params *p, const char *scep_url, const char *uuid, plist **out)
+{
+	plist *d = NULL, *c = NULL, *subj = NULL;
+	mdm_err rc = MDM_ERR_NOMEM;
+
+	*out = NULL;
+	if ((rc = profile_subject_parse(p->scep_subject, &subj)) != MDM_OK)
+		return rc;
+	rc = MDM_ERR_NOMEM;
+	if ((d = plist_new_dict()) == NULL || (c = plist_new_dict()) == NULL)
+		goto out;
+	if ((rc = plist_dict_set(c, "URL", plist_new_string(scep_url))) != MDM_OK ||
+	        (rc = plist_dict_set(c, "Name", plist_new_string(p->scep_name))) != MDM_OK)
+		goto out;
+	rc = plist_dict_set(c, "Subject", subj);
+	subj = NULL;
+	if (rc != MDM_OK)
+		goto out;
+	/* Key Usage 5: digital signature (1) and key encipherment (4). */
+	if ((rc = plist_dict_set(c, "Challenge", plist_new_string(p->challenge))) != MDM_OK ||
+	        (rc = plist_dict_set(c, "Keysize", plist_new_integer(2048))) != MDM_OK ||
+	        (rc = plist_dict_set(c, "Key Type", plist_new_string("RSA"))) != MDM_OK ||
+	        (rc = plist_dict_set(c, "Key Usage", plist_new_integer(5))) != MDM_OK)
+		goto out;
+	if ((rc = payload_common(d, "com.apple.security.scep", p->identifier, ".enroll.scep", uuid,
+	             "Device identity (SCEP)")) != MDM_OK)
+		goto out;
+	rc = plist_dict_set(d, "PayloadContent", c);
+	c = NULL;
+	if (rc != MDM_OK)
+		goto out;
+	*out = d;
+	d = NULL;
+out:
+	plist_free(subj);
+	plist_free(c);
+	plist_free(d);
+	return rc;
+}
+
+static mdm_err mdm_payload(const struct profile_enroll_params *p, const char *uuid,
+        const char *identity_uuid, plist **out)
+{
+	char checkin[PROFILE_MAX_URL + 32], server[PROFILE_MAX_URL + 32];
+	plist *d = NULL, *caps = NULL;
+	mdm_err rc = MDM_ERR_NOMEM;
+
+	*out = NULL;
+	snprintf(checkin, sizeof(checkin), "%s/mdm/checkin", p->public_url);
+	snprintf(server, sizeof(server), "%s/mdm/server", p->public_url);
+	if ((d = plist_new_dict()) == NULL || (caps = plist_new_array()) == NULL)
+		goto out;
+	if ((rc = payload_common(d, "com.apple.mdm", p->identifier, ".enroll.mdm", uuid,
+	             "Device management")) != MDM_OK)
+		goto out;
+	if ((rc = plist_array_append(
+	             caps, plist_new_string("com.apple.mdm.per-user-connections"))) != MDM_OK ||
+	        (rc = plist_array_append(caps, plist_new_string("com.apple.mdm.bootstraptoken"))) !=
+	                MDM_OK)
+		goto out;
+	if ((rc = plist_dict_set(d, "ServerURL", plist_new_string(server))) != MDM_OK ||
+	        (rc = plist_dict_set(d, "CheckInURL", plist_new_string(checkin))) != MDM_OK ||
+	        (rc = plist_dict_set(d, "Topic", plist_new_string(p->topic))) != MDM_OK ||
+	        (rc = plist_dict_set(d, "IdentityCertificateUUID",
+	                 plist_new_string(identity_uuid))) != MDM_OK ||
+	        (rc = plist_dict_set(d, "AccessRights", plist_new_integer(p->access_rights))) !=
+	                MDM_OK ||
+	        (rc = plist_dict_set(d, "SignMessage", plist_new_bool(p->sign_message))) !=
+	                MDM_OK ||
+	        (rc = plist_dict_set(d, "CheckOutWhenRemoved",
+	                 plist_new_bool(p->checkout_when_removed))) != MDM_OK)
+		goto out;
+	rc = plist_dict_set(d, "ServerCapabilities", caps);
+	caps = NULL;
+	if (rc != MDM_OK)
+		goto out;
+	*out = d;
+	d = NULL;
+out:
+	plist_free(caps);
+	plist_free(d);
+	return rc;
+}
+
+static mdm_err params_check(const struct profile_enroll_params *p)
+{
+	mdm_err rc;
+
+	if ((rc = profile_url_check("public_url", p->public_url, 1)) != MDM_OK)
+		return rc;
+	if (p->scep_url != NULL && (rc = profile_url_check("scep_url", p->scep_url, 0)) != MDM_OK)
+		return rc;
+	if ((rc = text_check("profile_org", p->organization)) != MDM_OK ||
+	        (rc = text_check("the SCEP Name (the CA's name)", p->scep_name)) != MDM_OK ||
+	        (rc = text_check("the challenge", p->challenge)) != MDM_OK ||
+	        (rc = text_check("the topic", p->topic)) != MDM_OK ||
+	        (rc = identifier_check(p->identifier)) != MDM_OK)
+		return rc;
+	if (p->access_rights < 1 || p->access_rights > PROFILE_ACCESS_RIGHTS_MAX) {
+		log_error("config: mdm_access_rights must be 1 to %d (Apple MDM payload)",
+		        PROFILE_ACCESS_RIGHTS_MAX);
+		return MDM_ERR_CONFIG;
+	}
+	return MDM_OK;
+}
+
+mdm_err profile_enroll_build(const struct profile_enroll_params *p, plist **out)
+{
+	char top_uuid[PROFILE_UUID_LEN + 1], scep_uuid[PROFILE_UUID_LEN + 1],
+	        mdm_uuid[PROFILE_UUID_LEN + 1], scep_url[PROFILE_MAX_URL + 8],
+	        display[PROFILE_MAX_VALUE + 32];
+	plist *top = NULL, *content = NULL, *scep = NULL, *mdm = NULL;
+	mdm_err rc;
+
+	*out = NULL;
+	if (p == NULL)
+		return MDM_ERR_INVAL;
+	if ((rc = params_check(p)) != MDM_OK)
+		return rc;
+	if ((rc = profile_uuid_new(top_uuid)) != MDM_OK ||
+	        (rc = profile_uuid_new(scep_uuid)) != MDM_OK ||
+	        (rc = profile_uuid_new(mdm_uuid)) != MDM_OK)
+		return rc;
+	if (p->scep_url != NULL)
+		snprintf(scep_url, sizeof(scep_url), "%s", p->scep_url);
+	else
+		snprintf(scep_url, sizeof(scep_url), "%s/scep", p->public_url);
+	snprintf(display, sizeof(display), "%s device management", p->organization);
+	if ((rc = scep_payload(p, scep_url, scep_uuid, &scep)) != MDM_OK ||
+	        (rc = mdm_payload(p, mdm_uuid, scep_uuid, &mdm)) != MDM_OK)
+		goto out;
+	rc = MDM_ERR_NOMEM;
+	if ((top = plist_new_dict()) == NULL || (content = plist_new_array()) == NULL)
+		goto out;
+	rc = plist_array_append(content, scep);
+	scep = NULL;
+	if (rc != MDM_OK)
+		goto out;
+	rc = plist_array_append(content, mdm);
+	mdm = NULL;
+	if (rc != MDM_OK)
+		goto out;
+	if ((rc = payload_common(top, "Configuration", p->identifier, ".enroll", top_uuid,
+	             display)) != MDM_OK ||
+	        (rc = plist_dict_set(top, "PayloadOrganization",
+	                 plist_new_string(p->organization))) != MDM_OK ||
+	        (rc = plist_dict_set(top, "PayloadDescription",
+	                 plist_new_string("Enrolls this device in device management: a device "
+	                                  "identity certificate over SCEP, then MDM."))) != MDM_OK)
+		goto out;
+	rc = plist_dict_set(top, "PayloadContent", content);
+	content = NULL;
+	if (rc != MDM_OK)
+		goto out;
+	*out = top;
+	top = NULL;
+out:
+	plist_free(scep);
+	plist_free(mdm);
+	plist_free(content);
+	plist_free(top);
+	return rc;
+}

@@ -1,0 +1,69 @@
+/*
+ * Configuration profiles (Apple "Configuration Profile Reference"): the
+ * enrollment profile as a plist tree, with a SCEP payload
+ * (com.apple.security.scep) for the device identity and an MDM payload
+ * (com.apple.mdm) that names that identity.  No outside library: the
+ * tree is lib/plist's, randomness comes from getrandom(2).
+ *
+ * Every string that reaches the profile is checked here: URLs must be
+ * printable ASCII without query or fragment, the other values free of
+ * control characters, so a bad configuration is a clear error rather than
+ * a profile the device refuses.
+ */
+#ifndef MDM_PROFILE_H
+#define MDM_PROFILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "errors.h"
+#include "plist.h"
+
+#define PROFILE_UUID_LEN          36   /* 8-4-4-4-12, upper-case hex */
+#define PROFILE_MAX_URL           1024 /* a URL in a profile */
+#define PROFILE_MAX_VALUE         1024 /* an organization, identifier, subject, challenge */
+#define PROFILE_MAX_RDNS          16   /* RDNs of the SCEP Subject */
+#define PROFILE_ACCESS_RIGHTS_MAX 8191
+
+/* A fresh random (version 4) UUID, upper case as Apple writes them. */
+MDM_WUR mdm_err profile_uuid_new(char out[PROFILE_UUID_LEN + 1]);
+
+/*
+ * A base or endpoint URL: http:// or https:// (https only when
+ * https_only), a non-empty host, printable ASCII (no space), no query or
+ * fragment, at most PROFILE_MAX_URL bytes.  MDM_ERR_CONFIG (logged with
+ * what, e.g. "public_url") otherwise.
+ */
+MDM_WUR mdm_err profile_url_check(const char *what, const char *url, int https_only);
+
+/*
+ * The SCEP payload's Subject from openssl -subj syntax ("/O=MDM/CN=x":
+ * outermost RDN first, \/ and \\ escape; types C ST L O OU CN DC UID
+ * serialNumber emailAddress): Apple's array of RDNs, each an array of one
+ * [type, value] array.  MDM_ERR_CONFIG for anything else.
+ */
+MDM_WUR mdm_err profile_subject_parse(const char *subject, plist **out);
+
+struct profile_enroll_params {
+	const char *public_url;    /* https base: <base>/mdm/checkin, <base>/mdm/server */
+	const char *scep_url;      /* NULL: <public_url>/scep */
+	const char *scep_name;     /* SCEP payload Name (the CA's name) */
+	const char *scep_subject;  /* openssl -subj syntax */
+	const char *challenge;     /* the one-time challenge (a secret: never logged) */
+	const char *topic;         /* com.apple.mgmt.External.<uuid> */
+	const char *organization;  /* PayloadOrganization */
+	const char *identifier;    /* reverse-DNS prefix of PayloadIdentifier */
+	int64_t access_rights;     /* 1..PROFILE_ACCESS_RIGHTS_MAX */
+	int sign_message;          /* SignMessage */
+	int checkout_when_removed; /* CheckOutWhenRemoved */
+};
+
+/*
+ * The enrollment profile: a Configuration payload whose PayloadContent
+ * holds the SCEP payload and the MDM payload (IdentityCertificateUUID =
+ * the SCEP payload's PayloadUUID), every PayloadUUID fresh.
+ * MDM_ERR_CONFIG (logged) for a bad parameter.
+ */
+MDM_WUR mdm_err profile_enroll_build(const struct profile_enroll_params *p, plist **out);
+
+#endif

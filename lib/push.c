@@ -1,0 +1,194 @@
+/* MDM push certificates: topic rules, import, and the topic profiles name. */
+#include "push.h"
+#include "ca.h"
+#include "log.h"
+#include "x509.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int push_topic_valid(const char *topic)
+{
+	static const char shape[] = "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx";
+	size_t plen = sizeof(PUSH_TOPIC_PREFIX) - 1;
+	const char *u;
+
+	if (topic == NULL || strncmp(topic, PUSH_TOPIC_PREFIX, plen) != 0)
+		return 0;
+	u = topic + plen;
+	if (strlen(u) != sizeof(shape) - 1)
+		return 0;
+	for (size_t i = 0; i < sizeof(shape) - 1; i++) {
+		if (shape[i] == '-' ? u[i] != '-' : !isxdigit((unsigned char)u[i]))
+			return 0;
+	}
+	return 1;
+}
+
+mdm_err push_cert_topic(const struct x509_st *cert, char out[PUSH_MAX_TOPIC + 1])
+{
+	char uid[256];
+	mdm_err rc;
+
+	out[0] = '\0';
+	rc = x509_cert_subject_attr(cert, "UID", uid, sizeof(uid));
+	if (rc == MDM_ERR_NOT_FOUND) {
+		log_error("push: Apple MDM protocol: the push certificate's subject has no UID "
+		          "(the APNs topic); is this an MDM push certificate?");
+		return MDM_ERR_PARSE;
+	}
+	if (rc != MDM_OK) {
+		log_error("push: the push certificate's subject UID is unreadable");
+		return MDM_ERR_PARSE;
+	}
+	if (!push_topic_valid(uid)) {
+		/* The UID is from a file the operator chose: printable after the check below. */
+		log_error("push: Apple MDM protocol: the push certificate's UID must be "
+		          "%s<UUID> (the APNs topic), not a %zu-byte other value",
+		        PUSH_TOPIC_PREFIX, strlen(uid));
+		return MDM_ERR_PARSE;
+	}
+	memcpy(out, uid, strlen(uid) + 1);
+	return MDM_OK;
+}
+
+struct push_import_arg {
+	struct x509_st *cert;
+	const char *key_uri;
+	const char *topic;
+	const char *sha256;
+	enum push_import_result result;
+};
+
+static mdm_err push_import_tx(db *d, void *arg)
+{
+	struct push_import_arg *a = arg;
+	const char *params[3];
+	char idbuf[32];
+	long long id = 0;
+	db_res *r = NULL;
+	mdm_err rc;
+
+	/* One import at a time: two must not both insert the same certificate. */
+	if ((rc = db_exec(d, "LOCK TABLE mdm.push_cert IN EXCLUSIVE MODE", 0, NULL, NULL)) !=
+	        MDM_OK)
+		return rc;
+	params[0] = a->sha256;
+	params[1] = a->topic;
+	rc = db_exec(d,
+	        "SELECT c.id, c.kind, p.certificate_id = c.id, p.key_uri, p.topic IS NOT NULL "
+	        "FROM mdm.certificate c LEFT JOIN mdm.push_cert p ON p.topic = $2 "
+	        "WHERE c.sha256 = $1",
+	        2, params, &r);
+	if (rc != MDM_OK)
+		goto out;
+	if (db_res_rows(r) == 1) {
+		if (strcmp(db_res_get0(r, 0, 1), "push") != 0) {
+			log_error("push: this certificate is already recorded as kind %s",
+			        db_res_get0(r, 0, 1));
+			rc = MDM_ERR_CONFLICT;
+			goto out;
+		}
+		id = atoll(db_res_get0(r, 0, 0));
+		if (!db_res_is_null(r, 0, 2) && strcmp(db_res_get0(r, 0, 2), "t") == 0 &&
+		        strcmp(db_res_get0(r, 0, 3), a->key_uri) == 0) {
+			a->result = PUSH_UNCHANGED;
+			goto out;
+		}
+	} else if ((rc = ca_cert_insert(d, a->cert, "push", NULL, NULL, NULL, &id)) != MDM_OK) {
+		goto out;
+	}
+	db_res_free(r);
+	r = NULL;
+	if ((rc = db_exec(d, "SELECT 1 FROM mdm.push_cert WHERE topic = $1", 1, params + 1, &r)) !=
+	        MDM_OK)
+		goto out;
+	a->result = db_res_rows(r) == 1 ? PUSH_REPLACED : PUSH_IMPORTED;
+	snprintf(idbuf, sizeof(idbuf), "%lld", id);
+	params[0] = a->topic;
+	params[1] = idbuf;
+	params[2] = a->key_uri;
+	rc = db_exec(d,
+	        "INSERT INTO mdm.push_cert (topic, certificate_id, key_uri) "
+	        "VALUES ($1, $2::bigint, $3) ON CONFLICT (topic) DO UPDATE "
+	        "SET certificate_id = EXCLUDED.certificate_id, key_uri = EXCLUDED.key_uri, "
+	        "imported_at = now()",
+	        3, params, NULL);
+out:
+	db_res_free(r);
+	return rc;
+}
+
+mdm_err push_cert_import(db *d, struct x509_st *cert, struct evp_pkey_st *key, const char *key_uri,
+        time_t now, char topic[PUSH_MAX_TOPIC + 1], enum push_import_result *result)
+{
+	struct push_import_arg a = {cert, key_uri, topic, NULL, PUSH_UNCHANGED};
+	struct x509_info info;
+	mdm_err rc;
+
+	*result = PUSH_UNCHANGED;
+	topic[0] = '\0';
+	if (cert == NULL || key == NULL || key_uri == NULL)
+		return MDM_ERR_INVAL;
+	if (key_uri[0] != '/' && strncmp(key_uri, "pkcs11:", 7) != 0) {
+		log_error("push: key_uri must be an absolute path or a pkcs11: URI");
+		return MDM_ERR_INVAL;
+	}
+	if ((rc = push_cert_topic(cert, topic)) != MDM_OK)
+		return rc;
+	if (!x509_key_matches_cert(key, cert)) {
+		log_error("push: the private key does not belong to the push certificate of %s",
+		        topic);
+		topic[0] = '\0';
+		return MDM_ERR_FORBIDDEN;
+	}
+	if ((rc = x509_cert_info(cert, &info)) != MDM_OK)
+		return rc;
+	if (!x509_cert_valid_at(cert, now))
+		log_warn("push: the push certificate of %s is not valid now (expired or not yet "
+		         "valid); imported anyway: renew it at identity.apple.com",
+		        topic);
+	a.sha256 = info.sha256;
+	if ((rc = db_tx(d, push_import_tx, &a)) != MDM_OK) {
+		topic[0] = '\0';
+		return rc;
+	}
+	*result = a.result;
+	return MDM_OK;
+}
+
+mdm_err push_topic_get(db *d, const config *cfg, char out[PUSH_MAX_TOPIC + 1])
+{
+	const char *t = config_get0(cfg, "mdm_topic");
+	db_res *r = NULL;
+	mdm_err rc;
+
+	out[0] = '\0';
+	if (t != NULL) {
+		if (!push_topic_valid(t)) {
+			log_error("config: mdm_topic must be %s<UUID> (Apple MDM protocol)",
+			        PUSH_TOPIC_PREFIX);
+			return MDM_ERR_CONFIG;
+		}
+		memcpy(out, t, strlen(t) + 1);
+		return MDM_OK;
+	}
+	if ((rc = db_exec(d, "SELECT topic FROM mdm.push_cert ORDER BY topic LIMIT 2", 0, NULL,
+	             &r)) != MDM_OK)
+		return rc;
+	if (db_res_rows(r) != 1) {
+		log_error("push: %s push certificate imported and mdm_topic is unset: %s",
+		        db_res_rows(r) == 0 ? "no" : "more than one",
+		        db_res_rows(r) == 0 ? "run `mdmctl push-cert import`" : "set mdm_topic");
+		rc = MDM_ERR_CONFIG;
+	} else if (!push_topic_valid(db_res_get0(r, 0, 0))) {
+		log_error("push: the topic in mdm.push_cert is not %s<UUID>", PUSH_TOPIC_PREFIX);
+		rc = MDM_ERR_CONFIG;
+	} else {
+		memcpy(out, db_res_get0(r, 0, 0), strlen(db_res_get0(r, 0, 0)) + 1);
+	}
+	db_res_free(r);
+	return rc;
+}
