@@ -74,8 +74,38 @@ demo_start() {
 		"$B/bin/mdmctl" ca cert >"$VAR/ca/ca.pem" ||
 			stack_die "mdmctl ca cert failed"
 	fi
+	# The profile signer (issued by the device CA) and, unless one was
+	# imported, a throw-away push certificate shaped like Apple's: profiles
+	# are served, but APNs will not accept it (import yours with
+	# `mdmctl push-cert import`).
+	if [ ! -f "$VAR/ca/signer.pem" ]; then
+		"$B/bin/mdmctl" ca server-cert --subject "/CN=MDM Demo Profile Signer/O=mdm demo" \
+			--key-out "$VAR/ca/signer.key" --cert-out "$VAR/ca/signer.pem" \
+			>>"$VAR/log/ca.log" 2>&1 || {
+			cat "$VAR/log/ca.log" >&2
+			stack_die "mdmctl ca server-cert failed"
+		}
+	fi
+	if ! "$B/bin/mdmctl" push-cert list 2>/dev/null | grep -q '^com\.apple\.mgmt\.'; then
+		push_uuid=$(cat /proc/sys/kernel/random/uuid)
+		rm -f "$VAR/ca/push.key" "$VAR/ca/push.pem"
+		openssl req -x509 -newkey rsa:2048 -nodes -days 365 -keyout "$VAR/ca/push.key" \
+			-out "$VAR/ca/push.pem" \
+			-subj "/UID=com.apple.mgmt.External.$push_uuid/CN=APSP:$push_uuid/C=US" \
+			>>"$VAR/log/ca.log" 2>&1 &&
+			"$B/bin/mdmctl" push-cert import --cert "$VAR/ca/push.pem" \
+				--key "$VAR/ca/push.key" >>"$VAR/log/ca.log" 2>&1 || {
+			cat "$VAR/log/ca.log" >&2
+			stack_die "push certificate import failed"
+		}
+	fi
 	stack_own "$VAR/ca"
 	CA_CERT=$VAR/ca/ca.pem
+	MDM_PROFILE_SIGNER_CERT=${MDM_PROFILE_SIGNER_CERT:-$VAR/ca/signer.pem}
+	MDM_PROFILE_SIGNER_KEY=${MDM_PROFILE_SIGNER_KEY:-$VAR/ca/signer.key}
+	MDM_PROFILE_SIGNER_CHAIN=${MDM_PROFILE_SIGNER_CHAIN:-$CA_CERT}
+	MDM_PUBLIC_URL=${MDM_PUBLIC_URL:-https://127.0.0.1:$https_port}
+	export MDM_PROFILE_SIGNER_CERT MDM_PROFILE_SIGNER_KEY MDM_PROFILE_SIGNER_CHAIN MDM_PUBLIC_URL
 
 	apache_start "$VAR" "${DEMO_MODE:-proxy}" "$B/cgi-bin" "$https_port" "$http_port"
 	https=https://127.0.0.1:$https_port
@@ -111,7 +141,8 @@ demo_start() {
 	cat <<EOF
 demo: running, as user $STACK_USER
   SCEP        $http/scep   (also $https/scep)
-  enrollment  $https/enroll
+  enrollment  $https/enroll   (the signed profile: open it on a device, or
+              curl --cacert "\$TLS_CA_CERT" -o enroll.mobileconfig $https/enroll)
   check-in    $https/mdm/checkin
   commands    $https/mdm/server
   device CA   $CA_CERT

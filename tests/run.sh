@@ -222,7 +222,32 @@ mkdir -p "$TMP/ca"
 	cat "$TMP/log/ca.log" >&2
 	stack_die "mdmctl ca init failed"
 }
+# What enroll.fcgi needs: a profile signer issued by the CA (the CA
+# certificate carried as its chain), and a throw-away push certificate
+# shaped like Apple's (subject UID com.apple.mgmt.External.<uuid>).
+"$B/bin/mdmctl" ca cert >"$TMP/ca/ca.pem" 2>>"$TMP/log/ca.log" &&
+	"$B/bin/mdmctl" ca server-cert --subject "/CN=MDM Test Profile Signer/O=mdm tests" \
+		--key-out "$TMP/ca/signer.key" --cert-out "$TMP/ca/signer.pem" \
+		>>"$TMP/log/ca.log" 2>&1 || {
+	cat "$TMP/log/ca.log" >&2
+	stack_die "mdmctl ca server-cert failed"
+}
+push_uuid=$(cat /proc/sys/kernel/random/uuid)
+openssl req -x509 -newkey rsa:2048 -nodes -days 365 -keyout "$TMP/ca/push.key" \
+	-out "$TMP/ca/push.pem" \
+	-subj "/UID=com.apple.mgmt.External.$push_uuid/CN=APSP:$push_uuid/C=US" \
+	>>"$TMP/log/ca.log" 2>&1 &&
+	"$B/bin/mdmctl" push-cert import --cert "$TMP/ca/push.pem" --key "$TMP/ca/push.key" \
+		>>"$TMP/log/ca.log" 2>&1 || {
+	cat "$TMP/log/ca.log" >&2
+	stack_die "push certificate import failed"
+}
 stack_own "$TMP/ca"
+MDM_PROFILE_SIGNER_CERT=$TMP/ca/signer.pem
+MDM_PROFILE_SIGNER_KEY=$TMP/ca/signer.key
+MDM_PROFILE_SIGNER_CHAIN=$TMP/ca/ca.pem
+E2E_DEVICE_CA=$TMP/ca/ca.pem
+export MDM_PROFILE_SIGNER_CERT MDM_PROFILE_SIGNER_KEY MDM_PROFILE_SIGNER_CHAIN E2E_DEVICE_CA
 # A static challenge too (scep_challenge), for the clients that use one.
 MDM_SCEP_CHALLENGE="e2e-static-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
 E2E_STATIC_CHALLENGE=$MDM_SCEP_CHALLENGE
@@ -255,6 +280,9 @@ for mode in proxy fcgid; do
 	https_port=$(stack_free_port 18443)
 	http_port=$(stack_free_port 18080)
 	scep_legacy "$mode"
+	# The base URL enrollment profiles name: this stack's HTTPS host.
+	MDM_PUBLIC_URL="https://127.0.0.1:$https_port"
+	export MDM_PUBLIC_URL
 	apache_start "$TMP" "$mode" "$TMP/cgi-bin" "$https_port" "$http_port"
 	stack_wait_health \
 		"https://127.0.0.1:$https_port/scep/health" \

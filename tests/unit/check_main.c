@@ -44,6 +44,7 @@ int main(void)
 	        {"db", db_suite},
 	        {"scep", scep_suite},
 	        {"scep_ops", scep_ops_suite},
+	        {"enroll", enroll_suite},
 	};
 	SRunner *sr = NULL;
 	int failed;

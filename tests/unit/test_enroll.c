@@ -1,0 +1,606 @@
+/*
+ * Enrollment: the profile module (no database), push certificate topics
+ * (the real Apple push certificate from the shared vectors when present),
+ * and, against MDM_TEST_DB, push certificate import, the profile signer
+ * and the enrollment profile with its one-time challenge.  Push-like
+ * certificates and PKCS#12 files are made here with the openssl CLI.
+ */
+#include "ca.h"
+#include "config.h"
+#include "db.h"
+#include "enroll.h"
+#include "log.h"
+#include "migrate.h"
+#include "plist.h"
+#include "profile.h"
+#include "push.h"
+#include "suites.h"
+#include "x509.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int sh(const char *fmt, ...)
+{
+	char cmd[4096];
+	va_list ap;
+	int st;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	st = system(cmd);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+/* ---- profile ---- */
+
+static struct profile_enroll_params params(void)
+{
+	struct profile_enroll_params p = {0};
+
+	p.public_url = "https://mdm.example.com";
+	p.scep_name = "Unit CA";
+	p.scep_subject = "/O=Example\\/Org/CN=Device";
+	p.challenge = "0123456789abcdef";
+	p.topic = "com.apple.mgmt.External.e0bd1eac-1f17-4c8e-8a63-dd17d3dd35d9";
+	p.organization = "Example";
+	p.identifier = "com.example.mdm";
+	p.access_rights = 8191;
+	p.checkout_when_removed = 1;
+	return p;
+}
+
+static const plist *payload_of(const plist *profile, const char *type)
+{
+	const plist *c = plist_dict_get0(profile, "PayloadContent");
+
+	for (size_t i = 0; i < plist_array_count(c); i++) {
+		const char *t = plist_dict_get_string0(plist_array_get0(c, i), "PayloadType");
+		if (t != NULL && strcmp(t, type) == 0)
+			return plist_array_get0(c, i);
+	}
+	return NULL;
+}
+
+static void assert_type(const plist *d, const char *key, enum plist_type t)
+{
+	ck_assert_msg(plist_get_type(plist_dict_get0(d, key)) == t, "%s: %s expected", key,
+	        plist_type_str(t));
+}
+
+static void assert_payload(const plist *d, const char *type)
+{
+	ck_assert_str_eq(plist_dict_get_string0(d, "PayloadType"), type);
+	assert_type(d, "PayloadVersion", PLIST_INTEGER);
+	assert_type(d, "PayloadIdentifier", PLIST_STRING);
+	assert_type(d, "PayloadUUID", PLIST_STRING);
+	assert_type(d, "PayloadDisplayName", PLIST_STRING);
+	ck_assert_uint_eq(strlen(plist_dict_get_string0(d, "PayloadUUID")), PROFILE_UUID_LEN);
+}
+
+/* Builds, serializes and parses back; returns the parsed tree. */
+static plist *round_trip(const struct profile_enroll_params *p)
+{
+	plist *t = NULL, *back = NULL;
+	char *xml = NULL;
+	size_t len = 0;
+
+	ck_assert_int_eq(profile_enroll_build(p, &t), MDM_OK);
+	ck_assert_int_eq(plist_serialize(t, &xml, &len), MDM_OK);
+	ck_assert_int_eq(plist_parse(xml, len, &back), MDM_OK);
+	ck_assert(plist_equal(t, back));
+	free(xml);
+	plist_free(t);
+	return back;
+}
+
+START_TEST(profile_round_trip_and_keys)
+{
+	struct profile_enroll_params p = params();
+	plist *t = round_trip(&p);
+	const plist *scep = payload_of(t, "com.apple.security.scep"),
+	            *mdm = payload_of(t, "com.apple.mdm"), *c, *subj, *caps;
+	int64_t n;
+	int b;
+
+	assert_payload(t, "Configuration");
+	ck_assert_str_eq(plist_dict_get_string0(t, "PayloadIdentifier"), "com.example.mdm.enroll");
+	ck_assert_str_eq(plist_dict_get_string0(t, "PayloadOrganization"), "Example");
+	ck_assert_uint_eq(plist_array_count(plist_dict_get0(t, "PayloadContent")), 2);
+	assert_payload(scep, "com.apple.security.scep");
+	assert_payload(mdm, "com.apple.mdm");
+	c = plist_dict_get0(scep, "PayloadContent");
+	ck_assert_str_eq(plist_dict_get_string0(c, "URL"), "https://mdm.example.com/scep");
+	ck_assert_str_eq(plist_dict_get_string0(c, "Name"), "Unit CA");
+	ck_assert_str_eq(plist_dict_get_string0(c, "Challenge"), "0123456789abcdef");
+	ck_assert_str_eq(plist_dict_get_string0(c, "Key Type"), "RSA");
+	ck_assert_int_eq(plist_integer_get(plist_dict_get0(c, "Keysize"), &n), MDM_OK);
+	ck_assert_int_eq(n, 2048);
+	ck_assert_int_eq(plist_integer_get(plist_dict_get0(c, "Key Usage"), &n), MDM_OK);
+	ck_assert_int_eq(n, 5);
+	/* [[["O", "Example/Org"]], [["CN", "Device"]]] */
+	subj = plist_dict_get0(c, "Subject");
+	ck_assert_uint_eq(plist_array_count(subj), 2);
+	ck_assert_str_eq(
+	        plist_string_get0(
+	                plist_array_get0(plist_array_get0(plist_array_get0(subj, 0), 0), 1), NULL),
+	        "Example/Org");
+	ck_assert_str_eq(
+	        plist_string_get0(
+	                plist_array_get0(plist_array_get0(plist_array_get0(subj, 1), 0), 0), NULL),
+	        "CN");
+	ck_assert_str_eq(plist_dict_get_string0(mdm, "IdentityCertificateUUID"),
+	        plist_dict_get_string0(scep, "PayloadUUID"));
+	ck_assert_str_ne(plist_dict_get_string0(mdm, "PayloadUUID"),
+	        plist_dict_get_string0(scep, "PayloadUUID"));
+	ck_assert_str_eq(
+	        plist_dict_get_string0(mdm, "ServerURL"), "https://mdm.example.com/mdm/server");
+	ck_assert_str_eq(
+	        plist_dict_get_string0(mdm, "CheckInURL"), "https://mdm.example.com/mdm/checkin");
+	ck_assert_str_eq(plist_dict_get_string0(mdm, "Topic"), p.topic);
+	ck_assert_int_eq(plist_integer_get(plist_dict_get0(mdm, "AccessRights"), &n), MDM_OK);
+	ck_assert_int_eq(n, 8191);
+	ck_assert_int_eq(plist_bool_get(plist_dict_get0(mdm, "SignMessage"), &b), MDM_OK);
+	ck_assert_int_eq(b, 0);
+	ck_assert_int_eq(plist_bool_get(plist_dict_get0(mdm, "CheckOutWhenRemoved"), &b), MDM_OK);
+	ck_assert_int_eq(b, 1);
+	caps = plist_dict_get0(mdm, "ServerCapabilities");
+	ck_assert_uint_eq(plist_array_count(caps), 2);
+	ck_assert_str_eq(plist_string_get0(plist_array_get0(caps, 0), NULL),
+	        "com.apple.mdm.per-user-connections");
+	ck_assert_str_eq(
+	        plist_string_get0(plist_array_get0(caps, 1), NULL), "com.apple.mdm.bootstraptoken");
+	plist_free(t);
+}
+END_TEST
+
+START_TEST(profile_scep_url_and_fresh_uuids)
+{
+	struct profile_enroll_params p = params();
+	plist *a, *b;
+
+	p.scep_url = "http://scep.example.com:8080/cgi-bin/scep";
+	a = round_trip(&p);
+	b = round_trip(&p);
+	ck_assert_str_eq(
+	        plist_dict_get_string0(
+	                plist_dict_get0(payload_of(a, "com.apple.security.scep"), "PayloadContent"),
+	                "URL"),
+	        p.scep_url);
+	ck_assert_str_ne(
+	        plist_dict_get_string0(a, "PayloadUUID"), plist_dict_get_string0(b, "PayloadUUID"));
+	plist_free(a);
+	plist_free(b);
+}
+END_TEST
+
+START_TEST(profile_uuid_v4)
+{
+	char u[PROFILE_UUID_LEN + 1];
+
+	ck_assert_int_eq(profile_uuid_new(u), MDM_OK);
+	ck_assert_uint_eq(strlen(u), 36);
+	ck_assert_int_eq(u[8], '-');
+	ck_assert_int_eq(u[14], '4');
+	ck_assert(strchr("89AB", u[19]) != NULL);
+	ck_assert_uint_eq(strspn(u, "0123456789ABCDEF-"), 36);
+}
+END_TEST
+
+/* XML metacharacters are escaped by the writer and come back intact. */
+START_TEST(profile_hostile_org_escaped)
+{
+	struct profile_enroll_params p = params();
+	plist *t;
+
+	p.organization = "A & <B> \"C\" 'D' ]]> </string><key>x</key>";
+	t = round_trip(&p);
+	ck_assert_str_eq(plist_dict_get_string0(t, "PayloadOrganization"), p.organization);
+	plist_free(t);
+}
+END_TEST
+
+START_TEST(profile_bad_values_refused)
+{
+	static const char *const bad_public[] = {NULL, "http://mdm.example.com",
+	        "https://mdm.example.com/?x=1", "https://mdm.example.com/#f", "https://",
+	        "https://mdm example.com", "https://mdm.example.com/\x01", "ftp://x",
+	        "https://mdm.example.com/\xc3\xa9"};
+	struct profile_enroll_params p;
+	plist *t = NULL;
+
+	for (size_t i = 0; i < sizeof(bad_public) / sizeof(bad_public[0]); i++) {
+		p = params();
+		p.public_url = bad_public[i];
+		ck_assert_int_eq(profile_enroll_build(&p, &t), MDM_ERR_CONFIG);
+		ck_assert_ptr_null(t);
+	}
+	p = params();
+	p.organization = "Evil\x01Corp";
+	ck_assert_int_eq(profile_enroll_build(&p, &t), MDM_ERR_CONFIG);
+	p = params();
+	p.organization = "";
+	ck_assert_int_eq(profile_enroll_build(&p, &t), MDM_ERR_CONFIG);
+	p = params();
+	p.identifier = "com..example";
+	ck_assert_int_eq(profile_enroll_build(&p, &t), MDM_ERR_CONFIG);
+	p = params();
+	p.identifier = "com.example/<x>";
+	ck_assert_int_eq(profile_enroll_build(&p, &t), MDM_ERR_CONFIG);
+	p = params();
+	p.access_rights = 8192;
+	ck_assert_int_eq(profile_enroll_build(&p, &t), MDM_ERR_CONFIG);
+	p = params();
+	p.access_rights = 0;
+	ck_assert_int_eq(profile_enroll_build(&p, &t), MDM_ERR_CONFIG);
+	p = params();
+	p.scep_url = "https://scep.example.com/?op=x";
+	ck_assert_int_eq(profile_enroll_build(&p, &t), MDM_ERR_CONFIG);
+	ck_assert_ptr_null(t);
+}
+END_TEST
+
+START_TEST(profile_subject_forms)
+{
+	static const char *const bad[] = {
+	        "", "CN=x", "/XX=y", "/CN=", "/CN=a\\b", "/CN=a\nb", "/CN", "/CN=a/"};
+	plist *s = NULL;
+
+	ck_assert_int_eq(profile_subject_parse("/C=US/O=Example Inc./CN=foo", &s), MDM_OK);
+	ck_assert_uint_eq(plist_array_count(s), 3);
+	plist_free(s);
+	s = NULL;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		ck_assert_msg(
+		        profile_subject_parse(bad[i], &s) == MDM_ERR_CONFIG, "accepted %s", bad[i]);
+		ck_assert_ptr_null(s);
+	}
+}
+END_TEST
+
+/* ---- push topics ---- */
+
+START_TEST(push_topic_rules)
+{
+	ck_assert(push_topic_valid("com.apple.mgmt.External.e0bd1eac-1f17-4c8e-8a63-dd17d3dd35d9"));
+	ck_assert(!push_topic_valid("com.apple.mgmt.External."));
+	ck_assert(
+	        !push_topic_valid("com.apple.mgmt.Internal.e0bd1eac-1f17-4c8e-8a63-dd17d3dd35d9"));
+	ck_assert(!push_topic_valid("com.apple.mgmt.External.e0bd1eac-1f17-4c8e-8a63-dd17d3dd35d"));
+	ck_assert(
+	        !push_topic_valid("com.apple.mgmt.External.e0bd1eac-1f17-4c8e-8a63-dd17d3dd35d9x"));
+	ck_assert(
+	        !push_topic_valid("com.apple.mgmt.External.e0bd1eac_1f17-4c8e-8a63-dd17d3dd35d9"));
+	ck_assert(
+	        !push_topic_valid("com.apple.mgmt.External.g0bd1eac-1f17-4c8e-8a63-dd17d3dd35d9"));
+	ck_assert(!push_topic_valid(NULL));
+}
+END_TEST
+
+/* The real Apple MDM push certificate (nanomdm's test data): its topic. */
+START_TEST(push_topic_real_apple_cert)
+{
+	const char *v = getenv("MDM_VECTORS");
+	char path[600], topic[PUSH_MAX_TOPIC + 1];
+	struct x509_st *c = NULL;
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/nanomdm/test/e2e/testdata/push.pem",
+	        v != NULL && v[0] != '\0' ? v : "../shared/vectors");
+	if (stat(path, &st) != 0) {
+		printf("enroll: %s not found (set MDM_VECTORS); real push certificate skipped\n",
+		        path);
+		return;
+	}
+	ck_assert_int_eq(x509_cert_load_file(path, &c), MDM_OK);
+	ck_assert_int_eq(push_cert_topic(c, topic), MDM_OK);
+	ck_assert_str_eq(topic, "com.apple.mgmt.External.e0bd1eac-1f17-4c8e-8a63-dd17d3dd35d9");
+	x509_cert_free(c);
+}
+END_TEST
+
+/* ---- against the database ---- */
+
+static char dbname[64], conninfo[1024], dir[128];
+static db *admin, *d;
+
+static void db_setup(void)
+{
+	const char *base = getenv("MDM_TEST_DB");
+	char sql[160];
+	int applied;
+
+	log_set_level(MDM_LOG__MAX);
+	ck_assert_msg(base != NULL, "MDM_TEST_DB is not set: run the suite with `make test`");
+	ck_assert_int_eq(db_new(base, "unit", &admin), MDM_OK);
+	snprintf(dbname, sizeof(dbname), "enroll_%ld_%ld", (long)getpid(), random() % 100000);
+	snprintf(sql, sizeof(sql), "CREATE DATABASE %s", dbname);
+	ck_assert_int_eq(db_exec(admin, sql, 0, NULL, NULL), MDM_OK);
+	snprintf(conninfo, sizeof(conninfo), "%s dbname=%s", base, dbname);
+	ck_assert_int_eq(db_new(conninfo, "unit", &d), MDM_OK);
+	ck_assert_int_eq(migrate_apply(d, &applied), MDM_OK);
+	snprintf(dir, sizeof(dir), "/tmp/mdm-enroll-test-%ld", (long)getpid());
+	ck_assert_int_eq(sh("rm -rf %s && mkdir -p %s", dir, dir), 0);
+}
+
+static void db_teardown(void)
+{
+	char sql[160];
+
+	db_free(d);
+	d = NULL;
+	snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)", dbname);
+	ck_assert_int_eq(db_exec(admin, sql, 0, NULL, NULL), MDM_OK);
+	db_free(admin);
+	admin = NULL;
+	ck_assert_int_eq(sh("rm -rf %s", dir), 0);
+}
+
+/* dir/name.pem and dir/name.key: a self-signed certificate with subject subj. */
+static void make_cert(const char *name, const char *subj)
+{
+	ck_assert_int_eq(sh("openssl req -x509 -newkey rsa:2048 -nodes -days 30 -keyout %s/%s.key "
+	                    "-out %s/%s.pem -subj '%s' 2>/dev/null",
+	                         dir, name, dir, name, subj),
+	        0);
+}
+
+static void make_push(const char *name, const char *uuid)
+{
+	char subj[256];
+
+	snprintf(subj, sizeof(subj), "/UID=com.apple.mgmt.External.%s/CN=APSP:%s/C=US", uuid, uuid);
+	make_cert(name, subj);
+}
+
+static mdm_err import(const char *cert, const char *key, enum push_import_result *res)
+{
+	char cp[256], kp[256], topic[PUSH_MAX_TOPIC + 1];
+	struct x509_st *c = NULL;
+	struct evp_pkey_st *k = NULL;
+	mdm_err rc;
+
+	snprintf(cp, sizeof(cp), "%s/%s.pem", dir, cert);
+	snprintf(kp, sizeof(kp), "%s/%s.key", dir, key);
+	ck_assert_int_eq(x509_cert_load_file(cp, &c), MDM_OK);
+	ck_assert_int_eq(x509_key_load(kp, &k), MDM_OK);
+	rc = push_cert_import(d, c, k, kp, time(NULL), topic, res);
+	x509_cert_free(c);
+	x509_key_free(k);
+	return rc;
+}
+
+static int count(const char *sql)
+{
+	db_res *r = NULL;
+	int n;
+
+	ck_assert_int_eq(db_exec(d, sql, 0, NULL, &r), MDM_OK);
+	n = atoi(db_res_get0(r, 0, 0));
+	db_res_free(r);
+	return n;
+}
+
+#define UUID1 "e0bd1eac-1f17-4c8e-8a63-dd17d3dd35d9"
+#define UUID2 "1b0c3e65-6a0f-4d6e-9a35-0c8f0f4f2b11"
+
+START_TEST(push_import_rules)
+{
+	enum push_import_result res;
+
+	make_push("push", UUID1);
+	make_push("renewed", UUID1);
+	make_cert("nouid", "/CN=APSP:" UUID1 "/C=US");
+	make_cert("baduid", "/UID=com.example.topic/CN=x");
+	ck_assert_int_eq(import("push", "renewed", &res), MDM_ERR_FORBIDDEN); /* wrong key */
+	ck_assert_int_eq(import("nouid", "nouid", &res), MDM_ERR_PARSE);
+	ck_assert_int_eq(import("baduid", "baduid", &res), MDM_ERR_PARSE);
+	ck_assert_int_eq(count("SELECT count(*) FROM mdm.certificate"), 0);
+	ck_assert_int_eq(import("push", "push", &res), MDM_OK);
+	ck_assert_int_eq(res, PUSH_IMPORTED);
+	ck_assert_int_eq(import("push", "push", &res), MDM_OK);
+	ck_assert_int_eq(res, PUSH_UNCHANGED);
+	/* A renewal replaces the topic's row; the old certificate stays. */
+	ck_assert_int_eq(import("renewed", "renewed", &res), MDM_OK);
+	ck_assert_int_eq(res, PUSH_REPLACED);
+	ck_assert_int_eq(count("SELECT count(*) FROM mdm.push_cert"), 1);
+	ck_assert_int_eq(count("SELECT count(*) FROM mdm.certificate WHERE kind = 'push'"), 2);
+	ck_assert_int_eq(count("SELECT count(*) FROM mdm.push_cert p JOIN mdm.certificate c ON "
+	                       "c.id = p.certificate_id WHERE c.not_before = (SELECT "
+	                       "max(not_before) FROM mdm.certificate)"),
+	        1);
+	ck_assert_int_eq(count("SELECT count(*) FROM mdm.push_certs WHERE NOT expired"), 1);
+}
+END_TEST
+
+START_TEST(push_import_p12)
+{
+	char p12[256], pw[256], bad[256], topic[PUSH_MAX_TOPIC + 1];
+	struct x509_st *c = NULL;
+	struct evp_pkey_st *k = NULL;
+	enum push_import_result res;
+
+	make_push("push", UUID2);
+	snprintf(p12, sizeof(p12), "%s/push.p12", dir);
+	snprintf(pw, sizeof(pw), "%s/pw", dir);
+	snprintf(bad, sizeof(bad), "%s/badpw", dir);
+	ck_assert_int_eq(sh("printf 'secret pass\\n' > %s && printf 'nope' > %s", pw, bad), 0);
+	/* -legacy: RC2 and 3DES, as Keychain Access exports. */
+	ck_assert_int_eq(sh("openssl pkcs12 -export -legacy -in %s/push.pem -inkey %s/push.key "
+	                    "-out %s -passout file:%s 2>/dev/null",
+	                         dir, dir, p12, pw),
+	        0);
+	ck_assert_int_eq(x509_pkcs12_load(p12, bad, &c, &k), MDM_ERR_AUTH);
+	ck_assert_ptr_null(c);
+	ck_assert_int_eq(x509_pkcs12_load(p12, pw, &c, &k), MDM_OK);
+	ck_assert_int_eq(push_cert_topic(c, topic), MDM_OK);
+	ck_assert_str_eq(topic, "com.apple.mgmt.External." UUID2);
+	ck_assert_int_eq(
+	        push_cert_import(d, c, k, "/nonexistent/push.key", time(NULL), topic, &res),
+	        MDM_OK);
+	ck_assert_int_eq(res, PUSH_IMPORTED);
+	ck_assert_int_eq(
+	        push_cert_import(d, c, k, "relative.key", time(NULL), topic, &res), MDM_ERR_INVAL);
+	x509_cert_free(c);
+	x509_key_free(k);
+	/* Modern encryption (AES, PBKDF2) too. */
+	ck_assert_int_eq(sh("openssl pkcs12 -export -in %s/push.pem -inkey %s/push.key "
+	                    "-out %s.aes -passout file:%s 2>/dev/null",
+	                         dir, dir, p12, pw),
+	        0);
+	strcat(p12, ".aes");
+	ck_assert_int_eq(x509_pkcs12_load(p12, pw, &c, &k), MDM_OK);
+	x509_cert_free(c);
+	x509_key_free(k);
+}
+END_TEST
+
+START_TEST(push_topic_selection)
+{
+	char topic[PUSH_MAX_TOPIC + 1];
+	enum push_import_result res;
+	config *cfg = NULL;
+
+	unsetenv("MDM_MDM_TOPIC");
+	ck_assert_int_eq(config_load_file(NULL, 0, &cfg), MDM_OK);
+	ck_assert_int_eq(push_topic_get(d, cfg, topic), MDM_ERR_CONFIG);
+	make_push("one", UUID1);
+	make_push("two", UUID2);
+	ck_assert_int_eq(import("one", "one", &res), MDM_OK);
+	ck_assert_int_eq(push_topic_get(d, cfg, topic), MDM_OK);
+	ck_assert_str_eq(topic, "com.apple.mgmt.External." UUID1);
+	ck_assert_int_eq(import("two", "two", &res), MDM_OK);
+	ck_assert_int_eq(push_topic_get(d, cfg, topic), MDM_ERR_CONFIG);
+	config_free(cfg);
+	setenv("MDM_MDM_TOPIC", "com.apple.mgmt.External." UUID2, 1);
+	ck_assert_int_eq(config_load_file(NULL, 0, &cfg), MDM_OK);
+	ck_assert_int_eq(push_topic_get(d, cfg, topic), MDM_OK);
+	ck_assert_str_eq(topic, "com.apple.mgmt.External." UUID2);
+	config_free(cfg);
+	setenv("MDM_MDM_TOPIC", "com.example", 1);
+	ck_assert_int_eq(config_load_file(NULL, 0, &cfg), MDM_OK);
+	ck_assert_int_eq(push_topic_get(d, cfg, topic), MDM_ERR_CONFIG);
+	config_free(cfg);
+	unsetenv("MDM_MDM_TOPIC");
+}
+END_TEST
+
+/* The signer from `mdmctl ca server-cert`, a signed profile, its challenge in the database. */
+START_TEST(enroll_signed_profile_with_challenge)
+{
+	char key[256], crt[256], ca[256], der[256], xml[256];
+	struct enroll_state *st = NULL;
+	enum push_import_result res;
+	config *cfg = NULL;
+	char *text = NULL;
+	uint8_t *sig = NULL;
+	size_t len = 0, siglen = 0, pemlen = 0;
+	struct x509_st *cacert = NULL;
+	char *pem = NULL, *back = NULL;
+	db_res *r = NULL;
+	FILE *fp;
+
+	snprintf(key, sizeof(key), "%s/signer.key", dir);
+	snprintf(crt, sizeof(crt), "%s/signer.pem", dir);
+	snprintf(ca, sizeof(ca), "%s/ca.key", dir);
+	ck_assert_int_eq(
+	        ca_init(d, "/CN=Unit Enroll CA/O=mdm", 3650, 2048, ca, NULL, time(NULL)), MDM_OK);
+	unsetenv("MDM_MDM_TOPIC");
+	setenv("MDM_PUBLIC_URL", "https://mdm.example.com", 1);
+	setenv("MDM_PROFILE_SIGNER_CERT", crt, 1);
+	setenv("MDM_PROFILE_SIGNER_KEY", key, 1);
+	ck_assert_int_eq(config_load_file(NULL, 0, &cfg), MDM_OK);
+	ck_assert_int_eq(
+	        ca_server_cert(d, cfg, "/CN=Unit Signer", 30, 2048, key, crt, time(NULL)), MDM_OK);
+	/* Never over an existing file. */
+	ck_assert_int_eq(ca_server_cert(d, cfg, "/CN=Unit Signer", 30, 2048, key, crt, time(NULL)),
+	        MDM_ERR_CONFLICT);
+	ck_assert_int_eq(count("SELECT count(*) FROM mdm.certificate WHERE kind = 'server'"), 1);
+	/* No push certificate yet: a configuration error. */
+	ck_assert_int_eq(enroll_state_load(d, cfg, 1, &st), MDM_ERR_CONFIG);
+	make_push("push", UUID1);
+	ck_assert_int_eq(import("push", "push", &res), MDM_OK);
+	ck_assert_int_eq(enroll_state_load(d, cfg, 1, &st), MDM_OK);
+	ck_assert_str_eq(st->ca_name, "Unit Enroll CA");
+	ck_assert_int_eq(enroll_profile_xml(d, cfg, st, NULL, &text, &len), MDM_OK);
+	ck_assert_int_eq(count("SELECT count(*) FROM mdm.challenge WHERE used_at IS NULL AND "
+	                       "expires_at > now() + interval '59 minutes'"),
+	        1);
+	ck_assert_int_eq(enroll_profile_sign(st, text, len, &sig, &siglen), MDM_OK);
+	snprintf(der, sizeof(der), "%s/p.der", dir);
+	snprintf(xml, sizeof(xml), "%s/p.xml", dir);
+	ck_assert_ptr_nonnull(fp = fopen(der, "wb"));
+	ck_assert_uint_eq(fwrite(sig, 1, siglen, fp), siglen);
+	fclose(fp);
+	/* The CA as the only trust anchor, openssl's default (S/MIME) purpose. */
+	ck_assert_int_eq(
+	        db_exec(d, "SELECT der FROM mdm.certificate WHERE kind = 'ca'", 0, NULL, &r),
+	        MDM_OK);
+	ck_assert_int_eq(ca_cert_from_res(r, 0, 0, &cacert), MDM_OK);
+	db_res_free(r);
+	ck_assert_int_eq(x509_cert_to_pem(cacert, &pem, &pemlen), MDM_OK);
+	snprintf(ca, sizeof(ca), "%s/ca.pem", dir);
+	ck_assert_ptr_nonnull(fp = fopen(ca, "w"));
+	ck_assert_uint_eq(fwrite(pem, 1, pemlen, fp), pemlen);
+	fclose(fp);
+	ck_assert_int_eq(sh("openssl cms -verify -inform DER -in %s -CAfile %s -out %s 2>/dev/null",
+	                         der, ca, xml),
+	        0);
+	ck_assert_ptr_nonnull(fp = fopen(xml, "rb"));
+	ck_assert_ptr_nonnull(back = calloc(1, len + 2));
+	ck_assert_uint_eq(fread(back, 1, len + 1, fp), len);
+	fclose(fp);
+	ck_assert_int_eq(memcmp(back, text, len), 0);
+	free(back);
+	free(pem);
+	x509_cert_free(cacert);
+	enroll_free_secret(text, len);
+	free(sig);
+	enroll_state_free(st);
+	config_free(cfg);
+	unsetenv("MDM_PUBLIC_URL");
+	unsetenv("MDM_PROFILE_SIGNER_CERT");
+	unsetenv("MDM_PROFILE_SIGNER_KEY");
+}
+END_TEST
+
+static void quiet(void)
+{
+	log_set_level(MDM_LOG__MAX);
+}
+
+Suite *enroll_suite(void)
+{
+	Suite *s = suite_create("enroll");
+	TCase *tc = tcase_create("profile");
+
+	tcase_add_checked_fixture(tc, quiet, NULL);
+
+	tcase_add_test(tc, profile_round_trip_and_keys);
+	tcase_add_test(tc, profile_scep_url_and_fresh_uuids);
+	tcase_add_test(tc, profile_uuid_v4);
+	tcase_add_test(tc, profile_hostile_org_escaped);
+	tcase_add_test(tc, profile_bad_values_refused);
+	tcase_add_test(tc, profile_subject_forms);
+	tcase_add_test(tc, push_topic_rules);
+	tcase_add_test(tc, push_topic_real_apple_cert);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("db");
+	tcase_set_timeout(tc, 60);
+	tcase_add_checked_fixture(tc, db_setup, db_teardown);
+	tcase_add_test(tc, push_import_rules);
+	tcase_add_test(tc, push_import_p12);
+	tcase_add_test(tc, push_topic_selection);
+	tcase_add_test(tc, enroll_signed_profile_with_challenge);
+	suite_add_tcase(s, tc);
+	return s;
+}
