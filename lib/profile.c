@@ -335,6 +335,10 @@ static mdm_err params_check(const struct profile_enroll_params *p)
 
 	if ((rc = profile_url_check("public_url", p->public_url, 1)) != MDM_OK)
 		return rc;
+	if (p->public_url[strlen(p->public_url) - 1] == '/') {
+		log_error("config: public_url is a base URL: leave out the trailing /");
+		return MDM_ERR_CONFIG;
+	}
 	if (p->scep_url != NULL && (rc = profile_url_check("scep_url", p->scep_url, 0)) != MDM_OK)
 		return rc;
 	if ((rc = text_check("profile_org", p->organization)) != MDM_OK ||

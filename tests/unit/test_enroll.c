@@ -213,7 +213,7 @@ START_TEST(profile_bad_values_refused)
 	static const char *const bad_public[] = {NULL, "http://mdm.example.com",
 	        "https://mdm.example.com/?x=1", "https://mdm.example.com/#f", "https://",
 	        "https://mdm example.com", "https://mdm.example.com/\x01", "ftp://x",
-	        "https://mdm.example.com/\xc3\xa9"};
+	        "https://mdm.example.com/\xc3\xa9", "https://mdm.example.com/"};
 	struct profile_enroll_params p;
 	plist *t = NULL;
 
