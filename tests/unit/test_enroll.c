@@ -572,6 +572,42 @@ START_TEST(enroll_signed_profile_with_challenge)
 }
 END_TEST
 
+/* enroll_auth: open, token (constant-time compare), apache (REMOTE_USER). */
+START_TEST(enroll_authorization)
+{
+	struct enroll_state st;
+	config *cfg = NULL;
+
+	memset(&st, 0, sizeof(st));
+	setenv("MDM_ENROLL_TOKEN", "0123456789abcdefXYZ", 1);
+	ck_assert_int_eq(config_load_file(NULL, 0, &cfg), MDM_OK);
+	st.auth = ENROLL_AUTH_OPEN;
+	ck_assert_int_eq(enroll_authorize(&st, cfg, "", NULL), MDM_OK);
+	st.auth = ENROLL_AUTH_TOKEN;
+	ck_assert_int_eq(enroll_authorize(&st, cfg, "token=0123456789abcdefXYZ", NULL), MDM_OK);
+	ck_assert_int_eq(
+	        enroll_authorize(&st, cfg, "a=1&token=0123456789abcdef%58YZ", NULL), MDM_OK);
+	ck_assert_int_eq(enroll_authorize(&st, cfg, "", NULL), MDM_ERR_FORBIDDEN);
+	ck_assert_int_eq(
+	        enroll_authorize(&st, cfg, "token=0123456789abcdefXY", NULL), MDM_ERR_FORBIDDEN);
+	ck_assert_int_eq(
+	        enroll_authorize(&st, cfg, "token=0123456789abcdefXYZZ", NULL), MDM_ERR_FORBIDDEN);
+	ck_assert_int_eq(enroll_authorize(&st, cfg, "token=", NULL), MDM_ERR_FORBIDDEN);
+	ck_assert_int_eq(enroll_authorize(&st, cfg, "token=%zz", NULL), MDM_ERR_FORBIDDEN);
+	ck_assert_int_eq(enroll_authorize(&st, cfg, "token=a&token=0123456789abcdefXYZ", NULL),
+	        MDM_ERR_FORBIDDEN);
+	/* REMOTE_USER is ignored unless enroll_auth says apache. */
+	ck_assert_int_eq(enroll_authorize(&st, cfg, "", "alice"), MDM_ERR_FORBIDDEN);
+	st.auth = ENROLL_AUTH_APACHE;
+	ck_assert_int_eq(enroll_authorize(&st, cfg, "", "alice"), MDM_OK);
+	ck_assert_int_eq(
+	        enroll_authorize(&st, cfg, "token=0123456789abcdefXYZ", NULL), MDM_ERR_FORBIDDEN);
+	ck_assert_int_eq(enroll_authorize(&st, cfg, "", ""), MDM_ERR_FORBIDDEN);
+	config_free(cfg);
+	unsetenv("MDM_ENROLL_TOKEN");
+}
+END_TEST
+
 static void quiet(void)
 {
 	log_set_level(MDM_LOG__MAX);
@@ -592,6 +628,7 @@ Suite *enroll_suite(void)
 	tcase_add_test(tc, profile_subject_forms);
 	tcase_add_test(tc, push_topic_rules);
 	tcase_add_test(tc, push_topic_real_apple_cert);
+	tcase_add_test(tc, enroll_authorization);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("db");
