@@ -16,5 +16,6 @@ Suite *cms_suite(void);
 Suite *scep_suite(void);
 Suite *scep_ops_suite(void);
 Suite *base64_suite(void);
+Suite *cms_sig_suite(void);
 
 #endif
