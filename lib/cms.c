@@ -762,13 +762,16 @@ static mdm_err cms_check_algs(struct cms_parse *ps, CMS_SignerInfo *si)
 	return MDM_OK;
 }
 
-/* The signer certificate, from the message itself, matched by sid. */
-static mdm_err cms_find_signer(
-        struct cms_parse *ps, CMS_ContentInfo *cms, CMS_SignerInfo *si, X509 **out)
+/*
+ * The certificate the SignerInfo's sid names, from the message itself
+ * (never from a store): *out is a new reference.  missing is the rule
+ * cited when it is absent.
+ */
+static mdm_err cms_signer_cert(const struct cms_refusal *r, CMS_ContentInfo *cms,
+        CMS_SignerInfo *si, const char *missing, X509 **out)
 {
 	STACK_OF(X509) *certs = CMS_get1_certs(cms);
 	X509 *found = NULL;
-	EVP_PKEY *pub;
 	mdm_err rc = MDM_OK;
 
 	*out = NULL;
@@ -778,7 +781,7 @@ static mdm_err cms_find_signer(
 		if (CMS_SignerInfo_cert_cmp(si, x) != 0)
 			continue;
 		if (found != NULL && X509_cmp(found, x) != 0) {
-			rc = cms_refuse(&ps->r, MDM_ERR_PARSE, SCEP_BAD_MESSAGE_CHECK,
+			rc = cms_refuse(r, MDM_ERR_PARSE, SCEP_BAD_MESSAGE_CHECK,
 			        "RFC 5652 5.3: SignerIdentifier matches two different "
 			        "certificates");
 			goto out;
@@ -786,11 +789,32 @@ static mdm_err cms_find_signer(
 		found = x;
 	}
 	if (found == NULL) {
-		rc = cms_refuse(&ps->r, MDM_ERR_PARSE, SCEP_BAD_MESSAGE_CHECK,
-		        "RFC 8894 3.2: signer certificate not in the message (%d certificates)",
+		rc = cms_refuse(r, MDM_ERR_PARSE, SCEP_BAD_MESSAGE_CHECK,
+		        "%s: signer certificate not in the message (%d certificates)", missing,
 		        certs != NULL ? sk_X509_num(certs) : 0);
 		goto out;
 	}
+	if (!X509_up_ref(found)) {
+		rc = cms_ossl_fail("X509_up_ref", MDM_ERR_INTERNAL);
+		goto out;
+	}
+	*out = found;
+out:
+	sk_X509_pop_free(certs, X509_free);
+	return rc;
+}
+
+/* The signer certificate, from the message itself, matched by sid. */
+static mdm_err cms_find_signer(
+        struct cms_parse *ps, CMS_ContentInfo *cms, CMS_SignerInfo *si, X509 **out)
+{
+	X509 *found = NULL;
+	EVP_PKEY *pub;
+	mdm_err rc;
+
+	*out = NULL;
+	if ((rc = cms_signer_cert(&ps->r, cms, si, "RFC 8894 3.2", &found)) != MDM_OK)
+		return rc;
 	/* NULL when the key does not decode: the certificate itself still parses. */
 	if ((pub = X509_get0_pubkey(found)) == NULL) {
 		rc = cms_refuse(&ps->r, MDM_ERR_PARSE, SCEP_BAD_MESSAGE_CHECK,
@@ -803,13 +827,10 @@ static mdm_err cms_find_signer(
 		        "RFC 8894 3.5.2: signer key is not RSA");
 		goto out;
 	}
-	if (!X509_up_ref(found)) {
-		rc = cms_ossl_fail("X509_up_ref", MDM_ERR_INTERNAL);
-		goto out;
-	}
 	*out = found;
+	found = NULL;
 out:
-	sk_X509_pop_free(certs, X509_free);
+	X509_free(found);
 	return rc;
 }
 
@@ -1389,8 +1410,9 @@ struct cms_sign_spec {
 	const EVP_MD *md;
 	X509 *const *extra;
 	size_t n_extra;
-	const uint8_t *content; /* embedded; may be empty (failure CertRep) */
+	const uint8_t *content; /* embedded unless detached; may be empty (failure CertRep) */
 	size_t content_len;
+	int detached; /* content digested and signed, not carried */
 	const struct cms_attr_add *attrs;
 	size_t n_attrs;
 };
@@ -1417,10 +1439,10 @@ static int cms_cert_among(X509 *c, X509 *const *v, size_t n)
 }
 
 /*
- * A SignedData with the content embedded (eContentType data) and one
- * SignerInfo: contentType, messageDigest, signingTime and the attributes
- * given; no SMIMECapabilities.  The signer certificate and the extra
- * certificates are carried.
+ * A SignedData with the content embedded (or detached: not carried),
+ * eContentType data, and one SignerInfo: contentType, messageDigest,
+ * signingTime and the attributes given; no SMIMECapabilities.  The signer
+ * certificate and the extra certificates are carried.
  */
 static mdm_err cms_sign(const struct cms_sign_spec *s, uint8_t **out, size_t *outlen)
 {
@@ -1460,6 +1482,10 @@ static mdm_err cms_sign(const struct cms_sign_spec *s, uint8_t **out, size_t *ou
 			rc = cms_ossl_fail("CMS_add1_cert", MDM_ERR_CRYPTO);
 			goto out;
 		}
+	}
+	if (s->detached && !CMS_set_detached(cms, 1)) {
+		rc = cms_ossl_fail("CMS_set_detached", MDM_ERR_CRYPTO);
+		goto out;
 	}
 	in = BIO_new_mem_buf(
 	        s->content_len > 0 ? (const void *)s->content : "", (int)s->content_len);
@@ -1883,5 +1909,352 @@ mdm_err cms_scep_request(const struct cms_request_params *p, uint8_t **out, size
 	rc = cms_sign(&s, out, outlen);
 out:
 	free(env);
+	return rc;
+}
+
+/* ---- signed profiles and Mdm-Signature ---- */
+
+mdm_err cms_sign_attached(struct x509_st *signer, struct evp_pkey_st *key,
+        struct x509_st *const *chain, size_t nchain, const uint8_t *content, size_t len,
+        uint8_t **out, size_t *outlen)
+{
+	struct cms_sign_spec s;
+	mdm_err rc;
+
+	if (out != NULL)
+		*out = NULL;
+	if (outlen != NULL)
+		*outlen = 0;
+	if (out == NULL || outlen == NULL || (content == NULL && len > 0) ||
+	        (chain == NULL && nchain > 0))
+		return MDM_ERR_INVAL;
+	if ((rc = cms_check_signer(signer, key)) != MDM_OK)
+		return rc;
+	memset(&s, 0, sizeof(s));
+	s.signer = signer;
+	s.key = key;
+	s.md = EVP_sha256();
+	s.extra = chain;
+	s.n_extra = nchain;
+	s.content = content;
+	s.content_len = len;
+	return cms_sign(&s, out, outlen);
+}
+
+mdm_err cms_sign_detached(struct x509_st *signer, struct evp_pkey_st *key, const uint8_t *content,
+        size_t len, uint8_t **out, size_t *outlen)
+{
+	struct cms_sign_spec s;
+	mdm_err rc;
+
+	if (out != NULL)
+		*out = NULL;
+	if (outlen != NULL)
+		*outlen = 0;
+	if (out == NULL || outlen == NULL || (content == NULL && len > 0))
+		return MDM_ERR_INVAL;
+	if ((rc = cms_check_signer(signer, key)) != MDM_OK)
+		return rc;
+	memset(&s, 0, sizeof(s));
+	s.signer = signer;
+	s.key = key;
+	s.md = EVP_sha256();
+	s.content = content;
+	s.content_len = len;
+	s.detached = 1;
+	return cms_sign(&s, out, outlen);
+}
+
+/* Digests an Mdm-Signature may use: SHA-1 because Apple devices still sign with it. */
+static const struct {
+	int nid;
+	const EVP_MD *(*md)(void);
+} cms_sig_digests[] = {
+        {NID_sha1, EVP_sha1},
+        {NID_sha256, EVP_sha256},
+        {NID_sha384, EVP_sha384},
+        {NID_sha512, EVP_sha512},
+};
+
+/* What cms_verify_detached has learnt of the SignerInfo before any crypto runs. */
+struct cms_sig {
+	struct cms_refusal r;
+	const EVP_MD *md;
+	int key_type; /* EVP_PKEY_RSA or EVP_PKEY_EC, from the signature algorithm */
+	int has_attrs;
+	const ASN1_OCTET_STRING *message_digest; /* borrowed from the SignerInfo */
+};
+
+/* The digest and signature algorithms: an allow-list, before anything is computed. */
+static mdm_err cms_sig_algs(struct cms_sig *v, CMS_SignerInfo *si)
+{
+	X509_ALGOR *dig = NULL, *sig = NULL;
+	const ASN1_OBJECT *obj;
+	const void *pval;
+	int ptype, dnid, snid, sdig = NID_undef, spk = NID_undef;
+	char name[64];
+
+	CMS_SignerInfo_get0_algs(si, NULL, NULL, &dig, &sig);
+	if (dig == NULL || sig == NULL)
+		return cms_refuse(&v->r, MDM_ERR_PARSE, SCEP_BAD_ALG,
+		        "RFC 5652 5.3: SignerInfo without algorithms");
+	X509_ALGOR_get0(&obj, &ptype, &pval, dig);
+	dnid = OBJ_obj2nid(obj);
+	for (size_t i = 0; i < sizeof(cms_sig_digests) / sizeof(cms_sig_digests[0]); i++)
+		if (dnid == cms_sig_digests[i].nid)
+			v->md = cms_sig_digests[i].md();
+	if (v->md == NULL) {
+		OBJ_obj2txt(name, sizeof(name), obj, 0);
+		return cms_refuse(&v->r, MDM_ERR_PARSE, SCEP_BAD_ALG,
+		        "RFC 5652 5.3: digest %s refused (SHA-1, SHA-256, SHA-384 or SHA-512 "
+		        "only)",
+		        name);
+	}
+	if (ptype != V_ASN1_UNDEF && ptype != V_ASN1_NULL)
+		return cms_refuse(&v->r, MDM_ERR_PARSE, SCEP_BAD_ALG,
+		        "RFC 5754 2: digest parameters must be absent or NULL");
+	/*
+	 * rsaEncryption (what devices write), or shaNWithRSAEncryption and
+	 * ecdsa-with-SHAN when they name the digest actually used.  RSASSA-PSS
+	 * and anything else is refused.
+	 */
+	X509_ALGOR_get0(&obj, &ptype, &pval, sig);
+	snid = OBJ_obj2nid(obj);
+	if (snid == NID_rsaEncryption)
+		v->key_type = EVP_PKEY_RSA;
+	else if (OBJ_find_sigid_algs(snid, &sdig, &spk) && sdig == dnid && spk == NID_rsaEncryption)
+		v->key_type = EVP_PKEY_RSA;
+	else if (OBJ_find_sigid_algs(snid, &sdig, &spk) && sdig == dnid &&
+	        spk == NID_X9_62_id_ecPublicKey)
+		v->key_type = EVP_PKEY_EC;
+	if (v->key_type == 0) {
+		OBJ_obj2txt(name, sizeof(name), obj, 0);
+		return cms_refuse(&v->r, MDM_ERR_PARSE, SCEP_BAD_ALG,
+		        "RFC 5652 5.3: signature algorithm %s refused (RSA PKCS #1 v1.5 or "
+		        "ECDSA with the digest named)",
+		        name);
+	}
+	if (ptype != V_ASN1_UNDEF && ptype != V_ASN1_NULL)
+		return cms_refuse(&v->r, MDM_ERR_PARSE, SCEP_BAD_ALG,
+		        "RFC 5754 3: signature algorithm parameters must be absent or NULL");
+	return MDM_OK;
+}
+
+/*
+ * Signed attributes, when present (Apple devices send none: the signature
+ * is then over the content itself): contentType id-data and messageDigest
+ * required, those two and signingTime at most once with one value; other
+ * attributes are signed but mean nothing here.
+ */
+static mdm_err cms_sig_attrs(struct cms_sig *v, CMS_SignerInfo *si)
+{
+	int seen[ATTR__MAX] = {0};
+	int n = CMS_signed_get_attr_count(si);
+
+	if (n < 0)
+		return MDM_OK;
+	if (n == 0)
+		return cms_refuse(&v->r, MDM_ERR_PARSE, SCEP_BAD_REQUEST,
+		        "RFC 5652 5.3: signedAttrs present but empty");
+	if (n > CMS_MAX_SIGNED_ATTRS)
+		return cms_refuse(&v->r, MDM_ERR_LIMIT, SCEP_BAD_REQUEST,
+		        "limit: %d signed attributes (at most %d)", n, CMS_MAX_SIGNED_ATTRS);
+	v->has_attrs = 1;
+	for (int i = 0; i < n; i++) {
+		X509_ATTRIBUTE *attr = CMS_signed_get_attr(si, i);
+		const ASN1_TYPE *t;
+		enum cms_attr a;
+		int nv, type;
+
+		if (attr == NULL)
+			return cms_refuse(&v->r, MDM_ERR_PARSE, SCEP_BAD_REQUEST,
+			        "RFC 5652 5.3: CMS_signed_get_attr: unreadable signed attribute");
+		a = cms_attr_kind(X509_ATTRIBUTE_get0_object(attr));
+		if (a != ATTR_CONTENT_TYPE && a != ATTR_MESSAGE_DIGEST && a != ATTR_SIGNING_TIME)
+			continue;
+		if (seen[a]++)
+			return cms_refuse(&v->r, MDM_ERR_PARSE, SCEP_BAD_REQUEST,
+			        "%s: %s attribute appears more than once", cms_attrs[a].rule,
+			        cms_attrs[a].name);
+		if ((nv = X509_ATTRIBUTE_count(attr)) != 1)
+			return cms_refuse(&v->r, MDM_ERR_PARSE, SCEP_BAD_REQUEST,
+			        "%s: %s attribute has %d values, not one", cms_attrs[a].rule,
+			        cms_attrs[a].name, nv);
+		t = X509_ATTRIBUTE_get0_type(attr, 0);
+		type = t != NULL ? ASN1_TYPE_get(t) : V_ASN1_UNDEF;
+		if (a == ATTR_CONTENT_TYPE &&
+		        (type != V_ASN1_OBJECT || OBJ_obj2nid(t->value.object) != NID_pkcs7_data))
+			return cms_refuse(&v->r, MDM_ERR_PARSE, SCEP_BAD_REQUEST,
+			        "RFC 5652 11.1: contentType attribute is not id-data");
+		if (a == ATTR_SIGNING_TIME && type != V_ASN1_UTCTIME &&
+		        type != V_ASN1_GENERALIZEDTIME)
+			return cms_refuse(&v->r, MDM_ERR_PARSE, SCEP_BAD_REQUEST,
+			        "RFC 5652 11.3: signingTime is not a Time");
+		if (a == ATTR_MESSAGE_DIGEST) {
+			if (type != V_ASN1_OCTET_STRING ||
+			        ASN1_STRING_length(t->value.octet_string) != EVP_MD_get_size(v->md))
+				return cms_refuse(&v->r, MDM_ERR_PARSE, SCEP_BAD_REQUEST,
+				        "RFC 5652 11.2: messageDigest is not an OCTET STRING of "
+				        "the digest's size");
+			v->message_digest = t->value.octet_string;
+		}
+	}
+	if (!seen[ATTR_CONTENT_TYPE] || !seen[ATTR_MESSAGE_DIGEST])
+		return cms_refuse(&v->r, MDM_ERR_PARSE, SCEP_BAD_REQUEST,
+		        "RFC 5652 5.3: signedAttrs without %s",
+		        !seen[ATTR_CONTENT_TYPE] ? "contentType" : "messageDigest");
+	return MDM_OK;
+}
+
+/* The signer's key: decodes, and is of the signature algorithm's kind. */
+static mdm_err cms_sig_key(struct cms_sig *v, X509 *cert, EVP_PKEY **pub)
+{
+	if ((*pub = X509_get0_pubkey(cert)) == NULL)
+		return cms_refuse(&v->r, MDM_ERR_PARSE, SCEP_BAD_REQUEST,
+		        "RFC 5280 4.1.2.7: X509_get0_pubkey: signer public key does not decode");
+	if (EVP_PKEY_get_base_id(*pub) != v->key_type)
+		return cms_refuse(&v->r, MDM_ERR_PARSE, SCEP_BAD_ALG,
+		        "RFC 5652 5.3: signer key is not %s, as the signature algorithm says",
+		        v->key_type == EVP_PKEY_RSA ? "RSA" : "EC");
+	return MDM_OK;
+}
+
+/*
+ * The cryptography proper.  With signed attributes: the signature over
+ * them, then messageDigest against the content.  Without: the signature
+ * over the content itself (RFC 5652 5.4).
+ */
+static mdm_err cms_sig_check(struct cms_sig *v, CMS_SignerInfo *si, X509 *cert, EVP_PKEY *pub,
+        const uint8_t *content, size_t len)
+{
+	const uint8_t *c = content != NULL ? content : (const uint8_t *)"";
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	const ASN1_OCTET_STRING *sig;
+	EVP_MD_CTX *ctx = NULL;
+	mdm_err rc = MDM_OK;
+
+	if (v->has_attrs) {
+		CMS_SignerInfo_set1_signer_cert(si, cert);
+		if (CMS_SignerInfo_verify(si) != 1) {
+			rc = cms_refuse(&v->r, MDM_ERR_AUTH, SCEP_BAD_MESSAGE_CHECK,
+			        "RFC 5652 5.4: signature over the signed attributes does not "
+			        "verify (%s)",
+			        cms_ossl_reason());
+			goto out;
+		}
+		if (EVP_Digest(c, len, md, &mdlen, v->md, NULL) != 1) {
+			rc = cms_ossl_fail("EVP_Digest", MDM_ERR_CRYPTO);
+			goto out;
+		}
+		if ((int)mdlen != ASN1_STRING_length(v->message_digest) ||
+		        CRYPTO_memcmp(md, ASN1_STRING_get0_data(v->message_digest), mdlen) != 0)
+			rc = cms_refuse(&v->r, MDM_ERR_AUTH, SCEP_BAD_MESSAGE_CHECK,
+			        "RFC 5652 5.4: messageDigest does not match the content");
+		goto out;
+	}
+	sig = CMS_SignerInfo_get0_signature(si);
+	if ((ctx = EVP_MD_CTX_new()) == NULL) {
+		rc = MDM_ERR_NOMEM;
+		goto out;
+	}
+	if (EVP_DigestVerifyInit(ctx, NULL, v->md, NULL, pub) != 1) {
+		rc = cms_refuse(&v->r, MDM_ERR_PARSE, SCEP_BAD_ALG,
+		        "RFC 5652 5.4: EVP_DigestVerifyInit: signer key unusable (%s)",
+		        cms_ossl_reason());
+		goto out;
+	}
+	if (sig == NULL ||
+	        EVP_DigestVerify(ctx, ASN1_STRING_get0_data(sig), (size_t)ASN1_STRING_length(sig),
+	                c, len) != 1)
+		rc = cms_refuse(&v->r, MDM_ERR_AUTH, SCEP_BAD_MESSAGE_CHECK,
+		        "RFC 5652 5.4: signature does not match the content");
+out:
+	EVP_MD_CTX_free(ctx);
+	return rc;
+}
+
+mdm_err cms_verify_detached(const uint8_t *sig, size_t siglen, const uint8_t *content, size_t len,
+        struct x509_st **signer, char *err, size_t errlen)
+{
+	struct cms_sig v;
+	CMS_ContentInfo *cms = NULL;
+	STACK_OF(CMS_SignerInfo) * sis;
+	CMS_SignerInfo *si;
+	ASN1_OCTET_STRING **pos;
+	X509 *cert = NULL;
+	EVP_PKEY *pub = NULL;
+	const unsigned char *p = sig;
+	int n;
+	mdm_err rc;
+
+	memset(&v, 0, sizeof(v));
+	v.r.err = err;
+	v.r.errlen = errlen;
+	if (signer != NULL)
+		*signer = NULL;
+	if (err != NULL && errlen > 0)
+		err[0] = '\0';
+	if (signer == NULL || (sig == NULL && siglen > 0) || (content == NULL && len > 0))
+		return MDM_ERR_INVAL;
+	/* Before anything is allocated. */
+	if (siglen > CMS_MAX_SIGNATURE)
+		return cms_refuse(&v.r, MDM_ERR_LIMIT, SCEP_BAD_REQUEST,
+		        "limit: signature of %zu bytes exceeds %d", siglen, CMS_MAX_SIGNATURE);
+	if (siglen == 0)
+		return cms_refuse(
+		        &v.r, MDM_ERR_PARSE, SCEP_BAD_REQUEST, "RFC 5652 3: empty signature");
+	if ((rc = cms_ready()) != MDM_OK)
+		return rc;
+
+	if ((cms = d2i_CMS_ContentInfo(NULL, &p, (long)siglen)) == NULL) {
+		rc = cms_refuse(&v.r, MDM_ERR_PARSE, SCEP_BAD_REQUEST,
+		        "RFC 5652 3: d2i_CMS_ContentInfo: not a CMS ContentInfo (%s)",
+		        cms_ossl_reason());
+		goto out;
+	}
+	if (p != sig + siglen) {
+		rc = cms_refuse(&v.r, MDM_ERR_PARSE, SCEP_BAD_REQUEST,
+		        "RFC 5652 3: %zu bytes after the ContentInfo", siglen - (size_t)(p - sig));
+		goto out;
+	}
+	if (OBJ_obj2nid(CMS_get0_type(cms)) != NID_pkcs7_signed) {
+		rc = cms_refuse(&v.r, MDM_ERR_PARSE, SCEP_BAD_REQUEST,
+		        "RFC 5652 5.1: signature is not a SignedData");
+		goto out;
+	}
+	sis = CMS_get0_SignerInfos(cms);
+	if ((n = sk_CMS_SignerInfo_num(sis)) != 1) {
+		rc = cms_refuse(&v.r, MDM_ERR_PARSE, SCEP_BAD_REQUEST,
+		        "RFC 5652 5.1: CMS has %d SignerInfos (exactly one allowed)",
+		        n < 0 ? 0 : n);
+		goto out;
+	}
+	si = sk_CMS_SignerInfo_value(sis, 0);
+	/* Detached: the signed content is the request body, never what the message says. */
+	if ((pos = CMS_get0_content(cms)) == NULL || *pos != NULL) {
+		rc = cms_refuse(&v.r, MDM_ERR_PARSE, SCEP_BAD_REQUEST,
+		        "RFC 5652 5.2: encapsulated content present (a detached signature has "
+		        "none)");
+		goto out;
+	}
+	if (OBJ_obj2nid(CMS_get0_eContentType(cms)) != NID_pkcs7_data) {
+		rc = cms_refuse(&v.r, MDM_ERR_PARSE, SCEP_BAD_REQUEST,
+		        "RFC 5652 5.2: encapsulated content type is not id-data");
+		goto out;
+	}
+	if ((rc = cms_sig_algs(&v, si)) != MDM_OK || (rc = cms_sig_attrs(&v, si)) != MDM_OK)
+		goto out;
+	if ((rc = cms_signer_cert(&v.r, cms, si, "RFC 5652 5.3", &cert)) != MDM_OK ||
+	        (rc = cms_sig_key(&v, cert, &pub)) != MDM_OK)
+		goto out;
+	if ((rc = cms_sig_check(&v, si, cert, pub, content, len)) != MDM_OK)
+		goto out;
+	*signer = cert;
+	cert = NULL;
+out:
+	ERR_clear_error();
+	X509_free(cert);
+	CMS_ContentInfo_free(cms);
 	return rc;
 }

@@ -246,8 +246,10 @@ MDM_WUR mdm_err cms_certs_only_parse(
 /*
  * Signs content as an attached SignedData (a signed .mobileconfig):
  * SHA-256, signed attributes (contentType, messageDigest, signingTime),
- * the signer and chain[0..nchain) carried so a verifier can build the
- * path to its root.  *out is DER (free()).
+ * the signer and chain[0..nchain) carried (each once) so a verifier can
+ * build the path to its root.  The bytes are signed as they are (binary,
+ * no MIME canonicalisation); content may be empty.  key must be the
+ * signer's (MDM_ERR_INVAL otherwise).  *out is DER (free()).
  */
 MDM_WUR mdm_err cms_sign_attached(struct x509_st *signer, struct evp_pkey_st *key,
         struct x509_st *const *chain, size_t nchain, const uint8_t *content, size_t len,
@@ -261,13 +263,20 @@ MDM_WUR mdm_err cms_sign_detached(struct x509_st *signer, struct evp_pkey_st *ke
  * Verifies a detached SignedData (DER or BER) over content, byte for
  * byte, with the signer certificate the signature carries; the chain is
  * NOT checked (the caller decides what the signer must be).  Allow-list:
- * exactly one SignerInfo, no encapsulated content, the signer certificate
- * present, digest SHA-1 (Apple devices still use it), SHA-256, SHA-384 or
- * SHA-512, RSA or ECDSA.  *signer (owned by the caller) on MDM_OK.
- * MDM_ERR_LIMIT over CMS_MAX_SIGNATURE (checked first), MDM_ERR_PARSE for
- * a malformed or disallowed structure, MDM_ERR_AUTH when the signature or
- * the messageDigest does not match content; err (if not NULL) names the
- * rule, e.g. "RFC 5652 5.4: messageDigest does not match the content".
+ * exactly one SignerInfo, no encapsulated content (eContentType data),
+ * the signer certificate present and found by the sid, digest SHA-1
+ * (Apple devices still use it), SHA-256, SHA-384 or SHA-512 (MD5 and the
+ * rest refused), RSA PKCS #1 v1.5 or ECDSA with the signer key of that
+ * kind.  Signed attributes are optional (devices send none: the signature
+ * is then over the content itself); when present, contentType id-data
+ * and messageDigest are required, each (and signingTime) once with one
+ * value.  Nothing after the DER object.  content may be empty (len 0).
+ * *signer (owned by the caller) on MDM_OK, NULL otherwise.
+ * MDM_ERR_LIMIT over CMS_MAX_SIGNATURE (checked first, before parsing) or
+ * over CMS_MAX_SIGNED_ATTRS, MDM_ERR_PARSE for a malformed or disallowed
+ * structure, MDM_ERR_AUTH when the signature or the messageDigest does not
+ * match content; each refusal is logged once and err (if not NULL) names
+ * the rule, e.g. "RFC 5652 5.4: messageDigest does not match the content".
  */
 MDM_WUR mdm_err cms_verify_detached(const uint8_t *sig, size_t siglen, const uint8_t *content,
         size_t len, struct x509_st **signer, char *err, size_t errlen);

@@ -41,6 +41,7 @@ int main(void)
 	        {"x509", x509_suite},
 	        {"plist", plist_suite},
 	        {"cms", cms_suite},
+	        {"cms_sig", cms_sig_suite},
 	        {"db", db_suite},
 	        {"scep", scep_suite},
 	        {"scep_ops", scep_ops_suite},

@@ -17,5 +17,6 @@ Suite *scep_suite(void);
 Suite *scep_ops_suite(void);
 Suite *base64_suite(void);
 Suite *enroll_suite(void);
+Suite *cms_sig_suite(void);
 
 #endif
