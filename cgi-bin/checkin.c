@@ -1,31 +1,103 @@
 /*
  * checkin.fcgi: MDM check-in (Apple "Mobile Device Management Protocol",
- * check-in messages).  The foundation validates the request; the message
- * types themselves are answered by the check-in issue.
+ * CheckInURL).  Every message is authenticated by the device identity
+ * (lib/identity.c) and applied by lib/checkin.c; this file maps HTTP to
+ * them.  Identity refusals are 403 with a body that names no rule (a 401
+ * could make a real device unenroll; the log line says which rule).
  */
 #include "app.h"
+#include "ca.h"
+#include "checkin.h"
+#include "identity.h"
 #include "log.h"
 #include "mdm_limits.h"
-#include "plist.h"
+
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+/* Loaded once per process; the CA is reloaded only when mdm.ca changes. */
+static struct ca_state *ca;
+static struct checkin_policy policy;
+static int policy_loaded;
+
+static mdm_err checkin_setup(struct app *a)
+{
+	mdm_err rc;
+
+	if (!policy_loaded) {
+		if ((rc = config_get_bool(
+		             a->cfg, "checkin_allow_takeover", &policy.allow_takeover)) != MDM_OK ||
+		        (rc = config_get_bool(
+		                 a->cfg, "checkin_user_channel", &policy.user_channel)) != MDM_OK)
+			return rc;
+		policy_loaded = 1;
+	}
+	if (ca == NULL)
+		return ca_load(a->db, a->cfg, &ca);
+	return ca_refresh(a->db, a->cfg, &ca);
+}
+
+static mdm_err checkin_forbidden(struct app *a, fcgi_req *r)
+{
+	(void)a;
+	return fcgi_respond_text(r, 403, NULL, "forbidden");
+}
 
 static mdm_err checkin_handle(struct app *a, fcgi_req *r)
 {
-	char err[160] = "";
-	plist *msg = NULL;
-	const char *type;
+	const char *ctype = fcgi_param0(r, "CONTENT_TYPE");
+	struct identity id = {0};
+	struct checkin_msg *m = NULL;
+	struct checkin_reply reply = {0};
+	char err[256] = "";
 	mdm_err rc;
 
-	if ((rc = plist_parse_ex((const char *)r->body, r->body_len, &msg, err, sizeof(err))) !=
-	        MDM_OK)
-		return app_fail(a, r, rc, "body is not a valid property list: %s", err);
-	if ((type = plist_dict_get_string0(msg, "MessageType")) == NULL) {
-		rc = app_fail(a, r, MDM_ERR_PARSE,
-		        "check-in message has no MessageType string (Apple MDM protocol)");
+	/* Apple MDM protocol: check-in bodies are application/x-apple-aspen-mdm-checkin. */
+	if (ctype == NULL || strncasecmp(ctype, "application/x-apple-aspen-mdm-checkin", 37) != 0 ||
+	        (ctype[37] != '\0' && ctype[37] != ';'))
+		return app_fail(a, r, MDM_ERR_PARSE,
+		        "Apple MDM protocol: a check-in is Content-Type "
+		        "application/x-apple-aspen-mdm-checkin");
+	if ((rc = checkin_setup(a)) != MDM_OK)
+		return app_fail(a, r, rc == MDM_ERR_NOT_FOUND ? MDM_ERR_CONFIG : rc,
+		        "the check-in service is not configured (no CA?) or its database is "
+		        "unavailable");
+	rc = identity_authenticate(a->db, ca, r->client_cert, fcgi_header0(r, "Mdm-Signature"),
+	        r->body, r->body_len, time(NULL), &id);
+	if (rc == MDM_ERR_FORBIDDEN) {
+		rc = checkin_forbidden(a, r);
 		goto out;
 	}
-	rc = app_fail(a, r, MDM_ERR_UNSUPPORTED, "MessageType %.64s is not implemented yet", type);
+	if (rc != MDM_OK) {
+		rc = app_fail(a, r, rc, "the device identity could not be checked");
+		goto out;
+	}
+	if ((rc = checkin_parse(r->body, r->body_len, &m, err, sizeof(err))) != MDM_OK) {
+		log_warn("check-in refused: %s", err);
+		rc = app_fail(a, r, rc == MDM_ERR_NOMEM ? rc : MDM_ERR_PARSE, "%s", err);
+		goto out;
+	}
+	rc = checkin_process(
+	        a->db, &policy, &id, m, r->body, r->body_len, &reply, err, sizeof(err));
+	if (rc == MDM_ERR_FORBIDDEN) {
+		if (err[0] != '\0')
+			log_warn("check-in refused: %s", err);
+		rc = checkin_forbidden(a, r);
+	} else if (rc == MDM_ERR_PARSE || rc == MDM_ERR_LIMIT) {
+		log_warn("check-in refused: %s", err);
+		rc = app_fail(a, r, MDM_ERR_PARSE, "%s", err);
+	} else if (rc != MDM_OK) {
+		rc = app_fail(a, r, rc, "the check-in could not be stored");
+	} else if (reply.body == NULL) {
+		rc = fcgi_respond(r, reply.status, NULL, NULL, "", 0);
+	} else {
+		rc = fcgi_respond(r, reply.status, reply.content_type, NULL, reply.body, reply.len);
+	}
 out:
-	plist_free(msg);
+	checkin_reply_clear(&reply);
+	checkin_msg_free(m);
+	identity_clear(&id);
 	return rc;
 }
 
@@ -39,5 +111,8 @@ static const struct app_endpoint checkin_endpoint = {
 
 int main(int argc, char **argv)
 {
-	return app_main(&checkin_endpoint, argc, argv);
+	int status = app_main(&checkin_endpoint, argc, argv);
+
+	ca_state_free(ca);
+	return status;
 }

@@ -348,3 +348,39 @@ mdm_err config_dump(const config *c, FILE *fp)
 	}
 	return MDM_OK;
 }
+
+/* Yes/no configuration values. */
+mdm_err config_get_bool(const config *cfg, const char *key, int *out)
+{
+	const char *v = config_get0(cfg, key);
+
+	*out = 0;
+	if (v == NULL || strcmp(v, "no") == 0)
+		return MDM_OK;
+	if (strcmp(v, "yes") == 0) {
+		*out = 1;
+		return MDM_OK;
+	}
+	log_error("config: %s must be yes or no", key);
+	return MDM_ERR_CONFIG;
+}
+
+mdm_err config_get_int(const config *cfg, const char *key, int lo, int hi, int *out)
+{
+	const char *v = config_get0(cfg, key);
+	char *end;
+	long n;
+
+	*out = 0;
+	if (v == NULL) {
+		log_error("config: %s is required", key);
+		return MDM_ERR_CONFIG;
+	}
+	n = strtol(v, &end, 10);
+	if (*v == '\0' || *end != '\0' || n < lo || n > hi) {
+		log_error("config: %s must be a whole number from %d to %d", key, lo, hi);
+		return MDM_ERR_CONFIG;
+	}
+	*out = (int)n;
+	return MDM_OK;
+}

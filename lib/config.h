@@ -44,4 +44,11 @@ const struct config_key *config_key_at(size_t i);
 /* key = value for every key, secrets shown as "(secret, set)"; never logged. */
 MDM_WUR mdm_err config_dump(const config *c, FILE *fp);
 
+/*
+ * Typed reads, logged once on a bad value (MDM_ERR_CONFIG): a yes/no key
+ * (unset is no), and a whole number in lo..hi (unset is an error).
+ */
+MDM_WUR mdm_err config_get_bool(const config *c, const char *key, int *out);
+MDM_WUR mdm_err config_get_int(const config *c, const char *key, int lo, int hi, int *out);
+
 #endif

@@ -30,40 +30,6 @@ void enroll_state_free(struct enroll_state *st)
 	free(st);
 }
 
-static mdm_err enroll_bool(const config *cfg, const char *key, int *out)
-{
-	const char *v = config_get0(cfg, key);
-
-	*out = 0;
-	if (v != NULL && strcmp(v, "yes") == 0)
-		*out = 1;
-	else if (v == NULL || strcmp(v, "no") != 0) {
-		log_error("config: %s must be yes or no", key);
-		return MDM_ERR_CONFIG;
-	}
-	return MDM_OK;
-}
-
-static mdm_err enroll_int(const config *cfg, const char *key, long lo, long hi, int *out)
-{
-	const char *v = config_get0(cfg, key);
-	char *end;
-	long n;
-
-	*out = 0;
-	if (v == NULL || *v == '\0') {
-		log_error("config: %s is required", key);
-		return MDM_ERR_CONFIG;
-	}
-	n = strtol(v, &end, 10);
-	if (*end != '\0' || n < lo || n > hi) {
-		log_error("config: %s must be a whole number from %ld to %ld", key, lo, hi);
-		return MDM_ERR_CONFIG;
-	}
-	*out = (int)n;
-	return MDM_OK;
-}
-
 static mdm_err enroll_auth_parse(const config *cfg, enum enroll_auth *out)
 {
 	const char *v = config_get0(cfg, "enroll_auth"), *tok = config_get0(cfg, "enroll_token");
@@ -158,12 +124,13 @@ mdm_err enroll_state_load(db *d, const config *cfg, int with_signer, struct enro
 	if ((st = calloc(1, sizeof(*st))) == NULL)
 		return MDM_ERR_NOMEM;
 	if ((rc = enroll_auth_parse(cfg, &st->auth)) != MDM_OK ||
-	        (rc = enroll_int(cfg, "enroll_challenge_ttl", 60, 2592000, &st->ttl)) != MDM_OK ||
-	        (rc = enroll_int(cfg, "mdm_access_rights", 1, PROFILE_ACCESS_RIGHTS_MAX,
+	        (rc = config_get_int(cfg, "enroll_challenge_ttl", 60, 2592000, &st->ttl)) !=
+	                MDM_OK ||
+	        (rc = config_get_int(cfg, "mdm_access_rights", 1, PROFILE_ACCESS_RIGHTS_MAX,
 	                 &st->access_rights)) != MDM_OK ||
-	        (rc = enroll_bool(cfg, "mdm_sign_message", &st->sign_message)) != MDM_OK ||
-	        (rc = enroll_bool(cfg, "mdm_checkout_when_removed", &st->checkout_when_removed)) !=
-	                MDM_OK)
+	        (rc = config_get_bool(cfg, "mdm_sign_message", &st->sign_message)) != MDM_OK ||
+	        (rc = config_get_bool(
+	                 cfg, "mdm_checkout_when_removed", &st->checkout_when_removed)) != MDM_OK)
 		goto out;
 	if (with_signer && (rc = enroll_signer_load(cfg, st)) != MDM_OK)
 		goto out;

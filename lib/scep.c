@@ -21,42 +21,6 @@ static const char *scep_fail_str(enum scep_fail_info f)
 	return (f >= 0 && f <= SCEP_BAD_CERT_ID) ? scep_fail_names[f] : "none";
 }
 
-/* Yes/no configuration values. */
-static mdm_err scep_bool(const config *cfg, const char *key, int *out)
-{
-	const char *v = config_get0(cfg, key);
-
-	*out = 0;
-	if (v == NULL || strcmp(v, "no") == 0)
-		return MDM_OK;
-	if (strcmp(v, "yes") == 0) {
-		*out = 1;
-		return MDM_OK;
-	}
-	log_error("config: %s must be yes or no", key);
-	return MDM_ERR_CONFIG;
-}
-
-static mdm_err scep_int(const config *cfg, const char *key, int lo, int hi, int *out)
-{
-	const char *v = config_get0(cfg, key);
-	char *end;
-	long n;
-
-	*out = 0;
-	if (v == NULL) {
-		log_error("config: %s is required", key);
-		return MDM_ERR_CONFIG;
-	}
-	n = strtol(v, &end, 10);
-	if (*v == '\0' || *end != '\0' || n < lo || n > hi) {
-		log_error("config: %s must be a whole number from %d to %d", key, lo, hi);
-		return MDM_ERR_CONFIG;
-	}
-	*out = (int)n;
-	return MDM_OK;
-}
-
 mdm_err scep_server_new(db *d, const config *cfg, struct scep_server **out)
 {
 	struct scep_server *s;
@@ -68,14 +32,14 @@ mdm_err scep_server_new(db *d, const config *cfg, struct scep_server **out)
 		return MDM_ERR_NOMEM;
 	s->db = d;
 	s->cfg = cfg;
-	if ((rc = scep_bool(cfg, "scep_allow_sha1", &s->policy.allow_sha1)) != MDM_OK ||
-	        (rc = scep_bool(cfg, "scep_allow_des3", &s->policy.allow_des3)) != MDM_OK ||
-	        (rc = scep_bool(cfg, "scep_allow_des", &s->policy.allow_des)) != MDM_OK ||
-	        (rc = scep_bool(cfg, "cert_copy_sans", &s->policy.copy_sans)) != MDM_OK ||
-	        (rc = scep_int(cfg, "cert_days", 1, 3650, &s->policy.days)) != MDM_OK ||
-	        (rc = scep_int(cfg, "cert_min_rsa_bits", 2048, 16384, &s->policy.min_rsa_bits)) !=
-	                MDM_OK ||
-	        (rc = scep_int(cfg, "crl_days", 1, 365, &s->policy.crl_days)) != MDM_OK)
+	if ((rc = config_get_bool(cfg, "scep_allow_sha1", &s->policy.allow_sha1)) != MDM_OK ||
+	        (rc = config_get_bool(cfg, "scep_allow_des3", &s->policy.allow_des3)) != MDM_OK ||
+	        (rc = config_get_bool(cfg, "scep_allow_des", &s->policy.allow_des)) != MDM_OK ||
+	        (rc = config_get_bool(cfg, "cert_copy_sans", &s->policy.copy_sans)) != MDM_OK ||
+	        (rc = config_get_int(cfg, "cert_days", 1, 3650, &s->policy.days)) != MDM_OK ||
+	        (rc = config_get_int(cfg, "cert_min_rsa_bits", 2048, 16384,
+	                 &s->policy.min_rsa_bits)) != MDM_OK ||
+	        (rc = config_get_int(cfg, "crl_days", 1, 365, &s->policy.crl_days)) != MDM_OK)
 		goto fail;
 	v = config_get0(cfg, "scep_approval");
 	if (v == NULL || strcmp(v, "auto") == 0) {

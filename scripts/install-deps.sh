@@ -18,7 +18,7 @@ libfcgi-dev libfcgi-bin libssl-dev openssl libxml2-dev libpq-dev
 check libcurl4-openssl-dev valgrind
 postgresql postgresql-client
 apache2 libapache2-mod-fcgid spawn-fcgi
-curl ca-certificates
+curl ca-certificates libxml2-utils
 scep certmonger dbus
 softhsm2 libengine-pkcs11-openssl opensc
 iproute2 procps passwd util-linux coreutils sed

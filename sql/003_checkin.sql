@@ -104,17 +104,6 @@ COMMENT ON TABLE mdm.checkin IS
     '(TLS client certificate, Mdm-Signature or both). body is the raw plist, except for '
     'messages carrying secrets (SetBootstrapToken), where it is NULL.';
 
-CREATE TABLE mdm.user_auth_challenge (
-    udid       text NOT NULL,
-    user_id    text NOT NULL,
-    nonce      text NOT NULL,
-    created_at timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (udid, user_id)
-);
-COMMENT ON TABLE mdm.user_auth_challenge IS
-    'The outstanding UserAuthenticate digest challenge per user channel (step one); step '
-    'two must answer it.';
-
 -- The admin views, widened: one row per device with its device channel.
 DROP VIEW mdm.devices;
 CREATE VIEW mdm.devices AS

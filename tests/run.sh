@@ -184,7 +184,7 @@ run_suite check_unit "$TMP/unit.out" "$B/tests/check_unit"
 # twice.  The sanitizer build already has ASan/LSan watching instead.
 if [ "$SAN" != 1 ] && command -v valgrind >/dev/null 2>&1; then
 	run_suite "check_unit (valgrind)" "$TMP/unit-valgrind.out" \
-		env CK_FORK=no CK_TIMEOUT_MULTIPLIER=10 MDM_TEST_EXCLUDE=scep,scep_ops \
+		env CK_FORK=no CK_TIMEOUT_MULTIPLIER=10 MDM_TEST_EXCLUDE=scep,scep_ops,checkin \
 		valgrind -q --error-exitcode=9 \
 		--leak-check=full --errors-for-leak-kinds=definite "$B/tests/check_unit"
 fi
@@ -248,6 +248,9 @@ MDM_PROFILE_SIGNER_KEY=$TMP/ca/signer.key
 MDM_PROFILE_SIGNER_CHAIN=$TMP/ca/ca.pem
 E2E_DEVICE_CA=$TMP/ca/ca.pem
 export MDM_PROFILE_SIGNER_CERT MDM_PROFILE_SIGNER_KEY MDM_PROFILE_SIGNER_CHAIN E2E_DEVICE_CA
+# The simulator (tests/e2e/devsim.sh) trusts that CA for the profile signer.
+E2E_DEVSIM="$ROOT/tests/e2e/devsim.sh"
+export E2E_DEVSIM
 # A static challenge too (scep_challenge), for the clients that use one.
 MDM_SCEP_CHALLENGE="e2e-static-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
 E2E_STATIC_CHALLENGE=$MDM_SCEP_CHALLENGE

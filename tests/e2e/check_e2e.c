@@ -554,6 +554,7 @@ END_TEST
 
 Suite *scep_interop_suite(void);
 Suite *enroll_e2e_suite(void);
+Suite *checkin_e2e_suite(void);
 
 static const char *need(const char *name)
 {
@@ -637,8 +638,10 @@ int main(void)
 	sr = srunner_create(e2e_suite());
 	if (getenv("E2E_SCEP_URL") != NULL)
 		srunner_add_suite(sr, scep_interop_suite());
-	if (getenv("E2E_DEVICE_CA") != NULL)
+	if (getenv("E2E_DEVICE_CA") != NULL) {
 		srunner_add_suite(sr, enroll_e2e_suite());
+		srunner_add_suite(sr, checkin_e2e_suite());
+	}
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

@@ -46,6 +46,8 @@ int main(void)
 	        {"scep", scep_suite},
 	        {"scep_ops", scep_ops_suite},
 	        {"enroll", enroll_suite},
+	        {"checkin_parse", checkin_parse_suite},
+	        {"checkin", checkin_suite},
 	};
 	SRunner *sr = NULL;
 	int failed;

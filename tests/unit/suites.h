@@ -18,5 +18,7 @@ Suite *scep_ops_suite(void);
 Suite *base64_suite(void);
 Suite *enroll_suite(void);
 Suite *cms_sig_suite(void);
+Suite *checkin_parse_suite(void);
+Suite *checkin_suite(void);
 
 #endif

@@ -1,0 +1,46 @@
+/*
+ * libFuzzer target for check-in messages (checkin_parse: the plist parser
+ * plus the allow-list of MessageTypes, keys, types and identifiers).
+ * Whatever it accepts must name a known MessageType and a valid UDID, and
+ * carry the keys its type requires.
+ *
+ * Build settings for scripts/fuzz.sh.  Seeds: the real check-in plists.
+ * fuzz-sources: lib/checkin.c lib/identity.c lib/plist.c lib/errors.c lib/log.c lib/db.c lib/x509.c
+ * lib/cms.c lib/base64.c lib/ca.c lib/config.c fuzz-pkgs: libxml-2.0 libpq openssl fuzz-max-len:
+ * 65536 fuzz-vectors: MessageType fuzz-dict: "Authenticate" fuzz-dict: "TokenUpdate" fuzz-dict:
+ * "CheckOut" fuzz-dict: "UserAuthenticate" fuzz-dict: "SetBootstrapToken" fuzz-dict:
+ * "<key>UDID</key>" fuzz-dict: "<key>UserID</key>" fuzz-dict: "<key>Token</key><data>"
+ */
+#include "checkin.h"
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct checkin_msg *m = NULL;
+	char err[256];
+
+	if (checkin_parse(data, size, &m, err, sizeof(err)) != MDM_OK) {
+		if (m != NULL || err[0] == '\0') {
+			fprintf(stderr,
+			        "checkin_fuzz: refusal without a reason or with a message\n");
+			abort();
+		}
+		return 0;
+	}
+	if ((unsigned)m->type >= CHECKIN__MAX || !identity_id_valid(m->udid) ||
+	        (m->user_id != NULL && !identity_id_valid(m->user_id)) ||
+	        (m->type == CHECKIN_TOKEN_UPDATE && (m->token == NULL || m->push_magic == NULL)) ||
+	        (m->type == CHECKIN_AUTHENTICATE && (m->topic == NULL || m->user_id != NULL))) {
+		fprintf(stderr, "checkin_fuzz: accepted a message that breaks the rules\n");
+		abort();
+	}
+	checkin_msg_free(m);
+	return 0;
+}

@@ -1,0 +1,766 @@
+/*
+ * Check-in messages: parsing (an allow-list of what Apple's MDM protocol
+ * sends) and their effect on the database.  See checkin.h.
+ */
+#include "checkin.h"
+
+#include "log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const checkin_names[CHECKIN__MAX] = {
+        [CHECKIN_AUTHENTICATE] = "Authenticate",
+        [CHECKIN_TOKEN_UPDATE] = "TokenUpdate",
+        [CHECKIN_CHECK_OUT] = "CheckOut",
+        [CHECKIN_USER_AUTHENTICATE] = "UserAuthenticate",
+        [CHECKIN_SET_BOOTSTRAP_TOKEN] = "SetBootstrapToken",
+        [CHECKIN_GET_BOOTSTRAP_TOKEN] = "GetBootstrapToken",
+        [CHECKIN_GET_TOKEN] = "GetToken",
+        [CHECKIN_DECLARATIVE_MANAGEMENT] = "DeclarativeManagement",
+};
+
+const char *checkin_type_str(enum checkin_type t)
+{
+	if ((unsigned)t >= CHECKIN__MAX)
+		return "invalid";
+	return checkin_names[t];
+}
+
+static mdm_err checkin_refuse(mdm_err rc, char *err, size_t errlen, const char *fmt, ...)
+        __attribute__((format(printf, 4, 5)));
+
+static mdm_err checkin_refuse(mdm_err rc, char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err != NULL && errlen > 0) {
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return rc;
+}
+
+/* A string value: absent is fine unless required; wrong type or over max is not. */
+static mdm_err checkin_str(const struct checkin_msg *m, const char *key, int required, size_t max,
+        const char **out, char *err, size_t errlen)
+{
+	const plist *v = plist_dict_get0(m->root, key);
+	size_t len = 0;
+
+	*out = NULL;
+	if (v == NULL) {
+		if (required)
+			return checkin_refuse(MDM_ERR_PARSE, err, errlen,
+			        "Apple MDM protocol: %s requires the %s key", m->message_type, key);
+		return MDM_OK;
+	}
+	if (plist_get_type(v) != PLIST_STRING)
+		return checkin_refuse(MDM_ERR_PARSE, err, errlen,
+		        "Apple MDM protocol: %s in %s must be a string, not %s", key,
+		        m->message_type, plist_type_str(plist_get_type(v)));
+	*out = plist_string_get0(v, &len);
+	if (len > max || strlen(*out) != len)
+		return checkin_refuse(MDM_ERR_LIMIT, err, errlen,
+		        "%s in %s is over %zu bytes or holds a NUL", key, m->message_type, max);
+	return MDM_OK;
+}
+
+static mdm_err checkin_data(const struct checkin_msg *m, const char *key, int required, size_t max,
+        const uint8_t **out, size_t *outlen, char *err, size_t errlen)
+{
+	const plist *v = plist_dict_get0(m->root, key);
+
+	*out = NULL;
+	*outlen = 0;
+	if (v == NULL) {
+		if (required)
+			return checkin_refuse(MDM_ERR_PARSE, err, errlen,
+			        "Apple MDM protocol: %s requires the %s key", m->message_type, key);
+		return MDM_OK;
+	}
+	if (plist_get_type(v) != PLIST_DATA)
+		return checkin_refuse(MDM_ERR_PARSE, err, errlen,
+		        "Apple MDM protocol: %s in %s must be data, not %s", key, m->message_type,
+		        plist_type_str(plist_get_type(v)));
+	*out = plist_data_get0(v, outlen);
+	if (*outlen > max)
+		return checkin_refuse(MDM_ERR_LIMIT, err, errlen, "%s in %s is over %zu bytes", key,
+		        m->message_type, max);
+	if (required && *outlen == 0)
+		return checkin_refuse(MDM_ERR_PARSE, err, errlen,
+		        "Apple MDM protocol: %s in %s is empty", key, m->message_type);
+	return MDM_OK;
+}
+
+static mdm_err checkin_bool(
+        const struct checkin_msg *m, const char *key, int *out, char *err, size_t errlen)
+{
+	const plist *v = plist_dict_get0(m->root, key);
+
+	*out = -1;
+	if (v == NULL)
+		return MDM_OK;
+	if (plist_bool_get(v, out) != MDM_OK)
+		return checkin_refuse(MDM_ERR_PARSE, err, errlen,
+		        "Apple MDM protocol: %s in %s must be a boolean", key, m->message_type);
+	return MDM_OK;
+}
+
+/* An identifier: UDID / EnrollmentID, UserID / EnrollmentUserID. */
+static mdm_err checkin_id(const struct checkin_msg *m, const char *key, const char *alt,
+        int required, const char **out, char *err, size_t errlen)
+{
+	const char *a = NULL, *b = NULL;
+	mdm_err rc;
+
+	*out = NULL;
+	if ((rc = checkin_str(m, key, 0, IDENTITY_MAX_ID, &a, err, errlen)) != MDM_OK ||
+	        (rc = checkin_str(m, alt, 0, IDENTITY_MAX_ID, &b, err, errlen)) != MDM_OK)
+		return rc;
+	if (a != NULL && b != NULL)
+		return checkin_refuse(MDM_ERR_PARSE, err, errlen,
+		        "Apple MDM protocol: %s carries both %s and %s", m->message_type, key, alt);
+	*out = a != NULL ? a : b;
+	if (*out == NULL) {
+		if (required)
+			return checkin_refuse(MDM_ERR_PARSE, err, errlen,
+			        "Apple MDM protocol: %s requires %s (or %s)", m->message_type, key,
+			        alt);
+		return MDM_OK;
+	}
+	if (!identity_id_valid(*out))
+		return checkin_refuse(MDM_ERR_PARSE, err, errlen,
+		        "%s must be 1 to %d characters of A-Z a-z 0-9 . _ : -",
+		        *out == a ? key : alt, IDENTITY_MAX_ID);
+	return MDM_OK;
+}
+
+static mdm_err checkin_fields(struct checkin_msg *m, char *err, size_t errlen)
+{
+	enum checkin_type t = m->type;
+	int needs_topic = t == CHECKIN_AUTHENTICATE || t == CHECKIN_TOKEN_UPDATE;
+	mdm_err rc;
+
+	if ((rc = checkin_id(m, "UDID", "EnrollmentID", 1, &m->udid, err, errlen)) != MDM_OK ||
+	        (rc = checkin_id(m, "UserID", "EnrollmentUserID", t == CHECKIN_USER_AUTHENTICATE,
+	                 &m->user_id, err, errlen)) != MDM_OK ||
+	        (rc = checkin_str(m, "Topic", needs_topic, CHECKIN_MAX_TOPIC, &m->topic, err,
+	                 errlen)) != MDM_OK)
+		return rc;
+	if (m->user_id != NULL && t == CHECKIN_AUTHENTICATE)
+		return checkin_refuse(MDM_ERR_PARSE, err, errlen,
+		        "Apple MDM protocol: Authenticate is sent on the device channel only, "
+		        "without a UserID");
+	switch (t) {
+	case CHECKIN_AUTHENTICATE:
+		if ((rc = checkin_str(m, "SerialNumber", 0, CHECKIN_MAX_STRING, &m->serial_number,
+		             err, errlen)) != MDM_OK ||
+		        (rc = checkin_str(m, "Model", 0, CHECKIN_MAX_STRING, &m->model, err,
+		                 errlen)) != MDM_OK ||
+		        (rc = checkin_str(m, "ModelName", 0, CHECKIN_MAX_STRING, &m->model_name,
+		                 err, errlen)) != MDM_OK ||
+		        (rc = checkin_str(m, "ProductName", 0, CHECKIN_MAX_STRING, &m->product_name,
+		                 err, errlen)) != MDM_OK ||
+		        (rc = checkin_str(m, "OSVersion", 0, CHECKIN_MAX_STRING, &m->os_version,
+		                 err, errlen)) != MDM_OK ||
+		        (rc = checkin_str(m, "BuildVersion", 0, CHECKIN_MAX_STRING,
+		                 &m->build_version, err, errlen)) != MDM_OK ||
+		        (rc = checkin_str(m, "IMEI", 0, CHECKIN_MAX_STRING, &m->imei, err,
+		                 errlen)) != MDM_OK ||
+		        (rc = checkin_str(m, "MEID", 0, CHECKIN_MAX_STRING, &m->meid, err,
+		                 errlen)) != MDM_OK ||
+		        (rc = checkin_str(m, "DeviceName", 0, CHECKIN_MAX_STRING, &m->device_name,
+		                 err, errlen)) != MDM_OK)
+			return rc;
+		if (m->serial_number != NULL && strlen(m->serial_number) > 64)
+			return checkin_refuse(
+			        MDM_ERR_LIMIT, err, errlen, "SerialNumber is over 64 characters");
+		return MDM_OK;
+	case CHECKIN_TOKEN_UPDATE:
+		if ((rc = checkin_data(m, "Token", 1, CHECKIN_MAX_TOKEN, &m->token, &m->token_len,
+		             err, errlen)) != MDM_OK ||
+		        (rc = checkin_str(m, "PushMagic", 1, CHECKIN_MAX_STRING, &m->push_magic,
+		                 err, errlen)) != MDM_OK ||
+		        (rc = checkin_data(m, "UnlockToken", 0, CHECKIN_MAX_BOOTSTRAP,
+		                 &m->unlock_token, &m->unlock_token_len, err, errlen)) != MDM_OK ||
+		        (rc = checkin_bool(m, "AwaitingConfiguration", &m->awaiting_configuration,
+		                 err, errlen)) != MDM_OK ||
+		        (rc = checkin_str(m, "UserShortName", 0, CHECKIN_MAX_STRING,
+		                 &m->user_short_name, err, errlen)) != MDM_OK ||
+		        (rc = checkin_str(m, "UserLongName", 0, CHECKIN_MAX_STRING,
+		                 &m->user_long_name, err, errlen)) != MDM_OK)
+			return rc;
+		if (m->push_magic[0] == '\0')
+			return checkin_refuse(MDM_ERR_PARSE, err, errlen,
+			        "Apple MDM protocol: PushMagic in TokenUpdate is empty");
+		return MDM_OK;
+	case CHECKIN_SET_BOOTSTRAP_TOKEN:
+		if ((rc = checkin_bool(m, "AwaitingConfiguration", &m->awaiting_configuration, err,
+		             errlen)) != MDM_OK)
+			return rc;
+		return checkin_data(m, "BootstrapToken", 0, CHECKIN_MAX_BOOTSTRAP,
+		        &m->bootstrap_token, &m->bootstrap_token_len, err, errlen);
+	case CHECKIN_USER_AUTHENTICATE:
+		return checkin_str(m, "DigestResponse", 0, CHECKIN_MAX_STRING, &m->digest_response,
+		        err, errlen);
+	case CHECKIN_GET_TOKEN:
+		return checkin_str(m, "TokenServiceType", 1, CHECKIN_MAX_STRING,
+		        &m->token_service_type, err, errlen);
+	case CHECKIN_DECLARATIVE_MANAGEMENT:
+		return checkin_str(m, "Endpoint", 0, CHECKIN_MAX_STRING, &m->endpoint, err, errlen);
+	case CHECKIN_CHECK_OUT:
+	case CHECKIN_GET_BOOTSTRAP_TOKEN:
+	case CHECKIN__MAX:
+		break;
+	}
+	return MDM_OK;
+}
+
+mdm_err checkin_parse(
+        const uint8_t *body, size_t len, struct checkin_msg **out, char *err, size_t errlen)
+{
+	struct checkin_msg *m = NULL;
+	char perr[160] = "";
+	int t;
+	mdm_err rc;
+
+	*out = NULL;
+	if (err != NULL && errlen > 0)
+		err[0] = '\0';
+	if ((m = calloc(1, sizeof(*m))) == NULL)
+		return MDM_ERR_NOMEM;
+	rc = plist_parse_ex((const char *)body, len, &m->root, perr, sizeof(perr));
+	if (rc != MDM_OK) {
+		rc = checkin_refuse(rc == MDM_ERR_NOMEM ? rc
+		                : rc == MDM_ERR_LIMIT   ? rc
+		                                        : MDM_ERR_PARSE,
+		        err, errlen, "body is not a valid property list: %s", perr);
+		goto out;
+	}
+	if (plist_get_type(m->root) != PLIST_DICT) {
+		rc = checkin_refuse(MDM_ERR_PARSE, err, errlen,
+		        "Apple MDM protocol: a check-in message is a dictionary");
+		goto out;
+	}
+	if ((m->message_type = plist_dict_get_string0(m->root, "MessageType")) == NULL) {
+		rc = checkin_refuse(MDM_ERR_PARSE, err, errlen,
+		        "Apple MDM protocol: a check-in message has a MessageType string");
+		goto out;
+	}
+	for (t = 0; t < CHECKIN__MAX; t++)
+		if (strcmp(m->message_type, checkin_names[t]) == 0)
+			break;
+	if (t == CHECKIN__MAX) {
+		rc = checkin_refuse(MDM_ERR_PARSE, err, errlen,
+		        "Apple MDM protocol: unknown check-in MessageType \"%.64s\"",
+		        m->message_type);
+		goto out;
+	}
+	m->type = (enum checkin_type)t;
+	if ((rc = checkin_fields(m, err, errlen)) != MDM_OK)
+		goto out;
+	*out = m;
+	m = NULL;
+out:
+	checkin_msg_free(m);
+	return rc;
+}
+
+void checkin_msg_free(struct checkin_msg *m)
+{
+	if (m == NULL)
+		return;
+	plist_free(m->root);
+	free(m);
+}
+
+void checkin_reply_clear(struct checkin_reply *r)
+{
+	if (r == NULL)
+		return;
+	free(r->body);
+	memset(r, 0, sizeof(*r));
+}
+
+/* ---------------------------------------------------------------- database */
+
+struct checkin_job {
+	const struct checkin_policy *pol;
+	const struct identity *id;
+	const struct checkin_msg *m;
+	const uint8_t *raw;
+	size_t rawlen;
+	struct checkin_reply *reply;
+	char *err;
+	size_t errlen;
+};
+
+static mdm_err checkin_reply_plist(struct checkin_reply *r, plist *dict)
+{
+	mdm_err rc;
+
+	if (dict == NULL)
+		return MDM_ERR_NOMEM;
+	rc = plist_serialize(dict, &r->body, &r->len);
+	plist_free(dict);
+	if (rc == MDM_OK) {
+		r->status = 200;
+		r->content_type = "application/xml";
+	}
+	return rc;
+}
+
+static mdm_err checkin_reply_text(struct checkin_reply *r, int status, const char *text)
+{
+	if ((r->body = strdup(text)) == NULL)
+		return MDM_ERR_NOMEM;
+	r->len = strlen(text);
+	r->status = status;
+	r->content_type = "text/plain";
+	return MDM_OK;
+}
+
+/* The message's Topic must be one of our push certificates' (when any are imported). */
+static mdm_err checkin_check_topic(db *d, const struct checkin_job *j)
+{
+	const char *params[1] = {j->m->topic};
+	db_res *r = NULL;
+	mdm_err rc;
+
+	if (j->m->topic == NULL)
+		return MDM_OK;
+	rc = db_exec(d,
+	        "SELECT count(*) > 0 AND NOT coalesce(bool_or(topic = $1), false) "
+	        "FROM mdm.push_cert",
+	        1, params, &r);
+	if (rc == MDM_OK && strcmp(db_res_get0(r, 0, 0), "t") == 0) {
+		log_warn("check-in refused: Topic %.255s is not the topic of an imported push "
+		         "certificate (Apple MDM protocol: Topic is the push certificate's UID)",
+		        j->m->topic);
+		rc = checkin_refuse(MDM_ERR_PARSE, j->err, j->errlen,
+		        "Apple MDM protocol: Topic is not the topic of this server's push "
+		        "certificate");
+	}
+	db_res_free(r);
+	return rc;
+}
+
+/*
+ * Authenticate: which binding, if any, this certificate gets for the
+ * UDID.  Returns the reason ("first", "reenroll", "challenge",
+ * "renewal", "takeover") in *reason, or "" when it is already bound.
+ */
+static mdm_err checkin_binding(
+        db *d, const struct checkin_job *j, const char **reason, long long *previous)
+{
+	const struct identity *id = j->id;
+	const char *udid = j->m->udid;
+	char cid[32];
+	const char *params[2];
+	db_res *r = NULL;
+	long long current;
+	mdm_err rc;
+
+	*reason = "";
+	*previous = 0;
+	snprintf(cid, sizeof(cid), "%lld", id->cert_id);
+	params[0] = udid;
+	params[1] = cid;
+	/*
+	 * current: the bound certificate; live: it is still good (unexpired,
+	 * unrevoked) and its enrollment active; challenge: ours was issued
+	 * against a SCEP challenge bound to this UDID.
+	 */
+	rc = db_exec(d,
+	        "SELECT coalesce(d.identity_certificate_id, 0), "
+	        " coalesce(c.revoked_at IS NULL AND c.not_after > now() AND e.active, false), "
+	        " EXISTS (SELECT 1 FROM mdm.challenge h WHERE h.used_by_certificate = $2::bigint "
+	        "         AND h.udid = $1) "
+	        "FROM mdm.device d "
+	        "LEFT JOIN mdm.certificate c ON c.id = d.identity_certificate_id "
+	        "LEFT JOIN mdm.enrollment e ON e.udid = d.udid AND e.user_id IS NULL "
+	        "WHERE d.udid = $1 FOR UPDATE OF d",
+	        2, params, &r);
+	if (rc != MDM_OK)
+		goto out;
+	if (db_res_rows(r) == 0) {
+		/* A device we never saw: the challenge may still have named it. */
+		db_res_free(r);
+		r = NULL;
+		rc = db_exec(d,
+		        "SELECT EXISTS (SELECT 1 FROM mdm.challenge h "
+		        "WHERE h.used_by_certificate = $2::bigint AND h.udid = $1)",
+		        2, params, &r);
+		if (rc == MDM_OK)
+			*reason = strcmp(db_res_get0(r, 0, 0), "t") == 0 ? "challenge" : "first";
+		goto out;
+	}
+	current = atoll(db_res_get0(r, 0, 0));
+	*previous = current;
+	if (current == id->cert_id)
+		goto out; /* already bound: nothing changes */
+	if (current == 0)
+		*reason = "first";
+	else if (strcmp(db_res_get0(r, 0, 2), "t") == 0)
+		*reason = "challenge";
+	else if (id->renewal_of != 0 && id->renewal_of == current)
+		*reason = "renewal";
+	else if (strcmp(db_res_get0(r, 0, 1), "t") != 0)
+		*reason = "reenroll";
+	else if (j->pol->allow_takeover) {
+		*reason = "takeover";
+		log_warn("identity takeover: certificate serial %s replaces the valid identity of "
+		         "actively enrolled UDID %s (checkin_allow_takeover = yes)",
+		        id->serial, udid);
+	} else {
+		log_warn("identity refused: UDID %s is actively enrolled with another valid "
+		         "certificate, and serial %s was neither issued against a challenge bound "
+		         "to it nor renewed from its certificate (checkin_allow_takeover = no)",
+		        udid, id->serial);
+		rc = MDM_ERR_FORBIDDEN;
+	}
+out:
+	db_res_free(r);
+	return rc;
+}
+
+static mdm_err checkin_authenticate(db *d, const struct checkin_job *j)
+{
+	const struct checkin_msg *m = j->m;
+	const struct identity *id = j->id;
+	const char *reason = "";
+	long long previous = 0;
+	char cid[32], prev[32];
+	const char *p[14];
+	mdm_err rc;
+
+	if (id->udid[0] != '\0' && strcmp(id->udid, m->udid) != 0) {
+		log_warn("identity refused: certificate serial %s belongs to another UDID and "
+		         "cannot authenticate %s",
+		        id->serial, m->udid);
+		return MDM_ERR_FORBIDDEN;
+	}
+	if ((rc = checkin_check_topic(d, j)) != MDM_OK ||
+	        (rc = checkin_binding(d, j, &reason, &previous)) != MDM_OK)
+		return rc;
+	snprintf(cid, sizeof(cid), "%lld", id->cert_id);
+	snprintf(prev, sizeof(prev), "%lld", previous);
+	p[0] = m->udid;
+	p[1] = m->serial_number;
+	p[2] = m->model;
+	p[3] = m->model_name;
+	p[4] = m->product_name;
+	p[5] = m->os_version;
+	p[6] = m->build_version;
+	p[7] = m->imei;
+	p[8] = m->meid;
+	p[9] = m->device_name;
+	p[10] = cid;
+	rc = db_exec(d,
+	        "INSERT INTO mdm.device AS d (udid, serial_number, model, model_name, "
+	        "product_name, "
+	        " os_version, build_version, imei, meid, device_name, identity_certificate_id, "
+	        " identity_bound_at, last_seen_at) "
+	        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::bigint, now(), now()) "
+	        "ON CONFLICT (udid) DO UPDATE SET "
+	        " serial_number = coalesce(EXCLUDED.serial_number, d.serial_number), "
+	        " model = coalesce(EXCLUDED.model, d.model), "
+	        " model_name = coalesce(EXCLUDED.model_name, d.model_name), "
+	        " product_name = coalesce(EXCLUDED.product_name, d.product_name), "
+	        " os_version = coalesce(EXCLUDED.os_version, d.os_version), "
+	        " build_version = coalesce(EXCLUDED.build_version, d.build_version), "
+	        " imei = coalesce(EXCLUDED.imei, d.imei), meid = coalesce(EXCLUDED.meid, d.meid), "
+	        " device_name = coalesce(EXCLUDED.device_name, d.device_name), "
+	        " identity_bound_at = CASE WHEN d.identity_certificate_id IS DISTINCT FROM "
+	        "   EXCLUDED.identity_certificate_id THEN now() ELSE d.identity_bound_at END, "
+	        " identity_certificate_id = EXCLUDED.identity_certificate_id, "
+	        " updated_at = now(), last_seen_at = now()",
+	        11, p, NULL);
+	if (rc != MDM_OK)
+		return rc;
+	p[1] = cid;
+	rc = db_exec(d,
+	        "UPDATE mdm.certificate SET udid = $1 WHERE id = $2::bigint AND udid IS NULL", 2, p,
+	        NULL);
+	if (rc == MDM_OK && reason[0] != '\0') {
+		p[2] = previous != 0 ? prev : NULL;
+		p[3] = reason;
+		rc = db_exec(d,
+		        "INSERT INTO mdm.identity_binding (udid, certificate_id, "
+		        "previous_certificate_id, reason) VALUES ($1, $2::bigint, $3::bigint, $4)",
+		        4, p, NULL);
+		if (rc == MDM_OK)
+			log_info("identity: UDID %s bound to certificate serial %s (%s)", m->udid,
+			        id->serial, reason);
+	}
+	if (rc != MDM_OK)
+		return rc;
+	/* A new enrollment: inactive until its TokenUpdate; user channels end with it. */
+	p[1] = m->topic;
+	rc = db_exec(d,
+	        "INSERT INTO mdm.enrollment AS e (udid, topic, active, authenticated_at, "
+	        " last_seen_at) VALUES ($1, $2, false, now(), now()) "
+	        "ON CONFLICT (udid, user_id) DO UPDATE SET topic = EXCLUDED.topic, active = false, "
+	        " authenticated_at = now(), last_seen_at = now()",
+	        2, p, NULL);
+	if (rc == MDM_OK)
+		rc = db_exec(d,
+		        "UPDATE mdm.enrollment SET active = false WHERE udid = $1 AND user_id IS "
+		        "NOT "
+		        "NULL AND active",
+		        1, p, NULL);
+	return rc;
+}
+
+static mdm_err checkin_token_update(db *d, const struct checkin_job *j)
+{
+	const struct checkin_msg *m = j->m;
+	const char *values[9];
+	int lengths[9] = {0}, formats[9] = {0};
+	char awaiting[8];
+	db_res *r = NULL;
+	mdm_err rc;
+
+	if ((rc = checkin_check_topic(d, j)) != MDM_OK)
+		return rc;
+	if (m->user_id != NULL && !j->pol->user_channel)
+		return checkin_refuse(MDM_ERR_FORBIDDEN, j->err, j->errlen,
+		        "the user channel is turned off (checkin_user_channel = no)");
+	snprintf(awaiting, sizeof(awaiting), "%s",
+	        m->awaiting_configuration < 0       ? ""
+	                : m->awaiting_configuration ? "t"
+	                                            : "f");
+	values[0] = m->udid;
+	values[1] = m->user_id;
+	values[2] = m->topic;
+	values[3] = (const char *)m->token;
+	lengths[3] = (int)m->token_len;
+	formats[3] = 1;
+	values[4] = m->push_magic;
+	values[5] = (const char *)m->unlock_token;
+	lengths[5] = (int)m->unlock_token_len;
+	formats[5] = 1;
+	values[6] = awaiting[0] != '\0' ? awaiting : NULL;
+	values[7] = m->user_short_name;
+	values[8] = m->user_long_name;
+	/* The device channel's row exists since Authenticate; a user channel's may not. */
+	rc = db_exec_bin(d,
+	        "INSERT INTO mdm.enrollment AS e (udid, user_id, topic, push_token, push_magic, "
+	        " unlock_token, awaiting_configuration, user_short_name, user_long_name, active, "
+	        " token_updated_at, last_seen_at) "
+	        "SELECT $1, $2, $3, $4, $5, $6, $7::boolean, $8, $9, true, now(), now() "
+	        "WHERE $2::text IS NOT NULL OR EXISTS (SELECT 1 FROM mdm.enrollment x "
+	        "  WHERE x.udid = $1 AND x.user_id IS NULL) "
+	        "ON CONFLICT (udid, user_id) DO UPDATE SET topic = EXCLUDED.topic, "
+	        " push_token = EXCLUDED.push_token, push_magic = EXCLUDED.push_magic, "
+	        " unlock_token = coalesce(EXCLUDED.unlock_token, e.unlock_token), "
+	        " awaiting_configuration = EXCLUDED.awaiting_configuration, "
+	        " user_short_name = coalesce(EXCLUDED.user_short_name, e.user_short_name), "
+	        " user_long_name = coalesce(EXCLUDED.user_long_name, e.user_long_name), "
+	        " active = true, checked_out_at = NULL, token_updated_at = now(), "
+	        " last_seen_at = now() "
+	        "RETURNING id",
+	        9, values, lengths, formats, &r);
+	if (rc == MDM_OK && db_res_rows(r) != 1) {
+		log_warn("check-in refused: TokenUpdate for UDID %s before its Authenticate "
+		         "(Apple MDM protocol: Authenticate comes first)",
+		        m->udid);
+		rc = MDM_ERR_FORBIDDEN;
+	}
+	db_res_free(r);
+	return rc;
+}
+
+static mdm_err checkin_check_out(db *d, const struct checkin_job *j)
+{
+	const char *p[2] = {j->m->udid, j->m->user_id};
+
+	/* The device channel ends every channel of the device; a user's only its own. */
+	return db_exec(d,
+	        "UPDATE mdm.enrollment SET active = false, checked_out_at = now(), "
+	        "last_seen_at = now() WHERE udid = $1 AND ($2::text IS NULL OR user_id = $2)",
+	        2, p, NULL);
+}
+
+static mdm_err checkin_bootstrap_set(db *d, const struct checkin_job *j)
+{
+	const char *values[2] = {j->m->udid, (const char *)j->m->bootstrap_token};
+	int lengths[2] = {0, (int)j->m->bootstrap_token_len}, formats[2] = {0, 1};
+
+	return db_exec_bin(d,
+	        "UPDATE mdm.device SET bootstrap_token = $2, bootstrap_token_at = now() "
+	        "WHERE udid = $1",
+	        2, values, lengths, formats, NULL);
+}
+
+static mdm_err checkin_bootstrap_get(db *d, const struct checkin_job *j)
+{
+	const char *p[1] = {j->m->udid};
+	plist *dict = NULL;
+	uint8_t *tok = NULL;
+	size_t toklen = 0;
+	db_res *r = NULL;
+	mdm_err rc;
+
+	rc = db_exec(d, "SELECT bootstrap_token FROM mdm.device WHERE udid = $1", 1, p, &r);
+	if (rc != MDM_OK)
+		goto out;
+	if ((dict = plist_new_dict()) == NULL) {
+		rc = MDM_ERR_NOMEM;
+		goto out;
+	}
+	/* No token escrowed: an empty dictionary (Apple MDM protocol, GetBootstrapToken). */
+	if (db_res_rows(r) == 1 && !db_res_is_null(r, 0, 0)) {
+		if ((rc = db_res_get_bytea(r, 0, 0, &tok, &toklen)) != MDM_OK ||
+		        (rc = plist_dict_set(
+		                 dict, "BootstrapToken", plist_new_data(tok, toklen))) != MDM_OK)
+			goto out;
+	}
+	rc = checkin_reply_plist(j->reply, dict);
+	dict = NULL;
+out:
+	if (tok != NULL) {
+		memset(tok, 0, toklen);
+		free(tok);
+	}
+	plist_free(dict);
+	db_res_free(r);
+	return rc;
+}
+
+static mdm_err checkin_user_authenticate(db *d, const struct checkin_job *j)
+{
+	plist *dict;
+
+	(void)d;
+	if (!j->pol->user_channel)
+		return checkin_reply_text(j->reply, 410,
+		        "the user channel is turned off on this server (checkin_user_channel = "
+		        "no)");
+	/*
+	 * We hold no user passwords to check a digest against, so step one
+	 * answers a zero-length DigestChallenge: Apple's documented way to say
+	 * no AuthToken is required.  The user channel stays tied to the
+	 * device's identity certificate like every other request.  A step-two
+	 * DigestResponse then answers a challenge we never issued.
+	 */
+	if (j->m->digest_response != NULL)
+		return checkin_refuse(MDM_ERR_PARSE, j->err, j->errlen,
+		        "Apple MDM protocol, UserAuthenticate: DigestResponse answers no "
+		        "outstanding "
+		        "DigestChallenge (this server issues zero-length challenges)");
+	if ((dict = plist_new_dict()) == NULL)
+		return MDM_ERR_NOMEM;
+	if (plist_dict_set(dict, "DigestChallenge", plist_new_string("")) != MDM_OK) {
+		plist_free(dict);
+		return MDM_ERR_NOMEM;
+	}
+	return checkin_reply_plist(j->reply, dict);
+}
+
+static mdm_err checkin_record(db *d, const struct checkin_job *j)
+{
+	const struct checkin_msg *m = j->m;
+	const char *values[6];
+	int lengths[6] = {0}, formats[6] = {0};
+	char cid[32];
+	int secret = m->type == CHECKIN_SET_BOOTSTRAP_TOKEN;
+	mdm_err rc;
+
+	snprintf(cid, sizeof(cid), "%lld", j->id->cert_id);
+	values[0] = m->udid;
+	values[1] = m->user_id;
+	values[2] = m->message_type;
+	values[3] = cid;
+	values[4] = identity_auth_str(j->id->sources);
+	values[5] = secret ? NULL : (const char *)j->raw;
+	lengths[5] = secret ? 0 : (int)j->rawlen;
+	formats[5] = 1;
+	rc = db_exec_bin(d,
+	        "INSERT INTO mdm.checkin (udid, user_id, message_type, certificate_id, auth, body) "
+	        "VALUES ($1, $2, $3, $4::bigint, $5, $6)",
+	        6, values, lengths, formats, NULL);
+	if (rc != MDM_OK)
+		return rc;
+	return db_exec(d,
+	        "UPDATE mdm.enrollment SET last_seen_at = now() WHERE udid = $1 AND "
+	        "user_id IS NOT DISTINCT FROM $2",
+	        2, values, NULL);
+}
+
+static mdm_err checkin_tx(db *d, void *arg)
+{
+	struct checkin_job *j = arg;
+	const struct checkin_msg *m = j->m;
+	const char *p[1] = {m->udid};
+	mdm_err rc;
+
+	checkin_reply_clear(j->reply);
+	j->reply->status = 200;
+	if (m->type == CHECKIN_AUTHENTICATE)
+		rc = checkin_authenticate(d, j);
+	else if ((rc = identity_check_bound(d, j->id, m->udid)) == MDM_OK)
+		rc = db_exec(d, "UPDATE mdm.device SET last_seen_at = now() WHERE udid = $1", 1, p,
+		        NULL);
+	if (rc != MDM_OK)
+		return rc;
+	switch (m->type) {
+	case CHECKIN_AUTHENTICATE:
+		break;
+	case CHECKIN_TOKEN_UPDATE:
+		rc = checkin_token_update(d, j);
+		break;
+	case CHECKIN_CHECK_OUT:
+		rc = checkin_check_out(d, j);
+		break;
+	case CHECKIN_USER_AUTHENTICATE:
+		rc = checkin_user_authenticate(d, j);
+		break;
+	case CHECKIN_SET_BOOTSTRAP_TOKEN:
+		rc = checkin_bootstrap_set(d, j);
+		break;
+	case CHECKIN_GET_BOOTSTRAP_TOKEN:
+		rc = checkin_bootstrap_get(d, j);
+		break;
+	case CHECKIN_GET_TOKEN:
+		rc = checkin_reply_text(j->reply, 501,
+		        "GetToken is not supported by this server (no token service is "
+		        "configured)");
+		break;
+	case CHECKIN_DECLARATIVE_MANAGEMENT:
+		rc = checkin_reply_text(j->reply, 501,
+		        "DeclarativeManagement is not supported by this server yet; the request "
+		        "was stored");
+		break;
+	case CHECKIN__MAX:
+		rc = MDM_ERR_INTERNAL;
+		break;
+	}
+	if (rc == MDM_OK)
+		rc = checkin_record(d, j);
+	return rc;
+}
+
+mdm_err checkin_process(db *d, const struct checkin_policy *pol, const struct identity *id,
+        const struct checkin_msg *m, const uint8_t *raw, size_t rawlen, struct checkin_reply *reply,
+        char *err, size_t errlen)
+{
+	struct checkin_job j = {pol, id, m, raw, rawlen, reply, err, errlen};
+	mdm_err rc;
+
+	memset(reply, 0, sizeof(*reply));
+	if (err != NULL && errlen > 0)
+		err[0] = '\0';
+	rc = db_tx(d, checkin_tx, &j);
+	if (rc != MDM_OK)
+		checkin_reply_clear(reply);
+	else
+		log_info("check-in %s from UDID %s%s%s accepted (%s, certificate serial %s)",
+		        m->message_type, m->udid, m->user_id ? " user " : "",
+		        m->user_id ? m->user_id : "", identity_auth_str(id->sources), id->serial);
+	return rc;
+}

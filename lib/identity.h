@@ -1,0 +1,77 @@
+/*
+ * Device identity: which identity certificate a check-in or command
+ * request speaks for (Apple "Mobile Device Management Protocol": the
+ * device authenticates with the identity certificate of its enrollment
+ * profile, by TLS client certificate and/or the Mdm-Signature header).
+ *
+ * identity_authenticate does everything that needs no UDID: takes the
+ * certificate from SSL_CLIENT_CERT (TLS proved possession of its key)
+ * and/or from Mdm-Signature (a detached CMS signature over the exact
+ * body), requires both to name the same certificate when both are
+ * present, verifies it to our CA (current or a previous, still valid),
+ * requires clientAuth, and looks it up in mdm.certificate (issued by us,
+ * kind device, not revoked).  identity_check_bound then ties it to the
+ * UDID a message names.  Every refusal is MDM_ERR_FORBIDDEN, logged once
+ * with the rule; what the peer is told never says which rule, nor
+ * whether a UDID exists.
+ */
+#ifndef MDM_IDENTITY_H
+#define MDM_IDENTITY_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "ca.h"
+#include "db.h"
+#include "errors.h"
+#include "x509.h"
+
+#define IDENTITY_TLS       1 /* SSL_CLIENT_CERT */
+#define IDENTITY_SIGNATURE 2 /* Mdm-Signature */
+
+/* Largest UDID, EnrollmentID or UserID we accept (they are 25 to 40 characters). */
+#define IDENTITY_MAX_ID 128
+
+struct identity {
+	struct x509_st *cert; /* owned */
+	long long cert_id;    /* mdm.certificate.id */
+	char sha256[X509_FP_HEX_LEN + 1];
+	char serial[41];
+	char udid[IDENTITY_MAX_ID + 1]; /* mdm.certificate.udid, "" while unbound */
+	long long renewal_of;           /* mdm.certificate.renewal_of, 0 if none */
+	int sources;                    /* IDENTITY_TLS | IDENTITY_SIGNATURE */
+};
+
+/*
+ * client_cert: SSL_CLIENT_CERT (PEM) or NULL; mdm_signature: the
+ * Mdm-Signature header (base64) or NULL; body: the exact request body.
+ * ca: the CA state (ca->verify are the issuers accepted).  On MDM_OK *out
+ * is filled (release with identity_clear); MDM_ERR_FORBIDDEN for every
+ * refusal, MDM_ERR_DB / MDM_ERR_DB_CONN when the database fails.
+ */
+MDM_WUR mdm_err identity_authenticate(db *d, const struct ca_state *ca, const char *client_cert,
+        const char *mdm_signature, const uint8_t *body, size_t len, time_t now,
+        struct identity *out);
+void identity_clear(struct identity *id);
+
+/* "tls", "signature" or "both". */
+const char *identity_auth_str(int sources);
+
+/*
+ * 1 if s is an acceptable UDID / EnrollmentID / UserID: 1 to
+ * IDENTITY_MAX_ID characters of [A-Za-z0-9._:-].
+ */
+int identity_id_valid(const char *s);
+
+/*
+ * For every request but Authenticate: the certificate must be the one
+ * bound to udid (mdm.device.identity_certificate_id).  Run inside the
+ * caller's transaction; locks the device row (FOR UPDATE) so that a
+ * concurrent Authenticate cannot rebind it underneath.
+ * MDM_ERR_FORBIDDEN (logged) when the UDID is unknown or bound to another
+ * certificate: both look the same to the peer.
+ */
+MDM_WUR mdm_err identity_check_bound(db *d, const struct identity *id, const char *udid);
+
+#endif

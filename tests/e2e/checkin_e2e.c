@@ -1,0 +1,302 @@
+/*
+ * Enrollment and check-in end to end, through the real Apache and the
+ * stack's PostgreSQL: tests/e2e/devsim.sh (a device simulator built on
+ * curl, openssl, xmllint and a third-party SCEP client) fetches the
+ * profile, verifies it, enrolls over SCEP and checks in, once by TLS
+ * client certificate and once by Mdm-Signature.  Then the refusals, each
+ * answered 400, 403 or 413 (never 401) with the database unchanged.
+ *
+ * Environment (tests/run.sh): E2E_HTTPS_BASE, E2E_TLS_CA, E2E_DEVICE_CA
+ * (the root the profile signer chains to), E2E_CLIENT_CERT/KEY (a client
+ * certificate of another CA), E2E_SELF_CERT/KEY (self-signed), E2E_TMP,
+ * E2E_MODE, E2E_SCEP_LEGACY (1: scepclient can enroll; 0: certmonger),
+ * MDM_DB.
+ */
+#include "db.h"
+#include "errors.h"
+
+#include <check.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+Suite *checkin_e2e_suite(void);
+
+static char tmpdir[256], devsim[1024], checkin_url[1024];
+static const char *base, *tls_ca, *device_ca;
+static int legacy = 1;
+
+static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int sh(const char *fmt, ...)
+{
+	char cmd[8192];
+	va_list ap;
+	int st;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	st = system(cmd);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+static char *query1(const char *sql, const char *param)
+{
+	const char *p[1] = {param};
+	db *d = NULL;
+	db_res *r = NULL;
+	char *s;
+
+	ck_assert_int_eq(db_new(getenv("MDM_DB"), "e2e", &d), MDM_OK);
+	ck_assert_int_eq(db_exec(d, sql, param ? 1 : 0, param ? p : NULL, &r), MDM_OK);
+	ck_assert_int_eq(db_res_rows(r), 1);
+	s = strdup(db_res_is_null(r, 0, 0) ? "(null)" : db_res_get0(r, 0, 0));
+	db_res_free(r);
+	db_free(d);
+	return s;
+}
+
+static void assert_query(const char *sql, const char *param, const char *want)
+{
+	char *got = query1(sql, param);
+
+	ck_assert_msg(strcmp(got, want) == 0, "%s [%s]: got %s, want %s", sql, param ? param : "",
+	        got, want);
+	free(got);
+}
+
+static char *snapshot(void)
+{
+	return query1(
+	        "SELECT md5(concat_ws('#', "
+	        "(SELECT string_agg(t::text, '|' ORDER BY t::text) FROM mdm.device t), "
+	        "(SELECT string_agg(t::text, '|' ORDER BY t::text) FROM mdm.enrollment t), "
+	        "(SELECT string_agg(t::text, '|' ORDER BY t::text) FROM mdm.checkin t), "
+	        "(SELECT string_agg(t::text, '|' ORDER BY t::text) FROM mdm.identity_binding t), "
+	        "(SELECT string_agg(t::text, '|' ORDER BY t::text) FROM mdm.certificate t)))",
+	        NULL);
+}
+
+/* Runs the simulator for udid into DIR/<name>; returns its exit status. */
+static int run_devsim(const char *name, const char *udid, const char *auth)
+{
+	return sh("sh %s %s/%s '%s/enroll' %s %s %s %s %s >%s/%s.log 2>&1 || "
+	          "{ cat %s/%s.log; exit 1; }",
+	        devsim, tmpdir, name, base, device_ca, tls_ca, udid, auth,
+	        legacy ? "scepclient" : "certmonger", tmpdir, name, tmpdir, name);
+}
+
+/* The SHA-256 of a PEM certificate, as mdm.certificate.sha256. */
+static char *fingerprint(const char *pem)
+{
+	char path[1024], *fp;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/fp.txt", tmpdir);
+	ck_assert_int_eq(
+	        sh("openssl x509 -in %s -outform DER | sha256sum | cut -c1-64 >%s", pem, path), 0);
+	fp = calloc(1, 65);
+	ck_assert_ptr_nonnull(f = fopen(path, "r"));
+	ck_assert_int_eq(fread(fp, 1, 64, f), 64);
+	fclose(f);
+	return fp;
+}
+
+/*
+ * PUT body (a file) to the check-in URL.  cert/key: TLS client identity
+ * (NULL: none); sig_cert/sig_key: sign sig_body (default body) into
+ * Mdm-Signature.  Returns the HTTP status.
+ */
+static int put(const char *body, const char *cert, const char *key, const char *sig_cert,
+        const char *sig_key, const char *sig_body, const char *ctype)
+{
+	char tls[1024] = "", sig[2048] = "", out[1024];
+	FILE *f;
+	int code = 0;
+
+	if (cert != NULL)
+		snprintf(tls, sizeof(tls), "--cert %s --key %s", cert, key);
+	if (sig_cert != NULL) {
+		ck_assert_int_eq(sh("openssl cms -sign -binary -in %s -signer %s -inkey %s "
+		                    "-outform DER -out %s/put.sig",
+		                         sig_body ? sig_body : body, sig_cert, sig_key, tmpdir),
+		        0);
+		snprintf(
+		        sig, sizeof(sig), "-H \"Mdm-Signature: $(base64 -w0 %s/put.sig)\"", tmpdir);
+	}
+	snprintf(out, sizeof(out), "%s/put.code", tmpdir);
+	ck_assert_int_eq(sh("curl -sS --cacert %s %s %s -X PUT --data-binary @%s "
+	                    "-H 'Content-Type: %s' -o %s/put.reply -w '%%{http_code}' '%s' >%s",
+	                         tls_ca, tls, sig, body, ctype, tmpdir, checkin_url, out),
+	        0);
+	ck_assert_ptr_nonnull(f = fopen(out, "r"));
+	ck_assert_int_eq(fscanf(f, "%d", &code), 1);
+	fclose(f);
+	return code;
+}
+
+#define CTYPE "application/x-apple-aspen-mdm-checkin"
+
+static void file_put(const char *path, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void file_put(const char *path, const char *fmt, ...)
+{
+	FILE *f = fopen(path, "w");
+	va_list ap;
+
+	ck_assert_ptr_nonnull(f);
+	va_start(ap, fmt);
+	vfprintf(f, fmt, ap);
+	va_end(ap);
+	fclose(f);
+}
+
+START_TEST(devsim_tls)
+{
+	char udid[64], pem[1024], want[256], *fp;
+
+	snprintf(udid, sizeof(udid), "DEVSIM-TLS-%s", getenv("E2E_MODE"));
+	ck_assert_msg(run_devsim("tls", udid, "tls") == 0, "devsim (tls) failed, log above");
+	snprintf(pem, sizeof(pem), "%s/tls/cert.pem", tmpdir);
+	fp = fingerprint(pem);
+	snprintf(want, sizeof(want), "true/%s/true", fp);
+	assert_query(
+	        "SELECT enrolled::text || '/' || identity_sha256 || '/' || has_push_token::text "
+	        "FROM mdm.devices WHERE udid = $1",
+	        udid, want);
+	assert_query("SELECT string_agg(message_type || ':' || auth, ',' ORDER BY id) FROM "
+	             "mdm.checkin WHERE udid = $1",
+	        udid, "Authenticate:tls,TokenUpdate:tls");
+	/* The profile's challenge was spent by that enrollment. */
+	assert_query("SELECT count(*) FROM mdm.challenge h JOIN mdm.certificate c ON "
+	             "c.id = h.used_by_certificate WHERE c.sha256 = $1",
+	        fp, "1");
+	free(fp);
+}
+END_TEST
+
+START_TEST(devsim_signature)
+{
+	char udid[64], pem[1024], want[256], *fp;
+
+	snprintf(udid, sizeof(udid), "DEVSIM-SIG-%s", getenv("E2E_MODE"));
+	ck_assert_msg(
+	        run_devsim("sig", udid, "signature") == 0, "devsim (signature) failed, log above");
+	snprintf(pem, sizeof(pem), "%s/sig/cert.pem", tmpdir);
+	fp = fingerprint(pem);
+	snprintf(want, sizeof(want), "true/%s/true", fp);
+	assert_query(
+	        "SELECT enrolled::text || '/' || identity_sha256 || '/' || has_push_token::text "
+	        "FROM mdm.devices WHERE udid = $1",
+	        udid, want);
+	assert_query("SELECT string_agg(message_type || ':' || auth, ',' ORDER BY id) FROM "
+	             "mdm.checkin WHERE udid = $1",
+	        udid, "Authenticate:signature,TokenUpdate:signature");
+	free(fp);
+}
+END_TEST
+
+/* Each refused request: the status, never 401, and nothing written. */
+static void refused(int want, const char *body, const char *cert, const char *key,
+        const char *sig_cert, const char *sig_key, const char *sig_body, const char *ctype)
+{
+	char *before = snapshot(), *after;
+	int code = put(body, cert, key, sig_cert, sig_key, sig_body, ctype);
+
+	ck_assert_int_ne(code, 401);
+	ck_assert_msg(code == want, "%s: HTTP %d, want %d", body, code, want);
+	after = snapshot();
+	ck_assert_str_eq(before, after);
+	free(before);
+	free(after);
+}
+
+START_TEST(refusals)
+{
+	char a[300], b[300], akey[1024], acert[1024], bkey[1024], bcert[1024];
+	char tok_a[1024], tok_b[1024], auth_b[1024], bad[1024], big[1024], other[1024];
+	char *serial_b, udid_a[64], udid_b[64];
+	const char *cc = getenv("E2E_CLIENT_CERT"), *ck = getenv("E2E_CLIENT_KEY");
+	const char *sc = getenv("E2E_SELF_CERT"), *sk = getenv("E2E_SELF_KEY");
+
+	snprintf(udid_a, sizeof(udid_a), "DEVSIM-A-%s", getenv("E2E_MODE"));
+	snprintf(udid_b, sizeof(udid_b), "DEVSIM-B-%s", getenv("E2E_MODE"));
+	ck_assert_msg(run_devsim("a", udid_a, "tls") == 0, "devsim a failed");
+	ck_assert_msg(run_devsim("b", udid_b, "tls") == 0, "devsim b failed");
+	snprintf(a, sizeof(a), "%s/a", tmpdir);
+	snprintf(b, sizeof(b), "%s/b", tmpdir);
+	snprintf(acert, sizeof(acert), "%s/cert.pem", a);
+	snprintf(akey, sizeof(akey), "%s/key.pem", a);
+	snprintf(bcert, sizeof(bcert), "%s/cert.pem", b);
+	snprintf(bkey, sizeof(bkey), "%s/key.pem", b);
+	snprintf(tok_a, sizeof(tok_a), "%s/tokenupdate.plist", a);
+	snprintf(tok_b, sizeof(tok_b), "%s/tokenupdate.plist", b);
+	snprintf(auth_b, sizeof(auth_b), "%s/authenticate.plist", b);
+	snprintf(other, sizeof(other), "%s/checkout.plist", a);
+	file_put(other,
+	        "<plist version=\"1.0\"><dict><key>MessageType</key><string>CheckOut</string>"
+	        "<key>Topic</key><string>x</string><key>UDID</key><string>%s</string></dict>"
+	        "</plist>\n",
+	        udid_a);
+
+	/* Sanity: A's own TokenUpdate is accepted both ways. */
+	ck_assert_int_eq(put(tok_a, acert, akey, NULL, NULL, NULL, CTYPE), 200);
+	ck_assert_int_eq(put(tok_a, NULL, NULL, acert, akey, NULL, CTYPE), 200);
+
+	/* No certificate at all. */
+	refused(403, tok_a, NULL, NULL, NULL, NULL, NULL, CTYPE);
+	/* A client certificate of another CA; a self-signed one; by TLS and by signature. */
+	refused(403, tok_a, cc, ck, NULL, NULL, NULL, CTYPE);
+	refused(403, tok_a, sc, sk, NULL, NULL, NULL, CTYPE);
+	refused(403, tok_a, NULL, NULL, sc, sk, NULL, CTYPE);
+	/* A's valid certificate for B: every message type. */
+	refused(403, tok_b, acert, akey, NULL, NULL, NULL, CTYPE);
+	refused(403, auth_b, acert, akey, NULL, NULL, NULL, CTYPE);
+	refused(403, auth_b, NULL, NULL, acert, akey, NULL, CTYPE);
+	/* Mdm-Signature over another body (tampered); TLS and signature disagreeing. */
+	refused(403, tok_a, NULL, NULL, acert, akey, other, CTYPE);
+	refused(403, tok_a, acert, akey, bcert, bkey, NULL, CTYPE);
+	/* Malformed, wrong type, oversized. */
+	snprintf(bad, sizeof(bad), "%s/bad.plist", tmpdir);
+	file_put(bad,
+	        "<plist version=\"1.0\"><dict><key>MessageType</key>"
+	        "<string>TokenUpdate</string></dict>");
+	refused(400, bad, acert, akey, NULL, NULL, NULL, CTYPE);
+	refused(400, tok_a, acert, akey, NULL, NULL, NULL, "text/plain");
+	snprintf(big, sizeof(big), "%s/big.plist", tmpdir);
+	ck_assert_int_eq(sh("head -c 300000 /dev/zero | tr '\\0' a >%s", big), 0);
+	refused(413, big, acert, akey, NULL, NULL, NULL, CTYPE);
+	/* Revoked: B's certificate stops working at once. */
+	serial_b = query1("SELECT identity_serial FROM mdm.devices WHERE udid = $1", udid_b);
+	ck_assert_int_eq(put(tok_b, bcert, bkey, NULL, NULL, NULL, CTYPE), 200);
+	free(query1("SELECT mdm.certificate_revoke($1, 'keyCompromise')::text", serial_b));
+	refused(403, tok_b, bcert, bkey, NULL, NULL, NULL, CTYPE);
+	refused(403, tok_b, NULL, NULL, bcert, bkey, NULL, CTYPE);
+	free(serial_b);
+}
+END_TEST
+
+Suite *checkin_e2e_suite(void)
+{
+	Suite *s = suite_create("checkin-e2e");
+	TCase *tc = tcase_create("devsim");
+	const char *t = getenv("E2E_TMP"), *mode = getenv("E2E_MODE");
+	const char *root = getenv("E2E_DEVSIM");
+
+	base = getenv("E2E_HTTPS_BASE");
+	tls_ca = getenv("E2E_TLS_CA");
+	device_ca = getenv("E2E_DEVICE_CA");
+	legacy = getenv("E2E_SCEP_LEGACY") == NULL || strcmp(getenv("E2E_SCEP_LEGACY"), "0") != 0;
+	snprintf(tmpdir, sizeof(tmpdir), "%s/devsim-%s", t ? t : "/tmp", mode ? mode : "apache");
+	mkdir(tmpdir, 0700);
+	snprintf(devsim, sizeof(devsim), "%s", root ? root : "tests/e2e/devsim.sh");
+	snprintf(checkin_url, sizeof(checkin_url), "%s/mdm/checkin", base ? base : "");
+	tcase_set_timeout(tc, 300);
+	tcase_add_test(tc, devsim_tls);
+	tcase_add_test(tc, devsim_signature);
+	tcase_add_test(tc, refusals);
+	suite_add_tcase(s, tc);
+	return s;
+}
