@@ -90,7 +90,8 @@ static mdm_err checkin_handle(struct app *a, fcgi_req *r)
 	} else if (rc != MDM_OK) {
 		rc = app_fail(a, r, rc, "the check-in could not be stored");
 	} else if (reply.body == NULL) {
-		rc = fcgi_respond(r, reply.status, NULL, NULL, "", 0);
+		/* Apple MDM protocol: success is a 200 with an empty body. */
+		rc = fcgi_respond(r, reply.status, "text/plain", NULL, "", 0);
 	} else {
 		rc = fcgi_respond(r, reply.status, reply.content_type, NULL, reply.body, reply.len);
 	}

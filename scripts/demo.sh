@@ -105,7 +105,10 @@ demo_start() {
 	MDM_PROFILE_SIGNER_KEY=${MDM_PROFILE_SIGNER_KEY:-$VAR/ca/signer.key}
 	MDM_PROFILE_SIGNER_CHAIN=${MDM_PROFILE_SIGNER_CHAIN:-$CA_CERT}
 	MDM_PUBLIC_URL=${MDM_PUBLIC_URL:-https://127.0.0.1:$https_port}
-	export MDM_PROFILE_SIGNER_CERT MDM_PROFILE_SIGNER_KEY MDM_PROFILE_SIGNER_CHAIN MDM_PUBLIC_URL
+	# SCEP over plain HTTP (signed and enveloped messages), as usually deployed.
+	MDM_SCEP_URL=${MDM_SCEP_URL:-http://127.0.0.1:$http_port/scep}
+	export MDM_PROFILE_SIGNER_CERT MDM_PROFILE_SIGNER_KEY MDM_PROFILE_SIGNER_CHAIN MDM_PUBLIC_URL \
+		MDM_SCEP_URL
 
 	apache_start "$VAR" "${DEMO_MODE:-proxy}" "$B/cgi-bin" "$https_port" "$http_port"
 	https=https://127.0.0.1:$https_port

@@ -285,7 +285,10 @@ for mode in proxy fcgid; do
 	scep_legacy "$mode"
 	# The base URL enrollment profiles name: this stack's HTTPS host.
 	MDM_PUBLIC_URL="https://127.0.0.1:$https_port"
-	export MDM_PUBLIC_URL
+	# SCEP over plain HTTP, as it is usually deployed (its messages are
+	# signed and enveloped) and as the third-party SCEP clients expect.
+	MDM_SCEP_URL="http://127.0.0.1:$http_port/scep"
+	export MDM_PUBLIC_URL MDM_SCEP_URL
 	apache_start "$TMP" "$mode" "$TMP/cgi-bin" "$https_port" "$http_port"
 	stack_wait_health \
 		"https://127.0.0.1:$https_port/scep/health" \
