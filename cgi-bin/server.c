@@ -1,31 +1,72 @@
 /*
  * server.fcgi: the MDM command channel (Apple "Mobile Device Management
- * Protocol": Idle, Acknowledged, Error, CommandFormatError, NotNow).  The
- * foundation validates the request; the queue arrives with its issue.
+ * Protocol", ServerURL: Idle, Acknowledged, Error, CommandFormatError,
+ * NotNow).  Authenticated exactly as check-ins are (lib/identity.c); the
+ * queue is lib/command.c.  Identity refusals are 403 with a body that
+ * names no rule; the log line says which.
  */
 #include "app.h"
+#include "ca.h"
+#include "command.h"
+#include "identity.h"
 #include "log.h"
 #include "mdm_limits.h"
-#include "plist.h"
+
+#include <time.h>
+
+/* Loaded once per process; the CA is reloaded only when mdm.ca changes. */
+static struct ca_state *ca;
+
+static mdm_err server_setup(struct app *a)
+{
+	if (ca == NULL)
+		return ca_load(a->db, a->cfg, &ca);
+	return ca_refresh(a->db, a->cfg, &ca);
+}
 
 static mdm_err server_handle(struct app *a, fcgi_req *r)
 {
-	char err[160] = "";
-	plist *msg = NULL;
-	const char *status;
+	struct identity id = {0};
+	struct command_report *rep = NULL;
+	struct command_reply reply = {0};
+	char err[256] = "";
 	mdm_err rc;
 
-	if ((rc = plist_parse_ex((const char *)r->body, r->body_len, &msg, err, sizeof(err))) !=
-	        MDM_OK)
-		return app_fail(a, r, rc, "body is not a valid property list: %s", err);
-	if ((status = plist_dict_get_string0(msg, "Status")) == NULL) {
-		rc = app_fail(a, r, MDM_ERR_PARSE,
-		        "command report has no Status string (Apple MDM protocol)");
+	if ((rc = server_setup(a)) != MDM_OK)
+		return app_fail(a, r, rc == MDM_ERR_NOT_FOUND ? MDM_ERR_CONFIG : rc,
+		        "the command channel is not configured (no CA?) or its database is "
+		        "unavailable");
+	rc = identity_authenticate(a->db, ca, r->client_cert, fcgi_header0(r, "Mdm-Signature"),
+	        r->body, r->body_len, time(NULL), &id);
+	if (rc == MDM_ERR_FORBIDDEN) {
+		rc = fcgi_respond_text(r, 403, NULL, "forbidden");
 		goto out;
 	}
-	rc = app_fail(a, r, MDM_ERR_UNSUPPORTED, "Status %.64s is not implemented yet", status);
+	if (rc != MDM_OK) {
+		rc = app_fail(a, r, rc, "the device identity could not be checked");
+		goto out;
+	}
+	if ((rc = command_report_parse(r->body, r->body_len, &rep, err, sizeof(err))) != MDM_OK) {
+		log_warn("command channel refused: %s", err);
+		rc = app_fail(a, r, rc == MDM_ERR_NOMEM ? rc : MDM_ERR_PARSE, "%s", err);
+		goto out;
+	}
+	rc = command_process(a->db, &id, rep, r->body, r->body_len, &reply, err, sizeof(err));
+	if (rc == MDM_ERR_FORBIDDEN)
+		rc = fcgi_respond_text(r, 403, NULL, "forbidden");
+	else if (rc == MDM_ERR_PARSE)
+		rc = app_fail(a, r, MDM_ERR_PARSE, "%s", err);
+	else if (rc != MDM_OK)
+		rc = app_fail(a, r, rc, "the report could not be stored");
+	else if (reply.body == NULL)
+		/* Apple MDM protocol: nothing due is a 200 with an empty body. */
+		rc = fcgi_respond(r, 200, "text/plain", NULL, "", 0);
+	else
+		rc = fcgi_respond(r, 200, "application/xml", NULL, reply.body, reply.len);
 out:
-	plist_free(msg);
+	command_reply_clear(&reply);
+	command_report_free(rep);
+	identity_clear(&id);
 	return rc;
 }
 
@@ -39,5 +80,8 @@ static const struct app_endpoint server_endpoint = {
 
 int main(int argc, char **argv)
 {
-	return app_main(&server_endpoint, argc, argv);
+	int status = app_main(&server_endpoint, argc, argv);
+
+	ca_state_free(ca);
+	return status;
 }

@@ -123,4 +123,11 @@ MDM_WUR mdm_err plist_date_get(const plist *p, int64_t *out);
  */
 int plist_equal(const plist *a, const plist *b);
 
+/*
+ * The tree as JSON (lib/plist_json.c), for SQL (jsonb): dicts as objects
+ * in document order, data as base64 strings, dates as ISO 8601 UTC
+ * strings, NaN and infinities as null.  *out NUL-terminated, free(3).
+ */
+MDM_WUR mdm_err plist_to_json(const plist *p, char **out, size_t *outlen);
+
 #endif

@@ -1,0 +1,350 @@
+/*
+ * The command channel: reports from devices and the queue in PostgreSQL.
+ * See command.h.
+ */
+#include "command.h"
+
+#include "log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const status_names[COMMAND__MAX] = {
+        [COMMAND_IDLE] = "Idle",
+        [COMMAND_ACKNOWLEDGED] = "Acknowledged",
+        [COMMAND_ERROR] = "Error",
+        [COMMAND_FORMAT_ERROR] = "CommandFormatError",
+        [COMMAND_NOT_NOW] = "NotNow",
+};
+
+/* mdm.command_queue.status after each answer (NULL: stays queued). */
+static const char *const queue_after[COMMAND__MAX] = {
+        [COMMAND_IDLE] = NULL,
+        [COMMAND_ACKNOWLEDGED] = "acknowledged",
+        [COMMAND_ERROR] = "error",
+        [COMMAND_FORMAT_ERROR] = "format_error",
+        [COMMAND_NOT_NOW] = NULL,
+};
+
+static mdm_err command_refuse(mdm_err rc, char *err, size_t errlen, const char *fmt, ...)
+        __attribute__((format(printf, 4, 5)));
+
+static mdm_err command_refuse(mdm_err rc, char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err != NULL && errlen > 0) {
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return rc;
+}
+
+/* An optional identifier string: absent is NULL; wrong type or form is refused. */
+static mdm_err command_id(
+        const struct command_report *r, const char *key, const char **out, char *err, size_t errlen)
+{
+	const plist *v = plist_dict_get0(r->root, key);
+
+	*out = NULL;
+	if (v == NULL)
+		return MDM_OK;
+	if (plist_get_type(v) != PLIST_STRING)
+		return command_refuse(
+		        MDM_ERR_PARSE, err, errlen, "Apple MDM protocol: %s must be a string", key);
+	*out = plist_string_get0(v, NULL);
+	if (!identity_id_valid(*out))
+		return command_refuse(MDM_ERR_PARSE, err, errlen,
+		        "%s must be 1 to %d characters of A-Z a-z 0-9 . _ : -", key,
+		        IDENTITY_MAX_ID);
+	return MDM_OK;
+}
+
+/* Exactly one of key and alt (or neither when optional). */
+static mdm_err command_one_of(const struct command_report *r, const char *key, const char *alt,
+        int required, const char **out, char *err, size_t errlen)
+{
+	const char *a = NULL, *b = NULL;
+	mdm_err rc;
+
+	*out = NULL;
+	if ((rc = command_id(r, key, &a, err, errlen)) != MDM_OK ||
+	        (rc = command_id(r, alt, &b, err, errlen)) != MDM_OK)
+		return rc;
+	if (a != NULL && b != NULL)
+		return command_refuse(MDM_ERR_PARSE, err, errlen,
+		        "Apple MDM protocol: a report carries %s or %s, not both", key, alt);
+	*out = a != NULL ? a : b;
+	if (*out == NULL && required)
+		return command_refuse(
+		        MDM_ERR_PARSE, err, errlen, "Apple MDM protocol: a report needs %s", key);
+	return MDM_OK;
+}
+
+mdm_err command_report_parse(
+        const uint8_t *body, size_t len, struct command_report **out, char *err, size_t errlen)
+{
+	struct command_report *r = NULL;
+	char perr[160] = "";
+	int s;
+	mdm_err rc;
+
+	*out = NULL;
+	if (err != NULL && errlen > 0)
+		err[0] = '\0';
+	if ((r = calloc(1, sizeof(*r))) == NULL)
+		return MDM_ERR_NOMEM;
+	rc = plist_parse_ex((const char *)body, len, &r->root, perr, sizeof(perr));
+	if (rc != MDM_OK) {
+		rc = command_refuse(rc == MDM_ERR_NOMEM || rc == MDM_ERR_LIMIT ? rc : MDM_ERR_PARSE,
+		        err, errlen, "body is not a valid property list: %s", perr);
+		goto out;
+	}
+	if (plist_get_type(r->root) != PLIST_DICT) {
+		rc = command_refuse(MDM_ERR_PARSE, err, errlen,
+		        "Apple MDM protocol: a command report is a dictionary");
+		goto out;
+	}
+	if ((r->status_str = plist_dict_get_string0(r->root, "Status")) == NULL) {
+		rc = command_refuse(MDM_ERR_PARSE, err, errlen,
+		        "Apple MDM protocol: a command report has a Status string");
+		goto out;
+	}
+	for (s = 0; s < COMMAND__MAX; s++)
+		if (strcmp(r->status_str, status_names[s]) == 0)
+			break;
+	if (s == COMMAND__MAX) {
+		rc = command_refuse(MDM_ERR_PARSE, err, errlen,
+		        "Apple MDM protocol: unknown Status \"%.64s\"", r->status_str);
+		goto out;
+	}
+	r->status = (enum command_status)s;
+	if ((rc = command_one_of(r, "UDID", "EnrollmentID", 1, &r->udid, err, errlen)) != MDM_OK ||
+	        (rc = command_one_of(
+	                 r, "UserID", "EnrollmentUserID", 0, &r->user_id, err, errlen)) != MDM_OK ||
+	        (rc = command_id(r, "CommandUUID", &r->command_uuid, err, errlen)) != MDM_OK)
+		goto out;
+	if (r->status != COMMAND_IDLE && r->command_uuid == NULL) {
+		rc = command_refuse(MDM_ERR_PARSE, err, errlen,
+		        "Apple MDM protocol: Status %s needs the CommandUUID it answers",
+		        r->status_str);
+		goto out;
+	}
+	if (r->status == COMMAND_IDLE && r->command_uuid != NULL) {
+		rc = command_refuse(MDM_ERR_PARSE, err, errlen,
+		        "Apple MDM protocol: Status Idle answers no command (CommandUUID given)");
+		goto out;
+	}
+	r->error_chain = plist_dict_get0(r->root, "ErrorChain");
+	if (r->error_chain != NULL && plist_get_type(r->error_chain) != PLIST_ARRAY) {
+		rc = command_refuse(MDM_ERR_PARSE, err, errlen,
+		        "Apple MDM protocol: ErrorChain must be an array");
+		goto out;
+	}
+	*out = r;
+	r = NULL;
+out:
+	command_report_free(r);
+	return rc;
+}
+
+void command_report_free(struct command_report *r)
+{
+	if (r == NULL)
+		return;
+	plist_free(r->root);
+	free(r);
+}
+
+void command_reply_clear(struct command_reply *r)
+{
+	if (r == NULL)
+		return;
+	free(r->body);
+	memset(r, 0, sizeof(*r));
+}
+
+/* ---------------------------------------------------------------- database */
+
+struct command_job {
+	const struct identity *id;
+	const struct command_report *r;
+	const uint8_t *raw;
+	size_t rawlen;
+	struct command_reply *reply;
+	char *err;
+	size_t errlen;
+};
+
+/* The enrollment the report speaks for: it must exist and be active. */
+static mdm_err command_enrollment(db *d, const struct command_job *j, char *eid, size_t cap)
+{
+	const char *p[2] = {j->r->udid, j->r->user_id};
+	db_res *res = NULL;
+	mdm_err rc;
+
+	rc = db_exec(d,
+	        "SELECT id FROM mdm.enrollment WHERE udid = $1 AND user_id IS NOT DISTINCT FROM $2 "
+	        "AND active FOR UPDATE",
+	        2, p, &res);
+	if (rc == MDM_OK && db_res_rows(res) != 1) {
+		log_warn("command channel refused: UDID %s%s%s has no active enrollment (Apple MDM "
+		         "protocol: commands follow TokenUpdate, end with CheckOut)",
+		        j->r->udid, j->r->user_id ? " user " : "",
+		        j->r->user_id ? j->r->user_id : "");
+		rc = MDM_ERR_FORBIDDEN;
+	}
+	if (rc == MDM_OK)
+		snprintf(eid, cap, "%s", db_res_get0(res, 0, 0));
+	db_res_free(res);
+	return rc;
+}
+
+/* Stores an answer and finishes (or, NotNow, defers) its command. */
+static mdm_err command_answer(db *d, const struct command_job *j, const char *eid)
+{
+	const struct command_report *r = j->r;
+	const char *p[6];
+	char *json = NULL, *chain = NULL;
+	size_t jlen, clen;
+	db_res *res = NULL;
+	mdm_err rc;
+
+	p[0] = eid;
+	p[1] = r->command_uuid;
+	rc = db_exec(d,
+	        "SELECT id FROM mdm.command_queue WHERE enrollment_id = $1::bigint AND "
+	        "command_uuid = $2 AND status = 'queued' FOR UPDATE",
+	        2, p, &res);
+	if (rc != MDM_OK)
+		goto out;
+	if (db_res_rows(res) != 1) {
+		log_warn("command channel refused: %s for CommandUUID %s, which is not outstanding "
+		         "for UDID %s (unknown, finished or canceled)",
+		        r->status_str, r->command_uuid, r->udid);
+		rc = command_refuse(MDM_ERR_PARSE, j->err, j->errlen,
+		        "Apple MDM protocol: CommandUUID %s is not outstanding for this enrollment",
+		        r->command_uuid);
+		goto out;
+	}
+	if ((rc = plist_to_json(r->root, &json, &jlen)) != MDM_OK ||
+	        (r->error_chain != NULL &&
+	                (rc = plist_to_json(r->error_chain, &chain, &clen)) != MDM_OK))
+		goto out;
+	p[2] = r->status_str;
+	p[3] = (const char *)j->raw;
+	p[4] = json;
+	p[5] = chain;
+	if ((rc = db_exec(d,
+	             "INSERT INTO mdm.command_result (enrollment_id, command_uuid, status, result, "
+	             "result_json, error_chain) VALUES ($1::bigint, $2, $3, $4, $5::jsonb, "
+	             "$6::jsonb)",
+	             6, p, NULL)) != MDM_OK)
+		goto out;
+	p[2] = queue_after[r->status];
+	rc = db_exec(d,
+	        "UPDATE mdm.command_queue SET "
+	        " status = coalesce($3, status), "
+	        " finished_at = CASE WHEN $3::text IS NULL THEN NULL ELSE now() END, "
+	        " not_now_at = CASE WHEN $3::text IS NULL THEN now() ELSE not_now_at END "
+	        "WHERE enrollment_id = $1::bigint AND command_uuid = $2",
+	        3, p, NULL);
+out:
+	free(json);
+	free(chain);
+	db_res_free(res);
+	return rc;
+}
+
+/* The next due command, marked delivered; none leaves reply->body NULL. */
+static mdm_err command_next(db *d, const struct command_job *j, const char *eid)
+{
+	const char *p[2] = {eid, NULL};
+	db_res *res = NULL;
+	mdm_err rc;
+
+	/*
+	 * Higher priority first, then older; NotNow'd commands wait for the
+	 * next Idle (the next connection).  Delivered but unanswered ones come
+	 * again: their answer never arrived.
+	 */
+	rc = db_exec(d,
+	        "SELECT q.id, c.plist, c.command_uuid FROM mdm.command_queue q "
+	        "JOIN mdm.command c ON c.command_uuid = q.command_uuid "
+	        "JOIN mdm.enrollment e ON e.id = q.enrollment_id "
+	        "WHERE q.enrollment_id = $1::bigint AND q.status = 'queued' "
+	        "AND (q.not_now_at IS NULL OR (e.idle_at IS NOT NULL AND q.not_now_at < "
+	        "e.idle_at)) "
+	        "ORDER BY q.priority DESC, q.id LIMIT 1 FOR UPDATE OF q",
+	        1, p, &res);
+	if (rc != MDM_OK || db_res_rows(res) == 0)
+		goto out;
+	if ((j->reply->body = strdup(db_res_get0(res, 0, 1))) == NULL) {
+		rc = MDM_ERR_NOMEM;
+		goto out;
+	}
+	j->reply->len = strlen(j->reply->body);
+	snprintf(j->reply->command_uuid, sizeof(j->reply->command_uuid), "%s",
+	        db_res_get0(res, 0, 2));
+	p[0] = db_res_get0(res, 0, 0);
+	rc = db_exec(d,
+	        "UPDATE mdm.command_queue SET delivered_at = now(), "
+	        "delivered_count = delivered_count + 1 WHERE id = $1::bigint",
+	        1, p, NULL);
+out:
+	db_res_free(res);
+	return rc;
+}
+
+static mdm_err command_tx(db *d, void *arg)
+{
+	struct command_job *j = arg;
+	const char *p[2];
+	char eid[32];
+	mdm_err rc;
+
+	command_reply_clear(j->reply);
+	if ((rc = identity_check_bound(d, j->id, j->r->udid)) != MDM_OK ||
+	        (rc = command_enrollment(d, j, eid, sizeof(eid))) != MDM_OK)
+		return rc;
+	p[0] = eid;
+	p[1] = j->r->udid;
+	if (j->r->status == COMMAND_IDLE)
+		rc = db_exec(d,
+		        "UPDATE mdm.enrollment SET idle_at = now(), last_seen_at = now() "
+		        "WHERE id = $1::bigint",
+		        1, p, NULL);
+	else if ((rc = command_answer(d, j, eid)) == MDM_OK)
+		rc = db_exec(d,
+		        "UPDATE mdm.enrollment SET last_seen_at = now() WHERE id = $1::bigint", 1,
+		        p, NULL);
+	if (rc == MDM_OK)
+		rc = db_exec(d, "UPDATE mdm.device SET last_seen_at = now() WHERE udid = $1", 1,
+		        p + 1, NULL);
+	if (rc == MDM_OK)
+		rc = command_next(d, j, eid);
+	return rc;
+}
+
+mdm_err command_process(db *d, const struct identity *id, const struct command_report *r,
+        const uint8_t *raw, size_t rawlen, struct command_reply *reply, char *err, size_t errlen)
+{
+	struct command_job j = {id, r, raw, rawlen, reply, err, errlen};
+	mdm_err rc;
+
+	memset(reply, 0, sizeof(*reply));
+	if (err != NULL && errlen > 0)
+		err[0] = '\0';
+	rc = db_tx(d, command_tx, &j);
+	if (rc != MDM_OK) {
+		command_reply_clear(reply);
+		return rc;
+	}
+	log_info("command channel: %s%s%s from UDID %s -> %s%s", r->status_str,
+	        r->command_uuid ? " " : "", r->command_uuid ? r->command_uuid : "", r->udid,
+	        reply->body ? "command " : "nothing due", reply->body ? reply->command_uuid : "");
+	return MDM_OK;
+}

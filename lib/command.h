@@ -1,0 +1,72 @@
+/*
+ * The command channel (Apple "Mobile Device Management Protocol",
+ * ServerURL): a device reports a Status (Idle, or its answer to a
+ * command) and gets the next command queued for it, or an empty body.
+ *
+ * command_report_parse turns an untrusted body into a checked report (no
+ * database: the fuzz target drives it); command_process applies it for an
+ * identity that identity_authenticate accepted, in one transaction: the
+ * answer is stored and its command finished, then the next command is
+ * picked and marked delivered.  A command stays queued until the device
+ * answers Acknowledged, Error or CommandFormatError for it, so a crash
+ * at any point loses none and never delivers a finished one again.
+ */
+#ifndef MDM_COMMAND_H
+#define MDM_COMMAND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "db.h"
+#include "errors.h"
+#include "identity.h"
+#include "plist.h"
+
+enum command_status {
+	COMMAND_IDLE,
+	COMMAND_ACKNOWLEDGED,
+	COMMAND_ERROR,
+	COMMAND_FORMAT_ERROR,
+	COMMAND_NOT_NOW,
+	COMMAND__MAX
+};
+
+/* A checked report; pointers borrow from root. */
+struct command_report {
+	enum command_status status;
+	plist *root;
+	const char *status_str;
+	const char *udid;         /* UDID or EnrollmentID */
+	const char *user_id;      /* UserID or EnrollmentUserID; NULL: device channel */
+	const char *command_uuid; /* NULL for Idle */
+	const plist *error_chain; /* Error: the ErrorChain array, if sent */
+};
+
+/*
+ * Parses one report: an XML plist dict with a Status Apple defines, UDID
+ * (or EnrollmentID), a CommandUUID for every status but Idle, ErrorChain
+ * an array when present.  MDM_ERR_PARSE / MDM_ERR_LIMIT with the rule in
+ * err.
+ */
+MDM_WUR mdm_err command_report_parse(
+        const uint8_t *body, size_t len, struct command_report **out, char *err, size_t errlen);
+void command_report_free(struct command_report *r);
+
+struct command_reply {
+	char *body; /* the next command's plist; NULL: nothing due (empty 200) */
+	size_t len;
+	char command_uuid[129];
+};
+void command_reply_clear(struct command_reply *r);
+
+/*
+ * Applies r, authenticated as id, in one transaction (raw: the exact
+ * body, stored as the result).  Refusals: MDM_ERR_FORBIDDEN (identity:
+ * the certificate is not the UDID's, or the enrollment is not active;
+ * logged), MDM_ERR_PARSE (an answer for a CommandUUID not outstanding for
+ * this enrollment; err says so).  Nothing is written unless MDM_OK.
+ */
+MDM_WUR mdm_err command_process(db *d, const struct identity *id, const struct command_report *r,
+        const uint8_t *raw, size_t rawlen, struct command_reply *reply, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,470 @@
+/*
+ * command: the command channel (Apple "Mobile Device Management
+ * Protocol", ServerURL) against a real PostgreSQL: delivery order, the
+ * answers Acknowledged / Error / CommandFormatError / NotNow, redelivery
+ * of an unanswered command, refusals that change nothing, and the real
+ * command answers in ../shared/vectors stored whole and as JSON.  The
+ * identity is checked by the checkin suite; here a device is a row bound
+ * to a certificate row, and the requests speak for that certificate.
+ */
+#define _GNU_SOURCE /* asprintf */
+#include "command.h"
+#include "log.h"
+#include "suites.h"
+#include "testdb.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static struct testdb t;
+static db *d;
+
+static void setup(void)
+{
+	log_set_level(MDM_LOG__MAX);
+	testdb_create(&t, "command");
+	d = t.d;
+}
+
+static void teardown(void)
+{
+	testdb_drop(&t);
+	d = NULL;
+}
+
+/* A device bound to a (fake) certificate, its device channel enrolled and active. */
+static void device(const char *udid, struct identity *id)
+{
+	const char *p[1] = {udid};
+	char *cid;
+
+	memset(id, 0, sizeof(*id));
+	ck_assert_int_eq(
+	        db_exec(d,
+	                "WITH c AS (INSERT INTO mdm.certificate (sha256, serial, issuer, subject, "
+	                " not_before, not_after, der, kind, udid) VALUES (md5($1) || md5($1 || "
+	                "'x'), "
+	                " upper(md5($1)), 'CN=CA', 'CN=' || $1, now() - interval '1 day', "
+	                " now() + interval '1 day', '\\x00', 'device', $1) RETURNING id), "
+	                "dv AS (INSERT INTO mdm.device (udid, identity_certificate_id) "
+	                " SELECT $1, id FROM c RETURNING udid) "
+	                "INSERT INTO mdm.enrollment (udid, topic, active) SELECT udid, 't', true "
+	                "FROM dv",
+	                1, p, NULL),
+	        MDM_OK);
+	cid = testdb_query1(
+	        d, "SELECT identity_certificate_id FROM mdm.device WHERE udid = $1", udid);
+	id->cert_id = atoll(cid);
+	free(cid);
+	snprintf(id->serial, sizeof(id->serial), "TEST");
+	snprintf(id->udid, sizeof(id->udid), "%s", udid);
+	id->sources = IDENTITY_TLS;
+}
+
+static void queue(const char *udid, const char *uuid, const char *type, int priority)
+{
+	char prio[16], *xml = NULL;
+	const char *p[4];
+
+	ck_assert_int_ne(
+	        asprintf(&xml,
+	                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<plist version=\"1.0\">"
+	                "<dict><key>CommandUUID</key><string>%s</string><key>Command</key>"
+	                "<dict><key>RequestType</key><string>%s</string></dict></dict>"
+	                "</plist>\n",
+	                uuid, type),
+	        -1);
+	snprintf(prio, sizeof(prio), "%d", priority);
+	p[0] = udid;
+	p[1] = uuid;
+	p[2] = type;
+	p[3] = xml;
+	ck_assert_int_eq(db_exec(d,
+	                         "INSERT INTO mdm.command (command_uuid, request_type, plist) "
+	                         "VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+	                         3, p + 1, NULL),
+	        MDM_OK);
+	p[2] = prio;
+	ck_assert_int_eq(
+	        db_exec(d,
+	                "INSERT INTO mdm.command_queue (enrollment_id, command_uuid, priority) "
+	                "SELECT id, $2, $3::integer FROM mdm.enrollment WHERE udid = $1 "
+	                "AND user_id IS NULL",
+	                3, p, NULL),
+	        MDM_OK);
+	free(xml);
+}
+
+static char *report_body(const char *udid, const char *status, const char *uuid, const char *extra)
+{
+	char *s = NULL;
+
+	ck_assert_int_ne(asprintf(&s,
+	                         "<plist version=\"1.0\"><dict><key>Status</key><string>%s</string>"
+	                         "<key>UDID</key><string>%s</string>%s%s%s%s</dict></plist>\n",
+	                         status, udid, uuid ? "<key>CommandUUID</key><string>" : "",
+	                         uuid ? uuid : "", uuid ? "</string>" : "", extra ? extra : ""),
+	        -1);
+	return s;
+}
+
+/* One request as server.fcgi runs it; *next is the delivered CommandUUID ("" if none). */
+static mdm_err report(const struct identity *id, const char *body, char *next, size_t cap)
+{
+	struct command_report *r = NULL;
+	struct command_reply reply;
+	char err[256];
+	mdm_err rc;
+
+	next[0] = '\0';
+	rc = command_report_parse((const uint8_t *)body, strlen(body), &r, err, sizeof(err));
+	if (rc == MDM_OK)
+		rc = command_process(
+		        d, id, r, (const uint8_t *)body, strlen(body), &reply, err, sizeof(err));
+	if (rc == MDM_OK) {
+		if (reply.body != NULL) {
+			ck_assert_ptr_nonnull(strstr(reply.body, reply.command_uuid));
+			snprintf(next, cap, "%s", reply.command_uuid);
+		}
+		command_reply_clear(&reply);
+	}
+	command_report_free(r);
+	return rc;
+}
+
+static void say(const struct identity *id, const char *udid, const char *status, const char *uuid,
+        const char *extra, const char *want_next)
+{
+	char next[129], *body = report_body(udid, status, uuid, extra);
+	mdm_err rc = report(id, body, next, sizeof(next));
+
+	ck_assert_msg(rc == MDM_OK, "%s %s: %s", status, uuid ? uuid : "", err_str(rc));
+	ck_assert_msg(strcmp(next, want_next) == 0, "%s %s: next %s, want %s", status,
+	        uuid ? uuid : "", next[0] ? next : "(none)", want_next[0] ? want_next : "(none)");
+	free(body);
+}
+
+static char *snapshot(void)
+{
+	return testdb_query1(d,
+	        "SELECT md5(concat_ws('#', "
+	        "(SELECT string_agg(t::text, '|' ORDER BY t::text) FROM mdm.command_queue t), "
+	        "(SELECT string_agg(t::text, '|' ORDER BY t::text) FROM mdm.command_result t), "
+	        "(SELECT string_agg(t::text, '|' ORDER BY t::text) FROM mdm.enrollment t), "
+	        "(SELECT string_agg(t::text, '|' ORDER BY t::text) FROM mdm.device t)))",
+	        NULL);
+}
+
+static void refused(const struct identity *id, const char *body, mdm_err want)
+{
+	char next[129], *before = snapshot(), *after;
+	mdm_err rc = report(id, body, next, sizeof(next));
+
+	ck_assert_msg(rc == want, "got %s, want %s", err_str(rc), err_str(want));
+	after = snapshot();
+	ck_assert_str_eq(before, after);
+	free(before);
+	free(after);
+}
+
+static void assert_q(const char *sql, const char *param, const char *want)
+{
+	char *got = testdb_query1(d, sql, param);
+
+	ck_assert_msg(strcmp(got, want) == 0, "%s: got %s, want %s", sql, got, want);
+	free(got);
+}
+
+/* ------------------------------------------------------------ parsing */
+
+START_TEST(parse_refusals)
+{
+	static const char *const bad[] = {
+	        "",
+	        "<plist version=\"1.0\"><array/></plist>",
+	        "<plist version=\"1.0\"><dict><key>UDID</key><string>A</string></dict></plist>",
+	        "<plist version=\"1.0\"><dict><key>Status</key><string>Busy</string>"
+	        "<key>UDID</key><string>A</string></dict></plist>",
+	        "<plist version=\"1.0\"><dict><key>Status</key><string>Acknowledged</string>"
+	        "<key>UDID</key><string>A</string></dict></plist>",
+	        "<plist version=\"1.0\"><dict><key>Status</key><string>Idle</string>"
+	        "<key>UDID</key><string>A</string><key>CommandUUID</key><string>X</string></dict>"
+	        "</plist>",
+	        "<plist "
+	        "version=\"1.0\"><dict><key>Status</key><string>Idle</string></dict></plist>",
+	        "<plist version=\"1.0\"><dict><key>Status</key><string>Idle</string>"
+	        "<key>UDID</key><string>A B</string></dict></plist>",
+	        "<plist version=\"1.0\"><dict><key>Status</key><string>Idle</string>"
+	        "<key>UDID</key><string>A</string><key>EnrollmentID</key><string>B</string></dict>"
+	        "</plist>",
+	        "<plist version=\"1.0\"><dict><key>Status</key><string>Error</string>"
+	        "<key>UDID</key><string>A</string><key>CommandUUID</key><string>X</string>"
+	        "<key>ErrorChain</key><string>no</string></dict></plist>",
+	        "<plist version=\"1.0\"><dict><key>Status</key><string>Acknowledged</string>"
+	        "<key>UDID</key><string>A</string><key>CommandUUID</key><integer>1</integer></dict>"
+	        "</plist>",
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct command_report *r = NULL;
+		char err[256] = "";
+		mdm_err rc = command_report_parse(
+		        (const uint8_t *)bad[i], strlen(bad[i]), &r, err, sizeof(err));
+		ck_assert_msg(rc != MDM_OK, "accepted bad report %zu", i);
+		ck_assert_ptr_null(r);
+		ck_assert_msg(err[0] != '\0', "no reason for bad report %zu", i);
+	}
+}
+END_TEST
+
+START_TEST(json_of_every_type)
+{
+	const char *doc = "<plist version=\"1.0\"><dict><key>s</key><string>a\"b\\c\n&lt;</string>"
+	                  "<key>i</key><integer>-5</integer><key>u</key>"
+	                  "<integer>18446744073709551615</integer><key>r</key><real>1.5</real>"
+	                  "<key>t</key><true/><key>f</key><false/><key>d</key>"
+	                  "<date>2024-01-02T03:04:05Z</date><key>b</key><data>AAEC</data>"
+	                  "<key>a</key><array><dict/><array/></array></dict></plist>";
+	plist *p = NULL;
+	char *json = NULL;
+	size_t len;
+
+	ck_assert_int_eq(plist_parse(doc, strlen(doc), &p), MDM_OK);
+	ck_assert_int_eq(plist_to_json(p, &json, &len), MDM_OK);
+	ck_assert_str_eq(json,
+	        "{\"s\":\"a\\\"b\\\\c\\n<\",\"i\":-5,\"u\":18446744073709551615,"
+	        "\"r\":1.5,\"t\":true,\"f\":false,\"d\":\"2024-01-02T03:04:05Z\","
+	        "\"b\":\"AAEC\",\"a\":[{},[]]}");
+	free(json);
+	plist_free(p);
+}
+END_TEST
+
+/* ------------------------------------------------------------ the queue */
+
+START_TEST(order_and_answers)
+{
+	struct identity a;
+
+	device("UDID-A", &a);
+	/* Empty queue: nothing due. */
+	say(&a, "UDID-A", "Idle", NULL, NULL, "");
+	queue("UDID-A", "C-OLD", "ProfileList", 0);
+	queue("UDID-A", "C-NEW", "SecurityInfo", 0);
+	queue("UDID-A", "C-URGENT", "DeviceLock", 5);
+	/* Priority first, then age; each answer gets the next command. */
+	say(&a, "UDID-A", "Idle", NULL, NULL, "C-URGENT");
+	say(&a, "UDID-A", "Acknowledged", "C-URGENT", NULL, "C-OLD");
+	say(&a, "UDID-A", "Error", "C-OLD",
+	        "<key>ErrorChain</key><array><dict><key>ErrorCode</key><integer>12</integer>"
+	        "<key>ErrorDomain</key><string>MCMDMErrorDomain</string></dict></array>",
+	        "C-NEW");
+	say(&a, "UDID-A", "CommandFormatError", "C-NEW", NULL, "");
+	assert_q("SELECT string_agg(command_uuid || ':' || status, ',' ORDER BY id) FROM "
+	         "mdm.command_queue",
+	        NULL, "C-OLD:error,C-NEW:format_error,C-URGENT:acknowledged");
+	assert_q("SELECT error_chain->0->>'ErrorCode' FROM mdm.command_result WHERE command_uuid = "
+	         "$1",
+	        "C-OLD", "12");
+	assert_q("SELECT result_json->>'Status' FROM mdm.command_result WHERE command_uuid = $1",
+	        "C-URGENT", "Acknowledged");
+	/* Finished commands are never delivered again. */
+	say(&a, "UDID-A", "Idle", NULL, NULL, "");
+}
+END_TEST
+
+START_TEST(not_now_waits_for_next_idle)
+{
+	struct identity a;
+
+	device("UDID-N", &a);
+	queue("UDID-N", "C-1", "InstallProfile", 1);
+	queue("UDID-N", "C-2", "ProfileList", 0);
+	say(&a, "UDID-N", "Idle", NULL, NULL, "C-1");
+	/* NotNow: C-1 stays queued but is skipped for the rest of this connection. */
+	say(&a, "UDID-N", "NotNow", "C-1", NULL, "C-2");
+	say(&a, "UDID-N", "Acknowledged", "C-2", NULL, "");
+	assert_q("SELECT status FROM mdm.command_queue WHERE command_uuid = $1", "C-1", "queued");
+	/* The next connection starts with Idle: C-1 again. */
+	say(&a, "UDID-N", "Idle", NULL, NULL, "C-1");
+	say(&a, "UDID-N", "Acknowledged", "C-1", NULL, "");
+	assert_q("SELECT string_agg(status, ',' ORDER BY id) FROM mdm.command_result WHERE "
+	         "command_uuid = $1",
+	        "C-1", "NotNow,Acknowledged");
+}
+END_TEST
+
+START_TEST(unanswered_is_delivered_again)
+{
+	struct identity a;
+
+	device("UDID-R", &a);
+	queue("UDID-R", "C-LOST", "DeviceInformation", 0);
+	/* The response carrying it was lost (a crash, a dropped connection)... */
+	say(&a, "UDID-R", "Idle", NULL, NULL, "C-LOST");
+	/* ...so the device's next Idle gets it again, until it answers. */
+	say(&a, "UDID-R", "Idle", NULL, NULL, "C-LOST");
+	assert_q("SELECT delivered_count::text FROM mdm.command_queue WHERE command_uuid = $1",
+	        "C-LOST", "2");
+	say(&a, "UDID-R", "Acknowledged", "C-LOST", NULL, "");
+	say(&a, "UDID-R", "Idle", NULL, NULL, "");
+}
+END_TEST
+
+START_TEST(refusals_change_nothing)
+{
+	struct identity a, b;
+	char *body;
+
+	device("UDID-A", &a);
+	device("UDID-B", &b);
+	queue("UDID-A", "C-A", "ProfileList", 0);
+	queue("UDID-B", "C-B", "ProfileList", 0);
+	say(&a, "UDID-A", "Idle", NULL, NULL, "C-A");
+	/* An answer for a command that is not outstanding for this enrollment. */
+	body = report_body("UDID-A", "Acknowledged", "C-B", NULL);
+	refused(&a, body, MDM_ERR_PARSE);
+	free(body);
+	body = report_body("UDID-A", "Acknowledged", "C-NEVER", NULL);
+	refused(&a, body, MDM_ERR_PARSE);
+	free(body);
+	/* A's certificate speaking for B. */
+	body = report_body("UDID-B", "Acknowledged", "C-B", NULL);
+	refused(&a, body, MDM_ERR_FORBIDDEN);
+	free(body);
+	body = report_body("UDID-B", "Idle", NULL, NULL);
+	refused(&a, body, MDM_ERR_FORBIDDEN);
+	free(body);
+	/* A finished command answered again. */
+	say(&a, "UDID-A", "Acknowledged", "C-A", NULL, "");
+	body = report_body("UDID-A", "Acknowledged", "C-A", NULL);
+	refused(&a, body, MDM_ERR_PARSE);
+	free(body);
+	/* A canceled one. */
+	queue("UDID-A", "C-X", "ProfileList", 0);
+	ck_assert_int_eq(db_exec(d,
+	                         "UPDATE mdm.command_queue SET status = 'canceled', finished_at = "
+	                         "now() WHERE command_uuid = 'C-X'",
+	                         0, NULL, NULL),
+	        MDM_OK);
+	say(&a, "UDID-A", "Idle", NULL, NULL, "");
+	body = report_body("UDID-A", "Acknowledged", "C-X", NULL);
+	refused(&a, body, MDM_ERR_PARSE);
+	free(body);
+	/* After CheckOut the channel is closed. */
+	ck_assert_int_eq(
+	        db_exec(d, "UPDATE mdm.enrollment SET active = false WHERE udid = 'UDID-A'", 0,
+	                NULL, NULL),
+	        MDM_OK);
+	body = report_body("UDID-A", "Idle", NULL, NULL);
+	refused(&a, body, MDM_ERR_FORBIDDEN);
+	free(body);
+}
+END_TEST
+
+/* The real answers in ../shared/vectors, stored whole and as JSON. */
+START_TEST(real_answers_stored)
+{
+	static const struct {
+		const char *path, *type, *json_key;
+	} v[] = {
+	        {"commandment/testdata/DeviceInformation/macOS-10.13.1.xml", "DeviceInformation",
+	                "QueryResponses"},
+	        {"commandment/testdata/DeviceInformation/iOS-11.3.1.xml", "DeviceInformation",
+	                "QueryResponses"},
+	        {"nanomdm/mdm/testdata/DeviceInformation.1.plist", "DeviceInformation",
+	                "QueryResponses"},
+	        {"commandment/testdata/ProfileList/iOS-11.3.1.xml", "ProfileList", "ProfileList"},
+	        {"commandment/testdata/SecurityInfo/iOS-11.3.1.xml", "SecurityInfo",
+	                "SecurityInfo"},
+	        {"commandment/testdata/CertificateList/10.11.x.xml", "CertificateList",
+	                "CertificateList"},
+	        {"commandment/testdata/InstalledApplicationList/iOS-12.1.xml",
+	                "InstalledApplicationList", "InstalledApplicationList"},
+	        {"commandment/testdata/Errors/iOS-11.3.1-RemoveProfile-Unmanaged.xml",
+	                "RemoveProfile", "ErrorChain"},
+	};
+	const char *root = getenv("MDM_VECTORS");
+	size_t i;
+	int n = 0;
+
+	if (root == NULL) {
+		printf("command: MDM_VECTORS unset: real command answers skipped\n");
+		return;
+	}
+	for (i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+		char path[1024], next[129], err[256], sql[256];
+		struct command_report *r = NULL;
+		struct identity id;
+		char *body, *known;
+		size_t len;
+		FILE *fp;
+
+		snprintf(path, sizeof(path), "%s/%s", root, v[i].path);
+		if ((fp = fopen(path, "rb")) == NULL) {
+			printf("command: %s absent: skipped\n", path);
+			continue;
+		}
+		body = calloc(1, 1 << 20);
+		len = fread(body, 1, (1 << 20) - 1, fp);
+		fclose(fp);
+		body[len] = '\0';
+		ck_assert_msg(command_report_parse(
+		                      (const uint8_t *)body, len, &r, err, sizeof(err)) == MDM_OK,
+		        "%s: %s", path, err);
+		/* Enroll the vector's UDID and queue the command it answers. */
+		known = testdb_query1(
+		        d, "SELECT count(*) FROM mdm.device WHERE udid = $1", r->udid);
+		if (known[0] == '0')
+			device(r->udid, &id);
+		else {
+			char *cid = testdb_query1(d,
+			        "SELECT identity_certificate_id FROM mdm.device WHERE udid = $1",
+			        r->udid);
+			memset(&id, 0, sizeof(id));
+			id.cert_id = atoll(cid);
+			id.sources = IDENTITY_TLS;
+			free(cid);
+		}
+		free(known);
+		queue(r->udid, r->command_uuid, v[i].type, 0);
+		command_report_free(r);
+		ck_assert_msg(report(&id, body, next, sizeof(next)) == MDM_OK, "%s", path);
+		snprintf(sql, sizeof(sql),
+		        "SELECT (result = $1 AND result_json ? '%s')::text FROM mdm.command_result "
+		        "ORDER BY id DESC LIMIT 1",
+		        v[i].json_key);
+		assert_q(sql, body, "true");
+		free(body);
+		n++;
+	}
+	ck_assert_int_ge(n, 6);
+	/* SQL reads the answers: a DeviceInformation value, a profile identifier. */
+	assert_q("SELECT count(*)::text FROM mdm.command_result WHERE "
+	         "result_json->'QueryResponses' ? 'OSVersion' OR "
+	         "result_json->'QueryResponses' ? 'HostName'",
+	        NULL, "3");
+}
+END_TEST
+
+Suite *command_suite(void)
+{
+	Suite *s = suite_create("command");
+	TCase *p = tcase_create("parse");
+	TCase *q = tcase_create("queue");
+
+	tcase_add_test(p, parse_refusals);
+	tcase_add_test(p, json_of_every_type);
+	suite_add_tcase(s, p);
+	tcase_add_checked_fixture(q, setup, teardown);
+	tcase_set_timeout(q, 60);
+	tcase_add_test(q, order_and_answers);
+	tcase_add_test(q, not_now_waits_for_next_idle);
+	tcase_add_test(q, unanswered_is_delivered_again);
+	tcase_add_test(q, refusals_change_nothing);
+	tcase_add_test(q, real_answers_stored);
+	suite_add_tcase(s, q);
+	return s;
+}
