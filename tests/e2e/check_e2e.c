@@ -555,6 +555,7 @@ END_TEST
 Suite *scep_interop_suite(void);
 Suite *enroll_e2e_suite(void);
 Suite *checkin_e2e_suite(void);
+Suite *command_e2e_suite(void);
 
 static const char *need(const char *name)
 {
@@ -641,6 +642,7 @@ int main(void)
 	if (getenv("E2E_DEVICE_CA") != NULL) {
 		srunner_add_suite(sr, enroll_e2e_suite());
 		srunner_add_suite(sr, checkin_e2e_suite());
+		srunner_add_suite(sr, command_e2e_suite());
 	}
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);

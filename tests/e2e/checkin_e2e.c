@@ -13,15 +13,14 @@
  * MDM_DB.
  */
 #include "db.h"
+#include "e2eutil.h"
 #include "errors.h"
 
 #include <check.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 
 Suite *checkin_e2e_suite(void);
 
@@ -29,48 +28,9 @@ static char tmpdir[256], devsim[1024], checkin_url[1024];
 static const char *base, *tls_ca, *device_ca;
 static int legacy = 1;
 
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int sh(const char *fmt, ...)
-{
-	char cmd[8192];
-	va_list ap;
-	int st;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	st = system(cmd);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-}
-
-static char *query1(const char *sql, const char *param)
-{
-	const char *p[1] = {param};
-	db *d = NULL;
-	db_res *r = NULL;
-	char *s;
-
-	ck_assert_int_eq(db_new(getenv("MDM_DB"), "e2e", &d), MDM_OK);
-	ck_assert_int_eq(db_exec(d, sql, param ? 1 : 0, param ? p : NULL, &r), MDM_OK);
-	ck_assert_int_eq(db_res_rows(r), 1);
-	s = strdup(db_res_is_null(r, 0, 0) ? "(null)" : db_res_get0(r, 0, 0));
-	db_res_free(r);
-	db_free(d);
-	return s;
-}
-
-static void assert_query(const char *sql, const char *param, const char *want)
-{
-	char *got = query1(sql, param);
-
-	ck_assert_msg(strcmp(got, want) == 0, "%s [%s]: got %s, want %s", sql, param ? param : "",
-	        got, want);
-	free(got);
-}
-
 static char *snapshot(void)
 {
-	return query1(
+	return e2e_query1(
 	        "SELECT md5(concat_ws('#', "
 	        "(SELECT string_agg(t::text, '|' ORDER BY t::text) FROM mdm.device t), "
 	        "(SELECT string_agg(t::text, '|' ORDER BY t::text) FROM mdm.enrollment t), "
@@ -83,8 +43,8 @@ static char *snapshot(void)
 /* Runs the simulator for udid into DIR/<name>; returns its exit status. */
 static int run_devsim(const char *name, const char *udid, const char *auth)
 {
-	return sh("sh %s %s/%s '%s/enroll' %s %s %s %s %s >%s/%s.log 2>&1 || "
-	          "{ cat %s/%s.log; exit 1; }",
+	return e2e_sh("sh %s %s/%s '%s/enroll' %s %s %s %s %s >%s/%s.log 2>&1 || "
+	              "{ cat %s/%s.log; exit 1; }",
 	        devsim, tmpdir, name, base, device_ca, tls_ca, udid, auth,
 	        legacy ? "scepclient" : "certmonger", tmpdir, name, tmpdir, name);
 }
@@ -97,7 +57,8 @@ static char *fingerprint(const char *pem)
 
 	snprintf(path, sizeof(path), "%s/fp.txt", tmpdir);
 	ck_assert_int_eq(
-	        sh("openssl x509 -in %s -outform DER | sha256sum | cut -c1-64 >%s", pem, path), 0);
+	        e2e_sh("openssl x509 -in %s -outform DER | sha256sum | cut -c1-64 >%s", pem, path),
+	        0);
 	fp = calloc(1, 65);
 	ck_assert_ptr_nonnull(f = fopen(path, "r"));
 	ck_assert_int_eq(fread(fp, 1, 64, f), 64);
@@ -120,16 +81,16 @@ static int put(const char *body, const char *cert, const char *key, const char *
 	if (cert != NULL)
 		snprintf(tls, sizeof(tls), "--cert %s --key %s", cert, key);
 	if (sig_cert != NULL) {
-		ck_assert_int_eq(sh("openssl cms -sign -binary -in %s -signer %s -inkey %s "
-		                    "-outform DER -out %s/put.sig",
+		ck_assert_int_eq(e2e_sh("openssl cms -sign -binary -in %s -signer %s -inkey %s "
+		                        "-outform DER -out %s/put.sig",
 		                         sig_body ? sig_body : body, sig_cert, sig_key, tmpdir),
 		        0);
 		snprintf(
 		        sig, sizeof(sig), "-H \"Mdm-Signature: $(base64 -w0 %s/put.sig)\"", tmpdir);
 	}
 	snprintf(out, sizeof(out), "%s/put.code", tmpdir);
-	ck_assert_int_eq(sh("curl -sS --cacert %s %s %s -X PUT --data-binary @%s "
-	                    "-H 'Content-Type: %s' -o %s/put.reply -w '%%{http_code}' '%s' >%s",
+	ck_assert_int_eq(e2e_sh("curl -sS --cacert %s %s %s -X PUT --data-binary @%s "
+	                        "-H 'Content-Type: %s' -o %s/put.reply -w '%%{http_code}' '%s' >%s",
 	                         tls_ca, tls, sig, body, ctype, tmpdir, checkin_url, out),
 	        0);
 	ck_assert_ptr_nonnull(f = fopen(out, "r"));
@@ -140,19 +101,6 @@ static int put(const char *body, const char *cert, const char *key, const char *
 
 #define CTYPE "application/x-apple-aspen-mdm-checkin"
 
-static void file_put(const char *path, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void file_put(const char *path, const char *fmt, ...)
-{
-	FILE *f = fopen(path, "w");
-	va_list ap;
-
-	ck_assert_ptr_nonnull(f);
-	va_start(ap, fmt);
-	vfprintf(f, fmt, ap);
-	va_end(ap);
-	fclose(f);
-}
-
 START_TEST(devsim_tls)
 {
 	char udid[64], pem[1024], want[256], *fp;
@@ -162,16 +110,16 @@ START_TEST(devsim_tls)
 	snprintf(pem, sizeof(pem), "%s/tls/cert.pem", tmpdir);
 	fp = fingerprint(pem);
 	snprintf(want, sizeof(want), "true/%s/true", fp);
-	assert_query(
+	e2e_assert_query(
 	        "SELECT enrolled::text || '/' || identity_sha256 || '/' || has_push_token::text "
 	        "FROM mdm.devices WHERE udid = $1",
 	        udid, want);
-	assert_query("SELECT string_agg(message_type || ':' || auth, ',' ORDER BY id) FROM "
-	             "mdm.checkin WHERE udid = $1",
+	e2e_assert_query("SELECT string_agg(message_type || ':' || auth, ',' ORDER BY id) FROM "
+	                 "mdm.checkin WHERE udid = $1",
 	        udid, "Authenticate:tls,TokenUpdate:tls");
 	/* The profile's challenge was spent by that enrollment. */
-	assert_query("SELECT count(*) FROM mdm.challenge h JOIN mdm.certificate c ON "
-	             "c.id = h.used_by_certificate WHERE c.sha256 = $1",
+	e2e_assert_query("SELECT count(*) FROM mdm.challenge h JOIN mdm.certificate c ON "
+	                 "c.id = h.used_by_certificate WHERE c.sha256 = $1",
 	        fp, "1");
 	free(fp);
 }
@@ -187,12 +135,12 @@ START_TEST(devsim_signature)
 	snprintf(pem, sizeof(pem), "%s/sig/cert.pem", tmpdir);
 	fp = fingerprint(pem);
 	snprintf(want, sizeof(want), "true/%s/true", fp);
-	assert_query(
+	e2e_assert_query(
 	        "SELECT enrolled::text || '/' || identity_sha256 || '/' || has_push_token::text "
 	        "FROM mdm.devices WHERE udid = $1",
 	        udid, want);
-	assert_query("SELECT string_agg(message_type || ':' || auth, ',' ORDER BY id) FROM "
-	             "mdm.checkin WHERE udid = $1",
+	e2e_assert_query("SELECT string_agg(message_type || ':' || auth, ',' ORDER BY id) FROM "
+	                 "mdm.checkin WHERE udid = $1",
 	        udid, "Authenticate:signature,TokenUpdate:signature");
 	free(fp);
 }
@@ -235,7 +183,7 @@ START_TEST(refusals)
 	snprintf(tok_b, sizeof(tok_b), "%s/tokenupdate.plist", b);
 	snprintf(auth_b, sizeof(auth_b), "%s/authenticate.plist", b);
 	snprintf(other, sizeof(other), "%s/checkout.plist", a);
-	file_put(other,
+	e2e_file_put(other,
 	        "<plist version=\"1.0\"><dict><key>MessageType</key><string>CheckOut</string>"
 	        "<key>Topic</key><string>x</string><key>UDID</key><string>%s</string></dict>"
 	        "</plist>\n",
@@ -260,18 +208,18 @@ START_TEST(refusals)
 	refused(403, tok_a, acert, akey, bcert, bkey, NULL, CTYPE);
 	/* Malformed, wrong type, oversized. */
 	snprintf(bad, sizeof(bad), "%s/bad.plist", tmpdir);
-	file_put(bad,
+	e2e_file_put(bad,
 	        "<plist version=\"1.0\"><dict><key>MessageType</key>"
 	        "<string>TokenUpdate</string></dict>");
 	refused(400, bad, acert, akey, NULL, NULL, NULL, CTYPE);
 	refused(400, tok_a, acert, akey, NULL, NULL, NULL, "text/plain");
 	snprintf(big, sizeof(big), "%s/big.plist", tmpdir);
-	ck_assert_int_eq(sh("head -c 300000 /dev/zero | tr '\\0' a >%s", big), 0);
+	ck_assert_int_eq(e2e_sh("head -c 300000 /dev/zero | tr '\\0' a >%s", big), 0);
 	refused(413, big, acert, akey, NULL, NULL, NULL, CTYPE);
 	/* Revoked: B's certificate stops working at once. */
-	serial_b = query1("SELECT identity_serial FROM mdm.devices WHERE udid = $1", udid_b);
+	serial_b = e2e_query1("SELECT identity_serial FROM mdm.devices WHERE udid = $1", udid_b);
 	ck_assert_int_eq(put(tok_b, bcert, bkey, NULL, NULL, NULL, CTYPE), 200);
-	free(query1("SELECT mdm.certificate_revoke($1, 'keyCompromise')::text", serial_b));
+	free(e2e_query1("SELECT mdm.certificate_revoke($1, 'keyCompromise')::text", serial_b));
 	refused(403, tok_b, bcert, bkey, NULL, NULL, NULL, CTYPE);
 	refused(403, tok_b, NULL, NULL, bcert, bkey, NULL, CTYPE);
 	free(serial_b);
