@@ -48,6 +48,7 @@ int main(void)
 	        {"enroll", enroll_suite},
 	        {"checkin_parse", checkin_parse_suite},
 	        {"checkin", checkin_suite},
+	        {"commands_sql", commands_sql_suite},
 	};
 	SRunner *sr = NULL;
 	int failed;

@@ -20,5 +20,6 @@ Suite *enroll_suite(void);
 Suite *cms_sig_suite(void);
 Suite *checkin_parse_suite(void);
 Suite *checkin_suite(void);
+Suite *commands_sql_suite(void);
 
 #endif
