@@ -201,6 +201,13 @@ pg_start() {
 		pg_psql postgres -c "CREATE ROLE mdm LOGIN" >/dev/null ||
 			stack_die "cannot create role mdm"
 	fi
+	# The admin SQL API's role (sql/004_commands.sql); mdm, which owns the
+	# schema, may hand it out (GRANT mdm_operator TO helpdesk).
+	if [ "$(pg_psql postgres -c "SELECT 1 FROM pg_roles WHERE rolname = 'mdm_operator'")" != 1 ]; then
+		pg_psql postgres -c "CREATE ROLE mdm_operator NOLOGIN" \
+			-c "GRANT mdm_operator TO mdm WITH ADMIN OPTION" >/dev/null ||
+			stack_die "cannot create role mdm_operator"
+	fi
 	if [ "$(pg_psql postgres -c "SELECT 1 FROM pg_database WHERE datname = 'mdm'")" != 1 ]; then
 		pg_psql postgres -c "CREATE DATABASE mdm OWNER mdm" >/dev/null ||
 			stack_die "cannot create database mdm"

@@ -49,6 +49,7 @@ int main(void)
 	        {"checkin_parse", checkin_parse_suite},
 	        {"checkin", checkin_suite},
 	        {"command", command_suite},
+	        {"commands_sql", commands_sql_suite},
 	};
 	SRunner *sr = NULL;
 	int failed;

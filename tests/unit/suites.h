@@ -21,5 +21,6 @@ Suite *cms_sig_suite(void);
 Suite *checkin_parse_suite(void);
 Suite *checkin_suite(void);
 Suite *command_suite(void);
+Suite *commands_sql_suite(void);
 
 #endif
