@@ -4,9 +4,9 @@
  */
 #include "checkin.h"
 
+#include "devmsg.h"
 #include "log.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,189 +29,78 @@ const char *checkin_type_str(enum checkin_type t)
 	return checkin_names[t];
 }
 
-static mdm_err checkin_refuse(mdm_err rc, char *err, size_t errlen, const char *fmt, ...)
-        __attribute__((format(printf, 4, 5)));
-
-static mdm_err checkin_refuse(mdm_err rc, char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err != NULL && errlen > 0) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return rc;
-}
-
-/* A string value: absent is fine unless required; wrong type or over max is not. */
-static mdm_err checkin_str(const struct checkin_msg *m, const char *key, int required, size_t max,
-        const char **out, char *err, size_t errlen)
-{
-	const plist *v = plist_dict_get0(m->root, key);
-	size_t len = 0;
-
-	*out = NULL;
-	if (v == NULL) {
-		if (required)
-			return checkin_refuse(MDM_ERR_PARSE, err, errlen,
-			        "Apple MDM protocol: %s requires the %s key", m->message_type, key);
-		return MDM_OK;
-	}
-	if (plist_get_type(v) != PLIST_STRING)
-		return checkin_refuse(MDM_ERR_PARSE, err, errlen,
-		        "Apple MDM protocol: %s in %s must be a string, not %s", key,
-		        m->message_type, plist_type_str(plist_get_type(v)));
-	*out = plist_string_get0(v, &len);
-	if (len > max || strlen(*out) != len)
-		return checkin_refuse(MDM_ERR_LIMIT, err, errlen,
-		        "%s in %s is over %zu bytes or holds a NUL", key, m->message_type, max);
-	return MDM_OK;
-}
-
-static mdm_err checkin_data(const struct checkin_msg *m, const char *key, int required, size_t max,
-        const uint8_t **out, size_t *outlen, char *err, size_t errlen)
-{
-	const plist *v = plist_dict_get0(m->root, key);
-
-	*out = NULL;
-	*outlen = 0;
-	if (v == NULL) {
-		if (required)
-			return checkin_refuse(MDM_ERR_PARSE, err, errlen,
-			        "Apple MDM protocol: %s requires the %s key", m->message_type, key);
-		return MDM_OK;
-	}
-	if (plist_get_type(v) != PLIST_DATA)
-		return checkin_refuse(MDM_ERR_PARSE, err, errlen,
-		        "Apple MDM protocol: %s in %s must be data, not %s", key, m->message_type,
-		        plist_type_str(plist_get_type(v)));
-	*out = plist_data_get0(v, outlen);
-	if (*outlen > max)
-		return checkin_refuse(MDM_ERR_LIMIT, err, errlen, "%s in %s is over %zu bytes", key,
-		        m->message_type, max);
-	if (required && *outlen == 0)
-		return checkin_refuse(MDM_ERR_PARSE, err, errlen,
-		        "Apple MDM protocol: %s in %s is empty", key, m->message_type);
-	return MDM_OK;
-}
-
-static mdm_err checkin_bool(
-        const struct checkin_msg *m, const char *key, int *out, char *err, size_t errlen)
-{
-	const plist *v = plist_dict_get0(m->root, key);
-
-	*out = -1;
-	if (v == NULL)
-		return MDM_OK;
-	if (plist_bool_get(v, out) != MDM_OK)
-		return checkin_refuse(MDM_ERR_PARSE, err, errlen,
-		        "Apple MDM protocol: %s in %s must be a boolean", key, m->message_type);
-	return MDM_OK;
-}
-
-/* An identifier: UDID / EnrollmentID, UserID / EnrollmentUserID. */
-static mdm_err checkin_id(const struct checkin_msg *m, const char *key, const char *alt,
-        int required, const char **out, char *err, size_t errlen)
-{
-	const char *a = NULL, *b = NULL;
-	mdm_err rc;
-
-	*out = NULL;
-	if ((rc = checkin_str(m, key, 0, IDENTITY_MAX_ID, &a, err, errlen)) != MDM_OK ||
-	        (rc = checkin_str(m, alt, 0, IDENTITY_MAX_ID, &b, err, errlen)) != MDM_OK)
-		return rc;
-	if (a != NULL && b != NULL)
-		return checkin_refuse(MDM_ERR_PARSE, err, errlen,
-		        "Apple MDM protocol: %s carries both %s and %s", m->message_type, key, alt);
-	*out = a != NULL ? a : b;
-	if (*out == NULL) {
-		if (required)
-			return checkin_refuse(MDM_ERR_PARSE, err, errlen,
-			        "Apple MDM protocol: %s requires %s (or %s)", m->message_type, key,
-			        alt);
-		return MDM_OK;
-	}
-	if (!identity_id_valid(*out))
-		return checkin_refuse(MDM_ERR_PARSE, err, errlen,
-		        "%s must be 1 to %d characters of A-Z a-z 0-9 . _ : -",
-		        *out == a ? key : alt, IDENTITY_MAX_ID);
-	return MDM_OK;
-}
-
 static mdm_err checkin_fields(struct checkin_msg *m, char *err, size_t errlen)
 {
+	struct devmsg dm = {m->root, m->message_type, err, errlen};
 	enum checkin_type t = m->type;
 	int needs_topic = t == CHECKIN_AUTHENTICATE || t == CHECKIN_TOKEN_UPDATE;
 	mdm_err rc;
 
-	if ((rc = checkin_id(m, "UDID", "EnrollmentID", 1, &m->udid, err, errlen)) != MDM_OK ||
-	        (rc = checkin_id(m, "UserID", "EnrollmentUserID", t == CHECKIN_USER_AUTHENTICATE,
-	                 &m->user_id, err, errlen)) != MDM_OK ||
-	        (rc = checkin_str(m, "Topic", needs_topic, CHECKIN_MAX_TOPIC, &m->topic, err,
-	                 errlen)) != MDM_OK)
+	if ((rc = devmsg_id(&dm, "UDID", "EnrollmentID", 1, &m->udid)) != MDM_OK ||
+	        (rc = devmsg_id(&dm, "UserID", "EnrollmentUserID", t == CHECKIN_USER_AUTHENTICATE,
+	                 &m->user_id)) != MDM_OK ||
+	        (rc = devmsg_str(&dm, "Topic", needs_topic, CHECKIN_MAX_TOPIC, &m->topic)) !=
+	                MDM_OK)
 		return rc;
 	if (m->user_id != NULL && t == CHECKIN_AUTHENTICATE)
-		return checkin_refuse(MDM_ERR_PARSE, err, errlen,
+		return devmsg_refuse(err, errlen, MDM_ERR_PARSE,
 		        "Apple MDM protocol: Authenticate is sent on the device channel only, "
 		        "without a UserID");
 	switch (t) {
 	case CHECKIN_AUTHENTICATE:
-		if ((rc = checkin_str(m, "SerialNumber", 0, CHECKIN_MAX_STRING, &m->serial_number,
-		             err, errlen)) != MDM_OK ||
-		        (rc = checkin_str(m, "Model", 0, CHECKIN_MAX_STRING, &m->model, err,
-		                 errlen)) != MDM_OK ||
-		        (rc = checkin_str(m, "ModelName", 0, CHECKIN_MAX_STRING, &m->model_name,
-		                 err, errlen)) != MDM_OK ||
-		        (rc = checkin_str(m, "ProductName", 0, CHECKIN_MAX_STRING, &m->product_name,
-		                 err, errlen)) != MDM_OK ||
-		        (rc = checkin_str(m, "OSVersion", 0, CHECKIN_MAX_STRING, &m->os_version,
-		                 err, errlen)) != MDM_OK ||
-		        (rc = checkin_str(m, "BuildVersion", 0, CHECKIN_MAX_STRING,
-		                 &m->build_version, err, errlen)) != MDM_OK ||
-		        (rc = checkin_str(m, "IMEI", 0, CHECKIN_MAX_STRING, &m->imei, err,
-		                 errlen)) != MDM_OK ||
-		        (rc = checkin_str(m, "MEID", 0, CHECKIN_MAX_STRING, &m->meid, err,
-		                 errlen)) != MDM_OK ||
-		        (rc = checkin_str(m, "DeviceName", 0, CHECKIN_MAX_STRING, &m->device_name,
-		                 err, errlen)) != MDM_OK)
+		if ((rc = devmsg_str(&dm, "SerialNumber", 0, CHECKIN_MAX_STRING,
+		             &m->serial_number)) != MDM_OK ||
+		        (rc = devmsg_str(&dm, "Model", 0, CHECKIN_MAX_STRING, &m->model)) !=
+		                MDM_OK ||
+		        (rc = devmsg_str(&dm, "ModelName", 0, CHECKIN_MAX_STRING,
+		                 &m->model_name)) != MDM_OK ||
+		        (rc = devmsg_str(&dm, "ProductName", 0, CHECKIN_MAX_STRING,
+		                 &m->product_name)) != MDM_OK ||
+		        (rc = devmsg_str(&dm, "OSVersion", 0, CHECKIN_MAX_STRING,
+		                 &m->os_version)) != MDM_OK ||
+		        (rc = devmsg_str(&dm, "BuildVersion", 0, CHECKIN_MAX_STRING,
+		                 &m->build_version)) != MDM_OK ||
+		        (rc = devmsg_str(&dm, "IMEI", 0, CHECKIN_MAX_STRING, &m->imei)) != MDM_OK ||
+		        (rc = devmsg_str(&dm, "MEID", 0, CHECKIN_MAX_STRING, &m->meid)) != MDM_OK ||
+		        (rc = devmsg_str(&dm, "DeviceName", 0, CHECKIN_MAX_STRING,
+		                 &m->device_name)) != MDM_OK)
 			return rc;
 		if (m->serial_number != NULL && strlen(m->serial_number) > 64)
-			return checkin_refuse(
-			        MDM_ERR_LIMIT, err, errlen, "SerialNumber is over 64 characters");
+			return devmsg_refuse(
+			        err, errlen, MDM_ERR_LIMIT, "SerialNumber is over 64 characters");
 		return MDM_OK;
 	case CHECKIN_TOKEN_UPDATE:
-		if ((rc = checkin_data(m, "Token", 1, CHECKIN_MAX_TOKEN, &m->token, &m->token_len,
-		             err, errlen)) != MDM_OK ||
-		        (rc = checkin_str(m, "PushMagic", 1, CHECKIN_MAX_STRING, &m->push_magic,
-		                 err, errlen)) != MDM_OK ||
-		        (rc = checkin_data(m, "UnlockToken", 0, CHECKIN_MAX_BOOTSTRAP,
-		                 &m->unlock_token, &m->unlock_token_len, err, errlen)) != MDM_OK ||
-		        (rc = checkin_bool(m, "AwaitingConfiguration", &m->awaiting_configuration,
-		                 err, errlen)) != MDM_OK ||
-		        (rc = checkin_str(m, "UserShortName", 0, CHECKIN_MAX_STRING,
-		                 &m->user_short_name, err, errlen)) != MDM_OK ||
-		        (rc = checkin_str(m, "UserLongName", 0, CHECKIN_MAX_STRING,
-		                 &m->user_long_name, err, errlen)) != MDM_OK)
+		if ((rc = devmsg_data(&dm, "Token", 1, CHECKIN_MAX_TOKEN, &m->token,
+		             &m->token_len)) != MDM_OK ||
+		        (rc = devmsg_str(&dm, "PushMagic", 1, CHECKIN_MAX_STRING,
+		                 &m->push_magic)) != MDM_OK ||
+		        (rc = devmsg_data(&dm, "UnlockToken", 0, CHECKIN_MAX_BOOTSTRAP,
+		                 &m->unlock_token, &m->unlock_token_len)) != MDM_OK ||
+		        (rc = devmsg_bool(&dm, "AwaitingConfiguration",
+		                 &m->awaiting_configuration)) != MDM_OK ||
+		        (rc = devmsg_str(&dm, "UserShortName", 0, CHECKIN_MAX_STRING,
+		                 &m->user_short_name)) != MDM_OK ||
+		        (rc = devmsg_str(&dm, "UserLongName", 0, CHECKIN_MAX_STRING,
+		                 &m->user_long_name)) != MDM_OK)
 			return rc;
 		if (m->push_magic[0] == '\0')
-			return checkin_refuse(MDM_ERR_PARSE, err, errlen,
+			return devmsg_refuse(err, errlen, MDM_ERR_PARSE,
 			        "Apple MDM protocol: PushMagic in TokenUpdate is empty");
 		return MDM_OK;
 	case CHECKIN_SET_BOOTSTRAP_TOKEN:
-		if ((rc = checkin_bool(m, "AwaitingConfiguration", &m->awaiting_configuration, err,
-		             errlen)) != MDM_OK)
+		if ((rc = devmsg_bool(&dm, "AwaitingConfiguration", &m->awaiting_configuration)) !=
+		        MDM_OK)
 			return rc;
-		return checkin_data(m, "BootstrapToken", 0, CHECKIN_MAX_BOOTSTRAP,
-		        &m->bootstrap_token, &m->bootstrap_token_len, err, errlen);
+		return devmsg_data(&dm, "BootstrapToken", 0, CHECKIN_MAX_BOOTSTRAP,
+		        &m->bootstrap_token, &m->bootstrap_token_len);
 	case CHECKIN_USER_AUTHENTICATE:
-		return checkin_str(m, "DigestResponse", 0, CHECKIN_MAX_STRING, &m->digest_response,
-		        err, errlen);
+		return devmsg_str(
+		        &dm, "DigestResponse", 0, CHECKIN_MAX_STRING, &m->digest_response);
 	case CHECKIN_GET_TOKEN:
-		return checkin_str(m, "TokenServiceType", 1, CHECKIN_MAX_STRING,
-		        &m->token_service_type, err, errlen);
+		return devmsg_str(
+		        &dm, "TokenServiceType", 1, CHECKIN_MAX_STRING, &m->token_service_type);
 	case CHECKIN_DECLARATIVE_MANAGEMENT:
-		return checkin_str(m, "Endpoint", 0, CHECKIN_MAX_STRING, &m->endpoint, err, errlen);
+		return devmsg_str(&dm, "Endpoint", 0, CHECKIN_MAX_STRING, &m->endpoint);
 	case CHECKIN_CHECK_OUT:
 	case CHECKIN_GET_BOOTSTRAP_TOKEN:
 	case CHECKIN__MAX:
@@ -224,7 +113,6 @@ mdm_err checkin_parse(
         const uint8_t *body, size_t len, struct checkin_msg **out, char *err, size_t errlen)
 {
 	struct checkin_msg *m = NULL;
-	char perr[160] = "";
 	int t;
 	mdm_err rc;
 
@@ -233,21 +121,10 @@ mdm_err checkin_parse(
 		err[0] = '\0';
 	if ((m = calloc(1, sizeof(*m))) == NULL)
 		return MDM_ERR_NOMEM;
-	rc = plist_parse_ex((const char *)body, len, &m->root, perr, sizeof(perr));
-	if (rc != MDM_OK) {
-		rc = checkin_refuse(rc == MDM_ERR_NOMEM ? rc
-		                : rc == MDM_ERR_LIMIT   ? rc
-		                                        : MDM_ERR_PARSE,
-		        err, errlen, "body is not a valid property list: %s", perr);
+	if ((rc = devmsg_parse(body, len, "check-in message", &m->root, err, errlen)) != MDM_OK)
 		goto out;
-	}
-	if (plist_get_type(m->root) != PLIST_DICT) {
-		rc = checkin_refuse(MDM_ERR_PARSE, err, errlen,
-		        "Apple MDM protocol: a check-in message is a dictionary");
-		goto out;
-	}
 	if ((m->message_type = plist_dict_get_string0(m->root, "MessageType")) == NULL) {
-		rc = checkin_refuse(MDM_ERR_PARSE, err, errlen,
+		rc = devmsg_refuse(err, errlen, MDM_ERR_PARSE,
 		        "Apple MDM protocol: a check-in message has a MessageType string");
 		goto out;
 	}
@@ -255,7 +132,7 @@ mdm_err checkin_parse(
 		if (strcmp(m->message_type, checkin_names[t]) == 0)
 			break;
 	if (t == CHECKIN__MAX) {
-		rc = checkin_refuse(MDM_ERR_PARSE, err, errlen,
+		rc = devmsg_refuse(err, errlen, MDM_ERR_PARSE,
 		        "Apple MDM protocol: unknown check-in MessageType \"%.64s\"",
 		        m->message_type);
 		goto out;
@@ -341,7 +218,7 @@ static mdm_err checkin_check_topic(db *d, const struct checkin_job *j)
 		log_warn("check-in refused: Topic %.255s is not the topic of an imported push "
 		         "certificate (Apple MDM protocol: Topic is the push certificate's UID)",
 		        j->m->topic);
-		rc = checkin_refuse(MDM_ERR_PARSE, j->err, j->errlen,
+		rc = devmsg_refuse(j->err, j->errlen, MDM_ERR_PARSE,
 		        "Apple MDM protocol: Topic is not the topic of this server's push "
 		        "certificate");
 	}
@@ -528,7 +405,7 @@ static mdm_err checkin_token_update(db *d, const struct checkin_job *j)
 	if ((rc = checkin_check_topic(d, j)) != MDM_OK)
 		return rc;
 	if (m->user_id != NULL && !j->pol->user_channel)
-		return checkin_refuse(MDM_ERR_FORBIDDEN, j->err, j->errlen,
+		return devmsg_refuse(j->err, j->errlen, MDM_ERR_FORBIDDEN,
 		        "the user channel is turned off (checkin_user_channel = no)");
 	snprintf(awaiting, sizeof(awaiting), "%s",
 	        m->awaiting_configuration < 0       ? ""
@@ -649,7 +526,7 @@ static mdm_err checkin_user_authenticate(db *d, const struct checkin_job *j)
 	 * DigestResponse then answers a challenge we never issued.
 	 */
 	if (j->m->digest_response != NULL)
-		return checkin_refuse(MDM_ERR_PARSE, j->err, j->errlen,
+		return devmsg_refuse(j->err, j->errlen, MDM_ERR_PARSE,
 		        "Apple MDM protocol, UserAuthenticate: DigestResponse answers no "
 		        "outstanding "
 		        "DigestChallenge (this server issues zero-length challenges)");

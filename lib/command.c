@@ -4,9 +4,9 @@
  */
 #include "command.h"
 
+#include "devmsg.h"
 #include "log.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,67 +28,11 @@ static const char *const queue_after[COMMAND__MAX] = {
         [COMMAND_NOT_NOW] = NULL,
 };
 
-static mdm_err command_refuse(mdm_err rc, char *err, size_t errlen, const char *fmt, ...)
-        __attribute__((format(printf, 4, 5)));
-
-static mdm_err command_refuse(mdm_err rc, char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err != NULL && errlen > 0) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return rc;
-}
-
-/* An optional identifier string: absent is NULL; wrong type or form is refused. */
-static mdm_err command_id(
-        const struct command_report *r, const char *key, const char **out, char *err, size_t errlen)
-{
-	const plist *v = plist_dict_get0(r->root, key);
-
-	*out = NULL;
-	if (v == NULL)
-		return MDM_OK;
-	if (plist_get_type(v) != PLIST_STRING)
-		return command_refuse(
-		        MDM_ERR_PARSE, err, errlen, "Apple MDM protocol: %s must be a string", key);
-	*out = plist_string_get0(v, NULL);
-	if (!identity_id_valid(*out))
-		return command_refuse(MDM_ERR_PARSE, err, errlen,
-		        "%s must be 1 to %d characters of A-Z a-z 0-9 . _ : -", key,
-		        IDENTITY_MAX_ID);
-	return MDM_OK;
-}
-
-/* Exactly one of key and alt (or neither when optional). */
-static mdm_err command_one_of(const struct command_report *r, const char *key, const char *alt,
-        int required, const char **out, char *err, size_t errlen)
-{
-	const char *a = NULL, *b = NULL;
-	mdm_err rc;
-
-	*out = NULL;
-	if ((rc = command_id(r, key, &a, err, errlen)) != MDM_OK ||
-	        (rc = command_id(r, alt, &b, err, errlen)) != MDM_OK)
-		return rc;
-	if (a != NULL && b != NULL)
-		return command_refuse(MDM_ERR_PARSE, err, errlen,
-		        "Apple MDM protocol: a report carries %s or %s, not both", key, alt);
-	*out = a != NULL ? a : b;
-	if (*out == NULL && required)
-		return command_refuse(
-		        MDM_ERR_PARSE, err, errlen, "Apple MDM protocol: a report needs %s", key);
-	return MDM_OK;
-}
-
 mdm_err command_report_parse(
         const uint8_t *body, size_t len, struct command_report **out, char *err, size_t errlen)
 {
 	struct command_report *r = NULL;
-	char perr[160] = "";
+	struct devmsg dm = {NULL, "command report", err, errlen};
 	int s;
 	mdm_err rc;
 
@@ -97,19 +41,10 @@ mdm_err command_report_parse(
 		err[0] = '\0';
 	if ((r = calloc(1, sizeof(*r))) == NULL)
 		return MDM_ERR_NOMEM;
-	rc = plist_parse_ex((const char *)body, len, &r->root, perr, sizeof(perr));
-	if (rc != MDM_OK) {
-		rc = command_refuse(rc == MDM_ERR_NOMEM || rc == MDM_ERR_LIMIT ? rc : MDM_ERR_PARSE,
-		        err, errlen, "body is not a valid property list: %s", perr);
+	if ((rc = devmsg_parse(body, len, "command report", &r->root, err, errlen)) != MDM_OK)
 		goto out;
-	}
-	if (plist_get_type(r->root) != PLIST_DICT) {
-		rc = command_refuse(MDM_ERR_PARSE, err, errlen,
-		        "Apple MDM protocol: a command report is a dictionary");
-		goto out;
-	}
 	if ((r->status_str = plist_dict_get_string0(r->root, "Status")) == NULL) {
-		rc = command_refuse(MDM_ERR_PARSE, err, errlen,
+		rc = devmsg_refuse(err, errlen, MDM_ERR_PARSE,
 		        "Apple MDM protocol: a command report has a Status string");
 		goto out;
 	}
@@ -117,30 +52,31 @@ mdm_err command_report_parse(
 		if (strcmp(r->status_str, status_names[s]) == 0)
 			break;
 	if (s == COMMAND__MAX) {
-		rc = command_refuse(MDM_ERR_PARSE, err, errlen,
+		rc = devmsg_refuse(err, errlen, MDM_ERR_PARSE,
 		        "Apple MDM protocol: unknown Status \"%.64s\"", r->status_str);
 		goto out;
 	}
 	r->status = (enum command_status)s;
-	if ((rc = command_one_of(r, "UDID", "EnrollmentID", 1, &r->udid, err, errlen)) != MDM_OK ||
-	        (rc = command_one_of(
-	                 r, "UserID", "EnrollmentUserID", 0, &r->user_id, err, errlen)) != MDM_OK ||
-	        (rc = command_id(r, "CommandUUID", &r->command_uuid, err, errlen)) != MDM_OK)
+	dm.dict = r->root;
+	dm.what = r->status_str;
+	if ((rc = devmsg_id(&dm, "UDID", "EnrollmentID", 1, &r->udid)) != MDM_OK ||
+	        (rc = devmsg_id(&dm, "UserID", "EnrollmentUserID", 0, &r->user_id)) != MDM_OK ||
+	        (rc = devmsg_id(&dm, "CommandUUID", NULL, 0, &r->command_uuid)) != MDM_OK)
 		goto out;
 	if (r->status != COMMAND_IDLE && r->command_uuid == NULL) {
-		rc = command_refuse(MDM_ERR_PARSE, err, errlen,
+		rc = devmsg_refuse(err, errlen, MDM_ERR_PARSE,
 		        "Apple MDM protocol: Status %s needs the CommandUUID it answers",
 		        r->status_str);
 		goto out;
 	}
 	if (r->status == COMMAND_IDLE && r->command_uuid != NULL) {
-		rc = command_refuse(MDM_ERR_PARSE, err, errlen,
+		rc = devmsg_refuse(err, errlen, MDM_ERR_PARSE,
 		        "Apple MDM protocol: Status Idle answers no command (CommandUUID given)");
 		goto out;
 	}
 	r->error_chain = plist_dict_get0(r->root, "ErrorChain");
 	if (r->error_chain != NULL && plist_get_type(r->error_chain) != PLIST_ARRAY) {
-		rc = command_refuse(MDM_ERR_PARSE, err, errlen,
+		rc = devmsg_refuse(err, errlen, MDM_ERR_PARSE,
 		        "Apple MDM protocol: ErrorChain must be an array");
 		goto out;
 	}
@@ -225,7 +161,7 @@ static mdm_err command_answer(db *d, const struct command_job *j, const char *ei
 		log_warn("command channel refused: %s for CommandUUID %s, which is not outstanding "
 		         "for UDID %s (unknown, finished or canceled)",
 		        r->status_str, r->command_uuid, r->udid);
-		rc = command_refuse(MDM_ERR_PARSE, j->err, j->errlen,
+		rc = devmsg_refuse(j->err, j->errlen, MDM_ERR_PARSE,
 		        "Apple MDM protocol: CommandUUID %s is not outstanding for this enrollment",
 		        r->command_uuid);
 		goto out;
