@@ -20,8 +20,11 @@
  *
  * CPU is the utime+stime (+ waited-for children) of USER's processes
  * named server.fcgi, apache2 and postgres, from /proc, before and after;
- * one that starts during the run counts whole.  Prints one line:
- * `connects=N ok=N ... per_second=R ... cpu_ms_per_connect=C ...`.
+ * one that starts during the run counts whole.  Then, for scale, what
+ * TLS alone allows with the same client: N full handshakes with the same
+ * identities, each with one GET Apache answers 404 itself.  Prints one
+ * line: `connects=N ok=N ... per_second=R ... cpu_ms_per_connect=C ...
+ * handshake_only_per_second=H ...`.
  */
 #include "ca.h"
 #include "config.h"
@@ -40,6 +43,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -47,7 +51,7 @@
 #define CHECKIN_CTYPE "Content-Type: application/x-apple-aspen-mdm-checkin"
 #define SERVER_CTYPE  "Content-Type: application/x-apple-aspen-mdm"
 
-enum phase { PHASE_CHECKIN, PHASE_WARM, PHASE_CONNECT };
+enum phase { PHASE_CHECKIN, PHASE_WARM, PHASE_CONNECT, PHASE_HANDSHAKE };
 
 struct dev {
 	char udid[64];
@@ -98,6 +102,17 @@ static double now_s(void)
 }
 
 /* ---------------------------------------------------------------- CPU */
+
+/* This client's own CPU so far, in seconds: it shares the machine with the server. */
+static double self_cpu_s(void)
+{
+	struct rusage ru;
+
+	if (getrusage(RUSAGE_SELF, &ru) != 0)
+		return 0;
+	return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+	        (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
 
 enum proc_kind { PROC_SERVER, PROC_APACHE, PROC_POSTGRES, PROC__MAX };
 
@@ -301,7 +316,7 @@ static int queue_commands(db *d, const char *prefix)
 
 static int session_steps(enum phase ph)
 {
-	return ph == PHASE_WARM ? 1 : 2;
+	return ph == PHASE_WARM || ph == PHASE_HANDSHAKE ? 1 : 2;
 }
 
 /* The body of the session's current step. */
@@ -368,16 +383,22 @@ static void session_send(struct bench *b, CURLM *m, struct session *s)
 	char url[1024];
 	int last = v->step == session_steps(s->phase) - 1;
 
-	snprintf(url, sizeof(url), "%s%s", b->base,
-	        s->phase == PHASE_CHECKIN ? "/mdm/checkin" : "/mdm/server");
-	session_body(s);
 	free(s->reply);
 	s->reply = NULL;
 	s->reply_len = 0;
-	curl_easy_setopt(s->c, CURLOPT_URL, url);
-	curl_easy_setopt(s->c, CURLOPT_CUSTOMREQUEST, "PUT");
-	curl_easy_setopt(s->c, CURLOPT_POSTFIELDS, s->body);
-	curl_easy_setopt(s->c, CURLOPT_POSTFIELDSIZE, (long)strlen(s->body));
+	if (s->phase == PHASE_HANDSHAKE) {
+		/* Apache alone: a static 404, no FastCGI program, no database. */
+		snprintf(url, sizeof(url), "%s/bench-handshake-only", b->base);
+		curl_easy_setopt(s->c, CURLOPT_URL, url);
+	} else {
+		snprintf(url, sizeof(url), "%s%s", b->base,
+		        s->phase == PHASE_CHECKIN ? "/mdm/checkin" : "/mdm/server");
+		session_body(s);
+		curl_easy_setopt(s->c, CURLOPT_URL, url);
+		curl_easy_setopt(s->c, CURLOPT_CUSTOMREQUEST, "PUT");
+		curl_easy_setopt(s->c, CURLOPT_POSTFIELDS, s->body);
+		curl_easy_setopt(s->c, CURLOPT_POSTFIELDSIZE, (long)strlen(s->body));
+	}
 	/* One connection per session: a fresh one first, closed after the last step. */
 	curl_easy_setopt(s->c, CURLOPT_FRESH_CONNECT, v->step == 0 ? 1L : 0L);
 	curl_easy_setopt(s->c, CURLOPT_FORBID_REUSE, last ? 1L : 0L);
@@ -439,12 +460,13 @@ static int session_check(struct session *s, CURLcode cc)
 	struct dev *v = s->dev;
 	long status = 0, conns = 0;
 	int want_body = s->phase == PHASE_CONNECT && v->step == 0;
+	long want_status = s->phase == PHASE_HANDSHAKE ? 404 : 200;
 
 	if (cc == CURLE_OK)
 		curl_easy_getinfo(s->c, CURLINFO_RESPONSE_CODE, &status);
 	curl_easy_getinfo(s->c, CURLINFO_NUM_CONNECTS, &conns);
 	v->connections += (int)conns;
-	if (status != 200) {
+	if (status != want_status) {
 		fprintf(stderr, "command_bench: %s step %d of phase %d: %s, HTTP %ld\n", v->udid,
 		        v->step, (int)s->phase, curl_easy_strerror(cc), status);
 		return 0;
@@ -455,7 +477,7 @@ static int session_check(struct session *s, CURLcode cc)
 			fprintf(stderr, "command_bench: %s: Idle got no command\n", v->udid);
 			return 0;
 		}
-	} else if (s->reply_len != 0) {
+	} else if (s->reply_len != 0 && s->phase != PHASE_HANDSHAKE) {
 		fprintf(stderr, "command_bench: %s step %d of phase %d: a body where none is due\n",
 		        v->udid, v->step, (int)s->phase);
 		return 0;
@@ -542,8 +564,8 @@ int main(int argc, char **argv)
 	config *cfg = NULL;
 	db *d = NULL;
 	char prefix[40];
-	long long cpu[PROC__MAX], total = 0;
-	double t0, t1, tick;
+	long long cpu[PROC__MAX], hs[PROC__MAX], total = 0;
+	double t0, t1, t2, t3, tick, u0, u1, u2, u3;
 	long acked;
 	int ok = 0, conns = 0, warm, status = 1;
 
@@ -591,9 +613,11 @@ int main(int argc, char **argv)
 
 	if (!cpu_snapshot(pw->pw_uid, &s0))
 		goto out;
+	u0 = self_cpu_s();
 	t0 = now_s();
 	run_phase(&b, b.devs, b.n, PHASE_CONNECT);
 	t1 = now_s();
+	u1 = self_cpu_s();
 	if (!cpu_snapshot(pw->pw_uid, &s1))
 		goto out;
 
@@ -603,15 +627,34 @@ int main(int argc, char **argv)
 	}
 	acked = acknowledged(d, prefix);
 	cpu_delta(&s0, &s1, cpu);
+
+	/* What TLS alone allows: the same handshakes, same client, no program behind. */
+	if (!cpu_snapshot(pw->pw_uid, &s0))
+		goto out;
+	u2 = self_cpu_s();
+	t2 = now_s();
+	if (!run_phase(&b, b.devs, b.n, PHASE_HANDSHAKE)) {
+		fprintf(stderr, "command_bench: handshake-only run failed\n");
+		goto out;
+	}
+	t3 = now_s();
+	u3 = self_cpu_s();
+	if (!cpu_snapshot(pw->pw_uid, &s1))
+		goto out;
+	cpu_delta(&s0, &s1, hs);
 	tick = 1000.0 / (double)sysconf(_SC_CLK_TCK) / b.n;
 	for (int k = 0; k < PROC__MAX; k++)
 		total += cpu[k];
 	printf("connects=%d ok=%d acknowledged=%ld requests=%d tls_connections=%d seconds=%.3f "
 	       "per_second=%.1f requests_per_second=%.1f cpu_ms_per_connect=%.2f "
-	       "(server.fcgi %.2f, apache2 %.2f, postgres %.2f)\n",
+	       "(server.fcgi %.2f, apache2 %.2f, postgres %.2f) client_cpu_ms_per_connect=%.2f "
+	       "handshake_only_per_second=%.1f handshake_only_apache2_cpu_ms=%.2f "
+	       "handshake_only_client_cpu_ms=%.2f\n",
 	        b.n, ok, acked, 2 * b.n, conns, t1 - t0, b.n / (t1 - t0), 2 * b.n / (t1 - t0),
 	        (double)total * tick, (double)cpu[PROC_SERVER] * tick,
-	        (double)cpu[PROC_APACHE] * tick, (double)cpu[PROC_POSTGRES] * tick);
+	        (double)cpu[PROC_APACHE] * tick, (double)cpu[PROC_POSTGRES] * tick,
+	        (u1 - u0) * 1000.0 / b.n, b.n / (t3 - t2), (double)hs[PROC_APACHE] * tick,
+	        (u3 - u2) * 1000.0 / b.n);
 	if (ok == b.n && acked == b.n)
 		status = 0;
 out:
