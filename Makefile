@@ -98,7 +98,7 @@ $(BUILD)/bench/%: bench/%.c $(LIBMDM)
 
 # Benchmarks: figures beside the limits they are measured against.
 bench: deps
-	$(MAKE) all $(BUILD)/bench/scep_bench
+	$(MAKE) all $(BUILD)/bench/scep_bench $(BUILD)/bench/command_bench
 	sh bench/run.sh $(BUILD)
 
 # Installs missing Debian packages when run as root; a no-op otherwise.

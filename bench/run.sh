@@ -10,6 +10,19 @@
 # Our stack runs as `make test` runs it (PostgreSQL, Apache, spawn-fcgi,
 # mod_proxy_fcgi); scepserver runs in a private network namespace (it
 # binds every interface).  BENCH_N requests, BENCH_CONC at a time.
+#
+# Then command-channel connects per second (bench/command_bench.c:
+# BENCH_DEVICES devices, each one connect of Idle -> its command ->
+# Acknowledged -> empty 200 on one new TLS connection, BENCH_CONC at a
+# time), beside
+#   - PostgreSQL's own ceiling on the same cluster: pgbench's built-in
+#     simple-update script (-N), BENCH_CONC clients, extended protocol as
+#     libpq's PQexecParams; one connect commits two write transactions,
+#     so its tps / 2 is the most connects any code could commit here;
+#   - what TLS alone allows: the same full handshakes with the same
+#     client and identities, each with one GET that Apache answers 404
+#     itself (measured by command_bench), and the bound one RSA-2048
+#     signature per handshake (the server key) puts on that: sign/s x cores.
 set -u
 BUILD=${1:-build}
 ROOT=$(cd "$(dirname "$0")/.." && pwd) || exit 1
@@ -17,6 +30,8 @@ cd "$ROOT" || exit 1
 B=$ROOT/$BUILD
 N=${BENCH_N:-400}
 CONC=${BENCH_CONC:-8}
+DEVICES=${BENCH_DEVICES:-200}
+PGBENCH_SECONDS=${BENCH_PGBENCH_SECONDS:-5}
 CORES=$(nproc)
 STACK_ROOT=$ROOT
 STACK_PROG=bench
@@ -111,3 +126,36 @@ if [ -n "$r_theirs" ]; then
 	awk -v a="$r_ours" -v b="$r_theirs" -v f="$floor" 'BEGIN {
 		printf "    ratio to the floor: %.2f; mdm / scepserver: %.2f\n", b / f, a / b }'
 fi
+
+# The command channel, on the same stack.
+cmd=$("$B/bench/command_bench" "https://127.0.0.1:$https_port" "$TLS_CA_CERT" "$DEVICES" \
+	"$CONC" "$STACK_USER") || stack_die "command channel run failed: $cmd"
+
+# PostgreSQL's ceiling: a scratch database, the same client count.
+pgb() { as_stack "$PG_BIN/pgbench" -h "$PG_SOCK" -p "$STACK_PG_PORT" -U postgres "$@"; }
+pg_psql postgres -c "CREATE DATABASE pgbench" >/dev/null || stack_die "cannot create pgbench"
+pgb -i -q -s 1 pgbench >"$TMP/log/pgbench-init.log" 2>&1 || {
+	stack_show_log "$TMP/log/pgbench-init.log"
+	stack_die "pgbench -i failed"
+}
+tps=$(pgb -N -M extended -c "$CONC" -j "$CORES" -T "$PGBENCH_SECONDS" pgbench 2>/dev/null |
+	awk '/^tps = / { printf "%.0f", $3 }')
+[ -n "$tps" ] || stack_die "pgbench did not run"
+pg_ceiling=$(awk -v t="$tps" 'BEGIN { printf "%.0f", t / 2 }')
+tls_ceiling=$(awk -v s="$sign_s" -v c="$CORES" 'BEGIN { printf "%.0f", s * c }')
+r_cmd=$(printf '%s\n' "$cmd" | sed -n 's/.* per_second=\([0-9.]*\).*/\1/p')
+echo "Command channel, $DEVICES devices (EC P-256 identities), one connect each, $CONC concurrent"
+echo "  mdm server.fcgi: $cmd"
+echo "  pgbench -N (simple-update), $CONC clients, same cluster: $tps tps -> ceiling $pg_ceiling connects/s"
+echo "    a connect = 2 write transactions (Idle: 6 statements; Acknowledged: 8) + 4"
+echo "    one-statement reads (CA generation, certificate lookup, per request): 22 round"
+echo "    trips with BEGIN/COMMIT; pgbench -N commits 1 transaction in 5 round trips"
+r_hs=$(printf '%s\n' "$cmd" | sed -n 's/.*handshake_only_per_second=\([0-9.]*\).*/\1/p')
+c_srv=$(printf '%s\n' "$cmd" | sed -n 's/.* cpu_ms_per_connect=\([0-9.]*\).*/\1/p')
+c_cli=$(printf '%s\n' "$cmd" | sed -n 's/.*client_cpu_ms_per_connect=\([0-9.]*\).*/\1/p')
+awk -v r="$r_cmd" -v t="$pg_ceiling" -v h="$r_hs" -v l="$tls_ceiling" -v s="$c_srv" \
+	-v c="$c_cli" -v n="$CORES" 'BEGIN {
+	printf "    ratio to the PostgreSQL ceiling: %.2f\n", r / t
+	printf "  CPU: server %.2f ms + this client %.2f ms per connect on %d cores -> at most %.0f/s here; ratio %.2f\n", s, c, n, n * 1000 / (s + c), r / (n * 1000 / (s + c))
+	printf "  TLS alone (full handshake + a static 404, same client): %.0f/s; ratio %.2f\n", h, r / h
+	printf "    (bound: one RSA-2048 sign per handshake -> %d/s)\n", l }'
