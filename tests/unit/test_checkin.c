@@ -888,6 +888,10 @@ START_TEST(user_channel_and_tokens)
 	assert_query("SELECT channel || '/' || user_short_name || '/' || active::text FROM "
 	             "mdm.enrollment WHERE user_id = $1",
 	        "USER-1", "user/u/true");
+	/* mdm.devices: one row per enrollment. */
+	assert_query("SELECT string_agg(channel || ':' || coalesce(user_id, '-') || ':' || "
+	             "enrolled::text, ',' ORDER BY channel) FROM mdm.devices WHERE udid = $1",
+	        "UDID-U", "device:-:true,user:USER-1:true");
 	/* The user's CheckOut ends only the user channel. */
 	ck_assert_int_eq(run_tls(&a, out_u), MDM_OK);
 	assert_query("SELECT string_agg(channel || active::text, ',' ORDER BY channel) FROM "
