@@ -68,7 +68,8 @@ static mdm_err identity_from_signature(
 	if (rc == MDM_ERR_NOMEM)
 		return rc;
 	if (rc != MDM_OK) {
-		log_warn("identity refused: Mdm-Signature does not verify over the body: %s", err);
+		/* cms logged the rule (once, where it was found); this only adds context. */
+		log_debug("identity refused: Mdm-Signature does not verify over the body: %s", err);
 		return MDM_ERR_FORBIDDEN;
 	}
 	return MDM_OK;
@@ -178,8 +179,9 @@ mdm_err identity_authenticate(db *d, const struct ca_state *ca, const char *clie
 	}
 	memcpy(out->sha256, info.sha256, sizeof(out->sha256));
 	if (x509_verify_issued(out->cert, ca->verify, ca->n_verify, now, 1, NULL) != MDM_OK) {
-		log_warn("identity refused: certificate sha256:%s (%.200s) is not a valid client "
-		         "certificate of our CA now (chain, validity or clientAuth)",
+		/* x509 logged which rule (chain, validity, clientAuth); this adds context. */
+		log_debug("identity refused: certificate sha256:%s (%.200s) is not a valid client "
+		          "certificate of our CA now (chain, validity or clientAuth)",
 		        out->sha256, info.subject);
 		rc = MDM_ERR_FORBIDDEN;
 		goto out;
