@@ -1,5 +1,7 @@
 # shellcheck shell=sh
 # shellcheck disable=SC2034 # the functions set variables for their callers
+# shellcheck disable=SC2016 # sh -c scripts take their arguments as $0, $1...
+# shellcheck disable=SC2094 # the log file is an argument, not read
 #
 # tests/apns/apns.sh: the APNs stand-in for tests (and bench).  Sourced
 # after scripts/stack.sh (stack_init done), not run.  POSIX sh.
