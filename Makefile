@@ -45,6 +45,7 @@ UNIT_SRC  := $(wildcard tests/unit/*.c)
 UNIT_BIN  := $(BUILD)/tests/check_unit
 E2E_SRC   := $(wildcard tests/e2e/*.c)
 E2E_BIN   := $(BUILD)/tests/check_e2e
+APNS_BIN  := $(BUILD)/tests/apns_standin
 SQL_FILES := $(sort $(wildcard sql/[0-9]*.sql))
 
 .PHONY: all lib programs tests test unit san demo demo-stop install clean \
@@ -55,7 +56,7 @@ all: programs tests
 
 lib: $(LIBMDM)
 programs: $(FCGI_BINS) $(BIN_BINS)
-tests: $(UNIT_BIN) $(E2E_BIN)
+tests: $(UNIT_BIN) $(E2E_BIN) $(APNS_BIN)
 
 $(BUILD)/lib/%.o: lib/%.c $(wildcard lib/*.h)
 	@mkdir -p $(@D)
@@ -90,6 +91,11 @@ $(E2E_BIN): $(E2E_SRC) $(LIBMDM)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_ALL) $(TEST_CFLAGS) -o $@ $(E2E_SRC) \
 		$(LIBMDM) $(LDFLAGS_ALL) $(PKG_LIBS) $(TEST_LIBS)
+
+# The APNs stand-in (tests/apns): a FastCGI program behind Apache.
+$(APNS_BIN): tests/apns/apns_standin.c $(LIBMDM)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(LIBMDM) $(LDFLAGS_ALL) $(PKG_LIBS)
 
 $(BUILD)/bench/%: bench/%.c $(LIBMDM)
 	@mkdir -p $(@D)
@@ -136,7 +142,7 @@ install: programs
 	install -m 0644 README.md docs/*.md $(DESTDIR)$(PREFIX)/share/doc/mdm/
 
 FORMAT_FILES = $(wildcard lib/*.c lib/*.h cgi-bin/*.c bin/*.c tests/unit/*.c \
-	tests/unit/*.h tests/e2e/*.c fuzz/*.c bench/*.c)
+	tests/unit/*.h tests/e2e/*.c tests/apns/*.c fuzz/*.c bench/*.c)
 
 format-check:
 	clang-format --dry-run -Werror $(FORMAT_FILES)

@@ -60,18 +60,24 @@ const char *err_http_reason(int status)
 		return "Method Not Allowed";
 	case 409:
 		return "Conflict";
+	case 410:
+		return "Gone";
 	case 411:
 		return "Length Required";
 	case 413:
 		return "Payload Too Large";
 	case 415:
 		return "Unsupported Media Type";
+	case 429:
+		return "Too Many Requests";
 	case 500:
 		return "Internal Server Error";
 	case 501:
 		return "Not Implemented";
 	case 503:
 		return "Service Unavailable";
+	case 505:
+		return "HTTP Version Not Supported";
 	default:
 		return "Unknown";
 	}

@@ -7,8 +7,14 @@
 #      with BUILD/bin/mdmctl
 #   2. BUILD/tests/check_unit (MDM_TEST_DB, MDM_DB, MDM_VECTORS,
 #      MDM_TEST_PGCTL, MDM_TEST_PGDATA in its environment)
-#   3. BUILD/tests/check_e2e through a real Apache, once with
-#      mod_proxy_fcgi + spawn-fcgi pools and once with mod_fcgid
+#   3. the APNs stand-in (tests/apns) started, and its own checks
+#      (tests/apns/apns_test.sh)
+#   4. BUILD/tests/check_e2e through a real Apache, once with
+#      mod_proxy_fcgi + spawn-fcgi pools and once with mod_fcgid, with
+#      the stand-in in E2E_APNS_URL, E2E_APNS_CA (its TLS CA, for
+#      MDM_APNS_CA_FILE), E2E_APNS_DIR (requests.tsv, rules: see
+#      tests/apns/apns.sh), E2E_PUSH_CERT, E2E_PUSH_KEY, E2E_PUSH_ISSUER,
+#      E2E_PUSH_TOPIC (the push certificate imported into the database)
 #
 # Everything it started is stopped and the directory removed on exit
 # (set MDM_TEST_KEEP=1 to keep the directory and its logs).  The last
@@ -30,8 +36,11 @@ STACK_ROOT=$ROOT
 STACK_PROG=tests/run.sh
 # shellcheck source=scripts/stack.sh
 . "$ROOT/scripts/stack.sh"
+# shellcheck source=tests/apns/apns.sh
+. "$ROOT/tests/apns/apns.sh"
+APNS_STANDIN_BIN=$B/tests/apns_standin
 
-for f in bin/mdmctl tests/check_unit tests/check_e2e cgi-bin/scep.fcgi \
+for f in bin/mdmctl tests/check_unit tests/check_e2e tests/apns_standin cgi-bin/scep.fcgi \
 	cgi-bin/enroll.fcgi cgi-bin/checkin.fcgi cgi-bin/server.fcgi; do
 	[ -x "$B/$f" ] || stack_die "$B/$f missing: build it first (make all BUILD=$BUILD)"
 done
@@ -42,6 +51,7 @@ chmod 755 "$TMP"
 stack_own "$TMP"
 
 cleanup() {
+	apns_stop "$TMP/apns"
 	apache_stop "$TMP"
 	stack_sweep "$TMP/"
 	pg_stop "$TMP"
@@ -80,6 +90,33 @@ run_suite() {
 	PASSED=$((PASSED + $1 - $2 - $3))
 	FAILED=$((FAILED + $2 + $3))
 	if [ "$rc" -ne 0 ] && [ $(($2 + $3)) -eq 0 ]; then
+		stack_say "$name: exit status $rc with no failed check" >&2
+		FAILED=$((FAILED + 1))
+	fi
+	[ "$rc" -eq 0 ]
+}
+
+# run_shell_suite NAME LOG CMD...: the same for a shell test whose last
+# line is "NAME: N passed, N failed".
+run_shell_suite() {
+	name=$1
+	log=$2
+	shift 2
+	stack_say "running $name"
+	"$@" >"$log" 2>&1
+	rc=$?
+	cat "$log"
+	summary=$(sed -n 's/^[^:]*: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' "$log" | tail -n 1)
+	if [ -z "$summary" ]; then
+		stack_say "$name: no summary (exit status $rc)" >&2
+		FAILED=$((FAILED + 1))
+		return 1
+	fi
+	# shellcheck disable=SC2086 # two numbers
+	set -- $summary
+	PASSED=$((PASSED + $1))
+	FAILED=$((FAILED + $2))
+	if [ "$rc" -ne 0 ] && [ "$2" -eq 0 ]; then
 		stack_say "$name: exit status $rc with no failed check" >&2
 		FAILED=$((FAILED + 1))
 	fi
@@ -224,21 +261,19 @@ mkdir -p "$TMP/ca"
 }
 # What enroll.fcgi needs: a profile signer issued by the CA (the CA
 # certificate carried as its chain), and a throw-away push certificate
-# shaped like Apple's (subject UID com.apple.mgmt.External.<uuid>).
+# shaped like Apple's (subject UID com.apple.mgmt.External.<uuid>),
+# issued by an "Apple-like" throw-away issuer that the APNs stand-in
+# trusts.
 "$B/bin/mdmctl" ca cert >"$TMP/ca/ca.pem" 2>>"$TMP/log/ca.log" &&
 	"$B/bin/mdmctl" ca server-cert --subject "/CN=MDM Test Profile Signer/O=mdm tests" \
 		--key-out "$TMP/ca/signer.key" --cert-out "$TMP/ca/signer.pem" \
-		>>"$TMP/log/ca.log" 2>&1 || {
+	>>"$TMP/log/ca.log" 2>&1 || {
 	cat "$TMP/log/ca.log" >&2
 	stack_die "mdmctl ca server-cert failed"
 }
-push_uuid=$(cat /proc/sys/kernel/random/uuid)
-openssl req -x509 -newkey rsa:2048 -nodes -days 365 -keyout "$TMP/ca/push.key" \
-	-out "$TMP/ca/push.pem" \
-	-subj "/UID=com.apple.mgmt.External.$push_uuid/CN=APSP:$push_uuid/C=US" \
-	>>"$TMP/log/ca.log" 2>&1 &&
-	"$B/bin/mdmctl" push-cert import --cert "$TMP/ca/push.pem" --key "$TMP/ca/push.key" \
-		>>"$TMP/log/ca.log" 2>&1 || {
+apns_push_cert "$TMP/ca" "$TMP/ca/push" "$TMP/ca/push-issuer"
+"$B/bin/mdmctl" push-cert import --cert "$TMP/ca/push.pem" --key "$TMP/ca/push.key" \
+	>>"$TMP/log/ca.log" 2>&1 || {
 	cat "$TMP/log/ca.log" >&2
 	stack_die "push certificate import failed"
 }
@@ -278,6 +313,21 @@ scep_legacy() {
 	export E2E_SCEP_LEGACY
 }
 
+# The APNs stand-in, for the whole e2e phase: Apple's push service
+# cannot be reached from here.
+apns_start "$TMP/apns" "$(stack_free_port 19443)" "$TMP/ca/push-issuer.pem"
+E2E_APNS_URL=$APNS_URL
+E2E_APNS_CA=$APNS_CA
+E2E_APNS_DIR=$TMP/apns
+E2E_PUSH_CERT=$TMP/ca/push.pem
+E2E_PUSH_KEY=$TMP/ca/push.key
+E2E_PUSH_ISSUER=$TMP/ca/push-issuer.pem
+E2E_PUSH_TOPIC=$APNS_PUSH_TOPIC
+export E2E_APNS_URL E2E_APNS_CA E2E_APNS_DIR E2E_PUSH_CERT E2E_PUSH_KEY E2E_PUSH_ISSUER \
+	E2E_PUSH_TOPIC
+run_shell_suite apns_test "$TMP/apns-test.out" sh "$ROOT/tests/apns/apns_test.sh" ||
+	stack_show_log "$TMP/apns/apache/logs/error.log" 30
+
 STACK_WAIT=20
 for mode in proxy fcgid; do
 	https_port=$(stack_free_port 18443)
@@ -311,6 +361,10 @@ for mode in proxy fcgid; do
 	mv "$TMP"/apache/logs/*.log "$TMP/logs-$mode/" 2>/dev/null
 	pg_start "$TMP" test
 done
+
+apns_stop "$TMP/apns"
+mkdir -p "$TMP/logs-apns"
+cp "$TMP"/apns/apache/logs/*.log "$TMP/logs-apns/" 2>/dev/null
 
 check_sanitizers
 
