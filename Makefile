@@ -6,8 +6,8 @@ BUILD   ?= build
 SAN     ?= 0
 CC      ?= cc
 
-PKGS      := fcgi openssl libxml-2.0 libpq
-TEST_PKGS := check libcurl
+PKGS      := fcgi openssl libxml-2.0 libpq libcurl
+TEST_PKGS := check
 
 # pkg-config is asked lazily so that `make clean` works before deps exist.
 PKG_CFLAGS  = $(shell pkg-config --cflags $(PKGS))
