@@ -98,7 +98,7 @@ ON CONFLICT (enrollment_id) DO NOTHING;
 
 CREATE FUNCTION mdm.push_claim(claimer text, max_rows integer, lease_seconds integer)
 RETURNS TABLE (enrollment_id bigint, udid text, user_id text, topic text, token_hex text,
-               push_magic text, claimed_seq bigint)
+               push_magic text, claimed_seq bigint, failures integer)
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF claimer IS NULL OR length(claimer) NOT BETWEEN 1 AND 256
@@ -122,7 +122,7 @@ BEGIN
       FROM due, mdm.enrollment e
      WHERE s.enrollment_id = due.enrollment_id AND e.id = s.enrollment_id
     RETURNING s.enrollment_id, e.udid, e.user_id, e.topic, encode(e.push_token, 'hex'),
-              e.push_magic, s.claimed_seq;
+              e.push_magic, s.claimed_seq, s.failures;
 END $$;
 COMMENT ON FUNCTION mdm.push_claim(text, integer, integer) IS
     'mdm-pushd: claims up to max_rows due pushes (pending, token not invalid, not in backoff, '
