@@ -44,7 +44,7 @@ struct pushd {
 	db *db;
 	char id[256];
 	struct apns_opts opts;
-	int concurrency, backoff_min, backoff_max, sweep_s, lease_s;
+	int concurrency, backoff_min, backoff_max, sweep_s, lease_s, min_interval;
 	struct pushd_topic topics[PUSHD_MAX_TOPICS];
 	size_t ntopics;
 };
@@ -182,6 +182,7 @@ static void pushd_outcome(struct pushd *p, const struct pushq_item *it, int stat
 
 	switch (act) {
 	case PUSHQ_SENT:
+		retry = p->min_interval;
 		log_info("push: sent to enrollment %lld (%s) apns-id %s", it->enrollment_id, who,
 		        apns_id && apns_id[0] ? apns_id : "-");
 		break;

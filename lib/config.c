@@ -83,6 +83,9 @@ static const struct config_key config_keys[] = {
                 "longest retry delay in seconds (also the pace of certificate errors)"},
         {"push_sweep_seconds", "30", 0,
                 "seconds between mdm-pushd's sweeps for due pushes besides NOTIFY"},
+        {"push_min_interval", "1", 0,
+                "least seconds between two pushes to one enrollment (requests meanwhile "
+                "share the next)"},
         {"push_lease_seconds", "120", 0,
                 "how long an mdm-pushd claim lasts before another daemon may take it"},
 };

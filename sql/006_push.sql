@@ -146,7 +146,7 @@ BEGIN
            pushes = s.pushes + CASE WHEN ok THEN 1 ELSE 0 END,
            pending = CASE WHEN ok THEN s.request_seq > push_record.claimed_seq ELSE s.pending END,
            failures = CASE WHEN ok OR token_invalid THEN 0 ELSE s.failures + 1 END,
-           next_attempt_at = CASE WHEN ok OR token_invalid THEN now()
+           next_attempt_at = CASE WHEN token_invalid THEN now()
                              ELSE now() + make_interval(secs => greatest(retry_seconds, 0)) END,
            token_invalid_at = CASE WHEN token_invalid THEN now() ELSE s.token_invalid_at END,
            claimed_by = CASE WHEN s.claimed_by = claimer THEN NULL ELSE s.claimed_by END,
@@ -158,8 +158,10 @@ END $$;
 COMMENT ON FUNCTION mdm.push_record(bigint, text, bigint, integer, text, text,
                                     double precision, boolean) IS
     'mdm-pushd: records one attempt. 200: pushed (pending cleared unless a request came '
-    'after the claim). token_invalid: stop until the next TokenUpdate. Otherwise a failure: '
-    'retry after retry_seconds. Releases the claim if claimer still holds it.';
+    'after the claim; retry_seconds is then the least gap before the next push, so requests '
+    'arriving meanwhile share one). token_invalid: stop until the next TokenUpdate. '
+    'Otherwise a failure: retry after retry_seconds. Releases the claim if claimer still '
+    'holds it.';
 
 CREATE FUNCTION mdm.push_topic_record(topic text, status integer, reason text)
 RETURNS void LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
