@@ -58,7 +58,8 @@ double pushq_backoff(int failures, int min_s, int max_s, double u);
 
 /*
  * Records one attempt (mdm.push_record) and releases claimer's claim.
- * reason may be NULL; retry_s is used for failures only.
+ * reason may be NULL.  retry_s: seconds until the next attempt after a
+ * failure, or the least gap before the next push after a success.
  */
 MDM_WUR mdm_err pushq_record(db *d, const struct pushq_item *it, const char *claimer, int status,
         const char *apns_id, const char *reason, double retry_s, int token_invalid);
