@@ -33,6 +33,7 @@ struct apns_xfer {
 	size_t resp_len;
 	int resp_cut;
 	int done;
+	long connects; /* new connections this transfer made (0: multiplexed or reused) */
 };
 
 mdm_err apns_global_init(void)
@@ -444,6 +445,8 @@ static void apns_xfer_finish(struct apns_xfer *x, CURLcode cc)
 	char reason[APNS_MAX_REASON + 1];
 
 	x->done = 1;
+	if (curl_easy_getinfo(x->easy, CURLINFO_NUM_CONNECTS, &x->connects) != CURLE_OK)
+		x->connects = 0;
 	if (cc != CURLE_OK) {
 		/* curl's generic text: it never carries the URL, so no token. */
 		snprintf(p->reason, sizeof(p->reason), "network: %s", curl_easy_strerror(cc));
@@ -472,6 +475,7 @@ static void apns_xfer_finish(struct apns_xfer *x, CURLcode cc)
 mdm_err apns_send(apns *a, struct apns_push *p, size_t n)
 {
 	struct apns_xfer *x = NULL;
+	long connects = 0;
 	int running = 0;
 	mdm_err rc = MDM_OK;
 
@@ -517,8 +521,10 @@ mdm_err apns_send(apns *a, struct apns_push *p, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		if (!x[i].done)
 			apns_fail(&p[i], "local: not finished");
+		connects += x[i].connects;
 		apns_xfer_free(&x[i], a->multi);
 	}
+	log_debug("apns: %zu pushes to %s over %ld new connection(s)", n, a->topic, connects);
 	free(x);
 	return rc;
 }
