@@ -6,8 +6,8 @@ BUILD   ?= build
 SAN     ?= 0
 CC      ?= cc
 
-PKGS      := fcgi openssl libxml-2.0 libpq
-TEST_PKGS := check libcurl
+PKGS      := fcgi openssl libxml-2.0 libpq libcurl
+TEST_PKGS := check
 
 # pkg-config is asked lazily so that `make clean` works before deps exist.
 PKG_CFLAGS  = $(shell pkg-config --cflags $(PKGS))
@@ -40,7 +40,7 @@ LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/lib/migrations.o
 LIBMDM    := $(BUILD)/libmdm.a
 PROGRAMS  := scep enroll checkin server
 FCGI_BINS := $(PROGRAMS:%=$(BUILD)/cgi-bin/%.fcgi)
-BIN_BINS  := $(BUILD)/bin/mdmctl
+BIN_BINS  := $(BUILD)/bin/mdmctl $(BUILD)/bin/mdm-pushd
 UNIT_SRC  := $(wildcard tests/unit/*.c)
 UNIT_BIN  := $(BUILD)/tests/check_unit
 E2E_SRC   := $(wildcard tests/e2e/*.c)
@@ -140,6 +140,8 @@ install: programs
 	install -m 0644 $(SQL_FILES) $(DESTDIR)$(PREFIX)/share/mdm/sql/
 	install -m 0644 apache-conf/* $(DESTDIR)$(PREFIX)/share/mdm/apache-conf/
 	install -m 0644 README.md docs/*.md $(DESTDIR)$(PREFIX)/share/doc/mdm/
+	install -d $(DESTDIR)$(PREFIX)/share/mdm/dist
+	install -m 0644 dist/mdm-pushd.service $(DESTDIR)$(PREFIX)/share/mdm/dist/
 
 FORMAT_FILES = $(wildcard lib/*.c lib/*.h cgi-bin/*.c bin/*.c tests/unit/*.c \
 	tests/unit/*.h tests/e2e/*.c tests/apns/*.c fuzz/*.c bench/*.c)

@@ -72,6 +72,22 @@ static const struct config_key config_keys[] = {
         {"checkin_user_channel", "yes", 0,
                 "accept the user channel (UserAuthenticate); no answers it 410 as Apple "
                 "documents"},
+        {"apns_url", "https://api.push.apple.com", 0,
+                "APNs base URL for mdm-pushd (sandbox: https://api.sandbox.push.apple.com)"},
+        {"apns_ca_file", NULL, 0,
+                "PEM CA bundle mdm-pushd trusts for apns_url; unset: the system's"},
+        {"push_concurrency", "100", 0,
+                "pushes mdm-pushd claims and sends at once per topic connection (1 to 1000)"},
+        {"push_backoff_min", "5", 0, "seconds before the first retry of a failed push"},
+        {"push_backoff_max", "3600", 0,
+                "longest retry delay in seconds (also the pace of certificate errors)"},
+        {"push_sweep_seconds", "30", 0,
+                "seconds between mdm-pushd's sweeps for due pushes besides NOTIFY"},
+        {"push_min_interval", "1", 0,
+                "least seconds between two pushes to one enrollment (requests meanwhile "
+                "share the next)"},
+        {"push_lease_seconds", "120", 0,
+                "how long an mdm-pushd claim lasts before another daemon may take it"},
 };
 
 #define CONFIG_NKEYS (sizeof(config_keys) / sizeof(config_keys[0]))

@@ -4,6 +4,8 @@
 
 #include <libpq-fe.h>
 
+#include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,6 +17,9 @@ struct db {
 	PGconn *conn;
 	int in_tx;
 	char sqlstate[6];
+	char listen[DB_MAX_LISTEN][64];
+	int nlisten;
+	int relistened; /* a new connection LISTENed again: notifications may be lost */
 };
 
 struct db_res {
@@ -67,6 +72,31 @@ static void db_notice(void *arg, const char *message)
 	log_debug("db: %.*s", (int)strcspn(message, "\n"), message);
 }
 
+/* LISTEN again on a new connection (channel names were checked by db_listen). */
+static mdm_err db_relisten(db *d)
+{
+	for (int i = 0; i < d->nlisten; i++) {
+		char sql[80];
+		PGresult *res;
+		int ok;
+
+		snprintf(sql, sizeof(sql), "LISTEN %s", d->listen[i]);
+		res = PQexec(d->conn, sql);
+		ok = res != NULL && PQresultStatus(res) == PGRES_COMMAND_OK;
+		PQclear(res);
+		if (!ok) {
+			log_error("db: LISTEN %s failed on a new connection: %.*s", d->listen[i],
+			        (int)strcspn(PQerrorMessage(d->conn), "\n"),
+			        PQerrorMessage(d->conn));
+			PQfinish(d->conn);
+			d->conn = NULL;
+			return MDM_ERR_DB_CONN;
+		}
+		d->relistened = 1;
+	}
+	return MDM_OK;
+}
+
 /* Connects if there is no healthy connection. */
 static mdm_err db_connect(db *d)
 {
@@ -93,7 +123,7 @@ static mdm_err db_connect(db *d)
 		return MDM_ERR_DB_CONN;
 	}
 	PQsetNoticeProcessor(d->conn, db_notice, NULL);
-	return MDM_OK;
+	return db_relisten(d);
 }
 
 /* Classifies a failed result; logs once. */
@@ -225,6 +255,112 @@ mdm_err db_tx(db *d, db_tx_fn fn, void *arg)
 			return rc;
 		log_warn("db: transaction attempt %d failed (%s), retrying", attempt + 1,
 		        d->sqlstate[0] ? d->sqlstate : err_str(rc));
+	}
+	return rc;
+}
+
+/* An identifier LISTEN can take unquoted: it cannot be a parameter. */
+static int db_channel_valid(const char *c)
+{
+	size_t n = 0;
+
+	for (; c[n] != '\0'; n++)
+		if (!((c[n] >= 'a' && c[n] <= 'z') || c[n] == '_' ||
+		            (n > 0 && c[n] >= '0' && c[n] <= '9')))
+			return 0;
+	return n >= 1 && n <= 63;
+}
+
+mdm_err db_listen(db *d, const char *channel)
+{
+	char sql[80];
+	mdm_err rc;
+
+	if (channel == NULL || !db_channel_valid(channel)) {
+		log_error(
+		        "db: LISTEN channel must be 1..63 of [a-z_0-9], not starting with a digit");
+		return MDM_ERR_INVAL;
+	}
+	for (int i = 0; i < d->nlisten; i++)
+		if (strcmp(d->listen[i], channel) == 0)
+			return MDM_OK;
+	if (d->nlisten >= DB_MAX_LISTEN) {
+		log_error("db: more than %d LISTEN channels", DB_MAX_LISTEN);
+		return MDM_ERR_LIMIT;
+	}
+	if (d->in_tx) {
+		log_error("db: LISTEN inside a transaction");
+		return MDM_ERR_INTERNAL;
+	}
+	snprintf(sql, sizeof(sql), "LISTEN %s", channel);
+	if ((rc = db_exec(d, sql, 0, NULL, NULL)) != MDM_OK)
+		return rc;
+	/* Remembered only once it worked; a reconnect inside db_exec had none to redo. */
+	memcpy(d->listen[d->nlisten++], channel, strlen(channel) + 1);
+	return MDM_OK;
+}
+
+/* Takes what arrived off libpq's queue. */
+static int db_drain_notifies(db *d)
+{
+	PGnotify *n;
+	int got = 0;
+
+	while ((n = PQnotifies(d->conn)) != NULL) {
+		got++;
+		PQfreemem(n);
+	}
+	return got;
+}
+
+mdm_err db_wait_notify(db *d, int timeout_ms, int *got)
+{
+	struct pollfd pfd;
+	mdm_err rc;
+	int r;
+
+	*got = 0;
+	if (d->in_tx) {
+		log_error("db: waiting for notifications inside a transaction");
+		return MDM_ERR_INTERNAL;
+	}
+	if ((rc = db_connect(d)) != MDM_OK)
+		return rc;
+	if (d->relistened) {
+		/* Whatever was sent while we were away is lost: say so as a wake-up. */
+		d->relistened = 0;
+		*got = 1;
+	}
+	rc = MDM_ERR_DB_CONN;
+	if (!PQconsumeInput(d->conn))
+		goto out;
+	*got += db_drain_notifies(d);
+	rc = MDM_OK;
+	if (*got > 0 || timeout_ms <= 0)
+		goto out;
+	pfd.fd = PQsocket(d->conn);
+	pfd.events = POLLIN;
+	pfd.revents = 0;
+	if (pfd.fd < 0) {
+		rc = MDM_ERR_DB_CONN;
+		goto out;
+	}
+	r = poll(&pfd, 1, timeout_ms);
+	if (r < 0 && errno != EINTR) {
+		log_error("db: poll: %s", strerror(errno));
+		rc = MDM_ERR_IO;
+	} else if (r > 0) {
+		if (!PQconsumeInput(d->conn))
+			rc = MDM_ERR_DB_CONN;
+		else
+			*got = db_drain_notifies(d);
+	}
+out:
+	if (rc == MDM_ERR_DB_CONN) {
+		log_warn("db: connection lost while waiting for notifications: %.*s",
+		        (int)strcspn(PQerrorMessage(d->conn), "\n"), PQerrorMessage(d->conn));
+		PQfinish(d->conn);
+		d->conn = NULL;
 	}
 	return rc;
 }

@@ -52,6 +52,22 @@ MDM_WUR mdm_err db_tx(db *d, db_tx_fn fn, void *arg);
  */
 MDM_WUR mdm_err db_exec_script(db *d, const char *sql);
 
+/*
+ * LISTEN on channel (lower-case letters, digits and _, 1..63, at most
+ * DB_MAX_LISTEN channels).  The channel is remembered: every new
+ * connection LISTENs again, and db_wait_notify reports a reconnect as a
+ * notification, since any sent meanwhile were lost.
+ */
+#define DB_MAX_LISTEN 4
+MDM_WUR mdm_err db_listen(db *d, const char *channel);
+/*
+ * Waits up to timeout_ms (0: just looks) for notifications on the
+ * channels listened to; *got is how many arrived (payloads are not kept:
+ * callers re-read the state).  A signal ends the wait early with MDM_OK.
+ * MDM_ERR_DB_CONN when the connection is lost (the next call reconnects).
+ */
+MDM_WUR mdm_err db_wait_notify(db *d, int timeout_ms, int *got);
+
 /* SQLSTATE of the last failed statement ("" if none). */
 const char *db_get0_sqlstate(const db *d);
 

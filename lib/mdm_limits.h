@@ -30,4 +30,14 @@
 #define CONFIG_MAX_FILE  (64 * 1024)
 #define CONFIG_MAX_VALUE 4096
 
+/* APNs answers (lib/apns.c): what Apple sends back to a push. */
+#define APNS_MAX_RESPONSE 1024 /* body ({"reason":...}); more is cut and unparsed */
+#define APNS_MAX_REASON   64   /* Apple's reason string (BadDeviceToken ...) */
+#define APNS_MAX_ID       64   /* apns-id header (a UUID) */
+/* What we send: device tokens (bytes; Apple's are 32, "may vary") and PushMagic. */
+#define APNS_MIN_TOKEN 16
+#define APNS_MAX_TOKEN 100
+#define APNS_MAX_MAGIC 128
+#define APNS_MAX_URL   512 /* apns_url */
+
 #endif

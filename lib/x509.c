@@ -24,6 +24,7 @@
 #include <openssl/pkcs12.h>
 #include <openssl/provider.h>
 #include <openssl/rand.h>
+#include <openssl/ssl.h>
 #include <openssl/ui.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
@@ -1079,6 +1080,27 @@ int x509_key_matches_cert(EVP_PKEY *key, const X509 *cert)
 		return 0;
 	}
 	return key_signs_for(key, pub);
+}
+
+mdm_err x509_ssl_ctx_use_identity(void *ssl_ctx, X509 *cert, EVP_PKEY *key)
+{
+	SSL_CTX *ctx = ssl_ctx;
+
+	if (ctx == NULL || cert == NULL || key == NULL)
+		return MDM_ERR_INVAL;
+	if (SSL_CTX_use_certificate(ctx, cert) != 1) {
+		ossl_fail(MDM_LOG_ERROR, "SSL_CTX_use_certificate");
+		return MDM_ERR_CRYPTO;
+	}
+	if (SSL_CTX_use_PrivateKey(ctx, key) != 1) {
+		ossl_fail(MDM_LOG_ERROR, "SSL_CTX_use_PrivateKey");
+		return MDM_ERR_CRYPTO;
+	}
+	if (SSL_CTX_check_private_key(ctx) != 1) {
+		ossl_fail(MDM_LOG_ERROR, "SSL_CTX_check_private_key");
+		return MDM_ERR_CRYPTO;
+	}
+	return MDM_OK;
 }
 
 void x509_key_free(EVP_PKEY *key)

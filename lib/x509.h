@@ -125,6 +125,13 @@ MDM_WUR mdm_err x509_key_write_pem(struct evp_pkey_st *key, const char *path);
 /* 1 if key is the private half of cert's public key (a signature is made and verified). */
 int x509_key_matches_cert(struct evp_pkey_st *key, const struct x509_st *cert);
 void x509_key_free(struct evp_pkey_st *key);
+/*
+ * Makes an OpenSSL SSL_CTX (given as void * by libcurl's
+ * CURLOPT_SSL_CTX_FUNCTION) present cert and key as its TLS client
+ * identity.  The key may live in an HSM (x509_key_load of a pkcs11: URI).
+ */
+MDM_WUR mdm_err x509_ssl_ctx_use_identity(
+        void *ssl_ctx, struct x509_st *cert, struct evp_pkey_st *key);
 
 /*
  * A PKCS#12 file (an exported identity, such as the MDM push certificate

@@ -15,7 +15,13 @@
 # Every MDM_* variable set when it starts reaches the programs (MDM_DB is
 # always the demo's own database).
 #
-# stop: stops Apache, the pools and PostgreSQL; fine when nothing runs.
+# With MDM_APNS_URL set (and MDM_APNS_CA_FILE for a stand-in), start also
+# (re)starts BUILD/bin/mdm-pushd in the background: var/log/mdm-pushd.log,
+# pid in var/mdm-pushd.pid.  Without it no push daemon runs: Apple is not
+# reachable with the demo's throw-away push certificate.
+#
+# stop: stops mdm-pushd, Apache, the pools and PostgreSQL; fine when
+# nothing runs.
 
 set -u
 
@@ -141,6 +147,17 @@ demo_start() {
 		done
 	} >"$VAR/demo.env.tmp" && mv "$VAR/demo.env.tmp" "$VAR/demo.env"
 
+	pushd_stop
+	pushd_line="not started (set MDM_APNS_URL to start it)"
+	if [ -n "${MDM_APNS_URL:-}" ]; then
+		[ -x "$B/bin/mdm-pushd" ] || stack_die "$B/bin/mdm-pushd missing: run 'make all' first"
+		stack_check_access "$B/bin/mdm-pushd"
+		as_stack sh -c 'exec "$0" </dev/null >>"$1" 2>&1 & echo $! >"$2"' \
+			"$B/bin/mdm-pushd" "$VAR/log/mdm-pushd.log" "$VAR/mdm-pushd.pid" ||
+			stack_die "mdm-pushd did not start"
+		pushd_line="$MDM_APNS_URL (log $VAR/log/mdm-pushd.log)"
+	fi
+
 	cat <<EOF
 demo: running, as user $STACK_USER
   SCEP        $http/scep   (also $https/scep)
@@ -150,6 +167,7 @@ demo: running, as user $STACK_USER
   commands    $https/mdm/server
   device CA   $CA_CERT
   trust HTTPS $TLS_CA_CERT
+  push daemon $pushd_line
   database    psql "$PG_CONNINFO"
   logs        $VAR/apache/logs
 Try:  . var/demo.env && curl --cacert "\$TLS_CA_CERT" "\$CHECKIN_URL/health"
@@ -157,8 +175,25 @@ Stop: make demo-stop
 EOF
 }
 
+# Stops the mdm-pushd this script started (by its recorded pid).
+pushd_stop() {
+	[ -f "$VAR/mdm-pushd.pid" ] || return 0
+	pid=$(cat "$VAR/mdm-pushd.pid")
+	rm -f "$VAR/mdm-pushd.pid"
+	case $pid in
+	'' | *[!0-9]*) return 0 ;;
+	esac
+	# Only if that pid is still an mdm-pushd.
+	if grep -q mdm-pushd "/proc/$pid/cmdline" 2>/dev/null; then
+		kill -TERM "$pid" 2>/dev/null
+		stack_wait_gone "$pid" 40
+	fi
+	return 0
+}
+
 demo_stop() {
 	stack_init
+	pushd_stop
 	build=
 	if [ -f "$VAR/demo.env" ]; then
 		build=$(sed -n "s/^export DEMO_BUILD='\(.*\)'$/\1/p" "$VAR/demo.env")

@@ -50,6 +50,8 @@ int main(void)
 	        {"checkin", checkin_suite},
 	        {"command", command_suite},
 	        {"commands_sql", commands_sql_suite},
+	        {"apns", apns_suite},
+	        {"pushq", pushq_suite},
 	};
 	SRunner *sr = NULL;
 	int failed;

@@ -22,5 +22,7 @@ Suite *checkin_parse_suite(void);
 Suite *checkin_suite(void);
 Suite *command_suite(void);
 Suite *commands_sql_suite(void);
+Suite *apns_suite(void);
+Suite *pushq_suite(void);
 
 #endif

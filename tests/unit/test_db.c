@@ -347,6 +347,82 @@ START_TEST(health_with_database)
 }
 END_TEST
 
+START_TEST(listen_and_wait_notify)
+{
+	db *d = open_db(), *o = open_db();
+	const char *p[] = {"U1"};
+	int got = -1;
+
+	ck_assert_int_eq(db_listen(d, "mdm_command"), MDM_OK);
+	ck_assert_int_eq(db_listen(d, "mdm_command"), MDM_OK); /* twice is once */
+	/* Nothing yet: a short wait times out. */
+	ck_assert_int_eq(db_wait_notify(d, 50, &got), MDM_OK);
+	ck_assert_int_eq(got, 0);
+	ck_assert_int_eq(db_exec(o, "SELECT pg_notify('mdm_command', $1)", 1, p, NULL), MDM_OK);
+	ck_assert_int_eq(db_exec(o, "SELECT pg_notify('other', 'x')", 0, NULL, NULL), MDM_OK);
+	ck_assert_int_eq(db_wait_notify(d, 5000, &got), MDM_OK);
+	ck_assert_int_ge(got, 1);
+	ck_assert_int_eq(db_wait_notify(d, 0, &got), MDM_OK);
+	ck_assert_int_eq(got, 0);
+	/* Notifications that arrive during other statements are kept for the wait. */
+	ck_assert_int_eq(db_exec(o, "SELECT pg_notify('mdm_command', $1)", 1, p, NULL), MDM_OK);
+	usleep(100000);
+	ck_assert_int_eq(db_exec(d, "SELECT 1", 0, NULL, NULL), MDM_OK);
+	ck_assert_int_eq(db_wait_notify(d, 1000, &got), MDM_OK);
+	ck_assert_int_eq(got, 1);
+	db_free(o);
+	db_free(d);
+}
+END_TEST
+
+START_TEST(listen_survives_reconnect)
+{
+	db *d = open_db(), *o = open_db();
+	int got = -1;
+	mdm_err rc;
+
+	ck_assert_int_eq(db_listen(d, "mdm_command"), MDM_OK);
+	kill_backend(backend_pid(d));
+	/* The loss is seen, then the next wait reconnects and says "maybe missed". */
+	got = 0;
+	for (int i = 0; i < 3 && got == 0; i++) {
+		rc = db_wait_notify(d, 200, &got);
+		ck_assert(rc == MDM_ERR_DB_CONN || rc == MDM_OK);
+	}
+	ck_assert_int_eq(got, 1);
+	/* LISTEN again on the new connection: a NOTIFY arrives. */
+	ck_assert_int_eq(db_exec(o, "NOTIFY mdm_command, 'x'", 0, NULL, NULL), MDM_OK);
+	ck_assert_int_eq(db_wait_notify(d, 5000, &got), MDM_OK);
+	ck_assert_int_eq(got, 1);
+	/* A reconnect inside a statement also LISTENs again. */
+	kill_backend(backend_pid(d));
+	ck_assert_int_eq(db_exec(d, "SELECT 1", 0, NULL, NULL), MDM_OK);
+	ck_assert_int_eq(db_exec(o, "NOTIFY mdm_command, 'y'", 0, NULL, NULL), MDM_OK);
+	ck_assert_int_eq(db_wait_notify(d, 5000, &got), MDM_OK);
+	ck_assert_int_ge(got, 1);
+	db_free(o);
+	db_free(d);
+}
+END_TEST
+
+START_TEST(listen_refuses_bad_channels)
+{
+	static const char *const bad[] = {"", "Mdm", "a b", "x;DROP TABLE y", "1abc", "a-b",
+	        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"};
+	db *d = open_db();
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		ck_assert_int_eq(db_listen(d, bad[i]), MDM_ERR_INVAL);
+	ck_assert_int_eq(db_listen(d, NULL), MDM_ERR_INVAL);
+	ck_assert_int_eq(db_listen(d, "a1"), MDM_OK);
+	ck_assert_int_eq(db_listen(d, "a2"), MDM_OK);
+	ck_assert_int_eq(db_listen(d, "a3"), MDM_OK);
+	ck_assert_int_eq(db_listen(d, "a4"), MDM_OK);
+	ck_assert_int_eq(db_listen(d, "a5"), MDM_ERR_LIMIT);
+	db_free(d);
+}
+END_TEST
+
 Suite *db_suite(void)
 {
 	Suite *s = suite_create("db");
@@ -364,6 +440,9 @@ Suite *db_suite(void)
 	tcase_add_test(tc, migrate_refuses_a_changed_migration);
 	tcase_add_test(tc, migrate_concurrent);
 	tcase_add_test(tc, health_with_database);
+	tcase_add_test(tc, listen_and_wait_notify);
+	tcase_add_test(tc, listen_survives_reconnect);
+	tcase_add_test(tc, listen_refuses_bad_channels);
 	suite_add_tcase(s, tc);
 	return s;
 }

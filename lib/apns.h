@@ -1,0 +1,80 @@
+/*
+ * APNs client for MDM pushes (only this module includes libcurl).
+ *
+ * Apple, "Sending notification requests to APNs" (certificate-based):
+ * POST <url>/3/device/<hex token> over HTTP/2, the MDM push certificate as
+ * the TLS client certificate, header apns-topic = the certificate's topic,
+ * apns-push-type mdm, body {"mdm":"<PushMagic>"}.  One apns handle per
+ * topic keeps one connection, over which a batch of pushes is multiplexed
+ * as concurrent HTTP/2 streams.
+ */
+#ifndef MDM_APNS_H
+#define MDM_APNS_H
+
+#include <stddef.h>
+
+#include "errors.h"
+#include "mdm_limits.h"
+
+struct x509_st;
+struct evp_pkey_st;
+
+#define APNS_DEFAULT_URL "https://api.push.apple.com"
+#define APNS_SANDBOX_URL "https://api.sandbox.push.apple.com"
+
+typedef struct apns apns;
+
+struct apns_opts {
+	const char *url;     /* base URL, https:// (APNS_DEFAULT_URL when NULL) */
+	const char *ca_file; /* PEM bundle trusted for url; NULL: the system's */
+	int concurrency;     /* streams at once on the connection (1..1000) */
+	long timeout_ms;     /* per push, connection included */
+};
+
+/* One push and, after apns_send, its outcome. */
+struct apns_push {
+	const char *token_hex; /* apns_token_valid */
+	const char *magic;     /* apns_magic_valid */
+	/* Outcome: status is Apple's HTTP status, 0 when there was no answer. */
+	int status;
+	char apns_id[APNS_MAX_ID + 1];
+	/* Apple's reason; for status 0 a short local one ("network: ..."). */
+	char reason[APNS_MAX_REASON + 1];
+};
+
+/* Once per process, before any thread exists (curl_global_init). */
+MDM_WUR mdm_err apns_global_init(void);
+void apns_global_cleanup(void);
+
+/* 1 if hex is an even count of hex digits, APNS_MIN_TOKEN..APNS_MAX_TOKEN bytes. */
+int apns_token_valid(const char *hex);
+/* 1 if magic is 1..APNS_MAX_MAGIC printable ASCII bytes, without " or \ (JSON-safe). */
+int apns_magic_valid(const char *magic);
+
+/*
+ * Apple's error body {"reason":"BadDeviceToken"} (other members with
+ * string or number values are allowed, e.g. "timestamp" with 410): the
+ * reason into out.  A strict parse of one flat object: no escapes, no
+ * nesting, no duplicate reason, nothing after the object; the reason is
+ * 1..APNS_MAX_REASON letters and digits.  MDM_ERR_PARSE otherwise
+ * (logged at debug: the body is the peer's, not ours to trust).
+ */
+MDM_WUR mdm_err apns_reason_parse(const char *body, size_t len, char out[APNS_MAX_REASON + 1]);
+
+/*
+ * A client for topic authenticating with cert and key (not taken: the
+ * caller frees them after apns_free).  MDM_ERR_CONFIG for a bad URL,
+ * MDM_ERR_UNSUPPORTED when libcurl lacks HTTP/2 or OpenSSL.
+ */
+MDM_WUR mdm_err apns_new(const struct apns_opts *o, const char *topic, struct x509_st *cert,
+        struct evp_pkey_st *key, apns **out);
+void apns_free(apns *a);
+
+/*
+ * Sends n pushes concurrently over the topic's connection and waits for
+ * all of them; each outcome is in its apns_push.  Returns non-OK only when
+ * nothing could be attempted (a local failure, logged).
+ */
+MDM_WUR mdm_err apns_send(apns *a, struct apns_push *p, size_t n);
+
+#endif

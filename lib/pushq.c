@@ -1,0 +1,141 @@
+/* mdm-pushd's side of sql/006_push.sql: claim, classify, record. */
+#include "pushq.h"
+#include "log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { COL_ID, COL_UDID, COL_USER, COL_TOPIC, COL_TOKEN, COL_MAGIC, COL_SEQ, COL_FAIL, COL__MAX };
+
+mdm_err pushq_claim(db *d, const char *claimer, int max, int lease_s, struct pushq_batch *b)
+{
+	char maxs[16], leases[16];
+	const char *params[] = {claimer, maxs, leases};
+	db_res *r = NULL;
+	mdm_err rc;
+	int rows;
+
+	memset(b, 0, sizeof(*b));
+	if (claimer == NULL || max < 1 || max > 10000 || lease_s < 1)
+		return MDM_ERR_INVAL;
+	snprintf(maxs, sizeof(maxs), "%d", max);
+	snprintf(leases, sizeof(leases), "%d", lease_s);
+	if ((rc = db_exec(d,
+	             "SELECT enrollment_id, udid, user_id, topic, token_hex, push_magic, "
+	             "claimed_seq, failures FROM mdm.push_claim($1, $2::integer, $3::integer)",
+	             3, params, &r)) != MDM_OK)
+		return rc;
+	rows = db_res_rows(r);
+	if (rows > max || db_res_cols(r) != COL__MAX) {
+		log_error("push: mdm.push_claim returned %d rows of %d columns", rows,
+		        db_res_cols(r));
+		rc = MDM_ERR_INTERNAL;
+		goto out;
+	}
+	if (rows > 0 && (b->items = calloc((size_t)rows, sizeof(*b->items))) == NULL) {
+		rc = MDM_ERR_NOMEM;
+		goto out;
+	}
+	for (int i = 0; i < rows; i++) {
+		struct pushq_item *it = &b->items[i];
+		it->enrollment_id = strtoll(db_res_get0(r, i, COL_ID), NULL, 10);
+		it->udid = db_res_get0(r, i, COL_UDID);
+		it->user_id = db_res_get0(r, i, COL_USER);
+		it->topic = db_res_get0(r, i, COL_TOPIC);
+		it->token_hex = db_res_get0(r, i, COL_TOKEN);
+		it->magic = db_res_get0(r, i, COL_MAGIC);
+		it->claimed_seq = strtoll(db_res_get0(r, i, COL_SEQ), NULL, 10);
+		it->failures = atoi(db_res_get0(r, i, COL_FAIL));
+	}
+	b->n = (size_t)rows;
+	b->res = r;
+	r = NULL;
+out:
+	db_res_free(r);
+	if (rc != MDM_OK) {
+		free(b->items);
+		memset(b, 0, sizeof(*b));
+	}
+	return rc;
+}
+
+void pushq_batch_free(struct pushq_batch *b)
+{
+	if (b == NULL)
+		return;
+	free(b->items);
+	db_res_free(b->res);
+	memset(b, 0, sizeof(*b));
+}
+
+enum pushq_action pushq_classify(int status, const char *reason)
+{
+	/* Apple, "Handling notification responses from APNs". */
+	if (status == 200)
+		return PUSHQ_SENT;
+	if (status == 410)
+		return PUSHQ_TOKEN_INVALID;
+	if (status == 400 && reason != NULL &&
+	        (strcmp(reason, "BadDeviceToken") == 0 ||
+	                strcmp(reason, "DeviceTokenNotForTopic") == 0))
+		return PUSHQ_TOKEN_INVALID;
+	if (status == 403)
+		return PUSHQ_CERT;
+	if (status == 0 || status == 429 || (status >= 500 && status <= 599))
+		return PUSHQ_RETRY;
+	return PUSHQ_REFUSED;
+}
+
+double pushq_backoff(int failures, int min_s, int max_s, double u)
+{
+	double d = min_s > 0 ? min_s : 1;
+
+	if (max_s < min_s)
+		max_s = min_s;
+	for (int i = 0; i < failures && d < max_s; i++)
+		d *= 2;
+	if (d > max_s)
+		d = max_s;
+	if (u < 0 || u >= 1)
+		u = 0;
+	return d / 2 + d / 2 * u;
+}
+
+mdm_err pushq_record(db *d, const struct pushq_item *it, const char *claimer, int status,
+        const char *apns_id, const char *reason, double retry_s, int token_invalid)
+{
+	char ids[24], seqs[24], sts[16], retrys[32];
+	const char *params[] = {
+	        ids, claimer, seqs, sts, apns_id, reason, retrys, token_invalid ? "t" : "f"};
+	db_res *r = NULL;
+	mdm_err rc;
+
+	snprintf(ids, sizeof(ids), "%lld", it->enrollment_id);
+	snprintf(seqs, sizeof(seqs), "%lld", it->claimed_seq);
+	snprintf(sts, sizeof(sts), "%d", status);
+	snprintf(retrys, sizeof(retrys), "%.3f", retry_s > 0 ? retry_s : 0);
+	if ((rc = db_exec(d,
+	             "SELECT mdm.push_record($1::bigint, $2, $3::bigint, $4::integer, $5, $6, "
+	             "$7::double precision, $8::boolean)",
+	             8, params, &r)) != MDM_OK)
+		return rc;
+	if (strcmp(db_res_get0(r, 0, 0) ? db_res_get0(r, 0, 0) : "f", "t") != 0) {
+		log_warn("push: enrollment %lld has no push state to record into",
+		        it->enrollment_id);
+		rc = MDM_ERR_NOT_FOUND;
+	}
+	db_res_free(r);
+	return rc;
+}
+
+mdm_err pushq_topic_record(db *d, const char *topic, int status, const char *reason)
+{
+	char sts[16];
+	const char *params[] = {topic, sts, reason};
+
+	if (topic == NULL)
+		return MDM_ERR_INVAL;
+	snprintf(sts, sizeof(sts), "%d", status);
+	return db_exec(d, "SELECT mdm.push_topic_record($1, $2::integer, $3)", 3, params, NULL);
+}

@@ -1,0 +1,327 @@
+/*
+ * pushq and sql/006_push.sql against PostgreSQL: coalescing, claims that
+ * never overlap and expire, outcomes, TokenUpdate, mdm.push, and the pure
+ * classify/backoff rules.
+ */
+#include "pushq.h"
+#include "log.h"
+#include "suites.h"
+#include "testdb.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static struct testdb t;
+
+static void setup(void)
+{
+	log_set_level(MDM_LOG__MAX);
+	testdb_create(&t, "pushq");
+	ck_assert_int_eq(db_exec(t.d, "INSERT INTO mdm.device (udid) VALUES ('U1'), ('U2'), ('U3')",
+	                         0, NULL, NULL),
+	        MDM_OK);
+	ck_assert_int_eq(
+	        db_exec(t.d,
+	                "INSERT INTO mdm.enrollment (udid, topic, push_token, push_magic, active) "
+	                "VALUES ('U1', 'com.apple.mgmt.External.t', decode(repeat('ab', 32), "
+	                "'hex'), "
+	                "'M1', true), ('U2', 'com.apple.mgmt.External.t', "
+	                "decode(repeat('cd', 32), 'hex'), 'M2', true), ('U3', "
+	                "'com.apple.mgmt.External.t', NULL, NULL, true)",
+	                0, NULL, NULL),
+	        MDM_OK);
+}
+
+static void teardown(void)
+{
+	testdb_drop(&t);
+}
+
+static void enqueue(const char *udids)
+{
+	const char *p[] = {udids};
+
+	ck_assert_int_eq(db_exec(t.d,
+	                         "SELECT mdm.enqueue_command($1::text[], "
+	                         "mdm.command_plist('ProfileList'))",
+	                         1, p, NULL),
+	        MDM_OK);
+}
+
+static char *q1(const char *sql, const char *param)
+{
+	return testdb_query1(t.d, sql, param);
+}
+
+static void expect(const char *sql, const char *param, const char *want)
+{
+	char *got = q1(sql, param);
+
+	ck_assert_msg(strcmp(got, want) == 0, "%s [%s]: got %s, want %s", sql, param ? param : "",
+	        got, want);
+	free(got);
+}
+
+START_TEST(enqueues_coalesce_into_one_claim)
+{
+	struct pushq_batch b, c;
+
+	for (int i = 0; i < 5; i++)
+		enqueue("{U1,U2}");
+	expect("SELECT count(*) FROM mdm.push_state WHERE pending", NULL, "2");
+	ck_assert_int_eq(pushq_claim(t.d, "a", 100, 60, &b), MDM_OK);
+	ck_assert_uint_eq(b.n, 2);
+	for (size_t i = 0; i < b.n; i++) {
+		ck_assert(strcmp(b.items[i].udid, "U1") == 0 || strcmp(b.items[i].udid, "U2") == 0);
+		ck_assert_int_eq((int)strlen(b.items[i].token_hex), 64);
+		ck_assert_str_eq(b.items[i].topic, "com.apple.mgmt.External.t");
+		ck_assert_ptr_null(b.items[i].user_id);
+	}
+	/* Claimed: nobody else gets them while the lease runs. */
+	ck_assert_int_eq(pushq_claim(t.d, "b", 100, 60, &c), MDM_OK);
+	ck_assert_uint_eq(c.n, 0);
+	pushq_batch_free(&c);
+	pushq_batch_free(&b);
+}
+END_TEST
+
+START_TEST(concurrent_claimers_never_share)
+{
+	db *other = NULL;
+	struct pushq_batch a, b;
+
+	enqueue("{U1,U2}");
+	/* Claimer a holds its rows locked in an open transaction: b skips them. */
+	ck_assert_int_eq(db_exec(t.d, "BEGIN", 0, NULL, NULL), MDM_OK);
+	ck_assert_int_eq(pushq_claim(t.d, "a", 1, 60, &a), MDM_OK);
+	ck_assert_uint_eq(a.n, 1);
+	{
+		char ci[1024];
+		snprintf(ci, sizeof(ci), "%s dbname=%s", getenv("MDM_TEST_DB"), t.name);
+		ck_assert_int_eq(db_new(ci, "unit", &other), MDM_OK);
+	}
+	ck_assert_int_eq(pushq_claim(other, "b", 100, 60, &b), MDM_OK);
+	ck_assert_uint_eq(b.n, 1);
+	ck_assert_str_ne(a.items[0].udid, b.items[0].udid);
+	pushq_batch_free(&b);
+	ck_assert_int_eq(db_exec(t.d, "COMMIT", 0, NULL, NULL), MDM_OK);
+	ck_assert_int_eq(pushq_claim(other, "b", 100, 60, &b), MDM_OK);
+	ck_assert_uint_eq(b.n, 0);
+	pushq_batch_free(&b);
+	pushq_batch_free(&a);
+	db_free(other);
+}
+END_TEST
+
+START_TEST(expired_claims_are_taken_over)
+{
+	struct pushq_batch a, b;
+
+	enqueue("{U1}");
+	ck_assert_int_eq(pushq_claim(t.d, "crashed", 10, 60, &a), MDM_OK);
+	ck_assert_uint_eq(a.n, 1);
+	ck_assert_int_eq(
+	        db_exec(t.d, "UPDATE mdm.push_state SET claimed_until = now() - interval '1 s'", 0,
+	                NULL, NULL),
+	        MDM_OK);
+	ck_assert_int_eq(pushq_claim(t.d, "b", 10, 60, &b), MDM_OK);
+	ck_assert_uint_eq(b.n, 1);
+	expect("SELECT claimed_by FROM mdm.push_state", NULL, "b");
+	/* The crashed claimer's late record does not release b's claim. */
+	ck_assert_int_eq(pushq_record(t.d, &a.items[0], "crashed", 200, "X", NULL, 0, 0), MDM_OK);
+	expect("SELECT claimed_by FROM mdm.push_state", NULL, "b");
+	pushq_batch_free(&a);
+	pushq_batch_free(&b);
+}
+END_TEST
+
+START_TEST(success_clears_pending_unless_requested_again)
+{
+	struct pushq_batch a;
+
+	enqueue("{U1,U2}");
+	ck_assert_int_eq(pushq_claim(t.d, "a", 10, 60, &a), MDM_OK);
+	ck_assert_uint_eq(a.n, 2);
+	/* A new request for U2 while its push is in flight. */
+	enqueue("{U2}");
+	for (size_t i = 0; i < a.n; i++)
+		ck_assert_int_eq(pushq_record(t.d, &a.items[i], "a", 200,
+		                         "5D1E1C33-0000-0000-0000-000000000001", NULL, 0, 0),
+		        MDM_OK);
+	expect("SELECT pending FROM mdm.push_status WHERE udid = $1", "U1", "f");
+	expect("SELECT pending FROM mdm.push_status WHERE udid = $1", "U2", "t");
+	expect("SELECT last_apns_id FROM mdm.push_status WHERE udid = $1", "U1",
+	        "5D1E1C33-0000-0000-0000-000000000001");
+	expect("SELECT last_status || ' ' || pushes || ' ' || failures || ' ' || "
+	       "(claimed_by IS NULL) FROM mdm.push_status WHERE udid = $1",
+	        "U1", "200 1 0 true");
+	pushq_batch_free(&a);
+	/* U2 is due again at once (push_min_interval 0 here). */
+	ck_assert_int_eq(pushq_claim(t.d, "a", 10, 60, &a), MDM_OK);
+	ck_assert_uint_eq(a.n, 1);
+	ck_assert_str_eq(a.items[0].udid, "U2");
+	pushq_batch_free(&a);
+}
+END_TEST
+
+START_TEST(invalid_token_waits_for_token_update)
+{
+	struct pushq_batch a;
+
+	enqueue("{U1}");
+	ck_assert_int_eq(pushq_claim(t.d, "a", 10, 60, &a), MDM_OK);
+	ck_assert_int_eq(
+	        pushq_record(t.d, &a.items[0], "a", 410, NULL, "Unregistered", 0, 1), MDM_OK);
+	pushq_batch_free(&a);
+	expect("SELECT (token_invalid_at IS NOT NULL) || ' ' || pending || ' ' || last_reason "
+	       "FROM mdm.push_status WHERE udid = $1",
+	        "U1", "true true Unregistered");
+	/* More commands, mdm.push: still nothing to claim. */
+	enqueue("{U1}");
+	expect("SELECT mdm.push('U1')", NULL, "1");
+	ck_assert_int_eq(pushq_claim(t.d, "a", 10, 60, &a), MDM_OK);
+	ck_assert_uint_eq(a.n, 0);
+	pushq_batch_free(&a);
+	/* The row is kept; a TokenUpdate (push_token set) clears the mark. */
+	ck_assert_int_eq(db_exec(t.d,
+	                         "UPDATE mdm.enrollment SET push_token = "
+	                         "decode(repeat('ef', 32), 'hex') WHERE udid = 'U1'",
+	                         0, NULL, NULL),
+	        MDM_OK);
+	expect("SELECT token_invalid_at IS NULL FROM mdm.push_status WHERE udid = $1", "U1", "t");
+	ck_assert_int_eq(pushq_claim(t.d, "a", 10, 60, &a), MDM_OK);
+	ck_assert_uint_eq(a.n, 1);
+	ck_assert_str_eq(a.items[0].token_hex,
+	        "efefefefefefefefefefefefefefefefefefefefefefefefefefefefefefefef");
+	pushq_batch_free(&a);
+}
+END_TEST
+
+START_TEST(failures_back_off)
+{
+	struct pushq_batch a;
+
+	enqueue("{U1}");
+	ck_assert_int_eq(pushq_claim(t.d, "a", 10, 60, &a), MDM_OK);
+	ck_assert_int_eq(a.items[0].failures, 0);
+	ck_assert_int_eq(
+	        pushq_record(t.d, &a.items[0], "a", 429, NULL, "TooManyRequests", 30, 0), MDM_OK);
+	pushq_batch_free(&a);
+	expect("SELECT failures || ' ' || pending || ' ' || (next_attempt_at > now() + "
+	       "interval '20 s') FROM mdm.push_status WHERE udid = $1",
+	        "U1", "1 true true");
+	/* In backoff: not claimable, even after more commands. */
+	enqueue("{U1}");
+	ck_assert_int_eq(pushq_claim(t.d, "a", 10, 60, &a), MDM_OK);
+	ck_assert_uint_eq(a.n, 0);
+	pushq_batch_free(&a);
+	/* Due again: claimed with its failure count, for the next backoff step. */
+	ck_assert_int_eq(
+	        db_exec(t.d, "UPDATE mdm.push_state SET next_attempt_at = now()", 0, NULL, NULL),
+	        MDM_OK);
+	ck_assert_int_eq(pushq_claim(t.d, "a", 10, 60, &a), MDM_OK);
+	ck_assert_uint_eq(a.n, 1);
+	ck_assert_int_eq(a.items[0].failures, 1);
+	ck_assert_int_eq(pushq_record(t.d, &a.items[0], "a", 200, NULL, NULL, 0, 0), MDM_OK);
+	pushq_batch_free(&a);
+	expect("SELECT failures FROM mdm.push_status WHERE udid = $1", "U1", "0");
+}
+END_TEST
+
+START_TEST(no_token_is_claimed_for_marking)
+{
+	struct pushq_batch a;
+
+	enqueue("{U3}");
+	ck_assert_int_eq(pushq_claim(t.d, "a", 10, 60, &a), MDM_OK);
+	ck_assert_uint_eq(a.n, 1);
+	ck_assert_ptr_null(a.items[0].token_hex);
+	ck_assert_ptr_null(a.items[0].magic);
+	ck_assert_int_eq(pushq_record(t.d, &a.items[0], "a", 0, NULL, "NoPushToken", 0, 1), MDM_OK);
+	pushq_batch_free(&a);
+	expect("SELECT last_reason || ' ' || (token_invalid_at IS NOT NULL) FROM mdm.push_status "
+	       "WHERE udid = $1",
+	        "U3", "NoPushToken true");
+}
+END_TEST
+
+START_TEST(push_function_and_topics)
+{
+	expect("SELECT mdm.push(ARRAY['U1', 'U2', 'U1'])", NULL, "2");
+	expect("SELECT count(*) FROM mdm.push_state WHERE pending", NULL, "2");
+	ck_assert_int_eq(db_exec(t.d, "SELECT mdm.push('nope')", 0, NULL, NULL), MDM_ERR_DB);
+	ck_assert_str_eq(db_get0_sqlstate(t.d), "P0002");
+	ck_assert_int_eq(
+	        db_exec(t.d, "SELECT mdm.push(ARRAY[NULL]::text[])", 0, NULL, NULL), MDM_ERR_DB);
+	ck_assert_str_eq(db_get0_sqlstate(t.d), "22004");
+	ck_assert_int_eq(pushq_topic_record(t.d, "com.apple.mgmt.External.t", 403,
+	                         "BadCertificateEnvironment"),
+	        MDM_OK);
+	expect("SELECT topic_problem FROM mdm.push_status WHERE udid = $1", "U1",
+	        "BadCertificateEnvironment");
+	expect("SELECT errors FROM mdm.push_topics", NULL, "1");
+	ck_assert_int_eq(pushq_topic_record(t.d, "com.apple.mgmt.External.t", 200, NULL), MDM_OK);
+	expect("SELECT topic_problem FROM mdm.push_status WHERE udid = $1", "U1", "(null)");
+	/* Claims refuse nonsense arguments. */
+	ck_assert_int_eq(
+	        db_exec(t.d, "SELECT * FROM mdm.push_claim('', 1, 1)", 0, NULL, NULL), MDM_ERR_DB);
+	/* Operators may call mdm.push and read the views, not claim. */
+	expect("SELECT has_function_privilege('mdm_operator', 'mdm.push(text)', 'EXECUTE')", NULL,
+	        "t");
+	expect("SELECT has_function_privilege('mdm_operator', "
+	       "'mdm.push_claim(text, integer, integer)', 'EXECUTE')",
+	        NULL, "f");
+	expect("SELECT has_table_privilege('mdm_operator', 'mdm.push_status', 'SELECT')", NULL,
+	        "t");
+}
+END_TEST
+
+START_TEST(classify_and_backoff)
+{
+	ck_assert_int_eq(pushq_classify(200, NULL), PUSHQ_SENT);
+	ck_assert_int_eq(pushq_classify(410, "Unregistered"), PUSHQ_TOKEN_INVALID);
+	ck_assert_int_eq(pushq_classify(400, "BadDeviceToken"), PUSHQ_TOKEN_INVALID);
+	ck_assert_int_eq(pushq_classify(400, "DeviceTokenNotForTopic"), PUSHQ_TOKEN_INVALID);
+	ck_assert_int_eq(pushq_classify(400, "BadTopic"), PUSHQ_REFUSED);
+	ck_assert_int_eq(pushq_classify(400, NULL), PUSHQ_REFUSED);
+	ck_assert_int_eq(pushq_classify(403, "ExpiredProviderToken"), PUSHQ_CERT);
+	ck_assert_int_eq(pushq_classify(429, NULL), PUSHQ_RETRY);
+	ck_assert_int_eq(pushq_classify(500, NULL), PUSHQ_RETRY);
+	ck_assert_int_eq(pushq_classify(503, NULL), PUSHQ_RETRY);
+	ck_assert_int_eq(pushq_classify(0, "network"), PUSHQ_RETRY);
+	ck_assert_int_eq(pushq_classify(404, NULL), PUSHQ_REFUSED);
+	ck_assert_int_eq(pushq_classify(302, NULL), PUSHQ_REFUSED);
+	/* min doubled per failure, capped, jittered into [half, all]. */
+	ck_assert(pushq_backoff(0, 5, 3600, 0) == 2.5);
+	ck_assert(pushq_backoff(0, 5, 3600, 0.999) < 5.0);
+	ck_assert(pushq_backoff(1, 5, 3600, 0) == 5.0);
+	ck_assert(pushq_backoff(3, 5, 3600, 0) == 20.0);
+	ck_assert(pushq_backoff(30, 5, 3600, 0) == 1800.0);
+	ck_assert(pushq_backoff(1000000, 5, 3600, 0.5) <= 3600.0);
+	ck_assert(pushq_backoff(-1, 5, 3600, 7) == 2.5);
+	ck_assert(pushq_backoff(2, 10, 5, 0) == 5.0); /* max below min: min */
+}
+END_TEST
+
+Suite *pushq_suite(void)
+{
+	Suite *s = suite_create("pushq");
+	TCase *tc = tcase_create("postgresql");
+	TCase *pure = tcase_create("rules");
+
+	tcase_set_timeout(tc, 30);
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, enqueues_coalesce_into_one_claim);
+	tcase_add_test(tc, concurrent_claimers_never_share);
+	tcase_add_test(tc, expired_claims_are_taken_over);
+	tcase_add_test(tc, success_clears_pending_unless_requested_again);
+	tcase_add_test(tc, invalid_token_waits_for_token_update);
+	tcase_add_test(tc, failures_back_off);
+	tcase_add_test(tc, no_token_is_claimed_for_marking);
+	tcase_add_test(tc, push_function_and_topics);
+	suite_add_tcase(s, tc);
+	tcase_add_test(pure, classify_and_backoff);
+	suite_add_tcase(s, pure);
+	return s;
+}
