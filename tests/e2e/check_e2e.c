@@ -556,6 +556,7 @@ Suite *scep_interop_suite(void);
 Suite *enroll_e2e_suite(void);
 Suite *checkin_e2e_suite(void);
 Suite *command_e2e_suite(void);
+Suite *push_e2e_suite(void);
 
 static const char *need(const char *name)
 {
@@ -643,6 +644,10 @@ int main(void)
 		srunner_add_suite(sr, enroll_e2e_suite());
 		srunner_add_suite(sr, checkin_e2e_suite());
 		srunner_add_suite(sr, command_e2e_suite());
+		/* The push daemon does not depend on the Apache mode: once. */
+		if (getenv("E2E_APNS_URL") != NULL && getenv("E2E_PUSHD") != NULL &&
+		        strcmp(getenv("E2E_MODE") ? getenv("E2E_MODE") : "", "proxy") == 0)
+			srunner_add_suite(sr, push_e2e_suite());
 	}
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);

@@ -1,0 +1,378 @@
+/*
+ * Pushes end to end: SQL enqueue -> bin/mdm-pushd (its real code path,
+ * only the URL and CA bundle pointed at the stand-in) -> the APNs
+ * stand-in of tests/apns (HTTP/2, client certificate checked against the
+ * push certificate's issuer, every request recorded) -> the device, which
+ * then fetches its command through Apache.  Then coalescing, 410
+ * invalidation until the next TokenUpdate, 429/500 retried with backoff,
+ * two daemons without duplicates, a daemon restart without a lost push,
+ * and the bad inputs (no token, an invalid token, no push certificate).
+ *
+ * Runs in proxy mode only: the daemon does not depend on how Apache runs
+ * the FastCGI programs, and the stand-in is shared by both modes.
+ * Environment: E2E_APNS_URL, E2E_APNS_CA, E2E_APNS_DIR, E2E_PUSH_TOPIC,
+ * E2E_PUSHD (the daemon), plus what command_e2e.c uses.
+ */
+#define _GNU_SOURCE /* strptime, timegm, strndup */
+#include "e2eutil.h"
+
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+Suite *push_e2e_suite(void);
+
+static char tmpdir[256], devdir[300], udid[64], server_url[512], checkin_url[512];
+static const char *apns_dir, *tls_ca;
+
+/* The daemon's environment: the stand-in, and short timings for tests. */
+#define PUSHD_ENV                                                                                  \
+	"MDM_APNS_URL=\"$E2E_APNS_URL\" MDM_APNS_CA_FILE=\"$E2E_APNS_CA\" MDM_PUSH_BACKOFF_MIN=1 " \
+	"MDM_PUSH_BACKOFF_MAX=2 MDM_PUSH_SWEEP_SECONDS=1 MDM_PUSH_MIN_INTERVAL=0 "                 \
+	"MDM_LOG_LEVEL=info"
+
+static void enroll_once(void)
+{
+	char *n = e2e_query1("SELECT count(*)::text FROM mdm.devices WHERE udid = $1 AND enrolled "
+	                     "AND channel = 'device'",
+	        udid);
+	int done = strcmp(n, "1") == 0;
+
+	free(n);
+	if (!done)
+		ck_assert_msg(e2e_sh("sh %s %s '%s/enroll' %s %s %s tls scepclient >%s/devsim.log "
+		                     "2>&1 || { cat %s/devsim.log; exit 1; }",
+		                      getenv("E2E_DEVSIM"), devdir, getenv("E2E_HTTPS_BASE"),
+		                      getenv("E2E_DEVICE_CA"), tls_ca, udid, tmpdir, tmpdir) == 0,
+		        "devsim failed (log above)");
+	/* Every test starts from a quiet queue, no rules and no records. */
+	free(e2e_query1("SELECT mdm.queue_clear($1)::text", udid));
+	ck_assert_int_eq(e2e_sh("flock %s/rules sh -c ': >\"$0\"' %s/rules && : >%s/requests.tsv",
+	                         apns_dir, apns_dir, apns_dir),
+	        0);
+}
+
+static char *token_hex(void)
+{
+	return e2e_query1("SELECT encode(push_token, 'hex') FROM mdm.enrollment WHERE udid = $1 "
+	                  "AND user_id IS NULL",
+	        udid);
+}
+
+/* Requests recorded for token with status (NULL: any). */
+static int recorded(const char *token, const char *status)
+{
+	char out[400], *s;
+	int n;
+
+	snprintf(out, sizeof(out), "%s/count", tmpdir);
+	ck_assert_int_eq(e2e_sh("awk -F '\\t' '$7 == \"%s\" && (\"%s\" == \"\" || $2 == \"%s\")' "
+	                        "%s/requests.tsv | wc -l >%s",
+	                         token, status ? status : "", status ? status : "", apns_dir, out),
+	        0);
+	s = e2e_file_get(out, NULL);
+	n = atoi(s);
+	free(s);
+	return n;
+}
+
+static int pushd_once(const char *id)
+{
+	return e2e_sh("env " PUSHD_ENV " %s --once --id %s >>%s/pushd.log 2>&1",
+	        getenv("E2E_PUSHD"), id, tmpdir);
+}
+
+static void rule(const char *token, const char *status_count)
+{
+	ck_assert_int_eq(e2e_sh("flock %s/rules sh -c 'echo \"$1\" >>\"$0\"' %s/rules '%s %s'",
+	                         apns_dir, apns_dir, token, status_count),
+	        0);
+}
+
+/* The device's Idle through Apache: the CommandUUID it gets ("" for none). */
+static char *device_idle(void)
+{
+	char body[400], reply[400], *s, *p, *q, *uuid;
+
+	snprintf(body, sizeof(body), "%s/idle.plist", tmpdir);
+	snprintf(reply, sizeof(reply), "%s/idle.reply", tmpdir);
+	e2e_file_put(body,
+	        "<plist version=\"1.0\"><dict><key>Status</key><string>Idle</string>"
+	        "<key>UDID</key><string>%s</string></dict></plist>\n",
+	        udid);
+	ck_assert_int_eq(e2e_sh("curl -sSf --cacert %s --cert %s/cert.pem --key %s/key.pem -X PUT "
+	                        "--data-binary @%s -o %s '%s'",
+	                         tls_ca, devdir, devdir, body, reply, server_url),
+	        0);
+	s = e2e_file_get(reply, NULL);
+	uuid = strdup("");
+	if ((p = strstr(s, "<key>CommandUUID</key>")) != NULL && (p = strstr(p, "<string>")) &&
+	        (q = strstr(p, "</string>")) != NULL) {
+		free(uuid);
+		uuid = strndup(p + 8, (size_t)(q - p - 8));
+	}
+	free(s);
+	return uuid;
+}
+
+START_TEST(push_reaches_device)
+{
+	char *tok, *uuid, *c1, *c2, *c3, want[512];
+
+	enroll_once();
+	tok = token_hex();
+	/* Three enqueues, one push (coalesced). */
+	c1 = e2e_query1("SELECT upper(mdm.cmd_profile_list($1)::text)", udid);
+	c2 = e2e_query1("SELECT upper(mdm.cmd_security_info($1)::text)", udid);
+	c3 = e2e_query1("SELECT upper(mdm.cmd_certificate_list($1)::text)", udid);
+	ck_assert_int_eq(pushd_once("e2e-a"), 0);
+	ck_assert_int_eq(recorded(tok, NULL), 1);
+	ck_assert_int_eq(recorded(tok, "200"), 1);
+	/* The right topic, body and client certificate, over HTTP/2. */
+	snprintf(want, sizeof(want), "%s/fields", tmpdir);
+	ck_assert_int_eq(e2e_sh("awk -F '\\t' '$7 == \"%s\" { print $5, $6, $8, $9, $10, $11 }' "
+	                        "%s/requests.tsv >%s",
+	                         tok, apns_dir, want),
+	        0);
+	{
+		char *line = e2e_file_get(want, NULL), exp[1024];
+		char *magic =
+		        e2e_query1("SELECT push_magic FROM mdm.enrollment WHERE udid = $1 AND "
+		                   "user_id IS NULL",
+		                udid);
+		snprintf(exp, sizeof(exp), "HTTP/2.0 POST %s %s mdm %s\n", getenv("E2E_PUSH_TOPIC"),
+		        magic, getenv("E2E_PUSH_TOPIC"));
+		ck_assert_str_eq(line, exp);
+		free(line);
+		free(magic);
+	}
+	e2e_assert_query("SELECT last_status || '/' || (last_apns_id IS NOT NULL)::text || '/' || "
+	                 "pending::text FROM mdm.push_status WHERE udid = $1 AND user_id IS NULL",
+	        udid, "200/true/false");
+	/* The device, woken, fetches its commands through Apache. */
+	uuid = device_idle();
+	ck_assert_str_eq(uuid, c1);
+	free(uuid);
+	/* Nothing new to push: a second sweep sends nothing. */
+	ck_assert_int_eq(pushd_once("e2e-a"), 0);
+	ck_assert_int_eq(recorded(tok, NULL), 1);
+	free(tok);
+	free(c1);
+	free(c2);
+	free(c3);
+}
+END_TEST
+
+START_TEST(unregistered_until_token_update)
+{
+	char *tok, tu[400], code[400], *s;
+
+	enroll_once();
+	tok = token_hex();
+	rule(tok, "410");
+	free(e2e_query1("SELECT mdm.cmd_profile_list($1)::text", udid));
+	ck_assert_int_eq(pushd_once("e2e-a"), 0);
+	ck_assert_int_eq(recorded(tok, "410"), 1);
+	e2e_assert_query("SELECT (token_invalid_at IS NOT NULL)::text || '/' || last_reason FROM "
+	                 "mdm.push_status WHERE udid = $1 AND user_id IS NULL",
+	        udid, "true/Unregistered");
+	/* No more pushes to that token, however many commands wait. */
+	free(e2e_query1("SELECT mdm.cmd_security_info($1)::text", udid));
+	free(e2e_query1("SELECT mdm.push($1)::text", udid));
+	ck_assert_int_eq(pushd_once("e2e-a"), 0);
+	ck_assert_int_eq(recorded(tok, NULL), 1);
+	/* A new TokenUpdate (through Apache) makes the device reachable again. */
+	ck_assert_int_eq(
+	        e2e_sh("flock %s/rules sh -c ': >\"$0\"' %s/rules", apns_dir, apns_dir), 0);
+	snprintf(tu, sizeof(tu), "%s/tokenupdate.plist", devdir);
+	snprintf(code, sizeof(code), "%s/tu.code", tmpdir);
+	ck_assert_int_eq(e2e_sh("curl -sS --cacert %s --cert %s/cert.pem --key %s/key.pem -X PUT "
+	                        "-H 'Content-Type: application/x-apple-aspen-mdm-checkin' "
+	                        "--data-binary @%s -o /dev/null -w '%%{http_code}' '%s' >%s",
+	                         tls_ca, devdir, devdir, tu, checkin_url, code),
+	        0);
+	s = e2e_file_get(code, NULL);
+	ck_assert_str_eq(s, "200");
+	free(s);
+	free(e2e_query1("SELECT mdm.push($1)::text", udid));
+	ck_assert_int_eq(pushd_once("e2e-a"), 0);
+	ck_assert_int_eq(recorded(tok, "200"), 1);
+	free(tok);
+}
+END_TEST
+
+START_TEST(retry_with_backoff)
+{
+	char *tok, out[400], *s;
+	double t429 = 0, t500 = 0, t200 = 0;
+
+	enroll_once();
+	tok = token_hex();
+	rule(tok, "429 1");
+	rule(tok, "500 1");
+	free(e2e_query1("SELECT mdm.cmd_profile_list($1)::text", udid));
+	/* The long-running daemon retries on its own (backoff 1 to 2 s with jitter). */
+	ck_assert_int_eq(e2e_sh("env " PUSHD_ENV " %s --id e2e-b >>%s/pushd.log 2>&1 & echo $! "
+	                        ">%s/pushd.pid",
+	                         getenv("E2E_PUSHD"), tmpdir, tmpdir),
+	        0);
+	for (int i = 0; i < 150 && recorded(tok, "200") == 0; i++)
+		usleep(100000);
+	ck_assert_int_eq(
+	        e2e_sh("kill -TERM $(cat %s/pushd.pid); wait 2>/dev/null; sleep 0.5", tmpdir), 0);
+	ck_assert_int_eq(recorded(tok, "429"), 1);
+	ck_assert_int_eq(recorded(tok, "500"), 1);
+	ck_assert_int_eq(recorded(tok, "200"), 1);
+	/* Spaced by the backoff: each retry at least a second after the failure. */
+	snprintf(out, sizeof(out), "%s/times", tmpdir);
+	ck_assert_int_eq(e2e_sh("awk -F '\\t' '$7 == \"%s\" { print $2, $1 }' %s/requests.tsv >%s",
+	                         tok, apns_dir, out),
+	        0);
+	s = e2e_file_get(out, NULL);
+	{
+		char st[8], ts[64];
+		const char *p = s;
+		int n;
+		while (sscanf(p, "%7s %63s%n", st, ts, &n) == 2) {
+			struct tm tm = {0};
+			double frac = 0;
+			char *dot = strchr(ts, '.');
+			strptime(ts, "%Y-%m-%dT%H:%M:%S", &tm);
+			if (dot != NULL)
+				frac = atof(dot);
+			double t = (double)timegm(&tm) + frac;
+			if (strcmp(st, "429") == 0)
+				t429 = t;
+			else if (strcmp(st, "500") == 0)
+				t500 = t;
+			else if (strcmp(st, "200") == 0)
+				t200 = t;
+			p += n;
+		}
+	}
+	ck_assert_msg(t500 - t429 >= 0.9 && t200 - t500 >= 0.9,
+	        "retries not spaced by the backoff: 429 at %.3f, 500 at %.3f, 200 at %.3f (%s)",
+	        t429, t500, t200, s);
+	free(s);
+	free(tok);
+}
+END_TEST
+
+START_TEST(two_daemons_no_duplicates)
+{
+	char out[400], *s, *n;
+	int total, distinct;
+
+	enroll_once();
+	/* Every enrolled device of the stack gets a command, so several pushes are due. */
+	n = e2e_query1("SELECT count(*)::text FROM (SELECT mdm.cmd_profile_list(udid) FROM "
+	               "mdm.devices WHERE enrolled AND channel = 'device' AND has_push_token) x",
+	        NULL);
+	ck_assert_int_ge(atoi(n), 1);
+	ck_assert_int_eq(e2e_sh("env " PUSHD_ENV " %s --once --id e2e-c >>%s/pushd.log 2>&1 & "
+	                        "env " PUSHD_ENV " %s --once --id e2e-d >>%s/pushd.log 2>&1 & wait",
+	                         getenv("E2E_PUSHD"), tmpdir, getenv("E2E_PUSHD"), tmpdir),
+	        0);
+	snprintf(out, sizeof(out), "%s/dups", tmpdir);
+	ck_assert_int_eq(e2e_sh("awk -F '\\t' '{ print $7 }' %s/requests.tsv | sort | "
+	                        "awk '{ t++; if (!s[$1]++) d++ } END { print t+0, d+0 }' >%s",
+	                         apns_dir, out),
+	        0);
+	s = e2e_file_get(out, NULL);
+	ck_assert_int_eq(sscanf(s, "%d %d", &total, &distinct), 2);
+	ck_assert_msg(total == distinct && total == atoi(n),
+	        "%d pushes for %d devices (%d distinct): duplicates or losses", total, atoi(n),
+	        distinct);
+	free(s);
+	free(n);
+}
+END_TEST
+
+START_TEST(restart_loses_nothing)
+{
+	char *tok;
+
+	enroll_once();
+	tok = token_hex();
+	/* The daemon runs, stops (SIGTERM), a command is queued while it is down... */
+	ck_assert_int_eq(e2e_sh("env " PUSHD_ENV " %s --id e2e-e >>%s/pushd.log 2>&1 & p=$!; "
+	                        "sleep 1; kill -TERM $p; wait $p",
+	                         getenv("E2E_PUSHD"), tmpdir),
+	        0);
+	free(e2e_query1("SELECT mdm.cmd_profile_list($1)::text", udid));
+	ck_assert_int_eq(recorded(tok, NULL), 0);
+	/* ...and its first sweep after the restart pushes it. */
+	ck_assert_int_eq(
+	        e2e_sh("env " PUSHD_ENV " %s --id e2e-f >>%s/pushd.log 2>&1 & p=$!; "
+	               "i=0; until awk -F '\\t' '$7 == \"%s\"' %s/requests.tsv | grep -q .; "
+	               "do i=$((i+1)); [ $i -lt 100 ] || break; sleep 0.1; done; "
+	               "kill -TERM $p; wait $p",
+	                getenv("E2E_PUSHD"), tmpdir, tok, apns_dir),
+	        0);
+	ck_assert_int_eq(recorded(tok, "200"), 1);
+	free(tok);
+}
+END_TEST
+
+START_TEST(bad_input_keeps_running)
+{
+	enroll_once();
+	/* No token; an invalid token (3 bytes); a topic with no push certificate. */
+	e2e_assert_query("WITH d AS (INSERT INTO mdm.device (udid) VALUES ('PUSH-BAD-1'), "
+	                 "('PUSH-BAD-2'), ('PUSH-BAD-3') ON CONFLICT DO NOTHING RETURNING 1) "
+	                 "SELECT count(*)::text FROM d",
+	        NULL, "3");
+	e2e_assert_query("WITH e AS (INSERT INTO mdm.enrollment (udid, topic, active, push_token, "
+	                 "push_magic) VALUES ('PUSH-BAD-1', $1, true, NULL, 'm'), "
+	                 "('PUSH-BAD-2', $1, true, decode('010203', 'hex'), 'm'), "
+	                 "('PUSH-BAD-3', "
+	                 "'com.apple.mgmt.External.00000000-0000-0000-0000-000000000000', true, "
+	                 "decode(repeat('ab', 32), 'hex'), 'm') RETURNING 1) "
+	                 "SELECT count(*)::text FROM e",
+	        getenv("E2E_PUSH_TOPIC"), "3");
+	free(e2e_query1(
+	        "SELECT mdm.push(ARRAY['PUSH-BAD-1', 'PUSH-BAD-2', 'PUSH-BAD-3', $1])::text",
+	        udid));
+	/* The daemon records each, and still pushes the good device. */
+	ck_assert_int_eq(pushd_once("e2e-g"), 0);
+	e2e_assert_query(
+	        "SELECT string_agg(udid || ':' || coalesce(last_reason, '-'), ',' ORDER BY "
+	        "udid) FROM mdm.push_status WHERE udid LIKE 'PUSH-BAD-%'",
+	        NULL,
+	        "PUSH-BAD-1:NoPushToken,PUSH-BAD-2:InvalidPushToken,PUSH-BAD-3:NoPushCertificate");
+	{
+		char *tok = token_hex();
+		ck_assert_int_eq(recorded(tok, "200"), 1);
+		free(tok);
+	}
+}
+END_TEST
+
+Suite *push_e2e_suite(void)
+{
+	Suite *s = suite_create("push-e2e");
+	TCase *tc = tcase_create("pushd");
+	const char *t = getenv("E2E_TMP"), *base = getenv("E2E_HTTPS_BASE");
+
+	apns_dir = getenv("E2E_APNS_DIR");
+	tls_ca = getenv("E2E_TLS_CA");
+	snprintf(tmpdir, sizeof(tmpdir), "%s/push", t ? t : "/tmp");
+	mkdir(tmpdir, 0700);
+	snprintf(devdir, sizeof(devdir), "%s/device", tmpdir);
+	snprintf(udid, sizeof(udid), "PUSH-DEVICE-1");
+	snprintf(server_url, sizeof(server_url), "%s/mdm/server", base ? base : "");
+	snprintf(checkin_url, sizeof(checkin_url), "%s/mdm/checkin", base ? base : "");
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, push_reaches_device);
+	tcase_add_test(tc, unregistered_until_token_update);
+	tcase_add_test(tc, retry_with_backoff);
+	tcase_add_test(tc, two_daemons_no_duplicates);
+	tcase_add_test(tc, restart_loses_nothing);
+	tcase_add_test(tc, bad_input_keeps_running);
+	suite_add_tcase(s, tc);
+	return s;
+}
