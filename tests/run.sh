@@ -327,7 +327,8 @@ export E2E_APNS_URL E2E_APNS_CA E2E_APNS_DIR E2E_PUSH_CERT E2E_PUSH_KEY E2E_PUSH
 	E2E_PUSH_TOPIC
 # The push daemon under test (tests/e2e/push_e2e.c runs it against the stand-in).
 E2E_PUSHD=$B/bin/mdm-pushd
-export E2E_PUSHD
+E2E_MDMCTL_DIR=$B/bin
+export E2E_PUSHD E2E_MDMCTL_DIR
 run_shell_suite apns_test "$TMP/apns-test.out" sh "$ROOT/tests/apns/apns_test.sh" ||
 	stack_show_log "$TMP/apns/apache/logs/error.log" 30
 

@@ -352,6 +352,94 @@ START_TEST(bad_input_keeps_running)
 }
 END_TEST
 
+START_TEST(apns_403_is_loud_and_slow)
+{
+	char *tok, *log;
+
+	enroll_once();
+	tok = token_hex();
+	rule(tok, "403 1 BadCertificate");
+	free(e2e_query1("SELECT mdm.cmd_profile_list($1)::text", udid));
+	/* A long backoff ceiling, so that "later" is well after this test. */
+	ck_assert_int_eq(e2e_sh("env " PUSHD_ENV " MDM_PUSH_BACKOFF_MAX=600 %s --once --id e2e-h "
+	                        ">>%s/pushd.log 2>&1",
+	                         getenv("E2E_PUSHD"), tmpdir),
+	        0);
+	ck_assert_int_eq(recorded(tok, "403"), 1);
+	/* Surfaced in SQL for the topic and the device; retried later, not now. */
+	e2e_assert_query("SELECT last_status || '/' || last_reason || '/' || (errors > 0)::text "
+	                 "FROM mdm.push_topics WHERE topic = $1",
+	        getenv("E2E_PUSH_TOPIC"), "403/BadCertificate/true");
+	e2e_assert_query("SELECT pending::text || '/' || (next_attempt_at > now())::text FROM "
+	                 "mdm.push_status WHERE udid = $1 AND user_id IS NULL",
+	        udid, "true/true");
+	ck_assert_int_eq(pushd_once("e2e-h"), 0);
+	ck_assert_int_eq(recorded(tok, NULL), 1);
+	/* Loudly: an error line in the daemon's log names the status. */
+	{
+		char path[400];
+		snprintf(path, sizeof(path), "%s/pushd.log", tmpdir);
+		log = e2e_file_get(path, NULL);
+		ck_assert_msg(strstr(log, "level=error") != NULL && strstr(log, "403") != NULL,
+		        "no error line for the 403 in %s", path);
+		free(log);
+	}
+	free(tok);
+}
+END_TEST
+
+/*
+ * An expired push certificate for a second topic: nothing is sent with
+ * it, the reason is in SQL, and the daemon goes on.
+ */
+START_TEST(expired_push_certificate)
+{
+	char dir[400];
+	const char *issuer = getenv("E2E_PUSH_ISSUER");
+	const char *topic = "com.apple.mgmt.External.0e0e0e0e-0000-4000-8000-000000000001";
+
+	enroll_once();
+	snprintf(dir, sizeof(dir), "%s/expired", tmpdir);
+	ck_assert_int_eq(
+	        e2e_sh("rm -rf %s && mkdir -p %s && cd %s && touch index.txt && echo 01 >serial && "
+	               "printf '[ca]\ndefault_ca=x\n[x]\ndatabase=index.txt\nnew_certs_dir=.\n"
+	               "serial=serial\ndefault_md=sha256\npolicy=p\nunique_subject=no\n[p]\n"
+	               "UID=optional\ncommonName=supplied\ncountryName=optional\n' >ca.cnf && "
+	               "openssl req -new -newkey rsa:2048 -nodes -keyout key.pem -subj "
+	               "'/UID=%s/CN=APSP:expired/C=US' -out req.csr 2>/dev/null && "
+	               "openssl ca -batch -config ca.cnf -cert %s -keyfile %.*s.key -startdate "
+	               "20200101000000Z -enddate 20200201000000Z -in req.csr -out cert.pem -notext "
+	               "-preserveDN >ca.log 2>&1 && %s/mdmctl push-cert import --cert cert.pem "
+	               "--key "
+	               "key.pem >import.log 2>&1",
+	                dir, dir, dir, topic, issuer, (int)strlen(issuer) - 4, issuer,
+	                getenv("E2E_MDMCTL_DIR")),
+	        0);
+	e2e_assert_query(
+	        "SELECT cert_expired::text FROM mdm.push_topics WHERE topic = $1", topic, "true");
+	e2e_assert_query("WITH d AS (INSERT INTO mdm.device (udid) VALUES ('PUSH-EXPIRED') ON "
+	                 "CONFLICT DO NOTHING RETURNING 1) SELECT count(*)::text FROM d",
+	        NULL, "1");
+	e2e_assert_query("WITH e AS (INSERT INTO mdm.enrollment (udid, topic, active, push_token, "
+	                 "push_magic) VALUES ('PUSH-EXPIRED', $1, true, decode(repeat('cd', 32), "
+	                 "'hex'), 'm') RETURNING 1) SELECT count(*)::text FROM e",
+	        topic, "1");
+	free(e2e_query1("SELECT mdm.push('PUSH-EXPIRED')::text", NULL));
+	ck_assert_int_eq(pushd_once("e2e-i"), 0);
+	e2e_assert_query("SELECT last_reason FROM mdm.push_status WHERE udid = 'PUSH-EXPIRED'",
+	        NULL, "PushCertificateExpired");
+	e2e_assert_query("SELECT last_reason FROM mdm.push_topics WHERE topic = $1", topic,
+	        "PushCertificateExpired");
+	ck_assert_int_eq(
+	        recorded("cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd", NULL),
+	        0);
+	/* enroll.fcgi serves one topic: take the expired one out again. */
+	free(e2e_query1("WITH x AS (DELETE FROM mdm.push_cert WHERE topic = $1 RETURNING 1) "
+	                "SELECT count(*)::text FROM x",
+	        topic));
+}
+END_TEST
+
 Suite *push_e2e_suite(void)
 {
 	Suite *s = suite_create("push-e2e");
@@ -373,6 +461,8 @@ Suite *push_e2e_suite(void)
 	tcase_add_test(tc, two_daemons_no_duplicates);
 	tcase_add_test(tc, restart_loses_nothing);
 	tcase_add_test(tc, bad_input_keeps_running);
+	tcase_add_test(tc, apns_403_is_loud_and_slow);
+	tcase_add_test(tc, expired_push_certificate);
 	suite_add_tcase(s, tc);
 	return s;
 }
