@@ -50,6 +50,7 @@ int main(void)
 	        {"checkin", checkin_suite},
 	        {"command", command_suite},
 	        {"commands_sql", commands_sql_suite},
+	        {"ota", ota_suite},
 	};
 	SRunner *sr = NULL;
 	int failed;

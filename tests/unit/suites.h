@@ -22,5 +22,6 @@ Suite *checkin_parse_suite(void);
 Suite *checkin_suite(void);
 Suite *command_suite(void);
 Suite *commands_sql_suite(void);
+Suite *ota_suite(void);
 
 #endif
