@@ -556,6 +556,7 @@ Suite *scep_interop_suite(void);
 Suite *enroll_e2e_suite(void);
 Suite *checkin_e2e_suite(void);
 Suite *command_e2e_suite(void);
+Suite *ota_e2e_suite(void);
 
 static const char *need(const char *name)
 {
@@ -643,6 +644,8 @@ int main(void)
 		srunner_add_suite(sr, enroll_e2e_suite());
 		srunner_add_suite(sr, checkin_e2e_suite());
 		srunner_add_suite(sr, command_e2e_suite());
+		if (getenv("E2E_OTA_DEVCA_CERT") != NULL)
+			srunner_add_suite(sr, ota_e2e_suite());
 	}
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
