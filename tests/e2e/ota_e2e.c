@@ -56,9 +56,10 @@ static int post(const char *file, const char *ctype)
 	int n;
 
 	snprintf(out, sizeof(out), "%s/post.code", tmpdir);
-	ck_assert_int_eq(e2e_sh("curl -sS --cacert %s -X POST --data-binary @%s "
-	                        "-H 'Content-Type: %s' -o %s/post.reply -w '%%{http_code}' '%s' >%s",
-	                         tls_ca, file, ctype, tmpdir, ota_url, out),
+	ck_assert_int_eq(
+	        e2e_sh("curl -sS --cacert %s -X POST --data-binary @%s "
+	               "-H 'Content-Type: %s' -o %s/post.reply -w '%%{http_code}' '%s' >%s",
+	                tls_ca, file, ctype, tmpdir, ota_url, out),
 	        0);
 	code = e2e_file_get(out, NULL);
 	n = atoi(code);
@@ -95,9 +96,10 @@ START_TEST(phases_1_to_3)
 
 	snprintf(udid, sizeof(udid), "OTASIM-%s-%s", getenv("E2E_MODE"), "ONE");
 	ck_assert_msg(run_otasim("one", udid) == 0, "otasim failed, log above");
-	e2e_assert_query("SELECT string_agg(phase::text || ':' || (serial_number LIKE 'OTASIM%')::text "
-	                 "|| ':' || device_name || ':' || product, ',' ORDER BY id) FROM "
-	                 "mdm.ota_enrollments WHERE udid = $1",
+	e2e_assert_query(
+	        "SELECT string_agg(phase::text || ':' || (serial_number LIKE 'OTASIM%')::text "
+	        "|| ':' || device_name || ':' || product, ',' ORDER BY id) FROM "
+	        "mdm.ota_enrollments WHERE udid = $1",
 	        udid, "2:true:otasim & co:iPhone15,2,3:true:otasim & co:iPhone15,2");
 	/* Phase 3 was signed by the identity SCEP issued for this UDID. */
 	e2e_assert_query("SELECT c.udid FROM mdm.ota_enrollment o JOIN mdm.certificate c ON "
