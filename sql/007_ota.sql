@@ -4,7 +4,8 @@
 
 -- A new one-time challenge for the Profile Service payload (phase 1).
 CREATE FUNCTION mdm.ota_challenge_new(ttl interval DEFAULT '1 hour')
-RETURNS text LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+RETURNS text LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     c text;
 BEGIN
