@@ -32,7 +32,11 @@ HARDEN   := -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fstack-clash-protectio
 LDHARDEN := -pie -Wl,-z,relro,-z,now -Wl,-z,noexecstack
 endif
 
-CFLAGS_ALL  = $(STD) $(WARN) $(OPT) $(HARDEN) -iquote lib $(PKG_CFLAGS) $(CFLAGS)
+# Where `make install` puts data files (the default of config ota_trust_file).
+DATADIR ?= $(PREFIX)/share/mdm
+
+CFLAGS_ALL  = $(STD) $(WARN) $(OPT) $(HARDEN) -iquote lib -DMDM_DATADIR='"$(DATADIR)"' \
+	$(PKG_CFLAGS) $(CFLAGS)
 LDFLAGS_ALL = $(LDHARDEN) $(LDFLAGS)
 
 LIB_SRC   := $(wildcard lib/*.c)
@@ -138,6 +142,8 @@ install: programs
 	install -m 0755 $(BIN_BINS) $(DESTDIR)$(PREFIX)/bin/
 	install -m 0755 $(FCGI_BINS) $(DESTDIR)$(PREFIX)/lib/mdm/cgi-bin/
 	install -m 0644 $(SQL_FILES) $(DESTDIR)$(PREFIX)/share/mdm/sql/
+	install -d $(DESTDIR)$(DATADIR)
+	install -m 0644 share/apple-ota-trust.pem $(DESTDIR)$(DATADIR)/
 	install -m 0644 apache-conf/* $(DESTDIR)$(PREFIX)/share/mdm/apache-conf/
 	install -m 0644 README.md docs/*.md $(DESTDIR)$(PREFIX)/share/doc/mdm/
 	install -d $(DESTDIR)$(PREFIX)/share/mdm/dist

@@ -1,20 +1,28 @@
 /*
- * enroll.fcgi: the enrollment profile (GET: a signed .mobileconfig with a
- * fresh one-time SCEP challenge) and Apple's over-the-air profile service
- * (POST, phases 2 and 3: not implemented yet).  The signer, the push
- * topic and the settings are loaded once per process (lib/enroll.c).
+ * enroll.fcgi: the enrollment profile (GET /enroll: a signed .mobileconfig
+ * with a fresh one-time SCEP challenge) and Apple's over-the-air profile
+ * service (lib/ota.c): GET /enroll/ota is phase 1, POST (application/
+ * pkcs7-signature) phases 2 and 3.  The signer, the push topic, the
+ * settings and the OTA trust store are loaded once per process; the CA
+ * certificates are reloaded only when mdm.ca changed (ca_refresh).
  */
 #include "app.h"
+#include "ca.h"
 #include "enroll.h"
 #include "log.h"
 #include "mdm_limits.h"
+#include "ota.h"
 #include "profile.h"
+
+#include <time.h>
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 static struct enroll_state *state;
+static struct ota_trust *trust;
+static struct ca_state *ca;
 
 static mdm_err enroll_get(struct app *a, struct enroll_state **out)
 {
@@ -90,11 +98,106 @@ out:
 	return rc;
 }
 
+/* The path names the OTA service: <anything>/ota (Apache maps /enroll/ota here). */
+static int enroll_is_ota(const fcgi_req *r)
+{
+	size_t n = strlen(r->path);
+
+	return n >= 4 && strcmp(r->path + n - 4, "/ota") == 0;
+}
+
+/* Phase 1: the Profile Service payload, under the same enroll_auth as /enroll. */
+static mdm_err enroll_ota_service(struct app *a, fcgi_req *r)
+{
+	struct enroll_state *st;
+	char base[PROFILE_MAX_URL + 1], url[PROFILE_MAX_URL + sizeof(OTA_PATH)];
+	uint8_t *der = NULL;
+	size_t derlen = 0;
+	mdm_err rc;
+
+	if ((rc = enroll_get(a, &st)) != MDM_OK)
+		return app_fail(a, r, rc == MDM_ERR_DB_CONN ? rc : MDM_ERR_CONFIG,
+		        "enrollment is not configured or its database is unavailable (see the "
+		        "error log)");
+	if (enroll_authorize(st, a->cfg, r->query, fcgi_param0(r, "REMOTE_USER")) != MDM_OK)
+		return app_fail(a, r, MDM_ERR_FORBIDDEN, "not allowed to enroll (enroll_auth)");
+	if ((rc = enroll_public_url(a, r, base, sizeof(base))) != MDM_OK)
+		return app_fail(a, r, rc, "no public_url and no usable Host header");
+	snprintf(url, sizeof(url), "%s%s", base, OTA_PATH);
+	if ((rc = ota_service_profile(a->db, a->cfg, st, url, &der, &derlen)) != MDM_OK)
+		return app_fail(a, r, rc, "the profile service profile could not be built");
+	rc = fcgi_respond(r, 200, "application/x-apple-aspen-config",
+	        "Cache-Control: no-store\r\n"
+	        "Content-Disposition: attachment; filename=\"ota.mobileconfig\"\r\n",
+	        der, derlen);
+	log_info("enroll: OTA profile service served (%zu bytes signed)", derlen);
+	enroll_free_secret(der, derlen);
+	return rc;
+}
+
+/* What phases 2 and 3 need beyond the enrollment state: trust store and CA. */
+static mdm_err enroll_ota_setup(struct app *a)
+{
+	mdm_err rc;
+
+	if (trust == NULL && (rc = ota_trust_load(a->cfg, &trust)) != MDM_OK)
+		return rc;
+	if (ca == NULL)
+		return ca_load(a->db, a->cfg, &ca);
+	return ca_refresh(a->db, a->cfg, &ca);
+}
+
+/* Phases 2 and 3: which one is decided by the signer (lib/ota.c). */
+static mdm_err enroll_ota_post(struct app *a, fcgi_req *r)
+{
+	const char *ctype = fcgi_param0(r, "CONTENT_TYPE");
+	struct enroll_state *st;
+	struct ota_msg m;
+	char base[PROFILE_MAX_URL + 1];
+	uint8_t *der = NULL;
+	size_t derlen = 0;
+	mdm_err rc;
+
+	memset(&m, 0, sizeof(m));
+	if (ctype == NULL || strncmp(ctype, "application/pkcs7-signature", 27) != 0 ||
+	        (ctype[27] != '\0' && ctype[27] != ';')) {
+		log_warn("enroll: OTA POST refused: Content-Type is not application/"
+		         "pkcs7-signature (Over-the-Air Profile Delivery, phases 2 and 3)");
+		return app_fail(a, r, MDM_ERR_PARSE,
+		        "Content-Type must be application/"
+		        "pkcs7-signature");
+	}
+	if ((rc = enroll_get(a, &st)) != MDM_OK || (rc = enroll_ota_setup(a)) != MDM_OK)
+		return app_fail(a, r, rc == MDM_ERR_DB_CONN ? rc : MDM_ERR_CONFIG,
+		        "over-the-air enrollment is not configured or its database is "
+		        "unavailable (see the error log)");
+	if ((rc = enroll_public_url(a, r, base, sizeof(base))) != MDM_OK)
+		return app_fail(a, r, rc, "no public_url and no usable Host header");
+	rc = ota_msg_parse(r->body, r->body_len, trust, ca->verify, ca->n_verify, time(NULL), &m);
+	if (rc != MDM_OK) {
+		rc = app_fail(a, r, rc,
+		        rc == MDM_ERR_FORBIDDEN ? "the signed device attributes were refused"
+		                                : "not a signed device attributes message");
+		goto out;
+	}
+	if ((rc = ota_answer(a->db, a->cfg, st, base, &m, &der, &derlen)) != MDM_OK) {
+		rc = app_fail(a, r, rc, "the over-the-air enrollment was refused (see the log)");
+		goto out;
+	}
+	rc = fcgi_respond(r, 200, "application/x-apple-aspen-config", "Cache-Control: no-store\r\n",
+	        der, derlen);
+out:
+	enroll_free_secret(der, derlen);
+	ota_msg_clear(&m);
+	return rc;
+}
+
 static mdm_err enroll_handle(struct app *a, fcgi_req *r)
 {
 	if (strcmp(r->method, "POST") == 0)
-		return app_fail(a, r, MDM_ERR_UNSUPPORTED,
-		        "over-the-air profile service is not implemented yet");
+		return enroll_ota_post(a, r);
+	if (enroll_is_ota(r))
+		return enroll_ota_service(a, r);
 	return enroll_profile(a, r);
 }
 
@@ -111,5 +214,7 @@ int main(int argc, char **argv)
 	int status = app_main(&enroll_endpoint, argc, argv);
 
 	enroll_state_free(state);
+	ota_trust_free(trust);
+	ca_state_free(ca);
 	return status;
 }

@@ -2174,7 +2174,14 @@ out:
 	return rc;
 }
 
-mdm_err cms_verify_detached(const uint8_t *sig, size_t siglen, const uint8_t *content, size_t len,
+/*
+ * The SignedData allow-list shared by both forms.  Detached (econtent
+ * NULL): no encapsulated content, the signature over content/len.
+ * Attached (econtent not NULL): encapsulated id-data content required and
+ * non-empty, copied to *econtent on success; content/len unused.
+ */
+static mdm_err cms_verify_signed(const uint8_t *sig, size_t siglen, size_t max,
+        const uint8_t *content, size_t len, uint8_t **econtent, size_t *econtent_len,
         struct x509_st **signer, char *err, size_t errlen)
 {
 	struct cms_sig v;
@@ -2195,12 +2202,17 @@ mdm_err cms_verify_detached(const uint8_t *sig, size_t siglen, const uint8_t *co
 		*signer = NULL;
 	if (err != NULL && errlen > 0)
 		err[0] = '\0';
-	if (signer == NULL || (sig == NULL && siglen > 0) || (content == NULL && len > 0))
+	if (econtent != NULL)
+		*econtent = NULL;
+	if (econtent_len != NULL)
+		*econtent_len = 0;
+	if (signer == NULL || (sig == NULL && siglen > 0) || (content == NULL && len > 0) ||
+	        ((econtent == NULL) != (econtent_len == NULL)))
 		return MDM_ERR_INVAL;
 	/* Before anything is allocated. */
-	if (siglen > CMS_MAX_SIGNATURE)
+	if (siglen > max)
 		return cms_refuse(&v.r, MDM_ERR_LIMIT, SCEP_BAD_REQUEST,
-		        "limit: signature of %zu bytes exceeds %d", siglen, CMS_MAX_SIGNATURE);
+		        "limit: signed message of %zu bytes exceeds %zu", siglen, max);
 	if (siglen == 0)
 		return cms_refuse(
 		        &v.r, MDM_ERR_PARSE, SCEP_BAD_REQUEST, "RFC 5652 3: empty signature");
@@ -2232,11 +2244,22 @@ mdm_err cms_verify_detached(const uint8_t *sig, size_t siglen, const uint8_t *co
 	}
 	si = sk_CMS_SignerInfo_value(sis, 0);
 	/* Detached: the signed content is the request body, never what the message says. */
-	if ((pos = CMS_get0_content(cms)) == NULL || *pos != NULL) {
+	if (econtent == NULL && ((pos = CMS_get0_content(cms)) == NULL || *pos != NULL)) {
 		rc = cms_refuse(&v.r, MDM_ERR_PARSE, SCEP_BAD_REQUEST,
 		        "RFC 5652 5.2: encapsulated content present (a detached signature has "
 		        "none)");
 		goto out;
+	}
+	if (econtent != NULL) {
+		if ((pos = CMS_get0_content(cms)) == NULL || *pos == NULL ||
+		        ASN1_STRING_length(*pos) <= 0) {
+			rc = cms_refuse(&v.r, MDM_ERR_PARSE, SCEP_BAD_REQUEST,
+			        "RFC 5652 5.2: no encapsulated content (a signed message carries "
+			        "it)");
+			goto out;
+		}
+		content = ASN1_STRING_get0_data(*pos);
+		len = (size_t)ASN1_STRING_length(*pos);
 	}
 	if (OBJ_obj2nid(CMS_get0_eContentType(cms)) != NID_pkcs7_data) {
 		rc = cms_refuse(&v.r, MDM_ERR_PARSE, SCEP_BAD_REQUEST,
@@ -2250,6 +2273,15 @@ mdm_err cms_verify_detached(const uint8_t *sig, size_t siglen, const uint8_t *co
 		goto out;
 	if ((rc = cms_sig_check(&v, si, cert, pub, content, len)) != MDM_OK)
 		goto out;
+	if (econtent != NULL) {
+		if ((*econtent = malloc(len + 1)) == NULL) {
+			rc = MDM_ERR_NOMEM;
+			goto out;
+		}
+		memcpy(*econtent, content, len);
+		(*econtent)[len] = '\0';
+		*econtent_len = len;
+	}
 	*signer = cert;
 	cert = NULL;
 out:
@@ -2257,4 +2289,37 @@ out:
 	X509_free(cert);
 	CMS_ContentInfo_free(cms);
 	return rc;
+}
+
+mdm_err cms_verify_detached(const uint8_t *sig, size_t siglen, const uint8_t *content, size_t len,
+        struct x509_st **signer, char *err, size_t errlen)
+{
+	return cms_verify_signed(
+	        sig, siglen, CMS_MAX_SIGNATURE, content, len, NULL, NULL, signer, err, errlen);
+}
+
+mdm_err cms_verify_attached(const uint8_t *der, size_t len, uint8_t **content, size_t *content_len,
+        struct x509_st **signer, char *err, size_t errlen)
+{
+	if (content == NULL || content_len == NULL) {
+		if (signer != NULL)
+			*signer = NULL;
+		return MDM_ERR_INVAL;
+	}
+	return cms_verify_signed(der, len, CMS_MAX_SIGNED_MESSAGE, NULL, 0, content, content_len,
+	        signer, err, errlen);
+}
+
+mdm_err cms_encrypt(struct x509_st *recipient, const uint8_t *content, size_t len, uint8_t **out,
+        size_t *outlen)
+{
+	if (out != NULL)
+		*out = NULL;
+	if (outlen != NULL)
+		*outlen = 0;
+	if (out == NULL || outlen == NULL || recipient == NULL || content == NULL || len == 0)
+		return MDM_ERR_INVAL;
+	if (cms_ready() != MDM_OK)
+		return MDM_ERR_CRYPTO;
+	return cms_envelope(recipient, CMS_CIPHER_AES256, 0, content, len, out, outlen);
 }

@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "errors.h"
+#include "mdm_limits.h"
 
 struct x509_st;
 struct evp_pkey_st;
@@ -280,5 +281,28 @@ MDM_WUR mdm_err cms_sign_detached(struct x509_st *signer, struct evp_pkey_st *ke
  */
 MDM_WUR mdm_err cms_verify_detached(const uint8_t *sig, size_t siglen, const uint8_t *content,
         size_t len, struct x509_st **signer, char *err, size_t errlen);
+
+/*
+ * An attached SignedData (OTA profile service phases 2 and 3: the device
+ * attributes plist, signed by the device): the allow-list of
+ * cms_verify_detached, with non-empty encapsulated id-data content
+ * required instead of forbidden.  On MDM_OK *content (NUL-terminated,
+ * free()) is the signed content and *signer its certificate (the chain
+ * is NOT checked: the caller decides what the signer must be).
+ * MDM_ERR_LIMIT over CMS_MAX_SIGNED_MESSAGE, before parsing.
+ */
+#define CMS_MAX_SIGNED_MESSAGE MDM_MAX_BODY_ENROLL
+MDM_WUR mdm_err cms_verify_attached(const uint8_t *der, size_t len, uint8_t **content,
+        size_t *content_len, struct x509_st **signer, char *err, size_t errlen);
+
+/*
+ * EnvelopedData (RFC 5652 6) of content to recipient: AES-256-CBC with a
+ * fresh random key, which RSA (PKCS #1 v1.5, what Apple devices decrypt)
+ * wraps for the recipient's key.  The RSA key never touches the content,
+ * so its size does not bound the content's.  An encrypted profile's
+ * EncryptedPayloadContent.  *out DER, free().
+ */
+MDM_WUR mdm_err cms_encrypt(struct x509_st *recipient, const uint8_t *content, size_t len,
+        uint8_t **out, size_t *outlen);
 
 #endif

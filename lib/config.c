@@ -11,6 +11,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* Set by the Makefile (DATADIR); the fallback matches its default PREFIX. */
+#ifndef MDM_DATADIR
+#define MDM_DATADIR "/usr/local/share/mdm"
+#endif
+
 /*
  * The table of every key.  Adding a key: add it here and document it in
  * docs/CONFIG.md (a unit test checks that every key is documented).
@@ -58,6 +63,10 @@ static const struct config_key config_keys[] = {
                 "seconds the one-time SCEP challenge in an enrollment profile stays valid"},
         {"enroll_scep_subject", "/O=MDM/CN=MDM Device Identity", 0,
                 "Subject of the SCEP payload (openssl -subj syntax)"},
+        {"ota_trust_file", MDM_DATADIR "/apple-ota-trust.pem", 0,
+                "PEM file of the CA certificates an OTA phase-2 device certificate must "
+                "chain to (Apple Root CA and Apple's device CAs, shipped as "
+                "share/apple-ota-trust.pem)"},
         {"mdm_topic", NULL, 0,
                 "APNs topic of the enrollment profile; unset: the one imported push "
                 "certificate's"},

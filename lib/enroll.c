@@ -191,17 +191,17 @@ mdm_err enroll_authorize(const struct enroll_state *st, const config *cfg, const
 }
 
 /* A new one-time challenge (mdm.scep_challenge_new), valid st->ttl seconds. */
-static mdm_err enroll_challenge(db *d, const struct enroll_state *st, char **out)
+static mdm_err enroll_challenge(db *d, const struct enroll_state *st, const char *udid, char **out)
 {
 	char ttl[16];
-	const char *params[1] = {ttl};
+	const char *params[2] = {ttl, udid};
 	db_res *r = NULL;
 	const char *c;
 	mdm_err rc;
 
 	*out = NULL;
 	snprintf(ttl, sizeof(ttl), "%d", st->ttl);
-	rc = db_exec(d, "SELECT mdm.scep_challenge_new(NULL, make_interval(secs => $1::int))", 1,
+	rc = db_exec(d, "SELECT mdm.scep_challenge_new($2, make_interval(secs => $1::int))", 2,
 	        params, &r);
 	if (rc != MDM_OK)
 		goto out;
@@ -216,16 +216,14 @@ out:
 	return rc;
 }
 
-mdm_err enroll_profile_xml(db *d, const config *cfg, const struct enroll_state *st,
-        const char *public_url, char **xml, size_t *len)
+mdm_err enroll_profile_tree(db *d, const config *cfg, const struct enroll_state *st,
+        const char *public_url, const char *udid, int with_mdm, plist **out)
 {
 	struct profile_enroll_params p = {0};
 	char *challenge = NULL;
-	plist *profile = NULL;
 	mdm_err rc;
 
-	*xml = NULL;
-	*len = 0;
+	*out = NULL;
 	p.public_url = public_url != NULL ? public_url : config_get0(cfg, "public_url");
 	p.scep_url = config_get0(cfg, "scep_url");
 	p.scep_name = st->ca_name;
@@ -236,20 +234,39 @@ mdm_err enroll_profile_xml(db *d, const config *cfg, const struct enroll_state *
 	p.access_rights = st->access_rights;
 	p.sign_message = st->sign_message;
 	p.checkout_when_removed = st->checkout_when_removed;
-	if ((rc = enroll_challenge(d, st, &challenge)) != MDM_OK)
+	if ((rc = enroll_challenge(d, st, udid, &challenge)) != MDM_OK)
 		goto out;
 	p.challenge = challenge;
-	if ((rc = profile_enroll_build(&p, &profile)) != MDM_OK)
-		goto out;
-	if ((rc = plist_serialize(profile, xml, len)) != MDM_OK) {
+	rc = with_mdm ? profile_enroll_build(&p, out) : profile_scep_build(&p, out);
+out:
+	if (challenge != NULL)
+		enroll_free_secret(challenge, strlen(challenge));
+	return rc;
+}
+
+mdm_err enroll_serialize(const plist *profile, char **xml, size_t *len)
+{
+	mdm_err rc;
+
+	if ((rc = plist_serialize(profile, xml, len)) != MDM_OK && rc != MDM_ERR_NOMEM) {
 		log_error("enroll: the profile cannot be written as a plist (invalid UTF-8 in "
 		          "profile_org, enroll_scep_subject or another setting?)");
 		rc = MDM_ERR_CONFIG;
 	}
-out:
+	return rc;
+}
+
+mdm_err enroll_profile_xml(db *d, const config *cfg, const struct enroll_state *st,
+        const char *public_url, char **xml, size_t *len)
+{
+	plist *profile = NULL;
+	mdm_err rc;
+
+	*xml = NULL;
+	*len = 0;
+	if ((rc = enroll_profile_tree(d, cfg, st, public_url, NULL, 1, &profile)) == MDM_OK)
+		rc = enroll_serialize(profile, xml, len);
 	plist_free(profile);
-	if (challenge != NULL)
-		enroll_free_secret(challenge, strlen(challenge));
 	return rc;
 }
 

@@ -15,6 +15,7 @@
 #include "config.h"
 #include "db.h"
 #include "errors.h"
+#include "plist.h"
 #include "push.h"
 
 struct x509_st;
@@ -63,6 +64,16 @@ MDM_WUR mdm_err enroll_authorize(const struct enroll_state *st, const config *cf
  */
 MDM_WUR mdm_err enroll_profile_xml(db *d, const config *cfg, const struct enroll_state *st,
         const char *public_url, char **xml, size_t *len);
+
+/*
+ * The same as a tree: the challenge bound to udid (NULL: unbound), the
+ * MDM payload left out unless with_mdm (OTA phase 2's identity profile).
+ */
+MDM_WUR mdm_err enroll_profile_tree(db *d, const config *cfg, const struct enroll_state *st,
+        const char *public_url, const char *udid, int with_mdm, plist **out);
+
+/* plist_serialize, a failure logged as the configuration's (MDM_ERR_CONFIG). */
+MDM_WUR mdm_err enroll_serialize(const plist *profile, char **xml, size_t *len);
 
 /* Signs xml (CMS SignedData, content attached, DER); st must have a signer. */
 MDM_WUR mdm_err enroll_profile_sign(

@@ -325,6 +325,24 @@ out:
 	return err;
 }
 
+mdm_err plist_dict_take(plist *dict, const char *key, plist **out)
+{
+	long i;
+
+	if (out != NULL)
+		*out = NULL;
+	if (dict == NULL || dict->type != PLIST_DICT || key == NULL || out == NULL)
+		return MDM_ERR_INVAL;
+	if ((i = plist_dict_index(dict, key, strlen(key))) < 0)
+		return MDM_ERR_NOT_FOUND;
+	*out = dict->u.dict.kv[i].val;
+	free(dict->u.dict.kv[i].key);
+	memmove(&dict->u.dict.kv[i], &dict->u.dict.kv[i + 1],
+	        (dict->u.dict.n - (size_t)i - 1) * sizeof(dict->u.dict.kv[0]));
+	dict->u.dict.n--;
+	return MDM_OK;
+}
+
 mdm_err plist_array_append(plist *array, plist *val)
 {
 	mdm_err err;

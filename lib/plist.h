@@ -82,6 +82,12 @@ plist *plist_new_data(const void *p, size_t len);
  */
 MDM_WUR mdm_err plist_dict_set(plist *dict, const char *key, plist *val);
 MDM_WUR mdm_err plist_array_append(plist *array, plist *val);
+/*
+ * Removes key from dict and hands its value to the caller (*out, to
+ * plist_free); the other keys keep their order.  MDM_ERR_NOT_FOUND when
+ * the key is absent.
+ */
+MDM_WUR mdm_err plist_dict_take(plist *dict, const char *key, plist **out);
 
 /* PLIST__MAX for NULL. */
 enum plist_type plist_get_type(const plist *p);

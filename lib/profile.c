@@ -3,6 +3,7 @@
  * Configuration, SCEP and MDM payloads) as a plist tree.
  */
 #include "profile.h"
+#include "cms.h"
 #include "log.h"
 
 #include <errno.h>
@@ -355,7 +356,9 @@ static mdm_err params_check(const struct profile_enroll_params *p)
 	return MDM_OK;
 }
 
-mdm_err profile_enroll_build(const struct profile_enroll_params *p, plist **out)
+/* The Configuration profile: SCEP payload, and the MDM payload when with_mdm. */
+static mdm_err profile_config_build(
+        const struct profile_enroll_params *p, int with_mdm, plist **out)
 {
 	char top_uuid[PROFILE_UUID_LEN + 1], scep_uuid[PROFILE_UUID_LEN + 1],
 	        mdm_uuid[PROFILE_UUID_LEN + 1], scep_url[PROFILE_MAX_URL + 8],
@@ -378,7 +381,7 @@ mdm_err profile_enroll_build(const struct profile_enroll_params *p, plist **out)
 		snprintf(scep_url, sizeof(scep_url), "%s/scep", p->public_url);
 	snprintf(display, sizeof(display), "%s device management", p->organization);
 	if ((rc = scep_payload(p, scep_url, scep_uuid, &scep)) != MDM_OK ||
-	        (rc = mdm_payload(p, mdm_uuid, scep_uuid, &mdm)) != MDM_OK)
+	        (with_mdm && (rc = mdm_payload(p, mdm_uuid, scep_uuid, &mdm)) != MDM_OK))
 		goto out;
 	rc = MDM_ERR_NOMEM;
 	if ((top = plist_new_dict()) == NULL || (content = plist_new_array()) == NULL)
@@ -387,12 +390,14 @@ mdm_err profile_enroll_build(const struct profile_enroll_params *p, plist **out)
 	scep = NULL;
 	if (rc != MDM_OK)
 		goto out;
-	rc = plist_array_append(content, mdm);
-	mdm = NULL;
-	if (rc != MDM_OK)
-		goto out;
-	if ((rc = payload_common(top, "Configuration", p->identifier, ".enroll", top_uuid,
-	             display)) != MDM_OK ||
+	if (with_mdm) {
+		rc = plist_array_append(content, mdm);
+		mdm = NULL;
+		if (rc != MDM_OK)
+			goto out;
+	}
+	if ((rc = payload_common(top, "Configuration", p->identifier,
+	             with_mdm ? ".enroll" : ".enroll.identity", top_uuid, display)) != MDM_OK ||
 	        (rc = plist_dict_set(top, "PayloadOrganization",
 	                 plist_new_string(p->organization))) != MDM_OK ||
 	        (rc = plist_dict_set(top, "PayloadDescription",
@@ -410,5 +415,106 @@ out:
 	plist_free(mdm);
 	plist_free(content);
 	plist_free(top);
+	return rc;
+}
+
+mdm_err profile_enroll_build(const struct profile_enroll_params *p, plist **out)
+{
+	return profile_config_build(p, 1, out);
+}
+
+mdm_err profile_scep_build(const struct profile_enroll_params *p, plist **out)
+{
+	return profile_config_build(p, 0, out);
+}
+
+/* Over-the-air attributes a device may be asked for (Profile Service payload). */
+static const char *const service_attributes[] = {
+        "UDID", "IMEI", "ICCID", "VERSION", "PRODUCT", "SERIAL", "MAC_ADDRESS_EN0", "DEVICE_NAME"};
+
+mdm_err profile_service_build(const struct profile_service_params *p, plist **out)
+{
+	char uuid[PROFILE_UUID_LEN + 1], display[PROFILE_MAX_VALUE + 32];
+	plist *top = NULL, *c = NULL, *attrs = NULL;
+	mdm_err rc;
+
+	*out = NULL;
+	if (p == NULL)
+		return MDM_ERR_INVAL;
+	if ((rc = profile_url_check("the profile service URL", p->url, 1)) != MDM_OK ||
+	        (rc = text_check("profile_org", p->organization)) != MDM_OK ||
+	        (rc = text_check("the challenge", p->challenge)) != MDM_OK ||
+	        (rc = identifier_check(p->identifier)) != MDM_OK ||
+	        (rc = profile_uuid_new(uuid)) != MDM_OK)
+		return rc;
+	snprintf(display, sizeof(display), "%s device enrollment", p->organization);
+	rc = MDM_ERR_NOMEM;
+	if ((top = plist_new_dict()) == NULL || (c = plist_new_dict()) == NULL ||
+	        (attrs = plist_new_array()) == NULL)
+		goto out;
+	for (size_t i = 0; i < sizeof(service_attributes) / sizeof(service_attributes[0]); i++)
+		if ((rc = plist_array_append(attrs, plist_new_string(service_attributes[i]))) !=
+		        MDM_OK)
+			goto out;
+	if ((rc = plist_dict_set(c, "URL", plist_new_string(p->url))) != MDM_OK)
+		goto out;
+	rc = plist_dict_set(c, "DeviceAttributes", attrs);
+	attrs = NULL;
+	if (rc != MDM_OK ||
+	        (rc = plist_dict_set(c, "Challenge", plist_new_string(p->challenge))) != MDM_OK)
+		goto out;
+	if ((rc = payload_common(top, "Profile Service", p->identifier, ".ota", uuid, display)) !=
+	                MDM_OK ||
+	        (rc = plist_dict_set(top, "PayloadOrganization",
+	                 plist_new_string(p->organization))) != MDM_OK ||
+	        (rc = plist_dict_set(top, "PayloadDescription",
+	                 plist_new_string("Sends this device's identifiers to the enrollment "
+	                                  "service, which answers with the device management "
+	                                  "profile."))) != MDM_OK)
+		goto out;
+	rc = plist_dict_set(top, "PayloadContent", c);
+	c = NULL;
+	if (rc != MDM_OK)
+		goto out;
+	*out = top;
+	top = NULL;
+out:
+	plist_free(attrs);
+	plist_free(c);
+	plist_free(top);
+	return rc;
+}
+
+mdm_err profile_encrypt(plist *profile, struct x509_st *recipient)
+{
+	plist *content = NULL;
+	char *xml = NULL;
+	size_t len = 0, derlen = 0;
+	uint8_t *der = NULL;
+	mdm_err rc;
+
+	if (profile == NULL || recipient == NULL || plist_get_type(profile) != PLIST_DICT)
+		return MDM_ERR_INVAL;
+	if (plist_get_type(plist_dict_get0(profile, "PayloadContent")) != PLIST_ARRAY) {
+		log_warn("profile: cannot encrypt: PayloadContent is not an array of payloads "
+		         "(Configuration Profile Reference, EncryptedPayloadContent)");
+		return MDM_ERR_PARSE;
+	}
+	if ((rc = plist_dict_take(profile, "PayloadContent", &content)) != MDM_OK)
+		return rc;
+	if ((rc = plist_serialize(content, &xml, &len)) != MDM_OK ||
+	        (rc = cms_encrypt(recipient, (const uint8_t *)xml, len, &der, &derlen)) != MDM_OK)
+		goto out;
+	rc = plist_dict_set(profile, "EncryptedPayloadContent", plist_new_data(der, derlen));
+out:
+	/* On failure the clear content goes back, so the caller's tree is unchanged. */
+	if (rc != MDM_OK && content != NULL &&
+	        plist_dict_set(profile, "PayloadContent", content) == MDM_OK)
+		content = NULL;
+	plist_free(content);
+	if (xml != NULL)
+		explicit_bzero(xml, len);
+	free(xml);
+	free(der);
 	return rc;
 }

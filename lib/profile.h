@@ -66,4 +66,32 @@ struct profile_enroll_params {
  */
 MDM_WUR mdm_err profile_enroll_build(const struct profile_enroll_params *p, plist **out);
 
+/* The same without the MDM payload: OTA phase 2's answer (an identity over SCEP only). */
+MDM_WUR mdm_err profile_scep_build(const struct profile_enroll_params *p, plist **out);
+
+struct profile_service_params {
+	const char *url;          /* where phases 2 and 3 are POSTed (https) */
+	const char *challenge;    /* one-time, purpose 'ota' (a secret: never logged) */
+	const char *organization; /* PayloadOrganization */
+	const char *identifier;   /* reverse-DNS prefix of PayloadIdentifier */
+};
+
+/*
+ * OTA phase 1 (Apple "Over-the-Air Profile Delivery and Configuration"):
+ * a Profile Service payload asking for UDID, IMEI, ICCID, VERSION,
+ * PRODUCT, SERIAL, MAC_ADDRESS_EN0 and DEVICE_NAME with the Challenge.
+ */
+MDM_WUR mdm_err profile_service_build(const struct profile_service_params *p, plist **out);
+
+struct x509_st;
+/*
+ * Encrypts a profile's payloads to recipient (the device identity
+ * certificate): PayloadContent (an array of payloads) is serialized as a
+ * plist, enveloped by cms_encrypt (AES-256, the RSA key only wraps the
+ * content key) and replaced by EncryptedPayloadContent (<data>, DER);
+ * every other key stays in clear.  MDM_ERR_PARSE when PayloadContent is
+ * not an array.  On failure the profile is unchanged.
+ */
+MDM_WUR mdm_err profile_encrypt(plist *profile, struct x509_st *recipient);
+
 #endif

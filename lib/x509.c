@@ -1978,6 +1978,92 @@ mdm_err x509_verify_issued(
 	return MDM_ERR_AUTH;
 }
 
+/* ---- pinned vendor chains (Apple device identities) ---- */
+
+/* 1 if the subject CN of c starts with "[TEST]" (Apple's factory test CAs). */
+static int cert_is_test(const X509 *c)
+{
+	const X509_NAME *n = X509_get_subject_name(c);
+	int i = -1;
+
+	while ((i = X509_NAME_get_index_by_NID(n, NID_commonName, i)) >= 0) {
+		const ASN1_STRING *v = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(n, i));
+		int len = ASN1_STRING_length(v);
+
+		if (len >= 6 && memcmp(ASN1_STRING_get0_data(v), "[TEST]", 6) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+mdm_err x509_verify_pinned(const X509 *cert, X509 *const *trust, size_t ntrust, time_t now)
+{
+	X509_STORE *store = NULL;
+	X509_STORE_CTX *ctx = NULL;
+	STACK_OF(X509) * chain;
+	char serial[2 * 20 + 1], issuer[256];
+	const char *why = NULL;
+	mdm_err rc = MDM_ERR_AUTH;
+
+	if (cert == NULL || (trust == NULL && ntrust > 0))
+		return MDM_ERR_INVAL;
+	if (!serial_to_hex(X509_get0_serialNumber(cert), serial, sizeof(serial)))
+		strcpy(serial, "?");
+	if (name_to_str(X509_get_issuer_name(cert), issuer, sizeof(issuer), 1) != MDM_OK)
+		strcpy(issuer, "?");
+	if (cert_is_test(cert)) {
+		why = "a [TEST] certificate is never a device identity";
+		goto out;
+	}
+	if (X509_check_ca(cert_mut(cert)) != 0) {
+		why = "RFC 5280 4.2.1.9: the device certificate is a CA";
+		goto out;
+	}
+	if (!x509_cert_valid_at(cert, now)) {
+		why = "RFC 5280 4.1.2.5: the device certificate is outside its validity period";
+		goto out;
+	}
+	if ((store = X509_STORE_new()) == NULL || (ctx = X509_STORE_CTX_new()) == NULL) {
+		rc = MDM_ERR_NOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < ntrust; i++) {
+		if (trust[i] == NULL || X509_STORE_add_cert(store, trust[i]) != 1) {
+			ossl_fail(MDM_LOG_ERROR, "X509_STORE_add_cert");
+			rc = MDM_ERR_CRYPTO;
+			goto out;
+		}
+	}
+	if (X509_STORE_CTX_init(ctx, store, cert_mut(cert), NULL) != 1) {
+		ossl_fail(MDM_LOG_ERROR, "X509_STORE_CTX_init");
+		rc = MDM_ERR_CRYPTO;
+		goto out;
+	}
+	/* Dates of the pinned CAs are not checked (see x509.h); the leaf's were, above. */
+	X509_STORE_CTX_set_flags(ctx, X509_V_FLAG_NO_CHECK_TIME);
+	X509_STORE_CTX_set_depth(ctx, X509_MAX_CHAIN);
+	if (X509_verify_cert(ctx) != 1) {
+		why = X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx));
+		goto out;
+	}
+	chain = X509_STORE_CTX_get0_chain(ctx);
+	for (int i = 0; i < sk_X509_num(chain); i++) {
+		if (cert_is_test(sk_X509_value(chain, i))) {
+			why = "the path runs through a [TEST] CA";
+			goto out;
+		}
+	}
+	rc = MDM_OK;
+out:
+	if (why != NULL)
+		log_warn("x509: device certificate serial %s from issuer \"%s\" refused: %s",
+		        serial, issuer, why);
+	ERR_clear_error();
+	X509_STORE_CTX_free(ctx);
+	X509_STORE_free(store);
+	return rc;
+}
+
 /* ---- CRL ---- */
 
 static mdm_err crl_add_revoked(X509_CRL *crl, const struct x509_revoked *r)

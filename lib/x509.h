@@ -235,6 +235,25 @@ MDM_WUR mdm_err x509_issue(const struct x509_st *ca, struct evp_pkey_st *cakey,
 MDM_WUR mdm_err x509_verify_issued(const struct x509_st *cert, struct x509_st *const *cas,
         size_t ncas, time_t now, int client_auth, size_t *which);
 
+/*
+ * Verifies a device certificate issued by a vendor CA we pin (Apple's
+ * device identity chain, OTA enrollment phase 2): the path is built only
+ * from the certificates in trust (root and intermediates: what the
+ * message itself carries is never used to build it) and must end at a
+ * self-signed certificate of trust.  Validity dates are checked for cert
+ * at now, and deliberately NOT for the pinned CA certificates: Apple
+ * still issues device certificates under "Apple iPhone Device CA"
+ * (expired 2014) below "Apple iPhone Certification Authority" (expired
+ * 2022); pinning those exact certificates is what makes them trusted.
+ * Refused (MDM_ERR_AUTH, logged with the rule): no path, a leaf that is
+ * itself a CA, a leaf outside its validity at now, and any certificate of
+ * the path (leaf included) whose CN starts with "[TEST]" (Apple's factory
+ * test CAs: "[TEST] Apple iPhone Device CA").  Signature algorithms are
+ * OpenSSL's defaults (Apple's chain is SHA-1 with RSA-1024 device keys).
+ */
+MDM_WUR mdm_err x509_verify_pinned(
+        const struct x509_st *cert, struct x509_st *const *trust, size_t ntrust, time_t now);
+
 struct x509_revoked {
 	const char *serial_hex; /* 1..40 hex digits, either case */
 	time_t revoked_at;

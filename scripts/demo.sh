@@ -105,8 +105,13 @@ demo_start() {
 			stack_die "push certificate import failed"
 		}
 	fi
+	# Apple's public certificates for OTA phase 2 (config ota_trust_file),
+	# copied where the stack user can read them.
+	cp "$STACK_ROOT/share/apple-ota-trust.pem" "$VAR/ca/apple-ota-trust.pem"
 	stack_own "$VAR/ca"
 	CA_CERT=$VAR/ca/ca.pem
+	MDM_OTA_TRUST_FILE=${MDM_OTA_TRUST_FILE:-$VAR/ca/apple-ota-trust.pem}
+	export MDM_OTA_TRUST_FILE
 	MDM_PROFILE_SIGNER_CERT=${MDM_PROFILE_SIGNER_CERT:-$VAR/ca/signer.pem}
 	MDM_PROFILE_SIGNER_KEY=${MDM_PROFILE_SIGNER_KEY:-$VAR/ca/signer.key}
 	MDM_PROFILE_SIGNER_CHAIN=${MDM_PROFILE_SIGNER_CHAIN:-$CA_CERT}
@@ -134,6 +139,7 @@ demo_start() {
 		env_line SCEP_URL "$http/scep"
 		env_line SCEP_HTTPS_URL "$https/scep"
 		env_line ENROLL_URL "$https/enroll"
+		env_line OTA_URL "$https/enroll/ota"
 		env_line CHECKIN_URL "$https/mdm/checkin"
 		env_line SERVER_URL "$https/mdm/server"
 		env_line CA_CERT "$CA_CERT"
@@ -163,6 +169,8 @@ demo: running, as user $STACK_USER
   SCEP        $http/scep   (also $https/scep)
   enrollment  $https/enroll   (the signed profile: open it on a device, or
               curl --cacert "\$TLS_CA_CERT" -o enroll.mobileconfig $https/enroll)
+  OTA         $https/enroll/ota   (over-the-air enrollment: the Profile Service
+              profile; devices POST phases 2 and 3 back to it)
   check-in    $https/mdm/checkin
   commands    $https/mdm/server
   device CA   $CA_CERT

@@ -277,7 +277,34 @@ apns_push_cert "$TMP/ca" "$TMP/ca/push" "$TMP/ca/push-issuer"
 	cat "$TMP/log/ca.log" >&2
 	stack_die "push certificate import failed"
 }
+# OTA phase 2 needs a device certificate issued by Apple, which no test can
+# have: a stand-in root and "Apple iPhone Device CA" below it, trusted by
+# the programs through ota_trust_file (the shipped Apple file is what the
+# unit tests check the real phase-2 message against).
+mkdir -p "$TMP/ota"
+openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -keyout "$TMP/ota/root.key" \
+	-out "$TMP/ota/root.pem" -subj "/O=mdm tests/CN=Stand-in Apple Root CA" \
+	-addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+	>>"$TMP/log/ca.log" 2>&1 &&
+	openssl req -new -newkey rsa:2048 -nodes -keyout "$TMP/ota/devca.key" \
+		-out "$TMP/ota/devca.csr" -subj "/O=mdm tests/CN=Stand-in Apple iPhone Device CA" \
+		>>"$TMP/log/ca.log" 2>&1 &&
+	printf 'basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign\n' \
+		>"$TMP/ota/devca.ext" &&
+	openssl x509 -req -in "$TMP/ota/devca.csr" -CA "$TMP/ota/root.pem" \
+		-CAkey "$TMP/ota/root.key" -CAcreateserial -days 3650 -extfile "$TMP/ota/devca.ext" \
+		-out "$TMP/ota/devca.pem" >>"$TMP/log/ca.log" 2>&1 &&
+	cat "$TMP/ota/root.pem" "$TMP/ota/devca.pem" >"$TMP/ota/trust.pem" || {
+	cat "$TMP/log/ca.log" >&2
+	stack_die "the stand-in Apple device CA could not be made"
+}
+MDM_OTA_TRUST_FILE=$TMP/ota/trust.pem
+E2E_OTA_DEVCA_CERT=$TMP/ota/devca.pem
+E2E_OTA_DEVCA_KEY=$TMP/ota/devca.key
+E2E_OTASIM="$ROOT/tests/e2e/otasim.sh"
+export MDM_OTA_TRUST_FILE E2E_OTA_DEVCA_CERT E2E_OTA_DEVCA_KEY E2E_OTASIM
 stack_own "$TMP/ca"
+stack_own "$TMP/ota"
 MDM_PROFILE_SIGNER_CERT=$TMP/ca/signer.pem
 MDM_PROFILE_SIGNER_KEY=$TMP/ca/signer.key
 MDM_PROFILE_SIGNER_CHAIN=$TMP/ca/ca.pem

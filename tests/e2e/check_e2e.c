@@ -557,6 +557,7 @@ Suite *enroll_e2e_suite(void);
 Suite *checkin_e2e_suite(void);
 Suite *command_e2e_suite(void);
 Suite *push_e2e_suite(void);
+Suite *ota_e2e_suite(void);
 
 static const char *need(const char *name)
 {
@@ -648,6 +649,8 @@ int main(void)
 		if (getenv("E2E_APNS_URL") != NULL && getenv("E2E_PUSHD") != NULL &&
 		        strcmp(getenv("E2E_MODE") ? getenv("E2E_MODE") : "", "proxy") == 0)
 			srunner_add_suite(sr, push_e2e_suite());
+		if (getenv("E2E_OTA_DEVCA_CERT") != NULL)
+			srunner_add_suite(sr, ota_e2e_suite());
 	}
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);

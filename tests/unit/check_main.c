@@ -52,6 +52,7 @@ int main(void)
 	        {"commands_sql", commands_sql_suite},
 	        {"apns", apns_suite},
 	        {"pushq", pushq_suite},
+	        {"ota", ota_suite},
 	};
 	SRunner *sr = NULL;
 	int failed;

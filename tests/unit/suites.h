@@ -24,5 +24,6 @@ Suite *command_suite(void);
 Suite *commands_sql_suite(void);
 Suite *apns_suite(void);
 Suite *pushq_suite(void);
+Suite *ota_suite(void);
 
 #endif

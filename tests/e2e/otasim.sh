@@ -1,0 +1,154 @@
+#!/bin/sh
+# An over-the-air enrollment simulator written from Apple's "Over-the-Air
+# Profile Delivery and Configuration", not from our code: HTTP, CMS and
+# plists through curl, openssl and xmllint only (and a third-party SCEP
+# client for the identity).
+#
+#   otasim.sh DIR BASE_URL ROOT_PEM TLS_CA UDID APPLE_CA_CERT APPLE_CA_KEY [SCEP_CLIENT]
+#
+#   DIR            scratch directory (created), the device's state
+#   BASE_URL       https://host:port; phase 1 is GET BASE_URL/enroll/ota
+#   ROOT_PEM       the root the device trusts for the profile signer
+#   TLS_CA         the CA that signed the server's TLS certificate
+#   UDID           the device's UDID
+#   APPLE_CA_*     stands in for "Apple iPhone Device CA": the device's
+#                  Apple-issued certificate is made under it (the server is
+#                  told to trust it through ota_trust_file)
+#   SCEP_CLIENT    scepclient (default) or certmonger
+#
+# Phases:
+#   1. GET the profile service profile; its signature must verify to
+#      ROOT_PEM; read the Profile Service payload's URL and Challenge.
+#   2. POST (application/pkcs7-signature) the device attributes with that
+#      CHALLENGE, signed by the Apple-issued certificate; the answer is a
+#      signed profile with a SCEP payload; enroll over SCEP with it.
+#   3. POST the attributes again, signed by the new identity; the answer is
+#      a signed profile whose EncryptedPayloadContent decrypts with the
+#      identity's key (openssl cms -decrypt) to payloads holding the MDM
+#      payload (com.apple.mdm).
+# Leaves p2.der (the phase-2 message), attrs.plist, apple.pem/.key and
+# cert.pem/key.pem (the identity) in DIR.  Prints "otasim: ok" at the end.
+set -eu
+
+dir=$1
+base=$2
+root=$3
+tls_ca=$4
+udid=$5
+apple_ca=$6
+apple_key=$7
+scep_client=${8:-scepclient}
+here=$(cd "$(dirname "$0")" && pwd)
+
+die() {
+	echo "otasim: $*" >&2
+	exit 1
+}
+
+mkdir -p "$dir"
+cd "$dir"
+
+# The value after <key>K</key> in the dict whose PayloadType is T, and the
+# same inside that dict's PayloadContent dict.
+payload() {
+	xmllint --nonet --xpath "string(//dict[key[.='PayloadType']/following-sibling::*[1][.='$2']]/key[.='$3']/following-sibling::*[1])" "$1"
+}
+content() {
+	xmllint --nonet --xpath "string(//dict[key[.='PayloadType']/following-sibling::*[1][.='$2']]/key[.='PayloadContent']/following-sibling::dict[1]/key[.='$3']/following-sibling::*[1])" "$1"
+}
+
+# POST a signed message; the answer must be a signed profile (to $2.plist).
+post() {
+	code=$(curl -sS --cacert "$tls_ca" -X POST --data-binary "@$1" \
+		-H 'Content-Type: application/pkcs7-signature' -o "$2.der" -D "$2.hdr" \
+		-w '%{http_code}' "$ota_url") || die "POST $ota_url failed"
+	[ "$code" = 200 ] || die "$2: HTTP $code: $(head -c 300 "$2.der")"
+	grep -qi '^content-type: application/x-apple-aspen-config' "$2.hdr" ||
+		die "$2: Content-Type is not application/x-apple-aspen-config"
+	openssl cms -verify -inform DER -in "$2.der" -CAfile "$root" -binary \
+		-out "$2.plist" 2>"$2.verify" ||
+		die "$2: signature does not verify to $root: $(cat "$2.verify")"
+}
+
+# ---------------------------------------------------------------- phase 1
+code=$(curl -sS --cacert "$tls_ca" -o p1.der -w '%{http_code}' "$base/enroll/ota") ||
+	die "GET $base/enroll/ota failed"
+[ "$code" = 200 ] || die "phase 1: HTTP $code"
+openssl cms -verify -inform DER -in p1.der -CAfile "$root" -binary -out p1.plist \
+	2>p1.verify || die "phase 1 profile does not verify: $(cat p1.verify)"
+ota_url=$(content p1.plist 'Profile Service' URL)
+challenge=$(content p1.plist 'Profile Service' Challenge)
+[ -n "$ota_url" ] && [ -n "$challenge" ] || die "Profile Service payload lacks URL or Challenge"
+for a in UDID IMEI ICCID VERSION PRODUCT SERIAL MAC_ADDRESS_EN0 DEVICE_NAME; do
+	grep -q "<string>$a</string>" p1.plist || die "DeviceAttributes lacks $a"
+done
+
+# ---------------------------------------------------------------- phase 2
+# The device's Apple-issued identity (RSA, as Apple's).
+openssl req -new -newkey rsa:2048 -nodes -keyout apple.key -out apple.csr \
+	-subj "/CN=$(cat /proc/sys/kernel/random/uuid | tr a-z A-Z)" 2>/dev/null
+openssl x509 -req -in apple.csr -CA "$apple_ca" -CAkey "$apple_key" -CAcreateserial \
+	-days 30 -out apple.pem 2>/dev/null || die "cannot make the Apple-issued certificate"
+
+cat >attrs.plist <<EOF
+<?xml version="1.0" encoding="UTF-8"?>
+<!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd">
+<plist version="1.0">
+<dict>
+	<key>CHALLENGE</key>
+	<string>$challenge</string>
+	<key>DEVICE_NAME</key>
+	<string>otasim &amp; co</string>
+	<key>IMEI</key>
+	<string>35 123456 789012 3</string>
+	<key>PRODUCT</key>
+	<string>iPhone15,2</string>
+	<key>SERIAL</key>
+	<string>OTASIM$(printf %s "$udid" | tail -c 6)</string>
+	<key>UDID</key>
+	<string>$udid</string>
+	<key>VERSION</key>
+	<string>21A329</string>
+</dict>
+</plist>
+EOF
+openssl cms -sign -nodetach -binary -md sha256 -in attrs.plist -signer apple.pem \
+	-inkey apple.key -outform DER -out p2.der || die "openssl cms -sign (phase 2) failed"
+post p2.der p2
+scep_url=$(content p2.plist com.apple.security.scep URL)
+scep_challenge=$(content p2.plist com.apple.security.scep Challenge)
+[ -n "$scep_url" ] && [ -n "$scep_challenge" ] || die "phase 2 answer has no SCEP URL/Challenge"
+! grep -q '<string>com.apple.mdm</string>' p2.plist || die "phase 2 answer carries MDM"
+
+case $scep_client in
+scepclient)
+	openssl genrsa -traditional -out key.pem 2048 2>/dev/null
+	scepclient -server-url "$scep_url" -challenge "$scep_challenge" -private-key key.pem \
+		-certificate cert.pem -cn "otasim $udid" >scep.log 2>&1 ||
+		die "scepclient failed: $(tail -3 scep.log)"
+	;;
+certmonger)
+	curl -sS --fail -o ca.der "$scep_url?operation=GetCACert" || die "GetCACert failed"
+	openssl x509 -inform DER -in ca.der -out ca.pem
+	sh "$here/certmonger.sh" "$dir" "$scep_url" "$scep_challenge" >scep.log 2>&1 ||
+		die "certmonger failed: $(tail -3 scep.log)"
+	;;
+*)
+	die "unknown SCEP client $scep_client"
+	;;
+esac
+[ -s cert.pem ] && [ -s key.pem ] || die "SCEP gave no identity"
+
+# ---------------------------------------------------------------- phase 3
+openssl cms -sign -nodetach -binary -md sha256 -in attrs.plist -signer cert.pem \
+	-inkey key.pem -outform DER -out p3.der || die "openssl cms -sign (phase 3) failed"
+post p3.der p3
+! grep -q '<string>com.apple.mdm</string>' p3.plist || die "phase 3 payloads are in clear"
+xmllint --nonet --xpath "string(/plist/dict/key[.='EncryptedPayloadContent']/following-sibling::data[1])" \
+	p3.plist | tr -d ' \t\n' | base64 -d >p3.enc
+[ -s p3.enc ] || die "phase 3 answer has no EncryptedPayloadContent"
+openssl cms -decrypt -inform DER -in p3.enc -inkey key.pem -recip cert.pem -out p3.clear \
+	2>p3.decrypt || die "EncryptedPayloadContent does not decrypt: $(cat p3.decrypt)"
+grep -q '<string>com.apple.mdm</string>' p3.clear || die "no MDM payload in the decrypted content"
+grep -q '<key>CheckInURL</key>' p3.clear || die "the MDM payload has no CheckInURL"
+echo "otasim: ok ($udid, $scep_client)"
