@@ -12,13 +12,46 @@
 #include "log.h"
 #include "mdm_limits.h"
 
+#include <string.h>
 #include <time.h>
 
 /* Loaded once per process; the CA is reloaded only when mdm.ca changes. */
 static struct ca_state *ca;
+static struct command_signer signer;
+static int signer_loaded;
+
+/*
+ * The profile signer (profile_signer_cert/key/chain), for InstallProfile
+ * commands encrypted at delivery.  Optional: without it those commands
+ * are not delivered (lib/command.c says so in the log), everything else is.
+ */
+static void server_signer_load(const config *cfg)
+{
+	const char *cert = config_get0(cfg, "profile_signer_cert"),
+	           *key = config_get0(cfg, "profile_signer_key"),
+	           *chain = config_get0(cfg, "profile_signer_chain");
+
+	signer_loaded = 1;
+	if (cert == NULL || key == NULL)
+		return;
+	if (x509_cert_load_file(cert, &signer.cert) != MDM_OK ||
+	        x509_key_load(key, &signer.key) != MDM_OK ||
+	        !x509_key_matches_cert(signer.key, signer.cert) ||
+	        (chain != NULL &&
+	                x509_certs_load_file(chain, &signer.chain, &signer.nchain) != MDM_OK)) {
+		log_error("server: the profile signer (profile_signer_cert, profile_signer_key, "
+		          "profile_signer_chain) cannot be loaded; encrypted profiles will not be "
+		          "delivered");
+		x509_cert_free(signer.cert);
+		x509_key_free(signer.key);
+		memset(&signer, 0, sizeof(signer));
+	}
+}
 
 static mdm_err server_setup(struct app *a)
 {
+	if (!signer_loaded)
+		server_signer_load(a->cfg);
 	if (ca == NULL)
 		return ca_load(a->db, a->cfg, &ca);
 	return ca_refresh(a->db, a->cfg, &ca);
@@ -51,7 +84,8 @@ static mdm_err server_handle(struct app *a, fcgi_req *r)
 		rc = app_fail(a, r, rc == MDM_ERR_NOMEM ? rc : MDM_ERR_PARSE, "%s", err);
 		goto out;
 	}
-	rc = command_process(a->db, &id, rep, r->body, r->body_len, &reply, err, sizeof(err));
+	rc = command_process(a->db, &id, signer.cert != NULL ? &signer : NULL, rep, r->body,
+	        r->body_len, &reply, err, sizeof(err));
 	if (rc == MDM_ERR_FORBIDDEN)
 		rc = fcgi_respond_text(r, 403, NULL, "forbidden");
 	else if (rc == MDM_ERR_PARSE)
@@ -83,5 +117,8 @@ int main(int argc, char **argv)
 	int status = app_main(&server_endpoint, argc, argv);
 
 	ca_state_free(ca);
+	x509_cert_free(signer.cert);
+	x509_key_free(signer.key);
+	x509_certs_free(signer.chain, signer.nchain);
 	return status;
 }

@@ -4,8 +4,10 @@
  */
 #include "command.h"
 
+#include "cms.h"
 #include "devmsg.h"
 #include "log.h"
+#include "profile.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -107,6 +109,7 @@ void command_reply_clear(struct command_reply *r)
 
 struct command_job {
 	const struct identity *id;
+	const struct command_signer *signer;
 	const struct command_report *r;
 	const uint8_t *raw;
 	size_t rawlen;
@@ -195,6 +198,75 @@ out:
 	return rc;
 }
 
+/*
+ * An InstallProfile queued with encryption (mdm.cmd_install_profile(...,
+ * true)): the Payload profile's PayloadContent is encrypted to the
+ * certificate this request authenticated with (the device's bound
+ * identity, current now), and the profile is signed by the profile
+ * signer.  Without a signer it is not delivered at all: a secret never
+ * goes out in clear.
+ */
+static mdm_err command_encrypt(
+        const struct command_job *j, const char *xml, char **out, size_t *outlen)
+{
+	const struct command_signer *sg = j->signer;
+	plist *cmd = NULL, *profile = NULL;
+	plist *c;
+	const plist *payload;
+	const uint8_t *pdata;
+	uint8_t *der = NULL;
+	char *pxml = NULL;
+	size_t plen = 0, pxlen = 0, derlen = 0;
+	mdm_err rc;
+
+	*out = NULL;
+	*outlen = 0;
+	if (sg == NULL || sg->cert == NULL || sg->key == NULL) {
+		log_error("command channel: an encrypted InstallProfile is due for UDID %s but no "
+		          "profile signer is configured (profile_signer_cert, profile_signer_key): "
+		          "not delivered",
+		        j->r->udid);
+		return MDM_ERR_CONFIG;
+	}
+	if (j->id->cert == NULL)
+		return MDM_ERR_INTERNAL;
+	if ((rc = plist_parse(xml, strlen(xml), &cmd)) != MDM_OK)
+		goto out;
+	/* The tree is ours: Command is modified in place. */
+	c = (plist *)plist_dict_get0(cmd, "Command");
+	payload = plist_dict_get0(c, "Payload");
+	if (plist_get_type(payload) != PLIST_DATA) {
+		log_error("command channel: encrypted InstallProfile without a Payload");
+		rc = MDM_ERR_INTERNAL;
+		goto out;
+	}
+	pdata = plist_data_get0(payload, &plen);
+	if ((rc = plist_parse((const char *)pdata, plen, &profile)) != MDM_OK ||
+	        (rc = profile_encrypt(profile, j->id->cert)) != MDM_OK ||
+	        (rc = plist_serialize(profile, &pxml, &pxlen)) != MDM_OK ||
+	        (rc = cms_sign_attached(sg->cert, sg->key, sg->chain, sg->nchain,
+	                 (const uint8_t *)pxml, pxlen, &der, &derlen)) != MDM_OK ||
+	        (rc = plist_dict_set(c, "Payload", plist_new_data(der, derlen))) != MDM_OK ||
+	        (rc = plist_serialize(cmd, out, outlen)) != MDM_OK)
+		goto out;
+	log_info("command channel: InstallProfile for UDID %s encrypted to certificate serial %s "
+	         "and signed",
+	        j->r->udid, j->id->serial);
+out:
+	if (rc != MDM_OK)
+		log_error("command channel: the encrypted InstallProfile for UDID %s could not be "
+		          "built (%s): not delivered",
+		        j->r->udid, err_str(rc));
+	free(der);
+	if (pxml != NULL) {
+		memset(pxml, 0, pxlen); /* the profile's secrets, in clear */
+		free(pxml);
+	}
+	plist_free(profile);
+	plist_free(cmd);
+	return rc;
+}
+
 /* The next due command, marked delivered; none leaves reply->body NULL. */
 static mdm_err command_next(db *d, const struct command_job *j, const char *eid)
 {
@@ -208,7 +280,7 @@ static mdm_err command_next(db *d, const struct command_job *j, const char *eid)
 	 * again: their answer never arrived.
 	 */
 	rc = db_exec(d,
-	        "SELECT q.id, c.plist, c.command_uuid FROM mdm.command_queue q "
+	        "SELECT q.id, c.plist, c.command_uuid, c.encrypt_payload FROM mdm.command_queue q "
 	        "JOIN mdm.command c ON c.command_uuid = q.command_uuid "
 	        "JOIN mdm.enrollment e ON e.id = q.enrollment_id "
 	        "WHERE q.enrollment_id = $1::bigint AND q.status = 'queued' "
@@ -218,11 +290,16 @@ static mdm_err command_next(db *d, const struct command_job *j, const char *eid)
 	        1, p, &res);
 	if (rc != MDM_OK || db_res_rows(res) == 0)
 		goto out;
-	if ((j->reply->body = strdup(db_res_get0(res, 0, 1))) == NULL) {
+	if (strcmp(db_res_get0(res, 0, 3), "t") == 0) {
+		if ((rc = command_encrypt(
+		             j, db_res_get0(res, 0, 1), &j->reply->body, &j->reply->len)) != MDM_OK)
+			goto out;
+	} else if ((j->reply->body = strdup(db_res_get0(res, 0, 1))) == NULL) {
 		rc = MDM_ERR_NOMEM;
 		goto out;
+	} else {
+		j->reply->len = strlen(j->reply->body);
 	}
-	j->reply->len = strlen(j->reply->body);
 	snprintf(j->reply->command_uuid, sizeof(j->reply->command_uuid), "%s",
 	        db_res_get0(res, 0, 2));
 	p[0] = db_res_get0(res, 0, 0);
@@ -265,10 +342,11 @@ static mdm_err command_tx(db *d, void *arg)
 	return rc;
 }
 
-mdm_err command_process(db *d, const struct identity *id, const struct command_report *r,
-        const uint8_t *raw, size_t rawlen, struct command_reply *reply, char *err, size_t errlen)
+mdm_err command_process(db *d, const struct identity *id, const struct command_signer *signer,
+        const struct command_report *r, const uint8_t *raw, size_t rawlen,
+        struct command_reply *reply, char *err, size_t errlen)
 {
-	struct command_job j = {id, r, raw, rawlen, reply, err, errlen};
+	struct command_job j = {id, signer, r, raw, rawlen, reply, err, errlen};
 	mdm_err rc;
 
 	memset(reply, 0, sizeof(*reply));

@@ -52,6 +52,14 @@ MDM_WUR mdm_err command_report_parse(
         const uint8_t *body, size_t len, struct command_report **out, char *err, size_t errlen);
 void command_report_free(struct command_report *r);
 
+/* The profile signer, for InstallProfile commands encrypted at delivery (NULL: none). */
+struct command_signer {
+	struct x509_st *cert;
+	struct evp_pkey_st *key;
+	struct x509_st **chain;
+	size_t nchain;
+};
+
 struct command_reply {
 	char *body; /* the next command's plist; NULL: nothing due (empty 200) */
 	size_t len;
@@ -64,9 +72,12 @@ void command_reply_clear(struct command_reply *r);
  * body, stored as the result).  Refusals: MDM_ERR_FORBIDDEN (identity:
  * the certificate is not the UDID's, or the enrollment is not active;
  * logged), MDM_ERR_PARSE (an answer for a CommandUUID not outstanding for
- * this enrollment; err says so).  Nothing is written unless MDM_OK.
+ * this enrollment; err says so), MDM_ERR_CONFIG (an encrypted
+ * InstallProfile is due and signer is NULL: not sent in clear).  Nothing
+ * is written unless MDM_OK.
  */
-MDM_WUR mdm_err command_process(db *d, const struct identity *id, const struct command_report *r,
-        const uint8_t *raw, size_t rawlen, struct command_reply *reply, char *err, size_t errlen);
+MDM_WUR mdm_err command_process(db *d, const struct identity *id,
+        const struct command_signer *signer, const struct command_report *r, const uint8_t *raw,
+        size_t rawlen, struct command_reply *reply, char *err, size_t errlen);
 
 #endif

@@ -221,7 +221,7 @@ run_suite check_unit "$TMP/unit.out" "$B/tests/check_unit"
 # twice.  The sanitizer build already has ASan/LSan watching instead.
 if [ "$SAN" != 1 ] && command -v valgrind >/dev/null 2>&1; then
 	run_suite "check_unit (valgrind)" "$TMP/unit-valgrind.out" \
-		env CK_FORK=no CK_TIMEOUT_MULTIPLIER=10 MDM_TEST_EXCLUDE=scep,scep_ops,checkin \
+		env CK_FORK=no CK_TIMEOUT_MULTIPLIER=10 MDM_TEST_EXCLUDE=scep,scep_ops,checkin,ota \
 		valgrind -q --error-exitcode=9 \
 		--leak-check=full --errors-for-leak-kinds=definite "$B/tests/check_unit"
 fi

@@ -399,6 +399,78 @@ START_TEST(two_connections_at_once)
 }
 END_TEST
 
+/*
+ * InstallProfile encrypted to the device (mdm.cmd_install_profile(...,
+ * true)): what the device gets is signed by the server (openssl verifies
+ * it to the CA) and its PayloadContent only opens with the device's key
+ * (openssl cms -decrypt, not our code); the secret is nowhere in clear.
+ */
+START_TEST(encrypted_install_profile)
+{
+	char next[129], type[129], path[400], *uuid, *s;
+	plist *cmd = NULL, *inner = NULL;
+	const plist *payload, *enc;
+	const uint8_t *p;
+	size_t len;
+	FILE *f;
+
+	enroll_once();
+	uuid = enqueue("SELECT upper(mdm.cmd_install_profile($1, convert_to('<?xml version=\"1.0\" "
+	               "encoding=\"UTF-8\"?><plist version=\"1.0\"><dict><key>PayloadType</key>"
+	               "<string>Configuration</string><key>PayloadIdentifier</key>"
+	               "<string>com.example.wifi</string><key>PayloadContent</key><array><dict>"
+	               "<key>PayloadType</key><string>com.apple.wifi.managed</string>"
+	               "<key>Password</key><string>s3cret-wifi</string></dict></array></dict>"
+	               "</plist>', 'UTF8'), true)::text)");
+	exchange("Idle", NULL, NULL, next, type);
+	ck_assert_str_eq(next, uuid);
+	ck_assert_str_eq(type, "InstallProfile");
+	snprintf(path, sizeof(path), "%s/reply.plist", tmpdir);
+	s = e2e_file_get(path, &len);
+	ck_assert_ptr_null(strstr(s, "s3cret-wifi"));
+	ck_assert_int_eq(plist_parse(s, len, &cmd), MDM_OK);
+	free(s);
+	payload = plist_dict_get0(plist_dict_get0(cmd, "Command"), "Payload");
+	ck_assert_int_eq(plist_get_type(payload), PLIST_DATA);
+	p = plist_data_get0(payload, &len);
+	snprintf(path, sizeof(path), "%s/profile.der", tmpdir);
+	ck_assert_ptr_nonnull(f = fopen(path, "wb"));
+	ck_assert_int_eq(fwrite(p, 1, len, f), len);
+	fclose(f);
+	/* Signed by the server, to the CA devices trust. */
+	ck_assert_int_eq(e2e_sh("openssl cms -verify -inform DER -binary -purpose any -in %s "
+	                        "-CAfile %s -out %s/profile.plist 2>%s/verify.log",
+	                         path, getenv("E2E_DEVICE_CA"), tmpdir, tmpdir),
+	        0);
+	snprintf(path, sizeof(path), "%s/profile.plist", tmpdir);
+	s = e2e_file_get(path, &len);
+	ck_assert_ptr_null(strstr(s, "s3cret-wifi"));
+	ck_assert_ptr_null(strstr(s, "<key>PayloadContent</key>"));
+	ck_assert_int_eq(plist_parse(s, len, &inner), MDM_OK);
+	free(s);
+	ck_assert_ptr_nonnull(enc = plist_dict_get0(inner, "EncryptedPayloadContent"));
+	p = plist_data_get0(enc, &len);
+	snprintf(path, sizeof(path), "%s/content.der", tmpdir);
+	ck_assert_ptr_nonnull(f = fopen(path, "wb"));
+	ck_assert_int_eq(fwrite(p, 1, len, f), len);
+	fclose(f);
+	/* Only the device's key opens it. */
+	ck_assert_int_eq(e2e_sh("openssl cms -decrypt -inform DER -in %s -inkey %s/key.pem -recip "
+	                        "%s/cert.pem -out %s/content.plist",
+	                         path, devdir, devdir, tmpdir),
+	        0);
+	snprintf(path, sizeof(path), "%s/content.plist", tmpdir);
+	s = e2e_file_get(path, NULL);
+	ck_assert_ptr_nonnull(strstr(s, "s3cret-wifi"));
+	ck_assert_ptr_nonnull(strstr(s, "com.apple.wifi.managed"));
+	free(s);
+	expect("Acknowledged", uuid, NULL, "", NULL);
+	plist_free(cmd);
+	plist_free(inner);
+	free(uuid);
+}
+END_TEST
+
 Suite *command_e2e_suite(void)
 {
 	Suite *s = suite_create("command-e2e");
@@ -414,6 +486,7 @@ Suite *command_e2e_suite(void)
 	snprintf(server_url, sizeof(server_url), "%s/mdm/server", base ? base : "");
 	tcase_set_timeout(tc, 300);
 	tcase_add_test(tc, builders_in_order);
+	tcase_add_test(tc, encrypted_install_profile);
 	tcase_add_test(tc, worker_killed_mid_request);
 	tcase_add_test(tc, postgres_restarted_mid_request);
 	tcase_add_test(tc, two_connections_at_once);

@@ -120,8 +120,8 @@ static mdm_err report(const struct identity *id, const char *body, char *next, s
 	next[0] = '\0';
 	rc = command_report_parse((const uint8_t *)body, strlen(body), &r, err, sizeof(err));
 	if (rc == MDM_OK)
-		rc = command_process(
-		        d, id, r, (const uint8_t *)body, strlen(body), &reply, err, sizeof(err));
+		rc = command_process(d, id, NULL, r, (const uint8_t *)body, strlen(body), &reply,
+		        err, sizeof(err));
 	if (rc == MDM_OK) {
 		if (reply.body != NULL) {
 			ck_assert_ptr_nonnull(strstr(reply.body, reply.command_uuid));
@@ -449,6 +449,26 @@ START_TEST(real_answers_stored)
 }
 END_TEST
 
+/* An encrypted InstallProfile is never sent in clear: without a signer it is not sent. */
+START_TEST(encrypted_needs_a_signer)
+{
+	struct identity a;
+	char *body = report_body("UDID-E", "Idle", NULL, NULL);
+
+	device("UDID-E", &a);
+	queue("UDID-E", "C-ENC", "InstallProfile", 0);
+	ck_assert_int_eq(db_exec(d,
+	                         "UPDATE mdm.command SET encrypt_payload = true WHERE "
+	                         "command_uuid = 'C-ENC'",
+	                         0, NULL, NULL),
+	        MDM_OK);
+	refused(&a, body, MDM_ERR_CONFIG);
+	assert_q("SELECT delivered_count::text FROM mdm.command_queue WHERE command_uuid = $1",
+	        "C-ENC", "0");
+	free(body);
+}
+END_TEST
+
 Suite *command_suite(void)
 {
 	Suite *s = suite_create("command");
@@ -465,6 +485,7 @@ Suite *command_suite(void)
 	tcase_add_test(q, unanswered_is_delivered_again);
 	tcase_add_test(q, refusals_change_nothing);
 	tcase_add_test(q, real_answers_stored);
+	tcase_add_test(q, encrypted_needs_a_signer);
 	suite_add_tcase(s, q);
 	return s;
 }

@@ -364,6 +364,32 @@ START_TEST(enqueue_raw)
 }
 END_TEST
 
+/* mdm.cmd_install_profile(udid, profile, true): only a readable profile can be encrypted. */
+START_TEST(encrypted_install_profile)
+{
+	const char *p[2] = {UDID_A, NULL};
+	char *u, *e;
+
+	p[1] = "\\x3082";
+	refused("SELECT mdm.cmd_install_profile($1, $2::bytea, true)", 2, p, "22023",
+	        "unsigned .mobileconfig");
+	p[1] = "<plist version=\"1.0\"><dict><key>PayloadType</key><string>Configuration"
+	       "</string></dict></plist>";
+	refused("SELECT mdm.cmd_install_profile($1, convert_to($2, 'UTF8'), true)", 2, p, "22023",
+	        "PayloadContent array");
+	p[1] = "<plist version=\"1.0\"><dict><key>PayloadContent</key><array/></dict></plist>";
+	u = query1("SELECT upper(mdm.cmd_install_profile($1, convert_to($2, 'UTF8'), "
+	           "true)::text)",
+	        2, p);
+	ck_assert_int_eq(strlen(u), 36);
+	p[0] = u;
+	e = query1("SELECT encrypt_payload::text FROM mdm.command WHERE command_uuid = $1", 1, p);
+	ck_assert_str_eq(e, "true");
+	free(e);
+	free(u);
+}
+END_TEST
+
 START_TEST(refusals)
 {
 	static const char cmd_ok[] = "<plist><dict><key>Command</key><dict><key>RequestType</key>"
@@ -831,6 +857,7 @@ Suite *commands_sql_suite(void)
 	tcase_add_test(tc, builders);
 	tcase_add_test(tc, enqueue_raw);
 	tcase_add_test(tc, refusals);
+	tcase_add_test(tc, encrypted_install_profile);
 	tcase_add_test(tc, hostile_strings);
 	tcase_add_test(tc, array_all_or_nothing);
 	tcase_add_test(tc, clear_and_cancel);
