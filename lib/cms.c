@@ -7,6 +7,7 @@
  */
 #include "cms.h"
 #include "log.h"
+#include "x509.h"
 #include "mdm_limits.h"
 
 #include <limits.h>
@@ -1147,33 +1148,6 @@ static mdm_err cms_our_recipient(const struct cms_refusal *r, CMS_ContentInfo *c
  * to garbage; callers must answer content that does not parse (not a
  * CSR) exactly as they answer a decryption failure: badMessageCheck.
  */
-/* Single DES lives in OpenSSL 3's legacy provider: loaded once, on first need. */
-static pthread_once_t cms_legacy_once = PTHREAD_ONCE_INIT;
-static int cms_legacy_ok;
-static OSSL_PROVIDER *cms_prov_default, *cms_prov_legacy;
-
-/* At exit, before OpenSSL's own clean-up: the providers are ours to unload. */
-static void cms_legacy_unload(void)
-{
-	if (cms_prov_legacy != NULL)
-		OSSL_PROVIDER_unload(cms_prov_legacy);
-	if (cms_prov_default != NULL)
-		OSSL_PROVIDER_unload(cms_prov_default);
-	cms_prov_legacy = cms_prov_default = NULL;
-}
-
-static void cms_legacy_load(void)
-{
-	/* Loading one provider by hand stops the default one loading by itself. */
-	cms_prov_default = OSSL_PROVIDER_load(NULL, "default");
-	cms_prov_legacy = OSSL_PROVIDER_load(NULL, "legacy");
-	cms_legacy_ok = cms_prov_default != NULL && cms_prov_legacy != NULL;
-	if (atexit(cms_legacy_unload) != 0)
-		log_warn("cms: atexit failed: the providers stay loaded until exit");
-	if (!cms_legacy_ok)
-		log_error("cms: OSSL_PROVIDER_load(legacy) failed: single DES is unavailable");
-}
-
 static mdm_err cms_scep_decrypt_any(const struct cms_scep_msg *m, struct evp_pkey_st *key,
         struct x509_st *cert, uint8_t **out, size_t *outlen, enum cms_cipher *cipher,
         enum scep_fail_info *fail, int allow_des);
@@ -1224,8 +1198,8 @@ static mdm_err cms_scep_decrypt_any(const struct cms_scep_msg *m, struct evp_pke
 	if ((rc = cms_envelope_cipher(&r, m->envelope, m->envelope_len, allow_des, &c)) != MDM_OK)
 		goto out;
 	if (c == CMS_CIPHER_DES) {
-		pthread_once(&cms_legacy_once, cms_legacy_load);
-		if (!cms_legacy_ok) {
+		/* Single DES lives in OpenSSL 3's legacy provider (x509 loads it once). */
+		if (!x509_legacy_provider()) {
 			rc = cms_refuse(&r, MDM_ERR_PARSE, SCEP_BAD_ALG,
 			        "RFC 8894 3.5.2: single DES is not available in this OpenSSL");
 			goto out;

@@ -2400,6 +2400,45 @@ static mdm_err password_read(const char *path, char **out, size_t *outlen)
 	return MDM_OK;
 }
 
+/*
+ * OpenSSL 3's legacy provider (RC2 and 3DES in Keychain-exported PKCS#12,
+ * single DES for micromdm's scepclient): loaded once per process, on first
+ * need, with the default provider (loading one by hand stops the default
+ * from loading by itself), and kept until exit.  Unloading them after use
+ * would leave the process with no provider at all once the default one
+ * had only been loaded through us.
+ */
+static pthread_once_t x509_legacy_once = PTHREAD_ONCE_INIT;
+static int x509_legacy_ok;
+static OSSL_PROVIDER *x509_prov_default, *x509_prov_legacy;
+
+/* At exit, before OpenSSL's own clean-up: the providers are ours to unload. */
+static void x509_legacy_unload(void)
+{
+	if (x509_prov_legacy != NULL)
+		OSSL_PROVIDER_unload(x509_prov_legacy);
+	if (x509_prov_default != NULL)
+		OSSL_PROVIDER_unload(x509_prov_default);
+	x509_prov_legacy = x509_prov_default = NULL;
+}
+
+static void x509_legacy_load(void)
+{
+	x509_prov_default = OSSL_PROVIDER_load(NULL, "default");
+	x509_prov_legacy = OSSL_PROVIDER_load(NULL, "legacy");
+	x509_legacy_ok = x509_prov_default != NULL && x509_prov_legacy != NULL;
+	if (atexit(x509_legacy_unload) != 0)
+		log_warn("x509: atexit failed: the providers stay loaded until exit");
+	if (!x509_legacy_ok)
+		ossl_fail(MDM_LOG_ERROR, "OSSL_PROVIDER_load(legacy)");
+}
+
+int x509_legacy_provider(void)
+{
+	pthread_once(&x509_legacy_once, x509_legacy_load);
+	return x509_legacy_ok;
+}
+
 mdm_err x509_pkcs12_load(const char *path, const char *password_file, X509 **cert, EVP_PKEY **key)
 {
 	char *buf = NULL, *pass = NULL;
@@ -2407,7 +2446,7 @@ mdm_err x509_pkcs12_load(const char *path, const char *password_file, X509 **cer
 	BIO *bio = NULL;
 	PKCS12 *p12 = NULL;
 	STACK_OF(X509) *extra = NULL;
-	OSSL_PROVIDER *prov_default = NULL, *prov_legacy = NULL;
+	int legacy;
 	X509 *c = NULL;
 	EVP_PKEY *k = NULL;
 	mdm_err rc;
@@ -2444,14 +2483,11 @@ mdm_err x509_pkcs12_load(const char *path, const char *password_file, X509 **cer
 	 * only (the default provider with it, since loading one explicitly
 	 * stops the default from being loaded implicitly).
 	 */
-	prov_default = OSSL_PROVIDER_load(NULL, "default");
-	prov_legacy = OSSL_PROVIDER_load(NULL, "legacy");
-	if (prov_legacy == NULL)
-		ossl_fail(MDM_LOG_WARN, "OSSL_PROVIDER_load(legacy)");
+	legacy = x509_legacy_provider();
 	if (PKCS12_parse(p12, pass, &k, &c, &extra) != 1) {
 		ossl_fail(MDM_LOG_ERROR, "PKCS12_parse");
 		log_error("x509: %s: could not decrypt the PKCS#12 bags%s", path,
-		        prov_legacy == NULL ? " (no legacy provider for RC2)" : "");
+		        !legacy ? " (no legacy provider for RC2)" : "");
 		goto out;
 	}
 	if (k == NULL || c == NULL) {
@@ -2472,10 +2508,6 @@ out:
 	X509_free(c);
 	EVP_PKEY_free(k);
 	PKCS12_free(p12);
-	if (prov_legacy != NULL)
-		OSSL_PROVIDER_unload(prov_legacy);
-	if (prov_default != NULL)
-		OSSL_PROVIDER_unload(prov_default);
 	BIO_free(bio);
 	file_free(buf, len);
 	file_free(pass, passlen);

@@ -143,6 +143,12 @@ MDM_WUR mdm_err x509_ssl_ctx_use_identity(
  * MDM_ERR_PARSE when it holds no key or no certificate for the key.
  */
 #define X509_MAX_PASSWORD 1024
+/*
+ * 1 if OpenSSL's legacy provider (RC2, DES) is available: loaded once per
+ * process on first call, with the default provider, kept until exit.
+ */
+int x509_legacy_provider(void);
+
 MDM_WUR mdm_err x509_pkcs12_load(const char *path, const char *password_file, struct x509_st **cert,
         struct evp_pkey_st **key);
 
