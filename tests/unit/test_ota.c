@@ -146,8 +146,27 @@ START_TEST(apple_chain_pinned)
 		all[3] = test_ca;
 		t2.certs = all;
 		t2.n = 4;
-		rc = pinned(SECDATA "factory_device_cert.cer", &t2, T2012);
-		ck_assert(rc == MDM_ERR_AUTH || rc == MDM_ERR_NOT_FOUND);
+		{
+			/* The refusal must be the [TEST] rule itself, not a missing issuer or a
+			 * date. */
+			char logpath[] = "/tmp/mdm-ota-log-XXXXXX", buf[4096] = "";
+			int fd = mkstemp(logpath);
+			ssize_t n;
+
+			ck_assert_int_ge(fd, 0);
+			log_set_level(MDM_LOG_WARN);
+			log_set_fd(fd);
+			rc = pinned(SECDATA "factory_device_cert.cer", &t2, T2012);
+			log_set_fd(2);
+			log_set_level(MDM_LOG__MAX);
+			n = pread(fd, buf, sizeof(buf) - 1, 0);
+			close(fd);
+			unlink(logpath);
+			buf[n > 0 ? n : 0] = '\0';
+			ck_assert_int_eq(rc, MDM_ERR_AUTH);
+			ck_assert_msg(strstr(buf, "[TEST]") != NULL,
+			        "refused for another reason: %s", buf);
+		}
 		/* The test CA itself as a "device": a CA, refused. */
 		ck_assert_int_eq(x509_verify_pinned(test_ca, all, 4, T2012), MDM_ERR_AUTH);
 		x509_cert_free(test_ca);
