@@ -19,6 +19,7 @@
 #include "log.h"
 #include "migrate.h"
 #include "suites.h"
+#include "testdb.h"
 #include "x509.h"
 
 #include <openssl/evp.h>
@@ -31,8 +32,9 @@
 #include <time.h>
 #include <unistd.h>
 
-static char dbname[64], conninfo[1024], keypath[128];
-static db *admin, *d;
+static char keypath[128];
+static struct testdb tdb;
+static db *d;
 static config *cfg;
 static struct ca_state *ca;
 static time_t now;
@@ -40,19 +42,9 @@ static const struct checkin_policy strict = {0, 1};
 
 static void setup(void)
 {
-	const char *base = getenv("MDM_TEST_DB");
-	char sql[160];
-	int applied;
-
 	log_set_level(MDM_LOG__MAX);
-	ck_assert_msg(base != NULL, "MDM_TEST_DB is not set: run the suite with `make test`");
-	ck_assert_int_eq(db_new(base, "unit", &admin), MDM_OK);
-	snprintf(dbname, sizeof(dbname), "checkin_%ld_%ld", (long)getpid(), random() % 100000);
-	snprintf(sql, sizeof(sql), "CREATE DATABASE %s", dbname);
-	ck_assert_int_eq(db_exec(admin, sql, 0, NULL, NULL), MDM_OK);
-	snprintf(conninfo, sizeof(conninfo), "%s dbname=%s", base, dbname);
-	ck_assert_int_eq(db_new(conninfo, "unit", &d), MDM_OK);
-	ck_assert_int_eq(migrate_apply(d, &applied), MDM_OK);
+	testdb_create(&tdb, "checkin");
+	d = tdb.d;
 	now = time(NULL);
 	snprintf(keypath, sizeof(keypath), "/tmp/mdm-checkin-test-%ld.key", (long)getpid());
 	unlink(keypath);
@@ -65,18 +57,12 @@ static void setup(void)
 
 static void teardown(void)
 {
-	char sql[160];
-
 	ca_state_free(ca);
 	ca = NULL;
 	config_free(cfg);
 	cfg = NULL;
-	db_free(d);
 	d = NULL;
-	snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)", dbname);
-	ck_assert_int_eq(db_exec(admin, sql, 0, NULL, NULL), MDM_OK);
-	db_free(admin);
-	admin = NULL;
+	testdb_drop(&tdb); /* frees d */
 	unlink(keypath);
 }
 

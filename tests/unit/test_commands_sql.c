@@ -13,6 +13,7 @@
 #include "migrate.h"
 #include "plist.h"
 #include "suites.h"
+#include "testdb.h"
 
 #include <libpq-fe.h>
 
@@ -27,25 +28,15 @@
 #define UDID_B     "00008030-000B1234567890AB"
 #define UDID_NOENR "00008030-000C1234567890AB"
 
-static char dbname[64], conninfo[1024];
-static db *admin, *d;
+static struct testdb tdb;
+static db *d;
 static PGconn *pg;
 
 static void setup(void)
 {
-	const char *base = getenv("MDM_TEST_DB");
-	char sql[160];
-	int applied;
-
 	log_set_level(MDM_LOG__MAX);
-	ck_assert_msg(base != NULL, "MDM_TEST_DB is not set: run the suite with `make test`");
-	ck_assert_int_eq(db_new(base, "unit", &admin), MDM_OK);
-	snprintf(dbname, sizeof(dbname), "commands_%ld_%ld", (long)getpid(), random() % 100000);
-	snprintf(sql, sizeof(sql), "CREATE DATABASE %s", dbname);
-	ck_assert_int_eq(db_exec(admin, sql, 0, NULL, NULL), MDM_OK);
-	snprintf(conninfo, sizeof(conninfo), "%s dbname=%s", base, dbname);
-	ck_assert_int_eq(db_new(conninfo, "unit", &d), MDM_OK);
-	ck_assert_int_eq(migrate_apply(d, &applied), MDM_OK);
+	testdb_create(&tdb, "commands");
+	d = tdb.d;
 	ck_assert_int_eq(db_exec(d,
 	                         "INSERT INTO mdm.device (udid) VALUES ('" UDID_A "'), ('" UDID_B
 	                         "'), ('" UDID_NOENR "')",
@@ -57,22 +48,16 @@ static void setup(void)
 	                         "('" UDID_B "', NULL, true)",
 	                         0, NULL, NULL),
 	        MDM_OK);
-	pg = PQconnectdb(conninfo);
+	pg = PQconnectdb(tdb.conninfo);
 	ck_assert_int_eq(PQstatus(pg), CONNECTION_OK);
 }
 
 static void teardown(void)
 {
-	char sql[160];
-
 	PQfinish(pg);
 	pg = NULL;
-	db_free(d);
 	d = NULL;
-	snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)", dbname);
-	ck_assert_int_eq(db_exec(admin, sql, 0, NULL, NULL), MDM_OK);
-	db_free(admin);
-	admin = NULL;
+	testdb_drop(&tdb); /* frees d */
 }
 
 /* ------------------------------------------------------------ helpers */
@@ -688,7 +673,7 @@ END_TEST
 
 START_TEST(notify)
 {
-	PGconn *l = PQconnectdb(conninfo);
+	PGconn *l = PQconnectdb(tdb.conninfo);
 	PGresult *r;
 	PGnotify *n;
 	char seen[256] = "";

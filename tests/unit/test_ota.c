@@ -20,6 +20,7 @@
 #include "profile.h"
 #include "push.h"
 #include "suites.h"
+#include "testdb.h"
 #include "x509.h"
 
 #include <stdarg.h>
@@ -316,38 +317,23 @@ END_TEST
 
 /* ---- against the database ---- */
 
-static char dbname[64], dir[128];
-static db *admin, *d;
+static char dir[128];
+static struct testdb tdb;
+static db *d;
 
 static void db_setup(void)
 {
-	const char *base = getenv("MDM_TEST_DB");
-	char sql[160], conninfo[1024];
-	int applied;
-
 	log_set_level(MDM_LOG__MAX);
-	ck_assert_msg(base != NULL, "MDM_TEST_DB is not set: run the suite with `make test`");
-	ck_assert_int_eq(db_new(base, "unit", &admin), MDM_OK);
-	snprintf(dbname, sizeof(dbname), "ota_%ld_%ld", (long)getpid(), random() % 100000);
-	snprintf(sql, sizeof(sql), "CREATE DATABASE %s", dbname);
-	ck_assert_int_eq(db_exec(admin, sql, 0, NULL, NULL), MDM_OK);
-	snprintf(conninfo, sizeof(conninfo), "%s dbname=%s", base, dbname);
-	ck_assert_int_eq(db_new(conninfo, "unit", &d), MDM_OK);
-	ck_assert_int_eq(migrate_apply(d, &applied), MDM_OK);
+	testdb_create(&tdb, "ota");
+	d = tdb.d;
 	snprintf(dir, sizeof(dir), "/tmp/mdm-ota-db-%ld", (long)getpid());
 	ck_assert_int_eq(sh("rm -rf %s && mkdir -p %s", dir, dir), 0);
 }
 
 static void db_teardown(void)
 {
-	char sql[160];
-
-	db_free(d);
 	d = NULL;
-	snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)", dbname);
-	ck_assert_int_eq(db_exec(admin, sql, 0, NULL, NULL), MDM_OK);
-	db_free(admin);
-	admin = NULL;
+	testdb_drop(&tdb); /* frees d */
 	ck_assert_int_eq(sh("rm -rf %s", dir), 0);
 }
 
@@ -514,17 +500,17 @@ Suite *ota_suite(void)
 {
 	Suite *s = suite_create("ota");
 	TCase *tc = tcase_create("parse");
-	TCase *tdb = tcase_create("db");
+	TCase *tc_db = tcase_create("db");
 
 	tcase_add_test(tc, apple_chain_pinned);
 	tcase_add_test(tc, phase2_vector_parses);
 	tcase_add_test(tc, bad_bodies_refused);
 	tcase_add_test(tc, encrypted_profile_decrypts_with_openssl);
 	suite_add_tcase(s, tc);
-	tcase_set_timeout(tdb, 60);
-	tcase_add_checked_fixture(tdb, db_setup, db_teardown);
-	tcase_add_test(tdb, phase1_profile_service);
-	tcase_add_test(tdb, phase2_vector_stored_once);
-	suite_add_tcase(s, tdb);
+	tcase_set_timeout(tc_db, 60);
+	tcase_add_checked_fixture(tc_db, db_setup, db_teardown);
+	tcase_add_test(tc_db, phase1_profile_service);
+	tcase_add_test(tc_db, phase2_vector_stored_once);
+	suite_add_tcase(s, tc_db);
 	return s;
 }

@@ -12,7 +12,7 @@
 void testdb_create(struct testdb *t, const char *prefix)
 {
 	const char *base = getenv("MDM_TEST_DB");
-	char sql[160], conninfo[1024];
+	char sql[160];
 	int applied;
 
 	memset(t, 0, sizeof(*t));
@@ -21,8 +21,8 @@ void testdb_create(struct testdb *t, const char *prefix)
 	snprintf(t->name, sizeof(t->name), "%s_%ld_%ld", prefix, (long)getpid(), random() % 100000);
 	snprintf(sql, sizeof(sql), "CREATE DATABASE %s", t->name);
 	ck_assert_int_eq(db_exec(t->admin, sql, 0, NULL, NULL), MDM_OK);
-	snprintf(conninfo, sizeof(conninfo), "%s dbname=%s", base, t->name);
-	ck_assert_int_eq(db_new(conninfo, "unit", &t->d), MDM_OK);
+	snprintf(t->conninfo, sizeof(t->conninfo), "%s dbname=%s", base, t->name);
+	ck_assert_int_eq(db_new(t->conninfo, "unit", &t->d), MDM_OK);
 	ck_assert_int_eq(migrate_apply(t->d, &applied), MDM_OK);
 }
 

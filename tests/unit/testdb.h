@@ -9,8 +9,9 @@
 
 struct testdb {
 	char name[64];
-	db *admin; /* the MDM_TEST_DB connection that creates and drops it */
-	db *d;     /* connected to the scratch database */
+	char conninfo[1024]; /* of the scratch database */
+	db *admin;           /* the MDM_TEST_DB connection that creates and drops it */
+	db *d;               /* connected to the scratch database */
 };
 
 /* prefix names the database (letters and _ only); fails the test on error. */
