@@ -81,7 +81,9 @@ static mdm_err db_relisten(db *d)
 		int ok;
 
 		snprintf(sql, sizeof(sql), "LISTEN %s", d->listen[i]);
-		res = PQexec(d->conn, sql);
+		/* The channel is an allow-listed identifier; the extended protocol runs one
+		 * statement. */
+		res = PQexecParams(d->conn, sql, 0, NULL, NULL, NULL, NULL, 0);
 		ok = res != NULL && PQresultStatus(res) == PGRES_COMMAND_OK;
 		PQclear(res);
 		if (!ok) {

@@ -1971,9 +1971,9 @@ mdm_err x509_verify_issued(
 		return MDM_OK;
 	}
 	if (!serial_to_hex(X509_get0_serialNumber(cert), serial, sizeof(serial)))
-		strcpy(serial, "?");
+		snprintf(serial, sizeof(serial), "?");
 	if (name_to_str(X509_get_issuer_name(cert), issuer, sizeof(issuer), 1) != MDM_OK)
-		strcpy(issuer, "?");
+		snprintf(issuer, sizeof(issuer), "?");
 	log_warn("x509: certificate serial %s from issuer \"%s\" refused: %s", serial, issuer, why);
 	return MDM_ERR_AUTH;
 }
@@ -2008,9 +2008,9 @@ mdm_err x509_verify_pinned(const X509 *cert, X509 *const *trust, size_t ntrust, 
 	if (cert == NULL || (trust == NULL && ntrust > 0))
 		return MDM_ERR_INVAL;
 	if (!serial_to_hex(X509_get0_serialNumber(cert), serial, sizeof(serial)))
-		strcpy(serial, "?");
+		snprintf(serial, sizeof(serial), "?");
 	if (name_to_str(X509_get_issuer_name(cert), issuer, sizeof(issuer), 1) != MDM_OK)
-		strcpy(issuer, "?");
+		snprintf(issuer, sizeof(issuer), "?");
 	if (cert_is_test(cert)) {
 		why = "a [TEST] certificate is never a device identity";
 		goto out;
