@@ -929,14 +929,55 @@ mdm_err cms_scep_parse_unverified(const uint8_t *der, size_t len, struct cms_sce
 	return cms_scep_parse_any(der, len, out, fail, err, errlen, 1);
 }
 
+/*
+ * One DER SignedData with exactly one SignerInfo and nothing after it:
+ * the shape of a SCEP pkiMessage (RFC 8894 3.2) and of every other signed
+ * message read here (RFC 5652 5.1).  spec and what name the rule in a
+ * refusal; count_fail is the failInfo for a wrong SignerInfo count.
+ * *si borrows from *out.
+ */
+static mdm_err cms_decode_signed(const struct cms_refusal *r, const uint8_t *der, size_t len,
+        const char *spec, const char *what, enum scep_fail_info count_fail, CMS_ContentInfo **out,
+        CMS_SignerInfo **si)
+{
+	const unsigned char *p = der;
+	STACK_OF(CMS_SignerInfo) * sis;
+	CMS_ContentInfo *cms;
+	int n;
+
+	*out = NULL;
+	*si = NULL;
+	if ((cms = d2i_CMS_ContentInfo(NULL, &p, (long)len)) == NULL)
+		return cms_refuse(r, MDM_ERR_PARSE, SCEP_BAD_REQUEST,
+		        "RFC 5652 3: d2i_CMS_ContentInfo: not a CMS ContentInfo (%s)",
+		        cms_ossl_reason());
+	if (p != der + len) {
+		CMS_ContentInfo_free(cms);
+		return cms_refuse(r, MDM_ERR_PARSE, SCEP_BAD_REQUEST,
+		        "RFC 5652 3: %zu bytes after the ContentInfo", len - (size_t)(p - der));
+	}
+	if (OBJ_obj2nid(CMS_get0_type(cms)) != NID_pkcs7_signed) {
+		CMS_ContentInfo_free(cms);
+		return cms_refuse(r, MDM_ERR_PARSE, SCEP_BAD_REQUEST, "%s: %s is not a SignedData",
+		        spec, what);
+	}
+	sis = CMS_get0_SignerInfos(cms);
+	if ((n = sk_CMS_SignerInfo_num(sis)) != 1) {
+		CMS_ContentInfo_free(cms);
+		return cms_refuse(r, MDM_ERR_PARSE, count_fail,
+		        "%s: CMS has %d SignerInfos (exactly one allowed)", spec, n < 0 ? 0 : n);
+	}
+	*si = sk_CMS_SignerInfo_value(sis, 0);
+	*out = cms;
+	return MDM_OK;
+}
+
 static mdm_err cms_scep_parse_any(const uint8_t *der, size_t len, struct cms_scep_msg **out,
         enum scep_fail_info *fail, char *err, size_t errlen, int unverified)
 {
 	struct cms_parse ps;
 	CMS_ContentInfo *cms = NULL;
-	STACK_OF(CMS_SignerInfo) * sis;
 	CMS_SignerInfo *si;
-	const unsigned char *p = der;
 	int n;
 	mdm_err rc;
 
@@ -966,29 +1007,9 @@ static mdm_err cms_scep_parse_any(const uint8_t *der, size_t len, struct cms_sce
 		return MDM_ERR_NOMEM;
 	cms_msg_init(ps.m);
 
-	if ((cms = d2i_CMS_ContentInfo(NULL, &p, (long)len)) == NULL) {
-		rc = cms_refuse(&ps.r, MDM_ERR_PARSE, SCEP_BAD_REQUEST,
-		        "RFC 5652 3: d2i_CMS_ContentInfo: not a CMS ContentInfo (%s)",
-		        cms_ossl_reason());
+	if ((rc = cms_decode_signed(&ps.r, der, len, "RFC 8894 3.2", "pkiMessage",
+	             SCEP_BAD_MESSAGE_CHECK, &cms, &si)) != MDM_OK)
 		goto out;
-	}
-	if (p != der + len) {
-		rc = cms_refuse(&ps.r, MDM_ERR_PARSE, SCEP_BAD_REQUEST,
-		        "RFC 5652 3: %zu bytes after the ContentInfo", len - (size_t)(p - der));
-		goto out;
-	}
-	if (OBJ_obj2nid(CMS_get0_type(cms)) != NID_pkcs7_signed) {
-		rc = cms_refuse(&ps.r, MDM_ERR_PARSE, SCEP_BAD_REQUEST,
-		        "RFC 8894 3.2: pkiMessage is not a SignedData");
-		goto out;
-	}
-	sis = CMS_get0_SignerInfos(cms);
-	if ((n = sk_CMS_SignerInfo_num(sis)) != 1) {
-		rc = cms_refuse(&ps.r, MDM_ERR_PARSE, SCEP_BAD_MESSAGE_CHECK,
-		        "RFC 8894 3.2: CMS has %d SignerInfos", n < 0 ? 0 : n);
-		goto out;
-	}
-	si = sk_CMS_SignerInfo_value(sis, 0);
 	if (OBJ_obj2nid(CMS_get0_eContentType(cms)) != NID_pkcs7_data) {
 		rc = cms_refuse(&ps.r, MDM_ERR_PARSE, SCEP_BAD_REQUEST,
 		        "RFC 8894 3.2: encapsulated content type is not data");
@@ -2160,13 +2181,10 @@ static mdm_err cms_verify_signed(const uint8_t *sig, size_t siglen, size_t max,
 {
 	struct cms_sig v;
 	CMS_ContentInfo *cms = NULL;
-	STACK_OF(CMS_SignerInfo) * sis;
 	CMS_SignerInfo *si;
 	ASN1_OCTET_STRING **pos;
 	X509 *cert = NULL;
 	EVP_PKEY *pub = NULL;
-	const unsigned char *p = sig;
-	int n;
 	mdm_err rc;
 
 	memset(&v, 0, sizeof(v));
@@ -2193,30 +2211,9 @@ static mdm_err cms_verify_signed(const uint8_t *sig, size_t siglen, size_t max,
 	if ((rc = cms_ready()) != MDM_OK)
 		return rc;
 
-	if ((cms = d2i_CMS_ContentInfo(NULL, &p, (long)siglen)) == NULL) {
-		rc = cms_refuse(&v.r, MDM_ERR_PARSE, SCEP_BAD_REQUEST,
-		        "RFC 5652 3: d2i_CMS_ContentInfo: not a CMS ContentInfo (%s)",
-		        cms_ossl_reason());
+	if ((rc = cms_decode_signed(&v.r, sig, siglen, "RFC 5652 5.1", "signature",
+	             SCEP_BAD_REQUEST, &cms, &si)) != MDM_OK)
 		goto out;
-	}
-	if (p != sig + siglen) {
-		rc = cms_refuse(&v.r, MDM_ERR_PARSE, SCEP_BAD_REQUEST,
-		        "RFC 5652 3: %zu bytes after the ContentInfo", siglen - (size_t)(p - sig));
-		goto out;
-	}
-	if (OBJ_obj2nid(CMS_get0_type(cms)) != NID_pkcs7_signed) {
-		rc = cms_refuse(&v.r, MDM_ERR_PARSE, SCEP_BAD_REQUEST,
-		        "RFC 5652 5.1: signature is not a SignedData");
-		goto out;
-	}
-	sis = CMS_get0_SignerInfos(cms);
-	if ((n = sk_CMS_SignerInfo_num(sis)) != 1) {
-		rc = cms_refuse(&v.r, MDM_ERR_PARSE, SCEP_BAD_REQUEST,
-		        "RFC 5652 5.1: CMS has %d SignerInfos (exactly one allowed)",
-		        n < 0 ? 0 : n);
-		goto out;
-	}
-	si = sk_CMS_SignerInfo_value(sis, 0);
 	/* Detached: the signed content is the request body, never what the message says. */
 	if (econtent == NULL && ((pos = CMS_get0_content(cms)) == NULL || *pos != NULL)) {
 		rc = cms_refuse(&v.r, MDM_ERR_PARSE, SCEP_BAD_REQUEST,
