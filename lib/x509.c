@@ -1478,7 +1478,8 @@ out:
 	return rc;
 }
 
-static mdm_err add_eku_client_auth(X509 *x)
+/* extendedKeyUsage with one purpose (clientAuth for devices, emailProtection for signers). */
+static mdm_err add_eku(X509 *x, int nid)
 {
 	EXTENDED_KEY_USAGE *eku;
 	ASN1_OBJECT *obj = NULL;
@@ -1488,7 +1489,7 @@ static mdm_err add_eku_client_auth(X509 *x)
 		ossl_fail(MDM_LOG_ERROR, "sk_ASN1_OBJECT_new_null");
 		return MDM_ERR_NOMEM;
 	}
-	if ((obj = OBJ_nid2obj(NID_client_auth)) == NULL || sk_ASN1_OBJECT_push(eku, obj) <= 0) {
+	if ((obj = OBJ_nid2obj(nid)) == NULL || sk_ASN1_OBJECT_push(eku, obj) <= 0) {
 		ossl_fail(MDM_LOG_ERROR, "sk_ASN1_OBJECT_push");
 		goto out;
 	}
@@ -1844,7 +1845,7 @@ mdm_err x509_issue(const X509 *ca, EVP_PKEY *cakey, X509_REQ *csr,
 		goto out;
 	if ((rc = add_basic_constraints(x, 0)) != MDM_OK ||
 	        (rc = add_key_usage(x, ku, is_rsa ? 2 : 1)) != MDM_OK ||
-	        (rc = add_eku_client_auth(x)) != MDM_OK || (rc = add_ski(x)) != MDM_OK ||
+	        (rc = add_eku(x, NID_client_auth)) != MDM_OK || (rc = add_ski(x)) != MDM_OK ||
 	        (rc = add_aki(x, ca)) != MDM_OK)
 		goto out;
 	if (sans != NULL && (rc = add_ext(x, NID_subject_alt_name, sans, 0)) != MDM_OK)
@@ -2514,26 +2515,6 @@ out:
 	return rc;
 }
 
-static mdm_err add_eku_email(X509 *x)
-{
-	EXTENDED_KEY_USAGE *eku;
-	ASN1_OBJECT *obj = NULL;
-	mdm_err rc = MDM_ERR_NOMEM;
-
-	if ((eku = sk_ASN1_OBJECT_new_null()) == NULL) {
-		ossl_fail(MDM_LOG_ERROR, "sk_ASN1_OBJECT_new_null");
-		return MDM_ERR_NOMEM;
-	}
-	if ((obj = OBJ_nid2obj(NID_email_protect)) == NULL || sk_ASN1_OBJECT_push(eku, obj) <= 0) {
-		ossl_fail(MDM_LOG_ERROR, "sk_ASN1_OBJECT_push");
-		goto out;
-	}
-	rc = add_ext(x, NID_ext_key_usage, eku, 0);
-out:
-	sk_ASN1_OBJECT_pop_free(eku, ASN1_OBJECT_free);
-	return rc;
-}
-
 mdm_err x509_issue_server(const X509 *ca, EVP_PKEY *cakey, const char *subject, EVP_PKEY *key,
         int days, time_t now, X509 **out)
 {
@@ -2562,7 +2543,7 @@ mdm_err x509_issue_server(const X509 *ca, EVP_PKEY *cakey, const char *subject, 
 		goto out;
 	if ((rc = add_basic_constraints(x, 0)) != MDM_OK ||
 	        (rc = add_key_usage(x, ku, sizeof(ku) / sizeof(ku[0]))) != MDM_OK ||
-	        (rc = add_eku_email(x)) != MDM_OK || (rc = add_ski(x)) != MDM_OK ||
+	        (rc = add_eku(x, NID_email_protect)) != MDM_OK || (rc = add_ski(x)) != MDM_OK ||
 	        (rc = add_aki(x, ca)) != MDM_OK || (rc = cert_sign(x, cakey)) != MDM_OK)
 		goto out;
 	if (X509_verify(x, X509_get0_pubkey(ca)) != 1) {
