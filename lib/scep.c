@@ -51,11 +51,15 @@ mdm_err scep_server_new(db *d, const config *cfg, struct scep_server **out)
 		rc = MDM_ERR_CONFIG;
 		goto fail;
 	}
-	v = config_get0(cfg, "scep_signer_subject");
-	if (v == NULL || strcmp(v, "strict") == 0) {
-		s->policy.signer_subject_strict = 1;
-	} else if (strcmp(v, "key") != 0) {
-		log_error("config: scep_signer_subject must be strict or key");
+	v = config_get0(cfg, "scep_signer_match");
+	if (v == NULL || strcmp(v, "none") == 0) {
+		s->policy.signer_match = SCEP_SIGNER_MATCH_NONE;
+	} else if (strcmp(v, "key") == 0) {
+		s->policy.signer_match = SCEP_SIGNER_MATCH_KEY;
+	} else if (strcmp(v, "key+subject") == 0) {
+		s->policy.signer_match = SCEP_SIGNER_MATCH_KEY_SUBJECT;
+	} else {
+		log_error("config: scep_signer_match must be none, key or key+subject");
 		rc = MDM_ERR_CONFIG;
 		goto fail;
 	}
@@ -444,6 +448,72 @@ static mdm_err scep_issue_tx_fn(db *d, void *arg)
 	return rc;
 }
 
+/*
+ * A first request's throw-away signer (RFC 8894 section 2.3).  It is the
+ * key the CertRep is encrypted to and the transaction is bound to, and
+ * nothing more: the proof of possession of the key being certified is
+ * the CSR's own signature, the authorisation the challenge.  It must be
+ * self-signed (issuer = subject, verified by its own key; its AKI is not
+ * looked at: Windows' signer carries a critical one that matches
+ * nothing).  Its dates are the device's clock and mean nothing for a
+ * one-request key, so they are not checked: a device whose clock is off
+ * during Setup Assistant still enrolls.  Apple devices give it their own
+ * key and a random subject, so requiring the CSR's key or subject
+ * (scep_signer_match) is only for other fleets.  1 if it passes; 0 with
+ * the refusal recorded.
+ */
+static int scep_throwaway_signer_ok(struct scep_op *op)
+{
+	enum scep_signer_match match = op->s->policy.signer_match;
+	struct x509_st *signer = op->msg->signer;
+
+	if (!x509_cert_self_issued(signer) || !x509_cert_signed_by(signer, signer)) {
+		err_ignore(scep_refuse(op, SCEP_BAD_MESSAGE_CHECK,
+		        "RFC 8894 section 2.3: the signer is neither a certificate this CA "
+		        "issued (valid, for client authentication) nor self-signed"));
+		return 0;
+	}
+	if (match != SCEP_SIGNER_MATCH_NONE && !x509_csr_key_matches_cert(op->csr, signer)) {
+		err_ignore(scep_refuse(op, SCEP_BAD_MESSAGE_CHECK,
+		        "the self-signed signer's key is not the CSR's (scep_signer_match)"));
+		return 0;
+	}
+	if (match == SCEP_SIGNER_MATCH_KEY_SUBJECT &&
+	        !x509_csr_subject_matches_cert(op->csr, signer)) {
+		err_ignore(scep_refuse(op, SCEP_BAD_MESSAGE_CHECK,
+		        "the self-signed signer's subject is not the CSR's (scep_signer_match = "
+		        "key+subject)"));
+		return 0;
+	}
+	return 1;
+}
+
+/*
+ * The challengePassword of a first request (RFC 8894 section 2.2): in the
+ * CSR, or as a CMS signed attribute (macOS mdmclient), the same in both
+ * when in both.  *challenge (borrowed from op or *csr_challenge, which
+ * the caller frees) is NULL when the request is refused.
+ */
+static mdm_err scep_challenge_of(struct scep_op *op, char **csr_challenge, const char **challenge)
+{
+	mdm_err rc;
+
+	*csr_challenge = NULL;
+	*challenge = NULL;
+	rc = x509_csr_challenge(op->csr, csr_challenge);
+	if (rc != MDM_OK && rc != MDM_ERR_NOT_FOUND)
+		return scep_refuse(op, SCEP_BAD_REQUEST, "malformed challengePassword");
+	if (*csr_challenge && op->msg->challenge &&
+	        !scep_ct_equal(*csr_challenge, op->msg->challenge))
+		return scep_refuse(op, SCEP_BAD_REQUEST,
+		        "two different challengePasswords (CSR and signed attribute)");
+	*challenge = *csr_challenge ? *csr_challenge : op->msg->challenge;
+	if (*challenge == NULL)
+		return scep_refuse(op, SCEP_BAD_REQUEST,
+		        "RFC 8894 section 2.2: a challengePassword is required");
+	return MDM_OK;
+}
+
 /* PKCSReq (19) and RenewalReq (17): RFC 8894 sections 3.3.1 and 4.3. */
 static mdm_err scep_enrol(struct scep_op *op)
 {
@@ -455,16 +525,14 @@ static mdm_err scep_enrol(struct scep_op *op)
 	size_t which;
 	mdm_err rc;
 
+	/* Who asks first (signature, authorisation), then what is asked for (policy). */
 	if (x509_csr_from_der(op->content, op->content_len, &op->csr) != MDM_OK)
 		return scep_refuse(
 		        op, SCEP_BAD_REQUEST, "RFC 8894 section 3.3.1: not a PKCS#10 CSR");
 	if (x509_csr_verify(op->csr) != MDM_OK)
 		return scep_refuse(op, SCEP_BAD_MESSAGE_CHECK,
-		        "RFC 2986: the CSR's signature does not verify");
-	if (x509_csr_rsa_bits(op->csr) < s->policy.min_rsa_bits)
-		return scep_refuse(op, SCEP_BAD_REQUEST,
-		        "the CSR's key is not an RSA key of the "
-		        "minimum size (cert_min_rsa_bits)");
+		        "RFC 2986: the CSR's signature does not verify (no proof of possession "
+		        "of its key)");
 	if ((rc = x509_cert_key_sha256(op->msg->signer, op->key_sha256)) != MDM_OK)
 		return rc;
 	if ((rc = scep_existing(op, &found)) != MDM_OK || found)
@@ -485,37 +553,20 @@ static mdm_err scep_enrol(struct scep_op *op)
 		        "this CA issued (unknown issuer, expired or not client authentication)");
 	}
 	if (!ours) {
-		/* Section 2.3: a throw-away signer proves possession of the CSR's key. */
-		if (!x509_csr_key_matches_cert(op->csr, op->msg->signer))
-			return scep_refuse(op, SCEP_BAD_MESSAGE_CHECK,
-			        "RFC 8894 section 2.3: the signer certificate's public key is not "
-			        "the CSR's");
-		if (s->policy.signer_subject_strict &&
-		        !x509_csr_subject_matches_cert(op->csr, op->msg->signer))
-			return scep_refuse(op, SCEP_BAD_MESSAGE_CHECK,
-			        "RFC 8894 section 2.3: the self-signed signer's subject is not the "
-			        "CSR's");
-		rc = x509_csr_challenge(op->csr, &csr_challenge);
-		if (rc != MDM_OK && rc != MDM_ERR_NOT_FOUND) {
-			rc = scep_refuse(op, SCEP_BAD_REQUEST, "malformed challengePassword");
+		if (!scep_throwaway_signer_ok(op))
+			return MDM_OK;
+		if ((rc = scep_challenge_of(op, &csr_challenge, &challenge)) != MDM_OK ||
+		        challenge == NULL)
 			goto out;
-		}
-		challenge = csr_challenge ? csr_challenge : op->msg->challenge;
-		if (csr_challenge && op->msg->challenge &&
-		        !scep_ct_equal(csr_challenge, op->msg->challenge)) {
-			rc = scep_refuse(op, SCEP_BAD_REQUEST,
-			        "two different challengePasswords (CSR and signed attribute)");
-			goto out;
-		}
-		if (challenge == NULL) {
-			rc = scep_refuse(op, SCEP_BAD_REQUEST,
-			        "RFC 8894 section 2.2: a challengePassword is required");
-			goto out;
-		}
 		if (s->policy.static_challenge != NULL &&
 		        scep_ct_equal(challenge, s->policy.static_challenge))
 			challenge = NULL; /* the static one: nothing to spend */
 		t.challenge = challenge;
+	}
+	if (x509_csr_rsa_bits(op->csr) < s->policy.min_rsa_bits) {
+		rc = scep_refuse(op, SCEP_BAD_REQUEST,
+		        "the CSR's key is not an RSA key of the minimum size (cert_min_rsa_bits)");
+		goto out;
 	}
 	rc = db_tx(s->db, scep_issue_tx_fn, &t);
 	if (rc == MDM_ERR_FORBIDDEN && op->fail != SCEP_FAIL_NONE)

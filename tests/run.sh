@@ -320,9 +320,10 @@ E2E_TMP="$TMP/e2e"
 E2E_CERTMONGER_SCRIPT="$ROOT/tests/e2e/certmonger.sh"
 mkdir -p "$E2E_TMP"
 export MDM_SCEP_CHALLENGE E2E_STATIC_CHALLENGE E2E_TMP E2E_CERTMONGER_SCRIPT
-# micromdm's scepclient 2.1 signs with SHA-1, encrypts with single DES
-# whatever GetCACaps offers, and names its throw-away signer "SCEP SIGNER";
-# the defaults refuse all three.  The proxy-mode stack allows them, as
+# micromdm's scepclient 2.1 signs with SHA-1 and encrypts with single DES
+# whatever GetCACaps offers; the defaults refuse both (its throw-away
+# signer named "SCEP SIGNER" is fine, as Apple's own-key signers are:
+# scep_signer_match = none).  The proxy-mode stack allows them, as
 # docs/CONFIG.md tells scepclient's users to; the fcgid-mode stack keeps
 # the defaults, and there scepclient must be refused while certmonger
 # still enrolls (E2E_SCEP_LEGACY tells the interop suite which is which).
@@ -330,11 +331,10 @@ scep_legacy() {
 	if [ "$1" = proxy ]; then
 		MDM_SCEP_ALLOW_SHA1=yes
 		MDM_SCEP_ALLOW_DES=yes
-		MDM_SCEP_SIGNER_SUBJECT=key
 		E2E_SCEP_LEGACY=1
-		export MDM_SCEP_ALLOW_SHA1 MDM_SCEP_ALLOW_DES MDM_SCEP_SIGNER_SUBJECT
+		export MDM_SCEP_ALLOW_SHA1 MDM_SCEP_ALLOW_DES
 	else
-		unset MDM_SCEP_ALLOW_SHA1 MDM_SCEP_ALLOW_DES MDM_SCEP_SIGNER_SUBJECT
+		unset MDM_SCEP_ALLOW_SHA1 MDM_SCEP_ALLOW_DES
 		E2E_SCEP_LEGACY=0
 	fi
 	export E2E_SCEP_LEGACY

@@ -29,7 +29,7 @@ Suite *scep_interop_suite(void);
 static const char *scep_url, *tmpdir, *static_challenge;
 /*
  * E2E_SCEP_LEGACY=1 (tests/run.sh, proxy mode): the stack allows what
- * micromdm's scepclient needs (SHA-1, DES, its "SCEP SIGNER" subject);
+ * micromdm's scepclient needs (SHA-1, single DES);
  * 0 (fcgid mode): the defaults, which refuse it.  Unset counts as 1.
  */
 static int legacy = 1;
@@ -126,7 +126,7 @@ START_TEST(scepclient_one_time_challenge)
 
 	snprintf(dir, sizeof(dir), "%s/scepclient-1", tmpdir);
 	if (!legacy) {
-		/* Default policy: SHA-1, DES and "SCEP SIGNER" refused, nothing issued. */
+		/* Default policy: SHA-1 and single DES refused, nothing issued. */
 		before = issued_count();
 		ck_assert_int_ne(scepclient(dir, ch, "e2e-device-1"), 0);
 		ck_assert_int_eq(issued_count(), before);
