@@ -70,7 +70,7 @@ static const struct config_key config_keys[] = {
         {"mdm_topic", NULL, 0,
                 "APNs topic of the enrollment profile; unset: the one imported push "
                 "certificate's"},
-        {"mdm_sign_message", "no", 0,
+        {"mdm_sign_message", "yes", 0,
                 "SignMessage in the enrollment profile: devices add Mdm-Signature (yes or no)"},
         {"mdm_access_rights", "8191", 0, "AccessRights of the MDM payload (1 to 8191)"},
         {"mdm_checkout_when_removed", "yes", 0,

@@ -153,6 +153,8 @@ START_TEST(retired_key_names_its_replacement)
 	/* Its successor: none by default (Apple devices), key and key+subject opt in. */
 	ck_assert_int_eq(config_load_file("/nonexistent/mdm.conf", 0, &c), MDM_OK);
 	ck_assert_str_eq(config_get0(c, "scep_signer_match"), "none");
+	/* SignMessage on: the only identity behind a TLS-terminating load balancer. */
+	ck_assert_str_eq(config_get0(c, "mdm_sign_message"), "yes");
 	config_free(c);
 }
 END_TEST
