@@ -23,6 +23,7 @@ void ca_state_free(struct ca_state *st)
 	x509_cert_free(st->next);
 	x509_cert_free(st->ra);
 	x509_key_free(st->ra_key);
+	x509_cert_free(st->responder);
 	free(st);
 }
 

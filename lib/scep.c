@@ -128,11 +128,25 @@ mdm_err scep_get_ca_cert(
 	*content_type = NULL;
 	if ((rc = scep_ca(s)) != MDM_OK)
 		return rc;
-	if (s->ca->ra == NULL) {
+	/*
+	 * Without an RA, the CA's key is offered under its responder
+	 * certificate beside the CA (section 4.2.1.2, as an RA would be):
+	 * clients that never trust the certificate they encrypt to
+	 * (certmonger) find the CA apart from it.  The CA still signs the
+	 * replies and still opens requests enveloped to its own certificate.
+	 */
+	if (s->ca->ra == NULL && s->ca->responder == NULL) {
+		rc = x509_scep_responder(s->ca->active, s->ca->active_key, &s->ca->responder);
+		if (rc != MDM_OK && rc != MDM_ERR_NOT_FOUND)
+			return rc;
+	}
+	struct x509_st *ee = s->ca->ra != NULL ? s->ca->ra : s->ca->responder;
+	if (ee == NULL) {
+		/* A CA key that is not RSA: the lone CA certificate (section 4.2.1.1). */
 		*content_type = "application/x-x509-ca-cert";
 		return x509_cert_to_der(s->ca->active, out, outlen);
 	}
-	struct x509_st *certs[2] = {s->ca->ra, s->ca->active};
+	struct x509_st *certs[2] = {ee, s->ca->active};
 	*content_type = "application/x-x509-ca-ra-cert";
 	return cms_certs_only(certs, 2, out, outlen);
 }

@@ -271,6 +271,18 @@ mkdir -p "$TMP/ca"
 	cat "$TMP/log/ca.log" >&2
 	stack_die "mdmctl ca server-cert failed"
 }
+# A SCEP registration authority issued by that CA (docs/CONFIG.md, ra_cert):
+# the fcgid-mode stack runs with it, the proxy-mode stack without.
+printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n' \
+	>"$TMP/ca/ra.ext" &&
+	openssl req -new -newkey rsa:2048 -nodes -keyout "$TMP/ca/ra.key" -out "$TMP/ca/ra.csr" \
+		-subj "/CN=MDM Test SCEP RA/O=mdm tests" >>"$TMP/log/ca.log" 2>&1 &&
+	openssl x509 -req -in "$TMP/ca/ra.csr" -CA "$TMP/ca/ca.pem" -CAkey "$TMP/ca/ca.key" \
+		-CAcreateserial -days 365 -extfile "$TMP/ca/ra.ext" -out "$TMP/ca/ra.pem" \
+		>>"$TMP/log/ca.log" 2>&1 || {
+	cat "$TMP/log/ca.log" >&2
+	stack_die "the SCEP RA certificate could not be made"
+}
 apns_push_cert "$TMP/ca" "$TMP/ca/push" "$TMP/ca/push-issuer"
 "$B/bin/mdmctl" push-cert import --cert "$TMP/ca/push.pem" --key "$TMP/ca/push.key" \
 	>>"$TMP/log/ca.log" 2>&1 || {
@@ -339,6 +351,19 @@ scep_legacy() {
 	fi
 	export E2E_SCEP_LEGACY
 }
+# The RA (made above) in fcgid mode only: there certmonger, which the
+# devices of the e2e suites use in that mode, enrolls through it.
+# E2E_RA_CERT tells the interop suite.
+scep_ra() {
+	if [ "$1" = fcgid ]; then
+		MDM_RA_CERT=$TMP/ca/ra.pem
+		MDM_RA_KEY=$TMP/ca/ra.key
+		E2E_RA_CERT=$TMP/ca/ra.pem
+		export MDM_RA_CERT MDM_RA_KEY E2E_RA_CERT
+	else
+		unset MDM_RA_CERT MDM_RA_KEY E2E_RA_CERT
+	fi
+}
 
 # The APNs stand-in, for the whole e2e phase: Apple's push service
 # cannot be reached from here.
@@ -364,6 +389,7 @@ for mode in proxy fcgid; do
 	https_port=$(stack_free_port 18443)
 	http_port=$(stack_free_port 18080)
 	scep_legacy "$mode"
+	scep_ra "$mode"
 	# The base URL enrollment profiles name: this stack's HTTPS host.
 	MDM_PUBLIC_URL="https://127.0.0.1:$https_port"
 	# SCEP over plain HTTP, as it is usually deployed (its messages are

@@ -1080,8 +1080,9 @@ START_TEST(caps_and_cacert)
 	ck_assert_ptr_null(strstr(caps, "DES3"));
 	ck_assert_ptr_null(strstr(caps, "GetNextCACert"));
 	free(caps);
+	/* No RA: the CA and its key's responder certificate (test_scep_ops.c). */
 	ck_assert_int_eq(scep_get_ca_cert(srv, &der, &n, &ctype), MDM_OK);
-	ck_assert_str_eq(ctype, "application/x-x509-ca-cert");
+	ck_assert_str_eq(ctype, "application/x-x509-ca-ra-cert");
 	free(der);
 }
 END_TEST
