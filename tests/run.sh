@@ -241,6 +241,9 @@ for p in $STACK_PROGRAMS; do
 done
 chmod 755 "$TMP/cgi-bin" "$TMP"/cgi-bin/*.fcgi
 stack_own "$TMP/cgi-bin"
+# This stack's programs, for tests that signal them (and only them).
+E2E_CGI_BIN=$TMP/cgi-bin
+export E2E_CGI_BIN
 E2E_TLS_CA=$TLS_CA_CERT
 E2E_CLIENT_CERT=$CLIENT_CERT
 E2E_CLIENT_KEY=$CLIENT_KEY
