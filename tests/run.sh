@@ -316,6 +316,9 @@ export MDM_PROFILE_SIGNER_CERT MDM_PROFILE_SIGNER_KEY MDM_PROFILE_SIGNER_CHAIN E
 # The simulator (tests/e2e/devsim.sh) trusts that CA for the profile signer.
 E2E_DEVSIM="$ROOT/tests/e2e/devsim.sh"
 export E2E_DEVSIM
+# The Apple device simulator (tests/sim/applesim: an iPhone and a Mac).
+E2E_APPLESIM=$B/tests/applesim
+export E2E_APPLESIM
 # A static challenge too (scep_challenge), for the clients that use one.
 MDM_SCEP_CHALLENGE="e2e-static-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
 E2E_STATIC_CHALLENGE=$MDM_SCEP_CHALLENGE
