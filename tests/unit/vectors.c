@@ -8,15 +8,23 @@
 
 #define VECTOR_MAX (1u << 20)
 
-const char *vector_path(const char *who, const char *rel, char *buf, size_t cap)
+const char *vector_dir(void)
 {
 	const char *dir = getenv("MDM_VECTORS");
 	struct stat st;
-	int n;
 
 	if (dir == NULL || *dir == '\0')
 		dir = "../shared/vectors";
-	if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+	return stat(dir, &st) == 0 && S_ISDIR(st.st_mode) ? dir : NULL;
+}
+
+const char *vector_path(const char *who, const char *rel, char *buf, size_t cap)
+{
+	const char *dir = vector_dir();
+	struct stat st;
+	int n;
+
+	if (dir == NULL) {
 		printf("%s: shared vectors not found (set MDM_VECTORS); %s skipped\n", who, rel);
 		return NULL;
 	}
@@ -43,5 +51,6 @@ uint8_t *vector_read(const char *who, const char *rel, size_t *len)
 	*len = fread(buf, 1, VECTOR_MAX, fp);
 	fclose(fp);
 	ck_assert_uint_lt(*len, VECTOR_MAX);
+	buf[*len] = '\0'; /* a plist or PEM can be read as a string */
 	return buf;
 }

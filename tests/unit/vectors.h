@@ -9,12 +9,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The vectors directory, or NULL (silently) when it is absent. */
+const char *vector_dir(void);
 /*
  * The path of rel under the vectors directory in buf, or NULL (with a
  * note naming who and rel) when the directory or the file is absent.
  */
 const char *vector_path(const char *who, const char *rel, char *buf, size_t cap);
-/* The whole file (at most 1 MiB, malloc'd), or NULL and a note as vector_path. */
+/*
+ * The whole file (under 1 MiB, malloc'd, a NUL after its *len bytes), or
+ * NULL and a note as vector_path.
+ */
 uint8_t *vector_read(const char *who, const char *rel, size_t *len);
 
 #endif
