@@ -179,7 +179,8 @@ START_TEST(iphone_lifecycle)
 	        "DeviceInformation:Acknowledged,SecurityInfo:Acknowledged,ProfileList:Acknowledged,"
 	        "CertificateList:Acknowledged,InstalledApplicationList:Acknowledged,"
 	        "InstallProfile:NotNow,RemoveProfile:Error,InstallProfile:Acknowledged");
-	e2e_assert_query("SELECT (result_json->'QueryResponses'->>'OSVersion' IS NOT NULL)::text "
+	e2e_assert_query("SELECT (result_json->'QueryResponses'->>'OSVersion' IS NOT NULL AND "
+	                 "result_json->'QueryResponses'->>'UDID' = udid)::text "
 	                 "FROM mdm.command_results WHERE udid = $1 AND "
 	                 "request_type = 'DeviceInformation'",
 	        udid, "true");

@@ -715,8 +715,13 @@ static struct sim_buf report(const char *status, const char *uuid, const char *t
 			xmlDocPtr doc = sim_plist_parse(raw.p, raw.len, path);
 			xmlNodePtr top = sim_plist_root(doc);
 
+			xmlNodePtr qr = sim_plist_get(top, "QueryResponses");
+
 			sim_plist_set_string(top, "CommandUUID", uuid);
 			sim_plist_set_string(top, "UDID", sim_state_need("udid"));
+			/* DeviceInformation names the device inside too. */
+			if (sim_plist_is(sim_plist_get(qr, "UDID"), "string"))
+				sim_plist_set_string(qr, "UDID", sim_state_need("udid"));
 			b = sim_plist_dump(doc);
 			xmlFreeDoc(doc);
 			sim_buf_free(&raw);
