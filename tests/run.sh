@@ -241,6 +241,9 @@ for p in $STACK_PROGRAMS; do
 done
 chmod 755 "$TMP/cgi-bin" "$TMP"/cgi-bin/*.fcgi
 stack_own "$TMP/cgi-bin"
+# This stack's programs, for tests that signal them (and only them).
+E2E_CGI_BIN=$TMP/cgi-bin
+export E2E_CGI_BIN
 E2E_TLS_CA=$TLS_CA_CERT
 E2E_CLIENT_CERT=$CLIENT_CERT
 E2E_CLIENT_KEY=$CLIENT_KEY
@@ -325,6 +328,9 @@ export MDM_PROFILE_SIGNER_CERT MDM_PROFILE_SIGNER_KEY MDM_PROFILE_SIGNER_CHAIN E
 # The simulator (tests/e2e/devsim.sh) trusts that CA for the profile signer.
 E2E_DEVSIM="$ROOT/tests/e2e/devsim.sh"
 export E2E_DEVSIM
+# The Apple device simulator (tests/sim/applesim: an iPhone and a Mac).
+E2E_APPLESIM=$B/tests/applesim
+export E2E_APPLESIM
 # A static challenge too (scep_challenge), for the clients that use one.
 MDM_SCEP_CHALLENGE="e2e-static-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
 E2E_STATIC_CHALLENGE=$MDM_SCEP_CHALLENGE
