@@ -47,6 +47,7 @@ struct scep_ctx {
 	int caps_post, caps_aes, caps_des3, caps_sha512, caps_sha256, caps_sha1, caps_renewal;
 	X509 *ca;                 /* the CA (borrowed from from_ca) */
 	X509 *recipient;          /* the RA when there is one, else the CA (borrowed) */
+	X509 *reply_signer;       /* who must sign the CertRep: the RA, else the CA (borrowed) */
 	STACK_OF(X509) * from_ca; /* every certificate GetCACert gave */
 	const EVP_MD *md;
 	const EVP_CIPHER *cipher;
@@ -120,9 +121,89 @@ static void scep_caps(struct scep_ctx *c)
 	        EVP_MD_get0_name(c->md), EVP_CIPHER_get0_name(c->cipher));
 }
 
-static int scep_is_ca(X509 *x)
+static int scep_self_signed(X509 *x)
 {
-	return X509_check_ca(x) > 0 && X509_check_issued(x, x) == X509_V_OK;
+	return X509_check_issued(x, x) == X509_V_OK;
+}
+
+/* The certificate of the set that issued x (name, key identifiers, signature), or NULL. */
+static X509 *scep_issuer_in(STACK_OF(X509) * set, X509 *x)
+{
+	for (int i = 0; i < sk_X509_num(set); i++) {
+		X509 *y = sk_X509_value(set, i);
+		EVP_PKEY *k = X509_get0_pubkey(y);
+		if (y != x && X509_check_issued(y, x) == X509_V_OK && k != NULL &&
+		        X509_verify(x, k) == 1)
+			return y;
+	}
+	ERR_clear_error();
+	return NULL;
+}
+
+/* keyUsage bits; none when the extension is absent (an RA must say what it does). */
+static uint32_t scep_key_usage(X509 *x)
+{
+	uint32_t ku = X509_get_key_usage(x);
+
+	return ku == UINT32_MAX ? 0 : ku;
+}
+
+/*
+ * The CA and the RA an Apple device takes from a CA/RA GetCACert, by the
+ * rules of Apple's SCEP client (Security framework,
+ * SecSCEPValidateCACertMessage and SecSCEPVerifyReply): each certificate
+ * that chains to a self-signed one of the set is a candidate RA, sorted
+ * by its keyUsage: digitalSignature and keyEncipherment (one RA for both),
+ * keyEncipherment only (encrypts), digitalSignature only (signs).  There
+ * must be a CA and either an RA for both or a signing and an encrypting
+ * one (the pair is preferred); anything else is "an invalid RA response"
+ * and the device gives up.  Requests are enveloped to the RA that
+ * encrypts, and the CertRep must be signed by exactly the RA that signs.
+ */
+static void scep_ca_ra(struct scep_ctx *c)
+{
+	X509 *both = NULL, *enc = NULL, *sign = NULL;
+
+	for (int i = 0; i < sk_X509_num(c->from_ca); i++) {
+		X509 *leaf = sk_X509_value(c->from_ca, i), *top = leaf, *up;
+		int depth = 0;
+		uint32_t ku;
+
+		while (!scep_self_signed(top) && (up = scep_issuer_in(c->from_ca, top)) != NULL &&
+		        depth++ < sk_X509_num(c->from_ca))
+			top = up;
+		if (top == leaf || !scep_self_signed(top))
+			continue; /* the CA itself, or no chain */
+		if (c->ca == NULL)
+			c->ca = top;
+		else if (X509_cmp(c->ca, top) != 0)
+			sim_fail("GetCACert: RA certificates under two different CAs");
+		ku = scep_key_usage(leaf);
+		if ((ku & KU_DIGITAL_SIGNATURE) && (ku & KU_KEY_ENCIPHERMENT)) {
+			if (both == NULL)
+				both = leaf;
+		} else if (ku & KU_KEY_ENCIPHERMENT) {
+			if (enc == NULL)
+				enc = leaf;
+		} else if (ku & KU_DIGITAL_SIGNATURE) {
+			if (sign == NULL)
+				sign = leaf;
+		}
+	}
+	if (c->ca == NULL || (both == NULL && (enc == NULL || sign == NULL)))
+		sim_fail("GetCACert: an invalid RA response for an Apple device: %d certificates, "
+		         "%s CA, RA for signing and encryption %s, for encryption only %s, for "
+		         "signing only %s (SecSCEPValidateCACertMessage wants a CA and an RA with "
+		         "digitalSignature and keyEncipherment, or one of each)",
+		        sk_X509_num(c->from_ca), c->ca ? "a" : "no", both ? "yes" : "no",
+		        enc ? "yes" : "no", sign ? "yes" : "no");
+	if (enc != NULL && sign != NULL) {
+		c->recipient = enc;
+		c->reply_signer = sign;
+	} else {
+		c->recipient = both;
+		c->reply_signer = both;
+	}
 }
 
 /* GetCACert: one DER certificate, or the CA and RA as a degenerate PKCS#7. */
@@ -140,6 +221,7 @@ static void scep_ca_certs(struct scep_ctx *c)
 			        "GetCACert: application/x-x509-ca-cert is not one DER certificate");
 		sk_X509_push(c->from_ca, c->ca);
 		c->recipient = c->ca;
+		c->reply_signer = c->ca;
 	} else if (strcasecmp(ctype, "application/x-x509-ca-ra-cert") == 0) {
 		CMS_ContentInfo *cms = d2i_CMS_ContentInfo(NULL, &p, (long)b.len);
 		STACK_OF(X509) *all = cms ? CMS_get1_certs(cms) : NULL;
@@ -150,16 +232,9 @@ static void scep_ca_certs(struct scep_ctx *c)
 			X509 *x = sk_X509_value(all, i);
 			X509_up_ref(x);
 			sk_X509_push(c->from_ca, x);
-			if (scep_is_ca(x) && c->ca == NULL)
-				c->ca = x;
-			else if (c->recipient == NULL &&
-			        (X509_get_key_usage(x) & KU_KEY_ENCIPHERMENT) != 0)
-				c->recipient = x; /* the RA that decrypts */
 		}
-		if (c->ca == NULL || c->recipient == NULL)
-			sim_fail("GetCACert: no CA and encryption RA among %d certificates",
-			        sk_X509_num(all));
 		sk_X509_pop_free(all, X509_free);
+		scep_ca_ra(c);
 		CMS_ContentInfo_free(cms);
 	} else {
 		sim_fail("GetCACert: Content-Type \"%s\" (RFC 8894 4.2.1)", ctype);
@@ -540,13 +615,12 @@ static struct certrep scep_certrep(struct scep_ctx *c, const struct sim_buf *res
 		empty = BIO_new_mem_buf("", 0);
 	if (!CMS_verify(cms, c->from_ca, store, empty, out, CMS_BINARY))
 		sim_ossl_fail("CMS_verify of the CertRep (signed by the CA or RA?)");
+	/* SecSCEPVerifyReply: "response should be signed by ra", that very certificate. */
 	signers = CMS_get0_signers(cms);
-	for (int i = 0; i < sk_X509_num(c->from_ca); i++)
-		if (sk_X509_num(signers) == 1 &&
-		        X509_cmp(sk_X509_value(signers, 0), sk_X509_value(c->from_ca, i)) == 0)
-			ok = 1;
+	ok = sk_X509_num(signers) == 1 && X509_cmp(sk_X509_value(signers, 0), c->reply_signer) == 0;
 	if (!ok)
-		sim_fail("CertRep is not signed by the CA or RA of GetCACert");
+		sim_fail("CertRep is not signed by the %s of GetCACert (Apple requires exactly it)",
+		        c->reply_signer == c->ca ? "CA" : "RA that signs");
 	sk_X509_free(signers);
 	sis = CMS_get0_SignerInfos(cms);
 	si = sk_CMS_SignerInfo_value(sis, 0);
