@@ -133,6 +133,14 @@ mdm_err ca_load(db *d, const config *cfg, struct ca_state **out)
 	}
 	if ((rc = ca_load_ra(cfg, st)) != MDM_OK)
 		goto out;
+	/* Without an RA, the active key's SCEP responder (none for a key that is not RSA). */
+	if (st->ra == NULL) {
+		rc = x509_scep_responder(st->active, st->active_key, &st->responder);
+		if (rc == MDM_ERR_NOT_FOUND)
+			rc = MDM_OK;
+		else if (rc != MDM_OK)
+			goto out;
+	}
 	*out = st;
 	st = NULL;
 out:

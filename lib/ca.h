@@ -31,8 +31,8 @@ struct ca_state {
 	struct evp_pkey_st *ra_key;
 	/*
 	 * Without an RA: the active key's SCEP responder certificate
-	 * (x509_scep_responder), made when GetCACert first needs it; NULL
-	 * until then, and for a CA key that is not RSA.
+	 * (x509_scep_responder), made with the state; NULL with an RA or a CA
+	 * key that is not RSA.
 	 */
 	struct x509_st *responder;
 };

@@ -1211,27 +1211,23 @@ static void cms_open_recipient(CMS_ContentInfo *cms, CMS_RecipientInfo *ri, EVP_
  * to garbage; callers must answer content that does not parse (not a
  * CSR) exactly as they answer a decryption failure: badMessageCheck.
  */
-static mdm_err cms_scep_decrypt_any(const struct cms_scep_msg *m, struct evp_pkey_st *key,
-        struct x509_st *cert, uint8_t **out, size_t *outlen, enum cms_cipher *cipher,
-        enum scep_fail_info *fail, int allow_des);
-
 mdm_err cms_scep_decrypt(const struct cms_scep_msg *m, struct evp_pkey_st *key,
         struct x509_st *cert, uint8_t **out, size_t *outlen, enum cms_cipher *cipher,
         enum scep_fail_info *fail)
 {
-	return cms_scep_decrypt_any(m, key, cert, out, outlen, cipher, fail, 0);
+	return cms_scep_decrypt_ex(m, key, cert, 0, out, outlen, cipher, fail, NULL);
 }
 
 mdm_err cms_scep_decrypt_des(const struct cms_scep_msg *m, struct evp_pkey_st *key,
         struct x509_st *cert, uint8_t **out, size_t *outlen, enum cms_cipher *cipher,
         enum scep_fail_info *fail)
 {
-	return cms_scep_decrypt_any(m, key, cert, out, outlen, cipher, fail, 1);
+	return cms_scep_decrypt_ex(m, key, cert, 1, out, outlen, cipher, fail, NULL);
 }
 
-static mdm_err cms_scep_decrypt_any(const struct cms_scep_msg *m, struct evp_pkey_st *key,
-        struct x509_st *cert, uint8_t **out, size_t *outlen, enum cms_cipher *cipher,
-        enum scep_fail_info *fail, int allow_des)
+mdm_err cms_scep_decrypt_ex(const struct cms_scep_msg *m, struct evp_pkey_st *key,
+        struct x509_st *cert, int allow_des, uint8_t **out, size_t *outlen, enum cms_cipher *cipher,
+        enum scep_fail_info *fail, int *to_responder)
 {
 	struct cms_refusal r = {fail, NULL, 0};
 	CMS_ContentInfo *cms = NULL;
@@ -1250,6 +1246,8 @@ static mdm_err cms_scep_decrypt_any(const struct cms_scep_msg *m, struct evp_pke
 		*cipher = CMS_CIPHER__MAX;
 	if (fail != NULL)
 		*fail = SCEP_FAIL_NONE;
+	if (to_responder != NULL)
+		*to_responder = 0;
 	if (m == NULL || key == NULL || cert == NULL || out == NULL || outlen == NULL)
 		return MDM_ERR_INVAL;
 	if (m->envelope == NULL || m->envelope_len == 0) {
@@ -1303,6 +1301,8 @@ static mdm_err cms_scep_decrypt_any(const struct cms_scep_msg *m, struct evp_pke
 	}
 	if (cipher != NULL)
 		*cipher = c;
+	if (to_responder != NULL)
+		*to_responder = via_responder;
 out:
 	ERR_clear_error();
 	BIO_free(bio);

@@ -132,14 +132,9 @@ mdm_err scep_get_ca_cert(
 	 * Without an RA, the CA's key is offered under its responder
 	 * certificate beside the CA (section 4.2.1.2, as an RA would be):
 	 * clients that never trust the certificate they encrypt to
-	 * (certmonger) find the CA apart from it.  The CA still signs the
-	 * replies and still opens requests enveloped to its own certificate.
+	 * (certmonger) find the CA apart from it, and Apple devices take it
+	 * as the RA that encrypts and signs (scep_reply).
 	 */
-	if (s->ca->ra == NULL && s->ca->responder == NULL) {
-		rc = x509_scep_responder(s->ca->active, s->ca->active_key, &s->ca->responder);
-		if (rc != MDM_OK && rc != MDM_ERR_NOT_FOUND)
-			return rc;
-	}
 	struct x509_st *ee = s->ca->ra != NULL ? s->ca->ra : s->ca->responder;
 	if (ee == NULL) {
 		/* A CA key that is not RSA: the lone CA certificate (section 4.2.1.1). */
@@ -173,6 +168,7 @@ struct scep_op {
 	time_t now;
 	enum cms_cipher cipher;
 	uint8_t *content; /* decrypted pkcsPKIEnvelope */
+	int to_ca;        /* it was enveloped to the CA certificate, not to its responder */
 	size_t content_len;
 	struct X509_req_st *csr;
 	char key_sha256[X509_FP_HEX_LEN + 1]; /* of the signer's public key */
@@ -197,18 +193,29 @@ static mdm_err scep_refuse(struct scep_op *op, enum scep_fail_info fail, const c
 	return MDM_OK;
 }
 
+/*
+ * The CertRep is signed under the certificate GetCACert offered as the RA:
+ * Apple devices accept a reply signed by exactly that certificate and no
+ * other (Security framework, SecSCEPVerifyReply), and with the lone CA
+ * certificate only by the CA.  So: the RA when one is configured; without
+ * one the responder (the CA's own key), unless the request was enveloped
+ * to the CA certificate itself, from a client that read the lone CA
+ * (older answers of this server): then the CA.  Failures found before
+ * decryption go out under the responder, as current clients expect.
+ */
 static mdm_err scep_reply(struct scep_op *op, uint8_t **out, size_t *outlen)
 {
 	struct ca_state *ca = op->s->ca;
 	struct x509_st *extra[1] = {ca->active};
 	struct x509_st *certs[1] = {op->cert};
+	struct x509_st *ee = ca->ra ? ca->ra : op->to_ca ? NULL : ca->responder;
 	struct cms_certrep_params p;
 
 	memset(&p, 0, sizeof(p));
-	p.signer = ca->ra ? ca->ra : ca->active;
+	p.signer = ee ? ee : ca->active;
 	p.key = ca->ra ? ca->ra_key : ca->active_key;
-	p.extra_certs = ca->ra ? extra : NULL;
-	p.n_extra_certs = ca->ra ? 1 : 0;
+	p.extra_certs = ee ? extra : NULL;
+	p.n_extra_certs = ee ? 1 : 0;
 	p.digest = op->msg->digest;
 	p.transaction_id = op->msg->transaction_id;
 	p.recipient_nonce = op->msg->has_sender_nonce ? op->msg->sender_nonce : NULL;
@@ -877,6 +884,7 @@ mdm_err scep_pki_operation(struct scep_server *s, const uint8_t *msg, size_t len
 	enum scep_fail_info fail = SCEP_FAIL_NONE;
 	char err[256] = "";
 	struct ca_state *ca;
+	int to_responder = 0;
 	mdm_err rc;
 
 	*out = NULL;
@@ -914,9 +922,10 @@ mdm_err scep_pki_operation(struct scep_server *s, const uint8_t *msg, size_t len
 		        &op, SCEP_BAD_REQUEST, "RFC 8894 section 3.2.2: no pkcsPKIEnvelope");
 		goto reply;
 	}
-	rc = (s->policy.allow_des ? cms_scep_decrypt_des : cms_scep_decrypt)(op.msg,
-	        ca->ra ? ca->ra_key : ca->active_key, ca->ra ? ca->ra : ca->active, &op.content,
-	        &op.content_len, &op.cipher, &fail);
+	rc = cms_scep_decrypt_ex(op.msg, ca->ra ? ca->ra_key : ca->active_key,
+	        ca->ra ? ca->ra : ca->active, s->policy.allow_des, &op.content, &op.content_len,
+	        &op.cipher, &fail, &to_responder);
+	op.to_ca = rc == MDM_OK && ca->ra == NULL && !to_responder;
 	if (rc != MDM_OK) {
 		op.cipher = CMS_CIPHER_AES256;
 		rc = scep_refuse(&op, fail != SCEP_FAIL_NONE ? fail : SCEP_BAD_MESSAGE_CHECK,

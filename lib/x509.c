@@ -2605,7 +2605,8 @@ out:
 
 mdm_err x509_scep_responder(const X509 *ca, EVP_PKEY *cakey, X509 **out)
 {
-	static const int ku[] = {KU_BIT_KEY_ENCIPHERMENT};
+	/* Both: Apple devices want one RA that signs and encrypts, or two. */
+	static const int ku[] = {KU_BIT_DIGITAL_SIGNATURE, KU_BIT_KEY_ENCIPHERMENT};
 	ASN1_INTEGER *serial = NULL;
 	X509_NAME *name = NULL;
 	X509 *x = NULL;

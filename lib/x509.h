@@ -216,10 +216,13 @@ MDM_WUR mdm_err x509_issue_server(const struct x509_st *ca, struct evp_pkey_st *
  * for encrypting requests (RFC 8894 section 4.2.1.2, as an RA certificate
  * would be).  Clients that keep the certificate they encrypt to apart from
  * the CA they trust need two certificates to tell them apart; the lone CA
- * certificate leaves certmonger nothing to trust.  Subject: the CA's plus
- * OU=SCEP responder; serial: a hash of the CA certificate; the CA's dates;
- * basicConstraints critical cA FALSE, keyUsage critical keyEncipherment,
- * AKI, no SKI; SHA-256.  Deterministic for an RSA key (PKCS #1 v1.5):
+ * certificate leaves certmonger nothing to trust.  Apple devices take it
+ * as the RA: they encrypt to it and accept only CertReps signed under it
+ * (SecSCEPValidateCACertMessage wants an RA with digitalSignature and
+ * keyEncipherment).  Subject: the CA's plus OU=SCEP responder; serial: a
+ * hash of the CA certificate; the CA's dates; basicConstraints critical
+ * cA FALSE, keyUsage critical digitalSignature and keyEncipherment, AKI,
+ * no SKI; SHA-256.  Deterministic for an RSA key (PKCS #1 v1.5):
  * every process serves the same bytes.  MDM_ERR_NOT_FOUND for a CA key
  * that is not RSA (SCEP key transport is RSA only); MDM_ERR_CONFIG when
  * cakey is not the key of the CA certificate ca.

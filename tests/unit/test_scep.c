@@ -522,6 +522,82 @@ START_TEST(apple_throwaway_signer_enrols)
 }
 END_TEST
 
+/*
+ * Without an RA, GetCACert offers the CA key under its responder (an RA
+ * that signs and encrypts, as Apple devices want).  A request enveloped to
+ * the responder is answered under the responder, the CA carried beside it
+ * (Apple accepts a CertRep from exactly the RA it encrypted to); one
+ * enveloped to the CA certificate itself (a client that read the lone CA)
+ * under the CA.  Both open with the signer's key and hold the CSR's key.
+ */
+START_TEST(reply_signed_under_the_certificate_encrypted_to)
+{
+	char *ch = new_challenge("1 hour"), *ch2 = new_challenge("1 hour");
+	struct x509_st *to[2];
+	const char *txid[2] = {"TX-TO-RESPONDER", "TX-TO-CA"};
+	struct client c[2];
+
+	ck_assert_int_eq(ca_refresh(d, cfg, &srv->ca), MDM_OK);
+	ck_assert_ptr_nonnull(srv->ca->responder);
+	to[0] = srv->ca->responder;
+	to[1] = srv->ca->active;
+	client_new(&c[0], "device-to-responder", ch);
+	client_new(&c[1], "device-to-ca", ch2);
+	for (int i = 0; i < 2; i++) {
+		struct cms_request_params p;
+		struct cms_scep_msg *rep = NULL;
+		enum scep_fail_info fail;
+		uint8_t *req = NULL, *reply = NULL, *inner = NULL;
+		size_t reqlen, replylen, innerlen, n = 0;
+		struct x509_st **certs = NULL;
+		const unsigned char *q;
+		CMS_ContentInfo *cms;
+		STACK_OF(X509) * carried;
+
+		memset(&p, 0, sizeof(p));
+		p.type = SCEP_PKCSREQ;
+		p.signer = c[i].apple;
+		p.key = c[i].apple_key;
+		p.recipient = to[i];
+		p.digest = CMS_DIGEST_SHA256;
+		p.cipher = CMS_CIPHER_AES128;
+		p.transaction_id = txid[i];
+		p.content = c[i].csr_der;
+		p.content_len = c[i].csr_len;
+		ck_assert_int_eq(cms_scep_request(&p, &req, &reqlen), MDM_OK);
+		ck_assert_int_eq(
+		        scep_pki_operation(srv, req, reqlen, T0, &reply, &replylen), MDM_OK);
+		ck_assert_int_eq(cms_scep_parse(reply, replylen, &rep, &fail, NULL, 0), MDM_OK);
+		ck_assert_int_eq(rep->pki_status, SCEP_SUCCESS);
+		ck_assert_int_eq(X509_cmp(rep->signer, to[i]), 0);
+		/* Under the responder the CA is carried too, so the chain can be built. */
+		q = reply;
+		ck_assert_ptr_nonnull(cms = d2i_CMS_ContentInfo(NULL, &q, (long)replylen));
+		ck_assert_ptr_nonnull(carried = CMS_get1_certs(cms));
+		ck_assert_int_eq(sk_X509_num(carried), i == 0 ? 2 : 1);
+		sk_X509_pop_free(carried, X509_free);
+		CMS_ContentInfo_free(cms);
+		ck_assert_int_eq(cms_scep_decrypt(rep, c[i].apple_key, c[i].apple, &inner,
+		                         &innerlen, NULL, NULL),
+		        MDM_OK);
+		ck_assert_int_eq(cms_certs_only_parse(inner, innerlen, &certs, &n), MDM_OK);
+		ck_assert_uint_eq(n, 1);
+		ck_assert_int_eq(EVP_PKEY_eq(X509_get0_pubkey(certs[0]), c[i].key), 1);
+		X509_free(certs[0]);
+		free(certs);
+		free(inner);
+		cms_scep_msg_free(rep);
+		free(reply);
+		free(req);
+	}
+	ck_assert_int_eq(issued(), 2);
+	client_free(&c[0]);
+	client_free(&c[1]);
+	free(ch);
+	free(ch2);
+}
+END_TEST
+
 /* The generic shape (the CSR's key and subject, scepclient, certmonger) enrols too. */
 START_TEST(rfc_shaped_signer_enrols)
 {
@@ -835,7 +911,9 @@ static void expect_failure_reply(const uint8_t *req, size_t reqlen, const char *
 	ck_assert_int_eq(rep->fail_info, want);
 	ck_assert_str_eq(rep->transaction_id, txid);
 	ck_assert_int_eq(rep->digest, CMS_DIGEST_SHA256);
-	ck_assert_int_eq(X509_cmp(rep->signer, srv->ca->active), 0);
+	/* Found before decryption: under the responder GetCACert offers as the RA. */
+	ck_assert_ptr_nonnull(srv->ca->responder);
+	ck_assert_int_eq(X509_cmp(rep->signer, srv->ca->responder), 0);
 	ck_assert_ptr_null(rep->envelope);
 	ck_assert_int_eq(rep->has_recipient_nonce, 1);
 	ck_assert_uint_eq(rep->recipient_nonce_len, nonce_len);
@@ -1152,7 +1230,7 @@ static void captured_log(int fd, char *buf, size_t cap)
 
 /* The CertRep for a real capture: FAILURE with want, addressed to txid, nothing issued. */
 static void capture_refused(const uint8_t *der, size_t len, time_t now, const char *txid,
-        enum scep_fail_info want, char *log, size_t logcap)
+        enum scep_fail_info want, X509 *signer, char *log, size_t logcap)
 {
 	struct cms_scep_msg *rep = NULL;
 	enum scep_fail_info fail;
@@ -1168,7 +1246,7 @@ static void capture_refused(const uint8_t *der, size_t len, time_t now, const ch
 	ck_assert_int_eq(rep->pki_status, SCEP_FAILURE);
 	ck_assert_int_eq(rep->fail_info, want);
 	ck_assert_str_eq(rep->transaction_id, txid);
-	ck_assert_int_eq(X509_cmp(rep->signer, srv->ca->active), 0);
+	ck_assert_int_eq(X509_cmp(rep->signer, signer), 0);
 	ck_assert_int_eq(rep->has_recipient_nonce, 1);
 	ck_assert_uint_eq(rep->recipient_nonce_len, 8); /* macOS's 8-byte senderNonce, echoed */
 	ck_assert_int_eq(issued(), 0);
@@ -1201,7 +1279,7 @@ START_TEST(real_mdmclient_refused_only_for_its_recipient)
 		return;
 	ck_assert_int_eq(ca_refresh(d, cfg, &srv->ca), MDM_OK);
 	capture_refused(der, len, T0, "140BC832976B3D0300BE8F5C2E35CEDF66E73D7B",
-	        SCEP_BAD_MESSAGE_CHECK, log, sizeof(log));
+	        SCEP_BAD_MESSAGE_CHECK, srv->ca->responder, log, sizeof(log));
 	ck_assert_msg(
 	        strstr(log, "pkcsPKIEnvelope cannot be decrypted by this CA") != NULL, "%s", log);
 	no_signer_or_csr_rule(log);
@@ -1289,19 +1367,22 @@ START_TEST(real_macos_pkcsreq_reaches_the_challenge_rule)
 		free(der);
 		return;
 	}
-	capture_refused(der, len, T_2016, tid, SCEP_BAD_ALG, log, sizeof(log));
+	capture_refused(der, len, T_2016, tid, SCEP_BAD_ALG, srv->ca->responder, log, sizeof(log));
 	ck_assert_msg(strstr(log, "SHA-1 is not enabled") != NULL, "%s", log);
 	no_signer_or_csr_rule(log);
 
 	setenv("MDM_SCEP_ALLOW_SHA1", "yes", 1);
 	setenv("MDM_SCEP_ALLOW_DES3", "yes", 1);
 	reconfigure();
-	capture_refused(der, len, T_2016, tid, SCEP_BAD_REQUEST, log, sizeof(log));
+	ck_assert_int_eq(ca_refresh(d, cfg, &srv->ca), MDM_OK);
+	/* Enveloped to the CA certificate itself (its server served the lone CA): the CA answers.
+	 */
+	capture_refused(der, len, T_2016, tid, SCEP_BAD_REQUEST, srv->ca->active, log, sizeof(log));
 	ck_assert_msg(strstr(log, "RFC 8894 section 2.2: a challengePassword is required") != NULL,
 	        "%s", log);
 	no_signer_or_csr_rule(log);
 	/* Years later (the signer long expired): the same; its dates are not a rule. */
-	capture_refused(der, len, T0, tid, SCEP_BAD_REQUEST, log, sizeof(log));
+	capture_refused(der, len, T0, tid, SCEP_BAD_REQUEST, srv->ca->active, log, sizeof(log));
 	ck_assert_msg(strstr(log, "a challengePassword is required") != NULL, "%s", log);
 	unsetenv("MDM_SCEP_ALLOW_DES3");
 	free(der);
@@ -1323,6 +1404,7 @@ Suite *scep_suite(void)
 	tcase_add_test(tc, challenge_as_signed_attribute);
 	tcase_add_test(tc, apple_throwaway_signer_enrols);
 	tcase_add_test(tc, rfc_shaped_signer_enrols);
+	tcase_add_test(tc, reply_signed_under_the_certificate_encrypted_to);
 	tcase_add_test(tc, signer_must_be_self_signed);
 	tcase_add_test(tc, signer_match_is_opt_in);
 	tcase_add_test(tc, csr_signature_must_verify);

@@ -1370,8 +1370,12 @@ START_TEST(scep_responder_profile)
 	ck_assert_int_eq(ASN1_TIME_compare(X509_get0_notAfter(r), X509_get0_notAfter(ca)), 0);
 	ck_assert_int_ne(
 	        ASN1_INTEGER_cmp(X509_get0_serialNumber(r), X509_get0_serialNumber(ca)), 0);
-	/* An end entity for key encipherment only. */
-	ck_assert_uint_eq(X509_get_key_usage(r), KU_KEY_ENCIPHERMENT);
+	/*
+	 * An end entity that signs and encrypts: Apple devices take such an
+	 * RA for both (SecSCEPValidateCACertMessage); keyEncipherment alone
+	 * is an invalid RA response to them.
+	 */
+	ck_assert_uint_eq(X509_get_key_usage(r), KU_DIGITAL_SIGNATURE | KU_KEY_ENCIPHERMENT);
 	ck_assert_int_eq(ext_critical(r, NID_key_usage), 1);
 	ck_assert_ptr_nonnull(bc = X509_get_ext_d2i(r, NID_basic_constraints, &crit, NULL));
 	ck_assert(!bc->ca);
