@@ -50,6 +50,8 @@ UNIT_BIN  := $(BUILD)/tests/check_unit
 E2E_SRC   := $(wildcard tests/e2e/*.c)
 E2E_BIN   := $(BUILD)/tests/check_e2e
 APNS_BIN  := $(BUILD)/tests/apns_standin
+SIM_SRC   := $(wildcard tests/sim/*.c)
+SIM_BIN   := $(BUILD)/tests/applesim
 SQL_FILES := $(sort $(wildcard sql/[0-9]*.sql))
 
 .PHONY: all lib programs tests test unit san demo demo-stop install clean \
@@ -60,7 +62,7 @@ all: programs tests
 
 lib: $(LIBMDM)
 programs: $(FCGI_BINS) $(BIN_BINS)
-tests: $(UNIT_BIN) $(E2E_BIN) $(APNS_BIN)
+tests: $(UNIT_BIN) $(E2E_BIN) $(APNS_BIN) $(SIM_BIN)
 
 $(BUILD)/lib/%.o: lib/%.c $(wildcard lib/*.h)
 	@mkdir -p $(@D)
@@ -100,6 +102,17 @@ $(E2E_BIN): $(E2E_SRC) $(LIBMDM)
 $(APNS_BIN): tests/apns/apns_standin.c $(LIBMDM)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(LIBMDM) $(LDFLAGS_ALL) $(PKG_LIBS)
+
+# The Apple device simulator (tests/sim): OpenSSL, libcurl and libxml2 only.
+# Neither lib/ on the include path nor libmdm on the link line, so that it
+# cannot use the server's code.
+SIM_PKGS   := openssl libxml-2.0 libcurl
+SIM_CFLAGS = $(STD) $(WARN) $(OPT) $(HARDEN) -iquote tests/sim \
+	$(shell pkg-config --cflags $(SIM_PKGS)) $(CFLAGS)
+
+$(SIM_BIN): $(SIM_SRC) tests/sim/sim.h
+	@mkdir -p $(@D)
+	$(CC) $(SIM_CFLAGS) -o $@ $(SIM_SRC) $(LDFLAGS_ALL) $(shell pkg-config --libs $(SIM_PKGS))
 
 $(BUILD)/bench/%: bench/%.c $(LIBMDM)
 	@mkdir -p $(@D)
@@ -150,7 +163,8 @@ install: programs
 	install -m 0644 dist/mdm-pushd.service $(DESTDIR)$(PREFIX)/share/mdm/dist/
 
 FORMAT_FILES = $(wildcard lib/*.c lib/*.h cgi-bin/*.c bin/*.c tests/unit/*.c \
-	tests/unit/*.h tests/e2e/*.c tests/apns/*.c fuzz/*.c bench/*.c)
+	tests/unit/*.h tests/e2e/*.c tests/apns/*.c tests/sim/*.c tests/sim/*.h fuzz/*.c \
+	bench/*.c)
 
 format-check:
 	clang-format --dry-run -Werror $(FORMAT_FILES)

@@ -6,7 +6,8 @@
  *
  * Every request is built before the clock starts (fresh CSR and
  * throw-away signer per enrollment, RFC 8894 section 2.3), encrypted to
- * the CA that GetCACert returns, then POSTed N at a time with libcurl.
+ * what GetCACert returns (the CA, or the RA or responder certificate that
+ * comes first beside it), then POSTed N at a time with libcurl.
  * CPU is the utime+stime of the given PIDs (and their waited-for
  * children) from /proc, before and after.  The replies are checked
  * after the clock stops: every one must be a CertRep SUCCESS.
@@ -147,6 +148,23 @@ static uint8_t *make_request(EVP_PKEY *key, X509 *ca, const char *challenge, int
 	return out;
 }
 
+/* What GetCACert's answer says to encrypt to: its certificate, or the first of a certs-only. */
+static int recipient_of(const struct buf *b, struct x509_st **out)
+{
+	struct x509_st **certs = NULL;
+	size_t n = 0;
+
+	if (x509_cert_from_der(b->p, b->len, out) == MDM_OK)
+		return 1;
+	if (cms_certs_only_parse(b->p, b->len, &certs, &n) != MDM_OK || n == 0)
+		return 0;
+	*out = certs[0];
+	for (size_t i = 1; i < n; i++)
+		x509_cert_free(certs[i]);
+	free(certs);
+	return 1;
+}
+
 int main(int argc, char **argv)
 {
 	const char *url, *challenge;
@@ -175,7 +193,7 @@ int main(int argc, char **argv)
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	snprintf(caurl, sizeof(caurl), "%s?operation=GetCACert", url);
 	snprintf(posturl, sizeof(posturl), "%s?operation=PKIOperation", url);
-	if (!fetch(caurl, &cabuf) || x509_cert_from_der(cabuf.p, cabuf.len, &ca) != MDM_OK) {
+	if (!fetch(caurl, &cabuf) || !recipient_of(&cabuf, &ca)) {
 		fprintf(stderr, "scep_bench: GetCACert from %s failed\n", url);
 		return 1;
 	}

@@ -5,7 +5,11 @@
  * and sweeps every push_sweep_seconds.  Each round claims due pushes
  * (mdm.push_claim: FOR UPDATE SKIP LOCKED, with a lease), sends them over
  * one HTTP/2 connection per topic (lib/apns.c) and records every answer
- * (mdm.push_record).  Any number may run against one database.
+ * (mdm.push_record; a success starts push_min_interval for that
+ * enrollment).  Between rounds it sleeps until a notification, the next
+ * sweep, or the moment a push held back by a backoff or the interval
+ * comes due (mdm.push_next_due), whichever is first.  Any number may run
+ * against one database.
  *
  *   mdm-pushd [--once] [--id NAME]
  *
@@ -30,6 +34,9 @@
 
 #define PUSHD_MAX_TOPICS 64
 #define PUSHD_TIMEOUT_MS 30000L
+/* The shortest wait between rounds, and the longest for a due push left unclaimed. */
+#define PUSHD_MIN_WAIT_MS    20
+#define PUSHD_MAX_RECHECK_MS 1000
 
 struct pushd_topic {
 	char topic[160];
@@ -45,6 +52,7 @@ struct pushd {
 	char id[256];
 	struct apns_opts opts;
 	int concurrency, backoff_min, backoff_max, sweep_s, lease_s, min_interval;
+	int rechecks; /* rounds in a row that found a push due and claimed nothing */
 	struct pushd_topic topics[PUSHD_MAX_TOPICS];
 	size_t ntopics;
 };
@@ -292,6 +300,41 @@ static int pushd_check_item(struct pushd *p, const struct pushq_item *it)
 	return 0;
 }
 
+/*
+ * How long to wait for a notification: until the next push held back by
+ * its backoff or push_min_interval comes due (no NOTIFY announces that),
+ * at most push_sweep_seconds.  A push that is due but was not claimed
+ * (another daemon is claiming it this moment, or an open transaction
+ * holds its row) is looked at again after PUSHD_MIN_WAIT_MS, doubled per
+ * such round up to PUSHD_MAX_RECHECK_MS: no spinning on a locked row.
+ */
+static int pushd_wait_ms(struct pushd *p, size_t claimed)
+{
+	double due = -1;
+	long ms = (long)p->sweep_s * 1000, floor_ms;
+
+	if (pushq_next_due(p->db, &due) != MDM_OK || due < 0) {
+		p->rechecks = 0;
+		return (int)ms;
+	}
+	if (due * 1000 + 1 < (double)ms)
+		ms = (long)(due * 1000) + 1; /* just after it, not just before */
+	if (due * 1000 < PUSHD_MIN_WAIT_MS && claimed == 0) {
+		if (p->rechecks < 16)
+			p->rechecks++;
+	} else {
+		p->rechecks = 0;
+	}
+	floor_ms = PUSHD_MIN_WAIT_MS;
+	for (int i = 1; i < p->rechecks && floor_ms < PUSHD_MAX_RECHECK_MS; i++)
+		floor_ms *= 2;
+	if (floor_ms > PUSHD_MAX_RECHECK_MS)
+		floor_ms = PUSHD_MAX_RECHECK_MS;
+	if (ms < floor_ms)
+		ms = floor_ms;
+	return (int)ms;
+}
+
 /* One claim and its sends; *claimed is how many were claimed. */
 static mdm_err pushd_round(struct pushd *p, size_t *claimed)
 {
@@ -348,6 +391,8 @@ static mdm_err pushd_config(struct pushd *p)
 	        (rc = config_get_int(p->cfg, "push_sweep_seconds", 1, 3600, &p->sweep_s)) !=
 	                MDM_OK ||
 	        (rc = config_get_int(p->cfg, "push_lease_seconds", 5, 86400, &p->lease_s)) !=
+	                MDM_OK ||
+	        (rc = config_get_int(p->cfg, "push_min_interval", 0, 3600, &p->min_interval)) !=
 	                MDM_OK)
 		return rc;
 	if (p->backoff_max < p->backoff_min) {
@@ -412,8 +457,10 @@ int main(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	log_info("push: mdm-pushd %s started (apns_url %s, %d at once, sweep %d s)", p.id,
-	        p.opts.url ? p.opts.url : APNS_DEFAULT_URL, p.concurrency, p.sweep_s);
+	log_info("push: mdm-pushd %s started (apns_url %s, %d at once, sweep %d s, min interval "
+	         "%d s)",
+	        p.id, p.opts.url ? p.opts.url : APNS_DEFAULT_URL, p.concurrency, p.sweep_s,
+	        p.min_interval);
 	while (!pushd_stop) {
 		size_t claimed = 0;
 		int got = 0;
@@ -432,7 +479,7 @@ int main(int argc, char **argv)
 			sleep(1);
 			continue;
 		}
-		rc = db_wait_notify(p.db, p.sweep_s * 1000, &got);
+		rc = db_wait_notify(p.db, pushd_wait_ms(&p, claimed), &got);
 		if (rc == MDM_ERR_DB_CONN)
 			sleep(1); /* the next round reconnects and LISTENs again */
 	}

@@ -225,7 +225,7 @@ out:
 static int cmd_db(config *cfg, const char *sub)
 {
 	db *d = NULL;
-	int status = 1, applied = 0, current = 0, latest = 0;
+	int status = 1, applied = 0, current = 0, latest = 0, pending = 0;
 
 	if (db_new(config_get0(cfg, "db"), "mdmctl", &d) != MDM_OK) {
 		fprintf(stderr, "mdmctl: no database configured (key db, MDM_DB)\n");
@@ -236,18 +236,21 @@ static int cmd_db(config *cfg, const char *sub)
 			fprintf(stderr, "mdmctl: migration failed (see the log line above)\n");
 			goto out;
 		}
-		if (migrate_status(d, &current, &latest) != MDM_OK)
+		if (migrate_status(d, &current, &latest, &pending) != MDM_OK)
 			goto out;
 		printf("schema at version %d (%d applied now)\n", current, applied);
 		status = 0;
 	} else if (strcmp(sub, "status") == 0) {
-		if (migrate_status(d, &current, &latest) != MDM_OK) {
+		if (migrate_status(d, &current, &latest, &pending) != MDM_OK) {
 			fprintf(stderr, "mdmctl: cannot read the schema version\n");
 			goto out;
 		}
-		printf("schema at version %d, latest %d%s\n", current, latest,
-		        current < latest ? " (run: mdmctl db migrate)" : "");
-		status = current == latest ? 0 : 3;
+		printf("schema at version %d, latest %d", current, latest);
+		if (pending > 0)
+			printf(", %d migration%s not applied (run: mdmctl db migrate)", pending,
+			        pending == 1 ? "" : "s");
+		printf("\n");
+		status = pending == 0 ? 0 : 3;
 	} else {
 		usage(stderr);
 		status = 2;

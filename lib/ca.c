@@ -23,6 +23,7 @@ void ca_state_free(struct ca_state *st)
 	x509_cert_free(st->next);
 	x509_cert_free(st->ra);
 	x509_key_free(st->ra_key);
+	x509_cert_free(st->responder);
 	free(st);
 }
 
@@ -132,6 +133,14 @@ mdm_err ca_load(db *d, const config *cfg, struct ca_state **out)
 	}
 	if ((rc = ca_load_ra(cfg, st)) != MDM_OK)
 		goto out;
+	/* Without an RA, the active key's SCEP responder (none for a key that is not RSA). */
+	if (st->ra == NULL) {
+		rc = x509_scep_responder(st->active, st->active_key, &st->responder);
+		if (rc == MDM_ERR_NOT_FOUND)
+			rc = MDM_OK;
+		else if (rc != MDM_OK)
+			goto out;
+	}
 	*out = st;
 	st = NULL;
 out:

@@ -29,6 +29,12 @@ struct ca_state {
 	size_t n_verify;
 	struct x509_st *ra; /* optional RA (config ra_cert / ra_key) */
 	struct evp_pkey_st *ra_key;
+	/*
+	 * Without an RA: the active key's SCEP responder certificate
+	 * (x509_scep_responder), made with the state; NULL with an RA or a CA
+	 * key that is not RSA.
+	 */
+	struct x509_st *responder;
 };
 
 /* Loads the CA state; MDM_ERR_NOT_FOUND when no CA was created yet. */

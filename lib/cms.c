@@ -1124,38 +1124,80 @@ static void cms_recipient_str(STACK_OF(CMS_RecipientInfo) * ris, char *buf, size
 	BN_free(bn);
 }
 
-/* Our key transport RecipientInfo: RSA (PKCS #1 v1.5 or OAEP) to cert. */
-static mdm_err cms_our_recipient(const struct cms_refusal *r, CMS_ContentInfo *cms, X509 *cert)
+/* Is ri addressed to cert (via_responder 0) or to cert's SCEP responder (1)? */
+static int cms_ri_addressed(CMS_RecipientInfo *ri, X509 *cert, int via_responder)
+{
+	ASN1_OCTET_STRING *keyid = NULL;
+	X509_NAME *issuer = NULL;
+	ASN1_INTEGER *serial = NULL;
+
+	if (CMS_RecipientInfo_type(ri) != CMS_RECIPINFO_TRANS)
+		return 0;
+	if (!via_responder)
+		return CMS_RecipientInfo_ktri_cert_cmp(ri, cert) == 0;
+	return CMS_RecipientInfo_ktri_get0_signer_id(ri, &keyid, &issuer, &serial) &&
+	        x509_scep_responder_named(cert, issuer, serial);
+}
+
+/*
+ * Our key transport RecipientInfo: RSA (PKCS #1 v1.5 or OAEP) to cert, or
+ * to cert's SCEP responder (x509_scep_responder: the same key under the
+ * end-entity certificate GetCACert offers; *via_responder is then 1).
+ * One addressed to cert itself is preferred.
+ */
+static mdm_err cms_our_recipient(const struct cms_refusal *r, CMS_ContentInfo *cms, X509 *cert,
+        CMS_RecipientInfo **out, int *via_responder)
 {
 	STACK_OF(CMS_RecipientInfo) *ris = CMS_get0_RecipientInfos(cms);
 	int n = sk_CMS_RecipientInfo_num(ris);
 	char who[160];
 
-	for (int i = 0; i < n; i++) {
-		CMS_RecipientInfo *ri = sk_CMS_RecipientInfo_value(ris, i);
-		X509_ALGOR *alg = NULL;
-		const ASN1_OBJECT *obj;
-		int nid;
+	*out = NULL;
+	*via_responder = 0;
+	for (int pass = 0; pass < 2; pass++) {
+		for (int i = 0; i < n; i++) {
+			CMS_RecipientInfo *ri = sk_CMS_RecipientInfo_value(ris, i);
+			X509_ALGOR *alg = NULL;
+			const ASN1_OBJECT *obj;
+			int nid;
 
-		if (CMS_RecipientInfo_type(ri) != CMS_RECIPINFO_TRANS ||
-		        CMS_RecipientInfo_ktri_cert_cmp(ri, cert) != 0)
-			continue;
-		if (!CMS_RecipientInfo_ktri_get0_algs(ri, NULL, NULL, &alg) || alg == NULL)
-			return cms_refuse(r, MDM_ERR_PARSE, SCEP_BAD_REQUEST,
-			        "RFC 5652 6.2.1: KeyTransRecipientInfo without an algorithm");
-		X509_ALGOR_get0(&obj, NULL, NULL, alg);
-		nid = OBJ_obj2nid(obj);
-		if (nid != NID_rsaEncryption && nid != NID_rsaesOaep)
-			return cms_refuse(r, MDM_ERR_PARSE, SCEP_BAD_ALG,
-			        "RFC 8894 3.5.2: key transport %s refused (RSA only)",
-			        OBJ_nid2sn(nid));
-		return MDM_OK;
+			if (!cms_ri_addressed(ri, cert, pass))
+				continue;
+			if (!CMS_RecipientInfo_ktri_get0_algs(ri, NULL, NULL, &alg) || alg == NULL)
+				return cms_refuse(r, MDM_ERR_PARSE, SCEP_BAD_REQUEST,
+				        "RFC 5652 6.2.1: KeyTransRecipientInfo without an "
+				        "algorithm");
+			X509_ALGOR_get0(&obj, NULL, NULL, alg);
+			nid = OBJ_obj2nid(obj);
+			if (nid != NID_rsaEncryption && nid != NID_rsaesOaep)
+				return cms_refuse(r, MDM_ERR_PARSE, SCEP_BAD_ALG,
+				        "RFC 8894 3.5.2: key transport %s refused (RSA only)",
+				        OBJ_nid2sn(nid));
+			*out = ri;
+			*via_responder = pass;
+			return MDM_OK;
+		}
 	}
 	cms_recipient_str(ris, who, sizeof(who));
 	return cms_refuse(r, MDM_ERR_PARSE, SCEP_BAD_MESSAGE_CHECK,
 	        "RFC 8894 3.2.2: pkcsPKIEnvelope is not addressed to our certificate (%d "
 	        "RecipientInfos, first: %s)",
 	        n < 0 ? 0 : n, who);
+}
+
+/*
+ * Opens the content key of ri with key, as CMS_decrypt does for a
+ * recipient certificate when CMS_DEBUG_DECRYPT is not set: a failure is
+ * not reported, the content is then decrypted with a random key (below).
+ */
+static void cms_open_recipient(CMS_ContentInfo *cms, CMS_RecipientInfo *ri, EVP_PKEY *key)
+{
+	if (EVP_PKEY_up_ref(key) != 1)
+		return;
+	CMS_RecipientInfo_set0_pkey(ri, key);
+	(void)CMS_RecipientInfo_decrypt(cms, ri);
+	CMS_RecipientInfo_set0_pkey(ri, NULL);
+	ERR_clear_error();
 }
 
 /*
@@ -1169,33 +1211,31 @@ static mdm_err cms_our_recipient(const struct cms_refusal *r, CMS_ContentInfo *c
  * to garbage; callers must answer content that does not parse (not a
  * CSR) exactly as they answer a decryption failure: badMessageCheck.
  */
-static mdm_err cms_scep_decrypt_any(const struct cms_scep_msg *m, struct evp_pkey_st *key,
-        struct x509_st *cert, uint8_t **out, size_t *outlen, enum cms_cipher *cipher,
-        enum scep_fail_info *fail, int allow_des);
-
 mdm_err cms_scep_decrypt(const struct cms_scep_msg *m, struct evp_pkey_st *key,
         struct x509_st *cert, uint8_t **out, size_t *outlen, enum cms_cipher *cipher,
         enum scep_fail_info *fail)
 {
-	return cms_scep_decrypt_any(m, key, cert, out, outlen, cipher, fail, 0);
+	return cms_scep_decrypt_ex(m, key, cert, 0, out, outlen, cipher, fail, NULL);
 }
 
 mdm_err cms_scep_decrypt_des(const struct cms_scep_msg *m, struct evp_pkey_st *key,
         struct x509_st *cert, uint8_t **out, size_t *outlen, enum cms_cipher *cipher,
         enum scep_fail_info *fail)
 {
-	return cms_scep_decrypt_any(m, key, cert, out, outlen, cipher, fail, 1);
+	return cms_scep_decrypt_ex(m, key, cert, 1, out, outlen, cipher, fail, NULL);
 }
 
-static mdm_err cms_scep_decrypt_any(const struct cms_scep_msg *m, struct evp_pkey_st *key,
-        struct x509_st *cert, uint8_t **out, size_t *outlen, enum cms_cipher *cipher,
-        enum scep_fail_info *fail, int allow_des)
+mdm_err cms_scep_decrypt_ex(const struct cms_scep_msg *m, struct evp_pkey_st *key,
+        struct x509_st *cert, int allow_des, uint8_t **out, size_t *outlen, enum cms_cipher *cipher,
+        enum scep_fail_info *fail, int *to_responder)
 {
 	struct cms_refusal r = {fail, NULL, 0};
 	CMS_ContentInfo *cms = NULL;
+	CMS_RecipientInfo *ri = NULL;
 	BIO *bio = NULL;
 	const unsigned char *p = NULL;
 	enum cms_cipher c = CMS_CIPHER__MAX;
+	int via_responder = 0;
 	mdm_err rc;
 
 	if (out != NULL)
@@ -1206,6 +1246,8 @@ static mdm_err cms_scep_decrypt_any(const struct cms_scep_msg *m, struct evp_pke
 		*cipher = CMS_CIPHER__MAX;
 	if (fail != NULL)
 		*fail = SCEP_FAIL_NONE;
+	if (to_responder != NULL)
+		*to_responder = 0;
 	if (m == NULL || key == NULL || cert == NULL || out == NULL || outlen == NULL)
 		return MDM_ERR_INVAL;
 	if (m->envelope == NULL || m->envelope_len == 0) {
@@ -1235,13 +1277,17 @@ static mdm_err cms_scep_decrypt_any(const struct cms_scep_msg *m, struct evp_pke
 		        "EnvelopedData");
 		goto out;
 	}
-	if ((rc = cms_our_recipient(&r, cms, cert)) != MDM_OK)
+	if ((rc = cms_our_recipient(&r, cms, cert, &ri, &via_responder)) != MDM_OK)
 		goto out;
 	if ((bio = BIO_new(BIO_s_mem())) == NULL) {
 		rc = MDM_ERR_NOMEM;
 		goto out;
 	}
-	if (CMS_decrypt(cms, key, cert, NULL, bio, CMS_BINARY) != 1) {
+	/* Through the responder: the key is opened first, CMS_decrypt then uses it. */
+	if (via_responder)
+		cms_open_recipient(cms, ri, key);
+	if (CMS_decrypt(cms, via_responder ? NULL : key, via_responder ? NULL : cert, NULL, bio,
+	            CMS_BINARY) != 1) {
 		rc = cms_refuse(&r, MDM_ERR_PARSE, SCEP_BAD_MESSAGE_CHECK,
 		        "RFC 8894 3.2.2: CMS_decrypt: pkcsPKIEnvelope does not decrypt with our "
 		        "key");
@@ -1255,6 +1301,8 @@ static mdm_err cms_scep_decrypt_any(const struct cms_scep_msg *m, struct evp_pke
 	}
 	if (cipher != NULL)
 		*cipher = c;
+	if (to_responder != NULL)
+		*to_responder = via_responder;
 out:
 	ERR_clear_error();
 	BIO_free(bio);

@@ -155,6 +155,15 @@ MDM_WUR mdm_err cms_scep_decrypt(const struct cms_scep_msg *m, struct evp_pkey_s
 MDM_WUR mdm_err cms_scep_decrypt_des(const struct cms_scep_msg *m, struct evp_pkey_st *key,
         struct x509_st *cert, uint8_t **out, size_t *outlen, enum cms_cipher *cipher,
         enum scep_fail_info *fail);
+/*
+ * Either of the two (allow_des), also saying whether the envelope was
+ * addressed to cert's SCEP responder (x509_scep_responder) rather than to
+ * cert itself: *to_responder (may be NULL) is 1 then, on success only.
+ * The CertRep is signed under the certificate the client encrypted to.
+ */
+MDM_WUR mdm_err cms_scep_decrypt_ex(const struct cms_scep_msg *m, struct evp_pkey_st *key,
+        struct x509_st *cert, int allow_des, uint8_t **out, size_t *outlen, enum cms_cipher *cipher,
+        enum scep_fail_info *fail, int *to_responder);
 
 /*
  * The parts of IssuerAndSubject (CertPoll) / IssuerAndSerialNumber

@@ -31,9 +31,9 @@ static const struct config_key config_keys[] = {
         {"scep_allow_des3", "no", 0, "accept SCEP envelopes encrypted with 3DES (yes or no)"},
         {"scep_allow_des", "no", 0,
                 "accept single-DES SCEP request envelopes (yes or no); replies never use DES"},
-        {"scep_signer_subject", "strict", 0,
-                "strict: a self-signed SCEP signer has the CSR's subject; key: only its key "
-                "counts"},
+        {"scep_signer_match", "none", 0,
+                "what a throw-away SCEP signer must share with the CSR: none (Apple "
+                "devices), key, or key+subject"},
         {"scep_approval", "auto", 0,
                 "auto: issue at once; manual: answer PENDING until mdm.scep_approve"},
         {"cert_days", "365", 0, "validity of issued device certificates, in days"},
@@ -70,7 +70,7 @@ static const struct config_key config_keys[] = {
         {"mdm_topic", NULL, 0,
                 "default APNs topic of enrollment profiles (a request may choose another "
                 "imported one with ?topic=); unset: the only one imported"},
-        {"mdm_sign_message", "no", 0,
+        {"mdm_sign_message", "yes", 0,
                 "SignMessage in the enrollment profile: devices add Mdm-Signature (yes or no)"},
         {"mdm_access_rights", "8191", 0, "AccessRights of the MDM payload (1 to 8191)"},
         {"mdm_checkout_when_removed", "yes", 0,
@@ -100,6 +100,44 @@ static const struct config_key config_keys[] = {
 };
 
 #define CONFIG_NKEYS (sizeof(config_keys) / sizeof(config_keys[0]))
+
+/*
+ * Keys that were removed: set in a file or the environment, they stop the
+ * program with what replaced them, rather than being ignored.
+ */
+static const struct {
+	const char *name;
+	const char *why;
+} config_retired[] = {
+        {"scep_signer_subject",
+                "replaced by scep_signer_match (none, key or key+subject; default none), "
+                "because Apple devices sign SCEP requests with a throw-away certificate "
+                "of their own key and subject"},
+};
+
+static const char *config_retired_why(const char *key)
+{
+	for (size_t i = 0; i < sizeof(config_retired) / sizeof(config_retired[0]); i++)
+		if (strcmp(config_retired[i].name, key) == 0)
+			return config_retired[i].why;
+	return NULL;
+}
+
+/* MDM_<KEY>, upper case; "" when it does not fit. */
+static void config_env_name(const char *key, char *name, size_t cap)
+{
+	size_t n = 4;
+
+	if (cap < 5 || strlen(key) + 5 > cap) {
+		if (cap > 0)
+			name[0] = '\0';
+		return;
+	}
+	memcpy(name, "MDM_", 4);
+	for (const char *k = key; *k; k++)
+		name[n++] = (char)toupper((unsigned char)*k);
+	name[n] = '\0';
+}
 
 enum config_src { CONFIG_SRC_UNSET, CONFIG_SRC_DEFAULT, CONFIG_SRC_FILE, CONFIG_SRC_ENV };
 
@@ -255,8 +293,14 @@ static mdm_err config_parse(config *c, const char *path, const char *buf, size_t
 		memcpy(key, k, (size_t)(ke - k));
 		key[ke - k] = '\0';
 		if ((i = config_index(key)) < 0) {
-			log_error("config: %s:%u: unknown key \"%s\" (docs/CONFIG.md lists them)",
-			        path, lineno, key);
+			const char *why = config_retired_why(key);
+			if (why != NULL)
+				log_error(
+				        "config: %s:%u: key \"%s\" was %s", path, lineno, key, why);
+			else
+				log_error("config: %s:%u: unknown key \"%s\" (docs/CONFIG.md lists "
+				          "them)",
+				        path, lineno, key);
 			return MDM_ERR_CONFIG;
 		}
 		if (seen[i]++) {
@@ -273,16 +317,23 @@ static mdm_err config_parse(config *c, const char *path, const char *buf, size_t
 
 static mdm_err config_apply_env(config *c)
 {
+	for (size_t i = 0; i < sizeof(config_retired) / sizeof(config_retired[0]); i++) {
+		char name[80];
+
+		config_env_name(config_retired[i].name, name, sizeof(name));
+		if (name[0] != '\0' && getenv(name) != NULL) {
+			log_error("config: environment variable %s: %s was %s", name,
+			        config_retired[i].name, config_retired[i].why);
+			return MDM_ERR_CONFIG;
+		}
+	}
 	for (size_t i = 0; i < CONFIG_NKEYS; i++) {
-		char name[80] = "MDM_";
-		size_t n = 4;
+		char name[80];
 		const char *v;
 		mdm_err rc;
 
-		for (const char *k = config_keys[i].name; *k && n + 1 < sizeof(name); k++)
-			name[n++] = (char)toupper((unsigned char)*k);
-		name[n] = '\0';
-		if ((v = getenv(name)) == NULL)
+		config_env_name(config_keys[i].name, name, sizeof(name));
+		if (name[0] == '\0' || (v = getenv(name)) == NULL)
 			continue;
 		if ((rc = config_set(c, (int)i, v, strlen(v), CONFIG_SRC_ENV)) != MDM_OK) {
 			log_error("config: environment variable %s is too long", name);

@@ -195,10 +195,49 @@ out:
 	return rc;
 }
 
+/*
+ * The certificate renewed from the bound one speaks for the UDID from its
+ * first request on: a device whose identity was renewed over SCEP
+ * (RenewalReq) goes on with TokenUpdate and Idle under the new
+ * certificate and sends no new Authenticate.  Bound here, as Authenticate
+ * would have bound it (reason renewal), in the caller's transaction.
+ */
+static mdm_err identity_rebind_renewal(
+        db *d, const struct identity *id, const char *udid, long long bound)
+{
+	char cid[32], prev[32];
+	const char *p[3] = {udid, cid, prev};
+	mdm_err rc;
+
+	snprintf(cid, sizeof(cid), "%lld", id->cert_id);
+	snprintf(prev, sizeof(prev), "%lld", bound);
+	rc = db_exec(d,
+	        "UPDATE mdm.device SET identity_certificate_id = $2::bigint, "
+	        "identity_bound_at = now(), updated_at = now() WHERE udid = $1",
+	        2, p, NULL);
+	if (rc == MDM_OK)
+		rc = db_exec(d,
+		        "UPDATE mdm.certificate SET udid = $1 WHERE id = $2::bigint AND udid IS "
+		        "NULL",
+		        2, p, NULL);
+	if (rc == MDM_OK)
+		rc = db_exec(d,
+		        "INSERT INTO mdm.identity_binding (udid, certificate_id, "
+		        "previous_certificate_id, reason) VALUES ($1, $2::bigint, $3::bigint, "
+		        "'renewal')",
+		        3, p, NULL);
+	if (rc == MDM_OK)
+		log_info("identity: UDID %s bound to certificate serial %s (renewal of the bound "
+		         "certificate, first used without Authenticate)",
+		        udid, id->serial);
+	return rc;
+}
+
 mdm_err identity_check_bound(db *d, const struct identity *id, const char *udid)
 {
 	const char *params[1] = {udid};
 	db_res *r = NULL;
+	long long bound = 0;
 	mdm_err rc;
 
 	rc = db_exec(d,
@@ -207,12 +246,20 @@ mdm_err identity_check_bound(db *d, const struct identity *id, const char *udid)
 	        1, params, &r);
 	if (rc != MDM_OK)
 		goto out;
-	if (db_res_rows(r) != 1 || atoll(db_res_get0(r, 0, 0)) != id->cert_id) {
-		log_warn("identity refused: certificate serial %s is not the identity bound to "
-		         "UDID %s by its Authenticate (unknown UDID or another certificate)",
-		        id->serial, udid);
-		rc = MDM_ERR_FORBIDDEN;
+	if (db_res_rows(r) == 1)
+		bound = atoll(db_res_get0(r, 0, 0));
+	if (bound != 0 && bound == id->cert_id)
+		goto out;
+	if (bound != 0 && id->renewal_of == bound &&
+	        (id->udid[0] == '\0' || strcmp(id->udid, udid) == 0)) {
+		rc = identity_rebind_renewal(d, id, udid, bound);
+		goto out;
 	}
+	log_warn("identity refused: certificate serial %s is not the identity bound to "
+	         "UDID %s by its Authenticate, nor renewed from it (unknown UDID or another "
+	         "certificate)",
+	        id->serial, udid);
+	rc = MDM_ERR_FORBIDDEN;
 out:
 	db_res_free(r);
 	return rc;

@@ -66,9 +66,11 @@ int identity_id_valid(const char *s);
 
 /*
  * For every request but Authenticate: the certificate must be the one
- * bound to udid (mdm.device.identity_certificate_id).  Run inside the
- * caller's transaction; locks the device row (FOR UPDATE) so that a
- * concurrent Authenticate cannot rebind it underneath.
+ * bound to udid (mdm.device.identity_certificate_id), or one renewed from
+ * it (RenewalReq), which is then bound in its place (reason renewal): a
+ * device goes on under its renewed identity without a new Authenticate.
+ * Run inside the caller's transaction; locks the device row (FOR UPDATE)
+ * so that a concurrent Authenticate cannot rebind it underneath.
  * MDM_ERR_FORBIDDEN (logged) when the UDID is unknown or bound to another
  * certificate: both look the same to the peer.
  */

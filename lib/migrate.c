@@ -112,12 +112,13 @@ mdm_err migrate_apply(db *d, int *applied)
 	return MDM_OK;
 }
 
-mdm_err migrate_status(db *d, int *current, int *latest)
+mdm_err migrate_status(db *d, int *current, int *latest, int *pending)
 {
 	db_res *res = NULL;
 	mdm_err rc;
 
 	*current = 0;
+	*pending = (int)migrations_count;
 	*latest = migrations_count ? migrations[migrations_count - 1].version : 0;
 	rc = db_exec(d, "SELECT to_regclass('mdm.schema_migrations') IS NOT NULL", 0, NULL, &res);
 	if (rc != MDM_OK)
@@ -128,10 +129,18 @@ mdm_err migrate_status(db *d, int *current, int *latest)
 	}
 	db_res_free(res);
 	res = NULL;
-	rc = db_exec(
-	        d, "SELECT coalesce(max(version), 0) FROM mdm.schema_migrations", 0, NULL, &res);
-	if (rc == MDM_OK)
-		*current = atoi(db_res_get0(res, 0, 0));
+	rc = db_exec(d, "SELECT version FROM mdm.schema_migrations", 0, NULL, &res);
+	if (rc != MDM_OK)
+		goto out;
+	for (int i = 0; i < db_res_rows(res); i++) {
+		int v = atoi(db_res_get0(res, i, 0));
+		if (v > *current)
+			*current = v;
+		for (size_t j = 0; j < migrations_count; j++)
+			if (migrations[j].version == v)
+				(*pending)--;
+	}
+out:
 	db_res_free(res);
 	return rc;
 }

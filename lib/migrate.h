@@ -27,7 +27,12 @@ extern const size_t migrations_count;
  * *applied counts the migrations this call applied.
  */
 MDM_WUR mdm_err migrate_apply(db *d, int *applied);
-/* The highest applied version (0 for an empty database) and the latest known. */
-MDM_WUR mdm_err migrate_status(db *d, int *current, int *latest);
+/*
+ * The highest applied version (0 for an empty database), the latest
+ * known, and how many known migrations are not applied (also one below
+ * current: migrations land out of order when branches merge, and
+ * migrate_apply still applies them).
+ */
+MDM_WUR mdm_err migrate_status(db *d, int *current, int *latest, int *pending);
 
 #endif

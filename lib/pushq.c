@@ -1,4 +1,5 @@
-/* mdm-pushd's side of sql/006_push.sql: claim, classify, record. */
+/* mdm-pushd's side of sql/006_push.sql and 010_push_interval.sql: claim, classify,
+ * record, and when the next push comes due. */
 #include "pushq.h"
 #include "log.h"
 
@@ -125,6 +126,35 @@ mdm_err pushq_record(db *d, const struct pushq_item *it, const char *claimer, in
 		        it->enrollment_id);
 		rc = MDM_ERR_NOT_FOUND;
 	}
+	db_res_free(r);
+	return rc;
+}
+
+mdm_err pushq_next_due(db *d, double *seconds)
+{
+	db_res *r = NULL;
+	const char *v;
+	char *end = NULL;
+	mdm_err rc;
+
+	*seconds = -1;
+	if ((rc = db_exec(d, "SELECT mdm.push_next_due()", 0, NULL, &r)) != MDM_OK)
+		return rc;
+	if (db_res_rows(r) != 1 || db_res_cols(r) != 1) {
+		log_error("push: mdm.push_next_due returned %d rows of %d columns", db_res_rows(r),
+		        db_res_cols(r));
+		rc = MDM_ERR_INTERNAL;
+		goto out;
+	}
+	if ((v = db_res_get0(r, 0, 0)) == NULL)
+		goto out; /* nothing waits */
+	*seconds = strtod(v, &end);
+	if (end == v || *end != '\0' || !(*seconds >= 0)) {
+		log_error("push: mdm.push_next_due returned %.32s", v);
+		*seconds = -1;
+		rc = MDM_ERR_INTERNAL;
+	}
+out:
 	db_res_free(r);
 	return rc;
 }

@@ -64,6 +64,14 @@ double pushq_backoff(int failures, int min_s, int max_s, double u);
 MDM_WUR mdm_err pushq_record(db *d, const struct pushq_item *it, const char *claimer, int status,
         const char *apns_id, const char *reason, double retry_s, int token_invalid);
 
+/*
+ * Seconds until the next pending push may be claimed (mdm.push_next_due:
+ * past its backoff, push_min_interval and any claim), 0 when one is due
+ * now; -1 when none waits.  How long a daemon may sleep without making a
+ * push held back by the interval late.
+ */
+MDM_WUR mdm_err pushq_next_due(db *d, double *seconds);
+
 /* A topic-wide outcome (mdm.push_topic_record): 200, or the problem. */
 MDM_WUR mdm_err pushq_topic_record(db *d, const char *topic, int status, const char *reason);
 

@@ -51,11 +51,15 @@ mdm_err scep_server_new(db *d, const config *cfg, struct scep_server **out)
 		rc = MDM_ERR_CONFIG;
 		goto fail;
 	}
-	v = config_get0(cfg, "scep_signer_subject");
-	if (v == NULL || strcmp(v, "strict") == 0) {
-		s->policy.signer_subject_strict = 1;
-	} else if (strcmp(v, "key") != 0) {
-		log_error("config: scep_signer_subject must be strict or key");
+	v = config_get0(cfg, "scep_signer_match");
+	if (v == NULL || strcmp(v, "none") == 0) {
+		s->policy.signer_match = SCEP_SIGNER_MATCH_NONE;
+	} else if (strcmp(v, "key") == 0) {
+		s->policy.signer_match = SCEP_SIGNER_MATCH_KEY;
+	} else if (strcmp(v, "key+subject") == 0) {
+		s->policy.signer_match = SCEP_SIGNER_MATCH_KEY_SUBJECT;
+	} else {
+		log_error("config: scep_signer_match must be none, key or key+subject");
 		rc = MDM_ERR_CONFIG;
 		goto fail;
 	}
@@ -124,11 +128,20 @@ mdm_err scep_get_ca_cert(
 	*content_type = NULL;
 	if ((rc = scep_ca(s)) != MDM_OK)
 		return rc;
-	if (s->ca->ra == NULL) {
+	/*
+	 * Without an RA, the CA's key is offered under its responder
+	 * certificate beside the CA (section 4.2.1.2, as an RA would be):
+	 * clients that never trust the certificate they encrypt to
+	 * (certmonger) find the CA apart from it, and Apple devices take it
+	 * as the RA that encrypts and signs (scep_reply).
+	 */
+	struct x509_st *ee = s->ca->ra != NULL ? s->ca->ra : s->ca->responder;
+	if (ee == NULL) {
+		/* A CA key that is not RSA: the lone CA certificate (section 4.2.1.1). */
 		*content_type = "application/x-x509-ca-cert";
 		return x509_cert_to_der(s->ca->active, out, outlen);
 	}
-	struct x509_st *certs[2] = {s->ca->ra, s->ca->active};
+	struct x509_st *certs[2] = {ee, s->ca->active};
 	*content_type = "application/x-x509-ca-ra-cert";
 	return cms_certs_only(certs, 2, out, outlen);
 }
@@ -155,6 +168,7 @@ struct scep_op {
 	time_t now;
 	enum cms_cipher cipher;
 	uint8_t *content; /* decrypted pkcsPKIEnvelope */
+	int to_ca;        /* it was enveloped to the CA certificate, not to its responder */
 	size_t content_len;
 	struct X509_req_st *csr;
 	char key_sha256[X509_FP_HEX_LEN + 1]; /* of the signer's public key */
@@ -179,18 +193,29 @@ static mdm_err scep_refuse(struct scep_op *op, enum scep_fail_info fail, const c
 	return MDM_OK;
 }
 
+/*
+ * The CertRep is signed under the certificate GetCACert offered as the RA:
+ * Apple devices accept a reply signed by exactly that certificate and no
+ * other (Security framework, SecSCEPVerifyReply), and with the lone CA
+ * certificate only by the CA.  So: the RA when one is configured; without
+ * one the responder (the CA's own key), unless the request was enveloped
+ * to the CA certificate itself, from a client that read the lone CA
+ * (older answers of this server): then the CA.  Failures found before
+ * decryption go out under the responder, as current clients expect.
+ */
 static mdm_err scep_reply(struct scep_op *op, uint8_t **out, size_t *outlen)
 {
 	struct ca_state *ca = op->s->ca;
 	struct x509_st *extra[1] = {ca->active};
 	struct x509_st *certs[1] = {op->cert};
+	struct x509_st *ee = ca->ra ? ca->ra : op->to_ca ? NULL : ca->responder;
 	struct cms_certrep_params p;
 
 	memset(&p, 0, sizeof(p));
-	p.signer = ca->ra ? ca->ra : ca->active;
+	p.signer = ee ? ee : ca->active;
 	p.key = ca->ra ? ca->ra_key : ca->active_key;
-	p.extra_certs = ca->ra ? extra : NULL;
-	p.n_extra_certs = ca->ra ? 1 : 0;
+	p.extra_certs = ee ? extra : NULL;
+	p.n_extra_certs = ee ? 1 : 0;
 	p.digest = op->msg->digest;
 	p.transaction_id = op->msg->transaction_id;
 	p.recipient_nonce = op->msg->has_sender_nonce ? op->msg->sender_nonce : NULL;
@@ -444,6 +469,72 @@ static mdm_err scep_issue_tx_fn(db *d, void *arg)
 	return rc;
 }
 
+/*
+ * A first request's throw-away signer (RFC 8894 section 2.3).  It is the
+ * key the CertRep is encrypted to and the transaction is bound to, and
+ * nothing more: the proof of possession of the key being certified is
+ * the CSR's own signature, the authorisation the challenge.  It must be
+ * self-signed (issuer = subject, verified by its own key; its AKI is not
+ * looked at: Windows' signer carries a critical one that matches
+ * nothing).  Its dates are the device's clock and mean nothing for a
+ * one-request key, so they are not checked: a device whose clock is off
+ * during Setup Assistant still enrolls.  Apple devices give it their own
+ * key and a random subject, so requiring the CSR's key or subject
+ * (scep_signer_match) is only for other fleets.  1 if it passes; 0 with
+ * the refusal recorded.
+ */
+static int scep_throwaway_signer_ok(struct scep_op *op)
+{
+	enum scep_signer_match match = op->s->policy.signer_match;
+	struct x509_st *signer = op->msg->signer;
+
+	if (!x509_cert_self_issued(signer) || !x509_cert_signed_by(signer, signer)) {
+		err_ignore(scep_refuse(op, SCEP_BAD_MESSAGE_CHECK,
+		        "RFC 8894 section 2.3: the signer is neither a certificate this CA "
+		        "issued (valid, for client authentication) nor self-signed"));
+		return 0;
+	}
+	if (match != SCEP_SIGNER_MATCH_NONE && !x509_csr_key_matches_cert(op->csr, signer)) {
+		err_ignore(scep_refuse(op, SCEP_BAD_MESSAGE_CHECK,
+		        "the self-signed signer's key is not the CSR's (scep_signer_match)"));
+		return 0;
+	}
+	if (match == SCEP_SIGNER_MATCH_KEY_SUBJECT &&
+	        !x509_csr_subject_matches_cert(op->csr, signer)) {
+		err_ignore(scep_refuse(op, SCEP_BAD_MESSAGE_CHECK,
+		        "the self-signed signer's subject is not the CSR's (scep_signer_match = "
+		        "key+subject)"));
+		return 0;
+	}
+	return 1;
+}
+
+/*
+ * The challengePassword of a first request (RFC 8894 section 2.2): in the
+ * CSR, or as a CMS signed attribute (macOS mdmclient), the same in both
+ * when in both.  *challenge (borrowed from op or *csr_challenge, which
+ * the caller frees) is NULL when the request is refused.
+ */
+static mdm_err scep_challenge_of(struct scep_op *op, char **csr_challenge, const char **challenge)
+{
+	mdm_err rc;
+
+	*csr_challenge = NULL;
+	*challenge = NULL;
+	rc = x509_csr_challenge(op->csr, csr_challenge);
+	if (rc != MDM_OK && rc != MDM_ERR_NOT_FOUND)
+		return scep_refuse(op, SCEP_BAD_REQUEST, "malformed challengePassword");
+	if (*csr_challenge && op->msg->challenge &&
+	        !scep_ct_equal(*csr_challenge, op->msg->challenge))
+		return scep_refuse(op, SCEP_BAD_REQUEST,
+		        "two different challengePasswords (CSR and signed attribute)");
+	*challenge = *csr_challenge ? *csr_challenge : op->msg->challenge;
+	if (*challenge == NULL)
+		return scep_refuse(op, SCEP_BAD_REQUEST,
+		        "RFC 8894 section 2.2: a challengePassword is required");
+	return MDM_OK;
+}
+
 /* PKCSReq (19) and RenewalReq (17): RFC 8894 sections 3.3.1 and 4.3. */
 static mdm_err scep_enrol(struct scep_op *op)
 {
@@ -455,16 +546,14 @@ static mdm_err scep_enrol(struct scep_op *op)
 	size_t which;
 	mdm_err rc;
 
+	/* Who asks first (signature, authorisation), then what is asked for (policy). */
 	if (x509_csr_from_der(op->content, op->content_len, &op->csr) != MDM_OK)
 		return scep_refuse(
 		        op, SCEP_BAD_REQUEST, "RFC 8894 section 3.3.1: not a PKCS#10 CSR");
 	if (x509_csr_verify(op->csr) != MDM_OK)
 		return scep_refuse(op, SCEP_BAD_MESSAGE_CHECK,
-		        "RFC 2986: the CSR's signature does not verify");
-	if (x509_csr_rsa_bits(op->csr) < s->policy.min_rsa_bits)
-		return scep_refuse(op, SCEP_BAD_REQUEST,
-		        "the CSR's key is not an RSA key of the "
-		        "minimum size (cert_min_rsa_bits)");
+		        "RFC 2986: the CSR's signature does not verify (no proof of possession "
+		        "of its key)");
 	if ((rc = x509_cert_key_sha256(op->msg->signer, op->key_sha256)) != MDM_OK)
 		return rc;
 	if ((rc = scep_existing(op, &found)) != MDM_OK || found)
@@ -485,37 +574,20 @@ static mdm_err scep_enrol(struct scep_op *op)
 		        "this CA issued (unknown issuer, expired or not client authentication)");
 	}
 	if (!ours) {
-		/* Section 2.3: a throw-away signer proves possession of the CSR's key. */
-		if (!x509_csr_key_matches_cert(op->csr, op->msg->signer))
-			return scep_refuse(op, SCEP_BAD_MESSAGE_CHECK,
-			        "RFC 8894 section 2.3: the signer certificate's public key is not "
-			        "the CSR's");
-		if (s->policy.signer_subject_strict &&
-		        !x509_csr_subject_matches_cert(op->csr, op->msg->signer))
-			return scep_refuse(op, SCEP_BAD_MESSAGE_CHECK,
-			        "RFC 8894 section 2.3: the self-signed signer's subject is not the "
-			        "CSR's");
-		rc = x509_csr_challenge(op->csr, &csr_challenge);
-		if (rc != MDM_OK && rc != MDM_ERR_NOT_FOUND) {
-			rc = scep_refuse(op, SCEP_BAD_REQUEST, "malformed challengePassword");
+		if (!scep_throwaway_signer_ok(op))
+			return MDM_OK;
+		if ((rc = scep_challenge_of(op, &csr_challenge, &challenge)) != MDM_OK ||
+		        challenge == NULL)
 			goto out;
-		}
-		challenge = csr_challenge ? csr_challenge : op->msg->challenge;
-		if (csr_challenge && op->msg->challenge &&
-		        !scep_ct_equal(csr_challenge, op->msg->challenge)) {
-			rc = scep_refuse(op, SCEP_BAD_REQUEST,
-			        "two different challengePasswords (CSR and signed attribute)");
-			goto out;
-		}
-		if (challenge == NULL) {
-			rc = scep_refuse(op, SCEP_BAD_REQUEST,
-			        "RFC 8894 section 2.2: a challengePassword is required");
-			goto out;
-		}
 		if (s->policy.static_challenge != NULL &&
 		        scep_ct_equal(challenge, s->policy.static_challenge))
 			challenge = NULL; /* the static one: nothing to spend */
 		t.challenge = challenge;
+	}
+	if (x509_csr_rsa_bits(op->csr) < s->policy.min_rsa_bits) {
+		rc = scep_refuse(op, SCEP_BAD_REQUEST,
+		        "the CSR's key is not an RSA key of the minimum size (cert_min_rsa_bits)");
+		goto out;
 	}
 	rc = db_tx(s->db, scep_issue_tx_fn, &t);
 	if (rc == MDM_ERR_FORBIDDEN && op->fail != SCEP_FAIL_NONE)
@@ -812,6 +884,7 @@ mdm_err scep_pki_operation(struct scep_server *s, const uint8_t *msg, size_t len
 	enum scep_fail_info fail = SCEP_FAIL_NONE;
 	char err[256] = "";
 	struct ca_state *ca;
+	int to_responder = 0;
 	mdm_err rc;
 
 	*out = NULL;
@@ -849,9 +922,10 @@ mdm_err scep_pki_operation(struct scep_server *s, const uint8_t *msg, size_t len
 		        &op, SCEP_BAD_REQUEST, "RFC 8894 section 3.2.2: no pkcsPKIEnvelope");
 		goto reply;
 	}
-	rc = (s->policy.allow_des ? cms_scep_decrypt_des : cms_scep_decrypt)(op.msg,
-	        ca->ra ? ca->ra_key : ca->active_key, ca->ra ? ca->ra : ca->active, &op.content,
-	        &op.content_len, &op.cipher, &fail);
+	rc = cms_scep_decrypt_ex(op.msg, ca->ra ? ca->ra_key : ca->active_key,
+	        ca->ra ? ca->ra : ca->active, s->policy.allow_des, &op.content, &op.content_len,
+	        &op.cipher, &fail, &to_responder);
+	op.to_ca = rc == MDM_OK && ca->ra == NULL && !to_responder;
 	if (rc != MDM_OK) {
 		op.cipher = CMS_CIPHER_AES256;
 		rc = scep_refuse(&op, fail != SCEP_FAIL_NONE ? fail : SCEP_BAD_MESSAGE_CHECK,

@@ -5,13 +5,20 @@
  *
  * The question users bring (seed/questions.txt): a PKCSReq is signed by
  * a throw-away self-signed certificate whose CN changes every time.  That
- * is RFC 8894 section 2.3: the signature is verified with the certificate
- * the message carries, whose public key must equal the CSR's (proof of
- * possession) and whose subject must equal the CSR's; the challenge
- * password authorises.  A request signed by a certificate this CA issued
- * (RenewalReq, or a PKCSReq from an enrolled client) is authenticated by
- * that certificate instead: it must chain to our CA, be unexpired and
- * unrevoked.
+ * is RFC 8894 section 2.3, and Apple devices use it the way the RFC
+ * allows but does not recommend: the throw-away certificate has its own
+ * key and a random subject (macOS "CN=MDM SCEP SIGNER", iOS CN=<UUID>).
+ * So the CMS signature is verified with the certificate the message
+ * carries (self-signed, its own signature checked), the CSR's own
+ * signature is the proof of possession of the key being certified, the
+ * one-time challenge authorises, the CertRep is encrypted to the signer
+ * (only the requester holds its key), and the transaction is bound to
+ * the signer's key: a retry, a CertPoll or a reused transactionID from
+ * any other key gets nothing.  Requiring the signer's key (and subject)
+ * to be the CSR's is an opt-in for other fleets (scep_signer_match).
+ * A request signed by a certificate this CA issued (RenewalReq, or a
+ * PKCSReq from an enrolled client) is authenticated by that certificate
+ * instead: it must chain to our CA, be unexpired and unrevoked.
  */
 #ifndef MDM_SCEP_H
 #define MDM_SCEP_H
@@ -25,17 +32,24 @@
 #include "db.h"
 #include "errors.h"
 
+/* What a throw-away signer must share with the CSR (config scep_signer_match). */
+enum scep_signer_match {
+	SCEP_SIGNER_MATCH_NONE,        /* Apple devices: own key, random subject */
+	SCEP_SIGNER_MATCH_KEY,         /* the CSR's key */
+	SCEP_SIGNER_MATCH_KEY_SUBJECT, /* the CSR's key and subject, as RFC 8894 2.3 advises */
+};
+
 struct scep_policy {
-	int allow_sha1;            /* scep_allow_sha1 */
-	int allow_des3;            /* scep_allow_des3 */
-	int allow_des;             /* scep_allow_des (requests only) */
-	int signer_subject_strict; /* scep_signer_subject = strict */
-	char *static_challenge;    /* scep_challenge (secret), NULL: one-time only */
-	int manual_approval;       /* scep_approval = manual */
-	int days;                  /* cert_days */
-	int min_rsa_bits;          /* cert_min_rsa_bits */
-	int copy_sans;             /* cert_copy_sans */
-	int crl_days;              /* crl_days */
+	int allow_sha1;                      /* scep_allow_sha1 */
+	int allow_des3;                      /* scep_allow_des3 */
+	int allow_des;                       /* scep_allow_des (requests only) */
+	enum scep_signer_match signer_match; /* scep_signer_match */
+	char *static_challenge;              /* scep_challenge (secret), NULL: one-time only */
+	int manual_approval;                 /* scep_approval = manual */
+	int days;                            /* cert_days */
+	int min_rsa_bits;                    /* cert_min_rsa_bits */
+	int copy_sans;                       /* cert_copy_sans */
+	int crl_days;                        /* crl_days */
 };
 
 struct scep_server {

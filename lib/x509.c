@@ -2559,3 +2559,119 @@ out:
 	X509_free(x);
 	return rc;
 }
+
+/*
+ * The responder's serial: a function of the CA certificate alone, so that
+ * every process (and host) derives the same certificate, and a request
+ * addressed to it is recognised without building it.  128 bits of
+ * SHA-256, positive (RFC 5280 4.1.2.2); it cannot meet a random serial of
+ * x509_issue but by a 2^-128 chance.
+ */
+static mdm_err responder_serial(const X509 *ca, ASN1_INTEGER **out)
+{
+	static const char label[] = "mdm SCEP responder serial";
+	unsigned char md[EVP_MAX_MD_SIZE], *der = NULL;
+	unsigned int mdlen = 0;
+	EVP_MD_CTX *ctx = NULL;
+	BIGNUM *bn = NULL;
+	int len;
+	mdm_err rc = MDM_ERR_CRYPTO;
+
+	*out = NULL;
+	if ((len = i2d_X509(ca, &der)) <= 0) {
+		ossl_fail(MDM_LOG_ERROR, "i2d_X509");
+		return MDM_ERR_CRYPTO;
+	}
+	if ((ctx = EVP_MD_CTX_new()) == NULL || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1 ||
+	        EVP_DigestUpdate(ctx, label, sizeof(label) - 1) != 1 ||
+	        EVP_DigestUpdate(ctx, der, (size_t)len) != 1 ||
+	        EVP_DigestFinal_ex(ctx, md, &mdlen) != 1 || mdlen < 16) {
+		ossl_fail(MDM_LOG_ERROR, "EVP_Digest(SHA-256)");
+		goto out;
+	}
+	md[0] = (unsigned char)((md[0] & 0x7f) | 0x40); /* positive, never zero */
+	if ((bn = BN_bin2bn(md, 16, NULL)) == NULL ||
+	        (*out = BN_to_ASN1_INTEGER(bn, NULL)) == NULL) {
+		ossl_fail(MDM_LOG_ERROR, "BN_to_ASN1_INTEGER");
+		goto out;
+	}
+	rc = MDM_OK;
+out:
+	BN_free(bn);
+	EVP_MD_CTX_free(ctx);
+	OPENSSL_free(der);
+	return rc;
+}
+
+mdm_err x509_scep_responder(const X509 *ca, EVP_PKEY *cakey, X509 **out)
+{
+	/* Both: Apple devices want one RA that signs and encrypts, or two. */
+	static const int ku[] = {KU_BIT_DIGITAL_SIGNATURE, KU_BIT_KEY_ENCIPHERMENT};
+	ASN1_INTEGER *serial = NULL;
+	X509_NAME *name = NULL;
+	X509 *x = NULL;
+	mdm_err rc;
+
+	*out = NULL;
+	if (ca == NULL || cakey == NULL)
+		return MDM_ERR_INVAL;
+	/* RFC 8894 3.5.2: requests are enveloped by RSA key transport only. */
+	if (EVP_PKEY_get_base_id(cakey) != EVP_PKEY_RSA)
+		return MDM_ERR_NOT_FOUND;
+	if (!cert_is_ca(ca) || X509_get0_pubkey(ca) == NULL ||
+	        EVP_PKEY_eq(cakey, X509_get0_pubkey(ca)) != 1) {
+		ERR_clear_error();
+		log_error("x509: no SCEP responder: the key does not belong to a CA certificate");
+		return MDM_ERR_CONFIG;
+	}
+	/* Its own name, apart from the CA's: the CA's with one RDN more. */
+	if ((name = X509_NAME_dup(X509_get_subject_name(ca))) == NULL ||
+	        X509_NAME_add_entry_by_txt(name, "OU", MBSTRING_UTF8,
+	                (const unsigned char *)"SCEP responder", -1, -1, 0) != 1) {
+		ossl_fail(MDM_LOG_ERROR, "X509_NAME_add_entry_by_txt");
+		rc = MDM_ERR_NOMEM;
+		goto out;
+	}
+	if ((rc = cert_new(name, X509_get_subject_name(ca), cakey, 0, 0, &x)) != MDM_OK ||
+	        (rc = responder_serial(ca, &serial)) != MDM_OK)
+		goto out;
+	rc = MDM_ERR_CRYPTO;
+	/* The CA's serial-derived number and its dates: the same bytes every time. */
+	if (X509_set_serialNumber(x, serial) != 1 ||
+	        X509_set1_notBefore(x, X509_get0_notBefore(ca)) != 1 ||
+	        X509_set1_notAfter(x, X509_get0_notAfter(ca)) != 1) {
+		ossl_fail(MDM_LOG_ERROR, "X509_set_serialNumber/notBefore/notAfter");
+		goto out;
+	}
+	/*
+	 * No SKI: it would equal the CA's (one key), and clients that sort by
+	 * key identifier (certmonger among them) would then see each
+	 * certificate as the other's issuer.  The AKI names the CA.
+	 */
+	if ((rc = add_basic_constraints(x, 0)) != MDM_OK ||
+	        (rc = add_key_usage(x, ku, sizeof(ku) / sizeof(ku[0]))) != MDM_OK ||
+	        (rc = add_aki(x, ca)) != MDM_OK || (rc = cert_sign(x, cakey)) != MDM_OK)
+		goto out;
+	*out = x;
+	x = NULL;
+out:
+	ASN1_INTEGER_free(serial);
+	X509_NAME_free(name);
+	X509_free(x);
+	return rc;
+}
+
+int x509_scep_responder_named(const X509 *ca, const X509_NAME *issuer, const ASN1_INTEGER *serial)
+{
+	ASN1_INTEGER *mine = NULL;
+	int ok;
+
+	if (ca == NULL || issuer == NULL || serial == NULL ||
+	        X509_NAME_cmp(issuer, X509_get_subject_name(ca)) != 0)
+		return 0;
+	if (responder_serial(ca, &mine) != MDM_OK)
+		return 0;
+	ok = ASN1_INTEGER_cmp(mine, serial) == 0;
+	ASN1_INTEGER_free(mine);
+	return ok;
+}

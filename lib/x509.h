@@ -18,9 +18,11 @@
 
 #include "errors.h"
 
-struct x509_st;     /* OpenSSL X509 */
-struct evp_pkey_st; /* OpenSSL EVP_PKEY */
-struct X509_req_st; /* OpenSSL X509_REQ */
+struct x509_st;        /* OpenSSL X509 */
+struct evp_pkey_st;    /* OpenSSL EVP_PKEY */
+struct X509_req_st;    /* OpenSSL X509_REQ */
+struct X509_name_st;   /* OpenSSL X509_NAME */
+struct asn1_string_st; /* OpenSSL ASN1_INTEGER */
 
 #define X509_FP_HEX_LEN 64
 
@@ -207,6 +209,29 @@ MDM_WUR mdm_err x509_ca_next(const struct x509_st *current, struct evp_pkey_st *
  */
 MDM_WUR mdm_err x509_issue_server(const struct x509_st *ca, struct evp_pkey_st *cakey,
         const char *subject, struct evp_pkey_st *key, int days, time_t now, struct x509_st **out);
+
+/*
+ * The SCEP responder of a CA without an RA: an end-entity certificate for
+ * the CA's own key, issued by the CA, under which GetCACert offers that key
+ * for encrypting requests (RFC 8894 section 4.2.1.2, as an RA certificate
+ * would be).  Clients that keep the certificate they encrypt to apart from
+ * the CA they trust need two certificates to tell them apart; the lone CA
+ * certificate leaves certmonger nothing to trust.  Apple devices take it
+ * as the RA: they encrypt to it and accept only CertReps signed under it
+ * (SecSCEPValidateCACertMessage wants an RA with digitalSignature and
+ * keyEncipherment).  Subject: the CA's plus OU=SCEP responder; serial: a
+ * hash of the CA certificate; the CA's dates; basicConstraints critical
+ * cA FALSE, keyUsage critical digitalSignature and keyEncipherment, AKI,
+ * no SKI; SHA-256.  Deterministic for an RSA key (PKCS #1 v1.5):
+ * every process serves the same bytes.  MDM_ERR_NOT_FOUND for a CA key
+ * that is not RSA (SCEP key transport is RSA only); MDM_ERR_CONFIG when
+ * cakey is not the key of the CA certificate ca.
+ */
+MDM_WUR mdm_err x509_scep_responder(
+        const struct x509_st *ca, struct evp_pkey_st *cakey, struct x509_st **out);
+/* 1 if issuer and serial (an IssuerAndSerialNumber) name ca's SCEP responder. */
+int x509_scep_responder_named(const struct x509_st *ca, const struct X509_name_st *issuer,
+        const struct asn1_string_st *serial);
 
 struct x509_issue_policy {
 	int days;         /* validity */

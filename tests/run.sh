@@ -243,6 +243,9 @@ for p in $STACK_PROGRAMS; do
 done
 chmod 755 "$TMP/cgi-bin" "$TMP"/cgi-bin/*.fcgi
 stack_own "$TMP/cgi-bin"
+# This stack's programs, for tests that signal them (and only them).
+E2E_CGI_BIN=$TMP/cgi-bin
+export E2E_CGI_BIN
 E2E_TLS_CA=$TLS_CA_CERT
 E2E_CLIENT_CERT=$CLIENT_CERT
 E2E_CLIENT_KEY=$CLIENT_KEY
@@ -272,6 +275,18 @@ mkdir -p "$TMP/ca"
 	>>"$TMP/log/ca.log" 2>&1 || {
 	cat "$TMP/log/ca.log" >&2
 	stack_die "mdmctl ca server-cert failed"
+}
+# A SCEP registration authority issued by that CA (docs/CONFIG.md, ra_cert):
+# the fcgid-mode stack runs with it, the proxy-mode stack without.
+printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n' \
+	>"$TMP/ca/ra.ext" &&
+	openssl req -new -newkey rsa:2048 -nodes -keyout "$TMP/ca/ra.key" -out "$TMP/ca/ra.csr" \
+		-subj "/CN=MDM Test SCEP RA/O=mdm tests" >>"$TMP/log/ca.log" 2>&1 &&
+	openssl x509 -req -in "$TMP/ca/ra.csr" -CA "$TMP/ca/ca.pem" -CAkey "$TMP/ca/ca.key" \
+		-CAcreateserial -days 365 -extfile "$TMP/ca/ra.ext" -out "$TMP/ca/ra.pem" \
+		>>"$TMP/log/ca.log" 2>&1 || {
+	cat "$TMP/log/ca.log" >&2
+	stack_die "the SCEP RA certificate could not be made"
 }
 apns_push_cert "$TMP/ca" "$TMP/ca/push" "$TMP/ca/push-issuer"
 "$B/bin/mdmctl" push-cert import --cert "$TMP/ca/push.pem" --key "$TMP/ca/push.key" \
@@ -325,6 +340,9 @@ export MDM_PROFILE_SIGNER_CERT MDM_PROFILE_SIGNER_KEY MDM_PROFILE_SIGNER_CHAIN E
 # The simulator (tests/e2e/devsim.sh) trusts that CA for the profile signer.
 E2E_DEVSIM="$ROOT/tests/e2e/devsim.sh"
 export E2E_DEVSIM
+# The Apple device simulator (tests/sim/applesim: an iPhone and a Mac).
+E2E_APPLESIM=$B/tests/applesim
+export E2E_APPLESIM
 # A static challenge too (scep_challenge), for the clients that use one.
 MDM_SCEP_CHALLENGE="e2e-static-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
 E2E_STATIC_CHALLENGE=$MDM_SCEP_CHALLENGE
@@ -332,9 +350,10 @@ E2E_TMP="$TMP/e2e"
 E2E_CERTMONGER_SCRIPT="$ROOT/tests/e2e/certmonger.sh"
 mkdir -p "$E2E_TMP"
 export MDM_SCEP_CHALLENGE E2E_STATIC_CHALLENGE E2E_TMP E2E_CERTMONGER_SCRIPT
-# micromdm's scepclient 2.1 signs with SHA-1, encrypts with single DES
-# whatever GetCACaps offers, and names its throw-away signer "SCEP SIGNER";
-# the defaults refuse all three.  The proxy-mode stack allows them, as
+# micromdm's scepclient 2.1 signs with SHA-1 and encrypts with single DES
+# whatever GetCACaps offers; the defaults refuse both (its throw-away
+# signer named "SCEP SIGNER" is fine, as Apple's own-key signers are:
+# scep_signer_match = none).  The proxy-mode stack allows them, as
 # docs/CONFIG.md tells scepclient's users to; the fcgid-mode stack keeps
 # the defaults, and there scepclient must be refused while certmonger
 # still enrolls (E2E_SCEP_LEGACY tells the interop suite which is which).
@@ -342,14 +361,26 @@ scep_legacy() {
 	if [ "$1" = proxy ]; then
 		MDM_SCEP_ALLOW_SHA1=yes
 		MDM_SCEP_ALLOW_DES=yes
-		MDM_SCEP_SIGNER_SUBJECT=key
 		E2E_SCEP_LEGACY=1
-		export MDM_SCEP_ALLOW_SHA1 MDM_SCEP_ALLOW_DES MDM_SCEP_SIGNER_SUBJECT
+		export MDM_SCEP_ALLOW_SHA1 MDM_SCEP_ALLOW_DES
 	else
-		unset MDM_SCEP_ALLOW_SHA1 MDM_SCEP_ALLOW_DES MDM_SCEP_SIGNER_SUBJECT
+		unset MDM_SCEP_ALLOW_SHA1 MDM_SCEP_ALLOW_DES
 		E2E_SCEP_LEGACY=0
 	fi
 	export E2E_SCEP_LEGACY
+}
+# The RA (made above) in fcgid mode only: there certmonger, which the
+# devices of the e2e suites use in that mode, enrolls through it.
+# E2E_RA_CERT tells the interop suite.
+scep_ra() {
+	if [ "$1" = fcgid ]; then
+		MDM_RA_CERT=$TMP/ca/ra.pem
+		MDM_RA_KEY=$TMP/ca/ra.key
+		E2E_RA_CERT=$TMP/ca/ra.pem
+		export MDM_RA_CERT MDM_RA_KEY E2E_RA_CERT
+	else
+		unset MDM_RA_CERT MDM_RA_KEY E2E_RA_CERT
+	fi
 }
 
 # The APNs stand-in, for the whole e2e phase: Apple's push service
@@ -376,6 +407,7 @@ for mode in proxy fcgid; do
 	https_port=$(stack_free_port 18443)
 	http_port=$(stack_free_port 18080)
 	scep_legacy "$mode"
+	scep_ra "$mode"
 	# The base URL enrollment profiles name: this stack's HTTPS host.
 	MDM_PUBLIC_URL="https://127.0.0.1:$https_port"
 	# SCEP over plain HTTP, as it is usually deployed (its messages are

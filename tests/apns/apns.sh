@@ -28,7 +28,9 @@
 #   DIR/requests.tsv  one line per request, written before the answer:
 #       time status reason apns-id protocol method token topic push-magic
 #       push-type cert-uid cert-serial cert-subject cert-issuer
-#       (tab-separated; "-" for empty; protocol is HTTP/2.0 over h2)
+#       (tab-separated; "-" for empty; protocol is HTTP/2.0 over h2; time
+#       is UTC to the microsecond, 2024-05-01T12:00:00.123456Z, taken
+#       when the request reached the program)
 #   DIR/rules         re-read on every request: "TOKEN STATUS [COUNT]
 #       [REASON]" a line, TOKEN hex or "*" for any; the first match
 #       answers STATUS (410 Unregistered with a timestamp, 429

@@ -51,7 +51,7 @@
 
 /*
  * A record is one line of tab-separated fields, in this order:
- *   time (UTC, ms)  status  reason  apns-id  protocol (SERVER_PROTOCOL)
+ *   time (UTC, microseconds)  status  reason  apns-id  protocol (SERVER_PROTOCOL)
  *   method  token  apns-topic  push-magic  apns-push-type
  *   cert-uid  cert-serial  cert-subject  cert-issuer
  * "-" stands for empty or absent; tabs and control characters become '?'.
@@ -358,9 +358,10 @@ static void standin_record(const struct standin *s, const fcgi_req *r, const str
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
-	snprintf(when, sizeof(when), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+	/* Microseconds: tests measure the gaps between pushes (push_min_interval). */
+	snprintf(when, sizeof(when), "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ", tm.tm_year + 1900,
 	        tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-	        (int)(ts.tv_nsec / 1000000));
+	        (long)(ts.tv_nsec / 1000));
 	snprintf(status, sizeof(status), "%d", v->status);
 	line[0] = '\0';
 	standin_field(line, sizeof(line), &len, when, 0);

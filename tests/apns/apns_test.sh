@@ -122,6 +122,8 @@ check "record: client certificate UID and serial"
 sh -c 'case "$1" in *"CN=APSP:"*) ;; *) exit 1 ;; esac; [ "$2" != - ]' _ \
 	"$(last_field 13)" "$(last_field 14)"
 check "record: client certificate subject and issuer"
+last_field 1 | grep -E -q '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z$'
+check "record: the time in UTC to the microsecond"
 good_push "$TOKEN"
 is_uuid "$R_ID" && [ "$R_ID" != "$first_id" ]
 check "a second push gets another apns-id"

@@ -558,6 +558,7 @@ Suite *checkin_e2e_suite(void);
 Suite *command_e2e_suite(void);
 Suite *push_e2e_suite(void);
 Suite *ota_e2e_suite(void);
+Suite *applesim_e2e_suite(void);
 
 static const char *need(const char *name)
 {
@@ -651,6 +652,8 @@ int main(void)
 			srunner_add_suite(sr, push_e2e_suite());
 		if (getenv("E2E_OTA_DEVCA_CERT") != NULL)
 			srunner_add_suite(sr, ota_e2e_suite());
+		if (getenv("E2E_APPLESIM") != NULL)
+			srunner_add_suite(sr, applesim_e2e_suite());
 	}
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);

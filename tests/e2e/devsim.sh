@@ -90,8 +90,6 @@ scepclient)
 		die "scepclient failed: $(tail -3 scep.log)"
 	;;
 certmonger)
-	curl -sS --fail -o ca.der "$scep_url?operation=GetCACert" || die "GetCACert failed"
-	openssl x509 -inform DER -in ca.der -out ca.pem
 	sh "$here/certmonger.sh" "$dir" "$scep_url" "$challenge" >scep.log 2>&1 ||
 		die "certmonger failed: $(tail -3 scep.log)"
 	;;

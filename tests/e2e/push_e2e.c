@@ -80,6 +80,43 @@ static int recorded(const char *token, const char *status)
 	return n;
 }
 
+/* Seconds since the epoch of a stand-in record time (2024-05-01T12:00:00.123456Z). */
+static double record_time(const char *ts)
+{
+	struct tm tm = {0};
+	const char *dot = strchr(ts, '.');
+
+	ck_assert_ptr_nonnull(strptime(ts, "%Y-%m-%dT%H:%M:%S", &tm));
+	return (double)timegm(&tm) + (dot != NULL ? atof(dot) : 0);
+}
+
+/* The times of the requests recorded for token with status, in order; how many (at most max). */
+static int record_times(const char *token, const char *status, double *t, int max)
+{
+	char out[400], ts[64], *s;
+	const char *p;
+	int n = 0, used;
+
+	snprintf(out, sizeof(out), "%s/times", tmpdir);
+	ck_assert_int_eq(e2e_sh("awk -F '\\t' '$7 == \"%s\" && $2 == \"%s\" { print $1 }' "
+	                        "%s/requests.tsv >%s",
+	                         token, status, apns_dir, out),
+	        0);
+	s = e2e_file_get(out, NULL);
+	for (p = s; n < max && sscanf(p, "%63s%n", ts, &used) == 1; p += used)
+		t[n++] = record_time(ts);
+	free(s);
+	return n;
+}
+
+static double now_real(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 static int pushd_once(const char *id)
 {
 	return e2e_sh("env " PUSHD_ENV " %s --once --id %s >>%s/pushd.log 2>&1",
@@ -215,7 +252,11 @@ START_TEST(retry_with_backoff)
 	rule(tok, "429 1");
 	rule(tok, "500 1");
 	free(e2e_query1("SELECT mdm.cmd_profile_list($1)::text", udid));
-	/* The long-running daemon retries on its own (backoff 1 to 2 s with jitter). */
+	/*
+	 * The long-running daemon retries on its own, when each backoff ends
+	 * (push_backoff_min 1, max 2: the first retry 0.5 to 1 s after the
+	 * failure, the second 1 to 2 s, docs/CONFIG.md).
+	 */
 	ck_assert_int_eq(e2e_sh("env " PUSHD_ENV " %s --id e2e-b >>%s/pushd.log 2>&1 & echo $! "
 	                        ">%s/pushd.pid",
 	                         getenv("E2E_PUSHD"), tmpdir, tmpdir),
@@ -227,7 +268,7 @@ START_TEST(retry_with_backoff)
 	ck_assert_int_eq(recorded(tok, "429"), 1);
 	ck_assert_int_eq(recorded(tok, "500"), 1);
 	ck_assert_int_eq(recorded(tok, "200"), 1);
-	/* Spaced by the backoff: each retry at least a second after the failure. */
+	/* Spaced by the backoff: no retry before its delay's lower bound. */
 	snprintf(out, sizeof(out), "%s/times", tmpdir);
 	ck_assert_int_eq(e2e_sh("awk -F '\\t' '$7 == \"%s\" { print $2, $1 }' %s/requests.tsv >%s",
 	                         tok, apns_dir, out),
@@ -254,10 +295,84 @@ START_TEST(retry_with_backoff)
 			p += n;
 		}
 	}
-	ck_assert_msg(t500 - t429 >= 0.9 && t200 - t500 >= 0.9,
+	ck_assert_msg(t500 - t429 >= 0.5 && t200 - t500 >= 1.0,
 	        "retries not spaced by the backoff: 429 at %.3f, 500 at %.3f, 200 at %.3f (%s)",
 	        t429, t500, t200, s);
 	free(s);
+	free(tok);
+}
+END_TEST
+
+/*
+ * push_min_interval (docs/CONFIG.md): three commands queued 50 ms apart,
+ * two daemons LISTENing on one database.  The first push goes out at
+ * once; at most one more follows, no sooner than the interval after the
+ * first, and it does come (the daemons wake when the interval ends, not
+ * at the next sweep, which is a minute away here).
+ */
+START_TEST(min_interval_spaces_pushes)
+{
+	const double interval = 1.0;
+	char *tok, *c[3];
+	double t[8], tq[3], t_end;
+	int n = 0;
+
+	enroll_once();
+	tok = token_hex();
+	ck_assert_int_eq(e2e_sh("for id in e2e-j e2e-k; do env " PUSHD_ENV
+	                        " MDM_PUSH_MIN_INTERVAL=1 MDM_PUSH_SWEEP_SECONDS=60 %s --id $id "
+	                        ">>%s/pushd.log 2>&1 & echo $! >>%s/pushd-jk.pid; done",
+	                         getenv("E2E_PUSHD"), tmpdir, tmpdir),
+	        0);
+	/* Both are up: connected, LISTENing, and waiting after their first round. */
+	for (int i = 0; i < 100; i++) {
+		char *up = e2e_query1("SELECT count(*)::text FROM pg_stat_activity WHERE "
+		                      "application_name = 'mdm-pushd' AND state = 'idle' AND "
+		                      "query NOT LIKE 'LISTEN%'",
+		        NULL);
+		int ready = strcmp(up, "2") == 0;
+		free(up);
+		if (ready)
+			break;
+		usleep(100000);
+	}
+	for (int i = 0; i < 3; i++) {
+		if (i > 0)
+			usleep(50000);
+		tq[i] = now_real();
+		c[i] = e2e_query1("SELECT mdm.cmd_device_information($1)::text", udid);
+	}
+	/* Wait for the second push (generously), then as long again for a third. */
+	t_end = now_real() + interval + 10;
+	while (now_real() < t_end && record_times(tok, "200", t, 8) < 2)
+		usleep(50000);
+	usleep((useconds_t)((interval + 0.5) * 1e6));
+	ck_assert_int_eq(e2e_sh("kill -TERM $(cat %s/pushd-jk.pid); wait 2>/dev/null; "
+	                        "rm -f %s/pushd-jk.pid; sleep 0.5",
+	                         tmpdir, tmpdir),
+	        0);
+	n = record_times(tok, "200", t, 8);
+	ck_assert_int_eq(recorded(tok, NULL), n);
+	for (int i = 0; i < n; i++)
+		fprintf(stderr,
+		        "push_min_interval: push %d at +%.6f s (commands at +0, +%.6f, "
+		        "+%.6f)\n",
+		        i + 1, t[i] - tq[0], tq[1] - tq[0], tq[2] - tq[0]);
+	ck_assert_msg(n >= 1 && n <= 2, "%d pushes for 3 commands: want 1, and at most 1 more", n);
+	ck_assert_msg(t[0] - tq[0] < 5.0, "the first push came %.3f s after the first command",
+	        t[0] - tq[0]);
+	if (n == 2)
+		ck_assert_msg(t[1] - t[0] >= interval,
+		        "the second push came %.6f s after the first (push_min_interval %.0f)",
+		        t[1] - t[0], interval);
+	/* The last push was claimed after the last command was queued: it covers them all. */
+	ck_assert_msg(t[n - 1] >= tq[2],
+	        "no push after the third command (last at %.6f, it at %.6f)", t[n - 1], tq[2]);
+	e2e_assert_query("SELECT pending::text FROM mdm.push_status WHERE udid = $1 AND user_id IS "
+	                 "NULL",
+	        udid, "false");
+	for (int i = 0; i < 3; i++)
+		free(c[i]);
 	free(tok);
 }
 END_TEST
@@ -458,6 +573,7 @@ Suite *push_e2e_suite(void)
 	tcase_add_test(tc, push_reaches_device);
 	tcase_add_test(tc, unregistered_until_token_update);
 	tcase_add_test(tc, retry_with_backoff);
+	tcase_add_test(tc, min_interval_spaces_pushes);
 	tcase_add_test(tc, two_daemons_no_duplicates);
 	tcase_add_test(tc, restart_loses_nothing);
 	tcase_add_test(tc, bad_input_keeps_running);

@@ -13,6 +13,7 @@
 
 #include <check.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
@@ -29,7 +30,7 @@ Suite *scep_interop_suite(void);
 static const char *scep_url, *tmpdir, *static_challenge;
 /*
  * E2E_SCEP_LEGACY=1 (tests/run.sh, proxy mode): the stack allows what
- * micromdm's scepclient needs (SHA-1, DES, its "SCEP SIGNER" subject);
+ * micromdm's scepclient needs (SHA-1, single DES);
  * 0 (fcgid mode): the defaults, which refuse it.  Unset counts as 1.
  */
 static int legacy = 1;
@@ -63,6 +64,8 @@ static char *challenge_new(void)
 	return c;
 }
 
+static uint8_t *slurp(const char *path, size_t *len);
+
 static int issued_count(void)
 {
 	db *d = NULL;
@@ -79,13 +82,79 @@ static int issued_count(void)
 	return n;
 }
 
-/* The CA as GetCACert serves it, in PEM for openssl verify. */
+/*
+ * What GetCACert serves, as served (ca.der, its Content-Type in ca.type)
+ * and in PEM for openssl verify (ca.pem): a DER certificate, or the
+ * certificates of a certs-only PKCS#7 (RFC 8894 section 4.2.1).
+ */
 static void fetch_ca(const char *dir)
 {
-	ck_assert_int_eq(sh("curl -sSf -o %s/ca.der '%s?operation=GetCACert' && "
-	                    "openssl x509 -inform DER -in %s/ca.der -out %s/ca.pem",
-	                         dir, scep_url, dir, dir),
+	ck_assert_int_eq(
+	        sh("curl -sSf -o %s/ca.der -w '%%{content_type}' '%s?operation=GetCACert' "
+	           ">%s/ca.type && { openssl x509 -inform DER -in %s/ca.der -out %s/ca.pem "
+	           "2>/dev/null || openssl pkcs7 -inform DER -in %s/ca.der -print_certs "
+	           "-out %s/ca.pem; }",
+	                dir, scep_url, dir, dir, dir, dir, dir),
 	        0);
+}
+
+/* The certificates of GetCACert's answer in dir/ca.der (fetch_ca); *n of them. */
+static X509 **ca_answer(const char *dir, size_t *n)
+{
+	char path[600];
+	uint8_t *der;
+	size_t len;
+	const unsigned char *q;
+	X509 *one, **out;
+	struct x509_st **certs = NULL;
+
+	snprintf(path, sizeof(path), "%s/ca.der", dir);
+	der = slurp(path, &len);
+	q = der;
+	if ((one = d2i_X509(NULL, &q, (long)len)) != NULL && q == der + len) {
+		out = malloc(sizeof(*out));
+		ck_assert_ptr_nonnull(out);
+		out[0] = one;
+		*n = 1;
+	} else {
+		X509_free(one);
+		*n = 0;
+		ck_assert_int_eq(cms_certs_only_parse(der, len, &certs, n), MDM_OK);
+		out = (X509 **)certs;
+	}
+	free(der);
+	return out;
+}
+
+static void certs_free(X509 **certs, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		X509_free(certs[i]);
+	free(certs);
+}
+
+/* The CA among them: the self-signed CA certificate. */
+static X509 *ca_of(X509 **certs, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (X509_check_ca(certs[i]) && X509_check_issued(certs[i], certs[i]) == X509_V_OK)
+			return certs[i];
+	return NULL;
+}
+
+/*
+ * What a client encrypts to, as Apple's and certmonger's pick it: the one
+ * certificate, or the end-entity certificate made for key encipherment.
+ */
+static X509 *recipient_of(X509 **certs, size_t n)
+{
+	if (n == 1)
+		return certs[0];
+	for (size_t i = 0; i < n; i++)
+		if (!X509_check_ca(certs[i]) &&
+		        (X509_get_key_usage(certs[i]) & KU_KEY_ENCIPHERMENT))
+			return certs[i];
+	return NULL;
 }
 
 /* scepclient in a fresh directory; returns its exit status. */
@@ -126,7 +195,7 @@ START_TEST(scepclient_one_time_challenge)
 
 	snprintf(dir, sizeof(dir), "%s/scepclient-1", tmpdir);
 	if (!legacy) {
-		/* Default policy: SHA-1, DES and "SCEP SIGNER" refused, nothing issued. */
+		/* Default policy: SHA-1 and single DES refused, nothing issued. */
 		before = issued_count();
 		ck_assert_int_ne(scepclient(dir, ch, "e2e-device-1"), 0);
 		ck_assert_int_eq(issued_count(), before);
@@ -187,31 +256,122 @@ START_TEST(scepclient_wrong_challenge)
 }
 END_TEST
 
-START_TEST(certmonger_enrols)
+static int certmonger_missing(void)
+{
+	if (getenv("E2E_CERTMONGER_SCRIPT") != NULL &&
+	        sh("command -v certmonger >/dev/null && command -v "
+	           "dbus-run-session >/dev/null") == 0)
+		return 0;
+	fprintf(stderr, "scep-interop: certmonger or dbus missing; certmonger case skipped\n");
+	return 1;
+}
+
+/*
+ * certmonger set up as its users do it (`getcert add-scep-ca -c NAME -u
+ * URL`, tests/e2e/certmonger.sh): it discovers the CA by GetCACaps and
+ * GetCACert and enrolls.  Its discovery keeps the certificate it encrypts
+ * to apart from the CA it verifies replies with, and never trusts the
+ * former: GetCACert must let it find both, with an RA (the RA and the CA)
+ * and without one.  tls_ca: for an https URL.
+ */
+static void certmonger_by_discovery(const char *tag, const char *url, const char *tls_ca)
 {
 	char dir[512];
-	char *ch = challenge_new();
-	const char *script = getenv("E2E_CERTMONGER_SCRIPT");
+	char *ch;
+	int rc;
 
-	if (script == NULL ||
-	        sh("command -v certmonger >/dev/null && command -v "
-	           "dbus-run-session >/dev/null") != 0) {
+	if (certmonger_missing())
+		return;
+	ch = challenge_new();
+	snprintf(dir, sizeof(dir), "%s/certmonger-%s", tmpdir, tag);
+	ck_assert_int_eq(sh("rm -rf %s && mkdir -p %s", dir, dir), 0);
+	rc = sh("sh %s %s '%s' '%s' '%s' >%s/certmonger.log 2>&1", getenv("E2E_CERTMONGER_SCRIPT"),
+	        dir, url, ch, tls_ca ? tls_ca : "", dir);
+	if (rc == 77) {
 		fprintf(stderr,
-		        "scep-interop: certmonger or dbus missing; certmonger case skipped\n");
+		        "scep-interop: cannot add the TLS CA to a private trust store (root "
+		        "and unshare -m needed); certmonger over https skipped\n");
 		free(ch);
 		return;
 	}
-	snprintf(dir, sizeof(dir), "%s/certmonger", tmpdir);
-	ck_assert_int_eq(sh("mkdir -p %s", dir), 0);
+	ck_assert_msg(rc == 0, "certmonger did not enrol by discovery; see %s/certmonger.log", dir);
+	/* Discovery found the CA apart from the certificate it encrypts to. */
+	ck_assert_int_eq(sh("grep -q '^ca_encryption_issuer_cert=' %s/cas.txt", dir), 0);
 	fetch_ca(dir);
-	ck_assert_int_eq(
-	        sh("sh %s %s '%s' '%s' >%s/certmonger.log 2>&1", script, dir, scep_url, ch, dir),
-	        0);
 	ck_assert_int_eq(sh("openssl verify -purpose sslclient -CAfile %s/ca.pem %s/cert.pem "
 	                    ">/dev/null",
 	                         dir, dir),
 	        0);
 	free(ch);
+}
+
+START_TEST(certmonger_enrols)
+{
+	certmonger_by_discovery("http", scep_url, NULL);
+}
+END_TEST
+
+/* The same over https: -R names the TLS server's CA, nothing else is given. */
+START_TEST(certmonger_enrols_https)
+{
+	char url[512];
+
+	if (getenv("E2E_HTTPS_BASE") == NULL || getenv("E2E_TLS_CA") == NULL) {
+		fprintf(stderr, "scep-interop: no E2E_HTTPS_BASE/E2E_TLS_CA; https case skipped\n");
+		return;
+	}
+	snprintf(url, sizeof(url), "%s/scep", getenv("E2E_HTTPS_BASE"));
+	certmonger_by_discovery("https", url, getenv("E2E_TLS_CA"));
+}
+END_TEST
+
+/*
+ * GetCACert (RFC 8894 section 4.2.1) as the stack is configured: with an RA
+ * (E2E_RA_CERT) the RA and the CA; without one the CA and the end-entity
+ * certificate its key answers requests under.  Either way a client can tell
+ * the CA (self-signed, cA) from the certificate to encrypt to (issued by
+ * that CA, not a CA, keyEncipherment).
+ */
+START_TEST(getcacert_tells_ca_from_recipient)
+{
+	char dir[512], path[600], type[128] = "";
+	const char *ra_path = getenv("E2E_RA_CERT");
+	X509 **certs, *ca, *to;
+	size_t n;
+	FILE *fp;
+
+	snprintf(dir, sizeof(dir), "%s/getcacert", tmpdir);
+	ck_assert_int_eq(sh("mkdir -p %s", dir), 0);
+	fetch_ca(dir);
+	snprintf(path, sizeof(path), "%s/ca.type", dir);
+	fp = fopen(path, "r");
+	ck_assert_ptr_nonnull(fp);
+	type[fread(type, 1, sizeof(type) - 1, fp)] = '\0';
+	fclose(fp);
+	ck_assert_str_eq(type, "application/x-x509-ca-ra-cert");
+	certs = ca_answer(dir, &n);
+	ck_assert_uint_eq(n, 2);
+	ca = ca_of(certs, n);
+	to = recipient_of(certs, n);
+	ck_assert_ptr_nonnull(ca);
+	ck_assert_ptr_nonnull(to);
+	ck_assert_ptr_ne(ca, to);
+	ck_assert_int_eq(X509_check_issued(ca, to), X509_V_OK);
+	if (ra_path != NULL) {
+		X509 *ra;
+
+		fp = fopen(ra_path, "r");
+		ck_assert_ptr_nonnull(fp);
+		ra = PEM_read_X509(fp, NULL, NULL, NULL);
+		fclose(fp);
+		ck_assert_ptr_nonnull(ra);
+		ck_assert_int_eq(X509_cmp(ra, to), 0);
+		X509_free(ra);
+	} else {
+		/* No RA: the CA's own key, under an end-entity certificate. */
+		ck_assert_int_eq(EVP_PKEY_eq(X509_get0_pubkey(ca), X509_get0_pubkey(to)), 1);
+	}
+	certs_free(certs, n);
 }
 END_TEST
 
@@ -290,27 +450,25 @@ static void get_enrol(const char *tag, int escaped)
 	EVP_PKEY *key = EVP_RSA_gen(2048);
 	X509_REQ *csr = X509_REQ_new();
 	X509_NAME *name = X509_NAME_new();
-	X509 *self, *ca;
-	uint8_t *req = NULL, *reply, *inner = NULL, *cader;
+	X509 *self, **answer, *ca, *to;
+	uint8_t *req = NULL, *reply, *inner = NULL;
 	unsigned char *csr_der = NULL;
-	size_t reqlen, b64len = 0, replylen, innerlen, calen, n = 0;
+	size_t reqlen, b64len = 0, replylen, innerlen, n_answer = 0, n = 0;
 	struct cms_request_params p;
 	struct cms_scep_msg *rep = NULL;
 	enum scep_fail_info fail;
 	enum cms_cipher cipher;
 	struct x509_st **certs = NULL;
-	const unsigned char *q;
 	int csr_len, tries, before = issued_count();
 
 	snprintf(dir, sizeof(dir), "%s/get-%s", tmpdir, tag);
 	ck_assert_int_eq(sh("mkdir -p %s", dir), 0);
 	fetch_ca(dir);
-	snprintf(path, sizeof(path), "%s/ca.der", dir);
-	cader = slurp(path, &calen);
-	q = cader;
-	ca = d2i_X509(NULL, &q, (long)calen);
+	answer = ca_answer(dir, &n_answer);
+	ca = ca_of(answer, n_answer);
+	to = recipient_of(answer, n_answer);
 	ck_assert_ptr_nonnull(ca);
-	free(cader);
+	ck_assert_ptr_nonnull(to);
 
 	ck_assert_ptr_nonnull(key);
 	X509_NAME_add_entry_by_txt(
@@ -333,7 +491,7 @@ static void get_enrol(const char *tag, int escaped)
 		p.type = SCEP_PKCSREQ;
 		p.signer = self;
 		p.key = key;
-		p.recipient = ca;
+		p.recipient = to;
 		p.digest = CMS_DIGEST_SHA256;
 		p.cipher = CMS_CIPHER_AES256;
 		p.transaction_id = txid;
@@ -387,7 +545,7 @@ static void get_enrol(const char *tag, int escaped)
 	X509_NAME_free(name);
 	X509_REQ_free(csr);
 	X509_free(self);
-	X509_free(ca);
+	certs_free(answer, n_answer);
 	EVP_PKEY_free(key);
 	free(ch);
 }
@@ -450,6 +608,8 @@ Suite *scep_interop_suite(void)
 	tcase_add_test(tc, scepclient_static_challenge);
 	tcase_add_test(tc, scepclient_wrong_challenge);
 	tcase_add_test(tc, certmonger_enrols);
+	tcase_add_test(tc, certmonger_enrols_https);
+	tcase_add_test(tc, getcacert_tells_ca_from_recipient);
 	tcase_add_test(tc, get_pkioperation_unescaped);
 	tcase_add_test(tc, get_pkioperation_percent_encoded);
 	tcase_add_test(tc, no_next_ca_staged);

@@ -836,6 +836,56 @@ START_TEST(takeover_rules)
 }
 END_TEST
 
+/*
+ * A renewed identity (RenewalReq) is used straight away for TokenUpdate
+ * and the command channel, without a new Authenticate: the applesim
+ * lifecycle found it refused as "not the identity bound to UDID".  The
+ * renewal of the bound certificate is bound in its place; the old one,
+ * a stale renewal and a renewal of another device's certificate are not.
+ */
+START_TEST(renewal_without_authenticate)
+{
+	struct device a, a2, a3, b, b2;
+	char id[32];
+	char *tok = msg_token_update("UDID-R", NULL), *out = msg_simple("CheckOut", "UDID-R", NULL);
+
+	device_new(&a);
+	device_new(&b);
+	enroll(&a, "UDID-R");
+	enroll(&b, "UDID-S");
+	snprintf(id, sizeof(id), "%lld", a.id);
+	/* scep.c records a renewal with the renewed certificate's UDID. */
+	device_issue(&a2, ca->active, ca->active_key, now, 30, 1, "UDID-R", id);
+	device_issue(&a3, ca->active, ca->active_key, now, 30, 1, "UDID-R", id);
+	snprintf(id, sizeof(id), "%lld", b.id);
+	device_issue(&b2, ca->active, ca->active_key, now, 30, 1, "UDID-S", id);
+	/* Another device's renewal is refused for this UDID. */
+	assert_refused(&strict, &b2, NULL, NULL, tok, MDM_ERR_FORBIDDEN);
+	/* The renewal, by signature as by TLS: accepted and bound. */
+	ck_assert_int_eq(run(&strict, NULL, &a2, NULL, tok, &(struct checkin_reply){0}), MDM_OK);
+	snprintf(id, sizeof(id), "%lld", a2.id);
+	assert_query("SELECT identity_certificate_id::text FROM mdm.device WHERE udid = $1",
+	        "UDID-R", id);
+	assert_query("SELECT reason || '/' || (previous_certificate_id = "
+	             "(SELECT renewal_of FROM mdm.certificate WHERE id = certificate_id))::text "
+	             "FROM mdm.identity_binding WHERE udid = $1 ORDER BY id DESC LIMIT 1",
+	        "UDID-R", "renewal/true");
+	ck_assert_int_eq(run_tls(&a2, tok), MDM_OK);
+	assert_query("SELECT count(*) FROM mdm.identity_binding WHERE udid = $1", "UDID-R", "2");
+	/* The certificate renewed away, and a second renewal of it, are done. */
+	assert_refused(&strict, &a, NULL, NULL, tok, MDM_ERR_FORBIDDEN);
+	assert_refused(&strict, &a3, NULL, NULL, tok, MDM_ERR_FORBIDDEN);
+	ck_assert_int_eq(run_tls(&a2, out), MDM_OK);
+	device_free(&a);
+	device_free(&a2);
+	device_free(&a3);
+	device_free(&b);
+	device_free(&b2);
+	free(tok);
+	free(out);
+}
+END_TEST
+
 START_TEST(user_channel_and_tokens)
 {
 	struct device a;
@@ -971,6 +1021,7 @@ Suite *checkin_suite(void)
 	tcase_add_test(t, identity_refusals);
 	tcase_add_test(t, device_a_for_udid_b);
 	tcase_add_test(t, takeover_rules);
+	tcase_add_test(t, renewal_without_authenticate);
 	tcase_add_test(t, user_channel_and_tokens);
 	tcase_add_test(t, topic_must_be_ours);
 	suite_add_tcase(s, t);

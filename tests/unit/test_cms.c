@@ -17,6 +17,7 @@
 #include "log.h"
 #include "mdm_limits.h"
 #include "suites.h"
+#include "vectors.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -64,36 +65,6 @@ static uint8_t *slurp(const char *path, size_t *lenp)
 	*lenp = fread(buf, 1, cap, fp);
 	fclose(fp);
 	ck_assert_uint_lt(*lenp, cap);
-	return buf;
-}
-
-static const char *vectors_dir(void)
-{
-	const char *d = getenv("MDM_VECTORS");
-	struct stat st;
-
-	if (d == NULL || *d == '\0')
-		d = "../shared/vectors";
-	if (stat(d, &st) != 0 || !S_ISDIR(st.st_mode))
-		return NULL;
-	return d;
-}
-
-/* A vector by its path under the vectors directory; NULL (and a note) if absent. */
-static uint8_t *read_vector(const char *rel, size_t *lenp)
-{
-	const char *dir = vectors_dir();
-	char path[4096];
-	uint8_t *buf;
-
-	*lenp = 0;
-	if (dir == NULL) {
-		printf("cms: shared vectors not found (set MDM_VECTORS); %s skipped\n", rel);
-		return NULL;
-	}
-	snprintf(path, sizeof(path), "%s/%s", dir, rel);
-	if ((buf = slurp(path, lenp)) == NULL)
-		printf("cms: vector %s missing; skipped\n", path);
 	return buf;
 }
 
@@ -516,10 +487,10 @@ START_TEST(vector_macos_pkcsreq)
 {
 	static const char tid[] = "A13090761A30F66664F85D37433D2065E1112BA1";
 	size_t len, csrlen, outlen;
-	uint8_t *der = read_vector("scep/testdata/PKCSReq.der", &len);
-	uint8_t *want = read_vector("_derived/scep/PKCSReq.der.decrypted-csr.der", &csrlen);
+	uint8_t *der = vector_read("cms", "scep/testdata/PKCSReq.der", &len);
+	uint8_t *want = vector_read("cms", "_derived/scep/PKCSReq.der.decrypted-csr.der", &csrlen);
 	uint8_t *env_want, *out;
-	const char *dir = vectors_dir();
+	const char *dir = vector_dir();
 	char path[4096], cn[64];
 	struct cms_scep_msg *m;
 	enum cms_cipher c;
@@ -546,7 +517,7 @@ START_TEST(vector_macos_pkcsreq)
 	X509_NAME_get_text_by_NID(X509_get_subject_name(m->signer), NID_commonName, cn, sizeof(cn));
 	ck_assert_str_eq(cn, "MDM SCEP SIGNER");
 	/* The envelope kept is byte for byte the one inside. */
-	env_want = read_vector("_derived/scep/PKCSReq.der.inner-envelopedData.der", &envlen);
+	env_want = vector_read("cms", "_derived/scep/PKCSReq.der.inner-envelopedData.der", &envlen);
 	if (env_want != NULL) {
 		ck_assert_uint_eq(m->envelope_len, envlen);
 		ck_assert_mem_eq(m->envelope, env_want, envlen);
@@ -596,7 +567,7 @@ END_TEST
 START_TEST(vector_mdmclient)
 {
 	size_t len;
-	uint8_t *der = read_vector("commandment/testdata/mdmclient-PKIOperation.der", &len);
+	uint8_t *der = vector_read("cms", "commandment/testdata/mdmclient-PKIOperation.der", &len);
 	struct cms_scep_msg *m;
 
 	if (der == NULL)
@@ -618,8 +589,8 @@ END_TEST
 START_TEST(vector_windows)
 {
 	size_t len;
-	uint8_t *der = read_vector(
-	        "smallstep-pkcs7/parse_test.go.extracted/windows_scep_pkcsreq.der", &len);
+	uint8_t *der = vector_read(
+	        "cms", "smallstep-pkcs7/parse_test.go.extracted/windows_scep_pkcsreq.der", &len);
 	struct cms_scep_msg *m;
 
 	if (der == NULL)
@@ -640,8 +611,8 @@ END_TEST
 START_TEST(vector_jscep)
 {
 	size_t len, len1;
-	uint8_t *req2 = read_vector("jscep/src/samples/scep_req2.der", &len);
-	uint8_t *req1 = read_vector("jscep/src/samples/scep_req1.der", &len1);
+	uint8_t *req2 = vector_read("cms", "jscep/src/samples/scep_req2.der", &len);
+	uint8_t *req1 = vector_read("cms", "jscep/src/samples/scep_req1.der", &len1);
 	uint8_t *der;
 	struct cms_scep_msg *m;
 	X509 **certs = NULL;
@@ -663,8 +634,8 @@ START_TEST(vector_jscep)
 	free(req2);
 	free(req1);
 
-	if ((der = read_vector("jscep/src/samples/scep_resp2.der", &len)) != NULL) {
-		uint8_t *resp1 = read_vector("jscep/src/samples/scep_resp1.der", &len1);
+	if ((der = vector_read("cms", "jscep/src/samples/scep_resp2.der", &len)) != NULL) {
+		uint8_t *resp1 = vector_read("cms", "jscep/src/samples/scep_resp1.der", &len1);
 
 		m = parse_ok(der, len);
 		ck_assert_int_eq(m->message_type, SCEP_CERTREP);
@@ -682,15 +653,15 @@ START_TEST(vector_jscep)
 		free(der);
 	}
 	/* The other layers are not pkiMessages. */
-	if ((der = read_vector("jscep/src/samples/scep_req0.der", &len)) != NULL) {
+	if ((der = vector_read("cms", "jscep/src/samples/scep_req0.der", &len)) != NULL) {
 		check_refused(der, len, MDM_ERR_PARSE, SCEP_BAD_REQUEST, "RFC 5652 3");
 		free(der);
 	}
-	if ((der = read_vector("jscep/src/samples/scep_resp1.der", &len)) != NULL) {
+	if ((der = vector_read("cms", "jscep/src/samples/scep_resp1.der", &len)) != NULL) {
 		check_refused(der, len, MDM_ERR_PARSE, SCEP_BAD_REQUEST, "not a SignedData");
 		free(der);
 	}
-	if ((der = read_vector("jscep/src/samples/scep_resp0.der", &len)) != NULL) {
+	if ((der = vector_read("cms", "jscep/src/samples/scep_resp0.der", &len)) != NULL) {
 		check_refused(der, len, MDM_ERR_PARSE, SCEP_BAD_MESSAGE_CHECK, "0 SignerInfos");
 		/* It is the certs-only content of the CertRep: one issued certificate. */
 		ck_assert_int_eq(cms_certs_only_parse(der, len, &certs, &n), MDM_OK);
@@ -708,7 +679,7 @@ START_TEST(vector_legacy_certreps)
 	struct cms_scep_msg *m;
 
 	/* micromdm 2016 answering PKCSReq.der: 8-byte recipientNonce, single DES inside. */
-	if ((der = read_vector("scep/_history/CertRep.der", &len)) != NULL) {
+	if ((der = vector_read("cms", "scep/_history/CertRep.der", &len)) != NULL) {
 		m = parse_ok(der, len);
 		ck_assert_int_eq(m->message_type, SCEP_CERTREP);
 		ck_assert_int_eq(m->pki_status, SCEP_SUCCESS);
@@ -720,20 +691,22 @@ START_TEST(vector_legacy_certreps)
 		free(der);
 	}
 	/* NDES sends no certificates: the signer must come from elsewhere. */
-	if ((der = read_vector("scep/_history/CertRep_NoCertificatesForSigners.der", &len)) !=
-	        NULL) {
+	if ((der = vector_read(
+	             "cms", "scep/_history/CertRep_NoCertificatesForSigners.der", &len)) != NULL) {
 		check_refused(der, len, MDM_ERR_PARSE, SCEP_BAD_MESSAGE_CHECK,
 		        "signer certificate not in the message");
 		free(der);
 	}
 	/* sscep-style request: MD5. */
-	if ((der = read_vector("libscep/tests/test-files/util_b64_pkcs7.bin", &len)) != NULL) {
+	if ((der = vector_read("cms", "libscep/tests/test-files/util_b64_pkcs7.bin", &len)) !=
+	        NULL) {
 		check_refused(der, len, MDM_ERR_PARSE, SCEP_BAD_ALG, "md5");
 		free(der);
 	}
 	/* BT's failure reply: MD5 and no certificates. */
-	if ((der = read_vector("apple-Security/OSX/sec/Security/Regressions/secitem/"
-	                       "si-63-scep.h.extracted/scep_reply_17_58_00_der.der",
+	if ((der = vector_read("cms",
+	             "apple-Security/OSX/sec/Security/Regressions/secitem/"
+	             "si-63-scep.h.extracted/scep_reply_17_58_00_der.der",
 	             &len)) != NULL) {
 		check_refused(der, len, MDM_ERR_PARSE, SCEP_BAD_ALG, NULL);
 		free(der);
@@ -762,7 +735,7 @@ START_TEST(vector_getcacert)
 		        "si-63-scep.h.extracted/"
 		        "%s",
 		        v[i].path);
-		if ((der = read_vector(rel, &len)) == NULL)
+		if ((der = vector_read("cms", rel, &len)) == NULL)
 			continue;
 		ck_assert_msg(
 		        cms_certs_only_parse(der, len, &certs, &n) == MDM_OK, "%s", v[i].path);
@@ -786,7 +759,7 @@ END_TEST
 START_TEST(vector_apple_corpus)
 {
 	static const char *const sub[] = {"ParseFailureCMS", "ParseSuccessCMS"};
-	const char *dir = vectors_dir();
+	const char *dir = vector_dir();
 	size_t total = 0;
 
 	if (dir == NULL) {
@@ -1871,7 +1844,7 @@ START_TEST(unverified_parse)
 	uint8_t *der;
 
 	/* Real captures: accepted by both, the same fields. */
-	if ((der = read_vector("scep/testdata/PKCSReq.der", &len)) != NULL) {
+	if ((der = vector_read("cms", "scep/testdata/PKCSReq.der", &len)) != NULL) {
 		m = parse_ok(der, len);
 		u = unverified_ok(der, len);
 		same_fields(m, u);
@@ -1883,7 +1856,8 @@ START_TEST(unverified_parse)
 		free(der);
 	}
 	/* sscep-style MD5 request: refused by one, readable by the other. */
-	if ((der = read_vector("libscep/tests/test-files/util_b64_pkcs7.bin", &len)) != NULL) {
+	if ((der = vector_read("cms", "libscep/tests/test-files/util_b64_pkcs7.bin", &len)) !=
+	        NULL) {
 		check_refused(der, len, MDM_ERR_PARSE, SCEP_BAD_ALG, "md5");
 		u = unverified_ok(der, len);
 		ck_assert_int_eq(u->digest, CMS_DIGEST__MAX);
@@ -1892,8 +1866,8 @@ START_TEST(unverified_parse)
 		free(der);
 	}
 	/* No signer certificate: nobody to answer, refused by both. */
-	if ((der = read_vector("scep/_history/CertRep_NoCertificatesForSigners.der", &len)) !=
-	        NULL) {
+	if ((der = vector_read(
+	             "cms", "scep/_history/CertRep_NoCertificatesForSigners.der", &len)) != NULL) {
 		both_refused(der, len, MDM_ERR_PARSE, SCEP_BAD_MESSAGE_CHECK,
 		        "signer certificate not in the message");
 		free(der);

@@ -113,6 +113,52 @@ START_TEST(refusals)
 }
 END_TEST
 
+/* Reads what log records were written to fd since offset 0. */
+static void read_log(int fd, char *buf, size_t cap)
+{
+	ssize_t n = pread(fd, buf, cap - 1, 0);
+
+	buf[n > 0 ? (size_t)n : 0] = '\0';
+}
+
+START_TEST(retired_key_names_its_replacement)
+{
+	char logpath[] = "/tmp/mdm-config-log-XXXXXX", buf[4096];
+	int fd = mkstemp(logpath);
+	config *c = NULL;
+
+	ck_assert_int_ge(fd, 0);
+	unlink(logpath);
+	log_set_level(MDM_LOG_ERROR);
+	log_set_fd(fd);
+	/* In a file: refused, and the log says what replaced it. */
+	ck_assert_int_eq(load_text("scep_signer_subject = strict\n", &c), MDM_ERR_CONFIG);
+	ck_assert_ptr_null(c);
+	read_log(fd, buf, sizeof(buf));
+	ck_assert_ptr_nonnull(strstr(buf, "scep_signer_subject"));
+	ck_assert_ptr_nonnull(strstr(buf, "replaced by scep_signer_match"));
+	/* In the environment: refused too, never silently ignored. */
+	ck_assert_int_eq(ftruncate(fd, 0), 0);
+	ck_assert_int_eq(lseek(fd, 0, SEEK_SET), 0);
+	setenv("MDM_SCEP_SIGNER_SUBJECT", "key", 1);
+	ck_assert_int_eq(config_load_file("/nonexistent/mdm.conf", 0, &c), MDM_ERR_CONFIG);
+	ck_assert_ptr_null(c);
+	unsetenv("MDM_SCEP_SIGNER_SUBJECT");
+	read_log(fd, buf, sizeof(buf));
+	ck_assert_ptr_nonnull(strstr(buf, "MDM_SCEP_SIGNER_SUBJECT"));
+	ck_assert_ptr_nonnull(strstr(buf, "scep_signer_match"));
+	log_set_fd(-1);
+	log_set_level(MDM_LOG__MAX);
+	close(fd);
+	/* Its successor: none by default (Apple devices), key and key+subject opt in. */
+	ck_assert_int_eq(config_load_file("/nonexistent/mdm.conf", 0, &c), MDM_OK);
+	ck_assert_str_eq(config_get0(c, "scep_signer_match"), "none");
+	/* SignMessage on: the only identity behind a TLS-terminating load balancer. */
+	ck_assert_str_eq(config_get0(c, "mdm_sign_message"), "yes");
+	config_free(c);
+}
+END_TEST
+
 START_TEST(limits)
 {
 	size_t n = CONFIG_MAX_VALUE + 16;
@@ -195,6 +241,7 @@ Suite *config_suite(void)
 	tcase_add_test(tc, file_then_env);
 	tcase_add_test(tc, mdm_config_names_the_file);
 	tcase_add_test(tc, refusals);
+	tcase_add_test(tc, retired_key_names_its_replacement);
 	tcase_add_test(tc, limits);
 	tcase_add_test(tc, dump_hides_secrets);
 	tcase_add_test(tc, every_key_documented);

@@ -250,17 +250,29 @@ static int table_exists(db *d, const char *name)
 START_TEST(migrate_applies_once_and_records)
 {
 	db *d = open_db();
-	int applied = -1, current = -1, latest = -1;
+	int applied = -1, current = -1, latest = -1, pending = -1;
 
-	ck_assert_int_eq(migrate_status(d, &current, &latest), MDM_OK);
+	ck_assert_int_eq(migrate_status(d, &current, &latest, &pending), MDM_OK);
 	ck_assert_int_eq(current, 0);
 	ck_assert_int_ge(latest, 1);
+	ck_assert_int_eq(pending, (int)migrations_count);
 	ck_assert_int_eq(migrate_apply(d, &applied), MDM_OK);
 	ck_assert_int_eq(applied, (int)migrations_count);
 	ck_assert_int_eq(migrate_apply(d, &applied), MDM_OK);
 	ck_assert_int_eq(applied, 0);
-	ck_assert_int_eq(migrate_status(d, &current, &latest), MDM_OK);
+	ck_assert_int_eq(migrate_status(d, &current, &latest, &pending), MDM_OK);
 	ck_assert_int_eq(current, latest);
+	ck_assert_int_eq(pending, 0);
+	/* One below the highest missing (branches merged out of order): still reported. */
+	{
+		char sql[96];
+		snprintf(sql, sizeof(sql), "DELETE FROM mdm.schema_migrations WHERE version = %d",
+		        migrations[0].version);
+		ck_assert_int_eq(db_exec(d, sql, 0, NULL, NULL), MDM_OK);
+	}
+	ck_assert_int_eq(migrate_status(d, &current, &latest, &pending), MDM_OK);
+	ck_assert_int_eq(current, latest);
+	ck_assert_int_eq(pending, 1);
 	ck_assert(table_exists(d, "mdm.device"));
 	ck_assert(table_exists(d, "mdm.certificate"));
 	ck_assert(table_exists(d, "mdm.challenge"));

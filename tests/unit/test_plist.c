@@ -11,6 +11,7 @@
 #include "mdm_limits.h"
 #include "plist.h"
 #include "suites.h"
+#include "vectors.h"
 
 #include <dirent.h>
 #include <math.h>
@@ -61,39 +62,6 @@ static char *read_file(const char *path, size_t *lenp)
 	n = fread(buf, 1, PLIST_MAX_BYTES + 1, fp);
 	fclose(fp);
 	*lenp = n;
-	return buf;
-}
-
-static const char *vectors_dir(void)
-{
-	const char *d = getenv("MDM_VECTORS");
-	struct stat st;
-
-	if (d == NULL || *d == '\0')
-		d = "../shared/vectors";
-	if (stat(d, &st) != 0 || !S_ISDIR(st.st_mode))
-		return NULL;
-	return d;
-}
-
-/* A vector by its path under the vectors directory; NULL (and a note) if absent. */
-static char *read_vector(const char *rel, size_t *lenp)
-{
-	const char *dir = vectors_dir();
-	char path[4096];
-	char *buf;
-
-	*lenp = 0;
-	if (dir == NULL) {
-		static int said;
-
-		if (!said++)
-			printf("plist: shared vectors not found (set MDM_VECTORS); skipped\n");
-		return NULL;
-	}
-	snprintf(path, sizeof(path), "%s/%s", dir, rel);
-	if ((buf = read_file(path, lenp)) == NULL)
-		printf("plist: vector %s missing; skipped\n", path);
 	return buf;
 }
 
@@ -249,7 +217,7 @@ static int is_redacted(const char *path)
 
 START_TEST(vectors_roundtrip)
 {
-	const char *dir = vectors_dir();
+	const char *dir = vector_dir();
 	struct pathlist pl = {NULL, 0, 0};
 	size_t i, ok = 0, refused = 0;
 
@@ -293,7 +261,7 @@ START_TEST(vectors_apple_layout)
 
 	for (i = 0; i < sizeof(apple_written_vectors) / sizeof(apple_written_vectors[0]); i++) {
 		size_t len, olen;
-		char *buf = read_vector(apple_written_vectors[i], &len), *out;
+		char *buf = (char *)vector_read("plist", apple_written_vectors[i], &len), *out;
 		plist *p;
 
 		if (buf == NULL)
@@ -320,7 +288,8 @@ START_TEST(vectors_values)
 	double r;
 	int b;
 
-	if ((buf = read_vector("nanomdm/mdm/testdata/Authenticate.1.plist", &len)) != NULL) {
+	if ((buf = (char *)vector_read(
+	             "plist", "nanomdm/mdm/testdata/Authenticate.1.plist", &len)) != NULL) {
 		p = parse_ok(buf, len);
 		ck_assert_int_eq(plist_get_type(p), PLIST_DICT);
 		ck_assert_uint_eq(plist_dict_count(p), 7);
@@ -335,7 +304,8 @@ START_TEST(vectors_values)
 		plist_free(p);
 		free(buf);
 	}
-	if ((buf = read_vector("nanomdm/mdm/testdata/TokenUpdate.1.plist", &len)) != NULL) {
+	if ((buf = (char *)vector_read(
+	             "plist", "nanomdm/mdm/testdata/TokenUpdate.1.plist", &len)) != NULL) {
 		p = parse_ok(buf, len);
 		d = plist_data_get0(plist_dict_get0(p, "Token"), &n);
 		ck_assert_ptr_nonnull(d);
@@ -354,8 +324,8 @@ START_TEST(vectors_values)
 		plist_free(p);
 		free(buf);
 	}
-	if ((buf = read_vector("commandment/testdata/DeviceInformation/macOS-10.13.1.xml", &len)) !=
-	        NULL) {
+	if ((buf = (char *)vector_read("plist",
+	             "commandment/testdata/DeviceInformation/macOS-10.13.1.xml", &len)) != NULL) {
 		p = parse_ok(buf, len);
 		q = plist_dict_get0(p, "QueryResponses");
 		ck_assert_int_eq(plist_get_type(q), PLIST_DICT);
@@ -368,7 +338,8 @@ START_TEST(vectors_values)
 		plist_free(p);
 		free(buf);
 	}
-	if ((buf = read_vector("commandment/testdata/Authenticate/10.11.x.xml", &len)) != NULL) {
+	if ((buf = (char *)vector_read(
+	             "plist", "commandment/testdata/Authenticate/10.11.x.xml", &len)) != NULL) {
 		/* Indented base64 with whitespace around it. */
 		p = parse_ok(buf, len);
 		d = plist_data_get0(plist_dict_get0(p, "Challenge"), &n);
@@ -854,7 +825,8 @@ START_TEST(truncated_everywhere)
 	ck_assert_ptr_nonnull(buf);
 	check_prefixes(buf, len, "all_types.plist");
 	free(buf);
-	if ((buf = read_vector("nanomdm/mdm/testdata/TokenUpdate.1.plist", &len)) != NULL) {
+	if ((buf = (char *)vector_read(
+	             "plist", "nanomdm/mdm/testdata/TokenUpdate.1.plist", &len)) != NULL) {
 		check_prefixes(buf, len, "TokenUpdate.1.plist");
 		free(buf);
 	}

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static struct testdb t;
 
@@ -165,6 +166,61 @@ START_TEST(success_clears_pending_unless_requested_again)
 }
 END_TEST
 
+/*
+ * push_min_interval (docs/CONFIG.md): after a successful push, no other
+ * push to that enrollment for the interval, whoever asks (more commands,
+ * mdm.push, another claimer); what was asked meanwhile is claimed once
+ * the interval is over.
+ */
+START_TEST(min_interval_holds_between_pushes)
+{
+	struct pushq_batch a, b;
+	double due = 0;
+
+	ck_assert_int_eq(pushq_next_due(t.d, &due), MDM_OK);
+	ck_assert(due == -1); /* nothing waits */
+	enqueue("{U1}");
+	ck_assert_int_eq(pushq_next_due(t.d, &due), MDM_OK);
+	ck_assert(due == 0); /* due now */
+	ck_assert_int_eq(pushq_claim(t.d, "a", 10, 60, &a), MDM_OK);
+	ck_assert_uint_eq(a.n, 1);
+	ck_assert_int_eq(pushq_record(t.d, &a.items[0], "a", 200, "X", NULL, 1, 0), MDM_OK);
+	pushq_batch_free(&a);
+	expect("SELECT pending FROM mdm.push_status WHERE udid = $1", "U1", "f");
+	ck_assert_int_eq(pushq_next_due(t.d, &due), MDM_OK);
+	ck_assert(due == -1); /* pushed, nothing new */
+	/* Three commands within the interval: pending again, not due. */
+	for (int i = 0; i < 3; i++)
+		enqueue("{U1}");
+	expect("SELECT pending FROM mdm.push_status WHERE udid = $1", "U1", "t");
+	ck_assert_int_eq(pushq_claim(t.d, "a", 10, 60, &a), MDM_OK);
+	ck_assert_uint_eq(a.n, 0);
+	pushq_batch_free(&a);
+	/* mdm.push ends a backoff, not the interval; nor does another claimer get it. */
+	expect("SELECT mdm.push('U1')", NULL, "1");
+	ck_assert_int_eq(pushq_claim(t.d, "a", 10, 60, &a), MDM_OK);
+	ck_assert_uint_eq(a.n, 0);
+	pushq_batch_free(&a);
+	ck_assert_int_eq(pushq_claim(t.d, "b", 10, 60, &b), MDM_OK);
+	ck_assert_uint_eq(b.n, 0);
+	pushq_batch_free(&b);
+	/* The daemons learn when to wake for it; the view shows it too. */
+	ck_assert_int_eq(pushq_next_due(t.d, &due), MDM_OK);
+	ck_assert_msg(due > 0 && due <= 1, "next due in %f s", due);
+	expect("SELECT next_attempt_at > now() FROM mdm.push_status WHERE udid = $1", "U1", "t");
+	/* The interval is over: one claim covers all four requests. */
+	usleep(1100000);
+	ck_assert_int_eq(pushq_claim(t.d, "b", 10, 60, &b), MDM_OK);
+	ck_assert_uint_eq(b.n, 1);
+	ck_assert_str_eq(b.items[0].udid, "U1");
+	ck_assert_int_eq(b.items[0].claimed_seq, 5);
+	ck_assert_int_eq(pushq_record(t.d, &b.items[0], "b", 200, "Y", NULL, 1, 0), MDM_OK);
+	pushq_batch_free(&b);
+	expect("SELECT pending || ' ' || pushes FROM mdm.push_status WHERE udid = $1", "U1",
+	        "false 2");
+}
+END_TEST
+
 START_TEST(invalid_token_waits_for_token_update)
 {
 	struct pushq_batch a;
@@ -216,10 +272,8 @@ START_TEST(failures_back_off)
 	ck_assert_int_eq(pushq_claim(t.d, "a", 10, 60, &a), MDM_OK);
 	ck_assert_uint_eq(a.n, 0);
 	pushq_batch_free(&a);
-	/* Due again: claimed with its failure count, for the next backoff step. */
-	ck_assert_int_eq(
-	        db_exec(t.d, "UPDATE mdm.push_state SET next_attempt_at = now()", 0, NULL, NULL),
-	        MDM_OK);
+	/* mdm.push ends the backoff (not push_min_interval): claimed with its failure count. */
+	expect("SELECT mdm.push('U1')", NULL, "1");
 	ck_assert_int_eq(pushq_claim(t.d, "a", 10, 60, &a), MDM_OK);
 	ck_assert_uint_eq(a.n, 1);
 	ck_assert_int_eq(a.items[0].failures, 1);
@@ -316,6 +370,7 @@ Suite *pushq_suite(void)
 	tcase_add_test(tc, concurrent_claimers_never_share);
 	tcase_add_test(tc, expired_claims_are_taken_over);
 	tcase_add_test(tc, success_clears_pending_unless_requested_again);
+	tcase_add_test(tc, min_interval_holds_between_pushes);
 	tcase_add_test(tc, invalid_token_waits_for_token_update);
 	tcase_add_test(tc, failures_back_off);
 	tcase_add_test(tc, no_token_is_claimed_for_marking);

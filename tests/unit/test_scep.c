@@ -14,11 +14,13 @@
 #include "migrate.h"
 #include "scep.h"
 #include "suites.h"
+#include "vectors.h"
 #include "x509.h"
 
 #include <openssl/cms.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/rand.h>
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
@@ -27,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -65,6 +68,7 @@ static void setup(void)
 	unsetenv("MDM_SCEP_CHALLENGE");
 	setenv("MDM_SCEP_ALLOW_SHA1", "no", 1);
 	unsetenv("MDM_SCEP_APPROVAL");
+	unsetenv("MDM_SCEP_SIGNER_MATCH");
 	ck_assert_int_eq(config_load_file(NULL, 0, &cfg), MDM_OK);
 	ck_assert_int_eq(scep_server_new(d, cfg, &srv), MDM_OK);
 }
@@ -125,11 +129,19 @@ static char *new_challenge(const char *ttl)
 	return c;
 }
 
-/* A client: key, CSR and the self-signed throw-away signer RFC 8894 section 2.3 describes. */
+/*
+ * A client: key and CSR, and two throw-away signers.  apple is the one
+ * Apple devices make (real macOS PKCSReq, iOS): its own key, a random
+ * CN=<UUID>, keyUsage digitalSignature and extendedKeyUsage clientAuth,
+ * both critical.  self is what RFC 8894 section 2.3 advises and generic
+ * clients (scepclient, certmonger) make: the CSR's key and subject.
+ */
 struct client {
 	EVP_PKEY *key;
 	X509_REQ *csr;
 	X509 *self;
+	EVP_PKEY *apple_key;
+	X509 *apple;
 	uint8_t *csr_der;
 	size_t csr_len;
 };
@@ -157,6 +169,60 @@ static void client_csr(struct client *c, const char *cn, const char *challenge, 
 	X509_NAME_free(name);
 }
 
+static void add_ext(X509 *x, int nid, const char *value)
+{
+	X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, NULL, nid, value);
+
+	ck_assert_ptr_nonnull(ext);
+	ck_assert_int_eq(X509_add_ext(x, ext, -1), 1);
+	X509_EXTENSION_free(ext);
+}
+
+/* A certificate for key named cn, signed by signer_key under issuer_cn. */
+static X509 *cert_by(
+        EVP_PKEY *key, const char *cn, EVP_PKEY *signer_key, const char *issuer_cn, int apple_exts)
+{
+	X509 *x = X509_new();
+	X509_NAME *name = X509_NAME_new(), *iname = X509_NAME_new();
+
+	X509_set_version(x, 2);
+	ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
+	X509_NAME_add_entry_by_txt(
+	        iname, "CN", MBSTRING_ASC, (const unsigned char *)issuer_cn, -1, -1, 0);
+	X509_set_subject_name(x, name);
+	X509_set_issuer_name(x, iname);
+	X509_time_adj_ex(X509_getm_notBefore(x), -1, 0, NULL);
+	X509_time_adj_ex(X509_getm_notAfter(x), 1, 0, NULL);
+	X509_set_pubkey(x, key);
+	if (apple_exts) {
+		add_ext(x, NID_key_usage, "critical,digitalSignature");
+		add_ext(x, NID_ext_key_usage, "critical,clientAuth");
+	}
+	ck_assert_int_gt(X509_sign(x, signer_key, EVP_sha256()), 0);
+	X509_NAME_free(name);
+	X509_NAME_free(iname);
+	return x;
+}
+
+/* A throw-away signer shaped like Apple's: its own new key, CN=<random UUID>. */
+static X509 *apple_signer(EVP_PKEY **key)
+{
+	unsigned char r[16];
+	char cn[37];
+
+	ck_assert_int_eq(RAND_bytes(r, sizeof(r)), 1);
+	r[6] = (unsigned char)((r[6] & 0x0f) | 0x40);
+	r[8] = (unsigned char)((r[8] & 0x3f) | 0x80);
+	snprintf(cn, sizeof(cn),
+	        "%02X%02X%02X%02X-%02X%02X-%02X%02X-%02X%02X-%02X%02X%02X%02X%02X%02X", r[0], r[1],
+	        r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13], r[14],
+	        r[15]);
+	*key = EVP_RSA_gen(2048);
+	ck_assert_ptr_nonnull(*key);
+	return cert_by(*key, cn, *key, cn, 1);
+}
+
 static X509 *self_signed(EVP_PKEY *key, const char *cn)
 {
 	X509 *x = X509_new();
@@ -182,6 +248,7 @@ static void client_new(struct client *c, const char *cn, const char *challenge)
 	ck_assert_ptr_nonnull(c->key);
 	client_csr(c, cn, challenge, NULL);
 	c->self = self_signed(c->key, cn);
+	c->apple = apple_signer(&c->apple_key);
 }
 
 static void client_free(struct client *c)
@@ -189,6 +256,8 @@ static void client_free(struct client *c)
 	EVP_PKEY_free(c->key);
 	X509_REQ_free(c->csr);
 	X509_free(c->self);
+	EVP_PKEY_free(c->apple_key);
+	X509_free(c->apple);
 	free(c->csr_der);
 }
 
@@ -256,10 +325,11 @@ static mdm_err send_req(enum scep_message_type type, X509 *signer, EVP_PKEY *key
 	return MDM_OK;
 }
 
+/* Enrolls the way an Apple device does: signed by its own throw-away key. */
 static void enrol_ok(struct client *c, const char *txid, struct answer *a)
 {
-	ck_assert_int_eq(send_req(SCEP_PKCSREQ, c->self, c->key, c->csr_der, c->csr_len, txid,
-	                         CMS_DIGEST_SHA256, NULL, T0, a),
+	ck_assert_int_eq(send_req(SCEP_PKCSREQ, c->apple, c->apple_key, c->csr_der, c->csr_len,
+	                         txid, CMS_DIGEST_SHA256, NULL, T0, a),
 	        MDM_OK);
 	ck_assert_int_eq(a->status, SCEP_SUCCESS);
 	ck_assert_ptr_nonnull(a->cert);
@@ -303,7 +373,7 @@ START_TEST(one_time_challenge_enrols_once)
 
 	/* The same challenge again, from another device: refused. */
 	client_new(&c2, "device-2", ch);
-	expect_fail(&c2, c2.self, c2.key, "TX-2", SCEP_BAD_REQUEST);
+	expect_fail(&c2, c2.apple, c2.apple_key, "TX-2", SCEP_BAD_REQUEST);
 	client_free(&c);
 	client_free(&c2);
 	free(ch);
@@ -324,7 +394,7 @@ START_TEST(retry_is_idempotent_and_txid_bound_to_key)
 	ck_assert_int_eq(issued(), 1);
 	/* The transactionID with another key: badRequest. */
 	client_new(&other, "device-1", ch);
-	expect_fail(&other, other.self, other.key, "TX-RETRY", SCEP_BAD_REQUEST);
+	expect_fail(&other, other.apple, other.apple_key, "TX-RETRY", SCEP_BAD_REQUEST);
 	X509_free(a.cert);
 	X509_free(b.cert);
 	client_free(&c);
@@ -339,14 +409,14 @@ START_TEST(refuses_wrong_expired_and_missing_challenges)
 	struct client c;
 
 	client_new(&c, "device-1", "not-a-challenge-we-made");
-	expect_fail(&c, c.self, c.key, "TX-W", SCEP_BAD_REQUEST);
+	expect_fail(&c, c.apple, c.apple_key, "TX-W", SCEP_BAD_REQUEST);
 	client_free(&c);
 	sleep(2);
 	client_new(&c, "device-1", expired);
-	expect_fail(&c, c.self, c.key, "TX-E", SCEP_BAD_REQUEST);
+	expect_fail(&c, c.apple, c.apple_key, "TX-E", SCEP_BAD_REQUEST);
 	client_free(&c);
 	client_new(&c, "device-1", NULL);
-	expect_fail(&c, c.self, c.key, "TX-N", SCEP_BAD_REQUEST);
+	expect_fail(&c, c.apple, c.apple_key, "TX-N", SCEP_BAD_REQUEST);
 	client_free(&c);
 	free(expired);
 }
@@ -365,7 +435,7 @@ START_TEST(static_challenge)
 	client_free(&c);
 	/* A prefix of it is not it. */
 	client_new(&c, "device-s", "static-challenge-012345678");
-	expect_fail(&c, c.self, c.key, "TX-S2", SCEP_BAD_REQUEST);
+	expect_fail(&c, c.apple, c.apple_key, "TX-S2", SCEP_BAD_REQUEST);
 	client_free(&c);
 	unsetenv("MDM_SCEP_CHALLENGE");
 }
@@ -379,8 +449,8 @@ START_TEST(challenge_as_signed_attribute)
 
 	/* macOS mdmclient sends the challenge as a signed attribute, not in the CSR. */
 	client_new(&c, "device-mac", NULL);
-	ck_assert_int_eq(send_req(SCEP_PKCSREQ, c.self, c.key, c.csr_der, c.csr_len, "TX-MAC",
-	                         CMS_DIGEST_SHA512, ch, T0, &a),
+	ck_assert_int_eq(send_req(SCEP_PKCSREQ, c.apple, c.apple_key, c.csr_der, c.csr_len,
+	                         "TX-MAC", CMS_DIGEST_SHA512, ch, T0, &a),
 	        MDM_OK);
 	ck_assert_int_eq(a.status, SCEP_SUCCESS);
 	X509_free(a.cert);
@@ -389,24 +459,228 @@ START_TEST(challenge_as_signed_attribute)
 }
 END_TEST
 
-START_TEST(proof_of_possession)
+/*
+ * The issue that stopped every Apple device: a PKCSReq signed by a
+ * throw-away certificate of its own key and a random subject is issued
+ * by the default configuration.  The certificate holds the CSR's key;
+ * the CertRep opens with the signer's key (send_req decrypts with it)
+ * and not with the CSR's.
+ */
+START_TEST(apple_throwaway_signer_enrols)
+{
+	char *ch = new_challenge("1 hour"), *ch2 = new_challenge("1 hour");
+	struct client c, c2;
+	struct answer a, b;
+	struct cms_request_params p;
+	struct cms_scep_msg *rep = NULL;
+	uint8_t *req = NULL, *reply = NULL, *inner = NULL;
+	size_t reqlen, replylen, innerlen;
+	enum scep_fail_info fail;
+
+	client_new(&c, "com.apple.security.scep.4F9C2E0B-0D5E-4C8A-9B1E-3A6D2F7C8E11", ch);
+	ck_assert_int_eq(EVP_PKEY_eq(X509_get0_pubkey(c.apple), c.key), 0);
+	enrol_ok(&c, "TX-APPLE-1", &a);
+	ck_assert_int_eq(EVP_PKEY_eq(X509_get0_pubkey(a.cert), c.key), 1);
+	ck_assert_int_eq(
+	        x509_verify_issued(a.cert, srv->ca->verify, srv->ca->n_verify, T0, 1, NULL),
+	        MDM_OK);
+	/* Another device, another throw-away key and UUID: also issued. */
+	client_new(&c2, "com.apple.security.scep.0B7F2C1D-77A0-4E4B-8D44-2C9D1E0F5A63", ch2);
+	enrol_ok(&c2, "TX-APPLE-2", &b);
+	ck_assert_int_eq(issued(), 2);
+
+	/* The CertRep is enveloped to the signer: the CSR's key cannot open it. */
+	memset(&p, 0, sizeof(p));
+	p.type = SCEP_PKCSREQ;
+	p.signer = c.apple;
+	p.key = c.apple_key;
+	p.recipient = srv->ca->active;
+	p.digest = CMS_DIGEST_SHA256;
+	p.cipher = CMS_CIPHER_AES256;
+	p.transaction_id = "TX-APPLE-1"; /* the retry: answered with the same certificate */
+	p.content = c.csr_der;
+	p.content_len = c.csr_len;
+	ck_assert_int_eq(cms_scep_request(&p, &req, &reqlen), MDM_OK);
+	ck_assert_int_eq(scep_pki_operation(srv, req, reqlen, T0, &reply, &replylen), MDM_OK);
+	ck_assert_int_eq(cms_scep_parse(reply, replylen, &rep, &fail, NULL, 0), MDM_OK);
+	ck_assert_int_eq(rep->pki_status, SCEP_SUCCESS);
+	ck_assert_int_ne(
+	        cms_scep_decrypt(rep, c.key, c.apple, &inner, &innerlen, NULL, NULL), MDM_OK);
+	ck_assert_int_eq(
+	        cms_scep_decrypt(rep, c.apple_key, c.apple, &inner, &innerlen, NULL, NULL), MDM_OK);
+	free(inner);
+	cms_scep_msg_free(rep);
+	free(reply);
+	free(req);
+	ck_assert_int_eq(issued(), 2);
+	X509_free(a.cert);
+	X509_free(b.cert);
+	client_free(&c);
+	client_free(&c2);
+	free(ch);
+	free(ch2);
+}
+END_TEST
+
+/*
+ * Without an RA, GetCACert offers the CA key under its responder (an RA
+ * that signs and encrypts, as Apple devices want).  A request enveloped to
+ * the responder is answered under the responder, the CA carried beside it
+ * (Apple accepts a CertRep from exactly the RA it encrypted to); one
+ * enveloped to the CA certificate itself (a client that read the lone CA)
+ * under the CA.  Both open with the signer's key and hold the CSR's key.
+ */
+START_TEST(reply_signed_under_the_certificate_encrypted_to)
+{
+	char *ch = new_challenge("1 hour"), *ch2 = new_challenge("1 hour");
+	struct x509_st *to[2];
+	const char *txid[2] = {"TX-TO-RESPONDER", "TX-TO-CA"};
+	struct client c[2];
+
+	ck_assert_int_eq(ca_refresh(d, cfg, &srv->ca), MDM_OK);
+	ck_assert_ptr_nonnull(srv->ca->responder);
+	to[0] = srv->ca->responder;
+	to[1] = srv->ca->active;
+	client_new(&c[0], "device-to-responder", ch);
+	client_new(&c[1], "device-to-ca", ch2);
+	for (int i = 0; i < 2; i++) {
+		struct cms_request_params p;
+		struct cms_scep_msg *rep = NULL;
+		enum scep_fail_info fail;
+		uint8_t *req = NULL, *reply = NULL, *inner = NULL;
+		size_t reqlen, replylen, innerlen, n = 0;
+		struct x509_st **certs = NULL;
+		const unsigned char *q;
+		CMS_ContentInfo *cms;
+		STACK_OF(X509) * carried;
+
+		memset(&p, 0, sizeof(p));
+		p.type = SCEP_PKCSREQ;
+		p.signer = c[i].apple;
+		p.key = c[i].apple_key;
+		p.recipient = to[i];
+		p.digest = CMS_DIGEST_SHA256;
+		p.cipher = CMS_CIPHER_AES128;
+		p.transaction_id = txid[i];
+		p.content = c[i].csr_der;
+		p.content_len = c[i].csr_len;
+		ck_assert_int_eq(cms_scep_request(&p, &req, &reqlen), MDM_OK);
+		ck_assert_int_eq(
+		        scep_pki_operation(srv, req, reqlen, T0, &reply, &replylen), MDM_OK);
+		ck_assert_int_eq(cms_scep_parse(reply, replylen, &rep, &fail, NULL, 0), MDM_OK);
+		ck_assert_int_eq(rep->pki_status, SCEP_SUCCESS);
+		ck_assert_int_eq(X509_cmp(rep->signer, to[i]), 0);
+		/* Under the responder the CA is carried too, so the chain can be built. */
+		q = reply;
+		ck_assert_ptr_nonnull(cms = d2i_CMS_ContentInfo(NULL, &q, (long)replylen));
+		ck_assert_ptr_nonnull(carried = CMS_get1_certs(cms));
+		ck_assert_int_eq(sk_X509_num(carried), i == 0 ? 2 : 1);
+		sk_X509_pop_free(carried, X509_free);
+		CMS_ContentInfo_free(cms);
+		ck_assert_int_eq(cms_scep_decrypt(rep, c[i].apple_key, c[i].apple, &inner,
+		                         &innerlen, NULL, NULL),
+		        MDM_OK);
+		ck_assert_int_eq(cms_certs_only_parse(inner, innerlen, &certs, &n), MDM_OK);
+		ck_assert_uint_eq(n, 1);
+		ck_assert_int_eq(EVP_PKEY_eq(X509_get0_pubkey(certs[0]), c[i].key), 1);
+		X509_free(certs[0]);
+		free(certs);
+		free(inner);
+		cms_scep_msg_free(rep);
+		free(reply);
+		free(req);
+	}
+	ck_assert_int_eq(issued(), 2);
+	client_free(&c[0]);
+	client_free(&c[1]);
+	free(ch);
+	free(ch2);
+}
+END_TEST
+
+/* The generic shape (the CSR's key and subject, scepclient, certmonger) enrols too. */
+START_TEST(rfc_shaped_signer_enrols)
 {
 	char *ch = new_challenge("1 hour");
-	struct client c, thief;
+	struct client c;
+	struct answer a;
+
+	client_new(&c, "device-rfc", ch);
+	ck_assert_int_eq(send_req(SCEP_PKCSREQ, c.self, c.key, c.csr_der, c.csr_len, "TX-RFC",
+	                         CMS_DIGEST_SHA256, NULL, T0, &a),
+	        MDM_OK);
+	ck_assert_int_eq(a.status, SCEP_SUCCESS);
+	ck_assert_int_eq(EVP_PKEY_eq(X509_get0_pubkey(a.cert), c.key), 1);
+	X509_free(a.cert);
+	client_free(&c);
+	free(ch);
+}
+END_TEST
+
+/*
+ * RFC 8894 section 2.3: a signer that is not ours must be self-signed.
+ * One issued by someone else's CA, or one whose name says self-issued but
+ * whose signature is another key's, is refused and spends nothing.
+ */
+START_TEST(signer_must_be_self_signed)
+{
+	char *ch = new_challenge("1 hour");
+	struct client c;
+	EVP_PKEY *k = EVP_RSA_gen(2048), *foreign = EVP_RSA_gen(2048);
+	X509 *by_foreign, *forged;
+
+	client_new(&c, "device-1", ch);
+	by_foreign = cert_by(k, "8A1F3C55-2B44-4E0F-9C2D-1B7E6A5F4D33", foreign, "Other CA", 1);
+	expect_fail(&c, by_foreign, k, "TX-SS1", SCEP_BAD_MESSAGE_CHECK);
+	forged = cert_by(k, "8A1F3C55-2B44-4E0F-9C2D-1B7E6A5F4D33", foreign,
+	        "8A1F3C55-2B44-4E0F-9C2D-1B7E6A5F4D33", 1);
+	expect_fail(&c, forged, k, "TX-SS2", SCEP_BAD_MESSAGE_CHECK);
+	ck_assert_int_eq(count("SELECT count(*) FROM mdm.challenge WHERE used_at IS NULL"), 1);
+	ck_assert_int_eq(count("SELECT count(*) FROM mdm.scep_transaction"), 0);
+	X509_free(by_foreign);
+	X509_free(forged);
+	EVP_PKEY_free(k);
+	EVP_PKEY_free(foreign);
+	client_free(&c);
+	free(ch);
+}
+END_TEST
+
+/* scep_signer_match: what a non-Apple fleet may opt into, never the default. */
+START_TEST(signer_match_is_opt_in)
+{
+	char *ch = new_challenge("1 hour");
+	struct client c;
+	struct answer a;
 	X509 *wrong_subject;
 
 	client_new(&c, "device-1", ch);
-	client_new(&thief, "device-1", NULL);
-	/* Signed by a throw-away certificate of another key: badMessageCheck. */
-	expect_fail(&c, thief.self, thief.key, "TX-P1", SCEP_BAD_MESSAGE_CHECK);
-	/* Right key, but the signer's subject is not the CSR's. */
 	wrong_subject = self_signed(c.key, "someone-else");
-	expect_fail(&c, wrong_subject, c.key, "TX-P2", SCEP_BAD_MESSAGE_CHECK);
-	/* The challenge was not spent by the refusals. */
+	setenv("MDM_SCEP_SIGNER_MATCH", "key", 1);
+	reconfigure();
+	/* key: Apple's own-key signer refused, the CSR's key under any subject not. */
+	expect_fail(&c, c.apple, c.apple_key, "TX-K1", SCEP_BAD_MESSAGE_CHECK);
+	setenv("MDM_SCEP_SIGNER_MATCH", "key+subject", 1);
+	reconfigure();
+	expect_fail(&c, wrong_subject, c.key, "TX-K2", SCEP_BAD_MESSAGE_CHECK);
 	ck_assert_int_eq(count("SELECT count(*) FROM mdm.challenge WHERE used_at IS NULL"), 1);
+	ck_assert_int_eq(send_req(SCEP_PKCSREQ, c.self, c.key, c.csr_der, c.csr_len, "TX-K3",
+	                         CMS_DIGEST_SHA256, NULL, T0, &a),
+	        MDM_OK);
+	ck_assert_int_eq(a.status, SCEP_SUCCESS);
+	X509_free(a.cert);
+	/* Anything else does not start. */
+	setenv("MDM_SCEP_SIGNER_MATCH", "strict", 1);
+	scep_server_free(srv);
+	srv = NULL;
+	config_free(cfg);
+	ck_assert_int_eq(config_load_file(NULL, 0, &cfg), MDM_OK);
+	ck_assert_int_eq(scep_server_new(d, cfg, &srv), MDM_ERR_CONFIG);
+	ck_assert_ptr_null(srv);
+	unsetenv("MDM_SCEP_SIGNER_MATCH");
+	reconfigure();
 	X509_free(wrong_subject);
 	client_free(&c);
-	client_free(&thief);
 	free(ch);
 }
 END_TEST
@@ -422,7 +696,8 @@ START_TEST(csr_signature_must_verify)
 	/* A CSR carrying c.key but signed with another key. */
 	client_csr(&c, "device-1", ch, other);
 	c.self = self_signed(c.key, "device-1");
-	expect_fail(&c, c.self, c.key, "TX-CSR", SCEP_BAD_MESSAGE_CHECK);
+	c.apple = apple_signer(&c.apple_key);
+	expect_fail(&c, c.apple, c.apple_key, "TX-CSR", SCEP_BAD_MESSAGE_CHECK);
 	EVP_PKEY_free(other);
 	client_free(&c);
 	free(ch);
@@ -439,12 +714,13 @@ START_TEST(small_keys_and_sha1_refused)
 	c.key = EVP_RSA_gen(1024);
 	client_csr(&c, "device-small", ch, NULL);
 	c.self = self_signed(c.key, "device-small");
-	expect_fail(&c, c.self, c.key, "TX-1024", SCEP_BAD_REQUEST);
+	c.apple = apple_signer(&c.apple_key);
+	expect_fail(&c, c.apple, c.apple_key, "TX-1024", SCEP_BAD_REQUEST);
 	client_free(&c);
 
 	client_new(&c, "device-sha1", ch);
-	ck_assert_int_eq(send_req(SCEP_PKCSREQ, c.self, c.key, c.csr_der, c.csr_len, "TX-SHA1",
-	                         CMS_DIGEST_SHA1, NULL, T0, &a),
+	ck_assert_int_eq(send_req(SCEP_PKCSREQ, c.apple, c.apple_key, c.csr_der, c.csr_len,
+	                         "TX-SHA1", CMS_DIGEST_SHA1, NULL, T0, &a),
 	        MDM_OK);
 	ck_assert_int_eq(a.status, SCEP_FAILURE);
 	ck_assert_int_eq(a.fail, SCEP_BAD_ALG);
@@ -452,8 +728,8 @@ START_TEST(small_keys_and_sha1_refused)
 	/* Allowed by configuration: accepted. */
 	setenv("MDM_SCEP_ALLOW_SHA1", "yes", 1);
 	reconfigure();
-	ck_assert_int_eq(send_req(SCEP_PKCSREQ, c.self, c.key, c.csr_der, c.csr_len, "TX-SHA1b",
-	                         CMS_DIGEST_SHA1, NULL, T0, &a),
+	ck_assert_int_eq(send_req(SCEP_PKCSREQ, c.apple, c.apple_key, c.csr_der, c.csr_len,
+	                         "TX-SHA1b", CMS_DIGEST_SHA1, NULL, T0, &a),
 	        MDM_OK);
 	ck_assert_int_eq(a.status, SCEP_SUCCESS);
 	X509_free(a.cert);
@@ -556,7 +832,7 @@ START_TEST(manual_approval_then_certpoll)
 	setenv("MDM_SCEP_APPROVAL", "manual", 1);
 	reconfigure();
 	client_new(&c, "device-m", ch);
-	ck_assert_int_eq(send_req(SCEP_PKCSREQ, c.self, c.key, c.csr_der, c.csr_len, "TX-M",
+	ck_assert_int_eq(send_req(SCEP_PKCSREQ, c.apple, c.apple_key, c.csr_der, c.csr_len, "TX-M",
 	                         CMS_DIGEST_SHA256, NULL, T0, &a),
 	        MDM_OK);
 	ck_assert_int_eq(a.status, SCEP_PENDING);
@@ -583,12 +859,24 @@ START_TEST(manual_approval_then_certpoll)
 		OPENSSL_free(p1);
 		OPENSSL_free(p2);
 	}
-	ck_assert_int_eq(send_req(SCEP_CERTPOLL, c.self, c.key, ias, (size_t)iaslen, "TX-M",
+	ck_assert_int_eq(send_req(SCEP_CERTPOLL, c.apple, c.apple_key, ias, (size_t)iaslen, "TX-M",
 	                         CMS_DIGEST_SHA256, NULL, T0 + 60, &a),
 	        MDM_OK);
 	ck_assert_int_eq(a.status, SCEP_PENDING);
+	/* The transaction is the throw-away key's: a CertPoll from another gets nothing. */
+	{
+		struct client thief;
+		client_new(&thief, "device-m", NULL);
+		ck_assert_int_eq(
+		        send_req(SCEP_CERTPOLL, thief.apple, thief.apple_key, ias, (size_t)iaslen,
+		                "TX-M", CMS_DIGEST_SHA256, NULL, T0 + 90, &a),
+		        MDM_OK);
+		ck_assert_int_eq(a.status, SCEP_FAILURE);
+		ck_assert_int_eq(a.fail, SCEP_BAD_CERT_ID);
+		client_free(&thief);
+	}
 	ck_assert_int_eq(db_exec(d, "SELECT mdm.scep_approve('TX-M')", 0, NULL, NULL), MDM_OK);
-	ck_assert_int_eq(send_req(SCEP_CERTPOLL, c.self, c.key, ias, (size_t)iaslen, "TX-M",
+	ck_assert_int_eq(send_req(SCEP_CERTPOLL, c.apple, c.apple_key, ias, (size_t)iaslen, "TX-M",
 	                         CMS_DIGEST_SHA256, NULL, T0 + 120, &a),
 	        MDM_OK);
 	ck_assert_int_eq(a.status, SCEP_SUCCESS);
@@ -623,7 +911,9 @@ static void expect_failure_reply(const uint8_t *req, size_t reqlen, const char *
 	ck_assert_int_eq(rep->fail_info, want);
 	ck_assert_str_eq(rep->transaction_id, txid);
 	ck_assert_int_eq(rep->digest, CMS_DIGEST_SHA256);
-	ck_assert_int_eq(X509_cmp(rep->signer, srv->ca->active), 0);
+	/* Found before decryption: under the responder GetCACert offers as the RA. */
+	ck_assert_ptr_nonnull(srv->ca->responder);
+	ck_assert_int_eq(X509_cmp(rep->signer, srv->ca->responder), 0);
 	ck_assert_ptr_null(rep->envelope);
 	ck_assert_int_eq(rep->has_recipient_nonce, 1);
 	ck_assert_uint_eq(rep->recipient_nonce_len, nonce_len);
@@ -868,8 +1158,9 @@ START_TEST(caps_and_cacert)
 	ck_assert_ptr_null(strstr(caps, "DES3"));
 	ck_assert_ptr_null(strstr(caps, "GetNextCACert"));
 	free(caps);
+	/* No RA: the CA and its key's responder certificate (test_scep_ops.c). */
 	ck_assert_int_eq(scep_get_ca_cert(srv, &der, &n, &ctype), MDM_OK);
-	ck_assert_str_eq(ctype, "application/x-x509-ca-cert");
+	ck_assert_str_eq(ctype, "application/x-x509-ca-ra-cert");
 	free(der);
 }
 END_TEST
@@ -893,7 +1184,7 @@ START_TEST(concurrent_use_of_one_challenge)
 			snprintf(cn, sizeof(cn), "racer-%d", i);
 			snprintf(tx, sizeof(tx), "TX-RACE-%d", i);
 			client_new(&c, cn, ch);
-			if (send_req(SCEP_PKCSREQ, c.self, c.key, c.csr_der, c.csr_len, tx,
+			if (send_req(SCEP_PKCSREQ, c.apple, c.apple_key, c.csr_der, c.csr_len, tx,
 			            CMS_DIGEST_SHA256, NULL, T0, &a) != MDM_OK)
 				_exit(2);
 			_exit(a.status == SCEP_SUCCESS ? 0 : a.fail == SCEP_BAD_REQUEST ? 1 : 2);
@@ -912,6 +1203,192 @@ START_TEST(concurrent_use_of_one_challenge)
 }
 END_TEST
 
+/* ---- real captures through the whole policy ---- */
+
+/* Log records written while fn runs, in buf (the log's level set to warn). */
+static void capture_log(int *fd)
+{
+	char path[] = "/tmp/mdm-scep-log-XXXXXX";
+
+	*fd = mkstemp(path);
+	ck_assert_int_ge(*fd, 0);
+	unlink(path);
+	log_set_level(MDM_LOG_WARN);
+	log_set_fd(*fd);
+}
+
+static void captured_log(int fd, char *buf, size_t cap)
+{
+	ssize_t n;
+
+	log_set_fd(-1);
+	log_set_level(MDM_LOG__MAX);
+	n = pread(fd, buf, cap - 1, 0);
+	buf[n > 0 ? (size_t)n : 0] = '\0';
+	close(fd);
+}
+
+/* The CertRep for a real capture: FAILURE with want, addressed to txid, nothing issued. */
+static void capture_refused(const uint8_t *der, size_t len, time_t now, const char *txid,
+        enum scep_fail_info want, X509 *signer, char *log, size_t logcap)
+{
+	struct cms_scep_msg *rep = NULL;
+	enum scep_fail_info fail;
+	uint8_t *reply = NULL;
+	size_t replylen = 0;
+	int fd;
+
+	capture_log(&fd);
+	ck_assert_int_eq(scep_pki_operation(srv, der, len, now, &reply, &replylen), MDM_OK);
+	captured_log(fd, log, logcap);
+	ck_assert_int_eq(cms_scep_parse(reply, replylen, &rep, &fail, NULL, 0), MDM_OK);
+	ck_assert_int_eq(rep->message_type, SCEP_CERTREP);
+	ck_assert_int_eq(rep->pki_status, SCEP_FAILURE);
+	ck_assert_int_eq(rep->fail_info, want);
+	ck_assert_str_eq(rep->transaction_id, txid);
+	ck_assert_int_eq(X509_cmp(rep->signer, signer), 0);
+	ck_assert_int_eq(rep->has_recipient_nonce, 1);
+	ck_assert_uint_eq(rep->recipient_nonce_len, 8); /* macOS's 8-byte senderNonce, echoed */
+	ck_assert_int_eq(issued(), 0);
+	ck_assert_int_eq(count("SELECT count(*) FROM mdm.scep_transaction"), 0);
+	cms_scep_msg_free(rep);
+	free(reply);
+}
+
+/* No signer or CSR rule may have spoken. */
+static void no_signer_or_csr_rule(const char *log)
+{
+	ck_assert_msg(strstr(log, "signer") == NULL, "a signer rule refused: %s", log);
+	ck_assert_msg(strstr(log, "CSR") == NULL, "a CSR rule refused: %s", log);
+	ck_assert_msg(strstr(log, "unverified") == NULL, "the signature did not verify: %s", log);
+}
+
+/*
+ * macOS mdmclient's PKIOperation (commandment): SHA-512, its own
+ * "MDM SCEP SIGNER, C=AU", the challenge as a signed attribute.  Its
+ * signature verifies; it is refused only because it is enveloped to
+ * another CA (an NDES RA whose key is not published).
+ */
+START_TEST(real_mdmclient_refused_only_for_its_recipient)
+{
+	size_t len;
+	uint8_t *der = vector_read("scep", "commandment/testdata/mdmclient-PKIOperation.der", &len);
+	char log[4096];
+
+	if (der == NULL)
+		return;
+	ck_assert_int_eq(ca_refresh(d, cfg, &srv->ca), MDM_OK);
+	capture_refused(der, len, T0, "140BC832976B3D0300BE8F5C2E35CEDF66E73D7B",
+	        SCEP_BAD_MESSAGE_CHECK, srv->ca->responder, log, sizeof(log));
+	ck_assert_msg(
+	        strstr(log, "pkcsPKIEnvelope cannot be decrypted by this CA") != NULL, "%s", log);
+	no_signer_or_csr_rule(log);
+	free(der);
+}
+END_TEST
+
+/* 2016-06-01: inside the real macOS PKCSReq's signer and CA validity. */
+#define T_2016 ((time_t)1464782400)
+
+/* The CA the real macOS PKCSReq was enveloped to (micromdm's scep/testdata/testca). */
+static int install_capture_ca(void)
+{
+	char crt[4096], keyf[4096], id[32];
+	const char *params[2];
+	long long cid;
+	EVP_PKEY *key;
+	X509 *cert;
+	FILE *fp;
+
+	if (vector_path("scep", "scep/testdata/testca/ca.crt", crt, sizeof(crt)) == NULL ||
+	        vector_path("scep", "scep/testdata/testca/ca.key", keyf, sizeof(keyf)) == NULL)
+		return 0;
+	ck_assert_ptr_nonnull(fp = fopen(crt, "r"));
+	ck_assert_ptr_nonnull(cert = PEM_read_X509(fp, NULL, NULL, NULL));
+	fclose(fp);
+	/* Encrypted with an empty passphrase: written out in clear for key_uri. */
+	ck_assert_ptr_nonnull(fp = fopen(keyf, "r"));
+	ck_assert_ptr_nonnull(key = PEM_read_PrivateKey(fp, NULL, NULL, (void *)""));
+	fclose(fp);
+	{
+		int fd = open(keypath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		ck_assert_int_ge(fd, 0);
+		ck_assert_ptr_nonnull(fp = fdopen(fd, "w"));
+	}
+	ck_assert_int_eq(PEM_write_PrivateKey(fp, key, NULL, NULL, 0, NULL, NULL), 1);
+	fclose(fp);
+	ck_assert_int_eq(ca_cert_insert(d, cert, "ca", NULL, NULL, NULL, &cid), MDM_OK);
+	snprintf(id, sizeof(id), "%lld", cid);
+	params[0] = id;
+	params[1] = keypath;
+	ck_assert_int_eq(db_exec(d,
+	                         "INSERT INTO mdm.ca (certificate_id, key_uri, state, "
+	                         "activated_at) VALUES ($1::bigint, $2, 'active', now())",
+	                         2, params, NULL),
+	        MDM_OK);
+	EVP_PKEY_free(key);
+	X509_free(cert);
+	ck_assert_int_eq(ca_refresh(d, cfg, &srv->ca), MDM_OK);
+	return 1;
+}
+
+static void capture_setup(void)
+{
+	log_set_level(MDM_LOG__MAX);
+	db_setup();
+	snprintf(keypath, sizeof(keypath), "/tmp/mdm-scep-capture-%ld.key", (long)getpid());
+	unlink(keypath);
+	unsetenv("MDM_SCEP_CHALLENGE");
+	unsetenv("MDM_SCEP_APPROVAL");
+	unsetenv("MDM_SCEP_SIGNER_MATCH");
+	setenv("MDM_SCEP_ALLOW_SHA1", "no", 1);
+	unsetenv("MDM_SCEP_ALLOW_DES3");
+	ck_assert_int_eq(config_load_file(NULL, 0, &cfg), MDM_OK);
+	ck_assert_int_eq(scep_server_new(d, cfg, &srv), MDM_OK);
+}
+
+/*
+ * The real macOS PKCSReq (2016): signed by its own "MDM SCEP SIGNER,
+ * C=US" (2048-bit) over a CSR of another, 1024-bit key, version 2,
+ * SHA-1 and 3DES because its server offered no better.  With its CA and
+ * a clock inside its validity, and the algorithms its server offered
+ * enabled, it passes every signer and CSR rule and is refused by the
+ * challenge rule alone: it carries no challengePassword.  With the
+ * defaults it is refused for SHA-1 (badAlg), again no signer rule.
+ */
+START_TEST(real_macos_pkcsreq_reaches_the_challenge_rule)
+{
+	static const char tid[] = "A13090761A30F66664F85D37433D2065E1112BA1";
+	size_t len;
+	uint8_t *der = vector_read("scep", "scep/testdata/PKCSReq.der", &len);
+	char log[4096];
+
+	if (der == NULL || !install_capture_ca()) {
+		free(der);
+		return;
+	}
+	capture_refused(der, len, T_2016, tid, SCEP_BAD_ALG, srv->ca->responder, log, sizeof(log));
+	ck_assert_msg(strstr(log, "SHA-1 is not enabled") != NULL, "%s", log);
+	no_signer_or_csr_rule(log);
+
+	setenv("MDM_SCEP_ALLOW_SHA1", "yes", 1);
+	setenv("MDM_SCEP_ALLOW_DES3", "yes", 1);
+	reconfigure();
+	ck_assert_int_eq(ca_refresh(d, cfg, &srv->ca), MDM_OK);
+	/* Enveloped to the CA certificate itself (its server served the lone CA): the CA answers.
+	 */
+	capture_refused(der, len, T_2016, tid, SCEP_BAD_REQUEST, srv->ca->active, log, sizeof(log));
+	ck_assert_msg(strstr(log, "RFC 8894 section 2.2: a challengePassword is required") != NULL,
+	        "%s", log);
+	no_signer_or_csr_rule(log);
+	/* Years later (the signer long expired): the same; its dates are not a rule. */
+	capture_refused(der, len, T0, tid, SCEP_BAD_REQUEST, srv->ca->active, log, sizeof(log));
+	ck_assert_msg(strstr(log, "a challengePassword is required") != NULL, "%s", log);
+	unsetenv("MDM_SCEP_ALLOW_DES3");
+	free(der);
+}
+END_TEST
+
 Suite *scep_suite(void)
 {
 	Suite *s = suite_create("scep");
@@ -925,7 +1402,11 @@ Suite *scep_suite(void)
 	tcase_add_test(tc, refuses_wrong_expired_and_missing_challenges);
 	tcase_add_test(tc, static_challenge);
 	tcase_add_test(tc, challenge_as_signed_attribute);
-	tcase_add_test(tc, proof_of_possession);
+	tcase_add_test(tc, apple_throwaway_signer_enrols);
+	tcase_add_test(tc, rfc_shaped_signer_enrols);
+	tcase_add_test(tc, reply_signed_under_the_certificate_encrypted_to);
+	tcase_add_test(tc, signer_must_be_self_signed);
+	tcase_add_test(tc, signer_match_is_opt_in);
 	tcase_add_test(tc, csr_signature_must_verify);
 	tcase_add_test(tc, small_keys_and_sha1_refused);
 	tcase_add_test(tc, renewal_by_existing_certificate);
@@ -936,6 +1417,12 @@ Suite *scep_suite(void)
 	tcase_add_test(tc, garbage_is_refused_without_issuing);
 	tcase_add_test(tc, ca_rollover_keeps_devices);
 	tcase_add_test(tc, concurrent_use_of_one_challenge);
+	tcase_add_test(tc, real_mdmclient_refused_only_for_its_recipient);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("captures");
+	tcase_set_timeout(tc, 60);
+	tcase_add_checked_fixture(tc, capture_setup, teardown);
+	tcase_add_test(tc, real_macos_pkcsreq_reaches_the_challenge_rule);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -603,6 +603,209 @@ START_TEST(registration_authority)
 }
 END_TEST
 
+/* GetCACert's answer as certificates (a DER certificate or a certs-only PKCS#7). */
+static X509 **ca_answer(const char **ctype, size_t *n, uint8_t **der_out, size_t *len_out)
+{
+	uint8_t *der = NULL;
+	size_t len = 0;
+	struct x509_st **certs = NULL;
+	const unsigned char *q;
+	X509 **out;
+
+	*n = 0;
+	ck_assert_int_eq(scep_get_ca_cert(srv, &der, &len, ctype), MDM_OK);
+	if (strcmp(*ctype, "application/x-x509-ca-cert") == 0) {
+		q = der;
+		out = malloc(sizeof(*out));
+		ck_assert_ptr_nonnull(out);
+		out[0] = d2i_X509(NULL, &q, (long)len);
+		ck_assert_ptr_nonnull(out[0]);
+		*n = 1;
+	} else {
+		ck_assert_int_eq(cms_certs_only_parse(der, len, &certs, n), MDM_OK);
+		out = (X509 **)certs;
+	}
+	*der_out = der;
+	*len_out = len;
+	return out;
+}
+
+/*
+ * Does issuer look like it issued x, the way certmonger 0.79's discovery
+ * (pkcs7.c issuerissued) decides it: key identifiers, else names.
+ */
+static int cm_issued(X509 *issuer, X509 *x)
+{
+	const ASN1_OCTET_STRING *skid = X509_get0_subject_key_id(issuer);
+	const ASN1_OCTET_STRING *akid = X509_get0_authority_key_id(x);
+
+	if (skid != NULL && akid != NULL && ASN1_OCTET_STRING_cmp(skid, akid) == 0)
+		return 1;
+	return X509_NAME_cmp(X509_get_subject_name(issuer), X509_get_issuer_name(x)) == 0;
+}
+
+/*
+ * certmonger discovers a CA from GetCACert alone (`getcert add-scep-ca -c
+ * NAME -u URL`): the certificate that issued none of the others is the one
+ * it encrypts to (ca_encryption_cert), the one no other issued is the CA
+ * it verifies replies with (ca_encryption_issuer_cert), and it never trusts
+ * the first.  A lone CA certificate leaves it nothing to trust: "failed to
+ * verify signature on server response".  Without an RA, GetCACert must
+ * still let it find both.
+ */
+START_TEST(discovery_without_ra)
+{
+	char *ch = new_challenge(), *ch2 = new_challenge();
+	struct client c, c2;
+	struct answer a;
+	const char *ctype = NULL;
+	X509 **certs, *leaf = NULL, *top = NULL, *ca = srv->ca->active;
+	uint8_t *der = NULL, *der2 = NULL;
+	size_t n = 0, n2 = 0, len = 0, len2 = 0;
+	X509_STORE *st;
+	PKCS7 *p7;
+	BIO *in, *out;
+
+	ck_assert_ptr_null(srv->ca->ra);
+	certs = ca_answer(&ctype, &n, &der, &len);
+	for (size_t i = 0; i < n; i++) {
+		int issues = 0, issued_by = 0;
+
+		for (size_t j = 0; j < n; j++) {
+			if (j == i)
+				continue;
+			issues |= cm_issued(certs[i], certs[j]);
+			issued_by |= cm_issued(certs[j], certs[i]);
+		}
+		if (!issues && leaf == NULL)
+			leaf = certs[i];
+		else if (!issued_by && top == NULL)
+			top = certs[i];
+	}
+	ck_assert_msg(n == 2 && leaf != NULL && top != NULL,
+	        "GetCACert (%s, %zu certificates) leaves certmonger no CA apart from the "
+	        "certificate it encrypts to",
+	        ctype, n);
+	ck_assert_str_eq(ctype, "application/x-x509-ca-ra-cert");
+	ck_assert_int_eq(X509_cmp(top, ca), 0);
+	/* The certificate to encrypt to: the CA's key, as an end entity of the CA. */
+	ck_assert_int_eq(X509_check_ca(leaf), 0);
+	ck_assert_int_ne(X509_get_key_usage(leaf) & KU_KEY_ENCIPHERMENT, 0);
+	ck_assert_int_eq(X509_get_key_usage(leaf) & (KU_KEY_CERT_SIGN | KU_CRL_SIGN), 0);
+	ck_assert_int_eq(X509_check_issued(ca, leaf), X509_V_OK);
+	ck_assert_int_eq(EVP_PKEY_eq(X509_get0_pubkey(leaf), X509_get0_pubkey(ca)), 1);
+	ck_assert_int_ne(X509_NAME_cmp(X509_get_subject_name(leaf), X509_get_subject_name(ca)), 0);
+
+	/* Enveloped to it: enrols, and the CertRep verifies with the CA alone trusted. */
+	client_new(&c, "device-disc", ch);
+	enrol_ok(&c, leaf, "TX-DISC1", &a);
+	ck_assert_int_eq(X509_check_issued(ca, a.cert), X509_V_OK);
+	{
+		struct cms_request_params p;
+		uint8_t *req = NULL, *reply = NULL;
+		size_t reqlen, replylen;
+		const unsigned char *q;
+
+		/* Replayed (RFC 8894 section 3.3.1.2: the same answer), read as certmonger does. */
+		memset(&p, 0, sizeof(p));
+		p.type = SCEP_PKCSREQ;
+		p.signer = c.self;
+		p.key = c.key;
+		p.recipient = leaf;
+		p.digest = CMS_DIGEST_SHA256;
+		p.cipher = CMS_CIPHER_AES256;
+		p.transaction_id = "TX-DISC1";
+		p.content = c.csr_der;
+		p.content_len = c.csr_len;
+		ck_assert_int_eq(cms_scep_request(&p, &req, &reqlen), MDM_OK);
+		ck_assert_int_eq(
+		        scep_pki_operation(srv, req, reqlen, T0, &reply, &replylen), MDM_OK);
+		q = reply;
+		p7 = d2i_PKCS7(NULL, &q, (long)replylen);
+		ck_assert_ptr_nonnull(p7);
+		st = store_of(&top, 1);
+		out = BIO_new(BIO_s_mem());
+		in = NULL;
+		ck_assert_int_eq(PKCS7_verify(p7, NULL, st, in, out, 0), 1);
+		BIO_free(out);
+		X509_STORE_free(st);
+		PKCS7_free(p7);
+		free(req);
+		free(reply);
+	}
+	answer_free(&a);
+
+	/* A client that keeps encrypting to the CA certificate itself still enrols. */
+	client_new(&c2, "device-disc-ca", ch2);
+	enrol_ok(&c2, ca, "TX-DISC2", &a);
+	answer_free(&a);
+
+	/* Every process answers the same bytes (certmonger compares them). */
+	reconfigure();
+	for (size_t i = 0; i < n; i++)
+		X509_free(certs[i]);
+	free(certs);
+	certs = ca_answer(&ctype, &n2, &der2, &len2);
+	ck_assert_uint_eq(len2, len);
+	ck_assert_mem_eq(der2, der, len);
+	for (size_t i = 0; i < n2; i++)
+		X509_free(certs[i]);
+	free(certs);
+	free(der);
+	free(der2);
+	client_free(&c);
+	client_free(&c2);
+	free(ch);
+	free(ch2);
+}
+END_TEST
+
+/*
+ * Enveloped to the certificate GetCACert names for encryption, but made
+ * for another key (same issuer and serial): badMessageCheck, nothing
+ * issued, the challenge not spent.
+ */
+START_TEST(discovery_recipient_forged)
+{
+	char *ch = new_challenge();
+	struct client c;
+	struct answer a;
+	const char *ctype = NULL;
+	X509 **certs, *to = NULL, *forged;
+	EVP_PKEY *other = EVP_RSA_gen(2048);
+	uint8_t *der = NULL;
+	size_t n = 0, len = 0;
+	int before = issued();
+
+	certs = ca_answer(&ctype, &n, &der, &len);
+	for (size_t i = 0; i < n; i++)
+		if (!X509_check_ca(certs[i]))
+			to = certs[i];
+	ck_assert_ptr_nonnull(to);
+	forged = X509_dup(to);
+	ck_assert_ptr_nonnull(other);
+	ck_assert_int_eq(X509_set_pubkey(forged, other), 1);
+	client_new(&c, "device-forged", ch);
+	ck_assert_int_eq(send_to(SCEP_PKCSREQ, forged, c.self, c.key, c.csr_der, c.csr_len,
+	                         "TX-FORGED", T0, &a),
+	        MDM_OK);
+	ck_assert_int_eq(a.status, SCEP_FAILURE);
+	ck_assert_int_eq(a.fail, SCEP_BAD_MESSAGE_CHECK);
+	ck_assert_int_eq(issued(), before);
+	answer_free(&a);
+	enrol_ok(&c, to, "TX-FORGED2", &a);
+	answer_free(&a);
+	for (size_t i = 0; i < n; i++)
+		X509_free(certs[i]);
+	free(certs);
+	free(der);
+	X509_free(forged);
+	EVP_PKEY_free(other);
+	client_free(&c);
+	free(ch);
+}
+END_TEST
+
 START_TEST(ca_renewal_same_key)
 {
 	char *ch = new_challenge();
@@ -697,6 +900,8 @@ Suite *scep_ops_suite(void)
 	tcase_add_test(tc, getcert_by_issuer_and_serial);
 	tcase_add_test(tc, getcrl_lists_revoked);
 	tcase_add_test(tc, registration_authority);
+	tcase_add_test(tc, discovery_without_ra);
+	tcase_add_test(tc, discovery_recipient_forged);
 	tcase_add_test(tc, ca_renewal_same_key);
 	suite_add_tcase(s, tc);
 	return s;

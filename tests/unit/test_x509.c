@@ -1337,6 +1337,121 @@ START_TEST(issue_profile_and_openssl_verify)
 }
 END_TEST
 
+/*
+ * The SCEP responder of a CA without an RA (x509_scep_responder): the CA's
+ * key under an end-entity certificate the CA issued, the same bytes every
+ * time, recognised by IssuerAndSerialNumber alone; none for an EC CA.
+ */
+START_TEST(scep_responder_profile)
+{
+	EVP_PKEY *cak = load_key("ca.key"), *ec = load_key("ec256.key"),
+	         *other = load_key("ca2.key");
+	X509 *ca = ca_new(cak, NOW - DAY, 3650), *ca2 = ca_new(cak, NOW - DAY, 3650);
+	X509 *ecca = ca_new(ec, NOW - DAY, 3650), *r = NULL, *again = NULL;
+	BASIC_CONSTRAINTS *bc;
+	AUTHORITY_KEYID *aki;
+	ASN1_OCTET_STRING *ca_ski;
+	unsigned char *d1 = NULL, *d2 = NULL;
+	char dir[64], capath[128], path[128], out[8192];
+	int n1, n2, crit;
+
+	ck_assert_int_eq(x509_scep_responder(ca, cak, &r), MDM_OK);
+	ck_assert_int_eq(X509_get_version(r), X509_VERSION_3);
+	ck_assert_int_eq(X509_get_signature_nid(r), NID_sha256WithRSAEncryption);
+	ck_assert_int_eq(X509_verify(r, X509_get0_pubkey(ca)), 1);
+	ck_assert_int_eq(X509_check_issued(ca, r), X509_V_OK);
+	/* The CA's key, its own name (the CA's and OU=SCEP responder), the CA's dates. */
+	ck_assert_int_eq(EVP_PKEY_eq(X509_get0_pubkey(r), X509_get0_pubkey(ca)), 1);
+	ck_assert_int_ne(X509_NAME_cmp(X509_get_subject_name(r), X509_get_subject_name(ca)), 0);
+	ck_assert_int_eq(X509_NAME_cmp(X509_get_issuer_name(r), X509_get_subject_name(ca)), 0);
+	ck_assert_int_eq(X509_NAME_entry_count(X509_get_subject_name(r)),
+	        X509_NAME_entry_count(X509_get_subject_name(ca)) + 1);
+	ck_assert_int_eq(ASN1_TIME_compare(X509_get0_notBefore(r), X509_get0_notBefore(ca)), 0);
+	ck_assert_int_eq(ASN1_TIME_compare(X509_get0_notAfter(r), X509_get0_notAfter(ca)), 0);
+	ck_assert_int_ne(
+	        ASN1_INTEGER_cmp(X509_get0_serialNumber(r), X509_get0_serialNumber(ca)), 0);
+	/*
+	 * An end entity that signs and encrypts: Apple devices take such an
+	 * RA for both (SecSCEPValidateCACertMessage); keyEncipherment alone
+	 * is an invalid RA response to them.
+	 */
+	ck_assert_uint_eq(X509_get_key_usage(r), KU_DIGITAL_SIGNATURE | KU_KEY_ENCIPHERMENT);
+	ck_assert_int_eq(ext_critical(r, NID_key_usage), 1);
+	ck_assert_ptr_nonnull(bc = X509_get_ext_d2i(r, NID_basic_constraints, &crit, NULL));
+	ck_assert(!bc->ca);
+	ck_assert_int_eq(crit, 1);
+	BASIC_CONSTRAINTS_free(bc);
+	ck_assert_int_eq(X509_check_ca(r), 0);
+	/* AKI: the CA's SKI; no SKI of its own (it would be the CA's), no EKU. */
+	ck_assert_ptr_nonnull(
+	        ca_ski = X509_get_ext_d2i(ca, NID_subject_key_identifier, NULL, NULL));
+	ck_assert_ptr_nonnull(aki = X509_get_ext_d2i(r, NID_authority_key_identifier, NULL, NULL));
+	ck_assert_int_eq(ASN1_OCTET_STRING_cmp(aki->keyid, ca_ski), 0);
+	ASN1_OCTET_STRING_free(ca_ski);
+	AUTHORITY_KEYID_free(aki);
+	ck_assert_int_lt(X509_get_ext_by_NID(r, NID_subject_key_identifier, -1), 0);
+	ck_assert_int_lt(X509_get_ext_by_NID(r, NID_ext_key_usage, -1), 0);
+	ck_assert_int_eq(X509_get_ext_count(r), 3);
+	/* Every process derives the same bytes (certmonger compares GetCACert answers). */
+	ck_assert_int_eq(x509_scep_responder(ca, cak, &again), MDM_OK);
+	n1 = i2d_X509(r, &d1);
+	n2 = i2d_X509(again, &d2);
+	ck_assert_int_gt(n1, 0);
+	ck_assert_int_eq(n1, n2);
+	ck_assert_mem_eq(d1, d2, (size_t)n1);
+	OPENSSL_free(d1);
+	OPENSSL_free(d2);
+	x509_cert_free(again);
+	again = NULL;
+	/* Named by its IssuerAndSerialNumber, and only by it. */
+	ck_assert_int_eq(
+	        x509_scep_responder_named(ca, X509_get_issuer_name(r), X509_get0_serialNumber(r)),
+	        1);
+	ck_assert_int_eq(
+	        x509_scep_responder_named(ca, X509_get_issuer_name(ca), X509_get0_serialNumber(ca)),
+	        0);
+	ck_assert_int_eq(
+	        x509_scep_responder_named(ca2, X509_get_issuer_name(r), X509_get0_serialNumber(r)),
+	        0);
+	ck_assert_int_eq(
+	        x509_scep_responder_named(ca, X509_get_subject_name(r), X509_get0_serialNumber(r)),
+	        0);
+	ck_assert_int_eq(x509_scep_responder_named(ca, NULL, X509_get0_serialNumber(r)), 0);
+	/* A renewed CA (same key, new certificate) has another responder. */
+	ck_assert_int_eq(x509_scep_responder(ca2, cak, &again), MDM_OK);
+	ck_assert_int_ne(X509_cmp(again, r), 0);
+	x509_cert_free(again);
+	again = NULL;
+	/* openssl, independently: it chains to the CA. */
+	tmpdir_new(dir);
+	snprintf(capath, sizeof(capath), "%s/ca.pem", dir);
+	snprintf(path, sizeof(path), "%s/responder.pem", dir);
+	write_pem(capath, ca);
+	write_pem(path, r);
+	ck_assert_int_eq(run(out, sizeof(out),
+	                         "openssl verify -x509_strict -attime %lld "
+	                         "-CAfile '%s' '%s'",
+	                         (long long)NOW, capath, path),
+	        0);
+	tmpdir_done(dir);
+	/* Refused: an EC CA (no key transport), another key, no CA. */
+	ck_assert_int_eq(x509_scep_responder(ecca, ec, &again), MDM_ERR_NOT_FOUND);
+	ck_assert_ptr_null(again);
+	ck_assert_int_eq(x509_scep_responder(ca, other, &again), MDM_ERR_CONFIG);
+	ck_assert_ptr_null(again);
+	ck_assert_int_eq(x509_scep_responder(r, cak, &again), MDM_ERR_CONFIG);
+	ck_assert_ptr_null(again);
+	ck_assert_int_eq(x509_scep_responder(NULL, cak, &again), MDM_ERR_INVAL);
+	x509_cert_free(r);
+	x509_cert_free(ca);
+	x509_cert_free(ca2);
+	x509_cert_free(ecca);
+	x509_key_free(cak);
+	x509_key_free(ec);
+	x509_key_free(other);
+}
+END_TEST
+
 START_TEST(issue_validity_capped_to_ca)
 {
 	EVP_PKEY *cak = load_key("ca.key"), *dk = load_key("device.key");
@@ -2112,6 +2227,7 @@ Suite *x509_suite(void)
 	tcase_add_test(tc, ca_validity_past_2049);
 	tcase_add_test(tc, ca_renew_and_rekey);
 	tcase_add_test(tc, issue_profile_and_openssl_verify);
+	tcase_add_test(tc, scep_responder_profile);
 	tcase_add_test(tc, issue_validity_capped_to_ca);
 	tcase_add_test(tc, issue_refusals);
 	tcase_add_test(tc, issue_copies_allowed_sans);

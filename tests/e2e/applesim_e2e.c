@@ -1,0 +1,381 @@
+/*
+ * An iPhone and a Mac through the real Apache and PostgreSQL, played by
+ * tests/sim/applesim (E2E_APPLESIM), whose every message has the shape
+ * of a real capture: enrollment profile, SCEP with Apple's throw-away
+ * signer of its own key (the shape the server refused before issue 12),
+ * check-in, the command channel answered with the real captured plists
+ * (MDM_VECTORS) or templates of their shape, identity renewal, CheckOut.
+ * Then the SCEP refusals a device's mistakes or an attacker's get, each
+ * a FAILURE CertRep with its failInfo and nothing issued.
+ *
+ * Environment (tests/run.sh): E2E_APPLESIM, E2E_HTTPS_BASE, E2E_TLS_CA,
+ * E2E_DEVICE_CA (the root the profile signer chains to), E2E_TMP,
+ * E2E_MODE, MDM_DB, MDM_VECTORS (optional).
+ */
+#include "e2eutil.h"
+
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+Suite *applesim_e2e_suite(void);
+
+static char tmpdir[256];
+static const char *sim, *base, *tls_ca, *device_ca, *mode;
+
+/* Runs applesim with args for the device in DIR/name; its exit status. */
+static int applesim(const char *name, const char *args)
+{
+	return e2e_sh("%s %s --dir %s/%s --enroll-url '%s/enroll' --trust %s --tls-ca %s "
+	              ">>%s/%s.log 2>&1 || { cat %s/%s.log; exit 1; }",
+	        sim, args, tmpdir, name, base, device_ca, tls_ca, tmpdir, name, tmpdir, name);
+}
+
+#define SIM_OK(name, args) ck_assert_msg(applesim(name, args) == 0, "applesim %s failed", args)
+
+/* A value of the device's state file (DIR/name/state); malloc'd. */
+static char *state(const char *name, const char *key)
+{
+	char path[512], *s, *line, *save = NULL, *v = NULL;
+	size_t klen = strlen(key);
+
+	snprintf(path, sizeof(path), "%s/%s/state", tmpdir, name);
+	s = e2e_file_get(path, NULL);
+	for (line = strtok_r(s, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save))
+		if (strncmp(line, key, klen) == 0 && line[klen] == '=')
+			v = strdup(line + klen + 1);
+	free(s);
+	ck_assert_msg(v != NULL, "%s: no %s in the device state", name, key);
+	return v;
+}
+
+static char *count_certs(void)
+{
+	return e2e_query1("SELECT count(*)::text FROM mdm.certificate WHERE kind = 'device'", NULL);
+}
+
+/* Does the simulator's log for name hold this line fragment? */
+static int log_has(const char *name, const char *what)
+{
+	return e2e_sh("grep -q -- '%s' %s/%s.log", what, tmpdir, name) == 0;
+}
+
+static void queue(const char *udid, const char *sql)
+{
+	free(e2e_query1(sql, udid));
+}
+
+/* The enrollment the simulator made: bound to its identity, push token stored. */
+static void assert_enrolled(const char *name, const char *udid)
+{
+	char want[200], *fp = state(name, "identity_sha256");
+
+	snprintf(want, sizeof(want), "true/%s/true", fp);
+	e2e_assert_query(
+	        "SELECT enrolled::text || '/' || identity_sha256 || '/' || has_push_token::text "
+	        "FROM mdm.devices WHERE udid = $1 AND user_id IS NULL",
+	        udid, want);
+	free(fp);
+}
+
+/*
+ * Apple's SCEP signer is not the CSR's key: the issued identity holds
+ * the CSR's key, the throw-away certificate another one.
+ */
+static void assert_signer_not_csr_key(const char *name)
+{
+	ck_assert_int_eq(e2e_sh("cd %s/%s && openssl x509 -in scep-signer.pem -noout -pubkey "
+	                        ">signer.pub && openssl x509 -in identity.pem -noout -pubkey "
+	                        ">identity.pub && ! cmp -s signer.pub identity.pub",
+	                         tmpdir, name),
+	        0);
+}
+
+/* The renewal: recorded as one, the device bound to it, the old identity refused. */
+static void assert_renewed(const char *name, const char *udid)
+{
+	char *old = state(name, "previous_identity_sha256"), *fp = state(name, "identity_sha256");
+	char want[200];
+
+	snprintf(want, sizeof(want), "%s,%s", old, fp);
+	e2e_assert_query("SELECT (n.renewal_of = o.id)::text FROM mdm.certificate n, "
+	                 "mdm.certificate o WHERE o.sha256 = split_part($1, ',', 1) AND "
+	                 "n.sha256 = split_part($1, ',', 2)",
+	        want, "true");
+	snprintf(want, sizeof(want), "true/%s/renewal", fp);
+	e2e_assert_query("SELECT enrolled::text || '/' || identity_sha256 || '/' || "
+	                 "(SELECT reason FROM mdm.identity_binding WHERE udid = d.udid ORDER BY id "
+	                 "DESC LIMIT 1) FROM mdm.devices d WHERE udid = $1 AND user_id IS NULL",
+	        udid, want);
+	/* The identity renewed away opens nothing any more. */
+	ck_assert_int_eq(e2e_sh("cd %s/%s && b=$(ls log/*-TokenUpdate.req | tail -n 1) && "
+	                        "code=$(curl -sS --cacert %s --cert identity-1.pem --key "
+	                        "identity-1.key -X PUT --data-binary @$b -H 'Content-Type: "
+	                        "application/x-apple-aspen-mdm-checkin' -o /dev/null -w "
+	                        "'%%{http_code}' '%s/mdm/checkin') && test \"$code\" = 403",
+	                         tmpdir, name, tls_ca, base),
+	        0);
+	free(old);
+	free(fp);
+}
+
+static void assert_checked_out(const char *udid)
+{
+	e2e_assert_query("SELECT bool_or(active)::text || '/' || bool_and(checked_out_at IS NOT "
+	                 "NULL)::text FROM mdm.enrollment WHERE udid = $1",
+	        udid, "false/true");
+	e2e_assert_query(
+	        "SELECT enrolled::text FROM mdm.devices WHERE udid = $1 AND user_id IS NULL", udid,
+	        "false");
+}
+
+/*
+ * The iPhone: the profile's SignMessage (true) makes it sign every
+ * request (SHA-1, as the real header) besides TLS; SCEP by POST.
+ */
+START_TEST(iphone_lifecycle)
+{
+	char *before = count_certs(), *after, *udid;
+
+	SIM_OK("iphone", "enroll --device iphone");
+	udid = state("iphone", "udid");
+	after = count_certs();
+	ck_assert_int_eq(atoi(after), atoi(before) + 1);
+	ck_assert_msg(log_has("iphone", "PKCSReq sent by POST"), "the PKCSReq was not POSTed");
+	assert_signer_not_csr_key("iphone");
+	assert_enrolled("iphone", udid);
+	e2e_assert_query("SELECT string_agg(message_type || ':' || auth, ',' ORDER BY id) FROM "
+	                 "mdm.checkin WHERE udid = $1",
+	        udid, "Authenticate:both,TokenUpdate:both");
+	/* The profile's one-time challenge bought this certificate. */
+	e2e_assert_query("SELECT count(*)::text FROM mdm.challenge h JOIN mdm.device d ON "
+	                 "d.identity_certificate_id = h.used_by_certificate WHERE d.udid = $1",
+	        udid, "1");
+
+	/* The command channel: five answers as captured, one NotNow, one Error. */
+	queue(udid, "SELECT mdm.cmd_device_information($1)::text");
+	queue(udid, "SELECT mdm.cmd_security_info($1)::text");
+	queue(udid, "SELECT mdm.cmd_profile_list($1)::text");
+	queue(udid, "SELECT mdm.cmd_certificate_list($1)::text");
+	queue(udid, "SELECT mdm.cmd_installed_application_list($1)::text");
+	queue(udid,
+	        "SELECT mdm.cmd_install_profile($1, convert_to('<plist version=\"1.0\">"
+	        "<dict/></plist>', 'UTF8'))::text");
+	queue(udid, "SELECT mdm.cmd_remove_profile($1, 'com.example.absent')::text");
+	if (getenv("MDM_VECTORS") == NULL)
+		printf("applesim-e2e: MDM_VECTORS unset: the answers are applesim's templates\n");
+	SIM_OK("iphone", "commands --notnow InstallProfile --error RemoveProfile");
+	e2e_assert_query("SELECT string_agg(request_type, ',') FROM mdm.queue WHERE udid = $1",
+	        udid, "InstallProfile");
+	SIM_OK("iphone", "commands");
+	e2e_assert_query("SELECT count(*)::text FROM mdm.queue WHERE udid = $1", udid, "0");
+	e2e_assert_query("SELECT string_agg(request_type || ':' || status, ',' ORDER BY "
+	                 "received_at, status) "
+	                 "FROM mdm.command_results WHERE udid = $1",
+	        udid,
+	        "DeviceInformation:Acknowledged,SecurityInfo:Acknowledged,ProfileList:Acknowledged,"
+	        "CertificateList:Acknowledged,InstalledApplicationList:Acknowledged,"
+	        "InstallProfile:NotNow,RemoveProfile:Error,InstallProfile:Acknowledged");
+	e2e_assert_query("SELECT (result_json->'QueryResponses'->>'OSVersion' IS NOT NULL AND "
+	                 "result_json->'QueryResponses'->>'UDID' = udid)::text "
+	                 "FROM mdm.command_results WHERE udid = $1 AND "
+	                 "request_type = 'DeviceInformation'",
+	        udid, "true");
+	e2e_assert_query("SELECT (error_chain IS NOT NULL)::text FROM mdm.command_results WHERE "
+	                 "udid = $1 AND status = 'Error'",
+	        udid, "true");
+	e2e_assert_query("SELECT (jsonb_array_length(result_json->'InstalledApplicationList') > "
+	                 "0)::text FROM mdm.command_results WHERE udid = $1 AND "
+	                 "request_type = 'InstalledApplicationList'",
+	        udid, "true");
+
+	/* Renewal, then on under the new identity without Authenticate. */
+	free(before);
+	before = count_certs();
+	SIM_OK("iphone", "renew tokenupdate commands");
+	free(after);
+	after = count_certs();
+	ck_assert_int_eq(atoi(after), atoi(before) + 1);
+	assert_renewed("iphone", udid);
+	e2e_assert_query("SELECT string_agg(message_type || ':' || auth, ',' ORDER BY id) FROM "
+	                 "mdm.checkin WHERE udid = $1",
+	        udid, "Authenticate:both,TokenUpdate:both,TokenUpdate:both");
+
+	SIM_OK("iphone", "checkout");
+	assert_checked_out(udid);
+	free(before);
+	free(after);
+	free(udid);
+}
+END_TEST
+
+/*
+ * The Mac: SCEP by GET (base64 unescaped, as macOS sends it), the
+ * challenge also a signed attribute (mdmclient), SHA-256 signatures, the
+ * console user's channel.
+ */
+START_TEST(mac_lifecycle)
+{
+	char *udid, *user;
+
+	SIM_OK("mac", "enroll --device mac --scep-get");
+	udid = state("mac", "udid");
+	user = state("mac", "user_id");
+	ck_assert_msg(log_has("mac", "PKCSReq sent by GET"), "the PKCSReq did not go by GET");
+	assert_signer_not_csr_key("mac");
+	assert_enrolled("mac", udid);
+	e2e_assert_query("SELECT string_agg(message_type || ':' || auth || ':' || "
+	                 "(user_id IS NOT NULL)::text, ',' ORDER BY id) FROM mdm.checkin "
+	                 "WHERE udid = $1",
+	        udid,
+	        "Authenticate:both:false,TokenUpdate:both:false,UserAuthenticate:both:true,"
+	        "TokenUpdate:both:true");
+	e2e_assert_query("SELECT active::text || '/' || user_short_name || '/' || user_long_name "
+	                 "FROM mdm.enrollment WHERE user_id = $1",
+	        user, "true/applesim/Apple Simulator");
+	queue(udid, "SELECT mdm.cmd_device_information($1)::text");
+	queue(udid, "SELECT mdm.cmd_security_info($1)::text");
+	queue(udid, "SELECT mdm.cmd_profile_list($1)::text");
+	queue(udid, "SELECT mdm.cmd_certificate_list($1)::text");
+	SIM_OK("mac", "commands");
+	e2e_assert_query(
+	        "SELECT string_agg(request_type || ':' || status, ',' ORDER BY received_at) "
+	        "FROM mdm.command_results WHERE udid = $1",
+	        udid,
+	        "DeviceInformation:Acknowledged,SecurityInfo:Acknowledged,ProfileList:Acknowledged,"
+	        "CertificateList:Acknowledged");
+	SIM_OK("mac", "renew");
+	ck_assert_msg(log_has("mac", "RenewalReq sent by GET"), "the RenewalReq did not go by GET");
+	SIM_OK("mac", "tokenupdate commands");
+	assert_renewed("mac", udid);
+	SIM_OK("mac", "checkout");
+	assert_checked_out(udid);
+	free(udid);
+	free(user);
+}
+END_TEST
+
+/* The profile aside, one authentication at a time: TLS alone, Mdm-Signature alone. */
+START_TEST(auth_one_way)
+{
+	static const struct {
+		const char *name, *args, *want;
+	} c[] = {
+	        {"tls-only", "enroll --auth tls commands", "Authenticate:tls,TokenUpdate:tls"},
+	        {"sig-only", "enroll --auth signature commands",
+	                "Authenticate:signature,TokenUpdate:signature"},
+	        {"sig-mac", "enroll --device mac --auth signature commands",
+	                "Authenticate:signature,TokenUpdate:signature,"
+	                "UserAuthenticate:signature,TokenUpdate:signature"},
+	};
+
+	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+		char *udid;
+
+		SIM_OK(c[i].name, c[i].args);
+		udid = state(c[i].name, "udid");
+		assert_enrolled(c[i].name, udid);
+		e2e_assert_query("SELECT string_agg(message_type || ':' || auth, ',' ORDER BY id) "
+		                 "FROM mdm.checkin WHERE udid = $1",
+		        udid, c[i].want);
+		free(udid);
+	}
+}
+END_TEST
+
+/* One refused PKIOperation: the expected FAILURE, and no certificate issued. */
+static void refused(const char *args)
+{
+	char *before = count_certs(), *after, full[1024];
+
+	snprintf(full, sizeof(full), "scep %s", args);
+	SIM_OK("refusals", full);
+	after = count_certs();
+	ck_assert_msg(strcmp(before, after) == 0, "%s: %s certificates before, %s after", args,
+	        before, after);
+	free(before);
+	free(after);
+}
+
+static char *challenge_new(void)
+{
+	return e2e_query1("SELECT mdm.scep_challenge_new()", NULL);
+}
+
+START_TEST(scep_refusals)
+{
+	char args[512], *ch, *txid, *profile_ch, *fp, *before, *after;
+
+	SIM_OK("refusals", "profile");
+	profile_ch = state("refusals", "challenge");
+	/* The CSR's signature is not its key's: no proof of possession. */
+	refused("--tamper-csr --expect-failure badMessageCheck");
+	/* An MD5-signed pkiMessage. */
+	refused("--digest md5 --expect-failure badAlg");
+	/* A challenge the server never gave. */
+	refused("--challenge not-a-challenge-of-ours --expect-failure badRequest");
+	/* None of those spent the profile's challenge: it enrolls now, once. */
+	e2e_assert_query("SELECT (used_at IS NULL)::text FROM mdm.challenge WHERE "
+	                 "challenge_sha256 = encode(sha256(convert_to($1, 'UTF8')), 'hex')",
+	        profile_ch, "true");
+	SIM_OK("refusals", "scep");
+	refused("--expect-failure badRequest"); /* the same challenge again */
+	/*
+	 * The transactionID of that enrollment from another throw-away key,
+	 * with a valid fresh challenge: only the binding of the transaction
+	 * to its signer's key refuses it.
+	 */
+	txid = state("refusals", "scep_txid");
+	ch = challenge_new();
+	snprintf(args, sizeof(args),
+	        "--challenge %s --transaction-id %s --expect-failure badRequest", ch, txid);
+	refused(args);
+	e2e_assert_query("SELECT (used_at IS NULL)::text FROM mdm.challenge WHERE "
+	                 "challenge_sha256 = encode(sha256(convert_to($1, 'UTF8')), 'hex')",
+	        ch, "true");
+	/* And that challenge still buys a certificate, sent by GET this time. */
+	snprintf(args, sizeof(args), "scep --scep-get --challenge %s", ch);
+	SIM_OK("refusals", args);
+	ck_assert_msg(log_has("refusals", "PKCSReq sent by GET"), "the PKCSReq did not go by GET");
+	/* A RenewalReq signed by a revoked identity renews nothing. */
+	fp = state("refusals", "identity_sha256");
+	free(e2e_query1("SELECT mdm.certificate_revoke(serial, 'keyCompromise')::text FROM "
+	                "mdm.certificate WHERE sha256 = $1",
+	        fp));
+	before = count_certs();
+	SIM_OK("refusals", "renew --expect-failure badMessageCheck");
+	after = count_certs();
+	ck_assert_str_eq(before, after);
+	free(fp);
+	free(before);
+	free(after);
+	free(ch);
+	free(txid);
+	free(profile_ch);
+}
+END_TEST
+
+Suite *applesim_e2e_suite(void)
+{
+	Suite *s = suite_create("applesim-e2e");
+	TCase *tc = tcase_create("devices");
+	const char *t = getenv("E2E_TMP");
+
+	mode = getenv("E2E_MODE") ? getenv("E2E_MODE") : "apache";
+	sim = getenv("E2E_APPLESIM");
+	base = getenv("E2E_HTTPS_BASE");
+	tls_ca = getenv("E2E_TLS_CA");
+	device_ca = getenv("E2E_DEVICE_CA");
+	snprintf(tmpdir, sizeof(tmpdir), "%s/applesim-%s", t ? t : "/tmp", mode);
+	mkdir(tmpdir, 0700);
+	tcase_set_timeout(tc, 300);
+	tcase_add_test(tc, iphone_lifecycle);
+	tcase_add_test(tc, mac_lifecycle);
+	tcase_add_test(tc, auth_one_way);
+	tcase_add_test(tc, scep_refusals);
+	suite_add_tcase(s, tc);
+	return s;
+}
