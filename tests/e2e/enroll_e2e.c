@@ -473,32 +473,56 @@ START_TEST(topics_malformed_bad_request)
 END_TEST
 
 /* A device per topic, each through its own profile; push-cert list counts them. */
+/*
+ * Two iPhones (tests/sim/applesim), each enrolled through the profile of
+ * its own topic, then woken: the daemon pushes each with the certificate
+ * of its topic (the stand-in answers 200 only when apns-topic is the UID
+ * of the client certificate it was sent with).
+ */
 START_TEST(topics_devices_enroll)
 {
-	const char *sim = getenv("E2E_DEVSIM"), *mode = env_or("E2E_MODE", "apache");
-	int legacy = strcmp(env_or("E2E_SCEP_LEGACY", "1"), "0") != 0;
+	const char *sim = getenv("E2E_APPLESIM"), *mode = env_or("E2E_MODE", "apache");
 	const char *t[2];
 	char *n;
 
 	need_topics();
 	ck_assert_ptr_nonnull(sim);
+	ck_assert_ptr_nonnull(getenv("E2E_PUSHD"));
 	t[0] = topic1;
 	t[1] = topic2;
 	for (int i = 0; i < 2; i++) {
-		char udid[64], want[128];
+		char want[300], udid[64], *tok;
 
-		snprintf(udid, sizeof(udid), "TOPICS-%s-%d-%ld", mode, i + 1, (long)getpid());
-		ck_assert_msg(e2e_sh("sh %s %s/dev%d '%s/enroll?topic=%s' %s %s %s tls %s "
-		                     ">%s/dev%d.log 2>&1 || { cat %s/dev%d.log; exit 1; }",
-		                      sim, tdir, i + 1, getenv("E2E_HTTPS_BASE"), t[i],
-		                      getenv("E2E_DEVICE_CA"), getenv("E2E_TLS_CA"), udid,
-		                      legacy ? "scepclient" : "certmonger", tdir, i + 1, tdir,
-		                      i + 1) == 0,
-		        "devsim through topic %s failed", t[i]);
+		/* An iPhone's UDID form, unique per mode and run. */
+		snprintf(udid, sizeof(udid), "00008110-%c%07X%08X", mode[0] == 'a' ? 'A' : 'B',
+		        (unsigned)getpid() & 0xFFFFFFFu, (unsigned)i + 1);
+		ck_assert_msg(e2e_sh("rm -rf %s/dev%d && %s enroll --device iphone --udid %s --dir "
+		                     "%s/dev%d --enroll-url '%s/enroll?topic=%s' --trust %s --tls-ca "
+		                     "%s >%s/dev%d.log 2>&1 || { cat %s/dev%d.log; exit 1; }",
+		                      tdir, i + 1, sim, udid, tdir, i + 1, getenv("E2E_HTTPS_BASE"),
+		                      t[i], getenv("E2E_DEVICE_CA"), getenv("E2E_TLS_CA"), tdir, i + 1,
+		                      tdir, i + 1) == 0,
+		        "applesim through topic %s failed (mode %s)", t[i], mode);
 		snprintf(want, sizeof(want), "%s/true", t[i]);
 		e2e_assert_query("SELECT topic || '/' || active::text FROM mdm.enrollment WHERE "
 		                 "udid = $1 AND user_id IS NULL",
 		        udid, want);
+		/* Woken over APNs with the certificate of its own topic. */
+		tok = e2e_query1("SELECT encode(push_token, 'hex') FROM mdm.enrollment WHERE "
+		                 "udid = $1 AND user_id IS NULL",
+		        udid);
+		free(e2e_query1("SELECT mdm.push($1)::text", udid));
+		ck_assert_int_eq(e2e_sh("env MDM_APNS_URL=\"$E2E_APNS_URL\" "
+		                        "MDM_APNS_CA_FILE=\"$E2E_APNS_CA\" MDM_PUSH_MIN_INTERVAL=0 "
+		                        "%s --once --id topics-%s >>%s/pushd.log 2>&1",
+		                         getenv("E2E_PUSHD"), mode, tdir),
+		        0);
+		ck_assert_msg(e2e_sh("awk -F '\\t' '$7 == \"%s\" && $2 == \"200\" && $8 == \"%s\"' "
+		                     "\"$E2E_APNS_DIR/requests.tsv\" | grep -q .",
+		                      tok, t[i]) == 0,
+		        "no push with topic %s reached the stand-in for %s (see %s/pushd.log)", t[i],
+		        udid, tdir);
+		free(tok);
 	}
 	/* What mdmctl prints is what the view counts. */
 	n = e2e_query1("SELECT active_enrollments::text FROM mdm.push_certs WHERE topic = $1",
