@@ -353,15 +353,17 @@ static int cmd_push_remove(db *d, const config *cfg, const char *topic, int forc
 	rc = push_cert_remove(d, topic, force, &active, key_uri, sizeof(key_uri));
 	if (rc == MDM_ERR_CONFLICT) {
 		fprintf(stderr,
-		        "mdmctl: not removed: %lld active enrollment(s) use %s; their devices could "
+		        "mdmctl: not removed: %lld active enrollment(s) use %s; their devices "
+		        "could "
 		        "no longer be woken and their check-ins would be refused. --force removes "
 		        "it anyway.\n",
 		        active, topic);
 		return 1;
 	}
 	if (rc == MDM_ERR_NOT_FOUND || rc == MDM_ERR_INVAL) {
-		fprintf(stderr, "mdmctl: no push certificate is imported for that topic "
-		                "(mdmctl push-cert list)\n");
+		fprintf(stderr,
+		        "mdmctl: no push certificate is imported for that topic "
+		        "(mdmctl push-cert list)\n");
 		return 1;
 	}
 	if (rc != MDM_OK) {
@@ -461,7 +463,8 @@ static int cmd_push(config *cfg, int argc, char **argv)
 	if (remove)
 		status = cmd_push_remove(d, cfg, argv[1], force);
 	else
-		status = strcmp(argv[0], "list") == 0 ? cmd_push_list(d, cfg) : cmd_push_import(d, &o);
+		status = strcmp(argv[0], "list") == 0 ? cmd_push_list(d, cfg)
+		                                      : cmd_push_import(d, &o);
 	db_free(d);
 	return status;
 }

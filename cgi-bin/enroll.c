@@ -69,12 +69,12 @@ static mdm_err enroll_public_url(struct app *a, fcgi_req *r, char *out, size_t c
  * enroll_auth first, then the push topic: 403, or 400/403/404/409 (500
  * when nothing is imported) with the reason, which may name the topics.
  */
-static mdm_err enroll_topic(struct app *a, fcgi_req *r, const struct enroll_state *st,
-        char topic[PUSH_MAX_TOPIC + 1])
+static mdm_err enroll_topic(
+        struct app *a, fcgi_req *r, const struct enroll_state *st, char topic[PUSH_MAX_TOPIC + 1])
 {
 	/* Set by Apache (SetEnv in a <Location>), never by the client (HTTP_*). */
-	struct enroll_req req = {r->query, fcgi_param0(r, "REMOTE_USER"),
-	        fcgi_param0(r, "MDM_MDM_TOPIC")};
+	struct enroll_req req = {
+	        r->query, fcgi_param0(r, "REMOTE_USER"), fcgi_param0(r, "MDM_MDM_TOPIC")};
 	char why[ENROLL_MAX_WHY];
 	mdm_err rc;
 
@@ -156,8 +156,9 @@ static mdm_err enroll_ota_service(struct app *a, fcgi_req *r)
 	snprintf(url, sizeof(url), "%s%s", base, OTA_PATH);
 	if ((rc = ota_service_profile(a->db, a->cfg, st, url, topic, &der, &derlen)) != MDM_OK)
 		return app_fail(a, r, rc,
-		        rc == MDM_ERR_NOT_FOUND ? "topic %s was removed meanwhile"
-		                                : "the profile service profile could not be built%s",
+		        rc == MDM_ERR_NOT_FOUND
+		                ? "topic %s was removed meanwhile"
+		                : "the profile service profile could not be built%s",
 		        rc == MDM_ERR_NOT_FOUND ? topic : "");
 	rc = fcgi_respond(r, 200, "application/x-apple-aspen-config",
 	        "Cache-Control: no-store\r\n"

@@ -279,7 +279,8 @@ static mdm_err enroll_topic_missing(const struct push_topics *t, const char *wan
 	        want);
 	if (t->n > 0)
 		enroll_why(why, whycap,
-		        "the default topic %s (mdm_topic) is not imported: add topic=<topic> to the "
+		        "the default topic %s (mdm_topic) is not imported: add topic=<topic> to "
+		        "the "
 		        "query (one of: %s), or the administrator changes mdm_topic",
 		        want, named);
 	else
@@ -323,10 +324,10 @@ mdm_err enroll_topic_choose(db *d, const struct enroll_state *st, const char *re
 		        location);
 		return MDM_ERR_FORBIDDEN;
 	}
-	want = requested != NULL                 ? requested
-	        : location != NULL               ? location
+	want = requested != NULL               ? requested
+	        : location != NULL             ? location
 	        : st->default_topic[0] != '\0' ? st->default_topic
-	                                         : NULL;
+	                                       : NULL;
 	if ((rc = push_topics_get(d, want, &t)) != MDM_OK) {
 		enroll_why(why, whycap, "the push topics could not be read");
 		return rc;
@@ -383,8 +384,8 @@ mdm_err enroll_admit(db *d, const struct enroll_state *st, const config *cfg,
 		        PUSH_TOPIC_PREFIX);
 		return rc;
 	}
-	return enroll_topic_choose(d, st, rc == MDM_OK ? asked : NULL, req->location_topic, topic,
-	        why, whycap);
+	return enroll_topic_choose(
+	        d, st, rc == MDM_OK ? asked : NULL, req->location_topic, topic, why, whycap);
 }
 
 /*
@@ -403,8 +404,8 @@ static mdm_err enroll_challenge(
 
 	*out = NULL;
 	snprintf(ttl, sizeof(ttl), "%d", st->ttl);
-	rc = db_exec(d, "SELECT mdm.scep_challenge_new($2, make_interval(secs => $1::int), $3)",
-	        3, params, &r);
+	rc = db_exec(d, "SELECT mdm.scep_challenge_new($2, make_interval(secs => $1::int), $3)", 3,
+	        params, &r);
 	if (rc == MDM_ERR_DB && strcmp(db_get0_sqlstate(d), "P0002") == 0) {
 		log_warn("enroll: topic %s is no longer imported: no profile", topic);
 		rc = MDM_ERR_NOT_FOUND;

@@ -450,8 +450,8 @@ static mdm_err ota_tx_fn(db *d, void *arg)
 	 * Phase 2: an identity over SCEP only, its challenge carrying the topic
 	 * on; phase 3: the whole enrollment, encrypted, naming that topic.
 	 */
-	rc = enroll_profile_tree(d, t->cfg, t->st, t->public_url, m->udid,
-	        topic[0] ? topic : NULL, m->phase == OTA_PHASE3, &profile);
+	rc = enroll_profile_tree(d, t->cfg, t->st, t->public_url, m->udid, topic[0] ? topic : NULL,
+	        m->phase == OTA_PHASE3, &profile);
 	if (rc == MDM_ERR_NOT_FOUND) {
 		log_warn("ota refused: phase %d for UDID %s: its topic %s is no longer imported",
 		        (int)m->phase, m->udid, topic);

@@ -232,8 +232,8 @@ out:
 	return rc;
 }
 
-mdm_err push_cert_remove(db *d, const char *topic, int force, long long *active, char *key_uri,
-        size_t cap)
+mdm_err push_cert_remove(
+        db *d, const char *topic, int force, long long *active, char *key_uri, size_t cap)
 {
 	struct push_remove_arg a = {topic, force, 0, key_uri, cap};
 	mdm_err rc;

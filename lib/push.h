@@ -77,7 +77,7 @@ MDM_WUR mdm_err push_topics_get(db *d, const char *wanted, struct push_topics *o
  * where its key is: the key is left there.  The certificate stays in
  * mdm.certificate and enrollments keep their topic.
  */
-MDM_WUR mdm_err push_cert_remove(db *d, const char *topic, int force, long long *active,
-        char *key_uri, size_t cap);
+MDM_WUR mdm_err push_cert_remove(
+        db *d, const char *topic, int force, long long *active, char *key_uri, size_t cap);
 
 #endif

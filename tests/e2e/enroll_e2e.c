@@ -326,8 +326,9 @@ START_TEST(topics_each_profile)
 		p = fetch_verified_at(q);
 		ck_assert_str_eq(mdm_topic_of(p), t[i]);
 		c = challenge_of(p);
-		e2e_assert_query("SELECT topic FROM mdm.challenge WHERE challenge_sha256 = "
-		                 "encode(sha256(convert_to($1, 'UTF8')), 'hex') AND used_at IS NULL",
+		e2e_assert_query(
+		        "SELECT topic FROM mdm.challenge WHERE challenge_sha256 = "
+		        "encode(sha256(convert_to($1, 'UTF8')), 'hex') AND used_at IS NULL",
 		        c, t[i]);
 		free(c);
 		plist_free(p);
@@ -359,9 +360,9 @@ START_TEST(topics_ambiguous_conflict)
 		ck_assert_msg(f.status == 409, "GET /enroll%s: %ld", suffixes[i], f.status);
 		ck_assert_ptr_nonnull(f.body);
 		ck_assert_msg(strstr((char *)f.body, "topic=") != NULL &&
-		                      strstr((char *)f.body, topic1) != NULL &&
-		                      strstr((char *)f.body, topic2) != NULL &&
-		                      strstr((char *)f.body, "mdm_topic") != NULL,
+		                strstr((char *)f.body, topic1) != NULL &&
+		                strstr((char *)f.body, topic2) != NULL &&
+		                strstr((char *)f.body, "mdm_topic") != NULL,
 		        "409 body: %s", (char *)f.body);
 		free(f.body);
 	}
@@ -391,7 +392,8 @@ END_TEST
 /* A well-formed topic that is not imported: 404 naming it; nothing made. */
 START_TEST(topics_unknown_not_found)
 {
-	static const char unknown[] = "com.apple.mgmt.External.0E0E0E0E-0000-4000-8000-00000000E2E0";
+	static const char unknown[] =
+	        "com.apple.mgmt.External.0E0E0E0E-0000-4000-8000-00000000E2E0";
 	char q[256], *before, *after;
 	struct fetched f;
 
@@ -496,12 +498,13 @@ START_TEST(topics_devices_enroll)
 		/* An iPhone's UDID form, unique per mode and run. */
 		snprintf(udid, sizeof(udid), "00008110-%c%07X%08X", mode[0] == 'a' ? 'A' : 'B',
 		        (unsigned)getpid() & 0xFFFFFFFu, (unsigned)i + 1);
-		ck_assert_msg(e2e_sh("rm -rf %s/dev%d && %s enroll --device iphone --udid %s --dir "
-		                     "%s/dev%d --enroll-url '%s/enroll?topic=%s' --trust %s --tls-ca "
-		                     "%s >%s/dev%d.log 2>&1 || { cat %s/dev%d.log; exit 1; }",
-		                      tdir, i + 1, sim, udid, tdir, i + 1, getenv("E2E_HTTPS_BASE"),
-		                      t[i], getenv("E2E_DEVICE_CA"), getenv("E2E_TLS_CA"), tdir, i + 1,
-		                      tdir, i + 1) == 0,
+		ck_assert_msg(
+		        e2e_sh("rm -rf %s/dev%d && %s enroll --device iphone --udid %s --dir "
+		               "%s/dev%d --enroll-url '%s/enroll?topic=%s' --trust %s --tls-ca "
+		               "%s >%s/dev%d.log 2>&1 || { cat %s/dev%d.log; exit 1; }",
+		                tdir, i + 1, sim, udid, tdir, i + 1, getenv("E2E_HTTPS_BASE"), t[i],
+		                getenv("E2E_DEVICE_CA"), getenv("E2E_TLS_CA"), tdir, i + 1, tdir,
+		                i + 1) == 0,
 		        "applesim through topic %s failed (mode %s)", t[i], mode);
 		snprintf(want, sizeof(want), "%s/true", t[i]);
 		e2e_assert_query("SELECT topic || '/' || active::text FROM mdm.enrollment WHERE "
@@ -520,13 +523,13 @@ START_TEST(topics_devices_enroll)
 		ck_assert_msg(e2e_sh("awk -F '\\t' '$7 == \"%s\" && $2 == \"200\" && $8 == \"%s\"' "
 		                     "\"$E2E_APNS_DIR/requests.tsv\" | grep -q .",
 		                      tok, t[i]) == 0,
-		        "no push with topic %s reached the stand-in for %s (see %s/pushd.log)", t[i],
-		        udid, tdir);
+		        "no push with topic %s reached the stand-in for %s (see %s/pushd.log)",
+		        t[i], udid, tdir);
 		free(tok);
 	}
 	/* What mdmctl prints is what the view counts. */
-	n = e2e_query1("SELECT active_enrollments::text FROM mdm.push_certs WHERE topic = $1",
-	        topic2);
+	n = e2e_query1(
+	        "SELECT active_enrollments::text FROM mdm.push_certs WHERE topic = $1", topic2);
 	ck_assert_int_ge(atoi(n), 1);
 	ck_assert_int_eq(e2e_sh("%s/mdmctl push-cert list >%s/list.out 2>&1 && grep -A7 '^%s' "
 	                        "%s/list.out | grep -q 'enrollments %s active'",
@@ -549,10 +552,10 @@ START_TEST(topics_ota_carries_topic)
 	snprintf(udid, sizeof(udid), "TOPICS-OTA-%s-%ld", mode, (long)getpid());
 	ck_assert_msg(e2e_sh("OTASIM_QUERY='?topic=%s' sh %s %s/ota '%s' %s %s %s %s %s %s "
 	                     ">%s/ota.log 2>&1 || { cat %s/ota.log; exit 1; }",
-	                      topic2, sim, tdir, getenv("E2E_HTTPS_BASE"),
-	                      getenv("E2E_DEVICE_CA"), getenv("E2E_TLS_CA"), udid,
-	                      getenv("E2E_OTA_DEVCA_CERT"), getenv("E2E_OTA_DEVCA_KEY"),
-	                      legacy ? "scepclient" : "certmonger", tdir, tdir) == 0,
+	                      topic2, sim, tdir, getenv("E2E_HTTPS_BASE"), getenv("E2E_DEVICE_CA"),
+	                      getenv("E2E_TLS_CA"), udid, getenv("E2E_OTA_DEVCA_CERT"),
+	                      getenv("E2E_OTA_DEVCA_KEY"), legacy ? "scepclient" : "certmonger",
+	                      tdir, tdir) == 0,
 	        "otasim through topic %s failed", topic2);
 	/* The decrypted payloads of phase 3 name topic 2, not the default. */
 	ck_assert_int_eq(e2e_sh("xmllint --nonet --xpath \"string(//dict[key[.='PayloadType']/"
@@ -577,11 +580,11 @@ START_TEST(topics_remove)
 	char q[256], *n;
 
 	need_topics();
-	n = e2e_query1("SELECT active_enrollments::text FROM mdm.push_certs WHERE topic = $1",
-	        topic2);
+	n = e2e_query1(
+	        "SELECT active_enrollments::text FROM mdm.push_certs WHERE topic = $1", topic2);
 	ck_assert_int_ge(atoi(n), 1);
-	ck_assert_int_ne(e2e_sh("%s/mdmctl push-cert remove %s >%s/rm.out 2>%s/rm.err", dir,
-	                         topic2, tdir, tdir),
+	ck_assert_int_ne(e2e_sh("%s/mdmctl push-cert remove %s >%s/rm.out 2>%s/rm.err", dir, topic2,
+	                         tdir, tdir),
 	        0);
 	ck_assert_int_eq(e2e_sh("grep -q 'not removed: %s active enrollment' %s/rm.err && "
 	                        "grep -q -- '--force' %s/rm.err",

@@ -462,8 +462,8 @@ static struct enroll_state *state_with_default(const char *mdm_topic)
 
 	snprintf(ca, sizeof(ca), "%s/ca.key", dir);
 	if (count("SELECT count(*) FROM mdm.ca") == 0)
-		ck_assert_int_eq(ca_init(d, "/CN=Unit Topic CA/O=mdm", 3650, 2048, ca, NULL,
-		                         time(NULL)),
+		ck_assert_int_eq(
+		        ca_init(d, "/CN=Unit Topic CA/O=mdm", 3650, 2048, ca, NULL, time(NULL)),
 		        MDM_OK);
 	if (mdm_topic != NULL)
 		setenv("MDM_MDM_TOPIC", mdm_topic, 1);
@@ -507,8 +507,8 @@ START_TEST(enroll_topic_query_refusals)
 	ck_assert_str_eq(topic, "");
 	ck_assert_int_eq(enroll_topic_from_query(NULL, topic), MDM_ERR_NOT_FOUND);
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		ck_assert_msg(enroll_topic_from_query(bad[i], topic) == MDM_ERR_PARSE, "accepted %s",
-		        bad[i]);
+		ck_assert_msg(enroll_topic_from_query(bad[i], topic) == MDM_ERR_PARSE,
+		        "accepted %s", bad[i]);
 		ck_assert_str_eq(topic, "");
 	}
 	/* Far over the length of a topic, and over the query limit. */
@@ -531,8 +531,8 @@ START_TEST(enroll_topic_choice)
 	struct enroll_state *st = state_with_default(NULL), *st2, *st3;
 
 	/* Nothing imported: the server is not configured (500), the answer says why. */
-	ck_assert_int_eq(enroll_topic_choose(d, st, NULL, NULL, topic, why, sizeof(why)),
-	        MDM_ERR_CONFIG);
+	ck_assert_int_eq(
+	        enroll_topic_choose(d, st, NULL, NULL, topic, why, sizeof(why)), MDM_ERR_CONFIG);
 	ck_assert_str_eq(topic, "");
 	ck_assert_ptr_nonnull(strstr(why, "no push certificate"));
 	make_push("one", UUID1);
@@ -542,8 +542,8 @@ START_TEST(enroll_topic_choice)
 	ck_assert_str_eq(topic, TOPIC1);
 	ck_assert_int_eq(import("two", "two", &res), MDM_OK);
 	/* Two imported, none chosen, no mdm_topic: 409 naming the choice and the parameter. */
-	ck_assert_int_eq(enroll_topic_choose(d, st, NULL, NULL, topic, why, sizeof(why)),
-	        MDM_ERR_CONFLICT);
+	ck_assert_int_eq(
+	        enroll_topic_choose(d, st, NULL, NULL, topic, why, sizeof(why)), MDM_ERR_CONFLICT);
 	ck_assert_str_eq(topic, "");
 	ck_assert_ptr_nonnull(strstr(why, "topic="));
 	ck_assert_ptr_nonnull(strstr(why, "mdm_topic"));
@@ -577,20 +577,19 @@ START_TEST(enroll_topic_choice)
 	ck_assert_int_eq(enroll_topic_choose(d, st, NULL, "com.example", topic, why, sizeof(why)),
 	        MDM_ERR_CONFIG);
 	/* An empty Location value is no value. */
-	ck_assert_int_eq(enroll_topic_choose(d, st, NULL, "", topic, why, sizeof(why)),
-	        MDM_ERR_CONFLICT);
+	ck_assert_int_eq(
+	        enroll_topic_choose(d, st, NULL, "", topic, why, sizeof(why)), MDM_ERR_CONFLICT);
 	/* mdm_topic: the default a request may override. */
 	st2 = state_with_default(TOPIC2);
-	ck_assert_int_eq(
-	        enroll_topic_choose(d, st2, NULL, NULL, topic, why, sizeof(why)), MDM_OK);
+	ck_assert_int_eq(enroll_topic_choose(d, st2, NULL, NULL, topic, why, sizeof(why)), MDM_OK);
 	ck_assert_str_eq(topic, TOPIC2);
 	ck_assert_int_eq(
 	        enroll_topic_choose(d, st2, TOPIC1, NULL, topic, why, sizeof(why)), MDM_OK);
 	ck_assert_str_eq(topic, TOPIC1);
 	/* A default that is not imported (removed since): 409 naming it, never a 500. */
 	st3 = state_with_default(TOPIC3);
-	ck_assert_int_eq(enroll_topic_choose(d, st3, NULL, NULL, topic, why, sizeof(why)),
-	        MDM_ERR_CONFLICT);
+	ck_assert_int_eq(
+	        enroll_topic_choose(d, st3, NULL, NULL, topic, why, sizeof(why)), MDM_ERR_CONFLICT);
 	ck_assert_ptr_nonnull(strstr(why, TOPIC3));
 	ck_assert_ptr_nonnull(strstr(why, "mdm_topic"));
 	enroll_state_free(st3);
@@ -629,19 +628,18 @@ START_TEST(enroll_admit_auth_before_topics)
 	ck_assert_int_eq(import("one", "one", &res), MDM_OK);
 	ck_assert_int_eq(import("two", "two", &res), MDM_OK);
 	req.query = "";
-	ck_assert_int_eq(enroll_admit(d, st, cfg, &req, topic, why, sizeof(why)),
-	        MDM_ERR_FORBIDDEN);
+	ck_assert_int_eq(
+	        enroll_admit(d, st, cfg, &req, topic, why, sizeof(why)), MDM_ERR_FORBIDDEN);
 	ck_assert_ptr_null(strstr(why, "com.apple"));
 	req.query = "topic=" TOPIC3;
-	ck_assert_int_eq(enroll_admit(d, st, cfg, &req, topic, why, sizeof(why)),
-	        MDM_ERR_FORBIDDEN);
+	ck_assert_int_eq(
+	        enroll_admit(d, st, cfg, &req, topic, why, sizeof(why)), MDM_ERR_FORBIDDEN);
 	ck_assert_ptr_null(strstr(why, "com.apple"));
 	req.query = "token=wrong&topic=bad";
-	ck_assert_int_eq(enroll_admit(d, st, cfg, &req, topic, why, sizeof(why)),
-	        MDM_ERR_FORBIDDEN);
-	req.query = "token=0123456789abcdefXYZ";
 	ck_assert_int_eq(
-	        enroll_admit(d, st, cfg, &req, topic, why, sizeof(why)), MDM_ERR_CONFLICT);
+	        enroll_admit(d, st, cfg, &req, topic, why, sizeof(why)), MDM_ERR_FORBIDDEN);
+	req.query = "token=0123456789abcdefXYZ";
+	ck_assert_int_eq(enroll_admit(d, st, cfg, &req, topic, why, sizeof(why)), MDM_ERR_CONFLICT);
 	ck_assert_ptr_nonnull(strstr(why, TOPIC1));
 	req.query = "token=0123456789abcdefXYZ&topic=" TOPIC2;
 	ck_assert_int_eq(enroll_admit(d, st, cfg, &req, topic, why, sizeof(why)), MDM_OK);
@@ -684,7 +682,8 @@ START_TEST(enroll_profile_per_topic)
 		plist *p = NULL;
 		const plist *mdm;
 
-		ck_assert_int_eq(enroll_profile_xml(d, cfg, st, NULL, topics[i], &xml, &len), MDM_OK);
+		ck_assert_int_eq(
+		        enroll_profile_xml(d, cfg, st, NULL, topics[i], &xml, &len), MDM_OK);
 		ck_assert_int_eq(plist_parse(xml, len, &p), MDM_OK);
 		ck_assert_ptr_nonnull(mdm = payload_of(p, "com.apple.mdm"));
 		ck_assert_str_eq(plist_dict_get_string0(mdm, "Topic"), topics[i]);
@@ -697,9 +696,8 @@ START_TEST(enroll_profile_per_topic)
 	ck_assert_int_eq(count("SELECT count(*) FROM mdm.challenge WHERE purpose = 'scep' AND "
 	                       "topic = '" TOPIC2 "'"),
 	        1);
-	ck_assert_int_eq(count("SELECT open_challenges FROM mdm.push_certs WHERE topic = '" TOPIC2
-	                       "'"),
-	        1);
+	ck_assert_int_eq(
+	        count("SELECT open_challenges FROM mdm.push_certs WHERE topic = '" TOPIC2 "'"), 1);
 	/* Removed between the choice and the challenge: nothing is made. */
 	{
 		char *xml = NULL;
@@ -744,13 +742,13 @@ START_TEST(push_cert_remove_rules)
 	                         "('U-A', $1, true), ('U-B', $1, false), ('U-C', $1, true)",
 	                         1, params, NULL),
 	        MDM_OK);
-	ck_assert_int_eq(count("SELECT active_enrollments FROM mdm.push_certs WHERE topic = '" TOPIC2
-	                       "'"),
+	ck_assert_int_eq(
+	        count("SELECT active_enrollments FROM mdm.push_certs WHERE topic = '" TOPIC2 "'"),
 	        2);
 	ck_assert_int_eq(
 	        count("SELECT enrollments FROM mdm.push_certs WHERE topic = '" TOPIC2 "'"), 3);
-	ck_assert_int_eq(count("SELECT active_enrollments FROM mdm.push_certs WHERE topic = '" TOPIC1
-	                       "'"),
+	ck_assert_int_eq(
+	        count("SELECT active_enrollments FROM mdm.push_certs WHERE topic = '" TOPIC1 "'"),
 	        0);
 	ck_assert_int_eq(push_cert_remove(d, TOPIC2, 0, &active, key_uri, sizeof(key_uri)),
 	        MDM_ERR_CONFLICT);
@@ -759,22 +757,20 @@ START_TEST(push_cert_remove_rules)
 	/* The SQL function says the same, by SQLSTATE. */
 	ck_assert_int_eq(db_exec(d, "SELECT mdm.push_cert_remove($1)", 1, params, &r), MDM_ERR_DB);
 	ck_assert_str_eq(db_get0_sqlstate(d), "55006");
-	ck_assert_int_eq(
-	        db_exec(d, "SELECT mdm.push_cert_remove('" TOPIC3 "', true)", 0, NULL, &r),
+	ck_assert_int_eq(db_exec(d, "SELECT mdm.push_cert_remove('" TOPIC3 "', true)", 0, NULL, &r),
 	        MDM_ERR_DB);
 	ck_assert_str_eq(db_get0_sqlstate(d), "P0002");
 	ck_assert_int_eq(count("SELECT count(*) FROM mdm.push_cert"), 2);
 	/* Forced: gone from mdm.push_cert; the certificate and the enrollments stay. */
-	ck_assert_int_eq(
-	        push_cert_remove(d, TOPIC2, 1, &active, key_uri, sizeof(key_uri)), MDM_OK);
+	ck_assert_int_eq(push_cert_remove(d, TOPIC2, 1, &active, key_uri, sizeof(key_uri)), MDM_OK);
 	ck_assert_int_eq(active, 2);
 	ck_assert_ptr_nonnull(strstr(key_uri, "/two.key"));
 	ck_assert_int_eq(count("SELECT count(*) FROM mdm.push_cert"), 1);
 	ck_assert_int_eq(count("SELECT count(*) FROM mdm.certificate WHERE kind = 'push'"), 2);
-	ck_assert_int_eq(count("SELECT count(*) FROM mdm.enrollment WHERE topic = '" TOPIC2 "'"), 3);
-	/* An unused topic goes without force; then none is left. */
 	ck_assert_int_eq(
-	        push_cert_remove(d, TOPIC1, 0, &active, key_uri, sizeof(key_uri)), MDM_OK);
+	        count("SELECT count(*) FROM mdm.enrollment WHERE topic = '" TOPIC2 "'"), 3);
+	/* An unused topic goes without force; then none is left. */
+	ck_assert_int_eq(push_cert_remove(d, TOPIC1, 0, &active, key_uri, sizeof(key_uri)), MDM_OK);
 	ck_assert_int_eq(active, 0);
 	ck_assert_int_eq(count("SELECT count(*) FROM mdm.push_cert"), 0);
 	/* Imported again: the same certificate comes back. */
@@ -818,8 +814,8 @@ START_TEST(enroll_signed_profile_with_challenge)
 	/* No push certificate yet: the state loads (a topic imported later needs no
 	 * restart), but no profile can name a topic. */
 	ck_assert_int_eq(enroll_state_load(d, cfg, 1, &st), MDM_OK);
-	ck_assert_int_eq(enroll_topic_choose(d, st, NULL, NULL, topic, why, sizeof(why)),
-	        MDM_ERR_CONFIG);
+	ck_assert_int_eq(
+	        enroll_topic_choose(d, st, NULL, NULL, topic, why, sizeof(why)), MDM_ERR_CONFIG);
 	make_push("push", UUID1);
 	ck_assert_int_eq(import("push", "push", &res), MDM_OK);
 	ck_assert_str_eq(st->ca_name, "Unit Enroll CA");

@@ -409,9 +409,9 @@ START_TEST(phase1_profile_service)
 
 	enroll_setup(&cfg, &st);
 	/* A topic that is not imported: no challenge is made. */
-	ck_assert_int_eq(ota_service_profile(d, cfg, st, "https://mdm.example.com" OTA_PATH,
-	                         "com.apple.mgmt.External.0e0e0e0e-0000-4000-8000-000000000003",
-	                         &der, &len),
+	ck_assert_int_eq(
+	        ota_service_profile(d, cfg, st, "https://mdm.example.com" OTA_PATH,
+	                "com.apple.mgmt.External.0e0e0e0e-0000-4000-8000-000000000003", &der, &len),
 	        MDM_ERR_NOT_FOUND);
 	ck_assert_ptr_null(der);
 	assert_q("SELECT count(*) FROM mdm.challenge", NULL, "0");
