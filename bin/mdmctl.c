@@ -20,8 +20,11 @@
  *   mdmctl push-cert import (--cert FILE (--key FILE | --key-uri pkcs11:...) |
  *                            --p12 FILE --password-file FILE --key-out FILE)
  *                         import the MDM push certificate (APNs)
- *   mdmctl push-cert list the push certificates by topic
- *   mdmctl profile enroll [--unsigned] [--out FILE]
+ *   mdmctl push-cert list the push certificates by topic, with their use
+ *   mdmctl push-cert remove TOPIC [--force]
+ *                         remove a topic's push certificate (refused while
+ *                         active enrollments use it, unless --force)
+ *   mdmctl profile enroll [--topic TOPIC] [--unsigned] [--out FILE]
  *                         the enrollment profile, with a fresh one-time challenge
  */
 #include "ca.h"
@@ -57,7 +60,8 @@ static void usage(FILE *fp)
 	        "       mdmctl push-cert import --cert FILE (--key FILE | --key-uri URI)\n"
 	        "       mdmctl push-cert import --p12 FILE --password-file FILE --key-out FILE\n"
 	        "       mdmctl push-cert list\n"
-	        "       mdmctl profile enroll [--unsigned] [--out FILE]\n");
+	        "       mdmctl push-cert remove TOPIC [--force]\n"
+	        "       mdmctl profile enroll [--topic TOPIC] [--unsigned] [--out FILE]\n");
 }
 
 struct ca_opts {
@@ -310,25 +314,68 @@ static int parse_push_opts(int argc, char **argv, struct push_opts *o)
 	        (o->key_uri == NULL || strncmp(o->key_uri, "pkcs11:", 7) == 0);
 }
 
-static int cmd_push_list(db *d)
+static int cmd_push_list(db *d, const config *cfg)
 {
+	const char *def = config_get0(cfg, "mdm_topic");
 	db_res *r = NULL;
 
 	if (db_exec(d,
 	            "SELECT topic, subject, serial, not_before, not_after, expired, key_uri, "
-	            "imported_at FROM mdm.push_certs ORDER BY topic",
+	            "imported_at, active_enrollments, enrollments, open_challenges "
+	            "FROM mdm.push_certs ORDER BY topic",
 	            0, NULL, &r) != MDM_OK)
 		return 1;
 	for (int i = 0; i < db_res_rows(r); i++)
-		printf("%s%s\n         subject %s\n         serial %s\n         valid %s .. %s\n"
-		       "         key %s\n         imported %s\n",
+		printf("%s%s%s\n         subject %s\n         serial %s\n         valid %s .. %s\n"
+		       "         key %s\n         imported %s\n"
+		       "         enrollments %s active (%s in all), %s unused profile(s)\n",
 		        db_res_get0(r, i, 0),
 		        strcmp(db_res_get0(r, i, 5), "t") == 0 ? " (EXPIRED)" : "",
+		        def != NULL && strcmp(def, db_res_get0(r, i, 0)) == 0 ? " (mdm_topic)" : "",
 		        db_res_get0(r, i, 1), db_res_get0(r, i, 2), db_res_get0(r, i, 3),
-		        db_res_get0(r, i, 4), db_res_get0(r, i, 6), db_res_get0(r, i, 7));
+		        db_res_get0(r, i, 4), db_res_get0(r, i, 6), db_res_get0(r, i, 7),
+		        db_res_get0(r, i, 8), db_res_get0(r, i, 9), db_res_get0(r, i, 10));
 	if (db_res_rows(r) == 0)
 		printf("no push certificate yet: mdmctl push-cert import ...\n");
+	else if (db_res_rows(r) > 1 && def == NULL)
+		printf("several topics and no mdm_topic: GET /enroll needs ?topic=TOPIC\n");
 	db_res_free(r);
+	return 0;
+}
+
+static int cmd_push_remove(db *d, const config *cfg, const char *topic, int force)
+{
+	const char *def = config_get0(cfg, "mdm_topic");
+	char key_uri[4096];
+	long long active = 0;
+	mdm_err rc;
+
+	rc = push_cert_remove(d, topic, force, &active, key_uri, sizeof(key_uri));
+	if (rc == MDM_ERR_CONFLICT) {
+		fprintf(stderr,
+		        "mdmctl: not removed: %lld active enrollment(s) use %s; their devices "
+		        "could "
+		        "no longer be woken and their check-ins would be refused. --force removes "
+		        "it anyway.\n",
+		        active, topic);
+		return 1;
+	}
+	if (rc == MDM_ERR_NOT_FOUND || rc == MDM_ERR_INVAL) {
+		fprintf(stderr,
+		        "mdmctl: no push certificate is imported for that topic "
+		        "(mdmctl push-cert list)\n");
+		return 1;
+	}
+	if (rc != MDM_OK) {
+		fprintf(stderr, "mdmctl: push-cert remove failed: %s (see the log line above)\n",
+		        err_str(rc));
+		return 1;
+	}
+	printf("removed %s (%lld active enrollment(s) used it); its key stays at %s\n", topic,
+	        active, key_uri);
+	if (def != NULL && strcmp(def, topic) == 0)
+		printf("mdm_topic still names it: GET /enroll without ?topic= answers 409 until "
+		       "mdm_topic changes\n");
 	return 0;
 }
 
@@ -397,14 +444,27 @@ static int cmd_push(config *cfg, int argc, char **argv)
 	db *d = NULL;
 	int status = 2;
 
-	if (strcmp(argv[0], "import") == 0 ? !parse_push_opts(argc - 1, argv + 1, &o)
-	                                   : strcmp(argv[0], "list") != 0 || argc != 1) {
+	int remove = strcmp(argv[0], "remove") == 0, force = 0;
+
+	if (remove) {
+		if (argc == 3 && strcmp(argv[2], "--force") == 0)
+			force = 1;
+		else if (argc != 2) {
+			usage(stderr);
+			return 2;
+		}
+	} else if (strcmp(argv[0], "import") == 0 ? !parse_push_opts(argc - 1, argv + 1, &o)
+	                                          : strcmp(argv[0], "list") != 0 || argc != 1) {
 		usage(stderr);
 		return 2;
 	}
 	if (db_new(config_get0(cfg, "db"), "mdmctl", &d) != MDM_OK)
 		return 1;
-	status = strcmp(argv[0], "list") == 0 ? cmd_push_list(d) : cmd_push_import(d, &o);
+	if (remove)
+		status = cmd_push_remove(d, cfg, argv[1], force);
+	else
+		status = strcmp(argv[0], "list") == 0 ? cmd_push_list(d, cfg)
+		                                      : cmd_push_import(d, &o);
 	db_free(d);
 	return status;
 }
@@ -442,7 +502,8 @@ static int write_new_file(const char *path, const void *buf, size_t len)
 static int cmd_profile(config *cfg, int argc, char **argv)
 {
 	struct enroll_state *st = NULL;
-	const char *out = NULL;
+	const char *out = NULL, *asked = NULL;
+	char topic[PUSH_MAX_TOPIC + 1], why[ENROLL_MAX_WHY];
 	int unsigned_ = 0, status = 1;
 	char *xml = NULL;
 	uint8_t *der = NULL;
@@ -458,6 +519,8 @@ static int cmd_profile(config *cfg, int argc, char **argv)
 			unsigned_ = 1;
 		else if (strcmp(argv[i], "--out") == 0 && i + 1 < argc)
 			out = argv[++i];
+		else if (strcmp(argv[i], "--topic") == 0 && i + 1 < argc)
+			asked = argv[++i];
 		else {
 			usage(stderr);
 			return 2;
@@ -465,8 +528,19 @@ static int cmd_profile(config *cfg, int argc, char **argv)
 	}
 	if (db_new(config_get0(cfg, "db"), "mdmctl", &d) != MDM_OK)
 		return 1;
-	if (enroll_state_load(d, cfg, !unsigned_, &st) != MDM_OK ||
-	        enroll_profile_xml(d, cfg, st, NULL, &xml, &len) != MDM_OK) {
+	if (enroll_state_load(d, cfg, !unsigned_, &st) != MDM_OK) {
+		fprintf(stderr, "mdmctl: no enrollment profile (see the log line above)\n");
+		goto out;
+	}
+	if (enroll_topic_choose(d, st, asked, NULL, topic, why, sizeof(why)) != MDM_OK) {
+		/* The same reasons GET /enroll answers, with --topic for ?topic=. */
+		fprintf(stderr, "mdmctl: no enrollment profile: %s%s\n", why,
+		        asked == NULL && strstr(why, "topic=<topic>") != NULL
+		                ? " (here: --topic TOPIC)"
+		                : "");
+		goto out;
+	}
+	if (enroll_profile_xml(d, cfg, st, NULL, topic, &xml, &len) != MDM_OK) {
 		fprintf(stderr, "mdmctl: no enrollment profile (see the log line above)\n");
 		goto out;
 	}

@@ -2,9 +2,12 @@
  * enroll.fcgi: the enrollment profile (GET /enroll: a signed .mobileconfig
  * with a fresh one-time SCEP challenge) and Apple's over-the-air profile
  * service (lib/ota.c): GET /enroll/ota is phase 1, POST (application/
- * pkcs7-signature) phases 2 and 3.  The signer, the push topic, the
- * settings and the OTA trust store are loaded once per process; the CA
- * certificates are reloaded only when mdm.ca changed (ca_refresh).
+ * pkcs7-signature) phases 2 and 3.  The signer, the settings and the OTA
+ * trust store are loaded once per process; the CA certificates are
+ * reloaded only when mdm.ca changed (ca_refresh).  The push topic is
+ * chosen per request among the imported ones (?topic=, the Location's
+ * MDM_MDM_TOPIC, mdm_topic, or the only one: enroll_admit), from topic
+ * names alone: no push certificate or key is ever read here.
  */
 #include "app.h"
 #include "ca.h"
@@ -13,6 +16,7 @@
 #include "mdm_limits.h"
 #include "ota.h"
 #include "profile.h"
+#include "push.h"
 
 #include <time.h>
 
@@ -61,10 +65,28 @@ static mdm_err enroll_public_url(struct app *a, fcgi_req *r, char *out, size_t c
 	return MDM_OK;
 }
 
+/*
+ * enroll_auth first, then the push topic: 403, or 400/403/404/409 (500
+ * when nothing is imported) with the reason, which may name the topics.
+ */
+static mdm_err enroll_topic(
+        struct app *a, fcgi_req *r, const struct enroll_state *st, char topic[PUSH_MAX_TOPIC + 1])
+{
+	/* Set by Apache (SetEnv in a <Location>), never by the client (HTTP_*). */
+	struct enroll_req req = {
+	        r->query, fcgi_param0(r, "REMOTE_USER"), fcgi_param0(r, "MDM_MDM_TOPIC")};
+	char why[ENROLL_MAX_WHY];
+	mdm_err rc;
+
+	if ((rc = enroll_admit(a->db, st, a->cfg, &req, topic, why, sizeof(why))) != MDM_OK)
+		return app_fail(a, r, rc, "%s", why);
+	return MDM_OK;
+}
+
 static mdm_err enroll_profile(struct app *a, fcgi_req *r)
 {
 	struct enroll_state *st;
-	char base[PROFILE_MAX_URL + 1];
+	char base[PROFILE_MAX_URL + 1], topic[PUSH_MAX_TOPIC + 1];
 	char *xml = NULL;
 	uint8_t *der = NULL;
 	size_t len = 0, derlen = 0;
@@ -74,12 +96,16 @@ static mdm_err enroll_profile(struct app *a, fcgi_req *r)
 		return app_fail(a, r, rc == MDM_ERR_DB_CONN ? rc : MDM_ERR_CONFIG,
 		        "enrollment is not configured or its database is unavailable (see the "
 		        "error log)");
-	if (enroll_authorize(st, a->cfg, r->query, fcgi_param0(r, "REMOTE_USER")) != MDM_OK)
-		return app_fail(a, r, MDM_ERR_FORBIDDEN, "not allowed to enroll (enroll_auth)");
+	if ((rc = enroll_topic(a, r, st, topic)) != MDM_OK)
+		return rc;
 	if ((rc = enroll_public_url(a, r, base, sizeof(base))) != MDM_OK)
 		return app_fail(a, r, rc, "no public_url and no usable Host header");
-	if ((rc = enroll_profile_xml(a->db, a->cfg, st, base, &xml, &len)) != MDM_OK) {
-		rc = app_fail(a, r, rc, "the enrollment profile could not be built (see the log)");
+	if ((rc = enroll_profile_xml(a->db, a->cfg, st, base, topic, &xml, &len)) != MDM_OK) {
+		rc = app_fail(a, r, rc,
+		        rc == MDM_ERR_NOT_FOUND ? "topic %s was removed meanwhile"
+		                                : "the enrollment profile could not be built (see "
+		                                  "the log)%s",
+		        rc == MDM_ERR_NOT_FOUND ? topic : "");
 		goto out;
 	}
 	if ((rc = enroll_profile_sign(st, xml, len, &der, &derlen)) != MDM_OK) {
@@ -91,7 +117,7 @@ static mdm_err enroll_profile(struct app *a, fcgi_req *r)
 	        "Cache-Control: no-store\r\n"
 	        "Content-Disposition: attachment; filename=\"enroll.mobileconfig\"\r\n",
 	        der, derlen);
-	log_info("enroll: profile served (%zu bytes signed)", derlen);
+	log_info("enroll: profile served for topic %s (%zu bytes signed)", topic, derlen);
 out:
 	enroll_free_secret(xml, len);
 	enroll_free_secret(der, derlen);
@@ -106,11 +132,15 @@ static int enroll_is_ota(const fcgi_req *r)
 	return n >= 4 && strcmp(r->path + n - 4, "/ota") == 0;
 }
 
-/* Phase 1: the Profile Service payload, under the same enroll_auth as /enroll. */
+/*
+ * Phase 1: the Profile Service payload, under the same enroll_auth and
+ * topic choice as /enroll; the challenge carries the topic to phase 3.
+ */
 static mdm_err enroll_ota_service(struct app *a, fcgi_req *r)
 {
 	struct enroll_state *st;
 	char base[PROFILE_MAX_URL + 1], url[PROFILE_MAX_URL + sizeof(OTA_PATH)];
+	char topic[PUSH_MAX_TOPIC + 1];
 	uint8_t *der = NULL;
 	size_t derlen = 0;
 	mdm_err rc;
@@ -119,18 +149,23 @@ static mdm_err enroll_ota_service(struct app *a, fcgi_req *r)
 		return app_fail(a, r, rc == MDM_ERR_DB_CONN ? rc : MDM_ERR_CONFIG,
 		        "enrollment is not configured or its database is unavailable (see the "
 		        "error log)");
-	if (enroll_authorize(st, a->cfg, r->query, fcgi_param0(r, "REMOTE_USER")) != MDM_OK)
-		return app_fail(a, r, MDM_ERR_FORBIDDEN, "not allowed to enroll (enroll_auth)");
+	if ((rc = enroll_topic(a, r, st, topic)) != MDM_OK)
+		return rc;
 	if ((rc = enroll_public_url(a, r, base, sizeof(base))) != MDM_OK)
 		return app_fail(a, r, rc, "no public_url and no usable Host header");
 	snprintf(url, sizeof(url), "%s%s", base, OTA_PATH);
-	if ((rc = ota_service_profile(a->db, a->cfg, st, url, &der, &derlen)) != MDM_OK)
-		return app_fail(a, r, rc, "the profile service profile could not be built");
+	if ((rc = ota_service_profile(a->db, a->cfg, st, url, topic, &der, &derlen)) != MDM_OK)
+		return app_fail(a, r, rc,
+		        rc == MDM_ERR_NOT_FOUND
+		                ? "topic %s was removed meanwhile"
+		                : "the profile service profile could not be built%s",
+		        rc == MDM_ERR_NOT_FOUND ? topic : "");
 	rc = fcgi_respond(r, 200, "application/x-apple-aspen-config",
 	        "Cache-Control: no-store\r\n"
 	        "Content-Disposition: attachment; filename=\"ota.mobileconfig\"\r\n",
 	        der, derlen);
-	log_info("enroll: OTA profile service served (%zu bytes signed)", derlen);
+	log_info("enroll: OTA profile service served for topic %s (%zu bytes signed)", topic,
+	        derlen);
 	enroll_free_secret(der, derlen);
 	return rc;
 }

@@ -68,8 +68,8 @@ static const struct config_key config_keys[] = {
                 "chain to (Apple Root CA and Apple's device CAs, shipped as "
                 "share/apple-ota-trust.pem)"},
         {"mdm_topic", NULL, 0,
-                "APNs topic of the enrollment profile; unset: the one imported push "
-                "certificate's"},
+                "default APNs topic of enrollment profiles (a request may choose another "
+                "imported one with ?topic=); unset: the only one imported"},
         {"mdm_sign_message", "yes", 0,
                 "SignMessage in the enrollment profile: devices add Mdm-Signature (yes or no)"},
         {"mdm_access_rights", "8191", 0, "AccessRights of the MDM payload (1 to 8191)"},

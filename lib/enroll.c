@@ -1,4 +1,4 @@
-/* Enrollment: authorisation, per-process state, the signed enrollment profile. */
+/* Enrollment: authorisation, the topic of a profile, per-process state, the signed profile. */
 #include "enroll.h"
 #include "ca.h"
 #include "cms.h"
@@ -8,6 +8,7 @@
 #include "profile.h"
 #include "x509.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,6 +116,24 @@ static mdm_err enroll_signer_load(const config *cfg, struct enroll_state *st)
 	return MDM_OK;
 }
 
+/* mdm_topic: only its shape here; whether it is imported is asked per request. */
+static mdm_err enroll_default_topic(const config *cfg, char out[PUSH_MAX_TOPIC + 1])
+{
+	const char *t = config_get0(cfg, "mdm_topic");
+
+	out[0] = '\0';
+	if (t == NULL)
+		return MDM_OK;
+	if (!push_topic_valid(t)) {
+		log_error("config: mdm_topic must be %s<UUID> (Apple MDM protocol: the push "
+		          "certificate's UID)",
+		        PUSH_TOPIC_PREFIX);
+		return MDM_ERR_CONFIG;
+	}
+	memcpy(out, t, strlen(t) + 1);
+	return MDM_OK;
+}
+
 mdm_err enroll_state_load(db *d, const config *cfg, int with_signer, struct enroll_state **out)
 {
 	struct enroll_state *st;
@@ -134,7 +153,7 @@ mdm_err enroll_state_load(db *d, const config *cfg, int with_signer, struct enro
 		goto out;
 	if (with_signer && (rc = enroll_signer_load(cfg, st)) != MDM_OK)
 		goto out;
-	if ((rc = push_topic_get(d, cfg, st->topic)) != MDM_OK ||
+	if ((rc = enroll_default_topic(cfg, st->default_topic)) != MDM_OK ||
 	        (rc = enroll_ca_name(d, st->ca_name, sizeof(st->ca_name))) != MDM_OK)
 		goto out;
 	*out = st;
@@ -190,19 +209,207 @@ mdm_err enroll_authorize(const struct enroll_state *st, const config *cfg, const
 	return MDM_OK;
 }
 
-/* A new one-time challenge (mdm.scep_challenge_new), valid st->ttl seconds. */
-static mdm_err enroll_challenge(db *d, const struct enroll_state *st, const char *udid, char **out)
+static void enroll_why(char *why, size_t cap, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+static void enroll_why(char *why, size_t cap, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (why == NULL || cap == 0)
+		return;
+	va_start(ap, fmt);
+	(void)vsnprintf(why, cap, fmt, ap);
+	va_end(ap);
+}
+
+mdm_err enroll_topic_from_query(const char *query, char out[PUSH_MAX_TOPIC + 1])
+{
+	size_t n = 0;
+	mdm_err rc;
+
+	out[0] = '\0';
+	/* Into the fixed buffer: a longer value is refused while decoding. */
+	rc = fcgi_query_get_buf(query, "topic", 0, out, PUSH_MAX_TOPIC + 1, &n);
+	if (rc == MDM_ERR_NOT_FOUND)
+		return rc;
+	if (rc == MDM_OK && n == strlen(out) && push_topic_valid(out))
+		return MDM_OK;
+	out[0] = '\0';
+	log_warn("enroll: refused: the topic parameter must be given once as %s<UUID> (%zu "
+	         "characters)",
+	        PUSH_TOPIC_PREFIX, (size_t)PUSH_MAX_TOPIC);
+	return MDM_ERR_PARSE;
+}
+
+/* The imported topics for an answer: the first few, and how many more. */
+static void enroll_topics_named(const struct push_topics *t, char *buf, size_t cap)
+{
+	if (t->n > PUSH_MAX_LISTED)
+		snprintf(buf, cap, "%s and %lld more (`mdmctl push-cert list`)", t->list,
+		        t->n - PUSH_MAX_LISTED);
+	else
+		snprintf(buf, cap, "%s", t->list);
+}
+
+/* The topic wanted (asked for, the Location's, or mdm_topic) is not imported. */
+static mdm_err enroll_topic_missing(const struct push_topics *t, const char *want,
+        const char *requested, const char *location, char *why, size_t whycap)
+{
+	char named[sizeof(t->list) + 64];
+
+	enroll_topics_named(t, named, sizeof(named));
+	if (requested != NULL) {
+		log_warn("enroll: refused: topic %s asked for is not imported", requested);
+		enroll_why(why, whycap, "topic %s is not imported here%s%s", requested,
+		        t->n > 0 ? "; imported: " : " (no push certificate is imported)", named);
+		return MDM_ERR_NOT_FOUND;
+	}
+	if (location != NULL) {
+		log_error("enroll: topic %s, this URL's (MDM_MDM_TOPIC of its Apache Location), is "
+		          "not imported: import its push certificate or change the SetEnv",
+		        want);
+		enroll_why(why, whycap,
+		        "this URL's topic %s is not imported (any more): the administrator imports "
+		        "its push certificate or changes MDM_MDM_TOPIC of the Location",
+		        want);
+		return MDM_ERR_CONFLICT;
+	}
+	log_error("enroll: mdm_topic %s is not imported (`mdmctl push-cert list`): import it "
+	          "or change mdm_topic",
+	        want);
+	if (t->n > 0)
+		enroll_why(why, whycap,
+		        "the default topic %s (mdm_topic) is not imported: add topic=<topic> to "
+		        "the "
+		        "query (one of: %s), or the administrator changes mdm_topic",
+		        want, named);
+	else
+		enroll_why(why, whycap,
+		        "the default topic %s (mdm_topic) is not imported, nor is any other", want);
+	return MDM_ERR_CONFLICT;
+}
+
+mdm_err enroll_topic_choose(db *d, const struct enroll_state *st, const char *requested,
+        const char *location, char out[PUSH_MAX_TOPIC + 1], char *why, size_t whycap)
+{
+	char named[PUSH_MAX_LISTED * (PUSH_MAX_TOPIC + 2) + 64];
+	struct push_topics t;
+	const char *want;
+	mdm_err rc;
+
+	out[0] = '\0';
+	enroll_why(why, whycap, "%s", "");
+	if (location != NULL && location[0] == '\0')
+		location = NULL;
+	if (requested != NULL && !push_topic_valid(requested)) {
+		log_warn("enroll: refused: the topic asked for is not %s<UUID>", PUSH_TOPIC_PREFIX);
+		enroll_why(why, whycap, "the topic must be %s<UUID> (the push certificate's UID)",
+		        PUSH_TOPIC_PREFIX);
+		return MDM_ERR_PARSE;
+	}
+	if (location != NULL && !push_topic_valid(location)) {
+		log_error("enroll: MDM_MDM_TOPIC of this request (SetEnv in an Apache Location) is "
+		          "not %s<UUID>: fix Apache's configuration",
+		        PUSH_TOPIC_PREFIX);
+		enroll_why(why, whycap,
+		        "this URL's topic (MDM_MDM_TOPIC of its Apache Location) is misconfigured");
+		return MDM_ERR_CONFIG;
+	}
+	if (requested != NULL && location != NULL && strcmp(requested, location) != 0) {
+		log_warn("enroll: refused: topic %s asked for where the Location serves %s only",
+		        requested, location);
+		enroll_why(why, whycap,
+		        "this URL serves topic %s only (MDM_MDM_TOPIC of its Location): leave out "
+		        "topic= or ask for that one",
+		        location);
+		return MDM_ERR_FORBIDDEN;
+	}
+	want = requested != NULL               ? requested
+	        : location != NULL             ? location
+	        : st->default_topic[0] != '\0' ? st->default_topic
+	                                       : NULL;
+	if ((rc = push_topics_get(d, want, &t)) != MDM_OK) {
+		enroll_why(why, whycap, "the push topics could not be read");
+		return rc;
+	}
+	if (want != NULL) {
+		if (!t.wanted_found)
+			return enroll_topic_missing(&t, want, requested, location, why, whycap);
+		memcpy(out, want, strlen(want) + 1);
+		return MDM_OK;
+	}
+	if (t.n == 1 && t.only[0] != '\0') {
+		memcpy(out, t.only, strlen(t.only) + 1);
+		return MDM_OK;
+	}
+	if (t.n == 0) {
+		log_error("enroll: no push certificate is imported: run `mdmctl push-cert import`");
+		enroll_why(why, whycap, "no push certificate is imported yet");
+		return MDM_ERR_CONFIG;
+	}
+	if (t.n == 1) {
+		log_error("enroll: the topic in mdm.push_cert is not %s<UUID>", PUSH_TOPIC_PREFIX);
+		enroll_why(why, whycap, "the imported push topic is not usable");
+		return MDM_ERR_CONFIG;
+	}
+	log_warn("enroll: refused: %lld push topics are imported and the request chose none "
+	         "(enrollers add ?topic=, or set mdm_topic for a default)",
+	        t.n);
+	enroll_topics_named(&t, named, sizeof(named));
+	enroll_why(why, whycap,
+	        "%lld push topics are imported and none was chosen: add topic=<topic> to the "
+	        "query (one of: %s), or the administrator sets mdm_topic",
+	        t.n, named);
+	return MDM_ERR_CONFLICT;
+}
+
+mdm_err enroll_admit(db *d, const struct enroll_state *st, const config *cfg,
+        const struct enroll_req *req, char topic[PUSH_MAX_TOPIC + 1], char *why, size_t whycap)
+{
+	char asked[PUSH_MAX_TOPIC + 1];
+	mdm_err rc;
+
+	topic[0] = '\0';
+	enroll_why(why, whycap, "%s", "");
+	/* First: nothing about topics reaches someone who may not enroll. */
+	if (enroll_authorize(st, cfg, req->query, req->remote_user) != MDM_OK) {
+		enroll_why(why, whycap, "not allowed to enroll (enroll_auth)");
+		return MDM_ERR_FORBIDDEN;
+	}
+	rc = enroll_topic_from_query(req->query, asked);
+	if (rc != MDM_OK && rc != MDM_ERR_NOT_FOUND) {
+		enroll_why(why, whycap,
+		        "the topic parameter must be given once as %s<UUID> (the push "
+		        "certificate's UID)",
+		        PUSH_TOPIC_PREFIX);
+		return rc;
+	}
+	return enroll_topic_choose(
+	        d, st, rc == MDM_OK ? asked : NULL, req->location_topic, topic, why, whycap);
+}
+
+/*
+ * A new one-time challenge (mdm.scep_challenge_new), valid st->ttl
+ * seconds, recording topic (NULL: none).  MDM_ERR_NOT_FOUND when the
+ * topic is not imported (removed since it was chosen): nothing is made.
+ */
+static mdm_err enroll_challenge(
+        db *d, const struct enroll_state *st, const char *udid, const char *topic, char **out)
 {
 	char ttl[16];
-	const char *params[2] = {ttl, udid};
+	const char *params[3] = {ttl, udid, topic};
 	db_res *r = NULL;
 	const char *c;
 	mdm_err rc;
 
 	*out = NULL;
 	snprintf(ttl, sizeof(ttl), "%d", st->ttl);
-	rc = db_exec(d, "SELECT mdm.scep_challenge_new($2, make_interval(secs => $1::int))", 2,
+	rc = db_exec(d, "SELECT mdm.scep_challenge_new($2, make_interval(secs => $1::int), $3)", 3,
 	        params, &r);
+	if (rc == MDM_ERR_DB && strcmp(db_get0_sqlstate(d), "P0002") == 0) {
+		log_warn("enroll: topic %s is no longer imported: no profile", topic);
+		rc = MDM_ERR_NOT_FOUND;
+	}
 	if (rc != MDM_OK)
 		goto out;
 	if (db_res_rows(r) != 1 || (c = db_res_get0(r, 0, 0)) == NULL) {
@@ -217,24 +424,26 @@ out:
 }
 
 mdm_err enroll_profile_tree(db *d, const config *cfg, const struct enroll_state *st,
-        const char *public_url, const char *udid, int with_mdm, plist **out)
+        const char *public_url, const char *udid, const char *topic, int with_mdm, plist **out)
 {
 	struct profile_enroll_params p = {0};
 	char *challenge = NULL;
 	mdm_err rc;
 
 	*out = NULL;
+	if (with_mdm && (topic == NULL || !push_topic_valid(topic)))
+		return MDM_ERR_INVAL;
 	p.public_url = public_url != NULL ? public_url : config_get0(cfg, "public_url");
 	p.scep_url = config_get0(cfg, "scep_url");
 	p.scep_name = st->ca_name;
 	p.scep_subject = config_get0(cfg, "enroll_scep_subject");
-	p.topic = st->topic;
+	p.topic = topic;
 	p.organization = config_get0(cfg, "profile_org");
 	p.identifier = config_get0(cfg, "profile_identifier");
 	p.access_rights = st->access_rights;
 	p.sign_message = st->sign_message;
 	p.checkout_when_removed = st->checkout_when_removed;
-	if ((rc = enroll_challenge(d, st, udid, &challenge)) != MDM_OK)
+	if ((rc = enroll_challenge(d, st, udid, topic, &challenge)) != MDM_OK)
 		goto out;
 	p.challenge = challenge;
 	rc = with_mdm ? profile_enroll_build(&p, out) : profile_scep_build(&p, out);
@@ -257,14 +466,14 @@ mdm_err enroll_serialize(const plist *profile, char **xml, size_t *len)
 }
 
 mdm_err enroll_profile_xml(db *d, const config *cfg, const struct enroll_state *st,
-        const char *public_url, char **xml, size_t *len)
+        const char *public_url, const char *topic, char **xml, size_t *len)
 {
 	plist *profile = NULL;
 	mdm_err rc;
 
 	*xml = NULL;
 	*len = 0;
-	if ((rc = enroll_profile_tree(d, cfg, st, public_url, NULL, 1, &profile)) == MDM_OK)
+	if ((rc = enroll_profile_tree(d, cfg, st, public_url, NULL, topic, 1, &profile)) == MDM_OK)
 		rc = enroll_serialize(profile, xml, len);
 	plist_free(profile);
 	return rc;

@@ -1,8 +1,10 @@
 /*
- * Enrollment: who may fetch the enrollment profile (enroll_auth), the
- * state a program loads once (signer certificate, key and chain, the
- * push topic, the CA's name, the profile settings), and the profile
- * itself: a fresh one-time SCEP challenge from mdm.scep_challenge_new,
+ * Enrollment: who may fetch the enrollment profile (enroll_auth), which
+ * push topic it names (one of the imported ones: the request's ?topic=,
+ * its Apache Location's, mdm_topic, or the only one), the state a program
+ * loads once (signer certificate, key and chain, the default topic, the
+ * CA's name, the profile settings), and the profile itself: a fresh
+ * one-time SCEP challenge from mdm.scep_challenge_new recording the topic,
  * built by lib/profile, signed by lib/cms.  Shared by enroll.fcgi and
  * `mdmctl profile enroll`.
  */
@@ -31,7 +33,7 @@ struct enroll_state {
 	struct evp_pkey_st *key;
 	struct x509_st **chain;
 	size_t nchain;
-	char topic[PUSH_MAX_TOPIC + 1];
+	char default_topic[PUSH_MAX_TOPIC + 1]; /* mdm_topic, "" when unset */
 	char ca_name[512];
 	enum enroll_auth auth;
 	int ttl; /* enroll_challenge_ttl, seconds */
@@ -40,10 +42,11 @@ struct enroll_state {
 };
 
 /*
- * Reads and checks every enrollment setting, loads the signer
- * (profile_signer_cert/key/chain; the key must match) when with_signer,
- * the topic (push_topic_get) and the active CA's name.  MDM_ERR_CONFIG
- * (logged with the key to fix) for a missing or bad setting.
+ * Reads and checks every enrollment setting (mdm_topic, when set, must be
+ * a valid topic; whether it is imported is decided per request), loads
+ * the signer (profile_signer_cert/key/chain; the key must match) when
+ * with_signer, and the active CA's name.  MDM_ERR_CONFIG (logged with the
+ * key to fix) for a missing or bad setting.
  */
 MDM_WUR mdm_err enroll_state_load(
         db *d, const config *cfg, int with_signer, struct enroll_state **out);
@@ -57,20 +60,70 @@ void enroll_state_free(struct enroll_state *st);
 MDM_WUR mdm_err enroll_authorize(const struct enroll_state *st, const config *cfg,
         const char *query, const char *remote_user);
 
-/*
- * The enrollment profile's XML with a new one-time challenge.  public_url
- * NULL: config public_url.  *xml (NUL-ended, free with enroll_free_secret:
- * it holds the challenge) on MDM_OK.
- */
-MDM_WUR mdm_err enroll_profile_xml(db *d, const config *cfg, const struct enroll_state *st,
-        const char *public_url, char **xml, size_t *len);
+/* Room for the one-line explanation enroll_topic_choose and enroll_admit give. */
+#define ENROLL_MAX_WHY 768
 
 /*
- * The same as a tree: the challenge bound to udid (NULL: unbound), the
- * MDM payload left out unless with_mdm (OTA phase 2's identity profile).
+ * The request's ?topic= (untrusted): decoded into out without allocating,
+ * at most PUSH_MAX_TOPIC bytes, no NUL inside, given once, and
+ * com.apple.mgmt.External.<UUID>.  MDM_ERR_NOT_FOUND when absent,
+ * MDM_ERR_PARSE (logged, the value never echoed) otherwise; out is ""
+ * unless MDM_OK.
+ */
+MDM_WUR mdm_err enroll_topic_from_query(const char *query, char out[PUSH_MAX_TOPIC + 1]);
+
+/*
+ * The topic of one profile, among the imported ones (one query of topic
+ * names, push_topics_get):
+ *   - requested (?topic=, `mdmctl profile enroll --topic`): that one;
+ *   - location (Apache's MDM_MDM_TOPIC for this request, set with SetEnv
+ *     in a <Location>; NULL or "": none) is the only topic that Location
+ *     serves: a different requested one is refused;
+ *   - else mdm_topic (st->default_topic), else the only one imported.
+ * MDM_ERR_PARSE (400): requested is not a topic.  MDM_ERR_FORBIDDEN
+ * (403): requested differs from the Location's.  MDM_ERR_NOT_FOUND (404):
+ * requested is not imported.  MDM_ERR_CONFLICT (409): several imported
+ * and none chosen, or the Location's or mdm_topic is not imported (any
+ * more).  MDM_ERR_CONFIG (500): none imported, or a Location's value is
+ * not a topic.  Each logged once; why (whycap bytes) gets the answer's
+ * text, naming the imported topics where it helps (never a secret): call
+ * it only for a request enroll_authorize admitted (enroll_admit does).
+ */
+MDM_WUR mdm_err enroll_topic_choose(db *d, const struct enroll_state *st, const char *requested,
+        const char *location, char out[PUSH_MAX_TOPIC + 1], char *why, size_t whycap);
+
+/* A request to enroll.fcgi as enroll_admit sees it. */
+struct enroll_req {
+	const char *query;          /* the query string (token=, topic=), or NULL */
+	const char *remote_user;    /* Apache's REMOTE_USER, or NULL */
+	const char *location_topic; /* Apache's MDM_MDM_TOPIC for this request, or NULL */
+};
+
+/*
+ * enroll_authorize, then (only for an admitted request, so that nobody
+ * who may not fetch a profile learns a topic) enroll_topic_from_query and
+ * enroll_topic_choose.  Their errors; why as for enroll_topic_choose.
+ */
+MDM_WUR mdm_err enroll_admit(db *d, const struct enroll_state *st, const config *cfg,
+        const struct enroll_req *req, char topic[PUSH_MAX_TOPIC + 1], char *why, size_t whycap);
+
+/*
+ * The enrollment profile's XML with a new one-time challenge, naming
+ * topic (enroll_topic_choose's).  public_url NULL: config public_url.
+ * *xml (NUL-ended, free with enroll_free_secret: it holds the challenge)
+ * on MDM_OK.  MDM_ERR_NOT_FOUND (and no challenge made) when the topic is
+ * no longer imported.
+ */
+MDM_WUR mdm_err enroll_profile_xml(db *d, const config *cfg, const struct enroll_state *st,
+        const char *public_url, const char *topic, char **xml, size_t *len);
+
+/*
+ * The same as a tree: the challenge bound to udid (NULL: unbound) and
+ * recording topic, the MDM payload left out unless with_mdm (OTA phase
+ * 2's identity profile, where topic may be NULL).
  */
 MDM_WUR mdm_err enroll_profile_tree(db *d, const config *cfg, const struct enroll_state *st,
-        const char *public_url, const char *udid, int with_mdm, plist **out);
+        const char *public_url, const char *udid, const char *topic, int with_mdm, plist **out);
 
 /* plist_serialize, a failure logged as the configuration's (MDM_ERR_CONFIG). */
 MDM_WUR mdm_err enroll_serialize(const plist *profile, char **xml, size_t *len);

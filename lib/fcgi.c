@@ -75,50 +75,52 @@ static int fcgi_hexval(char c)
 	return -1;
 }
 
-mdm_err fcgi_query_get(
-        const char *query, const char *name, int plus_is_space, char **out, size_t *outlen)
+/* The raw (still escaped) value of name in query, or NULL; MDM_ERR_PARSE if given twice. */
+static mdm_err fcgi_query_find(
+        const char *query, const char *name, const char **found, size_t *found_len)
 {
-	const char *found = NULL;
-	size_t found_len = 0, nlen = strlen(name);
-	char *v;
-	size_t n = 0;
+	size_t nlen = strlen(name);
 
-	*out = NULL;
-	*outlen = 0;
+	*found = NULL;
+	*found_len = 0;
 	if (query == NULL)
 		return MDM_ERR_NOT_FOUND;
 	if (strlen(query) > MDM_MAX_QUERY)
 		return MDM_ERR_LIMIT;
 	for (const char *p = query; *p != '\0';) {
 		size_t len = strcspn(p, "&");
-		if (len > nlen && strncmp(p, name, nlen) == 0 && p[nlen] == '=') {
-			if (found != NULL) {
+		if ((len > nlen && strncmp(p, name, nlen) == 0 && p[nlen] == '=') ||
+		        (len == nlen && strncmp(p, name, nlen) == 0)) {
+			if (*found != NULL) {
 				log_warn("fcgi: query parameter \"%s\" given twice", name);
+				*found = NULL;
 				return MDM_ERR_PARSE;
 			}
-			found = p + nlen + 1;
-			found_len = len - nlen - 1;
-		} else if (len == nlen && strncmp(p, name, nlen) == 0) {
-			if (found != NULL)
-				return MDM_ERR_PARSE;
-			found = p + len;
-			found_len = 0;
+			*found = len > nlen ? p + nlen + 1 : p + len;
+			*found_len = len > nlen ? len - nlen - 1 : 0;
 		}
 		p += len;
 		if (*p == '&')
 			p++;
 	}
-	if (found == NULL)
-		return MDM_ERR_NOT_FOUND;
-	if ((v = malloc(found_len + 1)) == NULL)
-		return MDM_ERR_NOMEM;
-	for (size_t i = 0; i < found_len; i++) {
-		char c = found[i];
+	return *found == NULL ? MDM_ERR_NOT_FOUND : MDM_OK;
+}
+
+/*
+ * Decodes raw[0..rawlen) into out, which holds cap bytes with the NUL:
+ * MDM_ERR_LIMIT as soon as the value does not fit.
+ */
+static mdm_err fcgi_query_decode(const char *name, const char *raw, size_t rawlen,
+        int plus_is_space, char *out, size_t cap, size_t *outlen)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < rawlen; i++) {
+		char c = raw[i];
 		if (c == '%') {
 			int hi, lo;
-			if (i + 2 >= found_len || (hi = fcgi_hexval(found[i + 1])) < 0 ||
-			        (lo = fcgi_hexval(found[i + 2])) < 0) {
-				free(v);
+			if (i + 2 >= rawlen || (hi = fcgi_hexval(raw[i + 1])) < 0 ||
+			        (lo = fcgi_hexval(raw[i + 2])) < 0) {
 				log_warn("fcgi: bad %%-escape in query parameter \"%s\"", name);
 				return MDM_ERR_PARSE;
 			}
@@ -127,12 +129,59 @@ mdm_err fcgi_query_get(
 		} else if (c == '+' && plus_is_space) {
 			c = ' ';
 		}
-		v[n++] = c;
+		if (n + 1 >= cap)
+			return MDM_ERR_LIMIT;
+		out[n++] = c;
 	}
-	v[n] = '\0';
-	*out = v;
+	out[n] = '\0';
 	*outlen = n;
 	return MDM_OK;
+}
+
+mdm_err fcgi_query_get(
+        const char *query, const char *name, int plus_is_space, char **out, size_t *outlen)
+{
+	const char *found;
+	size_t found_len;
+	char *v;
+	mdm_err rc;
+
+	*out = NULL;
+	*outlen = 0;
+	if ((rc = fcgi_query_find(query, name, &found, &found_len)) != MDM_OK)
+		return rc;
+	/* Decoding never lengthens: the raw length bounds the value. */
+	if ((v = malloc(found_len + 1)) == NULL)
+		return MDM_ERR_NOMEM;
+	if ((rc = fcgi_query_decode(
+	             name, found, found_len, plus_is_space, v, found_len + 1, outlen)) != MDM_OK) {
+		free(v);
+		*outlen = 0;
+		return rc;
+	}
+	*out = v;
+	return MDM_OK;
+}
+
+mdm_err fcgi_query_get_buf(const char *query, const char *name, int plus_is_space, char *buf,
+        size_t cap, size_t *outlen)
+{
+	const char *found;
+	size_t found_len;
+	mdm_err rc;
+
+	*outlen = 0;
+	if (cap == 0)
+		return MDM_ERR_INVAL;
+	buf[0] = '\0';
+	if ((rc = fcgi_query_find(query, name, &found, &found_len)) != MDM_OK)
+		return rc;
+	rc = fcgi_query_decode(name, found, found_len, plus_is_space, buf, cap, outlen);
+	if (rc != MDM_OK) {
+		explicit_bzero(buf, cap);
+		*outlen = 0;
+	}
+	return rc;
 }
 
 /* Strict decimal: digits only, no sign, no overflow. */

@@ -56,6 +56,13 @@ int fcgi_method_in(const char *method, const char *list);
  */
 MDM_WUR mdm_err fcgi_query_get(
         const char *query, const char *name, int plus_is_space, char **out, size_t *outlen);
+/*
+ * The same into buf (cap bytes, NUL included), allocating nothing: a value
+ * that does not fit is MDM_ERR_LIMIT, found while decoding, so a value of
+ * any length costs no memory.  buf is "" unless MDM_OK.
+ */
+MDM_WUR mdm_err fcgi_query_get_buf(const char *query, const char *name, int plus_is_space,
+        char *buf, size_t cap, size_t *outlen);
 
 /*
  * Reads the whole body into r->body.  A declared Content-Length over

@@ -4,6 +4,7 @@
 #include "cms.h"
 #include "log.h"
 #include "profile.h"
+#include "push.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -217,11 +218,11 @@ static mdm_err ota_sign_tree(
 }
 
 mdm_err ota_service_profile(db *d, const config *cfg, const struct enroll_state *st,
-        const char *service_url, uint8_t **der, size_t *derlen)
+        const char *service_url, const char *topic, uint8_t **der, size_t *derlen)
 {
 	struct profile_service_params p = {0};
 	char ttl[16];
-	const char *params[1] = {ttl};
+	const char *params[2] = {ttl, topic};
 	plist *profile = NULL;
 	db_res *r = NULL;
 	char *challenge = NULL;
@@ -230,8 +231,13 @@ mdm_err ota_service_profile(db *d, const config *cfg, const struct enroll_state 
 	*der = NULL;
 	*derlen = 0;
 	snprintf(ttl, sizeof(ttl), "%d", st->ttl);
-	rc = db_exec(
-	        d, "SELECT mdm.ota_challenge_new(make_interval(secs => $1::int))", 1, params, &r);
+	/* The challenge carries the topic to phases 2 and 3. */
+	rc = db_exec(d, "SELECT mdm.ota_challenge_new(make_interval(secs => $1::int), $2)", 2,
+	        params, &r);
+	if (rc == MDM_ERR_DB && strcmp(db_get0_sqlstate(d), "P0002") == 0) {
+		log_warn("ota: topic %s is no longer imported: no profile service", topic);
+		rc = MDM_ERR_NOT_FOUND;
+	}
 	if (rc != MDM_OK)
 		goto out;
 	if (db_res_rows(r) != 1 || db_res_get0(r, 0, 0) == NULL) {
@@ -257,6 +263,57 @@ out:
 	return rc;
 }
 
+/* A topic column (NULL: ""), checked before it goes anywhere. */
+static mdm_err ota_topic_copy(const db_res *r, int col, char topic[PUSH_MAX_TOPIC + 1])
+{
+	const char *t = db_res_get0(r, 0, col);
+
+	topic[0] = '\0';
+	if (t == NULL)
+		return MDM_OK;
+	if (!push_topic_valid(t)) {
+		log_error("ota: the topic recorded with the challenge is not %s<UUID>",
+		        PUSH_TOPIC_PREFIX);
+		return MDM_ERR_CONFIG;
+	}
+	memcpy(topic, t, strlen(t) + 1);
+	return MDM_OK;
+}
+
+/*
+ * Phase 3's topic: the one recorded with the SCEP challenge that issued
+ * the signer (phase 2 copied it there from phase 1's); for an enrollment
+ * begun before topics were recorded, the server's choice without a
+ * request (mdm_topic, or the only topic).
+ */
+static mdm_err ota_phase3_topic(db *d, const struct enroll_state *st, const struct ota_msg *m,
+        const char *cert_id, char topic[PUSH_MAX_TOPIC + 1])
+{
+	const char *params[1] = {cert_id};
+	char why[ENROLL_MAX_WHY];
+	db_res *r = NULL;
+	mdm_err rc;
+
+	topic[0] = '\0';
+	rc = db_exec(d,
+	        "SELECT h.topic FROM mdm.challenge h WHERE h.used_by_certificate = $1::bigint "
+	        "AND h.purpose = 'scep' AND h.topic IS NOT NULL ORDER BY h.id DESC LIMIT 1",
+	        1, params, &r);
+	if (rc != MDM_OK)
+		goto out;
+	if (db_res_rows(r) == 1) {
+		rc = ota_topic_copy(r, 0, topic);
+		goto out;
+	}
+	if ((rc = enroll_topic_choose(d, st, NULL, NULL, topic, why, sizeof(why))) != MDM_OK)
+		log_warn("ota refused: phase 3 for UDID %s: its enrollment recorded no topic and "
+		         "the server has no single one (%s)",
+		        m->udid, why);
+out:
+	db_res_free(r);
+	return rc;
+}
+
 struct ota_tx {
 	const config *cfg;
 	const struct enroll_state *st;
@@ -266,18 +323,24 @@ struct ota_tx {
 	size_t derlen;
 };
 
-/* Spends the phase-2 challenge: one UPDATE, so two messages cannot both use it. */
-static mdm_err ota_spend(db *d, const struct ota_msg *m, char *id, size_t cap)
+/*
+ * Spends the phase-2 challenge: one UPDATE, so two messages cannot both
+ * use it.  topic: the one phase 1 chose ("" for a challenge without).
+ */
+static mdm_err ota_spend(
+        db *d, const struct ota_msg *m, char *id, size_t cap, char topic[PUSH_MAX_TOPIC + 1])
 {
 	const char *params[1] = {m->challenge};
 	db_res *r = NULL;
 	mdm_err rc;
 
 	id[0] = '\0';
+	topic[0] = '\0';
 	rc = db_exec(d,
 	        "UPDATE mdm.challenge SET used_at = now() "
 	        "WHERE challenge_sha256 = encode(sha256(convert_to($1, 'UTF8')), 'hex') "
-	        "AND purpose = 'ota' AND used_at IS NULL AND expires_at > now() RETURNING id",
+	        "AND purpose = 'ota' AND used_at IS NULL AND expires_at > now() "
+	        "RETURNING id, topic",
 	        1, params, &r);
 	if (rc != MDM_OK)
 		goto out;
@@ -289,6 +352,7 @@ static mdm_err ota_spend(db *d, const struct ota_msg *m, char *id, size_t cap)
 		goto out;
 	}
 	snprintf(id, cap, "%s", db_res_get0(r, 0, 0));
+	rc = ota_topic_copy(r, 1, topic);
 out:
 	db_res_free(r);
 	return rc;
@@ -333,11 +397,11 @@ out:
 	return rc;
 }
 
-static mdm_err ota_record(
-        db *d, const struct ota_msg *m, const char *challenge_id, const char *certificate_id)
+static mdm_err ota_record(db *d, const struct ota_msg *m, const char *challenge_id,
+        const char *certificate_id, const char *topic)
 {
 	char phase[4];
-	const char *params[8];
+	const char *params[9];
 
 	snprintf(phase, sizeof(phase), "%d", (int)m->phase);
 	params[0] = m->udid;
@@ -348,11 +412,12 @@ static mdm_err ota_record(
 	params[5] = challenge_id[0] ? challenge_id : NULL;
 	params[6] = certificate_id[0] ? certificate_id : NULL;
 	params[7] = m->attrs_json;
+	params[8] = topic[0] ? topic : NULL;
 	return db_exec(d,
 	        "INSERT INTO mdm.ota_enrollment (udid, phase, signer_sha256, signer_subject, "
-	        "signer_issuer, challenge_id, certificate_id, attributes) VALUES ($1, "
-	        "$2::smallint, $3, $4, $5, $6::bigint, $7::bigint, $8::jsonb)",
-	        8, params, NULL);
+	        "signer_issuer, challenge_id, certificate_id, attributes, topic) VALUES ($1, "
+	        "$2::smallint, $3, $4, $5, $6::bigint, $7::bigint, $8::jsonb, $9)",
+	        9, params, NULL);
 }
 
 static mdm_err ota_tx_fn(db *d, void *arg)
@@ -360,7 +425,7 @@ static mdm_err ota_tx_fn(db *d, void *arg)
 	struct ota_tx *t = arg;
 	const struct ota_msg *m = t->m;
 	const char *params[1] = {m->udid};
-	char challenge_id[32] = "", cert_id[32] = "";
+	char challenge_id[32] = "", cert_id[32] = "", topic[PUSH_MAX_TOPIC + 1] = "";
 	plist *profile = NULL;
 	mdm_err rc;
 
@@ -369,20 +434,29 @@ static mdm_err ota_tx_fn(db *d, void *arg)
 	t->der = NULL;
 	t->derlen = 0;
 	if (m->phase == OTA_PHASE2) {
-		if ((rc = ota_spend(d, m, challenge_id, sizeof(challenge_id))) != MDM_OK)
+		if ((rc = ota_spend(d, m, challenge_id, sizeof(challenge_id), topic)) != MDM_OK)
 			goto out;
 		/* The device row the UDID-bound challenge and its certificate point at. */
 		if ((rc = db_exec(d,
 		             "INSERT INTO mdm.device (udid) VALUES ($1) ON CONFLICT DO NOTHING", 1,
 		             params, NULL)) != MDM_OK)
 			goto out;
-	} else if ((rc = ota_cert_of_udid(d, m, cert_id, sizeof(cert_id))) != MDM_OK)
+	} else if ((rc = ota_cert_of_udid(d, m, cert_id, sizeof(cert_id))) != MDM_OK ||
+	        (rc = ota_phase3_topic(d, t->st, m, cert_id, topic)) != MDM_OK)
 		goto out;
-	if ((rc = ota_record(d, m, challenge_id, cert_id)) != MDM_OK)
+	if ((rc = ota_record(d, m, challenge_id, cert_id, topic)) != MDM_OK)
 		goto out;
-	/* Phase 2: an identity over SCEP only; phase 3: the whole enrollment, encrypted. */
-	rc = enroll_profile_tree(
-	        d, t->cfg, t->st, t->public_url, m->udid, m->phase == OTA_PHASE3, &profile);
+	/*
+	 * Phase 2: an identity over SCEP only, its challenge carrying the topic
+	 * on; phase 3: the whole enrollment, encrypted, naming that topic.
+	 */
+	rc = enroll_profile_tree(d, t->cfg, t->st, t->public_url, m->udid, topic[0] ? topic : NULL,
+	        m->phase == OTA_PHASE3, &profile);
+	if (rc == MDM_ERR_NOT_FOUND) {
+		log_warn("ota refused: phase %d for UDID %s: its topic %s is no longer imported",
+		        (int)m->phase, m->udid, topic);
+		rc = MDM_ERR_CONFLICT;
+	}
 	if (rc != MDM_OK)
 		goto out;
 	if (m->phase == OTA_PHASE3 && (rc = profile_encrypt(profile, m->signer)) != MDM_OK)

@@ -4,18 +4,21 @@
  *
  *   phase 1  GET: a signed profile with a Profile Service payload (the
  *            URL to POST to, the DeviceAttributes wanted, a one-time
- *            challenge of purpose 'ota').
+ *            challenge of purpose 'ota' recording the push topic chosen
+ *            as for GET /enroll).
  *   phase 2  POST: the attributes plist in a CMS SignedData signed by the
  *            device's Apple-issued certificate (chain to ota_trust_file,
  *            x509_verify_pinned).  The challenge is spent, the attributes
  *            stored (mdm.ota_enrollment), and the answer is a signed
  *            profile with a SCEP payload whose one-time challenge is bound
- *            to the UDID.
+ *            to the UDID and carries the topic on.
  *   phase 3  POST: the attributes again, signed by the identity our CA
  *            issued over that SCEP (x509_verify_issued, recorded for that
  *            UDID in mdm.certificate).  The answer is the enrollment
- *            profile (SCEP + MDM payloads) with its payloads encrypted to
- *            that certificate (EncryptedPayloadContent), the whole signed.
+ *            profile (SCEP + MDM payloads, the MDM payload naming the topic
+ *            recorded with the SCEP challenge that issued the identity)
+ *            with its payloads encrypted to that certificate
+ *            (EncryptedPayloadContent), the whole signed.
  *
  * Phase 2 and 3 are told apart by who signed, never by the body: a
  * signer whose issuer is one of our CA certificates is held to phase 3's
@@ -83,11 +86,13 @@ void ota_msg_clear(struct ota_msg *m);
 
 /*
  * Phase 1: the signed Profile Service profile (DER) with a new challenge
- * (mdm.ota_challenge_new, valid enroll_challenge_ttl), service_url the
- * URL devices POST to.  Free *der with enroll_free_secret.
+ * (mdm.ota_challenge_new, valid enroll_challenge_ttl) that records topic
+ * (enroll_topic_choose's) for phases 2 and 3, service_url the URL devices
+ * POST to.  Free *der with enroll_free_secret.  MDM_ERR_NOT_FOUND (no
+ * challenge made) when the topic is not imported.
  */
 MDM_WUR mdm_err ota_service_profile(db *d, const config *cfg, const struct enroll_state *st,
-        const char *service_url, uint8_t **der, size_t *derlen);
+        const char *service_url, const char *topic, uint8_t **der, size_t *derlen);
 
 /*
  * Phases 2 and 3 in one database transaction: the checks that need the

@@ -330,7 +330,8 @@ out:
 	return rc;
 }
 
-static mdm_err params_check(const struct profile_enroll_params *p)
+/* The MDM payload's topic only when there is one (with_mdm). */
+static mdm_err params_check(const struct profile_enroll_params *p, int with_mdm)
 {
 	mdm_err rc;
 
@@ -345,7 +346,7 @@ static mdm_err params_check(const struct profile_enroll_params *p)
 	if ((rc = text_check("profile_org", p->organization)) != MDM_OK ||
 	        (rc = text_check("the SCEP Name (the CA's name)", p->scep_name)) != MDM_OK ||
 	        (rc = text_check("the challenge", p->challenge)) != MDM_OK ||
-	        (rc = text_check("the topic", p->topic)) != MDM_OK ||
+	        (with_mdm && (rc = text_check("the topic", p->topic)) != MDM_OK) ||
 	        (rc = identifier_check(p->identifier)) != MDM_OK)
 		return rc;
 	if (p->access_rights < 1 || p->access_rights > PROFILE_ACCESS_RIGHTS_MAX) {
@@ -369,7 +370,7 @@ static mdm_err profile_config_build(
 	*out = NULL;
 	if (p == NULL)
 		return MDM_ERR_INVAL;
-	if ((rc = params_check(p)) != MDM_OK)
+	if ((rc = params_check(p, with_mdm)) != MDM_OK)
 		return rc;
 	if ((rc = profile_uuid_new(top_uuid)) != MDM_OK ||
 	        (rc = profile_uuid_new(scep_uuid)) != MDM_OK ||

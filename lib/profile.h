@@ -66,7 +66,10 @@ struct profile_enroll_params {
  */
 MDM_WUR mdm_err profile_enroll_build(const struct profile_enroll_params *p, plist **out);
 
-/* The same without the MDM payload: OTA phase 2's answer (an identity over SCEP only). */
+/*
+ * The same without the MDM payload: OTA phase 2's answer (an identity
+ * over SCEP only); topic is not used and may be NULL.
+ */
 MDM_WUR mdm_err profile_scep_build(const struct profile_enroll_params *p, plist **out);
 
 struct profile_service_params {

@@ -159,36 +159,105 @@ mdm_err push_cert_import(db *d, struct x509_st *cert, struct evp_pkey_st *key, c
 	return MDM_OK;
 }
 
-mdm_err push_topic_get(db *d, const config *cfg, char out[PUSH_MAX_TOPIC + 1])
+mdm_err push_topics_get(db *d, const char *wanted, struct push_topics *out)
 {
-	const char *t = config_get0(cfg, "mdm_topic");
+	char limit[16];
+	const char *params[2] = {wanted, limit};
+	db_res *r = NULL;
+	const char *list;
+	mdm_err rc;
+
+	memset(out, 0, sizeof(*out));
+	snprintf(limit, sizeof(limit), "%d", PUSH_MAX_LISTED);
+	rc = db_exec(d,
+	        "SELECT (SELECT count(*) FROM mdm.push_cert), "
+	        "EXISTS (SELECT 1 FROM mdm.push_cert WHERE topic = $1), "
+	        "(SELECT string_agg(x.topic, ', ' ORDER BY x.topic) FROM (SELECT topic FROM "
+	        "mdm.push_cert ORDER BY topic LIMIT $2::int) x)",
+	        2, params, &r);
+	if (rc != MDM_OK)
+		goto out;
+	if (db_res_rows(r) != 1) {
+		rc = MDM_ERR_DB;
+		goto out;
+	}
+	out->n = atoll(db_res_get0(r, 0, 0));
+	out->wanted_found = strcmp(db_res_get0(r, 0, 1), "t") == 0;
+	/* Topics are printable by the table's CHECK; long ones are cut, never overrun. */
+	if ((list = db_res_get0(r, 0, 2)) != NULL)
+		snprintf(out->list, sizeof(out->list), "%s", list);
+	if (out->n == 1 && list != NULL && push_topic_valid(list))
+		memcpy(out->only, list, strlen(list) + 1);
+out:
+	db_res_free(r);
+	return rc;
+}
+
+struct push_remove_arg {
+	const char *topic;
+	int force;
+	long long active;
+	char *key_uri;
+	size_t cap;
+};
+
+static mdm_err push_remove_tx(db *d, void *arg)
+{
+	struct push_remove_arg *a = arg;
+	const char *params[2] = {a->topic, a->force ? "true" : "false"};
 	db_res *r = NULL;
 	mdm_err rc;
 
-	out[0] = '\0';
-	if (t != NULL) {
-		if (!push_topic_valid(t)) {
-			log_error("config: mdm_topic must be %s<UUID> (Apple MDM protocol)",
-			        PUSH_TOPIC_PREFIX);
-			return MDM_ERR_CONFIG;
-		}
-		memcpy(out, t, strlen(t) + 1);
-		return MDM_OK;
-	}
-	if ((rc = db_exec(d, "SELECT topic FROM mdm.push_cert ORDER BY topic LIMIT 2", 0, NULL,
-	             &r)) != MDM_OK)
-		return rc;
+	a->active = 0;
+	/* Locked first: the count cannot change before the removal below. */
+	rc = db_exec(d,
+	        "SELECT p.key_uri, (SELECT count(*) FROM mdm.enrollment e WHERE e.topic = "
+	        "p.topic AND e.active) FROM mdm.push_cert p WHERE p.topic = $1 FOR UPDATE OF p",
+	        1, params, &r);
+	if (rc != MDM_OK)
+		goto out;
 	if (db_res_rows(r) != 1) {
-		log_error("push: %s push certificate imported and mdm_topic is unset: %s",
-		        db_res_rows(r) == 0 ? "no" : "more than one",
-		        db_res_rows(r) == 0 ? "run `mdmctl push-cert import`" : "set mdm_topic");
-		rc = MDM_ERR_CONFIG;
-	} else if (!push_topic_valid(db_res_get0(r, 0, 0))) {
-		log_error("push: the topic in mdm.push_cert is not %s<UUID>", PUSH_TOPIC_PREFIX);
-		rc = MDM_ERR_CONFIG;
-	} else {
-		memcpy(out, db_res_get0(r, 0, 0), strlen(db_res_get0(r, 0, 0)) + 1);
+		rc = MDM_ERR_NOT_FOUND;
+		goto out;
 	}
+	snprintf(a->key_uri, a->cap, "%s", db_res_get0(r, 0, 0));
+	a->active = atoll(db_res_get0(r, 0, 1));
+	if (a->active > 0 && !a->force) {
+		rc = MDM_ERR_CONFLICT;
+		goto out;
+	}
+	rc = db_exec(d, "SELECT mdm.push_cert_remove($1, $2::boolean)", 2, params, NULL);
+out:
 	db_res_free(r);
+	return rc;
+}
+
+mdm_err push_cert_remove(
+        db *d, const char *topic, int force, long long *active, char *key_uri, size_t cap)
+{
+	struct push_remove_arg a = {topic, force, 0, key_uri, cap};
+	mdm_err rc;
+
+	*active = 0;
+	if (cap == 0)
+		return MDM_ERR_INVAL;
+	key_uri[0] = '\0';
+	/* The table's CHECK allows at most this; longer cannot be imported. */
+	if (topic == NULL || strlen(topic) > sizeof(PUSH_TOPIC_PREFIX) + 200)
+		return MDM_ERR_INVAL;
+	rc = db_tx(d, push_remove_tx, &a);
+	*active = a.active;
+	if (rc == MDM_ERR_NOT_FOUND)
+		log_warn("push: no push certificate is imported for that topic");
+	else if (rc == MDM_ERR_CONFLICT)
+		log_warn("push: %lld active enrollment(s) use topic %s: not removed (force "
+		         "removes it anyway)",
+		        a.active, topic);
+	else if (rc == MDM_OK)
+		log_info("push: topic %s removed (%lld active enrollment(s) used it); its key "
+		         "stays at %s",
+		        topic, a.active, key_uri);
+	if (rc != MDM_OK)
+		key_uri[0] = '\0';
 	return rc;
 }

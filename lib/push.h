@@ -48,12 +48,36 @@ MDM_WUR mdm_err push_cert_import(db *d, struct x509_st *cert, struct evp_pkey_st
         const char *key_uri, time_t now, char topic[PUSH_MAX_TOPIC + 1],
         enum push_import_result *result);
 
+/* Topics named in one answer or log line at most (push_topics_get). */
+#define PUSH_MAX_LISTED 8
+
+/* What is imported, as enrollment needs to know it (push_topics_get). */
+struct push_topics {
+	long long n;      /* push certificates imported (topics) */
+	int wanted_found; /* the topic asked about is one of them */
+	/* The first PUSH_MAX_LISTED topics in order, ", " between, "" when none. */
+	char list[PUSH_MAX_LISTED * (PUSH_MAX_TOPIC + 2) + 1];
+	/* n == 1: that topic, if it is a valid one ("" otherwise). */
+	char only[PUSH_MAX_TOPIC + 1];
+};
+
 /*
- * The topic enrollment profiles carry: config mdm_topic when set (it must
- * be a valid topic), else that of the single row of mdm.push_cert.
- * MDM_ERR_CONFIG when none is imported or several are and mdm_topic is
- * unset (logged).
+ * One cheap query over mdm.push_cert (topic names only: no certificate or
+ * key is read): how many topics, whether wanted (NULL: none) is one of
+ * them, and the first few to name in an answer.
  */
-MDM_WUR mdm_err push_topic_get(db *d, const config *cfg, char out[PUSH_MAX_TOPIC + 1]);
+MDM_WUR mdm_err push_topics_get(db *d, const char *wanted, struct push_topics *out);
+
+/*
+ * Removes topic's push certificate (mdm.push_cert_remove, in one
+ * transaction).  *active: the active enrollments using the topic, also
+ * when refused.  MDM_ERR_CONFLICT when some exist and !force,
+ * MDM_ERR_NOT_FOUND when the topic is not imported, MDM_ERR_INVAL for a
+ * topic over PUSH_MAX_TOPIC + 200 bytes.  key_uri (cap bytes) receives
+ * where its key is: the key is left there.  The certificate stays in
+ * mdm.certificate and enrollments keep their topic.
+ */
+MDM_WUR mdm_err push_cert_remove(
+        db *d, const char *topic, int force, long long *active, char *key_uri, size_t cap);
 
 #endif

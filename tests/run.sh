@@ -14,7 +14,9 @@
 #      the stand-in in E2E_APNS_URL, E2E_APNS_CA (its TLS CA, for
 #      MDM_APNS_CA_FILE), E2E_APNS_DIR (requests.tsv, rules: see
 #      tests/apns/apns.sh), E2E_PUSH_CERT, E2E_PUSH_KEY, E2E_PUSH_ISSUER,
-#      E2E_PUSH_TOPIC (the push certificate imported into the database)
+#      E2E_PUSH_TOPIC (the push certificate imported into the database),
+#      E2E_PUSH2_CERT, E2E_PUSH2_KEY, E2E_PUSH2_TOPIC (a second one, not
+#      imported: the enroll suite imports and removes it)
 #
 # Everything it started is stopped and the directory removed on exit
 # (set MDM_TEST_KEEP=1 to keep the directory and its logs).  The last
@@ -292,6 +294,16 @@ apns_push_cert "$TMP/ca" "$TMP/ca/push" "$TMP/ca/push-issuer"
 	cat "$TMP/log/ca.log" >&2
 	stack_die "push certificate import failed"
 }
+# A second push certificate (another topic, same issuer), not imported
+# here: the enroll e2e suite imports it for its several-topics case and
+# removes it after, so every other suite sees one topic.
+push_topic1=$APNS_PUSH_TOPIC
+apns_push_cert "$TMP/ca" "$TMP/ca/push2" "$TMP/ca/push-issuer"
+E2E_PUSH2_CERT=$TMP/ca/push2.pem
+E2E_PUSH2_KEY=$TMP/ca/push2.key
+E2E_PUSH2_TOPIC=$APNS_PUSH_TOPIC
+APNS_PUSH_TOPIC=$push_topic1
+export E2E_PUSH2_CERT E2E_PUSH2_KEY E2E_PUSH2_TOPIC
 # OTA phase 2 needs a device certificate issued by Apple, which no test can
 # have: a stand-in root and "Apple iPhone Device CA" below it, trusted by
 # the programs through ota_trust_file (the shipped Apple file is what the

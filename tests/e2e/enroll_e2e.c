@@ -4,10 +4,24 @@
  * CA>` with its default S/MIME purpose); lib/plist reads the content; the
  * stack's database (MDM_DB) says what became of the challenge.
  *
+ * Several push topics: a second push certificate is imported for the
+ * "topics" case (and removed after it, so the other suites keep one
+ * topic and GET /enroll without ?topic=): each topic's profile names it,
+ * devices enroll through their own (tests/e2e/devsim.sh) and over the air
+ * (tests/e2e/otasim.sh, phase 3's MDM payload decrypted), the request
+ * that chooses none is answered 409 naming the choice, an unknown topic
+ * 404, malformed ones 400, with no challenge made; `mdmctl push-cert
+ * list` counts the enrollments and `remove` refuses, then --force.
+ *
  * Environment (tests/run.sh): E2E_HTTPS_BASE, E2E_TLS_CA, E2E_DEVICE_CA
- * (the CA that issued the profile signer), E2E_TMP, MDM_DB.
+ * (the CA that issued the profile signer), E2E_TMP, MDM_DB, E2E_MODE;
+ * for the topics: E2E_PUSH_TOPIC (imported by run.sh), E2E_PUSH2_CERT,
+ * E2E_PUSH2_KEY, E2E_PUSH2_TOPIC (a second push certificate, not
+ * imported), E2E_MDMCTL_DIR, E2E_DEVSIM, E2E_OTASIM, E2E_OTA_DEVCA_CERT,
+ * E2E_OTA_DEVCA_KEY, E2E_SCEP_LEGACY.
  */
 #include "db.h"
+#include "e2eutil.h"
 #include "plist.h"
 
 #include <check.h>
@@ -115,8 +129,8 @@ static char *read_all(const char *path, size_t *len)
 	return buf;
 }
 
-/* Fetches, verifies with openssl against the device CA, parses; returns the profile. */
-static plist *fetch_verified(void)
+/* Fetches suffix, verifies with openssl against the device CA, parses; returns the profile. */
+static plist *fetch_verified_at(const char *suffix)
 {
 	struct fetched f;
 	char der[512], xml[512];
@@ -126,9 +140,9 @@ static plist *fetch_verified(void)
 	plist *p = NULL;
 	static int n;
 
-	fetch("", &f);
-	ck_assert_msg(
-	        f.status == 200, "GET /enroll: %ld %s", f.status, f.body ? (char *)f.body : "");
+	fetch(suffix, &f);
+	ck_assert_msg(f.status == 200, "GET /enroll%s: %ld %s", suffix, f.status,
+	        f.body ? (char *)f.body : "");
 	ck_assert_str_eq(f.content_type, "application/x-apple-aspen-config");
 	snprintf(der, sizeof(der), "%s/enroll-%s-%ld-%d.der", getenv("E2E_TMP"),
 	        getenv("E2E_MODE") ? getenv("E2E_MODE") : "apache", (long)getpid(), n);
@@ -148,6 +162,11 @@ static plist *fetch_verified(void)
 	unlink(der);
 	unlink(xml);
 	return p;
+}
+
+static plist *fetch_verified(void)
+{
+	return fetch_verified_at("");
 }
 
 static const plist *payload(const plist *profile, const char *type)
@@ -235,6 +254,368 @@ START_TEST(enroll_open_ignores_token)
 }
 END_TEST
 
+/* ---- several push topics ---- */
+
+static char tdir[512];
+static const char *topic1, *topic2;
+
+static const char *env_or(const char *name, const char *dflt)
+{
+	const char *v = getenv(name);
+
+	return v != NULL && v[0] != '\0' ? v : dflt;
+}
+
+/* Unchecked fixture (runs in the runner even when a test failed): a second topic, then none. */
+static void topics_setup(void)
+{
+	const char *mode = env_or("E2E_MODE", "apache");
+
+	topic1 = getenv("E2E_PUSH_TOPIC");
+	topic2 = getenv("E2E_PUSH2_TOPIC");
+	snprintf(tdir, sizeof(tdir), "%s/topics-%s", env_or("E2E_TMP", "/tmp"), mode);
+	if (topic1 == NULL || topic2 == NULL || getenv("E2E_PUSH2_CERT") == NULL)
+		return;
+	if (e2e_sh("mkdir -p %s && %s/mdmctl push-cert import --cert %s --key %s >%s/import.log "
+	           "2>&1",
+	            tdir, getenv("E2E_MDMCTL_DIR"), getenv("E2E_PUSH2_CERT"),
+	            getenv("E2E_PUSH2_KEY"), tdir) != 0)
+		fprintf(stderr, "enroll e2e: importing the second push certificate failed\n");
+}
+
+static void topics_teardown(void)
+{
+	if (topic2 != NULL)
+		(void)e2e_sh("%s/mdmctl push-cert remove %s --force >>%s/import.log 2>&1",
+		        getenv("E2E_MDMCTL_DIR"), topic2, tdir);
+}
+
+static void need_topics(void)
+{
+	ck_assert_msg(topic1 != NULL && topic2 != NULL,
+	        "E2E_PUSH_TOPIC and E2E_PUSH2_TOPIC are required (tests/run.sh)");
+	e2e_assert_query("SELECT count(*)::text FROM mdm.push_cert WHERE topic = $1", topic2, "1");
+}
+
+static char *challenges(void)
+{
+	return e2e_query1("SELECT count(*)::text FROM mdm.challenge", NULL);
+}
+
+static const char *mdm_topic_of(const plist *p)
+{
+	const plist *mdm = payload(p, "com.apple.mdm");
+
+	ck_assert_ptr_nonnull(mdm);
+	return plist_dict_get_string0(mdm, "Topic");
+}
+
+/* Each topic's own profile; its challenge records the topic. */
+START_TEST(topics_each_profile)
+{
+	const char *t[2];
+
+	need_topics();
+	t[0] = topic1;
+	t[1] = topic2;
+	for (int i = 0; i < 2; i++) {
+		char q[256], *c;
+		plist *p;
+
+		snprintf(q, sizeof(q), "?topic=%s", t[i]);
+		p = fetch_verified_at(q);
+		ck_assert_str_eq(mdm_topic_of(p), t[i]);
+		c = challenge_of(p);
+		e2e_assert_query(
+		        "SELECT topic FROM mdm.challenge WHERE challenge_sha256 = "
+		        "encode(sha256(convert_to($1, 'UTF8')), 'hex') AND used_at IS NULL",
+		        c, t[i]);
+		free(c);
+		plist_free(p);
+		/* Phase 1 of the over-the-air service chooses the same way. */
+		snprintf(q, sizeof(q), "/ota?topic=%s", t[i]);
+		{
+			struct fetched f;
+
+			fetch(q, &f);
+			ck_assert_int_eq(f.status, 200);
+			free(f.body);
+		}
+	}
+}
+END_TEST
+
+/* Two topics, none chosen, no mdm_topic: 409 naming the choice; nothing made. */
+START_TEST(topics_ambiguous_conflict)
+{
+	const char *suffixes[] = {"", "/ota", "?token=x"};
+	char *before, *after;
+
+	need_topics();
+	before = challenges();
+	for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+		struct fetched f;
+
+		fetch(suffixes[i], &f);
+		ck_assert_msg(f.status == 409, "GET /enroll%s: %ld", suffixes[i], f.status);
+		ck_assert_ptr_nonnull(f.body);
+		ck_assert_msg(strstr((char *)f.body, "topic=") != NULL &&
+		                strstr((char *)f.body, topic1) != NULL &&
+		                strstr((char *)f.body, topic2) != NULL &&
+		                strstr((char *)f.body, "mdm_topic") != NULL,
+		        "409 body: %s", (char *)f.body);
+		free(f.body);
+	}
+	after = challenges();
+	ck_assert_str_eq(before, after);
+	free(before);
+	free(after);
+	/* mdmctl says the same, with its own flag; mdm_topic makes a default. */
+	ck_assert_int_ne(e2e_sh("env -u MDM_MDM_TOPIC %s/mdmctl profile enroll --unsigned "
+	                        ">%s/amb.out 2>%s/amb.err",
+	                         getenv("E2E_MDMCTL_DIR"), tdir, tdir),
+	        0);
+	ck_assert_int_eq(e2e_sh("grep -q -- '--topic TOPIC' %s/amb.err && grep -q '%s' %s/amb.err",
+	                         tdir, topic2, tdir),
+	        0);
+	ck_assert_int_eq(e2e_sh("MDM_MDM_TOPIC=%s %s/mdmctl profile enroll --unsigned >%s/def.xml "
+	                        "2>%s/def.err && grep -q '<string>%s</string>' %s/def.xml",
+	                         topic2, getenv("E2E_MDMCTL_DIR"), tdir, tdir, topic2, tdir),
+	        0);
+	ck_assert_int_eq(e2e_sh("%s/mdmctl profile enroll --unsigned --topic %s >%s/t1.xml "
+	                        "2>%s/t1.err && grep -q '<string>%s</string>' %s/t1.xml",
+	                         getenv("E2E_MDMCTL_DIR"), topic1, tdir, tdir, topic1, tdir),
+	        0);
+}
+END_TEST
+
+/* A well-formed topic that is not imported: 404 naming it; nothing made. */
+START_TEST(topics_unknown_not_found)
+{
+	static const char unknown[] =
+	        "com.apple.mgmt.External.0E0E0E0E-0000-4000-8000-00000000E2E0";
+	char q[256], *before, *after;
+	struct fetched f;
+
+	need_topics();
+	before = challenges();
+	snprintf(q, sizeof(q), "?topic=%s", unknown);
+	fetch(q, &f);
+	ck_assert_int_eq(f.status, 404);
+	ck_assert_msg(strstr((char *)f.body, unknown) != NULL, "404 body: %s", (char *)f.body);
+	free(f.body);
+	snprintf(q, sizeof(q), "/ota?topic=%s", unknown);
+	fetch(q, &f);
+	ck_assert_int_eq(f.status, 404);
+	free(f.body);
+	ck_assert_int_ne(e2e_sh("%s/mdmctl profile enroll --unsigned --topic %s >/dev/null "
+	                        "2>%s/unknown.err",
+	                         getenv("E2E_MDMCTL_DIR"), unknown, tdir),
+	        0);
+	after = challenges();
+	ck_assert_str_eq(before, after);
+	free(before);
+	free(after);
+}
+END_TEST
+
+/* Malformed topics: 400, not echoed, nothing made, the schema untouched. */
+START_TEST(topics_malformed_bad_request)
+{
+	static const char *const bad[] = {
+	        "?topic=com.apple.mgmt.External.x'%3B%20DROP%20TABLE%20mdm.challenge%3B--",
+	        "?topic=com.apple.mgmt.External.0E0E0E0E-0000-4000-8000-00000000E2E0'%20OR%201=1--",
+	        "?topic=com.apple.mgmt.External.0E0E0E0E-0000-4000-8000-00000000E2E%0A",
+	        "?topic=com.apple.mgmt.External.0E0E0E0E-0000-4000-8000-00000000E2E%00",
+	        "?topic=com.apple.mgmt.External.0E0E0E0E-0000-4000-8000-00000000E2E%1B",
+	        "?topic=com.apple.mgmt.Other.0E0E0E0E-0000-4000-8000-00000000E2E0",
+	        "?topic=%zz",
+	        "?topic=",
+	        "/ota?topic=%0D%0Ainjected",
+	};
+	char *before, *after, *longq;
+	size_t n = 4000;
+	struct fetched f;
+
+	need_topics();
+	before = challenges();
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		fetch(bad[i], &f);
+		ck_assert_msg(f.status == 400, "GET /enroll%s: %ld %s", bad[i], f.status,
+		        f.body ? (char *)f.body : "");
+		ck_assert_ptr_null(strstr((char *)f.body, "DROP"));
+		ck_assert_ptr_null(strstr((char *)f.body, "injected"));
+		free(f.body);
+	}
+	/* Both topics given, one twice, or far too long. */
+	{
+		char q[512];
+
+		snprintf(q, sizeof(q), "?topic=%s&topic=%s", topic1, topic2);
+		fetch(q, &f);
+		ck_assert_int_eq(f.status, 400);
+		free(f.body);
+	}
+	ck_assert_ptr_nonnull(longq = malloc(n + 16));
+	memcpy(longq, "?topic=", 7);
+	memset(longq + 7, 'A', n);
+	longq[7 + n] = '\0';
+	fetch(longq, &f);
+	ck_assert_int_eq(f.status, 400);
+	free(f.body);
+	free(longq);
+	after = challenges();
+	ck_assert_str_eq(before, after);
+	free(before);
+	free(after);
+	e2e_assert_query("SELECT count(*)::text FROM pg_tables WHERE schemaname = 'mdm' AND "
+	                 "tablename IN ('challenge', 'push_cert')",
+	        NULL, "2");
+}
+END_TEST
+
+/* A device per topic, each through its own profile; push-cert list counts them. */
+/*
+ * Two iPhones (tests/sim/applesim), each enrolled through the profile of
+ * its own topic, then woken: the daemon pushes each with the certificate
+ * of its topic (the stand-in answers 200 only when apns-topic is the UID
+ * of the client certificate it was sent with).
+ */
+START_TEST(topics_devices_enroll)
+{
+	const char *sim = getenv("E2E_APPLESIM"), *mode = env_or("E2E_MODE", "apache");
+	const char *t[2];
+	char *n;
+
+	need_topics();
+	ck_assert_ptr_nonnull(sim);
+	ck_assert_ptr_nonnull(getenv("E2E_PUSHD"));
+	t[0] = topic1;
+	t[1] = topic2;
+	for (int i = 0; i < 2; i++) {
+		char want[300], udid[64], *tok;
+
+		/* An iPhone's UDID form, unique per mode and run. */
+		snprintf(udid, sizeof(udid), "00008110-%c%07X%08X", mode[0] == 'a' ? 'A' : 'B',
+		        (unsigned)getpid() & 0xFFFFFFFu, (unsigned)i + 1);
+		ck_assert_msg(
+		        e2e_sh("rm -rf %s/dev%d && %s enroll --device iphone --udid %s --dir "
+		               "%s/dev%d --enroll-url '%s/enroll?topic=%s' --trust %s --tls-ca "
+		               "%s >%s/dev%d.log 2>&1 || { cat %s/dev%d.log; exit 1; }",
+		                tdir, i + 1, sim, udid, tdir, i + 1, getenv("E2E_HTTPS_BASE"), t[i],
+		                getenv("E2E_DEVICE_CA"), getenv("E2E_TLS_CA"), tdir, i + 1, tdir,
+		                i + 1) == 0,
+		        "applesim through topic %s failed (mode %s)", t[i], mode);
+		snprintf(want, sizeof(want), "%s/true", t[i]);
+		e2e_assert_query("SELECT topic || '/' || active::text FROM mdm.enrollment WHERE "
+		                 "udid = $1 AND user_id IS NULL",
+		        udid, want);
+		/* Woken over APNs with the certificate of its own topic. */
+		tok = e2e_query1("SELECT encode(push_token, 'hex') FROM mdm.enrollment WHERE "
+		                 "udid = $1 AND user_id IS NULL",
+		        udid);
+		free(e2e_query1("SELECT mdm.push($1)::text", udid));
+		ck_assert_int_eq(e2e_sh("env MDM_APNS_URL=\"$E2E_APNS_URL\" "
+		                        "MDM_APNS_CA_FILE=\"$E2E_APNS_CA\" MDM_PUSH_MIN_INTERVAL=0 "
+		                        "%s --once --id topics-%s >>%s/pushd.log 2>&1",
+		                         getenv("E2E_PUSHD"), mode, tdir),
+		        0);
+		ck_assert_msg(e2e_sh("awk -F '\\t' '$7 == \"%s\" && $2 == \"200\" && $8 == \"%s\"' "
+		                     "\"$E2E_APNS_DIR/requests.tsv\" | grep -q .",
+		                      tok, t[i]) == 0,
+		        "no push with topic %s reached the stand-in for %s (see %s/pushd.log)",
+		        t[i], udid, tdir);
+		free(tok);
+	}
+	/* What mdmctl prints is what the view counts. */
+	n = e2e_query1(
+	        "SELECT active_enrollments::text FROM mdm.push_certs WHERE topic = $1", topic2);
+	ck_assert_int_ge(atoi(n), 1);
+	ck_assert_int_eq(e2e_sh("%s/mdmctl push-cert list >%s/list.out 2>&1 && grep -A7 '^%s' "
+	                        "%s/list.out | grep -q 'enrollments %s active'",
+	                         getenv("E2E_MDMCTL_DIR"), tdir, topic2, tdir, n),
+	        0);
+	free(n);
+}
+END_TEST
+
+/* Over the air: the topic chosen in phase 1 is phase 3's MDM payload's. */
+START_TEST(topics_ota_carries_topic)
+{
+	const char *sim = getenv("E2E_OTASIM"), *mode = env_or("E2E_MODE", "apache");
+	int legacy = strcmp(env_or("E2E_SCEP_LEGACY", "1"), "0") != 0;
+	char udid[64], want[256];
+
+	need_topics();
+	if (sim == NULL || getenv("E2E_OTA_DEVCA_CERT") == NULL)
+		return;
+	snprintf(udid, sizeof(udid), "TOPICS-OTA-%s-%ld", mode, (long)getpid());
+	ck_assert_msg(e2e_sh("OTASIM_QUERY='?topic=%s' sh %s %s/ota '%s' %s %s %s %s %s %s "
+	                     ">%s/ota.log 2>&1 || { cat %s/ota.log; exit 1; }",
+	                      topic2, sim, tdir, getenv("E2E_HTTPS_BASE"), getenv("E2E_DEVICE_CA"),
+	                      getenv("E2E_TLS_CA"), udid, getenv("E2E_OTA_DEVCA_CERT"),
+	                      getenv("E2E_OTA_DEVCA_KEY"), legacy ? "scepclient" : "certmonger",
+	                      tdir, tdir) == 0,
+	        "otasim through topic %s failed", topic2);
+	/* The decrypted payloads of phase 3 name topic 2, not the default. */
+	ck_assert_int_eq(e2e_sh("xmllint --nonet --xpath \"string(//dict[key[.='PayloadType']/"
+	                        "following-sibling::*[1][.='com.apple.mdm']]/key[.='Topic']/"
+	                        "following-sibling::*[1])\" %s/ota/p3.clear >%s/ota.topic && "
+	                        "grep -qx '%s' %s/ota.topic",
+	                         tdir, tdir, topic2, tdir),
+	        0);
+	/* Recorded with both accepted messages. */
+	snprintf(want, sizeof(want), "2:%s,3:%s", topic2, topic2);
+	e2e_assert_query("SELECT string_agg(phase || ':' || topic, ',' ORDER BY phase) FROM "
+	                 "mdm.ota_enrollment WHERE udid = $1",
+	        udid, want);
+}
+END_TEST
+
+/* Removal: refused while a device uses the topic, then --force; the rest keeps working. */
+START_TEST(topics_remove)
+{
+	const char *dir = getenv("E2E_MDMCTL_DIR");
+	struct fetched f;
+	char q[256], *n;
+
+	need_topics();
+	n = e2e_query1(
+	        "SELECT active_enrollments::text FROM mdm.push_certs WHERE topic = $1", topic2);
+	ck_assert_int_ge(atoi(n), 1);
+	ck_assert_int_ne(e2e_sh("%s/mdmctl push-cert remove %s >%s/rm.out 2>%s/rm.err", dir, topic2,
+	                         tdir, tdir),
+	        0);
+	ck_assert_int_eq(e2e_sh("grep -q 'not removed: %s active enrollment' %s/rm.err && "
+	                        "grep -q -- '--force' %s/rm.err",
+	                         n, tdir, tdir),
+	        0);
+	e2e_assert_query("SELECT count(*)::text FROM mdm.push_certs WHERE topic = $1", topic2, "1");
+	ck_assert_int_ne(e2e_sh("%s/mdmctl push-cert remove "
+	                        "com.apple.mgmt.External.0E0E0E0E-0000-4000-8000-00000000E2E0 "
+	                        ">/dev/null 2>&1",
+	                         dir),
+	        0);
+	ck_assert_int_eq(e2e_sh("%s/mdmctl push-cert remove %s --force >%s/rm.out 2>%s/rm.err && "
+	                        "grep -q '^removed %s (%s active' %s/rm.out",
+	                         dir, topic2, tdir, tdir, topic2, n, tdir),
+	        0);
+	free(n);
+	e2e_assert_query("SELECT count(*)::text FROM mdm.push_certs WHERE topic = $1", topic2, "0");
+	/* Gone for enrollment; one topic again, so the plain URL works. */
+	snprintf(q, sizeof(q), "?topic=%s", topic2);
+	fetch(q, &f);
+	ck_assert_int_eq(f.status, 404);
+	free(f.body);
+	{
+		plist *p = fetch_verified();
+
+		ck_assert_str_eq(mdm_topic_of(p), topic1);
+		plist_free(p);
+	}
+}
+END_TEST
+
 Suite *enroll_e2e_suite(void)
 {
 	Suite *s = suite_create("enroll");
@@ -244,6 +625,18 @@ Suite *enroll_e2e_suite(void)
 	tcase_add_test(tc, enroll_signed_profile);
 	tcase_add_test(tc, enroll_fresh_unused_challenges);
 	tcase_add_test(tc, enroll_open_ignores_token);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("topics");
+	tcase_set_timeout(tc, 300);
+	tcase_add_unchecked_fixture(tc, topics_setup, topics_teardown);
+	tcase_add_test(tc, topics_each_profile);
+	tcase_add_test(tc, topics_ambiguous_conflict);
+	tcase_add_test(tc, topics_unknown_not_found);
+	tcase_add_test(tc, topics_malformed_bad_request);
+	tcase_add_test(tc, topics_devices_enroll);
+	tcase_add_test(tc, topics_ota_carries_topic);
+	tcase_add_test(tc, topics_remove);
 	suite_add_tcase(s, tc);
 	return s;
 }

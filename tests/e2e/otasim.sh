@@ -15,6 +15,8 @@
 #                  Apple-issued certificate is made under it (the server is
 #                  told to trust it through ota_trust_file)
 #   SCEP_CLIENT    scepclient (default) or certmonger
+#   OTASIM_QUERY   (environment) appended to the phase-1 URL, e.g.
+#                  "?topic=com.apple.mgmt.External.<uuid>"
 #
 # Phases:
 #   1. GET the profile service profile; its signature must verify to
@@ -71,8 +73,9 @@ post() {
 }
 
 # ---------------------------------------------------------------- phase 1
-code=$(curl -sS --cacert "$tls_ca" -o p1.der -w '%{http_code}' "$base/enroll/ota") ||
-	die "GET $base/enroll/ota failed"
+p1_url=$base/enroll/ota${OTASIM_QUERY:-}
+code=$(curl -sS --cacert "$tls_ca" -o p1.der -w '%{http_code}' "$p1_url") ||
+	die "GET $p1_url failed"
 [ "$code" = 200 ] || die "phase 1: HTTP $code"
 openssl cms -verify -inform DER -in p1.der -CAfile "$root" -binary -out p1.plist \
 	2>p1.verify || die "phase 1 profile does not verify: $(cat p1.verify)"

@@ -449,33 +449,333 @@ START_TEST(push_import_p12)
 }
 END_TEST
 
-START_TEST(push_topic_selection)
-{
-	char topic[PUSH_MAX_TOPIC + 1];
-	enum push_import_result res;
-	config *cfg = NULL;
+#define TOPIC1 "com.apple.mgmt.External." UUID1
+#define TOPIC2 "com.apple.mgmt.External." UUID2
+#define TOPIC3 "com.apple.mgmt.External.0e0e0e0e-0000-4000-8000-000000000003"
 
-	unsetenv("MDM_MDM_TOPIC");
+/* An enrollment state without a signer, mdm_topic as given (NULL: unset). */
+static struct enroll_state *state_with_default(const char *mdm_topic)
+{
+	struct enroll_state *st = NULL;
+	config *cfg = NULL;
+	char ca[256];
+
+	snprintf(ca, sizeof(ca), "%s/ca.key", dir);
+	if (count("SELECT count(*) FROM mdm.ca") == 0)
+		ck_assert_int_eq(
+		        ca_init(d, "/CN=Unit Topic CA/O=mdm", 3650, 2048, ca, NULL, time(NULL)),
+		        MDM_OK);
+	if (mdm_topic != NULL)
+		setenv("MDM_MDM_TOPIC", mdm_topic, 1);
+	else
+		unsetenv("MDM_MDM_TOPIC");
 	ck_assert_int_eq(config_load_file(NULL, 0, &cfg), MDM_OK);
-	ck_assert_int_eq(push_topic_get(d, cfg, topic), MDM_ERR_CONFIG);
+	ck_assert_int_eq(enroll_state_load(d, cfg, 0, &st), MDM_OK);
+	config_free(cfg);
+	unsetenv("MDM_MDM_TOPIC");
+	return st;
+}
+
+/* ?topic= from an untrusted query: the shape, once, bounded before allocation. */
+START_TEST(enroll_topic_query_refusals)
+{
+	static const char *const bad[] = {
+	        "topic=com.apple.mgmt.External.",
+	        "topic=com.example.topic",
+	        "topic=com.apple.mgmt.External." UUID1 "x",
+	        "topic=com.apple.mgmt.External." UUID1 "%00",
+	        "topic=com.apple.mgmt.External.e0bd1eac-1f17-4c8e-8a63-dd17d3dd35d%0A",
+	        "topic=com.apple.mgmt.External.e0bd1eac-1f17-4c8e-8a63-dd17d3dd35d%01",
+	        "topic=com.apple.mgmt.External.x'%3B%20DROP%20TABLE%20mdm.challenge%3B--",
+	        "topic=com.apple.mgmt.External.e0bd1eac-1f17-4c8e-8a63-dd17d3dd35d'",
+	        "topic=" TOPIC1 "&topic=" TOPIC1,
+	        "topic=%zz",
+	        "topic=",
+	        "topic",
+	};
+	char topic[PUSH_MAX_TOPIC + 1], *longq;
+	size_t n = 1 << 16;
+
+	ck_assert_int_eq(enroll_topic_from_query("topic=" TOPIC1, topic), MDM_OK);
+	ck_assert_str_eq(topic, TOPIC1);
+	/* Percent-encoded dots decode to the same topic. */
+	ck_assert_int_eq(
+	        enroll_topic_from_query("a=1&topic=com%2Eapple.mgmt.External." UUID2, topic),
+	        MDM_OK);
+	ck_assert_str_eq(topic, TOPIC2);
+	ck_assert_int_eq(enroll_topic_from_query("token=x", topic), MDM_ERR_NOT_FOUND);
+	ck_assert_str_eq(topic, "");
+	ck_assert_int_eq(enroll_topic_from_query(NULL, topic), MDM_ERR_NOT_FOUND);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		ck_assert_msg(enroll_topic_from_query(bad[i], topic) == MDM_ERR_PARSE,
+		        "accepted %s", bad[i]);
+		ck_assert_str_eq(topic, "");
+	}
+	/* Far over the length of a topic, and over the query limit. */
+	ck_assert_ptr_nonnull(longq = malloc(n + 16));
+	memcpy(longq, "topic=", 6);
+	memset(longq + 6, 'a', n);
+	longq[6 + n] = '\0';
+	ck_assert_int_eq(enroll_topic_from_query(longq, topic), MDM_ERR_PARSE);
+	longq[6 + 200] = '\0';
+	ck_assert_int_eq(enroll_topic_from_query(longq, topic), MDM_ERR_PARSE);
+	free(longq);
+}
+END_TEST
+
+/* Which topic a profile names: the request's, the Location's, mdm_topic, the only one. */
+START_TEST(enroll_topic_choice)
+{
+	char topic[PUSH_MAX_TOPIC + 1], why[ENROLL_MAX_WHY];
+	enum push_import_result res;
+	struct enroll_state *st = state_with_default(NULL), *st2, *st3;
+
+	/* Nothing imported: the server is not configured (500), the answer says why. */
+	ck_assert_int_eq(
+	        enroll_topic_choose(d, st, NULL, NULL, topic, why, sizeof(why)), MDM_ERR_CONFIG);
+	ck_assert_str_eq(topic, "");
+	ck_assert_ptr_nonnull(strstr(why, "no push certificate"));
 	make_push("one", UUID1);
 	make_push("two", UUID2);
 	ck_assert_int_eq(import("one", "one", &res), MDM_OK);
-	ck_assert_int_eq(push_topic_get(d, cfg, topic), MDM_OK);
-	ck_assert_str_eq(topic, "com.apple.mgmt.External." UUID1);
+	ck_assert_int_eq(enroll_topic_choose(d, st, NULL, NULL, topic, why, sizeof(why)), MDM_OK);
+	ck_assert_str_eq(topic, TOPIC1);
 	ck_assert_int_eq(import("two", "two", &res), MDM_OK);
-	ck_assert_int_eq(push_topic_get(d, cfg, topic), MDM_ERR_CONFIG);
-	config_free(cfg);
-	setenv("MDM_MDM_TOPIC", "com.apple.mgmt.External." UUID2, 1);
+	/* Two imported, none chosen, no mdm_topic: 409 naming the choice and the parameter. */
+	ck_assert_int_eq(
+	        enroll_topic_choose(d, st, NULL, NULL, topic, why, sizeof(why)), MDM_ERR_CONFLICT);
+	ck_assert_str_eq(topic, "");
+	ck_assert_ptr_nonnull(strstr(why, "topic="));
+	ck_assert_ptr_nonnull(strstr(why, "mdm_topic"));
+	ck_assert_ptr_nonnull(strstr(why, TOPIC1));
+	ck_assert_ptr_nonnull(strstr(why, TOPIC2));
+	/* The request chooses. */
+	ck_assert_int_eq(enroll_topic_choose(d, st, TOPIC2, NULL, topic, why, sizeof(why)), MDM_OK);
+	ck_assert_str_eq(topic, TOPIC2);
+	ck_assert_int_eq(enroll_topic_choose(d, st, TOPIC1, NULL, topic, why, sizeof(why)), MDM_OK);
+	ck_assert_str_eq(topic, TOPIC1);
+	/* Not imported: 404 naming it; malformed: 400, never echoed. */
+	ck_assert_int_eq(enroll_topic_choose(d, st, TOPIC3, NULL, topic, why, sizeof(why)),
+	        MDM_ERR_NOT_FOUND);
+	ck_assert_ptr_nonnull(strstr(why, TOPIC3));
+	ck_assert_ptr_nonnull(strstr(why, TOPIC1));
+	ck_assert_int_eq(enroll_topic_choose(d, st, "com.apple.mgmt.External.x'--", NULL, topic,
+	                         why, sizeof(why)),
+	        MDM_ERR_PARSE);
+	ck_assert_ptr_null(strstr(why, "x'--"));
+	/* A Location's topic: its only one. */
+	ck_assert_int_eq(enroll_topic_choose(d, st, NULL, TOPIC2, topic, why, sizeof(why)), MDM_OK);
+	ck_assert_str_eq(topic, TOPIC2);
+	ck_assert_int_eq(
+	        enroll_topic_choose(d, st, TOPIC2, TOPIC2, topic, why, sizeof(why)), MDM_OK);
+	ck_assert_int_eq(enroll_topic_choose(d, st, TOPIC1, TOPIC2, topic, why, sizeof(why)),
+	        MDM_ERR_FORBIDDEN);
+	ck_assert_str_eq(topic, "");
+	ck_assert_ptr_nonnull(strstr(why, TOPIC2));
+	ck_assert_int_eq(enroll_topic_choose(d, st, NULL, TOPIC3, topic, why, sizeof(why)),
+	        MDM_ERR_CONFLICT);
+	ck_assert_int_eq(enroll_topic_choose(d, st, NULL, "com.example", topic, why, sizeof(why)),
+	        MDM_ERR_CONFIG);
+	/* An empty Location value is no value. */
+	ck_assert_int_eq(
+	        enroll_topic_choose(d, st, NULL, "", topic, why, sizeof(why)), MDM_ERR_CONFLICT);
+	/* mdm_topic: the default a request may override. */
+	st2 = state_with_default(TOPIC2);
+	ck_assert_int_eq(enroll_topic_choose(d, st2, NULL, NULL, topic, why, sizeof(why)), MDM_OK);
+	ck_assert_str_eq(topic, TOPIC2);
+	ck_assert_int_eq(
+	        enroll_topic_choose(d, st2, TOPIC1, NULL, topic, why, sizeof(why)), MDM_OK);
+	ck_assert_str_eq(topic, TOPIC1);
+	/* A default that is not imported (removed since): 409 naming it, never a 500. */
+	st3 = state_with_default(TOPIC3);
+	ck_assert_int_eq(
+	        enroll_topic_choose(d, st3, NULL, NULL, topic, why, sizeof(why)), MDM_ERR_CONFLICT);
+	ck_assert_ptr_nonnull(strstr(why, TOPIC3));
+	ck_assert_ptr_nonnull(strstr(why, "mdm_topic"));
+	enroll_state_free(st3);
+	enroll_state_free(st2);
+	enroll_state_free(st);
+	/* A malformed mdm_topic stops the program at load. */
+	{
+		config *cfg = NULL;
+		struct enroll_state *bad = NULL;
+
+		setenv("MDM_MDM_TOPIC", "com.example", 1);
+		ck_assert_int_eq(config_load_file(NULL, 0, &cfg), MDM_OK);
+		ck_assert_int_eq(enroll_state_load(d, cfg, 0, &bad), MDM_ERR_CONFIG);
+		ck_assert_ptr_null(bad);
+		config_free(cfg);
+		unsetenv("MDM_MDM_TOPIC");
+	}
+}
+END_TEST
+
+/* Auth comes first: who may not fetch a profile learns no topic. */
+START_TEST(enroll_admit_auth_before_topics)
+{
+	char topic[PUSH_MAX_TOPIC + 1], why[ENROLL_MAX_WHY];
+	enum push_import_result res;
+	struct enroll_state *st;
+	struct enroll_req req = {0};
+	config *cfg = NULL;
+
+	setenv("MDM_ENROLL_AUTH", "token", 1);
+	setenv("MDM_ENROLL_TOKEN", "0123456789abcdefXYZ", 1);
+	st = state_with_default(NULL);
 	ck_assert_int_eq(config_load_file(NULL, 0, &cfg), MDM_OK);
-	ck_assert_int_eq(push_topic_get(d, cfg, topic), MDM_OK);
-	ck_assert_str_eq(topic, "com.apple.mgmt.External." UUID2);
+	make_push("one", UUID1);
+	make_push("two", UUID2);
+	ck_assert_int_eq(import("one", "one", &res), MDM_OK);
+	ck_assert_int_eq(import("two", "two", &res), MDM_OK);
+	req.query = "";
+	ck_assert_int_eq(
+	        enroll_admit(d, st, cfg, &req, topic, why, sizeof(why)), MDM_ERR_FORBIDDEN);
+	ck_assert_ptr_null(strstr(why, "com.apple"));
+	req.query = "topic=" TOPIC3;
+	ck_assert_int_eq(
+	        enroll_admit(d, st, cfg, &req, topic, why, sizeof(why)), MDM_ERR_FORBIDDEN);
+	ck_assert_ptr_null(strstr(why, "com.apple"));
+	req.query = "token=wrong&topic=bad";
+	ck_assert_int_eq(
+	        enroll_admit(d, st, cfg, &req, topic, why, sizeof(why)), MDM_ERR_FORBIDDEN);
+	req.query = "token=0123456789abcdefXYZ";
+	ck_assert_int_eq(enroll_admit(d, st, cfg, &req, topic, why, sizeof(why)), MDM_ERR_CONFLICT);
+	ck_assert_ptr_nonnull(strstr(why, TOPIC1));
+	req.query = "token=0123456789abcdefXYZ&topic=" TOPIC2;
+	ck_assert_int_eq(enroll_admit(d, st, cfg, &req, topic, why, sizeof(why)), MDM_OK);
+	ck_assert_str_eq(topic, TOPIC2);
+	req.query = "token=0123456789abcdefXYZ&topic=" TOPIC2 "%0A";
+	ck_assert_int_eq(enroll_admit(d, st, cfg, &req, topic, why, sizeof(why)), MDM_ERR_PARSE);
+	ck_assert_ptr_nonnull(strstr(why, "topic"));
+	/* The Location's topic through the request. */
+	req.query = "token=0123456789abcdefXYZ";
+	req.location_topic = TOPIC1;
+	ck_assert_int_eq(enroll_admit(d, st, cfg, &req, topic, why, sizeof(why)), MDM_OK);
+	ck_assert_str_eq(topic, TOPIC1);
 	config_free(cfg);
-	setenv("MDM_MDM_TOPIC", "com.example", 1);
+	enroll_state_free(st);
+	unsetenv("MDM_ENROLL_AUTH");
+	unsetenv("MDM_ENROLL_TOKEN");
+	/* Nothing was made by any of it. */
+	ck_assert_int_eq(count("SELECT count(*) FROM mdm.challenge"), 0);
+}
+END_TEST
+
+/* A profile per topic; its challenge records the topic; a vanished topic makes none. */
+START_TEST(enroll_profile_per_topic)
+{
+	enum push_import_result res;
+	struct enroll_state *st;
+	config *cfg = NULL;
+	const char *topics[2] = {TOPIC1, TOPIC2};
+
+	setenv("MDM_PUBLIC_URL", "https://mdm.example.com", 1);
+	st = state_with_default(NULL);
 	ck_assert_int_eq(config_load_file(NULL, 0, &cfg), MDM_OK);
-	ck_assert_int_eq(push_topic_get(d, cfg, topic), MDM_ERR_CONFIG);
+	make_push("one", UUID1);
+	make_push("two", UUID2);
+	ck_assert_int_eq(import("one", "one", &res), MDM_OK);
+	ck_assert_int_eq(import("two", "two", &res), MDM_OK);
+	for (int i = 0; i < 2; i++) {
+		char *xml = NULL;
+		size_t len = 0;
+		plist *p = NULL;
+		const plist *mdm;
+
+		ck_assert_int_eq(
+		        enroll_profile_xml(d, cfg, st, NULL, topics[i], &xml, &len), MDM_OK);
+		ck_assert_int_eq(plist_parse(xml, len, &p), MDM_OK);
+		ck_assert_ptr_nonnull(mdm = payload_of(p, "com.apple.mdm"));
+		ck_assert_str_eq(plist_dict_get_string0(mdm, "Topic"), topics[i]);
+		plist_free(p);
+		enroll_free_secret(xml, len);
+	}
+	ck_assert_int_eq(count("SELECT count(*) FROM mdm.challenge WHERE purpose = 'scep' AND "
+	                       "topic = '" TOPIC1 "'"),
+	        1);
+	ck_assert_int_eq(count("SELECT count(*) FROM mdm.challenge WHERE purpose = 'scep' AND "
+	                       "topic = '" TOPIC2 "'"),
+	        1);
+	ck_assert_int_eq(
+	        count("SELECT open_challenges FROM mdm.push_certs WHERE topic = '" TOPIC2 "'"), 1);
+	/* Removed between the choice and the challenge: nothing is made. */
+	{
+		char *xml = NULL;
+		size_t len = 0;
+
+		ck_assert_int_eq(enroll_profile_xml(d, cfg, st, NULL, TOPIC3, &xml, &len),
+		        MDM_ERR_NOT_FOUND);
+		ck_assert_ptr_null(xml);
+		ck_assert_int_eq(count("SELECT count(*) FROM mdm.challenge"), 2);
+	}
 	config_free(cfg);
-	unsetenv("MDM_MDM_TOPIC");
+	enroll_state_free(st);
+	unsetenv("MDM_PUBLIC_URL");
+}
+END_TEST
+
+/* Removal: refused while active enrollments use the topic, unless forced. */
+START_TEST(push_cert_remove_rules)
+{
+	enum push_import_result res;
+	char key_uri[4096];
+	long long active = -1;
+	db_res *r = NULL;
+	const char *params[1] = {TOPIC2};
+
+	make_push("one", UUID1);
+	make_push("two", UUID2);
+	ck_assert_int_eq(import("one", "one", &res), MDM_OK);
+	ck_assert_int_eq(import("two", "two", &res), MDM_OK);
+	ck_assert_int_eq(push_cert_remove(d, TOPIC3, 0, &active, key_uri, sizeof(key_uri)),
+	        MDM_ERR_NOT_FOUND);
+	ck_assert_int_eq(push_cert_remove(d, "x'; DROP TABLE mdm.push_cert; --", 1, &active,
+	                         key_uri, sizeof(key_uri)),
+	        MDM_ERR_NOT_FOUND);
+	ck_assert_int_eq(db_exec(d,
+	                         "INSERT INTO mdm.device (udid) VALUES ('U-A'), ('U-B'), ('U-C'); "
+	                         "",
+	                         0, NULL, NULL),
+	        MDM_OK);
+	ck_assert_int_eq(db_exec(d,
+	                         "INSERT INTO mdm.enrollment (udid, topic, active) VALUES "
+	                         "('U-A', $1, true), ('U-B', $1, false), ('U-C', $1, true)",
+	                         1, params, NULL),
+	        MDM_OK);
+	ck_assert_int_eq(
+	        count("SELECT active_enrollments FROM mdm.push_certs WHERE topic = '" TOPIC2 "'"),
+	        2);
+	ck_assert_int_eq(
+	        count("SELECT enrollments FROM mdm.push_certs WHERE topic = '" TOPIC2 "'"), 3);
+	ck_assert_int_eq(
+	        count("SELECT active_enrollments FROM mdm.push_certs WHERE topic = '" TOPIC1 "'"),
+	        0);
+	ck_assert_int_eq(push_cert_remove(d, TOPIC2, 0, &active, key_uri, sizeof(key_uri)),
+	        MDM_ERR_CONFLICT);
+	ck_assert_int_eq(active, 2);
+	ck_assert_int_eq(count("SELECT count(*) FROM mdm.push_cert"), 2);
+	/* The SQL function says the same, by SQLSTATE. */
+	ck_assert_int_eq(db_exec(d, "SELECT mdm.push_cert_remove($1)", 1, params, &r), MDM_ERR_DB);
+	ck_assert_str_eq(db_get0_sqlstate(d), "55006");
+	ck_assert_int_eq(db_exec(d, "SELECT mdm.push_cert_remove('" TOPIC3 "', true)", 0, NULL, &r),
+	        MDM_ERR_DB);
+	ck_assert_str_eq(db_get0_sqlstate(d), "P0002");
+	ck_assert_int_eq(count("SELECT count(*) FROM mdm.push_cert"), 2);
+	/* Forced: gone from mdm.push_cert; the certificate and the enrollments stay. */
+	ck_assert_int_eq(push_cert_remove(d, TOPIC2, 1, &active, key_uri, sizeof(key_uri)), MDM_OK);
+	ck_assert_int_eq(active, 2);
+	ck_assert_ptr_nonnull(strstr(key_uri, "/two.key"));
+	ck_assert_int_eq(count("SELECT count(*) FROM mdm.push_cert"), 1);
+	ck_assert_int_eq(count("SELECT count(*) FROM mdm.certificate WHERE kind = 'push'"), 2);
+	ck_assert_int_eq(
+	        count("SELECT count(*) FROM mdm.enrollment WHERE topic = '" TOPIC2 "'"), 3);
+	/* An unused topic goes without force; then none is left. */
+	ck_assert_int_eq(push_cert_remove(d, TOPIC1, 0, &active, key_uri, sizeof(key_uri)), MDM_OK);
+	ck_assert_int_eq(active, 0);
+	ck_assert_int_eq(count("SELECT count(*) FROM mdm.push_cert"), 0);
+	/* Imported again: the same certificate comes back. */
+	ck_assert_int_eq(import("two", "two", &res), MDM_OK);
+	ck_assert_int_eq(count("SELECT count(*) FROM mdm.push_cert"), 1);
 }
 END_TEST
 
@@ -483,6 +783,7 @@ END_TEST
 START_TEST(enroll_signed_profile_with_challenge)
 {
 	char key[256], crt[256], ca[256], der[256], xml[256];
+	char topic[PUSH_MAX_TOPIC + 1], why[ENROLL_MAX_WHY];
 	struct enroll_state *st = NULL;
 	enum push_import_result res;
 	config *cfg = NULL;
@@ -510,13 +811,16 @@ START_TEST(enroll_signed_profile_with_challenge)
 	ck_assert_int_eq(ca_server_cert(d, cfg, "/CN=Unit Signer", 30, 2048, key, crt, time(NULL)),
 	        MDM_ERR_CONFLICT);
 	ck_assert_int_eq(count("SELECT count(*) FROM mdm.certificate WHERE kind = 'server'"), 1);
-	/* No push certificate yet: a configuration error. */
-	ck_assert_int_eq(enroll_state_load(d, cfg, 1, &st), MDM_ERR_CONFIG);
+	/* No push certificate yet: the state loads (a topic imported later needs no
+	 * restart), but no profile can name a topic. */
+	ck_assert_int_eq(enroll_state_load(d, cfg, 1, &st), MDM_OK);
+	ck_assert_int_eq(
+	        enroll_topic_choose(d, st, NULL, NULL, topic, why, sizeof(why)), MDM_ERR_CONFIG);
 	make_push("push", UUID1);
 	ck_assert_int_eq(import("push", "push", &res), MDM_OK);
-	ck_assert_int_eq(enroll_state_load(d, cfg, 1, &st), MDM_OK);
 	ck_assert_str_eq(st->ca_name, "Unit Enroll CA");
-	ck_assert_int_eq(enroll_profile_xml(d, cfg, st, NULL, &text, &len), MDM_OK);
+	ck_assert_int_eq(enroll_topic_choose(d, st, NULL, NULL, topic, why, sizeof(why)), MDM_OK);
+	ck_assert_int_eq(enroll_profile_xml(d, cfg, st, NULL, topic, &text, &len), MDM_OK);
 	ck_assert_int_eq(count("SELECT count(*) FROM mdm.challenge WHERE used_at IS NULL AND "
 	                       "expires_at > now() + interval '59 minutes'"),
 	        1);
@@ -615,6 +919,7 @@ Suite *enroll_suite(void)
 	tcase_add_test(tc, push_topic_rules);
 	tcase_add_test(tc, push_topic_real_apple_cert);
 	tcase_add_test(tc, enroll_authorization);
+	tcase_add_test(tc, enroll_topic_query_refusals);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("db");
@@ -622,7 +927,10 @@ Suite *enroll_suite(void)
 	tcase_add_checked_fixture(tc, db_setup, db_teardown);
 	tcase_add_test(tc, push_import_rules);
 	tcase_add_test(tc, push_import_p12);
-	tcase_add_test(tc, push_topic_selection);
+	tcase_add_test(tc, enroll_topic_choice);
+	tcase_add_test(tc, enroll_admit_auth_before_topics);
+	tcase_add_test(tc, enroll_profile_per_topic);
+	tcase_add_test(tc, push_cert_remove_rules);
 	tcase_add_test(tc, enroll_signed_profile_with_challenge);
 	suite_add_tcase(s, tc);
 	return s;

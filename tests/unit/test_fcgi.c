@@ -263,6 +263,34 @@ START_TEST(query_get)
 }
 END_TEST
 
+/* Into the caller's buffer: nothing allocated, over its size refused. */
+START_TEST(query_get_buf)
+{
+	char b[8];
+	size_t n = 99;
+
+	ck_assert_int_eq(fcgi_query_get_buf("a=1&t=ab%2Ec", "t", 0, b, sizeof(b), &n), MDM_OK);
+	ck_assert_str_eq(b, "ab.c");
+	ck_assert_uint_eq(n, 4);
+	ck_assert_int_eq(fcgi_query_get_buf("t=1234567", "t", 0, b, sizeof(b), &n), MDM_OK);
+	ck_assert_uint_eq(n, 7);
+	ck_assert_int_eq(fcgi_query_get_buf("t=12345678", "t", 0, b, sizeof(b), &n), MDM_ERR_LIMIT);
+	ck_assert_str_eq(b, "");
+	ck_assert_uint_eq(n, 0);
+	/* Escapes count as what they decode to. */
+	ck_assert_int_eq(
+	        fcgi_query_get_buf("t=%31%32%33%34%35%36%37", "t", 0, b, sizeof(b), &n), MDM_OK);
+	ck_assert_str_eq(b, "1234567");
+	ck_assert_int_eq(fcgi_query_get_buf("t=%00", "t", 0, b, sizeof(b), &n), MDM_OK);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_int_eq(fcgi_query_get_buf("t=1&t=2", "t", 0, b, sizeof(b), &n), MDM_ERR_PARSE);
+	ck_assert_int_eq(fcgi_query_get_buf("t=%g1", "t", 0, b, sizeof(b), &n), MDM_ERR_PARSE);
+	ck_assert_str_eq(b, "");
+	ck_assert_int_eq(fcgi_query_get_buf("u=1", "t", 0, b, sizeof(b), &n), MDM_ERR_NOT_FOUND);
+	ck_assert_int_eq(fcgi_query_get_buf(NULL, "t", 0, b, sizeof(b), &n), MDM_ERR_NOT_FOUND);
+}
+END_TEST
+
 START_TEST(method_in)
 {
 	ck_assert(fcgi_method_in("GET", "GET, POST"));
@@ -292,6 +320,7 @@ Suite *fcgi_suite(void)
 	tcase_add_test(tc, respond_refuses_header_injection);
 	tcase_add_test(tc, head_has_no_body);
 	tcase_add_test(tc, query_get);
+	tcase_add_test(tc, query_get_buf);
 	tcase_add_test(tc, method_in);
 	suite_add_tcase(s, tc);
 	return s;

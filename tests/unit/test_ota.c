@@ -37,6 +37,7 @@
 #define SECDATA    "apple-Security/OSX/shared_regressions/si-20-sectrust-policies-data/"
 #define MMDM       "micromdm/pkg/crypto/testdata/"
 #define P2_UDID    "78897E40-F532-5DE0-A7DC-56BAC5CEEB9C"
+#define UNIT_TOPIC "com.apple.mgmt.External.e0bd1eac-1f17-4c8e-8a63-dd17d3dd35d9"
 #define P2_CHAL    "8gLEIttrT7qbLOZs3XzL5XPgNXCliGwRLtn2Lfe4GBsa7g6MGm2sJjicKrLFal4D"
 /* 2023-01-01, 2019-01-01, 2025-06-01, 2012-01-01 (UTC). */
 #define T2023 ((time_t)1672531200)
@@ -407,11 +408,20 @@ START_TEST(phase1_profile_service)
 	FILE *fp;
 
 	enroll_setup(&cfg, &st);
+	/* A topic that is not imported: no challenge is made. */
 	ck_assert_int_eq(
-	        ota_service_profile(d, cfg, st, "https://mdm.example.com" OTA_PATH, &der, &len),
+	        ota_service_profile(d, cfg, st, "https://mdm.example.com" OTA_PATH,
+	                "com.apple.mgmt.External.0e0e0e0e-0000-4000-8000-000000000003", &der, &len),
+	        MDM_ERR_NOT_FOUND);
+	ck_assert_ptr_null(der);
+	assert_q("SELECT count(*) FROM mdm.challenge", NULL, "0");
+	ck_assert_int_eq(ota_service_profile(d, cfg, st, "https://mdm.example.com" OTA_PATH,
+	                         UNIT_TOPIC, &der, &len),
 	        MDM_OK);
-	assert_q("SELECT count(*) FROM mdm.challenge WHERE purpose = 'ota' AND used_at IS NULL",
-	        NULL, "1");
+	/* The challenge carries the topic chosen now to phases 2 and 3. */
+	assert_q("SELECT count(*) FROM mdm.challenge WHERE purpose = 'ota' AND used_at IS NULL "
+	         "AND topic = $1",
+	        UNIT_TOPIC, "1");
 	snprintf(path, sizeof(path), "%s/ota.der", dir);
 	ck_assert_ptr_nonnull(fp = fopen(path, "wb"));
 	ck_assert_uint_eq(fwrite(der, 1, len, fp), len);
@@ -456,9 +466,9 @@ START_TEST(phase2_vector_stored_once)
 	/* The zentral server's challenge, as if we had served it. */
 	ck_assert_int_eq(
 	        db_exec(d,
-	                "INSERT INTO mdm.challenge (challenge_sha256, purpose, expires_at) "
+	                "INSERT INTO mdm.challenge (challenge_sha256, purpose, expires_at, topic) "
 	                "VALUES (encode(sha256(convert_to('" P2_CHAL "', 'UTF8')), 'hex'), "
-	                "'ota', now() + interval '1 hour')",
+	                "'ota', now() + interval '1 hour', '" UNIT_TOPIC "')",
 	                0, NULL, NULL),
 	        MDM_OK);
 	ck_assert_int_eq(ota_answer(d, cfg, st, NULL, &m, &der, &derlen), MDM_OK);
@@ -469,9 +479,12 @@ START_TEST(phase2_vector_stored_once)
 	assert_q("SELECT count(*) FROM mdm.ota_enrollment WHERE attributes ? 'CHALLENGE'", NULL,
 	        "0");
 	assert_q("SELECT used_at IS NOT NULL FROM mdm.challenge WHERE purpose = 'ota'", NULL, "t");
-	/* The answer's SCEP challenge is bound to that UDID. */
+	/* The answer's SCEP challenge is bound to that UDID and carries phase 1's topic on. */
 	assert_q("SELECT count(*) FROM mdm.challenge WHERE purpose = 'scep' AND udid = $1", P2_UDID,
 	        "1");
+	assert_q("SELECT topic FROM mdm.challenge WHERE purpose = 'scep' AND udid = $1", P2_UDID,
+	        UNIT_TOPIC);
+	assert_q("SELECT topic FROM mdm.ota_enrollment WHERE udid = $1", P2_UDID, UNIT_TOPIC);
 	snprintf(path, sizeof(path), "%s/p2.der", dir);
 	ck_assert_ptr_nonnull(fp = fopen(path, "wb"));
 	ck_assert_uint_eq(fwrite(der, 1, derlen, fp), derlen);
