@@ -258,6 +258,7 @@ END_TEST
 
 static char tdir[512];
 static const char *topic1, *topic2;
+static char topic2_udid[64]; /* the iPhone topics_devices_enroll enrolled into topic2 */
 
 static const char *env_or(const char *name, const char *dflt)
 {
@@ -506,6 +507,8 @@ START_TEST(topics_devices_enroll)
 		                getenv("E2E_DEVICE_CA"), getenv("E2E_TLS_CA"), tdir, i + 1, tdir,
 		                i + 1) == 0,
 		        "applesim through topic %s failed (mode %s)", t[i], mode);
+		if (i == 1)
+			memcpy(topic2_udid, udid, sizeof(topic2_udid));
 		snprintf(want, sizeof(want), "%s/true", t[i]);
 		e2e_assert_query("SELECT topic || '/' || active::text FROM mdm.enrollment WHERE "
 		                 "udid = $1 AND user_id IS NULL",
@@ -602,6 +605,18 @@ START_TEST(topics_remove)
 	        0);
 	free(n);
 	e2e_assert_query("SELECT count(*)::text FROM mdm.push_certs WHERE topic = $1", topic2, "0");
+	/* Its device stays enrolled and cannot be woken: the daemon says why. */
+	if (topic2_udid[0] != '\0') {
+		free(e2e_query1("SELECT mdm.push($1)::text", topic2_udid));
+		ck_assert_int_eq(e2e_sh("env MDM_APNS_URL=\"$E2E_APNS_URL\" "
+		                        "MDM_APNS_CA_FILE=\"$E2E_APNS_CA\" MDM_PUSH_MIN_INTERVAL=0 "
+		                        "%s --once --id topics-rm >>%s/pushd.log 2>&1",
+		                         getenv("E2E_PUSHD"), tdir),
+		        0);
+		e2e_assert_query("SELECT active::text || '/' || coalesce(last_reason, '-') FROM "
+		                 "mdm.push_status WHERE udid = $1 AND user_id IS NULL",
+		        topic2_udid, "true/NoPushCertificate");
+	}
 	/* Gone for enrollment; one topic again, so the plain URL works. */
 	snprintf(q, sizeof(q), "?topic=%s", topic2);
 	fetch(q, &f);
