@@ -24,47 +24,40 @@ CREATE INDEX enrollment_topic_idx ON mdm.enrollment (topic) WHERE active;
 
 -- The topic must be imported when the challenge is made; the row is locked
 -- (KEY SHARE) so that mdm.push_cert_remove waits for this transaction and
--- then counts what it made.
-CREATE FUNCTION mdm.scep_challenge_new(udid text, ttl interval, topic text)
-RETURNS text LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    c text;
+-- then counts what it made.  Then the new challenge c records it.
+CREATE FUNCTION mdm.challenge_topic_set(c text, topic text, caller text)
+RETURNS text LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    IF scep_challenge_new.topic IS NOT NULL THEN
-        PERFORM 1 FROM mdm.push_cert p WHERE p.topic = scep_challenge_new.topic FOR KEY SHARE;
+    IF challenge_topic_set.topic IS NOT NULL THEN
+        PERFORM 1 FROM mdm.push_cert p WHERE p.topic = challenge_topic_set.topic FOR KEY SHARE;
         IF NOT FOUND THEN
-            RAISE EXCEPTION 'mdm.scep_challenge_new: no push certificate is imported for '
-                'topic %', scep_challenge_new.topic USING ERRCODE = 'P0002';
+            RAISE EXCEPTION '%: no push certificate is imported for topic %', caller,
+                challenge_topic_set.topic USING ERRCODE = 'P0002';
         END IF;
     END IF;
-    c := mdm.scep_challenge_new(scep_challenge_new.udid, scep_challenge_new.ttl);
-    UPDATE mdm.challenge h SET topic = scep_challenge_new.topic
+    UPDATE mdm.challenge h SET topic = challenge_topic_set.topic
      WHERE h.challenge_sha256 = encode(sha256(convert_to(c, 'UTF8')), 'hex');
     RETURN c;
 END $$;
+COMMENT ON FUNCTION mdm.challenge_topic_set(text, text, text) IS
+    'Records topic (which must be imported: SQLSTATE P0002, naming caller; NULL: none) with '
+    'the challenge c just made, and returns c. Internal to the two functions below.';
+
+CREATE FUNCTION mdm.scep_challenge_new(udid text, ttl interval, topic text)
+RETURNS text LANGUAGE sql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $$
+    SELECT mdm.challenge_topic_set(mdm.scep_challenge_new(udid, ttl), topic,
+                                   'mdm.scep_challenge_new');
+$$;
 COMMENT ON FUNCTION mdm.scep_challenge_new(text, interval, text) IS
     'mdm.scep_challenge_new(udid, ttl) for a profile naming push topic topic, which must be '
     'imported (SQLSTATE P0002 otherwise; NULL: no topic). The challenge records the topic.';
 
 CREATE FUNCTION mdm.ota_challenge_new(ttl interval, topic text)
-RETURNS text LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+RETURNS text LANGUAGE sql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    c text;
-BEGIN
-    IF ota_challenge_new.topic IS NOT NULL THEN
-        PERFORM 1 FROM mdm.push_cert p WHERE p.topic = ota_challenge_new.topic FOR KEY SHARE;
-        IF NOT FOUND THEN
-            RAISE EXCEPTION 'mdm.ota_challenge_new: no push certificate is imported for '
-                'topic %', ota_challenge_new.topic USING ERRCODE = 'P0002';
-        END IF;
-    END IF;
-    c := mdm.ota_challenge_new(ota_challenge_new.ttl);
-    UPDATE mdm.challenge h SET topic = ota_challenge_new.topic
-     WHERE h.challenge_sha256 = encode(sha256(convert_to(c, 'UTF8')), 'hex');
-    RETURN c;
-END $$;
+    SELECT mdm.challenge_topic_set(mdm.ota_challenge_new(ttl), topic, 'mdm.ota_challenge_new');
+$$;
 COMMENT ON FUNCTION mdm.ota_challenge_new(interval, text) IS
     'mdm.ota_challenge_new(ttl) for an over-the-air enrollment into push topic topic, which '
     'must be imported (SQLSTATE P0002 otherwise; NULL: the server''s default at phase 3). '
@@ -119,7 +112,8 @@ COMMENT ON FUNCTION mdm.push_cert_remove(text, boolean) IS
     'it is not imported. Returns how many active enrollments used it. The certificate stays '
     'in mdm.certificate, the key where key_uri pointed; enrollments keep their topic.';
 
-REVOKE ALL ON FUNCTION mdm.scep_challenge_new(text, interval, text),
+REVOKE ALL ON FUNCTION mdm.challenge_topic_set(text, text, text),
+    mdm.scep_challenge_new(text, interval, text),
     mdm.ota_challenge_new(interval, text), mdm.push_cert_remove(text, boolean) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mdm.scep_challenge_new(text, interval, text),
     mdm.ota_challenge_new(interval, text) TO mdm_operator;
