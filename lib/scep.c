@@ -194,6 +194,22 @@ static mdm_err scep_refuse(struct scep_op *op, enum scep_fail_info fail, const c
 }
 
 /*
+ * The digest a CertRep is signed with: the request's when this server
+ * accepts it, else the server's own (SHA-256, the one GetCACaps names
+ * first).  A refusal for its digest (SHA-1 without scep_allow_sha1, MD5)
+ * is never answered in that digest over the transactionID and nonce the
+ * requester chose.
+ */
+static enum cms_digest scep_reply_digest(const struct scep_server *s, enum cms_digest asked)
+{
+	if (asked == CMS_DIGEST_SHA256 || asked == CMS_DIGEST_SHA512)
+		return asked;
+	if (asked == CMS_DIGEST_SHA1 && s->policy.allow_sha1)
+		return asked;
+	return CMS_DIGEST_SHA256;
+}
+
+/*
  * The CertRep is signed under the certificate GetCACert offered as the RA:
  * Apple devices accept a reply signed by exactly that certificate and no
  * other (Security framework, SecSCEPVerifyReply), and with the lone CA
@@ -216,7 +232,7 @@ static mdm_err scep_reply(struct scep_op *op, uint8_t **out, size_t *outlen)
 	p.key = ca->ra ? ca->ra_key : ca->active_key;
 	p.extra_certs = ee ? extra : NULL;
 	p.n_extra_certs = ee ? 1 : 0;
-	p.digest = op->msg->digest;
+	p.digest = scep_reply_digest(op->s, op->msg->digest);
 	p.transaction_id = op->msg->transaction_id;
 	p.recipient_nonce = op->msg->has_sender_nonce ? op->msg->sender_nonce : NULL;
 	p.recipient_nonce_len = op->msg->sender_nonce_len; /* Apple sends 8 bytes */
@@ -259,7 +275,8 @@ static mdm_err scep_existing(struct scep_op *op, int *found)
 
 	*found = 0;
 	rc = db_exec(op->s->db,
-	        "SELECT t.signer_key_sha256, t.status, c.der FROM mdm.scep_transaction t "
+	        "SELECT t.signer_key_sha256, t.status, c.der, coalesce(t.refusal, ''), "
+	        "coalesce(t.refusal_fail_info, 0) FROM mdm.scep_transaction t "
 	        "LEFT JOIN mdm.certificate c ON c.id = t.certificate_id "
 	        "WHERE t.transaction_id = $1",
 	        1, params, &r);
@@ -281,6 +298,9 @@ static mdm_err scep_existing(struct scep_op *op, int *found)
 		        op->msg->transaction_id);
 	} else if (strcmp(status, "pending") == 0) {
 		op->status = SCEP_PENDING;
+	} else if (strcmp(status, "refused") == 0) {
+		rc = scep_refuse(
+		        op, (enum scep_fail_info)atoi(db_res_get0(r, 0, 4)), db_res_get0(r, 0, 3));
 	} else {
 		rc = scep_refuse(op, SCEP_BAD_REQUEST, "the request was rejected by an operator");
 	}
@@ -607,6 +627,88 @@ struct scep_poll_tx {
 	struct scep_op *op;
 };
 
+/*
+ * An approved renewal is issued only if what it was asked on still holds
+ * when the CertPoll comes (the approval was for those grounds): the
+ * certificate it renews unrevoked, still valid to our CA chain, bound to
+ * the same UDID, and that UDID not bound to another certificate since.
+ * When not, *why and *fail say which rule (NULL: it holds).
+ */
+static mdm_err scep_renewal_grounds(
+        db *d, struct scep_op *op, const char *tx_udid, enum scep_fail_info *fail, const char **why)
+{
+	const char *params[1] = {op->renewal_of};
+	struct x509_st *old = NULL;
+	db_res *r = NULL;
+	size_t which;
+	mdm_err rc;
+
+	*why = NULL;
+	*fail = SCEP_FAIL_NONE;
+	rc = db_exec(d,
+	        "SELECT c.der, c.revoked_at IS NOT NULL, coalesce(c.udid, ''), "
+	        "coalesce((SELECT identity_certificate_id::text FROM mdm.device v "
+	        "WHERE v.udid = c.udid), '') FROM mdm.certificate c "
+	        "WHERE c.id = $1::bigint AND c.kind = 'device' FOR SHARE",
+	        1, params, &r);
+	if (rc != MDM_OK)
+		goto out;
+	if (db_res_rows(r) != 1) {
+		*fail = SCEP_BAD_MESSAGE_CHECK;
+		*why = "RFC 8894 section 3.3.1.2: the certificate this request renews is gone";
+		goto out;
+	}
+	if (strcmp(db_res_get0(r, 0, 1), "t") == 0) {
+		*fail = SCEP_BAD_MESSAGE_CHECK;
+		*why = "RFC 8894 section 3.3.1.2: the certificate this request renews was revoked "
+		       "after the request; its approval is void";
+		goto out;
+	}
+	if ((rc = ca_cert_from_res(r, 0, 0, &old)) != MDM_OK)
+		goto out;
+	if (x509_verify_issued(old, op->s->ca->verify, op->s->ca->n_verify, op->now, 1, &which) !=
+	        MDM_OK) {
+		*fail = SCEP_BAD_MESSAGE_CHECK;
+		*why = "RFC 8894 section 3.3.1.2: the certificate this request renews has expired "
+		       "or no longer verifies to this CA; its approval is void";
+		goto out;
+	}
+	if (tx_udid[0] != '\0' && strcmp(db_res_get0(r, 0, 2), tx_udid) != 0) {
+		*fail = SCEP_BAD_REQUEST;
+		*why = "the certificate this request renews is bound to another UDID than when "
+		       "the request came; its approval is void";
+		goto out;
+	}
+	if (*db_res_get0(r, 0, 3) != '\0' && strcmp(db_res_get0(r, 0, 3), op->renewal_of) != 0) {
+		*fail = SCEP_BAD_REQUEST;
+		*why = "the UDID of the certificate this request renews is now bound to another "
+		       "certificate; its approval is void";
+		goto out;
+	}
+out:
+	x509_cert_free(old);
+	db_res_free(r);
+	return rc;
+}
+
+/* Records why an approved transaction was refused at issue time, and answers so. */
+static mdm_err scep_refuse_approved(
+        db *d, struct scep_op *op, enum scep_fail_info fail, const char *why)
+{
+	char f[8];
+	const char *params[3] = {op->msg->transaction_id, why, f};
+	mdm_err rc;
+
+	snprintf(f, sizeof(f), "%d", (int)fail);
+	rc = db_exec(d,
+	        "UPDATE mdm.scep_transaction SET status = 'refused', refusal = $2, "
+	        "refusal_fail_info = $3::smallint WHERE transaction_id = $1",
+	        3, params, NULL);
+	if (rc != MDM_OK)
+		return rc;
+	return scep_refuse(op, fail, why);
+}
+
 static mdm_err scep_poll_tx_fn(db *d, void *arg)
 {
 	struct scep_op *op = ((struct scep_poll_tx *)arg)->op;
@@ -618,7 +720,8 @@ static mdm_err scep_poll_tx_fn(db *d, void *arg)
 	op->fail = SCEP_FAIL_NONE;
 	rc = db_exec(d,
 	        "SELECT signer_key_sha256, status, decided_at IS NOT NULL, csr, "
-	        "coalesce(renewal_of::text, ''), coalesce(udid, '') "
+	        "coalesce(renewal_of::text, ''), coalesce(udid, ''), coalesce(refusal, ''), "
+	        "coalesce(refusal_fail_info, 0) "
 	        "FROM mdm.scep_transaction WHERE transaction_id = $1 FOR UPDATE",
 	        1, params, &r);
 	if (rc != MDM_OK)
@@ -641,6 +744,11 @@ static mdm_err scep_poll_tx_fn(db *d, void *arg)
 		rc = scep_refuse(op, SCEP_BAD_REQUEST, "the request was rejected by an operator");
 		goto out;
 	}
+	if (strcmp(db_res_get0(r, 0, 1), "refused") == 0) {
+		rc = scep_refuse(
+		        op, (enum scep_fail_info)atoi(db_res_get0(r, 0, 7)), db_res_get0(r, 0, 6));
+		goto out;
+	}
 	if (strcmp(db_res_get0(r, 0, 2), "t") != 0) {
 		op->status = SCEP_PENDING;
 		goto out;
@@ -660,6 +768,16 @@ static mdm_err scep_poll_tx_fn(db *d, void *arg)
 	}
 	snprintf(op->renewal_of, sizeof(op->renewal_of), "%s", db_res_get0(r, 0, 4));
 	snprintf(op->udid, sizeof(op->udid), "%s", db_res_get0(r, 0, 5));
+	if (op->renewal_of[0] != '\0') {
+		enum scep_fail_info fail;
+		const char *why;
+		if ((rc = scep_renewal_grounds(d, op, op->udid, &fail, &why)) != MDM_OK)
+			goto out;
+		if (why != NULL) {
+			rc = scep_refuse_approved(d, op, fail, why);
+			goto out;
+		}
+	}
 	rc = scep_issue_cert(d, op);
 out:
 	db_res_free(r);
@@ -809,13 +927,33 @@ static mdm_err scep_get_crl(struct scep_op *op)
 		rc = MDM_ERR_NOMEM;
 		goto out;
 	}
+	/*
+	 * One row never breaks the CRL (sql/README.md): a reason a full CRL
+	 * cannot carry (removeFromCRL from before 013, RFC 5280 section
+	 * 5.3.1; a name no RFC has) is left out and the certificate still
+	 * listed; a row whose serial or date cannot be encoded at all is
+	 * logged and left out.
+	 */
+	size_t m = 0;
 	for (int i = 0; i < n; i++) {
-		rev[i].serial_hex = db_res_get0(r, i, 0);
-		rev[i].revoked_at = (time_t)atoll(db_res_get0(r, i, 1));
-		rev[i].reason = scep_reason_code(db_res_get0(r, i, 2));
+		const char *why = NULL;
+		rev[m].serial_hex = db_res_get0(r, i, 0);
+		rev[m].revoked_at = (time_t)atoll(db_res_get0(r, i, 1));
+		rev[m].reason = scep_reason_code(db_res_get0(r, i, 2));
+		if (rev[m].reason == 8 || rev[m].reason < 0) {
+			log_warn("scep: CRL: serial %s: reason \"%s\" cannot be on a full CRL "
+			         "(RFC 5280 section 5.3.1): listed without a reasonCode",
+			        rev[m].serial_hex, db_res_get0(r, i, 2));
+			rev[m].reason = -1;
+		}
+		if (!x509_crl_entry_ok(&rev[m], &why)) {
+			log_error("scep: CRL: serial %s left out: %s", rev[m].serial_hex, why);
+			continue;
+		}
+		m++;
 	}
-	rc = x509_crl_build(ca->active, ca->active_key, rev, (size_t)n, op->now,
-	        op->s->policy.crl_days, &op->crl, &op->crl_len);
+	rc = x509_crl_build(ca->active, ca->active_key, rev, m, op->now, op->s->policy.crl_days,
+	        &op->crl, &op->crl_len);
 	if (rc == MDM_OK)
 		op->status = SCEP_SUCCESS;
 out:
@@ -863,10 +1001,6 @@ static mdm_err scep_answer_unverified(struct scep_server *s, const uint8_t *msg,
 		rc = MDM_ERR_PARSE;
 		goto out;
 	}
-	/* Never answer with a digest we refuse (nor SHA-1 unless enabled). */
-	if (op.msg->digest == CMS_DIGEST__MAX ||
-	        (op.msg->digest == CMS_DIGEST_SHA1 && !s->policy.allow_sha1))
-		op.msg->digest = CMS_DIGEST_SHA256;
 	op.status = SCEP_FAILURE;
 	op.fail = fail;
 	log_warn("scep: %s (unverified) refused: %s (failInfo %s)", op.msg->transaction_id, rule,

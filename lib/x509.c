@@ -2067,6 +2067,28 @@ out:
 
 /* ---- CRL ---- */
 
+int x509_crl_entry_ok(const struct x509_revoked *r, const char **why)
+{
+	ASN1_INTEGER *serial;
+
+	*why = NULL;
+	if (r->revoked_at < 0) {
+		*why = "revocation time before 1970";
+		return 0;
+	}
+	if ((serial = serial_from_hex(r->serial_hex)) == NULL) {
+		*why = "serial is not 1..40 hex digits above zero";
+		return 0;
+	}
+	ASN1_INTEGER_free(serial);
+	/* RFC 5280 5.3.1: 7 is unused; removeFromCRL (8) belongs to delta CRLs only. */
+	if (r->reason < -1 || r->reason > 10 || r->reason == 7 || r->reason == 8) {
+		*why = "reason code not allowed on a full CRL (RFC 5280 section 5.3.1)";
+		return 0;
+	}
+	return 1;
+}
+
 static mdm_err crl_add_revoked(X509_CRL *crl, const struct x509_revoked *r)
 {
 	X509_REVOKED *rev = NULL;

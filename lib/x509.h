@@ -291,6 +291,12 @@ struct x509_revoked {
 	int reason; /* RFC 5280 CRLReason, -1 for none */
 };
 /*
+ * 1 when x509_crl_build can encode r; 0 with *why (static text) when not:
+ * a revocation time before 1970, a serial that is not 1..40 hex digits
+ * above zero, a reason out of range or 7 or 8 (RFC 5280 section 5.3.1).
+ */
+MDM_WUR int x509_crl_entry_ok(const struct x509_revoked *r, const char **why);
+/*
  * A v2 CRL (DER) signed by the CA, thisUpdate now, nextUpdate now + days
  * (1..X509_MAX_CRL_DAYS), AKI, crlNumber = now (seconds: increases without
  * stored state), reasonCode per entry unless -1.  MDM_ERR_INVAL for a bad

@@ -587,6 +587,319 @@ START_TEST(no_next_ca_staged)
 }
 END_TEST
 
+/*
+ * POSTs a PKIOperation (RFC 8894 section 4.3) from memory; the reply
+ * body to dir/name.der, parsed and verified by cms_scep_parse.
+ */
+static struct cms_scep_msg *post_pki(
+        const char *dir, const char *name, const uint8_t *req, size_t reqlen, int *status)
+{
+	char in[600], out[600], cmd[2048], code[16] = "";
+	struct cms_scep_msg *rep = NULL;
+	enum scep_fail_info fail;
+	uint8_t *reply;
+	size_t replylen;
+	FILE *fp;
+
+	snprintf(in, sizeof(in), "%s/%s.req", dir, name);
+	snprintf(out, sizeof(out), "%s/%s.der", dir, name);
+	fp = fopen(in, "wb");
+	ck_assert_ptr_nonnull(fp);
+	ck_assert_uint_eq(fwrite(req, 1, reqlen, fp), reqlen);
+	fclose(fp);
+	snprintf(cmd, sizeof(cmd),
+	        "curl -s -o '%s' -w '%%{http_code}' -H 'Content-Type: application/x-pki-message' "
+	        "--data-binary @'%s' '%s?operation=PKIOperation'",
+	        out, in, scep_url);
+	fp = popen(cmd, "r");
+	ck_assert_ptr_nonnull(fp);
+	if (fgets(code, sizeof(code), fp) == NULL)
+		code[0] = '\0';
+	pclose(fp);
+	*status = atoi(code);
+	if (*status != 200)
+		return NULL;
+	reply = slurp(out, &replylen);
+	ck_assert_int_eq(cms_scep_parse(reply, replylen, &rep, &fail, NULL, 0), MDM_OK);
+	ck_assert_int_eq(rep->message_type, SCEP_CERTREP);
+	free(reply);
+	return rep;
+}
+
+/* A request of type signed by signer/key over content, enveloped to to. */
+static uint8_t *pki_req(enum scep_message_type type, X509 *signer, EVP_PKEY *key, X509 *to,
+        enum cms_digest dg, const char *txid, const uint8_t *content, size_t len, size_t *reqlen)
+{
+	struct cms_request_params p;
+	uint8_t *req = NULL;
+
+	memset(&p, 0, sizeof(p));
+	p.type = type;
+	p.signer = signer;
+	p.key = key;
+	p.recipient = to;
+	p.digest = dg;
+	p.cipher = CMS_CIPHER_AES256;
+	p.transaction_id = txid;
+	p.content = content;
+	p.content_len = len;
+	ck_assert_int_eq(cms_scep_request(&p, &req, reqlen), MDM_OK);
+	return req;
+}
+
+/* A client of ours: key, CSR with a new challenge, self-signed signer. */
+struct e2e_client {
+	EVP_PKEY *key;
+	X509 *self, *cert;
+	unsigned char *csr_der;
+	int csr_len;
+};
+
+static void e2e_client_new(struct e2e_client *c, const char *cn)
+{
+	X509_REQ *csr = X509_REQ_new();
+	X509_NAME *name = X509_NAME_new();
+	char *ch = challenge_new();
+
+	memset(c, 0, sizeof(*c));
+	c->key = EVP_RSA_gen(2048);
+	ck_assert_ptr_nonnull(c->key);
+	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
+	X509_REQ_set_subject_name(csr, name);
+	X509_REQ_set_pubkey(csr, c->key);
+	X509_REQ_add1_attr_by_NID(
+	        csr, NID_pkcs9_challengePassword, MBSTRING_ASC, (const unsigned char *)ch, -1);
+	ck_assert_int_gt(X509_REQ_sign(csr, c->key, EVP_sha256()), 0);
+	c->csr_len = i2d_X509_REQ(csr, &c->csr_der);
+	ck_assert_int_gt(c->csr_len, 0);
+	c->self = self_signed(c->key, cn);
+	X509_NAME_free(name);
+	X509_REQ_free(csr);
+	free(ch);
+}
+
+static void e2e_client_free(struct e2e_client *c)
+{
+	EVP_PKEY_free(c->key);
+	X509_free(c->self);
+	X509_free(c->cert);
+	OPENSSL_free(c->csr_der);
+}
+
+/* The inner content of a SUCCESS CertRep, decrypted with the requester's key. */
+static uint8_t *reply_inner(struct cms_scep_msg *rep, EVP_PKEY *key, X509 *signer, size_t *len)
+{
+	enum scep_fail_info fail;
+	enum cms_cipher cipher;
+	uint8_t *inner = NULL;
+
+	ck_assert_int_eq(rep->pki_status, SCEP_SUCCESS);
+	ck_assert_int_eq(cms_scep_decrypt(rep, key, signer, &inner, len, &cipher, &fail), MDM_OK);
+	return inner;
+}
+
+static void e2e_enrol(const char *dir, struct e2e_client *c, X509 *to, const char *txid)
+{
+	struct cms_scep_msg *rep;
+	struct x509_st **certs = NULL;
+	uint8_t *req, *inner;
+	size_t reqlen, innerlen, n = 0;
+	int status;
+
+	req = pki_req(SCEP_PKCSREQ, c->self, c->key, to, CMS_DIGEST_SHA256, txid, c->csr_der,
+	        (size_t)c->csr_len, &reqlen);
+	rep = post_pki(dir, txid, req, reqlen, &status);
+	ck_assert_int_eq(status, 200);
+	inner = reply_inner(rep, c->key, c->self, &innerlen);
+	ck_assert_int_eq(cms_certs_only_parse(inner, innerlen, &certs, &n), MDM_OK);
+	ck_assert_uint_eq(n, 1);
+	c->cert = certs[0];
+	free(certs);
+	free(inner);
+	free(req);
+	cms_scep_msg_free(rep);
+}
+
+/*
+ * With SHA-1 refused (the fcgid stack's defaults), a SHA-1 PKCSReq gets
+ * FAILURE badAlg signed with SHA-256, the server's digest, never with the
+ * SHA-1 it refuses; both our parser and openssl verify that signature.
+ */
+START_TEST(sha1_refusal_signed_with_server_digest)
+{
+	char dir[512], txid[96];
+	struct e2e_client c;
+	struct cms_scep_msg *rep;
+	X509 **answer, *to;
+	uint8_t *req;
+	size_t reqlen, n_answer;
+	int status, before = issued_count();
+
+	if (legacy) {
+		fprintf(stderr,
+		        "scep-interop: SHA-1 allowed in this mode; SHA-1 refusal skipped\n");
+		return;
+	}
+	snprintf(dir, sizeof(dir), "%s/sha1-refusal", tmpdir);
+	ck_assert_int_eq(sh("mkdir -p %s", dir), 0);
+	fetch_ca(dir);
+	answer = ca_answer(dir, &n_answer);
+	to = recipient_of(answer, n_answer);
+	ck_assert_ptr_nonnull(to);
+	e2e_client_new(&c, "e2e-sha1");
+	snprintf(txid, sizeof(txid), "E2E-SHA1-%ld", (long)getpid());
+	req = pki_req(SCEP_PKCSREQ, c.self, c.key, to, CMS_DIGEST_SHA1, txid, c.csr_der,
+	        (size_t)c.csr_len, &reqlen);
+	rep = post_pki(dir, "reply", req, reqlen, &status);
+	ck_assert_int_eq(status, 200);
+	ck_assert_int_eq(rep->pki_status, SCEP_FAILURE);
+	ck_assert_int_eq(rep->fail_info, SCEP_BAD_ALG);
+	ck_assert_str_eq(rep->transaction_id, txid);
+	ck_assert_int_eq(rep->digest, CMS_DIGEST_SHA256);
+	/* openssl, not our code, verifies the signature and names its digest. */
+	ck_assert_int_eq(sh("openssl cms -verify -noverify -inform DER -in %s/reply.der -out "
+	                    "/dev/null 2>%s/verify.log",
+	                         dir, dir),
+	        0);
+	ck_assert_int_eq(sh("openssl cms -cmsout -print -inform DER -in %s/reply.der "
+	                    ">%s/reply.txt && grep -A1 'digestAlgorithm' %s/reply.txt | grep -q "
+	                    "'algorithm: sha256'",
+	                         dir, dir, dir),
+	        0);
+	/* No digest of the SignedData or its SignerInfo is anything else (SHA-1). */
+	ck_assert_int_eq(sh("grep -A1 'digestAlgorithm' %s/reply.txt | grep 'algorithm: ' | grep "
+	                    "-qv 'algorithm: sha256'",
+	                         dir),
+	        1);
+	ck_assert_int_eq(issued_count(), before);
+	free(req);
+	cms_scep_msg_free(rep);
+	e2e_client_free(&c);
+	certs_free(answer, n_answer);
+}
+END_TEST
+
+/* IssuerAndSerialNumber (RFC 5652 section 10.2.4) of cert, DER. */
+static unsigned char *ias_of(X509 *cert, int *len)
+{
+	PKCS7_ISSUER_AND_SERIAL *ias = PKCS7_ISSUER_AND_SERIAL_new();
+	unsigned char *der = NULL;
+
+	ck_assert_ptr_nonnull(ias);
+	ck_assert_int_eq(X509_NAME_set(&ias->issuer, X509_get_issuer_name(cert)), 1);
+	ASN1_INTEGER_free(ias->serial);
+	ias->serial = ASN1_INTEGER_dup(X509_get0_serialNumber(cert));
+	*len = i2d_PKCS7_ISSUER_AND_SERIAL(ias, &der);
+	ck_assert_int_gt(*len, 0);
+	PKCS7_ISSUER_AND_SERIAL_free(ias);
+	return der;
+}
+
+/* mdm.certificate_revoke(serial of cert, reason): 1 if it revoked. */
+static int e2e_revoke(X509 *cert, const char *reason)
+{
+	char serial[128];
+	BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), NULL);
+	char *hex = BN_bn2hex(bn);
+	const char *params[2] = {serial, reason};
+	db *d = NULL;
+	mdm_err rc;
+
+	snprintf(serial, sizeof(serial), "%s", hex);
+	OPENSSL_free(hex);
+	BN_free(bn);
+	ck_assert_int_eq(db_new(getenv("MDM_DB"), "e2e", &d), MDM_OK);
+	rc = db_exec(d, "SELECT mdm.certificate_revoke($1, $2)", 2, params, NULL);
+	if (rc != MDM_OK)
+		ck_assert_str_eq(db_get0_sqlstate(d), "22023");
+	db_free(d);
+	return rc == MDM_OK;
+}
+
+/*
+ * GetCRL through Apache after a revocation with every reason
+ * mdm.certificate_revoke accepts: HTTP 200, SUCCESS, a CRL openssl
+ * verifies against the CA, listing each certificate with its reasonCode.
+ * removeFromCRL is refused (RFC 5280 section 5.3.1) and breaks nothing.
+ */
+START_TEST(getcrl_after_every_reason)
+{
+	static const char *const names[] = {"unspecified", "keyCompromise", "cACompromise",
+	        "affiliationChanged", "superseded", "cessationOfOperation", "certificateHold",
+	        "privilegeWithdrawn", "aACompromise"};
+	static const char *const printed[] = {"Unspecified", "Key Compromise", "CA Compromise",
+	        "Affiliation Changed", "Superseded", "Cessation Of Operation", "Certificate Hold",
+	        "Privilege Withdrawn", "AA Compromise"};
+	enum { N = sizeof(names) / sizeof(names[0]) };
+	char dir[512], txid[96], path[600];
+	struct e2e_client c[N + 1], keep;
+	struct cms_scep_msg *rep;
+	X509 **answer, *to;
+	uint8_t *req, *inner;
+	unsigned char *ias;
+	size_t reqlen, n_answer, innerlen;
+	int status, iaslen;
+	FILE *fp;
+
+	snprintf(dir, sizeof(dir), "%s/getcrl-reasons", tmpdir);
+	ck_assert_int_eq(sh("mkdir -p %s", dir), 0);
+	fetch_ca(dir);
+	answer = ca_answer(dir, &n_answer);
+	to = recipient_of(answer, n_answer);
+	ck_assert_ptr_nonnull(to);
+	e2e_client_new(&keep, "e2e-crl-keep");
+	snprintf(txid, sizeof(txid), "E2E-CRL-KEEP-%ld", (long)getpid());
+	e2e_enrol(dir, &keep, to, txid);
+	for (size_t i = 0; i < N + 1; i++) {
+		e2e_client_new(&c[i], "e2e-crl-reason");
+		snprintf(txid, sizeof(txid), "E2E-CRL-%zu-%ld", i, (long)getpid());
+		e2e_enrol(dir, &c[i], to, txid);
+	}
+	ck_assert_int_eq(e2e_revoke(c[N].cert, "removeFromCRL"), 0);
+	for (size_t i = 0; i < N; i++)
+		ck_assert_int_eq(e2e_revoke(c[i].cert, names[i]), 1);
+
+	ias = ias_of(keep.cert, &iaslen);
+	snprintf(txid, sizeof(txid), "E2E-CRL-GET-%ld", (long)getpid());
+	req = pki_req(SCEP_GETCRL, keep.cert, keep.key, to, CMS_DIGEST_SHA256, txid, ias,
+	        (size_t)iaslen, &reqlen);
+	rep = post_pki(dir, "getcrl", req, reqlen, &status);
+	ck_assert_int_eq(status, 200);
+	inner = reply_inner(rep, keep.key, keep.cert, &innerlen);
+	snprintf(path, sizeof(path), "%s/crl.p7", dir);
+	fp = fopen(path, "wb");
+	ck_assert_ptr_nonnull(fp);
+	ck_assert_uint_eq(fwrite(inner, 1, innerlen, fp), innerlen);
+	fclose(fp);
+	/* openssl reads the CRL, verifies it with the CA and lists every reason. */
+	ck_assert_int_eq(sh("openssl pkcs7 -inform DER -in %s/crl.p7 -print_certs -out %s/crl.txt",
+	                         dir, dir),
+	        0);
+	ck_assert_int_eq(sh("awk '/BEGIN X509 CRL/,/END X509 CRL/' %s/crl.txt > %s/crl.pem && "
+	                    "openssl crl -in %s/crl.pem -CAfile %s/ca.pem -noout -text "
+	                    ">%s/crl.out 2>&1 && grep -q 'verify OK' %s/crl.out",
+	                         dir, dir, dir, dir, dir, dir),
+	        0);
+	for (size_t i = 0; i < N; i++) {
+		BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(c[i].cert), NULL);
+		char *hex = BN_bn2hex(bn);
+		ck_assert_msg(sh("grep -A4 'Serial Number: %s' %s/crl.out | grep -q '%s'", hex, dir,
+		                      printed[i]) == 0,
+		        "%s (%s) not on the CRL with its reason", names[i], hex);
+		OPENSSL_free(hex);
+		BN_free(bn);
+	}
+	free(inner);
+	free(req);
+	OPENSSL_free(ias);
+	cms_scep_msg_free(rep);
+	for (size_t i = 0; i < N + 1; i++)
+		e2e_client_free(&c[i]);
+	e2e_client_free(&keep);
+	certs_free(answer, n_answer);
+}
+END_TEST
+
 Suite *scep_interop_suite(void)
 {
 	Suite *s = suite_create("scep-interop");
@@ -613,6 +926,8 @@ Suite *scep_interop_suite(void)
 	tcase_add_test(tc, get_pkioperation_unescaped);
 	tcase_add_test(tc, get_pkioperation_percent_encoded);
 	tcase_add_test(tc, no_next_ca_staged);
+	tcase_add_test(tc, sha1_refusal_signed_with_server_digest);
+	tcase_add_test(tc, getcrl_after_every_reason);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -264,6 +264,7 @@ static void client_free(struct client *c)
 struct answer {
 	enum scep_pki_status status;
 	enum scep_fail_info fail;
+	enum cms_digest digest; /* of the CertRep's SignerInfo */
 	X509 *cert;
 };
 
@@ -306,6 +307,7 @@ static mdm_err send_req(enum scep_message_type type, X509 *signer, EVP_PKEY *key
 	ck_assert_str_eq(rep->transaction_id, txid);
 	a->status = rep->pki_status;
 	a->fail = rep->fail_info;
+	a->digest = rep->digest;
 	if (rep->pki_status == SCEP_SUCCESS) {
 		struct x509_st **certs = NULL;
 		size_t n = 0;
@@ -724,6 +726,12 @@ START_TEST(small_keys_and_sha1_refused)
 	        MDM_OK);
 	ck_assert_int_eq(a.status, SCEP_FAILURE);
 	ck_assert_int_eq(a.fail, SCEP_BAD_ALG);
+	/*
+	 * The refusal is signed with the server's own digest, never with the
+	 * SHA-1 it refuses over the request's transactionID and nonce; the
+	 * client verified it (cms_scep_parse in send_req).
+	 */
+	ck_assert_int_eq(a.digest, CMS_DIGEST_SHA256);
 	ck_assert_int_eq(issued(), 0);
 	/* Allowed by configuration: accepted. */
 	setenv("MDM_SCEP_ALLOW_SHA1", "yes", 1);
@@ -732,6 +740,7 @@ START_TEST(small_keys_and_sha1_refused)
 	                         "TX-SHA1b", CMS_DIGEST_SHA1, NULL, T0, &a),
 	        MDM_OK);
 	ck_assert_int_eq(a.status, SCEP_SUCCESS);
+	ck_assert_int_eq(a.digest, CMS_DIGEST_SHA1); /* what the client asked for, now allowed */
 	X509_free(a.cert);
 	client_free(&c);
 	free(ch);
@@ -816,6 +825,199 @@ START_TEST(renewal_refused_when_expired_or_foreign)
 	client_free(&c);
 	client_free(&next);
 	client_free(&foreign);
+	free(ch);
+}
+END_TEST
+
+/* IssuerAndSubject (RFC 8894 section 3.3.3): the CA's name, then the CSR's. */
+static unsigned char *ias_of(X509_REQ *csr, int *len)
+{
+	X509_NAME *issuer = X509_get_subject_name(srv->ca->active);
+	unsigned char *p1 = NULL, *p2 = NULL, *ias;
+	int n1 = i2d_X509_NAME(issuer, &p1);
+	int n2 = i2d_X509_NAME(X509_REQ_get_subject_name(csr), &p2);
+
+	/* DER SEQUENCE header for a short body (both names are small). */
+	ck_assert_int_lt(n1 + n2, 65536);
+	ias = malloc((size_t)(n1 + n2 + 8));
+	ck_assert_ptr_nonnull(ias);
+	ias[0] = 0x30;
+	ias[1] = 0x82;
+	ias[2] = (unsigned char)((n1 + n2) >> 8);
+	ias[3] = (unsigned char)((n1 + n2) & 0xff);
+	memcpy(ias + 4, p1, (size_t)n1);
+	memcpy(ias + 4 + n1, p2, (size_t)n2);
+	*len = 4 + n1 + n2;
+	OPENSSL_free(p1);
+	OPENSSL_free(p2);
+	return ias;
+}
+
+static void sql1(const char *sql, const char *arg)
+{
+	const char *params[1] = {arg};
+
+	ck_assert_int_eq(db_exec(d, sql, arg ? 1 : 0, arg ? params : NULL, NULL), MDM_OK);
+}
+
+/*
+ * A RenewalReq waiting under scep_approval = manual, approved: txid is
+ * then answered by the CertPoll.  *old is the certificate it renews.
+ */
+static void renewal_approved(struct client *c, struct client *next, const char *tx0,
+        const char *txid, struct answer *old)
+{
+	struct answer a;
+
+	unsetenv("MDM_SCEP_APPROVAL");
+	reconfigure();
+	enrol_ok(c, tx0, old);
+	setenv("MDM_SCEP_APPROVAL", "manual", 1);
+	reconfigure();
+	ck_assert_int_eq(send_req(SCEP_RENEWALREQ, old->cert, c->key, next->csr_der, next->csr_len,
+	                         txid, CMS_DIGEST_SHA256, NULL, T0 + 3600, &a),
+	        MDM_OK);
+	ck_assert_int_eq(a.status, SCEP_PENDING);
+	sql1("SELECT mdm.scep_approve($1)", txid);
+}
+
+/* The CertPoll of a renewal refused at issue time, twice, nothing issued, and why is kept. */
+static void poll_refused(struct client *c, struct client *next, X509 *old, const char *txid,
+        time_t when, enum scep_fail_info want, const char *why)
+{
+	struct answer a;
+	unsigned char *ias;
+	int iaslen, before = issued();
+	char sql[512];
+
+	ias = ias_of(next->csr, &iaslen);
+	for (int i = 0; i < 2; i++) {
+		ck_assert_int_eq(send_req(SCEP_CERTPOLL, old, c->key, ias, (size_t)iaslen, txid,
+		                         CMS_DIGEST_SHA256, NULL, when + i, &a),
+		        MDM_OK);
+		ck_assert_int_eq(a.status, SCEP_FAILURE);
+		ck_assert_int_eq(a.fail, want);
+		ck_assert_ptr_null(a.cert);
+	}
+	ck_assert_int_eq(issued(), before);
+	/* The operator sees that the approval went void, and why. */
+	snprintf(sql, sizeof(sql),
+	        "SELECT count(*) FROM mdm.scep_transactions WHERE transaction_id = '%s' AND "
+	        "status = 'refused' AND approved AND refusal LIKE '%%%s%%'",
+	        txid, why);
+	ck_assert_msg(count(sql) == 1, "%s: no refusal naming \"%s\"", txid, why);
+	ck_assert_int_eq(count("SELECT count(*) FROM mdm.scep_pending"), 0);
+	free(ias);
+}
+
+START_TEST(manual_renewal_rechecked_at_issue)
+{
+	char *ch = new_challenge("1 hour"), *ch2 = new_challenge("1 hour"),
+	     *ch3 = new_challenge("1 hour"), *ch4 = new_challenge("1 hour");
+	struct client c, next;
+	struct answer old;
+	struct x509_info info;
+
+	/* Revoked after the approval: badMessageCheck, as a renewal by it would be. */
+	client_new(&c, "device-mr", ch);
+	client_new(&next, "device-mr", NULL);
+	renewal_approved(&c, &next, "TX-MR0", "TX-MR1", &old);
+	ck_assert_int_eq(x509_cert_info(old.cert, &info), MDM_OK);
+	sql1("SELECT mdm.certificate_revoke($1, 'keyCompromise')", info.serial);
+	poll_refused(&c, &next, old.cert, "TX-MR1", T0 + 7200, SCEP_BAD_MESSAGE_CHECK, "revoked");
+	X509_free(old.cert);
+	client_free(&c);
+	client_free(&next);
+
+	/* Expired by the time the client polls (cert_days 365). */
+	client_new(&c, "device-me", ch2);
+	client_new(&next, "device-me", NULL);
+	renewal_approved(&c, &next, "TX-ME0", "TX-ME1", &old);
+	poll_refused(
+	        &c, &next, old.cert, "TX-ME1", T0 + 400 * 86400, SCEP_BAD_MESSAGE_CHECK, "expired");
+	X509_free(old.cert);
+	client_free(&c);
+	client_free(&next);
+
+	/*
+	 * Bound to a UDID when the request came; the UDID is bound to another
+	 * certificate by the time of the CertPoll (re-enrolled, taken over).
+	 */
+	client_new(&c, "device-mb", ch3);
+	client_new(&next, "device-mb", NULL);
+	unsetenv("MDM_SCEP_APPROVAL");
+	reconfigure();
+	enrol_ok(&c, "TX-MB0", &old);
+	ck_assert_int_eq(x509_cert_info(old.cert, &info), MDM_OK);
+	sql1("INSERT INTO mdm.device (udid) VALUES ('UDID-MB')", NULL);
+	sql1("UPDATE mdm.certificate SET udid = 'UDID-MB' WHERE sha256 = $1", info.sha256);
+	sql1("UPDATE mdm.device SET identity_certificate_id = (SELECT id FROM mdm.certificate "
+	     "WHERE sha256 = $1) WHERE udid = 'UDID-MB'",
+	        info.sha256);
+	{
+		struct answer a;
+		setenv("MDM_SCEP_APPROVAL", "manual", 1);
+		reconfigure();
+		ck_assert_int_eq(
+		        send_req(SCEP_RENEWALREQ, old.cert, c.key, next.csr_der, next.csr_len,
+		                "TX-MB1", CMS_DIGEST_SHA256, NULL, T0 + 3600, &a),
+		        MDM_OK);
+		ck_assert_int_eq(a.status, SCEP_PENDING);
+		sql1("SELECT mdm.scep_approve($1)", "TX-MB1");
+	}
+	{
+		struct client other;
+		struct answer o;
+		struct x509_info oi;
+		unsetenv("MDM_SCEP_APPROVAL");
+		reconfigure();
+		client_new(&other, "device-mb", ch4);
+		enrol_ok(&other, "TX-MB2", &o);
+		ck_assert_int_eq(x509_cert_info(o.cert, &oi), MDM_OK);
+		sql1("UPDATE mdm.device SET identity_certificate_id = (SELECT id FROM "
+		     "mdm.certificate WHERE sha256 = $1) WHERE udid = 'UDID-MB'",
+		        oi.sha256);
+		X509_free(o.cert);
+		client_free(&other);
+	}
+	poll_refused(&c, &next, old.cert, "TX-MB1", T0 + 7200, SCEP_BAD_REQUEST, "bound");
+	X509_free(old.cert);
+	client_free(&c);
+	client_free(&next);
+
+	unsetenv("MDM_SCEP_APPROVAL");
+	free(ch);
+	free(ch2);
+	free(ch3);
+	free(ch4);
+}
+END_TEST
+
+/* An approved renewal whose grounds still hold is issued by the CertPoll. */
+START_TEST(manual_renewal_issued_when_grounds_hold)
+{
+	char *ch = new_challenge("1 hour");
+	struct client c, next;
+	struct answer old, a;
+	unsigned char *ias;
+	int iaslen;
+
+	client_new(&c, "device-mok", ch);
+	client_new(&next, "device-mok", NULL);
+	renewal_approved(&c, &next, "TX-MOK0", "TX-MOK1", &old);
+	ias = ias_of(next.csr, &iaslen);
+	ck_assert_int_eq(send_req(SCEP_CERTPOLL, old.cert, c.key, ias, (size_t)iaslen, "TX-MOK1",
+	                         CMS_DIGEST_SHA256, NULL, T0 + 7200, &a),
+	        MDM_OK);
+	ck_assert_int_eq(a.status, SCEP_SUCCESS);
+	ck_assert_int_eq(EVP_PKEY_eq(X509_get0_pubkey(a.cert), next.key), 1);
+	ck_assert_int_eq(issued(), 2);
+	X509_free(a.cert);
+	X509_free(old.cert);
+	free(ias);
+	client_free(&c);
+	client_free(&next);
+	unsetenv("MDM_SCEP_APPROVAL");
 	free(ch);
 }
 END_TEST
@@ -1412,6 +1614,8 @@ Suite *scep_suite(void)
 	tcase_add_test(tc, renewal_by_existing_certificate);
 	tcase_add_test(tc, renewal_refused_when_expired_or_foreign);
 	tcase_add_test(tc, manual_approval_then_certpoll);
+	tcase_add_test(tc, manual_renewal_rechecked_at_issue);
+	tcase_add_test(tc, manual_renewal_issued_when_grounds_hold);
 	tcase_add_test(tc, md5_request_answered_bad_alg);
 	tcase_add_test(tc, bad_signature_answered_bad_message_check);
 	tcase_add_test(tc, garbage_is_refused_without_issuing);

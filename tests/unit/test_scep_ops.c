@@ -537,6 +537,155 @@ static int stack_has(STACK_OF(X509) * sk, X509 *x)
 	return 0;
 }
 
+/* The CRL in a GetCRL answer, signed by the active CA. */
+static X509_CRL *crl_of(struct answer *g)
+{
+	const unsigned char *q = g->inner;
+	CMS_ContentInfo *ci = d2i_CMS_ContentInfo(NULL, &q, (long)g->inner_len);
+	STACK_OF(X509_CRL) * crls;
+	X509_CRL *crl;
+
+	ck_assert_ptr_nonnull(ci);
+	crls = CMS_get1_crls(ci);
+	ck_assert_ptr_nonnull(crls);
+	ck_assert_int_eq(sk_X509_CRL_num(crls), 1);
+	crl = sk_X509_CRL_shift(crls);
+	ck_assert_int_eq(X509_CRL_verify(crl, X509_get0_pubkey(srv->ca->active)), 1);
+	sk_X509_CRL_free(crls);
+	CMS_ContentInfo_free(ci);
+	return crl;
+}
+
+/* The reasonCode of cert in crl: -1 none, -2 not listed. */
+static int crl_reason(X509_CRL *crl, X509 *cert)
+{
+	X509_REVOKED *rev = NULL;
+	ASN1_ENUMERATED *reason;
+	int n;
+
+	if (X509_CRL_get0_by_serial(crl, &rev, (ASN1_INTEGER *)X509_get0_serialNumber(cert)) != 1)
+		return -2;
+	if ((reason = X509_REVOKED_get_ext_d2i(rev, NID_crl_reason, NULL, NULL)) == NULL)
+		return -1;
+	n = (int)ASN1_ENUMERATED_get(reason);
+	ASN1_ENUMERATED_free(reason);
+	return n;
+}
+
+/*
+ * RFC 5280 section 5.3.1: removeFromCRL (8) is only for delta CRLs, which
+ * this CA does not make: mdm.certificate_revoke refuses it (22023, citing
+ * the rule), and revokes nothing.  Every other CRLReason is accepted and
+ * listed with its code; and a row the CRL cannot carry as it is (written
+ * before 013, or by hand) never breaks GetCRL: its certificate is listed
+ * without a reasonCode and the row is logged.
+ */
+START_TEST(getcrl_every_reason_and_no_remove_from_crl)
+{
+	static const char *const names[] = {"unspecified", "keyCompromise", "cACompromise",
+	        "affiliationChanged", "superseded", "cessationOfOperation", "certificateHold",
+	        "privilegeWithdrawn", "aACompromise"};
+	static const int codes[] = {0, 1, 2, 3, 4, 5, 6, 9, 10};
+	enum { N = sizeof(names) / sizeof(names[0]) };
+	struct client c[N + 2], keep;
+	struct answer a[N + 2], k, g;
+	struct x509_info info;
+	const char *params[2];
+	char txid[32], *ch;
+	uint8_t *ias;
+	size_t len;
+	X509_CRL *crl;
+
+	ch = new_challenge();
+	client_new(&keep, "device-keep", ch);
+	free(ch);
+	enrol_ok(&keep, srv->ca->active, "TX-R-KEEP", &k);
+	for (size_t i = 0; i < N + 2; i++) {
+		ch = new_challenge();
+		snprintf(txid, sizeof(txid), "TX-R-%zu", i);
+		client_new(&c[i], "device-reason", ch);
+		enrol_ok(&c[i], srv->ca->active, txid, &a[i]);
+		free(ch);
+	}
+	/* removeFromCRL: refused, citing the rule; nothing revoked. */
+	ck_assert_int_eq(x509_cert_info(a[N].cert, &info), MDM_OK);
+	params[0] = info.serial;
+	params[1] = "removeFromCRL";
+	ck_assert_int_eq(db_exec(d,
+	                         "CREATE FUNCTION pg_temp.try_revoke(s text, r text) RETURNS text "
+	                         "LANGUAGE plpgsql AS $$ BEGIN PERFORM mdm.certificate_revoke(s, "
+	                         "r); RETURN 'revoked'; EXCEPTION WHEN OTHERS THEN RETURN "
+	                         "SQLSTATE || ' ' || SQLERRM; END $$",
+	                         0, NULL, NULL),
+	        MDM_OK);
+	{
+		db_res *r = NULL;
+		ck_assert_int_eq(
+		        db_exec(d, "SELECT pg_temp.try_revoke($1, $2)", 2, params, &r), MDM_OK);
+		ck_assert_msg(strncmp(db_res_get0(r, 0, 0), "22023 ", 6) == 0 &&
+		                strstr(db_res_get0(r, 0, 0), "RFC 5280 section 5.3.1") != NULL,
+		        "removeFromCRL: %s", db_res_get0(r, 0, 0));
+		db_res_free(r);
+	}
+	ck_assert_int_eq(
+	        count("SELECT count(*) FROM mdm.certificate WHERE revoked_at IS NOT NULL"), 0);
+	/* Nor by hand: the table refuses it too. */
+	ck_assert_int_eq(db_exec(d,
+	                         "UPDATE mdm.certificate SET revoked_at = now(), "
+	                         "revocation_reason = 'removeFromCRL' WHERE serial = $1",
+	                         1, params, NULL),
+	        MDM_ERR_DB);
+	for (size_t i = 0; i < N; i++)
+		cert_revoke(a[i].cert, names[i]);
+	/*
+	 * Rows the builder cannot encode as they are: removeFromCRL from before
+	 * 013 (the check is NOT VALID: old rows stay), and a name no RFC has.
+	 */
+	ck_assert_int_eq(db_exec(d,
+	                         "ALTER TABLE mdm.certificate DROP CONSTRAINT "
+	                         "certificate_revocation_reason_check",
+	                         0, NULL, NULL),
+	        MDM_OK);
+	ck_assert_int_eq(db_exec(d,
+	                         "UPDATE mdm.certificate SET revoked_at = now(), "
+	                         "revocation_reason = 'removeFromCRL' WHERE serial = $1",
+	                         1, params, NULL),
+	        MDM_OK);
+	ck_assert_int_eq(x509_cert_info(a[N + 1].cert, &info), MDM_OK);
+	params[0] = info.serial;
+	ck_assert_int_eq(db_exec(d,
+	                         "UPDATE mdm.certificate SET revoked_at = now(), "
+	                         "revocation_reason = 'lostInTheMail' WHERE serial = $1",
+	                         1, params, NULL),
+	        MDM_OK);
+
+	ias = issuer_and_serial(
+	        X509_get_subject_name(srv->ca->active), X509_get0_serialNumber(k.cert), &len);
+	ck_assert_int_eq(send_to(SCEP_GETCRL, srv->ca->active, k.cert, keep.key, ias, len,
+	                         "TX-R-CRL", T0 + 60, &g),
+	        MDM_OK);
+	ck_assert_int_eq(g.status, SCEP_SUCCESS);
+	crl = crl_of(&g);
+	for (size_t i = 0; i < N; i++)
+		ck_assert_msg(crl_reason(crl, a[i].cert) == codes[i], "%s: reason %d", names[i],
+		        crl_reason(crl, a[i].cert));
+	/* Still revoked, listed; the reason it cannot carry left out. */
+	ck_assert_int_eq(crl_reason(crl, a[N].cert), -1);
+	ck_assert_int_eq(crl_reason(crl, a[N + 1].cert), -1);
+	ck_assert_int_eq(crl_reason(crl, k.cert), -2);
+	ck_assert_int_eq(sk_X509_REVOKED_num(X509_CRL_get_REVOKED(crl)), N + 2);
+	X509_CRL_free(crl);
+	answer_free(&g);
+	free(ias);
+	for (size_t i = 0; i < N + 2; i++) {
+		answer_free(&a[i]);
+		client_free(&c[i]);
+	}
+	answer_free(&k);
+	client_free(&keep);
+}
+END_TEST
+
 START_TEST(registration_authority)
 {
 	char *ch = new_challenge(), *ch2 = new_challenge();
@@ -899,6 +1048,7 @@ Suite *scep_ops_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, getcert_by_issuer_and_serial);
 	tcase_add_test(tc, getcrl_lists_revoked);
+	tcase_add_test(tc, getcrl_every_reason_and_no_remove_from_crl);
 	tcase_add_test(tc, registration_authority);
 	tcase_add_test(tc, discovery_without_ra);
 	tcase_add_test(tc, discovery_recipient_forged);
