@@ -103,6 +103,7 @@ START_TEST(read_only_database_is_503_then_recovers)
 	       "%s before, %s during (written while read-only: %d), %s after\n",
 	        getenv("E2E_MODE"), before, before, during, s503, retry, s5xx, after, after, n0, n1,
 	        atoi(n1) - atoi(n0), n2);
+	fflush(stdout); /* a failed check exits the forked test without flushing */
 	ck_assert_int_eq(s503, FAULT_REQUESTS);
 	ck_assert_int_eq(retry, FAULT_REQUESTS);
 	ck_assert_int_eq(s5xx, 0);
