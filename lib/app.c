@@ -16,6 +16,9 @@ static int app_is_health(const fcgi_req *r)
 	        strcmp(r->path + n - s, suffix) == 0;
 }
 
+/* Seconds a client waits after a 503 (database unavailable). */
+#define APP_RETRY_AFTER "5"
+
 mdm_err app_fail(struct app *a, fcgi_req *r, mdm_err err, const char *fmt, ...)
 {
 	char msg[1024];
@@ -25,8 +28,11 @@ mdm_err app_fail(struct app *a, fcgi_req *r, mdm_err err, const char *fmt, ...)
 	va_start(ap, fmt);
 	(void)vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	err_ignore(fcgi_respond_text(r, status, NULL, "%d %s: %s: %s", status,
-	        err_http_reason(status), a->ep->program, msg));
+	/* RFC 9110 section 15.6.4: the database is down or read-only for now;
+	 * Apple clients and curl --retry honour a short Retry-After. */
+	err_ignore(fcgi_respond_text(r, status,
+	        status == 503 ? "Retry-After: " APP_RETRY_AFTER "\r\n" : NULL, "%d %s: %s: %s",
+	        status, err_http_reason(status), a->ep->program, msg));
 	return err;
 }
 

@@ -128,6 +128,20 @@ static mdm_err db_connect(db *d)
 	return db_relisten(d);
 }
 
+/*
+ * SQLSTATEs (PostgreSQL Appendix A) that mean "cannot serve now, the same
+ * request will succeed later": class 08 connection exceptions, class 53
+ * insufficient resources (53100 disk_full ...), 57P01 admin_shutdown,
+ * 57P02 crash_shutdown, 57P03 cannot_connect_now, and 25006
+ * read_only_sql_transaction (a standby, or a primary set read-only).
+ */
+static int db_sqlstate_unavailable(const char *state)
+{
+	return strncmp(state, "08", 2) == 0 || strncmp(state, "53", 2) == 0 ||
+	        strcmp(state, "57P01") == 0 || strcmp(state, "57P02") == 0 ||
+	        strcmp(state, "57P03") == 0 || strcmp(state, "25006") == 0;
+}
+
 /* Classifies a failed result; logs once. */
 static mdm_err db_result_error(db *d, PGresult *res, const char *sql)
 {
@@ -137,6 +151,17 @@ static mdm_err db_result_error(db *d, PGresult *res, const char *sql)
 	snprintf(d->sqlstate, sizeof(d->sqlstate), "%s", state ? state : "");
 	if (PQstatus(d->conn) != CONNECTION_OK) {
 		log_warn("db: connection lost: %.*s", (int)strcspn(msg, "\n"), msg);
+		return MDM_ERR_DB_CONN;
+	}
+	if (db_sqlstate_unavailable(d->sqlstate)) {
+		log_warn("db: unavailable, try later: %s: %.*s", d->sqlstate,
+		        (int)strcspn(msg, "\n"), msg);
+		/* A read-only session is a demoted primary or a standby: drop it, so
+		 * that the reconnect (target_session_attrs=read-write) finds the primary. */
+		if (strcmp(d->sqlstate, "25006") == 0) {
+			PQfinish(d->conn);
+			d->conn = NULL;
+		}
 		return MDM_ERR_DB_CONN;
 	}
 	/* Log the statement's first line, never its parameters (they may be secrets). */
@@ -243,8 +268,22 @@ mdm_err db_tx(db *d, db_tx_fn fn, void *arg)
 		}
 		d->in_tx = 1;
 		rc = fn(d, arg);
-		if (rc == MDM_OK)
+		if (rc == MDM_OK) {
 			rc = db_exec(d, "COMMIT", 0, NULL, NULL);
+			/*
+			 * COMMIT sent and its answer lost: it may have committed.
+			 * Rerunning fn could then do twice what was done once, so
+			 * the caller gets 503 and the client's own retry decides.
+			 * A server that answered 25006 or 53xxx refused it: known.
+			 */
+			if (rc == MDM_ERR_DB_CONN && strcmp(d->sqlstate, "25006") != 0 &&
+			        strncmp(d->sqlstate, "53", 2) != 0) {
+				log_error("db: COMMIT outcome unknown (%s), not retried",
+				        d->sqlstate[0] ? d->sqlstate : "connection lost");
+				d->in_tx = 0;
+				return rc;
+			}
+		}
 		if (rc != MDM_OK && d->conn != NULL && PQstatus(d->conn) == CONNECTION_OK) {
 			char state[6];
 			/* Keep the error's SQLSTATE across the rollback. */

@@ -40,8 +40,11 @@ MDM_WUR mdm_err db_exec_bin(db *d, const char *sql, int nparams, const char *con
 
 /*
  * Runs fn inside BEGIN ... COMMIT.  fn returning non-OK rolls back and
- * that error is returned.  Lost connections (MDM_ERR_DB_CONN from fn),
- * serialization failures and deadlocks rerun fn, up to a few times.
+ * that error is returned.  Lost connections and "unavailable" SQLSTATEs
+ * (MDM_ERR_DB_CONN from fn: class 08, 53xxx, 57P01-3, 25006, which also
+ * drops the read-only session), serialization failures and deadlocks
+ * rerun fn, up to a few times.  A COMMIT whose answer was lost is never
+ * rerun (it may have committed): MDM_ERR_DB_CONN, 503 to the client.
  */
 typedef mdm_err (*db_tx_fn)(db *d, void *arg);
 MDM_WUR mdm_err db_tx(db *d, db_tx_fn fn, void *arg);

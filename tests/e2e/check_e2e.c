@@ -559,6 +559,7 @@ Suite *command_e2e_suite(void);
 Suite *push_e2e_suite(void);
 Suite *ota_e2e_suite(void);
 Suite *applesim_e2e_suite(void);
+Suite *faults_e2e_suite(void);
 
 static const char *need(const char *name)
 {
@@ -654,6 +655,8 @@ int main(void)
 			srunner_add_suite(sr, ota_e2e_suite());
 		if (getenv("E2E_APPLESIM") != NULL)
 			srunner_add_suite(sr, applesim_e2e_suite());
+		/* Last: it cuts every program's database session. */
+		srunner_add_suite(sr, faults_e2e_suite());
 	}
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);

@@ -25,6 +25,19 @@ static const struct app_endpoint ep = {
         record_handle,
 };
 
+static mdm_err unavailable_handle(struct app *a, fcgi_req *r)
+{
+	return app_fail(a, r, MDM_ERR_DB_CONN, "the database cannot serve now");
+}
+
+static const struct app_endpoint ep_unavailable = {
+        "test.fcgi",
+        "PUT",
+        1024,
+        "a test protocol",
+        unavailable_handle,
+};
+
 static void setup(void)
 {
 	handled = 0;
@@ -142,6 +155,23 @@ START_TEST(allowed_request_reaches_handler)
 }
 END_TEST
 
+/* RFC 9110 section 15.6.4: a 503 may say when to come back. */
+START_TEST(unavailable_database_gets_503_with_retry_after)
+{
+	char *env[] = {"REQUEST_METHOD=PUT", "REQUEST_URI=/x", "CONTENT_LENGTH=0", NULL};
+	struct app a = {&ep_unavailable, NULL, NULL};
+	struct fakeio f;
+	struct fcgi_io io = fakeio_bind(&f, "", 0);
+	fcgi_req r;
+
+	ck_assert_int_eq(fcgi_req_init(&r, env, &io), MDM_OK);
+	ck_assert_int_eq(app_dispatch(&a, &r), MDM_ERR_DB_CONN);
+	fcgi_req_clear(&r);
+	ck_assert_ptr_nonnull(strstr(f.out, "Status: 503 Service Unavailable\r\n"));
+	ck_assert_ptr_nonnull(strstr(f.out, "\r\nRetry-After: 5\r\n"));
+}
+END_TEST
+
 Suite *app_suite(void)
 {
 	Suite *s = suite_create("app");
@@ -153,6 +183,7 @@ Suite *app_suite(void)
 	tcase_add_test(tc, wrong_method_gets_405_with_allow);
 	tcase_add_test(tc, oversized_body_gets_413);
 	tcase_add_test(tc, allowed_request_reaches_handler);
+	tcase_add_test(tc, unavailable_database_gets_503_with_retry_after);
 	suite_add_tcase(s, tc);
 	return s;
 }

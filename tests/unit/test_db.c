@@ -186,7 +186,8 @@ END_TEST
 
 struct tx_arg {
 	int calls;
-	int fail_with; /* 0: succeed; 1: return an error; 2: lose the connection once */
+	int fail_with; /* 0: succeed; 1: return an error; 2: lose the connection once;
+	                  3: lose it just before COMMIT, so COMMIT's outcome is unknown */
 };
 
 static mdm_err tx_insert(db *d, void *arg)
@@ -203,6 +204,8 @@ static mdm_err tx_insert(db *d, void *arg)
 		kill_backend(backend_pid(d));
 		return db_exec(d, "SELECT 1", 0, NULL, NULL);
 	}
+	if (t->fail_with == 3 && t->calls == 1)
+		kill_backend(backend_pid(d));
 	return MDM_OK;
 }
 
@@ -231,6 +234,71 @@ START_TEST(transactions_commit_roll_back_and_retry)
 	ck_assert_int_eq(db_tx(d, tx_insert, &lost), MDM_OK);
 	ck_assert_int_eq(lost.calls, 2);    /* rerun on a fresh connection */
 	ck_assert_int_eq(count_rows(d), 2); /* and the lost attempt left nothing */
+	db_free(d);
+}
+END_TEST
+
+START_TEST(commit_with_unknown_outcome_is_not_retried)
+{
+	db *d = open_db();
+	struct tx_arg lost = {0, 3};
+
+	ck_assert_int_eq(db_exec(d, "CREATE TABLE t (v text)", 0, NULL, NULL), MDM_OK);
+	/* The client cannot tell a COMMIT that never arrived from one whose
+	 * answer was lost: rerunning fn could do twice what was done once. */
+	ck_assert_int_eq(db_tx(d, tx_insert, &lost), MDM_ERR_DB_CONN);
+	ck_assert_int_eq(lost.calls, 1);
+	ck_assert_int_eq(count_rows(d), 0); /* the next call reconnects */
+	db_free(d);
+}
+END_TEST
+
+/* The SQLSTATEs that mean "the database cannot serve now, try later". */
+START_TEST(unavailable_sqlstates_are_503)
+{
+	static const char *const states[] = {"53100", "53200", "53300", "53400", "57P01", "57P02",
+	        "57P03", "08006", "08001", "25006"};
+	static const char *const permanent[] = {"23505", "42P01", "22P02", "40001"};
+	char sql[128];
+
+	for (size_t i = 0; i < sizeof(states) / sizeof(states[0]); i++) {
+		db *d = open_db();
+		snprintf(sql, sizeof(sql),
+		        "DO $$ BEGIN RAISE EXCEPTION 'fault' USING ERRCODE = '%s'; END $$",
+		        states[i]);
+		ck_assert_msg(db_exec(d, sql, 0, NULL, NULL) == MDM_ERR_DB_CONN, "%s", states[i]);
+		ck_assert_str_eq(db_get0_sqlstate(d), states[i]);
+		ck_assert_int_eq(err_http_status(MDM_ERR_DB_CONN), 503);
+		ck_assert_int_eq(db_ping(d), MDM_OK); /* and service resumes */
+		db_free(d);
+	}
+	for (size_t i = 0; i < sizeof(permanent) / sizeof(permanent[0]); i++) {
+		db *d = open_db();
+		snprintf(sql, sizeof(sql),
+		        "DO $$ BEGIN RAISE EXCEPTION 'fault' USING ERRCODE = '%s'; END $$",
+		        permanent[i]);
+		ck_assert_msg(db_exec(d, sql, 0, NULL, NULL) == MDM_ERR_DB, "%s", permanent[i]);
+		db_free(d);
+	}
+}
+END_TEST
+
+/* A read-only session (a demoted primary, a standby reached by a stale
+ * connection) is dropped, so that the reconnect finds the primary. */
+START_TEST(read_only_drops_the_connection)
+{
+	db *d = open_db();
+	struct tx_arg ok = {0, 0};
+	int pid;
+
+	ck_assert_int_eq(db_exec(d, "CREATE TABLE t (v text)", 0, NULL, NULL), MDM_OK);
+	pid = backend_pid(d);
+	ck_assert_int_eq(
+	        db_exec(d, "SET default_transaction_read_only = on", 0, NULL, NULL), MDM_OK);
+	ck_assert_int_eq(db_tx(d, tx_insert, &ok), MDM_OK);
+	ck_assert_int_eq(ok.calls, 2); /* refused with 25006, rerun on a new session */
+	ck_assert_int_ne(backend_pid(d), pid);
+	ck_assert_int_eq(count_rows(d), 1);
 	db_free(d);
 }
 END_TEST
@@ -448,6 +516,9 @@ Suite *db_suite(void)
 	tcase_add_test(tc, reconnects_after_lost_connection);
 	tcase_add_test(tc, unreachable_database);
 	tcase_add_test(tc, transactions_commit_roll_back_and_retry);
+	tcase_add_test(tc, commit_with_unknown_outcome_is_not_retried);
+	tcase_add_test(tc, unavailable_sqlstates_are_503);
+	tcase_add_test(tc, read_only_drops_the_connection);
 	tcase_add_test(tc, migrate_applies_once_and_records);
 	tcase_add_test(tc, migrate_refuses_a_changed_migration);
 	tcase_add_test(tc, migrate_concurrent);
