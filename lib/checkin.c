@@ -250,13 +250,15 @@ static mdm_err checkin_binding(
 	/*
 	 * current: the bound certificate; live: it is still good (unexpired,
 	 * unrevoked) and its enrollment active; challenge: ours was issued
-	 * against a SCEP challenge bound to this UDID.
+	 * against a SCEP challenge an operator bound to this UDID (one OTA
+	 * phase 2 minted names only the UDID the device claimed: it never
+	 * takes over, issue 13).
 	 */
 	rc = db_exec(d,
 	        "SELECT coalesce(d.identity_certificate_id, 0), "
 	        " coalesce(c.revoked_at IS NULL AND c.not_after > now() AND e.active, false), "
 	        " EXISTS (SELECT 1 FROM mdm.challenge h WHERE h.used_by_certificate = $2::bigint "
-	        "         AND h.udid = $1) "
+	        "         AND h.udid = $1 AND h.origin = 'operator') "
 	        "FROM mdm.device d "
 	        "LEFT JOIN mdm.certificate c ON c.id = d.identity_certificate_id "
 	        "LEFT JOIN mdm.enrollment e ON e.udid = d.udid AND e.user_id IS NULL "
@@ -295,8 +297,10 @@ static mdm_err checkin_binding(
 		        id->serial, udid);
 	} else {
 		log_warn("identity refused: UDID %s is actively enrolled with another valid "
-		         "certificate, and serial %s was neither issued against a challenge bound "
-		         "to it nor renewed from its certificate (checkin_allow_takeover = no)",
+		         "certificate, and serial %s was neither issued against a challenge an "
+		         "operator bound to it (mdm.scep_challenge_new(udid); an over-the-air "
+		         "challenge never takes over) nor renewed from its certificate "
+		         "(checkin_allow_takeover = no)",
 		        udid, id->serial);
 		rc = MDM_ERR_FORBIDDEN;
 	}

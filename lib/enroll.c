@@ -404,8 +404,17 @@ static mdm_err enroll_challenge(
 
 	*out = NULL;
 	snprintf(ttl, sizeof(ttl), "%d", st->ttl);
-	rc = db_exec(d, "SELECT mdm.scep_challenge_new($2, make_interval(secs => $1::int), $3)", 3,
-	        params, &r);
+	/*
+	 * A UDID-bound challenge here is OTA phase 2's, for the UDID the
+	 * device claimed: recorded as such (origin ota), it never takes over
+	 * an actively enrolled UDID (lib/checkin.c).
+	 */
+	rc = db_exec(d,
+	        udid != NULL
+	                ? "SELECT mdm.ota_scep_challenge_new($2, make_interval(secs => $1::int), "
+	                  "$3)"
+	                : "SELECT mdm.scep_challenge_new($2, make_interval(secs => $1::int), $3)",
+	        3, params, &r);
 	if (rc == MDM_ERR_DB && strcmp(db_get0_sqlstate(d), "P0002") == 0) {
 		log_warn("enroll: topic %s is no longer imported: no profile", topic);
 		rc = MDM_ERR_NOT_FOUND;

@@ -837,6 +837,63 @@ START_TEST(takeover_rules)
 END_TEST
 
 /*
+ * Issue 13 (1): OTA phase 2 mints a SCEP challenge bound to the UDID the
+ * device's signed attributes claim, which nothing ties to the Apple
+ * certificate that signed them.  Such a challenge may enroll a UDID that
+ * is not actively enrolled, never take over one that is: only an
+ * operator's mdm.scep_challenge_new(udid) may.
+ */
+START_TEST(ota_challenge_never_takes_over)
+{
+	struct device victim, attacker, fresh;
+	char *auth = msg_authenticate("UDID-V"), *auth_n = msg_authenticate("UDID-N");
+	char id[32];
+	const char *p[2];
+
+	device_new(&victim);
+	enroll(&victim, "UDID-V");
+	device_new(&attacker);
+	snprintf(id, sizeof(id), "%lld", attacker.id);
+	p[0] = id;
+	p[1] = "UDID-V";
+	ck_assert_int_eq(db_exec(d,
+	                         "INSERT INTO mdm.challenge (challenge_sha256, udid, expires_at, "
+	                         "used_at, used_by_certificate, origin) VALUES (repeat('b', 64), "
+	                         "$2, now() + interval '1 hour', now(), $1::bigint, 'ota')",
+	                         2, p, NULL),
+	        MDM_OK);
+	assert_refused(&strict, &attacker, NULL, NULL, auth, MDM_ERR_FORBIDDEN);
+	/* Refused with nothing written: the victim keeps its identity. */
+	assert_query("SELECT count(*) FROM mdm.identity_binding WHERE udid = $1", "UDID-V", "1");
+	snprintf(id, sizeof(id), "%lld", victim.id);
+	assert_query("SELECT identity_certificate_id::text FROM mdm.device WHERE udid = $1",
+	        "UDID-V", id);
+	{
+		char *tok = msg_token_update("UDID-V", NULL);
+		ck_assert_int_eq(run_tls(&victim, tok), MDM_OK);
+		free(tok);
+	}
+	/* The same kind of challenge still enrolls a UDID nobody holds. */
+	device_new(&fresh);
+	snprintf(id, sizeof(id), "%lld", fresh.id);
+	p[0] = id;
+	p[1] = "UDID-N";
+	ck_assert_int_eq(db_exec(d,
+	                         "INSERT INTO mdm.challenge (challenge_sha256, udid, expires_at, "
+	                         "used_at, used_by_certificate, origin) VALUES (repeat('c', 64), "
+	                         "$2, now() + interval '1 hour', now(), $1::bigint, 'ota')",
+	                         2, p, NULL),
+	        MDM_OK);
+	ck_assert_int_eq(run_tls(&fresh, auth_n), MDM_OK);
+	device_free(&victim);
+	device_free(&attacker);
+	device_free(&fresh);
+	free(auth);
+	free(auth_n);
+}
+END_TEST
+
+/*
  * A renewed identity (RenewalReq) is used straight away for TokenUpdate
  * and the command channel, without a new Authenticate: the applesim
  * lifecycle found it refused as "not the identity bound to UDID".  The
@@ -1021,6 +1078,7 @@ Suite *checkin_suite(void)
 	tcase_add_test(t, identity_refusals);
 	tcase_add_test(t, device_a_for_udid_b);
 	tcase_add_test(t, takeover_rules);
+	tcase_add_test(t, ota_challenge_never_takes_over);
 	tcase_add_test(t, renewal_without_authenticate);
 	tcase_add_test(t, user_channel_and_tokens);
 	tcase_add_test(t, topic_must_be_ours);

@@ -485,6 +485,9 @@ START_TEST(phase2_vector_stored_once)
 	assert_q("SELECT topic FROM mdm.challenge WHERE purpose = 'scep' AND udid = $1", P2_UDID,
 	        UNIT_TOPIC);
 	assert_q("SELECT topic FROM mdm.ota_enrollment WHERE udid = $1", P2_UDID, UNIT_TOPIC);
+	/* ... and marked as OTA's: it can never take over an enrolled UDID (issue 13). */
+	assert_q("SELECT origin FROM mdm.challenge WHERE purpose = 'scep' AND udid = $1", P2_UDID,
+	        "ota");
 	snprintf(path, sizeof(path), "%s/p2.der", dir);
 	ck_assert_ptr_nonnull(fp = fopen(path, "wb"));
 	ck_assert_uint_eq(fwrite(der, 1, derlen, fp), derlen);
