@@ -112,6 +112,74 @@ START_TEST(phases_1_to_3)
 }
 END_TEST
 
+/*
+ * Issue 13 (1): with any Apple device's key, an attacker runs OTA phase 2
+ * claiming a victim's UDID and gets an identity over the challenge phase 2
+ * minted for it.  Authenticating as the victim with it is refused (403),
+ * and the victim keeps its identity and enrollment.
+ */
+START_TEST(ota_cannot_take_over)
+{
+	const char *sim = getenv("E2E_APPLESIM"), *topic = getenv("E2E_PUSH_TOPIC");
+	char udid[64], body[512], code[512], *fp, *before, *after, *s;
+
+	ck_assert_ptr_nonnull(sim);
+	ck_assert_ptr_nonnull(topic);
+	snprintf(udid, sizeof(udid), "00008110-%c00000000000000A",
+	        getenv("E2E_MODE")[0] == 'f' ? 'F' : 'E');
+	ck_assert_msg(
+	        e2e_sh("rm -rf %s/victim && %s enroll --device iphone --udid %s --dir "
+	               "%s/victim --enroll-url '%s/enroll' --trust %s --tls-ca %s "
+	               ">%s/victim.log 2>&1 || { cat %s/victim.log; exit 1; }",
+	                tmpdir, sim, udid, tmpdir, base, device_ca, tls_ca, tmpdir, tmpdir) == 0,
+	        "applesim (the victim) failed");
+	fp = e2e_query1("SELECT identity_sha256 FROM mdm.devices WHERE udid = $1 AND channel = "
+	                "'device'",
+	        udid);
+	before =
+	        e2e_query1("SELECT count(*)::text FROM mdm.identity_binding WHERE udid = $1", udid);
+	/* The attacker's phases with the victim's UDID; phase 2 mints the challenge. */
+	(void)run_otasim("attacker", udid);
+	snprintf(body, sizeof(body), "%s/attacker/cert.pem", tmpdir);
+	{
+		struct stat st;
+		ck_assert_msg(stat(body, &st) == 0,
+		        "otasim got no identity for the claimed UDID (log in %s/attacker.log)",
+		        tmpdir);
+	}
+	snprintf(body, sizeof(body), "%s/auth.plist", tmpdir);
+	e2e_file_put(body,
+	        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<plist version=\"1.0\"><dict>"
+	        "<key>BuildVersion</key><string>22A3354</string>"
+	        "<key>MessageType</key><string>Authenticate</string>"
+	        "<key>OSVersion</key><string>18.0</string>"
+	        "<key>ProductName</key><string>iPhone15,2</string>"
+	        "<key>SerialNumber</key><string>OTASIMATTACK</string>"
+	        "<key>Topic</key><string>%s</string>"
+	        "<key>UDID</key><string>%s</string></dict></plist>\n",
+	        topic, udid);
+	snprintf(code, sizeof(code), "%s/auth.code", tmpdir);
+	ck_assert_int_eq(e2e_sh("curl -sS --cacert %s --cert %s/attacker/cert.pem --key "
+	                        "%s/attacker/key.pem -X PUT -H 'Content-Type: "
+	                        "application/x-apple-aspen-mdm-checkin' --data-binary @%s -o "
+	                        "/dev/null -w '%%{http_code}' '%s/mdm/checkin' >%s",
+	                         tls_ca, tmpdir, tmpdir, body, base, code),
+	        0);
+	s = e2e_file_get(code, NULL);
+	ck_assert_str_eq(s, "403");
+	free(s);
+	/* Nothing written: the victim's identity and bindings are as they were. */
+	e2e_assert_query("SELECT identity_sha256 FROM mdm.devices WHERE udid = $1 AND channel = "
+	                 "'device'",
+	        udid, fp);
+	after = e2e_query1("SELECT count(*)::text FROM mdm.identity_binding WHERE udid = $1", udid);
+	ck_assert_str_eq(after, before);
+	free(fp);
+	free(before);
+	free(after);
+}
+END_TEST
+
 START_TEST(refusals)
 {
 	char a[512], b[512], f[1024], g[1024], udid_a[64], udid_b[64];
@@ -199,6 +267,7 @@ Suite *ota_e2e_suite(void)
 	tcase_set_timeout(tc, 300);
 	tcase_add_test(tc, phases_1_to_3);
 	tcase_add_test(tc, refusals);
+	tcase_add_test(tc, ota_cannot_take_over);
 	suite_add_tcase(s, tc);
 	return s;
 }
