@@ -364,9 +364,7 @@ static mdm_err checkin_authenticate(db *d, const struct checkin_job *j)
 	if (rc != MDM_OK)
 		return rc;
 	p[1] = cid;
-	rc = db_exec(d,
-	        "UPDATE mdm.certificate SET udid = $1 WHERE id = $2::bigint AND udid IS NULL", 2, p,
-	        NULL);
+	rc = identity_claim(d, id, m->udid);
 	if (rc == MDM_OK && reason[0] != '\0') {
 		p[2] = previous != 0 ? prev : NULL;
 		p[3] = reason;

@@ -195,6 +195,32 @@ out:
 	return rc;
 }
 
+mdm_err identity_claim(db *d, const struct identity *id, const char *udid)
+{
+	char cid[32];
+	const char *p[2] = {udid, cid};
+	db_res *r = NULL;
+	mdm_err rc;
+
+	snprintf(cid, sizeof(cid), "%lld", id->cert_id);
+	/*
+	 * One statement: the row lock makes a concurrent claim wait, and the
+	 * condition is evaluated again on the row it committed.
+	 */
+	rc = db_exec(d,
+	        "UPDATE mdm.certificate SET udid = $1 WHERE id = $2::bigint AND "
+	        "(udid IS NULL OR udid = $1) RETURNING id",
+	        2, p, &r);
+	if (rc == MDM_OK && db_res_rows(r) != 1) {
+		log_warn("identity refused: certificate serial %s is bound to another UDID and "
+		         "cannot speak for %s (one identity certificate, one device)",
+		        id->serial, udid);
+		rc = MDM_ERR_FORBIDDEN;
+	}
+	db_res_free(r);
+	return rc;
+}
+
 /*
  * The certificate renewed from the bound one speaks for the UDID from its
  * first request on: a device whose identity was renewed over SCEP
@@ -216,10 +242,7 @@ static mdm_err identity_rebind_renewal(
 	        "identity_bound_at = now(), updated_at = now() WHERE udid = $1",
 	        2, p, NULL);
 	if (rc == MDM_OK)
-		rc = db_exec(d,
-		        "UPDATE mdm.certificate SET udid = $1 WHERE id = $2::bigint AND udid IS "
-		        "NULL",
-		        2, p, NULL);
+		rc = identity_claim(d, id, udid);
 	if (rc == MDM_OK)
 		rc = db_exec(d,
 		        "INSERT INTO mdm.identity_binding (udid, certificate_id, "

@@ -76,4 +76,13 @@ int identity_id_valid(const char *s);
  */
 MDM_WUR mdm_err identity_check_bound(db *d, const struct identity *id, const char *udid);
 
+/*
+ * Ties the certificate to udid (mdm.certificate.udid), decided under its
+ * row lock inside the caller's transaction: MDM_OK when it was unbound or
+ * already udid's, MDM_ERR_FORBIDDEN (logged) when it belongs to another
+ * UDID, also one a concurrent request bound a moment ago.  What
+ * identity_authenticate read (id->udid) is only a first, stale look.
+ */
+MDM_WUR mdm_err identity_claim(db *d, const struct identity *id, const char *udid);
+
 #endif

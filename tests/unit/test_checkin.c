@@ -26,6 +26,7 @@
 #include <openssl/x509.h>
 
 #include <dirent.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -228,7 +229,19 @@ static char *msg_simple(const char *type, const char *udid, const char *extra)
  * and sig_by are the TLS certificate and the Mdm-Signature signer (NULL:
  * none); sig_body, when not NULL, is what was signed instead of body.
  */
+static mdm_err run_db(db *dd, const struct checkin_policy *pol, const struct device *tls,
+        const struct device *sig_by, const char *sig_body, const char *body,
+        struct checkin_reply *reply);
+
 static mdm_err run(const struct checkin_policy *pol, const struct device *tls,
+        const struct device *sig_by, const char *sig_body, const char *body,
+        struct checkin_reply *reply)
+{
+	return run_db(d, pol, tls, sig_by, sig_body, body, reply);
+}
+
+/* One check-in through connection dd (d for every test but the races). */
+static mdm_err run_db(db *dd, const struct checkin_policy *pol, const struct device *tls,
         const struct device *sig_by, const char *sig_body, const char *body,
         struct checkin_reply *reply)
 {
@@ -249,12 +262,12 @@ static mdm_err run(const struct checkin_policy *pol, const struct device *tls,
 		        MDM_OK);
 		ck_assert_int_eq(base64_encode(sig, siglen, &b64, &b64len), MDM_OK);
 	}
-	rc = identity_authenticate(d, ca, tls ? tls->pem : NULL, b64, (const uint8_t *)body,
+	rc = identity_authenticate(dd, ca, tls ? tls->pem : NULL, b64, (const uint8_t *)body,
 	        strlen(body), time(NULL), &id);
 	if (rc == MDM_OK)
 		rc = checkin_parse((const uint8_t *)body, strlen(body), &m, err, sizeof(err));
 	if (rc == MDM_OK)
-		rc = checkin_process(d, pol, &id, m, (const uint8_t *)body, strlen(body), reply,
+		rc = checkin_process(dd, pol, &id, m, (const uint8_t *)body, strlen(body), reply,
 		        err, sizeof(err));
 	checkin_msg_free(m);
 	identity_clear(&id);
@@ -894,6 +907,79 @@ START_TEST(ota_challenge_never_takes_over)
 END_TEST
 
 /*
+ * Issue 13 (2): one certificate, several UDIDs, Authenticates racing on
+ * their own connections.  The binding is decided under the certificate's
+ * row lock: exactly one wins, every other gets 403 and writes nothing.
+ */
+#define RACERS 8
+
+struct racer {
+	const struct device *dv;
+	char udid[32];
+	pthread_barrier_t *start;
+	mdm_err rc;
+};
+
+static void *race_authenticate(void *arg)
+{
+	struct racer *r = arg;
+	struct checkin_reply reply;
+	char *auth = msg_authenticate(r->udid);
+	db *dd = NULL;
+
+	r->rc = db_new(tdb.conninfo, "race", &dd);
+	pthread_barrier_wait(r->start);
+	if (r->rc == MDM_OK)
+		r->rc = run_db(dd, &strict, r->dv, NULL, NULL, auth, &reply);
+	checkin_reply_clear(&reply);
+	db_free(dd);
+	free(auth);
+	return NULL;
+}
+
+START_TEST(racing_authenticates_bind_one_udid)
+{
+	struct device x;
+	struct racer r[RACERS];
+	pthread_t t[RACERS];
+	pthread_barrier_t start;
+	char id[32];
+	int won = 0, refused = 0;
+
+	device_new(&x);
+	snprintf(id, sizeof(id), "%lld", x.id);
+	for (int round = 0; round < 5; round++) {
+		ck_assert_int_eq(pthread_barrier_init(&start, NULL, RACERS), 0);
+		for (int i = 0; i < RACERS; i++) {
+			r[i].dv = &x;
+			r[i].start = &start;
+			snprintf(r[i].udid, sizeof(r[i].udid), "UDID-RACE-%d-%d", round, i);
+			ck_assert_int_eq(pthread_create(&t[i], NULL, race_authenticate, &r[i]), 0);
+		}
+		for (int i = 0; i < RACERS; i++) {
+			pthread_join(t[i], NULL);
+			won += r[i].rc == MDM_OK;
+			refused += r[i].rc == MDM_ERR_FORBIDDEN;
+		}
+		pthread_barrier_destroy(&start);
+	}
+	/* The first round binds it; every later Authenticate of another UDID is refused. */
+	ck_assert_int_eq(won, 1);
+	ck_assert_int_eq(refused, 5 * RACERS - 1);
+	assert_query("SELECT count(*) FROM mdm.identity_binding WHERE certificate_id = $1::bigint",
+	        id, "1");
+	assert_query("SELECT count(*) FROM mdm.device WHERE identity_certificate_id = $1::bigint",
+	        id, "1");
+	assert_query("SELECT count(*) FROM mdm.enrollment e JOIN mdm.device v USING (udid) WHERE "
+	             "v.identity_certificate_id = $1::bigint",
+	        id, "1");
+	assert_query("SELECT count(*) FROM mdm.device WHERE udid LIKE 'UDID-RACE-%' AND $1 <> ''",
+	        id, "1");
+	device_free(&x);
+}
+END_TEST
+
+/*
  * A renewed identity (RenewalReq) is used straight away for TokenUpdate
  * and the command channel, without a new Authenticate: the applesim
  * lifecycle found it refused as "not the identity bound to UDID".  The
@@ -1079,6 +1165,7 @@ Suite *checkin_suite(void)
 	tcase_add_test(t, device_a_for_udid_b);
 	tcase_add_test(t, takeover_rules);
 	tcase_add_test(t, ota_challenge_never_takes_over);
+	tcase_add_test(t, racing_authenticates_bind_one_udid);
 	tcase_add_test(t, renewal_without_authenticate);
 	tcase_add_test(t, user_channel_and_tokens);
 	tcase_add_test(t, topic_must_be_ours);
