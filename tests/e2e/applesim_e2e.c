@@ -258,6 +258,56 @@ START_TEST(mac_lifecycle)
 }
 END_TEST
 
+/*
+ * Issue 13 (2): one identity, eight Authenticates for eight UDIDs sent at
+ * once through Apache.  Exactly one is bound (200), the others 403, and
+ * nothing of theirs is stored.
+ */
+START_TEST(racing_authenticates)
+{
+	char *n, want[16];
+
+	SIM_OK("racer", "profile scep --device iphone");
+	ck_assert_int_eq(
+	        e2e_sh("cd %s/racer && for i in 1 2 3 4 5 6 7 8; do "
+	               "printf '<?xml version=\"1.0\" encoding=\"UTF-8\"?>\\n<plist "
+	               "version=\"1.0\">"
+	               "<dict><key>BuildVersion</key><string>22A3354</string><key>MessageType</key>"
+	               "<string>Authenticate</string><key>OSVersion</key><string>18.0</string>"
+	               "<key>ProductName</key><string>iPhone15,2</string><key>SerialNumber</key>"
+	               "<string>RACE%%s</string><key>Topic</key><string>%%s</string><key>UDID</key>"
+	               "<string>00008110-RACE%s%%07d</string></dict></plist>\\n' $i "
+	               "\"$E2E_PUSH_TOPIC\" "
+	               "$i >auth$i.plist; done; for i in 1 2 3 4 5 6 7 8; do curl -sS --cacert %s "
+	               "--cert identity.pem --key identity.key -X PUT -H 'Content-Type: "
+	               "application/x-apple-aspen-mdm-checkin' --data-binary @auth$i.plist -o "
+	               "/dev/null -w '%%{http_code}\\n' '%s/mdm/checkin' >code$i & done; wait; "
+	               "cat code? | sort | uniq -c | tr -s ' ' >codes; cat codes",
+	                tmpdir, mode[0] == 'f' ? "F" : "P", tls_ca, base),
+	        0);
+	{
+		char path[512], *codes;
+
+		snprintf(path, sizeof(path), "%s/racer/codes", tmpdir);
+		codes = e2e_file_get(path, NULL);
+		ck_assert_msg(
+		        strstr(codes, " 1 200\n") != NULL && strstr(codes, " 7 403\n") != NULL,
+		        "want one 200 and seven 403, got: %s", codes);
+		free(codes);
+	}
+	n = e2e_query1("SELECT count(*)::text FROM mdm.device WHERE udid LIKE '00008110-RACE' || "
+	               "$1 || '%'",
+	        mode[0] == 'f' ? "F" : "P");
+	snprintf(want, sizeof(want), "1");
+	ck_assert_str_eq(n, want);
+	free(n);
+	e2e_assert_query(
+	        "SELECT count(*)::text FROM mdm.identity_binding b JOIN mdm.certificate c "
+	        "ON c.id = b.certificate_id WHERE c.udid LIKE '00008110-RACE' || $1 || '%'",
+	        mode[0] == 'f' ? "F" : "P", "1");
+}
+END_TEST
+
 /* The profile aside, one authentication at a time: TLS alone, Mdm-Signature alone. */
 START_TEST(auth_one_way)
 {
@@ -375,6 +425,7 @@ Suite *applesim_e2e_suite(void)
 	tcase_add_test(tc, iphone_lifecycle);
 	tcase_add_test(tc, mac_lifecycle);
 	tcase_add_test(tc, auth_one_way);
+	tcase_add_test(tc, racing_authenticates);
 	tcase_add_test(tc, scep_refusals);
 	suite_add_tcase(s, tc);
 	return s;
