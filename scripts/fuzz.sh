@@ -127,6 +127,7 @@ for src in fuzz/*_fuzz.c; do
 		say "$name: seeded with the files under $(echo "$vec_dirs" | wc -w) vector dirs"
 	fi
 
+	dict="$OUT/$name.dict"
 	tag "$src" dict >"$dict"
 	dict_arg=""
 	[ -s "$dict" ] && dict_arg="-dict=$dict"
