@@ -4,6 +4,7 @@ PREFIX  ?= /usr/local
 DESTDIR ?=
 BUILD   ?= build
 SAN     ?= 0
+FUZZ    ?= 0
 CC      ?= cc
 
 PKGS      := fcgi openssl libxml-2.0 libpq libcurl
@@ -20,7 +21,14 @@ WARN := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wformat-security \
 	-Wundef -Wimplicit-fallthrough
 STD  := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
 
-ifeq ($(SAN),1)
+ifeq ($(FUZZ),1)
+# libmdm for the libFuzzer targets (make fuzz): the same objects, clang,
+# coverage and sanitizers; scripts/fuzz.sh links each fuzz/NAME_fuzz.c to it.
+OPT      := -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined \
+	-fno-sanitize-recover=all
+HARDEN   :=
+LDHARDEN := -fsanitize=fuzzer,address,undefined
+else ifeq ($(SAN),1)
 OPT      := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
 	-fno-sanitize-recover=all
 HARDEN   :=
@@ -145,8 +153,11 @@ demo: deps
 demo-stop:
 	sh scripts/demo.sh stop
 
+# libFuzzer targets (fuzz/*_fuzz.c) against a libmdm built into build-fuzz
+# with clang, coverage and ASan+UBSan; FUZZ_SECONDS per target (default 60).
 fuzz: deps
-	sh scripts/fuzz.sh
+	$(MAKE) BUILD=build-fuzz FUZZ=1 CC=clang lib
+	FUZZ_LIBS="$(PKG_LIBS)" FUZZ_CFLAGS="$(PKG_CFLAGS)" sh scripts/fuzz.sh build-fuzz
 
 install: programs
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/mdm/cgi-bin \

@@ -4,8 +4,6 @@
  * leaves the output empty.
  *
  * Build settings for scripts/fuzz.sh.
- * fuzz-sources: lib/apns.c lib/x509.c lib/errors.c lib/log.c
- * fuzz-pkgs: libcurl openssl
  * fuzz-max-len: 2048
  * fuzz-dict: "reason"
  * fuzz-dict: "timestamp"

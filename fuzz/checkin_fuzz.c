@@ -5,10 +5,6 @@
  * carry the keys its type requires.
  *
  * Build settings for scripts/fuzz.sh.  Seeds: the real check-in plists.
- * fuzz-sources: lib/checkin.c lib/identity.c lib/plist.c lib/errors.c
- * fuzz-sources: lib/log.c lib/db.c lib/x509.c lib/cms.c lib/base64.c
- * fuzz-sources: lib/ca.c lib/config.c
- * fuzz-pkgs: libxml-2.0 libpq openssl
  * fuzz-max-len: 65536
  * fuzz-vectors: MessageType
  * fuzz-dict: "Authenticate"

@@ -4,10 +4,6 @@
  * JSON every accepted report is stored as: it must be produced.
  *
  * Build settings for scripts/fuzz.sh.  Seeds: the real command answers.
- * fuzz-sources: lib/command.c lib/identity.c lib/plist.c lib/plist_json.c
- * fuzz-sources: lib/errors.c lib/log.c lib/db.c lib/x509.c lib/cms.c
- * fuzz-sources: lib/base64.c lib/ca.c lib/config.c
- * fuzz-pkgs: libxml-2.0 libpq openssl
  * fuzz-max-len: 65536
  * fuzz-vectors: <key>Status</key>
  * fuzz-dict: "Acknowledged"

@@ -15,9 +15,8 @@
  * once a byte of the content changes.
  *
  * Build settings for scripts/fuzz.sh.
- * fuzz-sources: lib/cms.c lib/errors.c lib/log.c
- * fuzz-pkgs: openssl
  * fuzz-max-len: 32832
+ * fuzz-seed-dirs: apple-Security/OSX/shared_regressions/si-27-cms-parse
  * fuzz-seeds: nanomdm/cryptoutil/cryptoutil_test.go.extracted/mdmSignatureHeader2.der
  * fuzz-seeds: nanomdm/cryptoutil/cryptoutil_test.go.extracted/mdmSignatureHeader1.der
  */

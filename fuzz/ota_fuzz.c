@@ -1,19 +1,13 @@
 /*
  * libFuzzer target for ota_msg_parse (OTA enrollment phases 2 and 3: the
  * POST body of enroll.fcgi).  The trust store is the shipped
- * share/apple-ota-trust.pem; our CA is a throw-away one made at start-up
- * (so a signer "issued by us" takes the phase-3 path), the clock fixed.
- * Every promise of ota.h must hold: MDM_ERR_LIMIT exactly when the input
- * is over CMS_MAX_SIGNED_MESSAGE, the message filled only on MDM_OK (a
- * phase, a valid UDID, attributes as JSON, a challenge in phase 2),
- * cleared otherwise, nothing left on the OpenSSL error queue.
+ * share/apple-ota-trust.pem (MDM_SRCDIR, set by scripts/fuzz.sh); our CA is a throw-away one made
+ * at start-up (so a signer "issued by us" takes the phase-3 path), the clock fixed. Every promise
+ * of ota.h must hold: MDM_ERR_LIMIT exactly when the input is over CMS_MAX_SIGNED_MESSAGE, the
+ * message filled only on MDM_OK (a phase, a valid UDID, attributes as JSON, a challenge in phase
+ * 2), cleared otherwise, nothing left on the OpenSSL error queue.
  *
  * Build settings for scripts/fuzz.sh.
- * fuzz-sources: lib/ota.c lib/enroll.c lib/profile.c lib/identity.c lib/ca.c
- * fuzz-sources: lib/push.c lib/fcgi.c lib/config.c lib/db.c lib/plist.c
- * fuzz-sources: lib/plist_json.c lib/x509.c lib/cms.c lib/base64.c lib/log.c
- * fuzz-sources: lib/errors.c
- * fuzz-pkgs: openssl libxml-2.0 libpq fcgi
  * fuzz-max-len: 66000
  * fuzz-seeds: zentral/tests/mdm/testdata/ota_playload_phase_2
  * fuzz-dict: "<key>UDID</key>"
@@ -46,7 +40,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	(void)argc;
 	(void)argv;
 	log_set_level(MDM_LOG__MAX);
-	setenv("MDM_OTA_TRUST_FILE", "share/apple-ota-trust.pem", 1);
+	setenv("MDM_OTA_TRUST_FILE", MDM_SRCDIR "/share/apple-ota-trust.pem", 1);
 	if (config_load_file(NULL, 0, &cfg) != MDM_OK || ota_trust_load(cfg, &trust) != MDM_OK ||
 	        x509_key_generate_rsa(2048, &key) != MDM_OK ||
 	        x509_ca_create(key, "/CN=Fuzz CA", 30, 1672531200, &ca) != MDM_OK) {

@@ -5,8 +5,6 @@
  *
  * Build settings for scripts/fuzz.sh.  Seeds: the shared vectors holding
  * a plist, and tests/unit/data/plist.  The dictionary is at the end.
- * fuzz-sources: lib/plist.c lib/errors.c lib/log.c
- * fuzz-pkgs: libxml-2.0
  * fuzz-max-len: 65536
  * fuzz-vectors: <plist
  */

@@ -20,9 +20,8 @@
  * DER, so copy scep/testdata/PKCSReq.der and friends there by hand).
  *
  * Build settings for scripts/fuzz.sh.
- * fuzz-sources: lib/cms.c lib/errors.c lib/log.c
- * fuzz-pkgs: openssl
  * fuzz-max-len: 65600
+ * fuzz-seed-dirs: apple-Security/OSX/shared_regressions/si-27-cms-parse
  * fuzz-seeds: scep/testdata/PKCSReq.der
  * fuzz-seeds: commandment/testdata/mdmclient-PKIOperation.der
  * fuzz-seeds: smallstep-pkcs7/parse_test.go.extracted/windows_scep_pkcsreq.der

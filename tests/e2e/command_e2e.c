@@ -210,10 +210,17 @@ START_TEST(builders_in_order)
 	e2e_assert_query("SELECT string_agg(status, ',' ORDER BY received_at, status) FROM "
 	                 "mdm.command_results WHERE udid = $1 AND request_type = 'InstallProfile'",
 	        udid, "NotNow,Acknowledged");
-	e2e_assert_query("SELECT status || '/' || (error_chain IS NOT NULL)::text FROM "
-	                 "mdm.command_results WHERE udid = $1 AND request_type = 'RemoveProfile'",
-	        udid, "Error/true");
-	if (getenv("MDM_VECTORS") != NULL) {
+	e2e_assert_query("SELECT status FROM mdm.command_results WHERE udid = $1 AND "
+	                 "request_type = 'RemoveProfile'",
+	        udid, "Error");
+	/* Only the real answers carry an ErrorChain, an OSVersion, a ProfileList. */
+	if (getenv("MDM_VECTORS") == NULL) {
+		printf("command-e2e: MDM_VECTORS unset: ErrorChain, QueryResponses and "
+		       "ProfileList of the real answers not checked\n");
+	} else {
+		e2e_assert_query("SELECT (error_chain IS NOT NULL)::text FROM mdm.command_results "
+		                 "WHERE udid = $1 AND request_type = 'RemoveProfile'",
+		        udid, "true");
 		e2e_assert_query(
 		        "SELECT (result_json->'QueryResponses'->>'OSVersion' IS NOT NULL)::text "
 		        "FROM mdm.command_results WHERE udid = $1 AND "

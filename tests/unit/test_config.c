@@ -9,18 +9,25 @@
 #include <string.h>
 #include <unistd.h>
 
-static char tmp_path[64];
+/* Every file a test writes, removed by teardown (a test writes several). */
+#define TMP_FILES 32
+static char tmp_paths[TMP_FILES][64];
+static int n_tmp;
 
 static const char *write_tmp(const char *text, size_t len)
 {
+	char *path;
 	int fd;
 
-	snprintf(tmp_path, sizeof(tmp_path), "/tmp/mdm-config-test-XXXXXX");
-	fd = mkstemp(tmp_path);
+	ck_assert_int_lt(n_tmp, TMP_FILES);
+	path = tmp_paths[n_tmp];
+	snprintf(path, sizeof(tmp_paths[0]), "/tmp/mdm-config-test-XXXXXX");
+	fd = mkstemp(path);
 	ck_assert_int_ge(fd, 0);
+	n_tmp++;
 	ck_assert_int_eq(write(fd, text, len), (ssize_t)len);
 	close(fd);
-	return tmp_path;
+	return path;
 }
 
 static void setup(void)
@@ -33,9 +40,8 @@ static void setup(void)
 
 static void teardown(void)
 {
-	if (tmp_path[0])
-		unlink(tmp_path);
-	tmp_path[0] = '\0';
+	while (n_tmp > 0)
+		unlink(tmp_paths[--n_tmp]);
 }
 
 static mdm_err load_text(const char *text, config **c)
