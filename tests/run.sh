@@ -218,6 +218,14 @@ CK_VERBOSITY=normal
 export CK_VERBOSITY
 run_suite check_unit "$TMP/unit.out" "$B/tests/check_unit"
 
+# A user's clone has no ../shared: every vector case must skip with its
+# message, never fail.  The unit suite again with the vectors hidden (an
+# empty MDM_VECTORS would fall back to ../shared/vectors).
+if [ "$SAN" != 1 ] && [ -n "${MDM_VECTORS:-}" ]; then
+	run_suite "check_unit (no vectors)" "$TMP/unit-novectors.out" \
+		env MDM_VECTORS=/nonexistent/mdm-vectors "$B/tests/check_unit"
+fi
+
 # The same suite under valgrind (STYLE.md: clean under valgrind too), in
 # one process so that leaks in the tests' own children are not counted
 # twice.  The sanitizer build already has ASan/LSan watching instead.
