@@ -20,6 +20,7 @@
 #include "migrate.h"
 #include "suites.h"
 #include "testdb.h"
+#include "vectors.h"
 #include "x509.h"
 
 #include <openssl/evp.h>
@@ -430,12 +431,13 @@ static int vectors_each(void (*fn)(const char *path, const char *body))
 	        "commandment/testdata/CheckOut",
 	        "micromdm-mdm/test/responses",
 	};
-	const char *root = getenv("MDM_VECTORS");
+	const char *root = vector_dir();
 	int n = 0;
 	size_t i;
 
 	if (root == NULL) {
-		printf("checkin: MDM_VECTORS unset: real check-in plists skipped\n");
+		printf("checkin: shared vectors not found (set MDM_VECTORS): real check-in plists "
+		       "skipped\n");
 		return -1;
 	}
 	for (i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {

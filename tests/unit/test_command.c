@@ -12,6 +12,7 @@
 #include "log.h"
 #include "suites.h"
 #include "testdb.h"
+#include "vectors.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -386,12 +387,13 @@ START_TEST(real_answers_stored)
 	        {"commandment/testdata/Errors/iOS-11.3.1-RemoveProfile-Unmanaged.xml",
 	                "RemoveProfile", "ErrorChain"},
 	};
-	const char *root = getenv("MDM_VECTORS");
+	const char *root = vector_dir();
 	size_t i;
 	int n = 0;
 
 	if (root == NULL) {
-		printf("command: MDM_VECTORS unset: real command answers skipped\n");
+		printf("command: shared vectors not found (set MDM_VECTORS): real command answers "
+		       "skipped\n");
 		return;
 	}
 	for (i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
