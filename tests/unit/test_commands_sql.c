@@ -756,6 +756,18 @@ START_TEST(operator_role)
 		        PQresultStatus(r) == PGRES_TUPLES_OK, "%s: %s", sql, PQerrorMessage(pg));
 		PQclear(r);
 	}
+	/* Issue 13: a key URI may carry a pkcs11 pin-value; the operator never sees it. */
+	r = PQexec(pg, "SELECT key_uri FROM mdm.push_certs");
+	ck_assert_msg(
+	        PQresultStatus(r) == PGRES_FATAL_ERROR, "operator read mdm.push_certs.key_uri");
+	ck_assert_str_eq(PQresultErrorField(r, PG_DIAG_SQLSTATE), "42501");
+	PQclear(r);
+	r = PQexec(pg,
+	        "SELECT topic, subject, serial, sha256, not_before, not_after, expired, "
+	        "imported_at, "
+	        "active_enrollments, enrollments, open_challenges FROM mdm.push_certs");
+	ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK, "%s", PQerrorMessage(pg));
+	PQclear(r);
 	r = PQexec(pg,
 	        "SELECT mdm.cmd_device_information('" UDID_A "'), "
 	        "mdm.cmd_device_lock('" UDID_B "', '123456', 'x'), "
