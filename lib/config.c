@@ -82,6 +82,9 @@ static const struct config_key config_keys[] = {
         {"checkin_allow_takeover", "no", 0,
                 "let a new identity take over an actively enrolled UDID without a "
                 "UDID-bound challenge or renewal (yes or no; logged and recorded)"},
+        {"checkin_require_tls", "no", 0,
+                "refuse check-in and command-channel requests without a TLS client "
+                "certificate (yes or no): an Mdm-Signature alone can be replayed"},
         {"checkin_user_channel", "yes", 0,
                 "accept the user channel (UserAuthenticate); no answers it 410 as Apple "
                 "documents"},
