@@ -73,8 +73,9 @@ static mdm_err enroll_topic(
         struct app *a, fcgi_req *r, const struct enroll_state *st, char topic[PUSH_MAX_TOPIC + 1])
 {
 	/* Set by Apache (SetEnv in a <Location>), never by the client (HTTP_*). */
-	struct enroll_req req = {
-	        r->query, fcgi_param0(r, "REMOTE_USER"), fcgi_param0(r, "MDM_MDM_TOPIC")};
+	struct enroll_req req = {r->query, fcgi_param0(r, "REMOTE_USER"),
+	        fcgi_param0(r, "MDM_MDM_TOPIC"), fcgi_header0(r, "X-MDM-Enroll-Token"),
+	        fcgi_header0(r, "Authorization")};
 	char why[ENROLL_MAX_WHY];
 	mdm_err rc;
 

@@ -18,7 +18,7 @@
 /* Loaded once per process; the CA is reloaded only when mdm.ca changes. */
 static struct ca_state *ca;
 static struct command_signer signer;
-static int signer_loaded;
+static int signer_loaded, require_tls, require_tls_loaded;
 
 /*
  * The profile signer (profile_signer_cert/key/chain), for InstallProfile
@@ -50,6 +50,13 @@ static void server_signer_load(const config *cfg)
 
 static mdm_err server_setup(struct app *a)
 {
+	mdm_err rc;
+
+	if (!require_tls_loaded) {
+		if ((rc = config_get_bool(a->cfg, "checkin_require_tls", &require_tls)) != MDM_OK)
+			return rc;
+		require_tls_loaded = 1;
+	}
 	if (!signer_loaded)
 		server_signer_load(a->cfg);
 	if (ca == NULL)
@@ -69,6 +76,12 @@ static mdm_err server_handle(struct app *a, fcgi_req *r)
 		return app_fail(a, r, rc == MDM_ERR_NOT_FOUND ? MDM_ERR_CONFIG : rc,
 		        "the command channel is not configured (no CA?) or its database is "
 		        "unavailable");
+	if (identity_require_tls(identity_require_tls_for(
+	                                 require_tls, fcgi_param0(r, "MDM_CHECKIN_REQUIRE_TLS")),
+	            r->client_cert) != MDM_OK) {
+		rc = fcgi_respond_text(r, 403, NULL, IDENTITY_REQUIRE_TLS_REFUSAL);
+		goto out;
+	}
 	rc = identity_authenticate(a->db, ca, r->client_cert, fcgi_header0(r, "Mdm-Signature"),
 	        r->body, r->body_len, time(NULL), &id);
 	if (rc == MDM_ERR_FORBIDDEN) {

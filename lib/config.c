@@ -42,14 +42,18 @@ static const struct config_key config_keys[] = {
         {"crl_days", "7", 0, "days until the nextUpdate of a CRL served by GetCRL"},
         {"ra_cert", NULL, 0,
                 "optional SCEP RA certificate (PEM): receives requests and signs replies"},
-        {"ra_key", NULL, 0, "the RA's private key: a file path or a pkcs11: URI"},
+        {"ra_key", NULL, 1,
+                "the RA's private key: a file path or a pkcs11: URI (a secret: a URI may "
+                "carry pin-value)"},
         {"public_url", NULL, 0,
                 "base URL devices reach the server at (https://mdm.example.com); the "
                 "profile's SCEP, check-in and server URLs are built from it"},
         {"scep_url", NULL, 0, "SCEP URL put in profiles (default: public_url + /scep)"},
         {"profile_signer_cert", NULL, 0,
                 "PEM certificate that signs the profiles enroll.fcgi serves"},
-        {"profile_signer_key", NULL, 0, "its private key: a file path or a pkcs11: URI"},
+        {"profile_signer_key", NULL, 1,
+                "its private key: a file path or a pkcs11: URI (a secret: a URI may carry "
+                "pin-value)"},
         {"profile_signer_chain", NULL, 0,
                 "PEM file of the certificates above the signer, carried in signed profiles"},
         {"profile_org", "MDM", 0, "PayloadOrganization of the profiles"},
@@ -78,6 +82,9 @@ static const struct config_key config_keys[] = {
         {"checkin_allow_takeover", "no", 0,
                 "let a new identity take over an actively enrolled UDID without a "
                 "UDID-bound challenge or renewal (yes or no; logged and recorded)"},
+        {"checkin_require_tls", "no", 0,
+                "refuse check-in and command-channel requests without a TLS client "
+                "certificate (yes or no): an Mdm-Signature alone can be replayed"},
         {"checkin_user_channel", "yes", 0,
                 "accept the user channel (UserAuthenticate); no answers it 410 as Apple "
                 "documents"},

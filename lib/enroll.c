@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 void enroll_free_secret(void *p, size_t len)
 {
@@ -173,20 +174,31 @@ static int enroll_ct_equal(const char *given, size_t glen, const char *secret, s
 	return diff == 0;
 }
 
-mdm_err enroll_authorize(const struct enroll_state *st, const config *cfg, const char *query,
-        const char *remote_user)
+/* One token given by the request matches enroll_token; how it came is for the log. */
+static int enroll_token_ok(const char *secret, const char *tok, size_t len, const char *how)
 {
+	if (secret != NULL && enroll_ct_equal(tok, len, secret, strlen(secret)))
+		return 1;
+	log_warn("enroll: enroll_auth = token and the token in %s does not match: refused", how);
+	return 0;
+}
+
+mdm_err enroll_authorize(
+        const struct enroll_state *st, const config *cfg, const struct enroll_req *req)
+{
+	static const char bearer[] = "Bearer ";
 	const char *secret = config_get0(cfg, "enroll_token");
+	const char *query = req->query != NULL ? req->query : "";
 	char *tok = NULL;
-	size_t toklen = 0;
+	size_t toklen = 0, given = 0;
 	mdm_err rc;
-	int ok;
+	int ok = 1;
 
 	switch (st->auth) {
 	case ENROLL_AUTH_OPEN:
 		return MDM_OK;
 	case ENROLL_AUTH_APACHE:
-		if (remote_user != NULL && remote_user[0] != '\0')
+		if (req->remote_user != NULL && req->remote_user[0] != '\0')
 			return MDM_OK;
 		log_warn("enroll: enroll_auth = apache and Apache passed no REMOTE_USER: refused "
 		         "(is the Auth* configuration in front of /enroll?)");
@@ -194,19 +206,42 @@ mdm_err enroll_authorize(const struct enroll_state *st, const config *cfg, const
 	case ENROLL_AUTH_TOKEN:
 		break;
 	}
-	rc = fcgi_query_get(query != NULL ? query : "", "token", 1, &tok, &toklen);
-	if (rc != MDM_OK) {
-		log_warn("enroll: enroll_auth = token and the request has %s: refused",
-		        rc == MDM_ERR_NOT_FOUND ? "no token" : "a malformed query");
+	if (req->token_header != NULL) {
+		given++;
+		ok &= enroll_token_ok(
+		        secret, req->token_header, strlen(req->token_header), "X-MDM-Enroll-Token");
+	}
+	if (req->authorization != NULL) {
+		const char *v = req->authorization;
+
+		given++;
+		/* RFC 6750 2.1: "Bearer" (case-insensitive, RFC 7235 2.1), one space, the token. */
+		if (strncasecmp(v, bearer, sizeof(bearer) - 1) != 0 ||
+		        v[sizeof(bearer) - 1] == ' ' || v[sizeof(bearer) - 1] == '\0') {
+			log_warn("enroll: enroll_auth = token and the Authorization header is not "
+			         "\"Bearer <token>\" (RFC 6750 2.1): refused");
+			ok = 0;
+		} else {
+			v += sizeof(bearer) - 1;
+			ok &= enroll_token_ok(secret, v, strlen(v), "Authorization: Bearer");
+		}
+	}
+	rc = fcgi_query_get(query, "token", 1, &tok, &toklen);
+	if (rc == MDM_OK) {
+		given++;
+		ok &= enroll_token_ok(secret, tok, toklen, "?token=");
+		enroll_free_secret(tok, toklen);
+	} else if (rc != MDM_ERR_NOT_FOUND) {
+		log_warn("enroll: enroll_auth = token and the request has a malformed query: "
+		         "refused");
 		return MDM_ERR_FORBIDDEN;
 	}
-	ok = secret != NULL && enroll_ct_equal(tok, toklen, secret, strlen(secret));
-	enroll_free_secret(tok, toklen);
-	if (!ok) {
-		log_warn("enroll: enroll_auth = token and the token does not match: refused");
+	if (given == 0) {
+		log_warn("enroll: enroll_auth = token and the request has no token "
+		         "(X-MDM-Enroll-Token, Authorization: Bearer or ?token=): refused");
 		return MDM_ERR_FORBIDDEN;
 	}
-	return MDM_OK;
+	return ok ? MDM_OK : MDM_ERR_FORBIDDEN;
 }
 
 static void enroll_why(char *why, size_t cap, const char *fmt, ...)
@@ -372,7 +407,7 @@ mdm_err enroll_admit(db *d, const struct enroll_state *st, const config *cfg,
 	topic[0] = '\0';
 	enroll_why(why, whycap, "%s", "");
 	/* First: nothing about topics reaches someone who may not enroll. */
-	if (enroll_authorize(st, cfg, req->query, req->remote_user) != MDM_OK) {
+	if (enroll_authorize(st, cfg, req) != MDM_OK) {
 		enroll_why(why, whycap, "not allowed to enroll (enroll_auth)");
 		return MDM_ERR_FORBIDDEN;
 	}

@@ -52,13 +52,25 @@ MDM_WUR mdm_err enroll_state_load(
         db *d, const config *cfg, int with_signer, struct enroll_state **out);
 void enroll_state_free(struct enroll_state *st);
 
+/* A request to enroll.fcgi as enroll_authorize and enroll_admit see it. */
+struct enroll_req {
+	const char *query;          /* the query string (token=, topic=), or NULL */
+	const char *remote_user;    /* Apache's REMOTE_USER, or NULL */
+	const char *location_topic; /* Apache's MDM_MDM_TOPIC for this request, or NULL */
+	const char *token_header;   /* the X-MDM-Enroll-Token header, or NULL */
+	const char *authorization;  /* the Authorization header, or NULL */
+};
+
 /*
- * May this request have a profile?  query is the request's query string,
- * remote_user Apache's REMOTE_USER (NULL when unset).  MDM_ERR_FORBIDDEN
- * (logged with the reason, never the token) when not.
+ * May this request have a profile?  enroll_auth = token takes the token
+ * from the X-MDM-Enroll-Token header, "Authorization: Bearer <token>"
+ * (RFC 6750 2.1) or ?token= (which lands in access logs); when several are
+ * given they must all match.  remote_user: Apache's REMOTE_USER (NULL
+ * when unset).  MDM_ERR_FORBIDDEN (logged with the reason, never the
+ * token) when not.
  */
-MDM_WUR mdm_err enroll_authorize(const struct enroll_state *st, const config *cfg,
-        const char *query, const char *remote_user);
+MDM_WUR mdm_err enroll_authorize(
+        const struct enroll_state *st, const config *cfg, const struct enroll_req *req);
 
 /* Room for the one-line explanation enroll_topic_choose and enroll_admit give. */
 #define ENROLL_MAX_WHY 768
@@ -91,13 +103,6 @@ MDM_WUR mdm_err enroll_topic_from_query(const char *query, char out[PUSH_MAX_TOP
  */
 MDM_WUR mdm_err enroll_topic_choose(db *d, const struct enroll_state *st, const char *requested,
         const char *location, char out[PUSH_MAX_TOPIC + 1], char *why, size_t whycap);
-
-/* A request to enroll.fcgi as enroll_admit sees it. */
-struct enroll_req {
-	const char *query;          /* the query string (token=, topic=), or NULL */
-	const char *remote_user;    /* Apache's REMOTE_USER, or NULL */
-	const char *location_topic; /* Apache's MDM_MDM_TOPIC for this request, or NULL */
-};
 
 /*
  * enroll_authorize, then (only for an admitted request, so that nobody

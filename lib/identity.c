@@ -117,6 +117,21 @@ out:
 	return rc;
 }
 
+mdm_err identity_require_tls(int require_tls, const char *client_cert)
+{
+	if (!require_tls || (client_cert != NULL && client_cert[0] != '\0'))
+		return MDM_OK;
+	log_warn("identity refused: checkin_require_tls = yes and the request has no TLS "
+	         "client certificate (an Mdm-Signature alone can be replayed: Apple's MDM "
+	         "protocol has no nonce)");
+	return MDM_ERR_FORBIDDEN;
+}
+
+int identity_require_tls_for(int configured, const char *location)
+{
+	return configured || (location != NULL && strcmp(location, "yes") == 0);
+}
+
 mdm_err identity_authenticate(db *d, const struct ca_state *ca, const char *client_cert,
         const char *mdm_signature, const uint8_t *body, size_t len, time_t now,
         struct identity *out)

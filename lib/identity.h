@@ -55,6 +55,27 @@ MDM_WUR mdm_err identity_authenticate(db *d, const struct ca_state *ca, const ch
         struct identity *out);
 void identity_clear(struct identity *id);
 
+/*
+ * checkin_require_tls (docs/CONFIG.md): Apple's MDM protocol has no nonce,
+ * so a request proved by Mdm-Signature alone can be replayed.  With
+ * require_tls set, MDM_ERR_FORBIDDEN (logged, citing the key) unless
+ * client_cert (SSL_CLIENT_CERT) is present; MDM_OK otherwise.  Checked
+ * before anything is read from the database, so it says nothing of a UDID.
+ */
+MDM_WUR mdm_err identity_require_tls(int require_tls, const char *client_cert);
+
+/*
+ * The setting for one request: checkin_require_tls, or "yes" in the
+ * request's MDM_CHECKIN_REQUIRE_TLS (SetEnv in an Apache Location), which
+ * can turn it on for a route, never off.  location: that value or NULL.
+ */
+int identity_require_tls_for(int configured, const char *location);
+
+/* The body of that 403: it names the key, never a device. */
+#define IDENTITY_REQUIRE_TLS_REFUSAL                                                               \
+	"forbidden: checkin_require_tls = yes: a TLS client certificate is required "              \
+	"(a signature-only request can be replayed)"
+
 /* "tls", "signature" or "both". */
 const char *identity_auth_str(int sources);
 

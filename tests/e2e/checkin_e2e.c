@@ -226,6 +226,62 @@ START_TEST(refusals)
 }
 END_TEST
 
+/*
+ * Issue 13: a captured signature-only request is accepted again and again
+ * (Apple's protocol has no nonce).  Where checkin_require_tls applies (here
+ * a Location of the test Apache sets MDM_CHECKIN_REQUIRE_TLS, as a
+ * production one may), the replay is 403 citing the key; TLS still works.
+ */
+START_TEST(require_tls_refuses_replay)
+{
+	char dir[300], cert[1024], key[1024], tok[1024], idle[1024], saved[1024], reply[1024];
+	char udid[64], *text;
+
+	snprintf(udid, sizeof(udid), "DEVSIM-RTLS-%s", getenv("E2E_MODE"));
+	ck_assert_msg(run_devsim("rtls", udid, "tls") == 0, "devsim rtls failed");
+	snprintf(dir, sizeof(dir), "%s/rtls", tmpdir);
+	snprintf(cert, sizeof(cert), "%s/cert.pem", dir);
+	snprintf(key, sizeof(key), "%s/key.pem", dir);
+	snprintf(tok, sizeof(tok), "%s/tokenupdate.plist", dir);
+	snprintf(idle, sizeof(idle), "%s/idle.plist", dir);
+	snprintf(reply, sizeof(reply), "%s/put.reply", tmpdir);
+	e2e_file_put(idle,
+	        "<plist version=\"1.0\"><dict><key>Status</key><string>Idle</string>"
+	        "<key>UDID</key><string>%s</string></dict></plist>\n",
+	        udid);
+	free(e2e_query1("SELECT mdm.cmd_device_lock($1, '123456', 'x')::text", udid));
+
+	/* Without the setting the same signed body is accepted twice (the replay). */
+	ck_assert_int_eq(put(tok, NULL, NULL, cert, key, NULL, CTYPE), 200);
+	ck_assert_int_eq(put(tok, NULL, NULL, cert, key, NULL, CTYPE), 200);
+
+	snprintf(saved, sizeof(saved), "%s", checkin_url);
+	snprintf(checkin_url, sizeof(checkin_url), "%s/mdm/checkin/require-tls", base);
+	refused(403, tok, NULL, NULL, cert, key, NULL, CTYPE);
+	text = e2e_file_get(reply, NULL);
+	ck_assert_ptr_nonnull(strstr(text, "checkin_require_tls"));
+	free(text);
+	ck_assert_int_eq(put(tok, cert, key, NULL, NULL, NULL, CTYPE), 200);
+	ck_assert_int_eq(put(tok, cert, key, cert, key, NULL, CTYPE), 200);
+
+	/* The command channel: a signature-only Idle gets no DeviceLock. */
+	snprintf(checkin_url, sizeof(checkin_url), "%s/mdm/server/require-tls", base);
+	ck_assert_int_eq(
+	        put(idle, NULL, NULL, cert, key, NULL, "application/x-apple-aspen-mdm"), 403);
+	text = e2e_file_get(reply, NULL);
+	ck_assert_ptr_nonnull(strstr(text, "checkin_require_tls"));
+	ck_assert_ptr_null(strstr(text, "DeviceLock"));
+	free(text);
+	e2e_assert_query("SELECT count(*)::text FROM mdm.queue WHERE udid = $1", udid, "1");
+	ck_assert_int_eq(
+	        put(idle, cert, key, NULL, NULL, NULL, "application/x-apple-aspen-mdm"), 200);
+	text = e2e_file_get(reply, NULL);
+	ck_assert_ptr_nonnull(strstr(text, "DeviceLock"));
+	free(text);
+	snprintf(checkin_url, sizeof(checkin_url), "%s", saved);
+}
+END_TEST
+
 Suite *checkin_e2e_suite(void)
 {
 	Suite *s = suite_create("checkin-e2e");
@@ -245,6 +301,7 @@ Suite *checkin_e2e_suite(void)
 	tcase_add_test(tc, devsim_tls);
 	tcase_add_test(tc, devsim_signature);
 	tcase_add_test(tc, refusals);
+	tcase_add_test(tc, require_tls_refuses_replay);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -48,6 +48,7 @@ int main(void)
 	        {"enroll", enroll_suite},
 	        {"checkin_parse", checkin_parse_suite},
 	        {"checkin", checkin_suite},
+	        {"checkin_require_tls", checkin_require_tls_suite},
 	        {"command", command_suite},
 	        {"commands_sql", commands_sql_suite},
 	        {"apns", apns_suite},

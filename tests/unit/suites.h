@@ -20,6 +20,7 @@ Suite *enroll_suite(void);
 Suite *cms_sig_suite(void);
 Suite *checkin_parse_suite(void);
 Suite *checkin_suite(void);
+Suite *checkin_require_tls_suite(void);
 Suite *command_suite(void);
 Suite *commands_sql_suite(void);
 Suite *apns_suite(void);

@@ -1154,6 +1154,32 @@ Suite *checkin_parse_suite(void)
 	return s;
 }
 
+/* Issue 13: checkin_require_tls refuses signature-only requests (they can be replayed). */
+START_TEST(require_tls_policy)
+{
+	ck_assert_int_eq(identity_require_tls(1, NULL), MDM_ERR_FORBIDDEN);
+	ck_assert_int_eq(identity_require_tls(1, ""), MDM_ERR_FORBIDDEN);
+	ck_assert_int_eq(identity_require_tls(1, "-----BEGIN CERTIFICATE-----"), MDM_OK);
+	ck_assert_int_eq(identity_require_tls(0, NULL), MDM_OK);
+	/* A Location turns it on, never off. */
+	ck_assert_int_eq(identity_require_tls_for(0, "yes"), 1);
+	ck_assert_int_eq(identity_require_tls_for(1, "no"), 1);
+	ck_assert_int_eq(identity_require_tls_for(0, "no"), 0);
+	ck_assert_int_eq(identity_require_tls_for(0, NULL), 0);
+	ck_assert_int_eq(identity_require_tls_for(0, "YES "), 0);
+}
+END_TEST
+
+Suite *checkin_require_tls_suite(void)
+{
+	Suite *s = suite_create("checkin_require_tls");
+	TCase *t = tcase_create("policy");
+
+	tcase_add_test(t, require_tls_policy);
+	suite_add_tcase(s, t);
+	return s;
+}
+
 Suite *checkin_suite(void)
 {
 	Suite *s = suite_create("checkin");

@@ -756,6 +756,18 @@ START_TEST(operator_role)
 		        PQresultStatus(r) == PGRES_TUPLES_OK, "%s: %s", sql, PQerrorMessage(pg));
 		PQclear(r);
 	}
+	/* Issue 13: a key URI may carry a pkcs11 pin-value; the operator never sees it. */
+	r = PQexec(pg, "SELECT key_uri FROM mdm.push_certs");
+	ck_assert_msg(
+	        PQresultStatus(r) == PGRES_FATAL_ERROR, "operator read mdm.push_certs.key_uri");
+	ck_assert_str_eq(PQresultErrorField(r, PG_DIAG_SQLSTATE), "42501");
+	PQclear(r);
+	r = PQexec(pg,
+	        "SELECT topic, subject, serial, sha256, not_before, not_after, expired, "
+	        "imported_at, "
+	        "active_enrollments, enrollments, open_challenges FROM mdm.push_certs");
+	ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK, "%s", PQerrorMessage(pg));
+	PQclear(r);
 	r = PQexec(pg,
 	        "SELECT mdm.cmd_device_information('" UDID_A "'), "
 	        "mdm.cmd_device_lock('" UDID_B "', '123456', 'x'), "
@@ -832,6 +844,48 @@ START_TEST(comments)
 }
 END_TEST
 
+/*
+ * Issue 13: anonymous GET /enroll makes a challenge each; expired unspent
+ * ones are purged when a new one is made, spent or referenced ones kept.
+ */
+START_TEST(challenge_purge)
+{
+	PGresult *r;
+
+	/* Old rows as if made before: the purge would take them at once. */
+	r = PQexec(pg, "ALTER TABLE mdm.challenge DISABLE TRIGGER challenge_purge");
+	ck_assert_msg(PQresultStatus(r) == PGRES_COMMAND_OK, "%s", PQerrorMessage(pg));
+	PQclear(r);
+	free(query1(
+	        "WITH i AS (INSERT INTO mdm.challenge (challenge_sha256, created_at, expires_at) "
+	        "SELECT encode(sha256(convert_to('old' || i, 'UTF8')), 'hex'), "
+	        "now() - interval '3 days', now() - interval '2 days' "
+	        "FROM generate_series(1, 5) i RETURNING 1) SELECT count(*) FROM i",
+	        0, NULL));
+	free(query1("WITH i AS (INSERT INTO mdm.challenge (challenge_sha256, created_at, "
+	            "expires_at, used_at) "
+	            "VALUES (encode(sha256('spent'::bytea), 'hex'), now() - interval '3 days', "
+	            "now() - interval '2 days', now() - interval '3 days') RETURNING 1) SELECT "
+	            "count(*) FROM i",
+	        0, NULL));
+	free(query1(
+	        "WITH i AS (INSERT INTO mdm.challenge (challenge_sha256, created_at, expires_at) "
+	        "VALUES (encode(sha256('recent'::bytea), 'hex'), now() - interval '2 hours', "
+	        "now() - interval '1 hour') RETURNING 1) SELECT count(*) FROM i",
+	        0, NULL));
+	r = PQexec(pg, "ALTER TABLE mdm.challenge ENABLE TRIGGER challenge_purge");
+	ck_assert_msg(PQresultStatus(r) == PGRES_COMMAND_OK, "%s", PQerrorMessage(pg));
+	PQclear(r);
+	ck_assert_int_eq(count("SELECT count(*) FROM mdm.challenge"), 7);
+	free(query1("SELECT mdm.scep_challenge_new()", 0, NULL));
+	/* The five long expired went; the spent, the just expired and the new one stay. */
+	ck_assert_int_eq(count("SELECT count(*) FROM mdm.challenge"), 3);
+	ck_assert_int_eq(count("SELECT count(*) FROM mdm.challenge WHERE used_at IS NOT NULL"), 1);
+	free(query1("SELECT mdm.ota_challenge_new()", 0, NULL));
+	ck_assert_int_eq(count("SELECT count(*) FROM mdm.challenge"), 4);
+}
+END_TEST
+
 Suite *commands_sql_suite(void)
 {
 	Suite *s = suite_create("commands_sql");
@@ -849,6 +903,7 @@ Suite *commands_sql_suite(void)
 	tcase_add_test(tc, notify);
 	tcase_add_test(tc, operator_role);
 	tcase_add_test(tc, comments);
+	tcase_add_test(tc, challenge_purge);
 	suite_add_tcase(s, tc);
 	return s;
 }

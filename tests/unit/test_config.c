@@ -210,6 +210,42 @@ START_TEST(dump_hides_secrets)
 }
 END_TEST
 
+/* Issue 13: key locations (a pkcs11: URI may carry pin-value) are secrets too. */
+START_TEST(dump_hides_key_uris)
+{
+	static const char *const keys[] = {
+	        "db", "scep_challenge", "ra_key", "profile_signer_key", "enroll_token"};
+	config *c = NULL;
+	char buf[8192];
+	FILE *fp = tmpfile();
+	size_t n;
+
+	ck_assert_ptr_nonnull(fp);
+	ck_assert_int_eq(load_text("ra_key = pkcs11:token=ra;object=k?pin-value=1234\n"
+	                           "profile_signer_key = /etc/mdm/signer-secret-path.key\n"
+	                           "scep_challenge = static-challenge-0123456789\n"
+	                           "enroll_token = enroll-token-0123456789\n",
+	                         &c),
+	        MDM_OK);
+	ck_assert_int_eq(config_dump(c, fp), MDM_OK);
+	rewind(fp);
+	n = fread(buf, 1, sizeof(buf) - 1, fp);
+	buf[n] = '\0';
+	fclose(fp);
+	ck_assert_ptr_null(strstr(buf, "pin-value"));
+	ck_assert_ptr_null(strstr(buf, "signer-secret-path"));
+	ck_assert_ptr_null(strstr(buf, "static-challenge"));
+	ck_assert_ptr_null(strstr(buf, "enroll-token-"));
+	ck_assert_ptr_nonnull(strstr(buf, "ra_key = (secret, set)"));
+	for (size_t i = 0; i < config_key_count(); i++)
+		for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++)
+			if (strcmp(config_key_at(i)->name, keys[k]) == 0)
+				ck_assert_msg(
+				        config_key_at(i)->secret, "%s is not secret", keys[k]);
+	config_free(c);
+}
+END_TEST
+
 /* docs/CONFIG.md documents every key (run from the repository root). */
 START_TEST(every_key_documented)
 {
@@ -250,6 +286,7 @@ Suite *config_suite(void)
 	tcase_add_test(tc, retired_key_names_its_replacement);
 	tcase_add_test(tc, limits);
 	tcase_add_test(tc, dump_hides_secrets);
+	tcase_add_test(tc, dump_hides_key_uris);
 	tcase_add_test(tc, every_key_documented);
 	suite_add_tcase(s, tc);
 	return s;

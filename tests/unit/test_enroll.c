@@ -862,6 +862,23 @@ START_TEST(enroll_signed_profile_with_challenge)
 }
 END_TEST
 
+static mdm_err auth_q(const struct enroll_state *st, const config *cfg, const char *query,
+        const char *remote_user)
+{
+	struct enroll_req req = {.query = query, .remote_user = remote_user};
+
+	return enroll_authorize(st, cfg, &req);
+}
+
+static mdm_err auth_h(const struct enroll_state *st, const config *cfg, const char *header,
+        const char *authorization)
+{
+	struct enroll_req req = {
+	        .query = "", .token_header = header, .authorization = authorization};
+
+	return enroll_authorize(st, cfg, &req);
+}
+
 /* enroll_auth: open, token (constant-time compare), apache (REMOTE_USER). */
 START_TEST(enroll_authorization)
 {
@@ -872,27 +889,36 @@ START_TEST(enroll_authorization)
 	setenv("MDM_ENROLL_TOKEN", "0123456789abcdefXYZ", 1);
 	ck_assert_int_eq(config_load_file(NULL, 0, &cfg), MDM_OK);
 	st.auth = ENROLL_AUTH_OPEN;
-	ck_assert_int_eq(enroll_authorize(&st, cfg, "", NULL), MDM_OK);
+	ck_assert_int_eq(auth_q(&st, cfg, "", NULL), MDM_OK);
 	st.auth = ENROLL_AUTH_TOKEN;
-	ck_assert_int_eq(enroll_authorize(&st, cfg, "token=0123456789abcdefXYZ", NULL), MDM_OK);
+	ck_assert_int_eq(auth_q(&st, cfg, "token=0123456789abcdefXYZ", NULL), MDM_OK);
+	ck_assert_int_eq(auth_q(&st, cfg, "a=1&token=0123456789abcdef%58YZ", NULL), MDM_OK);
+	ck_assert_int_eq(auth_q(&st, cfg, "", NULL), MDM_ERR_FORBIDDEN);
+	ck_assert_int_eq(auth_q(&st, cfg, "token=0123456789abcdefXY", NULL), MDM_ERR_FORBIDDEN);
+	ck_assert_int_eq(auth_q(&st, cfg, "token=0123456789abcdefXYZZ", NULL), MDM_ERR_FORBIDDEN);
+	ck_assert_int_eq(auth_q(&st, cfg, "token=", NULL), MDM_ERR_FORBIDDEN);
+	ck_assert_int_eq(auth_q(&st, cfg, "token=%zz", NULL), MDM_ERR_FORBIDDEN);
 	ck_assert_int_eq(
-	        enroll_authorize(&st, cfg, "a=1&token=0123456789abcdef%58YZ", NULL), MDM_OK);
-	ck_assert_int_eq(enroll_authorize(&st, cfg, "", NULL), MDM_ERR_FORBIDDEN);
-	ck_assert_int_eq(
-	        enroll_authorize(&st, cfg, "token=0123456789abcdefXY", NULL), MDM_ERR_FORBIDDEN);
-	ck_assert_int_eq(
-	        enroll_authorize(&st, cfg, "token=0123456789abcdefXYZZ", NULL), MDM_ERR_FORBIDDEN);
-	ck_assert_int_eq(enroll_authorize(&st, cfg, "token=", NULL), MDM_ERR_FORBIDDEN);
-	ck_assert_int_eq(enroll_authorize(&st, cfg, "token=%zz", NULL), MDM_ERR_FORBIDDEN);
-	ck_assert_int_eq(enroll_authorize(&st, cfg, "token=a&token=0123456789abcdefXYZ", NULL),
-	        MDM_ERR_FORBIDDEN);
+	        auth_q(&st, cfg, "token=a&token=0123456789abcdefXYZ", NULL), MDM_ERR_FORBIDDEN);
 	/* REMOTE_USER is ignored unless enroll_auth says apache. */
-	ck_assert_int_eq(enroll_authorize(&st, cfg, "", "alice"), MDM_ERR_FORBIDDEN);
+	ck_assert_int_eq(auth_q(&st, cfg, "", "alice"), MDM_ERR_FORBIDDEN);
 	st.auth = ENROLL_AUTH_APACHE;
-	ck_assert_int_eq(enroll_authorize(&st, cfg, "", "alice"), MDM_OK);
-	ck_assert_int_eq(
-	        enroll_authorize(&st, cfg, "token=0123456789abcdefXYZ", NULL), MDM_ERR_FORBIDDEN);
-	ck_assert_int_eq(enroll_authorize(&st, cfg, "", ""), MDM_ERR_FORBIDDEN);
+	ck_assert_int_eq(auth_q(&st, cfg, "", "alice"), MDM_OK);
+	ck_assert_int_eq(auth_q(&st, cfg, "token=0123456789abcdefXYZ", NULL), MDM_ERR_FORBIDDEN);
+	ck_assert_int_eq(auth_q(&st, cfg, "", ""), MDM_ERR_FORBIDDEN);
+	/* Issue 13: the token in a header, so it stays out of access logs. */
+	st.auth = ENROLL_AUTH_TOKEN;
+	ck_assert_int_eq(auth_h(&st, cfg, "0123456789abcdefXYZ", NULL), MDM_OK);
+	ck_assert_int_eq(auth_h(&st, cfg, NULL, "Bearer 0123456789abcdefXYZ"), MDM_OK);
+	ck_assert_int_eq(auth_h(&st, cfg, NULL, "bearer 0123456789abcdefXYZ"), MDM_OK);
+	ck_assert_int_eq(auth_h(&st, cfg, "0123456789abcdefXY", NULL), MDM_ERR_FORBIDDEN);
+	ck_assert_int_eq(auth_h(&st, cfg, "", NULL), MDM_ERR_FORBIDDEN);
+	ck_assert_int_eq(auth_h(&st, cfg, NULL, "Basic 0123456789abcdefXYZ"), MDM_ERR_FORBIDDEN);
+	ck_assert_int_eq(auth_h(&st, cfg, NULL, "Bearer  0123456789abcdefXYZ"), MDM_ERR_FORBIDDEN);
+	ck_assert_int_eq(auth_h(&st, cfg, NULL, "Bearer"), MDM_ERR_FORBIDDEN);
+	/* Two tokens that disagree: refused, whichever is right. */
+	ck_assert_int_eq(auth_h(&st, cfg, "0123456789abcdefXYZ", "Bearer nope-nope-nope-nope"),
+	        MDM_ERR_FORBIDDEN);
 	config_free(cfg);
 	unsetenv("MDM_ENROLL_TOKEN");
 }
