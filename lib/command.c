@@ -204,10 +204,11 @@ out:
  * certificate this request authenticated with (the device's bound
  * identity, current now), and the profile is signed by the profile
  * signer.  Without a signer it is not delivered at all: a secret never
- * goes out in clear.
+ * goes out in clear.  When it cannot be built, why is in why (for
+ * mdm.command_result.reason).
  */
-static mdm_err command_encrypt(
-        const struct command_job *j, const char *xml, char **out, size_t *outlen)
+static mdm_err command_encrypt(const struct command_job *j, const char *xml, char **out,
+        size_t *outlen, char *why, size_t whylen)
 {
 	const struct command_signer *sg = j->signer;
 	plist *cmd = NULL, *profile = NULL;
@@ -215,48 +216,60 @@ static mdm_err command_encrypt(
 	const plist *payload;
 	const uint8_t *pdata;
 	uint8_t *der = NULL;
-	char *pxml = NULL;
+	char *pxml = NULL, perr[256];
 	size_t plen = 0, pxlen = 0, derlen = 0;
 	mdm_err rc;
 
 	*out = NULL;
 	*outlen = 0;
 	if (sg == NULL || sg->cert == NULL || sg->key == NULL) {
-		log_error("command channel: an encrypted InstallProfile is due for UDID %s but no "
-		          "profile signer is configured (profile_signer_cert, profile_signer_key): "
-		          "not delivered",
-		        j->r->udid);
+		snprintf(why, whylen,
+		        "an encrypted InstallProfile needs a profile signer (profile_signer_cert, "
+		        "profile_signer_key): none is configured");
 		return MDM_ERR_CONFIG;
 	}
-	if (j->id->cert == NULL)
+	if (j->id->cert == NULL) {
+		snprintf(why, whylen, "no identity certificate to encrypt the profile to");
 		return MDM_ERR_INTERNAL;
-	if ((rc = plist_parse(xml, strlen(xml), &cmd)) != MDM_OK)
+	}
+	if ((rc = plist_parse_ex(xml, strlen(xml), &cmd, perr, sizeof(perr))) != MDM_OK) {
+		snprintf(why, whylen, "the queued command does not parse: %s", perr);
 		goto out;
+	}
 	/* The tree is ours: Command is modified in place. */
 	c = (plist *)plist_dict_get0(cmd, "Command");
 	payload = plist_dict_get0(c, "Payload");
 	if (plist_get_type(payload) != PLIST_DATA) {
-		log_error("command channel: encrypted InstallProfile without a Payload");
-		rc = MDM_ERR_INTERNAL;
+		snprintf(why, whylen, "encrypted InstallProfile without a Payload (data)");
+		rc = MDM_ERR_PARSE;
 		goto out;
 	}
 	pdata = plist_data_get0(payload, &plen);
-	if ((rc = plist_parse((const char *)pdata, plen, &profile)) != MDM_OK ||
-	        (rc = profile_encrypt(profile, j->id->cert)) != MDM_OK ||
-	        (rc = plist_serialize(profile, &pxml, &pxlen)) != MDM_OK ||
+	if ((rc = plist_parse_ex((const char *)pdata, plen, &profile, perr, sizeof(perr))) !=
+	        MDM_OK) {
+		snprintf(why, whylen, "the profile to encrypt does not parse: %s", perr);
+		goto out;
+	}
+	if ((rc = profile_encrypt(profile, j->id->cert)) != MDM_OK) {
+		snprintf(why, whylen,
+		        "the profile cannot be encrypted (%s): its PayloadContent must be an array "
+		        "of payloads (Configuration Profile Reference, EncryptedPayloadContent)",
+		        err_str(rc));
+		goto out;
+	}
+	if ((rc = plist_serialize(profile, &pxml, &pxlen)) != MDM_OK ||
 	        (rc = cms_sign_attached(sg->cert, sg->key, sg->chain, sg->nchain,
 	                 (const uint8_t *)pxml, pxlen, &der, &derlen)) != MDM_OK ||
 	        (rc = plist_dict_set(c, "Payload", plist_new_data(der, derlen))) != MDM_OK ||
-	        (rc = plist_serialize(cmd, out, outlen)) != MDM_OK)
+	        (rc = plist_serialize(cmd, out, outlen)) != MDM_OK) {
+		snprintf(why, whylen, "the encrypted profile could not be signed or written (%s)",
+		        err_str(rc));
 		goto out;
+	}
 	log_info("command channel: InstallProfile for UDID %s encrypted to certificate serial %s "
 	         "and signed",
 	        j->r->udid, j->id->serial);
 out:
-	if (rc != MDM_OK)
-		log_error("command channel: the encrypted InstallProfile for UDID %s could not be "
-		          "built (%s): not delivered",
-		        j->r->udid, err_str(rc));
 	free(der);
 	if (pxml != NULL) {
 		memset(pxml, 0, pxlen); /* the profile's secrets, in clear */
@@ -267,37 +280,91 @@ out:
 	return rc;
 }
 
-/* The next due command, marked delivered; none leaves reply->body NULL. */
+/*
+ * A command the server cannot build is finished as undeliverable, its
+ * reason stored beside the answers (mdm.command_results), so that the
+ * channel moves on (issue 13, 4): aborting the request instead rolled back
+ * the device's answer and re-delivered the command before it forever.
+ */
+static mdm_err command_undeliverable(db *d, const struct command_job *j, const char *eid,
+        const char *qid, const char *uuid, const char *why)
+{
+	const char *p[3] = {eid, uuid, why};
+	mdm_err rc;
+
+	log_error("command channel: command %s for UDID %s cannot be built, marked undeliverable: "
+	          "%s",
+	        uuid, j->r->udid, why);
+	rc = db_exec(d,
+	        "UPDATE mdm.command_queue SET status = 'undeliverable', finished_at = now() "
+	        "WHERE id = $1::bigint",
+	        1, &qid, NULL);
+	if (rc == MDM_OK)
+		rc = db_exec(d,
+		        "INSERT INTO mdm.command_result (enrollment_id, command_uuid, status, "
+		        "reason) VALUES ($1::bigint, $2, 'Undeliverable', left($3, 1024))",
+		        3, p, NULL);
+	return rc;
+}
+
+/* Transient failures abort the request (the device retries); the rest are the command's. */
+static int command_build_failed(mdm_err rc)
+{
+	return rc != MDM_OK && rc != MDM_ERR_NOMEM && rc != MDM_ERR_DB && rc != MDM_ERR_DB_CONN;
+}
+
+/*
+ * The next due command, marked delivered; none leaves reply->body NULL.
+ * Commands that cannot be built are marked undeliverable on the way, at
+ * most COMMAND_MAX_SKIP per request (the rest wait for the next one).
+ */
+#define COMMAND_MAX_SKIP 16
 static mdm_err command_next(db *d, const struct command_job *j, const char *eid)
 {
 	const char *p[2] = {eid, NULL};
 	db_res *res = NULL;
-	mdm_err rc;
+	char why[1024];
+	mdm_err rc = MDM_OK;
+	int skipped;
 
-	/*
-	 * Higher priority first, then older; NotNow'd commands wait for the
-	 * next Idle (the next connection).  Delivered but unanswered ones come
-	 * again: their answer never arrived.
-	 */
-	rc = db_exec(d,
-	        "SELECT q.id, c.plist, c.command_uuid, c.encrypt_payload FROM mdm.command_queue q "
-	        "JOIN mdm.command c ON c.command_uuid = q.command_uuid "
-	        "JOIN mdm.enrollment e ON e.id = q.enrollment_id "
-	        "WHERE q.enrollment_id = $1::bigint AND q.status = 'queued' "
-	        "AND (q.not_now_at IS NULL OR (e.idle_at IS NOT NULL AND q.not_now_at < "
-	        "e.idle_at)) "
-	        "ORDER BY q.priority DESC, q.id LIMIT 1 FOR UPDATE OF q",
-	        1, p, &res);
-	if (rc != MDM_OK || db_res_rows(res) == 0)
-		goto out;
-	if (strcmp(db_res_get0(res, 0, 3), "t") == 0) {
-		if ((rc = command_encrypt(
-		             j, db_res_get0(res, 0, 1), &j->reply->body, &j->reply->len)) != MDM_OK)
+	for (skipped = 0; skipped <= COMMAND_MAX_SKIP; skipped++) {
+		db_res_free(res);
+		res = NULL;
+		/*
+		 * Higher priority first, then older; NotNow'd commands wait for
+		 * the next Idle (the next connection).  Delivered but unanswered
+		 * ones come again: their answer never arrived.
+		 */
+		rc = db_exec(d,
+		        "SELECT q.id, c.plist, c.command_uuid, c.encrypt_payload FROM "
+		        "mdm.command_queue q "
+		        "JOIN mdm.command c ON c.command_uuid = q.command_uuid "
+		        "JOIN mdm.enrollment e ON e.id = q.enrollment_id "
+		        "WHERE q.enrollment_id = $1::bigint AND q.status = 'queued' "
+		        "AND (q.not_now_at IS NULL OR (e.idle_at IS NOT NULL AND q.not_now_at < "
+		        "e.idle_at)) "
+		        "ORDER BY q.priority DESC, q.id LIMIT 1 FOR UPDATE OF q",
+		        1, p, &res);
+		if (rc != MDM_OK || db_res_rows(res) == 0 || skipped == COMMAND_MAX_SKIP)
 			goto out;
-	} else if ((j->reply->body = strdup(db_res_get0(res, 0, 1))) == NULL) {
-		rc = MDM_ERR_NOMEM;
-		goto out;
-	} else {
+		if (strcmp(db_res_get0(res, 0, 3), "t") != 0)
+			break;
+		why[0] = '\0';
+		rc = command_encrypt(j, db_res_get0(res, 0, 1), &j->reply->body, &j->reply->len,
+		        why, sizeof(why));
+		if (rc == MDM_OK)
+			break;
+		if (!command_build_failed(rc))
+			goto out;
+		if ((rc = command_undeliverable(d, j, eid, db_res_get0(res, 0, 0),
+		             db_res_get0(res, 0, 2), why[0] ? why : err_str(rc))) != MDM_OK)
+			goto out;
+	}
+	if (j->reply->body == NULL) {
+		if ((j->reply->body = strdup(db_res_get0(res, 0, 1))) == NULL) {
+			rc = MDM_ERR_NOMEM;
+			goto out;
+		}
 		j->reply->len = strlen(j->reply->body);
 	}
 	snprintf(j->reply->command_uuid, sizeof(j->reply->command_uuid), "%s",

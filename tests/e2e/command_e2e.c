@@ -485,6 +485,51 @@ START_TEST(encrypted_install_profile)
 }
 END_TEST
 
+/*
+ * A command the server cannot build does not wedge the channel (issue 13,
+ * 4).  An encrypted InstallProfile whose profile lib/plist refuses (queued
+ * before 016 refused it at enqueue: written here by hand) sits between a
+ * RestartDevice and a ProfileList.  Before the fix the Acknowledged of
+ * RestartDevice was answered 500 and rolled back: RestartDevice came again
+ * on every connection and ProfileList never.
+ */
+START_TEST(undeliverable_moves_on)
+{
+	char *first, *bad, *last, *ok, three[160];
+
+	enroll_once();
+	first = enqueue("SELECT upper(mdm.cmd_restart_device($1)::text)");
+	bad = enqueue("SELECT upper(mdm.cmd_install_profile($1, convert_to('<plist version=\"1.0\">"
+	              "<dict><key>PayloadContent</key><array><dict><key>PayloadVersion</key>"
+	              "<integer>0x1</integer></dict></array></dict></plist>', 'UTF8'))::text)");
+	ok = e2e_query1("WITH u AS (UPDATE mdm.command SET encrypt_payload = true WHERE "
+	                "upper(command_uuid) = $1 RETURNING 1) SELECT count(*)::text FROM u",
+	        bad);
+	ck_assert_str_eq(ok, "1");
+	free(ok);
+	last = enqueue("SELECT upper(mdm.cmd_profile_list($1)::text)");
+	expect("Idle", NULL, NULL, first, "RestartDevice");
+	expect("Acknowledged", first, NULL, last, "ProfileList");
+	expect("Acknowledged", last, NULL, "", NULL);
+	expect("Idle", NULL, NULL, "", NULL);
+	snprintf(three, sizeof(three), "%s,%s,%s", first, bad, last);
+	e2e_assert_query(
+	        "SELECT string_agg(q.status || '/' || q.delivered_count, ' ' ORDER BY q.id) "
+	        "FROM mdm.command_queue q WHERE upper(q.command_uuid) = "
+	        "ANY (string_to_array($1, ','))",
+	        three, "acknowledged/1 undeliverable/0 acknowledged/1");
+	e2e_assert_query(
+	        "SELECT status || ': ' || split_part(reason, ' (line', 1) FROM mdm.command_results "
+	        "WHERE upper(command_uuid) = $1",
+	        bad,
+	        "Undeliverable: the profile to encrypt does not parse: plist: invalid <integer> "
+	        "\"0x1\"");
+	free(first);
+	free(bad);
+	free(last);
+}
+END_TEST
+
 Suite *command_e2e_suite(void)
 {
 	Suite *s = suite_create("command-e2e");
@@ -501,6 +546,7 @@ Suite *command_e2e_suite(void)
 	tcase_set_timeout(tc, 300);
 	tcase_add_test(tc, builders_in_order);
 	tcase_add_test(tc, encrypted_install_profile);
+	tcase_add_test(tc, undeliverable_moves_on);
 	tcase_add_test(tc, worker_killed_mid_request);
 	tcase_add_test(tc, postgres_restarted_mid_request);
 	tcase_add_test(tc, two_connections_at_once);

@@ -451,23 +451,41 @@ START_TEST(real_answers_stored)
 }
 END_TEST
 
-/* An encrypted InstallProfile is never sent in clear: without a signer it is not sent. */
-START_TEST(encrypted_needs_a_signer)
+/*
+ * An encrypted InstallProfile is never sent in clear: without a signer it
+ * cannot be built.  It must not wedge the channel either (issue 13, 4):
+ * the answer that came with the request is kept, the command is marked
+ * undeliverable with its reason, and the next one is delivered.
+ */
+START_TEST(undeliverable_moves_on)
 {
 	struct identity a;
-	char *body = report_body("UDID-E", "Idle", NULL, NULL);
+	char *before;
 
 	device("UDID-E", &a);
-	queue("UDID-E", "C-ENC", "InstallProfile", 0);
+	queue("UDID-E", "C-LOCK", "DeviceLock", 2);
+	queue("UDID-E", "C-ENC", "InstallProfile", 1);
+	queue("UDID-E", "C-NEXT", "ProfileList", 0);
 	ck_assert_int_eq(db_exec(d,
 	                         "UPDATE mdm.command SET encrypt_payload = true WHERE "
 	                         "command_uuid = 'C-ENC'",
 	                         0, NULL, NULL),
 	        MDM_OK);
-	refused(&a, body, MDM_ERR_CONFIG);
-	assert_q("SELECT delivered_count::text FROM mdm.command_queue WHERE command_uuid = $1",
-	        "C-ENC", "0");
-	free(body);
+	say(&a, "UDID-E", "Idle", NULL, NULL, "C-LOCK");
+	say(&a, "UDID-E", "Acknowledged", "C-LOCK", NULL, "C-NEXT");
+	assert_q("SELECT string_agg(command_uuid || '=' || status || '/' || delivered_count, ' ' "
+	         "ORDER BY id) FROM mdm.command_queue WHERE $1 = $1",
+	        "x", "C-LOCK=acknowledged/1 C-ENC=undeliverable/0 C-NEXT=queued/1");
+	assert_q("SELECT status || ': ' || reason FROM mdm.command_results WHERE command_uuid = $1",
+	        "C-ENC",
+	        "Undeliverable: an encrypted InstallProfile needs a profile signer "
+	        "(profile_signer_cert, profile_signer_key): none is configured");
+	/* Nothing is tried again: the next Idle gets the same next command. */
+	before = testdb_query1(d, "SELECT count(*)::text FROM mdm.command_result", NULL);
+	say(&a, "UDID-E", "Acknowledged", "C-NEXT", NULL, "");
+	say(&a, "UDID-E", "Idle", NULL, NULL, "");
+	assert_q("SELECT (count(*) - $1::int)::text FROM mdm.command_result", before, "1");
+	free(before);
 }
 END_TEST
 
@@ -487,7 +505,7 @@ Suite *command_suite(void)
 	tcase_add_test(q, unanswered_is_delivered_again);
 	tcase_add_test(q, refusals_change_nothing);
 	tcase_add_test(q, real_answers_stored);
-	tcase_add_test(q, encrypted_needs_a_signer);
+	tcase_add_test(q, undeliverable_moves_on);
 	suite_add_tcase(s, q);
 	return s;
 }

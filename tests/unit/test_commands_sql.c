@@ -886,6 +886,165 @@ START_TEST(challenge_purge)
 }
 END_TEST
 
+/*
+ * The profile an encrypted InstallProfile carries is parsed by lib/plist
+ * at delivery; mdm.cmd_install_profile(..., true) must refuse at enqueue
+ * exactly what that parser refuses (issue 13, 4: <integer>0x1</integer>
+ * passed PostgreSQL's xmlparse, failed at delivery and wedged the
+ * channel).  Each document goes through both; they must agree.
+ */
+#define PC_OPEN  "<plist version=\"1.0\"><dict><key>PayloadContent</key><array><dict>"
+#define PC_CLOSE "</dict></array></dict></plist>"
+#define PC(v)    PC_OPEN "<key>V</key>" v PC_CLOSE
+
+static char *nested(const char *open, const char *close, int depth)
+{
+	size_t lo = strlen(open), lc = strlen(close), n = sizeof(PC_OPEN PC_CLOSE) + 64;
+	char *s = malloc(n + (size_t)depth * (lo + lc)), *w;
+
+	ck_assert_ptr_nonnull(s);
+	w = s + sprintf(s, "%s<key>V</key>", PC_OPEN);
+	for (int i = 0; i < depth; i++)
+		w += sprintf(w, "%s", open);
+	w += sprintf(w, "<true/>");
+	for (int i = 0; i < depth; i++)
+		w += sprintf(w, "%s", close);
+	sprintf(w, "%s", PC_CLOSE);
+	return s;
+}
+
+START_TEST(profile_rules_match_lib_plist)
+{
+	static const char *const docs[] = {
+	        PC("<integer>1</integer>"),
+	        PC("<integer> -42 \n</integer>"),
+	        PC("<integer>+7</integer>"),
+	        PC("<integer>0x1</integer>"),
+	        PC("<integer>1.0</integer>"),
+	        PC("<integer></integer>"),
+	        PC("<integer/>"),
+	        PC("<integer>-</integer>"),
+	        PC("<integer>1 2</integer>"),
+	        PC("<integer>18446744073709551615</integer>"),
+	        PC("<integer>18446744073709551616</integer>"),
+	        PC("<integer>-9223372036854775808</integer>"),
+	        PC("<integer>-9223372036854775809</integer>"),
+	        PC("<integer>\xd9\xa1</integer>"),
+	        PC("<integer>\xc2\xa0"
+	           "1</integer>"),
+	        PC("<real>1.5</real>"),
+	        PC("<real>-.5e-3</real>"),
+	        PC("<real>5.</real>"),
+	        PC("<real>.</real>"),
+	        PC("<real>1e</real>"),
+	        PC("<real>0x1p3</real>"),
+	        PC("<real>1e400</real>"),
+	        PC("<real>1e-400</real>"),
+	        PC("<real>NaN</real>"),
+	        PC("<real>-Infinity</real>"),
+	        PC("<real>nan(1)</real>"),
+	        PC("<real> 2 </real>"),
+	        PC("<date>2026-12-04T05:00:00Z</date>"),
+	        PC("<date>2024-02-29T23:59:59Z</date>"),
+	        PC("<date>2023-02-29T00:00:00Z</date>"),
+	        PC("<date>1900-02-29T00:00:00Z</date>"),
+	        PC("<date>2000-02-29T00:00:00Z</date>"),
+	        PC("<date>2026-13-01T00:00:00Z</date>"),
+	        PC("<date>2026-12-04T24:00:00Z</date>"),
+	        PC("<date>2026-12-04T05:00:60Z</date>"),
+	        PC("<date>2026-12-04 05:00:00Z</date>"),
+	        PC("<date> 2026-12-04T05:00:00Z</date>"),
+	        PC("<date>2026-12-04T05:00:00+01:00</date>"),
+	        PC("<data>AAEC</data>"),
+	        PC("<data>AA\n EC\t</data>"),
+	        PC("<data></data>"),
+	        PC("<data>AAE=</data>"),
+	        PC("<data>AAF=</data>"),
+	        PC("<data>AA==</data>"),
+	        PC("<data>AB==</data>"),
+	        PC("<data>AAE</data>"),
+	        PC("<data>A=AA</data>"),
+	        PC("<data>AA-_</data>"),
+	        PC("<data>AAEC====</data>"),
+	        PC("<string>caf\xc3\xa9 &amp; &#x26;</string>"),
+	        PC("<string><![CDATA[<x>]]></string>"),
+	        PC("<string>a<!-- c -->b</string>"),
+	        PC("<true/>"),
+	        PC("<true>x</true>"),
+	        PC("<false></false>"),
+	        PC("<bool/>"),
+	        PC("<array><integer>1</integer><key>k</key></array>"),
+	        PC("<dict><key>a</key><true/><key>a</key><false/></dict>"),
+	        PC("<dict><key>a</key></dict>"),
+	        PC("<dict><true/></dict>"),
+	        PC("<string a=\"1\">x</string>"),
+	        "<plist version=\"1.1\"><dict><key>PayloadContent</key><array/></dict></plist>",
+	        "<plist><dict><key>PayloadContent</key><array/></dict></plist>",
+	        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<!DOCTYPE plist PUBLIC "
+	        "\"-//Apple//DTD PLIST 1.0//EN\" "
+	        "\"http://www.apple.com/DTDs/PropertyList-1.0.dtd\">\n"
+	        "<plist version=\"1.0\"><dict><key>PayloadContent</key><array/></dict></plist>\n",
+	        "<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?><plist><dict><key>PayloadContent"
+	        "</key><array/></dict></plist>",
+	        "<?xml version=\"1.1\"?><plist><dict><key>PayloadContent</key><array/></dict>"
+	        "</plist>",
+	        "<?pi x?><plist><dict><key>PayloadContent</key><array/></dict></plist>",
+	        "<plist><dict><key>PayloadContent</key><array/></dict><?pi x?></plist>",
+	        "<!DOCTYPE plist [<!ENTITY e \"x\">]><plist><dict><key>PayloadContent</key>"
+	        "<array/></dict></plist>",
+	        "<plist><dict><key>PayloadContent</key><array/></dict></plist><!-- after -->",
+	        "<plist></plist>",
+	        "<plist/>",
+	        "<plist><dict><key>PayloadContent</key><array/></dict><dict/></plist>",
+	        "<plist><dict><key>PayloadContent</key><array/></dict>x</plist>",
+	        "<plist><dict><key>PayloadContent</key><array/><key>PayloadContent</key><array/>"
+	        "</dict></plist>",
+	        "\xef\xbb\xbf<plist><dict><key>PayloadContent</key><array/></dict></plist>",
+	};
+	char *deep[4] = {
+	        nested("<array>", "</array>", 61),
+	        nested("<array>", "</array>", 62),
+	        nested("<dict><key>k</key>", "</dict>", 61),
+	        nested("<dict><key>k</key>", "</dict>", 62),
+	};
+	int disagree = 0;
+
+	for (size_t i = 0; i < sizeof(docs) / sizeof(docs[0]) + 4; i++) {
+		const char *doc = i < sizeof(docs) / sizeof(docs[0])
+		        ? docs[i]
+		        : deep[i - sizeof(docs) / sizeof(docs[0])];
+		plist *pl = NULL;
+		int lib = plist_parse(doc, strlen(doc), &pl) == MDM_OK;
+		const char *p[1] = {doc};
+		PGresult *r = PQexecParams(
+		        pg, "SELECT mdm.plist_check($1, 'test')", 1, NULL, p, NULL, NULL, 0);
+		int sql = PQresultStatus(r) == PGRES_TUPLES_OK;
+
+		if (lib != sql) {
+			printf("commands_sql: lib/plist %s, mdm.plist_check %s (%s): %.200s\n",
+			        lib ? "accepts" : "refuses", sql ? "accepts" : "refuses",
+			        sql ? "" : PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY), doc);
+			disagree++;
+		} else if (!sql) {
+			const char *st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+			ck_assert_msg(st && strcmp(st, "22023") == 0, "%s: sqlstate %s", doc, st);
+		}
+		PQclear(r);
+		plist_free(pl);
+	}
+	for (int i = 0; i < 4; i++)
+		free(deep[i]);
+	ck_assert_int_eq(disagree, 0);
+	/* And the API itself: the profile that wedged the channel is refused, nothing written. */
+	{
+		const char *p[2] = {UDID_A, PC("<integer>0x1</integer>")};
+
+		refused("SELECT mdm.cmd_install_profile($1, convert_to($2, 'UTF8'), true)", 2, p,
+		        "22023", "invalid <integer>");
+	}
+}
+END_TEST
+
 Suite *commands_sql_suite(void)
 {
 	Suite *s = suite_create("commands_sql");
@@ -897,6 +1056,7 @@ Suite *commands_sql_suite(void)
 	tcase_add_test(tc, enqueue_raw);
 	tcase_add_test(tc, refusals);
 	tcase_add_test(tc, encrypted_install_profile);
+	tcase_add_test(tc, profile_rules_match_lib_plist);
 	tcase_add_test(tc, hostile_strings);
 	tcase_add_test(tc, array_all_or_nothing);
 	tcase_add_test(tc, clear_and_cancel);
