@@ -6,6 +6,7 @@
 
 #include "devmsg.h"
 #include "log.h"
+#include "plist.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -541,28 +542,83 @@ static mdm_err checkin_user_authenticate(db *d, const struct checkin_job *j)
 	return checkin_reply_plist(j->reply, dict);
 }
 
+/*
+ * The body as stored in mdm.checkin: the device's message with every secret
+ * value replaced by the string "(redacted)" (issue 13, 7): the unlock
+ * token clears a passcode, push magic and token let a sender wake the
+ * device, the bootstrap token unlocks a Mac's secure token, DigestResponse
+ * and SecurityToken authenticate a user.  Their only copies are the
+ * columns that use them (mdm.enrollment, not shown to operators).  *out
+ * stays NULL when the message has none: the raw body is stored as is.
+ */
+static const char *const checkin_secret_keys[] = {
+        "UnlockToken", "PushMagic", "BootstrapToken", "Token", "DigestResponse"};
+
+static int checkin_has_secret(const plist *root)
+{
+	const plist *tp = plist_dict_get0(root, "TokenParameters");
+
+	for (size_t i = 0; i < sizeof(checkin_secret_keys) / sizeof(checkin_secret_keys[0]); i++)
+		if (plist_dict_get0(root, checkin_secret_keys[i]) != NULL)
+			return 1;
+	return tp != NULL && plist_dict_get0(tp, "SecurityToken") != NULL;
+}
+
+static mdm_err checkin_redact(const struct checkin_job *j, char **out, size_t *outlen)
+{
+	plist *root = NULL, *tp;
+	char perr[256];
+	mdm_err rc;
+
+	*out = NULL;
+	*outlen = 0;
+	if (!checkin_has_secret(j->m->root))
+		return MDM_OK;
+	/* j->m->root is the caller's: a copy of the tree is edited. */
+	if ((rc = plist_parse_ex((const char *)j->raw, j->rawlen, &root, perr, sizeof(perr))) !=
+	        MDM_OK)
+		return rc;
+	for (size_t i = 0; i < sizeof(checkin_secret_keys) / sizeof(checkin_secret_keys[0]); i++)
+		if (plist_dict_get0(root, checkin_secret_keys[i]) != NULL &&
+		        (rc = plist_dict_set(root, checkin_secret_keys[i],
+		                 plist_new_string("(redacted)"))) != MDM_OK)
+			goto out;
+	tp = (plist *)plist_dict_get0(root, "TokenParameters");
+	if (plist_get_type(tp) == PLIST_DICT && plist_dict_get0(tp, "SecurityToken") != NULL &&
+	        (rc = plist_dict_set(tp, "SecurityToken", plist_new_string("(redacted)"))) !=
+	                MDM_OK)
+		goto out;
+	rc = plist_serialize(root, out, outlen);
+out:
+	plist_free(root);
+	return rc;
+}
+
 static mdm_err checkin_record(db *d, const struct checkin_job *j)
 {
 	const struct checkin_msg *m = j->m;
 	const char *values[6];
 	int lengths[6] = {0}, formats[6] = {0};
-	char cid[32];
-	int secret = m->type == CHECKIN_SET_BOOTSTRAP_TOKEN;
+	char cid[32], *redacted = NULL;
+	size_t rlen = 0;
 	mdm_err rc;
 
+	if ((rc = checkin_redact(j, &redacted, &rlen)) != MDM_OK)
+		return rc;
 	snprintf(cid, sizeof(cid), "%lld", j->id->cert_id);
 	values[0] = m->udid;
 	values[1] = m->user_id;
 	values[2] = m->message_type;
 	values[3] = cid;
 	values[4] = identity_auth_str(j->id->sources);
-	values[5] = secret ? NULL : (const char *)j->raw;
-	lengths[5] = secret ? 0 : (int)j->rawlen;
+	values[5] = redacted != NULL ? redacted : (const char *)j->raw;
+	lengths[5] = redacted != NULL ? (int)rlen : (int)j->rawlen;
 	formats[5] = 1;
 	rc = db_exec_bin(d,
 	        "INSERT INTO mdm.checkin (udid, user_id, message_type, certificate_id, auth, body) "
 	        "VALUES ($1, $2, $3, $4::bigint, $5, $6)",
 	        6, values, lengths, formats, NULL);
+	free(redacted);
 	if (rc != MDM_OK)
 		return rc;
 	return db_exec(d,

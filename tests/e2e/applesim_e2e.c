@@ -150,6 +150,16 @@ START_TEST(iphone_lifecycle)
 	e2e_assert_query("SELECT string_agg(message_type || ':' || auth, ',' ORDER BY id) FROM "
 	                 "mdm.checkin WHERE udid = $1",
 	        udid, "Authenticate:both,TokenUpdate:both");
+	/*
+	 * Its TokenUpdate is stored without its secrets (issue 13, 7): the push
+	 * magic and the 1484-byte unlock token are only in mdm.enrollment.
+	 */
+	e2e_assert_query("SELECT (strpos(convert_from(c.body, 'UTF8'), e.push_magic) = 0 AND "
+	                 "convert_from(c.body, 'UTF8') ~ '<key>UnlockToken</key>\\s*"
+	                 "<string>\\(redacted\\)</string>' AND e.unlock_token IS NOT NULL)::text "
+	                 "FROM mdm.checkin c JOIN mdm.enrollment e ON e.udid = c.udid AND "
+	                 "e.user_id IS NULL WHERE c.udid = $1 AND c.message_type = 'TokenUpdate'",
+	        udid, "true");
 	/* The profile's one-time challenge bought this certificate. */
 	e2e_assert_query("SELECT count(*)::text FROM mdm.challenge h JOIN mdm.device d ON "
 	                 "d.identity_certificate_id = h.used_by_certificate WHERE d.udid = $1",

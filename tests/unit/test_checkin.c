@@ -18,6 +18,7 @@
 #include "identity.h"
 #include "log.h"
 #include "migrate.h"
+#include "plist.h"
 #include "suites.h"
 #include "testdb.h"
 #include "vectors.h"
@@ -511,6 +512,39 @@ START_TEST(parse_real_vectors)
 }
 END_TEST
 
+/*
+ * The stored body keeps no secret (issue 13, 7; sql/README: mdm.checkin):
+ * UnlockToken, PushMagic, BootstrapToken, the push Token, DigestResponse
+ * and TokenParameters' SecurityToken are replaced by the string
+ * "(redacted)"; everything else is the device's message.
+ */
+static void assert_body_redacted(const char *path, const struct checkin_msg *m)
+{
+	static const char *const secrets[] = {
+	        "UnlockToken", "PushMagic", "BootstrapToken", "Token", "DigestResponse"};
+	char *stored = query1("SELECT coalesce(convert_from(body, 'UTF8'), '(null)') FROM "
+	                      "mdm.checkin WHERE udid = $1 ORDER BY id DESC LIMIT 1",
+	        m->udid);
+	const plist *v, *tp;
+	plist *root = NULL;
+
+	ck_assert_msg(strcmp(stored, "(null)") != 0, "%s: no body stored", path);
+	ck_assert_msg(
+	        plist_parse(stored, strlen(stored), &root) == MDM_OK, "%s: stored body", path);
+	ck_assert_str_eq(plist_dict_get_string0(root, "MessageType"), m->message_type);
+	ck_assert_str_eq(plist_dict_get_string0(root, "UDID"), m->udid);
+	for (size_t i = 0; i < sizeof(secrets) / sizeof(secrets[0]); i++)
+		if ((v = plist_dict_get0(root, secrets[i])) != NULL)
+			ck_assert_msg(plist_get_type(v) == PLIST_STRING &&
+			                strcmp(plist_string_get0(v, NULL), "(redacted)") == 0,
+			        "%s: %s stored as the device sent it", path, secrets[i]);
+	if ((tp = plist_dict_get0(root, "TokenParameters")) != NULL &&
+	        (v = plist_dict_get0(tp, "SecurityToken")) != NULL)
+		ck_assert_str_eq(plist_string_get0(v, NULL), "(redacted)");
+	plist_free(root);
+	free(stored);
+}
+
 /* Stored with the right fields: each real message through checkin_process. */
 static void vector_stored(const char *path, const char *body)
 {
@@ -593,6 +627,7 @@ static void vector_stored(const char *path, const char *body)
 	assert_query(
 	        "SELECT message_type FROM mdm.checkin WHERE udid = $1 ORDER BY id DESC LIMIT 1",
 	        m->udid, m->message_type);
+	assert_body_redacted(path, m);
 	checkin_msg_free(m);
 }
 
@@ -1086,7 +1121,10 @@ START_TEST(user_channel_and_tokens)
 	ck_assert_int_eq(run(&strict, &a, NULL, NULL, get, &reply), MDM_OK);
 	ck_assert_ptr_nonnull(strstr(reply.body, "c2VjcmV0"));
 	checkin_reply_clear(&reply);
-	assert_query("SELECT (body IS NULL)::text FROM mdm.checkin WHERE message_type = $1",
+	/* Stored, but not the token (issue 13, 7). */
+	assert_query("SELECT (strpos(convert_from(body, 'UTF8'), 'c2VjcmV0') = 0 AND "
+	             "strpos(convert_from(body, 'UTF8'), '(redacted)') > 0)::text FROM "
+	             "mdm.checkin WHERE message_type = $1",
 	        "SetBootstrapToken", "true");
 	/* GetToken and DeclarativeManagement: stored, answered "not supported". */
 	ck_assert_int_eq(run(&strict, &a, NULL, NULL, gt, &reply), MDM_OK);
@@ -1180,6 +1218,46 @@ Suite *checkin_require_tls_suite(void)
 	return s;
 }
 
+/* Rows stored in clear before 017 are scrubbed by it (its text, run again: idempotent). */
+START_TEST(old_bodies_scrubbed)
+{
+	static const char old[] =
+	        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<plist version=\"1.0\"><dict>"
+	        "<key>MessageType</key><string>TokenUpdate</string>"
+	        "<key>PushMagic</key><string>MAGIC-5EC2E7</string>"
+	        "<key>Token</key><data>\n  dG9rZW4tc2VjcmV0\n</data>"
+	        "<key>Topic</key><string>com.apple.mgmt.x</string>"
+	        "<key>UDID</key><string>SCRUB-1</string>"
+	        "<key>UnlockToken</key><data>dW5sb2NrLXNlY3JldA==</data></dict></plist>\n";
+	const struct migration *m17 = NULL;
+	char *got, *upd, *cut;
+
+	for (size_t i = 0; i < migrations_count; i++)
+		if (migrations[i].version == 17)
+			m17 = &migrations[i];
+	ck_assert_ptr_nonnull(m17);
+	ck_assert_int_eq(db_exec(d,
+	                         "INSERT INTO mdm.checkin (udid, message_type, auth, body) VALUES "
+	                         "('SCRUB-1', 'TokenUpdate', 'tls', convert_to($1, 'UTF8'))",
+	                         1, (const char *const[]){old}, NULL),
+	        MDM_OK);
+	/* Its first statement, the UPDATE (db_exec runs one statement). */
+	ck_assert_ptr_nonnull(upd = strdup(m17->sql));
+	ck_assert_ptr_nonnull(cut = strstr(upd, "\nCOMMENT ON"));
+	*cut = '\0';
+	ck_assert_int_eq(db_exec(d, upd, 0, NULL, NULL), MDM_OK);
+	free(upd);
+	got = query1(
+	        "SELECT convert_from(body, 'UTF8') FROM mdm.checkin WHERE udid = $1", "SCRUB-1");
+	ck_assert_ptr_null(strstr(got, "MAGIC-5EC2E7"));
+	ck_assert_ptr_null(strstr(got, "dG9rZW4tc2VjcmV0"));
+	ck_assert_ptr_null(strstr(got, "dW5sb2NrLXNlY3JldA"));
+	ck_assert_ptr_nonnull(strstr(got, "<key>Topic</key><string>com.apple.mgmt.x</string>"));
+	ck_assert_ptr_nonnull(strstr(got, "<key>UnlockToken</key><string>(redacted)</string>"));
+	free(got);
+}
+END_TEST
+
 Suite *checkin_suite(void)
 {
 	Suite *s = suite_create("checkin");
@@ -1196,6 +1274,7 @@ Suite *checkin_suite(void)
 	tcase_add_test(t, racing_authenticates_bind_one_udid);
 	tcase_add_test(t, renewal_without_authenticate);
 	tcase_add_test(t, user_channel_and_tokens);
+	tcase_add_test(t, old_bodies_scrubbed);
 	tcase_add_test(t, topic_must_be_ours);
 	suite_add_tcase(s, t);
 	return s;
