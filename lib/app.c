@@ -63,6 +63,10 @@ mdm_err app_dispatch(struct app *a, fcgi_req *r)
 	char allow[128];
 	mdm_err rc;
 
+	if ((rc = fcgi_client_cert_from_proxy(r, &a->proxies)) != MDM_OK)
+		return app_fail(a, r, rc,
+		        "the trusted proxy's Client-Cert header is not one base64 DER certificate "
+		        "(RFC 9440 section 2.2)");
 	if (app_is_health(r))
 		return app_health(a, r);
 	if (!fcgi_method_in(r->method, ep->methods)) {
@@ -90,7 +94,7 @@ static mdm_err app_handler(fcgi_req *r, void *arg)
 
 int app_main(const struct app_endpoint *ep, int argc, char **argv)
 {
-	struct app a = {ep, NULL, NULL};
+	struct app a = {.ep = ep};
 	enum log_level level;
 	int status = 1;
 
@@ -104,6 +108,8 @@ int app_main(const struct app_endpoint *ep, int argc, char **argv)
 		goto out;
 	}
 	log_set_level(level);
+	if (fcgi_proxies_parse(config_get0(a.cfg, "trusted_proxies"), &a.proxies) != MDM_OK)
+		goto out;
 	/* Connects lazily: the program starts, and says db=down, while PostgreSQL is away. */
 	if (db_new(config_get0(a.cfg, "db"), ep->program, &a.db) != MDM_OK)
 		goto out;

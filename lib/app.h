@@ -28,6 +28,7 @@ struct app {
 	const struct app_endpoint *ep;
 	config *cfg;
 	db *db;
+	struct fcgi_proxies proxies; /* trusted_proxies (RFC 9440 Client-Cert) */
 };
 
 /* The program's main(): returns its exit status. */

@@ -85,6 +85,9 @@ static const struct config_key config_keys[] = {
         {"checkin_require_tls", "no", 0,
                 "refuse check-in and command-channel requests without a TLS client "
                 "certificate (yes or no): an Mdm-Signature alone can be replayed"},
+        {"trusted_proxies", "", 0,
+                "addresses (CIDR allowed) of reverse proxies that terminate TLS and pass the "
+                "device's certificate in an RFC 9440 Client-Cert header; empty: none"},
         {"checkin_user_channel", "yes", 0,
                 "accept the user channel (UserAuthenticate); no answers it 410 as Apple "
                 "documents"},

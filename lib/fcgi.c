@@ -1,9 +1,13 @@
 /* FastCGI request reading with limits, and responses.  Owns libfcgi. */
 #include "fcgi.h"
+#include "base64.h"
 #include "log.h"
 #include "mdm_limits.h"
 
 #include <fcgiapp.h>
+
+#include <arpa/inet.h>
+#include <sys/socket.h>
 
 #include <limits.h>
 #include <stdarg.h>
@@ -231,8 +235,174 @@ void fcgi_req_clear(fcgi_req *r)
 		return;
 	free(r->path);
 	free(r->body);
+	free(r->client_cert_owned);
 	memset(r, 0, sizeof(*r));
 	r->content_length = -1;
+}
+
+/* ------------------------------------------------- trusted proxies (RFC 9440) */
+
+static int fcgi_addr_parse(const char *s, int *family, unsigned char addr[16])
+{
+	memset(addr, 0, 16);
+	if (inet_pton(AF_INET, s, addr) == 1) {
+		*family = AF_INET;
+		return 1;
+	}
+	if (inet_pton(AF_INET6, s, addr) != 1)
+		return 0;
+	*family = AF_INET6;
+	/* ::ffff:a.b.c.d is the IPv4 address a.b.c.d. */
+	if (memcmp(addr, "\0\0\0\0\0\0\0\0\0\0\xff\xff", 12) == 0) {
+		memmove(addr, addr + 12, 4);
+		memset(addr + 4, 0, 12);
+		*family = AF_INET;
+	}
+	return 1;
+}
+
+mdm_err fcgi_proxies_parse(const char *list, struct fcgi_proxies *out)
+{
+	const char *p = list != NULL ? list : "";
+
+	memset(out, 0, sizeof(*out));
+	while (*p != '\0') {
+		char item[64], *slash, *end;
+		size_t n = strcspn(p, ", \t");
+		long prefix;
+		int max;
+
+		if (n == 0) {
+			p++;
+			continue;
+		}
+		if (n >= sizeof(item) || out->n == FCGI_MAX_PROXIES) {
+			log_error(
+			        "config: trusted_proxies: %s (at most %d addresses of at most %zu "
+			        "characters)",
+			        n >= sizeof(item) ? "entry too long" : "too many entries",
+			        FCGI_MAX_PROXIES, sizeof(item) - 1);
+			return MDM_ERR_CONFIG;
+		}
+		memcpy(item, p, n);
+		item[n] = '\0';
+		p += n;
+		if ((slash = strchr(item, '/')) != NULL)
+			*slash++ = '\0';
+		if (!fcgi_addr_parse(item, &out->net[out->n].family, out->net[out->n].addr)) {
+			log_error("config: trusted_proxies: \"%s\" is not an IPv4 or IPv6 address",
+			        item);
+			return MDM_ERR_CONFIG;
+		}
+		max = out->net[out->n].family == AF_INET ? 32 : 128;
+		prefix = max;
+		if (slash != NULL) {
+			prefix = strtol(slash, &end, 10);
+			if (*slash < '0' || *slash > '9' || *end != '\0' || prefix < 0 ||
+			        prefix > max) {
+				log_error("config: trusted_proxies: \"%s/%s\": the prefix must be "
+				          "0 to %d",
+				        item, slash, max);
+				return MDM_ERR_CONFIG;
+			}
+		}
+		out->net[out->n++].prefix = (int)prefix;
+	}
+	return MDM_OK;
+}
+
+int fcgi_proxies_match(const struct fcgi_proxies *tp, const char *addr)
+{
+	unsigned char a[16];
+	int family;
+
+	if (tp == NULL || tp->n == 0 || addr == NULL || !fcgi_addr_parse(addr, &family, a))
+		return 0;
+	for (int i = 0; i < tp->n; i++) {
+		int bits = tp->net[i].prefix, k = bits / 8;
+
+		if (tp->net[i].family != family || memcmp(a, tp->net[i].addr, (size_t)k) != 0)
+			continue;
+		if (bits % 8 == 0 ||
+		        ((a[k] ^ tp->net[i].addr[k]) & (unsigned char)(0xff << (8 - bits % 8))) ==
+		                0)
+			return 1;
+	}
+	return 0;
+}
+
+/* DER as one PEM certificate, 64 base64 characters a line. */
+static mdm_err fcgi_der_to_pem(const uint8_t *der, size_t len, char **out)
+{
+	static const char head[] = "-----BEGIN CERTIFICATE-----\n";
+	static const char tail[] = "-----END CERTIFICATE-----\n";
+	char *b64 = NULL, *pem, *w;
+	size_t blen = 0;
+	mdm_err rc;
+
+	if ((rc = base64_encode(der, len, &b64, &blen)) != MDM_OK)
+		return rc;
+	if ((pem = malloc(sizeof(head) + blen + blen / 64 + 1 + sizeof(tail))) == NULL) {
+		free(b64);
+		return MDM_ERR_NOMEM;
+	}
+	w = pem + sprintf(pem, "%s", head);
+	for (size_t i = 0; i < blen; i += 64) {
+		size_t n = blen - i < 64 ? blen - i : 64;
+
+		memcpy(w, b64 + i, n);
+		w += n;
+		*w++ = '\n';
+	}
+	sprintf(w, "%s", tail);
+	free(b64);
+	*out = pem;
+	return MDM_OK;
+}
+
+mdm_err fcgi_client_cert_from_proxy(fcgi_req *r, const struct fcgi_proxies *tp)
+{
+	const char *h = fcgi_param0(r, "HTTP_CLIENT_CERT"), *addr = fcgi_param0(r, "REMOTE_ADDR");
+	size_t n;
+	uint8_t *der = NULL;
+	size_t derlen = 0;
+	mdm_err rc;
+
+	if (h == NULL)
+		return MDM_OK;
+	if (!fcgi_proxies_match(tp, addr)) {
+		log_warn("fcgi: Client-Cert header from %s ignored: not a trusted proxy "
+		         "(trusted_proxies; RFC 9440 section 4: only a proxy's header is believed)",
+		        addr != NULL ? addr : "an unknown address");
+		return MDM_OK;
+	}
+	/* RFC 8941 section 3.3.5: ":" base64 ":", optional white space around it. */
+	while (*h == ' ' || *h == '\t')
+		h++;
+	n = strlen(h);
+	while (n > 0 && (h[n - 1] == ' ' || h[n - 1] == '\t'))
+		n--;
+	if (n > MDM_MAX_HEADER_VALUE) {
+		log_warn("fcgi: Client-Cert from proxy %s longer than %d bytes", addr,
+		        MDM_MAX_HEADER_VALUE);
+		return MDM_ERR_LIMIT;
+	}
+	if (n < 2 || h[0] != ':' || h[n - 1] != ':' || memchr(h + 1, ':', n - 2) != NULL ||
+	        strcspn(h + 1, " \t\r\n") < n - 2 ||
+	        base64_decode(h + 1, n - 2, MDM_MAX_HEADER_VALUE, &der, &derlen) != MDM_OK ||
+	        derlen == 0) {
+		free(der);
+		log_warn("fcgi: Client-Cert from proxy %s is not a Byte Sequence of base64 DER "
+		         "(RFC 9440 section 2.2, RFC 8941 section 3.3.5)",
+		        addr);
+		return MDM_ERR_PARSE;
+	}
+	rc = fcgi_der_to_pem(der, derlen, &r->client_cert_owned);
+	free(der);
+	if (rc != MDM_OK)
+		return rc;
+	r->client_cert = r->client_cert_owned;
+	return MDM_OK;
 }
 
 mdm_err fcgi_req_init(fcgi_req *r, char *const *envp, const struct fcgi_io *io)

@@ -28,6 +28,7 @@ typedef struct fcgi_req {
 	char *path;               /* REQUEST_URI up to '?', owned */
 	const char *query;        /* QUERY_STRING, "" when none */
 	const char *client_cert;  /* SSL_CLIENT_CERT (PEM), NULL when absent or empty */
+	char *client_cert_owned;  /* the PEM made from a trusted proxy's Client-Cert */
 	long long content_length; /* -1 when the request had none (chunked) */
 	unsigned char *body;      /* NUL-terminated copy, owned; NULL before reading */
 	size_t body_len;
@@ -35,6 +36,35 @@ typedef struct fcgi_req {
 	int responded;
 	char request_id[40];
 } fcgi_req;
+
+/*
+ * trusted_proxies: the addresses (IPv4 or IPv6, with an optional /prefix)
+ * of reverse proxies that terminate TLS in front of the server and pass the
+ * client certificate in an RFC 9440 Client-Cert header.  At most
+ * FCGI_MAX_PROXIES entries.
+ */
+#define FCGI_MAX_PROXIES 32
+struct fcgi_proxies {
+	int n;
+	struct {
+		int family; /* AF_INET or AF_INET6 */
+		unsigned char addr[16];
+		int prefix;
+	} net[FCGI_MAX_PROXIES];
+};
+/* Parses a comma- or space-separated list ("" for none); MDM_ERR_CONFIG naming the entry. */
+MDM_WUR mdm_err fcgi_proxies_parse(const char *list, struct fcgi_proxies *out);
+/* 1 when addr (REMOTE_ADDR; IPv4-mapped IPv6 counts as IPv4) is in the list. */
+int fcgi_proxies_match(const struct fcgi_proxies *tp, const char *addr);
+/*
+ * RFC 9440: when the request comes from a trusted proxy (REMOTE_ADDR) and
+ * carries Client-Cert (section 2.2: an RFC 8941 Byte Sequence, ":" base64
+ * DER ":"), that certificate becomes r->client_cert, as PEM, in place of
+ * SSL_CLIENT_CERT (which, behind a proxy, would be the proxy's own).  From
+ * any other address the header is ignored (logged): anyone can send it.
+ * MDM_ERR_PARSE when a trusted proxy's header is malformed.
+ */
+MDM_WUR mdm_err fcgi_client_cert_from_proxy(fcgi_req *r, const struct fcgi_proxies *tp);
 
 /* Validates and indexes one request's parameters; clears *r first. */
 MDM_WUR mdm_err fcgi_req_init(fcgi_req *r, char *const *envp, const struct fcgi_io *io);

@@ -71,6 +71,8 @@ static char *fingerprint(const char *pem)
  * (NULL: none); sig_cert/sig_key: sign sig_body (default body) into
  * Mdm-Signature.  Returns the HTTP status.
  */
+static const char *put_extra = ""; /* more curl arguments (headers) */
+
 static int put(const char *body, const char *cert, const char *key, const char *sig_cert,
         const char *sig_key, const char *sig_body, const char *ctype)
 {
@@ -89,9 +91,10 @@ static int put(const char *body, const char *cert, const char *key, const char *
 		        sig, sizeof(sig), "-H \"Mdm-Signature: $(base64 -w0 %s/put.sig)\"", tmpdir);
 	}
 	snprintf(out, sizeof(out), "%s/put.code", tmpdir);
-	ck_assert_int_eq(e2e_sh("curl -sS --cacert %s %s %s -X PUT --data-binary @%s "
-	                        "-H 'Content-Type: %s' -o %s/put.reply -w '%%{http_code}' '%s' >%s",
-	                         tls_ca, tls, sig, body, ctype, tmpdir, checkin_url, out),
+	ck_assert_int_eq(
+	        e2e_sh("curl -sS --cacert %s %s %s %s -X PUT --data-binary @%s "
+	               "-H 'Content-Type: %s' -o %s/put.reply -w '%%{http_code}' '%s' >%s",
+	                tls_ca, tls, sig, put_extra, body, ctype, tmpdir, checkin_url, out),
 	        0);
 	ck_assert_ptr_nonnull(f = fopen(out, "r"));
 	ck_assert_int_eq(fscanf(f, "%d", &code), 1);
@@ -165,7 +168,7 @@ START_TEST(refusals)
 {
 	char a[300], b[300], akey[1024], acert[1024], bkey[1024], bcert[1024];
 	char tok_a[1024], tok_b[1024], auth_b[1024], bad[1024], big[1024], other[1024];
-	char *serial_b, udid_a[64], udid_b[64];
+	char *serial_b, udid_a[64], udid_b[64], extra[1200];
 	const char *cc = getenv("E2E_CLIENT_CERT"), *ck = getenv("E2E_CLIENT_KEY");
 	const char *sc = getenv("E2E_SELF_CERT"), *sk = getenv("E2E_SELF_KEY");
 
@@ -195,6 +198,15 @@ START_TEST(refusals)
 
 	/* No certificate at all. */
 	refused(403, tok_a, NULL, NULL, NULL, NULL, NULL, CTYPE);
+	/*
+	 * A's certificate (public) forged into an RFC 9440 Client-Cert header:
+	 * believed only from trusted_proxies, which is empty here (issue 13, 9).
+	 */
+	snprintf(extra, sizeof(extra),
+	        "-H \"Client-Cert: :$(openssl x509 -in %s -outform DER | base64 -w0):\"", acert);
+	put_extra = extra;
+	refused(403, tok_a, NULL, NULL, NULL, NULL, NULL, CTYPE);
+	put_extra = "";
 	/* A client certificate of another CA; a self-signed one; by TLS and by signature. */
 	refused(403, tok_a, cc, ck, NULL, NULL, NULL, CTYPE);
 	refused(403, tok_a, sc, sk, NULL, NULL, NULL, CTYPE);

@@ -47,7 +47,7 @@ static void setup(void)
 
 static void run(char **env, const char *body, size_t len, struct fakeio *f, mdm_err want)
 {
-	struct app a = {&ep, NULL, NULL};
+	struct app a = {.ep = &ep};
 	struct fcgi_io io = fakeio_bind(f, body, len);
 	fcgi_req r;
 
@@ -159,7 +159,7 @@ END_TEST
 START_TEST(unavailable_database_gets_503_with_retry_after)
 {
 	char *env[] = {"REQUEST_METHOD=PUT", "REQUEST_URI=/x", "CONTENT_LENGTH=0", NULL};
-	struct app a = {&ep_unavailable, NULL, NULL};
+	struct app a = {.ep = &ep_unavailable};
 	struct fakeio f;
 	struct fcgi_io io = fakeio_bind(&f, "", 0);
 	fcgi_req r;

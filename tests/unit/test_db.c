@@ -413,7 +413,7 @@ START_TEST(health_with_database)
 {
 	static const struct app_endpoint ep = {"t.fcgi", "PUT", 10, "t", noop_handle};
 	char *env[] = {"REQUEST_METHOD=GET", "REQUEST_URI=/health", NULL};
-	struct app a = {&ep, NULL, open_db()};
+	struct app a = {.ep = &ep, .db = open_db()};
 	struct fakeio f;
 	struct fcgi_io io = fakeio_bind(&f, "", 0);
 	fcgi_req r;

@@ -7,6 +7,7 @@
 
 #include <fcntl.h>
 #include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 
 static void quiet(void)
@@ -291,6 +292,104 @@ START_TEST(query_get_buf)
 }
 END_TEST
 
+/* trusted_proxies: addresses, prefixes, IPv4-mapped IPv6; refusals name the entry. */
+START_TEST(proxies_parse_and_match)
+{
+	struct fcgi_proxies tp;
+	static const char *const bad[] = {"10.0.0.0/33", "::1/129", "10.0.0.1/", "10.0.0.1/-1",
+	        "10.0.0", "proxy.example.com", "10.0.0.1/8x", "1.2.3.4/ 8"};
+
+	quiet();
+	ck_assert_int_eq(fcgi_proxies_parse("", &tp), MDM_OK);
+	ck_assert_int_eq(tp.n, 0);
+	ck_assert(!fcgi_proxies_match(&tp, "127.0.0.1"));
+	ck_assert_int_eq(
+	        fcgi_proxies_parse("127.0.0.1, 10.0.0.0/8  fd00::/8,192.168.1.128/25", &tp),
+	        MDM_OK);
+	ck_assert_int_eq(tp.n, 4);
+	ck_assert(fcgi_proxies_match(&tp, "127.0.0.1"));
+	ck_assert(fcgi_proxies_match(&tp, "::ffff:127.0.0.1"));
+	ck_assert(!fcgi_proxies_match(&tp, "127.0.0.2"));
+	ck_assert(fcgi_proxies_match(&tp, "10.255.1.2"));
+	ck_assert(!fcgi_proxies_match(&tp, "11.0.0.1"));
+	ck_assert(fcgi_proxies_match(&tp, "fd12::1"));
+	ck_assert(!fcgi_proxies_match(&tp, "fe80::1"));
+	ck_assert(fcgi_proxies_match(&tp, "192.168.1.200"));
+	ck_assert(!fcgi_proxies_match(&tp, "192.168.1.127"));
+	ck_assert(!fcgi_proxies_match(&tp, "::1"));
+	ck_assert(!fcgi_proxies_match(&tp, NULL));
+	ck_assert(!fcgi_proxies_match(&tp, "garbage"));
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		ck_assert_msg(
+		        fcgi_proxies_parse(bad[i], &tp) == MDM_ERR_CONFIG, "%s accepted", bad[i]);
+}
+END_TEST
+
+/*
+ * RFC 9440 Client-Cert: believed from a trusted proxy only, in place of
+ * SSL_CLIENT_CERT; from anyone else ignored; malformed from a proxy refused.
+ */
+START_TEST(client_cert_from_proxy)
+{
+	/* 96 bytes of "DER": the PEM wraps at 64 base64 characters. */
+	static const char b64[] =
+	        "MIIBkTCB+6ADAgECAhQAAQIDBAUGBwgJCgsMDQ4PEBESEzANBgkqhkiG9w0BAQsFADAPMQ0w"
+	        "CwYDVQQDDARyb290MB4XDTI2";
+	char hdr[256],
+	        *env[5] = {"REQUEST_METHOD=PUT", "REQUEST_URI=/mdm/checkin",
+	                "SSL_CLIENT_CERT=-----BEGIN CERTIFICATE-----\nPROXY\n-----END "
+	                "CERTIFICATE-----\n",
+	                NULL, NULL};
+	static const char *const malformed[] = {"", ":", "::", "MIIB", ":MIIB",
+	        "MIIB:", ":MII B:", ":MIIB==:", ":M:IB:", ":-_-_:", ":AAE=:x"};
+	struct fcgi_proxies tp;
+	struct fakeio f;
+	struct fcgi_io io = fakeio_bind(&f, "", 0);
+	fcgi_req r;
+	char addr[64];
+
+	quiet();
+	ck_assert_int_eq(fcgi_proxies_parse("127.0.0.1", &tp), MDM_OK);
+	snprintf(hdr, sizeof(hdr), "HTTP_CLIENT_CERT= :%s:\t", b64);
+	env[3] = hdr;
+	/* From an address that is not a proxy: the header changes nothing. */
+	snprintf(addr, sizeof(addr), "REMOTE_ADDR=192.0.2.7");
+	env[4] = addr;
+	{
+		char *e6[] = {env[0], env[1], env[2], env[3], env[4], NULL};
+
+		ck_assert_int_eq(fcgi_req_init(&r, e6, &io), MDM_OK);
+		ck_assert_int_eq(fcgi_client_cert_from_proxy(&r, &tp), MDM_OK);
+		ck_assert_ptr_nonnull(strstr(r.client_cert, "PROXY"));
+		fcgi_req_clear(&r);
+		/* Nor with no proxies configured at all. */
+		snprintf(addr, sizeof(addr), "REMOTE_ADDR=127.0.0.1");
+		ck_assert_int_eq(fcgi_req_init(&r, e6, &io), MDM_OK);
+		ck_assert_int_eq(fcgi_proxies_parse("", &tp), MDM_OK);
+		ck_assert_int_eq(fcgi_client_cert_from_proxy(&r, &tp), MDM_OK);
+		ck_assert_ptr_nonnull(strstr(r.client_cert, "PROXY"));
+		fcgi_req_clear(&r);
+		/* From the proxy: its header is the device's certificate. */
+		ck_assert_int_eq(fcgi_proxies_parse("127.0.0.0/8", &tp), MDM_OK);
+		ck_assert_int_eq(fcgi_req_init(&r, e6, &io), MDM_OK);
+		ck_assert_int_eq(fcgi_client_cert_from_proxy(&r, &tp), MDM_OK);
+		ck_assert_str_eq(r.client_cert,
+		        "-----BEGIN CERTIFICATE-----\n"
+		        "MIIBkTCB+6ADAgECAhQAAQIDBAUGBwgJCgsMDQ4PEBESEzANBgkqhkiG9w0BAQsF\n"
+		        "ADAPMQ0wCwYDVQQDDARyb290MB4XDTI2\n"
+		        "-----END CERTIFICATE-----\n");
+		fcgi_req_clear(&r);
+		for (size_t i = 0; i < sizeof(malformed) / sizeof(malformed[0]); i++) {
+			snprintf(hdr, sizeof(hdr), "HTTP_CLIENT_CERT=%s", malformed[i]);
+			ck_assert_int_eq(fcgi_req_init(&r, e6, &io), MDM_OK);
+			ck_assert_msg(fcgi_client_cert_from_proxy(&r, &tp) == MDM_ERR_PARSE,
+			        "\"%s\" accepted", malformed[i]);
+			fcgi_req_clear(&r);
+		}
+	}
+}
+END_TEST
+
 START_TEST(method_in)
 {
 	ck_assert(fcgi_method_in("GET", "GET, POST"));
@@ -322,6 +421,8 @@ Suite *fcgi_suite(void)
 	tcase_add_test(tc, query_get);
 	tcase_add_test(tc, query_get_buf);
 	tcase_add_test(tc, method_in);
+	tcase_add_test(tc, proxies_parse_and_match);
+	tcase_add_test(tc, client_cert_from_proxy);
 	suite_add_tcase(s, tc);
 	return s;
 }
