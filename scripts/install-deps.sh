@@ -20,7 +20,7 @@ postgresql postgresql-client
 apache2 libapache2-mod-fcgid spawn-fcgi
 curl ca-certificates libxml2-utils
 scep certmonger dbus
-softhsm2 libengine-pkcs11-openssl opensc
+softhsm2 libengine-pkcs11-openssl opensc p11-kit p11-kit-modules
 iproute2 procps passwd util-linux coreutils sed
 "
 

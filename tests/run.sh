@@ -445,6 +445,101 @@ for mode in proxy fcgid; do
 	pg_start "$TMP" test
 done
 
+# ==== BEGIN HSM block (issue 13, tests/hsm.sh; docs/HSM.md) ====
+# The CA key out of the parsing process: one more pass (proxy mode only)
+# on a database of its own whose CA keys exist only in a SoftHSM2 token
+# owned by mdm-hsm, served by p11-kit server on a unix socket; the
+# programs reach it through p11-kit-client.so.  `mdmctl ca init` with the
+# key generated in the token, `ca rekey` + `activate` to the imported one;
+# scepclient, certmonger and the Apple simulator enroll through it, and
+# tests/hsm.sh check proves scep.fcgi cannot open the token's files.
+# Needs root (two users); skipped with a message otherwise.
+hsm_pass() {
+	sh "$ROOT/tests/hsm.sh" start "$TMP/hsm" "$STACK_USER" >"$TMP/log/hsm.log" 2>&1 || {
+		cat "$TMP/log/hsm.log" >&2
+		stack_say "hsm: token set-up failed" >&2
+		FAILED=$((FAILED + 1))
+		return 1
+	}
+	# shellcheck disable=SC1091 # written by tests/hsm.sh start
+	. "$TMP/hsm/env"
+	export PKCS11_MODULE_PATH P11_KIT_SERVER_ADDRESS
+	pg_psql postgres -c "CREATE DATABASE mdm_hsm OWNER mdm" >/dev/null || return 1
+	MDM_DB="host=$PG_SOCK port=$STACK_PG_PORT dbname=mdm_hsm user=mdm"
+	export MDM_DB
+	# As the stack user: p11-kit server admits the socket's user only
+	# (and that user alone reads the PIN file).
+	mkdir -p "$TMP/hsm-bin"
+	cp "$B/bin/mdmctl" "$TMP/hsm-bin/"
+	chmod 755 "$TMP/hsm-bin" "$TMP/hsm-bin/mdmctl"
+	ctl=$TMP/hsm-bin/mdmctl
+	{
+		as_stack "$ctl" db migrate &&
+			as_stack "$ctl" ca init --subject "/CN=MDM Test HSM CA/O=mdm tests" \
+				--key "$HSM_URI1" --days 3650 &&
+			as_stack "$ctl" ca rekey --key "$HSM_URI2" --days 3650 &&
+			as_stack "$ctl" ca activate &&
+			as_stack "$ctl" push-cert import --cert "$TMP/ca/push.pem" \
+				--key "$TMP/ca/push.key"
+	} >>"$TMP/log/hsm.log" 2>&1 || {
+		cat "$TMP/log/hsm.log" >&2
+		stack_say "hsm: mdmctl with the keys in the token failed" >&2
+		FAILED=$((FAILED + 1))
+		return 1
+	}
+	https_port=$(stack_free_port 18443)
+	http_port=$(stack_free_port 18080)
+	scep_legacy proxy
+	scep_ra proxy
+	MDM_PUBLIC_URL="https://127.0.0.1:$https_port"
+	MDM_SCEP_URL="http://127.0.0.1:$http_port/scep"
+	export MDM_PUBLIC_URL MDM_SCEP_URL
+	apache_start "$TMP" proxy "$TMP/cgi-bin" "$https_port" "$http_port"
+	stack_wait_health "https://127.0.0.1:$https_port/scep/health" ||
+		stack_say "hsm: scep.fcgi not healthy yet; the suites will tell" >&2
+	E2E_MODE=hsm
+	E2E_HTTPS_BASE="https://127.0.0.1:$https_port"
+	E2E_HTTP_BASE="http://127.0.0.1:$http_port"
+	E2E_SCEP_URL="$E2E_HTTP_BASE/scep"
+	E2E_TMP="$TMP/e2e-hsm"
+	mkdir -p "$E2E_TMP"
+	export E2E_MODE E2E_HTTPS_BASE E2E_HTTP_BASE E2E_SCEP_URL E2E_TMP
+	for suite in scep-interop applesim-e2e; do
+		run_suite "check_e2e ($suite, CA key in the token)" "$TMP/e2e-hsm-$suite.out" \
+			env CK_RUN_SUITE=$suite "$B/tests/check_e2e" ||
+			stack_show_log "$APACHE_ERROR_LOG" 30
+	done
+	run_shell_suite hsm "$TMP/hsm-check.out" \
+		sh "$ROOT/tests/hsm.sh" check "$TMP/hsm" "$STACK_USER" "$TMP/cgi-bin/scep.fcgi"
+	apache_stop "$TMP"
+	stack_sweep "$TMP/cgi-bin/"
+	mkdir -p "$TMP/logs-hsm"
+	mv "$TMP"/apache/logs/*.log "$TMP/logs-hsm/" 2>/dev/null
+}
+if [ -n "${CK_RUN_SUITE:-}" ] && [ "$CK_RUN_SUITE" != hsm ] &&
+	[ "$CK_RUN_SUITE" != scep-interop ] && [ "$CK_RUN_SUITE" != applesim-e2e ]; then
+	:
+elif ! stack_is_root; then
+	stack_say "hsm: skipped (needs root: the token's owner must be another user)"
+else
+	(
+		unset CK_RUN_SUITE
+		hsm_pass
+		echo "hsm-totals $PASSED $FAILED"
+	) >"$TMP/hsm-pass.out" 2>&1
+	cat "$TMP/hsm-pass.out"
+	set -- $(sed -n 's/^hsm-totals \([0-9]*\) \([0-9]*\)$/\1 \2/p' "$TMP/hsm-pass.out")
+	if [ $# -eq 2 ]; then
+		PASSED=$1
+		FAILED=$2
+	else
+		FAILED=$((FAILED + 1))
+	fi
+	sh "$ROOT/tests/hsm.sh" stop "$TMP/hsm"
+	pg_start "$TMP" test
+fi
+# ==== END HSM block ====
+
 apns_stop "$TMP/apns"
 mkdir -p "$TMP/logs-apns"
 cp "$TMP"/apns/apache/logs/*.log "$TMP/logs-apns/" 2>/dev/null
