@@ -993,6 +993,46 @@ START_TEST(manual_renewal_rechecked_at_issue)
 }
 END_TEST
 
+/*
+ * The operator cannot approve a renewal of a certificate revoked while it
+ * waited (issue 13, 3): mdm.scep_approve refuses, naming the serial, and the
+ * request stays pending for mdm.scep_reject (the CertPoll would refuse it
+ * anyway).
+ */
+START_TEST(approval_of_revoked_renewal_refused)
+{
+	char *ch = new_challenge("1 hour");
+	struct client c, next;
+	struct answer old, a;
+	struct x509_info info;
+	const char *p[1] = {"TX-MA1"};
+
+	unsetenv("MDM_SCEP_APPROVAL");
+	reconfigure();
+	client_new(&c, "device-ma", ch);
+	client_new(&next, "device-ma", NULL);
+	enrol_ok(&c, "TX-MA0", &old);
+	setenv("MDM_SCEP_APPROVAL", "manual", 1);
+	reconfigure();
+	ck_assert_int_eq(send_req(SCEP_RENEWALREQ, old.cert, c.key, next.csr_der, next.csr_len,
+	                         "TX-MA1", CMS_DIGEST_SHA256, NULL, T0 + 3600, &a),
+	        MDM_OK);
+	ck_assert_int_eq(a.status, SCEP_PENDING);
+	ck_assert_int_eq(x509_cert_info(old.cert, &info), MDM_OK);
+	sql1("SELECT mdm.certificate_revoke($1, 'keyCompromise')", info.serial);
+	ck_assert_int_ne(db_exec(d, "SELECT mdm.scep_approve($1)", 1, p, NULL), MDM_OK);
+	ck_assert_int_eq(count("SELECT count(*) FROM mdm.scep_pending WHERE transaction_id = "
+	                       "'TX-MA1' AND NOT approved"),
+	        1);
+	sql1("SELECT mdm.scep_reject($1)", "TX-MA1");
+	X509_free(old.cert);
+	client_free(&c);
+	client_free(&next);
+	unsetenv("MDM_SCEP_APPROVAL");
+	free(ch);
+}
+END_TEST
+
 /* An approved renewal whose grounds still hold is issued by the CertPoll. */
 START_TEST(manual_renewal_issued_when_grounds_hold)
 {
@@ -1616,6 +1656,7 @@ Suite *scep_suite(void)
 	tcase_add_test(tc, manual_approval_then_certpoll);
 	tcase_add_test(tc, manual_renewal_rechecked_at_issue);
 	tcase_add_test(tc, manual_renewal_issued_when_grounds_hold);
+	tcase_add_test(tc, approval_of_revoked_renewal_refused);
 	tcase_add_test(tc, md5_request_answered_bad_alg);
 	tcase_add_test(tc, bad_signature_answered_bad_message_check);
 	tcase_add_test(tc, garbage_is_refused_without_issuing);
