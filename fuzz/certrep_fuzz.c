@@ -29,7 +29,7 @@
  *
  * Recipe 'C': byte 1 = digest (bits 0-1), cipher (bits 2-3), whether the
  * requester's certificate rides along as a GetCert answer would (bit 4),
- * nonce length 8 + (bits 5-7); then up to X509 entries of
+ * recipientNonce length 8 + bits 5-7 + bit 7 (8..16); then up to 64 entries of
  * [serial length (low 6 bits), serial bytes, 8-byte big-endian revocation
  * time, reason as int8].
  *
