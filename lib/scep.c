@@ -916,7 +916,8 @@ static mdm_err scep_get_crl(struct scep_op *op)
 	params[0] = info.subject;
 	params[1] = now;
 	rc = db_exec(op->s->db,
-	        "SELECT serial, extract(epoch FROM revoked_at)::bigint, revocation_reason "
+	        "SELECT serial, CASE WHEN isfinite(revoked_at) "
+	        "THEN extract(epoch FROM revoked_at)::bigint END, revocation_reason "
 	        "FROM mdm.certificate WHERE issuer = $1 AND revoked_at IS NOT NULL "
 	        "AND not_after > to_timestamp($2::bigint) ORDER BY revoked_at",
 	        2, params, &r);
@@ -932,12 +933,19 @@ static mdm_err scep_get_crl(struct scep_op *op)
 	 * cannot carry (removeFromCRL from before 013, RFC 5280 section
 	 * 5.3.1; a name no RFC has) is left out and the certificate still
 	 * listed; a row whose serial or date cannot be encoded at all is
-	 * logged and left out.
+	 * logged and left out: so is a revoked_at of +-infinity (a timestamptz
+	 * may hold it; no CRL time can), which the query gives as NULL.
 	 */
 	size_t m = 0;
 	for (int i = 0; i < n; i++) {
 		const char *why = NULL;
 		rev[m].serial_hex = db_res_get0(r, i, 0);
+		if (db_res_is_null(r, i, 1)) {
+			log_error("scep: CRL: serial %s left out: revoked_at is infinite, which no "
+			          "CRL time can say (RFC 5280 section 5.1.2.6)",
+			        rev[m].serial_hex);
+			continue;
+		}
 		rev[m].revoked_at = (time_t)atoll(db_res_get0(r, i, 1));
 		rev[m].reason = scep_reason_code(db_res_get0(r, i, 2));
 		if (rev[m].reason == 8 || rev[m].reason < 0) {

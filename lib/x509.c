@@ -2076,6 +2076,12 @@ int x509_crl_entry_ok(const struct x509_revoked *r, const char **why)
 		*why = "revocation time before 1970";
 		return 0;
 	}
+	if (r->revoked_at > X509_MAX_TIME) {
+		*why = "revocation time after 9999-12-31T23:59:59Z has no GeneralizedTime (RFC "
+		       "5280 "
+		       "section 4.1.2.5.2)";
+		return 0;
+	}
 	if ((serial = serial_from_hex(r->serial_hex)) == NULL) {
 		*why = "serial is not 1..40 hex digits above zero";
 		return 0;
@@ -2099,6 +2105,11 @@ static mdm_err crl_add_revoked(X509_CRL *crl, const struct x509_revoked *r)
 
 	if (r->revoked_at < 0) {
 		log_error("x509: CRL: revocation time before 1970");
+		return MDM_ERR_INVAL;
+	}
+	if (r->revoked_at > X509_MAX_TIME) {
+		log_error("x509: CRL: revocation time after 9999-12-31T23:59:59Z has no "
+		          "GeneralizedTime (RFC 5280 section 4.1.2.5.2)");
 		return MDM_ERR_INVAL;
 	}
 	if ((serial = serial_from_hex(r->serial_hex)) == NULL) {

@@ -40,6 +40,8 @@ struct asn1_string_st; /* OpenSSL ASN1_INTEGER */
 #define X509_MIN_RSA_BITS         2048        /* x509_key_generate_rsa */
 #define X509_MAX_RSA_BITS         8192
 #define X509_DEFAULT_MIN_RSA_BITS 2048 /* x509_issue_policy.min_rsa_bits <= 0 */
+/* The last instant a GeneralizedTime can name (RFC 5280 section 4.1.2.5.2: YYYY). */
+#define X509_MAX_TIME 253402300799LL /* 9999-12-31T23:59:59Z */
 
 /*
  * SHA-256 of the DER of one PEM certificate (as Apache passes
@@ -292,8 +294,9 @@ struct x509_revoked {
 };
 /*
  * 1 when x509_crl_build can encode r; 0 with *why (static text) when not:
- * a revocation time before 1970, a serial that is not 1..40 hex digits
- * above zero, a reason out of range or 7 or 8 (RFC 5280 section 5.3.1).
+ * a revocation time before 1970 or after X509_MAX_TIME, a serial that is
+ * not 1..40 hex digits above zero, a reason out of range or 7 or 8 (RFC
+ * 5280 section 5.3.1).
  */
 MDM_WUR int x509_crl_entry_ok(const struct x509_revoked *r, const char **why);
 /*

@@ -1944,6 +1944,40 @@ START_TEST(crl_refusals)
 }
 END_TEST
 
+/*
+ * Found by fuzz/certrep_fuzz.c (fuzz/regress/certrep): a revocation time
+ * after 9999-12-31T23:59:59Z (PostgreSQL timestamps go to 294276 AD) has
+ * no GeneralizedTime (RFC 5280 section 4.1.2.5.2: four-digit years), so
+ * x509_crl_build failed on it and took the whole CRL down, while
+ * x509_crl_entry_ok, which GetCRL asks to leave such rows out, said 1.
+ */
+START_TEST(crl_entry_time_past_9999)
+{
+	EVP_PKEY *cak = load_key("ca.key");
+	X509 *ca = ca_new(cak, NOW - DAY, 3650);
+	uint8_t *der = NULL;
+	size_t len = 0;
+	const char *why = NULL;
+	struct x509_revoked r = {"01", (time_t)253402300799LL, 4}; /* 9999-12-31T23:59:59Z */
+
+	log_set_level(MDM_LOG__MAX);
+	ck_assert_int_eq(x509_crl_entry_ok(&r, &why), 1);
+	ck_assert_int_eq(x509_crl_build(ca, cak, &r, 1, NOW, 7, &der, &len), MDM_OK);
+	free(der);
+	der = NULL;
+	r.revoked_at = (time_t)253402300800LL; /* 10000-01-01T00:00:00Z */
+	ck_assert_int_eq(x509_crl_entry_ok(&r, &why), 0);
+	ck_assert_ptr_nonnull(strstr(why, "RFC 5280 section 4.1.2.5.2"));
+	ck_assert_int_eq(x509_crl_build(ca, cak, &r, 1, NOW, 7, &der, &len), MDM_ERR_INVAL);
+	ck_assert_ptr_null(der);
+	r.revoked_at = (time_t)0x00FFFF0060000000LL; /* the fuzzer's input */
+	ck_assert_int_eq(x509_crl_entry_ok(&r, &why), 0);
+	ck_assert_int_eq(x509_crl_build(ca, cak, &r, 1, NOW, 7, &der, &len), MDM_ERR_INVAL);
+	x509_cert_free(ca);
+	x509_key_free(cak);
+}
+END_TEST
+
 /* ---- real vectors ---- */
 
 /* The vectors' directory, or NULL (and a message) when they are absent. */
@@ -2235,6 +2269,7 @@ Suite *x509_suite(void)
 	tcase_add_test(tc, verify_refusals_say_why);
 	tcase_add_test(tc, crl_build_and_openssl_reads_it);
 	tcase_add_test(tc, crl_refusals);
+	tcase_add_test(tc, crl_entry_time_past_9999);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("vectors");
