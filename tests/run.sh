@@ -435,6 +435,11 @@ for mode in proxy fcgid; do
 	E2E_HTTP_BASE="http://127.0.0.1:$http_port"
 	E2E_SCEP_URL="$E2E_HTTP_BASE/scep"
 	export E2E_MODE E2E_HTTPS_BASE E2E_HTTP_BASE E2E_SCEP_URL
+	# --- faults (issue 13): the faults-e2e suite signals this Apache
+	# (graceful restart, a child killed): its parent's pid file.
+	E2E_APACHE_PID_FILE=$TMP/apache/run/httpd.pid
+	export E2E_APACHE_PID_FILE
+	# --- end faults
 	run_suite "check_e2e ($mode)" "$TMP/e2e-$mode.out" "$B/tests/check_e2e" ||
 		stack_show_log "$APACHE_ERROR_LOG" 30
 
