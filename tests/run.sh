@@ -57,6 +57,13 @@ cleanup() {
 	apache_stop "$TMP"
 	stack_sweep "$TMP/"
 	pg_stop "$TMP"
+	# --- faults (issue 13): the disk-full case's tmpfs, if a failed
+	# check left it mounted (its own teardown unmounts it first).
+	for m in "$TMP"/e2e/faults-disk-*; do
+		[ -d "$m" ] || continue
+		umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null
+	done
+	# --- end faults
 	if [ "${MDM_TEST_KEEP:-0}" = 1 ]; then
 		stack_say "kept $TMP"
 	else

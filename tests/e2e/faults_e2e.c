@@ -315,6 +315,110 @@ START_TEST(restarts_and_kills_lose_nothing)
 }
 END_TEST
 
+/* ------------------------------------------------------------ disk full */
+
+#define DISK_MB       4   /* the tmpfs holding the tablespace */
+#define DISK_MAX_FILL 400 /* requests at most until a full page needs a new one */
+
+static char disk_mnt[1024];
+
+/* Runs sql as the cluster's superuser (tablespaces are a superuser's business). */
+static void super_exec(const char *sql)
+{
+	char conninfo[2048];
+	db *d = NULL;
+
+	snprintf(conninfo, sizeof(conninfo),
+	        "%s user=postgres options='-c default_transaction_read_only=off'",
+	        getenv("MDM_DB"));
+	ck_assert_int_eq(db_new(conninfo, "e2e-faults", &d), MDM_OK);
+	ck_assert_msg(db_exec(d, sql, 0, NULL, NULL) == MDM_OK, "%s failed", sql);
+	db_free(d);
+}
+
+#define DISK_MOVE(ts)                                                                              \
+	"DO $$ DECLARE i text; BEGIN "                                                             \
+	"ALTER TABLE mdm.challenge SET TABLESPACE " ts "; "                                        \
+	"FOR i IN SELECT indexrelid::regclass::text FROM pg_index "                                \
+	"WHERE indrelid = 'mdm.challenge'::regclass LOOP "                                         \
+	"EXECUTE format('ALTER INDEX %s SET TABLESPACE " ts "', i); END LOOP; END $$"
+
+/* Even when a check fails: space back, the table home, the tablespace and the mount gone. */
+static void disk_teardown(void)
+{
+	if (disk_mnt[0] == '\0')
+		return;
+	(void)e2e_sh("rm -f '%s/fill'", disk_mnt);
+	super_exec(DISK_MOVE("pg_default"));
+	super_exec("DROP TABLESPACE IF EXISTS mdm_faults_disk");
+	/* Backends may still hold descriptors of the moved files: detach lazily if busy. */
+	(void)e2e_sh("umount '%s' 2>/dev/null || umount -l '%s'", disk_mnt, disk_mnt);
+	(void)e2e_sh("rmdir '%s'", disk_mnt);
+	disk_mnt[0] = '\0';
+}
+
+START_TEST(disk_full_is_503_then_recovers)
+{
+	const char *pgdata = getenv("MDM_TEST_PGDATA");
+	int before = 0, filled = 0, during = 0, s503 = 0, retry = 0, s5xx = 0, ra, st;
+	char sql[1400], *n0, *n1, *n2;
+
+	if (pgdata == NULL || geteuid() != 0) {
+		printf("faults-e2e: disk full needs root (mount) and MDM_TEST_PGDATA: skipped\n");
+		return;
+	}
+	snprintf(disk_mnt, sizeof(disk_mnt), "%s/faults-disk-%s", getenv("E2E_TMP"),
+	        getenv("E2E_MODE"));
+	ck_assert_int_eq(e2e_sh("mkdir -p '%s' && mount -t tmpfs -o size=%dm,mode=0700 "
+	                        "mdm-faults '%s' && chown \"$(stat -c %%U '%s')\" '%s'",
+	                         disk_mnt, DISK_MB, disk_mnt, pgdata, disk_mnt),
+	        0);
+	snprintf(sql, sizeof(sql), "CREATE TABLESPACE mdm_faults_disk LOCATION '%s'", disk_mnt);
+	super_exec(sql);
+	super_exec(DISK_MOVE("mdm_faults_disk"));
+	ck_assert_int_eq(get_enroll(&ra), 200);
+	before++;
+
+	/* The fault: the filesystem under the hot table is full. */
+	ck_assert_int_ne(e2e_sh("dd if=/dev/zero of='%s/fill' bs=64k 2>/dev/null", disk_mnt), 0);
+	/* Rows still fit in pages already there; the first new page fails. */
+	while ((st = get_enroll(&ra)) == 200 && filled < DISK_MAX_FILL)
+		filled++;
+	ck_assert_msg(st == 503 && ra, "disk full: %d without Retry-After after %d enrollments", st,
+	        filled);
+	n0 = e2e_query1("SELECT count(*)::text FROM mdm.challenge", NULL);
+	for (int i = 0; i < FAULT_REQUESTS; i++) {
+		st = get_enroll(&ra);
+		during++;
+		s503 += st == 503;
+		s5xx += st >= 500 && st != 503;
+		retry += st == 503 && ra;
+	}
+	n1 = e2e_query1("SELECT count(*)::text FROM mdm.challenge", NULL);
+
+	/* Space is freed: the same programs serve again. */
+	ck_assert_int_eq(e2e_sh("rm -f '%s/fill'", disk_mnt), 0);
+	ck_assert_int_eq(get_enroll(&ra), 200);
+	n2 = e2e_query1("SELECT count(*)::text FROM mdm.challenge", NULL);
+
+	printf("faults ledger (%s): disk full (%d MiB tmpfs tablespace under mdm.challenge): "
+	       "%d before (2xx %d), %d more fitted in existing pages, %d during (503 %d with "
+	       "Retry-After %d, other 5xx %d); challenges %s, %s during (written while full: %d), "
+	       "%s after space was freed\n",
+	        getenv("E2E_MODE"), DISK_MB, before, before, filled, during, s503, retry, s5xx, n0,
+	        n1, atoi(n1) - atoi(n0), n2);
+	fflush(stdout);
+	ck_assert_int_eq(s503, FAULT_REQUESTS);
+	ck_assert_int_eq(retry, FAULT_REQUESTS);
+	ck_assert_int_eq(s5xx, 0);
+	ck_assert_str_eq(n1, n0);
+	ck_assert_int_eq(atoi(n2), atoi(n0) + 1);
+	free(n0);
+	free(n1);
+	free(n2);
+}
+END_TEST
+
 Suite *faults_e2e_suite(void)
 {
 	Suite *s = suite_create("faults-e2e");
@@ -328,6 +432,12 @@ Suite *faults_e2e_suite(void)
 	tc = tcase_create("restarts");
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, restarts_and_kills_lose_nothing);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("disk-full");
+	tcase_set_timeout(tc, 120);
+	tcase_add_checked_fixture(tc, NULL, disk_teardown);
+	tcase_add_test(tc, disk_full_is_503_then_recovers);
 	suite_add_tcase(s, tc);
 	return s;
 }
