@@ -57,6 +57,13 @@ cleanup() {
 	apache_stop "$TMP"
 	stack_sweep "$TMP/"
 	pg_stop "$TMP"
+	# --- faults (issue 13): the disk-full case's tmpfs, if a failed
+	# check left it mounted (its own teardown unmounts it first).
+	for m in "$TMP"/e2e/faults-disk-*; do
+		[ -d "$m" ] || continue
+		umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null
+	done
+	# --- end faults
 	if [ "${MDM_TEST_KEEP:-0}" = 1 ]; then
 		stack_say "kept $TMP"
 	else
@@ -435,6 +442,11 @@ for mode in proxy fcgid; do
 	E2E_HTTP_BASE="http://127.0.0.1:$http_port"
 	E2E_SCEP_URL="$E2E_HTTP_BASE/scep"
 	export E2E_MODE E2E_HTTPS_BASE E2E_HTTP_BASE E2E_SCEP_URL
+	# --- faults (issue 13): the faults-e2e suite signals this Apache
+	# (graceful restart, a child killed): its parent's pid file.
+	E2E_APACHE_PID_FILE=$TMP/apache/run/httpd.pid
+	export E2E_APACHE_PID_FILE
+	# --- end faults
 	run_suite "check_e2e ($mode)" "$TMP/e2e-$mode.out" "$B/tests/check_e2e" ||
 		stack_show_log "$APACHE_ERROR_LOG" 30
 

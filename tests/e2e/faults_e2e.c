@@ -4,18 +4,25 @@
  * sessions are cut, as a failover cuts them, and every new session is
  * read-only, as on a standby).  Every request is answered 503 with
  * Retry-After, nothing is written, and once the database is writable
- * again the same programs serve without a restart.  Prints a ledger.
+ * again the same programs serve without a restart.  Under a concurrent
+ * load of enrollments: Apache's graceful restart, an httpd child and a
+ * FastCGI worker killed with -9; only requests in flight at a fault may
+ * fail, and every challenge a device was given is in the database.
+ * Prints a ledger line per fault.
  *
  * Environment (tests/run.sh): E2E_HTTPS_BASE, E2E_TLS_CA, E2E_TMP,
- * E2E_MODE, MDM_DB (the role owns the database: ALTER DATABASE is allowed).
+ * E2E_MODE, MDM_DB (the role owns the database: ALTER DATABASE is allowed),
+ * E2E_APACHE_PID_FILE (Apache's parent), E2E_CGI_BIN (this stack's programs).
  */
 #include "db.h"
 #include "e2eutil.h"
 
 #include <check.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 Suite *faults_e2e_suite(void);
 
@@ -115,6 +122,303 @@ START_TEST(read_only_database_is_503_then_recovers)
 }
 END_TEST
 
+/* ------------------------------------------------- restarts and kills */
+
+#define LOAD_LOOPS  4 /* concurrent clients: the most requests in flight at one fault */
+#define LOAD_FAULTS 3 /* graceful restart, httpd child killed, FastCGI worker killed */
+#define LOAD_AFTER  6 /* requests once the faults are over: all must be 200 */
+
+/* The load: LOAD_LOOPS shell loops of GET /enroll until DIR/stop, one status file each. */
+static void load_start(const char *dir)
+{
+	char script[1200];
+
+	snprintf(script, sizeof(script), "%s/load.sh", dir);
+	e2e_file_put(script,
+	        "d=$1; n=$2; i=0\n"
+	        "while [ ! -e \"$d/stop\" ]; do\n"
+	        "\ti=$((i + 1))\n"
+	        "\tcode=$(curl -s --noproxy '*' --cacert \"$E2E_TLS_CA\" --max-time 30 "
+	        "-o \"$d/$n-$i.body\" -w '%%{http_code}' \"$E2E_HTTPS_BASE/enroll\")\n"
+	        "\techo \"$i ${code:-000}\" >>\"$d/status-$n\"\n"
+	        "done\n"
+	        "touch \"$d/done-$n\"\n");
+	for (int n = 0; n < LOAD_LOOPS; n++)
+		ck_assert_int_eq(
+		        e2e_sh("sh '%s' '%s' %d </dev/null >/dev/null 2>&1 &", script, dir, n), 0);
+}
+
+static void load_stop(const char *dir)
+{
+	ck_assert_int_eq(e2e_sh("touch '%s/stop'", dir), 0);
+	for (int n = 0; n < LOAD_LOOPS; n++)
+		ck_assert_int_eq(e2e_sh("i=0; while [ ! -e '%s/done-%d' ] && [ $i -lt 400 ]; do "
+		                        "sleep 0.1; i=$((i + 1)); done; [ -e '%s/done-%d' ]",
+		                         dir, n, dir, n),
+		        0);
+}
+
+/* The Challenge string of an enrollment profile (signed, not encrypted): malloc'd or NULL. */
+static char *profile_challenge(const char *body)
+{
+	const char *k = strstr(body, "<key>Challenge</key>"), *a, *b;
+
+	if (k == NULL || (a = strstr(k, "<string>")) == NULL)
+		return NULL;
+	a += strlen("<string>");
+	if ((b = strstr(a, "</string>")) == NULL || b == a)
+		return NULL;
+	return strndup(a, (size_t)(b - a));
+}
+
+struct load_ledger {
+	int sent, ok, s503, s5xx, refused, other;
+	int told, missing; /* challenges devices were given; of those, not in the database */
+};
+
+/* Reads every loop's statuses; each 200's challenge must be a row (nothing told is lost). */
+static void load_count(const char *dir, struct load_ledger *l)
+{
+	const char *p[1];
+	char path[1200], line[64];
+	db *d = NULL;
+	db_res *r = NULL;
+
+	memset(l, 0, sizeof(*l));
+	ck_assert_int_eq(db_new(getenv("MDM_DB"), "e2e-faults", &d), MDM_OK);
+	for (int n = 0; n < LOAD_LOOPS; n++) {
+		FILE *f;
+
+		snprintf(path, sizeof(path), "%s/status-%d", dir, n);
+		ck_assert_ptr_nonnull(f = fopen(path, "r"));
+		while (fgets(line, sizeof(line), f) != NULL) {
+			int i, code;
+			char *body, *ch;
+
+			ck_assert_int_eq(sscanf(line, "%d %d", &i, &code), 2);
+			l->sent++;
+			if (code == 0) {
+				l->refused++;
+				continue;
+			}
+			if (code == 503) {
+				l->s503++;
+				continue;
+			}
+			if (code >= 500) {
+				l->s5xx++;
+				continue;
+			}
+			if (code != 200) {
+				l->other++;
+				continue;
+			}
+			l->ok++;
+			snprintf(path, sizeof(path), "%s/%d-%d.body", dir, n, i);
+			body = e2e_file_get(path, NULL);
+			ch = profile_challenge(body);
+			free(body);
+			ck_assert_msg(ch != NULL, "%s: a 200 without a challenge", path);
+			l->told++;
+			p[0] = ch;
+			ck_assert_int_eq(
+			        db_exec(d,
+			                "SELECT 1 FROM mdm.challenge WHERE challenge_sha256 = "
+			                "encode(sha256(convert_to($1, 'UTF8')), 'hex')",
+			                1, p, &r),
+			        MDM_OK);
+			l->missing += db_res_rows(r) != 1;
+			db_res_free(r);
+			r = NULL;
+			free(ch);
+		}
+		fclose(f);
+	}
+	db_free(d);
+}
+
+/* The pid of one httpd child that serves requests (not mod_fcgid's process manager). */
+static int httpd_child(int parent)
+{
+	char out[1024];
+	char *s;
+	int pid;
+
+	snprintf(out, sizeof(out), "%s/faults-child.pid", getenv("E2E_TMP"));
+	ck_assert_int_eq(e2e_sh("for c in $(ps -o pid= --ppid %d); do "
+	                        "pgrep -P $c >/dev/null || { echo $c; break; }; done >'%s'",
+	                         parent, out),
+	        0);
+	s = e2e_file_get(out, NULL);
+	pid = atoi(s);
+	free(s);
+	return pid;
+}
+
+START_TEST(restarts_and_kills_lose_nothing)
+{
+	const char *pidfile = getenv("E2E_APACHE_PID_FILE"), *cgi = getenv("E2E_CGI_BIN");
+	char dir[1024], *s, *n0, *n1;
+	struct load_ledger l;
+	int parent, child, after = 0, ra;
+
+	if (pidfile == NULL || cgi == NULL) {
+		printf("faults-e2e: E2E_APACHE_PID_FILE or E2E_CGI_BIN unset: restarts skipped\n");
+		return;
+	}
+	snprintf(dir, sizeof(dir), "%s/faults-load-%s", getenv("E2E_TMP"), getenv("E2E_MODE"));
+	ck_assert_int_eq(e2e_sh("rm -rf '%s' && mkdir -p '%s'", dir, dir), 0);
+	s = e2e_file_get(pidfile, NULL);
+	parent = atoi(s);
+	free(s);
+	ck_assert_int_gt(parent, 1);
+
+	n0 = e2e_query1("SELECT count(*)::text FROM mdm.challenge", NULL);
+	load_start(dir);
+	usleep(1500 * 1000);
+	/* Apache's graceful restart (apachectl -k graceful is SIGUSR1 to the parent). */
+	ck_assert_int_eq(kill(parent, SIGUSR1), 0);
+	usleep(2000 * 1000);
+	/* An httpd child killed with whatever it was serving. */
+	child = httpd_child(parent);
+	ck_assert_int_gt(child, 1);
+	ck_assert_int_eq(kill(child, SIGKILL), 0);
+	usleep(2000 * 1000);
+	/* One FastCGI worker killed (this stack's only; a spawn-fcgi pool keeps the rest). */
+	ck_assert_int_eq(e2e_sh("kill -9 $(pgrep -o -f '^%s/enroll.fcgi')", cgi), 0);
+	usleep(2000 * 1000);
+	load_stop(dir);
+	n1 = e2e_query1("SELECT count(*)::text FROM mdm.challenge", NULL);
+	for (int i = 0; i < LOAD_AFTER; i++)
+		after += get_enroll(&ra) == 200;
+	load_count(dir, &l);
+
+	printf("faults ledger (%s): graceful restart, httpd child and FastCGI worker killed "
+	       "under %d clients: sent %d (2xx %d, 503 %d, other 5xx %d, connection cut %d, "
+	       "other %d; allowed failures %d, the requests in flight at the faults); "
+	       "challenges given to devices %d, not in the database %d, written %d; "
+	       "%d after (2xx %d)\n",
+	        getenv("E2E_MODE"), LOAD_LOOPS, l.sent, l.ok, l.s503, l.s5xx, l.refused, l.other,
+	        LOAD_LOOPS * LOAD_FAULTS, l.told, l.missing, atoi(n1) - atoi(n0), LOAD_AFTER,
+	        after);
+	fflush(stdout);
+	ck_assert_int_gt(l.ok, LOAD_LOOPS * 4);
+	ck_assert_int_le(l.s503 + l.s5xx + l.refused, LOAD_LOOPS * LOAD_FAULTS);
+	ck_assert_int_eq(l.other, 0);
+	ck_assert_int_eq(l.missing, 0);
+	/* Rows beyond what devices were told: only for requests cut after their commit. */
+	ck_assert_int_ge(atoi(n1) - atoi(n0), l.told);
+	ck_assert_int_le(atoi(n1) - atoi(n0) - l.told, l.s503 + l.s5xx + l.refused);
+	ck_assert_int_eq(after, LOAD_AFTER);
+	free(n0);
+	free(n1);
+}
+END_TEST
+
+/* ------------------------------------------------------------ disk full */
+
+#define DISK_MB       4   /* the tmpfs holding the tablespace */
+#define DISK_MAX_FILL 400 /* requests at most until a full page needs a new one */
+
+static char disk_mnt[1024];
+
+/* Runs sql as the cluster's superuser (tablespaces are a superuser's business). */
+static void super_exec(const char *sql)
+{
+	char conninfo[2048];
+	db *d = NULL;
+
+	snprintf(conninfo, sizeof(conninfo),
+	        "%s user=postgres options='-c default_transaction_read_only=off'",
+	        getenv("MDM_DB"));
+	ck_assert_int_eq(db_new(conninfo, "e2e-faults", &d), MDM_OK);
+	ck_assert_msg(db_exec(d, sql, 0, NULL, NULL) == MDM_OK, "%s failed", sql);
+	db_free(d);
+}
+
+#define DISK_MOVE(ts)                                                                              \
+	"DO $$ DECLARE i text; BEGIN "                                                             \
+	"ALTER TABLE mdm.challenge SET TABLESPACE " ts "; "                                        \
+	"FOR i IN SELECT indexrelid::regclass::text FROM pg_index "                                \
+	"WHERE indrelid = 'mdm.challenge'::regclass LOOP "                                         \
+	"EXECUTE format('ALTER INDEX %s SET TABLESPACE " ts "', i); END LOOP; END $$"
+
+/* Even when a check fails: space back, the table home, the tablespace and the mount gone. */
+static void disk_teardown(void)
+{
+	if (disk_mnt[0] == '\0')
+		return;
+	(void)e2e_sh("rm -f '%s/fill'", disk_mnt);
+	super_exec(DISK_MOVE("pg_default"));
+	super_exec("DROP TABLESPACE IF EXISTS mdm_faults_disk");
+	/* Backends may still hold descriptors of the moved files: detach lazily if busy. */
+	(void)e2e_sh("umount '%s' 2>/dev/null || umount -l '%s'", disk_mnt, disk_mnt);
+	(void)e2e_sh("rmdir '%s'", disk_mnt);
+	disk_mnt[0] = '\0';
+}
+
+START_TEST(disk_full_is_503_then_recovers)
+{
+	const char *pgdata = getenv("MDM_TEST_PGDATA");
+	int before = 0, filled = 0, during = 0, s503 = 0, retry = 0, s5xx = 0, ra, st;
+	char sql[1400], *n0, *n1, *n2;
+
+	if (pgdata == NULL || geteuid() != 0) {
+		printf("faults-e2e: disk full needs root (mount) and MDM_TEST_PGDATA: skipped\n");
+		return;
+	}
+	snprintf(disk_mnt, sizeof(disk_mnt), "%s/faults-disk-%s", getenv("E2E_TMP"),
+	        getenv("E2E_MODE"));
+	ck_assert_int_eq(e2e_sh("mkdir -p '%s' && mount -t tmpfs -o size=%dm,mode=0700 "
+	                        "mdm-faults '%s' && chown \"$(stat -c %%U '%s')\" '%s'",
+	                         disk_mnt, DISK_MB, disk_mnt, pgdata, disk_mnt),
+	        0);
+	snprintf(sql, sizeof(sql), "CREATE TABLESPACE mdm_faults_disk LOCATION '%s'", disk_mnt);
+	super_exec(sql);
+	super_exec(DISK_MOVE("mdm_faults_disk"));
+	ck_assert_int_eq(get_enroll(&ra), 200);
+	before++;
+
+	/* The fault: the filesystem under the hot table is full. */
+	ck_assert_int_ne(e2e_sh("dd if=/dev/zero of='%s/fill' bs=64k 2>/dev/null", disk_mnt), 0);
+	/* Rows still fit in pages already there; the first new page fails. */
+	while ((st = get_enroll(&ra)) == 200 && filled < DISK_MAX_FILL)
+		filled++;
+	ck_assert_msg(st == 503 && ra, "disk full: %d without Retry-After after %d enrollments", st,
+	        filled);
+	n0 = e2e_query1("SELECT count(*)::text FROM mdm.challenge", NULL);
+	for (int i = 0; i < FAULT_REQUESTS; i++) {
+		st = get_enroll(&ra);
+		during++;
+		s503 += st == 503;
+		s5xx += st >= 500 && st != 503;
+		retry += st == 503 && ra;
+	}
+	n1 = e2e_query1("SELECT count(*)::text FROM mdm.challenge", NULL);
+
+	/* Space is freed: the same programs serve again. */
+	ck_assert_int_eq(e2e_sh("rm -f '%s/fill'", disk_mnt), 0);
+	ck_assert_int_eq(get_enroll(&ra), 200);
+	n2 = e2e_query1("SELECT count(*)::text FROM mdm.challenge", NULL);
+
+	printf("faults ledger (%s): disk full (%d MiB tmpfs tablespace under mdm.challenge): "
+	       "%d before (2xx %d), %d more fitted in existing pages, %d during (503 %d with "
+	       "Retry-After %d, other 5xx %d); challenges %s, %s during (written while full: %d), "
+	       "%s after space was freed\n",
+	        getenv("E2E_MODE"), DISK_MB, before, before, filled, during, s503, retry, s5xx, n0,
+	        n1, atoi(n1) - atoi(n0), n2);
+	fflush(stdout);
+	ck_assert_int_eq(s503, FAULT_REQUESTS);
+	ck_assert_int_eq(retry, FAULT_REQUESTS);
+	ck_assert_int_eq(s5xx, 0);
+	ck_assert_str_eq(n1, n0);
+	ck_assert_int_eq(atoi(n2), atoi(n0) + 1);
+	free(n0);
+	free(n1);
+	free(n2);
+}
+END_TEST
+
 Suite *faults_e2e_suite(void)
 {
 	Suite *s = suite_create("faults-e2e");
@@ -123,6 +427,17 @@ Suite *faults_e2e_suite(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_checked_fixture(tc, NULL, writable_again);
 	tcase_add_test(tc, read_only_database_is_503_then_recovers);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("restarts");
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, restarts_and_kills_lose_nothing);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("disk-full");
+	tcase_set_timeout(tc, 120);
+	tcase_add_checked_fixture(tc, NULL, disk_teardown);
+	tcase_add_test(tc, disk_full_is_503_then_recovers);
 	suite_add_tcase(s, tc);
 	return s;
 }
