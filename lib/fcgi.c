@@ -337,16 +337,18 @@ static mdm_err fcgi_der_to_pem(const uint8_t *der, size_t len, char **out)
 	static const char head[] = "-----BEGIN CERTIFICATE-----\n";
 	static const char tail[] = "-----END CERTIFICATE-----\n";
 	char *b64 = NULL, *pem, *w;
-	size_t blen = 0;
+	size_t blen = 0, cap;
 	mdm_err rc;
 
 	if ((rc = base64_encode(der, len, &b64, &blen)) != MDM_OK)
 		return rc;
-	if ((pem = malloc(sizeof(head) + blen + blen / 64 + 1 + sizeof(tail))) == NULL) {
+	cap = sizeof(head) + blen + blen / 64 + 1 + sizeof(tail);
+	if ((pem = malloc(cap)) == NULL) {
 		free(b64);
 		return MDM_ERR_NOMEM;
 	}
-	w = pem + sprintf(pem, "%s", head);
+	memcpy(pem, head, sizeof(head) - 1);
+	w = pem + sizeof(head) - 1;
 	for (size_t i = 0; i < blen; i += 64) {
 		size_t n = blen - i < 64 ? blen - i : 64;
 
@@ -354,7 +356,7 @@ static mdm_err fcgi_der_to_pem(const uint8_t *der, size_t len, char **out)
 		w += n;
 		*w++ = '\n';
 	}
-	sprintf(w, "%s", tail);
+	snprintf(w, cap - (size_t)(w - pem), "%s", tail);
 	free(b64);
 	*out = pem;
 	return MDM_OK;
