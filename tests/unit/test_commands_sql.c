@@ -899,17 +899,19 @@ END_TEST
 
 static char *nested(const char *open, const char *close, int depth)
 {
-	size_t lo = strlen(open), lc = strlen(close), n = sizeof(PC_OPEN PC_CLOSE) + 64;
-	char *s = malloc(n + (size_t)depth * (lo + lc)), *w;
+	size_t lo = strlen(open), lc = strlen(close);
+	size_t cap = sizeof(PC_OPEN PC_CLOSE) + 64 + (size_t)depth * (lo + lc), n;
+	char *s = malloc(cap);
 
 	ck_assert_ptr_nonnull(s);
-	w = s + sprintf(s, "%s<key>V</key>", PC_OPEN);
+	n = (size_t)snprintf(s, cap, "%s<key>V</key>", PC_OPEN);
 	for (int i = 0; i < depth; i++)
-		w += sprintf(w, "%s", open);
-	w += sprintf(w, "<true/>");
+		n += (size_t)snprintf(s + n, cap - n, "%s", open);
+	n += (size_t)snprintf(s + n, cap - n, "<true/>");
 	for (int i = 0; i < depth; i++)
-		w += sprintf(w, "%s", close);
-	sprintf(w, "%s", PC_CLOSE);
+		n += (size_t)snprintf(s + n, cap - n, "%s", close);
+	snprintf(s + n, cap - n, "%s", PC_CLOSE);
+	ck_assert(n < cap);
 	return s;
 }
 
