@@ -153,6 +153,18 @@ static mdm_err db_result_error(db *d, PGresult *res, const char *sql)
 		log_warn("db: connection lost: %.*s", (int)strcspn(msg, "\n"), msg);
 		return MDM_ERR_DB_CONN;
 	}
+	/*
+	 * An error the server did not send (no SQLSTATE) is libpq's own: the
+	 * server went away under the session.  A crashed primary leaves
+	 * "server closed the connection unexpectedly" with PQstatus still
+	 * CONNECTION_OK; drop the session so that the next attempt reconnects.
+	 */
+	if (d->sqlstate[0] == '\0') {
+		log_warn("db: connection lost: %.*s", (int)strcspn(msg, "\n"), msg);
+		PQfinish(d->conn);
+		d->conn = NULL;
+		return MDM_ERR_DB_CONN;
+	}
 	if (db_sqlstate_unavailable(d->sqlstate)) {
 		log_warn("db: unavailable, try later: %s: %.*s", d->sqlstate,
 		        (int)strcspn(msg, "\n"), msg);
@@ -240,6 +252,8 @@ mdm_err db_exec_script(db *d, const char *sql)
 		        st != PGRES_EMPTY_QUERY)
 			rc = db_result_error(d, res, sql);
 		PQclear(res);
+		if (d->conn == NULL) /* db_result_error dropped the session */
+			return rc;
 	}
 	if (rc == MDM_OK && PQstatus(d->conn) != CONNECTION_OK)
 		rc = MDM_ERR_DB_CONN;

@@ -57,6 +57,9 @@ cleanup() {
 	apache_stop "$TMP"
 	stack_sweep "$TMP/"
 	pg_stop "$TMP"
+	for fo in "$TMP"/fo-*; do
+		[ -d "$fo" ] && sh "$ROOT/tests/failover.sh" stop "$fo" >/dev/null 2>&1
+	done
 	# --- faults (issue 13): the disk-full case's tmpfs, if a failed
 	# check left it mounted (its own teardown unmounts it first).
 	for m in "$TMP"/e2e/faults-disk-*; do
@@ -551,6 +554,86 @@ else
 	pg_start "$TMP" test
 fi
 # ==== END HSM block ====
+
+# ==== BEGIN failover block (issue 13, faults; tests/failover.sh) ====
+# PostgreSQL failover under load, in both Apache modes: each pass on a
+# primary with a synchronous streaming standby of its own (the programs
+# get both hosts, target_session_attrs=read-write); the failover-e2e suite
+# crashes the primary in the middle of enrollments and connects, promotes
+# the standby and prints what was lost (nothing).
+failover_pass() {
+	mode=$1
+	fo=$TMP/fo-$mode
+	flog=$TMP/log/failover-$mode.log
+	sh "$ROOT/tests/failover.sh" start "$fo" >"$flog" 2>&1 || {
+		cat "$flog" >&2
+		stack_say "failover ($mode): the primary and standby could not be set up" >&2
+		FAILED=$((FAILED + 1))
+		return 1
+	}
+	# shellcheck disable=SC1091 # written by tests/failover.sh start
+	. "$fo/env"
+	MDM_DB=$FAILOVER_CONNINFO
+	export MDM_DB
+	mkdir -p "$fo/ca"
+	{
+		"$B/bin/mdmctl" db migrate &&
+			"$B/bin/mdmctl" ca init --subject "/CN=MDM Test Failover CA/O=mdm tests" \
+				--key-out "$fo/ca/ca.key" --days 3650 &&
+			"$B/bin/mdmctl" push-cert import --cert "$TMP/ca/push.pem" \
+				--key "$TMP/ca/push.key"
+	} >>"$flog" 2>&1 || {
+		cat "$flog" >&2
+		stack_say "failover ($mode): mdmctl on the new database failed" >&2
+		FAILED=$((FAILED + 1))
+		return 1
+	}
+	stack_own "$fo/ca"
+	https_port=$(stack_free_port 18443)
+	http_port=$(stack_free_port 18080)
+	scep_legacy "$mode"
+	scep_ra proxy # the test RA is issued by the other stack's CA
+	MDM_PUBLIC_URL="https://127.0.0.1:$https_port"
+	MDM_SCEP_URL="http://127.0.0.1:$http_port/scep"
+	export MDM_PUBLIC_URL MDM_SCEP_URL
+	apache_start "$TMP" "$mode" "$TMP/cgi-bin" "$https_port" "$http_port"
+	stack_wait_health "https://127.0.0.1:$https_port/enroll/health" \
+		"https://127.0.0.1:$https_port/mdm/checkin/health" ||
+		stack_say "failover ($mode): not healthy yet; the suite will tell" >&2
+	E2E_MODE=$mode
+	E2E_HTTPS_BASE="https://127.0.0.1:$https_port"
+	E2E_HTTP_BASE="http://127.0.0.1:$http_port"
+	E2E_SCEP_URL="$E2E_HTTP_BASE/scep"
+	E2E_FAILOVER="sh '$ROOT/tests/failover.sh' promote '$fo'"
+	export E2E_MODE E2E_HTTPS_BASE E2E_HTTP_BASE E2E_SCEP_URL E2E_FAILOVER
+	run_suite "check_e2e (failover, $mode)" "$TMP/e2e-failover-$mode.out" \
+		env CK_RUN_SUITE=failover-e2e "$B/tests/check_e2e" ||
+		stack_show_log "$APACHE_ERROR_LOG" 30
+	apache_stop "$TMP"
+	stack_sweep "$TMP/cgi-bin/"
+	mkdir -p "$TMP/logs-failover-$mode"
+	mv "$TMP"/apache/logs/*.log "$TMP/logs-failover-$mode/" 2>/dev/null
+	sh "$ROOT/tests/failover.sh" stop "$fo" >>"$flog" 2>&1
+}
+if [ -z "${CK_RUN_SUITE:-}" ] || [ "$CK_RUN_SUITE" = failover-e2e ]; then
+	for mode in proxy fcgid; do
+		(
+			failover_pass "$mode"
+			echo "failover-totals $PASSED $FAILED"
+		) >"$TMP/failover-$mode.out" 2>&1
+		cat "$TMP/failover-$mode.out"
+		set -- $(sed -n 's/^failover-totals \([0-9]*\) \([0-9]*\)$/\1 \2/p' \
+			"$TMP/failover-$mode.out")
+		if [ $# -eq 2 ]; then
+			PASSED=$1
+			FAILED=$2
+		else
+			FAILED=$((FAILED + 1))
+		fi
+		sh "$ROOT/tests/failover.sh" stop "$TMP/fo-$mode" >/dev/null 2>&1
+	done
+fi
+# ==== END failover block ====
 
 apns_stop "$TMP/apns"
 mkdir -p "$TMP/logs-apns"

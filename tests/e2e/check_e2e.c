@@ -560,6 +560,7 @@ Suite *push_e2e_suite(void);
 Suite *ota_e2e_suite(void);
 Suite *applesim_e2e_suite(void);
 Suite *faults_e2e_suite(void);
+Suite *failover_e2e_suite(void);
 
 static const char *need(const char *name)
 {
@@ -657,6 +658,9 @@ int main(void)
 			srunner_add_suite(sr, applesim_e2e_suite());
 		/* Last: it cuts every program's database session. */
 		srunner_add_suite(sr, faults_e2e_suite());
+		/* tests/run.sh's failover pass only: it crashes the primary. */
+		if (getenv("E2E_FAILOVER") != NULL)
+			srunner_add_suite(sr, failover_e2e_suite());
 	}
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);

@@ -8,11 +8,18 @@
  * load of enrollments: Apache's graceful restart, an httpd child and a
  * FastCGI worker killed with -9; only requests in flight at a fault may
  * fail, and every challenge a device was given is in the database.
+ * failover-e2e (tests/run.sh's failover pass, E2E_FAILOVER: the command
+ * that crashes the primary and promotes its synchronous standby): under
+ * GET /enroll loops, iPhones enrolling and one iPhone connecting to answer
+ * the commands an operator queues, nothing a device or operator was told
+ * is lost, no command is delivered again once its report was stored, no
+ * 5xx but 503, and the same programs serve from the new primary.
  * Prints a ledger line per fault.
  *
  * Environment (tests/run.sh): E2E_HTTPS_BASE, E2E_TLS_CA, E2E_TMP,
  * E2E_MODE, MDM_DB (the role owns the database: ALTER DATABASE is allowed),
- * E2E_APACHE_PID_FILE (Apache's parent), E2E_CGI_BIN (this stack's programs).
+ * E2E_APACHE_PID_FILE (Apache's parent), E2E_CGI_BIN (this stack's programs);
+ * failover-e2e also E2E_FAILOVER, E2E_APPLESIM, E2E_DEVICE_CA.
  */
 #include "db.h"
 #include "e2eutil.h"
@@ -25,6 +32,7 @@
 #include <unistd.h>
 
 Suite *faults_e2e_suite(void);
+Suite *failover_e2e_suite(void);
 
 #define FAULT_REQUESTS 8
 
@@ -128,8 +136,8 @@ END_TEST
 #define LOAD_FAULTS 3 /* graceful restart, httpd child killed, FastCGI worker killed */
 #define LOAD_AFTER  6 /* requests once the faults are over: all must be 200 */
 
-/* The load: LOAD_LOOPS shell loops of GET /enroll until DIR/stop, one status file each. */
-static void load_start(const char *dir)
+/* The load: n shell loops of GET /enroll until DIR/stop, one status file each. */
+static void load_start(const char *dir, int loops)
 {
 	char script[1200];
 
@@ -143,19 +151,26 @@ static void load_start(const char *dir)
 	        "\techo \"$i ${code:-000}\" >>\"$d/status-$n\"\n"
 	        "done\n"
 	        "touch \"$d/done-$n\"\n");
-	for (int n = 0; n < LOAD_LOOPS; n++)
+	for (int n = 0; n < loops; n++)
 		ck_assert_int_eq(
 		        e2e_sh("sh '%s' '%s' %d </dev/null >/dev/null 2>&1 &", script, dir, n), 0);
 }
 
-static void load_stop(const char *dir)
+/* Stops every loop of DIR (each touches DIR/done-NAME for NAME in names). */
+static void load_stop(const char *dir, int loops, const char *more)
 {
 	ck_assert_int_eq(e2e_sh("touch '%s/stop'", dir), 0);
-	for (int n = 0; n < LOAD_LOOPS; n++)
-		ck_assert_int_eq(e2e_sh("i=0; while [ ! -e '%s/done-%d' ] && [ $i -lt 400 ]; do "
+	for (int n = 0; n < loops; n++)
+		ck_assert_int_eq(e2e_sh("i=0; while [ ! -e '%s/done-%d' ] && [ $i -lt 600 ]; do "
 		                        "sleep 0.1; i=$((i + 1)); done; [ -e '%s/done-%d' ]",
 		                         dir, n, dir, n),
 		        0);
+	if (more != NULL)
+		ck_assert_msg(e2e_sh("i=0; for n in %s; do while [ ! -e '%s/done-'$n ] && "
+		                     "[ $i -lt 900 ]; do sleep 0.1; i=$((i + 1)); done; "
+		                     "[ -e '%s/done-'$n ] || exit 1; done",
+		                      more, dir, dir) == 0,
+		        "%s: the loops %s did not stop", dir, more);
 }
 
 /* The Challenge string of an enrollment profile (signed, not encrypted): malloc'd or NULL. */
@@ -177,7 +192,7 @@ struct load_ledger {
 };
 
 /* Reads every loop's statuses; each 200's challenge must be a row (nothing told is lost). */
-static void load_count(const char *dir, struct load_ledger *l)
+static void load_count(const char *dir, int loops, struct load_ledger *l)
 {
 	const char *p[1];
 	char path[1200], line[64];
@@ -186,7 +201,7 @@ static void load_count(const char *dir, struct load_ledger *l)
 
 	memset(l, 0, sizeof(*l));
 	ck_assert_int_eq(db_new(getenv("MDM_DB"), "e2e-faults", &d), MDM_OK);
-	for (int n = 0; n < LOAD_LOOPS; n++) {
+	for (int n = 0; n < loops; n++) {
 		FILE *f;
 
 		snprintf(path, sizeof(path), "%s/status-%d", dir, n);
@@ -274,7 +289,7 @@ START_TEST(restarts_and_kills_lose_nothing)
 	ck_assert_int_gt(parent, 1);
 
 	n0 = e2e_query1("SELECT count(*)::text FROM mdm.challenge", NULL);
-	load_start(dir);
+	load_start(dir, LOAD_LOOPS);
 	usleep(1500 * 1000);
 	/* Apache's graceful restart (apachectl -k graceful is SIGUSR1 to the parent). */
 	ck_assert_int_eq(kill(parent, SIGUSR1), 0);
@@ -287,11 +302,11 @@ START_TEST(restarts_and_kills_lose_nothing)
 	/* One FastCGI worker killed (this stack's only; a spawn-fcgi pool keeps the rest). */
 	ck_assert_int_eq(e2e_sh("kill -9 $(pgrep -o -f '^%s/enroll.fcgi')", cgi), 0);
 	usleep(2000 * 1000);
-	load_stop(dir);
+	load_stop(dir, LOAD_LOOPS, NULL);
 	n1 = e2e_query1("SELECT count(*)::text FROM mdm.challenge", NULL);
 	for (int i = 0; i < LOAD_AFTER; i++)
 		after += get_enroll(&ra) == 200;
-	load_count(dir, &l);
+	load_count(dir, LOAD_LOOPS, &l);
 
 	printf("faults ledger (%s): graceful restart, httpd child and FastCGI worker killed "
 	       "under %d clients: sent %d (2xx %d, 503 %d, other 5xx %d, connection cut %d, "
@@ -418,6 +433,283 @@ START_TEST(disk_full_is_503_then_recovers)
 	free(n2);
 }
 END_TEST
+
+/* ------------------------------------------------------------- failover */
+
+#define FO_GET_LOOPS 2    /* GET /enroll loops beside the device and connect loops */
+#define FO_BEFORE_MS 3000 /* load before the primary crashes */
+#define FO_AFTER_MS  6000 /* load after the standby is promoted */
+
+/* Runs applesim for the device in DIR/name: its exit status (its log in DIR/name.log). */
+static int fo_sim(const char *dir, const char *name, const char *args)
+{
+	return e2e_sh("\"$E2E_APPLESIM\" %s --dir '%s/%s' --enroll-url \"$E2E_HTTPS_BASE/enroll\" "
+	              "--trust \"$E2E_DEVICE_CA\" --tls-ca \"$E2E_TLS_CA\" >>'%s/%s.log' 2>&1",
+	        args, dir, name, dir, name);
+}
+
+/* A value of DIR/name/state (applesim's), malloc'd, or NULL. */
+static char *fo_state(const char *dir, const char *name, const char *key)
+{
+	char path[1200], line[512], *v = NULL;
+	size_t klen = strlen(key);
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s/state", dir, name);
+	if ((f = fopen(path, "r")) == NULL)
+		return NULL;
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (strncmp(line, key, klen) == 0 && line[klen] == '=') {
+			line[strcspn(line, "\n")] = '\0';
+			free(v);
+			v = strdup(line + klen + 1);
+		}
+	fclose(f);
+	return v;
+}
+
+/*
+ * The device loops: new iPhones enrolling one after another (DIR/devices:
+ * "N EXIT"), and one enrolled iPhone connecting, each round after an
+ * operator queued one command (DIR/queued: the UUIDs psql was told were
+ * committed; DIR/connects: "N EXIT").
+ */
+static void fo_devices_start(const char *dir, const char *udid)
+{
+	char script[1200];
+	const char *sim = "\"$E2E_APPLESIM\"", *common =
+	        "--enroll-url \"$E2E_HTTPS_BASE/enroll\" --trust \"$E2E_DEVICE_CA\" "
+	        "--tls-ca \"$E2E_TLS_CA\"";
+
+	snprintf(script, sizeof(script), "%s/devices.sh", dir);
+	e2e_file_put(script,
+	        "d=$1; i=0\n"
+	        "while [ ! -e \"$d/stop\" ]; do\n"
+	        "\ti=$((i + 1))\n"
+	        "\t%s enroll --device iphone --dir \"$d/dev-$i\" %s >\"$d/dev-$i.log\" 2>&1\n"
+	        "\techo \"$i $?\" >>\"$d/devices\"\n"
+	        "done\n"
+	        "touch \"$d/done-dev\"\n",
+	        sim, common);
+	ck_assert_int_eq(e2e_sh("sh '%s' '%s' </dev/null >/dev/null 2>&1 &", script, dir), 0);
+	snprintf(script, sizeof(script), "%s/connects.sh", dir);
+	e2e_file_put(script,
+	        "d=$1; i=0\n"
+	        "while [ ! -e \"$d/stop\" ]; do\n"
+	        "\ti=$((i + 1))\n"
+	        "\tpsql -X -q -t -A \"$MDM_DB\" -c \"SELECT mdm.cmd_device_information('%s')\" "
+	        ">>\"$d/queued\" 2>>\"$d/psql.log\"\n"
+	        "\t%s commands --dir \"$d/conn\" >>\"$d/conn.log\" 2>&1\n"
+	        "\techo \"$i $?\" >>\"$d/connects\"\n"
+	        "done\n"
+	        "touch \"$d/done-conn\"\n",
+	        udid, sim);
+	ck_assert_int_eq(e2e_sh("sh '%s' '%s' </dev/null >/dev/null 2>&1 &", script, dir), 0);
+}
+
+/* Lines of DIR/name ("N EXIT"): how many, and how many exited 0. */
+static void fo_count_runs(const char *dir, const char *name, int *runs, int *ok)
+{
+	char path[1200], line[64];
+	FILE *f;
+	int n, rc;
+
+	*runs = *ok = 0;
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	if ((f = fopen(path, "r")) == NULL)
+		return;
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (sscanf(line, "%d %d", &n, &rc) == 2) {
+			(*runs)++;
+			*ok += rc == 0;
+		}
+	fclose(f);
+}
+
+/* Every finished enrollment (exit 0) is on the new primary, with its identity. */
+static int fo_devices_missing(const char *dir)
+{
+	char path[1200], line[64], name[32];
+	int missing = 0, n, rc;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/devices", dir);
+	if ((f = fopen(path, "r")) == NULL)
+		return 0;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		char *udid, *fp, *got;
+
+		if (sscanf(line, "%d %d", &n, &rc) != 2 || rc != 0)
+			continue;
+		snprintf(name, sizeof(name), "dev-%d", n);
+		udid = fo_state(dir, name, "udid");
+		fp = fo_state(dir, name, "identity_sha256");
+		ck_assert_msg(udid != NULL && fp != NULL, "%s: enrolled without udid or identity",
+		        name);
+		got = e2e_query1("SELECT coalesce(string_agg(identity_sha256, ','), '') FROM "
+		                 "mdm.devices WHERE udid = $1 AND user_id IS NULL AND enrolled",
+		        udid);
+		if (strcmp(got, fp) != 0) {
+			printf("failover: %s (%s) finished its enrollment but is not enrolled with its "
+			       "identity on the new primary (%s)\n",
+			        name, udid, got);
+			missing++;
+		}
+		free(got);
+		free(udid);
+		free(fp);
+	}
+	fclose(f);
+	return missing;
+}
+
+struct fo_commands {
+	int queued, lost, answered_ok, redelivered;
+};
+
+/*
+ * The connecting device's ledger: a command delivered again after the
+ * server answered 200 to its report (acks.log, in order); a command the
+ * operator was told is queued that has no stored answer at the end; every
+ * command answered once.
+ */
+static void fo_commands_count(const char *dir, struct fo_commands *c)
+{
+	char path[1200], line[200], uuid[64], what[32];
+	char(*done)[64] = NULL;
+	int ndone = 0, cap = 0;
+	long status;
+	FILE *f;
+
+	memset(c, 0, sizeof(*c));
+	snprintf(path, sizeof(path), "%s/conn/acks.log", dir);
+	ck_assert_ptr_nonnull(f = fopen(path, "r"));
+	while (fgets(line, sizeof(line), f) != NULL) {
+		int k = sscanf(line, "%63s %31s %ld", uuid, what, &status);
+
+		if (k >= 2 && strcmp(what, "delivered") == 0) {
+			for (int i = 0; i < ndone; i++)
+				if (strcmp(done[i], uuid) == 0) {
+					printf("failover: %s delivered again after its answer was "
+					       "stored (200)\n",
+					        uuid);
+					c->redelivered++;
+				}
+		} else if (k == 3 && strcmp(what, "answered") == 0 && status == 200) {
+			if (ndone == cap) {
+				cap = cap ? 2 * cap : 64;
+				ck_assert_ptr_nonnull(done = realloc(done, (size_t)cap * sizeof(*done)));
+			}
+			snprintf(done[ndone++], sizeof(done[0]), "%s", uuid);
+			c->answered_ok++;
+		}
+	}
+	fclose(f);
+	free(done);
+
+	snprintf(path, sizeof(path), "%s/queued", dir);
+	ck_assert_ptr_nonnull(f = fopen(path, "r"));
+	while (fgets(line, sizeof(line), f) != NULL) {
+		char *got;
+
+		line[strcspn(line, "\n")] = '\0';
+		if (line[0] == '\0')
+			continue;
+		c->queued++;
+		got = e2e_query1("SELECT string_agg(status, ',') FROM mdm.command_results WHERE "
+		                 "upper(command_uuid) = upper($1)",
+		        line);
+		if (strcmp(got, "Acknowledged") != 0) {
+			printf("failover: queued command %s has answers '%s' on the new primary, "
+			       "want one Acknowledged\n",
+			        line, got);
+			c->lost++;
+		}
+		free(got);
+	}
+	fclose(f);
+}
+
+START_TEST(failover_loses_nothing)
+{
+	const char *promote = getenv("E2E_FAILOVER");
+	char dir[1024], *udid;
+	struct load_ledger l;
+	struct fo_commands c;
+	int dev_runs, dev_ok, conn_runs, conn_ok, dev_missing, after = 0, ra, odd5xx;
+
+	if (promote == NULL) {
+		printf("failover-e2e: E2E_FAILOVER unset (tests/run.sh's failover pass sets it): "
+		       "skipped\n");
+		return;
+	}
+	snprintf(dir, sizeof(dir), "%s/failover-%s", getenv("E2E_TMP"), getenv("E2E_MODE"));
+	ck_assert_int_eq(e2e_sh("rm -rf '%s' && mkdir -p '%s'", dir, dir), 0);
+	/* The device that connects throughout, enrolled while all is well. */
+	ck_assert_msg(fo_sim(dir, "conn", "enroll --device iphone") == 0, "%s/conn.log", dir);
+	ck_assert_ptr_nonnull(udid = fo_state(dir, "conn", "udid"));
+
+	load_start(dir, FO_GET_LOOPS);
+	fo_devices_start(dir, udid);
+	usleep(FO_BEFORE_MS * 1000);
+	/* The primary crashes; the synchronous standby is promoted. */
+	ck_assert_msg(e2e_sh("%s", promote) == 0, "failover failed: %s", promote);
+	usleep(FO_AFTER_MS * 1000);
+	load_stop(dir, FO_GET_LOOPS, "dev conn");
+
+	/* After: every kind of request is served by the new primary. */
+	for (int i = 0; i < LOAD_AFTER; i++)
+		after += get_enroll(&ra) == 200;
+	ck_assert_msg(fo_sim(dir, "after", "enroll --device iphone") == 0,
+	        "no enrollment after the failover: %s/after.log", dir);
+	ck_assert_msg(fo_sim(dir, "conn", "commands") == 0,
+	        "the device cannot connect after the failover: %s/conn.log", dir);
+	e2e_assert_query("SELECT count(*)::text FROM mdm.queue WHERE udid = $1", udid, "0");
+
+	load_count(dir, FO_GET_LOOPS, &l);
+	fo_count_runs(dir, "devices", &dev_runs, &dev_ok);
+	fo_count_runs(dir, "connects", &conn_runs, &conn_ok);
+	dev_missing = fo_devices_missing(dir);
+	fo_commands_count(dir, &c);
+	/* A 5xx other than 503 anywhere in the devices' logs. */
+	odd5xx = e2e_sh("cat '%s'/*.log | grep -E 'HTTP 5(0[0-24-9]|[1-9][0-9])' >&2", dir) == 0;
+
+	printf("faults ledger (%s): failover (primary crashed, synchronous standby promoted) "
+	       "under %d GET /enroll loops, a device enrolling and a device connecting: "
+	       "GET /enroll sent %d (2xx %d, 503 %d, other 5xx %d, cut %d, other %d), "
+	       "challenges given %d, not on the new primary %d; enrollments %d (finished %d, "
+	       "not on the new primary %d); connects %d (finished %d); commands queued %d, "
+	       "reports stored (200) %d, lost %d, delivered again after 200 %d; other 5xx in "
+	       "the devices' logs %s; %d after (2xx %d)\n",
+	        getenv("E2E_MODE"), FO_GET_LOOPS, l.sent, l.ok, l.s503, l.s5xx, l.refused, l.other,
+	        l.told, l.missing, dev_runs, dev_ok, dev_missing, conn_runs, conn_ok, c.queued,
+	        c.answered_ok, c.lost, c.redelivered, odd5xx ? "yes" : "none", LOAD_AFTER, after);
+	fflush(stdout);
+	ck_assert_int_gt(l.ok, 0);
+	ck_assert_int_gt(dev_ok, 0);
+	ck_assert_int_gt(c.answered_ok, 0);
+	ck_assert_int_eq(l.missing, 0);
+	ck_assert_int_eq(l.s5xx, 0);
+	ck_assert_int_eq(l.other, 0);
+	ck_assert_int_eq(dev_missing, 0);
+	ck_assert_int_eq(c.lost, 0);
+	ck_assert_int_eq(c.redelivered, 0);
+	ck_assert_int_eq(odd5xx, 0);
+	ck_assert_int_eq(after, LOAD_AFTER);
+	free(udid);
+}
+END_TEST
+
+Suite *failover_e2e_suite(void)
+{
+	Suite *s = suite_create("failover-e2e");
+	TCase *tc = tcase_create("failover");
+
+	tcase_set_timeout(tc, 300);
+	tcase_add_test(tc, failover_loses_nothing);
+	suite_add_tcase(s, tc);
+	return s;
+}
 
 Suite *faults_e2e_suite(void)
 {

@@ -49,8 +49,10 @@
  *
  * DIR holds profile.der/.plist, ca.pem, identity.pem/.key (identity-N.* the
  * ones renewed away), scep-signer.pem/.key, csr.der, state, commands.log
- * ("UUID RequestType Status" lines) and log/NNN-* (every request and
- * answer).  Exit status 0 when every step did what a device expects.
+ * ("UUID RequestType Status" lines), acks.log (in order, "UUID delivered"
+ * when a command arrives and "UUID answered HTTP-STATUS" when the server
+ * answers its report: 200 means it stored it) and log/NNN-* (every request
+ * and answer).  Exit status 0 when every step did what a device expects.
  */
 #include "sim.h"
 
@@ -762,10 +764,11 @@ static void step_commands(void)
 {
 	struct sim_buf body = idle();
 	int notnow_done = 0, error_done = 0, n = 0;
-	FILE *log = fopen(sim_path("commands.log"), "a");
+	FILE *log = fopen(sim_path("commands.log"), "a"), *acks = fopen(sim_path("acks.log"), "a");
+	char *answered = NULL; /* the command whose report the next answer is for */
 
-	if (log == NULL)
-		sim_fail("cannot write %s", sim_path("commands.log"));
+	if (log == NULL || acks == NULL)
+		sim_fail("cannot write %s or acks.log", sim_path("commands.log"));
 	for (;;) {
 		struct sim_http h;
 		xmlDocPtr doc;
@@ -775,6 +778,13 @@ static void step_commands(void)
 
 		mdm_put(sim_state_need("server_url"), SERVER_CTYPE, "command", &body, &h);
 		sim_buf_free(&body);
+		if (answered != NULL) {
+			/* What the server said to that report: 200 means it has it. */
+			fprintf(acks, "%s answered %ld\n", answered, h.status);
+			fflush(acks);
+			free(answered);
+			answered = NULL;
+		}
 		if (h.status != 200)
 			sim_fail("command channel: HTTP %ld: %.200s", h.status, (char *)h.resp.p);
 		if (h.resp.len == 0) {
@@ -800,16 +810,19 @@ static void step_commands(void)
 			status = "Error";
 			error_done = 1;
 		}
+		fprintf(acks, "%s delivered\n", uuid);
+		fflush(acks);
 		sim_say("command %s %s -> %s", uuid, type, status);
 		fprintf(log, "%s %s %s\n", uuid, type, status);
 		fflush(log);
 		body = report(status, uuid, type);
-		free(uuid);
+		answered = uuid;
 		free(type);
 		xmlFreeDoc(doc);
 		sim_http_free(&h);
 	}
 	fclose(log);
+	fclose(acks);
 }
 
 /* The Mdm-Signature this device would send over --body, as DIR/mdm-signature.der. */

@@ -19,6 +19,16 @@ static char dbname[64];
 static char conninfo[1024];
 static db *admin;
 
+/* Runs MDM_TEST_PGCTL (tests/run.sh: the pg_ctl command of the test cluster) with args. */
+static int pgctl(const char *args)
+{
+	const char *ctl = getenv("MDM_TEST_PGCTL");
+	char cmd[2048];
+
+	snprintf(cmd, sizeof(cmd), "%s %s >/dev/null 2>&1", ctl, args);
+	return system(cmd);
+}
+
 static void setup(void)
 {
 	const char *base = getenv("MDM_TEST_DB");
@@ -26,6 +36,9 @@ static void setup(void)
 
 	log_set_level(MDM_LOG__MAX);
 	ck_assert_msg(base != NULL, "MDM_TEST_DB is not set: run the suite with `make test`");
+	/* A failed server_crash_is_503 must not leave the server down for the rest. */
+	if (getenv("MDM_TEST_PGCTL") != NULL && pgctl("status") != 0)
+		ck_assert_int_eq(pgctl("start"), 0);
 	ck_assert_int_eq(db_new(base, "unit", &admin), MDM_OK);
 	snprintf(dbname, sizeof(dbname), "unit_%ld_%ld", (long)getpid(), random() % 100000);
 	/* An identifier cannot be a parameter; this one is built from digits only. */
@@ -169,6 +182,42 @@ START_TEST(reconnects_after_lost_connection)
 	kill_backend(pid);
 	ck_assert_int_eq(db_ping(d), MDM_OK);
 	ck_assert_int_ne(backend_pid(d), pid);
+	db_free(d);
+}
+END_TEST
+
+static mdm_err tx_crash(db *d, void *arg)
+{
+	(void)arg;
+	ck_assert_int_eq(pgctl("-m immediate stop"), 0);
+	return db_exec(d, "SELECT 1", 0, NULL, NULL);
+}
+
+/*
+ * The server crashes under an open session (pg_ctl stop -m immediate, what
+ * a failover's old primary does): libpq answers "server closed the
+ * connection unexpectedly" with no SQLSTATE, and PQstatus still says
+ * CONNECTION_OK.  That is "unavailable" (503, retried), not a failed
+ * statement (500).
+ */
+START_TEST(server_crash_is_503)
+{
+	db *d;
+
+	if (getenv("MDM_TEST_PGCTL") == NULL) {
+		printf("db: MDM_TEST_PGCTL unset: the server-crash case is skipped\n");
+		return;
+	}
+	d = open_db();
+	ck_assert_int_eq(db_ping(d), MDM_OK);
+	ck_assert_int_eq(pgctl("-m immediate stop"), 0);
+	ck_assert_int_eq(db_exec(d, "SELECT 1", 0, NULL, NULL), MDM_ERR_DB_CONN);
+	ck_assert_int_eq(pgctl("start"), 0);
+	ck_assert_int_eq(db_ping(d), MDM_OK);
+	/* In a transaction: unavailable too, and retried until the attempts run out. */
+	ck_assert_int_eq(db_tx(d, tx_crash, NULL), MDM_ERR_DB_CONN);
+	ck_assert_int_eq(pgctl("start"), 0);
+	ck_assert_int_eq(db_ping(d), MDM_OK);
 	db_free(d);
 }
 END_TEST
@@ -515,6 +564,7 @@ Suite *db_suite(void)
 	tcase_add_test(tc, binary_parameters);
 	tcase_add_test(tc, reconnects_after_lost_connection);
 	tcase_add_test(tc, unreachable_database);
+	tcase_add_test(tc, server_crash_is_503);
 	tcase_add_test(tc, transactions_commit_roll_back_and_retry);
 	tcase_add_test(tc, commit_with_unknown_outcome_is_not_retried);
 	tcase_add_test(tc, unavailable_sqlstates_are_503);
