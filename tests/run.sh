@@ -420,31 +420,45 @@ export E2E_PUSHD E2E_MDMCTL_DIR
 run_shell_suite apns_test "$TMP/apns-test.out" sh "$ROOT/tests/apns/apns_test.sh" ||
 	stack_show_log "$TMP/apns/apache/logs/error.log" 30
 
-STACK_WAIT=20
-for mode in proxy fcgid; do
+# pass_apache MODE NAME: Apache in MODE (proxy or fcgid) on two free ports
+# for the programs in $TMP/cgi-bin, with the environment they read made
+# first (MDM_PUBLIC_URL: the HTTPS host enrollment profiles name;
+# MDM_SCEP_URL: SCEP over plain HTTP, as it is usually deployed and as the
+# third-party SCEP clients expect), then the suites' E2E_MODE (NAME),
+# E2E_HTTPS_BASE, E2E_HTTP_BASE, E2E_SCEP_URL.
+pass_apache() {
 	https_port=$(stack_free_port 18443)
 	http_port=$(stack_free_port 18080)
-	scep_legacy "$mode"
-	scep_ra "$mode"
-	# The base URL enrollment profiles name: this stack's HTTPS host.
 	MDM_PUBLIC_URL="https://127.0.0.1:$https_port"
-	# SCEP over plain HTTP, as it is usually deployed (its messages are
-	# signed and enveloped) and as the third-party SCEP clients expect.
 	MDM_SCEP_URL="http://127.0.0.1:$http_port/scep"
 	export MDM_PUBLIC_URL MDM_SCEP_URL
-	apache_start "$TMP" "$mode" "$TMP/cgi-bin" "$https_port" "$http_port"
+	apache_start "$TMP" "$1" "$TMP/cgi-bin" "$https_port" "$http_port"
 	stack_wait_health \
 		"https://127.0.0.1:$https_port/scep/health" \
 		"https://127.0.0.1:$https_port/enroll/health" \
 		"https://127.0.0.1:$https_port/mdm/checkin/health" \
 		"https://127.0.0.1:$https_port/mdm/server/health" ||
-		stack_say "$mode: not every route is healthy yet; the e2e suite will tell" >&2
-
-	E2E_MODE=$mode
+		stack_say "$2: not every route is healthy yet; the e2e suite will tell" >&2
+	E2E_MODE=$2
 	E2E_HTTPS_BASE="https://127.0.0.1:$https_port"
 	E2E_HTTP_BASE="http://127.0.0.1:$http_port"
 	E2E_SCEP_URL="$E2E_HTTP_BASE/scep"
 	export E2E_MODE E2E_HTTPS_BASE E2E_HTTP_BASE E2E_SCEP_URL
+}
+
+# pass_end NAME: stops that Apache and its programs; its logs go to $TMP/logs-NAME.
+pass_end() {
+	apache_stop "$TMP"
+	stack_sweep "$TMP/cgi-bin/"
+	mkdir -p "$TMP/logs-$1"
+	mv "$TMP"/apache/logs/*.log "$TMP/logs-$1/" 2>/dev/null
+}
+
+STACK_WAIT=20
+for mode in proxy fcgid; do
+	scep_legacy "$mode"
+	scep_ra "$mode"
+	pass_apache "$mode" "$mode"
 	# --- faults (issue 13): the faults-e2e suite signals this Apache
 	# (graceful restart, a child killed): its parent's pid file.
 	E2E_APACHE_PID_FILE=$TMP/apache/run/httpd.pid
@@ -453,10 +467,7 @@ for mode in proxy fcgid; do
 	run_suite "check_e2e ($mode)" "$TMP/e2e-$mode.out" "$B/tests/check_e2e" ||
 		stack_show_log "$APACHE_ERROR_LOG" 30
 
-	apache_stop "$TMP"
-	stack_sweep "$TMP/cgi-bin/"
-	mkdir -p "$TMP/logs-$mode"
-	mv "$TMP"/apache/logs/*.log "$TMP/logs-$mode/" 2>/dev/null
+	pass_end "$mode"
 	pg_start "$TMP" test
 done
 
@@ -502,23 +513,12 @@ hsm_pass() {
 		FAILED=$((FAILED + 1))
 		return 1
 	}
-	https_port=$(stack_free_port 18443)
-	http_port=$(stack_free_port 18080)
 	scep_legacy proxy
 	scep_ra proxy
-	MDM_PUBLIC_URL="https://127.0.0.1:$https_port"
-	MDM_SCEP_URL="http://127.0.0.1:$http_port/scep"
-	export MDM_PUBLIC_URL MDM_SCEP_URL
-	apache_start "$TMP" proxy "$TMP/cgi-bin" "$https_port" "$http_port"
-	stack_wait_health "https://127.0.0.1:$https_port/scep/health" ||
-		stack_say "hsm: scep.fcgi not healthy yet; the suites will tell" >&2
-	E2E_MODE=hsm
-	E2E_HTTPS_BASE="https://127.0.0.1:$https_port"
-	E2E_HTTP_BASE="http://127.0.0.1:$http_port"
-	E2E_SCEP_URL="$E2E_HTTP_BASE/scep"
+	pass_apache proxy hsm
 	E2E_TMP="$TMP/e2e-hsm"
 	mkdir -p "$E2E_TMP"
-	export E2E_MODE E2E_HTTPS_BASE E2E_HTTP_BASE E2E_SCEP_URL E2E_TMP
+	export E2E_TMP
 	for suite in scep-interop applesim-e2e; do
 		run_suite "check_e2e ($suite, CA key in the token)" "$TMP/e2e-hsm-$suite.out" \
 			env CK_RUN_SUITE=$suite "$B/tests/check_e2e" ||
@@ -526,10 +526,7 @@ hsm_pass() {
 	done
 	run_shell_suite hsm "$TMP/hsm-check.out" \
 		sh "$ROOT/tests/hsm.sh" check "$TMP/hsm" "$STACK_USER" "$TMP/cgi-bin/scep.fcgi"
-	apache_stop "$TMP"
-	stack_sweep "$TMP/cgi-bin/"
-	mkdir -p "$TMP/logs-hsm"
-	mv "$TMP"/apache/logs/*.log "$TMP/logs-hsm/" 2>/dev/null
+	pass_end "hsm"
 }
 if [ -n "${CK_RUN_SUITE:-}" ] && [ "$CK_RUN_SUITE" != hsm ] &&
 	[ "$CK_RUN_SUITE" != scep-interop ] && [ "$CK_RUN_SUITE" != applesim-e2e ]; then
@@ -589,30 +586,15 @@ failover_pass() {
 		return 1
 	}
 	stack_own "$fo/ca"
-	https_port=$(stack_free_port 18443)
-	http_port=$(stack_free_port 18080)
 	scep_legacy "$mode"
 	scep_ra proxy # the test RA is issued by the other stack's CA
-	MDM_PUBLIC_URL="https://127.0.0.1:$https_port"
-	MDM_SCEP_URL="http://127.0.0.1:$http_port/scep"
-	export MDM_PUBLIC_URL MDM_SCEP_URL
-	apache_start "$TMP" "$mode" "$TMP/cgi-bin" "$https_port" "$http_port"
-	stack_wait_health "https://127.0.0.1:$https_port/enroll/health" \
-		"https://127.0.0.1:$https_port/mdm/checkin/health" ||
-		stack_say "failover ($mode): not healthy yet; the suite will tell" >&2
-	E2E_MODE=$mode
-	E2E_HTTPS_BASE="https://127.0.0.1:$https_port"
-	E2E_HTTP_BASE="http://127.0.0.1:$http_port"
-	E2E_SCEP_URL="$E2E_HTTP_BASE/scep"
+	pass_apache "$mode" "$mode"
 	E2E_FAILOVER="sh '$ROOT/tests/failover.sh' promote '$fo'"
-	export E2E_MODE E2E_HTTPS_BASE E2E_HTTP_BASE E2E_SCEP_URL E2E_FAILOVER
+	export E2E_FAILOVER
 	run_suite "check_e2e (failover, $mode)" "$TMP/e2e-failover-$mode.out" \
 		env CK_RUN_SUITE=failover-e2e "$B/tests/check_e2e" ||
 		stack_show_log "$APACHE_ERROR_LOG" 30
-	apache_stop "$TMP"
-	stack_sweep "$TMP/cgi-bin/"
-	mkdir -p "$TMP/logs-failover-$mode"
-	mv "$TMP"/apache/logs/*.log "$TMP/logs-failover-$mode/" 2>/dev/null
+	pass_end "failover-$mode"
 	sh "$ROOT/tests/failover.sh" stop "$fo" >>"$flog" 2>&1
 }
 if [ -z "${CK_RUN_SUITE:-}" ] || [ "$CK_RUN_SUITE" = failover-e2e ]; then
