@@ -35,9 +35,7 @@ static mdm_err checkin_setup(struct app *a)
 			return rc;
 		policy_loaded = 1;
 	}
-	if (ca == NULL)
-		return ca_load(a->db, a->cfg, &ca);
-	return ca_refresh(a->db, a->cfg, &ca);
+	return ca_refresh_certs(a->db, a->cfg, &ca);
 }
 
 static mdm_err checkin_forbidden(struct app *a, fcgi_req *r)

@@ -4,7 +4,8 @@
  * service (lib/ota.c): GET /enroll/ota is phase 1, POST (application/
  * pkcs7-signature) phases 2 and 3.  The signer, the settings and the OTA
  * trust store are loaded once per process; the CA certificates are
- * reloaded only when mdm.ca changed (ca_refresh).  The push topic is
+ * reloaded only when mdm.ca changed (ca_refresh_certs: never the CA key,
+ * which only scep.fcgi loads).  The push topic is
  * chosen per request among the imported ones (?topic=, the Location's
  * MDM_MDM_TOPIC, mdm_topic, or the only one: enroll_admit), from topic
  * names alone: no push certificate or key is ever read here.
@@ -178,9 +179,7 @@ static mdm_err enroll_ota_setup(struct app *a)
 
 	if (trust == NULL && (rc = ota_trust_load(a->cfg, &trust)) != MDM_OK)
 		return rc;
-	if (ca == NULL)
-		return ca_load(a->db, a->cfg, &ca);
-	return ca_refresh(a->db, a->cfg, &ca);
+	return ca_refresh_certs(a->db, a->cfg, &ca);
 }
 
 /* Phases 2 and 3: which one is decided by the signer (lib/ota.c). */

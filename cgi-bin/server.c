@@ -59,9 +59,7 @@ static mdm_err server_setup(struct app *a)
 	}
 	if (!signer_loaded)
 		server_signer_load(a->cfg);
-	if (ca == NULL)
-		return ca_load(a->db, a->cfg, &ca);
-	return ca_refresh(a->db, a->cfg, &ca);
+	return ca_refresh_certs(a->db, a->cfg, &ca);
 }
 
 static mdm_err server_handle(struct app *a, fcgi_req *r)

@@ -77,7 +77,7 @@ static mdm_err ca_load_ra(const config *cfg, struct ca_state *st)
 	return MDM_OK;
 }
 
-mdm_err ca_load(db *d, const config *cfg, struct ca_state **out)
+static mdm_err ca_load_as(db *d, const config *cfg, int certs_only, struct ca_state **out)
 {
 	struct ca_state *st;
 	db_res *r = NULL;
@@ -87,6 +87,7 @@ mdm_err ca_load(db *d, const config *cfg, struct ca_state **out)
 	*out = NULL;
 	if ((st = calloc(1, sizeof(*st))) == NULL)
 		return MDM_ERR_NOMEM;
+	st->certs_only = certs_only;
 	if ((rc = ca_generation(d, st->generation, sizeof(st->generation))) != MDM_OK)
 		goto out;
 	/* Active first, then next, then retired (newest first). */
@@ -121,6 +122,8 @@ mdm_err ca_load(db *d, const config *cfg, struct ca_state **out)
 		if (strcmp(state, "active") == 0) {
 			st->active = x509_cert_up_ref(c);
 			st->active_id = atoll(db_res_get0(r, i, 3));
+			if (certs_only)
+				continue;
 			if ((rc = x509_key_load(db_res_get0(r, i, 1), &st->active_key)) != MDM_OK)
 				goto out;
 			if (!x509_key_matches_cert(st->active_key, st->active)) {
@@ -131,6 +134,8 @@ mdm_err ca_load(db *d, const config *cfg, struct ca_state **out)
 			}
 		}
 	}
+	if (certs_only)
+		goto done;
 	if ((rc = ca_load_ra(cfg, st)) != MDM_OK)
 		goto out;
 	/* Without an RA, the active key's SCEP responder (none for a key that is not RSA). */
@@ -141,6 +146,7 @@ mdm_err ca_load(db *d, const config *cfg, struct ca_state **out)
 		else if (rc != MDM_OK)
 			goto out;
 	}
+done:
 	*out = st;
 	st = NULL;
 out:
@@ -149,7 +155,17 @@ out:
 	return rc;
 }
 
-mdm_err ca_refresh(db *d, const config *cfg, struct ca_state **st)
+mdm_err ca_load(db *d, const config *cfg, struct ca_state **out)
+{
+	return ca_load_as(d, cfg, 0, out);
+}
+
+mdm_err ca_load_certs(db *d, const config *cfg, struct ca_state **out)
+{
+	return ca_load_as(d, cfg, 1, out);
+}
+
+static mdm_err ca_refresh_as(db *d, const config *cfg, int certs_only, struct ca_state **st)
 {
 	char gen[32];
 	struct ca_state *fresh = NULL;
@@ -162,11 +178,21 @@ mdm_err ca_refresh(db *d, const config *cfg, struct ca_state **st)
 			return MDM_OK;
 		log_info("ca: mdm.ca changed (generation %s), reloading", gen);
 	}
-	if ((rc = ca_load(d, cfg, &fresh)) != MDM_OK)
+	if ((rc = ca_load_as(d, cfg, certs_only, &fresh)) != MDM_OK)
 		return rc;
 	ca_state_free(*st);
 	*st = fresh;
 	return MDM_OK;
+}
+
+mdm_err ca_refresh(db *d, const config *cfg, struct ca_state **st)
+{
+	return ca_refresh_as(d, cfg, *st != NULL && (*st)->certs_only, st);
+}
+
+mdm_err ca_refresh_certs(db *d, const config *cfg, struct ca_state **st)
+{
+	return ca_refresh_as(d, cfg, 1, st);
 }
 
 mdm_err ca_cert_insert(db *d, struct x509_st *cert, const char *kind, const char *udid,

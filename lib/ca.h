@@ -22,7 +22,7 @@ struct evp_pkey_st;
 struct ca_state {
 	char generation[32];    /* mdm.ca_generation when loaded */
 	struct x509_st *active; /* signs certificates and CRLs */
-	struct evp_pkey_st *active_key;
+	struct evp_pkey_st *active_key; /* NULL in a state from ca_load_certs */
 	long long active_id;     /* mdm.certificate.id of active */
 	struct x509_st *next;    /* staged, served by GetNextCACert; NULL if none */
 	struct x509_st **verify; /* active first, then retired: issuers we accept */
@@ -35,12 +35,27 @@ struct ca_state {
 	 * key that is not RSA.
 	 */
 	struct x509_st *responder;
+	int certs_only; /* loaded by ca_load_certs: no key, no RA, no responder */
 };
 
-/* Loads the CA state; MDM_ERR_NOT_FOUND when no CA was created yet. */
+/*
+ * Loads the CA state with the active CA's private key and the RA (the
+ * signer: scep.fcgi, mdmctl); MDM_ERR_NOT_FOUND when no CA was created yet.
+ */
 MDM_WUR mdm_err ca_load(db *d, const config *cfg, struct ca_state **out);
-/* Reloads *st if mdm.ca changed since it was loaded (one cheap query). */
+/*
+ * The certificates only (active, next, retired): for the programs that
+ * verify identities but never sign with the CA (enroll, checkin and
+ * server.fcgi), so that a process parsing hostile input holds no CA key
+ * and never opens the token (issue 13).
+ */
+MDM_WUR mdm_err ca_load_certs(db *d, const config *cfg, struct ca_state **out);
+/*
+ * Loads *st when NULL (as ca_load, or as ca_load_certs when certs_only),
+ * or reloads it, the same way, if mdm.ca changed since (one cheap query).
+ */
 MDM_WUR mdm_err ca_refresh(db *d, const config *cfg, struct ca_state **st);
+MDM_WUR mdm_err ca_refresh_certs(db *d, const config *cfg, struct ca_state **st);
 void ca_state_free(struct ca_state *st);
 
 /*

@@ -15,12 +15,15 @@
 #       only, to hand the socket to CLIENT_USER) on DIR/run/pkcs11.
 #       Writes DIR/env: PKCS11_MODULE_PATH (p11-kit-client.so),
 #       P11_KIT_SERVER_ADDRESS, HSM_URI1, HSM_URI2, HSM_PID.
-#   sh tests/hsm.sh check DIR CLIENT_USER PROGRAM_PATH
+#   sh tests/hsm.sh check DIR CLIENT_USER PROGRAM_PATH [KEYLESS_PATH...]
 #       checks, as a shell suite ("hsm: N passed, N failed"), that
 #       CLIENT_USER cannot open the token's files, that every running
 #       process whose command line starts with PROGRAM_PATH runs as
-#       CLIENT_USER and has p11-kit-client.so mapped but no SoftHSM2, and
-#       that through the socket CLIENT_USER can sign but not read the keys.
+#       CLIENT_USER and has p11-kit-client.so mapped but no SoftHSM2, that
+#       every running process of each KEYLESS_PATH (the programs that parse
+#       hostile input and only verify: enroll, checkin, server.fcgi) has
+#       neither mapped (it never loaded the CA key), and that through the
+#       socket CLIENT_USER can sign but not read the keys.
 #   sh tests/hsm.sh stop DIR
 #       stops the server (by its pid, only if it is p11-kit's).
 
@@ -216,6 +219,18 @@ hsm_check() {
 		done
 	done
 	[ "$procs" -gt 0 ] || not_ok "no running process under $PROG (did the suites start scep.fcgi?)"
+	for k in $KEYLESS; do
+		procs=0
+		for p in $(ps -u "$CLIENT" -o pid= -o args= | awk -v pre="$k" 'index($2, pre) == 1 { print $1 }'); do
+			procs=$((procs + 1))
+			if grep -q -e p11-kit-client -e softhsm "/proc/$p/maps"; then
+				not_ok "process $p ($(basename "$k")) has a PKCS#11 module mapped: it loaded the CA key"
+			else
+				ok "process $p ($(basename "$k")): no PKCS#11 module mapped, no CA key"
+			fi
+		done
+		[ "$procs" -gt 0 ] || not_ok "no running process under $k"
+	done
 	# 3. Through the socket: the client signs, but cannot read a private key.
 	pin=$(as_client cat "$DIR/pin")
 	echo test >"$DIR/msg"
@@ -249,7 +264,7 @@ hsm_check() {
 	[ "$FAIL" -eq 0 ]
 }
 
-[ $# -ge 2 ] || die "usage: hsm.sh start DIR CLIENT_USER | check DIR CLIENT_USER PROGRAM_PATH | stop DIR"
+[ $# -ge 2 ] || die "usage: hsm.sh start DIR CLIENT_USER | check DIR CLIENT_USER PROGRAM_PATH [KEYLESS_PATH...] | stop DIR"
 CMD=$1
 DIR=$2
 case $CMD in
@@ -259,9 +274,11 @@ start)
 	hsm_start
 	;;
 check)
-	[ $# -eq 4 ] || die "usage: hsm.sh check DIR CLIENT_USER PROGRAM_PATH"
+	[ $# -ge 4 ] || die "usage: hsm.sh check DIR CLIENT_USER PROGRAM_PATH [KEYLESS_PATH...]"
 	CLIENT=$3
 	PROG=$4
+	shift 4
+	KEYLESS=$*
 	hsm_check
 	;;
 stop) hsm_stop ;;

@@ -478,7 +478,8 @@ done
 # programs reach it through p11-kit-client.so.  `mdmctl ca init` with the
 # key generated in the token, `ca rekey` + `activate` to the imported one;
 # scepclient, certmonger and the Apple simulator enroll through it, and
-# tests/hsm.sh check proves scep.fcgi cannot open the token's files.
+# tests/hsm.sh check proves scep.fcgi cannot open the token's files and
+# that enroll, checkin and server.fcgi never load the CA key at all.
 # Needs root (two users); skipped with a message otherwise.
 hsm_pass() {
 	sh "$ROOT/tests/hsm.sh" start "$TMP/hsm" "$STACK_USER" >"$TMP/log/hsm.log" 2>&1 || {
@@ -525,7 +526,8 @@ hsm_pass() {
 			stack_show_log "$APACHE_ERROR_LOG" 30
 	done
 	run_shell_suite hsm "$TMP/hsm-check.out" \
-		sh "$ROOT/tests/hsm.sh" check "$TMP/hsm" "$STACK_USER" "$TMP/cgi-bin/scep.fcgi"
+		sh "$ROOT/tests/hsm.sh" check "$TMP/hsm" "$STACK_USER" "$TMP/cgi-bin/scep.fcgi" \
+		"$TMP/cgi-bin/enroll.fcgi" "$TMP/cgi-bin/checkin.fcgi" "$TMP/cgi-bin/server.fcgi"
 	pass_end "hsm"
 }
 if [ -n "${CK_RUN_SUITE:-}" ] && [ "$CK_RUN_SUITE" != hsm ] &&

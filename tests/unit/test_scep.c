@@ -1384,6 +1384,44 @@ START_TEST(ca_rollover_keeps_devices)
 }
 END_TEST
 
+START_TEST(verifiers_load_no_ca_key)
+{
+	struct ca_state *v = NULL, *full = NULL;
+	char away[160], newkey[160];
+
+	/*
+	 * enroll, checkin and server.fcgi parse hostile input and only verify
+	 * identities: their state holds the certificates and never reads the
+	 * key (issue 13), so they keep working with the key out of reach.
+	 */
+	snprintf(away, sizeof(away), "%s.away", keypath);
+	ck_assert_int_eq(rename(keypath, away), 0);
+	ck_assert_int_ne(ca_load(d, cfg, &full), MDM_OK);
+	ck_assert_ptr_null(full);
+	ck_assert_int_eq(ca_refresh_certs(d, cfg, &v), MDM_OK);
+	ck_assert_ptr_nonnull(v->active);
+	ck_assert_ptr_null(v->active_key);
+	ck_assert_ptr_null(v->ra_key);
+	ck_assert_ptr_null(v->responder);
+	ck_assert_uint_eq(v->n_verify, 1);
+	ck_assert_int_eq(rename(away, keypath), 0);
+	/* A rollover reloads it, still without the key, by either refresh. */
+	snprintf(newkey, sizeof(newkey), "%s.next", keypath);
+	unlink(newkey);
+	ck_assert_int_eq(ca_stage_next(d, 3650, 2048, newkey, NULL, T0), MDM_OK);
+	ck_assert_int_eq(ca_activate(d), MDM_OK);
+	ck_assert_int_eq(ca_refresh(d, cfg, &v), MDM_OK);
+	ck_assert_uint_eq(v->n_verify, 2);
+	ck_assert_ptr_null(v->active_key);
+	ck_assert_int_eq(ca_load(d, cfg, &full), MDM_OK);
+	ck_assert_ptr_nonnull(full->active_key);
+	ck_assert_int_eq(X509_cmp(full->active, v->active), 0);
+	ca_state_free(full);
+	ca_state_free(v);
+	unlink(newkey);
+}
+END_TEST
+
 START_TEST(caps_and_cacert)
 {
 	char *caps = NULL;
@@ -1661,6 +1699,7 @@ Suite *scep_suite(void)
 	tcase_add_test(tc, bad_signature_answered_bad_message_check);
 	tcase_add_test(tc, garbage_is_refused_without_issuing);
 	tcase_add_test(tc, ca_rollover_keeps_devices);
+	tcase_add_test(tc, verifiers_load_no_ca_key);
 	tcase_add_test(tc, concurrent_use_of_one_challenge);
 	tcase_add_test(tc, real_mdmclient_refused_only_for_its_recipient);
 	suite_add_tcase(s, tc);
