@@ -21,6 +21,7 @@ apache2 libapache2-mod-fcgid spawn-fcgi
 curl ca-certificates libxml2-utils
 scep certmonger dbus
 softhsm2 libengine-pkcs11-openssl opensc p11-kit p11-kit-modules
+haproxy
 iproute2 procps passwd util-linux coreutils sed
 "
 

@@ -60,6 +60,7 @@ cleanup() {
 	for fo in "$TMP"/fo-*; do
 		[ -d "$fo" ] && sh "$ROOT/tests/failover.sh" stop "$fo" >/dev/null 2>&1
 	done
+	sh "$ROOT/tests/tlsproxy.sh" stop "$TMP/tlsproxy" >/dev/null 2>&1
 	# --- faults (issue 13): the disk-full case's tmpfs, if a failed
 	# check left it mounted (its own teardown unmounts it first).
 	for m in "$TMP"/e2e/faults-disk-*; do
@@ -422,14 +423,15 @@ run_shell_suite apns_test "$TMP/apns-test.out" sh "$ROOT/tests/apns/apns_test.sh
 
 # pass_apache MODE NAME: Apache in MODE (proxy or fcgid) on two free ports
 # for the programs in $TMP/cgi-bin, with the environment they read made
-# first (MDM_PUBLIC_URL: the HTTPS host enrollment profiles name;
+# first (MDM_PUBLIC_URL: the HTTPS host enrollment profiles name, Apache's
+# own unless PASS_PUBLIC_URL names one in front of it;
 # MDM_SCEP_URL: SCEP over plain HTTP, as it is usually deployed and as the
 # third-party SCEP clients expect), then the suites' E2E_MODE (NAME),
 # E2E_HTTPS_BASE, E2E_HTTP_BASE, E2E_SCEP_URL.
 pass_apache() {
 	https_port=$(stack_free_port 18443)
 	http_port=$(stack_free_port 18080)
-	MDM_PUBLIC_URL="https://127.0.0.1:$https_port"
+	MDM_PUBLIC_URL=${PASS_PUBLIC_URL:-"https://127.0.0.1:$https_port"}
 	MDM_SCEP_URL="http://127.0.0.1:$http_port/scep"
 	export MDM_PUBLIC_URL MDM_SCEP_URL
 	apache_start "$TMP" "$1" "$TMP/cgi-bin" "$https_port" "$http_port"
@@ -472,16 +474,18 @@ for mode in proxy fcgid; do
 done
 
 # ==== BEGIN HSM block (issue 13, tests/hsm.sh; docs/HSM.md) ====
-# The CA key out of the parsing process: one more pass (proxy mode only)
-# on a database of its own whose CA keys exist only in a SoftHSM2 token
-# owned by mdm-hsm, served by p11-kit server on a unix socket; the
-# programs reach it through p11-kit-client.so.  `mdmctl ca init` with the
-# key generated in the token, `ca rekey` + `activate` to the imported one;
-# scepclient, certmonger and the Apple simulator enroll through it, and
-# tests/hsm.sh check proves scep.fcgi cannot open the token's files and
-# that enroll, checkin and server.fcgi never load the CA key at all.
-# Needs root (two users); skipped with a message otherwise.
-hsm_pass() {
+# The CA key out of the parsing process: two more passes, one per Apache
+# mode, each on a database of its own whose CA keys exist only in a
+# SoftHSM2 token owned by mdm-hsm, served by p11-kit server on a unix
+# socket; the programs reach it through p11-kit-client.so (in fcgid mode
+# the two variables go through FcgidInitialEnv).  `mdmctl ca init` with
+# the key generated in the token, `ca rekey` + `activate` to the imported
+# one; scepclient and certmonger (proxy pass) and the Apple simulator
+# (both) enroll through it, and tests/hsm.sh check proves scep.fcgi cannot
+# open the token's files and that enroll, checkin and server.fcgi never
+# load the CA key at all.  Needs root (two users); skipped with a message
+# otherwise.
+hsm_token() {
 	sh "$ROOT/tests/hsm.sh" start "$TMP/hsm" "$STACK_USER" >"$TMP/log/hsm.log" 2>&1 || {
 		cat "$TMP/log/hsm.log" >&2
 		stack_say "hsm: token set-up failed" >&2
@@ -491,15 +495,18 @@ hsm_pass() {
 	# shellcheck disable=SC1091 # written by tests/hsm.sh start
 	. "$TMP/hsm/env"
 	export PKCS11_MODULE_PATH P11_KIT_SERVER_ADDRESS
-	pg_psql postgres -c "CREATE DATABASE mdm_hsm OWNER mdm" >/dev/null || return 1
-	MDM_DB="host=$PG_SOCK port=$STACK_PG_PORT dbname=mdm_hsm user=mdm"
-	export MDM_DB
 	# As the stack user: p11-kit server admits the socket's user only
 	# (and that user alone reads the PIN file).
 	mkdir -p "$TMP/hsm-bin"
 	cp "$B/bin/mdmctl" "$TMP/hsm-bin/"
 	chmod 755 "$TMP/hsm-bin" "$TMP/hsm-bin/mdmctl"
+}
+hsm_pass() {
+	mode=$1
 	ctl=$TMP/hsm-bin/mdmctl
+	pg_psql postgres -c "CREATE DATABASE mdm_hsm_$mode OWNER mdm" >/dev/null || return 1
+	MDM_DB="host=$PG_SOCK port=$STACK_PG_PORT dbname=mdm_hsm_$mode user=mdm"
+	export MDM_DB
 	{
 		as_stack "$ctl" db migrate &&
 			as_stack "$ctl" ca init --subject "/CN=MDM Test HSM CA/O=mdm tests" \
@@ -510,25 +517,28 @@ hsm_pass() {
 				--key "$TMP/ca/push.key"
 	} >>"$TMP/log/hsm.log" 2>&1 || {
 		cat "$TMP/log/hsm.log" >&2
-		stack_say "hsm: mdmctl with the keys in the token failed" >&2
+		stack_say "hsm ($mode): mdmctl with the keys in the token failed" >&2
 		FAILED=$((FAILED + 1))
 		return 1
 	}
-	scep_legacy proxy
-	scep_ra proxy
-	pass_apache proxy hsm
-	E2E_TMP="$TMP/e2e-hsm"
+	scep_legacy "$mode"
+	scep_ra proxy # the test RA is issued by the other stack's CA
+	pass_apache "$mode" "hsm-$mode"
+	E2E_TMP="$TMP/e2e-hsm-$mode"
 	mkdir -p "$E2E_TMP"
 	export E2E_TMP
-	for suite in scep-interop applesim-e2e; do
-		run_suite "check_e2e ($suite, CA key in the token)" "$TMP/e2e-hsm-$suite.out" \
+	suites="scep-interop applesim-e2e"
+	[ "$mode" = proxy ] || suites=applesim-e2e
+	for suite in $suites; do
+		run_suite "check_e2e ($suite, $mode, CA key in the token)" \
+			"$TMP/e2e-hsm-$mode-$suite.out" \
 			env CK_RUN_SUITE=$suite "$B/tests/check_e2e" ||
 			stack_show_log "$APACHE_ERROR_LOG" 30
 	done
-	run_shell_suite hsm "$TMP/hsm-check.out" \
+	run_shell_suite "hsm ($mode)" "$TMP/hsm-check-$mode.out" \
 		sh "$ROOT/tests/hsm.sh" check "$TMP/hsm" "$STACK_USER" "$TMP/cgi-bin/scep.fcgi" \
 		"$TMP/cgi-bin/enroll.fcgi" "$TMP/cgi-bin/checkin.fcgi" "$TMP/cgi-bin/server.fcgi"
-	pass_end "hsm"
+	pass_end "hsm-$mode"
 }
 if [ -n "${CK_RUN_SUITE:-}" ] && [ "$CK_RUN_SUITE" != hsm ] &&
 	[ "$CK_RUN_SUITE" != scep-interop ] && [ "$CK_RUN_SUITE" != applesim-e2e ]; then
@@ -538,7 +548,11 @@ elif ! stack_is_root; then
 else
 	(
 		unset CK_RUN_SUITE
-		hsm_pass
+		if hsm_token; then
+			for mode in proxy fcgid; do
+				hsm_pass "$mode"
+			done
+		fi
 		echo "hsm-totals $PASSED $FAILED"
 	) >"$TMP/hsm-pass.out" 2>&1
 	cat "$TMP/hsm-pass.out"
@@ -553,6 +567,59 @@ else
 	pg_start "$TMP" test
 fi
 # ==== END HSM block ====
+
+# ==== BEGIN TLS proxy block (issue 13, 9; tests/tlsproxy.sh) ====
+# Behind a load balancer that terminates the devices' TLS: HAProxy in
+# front of Apache (proxy mode) passes the device's certificate in an RFC
+# 9440 Client-Cert header from 127.0.0.2, the only trusted_proxies
+# address, and the programs require a TLS identity (checkin_require_tls):
+# the tlsproxy-e2e suite enrolls and serves an iPhone through it and
+# forges the header.
+TLSPROXY_SOURCE=127.0.0.2
+tlsproxy_pass() {
+	scep_legacy proxy
+	scep_ra proxy
+	tport=$(stack_free_port 18543)
+	PASS_PUBLIC_URL="https://127.0.0.1:$tport"
+	MDM_TRUSTED_PROXIES=$TLSPROXY_SOURCE
+	MDM_CHECKIN_REQUIRE_TLS=yes
+	export MDM_TRUSTED_PROXIES MDM_CHECKIN_REQUIRE_TLS
+	pass_apache proxy tlsproxy
+	if sh "$ROOT/tests/tlsproxy.sh" start "$TMP/tlsproxy" "$tport" "$https_port" \
+		"$SERVER_CERT" "$SERVER_KEY" "$TMP/ca/ca.pem" "$TLS_CA_CERT" "$TLSPROXY_SOURCE"; then
+		E2E_TLSPROXY_BASE=$PASS_PUBLIC_URL
+		E2E_TLSPROXY_SOURCE=$TLSPROXY_SOURCE
+		E2E_APACHE_ACCESS_LOG=$TMP/apache/logs/access.log
+		export E2E_TLSPROXY_BASE E2E_TLSPROXY_SOURCE E2E_APACHE_ACCESS_LOG
+		run_suite "check_e2e (TLS proxy)" "$TMP/e2e-tlsproxy.out" \
+			env CK_RUN_SUITE=tlsproxy-e2e "$B/tests/check_e2e" || {
+			stack_show_log "$APACHE_ERROR_LOG" 30
+			stack_show_log "$TMP/tlsproxy/haproxy.log" 30
+		}
+	else
+		FAILED=$((FAILED + 1))
+	fi
+	sh "$ROOT/tests/tlsproxy.sh" stop "$TMP/tlsproxy"
+	pass_end tlsproxy
+	cp "$TMP/tlsproxy/haproxy.log" "$TMP/logs-tlsproxy/" 2>/dev/null
+}
+if [ -z "${CK_RUN_SUITE:-}" ] || [ "$CK_RUN_SUITE" = tlsproxy-e2e ]; then
+	(
+		tlsproxy_pass
+		echo "tlsproxy-totals $PASSED $FAILED"
+	) >"$TMP/tlsproxy-pass.out" 2>&1
+	cat "$TMP/tlsproxy-pass.out"
+	set -- $(sed -n 's/^tlsproxy-totals \([0-9]*\) \([0-9]*\)$/\1 \2/p' "$TMP/tlsproxy-pass.out")
+	if [ $# -eq 2 ]; then
+		PASSED=$1
+		FAILED=$2
+	else
+		FAILED=$((FAILED + 1))
+	fi
+	sh "$ROOT/tests/tlsproxy.sh" stop "$TMP/tlsproxy" 2>/dev/null
+	pg_start "$TMP" test
+fi
+# ==== END TLS proxy block ====
 
 # ==== BEGIN failover block (issue 13, faults; tests/failover.sh) ====
 # PostgreSQL failover under load, in both Apache modes: each pass on a

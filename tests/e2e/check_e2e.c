@@ -561,6 +561,7 @@ Suite *ota_e2e_suite(void);
 Suite *applesim_e2e_suite(void);
 Suite *faults_e2e_suite(void);
 Suite *failover_e2e_suite(void);
+Suite *tlsproxy_e2e_suite(void);
 
 static const char *need(const char *name)
 {
@@ -661,6 +662,8 @@ int main(void)
 		/* tests/run.sh's failover pass only: it crashes the primary. */
 		if (getenv("E2E_FAILOVER") != NULL)
 			srunner_add_suite(sr, failover_e2e_suite());
+		if (getenv("E2E_TLSPROXY_BASE") != NULL)
+			srunner_add_suite(sr, tlsproxy_e2e_suite());
 	}
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
