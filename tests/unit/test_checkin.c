@@ -952,7 +952,7 @@ END_TEST
 
 struct racer {
 	const struct device *dv;
-	char udid[32];
+	char udid[48]; /* room for any two ints: -Wformat-truncation at -O1 */
 	pthread_barrier_t *start;
 	mdm_err rc;
 };
