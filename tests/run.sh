@@ -456,6 +456,25 @@ pass_end() {
 	mv "$TMP"/apache/logs/*.log "$TMP/logs-$1/" 2>/dev/null
 }
 
+# isolated NAME CMD...: runs CMD in a subshell (what it exports stays
+# there), its output in $TMP/NAME.out, then takes over its counts.
+isolated() {
+	iso=$1
+	shift
+	(
+		"$@"
+		echo "$iso-totals $PASSED $FAILED"
+	) >"$TMP/$iso.out" 2>&1
+	cat "$TMP/$iso.out"
+	set -- $(sed -n "s/^$iso-totals \([0-9]*\) \([0-9]*\)\$/\1 \2/p" "$TMP/$iso.out")
+	if [ $# -eq 2 ]; then
+		PASSED=$1
+		FAILED=$2
+	else
+		FAILED=$((FAILED + 1))
+	fi
+}
+
 STACK_WAIT=20
 for mode in proxy fcgid; do
 	scep_legacy "$mode"
@@ -540,29 +559,20 @@ hsm_pass() {
 		"$TMP/cgi-bin/enroll.fcgi" "$TMP/cgi-bin/checkin.fcgi" "$TMP/cgi-bin/server.fcgi"
 	pass_end "hsm-$mode"
 }
+hsm_passes() {
+	unset CK_RUN_SUITE
+	hsm_token || return 1
+	for mode in proxy fcgid; do
+		hsm_pass "$mode"
+	done
+}
 if [ -n "${CK_RUN_SUITE:-}" ] && [ "$CK_RUN_SUITE" != hsm ] &&
 	[ "$CK_RUN_SUITE" != scep-interop ] && [ "$CK_RUN_SUITE" != applesim-e2e ]; then
 	:
 elif ! stack_is_root; then
 	stack_say "hsm: skipped (needs root: the token's owner must be another user)"
 else
-	(
-		unset CK_RUN_SUITE
-		if hsm_token; then
-			for mode in proxy fcgid; do
-				hsm_pass "$mode"
-			done
-		fi
-		echo "hsm-totals $PASSED $FAILED"
-	) >"$TMP/hsm-pass.out" 2>&1
-	cat "$TMP/hsm-pass.out"
-	set -- $(sed -n 's/^hsm-totals \([0-9]*\) \([0-9]*\)$/\1 \2/p' "$TMP/hsm-pass.out")
-	if [ $# -eq 2 ]; then
-		PASSED=$1
-		FAILED=$2
-	else
-		FAILED=$((FAILED + 1))
-	fi
+	isolated hsm hsm_passes
 	sh "$ROOT/tests/hsm.sh" stop "$TMP/hsm"
 	pg_start "$TMP" test
 fi
@@ -604,18 +614,7 @@ tlsproxy_pass() {
 	cp "$TMP/tlsproxy/haproxy.log" "$TMP/logs-tlsproxy/" 2>/dev/null
 }
 if [ -z "${CK_RUN_SUITE:-}" ] || [ "$CK_RUN_SUITE" = tlsproxy-e2e ]; then
-	(
-		tlsproxy_pass
-		echo "tlsproxy-totals $PASSED $FAILED"
-	) >"$TMP/tlsproxy-pass.out" 2>&1
-	cat "$TMP/tlsproxy-pass.out"
-	set -- $(sed -n 's/^tlsproxy-totals \([0-9]*\) \([0-9]*\)$/\1 \2/p' "$TMP/tlsproxy-pass.out")
-	if [ $# -eq 2 ]; then
-		PASSED=$1
-		FAILED=$2
-	else
-		FAILED=$((FAILED + 1))
-	fi
+	isolated tlsproxy tlsproxy_pass
 	sh "$ROOT/tests/tlsproxy.sh" stop "$TMP/tlsproxy" 2>/dev/null
 	pg_start "$TMP" test
 fi
@@ -668,19 +667,7 @@ failover_pass() {
 }
 if [ -z "${CK_RUN_SUITE:-}" ] || [ "$CK_RUN_SUITE" = failover-e2e ]; then
 	for mode in proxy fcgid; do
-		(
-			failover_pass "$mode"
-			echo "failover-totals $PASSED $FAILED"
-		) >"$TMP/failover-$mode.out" 2>&1
-		cat "$TMP/failover-$mode.out"
-		set -- $(sed -n 's/^failover-totals \([0-9]*\) \([0-9]*\)$/\1 \2/p' \
-			"$TMP/failover-$mode.out")
-		if [ $# -eq 2 ]; then
-			PASSED=$1
-			FAILED=$2
-		else
-			FAILED=$((FAILED + 1))
-		fi
+		isolated "failover-$mode" failover_pass "$mode"
 		sh "$ROOT/tests/failover.sh" stop "$TMP/fo-$mode" >/dev/null 2>&1
 	done
 fi
