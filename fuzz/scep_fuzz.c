@@ -247,7 +247,7 @@ static void check_msg(const struct cms_scep_msg *m, int unverified)
 	if (m->signer == NULL)
 		fuzz_fail("no signer", NULL);
 	if (m->challenge != NULL &&
-	        (m->challenge[0] == '\0' || strlen(m->challenge) > SCEP_MAX_CHALLENGE))
+	        (m->challenge[0] == '\0' || strlen(m->challenge) > MDM_MAX_CHALLENGE))
 		fuzz_fail("challenge length", NULL);
 	if ((m->envelope == NULL) != (m->envelope_len == 0))
 		fuzz_fail("envelope and its length disagree", NULL);

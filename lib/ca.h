@@ -20,12 +20,12 @@ struct x509_st;
 struct evp_pkey_st;
 
 struct ca_state {
-	char generation[32];    /* mdm.ca_generation when loaded */
-	struct x509_st *active; /* signs certificates and CRLs */
+	char generation[32];            /* mdm.ca_generation when loaded */
+	struct x509_st *active;         /* signs certificates and CRLs */
 	struct evp_pkey_st *active_key; /* NULL in a state from ca_load_certs */
-	long long active_id;     /* mdm.certificate.id of active */
-	struct x509_st *next;    /* staged, served by GetNextCACert; NULL if none */
-	struct x509_st **verify; /* active first, then retired: issuers we accept */
+	long long active_id;            /* mdm.certificate.id of active */
+	struct x509_st *next;           /* staged, served by GetNextCACert; NULL if none */
+	struct x509_st **verify;        /* active first, then retired: issuers we accept */
 	size_t n_verify;
 	struct x509_st *ra; /* optional RA (config ra_cert / ra_key) */
 	struct evp_pkey_st *ra_key;

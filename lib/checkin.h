@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "mdm_limits.h"
 #include "db.h"
 #include "errors.h"
 #include "identity.h"
@@ -31,12 +32,6 @@ enum checkin_type {
 	CHECKIN_DECLARATIVE_MANAGEMENT,
 	CHECKIN__MAX
 };
-
-/* Caps beyond the plist limits (real values: tokens 32 bytes, strings < 100). */
-#define CHECKIN_MAX_STRING    1024
-#define CHECKIN_MAX_TOPIC     255
-#define CHECKIN_MAX_TOKEN     256
-#define CHECKIN_MAX_BOOTSTRAP (64 * 1024)
 
 /* A checked message; every pointer borrows from root (NULL when absent). */
 struct checkin_msg {

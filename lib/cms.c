@@ -593,10 +593,10 @@ static mdm_err cms_attr_challenge(struct cms_parse *ps, const ASN1_TYPE *t)
 	s = t->value.asn1_string;
 	p = ASN1_STRING_get0_data(s);
 	n = (size_t)ASN1_STRING_length(s);
-	if (n == 0 || n > SCEP_MAX_CHALLENGE)
+	if (n == 0 || n > MDM_MAX_CHALLENGE)
 		return cms_refuse(&ps->r, MDM_ERR_PARSE, SCEP_BAD_REQUEST,
 		        "RFC 2985 5.4.1: challengePassword of %zu bytes (1 to %d allowed)", n,
-		        SCEP_MAX_CHALLENGE);
+		        MDM_MAX_CHALLENGE);
 	for (size_t i = 0; type == V_ASN1_PRINTABLESTRING && i < n; i++)
 		if (p[i] < 0x20 || p[i] > 0x7e)
 			return cms_refuse(&ps->r, MDM_ERR_PARSE, SCEP_BAD_REQUEST,
@@ -1914,7 +1914,7 @@ mdm_err cms_scep_request(const struct cms_request_params *p, uint8_t **out, size
 		return rc;
 	if (p->challenge_attr != NULL) {
 		clen = strlen(p->challenge_attr);
-		if (clen == 0 || clen > SCEP_MAX_CHALLENGE ||
+		if (clen == 0 || clen > MDM_MAX_CHALLENGE ||
 		        !cms_utf8((const unsigned char *)p->challenge_attr, clen))
 			return MDM_ERR_INVAL;
 	}

@@ -61,11 +61,6 @@ enum cms_cipher {
  */
 #define SCEP_NONCE_LEN     16
 #define SCEP_NONCE_MIN_LEN 8
-#define SCEP_MAX_TRANSID   128 /* printable string, bytes */
-#define SCEP_MAX_CHALLENGE 255
-/* Limits on untrusted CMS beyond MDM_MAX_BODY_SCEP (real messages: 6 to 8, 1 to 4). */
-#define CMS_MAX_SIGNED_ATTRS 32
-#define CMS_MAX_CERTS        32
 
 /* "sha256", "aes-128-cbc": for logs; "invalid" out of range. */
 const char *cms_digest_str(enum cms_digest d);
@@ -251,7 +246,6 @@ MDM_WUR mdm_err cms_certs_only_parse(
  * signed profiles (.mobileconfig) and Mdm-Signature (Apple MDM protocol,
  * SignMessage: a detached signature over the exact request body).
  */
-#define CMS_MAX_SIGNATURE (32 * 1024) /* a detached signature, DER (real ones: 2-5 KiB) */
 
 /*
  * Signs content as an attached SignedData (a signed .mobileconfig):
@@ -300,7 +294,6 @@ MDM_WUR mdm_err cms_verify_detached(const uint8_t *sig, size_t siglen, const uin
  * is NOT checked: the caller decides what the signer must be).
  * MDM_ERR_LIMIT over CMS_MAX_SIGNED_MESSAGE, before parsing.
  */
-#define CMS_MAX_SIGNED_MESSAGE MDM_MAX_BODY_ENROLL
 MDM_WUR mdm_err cms_verify_attached(const uint8_t *der, size_t len, uint8_t **content,
         size_t *content_len, struct x509_st **signer, char *err, size_t errlen);
 

@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "mdm_limits.h"
 #include "config.h"
 #include "db.h"
 #include "errors.h"
@@ -22,8 +23,6 @@
 
 struct x509_st;
 struct evp_pkey_st;
-
-#define ENROLL_MIN_TOKEN 16
 
 enum enroll_auth { ENROLL_AUTH_OPEN, ENROLL_AUTH_TOKEN, ENROLL_AUTH_APACHE };
 

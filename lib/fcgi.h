@@ -11,6 +11,7 @@
 
 #include <stddef.h>
 
+#include "mdm_limits.h"
 #include "errors.h"
 
 struct fcgi_io {
@@ -43,7 +44,6 @@ typedef struct fcgi_req {
  * client certificate in an RFC 9440 Client-Cert header.  At most
  * FCGI_MAX_PROXIES entries.
  */
-#define FCGI_MAX_PROXIES 32
 struct fcgi_proxies {
 	int n;
 	struct {

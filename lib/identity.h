@@ -22,6 +22,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "mdm_limits.h"
 #include "ca.h"
 #include "db.h"
 #include "errors.h"
@@ -29,9 +30,6 @@
 
 #define IDENTITY_TLS       1 /* SSL_CLIENT_CERT */
 #define IDENTITY_SIGNATURE 2 /* Mdm-Signature */
-
-/* Largest UDID, EnrollmentID or UserID we accept (they are 25 to 40 characters). */
-#define IDENTITY_MAX_ID 128
 
 struct identity {
 	struct x509_st *cert; /* owned */

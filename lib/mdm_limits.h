@@ -1,6 +1,10 @@
 /*
- * Every limit on untrusted input, in one place.  Each is enforced before
- * the memory it bounds is allocated.  Change a value here, nowhere else.
+ * Every limit on untrusted input (requests, files, configuration), in one
+ * place.  Each is enforced before the memory it bounds is allocated.
+ * Change a value here, nowhere else.  What stays with its module is not an
+ * input limit: protocol constants (SCEP_NONCE_LEN, X509_MAX_TIME,
+ * PUSH_MAX_TOPIC from Apple's topic form) and the sizes of our own
+ * buffers and lists (ENROLL_MAX_WHY, DB_MAX_LISTEN, PUSH_MAX_LISTED).
  */
 #ifndef MDM_LIMITS_H
 #define MDM_LIMITS_H
@@ -39,5 +43,53 @@
 #define APNS_MAX_TOKEN 100
 #define APNS_MAX_MAGIC 128
 #define APNS_MAX_URL   512 /* apns_url */
+
+/* Challenges (SCEP challengePassword, RFC 2985 upper bound; OTA phase 2). */
+#define MDM_MAX_CHALLENGE 255
+
+/* Check-in plists, beyond the plist limits (real: tokens 32 bytes, strings < 100). */
+#define CHECKIN_MAX_STRING    1024
+#define CHECKIN_MAX_TOPIC     255
+#define CHECKIN_MAX_TOKEN     256
+#define CHECKIN_MAX_BOOTSTRAP (64 * 1024)
+/* Largest UDID, EnrollmentID or UserID we accept (they are 25 to 40 characters). */
+#define IDENTITY_MAX_ID 128
+
+/* SCEP pkiMessages and CMS, beyond MDM_MAX_BODY_SCEP (real: 6 to 8 attributes, 1 to 4
+ * certificates). */
+#define SCEP_MAX_TRANSID       128 /* transactionID, printable string, bytes */
+#define CMS_MAX_SIGNED_ATTRS   32
+#define CMS_MAX_CERTS          32
+#define CMS_MAX_SIGNATURE      (32 * 1024) /* a detached signature, DER (real ones: 2-5 KiB) */
+#define CMS_MAX_SIGNED_MESSAGE MDM_MAX_BODY_ENROLL /* cms_verify_attached */
+
+/* OTA phase 2 attributes (lib/ota.c). */
+#define OTA_MAX_ATTRS    64   /* keys in the attributes dict */
+#define OTA_MAX_ATTR_LEN 1024 /* bytes of one attribute value */
+
+/* Certificates, CSRs, keys and CRLs (lib/x509.c). */
+#define X509_MAX_DER              (64 * 1024) /* one certificate or CSR, DER */
+#define X509_MAX_FILE             (64 * 1024) /* a PEM text, certificate or key file */
+#define X509_MAX_URI              4096        /* a key path or URI */
+#define X509_MAX_SUBJECT          1024        /* a CA subject string */
+#define X509_MAX_SANS             16          /* subjectAltNames copied from a CSR */
+#define X509_MAX_SAN_LEN          255         /* bytes of one of them */
+#define X509_MAX_DAYS             36500       /* validity of a certificate */
+#define X509_MAX_CRL_DAYS         3650        /* nextUpdate - thisUpdate */
+#define X509_MAX_CRL_ENTRIES      (1 << 20)   /* revoked certificates in one CRL */
+#define X509_MIN_RSA_BITS         2048        /* x509_key_generate_rsa */
+#define X509_MAX_RSA_BITS         8192
+#define X509_DEFAULT_MIN_RSA_BITS 2048 /* x509_issue_policy.min_rsa_bits <= 0 */
+#define X509_MAX_CHAIN            8    /* certificates in one PEM chain file */
+#define X509_MAX_PASSWORD         1024 /* a PKCS#12 password */
+
+/* What goes into a profile from configuration (lib/profile.c). */
+#define PROFILE_MAX_URL   1024 /* a URL in a profile */
+#define PROFILE_MAX_VALUE 1024 /* an organization, identifier, subject, challenge */
+#define PROFILE_MAX_RDNS  16   /* RDNs of the SCEP Subject */
+
+/* Configuration values with a size of their own. */
+#define ENROLL_MIN_TOKEN 16 /* enroll_token, characters */
+#define FCGI_MAX_PROXIES 32 /* trusted_proxies entries */
 
 #endif

@@ -113,9 +113,9 @@ static mdm_err ota_attrs(const uint8_t *content, size_t len, struct ota_msg *m)
 	if (plist_dict_take(attrs, "CHALLENGE", &ch) == MDM_OK) {
 		const char *c = plist_string_get0(ch, &slen);
 
-		if (c == NULL || slen == 0 || slen > OTA_MAX_CHALLENGE) {
+		if (c == NULL || slen == 0 || slen > MDM_MAX_CHALLENGE) {
 			log_warn("ota refused: CHALLENGE is empty or over %d bytes",
-			        OTA_MAX_CHALLENGE);
+			        MDM_MAX_CHALLENGE);
 			goto out;
 		}
 		if ((m->challenge = strdup(c)) == NULL) {

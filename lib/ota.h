@@ -31,6 +31,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "mdm_limits.h"
 #include "ca.h"
 #include "config.h"
 #include "db.h"
@@ -40,10 +41,7 @@
 #include "plist.h"
 #include "x509.h"
 
-#define OTA_MAX_ATTRS     64   /* keys in the attributes dict */
-#define OTA_MAX_ATTR_LEN  1024 /* bytes of one attribute value */
-#define OTA_MAX_CHALLENGE 255
-#define OTA_PATH          "/enroll/ota" /* appended to public_url: the service URL */
+#define OTA_PATH "/enroll/ota" /* appended to public_url: the service URL */
 
 enum ota_phase { OTA_PHASE2 = 2, OTA_PHASE3 = 3 };
 

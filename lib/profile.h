@@ -16,13 +16,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "mdm_limits.h"
 #include "errors.h"
 #include "plist.h"
 
-#define PROFILE_UUID_LEN          36   /* 8-4-4-4-12, upper-case hex */
-#define PROFILE_MAX_URL           1024 /* a URL in a profile */
-#define PROFILE_MAX_VALUE         1024 /* an organization, identifier, subject, challenge */
-#define PROFILE_MAX_RDNS          16   /* RDNs of the SCEP Subject */
+#define PROFILE_UUID_LEN          36 /* 8-4-4-4-12, upper-case hex */
 #define PROFILE_ACCESS_RIGHTS_MAX 8191
 
 /* A fresh random (version 4) UUID, upper case as Apple writes them. */

@@ -3,8 +3,8 @@
  * issues, and the answers.  The CMS encoding is in cms, the certificate
  * work in x509, the CA's state in ca; this module decides.
  *
- * The question users bring (seed/questions.txt): a PKCSReq is signed by
- * a throw-away self-signed certificate whose CN changes every time.  That
+ * The question users bring: a PKCSReq is signed by a throw-away
+ * self-signed certificate whose CN changes every time.  That
  * is RFC 8894 section 2.3, and Apple devices use it the way the RFC
  * allows but does not recommend: the throw-away certificate has its own
  * key and a random subject (macOS "CN=MDM SCEP SIGNER", iOS CN=<UUID>).

@@ -1227,16 +1227,16 @@ mdm_err x509_csr_challenge(X509_REQ *csr, char **out)
 		return MDM_ERR_PARSE;
 	}
 	/* Four bytes a character at most (UniversalString): bound before converting. */
-	if (ASN1_STRING_length(t->value.asn1_string) > 4 * X509_MAX_CHALLENGE) {
-		log_warn("x509: challengePassword over %d characters", X509_MAX_CHALLENGE);
+	if (ASN1_STRING_length(t->value.asn1_string) > 4 * MDM_MAX_CHALLENGE) {
+		log_warn("x509: challengePassword over %d characters", MDM_MAX_CHALLENGE);
 		return MDM_ERR_LIMIT;
 	}
 	if ((len = ASN1_STRING_to_UTF8(&utf8, t->value.asn1_string)) < 0) {
 		ossl_fail(MDM_LOG_WARN, "ASN1_STRING_to_UTF8");
 		goto out;
 	}
-	if (len > X509_MAX_CHALLENGE) {
-		log_warn("x509: challengePassword of %d bytes over %d", len, X509_MAX_CHALLENGE);
+	if (len > MDM_MAX_CHALLENGE) {
+		log_warn("x509: challengePassword of %d bytes over %d", len, MDM_MAX_CHALLENGE);
 		rc = MDM_ERR_LIMIT;
 		goto out;
 	}

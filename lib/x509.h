@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "mdm_limits.h"
 #include "errors.h"
 
 struct x509_st;        /* OpenSSL X509 */
@@ -26,20 +27,6 @@ struct asn1_string_st; /* OpenSSL ASN1_INTEGER */
 
 #define X509_FP_HEX_LEN 64
 
-/* Limits, checked before anything is allocated for the input they bound. */
-#define X509_MAX_DER              (64 * 1024) /* one certificate or CSR, DER */
-#define X509_MAX_FILE             (64 * 1024) /* a PEM text, certificate or key file */
-#define X509_MAX_URI              4096        /* a key path or URI */
-#define X509_MAX_CHALLENGE        255         /* challengePassword, RFC 2985 ub */
-#define X509_MAX_SUBJECT          1024        /* a CA subject string */
-#define X509_MAX_SANS             16          /* subjectAltNames copied from a CSR */
-#define X509_MAX_SAN_LEN          255         /* bytes of one of them */
-#define X509_MAX_DAYS             36500       /* validity of a certificate */
-#define X509_MAX_CRL_DAYS         3650        /* nextUpdate - thisUpdate */
-#define X509_MAX_CRL_ENTRIES      (1 << 20)   /* revoked certificates in one CRL */
-#define X509_MIN_RSA_BITS         2048        /* x509_key_generate_rsa */
-#define X509_MAX_RSA_BITS         8192
-#define X509_DEFAULT_MIN_RSA_BITS 2048 /* x509_issue_policy.min_rsa_bits <= 0 */
 /* The last instant a GeneralizedTime can name (RFC 5280 section 4.1.2.5.2: YYYY). */
 #define X509_MAX_TIME 253402300799LL /* 9999-12-31T23:59:59Z */
 
@@ -105,7 +92,6 @@ int x509_cert_valid_at(const struct x509_st *c, time_t now);
  * A PEM file of 1..max certificates (a chain): *out an array of *n owned
  * certificates, freed with x509_certs_free.  Other PEM blocks are refused.
  */
-#define X509_MAX_CHAIN 8
 MDM_WUR mdm_err x509_certs_load_file(const char *path, struct x509_st ***out, size_t *n);
 void x509_certs_free(struct x509_st **certs, size_t n);
 
@@ -146,7 +132,6 @@ MDM_WUR mdm_err x509_ssl_ctx_use_identity(
  * The MAC must verify (MDM_ERR_AUTH: wrong password or a damaged file);
  * MDM_ERR_PARSE when it holds no key or no certificate for the key.
  */
-#define X509_MAX_PASSWORD 1024
 /*
  * 1 if OpenSSL's legacy provider (RC2, DES) is available: loaded once per
  * process on first call, with the default provider, kept until exit.
@@ -170,7 +155,7 @@ MDM_WUR mdm_err x509_csr_verify(struct X509_req_st *csr);
 /*
  * challengePassword attribute (any DirectoryString form) as UTF-8,
  * NUL-ended; free it with x509_challenge_free.  MDM_ERR_NOT_FOUND if
- * absent, MDM_ERR_LIMIT over X509_MAX_CHALLENGE bytes, MDM_ERR_PARSE if
+ * absent, MDM_ERR_LIMIT over MDM_MAX_CHALLENGE bytes, MDM_ERR_PARSE if
  * present twice, multi-valued, of another type or holding a NUL.
  */
 MDM_WUR mdm_err x509_csr_challenge(struct X509_req_st *csr, char **out);

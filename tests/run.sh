@@ -237,9 +237,9 @@ if [ "$SAN" != 1 ] && [ -n "${MDM_VECTORS:-}" ]; then
 		env MDM_VECTORS=/nonexistent/mdm-vectors "$B/tests/check_unit"
 fi
 
-# The same suite under valgrind (STYLE.md: clean under valgrind too), in
-# one process so that leaks in the tests' own children are not counted
-# twice.  The sanitizer build already has ASan/LSan watching instead.
+# The same suite under valgrind (the code must be clean under valgrind
+# too), in one process so that leaks in the tests' own children are not
+# counted twice.  The sanitizer build already has ASan/LSan watching instead.
 if [ "$SAN" != 1 ] && command -v valgrind >/dev/null 2>&1; then
 	run_suite "check_unit (valgrind)" "$TMP/unit-valgrind.out" \
 		env CK_FORK=no CK_TIMEOUT_MULTIPLIER=10 MDM_TEST_EXCLUDE=scep,scep_ops,checkin,ota \

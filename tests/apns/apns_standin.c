@@ -44,7 +44,7 @@
 #define APNS_MAX_PAYLOAD   4096
 #define APNS_MIN_TOKEN_HEX 16
 #define APNS_MAX_TOKEN_HEX 200
-#define APNS_MAX_MAGIC     256
+#define APPLE_MAX_MAGIC    256
 #define APNS_MAX_RULES     65536
 #define APNS_MAX_FIELD     512
 #define APNS_PATH_PREFIX   "/3/device/"
@@ -69,7 +69,7 @@ struct verdict {
 	char reason_buf[64];
 	char apns_id[37];
 	const char *token; /* borrowed from the path, may be "" */
-	char magic[APNS_MAX_MAGIC + 1];
+	char magic[APPLE_MAX_MAGIC + 1];
 };
 
 static int standin_is_hex(const char *s, size_t n)
@@ -148,7 +148,7 @@ static const char *standin_skip_ws(const char *p)
  * allowed between tokens.  The push magic has no escapes or control
  * characters (Apple's is a UUID string).
  */
-static int standin_parse_body(const char *body, size_t len, char magic[APNS_MAX_MAGIC + 1])
+static int standin_parse_body(const char *body, size_t len, char magic[APPLE_MAX_MAGIC + 1])
 {
 	const char *p = body, *start;
 	size_t n;
@@ -175,7 +175,7 @@ static int standin_parse_body(const char *body, size_t len, char magic[APNS_MAX_
 		p++;
 	}
 	n = (size_t)(p - start);
-	if (n == 0 || n > APNS_MAX_MAGIC)
+	if (n == 0 || n > APPLE_MAX_MAGIC)
 		return 0;
 	p = standin_skip_ws(p + 1);
 	if (*p++ != '}')

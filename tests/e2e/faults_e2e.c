@@ -477,9 +477,9 @@ static char *fo_state(const char *dir, const char *name, const char *key)
 static void fo_devices_start(const char *dir, const char *udid)
 {
 	char script[1200];
-	const char *sim = "\"$E2E_APPLESIM\"", *common =
-	        "--enroll-url \"$E2E_HTTPS_BASE/enroll\" --trust \"$E2E_DEVICE_CA\" "
-	        "--tls-ca \"$E2E_TLS_CA\"";
+	const char *sim = "\"$E2E_APPLESIM\"",
+	           *common = "--enroll-url \"$E2E_HTTPS_BASE/enroll\" --trust \"$E2E_DEVICE_CA\" "
+	                     "--tls-ca \"$E2E_TLS_CA\"";
 
 	snprintf(script, sizeof(script), "%s/devices.sh", dir);
 	e2e_file_put(script,
@@ -544,13 +544,14 @@ static int fo_devices_missing(const char *dir)
 		snprintf(name, sizeof(name), "dev-%d", n);
 		udid = fo_state(dir, name, "udid");
 		fp = fo_state(dir, name, "identity_sha256");
-		ck_assert_msg(udid != NULL && fp != NULL, "%s: enrolled without udid or identity",
-		        name);
+		ck_assert_msg(
+		        udid != NULL && fp != NULL, "%s: enrolled without udid or identity", name);
 		got = e2e_query1("SELECT coalesce(string_agg(identity_sha256, ','), '') FROM "
 		                 "mdm.devices WHERE udid = $1 AND user_id IS NULL AND enrolled",
 		        udid);
 		if (strcmp(got, fp) != 0) {
-			printf("failover: %s (%s) finished its enrollment but is not enrolled with its "
+			printf("failover: %s (%s) finished its enrollment but is not enrolled with "
+			       "its "
 			       "identity on the new primary (%s)\n",
 			        name, udid, got);
 			missing++;
@@ -598,7 +599,8 @@ static void fo_commands_count(const char *dir, struct fo_commands *c)
 		} else if (k == 3 && strcmp(what, "answered") == 0 && status == 200) {
 			if (ndone == cap) {
 				cap = cap ? 2 * cap : 64;
-				ck_assert_ptr_nonnull(done = realloc(done, (size_t)cap * sizeof(*done)));
+				ck_assert_ptr_nonnull(
+				        done = realloc(done, (size_t)cap * sizeof(*done)));
 			}
 			snprintf(done[ndone++], sizeof(done[0]), "%s", uuid);
 			c->answered_ok++;

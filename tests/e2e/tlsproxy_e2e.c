@@ -60,16 +60,15 @@ static char *checkins(const char *udid)
 }
 
 /* One refusal: the status, and not one check-in row more. */
-static void refused(const char *what, int want, const char *url, const char *opts,
-        const char *udid)
+static void refused(const char *what, int want, const char *url, const char *opts, const char *udid)
 {
 	char *before = checkins(udid), *after;
 	int code = put_tokenupdate(url, opts);
 
 	after = checkins(udid);
 	ck_assert_msg(code == want, "%s: HTTP %d, want %d", what, code, want);
-	ck_assert_msg(strcmp(before, after) == 0, "%s: %s check-ins before, %s after", what,
-	        before, after);
+	ck_assert_msg(strcmp(before, after) == 0, "%s: %s check-ins before, %s after", what, before,
+	        after);
 	free(before);
 	free(after);
 }
@@ -82,7 +81,8 @@ START_TEST(identity_through_the_proxy)
 	/* The whole way through the proxy: profile, check-in, commands. */
 	ck_assert_int_eq(
 	        e2e_sh("%s enroll --device iphone --dir %s/iphone --enroll-url '%s/enroll' "
-	               "--trust %s --tls-ca %s >>%s/iphone.log 2>&1 || { cat %s/iphone.log; exit 1; }",
+	               "--trust %s --tls-ca %s >>%s/iphone.log 2>&1 || { cat %s/iphone.log; exit "
+	               "1; }",
 	                sim, tmpdir, proxy, device_ca, tls_ca, tmpdir, tmpdir),
 	        0);
 	{
@@ -133,8 +133,8 @@ START_TEST(identity_through_the_proxy)
 	/* ...and Apache believes it from the proxy's address only (RFC 9440 section 4). */
 	refused("Client-Cert forged to Apache", 403, apache, forged, udid);
 	/* From the proxy's address a malformed header is an error, not an identity. */
-	snprintf(opts, sizeof(opts), "--interface %s -H 'Client-Cert: not-a-byte-sequence'",
-	        source);
+	snprintf(
+	        opts, sizeof(opts), "--interface %s -H 'Client-Cert: not-a-byte-sequence'", source);
 	refused("malformed Client-Cert from the proxy's address", 400, apache, opts, udid);
 	/* A client certificate of another CA never gets past the proxy's handshake. */
 	snprintf(opts, sizeof(opts), "--cert %s --key %s", cc, ck);
