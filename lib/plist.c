@@ -4,7 +4,7 @@
  * raw bytes are checked first (size, UTF-8, prolog) so that entity
  * declarations never reach libxml2.  Writing follows CFPropertyList.
  */
-#include "plist.h"
+#include "plist_int.h"
 #include "base64.h"
 #include "log.h"
 #include "mdm_limits.h"
@@ -35,42 +35,6 @@ typedef xmlErrorPtr plist_xml_err;
 /* Duplicate keys are found by sorting above this many keys, by pairs below. */
 #define PLIST_DUP_SORT_MIN 16
 
-struct plist_kv {
-	char *key;
-	size_t keylen;
-	plist *val;
-};
-
-struct plist {
-	enum plist_type type;
-	union {
-		struct {
-			char *s; /* always NUL-terminated */
-			size_t len;
-		} str;
-		struct {
-			uint8_t *p; /* NULL when empty */
-			size_t len;
-		} data;
-		struct {
-			int64_t s;
-			uint64_t u;
-			int big; /* above INT64_MAX: only u is meaningful */
-		} num;
-		double real;
-		int boolean;
-		int64_t date;
-		struct {
-			plist **v;
-			size_t n, cap;
-		} arr;
-		struct {
-			struct plist_kv *kv;
-			size_t n, cap;
-		} dict;
-	} u;
-};
-
 static const char *const plist_type_names[PLIST__MAX] = {
         [PLIST_DICT] = "dict",
         [PLIST_ARRAY] = "array",
@@ -91,7 +55,7 @@ const char *plist_type_str(enum plist_type t)
 
 /* ---- tree ---- */
 
-static plist *plist_alloc(enum plist_type t)
+plist *plist_alloc(enum plist_type t)
 {
 	plist *p;
 
@@ -277,7 +241,7 @@ static long plist_dict_index(const plist *dict, const char *key, size_t keylen)
 }
 
 /* Appends without looking for the key; takes key and val only on success. */
-static mdm_err plist_dict_push(plist *dict, char *key, size_t keylen, plist *val)
+mdm_err plist_dict_push(plist *dict, char *key, size_t keylen, plist *val)
 {
 	struct plist_kv *kv;
 	mdm_err err;
@@ -570,7 +534,7 @@ static int plist_is_space(unsigned char c)
  * Length (1-4) of the well-formed UTF-8 sequence at s, 0 if there is none
  * (overlong forms, surrogates and values above U+10FFFF are not).
  */
-static size_t plist_utf8_len(const unsigned char *s, size_t n, uint32_t *cp)
+size_t plist_utf8_len(const unsigned char *s, size_t n, uint32_t *cp)
 {
 	uint32_t c, min;
 	size_t len, i;
@@ -609,7 +573,7 @@ static size_t plist_utf8_len(const unsigned char *s, size_t n, uint32_t *cp)
 }
 
 /* The XML 1.0 Char production. */
-static int plist_xml_char(uint32_t c)
+int plist_xml_char(uint32_t c)
 {
 	return c == 0x9 || c == 0xa || c == 0xd || (c >= 0x20 && c <= 0xd7ff) ||
 	        (c >= 0xe000 && c <= 0xfffd) || (c >= 0x10000 && c <= 0x10ffff);
