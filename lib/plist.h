@@ -1,5 +1,11 @@
 /*
  * Apple XML property lists: a strict, capped parser and Apple's writer.
+ * lib/plist.c holds the value tree (constructors, dict and array
+ * operations, getters, plist_equal, plist_free), lib/plist_parse.c the
+ * parser (plist_parse, plist_parse_ex; the only libxml2 user),
+ * lib/plist_write.c the writer (plist_serialize); lib/plist_int.h is
+ * what those three share (the node layout, a few helpers).
+ * lib/plist_json.c (plist_to_json) uses this header only.
  *
  * Parsing is an allow-list: the eight plist types, <plist version="1.0">
  * around exactly one value, no DTD internal subset (so no entities), no
