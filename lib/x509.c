@@ -9,6 +9,7 @@
  * parameter: nothing here reads the time.
  */
 #include "x509.h"
+#include "x509_int.h"
 #include "log.h"
 #include "mdm_limits.h"
 
@@ -43,14 +44,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define SECS_PER_DAY 86400
 /* Certificates we sign start an hour early: clients' clocks are not ours. */
 #define CLOCK_SKEW 3600
 /* The smallest RSA key the CA itself may have. */
 #define CA_MIN_RSA_BITS 2048
 
 /* Logs an OpenSSL failure with the call's name and the library's reason. */
-static void ossl_fail(enum log_level level, const char *call)
+void x509_ossl_fail(enum log_level level, const char *call)
 {
 	unsigned long e = ERR_peek_last_error();
 	char why[256] = "no reason given";
@@ -71,7 +71,7 @@ static X509 *cert_mut(const X509 *c)
 	return (X509 *)c;
 }
 
-static int hexval(int c)
+int x509_hexval(int c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -97,14 +97,14 @@ static int64_t days_from_civil(int64_t y, int m, int d)
 	return era * 146097 + doe - 719468;
 }
 
-static int asn1_time_to_time_t(const ASN1_TIME *t, time_t *out)
+int x509_asn1_time_to_time_t(const ASN1_TIME *t, time_t *out)
 {
 	struct tm tm;
 	int64_t days;
 
 	*out = 0;
 	if (t == NULL || ASN1_TIME_to_tm(t, &tm) != 1) {
-		ossl_fail(MDM_LOG_WARN, "ASN1_TIME_to_tm");
+		x509_ossl_fail(MDM_LOG_WARN, "ASN1_TIME_to_tm");
 		return 0;
 	}
 	days = days_from_civil((int64_t)tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
@@ -113,7 +113,7 @@ static int asn1_time_to_time_t(const ASN1_TIME *t, time_t *out)
 }
 
 /* Validity of c at now: 0 valid, -1 not yet valid, 1 expired, 2 unreadable. */
-static int validity_at(const X509 *c, time_t now)
+int x509_validity_at(const X509 *c, time_t now)
 {
 	int nb = ASN1_TIME_cmp_time_t(X509_get0_notBefore(c), now);
 	int na = ASN1_TIME_cmp_time_t(X509_get0_notAfter(c), now);
@@ -158,7 +158,7 @@ static void hex_lower(const unsigned char *d, size_t n, char *out)
 }
 
 /* Serial as upper-case hex without leading zeros; 0 for a negative or over-long one. */
-static int serial_to_hex(const ASN1_INTEGER *ai, char *out, size_t cap)
+int x509_serial_to_hex(const ASN1_INTEGER *ai, char *out, size_t cap)
 {
 	static const char hex[] = "0123456789ABCDEF";
 	const unsigned char *d;
@@ -195,16 +195,16 @@ static ASN1_INTEGER *serial_from_hex(const char *s)
 	if (s == NULL || (len = strnlen(s, 41)) == 0 || len > 40)
 		return NULL;
 	for (size_t i = 0; i < len; i++)
-		if (hexval((unsigned char)s[i]) < 0)
+		if (x509_hexval((unsigned char)s[i]) < 0)
 			return NULL;
 	if (BN_hex2bn(&bn, s) != (int)len) {
-		ossl_fail(MDM_LOG_ERROR, "BN_hex2bn");
+		x509_ossl_fail(MDM_LOG_ERROR, "BN_hex2bn");
 		goto out;
 	}
 	if (BN_is_zero(bn))
 		goto out;
 	if ((ai = BN_to_ASN1_INTEGER(bn, NULL)) == NULL)
-		ossl_fail(MDM_LOG_ERROR, "BN_to_ASN1_INTEGER");
+		x509_ossl_fail(MDM_LOG_ERROR, "BN_to_ASN1_INTEGER");
 out:
 	BN_free(bn);
 	return ai;
@@ -215,7 +215,7 @@ out:
  * bytes, so the result is printable ASCII and safe to log.  Longer than
  * cap - 1: truncated when truncate, else MDM_ERR_LIMIT.
  */
-static mdm_err name_to_str(const X509_NAME *name, char *out, size_t cap, int truncate)
+mdm_err x509_name_to_str(const X509_NAME *name, char *out, size_t cap, int truncate)
 {
 	BIO *bio = NULL;
 	char *p = NULL;
@@ -224,16 +224,16 @@ static mdm_err name_to_str(const X509_NAME *name, char *out, size_t cap, int tru
 
 	out[0] = '\0';
 	if ((bio = BIO_new(BIO_s_mem())) == NULL) {
-		ossl_fail(MDM_LOG_ERROR, "BIO_new");
+		x509_ossl_fail(MDM_LOG_ERROR, "BIO_new");
 		rc = MDM_ERR_NOMEM;
 		goto out;
 	}
 	if (X509_NAME_print_ex(bio, name, 0, XN_FLAG_RFC2253) < 0) {
-		ossl_fail(MDM_LOG_WARN, "X509_NAME_print_ex");
+		x509_ossl_fail(MDM_LOG_WARN, "X509_NAME_print_ex");
 		goto out;
 	}
 	if ((len = BIO_get_mem_data(bio, &p)) < 0 || (len > 0 && p == NULL)) {
-		ossl_fail(MDM_LOG_ERROR, "BIO_get_mem_data");
+		x509_ossl_fail(MDM_LOG_ERROR, "BIO_get_mem_data");
 		goto out;
 	}
 	if ((size_t)len >= cap) {
@@ -270,7 +270,7 @@ static const struct {
         {"emailAddress", NID_pkcs9_emailAddress},
 };
 
-static int name_type_nid(const char *s, size_t len)
+int x509_name_type_nid(const char *s, size_t len)
 {
 	for (size_t i = 0; i < sizeof(name_types) / sizeof(name_types[0]); i++)
 		if (strlen(name_types[i].name) == len && memcmp(name_types[i].name, s, len) == 0)
@@ -297,7 +297,7 @@ static mdm_err name_parse(const char *s, X509_NAME **out)
 		return MDM_ERR_INVAL;
 	}
 	if ((name = X509_NAME_new()) == NULL) {
-		ossl_fail(MDM_LOG_ERROR, "X509_NAME_new");
+		x509_ossl_fail(MDM_LOG_ERROR, "X509_NAME_new");
 		return MDM_ERR_NOMEM;
 	}
 	for (const char *p = s; *p == '/';) {
@@ -305,7 +305,8 @@ static mdm_err name_parse(const char *s, X509_NAME **out)
 		size_t vlen = 0;
 		int nid;
 
-		if (eq == NULL || (nid = name_type_nid(type, (size_t)(eq - type))) == NID_undef) {
+		if (eq == NULL ||
+		        (nid = x509_name_type_nid(type, (size_t)(eq - type))) == NID_undef) {
 			log_error("x509: subject: unknown or missing attribute type at offset %zu",
 			        (size_t)(type - s));
 			goto out;
@@ -331,7 +332,7 @@ static mdm_err name_parse(const char *s, X509_NAME **out)
 		if (X509_NAME_add_entry_by_NID(name, nid, MBSTRING_UTF8, (unsigned char *)value,
 		            (int)vlen, -1, 0) != 1) {
 			/* e.g. C not two letters, CN over 64 characters, bad UTF-8 */
-			ossl_fail(MDM_LOG_ERROR, "X509_NAME_add_entry_by_NID");
+			x509_ossl_fail(MDM_LOG_ERROR, "X509_NAME_add_entry_by_NID");
 			goto out;
 		}
 	}
@@ -348,9 +349,9 @@ out:
 /*
  * Reads a whole regular file of 1..max bytes, the size checked before the
  * buffer is allocated.  The buffer is NUL-terminated for the PEM readers
- * and wiped when freed by file_free (key files pass through here).
+ * and wiped when freed by x509_file_free (key files pass through here).
  */
-static mdm_err file_read(const char *path, size_t max, char **out, size_t *outlen, mode_t *mode)
+mdm_err x509_file_read(const char *path, size_t max, char **out, size_t *outlen, mode_t *mode)
 {
 	struct stat st;
 	char *buf = NULL;
@@ -407,7 +408,7 @@ out:
 	return rc;
 }
 
-static void file_free(char *buf, size_t len)
+void x509_file_free(char *buf, size_t len)
 {
 	if (buf == NULL)
 		return;
@@ -443,8 +444,8 @@ static mdm_err file_uri_path(const char *uri, char **out)
 		return MDM_ERR_NOMEM;
 	for (; *p != '\0'; p++) {
 		if (*p == '%') {
-			int hi = hexval((unsigned char)p[1]),
-			    lo = hi < 0 ? -1 : hexval((unsigned char)p[2]);
+			int hi = x509_hexval((unsigned char)p[1]),
+			    lo = hi < 0 ? -1 : x509_hexval((unsigned char)p[2]);
 
 			if (lo < 0 || (hi == 0 && lo == 0)) {
 				log_error("x509: file: URI with a bad percent-escape");
@@ -515,7 +516,7 @@ mdm_err x509_cert_from_der(const uint8_t *der, size_t len, X509 **out)
 		return MDM_ERR_LIMIT;
 	}
 	if ((c = d2i_X509(NULL, &p, (long)len)) == NULL) {
-		ossl_fail(MDM_LOG_WARN, "d2i_X509");
+		x509_ossl_fail(MDM_LOG_WARN, "d2i_X509");
 		return MDM_ERR_PARSE;
 	}
 	if (p != der + len) {
@@ -550,7 +551,7 @@ mdm_err x509_cert_from_pem(const char *pem, size_t len, X509 **out)
 		return MDM_ERR_LIMIT;
 	}
 	if ((bio = BIO_new_mem_buf(pem, (int)len)) == NULL) {
-		ossl_fail(MDM_LOG_ERROR, "BIO_new_mem_buf");
+		x509_ossl_fail(MDM_LOG_ERROR, "BIO_new_mem_buf");
 		return MDM_ERR_NOMEM;
 	}
 	for (;;) {
@@ -563,7 +564,7 @@ mdm_err x509_cert_from_pem(const char *pem, size_t len, X509 **out)
 				ERR_clear_error();
 				break;
 			}
-			ossl_fail(MDM_LOG_WARN, "PEM_read_bio");
+			x509_ossl_fail(MDM_LOG_WARN, "PEM_read_bio");
 			goto out;
 		}
 		blocks++;
@@ -609,10 +610,10 @@ mdm_err x509_cert_load_file(const char *path, X509 **out)
 	*out = NULL;
 	if (path == NULL)
 		return MDM_ERR_INVAL;
-	if ((rc = file_read(path, X509_MAX_FILE, &buf, &len, NULL)) != MDM_OK)
+	if ((rc = x509_file_read(path, X509_MAX_FILE, &buf, &len, NULL)) != MDM_OK)
 		return rc;
 	/*
-	 * PEM if it has a BEGIN line (file_read NUL-terminates; a NUL inside
+	 * PEM if it has a BEGIN line (x509_file_read NUL-terminates; a NUL inside
 	 * DER only ends the search early), else DER.
 	 */
 	if (strstr(buf, "-----BEGIN ") != NULL)
@@ -621,7 +622,7 @@ mdm_err x509_cert_load_file(const char *path, X509 **out)
 		rc = x509_cert_from_der((const uint8_t *)buf, len, out);
 	if (rc != MDM_OK)
 		log_error("x509: %s: not one PEM or DER certificate", path);
-	file_free(buf, len);
+	x509_file_free(buf, len);
 	return rc;
 }
 
@@ -635,14 +636,14 @@ mdm_err x509_cert_to_der(const X509 *c, uint8_t **out, size_t *outlen)
 	if (c == NULL)
 		return MDM_ERR_INVAL;
 	if ((len = i2d_X509(c, NULL)) <= 0) {
-		ossl_fail(MDM_LOG_ERROR, "i2d_X509");
+		x509_ossl_fail(MDM_LOG_ERROR, "i2d_X509");
 		return MDM_ERR_CRYPTO;
 	}
 	if ((buf = malloc((size_t)len)) == NULL)
 		return MDM_ERR_NOMEM;
 	p = buf;
 	if (i2d_X509(c, &p) != len) {
-		ossl_fail(MDM_LOG_ERROR, "i2d_X509");
+		x509_ossl_fail(MDM_LOG_ERROR, "i2d_X509");
 		free(buf);
 		return MDM_ERR_CRYPTO;
 	}
@@ -663,15 +664,15 @@ mdm_err x509_cert_to_pem(const X509 *c, char **out, size_t *outlen)
 	if (c == NULL)
 		return MDM_ERR_INVAL;
 	if ((bio = BIO_new(BIO_s_mem())) == NULL) {
-		ossl_fail(MDM_LOG_ERROR, "BIO_new");
+		x509_ossl_fail(MDM_LOG_ERROR, "BIO_new");
 		return MDM_ERR_NOMEM;
 	}
 	if (PEM_write_bio_X509(bio, c) != 1) {
-		ossl_fail(MDM_LOG_ERROR, "PEM_write_bio_X509");
+		x509_ossl_fail(MDM_LOG_ERROR, "PEM_write_bio_X509");
 		goto out;
 	}
 	if ((len = BIO_get_mem_data(bio, &p)) <= 0 || p == NULL) {
-		ossl_fail(MDM_LOG_ERROR, "BIO_get_mem_data");
+		x509_ossl_fail(MDM_LOG_ERROR, "BIO_get_mem_data");
 		goto out;
 	}
 	if ((buf = malloc((size_t)len + 1)) == NULL) {
@@ -702,7 +703,7 @@ void x509_cert_free(X509 *c)
 }
 
 /* 1 if basicConstraints says cA (RFC 5280 4.2.1.9), else 0. */
-static int cert_is_ca(const X509 *c)
+int x509_cert_is_ca(const X509 *c)
 {
 	BASIC_CONSTRAINTS *bc;
 	int crit = -1, ca;
@@ -726,27 +727,27 @@ mdm_err x509_cert_info(const X509 *c, struct x509_info *out)
 	if (c == NULL)
 		return MDM_ERR_INVAL;
 	if (!X509_digest(c, EVP_sha256(), md, &mdlen) || mdlen != 32) {
-		ossl_fail(MDM_LOG_ERROR, "X509_digest");
+		x509_ossl_fail(MDM_LOG_ERROR, "X509_digest");
 		rc = MDM_ERR_CRYPTO;
 		goto fail;
 	}
 	hex_lower(md, mdlen, out->sha256);
-	if (!serial_to_hex(X509_get0_serialNumber(c), out->serial, sizeof(out->serial))) {
+	if (!x509_serial_to_hex(X509_get0_serialNumber(c), out->serial, sizeof(out->serial))) {
 		log_warn("x509: RFC 5280 4.1.2.2: serial negative or over 20 octets");
 		rc = MDM_ERR_PARSE;
 		goto fail;
 	}
-	if ((rc = name_to_str(X509_get_subject_name(c), out->subject, sizeof(out->subject), 1)) !=
-	                MDM_OK ||
-	        (rc = name_to_str(X509_get_issuer_name(c), out->issuer, sizeof(out->issuer), 1)) !=
-	                MDM_OK)
+	if ((rc = x509_name_to_str(
+	             X509_get_subject_name(c), out->subject, sizeof(out->subject), 1)) != MDM_OK ||
+	        (rc = x509_name_to_str(
+	                 X509_get_issuer_name(c), out->issuer, sizeof(out->issuer), 1)) != MDM_OK)
 		goto fail;
-	if (!asn1_time_to_time_t(X509_get0_notBefore(c), &out->not_before) ||
-	        !asn1_time_to_time_t(X509_get0_notAfter(c), &out->not_after)) {
+	if (!x509_asn1_time_to_time_t(X509_get0_notBefore(c), &out->not_before) ||
+	        !x509_asn1_time_to_time_t(X509_get0_notAfter(c), &out->not_after)) {
 		rc = MDM_ERR_PARSE;
 		goto fail;
 	}
-	out->is_ca = cert_is_ca(c);
+	out->is_ca = x509_cert_is_ca(c);
 	return MDM_OK;
 fail:
 	memset(out, 0, sizeof(*out));
@@ -766,11 +767,11 @@ mdm_err x509_cert_key_sha256(const X509 *c, char out[X509_FP_HEX_LEN + 1])
 	/* The whole SubjectPublicKeyInfo, algorithm included (not X509_pubkey_digest's BIT STRING).
 	 */
 	if ((len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(c), &der)) <= 0) {
-		ossl_fail(MDM_LOG_ERROR, "i2d_X509_PUBKEY");
+		x509_ossl_fail(MDM_LOG_ERROR, "i2d_X509_PUBKEY");
 		goto out;
 	}
 	if (EVP_Digest(der, (size_t)len, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != 32) {
-		ossl_fail(MDM_LOG_ERROR, "EVP_Digest");
+		x509_ossl_fail(MDM_LOG_ERROR, "EVP_Digest");
 		goto out;
 	}
 	hex_lower(md, mdlen, out);
@@ -825,7 +826,7 @@ static mdm_err key_load_file(const char *path, EVP_PKEY **out)
 	mdm_err rc;
 
 	*out = NULL;
-	if ((rc = file_read(path, X509_MAX_FILE, &buf, &len, &mode)) != MDM_OK)
+	if ((rc = x509_file_read(path, X509_MAX_FILE, &buf, &len, &mode)) != MDM_OK)
 		return rc;
 	/* Warn, not refuse: a 0640 key readable by a service group is a common setup. */
 	if ((mode & 077) != 0)
@@ -833,7 +834,7 @@ static mdm_err key_load_file(const char *path, EVP_PKEY **out)
 		        (unsigned)(mode & 0777));
 	rc = MDM_ERR_PARSE;
 	if ((bio = BIO_new_mem_buf(buf, (int)len)) == NULL) {
-		ossl_fail(MDM_LOG_ERROR, "BIO_new_mem_buf");
+		x509_ossl_fail(MDM_LOG_ERROR, "BIO_new_mem_buf");
 		rc = MDM_ERR_NOMEM;
 		goto out;
 	}
@@ -846,7 +847,7 @@ static mdm_err key_load_file(const char *path, EVP_PKEY **out)
 			        path);
 			rc = MDM_ERR_UNSUPPORTED;
 		} else {
-			ossl_fail(MDM_LOG_ERROR, "PEM_read_bio_PrivateKey");
+			x509_ossl_fail(MDM_LOG_ERROR, "PEM_read_bio_PrivateKey");
 			log_error("x509: %s: no PEM private key", path);
 		}
 		goto out;
@@ -855,7 +856,7 @@ static mdm_err key_load_file(const char *path, EVP_PKEY **out)
 	rc = MDM_OK;
 out:
 	BIO_free(bio);
-	file_free(buf, len);
+	x509_file_free(buf, len);
 	return rc;
 }
 
@@ -883,7 +884,7 @@ static mdm_err key_load_pkcs11(const char *uri, EVP_PKEY **out)
 		ENGINE *e;
 
 		if ((e = ENGINE_by_id("pkcs11")) == NULL) {
-			ossl_fail(MDM_LOG_ERROR, "ENGINE_by_id(pkcs11)");
+			x509_ossl_fail(MDM_LOG_ERROR, "ENGINE_by_id(pkcs11)");
 			log_error("x509: no pkcs11 engine (Debian: libengine-pkcs11-openssl)");
 			return MDM_ERR_UNSUPPORTED;
 		}
@@ -894,7 +895,7 @@ static mdm_err key_load_pkcs11(const char *uri, EVP_PKEY **out)
 		if (ENGINE_ctrl_cmd_string(e, "QUIET", NULL, 1) != 1)
 			ERR_clear_error();
 		if (ENGINE_init(e) != 1) {
-			ossl_fail(MDM_LOG_ERROR, "ENGINE_init(pkcs11)");
+			x509_ossl_fail(MDM_LOG_ERROR, "ENGINE_init(pkcs11)");
 			ENGINE_free(e);
 			return MDM_ERR_CRYPTO;
 		}
@@ -909,7 +910,7 @@ static mdm_err key_load_pkcs11(const char *uri, EVP_PKEY **out)
 	 */
 	if ((k = ENGINE_load_private_key(pkcs11_engine, uri, (UI_METHOD *)UI_null(), NULL)) ==
 	        NULL) {
-		ossl_fail(MDM_LOG_ERROR, "ENGINE_load_private_key");
+		x509_ossl_fail(MDM_LOG_ERROR, "ENGINE_load_private_key");
 		log_error("x509: the pkcs11: key could not be loaded (token, object, PIN?)");
 		return MDM_ERR_CRYPTO;
 	}
@@ -960,7 +961,7 @@ mdm_err x509_key_generate_rsa(int bits, EVP_PKEY **out)
 		return MDM_ERR_INVAL;
 	}
 	if ((k = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)bits)) == NULL) {
-		ossl_fail(MDM_LOG_ERROR, "EVP_PKEY_Q_keygen");
+		x509_ossl_fail(MDM_LOG_ERROR, "EVP_PKEY_Q_keygen");
 		return MDM_ERR_CRYPTO;
 	}
 	*out = k;
@@ -984,17 +985,17 @@ mdm_err x509_key_write_pem(EVP_PKEY *key, const char *path)
 	}
 	/* Straight to the descriptor: no copy of the key in a memory buffer. */
 	if ((bio = BIO_new_fd(fd, BIO_NOCLOSE)) == NULL) {
-		ossl_fail(MDM_LOG_ERROR, "BIO_new_fd");
+		x509_ossl_fail(MDM_LOG_ERROR, "BIO_new_fd");
 		rc = MDM_ERR_NOMEM;
 		goto out;
 	}
 	if (PEM_write_bio_PKCS8PrivateKey(bio, key, NULL, NULL, 0, NULL, NULL) != 1) {
-		ossl_fail(MDM_LOG_ERROR, "PEM_write_bio_PKCS8PrivateKey");
+		x509_ossl_fail(MDM_LOG_ERROR, "PEM_write_bio_PKCS8PrivateKey");
 		rc = MDM_ERR_CRYPTO;
 		goto out;
 	}
 	if (BIO_flush(bio) != 1) {
-		ossl_fail(MDM_LOG_ERROR, "BIO_flush");
+		x509_ossl_fail(MDM_LOG_ERROR, "BIO_flush");
 		goto out;
 	}
 	if (fsync(fd) != 0) {
@@ -1046,21 +1047,21 @@ static int key_signs_for(EVP_PKEY *key, EVP_PKEY *pub)
 	if ((sig = malloc(siglen)) == NULL)
 		goto out;
 	if ((md = EVP_MD_CTX_new()) == NULL) {
-		ossl_fail(MDM_LOG_ERROR, "EVP_MD_CTX_new");
+		x509_ossl_fail(MDM_LOG_ERROR, "EVP_MD_CTX_new");
 		goto out;
 	}
 	if (EVP_DigestSignInit(md, NULL, dg, NULL, key) != 1 ||
 	        EVP_DigestSign(md, sig, &siglen, msg, sizeof(msg)) != 1) {
-		ossl_fail(MDM_LOG_ERROR, "EVP_DigestSign");
+		x509_ossl_fail(MDM_LOG_ERROR, "EVP_DigestSign");
 		goto out;
 	}
 	EVP_MD_CTX_free(md);
 	if ((md = EVP_MD_CTX_new()) == NULL) {
-		ossl_fail(MDM_LOG_ERROR, "EVP_MD_CTX_new");
+		x509_ossl_fail(MDM_LOG_ERROR, "EVP_MD_CTX_new");
 		goto out;
 	}
 	if (EVP_DigestVerifyInit(md, NULL, dg, NULL, pub) != 1) {
-		ossl_fail(MDM_LOG_ERROR, "EVP_DigestVerifyInit");
+		x509_ossl_fail(MDM_LOG_ERROR, "EVP_DigestVerifyInit");
 		goto out;
 	}
 	ok = EVP_DigestVerify(md, sig, siglen, msg, sizeof(msg)) == 1;
@@ -1089,15 +1090,15 @@ mdm_err x509_ssl_ctx_use_identity(void *ssl_ctx, X509 *cert, EVP_PKEY *key)
 	if (ctx == NULL || cert == NULL || key == NULL)
 		return MDM_ERR_INVAL;
 	if (SSL_CTX_use_certificate(ctx, cert) != 1) {
-		ossl_fail(MDM_LOG_ERROR, "SSL_CTX_use_certificate");
+		x509_ossl_fail(MDM_LOG_ERROR, "SSL_CTX_use_certificate");
 		return MDM_ERR_CRYPTO;
 	}
 	if (SSL_CTX_use_PrivateKey(ctx, key) != 1) {
-		ossl_fail(MDM_LOG_ERROR, "SSL_CTX_use_PrivateKey");
+		x509_ossl_fail(MDM_LOG_ERROR, "SSL_CTX_use_PrivateKey");
 		return MDM_ERR_CRYPTO;
 	}
 	if (SSL_CTX_check_private_key(ctx) != 1) {
-		ossl_fail(MDM_LOG_ERROR, "SSL_CTX_check_private_key");
+		x509_ossl_fail(MDM_LOG_ERROR, "SSL_CTX_check_private_key");
 		return MDM_ERR_CRYPTO;
 	}
 	return MDM_OK;
@@ -1124,7 +1125,7 @@ mdm_err x509_csr_from_der(const uint8_t *der, size_t len, X509_REQ **out)
 		return MDM_ERR_LIMIT;
 	}
 	if ((r = d2i_X509_REQ(NULL, &p, (long)len)) == NULL) {
-		ossl_fail(MDM_LOG_WARN, "d2i_X509_REQ");
+		x509_ossl_fail(MDM_LOG_WARN, "d2i_X509_REQ");
 		return MDM_ERR_PARSE;
 	}
 	if (p != der + len) {
@@ -1178,11 +1179,11 @@ mdm_err x509_csr_verify(X509_REQ *csr)
 		return MDM_ERR_UNSUPPORTED;
 	}
 	if ((pub = X509_REQ_get0_pubkey(csr)) == NULL) {
-		ossl_fail(MDM_LOG_WARN, "X509_REQ_get0_pubkey");
+		x509_ossl_fail(MDM_LOG_WARN, "X509_REQ_get0_pubkey");
 		return MDM_ERR_UNSUPPORTED;
 	}
 	if (X509_REQ_verify(csr, pub) != 1) {
-		ossl_fail(MDM_LOG_WARN, "X509_REQ_verify");
+		x509_ossl_fail(MDM_LOG_WARN, "X509_REQ_verify");
 		log_warn("x509: RFC 2986: CSR signature does not verify with its own key");
 		return MDM_ERR_AUTH;
 	}
@@ -1232,7 +1233,7 @@ mdm_err x509_csr_challenge(X509_REQ *csr, char **out)
 		return MDM_ERR_LIMIT;
 	}
 	if ((len = ASN1_STRING_to_UTF8(&utf8, t->value.asn1_string)) < 0) {
-		ossl_fail(MDM_LOG_WARN, "ASN1_STRING_to_UTF8");
+		x509_ossl_fail(MDM_LOG_WARN, "ASN1_STRING_to_UTF8");
 		goto out;
 	}
 	if (len > MDM_MAX_CHALLENGE) {
@@ -1312,7 +1313,7 @@ mdm_err x509_csr_subject(X509_REQ *csr, char *out, size_t cap)
 	out[0] = '\0';
 	if (csr == NULL)
 		return MDM_ERR_INVAL;
-	return name_to_str(X509_REQ_get_subject_name(csr), out, cap, 0);
+	return x509_name_to_str(X509_REQ_get_subject_name(csr), out, cap, 0);
 }
 
 void x509_csr_free(X509_REQ *csr)
@@ -1332,17 +1333,17 @@ static mdm_err serial_random(ASN1_INTEGER **out)
 	*out = NULL;
 	do {
 		if (RAND_bytes(b, sizeof(b)) != 1) {
-			ossl_fail(MDM_LOG_ERROR, "RAND_bytes");
+			x509_ossl_fail(MDM_LOG_ERROR, "RAND_bytes");
 			goto out;
 		}
 		BN_free(bn);
 		if ((bn = BN_bin2bn(b, sizeof(b), NULL)) == NULL) {
-			ossl_fail(MDM_LOG_ERROR, "BN_bin2bn");
+			x509_ossl_fail(MDM_LOG_ERROR, "BN_bin2bn");
 			goto out;
 		}
 	} while (BN_is_zero(bn)); /* RFC 5280 4.1.2.2: positive; 2^-128 */
 	if ((*out = BN_to_ASN1_INTEGER(bn, NULL)) == NULL) {
-		ossl_fail(MDM_LOG_ERROR, "BN_to_ASN1_INTEGER");
+		x509_ossl_fail(MDM_LOG_ERROR, "BN_to_ASN1_INTEGER");
 		goto out;
 	}
 	rc = MDM_OK;
@@ -1358,13 +1359,13 @@ static mdm_err set_time(X509 *x, int which, time_t t)
 
 	/* ASN1_TIME_set picks UTCTime through 2049, GeneralizedTime after (RFC 5280 4.1.2.5). */
 	if ((at = ASN1_TIME_set(NULL, t)) == NULL) {
-		ossl_fail(MDM_LOG_ERROR, "ASN1_TIME_set");
+		x509_ossl_fail(MDM_LOG_ERROR, "ASN1_TIME_set");
 		return MDM_ERR_CRYPTO;
 	}
 	ok = which == 0 ? X509_set1_notBefore(x, at) : X509_set1_notAfter(x, at);
 	ASN1_TIME_free(at);
 	if (ok != 1) {
-		ossl_fail(MDM_LOG_ERROR, "X509_set1_notBefore/notAfter");
+		x509_ossl_fail(MDM_LOG_ERROR, "X509_set1_notBefore/notAfter");
 		return MDM_ERR_CRYPTO;
 	}
 	return MDM_OK;
@@ -1380,22 +1381,22 @@ static mdm_err cert_new(const X509_NAME *subject, const X509_NAME *issuer, EVP_P
 
 	*out = NULL;
 	if ((x = X509_new()) == NULL) {
-		ossl_fail(MDM_LOG_ERROR, "X509_new");
+		x509_ossl_fail(MDM_LOG_ERROR, "X509_new");
 		return MDM_ERR_NOMEM;
 	}
 	if (X509_set_version(x, X509_VERSION_3) != 1) {
-		ossl_fail(MDM_LOG_ERROR, "X509_set_version");
+		x509_ossl_fail(MDM_LOG_ERROR, "X509_set_version");
 		goto out;
 	}
 	if ((rc = serial_random(&serial)) != MDM_OK)
 		goto out;
 	rc = MDM_ERR_CRYPTO;
 	if (X509_set_serialNumber(x, serial) != 1) {
-		ossl_fail(MDM_LOG_ERROR, "X509_set_serialNumber");
+		x509_ossl_fail(MDM_LOG_ERROR, "X509_set_serialNumber");
 		goto out;
 	}
 	if (X509_set_subject_name(x, subject) != 1 || X509_set_issuer_name(x, issuer) != 1) {
-		ossl_fail(MDM_LOG_ERROR, "X509_set_subject_name/issuer_name");
+		x509_ossl_fail(MDM_LOG_ERROR, "X509_set_subject_name/issuer_name");
 		goto out;
 	}
 	if ((rc = set_time(x, 0, not_before)) != MDM_OK ||
@@ -1403,7 +1404,7 @@ static mdm_err cert_new(const X509_NAME *subject, const X509_NAME *issuer, EVP_P
 		goto out;
 	rc = MDM_ERR_CRYPTO;
 	if (X509_set_pubkey(x, pub) != 1) {
-		ossl_fail(MDM_LOG_ERROR, "X509_set_pubkey");
+		x509_ossl_fail(MDM_LOG_ERROR, "X509_set_pubkey");
 		goto out;
 	}
 	*out = x;
@@ -1418,7 +1419,7 @@ out:
 static mdm_err add_ext(X509 *x, int nid, void *value, int critical)
 {
 	if (X509_add1_ext_i2d(x, nid, value, critical, X509V3_ADD_DEFAULT) != 1) {
-		ossl_fail(MDM_LOG_ERROR, "X509_add1_ext_i2d");
+		x509_ossl_fail(MDM_LOG_ERROR, "X509_add1_ext_i2d");
 		log_error("x509: could not add extension %s", OBJ_nid2sn(nid));
 		return MDM_ERR_CRYPTO;
 	}
@@ -1432,14 +1433,14 @@ static mdm_err add_basic_constraints(X509 *x, int ca)
 	mdm_err rc = MDM_ERR_NOMEM;
 
 	if ((bc = BASIC_CONSTRAINTS_new()) == NULL) {
-		ossl_fail(MDM_LOG_ERROR, "BASIC_CONSTRAINTS_new");
+		x509_ossl_fail(MDM_LOG_ERROR, "BASIC_CONSTRAINTS_new");
 		return MDM_ERR_NOMEM;
 	}
 	bc->ca = ca ? 0xff : 0;
 	if (ca) {
 		if ((bc->pathlen = ASN1_INTEGER_new()) == NULL ||
 		        ASN1_INTEGER_set(bc->pathlen, 0) != 1) {
-			ossl_fail(MDM_LOG_ERROR, "ASN1_INTEGER_set");
+			x509_ossl_fail(MDM_LOG_ERROR, "ASN1_INTEGER_set");
 			goto out;
 		}
 	}
@@ -1463,12 +1464,12 @@ static mdm_err add_key_usage(X509 *x, const int *bits, size_t n)
 	mdm_err rc = MDM_ERR_CRYPTO;
 
 	if ((ku = ASN1_BIT_STRING_new()) == NULL) {
-		ossl_fail(MDM_LOG_ERROR, "ASN1_BIT_STRING_new");
+		x509_ossl_fail(MDM_LOG_ERROR, "ASN1_BIT_STRING_new");
 		return MDM_ERR_NOMEM;
 	}
 	for (size_t i = 0; i < n; i++) {
 		if (ASN1_BIT_STRING_set_bit(ku, bits[i], 1) != 1) {
-			ossl_fail(MDM_LOG_ERROR, "ASN1_BIT_STRING_set_bit");
+			x509_ossl_fail(MDM_LOG_ERROR, "ASN1_BIT_STRING_set_bit");
 			goto out;
 		}
 	}
@@ -1486,11 +1487,11 @@ static mdm_err add_eku(X509 *x, int nid)
 	mdm_err rc = MDM_ERR_NOMEM;
 
 	if ((eku = sk_ASN1_OBJECT_new_null()) == NULL) {
-		ossl_fail(MDM_LOG_ERROR, "sk_ASN1_OBJECT_new_null");
+		x509_ossl_fail(MDM_LOG_ERROR, "sk_ASN1_OBJECT_new_null");
 		return MDM_ERR_NOMEM;
 	}
 	if ((obj = OBJ_nid2obj(nid)) == NULL || sk_ASN1_OBJECT_push(eku, obj) <= 0) {
-		ossl_fail(MDM_LOG_ERROR, "sk_ASN1_OBJECT_push");
+		x509_ossl_fail(MDM_LOG_ERROR, "sk_ASN1_OBJECT_push");
 		goto out;
 	}
 	rc = add_ext(x, NID_ext_key_usage, eku, 0);
@@ -1508,12 +1509,12 @@ static mdm_err key_id_of(const X509 *x, ASN1_OCTET_STRING **out)
 
 	*out = NULL;
 	if (X509_pubkey_digest(x, EVP_sha1(), md, &len) != 1) {
-		ossl_fail(MDM_LOG_ERROR, "X509_pubkey_digest");
+		x509_ossl_fail(MDM_LOG_ERROR, "X509_pubkey_digest");
 		return MDM_ERR_CRYPTO;
 	}
 	if ((*out = ASN1_OCTET_STRING_new()) == NULL ||
 	        ASN1_OCTET_STRING_set(*out, md, (int)len) != 1) {
-		ossl_fail(MDM_LOG_ERROR, "ASN1_OCTET_STRING_set");
+		x509_ossl_fail(MDM_LOG_ERROR, "ASN1_OCTET_STRING_set");
 		ASN1_OCTET_STRING_free(*out);
 		*out = NULL;
 		return MDM_ERR_NOMEM;
@@ -1552,7 +1553,7 @@ static mdm_err add_aki(X509 *x, const X509 *issuer)
 	mdm_err rc;
 
 	if ((akid = AUTHORITY_KEYID_new()) == NULL) {
-		ossl_fail(MDM_LOG_ERROR, "AUTHORITY_KEYID_new");
+		x509_ossl_fail(MDM_LOG_ERROR, "AUTHORITY_KEYID_new");
 		return MDM_ERR_NOMEM;
 	}
 	if ((rc = ca_key_id(issuer, &akid->keyid)) == MDM_OK)
@@ -1564,7 +1565,7 @@ static mdm_err add_aki(X509 *x, const X509 *issuer)
 static mdm_err cert_sign(X509 *x, EVP_PKEY *key)
 {
 	if (X509_sign(x, key, EVP_sha256()) <= 0) {
-		ossl_fail(MDM_LOG_ERROR, "X509_sign");
+		x509_ossl_fail(MDM_LOG_ERROR, "X509_sign");
 		return MDM_ERR_CRYPTO;
 	}
 	return MDM_OK;
@@ -1634,7 +1635,7 @@ mdm_err x509_ca_next(const X509 *current, EVP_PKEY *key, int days, time_t now, X
 	*out = NULL;
 	if (current == NULL)
 		return MDM_ERR_INVAL;
-	if (!cert_is_ca(current)) {
+	if (!x509_cert_is_ca(current)) {
 		log_error("x509: the current CA certificate is not a CA (basicConstraints)");
 		return MDM_ERR_INVAL;
 	}
@@ -1647,11 +1648,12 @@ static mdm_err ca_usable(const X509 *ca, EVP_PKEY *cakey, time_t now, time_t *no
 	*not_after = 0;
 	if (ca == NULL || cakey == NULL)
 		return MDM_ERR_INVAL;
-	if (!cert_is_ca(ca)) {
+	if (!x509_cert_is_ca(ca)) {
 		log_error("x509: the CA certificate has no basicConstraints cA");
 		return MDM_ERR_CONFIG;
 	}
-	if (validity_at(ca, now) != 0 || !asn1_time_to_time_t(X509_get0_notAfter(ca), not_after)) {
+	if (x509_validity_at(ca, now) != 0 ||
+	        !x509_asn1_time_to_time_t(X509_get0_notAfter(ca), not_after)) {
 		log_error("x509: the CA certificate is not valid now");
 		return MDM_ERR_CONFIG;
 	}
@@ -1683,7 +1685,7 @@ static mdm_err issue_key_ok(EVP_PKEY *pub, int min_bits, int *is_rsa)
 		return MDM_OK;
 	case EVP_PKEY_EC:
 		if (EVP_PKEY_get_group_name(pub, group, sizeof(group), NULL) != 1) {
-			ossl_fail(MDM_LOG_WARN, "EVP_PKEY_get_group_name");
+			x509_ossl_fail(MDM_LOG_WARN, "EVP_PKEY_get_group_name");
 			return MDM_ERR_FORBIDDEN;
 		}
 		if ((nid = OBJ_sn2nid(group)) == NID_undef)
@@ -1752,7 +1754,7 @@ static mdm_err csr_sans(X509_REQ *csr, GENERAL_NAMES **out)
 
 	*out = NULL;
 	if ((exts = X509_REQ_get_extensions(csr)) == NULL) {
-		ossl_fail(MDM_LOG_WARN, "X509_REQ_get_extensions");
+		x509_ossl_fail(MDM_LOG_WARN, "X509_REQ_get_extensions");
 		return MDM_ERR_PARSE;
 	}
 	if ((gens = X509V3_get_d2i(exts, NID_subject_alt_name, &crit, NULL)) == NULL) {
@@ -1760,7 +1762,7 @@ static mdm_err csr_sans(X509_REQ *csr, GENERAL_NAMES **out)
 			ERR_clear_error();
 			rc = MDM_OK;
 		} else {
-			ossl_fail(MDM_LOG_WARN, "X509V3_get_d2i(subjectAltName)");
+			x509_ossl_fail(MDM_LOG_WARN, "X509V3_get_d2i(subjectAltName)");
 			log_warn("x509: CSR subjectAltName malformed or present twice");
 		}
 		goto out;
@@ -1854,7 +1856,7 @@ mdm_err x509_issue(const X509 *ca, EVP_PKEY *cakey, X509_REQ *csr,
 		goto out;
 	/* What we hand out must verify with the CA certificate (an HSM could misbehave). */
 	if (X509_verify(x, X509_get0_pubkey(ca)) != 1) {
-		ossl_fail(MDM_LOG_ERROR, "X509_verify");
+		x509_ossl_fail(MDM_LOG_ERROR, "X509_verify");
 		log_error("x509: the certificate just issued does not verify with the CA");
 		rc = MDM_ERR_CRYPTO;
 		goto out;
@@ -1881,12 +1883,12 @@ static const char *ca_unfit(X509 *ca, time_t now)
 {
 	int v;
 
-	if (!cert_is_ca(ca))
+	if (!x509_cert_is_ca(ca))
 		return "issuer is not a CA";
 	if ((X509_get_extension_flags(ca) & EXFLAG_KUSAGE) &&
 	        !(X509_get_key_usage(ca) & KU_KEY_CERT_SIGN))
 		return "issuer's keyUsage lacks keyCertSign";
-	if ((v = validity_at(ca, now)) < 0)
+	if ((v = x509_validity_at(ca, now)) < 0)
 		return "issuing CA not yet valid";
 	if (v == 1)
 		return "issuing CA expired";
@@ -1900,7 +1902,7 @@ static const char *cert_unfit(const X509 *cert, time_t now, int client_auth)
 {
 	X509 *c = cert_mut(cert);
 	uint32_t flags = X509_get_extension_flags(c);
-	int v = validity_at(cert, now);
+	int v = x509_validity_at(cert, now);
 
 	if (v < 0)
 		return "certificate not yet valid";
@@ -1912,7 +1914,7 @@ static const char *cert_unfit(const X509 *cert, time_t now, int client_auth)
 		return "certificate extensions malformed or duplicated";
 	if (flags & EXFLAG_CRITICAL)
 		return "certificate has an unsupported critical extension";
-	if (cert_is_ca(cert))
+	if (x509_cert_is_ca(cert))
 		return "certificate is a CA, not an end entity";
 	if (client_auth) {
 		if (!(flags & EXFLAG_XKUSAGE) || !(X509_get_extended_key_usage(c) & XKU_SSL_CLIENT))
@@ -1971,9 +1973,9 @@ mdm_err x509_verify_issued(
 			*which = i;
 		return MDM_OK;
 	}
-	if (!serial_to_hex(X509_get0_serialNumber(cert), serial, sizeof(serial)))
+	if (!x509_serial_to_hex(X509_get0_serialNumber(cert), serial, sizeof(serial)))
 		snprintf(serial, sizeof(serial), "?");
-	if (name_to_str(X509_get_issuer_name(cert), issuer, sizeof(issuer), 1) != MDM_OK)
+	if (x509_name_to_str(X509_get_issuer_name(cert), issuer, sizeof(issuer), 1) != MDM_OK)
 		snprintf(issuer, sizeof(issuer), "?");
 	log_warn("x509: certificate serial %s from issuer \"%s\" refused: %s", serial, issuer, why);
 	return MDM_ERR_AUTH;
@@ -2008,9 +2010,9 @@ mdm_err x509_verify_pinned(const X509 *cert, X509 *const *trust, size_t ntrust, 
 
 	if (cert == NULL || (trust == NULL && ntrust > 0))
 		return MDM_ERR_INVAL;
-	if (!serial_to_hex(X509_get0_serialNumber(cert), serial, sizeof(serial)))
+	if (!x509_serial_to_hex(X509_get0_serialNumber(cert), serial, sizeof(serial)))
 		snprintf(serial, sizeof(serial), "?");
-	if (name_to_str(X509_get_issuer_name(cert), issuer, sizeof(issuer), 1) != MDM_OK)
+	if (x509_name_to_str(X509_get_issuer_name(cert), issuer, sizeof(issuer), 1) != MDM_OK)
 		snprintf(issuer, sizeof(issuer), "?");
 	if (cert_is_test(cert)) {
 		why = "a [TEST] certificate is never a device identity";
@@ -2030,13 +2032,13 @@ mdm_err x509_verify_pinned(const X509 *cert, X509 *const *trust, size_t ntrust, 
 	}
 	for (size_t i = 0; i < ntrust; i++) {
 		if (trust[i] == NULL || X509_STORE_add_cert(store, trust[i]) != 1) {
-			ossl_fail(MDM_LOG_ERROR, "X509_STORE_add_cert");
+			x509_ossl_fail(MDM_LOG_ERROR, "X509_STORE_add_cert");
 			rc = MDM_ERR_CRYPTO;
 			goto out;
 		}
 	}
 	if (X509_STORE_CTX_init(ctx, store, cert_mut(cert), NULL) != 1) {
-		ossl_fail(MDM_LOG_ERROR, "X509_STORE_CTX_init");
+		x509_ossl_fail(MDM_LOG_ERROR, "X509_STORE_CTX_init");
 		rc = MDM_ERR_CRYPTO;
 		goto out;
 	}
@@ -2124,13 +2126,13 @@ static mdm_err crl_add_revoked(X509_CRL *crl, const struct x509_revoked *r)
 	}
 	if ((rev = X509_REVOKED_new()) == NULL ||
 	        (when = ASN1_TIME_set(NULL, r->revoked_at)) == NULL) {
-		ossl_fail(MDM_LOG_ERROR, "X509_REVOKED_new/ASN1_TIME_set");
+		x509_ossl_fail(MDM_LOG_ERROR, "X509_REVOKED_new/ASN1_TIME_set");
 		rc = MDM_ERR_NOMEM;
 		goto out;
 	}
 	if (X509_REVOKED_set_serialNumber(rev, serial) != 1 ||
 	        X509_REVOKED_set_revocationDate(rev, when) != 1) {
-		ossl_fail(MDM_LOG_ERROR, "X509_REVOKED_set_serialNumber/revocationDate");
+		x509_ossl_fail(MDM_LOG_ERROR, "X509_REVOKED_set_serialNumber/revocationDate");
 		goto out;
 	}
 	if (r->reason >= 0) {
@@ -2138,12 +2140,12 @@ static mdm_err crl_add_revoked(X509_CRL *crl, const struct x509_revoked *r)
 		        ASN1_ENUMERATED_set(reason, r->reason) != 1 ||
 		        X509_REVOKED_add1_ext_i2d(
 		                rev, NID_crl_reason, reason, 0, X509V3_ADD_DEFAULT) != 1) {
-			ossl_fail(MDM_LOG_ERROR, "X509_REVOKED_add1_ext_i2d(reasonCode)");
+			x509_ossl_fail(MDM_LOG_ERROR, "X509_REVOKED_add1_ext_i2d(reasonCode)");
 			goto out;
 		}
 	}
 	if (X509_CRL_add0_revoked(crl, rev) != 1) {
-		ossl_fail(MDM_LOG_ERROR, "X509_CRL_add0_revoked");
+		x509_ossl_fail(MDM_LOG_ERROR, "X509_CRL_add0_revoked");
 		goto out;
 	}
 	rev = NULL;
@@ -2186,18 +2188,18 @@ mdm_err x509_crl_build(const X509 *ca, EVP_PKEY *cakey, const struct x509_revoke
 		return rc;
 	rc = MDM_ERR_CRYPTO;
 	if ((crl = X509_CRL_new()) == NULL) {
-		ossl_fail(MDM_LOG_ERROR, "X509_CRL_new");
+		x509_ossl_fail(MDM_LOG_ERROR, "X509_CRL_new");
 		return MDM_ERR_NOMEM;
 	}
 	if (X509_CRL_set_version(crl, X509_CRL_VERSION_2) != 1 ||
 	        X509_CRL_set_issuer_name(crl, X509_get_subject_name(ca)) != 1) {
-		ossl_fail(MDM_LOG_ERROR, "X509_CRL_set_version/issuer_name");
+		x509_ossl_fail(MDM_LOG_ERROR, "X509_CRL_set_version/issuer_name");
 		goto out;
 	}
 	if ((t = ASN1_TIME_set(NULL, now)) == NULL || X509_CRL_set1_lastUpdate(crl, t) != 1 ||
 	        ASN1_TIME_set(t, now + (time_t)days * SECS_PER_DAY) == NULL ||
 	        X509_CRL_set1_nextUpdate(crl, t) != 1) {
-		ossl_fail(MDM_LOG_ERROR, "X509_CRL_set1_lastUpdate/nextUpdate");
+		x509_ossl_fail(MDM_LOG_ERROR, "X509_CRL_set1_lastUpdate/nextUpdate");
 		goto out;
 	}
 	for (size_t i = 0; i < n; i++)
@@ -2205,7 +2207,7 @@ mdm_err x509_crl_build(const X509 *ca, EVP_PKEY *cakey, const struct x509_revoke
 			goto out;
 	rc = MDM_ERR_CRYPTO;
 	if ((akid = AUTHORITY_KEYID_new()) == NULL) {
-		ossl_fail(MDM_LOG_ERROR, "AUTHORITY_KEYID_new");
+		x509_ossl_fail(MDM_LOG_ERROR, "AUTHORITY_KEYID_new");
 		goto out;
 	}
 	if ((rc = ca_key_id(ca, &akid->keyid)) != MDM_OK)
@@ -2213,28 +2215,28 @@ mdm_err x509_crl_build(const X509 *ca, EVP_PKEY *cakey, const struct x509_revoke
 	rc = MDM_ERR_CRYPTO;
 	if (X509_CRL_add1_ext_i2d(crl, NID_authority_key_identifier, akid, 0, X509V3_ADD_DEFAULT) !=
 	        1) {
-		ossl_fail(MDM_LOG_ERROR, "X509_CRL_add1_ext_i2d(authorityKeyIdentifier)");
+		x509_ossl_fail(MDM_LOG_ERROR, "X509_CRL_add1_ext_i2d(authorityKeyIdentifier)");
 		goto out;
 	}
 	if ((number = ASN1_INTEGER_new()) == NULL || ASN1_INTEGER_set_int64(number, now) != 1 ||
 	        X509_CRL_add1_ext_i2d(crl, NID_crl_number, number, 0, X509V3_ADD_DEFAULT) != 1) {
-		ossl_fail(MDM_LOG_ERROR, "X509_CRL_add1_ext_i2d(crlNumber)");
+		x509_ossl_fail(MDM_LOG_ERROR, "X509_CRL_add1_ext_i2d(crlNumber)");
 		goto out;
 	}
 	if (X509_CRL_sort(crl) != 1) {
-		ossl_fail(MDM_LOG_ERROR, "X509_CRL_sort");
+		x509_ossl_fail(MDM_LOG_ERROR, "X509_CRL_sort");
 		goto out;
 	}
 	if (X509_CRL_sign(crl, cakey, EVP_sha256()) <= 0) {
-		ossl_fail(MDM_LOG_ERROR, "X509_CRL_sign");
+		x509_ossl_fail(MDM_LOG_ERROR, "X509_CRL_sign");
 		goto out;
 	}
 	if (X509_CRL_verify(crl, X509_get0_pubkey(ca)) != 1) {
-		ossl_fail(MDM_LOG_ERROR, "X509_CRL_verify");
+		x509_ossl_fail(MDM_LOG_ERROR, "X509_CRL_verify");
 		goto out;
 	}
 	if ((len = i2d_X509_CRL(crl, NULL)) <= 0) {
-		ossl_fail(MDM_LOG_ERROR, "i2d_X509_CRL");
+		x509_ossl_fail(MDM_LOG_ERROR, "i2d_X509_CRL");
 		goto out;
 	}
 	if ((buf = malloc((size_t)len)) == NULL) {
@@ -2243,7 +2245,7 @@ mdm_err x509_crl_build(const X509 *ca, EVP_PKEY *cakey, const struct x509_revoke
 	}
 	p = buf;
 	if (i2d_X509_CRL(crl, &p) != len) {
-		ossl_fail(MDM_LOG_ERROR, "i2d_X509_CRL");
+		x509_ossl_fail(MDM_LOG_ERROR, "i2d_X509_CRL");
 		goto out;
 	}
 	*out = buf;
@@ -2289,7 +2291,7 @@ mdm_err x509_cert_subject_attr(const X509 *c, const char *attr, char *out, size_
 		out[0] = '\0';
 	if (c == NULL || attr == NULL || out == NULL || cap == 0)
 		return MDM_ERR_INVAL;
-	if ((nid = name_type_nid(attr, strlen(attr))) == NID_undef) {
+	if ((nid = x509_name_type_nid(attr, strlen(attr))) == NID_undef) {
 		log_error("x509: unknown subject attribute type %.32s", attr);
 		return MDM_ERR_INVAL;
 	}
@@ -2302,7 +2304,7 @@ mdm_err x509_cert_subject_attr(const X509 *c, const char *attr, char *out, size_
 	}
 	len = ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, idx)));
 	if (len < 0) {
-		ossl_fail(MDM_LOG_WARN, "ASN1_STRING_to_UTF8");
+		x509_ossl_fail(MDM_LOG_WARN, "ASN1_STRING_to_UTF8");
 		return MDM_ERR_PARSE;
 	}
 	if (memchr(utf8, '\0', (size_t)len) != NULL) {
@@ -2324,7 +2326,7 @@ out:
 
 int x509_cert_valid_at(const X509 *c, time_t now)
 {
-	return c != NULL && validity_at(c, now) == 0;
+	return c != NULL && x509_validity_at(c, now) == 0;
 }
 
 void x509_certs_free(X509 **certs, size_t n)
@@ -2348,13 +2350,13 @@ mdm_err x509_certs_load_file(const char *path, X509 ***out, size_t *n)
 
 	*out = NULL;
 	*n = 0;
-	if ((rc = file_read(path, X509_MAX_FILE, &buf, &len, NULL)) != MDM_OK)
+	if ((rc = x509_file_read(path, X509_MAX_FILE, &buf, &len, NULL)) != MDM_OK)
 		return rc;
 	rc = MDM_ERR_NOMEM;
 	if ((certs = calloc(X509_MAX_CHAIN, sizeof(*certs))) == NULL)
 		goto out;
 	if ((bio = BIO_new_mem_buf(buf, (int)len)) == NULL) {
-		ossl_fail(MDM_LOG_ERROR, "BIO_new_mem_buf");
+		x509_ossl_fail(MDM_LOG_ERROR, "BIO_new_mem_buf");
 		goto out;
 	}
 	rc = MDM_ERR_PARSE;
@@ -2367,7 +2369,7 @@ mdm_err x509_certs_load_file(const char *path, X509 ***out, size_t *n)
 				ERR_clear_error();
 				break;
 			}
-			ossl_fail(MDM_LOG_ERROR, "PEM_read_bio");
+			x509_ossl_fail(MDM_LOG_ERROR, "PEM_read_bio");
 			log_error("x509: %s: no PEM certificates", path);
 			goto out;
 		}
@@ -2400,11 +2402,11 @@ out:
 	OPENSSL_free(data);
 	x509_certs_free(certs, count);
 	BIO_free(bio);
-	file_free(buf, len);
+	x509_file_free(buf, len);
 	return rc;
 }
 
-/* The first line of a password file (an empty file: ""), wiped by file_free. */
+/* The first line of a password file (an empty file: ""), wiped by x509_file_free. */
 static mdm_err password_read(const char *path, char **out, size_t *outlen)
 {
 	struct stat st;
@@ -2419,12 +2421,12 @@ static mdm_err password_read(const char *path, char **out, size_t *outlen)
 			return MDM_ERR_NOMEM;
 		return MDM_OK;
 	}
-	if ((rc = file_read(path, X509_MAX_PASSWORD, &buf, &len, NULL)) != MDM_OK)
+	if ((rc = x509_file_read(path, X509_MAX_PASSWORD, &buf, &len, NULL)) != MDM_OK)
 		return rc;
 	for (; line < len && buf[line] != '\n' && buf[line] != '\r'; line++) {
 		if (buf[line] == '\0') {
 			log_error("x509: %s: a NUL byte in the password", path);
-			file_free(buf, len);
+			x509_file_free(buf, len);
 			return MDM_ERR_PARSE;
 		}
 	}
@@ -2464,7 +2466,7 @@ static void x509_legacy_load(void)
 	if (atexit(x509_legacy_unload) != 0)
 		log_warn("x509: atexit failed: the providers stay loaded until exit");
 	if (!x509_legacy_ok)
-		ossl_fail(MDM_LOG_ERROR, "OSSL_PROVIDER_load(legacy)");
+		x509_ossl_fail(MDM_LOG_ERROR, "OSSL_PROVIDER_load(legacy)");
 }
 
 int x509_legacy_provider(void)
@@ -2491,21 +2493,21 @@ mdm_err x509_pkcs12_load(const char *path, const char *password_file, X509 **cer
 		return MDM_ERR_INVAL;
 	if ((rc = password_read(password_file, &pass, &passlen)) != MDM_OK)
 		return rc;
-	if ((rc = file_read(path, X509_MAX_FILE, &buf, &len, NULL)) != MDM_OK)
+	if ((rc = x509_file_read(path, X509_MAX_FILE, &buf, &len, NULL)) != MDM_OK)
 		goto out;
 	rc = MDM_ERR_PARSE;
 	if ((bio = BIO_new_mem_buf(buf, (int)len)) == NULL) {
-		ossl_fail(MDM_LOG_ERROR, "BIO_new_mem_buf");
+		x509_ossl_fail(MDM_LOG_ERROR, "BIO_new_mem_buf");
 		rc = MDM_ERR_NOMEM;
 		goto out;
 	}
 	if ((p12 = d2i_PKCS12_bio(bio, NULL)) == NULL) {
-		ossl_fail(MDM_LOG_ERROR, "d2i_PKCS12_bio");
+		x509_ossl_fail(MDM_LOG_ERROR, "d2i_PKCS12_bio");
 		log_error("x509: %s is not a PKCS#12 file (DER)", path);
 		goto out;
 	}
 	if (PKCS12_verify_mac(p12, pass, -1) != 1) {
-		ossl_fail(MDM_LOG_ERROR, "PKCS12_verify_mac");
+		x509_ossl_fail(MDM_LOG_ERROR, "PKCS12_verify_mac");
 		log_error(
 		        "x509: %s: RFC 7292 5.1: the MAC does not verify (wrong password?)", path);
 		rc = MDM_ERR_AUTH;
@@ -2519,7 +2521,7 @@ mdm_err x509_pkcs12_load(const char *path, const char *password_file, X509 **cer
 	 */
 	legacy = x509_legacy_provider();
 	if (PKCS12_parse(p12, pass, &k, &c, &extra) != 1) {
-		ossl_fail(MDM_LOG_ERROR, "PKCS12_parse");
+		x509_ossl_fail(MDM_LOG_ERROR, "PKCS12_parse");
 		log_error("x509: %s: could not decrypt the PKCS#12 bags%s", path,
 		        !legacy ? " (no legacy provider for RC2)" : "");
 		goto out;
@@ -2543,8 +2545,8 @@ out:
 	EVP_PKEY_free(k);
 	PKCS12_free(p12);
 	BIO_free(bio);
-	file_free(buf, len);
-	file_free(pass, passlen);
+	x509_file_free(buf, len);
+	x509_file_free(pass, passlen);
 	return rc;
 }
 
@@ -2580,7 +2582,7 @@ mdm_err x509_issue_server(const X509 *ca, EVP_PKEY *cakey, const char *subject, 
 	        (rc = add_aki(x, ca)) != MDM_OK || (rc = cert_sign(x, cakey)) != MDM_OK)
 		goto out;
 	if (X509_verify(x, X509_get0_pubkey(ca)) != 1) {
-		ossl_fail(MDM_LOG_ERROR, "X509_verify");
+		x509_ossl_fail(MDM_LOG_ERROR, "X509_verify");
 		log_error("x509: the certificate just issued does not verify with the CA");
 		rc = MDM_ERR_CRYPTO;
 		goto out;
@@ -2612,20 +2614,20 @@ static mdm_err responder_serial(const X509 *ca, ASN1_INTEGER **out)
 
 	*out = NULL;
 	if ((len = i2d_X509(ca, &der)) <= 0) {
-		ossl_fail(MDM_LOG_ERROR, "i2d_X509");
+		x509_ossl_fail(MDM_LOG_ERROR, "i2d_X509");
 		return MDM_ERR_CRYPTO;
 	}
 	if ((ctx = EVP_MD_CTX_new()) == NULL || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1 ||
 	        EVP_DigestUpdate(ctx, label, sizeof(label) - 1) != 1 ||
 	        EVP_DigestUpdate(ctx, der, (size_t)len) != 1 ||
 	        EVP_DigestFinal_ex(ctx, md, &mdlen) != 1 || mdlen < 16) {
-		ossl_fail(MDM_LOG_ERROR, "EVP_Digest(SHA-256)");
+		x509_ossl_fail(MDM_LOG_ERROR, "EVP_Digest(SHA-256)");
 		goto out;
 	}
 	md[0] = (unsigned char)((md[0] & 0x7f) | 0x40); /* positive, never zero */
 	if ((bn = BN_bin2bn(md, 16, NULL)) == NULL ||
 	        (*out = BN_to_ASN1_INTEGER(bn, NULL)) == NULL) {
-		ossl_fail(MDM_LOG_ERROR, "BN_to_ASN1_INTEGER");
+		x509_ossl_fail(MDM_LOG_ERROR, "BN_to_ASN1_INTEGER");
 		goto out;
 	}
 	rc = MDM_OK;
@@ -2651,7 +2653,7 @@ mdm_err x509_scep_responder(const X509 *ca, EVP_PKEY *cakey, X509 **out)
 	/* RFC 8894 3.5.2: requests are enveloped by RSA key transport only. */
 	if (EVP_PKEY_get_base_id(cakey) != EVP_PKEY_RSA)
 		return MDM_ERR_NOT_FOUND;
-	if (!cert_is_ca(ca) || X509_get0_pubkey(ca) == NULL ||
+	if (!x509_cert_is_ca(ca) || X509_get0_pubkey(ca) == NULL ||
 	        EVP_PKEY_eq(cakey, X509_get0_pubkey(ca)) != 1) {
 		ERR_clear_error();
 		log_error("x509: no SCEP responder: the key does not belong to a CA certificate");
@@ -2661,7 +2663,7 @@ mdm_err x509_scep_responder(const X509 *ca, EVP_PKEY *cakey, X509 **out)
 	if ((name = X509_NAME_dup(X509_get_subject_name(ca))) == NULL ||
 	        X509_NAME_add_entry_by_txt(name, "OU", MBSTRING_UTF8,
 	                (const unsigned char *)"SCEP responder", -1, -1, 0) != 1) {
-		ossl_fail(MDM_LOG_ERROR, "X509_NAME_add_entry_by_txt");
+		x509_ossl_fail(MDM_LOG_ERROR, "X509_NAME_add_entry_by_txt");
 		rc = MDM_ERR_NOMEM;
 		goto out;
 	}
@@ -2673,7 +2675,7 @@ mdm_err x509_scep_responder(const X509 *ca, EVP_PKEY *cakey, X509 **out)
 	if (X509_set_serialNumber(x, serial) != 1 ||
 	        X509_set1_notBefore(x, X509_get0_notBefore(ca)) != 1 ||
 	        X509_set1_notAfter(x, X509_get0_notAfter(ca)) != 1) {
-		ossl_fail(MDM_LOG_ERROR, "X509_set_serialNumber/notBefore/notAfter");
+		x509_ossl_fail(MDM_LOG_ERROR, "X509_set_serialNumber/notBefore/notAfter");
 		goto out;
 	}
 	/*
