@@ -503,29 +503,42 @@ out:
 	return rc;
 }
 
-mdm_err x509_cert_from_der(const uint8_t *der, size_t len, X509 **out)
+mdm_err x509_der_decode(const uint8_t *der, size_t len, const ASN1_ITEM *it, const char *what,
+        const char *call, ASN1_VALUE **out)
 {
 	const unsigned char *p = der;
-	X509 *c = NULL;
+	ASN1_VALUE *v = NULL;
 
 	*out = NULL;
 	if (der == NULL || len == 0)
 		return MDM_ERR_PARSE;
 	if (len > X509_MAX_DER) {
-		log_warn("x509: certificate of %zu bytes over %d", len, X509_MAX_DER);
+		log_warn("x509: %s of %zu bytes over %d", what, len, X509_MAX_DER);
 		return MDM_ERR_LIMIT;
 	}
-	if ((c = d2i_X509(NULL, &p, (long)len)) == NULL) {
-		x509_ossl_fail(MDM_LOG_WARN, "d2i_X509");
+	if ((v = ASN1_item_d2i(NULL, &p, (long)len, it)) == NULL) {
+		x509_ossl_fail(MDM_LOG_WARN, call);
 		return MDM_ERR_PARSE;
 	}
 	if (p != der + len) {
-		log_warn("x509: %zu bytes after the certificate's DER", (size_t)(der + len - p));
-		X509_free(c);
+		log_warn("x509: %zu bytes after the %s's DER", (size_t)(der + len - p), what);
+		ASN1_item_free(v, it);
 		return MDM_ERR_PARSE;
 	}
-	*out = c;
+	*out = v;
 	return MDM_OK;
+}
+
+mdm_err x509_cert_from_der(const uint8_t *der, size_t len, X509 **out)
+{
+	ASN1_VALUE *v = NULL;
+	mdm_err rc;
+
+	*out = NULL;
+	if ((rc = x509_der_decode(der, len, ASN1_ITEM_rptr(X509), "certificate", "d2i_X509", &v)) ==
+	        MDM_OK)
+		*out = (X509 *)v;
+	return rc;
 }
 
 /*
@@ -1113,26 +1126,16 @@ void x509_key_free(EVP_PKEY *key)
 
 mdm_err x509_csr_from_der(const uint8_t *der, size_t len, X509_REQ **out)
 {
-	const unsigned char *p = der;
-	X509_REQ *r = NULL;
+	ASN1_VALUE *v = NULL;
+	X509_REQ *r;
 	long version;
+	mdm_err rc;
 
 	*out = NULL;
-	if (der == NULL || len == 0)
-		return MDM_ERR_PARSE;
-	if (len > X509_MAX_DER) {
-		log_warn("x509: CSR of %zu bytes over %d", len, X509_MAX_DER);
-		return MDM_ERR_LIMIT;
-	}
-	if ((r = d2i_X509_REQ(NULL, &p, (long)len)) == NULL) {
-		x509_ossl_fail(MDM_LOG_WARN, "d2i_X509_REQ");
-		return MDM_ERR_PARSE;
-	}
-	if (p != der + len) {
-		log_warn("x509: %zu bytes after the CSR's DER", (size_t)(der + len - p));
-		X509_REQ_free(r);
-		return MDM_ERR_PARSE;
-	}
+	if ((rc = x509_der_decode(der, len, ASN1_ITEM_rptr(X509_REQ), "CSR", "d2i_X509_REQ", &v)) !=
+	        MDM_OK)
+		return rc;
+	r = (X509_REQ *)v;
 	/*
 	 * RFC 2986 4.1: version is 0.  macOS's SCEP client sends 2 (seen in a
 	 * real PKCSReq); the field has no other meaning, is covered by the

@@ -13,6 +13,7 @@
 #include <openssl/x509.h>
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 #include <time.h>
 
@@ -37,7 +38,7 @@ int x509_serial_to_hex(const ASN1_INTEGER *ai, char *out, size_t cap);
  * A name as RFC 2253 text (printable ASCII, safe to log).  Longer than
  * cap - 1: truncated when truncate, else MDM_ERR_LIMIT.
  */
-mdm_err x509_name_to_str(const X509_NAME *name, char *out, size_t cap, int truncate);
+MDM_WUR mdm_err x509_name_to_str(const X509_NAME *name, char *out, size_t cap, int truncate);
 /* The NID of a subject attribute type a CA subject may use, NID_undef for others. */
 int x509_name_type_nid(const char *s, size_t len);
 
@@ -47,11 +48,21 @@ int x509_name_type_nid(const char *s, size_t len);
  * A whole regular file of 1..max bytes, NUL-terminated; freed (wiped) with
  * x509_file_free.  mode, if not NULL, gets the file's st_mode.
  */
-mdm_err x509_file_read(const char *path, size_t max, char **out, size_t *outlen, mode_t *mode);
+MDM_WUR mdm_err x509_file_read(
+        const char *path, size_t max, char **out, size_t *outlen, mode_t *mode);
 void x509_file_free(char *buf, size_t len);
 
 /* ---- certificates ---- */
 
+/*
+ * Exactly one DER object of type it, the checks every decoder of network
+ * input shares: 1..X509_MAX_DER bytes (counted before OpenSSL sees them)
+ * and no trailing bytes.  what names the object in the log ("CSR"), call
+ * the decoder (d2i_X509 is ASN1_item_d2i of X509's item); *out is freed
+ * with the type's free (X509_free) or ASN1_item_free.
+ */
+MDM_WUR mdm_err x509_der_decode(const uint8_t *der, size_t len, const ASN1_ITEM *it,
+        const char *what, const char *call, ASN1_VALUE **out);
 /* 1 if basicConstraints says cA (RFC 5280 4.2.1.9), else 0. */
 int x509_cert_is_ca(const X509 *c);
 
