@@ -1,7 +1,11 @@
 /*
- * X.509 on OpenSSL: certificates, keys (files and PKCS#11 tokens), CSRs,
- * and the CA that issues device identities, renews or rekeys itself and
- * signs CRLs.
+ * X.509 on OpenSSL, the certificates themselves: decoding (strict DER, one
+ * PEM block, files), encoding, fingerprints, the fields we read (serial,
+ * names, dates, cA, subject attributes) and comparisons of keys and
+ * signatures; and the helpers the other x509*.c files share through
+ * x509_int.h (OpenSSL failure logging, time, names and serials as text,
+ * file reading, DER decoding).  Keys are in x509_key.c, CSRs in
+ * x509_csr.c, issuing in x509_issue.c, certificate paths in x509_chain.c.
  *
  * Certificates and CSRs from the network are size-capped before OpenSSL
  * sees them and must be exactly one DER object (no trailing bytes).

@@ -2,10 +2,12 @@
  * What the CA signs: its own certificate (create, renew, rekey), device
  * identities from CSRs under an issuing policy (key types and sizes, the
  * subjectAltName allow-list), the profile signer's server certificate,
- * the SCEP responder certificate derived from the CA, and CRLs.  Every
- * certificate is v3 with a random 128-bit serial, SKI/AKI, SHA-256, valid
- * from an hour before now and never past the CA.  The CA's lifecycle
- * (files, rollover, which CA is current) is ca.c's.
+ * the SCEP responder certificate derived from the CA, and CRLs, all
+ * signed with SHA-256.  But for the SCEP responder (a serial and dates
+ * derived from the CA's), certificates get a random 128-bit serial and
+ * are valid from an hour before now, never past the CA.  The CA's lifecycle
+ * (the CA certificates kept in the database, renewal and rekey, the
+ * per-process CA state) is ca.c's.
  */
 #include "x509.h"
 #include "x509_int.h"
