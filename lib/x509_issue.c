@@ -597,16 +597,71 @@ out:
 	return rc;
 }
 
+/* What an end-entity certificate we issue is made of; ee_issue does the rest. */
+struct ee_profile {
+	const X509_NAME *subject;
+	EVP_PKEY *pub;
+	const int *ku; /* keyUsage bits */
+	size_t nku;
+	int eku;             /* the one extendedKeyUsage purpose */
+	GENERAL_NAMES *sans; /* NULL for none */
+};
+
+/*
+ * An end-entity certificate for p under ca, valid now - 1 h .. now + days
+ * but never past ca_not_after: basicConstraints cA FALSE, keyUsage,
+ * extendedKeyUsage, SKI, AKI and the SANs, signed with cakey, checked
+ * with the CA certificate.
+ */
+static mdm_err ee_issue(const X509 *ca, EVP_PKEY *cakey, time_t ca_not_after,
+        const struct ee_profile *p, int days, time_t now, X509 **out)
+{
+	X509 *x = NULL;
+	time_t not_after;
+	mdm_err rc;
+
+	*out = NULL;
+	/* Never beyond the CA: a certificate outliving its issuer cannot be verified. */
+	not_after = now + (time_t)days * SECS_PER_DAY;
+	if (not_after > ca_not_after)
+		not_after = ca_not_after;
+	if ((rc = cert_new(p->subject, X509_get_subject_name(ca), p->pub, now - CLOCK_SKEW,
+	             not_after, &x)) != MDM_OK)
+		goto out;
+	if ((rc = add_basic_constraints(x, 0)) != MDM_OK ||
+	        (rc = add_key_usage(x, p->ku, p->nku)) != MDM_OK ||
+	        (rc = add_eku(x, p->eku)) != MDM_OK || (rc = add_ski(x)) != MDM_OK ||
+	        (rc = add_aki(x, ca)) != MDM_OK)
+		goto out;
+	if (p->sans != NULL && (rc = add_ext(x, NID_subject_alt_name, p->sans, 0)) != MDM_OK)
+		goto out;
+	if ((rc = cert_sign(x, cakey)) != MDM_OK)
+		goto out;
+	/* What we hand out must verify with the CA certificate (an HSM could misbehave). */
+	if (X509_verify(x, X509_get0_pubkey(ca)) != 1) {
+		x509_ossl_fail(MDM_LOG_ERROR, "X509_verify");
+		log_error("x509: the certificate just issued does not verify with the CA");
+		rc = MDM_ERR_CRYPTO;
+		goto out;
+	}
+	*out = x;
+	x = NULL;
+	rc = MDM_OK;
+out:
+	X509_free(x);
+	return rc;
+}
+
 mdm_err x509_issue(const X509 *ca, EVP_PKEY *cakey, X509_REQ *csr,
         const struct x509_issue_policy *policy, time_t now, X509 **out)
 {
 	/* EC keys get the first alone: keyEncipherment is for RSA (RFC 8813 2). */
 	static const int ku[] = {KU_BIT_DIGITAL_SIGNATURE, KU_BIT_KEY_ENCIPHERMENT};
+	struct ee_profile p;
 	const X509_NAME *subject;
 	GENERAL_NAMES *sans = NULL;
 	EVP_PKEY *pub;
-	X509 *x = NULL;
-	time_t ca_not_after, not_after;
+	time_t ca_not_after;
 	int min_bits, is_rsa = 0;
 	mdm_err rc;
 
@@ -630,35 +685,14 @@ mdm_err x509_issue(const X509 *ca, EVP_PKEY *cakey, X509_REQ *csr,
 	}
 	if (policy->copy_sans && (rc = csr_sans(csr, &sans)) != MDM_OK)
 		return rc;
-	/* Never beyond the CA: a certificate outliving its issuer cannot be verified. */
-	not_after = now + (time_t)policy->days * SECS_PER_DAY;
-	if (not_after > ca_not_after)
-		not_after = ca_not_after;
-	if ((rc = cert_new(subject, X509_get_subject_name(ca), pub, now - CLOCK_SKEW, not_after,
-	             &x)) != MDM_OK)
-		goto out;
-	if ((rc = add_basic_constraints(x, 0)) != MDM_OK ||
-	        (rc = add_key_usage(x, ku, is_rsa ? 2 : 1)) != MDM_OK ||
-	        (rc = add_eku(x, NID_client_auth)) != MDM_OK || (rc = add_ski(x)) != MDM_OK ||
-	        (rc = add_aki(x, ca)) != MDM_OK)
-		goto out;
-	if (sans != NULL && (rc = add_ext(x, NID_subject_alt_name, sans, 0)) != MDM_OK)
-		goto out;
-	if ((rc = cert_sign(x, cakey)) != MDM_OK)
-		goto out;
-	/* What we hand out must verify with the CA certificate (an HSM could misbehave). */
-	if (X509_verify(x, X509_get0_pubkey(ca)) != 1) {
-		x509_ossl_fail(MDM_LOG_ERROR, "X509_verify");
-		log_error("x509: the certificate just issued does not verify with the CA");
-		rc = MDM_ERR_CRYPTO;
-		goto out;
-	}
-	*out = x;
-	x = NULL;
-	rc = MDM_OK;
-out:
+	p.subject = subject;
+	p.pub = pub;
+	p.ku = ku;
+	p.nku = is_rsa ? 2 : 1;
+	p.eku = NID_client_auth;
+	p.sans = sans;
+	rc = ee_issue(ca, cakey, ca_not_after, &p, policy->days, now, out);
 	GENERAL_NAMES_free(sans);
-	X509_free(x);
 	return rc;
 }
 
@@ -668,9 +702,9 @@ mdm_err x509_issue_server(const X509 *ca, EVP_PKEY *cakey, const char *subject, 
         int days, time_t now, X509 **out)
 {
 	static const int ku[] = {KU_BIT_DIGITAL_SIGNATURE};
+	struct ee_profile p;
 	X509_NAME *name = NULL;
-	X509 *x = NULL;
-	time_t ca_not_after, not_after;
+	time_t ca_not_after;
 	int is_rsa = 0;
 	mdm_err rc;
 
@@ -684,28 +718,14 @@ mdm_err x509_issue_server(const X509 *ca, EVP_PKEY *cakey, const char *subject, 
 		return rc;
 	if ((rc = name_parse(subject, &name)) != MDM_OK)
 		return rc;
-	not_after = now + (time_t)days * SECS_PER_DAY;
-	if (not_after > ca_not_after)
-		not_after = ca_not_after;
-	if ((rc = cert_new(name, X509_get_subject_name(ca), key, now - CLOCK_SKEW, not_after,
-	             &x)) != MDM_OK)
-		goto out;
-	if ((rc = add_basic_constraints(x, 0)) != MDM_OK ||
-	        (rc = add_key_usage(x, ku, sizeof(ku) / sizeof(ku[0]))) != MDM_OK ||
-	        (rc = add_eku(x, NID_email_protect)) != MDM_OK || (rc = add_ski(x)) != MDM_OK ||
-	        (rc = add_aki(x, ca)) != MDM_OK || (rc = cert_sign(x, cakey)) != MDM_OK)
-		goto out;
-	if (X509_verify(x, X509_get0_pubkey(ca)) != 1) {
-		x509_ossl_fail(MDM_LOG_ERROR, "X509_verify");
-		log_error("x509: the certificate just issued does not verify with the CA");
-		rc = MDM_ERR_CRYPTO;
-		goto out;
-	}
-	*out = x;
-	x = NULL;
-out:
+	p.subject = name;
+	p.pub = key;
+	p.ku = ku;
+	p.nku = sizeof(ku) / sizeof(ku[0]);
+	p.eku = NID_email_protect;
+	p.sans = NULL;
+	rc = ee_issue(ca, cakey, ca_not_after, &p, days, now, out);
 	X509_NAME_free(name);
-	X509_free(x);
 	return rc;
 }
 
