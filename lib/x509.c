@@ -366,6 +366,21 @@ mdm_err x509_cert_from_der(const uint8_t *der, size_t len, X509 **out)
 	return rc;
 }
 
+int x509_pem_next(BIO *bio, int seen, char **name, char **header, unsigned char **data, long *len)
+{
+	unsigned long e;
+
+	if (PEM_read_bio(bio, name, header, data, len) == 1)
+		return 1;
+	e = ERR_peek_last_error();
+	/* The normal end: no further BEGIN line. */
+	if (seen && ERR_GET_LIB(e) == ERR_LIB_PEM && ERR_GET_REASON(e) == PEM_R_NO_START_LINE) {
+		ERR_clear_error();
+		return 0;
+	}
+	return -1;
+}
+
 /*
  * PEM: exactly one CERTIFICATE block, without encryption headers, whose
  * content is strict DER.  Other block types (a key beside the
@@ -393,15 +408,11 @@ mdm_err x509_cert_from_pem(const char *pem, size_t len, X509 **out)
 		return MDM_ERR_NOMEM;
 	}
 	for (;;) {
-		if (PEM_read_bio(bio, &name, &header, &data, &dlen) != 1) {
-			unsigned long e = ERR_peek_last_error();
+		int got = x509_pem_next(bio, blocks > 0, &name, &header, &data, &dlen);
 
-			/* The normal end: no further BEGIN line. */
-			if (blocks > 0 && ERR_GET_LIB(e) == ERR_LIB_PEM &&
-			        ERR_GET_REASON(e) == PEM_R_NO_START_LINE) {
-				ERR_clear_error();
-				break;
-			}
+		if (got == 0)
+			break;
+		if (got < 0) {
 			x509_ossl_fail(MDM_LOG_WARN, "PEM_read_bio");
 			goto out;
 		}

@@ -266,14 +266,11 @@ mdm_err x509_certs_load_file(const char *path, X509 ***out, size_t *n)
 	}
 	rc = MDM_ERR_PARSE;
 	for (;;) {
-		if (PEM_read_bio(bio, &name, &header, &data, &dlen) != 1) {
-			unsigned long e = ERR_peek_last_error();
+		int got = x509_pem_next(bio, count > 0, &name, &header, &data, &dlen);
 
-			if (count > 0 && ERR_GET_LIB(e) == ERR_LIB_PEM &&
-			        ERR_GET_REASON(e) == PEM_R_NO_START_LINE) {
-				ERR_clear_error();
-				break;
-			}
+		if (got == 0)
+			break;
+		if (got < 0) {
 			x509_ossl_fail(MDM_LOG_ERROR, "PEM_read_bio");
 			log_error("x509: %s: no PEM certificates", path);
 			goto out;

@@ -10,6 +10,7 @@
 #include "log.h"
 
 #include <openssl/asn1.h>
+#include <openssl/bio.h>
 #include <openssl/x509.h>
 
 #include <stddef.h>
@@ -63,6 +64,12 @@ void x509_file_free(char *buf, size_t len);
  */
 MDM_WUR mdm_err x509_der_decode(const uint8_t *der, size_t len, const ASN1_ITEM *it,
         const char *what, const char *call, ASN1_VALUE **out);
+/*
+ * The next PEM block of bio (PEM_read_bio): 1 read, 0 the normal end (no
+ * further BEGIN line, once seen says a block came before), -1 an error,
+ * left on OpenSSL's error queue for the caller to log.
+ */
+int x509_pem_next(BIO *bio, int seen, char **name, char **header, unsigned char **data, long *len);
 /* 1 if basicConstraints says cA (RFC 5280 4.2.1.9), else 0. */
 int x509_cert_is_ca(const X509 *c);
 
