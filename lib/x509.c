@@ -366,7 +366,8 @@ mdm_err x509_cert_from_der(const uint8_t *der, size_t len, X509 **out)
 	return rc;
 }
 
-int x509_pem_next(BIO *bio, int seen, char **name, char **header, unsigned char **data, long *len)
+int x509_pem_next(BIO *bio, int seen, enum log_level level, char **name, char **header,
+        unsigned char **data, long *len)
 {
 	unsigned long e;
 
@@ -378,6 +379,7 @@ int x509_pem_next(BIO *bio, int seen, char **name, char **header, unsigned char 
 		ERR_clear_error();
 		return 0;
 	}
+	x509_ossl_fail(level, "PEM_read_bio");
 	return -1;
 }
 
@@ -408,14 +410,13 @@ mdm_err x509_cert_from_pem(const char *pem, size_t len, X509 **out)
 		return MDM_ERR_NOMEM;
 	}
 	for (;;) {
-		int got = x509_pem_next(bio, blocks > 0, &name, &header, &data, &dlen);
+		int got =
+		        x509_pem_next(bio, blocks > 0, MDM_LOG_WARN, &name, &header, &data, &dlen);
 
+		if (got < 0)
+			goto out;
 		if (got == 0)
 			break;
-		if (got < 0) {
-			x509_ossl_fail(MDM_LOG_WARN, "PEM_read_bio");
-			goto out;
-		}
 		blocks++;
 		if (strcmp(name, PEM_STRING_X509) == 0 || strcmp(name, PEM_STRING_X509_OLD) == 0) {
 			if (++certs > 1 || header[0] != '\0') {

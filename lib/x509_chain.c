@@ -266,15 +266,15 @@ mdm_err x509_certs_load_file(const char *path, X509 ***out, size_t *n)
 	}
 	rc = MDM_ERR_PARSE;
 	for (;;) {
-		int got = x509_pem_next(bio, count > 0, &name, &header, &data, &dlen);
+		int got =
+		        x509_pem_next(bio, count > 0, MDM_LOG_ERROR, &name, &header, &data, &dlen);
 
-		if (got == 0)
-			break;
 		if (got < 0) {
-			x509_ossl_fail(MDM_LOG_ERROR, "PEM_read_bio");
 			log_error("x509: %s: no PEM certificates", path);
 			goto out;
 		}
+		if (got == 0)
+			break;
 		if (strcmp(name, PEM_STRING_X509) != 0 || header[0] != '\0') {
 			log_error("x509: %s: only CERTIFICATE blocks belong in a chain file", path);
 			goto out;

@@ -67,9 +67,10 @@ MDM_WUR mdm_err x509_der_decode(const uint8_t *der, size_t len, const ASN1_ITEM 
 /*
  * The next PEM block of bio (PEM_read_bio): 1 read, 0 the normal end (no
  * further BEGIN line, once seen says a block came before), -1 an error,
- * left on OpenSSL's error queue for the caller to log.
+ * logged at level.
  */
-int x509_pem_next(BIO *bio, int seen, char **name, char **header, unsigned char **data, long *len);
+int x509_pem_next(BIO *bio, int seen, enum log_level level, char **name, char **header,
+        unsigned char **data, long *len);
 /* 1 if basicConstraints says cA (RFC 5280 4.2.1.9), else 0. */
 int x509_cert_is_ca(const X509 *c);
 
