@@ -1,7 +1,11 @@
 /*
- * X.509 on OpenSSL: certificates, keys (files and PKCS#11 tokens), CSRs,
- * and the CA that issues device identities, renews or rekeys itself and
- * signs CRLs.
+ * X.509 on OpenSSL, the certificates themselves: decoding (strict DER, one
+ * PEM block, files), encoding, fingerprints, the fields we read (serial,
+ * names, dates, cA, subject attributes) and comparisons of keys and
+ * signatures; and the helpers the other x509*.c files share through
+ * x509_int.h (OpenSSL failure logging, time, names and serials as text,
+ * file reading, DER decoding).  Keys are in x509_key.c, CSRs in
+ * x509_csr.c, issuing in x509_issue.c, certificate paths in x509_chain.c.
  *
  * Certificates and CSRs from the network are size-capped before OpenSSL
  * sees them and must be exactly one DER object (no trailing bytes).
@@ -9,31 +13,19 @@
  * parameter: nothing here reads the time.
  */
 #include "x509.h"
+#include "x509_int.h"
 #include "log.h"
 #include "mdm_limits.h"
 
 #include <openssl/asn1.h>
 #include <openssl/bio.h>
-#include <openssl/bn.h>
 #include <openssl/crypto.h>
-#include <openssl/ec.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/objects.h>
 #include <openssl/pem.h>
-#include <openssl/pkcs12.h>
-#include <openssl/provider.h>
-#include <openssl/rand.h>
-#include <openssl/ssl.h>
-#include <openssl/ui.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
-#if !defined(OPENSSL_NO_ENGINE) && !defined(OPENSSL_NO_DEPRECATED_3_0)
-#include <openssl/engine.h>
-#define X509_HAVE_ENGINE 1
-#else
-#define X509_HAVE_ENGINE 0
-#endif
 
 #include <errno.h>
 #include <fcntl.h>
@@ -43,14 +35,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define SECS_PER_DAY 86400
-/* Certificates we sign start an hour early: clients' clocks are not ours. */
-#define CLOCK_SKEW 3600
-/* The smallest RSA key the CA itself may have. */
-#define CA_MIN_RSA_BITS 2048
-
 /* Logs an OpenSSL failure with the call's name and the library's reason. */
-static void ossl_fail(enum log_level level, const char *call)
+void x509_ossl_fail(enum log_level level, const char *call)
 {
 	unsigned long e = ERR_peek_last_error();
 	char why[256] = "no reason given";
@@ -61,17 +47,7 @@ static void ossl_fail(enum log_level level, const char *call)
 	ERR_clear_error();
 }
 
-/*
- * OpenSSL 3.0 takes X509 * in a few read-only calls (X509_verify and the
- * extension-cache getters) because they fill a cache inside the object;
- * the certificate itself is not changed.  One place says so.
- */
-static X509 *cert_mut(const X509 *c)
-{
-	return (X509 *)c;
-}
-
-static int hexval(int c)
+int x509_hexval(int c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -97,14 +73,14 @@ static int64_t days_from_civil(int64_t y, int m, int d)
 	return era * 146097 + doe - 719468;
 }
 
-static int asn1_time_to_time_t(const ASN1_TIME *t, time_t *out)
+int x509_asn1_time_to_time_t(const ASN1_TIME *t, time_t *out)
 {
 	struct tm tm;
 	int64_t days;
 
 	*out = 0;
 	if (t == NULL || ASN1_TIME_to_tm(t, &tm) != 1) {
-		ossl_fail(MDM_LOG_WARN, "ASN1_TIME_to_tm");
+		x509_ossl_fail(MDM_LOG_WARN, "ASN1_TIME_to_tm");
 		return 0;
 	}
 	days = days_from_civil((int64_t)tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
@@ -113,7 +89,7 @@ static int asn1_time_to_time_t(const ASN1_TIME *t, time_t *out)
 }
 
 /* Validity of c at now: 0 valid, -1 not yet valid, 1 expired, 2 unreadable. */
-static int validity_at(const X509 *c, time_t now)
+int x509_validity_at(const X509 *c, time_t now)
 {
 	int nb = ASN1_TIME_cmp_time_t(X509_get0_notBefore(c), now);
 	int na = ASN1_TIME_cmp_time_t(X509_get0_notAfter(c), now);
@@ -127,20 +103,6 @@ static int validity_at(const X509 *c, time_t now)
 	if (na < 0)
 		return 1;
 	return 0;
-}
-
-static mdm_err check_days(int days, time_t now)
-{
-	if (days < 1 || days > X509_MAX_DAYS) {
-		log_error("x509: validity of %d days outside 1..%d", days, X509_MAX_DAYS);
-		return MDM_ERR_INVAL;
-	}
-	/* Well after 1970, so that now - CLOCK_SKEW is a sane notBefore. */
-	if (now < SECS_PER_DAY) {
-		log_error("x509: implausible current time %lld", (long long)now);
-		return MDM_ERR_INVAL;
-	}
-	return MDM_OK;
 }
 
 /* ---- strings ---- */
@@ -158,7 +120,7 @@ static void hex_lower(const unsigned char *d, size_t n, char *out)
 }
 
 /* Serial as upper-case hex without leading zeros; 0 for a negative or over-long one. */
-static int serial_to_hex(const ASN1_INTEGER *ai, char *out, size_t cap)
+int x509_serial_to_hex(const ASN1_INTEGER *ai, char *out, size_t cap)
 {
 	static const char hex[] = "0123456789ABCDEF";
 	const unsigned char *d;
@@ -185,37 +147,12 @@ static int serial_to_hex(const ASN1_INTEGER *ai, char *out, size_t cap)
 	return 1;
 }
 
-/* 1..40 hex digits, value above zero (RFC 5280 4.1.2.2). */
-static ASN1_INTEGER *serial_from_hex(const char *s)
-{
-	ASN1_INTEGER *ai = NULL;
-	BIGNUM *bn = NULL;
-	size_t len;
-
-	if (s == NULL || (len = strnlen(s, 41)) == 0 || len > 40)
-		return NULL;
-	for (size_t i = 0; i < len; i++)
-		if (hexval((unsigned char)s[i]) < 0)
-			return NULL;
-	if (BN_hex2bn(&bn, s) != (int)len) {
-		ossl_fail(MDM_LOG_ERROR, "BN_hex2bn");
-		goto out;
-	}
-	if (BN_is_zero(bn))
-		goto out;
-	if ((ai = BN_to_ASN1_INTEGER(bn, NULL)) == NULL)
-		ossl_fail(MDM_LOG_ERROR, "BN_to_ASN1_INTEGER");
-out:
-	BN_free(bn);
-	return ai;
-}
-
 /*
  * A name as RFC 2253 text.  XN_FLAG_RFC2253 escapes control and non-ASCII
  * bytes, so the result is printable ASCII and safe to log.  Longer than
  * cap - 1: truncated when truncate, else MDM_ERR_LIMIT.
  */
-static mdm_err name_to_str(const X509_NAME *name, char *out, size_t cap, int truncate)
+mdm_err x509_name_to_str(const X509_NAME *name, char *out, size_t cap, int truncate)
 {
 	BIO *bio = NULL;
 	char *p = NULL;
@@ -224,16 +161,16 @@ static mdm_err name_to_str(const X509_NAME *name, char *out, size_t cap, int tru
 
 	out[0] = '\0';
 	if ((bio = BIO_new(BIO_s_mem())) == NULL) {
-		ossl_fail(MDM_LOG_ERROR, "BIO_new");
+		x509_ossl_fail(MDM_LOG_ERROR, "BIO_new");
 		rc = MDM_ERR_NOMEM;
 		goto out;
 	}
 	if (X509_NAME_print_ex(bio, name, 0, XN_FLAG_RFC2253) < 0) {
-		ossl_fail(MDM_LOG_WARN, "X509_NAME_print_ex");
+		x509_ossl_fail(MDM_LOG_WARN, "X509_NAME_print_ex");
 		goto out;
 	}
 	if ((len = BIO_get_mem_data(bio, &p)) < 0 || (len > 0 && p == NULL)) {
-		ossl_fail(MDM_LOG_ERROR, "BIO_get_mem_data");
+		x509_ossl_fail(MDM_LOG_ERROR, "BIO_get_mem_data");
 		goto out;
 	}
 	if ((size_t)len >= cap) {
@@ -270,7 +207,7 @@ static const struct {
         {"emailAddress", NID_pkcs9_emailAddress},
 };
 
-static int name_type_nid(const char *s, size_t len)
+int x509_name_type_nid(const char *s, size_t len)
 {
 	for (size_t i = 0; i < sizeof(name_types) / sizeof(name_types[0]); i++)
 		if (strlen(name_types[i].name) == len && memcmp(name_types[i].name, s, len) == 0)
@@ -278,79 +215,14 @@ static int name_type_nid(const char *s, size_t len)
 	return NID_undef;
 }
 
-/*
- * Parses "/CN=MDM CA/O=Example" (the openssl -subj form, outermost RDN
- * first) into a name.  A value may hold '/' or '\' escaped with '\';
- * multi-valued RDNs ('+') are not supported.  Values are UTF-8; OpenSSL
- * picks the string type per attribute (PrintableString for C).
- */
-static mdm_err name_parse(const char *s, X509_NAME **out)
-{
-	X509_NAME *name = NULL;
-	char value[X509_MAX_SUBJECT + 1];
-	mdm_err rc = MDM_ERR_INVAL;
-
-	*out = NULL;
-	if (s == NULL || strnlen(s, X509_MAX_SUBJECT + 1) > X509_MAX_SUBJECT || s[0] != '/') {
-		log_error("x509: subject must be /TYPE=value/... of at most %d bytes",
-		        X509_MAX_SUBJECT);
-		return MDM_ERR_INVAL;
-	}
-	if ((name = X509_NAME_new()) == NULL) {
-		ossl_fail(MDM_LOG_ERROR, "X509_NAME_new");
-		return MDM_ERR_NOMEM;
-	}
-	for (const char *p = s; *p == '/';) {
-		const char *type = ++p, *eq = strchr(type, '=');
-		size_t vlen = 0;
-		int nid;
-
-		if (eq == NULL || (nid = name_type_nid(type, (size_t)(eq - type))) == NID_undef) {
-			log_error("x509: subject: unknown or missing attribute type at offset %zu",
-			        (size_t)(type - s));
-			goto out;
-		}
-		for (p = eq + 1; *p != '\0' && *p != '/'; p++) {
-			if (*p == '\\') {
-				if (p[1] != '/' && p[1] != '\\') {
-					log_error("x509: subject: only \\/ and \\\\ are escapes");
-					goto out;
-				}
-				p++;
-			}
-			if ((unsigned char)*p < 0x20 || *p == 0x7f) {
-				log_error("x509: subject: control character in a value");
-				goto out;
-			}
-			value[vlen++] = *p;
-		}
-		if (vlen == 0) {
-			log_error("x509: subject: empty value");
-			goto out;
-		}
-		if (X509_NAME_add_entry_by_NID(name, nid, MBSTRING_UTF8, (unsigned char *)value,
-		            (int)vlen, -1, 0) != 1) {
-			/* e.g. C not two letters, CN over 64 characters, bad UTF-8 */
-			ossl_fail(MDM_LOG_ERROR, "X509_NAME_add_entry_by_NID");
-			goto out;
-		}
-	}
-	*out = name;
-	name = NULL;
-	rc = MDM_OK;
-out:
-	X509_NAME_free(name);
-	return rc;
-}
-
 /* ---- files ---- */
 
 /*
  * Reads a whole regular file of 1..max bytes, the size checked before the
  * buffer is allocated.  The buffer is NUL-terminated for the PEM readers
- * and wiped when freed by file_free (key files pass through here).
+ * and wiped when freed by x509_file_free (key files pass through here).
  */
-static mdm_err file_read(const char *path, size_t max, char **out, size_t *outlen, mode_t *mode)
+mdm_err x509_file_read(const char *path, size_t max, char **out, size_t *outlen, mode_t *mode)
 {
 	struct stat st;
 	char *buf = NULL;
@@ -407,58 +279,12 @@ out:
 	return rc;
 }
 
-static void file_free(char *buf, size_t len)
+void x509_file_free(char *buf, size_t len)
 {
 	if (buf == NULL)
 		return;
 	OPENSSL_cleanse(buf, len);
 	free(buf);
-}
-
-/*
- * A file: URI (RFC 8089) as a local path: file:/p, file:///p or
- * file://localhost/p, percent-escapes decoded.  No query or fragment.
- */
-static mdm_err file_uri_path(const char *uri, char **out)
-{
-	const char *p = uri + 5; /* after "file:" */
-	char *path = NULL;
-	size_t n = 0;
-
-	*out = NULL;
-	if (strncmp(p, "//", 2) == 0) {
-		p += 2;
-		if (strncmp(p, "localhost/", 10) == 0)
-			p += 9;
-		else if (*p != '/') {
-			log_error("x509: file: URI with a remote host");
-			return MDM_ERR_CONFIG;
-		}
-	}
-	if (*p != '/' || strpbrk(p, "?#") != NULL) {
-		log_error("x509: file: URI must name an absolute path, without ? or #");
-		return MDM_ERR_CONFIG;
-	}
-	if ((path = malloc(strlen(p) + 1)) == NULL)
-		return MDM_ERR_NOMEM;
-	for (; *p != '\0'; p++) {
-		if (*p == '%') {
-			int hi = hexval((unsigned char)p[1]),
-			    lo = hi < 0 ? -1 : hexval((unsigned char)p[2]);
-
-			if (lo < 0 || (hi == 0 && lo == 0)) {
-				log_error("x509: file: URI with a bad percent-escape");
-				free(path);
-				return MDM_ERR_CONFIG;
-			}
-			path[n++] = (char)(hi << 4 | lo);
-			p += 2;
-		} else
-			path[n++] = *p;
-	}
-	path[n] = '\0';
-	*out = path;
-	return MDM_OK;
 }
 
 /* ---- certificates ---- */
@@ -502,29 +328,59 @@ out:
 	return rc;
 }
 
-mdm_err x509_cert_from_der(const uint8_t *der, size_t len, X509 **out)
+mdm_err x509_der_decode(const uint8_t *der, size_t len, const ASN1_ITEM *it, const char *what,
+        const char *call, ASN1_VALUE **out)
 {
 	const unsigned char *p = der;
-	X509 *c = NULL;
+	ASN1_VALUE *v = NULL;
 
 	*out = NULL;
 	if (der == NULL || len == 0)
 		return MDM_ERR_PARSE;
 	if (len > X509_MAX_DER) {
-		log_warn("x509: certificate of %zu bytes over %d", len, X509_MAX_DER);
+		log_warn("x509: %s of %zu bytes over %d", what, len, X509_MAX_DER);
 		return MDM_ERR_LIMIT;
 	}
-	if ((c = d2i_X509(NULL, &p, (long)len)) == NULL) {
-		ossl_fail(MDM_LOG_WARN, "d2i_X509");
+	if ((v = ASN1_item_d2i(NULL, &p, (long)len, it)) == NULL) {
+		x509_ossl_fail(MDM_LOG_WARN, call);
 		return MDM_ERR_PARSE;
 	}
 	if (p != der + len) {
-		log_warn("x509: %zu bytes after the certificate's DER", (size_t)(der + len - p));
-		X509_free(c);
+		log_warn("x509: %zu bytes after the %s's DER", (size_t)(der + len - p), what);
+		ASN1_item_free(v, it);
 		return MDM_ERR_PARSE;
 	}
-	*out = c;
+	*out = v;
 	return MDM_OK;
+}
+
+mdm_err x509_cert_from_der(const uint8_t *der, size_t len, X509 **out)
+{
+	ASN1_VALUE *v = NULL;
+	mdm_err rc;
+
+	*out = NULL;
+	if ((rc = x509_der_decode(der, len, ASN1_ITEM_rptr(X509), "certificate", "d2i_X509", &v)) ==
+	        MDM_OK)
+		*out = (X509 *)v;
+	return rc;
+}
+
+int x509_pem_next(BIO *bio, int seen, enum log_level level, char **name, char **header,
+        unsigned char **data, long *len)
+{
+	unsigned long e;
+
+	if (PEM_read_bio(bio, name, header, data, len) == 1)
+		return 1;
+	e = ERR_peek_last_error();
+	/* The normal end: no further BEGIN line. */
+	if (seen && ERR_GET_LIB(e) == ERR_LIB_PEM && ERR_GET_REASON(e) == PEM_R_NO_START_LINE) {
+		ERR_clear_error();
+		return 0;
+	}
+	x509_ossl_fail(level, "PEM_read_bio");
+	return -1;
 }
 
 /*
@@ -550,22 +406,17 @@ mdm_err x509_cert_from_pem(const char *pem, size_t len, X509 **out)
 		return MDM_ERR_LIMIT;
 	}
 	if ((bio = BIO_new_mem_buf(pem, (int)len)) == NULL) {
-		ossl_fail(MDM_LOG_ERROR, "BIO_new_mem_buf");
+		x509_ossl_fail(MDM_LOG_ERROR, "BIO_new_mem_buf");
 		return MDM_ERR_NOMEM;
 	}
 	for (;;) {
-		if (PEM_read_bio(bio, &name, &header, &data, &dlen) != 1) {
-			unsigned long e = ERR_peek_last_error();
+		int got =
+		        x509_pem_next(bio, blocks > 0, MDM_LOG_WARN, &name, &header, &data, &dlen);
 
-			/* The normal end: no further BEGIN line. */
-			if (blocks > 0 && ERR_GET_LIB(e) == ERR_LIB_PEM &&
-			        ERR_GET_REASON(e) == PEM_R_NO_START_LINE) {
-				ERR_clear_error();
-				break;
-			}
-			ossl_fail(MDM_LOG_WARN, "PEM_read_bio");
+		if (got < 0)
 			goto out;
-		}
+		if (got == 0)
+			break;
 		blocks++;
 		if (strcmp(name, PEM_STRING_X509) == 0 || strcmp(name, PEM_STRING_X509_OLD) == 0) {
 			if (++certs > 1 || header[0] != '\0') {
@@ -609,10 +460,10 @@ mdm_err x509_cert_load_file(const char *path, X509 **out)
 	*out = NULL;
 	if (path == NULL)
 		return MDM_ERR_INVAL;
-	if ((rc = file_read(path, X509_MAX_FILE, &buf, &len, NULL)) != MDM_OK)
+	if ((rc = x509_file_read(path, X509_MAX_FILE, &buf, &len, NULL)) != MDM_OK)
 		return rc;
 	/*
-	 * PEM if it has a BEGIN line (file_read NUL-terminates; a NUL inside
+	 * PEM if it has a BEGIN line (x509_file_read NUL-terminates; a NUL inside
 	 * DER only ends the search early), else DER.
 	 */
 	if (strstr(buf, "-----BEGIN ") != NULL)
@@ -621,7 +472,7 @@ mdm_err x509_cert_load_file(const char *path, X509 **out)
 		rc = x509_cert_from_der((const uint8_t *)buf, len, out);
 	if (rc != MDM_OK)
 		log_error("x509: %s: not one PEM or DER certificate", path);
-	file_free(buf, len);
+	x509_file_free(buf, len);
 	return rc;
 }
 
@@ -635,14 +486,14 @@ mdm_err x509_cert_to_der(const X509 *c, uint8_t **out, size_t *outlen)
 	if (c == NULL)
 		return MDM_ERR_INVAL;
 	if ((len = i2d_X509(c, NULL)) <= 0) {
-		ossl_fail(MDM_LOG_ERROR, "i2d_X509");
+		x509_ossl_fail(MDM_LOG_ERROR, "i2d_X509");
 		return MDM_ERR_CRYPTO;
 	}
 	if ((buf = malloc((size_t)len)) == NULL)
 		return MDM_ERR_NOMEM;
 	p = buf;
 	if (i2d_X509(c, &p) != len) {
-		ossl_fail(MDM_LOG_ERROR, "i2d_X509");
+		x509_ossl_fail(MDM_LOG_ERROR, "i2d_X509");
 		free(buf);
 		return MDM_ERR_CRYPTO;
 	}
@@ -663,15 +514,15 @@ mdm_err x509_cert_to_pem(const X509 *c, char **out, size_t *outlen)
 	if (c == NULL)
 		return MDM_ERR_INVAL;
 	if ((bio = BIO_new(BIO_s_mem())) == NULL) {
-		ossl_fail(MDM_LOG_ERROR, "BIO_new");
+		x509_ossl_fail(MDM_LOG_ERROR, "BIO_new");
 		return MDM_ERR_NOMEM;
 	}
 	if (PEM_write_bio_X509(bio, c) != 1) {
-		ossl_fail(MDM_LOG_ERROR, "PEM_write_bio_X509");
+		x509_ossl_fail(MDM_LOG_ERROR, "PEM_write_bio_X509");
 		goto out;
 	}
 	if ((len = BIO_get_mem_data(bio, &p)) <= 0 || p == NULL) {
-		ossl_fail(MDM_LOG_ERROR, "BIO_get_mem_data");
+		x509_ossl_fail(MDM_LOG_ERROR, "BIO_get_mem_data");
 		goto out;
 	}
 	if ((buf = malloc((size_t)len + 1)) == NULL) {
@@ -702,7 +553,7 @@ void x509_cert_free(X509 *c)
 }
 
 /* 1 if basicConstraints says cA (RFC 5280 4.2.1.9), else 0. */
-static int cert_is_ca(const X509 *c)
+int x509_cert_is_ca(const X509 *c)
 {
 	BASIC_CONSTRAINTS *bc;
 	int crit = -1, ca;
@@ -726,27 +577,27 @@ mdm_err x509_cert_info(const X509 *c, struct x509_info *out)
 	if (c == NULL)
 		return MDM_ERR_INVAL;
 	if (!X509_digest(c, EVP_sha256(), md, &mdlen) || mdlen != 32) {
-		ossl_fail(MDM_LOG_ERROR, "X509_digest");
+		x509_ossl_fail(MDM_LOG_ERROR, "X509_digest");
 		rc = MDM_ERR_CRYPTO;
 		goto fail;
 	}
 	hex_lower(md, mdlen, out->sha256);
-	if (!serial_to_hex(X509_get0_serialNumber(c), out->serial, sizeof(out->serial))) {
+	if (!x509_serial_to_hex(X509_get0_serialNumber(c), out->serial, sizeof(out->serial))) {
 		log_warn("x509: RFC 5280 4.1.2.2: serial negative or over 20 octets");
 		rc = MDM_ERR_PARSE;
 		goto fail;
 	}
-	if ((rc = name_to_str(X509_get_subject_name(c), out->subject, sizeof(out->subject), 1)) !=
-	                MDM_OK ||
-	        (rc = name_to_str(X509_get_issuer_name(c), out->issuer, sizeof(out->issuer), 1)) !=
-	                MDM_OK)
+	if ((rc = x509_name_to_str(
+	             X509_get_subject_name(c), out->subject, sizeof(out->subject), 1)) != MDM_OK ||
+	        (rc = x509_name_to_str(
+	                 X509_get_issuer_name(c), out->issuer, sizeof(out->issuer), 1)) != MDM_OK)
 		goto fail;
-	if (!asn1_time_to_time_t(X509_get0_notBefore(c), &out->not_before) ||
-	        !asn1_time_to_time_t(X509_get0_notAfter(c), &out->not_after)) {
+	if (!x509_asn1_time_to_time_t(X509_get0_notBefore(c), &out->not_before) ||
+	        !x509_asn1_time_to_time_t(X509_get0_notAfter(c), &out->not_after)) {
 		rc = MDM_ERR_PARSE;
 		goto fail;
 	}
-	out->is_ca = cert_is_ca(c);
+	out->is_ca = x509_cert_is_ca(c);
 	return MDM_OK;
 fail:
 	memset(out, 0, sizeof(*out));
@@ -766,11 +617,11 @@ mdm_err x509_cert_key_sha256(const X509 *c, char out[X509_FP_HEX_LEN + 1])
 	/* The whole SubjectPublicKeyInfo, algorithm included (not X509_pubkey_digest's BIT STRING).
 	 */
 	if ((len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(c), &der)) <= 0) {
-		ossl_fail(MDM_LOG_ERROR, "i2d_X509_PUBKEY");
+		x509_ossl_fail(MDM_LOG_ERROR, "i2d_X509_PUBKEY");
 		goto out;
 	}
 	if (EVP_Digest(der, (size_t)len, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != 32) {
-		ossl_fail(MDM_LOG_ERROR, "EVP_Digest");
+		x509_ossl_fail(MDM_LOG_ERROR, "EVP_Digest");
 		goto out;
 	}
 	hex_lower(md, mdlen, out);
@@ -795,1470 +646,6 @@ int x509_cert_same_key(const X509 *a, const X509 *b)
 	return eq;
 }
 
-/* ---- keys ---- */
-
-struct pass_state {
-	int asked;
-};
-
-/*
- * The PEM passphrase callback: never prompts (a FastCGI process has no
- * terminal and would hang), only notes that a passphrase was wanted.
- */
-static int no_passphrase(char *buf, int size, int rwflag, void *u)
-{
-	(void)buf;
-	(void)size;
-	(void)rwflag;
-	((struct pass_state *)u)->asked = 1;
-	return -1;
-}
-
-static mdm_err key_load_file(const char *path, EVP_PKEY **out)
-{
-	struct pass_state ps = {0};
-	char *buf = NULL;
-	size_t len = 0;
-	mode_t mode = 0;
-	BIO *bio = NULL;
-	EVP_PKEY *k = NULL;
-	mdm_err rc;
-
-	*out = NULL;
-	if ((rc = file_read(path, X509_MAX_FILE, &buf, &len, &mode)) != MDM_OK)
-		return rc;
-	/* Warn, not refuse: a 0640 key readable by a service group is a common setup. */
-	if ((mode & 077) != 0)
-		log_warn("x509: key file %s is accessible by group or others (mode %03o)", path,
-		        (unsigned)(mode & 0777));
-	rc = MDM_ERR_PARSE;
-	if ((bio = BIO_new_mem_buf(buf, (int)len)) == NULL) {
-		ossl_fail(MDM_LOG_ERROR, "BIO_new_mem_buf");
-		rc = MDM_ERR_NOMEM;
-		goto out;
-	}
-	/* PKCS#8 ("PRIVATE KEY") and the traditional PKCS#1/SEC1 forms alike. */
-	if ((k = PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, &ps)) == NULL) {
-		if (ps.asked) {
-			ERR_clear_error();
-			log_error("x509: key file %s is encrypted: keep it unencrypted, mode 0600, "
-			          "or in an HSM (pkcs11: URI)",
-			        path);
-			rc = MDM_ERR_UNSUPPORTED;
-		} else {
-			ossl_fail(MDM_LOG_ERROR, "PEM_read_bio_PrivateKey");
-			log_error("x509: %s: no PEM private key", path);
-		}
-		goto out;
-	}
-	*out = k;
-	rc = MDM_OK;
-out:
-	BIO_free(bio);
-	file_free(buf, len);
-	return rc;
-}
-
-#if X509_HAVE_ENGINE
-/*
- * The pkcs11 engine, initialised once and kept for the process's life:
- * initialising it loads the PKCS#11 module and opens the token, which is
- * too slow per request, and libp11 unloads the module when the last
- * functional reference goes, which would strand the keys it handed out.
- * The module is the engine's default (p11-kit-proxy) or the one in
- * PKCS11_MODULE_PATH.  Not locked: the programs are single-threaded.
- * ENGINE is deprecated in OpenSSL 3, but Debian 12 ships no pkcs11
- * provider; the deprecation warnings are silenced for this function only.
- */
-static ENGINE *pkcs11_engine;
-
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
-static mdm_err key_load_pkcs11(const char *uri, EVP_PKEY **out)
-{
-	EVP_PKEY *k;
-
-	*out = NULL;
-	if (pkcs11_engine == NULL) {
-		ENGINE *e;
-
-		if ((e = ENGINE_by_id("pkcs11")) == NULL) {
-			ossl_fail(MDM_LOG_ERROR, "ENGINE_by_id(pkcs11)");
-			log_error("x509: no pkcs11 engine (Debian: libengine-pkcs11-openssl)");
-			return MDM_ERR_UNSUPPORTED;
-		}
-		/*
-		 * Unless quiet, libp11 prints failures to stderr itself, the
-		 * URI with its pin-value included.  Optional: older engines lack it.
-		 */
-		if (ENGINE_ctrl_cmd_string(e, "QUIET", NULL, 1) != 1)
-			ERR_clear_error();
-		if (ENGINE_init(e) != 1) {
-			ossl_fail(MDM_LOG_ERROR, "ENGINE_init(pkcs11)");
-			ENGINE_free(e);
-			return MDM_ERR_CRYPTO;
-		}
-		/* The functional reference from ENGINE_init keeps it; drop the structural one. */
-		ENGINE_free(e);
-		pkcs11_engine = e;
-	}
-	/*
-	 * UI_null: a missing PIN fails instead of prompting.  The URI is not
-	 * logged: it may carry pin-value.  UI_null's method is read-only in
-	 * practice; the cast only fits the engine API's older signature.
-	 */
-	if ((k = ENGINE_load_private_key(pkcs11_engine, uri, (UI_METHOD *)UI_null(), NULL)) ==
-	        NULL) {
-		ossl_fail(MDM_LOG_ERROR, "ENGINE_load_private_key");
-		log_error("x509: the pkcs11: key could not be loaded (token, object, PIN?)");
-		return MDM_ERR_CRYPTO;
-	}
-	*out = k;
-	return MDM_OK;
-}
-#pragma GCC diagnostic pop
-#else
-static mdm_err key_load_pkcs11(const char *uri, EVP_PKEY **out)
-{
-	(void)uri;
-	*out = NULL;
-	log_error("x509: this OpenSSL has no engine support: pkcs11: keys unavailable");
-	return MDM_ERR_UNSUPPORTED;
-}
-#endif
-
-mdm_err x509_key_load(const char *uri, EVP_PKEY **out)
-{
-	char *path = NULL;
-	mdm_err rc;
-
-	*out = NULL;
-	if (uri == NULL || uri[0] == '\0' || strnlen(uri, X509_MAX_URI + 1) > X509_MAX_URI) {
-		log_error("x509: key URI empty or over %d bytes", X509_MAX_URI);
-		return MDM_ERR_INVAL;
-	}
-	if (strncmp(uri, "pkcs11:", 7) == 0)
-		return key_load_pkcs11(uri, out);
-	if (strncmp(uri, "file:", 5) == 0) {
-		if ((rc = file_uri_path(uri, &path)) != MDM_OK)
-			return rc;
-		rc = key_load_file(path, out);
-		free(path);
-		return rc;
-	}
-	return key_load_file(uri, out);
-}
-
-mdm_err x509_key_generate_rsa(int bits, EVP_PKEY **out)
-{
-	EVP_PKEY *k;
-
-	*out = NULL;
-	if (bits < X509_MIN_RSA_BITS || bits > X509_MAX_RSA_BITS) {
-		log_error("x509: RSA key of %d bits outside %d..%d", bits, X509_MIN_RSA_BITS,
-		        X509_MAX_RSA_BITS);
-		return MDM_ERR_INVAL;
-	}
-	if ((k = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)bits)) == NULL) {
-		ossl_fail(MDM_LOG_ERROR, "EVP_PKEY_Q_keygen");
-		return MDM_ERR_CRYPTO;
-	}
-	*out = k;
-	return MDM_OK;
-}
-
-mdm_err x509_key_write_pem(EVP_PKEY *key, const char *path)
-{
-	BIO *bio = NULL;
-	int fd, err;
-	mdm_err rc = MDM_ERR_IO;
-
-	if (key == NULL || path == NULL)
-		return MDM_ERR_INVAL;
-	/* O_EXCL: never replace a key (it may be the only copy of the CA's). */
-	if ((fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY,
-	             0600)) < 0) {
-		err = errno;
-		log_error("x509: create %s: %s", path, strerror(err));
-		return err == EEXIST ? MDM_ERR_CONFLICT : MDM_ERR_IO;
-	}
-	/* Straight to the descriptor: no copy of the key in a memory buffer. */
-	if ((bio = BIO_new_fd(fd, BIO_NOCLOSE)) == NULL) {
-		ossl_fail(MDM_LOG_ERROR, "BIO_new_fd");
-		rc = MDM_ERR_NOMEM;
-		goto out;
-	}
-	if (PEM_write_bio_PKCS8PrivateKey(bio, key, NULL, NULL, 0, NULL, NULL) != 1) {
-		ossl_fail(MDM_LOG_ERROR, "PEM_write_bio_PKCS8PrivateKey");
-		rc = MDM_ERR_CRYPTO;
-		goto out;
-	}
-	if (BIO_flush(bio) != 1) {
-		ossl_fail(MDM_LOG_ERROR, "BIO_flush");
-		goto out;
-	}
-	if (fsync(fd) != 0) {
-		log_error("x509: fsync %s: %s", path, strerror(errno));
-		goto out;
-	}
-	if (close(fd) != 0) {
-		fd = -1;
-		log_error("x509: close %s: %s", path, strerror(errno));
-		goto out;
-	}
-	fd = -1;
-	rc = MDM_OK;
-out:
-	BIO_free(bio);
-	if (fd >= 0)
-		close(fd);
-	/* A half-written key is worse than none; the file is ours (O_EXCL). */
-	if (rc != MDM_OK)
-		unlink(path);
-	return rc;
-}
-
-/*
- * Proves possession: a signature by key over a fixed message must verify
- * with pub.  Comparing public halves alone would not catch an HSM object
- * whose private half belongs to another certificate.
- */
-static int key_signs_for(EVP_PKEY *key, EVP_PKEY *pub)
-{
-	static const unsigned char msg[] = "mdm x509 key/certificate match";
-	unsigned char *sig = NULL;
-	size_t siglen;
-	EVP_MD_CTX *md = NULL;
-	const EVP_MD *dg = EVP_sha256();
-	int type = EVP_PKEY_get_base_id(pub), ok = 0;
-
-	/* EdDSA signs the message itself: no separate digest. */
-	if (type == EVP_PKEY_ED25519 || type == EVP_PKEY_ED448)
-		dg = NULL;
-	if (EVP_PKEY_get_base_id(key) != type)
-		goto out;
-	/* Different public halves settle it; -1/-2 (cannot compare, an engine key): sign. */
-	if (EVP_PKEY_eq(key, pub) == 0)
-		goto out;
-	if (EVP_PKEY_get_size(key) <= 0)
-		goto out;
-	siglen = (size_t)EVP_PKEY_get_size(key);
-	if ((sig = malloc(siglen)) == NULL)
-		goto out;
-	if ((md = EVP_MD_CTX_new()) == NULL) {
-		ossl_fail(MDM_LOG_ERROR, "EVP_MD_CTX_new");
-		goto out;
-	}
-	if (EVP_DigestSignInit(md, NULL, dg, NULL, key) != 1 ||
-	        EVP_DigestSign(md, sig, &siglen, msg, sizeof(msg)) != 1) {
-		ossl_fail(MDM_LOG_ERROR, "EVP_DigestSign");
-		goto out;
-	}
-	EVP_MD_CTX_free(md);
-	if ((md = EVP_MD_CTX_new()) == NULL) {
-		ossl_fail(MDM_LOG_ERROR, "EVP_MD_CTX_new");
-		goto out;
-	}
-	if (EVP_DigestVerifyInit(md, NULL, dg, NULL, pub) != 1) {
-		ossl_fail(MDM_LOG_ERROR, "EVP_DigestVerifyInit");
-		goto out;
-	}
-	ok = EVP_DigestVerify(md, sig, siglen, msg, sizeof(msg)) == 1;
-out:
-	free(sig);
-	EVP_MD_CTX_free(md);
-	ERR_clear_error();
-	return ok;
-}
-
-int x509_key_matches_cert(EVP_PKEY *key, const X509 *cert)
-{
-	EVP_PKEY *pub;
-
-	if (key == NULL || cert == NULL || (pub = X509_get0_pubkey(cert)) == NULL) {
-		ERR_clear_error();
-		return 0;
-	}
-	return key_signs_for(key, pub);
-}
-
-mdm_err x509_ssl_ctx_use_identity(void *ssl_ctx, X509 *cert, EVP_PKEY *key)
-{
-	SSL_CTX *ctx = ssl_ctx;
-
-	if (ctx == NULL || cert == NULL || key == NULL)
-		return MDM_ERR_INVAL;
-	if (SSL_CTX_use_certificate(ctx, cert) != 1) {
-		ossl_fail(MDM_LOG_ERROR, "SSL_CTX_use_certificate");
-		return MDM_ERR_CRYPTO;
-	}
-	if (SSL_CTX_use_PrivateKey(ctx, key) != 1) {
-		ossl_fail(MDM_LOG_ERROR, "SSL_CTX_use_PrivateKey");
-		return MDM_ERR_CRYPTO;
-	}
-	if (SSL_CTX_check_private_key(ctx) != 1) {
-		ossl_fail(MDM_LOG_ERROR, "SSL_CTX_check_private_key");
-		return MDM_ERR_CRYPTO;
-	}
-	return MDM_OK;
-}
-
-void x509_key_free(EVP_PKEY *key)
-{
-	EVP_PKEY_free(key);
-}
-
-/* ---- CSRs ---- */
-
-mdm_err x509_csr_from_der(const uint8_t *der, size_t len, X509_REQ **out)
-{
-	const unsigned char *p = der;
-	X509_REQ *r = NULL;
-	long version;
-
-	*out = NULL;
-	if (der == NULL || len == 0)
-		return MDM_ERR_PARSE;
-	if (len > X509_MAX_DER) {
-		log_warn("x509: CSR of %zu bytes over %d", len, X509_MAX_DER);
-		return MDM_ERR_LIMIT;
-	}
-	if ((r = d2i_X509_REQ(NULL, &p, (long)len)) == NULL) {
-		ossl_fail(MDM_LOG_WARN, "d2i_X509_REQ");
-		return MDM_ERR_PARSE;
-	}
-	if (p != der + len) {
-		log_warn("x509: %zu bytes after the CSR's DER", (size_t)(der + len - p));
-		X509_REQ_free(r);
-		return MDM_ERR_PARSE;
-	}
-	/*
-	 * RFC 2986 4.1: version is 0.  macOS's SCEP client sends 2 (seen in a
-	 * real PKCSReq); the field has no other meaning, is covered by the
-	 * CSR's signature and nothing of it reaches the certificate we issue,
-	 * so 2 is tolerated.  Anything else is refused.
-	 */
-	version = X509_REQ_get_version(r);
-	if (version != 0 && version != 2) {
-		log_warn("x509: RFC 2986 4.1: CSR version %ld", version);
-		X509_REQ_free(r);
-		return MDM_ERR_PARSE;
-	}
-	*out = r;
-	return MDM_OK;
-}
-
-/*
- * Signature algorithms a CSR may use.  SHA-1 stays: macOS signs its SCEP
- * CSRs with it, and a CSR signature only proves possession of the key,
- * which a collision does not help forge.
- */
-static int csr_sigalg_ok(int signid)
-{
-	int md = NID_undef, pk = NID_undef;
-
-	if (!OBJ_find_sigid_algs(signid, &md, &pk))
-		return 0;
-	if (md != NID_sha1 && md != NID_sha224 && md != NID_sha256 && md != NID_sha384 &&
-	        md != NID_sha512)
-		return 0;
-	return pk == NID_rsaEncryption || pk == NID_X9_62_id_ecPublicKey;
-}
-
-mdm_err x509_csr_verify(X509_REQ *csr)
-{
-	EVP_PKEY *pub;
-	int signid;
-
-	if (csr == NULL)
-		return MDM_ERR_INVAL;
-	signid = X509_REQ_get_signature_nid(csr);
-	if (!csr_sigalg_ok(signid)) {
-		log_warn("x509: CSR signature algorithm %s not accepted", OBJ_nid2sn(signid));
-		return MDM_ERR_UNSUPPORTED;
-	}
-	if ((pub = X509_REQ_get0_pubkey(csr)) == NULL) {
-		ossl_fail(MDM_LOG_WARN, "X509_REQ_get0_pubkey");
-		return MDM_ERR_UNSUPPORTED;
-	}
-	if (X509_REQ_verify(csr, pub) != 1) {
-		ossl_fail(MDM_LOG_WARN, "X509_REQ_verify");
-		log_warn("x509: RFC 2986: CSR signature does not verify with its own key");
-		return MDM_ERR_AUTH;
-	}
-	return MDM_OK;
-}
-
-mdm_err x509_csr_challenge(X509_REQ *csr, char **out)
-{
-	X509_ATTRIBUTE *attr;
-	ASN1_TYPE *t;
-	unsigned char *utf8 = NULL;
-	char *s = NULL;
-	int idx, len = -1;
-	mdm_err rc = MDM_ERR_PARSE;
-
-	*out = NULL;
-	if (csr == NULL)
-		return MDM_ERR_INVAL;
-	if ((idx = X509_REQ_get_attr_by_NID(csr, NID_pkcs9_challengePassword, -1)) < 0)
-		return MDM_ERR_NOT_FOUND;
-	if (X509_REQ_get_attr_by_NID(csr, NID_pkcs9_challengePassword, idx) >= 0) {
-		log_warn("x509: RFC 2986: challengePassword attribute present twice");
-		return MDM_ERR_PARSE;
-	}
-	if ((attr = X509_REQ_get_attr(csr, idx)) == NULL || X509_ATTRIBUTE_count(attr) != 1 ||
-	        (t = X509_ATTRIBUTE_get0_type(attr, 0)) == NULL) {
-		log_warn("x509: RFC 2985 5.4.1: challengePassword must have exactly one value");
-		return MDM_ERR_PARSE;
-	}
-	/* RFC 2985 5.4.1: a DirectoryString, any of its five forms. */
-	switch (t->type) {
-	case V_ASN1_PRINTABLESTRING:
-	case V_ASN1_UTF8STRING:
-	case V_ASN1_T61STRING:
-	case V_ASN1_BMPSTRING:
-	case V_ASN1_UNIVERSALSTRING:
-		break;
-	default:
-		log_warn("x509: RFC 2985 5.4.1: challengePassword of ASN.1 type %d, not a "
-		         "DirectoryString",
-		        t->type);
-		return MDM_ERR_PARSE;
-	}
-	/* Four bytes a character at most (UniversalString): bound before converting. */
-	if (ASN1_STRING_length(t->value.asn1_string) > 4 * MDM_MAX_CHALLENGE) {
-		log_warn("x509: challengePassword over %d characters", MDM_MAX_CHALLENGE);
-		return MDM_ERR_LIMIT;
-	}
-	if ((len = ASN1_STRING_to_UTF8(&utf8, t->value.asn1_string)) < 0) {
-		ossl_fail(MDM_LOG_WARN, "ASN1_STRING_to_UTF8");
-		goto out;
-	}
-	if (len > MDM_MAX_CHALLENGE) {
-		log_warn("x509: challengePassword of %d bytes over %d", len, MDM_MAX_CHALLENGE);
-		rc = MDM_ERR_LIMIT;
-		goto out;
-	}
-	if (memchr(utf8, '\0', (size_t)len) != NULL) {
-		log_warn("x509: challengePassword holds a NUL");
-		goto out;
-	}
-	if ((s = malloc((size_t)len + 1)) == NULL) {
-		rc = MDM_ERR_NOMEM;
-		goto out;
-	}
-	memcpy(s, utf8, (size_t)len);
-	s[len] = '\0';
-	*out = s;
-	rc = MDM_OK;
-out:
-	/* A secret: wiped, never logged. */
-	if (utf8 != NULL)
-		OPENSSL_clear_free(utf8, (size_t)len);
-	return rc;
-}
-
-void x509_challenge_free(char *s)
-{
-	if (s == NULL)
-		return;
-	OPENSSL_cleanse(s, strlen(s));
-	free(s);
-}
-
-int x509_csr_key_matches_cert(X509_REQ *csr, const X509 *cert)
-{
-	EVP_PKEY *a, *b;
-	int eq;
-
-	if (csr == NULL || cert == NULL || (a = X509_REQ_get0_pubkey(csr)) == NULL ||
-	        (b = X509_get0_pubkey(cert)) == NULL) {
-		ERR_clear_error();
-		return 0;
-	}
-	eq = EVP_PKEY_eq(a, b) == 1;
-	ERR_clear_error();
-	return eq;
-}
-
-int x509_csr_subject_matches_cert(X509_REQ *csr, const X509 *cert)
-{
-	int cmp;
-
-	if (csr == NULL || cert == NULL)
-		return 0;
-	/* X509_NAME_cmp compares canonical encodings; -2 is an error, not "less". */
-	cmp = X509_NAME_cmp(X509_REQ_get_subject_name(csr), X509_get_subject_name(cert));
-	ERR_clear_error();
-	return cmp == 0;
-}
-
-int x509_csr_rsa_bits(X509_REQ *csr)
-{
-	EVP_PKEY *k;
-
-	if (csr == NULL || (k = X509_REQ_get0_pubkey(csr)) == NULL) {
-		ERR_clear_error();
-		return 0;
-	}
-	return EVP_PKEY_get_base_id(k) == EVP_PKEY_RSA ? EVP_PKEY_get_bits(k) : 0;
-}
-
-mdm_err x509_csr_subject(X509_REQ *csr, char *out, size_t cap)
-{
-	if (out == NULL || cap == 0)
-		return MDM_ERR_INVAL;
-	out[0] = '\0';
-	if (csr == NULL)
-		return MDM_ERR_INVAL;
-	return name_to_str(X509_REQ_get_subject_name(csr), out, cap, 0);
-}
-
-void x509_csr_free(X509_REQ *csr)
-{
-	X509_REQ_free(csr);
-}
-
-/* ---- building certificates ---- */
-
-/* 128 random bits as a positive INTEGER (17 DER octets when the top bit is set). */
-static mdm_err serial_random(ASN1_INTEGER **out)
-{
-	unsigned char b[16];
-	BIGNUM *bn = NULL;
-	mdm_err rc = MDM_ERR_CRYPTO;
-
-	*out = NULL;
-	do {
-		if (RAND_bytes(b, sizeof(b)) != 1) {
-			ossl_fail(MDM_LOG_ERROR, "RAND_bytes");
-			goto out;
-		}
-		BN_free(bn);
-		if ((bn = BN_bin2bn(b, sizeof(b), NULL)) == NULL) {
-			ossl_fail(MDM_LOG_ERROR, "BN_bin2bn");
-			goto out;
-		}
-	} while (BN_is_zero(bn)); /* RFC 5280 4.1.2.2: positive; 2^-128 */
-	if ((*out = BN_to_ASN1_INTEGER(bn, NULL)) == NULL) {
-		ossl_fail(MDM_LOG_ERROR, "BN_to_ASN1_INTEGER");
-		goto out;
-	}
-	rc = MDM_OK;
-out:
-	BN_free(bn);
-	return rc;
-}
-
-static mdm_err set_time(X509 *x, int which, time_t t)
-{
-	ASN1_TIME *at;
-	int ok;
-
-	/* ASN1_TIME_set picks UTCTime through 2049, GeneralizedTime after (RFC 5280 4.1.2.5). */
-	if ((at = ASN1_TIME_set(NULL, t)) == NULL) {
-		ossl_fail(MDM_LOG_ERROR, "ASN1_TIME_set");
-		return MDM_ERR_CRYPTO;
-	}
-	ok = which == 0 ? X509_set1_notBefore(x, at) : X509_set1_notAfter(x, at);
-	ASN1_TIME_free(at);
-	if (ok != 1) {
-		ossl_fail(MDM_LOG_ERROR, "X509_set1_notBefore/notAfter");
-		return MDM_ERR_CRYPTO;
-	}
-	return MDM_OK;
-}
-
-/* v3, a fresh random serial, names, validity and the subject's public key. */
-static mdm_err cert_new(const X509_NAME *subject, const X509_NAME *issuer, EVP_PKEY *pub,
-        time_t not_before, time_t not_after, X509 **out)
-{
-	ASN1_INTEGER *serial = NULL;
-	X509 *x = NULL;
-	mdm_err rc = MDM_ERR_CRYPTO;
-
-	*out = NULL;
-	if ((x = X509_new()) == NULL) {
-		ossl_fail(MDM_LOG_ERROR, "X509_new");
-		return MDM_ERR_NOMEM;
-	}
-	if (X509_set_version(x, X509_VERSION_3) != 1) {
-		ossl_fail(MDM_LOG_ERROR, "X509_set_version");
-		goto out;
-	}
-	if ((rc = serial_random(&serial)) != MDM_OK)
-		goto out;
-	rc = MDM_ERR_CRYPTO;
-	if (X509_set_serialNumber(x, serial) != 1) {
-		ossl_fail(MDM_LOG_ERROR, "X509_set_serialNumber");
-		goto out;
-	}
-	if (X509_set_subject_name(x, subject) != 1 || X509_set_issuer_name(x, issuer) != 1) {
-		ossl_fail(MDM_LOG_ERROR, "X509_set_subject_name/issuer_name");
-		goto out;
-	}
-	if ((rc = set_time(x, 0, not_before)) != MDM_OK ||
-	        (rc = set_time(x, 1, not_after)) != MDM_OK)
-		goto out;
-	rc = MDM_ERR_CRYPTO;
-	if (X509_set_pubkey(x, pub) != 1) {
-		ossl_fail(MDM_LOG_ERROR, "X509_set_pubkey");
-		goto out;
-	}
-	*out = x;
-	x = NULL;
-	rc = MDM_OK;
-out:
-	ASN1_INTEGER_free(serial);
-	X509_free(x);
-	return rc;
-}
-
-static mdm_err add_ext(X509 *x, int nid, void *value, int critical)
-{
-	if (X509_add1_ext_i2d(x, nid, value, critical, X509V3_ADD_DEFAULT) != 1) {
-		ossl_fail(MDM_LOG_ERROR, "X509_add1_ext_i2d");
-		log_error("x509: could not add extension %s", OBJ_nid2sn(nid));
-		return MDM_ERR_CRYPTO;
-	}
-	return MDM_OK;
-}
-
-/* basicConstraints, critical; a CA gets pathLenConstraint 0: it signs end entities only. */
-static mdm_err add_basic_constraints(X509 *x, int ca)
-{
-	BASIC_CONSTRAINTS *bc;
-	mdm_err rc = MDM_ERR_NOMEM;
-
-	if ((bc = BASIC_CONSTRAINTS_new()) == NULL) {
-		ossl_fail(MDM_LOG_ERROR, "BASIC_CONSTRAINTS_new");
-		return MDM_ERR_NOMEM;
-	}
-	bc->ca = ca ? 0xff : 0;
-	if (ca) {
-		if ((bc->pathlen = ASN1_INTEGER_new()) == NULL ||
-		        ASN1_INTEGER_set(bc->pathlen, 0) != 1) {
-			ossl_fail(MDM_LOG_ERROR, "ASN1_INTEGER_set");
-			goto out;
-		}
-	}
-	rc = add_ext(x, NID_basic_constraints, bc, 1);
-out:
-	BASIC_CONSTRAINTS_free(bc);
-	return rc;
-}
-
-/* keyUsage, critical; bits are RFC 5280 4.2.1.3 bit numbers. */
-enum {
-	KU_BIT_DIGITAL_SIGNATURE = 0,
-	KU_BIT_KEY_ENCIPHERMENT = 2,
-	KU_BIT_KEY_CERT_SIGN = 5,
-	KU_BIT_CRL_SIGN = 6
-};
-
-static mdm_err add_key_usage(X509 *x, const int *bits, size_t n)
-{
-	ASN1_BIT_STRING *ku;
-	mdm_err rc = MDM_ERR_CRYPTO;
-
-	if ((ku = ASN1_BIT_STRING_new()) == NULL) {
-		ossl_fail(MDM_LOG_ERROR, "ASN1_BIT_STRING_new");
-		return MDM_ERR_NOMEM;
-	}
-	for (size_t i = 0; i < n; i++) {
-		if (ASN1_BIT_STRING_set_bit(ku, bits[i], 1) != 1) {
-			ossl_fail(MDM_LOG_ERROR, "ASN1_BIT_STRING_set_bit");
-			goto out;
-		}
-	}
-	rc = add_ext(x, NID_key_usage, ku, 1);
-out:
-	ASN1_BIT_STRING_free(ku);
-	return rc;
-}
-
-/* extendedKeyUsage with one purpose (clientAuth for devices, emailProtection for signers). */
-static mdm_err add_eku(X509 *x, int nid)
-{
-	EXTENDED_KEY_USAGE *eku;
-	ASN1_OBJECT *obj = NULL;
-	mdm_err rc = MDM_ERR_NOMEM;
-
-	if ((eku = sk_ASN1_OBJECT_new_null()) == NULL) {
-		ossl_fail(MDM_LOG_ERROR, "sk_ASN1_OBJECT_new_null");
-		return MDM_ERR_NOMEM;
-	}
-	if ((obj = OBJ_nid2obj(nid)) == NULL || sk_ASN1_OBJECT_push(eku, obj) <= 0) {
-		ossl_fail(MDM_LOG_ERROR, "sk_ASN1_OBJECT_push");
-		goto out;
-	}
-	rc = add_ext(x, NID_ext_key_usage, eku, 0);
-out:
-	/* OBJ_nid2obj returns a built-in object: freeing it is a no-op. */
-	sk_ASN1_OBJECT_pop_free(eku, ASN1_OBJECT_free);
-	return rc;
-}
-
-/* RFC 5280 4.2.1.2 method 1: SHA-1 of the subjectPublicKey BIT STRING. */
-static mdm_err key_id_of(const X509 *x, ASN1_OCTET_STRING **out)
-{
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int len = 0;
-
-	*out = NULL;
-	if (X509_pubkey_digest(x, EVP_sha1(), md, &len) != 1) {
-		ossl_fail(MDM_LOG_ERROR, "X509_pubkey_digest");
-		return MDM_ERR_CRYPTO;
-	}
-	if ((*out = ASN1_OCTET_STRING_new()) == NULL ||
-	        ASN1_OCTET_STRING_set(*out, md, (int)len) != 1) {
-		ossl_fail(MDM_LOG_ERROR, "ASN1_OCTET_STRING_set");
-		ASN1_OCTET_STRING_free(*out);
-		*out = NULL;
-		return MDM_ERR_NOMEM;
-	}
-	return MDM_OK;
-}
-
-/* The CA's key identifier: its SKI as written (AKI must match it), else computed. */
-static mdm_err ca_key_id(const X509 *ca, ASN1_OCTET_STRING **out)
-{
-	int crit = -1;
-
-	*out = X509_get_ext_d2i(ca, NID_subject_key_identifier, &crit, NULL);
-	if (*out != NULL)
-		return MDM_OK;
-	ERR_clear_error();
-	return key_id_of(ca, out);
-}
-
-static mdm_err add_ski(X509 *x)
-{
-	ASN1_OCTET_STRING *id = NULL;
-	mdm_err rc;
-
-	if ((rc = key_id_of(x, &id)) != MDM_OK)
-		return rc;
-	rc = add_ext(x, NID_subject_key_identifier, id, 0);
-	ASN1_OCTET_STRING_free(id);
-	return rc;
-}
-
-/* authorityKeyIdentifier with keyIdentifier only (RFC 5280 4.2.1.1). */
-static mdm_err add_aki(X509 *x, const X509 *issuer)
-{
-	AUTHORITY_KEYID *akid;
-	mdm_err rc;
-
-	if ((akid = AUTHORITY_KEYID_new()) == NULL) {
-		ossl_fail(MDM_LOG_ERROR, "AUTHORITY_KEYID_new");
-		return MDM_ERR_NOMEM;
-	}
-	if ((rc = ca_key_id(issuer, &akid->keyid)) == MDM_OK)
-		rc = add_ext(x, NID_authority_key_identifier, akid, 0);
-	AUTHORITY_KEYID_free(akid);
-	return rc;
-}
-
-static mdm_err cert_sign(X509 *x, EVP_PKEY *key)
-{
-	if (X509_sign(x, key, EVP_sha256()) <= 0) {
-		ossl_fail(MDM_LOG_ERROR, "X509_sign");
-		return MDM_ERR_CRYPTO;
-	}
-	return MDM_OK;
-}
-
-/* The CA's own key: RSA of at least CA_MIN_RSA_BITS, or EC. */
-static mdm_err ca_key_ok(EVP_PKEY *key)
-{
-	int id;
-
-	if (key == NULL)
-		return MDM_ERR_INVAL;
-	id = EVP_PKEY_get_base_id(key);
-	if (id == EVP_PKEY_RSA && EVP_PKEY_get_bits(key) >= CA_MIN_RSA_BITS)
-		return MDM_OK;
-	if (id == EVP_PKEY_EC)
-		return MDM_OK;
-	log_error("x509: a CA key must be RSA of %d bits or more, or EC", CA_MIN_RSA_BITS);
-	return MDM_ERR_INVAL;
-}
-
-/* A self-signed CA certificate for key with subject name. */
-static mdm_err ca_build(EVP_PKEY *key, const X509_NAME *name, int days, time_t now, X509 **out)
-{
-	static const int ku[] = {KU_BIT_DIGITAL_SIGNATURE, KU_BIT_KEY_CERT_SIGN, KU_BIT_CRL_SIGN};
-	X509 *x = NULL;
-	mdm_err rc;
-
-	*out = NULL;
-	if ((rc = check_days(days, now)) != MDM_OK || (rc = ca_key_ok(key)) != MDM_OK)
-		return rc;
-	if ((rc = cert_new(name, name, key, now - CLOCK_SKEW, now + (time_t)days * SECS_PER_DAY,
-	             &x)) != MDM_OK)
-		return rc;
-	/*
-	 * digitalSignature besides keyCertSign and cRLSign: the CA also signs
-	 * SCEP CertReps, and certmonger refuses a CertRep signer without it.
-	 * SKI before AKI: a root's AKI is its own SKI.
-	 */
-	if ((rc = add_basic_constraints(x, 1)) != MDM_OK ||
-	        (rc = add_key_usage(x, ku, sizeof(ku) / sizeof(ku[0]))) != MDM_OK ||
-	        (rc = add_ski(x)) != MDM_OK || (rc = add_aki(x, x)) != MDM_OK ||
-	        (rc = cert_sign(x, key)) != MDM_OK)
-		goto out;
-	*out = x;
-	x = NULL;
-out:
-	X509_free(x);
-	return rc;
-}
-
-mdm_err x509_ca_create(EVP_PKEY *key, const char *subject, int days, time_t now, X509 **out)
-{
-	X509_NAME *name = NULL;
-	mdm_err rc;
-
-	*out = NULL;
-	if ((rc = name_parse(subject, &name)) != MDM_OK)
-		return rc;
-	rc = ca_build(key, name, days, now, out);
-	X509_NAME_free(name);
-	return rc;
-}
-
-mdm_err x509_ca_next(const X509 *current, EVP_PKEY *key, int days, time_t now, X509 **out)
-{
-	*out = NULL;
-	if (current == NULL)
-		return MDM_ERR_INVAL;
-	if (!cert_is_ca(current)) {
-		log_error("x509: the current CA certificate is not a CA (basicConstraints)");
-		return MDM_ERR_INVAL;
-	}
-	return ca_build(key, X509_get_subject_name(current), days, now, out);
-}
-
-/* Checks that ca is a CA, valid at now, and that cakey is its key's private half. */
-static mdm_err ca_usable(const X509 *ca, EVP_PKEY *cakey, time_t now, time_t *not_after)
-{
-	*not_after = 0;
-	if (ca == NULL || cakey == NULL)
-		return MDM_ERR_INVAL;
-	if (!cert_is_ca(ca)) {
-		log_error("x509: the CA certificate has no basicConstraints cA");
-		return MDM_ERR_CONFIG;
-	}
-	if (validity_at(ca, now) != 0 || !asn1_time_to_time_t(X509_get0_notAfter(ca), not_after)) {
-		log_error("x509: the CA certificate is not valid now");
-		return MDM_ERR_CONFIG;
-	}
-	/* Public halves only (cheap); the signature is checked after signing. */
-	if (X509_get0_pubkey(ca) == NULL || EVP_PKEY_eq(cakey, X509_get0_pubkey(ca)) == 0) {
-		ERR_clear_error();
-		log_error("x509: the CA key does not belong to the CA certificate");
-		return MDM_ERR_CONFIG;
-	}
-	ERR_clear_error();
-	return MDM_OK;
-}
-
-/* The issued key: RSA of at least min_bits, or EC on P-256/P-384. */
-static mdm_err issue_key_ok(EVP_PKEY *pub, int min_bits, int *is_rsa)
-{
-	char group[64];
-	int nid;
-
-	*is_rsa = 0;
-	switch (EVP_PKEY_get_base_id(pub)) {
-	case EVP_PKEY_RSA:
-		if (EVP_PKEY_get_bits(pub) < min_bits) {
-			log_warn("x509: CSR has an RSA key of %d bits, under the %d required",
-			        EVP_PKEY_get_bits(pub), min_bits);
-			return MDM_ERR_FORBIDDEN;
-		}
-		*is_rsa = 1;
-		return MDM_OK;
-	case EVP_PKEY_EC:
-		if (EVP_PKEY_get_group_name(pub, group, sizeof(group), NULL) != 1) {
-			ossl_fail(MDM_LOG_WARN, "EVP_PKEY_get_group_name");
-			return MDM_ERR_FORBIDDEN;
-		}
-		if ((nid = OBJ_sn2nid(group)) == NID_undef)
-			nid = EC_curve_nist2nid(group);
-		if (nid == NID_X9_62_prime256v1 || nid == NID_secp384r1)
-			return MDM_OK;
-		log_warn("x509: CSR has an EC key on %s; only P-256 and P-384 are issued", group);
-		return MDM_ERR_FORBIDDEN;
-	default:
-		log_warn("x509: CSR key type %s is not issued (RSA or EC only)",
-		        OBJ_nid2sn(EVP_PKEY_get_base_id(pub)));
-		return MDM_ERR_FORBIDDEN;
-	}
-}
-
-/* IA5String SAN values: printable ASCII without spaces, bounded. */
-static int san_ia5_ok(const ASN1_IA5STRING *s)
-{
-	const unsigned char *d = ASN1_STRING_get0_data(s);
-	int len = ASN1_STRING_length(s);
-
-	if (len <= 0 || len > X509_MAX_SAN_LEN)
-		return 0;
-	for (int i = 0; i < len; i++)
-		if (d[i] <= 0x20 || d[i] >= 0x7f)
-			return 0;
-	return 1;
-}
-
-/* UPN: a UTF8String of valid UTF-8 without control characters. */
-static int san_upn_ok(const ASN1_TYPE *v)
-{
-	unsigned char *u = NULL;
-	int len, ok = 1;
-
-	if (v == NULL || v->type != V_ASN1_UTF8STRING ||
-	        ASN1_STRING_length(v->value.utf8string) > X509_MAX_SAN_LEN)
-		return 0;
-	/* ASN1_STRING_to_UTF8 rejects malformed UTF-8. */
-	if ((len = ASN1_STRING_to_UTF8(&u, v->value.utf8string)) <= 0) {
-		ERR_clear_error();
-		OPENSSL_free(u);
-		return 0;
-	}
-	for (int i = 0; i < len; i++)
-		if (u[i] < 0x20 || u[i] == 0x7f)
-			ok = 0;
-	OPENSSL_free(u);
-	return ok;
-}
-
-/*
- * The subjectAltName of the CSR's extensionRequest, if any, checked
- * against the allow-list: dNSName, rfc822Name, uniformResourceIdentifier
- * and the Microsoft UPN otherName (the forms an Apple SCEP payload can
- * ask for).  Any other form (iPAddress, directoryName, registeredID,
- * other otherNames) refuses the request rather than be dropped silently.
- * *out is NULL when the CSR asks for no SAN.
- */
-static mdm_err csr_sans(X509_REQ *csr, GENERAL_NAMES **out)
-{
-	STACK_OF(X509_EXTENSION) *exts = NULL;
-	GENERAL_NAMES *gens = NULL;
-	int crit = -1, n;
-	mdm_err rc = MDM_ERR_PARSE;
-
-	*out = NULL;
-	if ((exts = X509_REQ_get_extensions(csr)) == NULL) {
-		ossl_fail(MDM_LOG_WARN, "X509_REQ_get_extensions");
-		return MDM_ERR_PARSE;
-	}
-	if ((gens = X509V3_get_d2i(exts, NID_subject_alt_name, &crit, NULL)) == NULL) {
-		if (crit == -1) { /* absent */
-			ERR_clear_error();
-			rc = MDM_OK;
-		} else {
-			ossl_fail(MDM_LOG_WARN, "X509V3_get_d2i(subjectAltName)");
-			log_warn("x509: CSR subjectAltName malformed or present twice");
-		}
-		goto out;
-	}
-	if ((n = sk_GENERAL_NAME_num(gens)) <= 0 || n > X509_MAX_SANS) {
-		log_warn("x509: CSR asks for %d subjectAltNames, not 1..%d", n, X509_MAX_SANS);
-		rc = MDM_ERR_FORBIDDEN;
-		goto out;
-	}
-	for (int i = 0; i < n; i++) {
-		const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
-		int ok = 0;
-
-		switch (g->type) {
-		case GEN_DNS:
-		case GEN_EMAIL:
-		case GEN_URI:
-			ok = san_ia5_ok(g->d.ia5);
-			break;
-		case GEN_OTHERNAME:
-			ok = OBJ_obj2nid(g->d.otherName->type_id) == NID_ms_upn &&
-			        san_upn_ok(g->d.otherName->value);
-			break;
-		default:
-			break;
-		}
-		if (!ok) {
-			log_warn("x509: CSR subjectAltName %d (type %d) not in the allow-list", i,
-			        g->type);
-			rc = MDM_ERR_FORBIDDEN;
-			goto out;
-		}
-	}
-	*out = gens;
-	gens = NULL;
-	rc = MDM_OK;
-out:
-	GENERAL_NAMES_free(gens);
-	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
-	return rc;
-}
-
-mdm_err x509_issue(const X509 *ca, EVP_PKEY *cakey, X509_REQ *csr,
-        const struct x509_issue_policy *policy, time_t now, X509 **out)
-{
-	/* EC keys get the first alone: keyEncipherment is for RSA (RFC 8813 2). */
-	static const int ku[] = {KU_BIT_DIGITAL_SIGNATURE, KU_BIT_KEY_ENCIPHERMENT};
-	const X509_NAME *subject;
-	GENERAL_NAMES *sans = NULL;
-	EVP_PKEY *pub;
-	X509 *x = NULL;
-	time_t ca_not_after, not_after;
-	int min_bits, is_rsa = 0;
-	mdm_err rc;
-
-	*out = NULL;
-	if (csr == NULL || policy == NULL)
-		return MDM_ERR_INVAL;
-	if ((rc = check_days(policy->days, now)) != MDM_OK ||
-	        (rc = ca_usable(ca, cakey, now, &ca_not_after)) != MDM_OK)
-		return rc;
-	/* Never issue for a key whose holder has not proven possession. */
-	if ((rc = x509_csr_verify(csr)) != MDM_OK)
-		return rc;
-	pub = X509_REQ_get0_pubkey(csr);
-	min_bits = policy->min_rsa_bits > 0 ? policy->min_rsa_bits : X509_DEFAULT_MIN_RSA_BITS;
-	if ((rc = issue_key_ok(pub, min_bits, &is_rsa)) != MDM_OK)
-		return rc;
-	subject = X509_REQ_get_subject_name(csr);
-	if (X509_NAME_entry_count(subject) == 0) {
-		log_warn("x509: CSR with an empty subject");
-		return MDM_ERR_FORBIDDEN;
-	}
-	if (policy->copy_sans && (rc = csr_sans(csr, &sans)) != MDM_OK)
-		return rc;
-	/* Never beyond the CA: a certificate outliving its issuer cannot be verified. */
-	not_after = now + (time_t)policy->days * SECS_PER_DAY;
-	if (not_after > ca_not_after)
-		not_after = ca_not_after;
-	if ((rc = cert_new(subject, X509_get_subject_name(ca), pub, now - CLOCK_SKEW, not_after,
-	             &x)) != MDM_OK)
-		goto out;
-	if ((rc = add_basic_constraints(x, 0)) != MDM_OK ||
-	        (rc = add_key_usage(x, ku, is_rsa ? 2 : 1)) != MDM_OK ||
-	        (rc = add_eku(x, NID_client_auth)) != MDM_OK || (rc = add_ski(x)) != MDM_OK ||
-	        (rc = add_aki(x, ca)) != MDM_OK)
-		goto out;
-	if (sans != NULL && (rc = add_ext(x, NID_subject_alt_name, sans, 0)) != MDM_OK)
-		goto out;
-	if ((rc = cert_sign(x, cakey)) != MDM_OK)
-		goto out;
-	/* What we hand out must verify with the CA certificate (an HSM could misbehave). */
-	if (X509_verify(x, X509_get0_pubkey(ca)) != 1) {
-		ossl_fail(MDM_LOG_ERROR, "X509_verify");
-		log_error("x509: the certificate just issued does not verify with the CA");
-		rc = MDM_ERR_CRYPTO;
-		goto out;
-	}
-	*out = x;
-	x = NULL;
-	rc = MDM_OK;
-out:
-	GENERAL_NAMES_free(sans);
-	X509_free(x);
-	return rc;
-}
-
-/* ---- verifying what we issued ---- */
-
-/*
- * How far one candidate issuer got; the furthest is the reason logged when
- * none succeeds.
- */
-enum verify_stage { VS_NO_ISSUER, VS_BAD_SIGNATURE, VS_CA_UNFIT, VS_CERT_UNFIT };
-
-/* The issuing CA must itself be a CA, allowed to sign, and valid now; NULL when fit. */
-static const char *ca_unfit(X509 *ca, time_t now)
-{
-	int v;
-
-	if (!cert_is_ca(ca))
-		return "issuer is not a CA";
-	if ((X509_get_extension_flags(ca) & EXFLAG_KUSAGE) &&
-	        !(X509_get_key_usage(ca) & KU_KEY_CERT_SIGN))
-		return "issuer's keyUsage lacks keyCertSign";
-	if ((v = validity_at(ca, now)) < 0)
-		return "issuing CA not yet valid";
-	if (v == 1)
-		return "issuing CA expired";
-	if (v != 0)
-		return "issuing CA validity unreadable";
-	return NULL;
-}
-
-/* Checks of cert that do not depend on the issuer; NULL when fit. */
-static const char *cert_unfit(const X509 *cert, time_t now, int client_auth)
-{
-	X509 *c = cert_mut(cert);
-	uint32_t flags = X509_get_extension_flags(c);
-	int v = validity_at(cert, now);
-
-	if (v < 0)
-		return "certificate not yet valid";
-	if (v == 1)
-		return "certificate expired";
-	if (v != 0)
-		return "certificate validity unreadable";
-	if (flags & EXFLAG_INVALID)
-		return "certificate extensions malformed or duplicated";
-	if (flags & EXFLAG_CRITICAL)
-		return "certificate has an unsupported critical extension";
-	if (cert_is_ca(cert))
-		return "certificate is a CA, not an end entity";
-	if (client_auth) {
-		if (!(flags & EXFLAG_XKUSAGE) || !(X509_get_extended_key_usage(c) & XKU_SSL_CLIENT))
-			return "no extendedKeyUsage clientAuth";
-		if ((flags & EXFLAG_KUSAGE) && !(X509_get_key_usage(c) & KU_DIGITAL_SIGNATURE))
-			return "keyUsage lacks digitalSignature";
-	}
-	return NULL;
-}
-
-mdm_err x509_verify_issued(
-        const X509 *cert, X509 *const *cas, size_t ncas, time_t now, int client_auth, size_t *which)
-{
-	enum verify_stage best = VS_NO_ISSUER;
-	const char *why = "unknown issuer";
-	char serial[2 * 20 + 1], issuer[256];
-
-	if (which != NULL)
-		*which = 0;
-	if (cert == NULL || (cas == NULL && ncas > 0))
-		return MDM_ERR_INVAL;
-	for (size_t i = 0; i < ncas; i++) {
-		X509 *ca = cas[i];
-		EVP_PKEY *capub;
-		const char *unfit;
-
-		if (ca == NULL ||
-		        X509_NAME_cmp(X509_get_issuer_name(cert), X509_get_subject_name(ca)) != 0)
-			continue;
-		/*
-		 * The signature decides which CA issued it: after a renewal two CA
-		 * certificates share name and key, after a rekey only the name.
-		 */
-		if ((capub = X509_get0_pubkey(ca)) == NULL ||
-		        X509_verify(cert_mut(cert), capub) != 1) {
-			ERR_clear_error();
-			if (best < VS_BAD_SIGNATURE) {
-				best = VS_BAD_SIGNATURE;
-				why = "signature does not verify with any CA of that name";
-			}
-			continue;
-		}
-		if ((unfit = ca_unfit(ca, now)) != NULL) {
-			if (best < VS_CA_UNFIT) {
-				best = VS_CA_UNFIT;
-				why = unfit;
-			}
-			continue;
-		}
-		if ((unfit = cert_unfit(cert, now, client_auth)) != NULL) {
-			best = VS_CERT_UNFIT;
-			why = unfit;
-			continue;
-		}
-		if (which != NULL)
-			*which = i;
-		return MDM_OK;
-	}
-	if (!serial_to_hex(X509_get0_serialNumber(cert), serial, sizeof(serial)))
-		snprintf(serial, sizeof(serial), "?");
-	if (name_to_str(X509_get_issuer_name(cert), issuer, sizeof(issuer), 1) != MDM_OK)
-		snprintf(issuer, sizeof(issuer), "?");
-	log_warn("x509: certificate serial %s from issuer \"%s\" refused: %s", serial, issuer, why);
-	return MDM_ERR_AUTH;
-}
-
-/* ---- pinned vendor chains (Apple device identities) ---- */
-
-/* 1 if the subject CN of c starts with "[TEST]" (Apple's factory test CAs). */
-static int cert_is_test(const X509 *c)
-{
-	const X509_NAME *n = X509_get_subject_name(c);
-	int i = -1;
-
-	while ((i = X509_NAME_get_index_by_NID(n, NID_commonName, i)) >= 0) {
-		const ASN1_STRING *v = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(n, i));
-		int len = ASN1_STRING_length(v);
-
-		if (len >= 6 && memcmp(ASN1_STRING_get0_data(v), "[TEST]", 6) == 0)
-			return 1;
-	}
-	return 0;
-}
-
-mdm_err x509_verify_pinned(const X509 *cert, X509 *const *trust, size_t ntrust, time_t now)
-{
-	X509_STORE *store = NULL;
-	X509_STORE_CTX *ctx = NULL;
-	STACK_OF(X509) * chain;
-	char serial[2 * 20 + 1], issuer[256];
-	const char *why = NULL;
-	mdm_err rc = MDM_ERR_AUTH;
-
-	if (cert == NULL || (trust == NULL && ntrust > 0))
-		return MDM_ERR_INVAL;
-	if (!serial_to_hex(X509_get0_serialNumber(cert), serial, sizeof(serial)))
-		snprintf(serial, sizeof(serial), "?");
-	if (name_to_str(X509_get_issuer_name(cert), issuer, sizeof(issuer), 1) != MDM_OK)
-		snprintf(issuer, sizeof(issuer), "?");
-	if (cert_is_test(cert)) {
-		why = "a [TEST] certificate is never a device identity";
-		goto out;
-	}
-	if (X509_check_ca(cert_mut(cert)) != 0) {
-		why = "RFC 5280 4.2.1.9: the device certificate is a CA";
-		goto out;
-	}
-	if (!x509_cert_valid_at(cert, now)) {
-		why = "RFC 5280 4.1.2.5: the device certificate is outside its validity period";
-		goto out;
-	}
-	if ((store = X509_STORE_new()) == NULL || (ctx = X509_STORE_CTX_new()) == NULL) {
-		rc = MDM_ERR_NOMEM;
-		goto out;
-	}
-	for (size_t i = 0; i < ntrust; i++) {
-		if (trust[i] == NULL || X509_STORE_add_cert(store, trust[i]) != 1) {
-			ossl_fail(MDM_LOG_ERROR, "X509_STORE_add_cert");
-			rc = MDM_ERR_CRYPTO;
-			goto out;
-		}
-	}
-	if (X509_STORE_CTX_init(ctx, store, cert_mut(cert), NULL) != 1) {
-		ossl_fail(MDM_LOG_ERROR, "X509_STORE_CTX_init");
-		rc = MDM_ERR_CRYPTO;
-		goto out;
-	}
-	/* Dates of the pinned CAs are not checked (see x509.h); the leaf's were, above. */
-	X509_STORE_CTX_set_flags(ctx, X509_V_FLAG_NO_CHECK_TIME);
-	X509_STORE_CTX_set_depth(ctx, X509_MAX_CHAIN);
-	if (X509_verify_cert(ctx) != 1) {
-		why = X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx));
-		goto out;
-	}
-	chain = X509_STORE_CTX_get0_chain(ctx);
-	for (int i = 0; i < sk_X509_num(chain); i++) {
-		if (cert_is_test(sk_X509_value(chain, i))) {
-			why = "the path runs through a [TEST] CA";
-			goto out;
-		}
-	}
-	rc = MDM_OK;
-out:
-	if (why != NULL)
-		log_warn("x509: device certificate serial %s from issuer \"%s\" refused: %s",
-		        serial, issuer, why);
-	ERR_clear_error();
-	X509_STORE_CTX_free(ctx);
-	X509_STORE_free(store);
-	return rc;
-}
-
-/* ---- CRL ---- */
-
-int x509_crl_entry_ok(const struct x509_revoked *r, const char **why)
-{
-	ASN1_INTEGER *serial;
-
-	*why = NULL;
-	if (r->revoked_at < 0) {
-		*why = "revocation time before 1970";
-		return 0;
-	}
-	if (r->revoked_at > X509_MAX_TIME) {
-		*why = "revocation time after 9999-12-31T23:59:59Z has no GeneralizedTime (RFC "
-		       "5280 "
-		       "section 4.1.2.5.2)";
-		return 0;
-	}
-	if ((serial = serial_from_hex(r->serial_hex)) == NULL) {
-		*why = "serial is not 1..40 hex digits above zero";
-		return 0;
-	}
-	ASN1_INTEGER_free(serial);
-	/* RFC 5280 5.3.1: 7 is unused; removeFromCRL (8) belongs to delta CRLs only. */
-	if (r->reason < -1 || r->reason > 10 || r->reason == 7 || r->reason == 8) {
-		*why = "reason code not allowed on a full CRL (RFC 5280 section 5.3.1)";
-		return 0;
-	}
-	return 1;
-}
-
-static mdm_err crl_add_revoked(X509_CRL *crl, const struct x509_revoked *r)
-{
-	X509_REVOKED *rev = NULL;
-	ASN1_INTEGER *serial = NULL;
-	ASN1_TIME *when = NULL;
-	ASN1_ENUMERATED *reason = NULL;
-	mdm_err rc = MDM_ERR_CRYPTO;
-
-	if (r->revoked_at < 0) {
-		log_error("x509: CRL: revocation time before 1970");
-		return MDM_ERR_INVAL;
-	}
-	if (r->revoked_at > X509_MAX_TIME) {
-		log_error("x509: CRL: revocation time after 9999-12-31T23:59:59Z has no "
-		          "GeneralizedTime (RFC 5280 section 4.1.2.5.2)");
-		return MDM_ERR_INVAL;
-	}
-	if ((serial = serial_from_hex(r->serial_hex)) == NULL) {
-		log_error("x509: CRL: serial is not 1..40 hex digits above zero");
-		return MDM_ERR_INVAL;
-	}
-	/* RFC 5280 5.3.1: 7 is unused; removeFromCRL (8) belongs to delta CRLs only. */
-	if (r->reason < -1 || r->reason > 10 || r->reason == 7 || r->reason == 8) {
-		log_error("x509: CRL: reason code %d not allowed", r->reason);
-		rc = MDM_ERR_INVAL;
-		goto out;
-	}
-	if ((rev = X509_REVOKED_new()) == NULL ||
-	        (when = ASN1_TIME_set(NULL, r->revoked_at)) == NULL) {
-		ossl_fail(MDM_LOG_ERROR, "X509_REVOKED_new/ASN1_TIME_set");
-		rc = MDM_ERR_NOMEM;
-		goto out;
-	}
-	if (X509_REVOKED_set_serialNumber(rev, serial) != 1 ||
-	        X509_REVOKED_set_revocationDate(rev, when) != 1) {
-		ossl_fail(MDM_LOG_ERROR, "X509_REVOKED_set_serialNumber/revocationDate");
-		goto out;
-	}
-	if (r->reason >= 0) {
-		if ((reason = ASN1_ENUMERATED_new()) == NULL ||
-		        ASN1_ENUMERATED_set(reason, r->reason) != 1 ||
-		        X509_REVOKED_add1_ext_i2d(
-		                rev, NID_crl_reason, reason, 0, X509V3_ADD_DEFAULT) != 1) {
-			ossl_fail(MDM_LOG_ERROR, "X509_REVOKED_add1_ext_i2d(reasonCode)");
-			goto out;
-		}
-	}
-	if (X509_CRL_add0_revoked(crl, rev) != 1) {
-		ossl_fail(MDM_LOG_ERROR, "X509_CRL_add0_revoked");
-		goto out;
-	}
-	rev = NULL;
-	rc = MDM_OK;
-out:
-	ASN1_ENUMERATED_free(reason);
-	ASN1_TIME_free(when);
-	ASN1_INTEGER_free(serial);
-	X509_REVOKED_free(rev);
-	return rc;
-}
-
-/*
- * crlNumber is now, in seconds: it increases with the clock without a
- * counter to store, and CRLs are built on demand, so two in the same
- * second can only differ if a revocation fell inside that second.
- */
-mdm_err x509_crl_build(const X509 *ca, EVP_PKEY *cakey, const struct x509_revoked *revoked,
-        size_t n, time_t now, int days, uint8_t **out, size_t *outlen)
-{
-	X509_CRL *crl = NULL;
-	ASN1_TIME *t = NULL;
-	ASN1_INTEGER *number = NULL;
-	AUTHORITY_KEYID *akid = NULL;
-	unsigned char *buf = NULL, *p;
-	time_t ca_not_after;
-	int len;
-	mdm_err rc;
-
-	*out = NULL;
-	*outlen = 0;
-	if ((revoked == NULL && n > 0) || n > X509_MAX_CRL_ENTRIES)
-		return MDM_ERR_INVAL;
-	if (days < 1 || days > X509_MAX_CRL_DAYS) {
-		log_error("x509: CRL validity of %d days outside 1..%d", days, X509_MAX_CRL_DAYS);
-		return MDM_ERR_INVAL;
-	}
-	if ((rc = check_days(days, now)) != MDM_OK ||
-	        (rc = ca_usable(ca, cakey, now, &ca_not_after)) != MDM_OK)
-		return rc;
-	rc = MDM_ERR_CRYPTO;
-	if ((crl = X509_CRL_new()) == NULL) {
-		ossl_fail(MDM_LOG_ERROR, "X509_CRL_new");
-		return MDM_ERR_NOMEM;
-	}
-	if (X509_CRL_set_version(crl, X509_CRL_VERSION_2) != 1 ||
-	        X509_CRL_set_issuer_name(crl, X509_get_subject_name(ca)) != 1) {
-		ossl_fail(MDM_LOG_ERROR, "X509_CRL_set_version/issuer_name");
-		goto out;
-	}
-	if ((t = ASN1_TIME_set(NULL, now)) == NULL || X509_CRL_set1_lastUpdate(crl, t) != 1 ||
-	        ASN1_TIME_set(t, now + (time_t)days * SECS_PER_DAY) == NULL ||
-	        X509_CRL_set1_nextUpdate(crl, t) != 1) {
-		ossl_fail(MDM_LOG_ERROR, "X509_CRL_set1_lastUpdate/nextUpdate");
-		goto out;
-	}
-	for (size_t i = 0; i < n; i++)
-		if ((rc = crl_add_revoked(crl, &revoked[i])) != MDM_OK)
-			goto out;
-	rc = MDM_ERR_CRYPTO;
-	if ((akid = AUTHORITY_KEYID_new()) == NULL) {
-		ossl_fail(MDM_LOG_ERROR, "AUTHORITY_KEYID_new");
-		goto out;
-	}
-	if ((rc = ca_key_id(ca, &akid->keyid)) != MDM_OK)
-		goto out;
-	rc = MDM_ERR_CRYPTO;
-	if (X509_CRL_add1_ext_i2d(crl, NID_authority_key_identifier, akid, 0, X509V3_ADD_DEFAULT) !=
-	        1) {
-		ossl_fail(MDM_LOG_ERROR, "X509_CRL_add1_ext_i2d(authorityKeyIdentifier)");
-		goto out;
-	}
-	if ((number = ASN1_INTEGER_new()) == NULL || ASN1_INTEGER_set_int64(number, now) != 1 ||
-	        X509_CRL_add1_ext_i2d(crl, NID_crl_number, number, 0, X509V3_ADD_DEFAULT) != 1) {
-		ossl_fail(MDM_LOG_ERROR, "X509_CRL_add1_ext_i2d(crlNumber)");
-		goto out;
-	}
-	if (X509_CRL_sort(crl) != 1) {
-		ossl_fail(MDM_LOG_ERROR, "X509_CRL_sort");
-		goto out;
-	}
-	if (X509_CRL_sign(crl, cakey, EVP_sha256()) <= 0) {
-		ossl_fail(MDM_LOG_ERROR, "X509_CRL_sign");
-		goto out;
-	}
-	if (X509_CRL_verify(crl, X509_get0_pubkey(ca)) != 1) {
-		ossl_fail(MDM_LOG_ERROR, "X509_CRL_verify");
-		goto out;
-	}
-	if ((len = i2d_X509_CRL(crl, NULL)) <= 0) {
-		ossl_fail(MDM_LOG_ERROR, "i2d_X509_CRL");
-		goto out;
-	}
-	if ((buf = malloc((size_t)len)) == NULL) {
-		rc = MDM_ERR_NOMEM;
-		goto out;
-	}
-	p = buf;
-	if (i2d_X509_CRL(crl, &p) != len) {
-		ossl_fail(MDM_LOG_ERROR, "i2d_X509_CRL");
-		goto out;
-	}
-	*out = buf;
-	*outlen = (size_t)len;
-	buf = NULL;
-	rc = MDM_OK;
-out:
-	free(buf);
-	AUTHORITY_KEYID_free(akid);
-	ASN1_INTEGER_free(number);
-	ASN1_TIME_free(t);
-	X509_CRL_free(crl);
-	return rc;
-}
-
 int x509_cert_self_issued(const struct x509_st *c)
 {
 	return c != NULL && X509_NAME_cmp(X509_get_issuer_name(c), X509_get_subject_name(c)) == 0;
@@ -2276,7 +663,7 @@ int x509_cert_signed_by(const struct x509_st *cert, const struct x509_st *issuer
 	return ok;
 }
 
-/* ---- subject attributes, chains, PKCS#12, server certificates ---- */
+/* ---- subject attributes, validity ---- */
 
 mdm_err x509_cert_subject_attr(const X509 *c, const char *attr, char *out, size_t cap)
 {
@@ -2289,7 +676,7 @@ mdm_err x509_cert_subject_attr(const X509 *c, const char *attr, char *out, size_
 		out[0] = '\0';
 	if (c == NULL || attr == NULL || out == NULL || cap == 0)
 		return MDM_ERR_INVAL;
-	if ((nid = name_type_nid(attr, strlen(attr))) == NID_undef) {
+	if ((nid = x509_name_type_nid(attr, strlen(attr))) == NID_undef) {
 		log_error("x509: unknown subject attribute type %.32s", attr);
 		return MDM_ERR_INVAL;
 	}
@@ -2302,7 +689,7 @@ mdm_err x509_cert_subject_attr(const X509 *c, const char *attr, char *out, size_
 	}
 	len = ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, idx)));
 	if (len < 0) {
-		ossl_fail(MDM_LOG_WARN, "ASN1_STRING_to_UTF8");
+		x509_ossl_fail(MDM_LOG_WARN, "ASN1_STRING_to_UTF8");
 		return MDM_ERR_PARSE;
 	}
 	if (memchr(utf8, '\0', (size_t)len) != NULL) {
@@ -2324,387 +711,5 @@ out:
 
 int x509_cert_valid_at(const X509 *c, time_t now)
 {
-	return c != NULL && validity_at(c, now) == 0;
-}
-
-void x509_certs_free(X509 **certs, size_t n)
-{
-	if (certs == NULL)
-		return;
-	for (size_t i = 0; i < n; i++)
-		X509_free(certs[i]);
-	free(certs);
-}
-
-mdm_err x509_certs_load_file(const char *path, X509 ***out, size_t *n)
-{
-	char *buf = NULL, *name = NULL, *header = NULL;
-	unsigned char *data = NULL;
-	long dlen = 0;
-	size_t len = 0, count = 0;
-	BIO *bio = NULL;
-	X509 **certs = NULL;
-	mdm_err rc;
-
-	*out = NULL;
-	*n = 0;
-	if ((rc = file_read(path, X509_MAX_FILE, &buf, &len, NULL)) != MDM_OK)
-		return rc;
-	rc = MDM_ERR_NOMEM;
-	if ((certs = calloc(X509_MAX_CHAIN, sizeof(*certs))) == NULL)
-		goto out;
-	if ((bio = BIO_new_mem_buf(buf, (int)len)) == NULL) {
-		ossl_fail(MDM_LOG_ERROR, "BIO_new_mem_buf");
-		goto out;
-	}
-	rc = MDM_ERR_PARSE;
-	for (;;) {
-		if (PEM_read_bio(bio, &name, &header, &data, &dlen) != 1) {
-			unsigned long e = ERR_peek_last_error();
-
-			if (count > 0 && ERR_GET_LIB(e) == ERR_LIB_PEM &&
-			        ERR_GET_REASON(e) == PEM_R_NO_START_LINE) {
-				ERR_clear_error();
-				break;
-			}
-			ossl_fail(MDM_LOG_ERROR, "PEM_read_bio");
-			log_error("x509: %s: no PEM certificates", path);
-			goto out;
-		}
-		if (strcmp(name, PEM_STRING_X509) != 0 || header[0] != '\0') {
-			log_error("x509: %s: only CERTIFICATE blocks belong in a chain file", path);
-			goto out;
-		}
-		if (count == X509_MAX_CHAIN) {
-			log_error("x509: %s: more than %d certificates", path, X509_MAX_CHAIN);
-			rc = MDM_ERR_LIMIT;
-			goto out;
-		}
-		if ((rc = x509_cert_from_der(data, (size_t)dlen, &certs[count])) != MDM_OK)
-			goto out;
-		rc = MDM_ERR_PARSE;
-		count++;
-		OPENSSL_free(name);
-		OPENSSL_free(header);
-		OPENSSL_free(data);
-		name = header = NULL;
-		data = NULL;
-	}
-	*out = certs;
-	*n = count;
-	certs = NULL;
-	rc = MDM_OK;
-out:
-	OPENSSL_free(name);
-	OPENSSL_free(header);
-	OPENSSL_free(data);
-	x509_certs_free(certs, count);
-	BIO_free(bio);
-	file_free(buf, len);
-	return rc;
-}
-
-/* The first line of a password file (an empty file: ""), wiped by file_free. */
-static mdm_err password_read(const char *path, char **out, size_t *outlen)
-{
-	struct stat st;
-	char *buf = NULL;
-	size_t len = 0, line = 0;
-	mdm_err rc;
-
-	*out = NULL;
-	*outlen = 0;
-	if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 0) {
-		if ((*out = calloc(1, 1)) == NULL)
-			return MDM_ERR_NOMEM;
-		return MDM_OK;
-	}
-	if ((rc = file_read(path, X509_MAX_PASSWORD, &buf, &len, NULL)) != MDM_OK)
-		return rc;
-	for (; line < len && buf[line] != '\n' && buf[line] != '\r'; line++) {
-		if (buf[line] == '\0') {
-			log_error("x509: %s: a NUL byte in the password", path);
-			file_free(buf, len);
-			return MDM_ERR_PARSE;
-		}
-	}
-	buf[line] = '\0';
-	*out = buf;
-	*outlen = len;
-	return MDM_OK;
-}
-
-/*
- * OpenSSL 3's legacy provider (RC2 and 3DES in Keychain-exported PKCS#12,
- * single DES for micromdm's scepclient): loaded once per process, on first
- * need, with the default provider (loading one by hand stops the default
- * from loading by itself), and kept until exit.  Unloading them after use
- * would leave the process with no provider at all once the default one
- * had only been loaded through us.
- */
-static pthread_once_t x509_legacy_once = PTHREAD_ONCE_INIT;
-static int x509_legacy_ok;
-static OSSL_PROVIDER *x509_prov_default, *x509_prov_legacy;
-
-/* At exit, before OpenSSL's own clean-up: the providers are ours to unload. */
-static void x509_legacy_unload(void)
-{
-	if (x509_prov_legacy != NULL)
-		OSSL_PROVIDER_unload(x509_prov_legacy);
-	if (x509_prov_default != NULL)
-		OSSL_PROVIDER_unload(x509_prov_default);
-	x509_prov_legacy = x509_prov_default = NULL;
-}
-
-static void x509_legacy_load(void)
-{
-	x509_prov_default = OSSL_PROVIDER_load(NULL, "default");
-	x509_prov_legacy = OSSL_PROVIDER_load(NULL, "legacy");
-	x509_legacy_ok = x509_prov_default != NULL && x509_prov_legacy != NULL;
-	if (atexit(x509_legacy_unload) != 0)
-		log_warn("x509: atexit failed: the providers stay loaded until exit");
-	if (!x509_legacy_ok)
-		ossl_fail(MDM_LOG_ERROR, "OSSL_PROVIDER_load(legacy)");
-}
-
-int x509_legacy_provider(void)
-{
-	pthread_once(&x509_legacy_once, x509_legacy_load);
-	return x509_legacy_ok;
-}
-
-mdm_err x509_pkcs12_load(const char *path, const char *password_file, X509 **cert, EVP_PKEY **key)
-{
-	char *buf = NULL, *pass = NULL;
-	size_t len = 0, passlen = 0;
-	BIO *bio = NULL;
-	PKCS12 *p12 = NULL;
-	STACK_OF(X509) *extra = NULL;
-	int legacy;
-	X509 *c = NULL;
-	EVP_PKEY *k = NULL;
-	mdm_err rc;
-
-	*cert = NULL;
-	*key = NULL;
-	if (path == NULL || password_file == NULL)
-		return MDM_ERR_INVAL;
-	if ((rc = password_read(password_file, &pass, &passlen)) != MDM_OK)
-		return rc;
-	if ((rc = file_read(path, X509_MAX_FILE, &buf, &len, NULL)) != MDM_OK)
-		goto out;
-	rc = MDM_ERR_PARSE;
-	if ((bio = BIO_new_mem_buf(buf, (int)len)) == NULL) {
-		ossl_fail(MDM_LOG_ERROR, "BIO_new_mem_buf");
-		rc = MDM_ERR_NOMEM;
-		goto out;
-	}
-	if ((p12 = d2i_PKCS12_bio(bio, NULL)) == NULL) {
-		ossl_fail(MDM_LOG_ERROR, "d2i_PKCS12_bio");
-		log_error("x509: %s is not a PKCS#12 file (DER)", path);
-		goto out;
-	}
-	if (PKCS12_verify_mac(p12, pass, -1) != 1) {
-		ossl_fail(MDM_LOG_ERROR, "PKCS12_verify_mac");
-		log_error(
-		        "x509: %s: RFC 7292 5.1: the MAC does not verify (wrong password?)", path);
-		rc = MDM_ERR_AUTH;
-		goto out;
-	}
-	/*
-	 * Keychain Access encrypts the certificate bag with RC2-40 and the
-	 * key bag with 3DES: the legacy provider is loaded for this parse
-	 * only (the default provider with it, since loading one explicitly
-	 * stops the default from being loaded implicitly).
-	 */
-	legacy = x509_legacy_provider();
-	if (PKCS12_parse(p12, pass, &k, &c, &extra) != 1) {
-		ossl_fail(MDM_LOG_ERROR, "PKCS12_parse");
-		log_error("x509: %s: could not decrypt the PKCS#12 bags%s", path,
-		        !legacy ? " (no legacy provider for RC2)" : "");
-		goto out;
-	}
-	if (k == NULL || c == NULL) {
-		log_error("x509: %s: RFC 7292: no private key with its certificate", path);
-		goto out;
-	}
-	if (!x509_key_matches_cert(k, c)) {
-		log_error("x509: %s: the key does not belong to the certificate", path);
-		goto out;
-	}
-	*cert = c;
-	*key = k;
-	c = NULL;
-	k = NULL;
-	rc = MDM_OK;
-out:
-	sk_X509_pop_free(extra, X509_free);
-	X509_free(c);
-	EVP_PKEY_free(k);
-	PKCS12_free(p12);
-	BIO_free(bio);
-	file_free(buf, len);
-	file_free(pass, passlen);
-	return rc;
-}
-
-mdm_err x509_issue_server(const X509 *ca, EVP_PKEY *cakey, const char *subject, EVP_PKEY *key,
-        int days, time_t now, X509 **out)
-{
-	static const int ku[] = {KU_BIT_DIGITAL_SIGNATURE};
-	X509_NAME *name = NULL;
-	X509 *x = NULL;
-	time_t ca_not_after, not_after;
-	int is_rsa = 0;
-	mdm_err rc;
-
-	*out = NULL;
-	if (key == NULL)
-		return MDM_ERR_INVAL;
-	if ((rc = check_days(days, now)) != MDM_OK ||
-	        (rc = ca_usable(ca, cakey, now, &ca_not_after)) != MDM_OK)
-		return rc;
-	if ((rc = issue_key_ok(key, X509_DEFAULT_MIN_RSA_BITS, &is_rsa)) != MDM_OK)
-		return rc;
-	if ((rc = name_parse(subject, &name)) != MDM_OK)
-		return rc;
-	not_after = now + (time_t)days * SECS_PER_DAY;
-	if (not_after > ca_not_after)
-		not_after = ca_not_after;
-	if ((rc = cert_new(name, X509_get_subject_name(ca), key, now - CLOCK_SKEW, not_after,
-	             &x)) != MDM_OK)
-		goto out;
-	if ((rc = add_basic_constraints(x, 0)) != MDM_OK ||
-	        (rc = add_key_usage(x, ku, sizeof(ku) / sizeof(ku[0]))) != MDM_OK ||
-	        (rc = add_eku(x, NID_email_protect)) != MDM_OK || (rc = add_ski(x)) != MDM_OK ||
-	        (rc = add_aki(x, ca)) != MDM_OK || (rc = cert_sign(x, cakey)) != MDM_OK)
-		goto out;
-	if (X509_verify(x, X509_get0_pubkey(ca)) != 1) {
-		ossl_fail(MDM_LOG_ERROR, "X509_verify");
-		log_error("x509: the certificate just issued does not verify with the CA");
-		rc = MDM_ERR_CRYPTO;
-		goto out;
-	}
-	*out = x;
-	x = NULL;
-out:
-	X509_NAME_free(name);
-	X509_free(x);
-	return rc;
-}
-
-/*
- * The responder's serial: a function of the CA certificate alone, so that
- * every process (and host) derives the same certificate, and a request
- * addressed to it is recognised without building it.  128 bits of
- * SHA-256, positive (RFC 5280 4.1.2.2); it cannot meet a random serial of
- * x509_issue but by a 2^-128 chance.
- */
-static mdm_err responder_serial(const X509 *ca, ASN1_INTEGER **out)
-{
-	static const char label[] = "mdm SCEP responder serial";
-	unsigned char md[EVP_MAX_MD_SIZE], *der = NULL;
-	unsigned int mdlen = 0;
-	EVP_MD_CTX *ctx = NULL;
-	BIGNUM *bn = NULL;
-	int len;
-	mdm_err rc = MDM_ERR_CRYPTO;
-
-	*out = NULL;
-	if ((len = i2d_X509(ca, &der)) <= 0) {
-		ossl_fail(MDM_LOG_ERROR, "i2d_X509");
-		return MDM_ERR_CRYPTO;
-	}
-	if ((ctx = EVP_MD_CTX_new()) == NULL || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1 ||
-	        EVP_DigestUpdate(ctx, label, sizeof(label) - 1) != 1 ||
-	        EVP_DigestUpdate(ctx, der, (size_t)len) != 1 ||
-	        EVP_DigestFinal_ex(ctx, md, &mdlen) != 1 || mdlen < 16) {
-		ossl_fail(MDM_LOG_ERROR, "EVP_Digest(SHA-256)");
-		goto out;
-	}
-	md[0] = (unsigned char)((md[0] & 0x7f) | 0x40); /* positive, never zero */
-	if ((bn = BN_bin2bn(md, 16, NULL)) == NULL ||
-	        (*out = BN_to_ASN1_INTEGER(bn, NULL)) == NULL) {
-		ossl_fail(MDM_LOG_ERROR, "BN_to_ASN1_INTEGER");
-		goto out;
-	}
-	rc = MDM_OK;
-out:
-	BN_free(bn);
-	EVP_MD_CTX_free(ctx);
-	OPENSSL_free(der);
-	return rc;
-}
-
-mdm_err x509_scep_responder(const X509 *ca, EVP_PKEY *cakey, X509 **out)
-{
-	/* Both: Apple devices want one RA that signs and encrypts, or two. */
-	static const int ku[] = {KU_BIT_DIGITAL_SIGNATURE, KU_BIT_KEY_ENCIPHERMENT};
-	ASN1_INTEGER *serial = NULL;
-	X509_NAME *name = NULL;
-	X509 *x = NULL;
-	mdm_err rc;
-
-	*out = NULL;
-	if (ca == NULL || cakey == NULL)
-		return MDM_ERR_INVAL;
-	/* RFC 8894 3.5.2: requests are enveloped by RSA key transport only. */
-	if (EVP_PKEY_get_base_id(cakey) != EVP_PKEY_RSA)
-		return MDM_ERR_NOT_FOUND;
-	if (!cert_is_ca(ca) || X509_get0_pubkey(ca) == NULL ||
-	        EVP_PKEY_eq(cakey, X509_get0_pubkey(ca)) != 1) {
-		ERR_clear_error();
-		log_error("x509: no SCEP responder: the key does not belong to a CA certificate");
-		return MDM_ERR_CONFIG;
-	}
-	/* Its own name, apart from the CA's: the CA's with one RDN more. */
-	if ((name = X509_NAME_dup(X509_get_subject_name(ca))) == NULL ||
-	        X509_NAME_add_entry_by_txt(name, "OU", MBSTRING_UTF8,
-	                (const unsigned char *)"SCEP responder", -1, -1, 0) != 1) {
-		ossl_fail(MDM_LOG_ERROR, "X509_NAME_add_entry_by_txt");
-		rc = MDM_ERR_NOMEM;
-		goto out;
-	}
-	if ((rc = cert_new(name, X509_get_subject_name(ca), cakey, 0, 0, &x)) != MDM_OK ||
-	        (rc = responder_serial(ca, &serial)) != MDM_OK)
-		goto out;
-	rc = MDM_ERR_CRYPTO;
-	/* The CA's serial-derived number and its dates: the same bytes every time. */
-	if (X509_set_serialNumber(x, serial) != 1 ||
-	        X509_set1_notBefore(x, X509_get0_notBefore(ca)) != 1 ||
-	        X509_set1_notAfter(x, X509_get0_notAfter(ca)) != 1) {
-		ossl_fail(MDM_LOG_ERROR, "X509_set_serialNumber/notBefore/notAfter");
-		goto out;
-	}
-	/*
-	 * No SKI: it would equal the CA's (one key), and clients that sort by
-	 * key identifier (certmonger among them) would then see each
-	 * certificate as the other's issuer.  The AKI names the CA.
-	 */
-	if ((rc = add_basic_constraints(x, 0)) != MDM_OK ||
-	        (rc = add_key_usage(x, ku, sizeof(ku) / sizeof(ku[0]))) != MDM_OK ||
-	        (rc = add_aki(x, ca)) != MDM_OK || (rc = cert_sign(x, cakey)) != MDM_OK)
-		goto out;
-	*out = x;
-	x = NULL;
-out:
-	ASN1_INTEGER_free(serial);
-	X509_NAME_free(name);
-	X509_free(x);
-	return rc;
-}
-
-int x509_scep_responder_named(const X509 *ca, const X509_NAME *issuer, const ASN1_INTEGER *serial)
-{
-	ASN1_INTEGER *mine = NULL;
-	int ok;
-
-	if (ca == NULL || issuer == NULL || serial == NULL ||
-	        X509_NAME_cmp(issuer, X509_get_subject_name(ca)) != 0)
-		return 0;
-	if (responder_serial(ca, &mine) != MDM_OK)
-		return 0;
-	ok = ASN1_INTEGER_cmp(mine, serial) == 0;
-	ASN1_INTEGER_free(mine);
-	return ok;
+	return c != NULL && x509_validity_at(c, now) == 0;
 }

@@ -1,8 +1,17 @@
 /*
- * X.509: certificates, keys, CSRs and the CA (issue, renew, rekey, CRL).
- * Only this module and cms include OpenSSL; other modules hold the opaque
- * pointers below and call these functions.  Time is always passed in
- * (now), so tests control the clock.
+ * X.509: certificates, keys, CSRs and what the CA signs (certificates,
+ * CRLs).  Only the x509*.c files and cms include OpenSSL; other modules
+ * hold the opaque pointers below and call these functions.  Time is
+ * always passed in (now), so tests control the clock.
+ *
+ * The sections below follow the files: x509.c certificates (decoding,
+ * encoding, fields, comparisons) and the helpers the others share
+ * (x509_int.h, private to x509*.c); x509_key.c keys, TLS identities and
+ * PKCS#12; x509_csr.c CSRs; x509_issue.c issuing (the CA certificate,
+ * device identities, the server and SCEP responder certificates, CRLs);
+ * x509_chain.c verifying paths (what we issued, pinned vendor chains) and
+ * chain files.  The CA's lifecycle (the CA certificates kept in the
+ * database, renewal and rekey, the per-process CA state) is in ca.c.
  *
  * Conventions: outputs are cleared on entry and belong to the caller only
  * on MDM_OK; buffers returned through uint8_t ** or char ** are freed with
@@ -29,6 +38,8 @@ struct asn1_string_st; /* OpenSSL ASN1_INTEGER */
 
 /* The last instant a GeneralizedTime can name (RFC 5280 section 4.1.2.5.2: YYYY). */
 #define X509_MAX_TIME 253402300799LL /* 9999-12-31T23:59:59Z */
+
+/* ---- x509.c: certificates ---- */
 
 /*
  * SHA-256 of the DER of one PEM certificate (as Apache passes
@@ -88,12 +99,8 @@ MDM_WUR mdm_err x509_cert_subject_attr(
         const struct x509_st *c, const char *attr, char *out, size_t cap);
 /* 1 if the certificate is valid (notBefore <= now <= notAfter). */
 int x509_cert_valid_at(const struct x509_st *c, time_t now);
-/*
- * A PEM file of 1..max certificates (a chain): *out an array of *n owned
- * certificates, freed with x509_certs_free.  Other PEM blocks are refused.
- */
-MDM_WUR mdm_err x509_certs_load_file(const char *path, struct x509_st ***out, size_t *n);
-void x509_certs_free(struct x509_st **certs, size_t n);
+
+/* ---- x509_key.c: keys, TLS client identities, PKCS#12 ---- */
 
 /*
  * Keys: a file path (PEM: PKCS#8, or traditional PKCS#1/SEC1), a file:
@@ -124,6 +131,12 @@ MDM_WUR mdm_err x509_ssl_ctx_use_identity(
         void *ssl_ctx, struct x509_st *cert, struct evp_pkey_st *key);
 
 /*
+ * 1 if OpenSSL's legacy provider (RC2, DES) is available: loaded once per
+ * process on first call, with the default provider, kept until exit.
+ */
+int x509_legacy_provider(void);
+
+/*
  * A PKCS#12 file (an exported identity, such as the MDM push certificate
  * from Keychain Access): the certificate and its private key.  The
  * password is the first line of password_file (may be empty).  Apple's
@@ -132,14 +145,10 @@ MDM_WUR mdm_err x509_ssl_ctx_use_identity(
  * The MAC must verify (MDM_ERR_AUTH: wrong password or a damaged file);
  * MDM_ERR_PARSE when it holds no key or no certificate for the key.
  */
-/*
- * 1 if OpenSSL's legacy provider (RC2, DES) is available: loaded once per
- * process on first call, with the default provider, kept until exit.
- */
-int x509_legacy_provider(void);
-
 MDM_WUR mdm_err x509_pkcs12_load(const char *path, const char *password_file, struct x509_st **cert,
         struct evp_pkey_st **key);
+
+/* ---- x509_csr.c: certificate signing requests ---- */
 
 /*
  * Certificate signing requests (PKCS#10).  from_der: strict DER like
@@ -170,6 +179,8 @@ int x509_csr_rsa_bits(struct X509_req_st *csr);
 /* RFC 2253; MDM_ERR_LIMIT (and "") when it does not fit in cap. */
 MDM_WUR mdm_err x509_csr_subject(struct X509_req_st *csr, char *out, size_t cap);
 void x509_csr_free(struct X509_req_st *csr);
+
+/* ---- x509_issue.c: what the CA signs ---- */
 
 /*
  * The CA: a self-signed v3 root, random 128-bit serial, basicConstraints
@@ -242,6 +253,30 @@ MDM_WUR mdm_err x509_issue(const struct x509_st *ca, struct evp_pkey_st *cakey,
         struct X509_req_st *csr, const struct x509_issue_policy *policy, time_t now,
         struct x509_st **out);
 
+struct x509_revoked {
+	const char *serial_hex; /* 1..40 hex digits, either case */
+	time_t revoked_at;
+	int reason; /* RFC 5280 CRLReason, -1 for none */
+};
+/*
+ * 1 when x509_crl_build can encode r; 0 with *why (static text) when not:
+ * a revocation time before 1970 or after X509_MAX_TIME, a serial that is
+ * not 1..40 hex digits above zero, a reason out of range or 7 or 8 (RFC
+ * 5280 section 5.3.1).
+ */
+MDM_WUR int x509_crl_entry_ok(const struct x509_revoked *r, const char **why);
+/*
+ * A v2 CRL (DER) signed by the CA, thisUpdate now, nextUpdate now + days
+ * (1..X509_MAX_CRL_DAYS), AKI, crlNumber = now (seconds: increases without
+ * stored state), reasonCode per entry unless -1.  MDM_ERR_INVAL for a bad
+ * serial or reason (7, 8 or out of range); MDM_ERR_CONFIG as x509_issue.
+ */
+MDM_WUR mdm_err x509_crl_build(const struct x509_st *ca, struct evp_pkey_st *cakey,
+        const struct x509_revoked *revoked, size_t n, time_t now, int days, uint8_t **out,
+        size_t *outlen);
+
+/* ---- x509_chain.c: certificate paths, chain files ---- */
+
 /*
  * Verifies cert to any of the CA certificates (current and previous) at
  * time now: signature, validity of cert and of the CA that issued it,
@@ -272,26 +307,11 @@ MDM_WUR mdm_err x509_verify_issued(const struct x509_st *cert, struct x509_st *c
 MDM_WUR mdm_err x509_verify_pinned(
         const struct x509_st *cert, struct x509_st *const *trust, size_t ntrust, time_t now);
 
-struct x509_revoked {
-	const char *serial_hex; /* 1..40 hex digits, either case */
-	time_t revoked_at;
-	int reason; /* RFC 5280 CRLReason, -1 for none */
-};
 /*
- * 1 when x509_crl_build can encode r; 0 with *why (static text) when not:
- * a revocation time before 1970 or after X509_MAX_TIME, a serial that is
- * not 1..40 hex digits above zero, a reason out of range or 7 or 8 (RFC
- * 5280 section 5.3.1).
+ * A PEM file of 1..max certificates (a chain): *out an array of *n owned
+ * certificates, freed with x509_certs_free.  Other PEM blocks are refused.
  */
-MDM_WUR int x509_crl_entry_ok(const struct x509_revoked *r, const char **why);
-/*
- * A v2 CRL (DER) signed by the CA, thisUpdate now, nextUpdate now + days
- * (1..X509_MAX_CRL_DAYS), AKI, crlNumber = now (seconds: increases without
- * stored state), reasonCode per entry unless -1.  MDM_ERR_INVAL for a bad
- * serial or reason (7, 8 or out of range); MDM_ERR_CONFIG as x509_issue.
- */
-MDM_WUR mdm_err x509_crl_build(const struct x509_st *ca, struct evp_pkey_st *cakey,
-        const struct x509_revoked *revoked, size_t n, time_t now, int days, uint8_t **out,
-        size_t *outlen);
+MDM_WUR mdm_err x509_certs_load_file(const char *path, struct x509_st ***out, size_t *n);
+void x509_certs_free(struct x509_st **certs, size_t n);
 
 #endif
