@@ -141,7 +141,7 @@ int x509_legacy_provider(void);
  * from Keychain Access): the certificate and its private key.  The
  * password is the first line of password_file (may be empty).  Apple's
  * exports encrypt with RC2 and 3DES (PKCS#12 PBE), which OpenSSL 3 keeps
- * in its legacy provider: it is loaded for the parse and unloaded after.
+ * in its legacy provider: loaded on first use and kept until exit (x509_key.c).
  * The MAC must verify (MDM_ERR_AUTH: wrong password or a damaged file);
  * MDM_ERR_PARSE when it holds no key or no certificate for the key.
  */
