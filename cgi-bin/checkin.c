@@ -5,7 +5,7 @@
  * them.  Identity refusals are 403 with a body that names no rule (a 401
  * could make a real device unenroll; the log line says which rule).
  */
-#include "app.h"
+#include "program.h"
 #include "ca.h"
 #include "checkin.h"
 #include "identity.h"
@@ -21,7 +21,7 @@ static struct ca_state *ca;
 static struct checkin_policy policy;
 static int policy_loaded, require_tls;
 
-static mdm_err checkin_setup(struct app *a)
+static mdm_err checkin_setup(struct program *a)
 {
 	mdm_err rc;
 
@@ -38,13 +38,13 @@ static mdm_err checkin_setup(struct app *a)
 	return ca_refresh_certs(a->db, a->cfg, &ca);
 }
 
-static mdm_err checkin_forbidden(struct app *a, fcgi_req *r)
+static mdm_err checkin_forbidden(struct program *a, fcgi_req *r)
 {
 	(void)a;
 	return fcgi_respond_text(r, 403, NULL, "forbidden");
 }
 
-static mdm_err checkin_handle(struct app *a, fcgi_req *r)
+static mdm_err checkin_handle(struct program *a, fcgi_req *r)
 {
 	const char *ctype = fcgi_param0(r, "CONTENT_TYPE");
 	struct identity id = {0};
@@ -56,11 +56,11 @@ static mdm_err checkin_handle(struct app *a, fcgi_req *r)
 	/* Apple MDM protocol: check-in bodies are application/x-apple-aspen-mdm-checkin. */
 	if (ctype == NULL || strncasecmp(ctype, "application/x-apple-aspen-mdm-checkin", 37) != 0 ||
 	        (ctype[37] != '\0' && ctype[37] != ';'))
-		return app_fail(a, r, MDM_ERR_PARSE,
+		return program_fail(a, r, MDM_ERR_PARSE,
 		        "Apple MDM protocol: a check-in is Content-Type "
 		        "application/x-apple-aspen-mdm-checkin");
 	if ((rc = checkin_setup(a)) != MDM_OK)
-		return app_fail(a, r, rc == MDM_ERR_NOT_FOUND ? MDM_ERR_CONFIG : rc,
+		return program_fail(a, r, rc == MDM_ERR_NOT_FOUND ? MDM_ERR_CONFIG : rc,
 		        "the check-in service is not configured (no CA?) or its database is "
 		        "unavailable");
 	if (identity_require_tls(identity_require_tls_for(
@@ -76,12 +76,12 @@ static mdm_err checkin_handle(struct app *a, fcgi_req *r)
 		goto out;
 	}
 	if (rc != MDM_OK) {
-		rc = app_fail(a, r, rc, "the device identity could not be checked");
+		rc = program_fail(a, r, rc, "the device identity could not be checked");
 		goto out;
 	}
 	if ((rc = checkin_parse(r->body, r->body_len, &m, err, sizeof(err))) != MDM_OK) {
 		log_warn("check-in refused: %s", err);
-		rc = app_fail(a, r, rc == MDM_ERR_NOMEM ? rc : MDM_ERR_PARSE, "%s", err);
+		rc = program_fail(a, r, rc == MDM_ERR_NOMEM ? rc : MDM_ERR_PARSE, "%s", err);
 		goto out;
 	}
 	rc = checkin_process(
@@ -92,9 +92,9 @@ static mdm_err checkin_handle(struct app *a, fcgi_req *r)
 		rc = checkin_forbidden(a, r);
 	} else if (rc == MDM_ERR_PARSE || rc == MDM_ERR_LIMIT) {
 		log_warn("check-in refused: %s", err);
-		rc = app_fail(a, r, MDM_ERR_PARSE, "%s", err);
+		rc = program_fail(a, r, MDM_ERR_PARSE, "%s", err);
 	} else if (rc != MDM_OK) {
-		rc = app_fail(a, r, rc, "the check-in could not be stored");
+		rc = program_fail(a, r, rc, "the check-in could not be stored");
 	} else if (reply.body == NULL) {
 		/* Apple MDM protocol: success is a 200 with an empty body. */
 		rc = fcgi_respond(r, reply.status, "text/plain", NULL, "", 0);
@@ -108,7 +108,7 @@ out:
 	return rc;
 }
 
-static const struct app_endpoint checkin_endpoint = {
+static const struct program_spec checkin_endpoint = {
         "checkin.fcgi",
         "PUT",
         MDM_MAX_BODY_CHECKIN,
@@ -118,7 +118,7 @@ static const struct app_endpoint checkin_endpoint = {
 
 int main(int argc, char **argv)
 {
-	int status = app_main(&checkin_endpoint, argc, argv);
+	int status = program_main(&checkin_endpoint, argc, argv);
 
 	ca_state_free(ca);
 	return status;

@@ -10,7 +10,7 @@
  * MDM_MDM_TOPIC, mdm_topic, or the only one: enroll_admit), from topic
  * names alone: no push certificate or key is ever read here.
  */
-#include "app.h"
+#include "program.h"
 #include "ca.h"
 #include "enroll.h"
 #include "log.h"
@@ -29,7 +29,7 @@ static struct enroll_state *state;
 static struct ota_trust *trust;
 static struct ca_state *ca;
 
-static mdm_err enroll_get(struct app *a, struct enroll_state **out)
+static mdm_err enroll_get(struct program *a, struct enroll_state **out)
 {
 	mdm_err rc;
 
@@ -44,7 +44,7 @@ static mdm_err enroll_get(struct app *a, struct enroll_state **out)
  * Without public_url (the demo): https://<Host>, the Host header checked
  * to be a plain host[:port] so it cannot add a path, userinfo or query.
  */
-static mdm_err enroll_public_url(struct app *a, fcgi_req *r, char *out, size_t cap)
+static mdm_err enroll_public_url(struct program *a, fcgi_req *r, char *out, size_t cap)
 {
 	const char *host = fcgi_param0(r, "HTTP_HOST");
 	size_t n;
@@ -70,8 +70,8 @@ static mdm_err enroll_public_url(struct app *a, fcgi_req *r, char *out, size_t c
  * enroll_auth first, then the push topic: 403, or 400/403/404/409 (500
  * when nothing is imported) with the reason, which may name the topics.
  */
-static mdm_err enroll_topic(
-        struct app *a, fcgi_req *r, const struct enroll_state *st, char topic[PUSH_MAX_TOPIC + 1])
+static mdm_err enroll_topic(struct program *a, fcgi_req *r, const struct enroll_state *st,
+        char topic[PUSH_MAX_TOPIC + 1])
 {
 	/* Set by Apache (SetEnv in a <Location>), never by the client (HTTP_*). */
 	struct enroll_req req = {r->query, fcgi_param0(r, "REMOTE_USER"),
@@ -81,11 +81,11 @@ static mdm_err enroll_topic(
 	mdm_err rc;
 
 	if ((rc = enroll_admit(a->db, st, a->cfg, &req, topic, why, sizeof(why))) != MDM_OK)
-		return app_fail(a, r, rc, "%s", why);
+		return program_fail(a, r, rc, "%s", why);
 	return MDM_OK;
 }
 
-static mdm_err enroll_profile(struct app *a, fcgi_req *r)
+static mdm_err enroll_profile(struct program *a, fcgi_req *r)
 {
 	struct enroll_state *st;
 	char base[PROFILE_MAX_URL + 1], topic[PUSH_MAX_TOPIC + 1];
@@ -95,15 +95,15 @@ static mdm_err enroll_profile(struct app *a, fcgi_req *r)
 	mdm_err rc;
 
 	if ((rc = enroll_get(a, &st)) != MDM_OK)
-		return app_fail(a, r, rc == MDM_ERR_DB_CONN ? rc : MDM_ERR_CONFIG,
+		return program_fail(a, r, rc == MDM_ERR_DB_CONN ? rc : MDM_ERR_CONFIG,
 		        "enrollment is not configured or its database is unavailable (see the "
 		        "error log)");
 	if ((rc = enroll_topic(a, r, st, topic)) != MDM_OK)
 		return rc;
 	if ((rc = enroll_public_url(a, r, base, sizeof(base))) != MDM_OK)
-		return app_fail(a, r, rc, "no public_url and no usable Host header");
+		return program_fail(a, r, rc, "no public_url and no usable Host header");
 	if ((rc = enroll_profile_xml(a->db, a->cfg, st, base, topic, &xml, &len)) != MDM_OK) {
-		rc = app_fail(a, r, rc,
+		rc = program_fail(a, r, rc,
 		        rc == MDM_ERR_NOT_FOUND ? "topic %s was removed meanwhile"
 		                                : "the enrollment profile could not be built (see "
 		                                  "the log)%s",
@@ -111,7 +111,7 @@ static mdm_err enroll_profile(struct app *a, fcgi_req *r)
 		goto out;
 	}
 	if ((rc = enroll_profile_sign(st, xml, len, &der, &derlen)) != MDM_OK) {
-		rc = app_fail(a, r, rc, "the enrollment profile could not be signed");
+		rc = program_fail(a, r, rc, "the enrollment profile could not be signed");
 		goto out;
 	}
 	/* Cached nowhere: every copy carries its own one-time challenge. */
@@ -138,7 +138,7 @@ static int enroll_is_ota(const fcgi_req *r)
  * Phase 1: the Profile Service payload, under the same enroll_auth and
  * topic choice as /enroll; the challenge carries the topic to phase 3.
  */
-static mdm_err enroll_ota_service(struct app *a, fcgi_req *r)
+static mdm_err enroll_ota_service(struct program *a, fcgi_req *r)
 {
 	struct enroll_state *st;
 	char base[PROFILE_MAX_URL + 1], url[PROFILE_MAX_URL + sizeof(OTA_PATH)];
@@ -148,16 +148,16 @@ static mdm_err enroll_ota_service(struct app *a, fcgi_req *r)
 	mdm_err rc;
 
 	if ((rc = enroll_get(a, &st)) != MDM_OK)
-		return app_fail(a, r, rc == MDM_ERR_DB_CONN ? rc : MDM_ERR_CONFIG,
+		return program_fail(a, r, rc == MDM_ERR_DB_CONN ? rc : MDM_ERR_CONFIG,
 		        "enrollment is not configured or its database is unavailable (see the "
 		        "error log)");
 	if ((rc = enroll_topic(a, r, st, topic)) != MDM_OK)
 		return rc;
 	if ((rc = enroll_public_url(a, r, base, sizeof(base))) != MDM_OK)
-		return app_fail(a, r, rc, "no public_url and no usable Host header");
+		return program_fail(a, r, rc, "no public_url and no usable Host header");
 	snprintf(url, sizeof(url), "%s%s", base, OTA_PATH);
 	if ((rc = ota_service_profile(a->db, a->cfg, st, url, topic, &der, &derlen)) != MDM_OK)
-		return app_fail(a, r, rc,
+		return program_fail(a, r, rc,
 		        rc == MDM_ERR_NOT_FOUND
 		                ? "topic %s was removed meanwhile"
 		                : "the profile service profile could not be built%s",
@@ -173,7 +173,7 @@ static mdm_err enroll_ota_service(struct app *a, fcgi_req *r)
 }
 
 /* What phases 2 and 3 need beyond the enrollment state: trust store and CA. */
-static mdm_err enroll_ota_setup(struct app *a)
+static mdm_err enroll_ota_setup(struct program *a)
 {
 	mdm_err rc;
 
@@ -183,7 +183,7 @@ static mdm_err enroll_ota_setup(struct app *a)
 }
 
 /* Phases 2 and 3: which one is decided by the signer (lib/ota.c). */
-static mdm_err enroll_ota_post(struct app *a, fcgi_req *r)
+static mdm_err enroll_ota_post(struct program *a, fcgi_req *r)
 {
 	const char *ctype = fcgi_param0(r, "CONTENT_TYPE");
 	struct enroll_state *st;
@@ -198,25 +198,26 @@ static mdm_err enroll_ota_post(struct app *a, fcgi_req *r)
 	        (ctype[27] != '\0' && ctype[27] != ';')) {
 		log_warn("enroll: OTA POST refused: Content-Type is not application/"
 		         "pkcs7-signature (Over-the-Air Profile Delivery, phases 2 and 3)");
-		return app_fail(a, r, MDM_ERR_PARSE,
+		return program_fail(a, r, MDM_ERR_PARSE,
 		        "Content-Type must be application/"
 		        "pkcs7-signature");
 	}
 	if ((rc = enroll_get(a, &st)) != MDM_OK || (rc = enroll_ota_setup(a)) != MDM_OK)
-		return app_fail(a, r, rc == MDM_ERR_DB_CONN ? rc : MDM_ERR_CONFIG,
+		return program_fail(a, r, rc == MDM_ERR_DB_CONN ? rc : MDM_ERR_CONFIG,
 		        "over-the-air enrollment is not configured or its database is "
 		        "unavailable (see the error log)");
 	if ((rc = enroll_public_url(a, r, base, sizeof(base))) != MDM_OK)
-		return app_fail(a, r, rc, "no public_url and no usable Host header");
+		return program_fail(a, r, rc, "no public_url and no usable Host header");
 	rc = ota_msg_parse(r->body, r->body_len, trust, ca->verify, ca->n_verify, time(NULL), &m);
 	if (rc != MDM_OK) {
-		rc = app_fail(a, r, rc,
+		rc = program_fail(a, r, rc,
 		        rc == MDM_ERR_FORBIDDEN ? "the signed device attributes were refused"
 		                                : "not a signed device attributes message");
 		goto out;
 	}
 	if ((rc = ota_answer(a->db, a->cfg, st, base, &m, &der, &derlen)) != MDM_OK) {
-		rc = app_fail(a, r, rc, "the over-the-air enrollment was refused (see the log)");
+		rc = program_fail(
+		        a, r, rc, "the over-the-air enrollment was refused (see the log)");
 		goto out;
 	}
 	rc = fcgi_respond(r, 200, "application/x-apple-aspen-config", "Cache-Control: no-store\r\n",
@@ -227,7 +228,7 @@ out:
 	return rc;
 }
 
-static mdm_err enroll_handle(struct app *a, fcgi_req *r)
+static mdm_err enroll_handle(struct program *a, fcgi_req *r)
 {
 	if (strcmp(r->method, "POST") == 0)
 		return enroll_ota_post(a, r);
@@ -236,7 +237,7 @@ static mdm_err enroll_handle(struct app *a, fcgi_req *r)
 	return enroll_profile(a, r);
 }
 
-static const struct app_endpoint enroll_endpoint = {
+static const struct program_spec enroll_endpoint = {
         "enroll.fcgi",
         "GET, POST",
         MDM_MAX_BODY_ENROLL,
@@ -246,7 +247,7 @@ static const struct app_endpoint enroll_endpoint = {
 
 int main(int argc, char **argv)
 {
-	int status = app_main(&enroll_endpoint, argc, argv);
+	int status = program_main(&enroll_endpoint, argc, argv);
 
 	enroll_state_free(state);
 	ota_trust_free(trust);

@@ -5,7 +5,7 @@
  * queue is lib/command.c.  Identity refusals are 403 with a body that
  * names no rule; the log line says which.
  */
-#include "app.h"
+#include "program.h"
 #include "ca.h"
 #include "command.h"
 #include "identity.h"
@@ -48,7 +48,7 @@ static void server_signer_load(const config *cfg)
 	}
 }
 
-static mdm_err server_setup(struct app *a)
+static mdm_err server_setup(struct program *a)
 {
 	mdm_err rc;
 
@@ -62,7 +62,7 @@ static mdm_err server_setup(struct app *a)
 	return ca_refresh_certs(a->db, a->cfg, &ca);
 }
 
-static mdm_err server_handle(struct app *a, fcgi_req *r)
+static mdm_err server_handle(struct program *a, fcgi_req *r)
 {
 	struct identity id = {0};
 	struct command_report *rep = NULL;
@@ -71,7 +71,7 @@ static mdm_err server_handle(struct app *a, fcgi_req *r)
 	mdm_err rc;
 
 	if ((rc = server_setup(a)) != MDM_OK)
-		return app_fail(a, r, rc == MDM_ERR_NOT_FOUND ? MDM_ERR_CONFIG : rc,
+		return program_fail(a, r, rc == MDM_ERR_NOT_FOUND ? MDM_ERR_CONFIG : rc,
 		        "the command channel is not configured (no CA?) or its database is "
 		        "unavailable");
 	if (identity_require_tls(identity_require_tls_for(
@@ -87,12 +87,12 @@ static mdm_err server_handle(struct app *a, fcgi_req *r)
 		goto out;
 	}
 	if (rc != MDM_OK) {
-		rc = app_fail(a, r, rc, "the device identity could not be checked");
+		rc = program_fail(a, r, rc, "the device identity could not be checked");
 		goto out;
 	}
 	if ((rc = command_report_parse(r->body, r->body_len, &rep, err, sizeof(err))) != MDM_OK) {
 		log_warn("command channel refused: %s", err);
-		rc = app_fail(a, r, rc == MDM_ERR_NOMEM ? rc : MDM_ERR_PARSE, "%s", err);
+		rc = program_fail(a, r, rc == MDM_ERR_NOMEM ? rc : MDM_ERR_PARSE, "%s", err);
 		goto out;
 	}
 	rc = command_process(a->db, &id, signer.cert != NULL ? &signer : NULL, rep, r->body,
@@ -100,9 +100,9 @@ static mdm_err server_handle(struct app *a, fcgi_req *r)
 	if (rc == MDM_ERR_FORBIDDEN)
 		rc = fcgi_respond_text(r, 403, NULL, "forbidden");
 	else if (rc == MDM_ERR_PARSE)
-		rc = app_fail(a, r, MDM_ERR_PARSE, "%s", err);
+		rc = program_fail(a, r, MDM_ERR_PARSE, "%s", err);
 	else if (rc != MDM_OK)
-		rc = app_fail(a, r, rc, "the report could not be stored");
+		rc = program_fail(a, r, rc, "the report could not be stored");
 	else if (reply.body == NULL)
 		/* Apple MDM protocol: nothing due is a 200 with an empty body. */
 		rc = fcgi_respond(r, 200, "text/plain", NULL, "", 0);
@@ -115,7 +115,7 @@ out:
 	return rc;
 }
 
-static const struct app_endpoint server_endpoint = {
+static const struct program_spec server_endpoint = {
         "server.fcgi",
         "PUT",
         MDM_MAX_BODY_SERVER,
@@ -125,7 +125,7 @@ static const struct app_endpoint server_endpoint = {
 
 int main(int argc, char **argv)
 {
-	int status = app_main(&server_endpoint, argc, argv);
+	int status = program_main(&server_endpoint, argc, argv);
 
 	ca_state_free(ca);
 	x509_cert_free(signer.cert);

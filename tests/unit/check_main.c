@@ -36,7 +36,7 @@ int main(void)
 	        {"log", log_suite},
 	        {"config", config_suite},
 	        {"fcgi", fcgi_suite},
-	        {"app", app_suite},
+	        {"program", program_suite},
 	        {"base64", base64_suite},
 	        {"x509", x509_suite},
 	        {"plist", plist_suite},

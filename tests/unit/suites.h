@@ -8,7 +8,7 @@ Suite *errors_suite(void);
 Suite *log_suite(void);
 Suite *config_suite(void);
 Suite *fcgi_suite(void);
-Suite *app_suite(void);
+Suite *program_suite(void);
 Suite *x509_suite(void);
 Suite *db_suite(void);
 Suite *plist_suite(void);

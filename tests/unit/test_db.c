@@ -2,7 +2,7 @@
  * db and migrate, against the real PostgreSQL that tests/run.sh starts
  * (MDM_TEST_DB).  Each test gets a database of its own, dropped after.
  */
-#include "app.h"
+#include "program.h"
 #include "db.h"
 #include "fakeio.h"
 #include "log.h"
@@ -451,7 +451,7 @@ START_TEST(migrate_concurrent)
 }
 END_TEST
 
-static mdm_err noop_handle(struct app *a, fcgi_req *r)
+static mdm_err noop_handle(struct program *a, fcgi_req *r)
 {
 	(void)a;
 	(void)r;
@@ -460,15 +460,15 @@ static mdm_err noop_handle(struct app *a, fcgi_req *r)
 
 START_TEST(health_with_database)
 {
-	static const struct app_endpoint ep = {"t.fcgi", "PUT", 10, "t", noop_handle};
+	static const struct program_spec ep = {"t.fcgi", "PUT", 10, "t", noop_handle};
 	char *env[] = {"REQUEST_METHOD=GET", "REQUEST_URI=/health", NULL};
-	struct app a = {.ep = &ep, .db = open_db()};
+	struct program a = {.ep = &ep, .db = open_db()};
 	struct fakeio f;
 	struct fcgi_io io = fakeio_bind(&f, "", 0);
 	fcgi_req r;
 
 	ck_assert_int_eq(fcgi_req_init(&r, env, &io), MDM_OK);
-	ck_assert_int_eq(app_dispatch(&a, &r), MDM_OK);
+	ck_assert_int_eq(program_dispatch(&a, &r), MDM_OK);
 	ck_assert_ptr_nonnull(strstr(f.out, "Status: 200 OK\r\n"));
 	ck_assert_ptr_nonnull(strstr(f.out, "ok t.fcgi db=up client_cert=none\n"));
 	fcgi_req_clear(&r);

@@ -1,10 +1,11 @@
 /*
  * What every FastCGI program shares: configuration, logging, the database
  * handle, and the dispatch in front of its handler (health, method,
- * body limit).  A program is an app_endpoint and a handler.
+ * body limit).  A program is a program_spec (its name, methods, body
+ * limit and handler) run by program_main.
  */
-#ifndef MDM_APP_H
-#define MDM_APP_H
+#ifndef MDM_PROGRAM_H
+#define MDM_PROGRAM_H
 
 #include <stddef.h>
 
@@ -13,36 +14,36 @@
 #include "errors.h"
 #include "fcgi.h"
 
-struct app;
+struct program;
 
-struct app_endpoint {
+struct program_spec {
 	const char *program;  /* "checkin.fcgi": names it in logs and answers */
 	const char *methods;  /* allowed, as an Allow header: "GET, POST" */
 	size_t max_body;      /* from mdm_limits.h */
 	const char *protocol; /* what it speaks, for error messages */
 	/* Called with the body read (r->body) for allowed methods. */
-	mdm_err (*handle)(struct app *a, fcgi_req *r);
+	mdm_err (*handle)(struct program *a, fcgi_req *r);
 };
 
-struct app {
-	const struct app_endpoint *ep;
+struct program {
+	const struct program_spec *ep;
 	config *cfg;
 	db *db;
 	struct fcgi_proxies proxies; /* trusted_proxies (RFC 9440 Client-Cert) */
 };
 
 /* The program's main(): returns its exit status. */
-int app_main(const struct app_endpoint *ep, int argc, char **argv);
+int program_main(const struct program_spec *ep, int argc, char **argv);
 
 /*
  * One request through the dispatch (exposed for tests): GET <route>/health
  * is answered here; a method not in ep->methods gets 405 with Allow; a
  * body over ep->max_body gets 413; everything else reaches ep->handle.
  */
-MDM_WUR mdm_err app_dispatch(struct app *a, fcgi_req *r);
+MDM_WUR mdm_err program_dispatch(struct program *a, fcgi_req *r);
 
 /* Answers with err's status and a one-line message naming the program. */
-MDM_WUR mdm_err app_fail(struct app *a, fcgi_req *r, mdm_err err, const char *fmt, ...)
+MDM_WUR mdm_err program_fail(struct program *a, fcgi_req *r, mdm_err err, const char *fmt, ...)
         __attribute__((format(printf, 4, 5)));
 
 #endif

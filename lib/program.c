@@ -1,5 +1,5 @@
 /* Program glue: start-up, and the checks in front of every handler. */
-#include "app.h"
+#include "program.h"
 #include "log.h"
 #include "x509.h"
 
@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
-static int app_is_health(const fcgi_req *r)
+static int program_is_health(const fcgi_req *r)
 {
 	static const char suffix[] = "/health";
 	size_t n = strlen(r->path), s = sizeof(suffix) - 1;
@@ -19,7 +19,7 @@ static int app_is_health(const fcgi_req *r)
 /* Seconds a client waits after a 503 (database unavailable). */
 #define APP_RETRY_AFTER "5"
 
-mdm_err app_fail(struct app *a, fcgi_req *r, mdm_err err, const char *fmt, ...)
+mdm_err program_fail(struct program *a, fcgi_req *r, mdm_err err, const char *fmt, ...)
 {
 	char msg[1024];
 	va_list ap;
@@ -37,7 +37,7 @@ mdm_err app_fail(struct app *a, fcgi_req *r, mdm_err err, const char *fmt, ...)
 }
 
 /* Liveness and wiring: the database, and the client certificate Apache passed. */
-static mdm_err app_health(struct app *a, fcgi_req *r)
+static mdm_err program_health(struct program *a, fcgi_req *r)
 {
 	char fp[X509_FP_HEX_LEN + 1];
 	const char *cert = "none";
@@ -57,18 +57,18 @@ static mdm_err app_health(struct app *a, fcgi_req *r)
 	        db_up ? "up" : "down", cert);
 }
 
-mdm_err app_dispatch(struct app *a, fcgi_req *r)
+mdm_err program_dispatch(struct program *a, fcgi_req *r)
 {
-	const struct app_endpoint *ep = a->ep;
+	const struct program_spec *ep = a->ep;
 	char allow[128];
 	mdm_err rc;
 
 	if ((rc = fcgi_client_cert_from_proxy(r, &a->proxies)) != MDM_OK)
-		return app_fail(a, r, rc,
+		return program_fail(a, r, rc,
 		        "the trusted proxy's Client-Cert header is not one base64 DER certificate "
 		        "(RFC 9440 section 2.2)");
-	if (app_is_health(r))
-		return app_health(a, r);
+	if (program_is_health(r))
+		return program_health(a, r);
 	if (!fcgi_method_in(r->method, ep->methods)) {
 		if (fcgi_drain(r) != MDM_OK)
 			return MDM_ERR_IO;
@@ -81,20 +81,21 @@ mdm_err app_dispatch(struct app *a, fcgi_req *r)
 	}
 	rc = fcgi_read_body(r, ep->max_body);
 	if (rc == MDM_ERR_TOO_LARGE)
-		return app_fail(a, r, rc, "request body over the limit of %zu bytes", ep->max_body);
+		return program_fail(
+		        a, r, rc, "request body over the limit of %zu bytes", ep->max_body);
 	if (rc != MDM_OK)
-		return app_fail(a, r, rc, "could not read the request body");
+		return program_fail(a, r, rc, "could not read the request body");
 	return ep->handle(a, r);
 }
 
-static mdm_err app_handler(fcgi_req *r, void *arg)
+static mdm_err program_handler(fcgi_req *r, void *arg)
 {
-	return app_dispatch(arg, r);
+	return program_dispatch(arg, r);
 }
 
-int app_main(const struct app_endpoint *ep, int argc, char **argv)
+int program_main(const struct program_spec *ep, int argc, char **argv)
 {
-	struct app a = {.ep = ep};
+	struct program a = {.ep = ep};
 	enum log_level level;
 	int status = 1;
 
@@ -114,7 +115,7 @@ int app_main(const struct app_endpoint *ep, int argc, char **argv)
 	if (db_new(config_get0(a.cfg, "db"), ep->program, &a.db) != MDM_OK)
 		goto out;
 	log_info("%s: started", ep->program);
-	if (fcgi_run(app_handler, &a) == MDM_OK)
+	if (fcgi_run(program_handler, &a) == MDM_OK)
 		status = 0;
 out:
 	db_free(a.db);

@@ -1,5 +1,5 @@
-/* app: the dispatch every program puts in front of its handler. */
-#include "app.h"
+/* program: the dispatch every program puts in front of its handler. */
+#include "program.h"
 #include "fakeio.h"
 #include "log.h"
 #include "suites.h"
@@ -9,7 +9,7 @@
 static int handled;
 static size_t handled_len;
 
-static mdm_err record_handle(struct app *a, fcgi_req *r)
+static mdm_err record_handle(struct program *a, fcgi_req *r)
 {
 	(void)a;
 	handled++;
@@ -17,7 +17,7 @@ static mdm_err record_handle(struct app *a, fcgi_req *r)
 	return fcgi_respond_text(r, 200, NULL, "handled");
 }
 
-static const struct app_endpoint ep = {
+static const struct program_spec ep = {
         "test.fcgi",
         "PUT",
         1024,
@@ -25,12 +25,12 @@ static const struct app_endpoint ep = {
         record_handle,
 };
 
-static mdm_err unavailable_handle(struct app *a, fcgi_req *r)
+static mdm_err unavailable_handle(struct program *a, fcgi_req *r)
 {
-	return app_fail(a, r, MDM_ERR_DB_CONN, "the database cannot serve now");
+	return program_fail(a, r, MDM_ERR_DB_CONN, "the database cannot serve now");
 }
 
-static const struct app_endpoint ep_unavailable = {
+static const struct program_spec ep_unavailable = {
         "test.fcgi",
         "PUT",
         1024,
@@ -47,12 +47,12 @@ static void setup(void)
 
 static void run(char **env, const char *body, size_t len, struct fakeio *f, mdm_err want)
 {
-	struct app a = {.ep = &ep};
+	struct program a = {.ep = &ep};
 	struct fcgi_io io = fakeio_bind(f, body, len);
 	fcgi_req r;
 
 	ck_assert_int_eq(fcgi_req_init(&r, env, &io), MDM_OK);
-	ck_assert_int_eq(app_dispatch(&a, &r), want);
+	ck_assert_int_eq(program_dispatch(&a, &r), want);
 	ck_assert(r.responded);
 	fcgi_req_clear(&r);
 }
@@ -159,22 +159,22 @@ END_TEST
 START_TEST(unavailable_database_gets_503_with_retry_after)
 {
 	char *env[] = {"REQUEST_METHOD=PUT", "REQUEST_URI=/x", "CONTENT_LENGTH=0", NULL};
-	struct app a = {.ep = &ep_unavailable};
+	struct program a = {.ep = &ep_unavailable};
 	struct fakeio f;
 	struct fcgi_io io = fakeio_bind(&f, "", 0);
 	fcgi_req r;
 
 	ck_assert_int_eq(fcgi_req_init(&r, env, &io), MDM_OK);
-	ck_assert_int_eq(app_dispatch(&a, &r), MDM_ERR_DB_CONN);
+	ck_assert_int_eq(program_dispatch(&a, &r), MDM_ERR_DB_CONN);
 	fcgi_req_clear(&r);
 	ck_assert_ptr_nonnull(strstr(f.out, "Status: 503 Service Unavailable\r\n"));
 	ck_assert_ptr_nonnull(strstr(f.out, "\r\nRetry-After: 5\r\n"));
 }
 END_TEST
 
-Suite *app_suite(void)
+Suite *program_suite(void)
 {
-	Suite *s = suite_create("app");
+	Suite *s = suite_create("program");
 	TCase *tc = tcase_create("dispatch");
 
 	tcase_add_checked_fixture(tc, setup, NULL);
