@@ -14,6 +14,7 @@
  * not limited to what cms.c can produce.
  */
 #include "cms.h"
+#include "cmstest.h"
 #include "log.h"
 #include "mdm_limits.h"
 #include "suites.h"
@@ -1988,6 +1989,68 @@ START_TEST(unverified_parse)
 }
 END_TEST
 
+/*
+ * The algorithm policy of RFC 8894 3.5.2, one AlgorithmIdentifier of a
+ * good request changed at a time (the signature still holds).  Unlike
+ * Mdm-Signature, no ECDSA, no SHA-384, and signature parameters unread.
+ */
+START_TEST(alg_policy)
+{
+	static const struct {
+		int ec; /* signed by ec.pem rather than client.pem */
+		enum cmstest_alg which;
+		int nid, ptype;
+		enum scep_fail_info want; /* SCEP_FAIL_NONE: accepted */
+		const char *msg;
+	} cases[] = {
+	        {0, CMSTEST_SIGNATURE_ALG, NID_rsaEncryption, V_ASN1_UNDEF, SCEP_FAIL_NONE, NULL},
+	        {0, CMSTEST_SIGNATURE_ALG, NID_rsaEncryption, V_ASN1_INTEGER, SCEP_FAIL_NONE, NULL},
+	        {0, CMSTEST_SIGNATURE_ALG, NID_sha256WithRSAEncryption, V_ASN1_NULL, SCEP_FAIL_NONE,
+	                NULL},
+	        {0, CMSTEST_SIGNATURE_ALG, NID_sha256WithRSAEncryption, V_ASN1_INTEGER,
+	                SCEP_FAIL_NONE, NULL},
+	        {0, CMSTEST_SIGNATURE_ALG, NID_sha1WithRSAEncryption, V_ASN1_NULL, SCEP_BAD_ALG,
+	                "signature algorithm"},
+	        {0, CMSTEST_SIGNATURE_ALG, NID_ecdsa_with_SHA256, V_ASN1_UNDEF, SCEP_BAD_ALG,
+	                "signature algorithm"},
+	        {0, CMSTEST_SIGNATURE_ALG, NID_rsassaPss, V_ASN1_UNDEF, SCEP_BAD_ALG,
+	                "signature algorithm"},
+	        {0, CMSTEST_DIGEST_ALG, NID_sha256, V_ASN1_UNDEF, SCEP_FAIL_NONE, NULL},
+	        {0, CMSTEST_DIGEST_ALG, NID_sha256, V_ASN1_INTEGER, SCEP_BAD_ALG, "RFC 5754 2"},
+	        {0, CMSTEST_DIGEST_ALG, NID_sha384, V_ASN1_NULL, SCEP_BAD_ALG, "digest sha384"},
+	        {0, CMSTEST_DIGEST_ALG, NID_sha224, V_ASN1_NULL, SCEP_BAD_ALG, "digest sha224"},
+	        {1, CMSTEST_SIGNATURE_ALG, NID_rsaEncryption, V_ASN1_NULL, SCEP_BAD_ALG,
+	                "RFC 8894 3.5.2: signer key is not RSA"},
+	        {1, CMSTEST_SIGNATURE_ALG, NID_ecdsa_with_SHA256, V_ASN1_UNDEF, SCEP_BAD_ALG,
+	                "signature algorithm"},
+	};
+	struct raw_opts o;
+	struct cms_scep_msg *m;
+	uint8_t *der, *mut;
+	size_t len, mlen;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		o = raw_default();
+		if (cases[i].ec) {
+			o.signer = ec;
+			o.key = ec_key;
+		}
+		der = raw_build(&o, &len);
+		mut = cmstest_with_alg(
+		        der, len, cases[i].which, cases[i].nid, cases[i].ptype, &mlen);
+		if (cases[i].want == SCEP_FAIL_NONE) {
+			m = parse_ok(mut, mlen);
+			ck_assert_int_eq(m->digest, CMS_DIGEST_SHA256);
+			cms_scep_msg_free(m);
+		} else {
+			check_refused(mut, mlen, MDM_ERR_PARSE, cases[i].want, cases[i].msg);
+		}
+		free(mut);
+		free(der);
+	}
+}
+END_TEST
+
 Suite *cms_suite(void)
 {
 	Suite *s = suite_create("cms");
@@ -2036,6 +2099,7 @@ Suite *cms_suite(void)
 	tcase_add_test(tc, quiet_on_stderr);
 	tcase_add_test(tc, parse_logs_once);
 	tcase_add_test(tc, unverified_parse);
+	tcase_add_test(tc, alg_policy);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -15,6 +15,7 @@
  */
 #include "base64.h"
 #include "cms.h"
+#include "cmstest.h"
 #include "log.h"
 #include "suites.h"
 
@@ -28,6 +29,7 @@
 #include <openssl/cms.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/objects.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
@@ -644,6 +646,67 @@ START_TEST(logs_once)
 }
 END_TEST
 
+/*
+ * The algorithm policy, one AlgorithmIdentifier of a good signature
+ * changed at a time (the signature over the attributes still holds).
+ */
+START_TEST(alg_policy)
+{
+	static const struct {
+		int ec; /* signed by ec.pem rather than client.pem */
+		enum cmstest_alg which;
+		int nid, ptype;
+		mdm_err want;
+		const char *msg;
+	} cases[] = {
+	        {0, CMSTEST_SIGNATURE_ALG, NID_rsaEncryption, V_ASN1_UNDEF, MDM_OK, NULL},
+	        {0, CMSTEST_SIGNATURE_ALG, NID_sha256WithRSAEncryption, V_ASN1_NULL, MDM_OK, NULL},
+	        {0, CMSTEST_SIGNATURE_ALG, NID_sha256WithRSAEncryption, V_ASN1_UNDEF, MDM_OK, NULL},
+	        {0, CMSTEST_SIGNATURE_ALG, NID_sha1WithRSAEncryption, V_ASN1_NULL, MDM_ERR_PARSE,
+	                "signature algorithm"},
+	        {0, CMSTEST_SIGNATURE_ALG, NID_rsaEncryption, V_ASN1_INTEGER, MDM_ERR_PARSE,
+	                "RFC 5754 3"},
+	        {0, CMSTEST_SIGNATURE_ALG, NID_ecdsa_with_SHA256, V_ASN1_UNDEF, MDM_ERR_PARSE,
+	                "signer key is not EC"},
+	        {0, CMSTEST_SIGNATURE_ALG, NID_rsassaPss, V_ASN1_UNDEF, MDM_ERR_PARSE,
+	                "signature algorithm"},
+	        {0, CMSTEST_SIGNATURE_ALG, NID_md5WithRSAEncryption, V_ASN1_NULL, MDM_ERR_PARSE,
+	                "signature algorithm"},
+	        {0, CMSTEST_DIGEST_ALG, NID_sha256, V_ASN1_UNDEF, MDM_OK, NULL},
+	        {0, CMSTEST_DIGEST_ALG, NID_sha256, V_ASN1_INTEGER, MDM_ERR_PARSE, "RFC 5754 2"},
+	        {0, CMSTEST_DIGEST_ALG, NID_md5, V_ASN1_NULL, MDM_ERR_PARSE, "digest md5"},
+	        {0, CMSTEST_DIGEST_ALG, NID_sha224, V_ASN1_NULL, MDM_ERR_PARSE, "digest sha224"},
+	        /* SHA-384 passes the policy: only the messageDigest's size is then wrong. */
+	        {0, CMSTEST_DIGEST_ALG, NID_sha384, V_ASN1_NULL, MDM_ERR_PARSE, "digest's size"},
+	        {1, CMSTEST_SIGNATURE_ALG, NID_ecdsa_with_SHA256, V_ASN1_UNDEF, MDM_OK, NULL},
+	        {1, CMSTEST_SIGNATURE_ALG, NID_ecdsa_with_SHA256, V_ASN1_NULL, MDM_OK, NULL},
+	        {1, CMSTEST_SIGNATURE_ALG, NID_ecdsa_with_SHA1, V_ASN1_UNDEF, MDM_ERR_PARSE,
+	                "signature algorithm"},
+	        {1, CMSTEST_SIGNATURE_ALG, NID_X9_62_id_ecPublicKey, V_ASN1_UNDEF, MDM_ERR_PARSE,
+	                "signature algorithm"},
+	        {1, CMSTEST_SIGNATURE_ALG, NID_rsaEncryption, V_ASN1_NULL, MDM_ERR_PARSE,
+	                "signer key is not RSA"},
+	        {1, CMSTEST_SIGNATURE_ALG, NID_sha256WithRSAEncryption, V_ASN1_NULL, MDM_ERR_PARSE,
+	                "signer key is not RSA"},
+	};
+	uint8_t *der, *mut;
+	size_t len, mlen;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		der = sign_detached(cases[i].ec ? ec : client, cases[i].ec ? ec_key : client_key,
+		        body, BODY_LEN, &len);
+		mut = cmstest_with_alg(
+		        der, len, cases[i].which, cases[i].nid, cases[i].ptype, &mlen);
+		if (cases[i].want == MDM_OK)
+			verify_ok(mut, mlen, body, BODY_LEN, cases[i].ec ? ec : client);
+		else
+			verify_refused(mut, mlen, body, BODY_LEN, cases[i].want, cases[i].msg);
+		free(mut);
+		free(der);
+	}
+}
+END_TEST
+
 Suite *cms_sig_suite(void)
 {
 	Suite *s = suite_create("cms_sig");
@@ -660,6 +723,7 @@ Suite *cms_sig_suite(void)
 	tcase_add_test(tc, cli_refusals);
 	tcase_add_test(tc, malformed);
 	tcase_add_test(tc, logs_once);
+	tcase_add_test(tc, alg_policy);
 	suite_add_tcase(s, tc);
 	return s;
 }
