@@ -194,18 +194,31 @@ static mdm_err cms_ossl_fail(const char *call, mdm_err rc)
 	return rc;
 }
 
-/* Where a refusal of untrusted input is reported. */
+/*
+ * What kind of rule a refusal of untrusted input enforces, in CMS terms:
+ * the SCEP code answers each with its failInfo (scep_fails), the other
+ * paths only log the rule and return the mdm_err.
+ */
+enum cms_fault {
+	CMS_FAULT_NONE,
+	CMS_FAULT_FORM,  /* the structure or a value breaks a rule */
+	CMS_FAULT_ALG,   /* an algorithm outside the policy */
+	CMS_FAULT_CHECK, /* the signature, the signer or the decryption fails */
+	CMS_FAULT__MAX
+};
+
+/* Where a refusal of untrusted input is reported; fault is the last one's kind. */
 struct cms_refusal {
-	enum scep_fail_info *fail;
+	enum cms_fault fault;
 	char *err;
 	size_t errlen;
 };
 
-static mdm_err cms_refuse(const struct cms_refusal *r, mdm_err rc, enum scep_fail_info fail,
-        const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static mdm_err cms_refuse(struct cms_refusal *r, mdm_err rc, enum cms_fault fault, const char *fmt,
+        ...) __attribute__((format(printf, 4, 5)));
 
 static mdm_err cms_refuse(
-        const struct cms_refusal *r, mdm_err rc, enum scep_fail_info fail, const char *fmt, ...)
+        struct cms_refusal *r, mdm_err rc, enum cms_fault fault, const char *fmt, ...)
 {
 	char msg[512];
 	va_list ap;
@@ -214,8 +227,7 @@ static mdm_err cms_refuse(
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	log_warn("cms: refused: %s", msg);
-	if (r->fail != NULL)
-		*r->fail = fail;
+	r->fault = fault;
 	if (r->err != NULL && r->errlen > 0)
 		snprintf(r->err, r->errlen, "%s", msg);
 	return rc;
@@ -457,7 +469,7 @@ static mdm_err cms_attr_bytes(struct cms_parse *ps, enum cms_attr a, const ASN1_
 	*p = NULL;
 	*n = 0;
 	if (t == NULL || ASN1_TYPE_get(t) != type)
-		return cms_refuse(&ps->r, MDM_ERR_PARSE, SCEP_BAD_REQUEST, "%s: %s is not a%s",
+		return cms_refuse(&ps->r, MDM_ERR_PARSE, CMS_FAULT_FORM, "%s: %s is not a%s",
 		        cms_attrs[a].rule, cms_attrs[a].name,
 		        type == V_ASN1_OCTET_STRING ? "n OCTET STRING" : " PrintableString");
 	s = t->value.asn1_string;
@@ -487,7 +499,7 @@ static mdm_err cms_attr_message_type(struct cms_parse *ps, const ASN1_TYPE *t)
 			return MDM_OK;
 		}
 	}
-	return cms_refuse(&ps->r, MDM_ERR_PARSE, SCEP_BAD_REQUEST,
+	return cms_refuse(&ps->r, MDM_ERR_PARSE, CMS_FAULT_FORM,
 	        "RFC 8894 3.2.1.2: unknown messageType \"%.*s\"", (int)(n > 8 ? 8 : n), p);
 }
 
@@ -509,7 +521,7 @@ static mdm_err cms_attr_pki_status(struct cms_parse *ps, const ASN1_TYPE *t)
 			return MDM_OK;
 		}
 	}
-	return cms_refuse(&ps->r, MDM_ERR_PARSE, SCEP_BAD_REQUEST,
+	return cms_refuse(&ps->r, MDM_ERR_PARSE, CMS_FAULT_FORM,
 	        "RFC 8894 3.2.1.3: unknown pkiStatus \"%.*s\"", (int)(n > 8 ? 8 : n), p);
 }
 
@@ -528,7 +540,7 @@ static mdm_err cms_attr_fail_info(struct cms_parse *ps, const ASN1_TYPE *t)
 			return MDM_OK;
 		}
 	}
-	return cms_refuse(&ps->r, MDM_ERR_PARSE, SCEP_BAD_REQUEST,
+	return cms_refuse(&ps->r, MDM_ERR_PARSE, CMS_FAULT_FORM,
 	        "RFC 8894 3.2.1.4: unknown failInfo \"%.*s\"", (int)(n > 8 ? 8 : n), p);
 }
 
@@ -542,7 +554,7 @@ static mdm_err cms_attr_nonce(struct cms_parse *ps, enum cms_attr a, const ASN1_
 	if ((rc = cms_attr_bytes(ps, a, t, V_ASN1_OCTET_STRING, &p, &n)) != MDM_OK)
 		return rc;
 	if (n < SCEP_NONCE_MIN_LEN || n > SCEP_NONCE_LEN)
-		return cms_refuse(&ps->r, MDM_ERR_PARSE, SCEP_BAD_REQUEST,
+		return cms_refuse(&ps->r, MDM_ERR_PARSE, CMS_FAULT_FORM,
 		        "RFC 8894 3.2.1.5: %s of %zu bytes (%d to %d accepted)", cms_attrs[a].name,
 		        n, SCEP_NONCE_MIN_LEN, SCEP_NONCE_LEN);
 	memcpy(dst, p, n);
@@ -561,12 +573,12 @@ static mdm_err cms_attr_transaction_id(struct cms_parse *ps, const ASN1_TYPE *t)
 	        MDM_OK)
 		return rc;
 	if (n == 0 || n > SCEP_MAX_TRANSID)
-		return cms_refuse(&ps->r, MDM_ERR_PARSE, SCEP_BAD_REQUEST,
+		return cms_refuse(&ps->r, MDM_ERR_PARSE, CMS_FAULT_FORM,
 		        "RFC 8894 3.2.1.1: transactionID of %zu bytes (1 to %d allowed)", n,
 		        SCEP_MAX_TRANSID);
 	/* It keys the transaction in the database and appears in logs. */
 	if (!cms_printable(p, n))
-		return cms_refuse(&ps->r, MDM_ERR_PARSE, SCEP_BAD_REQUEST,
+		return cms_refuse(&ps->r, MDM_ERR_PARSE, CMS_FAULT_FORM,
 		        "RFC 8894 3.2.1.1: transactionID has characters outside PrintableString");
 	memcpy(ps->m->transaction_id, p, n);
 	ps->m->transaction_id[n] = '\0';
@@ -587,22 +599,22 @@ static mdm_err cms_attr_challenge(struct cms_parse *ps, const ASN1_TYPE *t)
 	int type = t != NULL ? ASN1_TYPE_get(t) : V_ASN1_UNDEF;
 
 	if (type != V_ASN1_PRINTABLESTRING && type != V_ASN1_UTF8STRING)
-		return cms_refuse(&ps->r, MDM_ERR_PARSE, SCEP_BAD_REQUEST,
+		return cms_refuse(&ps->r, MDM_ERR_PARSE, CMS_FAULT_FORM,
 		        "RFC 2985 5.4.1: challengePassword is neither PrintableString nor "
 		        "UTF8String");
 	s = t->value.asn1_string;
 	p = ASN1_STRING_get0_data(s);
 	n = (size_t)ASN1_STRING_length(s);
 	if (n == 0 || n > MDM_MAX_CHALLENGE)
-		return cms_refuse(&ps->r, MDM_ERR_PARSE, SCEP_BAD_REQUEST,
+		return cms_refuse(&ps->r, MDM_ERR_PARSE, CMS_FAULT_FORM,
 		        "RFC 2985 5.4.1: challengePassword of %zu bytes (1 to %d allowed)", n,
 		        MDM_MAX_CHALLENGE);
 	for (size_t i = 0; type == V_ASN1_PRINTABLESTRING && i < n; i++)
 		if (p[i] < 0x20 || p[i] > 0x7e)
-			return cms_refuse(&ps->r, MDM_ERR_PARSE, SCEP_BAD_REQUEST,
+			return cms_refuse(&ps->r, MDM_ERR_PARSE, CMS_FAULT_FORM,
 			        "RFC 2985 5.4.1: challengePassword has control or non-ASCII bytes");
 	if (type == V_ASN1_UTF8STRING && !cms_utf8(p, n))
-		return cms_refuse(&ps->r, MDM_ERR_PARSE, SCEP_BAD_REQUEST,
+		return cms_refuse(&ps->r, MDM_ERR_PARSE, CMS_FAULT_FORM,
 		        "RFC 2985 5.4.1: challengePassword is not valid UTF-8");
 	if ((ps->m->challenge = malloc(n + 1)) == NULL)
 		return MDM_ERR_NOMEM;
@@ -636,7 +648,7 @@ static mdm_err cms_attr_value(struct cms_parse *ps, enum cms_attr a, const ASN1_
 	case ATTR_SIGNING_TIME:
 		/* Read for its form only: SCEP clients' clocks are not to be trusted. */
 		if (type != V_ASN1_UTCTIME && type != V_ASN1_GENERALIZEDTIME)
-			return cms_refuse(&ps->r, MDM_ERR_PARSE, SCEP_BAD_REQUEST,
+			return cms_refuse(&ps->r, MDM_ERR_PARSE, CMS_FAULT_FORM,
 			        "RFC 5652 11.3: signingTime is not a Time");
 		return MDM_OK;
 	case ATTR_CONTENT_TYPE:
@@ -660,17 +672,17 @@ static mdm_err cms_read_attrs(struct cms_parse *ps, CMS_SignerInfo *si)
 		int nv;
 
 		if (attr == NULL)
-			return cms_refuse(&ps->r, MDM_ERR_PARSE, SCEP_BAD_REQUEST,
+			return cms_refuse(&ps->r, MDM_ERR_PARSE, CMS_FAULT_FORM,
 			        "RFC 5652 5.3: CMS_signed_get_attr: unreadable signed attribute");
 		/* Others (randomNonce, Microsoft's) are signed but mean nothing to us. */
 		if ((a = cms_attr_kind(X509_ATTRIBUTE_get0_object(attr))) == ATTR__MAX)
 			continue;
 		if (ps->seen[a]++)
-			return cms_refuse(&ps->r, MDM_ERR_PARSE, SCEP_BAD_REQUEST,
+			return cms_refuse(&ps->r, MDM_ERR_PARSE, CMS_FAULT_FORM,
 			        "%s: %s attribute appears more than once", cms_attrs[a].rule,
 			        cms_attrs[a].name);
 		if ((nv = X509_ATTRIBUTE_count(attr)) != 1)
-			return cms_refuse(&ps->r, MDM_ERR_PARSE, SCEP_BAD_REQUEST,
+			return cms_refuse(&ps->r, MDM_ERR_PARSE, CMS_FAULT_FORM,
 			        "%s: %s attribute has %d values, not one", cms_attrs[a].rule,
 			        cms_attrs[a].name, nv);
 		if ((rc = cms_attr_value(ps, a, X509_ATTRIBUTE_get0_type(attr, 0))) != MDM_OK)
@@ -685,30 +697,30 @@ static mdm_err cms_check_attrs(struct cms_parse *ps)
 	struct cms_scep_msg *m = ps->m;
 
 	if (!ps->seen[ATTR_MESSAGE_TYPE])
-		return cms_refuse(&ps->r, MDM_ERR_PARSE, SCEP_BAD_REQUEST,
+		return cms_refuse(&ps->r, MDM_ERR_PARSE, CMS_FAULT_FORM,
 		        "RFC 8894 3.2.1: messageType attribute missing");
 	if (!ps->seen[ATTR_TRANSACTION_ID])
-		return cms_refuse(&ps->r, MDM_ERR_PARSE, SCEP_BAD_REQUEST,
+		return cms_refuse(&ps->r, MDM_ERR_PARSE, CMS_FAULT_FORM,
 		        "RFC 8894 3.2.1: transactionID attribute missing");
 	if (m->message_type != SCEP_CERTREP) {
 		if (!m->has_sender_nonce)
-			return cms_refuse(&ps->r, MDM_ERR_PARSE, SCEP_BAD_REQUEST,
+			return cms_refuse(&ps->r, MDM_ERR_PARSE, CMS_FAULT_FORM,
 			        "RFC 8894 3.2.1: senderNonce attribute missing");
 		if (ps->seen[ATTR_PKI_STATUS] || ps->seen[ATTR_FAIL_INFO])
-			return cms_refuse(&ps->r, MDM_ERR_PARSE, SCEP_BAD_REQUEST,
+			return cms_refuse(&ps->r, MDM_ERR_PARSE, CMS_FAULT_FORM,
 			        "RFC 8894 3.2.1.3: pkiStatus or failInfo in a request");
 		m->pki_status = SCEP_FAILURE;
 		m->fail_info = SCEP_FAIL_NONE;
 		return MDM_OK;
 	}
 	if (!ps->seen[ATTR_PKI_STATUS])
-		return cms_refuse(&ps->r, MDM_ERR_PARSE, SCEP_BAD_REQUEST,
+		return cms_refuse(&ps->r, MDM_ERR_PARSE, CMS_FAULT_FORM,
 		        "RFC 8894 3.2.1: CertRep without pkiStatus");
 	if (m->pki_status == SCEP_FAILURE && !ps->seen[ATTR_FAIL_INFO])
-		return cms_refuse(&ps->r, MDM_ERR_PARSE, SCEP_BAD_REQUEST,
+		return cms_refuse(&ps->r, MDM_ERR_PARSE, CMS_FAULT_FORM,
 		        "RFC 8894 3.2.1.4: FAILURE without failInfo");
 	if (m->pki_status != SCEP_FAILURE && ps->seen[ATTR_FAIL_INFO])
-		return cms_refuse(&ps->r, MDM_ERR_PARSE, SCEP_BAD_REQUEST,
+		return cms_refuse(&ps->r, MDM_ERR_PARSE, CMS_FAULT_FORM,
 		        "RFC 8894 3.2.1.4: failInfo in a CertRep that is not FAILURE");
 	return MDM_OK;
 }
@@ -724,7 +736,7 @@ static mdm_err cms_check_algs(struct cms_parse *ps, CMS_SignerInfo *si)
 
 	CMS_SignerInfo_get0_algs(si, NULL, NULL, &dig, &sig);
 	if (dig == NULL || sig == NULL)
-		return cms_refuse(&ps->r, MDM_ERR_PARSE, SCEP_BAD_ALG,
+		return cms_refuse(&ps->r, MDM_ERR_PARSE, CMS_FAULT_ALG,
 		        "RFC 5652 5.3: SignerInfo without algorithms");
 	X509_ALGOR_get0(&obj, &ptype, &pval, dig);
 	dnid = OBJ_obj2nid(obj);
@@ -737,11 +749,11 @@ static mdm_err cms_check_algs(struct cms_parse *ps, CMS_SignerInfo *si)
 		return MDM_OK;
 	if (ps->m->digest == CMS_DIGEST__MAX) {
 		OBJ_obj2txt(name, sizeof(name), obj, 0);
-		return cms_refuse(&ps->r, MDM_ERR_PARSE, SCEP_BAD_ALG,
+		return cms_refuse(&ps->r, MDM_ERR_PARSE, CMS_FAULT_ALG,
 		        "RFC 8894 3.5.2: digest %s refused (SHA-1, SHA-256 or SHA-512 only)", name);
 	}
 	if (ptype != V_ASN1_UNDEF && ptype != V_ASN1_NULL)
-		return cms_refuse(&ps->r, MDM_ERR_PARSE, SCEP_BAD_ALG,
+		return cms_refuse(&ps->r, MDM_ERR_PARSE, CMS_FAULT_ALG,
 		        "RFC 5754 2: digest parameters must be absent or NULL");
 	/*
 	 * RSA only: the CertRep is enveloped to the signer's key, which must
@@ -755,7 +767,7 @@ static mdm_err cms_check_algs(struct cms_parse *ps, CMS_SignerInfo *si)
 	        (!OBJ_find_sigid_algs(snid, &sdig, &spk) || spk != NID_rsaEncryption ||
 	                sdig != dnid)) {
 		OBJ_obj2txt(name, sizeof(name), obj, 0);
-		return cms_refuse(&ps->r, MDM_ERR_PARSE, SCEP_BAD_ALG,
+		return cms_refuse(&ps->r, MDM_ERR_PARSE, CMS_FAULT_ALG,
 		        "RFC 8894 3.5.2: signature algorithm %s refused (RSA with the digest "
 		        "named)",
 		        name);
@@ -768,8 +780,8 @@ static mdm_err cms_check_algs(struct cms_parse *ps, CMS_SignerInfo *si)
  * (never from a store): *out is a new reference.  missing is the rule
  * cited when it is absent.
  */
-static mdm_err cms_signer_cert(const struct cms_refusal *r, CMS_ContentInfo *cms,
-        CMS_SignerInfo *si, const char *missing, X509 **out)
+static mdm_err cms_signer_cert(struct cms_refusal *r, CMS_ContentInfo *cms, CMS_SignerInfo *si,
+        const char *missing, X509 **out)
 {
 	STACK_OF(X509) *certs = CMS_get1_certs(cms);
 	X509 *found = NULL;
@@ -782,7 +794,7 @@ static mdm_err cms_signer_cert(const struct cms_refusal *r, CMS_ContentInfo *cms
 		if (CMS_SignerInfo_cert_cmp(si, x) != 0)
 			continue;
 		if (found != NULL && X509_cmp(found, x) != 0) {
-			rc = cms_refuse(r, MDM_ERR_PARSE, SCEP_BAD_MESSAGE_CHECK,
+			rc = cms_refuse(r, MDM_ERR_PARSE, CMS_FAULT_CHECK,
 			        "RFC 5652 5.3: SignerIdentifier matches two different "
 			        "certificates");
 			goto out;
@@ -790,7 +802,7 @@ static mdm_err cms_signer_cert(const struct cms_refusal *r, CMS_ContentInfo *cms
 		found = x;
 	}
 	if (found == NULL) {
-		rc = cms_refuse(r, MDM_ERR_PARSE, SCEP_BAD_MESSAGE_CHECK,
+		rc = cms_refuse(r, MDM_ERR_PARSE, CMS_FAULT_CHECK,
 		        "%s: signer certificate not in the message (%d certificates)", missing,
 		        certs != NULL ? sk_X509_num(certs) : 0);
 		goto out;
@@ -818,13 +830,13 @@ static mdm_err cms_find_signer(
 		return rc;
 	/* NULL when the key does not decode: the certificate itself still parses. */
 	if ((pub = X509_get0_pubkey(found)) == NULL) {
-		rc = cms_refuse(&ps->r, MDM_ERR_PARSE, SCEP_BAD_MESSAGE_CHECK,
+		rc = cms_refuse(&ps->r, MDM_ERR_PARSE, CMS_FAULT_CHECK,
 		        "RFC 5280 4.1.2.7: X509_get0_pubkey: signer public key does not decode");
 		goto out;
 	}
 	/* Unverified: only a FAILURE (no envelope) is ever addressed to it. */
 	if (!ps->unverified && EVP_PKEY_get_base_id(pub) != EVP_PKEY_RSA) {
-		rc = cms_refuse(&ps->r, MDM_ERR_PARSE, SCEP_BAD_ALG,
+		rc = cms_refuse(&ps->r, MDM_ERR_PARSE, CMS_FAULT_ALG,
 		        "RFC 8894 3.5.2: signer key is not RSA");
 		goto out;
 	}
@@ -859,7 +871,7 @@ static mdm_err cms_verify_sig(struct cms_parse *ps, CMS_ContentInfo *cms, X509 *
 	}
 	if (CMS_verify(cms, one, NULL, dcont, NULL,
 	            CMS_NO_SIGNER_CERT_VERIFY | CMS_NOINTERN | CMS_BINARY) != 1)
-		rc = cms_refuse(&ps->r, MDM_ERR_PARSE, SCEP_BAD_MESSAGE_CHECK,
+		rc = cms_refuse(&ps->r, MDM_ERR_PARSE, CMS_FAULT_CHECK,
 		        "RFC 5652 5.6: CMS_verify: signature does not verify (%s)",
 		        cms_ossl_reason());
 out:
@@ -883,23 +895,23 @@ static mdm_err cms_take_envelope(struct cms_parse *ps, CMS_ContentInfo *cms)
 		n = (size_t)ASN1_STRING_length(*pos);
 	if (n == 0) {
 		if (want)
-			return cms_refuse(&ps->r, MDM_ERR_PARSE, SCEP_BAD_REQUEST,
+			return cms_refuse(&ps->r, MDM_ERR_PARSE, CMS_FAULT_FORM,
 			        "RFC 8894 3.2.2: pkcsPKIEnvelope missing");
 		return MDM_OK;
 	}
 	if (!want)
-		return cms_refuse(&ps->r, MDM_ERR_PARSE, SCEP_BAD_REQUEST,
+		return cms_refuse(&ps->r, MDM_ERR_PARSE, CMS_FAULT_FORM,
 		        "RFC 8894 3.3.2: CertRep %s carries a pkcsPKIEnvelope",
 		        m->pki_status == SCEP_PENDING ? "PENDING" : "FAILURE");
 	p = q = ASN1_STRING_get0_data(*pos);
 	if ((env = d2i_CMS_ContentInfo(NULL, &q, (long)n)) == NULL ||
 	        OBJ_obj2nid(CMS_get0_type(env)) != NID_pkcs7_enveloped) {
-		rc = cms_refuse(&ps->r, MDM_ERR_PARSE, SCEP_BAD_REQUEST,
+		rc = cms_refuse(&ps->r, MDM_ERR_PARSE, CMS_FAULT_FORM,
 		        "RFC 8894 3.2.2: pkcsPKIEnvelope is not an EnvelopedData");
 		goto out;
 	}
 	if (q != p + n) {
-		rc = cms_refuse(&ps->r, MDM_ERR_PARSE, SCEP_BAD_REQUEST,
+		rc = cms_refuse(&ps->r, MDM_ERR_PARSE, CMS_FAULT_FORM,
 		        "RFC 8894 3.2.2: %zu bytes after the pkcsPKIEnvelope", n - (size_t)(q - p));
 		goto out;
 	}
@@ -933,11 +945,11 @@ mdm_err cms_scep_parse_unverified(const uint8_t *der, size_t len, struct cms_sce
  * One DER SignedData with exactly one SignerInfo and nothing after it:
  * the shape of a SCEP pkiMessage (RFC 8894 3.2) and of every other signed
  * message read here (RFC 5652 5.1).  spec and what name the rule in a
- * refusal; count_fail is the failInfo for a wrong SignerInfo count.
+ * refusal; count_fault is the kind of a wrong SignerInfo count.
  * *si borrows from *out.
  */
-static mdm_err cms_decode_signed(const struct cms_refusal *r, const uint8_t *der, size_t len,
-        const char *spec, const char *what, enum scep_fail_info count_fail, CMS_ContentInfo **out,
+static mdm_err cms_decode_signed(struct cms_refusal *r, const uint8_t *der, size_t len,
+        const char *spec, const char *what, enum cms_fault count_fault, CMS_ContentInfo **out,
         CMS_SignerInfo **si)
 {
 	const unsigned char *p = der;
@@ -948,23 +960,23 @@ static mdm_err cms_decode_signed(const struct cms_refusal *r, const uint8_t *der
 	*out = NULL;
 	*si = NULL;
 	if ((cms = d2i_CMS_ContentInfo(NULL, &p, (long)len)) == NULL)
-		return cms_refuse(r, MDM_ERR_PARSE, SCEP_BAD_REQUEST,
+		return cms_refuse(r, MDM_ERR_PARSE, CMS_FAULT_FORM,
 		        "RFC 5652 3: d2i_CMS_ContentInfo: not a CMS ContentInfo (%s)",
 		        cms_ossl_reason());
 	if (p != der + len) {
 		CMS_ContentInfo_free(cms);
-		return cms_refuse(r, MDM_ERR_PARSE, SCEP_BAD_REQUEST,
+		return cms_refuse(r, MDM_ERR_PARSE, CMS_FAULT_FORM,
 		        "RFC 5652 3: %zu bytes after the ContentInfo", len - (size_t)(p - der));
 	}
 	if (OBJ_obj2nid(CMS_get0_type(cms)) != NID_pkcs7_signed) {
 		CMS_ContentInfo_free(cms);
-		return cms_refuse(r, MDM_ERR_PARSE, SCEP_BAD_REQUEST, "%s: %s is not a SignedData",
-		        spec, what);
+		return cms_refuse(
+		        r, MDM_ERR_PARSE, CMS_FAULT_FORM, "%s: %s is not a SignedData", spec, what);
 	}
 	sis = CMS_get0_SignerInfos(cms);
 	if ((n = sk_CMS_SignerInfo_num(sis)) != 1) {
 		CMS_ContentInfo_free(cms);
-		return cms_refuse(r, MDM_ERR_PARSE, count_fail,
+		return cms_refuse(r, MDM_ERR_PARSE, count_fault,
 		        "%s: CMS has %d SignerInfos (exactly one allowed)", spec, n < 0 ? 0 : n);
 	}
 	*si = sk_CMS_SignerInfo_value(sis, 0);
@@ -972,86 +984,104 @@ static mdm_err cms_decode_signed(const struct cms_refusal *r, const uint8_t *der
 	return MDM_OK;
 }
 
+/* The failInfo a CertRep answers each kind of refusal with (RFC 8894 3.2.1.4). */
+static const enum scep_fail_info scep_fails[CMS_FAULT__MAX] = {
+        [CMS_FAULT_NONE] = SCEP_FAIL_NONE,
+        [CMS_FAULT_FORM] = SCEP_BAD_REQUEST,
+        [CMS_FAULT_ALG] = SCEP_BAD_ALG,
+        [CMS_FAULT_CHECK] = SCEP_BAD_MESSAGE_CHECK,
+};
+
+static mdm_err cms_scep_parse_in(
+        struct cms_parse *ps, const uint8_t *der, size_t len, struct cms_scep_msg **out);
+
 static mdm_err cms_scep_parse_any(const uint8_t *der, size_t len, struct cms_scep_msg **out,
         enum scep_fail_info *fail, char *err, size_t errlen, int unverified)
 {
 	struct cms_parse ps;
-	CMS_ContentInfo *cms = NULL;
-	CMS_SignerInfo *si;
-	int n;
 	mdm_err rc;
 
 	memset(&ps, 0, sizeof(ps));
-	ps.r.fail = fail;
 	ps.r.err = err;
 	ps.r.errlen = errlen;
 	ps.unverified = unverified;
 	if (out != NULL)
 		*out = NULL;
-	if (fail != NULL)
-		*fail = SCEP_FAIL_NONE;
 	if (err != NULL && errlen > 0)
 		err[0] = '\0';
-	if (out == NULL || (der == NULL && len > 0))
-		return MDM_ERR_INVAL;
+	rc = out == NULL || (der == NULL && len > 0) ? MDM_ERR_INVAL
+	                                             : cms_scep_parse_in(&ps, der, len, out);
+	if (fail != NULL)
+		*fail = scep_fails[ps.r.fault];
+	return rc;
+}
+
+static mdm_err cms_scep_parse_in(
+        struct cms_parse *ps, const uint8_t *der, size_t len, struct cms_scep_msg **out)
+{
+	CMS_ContentInfo *cms = NULL;
+	CMS_SignerInfo *si;
+	int n;
+	mdm_err rc;
+
 	/* Before anything is allocated. */
 	if (len > MDM_MAX_BODY_SCEP)
-		return cms_refuse(&ps.r, MDM_ERR_LIMIT, SCEP_BAD_REQUEST,
+		return cms_refuse(&ps->r, MDM_ERR_LIMIT, CMS_FAULT_FORM,
 		        "limit: pkiMessage of %zu bytes exceeds %d", len, MDM_MAX_BODY_SCEP);
 	if (len == 0)
 		return cms_refuse(
-		        &ps.r, MDM_ERR_PARSE, SCEP_BAD_REQUEST, "RFC 8894 3.2: empty pkiMessage");
+		        &ps->r, MDM_ERR_PARSE, CMS_FAULT_FORM, "RFC 8894 3.2: empty pkiMessage");
 	if ((rc = cms_ready()) != MDM_OK)
 		return rc;
-	if ((ps.m = malloc(sizeof(*ps.m))) == NULL)
+	if ((ps->m = malloc(sizeof(*ps->m))) == NULL)
 		return MDM_ERR_NOMEM;
-	cms_msg_init(ps.m);
+	cms_msg_init(ps->m);
 
-	if ((rc = cms_decode_signed(&ps.r, der, len, "RFC 8894 3.2", "pkiMessage",
-	             SCEP_BAD_MESSAGE_CHECK, &cms, &si)) != MDM_OK)
+	if ((rc = cms_decode_signed(&ps->r, der, len, "RFC 8894 3.2", "pkiMessage", CMS_FAULT_CHECK,
+	             &cms, &si)) != MDM_OK)
 		goto out;
 	if (OBJ_obj2nid(CMS_get0_eContentType(cms)) != NID_pkcs7_data) {
-		rc = cms_refuse(&ps.r, MDM_ERR_PARSE, SCEP_BAD_REQUEST,
+		rc = cms_refuse(&ps->r, MDM_ERR_PARSE, CMS_FAULT_FORM,
 		        "RFC 8894 3.2: encapsulated content type is not data");
 		goto out;
 	}
-	if ((rc = cms_check_algs(&ps, si)) != MDM_OK)
+	if ((rc = cms_check_algs(ps, si)) != MDM_OK)
 		goto out;
 	if ((n = CMS_signed_get_attr_count(si)) <= 0) {
-		rc = cms_refuse(&ps.r, MDM_ERR_PARSE, SCEP_BAD_REQUEST,
+		rc = cms_refuse(&ps->r, MDM_ERR_PARSE, CMS_FAULT_FORM,
 		        "RFC 8894 3.2.1: no signed attributes");
 		goto out;
 	}
 	if (n > CMS_MAX_SIGNED_ATTRS) {
-		rc = cms_refuse(&ps.r, MDM_ERR_LIMIT, SCEP_BAD_REQUEST,
+		rc = cms_refuse(&ps->r, MDM_ERR_LIMIT, CMS_FAULT_FORM,
 		        "limit: %d signed attributes (at most %d)", n, CMS_MAX_SIGNED_ATTRS);
 		goto out;
 	}
-	if ((rc = cms_find_signer(&ps, cms, si, &ps.m->signer)) != MDM_OK)
+	if ((rc = cms_find_signer(ps, cms, si, &ps->m->signer)) != MDM_OK)
 		goto out;
-	if (!ps.unverified && (rc = cms_verify_sig(&ps, cms, ps.m->signer)) != MDM_OK)
+	if (!ps->unverified && (rc = cms_verify_sig(ps, cms, ps->m->signer)) != MDM_OK)
 		goto out;
 	/* Only now are the attributes worth reading: they are the signer's (if verified). */
-	if ((rc = cms_read_attrs(&ps, si)) != MDM_OK)
+	if ((rc = cms_read_attrs(ps, si)) != MDM_OK)
 		goto out;
-	if ((rc = cms_check_attrs(&ps)) != MDM_OK)
+	if ((rc = cms_check_attrs(ps)) != MDM_OK)
 		goto out;
-	if ((rc = cms_take_envelope(&ps, cms)) != MDM_OK)
+	if ((rc = cms_take_envelope(ps, cms)) != MDM_OK)
 		goto out;
-	*out = ps.m;
-	ps.m = NULL;
+	*out = ps->m;
+	ps->m = NULL;
 out:
 	ERR_clear_error();
 	CMS_ContentInfo_free(cms);
-	cms_scep_msg_free(ps.m);
+	cms_scep_msg_free(ps->m);
 	return rc;
 }
 
 /* ---- decrypting the pkcsPKIEnvelope ---- */
 
 /* The content cipher, from our outline of the EnvelopedData. */
-static mdm_err cms_envelope_cipher(const struct cms_refusal *r, const uint8_t *der, size_t len,
-        int allow_des, enum cms_cipher *out)
+static mdm_err cms_envelope_cipher(
+        struct cms_refusal *r, const uint8_t *der, size_t len, int allow_des, enum cms_cipher *out)
 {
 	SCEP_ENV_CI *ci;
 	const ASN1_OBJECT *obj;
@@ -1062,13 +1092,13 @@ static mdm_err cms_envelope_cipher(const struct cms_refusal *r, const uint8_t *d
 	*out = CMS_CIPHER__MAX;
 	ci = cms_item_d2i(der, len, ASN1_ITEM_rptr(SCEP_ENV_CI), &trailing);
 	if (ci == NULL || OBJ_obj2nid(ci->type) != NID_pkcs7_enveloped) {
-		rc = cms_refuse(r, MDM_ERR_PARSE, SCEP_BAD_REQUEST,
+		rc = cms_refuse(r, MDM_ERR_PARSE, CMS_FAULT_FORM,
 		        "RFC 5652 6.1: pkcsPKIEnvelope is not an EnvelopedData%s",
 		        trailing ? " (trailing bytes)" : "");
 		goto out;
 	}
 	if (OBJ_obj2nid(ci->env->eci->type) != NID_pkcs7_data) {
-		rc = cms_refuse(r, MDM_ERR_PARSE, SCEP_BAD_REQUEST,
+		rc = cms_refuse(r, MDM_ERR_PARSE, CMS_FAULT_FORM,
 		        "RFC 8894 3.2.2: enveloped content type is not data");
 		goto out;
 	}
@@ -1080,7 +1110,7 @@ static mdm_err cms_envelope_cipher(const struct cms_refusal *r, const uint8_t *d
 	if (*out == CMS_CIPHER__MAX) {
 		OBJ_obj2txt(name, sizeof(name), obj, 0);
 		/* Single DES and RC2 are the usual suspects (sscep, old servers). */
-		rc = cms_refuse(r, MDM_ERR_PARSE, SCEP_BAD_ALG,
+		rc = cms_refuse(r, MDM_ERR_PARSE, CMS_FAULT_ALG,
 		        "RFC 8894 3.5.2: content cipher %s refused (3DES, AES-128 or AES-256 "
 		        "CBC only)",
 		        name);
@@ -1145,7 +1175,7 @@ static int cms_ri_addressed(CMS_RecipientInfo *ri, X509 *cert, int via_responder
  * end-entity certificate GetCACert offers; *via_responder is then 1).
  * One addressed to cert itself is preferred.
  */
-static mdm_err cms_our_recipient(const struct cms_refusal *r, CMS_ContentInfo *cms, X509 *cert,
+static mdm_err cms_our_recipient(struct cms_refusal *r, CMS_ContentInfo *cms, X509 *cert,
         CMS_RecipientInfo **out, int *via_responder)
 {
 	STACK_OF(CMS_RecipientInfo) *ris = CMS_get0_RecipientInfos(cms);
@@ -1164,13 +1194,13 @@ static mdm_err cms_our_recipient(const struct cms_refusal *r, CMS_ContentInfo *c
 			if (!cms_ri_addressed(ri, cert, pass))
 				continue;
 			if (!CMS_RecipientInfo_ktri_get0_algs(ri, NULL, NULL, &alg) || alg == NULL)
-				return cms_refuse(r, MDM_ERR_PARSE, SCEP_BAD_REQUEST,
+				return cms_refuse(r, MDM_ERR_PARSE, CMS_FAULT_FORM,
 				        "RFC 5652 6.2.1: KeyTransRecipientInfo without an "
 				        "algorithm");
 			X509_ALGOR_get0(&obj, NULL, NULL, alg);
 			nid = OBJ_obj2nid(obj);
 			if (nid != NID_rsaEncryption && nid != NID_rsaesOaep)
-				return cms_refuse(r, MDM_ERR_PARSE, SCEP_BAD_ALG,
+				return cms_refuse(r, MDM_ERR_PARSE, CMS_FAULT_ALG,
 				        "RFC 8894 3.5.2: key transport %s refused (RSA only)",
 				        OBJ_nid2sn(nid));
 			*out = ri;
@@ -1179,7 +1209,7 @@ static mdm_err cms_our_recipient(const struct cms_refusal *r, CMS_ContentInfo *c
 		}
 	}
 	cms_recipient_str(ris, who, sizeof(who));
-	return cms_refuse(r, MDM_ERR_PARSE, SCEP_BAD_MESSAGE_CHECK,
+	return cms_refuse(r, MDM_ERR_PARSE, CMS_FAULT_CHECK,
 	        "RFC 8894 3.2.2: pkcsPKIEnvelope is not addressed to our certificate (%d "
 	        "RecipientInfos, first: %s)",
 	        n < 0 ? 0 : n, who);
@@ -1225,11 +1255,27 @@ mdm_err cms_scep_decrypt_des(const struct cms_scep_msg *m, struct evp_pkey_st *k
 	return cms_scep_decrypt_ex(m, key, cert, 1, out, outlen, cipher, fail, NULL);
 }
 
+static mdm_err cms_scep_decrypt_in(struct cms_refusal *r, const struct cms_scep_msg *m,
+        EVP_PKEY *key, X509 *cert, int allow_des, uint8_t **out, size_t *outlen,
+        enum cms_cipher *cipher, int *to_responder);
+
 mdm_err cms_scep_decrypt_ex(const struct cms_scep_msg *m, struct evp_pkey_st *key,
         struct x509_st *cert, int allow_des, uint8_t **out, size_t *outlen, enum cms_cipher *cipher,
         enum scep_fail_info *fail, int *to_responder)
 {
-	struct cms_refusal r = {fail, NULL, 0};
+	struct cms_refusal r = {CMS_FAULT_NONE, NULL, 0};
+	mdm_err rc =
+	        cms_scep_decrypt_in(&r, m, key, cert, allow_des, out, outlen, cipher, to_responder);
+
+	if (fail != NULL)
+		*fail = scep_fails[r.fault];
+	return rc;
+}
+
+static mdm_err cms_scep_decrypt_in(struct cms_refusal *r, const struct cms_scep_msg *m,
+        EVP_PKEY *key, X509 *cert, int allow_des, uint8_t **out, size_t *outlen,
+        enum cms_cipher *cipher, int *to_responder)
+{
 	CMS_ContentInfo *cms = NULL;
 	CMS_RecipientInfo *ri = NULL;
 	BIO *bio = NULL;
@@ -1244,8 +1290,6 @@ mdm_err cms_scep_decrypt_ex(const struct cms_scep_msg *m, struct evp_pkey_st *ke
 		*outlen = 0;
 	if (cipher != NULL)
 		*cipher = CMS_CIPHER__MAX;
-	if (fail != NULL)
-		*fail = SCEP_FAIL_NONE;
 	if (to_responder != NULL)
 		*to_responder = 0;
 	if (m == NULL || key == NULL || cert == NULL || out == NULL || outlen == NULL)
@@ -1255,15 +1299,15 @@ mdm_err cms_scep_decrypt_ex(const struct cms_scep_msg *m, struct evp_pkey_st *ke
 		return MDM_ERR_INVAL;
 	}
 	if (m->envelope_len > MDM_MAX_BODY_SCEP)
-		return cms_refuse(&r, MDM_ERR_LIMIT, SCEP_BAD_REQUEST,
+		return cms_refuse(r, MDM_ERR_LIMIT, CMS_FAULT_FORM,
 		        "limit: pkcsPKIEnvelope of %zu bytes exceeds %d", m->envelope_len,
 		        MDM_MAX_BODY_SCEP);
-	if ((rc = cms_envelope_cipher(&r, m->envelope, m->envelope_len, allow_des, &c)) != MDM_OK)
+	if ((rc = cms_envelope_cipher(r, m->envelope, m->envelope_len, allow_des, &c)) != MDM_OK)
 		goto out;
 	if (c == CMS_CIPHER_DES) {
 		/* Single DES lives in OpenSSL 3's legacy provider (x509 loads it once). */
 		if (!x509_legacy_provider()) {
-			rc = cms_refuse(&r, MDM_ERR_PARSE, SCEP_BAD_ALG,
+			rc = cms_refuse(r, MDM_ERR_PARSE, CMS_FAULT_ALG,
 			        "RFC 8894 3.5.2: single DES is not available in this OpenSSL");
 			goto out;
 		}
@@ -1272,12 +1316,12 @@ mdm_err cms_scep_decrypt_ex(const struct cms_scep_msg *m, struct evp_pkey_st *ke
 	if ((cms = d2i_CMS_ContentInfo(NULL, &p, (long)m->envelope_len)) == NULL ||
 	        p != m->envelope + m->envelope_len ||
 	        OBJ_obj2nid(CMS_get0_type(cms)) != NID_pkcs7_enveloped) {
-		rc = cms_refuse(&r, MDM_ERR_PARSE, SCEP_BAD_REQUEST,
+		rc = cms_refuse(r, MDM_ERR_PARSE, CMS_FAULT_FORM,
 		        "RFC 5652 6.1: d2i_CMS_ContentInfo: pkcsPKIEnvelope is not an "
 		        "EnvelopedData");
 		goto out;
 	}
-	if ((rc = cms_our_recipient(&r, cms, cert, &ri, &via_responder)) != MDM_OK)
+	if ((rc = cms_our_recipient(r, cms, cert, &ri, &via_responder)) != MDM_OK)
 		goto out;
 	if ((bio = BIO_new(BIO_s_mem())) == NULL) {
 		rc = MDM_ERR_NOMEM;
@@ -1288,14 +1332,14 @@ mdm_err cms_scep_decrypt_ex(const struct cms_scep_msg *m, struct evp_pkey_st *ke
 		cms_open_recipient(cms, ri, key);
 	if (CMS_decrypt(cms, via_responder ? NULL : key, via_responder ? NULL : cert, NULL, bio,
 	            CMS_BINARY) != 1) {
-		rc = cms_refuse(&r, MDM_ERR_PARSE, SCEP_BAD_MESSAGE_CHECK,
+		rc = cms_refuse(r, MDM_ERR_PARSE, CMS_FAULT_CHECK,
 		        "RFC 8894 3.2.2: CMS_decrypt: pkcsPKIEnvelope does not decrypt with our "
 		        "key");
 		goto out;
 	}
 	if ((rc = cms_bio_take(bio, out, outlen)) != MDM_OK) {
 		if (rc == MDM_ERR_PARSE)
-			rc = cms_refuse(&r, MDM_ERR_PARSE, SCEP_BAD_MESSAGE_CHECK,
+			rc = cms_refuse(r, MDM_ERR_PARSE, CMS_FAULT_CHECK,
 			        "RFC 8894 3.2.2: pkcsPKIEnvelope decrypts to nothing");
 		goto out;
 	}
@@ -1340,7 +1384,7 @@ out:
 
 mdm_err cms_scep_issuer_and_serial(const uint8_t *der, size_t len, char **issuer, char **serial_hex)
 {
-	struct cms_refusal r = {NULL, NULL, 0};
+	struct cms_refusal r = {CMS_FAULT_NONE, NULL, 0};
 	SCEP_IASN *v = NULL;
 	BIGNUM *bn = NULL;
 	char *hex = NULL, *is = NULL, *sh = NULL;
@@ -1355,22 +1399,23 @@ mdm_err cms_scep_issuer_and_serial(const uint8_t *der, size_t len, char **issuer
 	if (issuer == NULL || serial_hex == NULL || (der == NULL && len > 0))
 		return MDM_ERR_INVAL;
 	if (len > MDM_MAX_BODY_SCEP)
-		return cms_refuse(&r, MDM_ERR_LIMIT, SCEP_BAD_REQUEST,
+		return cms_refuse(&r, MDM_ERR_LIMIT, CMS_FAULT_FORM,
 		        "limit: IssuerAndSerialNumber of %zu bytes exceeds %d", len,
 		        MDM_MAX_BODY_SCEP);
 	if ((v = cms_item_d2i(der, len, ASN1_ITEM_rptr(SCEP_IASN), &trailing)) == NULL) {
-		rc = cms_refuse(&r, MDM_ERR_PARSE, SCEP_BAD_REQUEST,
+		rc = cms_refuse(&r, MDM_ERR_PARSE, CMS_FAULT_FORM,
 		        "RFC 8894 3.3.4: not an IssuerAndSerialNumber%s",
 		        trailing ? " (trailing bytes)" : "");
 		goto out;
 	}
 	if (ASN1_STRING_type(v->serial) == V_ASN1_NEG_INTEGER) {
-		rc = cms_refuse(&r, MDM_ERR_PARSE, SCEP_BAD_REQUEST,
+		rc = cms_refuse(&r, MDM_ERR_PARSE, CMS_FAULT_FORM,
 		        "RFC 5280 4.1.2.2: negative serial number");
 		goto out;
 	}
 	if (ASN1_STRING_length(v->serial) > 20) {
-		rc = cms_refuse(&r, MDM_ERR_PARSE, SCEP_BAD_CERT_ID,
+		/* badCertId, if any, is the caller's answer (scep.c): no failInfo here. */
+		rc = cms_refuse(&r, MDM_ERR_PARSE, CMS_FAULT_FORM,
 		        "RFC 5280 4.1.2.2: serial number longer than 20 octets");
 		goto out;
 	}
@@ -1402,7 +1447,7 @@ out:
 
 mdm_err cms_scep_issuer_and_subject(const uint8_t *der, size_t len, char **issuer, char **subject)
 {
-	struct cms_refusal r = {NULL, NULL, 0};
+	struct cms_refusal r = {CMS_FAULT_NONE, NULL, 0};
 	SCEP_IAS *v = NULL;
 	char *is = NULL, *su = NULL;
 	int trailing = 0;
@@ -1415,10 +1460,10 @@ mdm_err cms_scep_issuer_and_subject(const uint8_t *der, size_t len, char **issue
 	if (issuer == NULL || subject == NULL || (der == NULL && len > 0))
 		return MDM_ERR_INVAL;
 	if (len > MDM_MAX_BODY_SCEP)
-		return cms_refuse(&r, MDM_ERR_LIMIT, SCEP_BAD_REQUEST,
+		return cms_refuse(&r, MDM_ERR_LIMIT, CMS_FAULT_FORM,
 		        "limit: IssuerAndSubject of %zu bytes exceeds %d", len, MDM_MAX_BODY_SCEP);
 	if ((v = cms_item_d2i(der, len, ASN1_ITEM_rptr(SCEP_IAS), &trailing)) == NULL) {
-		rc = cms_refuse(&r, MDM_ERR_PARSE, SCEP_BAD_REQUEST,
+		rc = cms_refuse(&r, MDM_ERR_PARSE, CMS_FAULT_FORM,
 		        "RFC 8894 3.3.3: not an IssuerAndSubject%s",
 		        trailing ? " (trailing bytes)" : "");
 		goto out;
@@ -1695,7 +1740,7 @@ mdm_err cms_sign_certs_only(struct x509_st *signer, struct evp_pkey_st *key,
 
 mdm_err cms_certs_only_parse(const uint8_t *der, size_t len, struct x509_st ***certs, size_t *n)
 {
-	struct cms_refusal r = {NULL, NULL, 0};
+	struct cms_refusal r = {CMS_FAULT_NONE, NULL, 0};
 	CMS_ContentInfo *cms = NULL;
 	STACK_OF(X509) *sk = NULL;
 	ASN1_OCTET_STRING **pos;
@@ -1711,38 +1756,38 @@ mdm_err cms_certs_only_parse(const uint8_t *der, size_t len, struct x509_st ***c
 	if (certs == NULL || n == NULL || (der == NULL && len > 0))
 		return MDM_ERR_INVAL;
 	if (len > MDM_MAX_BODY_SCEP)
-		return cms_refuse(&r, MDM_ERR_LIMIT, SCEP_BAD_REQUEST,
+		return cms_refuse(&r, MDM_ERR_LIMIT, CMS_FAULT_FORM,
 		        "limit: certificates-only SignedData of %zu bytes exceeds %d", len,
 		        MDM_MAX_BODY_SCEP);
 	if (len == 0 || (cms = d2i_CMS_ContentInfo(NULL, &p, (long)len)) == NULL) {
-		rc = cms_refuse(&r, MDM_ERR_PARSE, SCEP_BAD_REQUEST,
+		rc = cms_refuse(&r, MDM_ERR_PARSE, CMS_FAULT_FORM,
 		        "RFC 5652 3: d2i_CMS_ContentInfo: not a CMS ContentInfo");
 		goto out;
 	}
 	if (p != der + len) {
-		rc = cms_refuse(&r, MDM_ERR_PARSE, SCEP_BAD_REQUEST,
+		rc = cms_refuse(&r, MDM_ERR_PARSE, CMS_FAULT_FORM,
 		        "RFC 5652 3: %zu bytes after the ContentInfo", len - (size_t)(p - der));
 		goto out;
 	}
 	if (OBJ_obj2nid(CMS_get0_type(cms)) != NID_pkcs7_signed) {
-		rc = cms_refuse(&r, MDM_ERR_PARSE, SCEP_BAD_REQUEST,
+		rc = cms_refuse(&r, MDM_ERR_PARSE, CMS_FAULT_FORM,
 		        "RFC 8894 3.4: certificates-only message is not a SignedData");
 		goto out;
 	}
 	if ((ns = sk_CMS_SignerInfo_num(CMS_get0_SignerInfos(cms))) > 0) {
-		rc = cms_refuse(&r, MDM_ERR_PARSE, SCEP_BAD_REQUEST,
+		rc = cms_refuse(&r, MDM_ERR_PARSE, CMS_FAULT_FORM,
 		        "RFC 8894 3.4: certificates-only SignedData has %d SignerInfos", ns);
 		goto out;
 	}
 	pos = CMS_get0_content(cms);
 	if (pos != NULL && *pos != NULL && ASN1_STRING_length(*pos) > 0) {
-		rc = cms_refuse(&r, MDM_ERR_PARSE, SCEP_BAD_REQUEST,
+		rc = cms_refuse(&r, MDM_ERR_PARSE, CMS_FAULT_FORM,
 		        "RFC 8894 3.4: certificates-only SignedData has content");
 		goto out;
 	}
 	sk = CMS_get1_certs(cms);
 	if ((nc = sk_X509_num(sk)) > CMS_MAX_CERTS) {
-		rc = cms_refuse(&r, MDM_ERR_LIMIT, SCEP_BAD_REQUEST,
+		rc = cms_refuse(&r, MDM_ERR_LIMIT, CMS_FAULT_FORM,
 		        "limit: %d certificates (at most %d)", nc, CMS_MAX_CERTS);
 		goto out;
 	}
@@ -2039,7 +2084,7 @@ static mdm_err cms_sig_algs(struct cms_sig *v, CMS_SignerInfo *si)
 
 	CMS_SignerInfo_get0_algs(si, NULL, NULL, &dig, &sig);
 	if (dig == NULL || sig == NULL)
-		return cms_refuse(&v->r, MDM_ERR_PARSE, SCEP_BAD_ALG,
+		return cms_refuse(&v->r, MDM_ERR_PARSE, CMS_FAULT_ALG,
 		        "RFC 5652 5.3: SignerInfo without algorithms");
 	X509_ALGOR_get0(&obj, &ptype, &pval, dig);
 	dnid = OBJ_obj2nid(obj);
@@ -2048,13 +2093,13 @@ static mdm_err cms_sig_algs(struct cms_sig *v, CMS_SignerInfo *si)
 			v->md = cms_sig_digests[i].md();
 	if (v->md == NULL) {
 		OBJ_obj2txt(name, sizeof(name), obj, 0);
-		return cms_refuse(&v->r, MDM_ERR_PARSE, SCEP_BAD_ALG,
+		return cms_refuse(&v->r, MDM_ERR_PARSE, CMS_FAULT_ALG,
 		        "RFC 5652 5.3: digest %s refused (SHA-1, SHA-256, SHA-384 or SHA-512 "
 		        "only)",
 		        name);
 	}
 	if (ptype != V_ASN1_UNDEF && ptype != V_ASN1_NULL)
-		return cms_refuse(&v->r, MDM_ERR_PARSE, SCEP_BAD_ALG,
+		return cms_refuse(&v->r, MDM_ERR_PARSE, CMS_FAULT_ALG,
 		        "RFC 5754 2: digest parameters must be absent or NULL");
 	/*
 	 * rsaEncryption (what devices write), or shaNWithRSAEncryption and
@@ -2072,13 +2117,13 @@ static mdm_err cms_sig_algs(struct cms_sig *v, CMS_SignerInfo *si)
 		v->key_type = EVP_PKEY_EC;
 	if (v->key_type == 0) {
 		OBJ_obj2txt(name, sizeof(name), obj, 0);
-		return cms_refuse(&v->r, MDM_ERR_PARSE, SCEP_BAD_ALG,
+		return cms_refuse(&v->r, MDM_ERR_PARSE, CMS_FAULT_ALG,
 		        "RFC 5652 5.3: signature algorithm %s refused (RSA PKCS #1 v1.5 or "
 		        "ECDSA with the digest named)",
 		        name);
 	}
 	if (ptype != V_ASN1_UNDEF && ptype != V_ASN1_NULL)
-		return cms_refuse(&v->r, MDM_ERR_PARSE, SCEP_BAD_ALG,
+		return cms_refuse(&v->r, MDM_ERR_PARSE, CMS_FAULT_ALG,
 		        "RFC 5754 3: signature algorithm parameters must be absent or NULL");
 	return MDM_OK;
 }
@@ -2097,10 +2142,10 @@ static mdm_err cms_sig_attrs(struct cms_sig *v, CMS_SignerInfo *si)
 	if (n < 0)
 		return MDM_OK;
 	if (n == 0)
-		return cms_refuse(&v->r, MDM_ERR_PARSE, SCEP_BAD_REQUEST,
+		return cms_refuse(&v->r, MDM_ERR_PARSE, CMS_FAULT_FORM,
 		        "RFC 5652 5.3: signedAttrs present but empty");
 	if (n > CMS_MAX_SIGNED_ATTRS)
-		return cms_refuse(&v->r, MDM_ERR_LIMIT, SCEP_BAD_REQUEST,
+		return cms_refuse(&v->r, MDM_ERR_LIMIT, CMS_FAULT_FORM,
 		        "limit: %d signed attributes (at most %d)", n, CMS_MAX_SIGNED_ATTRS);
 	v->has_attrs = 1;
 	for (int i = 0; i < n; i++) {
@@ -2110,40 +2155,40 @@ static mdm_err cms_sig_attrs(struct cms_sig *v, CMS_SignerInfo *si)
 		int nv, type;
 
 		if (attr == NULL)
-			return cms_refuse(&v->r, MDM_ERR_PARSE, SCEP_BAD_REQUEST,
+			return cms_refuse(&v->r, MDM_ERR_PARSE, CMS_FAULT_FORM,
 			        "RFC 5652 5.3: CMS_signed_get_attr: unreadable signed attribute");
 		a = cms_attr_kind(X509_ATTRIBUTE_get0_object(attr));
 		if (a != ATTR_CONTENT_TYPE && a != ATTR_MESSAGE_DIGEST && a != ATTR_SIGNING_TIME)
 			continue;
 		if (seen[a]++)
-			return cms_refuse(&v->r, MDM_ERR_PARSE, SCEP_BAD_REQUEST,
+			return cms_refuse(&v->r, MDM_ERR_PARSE, CMS_FAULT_FORM,
 			        "%s: %s attribute appears more than once", cms_attrs[a].rule,
 			        cms_attrs[a].name);
 		if ((nv = X509_ATTRIBUTE_count(attr)) != 1)
-			return cms_refuse(&v->r, MDM_ERR_PARSE, SCEP_BAD_REQUEST,
+			return cms_refuse(&v->r, MDM_ERR_PARSE, CMS_FAULT_FORM,
 			        "%s: %s attribute has %d values, not one", cms_attrs[a].rule,
 			        cms_attrs[a].name, nv);
 		t = X509_ATTRIBUTE_get0_type(attr, 0);
 		type = t != NULL ? ASN1_TYPE_get(t) : V_ASN1_UNDEF;
 		if (a == ATTR_CONTENT_TYPE &&
 		        (type != V_ASN1_OBJECT || OBJ_obj2nid(t->value.object) != NID_pkcs7_data))
-			return cms_refuse(&v->r, MDM_ERR_PARSE, SCEP_BAD_REQUEST,
+			return cms_refuse(&v->r, MDM_ERR_PARSE, CMS_FAULT_FORM,
 			        "RFC 5652 11.1: contentType attribute is not id-data");
 		if (a == ATTR_SIGNING_TIME && type != V_ASN1_UTCTIME &&
 		        type != V_ASN1_GENERALIZEDTIME)
-			return cms_refuse(&v->r, MDM_ERR_PARSE, SCEP_BAD_REQUEST,
+			return cms_refuse(&v->r, MDM_ERR_PARSE, CMS_FAULT_FORM,
 			        "RFC 5652 11.3: signingTime is not a Time");
 		if (a == ATTR_MESSAGE_DIGEST) {
 			if (type != V_ASN1_OCTET_STRING ||
 			        ASN1_STRING_length(t->value.octet_string) != EVP_MD_get_size(v->md))
-				return cms_refuse(&v->r, MDM_ERR_PARSE, SCEP_BAD_REQUEST,
+				return cms_refuse(&v->r, MDM_ERR_PARSE, CMS_FAULT_FORM,
 				        "RFC 5652 11.2: messageDigest is not an OCTET STRING of "
 				        "the digest's size");
 			v->message_digest = t->value.octet_string;
 		}
 	}
 	if (!seen[ATTR_CONTENT_TYPE] || !seen[ATTR_MESSAGE_DIGEST])
-		return cms_refuse(&v->r, MDM_ERR_PARSE, SCEP_BAD_REQUEST,
+		return cms_refuse(&v->r, MDM_ERR_PARSE, CMS_FAULT_FORM,
 		        "RFC 5652 5.3: signedAttrs without %s",
 		        !seen[ATTR_CONTENT_TYPE] ? "contentType" : "messageDigest");
 	return MDM_OK;
@@ -2153,10 +2198,10 @@ static mdm_err cms_sig_attrs(struct cms_sig *v, CMS_SignerInfo *si)
 static mdm_err cms_sig_key(struct cms_sig *v, X509 *cert, EVP_PKEY **pub)
 {
 	if ((*pub = X509_get0_pubkey(cert)) == NULL)
-		return cms_refuse(&v->r, MDM_ERR_PARSE, SCEP_BAD_REQUEST,
+		return cms_refuse(&v->r, MDM_ERR_PARSE, CMS_FAULT_FORM,
 		        "RFC 5280 4.1.2.7: X509_get0_pubkey: signer public key does not decode");
 	if (EVP_PKEY_get_base_id(*pub) != v->key_type)
-		return cms_refuse(&v->r, MDM_ERR_PARSE, SCEP_BAD_ALG,
+		return cms_refuse(&v->r, MDM_ERR_PARSE, CMS_FAULT_ALG,
 		        "RFC 5652 5.3: signer key is not %s, as the signature algorithm says",
 		        v->key_type == EVP_PKEY_RSA ? "RSA" : "EC");
 	return MDM_OK;
@@ -2180,7 +2225,7 @@ static mdm_err cms_sig_check(struct cms_sig *v, CMS_SignerInfo *si, X509 *cert, 
 	if (v->has_attrs) {
 		CMS_SignerInfo_set1_signer_cert(si, cert);
 		if (CMS_SignerInfo_verify(si) != 1) {
-			rc = cms_refuse(&v->r, MDM_ERR_AUTH, SCEP_BAD_MESSAGE_CHECK,
+			rc = cms_refuse(&v->r, MDM_ERR_AUTH, CMS_FAULT_CHECK,
 			        "RFC 5652 5.4: signature over the signed attributes does not "
 			        "verify (%s)",
 			        cms_ossl_reason());
@@ -2192,7 +2237,7 @@ static mdm_err cms_sig_check(struct cms_sig *v, CMS_SignerInfo *si, X509 *cert, 
 		}
 		if ((int)mdlen != ASN1_STRING_length(v->message_digest) ||
 		        CRYPTO_memcmp(md, ASN1_STRING_get0_data(v->message_digest), mdlen) != 0)
-			rc = cms_refuse(&v->r, MDM_ERR_AUTH, SCEP_BAD_MESSAGE_CHECK,
+			rc = cms_refuse(&v->r, MDM_ERR_AUTH, CMS_FAULT_CHECK,
 			        "RFC 5652 5.4: messageDigest does not match the content");
 		goto out;
 	}
@@ -2202,7 +2247,7 @@ static mdm_err cms_sig_check(struct cms_sig *v, CMS_SignerInfo *si, X509 *cert, 
 		goto out;
 	}
 	if (EVP_DigestVerifyInit(ctx, NULL, v->md, NULL, pub) != 1) {
-		rc = cms_refuse(&v->r, MDM_ERR_PARSE, SCEP_BAD_ALG,
+		rc = cms_refuse(&v->r, MDM_ERR_PARSE, CMS_FAULT_ALG,
 		        "RFC 5652 5.4: EVP_DigestVerifyInit: signer key unusable (%s)",
 		        cms_ossl_reason());
 		goto out;
@@ -2210,7 +2255,7 @@ static mdm_err cms_sig_check(struct cms_sig *v, CMS_SignerInfo *si, X509 *cert, 
 	if (sig == NULL ||
 	        EVP_DigestVerify(ctx, ASN1_STRING_get0_data(sig), (size_t)ASN1_STRING_length(sig),
 	                c, len) != 1)
-		rc = cms_refuse(&v->r, MDM_ERR_AUTH, SCEP_BAD_MESSAGE_CHECK,
+		rc = cms_refuse(&v->r, MDM_ERR_AUTH, CMS_FAULT_CHECK,
 		        "RFC 5652 5.4: signature does not match the content");
 out:
 	EVP_MD_CTX_free(ctx);
@@ -2251,20 +2296,20 @@ static mdm_err cms_verify_signed(const uint8_t *sig, size_t siglen, size_t max,
 		return MDM_ERR_INVAL;
 	/* Before anything is allocated. */
 	if (siglen > max)
-		return cms_refuse(&v.r, MDM_ERR_LIMIT, SCEP_BAD_REQUEST,
+		return cms_refuse(&v.r, MDM_ERR_LIMIT, CMS_FAULT_FORM,
 		        "limit: signed message of %zu bytes exceeds %zu", siglen, max);
 	if (siglen == 0)
 		return cms_refuse(
-		        &v.r, MDM_ERR_PARSE, SCEP_BAD_REQUEST, "RFC 5652 3: empty signature");
+		        &v.r, MDM_ERR_PARSE, CMS_FAULT_FORM, "RFC 5652 3: empty signature");
 	if ((rc = cms_ready()) != MDM_OK)
 		return rc;
 
-	if ((rc = cms_decode_signed(&v.r, sig, siglen, "RFC 5652 5.1", "signature",
-	             SCEP_BAD_REQUEST, &cms, &si)) != MDM_OK)
+	if ((rc = cms_decode_signed(&v.r, sig, siglen, "RFC 5652 5.1", "signature", CMS_FAULT_FORM,
+	             &cms, &si)) != MDM_OK)
 		goto out;
 	/* Detached: the signed content is the request body, never what the message says. */
 	if (econtent == NULL && ((pos = CMS_get0_content(cms)) == NULL || *pos != NULL)) {
-		rc = cms_refuse(&v.r, MDM_ERR_PARSE, SCEP_BAD_REQUEST,
+		rc = cms_refuse(&v.r, MDM_ERR_PARSE, CMS_FAULT_FORM,
 		        "RFC 5652 5.2: encapsulated content present (a detached signature has "
 		        "none)");
 		goto out;
@@ -2272,7 +2317,7 @@ static mdm_err cms_verify_signed(const uint8_t *sig, size_t siglen, size_t max,
 	if (econtent != NULL) {
 		if ((pos = CMS_get0_content(cms)) == NULL || *pos == NULL ||
 		        ASN1_STRING_length(*pos) <= 0) {
-			rc = cms_refuse(&v.r, MDM_ERR_PARSE, SCEP_BAD_REQUEST,
+			rc = cms_refuse(&v.r, MDM_ERR_PARSE, CMS_FAULT_FORM,
 			        "RFC 5652 5.2: no encapsulated content (a signed message carries "
 			        "it)");
 			goto out;
@@ -2281,7 +2326,7 @@ static mdm_err cms_verify_signed(const uint8_t *sig, size_t siglen, size_t max,
 		len = (size_t)ASN1_STRING_length(*pos);
 	}
 	if (OBJ_obj2nid(CMS_get0_eContentType(cms)) != NID_pkcs7_data) {
-		rc = cms_refuse(&v.r, MDM_ERR_PARSE, SCEP_BAD_REQUEST,
+		rc = cms_refuse(&v.r, MDM_ERR_PARSE, CMS_FAULT_FORM,
 		        "RFC 5652 5.2: encapsulated content type is not id-data");
 		goto out;
 	}
