@@ -87,65 +87,106 @@ static const struct {
         {"22", SCEP_GETCRL},
 };
 
-static const struct {
-	int nid;
-	const char *name;
-} cms_digests[CMS_DIGEST__MAX] = {
-        [CMS_DIGEST_SHA1] = {NID_sha1, "sha1"},
-        [CMS_DIGEST_SHA256] = {NID_sha256, "sha256"},
-        [CMS_DIGEST_SHA512] = {NID_sha512, "sha512"},
+/*
+ * The algorithm policy: every digest, signature, content cipher and key
+ * transport algorithm any path reads or writes, once, with the paths that
+ * accept it.  The two reading paths differ: a SCEP pkiMessage (RFC 8894
+ * 3.5.2) is RSA only, since the CertRep is enveloped to the signer's key;
+ * Mdm-Signature and signed messages take what Apple devices sign with.
+ */
+enum cms_alg_kind { CMS_ALG_DIGEST, CMS_ALG_SIGNATURE, CMS_ALG_CIPHER, CMS_ALG_KEY_TRANSPORT };
+
+#define CMS_USE_SCEP   0x01u /* read in a pkiMessage or its pkcsPKIEnvelope */
+#define CMS_USE_SIGNED 0x02u /* read in Mdm-Signature and signed messages */
+#define CMS_USE_DES    0x04u /* read in a pkcsPKIEnvelope if the caller allows single DES */
+#define CMS_USE_BUILD  0x08u /* used in what we build */
+/* A signature algorithm that may also be written as its key's own OID (rsaEncryption). */
+#define CMS_ALG_BARE 0x10u
+
+struct cms_alg {
+	enum cms_alg_kind kind;
+	int nid;          /* a signature's: its key algorithm, with any digest accepted */
+	const char *name; /* ours, for logs */
+	int id;           /* enum cms_digest or enum cms_cipher; -1 for none */
+	unsigned flags;   /* CMS_USE_*, CMS_ALG_BARE */
+	const EVP_MD *(*md)(void);
+	const EVP_CIPHER *(*cipher)(void);
+	int key_type; /* a signature's signer key: EVP_PKEY_RSA or EVP_PKEY_EC */
 };
 
-static const struct {
-	int nid;
-	const char *name;
-} cms_ciphers[CMS_CIPHER__MAX] = {
-        [CMS_CIPHER_DES3] = {NID_des_ede3_cbc, "des-ede3-cbc"},
-        [CMS_CIPHER_AES128] = {NID_aes_128_cbc, "aes-128-cbc"},
-        [CMS_CIPHER_AES256] = {NID_aes_256_cbc, "aes-256-cbc"},
-        [CMS_CIPHER_DES] = {NID_des_cbc, "des-cbc"},
+#define BOTH (CMS_USE_SCEP | CMS_USE_SIGNED)
+static const struct cms_alg cms_algs[] = {
+        /* SHA-1 because Apple devices still sign with it (SCEP: config scep_allow_sha1). */
+        {CMS_ALG_DIGEST, NID_sha1, "sha1", CMS_DIGEST_SHA1, BOTH | CMS_USE_BUILD, .md = EVP_sha1},
+        {CMS_ALG_DIGEST, NID_sha256, "sha256", CMS_DIGEST_SHA256, BOTH | CMS_USE_BUILD,
+                .md = EVP_sha256},
+        {CMS_ALG_DIGEST, NID_sha384, "sha384", -1, CMS_USE_SIGNED, .md = EVP_sha384},
+        {CMS_ALG_DIGEST, NID_sha512, "sha512", CMS_DIGEST_SHA512, BOTH | CMS_USE_BUILD,
+                .md = EVP_sha512},
+        /* PKCS #1 v1.5 and ECDSA with the digest named; RSASSA-PSS and the rest refused. */
+        {CMS_ALG_SIGNATURE, NID_rsaEncryption, "rsa", -1, BOTH | CMS_ALG_BARE,
+                .key_type = EVP_PKEY_RSA},
+        {CMS_ALG_SIGNATURE, NID_X9_62_id_ecPublicKey, "ecdsa", -1, CMS_USE_SIGNED,
+                .key_type = EVP_PKEY_EC},
+        {CMS_ALG_CIPHER, NID_des_ede3_cbc, "des-ede3-cbc", CMS_CIPHER_DES3,
+                CMS_USE_SCEP | CMS_USE_BUILD, .cipher = EVP_des_ede3_cbc},
+        {CMS_ALG_CIPHER, NID_aes_128_cbc, "aes-128-cbc", CMS_CIPHER_AES128,
+                CMS_USE_SCEP | CMS_USE_BUILD, .cipher = EVP_aes_128_cbc},
+        {CMS_ALG_CIPHER, NID_aes_256_cbc, "aes-256-cbc", CMS_CIPHER_AES256,
+                CMS_USE_SCEP | CMS_USE_BUILD, .cipher = EVP_aes_256_cbc},
+        /* Read only (micromdm's scepclient 2.1 sends nothing else); never written. */
+        {CMS_ALG_CIPHER, NID_des_cbc, "des-cbc", CMS_CIPHER_DES, CMS_USE_DES, .cipher = NULL},
+        {CMS_ALG_KEY_TRANSPORT, NID_rsaEncryption, "rsaEncryption", -1, CMS_USE_SCEP, .md = NULL},
+        {CMS_ALG_KEY_TRANSPORT, NID_rsaesOaep, "rsaesOaep", -1, CMS_USE_SCEP, .md = NULL},
 };
+#undef BOTH
+
+/* The row of kind for nid that one of the use bits accepts; NULL if none. */
+static const struct cms_alg *cms_alg_find(enum cms_alg_kind kind, int nid, unsigned use)
+{
+	for (size_t i = 0; i < sizeof(cms_algs) / sizeof(cms_algs[0]); i++)
+		if (cms_algs[i].kind == kind && cms_algs[i].nid == nid && (cms_algs[i].flags & use))
+			return &cms_algs[i];
+	return NULL;
+}
+
+/* The row of kind named id (an enum cms_digest or cms_cipher); NULL if none. */
+static const struct cms_alg *cms_alg_by_id(enum cms_alg_kind kind, int id)
+{
+	for (size_t i = 0; id >= 0 && i < sizeof(cms_algs) / sizeof(cms_algs[0]); i++)
+		if (cms_algs[i].kind == kind && cms_algs[i].id == id)
+			return &cms_algs[i];
+	return NULL;
+}
 
 const char *cms_digest_str(enum cms_digest d)
 {
-	if ((unsigned)d >= CMS_DIGEST__MAX)
-		return "invalid";
-	return cms_digests[d].name;
+	const struct cms_alg *a = cms_alg_by_id(CMS_ALG_DIGEST, (int)d);
+
+	return a != NULL ? a->name : "invalid";
 }
 
 const char *cms_cipher_str(enum cms_cipher c)
 {
-	if ((unsigned)c >= CMS_CIPHER__MAX)
-		return "invalid";
-	return cms_ciphers[c].name;
+	const struct cms_alg *a = cms_alg_by_id(CMS_ALG_CIPHER, (int)c);
+
+	return a != NULL ? a->name : "invalid";
 }
 
+/* The digest for what we build; NULL for one we do not write. */
 static const EVP_MD *cms_md(enum cms_digest d)
 {
-	switch (d) {
-	case CMS_DIGEST_SHA1:
-		return EVP_sha1();
-	case CMS_DIGEST_SHA256:
-		return EVP_sha256();
-	case CMS_DIGEST_SHA512:
-		return EVP_sha512();
-	default:
-		return NULL;
-	}
+	const struct cms_alg *a = cms_alg_by_id(CMS_ALG_DIGEST, (int)d);
+
+	return a != NULL && (a->flags & CMS_USE_BUILD) ? a->md() : NULL;
 }
 
+/* The content cipher for what we build; NULL for one we do not write. */
 static const EVP_CIPHER *cms_evp_cipher(enum cms_cipher c)
 {
-	switch (c) {
-	case CMS_CIPHER_DES3:
-		return EVP_des_ede3_cbc();
-	case CMS_CIPHER_AES128:
-		return EVP_aes_128_cbc();
-	case CMS_CIPHER_AES256:
-		return EVP_aes_256_cbc();
-	default:
-		return NULL;
-	}
+	const struct cms_alg *a = cms_alg_by_id(CMS_ALG_CIPHER, (int)c);
+
+	return a != NULL && (a->flags & CMS_USE_BUILD) ? a->cipher() : NULL;
 }
 
 /*
@@ -725,8 +766,30 @@ static mdm_err cms_check_attrs(struct cms_parse *ps)
 	return MDM_OK;
 }
 
-/* The digest and signature algorithms, before any work is done with them. */
-static mdm_err cms_check_algs(struct cms_parse *ps, CMS_SignerInfo *si)
+/* How one reading path applies the table to a SignerInfo, and the words of its refusals. */
+struct cms_alg_policy {
+	unsigned use;           /* CMS_USE_SCEP or CMS_USE_SIGNED */
+	const char *rule;       /* cited when a digest or signature algorithm is refused */
+	const char *digests;    /* those accepted, as the refusal says */
+	const char *signatures; /* likewise */
+	int sig_params; /* signature algorithm parameters absent or NULL (not read by SCEP) */
+};
+
+static const struct cms_alg_policy cms_policy_scep = {CMS_USE_SCEP, "RFC 8894 3.5.2",
+        "SHA-1, SHA-256 or SHA-512", "RSA with the digest named", 0};
+static const struct cms_alg_policy cms_policy_signed = {CMS_USE_SIGNED, "RFC 5652 5.3",
+        "SHA-1, SHA-256, SHA-384 or SHA-512", "RSA PKCS #1 v1.5 or ECDSA with the digest named", 1};
+
+/*
+ * The SignerInfo's digest and signature algorithms under policy p, before
+ * anything is computed with them: *digest and *signature are their rows.
+ * lookup_only (the unverified SCEP parse): the digest is only looked up
+ * (*digest NULL when the policy refuses it) and nothing but missing
+ * algorithms is refused.
+ */
+static mdm_err cms_signer_algs(struct cms_refusal *r, CMS_SignerInfo *si,
+        const struct cms_alg_policy *p, int lookup_only, const struct cms_alg **digest,
+        const struct cms_alg **signature)
 {
 	X509_ALGOR *dig = NULL, *sig = NULL;
 	const ASN1_OBJECT *obj;
@@ -734,45 +797,53 @@ static mdm_err cms_check_algs(struct cms_parse *ps, CMS_SignerInfo *si)
 	int ptype, dnid, snid, sdig = NID_undef, spk = NID_undef;
 	char name[64];
 
+	*digest = NULL;
+	*signature = NULL;
 	CMS_SignerInfo_get0_algs(si, NULL, NULL, &dig, &sig);
 	if (dig == NULL || sig == NULL)
-		return cms_refuse(&ps->r, MDM_ERR_PARSE, CMS_FAULT_ALG,
+		return cms_refuse(r, MDM_ERR_PARSE, CMS_FAULT_ALG,
 		        "RFC 5652 5.3: SignerInfo without algorithms");
 	X509_ALGOR_get0(&obj, &ptype, &pval, dig);
 	dnid = OBJ_obj2nid(obj);
-	ps->m->digest = CMS_DIGEST__MAX;
-	for (int i = 0; i < CMS_DIGEST__MAX; i++)
-		if (dnid == cms_digests[i].nid)
-			ps->m->digest = (enum cms_digest)i;
-	/* Unverified: the digest is only recorded (CMS_DIGEST__MAX if refused). */
-	if (ps->unverified)
+	*digest = cms_alg_find(CMS_ALG_DIGEST, dnid, p->use);
+	if (lookup_only)
 		return MDM_OK;
-	if (ps->m->digest == CMS_DIGEST__MAX) {
+	if (*digest == NULL) {
 		OBJ_obj2txt(name, sizeof(name), obj, 0);
-		return cms_refuse(&ps->r, MDM_ERR_PARSE, CMS_FAULT_ALG,
-		        "RFC 8894 3.5.2: digest %s refused (SHA-1, SHA-256 or SHA-512 only)", name);
+		return cms_refuse(r, MDM_ERR_PARSE, CMS_FAULT_ALG,
+		        "%s: digest %s refused (%s only)", p->rule, name, p->digests);
 	}
 	if (ptype != V_ASN1_UNDEF && ptype != V_ASN1_NULL)
-		return cms_refuse(&ps->r, MDM_ERR_PARSE, CMS_FAULT_ALG,
+		return cms_refuse(r, MDM_ERR_PARSE, CMS_FAULT_ALG,
 		        "RFC 5754 2: digest parameters must be absent or NULL");
-	/*
-	 * RSA only: the CertRep is enveloped to the signer's key, which must
-	 * therefore be able to take key transport.  rsaEncryption is what
-	 * clients write; shaNWithRSAEncryption is accepted when it names the
-	 * digest actually used.
-	 */
-	X509_ALGOR_get0(&obj, NULL, NULL, sig);
+	/* The key's own OID where allowed, or a signature OID naming the digest used. */
+	X509_ALGOR_get0(&obj, &ptype, &pval, sig);
 	snid = OBJ_obj2nid(obj);
-	if (snid != NID_rsaEncryption &&
-	        (!OBJ_find_sigid_algs(snid, &sdig, &spk) || spk != NID_rsaEncryption ||
-	                sdig != dnid)) {
+	*signature = cms_alg_find(CMS_ALG_SIGNATURE, snid, p->use);
+	if (*signature != NULL && !((*signature)->flags & CMS_ALG_BARE))
+		*signature = NULL;
+	if (*signature == NULL && OBJ_find_sigid_algs(snid, &sdig, &spk) && sdig == dnid)
+		*signature = cms_alg_find(CMS_ALG_SIGNATURE, spk, p->use);
+	if (*signature == NULL) {
 		OBJ_obj2txt(name, sizeof(name), obj, 0);
-		return cms_refuse(&ps->r, MDM_ERR_PARSE, CMS_FAULT_ALG,
-		        "RFC 8894 3.5.2: signature algorithm %s refused (RSA with the digest "
-		        "named)",
-		        name);
+		return cms_refuse(r, MDM_ERR_PARSE, CMS_FAULT_ALG,
+		        "%s: signature algorithm %s refused (%s)", p->rule, name, p->signatures);
 	}
+	if (p->sig_params && ptype != V_ASN1_UNDEF && ptype != V_ASN1_NULL)
+		return cms_refuse(r, MDM_ERR_PARSE, CMS_FAULT_ALG,
+		        "RFC 5754 3: signature algorithm parameters must be absent or NULL");
 	return MDM_OK;
+}
+
+/* The SCEP policy; unverified, the digest is only recorded (CMS_DIGEST__MAX if refused). */
+static mdm_err cms_check_algs(struct cms_parse *ps, CMS_SignerInfo *si)
+{
+	const struct cms_alg *digest = NULL, *signature = NULL;
+	mdm_err rc =
+	        cms_signer_algs(&ps->r, si, &cms_policy_scep, ps->unverified, &digest, &signature);
+
+	ps->m->digest = digest != NULL ? (enum cms_digest)digest->id : CMS_DIGEST__MAX;
+	return rc;
 }
 
 /*
@@ -1084,6 +1155,7 @@ static mdm_err cms_envelope_cipher(
         struct cms_refusal *r, const uint8_t *der, size_t len, int allow_des, enum cms_cipher *out)
 {
 	SCEP_ENV_CI *ci;
+	const struct cms_alg *a;
 	const ASN1_OBJECT *obj;
 	int nid, trailing;
 	char name[64];
@@ -1104,9 +1176,9 @@ static mdm_err cms_envelope_cipher(
 	}
 	X509_ALGOR_get0(&obj, NULL, NULL, ci->env->eci->alg);
 	nid = OBJ_obj2nid(obj);
-	for (int i = 0; i < CMS_CIPHER__MAX; i++)
-		if (nid == cms_ciphers[i].nid && (i != CMS_CIPHER_DES || allow_des))
-			*out = (enum cms_cipher)i;
+	if ((a = cms_alg_find(CMS_ALG_CIPHER, nid, CMS_USE_SCEP | (allow_des ? CMS_USE_DES : 0))) !=
+	        NULL)
+		*out = (enum cms_cipher)a->id;
 	if (*out == CMS_CIPHER__MAX) {
 		OBJ_obj2txt(name, sizeof(name), obj, 0);
 		/* Single DES and RC2 are the usual suspects (sscep, old servers). */
@@ -1199,7 +1271,7 @@ static mdm_err cms_our_recipient(struct cms_refusal *r, CMS_ContentInfo *cms, X5
 				        "algorithm");
 			X509_ALGOR_get0(&obj, NULL, NULL, alg);
 			nid = OBJ_obj2nid(obj);
-			if (nid != NID_rsaEncryption && nid != NID_rsaesOaep)
+			if (cms_alg_find(CMS_ALG_KEY_TRANSPORT, nid, CMS_USE_SCEP) == NULL)
 				return cms_refuse(r, MDM_ERR_PARSE, CMS_FAULT_ALG,
 				        "RFC 8894 3.5.2: key transport %s refused (RSA only)",
 				        OBJ_nid2sn(nid));
@@ -2053,17 +2125,6 @@ mdm_err cms_sign_detached(struct x509_st *signer, struct evp_pkey_st *key, const
 	return cms_sign(&s, out, outlen);
 }
 
-/* Digests an Mdm-Signature may use: SHA-1 because Apple devices still sign with it. */
-static const struct {
-	int nid;
-	const EVP_MD *(*md)(void);
-} cms_sig_digests[] = {
-        {NID_sha1, EVP_sha1},
-        {NID_sha256, EVP_sha256},
-        {NID_sha384, EVP_sha384},
-        {NID_sha512, EVP_sha512},
-};
-
 /* What cms_verify_detached has learnt of the SignerInfo before any crypto runs. */
 struct cms_sig {
 	struct cms_refusal r;
@@ -2073,58 +2134,16 @@ struct cms_sig {
 	const ASN1_OCTET_STRING *message_digest; /* borrowed from the SignerInfo */
 };
 
-/* The digest and signature algorithms: an allow-list, before anything is computed. */
+/* The Mdm-Signature policy, before anything is computed. */
 static mdm_err cms_sig_algs(struct cms_sig *v, CMS_SignerInfo *si)
 {
-	X509_ALGOR *dig = NULL, *sig = NULL;
-	const ASN1_OBJECT *obj;
-	const void *pval;
-	int ptype, dnid, snid, sdig = NID_undef, spk = NID_undef;
-	char name[64];
+	const struct cms_alg *digest = NULL, *signature = NULL;
+	mdm_err rc = cms_signer_algs(&v->r, si, &cms_policy_signed, 0, &digest, &signature);
 
-	CMS_SignerInfo_get0_algs(si, NULL, NULL, &dig, &sig);
-	if (dig == NULL || sig == NULL)
-		return cms_refuse(&v->r, MDM_ERR_PARSE, CMS_FAULT_ALG,
-		        "RFC 5652 5.3: SignerInfo without algorithms");
-	X509_ALGOR_get0(&obj, &ptype, &pval, dig);
-	dnid = OBJ_obj2nid(obj);
-	for (size_t i = 0; i < sizeof(cms_sig_digests) / sizeof(cms_sig_digests[0]); i++)
-		if (dnid == cms_sig_digests[i].nid)
-			v->md = cms_sig_digests[i].md();
-	if (v->md == NULL) {
-		OBJ_obj2txt(name, sizeof(name), obj, 0);
-		return cms_refuse(&v->r, MDM_ERR_PARSE, CMS_FAULT_ALG,
-		        "RFC 5652 5.3: digest %s refused (SHA-1, SHA-256, SHA-384 or SHA-512 "
-		        "only)",
-		        name);
-	}
-	if (ptype != V_ASN1_UNDEF && ptype != V_ASN1_NULL)
-		return cms_refuse(&v->r, MDM_ERR_PARSE, CMS_FAULT_ALG,
-		        "RFC 5754 2: digest parameters must be absent or NULL");
-	/*
-	 * rsaEncryption (what devices write), or shaNWithRSAEncryption and
-	 * ecdsa-with-SHAN when they name the digest actually used.  RSASSA-PSS
-	 * and anything else is refused.
-	 */
-	X509_ALGOR_get0(&obj, &ptype, &pval, sig);
-	snid = OBJ_obj2nid(obj);
-	if (snid == NID_rsaEncryption)
-		v->key_type = EVP_PKEY_RSA;
-	else if (OBJ_find_sigid_algs(snid, &sdig, &spk) && sdig == dnid && spk == NID_rsaEncryption)
-		v->key_type = EVP_PKEY_RSA;
-	else if (OBJ_find_sigid_algs(snid, &sdig, &spk) && sdig == dnid &&
-	        spk == NID_X9_62_id_ecPublicKey)
-		v->key_type = EVP_PKEY_EC;
-	if (v->key_type == 0) {
-		OBJ_obj2txt(name, sizeof(name), obj, 0);
-		return cms_refuse(&v->r, MDM_ERR_PARSE, CMS_FAULT_ALG,
-		        "RFC 5652 5.3: signature algorithm %s refused (RSA PKCS #1 v1.5 or "
-		        "ECDSA with the digest named)",
-		        name);
-	}
-	if (ptype != V_ASN1_UNDEF && ptype != V_ASN1_NULL)
-		return cms_refuse(&v->r, MDM_ERR_PARSE, CMS_FAULT_ALG,
-		        "RFC 5754 3: signature algorithm parameters must be absent or NULL");
+	if (rc != MDM_OK)
+		return rc;
+	v->md = digest->md();
+	v->key_type = signature->key_type;
 	return MDM_OK;
 }
 
