@@ -17,6 +17,7 @@
 #include "cmstest.h"
 #include "log.h"
 #include "mdm_limits.h"
+#include "scep_msg.h"
 #include "suites.h"
 #include "vectors.h"
 
