@@ -33,7 +33,6 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
-#define DATA  "tests/unit/data/cms"
 #define SIG2  "nanomdm/cryptoutil/cryptoutil_test.go.extracted/mdmSignatureHeader2"
 #define SIG1  "nanomdm/cryptoutil/cryptoutil_test.go.extracted/mdmSignatureHeader1"
 #define BODY2 "nanomdm/cryptoutil/cryptoutil_test.go.extracted/mdmSignatureBody2.plist"
@@ -41,25 +40,6 @@
 /* Binary on purpose: CRLF, a bare LF, NUL and a non-UTF-8 byte must survive. */
 static const uint8_t body[] = "<plist>\r\n<dict>\n<key>Status</key>\0\xff</dict>\r\n";
 #define BODY_LEN (sizeof(body) - 1)
-
-/* ---- files ---- */
-
-static uint8_t *slurp(const char *path, size_t *lenp)
-{
-	FILE *fp;
-	uint8_t *buf;
-	size_t cap = 1 << 20;
-
-	*lenp = 0;
-	if ((fp = fopen(path, "rb")) == NULL)
-		return NULL;
-	buf = malloc(cap);
-	ck_assert_ptr_nonnull(buf);
-	*lenp = fread(buf, 1, cap, fp);
-	fclose(fp);
-	ck_assert_uint_lt(*lenp, cap);
-	return buf;
-}
 
 /* A vector under MDM_VECTORS (default ../shared/vectors); NULL and a note if absent. */
 static uint8_t *read_vector(const char *rel, size_t *lenp)
@@ -82,47 +62,14 @@ static uint8_t *read_vector(const char *rel, size_t *lenp)
 	return buf;
 }
 
-static X509 *pem_cert(const char *path)
-{
-	FILE *fp = fopen(path, "r");
-	X509 *x;
-
-	ck_assert_msg(fp != NULL, "%s missing (run from the repository root)", path);
-	x = PEM_read_X509(fp, NULL, NULL, NULL);
-	fclose(fp);
-	ck_assert_ptr_nonnull(x);
-	return x;
-}
-
-static EVP_PKEY *pem_key(const char *path)
-{
-	FILE *fp = fopen(path, "r");
-	EVP_PKEY *k;
-
-	ck_assert_msg(fp != NULL, "%s missing", path);
-	k = PEM_read_PrivateKey(fp, NULL, NULL, (void *)"");
-	fclose(fp);
-	ck_assert_ptr_nonnull(k);
-	return k;
-}
-
 /* ---- fixture ---- */
 
-static X509 *ca, *client, *issued, *ec, *other;
-static EVP_PKEY *ca_key, *client_key, *ec_key;
 static char tmpdir[64];
 
+/* The shared fixture (cmstest.c), and a directory for the openssl command line. */
 static void setup(void)
 {
-	log_set_level(MDM_LOG__MAX);
-	ca = pem_cert(DATA "/ca.pem");
-	client = pem_cert(DATA "/client.pem");
-	issued = pem_cert(DATA "/issued.pem"); /* client.key's, issued by ca */
-	ec = pem_cert(DATA "/ec.pem");
-	other = pem_cert(DATA "/other.pem");
-	ca_key = pem_key(DATA "/ca.key");
-	client_key = pem_key(DATA "/client.key");
-	ec_key = pem_key(DATA "/ec.key");
+	cmstest_setup();
 	tmpdir[0] = '\0';
 }
 
@@ -130,30 +77,14 @@ static void teardown(void)
 {
 	char cmd[128];
 
-	X509_free(ca);
-	X509_free(client);
-	X509_free(issued);
-	X509_free(ec);
-	X509_free(other);
-	EVP_PKEY_free(ca_key);
-	EVP_PKEY_free(client_key);
-	EVP_PKEY_free(ec_key);
 	if (tmpdir[0] != '\0') {
 		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
 		ck_assert_int_eq(system(cmd), 0);
 	}
-	log_set_level(MDM_LOG_INFO);
+	cmstest_teardown();
 }
 
 /* ---- helpers ---- */
-
-static size_t find(const uint8_t *hay, size_t n, const void *needle, size_t m)
-{
-	for (size_t i = 0; m > 0 && i + m <= n; i++)
-		if (memcmp(hay + i, needle, m) == 0)
-			return i;
-	return (size_t)-1;
-}
 
 static void verify_ok(
         const uint8_t *sig, size_t siglen, const uint8_t *c, size_t clen, X509 *want_signer)
