@@ -121,6 +121,15 @@ int openssl_verifies(const uint8_t *der, size_t len, const char *extra);
 /* Which AlgorithmIdentifier of the (only) SignerInfo cmstest_with_alg replaces. */
 enum cmstest_alg { CMSTEST_DIGEST_ALG, CMSTEST_SIGNATURE_ALG };
 
+/* One case of an algorithm policy test (test_cms_sig.c, test_scep_msg.c). */
+struct cmstest_alg_case {
+	int ec; /* signed by ec.pem rather than client.pem */
+	enum cmstest_alg which;
+	int nid, ptype; /* the replacement, as cmstest_with_alg takes it */
+	int want;       /* the path's verdict: an mdm_err or a SCEP failInfo */
+	const char *msg;
+};
+
 /*
  * The SignedData der with the SignerInfo's digest or signature algorithm
  * replaced by nid, with parameters of ptype (V_ASN1_UNDEF absent,

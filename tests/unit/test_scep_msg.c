@@ -943,13 +943,8 @@ END_TEST
  */
 START_TEST(alg_policy)
 {
-	static const struct {
-		int ec; /* signed by ec.pem rather than client.pem */
-		enum cmstest_alg which;
-		int nid, ptype;
-		enum scep_fail_info want; /* SCEP_FAIL_NONE: accepted */
-		const char *msg;
-	} cases[] = {
+	/* want: the failInfo, SCEP_FAIL_NONE when accepted */
+	static const struct cmstest_alg_case cases[] = {
 	        {0, CMSTEST_SIGNATURE_ALG, NID_rsaEncryption, V_ASN1_UNDEF, SCEP_FAIL_NONE, NULL},
 	        {0, CMSTEST_SIGNATURE_ALG, NID_rsaEncryption, V_ASN1_INTEGER, SCEP_FAIL_NONE, NULL},
 	        {0, CMSTEST_SIGNATURE_ALG, NID_sha256WithRSAEncryption, V_ASN1_NULL, SCEP_FAIL_NONE,
