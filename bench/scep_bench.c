@@ -14,6 +14,7 @@
  * Prints one line: `enrollments=N seconds=S per_second=R cpu_ms_per_enrollment=C`.
  */
 #include "cms.h"
+#include "scep_msg.h"
 #include "x509.h"
 
 #include <curl/curl.h>

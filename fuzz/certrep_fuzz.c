@@ -41,6 +41,7 @@
  */
 #include "cms.h"
 #include "log.h"
+#include "scep_msg.h"
 #include "x509.h"
 
 #include <stddef.h>

@@ -31,6 +31,7 @@
 #include "cms.h"
 #include "log.h"
 #include "mdm_limits.h"
+#include "scep_msg.h"
 
 #include <stddef.h>
 #include <stdint.h>

@@ -2,6 +2,7 @@
 #include "scep.h"
 #include "cms.h"
 #include "log.h"
+#include "scep_msg.h"
 #include "x509.h"
 
 #include <stdio.h>

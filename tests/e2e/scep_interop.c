@@ -10,6 +10,7 @@
 #include "base64.h"
 #include "cms.h"
 #include "db.h"
+#include "scep_msg.h"
 
 #include <check.h>
 #include <openssl/evp.h>

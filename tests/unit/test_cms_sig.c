@@ -15,6 +15,7 @@
  */
 #include "base64.h"
 #include "cms.h"
+#include "cmstest.h"
 #include "log.h"
 #include "suites.h"
 
@@ -28,10 +29,10 @@
 #include <openssl/cms.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/objects.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
-#define DATA  "tests/unit/data/cms"
 #define SIG2  "nanomdm/cryptoutil/cryptoutil_test.go.extracted/mdmSignatureHeader2"
 #define SIG1  "nanomdm/cryptoutil/cryptoutil_test.go.extracted/mdmSignatureHeader1"
 #define BODY2 "nanomdm/cryptoutil/cryptoutil_test.go.extracted/mdmSignatureBody2.plist"
@@ -39,25 +40,6 @@
 /* Binary on purpose: CRLF, a bare LF, NUL and a non-UTF-8 byte must survive. */
 static const uint8_t body[] = "<plist>\r\n<dict>\n<key>Status</key>\0\xff</dict>\r\n";
 #define BODY_LEN (sizeof(body) - 1)
-
-/* ---- files ---- */
-
-static uint8_t *slurp(const char *path, size_t *lenp)
-{
-	FILE *fp;
-	uint8_t *buf;
-	size_t cap = 1 << 20;
-
-	*lenp = 0;
-	if ((fp = fopen(path, "rb")) == NULL)
-		return NULL;
-	buf = malloc(cap);
-	ck_assert_ptr_nonnull(buf);
-	*lenp = fread(buf, 1, cap, fp);
-	fclose(fp);
-	ck_assert_uint_lt(*lenp, cap);
-	return buf;
-}
 
 /* A vector under MDM_VECTORS (default ../shared/vectors); NULL and a note if absent. */
 static uint8_t *read_vector(const char *rel, size_t *lenp)
@@ -80,47 +62,14 @@ static uint8_t *read_vector(const char *rel, size_t *lenp)
 	return buf;
 }
 
-static X509 *pem_cert(const char *path)
-{
-	FILE *fp = fopen(path, "r");
-	X509 *x;
-
-	ck_assert_msg(fp != NULL, "%s missing (run from the repository root)", path);
-	x = PEM_read_X509(fp, NULL, NULL, NULL);
-	fclose(fp);
-	ck_assert_ptr_nonnull(x);
-	return x;
-}
-
-static EVP_PKEY *pem_key(const char *path)
-{
-	FILE *fp = fopen(path, "r");
-	EVP_PKEY *k;
-
-	ck_assert_msg(fp != NULL, "%s missing", path);
-	k = PEM_read_PrivateKey(fp, NULL, NULL, (void *)"");
-	fclose(fp);
-	ck_assert_ptr_nonnull(k);
-	return k;
-}
-
 /* ---- fixture ---- */
 
-static X509 *ca, *client, *issued, *ec, *other;
-static EVP_PKEY *ca_key, *client_key, *ec_key;
 static char tmpdir[64];
 
+/* The shared fixture (cmstest.c), and a directory for the openssl command line. */
 static void setup(void)
 {
-	log_set_level(MDM_LOG__MAX);
-	ca = pem_cert(DATA "/ca.pem");
-	client = pem_cert(DATA "/client.pem");
-	issued = pem_cert(DATA "/issued.pem"); /* client.key's, issued by ca */
-	ec = pem_cert(DATA "/ec.pem");
-	other = pem_cert(DATA "/other.pem");
-	ca_key = pem_key(DATA "/ca.key");
-	client_key = pem_key(DATA "/client.key");
-	ec_key = pem_key(DATA "/ec.key");
+	cmstest_setup();
 	tmpdir[0] = '\0';
 }
 
@@ -128,30 +77,14 @@ static void teardown(void)
 {
 	char cmd[128];
 
-	X509_free(ca);
-	X509_free(client);
-	X509_free(issued);
-	X509_free(ec);
-	X509_free(other);
-	EVP_PKEY_free(ca_key);
-	EVP_PKEY_free(client_key);
-	EVP_PKEY_free(ec_key);
 	if (tmpdir[0] != '\0') {
 		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
 		ck_assert_int_eq(system(cmd), 0);
 	}
-	log_set_level(MDM_LOG_INFO);
+	cmstest_teardown();
 }
 
 /* ---- helpers ---- */
-
-static size_t find(const uint8_t *hay, size_t n, const void *needle, size_t m)
-{
-	for (size_t i = 0; m > 0 && i + m <= n; i++)
-		if (memcmp(hay + i, needle, m) == 0)
-			return i;
-	return (size_t)-1;
-}
 
 static void verify_ok(
         const uint8_t *sig, size_t siglen, const uint8_t *c, size_t clen, X509 *want_signer)
@@ -644,6 +577,62 @@ START_TEST(logs_once)
 }
 END_TEST
 
+/*
+ * The algorithm policy, one AlgorithmIdentifier of a good signature
+ * changed at a time (the signature over the attributes still holds).
+ */
+START_TEST(alg_policy)
+{
+	/* want: the mdm_err */
+	static const struct cmstest_alg_case cases[] = {
+	        {0, CMSTEST_SIGNATURE_ALG, NID_rsaEncryption, V_ASN1_UNDEF, MDM_OK, NULL},
+	        {0, CMSTEST_SIGNATURE_ALG, NID_sha256WithRSAEncryption, V_ASN1_NULL, MDM_OK, NULL},
+	        {0, CMSTEST_SIGNATURE_ALG, NID_sha256WithRSAEncryption, V_ASN1_UNDEF, MDM_OK, NULL},
+	        {0, CMSTEST_SIGNATURE_ALG, NID_sha1WithRSAEncryption, V_ASN1_NULL, MDM_ERR_PARSE,
+	                "signature algorithm"},
+	        {0, CMSTEST_SIGNATURE_ALG, NID_rsaEncryption, V_ASN1_INTEGER, MDM_ERR_PARSE,
+	                "RFC 5754 3"},
+	        {0, CMSTEST_SIGNATURE_ALG, NID_ecdsa_with_SHA256, V_ASN1_UNDEF, MDM_ERR_PARSE,
+	                "signer key is not EC"},
+	        {0, CMSTEST_SIGNATURE_ALG, NID_rsassaPss, V_ASN1_UNDEF, MDM_ERR_PARSE,
+	                "signature algorithm"},
+	        {0, CMSTEST_SIGNATURE_ALG, NID_md5WithRSAEncryption, V_ASN1_NULL, MDM_ERR_PARSE,
+	                "signature algorithm"},
+	        {0, CMSTEST_DIGEST_ALG, NID_sha256, V_ASN1_UNDEF, MDM_OK, NULL},
+	        {0, CMSTEST_DIGEST_ALG, NID_sha256, V_ASN1_INTEGER, MDM_ERR_PARSE, "RFC 5754 2"},
+	        {0, CMSTEST_DIGEST_ALG, NID_md5, V_ASN1_NULL, MDM_ERR_PARSE, "digest md5"},
+	        {0, CMSTEST_DIGEST_ALG, NID_sha224, V_ASN1_NULL, MDM_ERR_PARSE, "digest sha224"},
+	        /* SHA-384 passes the policy: only the messageDigest's size is then wrong. */
+	        {0, CMSTEST_DIGEST_ALG, NID_sha384, V_ASN1_NULL, MDM_ERR_PARSE, "digest's size"},
+	        {1, CMSTEST_SIGNATURE_ALG, NID_ecdsa_with_SHA256, V_ASN1_UNDEF, MDM_OK, NULL},
+	        {1, CMSTEST_SIGNATURE_ALG, NID_ecdsa_with_SHA256, V_ASN1_NULL, MDM_OK, NULL},
+	        {1, CMSTEST_SIGNATURE_ALG, NID_ecdsa_with_SHA1, V_ASN1_UNDEF, MDM_ERR_PARSE,
+	                "signature algorithm"},
+	        {1, CMSTEST_SIGNATURE_ALG, NID_X9_62_id_ecPublicKey, V_ASN1_UNDEF, MDM_ERR_PARSE,
+	                "signature algorithm"},
+	        {1, CMSTEST_SIGNATURE_ALG, NID_rsaEncryption, V_ASN1_NULL, MDM_ERR_PARSE,
+	                "signer key is not RSA"},
+	        {1, CMSTEST_SIGNATURE_ALG, NID_sha256WithRSAEncryption, V_ASN1_NULL, MDM_ERR_PARSE,
+	                "signer key is not RSA"},
+	};
+	uint8_t *der, *mut;
+	size_t len, mlen;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		der = sign_detached(cases[i].ec ? ec : client, cases[i].ec ? ec_key : client_key,
+		        body, BODY_LEN, &len);
+		mut = cmstest_with_alg(
+		        der, len, cases[i].which, cases[i].nid, cases[i].ptype, &mlen);
+		if (cases[i].want == MDM_OK)
+			verify_ok(mut, mlen, body, BODY_LEN, cases[i].ec ? ec : client);
+		else
+			verify_refused(mut, mlen, body, BODY_LEN, cases[i].want, cases[i].msg);
+		free(mut);
+		free(der);
+	}
+}
+END_TEST
+
 Suite *cms_sig_suite(void)
 {
 	Suite *s = suite_create("cms_sig");
@@ -660,6 +649,7 @@ Suite *cms_sig_suite(void)
 	tcase_add_test(tc, cli_refusals);
 	tcase_add_test(tc, malformed);
 	tcase_add_test(tc, logs_once);
+	tcase_add_test(tc, alg_policy);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -13,6 +13,7 @@
 #include "log.h"
 #include "migrate.h"
 #include "scep.h"
+#include "scep_msg.h"
 #include "suites.h"
 #include "vectors.h"
 #include "x509.h"
