@@ -23,7 +23,7 @@ const uint8_t nonce16[SCEP_NONCE_LEN] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 
 
 /* ---- files ---- */
 
-uint8_t *slurp(const char *path, size_t *lenp)
+uint8_t *ct_slurp(const char *path, size_t *lenp)
 {
 	FILE *fp;
 	uint8_t *buf;
@@ -84,7 +84,7 @@ void cmstest_setup(void)
 	client_key = pem_key(DATA "/client.key");
 	other_key = pem_key(DATA "/other.key");
 	ec_key = pem_key(DATA "/ec.key");
-	csr = slurp(DATA "/csr.der", &csr_len);
+	csr = ct_slurp(DATA "/csr.der", &csr_len);
 	ck_assert_ptr_nonnull(csr);
 }
 
@@ -105,7 +105,7 @@ void cmstest_teardown(void)
 
 /* ---- helpers ---- */
 
-size_t find(const uint8_t *hay, size_t n, const void *needle, size_t m)
+size_t ct_find(const uint8_t *hay, size_t n, const void *needle, size_t m)
 {
 	for (size_t i = 0; m > 0 && i + m <= n; i++)
 		if (memcmp(hay + i, needle, m) == 0)
@@ -113,7 +113,7 @@ size_t find(const uint8_t *hay, size_t n, const void *needle, size_t m)
 	return (size_t)-1;
 }
 
-struct cms_scep_msg *parse_ok(const uint8_t *der, size_t len)
+struct cms_scep_msg *ct_parse_ok(const uint8_t *der, size_t len)
 {
 	char err[256];
 	enum scep_fail_info f = SCEP_BAD_ALG;
@@ -129,7 +129,7 @@ struct cms_scep_msg *parse_ok(const uint8_t *der, size_t len)
 }
 
 /* Refused with want, failInfo wantf (ANY_FAIL: any) and msg in the rule. */
-void check_refused(
+void ct_check_refused(
         const uint8_t *der, size_t len, mdm_err want, enum scep_fail_info wantf, const char *msg)
 {
 	char err[256];
@@ -149,7 +149,7 @@ void check_refused(
 	ck_assert_msg(ERR_peek_error() == 0, "OpenSSL error queue not empty");
 }
 
-struct cms_request_params req_params(void)
+struct cms_request_params ct_req_params(void)
 {
 	struct cms_request_params p;
 
@@ -168,7 +168,7 @@ struct cms_request_params req_params(void)
 	return p;
 }
 
-uint8_t *request(const struct cms_request_params *p, size_t *len)
+uint8_t *ct_request(const struct cms_request_params *p, size_t *len)
 {
 	uint8_t *der = NULL;
 	mdm_err e = cms_scep_request(p, &der, len);
@@ -178,7 +178,7 @@ uint8_t *request(const struct cms_request_params *p, size_t *len)
 	return der;
 }
 
-struct cms_certrep_params rep_params(enum scep_pki_status st)
+struct cms_certrep_params ct_rep_params(enum scep_pki_status st)
 {
 	static X509 *certs[2];
 	struct cms_certrep_params p;
@@ -202,7 +202,7 @@ struct cms_certrep_params rep_params(enum scep_pki_status st)
 	return p;
 }
 
-uint8_t *certrep(const struct cms_certrep_params *p, size_t *len)
+uint8_t *ct_certrep(const struct cms_certrep_params *p, size_t *len)
 {
 	uint8_t *der = NULL;
 	mdm_err e = cms_scep_certrep(p, &der, len);
@@ -212,7 +212,7 @@ uint8_t *certrep(const struct cms_certrep_params *p, size_t *len)
 	return der;
 }
 
-uint8_t *decrypt_ok(const struct cms_scep_msg *m, EVP_PKEY *key, X509 *cert, size_t *len,
+uint8_t *ct_decrypt_ok(const struct cms_scep_msg *m, EVP_PKEY *key, X509 *cert, size_t *len,
         enum cms_cipher *cipher)
 {
 	uint8_t *out = NULL;
@@ -226,7 +226,7 @@ uint8_t *decrypt_ok(const struct cms_scep_msg *m, EVP_PKEY *key, X509 *cert, siz
 	return out;
 }
 
-void decrypt_refused(
+void ct_decrypt_refused(
         const struct cms_scep_msg *m, EVP_PKEY *key, X509 *cert, enum scep_fail_info wantf)
 {
 	uint8_t *out = (uint8_t *)&out;
@@ -242,7 +242,7 @@ void decrypt_refused(
 	ck_assert_msg(ERR_peek_error() == 0, "OpenSSL error queue not empty");
 }
 
-int has_cert(X509 **v, size_t n, X509 *x)
+int ct_has_cert(X509 **v, size_t n, X509 *x)
 {
 	for (size_t i = 0; i < n; i++)
 		if (X509_cmp(v[i], x) == 0)
@@ -250,7 +250,7 @@ int has_cert(X509 **v, size_t n, X509 *x)
 	return 0;
 }
 
-void free_certs(X509 **v, size_t n)
+void ct_free_certs(X509 **v, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		X509_free(v[i]);
@@ -260,7 +260,7 @@ void free_certs(X509 **v, size_t n)
 /* ---- hostile messages, built with OpenSSL directly ---- */
 
 /* The attributes of a valid PKCSReq. */
-struct raw_opts raw_default(void)
+struct raw_opts ct_raw_default(void)
 {
 	struct raw_opts o;
 
@@ -313,7 +313,7 @@ static void raw_add_attr(CMS_SignerInfo *si, const struct raw_attr *a, int two_v
 	ASN1_OBJECT_free(obj);
 }
 
-uint8_t *raw_build(const struct raw_opts *o, size_t *len)
+uint8_t *ct_raw_build(const struct raw_opts *o, size_t *len)
 {
 	unsigned int flags = CMS_BINARY | CMS_PARTIAL | CMS_NOSMIMECAP;
 	CMS_ContentInfo *cms = CMS_sign(NULL, NULL, NULL, NULL, flags);
@@ -366,18 +366,19 @@ uint8_t *raw_build(const struct raw_opts *o, size_t *len)
 	return out;
 }
 
-void raw_refused(const struct raw_opts *o, mdm_err want, enum scep_fail_info wantf, const char *msg)
+void ct_raw_refused(
+        const struct raw_opts *o, mdm_err want, enum scep_fail_info wantf, const char *msg)
 {
 	size_t len;
-	uint8_t *der = raw_build(o, &len);
+	uint8_t *der = ct_raw_build(o, &len);
 
-	check_refused(der, len, want, wantf, msg);
+	ct_check_refused(der, len, want, wantf, msg);
 	free(der);
 }
 
 /* ---- cms_scep_parse_unverified ---- */
 
-struct cms_scep_msg *unverified_ok(const uint8_t *der, size_t len)
+struct cms_scep_msg *ct_unverified_ok(const uint8_t *der, size_t len)
 {
 	char err[256];
 	enum scep_fail_info f = SCEP_BAD_ALG;
@@ -394,7 +395,7 @@ struct cms_scep_msg *unverified_ok(const uint8_t *der, size_t len)
 }
 
 /* Refused by both parsers with the same code, failInfo and rule. */
-void both_refused(
+void ct_both_refused(
         const uint8_t *der, size_t len, mdm_err want, enum scep_fail_info wantf, const char *msg)
 {
 	char err[256], err2[256];
@@ -402,7 +403,7 @@ void both_refused(
 	struct cms_scep_msg *m = (struct cms_scep_msg *)err; /* must be cleared on entry */
 	mdm_err e;
 
-	check_refused(der, len, want, wantf, msg);
+	ct_check_refused(der, len, want, wantf, msg);
 	ck_assert_int_eq(cms_scep_parse(der, len, &m, &f, err, sizeof(err)), want);
 	ck_assert_ptr_null(m);
 	m = (struct cms_scep_msg *)err2;
@@ -416,7 +417,7 @@ void both_refused(
 }
 
 /* Verified and unverified parses of one message read the same fields. */
-void same_fields(const struct cms_scep_msg *a, const struct cms_scep_msg *b)
+void ct_same_fields(const struct cms_scep_msg *a, const struct cms_scep_msg *b)
 {
 	ck_assert_int_eq(a->message_type, b->message_type);
 	ck_assert_str_eq(a->transaction_id, b->transaction_id);
@@ -428,7 +429,7 @@ void same_fields(const struct cms_scep_msg *a, const struct cms_scep_msg *b)
 	ck_assert_uint_eq(a->envelope_len, b->envelope_len);
 }
 
-int openssl_verifies(const uint8_t *der, size_t len, const char *extra)
+int ct_openssl_verifies(const uint8_t *der, size_t len, const char *extra)
 {
 	char path[] = "/tmp/cms-test-XXXXXX", cmd[512];
 	int fd = mkstemp(path), rc;

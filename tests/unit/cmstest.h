@@ -51,37 +51,37 @@ void cmstest_teardown(void);
 /* ---- files ---- */
 
 /* A file under 1 MiB (malloc'd), or NULL if it cannot be opened. */
-uint8_t *slurp(const char *path, size_t *lenp);
+uint8_t *ct_slurp(const char *path, size_t *lenp);
 X509 *pem_cert(const char *path);
 /* Unencrypted, or (the micromdm test CA) encrypted with an empty passphrase. */
 EVP_PKEY *pem_key(const char *path);
 /* Where needle first occurs in hay; (size_t)-1 if nowhere. */
-size_t find(const uint8_t *hay, size_t n, const void *needle, size_t m);
+size_t ct_find(const uint8_t *hay, size_t n, const void *needle, size_t m);
 
 /* ---- SCEP wrappers that assert ---- */
 
-struct cms_scep_msg *parse_ok(const uint8_t *der, size_t len);
+struct cms_scep_msg *ct_parse_ok(const uint8_t *der, size_t len);
 /* Refused with want, failInfo wantf (ANY_FAIL: any) and msg in the rule. */
-void check_refused(
+void ct_check_refused(
         const uint8_t *der, size_t len, mdm_err want, enum scep_fail_info wantf, const char *msg);
 /* A valid PKCSReq's parameters, client to ca (SHA-256, AES-128, a challenge). */
-struct cms_request_params req_params(void);
-uint8_t *request(const struct cms_request_params *p, size_t *len);
+struct cms_request_params ct_req_params(void);
+uint8_t *ct_request(const struct cms_request_params *p, size_t *len);
 /* A CertRep of status st from ca to client (SUCCESS: issued and ca enveloped). */
-struct cms_certrep_params rep_params(enum scep_pki_status st);
-uint8_t *certrep(const struct cms_certrep_params *p, size_t *len);
-uint8_t *decrypt_ok(const struct cms_scep_msg *m, EVP_PKEY *key, X509 *cert, size_t *len,
+struct cms_certrep_params ct_rep_params(enum scep_pki_status st);
+uint8_t *ct_certrep(const struct cms_certrep_params *p, size_t *len);
+uint8_t *ct_decrypt_ok(const struct cms_scep_msg *m, EVP_PKEY *key, X509 *cert, size_t *len,
         enum cms_cipher *cipher);
-void decrypt_refused(
+void ct_decrypt_refused(
         const struct cms_scep_msg *m, EVP_PKEY *key, X509 *cert, enum scep_fail_info wantf);
-int has_cert(X509 **v, size_t n, X509 *x);
-void free_certs(X509 **v, size_t n);
-struct cms_scep_msg *unverified_ok(const uint8_t *der, size_t len);
+int ct_has_cert(X509 **v, size_t n, X509 *x);
+void ct_free_certs(X509 **v, size_t n);
+struct cms_scep_msg *ct_unverified_ok(const uint8_t *der, size_t len);
 /* Refused by both parsers with the same code, failInfo and rule. */
-void both_refused(
+void ct_both_refused(
         const uint8_t *der, size_t len, mdm_err want, enum scep_fail_info wantf, const char *msg);
 /* Verified and unverified parses of one message read the same fields. */
-void same_fields(const struct cms_scep_msg *a, const struct cms_scep_msg *b);
+void ct_same_fields(const struct cms_scep_msg *a, const struct cms_scep_msg *b);
 
 /* ---- hostile messages, built with OpenSSL directly ---- */
 
@@ -110,13 +110,13 @@ struct raw_opts {
 };
 
 /* The attributes of a valid PKCSReq. */
-struct raw_opts raw_default(void);
-uint8_t *raw_build(const struct raw_opts *o, size_t *len);
-void raw_refused(
+struct raw_opts ct_raw_default(void);
+uint8_t *ct_raw_build(const struct raw_opts *o, size_t *len);
+void ct_raw_refused(
         const struct raw_opts *o, mdm_err want, enum scep_fail_info wantf, const char *msg);
 
 /* Whether "openssl cms -verify -noverify" (with extra options) accepts der. */
-int openssl_verifies(const uint8_t *der, size_t len, const char *extra);
+int ct_openssl_verifies(const uint8_t *der, size_t len, const char *extra);
 
 /* Which AlgorithmIdentifier of the (only) SignerInfo cmstest_with_alg replaces. */
 enum cmstest_alg { CMSTEST_DIGEST_ALG, CMSTEST_SIGNATURE_ALG };

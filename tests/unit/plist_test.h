@@ -22,15 +22,15 @@
 #define FTR "</plist>\n"
 
 /* A file read whole (at most PLIST_MAX_BYTES + 1 bytes); NULL when it cannot be opened. */
-char *read_file(const char *path, size_t *lenp);
+char *pt_read_file(const char *path, size_t *lenp);
 /* Parsed with no message; the tree is the caller's. */
-plist *parse_ok(const char *buf, size_t len);
-plist *parse_str_ok(const char *s);
+plist *pt_parse_ok(const char *buf, size_t len);
+plist *pt_parse_str_ok(const char *s);
 /* Serialized, *lenp the length; free(3). */
-char *serialize_ok(const plist *p, size_t *lenp);
-void check_roundtrip(const plist *t, const char *what);
-void check_refused_len(const char *buf, size_t len, mdm_err want, const char *msg);
-void check_refused(const char *doc, mdm_err want, const char *msg);
+char *pt_serialize_ok(const plist *p, size_t *lenp);
+void pt_check_roundtrip(const plist *t, const char *what);
+void pt_check_refused_len(const char *buf, size_t len, mdm_err want, const char *msg);
+void pt_check_refused(const char *doc, mdm_err want, const char *msg);
 
 /* The tcases of test_plist_parse.c and test_plist_write.c, for plist_suite. */
 void plist_parse_tcases(Suite *s);

@@ -62,9 +62,9 @@ START_TEST(vector_getcacert)
 		        cms_certs_only_parse(der, len, &certs, &n) == MDM_OK, "%s", v[i].path);
 		ck_assert_uint_eq(n, v[i].n);
 		ck_assert_ptr_nonnull(certs[n - 1]);
-		free_certs(certs, n);
+		ct_free_certs(certs, n);
 		/* Not a pkiMessage: no SignerInfo. */
-		check_refused(der, len, MDM_ERR_PARSE, SCEP_BAD_MESSAGE_CHECK, "0 SignerInfos");
+		ct_check_refused(der, len, MDM_ERR_PARSE, SCEP_BAD_MESSAGE_CHECK, "0 SignerInfos");
 		/* Trailing garbage is refused here too. */
 		der[len] = 0;
 		certs = (X509 **)rel;
@@ -107,13 +107,13 @@ START_TEST(vector_apple_corpus)
 			if (de->d_name[0] == '.')
 				continue;
 			snprintf(file, sizeof(file), "%s/%s", path, de->d_name);
-			if ((der = slurp(file, &len)) == NULL)
+			if ((der = ct_slurp(file, &len)) == NULL)
 				continue;
-			check_refused(der, len,
+			ct_check_refused(der, len,
 			        len > MDM_MAX_BODY_SCEP ? MDM_ERR_LIMIT : MDM_ERR_PARSE, ANY_FAIL,
 			        NULL);
 			if (cms_certs_only_parse(der, len, &certs, &n) == MDM_OK)
-				free_certs(certs, n);
+				ct_free_certs(certs, n);
 			ck_assert(ERR_peek_error() == 0);
 			free(der);
 			total++;
@@ -142,8 +142,8 @@ START_TEST(certs_only)
 	ck_assert_int_eq(cms_certs_only(v, 3, &der, &len), MDM_OK);
 	ck_assert_int_eq(cms_certs_only_parse(der, len, &certs, &n), MDM_OK);
 	ck_assert_uint_eq(n, 2);
-	ck_assert(has_cert(certs, n, ca) && has_cert(certs, n, issued));
-	free_certs(certs, n);
+	ck_assert(ct_has_cert(certs, n, ca) && ct_has_cert(certs, n, issued));
+	ct_free_certs(certs, n);
 	/* RFC 8894 3.4: encapsulated content absent. */
 	q = der;
 	cms = d2i_CMS_ContentInfo(NULL, &q, (long)len);
@@ -157,7 +157,7 @@ START_TEST(certs_only)
 	/* GetNextCACert: signed by the CA, the certs-only inside. */
 	ck_assert_int_eq(cms_sign_certs_only(ca, ca_key, v, 2, &der, &len), MDM_OK);
 	if (system("openssl version >/dev/null 2>&1") == 0)
-		ck_assert(openssl_verifies(der, len, ""));
+		ck_assert(ct_openssl_verifies(der, len, ""));
 	q = der;
 	cms = d2i_CMS_ContentInfo(NULL, &q, (long)len);
 	ck_assert_ptr_nonnull(cms);
@@ -176,7 +176,7 @@ START_TEST(certs_only)
 	ck_assert_int_eq(
 	        cms_certs_only_parse((uint8_t *)content, (size_t)clen, &certs, &n), MDM_OK);
 	ck_assert_uint_eq(n, 2);
-	free_certs(certs, n);
+	ct_free_certs(certs, n);
 	/* A signed message is not certificates-only. */
 	ck_assert_int_eq(cms_certs_only_parse(der, len, &certs, &n), MDM_ERR_PARSE);
 	ck_assert_ptr_null(certs);

@@ -57,7 +57,7 @@ static uint8_t *read_vector(const char *rel, size_t *lenp)
 		return NULL;
 	}
 	snprintf(path, sizeof(path), "%s/%s", dir, rel);
-	if ((buf = slurp(path, lenp)) == NULL)
+	if ((buf = ct_slurp(path, lenp)) == NULL)
 		printf("cms_sig: vector %s missing; skipped\n", path);
 	return buf;
 }
@@ -140,7 +140,7 @@ static size_t signature_offset(const uint8_t *der, size_t len)
 	ck_assert_ptr_nonnull(cms);
 	sig = CMS_SignerInfo_get0_signature(sk_CMS_SignerInfo_value(CMS_get0_SignerInfos(cms), 0));
 	ck_assert_ptr_nonnull(sig);
-	off = find(der, len, ASN1_STRING_get0_data(sig), (size_t)ASN1_STRING_length(sig));
+	off = ct_find(der, len, ASN1_STRING_get0_data(sig), (size_t)ASN1_STRING_length(sig));
 	ck_assert_uint_ne(off, (size_t)-1);
 	CMS_ContentInfo_free(cms);
 	return off + 10;
@@ -178,7 +178,7 @@ static uint8_t *get(const char *name, size_t *n)
 	char path[256];
 
 	snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
-	return slurp(path, n);
+	return ct_slurp(path, n);
 }
 
 /* Runs "openssl ARGS" in tmpdir with D the test data; 1 on exit status 0. */

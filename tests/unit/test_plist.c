@@ -38,7 +38,7 @@ static const char *const apple_written_vectors[] = {
         "nanomdm/docs/enroll.mobileconfig",
 };
 
-char *read_file(const char *path, size_t *lenp)
+char *pt_read_file(const char *path, size_t *lenp)
 {
 	FILE *fp;
 	char *buf;
@@ -55,7 +55,7 @@ char *read_file(const char *path, size_t *lenp)
 	return buf;
 }
 
-plist *parse_ok(const char *buf, size_t len)
+plist *pt_parse_ok(const char *buf, size_t len)
 {
 	char err[256];
 	plist *p = NULL;
@@ -67,12 +67,12 @@ plist *parse_ok(const char *buf, size_t len)
 	return p;
 }
 
-plist *parse_str_ok(const char *s)
+plist *pt_parse_str_ok(const char *s)
 {
-	return parse_ok(s, strlen(s));
+	return pt_parse_ok(s, strlen(s));
 }
 
-char *serialize_ok(const plist *p, size_t *lenp)
+char *pt_serialize_ok(const plist *p, size_t *lenp)
 {
 	char *out = NULL;
 	mdm_err e = plist_serialize(p, &out, lenp);
@@ -84,18 +84,18 @@ char *serialize_ok(const plist *p, size_t *lenp)
 }
 
 /* parse(serialize(t)) equals t, and serializing again gives the same bytes. */
-void check_roundtrip(const plist *t, const char *what)
+void pt_check_roundtrip(const plist *t, const char *what)
 {
 	char *s1, *s2, err[256];
 	size_t n1, n2;
 	plist *u = NULL;
 	mdm_err e;
 
-	s1 = serialize_ok(t, &n1);
+	s1 = pt_serialize_ok(t, &n1);
 	e = plist_parse_ex(s1, n1, &u, err, sizeof(err));
 	ck_assert_msg(e == MDM_OK, "%s: reparse failed: %s", what, err);
 	ck_assert_msg(plist_equal(t, u), "%s: not equal after round trip", what);
-	s2 = serialize_ok(u, &n2);
+	s2 = pt_serialize_ok(u, &n2);
 	ck_assert_msg(
 	        n1 == n2 && memcmp(s1, s2, n1) == 0, "%s: second serialization differs", what);
 	ck_assert_int_eq(s1[n1 - 1], '\n');
@@ -105,7 +105,7 @@ void check_roundtrip(const plist *t, const char *what)
 }
 
 /* Refused with the wanted error and a message naming the rule; nothing returned. */
-void check_refused_len(const char *buf, size_t len, mdm_err want, const char *msg)
+void pt_check_refused_len(const char *buf, size_t len, mdm_err want, const char *msg)
 {
 	char err[256];
 	plist *p = (plist *)&err; /* must be cleared on entry */
@@ -120,9 +120,9 @@ void check_refused_len(const char *buf, size_t len, mdm_err want, const char *ms
 		        strstr(err, msg) != NULL, "message \"%s\" does not say \"%s\"", err, msg);
 }
 
-void check_refused(const char *doc, mdm_err want, const char *msg)
+void pt_check_refused(const char *doc, mdm_err want, const char *msg)
 {
-	check_refused_len(doc, strlen(doc), want, msg);
+	pt_check_refused_len(doc, strlen(doc), want, msg);
 }
 
 /* ---- real captures ---- */
@@ -219,7 +219,7 @@ START_TEST(vectors_roundtrip)
 	ck_assert_msg(pl.n > 0, "no plists found under %s", dir);
 	for (i = 0; i < pl.n; i++) {
 		size_t len;
-		char *buf = read_file(pl.v[i], &len), err[256];
+		char *buf = pt_read_file(pl.v[i], &len), err[256];
 		plist *p = NULL;
 		mdm_err e;
 
@@ -232,7 +232,7 @@ START_TEST(vectors_roundtrip)
 			refused++;
 		} else {
 			ck_assert_msg(e == MDM_OK, "%s: %s", pl.v[i], err);
-			check_roundtrip(p, pl.v[i]);
+			pt_check_roundtrip(p, pl.v[i]);
 			ok++;
 		}
 		plist_free(p);
@@ -256,8 +256,8 @@ START_TEST(vectors_apple_layout)
 
 		if (buf == NULL)
 			continue;
-		p = parse_ok(buf, len);
-		out = serialize_ok(p, &olen);
+		p = pt_parse_ok(buf, len);
+		out = pt_serialize_ok(p, &olen);
 		ck_assert_msg(olen == len && memcmp(out, buf, len) == 0,
 		        "%s: not reproduced byte for byte", apple_written_vectors[i]);
 		free(out);
@@ -280,7 +280,7 @@ START_TEST(vectors_values)
 
 	if ((buf = (char *)vector_read(
 	             "plist", "nanomdm/mdm/testdata/Authenticate.1.plist", &len)) != NULL) {
-		p = parse_ok(buf, len);
+		p = pt_parse_ok(buf, len);
 		ck_assert_int_eq(plist_get_type(p), PLIST_DICT);
 		ck_assert_uint_eq(plist_dict_count(p), 7);
 		ck_assert_str_eq(plist_dict_key_at(p, 0), "BuildVersion");
@@ -296,7 +296,7 @@ START_TEST(vectors_values)
 	}
 	if ((buf = (char *)vector_read(
 	             "plist", "nanomdm/mdm/testdata/TokenUpdate.1.plist", &len)) != NULL) {
-		p = parse_ok(buf, len);
+		p = pt_parse_ok(buf, len);
 		d = plist_data_get0(plist_dict_get0(p, "Token"), &n);
 		ck_assert_ptr_nonnull(d);
 		ck_assert_uint_eq(n, 32);
@@ -316,7 +316,7 @@ START_TEST(vectors_values)
 	}
 	if ((buf = (char *)vector_read("plist",
 	             "commandment/testdata/DeviceInformation/macOS-10.13.1.xml", &len)) != NULL) {
-		p = parse_ok(buf, len);
+		p = pt_parse_ok(buf, len);
 		q = plist_dict_get0(p, "QueryResponses");
 		ck_assert_int_eq(plist_get_type(q), PLIST_DICT);
 		ck_assert_int_eq(
@@ -331,7 +331,7 @@ START_TEST(vectors_values)
 	if ((buf = (char *)vector_read(
 	             "plist", "commandment/testdata/Authenticate/10.11.x.xml", &len)) != NULL) {
 		/* Indented base64 with whitespace around it. */
-		p = parse_ok(buf, len);
+		p = pt_parse_ok(buf, len);
 		d = plist_data_get0(plist_dict_get0(p, "Challenge"), &n);
 		ck_assert_uint_eq(n, 5);
 		ck_assert_mem_eq(d, "apple", 5);

@@ -27,9 +27,9 @@ static void check_fixture_refused(const char *name, mdm_err want, const char *ms
 	char *buf;
 
 	snprintf(path, sizeof(path), "%s/%s", FIXTURES, name);
-	buf = read_file(path, &len);
+	buf = pt_read_file(path, &len);
 	ck_assert_msg(buf != NULL, "fixture %s missing (run from the repository root)", path);
-	check_refused_len(buf, len, want, msg);
+	pt_check_refused_len(buf, len, want, msg);
 	free(buf);
 }
 
@@ -58,9 +58,9 @@ START_TEST(external_dtd_never_loaded)
 	plist *p;
 
 	ck_assert_int_eq(stat(FIXTURES "/broken.dtd", &st), 0);
-	buf = read_file(FIXTURES "/external_dtd_not_loaded.plist", &len);
+	buf = pt_read_file(FIXTURES "/external_dtd_not_loaded.plist", &len);
 	ck_assert_ptr_nonnull(buf);
-	p = parse_ok(buf, len);
+	p = pt_parse_ok(buf, len);
 	ck_assert_str_eq(plist_dict_get_string0(p, "UDID"), "not-from-the-dtd");
 	plist_free(p);
 	free(buf);
@@ -226,7 +226,7 @@ START_TEST(hostile_inline)
 	const struct bad_case *c = &bad_cases[_i];
 
 	ck_assert_msg(c->doc != NULL, "%s", c->name);
-	check_refused(c->doc, c->want, c->msg);
+	pt_check_refused(c->doc, c->want, c->msg);
 }
 END_TEST
 
@@ -244,12 +244,12 @@ START_TEST(many_attributes)
 	p += sprintf(p, "><true/></plist>");
 	len = (size_t)(p - doc);
 	ck_assert_uint_le(len, PLIST_MAX_BYTES);
-	check_refused_len(doc, len, MDM_ERR_PARSE, "more than one attribute");
+	pt_check_refused_len(doc, len, MDM_ERR_PARSE, "more than one attribute");
 	/* '=' in text, comments, CDATA and quoted values is no attribute. */
-	pl = parse_str_ok("<?xml version='1.0' encoding='UTF-8'?><!-- a=b c=d -->"
-	                  "<plist version='1.0'><array><string>a=b=c</string><data>YQ==</data>"
-	                  "<string><![CDATA[<x a='1' b='2'>]]></string><!-- <x a=1 b=2> -->"
-	                  "</array></plist>");
+	pl = pt_parse_str_ok("<?xml version='1.0' encoding='UTF-8'?><!-- a=b c=d -->"
+	                     "<plist version='1.0'><array><string>a=b=c</string><data>YQ==</data>"
+	                     "<string><![CDATA[<x a='1' b='2'>]]></string><!-- <x a=1 b=2> -->"
+	                     "</array></plist>");
 	plist_free(pl);
 	free(doc);
 }
@@ -259,9 +259,9 @@ START_TEST(nul_byte_inside)
 {
 	static const char doc[] = HDR "<string>a\0b</string>" FTR;
 
-	check_refused_len(doc, sizeof(doc) - 1, MDM_ERR_PARSE, "U+0000");
+	pt_check_refused_len(doc, sizeof(doc) - 1, MDM_ERR_PARSE, "U+0000");
 	/* A NUL after a complete document is still part of the input. */
-	check_refused_len(HDR "<true/>" FTR, sizeof(HDR "<true/>" FTR), MDM_ERR_PARSE, "U+0000");
+	pt_check_refused_len(HDR "<true/>" FTR, sizeof(HDR "<true/>" FTR), MDM_ERR_PARSE, "U+0000");
 }
 END_TEST
 
@@ -313,10 +313,10 @@ START_TEST(comment_flood)
 	plist *p;
 
 	doc = repeat_doc("<!---->", "", "", PLIST_MAX_NODES + 1, &len);
-	check_refused_len(doc, len, MDM_ERR_LIMIT, "comments, CDATA sections");
+	pt_check_refused_len(doc, len, MDM_ERR_LIMIT, "comments, CDATA sections");
 	free(doc);
 	doc = repeat_doc("<array><!-- x -->", "", "</array>", 10, &len);
-	p = parse_ok(doc, len);
+	p = pt_parse_ok(doc, len);
 	plist_free(p);
 	free(doc);
 }
@@ -329,26 +329,26 @@ START_TEST(depth_limit)
 	plist *p;
 
 	doc = repeat_doc("<array>", "", "</array>", PLIST_MAX_DEPTH, &len);
-	p = parse_ok(doc, len);
-	check_roundtrip(p, "64 levels");
+	p = pt_parse_ok(doc, len);
+	pt_check_roundtrip(p, "64 levels");
 	plist_free(p);
 	free(doc);
 
 	doc = repeat_doc("<array>", "", "</array>", PLIST_MAX_DEPTH + 1, &len);
-	check_refused_len(doc, len, MDM_ERR_LIMIT, "nesting deeper than 64");
+	pt_check_refused_len(doc, len, MDM_ERR_LIMIT, "nesting deeper than 64");
 	free(doc);
 
 	doc = repeat_doc("<dict><key>k</key>", "<true/>", "</dict>", PLIST_MAX_DEPTH + 1, &len);
-	check_refused_len(doc, len, MDM_ERR_LIMIT, "nesting deeper than 64");
+	pt_check_refused_len(doc, len, MDM_ERR_LIMIT, "nesting deeper than 64");
 	free(doc);
 
 	doc = repeat_doc("<array>", "", "</array>", 100000, &len);
-	check_refused_len(doc, len, MDM_ERR_LIMIT, "nesting deeper than 64");
+	pt_check_refused_len(doc, len, MDM_ERR_LIMIT, "nesting deeper than 64");
 	free(doc);
 
 	/* Unclosed, so libxml2 would also object: our rule still comes first. */
 	doc = repeat_doc("<dict><key>k</key>", "", "", 100000, &len);
-	check_refused_len(doc, len, MDM_ERR_LIMIT, "nesting deeper than 64");
+	pt_check_refused_len(doc, len, MDM_ERR_LIMIT, "nesting deeper than 64");
 	free(doc);
 }
 END_TEST
@@ -376,13 +376,13 @@ START_TEST(node_limit)
 
 	/* The array itself is a value too. */
 	doc = flat_array(PLIST_MAX_NODES - 1, &len);
-	p = parse_ok(doc, len);
+	p = pt_parse_ok(doc, len);
 	ck_assert_uint_eq(plist_array_count(p), PLIST_MAX_NODES - 1);
 	plist_free(p);
 	free(doc);
 
 	doc = flat_array(PLIST_MAX_NODES, &len);
-	check_refused_len(doc, len, MDM_ERR_LIMIT, "more than 262144 values");
+	pt_check_refused_len(doc, len, MDM_ERR_LIMIT, "more than 262144 values");
 	free(doc);
 }
 END_TEST
@@ -406,23 +406,23 @@ START_TEST(string_limit)
 	plist *p;
 
 	doc = big_leaf("<string>", 'a', PLIST_MAX_STRING, "</string>", &len);
-	p = parse_ok(doc, len);
+	p = pt_parse_ok(doc, len);
 	ck_assert_ptr_nonnull(plist_string_get0(p, &n));
 	ck_assert_uint_eq(n, PLIST_MAX_STRING);
 	plist_free(p);
 	free(doc);
 
 	doc = big_leaf("<string>", 'a', PLIST_MAX_STRING + 1, "</string>", &len);
-	check_refused_len(doc, len, MDM_ERR_LIMIT, "<string> longer than");
+	pt_check_refused_len(doc, len, MDM_ERR_LIMIT, "<string> longer than");
 	free(doc);
 
 	doc = big_leaf("<dict><key>", 'k', PLIST_MAX_STRING + 1, "</key><true/></dict>", &len);
-	check_refused_len(doc, len, MDM_ERR_LIMIT, "<key> longer than");
+	pt_check_refused_len(doc, len, MDM_ERR_LIMIT, "<key> longer than");
 	free(doc);
 
 	/* "AAAA" decodes to three bytes: one quad more than the cap allows. */
 	doc = big_leaf("<data>", 'A', (PLIST_MAX_STRING / 3 + 1) * 4, "</data>", &len);
-	check_refused_len(doc, len, MDM_ERR_LIMIT, "<data> decodes to more than");
+	pt_check_refused_len(doc, len, MDM_ERR_LIMIT, "<data> decodes to more than");
 	free(doc);
 }
 END_TEST
@@ -448,11 +448,11 @@ START_TEST(document_limit)
 	plist *p;
 
 	doc = padded_doc(PLIST_MAX_BYTES + 1);
-	check_refused_len(doc, PLIST_MAX_BYTES + 1, MDM_ERR_LIMIT, "exceeds");
+	pt_check_refused_len(doc, PLIST_MAX_BYTES + 1, MDM_ERR_LIMIT, "exceeds");
 	free(doc);
 	/* At the limit the same document is fine: only the size was refused. */
 	doc = padded_doc(PLIST_MAX_BYTES);
-	p = parse_ok(doc, PLIST_MAX_BYTES);
+	p = pt_parse_ok(doc, PLIST_MAX_BYTES);
 	plist_free(p);
 	free(doc);
 }
@@ -488,7 +488,7 @@ START_TEST(truncated_everywhere)
 	size_t len;
 	char *buf;
 
-	buf = read_file(FIXTURES "/all_types.plist", &len);
+	buf = pt_read_file(FIXTURES "/all_types.plist", &len);
 	ck_assert_ptr_nonnull(buf);
 	check_prefixes(buf, len, "all_types.plist");
 	free(buf);
@@ -566,13 +566,14 @@ START_TEST(duplicate_keys_large_dict)
 	for (i = 0; i < 100; i++)
 		p += sprintf(p, "<key>k%d</key><integer>%d</integer>", i, i);
 	p += sprintf(p, "<key>k42</key><true/></dict>%s", FTR);
-	check_refused(doc, MDM_ERR_PARSE, "duplicate key \"k42\" in dict");
+	pt_check_refused(doc, MDM_ERR_PARSE, "duplicate key \"k42\" in dict");
 	/* Keys that differ only in length are distinct. */
-	check_refused(HDR
+	pt_check_refused(HDR
 	        "<dict><key>a</key><true/><key>a</key><true/><key>aa</key><true/></dict>" FTR,
 	        MDM_ERR_PARSE, "duplicate key \"a\"");
 	{
-		plist *q = parse_str_ok(HDR "<dict><key>a</key><true/><key>aa</key><true/><key></"
+		plist *q =
+		        pt_parse_str_ok(HDR "<dict><key>a</key><true/><key>aa</key><true/><key></"
 		                            "key><true/></dict>" FTR);
 
 		ck_assert_uint_eq(plist_dict_count(q), 3);
@@ -602,7 +603,7 @@ START_TEST(value_checks)
 	        "<data></data><data>\n\tYW\r\n Jj ZA =\n=\n</data><data/>"
 	        "<dict/><dict></dict><array/></array>"
 	        "</plist><!-- trailing comment -->\n";
-	plist *p = parse_str_ok(doc);
+	plist *p = pt_parse_str_ok(doc);
 	const plist *v;
 	const uint8_t *d;
 	const char *s;
@@ -675,7 +676,7 @@ START_TEST(value_checks)
 	ck_assert_int_eq(plist_get_type(plist_array_get0(p, k++)), PLIST_ARRAY);
 	ck_assert_uint_eq(k, 26);
 	ck_assert_ptr_null(plist_array_get0(p, k));
-	check_roundtrip(p, "accepted forms");
+	pt_check_roundtrip(p, "accepted forms");
 	plist_free(p);
 }
 END_TEST

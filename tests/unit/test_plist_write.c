@@ -106,17 +106,17 @@ START_TEST(builder_exact_output)
 {
 	plist *d = build_all_types(), *f;
 	size_t len, flen;
-	char *out = serialize_ok(d, &len), *file;
+	char *out = pt_serialize_ok(d, &len), *file;
 
 	ck_assert_str_eq(out, all_types_xml);
-	check_roundtrip(d, "all types");
+	pt_check_roundtrip(d, "all types");
 
 	/* The fixture holds the same document: parsing it gives the same tree. */
-	file = read_file(FIXTURES "/all_types.plist", &flen);
+	file = pt_read_file(FIXTURES "/all_types.plist", &flen);
 	ck_assert_ptr_nonnull(file);
 	ck_assert_uint_eq(flen, len);
 	ck_assert_mem_eq(file, out, len);
-	f = parse_ok(file, flen);
+	f = pt_parse_ok(file, flen);
 	ck_assert(plist_equal(d, f));
 	plist_free(f);
 	free(file);
@@ -131,17 +131,17 @@ START_TEST(builder_escaping)
 	size_t len;
 	char *out;
 
-	out = serialize_ok(p, &len);
+	out = pt_serialize_ok(p, &len);
 	ck_assert_ptr_nonnull(strstr(out, "<string>&lt;&amp;&gt;&#13;\n\t]]&gt;\"'</string>"));
-	check_roundtrip(p, "escaping");
+	pt_check_roundtrip(p, "escaping");
 	free(out);
 	plist_free(p);
 
 	p = plist_new_dict();
 	ck_assert_int_eq(plist_dict_set(p, "a<b>&c", plist_new_bool(1)), MDM_OK);
-	out = serialize_ok(p, &len);
+	out = pt_serialize_ok(p, &len);
 	ck_assert_ptr_nonnull(strstr(out, "<key>a&lt;b&gt;&amp;c</key>"));
-	check_roundtrip(p, "key escaping");
+	pt_check_roundtrip(p, "key escaping");
 	free(out);
 	plist_free(p);
 }
@@ -193,7 +193,7 @@ START_TEST(builder_depth)
 		ck_assert_int_eq(plist_array_append(cur, next), MDM_OK);
 		cur = next;
 	}
-	check_roundtrip(root, "64 levels built");
+	pt_check_roundtrip(root, "64 levels built");
 	ck_assert_int_eq(plist_array_append(cur, plist_new_dict()), MDM_OK);
 	check_unwritable(root);
 }
@@ -217,8 +217,8 @@ START_TEST(builder_numbers)
 	ck_assert_int_eq(
 	        plist_array_append(a, plist_new_unsigned((uint64_t)INT64_MAX + 1)), MDM_OK);
 	ck_assert_int_eq(plist_array_append(a, plist_new_unsigned(5)), MDM_OK);
-	check_roundtrip(a, "numbers");
-	out = serialize_ok(a, &len);
+	pt_check_roundtrip(a, "numbers");
+	out = pt_serialize_ok(a, &len);
 	ck_assert_ptr_nonnull(strstr(out, "<real>-0</real>"));
 	ck_assert_ptr_nonnull(strstr(out, "<real>nan</real>"));
 	ck_assert_ptr_nonnull(strstr(out, "<real>+infinity</real>"));
@@ -257,8 +257,8 @@ START_TEST(builder_data_wrapping)
 		ck_assert_int_eq(plist_array_append(cur, next), MDM_OK);
 		cur = next;
 	}
-	check_roundtrip(root, "data at every indentation");
-	out = serialize_ok(root, &len);
+	pt_check_roundtrip(root, "data at every indentation");
+	out = pt_serialize_ok(root, &len);
 	for (line = strtok_r(out, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save)) {
 		size_t tabs = strspn(line, "\t"), w = strlen(line) - tabs;
 

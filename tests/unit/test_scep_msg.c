@@ -37,7 +37,7 @@ START_TEST(request_roundtrip)
 {
 	enum cms_digest d = (enum cms_digest)(_i / CMS_CIPHER__MAX);
 	enum cms_cipher c = (enum cms_cipher)(_i % CMS_CIPHER__MAX);
-	struct cms_request_params p = req_params();
+	struct cms_request_params p = ct_req_params();
 
 	struct cms_scep_msg *m;
 	enum cms_cipher got;
@@ -53,8 +53,8 @@ START_TEST(request_roundtrip)
 
 	p.digest = d;
 	p.cipher = c;
-	der = request(&p, &len);
-	m = parse_ok(der, len);
+	der = ct_request(&p, &len);
+	m = ct_parse_ok(der, len);
 	ck_assert_int_eq(m->message_type, SCEP_PKCSREQ);
 	ck_assert_int_eq(m->digest, d);
 	ck_assert_str_eq(m->transaction_id, p.transaction_id);
@@ -62,12 +62,12 @@ START_TEST(request_roundtrip)
 	ck_assert_mem_eq(m->sender_nonce, nonce16, SCEP_NONCE_LEN);
 	ck_assert_str_eq(m->challenge, "s3cret");
 	ck_assert_int_eq(X509_cmp(m->signer, client), 0);
-	out = decrypt_ok(m, ca_key, ca, &outlen, &got);
+	out = ct_decrypt_ok(m, ca_key, ca, &outlen, &got);
 	ck_assert_int_eq(got, c);
 	ck_assert_uint_eq(outlen, csr_len);
 	ck_assert_mem_eq(out, csr, csr_len);
 	/* Addressed to the CA, not to anyone else. */
-	decrypt_refused(m, other_key, other, SCEP_BAD_MESSAGE_CHECK);
+	ct_decrypt_refused(m, other_key, other, SCEP_BAD_MESSAGE_CHECK);
 	free(out);
 	cms_scep_msg_free(m);
 	free(der);
@@ -78,7 +78,7 @@ START_TEST(request_variants)
 {
 	static const enum scep_message_type types[] = {
 	        SCEP_RENEWALREQ, SCEP_PKCSREQ, SCEP_CERTPOLL, SCEP_GETCERT, SCEP_GETCRL};
-	struct cms_request_params p = req_params();
+	struct cms_request_params p = ct_req_params();
 	struct cms_scep_msg *m;
 	uint8_t *der, *out, *der2;
 	size_t len, outlen, len2;
@@ -86,33 +86,33 @@ START_TEST(request_variants)
 
 	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
 		p.type = types[i];
-		der = request(&p, &len);
-		m = parse_ok(der, len);
+		der = ct_request(&p, &len);
+		m = ct_parse_ok(der, len);
 		ck_assert_int_eq(m->message_type, types[i]);
 		cms_scep_msg_free(m);
 		free(der);
 	}
 	/* RSA-OAEP key transport, as the Windows client; random nonce; no challenge. */
-	p = req_params();
+	p = ct_req_params();
 	p.rsa_oaep = 1;
 	p.cipher = CMS_CIPHER_AES256;
 	p.sender_nonce = NULL;
 	p.challenge_attr = NULL;
-	der = request(&p, &len);
-	m = parse_ok(der, len);
+	der = ct_request(&p, &len);
+	m = ct_parse_ok(der, len);
 	ck_assert_ptr_null(m->challenge);
 	ck_assert_uint_eq(m->sender_nonce_len, SCEP_NONCE_LEN);
 	ck_assert(memcmp(m->sender_nonce, nonce16, SCEP_NONCE_LEN) != 0);
-	out = decrypt_ok(m, ca_key, ca, &outlen, &c);
+	out = ct_decrypt_ok(m, ca_key, ca, &outlen, &c);
 	ck_assert_int_eq(c, CMS_CIPHER_AES256);
 	ck_assert_mem_eq(out, csr, csr_len);
 	free(out);
 	cms_scep_msg_free(m);
 	/* Fresh nonces differ. */
-	der2 = request(&p, &len2);
-	m = parse_ok(der2, len2);
+	der2 = ct_request(&p, &len2);
+	m = ct_parse_ok(der2, len2);
 	{
-		struct cms_scep_msg *m1 = parse_ok(der, len);
+		struct cms_scep_msg *m1 = ct_parse_ok(der, len);
 
 		ck_assert(memcmp(m->sender_nonce, m1->sender_nonce, SCEP_NONCE_LEN) != 0);
 		cms_scep_msg_free(m1);
@@ -121,10 +121,10 @@ START_TEST(request_variants)
 	free(der);
 	free(der2);
 	/* A challenge PrintableString cannot carry goes as UTF8String. */
-	p = req_params();
+	p = ct_req_params();
 	p.challenge_attr = "pa_ss!w\xc3\xb6rd";
-	der = request(&p, &len);
-	m = parse_ok(der, len);
+	der = ct_request(&p, &len);
+	m = ct_parse_ok(der, len);
 	ck_assert_str_eq(m->challenge, "pa_ss!w\xc3\xb6rd");
 	cms_scep_msg_free(m);
 	free(der);
@@ -133,7 +133,7 @@ END_TEST
 
 START_TEST(request_bad_arguments)
 {
-	struct cms_request_params p = req_params();
+	struct cms_request_params p = ct_req_params();
 	uint8_t *der = (uint8_t *)&p;
 	size_t len = 1;
 
@@ -142,19 +142,19 @@ START_TEST(request_bad_arguments)
 	ck_assert_uint_eq(len, 0);
 	p.type = SCEP_CERTREP;
 	ck_assert_int_eq(cms_scep_request(&p, &der, &len), MDM_ERR_INVAL);
-	p = req_params();
+	p = ct_req_params();
 	p.key = other_key; /* not the signer's */
 	ck_assert_int_eq(cms_scep_request(&p, &der, &len), MDM_ERR_INVAL);
-	p = req_params();
+	p = ct_req_params();
 	p.transaction_id = "has_underscore";
 	ck_assert_int_eq(cms_scep_request(&p, &der, &len), MDM_ERR_INVAL);
-	p = req_params();
+	p = ct_req_params();
 	p.recipient = ec; /* no RSA key transport to an EC key */
 	ck_assert_int_eq(cms_scep_request(&p, &der, &len), MDM_ERR_INVAL);
-	p = req_params();
+	p = ct_req_params();
 	p.content_len = 0;
 	ck_assert_int_eq(cms_scep_request(&p, &der, &len), MDM_ERR_INVAL);
-	p = req_params();
+	p = ct_req_params();
 	p.digest = CMS_DIGEST__MAX;
 	ck_assert_int_eq(cms_scep_request(&p, &der, &len), MDM_ERR_INVAL);
 	ck_assert_ptr_null(der);
@@ -166,7 +166,7 @@ START_TEST(certrep_success_roundtrip)
 {
 	enum cms_digest d = (enum cms_digest)(_i / CMS_CIPHER__MAX);
 	enum cms_cipher c = (enum cms_cipher)(_i % CMS_CIPHER__MAX);
-	struct cms_certrep_params p = rep_params(SCEP_SUCCESS);
+	struct cms_certrep_params p = ct_rep_params(SCEP_SUCCESS);
 	X509 *extra[1] = {other};
 	struct cms_scep_msg *m;
 	X509 **certs = NULL;
@@ -188,8 +188,8 @@ START_TEST(certrep_success_roundtrip)
 	p.cipher = c;
 	p.extra_certs = extra;
 	p.n_extra_certs = 1;
-	der = certrep(&p, &len);
-	m = parse_ok(der, len);
+	der = ct_certrep(&p, &len);
+	m = ct_parse_ok(der, len);
 	ck_assert_int_eq(m->message_type, SCEP_CERTREP);
 	ck_assert_int_eq(m->pki_status, SCEP_SUCCESS);
 	ck_assert_int_eq(m->fail_info, SCEP_FAIL_NONE);
@@ -209,13 +209,13 @@ START_TEST(certrep_success_roundtrip)
 	sk_X509_pop_free(outer, X509_free);
 	CMS_ContentInfo_free(cms);
 
-	out = decrypt_ok(m, client_key, client, &outlen, &got);
+	out = ct_decrypt_ok(m, client_key, client, &outlen, &got);
 	ck_assert_int_eq(got, c);
 	ck_assert_int_eq(cms_certs_only_parse(out, outlen, &certs, &n), MDM_OK);
 	ck_assert_uint_eq(n, 2);
-	ck_assert(has_cert(certs, n, issued));
-	ck_assert(has_cert(certs, n, ca));
-	free_certs(certs, n);
+	ck_assert(ct_has_cert(certs, n, issued));
+	ck_assert(ct_has_cert(certs, n, ca));
+	ct_free_certs(certs, n);
 	free(out);
 	cms_scep_msg_free(m);
 	free(der);
@@ -225,15 +225,15 @@ END_TEST
 START_TEST(certrep_failure_and_pending)
 {
 	for (int fi = SCEP_BAD_ALG; fi <= SCEP_BAD_CERT_ID; fi++) {
-		struct cms_certrep_params p = rep_params(SCEP_FAILURE);
+		struct cms_certrep_params p = ct_rep_params(SCEP_FAILURE);
 		struct cms_scep_msg *m;
 		uint8_t *der;
 		size_t len;
 
 		p.fail_info = (enum scep_fail_info)fi;
 		p.digest = (enum cms_digest)(fi % CMS_DIGEST__MAX);
-		der = certrep(&p, &len);
-		m = parse_ok(der, len);
+		der = ct_certrep(&p, &len);
+		m = ct_parse_ok(der, len);
 		ck_assert_int_eq(m->message_type, SCEP_CERTREP);
 		ck_assert_int_eq(m->pki_status, SCEP_FAILURE);
 		ck_assert_int_eq(m->fail_info, fi);
@@ -246,15 +246,15 @@ START_TEST(certrep_failure_and_pending)
 		free(der);
 	}
 	{
-		struct cms_certrep_params p = rep_params(SCEP_PENDING);
+		struct cms_certrep_params p = ct_rep_params(SCEP_PENDING);
 		struct cms_scep_msg *m;
 		uint8_t *der;
 		size_t len;
 
 		/* The request's 8-byte nonce (macOS) goes back as it came. */
 		p.recipient_nonce_len = 8;
-		der = certrep(&p, &len);
-		m = parse_ok(der, len);
+		der = ct_certrep(&p, &len);
+		m = ct_parse_ok(der, len);
 		ck_assert_int_eq(m->pki_status, SCEP_PENDING);
 		ck_assert_int_eq(m->fail_info, SCEP_FAIL_NONE);
 		ck_assert_ptr_null(m->envelope);
@@ -282,7 +282,7 @@ static X509_CRL *make_crl(void)
 
 START_TEST(certrep_with_crl)
 {
-	struct cms_certrep_params p = rep_params(SCEP_SUCCESS);
+	struct cms_certrep_params p = ct_rep_params(SCEP_SUCCESS);
 	X509_CRL *crl = make_crl();
 	uint8_t *crl_der = NULL, *der, *out;
 	size_t len, outlen, n = 0;
@@ -299,9 +299,9 @@ START_TEST(certrep_with_crl)
 	p.n_certs = 0;
 	p.crl_der = crl_der;
 	p.crl_len = (size_t)crl_len;
-	der = certrep(&p, &len);
-	m = parse_ok(der, len);
-	out = decrypt_ok(m, client_key, client, &outlen, NULL);
+	der = ct_certrep(&p, &len);
+	m = ct_parse_ok(der, len);
+	out = ct_decrypt_ok(m, client_key, client, &outlen, NULL);
 	ck_assert_int_eq(cms_certs_only_parse(out, outlen, &certs, &n), MDM_OK);
 	ck_assert_uint_eq(n, 0);
 	ck_assert_ptr_null(certs);
@@ -327,7 +327,7 @@ END_TEST
 
 START_TEST(certrep_bad_arguments)
 {
-	struct cms_certrep_params p = rep_params(SCEP_SUCCESS);
+	struct cms_certrep_params p = ct_rep_params(SCEP_SUCCESS);
 	uint8_t *der = (uint8_t *)&p;
 	size_t len = 1;
 
@@ -336,22 +336,22 @@ START_TEST(certrep_bad_arguments)
 	ck_assert_uint_eq(len, 0);
 	p.recipient = NULL;
 	ck_assert_int_eq(cms_scep_certrep(&p, &der, &len), MDM_ERR_INVAL);
-	p = rep_params(SCEP_FAILURE);
+	p = ct_rep_params(SCEP_FAILURE);
 	ck_assert_int_eq(cms_scep_certrep(&p, &der, &len), MDM_ERR_INVAL); /* no failInfo */
 	p.fail_info = (enum scep_fail_info)5;
 	ck_assert_int_eq(cms_scep_certrep(&p, &der, &len), MDM_ERR_INVAL);
-	p = rep_params(SCEP_PENDING);
+	p = ct_rep_params(SCEP_PENDING);
 	p.status = (enum scep_pki_status)1;
 	ck_assert_int_eq(cms_scep_certrep(&p, &der, &len), MDM_ERR_INVAL);
-	p = rep_params(SCEP_PENDING);
+	p = ct_rep_params(SCEP_PENDING);
 	p.recipient_nonce_len = 4;
 	ck_assert_int_eq(cms_scep_certrep(&p, &der, &len), MDM_ERR_INVAL);
 	p.recipient_nonce_len = 17;
 	ck_assert_int_eq(cms_scep_certrep(&p, &der, &len), MDM_ERR_INVAL);
-	p = rep_params(SCEP_PENDING);
+	p = ct_rep_params(SCEP_PENDING);
 	p.key = client_key;
 	ck_assert_int_eq(cms_scep_certrep(&p, &der, &len), MDM_ERR_INVAL);
-	p = rep_params(SCEP_PENDING);
+	p = ct_rep_params(SCEP_PENDING);
 	p.transaction_id = "";
 	ck_assert_int_eq(cms_scep_certrep(&p, &der, &len), MDM_ERR_INVAL);
 	ck_assert_ptr_null(der);
@@ -362,8 +362,8 @@ END_TEST
 /* An independent party (the openssl command line) accepts what we sign. */
 START_TEST(openssl_cli_verifies)
 {
-	struct cms_certrep_params p = rep_params(SCEP_SUCCESS);
-	struct cms_request_params r = req_params();
+	struct cms_certrep_params p = ct_rep_params(SCEP_SUCCESS);
+	struct cms_request_params r = ct_req_params();
 	uint8_t *der;
 	size_t len;
 
@@ -371,23 +371,23 @@ START_TEST(openssl_cli_verifies)
 		printf("cms: openssl command not found; independent check skipped\n");
 		return;
 	}
-	der = certrep(&p, &len);
-	ck_assert(openssl_verifies(der, len, ""));
+	der = ct_certrep(&p, &len);
+	ck_assert(ct_openssl_verifies(der, len, ""));
 	der[len - 10] ^= 1; /* in the signature */
-	ck_assert(!openssl_verifies(der, len, ""));
+	ck_assert(!ct_openssl_verifies(der, len, ""));
 	free(der);
-	p = rep_params(SCEP_FAILURE);
+	p = ct_rep_params(SCEP_FAILURE);
 	p.fail_info = SCEP_BAD_REQUEST;
-	der = certrep(&p, &len);
-	ck_assert(openssl_verifies(der, len, ""));
+	der = ct_certrep(&p, &len);
+	ck_assert(ct_openssl_verifies(der, len, ""));
 	free(der);
-	p = rep_params(SCEP_PENDING);
+	p = ct_rep_params(SCEP_PENDING);
 	p.digest = CMS_DIGEST_SHA1;
-	der = certrep(&p, &len);
-	ck_assert(openssl_verifies(der, len, ""));
+	der = ct_certrep(&p, &len);
+	ck_assert(ct_openssl_verifies(der, len, ""));
 	free(der);
-	der = request(&r, &len);
-	ck_assert(openssl_verifies(der, len, ""));
+	der = ct_request(&r, &len);
+	ck_assert(ct_openssl_verifies(der, len, ""));
 	free(der);
 }
 END_TEST
@@ -396,10 +396,10 @@ END_TEST
 
 START_TEST(flipped_bytes)
 {
-	struct cms_request_params p = req_params();
+	struct cms_request_params p = ct_req_params();
 	size_t len, off;
-	uint8_t *der = request(&p, &len);
-	struct cms_scep_msg *m = parse_ok(der, len);
+	uint8_t *der = ct_request(&p, &len);
+	struct cms_scep_msg *m = ct_parse_ok(der, len);
 	CMS_ContentInfo *cms;
 	ASN1_OCTET_STRING *sig;
 	const unsigned char *q = der;
@@ -408,37 +408,37 @@ START_TEST(flipped_bytes)
 	cms = d2i_CMS_ContentInfo(NULL, &q, (long)len);
 	ck_assert_ptr_nonnull(cms);
 	sig = CMS_SignerInfo_get0_signature(sk_CMS_SignerInfo_value(CMS_get0_SignerInfos(cms), 0));
-	off = find(der, len, ASN1_STRING_get0_data(sig), (size_t)ASN1_STRING_length(sig));
+	off = ct_find(der, len, ASN1_STRING_get0_data(sig), (size_t)ASN1_STRING_length(sig));
 	ck_assert_uint_ne(off, (size_t)-1);
 	CMS_ContentInfo_free(cms);
 	der[off + 100] ^= 0x20;
-	check_refused(der, len, MDM_ERR_PARSE, SCEP_BAD_MESSAGE_CHECK, "RFC 5652 5.6");
+	ct_check_refused(der, len, MDM_ERR_PARSE, SCEP_BAD_MESSAGE_CHECK, "RFC 5652 5.6");
 	der[off + 100] ^= 0x20;
 	/* In the signed attributes: the transactionID and the challenge. */
-	off = find(der, len, p.transaction_id, strlen(p.transaction_id));
+	off = ct_find(der, len, p.transaction_id, strlen(p.transaction_id));
 	ck_assert_uint_ne(off, (size_t)-1);
 	der[off + 3] ^= 0x01;
-	check_refused(der, len, MDM_ERR_PARSE, SCEP_BAD_MESSAGE_CHECK, "signature");
+	ct_check_refused(der, len, MDM_ERR_PARSE, SCEP_BAD_MESSAGE_CHECK, "signature");
 	der[off + 3] ^= 0x01;
-	off = find(der, len, "s3cret", 6);
+	off = ct_find(der, len, "s3cret", 6);
 	ck_assert_uint_ne(off, (size_t)-1);
 	der[off] = 'S';
-	check_refused(der, len, MDM_ERR_PARSE, SCEP_BAD_MESSAGE_CHECK, NULL);
+	ct_check_refused(der, len, MDM_ERR_PARSE, SCEP_BAD_MESSAGE_CHECK, NULL);
 	der[off] = 's';
 	/* In the content (the pkcsPKIEnvelope), at its start, middle and end. */
-	off = find(der, len, m->envelope, m->envelope_len);
+	off = ct_find(der, len, m->envelope, m->envelope_len);
 	ck_assert_uint_ne(off, (size_t)-1);
 	{
 		size_t at[] = {4, m->envelope_len / 2, m->envelope_len - 1};
 
 		for (size_t i = 0; i < 3; i++) {
 			der[off + at[i]] ^= 0x80;
-			check_refused(der, len, MDM_ERR_PARSE, SCEP_BAD_MESSAGE_CHECK, NULL);
+			ct_check_refused(der, len, MDM_ERR_PARSE, SCEP_BAD_MESSAGE_CHECK, NULL);
 			der[off + at[i]] ^= 0x80;
 		}
 	}
 	cms_scep_msg_free(m);
-	m = parse_ok(der, len); /* restored */
+	m = ct_parse_ok(der, len); /* restored */
 	cms_scep_msg_free(m);
 	free(der);
 }
@@ -446,14 +446,14 @@ END_TEST
 
 START_TEST(signer_checks)
 {
-	struct raw_opts o = raw_default();
+	struct raw_opts o = ct_raw_default();
 	size_t len;
 	uint8_t *der;
 	struct cms_scep_msg *m;
 
 	/* The baseline is accepted: what follows fails for one reason each. */
-	der = raw_build(&o, &len);
-	m = parse_ok(der, len);
+	der = ct_raw_build(&o, &len);
+	m = ct_parse_ok(der, len);
 	ck_assert_str_eq(m->transaction_id, "tid-1");
 	cms_scep_msg_free(m);
 	free(der);
@@ -462,52 +462,52 @@ START_TEST(signer_checks)
 	o.signer = ca;
 	o.key = ca_key;
 	o.keyid = 1;
-	der = raw_build(&o, &len);
-	m = parse_ok(der, len);
+	der = ct_raw_build(&o, &len);
+	m = ct_parse_ok(der, len);
 	ck_assert_int_eq(X509_cmp(m->signer, ca), 0);
 	cms_scep_msg_free(m);
 	free(der);
 
-	o = raw_default();
+	o = ct_raw_default();
 	o.nocerts = 1;
-	raw_refused(&o, MDM_ERR_PARSE, SCEP_BAD_MESSAGE_CHECK, "signer certificate not in");
-	o = raw_default();
+	ct_raw_refused(&o, MDM_ERR_PARSE, SCEP_BAD_MESSAGE_CHECK, "signer certificate not in");
+	o = ct_raw_default();
 	o.second_signer = 1;
-	raw_refused(&o, MDM_ERR_PARSE, SCEP_BAD_MESSAGE_CHECK, "CMS has 2 SignerInfos");
-	o = raw_default();
+	ct_raw_refused(&o, MDM_ERR_PARSE, SCEP_BAD_MESSAGE_CHECK, "CMS has 2 SignerInfos");
+	o = ct_raw_default();
 	o.md = EVP_md5();
-	raw_refused(&o, MDM_ERR_PARSE, SCEP_BAD_ALG, "digest md5");
-	o = raw_default();
+	ct_raw_refused(&o, MDM_ERR_PARSE, SCEP_BAD_ALG, "digest md5");
+	o = ct_raw_default();
 	o.md = EVP_sha384();
-	raw_refused(&o, MDM_ERR_PARSE, SCEP_BAD_ALG, "digest sha384");
-	o = raw_default();
+	ct_raw_refused(&o, MDM_ERR_PARSE, SCEP_BAD_ALG, "digest sha384");
+	o = ct_raw_default();
 	o.signer = ec;
 	o.key = ec_key;
-	raw_refused(&o, MDM_ERR_PARSE, SCEP_BAD_ALG, "RFC 8894 3.5.2");
-	o = raw_default();
+	ct_raw_refused(&o, MDM_ERR_PARSE, SCEP_BAD_ALG, "RFC 8894 3.5.2");
+	o = ct_raw_default();
 	o.econtent_oid = "1.2.840.113549.1.7.2";
-	raw_refused(&o, MDM_ERR_PARSE, SCEP_BAD_REQUEST, "not data");
-	o = raw_default();
+	ct_raw_refused(&o, MDM_ERR_PARSE, SCEP_BAD_REQUEST, "not data");
+	o = ct_raw_default();
 	o.n_attrs = 0;
 	o.attrs[0] = (struct raw_attr){OID_TRANSACTION_ID, V_ASN1_PRINTABLESTRING, "t", 1, 0};
 	o.n_attrs = 1;
-	raw_refused(&o, MDM_ERR_PARSE, SCEP_BAD_REQUEST, "messageType attribute missing");
+	ct_raw_refused(&o, MDM_ERR_PARSE, SCEP_BAD_REQUEST, "messageType attribute missing");
 }
 END_TEST
 
 /* Found by scep_fuzz: a signer certificate that parses but whose key does not. */
 START_TEST(signer_key_undecodable)
 {
-	struct cms_request_params p = req_params();
+	struct cms_request_params p = ct_req_params();
 	const ASN1_BIT_STRING *bits = X509_get0_pubkey_bitstr(client);
 	size_t len, off;
-	uint8_t *der = request(&p, &len);
+	uint8_t *der = ct_request(&p, &len);
 
-	off = find(der, len, ASN1_STRING_get0_data(bits), (size_t)ASN1_STRING_length(bits));
+	off = ct_find(der, len, ASN1_STRING_get0_data(bits), (size_t)ASN1_STRING_length(bits));
 	ck_assert_uint_ne(off, (size_t)-1);
 	ck_assert_int_eq(der[off], 0x30); /* RSAPublicKey SEQUENCE */
 	der[off] = 0x31;
-	check_refused(der, len, MDM_ERR_PARSE, SCEP_BAD_MESSAGE_CHECK, "does not decode");
+	ct_check_refused(der, len, MDM_ERR_PARSE, SCEP_BAD_MESSAGE_CHECK, "does not decode");
 	free(der);
 }
 END_TEST
@@ -564,12 +564,12 @@ START_TEST(attribute_checks)
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		struct raw_opts o = raw_default();
+		struct raw_opts o = ct_raw_default();
 
 		if (cases[i].idx == -1) {
 			/* senderNonce missing from a request */
 			o.n_attrs = 2;
-			raw_refused(&o, MDM_ERR_PARSE, SCEP_BAD_REQUEST,
+			ct_raw_refused(&o, MDM_ERR_PARSE, SCEP_BAD_REQUEST,
 			        "senderNonce attribute missing");
 			continue;
 		}
@@ -580,11 +580,11 @@ START_TEST(attribute_checks)
 			/* two values in attrs[0] */
 			o.two_values = 1;
 		}
-		raw_refused(&o, MDM_ERR_PARSE, SCEP_BAD_REQUEST, cases[i].msg);
+		ct_raw_refused(&o, MDM_ERR_PARSE, SCEP_BAD_REQUEST, cases[i].msg);
 	}
 	/* 8 to 16 byte nonces are taken; unknown attributes are ignored. */
 	{
-		struct raw_opts o = raw_default();
+		struct raw_opts o = ct_raw_default();
 		static const uint8_t n8[8] = {9, 9, 9, 9, 9, 9, 9, 9};
 		struct cms_scep_msg *m;
 		uint8_t *der;
@@ -594,8 +594,8 @@ START_TEST(attribute_checks)
 		o.attrs[3] =
 		        (struct raw_attr){"1.2.840.113549.1.9.25.3", V_ASN1_OCTET_STRING, n8, 8, 1};
 		o.n_attrs = 4;
-		der = raw_build(&o, &len);
-		m = parse_ok(der, len);
+		der = ct_raw_build(&o, &len);
+		m = ct_parse_ok(der, len);
 		ck_assert_uint_eq(m->sender_nonce_len, 8);
 		ck_assert_mem_eq(m->sender_nonce, n8, 8);
 		cms_scep_msg_free(m);
@@ -606,48 +606,48 @@ END_TEST
 
 START_TEST(certrep_attribute_checks)
 {
-	struct raw_opts o = raw_default();
+	struct raw_opts o = ct_raw_default();
 
 	o.attrs[0] = (struct raw_attr){OID_MESSAGE_TYPE, V_ASN1_PRINTABLESTRING, "3", 1, 0};
 	o.n_attrs = 2; /* no pkiStatus */
-	raw_refused(&o, MDM_ERR_PARSE, SCEP_BAD_REQUEST, "CertRep without pkiStatus");
+	ct_raw_refused(&o, MDM_ERR_PARSE, SCEP_BAD_REQUEST, "CertRep without pkiStatus");
 	o.attrs[2] = (struct raw_attr){OID_PKI_STATUS, V_ASN1_PRINTABLESTRING, "2", 1, 0};
 	o.n_attrs = 3;
-	raw_refused(&o, MDM_ERR_PARSE, SCEP_BAD_REQUEST, "FAILURE without failInfo");
+	ct_raw_refused(&o, MDM_ERR_PARSE, SCEP_BAD_REQUEST, "FAILURE without failInfo");
 	o.attrs[3] = (struct raw_attr){OID_FAIL_INFO, V_ASN1_PRINTABLESTRING, "14606", 5, 0};
 	o.n_attrs = 4;
-	raw_refused(&o, MDM_ERR_PARSE, SCEP_BAD_REQUEST, "unknown failInfo");
+	ct_raw_refused(&o, MDM_ERR_PARSE, SCEP_BAD_REQUEST, "unknown failInfo");
 	/* FAILURE carrying an envelope. */
 	o.attrs[3] = (struct raw_attr){OID_FAIL_INFO, V_ASN1_PRINTABLESTRING, "2", 1, 0};
-	raw_refused(&o, MDM_ERR_PARSE, SCEP_BAD_REQUEST, "carries a pkcsPKIEnvelope");
+	ct_raw_refused(&o, MDM_ERR_PARSE, SCEP_BAD_REQUEST, "carries a pkcsPKIEnvelope");
 	o.attrs[2] = (struct raw_attr){OID_PKI_STATUS, V_ASN1_PRINTABLESTRING, "0", 1, 0};
-	raw_refused(&o, MDM_ERR_PARSE, SCEP_BAD_REQUEST, "failInfo in a CertRep that is not");
+	ct_raw_refused(&o, MDM_ERR_PARSE, SCEP_BAD_REQUEST, "failInfo in a CertRep that is not");
 	o.attrs[2] = (struct raw_attr){OID_PKI_STATUS, V_ASN1_PRINTABLESTRING, "1", 1, 0};
-	raw_refused(&o, MDM_ERR_PARSE, SCEP_BAD_REQUEST, "unknown pkiStatus");
+	ct_raw_refused(&o, MDM_ERR_PARSE, SCEP_BAD_REQUEST, "unknown pkiStatus");
 	/* SUCCESS without an envelope, with a content that is not one. */
 	o.attrs[2] = (struct raw_attr){OID_PKI_STATUS, V_ASN1_PRINTABLESTRING, "0", 1, 0};
 	o.n_attrs = 3;
 	o.no_content = 1;
 	o.content = (const uint8_t *)"";
-	raw_refused(&o, MDM_ERR_PARSE, SCEP_BAD_REQUEST, "pkcsPKIEnvelope missing");
+	ct_raw_refused(&o, MDM_ERR_PARSE, SCEP_BAD_REQUEST, "pkcsPKIEnvelope missing");
 	o.no_content = 0;
 	o.content = csr;
 	o.content_len = csr_len;
-	raw_refused(&o, MDM_ERR_PARSE, SCEP_BAD_REQUEST, "not an EnvelopedData");
+	ct_raw_refused(&o, MDM_ERR_PARSE, SCEP_BAD_REQUEST, "not an EnvelopedData");
 	/* A detached FAILURE (no eContent) is verified against empty content. */
 	{
 		struct cms_scep_msg *m;
 		uint8_t *der;
 		size_t len;
 
-		o = raw_default();
+		o = ct_raw_default();
 		o.attrs[0] = (struct raw_attr){OID_MESSAGE_TYPE, V_ASN1_PRINTABLESTRING, "3", 1, 0};
 		o.attrs[2] = (struct raw_attr){OID_PKI_STATUS, V_ASN1_PRINTABLESTRING, "3", 1, 0};
 		o.content = (const uint8_t *)"";
 		o.content_len = 0;
 		o.no_content = 1;
-		der = raw_build(&o, &len);
-		m = parse_ok(der, len);
+		der = ct_raw_build(&o, &len);
+		m = ct_parse_ok(der, len);
 		ck_assert_int_eq(m->pki_status, SCEP_PENDING);
 		ck_assert_ptr_null(m->envelope);
 		cms_scep_msg_free(m);
@@ -658,24 +658,24 @@ END_TEST
 
 START_TEST(truncated_trailing_oversized)
 {
-	struct cms_request_params p = req_params();
+	struct cms_request_params p = ct_req_params();
 	size_t len;
-	uint8_t *der = request(&p, &len), *big;
+	uint8_t *der = ct_request(&p, &len), *big;
 
 	for (size_t i = 0; i < len; i += (i < 64 ? 1 : 13))
-		check_refused(der, i, MDM_ERR_PARSE, ANY_FAIL, NULL);
+		ct_check_refused(der, i, MDM_ERR_PARSE, ANY_FAIL, NULL);
 	big = calloc(1, MDM_MAX_BODY_SCEP + 2);
 	ck_assert_ptr_nonnull(big);
 	memcpy(big, der, len);
-	check_refused(big, len + 1, MDM_ERR_PARSE, SCEP_BAD_REQUEST, "1 bytes after");
+	ct_check_refused(big, len + 1, MDM_ERR_PARSE, SCEP_BAD_REQUEST, "1 bytes after");
 	big[len] = 0x30;
 	big[len + 1] = 0x00;
-	check_refused(big, len + 2, MDM_ERR_PARSE, SCEP_BAD_REQUEST, "2 bytes after");
+	ct_check_refused(big, len + 2, MDM_ERR_PARSE, SCEP_BAD_REQUEST, "2 bytes after");
 	/* Over the limit: refused on length alone, before any parsing. */
-	check_refused(big, MDM_MAX_BODY_SCEP + 1, MDM_ERR_LIMIT, SCEP_BAD_REQUEST, "limit");
+	ct_check_refused(big, MDM_MAX_BODY_SCEP + 1, MDM_ERR_LIMIT, SCEP_BAD_REQUEST, "limit");
 	free(big);
 	free(der);
-	check_refused((const uint8_t *)"", 0, MDM_ERR_PARSE, SCEP_BAD_REQUEST, "empty");
+	ct_check_refused((const uint8_t *)"", 0, MDM_ERR_PARSE, SCEP_BAD_REQUEST, "empty");
 }
 END_TEST
 
@@ -707,7 +707,7 @@ END_TEST
 /* Refusals write nothing to stderr (OpenSSL included) and leave no OpenSSL error. */
 START_TEST(quiet_on_stderr)
 {
-	struct raw_opts o = raw_default();
+	struct raw_opts o = ct_raw_default();
 	FILE *tmp = tmpfile();
 	size_t len;
 	uint8_t *der;
@@ -724,16 +724,16 @@ START_TEST(quiet_on_stderr)
 	ck_assert_int_ge(saved, 0);
 	ck_assert_int_ge(dup2(fileno(tmp), 2), 0);
 	o.md = EVP_md5();
-	raw_refused(&o, MDM_ERR_PARSE, SCEP_BAD_ALG, NULL);
-	o = raw_default();
+	ct_raw_refused(&o, MDM_ERR_PARSE, SCEP_BAD_ALG, NULL);
+	o = ct_raw_default();
 	o.nocerts = 1;
-	raw_refused(&o, MDM_ERR_PARSE, SCEP_BAD_MESSAGE_CHECK, NULL);
-	o = raw_default();
-	der = raw_build(&o, &len);
+	ct_raw_refused(&o, MDM_ERR_PARSE, SCEP_BAD_MESSAGE_CHECK, NULL);
+	o = ct_raw_default();
+	der = ct_raw_build(&o, &len);
 	der[len - 5] ^= 1;
-	check_refused(der, len, MDM_ERR_PARSE, SCEP_BAD_MESSAGE_CHECK, NULL);
+	ct_check_refused(der, len, MDM_ERR_PARSE, SCEP_BAD_MESSAGE_CHECK, NULL);
 	for (size_t i = 1; i < len; i += 97)
-		check_refused(der, i, MDM_ERR_PARSE, ANY_FAIL, NULL);
+		ct_check_refused(der, i, MDM_ERR_PARSE, ANY_FAIL, NULL);
 	free(der);
 	fflush(stderr);
 	dup2(saved, 2);
@@ -750,7 +750,7 @@ END_TEST
 /* One refusal, one log line, naming the rule. */
 START_TEST(parse_logs_once)
 {
-	struct raw_opts o = raw_default();
+	struct raw_opts o = ct_raw_default();
 	char buf[4096];
 	int fds[2];
 	ssize_t n;
@@ -758,11 +758,11 @@ START_TEST(parse_logs_once)
 	uint8_t *der;
 
 	o.second_signer = 1;
-	der = raw_build(&o, &len);
+	der = ct_raw_build(&o, &len);
 	ck_assert_int_eq(pipe(fds), 0);
 	log_init("test", MDM_LOG_DEBUG);
 	log_set_fd(fds[1]);
-	check_refused(der, len, MDM_ERR_PARSE, SCEP_BAD_MESSAGE_CHECK, NULL);
+	ct_check_refused(der, len, MDM_ERR_PARSE, SCEP_BAD_MESSAGE_CHECK, NULL);
 	log_set_fd(-1);
 	close(fds[1]);
 	n = read(fds[0], buf, sizeof(buf) - 1);
@@ -782,7 +782,7 @@ END_TEST
  */
 START_TEST(unverified_parse)
 {
-	struct cms_request_params p = req_params();
+	struct cms_request_params p = ct_req_params();
 	struct raw_opts o;
 	struct cms_scep_msg *m, *u;
 	CMS_ContentInfo *cms;
@@ -793,9 +793,9 @@ START_TEST(unverified_parse)
 
 	/* Real captures: accepted by both, the same fields. */
 	if ((der = vector_read("cms", "scep/testdata/PKCSReq.der", &len)) != NULL) {
-		m = parse_ok(der, len);
-		u = unverified_ok(der, len);
-		same_fields(m, u);
+		m = ct_parse_ok(der, len);
+		u = ct_unverified_ok(der, len);
+		ct_same_fields(m, u);
 		ck_assert_int_eq(u->message_type, SCEP_PKCSREQ);
 		ck_assert_str_eq(u->transaction_id, "A13090761A30F66664F85D37433D2065E1112BA1");
 		ck_assert_uint_eq(u->sender_nonce_len, 8);
@@ -806,8 +806,8 @@ START_TEST(unverified_parse)
 	/* sscep-style MD5 request: refused by one, readable by the other. */
 	if ((der = vector_read("cms", "libscep/tests/test-files/util_b64_pkcs7.bin", &len)) !=
 	        NULL) {
-		check_refused(der, len, MDM_ERR_PARSE, SCEP_BAD_ALG, "md5");
-		u = unverified_ok(der, len);
+		ct_check_refused(der, len, MDM_ERR_PARSE, SCEP_BAD_ALG, "md5");
+		u = ct_unverified_ok(der, len);
 		ck_assert_int_eq(u->digest, CMS_DIGEST__MAX);
 		ck_assert_str_ne(u->transaction_id, "");
 		cms_scep_msg_free(u);
@@ -816,25 +816,25 @@ START_TEST(unverified_parse)
 	/* No signer certificate: nobody to answer, refused by both. */
 	if ((der = vector_read(
 	             "cms", "scep/_history/CertRep_NoCertificatesForSigners.der", &len)) != NULL) {
-		both_refused(der, len, MDM_ERR_PARSE, SCEP_BAD_MESSAGE_CHECK,
+		ct_both_refused(der, len, MDM_ERR_PARSE, SCEP_BAD_MESSAGE_CHECK,
 		        "signer certificate not in the message");
 		free(der);
 	}
 
 	/* A flipped signature byte: badMessageCheck, the fields still read. */
-	der = request(&p, &len);
-	m = parse_ok(der, len);
+	der = ct_request(&p, &len);
+	m = ct_parse_ok(der, len);
 	q = der;
 	cms = d2i_CMS_ContentInfo(NULL, &q, (long)len);
 	ck_assert_ptr_nonnull(cms);
 	sig = CMS_SignerInfo_get0_signature(sk_CMS_SignerInfo_value(CMS_get0_SignerInfos(cms), 0));
-	off = find(der, len, ASN1_STRING_get0_data(sig), (size_t)ASN1_STRING_length(sig));
+	off = ct_find(der, len, ASN1_STRING_get0_data(sig), (size_t)ASN1_STRING_length(sig));
 	ck_assert_uint_ne(off, (size_t)-1);
 	CMS_ContentInfo_free(cms);
 	der[off + 100] ^= 0x20;
-	check_refused(der, len, MDM_ERR_PARSE, SCEP_BAD_MESSAGE_CHECK, "RFC 5652 5.6");
-	u = unverified_ok(der, len);
-	same_fields(m, u);
+	ct_check_refused(der, len, MDM_ERR_PARSE, SCEP_BAD_MESSAGE_CHECK, "RFC 5652 5.6");
+	u = ct_unverified_ok(der, len);
+	ct_same_fields(m, u);
 	ck_assert_str_eq(u->transaction_id, p.transaction_id);
 	ck_assert_uint_eq(u->sender_nonce_len, SCEP_NONCE_LEN);
 	ck_assert_mem_eq(u->sender_nonce, nonce16, SCEP_NONCE_LEN);
@@ -843,66 +843,67 @@ START_TEST(unverified_parse)
 	cms_scep_msg_free(m);
 	/* Truncated, trailing bytes, empty, oversized: refused by both alike. */
 	for (size_t i = 0; i < len; i += (i < 64 ? 1 : 29))
-		both_refused(der, i, MDM_ERR_PARSE, ANY_FAIL, NULL);
+		ct_both_refused(der, i, MDM_ERR_PARSE, ANY_FAIL, NULL);
 	{
 		uint8_t *big = calloc(1, MDM_MAX_BODY_SCEP + 1);
 
 		ck_assert_ptr_nonnull(big);
 		memcpy(big, der, len);
-		both_refused(big, len + 1, MDM_ERR_PARSE, SCEP_BAD_REQUEST, "1 bytes after");
-		both_refused(big, MDM_MAX_BODY_SCEP + 1, MDM_ERR_LIMIT, SCEP_BAD_REQUEST, "limit");
+		ct_both_refused(big, len + 1, MDM_ERR_PARSE, SCEP_BAD_REQUEST, "1 bytes after");
+		ct_both_refused(
+		        big, MDM_MAX_BODY_SCEP + 1, MDM_ERR_LIMIT, SCEP_BAD_REQUEST, "limit");
 		free(big);
 	}
-	both_refused((const uint8_t *)"", 0, MDM_ERR_PARSE, SCEP_BAD_REQUEST, "empty");
+	ct_both_refused((const uint8_t *)"", 0, MDM_ERR_PARSE, SCEP_BAD_REQUEST, "empty");
 	free(der);
 
 	/* MD5, SHA-384, an EC signer: the algorithm policy is not applied. */
-	o = raw_default();
+	o = ct_raw_default();
 	o.md = EVP_md5();
-	der = raw_build(&o, &len);
-	check_refused(der, len, MDM_ERR_PARSE, SCEP_BAD_ALG, "digest md5");
-	u = unverified_ok(der, len);
+	der = ct_raw_build(&o, &len);
+	ct_check_refused(der, len, MDM_ERR_PARSE, SCEP_BAD_ALG, "digest md5");
+	u = ct_unverified_ok(der, len);
 	ck_assert_int_eq(u->message_type, SCEP_PKCSREQ);
 	ck_assert_int_eq(u->digest, CMS_DIGEST__MAX);
 	ck_assert_str_eq(u->transaction_id, "tid-1");
 	ck_assert_uint_eq(u->sender_nonce_len, 16);
 	cms_scep_msg_free(u);
 	free(der);
-	o = raw_default();
+	o = ct_raw_default();
 	o.signer = ec;
 	o.key = ec_key;
-	der = raw_build(&o, &len);
-	check_refused(der, len, MDM_ERR_PARSE, SCEP_BAD_ALG, "RFC 8894 3.5.2");
-	u = unverified_ok(der, len);
+	der = ct_raw_build(&o, &len);
+	ct_check_refused(der, len, MDM_ERR_PARSE, SCEP_BAD_ALG, "RFC 8894 3.5.2");
+	u = ct_unverified_ok(der, len);
 	ck_assert_int_eq(X509_cmp(u->signer, ec), 0);
 	cms_scep_msg_free(u);
 	free(der);
 
 	/* Every structural rule still holds. */
-	o = raw_default();
+	o = ct_raw_default();
 	o.md = EVP_md5();
 	o.nocerts = 1;
-	der = raw_build(&o, &len);
-	check_refused(der, len, MDM_ERR_PARSE, SCEP_BAD_ALG, "md5");
+	der = ct_raw_build(&o, &len);
+	ct_check_refused(der, len, MDM_ERR_PARSE, SCEP_BAD_ALG, "md5");
 	m = (struct cms_scep_msg *)&o;
 	ck_assert_int_eq(cms_scep_parse_unverified(der, len, &m, NULL, NULL, 0), MDM_ERR_PARSE);
 	ck_assert_ptr_null(m);
 	free(der);
-	o = raw_default();
+	o = ct_raw_default();
 	o.second_signer = 1;
-	der = raw_build(&o, &len);
-	both_refused(der, len, MDM_ERR_PARSE, SCEP_BAD_MESSAGE_CHECK, "CMS has 2 SignerInfos");
+	der = ct_raw_build(&o, &len);
+	ct_both_refused(der, len, MDM_ERR_PARSE, SCEP_BAD_MESSAGE_CHECK, "CMS has 2 SignerInfos");
 	free(der);
-	o = raw_default();
+	o = ct_raw_default();
 	o.econtent_oid = "1.2.840.113549.1.7.2";
-	der = raw_build(&o, &len);
-	both_refused(der, len, MDM_ERR_PARSE, SCEP_BAD_REQUEST, "not data");
+	der = ct_raw_build(&o, &len);
+	ct_both_refused(der, len, MDM_ERR_PARSE, SCEP_BAD_REQUEST, "not data");
 	free(der);
 	/* Attribute rules, with MD5 so that only the unverified parse reaches them. */
-	o = raw_default();
+	o = ct_raw_default();
 	o.md = EVP_md5();
 	o.attrs[1].twice = 1;
-	der = raw_build(&o, &len);
+	der = ct_raw_build(&o, &len);
 	m = (struct cms_scep_msg *)&o;
 	{
 		char err[256];
@@ -915,11 +916,11 @@ START_TEST(unverified_parse)
 		ck_assert_msg(strstr(err, "more than once") != NULL, "%s", err);
 	}
 	free(der);
-	o = raw_default();
+	o = ct_raw_default();
 	o.md = EVP_md5();
 	o.attrs[1] = o.attrs[2]; /* no transactionID */
 	o.n_attrs = 2;
-	der = raw_build(&o, &len);
+	der = ct_raw_build(&o, &len);
 	m = (struct cms_scep_msg *)&o;
 	{
 		char err[256];
@@ -972,20 +973,20 @@ START_TEST(alg_policy)
 	size_t len, mlen;
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		o = raw_default();
+		o = ct_raw_default();
 		if (cases[i].ec) {
 			o.signer = ec;
 			o.key = ec_key;
 		}
-		der = raw_build(&o, &len);
+		der = ct_raw_build(&o, &len);
 		mut = cmstest_with_alg(
 		        der, len, cases[i].which, cases[i].nid, cases[i].ptype, &mlen);
 		if (cases[i].want == SCEP_FAIL_NONE) {
-			m = parse_ok(mut, mlen);
+			m = ct_parse_ok(mut, mlen);
 			ck_assert_int_eq(m->digest, CMS_DIGEST_SHA256);
 			cms_scep_msg_free(m);
 		} else {
-			check_refused(mut, mlen, MDM_ERR_PARSE, cases[i].want, cases[i].msg);
+			ct_check_refused(mut, mlen, MDM_ERR_PARSE, cases[i].want, cases[i].msg);
 		}
 		free(mut);
 		free(der);

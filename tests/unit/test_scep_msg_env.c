@@ -57,7 +57,7 @@ START_TEST(vector_macos_pkcsreq)
 		free(want);
 		return;
 	}
-	m = parse_ok(der, len);
+	m = ct_parse_ok(der, len);
 	ck_assert_int_eq(m->message_type, SCEP_PKCSREQ);
 	ck_assert_str_eq(m->transaction_id, tid);
 	ck_assert_int_eq(m->digest, CMS_DIGEST_SHA1);
@@ -82,14 +82,14 @@ START_TEST(vector_macos_pkcsreq)
 	key = pem_key(path);
 	snprintf(path, sizeof(path), "%s/scep/testdata/testca/ca.crt", dir);
 	cert = pem_cert(path);
-	out = decrypt_ok(m, key, cert, &outlen, &c);
+	out = ct_decrypt_ok(m, key, cert, &outlen, &c);
 	ck_assert_int_eq(c, CMS_CIPHER_DES3);
 	ck_assert_uint_eq(outlen, csrlen);
 	ck_assert_mem_eq(out, want, csrlen);
 	free(out);
 
 	/* Not ours: refused before any private-key operation. */
-	decrypt_refused(m, ca_key, ca, SCEP_BAD_MESSAGE_CHECK);
+	ct_decrypt_refused(m, ca_key, ca, SCEP_BAD_MESSAGE_CHECK);
 	/*
 	 * Our certificate, a wrong key: OpenSSL goes on with a random content
 	 * key (the Bleichenbacher defence), so this fails or, rarely, yields
@@ -126,7 +126,7 @@ START_TEST(vector_mdmclient)
 
 	if (der == NULL)
 		return;
-	m = parse_ok(der, len);
+	m = ct_parse_ok(der, len);
 	ck_assert_int_eq(m->message_type, SCEP_PKCSREQ);
 	ck_assert_int_eq(m->digest, CMS_DIGEST_SHA512);
 	ck_assert_str_eq(m->transaction_id, "140BC832976B3D0300BE8F5C2E35CEDF66E73D7B");
@@ -134,7 +134,7 @@ START_TEST(vector_mdmclient)
 	ck_assert_str_eq(m->challenge, "03DD5575C1694064");
 	ck_assert_uint_eq(m->sender_nonce_len, 8);
 	/* Enveloped to an NDES RA whose key is not published. */
-	decrypt_refused(m, ca_key, ca, SCEP_BAD_MESSAGE_CHECK);
+	ct_decrypt_refused(m, ca_key, ca, SCEP_BAD_MESSAGE_CHECK);
 	cms_scep_msg_free(m);
 	free(der);
 }
@@ -150,13 +150,13 @@ START_TEST(vector_windows)
 	if (der == NULL)
 		return;
 	/* The signer's critical AKI is no concern of ours: no chain is built. */
-	m = parse_ok(der, len);
+	m = ct_parse_ok(der, len);
 	ck_assert_int_eq(m->message_type, SCEP_PKCSREQ);
 	ck_assert_int_eq(m->digest, CMS_DIGEST_SHA1);
 	ck_assert_str_eq(m->transaction_id, "252e27f890ea721a5a5790225ce6b42a02d14fbf");
 	ck_assert_uint_eq(m->sender_nonce_len, 16);
 	ck_assert_uint_eq(m->envelope_len, 5941);
-	decrypt_refused(m, ca_key, ca, SCEP_BAD_MESSAGE_CHECK);
+	ct_decrypt_refused(m, ca_key, ca, SCEP_BAD_MESSAGE_CHECK);
 	cms_scep_msg_free(m);
 	free(der);
 }
@@ -177,7 +177,7 @@ START_TEST(vector_jscep)
 		free(req1);
 		return;
 	}
-	m = parse_ok(req2, len);
+	m = ct_parse_ok(req2, len);
 	ck_assert_int_eq(m->message_type, SCEP_PKCSREQ);
 	ck_assert_int_eq(m->digest, CMS_DIGEST_SHA256);
 	ck_assert_str_eq(m->transaction_id, "7XXEY-ERLPU-2JDR9");
@@ -191,7 +191,7 @@ START_TEST(vector_jscep)
 	if ((der = vector_read("cms", "jscep/src/samples/scep_resp2.der", &len)) != NULL) {
 		uint8_t *resp1 = vector_read("cms", "jscep/src/samples/scep_resp1.der", &len1);
 
-		m = parse_ok(der, len);
+		m = ct_parse_ok(der, len);
 		ck_assert_int_eq(m->message_type, SCEP_CERTREP);
 		ck_assert_int_eq(m->pki_status, SCEP_SUCCESS);
 		ck_assert_int_eq(m->fail_info, SCEP_FAIL_NONE);
@@ -208,19 +208,19 @@ START_TEST(vector_jscep)
 	}
 	/* The other layers are not pkiMessages. */
 	if ((der = vector_read("cms", "jscep/src/samples/scep_req0.der", &len)) != NULL) {
-		check_refused(der, len, MDM_ERR_PARSE, SCEP_BAD_REQUEST, "RFC 5652 3");
+		ct_check_refused(der, len, MDM_ERR_PARSE, SCEP_BAD_REQUEST, "RFC 5652 3");
 		free(der);
 	}
 	if ((der = vector_read("cms", "jscep/src/samples/scep_resp1.der", &len)) != NULL) {
-		check_refused(der, len, MDM_ERR_PARSE, SCEP_BAD_REQUEST, "not a SignedData");
+		ct_check_refused(der, len, MDM_ERR_PARSE, SCEP_BAD_REQUEST, "not a SignedData");
 		free(der);
 	}
 	if ((der = vector_read("cms", "jscep/src/samples/scep_resp0.der", &len)) != NULL) {
-		check_refused(der, len, MDM_ERR_PARSE, SCEP_BAD_MESSAGE_CHECK, "0 SignerInfos");
+		ct_check_refused(der, len, MDM_ERR_PARSE, SCEP_BAD_MESSAGE_CHECK, "0 SignerInfos");
 		/* It is the certs-only content of the CertRep: one issued certificate. */
 		ck_assert_int_eq(cms_certs_only_parse(der, len, &certs, &n), MDM_OK);
 		ck_assert_uint_eq(n, 1);
-		free_certs(certs, n);
+		ct_free_certs(certs, n);
 		free(der);
 	}
 }
@@ -234,27 +234,27 @@ START_TEST(vector_legacy_certreps)
 
 	/* micromdm 2016 answering PKCSReq.der: 8-byte recipientNonce, single DES inside. */
 	if ((der = vector_read("cms", "scep/_history/CertRep.der", &len)) != NULL) {
-		m = parse_ok(der, len);
+		m = ct_parse_ok(der, len);
 		ck_assert_int_eq(m->message_type, SCEP_CERTREP);
 		ck_assert_int_eq(m->pki_status, SCEP_SUCCESS);
 		ck_assert_str_eq(m->transaction_id, "A13090761A30F66664F85D37433D2065E1112BA1");
 		ck_assert_uint_eq(m->recipient_nonce_len, 8);
 		ck_assert_mem_eq(m->recipient_nonce, "\xae\x7f\xe8\x81\x6c\xc6\xbe\xdd", 8);
-		decrypt_refused(m, client_key, client, SCEP_BAD_ALG);
+		ct_decrypt_refused(m, client_key, client, SCEP_BAD_ALG);
 		cms_scep_msg_free(m);
 		free(der);
 	}
 	/* NDES sends no certificates: the signer must come from elsewhere. */
 	if ((der = vector_read(
 	             "cms", "scep/_history/CertRep_NoCertificatesForSigners.der", &len)) != NULL) {
-		check_refused(der, len, MDM_ERR_PARSE, SCEP_BAD_MESSAGE_CHECK,
+		ct_check_refused(der, len, MDM_ERR_PARSE, SCEP_BAD_MESSAGE_CHECK,
 		        "signer certificate not in the message");
 		free(der);
 	}
 	/* sscep-style request: MD5. */
 	if ((der = vector_read("cms", "libscep/tests/test-files/util_b64_pkcs7.bin", &len)) !=
 	        NULL) {
-		check_refused(der, len, MDM_ERR_PARSE, SCEP_BAD_ALG, "md5");
+		ct_check_refused(der, len, MDM_ERR_PARSE, SCEP_BAD_ALG, "md5");
 		free(der);
 	}
 	/* BT's failure reply: MD5 and no certificates. */
@@ -262,7 +262,7 @@ START_TEST(vector_legacy_certreps)
 	             "apple-Security/OSX/sec/Security/Regressions/secitem/"
 	             "si-63-scep.h.extracted/scep_reply_17_58_00_der.der",
 	             &len)) != NULL) {
-		check_refused(der, len, MDM_ERR_PARSE, SCEP_BAD_ALG, NULL);
+		ct_check_refused(der, len, MDM_ERR_PARSE, SCEP_BAD_ALG, NULL);
 		free(der);
 	}
 }
@@ -405,7 +405,7 @@ START_TEST(weak_content_ciphers)
 		BIO *in = BIO_new_mem_buf(csr, (int)csr_len);
 		CMS_ContentInfo *env;
 		uint8_t *der = NULL, *msg;
-		struct raw_opts o = raw_default();
+		struct raw_opts o = ct_raw_default();
 		struct cms_scep_msg *m;
 		size_t len;
 		int n;
@@ -424,9 +424,9 @@ START_TEST(weak_content_ciphers)
 		n = i2d_CMS_ContentInfo(env, &der);
 		o.content = der;
 		o.content_len = (size_t)n;
-		msg = raw_build(&o, &len);
-		m = parse_ok(msg, len);
-		decrypt_refused(m, ca_key, ca, SCEP_BAD_ALG);
+		msg = ct_raw_build(&o, &len);
+		m = ct_parse_ok(msg, len);
+		ct_decrypt_refused(m, ca_key, ca, SCEP_BAD_ALG);
 		cms_scep_msg_free(m);
 		free(msg);
 		OPENSSL_free(der);
@@ -446,7 +446,7 @@ START_TEST(weak_content_ciphers)
 		BIO *in = BIO_new_mem_buf(csr, (int)csr_len);
 		CMS_ContentInfo *env;
 		uint8_t *der = NULL, *msg;
-		struct raw_opts o = raw_default();
+		struct raw_opts o = ct_raw_default();
 		struct cms_scep_msg *m;
 		size_t len, off;
 		int n;
@@ -455,14 +455,14 @@ START_TEST(weak_content_ciphers)
 		env = CMS_encrypt(to, in, EVP_des_ede3_cbc(), CMS_BINARY);
 		ck_assert_ptr_nonnull(env);
 		n = i2d_CMS_ContentInfo(env, &der);
-		off = find(der, (size_t)n, des3, sizeof(des3));
+		off = ct_find(der, (size_t)n, des3, sizeof(des3));
 		ck_assert_uint_ne(off, (size_t)-1);
 		der[off + sizeof(des3) - 1] = 0x02;
 		o.content = der;
 		o.content_len = (size_t)n;
-		msg = raw_build(&o, &len);
-		m = parse_ok(msg, len);
-		decrypt_refused(m, ca_key, ca, SCEP_BAD_ALG);
+		msg = ct_raw_build(&o, &len);
+		m = ct_parse_ok(msg, len);
+		ct_decrypt_refused(m, ca_key, ca, SCEP_BAD_ALG);
 		cms_scep_msg_free(m);
 		free(msg);
 		OPENSSL_free(der);
