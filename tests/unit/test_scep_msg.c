@@ -780,6 +780,21 @@ END_TEST
  * messages refused for their algorithm or signature, and refuses every
  * other rule exactly as cms_scep_parse.
  */
+/* The unverified parse refuses der as badRequest, err naming why. */
+static void unverified_bad_request(const uint8_t *der, size_t len, const char *why)
+{
+	char err[256];
+	enum scep_fail_info f = SCEP_FAIL_NONE;
+	/* Not NULL before: the refusal must clear it. */
+	struct cms_scep_msg *m = (struct cms_scep_msg *)(void *)err;
+
+	ck_assert_int_eq(
+	        cms_scep_parse_unverified(der, len, &m, &f, err, sizeof(err)), MDM_ERR_PARSE);
+	ck_assert_ptr_null(m);
+	ck_assert_int_eq(f, SCEP_BAD_REQUEST);
+	ck_assert_msg(strstr(err, why) != NULL, "%s", err);
+}
+
 START_TEST(unverified_parse)
 {
 	struct cms_request_params p = ct_req_params();
@@ -904,34 +919,14 @@ START_TEST(unverified_parse)
 	o.md = EVP_md5();
 	o.attrs[1].twice = 1;
 	der = ct_raw_build(&o, &len);
-	m = (struct cms_scep_msg *)&o;
-	{
-		char err[256];
-		enum scep_fail_info f = SCEP_FAIL_NONE;
-
-		ck_assert_int_eq(cms_scep_parse_unverified(der, len, &m, &f, err, sizeof(err)),
-		        MDM_ERR_PARSE);
-		ck_assert_ptr_null(m);
-		ck_assert_int_eq(f, SCEP_BAD_REQUEST);
-		ck_assert_msg(strstr(err, "more than once") != NULL, "%s", err);
-	}
+	unverified_bad_request(der, len, "more than once");
 	free(der);
 	o = ct_raw_default();
 	o.md = EVP_md5();
 	o.attrs[1] = o.attrs[2]; /* no transactionID */
 	o.n_attrs = 2;
 	der = ct_raw_build(&o, &len);
-	m = (struct cms_scep_msg *)&o;
-	{
-		char err[256];
-		enum scep_fail_info f = SCEP_FAIL_NONE;
-
-		ck_assert_int_eq(cms_scep_parse_unverified(der, len, &m, &f, err, sizeof(err)),
-		        MDM_ERR_PARSE);
-		ck_assert_ptr_null(m);
-		ck_assert_int_eq(f, SCEP_BAD_REQUEST);
-		ck_assert_msg(strstr(err, "transactionID attribute missing") != NULL, "%s", err);
-	}
+	unverified_bad_request(der, len, "transactionID attribute missing");
 	free(der);
 	ck_assert_msg(ERR_peek_error() == 0, "OpenSSL error queue not empty");
 }
