@@ -36,17 +36,27 @@ Suite *failover_e2e_suite(void);
 
 #define FAULT_REQUESTS 8
 
-/* Runs sql on a session that is writable even while the database's default is not. */
-static void admin_exec(const char *sql)
+/* Runs sql on a session that is writable even while the database's default is not, as the
+ * database's owner or (tablespaces are a superuser's business) the cluster's superuser; 0 or
+ * -1. No ck_assert: the clean-ups run in check's parent process too. */
+static int sql_try(int superuser, const char *sql)
 {
 	char conninfo[2048];
 	db *d = NULL;
+	int rc;
 
-	snprintf(conninfo, sizeof(conninfo), "%s options='-c default_transaction_read_only=off'",
-	        getenv("MDM_DB"));
-	ck_assert_int_eq(db_new(conninfo, "e2e-faults", &d), MDM_OK);
-	ck_assert_int_eq(db_exec(d, sql, 0, NULL, NULL), MDM_OK);
+	snprintf(conninfo, sizeof(conninfo), "%s%s options='-c default_transaction_read_only=off'",
+	        getenv("MDM_DB"), superuser ? " user=postgres" : "");
+	if (db_new(conninfo, "e2e-faults", &d) != MDM_OK)
+		return -1;
+	rc = db_exec(d, sql, 0, NULL, NULL) == MDM_OK ? 0 : -1;
 	db_free(d);
+	return rc;
+}
+
+static void admin_exec(const char *sql)
+{
+	ck_assert_msg(sql_try(0, sql) == 0, "%s failed", sql);
 }
 
 /* GET /enroll (writes a challenge); returns the status, *retry_after set if the header came. */
@@ -71,12 +81,15 @@ static int get_enroll(int *retry_after)
 	return status;
 }
 
-/* Even when a check fails: the suites after this one need a writable database. */
+/* The suites after this one need a writable database: also an unchecked fixture, which runs
+ * in check's parent process even when a failed check has ended the forked case. */
 static void writable_again(void)
 {
-	admin_exec("DO $$ BEGIN EXECUTE format("
-	           "'ALTER DATABASE %I RESET default_transaction_read_only', "
-	           "current_database()); END $$");
+	if (sql_try(0,
+	            "DO $$ BEGIN EXECUTE format("
+	            "'ALTER DATABASE %I RESET default_transaction_read_only', "
+	            "current_database()); END $$") != 0)
+		fprintf(stderr, "faults-e2e: could not reset default_transaction_read_only\n");
 }
 
 START_TEST(read_only_database_is_503_then_recovers)
@@ -332,71 +345,80 @@ END_TEST
 
 /* ------------------------------------------------------------ disk full */
 
-#define DISK_MB       4   /* the tmpfs holding the tablespace */
-#define DISK_MAX_FILL 400 /* requests at most until a full page needs a new one */
+#define DISK_MB       4   /* the tmpfs holding the table */
+#define DISK_MAX_FILL 400 /* requests at most until the last heap page is full */
 
-static char disk_mnt[1024];
-
-/* Runs sql as the cluster's superuser (tablespaces are a superuser's business). */
-static void super_exec(const char *sql)
+/* The mount point of this Apache mode's tmpfs. */
+static void disk_path(char *buf, size_t n)
 {
-	char conninfo[2048];
-	db *d = NULL;
-
-	snprintf(conninfo, sizeof(conninfo),
-	        "%s user=postgres options='-c default_transaction_read_only=off'",
-	        getenv("MDM_DB"));
-	ck_assert_int_eq(db_new(conninfo, "e2e-faults", &d), MDM_OK);
-	ck_assert_msg(db_exec(d, sql, 0, NULL, NULL) == MDM_OK, "%s failed", sql);
-	db_free(d);
+	snprintf(buf, n, "%s/faults-disk-%s", getenv("E2E_TMP"), getenv("E2E_MODE"));
 }
 
-#define DISK_MOVE(ts)                                                                              \
+static void super_exec(const char *sql)
+{
+	ck_assert_msg(sql_try(1, sql) == 0, "%s failed", sql);
+}
+
+/* The table and any index of it back home, autovacuum as before. */
+#define DISK_HOME                                                                                  \
 	"DO $$ DECLARE i text; BEGIN "                                                             \
-	"ALTER TABLE mdm.challenge SET TABLESPACE " ts "; "                                        \
+	"ALTER TABLE mdm.challenge SET TABLESPACE pg_default; "                                    \
+	"ALTER TABLE mdm.challenge RESET (autovacuum_enabled); "                                   \
 	"FOR i IN SELECT indexrelid::regclass::text FROM pg_index "                                \
 	"WHERE indrelid = 'mdm.challenge'::regclass LOOP "                                         \
-	"EXECUTE format('ALTER INDEX %s SET TABLESPACE " ts "', i); END LOOP; END $$"
+	"EXECUTE format('ALTER INDEX %s SET TABLESPACE pg_default', i); END LOOP; END $$"
 
-/* Even when a check fails: space back, the table home, the tablespace and the mount gone. */
-static void disk_teardown(void)
+/* An unchecked fixture, before and after the case, in check's parent process: a failed check
+ * ends a forked case at once (no checked teardown runs then), and the next Apache mode's case
+ * must not find this one's tablespace. Space back, the table home, the tablespace and the
+ * mount gone. */
+static void disk_clean(void)
 {
-	if (disk_mnt[0] == '\0')
-		return;
-	(void)e2e_sh("rm -f '%s/fill'", disk_mnt);
-	super_exec(DISK_MOVE("pg_default"));
-	super_exec("DROP TABLESPACE IF EXISTS mdm_faults_disk");
+	char mnt[1024];
+
+	disk_path(mnt, sizeof(mnt));
+	(void)e2e_sh("rm -f '%s/fill'", mnt);
+	if (sql_try(1, DISK_HOME) != 0 ||
+	        sql_try(1, "DROP TABLESPACE IF EXISTS mdm_faults_disk") != 0)
+		fprintf(stderr,
+		        "faults-e2e: could not move mdm.challenge home or drop the "
+		        "tablespace mdm_faults_disk\n");
 	/* Backends may still hold descriptors of the moved files: detach lazily if busy. */
-	(void)e2e_sh("umount '%s' 2>/dev/null || umount -l '%s'", disk_mnt, disk_mnt);
-	(void)e2e_sh("rmdir '%s'", disk_mnt);
-	disk_mnt[0] = '\0';
+	(void)e2e_sh("if mountpoint -q '%s'; then umount '%s' 2>/dev/null || umount -l '%s'; fi; "
+	             "rmdir '%s' 2>/dev/null; true",
+	        mnt, mnt, mnt, mnt);
 }
 
 START_TEST(disk_full_is_503_then_recovers)
 {
 	const char *pgdata = getenv("MDM_TEST_PGDATA");
 	int before = 0, filled = 0, during = 0, s503 = 0, retry = 0, s5xx = 0, ra, st;
-	char sql[1400], *n0, *n1, *n2;
+	char mnt[1024], sql[1400], *n0, *n1, *n2;
 
 	if (pgdata == NULL || geteuid() != 0) {
 		printf("faults-e2e: disk full needs root (mount) and MDM_TEST_PGDATA: skipped\n");
 		return;
 	}
-	snprintf(disk_mnt, sizeof(disk_mnt), "%s/faults-disk-%s", getenv("E2E_TMP"),
-	        getenv("E2E_MODE"));
+	disk_path(mnt, sizeof(mnt));
 	ck_assert_int_eq(e2e_sh("mkdir -p '%s' && mount -t tmpfs -o size=%dm,mode=0700 "
 	                        "mdm-faults '%s' && chown \"$(stat -c %%U '%s')\" '%s'",
-	                         disk_mnt, DISK_MB, disk_mnt, pgdata, disk_mnt),
+	                         mnt, DISK_MB, mnt, pgdata, mnt),
 	        0);
-	snprintf(sql, sizeof(sql), "CREATE TABLESPACE mdm_faults_disk LOCATION '%s'", disk_mnt);
+	snprintf(sql, sizeof(sql), "CREATE TABLESPACE mdm_faults_disk LOCATION '%s'", mnt);
 	super_exec(sql);
-	super_exec(DISK_MOVE("mdm_faults_disk"));
+	/* So that the fault is the same on every run: no dead row whose space a read could give
+	 * back, no autovacuum to give it back, and the indexes left on the big disk (the unique
+	 * index of random challenge hashes splits its pages at random). Once the last heap page
+	 * is full, every insert needs a new page and no page can have room again. */
+	super_exec("VACUUM FULL mdm.challenge");
+	super_exec("ALTER TABLE mdm.challenge SET (autovacuum_enabled = false)");
+	super_exec("ALTER TABLE mdm.challenge SET TABLESPACE mdm_faults_disk");
 	ck_assert_int_eq(get_enroll(&ra), 200);
 	before++;
 
 	/* The fault: the filesystem under the hot table is full. */
-	ck_assert_int_ne(e2e_sh("dd if=/dev/zero of='%s/fill' bs=64k 2>/dev/null", disk_mnt), 0);
-	/* Rows still fit in pages already there; the first new page fails. */
+	ck_assert_int_ne(e2e_sh("dd if=/dev/zero of='%s/fill' bs=64k 2>/dev/null", mnt), 0);
+	/* Rows still fit in the last page; the first new page fails. */
 	while ((st = get_enroll(&ra)) == 200 && filled < DISK_MAX_FILL)
 		filled++;
 	ck_assert_msg(st == 503 && ra, "disk full: %d without Retry-After after %d enrollments", st,
@@ -412,12 +434,13 @@ START_TEST(disk_full_is_503_then_recovers)
 	n1 = e2e_query1("SELECT count(*)::text FROM mdm.challenge", NULL);
 
 	/* Space is freed: the same programs serve again. */
-	ck_assert_int_eq(e2e_sh("rm -f '%s/fill'", disk_mnt), 0);
+	ck_assert_int_eq(e2e_sh("rm -f '%s/fill'", mnt), 0);
 	ck_assert_int_eq(get_enroll(&ra), 200);
 	n2 = e2e_query1("SELECT count(*)::text FROM mdm.challenge", NULL);
 
-	printf("faults ledger (%s): disk full (%d MiB tmpfs tablespace under mdm.challenge): "
-	       "%d before (2xx %d), %d more fitted in existing pages, %d during (503 %d with "
+	printf("faults ledger (%s): disk full (%d MiB tmpfs tablespace under mdm.challenge's "
+	       "heap): "
+	       "%d before (2xx %d), %d more fitted in the last page, %d during (503 %d with "
 	       "Retry-After %d, other 5xx %d); challenges %s, %s during (written while full: %d), "
 	       "%s after space was freed\n",
 	        getenv("E2E_MODE"), DISK_MB, before, before, filled, during, s503, retry, s5xx, n0,
@@ -719,7 +742,7 @@ Suite *faults_e2e_suite(void)
 	TCase *tc = tcase_create("read-only");
 
 	tcase_set_timeout(tc, 120);
-	tcase_add_checked_fixture(tc, NULL, writable_again);
+	tcase_add_unchecked_fixture(tc, NULL, writable_again);
 	tcase_add_test(tc, read_only_database_is_503_then_recovers);
 	suite_add_tcase(s, tc);
 
@@ -730,7 +753,7 @@ Suite *faults_e2e_suite(void)
 
 	tc = tcase_create("disk-full");
 	tcase_set_timeout(tc, 120);
-	tcase_add_checked_fixture(tc, NULL, disk_teardown);
+	tcase_add_unchecked_fixture(tc, disk_clean, disk_clean);
 	tcase_add_test(tc, disk_full_is_503_then_recovers);
 	suite_add_tcase(s, tc);
 	return s;
