@@ -19,7 +19,7 @@
 /* Loaded once per process; the CA is reloaded only when mdm.ca changes. */
 static struct ca_state *ca;
 static struct checkin_policy policy;
-static int policy_loaded, require_tls;
+static int policy_loaded;
 
 static mdm_err checkin_setup(struct program *a)
 {
@@ -29,9 +29,7 @@ static mdm_err checkin_setup(struct program *a)
 		if ((rc = config_get_bool(
 		             a->cfg, "checkin_allow_takeover", &policy.allow_takeover)) != MDM_OK ||
 		        (rc = config_get_bool(
-		                 a->cfg, "checkin_user_channel", &policy.user_channel)) != MDM_OK ||
-		        (rc = config_get_bool(a->cfg, "checkin_require_tls", &require_tls)) !=
-		                MDM_OK)
+		                 a->cfg, "checkin_user_channel", &policy.user_channel)) != MDM_OK)
 			return rc;
 		policy_loaded = 1;
 	}
@@ -63,22 +61,8 @@ static mdm_err checkin_handle(struct program *a, fcgi_req *r)
 		return program_fail(a, r, rc == MDM_ERR_NOT_FOUND ? MDM_ERR_CONFIG : rc,
 		        "the check-in service is not configured (no CA?) or its database is "
 		        "unavailable");
-	if (identity_require_tls(identity_require_tls_for(
-	                                 require_tls, fcgi_param0(r, "MDM_CHECKIN_REQUIRE_TLS")),
-	            r->client_cert) != MDM_OK) {
-		rc = fcgi_respond_text(r, 403, NULL, IDENTITY_REQUIRE_TLS_REFUSAL);
+	if ((rc = program_device(a, r, ca, &id)) != MDM_OK)
 		goto out;
-	}
-	rc = identity_authenticate(a->db, ca, r->client_cert, fcgi_header0(r, "Mdm-Signature"),
-	        r->body, r->body_len, time(NULL), &id);
-	if (rc == MDM_ERR_FORBIDDEN) {
-		rc = checkin_forbidden(a, r);
-		goto out;
-	}
-	if (rc != MDM_OK) {
-		rc = program_fail(a, r, rc, "the device identity could not be checked");
-		goto out;
-	}
 	if ((rc = checkin_parse(r->body, r->body_len, &m, err, sizeof(err))) != MDM_OK) {
 		log_warn("check-in refused: %s", err);
 		rc = program_fail(a, r, rc == MDM_ERR_NOMEM ? rc : MDM_ERR_PARSE, "%s", err);

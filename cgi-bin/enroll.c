@@ -67,11 +67,13 @@ static mdm_err enroll_public_url(struct program *a, fcgi_req *r, char *out, size
 }
 
 /*
- * enroll_auth first, then the push topic: 403, or 400/403/404/409 (500
- * when nothing is imported) with the reason, which may name the topics.
+ * What /enroll and the OTA profile service both check first: enrollment
+ * configured (500, or 503 while the database is away), enroll_auth (403),
+ * the push topic (400/403/404/409, 500 when nothing is imported, with the
+ * reason, which may name the topics), and the URL base devices will use.
  */
-static mdm_err enroll_topic(struct program *a, fcgi_req *r, const struct enroll_state *st,
-        char topic[PUSH_MAX_TOPIC + 1])
+static mdm_err enroll_preflight(struct program *a, fcgi_req *r, struct enroll_state **st,
+        char topic[PUSH_MAX_TOPIC + 1], char base[PROFILE_MAX_URL + 1])
 {
 	/* Set by Apache (SetEnv in a <Location>), never by the client (HTTP_*). */
 	struct enroll_req req = {r->query, fcgi_param0(r, "REMOTE_USER"),
@@ -80,8 +82,14 @@ static mdm_err enroll_topic(struct program *a, fcgi_req *r, const struct enroll_
 	char why[ENROLL_MAX_WHY];
 	mdm_err rc;
 
-	if ((rc = enroll_admit(a->db, st, a->cfg, &req, topic, why, sizeof(why))) != MDM_OK)
+	if ((rc = enroll_get(a, st)) != MDM_OK)
+		return program_fail(a, r, rc == MDM_ERR_DB_CONN ? rc : MDM_ERR_CONFIG,
+		        "enrollment is not configured or its database is unavailable (see the "
+		        "error log)");
+	if ((rc = enroll_admit(a->db, *st, a->cfg, &req, topic, why, sizeof(why))) != MDM_OK)
 		return program_fail(a, r, rc, "%s", why);
+	if ((rc = enroll_public_url(a, r, base, PROFILE_MAX_URL + 1)) != MDM_OK)
+		return program_fail(a, r, rc, "no public_url and no usable Host header");
 	return MDM_OK;
 }
 
@@ -94,14 +102,8 @@ static mdm_err enroll_profile(struct program *a, fcgi_req *r)
 	size_t len = 0, derlen = 0;
 	mdm_err rc;
 
-	if ((rc = enroll_get(a, &st)) != MDM_OK)
-		return program_fail(a, r, rc == MDM_ERR_DB_CONN ? rc : MDM_ERR_CONFIG,
-		        "enrollment is not configured or its database is unavailable (see the "
-		        "error log)");
-	if ((rc = enroll_topic(a, r, st, topic)) != MDM_OK)
+	if ((rc = enroll_preflight(a, r, &st, topic, base)) != MDM_OK)
 		return rc;
-	if ((rc = enroll_public_url(a, r, base, sizeof(base))) != MDM_OK)
-		return program_fail(a, r, rc, "no public_url and no usable Host header");
 	if ((rc = enroll_profile_xml(a->db, a->cfg, st, base, topic, &xml, &len)) != MDM_OK) {
 		rc = program_fail(a, r, rc,
 		        rc == MDM_ERR_NOT_FOUND ? "topic %s was removed meanwhile"
@@ -147,14 +149,8 @@ static mdm_err enroll_ota_service(struct program *a, fcgi_req *r)
 	size_t derlen = 0;
 	mdm_err rc;
 
-	if ((rc = enroll_get(a, &st)) != MDM_OK)
-		return program_fail(a, r, rc == MDM_ERR_DB_CONN ? rc : MDM_ERR_CONFIG,
-		        "enrollment is not configured or its database is unavailable (see the "
-		        "error log)");
-	if ((rc = enroll_topic(a, r, st, topic)) != MDM_OK)
+	if ((rc = enroll_preflight(a, r, &st, topic, base)) != MDM_OK)
 		return rc;
-	if ((rc = enroll_public_url(a, r, base, sizeof(base))) != MDM_OK)
-		return program_fail(a, r, rc, "no public_url and no usable Host header");
 	snprintf(url, sizeof(url), "%s%s", base, OTA_PATH);
 	if ((rc = ota_service_profile(a->db, a->cfg, st, url, topic, &der, &derlen)) != MDM_OK)
 		return program_fail(a, r, rc,

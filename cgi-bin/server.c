@@ -18,7 +18,7 @@
 /* Loaded once per process; the CA is reloaded only when mdm.ca changes. */
 static struct ca_state *ca;
 static struct command_signer signer;
-static int signer_loaded, require_tls, require_tls_loaded;
+static int signer_loaded;
 
 /*
  * The profile signer (profile_signer_cert/key/chain), for InstallProfile
@@ -50,13 +50,6 @@ static void server_signer_load(const config *cfg)
 
 static mdm_err server_setup(struct program *a)
 {
-	mdm_err rc;
-
-	if (!require_tls_loaded) {
-		if ((rc = config_get_bool(a->cfg, "checkin_require_tls", &require_tls)) != MDM_OK)
-			return rc;
-		require_tls_loaded = 1;
-	}
 	if (!signer_loaded)
 		server_signer_load(a->cfg);
 	return ca_refresh_certs(a->db, a->cfg, &ca);
@@ -74,22 +67,8 @@ static mdm_err server_handle(struct program *a, fcgi_req *r)
 		return program_fail(a, r, rc == MDM_ERR_NOT_FOUND ? MDM_ERR_CONFIG : rc,
 		        "the command channel is not configured (no CA?) or its database is "
 		        "unavailable");
-	if (identity_require_tls(identity_require_tls_for(
-	                                 require_tls, fcgi_param0(r, "MDM_CHECKIN_REQUIRE_TLS")),
-	            r->client_cert) != MDM_OK) {
-		rc = fcgi_respond_text(r, 403, NULL, IDENTITY_REQUIRE_TLS_REFUSAL);
+	if ((rc = program_device(a, r, ca, &id)) != MDM_OK)
 		goto out;
-	}
-	rc = identity_authenticate(a->db, ca, r->client_cert, fcgi_header0(r, "Mdm-Signature"),
-	        r->body, r->body_len, time(NULL), &id);
-	if (rc == MDM_ERR_FORBIDDEN) {
-		rc = fcgi_respond_text(r, 403, NULL, "forbidden");
-		goto out;
-	}
-	if (rc != MDM_OK) {
-		rc = program_fail(a, r, rc, "the device identity could not be checked");
-		goto out;
-	}
 	if ((rc = command_report_parse(r->body, r->body_len, &rep, err, sizeof(err))) != MDM_OK) {
 		log_warn("command channel refused: %s", err);
 		rc = program_fail(a, r, rc == MDM_ERR_NOMEM ? rc : MDM_ERR_PARSE, "%s", err);

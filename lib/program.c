@@ -1,11 +1,13 @@
 /* Program glue: start-up, and the checks in front of every handler. */
 #include "program.h"
+#include "identity.h"
 #include "log.h"
 #include "x509.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 static int program_is_health(const fcgi_req *r)
 {
@@ -34,6 +36,31 @@ mdm_err program_fail(struct program *a, fcgi_req *r, mdm_err err, const char *fm
 	        status == 503 ? "Retry-After: " APP_RETRY_AFTER "\r\n" : NULL, "%d %s: %s: %s",
 	        status, err_http_reason(status), a->ep->program, msg));
 	return err;
+}
+
+mdm_err program_device(
+        struct program *a, fcgi_req *r, const struct ca_state *ca, struct identity *id)
+{
+	int require_tls;
+	mdm_err rc;
+
+	if ((rc = config_get_bool(a->cfg, "checkin_require_tls", &require_tls)) != MDM_OK)
+		return program_fail(a, r, rc, "checkin_require_tls is not a boolean");
+	require_tls =
+	        identity_require_tls_for(require_tls, fcgi_param0(r, "MDM_CHECKIN_REQUIRE_TLS"));
+	if (identity_require_tls(require_tls, r->client_cert) != MDM_OK) {
+		err_ignore(fcgi_respond_text(r, 403, NULL, IDENTITY_REQUIRE_TLS_REFUSAL));
+		return MDM_ERR_FORBIDDEN;
+	}
+	rc = identity_authenticate(a->db, ca, r->client_cert, fcgi_header0(r, "Mdm-Signature"),
+	        r->body, r->body_len, time(NULL), id);
+	if (rc == MDM_ERR_FORBIDDEN) {
+		err_ignore(fcgi_respond_text(r, 403, NULL, "forbidden"));
+		return rc;
+	}
+	if (rc != MDM_OK)
+		return program_fail(a, r, rc, "the device identity could not be checked");
+	return MDM_OK;
 }
 
 /* Liveness and wiring: the database, and the client certificate Apache passed. */

@@ -14,6 +14,8 @@
 #include "errors.h"
 #include "fcgi.h"
 
+struct ca_state;
+struct identity;
 struct program;
 
 struct program_spec {
@@ -45,5 +47,17 @@ MDM_WUR mdm_err program_dispatch(struct program *a, fcgi_req *r);
 /* Answers with err's status and a one-line message naming the program. */
 MDM_WUR mdm_err program_fail(struct program *a, fcgi_req *r, mdm_err err, const char *fmt, ...)
         __attribute__((format(printf, 4, 5)));
+
+/*
+ * The device behind a check-in or command-channel request, which Apple's
+ * MDM protocol authenticates alike (lib/identity.c): checkin_require_tls
+ * (the config key, or MDM_CHECKIN_REQUIRE_TLS per Location), then the TLS
+ * client certificate and/or Mdm-Signature over the body.  MDM_OK with *id
+ * set; otherwise the answer is sent: 403 for a refused identity, with a
+ * body that names no rule (a 401 could make a real device unenroll; the
+ * log line says which rule), 500 or 503 for what is not the device's fault.
+ */
+MDM_WUR mdm_err program_device(
+        struct program *a, fcgi_req *r, const struct ca_state *ca, struct identity *id);
 
 #endif
