@@ -5,6 +5,12 @@
  * mdm.certificate and mdm.ca; keys stay where key_uri points (a file or
  * a pkcs11: URI).  Loaded once per process and reloaded only when
  * mdm.ca_generation moves (after `mdmctl ca activate`, say).
+ *
+ * Who owns what of the CA: ca.c which CA certificates and keys exist,
+ * which one signs now and what a program holds (mdm.ca, rollover, the
+ * per-process state); x509_issue.c what is signed (the fields, extensions
+ * and validity of every certificate and CRL, from the key it is handed);
+ * scep.c when a device identity is issued, renewed or refused.
  */
 #ifndef MDM_CA_H
 #define MDM_CA_H

@@ -7,6 +7,13 @@
  * one-time SCEP challenge from mdm.scep_challenge_new recording the topic,
  * built by lib/profile, signed by lib/cms.  Shared by enroll.fcgi and
  * `mdmctl profile enroll`.
+ *
+ * Who owns what in an enrollment profile, in all three modules: enroll.c
+ * decides who gets one and for which topic and holds the per-process
+ * state (signer, defaults); profile.c builds every payload (what keys a
+ * payload has and how its values are checked); ota.c runs the profile
+ * service's phases and, for phase 3, encrypts what profile.c built.
+ * Signing is cms.c's, for all of them.
  */
 #ifndef MDM_ENROLL_H
 #define MDM_ENROLL_H

@@ -23,6 +23,13 @@
  * Phase 2 and 3 are told apart by who signed, never by the body: a
  * signer whose issuer is one of our CA certificates is held to phase 3's
  * rules and nothing else; any other signer to phase 2's.
+ *
+ * Who owns what in an enrollment profile, in all three modules: enroll.c
+ * decides who gets one and for which topic and holds the per-process
+ * state (signer, defaults); profile.c builds every payload (what keys a
+ * payload has and how its values are checked); ota.c runs the profile
+ * service's phases and, for phase 3, encrypts what profile.c built.
+ * Signing is cms.c's, for all of them.
  */
 #ifndef MDM_OTA_H
 #define MDM_OTA_H

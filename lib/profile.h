@@ -9,6 +9,13 @@
  * printable ASCII without query or fragment, the other values free of
  * control characters, so a bad configuration is a clear error rather than
  * a profile the device refuses.
+ *
+ * Who owns what in an enrollment profile, in all three modules: enroll.c
+ * decides who gets one and for which topic and holds the per-process
+ * state (signer, defaults); profile.c builds every payload (what keys a
+ * payload has and how its values are checked); ota.c runs the profile
+ * service's phases and, for phase 3, encrypts what profile.c built.
+ * Signing is cms.c's, for all of them.
  */
 #ifndef MDM_PROFILE_H
 #define MDM_PROFILE_H

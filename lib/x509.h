@@ -11,7 +11,8 @@
  * device identities, the server and SCEP responder certificates, CRLs);
  * x509_chain.c verifying paths (what we issued, pinned vendor chains) and
  * chain files.  The CA's lifecycle (the CA certificates kept in the
- * database, renewal and rekey, the per-process CA state) is in ca.c.
+ * database, renewal and rekey, the per-process CA state) is in ca.c; its
+ * header says who owns what of the CA.
  *
  * Conventions: outputs are cleared on entry and belong to the caller only
  * on MDM_OK; buffers returned through uint8_t ** or char ** are freed with

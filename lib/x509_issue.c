@@ -7,7 +7,7 @@
  * derived from the CA's), certificates get a random 128-bit serial and
  * are valid from an hour before now, never past the CA.  The CA's lifecycle
  * (the CA certificates kept in the database, renewal and rekey, the
- * per-process CA state) is ca.c's.
+ * per-process CA state) is ca.c's; lib/ca.h says who owns what of the CA.
  */
 #include "x509.h"
 #include "x509_int.h"
