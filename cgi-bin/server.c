@@ -3,7 +3,10 @@
  * Protocol", ServerURL: Idle, Acknowledged, Error, CommandFormatError,
  * NotNow).  Authenticated exactly as check-ins are (lib/identity.c); the
  * queue is lib/command.c.  Identity refusals are 403 with a body that
- * names no rule; the log line says which.
+ * names no rule; the log line says which.  The name is Apple's: the MDM
+ * payload's ServerURL is where this program answers (CheckInURL is
+ * checkin.fcgi's), so operators find the two URLs of a profile in the
+ * two program names.
  */
 #include "program.h"
 #include "ca.h"
