@@ -17,7 +17,7 @@
 #include "mdm_limits.h"
 #include "ota.h"
 #include "profile.h"
-#include "push.h"
+#include "pushcert.h"
 
 #include <time.h>
 
@@ -71,7 +71,7 @@ static mdm_err enroll_public_url(struct program *a, fcgi_req *r, char *out, size
  * when nothing is imported) with the reason, which may name the topics.
  */
 static mdm_err enroll_topic(struct program *a, fcgi_req *r, const struct enroll_state *st,
-        char topic[PUSH_MAX_TOPIC + 1])
+        char topic[PUSHCERT_MAX_TOPIC + 1])
 {
 	/* Set by Apache (SetEnv in a <Location>), never by the client (HTTP_*). */
 	struct enroll_req req = {r->query, fcgi_param0(r, "REMOTE_USER"),
@@ -88,7 +88,7 @@ static mdm_err enroll_topic(struct program *a, fcgi_req *r, const struct enroll_
 static mdm_err enroll_profile(struct program *a, fcgi_req *r)
 {
 	struct enroll_state *st;
-	char base[PROFILE_MAX_URL + 1], topic[PUSH_MAX_TOPIC + 1];
+	char base[PROFILE_MAX_URL + 1], topic[PUSHCERT_MAX_TOPIC + 1];
 	char *xml = NULL;
 	uint8_t *der = NULL;
 	size_t len = 0, derlen = 0;
@@ -142,7 +142,7 @@ static mdm_err enroll_ota_service(struct program *a, fcgi_req *r)
 {
 	struct enroll_state *st;
 	char base[PROFILE_MAX_URL + 1], url[PROFILE_MAX_URL + sizeof(OTA_PATH)];
-	char topic[PUSH_MAX_TOPIC + 1];
+	char topic[PUSHCERT_MAX_TOPIC + 1];
 	uint8_t *der = NULL;
 	size_t derlen = 0;
 	mdm_err rc;

@@ -4,7 +4,7 @@
 #include "cms.h"
 #include "log.h"
 #include "profile.h"
-#include "push.h"
+#include "pushcert.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -264,16 +264,16 @@ out:
 }
 
 /* A topic column (NULL: ""), checked before it goes anywhere. */
-static mdm_err ota_topic_copy(const db_res *r, int col, char topic[PUSH_MAX_TOPIC + 1])
+static mdm_err ota_topic_copy(const db_res *r, int col, char topic[PUSHCERT_MAX_TOPIC + 1])
 {
 	const char *t = db_res_get0(r, 0, col);
 
 	topic[0] = '\0';
 	if (t == NULL)
 		return MDM_OK;
-	if (!push_topic_valid(t)) {
+	if (!pushcert_topic_valid(t)) {
 		log_error("ota: the topic recorded with the challenge is not %s<UUID>",
-		        PUSH_TOPIC_PREFIX);
+		        PUSHCERT_TOPIC_PREFIX);
 		return MDM_ERR_CONFIG;
 	}
 	memcpy(topic, t, strlen(t) + 1);
@@ -287,7 +287,7 @@ static mdm_err ota_topic_copy(const db_res *r, int col, char topic[PUSH_MAX_TOPI
  * request (mdm_topic, or the only topic).
  */
 static mdm_err ota_phase3_topic(db *d, const struct enroll_state *st, const struct ota_msg *m,
-        const char *cert_id, char topic[PUSH_MAX_TOPIC + 1])
+        const char *cert_id, char topic[PUSHCERT_MAX_TOPIC + 1])
 {
 	const char *params[1] = {cert_id};
 	char why[ENROLL_MAX_WHY];
@@ -328,7 +328,7 @@ struct ota_tx {
  * use it.  topic: the one phase 1 chose ("" for a challenge without).
  */
 static mdm_err ota_spend(
-        db *d, const struct ota_msg *m, char *id, size_t cap, char topic[PUSH_MAX_TOPIC + 1])
+        db *d, const struct ota_msg *m, char *id, size_t cap, char topic[PUSHCERT_MAX_TOPIC + 1])
 {
 	const char *params[1] = {m->challenge};
 	db_res *r = NULL;
@@ -425,7 +425,7 @@ static mdm_err ota_tx_fn(db *d, void *arg)
 	struct ota_tx *t = arg;
 	const struct ota_msg *m = t->m;
 	const char *params[1] = {m->udid};
-	char challenge_id[32] = "", cert_id[32] = "", topic[PUSH_MAX_TOPIC + 1] = "";
+	char challenge_id[32] = "", cert_id[32] = "", topic[PUSHCERT_MAX_TOPIC + 1] = "";
 	plist *profile = NULL;
 	mdm_err rc;
 
