@@ -4,7 +4,7 @@
  */
 #include "checkin.h"
 
-#include "devmsg.h"
+#include "devplist.h"
 #include "log.h"
 #include "plist.h"
 
@@ -32,76 +32,78 @@ const char *checkin_type_str(enum checkin_type t)
 
 static mdm_err checkin_fields(struct checkin_msg *m, char *err, size_t errlen)
 {
-	struct devmsg dm = {m->root, m->message_type, err, errlen};
+	struct devplist dm = {m->root, m->message_type, err, errlen};
 	enum checkin_type t = m->type;
 	int needs_topic = t == CHECKIN_AUTHENTICATE || t == CHECKIN_TOKEN_UPDATE;
 	mdm_err rc;
 
-	if ((rc = devmsg_id(&dm, "UDID", "EnrollmentID", 1, &m->udid)) != MDM_OK ||
-	        (rc = devmsg_id(&dm, "UserID", "EnrollmentUserID", t == CHECKIN_USER_AUTHENTICATE,
+	if ((rc = devplist_id(&dm, "UDID", "EnrollmentID", 1, &m->udid)) != MDM_OK ||
+	        (rc = devplist_id(&dm, "UserID", "EnrollmentUserID", t == CHECKIN_USER_AUTHENTICATE,
 	                 &m->user_id)) != MDM_OK ||
-	        (rc = devmsg_str(&dm, "Topic", needs_topic, CHECKIN_MAX_TOPIC, &m->topic)) !=
+	        (rc = devplist_str(&dm, "Topic", needs_topic, CHECKIN_MAX_TOPIC, &m->topic)) !=
 	                MDM_OK)
 		return rc;
 	if (m->user_id != NULL && t == CHECKIN_AUTHENTICATE)
-		return devmsg_refuse(err, errlen, MDM_ERR_PARSE,
+		return devplist_refuse(err, errlen, MDM_ERR_PARSE,
 		        "Apple MDM protocol: Authenticate is sent on the device channel only, "
 		        "without a UserID");
 	switch (t) {
 	case CHECKIN_AUTHENTICATE:
-		if ((rc = devmsg_str(&dm, "SerialNumber", 0, CHECKIN_MAX_STRING,
+		if ((rc = devplist_str(&dm, "SerialNumber", 0, CHECKIN_MAX_STRING,
 		             &m->serial_number)) != MDM_OK ||
-		        (rc = devmsg_str(&dm, "Model", 0, CHECKIN_MAX_STRING, &m->model)) !=
+		        (rc = devplist_str(&dm, "Model", 0, CHECKIN_MAX_STRING, &m->model)) !=
 		                MDM_OK ||
-		        (rc = devmsg_str(&dm, "ModelName", 0, CHECKIN_MAX_STRING,
+		        (rc = devplist_str(&dm, "ModelName", 0, CHECKIN_MAX_STRING,
 		                 &m->model_name)) != MDM_OK ||
-		        (rc = devmsg_str(&dm, "ProductName", 0, CHECKIN_MAX_STRING,
+		        (rc = devplist_str(&dm, "ProductName", 0, CHECKIN_MAX_STRING,
 		                 &m->product_name)) != MDM_OK ||
-		        (rc = devmsg_str(&dm, "OSVersion", 0, CHECKIN_MAX_STRING,
+		        (rc = devplist_str(&dm, "OSVersion", 0, CHECKIN_MAX_STRING,
 		                 &m->os_version)) != MDM_OK ||
-		        (rc = devmsg_str(&dm, "BuildVersion", 0, CHECKIN_MAX_STRING,
+		        (rc = devplist_str(&dm, "BuildVersion", 0, CHECKIN_MAX_STRING,
 		                 &m->build_version)) != MDM_OK ||
-		        (rc = devmsg_str(&dm, "IMEI", 0, CHECKIN_MAX_STRING, &m->imei)) != MDM_OK ||
-		        (rc = devmsg_str(&dm, "MEID", 0, CHECKIN_MAX_STRING, &m->meid)) != MDM_OK ||
-		        (rc = devmsg_str(&dm, "DeviceName", 0, CHECKIN_MAX_STRING,
+		        (rc = devplist_str(&dm, "IMEI", 0, CHECKIN_MAX_STRING, &m->imei)) !=
+		                MDM_OK ||
+		        (rc = devplist_str(&dm, "MEID", 0, CHECKIN_MAX_STRING, &m->meid)) !=
+		                MDM_OK ||
+		        (rc = devplist_str(&dm, "DeviceName", 0, CHECKIN_MAX_STRING,
 		                 &m->device_name)) != MDM_OK)
 			return rc;
 		if (m->serial_number != NULL && strlen(m->serial_number) > 64)
-			return devmsg_refuse(
+			return devplist_refuse(
 			        err, errlen, MDM_ERR_LIMIT, "SerialNumber is over 64 characters");
 		return MDM_OK;
 	case CHECKIN_TOKEN_UPDATE:
-		if ((rc = devmsg_data(&dm, "Token", 1, CHECKIN_MAX_TOKEN, &m->token,
+		if ((rc = devplist_data(&dm, "Token", 1, CHECKIN_MAX_TOKEN, &m->token,
 		             &m->token_len)) != MDM_OK ||
-		        (rc = devmsg_str(&dm, "PushMagic", 1, CHECKIN_MAX_STRING,
+		        (rc = devplist_str(&dm, "PushMagic", 1, CHECKIN_MAX_STRING,
 		                 &m->push_magic)) != MDM_OK ||
-		        (rc = devmsg_data(&dm, "UnlockToken", 0, CHECKIN_MAX_BOOTSTRAP,
+		        (rc = devplist_data(&dm, "UnlockToken", 0, CHECKIN_MAX_BOOTSTRAP,
 		                 &m->unlock_token, &m->unlock_token_len)) != MDM_OK ||
-		        (rc = devmsg_bool(&dm, "AwaitingConfiguration",
+		        (rc = devplist_bool(&dm, "AwaitingConfiguration",
 		                 &m->awaiting_configuration)) != MDM_OK ||
-		        (rc = devmsg_str(&dm, "UserShortName", 0, CHECKIN_MAX_STRING,
+		        (rc = devplist_str(&dm, "UserShortName", 0, CHECKIN_MAX_STRING,
 		                 &m->user_short_name)) != MDM_OK ||
-		        (rc = devmsg_str(&dm, "UserLongName", 0, CHECKIN_MAX_STRING,
+		        (rc = devplist_str(&dm, "UserLongName", 0, CHECKIN_MAX_STRING,
 		                 &m->user_long_name)) != MDM_OK)
 			return rc;
 		if (m->push_magic[0] == '\0')
-			return devmsg_refuse(err, errlen, MDM_ERR_PARSE,
+			return devplist_refuse(err, errlen, MDM_ERR_PARSE,
 			        "Apple MDM protocol: PushMagic in TokenUpdate is empty");
 		return MDM_OK;
 	case CHECKIN_SET_BOOTSTRAP_TOKEN:
-		if ((rc = devmsg_bool(&dm, "AwaitingConfiguration", &m->awaiting_configuration)) !=
-		        MDM_OK)
+		if ((rc = devplist_bool(
+		             &dm, "AwaitingConfiguration", &m->awaiting_configuration)) != MDM_OK)
 			return rc;
-		return devmsg_data(&dm, "BootstrapToken", 0, CHECKIN_MAX_BOOTSTRAP,
+		return devplist_data(&dm, "BootstrapToken", 0, CHECKIN_MAX_BOOTSTRAP,
 		        &m->bootstrap_token, &m->bootstrap_token_len);
 	case CHECKIN_USER_AUTHENTICATE:
-		return devmsg_str(
+		return devplist_str(
 		        &dm, "DigestResponse", 0, CHECKIN_MAX_STRING, &m->digest_response);
 	case CHECKIN_GET_TOKEN:
-		return devmsg_str(
+		return devplist_str(
 		        &dm, "TokenServiceType", 1, CHECKIN_MAX_STRING, &m->token_service_type);
 	case CHECKIN_DECLARATIVE_MANAGEMENT:
-		return devmsg_str(&dm, "Endpoint", 0, CHECKIN_MAX_STRING, &m->endpoint);
+		return devplist_str(&dm, "Endpoint", 0, CHECKIN_MAX_STRING, &m->endpoint);
 	case CHECKIN_CHECK_OUT:
 	case CHECKIN_GET_BOOTSTRAP_TOKEN:
 	case CHECKIN__MAX:
@@ -122,10 +124,10 @@ mdm_err checkin_parse(
 		err[0] = '\0';
 	if ((m = calloc(1, sizeof(*m))) == NULL)
 		return MDM_ERR_NOMEM;
-	if ((rc = devmsg_parse(body, len, "check-in message", &m->root, err, errlen)) != MDM_OK)
+	if ((rc = devplist_parse(body, len, "check-in message", &m->root, err, errlen)) != MDM_OK)
 		goto out;
 	if ((m->message_type = plist_dict_get_string0(m->root, "MessageType")) == NULL) {
-		rc = devmsg_refuse(err, errlen, MDM_ERR_PARSE,
+		rc = devplist_refuse(err, errlen, MDM_ERR_PARSE,
 		        "Apple MDM protocol: a check-in message has a MessageType string");
 		goto out;
 	}
@@ -133,7 +135,7 @@ mdm_err checkin_parse(
 		if (strcmp(m->message_type, checkin_names[t]) == 0)
 			break;
 	if (t == CHECKIN__MAX) {
-		rc = devmsg_refuse(err, errlen, MDM_ERR_PARSE,
+		rc = devplist_refuse(err, errlen, MDM_ERR_PARSE,
 		        "Apple MDM protocol: unknown check-in MessageType \"%.64s\"",
 		        m->message_type);
 		goto out;
@@ -219,7 +221,7 @@ static mdm_err checkin_check_topic(db *d, const struct checkin_job *j)
 		log_warn("check-in refused: Topic %.255s is not the topic of an imported push "
 		         "certificate (Apple MDM protocol: Topic is the push certificate's UID)",
 		        j->m->topic);
-		rc = devmsg_refuse(j->err, j->errlen, MDM_ERR_PARSE,
+		rc = devplist_refuse(j->err, j->errlen, MDM_ERR_PARSE,
 		        "Apple MDM protocol: Topic is not the topic of this server's push "
 		        "certificate");
 	}
@@ -408,7 +410,7 @@ static mdm_err checkin_token_update(db *d, const struct checkin_job *j)
 	if ((rc = checkin_check_topic(d, j)) != MDM_OK)
 		return rc;
 	if (m->user_id != NULL && !j->pol->user_channel)
-		return devmsg_refuse(j->err, j->errlen, MDM_ERR_FORBIDDEN,
+		return devplist_refuse(j->err, j->errlen, MDM_ERR_FORBIDDEN,
 		        "the user channel is turned off (checkin_user_channel = no)");
 	snprintf(awaiting, sizeof(awaiting), "%s",
 	        m->awaiting_configuration < 0       ? ""
@@ -529,7 +531,7 @@ static mdm_err checkin_user_authenticate(db *d, const struct checkin_job *j)
 	 * DigestResponse then answers a challenge we never issued.
 	 */
 	if (j->m->digest_response != NULL)
-		return devmsg_refuse(j->err, j->errlen, MDM_ERR_PARSE,
+		return devplist_refuse(j->err, j->errlen, MDM_ERR_PARSE,
 		        "Apple MDM protocol, UserAuthenticate: DigestResponse answers no "
 		        "outstanding "
 		        "DigestChallenge (this server issues zero-length challenges)");

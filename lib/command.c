@@ -5,7 +5,7 @@
 #include "command.h"
 
 #include "cms.h"
-#include "devmsg.h"
+#include "devplist.h"
 #include "log.h"
 #include "profile.h"
 
@@ -34,7 +34,7 @@ mdm_err command_report_parse(
         const uint8_t *body, size_t len, struct command_report **out, char *err, size_t errlen)
 {
 	struct command_report *r = NULL;
-	struct devmsg dm = {NULL, "command report", err, errlen};
+	struct devplist dm = {NULL, "command report", err, errlen};
 	int s;
 	mdm_err rc;
 
@@ -43,10 +43,10 @@ mdm_err command_report_parse(
 		err[0] = '\0';
 	if ((r = calloc(1, sizeof(*r))) == NULL)
 		return MDM_ERR_NOMEM;
-	if ((rc = devmsg_parse(body, len, "command report", &r->root, err, errlen)) != MDM_OK)
+	if ((rc = devplist_parse(body, len, "command report", &r->root, err, errlen)) != MDM_OK)
 		goto out;
 	if ((r->status_str = plist_dict_get_string0(r->root, "Status")) == NULL) {
-		rc = devmsg_refuse(err, errlen, MDM_ERR_PARSE,
+		rc = devplist_refuse(err, errlen, MDM_ERR_PARSE,
 		        "Apple MDM protocol: a command report has a Status string");
 		goto out;
 	}
@@ -54,31 +54,31 @@ mdm_err command_report_parse(
 		if (strcmp(r->status_str, status_names[s]) == 0)
 			break;
 	if (s == COMMAND__MAX) {
-		rc = devmsg_refuse(err, errlen, MDM_ERR_PARSE,
+		rc = devplist_refuse(err, errlen, MDM_ERR_PARSE,
 		        "Apple MDM protocol: unknown Status \"%.64s\"", r->status_str);
 		goto out;
 	}
 	r->status = (enum command_status)s;
 	dm.dict = r->root;
 	dm.what = r->status_str;
-	if ((rc = devmsg_id(&dm, "UDID", "EnrollmentID", 1, &r->udid)) != MDM_OK ||
-	        (rc = devmsg_id(&dm, "UserID", "EnrollmentUserID", 0, &r->user_id)) != MDM_OK ||
-	        (rc = devmsg_id(&dm, "CommandUUID", NULL, 0, &r->command_uuid)) != MDM_OK)
+	if ((rc = devplist_id(&dm, "UDID", "EnrollmentID", 1, &r->udid)) != MDM_OK ||
+	        (rc = devplist_id(&dm, "UserID", "EnrollmentUserID", 0, &r->user_id)) != MDM_OK ||
+	        (rc = devplist_id(&dm, "CommandUUID", NULL, 0, &r->command_uuid)) != MDM_OK)
 		goto out;
 	if (r->status != COMMAND_IDLE && r->command_uuid == NULL) {
-		rc = devmsg_refuse(err, errlen, MDM_ERR_PARSE,
+		rc = devplist_refuse(err, errlen, MDM_ERR_PARSE,
 		        "Apple MDM protocol: Status %s needs the CommandUUID it answers",
 		        r->status_str);
 		goto out;
 	}
 	if (r->status == COMMAND_IDLE && r->command_uuid != NULL) {
-		rc = devmsg_refuse(err, errlen, MDM_ERR_PARSE,
+		rc = devplist_refuse(err, errlen, MDM_ERR_PARSE,
 		        "Apple MDM protocol: Status Idle answers no command (CommandUUID given)");
 		goto out;
 	}
 	r->error_chain = plist_dict_get0(r->root, "ErrorChain");
 	if (r->error_chain != NULL && plist_get_type(r->error_chain) != PLIST_ARRAY) {
-		rc = devmsg_refuse(err, errlen, MDM_ERR_PARSE,
+		rc = devplist_refuse(err, errlen, MDM_ERR_PARSE,
 		        "Apple MDM protocol: ErrorChain must be an array");
 		goto out;
 	}
@@ -164,7 +164,7 @@ static mdm_err command_answer(db *d, const struct command_job *j, const char *ei
 		log_warn("command channel refused: %s for CommandUUID %s, which is not outstanding "
 		         "for UDID %s (unknown, finished or canceled)",
 		        r->status_str, r->command_uuid, r->udid);
-		rc = devmsg_refuse(j->err, j->errlen, MDM_ERR_PARSE,
+		rc = devplist_refuse(j->err, j->errlen, MDM_ERR_PARSE,
 		        "Apple MDM protocol: CommandUUID %s is not outstanding for this enrollment",
 		        r->command_uuid);
 		goto out;

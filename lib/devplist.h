@@ -1,11 +1,12 @@
 /*
- * Device messages (Apple "Mobile Device Management Protocol": check-in
- * messages and command reports) read as an allow-list: the body must be
- * one XML plist dict; fields are fetched by type, within caps, and every
- * refusal names the rule in err.  Shared by checkin.c and command.c.
+ * devplist: the plists a device sends (Apple "Mobile Device Management
+ * Protocol": check-in messages and command reports) read as an
+ * allow-list: the body must be one XML plist dict; fields are fetched by
+ * type, within caps, and every refusal names the rule in err.  Shared by
+ * checkin.c and command.c; the plist value tree itself is plist.
  */
-#ifndef MDM_DEVMSG_H
-#define MDM_DEVMSG_H
+#ifndef MDM_DEVPLIST_H
+#define MDM_DEVPLIST_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -14,7 +15,7 @@
 #include "plist.h"
 
 /* The dict being read, what it is ("TokenUpdate", "Acknowledged report"), where refusals go. */
-struct devmsg {
+struct devplist {
 	const plist *dict;
 	const char *what;
 	char *err;
@@ -22,7 +23,7 @@ struct devmsg {
 };
 
 /* Writes the reason into err (when not NULL) and returns rc. */
-MDM_WUR mdm_err devmsg_refuse(char *err, size_t errlen, mdm_err rc, const char *fmt, ...)
+MDM_WUR mdm_err devplist_refuse(char *err, size_t errlen, mdm_err rc, const char *fmt, ...)
         __attribute__((format(printf, 4, 5)));
 
 /*
@@ -30,23 +31,23 @@ MDM_WUR mdm_err devmsg_refuse(char *err, size_t errlen, mdm_err rc, const char *
  * refusal).  MDM_ERR_PARSE / MDM_ERR_LIMIT / MDM_ERR_NOMEM; *root owned by
  * the caller on MDM_OK.
  */
-MDM_WUR mdm_err devmsg_parse(
+MDM_WUR mdm_err devplist_parse(
         const uint8_t *body, size_t len, const char *what, plist **root, char *err, size_t errlen);
 
 /* Fields: absent is *out NULL (or -1 for a boolean) unless required; wrong type or over max is
  * refused. */
-MDM_WUR mdm_err devmsg_str(
-        const struct devmsg *m, const char *key, int required, size_t max, const char **out);
-MDM_WUR mdm_err devmsg_data(const struct devmsg *m, const char *key, int required, size_t max,
+MDM_WUR mdm_err devplist_str(
+        const struct devplist *m, const char *key, int required, size_t max, const char **out);
+MDM_WUR mdm_err devplist_data(const struct devplist *m, const char *key, int required, size_t max,
         const uint8_t **out, size_t *outlen);
-MDM_WUR mdm_err devmsg_bool(const struct devmsg *m, const char *key, int *out);
+MDM_WUR mdm_err devplist_bool(const struct devplist *m, const char *key, int *out);
 
 /*
  * An identifier under key or alt (UDID / EnrollmentID, UserID /
  * EnrollmentUserID), not both, valid as identity_id_valid says; alt may
  * be NULL (CommandUUID).
  */
-MDM_WUR mdm_err devmsg_id(
-        const struct devmsg *m, const char *key, const char *alt, int required, const char **out);
+MDM_WUR mdm_err devplist_id(
+        const struct devplist *m, const char *key, const char *alt, int required, const char **out);
 
 #endif
