@@ -21,7 +21,7 @@ static struct ca_state *ca;
 static struct checkin_policy policy;
 static int policy_loaded, require_tls;
 
-static mdm_err checkin_setup(struct program *a)
+static MDM_WUR mdm_err checkin_setup(struct program *a)
 {
 	mdm_err rc;
 
@@ -38,13 +38,13 @@ static mdm_err checkin_setup(struct program *a)
 	return ca_refresh_certs(a->db, a->cfg, &ca);
 }
 
-static mdm_err checkin_forbidden(struct program *a, fcgi_req *r)
+static MDM_WUR mdm_err checkin_forbidden(struct program *a, fcgi_req *r)
 {
 	(void)a;
 	return fcgi_respond_text(r, 403, NULL, "forbidden");
 }
 
-static mdm_err checkin_handle(struct program *a, fcgi_req *r)
+static MDM_WUR mdm_err checkin_handle(struct program *a, fcgi_req *r)
 {
 	const char *ctype = fcgi_param0(r, "CONTENT_TYPE");
 	struct identity id = {0};

@@ -48,7 +48,7 @@ static void server_signer_load(const config *cfg)
 	}
 }
 
-static mdm_err server_setup(struct program *a)
+static MDM_WUR mdm_err server_setup(struct program *a)
 {
 	mdm_err rc;
 
@@ -62,7 +62,7 @@ static mdm_err server_setup(struct program *a)
 	return ca_refresh_certs(a->db, a->cfg, &ca);
 }
 
-static mdm_err server_handle(struct program *a, fcgi_req *r)
+static MDM_WUR mdm_err server_handle(struct program *a, fcgi_req *r)
 {
 	struct identity id = {0};
 	struct command_report *rep = NULL;

@@ -30,7 +30,7 @@ const char *checkin_type_str(enum checkin_type t)
 	return checkin_names[t];
 }
 
-static mdm_err checkin_fields(struct checkin_msg *m, char *err, size_t errlen)
+static MDM_WUR mdm_err checkin_fields(struct checkin_msg *m, char *err, size_t errlen)
 {
 	struct devplist dm = {m->root, m->message_type, err, errlen};
 	enum checkin_type t = m->type;
@@ -179,7 +179,7 @@ struct checkin_job {
 	size_t errlen;
 };
 
-static mdm_err checkin_reply_plist(struct checkin_reply *r, plist *dict)
+static MDM_WUR mdm_err checkin_reply_plist(struct checkin_reply *r, plist *dict)
 {
 	mdm_err rc;
 
@@ -194,7 +194,7 @@ static mdm_err checkin_reply_plist(struct checkin_reply *r, plist *dict)
 	return rc;
 }
 
-static mdm_err checkin_reply_text(struct checkin_reply *r, int status, const char *text)
+static MDM_WUR mdm_err checkin_reply_text(struct checkin_reply *r, int status, const char *text)
 {
 	if ((r->body = strdup(text)) == NULL)
 		return MDM_ERR_NOMEM;
@@ -205,7 +205,7 @@ static mdm_err checkin_reply_text(struct checkin_reply *r, int status, const cha
 }
 
 /* The message's Topic must be one of our push certificates' (when any are imported). */
-static mdm_err checkin_check_topic(db *d, const struct checkin_job *j)
+static MDM_WUR mdm_err checkin_check_topic(db *d, const struct checkin_job *j)
 {
 	const char *params[1] = {j->m->topic};
 	db_res *r = NULL;
@@ -234,7 +234,7 @@ static mdm_err checkin_check_topic(db *d, const struct checkin_job *j)
  * UDID.  Returns the reason ("first", "reenroll", "challenge",
  * "renewal", "takeover") in *reason, or "" when it is already bound.
  */
-static mdm_err checkin_binding(
+static MDM_WUR mdm_err checkin_binding(
         db *d, const struct checkin_job *j, const char **reason, long long *previous)
 {
 	const struct identity *id = j->id;
@@ -312,7 +312,7 @@ out:
 	return rc;
 }
 
-static mdm_err checkin_authenticate(db *d, const struct checkin_job *j)
+static MDM_WUR mdm_err checkin_authenticate(db *d, const struct checkin_job *j)
 {
 	const struct checkin_msg *m = j->m;
 	const struct identity *id = j->id;
@@ -398,7 +398,7 @@ static mdm_err checkin_authenticate(db *d, const struct checkin_job *j)
 	return rc;
 }
 
-static mdm_err checkin_token_update(db *d, const struct checkin_job *j)
+static MDM_WUR mdm_err checkin_token_update(db *d, const struct checkin_job *j)
 {
 	const struct checkin_msg *m = j->m;
 	const char *values[9];
@@ -457,7 +457,7 @@ static mdm_err checkin_token_update(db *d, const struct checkin_job *j)
 	return rc;
 }
 
-static mdm_err checkin_check_out(db *d, const struct checkin_job *j)
+static MDM_WUR mdm_err checkin_check_out(db *d, const struct checkin_job *j)
 {
 	const char *p[2] = {j->m->udid, j->m->user_id};
 
@@ -468,7 +468,7 @@ static mdm_err checkin_check_out(db *d, const struct checkin_job *j)
 	        2, p, NULL);
 }
 
-static mdm_err checkin_bootstrap_set(db *d, const struct checkin_job *j)
+static MDM_WUR mdm_err checkin_bootstrap_set(db *d, const struct checkin_job *j)
 {
 	const char *values[2] = {j->m->udid, (const char *)j->m->bootstrap_token};
 	int lengths[2] = {0, (int)j->m->bootstrap_token_len}, formats[2] = {0, 1};
@@ -479,7 +479,7 @@ static mdm_err checkin_bootstrap_set(db *d, const struct checkin_job *j)
 	        2, values, lengths, formats, NULL);
 }
 
-static mdm_err checkin_bootstrap_get(db *d, const struct checkin_job *j)
+static MDM_WUR mdm_err checkin_bootstrap_get(db *d, const struct checkin_job *j)
 {
 	const char *p[1] = {j->m->udid};
 	plist *dict = NULL;
@@ -514,7 +514,7 @@ out:
 	return rc;
 }
 
-static mdm_err checkin_user_authenticate(db *d, const struct checkin_job *j)
+static MDM_WUR mdm_err checkin_user_authenticate(db *d, const struct checkin_job *j)
 {
 	plist *dict;
 
@@ -566,7 +566,7 @@ static int checkin_has_secret(const plist *root)
 	return tp != NULL && plist_dict_get0(tp, "SecurityToken") != NULL;
 }
 
-static mdm_err checkin_redact(const struct checkin_job *j, char **out, size_t *outlen)
+static MDM_WUR mdm_err checkin_redact(const struct checkin_job *j, char **out, size_t *outlen)
 {
 	plist *root = NULL, *tp;
 	char perr[256];
@@ -596,7 +596,7 @@ out:
 	return rc;
 }
 
-static mdm_err checkin_record(db *d, const struct checkin_job *j)
+static MDM_WUR mdm_err checkin_record(db *d, const struct checkin_job *j)
 {
 	const struct checkin_msg *m = j->m;
 	const char *values[6];
@@ -629,7 +629,7 @@ static mdm_err checkin_record(db *d, const struct checkin_job *j)
 	        2, values, NULL);
 }
 
-static mdm_err checkin_tx(db *d, void *arg)
+static MDM_WUR mdm_err checkin_tx(db *d, void *arg)
 {
 	struct checkin_job *j = arg;
 	const struct checkin_msg *m = j->m;

@@ -119,7 +119,7 @@ struct command_job {
 };
 
 /* The enrollment the report speaks for: it must exist and be active. */
-static mdm_err command_enrollment(db *d, const struct command_job *j, char *eid, size_t cap)
+static MDM_WUR mdm_err command_enrollment(db *d, const struct command_job *j, char *eid, size_t cap)
 {
 	const char *p[2] = {j->r->udid, j->r->user_id};
 	db_res *res = NULL;
@@ -143,7 +143,7 @@ static mdm_err command_enrollment(db *d, const struct command_job *j, char *eid,
 }
 
 /* Stores an answer and finishes (or, NotNow, defers) its command. */
-static mdm_err command_answer(db *d, const struct command_job *j, const char *eid)
+static MDM_WUR mdm_err command_answer(db *d, const struct command_job *j, const char *eid)
 {
 	const struct command_report *r = j->r;
 	const char *p[6];
@@ -207,7 +207,7 @@ out:
  * goes out in clear.  When it cannot be built, why is in why (for
  * mdm.command_result.reason).
  */
-static mdm_err command_encrypt(const struct command_job *j, const char *xml, char **out,
+static MDM_WUR mdm_err command_encrypt(const struct command_job *j, const char *xml, char **out,
         size_t *outlen, char *why, size_t whylen)
 {
 	const struct command_signer *sg = j->signer;
@@ -286,7 +286,7 @@ out:
  * channel moves on (issue 13, 4): aborting the request instead rolled back
  * the device's answer and re-delivered the command before it forever.
  */
-static mdm_err command_undeliverable(db *d, const struct command_job *j, const char *eid,
+static MDM_WUR mdm_err command_undeliverable(db *d, const struct command_job *j, const char *eid,
         const char *qid, const char *uuid, const char *why)
 {
 	const char *p[3] = {eid, uuid, why};
@@ -319,7 +319,7 @@ static int command_build_failed(mdm_err rc)
  * most COMMAND_MAX_SKIP per request (the rest wait for the next one).
  */
 #define COMMAND_MAX_SKIP 16
-static mdm_err command_next(db *d, const struct command_job *j, const char *eid)
+static MDM_WUR mdm_err command_next(db *d, const struct command_job *j, const char *eid)
 {
 	const char *p[2] = {eid, NULL};
 	db_res *res = NULL;
@@ -379,7 +379,7 @@ out:
 	return rc;
 }
 
-static mdm_err command_tx(db *d, void *arg)
+static MDM_WUR mdm_err command_tx(db *d, void *arg)
 {
 	struct command_job *j = arg;
 	const char *p[2];

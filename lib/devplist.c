@@ -43,7 +43,7 @@ mdm_err devplist_parse(
 }
 
 /* The value of key, or a refusal when it is required and absent. */
-static mdm_err devplist_get(
+static MDM_WUR mdm_err devplist_get(
         const struct devplist *m, const char *key, int required, const plist **v)
 {
 	*v = plist_dict_get0(m->dict, key);
@@ -53,7 +53,7 @@ static mdm_err devplist_get(
 	return MDM_OK;
 }
 
-static mdm_err devplist_type(
+static MDM_WUR mdm_err devplist_type(
         const struct devplist *m, const char *key, const plist *v, enum plist_type want)
 {
 	if (plist_get_type(v) == want)

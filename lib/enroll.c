@@ -32,7 +32,7 @@ void enroll_state_free(struct enroll_state *st)
 	free(st);
 }
 
-static mdm_err enroll_auth_parse(const config *cfg, enum enroll_auth *out)
+static MDM_WUR mdm_err enroll_auth_parse(const config *cfg, enum enroll_auth *out)
 {
 	const char *v = config_get0(cfg, "enroll_auth"), *tok = config_get0(cfg, "enroll_token");
 
@@ -58,7 +58,7 @@ static mdm_err enroll_auth_parse(const config *cfg, enum enroll_auth *out)
 }
 
 /* The active CA's CN (its subject when it has none): the SCEP payload's Name. */
-static mdm_err enroll_ca_name(db *d, char *out, size_t cap)
+static MDM_WUR mdm_err enroll_ca_name(db *d, char *out, size_t cap)
 {
 	struct x509_st *ca = NULL;
 	struct x509_info info;
@@ -88,7 +88,7 @@ out:
 	return rc;
 }
 
-static mdm_err enroll_signer_load(const config *cfg, struct enroll_state *st)
+static MDM_WUR mdm_err enroll_signer_load(const config *cfg, struct enroll_state *st)
 {
 	const char *cert = config_get0(cfg, "profile_signer_cert"),
 	           *key = config_get0(cfg, "profile_signer_key"),
@@ -118,7 +118,7 @@ static mdm_err enroll_signer_load(const config *cfg, struct enroll_state *st)
 }
 
 /* mdm_topic: only its shape here; whether it is imported is asked per request. */
-static mdm_err enroll_default_topic(const config *cfg, char out[PUSHCERT_MAX_TOPIC + 1])
+static MDM_WUR mdm_err enroll_default_topic(const config *cfg, char out[PUSHCERT_MAX_TOPIC + 1])
 {
 	const char *t = config_get0(cfg, "mdm_topic");
 
@@ -287,7 +287,7 @@ static void enroll_topics_named(const struct pushcert_topics *t, char *buf, size
 }
 
 /* The topic wanted (asked for, the Location's, or mdm_topic) is not imported. */
-static mdm_err enroll_topic_missing(const struct pushcert_topics *t, const char *want,
+static MDM_WUR mdm_err enroll_topic_missing(const struct pushcert_topics *t, const char *want,
         const char *requested, const char *location, char *why, size_t whycap)
 {
 	char named[sizeof(t->list) + 64];
@@ -430,7 +430,7 @@ mdm_err enroll_admit(db *d, const struct enroll_state *st, const config *cfg,
  * seconds, recording topic (NULL: none).  MDM_ERR_NOT_FOUND when the
  * topic is not imported (removed since it was chosen): nothing is made.
  */
-static mdm_err enroll_challenge(
+static MDM_WUR mdm_err enroll_challenge(
         db *d, const struct enroll_state *st, const char *udid, const char *topic, char **out)
 {
 	char ttl[16];

@@ -47,7 +47,7 @@ void identity_clear(struct identity *id)
 }
 
 /* The certificate of the Mdm-Signature header, its signature over body verified. */
-static mdm_err identity_from_signature(
+static MDM_WUR mdm_err identity_from_signature(
         const char *b64, const uint8_t *body, size_t len, struct x509_st **out)
 {
 	uint8_t *der = NULL;
@@ -76,7 +76,7 @@ static mdm_err identity_from_signature(
 }
 
 /* The certificate's record: issued by us as a device identity, not revoked. */
-static mdm_err identity_lookup(db *d, struct identity *id)
+static MDM_WUR mdm_err identity_lookup(db *d, struct identity *id)
 {
 	const char *params[1] = {id->sha256};
 	db_res *r = NULL;
@@ -243,7 +243,7 @@ mdm_err identity_claim(db *d, const struct identity *id, const char *udid)
  * certificate and sends no new Authenticate.  Bound here, as Authenticate
  * would have bound it (reason renewal), in the caller's transaction.
  */
-static mdm_err identity_rebind_renewal(
+static MDM_WUR mdm_err identity_rebind_renewal(
         db *d, const struct identity *id, const char *udid, long long bound)
 {
 	char cid[32], prev[32];

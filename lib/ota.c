@@ -67,7 +67,7 @@ static int ota_ours(const struct x509_st *cert, struct x509_st *const *cas, size
  * versions) under the same type and size rules.  CHALLENGE is taken out
  * of the tree into m->challenge.
  */
-static mdm_err ota_attrs(const uint8_t *content, size_t len, struct ota_msg *m)
+static MDM_WUR mdm_err ota_attrs(const uint8_t *content, size_t len, struct ota_msg *m)
 {
 	plist *attrs = NULL, *ch = NULL;
 	const char *udid;
@@ -204,7 +204,7 @@ out:
 }
 
 /* Signs a profile tree with the profile signer. */
-static mdm_err ota_sign_tree(
+static MDM_WUR mdm_err ota_sign_tree(
         const struct enroll_state *st, const plist *profile, uint8_t **der, size_t *derlen)
 {
 	char *xml = NULL;
@@ -264,7 +264,7 @@ out:
 }
 
 /* A topic column (NULL: ""), checked before it goes anywhere. */
-static mdm_err ota_topic_copy(const db_res *r, int col, char topic[PUSHCERT_MAX_TOPIC + 1])
+static MDM_WUR mdm_err ota_topic_copy(const db_res *r, int col, char topic[PUSHCERT_MAX_TOPIC + 1])
 {
 	const char *t = db_res_get0(r, 0, col);
 
@@ -286,8 +286,8 @@ static mdm_err ota_topic_copy(const db_res *r, int col, char topic[PUSHCERT_MAX_
  * begun before topics were recorded, the server's choice without a
  * request (mdm_topic, or the only topic).
  */
-static mdm_err ota_phase3_topic(db *d, const struct enroll_state *st, const struct ota_msg *m,
-        const char *cert_id, char topic[PUSHCERT_MAX_TOPIC + 1])
+static MDM_WUR mdm_err ota_phase3_topic(db *d, const struct enroll_state *st,
+        const struct ota_msg *m, const char *cert_id, char topic[PUSHCERT_MAX_TOPIC + 1])
 {
 	const char *params[1] = {cert_id};
 	char why[ENROLL_MAX_WHY];
@@ -327,7 +327,7 @@ struct ota_tx {
  * Spends the phase-2 challenge: one UPDATE, so two messages cannot both
  * use it.  topic: the one phase 1 chose ("" for a challenge without).
  */
-static mdm_err ota_spend(
+static MDM_WUR mdm_err ota_spend(
         db *d, const struct ota_msg *m, char *id, size_t cap, char topic[PUSHCERT_MAX_TOPIC + 1])
 {
 	const char *params[1] = {m->challenge};
@@ -359,7 +359,7 @@ out:
 }
 
 /* Phase 3's signer: recorded as a device certificate of this UDID, unrevoked. */
-static mdm_err ota_cert_of_udid(db *d, const struct ota_msg *m, char *id, size_t cap)
+static MDM_WUR mdm_err ota_cert_of_udid(db *d, const struct ota_msg *m, char *id, size_t cap)
 {
 	const char *params[1] = {m->signer_sha256};
 	db_res *r = NULL;
@@ -397,7 +397,7 @@ out:
 	return rc;
 }
 
-static mdm_err ota_record(db *d, const struct ota_msg *m, const char *challenge_id,
+static MDM_WUR mdm_err ota_record(db *d, const struct ota_msg *m, const char *challenge_id,
         const char *certificate_id, const char *topic)
 {
 	char phase[4];
@@ -420,7 +420,7 @@ static mdm_err ota_record(db *d, const struct ota_msg *m, const char *challenge_
 	        9, params, NULL);
 }
 
-static mdm_err ota_tx_fn(db *d, void *arg)
+static MDM_WUR mdm_err ota_tx_fn(db *d, void *arg)
 {
 	struct ota_tx *t = arg;
 	const struct ota_msg *m = t->m;

@@ -62,7 +62,7 @@ struct pushcert_import_arg {
 	enum pushcert_import_result result;
 };
 
-static mdm_err pushcert_import_tx(db *d, void *arg)
+static MDM_WUR mdm_err pushcert_import_tx(db *d, void *arg)
 {
 	struct pushcert_import_arg *a = arg;
 	const char *params[3];
@@ -201,7 +201,7 @@ struct pushcert_remove_arg {
 	size_t cap;
 };
 
-static mdm_err pushcert_remove_tx(db *d, void *arg)
+static MDM_WUR mdm_err pushcert_remove_tx(db *d, void *arg)
 {
 	struct pushcert_remove_arg *a = arg;
 	const char *params[2] = {a->topic, a->force ? "true" : "false"};

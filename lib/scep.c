@@ -92,7 +92,7 @@ void scep_server_free(struct scep_server *s)
 	free(s);
 }
 
-static mdm_err scep_ca(struct scep_server *s)
+static MDM_WUR mdm_err scep_ca(struct scep_server *s)
 {
 	return ca_refresh(s->db, s->cfg, &s->ca);
 }
@@ -185,7 +185,7 @@ struct scep_op {
 };
 
 /* Refuses with failInfo, logging the rule once. */
-static mdm_err scep_refuse(struct scep_op *op, enum scep_fail_info fail, const char *rule)
+static MDM_WUR mdm_err scep_refuse(struct scep_op *op, enum scep_fail_info fail, const char *rule)
 {
 	log_warn("scep: %s refused: %s (failInfo %s)", op->msg->transaction_id, rule,
 	        scep_fail_str(fail));
@@ -220,7 +220,7 @@ static enum cms_digest scep_reply_digest(const struct scep_server *s, enum cms_d
  * (older answers of this server): then the CA.  Failures found before
  * decryption go out under the responder, as current clients expect.
  */
-static mdm_err scep_reply(struct scep_op *op, uint8_t **out, size_t *outlen)
+static MDM_WUR mdm_err scep_reply(struct scep_op *op, uint8_t **out, size_t *outlen)
 {
 	struct ca_state *ca = op->s->ca;
 	struct x509_st *extra[1] = {ca->active};
@@ -267,7 +267,7 @@ static int scep_ct_equal(const char *a, const char *b)
  * (an idempotent retry), another key is refused.  *found says whether
  * there was one.
  */
-static mdm_err scep_existing(struct scep_op *op, int *found)
+static MDM_WUR mdm_err scep_existing(struct scep_op *op, int *found)
 {
 	const char *params[1] = {op->msg->transaction_id};
 	db_res *r = NULL;
@@ -311,7 +311,7 @@ out:
 }
 
 /* RenewalReq, or a PKCSReq from an enrolled client: the signer is ours. */
-static mdm_err scep_auth_by_certificate(struct scep_op *op, int *ok)
+static MDM_WUR mdm_err scep_auth_by_certificate(struct scep_op *op, int *ok)
 {
 	struct x509_info info;
 	const char *params[1];
@@ -357,7 +357,7 @@ struct scep_issue_tx {
 };
 
 /* Spends a one-time challenge: atomically, so two requests cannot both use it. */
-static mdm_err scep_spend_challenge(
+static MDM_WUR mdm_err scep_spend_challenge(
         db *d, struct scep_op *op, const char *challenge, char *challenge_id, size_t cap)
 {
 	const char *params[1] = {challenge};
@@ -389,7 +389,7 @@ out:
 }
 
 /* Issues op->csr and records the certificate on the transaction. */
-static mdm_err scep_issue_cert(db *d, struct scep_op *op)
+static MDM_WUR mdm_err scep_issue_cert(db *d, struct scep_op *op)
 {
 	struct x509_issue_policy pol = {
 	        op->s->policy.days, op->s->policy.min_rsa_bits, op->s->policy.copy_sans};
@@ -430,7 +430,7 @@ static mdm_err scep_issue_cert(db *d, struct scep_op *op)
 	return rc;
 }
 
-static mdm_err scep_issue_tx_fn(db *d, void *arg)
+static MDM_WUR mdm_err scep_issue_tx_fn(db *d, void *arg)
 {
 	struct scep_issue_tx *t = arg;
 	struct scep_op *op = t->op;
@@ -536,7 +536,8 @@ static int scep_throwaway_signer_ok(struct scep_op *op)
  * when in both.  *challenge (borrowed from op or *csr_challenge, which
  * the caller frees) is NULL when the request is refused.
  */
-static mdm_err scep_challenge_of(struct scep_op *op, char **csr_challenge, const char **challenge)
+static MDM_WUR mdm_err scep_challenge_of(
+        struct scep_op *op, char **csr_challenge, const char **challenge)
 {
 	mdm_err rc;
 
@@ -557,7 +558,7 @@ static mdm_err scep_challenge_of(struct scep_op *op, char **csr_challenge, const
 }
 
 /* PKCSReq (19) and RenewalReq (17): RFC 8894 sections 3.3.1 and 4.3. */
-static mdm_err scep_enrol(struct scep_op *op)
+static MDM_WUR mdm_err scep_enrol(struct scep_op *op)
 {
 	struct scep_server *s = op->s;
 	struct scep_issue_tx t = {op, NULL, 0};
@@ -635,7 +636,7 @@ struct scep_poll_tx {
  * the same UDID, and that UDID not bound to another certificate since.
  * When not, *why and *fail say which rule (NULL: it holds).
  */
-static mdm_err scep_renewal_grounds(
+static MDM_WUR mdm_err scep_renewal_grounds(
         db *d, struct scep_op *op, const char *tx_udid, enum scep_fail_info *fail, const char **why)
 {
 	const char *params[1] = {op->renewal_of};
@@ -693,7 +694,7 @@ out:
 }
 
 /* Records why an approved transaction was refused at issue time, and answers so. */
-static mdm_err scep_refuse_approved(
+static MDM_WUR mdm_err scep_refuse_approved(
         db *d, struct scep_op *op, enum scep_fail_info fail, const char *why)
 {
 	char f[8];
@@ -710,7 +711,7 @@ static mdm_err scep_refuse_approved(
 	return scep_refuse(op, fail, why);
 }
 
-static mdm_err scep_poll_tx_fn(db *d, void *arg)
+static MDM_WUR mdm_err scep_poll_tx_fn(db *d, void *arg)
 {
 	struct scep_op *op = ((struct scep_poll_tx *)arg)->op;
 	const char *params[1] = {op->msg->transaction_id};
@@ -786,7 +787,7 @@ out:
 }
 
 /* CertPoll (20): RFC 8894 section 3.3.3. */
-static mdm_err scep_poll(struct scep_op *op)
+static MDM_WUR mdm_err scep_poll(struct scep_op *op)
 {
 	struct scep_poll_tx t = {op};
 	char *issuer = NULL, *subject = NULL;
@@ -803,7 +804,7 @@ static mdm_err scep_poll(struct scep_op *op)
 }
 
 /* GetCert (21), section 3.3.4: any certificate this CA issued, by serial. */
-static mdm_err scep_get_cert(struct scep_op *op)
+static MDM_WUR mdm_err scep_get_cert(struct scep_op *op)
 {
 	char *issuer = NULL, *serial = NULL;
 	const char *params[2];
@@ -851,7 +852,8 @@ static int scep_reason_code(const char *name)
  * Whether the certificate a GetCRL names was signed by the active CA key.
  * Unknown to us: badCertId.  From a previous key: badCertId, logged.
  */
-static mdm_err scep_crl_issued_by_active(struct scep_op *op, const char *issuer, const char *serial)
+static MDM_WUR mdm_err scep_crl_issued_by_active(
+        struct scep_op *op, const char *issuer, const char *serial)
 {
 	struct x509_st *cert = NULL, *active[1] = {op->s->ca->active};
 	const char *params[2] = {serial, issuer};
@@ -883,7 +885,7 @@ out:
 }
 
 /* GetCRL (22), section 3.3.4: the active CA's CRL. */
-static mdm_err scep_get_crl(struct scep_op *op)
+static MDM_WUR mdm_err scep_get_crl(struct scep_op *op)
 {
 	struct ca_state *ca = op->s->ca;
 	struct x509_info info;
@@ -990,7 +992,7 @@ static void scep_op_clear(struct scep_op *op)
  * nothing is issued, stored or spent.  MDM_ERR_PARSE (HTTP 400) when the
  * message cannot be read even that far, or is not a request.
  */
-static mdm_err scep_answer_unverified(struct scep_server *s, const uint8_t *msg, size_t len,
+static MDM_WUR mdm_err scep_answer_unverified(struct scep_server *s, const uint8_t *msg, size_t len,
         enum scep_fail_info fail, const char *rule, uint8_t **out, size_t *outlen)
 {
 	struct scep_op op;

@@ -115,7 +115,7 @@ static void *cms_item_d2i(const uint8_t *der, size_t len, const ASN1_ITEM *it, i
 /* ---- decrypting the pkcsPKIEnvelope ---- */
 
 /* The content cipher, from our outline of the EnvelopedData. */
-static mdm_err cms_envelope_cipher(
+static MDM_WUR mdm_err cms_envelope_cipher(
         struct cms_refusal *r, const uint8_t *der, size_t len, int allow_des, enum cms_cipher *out)
 {
 	SCEP_ENV_CI *ci;
@@ -211,7 +211,7 @@ static int cms_ri_addressed(CMS_RecipientInfo *ri, X509 *cert, int via_responder
  * end-entity certificate GetCACert offers; *via_responder is then 1).
  * One addressed to cert itself is preferred.
  */
-static mdm_err cms_our_recipient(struct cms_refusal *r, CMS_ContentInfo *cms, X509 *cert,
+static MDM_WUR mdm_err cms_our_recipient(struct cms_refusal *r, CMS_ContentInfo *cms, X509 *cert,
         CMS_RecipientInfo **out, int *via_responder)
 {
 	STACK_OF(CMS_RecipientInfo) *ris = CMS_get0_RecipientInfos(cms);
@@ -291,7 +291,7 @@ mdm_err cms_scep_decrypt_des(const struct cms_scep_msg *m, struct evp_pkey_st *k
 	return cms_scep_decrypt_ex(m, key, cert, 1, out, outlen, cipher, fail, NULL);
 }
 
-static mdm_err cms_scep_decrypt_in(struct cms_refusal *r, const struct cms_scep_msg *m,
+static MDM_WUR mdm_err cms_scep_decrypt_in(struct cms_refusal *r, const struct cms_scep_msg *m,
         EVP_PKEY *key, X509 *cert, int allow_des, uint8_t **out, size_t *outlen,
         enum cms_cipher *cipher, int *to_responder);
 
@@ -308,7 +308,7 @@ mdm_err cms_scep_decrypt_ex(const struct cms_scep_msg *m, struct evp_pkey_st *ke
 	return rc;
 }
 
-static mdm_err cms_scep_decrypt_in(struct cms_refusal *r, const struct cms_scep_msg *m,
+static MDM_WUR mdm_err cms_scep_decrypt_in(struct cms_refusal *r, const struct cms_scep_msg *m,
         EVP_PKEY *key, X509 *cert, int allow_des, uint8_t **out, size_t *outlen,
         enum cms_cipher *cipher, int *to_responder)
 {
@@ -392,7 +392,7 @@ out:
 
 /* ---- IssuerAndSerialNumber, IssuerAndSubject ---- */
 
-static mdm_err cms_name_str(const X509_NAME *name, char **out)
+static MDM_WUR mdm_err cms_name_str(const X509_NAME *name, char **out)
 {
 	BIO *bio = BIO_new(BIO_s_mem());
 	uint8_t *buf = NULL;
