@@ -6,6 +6,12 @@
 #ifndef MDM_ERRORS_H
 #define MDM_ERRORS_H
 
+/*
+ * On every function returning mdm_err, static ones and function pointer
+ * types too (GCC takes the attribute on a function, not on the enum, so
+ * `make lint` checks that none lacks it).  A (void) cast does not silence
+ * it: a result that cannot be acted on goes through err_ignore().
+ */
 #define MDM_WUR __attribute__((warn_unused_result))
 
 typedef enum mdm_err {
