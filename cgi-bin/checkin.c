@@ -79,19 +79,16 @@ static MDM_WUR mdm_err checkin_handle(struct program *a, fcgi_req *r)
 		rc = program_fail(a, r, rc, "the device identity could not be checked");
 		goto out;
 	}
+	/* A refusal was logged where it was found; err is for the answer only. */
 	if ((rc = checkin_parse(r->body, r->body_len, &m, err, sizeof(err))) != MDM_OK) {
-		log_warn("check-in refused: %s", err);
 		rc = program_fail(a, r, rc == MDM_ERR_NOMEM ? rc : MDM_ERR_PARSE, "%s", err);
 		goto out;
 	}
 	rc = checkin_process(
 	        a->db, &policy, &id, m, r->body, r->body_len, &reply, err, sizeof(err));
 	if (rc == MDM_ERR_FORBIDDEN) {
-		if (err[0] != '\0')
-			log_warn("check-in refused: %s", err);
 		rc = checkin_forbidden(a, r);
 	} else if (rc == MDM_ERR_PARSE || rc == MDM_ERR_LIMIT) {
-		log_warn("check-in refused: %s", err);
 		rc = program_fail(a, r, MDM_ERR_PARSE, "%s", err);
 	} else if (rc != MDM_OK) {
 		rc = program_fail(a, r, rc, "the check-in could not be stored");

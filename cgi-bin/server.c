@@ -90,8 +90,8 @@ static MDM_WUR mdm_err server_handle(struct program *a, fcgi_req *r)
 		rc = program_fail(a, r, rc, "the device identity could not be checked");
 		goto out;
 	}
+	/* A refusal was logged where it was found; err is for the answer only. */
 	if ((rc = command_report_parse(r->body, r->body_len, &rep, err, sizeof(err))) != MDM_OK) {
-		log_warn("command channel refused: %s", err);
 		rc = program_fail(a, r, rc == MDM_ERR_NOMEM ? rc : MDM_ERR_PARSE, "%s", err);
 		goto out;
 	}

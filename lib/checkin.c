@@ -12,6 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Opens the log line of every check-in refusal (mdm_refuse). */
+static const char checkin_who[] = "check-in";
+
 static const char *const checkin_names[CHECKIN__MAX] = {
         [CHECKIN_AUTHENTICATE] = "Authenticate",
         [CHECKIN_TOKEN_UPDATE] = "TokenUpdate",
@@ -32,7 +35,7 @@ const char *checkin_type_str(enum checkin_type t)
 
 static MDM_WUR mdm_err checkin_fields(struct checkin_msg *m, char *err, size_t errlen)
 {
-	struct devplist dm = {m->root, m->message_type, err, errlen};
+	struct devplist dm = {checkin_who, m->root, m->message_type, err, errlen};
 	enum checkin_type t = m->type;
 	int needs_topic = t == CHECKIN_AUTHENTICATE || t == CHECKIN_TOKEN_UPDATE;
 	mdm_err rc;
@@ -44,7 +47,7 @@ static MDM_WUR mdm_err checkin_fields(struct checkin_msg *m, char *err, size_t e
 	                MDM_OK)
 		return rc;
 	if (m->user_id != NULL && t == CHECKIN_AUTHENTICATE)
-		return devplist_refuse(err, errlen, MDM_ERR_PARSE,
+		return mdm_refuse(checkin_who, err, errlen, MDM_ERR_PARSE,
 		        "Apple MDM protocol: Authenticate is sent on the device channel only, "
 		        "without a UserID");
 	switch (t) {
@@ -69,8 +72,8 @@ static MDM_WUR mdm_err checkin_fields(struct checkin_msg *m, char *err, size_t e
 		                 &m->device_name)) != MDM_OK)
 			return rc;
 		if (m->serial_number != NULL && strlen(m->serial_number) > 64)
-			return devplist_refuse(
-			        err, errlen, MDM_ERR_LIMIT, "SerialNumber is over 64 characters");
+			return mdm_refuse(checkin_who, err, errlen, MDM_ERR_LIMIT,
+			        "SerialNumber is over 64 characters");
 		return MDM_OK;
 	case CHECKIN_TOKEN_UPDATE:
 		if ((rc = devplist_data(&dm, "Token", 1, CHECKIN_MAX_TOKEN, &m->token,
@@ -87,7 +90,7 @@ static MDM_WUR mdm_err checkin_fields(struct checkin_msg *m, char *err, size_t e
 		                 &m->user_long_name)) != MDM_OK)
 			return rc;
 		if (m->push_magic[0] == '\0')
-			return devplist_refuse(err, errlen, MDM_ERR_PARSE,
+			return mdm_refuse(checkin_who, err, errlen, MDM_ERR_PARSE,
 			        "Apple MDM protocol: PushMagic in TokenUpdate is empty");
 		return MDM_OK;
 	case CHECKIN_SET_BOOTSTRAP_TOKEN:
@@ -124,10 +127,11 @@ mdm_err checkin_parse(
 		err[0] = '\0';
 	if ((m = calloc(1, sizeof(*m))) == NULL)
 		return MDM_ERR_NOMEM;
-	if ((rc = devplist_parse(body, len, "check-in message", &m->root, err, errlen)) != MDM_OK)
+	if ((rc = devplist_parse(
+	             checkin_who, body, len, "check-in message", &m->root, err, errlen)) != MDM_OK)
 		goto out;
 	if ((m->message_type = plist_dict_get_string0(m->root, "MessageType")) == NULL) {
-		rc = devplist_refuse(err, errlen, MDM_ERR_PARSE,
+		rc = mdm_refuse(checkin_who, err, errlen, MDM_ERR_PARSE,
 		        "Apple MDM protocol: a check-in message has a MessageType string");
 		goto out;
 	}
@@ -135,7 +139,7 @@ mdm_err checkin_parse(
 		if (strcmp(m->message_type, checkin_names[t]) == 0)
 			break;
 	if (t == CHECKIN__MAX) {
-		rc = devplist_refuse(err, errlen, MDM_ERR_PARSE,
+		rc = mdm_refuse(checkin_who, err, errlen, MDM_ERR_PARSE,
 		        "Apple MDM protocol: unknown check-in MessageType \"%.64s\"",
 		        m->message_type);
 		goto out;
@@ -208,6 +212,7 @@ static MDM_WUR mdm_err checkin_reply_text(struct checkin_reply *r, int status, c
 static MDM_WUR mdm_err checkin_check_topic(db *d, const struct checkin_job *j)
 {
 	const char *params[1] = {j->m->topic};
+	char who[sizeof(checkin_who) + 8 + 256];
 	db_res *r = NULL;
 	mdm_err rc;
 
@@ -218,10 +223,9 @@ static MDM_WUR mdm_err checkin_check_topic(db *d, const struct checkin_job *j)
 	        "FROM mdm.push_cert",
 	        1, params, &r);
 	if (rc == MDM_OK && strcmp(db_res_get0(r, 0, 0), "t") == 0) {
-		log_warn("check-in refused: Topic %.255s is not the topic of an imported push "
-		         "certificate (Apple MDM protocol: Topic is the push certificate's UID)",
-		        j->m->topic);
-		rc = devplist_refuse(j->err, j->errlen, MDM_ERR_PARSE,
+		/* The log names the topic; the answer does not echo it. */
+		snprintf(who, sizeof(who), "%s: Topic %.255s", checkin_who, j->m->topic);
+		rc = mdm_refuse(who, j->err, j->errlen, MDM_ERR_PARSE,
 		        "Apple MDM protocol: Topic is not the topic of this server's push "
 		        "certificate");
 	}
@@ -410,7 +414,7 @@ static MDM_WUR mdm_err checkin_token_update(db *d, const struct checkin_job *j)
 	if ((rc = checkin_check_topic(d, j)) != MDM_OK)
 		return rc;
 	if (m->user_id != NULL && !j->pol->user_channel)
-		return devplist_refuse(j->err, j->errlen, MDM_ERR_FORBIDDEN,
+		return mdm_refuse(checkin_who, j->err, j->errlen, MDM_ERR_FORBIDDEN,
 		        "the user channel is turned off (checkin_user_channel = no)");
 	snprintf(awaiting, sizeof(awaiting), "%s",
 	        m->awaiting_configuration < 0       ? ""
@@ -531,7 +535,7 @@ static MDM_WUR mdm_err checkin_user_authenticate(db *d, const struct checkin_job
 	 * DigestResponse then answers a challenge we never issued.
 	 */
 	if (j->m->digest_response != NULL)
-		return devplist_refuse(j->err, j->errlen, MDM_ERR_PARSE,
+		return mdm_refuse(checkin_who, j->err, j->errlen, MDM_ERR_PARSE,
 		        "Apple MDM protocol, UserAuthenticate: DigestResponse answers no "
 		        "outstanding "
 		        "DigestChallenge (this server issues zero-length challenges)");

@@ -13,6 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Opens the log line of every command channel refusal (mdm_refuse). */
+static const char command_who[] = "command channel";
+
 static const char *const status_names[COMMAND__MAX] = {
         [COMMAND_IDLE] = "Idle",
         [COMMAND_ACKNOWLEDGED] = "Acknowledged",
@@ -34,7 +37,7 @@ mdm_err command_report_parse(
         const uint8_t *body, size_t len, struct command_report **out, char *err, size_t errlen)
 {
 	struct command_report *r = NULL;
-	struct devplist dm = {NULL, "command report", err, errlen};
+	struct devplist dm = {command_who, NULL, "command report", err, errlen};
 	int s;
 	mdm_err rc;
 
@@ -43,10 +46,11 @@ mdm_err command_report_parse(
 		err[0] = '\0';
 	if ((r = calloc(1, sizeof(*r))) == NULL)
 		return MDM_ERR_NOMEM;
-	if ((rc = devplist_parse(body, len, "command report", &r->root, err, errlen)) != MDM_OK)
+	if ((rc = devplist_parse(
+	             command_who, body, len, "command report", &r->root, err, errlen)) != MDM_OK)
 		goto out;
 	if ((r->status_str = plist_dict_get_string0(r->root, "Status")) == NULL) {
-		rc = devplist_refuse(err, errlen, MDM_ERR_PARSE,
+		rc = mdm_refuse(command_who, err, errlen, MDM_ERR_PARSE,
 		        "Apple MDM protocol: a command report has a Status string");
 		goto out;
 	}
@@ -54,7 +58,7 @@ mdm_err command_report_parse(
 		if (strcmp(r->status_str, status_names[s]) == 0)
 			break;
 	if (s == COMMAND__MAX) {
-		rc = devplist_refuse(err, errlen, MDM_ERR_PARSE,
+		rc = mdm_refuse(command_who, err, errlen, MDM_ERR_PARSE,
 		        "Apple MDM protocol: unknown Status \"%.64s\"", r->status_str);
 		goto out;
 	}
@@ -66,19 +70,19 @@ mdm_err command_report_parse(
 	        (rc = devplist_id(&dm, "CommandUUID", NULL, 0, &r->command_uuid)) != MDM_OK)
 		goto out;
 	if (r->status != COMMAND_IDLE && r->command_uuid == NULL) {
-		rc = devplist_refuse(err, errlen, MDM_ERR_PARSE,
+		rc = mdm_refuse(command_who, err, errlen, MDM_ERR_PARSE,
 		        "Apple MDM protocol: Status %s needs the CommandUUID it answers",
 		        r->status_str);
 		goto out;
 	}
 	if (r->status == COMMAND_IDLE && r->command_uuid != NULL) {
-		rc = devplist_refuse(err, errlen, MDM_ERR_PARSE,
+		rc = mdm_refuse(command_who, err, errlen, MDM_ERR_PARSE,
 		        "Apple MDM protocol: Status Idle answers no command (CommandUUID given)");
 		goto out;
 	}
 	r->error_chain = plist_dict_get0(r->root, "ErrorChain");
 	if (r->error_chain != NULL && plist_get_type(r->error_chain) != PLIST_ARRAY) {
-		rc = devplist_refuse(err, errlen, MDM_ERR_PARSE,
+		rc = mdm_refuse(command_who, err, errlen, MDM_ERR_PARSE,
 		        "Apple MDM protocol: ErrorChain must be an array");
 		goto out;
 	}
@@ -147,6 +151,7 @@ static MDM_WUR mdm_err command_answer(db *d, const struct command_job *j, const 
 {
 	const struct command_report *r = j->r;
 	const char *p[6];
+	char who[sizeof(command_who) + 32 + IDENTITY_MAX_ID];
 	char *json = NULL, *chain = NULL;
 	size_t jlen, clen;
 	db_res *res = NULL;
@@ -161,10 +166,10 @@ static MDM_WUR mdm_err command_answer(db *d, const struct command_job *j, const 
 	if (rc != MDM_OK)
 		goto out;
 	if (db_res_rows(res) != 1) {
-		log_warn("command channel refused: %s for CommandUUID %s, which is not outstanding "
-		         "for UDID %s (unknown, finished or canceled)",
-		        r->status_str, r->command_uuid, r->udid);
-		rc = devplist_refuse(j->err, j->errlen, MDM_ERR_PARSE,
+		/* The log names the UDID; the answer (unknown, finished or canceled) does not. */
+		snprintf(who, sizeof(who), "%s: %s from UDID %s", command_who, r->status_str,
+		        r->udid);
+		rc = mdm_refuse(who, j->err, j->errlen, MDM_ERR_PARSE,
 		        "Apple MDM protocol: CommandUUID %s is not outstanding for this enrollment",
 		        r->command_uuid);
 		goto out;

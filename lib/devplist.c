@@ -3,24 +3,10 @@
 
 #include "identity.h"
 
-#include <stdarg.h>
-#include <stdio.h>
 #include <string.h>
 
-mdm_err devplist_refuse(char *err, size_t errlen, mdm_err rc, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err != NULL && errlen > 0) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return rc;
-}
-
-mdm_err devplist_parse(
-        const uint8_t *body, size_t len, const char *what, plist **root, char *err, size_t errlen)
+mdm_err devplist_parse(const char *who, const uint8_t *body, size_t len, const char *what,
+        plist **root, char *err, size_t errlen)
 {
 	char perr[160] = "";
 	mdm_err rc;
@@ -30,13 +16,13 @@ mdm_err devplist_parse(
 		err[0] = '\0';
 	rc = plist_parse_ex((const char *)body, len, root, perr, sizeof(perr));
 	if (rc != MDM_OK)
-		return devplist_refuse(err, errlen,
+		return mdm_refuse(who, err, errlen,
 		        rc == MDM_ERR_NOMEM || rc == MDM_ERR_LIMIT ? rc : MDM_ERR_PARSE,
 		        "body is not a valid property list: %s", perr);
 	if (plist_get_type(*root) != PLIST_DICT) {
 		plist_free(*root);
 		*root = NULL;
-		return devplist_refuse(err, errlen, MDM_ERR_PARSE,
+		return mdm_refuse(who, err, errlen, MDM_ERR_PARSE,
 		        "Apple MDM protocol: a %s is a dictionary", what);
 	}
 	return MDM_OK;
@@ -48,7 +34,7 @@ static MDM_WUR mdm_err devplist_get(
 {
 	*v = plist_dict_get0(m->dict, key);
 	if (*v == NULL && required)
-		return devplist_refuse(m->err, m->errlen, MDM_ERR_PARSE,
+		return mdm_refuse(m->who, m->err, m->errlen, MDM_ERR_PARSE,
 		        "Apple MDM protocol: %s requires the %s key", m->what, key);
 	return MDM_OK;
 }
@@ -58,7 +44,7 @@ static MDM_WUR mdm_err devplist_type(
 {
 	if (plist_get_type(v) == want)
 		return MDM_OK;
-	return devplist_refuse(m->err, m->errlen, MDM_ERR_PARSE,
+	return mdm_refuse(m->who, m->err, m->errlen, MDM_ERR_PARSE,
 	        "Apple MDM protocol: %s in %s must be %s, not %s", key, m->what,
 	        plist_type_str(want), plist_type_str(plist_get_type(v)));
 }
@@ -76,7 +62,7 @@ mdm_err devplist_str(
 		return rc;
 	*out = plist_string_get0(v, &len);
 	if (len > max || strlen(*out) != len)
-		return devplist_refuse(m->err, m->errlen, MDM_ERR_LIMIT,
+		return mdm_refuse(m->who, m->err, m->errlen, MDM_ERR_LIMIT,
 		        "%s in %s is over %zu bytes or holds a NUL", key, m->what, max);
 	return MDM_OK;
 }
@@ -94,10 +80,10 @@ mdm_err devplist_data(const struct devplist *m, const char *key, int required, s
 		return rc;
 	*out = plist_data_get0(v, outlen);
 	if (*outlen > max)
-		return devplist_refuse(m->err, m->errlen, MDM_ERR_LIMIT,
+		return mdm_refuse(m->who, m->err, m->errlen, MDM_ERR_LIMIT,
 		        "%s in %s is over %zu bytes", key, m->what, max);
 	if (required && *outlen == 0)
-		return devplist_refuse(m->err, m->errlen, MDM_ERR_PARSE,
+		return mdm_refuse(m->who, m->err, m->errlen, MDM_ERR_PARSE,
 		        "Apple MDM protocol: %s in %s is empty", key, m->what);
 	return MDM_OK;
 }
@@ -110,7 +96,7 @@ mdm_err devplist_bool(const struct devplist *m, const char *key, int *out)
 	if (v == NULL)
 		return MDM_OK;
 	if (plist_bool_get(v, out) != MDM_OK)
-		return devplist_refuse(m->err, m->errlen, MDM_ERR_PARSE,
+		return mdm_refuse(m->who, m->err, m->errlen, MDM_ERR_PARSE,
 		        "Apple MDM protocol: %s in %s must be a boolean", key, m->what);
 	return MDM_OK;
 }
@@ -126,18 +112,18 @@ mdm_err devplist_id(
 	        (alt != NULL && (rc = devplist_str(m, alt, 0, IDENTITY_MAX_ID, &b)) != MDM_OK))
 		return rc;
 	if (a != NULL && b != NULL)
-		return devplist_refuse(m->err, m->errlen, MDM_ERR_PARSE,
+		return mdm_refuse(m->who, m->err, m->errlen, MDM_ERR_PARSE,
 		        "Apple MDM protocol: %s carries both %s and %s", m->what, key, alt);
 	*out = a != NULL ? a : b;
 	if (*out == NULL) {
 		if (required)
-			return devplist_refuse(m->err, m->errlen, MDM_ERR_PARSE,
+			return mdm_refuse(m->who, m->err, m->errlen, MDM_ERR_PARSE,
 			        "Apple MDM protocol: %s requires %s%s%s", m->what, key,
 			        alt != NULL ? " or " : "", alt != NULL ? alt : "");
 		return MDM_OK;
 	}
 	if (!identity_id_valid(*out))
-		return devplist_refuse(m->err, m->errlen, MDM_ERR_PARSE,
+		return mdm_refuse(m->who, m->err, m->errlen, MDM_ERR_PARSE,
 		        "%s must be 1 to %d characters of A-Z a-z 0-9 . _ : -",
 		        *out == a ? key : alt, IDENTITY_MAX_ID);
 	return MDM_OK;

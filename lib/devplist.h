@@ -2,8 +2,9 @@
  * devplist: the plists a device sends (Apple "Mobile Device Management
  * Protocol": check-in messages and command reports) read as an
  * allow-list: the body must be one XML plist dict; fields are fetched by
- * type, within caps, and every refusal names the rule in err.  Shared by
- * checkin.c and command.c; the plist value tree itself is plist.
+ * type, within caps, and every refusal names the rule, logged once and
+ * written into err (mdm_refuse, errors.h).  Shared by checkin.c and
+ * command.c; the plist value tree itself is plist.
  */
 #ifndef MDM_DEVPLIST_H
 #define MDM_DEVPLIST_H
@@ -14,25 +15,26 @@
 #include "errors.h"
 #include "plist.h"
 
-/* The dict being read, what it is ("TokenUpdate", "Acknowledged report"), where refusals go. */
+/*
+ * Who reads ("check-in", "command channel": mdm_refuse's who), the dict
+ * being read, what it is ("TokenUpdate", "command report"), where
+ * refusals go.
+ */
 struct devplist {
+	const char *who;
 	const plist *dict;
 	const char *what;
 	char *err;
 	size_t errlen;
 };
 
-/* Writes the reason into err (when not NULL) and returns rc. */
-MDM_WUR mdm_err devplist_refuse(char *err, size_t errlen, mdm_err rc, const char *fmt, ...)
-        __attribute__((format(printf, 4, 5)));
-
 /*
  * Parses body as a plist whose root is a dict (what names it in the
- * refusal).  MDM_ERR_PARSE / MDM_ERR_LIMIT / MDM_ERR_NOMEM; *root owned by
- * the caller on MDM_OK.
+ * refusal, who as in struct devplist).  MDM_ERR_PARSE / MDM_ERR_LIMIT /
+ * MDM_ERR_NOMEM; *root owned by the caller on MDM_OK.
  */
-MDM_WUR mdm_err devplist_parse(
-        const uint8_t *body, size_t len, const char *what, plist **root, char *err, size_t errlen);
+MDM_WUR mdm_err devplist_parse(const char *who, const uint8_t *body, size_t len, const char *what,
+        plist **root, char *err, size_t errlen);
 
 /* Fields: absent is *out NULL (or -1 for a boolean) unless required; wrong type or over max is
  * refused. */
