@@ -243,16 +243,15 @@ mdm_err cms_ossl_fail(const char *call, mdm_err rc)
 
 mdm_err cms_refuse(struct cms_refusal *r, mdm_err rc, enum cms_fault fault, const char *fmt, ...)
 {
-	char msg[512];
 	va_list ap;
 
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	log_warn("cms: refused: %s", msg);
 	r->fault = fault;
-	if (r->err != NULL && r->errlen > 0)
-		snprintf(r->err, r->errlen, "%s", msg);
+	va_start(ap, fmt);
+	if (!r->quiet)
+		rc = mdm_vrefuse("cms:", r->err, r->errlen, rc, fmt, ap);
+	else if (r->err != NULL && r->errlen > 0)
+		vsnprintf(r->err, r->errlen, fmt, ap);
+	va_end(ap);
 	return rc;
 }
 
@@ -594,7 +593,7 @@ mdm_err cms_sign_certs_only(struct x509_st *signer, struct evp_pkey_st *key,
 
 mdm_err cms_certs_only_parse(const uint8_t *der, size_t len, struct x509_st ***certs, size_t *n)
 {
-	struct cms_refusal r = {CMS_FAULT_NONE, NULL, 0};
+	struct cms_refusal r = {CMS_FAULT_NONE, NULL, 0, 0};
 	CMS_ContentInfo *cms = NULL;
 	STACK_OF(X509) *sk = NULL;
 	ASN1_OCTET_STRING **pos;

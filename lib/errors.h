@@ -14,10 +14,11 @@
  * caller's err buffer: mdm_refuse() does both from one text.  A function
  * handed a reason in err, or whose callee logged the refusal, never logs
  * the reason again: it uses err for its answer and logs its decision, if
- * anything, at info.  A check whose caller decides (a plist inside a
- * device message) logs nothing and hands the reason up, and says so
- * (plist_parse_ex, x509_crl_entry_ok): its caller refuses with it, and so
- * logs it.  An
+ * anything, at info.  A check whose caller decides (whether a signer is
+ * ours, a decryption inside a SCEP operation, a plist inside a device
+ * message) logs nothing and hands the reason up, and says so
+ * (x509_verify_issued_why, cms_scep_decrypt_ex, plist_parse_ex,
+ * x509_crl_entry_ok): its caller refuses with it, and so logs it.  An
  * OpenSSL failure is logged with the call's name where it happens (x509,
  * cms); on untrusted input that line is detail under the refusal.
  * Internal errors (NOMEM, the database, OpenSSL failing on what we build,

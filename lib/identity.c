@@ -52,7 +52,6 @@ static MDM_WUR mdm_err identity_from_signature(
 {
 	uint8_t *der = NULL;
 	size_t derlen = 0;
-	char err[200] = "";
 	mdm_err rc;
 
 	*out = NULL;
@@ -63,16 +62,12 @@ static MDM_WUR mdm_err identity_from_signature(
 		        CMS_MAX_SIGNATURE);
 		return MDM_ERR_FORBIDDEN;
 	}
-	rc = cms_verify_detached(der, derlen, body, len, out, err, sizeof(err));
+	/* A refusal is logged there, once, naming the rule. */
+	rc = cms_verify_detached(der, derlen, body, len, out, NULL, 0);
 	free(der);
 	if (rc == MDM_ERR_NOMEM)
 		return rc;
-	if (rc != MDM_OK) {
-		/* cms logged the rule (once, where it was found); this only adds context. */
-		log_debug("identity refused: Mdm-Signature does not verify over the body: %s", err);
-		return MDM_ERR_FORBIDDEN;
-	}
-	return MDM_OK;
+	return rc != MDM_OK ? MDM_ERR_FORBIDDEN : MDM_OK;
 }
 
 /* The certificate's record: issued by us as a device identity, not revoked. */
@@ -193,11 +188,8 @@ mdm_err identity_authenticate(db *d, const struct ca_state *ca, const char *clie
 		goto out;
 	}
 	memcpy(out->sha256, info.sha256, sizeof(out->sha256));
+	/* x509 logs which rule (chain, validity, clientAuth), naming the serial and issuer. */
 	if (x509_verify_issued(out->cert, ca->verify, ca->n_verify, now, 1, NULL) != MDM_OK) {
-		/* x509 logged which rule (chain, validity, clientAuth); this adds context. */
-		log_debug("identity refused: certificate sha256:%s (%.200s) is not a valid client "
-		          "certificate of our CA now (chain, validity or clientAuth)",
-		        out->sha256, info.subject);
 		rc = MDM_ERR_FORBIDDEN;
 		goto out;
 	}

@@ -148,13 +148,13 @@ mdm_err ota_msg_parse(const uint8_t *der, size_t len, const struct ota_trust *ap
 	uint8_t *content = NULL;
 	size_t clen = 0;
 	struct x509_info info;
-	char err[256] = "";
+	const char *why = NULL;
 	mdm_err rc;
 
 	memset(out, 0, sizeof(*out));
 	if (der == NULL || apple == NULL || (cas == NULL && ncas > 0))
 		return MDM_ERR_INVAL;
-	rc = cms_verify_attached(der, len, &content, &clen, &out->signer, err, sizeof(err));
+	rc = cms_verify_attached(der, len, &content, &clen, &out->signer, NULL, 0);
 	if (rc != MDM_OK) {
 		/* cms logged the rule where it found it. */
 		if (rc == MDM_ERR_AUTH)
@@ -174,17 +174,18 @@ mdm_err ota_msg_parse(const uint8_t *der, size_t len, const struct ota_trust *ap
 	/* Which phase: by who signed, never by what the body says. */
 	if (ota_ours(out->signer, cas, ncas)) {
 		out->phase = OTA_PHASE3;
-		if (x509_verify_issued(out->signer, cas, ncas, now, 1, NULL) != MDM_OK) {
+		if (x509_verify_issued_why(out->signer, cas, ncas, now, 1, NULL, &why) != MDM_OK) {
 			log_warn("ota refused: phase 3 signer sha256:%s is not a valid identity of "
-			         "our CA now",
-			        out->signer_sha256);
+			         "our CA now (%s)",
+			        out->signer_sha256, why != NULL ? why : "not verified");
 			rc = MDM_ERR_FORBIDDEN;
 			goto out;
 		}
 	} else {
 		out->phase = OTA_PHASE2;
+		/* x509 logs the refusal, naming the rule; this is the answer. */
 		if (x509_verify_pinned(out->signer, apple->certs, apple->n, now) != MDM_OK) {
-			log_warn("ota refused: phase 2 signer sha256:%s (%.200s) is not an Apple "
+			log_info("ota: phase 2 signer sha256:%s (%.200s) refused, not an Apple "
 			         "device certificate of ota_trust_file (Over-the-Air Profile "
 			         "Delivery: phase 2 is signed by the device's Apple-issued "
 			         "identity)",
@@ -305,10 +306,11 @@ static MDM_WUR mdm_err ota_phase3_topic(db *d, const struct enroll_state *st,
 		rc = ota_topic_copy(r, 0, topic);
 		goto out;
 	}
+	/* enroll logs why no topic can be chosen; this names the device it refuses. */
 	if ((rc = enroll_topic_choose(d, st, NULL, NULL, topic, why, sizeof(why))) != MDM_OK)
-		log_warn("ota refused: phase 3 for UDID %s: its enrollment recorded no topic and "
-		         "the server has no single one (%s)",
-		        m->udid, why);
+		log_info("ota: phase 3 for UDID %s refused: its enrollment recorded no topic and "
+		         "none can be chosen",
+		        m->udid);
 out:
 	db_res_free(r);
 	return rc;
