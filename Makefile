@@ -63,7 +63,7 @@ SIM_BIN   := $(BUILD)/tests/applesim
 SQL_FILES := $(sort $(wildcard sql/[0-9]*.sql))
 
 .PHONY: all lib programs tests test unit san demo demo-stop install clean \
-	format format-check fuzz deps bench
+	format format-check lint fuzz deps bench
 .DELETE_ON_ERROR:
 
 all: programs tests
@@ -138,7 +138,7 @@ deps:
 
 # The whole suite: real PostgreSQL and Apache, started and stopped here.
 test: deps
-	$(MAKE) all
+	$(MAKE) all lint
 	sh tests/run.sh $(BUILD)
 
 # The same suite with every binary under AddressSanitizer + UBSan.
@@ -177,8 +177,51 @@ FORMAT_FILES = $(wildcard lib/*.c lib/*.h cgi-bin/*.c bin/*.c tests/unit/*.c \
 	tests/unit/*.h tests/e2e/*.c tests/apns/*.c tests/sim/*.c tests/sim/*.h fuzz/*.c \
 	bench/*.c)
 
-format-check:
+format-check: lint
 	clang-format --dry-run -Werror $(FORMAT_FILES)
+
+# Every function returning mdm_err carries MDM_WUR (errors.h): a static one
+# on its first declaration, a public one on its prototype in lib/*.h, a
+# function pointer where its type is written.  GCC cannot attach the
+# attribute to the enum, so this keeps the rule.  Prints file:line of each
+# declaration without it.  Needs the layout clang-format gives (the return
+# type and name on one line, file-scope declarations in column 0).
+define LINT_WUR
+function refuse(why) { printf "%s:%d: %s\n", FILENAME, FNR, why; bad = 1 }
+FNR == 1 { header = FILENAME ~ /\.h$$/ }
+/(^|[ \t])mdm_err \(\*/ {
+	if ($$0 !~ /MDM_WUR mdm_err \(\*/)
+		refuse("a function pointer returning mdm_err without MDM_WUR")
+	next
+}
+/^([A-Za-z_]+ +)*mdm_err( +[A-Za-z_0-9]+\(|$$)/ {
+	decl = $$0
+	sub(/\(.*/, "", decl)
+	name = decl
+	sub(/.* /, "", name)
+	static = decl ~ /^static /
+	key = static ? FILENAME ":" name : name
+	if (name == "mdm_err")
+		refuse("mdm_err alone on its line: unchecked (MDM_WUR mdm_err name(...))")
+	else if (decl ~ /MDM_WUR/)
+		wur[key] = 1
+	else if (static && !(key in wur))
+		refuse("static " name "() returns mdm_err without MDM_WUR")
+	else if (!static && header)
+		refuse(name "() returns mdm_err without MDM_WUR")
+	else if (!static && !(key in wur))
+		refuse(name "() returns mdm_err: no prototype with MDM_WUR before it")
+}
+END { exit bad }
+endef
+LINT_FILES = $(wildcard lib/*.h) $(wildcard lib/*.c cgi-bin/*.c bin/*.c)
+
+# First shows that the check can fail, then runs it over the tree.
+lint: export LINT_WUR_AWK = $(LINT_WUR)
+lint:
+	@if printf 'static mdm_err f(void);\n' | awk "$$LINT_WUR_AWK" >/dev/null; then \
+		echo 'lint: the MDM_WUR check passed a function without it' >&2; exit 1; fi
+	@awk "$$LINT_WUR_AWK" $(LINT_FILES)
 
 format:
 	clang-format -i $(FORMAT_FILES)

@@ -82,7 +82,8 @@ static double pushd_random(void)
  * The client for topic, (re)built when the certificate in mdm.push_cert
  * changed.  On failure *why names the problem for SQL and the log.
  */
-static mdm_err pushd_client(struct pushd *p, const char *topic, apns **out, const char **why)
+static MDM_WUR mdm_err pushd_client(
+        struct pushd *p, const char *topic, apns **out, const char **why)
 {
 	const char *params[] = {topic};
 	struct pushd_topic *t = NULL, fresh;
@@ -336,7 +337,7 @@ static int pushd_wait_ms(struct pushd *p, size_t claimed)
 }
 
 /* One claim and its sends; *claimed is how many were claimed. */
-static mdm_err pushd_round(struct pushd *p, size_t *claimed)
+static MDM_WUR mdm_err pushd_round(struct pushd *p, size_t *claimed)
 {
 	struct pushq_batch b;
 	size_t *idx = NULL, *group = NULL;
@@ -379,7 +380,7 @@ out:
 	return rc;
 }
 
-static mdm_err pushd_config(struct pushd *p)
+static MDM_WUR mdm_err pushd_config(struct pushd *p)
 {
 	mdm_err rc;
 

@@ -33,7 +33,7 @@
 #include "enroll.h"
 #include "log.h"
 #include "migrate.h"
-#include "push.h"
+#include "pushcert.h"
 #include "x509.h"
 
 #include <errno.h>
@@ -350,7 +350,7 @@ static int cmd_push_remove(db *d, const config *cfg, const char *topic, int forc
 	long long active = 0;
 	mdm_err rc;
 
-	rc = push_cert_remove(d, topic, force, &active, key_uri, sizeof(key_uri));
+	rc = pushcert_remove(d, topic, force, &active, key_uri, sizeof(key_uri));
 	if (rc == MDM_ERR_CONFLICT) {
 		fprintf(stderr,
 		        "mdmctl: not removed: %lld active enrollment(s) use %s; their devices "
@@ -383,9 +383,9 @@ static int cmd_push_import(db *d, const struct push_opts *o)
 {
 	struct x509_st *cert = NULL;
 	struct evp_pkey_st *key = NULL;
-	char abs[PATH_MAX], topic[PUSH_MAX_TOPIC + 1];
+	char abs[PATH_MAX], topic[PUSHCERT_MAX_TOPIC + 1];
 	const char *uri = NULL;
-	enum push_import_result res;
+	enum pushcert_import_result res;
 	int wrote_key = 0, status = 1;
 	mdm_err rc;
 
@@ -393,7 +393,7 @@ static int cmd_push_import(db *d, const struct push_opts *o)
 		if (x509_pkcs12_load(o->p12, o->password_file, &cert, &key) != MDM_OK)
 			goto out;
 		/* Checked before the key is written: a refused import leaves no file. */
-		if (push_cert_topic(cert, topic) != MDM_OK)
+		if (pushcert_topic(cert, topic) != MDM_OK)
 			goto out;
 		if (x509_key_write_pem(key, o->key_out) != MDM_OK)
 			goto out;
@@ -417,17 +417,17 @@ static int cmd_push_import(db *d, const struct push_opts *o)
 		if (x509_key_load(uri, &key) != MDM_OK)
 			goto out;
 	}
-	if ((rc = push_cert_import(d, cert, key, uri, time(NULL), topic, &res)) != MDM_OK) {
+	if ((rc = pushcert_import(d, cert, key, uri, time(NULL), topic, &res)) != MDM_OK) {
 		fprintf(stderr, "mdmctl: push-cert import failed: %s (see the log line above)\n",
 		        err_str(rc));
 		goto out;
 	}
 	printf("%s %s\n",
-	        res == PUSH_IMPORTED           ? "imported"
-	                : res == PUSH_REPLACED ? "replaced (renewed) the certificate of"
-	                                       : "unchanged (already imported):",
+	        res == PUSHCERT_IMPORTED           ? "imported"
+	                : res == PUSHCERT_REPLACED ? "replaced (renewed) the certificate of"
+	                                           : "unchanged (already imported):",
 	        topic);
-	wrote_key = res == PUSH_UNCHANGED ? wrote_key : 0;
+	wrote_key = res == PUSHCERT_UNCHANGED ? wrote_key : 0;
 	status = 0;
 out:
 	/* A key written for an import that failed or changed nothing is not left behind. */
@@ -503,7 +503,7 @@ static int cmd_profile(config *cfg, int argc, char **argv)
 {
 	struct enroll_state *st = NULL;
 	const char *out = NULL, *asked = NULL;
-	char topic[PUSH_MAX_TOPIC + 1], why[ENROLL_MAX_WHY];
+	char topic[PUSHCERT_MAX_TOPIC + 1], why[ENROLL_MAX_WHY];
 	int unsigned_ = 0, status = 1;
 	char *xml = NULL;
 	uint8_t *der = NULL;

@@ -21,7 +21,7 @@ static struct ca_state *ca;
 static struct checkin_policy policy;
 static int policy_loaded;
 
-static mdm_err checkin_setup(struct program *a)
+static MDM_WUR mdm_err checkin_setup(struct program *a)
 {
 	mdm_err rc;
 
@@ -36,13 +36,13 @@ static mdm_err checkin_setup(struct program *a)
 	return ca_refresh_certs(a->db, a->cfg, &ca);
 }
 
-static mdm_err checkin_forbidden(struct program *a, fcgi_req *r)
+static MDM_WUR mdm_err checkin_forbidden(struct program *a, fcgi_req *r)
 {
 	(void)a;
 	return fcgi_respond_text(r, 403, NULL, "forbidden");
 }
 
-static mdm_err checkin_handle(struct program *a, fcgi_req *r)
+static MDM_WUR mdm_err checkin_handle(struct program *a, fcgi_req *r)
 {
 	const char *ctype = fcgi_param0(r, "CONTENT_TYPE");
 	struct identity id = {0};
@@ -63,19 +63,16 @@ static mdm_err checkin_handle(struct program *a, fcgi_req *r)
 		        "unavailable");
 	if ((rc = program_device(a, r, ca, &id)) != MDM_OK)
 		goto out;
+	/* A refusal was logged where it was found; err is for the answer only. */
 	if ((rc = checkin_parse(r->body, r->body_len, &m, err, sizeof(err))) != MDM_OK) {
-		log_warn("check-in refused: %s", err);
 		rc = program_fail(a, r, rc == MDM_ERR_NOMEM ? rc : MDM_ERR_PARSE, "%s", err);
 		goto out;
 	}
 	rc = checkin_process(
 	        a->db, &policy, &id, m, r->body, r->body_len, &reply, err, sizeof(err));
 	if (rc == MDM_ERR_FORBIDDEN) {
-		if (err[0] != '\0')
-			log_warn("check-in refused: %s", err);
 		rc = checkin_forbidden(a, r);
 	} else if (rc == MDM_ERR_PARSE || rc == MDM_ERR_LIMIT) {
-		log_warn("check-in refused: %s", err);
 		rc = program_fail(a, r, MDM_ERR_PARSE, "%s", err);
 	} else if (rc != MDM_OK) {
 		rc = program_fail(a, r, rc, "the check-in could not be stored");

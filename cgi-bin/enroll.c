@@ -17,7 +17,7 @@
 #include "mdm_limits.h"
 #include "ota.h"
 #include "profile.h"
-#include "push.h"
+#include "pushcert.h"
 
 #include <time.h>
 
@@ -29,7 +29,7 @@ static struct enroll_state *state;
 static struct ota_trust *trust;
 static struct ca_state *ca;
 
-static mdm_err enroll_get(struct program *a, struct enroll_state **out)
+static MDM_WUR mdm_err enroll_get(struct program *a, struct enroll_state **out)
 {
 	mdm_err rc;
 
@@ -44,7 +44,7 @@ static mdm_err enroll_get(struct program *a, struct enroll_state **out)
  * Without public_url (the demo): https://<Host>, the Host header checked
  * to be a plain host[:port] so it cannot add a path, userinfo or query.
  */
-static mdm_err enroll_public_url(struct program *a, fcgi_req *r, char *out, size_t cap)
+static MDM_WUR mdm_err enroll_public_url(struct program *a, fcgi_req *r, char *out, size_t cap)
 {
 	const char *host = fcgi_param0(r, "HTTP_HOST");
 	size_t n;
@@ -72,8 +72,8 @@ static mdm_err enroll_public_url(struct program *a, fcgi_req *r, char *out, size
  * the push topic (400/403/404/409, 500 when nothing is imported, with the
  * reason, which may name the topics), and the URL base devices will use.
  */
-static mdm_err enroll_preflight(struct program *a, fcgi_req *r, struct enroll_state **st,
-        char topic[PUSH_MAX_TOPIC + 1], char base[PROFILE_MAX_URL + 1])
+static MDM_WUR mdm_err enroll_preflight(struct program *a, fcgi_req *r, struct enroll_state **st,
+        char topic[PUSHCERT_MAX_TOPIC + 1], char base[PROFILE_MAX_URL + 1])
 {
 	/* Set by Apache (SetEnv in a <Location>), never by the client (HTTP_*). */
 	struct enroll_req req = {r->query, fcgi_param0(r, "REMOTE_USER"),
@@ -93,10 +93,10 @@ static mdm_err enroll_preflight(struct program *a, fcgi_req *r, struct enroll_st
 	return MDM_OK;
 }
 
-static mdm_err enroll_profile(struct program *a, fcgi_req *r)
+static MDM_WUR mdm_err enroll_profile(struct program *a, fcgi_req *r)
 {
 	struct enroll_state *st;
-	char base[PROFILE_MAX_URL + 1], topic[PUSH_MAX_TOPIC + 1];
+	char base[PROFILE_MAX_URL + 1], topic[PUSHCERT_MAX_TOPIC + 1];
 	char *xml = NULL;
 	uint8_t *der = NULL;
 	size_t len = 0, derlen = 0;
@@ -140,11 +140,11 @@ static int enroll_is_ota(const fcgi_req *r)
  * Phase 1: the Profile Service payload, under the same enroll_auth and
  * topic choice as /enroll; the challenge carries the topic to phase 3.
  */
-static mdm_err enroll_ota_service(struct program *a, fcgi_req *r)
+static MDM_WUR mdm_err enroll_ota_service(struct program *a, fcgi_req *r)
 {
 	struct enroll_state *st;
 	char base[PROFILE_MAX_URL + 1], url[PROFILE_MAX_URL + sizeof(OTA_PATH)];
-	char topic[PUSH_MAX_TOPIC + 1];
+	char topic[PUSHCERT_MAX_TOPIC + 1];
 	uint8_t *der = NULL;
 	size_t derlen = 0;
 	mdm_err rc;
@@ -169,7 +169,7 @@ static mdm_err enroll_ota_service(struct program *a, fcgi_req *r)
 }
 
 /* What phases 2 and 3 need beyond the enrollment state: trust store and CA. */
-static mdm_err enroll_ota_setup(struct program *a)
+static MDM_WUR mdm_err enroll_ota_setup(struct program *a)
 {
 	mdm_err rc;
 
@@ -179,7 +179,7 @@ static mdm_err enroll_ota_setup(struct program *a)
 }
 
 /* Phases 2 and 3: which one is decided by the signer (lib/ota.c). */
-static mdm_err enroll_ota_post(struct program *a, fcgi_req *r)
+static MDM_WUR mdm_err enroll_ota_post(struct program *a, fcgi_req *r)
 {
 	const char *ctype = fcgi_param0(r, "CONTENT_TYPE");
 	struct enroll_state *st;
@@ -224,7 +224,7 @@ out:
 	return rc;
 }
 
-static mdm_err enroll_handle(struct program *a, fcgi_req *r)
+static MDM_WUR mdm_err enroll_handle(struct program *a, fcgi_req *r)
 {
 	if (strcmp(r->method, "POST") == 0)
 		return enroll_ota_post(a, r);

@@ -16,7 +16,7 @@
 static struct scep_server *scep;
 
 /* Loaded once per process; the CA itself is reloaded only when it changes. */
-static mdm_err scep_get(struct program *a, struct scep_server **out)
+static MDM_WUR mdm_err scep_get(struct program *a, struct scep_server **out)
 {
 	mdm_err rc;
 
@@ -27,7 +27,7 @@ static mdm_err scep_get(struct program *a, struct scep_server **out)
 	return MDM_OK;
 }
 
-static mdm_err scep_pkioperation(struct program *a, fcgi_req *r, struct scep_server *s)
+static MDM_WUR mdm_err scep_pkioperation(struct program *a, fcgi_req *r, struct scep_server *s)
 {
 	uint8_t *msg = NULL, *reply = NULL;
 	size_t len = 0, rlen = 0;
@@ -66,7 +66,7 @@ static mdm_err scep_pkioperation(struct program *a, fcgi_req *r, struct scep_ser
 	return rc;
 }
 
-static mdm_err scep_handle(struct program *a, fcgi_req *r)
+static MDM_WUR mdm_err scep_handle(struct program *a, fcgi_req *r)
 {
 	struct scep_server *s;
 	char *op = NULL;

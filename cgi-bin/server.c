@@ -51,14 +51,14 @@ static void server_signer_load(const config *cfg)
 	}
 }
 
-static mdm_err server_setup(struct program *a)
+static MDM_WUR mdm_err server_setup(struct program *a)
 {
 	if (!signer_loaded)
 		server_signer_load(a->cfg);
 	return ca_refresh_certs(a->db, a->cfg, &ca);
 }
 
-static mdm_err server_handle(struct program *a, fcgi_req *r)
+static MDM_WUR mdm_err server_handle(struct program *a, fcgi_req *r)
 {
 	struct identity id = {0};
 	struct command_report *rep = NULL;
@@ -72,8 +72,8 @@ static mdm_err server_handle(struct program *a, fcgi_req *r)
 		        "unavailable");
 	if ((rc = program_device(a, r, ca, &id)) != MDM_OK)
 		goto out;
+	/* A refusal was logged where it was found; err is for the answer only. */
 	if ((rc = command_report_parse(r->body, r->body_len, &rep, err, sizeof(err))) != MDM_OK) {
-		log_warn("command channel refused: %s", err);
 		rc = program_fail(a, r, rc == MDM_ERR_NOMEM ? rc : MDM_ERR_PARSE, "%s", err);
 		goto out;
 	}

@@ -41,7 +41,7 @@ mdm_err ca_cert_from_res(const db_res *r, int row, int col, struct x509_st **out
 	return rc;
 }
 
-static mdm_err ca_generation(db *d, char *out, size_t cap)
+static MDM_WUR mdm_err ca_generation(db *d, char *out, size_t cap)
 {
 	db_res *r = NULL;
 	mdm_err rc;
@@ -55,7 +55,7 @@ static mdm_err ca_generation(db *d, char *out, size_t cap)
 	return rc;
 }
 
-static mdm_err ca_load_ra(const config *cfg, struct ca_state *st)
+static MDM_WUR mdm_err ca_load_ra(const config *cfg, struct ca_state *st)
 {
 	const char *cert = config_get0(cfg, "ra_cert"), *key = config_get0(cfg, "ra_key");
 	mdm_err rc;
@@ -77,7 +77,7 @@ static mdm_err ca_load_ra(const config *cfg, struct ca_state *st)
 	return MDM_OK;
 }
 
-static mdm_err ca_load_as(db *d, const config *cfg, int certs_only, struct ca_state **out)
+static MDM_WUR mdm_err ca_load_as(db *d, const config *cfg, int certs_only, struct ca_state **out)
 {
 	struct ca_state *st;
 	db_res *r = NULL;
@@ -165,7 +165,7 @@ mdm_err ca_load_certs(db *d, const config *cfg, struct ca_state **out)
 	return ca_load_as(d, cfg, 1, out);
 }
 
-static mdm_err ca_refresh_as(db *d, const config *cfg, int certs_only, struct ca_state **st)
+static MDM_WUR mdm_err ca_refresh_as(db *d, const config *cfg, int certs_only, struct ca_state **st)
 {
 	char gen[32];
 	struct ca_state *fresh = NULL;
@@ -246,7 +246,7 @@ struct ca_insert_arg {
 	const char *state; /* "active" or "next" */
 };
 
-static mdm_err ca_insert_tx(db *d, void *arg)
+static MDM_WUR mdm_err ca_insert_tx(db *d, void *arg)
 {
 	struct ca_insert_arg *a = arg;
 	char id[32];
@@ -282,7 +282,7 @@ static mdm_err ca_insert_tx(db *d, void *arg)
 }
 
 /* The key for a new CA certificate: generated and written, or loaded. */
-static mdm_err ca_get_key(int bits, const char *key_out, const char *key_uri,
+static MDM_WUR mdm_err ca_get_key(int bits, const char *key_out, const char *key_uri,
         struct evp_pkey_st **key, const char **uri)
 {
 	mdm_err rc;
@@ -375,7 +375,7 @@ out:
 	return rc;
 }
 
-static mdm_err ca_activate_tx(db *d, void *arg)
+static MDM_WUR mdm_err ca_activate_tx(db *d, void *arg)
 {
 	db_res *r = NULL;
 	mdm_err rc;
@@ -408,7 +408,7 @@ mdm_err ca_activate(db *d)
 }
 
 /* Creates path (never replacing a file) with the whole of buf, fsynced. */
-static mdm_err ca_write_new(const char *path, const char *buf, size_t len, mode_t mode)
+static MDM_WUR mdm_err ca_write_new(const char *path, const char *buf, size_t len, mode_t mode)
 {
 	size_t done = 0;
 	int fd, err;

@@ -4,13 +4,16 @@
  */
 #include "checkin.h"
 
-#include "devmsg.h"
+#include "devplist.h"
 #include "log.h"
 #include "plist.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* Opens the log line of every check-in refusal (mdm_refuse). */
+static const char checkin_who[] = "check-in";
 
 static const char *const checkin_names[CHECKIN__MAX] = {
         [CHECKIN_AUTHENTICATE] = "Authenticate",
@@ -30,78 +33,80 @@ const char *checkin_type_str(enum checkin_type t)
 	return checkin_names[t];
 }
 
-static mdm_err checkin_fields(struct checkin_msg *m, char *err, size_t errlen)
+static MDM_WUR mdm_err checkin_fields(struct checkin_msg *m, char *err, size_t errlen)
 {
-	struct devmsg dm = {m->root, m->message_type, err, errlen};
+	struct devplist dm = {checkin_who, m->root, m->message_type, err, errlen};
 	enum checkin_type t = m->type;
 	int needs_topic = t == CHECKIN_AUTHENTICATE || t == CHECKIN_TOKEN_UPDATE;
 	mdm_err rc;
 
-	if ((rc = devmsg_id(&dm, "UDID", "EnrollmentID", 1, &m->udid)) != MDM_OK ||
-	        (rc = devmsg_id(&dm, "UserID", "EnrollmentUserID", t == CHECKIN_USER_AUTHENTICATE,
+	if ((rc = devplist_id(&dm, "UDID", "EnrollmentID", 1, &m->udid)) != MDM_OK ||
+	        (rc = devplist_id(&dm, "UserID", "EnrollmentUserID", t == CHECKIN_USER_AUTHENTICATE,
 	                 &m->user_id)) != MDM_OK ||
-	        (rc = devmsg_str(&dm, "Topic", needs_topic, CHECKIN_MAX_TOPIC, &m->topic)) !=
+	        (rc = devplist_str(&dm, "Topic", needs_topic, CHECKIN_MAX_TOPIC, &m->topic)) !=
 	                MDM_OK)
 		return rc;
 	if (m->user_id != NULL && t == CHECKIN_AUTHENTICATE)
-		return devmsg_refuse(err, errlen, MDM_ERR_PARSE,
+		return mdm_refuse(checkin_who, err, errlen, MDM_ERR_PARSE,
 		        "Apple MDM protocol: Authenticate is sent on the device channel only, "
 		        "without a UserID");
 	switch (t) {
 	case CHECKIN_AUTHENTICATE:
-		if ((rc = devmsg_str(&dm, "SerialNumber", 0, CHECKIN_MAX_STRING,
+		if ((rc = devplist_str(&dm, "SerialNumber", 0, CHECKIN_MAX_STRING,
 		             &m->serial_number)) != MDM_OK ||
-		        (rc = devmsg_str(&dm, "Model", 0, CHECKIN_MAX_STRING, &m->model)) !=
+		        (rc = devplist_str(&dm, "Model", 0, CHECKIN_MAX_STRING, &m->model)) !=
 		                MDM_OK ||
-		        (rc = devmsg_str(&dm, "ModelName", 0, CHECKIN_MAX_STRING,
+		        (rc = devplist_str(&dm, "ModelName", 0, CHECKIN_MAX_STRING,
 		                 &m->model_name)) != MDM_OK ||
-		        (rc = devmsg_str(&dm, "ProductName", 0, CHECKIN_MAX_STRING,
+		        (rc = devplist_str(&dm, "ProductName", 0, CHECKIN_MAX_STRING,
 		                 &m->product_name)) != MDM_OK ||
-		        (rc = devmsg_str(&dm, "OSVersion", 0, CHECKIN_MAX_STRING,
+		        (rc = devplist_str(&dm, "OSVersion", 0, CHECKIN_MAX_STRING,
 		                 &m->os_version)) != MDM_OK ||
-		        (rc = devmsg_str(&dm, "BuildVersion", 0, CHECKIN_MAX_STRING,
+		        (rc = devplist_str(&dm, "BuildVersion", 0, CHECKIN_MAX_STRING,
 		                 &m->build_version)) != MDM_OK ||
-		        (rc = devmsg_str(&dm, "IMEI", 0, CHECKIN_MAX_STRING, &m->imei)) != MDM_OK ||
-		        (rc = devmsg_str(&dm, "MEID", 0, CHECKIN_MAX_STRING, &m->meid)) != MDM_OK ||
-		        (rc = devmsg_str(&dm, "DeviceName", 0, CHECKIN_MAX_STRING,
+		        (rc = devplist_str(&dm, "IMEI", 0, CHECKIN_MAX_STRING, &m->imei)) !=
+		                MDM_OK ||
+		        (rc = devplist_str(&dm, "MEID", 0, CHECKIN_MAX_STRING, &m->meid)) !=
+		                MDM_OK ||
+		        (rc = devplist_str(&dm, "DeviceName", 0, CHECKIN_MAX_STRING,
 		                 &m->device_name)) != MDM_OK)
 			return rc;
 		if (m->serial_number != NULL && strlen(m->serial_number) > 64)
-			return devmsg_refuse(
-			        err, errlen, MDM_ERR_LIMIT, "SerialNumber is over 64 characters");
+			return mdm_refuse(checkin_who, err, errlen, MDM_ERR_LIMIT,
+			        "SerialNumber is over 64 characters");
 		return MDM_OK;
 	case CHECKIN_TOKEN_UPDATE:
-		if ((rc = devmsg_data(&dm, "Token", 1, CHECKIN_MAX_TOKEN, &m->token,
+		if ((rc = devplist_data(&dm, "Token", 1, CHECKIN_MAX_TOKEN, &m->token,
 		             &m->token_len)) != MDM_OK ||
-		        (rc = devmsg_str(&dm, "PushMagic", 1, CHECKIN_MAX_STRING,
+		        (rc = devplist_str(&dm, "PushMagic", 1, CHECKIN_MAX_STRING,
 		                 &m->push_magic)) != MDM_OK ||
-		        (rc = devmsg_data(&dm, "UnlockToken", 0, CHECKIN_MAX_BOOTSTRAP,
+		        (rc = devplist_data(&dm, "UnlockToken", 0, CHECKIN_MAX_BOOTSTRAP,
 		                 &m->unlock_token, &m->unlock_token_len)) != MDM_OK ||
-		        (rc = devmsg_bool(&dm, "AwaitingConfiguration",
+		        (rc = devplist_bool(&dm, "AwaitingConfiguration",
 		                 &m->awaiting_configuration)) != MDM_OK ||
-		        (rc = devmsg_str(&dm, "UserShortName", 0, CHECKIN_MAX_STRING,
+		        (rc = devplist_str(&dm, "UserShortName", 0, CHECKIN_MAX_STRING,
 		                 &m->user_short_name)) != MDM_OK ||
-		        (rc = devmsg_str(&dm, "UserLongName", 0, CHECKIN_MAX_STRING,
+		        (rc = devplist_str(&dm, "UserLongName", 0, CHECKIN_MAX_STRING,
 		                 &m->user_long_name)) != MDM_OK)
 			return rc;
 		if (m->push_magic[0] == '\0')
-			return devmsg_refuse(err, errlen, MDM_ERR_PARSE,
+			return mdm_refuse(checkin_who, err, errlen, MDM_ERR_PARSE,
 			        "Apple MDM protocol: PushMagic in TokenUpdate is empty");
 		return MDM_OK;
 	case CHECKIN_SET_BOOTSTRAP_TOKEN:
-		if ((rc = devmsg_bool(&dm, "AwaitingConfiguration", &m->awaiting_configuration)) !=
-		        MDM_OK)
+		if ((rc = devplist_bool(
+		             &dm, "AwaitingConfiguration", &m->awaiting_configuration)) != MDM_OK)
 			return rc;
-		return devmsg_data(&dm, "BootstrapToken", 0, CHECKIN_MAX_BOOTSTRAP,
+		return devplist_data(&dm, "BootstrapToken", 0, CHECKIN_MAX_BOOTSTRAP,
 		        &m->bootstrap_token, &m->bootstrap_token_len);
 	case CHECKIN_USER_AUTHENTICATE:
-		return devmsg_str(
+		return devplist_str(
 		        &dm, "DigestResponse", 0, CHECKIN_MAX_STRING, &m->digest_response);
 	case CHECKIN_GET_TOKEN:
-		return devmsg_str(
+		return devplist_str(
 		        &dm, "TokenServiceType", 1, CHECKIN_MAX_STRING, &m->token_service_type);
 	case CHECKIN_DECLARATIVE_MANAGEMENT:
-		return devmsg_str(&dm, "Endpoint", 0, CHECKIN_MAX_STRING, &m->endpoint);
+		return devplist_str(&dm, "Endpoint", 0, CHECKIN_MAX_STRING, &m->endpoint);
 	case CHECKIN_CHECK_OUT:
 	case CHECKIN_GET_BOOTSTRAP_TOKEN:
 	case CHECKIN__MAX:
@@ -122,10 +127,11 @@ mdm_err checkin_parse(
 		err[0] = '\0';
 	if ((m = calloc(1, sizeof(*m))) == NULL)
 		return MDM_ERR_NOMEM;
-	if ((rc = devmsg_parse(body, len, "check-in message", &m->root, err, errlen)) != MDM_OK)
+	if ((rc = devplist_parse(
+	             checkin_who, body, len, "check-in message", &m->root, err, errlen)) != MDM_OK)
 		goto out;
 	if ((m->message_type = plist_dict_get_string0(m->root, "MessageType")) == NULL) {
-		rc = devmsg_refuse(err, errlen, MDM_ERR_PARSE,
+		rc = mdm_refuse(checkin_who, err, errlen, MDM_ERR_PARSE,
 		        "Apple MDM protocol: a check-in message has a MessageType string");
 		goto out;
 	}
@@ -133,7 +139,7 @@ mdm_err checkin_parse(
 		if (strcmp(m->message_type, checkin_names[t]) == 0)
 			break;
 	if (t == CHECKIN__MAX) {
-		rc = devmsg_refuse(err, errlen, MDM_ERR_PARSE,
+		rc = mdm_refuse(checkin_who, err, errlen, MDM_ERR_PARSE,
 		        "Apple MDM protocol: unknown check-in MessageType \"%.64s\"",
 		        m->message_type);
 		goto out;
@@ -177,7 +183,7 @@ struct checkin_job {
 	size_t errlen;
 };
 
-static mdm_err checkin_reply_plist(struct checkin_reply *r, plist *dict)
+static MDM_WUR mdm_err checkin_reply_plist(struct checkin_reply *r, plist *dict)
 {
 	mdm_err rc;
 
@@ -192,7 +198,7 @@ static mdm_err checkin_reply_plist(struct checkin_reply *r, plist *dict)
 	return rc;
 }
 
-static mdm_err checkin_reply_text(struct checkin_reply *r, int status, const char *text)
+static MDM_WUR mdm_err checkin_reply_text(struct checkin_reply *r, int status, const char *text)
 {
 	if ((r->body = strdup(text)) == NULL)
 		return MDM_ERR_NOMEM;
@@ -203,9 +209,10 @@ static mdm_err checkin_reply_text(struct checkin_reply *r, int status, const cha
 }
 
 /* The message's Topic must be one of our push certificates' (when any are imported). */
-static mdm_err checkin_check_topic(db *d, const struct checkin_job *j)
+static MDM_WUR mdm_err checkin_check_topic(db *d, const struct checkin_job *j)
 {
 	const char *params[1] = {j->m->topic};
+	char who[sizeof(checkin_who) + 8 + 256];
 	db_res *r = NULL;
 	mdm_err rc;
 
@@ -216,10 +223,9 @@ static mdm_err checkin_check_topic(db *d, const struct checkin_job *j)
 	        "FROM mdm.push_cert",
 	        1, params, &r);
 	if (rc == MDM_OK && strcmp(db_res_get0(r, 0, 0), "t") == 0) {
-		log_warn("check-in refused: Topic %.255s is not the topic of an imported push "
-		         "certificate (Apple MDM protocol: Topic is the push certificate's UID)",
-		        j->m->topic);
-		rc = devmsg_refuse(j->err, j->errlen, MDM_ERR_PARSE,
+		/* The log names the topic; the answer does not echo it. */
+		snprintf(who, sizeof(who), "%s: Topic %.255s", checkin_who, j->m->topic);
+		rc = mdm_refuse(who, j->err, j->errlen, MDM_ERR_PARSE,
 		        "Apple MDM protocol: Topic is not the topic of this server's push "
 		        "certificate");
 	}
@@ -232,7 +238,7 @@ static mdm_err checkin_check_topic(db *d, const struct checkin_job *j)
  * UDID.  Returns the reason ("first", "reenroll", "challenge",
  * "renewal", "takeover") in *reason, or "" when it is already bound.
  */
-static mdm_err checkin_binding(
+static MDM_WUR mdm_err checkin_binding(
         db *d, const struct checkin_job *j, const char **reason, long long *previous)
 {
 	const struct identity *id = j->id;
@@ -310,7 +316,7 @@ out:
 	return rc;
 }
 
-static mdm_err checkin_authenticate(db *d, const struct checkin_job *j)
+static MDM_WUR mdm_err checkin_authenticate(db *d, const struct checkin_job *j)
 {
 	const struct checkin_msg *m = j->m;
 	const struct identity *id = j->id;
@@ -396,7 +402,7 @@ static mdm_err checkin_authenticate(db *d, const struct checkin_job *j)
 	return rc;
 }
 
-static mdm_err checkin_token_update(db *d, const struct checkin_job *j)
+static MDM_WUR mdm_err checkin_token_update(db *d, const struct checkin_job *j)
 {
 	const struct checkin_msg *m = j->m;
 	const char *values[9];
@@ -408,7 +414,7 @@ static mdm_err checkin_token_update(db *d, const struct checkin_job *j)
 	if ((rc = checkin_check_topic(d, j)) != MDM_OK)
 		return rc;
 	if (m->user_id != NULL && !j->pol->user_channel)
-		return devmsg_refuse(j->err, j->errlen, MDM_ERR_FORBIDDEN,
+		return mdm_refuse(checkin_who, j->err, j->errlen, MDM_ERR_FORBIDDEN,
 		        "the user channel is turned off (checkin_user_channel = no)");
 	snprintf(awaiting, sizeof(awaiting), "%s",
 	        m->awaiting_configuration < 0       ? ""
@@ -455,7 +461,7 @@ static mdm_err checkin_token_update(db *d, const struct checkin_job *j)
 	return rc;
 }
 
-static mdm_err checkin_check_out(db *d, const struct checkin_job *j)
+static MDM_WUR mdm_err checkin_check_out(db *d, const struct checkin_job *j)
 {
 	const char *p[2] = {j->m->udid, j->m->user_id};
 
@@ -466,7 +472,7 @@ static mdm_err checkin_check_out(db *d, const struct checkin_job *j)
 	        2, p, NULL);
 }
 
-static mdm_err checkin_bootstrap_set(db *d, const struct checkin_job *j)
+static MDM_WUR mdm_err checkin_bootstrap_set(db *d, const struct checkin_job *j)
 {
 	const char *values[2] = {j->m->udid, (const char *)j->m->bootstrap_token};
 	int lengths[2] = {0, (int)j->m->bootstrap_token_len}, formats[2] = {0, 1};
@@ -477,7 +483,7 @@ static mdm_err checkin_bootstrap_set(db *d, const struct checkin_job *j)
 	        2, values, lengths, formats, NULL);
 }
 
-static mdm_err checkin_bootstrap_get(db *d, const struct checkin_job *j)
+static MDM_WUR mdm_err checkin_bootstrap_get(db *d, const struct checkin_job *j)
 {
 	const char *p[1] = {j->m->udid};
 	plist *dict = NULL;
@@ -512,7 +518,7 @@ out:
 	return rc;
 }
 
-static mdm_err checkin_user_authenticate(db *d, const struct checkin_job *j)
+static MDM_WUR mdm_err checkin_user_authenticate(db *d, const struct checkin_job *j)
 {
 	plist *dict;
 
@@ -529,7 +535,7 @@ static mdm_err checkin_user_authenticate(db *d, const struct checkin_job *j)
 	 * DigestResponse then answers a challenge we never issued.
 	 */
 	if (j->m->digest_response != NULL)
-		return devmsg_refuse(j->err, j->errlen, MDM_ERR_PARSE,
+		return mdm_refuse(checkin_who, j->err, j->errlen, MDM_ERR_PARSE,
 		        "Apple MDM protocol, UserAuthenticate: DigestResponse answers no "
 		        "outstanding "
 		        "DigestChallenge (this server issues zero-length challenges)");
@@ -564,7 +570,7 @@ static int checkin_has_secret(const plist *root)
 	return tp != NULL && plist_dict_get0(tp, "SecurityToken") != NULL;
 }
 
-static mdm_err checkin_redact(const struct checkin_job *j, char **out, size_t *outlen)
+static MDM_WUR mdm_err checkin_redact(const struct checkin_job *j, char **out, size_t *outlen)
 {
 	plist *root = NULL, *tp;
 	char perr[256];
@@ -594,7 +600,7 @@ out:
 	return rc;
 }
 
-static mdm_err checkin_record(db *d, const struct checkin_job *j)
+static MDM_WUR mdm_err checkin_record(db *d, const struct checkin_job *j)
 {
 	const struct checkin_msg *m = j->m;
 	const char *values[6];
@@ -627,7 +633,7 @@ static mdm_err checkin_record(db *d, const struct checkin_job *j)
 	        2, values, NULL);
 }
 
-static mdm_err checkin_tx(db *d, void *arg)
+static MDM_WUR mdm_err checkin_tx(db *d, void *arg)
 {
 	struct checkin_job *j = arg;
 	const struct checkin_msg *m = j->m;

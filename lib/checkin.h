@@ -68,7 +68,8 @@ const char *checkin_type_str(enum checkin_type t);
  * Parses and checks one check-in body: an XML plist dict with a known
  * MessageType, the keys Apple requires for it, every key we read of the
  * right type, identifiers as identity_id_valid, caps above.  MDM_ERR_PARSE
- * (or MDM_ERR_LIMIT) with the rule in err.
+ * (or MDM_ERR_LIMIT): the refusal is logged here, naming the rule, and the
+ * rule written into err for the answer (mdm_refuse, errors.h).
  */
 MDM_WUR mdm_err checkin_parse(
         const uint8_t *body, size_t len, struct checkin_msg **out, char *err, size_t errlen);
@@ -89,10 +90,10 @@ void checkin_reply_clear(struct checkin_reply *r);
 
 /*
  * Applies m, authenticated as id, in one transaction; raw is the exact
- * body (kept in mdm.checkin).  *reply is what to answer.  Refusals:
- * MDM_ERR_FORBIDDEN (identity rules; logged; say nothing more to the
- * peer), MDM_ERR_PARSE (the message contradicts the protocol; err says
- * how).  Nothing is written unless MDM_OK.
+ * body (kept in mdm.checkin).  *reply is what to answer.  Refusals, each
+ * logged here once: MDM_ERR_FORBIDDEN (identity rules, policy; say nothing
+ * more to the peer), MDM_ERR_PARSE (the message contradicts the protocol;
+ * err says how, for the answer).  Nothing is written unless MDM_OK.
  */
 MDM_WUR mdm_err checkin_process(db *d, const struct checkin_policy *pol, const struct identity *id,
         const struct checkin_msg *m, const uint8_t *raw, size_t rawlen, struct checkin_reply *reply,

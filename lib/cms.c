@@ -243,21 +243,20 @@ mdm_err cms_ossl_fail(const char *call, mdm_err rc)
 
 mdm_err cms_refuse(struct cms_refusal *r, mdm_err rc, enum cms_fault fault, const char *fmt, ...)
 {
-	char msg[512];
 	va_list ap;
 
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	log_warn("cms: refused: %s", msg);
 	r->fault = fault;
-	if (r->err != NULL && r->errlen > 0)
-		snprintf(r->err, r->errlen, "%s", msg);
+	va_start(ap, fmt);
+	if (!r->quiet)
+		rc = mdm_vrefuse("cms:", r->err, r->errlen, rc, fmt, ap);
+	else if (r->err != NULL && r->errlen > 0)
+		vsnprintf(r->err, r->errlen, fmt, ap);
+	va_end(ap);
 	return rc;
 }
 
 /* Copies an OpenSSL-encoded object into a buffer the caller free()s. */
-static mdm_err cms_i2d(CMS_ContentInfo *cms, uint8_t **out, size_t *outlen)
+static MDM_WUR mdm_err cms_i2d(CMS_ContentInfo *cms, uint8_t **out, size_t *outlen)
 {
 	unsigned char *p;
 	uint8_t *buf;
@@ -594,7 +593,7 @@ mdm_err cms_sign_certs_only(struct x509_st *signer, struct evp_pkey_st *key,
 
 mdm_err cms_certs_only_parse(const uint8_t *der, size_t len, struct x509_st ***certs, size_t *n)
 {
-	struct cms_refusal r = {CMS_FAULT_NONE, NULL, 0};
+	struct cms_refusal r = {CMS_FAULT_NONE, NULL, 0, 0};
 	CMS_ContentInfo *cms = NULL;
 	STACK_OF(X509) *sk = NULL;
 	ASN1_OCTET_STRING **pos;
@@ -729,7 +728,7 @@ struct cms_sig {
 };
 
 /* The Mdm-Signature policy, before anything is computed. */
-static mdm_err cms_sig_algs(struct cms_sig *v, CMS_SignerInfo *si)
+static MDM_WUR mdm_err cms_sig_algs(struct cms_sig *v, CMS_SignerInfo *si)
 {
 	const struct cms_alg *digest = NULL, *signature = NULL;
 	mdm_err rc = cms_signer_algs(&v->r, si, &cms_policy_signed, 0, &digest, &signature);
@@ -747,7 +746,7 @@ static mdm_err cms_sig_algs(struct cms_sig *v, CMS_SignerInfo *si)
  * required, those two and signingTime at most once with one value; other
  * attributes are signed but mean nothing here.
  */
-static mdm_err cms_sig_attrs(struct cms_sig *v, CMS_SignerInfo *si)
+static MDM_WUR mdm_err cms_sig_attrs(struct cms_sig *v, CMS_SignerInfo *si)
 {
 	int seen[ATTR__MAX] = {0};
 	int n = CMS_signed_get_attr_count(si);
@@ -808,7 +807,7 @@ static mdm_err cms_sig_attrs(struct cms_sig *v, CMS_SignerInfo *si)
 }
 
 /* The signer's key: decodes, and is of the signature algorithm's kind. */
-static mdm_err cms_sig_key(struct cms_sig *v, X509 *cert, EVP_PKEY **pub)
+static MDM_WUR mdm_err cms_sig_key(struct cms_sig *v, X509 *cert, EVP_PKEY **pub)
 {
 	if ((*pub = X509_get0_pubkey(cert)) == NULL)
 		return cms_refuse(&v->r, MDM_ERR_PARSE, CMS_FAULT_FORM,
@@ -825,8 +824,8 @@ static mdm_err cms_sig_key(struct cms_sig *v, X509 *cert, EVP_PKEY **pub)
  * them, then messageDigest against the content.  Without: the signature
  * over the content itself (RFC 5652 5.4).
  */
-static mdm_err cms_sig_check(struct cms_sig *v, CMS_SignerInfo *si, X509 *cert, EVP_PKEY *pub,
-        const uint8_t *content, size_t len)
+static MDM_WUR mdm_err cms_sig_check(struct cms_sig *v, CMS_SignerInfo *si, X509 *cert,
+        EVP_PKEY *pub, const uint8_t *content, size_t len)
 {
 	const uint8_t *c = content != NULL ? content : (const uint8_t *)"";
 	unsigned char md[EVP_MAX_MD_SIZE];
@@ -881,7 +880,7 @@ out:
  * Attached (econtent not NULL): encapsulated id-data content required and
  * non-empty, copied to *econtent on success; content/len unused.
  */
-static mdm_err cms_verify_signed(const uint8_t *sig, size_t siglen, size_t max,
+static MDM_WUR mdm_err cms_verify_signed(const uint8_t *sig, size_t siglen, size_t max,
         const uint8_t *content, size_t len, uint8_t **econtent, size_t *econtent_len,
         struct x509_st **signer, char *err, size_t errlen)
 {

@@ -105,20 +105,25 @@ enum cms_fault {
 	CMS_FAULT__MAX
 };
 
-/* Where a refusal of untrusted input is reported; fault is the last one's kind. */
+/*
+ * Where a refusal of untrusted input is reported; fault is the last one's
+ * kind.  quiet: written into err only, for a caller that refuses with it
+ * and logs it (cms_scep_decrypt_ex).
+ */
 struct cms_refusal {
 	enum cms_fault fault;
 	char *err;
 	size_t errlen;
+	int quiet;
 };
 
-/* Logs the rule once, copies it to r->err, records fault; returns rc. */
-mdm_err cms_refuse(struct cms_refusal *r, mdm_err rc, enum cms_fault fault, const char *fmt, ...)
-        __attribute__((format(printf, 4, 5)));
+/* mdm_refuse (errors.h) as "cms:" (only err when r->quiet), and records fault; returns rc. */
+MDM_WUR mdm_err cms_refuse(struct cms_refusal *r, mdm_err rc, enum cms_fault fault, const char *fmt,
+        ...) __attribute__((format(printf, 4, 5)));
 /* The reason of the last OpenSSL error, for a log line (never secret). */
 const char *cms_ossl_reason(void);
 /* Logs an OpenSSL failure in something we build (not the peer's fault). */
-mdm_err cms_ossl_fail(const char *call, mdm_err rc);
+MDM_WUR mdm_err cms_ossl_fail(const char *call, mdm_err rc);
 /* A memory BIO's contents, copied into a buffer the caller free()s; MDM_ERR_PARSE if empty. */
 MDM_WUR mdm_err cms_bio_take(BIO *bio, uint8_t **out, size_t *outlen);
 

@@ -5,13 +5,16 @@
 #include "command.h"
 
 #include "cms.h"
-#include "devmsg.h"
+#include "devplist.h"
 #include "log.h"
 #include "profile.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* Opens the log line of every command channel refusal (mdm_refuse). */
+static const char command_who[] = "command channel";
 
 static const char *const status_names[COMMAND__MAX] = {
         [COMMAND_IDLE] = "Idle",
@@ -34,7 +37,7 @@ mdm_err command_report_parse(
         const uint8_t *body, size_t len, struct command_report **out, char *err, size_t errlen)
 {
 	struct command_report *r = NULL;
-	struct devmsg dm = {NULL, "command report", err, errlen};
+	struct devplist dm = {command_who, NULL, "command report", err, errlen};
 	int s;
 	mdm_err rc;
 
@@ -43,10 +46,11 @@ mdm_err command_report_parse(
 		err[0] = '\0';
 	if ((r = calloc(1, sizeof(*r))) == NULL)
 		return MDM_ERR_NOMEM;
-	if ((rc = devmsg_parse(body, len, "command report", &r->root, err, errlen)) != MDM_OK)
+	if ((rc = devplist_parse(
+	             command_who, body, len, "command report", &r->root, err, errlen)) != MDM_OK)
 		goto out;
 	if ((r->status_str = plist_dict_get_string0(r->root, "Status")) == NULL) {
-		rc = devmsg_refuse(err, errlen, MDM_ERR_PARSE,
+		rc = mdm_refuse(command_who, err, errlen, MDM_ERR_PARSE,
 		        "Apple MDM protocol: a command report has a Status string");
 		goto out;
 	}
@@ -54,31 +58,31 @@ mdm_err command_report_parse(
 		if (strcmp(r->status_str, status_names[s]) == 0)
 			break;
 	if (s == COMMAND__MAX) {
-		rc = devmsg_refuse(err, errlen, MDM_ERR_PARSE,
+		rc = mdm_refuse(command_who, err, errlen, MDM_ERR_PARSE,
 		        "Apple MDM protocol: unknown Status \"%.64s\"", r->status_str);
 		goto out;
 	}
 	r->status = (enum command_status)s;
 	dm.dict = r->root;
 	dm.what = r->status_str;
-	if ((rc = devmsg_id(&dm, "UDID", "EnrollmentID", 1, &r->udid)) != MDM_OK ||
-	        (rc = devmsg_id(&dm, "UserID", "EnrollmentUserID", 0, &r->user_id)) != MDM_OK ||
-	        (rc = devmsg_id(&dm, "CommandUUID", NULL, 0, &r->command_uuid)) != MDM_OK)
+	if ((rc = devplist_id(&dm, "UDID", "EnrollmentID", 1, &r->udid)) != MDM_OK ||
+	        (rc = devplist_id(&dm, "UserID", "EnrollmentUserID", 0, &r->user_id)) != MDM_OK ||
+	        (rc = devplist_id(&dm, "CommandUUID", NULL, 0, &r->command_uuid)) != MDM_OK)
 		goto out;
 	if (r->status != COMMAND_IDLE && r->command_uuid == NULL) {
-		rc = devmsg_refuse(err, errlen, MDM_ERR_PARSE,
+		rc = mdm_refuse(command_who, err, errlen, MDM_ERR_PARSE,
 		        "Apple MDM protocol: Status %s needs the CommandUUID it answers",
 		        r->status_str);
 		goto out;
 	}
 	if (r->status == COMMAND_IDLE && r->command_uuid != NULL) {
-		rc = devmsg_refuse(err, errlen, MDM_ERR_PARSE,
+		rc = mdm_refuse(command_who, err, errlen, MDM_ERR_PARSE,
 		        "Apple MDM protocol: Status Idle answers no command (CommandUUID given)");
 		goto out;
 	}
 	r->error_chain = plist_dict_get0(r->root, "ErrorChain");
 	if (r->error_chain != NULL && plist_get_type(r->error_chain) != PLIST_ARRAY) {
-		rc = devmsg_refuse(err, errlen, MDM_ERR_PARSE,
+		rc = mdm_refuse(command_who, err, errlen, MDM_ERR_PARSE,
 		        "Apple MDM protocol: ErrorChain must be an array");
 		goto out;
 	}
@@ -119,7 +123,7 @@ struct command_job {
 };
 
 /* The enrollment the report speaks for: it must exist and be active. */
-static mdm_err command_enrollment(db *d, const struct command_job *j, char *eid, size_t cap)
+static MDM_WUR mdm_err command_enrollment(db *d, const struct command_job *j, char *eid, size_t cap)
 {
 	const char *p[2] = {j->r->udid, j->r->user_id};
 	db_res *res = NULL;
@@ -143,10 +147,11 @@ static mdm_err command_enrollment(db *d, const struct command_job *j, char *eid,
 }
 
 /* Stores an answer and finishes (or, NotNow, defers) its command. */
-static mdm_err command_answer(db *d, const struct command_job *j, const char *eid)
+static MDM_WUR mdm_err command_answer(db *d, const struct command_job *j, const char *eid)
 {
 	const struct command_report *r = j->r;
 	const char *p[6];
+	char who[sizeof(command_who) + 32 + IDENTITY_MAX_ID];
 	char *json = NULL, *chain = NULL;
 	size_t jlen, clen;
 	db_res *res = NULL;
@@ -161,10 +166,10 @@ static mdm_err command_answer(db *d, const struct command_job *j, const char *ei
 	if (rc != MDM_OK)
 		goto out;
 	if (db_res_rows(res) != 1) {
-		log_warn("command channel refused: %s for CommandUUID %s, which is not outstanding "
-		         "for UDID %s (unknown, finished or canceled)",
-		        r->status_str, r->command_uuid, r->udid);
-		rc = devmsg_refuse(j->err, j->errlen, MDM_ERR_PARSE,
+		/* The log names the UDID; the answer (unknown, finished or canceled) does not. */
+		snprintf(who, sizeof(who), "%s: %s from UDID %s", command_who, r->status_str,
+		        r->udid);
+		rc = mdm_refuse(who, j->err, j->errlen, MDM_ERR_PARSE,
 		        "Apple MDM protocol: CommandUUID %s is not outstanding for this enrollment",
 		        r->command_uuid);
 		goto out;
@@ -207,7 +212,7 @@ out:
  * goes out in clear.  When it cannot be built, why is in why (for
  * mdm.command_result.reason).
  */
-static mdm_err command_encrypt(const struct command_job *j, const char *xml, char **out,
+static MDM_WUR mdm_err command_encrypt(const struct command_job *j, const char *xml, char **out,
         size_t *outlen, char *why, size_t whylen)
 {
 	const struct command_signer *sg = j->signer;
@@ -286,7 +291,7 @@ out:
  * channel moves on (issue 13, 4): aborting the request instead rolled back
  * the device's answer and re-delivered the command before it forever.
  */
-static mdm_err command_undeliverable(db *d, const struct command_job *j, const char *eid,
+static MDM_WUR mdm_err command_undeliverable(db *d, const struct command_job *j, const char *eid,
         const char *qid, const char *uuid, const char *why)
 {
 	const char *p[3] = {eid, uuid, why};
@@ -319,7 +324,7 @@ static int command_build_failed(mdm_err rc)
  * most COMMAND_MAX_SKIP per request (the rest wait for the next one).
  */
 #define COMMAND_MAX_SKIP 16
-static mdm_err command_next(db *d, const struct command_job *j, const char *eid)
+static MDM_WUR mdm_err command_next(db *d, const struct command_job *j, const char *eid)
 {
 	const char *p[2] = {eid, NULL};
 	db_res *res = NULL;
@@ -379,7 +384,7 @@ out:
 	return rc;
 }
 
-static mdm_err command_tx(db *d, void *arg)
+static MDM_WUR mdm_err command_tx(db *d, void *arg)
 {
 	struct command_job *j = arg;
 	const char *p[2];

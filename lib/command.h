@@ -45,8 +45,9 @@ struct command_report {
 /*
  * Parses one report: an XML plist dict with a Status Apple defines, UDID
  * (or EnrollmentID), a CommandUUID for every status but Idle, ErrorChain
- * an array when present.  MDM_ERR_PARSE / MDM_ERR_LIMIT with the rule in
- * err.
+ * an array when present.  MDM_ERR_PARSE / MDM_ERR_LIMIT: the refusal is
+ * logged here, naming the rule, and the rule written into err for the
+ * answer (mdm_refuse, errors.h).
  */
 MDM_WUR mdm_err command_report_parse(
         const uint8_t *body, size_t len, struct command_report **out, char *err, size_t errlen);
@@ -69,12 +70,12 @@ void command_reply_clear(struct command_reply *r);
 
 /*
  * Applies r, authenticated as id, in one transaction (raw: the exact
- * body, stored as the result).  Refusals: MDM_ERR_FORBIDDEN (identity:
- * the certificate is not the UDID's, or the enrollment is not active;
- * logged), MDM_ERR_PARSE (an answer for a CommandUUID not outstanding for
- * this enrollment; err says so), MDM_ERR_CONFIG (an encrypted
- * InstallProfile is due and signer is NULL: not sent in clear).  Nothing
- * is written unless MDM_OK.
+ * body, stored as the result).  Refusals, each logged here once:
+ * MDM_ERR_FORBIDDEN (identity: the certificate is not the UDID's, or the
+ * enrollment is not active), MDM_ERR_PARSE (an answer for a CommandUUID
+ * not outstanding for this enrollment; err says so, for the answer),
+ * MDM_ERR_CONFIG (an encrypted InstallProfile is due and signer is NULL:
+ * not sent in clear).  Nothing is written unless MDM_OK.
  */
 MDM_WUR mdm_err command_process(db *d, const struct identity *id,
         const struct command_signer *signer, const struct command_report *r, const uint8_t *raw,

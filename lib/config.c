@@ -183,7 +183,7 @@ void config_free(config *c)
 	free(c);
 }
 
-static mdm_err config_set(config *c, int i, const char *v, size_t len, enum config_src src)
+static MDM_WUR mdm_err config_set(config *c, int i, const char *v, size_t len, enum config_src src)
 {
 	char *dup;
 
@@ -200,7 +200,7 @@ static mdm_err config_set(config *c, int i, const char *v, size_t len, enum conf
 }
 
 /* Reads the whole file, refusing one over CONFIG_MAX_FILE before allocating. */
-static mdm_err config_read_file(const char *path, int required, char **out, size_t *outlen)
+static MDM_WUR mdm_err config_read_file(const char *path, int required, char **out, size_t *outlen)
 {
 	struct stat st;
 	char *buf = NULL;
@@ -258,7 +258,7 @@ static int config_is_space(char ch)
 }
 
 /* Parses `key = value` lines; # starts a comment line. */
-static mdm_err config_parse(config *c, const char *path, const char *buf, size_t len)
+static MDM_WUR mdm_err config_parse(config *c, const char *path, const char *buf, size_t len)
 {
 	int seen[CONFIG_NKEYS] = {0};
 	size_t pos = 0;
@@ -325,7 +325,7 @@ static mdm_err config_parse(config *c, const char *path, const char *buf, size_t
 	return MDM_OK;
 }
 
-static mdm_err config_apply_env(config *c)
+static MDM_WUR mdm_err config_apply_env(config *c)
 {
 	for (size_t i = 0; i < sizeof(config_retired) / sizeof(config_retired[0]); i++) {
 		char name[80];

@@ -73,7 +73,7 @@ static void db_notice(void *arg, const char *message)
 }
 
 /* LISTEN again on a new connection (channel names were checked by db_listen). */
-static mdm_err db_relisten(db *d)
+static MDM_WUR mdm_err db_relisten(db *d)
 {
 	for (int i = 0; i < d->nlisten; i++) {
 		char sql[80];
@@ -100,7 +100,7 @@ static mdm_err db_relisten(db *d)
 }
 
 /* Connects if there is no healthy connection. */
-static mdm_err db_connect(db *d)
+static MDM_WUR mdm_err db_connect(db *d)
 {
 	/* Ours first, so that the same keywords in conninfo override them. */
 	const char *keys[] = {"connect_timeout", "fallback_application_name", "dbname", NULL};
@@ -143,7 +143,7 @@ static int db_sqlstate_unavailable(const char *state)
 }
 
 /* Classifies a failed result; logs once. */
-static mdm_err db_result_error(db *d, PGresult *res, const char *sql)
+static MDM_WUR mdm_err db_result_error(db *d, PGresult *res, const char *sql)
 {
 	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
 	const char *msg = res ? PQresultErrorMessage(res) : PQerrorMessage(d->conn);

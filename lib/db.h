@@ -46,7 +46,7 @@ MDM_WUR mdm_err db_exec_bin(db *d, const char *sql, int nparams, const char *con
  * rerun fn, up to a few times.  A COMMIT whose answer was lost is never
  * rerun (it may have committed): MDM_ERR_DB_CONN, 503 to the client.
  */
-typedef mdm_err (*db_tx_fn)(db *d, void *arg);
+typedef MDM_WUR mdm_err (*db_tx_fn)(db *d, void *arg);
 MDM_WUR mdm_err db_tx(db *d, db_tx_fn fn, void *arg);
 
 /*

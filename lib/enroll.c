@@ -32,7 +32,7 @@ void enroll_state_free(struct enroll_state *st)
 	free(st);
 }
 
-static mdm_err enroll_auth_parse(const config *cfg, enum enroll_auth *out)
+static MDM_WUR mdm_err enroll_auth_parse(const config *cfg, enum enroll_auth *out)
 {
 	const char *v = config_get0(cfg, "enroll_auth"), *tok = config_get0(cfg, "enroll_token");
 
@@ -58,7 +58,7 @@ static mdm_err enroll_auth_parse(const config *cfg, enum enroll_auth *out)
 }
 
 /* The active CA's CN (its subject when it has none): the SCEP payload's Name. */
-static mdm_err enroll_ca_name(db *d, char *out, size_t cap)
+static MDM_WUR mdm_err enroll_ca_name(db *d, char *out, size_t cap)
 {
 	struct x509_st *ca = NULL;
 	struct x509_info info;
@@ -88,7 +88,7 @@ out:
 	return rc;
 }
 
-static mdm_err enroll_signer_load(const config *cfg, struct enroll_state *st)
+static MDM_WUR mdm_err enroll_signer_load(const config *cfg, struct enroll_state *st)
 {
 	const char *cert = config_get0(cfg, "profile_signer_cert"),
 	           *key = config_get0(cfg, "profile_signer_key"),
@@ -118,17 +118,17 @@ static mdm_err enroll_signer_load(const config *cfg, struct enroll_state *st)
 }
 
 /* mdm_topic: only its shape here; whether it is imported is asked per request. */
-static mdm_err enroll_default_topic(const config *cfg, char out[PUSH_MAX_TOPIC + 1])
+static MDM_WUR mdm_err enroll_default_topic(const config *cfg, char out[PUSHCERT_MAX_TOPIC + 1])
 {
 	const char *t = config_get0(cfg, "mdm_topic");
 
 	out[0] = '\0';
 	if (t == NULL)
 		return MDM_OK;
-	if (!push_topic_valid(t)) {
+	if (!pushcert_topic_valid(t)) {
 		log_error("config: mdm_topic must be %s<UUID> (Apple MDM protocol: the push "
 		          "certificate's UID)",
-		        PUSH_TOPIC_PREFIX);
+		        PUSHCERT_TOPIC_PREFIX);
 		return MDM_ERR_CONFIG;
 	}
 	memcpy(out, t, strlen(t) + 1);
@@ -257,37 +257,37 @@ static void enroll_why(char *why, size_t cap, const char *fmt, ...)
 	va_end(ap);
 }
 
-mdm_err enroll_topic_from_query(const char *query, char out[PUSH_MAX_TOPIC + 1])
+mdm_err enroll_topic_from_query(const char *query, char out[PUSHCERT_MAX_TOPIC + 1])
 {
 	size_t n = 0;
 	mdm_err rc;
 
 	out[0] = '\0';
 	/* Into the fixed buffer: a longer value is refused while decoding. */
-	rc = fcgi_query_get_buf(query, "topic", 0, out, PUSH_MAX_TOPIC + 1, &n);
+	rc = fcgi_query_get_buf(query, "topic", 0, out, PUSHCERT_MAX_TOPIC + 1, &n);
 	if (rc == MDM_ERR_NOT_FOUND)
 		return rc;
-	if (rc == MDM_OK && n == strlen(out) && push_topic_valid(out))
+	if (rc == MDM_OK && n == strlen(out) && pushcert_topic_valid(out))
 		return MDM_OK;
 	out[0] = '\0';
 	log_warn("enroll: refused: the topic parameter must be given once as %s<UUID> (%zu "
 	         "characters)",
-	        PUSH_TOPIC_PREFIX, (size_t)PUSH_MAX_TOPIC);
+	        PUSHCERT_TOPIC_PREFIX, (size_t)PUSHCERT_MAX_TOPIC);
 	return MDM_ERR_PARSE;
 }
 
 /* The imported topics for an answer: the first few, and how many more. */
-static void enroll_topics_named(const struct push_topics *t, char *buf, size_t cap)
+static void enroll_topics_named(const struct pushcert_topics *t, char *buf, size_t cap)
 {
-	if (t->n > PUSH_MAX_LISTED)
+	if (t->n > PUSHCERT_MAX_LISTED)
 		snprintf(buf, cap, "%s and %lld more (`mdmctl push-cert list`)", t->list,
-		        t->n - PUSH_MAX_LISTED);
+		        t->n - PUSHCERT_MAX_LISTED);
 	else
 		snprintf(buf, cap, "%s", t->list);
 }
 
 /* The topic wanted (asked for, the Location's, or mdm_topic) is not imported. */
-static mdm_err enroll_topic_missing(const struct push_topics *t, const char *want,
+static MDM_WUR mdm_err enroll_topic_missing(const struct pushcert_topics *t, const char *want,
         const char *requested, const char *location, char *why, size_t whycap)
 {
 	char named[sizeof(t->list) + 64];
@@ -325,10 +325,10 @@ static mdm_err enroll_topic_missing(const struct push_topics *t, const char *wan
 }
 
 mdm_err enroll_topic_choose(db *d, const struct enroll_state *st, const char *requested,
-        const char *location, char out[PUSH_MAX_TOPIC + 1], char *why, size_t whycap)
+        const char *location, char out[PUSHCERT_MAX_TOPIC + 1], char *why, size_t whycap)
 {
-	char named[PUSH_MAX_LISTED * (PUSH_MAX_TOPIC + 2) + 64];
-	struct push_topics t;
+	char named[PUSHCERT_MAX_LISTED * (PUSHCERT_MAX_TOPIC + 2) + 64];
+	struct pushcert_topics t;
 	const char *want;
 	mdm_err rc;
 
@@ -336,16 +336,17 @@ mdm_err enroll_topic_choose(db *d, const struct enroll_state *st, const char *re
 	enroll_why(why, whycap, "%s", "");
 	if (location != NULL && location[0] == '\0')
 		location = NULL;
-	if (requested != NULL && !push_topic_valid(requested)) {
-		log_warn("enroll: refused: the topic asked for is not %s<UUID>", PUSH_TOPIC_PREFIX);
+	if (requested != NULL && !pushcert_topic_valid(requested)) {
+		log_warn("enroll: refused: the topic asked for is not %s<UUID>",
+		        PUSHCERT_TOPIC_PREFIX);
 		enroll_why(why, whycap, "the topic must be %s<UUID> (the push certificate's UID)",
-		        PUSH_TOPIC_PREFIX);
+		        PUSHCERT_TOPIC_PREFIX);
 		return MDM_ERR_PARSE;
 	}
-	if (location != NULL && !push_topic_valid(location)) {
+	if (location != NULL && !pushcert_topic_valid(location)) {
 		log_error("enroll: MDM_MDM_TOPIC of this request (SetEnv in an Apache Location) is "
 		          "not %s<UUID>: fix Apache's configuration",
-		        PUSH_TOPIC_PREFIX);
+		        PUSHCERT_TOPIC_PREFIX);
 		enroll_why(why, whycap,
 		        "this URL's topic (MDM_MDM_TOPIC of its Apache Location) is misconfigured");
 		return MDM_ERR_CONFIG;
@@ -363,7 +364,7 @@ mdm_err enroll_topic_choose(db *d, const struct enroll_state *st, const char *re
 	        : location != NULL             ? location
 	        : st->default_topic[0] != '\0' ? st->default_topic
 	                                       : NULL;
-	if ((rc = push_topics_get(d, want, &t)) != MDM_OK) {
+	if ((rc = pushcert_topics_get(d, want, &t)) != MDM_OK) {
 		enroll_why(why, whycap, "the push topics could not be read");
 		return rc;
 	}
@@ -383,7 +384,8 @@ mdm_err enroll_topic_choose(db *d, const struct enroll_state *st, const char *re
 		return MDM_ERR_CONFIG;
 	}
 	if (t.n == 1) {
-		log_error("enroll: the topic in mdm.push_cert is not %s<UUID>", PUSH_TOPIC_PREFIX);
+		log_error("enroll: the topic in mdm.push_cert is not %s<UUID>",
+		        PUSHCERT_TOPIC_PREFIX);
 		enroll_why(why, whycap, "the imported push topic is not usable");
 		return MDM_ERR_CONFIG;
 	}
@@ -399,9 +401,9 @@ mdm_err enroll_topic_choose(db *d, const struct enroll_state *st, const char *re
 }
 
 mdm_err enroll_admit(db *d, const struct enroll_state *st, const config *cfg,
-        const struct enroll_req *req, char topic[PUSH_MAX_TOPIC + 1], char *why, size_t whycap)
+        const struct enroll_req *req, char topic[PUSHCERT_MAX_TOPIC + 1], char *why, size_t whycap)
 {
-	char asked[PUSH_MAX_TOPIC + 1];
+	char asked[PUSHCERT_MAX_TOPIC + 1];
 	mdm_err rc;
 
 	topic[0] = '\0';
@@ -416,7 +418,7 @@ mdm_err enroll_admit(db *d, const struct enroll_state *st, const config *cfg,
 		enroll_why(why, whycap,
 		        "the topic parameter must be given once as %s<UUID> (the push "
 		        "certificate's UID)",
-		        PUSH_TOPIC_PREFIX);
+		        PUSHCERT_TOPIC_PREFIX);
 		return rc;
 	}
 	return enroll_topic_choose(
@@ -428,7 +430,7 @@ mdm_err enroll_admit(db *d, const struct enroll_state *st, const config *cfg,
  * seconds, recording topic (NULL: none).  MDM_ERR_NOT_FOUND when the
  * topic is not imported (removed since it was chosen): nothing is made.
  */
-static mdm_err enroll_challenge(
+static MDM_WUR mdm_err enroll_challenge(
         db *d, const struct enroll_state *st, const char *udid, const char *topic, char **out)
 {
 	char ttl[16];
@@ -475,7 +477,7 @@ mdm_err enroll_profile_tree(db *d, const config *cfg, const struct enroll_state 
 	mdm_err rc;
 
 	*out = NULL;
-	if (with_mdm && (topic == NULL || !push_topic_valid(topic)))
+	if (with_mdm && (topic == NULL || !pushcert_topic_valid(topic)))
 		return MDM_ERR_INVAL;
 	p.public_url = public_url != NULL ? public_url : config_get0(cfg, "public_url");
 	p.scep_url = config_get0(cfg, "scep_url");

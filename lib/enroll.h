@@ -26,7 +26,7 @@
 #include "db.h"
 #include "errors.h"
 #include "plist.h"
-#include "push.h"
+#include "pushcert.h"
 
 struct x509_st;
 struct evp_pkey_st;
@@ -39,7 +39,7 @@ struct enroll_state {
 	struct evp_pkey_st *key;
 	struct x509_st **chain;
 	size_t nchain;
-	char default_topic[PUSH_MAX_TOPIC + 1]; /* mdm_topic, "" when unset */
+	char default_topic[PUSHCERT_MAX_TOPIC + 1]; /* mdm_topic, "" when unset */
 	char ca_name[512];
 	enum enroll_auth auth;
 	int ttl; /* enroll_challenge_ttl, seconds */
@@ -83,16 +83,16 @@ MDM_WUR mdm_err enroll_authorize(
 
 /*
  * The request's ?topic= (untrusted): decoded into out without allocating,
- * at most PUSH_MAX_TOPIC bytes, no NUL inside, given once, and
+ * at most PUSHCERT_MAX_TOPIC bytes, no NUL inside, given once, and
  * com.apple.mgmt.External.<UUID>.  MDM_ERR_NOT_FOUND when absent,
  * MDM_ERR_PARSE (logged, the value never echoed) otherwise; out is ""
  * unless MDM_OK.
  */
-MDM_WUR mdm_err enroll_topic_from_query(const char *query, char out[PUSH_MAX_TOPIC + 1]);
+MDM_WUR mdm_err enroll_topic_from_query(const char *query, char out[PUSHCERT_MAX_TOPIC + 1]);
 
 /*
  * The topic of one profile, among the imported ones (one query of topic
- * names, push_topics_get):
+ * names, pushcert_topics_get):
  *   - requested (?topic=, `mdmctl profile enroll --topic`): that one;
  *   - location (Apache's MDM_MDM_TOPIC for this request, set with SetEnv
  *     in a <Location>; NULL or "": none) is the only topic that Location
@@ -108,7 +108,7 @@ MDM_WUR mdm_err enroll_topic_from_query(const char *query, char out[PUSH_MAX_TOP
  * it only for a request enroll_authorize admitted (enroll_admit does).
  */
 MDM_WUR mdm_err enroll_topic_choose(db *d, const struct enroll_state *st, const char *requested,
-        const char *location, char out[PUSH_MAX_TOPIC + 1], char *why, size_t whycap);
+        const char *location, char out[PUSHCERT_MAX_TOPIC + 1], char *why, size_t whycap);
 
 /*
  * enroll_authorize, then (only for an admitted request, so that nobody
@@ -116,7 +116,7 @@ MDM_WUR mdm_err enroll_topic_choose(db *d, const struct enroll_state *st, const 
  * enroll_topic_choose.  Their errors; why as for enroll_topic_choose.
  */
 MDM_WUR mdm_err enroll_admit(db *d, const struct enroll_state *st, const config *cfg,
-        const struct enroll_req *req, char topic[PUSH_MAX_TOPIC + 1], char *why, size_t whycap);
+        const struct enroll_req *req, char topic[PUSHCERT_MAX_TOPIC + 1], char *why, size_t whycap);
 
 /*
  * The enrollment profile's XML with a new one-time challenge, naming

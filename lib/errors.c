@@ -1,7 +1,8 @@
-/* The one table from mdm_err to HTTP status and names. */
+/* The one table from mdm_err to HTTP status and names, and the one way to refuse. */
 #include "errors.h"
+#include "log.h"
 
-#include <stddef.h>
+#include <stdio.h>
 
 static const struct {
 	int status;
@@ -81,4 +82,26 @@ const char *err_http_reason(int status)
 	default:
 		return "Unknown";
 	}
+}
+
+mdm_err mdm_vrefuse(
+        const char *who, char *err, size_t errlen, mdm_err rc, const char *fmt, va_list ap)
+{
+	char msg[512];
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	log_warn("%s refused: %s", who, msg);
+	if (err != NULL && errlen > 0)
+		snprintf(err, errlen, "%s", msg);
+	return rc;
+}
+
+mdm_err mdm_refuse(const char *who, char *err, size_t errlen, mdm_err rc, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	rc = mdm_vrefuse(who, err, errlen, rc, fmt, ap);
+	va_end(ap);
+	return rc;
 }

@@ -80,7 +80,7 @@ static int fcgi_hexval(char c)
 }
 
 /* The raw (still escaped) value of name in query, or NULL; MDM_ERR_PARSE if given twice. */
-static mdm_err fcgi_query_find(
+static MDM_WUR mdm_err fcgi_query_find(
         const char *query, const char *name, const char **found, size_t *found_len)
 {
 	size_t nlen = strlen(name);
@@ -114,7 +114,7 @@ static mdm_err fcgi_query_find(
  * Decodes raw[0..rawlen) into out, which holds cap bytes with the NUL:
  * MDM_ERR_LIMIT as soon as the value does not fit.
  */
-static mdm_err fcgi_query_decode(const char *name, const char *raw, size_t rawlen,
+static MDM_WUR mdm_err fcgi_query_decode(const char *name, const char *raw, size_t rawlen,
         int plus_is_space, char *out, size_t cap, size_t *outlen)
 {
 	size_t n = 0;
@@ -332,7 +332,7 @@ int fcgi_proxies_match(const struct fcgi_proxies *tp, const char *addr)
 }
 
 /* DER as one PEM certificate, 64 base64 characters a line. */
-static mdm_err fcgi_der_to_pem(const uint8_t *der, size_t len, char **out)
+static MDM_WUR mdm_err fcgi_der_to_pem(const uint8_t *der, size_t len, char **out)
 {
 	static const char head[] = "-----BEGIN CERTIFICATE-----\n";
 	static const char tail[] = "-----END CERTIFICATE-----\n";
@@ -490,7 +490,7 @@ mdm_err fcgi_drain(fcgi_req *r)
 }
 
 /* Reads up to want bytes; returns how many (short only at the end). */
-static mdm_err fcgi_read_full(fcgi_req *r, unsigned char *dst, size_t want, size_t *got)
+static MDM_WUR mdm_err fcgi_read_full(fcgi_req *r, unsigned char *dst, size_t want, size_t *got)
 {
 	*got = 0;
 	while (*got < want) {
@@ -600,7 +600,7 @@ static int fcgi_headers_ok(const char *h)
 	return *h == '\0' || (strlen(h) >= 2 && strcmp(h + strlen(h) - 2, "\r\n") == 0);
 }
 
-static mdm_err fcgi_write_all(fcgi_req *r, const void *buf, size_t len)
+static MDM_WUR mdm_err fcgi_write_all(fcgi_req *r, const void *buf, size_t len)
 {
 	const char *p = buf;
 

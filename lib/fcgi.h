@@ -115,7 +115,7 @@ MDM_WUR mdm_err fcgi_respond(fcgi_req *r, int status, const char *content_type,
 MDM_WUR mdm_err fcgi_respond_text(fcgi_req *r, int status, const char *extra_headers,
         const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
-typedef mdm_err (*fcgi_handler)(fcgi_req *r, void *arg);
+typedef MDM_WUR mdm_err (*fcgi_handler)(fcgi_req *r, void *arg);
 
 /*
  * The FastCGI accept loop: for each request, init, call handler, drain

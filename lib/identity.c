@@ -47,12 +47,11 @@ void identity_clear(struct identity *id)
 }
 
 /* The certificate of the Mdm-Signature header, its signature over body verified. */
-static mdm_err identity_from_signature(
+static MDM_WUR mdm_err identity_from_signature(
         const char *b64, const uint8_t *body, size_t len, struct x509_st **out)
 {
 	uint8_t *der = NULL;
 	size_t derlen = 0;
-	char err[200] = "";
 	mdm_err rc;
 
 	*out = NULL;
@@ -63,20 +62,16 @@ static mdm_err identity_from_signature(
 		        CMS_MAX_SIGNATURE);
 		return MDM_ERR_FORBIDDEN;
 	}
-	rc = cms_verify_detached(der, derlen, body, len, out, err, sizeof(err));
+	/* A refusal is logged there, once, naming the rule. */
+	rc = cms_verify_detached(der, derlen, body, len, out, NULL, 0);
 	free(der);
 	if (rc == MDM_ERR_NOMEM)
 		return rc;
-	if (rc != MDM_OK) {
-		/* cms logged the rule (once, where it was found); this only adds context. */
-		log_debug("identity refused: Mdm-Signature does not verify over the body: %s", err);
-		return MDM_ERR_FORBIDDEN;
-	}
-	return MDM_OK;
+	return rc != MDM_OK ? MDM_ERR_FORBIDDEN : MDM_OK;
 }
 
 /* The certificate's record: issued by us as a device identity, not revoked. */
-static mdm_err identity_lookup(db *d, struct identity *id)
+static MDM_WUR mdm_err identity_lookup(db *d, struct identity *id)
 {
 	const char *params[1] = {id->sha256};
 	db_res *r = NULL;
@@ -193,11 +188,8 @@ mdm_err identity_authenticate(db *d, const struct ca_state *ca, const char *clie
 		goto out;
 	}
 	memcpy(out->sha256, info.sha256, sizeof(out->sha256));
+	/* x509 logs which rule (chain, validity, clientAuth), naming the serial and issuer. */
 	if (x509_verify_issued(out->cert, ca->verify, ca->n_verify, now, 1, NULL) != MDM_OK) {
-		/* x509 logged which rule (chain, validity, clientAuth); this adds context. */
-		log_debug("identity refused: certificate sha256:%s (%.200s) is not a valid client "
-		          "certificate of our CA now (chain, validity or clientAuth)",
-		        out->sha256, info.subject);
 		rc = MDM_ERR_FORBIDDEN;
 		goto out;
 	}
@@ -243,7 +235,7 @@ mdm_err identity_claim(db *d, const struct identity *id, const char *udid)
  * certificate and sends no new Authenticate.  Bound here, as Authenticate
  * would have bound it (reason renewal), in the caller's transaction.
  */
-static mdm_err identity_rebind_renewal(
+static MDM_WUR mdm_err identity_rebind_renewal(
         db *d, const struct identity *id, const char *udid, long long bound)
 {
 	char cid[32], prev[32];

@@ -3,8 +3,8 @@
  * place.  Each is enforced before the memory it bounds is allocated.
  * Change a value here, nowhere else.  What stays with its module is not an
  * input limit: protocol constants (SCEP_NONCE_LEN, X509_MAX_TIME,
- * PUSH_MAX_TOPIC from Apple's topic form) and the sizes of our own
- * buffers and lists (ENROLL_MAX_WHY, DB_MAX_LISTEN, PUSH_MAX_LISTED).
+ * PUSHCERT_MAX_TOPIC from Apple's topic form) and the sizes of our own
+ * buffers and lists (ENROLL_MAX_WHY, DB_MAX_LISTEN, PUSHCERT_MAX_LISTED).
  */
 #ifndef MDM_LIMITS_H
 #define MDM_LIMITS_H

@@ -26,12 +26,12 @@ struct migrate_step {
 	int applied; /* set when this transaction applied it */
 };
 
-static mdm_err migrate_lock(db *d)
+static MDM_WUR mdm_err migrate_lock(db *d)
 {
 	return db_exec(d, "SELECT pg_advisory_xact_lock(" MIGRATE_LOCK ")", 0, NULL, NULL);
 }
 
-static mdm_err migrate_bootstrap_tx(db *d, void *arg)
+static MDM_WUR mdm_err migrate_bootstrap_tx(db *d, void *arg)
 {
 	mdm_err rc;
 
@@ -41,7 +41,7 @@ static mdm_err migrate_bootstrap_tx(db *d, void *arg)
 	return db_exec_script(d, migrate_bootstrap);
 }
 
-static mdm_err migrate_one_tx(db *d, void *arg)
+static MDM_WUR mdm_err migrate_one_tx(db *d, void *arg)
 {
 	struct migrate_step *st = arg;
 	char version[16];

@@ -4,7 +4,7 @@
 #include "cms.h"
 #include "log.h"
 #include "profile.h"
-#include "push.h"
+#include "pushcert.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,7 +67,7 @@ static int ota_ours(const struct x509_st *cert, struct x509_st *const *cas, size
  * versions) under the same type and size rules.  CHALLENGE is taken out
  * of the tree into m->challenge.
  */
-static mdm_err ota_attrs(const uint8_t *content, size_t len, struct ota_msg *m)
+static MDM_WUR mdm_err ota_attrs(const uint8_t *content, size_t len, struct ota_msg *m)
 {
 	plist *attrs = NULL, *ch = NULL;
 	const char *udid;
@@ -148,13 +148,13 @@ mdm_err ota_msg_parse(const uint8_t *der, size_t len, const struct ota_trust *ap
 	uint8_t *content = NULL;
 	size_t clen = 0;
 	struct x509_info info;
-	char err[256] = "";
+	const char *why = NULL;
 	mdm_err rc;
 
 	memset(out, 0, sizeof(*out));
 	if (der == NULL || apple == NULL || (cas == NULL && ncas > 0))
 		return MDM_ERR_INVAL;
-	rc = cms_verify_attached(der, len, &content, &clen, &out->signer, err, sizeof(err));
+	rc = cms_verify_attached(der, len, &content, &clen, &out->signer, NULL, 0);
 	if (rc != MDM_OK) {
 		/* cms logged the rule where it found it. */
 		if (rc == MDM_ERR_AUTH)
@@ -174,17 +174,18 @@ mdm_err ota_msg_parse(const uint8_t *der, size_t len, const struct ota_trust *ap
 	/* Which phase: by who signed, never by what the body says. */
 	if (ota_ours(out->signer, cas, ncas)) {
 		out->phase = OTA_PHASE3;
-		if (x509_verify_issued(out->signer, cas, ncas, now, 1, NULL) != MDM_OK) {
+		if (x509_verify_issued_why(out->signer, cas, ncas, now, 1, NULL, &why) != MDM_OK) {
 			log_warn("ota refused: phase 3 signer sha256:%s is not a valid identity of "
-			         "our CA now",
-			        out->signer_sha256);
+			         "our CA now (%s)",
+			        out->signer_sha256, why != NULL ? why : "not verified");
 			rc = MDM_ERR_FORBIDDEN;
 			goto out;
 		}
 	} else {
 		out->phase = OTA_PHASE2;
+		/* x509 logs the refusal, naming the rule; this is the answer. */
 		if (x509_verify_pinned(out->signer, apple->certs, apple->n, now) != MDM_OK) {
-			log_warn("ota refused: phase 2 signer sha256:%s (%.200s) is not an Apple "
+			log_info("ota: phase 2 signer sha256:%s (%.200s) refused, not an Apple "
 			         "device certificate of ota_trust_file (Over-the-Air Profile "
 			         "Delivery: phase 2 is signed by the device's Apple-issued "
 			         "identity)",
@@ -204,7 +205,7 @@ out:
 }
 
 /* Signs a profile tree with the profile signer. */
-static mdm_err ota_sign_tree(
+static MDM_WUR mdm_err ota_sign_tree(
         const struct enroll_state *st, const plist *profile, uint8_t **der, size_t *derlen)
 {
 	char *xml = NULL;
@@ -264,16 +265,16 @@ out:
 }
 
 /* A topic column (NULL: ""), checked before it goes anywhere. */
-static mdm_err ota_topic_copy(const db_res *r, int col, char topic[PUSH_MAX_TOPIC + 1])
+static MDM_WUR mdm_err ota_topic_copy(const db_res *r, int col, char topic[PUSHCERT_MAX_TOPIC + 1])
 {
 	const char *t = db_res_get0(r, 0, col);
 
 	topic[0] = '\0';
 	if (t == NULL)
 		return MDM_OK;
-	if (!push_topic_valid(t)) {
+	if (!pushcert_topic_valid(t)) {
 		log_error("ota: the topic recorded with the challenge is not %s<UUID>",
-		        PUSH_TOPIC_PREFIX);
+		        PUSHCERT_TOPIC_PREFIX);
 		return MDM_ERR_CONFIG;
 	}
 	memcpy(topic, t, strlen(t) + 1);
@@ -286,8 +287,8 @@ static mdm_err ota_topic_copy(const db_res *r, int col, char topic[PUSH_MAX_TOPI
  * begun before topics were recorded, the server's choice without a
  * request (mdm_topic, or the only topic).
  */
-static mdm_err ota_phase3_topic(db *d, const struct enroll_state *st, const struct ota_msg *m,
-        const char *cert_id, char topic[PUSH_MAX_TOPIC + 1])
+static MDM_WUR mdm_err ota_phase3_topic(db *d, const struct enroll_state *st,
+        const struct ota_msg *m, const char *cert_id, char topic[PUSHCERT_MAX_TOPIC + 1])
 {
 	const char *params[1] = {cert_id};
 	char why[ENROLL_MAX_WHY];
@@ -305,10 +306,11 @@ static mdm_err ota_phase3_topic(db *d, const struct enroll_state *st, const stru
 		rc = ota_topic_copy(r, 0, topic);
 		goto out;
 	}
+	/* enroll logs why no topic can be chosen; this names the device it refuses. */
 	if ((rc = enroll_topic_choose(d, st, NULL, NULL, topic, why, sizeof(why))) != MDM_OK)
-		log_warn("ota refused: phase 3 for UDID %s: its enrollment recorded no topic and "
-		         "the server has no single one (%s)",
-		        m->udid, why);
+		log_info("ota: phase 3 for UDID %s refused: its enrollment recorded no topic and "
+		         "none can be chosen",
+		        m->udid);
 out:
 	db_res_free(r);
 	return rc;
@@ -327,8 +329,8 @@ struct ota_tx {
  * Spends the phase-2 challenge: one UPDATE, so two messages cannot both
  * use it.  topic: the one phase 1 chose ("" for a challenge without).
  */
-static mdm_err ota_spend(
-        db *d, const struct ota_msg *m, char *id, size_t cap, char topic[PUSH_MAX_TOPIC + 1])
+static MDM_WUR mdm_err ota_spend(
+        db *d, const struct ota_msg *m, char *id, size_t cap, char topic[PUSHCERT_MAX_TOPIC + 1])
 {
 	const char *params[1] = {m->challenge};
 	db_res *r = NULL;
@@ -359,7 +361,7 @@ out:
 }
 
 /* Phase 3's signer: recorded as a device certificate of this UDID, unrevoked. */
-static mdm_err ota_cert_of_udid(db *d, const struct ota_msg *m, char *id, size_t cap)
+static MDM_WUR mdm_err ota_cert_of_udid(db *d, const struct ota_msg *m, char *id, size_t cap)
 {
 	const char *params[1] = {m->signer_sha256};
 	db_res *r = NULL;
@@ -397,7 +399,7 @@ out:
 	return rc;
 }
 
-static mdm_err ota_record(db *d, const struct ota_msg *m, const char *challenge_id,
+static MDM_WUR mdm_err ota_record(db *d, const struct ota_msg *m, const char *challenge_id,
         const char *certificate_id, const char *topic)
 {
 	char phase[4];
@@ -420,12 +422,12 @@ static mdm_err ota_record(db *d, const struct ota_msg *m, const char *challenge_
 	        9, params, NULL);
 }
 
-static mdm_err ota_tx_fn(db *d, void *arg)
+static MDM_WUR mdm_err ota_tx_fn(db *d, void *arg)
 {
 	struct ota_tx *t = arg;
 	const struct ota_msg *m = t->m;
 	const char *params[1] = {m->udid};
-	char challenge_id[32] = "", cert_id[32] = "", topic[PUSH_MAX_TOPIC + 1] = "";
+	char challenge_id[32] = "", cert_id[32] = "", topic[PUSHCERT_MAX_TOPIC + 1] = "";
 	plist *profile = NULL;
 	mdm_err rc;
 

@@ -75,7 +75,7 @@ void plist_free(plist *p)
 }
 
 /* Makes room for one more element of size elsz; *cap doubles, overflow-checked. */
-static mdm_err plist_grow(void **v, size_t *cap, size_t n, size_t elsz)
+static MDM_WUR mdm_err plist_grow(void **v, size_t *cap, size_t n, size_t elsz)
 {
 	size_t ncap;
 	void *nv;

@@ -156,11 +156,16 @@ static long plist_line(struct plist_parser *ps)
 	}
 }
 
-/* Records the first refusal; every later one is a consequence of it. */
-static mdm_err plist_fail(struct plist_parser *ps, mdm_err err, long line, const char *fmt, ...)
-        __attribute__((format(printf, 4, 5)));
+/*
+ * Records the first refusal in ps->err, which the parse returns; every later
+ * one is a consequence of it.  Returns ps->err, which a caller about to
+ * return ps->err anyway passes to err_ignore().
+ */
+static MDM_WUR mdm_err plist_fail(struct plist_parser *ps, mdm_err err, long line, const char *fmt,
+        ...) __attribute__((format(printf, 4, 5)));
 
-static mdm_err plist_fail(struct plist_parser *ps, mdm_err err, long line, const char *fmt, ...)
+static MDM_WUR mdm_err plist_fail(
+        struct plist_parser *ps, mdm_err err, long line, const char *fmt, ...)
 {
 	va_list ap;
 	int n;
@@ -195,7 +200,7 @@ static void plist_xml_error(void *arg, plist_xml_err e)
 	while (n > 0 && plist_is_space((unsigned char)e->message[n - 1]))
 		n--;
 	plist_quote(msg, sizeof(msg), e->message != NULL ? e->message : "", n);
-	(void)plist_fail(ps, MDM_ERR_PARSE, e->line, "XML not well-formed: %s", msg);
+	err_ignore(plist_fail(ps, MDM_ERR_PARSE, e->line, "XML not well-formed: %s", msg));
 }
 
 /* Unstructured libxml2 chatter is dropped; real errors arrive structured. */
@@ -216,7 +221,7 @@ static void plist_init(void)
  * The bytes, before libxml2 sees them: strict UTF-8 carrying only XML 1.0
  * characters (so no NUL, no UTF-16 and no encoding tricks).
  */
-static mdm_err plist_check_chars(struct plist_parser *ps, const char *buf, size_t len)
+static MDM_WUR mdm_err plist_check_chars(struct plist_parser *ps, const char *buf, size_t len)
 {
 	const unsigned char *s = (const unsigned char *)buf;
 	size_t i = 0, n;
@@ -263,7 +268,8 @@ static size_t plist_find(const char *buf, size_t len, size_t pos, const char *li
 }
 
 /* <?xml version="1.0" encoding="UTF-8" standalone="..."?>, in [pos, end). */
-static mdm_err plist_check_xmldecl(struct plist_parser *ps, const char *buf, size_t pos, size_t end)
+static MDM_WUR mdm_err plist_check_xmldecl(
+        struct plist_parser *ps, const char *buf, size_t pos, size_t end)
 {
 	while (pos < end) {
 		size_t name, namelen, val, vallen;
@@ -312,7 +318,7 @@ bad:
  * laughs, XXE, parameter entities), so it is refused here and libxml2
  * never sees one.  Anything unexpected is refused rather than passed on.
  */
-static mdm_err plist_check_prolog(struct plist_parser *ps, const char *buf, size_t len)
+static MDM_WUR mdm_err plist_check_prolog(struct plist_parser *ps, const char *buf, size_t len)
 {
 	size_t pos = 0, end;
 	int doctype = 0;
@@ -382,7 +388,7 @@ static size_t plist_skip_past(const char *buf, size_t len, size_t pos, const cha
  *   comments, CDATA sections or processing instructions becomes libxml2
  *   nodes all at once: their number is capped at PLIST_MAX_NODES too.
  */
-static mdm_err plist_check_markup(struct plist_parser *ps, const char *buf, size_t len)
+static MDM_WUR mdm_err plist_check_markup(struct plist_parser *ps, const char *buf, size_t len)
 {
 	size_t pos = 0, attrs, other = 0;
 	char q;
@@ -435,7 +441,7 @@ static int plist_is_leaf(enum plist_elem k)
 }
 
 /* Attaches a new value to the open container; takes v in every case. */
-static mdm_err plist_attach(struct plist_parser *ps, plist *v)
+static MDM_WUR mdm_err plist_attach(struct plist_parser *ps, plist *v)
 {
 	struct plist_frame *top = &ps->st[ps->sp - 1];
 	mdm_err err = MDM_OK;
@@ -465,7 +471,7 @@ static mdm_err plist_attach(struct plist_parser *ps, plist *v)
 	return MDM_OK;
 }
 
-static mdm_err plist_push(struct plist_parser *ps, enum plist_elem kind, plist *node)
+static MDM_WUR mdm_err plist_push(struct plist_parser *ps, enum plist_elem kind, plist *node)
 {
 	struct plist_frame *f;
 
@@ -481,7 +487,7 @@ static mdm_err plist_push(struct plist_parser *ps, enum plist_elem kind, plist *
 	return MDM_OK;
 }
 
-static mdm_err plist_text_append(struct plist_parser *ps, const char *s, size_t n)
+static MDM_WUR mdm_err plist_text_append(struct plist_parser *ps, const char *s, size_t n)
 {
 	enum plist_elem kind = ps->st[ps->sp - 1].kind;
 	size_t max, need;
@@ -548,7 +554,7 @@ static const char *plist_trim(const char *s, size_t *lenp)
 	return s;
 }
 
-static mdm_err plist_leaf_integer(struct plist_parser *ps, plist **out)
+static MDM_WUR mdm_err plist_leaf_integer(struct plist_parser *ps, plist **out)
 {
 	size_t n = ps->textlen, i = 0;
 	const char *s = plist_trim(ps->text != NULL ? ps->text : "", &n);
@@ -591,7 +597,7 @@ bad:
  * infinity and NaN.  The syntax is checked here because strtod would also
  * take hex floats and nan(...).  Overflow to infinity is refused.
  */
-static mdm_err plist_leaf_real(struct plist_parser *ps, plist **out)
+static MDM_WUR mdm_err plist_leaf_real(struct plist_parser *ps, plist **out)
 {
 	static const struct {
 		const char *s;
@@ -672,7 +678,7 @@ static int plist_digits(const char *s, size_t n, unsigned *v)
  * Exactly YYYY-MM-DDTHH:MM:SSZ, UTC, every field range-checked and the
  * seconds computed from the fields (timegm would normalise Feb 30).
  */
-static mdm_err plist_leaf_date(struct plist_parser *ps, plist **out)
+static MDM_WUR mdm_err plist_leaf_date(struct plist_parser *ps, plist **out)
 {
 	static const unsigned mdays[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
 	const char *s = ps->text != NULL ? ps->text : "";
@@ -701,7 +707,7 @@ bad:
 }
 
 /* <data>: strict base64 (lib/base64.c), its decoded size capped before allocation. */
-static mdm_err plist_leaf_data(struct plist_parser *ps, plist **out)
+static MDM_WUR mdm_err plist_leaf_data(struct plist_parser *ps, plist **out)
 {
 	const char *s = ps->text != NULL ? ps->text : "";
 	uint8_t *buf = NULL;
@@ -732,7 +738,7 @@ static mdm_err plist_leaf_data(struct plist_parser *ps, plist **out)
 }
 
 /* Closes a leaf: a key waits in its dict, a value joins the open container. */
-static mdm_err plist_end_leaf(struct plist_parser *ps)
+static MDM_WUR mdm_err plist_end_leaf(struct plist_parser *ps)
 {
 	enum plist_elem kind = ps->st[ps->sp - 1].kind;
 	plist *v = NULL;
@@ -804,7 +810,7 @@ static int plist_kv_cmp(const void *a, const void *b)
  * A repeated key is refused (which value would the caller get?).  Large
  * dicts are sorted so a hostile one costs n log n, not n squared.
  */
-static mdm_err plist_check_dups(struct plist_parser *ps, const plist *d)
+static MDM_WUR mdm_err plist_check_dups(struct plist_parser *ps, const plist *d)
 {
 	const struct plist_kv *dup = NULL, **idx = NULL;
 	size_t i, j, n = d->u.dict.n;
@@ -832,7 +838,7 @@ static mdm_err plist_check_dups(struct plist_parser *ps, const plist *d)
 	return plist_fail(ps, MDM_ERR_PARSE, plist_line(ps), "duplicate key \"%s\" in dict", q);
 }
 
-static mdm_err plist_end(struct plist_parser *ps)
+static MDM_WUR mdm_err plist_end(struct plist_parser *ps)
 {
 	struct plist_frame *top = &ps->st[ps->sp - 1];
 	char q[PLIST_MAX_QUOTE + 4];
@@ -865,7 +871,8 @@ static mdm_err plist_end(struct plist_parser *ps)
 }
 
 /* <plist> may carry version="1.0" and nothing else; other elements carry nothing. */
-static mdm_err plist_check_attrs(struct plist_parser *ps, enum plist_elem kind, const char *name)
+static MDM_WUR mdm_err plist_check_attrs(
+        struct plist_parser *ps, enum plist_elem kind, const char *name)
 {
 	char q[PLIST_MAX_QUOTE + 4];
 	long line = plist_line(ps); /* before moving onto the attributes */
@@ -897,7 +904,7 @@ static mdm_err plist_check_attrs(struct plist_parser *ps, enum plist_elem kind, 
 	return MDM_OK;
 }
 
-static mdm_err plist_start(struct plist_parser *ps)
+static MDM_WUR mdm_err plist_start(struct plist_parser *ps)
 {
 	const char *raw = (const char *)xmlTextReaderConstName(ps->r);
 	char name[PLIST_MAX_QUOTE + 4];
@@ -965,7 +972,7 @@ static mdm_err plist_start(struct plist_parser *ps)
 	return empty ? plist_end(ps) : MDM_OK;
 }
 
-static mdm_err plist_text(struct plist_parser *ps, int type)
+static MDM_WUR mdm_err plist_text(struct plist_parser *ps, int type)
 {
 	const char *v = (const char *)xmlTextReaderConstValue(ps->r);
 	enum plist_elem kind = ps->sp > 0 ? ps->st[ps->sp - 1].kind : PE_NONE;
@@ -986,7 +993,7 @@ static mdm_err plist_text(struct plist_parser *ps, int type)
 	        kind == PE_NONE ? "plist" : plist_elem_names[kind]);
 }
 
-static mdm_err plist_node(struct plist_parser *ps)
+static MDM_WUR mdm_err plist_node(struct plist_parser *ps)
 {
 	int type = xmlTextReaderNodeType(ps->r);
 	const char *name;
@@ -1055,7 +1062,7 @@ mdm_err plist_parse_ex(const char *buf, size_t len, plist **out, char *errbuf, s
 	        plist_check_markup(&ps, buf, len) != MDM_OK)
 		goto out;
 	if (pthread_once(&plist_once, plist_init) != 0) {
-		plist_fail(&ps, MDM_ERR_INTERNAL, 0, "libxml2 initialisation failed");
+		err_ignore(plist_fail(&ps, MDM_ERR_INTERNAL, 0, "libxml2 initialisation failed"));
 		goto out;
 	}
 
@@ -1077,7 +1084,7 @@ mdm_err plist_parse_ex(const char *buf, size_t len, plist **out, char *errbuf, s
 	 */
 	ps.r = xmlReaderForMemory(buf, (int)len, NULL, NULL, XML_PARSE_NONET | XML_PARSE_BIG_LINES);
 	if (ps.r == NULL) {
-		plist_fail(&ps, MDM_ERR_NOMEM, 0, "cannot create XML reader");
+		err_ignore(plist_fail(&ps, MDM_ERR_NOMEM, 0, "cannot create XML reader"));
 		goto out;
 	}
 	xmlTextReaderSetStructuredErrorHandler(ps.r, plist_xml_error, &ps);
@@ -1086,7 +1093,7 @@ mdm_err plist_parse_ex(const char *buf, size_t len, plist **out, char *errbuf, s
 	        xmlTextReaderSetParserProp(ps.r, XML_PARSER_DEFAULTATTRS, 0) != 0 ||
 	        xmlTextReaderSetParserProp(ps.r, XML_PARSER_VALIDATE, 0) != 0 ||
 	        xmlTextReaderSetParserProp(ps.r, XML_PARSER_SUBST_ENTITIES, 0) != 0) {
-		plist_fail(&ps, MDM_ERR_INTERNAL, 0, "cannot configure XML reader");
+		err_ignore(plist_fail(&ps, MDM_ERR_INTERNAL, 0, "cannot configure XML reader"));
 		goto out;
 	}
 	for (;;) {
@@ -1096,14 +1103,14 @@ mdm_err plist_parse_ex(const char *buf, size_t len, plist **out, char *errbuf, s
 		if (rc == 0)
 			break;
 		if (rc < 0) {
-			plist_fail(&ps, MDM_ERR_PARSE, 0, "XML not well-formed");
+			err_ignore(plist_fail(&ps, MDM_ERR_PARSE, 0, "XML not well-formed"));
 			goto out;
 		}
 		if (plist_node(&ps) != MDM_OK)
 			goto out;
 	}
 	if (!ps.done) {
-		plist_fail(&ps, MDM_ERR_PARSE, 0, "no complete <plist> element");
+		err_ignore(plist_fail(&ps, MDM_ERR_PARSE, 0, "no complete <plist> element"));
 		goto out;
 	}
 	*out = ps.root;

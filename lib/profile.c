@@ -88,7 +88,7 @@ mdm_err profile_url_check(const char *what, const char *url, int https_only)
 }
 
 /* A configured text value: 1..PROFILE_MAX_VALUE bytes, no control characters. */
-static mdm_err text_check(const char *what, const char *v)
+static MDM_WUR mdm_err text_check(const char *what, const char *v)
 {
 	size_t len;
 
@@ -110,7 +110,7 @@ static mdm_err text_check(const char *what, const char *v)
 }
 
 /* Reverse-DNS: labels of letters, digits and '-', separated by single dots. */
-static mdm_err identifier_check(const char *v)
+static MDM_WUR mdm_err identifier_check(const char *v)
 {
 	size_t len;
 
@@ -139,7 +139,7 @@ static const char *subject_type(const char *s, size_t len)
 }
 
 /* [[type, value]]: one RDN of Apple's Subject. */
-static mdm_err rdn_new(const char *type, const char *value, size_t vlen, plist **out)
+static MDM_WUR mdm_err rdn_new(const char *type, const char *value, size_t vlen, plist **out)
 {
 	plist *pair = NULL, *rdn = NULL;
 	mdm_err rc = MDM_ERR_NOMEM;
@@ -229,7 +229,7 @@ out:
 }
 
 /* The keys every payload has (Configuration Profile Reference, "Payload"). */
-static mdm_err payload_common(plist *d, const char *type, const char *identifier,
+static MDM_WUR mdm_err payload_common(plist *d, const char *type, const char *identifier,
         const char *suffix, const char *uuid, const char *display)
 {
 	char id[512];
@@ -245,7 +245,7 @@ static mdm_err payload_common(plist *d, const char *type, const char *identifier
 	return MDM_OK;
 }
 
-static mdm_err scep_payload(
+static MDM_WUR mdm_err scep_payload(
         const struct profile_enroll_params *p, const char *scep_url, const char *uuid, plist **out)
 {
 	plist *d = NULL, *c = NULL, *subj = NULL;
@@ -286,7 +286,7 @@ out:
 	return rc;
 }
 
-static mdm_err mdm_payload(const struct profile_enroll_params *p, const char *uuid,
+static MDM_WUR mdm_err mdm_payload(const struct profile_enroll_params *p, const char *uuid,
         const char *identity_uuid, plist **out)
 {
 	char checkin[PROFILE_MAX_URL + 32], server[PROFILE_MAX_URL + 32];
@@ -331,7 +331,7 @@ out:
 }
 
 /* The MDM payload's topic only when there is one (with_mdm). */
-static mdm_err params_check(const struct profile_enroll_params *p, int with_mdm)
+static MDM_WUR mdm_err params_check(const struct profile_enroll_params *p, int with_mdm)
 {
 	mdm_err rc;
 
@@ -358,7 +358,7 @@ static mdm_err params_check(const struct profile_enroll_params *p, int with_mdm)
 }
 
 /* The Configuration profile: SCEP payload, and the MDM payload when with_mdm. */
-static mdm_err profile_config_build(
+static MDM_WUR mdm_err profile_config_build(
         const struct profile_enroll_params *p, int with_mdm, plist **out)
 {
 	char top_uuid[PROFILE_UUID_LEN + 1], scep_uuid[PROFILE_UUID_LEN + 1],

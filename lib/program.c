@@ -64,7 +64,7 @@ mdm_err program_device(
 }
 
 /* Liveness and wiring: the database, and the client certificate Apache passed. */
-static mdm_err program_health(struct program *a, fcgi_req *r)
+static MDM_WUR mdm_err program_health(struct program *a, fcgi_req *r)
 {
 	char fp[X509_FP_HEX_LEN + 1];
 	const char *cert = "none";
@@ -115,7 +115,7 @@ mdm_err program_dispatch(struct program *a, fcgi_req *r)
 	return ep->handle(a, r);
 }
 
-static mdm_err program_handler(fcgi_req *r, void *arg)
+static MDM_WUR mdm_err program_handler(fcgi_req *r, void *arg)
 {
 	return program_dispatch(arg, r);
 }

@@ -24,7 +24,7 @@ struct program_spec {
 	size_t max_body;      /* from mdm_limits.h */
 	const char *protocol; /* what it speaks, for error messages */
 	/* Called with the body read (r->body) for allowed methods. */
-	mdm_err (*handle)(struct program *a, fcgi_req *r);
+	MDM_WUR mdm_err (*handle)(struct program *a, fcgi_req *r);
 };
 
 struct program {

@@ -92,7 +92,7 @@ void scep_server_free(struct scep_server *s)
 	free(s);
 }
 
-static mdm_err scep_ca(struct scep_server *s)
+static MDM_WUR mdm_err scep_ca(struct scep_server *s)
 {
 	return ca_refresh(s->db, s->cfg, &s->ca);
 }
@@ -185,10 +185,25 @@ struct scep_op {
 };
 
 /* Refuses with failInfo, logging the rule once. */
-static mdm_err scep_refuse(struct scep_op *op, enum scep_fail_info fail, const char *rule)
+static MDM_WUR mdm_err scep_refuse(struct scep_op *op, enum scep_fail_info fail, const char *rule)
 {
 	log_warn("scep: %s refused: %s (failInfo %s)", op->msg->transaction_id, rule,
 	        scep_fail_str(fail));
+	op->status = SCEP_FAILURE;
+	op->fail = fail;
+	return MDM_OK;
+}
+
+/*
+ * The same answer to a refusal the callee (x509, cms) logged with its
+ * rule: only the answer is logged here, naming the transaction and what
+ * was refused.
+ */
+static MDM_WUR mdm_err scep_refused_by_callee(
+        struct scep_op *op, enum scep_fail_info fail, const char *what)
+{
+	log_info("scep: %s: %s refused (its rule is logged): FAILURE, failInfo %s",
+	        op->msg->transaction_id, what, scep_fail_str(fail));
 	op->status = SCEP_FAILURE;
 	op->fail = fail;
 	return MDM_OK;
@@ -220,7 +235,7 @@ static enum cms_digest scep_reply_digest(const struct scep_server *s, enum cms_d
  * (older answers of this server): then the CA.  Failures found before
  * decryption go out under the responder, as current clients expect.
  */
-static mdm_err scep_reply(struct scep_op *op, uint8_t **out, size_t *outlen)
+static MDM_WUR mdm_err scep_reply(struct scep_op *op, uint8_t **out, size_t *outlen)
 {
 	struct ca_state *ca = op->s->ca;
 	struct x509_st *extra[1] = {ca->active};
@@ -267,7 +282,7 @@ static int scep_ct_equal(const char *a, const char *b)
  * (an idempotent retry), another key is refused.  *found says whether
  * there was one.
  */
-static mdm_err scep_existing(struct scep_op *op, int *found)
+static MDM_WUR mdm_err scep_existing(struct scep_op *op, int *found)
 {
 	const char *params[1] = {op->msg->transaction_id};
 	db_res *r = NULL;
@@ -311,7 +326,7 @@ out:
 }
 
 /* RenewalReq, or a PKCSReq from an enrolled client: the signer is ours. */
-static mdm_err scep_auth_by_certificate(struct scep_op *op, int *ok)
+static MDM_WUR mdm_err scep_auth_by_certificate(struct scep_op *op, int *ok)
 {
 	struct x509_info info;
 	const char *params[1];
@@ -357,7 +372,7 @@ struct scep_issue_tx {
 };
 
 /* Spends a one-time challenge: atomically, so two requests cannot both use it. */
-static mdm_err scep_spend_challenge(
+static MDM_WUR mdm_err scep_spend_challenge(
         db *d, struct scep_op *op, const char *challenge, char *challenge_id, size_t cap)
 {
 	const char *params[1] = {challenge};
@@ -389,7 +404,7 @@ out:
 }
 
 /* Issues op->csr and records the certificate on the transaction. */
-static mdm_err scep_issue_cert(db *d, struct scep_op *op)
+static MDM_WUR mdm_err scep_issue_cert(db *d, struct scep_op *op)
 {
 	struct x509_issue_policy pol = {
 	        op->s->policy.days, op->s->policy.min_rsa_bits, op->s->policy.copy_sans};
@@ -430,7 +445,7 @@ static mdm_err scep_issue_cert(db *d, struct scep_op *op)
 	return rc;
 }
 
-static mdm_err scep_issue_tx_fn(db *d, void *arg)
+static MDM_WUR mdm_err scep_issue_tx_fn(db *d, void *arg)
 {
 	struct scep_issue_tx *t = arg;
 	struct scep_op *op = t->op;
@@ -536,7 +551,8 @@ static int scep_throwaway_signer_ok(struct scep_op *op)
  * when in both.  *challenge (borrowed from op or *csr_challenge, which
  * the caller frees) is NULL when the request is refused.
  */
-static mdm_err scep_challenge_of(struct scep_op *op, char **csr_challenge, const char **challenge)
+static MDM_WUR mdm_err scep_challenge_of(
+        struct scep_op *op, char **csr_challenge, const char **challenge)
 {
 	mdm_err rc;
 
@@ -544,7 +560,7 @@ static mdm_err scep_challenge_of(struct scep_op *op, char **csr_challenge, const
 	*challenge = NULL;
 	rc = x509_csr_challenge(op->csr, csr_challenge);
 	if (rc != MDM_OK && rc != MDM_ERR_NOT_FOUND)
-		return scep_refuse(op, SCEP_BAD_REQUEST, "malformed challengePassword");
+		return scep_refused_by_callee(op, SCEP_BAD_REQUEST, "the CSR's challengePassword");
 	if (*csr_challenge && op->msg->challenge &&
 	        !scep_ct_equal(*csr_challenge, op->msg->challenge))
 		return scep_refuse(op, SCEP_BAD_REQUEST,
@@ -557,7 +573,7 @@ static mdm_err scep_challenge_of(struct scep_op *op, char **csr_challenge, const
 }
 
 /* PKCSReq (19) and RenewalReq (17): RFC 8894 sections 3.3.1 and 4.3. */
-static mdm_err scep_enrol(struct scep_op *op)
+static MDM_WUR mdm_err scep_enrol(struct scep_op *op)
 {
 	struct scep_server *s = op->s;
 	struct scep_issue_tx t = {op, NULL, 0};
@@ -565,16 +581,17 @@ static mdm_err scep_enrol(struct scep_op *op)
 	const char *challenge = NULL;
 	int found, ours = 0;
 	size_t which;
+	const char *why = "self-issued";
+	char rule[160];
 	mdm_err rc;
 
 	/* Who asks first (signature, authorisation), then what is asked for (policy). */
 	if (x509_csr_from_der(op->content, op->content_len, &op->csr) != MDM_OK)
-		return scep_refuse(
-		        op, SCEP_BAD_REQUEST, "RFC 8894 section 3.3.1: not a PKCS#10 CSR");
+		return scep_refused_by_callee(op, SCEP_BAD_REQUEST,
+		        "the content (RFC 8894 section 3.3.1: a PKCS#10 CSR)");
 	if (x509_csr_verify(op->csr) != MDM_OK)
-		return scep_refuse(op, SCEP_BAD_MESSAGE_CHECK,
-		        "RFC 2986: the CSR's signature does not verify (no proof of possession "
-		        "of its key)");
+		return scep_refused_by_callee(
+		        op, SCEP_BAD_MESSAGE_CHECK, "the CSR's signature (proof of possession)");
 	if ((rc = x509_cert_key_sha256(op->msg->signer, op->key_sha256)) != MDM_OK)
 		return rc;
 	if ((rc = scep_existing(op, &found)) != MDM_OK || found)
@@ -582,17 +599,21 @@ static mdm_err scep_enrol(struct scep_op *op)
 
 	/*
 	 * Is the signer a certificate we issued (current or a previous CA)?
-	 * A self-issued signer is the throw-away kind: not worth asking.
+	 * A self-issued signer is the throw-away kind: not worth asking.  A
+	 * question, not a refusal: nothing is logged unless a RenewalReq is
+	 * refused for the answer.
 	 */
 	if (!x509_cert_self_issued(op->msg->signer) &&
-	        x509_verify_issued(op->msg->signer, s->ca->verify, s->ca->n_verify, op->now, 1,
-	                &which) == MDM_OK) {
+	        x509_verify_issued_why(op->msg->signer, s->ca->verify, s->ca->n_verify, op->now, 1,
+	                &which, &why) == MDM_OK) {
 		if ((rc = scep_auth_by_certificate(op, &ours)) != MDM_OK || !ours)
 			return rc;
 	} else if (op->msg->message_type == SCEP_RENEWALREQ) {
-		return scep_refuse(op, SCEP_BAD_MESSAGE_CHECK,
+		snprintf(rule, sizeof(rule),
 		        "RFC 8894 section 3.3.1.2: a RenewalReq is signed by a valid certificate "
-		        "this CA issued (unknown issuer, expired or not client authentication)");
+		        "this CA issued (its signer's: %s)",
+		        why != NULL ? why : "not verified");
+		return scep_refuse(op, SCEP_BAD_MESSAGE_CHECK, rule);
 	}
 	if (!ours) {
 		if (!scep_throwaway_signer_ok(op))
@@ -633,10 +654,11 @@ struct scep_poll_tx {
  * when the CertPoll comes (the approval was for those grounds): the
  * certificate it renews unrevoked, still valid to our CA chain, bound to
  * the same UDID, and that UDID not bound to another certificate since.
- * When not, *why and *fail say which rule (NULL: it holds).
+ * When not, *why and *fail say which rule (NULL: it holds), *detail (or
+ * NULL) what x509 found, for the log only.
  */
-static mdm_err scep_renewal_grounds(
-        db *d, struct scep_op *op, const char *tx_udid, enum scep_fail_info *fail, const char **why)
+static MDM_WUR mdm_err scep_renewal_grounds(db *d, struct scep_op *op, const char *tx_udid,
+        enum scep_fail_info *fail, const char **why, const char **detail)
 {
 	const char *params[1] = {op->renewal_of};
 	struct x509_st *old = NULL;
@@ -645,6 +667,7 @@ static mdm_err scep_renewal_grounds(
 	mdm_err rc;
 
 	*why = NULL;
+	*detail = NULL;
 	*fail = SCEP_FAIL_NONE;
 	rc = db_exec(d,
 	        "SELECT c.der, c.revoked_at IS NOT NULL, coalesce(c.udid, ''), "
@@ -667,8 +690,8 @@ static mdm_err scep_renewal_grounds(
 	}
 	if ((rc = ca_cert_from_res(r, 0, 0, &old)) != MDM_OK)
 		goto out;
-	if (x509_verify_issued(old, op->s->ca->verify, op->s->ca->n_verify, op->now, 1, &which) !=
-	        MDM_OK) {
+	if (x509_verify_issued_why(old, op->s->ca->verify, op->s->ca->n_verify, op->now, 1, &which,
+	            detail) != MDM_OK) {
 		*fail = SCEP_BAD_MESSAGE_CHECK;
 		*why = "RFC 8894 section 3.3.1.2: the certificate this request renews has expired "
 		       "or no longer verifies to this CA; its approval is void";
@@ -692,11 +715,14 @@ out:
 	return rc;
 }
 
-/* Records why an approved transaction was refused at issue time, and answers so. */
-static mdm_err scep_refuse_approved(
-        db *d, struct scep_op *op, enum scep_fail_info fail, const char *why)
+/*
+ * Records why an approved transaction was refused at issue time, and
+ * answers so; the log also gives detail (NULL: none).
+ */
+static MDM_WUR mdm_err scep_refuse_approved(
+        db *d, struct scep_op *op, enum scep_fail_info fail, const char *why, const char *detail)
 {
-	char f[8];
+	char f[8], rule[320];
 	const char *params[3] = {op->msg->transaction_id, why, f};
 	mdm_err rc;
 
@@ -707,10 +733,12 @@ static mdm_err scep_refuse_approved(
 	        3, params, NULL);
 	if (rc != MDM_OK)
 		return rc;
-	return scep_refuse(op, fail, why);
+	snprintf(rule, sizeof(rule), "%s%s%s%s", why, detail != NULL ? " (x509: " : "",
+	        detail != NULL ? detail : "", detail != NULL ? ")" : "");
+	return scep_refuse(op, fail, rule);
 }
 
-static mdm_err scep_poll_tx_fn(db *d, void *arg)
+static MDM_WUR mdm_err scep_poll_tx_fn(db *d, void *arg)
 {
 	struct scep_op *op = ((struct scep_poll_tx *)arg)->op;
 	const char *params[1] = {op->msg->transaction_id};
@@ -771,11 +799,11 @@ static mdm_err scep_poll_tx_fn(db *d, void *arg)
 	snprintf(op->udid, sizeof(op->udid), "%s", db_res_get0(r, 0, 5));
 	if (op->renewal_of[0] != '\0') {
 		enum scep_fail_info fail;
-		const char *why;
-		if ((rc = scep_renewal_grounds(d, op, op->udid, &fail, &why)) != MDM_OK)
+		const char *why, *detail;
+		if ((rc = scep_renewal_grounds(d, op, op->udid, &fail, &why, &detail)) != MDM_OK)
 			goto out;
 		if (why != NULL) {
-			rc = scep_refuse_approved(d, op, fail, why);
+			rc = scep_refuse_approved(d, op, fail, why, detail);
 			goto out;
 		}
 	}
@@ -786,15 +814,15 @@ out:
 }
 
 /* CertPoll (20): RFC 8894 section 3.3.3. */
-static mdm_err scep_poll(struct scep_op *op)
+static MDM_WUR mdm_err scep_poll(struct scep_op *op)
 {
 	struct scep_poll_tx t = {op};
 	char *issuer = NULL, *subject = NULL;
 	mdm_err rc;
 
 	if (cms_scep_issuer_and_subject(op->content, op->content_len, &issuer, &subject) != MDM_OK)
-		return scep_refuse(op, SCEP_BAD_REQUEST,
-		        "RFC 8894 section 3.3.3: CertPoll content is not IssuerAndSubject");
+		return scep_refused_by_callee(op, SCEP_BAD_REQUEST,
+		        "the CertPoll content (RFC 8894 section 3.3.3: IssuerAndSubject)");
 	free(issuer);
 	free(subject);
 	if ((rc = x509_cert_key_sha256(op->msg->signer, op->key_sha256)) != MDM_OK)
@@ -803,7 +831,7 @@ static mdm_err scep_poll(struct scep_op *op)
 }
 
 /* GetCert (21), section 3.3.4: any certificate this CA issued, by serial. */
-static mdm_err scep_get_cert(struct scep_op *op)
+static MDM_WUR mdm_err scep_get_cert(struct scep_op *op)
 {
 	char *issuer = NULL, *serial = NULL;
 	const char *params[2];
@@ -811,8 +839,8 @@ static mdm_err scep_get_cert(struct scep_op *op)
 	mdm_err rc;
 
 	if (cms_scep_issuer_and_serial(op->content, op->content_len, &issuer, &serial) != MDM_OK)
-		return scep_refuse(op, SCEP_BAD_REQUEST,
-		        "RFC 8894 section 3.3.4: content is not IssuerAndSerialNumber");
+		return scep_refused_by_callee(op, SCEP_BAD_REQUEST,
+		        "the content (RFC 8894 section 3.3.4: IssuerAndSerialNumber)");
 	params[0] = serial;
 	params[1] = issuer;
 	rc = db_exec(op->s->db,
@@ -851,7 +879,8 @@ static int scep_reason_code(const char *name)
  * Whether the certificate a GetCRL names was signed by the active CA key.
  * Unknown to us: badCertId.  From a previous key: badCertId, logged.
  */
-static mdm_err scep_crl_issued_by_active(struct scep_op *op, const char *issuer, const char *serial)
+static MDM_WUR mdm_err scep_crl_issued_by_active(
+        struct scep_op *op, const char *issuer, const char *serial)
 {
 	struct x509_st *cert = NULL, *active[1] = {op->s->ca->active};
 	const char *params[2] = {serial, issuer};
@@ -883,7 +912,7 @@ out:
 }
 
 /* GetCRL (22), section 3.3.4: the active CA's CRL. */
-static mdm_err scep_get_crl(struct scep_op *op)
+static MDM_WUR mdm_err scep_get_crl(struct scep_op *op)
 {
 	struct ca_state *ca = op->s->ca;
 	struct x509_info info;
@@ -895,8 +924,8 @@ static mdm_err scep_get_crl(struct scep_op *op)
 	mdm_err rc;
 
 	if (cms_scep_issuer_and_serial(op->content, op->content_len, &issuer, &serial) != MDM_OK)
-		return scep_refuse(op, SCEP_BAD_REQUEST,
-		        "RFC 8894 section 3.3.4: content is not IssuerAndSerialNumber");
+		return scep_refused_by_callee(op, SCEP_BAD_REQUEST,
+		        "the content (RFC 8894 section 3.3.4: IssuerAndSerialNumber)");
 	if ((rc = x509_cert_info(ca->active, &info)) != MDM_OK)
 		goto out;
 	if (strcmp(issuer, info.subject) != 0) {
@@ -988,31 +1017,32 @@ static void scep_op_clear(struct scep_op *op)
  * CertRep FAILURE, addressed with the fields cms_scep_parse_unverified
  * reads.  Those are unauthenticated: they only address the answer;
  * nothing is issued, stored or spent.  MDM_ERR_PARSE (HTTP 400) when the
- * message cannot be read even that far, or is not a request.
+ * message cannot be read even that far, or is not a request.  The
+ * refusal was logged by cms_scep_parse; what is logged here is the
+ * answer, naming the transaction.
  */
-static mdm_err scep_answer_unverified(struct scep_server *s, const uint8_t *msg, size_t len,
-        enum scep_fail_info fail, const char *rule, uint8_t **out, size_t *outlen)
+static MDM_WUR mdm_err scep_answer_unverified(struct scep_server *s, const uint8_t *msg, size_t len,
+        enum scep_fail_info fail, uint8_t **out, size_t *outlen)
 {
 	struct scep_op op;
 	enum scep_fail_info f2 = SCEP_FAIL_NONE;
-	char err[256] = "";
 	mdm_err rc;
 
 	memset(&op, 0, sizeof(op));
 	op.s = s;
-	if ((rc = cms_scep_parse_unverified(msg, len, &op.msg, &f2, err, sizeof(err))) != MDM_OK) {
-		log_warn("scep: PKIOperation refused: %s", rule);
+	/* A refusal here is another rule, logged by cms as the first was. */
+	if ((rc = cms_scep_parse_unverified(msg, len, &op.msg, &f2, NULL, 0)) != MDM_OK)
 		return rc == MDM_ERR_NOMEM ? rc : MDM_ERR_PARSE;
-	}
 	if (op.msg->message_type == SCEP_CERTREP || op.msg->signer == NULL ||
 	        op.msg->transaction_id[0] == '\0') {
-		log_warn("scep: PKIOperation refused: %s", rule);
+		log_info("scep: PKIOperation answered 400: no CertRep FAILURE can be addressed to "
+		         "it (a CertRep, or no signer or transactionID)");
 		rc = MDM_ERR_PARSE;
 		goto out;
 	}
 	op.status = SCEP_FAILURE;
 	op.fail = fail;
-	log_warn("scep: %s (unverified) refused: %s (failInfo %s)", op.msg->transaction_id, rule,
+	log_info("scep: %s (unverified) answered FAILURE, failInfo %s", op.msg->transaction_id,
 	        scep_fail_str(fail));
 	rc = scep_reply(&op, out, outlen);
 out:
@@ -1025,7 +1055,7 @@ mdm_err scep_pki_operation(struct scep_server *s, const uint8_t *msg, size_t len
 {
 	struct scep_op op;
 	enum scep_fail_info fail = SCEP_FAIL_NONE;
-	char err[256] = "";
+	char err[256] = "", rule[400];
 	struct ca_state *ca;
 	int to_responder = 0;
 	mdm_err rc;
@@ -1042,13 +1072,14 @@ mdm_err scep_pki_operation(struct scep_server *s, const uint8_t *msg, size_t len
 		return rc;
 	ca = s->ca;
 
+	/* A refusal is logged there, naming the rule; err says whether there was one. */
 	rc = cms_scep_parse(msg, len, &op.msg, &fail, err, sizeof(err));
 	if (rc != MDM_OK) {
 		if (rc == MDM_ERR_PARSE && (fail == SCEP_BAD_ALG || fail == SCEP_BAD_MESSAGE_CHECK))
-			return scep_answer_unverified(
-			        s, msg, len, fail, err[0] ? err : err_str(rc), out, outlen);
+			return scep_answer_unverified(s, msg, len, fail, out, outlen);
 		/* Nothing to address an answer with: HTTP 400. */
-		log_warn("scep: PKIOperation refused: %s", err[0] ? err : err_str(rc));
+		if (err[0] == '\0')
+			log_warn("scep: PKIOperation not read: %s", err_str(rc));
 		return rc == MDM_ERR_NOMEM ? rc : MDM_ERR_PARSE;
 	}
 	if (op.msg->message_type == SCEP_CERTREP) {
@@ -1065,15 +1096,18 @@ mdm_err scep_pki_operation(struct scep_server *s, const uint8_t *msg, size_t len
 		        &op, SCEP_BAD_REQUEST, "RFC 8894 section 3.2.2: no pkcsPKIEnvelope");
 		goto reply;
 	}
+	/* Logs nothing: the rule comes back in err, logged once below with the transaction. */
 	rc = cms_scep_decrypt_ex(op.msg, ca->ra ? ca->ra_key : ca->active_key,
 	        ca->ra ? ca->ra : ca->active, s->policy.allow_des, &op.content, &op.content_len,
-	        &op.cipher, &fail, &to_responder);
+	        &op.cipher, &fail, &to_responder, err, sizeof(err));
 	op.to_ca = rc == MDM_OK && ca->ra == NULL && !to_responder;
 	if (rc != MDM_OK) {
 		op.cipher = CMS_CIPHER_AES256;
-		rc = scep_refuse(&op, fail != SCEP_FAIL_NONE ? fail : SCEP_BAD_MESSAGE_CHECK,
+		snprintf(rule, sizeof(rule),
 		        "RFC 8894 section 3.2.2: the pkcsPKIEnvelope cannot be decrypted by this "
-		        "CA");
+		        "CA: %s",
+		        err[0] != '\0' ? err : err_str(rc));
+		rc = scep_refuse(&op, fail != SCEP_FAIL_NONE ? fail : SCEP_BAD_MESSAGE_CHECK, rule);
 		goto reply;
 	}
 	if (op.cipher == CMS_CIPHER_DES3 && !s->policy.allow_des3) {

@@ -133,8 +133,8 @@ void cms_scep_msg_free(struct cms_scep_msg *m)
 }
 
 /* The one value of a string attribute, of the type the rule asks for. */
-static mdm_err cms_attr_bytes(struct cms_parse *ps, enum cms_attr a, const ASN1_TYPE *t, int type,
-        const unsigned char **p, size_t *n)
+static MDM_WUR mdm_err cms_attr_bytes(struct cms_parse *ps, enum cms_attr a, const ASN1_TYPE *t,
+        int type, const unsigned char **p, size_t *n)
 {
 	const ASN1_STRING *s;
 
@@ -156,7 +156,7 @@ static int cms_decimal_is(const unsigned char *p, size_t n, const char *want)
 	return n == strlen(want) && memcmp(p, want, n) == 0;
 }
 
-static mdm_err cms_attr_message_type(struct cms_parse *ps, const ASN1_TYPE *t)
+static MDM_WUR mdm_err cms_attr_message_type(struct cms_parse *ps, const ASN1_TYPE *t)
 {
 	const unsigned char *p = NULL;
 	size_t n = 0;
@@ -175,7 +175,7 @@ static mdm_err cms_attr_message_type(struct cms_parse *ps, const ASN1_TYPE *t)
 	        "RFC 8894 3.2.1.2: unknown messageType \"%.*s\"", (int)(n > 8 ? 8 : n), p);
 }
 
-static mdm_err cms_attr_pki_status(struct cms_parse *ps, const ASN1_TYPE *t)
+static MDM_WUR mdm_err cms_attr_pki_status(struct cms_parse *ps, const ASN1_TYPE *t)
 {
 	static const struct {
 		const char *s;
@@ -197,7 +197,7 @@ static mdm_err cms_attr_pki_status(struct cms_parse *ps, const ASN1_TYPE *t)
 	        "RFC 8894 3.2.1.3: unknown pkiStatus \"%.*s\"", (int)(n > 8 ? 8 : n), p);
 }
 
-static mdm_err cms_attr_fail_info(struct cms_parse *ps, const ASN1_TYPE *t)
+static MDM_WUR mdm_err cms_attr_fail_info(struct cms_parse *ps, const ASN1_TYPE *t)
 {
 	static const char *const tab[] = {"0", "1", "2", "3", "4"};
 	const unsigned char *p = NULL;
@@ -216,7 +216,7 @@ static mdm_err cms_attr_fail_info(struct cms_parse *ps, const ASN1_TYPE *t)
 	        "RFC 8894 3.2.1.4: unknown failInfo \"%.*s\"", (int)(n > 8 ? 8 : n), p);
 }
 
-static mdm_err cms_attr_nonce(struct cms_parse *ps, enum cms_attr a, const ASN1_TYPE *t,
+static MDM_WUR mdm_err cms_attr_nonce(struct cms_parse *ps, enum cms_attr a, const ASN1_TYPE *t,
         uint8_t dst[SCEP_NONCE_LEN], int *has, size_t *dstlen)
 {
 	const unsigned char *p = NULL;
@@ -235,7 +235,7 @@ static mdm_err cms_attr_nonce(struct cms_parse *ps, enum cms_attr a, const ASN1_
 	return MDM_OK;
 }
 
-static mdm_err cms_attr_transaction_id(struct cms_parse *ps, const ASN1_TYPE *t)
+static MDM_WUR mdm_err cms_attr_transaction_id(struct cms_parse *ps, const ASN1_TYPE *t)
 {
 	const unsigned char *p = NULL;
 	size_t n = 0;
@@ -263,7 +263,7 @@ static mdm_err cms_attr_transaction_id(struct cms_parse *ps, const ASN1_TYPE *t)
  * ASCII: clients put '!' or '_' there, and refusing would only break
  * enrolment, not protect anything (the value is compared, never parsed).
  */
-static mdm_err cms_attr_challenge(struct cms_parse *ps, const ASN1_TYPE *t)
+static MDM_WUR mdm_err cms_attr_challenge(struct cms_parse *ps, const ASN1_TYPE *t)
 {
 	const ASN1_STRING *s;
 	const unsigned char *p = NULL;
@@ -295,7 +295,7 @@ static mdm_err cms_attr_challenge(struct cms_parse *ps, const ASN1_TYPE *t)
 	return MDM_OK;
 }
 
-static mdm_err cms_attr_value(struct cms_parse *ps, enum cms_attr a, const ASN1_TYPE *t)
+static MDM_WUR mdm_err cms_attr_value(struct cms_parse *ps, enum cms_attr a, const ASN1_TYPE *t)
 {
 	struct cms_scep_msg *m = ps->m;
 	int type = t != NULL ? ASN1_TYPE_get(t) : V_ASN1_UNDEF;
@@ -333,7 +333,7 @@ static mdm_err cms_attr_value(struct cms_parse *ps, enum cms_attr a, const ASN1_
 }
 
 /* Each interpreted attribute at most once, with exactly one value. */
-static mdm_err cms_read_attrs(struct cms_parse *ps, CMS_SignerInfo *si)
+static MDM_WUR mdm_err cms_read_attrs(struct cms_parse *ps, CMS_SignerInfo *si)
 {
 	int n = CMS_signed_get_attr_count(si);
 	mdm_err rc;
@@ -364,7 +364,7 @@ static mdm_err cms_read_attrs(struct cms_parse *ps, CMS_SignerInfo *si)
 }
 
 /* What each message type must (and must not) carry, once the values are known. */
-static mdm_err cms_check_attrs(struct cms_parse *ps)
+static MDM_WUR mdm_err cms_check_attrs(struct cms_parse *ps)
 {
 	struct cms_scep_msg *m = ps->m;
 
@@ -398,7 +398,7 @@ static mdm_err cms_check_attrs(struct cms_parse *ps)
 }
 
 /* The SCEP policy; unverified, the digest is only recorded (CMS_DIGEST__MAX if refused). */
-static mdm_err cms_check_algs(struct cms_parse *ps, CMS_SignerInfo *si)
+static MDM_WUR mdm_err cms_check_algs(struct cms_parse *ps, CMS_SignerInfo *si)
 {
 	const struct cms_alg *digest = NULL, *signature = NULL;
 	mdm_err rc =
@@ -409,7 +409,7 @@ static mdm_err cms_check_algs(struct cms_parse *ps, CMS_SignerInfo *si)
 }
 
 /* The signer certificate, from the message itself, matched by sid. */
-static mdm_err cms_find_signer(
+static MDM_WUR mdm_err cms_find_signer(
         struct cms_parse *ps, CMS_ContentInfo *cms, CMS_SignerInfo *si, X509 **out)
 {
 	X509 *found = NULL;
@@ -445,7 +445,7 @@ out:
  * the signer must be).  A failure CertRep has no content: its digest is
  * that of the empty string.
  */
-static mdm_err cms_verify_sig(struct cms_parse *ps, CMS_ContentInfo *cms, X509 *signer)
+static MDM_WUR mdm_err cms_verify_sig(struct cms_parse *ps, CMS_ContentInfo *cms, X509 *signer)
 {
 	STACK_OF(X509) *one = sk_X509_new_null();
 	ASN1_OCTET_STRING **pos = CMS_get0_content(cms);
@@ -472,7 +472,7 @@ out:
 }
 
 /* The encapsulated pkcsPKIEnvelope: present where it must be, an EnvelopedData. */
-static mdm_err cms_take_envelope(struct cms_parse *ps, CMS_ContentInfo *cms)
+static MDM_WUR mdm_err cms_take_envelope(struct cms_parse *ps, CMS_ContentInfo *cms)
 {
 	struct cms_scep_msg *m = ps->m;
 	ASN1_OCTET_STRING **pos = CMS_get0_content(cms);
@@ -517,7 +517,7 @@ out:
 	return rc;
 }
 
-static mdm_err cms_scep_parse_any(const uint8_t *der, size_t len, struct cms_scep_msg **out,
+static MDM_WUR mdm_err cms_scep_parse_any(const uint8_t *der, size_t len, struct cms_scep_msg **out,
         enum scep_fail_info *fail, char *err, size_t errlen, int unverified);
 
 mdm_err cms_scep_parse(const uint8_t *der, size_t len, struct cms_scep_msg **out,
@@ -545,10 +545,10 @@ enum scep_fail_info scep_msg_fail(enum cms_fault f)
 	return (unsigned)f < CMS_FAULT__MAX ? scep_fails[f] : SCEP_BAD_REQUEST;
 }
 
-static mdm_err cms_scep_parse_in(
+static MDM_WUR mdm_err cms_scep_parse_in(
         struct cms_parse *ps, const uint8_t *der, size_t len, struct cms_scep_msg **out);
 
-static mdm_err cms_scep_parse_any(const uint8_t *der, size_t len, struct cms_scep_msg **out,
+static MDM_WUR mdm_err cms_scep_parse_any(const uint8_t *der, size_t len, struct cms_scep_msg **out,
         enum scep_fail_info *fail, char *err, size_t errlen, int unverified)
 {
 	struct cms_parse ps;
@@ -569,7 +569,7 @@ static mdm_err cms_scep_parse_any(const uint8_t *der, size_t len, struct cms_sce
 	return rc;
 }
 
-static mdm_err cms_scep_parse_in(
+static MDM_WUR mdm_err cms_scep_parse_in(
         struct cms_parse *ps, const uint8_t *der, size_t len, struct cms_scep_msg **out)
 {
 	CMS_ContentInfo *cms = NULL;
@@ -632,7 +632,7 @@ out:
 
 /* ---- CertRep and requests ---- */
 
-static mdm_err cms_check_transaction_id(const char *tid)
+static MDM_WUR mdm_err cms_check_transaction_id(const char *tid)
 {
 	size_t n = 0;
 
@@ -648,7 +648,7 @@ static mdm_err cms_check_transaction_id(const char *tid)
 }
 
 /* A fresh nonce; RAND_bytes is checked (and an all-zero result taken as broken). */
-static mdm_err cms_nonce(uint8_t nonce[SCEP_NONCE_LEN])
+static MDM_WUR mdm_err cms_nonce(uint8_t nonce[SCEP_NONCE_LEN])
 {
 	unsigned char any = 0;
 

@@ -149,10 +149,13 @@ MDM_WUR mdm_err cms_scep_decrypt_des(const struct cms_scep_msg *m, struct evp_pk
  * addressed to cert's SCEP responder (x509_scep_responder) rather than to
  * cert itself: *to_responder (may be NULL) is 1 then, on success only.
  * The CertRep is signed under the certificate the client encrypted to.
+ * Unlike the two, it logs no refusal: the rule goes into err (if not
+ * NULL) for the caller, which refuses with it and logs it once, naming
+ * the transaction (scep.c).
  */
 MDM_WUR mdm_err cms_scep_decrypt_ex(const struct cms_scep_msg *m, struct evp_pkey_st *key,
         struct x509_st *cert, int allow_des, uint8_t **out, size_t *outlen, enum cms_cipher *cipher,
-        enum scep_fail_info *fail, int *to_responder);
+        enum scep_fail_info *fail, int *to_responder, char *err, size_t errlen);
 
 /*
  * The parts of IssuerAndSubject (CertPoll) / IssuerAndSerialNumber

@@ -115,7 +115,7 @@ static void *cms_item_d2i(const uint8_t *der, size_t len, const ASN1_ITEM *it, i
 /* ---- decrypting the pkcsPKIEnvelope ---- */
 
 /* The content cipher, from our outline of the EnvelopedData. */
-static mdm_err cms_envelope_cipher(
+static MDM_WUR mdm_err cms_envelope_cipher(
         struct cms_refusal *r, const uint8_t *der, size_t len, int allow_des, enum cms_cipher *out)
 {
 	SCEP_ENV_CI *ci;
@@ -211,7 +211,7 @@ static int cms_ri_addressed(CMS_RecipientInfo *ri, X509 *cert, int via_responder
  * end-entity certificate GetCACert offers; *via_responder is then 1).
  * One addressed to cert itself is preferred.
  */
-static mdm_err cms_our_recipient(struct cms_refusal *r, CMS_ContentInfo *cms, X509 *cert,
+static MDM_WUR mdm_err cms_our_recipient(struct cms_refusal *r, CMS_ContentInfo *cms, X509 *cert,
         CMS_RecipientInfo **out, int *via_responder)
 {
 	STACK_OF(CMS_RecipientInfo) *ris = CMS_get0_RecipientInfos(cms);
@@ -277,38 +277,54 @@ static void cms_open_recipient(CMS_ContentInfo *cms, CMS_RecipientInfo *ri, EVP_
  * to garbage; callers must answer content that does not parse (not a
  * CSR) exactly as they answer a decryption failure: badMessageCheck.
  */
+static MDM_WUR mdm_err cms_scep_decrypt_in(struct cms_refusal *r, const struct cms_scep_msg *m,
+        EVP_PKEY *key, X509 *cert, int allow_des, uint8_t **out, size_t *outlen,
+        enum cms_cipher *cipher, int *to_responder);
+
+/* The three entry points: r says where a refusal goes, *fail its failInfo. */
+static MDM_WUR mdm_err cms_scep_decrypt_run(struct cms_refusal *r, const struct cms_scep_msg *m,
+        EVP_PKEY *key, X509 *cert, int allow_des, uint8_t **out, size_t *outlen,
+        enum cms_cipher *cipher, enum scep_fail_info *fail, int *to_responder)
+{
+	mdm_err rc =
+	        cms_scep_decrypt_in(r, m, key, cert, allow_des, out, outlen, cipher, to_responder);
+
+	if (fail != NULL)
+		*fail = scep_msg_fail(r->fault);
+	return rc;
+}
+
 mdm_err cms_scep_decrypt(const struct cms_scep_msg *m, struct evp_pkey_st *key,
         struct x509_st *cert, uint8_t **out, size_t *outlen, enum cms_cipher *cipher,
         enum scep_fail_info *fail)
 {
-	return cms_scep_decrypt_ex(m, key, cert, 0, out, outlen, cipher, fail, NULL);
+	struct cms_refusal r = {CMS_FAULT_NONE, NULL, 0, 0};
+
+	return cms_scep_decrypt_run(&r, m, key, cert, 0, out, outlen, cipher, fail, NULL);
 }
 
 mdm_err cms_scep_decrypt_des(const struct cms_scep_msg *m, struct evp_pkey_st *key,
         struct x509_st *cert, uint8_t **out, size_t *outlen, enum cms_cipher *cipher,
         enum scep_fail_info *fail)
 {
-	return cms_scep_decrypt_ex(m, key, cert, 1, out, outlen, cipher, fail, NULL);
-}
+	struct cms_refusal r = {CMS_FAULT_NONE, NULL, 0, 0};
 
-static mdm_err cms_scep_decrypt_in(struct cms_refusal *r, const struct cms_scep_msg *m,
-        EVP_PKEY *key, X509 *cert, int allow_des, uint8_t **out, size_t *outlen,
-        enum cms_cipher *cipher, int *to_responder);
+	return cms_scep_decrypt_run(&r, m, key, cert, 1, out, outlen, cipher, fail, NULL);
+}
 
 mdm_err cms_scep_decrypt_ex(const struct cms_scep_msg *m, struct evp_pkey_st *key,
         struct x509_st *cert, int allow_des, uint8_t **out, size_t *outlen, enum cms_cipher *cipher,
-        enum scep_fail_info *fail, int *to_responder)
+        enum scep_fail_info *fail, int *to_responder, char *err, size_t errlen)
 {
-	struct cms_refusal r = {CMS_FAULT_NONE, NULL, 0};
-	mdm_err rc =
-	        cms_scep_decrypt_in(&r, m, key, cert, allow_des, out, outlen, cipher, to_responder);
+	struct cms_refusal r = {CMS_FAULT_NONE, err, errlen, 1};
 
-	if (fail != NULL)
-		*fail = scep_msg_fail(r.fault);
-	return rc;
+	if (err != NULL && errlen > 0)
+		err[0] = '\0';
+	return cms_scep_decrypt_run(
+	        &r, m, key, cert, allow_des, out, outlen, cipher, fail, to_responder);
 }
 
-static mdm_err cms_scep_decrypt_in(struct cms_refusal *r, const struct cms_scep_msg *m,
+static MDM_WUR mdm_err cms_scep_decrypt_in(struct cms_refusal *r, const struct cms_scep_msg *m,
         EVP_PKEY *key, X509 *cert, int allow_des, uint8_t **out, size_t *outlen,
         enum cms_cipher *cipher, int *to_responder)
 {
@@ -392,7 +408,7 @@ out:
 
 /* ---- IssuerAndSerialNumber, IssuerAndSubject ---- */
 
-static mdm_err cms_name_str(const X509_NAME *name, char **out)
+static MDM_WUR mdm_err cms_name_str(const X509_NAME *name, char **out)
 {
 	BIO *bio = BIO_new(BIO_s_mem());
 	uint8_t *buf = NULL;
@@ -420,7 +436,7 @@ out:
 
 mdm_err cms_scep_issuer_and_serial(const uint8_t *der, size_t len, char **issuer, char **serial_hex)
 {
-	struct cms_refusal r = {CMS_FAULT_NONE, NULL, 0};
+	struct cms_refusal r = {CMS_FAULT_NONE, NULL, 0, 0};
 	SCEP_IASN *v = NULL;
 	BIGNUM *bn = NULL;
 	char *hex = NULL, *is = NULL, *sh = NULL;
@@ -483,7 +499,7 @@ out:
 
 mdm_err cms_scep_issuer_and_subject(const uint8_t *der, size_t len, char **issuer, char **subject)
 {
-	struct cms_refusal r = {CMS_FAULT_NONE, NULL, 0};
+	struct cms_refusal r = {CMS_FAULT_NONE, NULL, 0, 0};
 	SCEP_IAS *v = NULL;
 	char *is = NULL, *su = NULL;
 	int trailing = 0;

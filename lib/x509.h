@@ -282,12 +282,20 @@ MDM_WUR mdm_err x509_crl_build(const struct x509_st *ca, struct evp_pkey_st *cak
  * Verifies cert to any of the CA certificates (current and previous) at
  * time now: signature, validity of cert and of the CA that issued it,
  * and, when client_auth, extendedKeyUsage clientAuth.  MDM_ERR_AUTH when
- * it does not chain; *which (if not NULL) is the index of the issuer.
- * Also refused: a cert that is itself a CA, with an unsupported critical
- * extension, or (client_auth) whose keyUsage lacks digitalSignature.
+ * it does not chain (logged, naming the serial, the issuer and why);
+ * *which (if not NULL) is the index of the issuer.  Also refused: a cert
+ * that is itself a CA, with an unsupported critical extension, or
+ * (client_auth) whose keyUsage lacks digitalSignature.
  */
 MDM_WUR mdm_err x509_verify_issued(const struct x509_st *cert, struct x509_st *const *cas,
         size_t ncas, time_t now, int client_auth, size_t *which);
+/*
+ * The same check, logging nothing: on MDM_ERR_AUTH *why (if not NULL) is
+ * the reason ("unknown issuer", "expired", ...), for a caller that refuses
+ * with it in its own terms or only asks whether cert is ours.
+ */
+MDM_WUR mdm_err x509_verify_issued_why(const struct x509_st *cert, struct x509_st *const *cas,
+        size_t ncas, time_t now, int client_auth, size_t *which, const char **why);
 
 /*
  * Verifies a device certificate issued by a vendor CA we pin (Apple's

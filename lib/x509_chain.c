@@ -90,15 +90,16 @@ static const char *cert_unfit(const X509 *cert, time_t now, int client_auth)
 	return NULL;
 }
 
-mdm_err x509_verify_issued(
-        const X509 *cert, X509 *const *cas, size_t ncas, time_t now, int client_auth, size_t *which)
+mdm_err x509_verify_issued_why(const X509 *cert, X509 *const *cas, size_t ncas, time_t now,
+        int client_auth, size_t *which, const char **whyp)
 {
 	enum verify_stage best = VS_NO_ISSUER;
 	const char *why = "unknown issuer";
-	char serial[2 * 20 + 1], issuer[256];
 
 	if (which != NULL)
 		*which = 0;
+	if (whyp != NULL)
+		*whyp = NULL;
 	if (cert == NULL || (cas == NULL && ncas > 0))
 		return MDM_ERR_INVAL;
 	for (size_t i = 0; i < ncas; i++) {
@@ -138,12 +139,26 @@ mdm_err x509_verify_issued(
 			*which = i;
 		return MDM_OK;
 	}
+	if (whyp != NULL)
+		*whyp = why;
+	return MDM_ERR_AUTH;
+}
+
+mdm_err x509_verify_issued(
+        const X509 *cert, X509 *const *cas, size_t ncas, time_t now, int client_auth, size_t *which)
+{
+	char serial[2 * 20 + 1], issuer[256];
+	const char *why = NULL;
+	mdm_err rc = x509_verify_issued_why(cert, cas, ncas, now, client_auth, which, &why);
+
+	if (rc != MDM_ERR_AUTH)
+		return rc;
 	if (!x509_serial_to_hex(X509_get0_serialNumber(cert), serial, sizeof(serial)))
 		snprintf(serial, sizeof(serial), "?");
 	if (x509_name_to_str(X509_get_issuer_name(cert), issuer, sizeof(issuer), 1) != MDM_OK)
 		snprintf(issuer, sizeof(issuer), "?");
 	log_warn("x509: certificate serial %s from issuer \"%s\" refused: %s", serial, issuer, why);
-	return MDM_ERR_AUTH;
+	return rc;
 }
 
 /* ---- pinned vendor chains (Apple device identities) ---- */

@@ -35,7 +35,7 @@
 
 /* ---- building certificates ---- */
 
-static mdm_err check_days(int days, time_t now)
+static MDM_WUR mdm_err check_days(int days, time_t now)
 {
 	if (days < 1 || days > X509_MAX_DAYS) {
 		log_error("x509: validity of %d days outside 1..%d", days, X509_MAX_DAYS);
@@ -55,7 +55,7 @@ static mdm_err check_days(int days, time_t now)
  * multi-valued RDNs ('+') are not supported.  Values are UTF-8; OpenSSL
  * picks the string type per attribute (PrintableString for C).
  */
-static mdm_err name_parse(const char *s, X509_NAME **out)
+static MDM_WUR mdm_err name_parse(const char *s, X509_NAME **out)
 {
 	X509_NAME *name = NULL;
 	char value[X509_MAX_SUBJECT + 1];
@@ -116,7 +116,7 @@ out:
 }
 
 /* 128 random bits as a positive INTEGER (17 DER octets when the top bit is set). */
-static mdm_err serial_random(ASN1_INTEGER **out)
+static MDM_WUR mdm_err serial_random(ASN1_INTEGER **out)
 {
 	unsigned char b[16];
 	BIGNUM *bn = NULL;
@@ -144,7 +144,7 @@ out:
 	return rc;
 }
 
-static mdm_err set_time(X509 *x, int which, time_t t)
+static MDM_WUR mdm_err set_time(X509 *x, int which, time_t t)
 {
 	ASN1_TIME *at;
 	int ok;
@@ -164,7 +164,7 @@ static mdm_err set_time(X509 *x, int which, time_t t)
 }
 
 /* v3, a fresh random serial, names, validity and the subject's public key. */
-static mdm_err cert_new(const X509_NAME *subject, const X509_NAME *issuer, EVP_PKEY *pub,
+static MDM_WUR mdm_err cert_new(const X509_NAME *subject, const X509_NAME *issuer, EVP_PKEY *pub,
         time_t not_before, time_t not_after, X509 **out)
 {
 	ASN1_INTEGER *serial = NULL;
@@ -208,7 +208,7 @@ out:
 	return rc;
 }
 
-static mdm_err add_ext(X509 *x, int nid, void *value, int critical)
+static MDM_WUR mdm_err add_ext(X509 *x, int nid, void *value, int critical)
 {
 	if (X509_add1_ext_i2d(x, nid, value, critical, X509V3_ADD_DEFAULT) != 1) {
 		x509_ossl_fail(MDM_LOG_ERROR, "X509_add1_ext_i2d");
@@ -219,7 +219,7 @@ static mdm_err add_ext(X509 *x, int nid, void *value, int critical)
 }
 
 /* basicConstraints, critical; a CA gets pathLenConstraint 0: it signs end entities only. */
-static mdm_err add_basic_constraints(X509 *x, int ca)
+static MDM_WUR mdm_err add_basic_constraints(X509 *x, int ca)
 {
 	BASIC_CONSTRAINTS *bc;
 	mdm_err rc = MDM_ERR_NOMEM;
@@ -250,7 +250,7 @@ enum {
 	KU_BIT_CRL_SIGN = 6
 };
 
-static mdm_err add_key_usage(X509 *x, const int *bits, size_t n)
+static MDM_WUR mdm_err add_key_usage(X509 *x, const int *bits, size_t n)
 {
 	ASN1_BIT_STRING *ku;
 	mdm_err rc = MDM_ERR_CRYPTO;
@@ -272,7 +272,7 @@ out:
 }
 
 /* extendedKeyUsage with one purpose (clientAuth for devices, emailProtection for signers). */
-static mdm_err add_eku(X509 *x, int nid)
+static MDM_WUR mdm_err add_eku(X509 *x, int nid)
 {
 	EXTENDED_KEY_USAGE *eku;
 	ASN1_OBJECT *obj = NULL;
@@ -294,7 +294,7 @@ out:
 }
 
 /* RFC 5280 4.2.1.2 method 1: SHA-1 of the subjectPublicKey BIT STRING. */
-static mdm_err key_id_of(const X509 *x, ASN1_OCTET_STRING **out)
+static MDM_WUR mdm_err key_id_of(const X509 *x, ASN1_OCTET_STRING **out)
 {
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int len = 0;
@@ -315,7 +315,7 @@ static mdm_err key_id_of(const X509 *x, ASN1_OCTET_STRING **out)
 }
 
 /* The CA's key identifier: its SKI as written (AKI must match it), else computed. */
-static mdm_err ca_key_id(const X509 *ca, ASN1_OCTET_STRING **out)
+static MDM_WUR mdm_err ca_key_id(const X509 *ca, ASN1_OCTET_STRING **out)
 {
 	int crit = -1;
 
@@ -326,7 +326,7 @@ static mdm_err ca_key_id(const X509 *ca, ASN1_OCTET_STRING **out)
 	return key_id_of(ca, out);
 }
 
-static mdm_err add_ski(X509 *x)
+static MDM_WUR mdm_err add_ski(X509 *x)
 {
 	ASN1_OCTET_STRING *id = NULL;
 	mdm_err rc;
@@ -339,7 +339,7 @@ static mdm_err add_ski(X509 *x)
 }
 
 /* authorityKeyIdentifier with keyIdentifier only (RFC 5280 4.2.1.1). */
-static mdm_err add_aki(X509 *x, const X509 *issuer)
+static MDM_WUR mdm_err add_aki(X509 *x, const X509 *issuer)
 {
 	AUTHORITY_KEYID *akid;
 	mdm_err rc;
@@ -354,7 +354,7 @@ static mdm_err add_aki(X509 *x, const X509 *issuer)
 	return rc;
 }
 
-static mdm_err cert_sign(X509 *x, EVP_PKEY *key)
+static MDM_WUR mdm_err cert_sign(X509 *x, EVP_PKEY *key)
 {
 	if (X509_sign(x, key, EVP_sha256()) <= 0) {
 		x509_ossl_fail(MDM_LOG_ERROR, "X509_sign");
@@ -364,7 +364,7 @@ static mdm_err cert_sign(X509 *x, EVP_PKEY *key)
 }
 
 /* The CA's own key: RSA of at least CA_MIN_RSA_BITS, or EC. */
-static mdm_err ca_key_ok(EVP_PKEY *key)
+static MDM_WUR mdm_err ca_key_ok(EVP_PKEY *key)
 {
 	int id;
 
@@ -380,7 +380,8 @@ static mdm_err ca_key_ok(EVP_PKEY *key)
 }
 
 /* A self-signed CA certificate for key with subject name. */
-static mdm_err ca_build(EVP_PKEY *key, const X509_NAME *name, int days, time_t now, X509 **out)
+static MDM_WUR mdm_err ca_build(
+        EVP_PKEY *key, const X509_NAME *name, int days, time_t now, X509 **out)
 {
 	static const int ku[] = {KU_BIT_DIGITAL_SIGNATURE, KU_BIT_KEY_CERT_SIGN, KU_BIT_CRL_SIGN};
 	X509 *x = NULL;
@@ -435,7 +436,7 @@ mdm_err x509_ca_next(const X509 *current, EVP_PKEY *key, int days, time_t now, X
 }
 
 /* Checks that ca is a CA, valid at now, and that cakey is its key's private half. */
-static mdm_err ca_usable(const X509 *ca, EVP_PKEY *cakey, time_t now, time_t *not_after)
+static MDM_WUR mdm_err ca_usable(const X509 *ca, EVP_PKEY *cakey, time_t now, time_t *not_after)
 {
 	*not_after = 0;
 	if (ca == NULL || cakey == NULL)
@@ -460,7 +461,7 @@ static mdm_err ca_usable(const X509 *ca, EVP_PKEY *cakey, time_t now, time_t *no
 }
 
 /* The issued key: RSA of at least min_bits, or EC on P-256/P-384. */
-static mdm_err issue_key_ok(EVP_PKEY *pub, int min_bits, int *is_rsa)
+static MDM_WUR mdm_err issue_key_ok(EVP_PKEY *pub, int min_bits, int *is_rsa)
 {
 	char group[64];
 	int nid;
@@ -537,7 +538,7 @@ static int san_upn_ok(const ASN1_TYPE *v)
  * other otherNames) refuses the request rather than be dropped silently.
  * *out is NULL when the CSR asks for no SAN.
  */
-static mdm_err csr_sans(X509_REQ *csr, GENERAL_NAMES **out)
+static MDM_WUR mdm_err csr_sans(X509_REQ *csr, GENERAL_NAMES **out)
 {
 	STACK_OF(X509_EXTENSION) *exts = NULL;
 	GENERAL_NAMES *gens = NULL;
@@ -613,7 +614,7 @@ struct ee_profile {
  * extendedKeyUsage, SKI, AKI and the SANs, signed with cakey, checked
  * with the CA certificate.
  */
-static mdm_err ee_issue(const X509 *ca, EVP_PKEY *cakey, time_t ca_not_after,
+static MDM_WUR mdm_err ee_issue(const X509 *ca, EVP_PKEY *cakey, time_t ca_not_after,
         const struct ee_profile *p, int days, time_t now, X509 **out)
 {
 	X509 *x = NULL;
@@ -736,7 +737,7 @@ mdm_err x509_issue_server(const X509 *ca, EVP_PKEY *cakey, const char *subject, 
  * SHA-256, positive (RFC 5280 4.1.2.2); it cannot meet a random serial of
  * x509_issue but by a 2^-128 chance.
  */
-static mdm_err responder_serial(const X509 *ca, ASN1_INTEGER **out)
+static MDM_WUR mdm_err responder_serial(const X509 *ca, ASN1_INTEGER **out)
 {
 	static const char label[] = "mdm SCEP responder serial";
 	unsigned char md[EVP_MAX_MD_SIZE], *der = NULL;
@@ -900,7 +901,7 @@ int x509_crl_entry_ok(const struct x509_revoked *r, const char **why)
 	return 1;
 }
 
-static mdm_err crl_add_revoked(X509_CRL *crl, const struct x509_revoked *r)
+static MDM_WUR mdm_err crl_add_revoked(X509_CRL *crl, const struct x509_revoked *r)
 {
 	X509_REVOKED *rev = NULL;
 	ASN1_INTEGER *serial = NULL;

@@ -55,7 +55,7 @@ static int no_passphrase(char *buf, int size, int rwflag, void *u)
 	return -1;
 }
 
-static mdm_err key_load_file(const char *path, EVP_PKEY **out)
+static MDM_WUR mdm_err key_load_file(const char *path, EVP_PKEY **out)
 {
 	struct pass_state ps = {0};
 	char *buf = NULL;
@@ -115,7 +115,7 @@ static ENGINE *pkcs11_engine;
 
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
-static mdm_err key_load_pkcs11(const char *uri, EVP_PKEY **out)
+static MDM_WUR mdm_err key_load_pkcs11(const char *uri, EVP_PKEY **out)
 {
 	EVP_PKEY *k;
 
@@ -159,7 +159,7 @@ static mdm_err key_load_pkcs11(const char *uri, EVP_PKEY **out)
 }
 #pragma GCC diagnostic pop
 #else
-static mdm_err key_load_pkcs11(const char *uri, EVP_PKEY **out)
+static MDM_WUR mdm_err key_load_pkcs11(const char *uri, EVP_PKEY **out)
 {
 	(void)uri;
 	*out = NULL;
@@ -172,7 +172,7 @@ static mdm_err key_load_pkcs11(const char *uri, EVP_PKEY **out)
  * A file: URI (RFC 8089) as a local path: file:/p, file:///p or
  * file://localhost/p, percent-escapes decoded.  No query or fragment.
  */
-static mdm_err file_uri_path(const char *uri, char **out)
+static MDM_WUR mdm_err file_uri_path(const char *uri, char **out)
 {
 	const char *p = uri + 5; /* after "file:" */
 	char *path = NULL;
@@ -398,7 +398,7 @@ void x509_key_free(EVP_PKEY *key)
 /* ---- PKCS#12 ---- */
 
 /* The first line of a password file (an empty file: ""), wiped by x509_file_free. */
-static mdm_err password_read(const char *path, char **out, size_t *outlen)
+static MDM_WUR mdm_err password_read(const char *path, char **out, size_t *outlen)
 {
 	struct stat st;
 	char *buf = NULL;

@@ -13,7 +13,7 @@
 #include "migrate.h"
 #include "plist.h"
 #include "profile.h"
-#include "push.h"
+#include "pushcert.h"
 #include "suites.h"
 #include "testdb.h"
 #include "x509.h"
@@ -269,28 +269,30 @@ END_TEST
 
 /* ---- push topics ---- */
 
-START_TEST(push_topic_rules)
+START_TEST(pushcert_topic_rules)
 {
-	ck_assert(push_topic_valid("com.apple.mgmt.External.e0bd1eac-1f17-4c8e-8a63-dd17d3dd35d9"));
-	ck_assert(!push_topic_valid("com.apple.mgmt.External."));
-	ck_assert(
-	        !push_topic_valid("com.apple.mgmt.Internal.e0bd1eac-1f17-4c8e-8a63-dd17d3dd35d9"));
-	ck_assert(!push_topic_valid("com.apple.mgmt.External.e0bd1eac-1f17-4c8e-8a63-dd17d3dd35d"));
-	ck_assert(
-	        !push_topic_valid("com.apple.mgmt.External.e0bd1eac-1f17-4c8e-8a63-dd17d3dd35d9x"));
-	ck_assert(
-	        !push_topic_valid("com.apple.mgmt.External.e0bd1eac_1f17-4c8e-8a63-dd17d3dd35d9"));
-	ck_assert(
-	        !push_topic_valid("com.apple.mgmt.External.g0bd1eac-1f17-4c8e-8a63-dd17d3dd35d9"));
-	ck_assert(!push_topic_valid(NULL));
+	ck_assert(pushcert_topic_valid(
+	        "com.apple.mgmt.External.e0bd1eac-1f17-4c8e-8a63-dd17d3dd35d9"));
+	ck_assert(!pushcert_topic_valid("com.apple.mgmt.External."));
+	ck_assert(!pushcert_topic_valid(
+	        "com.apple.mgmt.Internal.e0bd1eac-1f17-4c8e-8a63-dd17d3dd35d9"));
+	ck_assert(!pushcert_topic_valid(
+	        "com.apple.mgmt.External.e0bd1eac-1f17-4c8e-8a63-dd17d3dd35d"));
+	ck_assert(!pushcert_topic_valid(
+	        "com.apple.mgmt.External.e0bd1eac-1f17-4c8e-8a63-dd17d3dd35d9x"));
+	ck_assert(!pushcert_topic_valid(
+	        "com.apple.mgmt.External.e0bd1eac_1f17-4c8e-8a63-dd17d3dd35d9"));
+	ck_assert(!pushcert_topic_valid(
+	        "com.apple.mgmt.External.g0bd1eac-1f17-4c8e-8a63-dd17d3dd35d9"));
+	ck_assert(!pushcert_topic_valid(NULL));
 }
 END_TEST
 
 /* The real Apple MDM push certificate (nanomdm's test data): its topic. */
-START_TEST(push_topic_real_apple_cert)
+START_TEST(pushcert_topic_real_apple_cert)
 {
 	const char *v = getenv("MDM_VECTORS");
-	char path[600], topic[PUSH_MAX_TOPIC + 1];
+	char path[600], topic[PUSHCERT_MAX_TOPIC + 1];
 	struct x509_st *c = NULL;
 	struct stat st;
 
@@ -302,7 +304,7 @@ START_TEST(push_topic_real_apple_cert)
 		return;
 	}
 	ck_assert_int_eq(x509_cert_load_file(path, &c), MDM_OK);
-	ck_assert_int_eq(push_cert_topic(c, topic), MDM_OK);
+	ck_assert_int_eq(pushcert_topic(c, topic), MDM_OK);
 	ck_assert_str_eq(topic, "com.apple.mgmt.External.e0bd1eac-1f17-4c8e-8a63-dd17d3dd35d9");
 	x509_cert_free(c);
 }
@@ -347,9 +349,9 @@ static void make_push(const char *name, const char *uuid)
 	make_cert(name, subj);
 }
 
-static mdm_err import(const char *cert, const char *key, enum push_import_result *res)
+static mdm_err import(const char *cert, const char *key, enum pushcert_import_result *res)
 {
-	char cp[256], kp[256], topic[PUSH_MAX_TOPIC + 1];
+	char cp[256], kp[256], topic[PUSHCERT_MAX_TOPIC + 1];
 	struct x509_st *c = NULL;
 	struct evp_pkey_st *k = NULL;
 	mdm_err rc;
@@ -358,7 +360,7 @@ static mdm_err import(const char *cert, const char *key, enum push_import_result
 	snprintf(kp, sizeof(kp), "%s/%s.key", dir, key);
 	ck_assert_int_eq(x509_cert_load_file(cp, &c), MDM_OK);
 	ck_assert_int_eq(x509_key_load(kp, &k), MDM_OK);
-	rc = push_cert_import(d, c, k, kp, time(NULL), topic, res);
+	rc = pushcert_import(d, c, k, kp, time(NULL), topic, res);
 	x509_cert_free(c);
 	x509_key_free(k);
 	return rc;
@@ -378,9 +380,9 @@ static int count(const char *sql)
 #define UUID1 "e0bd1eac-1f17-4c8e-8a63-dd17d3dd35d9"
 #define UUID2 "1b0c3e65-6a0f-4d6e-9a35-0c8f0f4f2b11"
 
-START_TEST(push_import_rules)
+START_TEST(pushcert_import_rules)
 {
-	enum push_import_result res;
+	enum pushcert_import_result res;
 
 	make_push("push", UUID1);
 	make_push("renewed", UUID1);
@@ -391,12 +393,12 @@ START_TEST(push_import_rules)
 	ck_assert_int_eq(import("baduid", "baduid", &res), MDM_ERR_PARSE);
 	ck_assert_int_eq(count("SELECT count(*) FROM mdm.certificate"), 0);
 	ck_assert_int_eq(import("push", "push", &res), MDM_OK);
-	ck_assert_int_eq(res, PUSH_IMPORTED);
+	ck_assert_int_eq(res, PUSHCERT_IMPORTED);
 	ck_assert_int_eq(import("push", "push", &res), MDM_OK);
-	ck_assert_int_eq(res, PUSH_UNCHANGED);
+	ck_assert_int_eq(res, PUSHCERT_UNCHANGED);
 	/* A renewal replaces the topic's row; the old certificate stays. */
 	ck_assert_int_eq(import("renewed", "renewed", &res), MDM_OK);
-	ck_assert_int_eq(res, PUSH_REPLACED);
+	ck_assert_int_eq(res, PUSHCERT_REPLACED);
 	ck_assert_int_eq(count("SELECT count(*) FROM mdm.push_cert"), 1);
 	ck_assert_int_eq(count("SELECT count(*) FROM mdm.certificate WHERE kind = 'push'"), 2);
 	ck_assert_int_eq(count("SELECT count(*) FROM mdm.push_cert p JOIN mdm.certificate c ON "
@@ -407,12 +409,12 @@ START_TEST(push_import_rules)
 }
 END_TEST
 
-START_TEST(push_import_p12)
+START_TEST(pushcert_import_p12)
 {
-	char p12[256], pw[256], bad[256], topic[PUSH_MAX_TOPIC + 1];
+	char p12[256], pw[256], bad[256], topic[PUSHCERT_MAX_TOPIC + 1];
 	struct x509_st *c = NULL;
 	struct evp_pkey_st *k = NULL;
-	enum push_import_result res;
+	enum pushcert_import_result res;
 
 	make_push("push", UUID2);
 	snprintf(p12, sizeof(p12), "%s/push.p12", dir);
@@ -427,14 +429,13 @@ START_TEST(push_import_p12)
 	ck_assert_int_eq(x509_pkcs12_load(p12, bad, &c, &k), MDM_ERR_AUTH);
 	ck_assert_ptr_null(c);
 	ck_assert_int_eq(x509_pkcs12_load(p12, pw, &c, &k), MDM_OK);
-	ck_assert_int_eq(push_cert_topic(c, topic), MDM_OK);
+	ck_assert_int_eq(pushcert_topic(c, topic), MDM_OK);
 	ck_assert_str_eq(topic, "com.apple.mgmt.External." UUID2);
 	ck_assert_int_eq(
-	        push_cert_import(d, c, k, "/nonexistent/push.key", time(NULL), topic, &res),
-	        MDM_OK);
-	ck_assert_int_eq(res, PUSH_IMPORTED);
+	        pushcert_import(d, c, k, "/nonexistent/push.key", time(NULL), topic, &res), MDM_OK);
+	ck_assert_int_eq(res, PUSHCERT_IMPORTED);
 	ck_assert_int_eq(
-	        push_cert_import(d, c, k, "relative.key", time(NULL), topic, &res), MDM_ERR_INVAL);
+	        pushcert_import(d, c, k, "relative.key", time(NULL), topic, &res), MDM_ERR_INVAL);
 	x509_cert_free(c);
 	x509_key_free(k);
 	/* Modern encryption (AES, PBKDF2) too. */
@@ -493,7 +494,7 @@ START_TEST(enroll_topic_query_refusals)
 	        "topic=",
 	        "topic",
 	};
-	char topic[PUSH_MAX_TOPIC + 1], *longq;
+	char topic[PUSHCERT_MAX_TOPIC + 1], *longq;
 	size_t n = 1 << 16;
 
 	ck_assert_int_eq(enroll_topic_from_query("topic=" TOPIC1, topic), MDM_OK);
@@ -526,8 +527,8 @@ END_TEST
 /* Which topic a profile names: the request's, the Location's, mdm_topic, the only one. */
 START_TEST(enroll_topic_choice)
 {
-	char topic[PUSH_MAX_TOPIC + 1], why[ENROLL_MAX_WHY];
-	enum push_import_result res;
+	char topic[PUSHCERT_MAX_TOPIC + 1], why[ENROLL_MAX_WHY];
+	enum pushcert_import_result res;
 	struct enroll_state *st = state_with_default(NULL), *st2, *st3;
 
 	/* Nothing imported: the server is not configured (500), the answer says why. */
@@ -613,8 +614,8 @@ END_TEST
 /* Auth comes first: who may not fetch a profile learns no topic. */
 START_TEST(enroll_admit_auth_before_topics)
 {
-	char topic[PUSH_MAX_TOPIC + 1], why[ENROLL_MAX_WHY];
-	enum push_import_result res;
+	char topic[PUSHCERT_MAX_TOPIC + 1], why[ENROLL_MAX_WHY];
+	enum pushcert_import_result res;
 	struct enroll_state *st;
 	struct enroll_req req = {0};
 	config *cfg = NULL;
@@ -664,7 +665,7 @@ END_TEST
 /* A profile per topic; its challenge records the topic; a vanished topic makes none. */
 START_TEST(enroll_profile_per_topic)
 {
-	enum push_import_result res;
+	enum pushcert_import_result res;
 	struct enroll_state *st;
 	config *cfg = NULL;
 	const char *topics[2] = {TOPIC1, TOPIC2};
@@ -715,9 +716,9 @@ START_TEST(enroll_profile_per_topic)
 END_TEST
 
 /* Removal: refused while active enrollments use the topic, unless forced. */
-START_TEST(push_cert_remove_rules)
+START_TEST(pushcert_remove_rules)
 {
-	enum push_import_result res;
+	enum pushcert_import_result res;
 	char key_uri[4096];
 	long long active = -1;
 	db_res *r = NULL;
@@ -727,10 +728,10 @@ START_TEST(push_cert_remove_rules)
 	make_push("two", UUID2);
 	ck_assert_int_eq(import("one", "one", &res), MDM_OK);
 	ck_assert_int_eq(import("two", "two", &res), MDM_OK);
-	ck_assert_int_eq(push_cert_remove(d, TOPIC3, 0, &active, key_uri, sizeof(key_uri)),
+	ck_assert_int_eq(pushcert_remove(d, TOPIC3, 0, &active, key_uri, sizeof(key_uri)),
 	        MDM_ERR_NOT_FOUND);
-	ck_assert_int_eq(push_cert_remove(d, "x'; DROP TABLE mdm.push_cert; --", 1, &active,
-	                         key_uri, sizeof(key_uri)),
+	ck_assert_int_eq(pushcert_remove(d, "x'; DROP TABLE mdm.push_cert; --", 1, &active, key_uri,
+	                         sizeof(key_uri)),
 	        MDM_ERR_NOT_FOUND);
 	ck_assert_int_eq(db_exec(d,
 	                         "INSERT INTO mdm.device (udid) VALUES ('U-A'), ('U-B'), ('U-C'); "
@@ -750,8 +751,8 @@ START_TEST(push_cert_remove_rules)
 	ck_assert_int_eq(
 	        count("SELECT active_enrollments FROM mdm.push_certs WHERE topic = '" TOPIC1 "'"),
 	        0);
-	ck_assert_int_eq(push_cert_remove(d, TOPIC2, 0, &active, key_uri, sizeof(key_uri)),
-	        MDM_ERR_CONFLICT);
+	ck_assert_int_eq(
+	        pushcert_remove(d, TOPIC2, 0, &active, key_uri, sizeof(key_uri)), MDM_ERR_CONFLICT);
 	ck_assert_int_eq(active, 2);
 	ck_assert_int_eq(count("SELECT count(*) FROM mdm.push_cert"), 2);
 	/* The SQL function says the same, by SQLSTATE. */
@@ -762,7 +763,7 @@ START_TEST(push_cert_remove_rules)
 	ck_assert_str_eq(db_get0_sqlstate(d), "P0002");
 	ck_assert_int_eq(count("SELECT count(*) FROM mdm.push_cert"), 2);
 	/* Forced: gone from mdm.push_cert; the certificate and the enrollments stay. */
-	ck_assert_int_eq(push_cert_remove(d, TOPIC2, 1, &active, key_uri, sizeof(key_uri)), MDM_OK);
+	ck_assert_int_eq(pushcert_remove(d, TOPIC2, 1, &active, key_uri, sizeof(key_uri)), MDM_OK);
 	ck_assert_int_eq(active, 2);
 	ck_assert_ptr_nonnull(strstr(key_uri, "/two.key"));
 	ck_assert_int_eq(count("SELECT count(*) FROM mdm.push_cert"), 1);
@@ -770,7 +771,7 @@ START_TEST(push_cert_remove_rules)
 	ck_assert_int_eq(
 	        count("SELECT count(*) FROM mdm.enrollment WHERE topic = '" TOPIC2 "'"), 3);
 	/* An unused topic goes without force; then none is left. */
-	ck_assert_int_eq(push_cert_remove(d, TOPIC1, 0, &active, key_uri, sizeof(key_uri)), MDM_OK);
+	ck_assert_int_eq(pushcert_remove(d, TOPIC1, 0, &active, key_uri, sizeof(key_uri)), MDM_OK);
 	ck_assert_int_eq(active, 0);
 	ck_assert_int_eq(count("SELECT count(*) FROM mdm.push_cert"), 0);
 	/* Imported again: the same certificate comes back. */
@@ -783,9 +784,9 @@ END_TEST
 START_TEST(enroll_signed_profile_with_challenge)
 {
 	char key[256], crt[256], ca[256], der[256], xml[256];
-	char topic[PUSH_MAX_TOPIC + 1], why[ENROLL_MAX_WHY];
+	char topic[PUSHCERT_MAX_TOPIC + 1], why[ENROLL_MAX_WHY];
 	struct enroll_state *st = NULL;
-	enum push_import_result res;
+	enum pushcert_import_result res;
 	config *cfg = NULL;
 	char *text = NULL;
 	uint8_t *sig = NULL;
@@ -942,8 +943,8 @@ Suite *enroll_suite(void)
 	tcase_add_test(tc, profile_hostile_org_escaped);
 	tcase_add_test(tc, profile_bad_values_refused);
 	tcase_add_test(tc, profile_subject_forms);
-	tcase_add_test(tc, push_topic_rules);
-	tcase_add_test(tc, push_topic_real_apple_cert);
+	tcase_add_test(tc, pushcert_topic_rules);
+	tcase_add_test(tc, pushcert_topic_real_apple_cert);
 	tcase_add_test(tc, enroll_authorization);
 	tcase_add_test(tc, enroll_topic_query_refusals);
 	suite_add_tcase(s, tc);
@@ -951,12 +952,12 @@ Suite *enroll_suite(void)
 	tc = tcase_create("db");
 	tcase_set_timeout(tc, 60);
 	tcase_add_checked_fixture(tc, db_setup, db_teardown);
-	tcase_add_test(tc, push_import_rules);
-	tcase_add_test(tc, push_import_p12);
+	tcase_add_test(tc, pushcert_import_rules);
+	tcase_add_test(tc, pushcert_import_p12);
 	tcase_add_test(tc, enroll_topic_choice);
 	tcase_add_test(tc, enroll_admit_auth_before_topics);
 	tcase_add_test(tc, enroll_profile_per_topic);
-	tcase_add_test(tc, push_cert_remove_rules);
+	tcase_add_test(tc, pushcert_remove_rules);
 	tcase_add_test(tc, enroll_signed_profile_with_challenge);
 	suite_add_tcase(s, tc);
 	return s;

@@ -18,7 +18,7 @@
 #include "ota.h"
 #include "plist.h"
 #include "profile.h"
-#include "push.h"
+#include "pushcert.h"
 #include "suites.h"
 #include "testdb.h"
 #include "x509.h"
@@ -365,8 +365,8 @@ static void enroll_setup(config **cfg, struct enroll_state **st)
 	char key[256], crt[256], ca[256], pk[256], pc[256];
 	struct x509_st *c = NULL;
 	struct evp_pkey_st *k = NULL;
-	enum push_import_result res;
-	char topic[PUSH_MAX_TOPIC + 1];
+	enum pushcert_import_result res;
+	char topic[PUSHCERT_MAX_TOPIC + 1];
 
 	snprintf(key, sizeof(key), "%s/signer.key", dir);
 	snprintf(crt, sizeof(crt), "%s/signer.pem", dir);
@@ -389,7 +389,7 @@ static void enroll_setup(config **cfg, struct enroll_state **st)
 	        0);
 	ck_assert_int_eq(x509_cert_load_file(pc, &c), MDM_OK);
 	ck_assert_int_eq(x509_key_load(pk, &k), MDM_OK);
-	ck_assert_int_eq(push_cert_import(d, c, k, pk, time(NULL), topic, &res), MDM_OK);
+	ck_assert_int_eq(pushcert_import(d, c, k, pk, time(NULL), topic, &res), MDM_OK);
 	x509_cert_free(c);
 	x509_key_free(k);
 	ck_assert_int_eq(enroll_state_load(d, *cfg, 1, st), MDM_OK);

@@ -1,5 +1,5 @@
-/* MDM push certificates: topic rules, import, and the topic profiles name. */
-#include "push.h"
+/* pushcert: MDM push certificates: topic rules, import, and the topic profiles name. */
+#include "pushcert.h"
 #include "ca.h"
 #include "log.h"
 #include "x509.h"
@@ -9,13 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-int push_topic_valid(const char *topic)
+int pushcert_topic_valid(const char *topic)
 {
 	static const char shape[] = "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx";
-	size_t plen = sizeof(PUSH_TOPIC_PREFIX) - 1;
+	size_t plen = sizeof(PUSHCERT_TOPIC_PREFIX) - 1;
 	const char *u;
 
-	if (topic == NULL || strncmp(topic, PUSH_TOPIC_PREFIX, plen) != 0)
+	if (topic == NULL || strncmp(topic, PUSHCERT_TOPIC_PREFIX, plen) != 0)
 		return 0;
 	u = topic + plen;
 	if (strlen(u) != sizeof(shape) - 1)
@@ -27,7 +27,7 @@ int push_topic_valid(const char *topic)
 	return 1;
 }
 
-mdm_err push_cert_topic(const struct x509_st *cert, char out[PUSH_MAX_TOPIC + 1])
+mdm_err pushcert_topic(const struct x509_st *cert, char out[PUSHCERT_MAX_TOPIC + 1])
 {
 	char uid[256];
 	mdm_err rc;
@@ -43,28 +43,28 @@ mdm_err push_cert_topic(const struct x509_st *cert, char out[PUSH_MAX_TOPIC + 1]
 		log_error("push: the push certificate's subject UID is unreadable");
 		return MDM_ERR_PARSE;
 	}
-	if (!push_topic_valid(uid)) {
+	if (!pushcert_topic_valid(uid)) {
 		/* The UID is from a file the operator chose: printable after the check below. */
 		log_error("push: Apple MDM protocol: the push certificate's UID must be "
 		          "%s<UUID> (the APNs topic), not a %zu-byte other value",
-		        PUSH_TOPIC_PREFIX, strlen(uid));
+		        PUSHCERT_TOPIC_PREFIX, strlen(uid));
 		return MDM_ERR_PARSE;
 	}
 	memcpy(out, uid, strlen(uid) + 1);
 	return MDM_OK;
 }
 
-struct push_import_arg {
+struct pushcert_import_arg {
 	struct x509_st *cert;
 	const char *key_uri;
 	const char *topic;
 	const char *sha256;
-	enum push_import_result result;
+	enum pushcert_import_result result;
 };
 
-static mdm_err push_import_tx(db *d, void *arg)
+static MDM_WUR mdm_err pushcert_import_tx(db *d, void *arg)
 {
-	struct push_import_arg *a = arg;
+	struct pushcert_import_arg *a = arg;
 	const char *params[3];
 	char idbuf[32];
 	long long id = 0;
@@ -94,7 +94,7 @@ static mdm_err push_import_tx(db *d, void *arg)
 		id = atoll(db_res_get0(r, 0, 0));
 		if (!db_res_is_null(r, 0, 2) && strcmp(db_res_get0(r, 0, 2), "t") == 0 &&
 		        strcmp(db_res_get0(r, 0, 3), a->key_uri) == 0) {
-			a->result = PUSH_UNCHANGED;
+			a->result = PUSHCERT_UNCHANGED;
 			goto out;
 		}
 	} else if ((rc = ca_cert_insert(d, a->cert, "push", NULL, NULL, NULL, &id)) != MDM_OK) {
@@ -105,7 +105,7 @@ static mdm_err push_import_tx(db *d, void *arg)
 	if ((rc = db_exec(d, "SELECT 1 FROM mdm.push_cert WHERE topic = $1", 1, params + 1, &r)) !=
 	        MDM_OK)
 		goto out;
-	a->result = db_res_rows(r) == 1 ? PUSH_REPLACED : PUSH_IMPORTED;
+	a->result = db_res_rows(r) == 1 ? PUSHCERT_REPLACED : PUSHCERT_IMPORTED;
 	snprintf(idbuf, sizeof(idbuf), "%lld", id);
 	params[0] = a->topic;
 	params[1] = idbuf;
@@ -121,14 +121,14 @@ out:
 	return rc;
 }
 
-mdm_err push_cert_import(db *d, struct x509_st *cert, struct evp_pkey_st *key, const char *key_uri,
-        time_t now, char topic[PUSH_MAX_TOPIC + 1], enum push_import_result *result)
+mdm_err pushcert_import(db *d, struct x509_st *cert, struct evp_pkey_st *key, const char *key_uri,
+        time_t now, char topic[PUSHCERT_MAX_TOPIC + 1], enum pushcert_import_result *result)
 {
-	struct push_import_arg a = {cert, key_uri, topic, NULL, PUSH_UNCHANGED};
+	struct pushcert_import_arg a = {cert, key_uri, topic, NULL, PUSHCERT_UNCHANGED};
 	struct x509_info info;
 	mdm_err rc;
 
-	*result = PUSH_UNCHANGED;
+	*result = PUSHCERT_UNCHANGED;
 	topic[0] = '\0';
 	if (cert == NULL || key == NULL || key_uri == NULL)
 		return MDM_ERR_INVAL;
@@ -136,7 +136,7 @@ mdm_err push_cert_import(db *d, struct x509_st *cert, struct evp_pkey_st *key, c
 		log_error("push: key_uri must be an absolute path or a pkcs11: URI");
 		return MDM_ERR_INVAL;
 	}
-	if ((rc = push_cert_topic(cert, topic)) != MDM_OK)
+	if ((rc = pushcert_topic(cert, topic)) != MDM_OK)
 		return rc;
 	if (!x509_key_matches_cert(key, cert)) {
 		log_error("push: the private key does not belong to the push certificate of %s",
@@ -151,7 +151,7 @@ mdm_err push_cert_import(db *d, struct x509_st *cert, struct evp_pkey_st *key, c
 		         "valid); imported anyway: renew it at identity.apple.com",
 		        topic);
 	a.sha256 = info.sha256;
-	if ((rc = db_tx(d, push_import_tx, &a)) != MDM_OK) {
+	if ((rc = db_tx(d, pushcert_import_tx, &a)) != MDM_OK) {
 		topic[0] = '\0';
 		return rc;
 	}
@@ -159,7 +159,7 @@ mdm_err push_cert_import(db *d, struct x509_st *cert, struct evp_pkey_st *key, c
 	return MDM_OK;
 }
 
-mdm_err push_topics_get(db *d, const char *wanted, struct push_topics *out)
+mdm_err pushcert_topics_get(db *d, const char *wanted, struct pushcert_topics *out)
 {
 	char limit[16];
 	const char *params[2] = {wanted, limit};
@@ -168,7 +168,7 @@ mdm_err push_topics_get(db *d, const char *wanted, struct push_topics *out)
 	mdm_err rc;
 
 	memset(out, 0, sizeof(*out));
-	snprintf(limit, sizeof(limit), "%d", PUSH_MAX_LISTED);
+	snprintf(limit, sizeof(limit), "%d", PUSHCERT_MAX_LISTED);
 	rc = db_exec(d,
 	        "SELECT (SELECT count(*) FROM mdm.push_cert), "
 	        "EXISTS (SELECT 1 FROM mdm.push_cert WHERE topic = $1), "
@@ -186,14 +186,14 @@ mdm_err push_topics_get(db *d, const char *wanted, struct push_topics *out)
 	/* Topics are printable by the table's CHECK; long ones are cut, never overrun. */
 	if ((list = db_res_get0(r, 0, 2)) != NULL)
 		snprintf(out->list, sizeof(out->list), "%s", list);
-	if (out->n == 1 && list != NULL && push_topic_valid(list))
+	if (out->n == 1 && list != NULL && pushcert_topic_valid(list))
 		memcpy(out->only, list, strlen(list) + 1);
 out:
 	db_res_free(r);
 	return rc;
 }
 
-struct push_remove_arg {
+struct pushcert_remove_arg {
 	const char *topic;
 	int force;
 	long long active;
@@ -201,9 +201,9 @@ struct push_remove_arg {
 	size_t cap;
 };
 
-static mdm_err push_remove_tx(db *d, void *arg)
+static MDM_WUR mdm_err pushcert_remove_tx(db *d, void *arg)
 {
-	struct push_remove_arg *a = arg;
+	struct pushcert_remove_arg *a = arg;
 	const char *params[2] = {a->topic, a->force ? "true" : "false"};
 	db_res *r = NULL;
 	mdm_err rc;
@@ -232,10 +232,10 @@ out:
 	return rc;
 }
 
-mdm_err push_cert_remove(
+mdm_err pushcert_remove(
         db *d, const char *topic, int force, long long *active, char *key_uri, size_t cap)
 {
-	struct push_remove_arg a = {topic, force, 0, key_uri, cap};
+	struct pushcert_remove_arg a = {topic, force, 0, key_uri, cap};
 	mdm_err rc;
 
 	*active = 0;
@@ -243,9 +243,9 @@ mdm_err push_cert_remove(
 		return MDM_ERR_INVAL;
 	key_uri[0] = '\0';
 	/* The table's CHECK allows at most this; longer cannot be imported. */
-	if (topic == NULL || strlen(topic) > sizeof(PUSH_TOPIC_PREFIX) + 200)
+	if (topic == NULL || strlen(topic) > sizeof(PUSHCERT_TOPIC_PREFIX) + 200)
 		return MDM_ERR_INVAL;
-	rc = db_tx(d, push_remove_tx, &a);
+	rc = db_tx(d, pushcert_remove_tx, &a);
 	*active = a.active;
 	if (rc == MDM_ERR_NOT_FOUND)
 		log_warn("push: no push certificate is imported for that topic");
