@@ -81,9 +81,12 @@ trap 'exit 143' TERM
 PASSED=0
 FAILED=0
 
-# run_suite NAME LOG CMD...: runs a check binary, shows its output and
-# adds its checks to the totals.  A suite that fails without a summary
-# line (crash, sanitizer exit) counts as one failure.
+# run_suite NAME LOG CMD...: runs a suite with its output in LOG, shows
+# that output and adds its checks to the totals.  The summary is the last
+# line that is either check's ("N%: Checks: N, Failures: N, Errors: N")
+# or a shell suite's ("NAME: N passed, N failed").  A suite that ends
+# without one (crash, sanitizer exit), or exits non-zero with no failed
+# check, counts as one failure more.
 run_suite() {
 	name=$1
 	log=$2
@@ -92,44 +95,21 @@ run_suite() {
 	"$@" >"$log" 2>&1
 	rc=$?
 	cat "$log"
-	summary=$(sed -n 's/^[0-9]*%: Checks: \([0-9]*\), Failures: \([0-9]*\), Errors: \([0-9]*\).*/\1 \2 \3/p' "$log" | tail -n 1)
-	if [ -z "$summary" ]; then
-		stack_say "$name: no summary from check (exit status $rc)" >&2
-		FAILED=$((FAILED + 1))
-		return 1
-	fi
-	# shellcheck disable=SC2086 # three numbers
-	set -- $summary
-	PASSED=$((PASSED + $1 - $2 - $3))
-	FAILED=$((FAILED + $2 + $3))
-	if [ "$rc" -ne 0 ] && [ $(($2 + $3)) -eq 0 ]; then
-		stack_say "$name: exit status $rc with no failed check" >&2
-		FAILED=$((FAILED + 1))
-	fi
-	[ "$rc" -eq 0 ]
-}
-
-# run_shell_suite NAME LOG CMD...: the same for a shell test whose last
-# line is "NAME: N passed, N failed".
-run_shell_suite() {
-	name=$1
-	log=$2
-	shift 2
-	stack_say "running $name"
-	"$@" >"$log" 2>&1
-	rc=$?
-	cat "$log"
-	summary=$(sed -n 's/^[^:]*: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' "$log" | tail -n 1)
-	if [ -z "$summary" ]; then
+	# shellcheck disable=SC2046 # a tag and two or three numbers
+	set -- $(sed -n -e 's/^[0-9]*%: Checks: \([0-9]*\), Failures: \([0-9]*\), Errors: \([0-9]*\).*/check \1 \2 \3/p' \
+		-e 's/^[^:]*: \([0-9]*\) passed, \([0-9]*\) failed$/shell \1 \2/p' "$log" | tail -n 1)
+	case ${1:-} in
+	check) ok=$(($2 - $3 - $4)) bad=$(($3 + $4)) ;;
+	shell) ok=$2 bad=$3 ;;
+	*)
 		stack_say "$name: no summary (exit status $rc)" >&2
 		FAILED=$((FAILED + 1))
 		return 1
-	fi
-	# shellcheck disable=SC2086 # two numbers
-	set -- $summary
-	PASSED=$((PASSED + $1))
-	FAILED=$((FAILED + $2))
-	if [ "$rc" -ne 0 ] && [ "$2" -eq 0 ]; then
+		;;
+	esac
+	PASSED=$((PASSED + ok))
+	FAILED=$((FAILED + bad))
+	if [ "$rc" -ne 0 ] && [ "$bad" -eq 0 ]; then
 		stack_say "$name: exit status $rc with no failed check" >&2
 		FAILED=$((FAILED + 1))
 	fi
@@ -418,7 +398,7 @@ export E2E_APNS_URL E2E_APNS_CA E2E_APNS_DIR E2E_PUSH_CERT E2E_PUSH_KEY E2E_PUSH
 E2E_PUSHD=$B/bin/mdm-pushd
 E2E_MDMCTL_DIR=$B/bin
 export E2E_PUSHD E2E_MDMCTL_DIR
-run_shell_suite apns_test "$TMP/apns-test.out" sh "$ROOT/tests/apns/apns_test.sh" ||
+run_suite apns_test "$TMP/apns-test.out" sh "$ROOT/tests/apns/apns_test.sh" ||
 	stack_show_log "$TMP/apns/apache/logs/error.log" 30
 
 # pass_apache MODE NAME: Apache in MODE (proxy or fcgid) on two free ports
@@ -554,7 +534,7 @@ hsm_pass() {
 			env CK_RUN_SUITE=$suite "$B/tests/check_e2e" ||
 			stack_show_log "$APACHE_ERROR_LOG" 30
 	done
-	run_shell_suite "hsm ($mode)" "$TMP/hsm-check-$mode.out" \
+	run_suite "hsm ($mode)" "$TMP/hsm-check-$mode.out" \
 		sh "$ROOT/tests/hsm.sh" check "$TMP/hsm" "$STACK_USER" "$TMP/cgi-bin/scep.fcgi" \
 		"$TMP/cgi-bin/enroll.fcgi" "$TMP/cgi-bin/checkin.fcgi" "$TMP/cgi-bin/server.fcgi"
 	pass_end "hsm-$mode"
