@@ -9,8 +9,9 @@
 #
 # Each fixture_* function makes one stand-in, gives what it made to the
 # stack user (stack_own), dies (stack_die) when it cannot, and exports the
-# variables named in its comment.  Their order matters where a
-# comment says so; tests/run.sh calls them in this file's order.
+# variables named in its comment (tests/e2e/ENV.md: what each holds and
+# who reads it).  Their order matters where a comment says so;
+# tests/run.sh calls them in this file's order.
 
 # fixture_tls: the HTTPS side (scripts/stack.sh tls_make, in TMP/tls): a
 # TLS CA and Apache's server certificate, a device identity issued by a

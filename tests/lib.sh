@@ -6,6 +6,8 @@
 #
 #   PASSED, FAILED   the run's totals
 #   run_suite NAME LOG CMD...
+#   e2e_run NAME LOG [SUITE]     BUILD/tests/check_e2e through the env file
+#   e2e_env_write FILE
 #   pass_step LOG MESSAGE CMD...
 #   isolated NAME CMD...
 #   san_init, san_check          sanitizer builds
@@ -46,6 +48,50 @@ run_suite() {
 		FAILED=$((FAILED + 1))
 	fi
 	[ "$rc" -eq 0 ]
+}
+
+# The names e2e_env_write writes: the contract of tests/e2e/ENV.md.
+e2e_env_names() {
+	env | sed -n -e 's/^\(E2E_[A-Za-z0-9_]*\)=.*/\1/p' -e 's/^\(MDM_[A-Za-z0-9_]*\)=.*/\1/p' \
+		-e 's/^\(PKCS11_MODULE_PATH\)=.*/\1/p' -e 's/^\(P11_KIT_SERVER_ADDRESS\)=.*/\1/p' |
+		grep -v '^E2E_ENV$' | sort -u
+}
+
+# e2e_env_write FILE: the environment file of tests/e2e/ENV.md: every
+# variable e2e_env_names lists, a line NAME='value' each (a ' in the
+# value written '\''), in name order.
+e2e_env_write() {
+	{
+		echo "# Written by tests/run.sh for one run of check_e2e: tests/e2e/ENV.md."
+		for ew_name in $(e2e_env_names); do
+			eval "ew_value=\${$ew_name}"
+			# shellcheck disable=SC2154 # assigned by eval above
+			case $ew_value in
+			*"
+"*) stack_die "$ew_name holds a newline: it cannot go into $1" ;;
+			esac
+			printf "%s='%s'\n" "$ew_name" "$(printf '%s' "$ew_value" | sed "s/'/'\\\\''/g")"
+		done
+	} >"$1"
+}
+
+# e2e_run NAME LOG [SUITE]: run_suite NAME LOG with BUILD/tests/check_e2e
+# (only its suite SUITE when given, as CK_RUN_SUITE).  Its variables go
+# through the file beside LOG (LOG less .out, plus .env) alone: they are
+# taken out of its environment and E2E_ENV names the file, so the file is
+# all a rerun by hand needs.  With MDM_TEST_HOLD set to that file's name
+# less .env (e2e-proxy, say), the run waits before it, the stack up and
+# untouched, until Enter is pressed on its terminal.
+e2e_run() {
+	er_env=${2%.out}.env
+	e2e_env_write "$er_env"
+	if [ "${MDM_TEST_HOLD:-}" = "$(basename "$er_env" .env)" ]; then
+		stack_say "holding before $1: E2E_ENV=$er_env $B/tests/check_e2e runs it; Enter goes on"
+		read -r _ </dev/tty
+	fi
+	# shellcheck disable=SC2046 # one -u NAME a variable
+	run_suite "$1" "$2" env $(e2e_env_names | sed 's/^/-u /') E2E_ENV="$er_env" \
+		${3:+CK_RUN_SUITE=$3} "$B/tests/check_e2e"
 }
 
 # pass_step LOG MESSAGE CMD...: a step a pass cannot go on without: CMD

@@ -18,6 +18,11 @@
 #   6. behind a TLS-terminating proxy (tests/tlsproxy.sh)
 #   7. PostgreSQL failover under load (tests/failover.sh), both modes
 #
+# Every run of check_e2e reads its variables from an environment file
+# beside its log (TMP/e2e-proxy.env beside TMP/e2e-proxy.out, and so on):
+# tests/e2e/ENV.md says what each variable holds, who sets it and who
+# reads it, and how to rerun a suite by hand with that file.
+#
 # Everything it started is stopped and the directory removed on exit
 # (set MDM_TEST_KEEP=1 to keep the directory and its logs).  The last
 # line says "N passed, N failed"; the exit status is non-zero on any
@@ -232,7 +237,7 @@ for mode in proxy fcgid; do
 	E2E_APACHE_PID_FILE=$TMP/apache/run/httpd.pid
 	export E2E_APACHE_PID_FILE
 	# --- end faults
-	run_suite "check_e2e ($mode)" "$TMP/e2e-$mode.out" "$B/tests/check_e2e" ||
+	e2e_run "check_e2e ($mode)" "$TMP/e2e-$mode.out" ||
 		stack_show_log "$APACHE_ERROR_LOG" 30
 
 	pass_end "$mode"
@@ -289,9 +294,8 @@ hsm_pass() {
 	suites="scep-interop applesim-e2e"
 	[ "$mode" = proxy ] || suites=applesim-e2e
 	for suite in $suites; do
-		run_suite "check_e2e ($suite, $mode, CA key in the token)" \
-			"$TMP/e2e-hsm-$mode-$suite.out" \
-			env CK_RUN_SUITE=$suite "$B/tests/check_e2e" ||
+		e2e_run "check_e2e ($suite, $mode, CA key in the token)" \
+			"$TMP/e2e-hsm-$mode-$suite.out" "$suite" ||
 			stack_show_log "$APACHE_ERROR_LOG" 30
 	done
 	run_suite "hsm ($mode)" "$TMP/hsm-check-$mode.out" \
@@ -341,8 +345,7 @@ tlsproxy_pass() {
 		E2E_TLSPROXY_SOURCE=$TLSPROXY_SOURCE
 		E2E_APACHE_ACCESS_LOG=$TMP/apache/logs/access.log
 		export E2E_TLSPROXY_BASE E2E_TLSPROXY_SOURCE E2E_APACHE_ACCESS_LOG
-		run_suite "check_e2e (TLS proxy)" "$TMP/e2e-tlsproxy.out" \
-			env CK_RUN_SUITE=tlsproxy-e2e "$B/tests/check_e2e" || {
+		e2e_run "check_e2e (TLS proxy)" "$TMP/e2e-tlsproxy.out" tlsproxy-e2e || {
 			stack_show_log "$APACHE_ERROR_LOG" 30
 			stack_show_log "$TMP/tlsproxy/haproxy.log" 30
 		}
@@ -393,8 +396,7 @@ failover_pass() {
 	pass_apache "$mode" "$mode"
 	E2E_FAILOVER="sh '$ROOT/tests/failover.sh' promote '$fo'"
 	export E2E_FAILOVER
-	run_suite "check_e2e (failover, $mode)" "$TMP/e2e-failover-$mode.out" \
-		env CK_RUN_SUITE=failover-e2e "$B/tests/check_e2e" ||
+	e2e_run "check_e2e (failover, $mode)" "$TMP/e2e-failover-$mode.out" failover-e2e ||
 		stack_show_log "$APACHE_ERROR_LOG" 30
 	pass_end "failover-$mode"
 	sh "$ROOT/tests/failover.sh" stop "$fo" >>"$flog" 2>&1
