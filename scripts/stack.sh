@@ -97,10 +97,10 @@ stack_check_access() {
 stack_free_port() {
 	port=$1
 	while [ "$port" -lt 65535 ]; do
-		if [ -z "$(ss -Hltn "sport = :$port" 2>/dev/null)" ]; then
+		stack_port_busy "$port" || {
 			echo "$port"
 			return 0
-		fi
+		}
 		port=$((port + 1))
 	done
 	stack_die "no free TCP port above $1"
@@ -110,27 +110,34 @@ stack_port_busy() {
 	[ -n "$(ss -Hltn "sport = :$1" 2>/dev/null)" ]
 }
 
-# Waits up to $2 seconds for pid $1 to exit; then kills it.
-stack_wait_gone() {
-	i=0
-	while kill -0 "$1" 2>/dev/null; do
-		i=$((i + 1))
-		if [ "$i" -gt $(($2 * 10)) ]; then
-			kill -KILL "$1" 2>/dev/null
-			sleep 0.2
-			return 1
-		fi
+# stack_retry N CMD...: runs CMD until it succeeds, N times at most, 0.1 s
+# apart; fails when it never did.
+stack_retry() {
+	sr_n=$1
+	shift
+	until "$@"; do
+		sr_n=$((sr_n - 1))
+		[ "$sr_n" -gt 0 ] || return 1
 		sleep 0.1
 	done
-	return 0
+}
+
+# stack_wait_gone PID SECONDS: waits for PID to exit; kills it after SECONDS.
+stack_wait_gone() {
+	stack_retry $(($2 * 10)) stack_gone "$1" && return 0
+	kill -KILL "$1" 2>/dev/null
+	sleep 0.2
+	return 1
+}
+
+stack_gone() {
+	! kill -0 "$1" 2>/dev/null
 }
 
 # ---------------------------------------------------------------- PostgreSQL
 
 pg_find_bindir() {
-	if [ -n "${PG_BIN:-}" ]; then
-		return 0
-	fi
+	[ -n "${PG_BIN:-}" ] && return 0
 	best=0
 	for dir in /usr/lib/postgresql/*/bin; do
 		[ -x "$dir/pg_ctl" ] || continue
@@ -161,9 +168,7 @@ pg_start() {
 	PG_DATA=$1/pgdata
 	PG_SOCK=$1/pgsock
 	PG_LOG=$1/log/postgres.log
-	if [ "${#PG_SOCK}" -gt 90 ]; then
-		stack_die "$PG_SOCK: too long for a unix socket path"
-	fi
+	[ "${#PG_SOCK}" -le 90 ] || stack_die "$PG_SOCK: too long for a unix socket path"
 	mkdir -p "$PG_SOCK" "$1/log"
 	stack_own "$PG_SOCK" "$1/log"
 	if [ ! -f "$PG_DATA/PG_VERSION" ]; then
@@ -188,30 +193,19 @@ pg_start() {
 			fi
 		} >>"$PG_DATA/postgresql.conf"
 	fi
-	if ! as_stack "$PG_BIN/pg_ctl" -D "$PG_DATA" status >/dev/null 2>&1; then
-		as_stack "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$PG_LOG" -w -t 60 \
-			start >/dev/null || {
-			stack_show_log "$PG_LOG"
-			stack_die "PostgreSQL did not start"
-		}
-	fi
+	as_stack "$PG_BIN/pg_ctl" -D "$PG_DATA" status >/dev/null 2>&1 ||
+		as_stack "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$PG_LOG" -w -t 60 start >/dev/null || {
+		stack_show_log "$PG_LOG"
+		stack_die "PostgreSQL did not start"
+	}
 	pg_psql postgres -c "SELECT 1" >/dev/null ||
 		stack_die "PostgreSQL does not answer on $PG_SOCK"
-	if [ "$(pg_psql postgres -c "SELECT 1 FROM pg_roles WHERE rolname = 'mdm'")" != 1 ]; then
-		pg_psql postgres -c "CREATE ROLE mdm LOGIN" >/dev/null ||
-			stack_die "cannot create role mdm"
-	fi
+	pg_ensure "SELECT 1 FROM pg_roles WHERE rolname = 'mdm'" "CREATE ROLE mdm LOGIN"
 	# The admin SQL API's role (sql/004_commands.sql); mdm, which owns the
 	# schema, may hand it out (GRANT mdm_operator TO helpdesk).
-	if [ "$(pg_psql postgres -c "SELECT 1 FROM pg_roles WHERE rolname = 'mdm_operator'")" != 1 ]; then
-		pg_psql postgres -c "CREATE ROLE mdm_operator NOLOGIN" \
-			-c "GRANT mdm_operator TO mdm WITH ADMIN OPTION" >/dev/null ||
-			stack_die "cannot create role mdm_operator"
-	fi
-	if [ "$(pg_psql postgres -c "SELECT 1 FROM pg_database WHERE datname = 'mdm'")" != 1 ]; then
-		pg_psql postgres -c "CREATE DATABASE mdm OWNER mdm" >/dev/null ||
-			stack_die "cannot create database mdm"
-	fi
+	pg_ensure "SELECT 1 FROM pg_roles WHERE rolname = 'mdm_operator'" \
+		"CREATE ROLE mdm_operator NOLOGIN" "GRANT mdm_operator TO mdm WITH ADMIN OPTION"
+	pg_ensure "SELECT 1 FROM pg_database WHERE datname = 'mdm'" "CREATE DATABASE mdm OWNER mdm"
 	if [ "${2:-}" = test ]; then
 		# The unit tests make a database of their own per test.
 		pg_psql postgres -c "ALTER ROLE mdm CREATEDB" >/dev/null ||
@@ -223,6 +217,15 @@ pg_start() {
 	if stack_is_root; then
 		PG_CTL_CMD="runuser -u $STACK_USER -- $PG_CTL_CMD"
 	fi
+}
+
+# pg_ensure QUERY SQL...: runs the statements SQL unless QUERY answers 1.
+pg_ensure() {
+	[ "$(pg_psql postgres -c "$1")" = 1 ] && return 0
+	shift
+	for pe_sql in "$@"; do
+		pg_psql postgres -c "$pe_sql" >/dev/null || stack_die "PostgreSQL refused: $pe_sql"
+	done
 }
 
 # pg_psql DB ARGS...: psql as the superuser, unaligned, quiet.
@@ -239,13 +242,45 @@ pg_stop() {
 	pid=$(head -n 1 "$1/pgdata/postmaster.pid")
 	as_stack "$PG_BIN/pg_ctl" -D "$1/pgdata" -m fast -w -t 30 stop \
 		>/dev/null 2>&1
-	if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-		stack_wait_gone "$pid" 10
-	fi
+	[ -n "$pid" ] && stack_wait_gone "$pid" 10
 	return 0
 }
 
 # ----------------------------------------------------------------------- TLS
+
+# pki_self_signed BASE SUBJECT EXT: BASE.pem, self-signed, and BASE.key
+# (RSA 2048, SHA-256, 10 years) with the extensions of section EXT of
+# scripts/pki.cnf.  pki_issue BASE SUBJECT EXT ISSUERBASE DAYS: the same
+# issued by ISSUERBASE.pem/.key, random serial.  Both keep an existing
+# BASE, leave the key mode 600 and die with openssl's errors.
+pki_self_signed() {
+	[ -s "$1.pem" ] && [ -s "$1.key" ] && return 0
+	pki_log=$(dirname "$1")/openssl.log
+	openssl req -x509 -new -newkey rsa:2048 -nodes -sha256 -days 3650 \
+		-config "$STACK_ROOT/scripts/pki.cnf" -extensions "$3" -subj "$2" \
+		-keyout "$1.key" -out "$1.pem" >"$pki_log" 2>&1 || pki_fail "$1"
+	chmod 600 "$1.key"
+}
+
+pki_issue() {
+	[ -s "$1.pem" ] && [ -s "$1.key" ] && return 0
+	pki_log=$(dirname "$1")/openssl.log
+	if ! openssl req -new -newkey rsa:2048 -nodes -config "$STACK_ROOT/scripts/pki.cnf" \
+		-subj "$2" -keyout "$1.key" -out "$1.csr" >"$pki_log" 2>&1 ||
+		! openssl x509 -req -sha256 -days "$5" -in "$1.csr" -CA "$4.pem" -CAkey "$4.key" \
+			-set_serial "0x$(openssl rand -hex 16)" -extfile "$STACK_ROOT/scripts/pki.cnf" \
+			-extensions "$3" -out "$1.pem" >>"$pki_log" 2>&1; then
+		pki_fail "$1"
+	fi
+	rm -f "$1.csr"
+	chmod 600 "$1.key"
+}
+
+pki_fail() {
+	stack_show_log "$pki_log"
+	rm -f "$1.pem" "$1.key" "$1.csr"
+	stack_die "openssl: cannot make $1.pem"
+}
 
 # tls_make DIR [clients]: creates (once) in DIR/tls
 #   device-ca.pem/.key  "MDM Demo Device CA" (issues device identities)
@@ -259,81 +294,25 @@ pg_stop() {
 tls_make() {
 	t=$1/tls
 	mkdir -p "$t"
-	cnf=$t/openssl.cnf
-	cat >"$cnf" <<'EOF'
-# Written by scripts/stack.sh.
-[req]
-distinguished_name = dn
-prompt = no
-[dn]
-[v3_ca]
-basicConstraints = critical, CA:TRUE
-keyUsage = critical, keyCertSign, cRLSign
-subjectKeyIdentifier = hash
-[v3_server]
-basicConstraints = critical, CA:FALSE
-keyUsage = critical, digitalSignature, keyEncipherment
-extendedKeyUsage = serverAuth
-subjectAltName = IP:127.0.0.1, DNS:localhost
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid
-[v3_client]
-basicConstraints = critical, CA:FALSE
-keyUsage = critical, digitalSignature, keyEncipherment
-extendedKeyUsage = clientAuth
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid
-[v3_self]
-basicConstraints = critical, CA:FALSE
-keyUsage = critical, digitalSignature, keyEncipherment
-extendedKeyUsage = clientAuth
-EOF
 	CA_CERT=$t/device-ca.pem
 	CA_KEY=$t/device-ca.key
 	TLS_CA_CERT=$t/tls-ca.pem
 	SERVER_CERT=$t/server.pem
 	SERVER_KEY=$t/server.key
-	tls_self_signed "$t/device-ca" "MDM Demo Device CA" v3_ca
-	tls_self_signed "$t/tls-ca" "MDM Demo TLS CA" v3_ca
-	tls_issue "$t/server" "127.0.0.1" v3_server "$t/tls-ca"
+	pki_self_signed "$t/device-ca" "/CN=MDM Demo Device CA" v3_ca
+	pki_self_signed "$t/tls-ca" "/CN=MDM Demo TLS CA" v3_ca
+	pki_issue "$t/server" "/CN=127.0.0.1" v3_server "$t/tls-ca" 825
 	if [ "${2:-}" = clients ]; then
 		CLIENT_CERT=$t/client.pem
 		CLIENT_KEY=$t/client.key
 		SELF_CERT=$t/self.pem
 		SELF_KEY=$t/self.key
-		tls_issue "$t/client" "e2e-device" v3_client "$t/device-ca"
-		tls_self_signed "$t/self" "e2e-self-signed" v3_self
+		pki_issue "$t/client" "/CN=e2e-device" v3_client "$t/device-ca" 825
+		pki_self_signed "$t/self" "/CN=e2e-self-signed" v3_self
 		CLIENT_FP=$(tls_fingerprint "$CLIENT_CERT")
 		SELF_FP=$(tls_fingerprint "$SELF_CERT")
 	fi
-	chmod 600 "$t"/*.key
 	stack_own "$t"
-}
-
-tls_self_signed() {
-	[ -s "$1.pem" ] && [ -s "$1.key" ] && return 0
-	openssl req -x509 -new -newkey rsa:2048 -nodes -sha256 -days 3650 \
-		-config "$cnf" -extensions "$3" -subj "/CN=$2" \
-		-keyout "$1.key" -out "$1.pem" 2>"$t/openssl.log" || {
-		stack_show_log "$t/openssl.log"
-		stack_die "openssl: cannot create $1.pem"
-	}
-}
-
-# tls_issue BASE CN EXTENSIONS ISSUERBASE
-tls_issue() {
-	[ -s "$1.pem" ] && [ -s "$1.key" ] && return 0
-	if ! openssl req -new -newkey rsa:2048 -nodes -config "$cnf" \
-		-subj "/CN=$2" -keyout "$1.key" -out "$1.csr" 2>"$t/openssl.log" ||
-		! openssl x509 -req -sha256 -days 825 -in "$1.csr" \
-			-CA "$4.pem" -CAkey "$4.key" \
-			-set_serial "0x$(openssl rand -hex 16)" \
-			-extfile "$cnf" -extensions "$3" -out "$1.pem" \
-			2>"$t/openssl.log"; then
-		stack_show_log "$t/openssl.log"
-		stack_die "openssl: cannot issue $1.pem"
-	fi
-	rm -f "$1.csr"
 }
 
 # SHA-256 of the DER certificate, lowercase hex.
@@ -348,49 +327,78 @@ tls_fingerprint() {
 pools_start() {
 	mkdir -p "$1/sock" "$1/apache/logs" "$1/apache/run"
 	stack_own "$1/sock" "$1/apache"
-	command -v spawn-fcgi >/dev/null 2>&1 ||
-		stack_die "spawn-fcgi not found: run 'make deps' as root"
 	for p in $STACK_PROGRAMS; do
 		[ -x "$2/$p.fcgi" ] || stack_die "$2/$p.fcgi missing: run 'make all'"
 		rm -f "$1/sock/$p.sock" "$1/apache/run/pool-$p.pid"
 		: >>"$1/apache/logs/pool-$p.log"
 		stack_own "$1/apache/logs/pool-$p.log"
-		# spawn-fcgi points its children's stderr at /dev/null: a shell
-		# in between keeps the programs' log lines, in pool-<prog>.log.
-		as_stack spawn-fcgi -s "$1/sock/$p.sock" -M 0600 \
-			-F "$STACK_POOL_SIZE" -P "$1/apache/run/pool-$p.pid" \
-			-- /bin/sh -c 'exec "$0" 2>>"$1"' "$2/$p.fcgi" \
-			"$1/apache/logs/pool-$p.log" >>"$1/apache/logs/pool-$p.log" 2>&1 || {
-			stack_show_log "$1/apache/logs/pool-$p.log"
-			stack_die "spawn-fcgi could not start $p.fcgi"
-		}
+		stack_spawn "$1/sock/$p.sock" "$STACK_POOL_SIZE" "$1/apache/run/pool-$p.pid" \
+			"$1/apache/logs/pool-$p.log" "$2/$p.fcgi"
 	done
+}
+
+# stack_spawn SOCKET COUNT PIDFILE LOG PROGRAM [ARG...]: COUNT copies of
+# PROGRAM ARG... as the stack user, a spawn-fcgi pool on SOCKET (mode
+# 0600), their pids in PIDFILE; spawn-fcgi's messages and the programs'
+# stderr go to LOG.
+stack_spawn() {
+	command -v spawn-fcgi >/dev/null 2>&1 ||
+		stack_die "spawn-fcgi not found: run 'make deps' as root"
+	sp_sock=$1 sp_count=$2 sp_pidfile=$3 sp_log=$4
+	shift 4
+	# spawn-fcgi points its children's stderr at /dev/null: a shell in
+	# between keeps the programs' log lines.
+	# shellcheck disable=SC2016,SC2094 # the script's $0 is LOG, an argument
+	as_stack spawn-fcgi -s "$sp_sock" -M 0600 -F "$sp_count" -P "$sp_pidfile" \
+		-- /bin/sh -c 'exec "$@" 2>>"$0"' "$sp_log" "$@" >>"$sp_log" 2>&1 || {
+		stack_show_log "$sp_log"
+		stack_die "spawn-fcgi could not start $(basename "$1")"
+	}
 }
 
 # pools_stop DIR: not an error when nothing runs.  Signals every pool
 # first, then waits, so that the programs wind down together.
 pools_stop() {
-	pids=
+	STACK_PIDS=
 	for p in $STACK_PROGRAMS; do
-		f=$1/apache/run/pool-$p.pid
-		[ -f "$f" ] || continue
-		# spawn-fcgi leaves the last line without a newline.
-		while read -r pid || [ -n "$pid" ]; do
-			# Only our program: the pid may have been reused.
-			case $(ps -o args= -p "$pid" 2>/dev/null) in
-			*"$p.fcgi"*)
-				kill -TERM "$pid" 2>/dev/null
-				pids="$pids $pid"
+		stack_term "$1/apache/run/pool-$p.pid" "*$p.fcgi*"
+		rm -f "$1/sock/$p.sock"
+	done
+	stack_wait_pids 10
+}
+
+# stack_term PIDFILE PATTERN...: sends TERM to each pid in PIDFILE (one a
+# line; spawn-fcgi leaves the last without a newline) whose command line
+# matches one of the case PATTERNs, since a pid may have been reused by
+# another program; adds the pids to STACK_PIDS and removes PIDFILE.  Not
+# an error when PIDFILE is absent.
+stack_term() {
+	[ -f "$1" ] || return 0
+	st_file=$1
+	shift
+	while read -r st_pid || [ -n "$st_pid" ]; do
+		st_args=$(ps -o args= -p "$st_pid" 2>/dev/null)
+		for st_pattern in "$@"; do
+			# shellcheck disable=SC2254 # the argument is a pattern
+			case $st_args in
+			$st_pattern)
+				kill -TERM "$st_pid" 2>/dev/null
+				STACK_PIDS="$STACK_PIDS $st_pid"
+				break
 				;;
 			esac
-		done <"$f"
+		done
+	done <"$st_file"
+	rm -f "$st_file"
+}
+
+# stack_wait_pids SECONDS: waits for each pid in STACK_PIDS (stack_term)
+# to exit, up to SECONDS each, then kills it; empties STACK_PIDS.
+stack_wait_pids() {
+	for st_pid in $STACK_PIDS; do
+		stack_wait_gone "$st_pid" "$1"
 	done
-	for pid in $pids; do
-		stack_wait_gone "$pid" 10
-	done
-	for p in $STACK_PROGRAMS; do
-		rm -f "$1/apache/run/pool-$p.pid" "$1/sock/$p.sock"
-	done
+	STACK_PIDS=
 }
 
 # stack_sweep PREFIX: ends the stack user's processes whose command line
@@ -418,8 +426,6 @@ sed_rhs() {
 	printf '%s' "$1" | sed -e 's/[\\|&]/\\&/g'
 }
 
-# FcgidInitialEnv lines for every MDM_* and sanitizer variable, since
-# mod_fcgid starts its programs with an environment of its own.
 # apache_fcgid_env FILE: the FcgidInitialEnv lines for the MDM_* (and
 # sanitizer) variables of the environment.  mod_fcgid cuts every value to
 # 127 bytes without a word (its INITENV_VAL_LEN); a longer MDM_ value (a
@@ -490,58 +496,48 @@ apache_start() {
 	if [ "$2" = proxy ]; then
 		pools_start "$1" "$3"
 	fi
-	as_stack "$APACHE_BIN" -f "$APACHE_CONF" -k start >"$a/logs/start.log" 2>&1 || {
-		stack_show_log "$a/logs/start.log"
-		stack_show_log "$APACHE_ERROR_LOG"
-		stack_die "Apache did not start"
-	}
-	i=0
-	while :; do
-		code=$(curl -s --noproxy '*' -o /dev/null -w '%{http_code}' --max-time 2 \
-			"http://127.0.0.1:$5/" 2>/dev/null)
-		[ "$code" != 000 ] && [ -n "$code" ] && break
-		i=$((i + 1))
-		if [ "$i" -gt 100 ]; then
-			stack_show_log "$APACHE_ERROR_LOG"
-			stack_die "Apache does not answer on 127.0.0.1:$5"
-		fi
-		sleep 0.1
-	done
+	httpd_start "$1" "$5" Apache
+}
+
+# httpd_start DIR PORT WHAT: Apache as the stack user with
+# DIR/apache/httpd.conf, listening on 127.0.0.1:PORT within 10 s; dies
+# showing its logs (DIR/apache/logs) otherwise.
+httpd_start() {
+	as_stack "$APACHE_BIN" -f "$1/apache/httpd.conf" -k start \
+		>"$1/apache/logs/start.log" 2>&1 && stack_retry 100 stack_port_busy "$2" && return 0
+	stack_show_log "$1/apache/logs/start.log"
+	stack_show_log "$1/apache/logs/error.log"
+	stack_die "$3 does not listen on 127.0.0.1:$2"
 }
 
 # apache_stop DIR: stops Apache (and with it mod_fcgid's programs) and the
 # spawn-fcgi pools; not an error when nothing runs.
 apache_stop() {
-	pidfile=$1/apache/run/httpd.pid
-	if [ -f "$pidfile" ]; then
-		pid=$(cat "$pidfile")
-		case $(ps -o args= -p "$pid" 2>/dev/null) in
-		*apache2*|*httpd*)
-			kill -TERM "$pid" 2>/dev/null
-			stack_wait_gone "$pid" 15
-			;;
-		esac
-		rm -f "$pidfile"
-	fi
+	httpd_stop "$1"
 	pools_stop "$1"
+}
+
+# httpd_stop DIR: stops the Apache whose pid is in DIR/apache/run/httpd.pid.
+httpd_stop() {
+	STACK_PIDS=
+	stack_term "$1/apache/run/httpd.pid" '*apache2*' '*httpd*'
+	stack_wait_pids 15
 }
 
 # stack_wait_health URL...: waits up to STACK_WAIT seconds (default 30)
 # for each URL to answer 200 (over HTTPS trusting TLS_CA_CERT).
 stack_wait_health() {
 	for url in "$@"; do
-		i=0
-		while :; do
-			code=$(curl -s --noproxy '*' -o /dev/null -w '%{http_code}' --max-time 5 \
-				--cacert "$TLS_CA_CERT" "$url" 2>/dev/null)
-			[ "$code" = 200 ] && break
-			i=$((i + 1))
-			if [ "$i" -gt $((${STACK_WAIT:-30} * 4)) ]; then
-				stack_say "$url answers $code, not 200" >&2
-				return 1
-			fi
-			sleep 0.25
-		done
+		stack_retry $((${STACK_WAIT:-30} * 10)) stack_http_ok "$url" || {
+			stack_say "$url answers $code, not 200" >&2
+			return 1
+		}
 	done
-	return 0
+}
+
+# stack_http_ok URL: whether URL answers 200 within 5 s; its status in code.
+stack_http_ok() {
+	code=$(curl -s --noproxy '*' -o /dev/null -w '%{http_code}' --max-time 5 \
+		--cacert "$TLS_CA_CERT" "$1" 2>/dev/null)
+	[ "$code" = 200 ]
 }

@@ -45,50 +45,17 @@
 
 APNS_MODULES=${APACHE_MODULES:-/usr/lib/apache2/modules}
 
-# apns_push_cert DIR BASE ISSUERBASE (paths under DIR are relative to it)
+# apns_push_cert DIR BASE ISSUERBASE
 apns_push_cert() {
-	pc_cnf=$1/push-openssl.cnf
 	mkdir -p "$1"
-	cat >"$pc_cnf" <<'EOF'
-# Written by tests/apns/apns.sh.
-[req]
-distinguished_name = dn
-prompt = no
-[dn]
-[v3_issuer]
-basicConstraints = critical, CA:TRUE
-keyUsage = critical, keyCertSign, cRLSign
-subjectKeyIdentifier = hash
-[v3_push]
-basicConstraints = critical, CA:FALSE
-keyUsage = critical, digitalSignature
-extendedKeyUsage = clientAuth
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid
-EOF
-	if ! [ -s "$3.pem" ] || ! [ -s "$3.key" ]; then
-		openssl req -x509 -new -newkey rsa:2048 -nodes -sha256 -days 3650 \
-			-config "$pc_cnf" -extensions v3_issuer \
-			-subj "/CN=Test Apple Application Integration CA ($(basename "$3"))/OU=mdm tests/O=Not Apple/C=US" \
-			-keyout "$3.key" -out "$3.pem" >"$1/push-openssl.log" 2>&1 || {
-			stack_show_log "$1/push-openssl.log"
-			stack_die "openssl: cannot create $3.pem"
-		}
-	fi
+	pki_self_signed "$3" \
+		"/CN=Test Apple Application Integration CA ($(basename "$3"))/OU=mdm tests/O=Not Apple/C=US" \
+		v3_ca
 	pc_uuid=$(tr 'a-f' 'A-F' </proc/sys/kernel/random/uuid)
 	APNS_PUSH_TOPIC=com.apple.mgmt.External.$pc_uuid
-	if ! openssl req -new -newkey rsa:2048 -nodes -config "$pc_cnf" \
-		-subj "/UID=$APNS_PUSH_TOPIC/CN=APSP:$pc_uuid/C=US" \
-		-keyout "$2.key" -out "$2.csr" >"$1/push-openssl.log" 2>&1 ||
-		! openssl x509 -req -sha256 -days 365 -in "$2.csr" -CA "$3.pem" \
-			-CAkey "$3.key" -set_serial "0x$(openssl rand -hex 16)" \
-			-extfile "$pc_cnf" -extensions v3_push -out "$2.pem" \
-			>>"$1/push-openssl.log" 2>&1; then
-		stack_show_log "$1/push-openssl.log"
-		stack_die "openssl: cannot issue $2.pem"
-	fi
-	rm -f "$2.csr"
-	chmod 600 "$2.key" "$3.key"
+	# A new certificate (and topic) every time.
+	rm -f "$2.pem" "$2.key"
+	pki_issue "$2" "/UID=$APNS_PUSH_TOPIC/CN=APSP:$pc_uuid/C=US" v3_push "$3" 365
 }
 
 apns_start() {
@@ -96,8 +63,6 @@ apns_start() {
 	a_bin=${APNS_STANDIN_BIN:-$STACK_ROOT/build/tests/apns_standin}
 	[ -x "$a_bin" ] || stack_die "$a_bin missing: run 'make all'"
 	[ -s "$3" ] || stack_die "apns_start: no push issuer at $3"
-	command -v spawn-fcgi >/dev/null 2>&1 ||
-		stack_die "spawn-fcgi not found: run 'make deps' as root"
 	[ -f "$APNS_MODULES/mod_http2.so" ] ||
 		stack_die "$APNS_MODULES/mod_http2.so not found (apache2 package)"
 	apns_stop "$1"
@@ -122,30 +87,9 @@ apns_start() {
 		"$STACK_ROOT/tests/apns/httpd-apns.conf.in" >"$1/apache/httpd.conf" ||
 		stack_die "cannot write $1/apache/httpd.conf"
 	stack_own "$1"
-	# As in pools_start: a shell in between keeps the program's stderr.
-	as_stack spawn-fcgi -s "$1/sock/apns.sock" -M 0600 -F "${APNS_POOL_SIZE:-4}" \
-		-P "$1/apache/run/pool.pid" \
-		-- /bin/sh -c 'exec "$0" "$1" 2>>"$2"' "$1/apns_standin" "$1" \
-		"$1/apache/logs/standin.log" >>"$1/apache/logs/standin.log" 2>&1 || {
-		stack_show_log "$1/apache/logs/standin.log"
-		stack_die "spawn-fcgi could not start apns_standin"
-	}
-	as_stack "$APACHE_BIN" -f "$1/apache/httpd.conf" -k start \
-		>"$1/apache/logs/start.log" 2>&1 || {
-		stack_show_log "$1/apache/logs/start.log"
-		stack_show_log "$1/apache/logs/error.log"
-		apns_stop "$1"
-		stack_die "Apache (APNs stand-in) did not start"
-	}
-	a_i=0
-	until stack_port_busy "$2"; do
-		a_i=$((a_i + 1))
-		if [ "$a_i" -gt 100 ]; then
-			stack_show_log "$1/apache/logs/error.log"
-			stack_die "the APNs stand-in does not listen on 127.0.0.1:$2"
-		fi
-		sleep 0.1
-	done
+	stack_spawn "$1/sock/apns.sock" "${APNS_POOL_SIZE:-4}" "$1/apache/run/pool.pid" \
+		"$1/apache/logs/standin.log" "$1/apns_standin" "$1"
+	httpd_start "$1" "$2" "Apache (APNs stand-in)"
 	APNS_URL=https://127.0.0.1:$2
 	APNS_CA=$1/tls/tls-ca.pem
 	APNS_RECORDS=$1/requests.tsv
@@ -154,34 +98,10 @@ apns_start() {
 
 # apns_stop DIR: not an error when nothing runs.
 apns_stop() {
-	a_pidfile=$1/apache/run/httpd.pid
-	if [ -f "$a_pidfile" ]; then
-		a_pid=$(cat "$a_pidfile")
-		case $(ps -o args= -p "$a_pid" 2>/dev/null) in
-		*apache2*|*httpd*)
-			kill -TERM "$a_pid" 2>/dev/null
-			stack_wait_gone "$a_pid" 15
-			;;
-		esac
-		rm -f "$a_pidfile"
-	fi
-	a_pidfile=$1/apache/run/pool.pid
-	[ -f "$a_pidfile" ] || return 0
-	a_pids=
-	# spawn-fcgi leaves the last line without a newline.
-	while read -r a_pid || [ -n "$a_pid" ]; do
-		case $(ps -o args= -p "$a_pid" 2>/dev/null) in
-		*apns_standin*)
-			kill -TERM "$a_pid" 2>/dev/null
-			a_pids="$a_pids $a_pid"
-			;;
-		esac
-	done <"$a_pidfile"
-	for a_pid in $a_pids; do
-		stack_wait_gone "$a_pid" 10
-	done
-	rm -f "$a_pidfile" "$1/sock/apns.sock"
-	return 0
+	httpd_stop "$1"
+	stack_term "$1/apache/run/pool.pid" '*apns_standin*'
+	stack_wait_pids 10
+	rm -f "$1/sock/apns.sock"
 }
 
 apns_rule() {

@@ -4,7 +4,10 @@
  * PostgreSQL: routing, client certificates reaching the programs, methods,
  * body limits (Content-Length and chunked), and that nothing wedges.
  *
- * Environment (set by tests/run.sh):
+ * Environment (set by tests/run.sh; tests/e2e/ENV.md has every variable of
+ * every suite).  E2E_ENV, when set, names the environment file to load
+ * first (e2e_env.c), as tests/run.sh runs it and as a suite is rerun by
+ * hand:
  *   E2E_HTTPS_BASE   https://127.0.0.1:PORT
  *   E2E_HTTP_BASE    http://127.0.0.1:PORT
  *   E2E_TLS_CA       PEM trusted for the HTTPS server
@@ -23,6 +26,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "e2e_env.h"
 #include "mdm_limits.h"
 
 #define BODY_KEEP    (64 * 1024) /* response bytes kept for assertions */
@@ -618,9 +622,12 @@ static Suite *e2e_suite(void)
 
 int main(void)
 {
+	const char *env_file = getenv("E2E_ENV");
 	SRunner *sr;
 	int failed;
 
+	if (env_file != NULL && *env_file != '\0' && !e2e_env_load(env_file))
+		return 2;
 	env_https = need("E2E_HTTPS_BASE");
 	env_http = need("E2E_HTTP_BASE");
 	env_ca = need("E2E_TLS_CA");

@@ -28,76 +28,43 @@
 # Prints "devsim: ok" at the end; any failure exits non-zero with the step.
 set -eu
 
-dir=$1
-enroll_url=$2
-root=$3
-tls_ca=$4
-udid=$5
+# shellcheck source=tests/e2e/simlib.sh
+. "$(dirname "$0")/simlib.sh"
+sim_init devsim "$@"
+enroll_url=$url
 auth=$6
 scep_client=${7:-scepclient}
-here=$(cd "$(dirname "$0")" && pwd)
-
-die() {
-	echo "devsim: $*" >&2
-	exit 1
-}
-
-mkdir -p "$dir"
-cd "$dir"
 
 # ---------------------------------------------------------------- 1 profile
 code=$(curl -sS --cacert "$tls_ca" -o profile.der -D profile.hdr -w '%{http_code}' \
-	"$enroll_url") || die "GET $enroll_url failed"
-[ "$code" = 200 ] || die "GET profile: HTTP $code"
+	"$enroll_url") || sim_die "GET $enroll_url failed"
+[ "$code" = 200 ] || sim_die "GET profile: HTTP $code"
 grep -qi '^content-type: application/x-apple-aspen-config' profile.hdr ||
-	die "profile Content-Type is not application/x-apple-aspen-config"
+	sim_die "profile Content-Type is not application/x-apple-aspen-config"
 openssl cms -verify -inform DER -in profile.der -CAfile "$root" -binary \
 	-out profile.plist 2>profile.verify ||
-	die "profile signature does not verify to $root: $(cat profile.verify)"
+	sim_die "profile signature does not verify to $root: $(cat profile.verify)"
 
 # ---------------------------------------------------------------- 2 payloads
-# The value after <key>K</key> in the payload dictionary of type T.
-payload() {
-	xmllint --nonet --xpath "string(//dict[key[.='PayloadType']/following-sibling::*[1][.='$1']]/key[.='$2']/following-sibling::*[1])" profile.plist
-}
-# The same inside the payload's PayloadContent dictionary (the SCEP payload).
-content() {
-	xmllint --nonet --xpath "string(//dict[key[.='PayloadType']/following-sibling::*[1][.='$1']]/key[.='PayloadContent']/following-sibling::dict[1]/key[.='$2']/following-sibling::*[1])" profile.plist
-}
-scep_url=$(content com.apple.security.scep URL)
-challenge=$(content com.apple.security.scep Challenge)
-scep_uuid=$(payload com.apple.security.scep PayloadUUID)
-checkin_url=$(payload com.apple.mdm CheckInURL)
-server_url=$(payload com.apple.mdm ServerURL)
-topic=$(payload com.apple.mdm Topic)
-identity_uuid=$(payload com.apple.mdm IdentityCertificateUUID)
-[ -n "$scep_url" ] || die "the SCEP payload has no URL"
-[ -n "$challenge" ] || die "the SCEP payload has no Challenge"
+scep_url=$(sim_content profile.plist com.apple.security.scep URL)
+challenge=$(sim_content profile.plist com.apple.security.scep Challenge)
+scep_uuid=$(sim_payload profile.plist com.apple.security.scep PayloadUUID)
+checkin_url=$(sim_payload profile.plist com.apple.mdm CheckInURL)
+server_url=$(sim_payload profile.plist com.apple.mdm ServerURL)
+topic=$(sim_payload profile.plist com.apple.mdm Topic)
+identity_uuid=$(sim_payload profile.plist com.apple.mdm IdentityCertificateUUID)
+[ -n "$scep_url" ] || sim_die "the SCEP payload has no URL"
+[ -n "$challenge" ] || sim_die "the SCEP payload has no Challenge"
 [ -n "$checkin_url" ] && [ -n "$server_url" ] && [ -n "$topic" ] ||
-	die "the MDM payload lacks CheckInURL, ServerURL or Topic"
+	sim_die "the MDM payload lacks CheckInURL, ServerURL or Topic"
 [ -n "$scep_uuid" ] && [ "$identity_uuid" = "$scep_uuid" ] ||
-	die "IdentityCertificateUUID ($identity_uuid) is not the SCEP PayloadUUID ($scep_uuid)"
+	sim_die "IdentityCertificateUUID ($identity_uuid) is not the SCEP PayloadUUID ($scep_uuid)"
 echo "$checkin_url" >checkin_url
 echo "$server_url" >server_url
 echo "$topic" >topic
 
 # ---------------------------------------------------------------- 3 SCEP
-case $scep_client in
-scepclient)
-	openssl genrsa -traditional -out key.pem 2048 2>/dev/null
-	scepclient -server-url "$scep_url" -challenge "$challenge" -private-key key.pem \
-		-certificate cert.pem -cn "devsim $udid" >scep.log 2>&1 ||
-		die "scepclient failed: $(tail -3 scep.log)"
-	;;
-certmonger)
-	sh "$here/certmonger.sh" "$dir" "$scep_url" "$challenge" >scep.log 2>&1 ||
-		die "certmonger failed: $(tail -3 scep.log)"
-	;;
-*)
-	die "unknown SCEP client $scep_client"
-	;;
-esac
-[ -s cert.pem ] && [ -s key.pem ] || die "SCEP gave no identity"
+sim_scep "$scep_client" "$scep_url" "$challenge" "devsim $udid"
 # The challenge is one-time: spent now.
 
 # ---------------------------------------------------------------- 4 check-in
@@ -106,11 +73,7 @@ magic=$(cat /proc/sys/kernel/random/uuid | tr a-z A-Z)
 unlock=$(openssl rand -base64 48 | tr -d '\n')
 echo "$magic" >push_magic
 
-cat >authenticate.plist <<EOF
-<?xml version="1.0" encoding="UTF-8"?>
-<!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd">
-<plist version="1.0">
-<dict>
+sim_plist authenticate.plist <<EOF
 	<key>BuildVersion</key>
 	<string>21A5326a</string>
 	<key>DeviceName</key>
@@ -131,15 +94,9 @@ cat >authenticate.plist <<EOF
 	<string>$topic</string>
 	<key>UDID</key>
 	<string>$udid</string>
-</dict>
-</plist>
 EOF
 
-cat >tokenupdate.plist <<EOF
-<?xml version="1.0" encoding="UTF-8"?>
-<!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd">
-<plist version="1.0">
-<dict>
+sim_plist tokenupdate.plist <<EOF
 	<key>AwaitingConfiguration</key>
 	<false/>
 	<key>MessageType</key>
@@ -158,8 +115,6 @@ cat >tokenupdate.plist <<EOF
 	<data>
 	$unlock
 	</data>
-</dict>
-</plist>
 EOF
 
 # PUT one message to the CheckInURL the way the device authenticates.
@@ -167,18 +122,15 @@ checkin() {
 	body=$1
 	if [ "$auth" = signature ]; then
 		openssl cms -sign -binary -in "$body" -signer cert.pem -inkey key.pem \
-			-outform DER -out "$body.sig" || die "openssl cms -sign failed"
-		code=$(curl -sS --cacert "$tls_ca" -X PUT --data-binary "@$body" \
-			-H 'Content-Type: application/x-apple-aspen-mdm-checkin' \
-			-H "Mdm-Signature: $(base64 -w0 "$body.sig")" \
-			-o "$body.reply" -w '%{http_code}' "$checkin_url")
+			-outform DER -out "$body.sig" || sim_die "openssl cms -sign failed"
+		set -- -H "Mdm-Signature: $(base64 -w0 "$body.sig")"
 	else
-		code=$(curl -sS --cacert "$tls_ca" --cert cert.pem --key key.pem -X PUT \
-			--data-binary "@$body" \
-			-H 'Content-Type: application/x-apple-aspen-mdm-checkin' \
-			-o "$body.reply" -w '%{http_code}' "$checkin_url")
+		set -- --cert cert.pem --key key.pem
 	fi
-	[ "$code" = 200 ] || die "$body: HTTP $code: $(head -c 300 "$body.reply")"
+	code=$(curl -sS --cacert "$tls_ca" "$@" -X PUT --data-binary "@$body" \
+		-H 'Content-Type: application/x-apple-aspen-mdm-checkin' \
+		-o "$body.reply" -w '%{http_code}' "$checkin_url")
+	[ "$code" = 200 ] || sim_die "$body: HTTP $code: $(head -c 300 "$body.reply")"
 }
 checkin authenticate.plist
 checkin tokenupdate.plist

@@ -32,58 +32,39 @@
 # cert.pem/key.pem (the identity) in DIR.  Prints "otasim: ok" at the end.
 set -eu
 
-dir=$1
-base=$2
-root=$3
-tls_ca=$4
-udid=$5
+# shellcheck source=tests/e2e/simlib.sh
+. "$(dirname "$0")/simlib.sh"
+sim_init otasim "$@"
+base=$url
 apple_ca=$6
 apple_key=$7
 scep_client=${8:-scepclient}
-here=$(cd "$(dirname "$0")" && pwd)
-
-die() {
-	echo "otasim: $*" >&2
-	exit 1
-}
-
-mkdir -p "$dir"
-cd "$dir"
-
-# The value after <key>K</key> in the dict whose PayloadType is T, and the
-# same inside that dict's PayloadContent dict.
-payload() {
-	xmllint --nonet --xpath "string(//dict[key[.='PayloadType']/following-sibling::*[1][.='$2']]/key[.='$3']/following-sibling::*[1])" "$1"
-}
-content() {
-	xmllint --nonet --xpath "string(//dict[key[.='PayloadType']/following-sibling::*[1][.='$2']]/key[.='PayloadContent']/following-sibling::dict[1]/key[.='$3']/following-sibling::*[1])" "$1"
-}
 
 # POST a signed message; the answer must be a signed profile (to $2.plist).
 post() {
 	code=$(curl -sS --cacert "$tls_ca" -X POST --data-binary "@$1" \
 		-H 'Content-Type: application/pkcs7-signature' -o "$2.der" -D "$2.hdr" \
-		-w '%{http_code}' "$ota_url") || die "POST $ota_url failed"
-	[ "$code" = 200 ] || die "$2: HTTP $code: $(head -c 300 "$2.der")"
+		-w '%{http_code}' "$ota_url") || sim_die "POST $ota_url failed"
+	[ "$code" = 200 ] || sim_die "$2: HTTP $code: $(head -c 300 "$2.der")"
 	grep -qi '^content-type: application/x-apple-aspen-config' "$2.hdr" ||
-		die "$2: Content-Type is not application/x-apple-aspen-config"
+		sim_die "$2: Content-Type is not application/x-apple-aspen-config"
 	openssl cms -verify -inform DER -in "$2.der" -CAfile "$root" -binary \
 		-out "$2.plist" 2>"$2.verify" ||
-		die "$2: signature does not verify to $root: $(cat "$2.verify")"
+		sim_die "$2: signature does not verify to $root: $(cat "$2.verify")"
 }
 
 # ---------------------------------------------------------------- phase 1
 p1_url=$base/enroll/ota${OTASIM_QUERY:-}
 code=$(curl -sS --cacert "$tls_ca" -o p1.der -w '%{http_code}' "$p1_url") ||
-	die "GET $p1_url failed"
-[ "$code" = 200 ] || die "phase 1: HTTP $code"
+	sim_die "GET $p1_url failed"
+[ "$code" = 200 ] || sim_die "phase 1: HTTP $code"
 openssl cms -verify -inform DER -in p1.der -CAfile "$root" -binary -out p1.plist \
-	2>p1.verify || die "phase 1 profile does not verify: $(cat p1.verify)"
-ota_url=$(content p1.plist 'Profile Service' URL)
-challenge=$(content p1.plist 'Profile Service' Challenge)
-[ -n "$ota_url" ] && [ -n "$challenge" ] || die "Profile Service payload lacks URL or Challenge"
+	2>p1.verify || sim_die "phase 1 profile does not verify: $(cat p1.verify)"
+ota_url=$(sim_content p1.plist 'Profile Service' URL)
+challenge=$(sim_content p1.plist 'Profile Service' Challenge)
+[ -n "$ota_url" ] && [ -n "$challenge" ] || sim_die "Profile Service payload lacks URL or Challenge"
 for a in UDID IMEI ICCID VERSION PRODUCT SERIAL MAC_ADDRESS_EN0 DEVICE_NAME; do
-	grep -q "<string>$a</string>" p1.plist || die "DeviceAttributes lacks $a"
+	grep -q "<string>$a</string>" p1.plist || sim_die "DeviceAttributes lacks $a"
 done
 
 # ---------------------------------------------------------------- phase 2
@@ -91,13 +72,9 @@ done
 openssl req -new -newkey rsa:2048 -nodes -keyout apple.key -out apple.csr \
 	-subj "/CN=$(cat /proc/sys/kernel/random/uuid | tr a-z A-Z)" 2>/dev/null
 openssl x509 -req -in apple.csr -CA "$apple_ca" -CAkey "$apple_key" -CAcreateserial \
-	-days 30 -out apple.pem 2>/dev/null || die "cannot make the Apple-issued certificate"
+	-days 30 -out apple.pem 2>/dev/null || sim_die "cannot make the Apple-issued certificate"
 
-cat >attrs.plist <<EOF
-<?xml version="1.0" encoding="UTF-8"?>
-<!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd">
-<plist version="1.0">
-<dict>
+sim_plist attrs.plist <<EOF
 	<key>CHALLENGE</key>
 	<string>$challenge</string>
 	<key>DEVICE_NAME</key>
@@ -112,44 +89,27 @@ cat >attrs.plist <<EOF
 	<string>$udid</string>
 	<key>VERSION</key>
 	<string>21A329</string>
-</dict>
-</plist>
 EOF
 openssl cms -sign -nodetach -binary -md sha256 -in attrs.plist -signer apple.pem \
-	-inkey apple.key -outform DER -out p2.der || die "openssl cms -sign (phase 2) failed"
+	-inkey apple.key -outform DER -out p2.der || sim_die "openssl cms -sign (phase 2) failed"
 post p2.der p2
-scep_url=$(content p2.plist com.apple.security.scep URL)
-scep_challenge=$(content p2.plist com.apple.security.scep Challenge)
-[ -n "$scep_url" ] && [ -n "$scep_challenge" ] || die "phase 2 answer has no SCEP URL/Challenge"
-! grep -q '<string>com.apple.mdm</string>' p2.plist || die "phase 2 answer carries MDM"
+scep_url=$(sim_content p2.plist com.apple.security.scep URL)
+scep_challenge=$(sim_content p2.plist com.apple.security.scep Challenge)
+[ -n "$scep_url" ] && [ -n "$scep_challenge" ] || sim_die "phase 2 answer has no SCEP URL/Challenge"
+! grep -q '<string>com.apple.mdm</string>' p2.plist || sim_die "phase 2 answer carries MDM"
 
-case $scep_client in
-scepclient)
-	openssl genrsa -traditional -out key.pem 2048 2>/dev/null
-	scepclient -server-url "$scep_url" -challenge "$scep_challenge" -private-key key.pem \
-		-certificate cert.pem -cn "otasim $udid" >scep.log 2>&1 ||
-		die "scepclient failed: $(tail -3 scep.log)"
-	;;
-certmonger)
-	sh "$here/certmonger.sh" "$dir" "$scep_url" "$scep_challenge" >scep.log 2>&1 ||
-		die "certmonger failed: $(tail -3 scep.log)"
-	;;
-*)
-	die "unknown SCEP client $scep_client"
-	;;
-esac
-[ -s cert.pem ] && [ -s key.pem ] || die "SCEP gave no identity"
+sim_scep "$scep_client" "$scep_url" "$scep_challenge" "otasim $udid"
 
 # ---------------------------------------------------------------- phase 3
 openssl cms -sign -nodetach -binary -md sha256 -in attrs.plist -signer cert.pem \
-	-inkey key.pem -outform DER -out p3.der || die "openssl cms -sign (phase 3) failed"
+	-inkey key.pem -outform DER -out p3.der || sim_die "openssl cms -sign (phase 3) failed"
 post p3.der p3
-! grep -q '<string>com.apple.mdm</string>' p3.plist || die "phase 3 payloads are in clear"
+! grep -q '<string>com.apple.mdm</string>' p3.plist || sim_die "phase 3 payloads are in clear"
 xmllint --nonet --xpath "string(/plist/dict/key[.='EncryptedPayloadContent']/following-sibling::data[1])" \
 	p3.plist | tr -d ' \t\n' | base64 -d >p3.enc
-[ -s p3.enc ] || die "phase 3 answer has no EncryptedPayloadContent"
+[ -s p3.enc ] || sim_die "phase 3 answer has no EncryptedPayloadContent"
 openssl cms -decrypt -inform DER -in p3.enc -inkey key.pem -recip cert.pem -out p3.clear \
-	2>p3.decrypt || die "EncryptedPayloadContent does not decrypt: $(cat p3.decrypt)"
-grep -q '<string>com.apple.mdm</string>' p3.clear || die "no MDM payload in the decrypted content"
-grep -q '<key>CheckInURL</key>' p3.clear || die "the MDM payload has no CheckInURL"
+	2>p3.decrypt || sim_die "EncryptedPayloadContent does not decrypt: $(cat p3.decrypt)"
+grep -q '<string>com.apple.mdm</string>' p3.clear || sim_die "no MDM payload in the decrypted content"
+grep -q '<key>CheckInURL</key>' p3.clear || sim_die "the MDM payload has no CheckInURL"
 echo "otasim: ok ($udid, $scep_client)"
