@@ -20,7 +20,8 @@
 #include "migrate.h"
 #include "plist.h"
 #include "suites.h"
-#include "testdb.h"
+#include "ts_db.h"
+#include "ts_sys.h"
 #include "vectors.h"
 #include "x509.h"
 
@@ -36,7 +37,7 @@
 #include <unistd.h>
 
 static char keypath[128];
-static struct testdb tdb;
+static struct ts_db tdb;
 static db *d;
 static config *cfg;
 static struct ca_state *ca;
@@ -46,7 +47,7 @@ static const struct checkin_policy strict = {0, 1};
 static void setup(void)
 {
 	log_set_level(MDM_LOG__MAX);
-	testdb_create(&tdb, "checkin");
+	ts_db_create(&tdb, "checkin");
 	d = tdb.d;
 	now = time(NULL);
 	snprintf(keypath, sizeof(keypath), "/tmp/mdm-checkin-test-%ld.key", (long)getpid());
@@ -65,7 +66,7 @@ static void teardown(void)
 	config_free(cfg);
 	cfg = NULL;
 	d = NULL;
-	testdb_drop(&tdb); /* frees d */
+	ts_db_drop(&tdb); /* frees d */
 	unlink(keypath);
 }
 
@@ -153,24 +154,12 @@ static char *snapshot(void)
 
 static char *query1(const char *sql, const char *param)
 {
-	const char *p[1] = {param};
-	db_res *r = NULL;
-	char *s;
-
-	ck_assert_int_eq(db_exec(d, sql, param ? 1 : 0, param ? p : NULL, &r), MDM_OK);
-	ck_assert_int_eq(db_res_rows(r), 1);
-	s = strdup(db_res_is_null(r, 0, 0) ? "(null)" : db_res_get0(r, 0, 0));
-	db_res_free(r);
-	return s;
+	return ts_db_query1(d, sql, param);
 }
 
 static void assert_query(const char *sql, const char *param, const char *want)
 {
-	char *got = query1(sql, param);
-
-	ck_assert_msg(strcmp(got, want) == 0, "%s [%s]: got %s, want %s", sql, param ? param : "",
-	        got, want);
-	free(got);
+	ts_db_assert(d, sql, param, want);
 }
 
 static char *msg_authenticate(const char *udid)
@@ -453,18 +442,12 @@ static int vectors_each(void (*fn)(const char *path, const char *body))
 		}
 		while ((e = readdir(dp)) != NULL) {
 			char path[2048], *body;
-			size_t len;
-			FILE *fp;
 
 			if (strstr(e->d_name, ".plist") == NULL &&
 			        strstr(e->d_name, ".xml") == NULL)
 				continue;
 			snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-			ck_assert_ptr_nonnull(fp = fopen(path, "rb"));
-			body = calloc(1, 1 << 20);
-			len = fread(body, 1, (1 << 20) - 1, fp);
-			fclose(fp);
-			body[len] = '\0';
+			body = ts_file_get(path, NULL);
 			if (strstr(body, "<key>MessageType</key>") == NULL) {
 				free(body); /* a command result, not a check-in */
 				continue;

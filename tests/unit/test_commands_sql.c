@@ -13,7 +13,7 @@
 #include "migrate.h"
 #include "plist.h"
 #include "suites.h"
-#include "testdb.h"
+#include "ts_db.h"
 
 #include <libpq-fe.h>
 
@@ -28,14 +28,14 @@
 #define UDID_B     "00008030-000B1234567890AB"
 #define UDID_NOENR "00008030-000C1234567890AB"
 
-static struct testdb tdb;
+static struct ts_db tdb;
 static db *d;
 static PGconn *pg;
 
 static void setup(void)
 {
 	log_set_level(MDM_LOG__MAX);
-	testdb_create(&tdb, "commands");
+	ts_db_create(&tdb, "commands");
 	d = tdb.d;
 	ck_assert_int_eq(db_exec(d,
 	                         "INSERT INTO mdm.device (udid) VALUES ('" UDID_A "'), ('" UDID_B
@@ -57,7 +57,7 @@ static void teardown(void)
 	PQfinish(pg);
 	pg = NULL;
 	d = NULL;
-	testdb_drop(&tdb); /* frees d */
+	ts_db_drop(&tdb); /* frees d */
 }
 
 /* ------------------------------------------------------------ helpers */

@@ -6,19 +6,19 @@
 #include "pushq.h"
 #include "log.h"
 #include "suites.h"
-#include "testdb.h"
+#include "ts_db.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-static struct testdb t;
+static struct ts_db t;
 
 static void setup(void)
 {
 	log_set_level(MDM_LOG__MAX);
-	testdb_create(&t, "pushq");
+	ts_db_create(&t, "pushq");
 	ck_assert_int_eq(db_exec(t.d, "INSERT INTO mdm.device (udid) VALUES ('U1'), ('U2'), ('U3')",
 	                         0, NULL, NULL),
 	        MDM_OK);
@@ -36,7 +36,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-	testdb_drop(&t);
+	ts_db_drop(&t);
 }
 
 static void enqueue(const char *udids)
@@ -50,18 +50,9 @@ static void enqueue(const char *udids)
 	        MDM_OK);
 }
 
-static char *q1(const char *sql, const char *param)
-{
-	return testdb_query1(t.d, sql, param);
-}
-
 static void expect(const char *sql, const char *param, const char *want)
 {
-	char *got = q1(sql, param);
-
-	ck_assert_msg(strcmp(got, want) == 0, "%s [%s]: got %s, want %s", sql, param ? param : "",
-	        got, want);
-	free(got);
+	ts_db_assert(t.d, sql, param, want);
 }
 
 START_TEST(enqueues_coalesce_into_one_claim)
@@ -97,11 +88,7 @@ START_TEST(concurrent_claimers_never_share)
 	ck_assert_int_eq(db_exec(t.d, "BEGIN", 0, NULL, NULL), MDM_OK);
 	ck_assert_int_eq(pushq_claim(t.d, "a", 1, 60, &a), MDM_OK);
 	ck_assert_uint_eq(a.n, 1);
-	{
-		char ci[1024];
-		snprintf(ci, sizeof(ci), "%s dbname=%s", getenv("MDM_TEST_DB"), t.name);
-		ck_assert_int_eq(db_new(ci, "unit", &other), MDM_OK);
-	}
+	ck_assert_int_eq(db_new(t.conninfo, "unit", &other), MDM_OK);
 	ck_assert_int_eq(pushq_claim(other, "b", 100, 60, &b), MDM_OK);
 	ck_assert_uint_eq(b.n, 1);
 	ck_assert_str_ne(a.items[0].udid, b.items[0].udid);

@@ -79,9 +79,9 @@ START_TEST(vector_macos_pkcsreq)
 	}
 
 	snprintf(path, sizeof(path), "%s/scep/testdata/testca/ca.key", dir);
-	key = pem_key(path);
+	key = ts_pem_key(path);
 	snprintf(path, sizeof(path), "%s/scep/testdata/testca/ca.crt", dir);
-	cert = pem_cert(path);
+	cert = ts_pem_cert(path);
 	out = ct_decrypt_ok(m, key, cert, &outlen, &c);
 	ck_assert_int_eq(c, CMS_CIPHER_DES3);
 	ck_assert_uint_eq(outlen, csrlen);
