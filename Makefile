@@ -148,6 +148,11 @@ bench: deps
 deps:
 	@sh scripts/install-deps.sh
 
+# The unit suites that need no database (tests/unit/suites.h: UNIT_NO_DB),
+# without PostgreSQL: seconds.  `make test` runs them all, and the rest.
+unit: $(UNIT_BIN)
+	MDM_TEST_NO_DB=1 $(UNIT_BIN)
+
 # The whole suite: real PostgreSQL and Apache, started and stopped here.
 test: deps
 	$(MAKE) all

@@ -1163,16 +1163,11 @@ START_TEST(topic_must_be_ours)
 END_TEST
 
 /* Parsing alone (no database; also run under valgrind). */
-Suite *checkin_parse_suite(void)
+void checkin_parse_tcases(Suite *s)
 {
-	Suite *s = suite_create("checkin_parse");
-	TCase *p = tcase_create("parse");
+	TCase *tc = ts_tcase(s, "parse", 0, NULL, NULL);
 
-	tcase_add_test(p, parse_refusals);
-	tcase_add_test(p, parse_token_too_long);
-	tcase_add_test(p, parse_real_vectors);
-	suite_add_tcase(s, p);
-	return s;
+	ts_add_tests(tc, parse_refusals, parse_token_too_long, parse_real_vectors);
 }
 
 /* Issue 13: checkin_require_tls refuses signature-only requests (they can be replayed). */
@@ -1191,14 +1186,11 @@ START_TEST(require_tls_policy)
 }
 END_TEST
 
-Suite *checkin_require_tls_suite(void)
+void checkin_require_tls_tcases(Suite *s)
 {
-	Suite *s = suite_create("checkin_require_tls");
-	TCase *t = tcase_create("policy");
+	TCase *tc = ts_tcase(s, "policy", 0, NULL, NULL);
 
-	tcase_add_test(t, require_tls_policy);
-	suite_add_tcase(s, t);
-	return s;
+	ts_add_tests(tc, require_tls_policy);
 }
 
 /* Rows stored in clear before 017 are scrubbed by it (its text, run again: idempotent). */
@@ -1241,24 +1233,12 @@ START_TEST(old_bodies_scrubbed)
 }
 END_TEST
 
-Suite *checkin_suite(void)
+void checkin_tcases(Suite *s)
 {
-	Suite *s = suite_create("checkin");
-	TCase *t = tcase_create("db");
+	TCase *tc = ts_tcase(s, "db", 60, setup, teardown);
 
-	tcase_add_checked_fixture(t, setup, teardown);
-	tcase_set_timeout(t, 60);
-	tcase_add_test(t, store_real_vectors);
-	tcase_add_test(t, enroll_tls_and_signature);
-	tcase_add_test(t, identity_refusals);
-	tcase_add_test(t, device_a_for_udid_b);
-	tcase_add_test(t, takeover_rules);
-	tcase_add_test(t, ota_challenge_never_takes_over);
-	tcase_add_test(t, racing_authenticates_bind_one_udid);
-	tcase_add_test(t, renewal_without_authenticate);
-	tcase_add_test(t, user_channel_and_tokens);
-	tcase_add_test(t, old_bodies_scrubbed);
-	tcase_add_test(t, topic_must_be_ours);
-	suite_add_tcase(s, t);
-	return s;
+	ts_add_tests(tc, store_real_vectors, enroll_tls_and_signature, identity_refusals,
+	        device_a_for_udid_b, takeover_rules, ota_challenge_never_takes_over,
+	        racing_authenticates_bind_one_udid, renewal_without_authenticate,
+	        user_channel_and_tokens, old_bodies_scrubbed, topic_must_be_ours);
 }

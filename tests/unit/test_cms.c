@@ -190,23 +190,14 @@ START_TEST(certs_only)
 }
 END_TEST
 
-Suite *cms_suite(void)
+void cms_tcases(Suite *s)
 {
-	Suite *s = suite_create("cms");
-	TCase *vectors = tcase_create("vectors");
-	TCase *roundtrip = tcase_create("roundtrip");
-	TCase *hostile = tcase_create("hostile");
-	TCase *all[] = {vectors, roundtrip, hostile};
+	TCase *vectors = ts_tcase(s, "vectors", 120, cmstest_setup, cmstest_teardown);
+	TCase *roundtrip = ts_tcase(s, "roundtrip", 120, cmstest_setup, cmstest_teardown);
+	TCase *hostile = ts_tcase(s, "hostile", 120, cmstest_setup, cmstest_teardown);
 
-	tcase_add_test(vectors, vector_getcacert);
-	tcase_add_test(vectors, vector_apple_corpus);
-	tcase_add_test(roundtrip, certs_only);
+	ts_add_tests(vectors, vector_getcacert, vector_apple_corpus);
+	ts_add_tests(roundtrip, certs_only);
 	scep_msg_tests(vectors, roundtrip, hostile);
 	scep_msg_env_tests(vectors, roundtrip, hostile);
-	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
-		tcase_set_timeout(all[i], 120);
-		tcase_add_checked_fixture(all[i], cmstest_setup, cmstest_teardown);
-		suite_add_tcase(s, all[i]);
-	}
-	return s;
 }

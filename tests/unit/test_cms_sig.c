@@ -602,23 +602,11 @@ START_TEST(alg_policy)
 }
 END_TEST
 
-Suite *cms_sig_suite(void)
+void cms_sig_tcases(Suite *s)
 {
-	Suite *s = suite_create("cms_sig");
-	TCase *tc = tcase_create("cms_sig");
+	TCase *tc = ts_tcase(s, "cms_sig", 120, setup, teardown);
 
-	tcase_set_timeout(tc, 120);
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_add_test(tc, vector_header2);
-	tcase_add_test(tc, vector_header1);
-	tcase_add_test(tc, roundtrip);
-	tcase_add_test(tc, sign_bad_arguments);
-	tcase_add_test(tc, cli_signs_we_verify);
-	tcase_add_test(tc, we_sign_cli_verifies);
-	tcase_add_test(tc, cli_refusals);
-	tcase_add_test(tc, malformed);
-	tcase_add_test(tc, logs_once);
-	tcase_add_test(tc, alg_policy);
-	suite_add_tcase(s, tc);
-	return s;
+	ts_add_tests(tc, vector_header2, vector_header1, roundtrip, sign_bad_arguments,
+	        cli_signs_we_verify, we_sign_cli_verifies, cli_refusals, malformed, logs_once,
+	        alg_policy);
 }

@@ -481,23 +481,18 @@ START_TEST(undeliverable_moves_on)
 }
 END_TEST
 
-Suite *command_suite(void)
+void command_tcases(Suite *s)
 {
-	Suite *s = suite_create("command");
-	TCase *p = tcase_create("parse");
-	TCase *q = tcase_create("queue");
+	TCase *tc = ts_tcase(s, "parse", 0, NULL, NULL);
 
-	tcase_add_test(p, parse_refusals);
-	tcase_add_test(p, json_of_every_type);
-	suite_add_tcase(s, p);
-	tcase_add_checked_fixture(q, setup, teardown);
-	tcase_set_timeout(q, 60);
-	tcase_add_test(q, order_and_answers);
-	tcase_add_test(q, not_now_waits_for_next_idle);
-	tcase_add_test(q, unanswered_is_delivered_again);
-	tcase_add_test(q, refusals_change_nothing);
-	tcase_add_test(q, real_answers_stored);
-	tcase_add_test(q, undeliverable_moves_on);
-	suite_add_tcase(s, q);
-	return s;
+	ts_add_tests(tc, parse_refusals, json_of_every_type);
+}
+
+void command_db_tcases(Suite *s)
+{
+	TCase *tc = ts_tcase(s, "queue", 60, setup, teardown);
+
+	ts_add_tests(tc, order_and_answers, not_now_waits_for_next_idle,
+	        unanswered_is_delivered_again, refusals_change_nothing, real_answers_stored,
+	        undeliverable_moves_on);
 }

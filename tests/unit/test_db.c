@@ -541,30 +541,15 @@ START_TEST(listen_refuses_bad_channels)
 }
 END_TEST
 
-Suite *db_suite(void)
+void db_tcases(Suite *s)
 {
-	Suite *s = suite_create("db");
-	TCase *tc = tcase_create("postgresql");
+	TCase *tc = ts_tcase(s, "postgresql", 30, setup, teardown);
 
-	tcase_set_timeout(tc, 30);
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_add_test(tc, parameters_carry_hostile_strings_intact);
-	tcase_add_test(tc, nulls_and_errors);
-	tcase_add_test(tc, binary_parameters);
-	tcase_add_test(tc, reconnects_after_lost_connection);
-	tcase_add_test(tc, unreachable_database);
-	tcase_add_test(tc, server_crash_is_503);
-	tcase_add_test(tc, transactions_commit_roll_back_and_retry);
-	tcase_add_test(tc, commit_with_unknown_outcome_is_not_retried);
-	tcase_add_test(tc, unavailable_sqlstates_are_503);
-	tcase_add_test(tc, read_only_drops_the_connection);
-	tcase_add_test(tc, migrate_applies_once_and_records);
-	tcase_add_test(tc, migrate_refuses_a_changed_migration);
-	tcase_add_test(tc, migrate_concurrent);
-	tcase_add_test(tc, health_with_database);
-	tcase_add_test(tc, listen_and_wait_notify);
-	tcase_add_test(tc, listen_survives_reconnect);
-	tcase_add_test(tc, listen_refuses_bad_channels);
-	suite_add_tcase(s, tc);
-	return s;
+	ts_add_tests(tc, parameters_carry_hostile_strings_intact, nulls_and_errors,
+	        binary_parameters, reconnects_after_lost_connection, unreachable_database,
+	        server_crash_is_503, transactions_commit_roll_back_and_retry,
+	        commit_with_unknown_outcome_is_not_retried, unavailable_sqlstates_are_503,
+	        read_only_drops_the_connection, migrate_applies_once_and_records,
+	        migrate_refuses_a_changed_migration, migrate_concurrent, health_with_database,
+	        listen_and_wait_notify, listen_survives_reconnect, listen_refuses_bad_channels);
 }

@@ -896,35 +896,21 @@ static void quiet(void)
 	log_set_level(MDM_LOG__MAX);
 }
 
-Suite *enroll_suite(void)
+void enroll_tcases(Suite *s)
 {
-	Suite *s = suite_create("enroll");
-	TCase *tc = tcase_create("profile");
+	TCase *tc = ts_tcase(s, "profile", 0, quiet, NULL);
 
-	tcase_add_checked_fixture(tc, quiet, NULL);
+	ts_add_tests(tc, profile_round_trip_and_keys, profile_scep_url_and_fresh_uuids,
+	        profile_uuid_v4, profile_hostile_org_escaped, profile_bad_values_refused,
+	        profile_subject_forms, push_topic_rules, push_topic_real_apple_cert,
+	        enroll_authorization, enroll_topic_query_refusals);
+}
 
-	tcase_add_test(tc, profile_round_trip_and_keys);
-	tcase_add_test(tc, profile_scep_url_and_fresh_uuids);
-	tcase_add_test(tc, profile_uuid_v4);
-	tcase_add_test(tc, profile_hostile_org_escaped);
-	tcase_add_test(tc, profile_bad_values_refused);
-	tcase_add_test(tc, profile_subject_forms);
-	tcase_add_test(tc, push_topic_rules);
-	tcase_add_test(tc, push_topic_real_apple_cert);
-	tcase_add_test(tc, enroll_authorization);
-	tcase_add_test(tc, enroll_topic_query_refusals);
-	suite_add_tcase(s, tc);
+void enroll_db_tcases(Suite *s)
+{
+	TCase *tc = ts_tcase(s, "db", 60, db_setup, db_teardown);
 
-	tc = tcase_create("db");
-	tcase_set_timeout(tc, 60);
-	tcase_add_checked_fixture(tc, db_setup, db_teardown);
-	tcase_add_test(tc, push_import_rules);
-	tcase_add_test(tc, push_import_p12);
-	tcase_add_test(tc, enroll_topic_choice);
-	tcase_add_test(tc, enroll_admit_auth_before_topics);
-	tcase_add_test(tc, enroll_profile_per_topic);
-	tcase_add_test(tc, push_cert_remove_rules);
-	tcase_add_test(tc, enroll_signed_profile_with_challenge);
-	suite_add_tcase(s, tc);
-	return s;
+	ts_add_tests(tc, push_import_rules, push_import_p12, enroll_topic_choice,
+	        enroll_admit_auth_before_topics, enroll_profile_per_topic, push_cert_remove_rules,
+	        enroll_signed_profile_with_challenge);
 }

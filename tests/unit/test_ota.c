@@ -454,21 +454,17 @@ START_TEST(phase2_vector_stored_once)
 }
 END_TEST
 
-Suite *ota_suite(void)
+void ota_tcases(Suite *s)
 {
-	Suite *s = suite_create("ota");
-	TCase *tc = tcase_create("parse");
-	TCase *tc_db = tcase_create("db");
+	TCase *tc = ts_tcase(s, "parse", 0, NULL, NULL);
 
-	tcase_add_test(tc, apple_chain_pinned);
-	tcase_add_test(tc, phase2_vector_parses);
-	tcase_add_test(tc, bad_bodies_refused);
-	tcase_add_test(tc, encrypted_profile_decrypts_with_openssl);
-	suite_add_tcase(s, tc);
-	tcase_set_timeout(tc_db, 60);
-	tcase_add_checked_fixture(tc_db, db_setup, db_teardown);
-	tcase_add_test(tc_db, phase1_profile_service);
-	tcase_add_test(tc_db, phase2_vector_stored_once);
-	suite_add_tcase(s, tc_db);
-	return s;
+	ts_add_tests(tc, apple_chain_pinned, phase2_vector_parses, bad_bodies_refused,
+	        encrypted_profile_decrypts_with_openssl);
+}
+
+void ota_db_tcases(Suite *s)
+{
+	TCase *tc = ts_tcase(s, "db", 60, db_setup, db_teardown);
+
+	ts_add_tests(tc, phase1_profile_service, phase2_vector_stored_once);
 }

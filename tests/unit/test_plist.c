@@ -402,23 +402,13 @@ START_TEST(builder_api)
 }
 END_TEST
 
-Suite *plist_suite(void)
+void plist_tcases(Suite *s)
 {
-	Suite *s = suite_create("plist");
-	TCase *tc;
+	TCase *tc = ts_tcase(s, "vectors", 60, NULL, NULL);
 
-	tc = tcase_create("vectors");
-	tcase_set_timeout(tc, 60);
-	tcase_add_test(tc, vectors_roundtrip);
-	tcase_add_test(tc, vectors_apple_layout);
-	tcase_add_test(tc, vectors_values);
-	suite_add_tcase(s, tc);
-
+	ts_add_tests(tc, vectors_roundtrip, vectors_apple_layout, vectors_values);
 	plist_parse_tcases(s);
 	plist_write_tcases(s);
-
-	tc = tcase_create("tree");
-	tcase_add_test(tc, builder_api);
-	suite_add_tcase(s, tc);
-	return s;
+	tc = ts_tcase(s, "tree", 0, NULL, NULL);
+	ts_add_tests(tc, builder_api);
 }

@@ -166,18 +166,11 @@ START_TEST(unavailable_database_gets_503_with_retry_after)
 }
 END_TEST
 
-Suite *program_suite(void)
+void program_tcases(Suite *s)
 {
-	Suite *s = suite_create("program");
-	TCase *tc = tcase_create("dispatch");
+	TCase *tc = ts_tcase(s, "dispatch", 0, setup, NULL);
 
-	tcase_add_checked_fixture(tc, setup, NULL);
-	tcase_add_test(tc, health_without_database);
-	tcase_add_test(tc, health_reports_client_certificate);
-	tcase_add_test(tc, wrong_method_gets_405_with_allow);
-	tcase_add_test(tc, oversized_body_gets_413);
-	tcase_add_test(tc, allowed_request_reaches_handler);
-	tcase_add_test(tc, unavailable_database_gets_503_with_retry_after);
-	suite_add_tcase(s, tc);
-	return s;
+	ts_add_tests(tc, health_without_database, health_reports_client_certificate,
+	        wrong_method_gets_405_with_allow, oversized_body_gets_413,
+	        allowed_request_reaches_handler, unavailable_database_gets_503_with_retry_after);
 }

@@ -345,25 +345,19 @@ START_TEST(classify_and_backoff)
 }
 END_TEST
 
-Suite *pushq_suite(void)
+void pushq_db_tcases(Suite *s)
 {
-	Suite *s = suite_create("pushq");
-	TCase *tc = tcase_create("postgresql");
-	TCase *pure = tcase_create("rules");
+	TCase *tc = ts_tcase(s, "postgresql", 30, setup, teardown);
 
-	tcase_set_timeout(tc, 30);
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_add_test(tc, enqueues_coalesce_into_one_claim);
-	tcase_add_test(tc, concurrent_claimers_never_share);
-	tcase_add_test(tc, expired_claims_are_taken_over);
-	tcase_add_test(tc, success_clears_pending_unless_requested_again);
-	tcase_add_test(tc, min_interval_holds_between_pushes);
-	tcase_add_test(tc, invalid_token_waits_for_token_update);
-	tcase_add_test(tc, failures_back_off);
-	tcase_add_test(tc, no_token_is_claimed_for_marking);
-	tcase_add_test(tc, push_function_and_topics);
-	suite_add_tcase(s, tc);
-	tcase_add_test(pure, classify_and_backoff);
-	suite_add_tcase(s, pure);
-	return s;
+	ts_add_tests(tc, enqueues_coalesce_into_one_claim, concurrent_claimers_never_share,
+	        expired_claims_are_taken_over, success_clears_pending_unless_requested_again,
+	        min_interval_holds_between_pushes, invalid_token_waits_for_token_update,
+	        failures_back_off, no_token_is_claimed_for_marking, push_function_and_topics);
+}
+
+void pushq_tcases(Suite *s)
+{
+	TCase *tc = ts_tcase(s, "rules", 0, NULL, NULL);
+
+	ts_add_tests(tc, classify_and_backoff);
 }

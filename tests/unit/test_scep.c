@@ -1562,44 +1562,23 @@ START_TEST(real_macos_pkcsreq_reaches_the_challenge_rule)
 }
 END_TEST
 
-Suite *scep_suite(void)
+void scep_tcases(Suite *s)
 {
-	Suite *s = suite_create("scep");
-	TCase *tc = tcase_create("rules");
+	TCase *tc = ts_tcase(s, "rules", 60, setup, teardown);
 
-	tcase_set_timeout(tc, 60);
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_add_test(tc, caps_and_cacert);
-	tcase_add_test(tc, one_time_challenge_enrols_once);
-	tcase_add_test(tc, retry_is_idempotent_and_txid_bound_to_key);
-	tcase_add_test(tc, refuses_wrong_expired_and_missing_challenges);
-	tcase_add_test(tc, static_challenge);
-	tcase_add_test(tc, challenge_as_signed_attribute);
-	tcase_add_test(tc, apple_throwaway_signer_enrols);
-	tcase_add_test(tc, rfc_shaped_signer_enrols);
-	tcase_add_test(tc, reply_signed_under_the_certificate_encrypted_to);
-	tcase_add_test(tc, signer_must_be_self_signed);
-	tcase_add_test(tc, signer_match_is_opt_in);
-	tcase_add_test(tc, csr_signature_must_verify);
-	tcase_add_test(tc, small_keys_and_sha1_refused);
-	tcase_add_test(tc, renewal_by_existing_certificate);
-	tcase_add_test(tc, renewal_refused_when_expired_or_foreign);
-	tcase_add_test(tc, manual_approval_then_certpoll);
-	tcase_add_test(tc, manual_renewal_rechecked_at_issue);
-	tcase_add_test(tc, manual_renewal_issued_when_grounds_hold);
-	tcase_add_test(tc, approval_of_revoked_renewal_refused);
-	tcase_add_test(tc, md5_request_answered_bad_alg);
-	tcase_add_test(tc, bad_signature_answered_bad_message_check);
-	tcase_add_test(tc, garbage_is_refused_without_issuing);
-	tcase_add_test(tc, ca_rollover_keeps_devices);
-	tcase_add_test(tc, verifiers_load_no_ca_key);
-	tcase_add_test(tc, concurrent_use_of_one_challenge);
-	tcase_add_test(tc, real_mdmclient_refused_only_for_its_recipient);
-	suite_add_tcase(s, tc);
-	tc = tcase_create("captures");
-	tcase_set_timeout(tc, 60);
-	tcase_add_checked_fixture(tc, capture_setup, teardown);
-	tcase_add_test(tc, real_macos_pkcsreq_reaches_the_challenge_rule);
-	suite_add_tcase(s, tc);
-	return s;
+	ts_add_tests(tc, caps_and_cacert, one_time_challenge_enrols_once,
+	        retry_is_idempotent_and_txid_bound_to_key,
+	        refuses_wrong_expired_and_missing_challenges, static_challenge,
+	        challenge_as_signed_attribute, apple_throwaway_signer_enrols,
+	        rfc_shaped_signer_enrols, reply_signed_under_the_certificate_encrypted_to,
+	        signer_must_be_self_signed, signer_match_is_opt_in, csr_signature_must_verify,
+	        small_keys_and_sha1_refused, renewal_by_existing_certificate,
+	        renewal_refused_when_expired_or_foreign, manual_approval_then_certpoll,
+	        manual_renewal_rechecked_at_issue, manual_renewal_issued_when_grounds_hold,
+	        approval_of_revoked_renewal_refused, md5_request_answered_bad_alg,
+	        bad_signature_answered_bad_message_check, garbage_is_refused_without_issuing,
+	        ca_rollover_keeps_devices, verifiers_load_no_ca_key,
+	        concurrent_use_of_one_challenge, real_mdmclient_refused_only_for_its_recipient);
+	tc = ts_tcase(s, "captures", 60, capture_setup, teardown);
+	ts_add_tests(tc, real_macos_pkcsreq_reaches_the_challenge_rule);
 }

@@ -475,12 +475,8 @@ END_TEST
 
 void scep_msg_env_tests(TCase *vectors, TCase *roundtrip, TCase *hostile)
 {
-	tcase_add_test(vectors, vector_macos_pkcsreq);
-	tcase_add_test(vectors, vector_mdmclient);
-	tcase_add_test(vectors, vector_windows);
-	tcase_add_test(vectors, vector_jscep);
-	tcase_add_test(vectors, vector_legacy_certreps);
-	tcase_add_test(roundtrip, issuer_and_serial);
-	tcase_add_test(roundtrip, issuer_and_subject);
-	tcase_add_test(hostile, weak_content_ciphers);
+	ts_add_tests(vectors, vector_macos_pkcsreq, vector_mdmclient, vector_windows, vector_jscep,
+	        vector_legacy_certreps);
+	ts_add_tests(roundtrip, issuer_and_serial, issuer_and_subject);
+	ts_add_tests(hostile, weak_content_ciphers);
 }

@@ -1016,21 +1016,12 @@ START_TEST(ca_renewal_same_key)
 }
 END_TEST
 
-Suite *scep_ops_suite(void)
+void scep_ops_tcases(Suite *s)
 {
-	Suite *s = suite_create("scep_ops");
-	TCase *tc = tcase_create("operations");
+	TCase *tc = ts_tcase(s, "operations", 60, setup, teardown);
 
-	tcase_set_timeout(tc, 60);
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_add_test(tc, getcert_by_issuer_and_serial);
-	tcase_add_test(tc, getcrl_lists_revoked);
-	tcase_add_test(tc, getcrl_every_reason_and_no_remove_from_crl);
-	tcase_add_test(tc, getcrl_survives_unencodable_times);
-	tcase_add_test(tc, registration_authority);
-	tcase_add_test(tc, discovery_without_ra);
-	tcase_add_test(tc, discovery_recipient_forged);
-	tcase_add_test(tc, ca_renewal_same_key);
-	suite_add_tcase(s, tc);
-	return s;
+	ts_add_tests(tc, getcert_by_issuer_and_serial, getcrl_lists_revoked,
+	        getcrl_every_reason_and_no_remove_from_crl, getcrl_survives_unencodable_times,
+	        registration_authority, discovery_without_ra, discovery_recipient_forged,
+	        ca_renewal_same_key);
 }

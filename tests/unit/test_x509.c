@@ -1,6 +1,6 @@
 /*
  * x509: fingerprints, certificate encodings and fields, the real vectors,
- * and x509_suite, which gathers the tests of test_x509_key.c (keys),
+ * and x509_tcases, which gathers the tests of test_x509_key.c (keys),
  * test_x509_csr.c (CSRs), test_x509_issue.c (the CA, issuing, CRLs) and
  * test_x509_chain.c (verification) into its tcases.
  *
@@ -361,44 +361,20 @@ START_TEST(vector_macos_csr)
 }
 END_TEST
 
-Suite *x509_suite(void)
+void x509_tcases(Suite *s)
 {
-	Suite *s = suite_create("x509");
-	TCase *tc;
+	TCase *tc = ts_tcase(s, "fingerprint", 0, NULL, NULL);
 
-	tc = tcase_create("fingerprint");
-	tcase_add_test(tc, fingerprint_matches_openssl);
-	tcase_add_test(tc, refuses_non_certificates);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("certificates");
-	tcase_add_test(tc, cert_encodings_round_trip);
-	tcase_add_test(tc, cert_der_is_strict);
-	tcase_add_test(tc, cert_pem_is_strict);
-	tcase_add_test(tc, cert_info_edge_cases);
-	suite_add_tcase(s, tc);
-
+	ts_add_tests(tc, fingerprint_matches_openssl, refuses_non_certificates);
+	tc = ts_tcase(s, "certificates", 0, NULL, NULL);
+	ts_add_tests(tc, cert_encodings_round_trip, cert_der_is_strict, cert_pem_is_strict,
+	        cert_info_edge_cases);
 	/* Key generation, openssl runs and SoftHSM take seconds under sanitizers. */
-	tc = tcase_create("keys");
-	tcase_set_timeout(tc, 60);
-	x509_key_tests(tc);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("csr");
-	tcase_set_timeout(tc, 60);
-	x509_csr_tests(tc);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("ca");
-	tcase_set_timeout(tc, 60);
+	x509_key_tests(ts_tcase(s, "keys", 60, NULL, NULL));
+	x509_csr_tests(ts_tcase(s, "csr", 60, NULL, NULL));
+	tc = ts_tcase(s, "ca", 60, NULL, NULL);
 	x509_issue_tests(tc);
 	x509_chain_tests(tc);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("vectors");
-	tcase_set_timeout(tc, 60);
-	tcase_add_test(tc, vector_scep_testca);
-	tcase_add_test(tc, vector_macos_csr);
-	suite_add_tcase(s, tc);
-	return s;
+	tc = ts_tcase(s, "vectors", 60, NULL, NULL);
+	ts_add_tests(tc, vector_scep_testca, vector_macos_csr);
 }

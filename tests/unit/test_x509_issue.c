@@ -873,17 +873,9 @@ END_TEST
 
 void x509_issue_tests(TCase *tc)
 {
-	tcase_add_test(tc, ca_create_profile);
-	tcase_add_test(tc, ca_create_subject_and_refusals);
-	tcase_add_test(tc, ca_validity_past_2049);
-	tcase_add_test(tc, ca_renew_and_rekey);
-	tcase_add_test(tc, issue_profile_and_openssl_verify);
-	tcase_add_test(tc, scep_responder_profile);
-	tcase_add_test(tc, issue_validity_capped_to_ca);
-	tcase_add_test(tc, issue_refusals);
-	tcase_add_test(tc, issue_copies_allowed_sans);
-	tcase_add_test(tc, issue_refuses_other_sans);
-	tcase_add_test(tc, crl_build_and_openssl_reads_it);
-	tcase_add_test(tc, crl_refusals);
-	tcase_add_test(tc, crl_entry_time_past_9999);
+	ts_add_tests(tc, ca_create_profile, ca_create_subject_and_refusals, ca_validity_past_2049,
+	        ca_renew_and_rekey, issue_profile_and_openssl_verify, scep_responder_profile,
+	        issue_validity_capped_to_ca, issue_refusals, issue_copies_allowed_sans,
+	        issue_refuses_other_sans, crl_build_and_openssl_reads_it, crl_refusals,
+	        crl_entry_time_past_9999);
 }

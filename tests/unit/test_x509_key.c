@@ -265,8 +265,6 @@ END_TEST
 
 void x509_key_tests(TCase *tc)
 {
-	tcase_add_test(tc, key_load_forms);
-	tcase_add_test(tc, key_load_never_prompts);
-	tcase_add_test(tc, key_generate_write_and_match);
-	tcase_add_test(tc, pkcs11_softhsm_key);
+	ts_add_tests(tc, key_load_forms, key_load_never_prompts, key_generate_write_and_match,
+	        pkcs11_softhsm_key);
 }

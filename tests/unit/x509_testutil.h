@@ -4,7 +4,7 @@
  * made for a test.  Names start with xt_ (x509 tests); files, scratch
  * directories and runs of the openssl command line are tests/support's
  * (ts_sys.h, included here).  Each test file adds its tests to the
- * tcases that x509_suite (test_x509.c) makes.
+ * tcases that x509_tcases (test_x509.c) makes.
  */
 #ifndef MDM_TEST_X509_TESTUTIL_H
 #define MDM_TEST_X509_TESTUTIL_H
@@ -59,7 +59,7 @@ X509 *xt_issue(X509 *ca, EVP_PKEY *cakey, EVP_PKEY *devkey, time_t now);
 /* A certificate made directly with OpenSSL: serial bytes (negative if neg), n OU entries. */
 X509 *xt_raw_cert(EVP_PKEY *k, const unsigned char *serial, int slen, int neg, int n_ou);
 
-/* The tests of each file, added to the tcase x509_suite made for them. */
+/* The tests of each file, added to the tcase x509_tcases made for them. */
 void x509_key_tests(TCase *tc);
 void x509_csr_tests(TCase *tc);
 void x509_issue_tests(TCase *tc);
