@@ -13,13 +13,13 @@
  * E2E_MODE, MDM_DB, MDM_VECTORS (optional).
  */
 #include "e2eutil.h"
+#include "ts_check.h"
 #include "ts_sys.h"
 
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 Suite *applesim_e2e_suite(void);
@@ -421,23 +421,10 @@ END_TEST
 
 Suite *applesim_e2e_suite(void)
 {
-	Suite *s = suite_create("applesim-e2e");
-	TCase *tc = tcase_create("devices");
-	const char *t = getenv("E2E_TMP");
-
-	mode = getenv("E2E_MODE") ? getenv("E2E_MODE") : "apache";
+	mode = e2e_mode();
 	sim = getenv("E2E_APPLESIM");
-	base = getenv("E2E_HTTPS_BASE");
-	tls_ca = getenv("E2E_TLS_CA");
-	device_ca = getenv("E2E_DEVICE_CA");
-	snprintf(tmpdir, sizeof(tmpdir), "%s/applesim-%s", t ? t : "/tmp", mode);
-	mkdir(tmpdir, 0700);
-	tcase_set_timeout(tc, 300);
-	tcase_add_test(tc, iphone_lifecycle);
-	tcase_add_test(tc, mac_lifecycle);
-	tcase_add_test(tc, auth_one_way);
-	tcase_add_test(tc, racing_authenticates);
-	tcase_add_test(tc, scep_refusals);
-	suite_add_tcase(s, tc);
-	return s;
+	e2e_stack(&base, &tls_ca, &device_ca);
+	e2e_tmpdir(tmpdir, sizeof(tmpdir), "applesim-%s", mode);
+	return ts_suite("applesim-e2e", "devices", 300, iphone_lifecycle, mac_lifecycle,
+	        auth_one_way, racing_authenticates, scep_refusals);
 }

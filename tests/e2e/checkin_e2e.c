@@ -14,6 +14,7 @@
  */
 #include "db.h"
 #include "e2eutil.h"
+#include "ts_check.h"
 #include "ts_sys.h"
 #include "errors.h"
 
@@ -21,7 +22,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 Suite *checkin_e2e_suite(void);
 
@@ -281,24 +281,13 @@ END_TEST
 
 Suite *checkin_e2e_suite(void)
 {
-	Suite *s = suite_create("checkin-e2e");
-	TCase *tc = tcase_create("devsim");
-	const char *t = getenv("E2E_TMP"), *mode = getenv("E2E_MODE");
 	const char *root = getenv("E2E_DEVSIM");
 
-	base = getenv("E2E_HTTPS_BASE");
-	tls_ca = getenv("E2E_TLS_CA");
-	device_ca = getenv("E2E_DEVICE_CA");
-	legacy = getenv("E2E_SCEP_LEGACY") == NULL || strcmp(getenv("E2E_SCEP_LEGACY"), "0") != 0;
-	snprintf(tmpdir, sizeof(tmpdir), "%s/devsim-%s", t ? t : "/tmp", mode ? mode : "apache");
-	mkdir(tmpdir, 0700);
+	e2e_stack(&base, &tls_ca, &device_ca);
+	legacy = e2e_legacy();
+	e2e_tmpdir(tmpdir, sizeof(tmpdir), "devsim-%s", e2e_mode());
 	snprintf(devsim, sizeof(devsim), "%s", root ? root : "tests/e2e/devsim.sh");
 	snprintf(checkin_url, sizeof(checkin_url), "%s/mdm/checkin", base ? base : "");
-	tcase_set_timeout(tc, 300);
-	tcase_add_test(tc, devsim_tls);
-	tcase_add_test(tc, devsim_signature);
-	tcase_add_test(tc, refusals);
-	tcase_add_test(tc, require_tls_refuses_replay);
-	suite_add_tcase(s, tc);
-	return s;
+	return ts_suite("checkin-e2e", "devsim", 300, devsim_tls, devsim_signature, refusals,
+	        require_tls_refuses_replay);
 }

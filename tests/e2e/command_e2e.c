@@ -13,6 +13,7 @@
  */
 #include "db.h"
 #include "e2eutil.h"
+#include "ts_check.h"
 #include "ts_sys.h"
 #include "errors.h"
 #include "plist.h"
@@ -21,7 +22,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 Suite *command_e2e_suite(void);
@@ -513,24 +513,15 @@ END_TEST
 
 Suite *command_e2e_suite(void)
 {
-	Suite *s = suite_create("command-e2e");
-	TCase *tc = tcase_create("channel");
-	const char *t = getenv("E2E_TMP"), *base = getenv("E2E_HTTPS_BASE");
+	const char *base;
 
-	mode = getenv("E2E_MODE") ? getenv("E2E_MODE") : "apache";
-	tls_ca = getenv("E2E_TLS_CA");
-	snprintf(tmpdir, sizeof(tmpdir), "%s/command-%s", t ? t : "/tmp", mode);
-	mkdir(tmpdir, 0700);
+	mode = e2e_mode();
+	e2e_stack(&base, &tls_ca, NULL);
+	e2e_tmpdir(tmpdir, sizeof(tmpdir), "command-%s", mode);
 	snprintf(devdir, sizeof(devdir), "%s/device", tmpdir);
 	snprintf(udid, sizeof(udid), "CMD-DEVICE-%s", mode);
 	snprintf(server_url, sizeof(server_url), "%s/mdm/server", base ? base : "");
-	tcase_set_timeout(tc, 300);
-	tcase_add_test(tc, builders_in_order);
-	tcase_add_test(tc, encrypted_install_profile);
-	tcase_add_test(tc, undeliverable_moves_on);
-	tcase_add_test(tc, worker_killed_mid_request);
-	tcase_add_test(tc, postgres_restarted_mid_request);
-	tcase_add_test(tc, two_connections_at_once);
-	suite_add_tcase(s, tc);
-	return s;
+	return ts_suite("command-e2e", "channel", 300, builders_in_order, encrypted_install_profile,
+	        undeliverable_moves_on, worker_killed_mid_request, postgres_restarted_mid_request,
+	        two_connections_at_once);
 }

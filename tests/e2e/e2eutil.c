@@ -27,6 +27,16 @@ int e2e_legacy(void)
 	return v == NULL || strcmp(v, "0") != 0;
 }
 
+void e2e_stack(const char **https_base, const char **tls_ca, const char **device_ca)
+{
+	if (https_base != NULL)
+		*https_base = getenv("E2E_HTTPS_BASE");
+	if (tls_ca != NULL)
+		*tls_ca = getenv("E2E_TLS_CA");
+	if (device_ca != NULL)
+		*device_ca = getenv("E2E_DEVICE_CA");
+}
+
 void e2e_tmpdir(char *dir, size_t cap, const char *fmt, ...)
 {
 	const char *t = getenv("E2E_TMP");

@@ -17,6 +17,12 @@ const char *e2e_mode(void);
  * it refuses it ("0", the fcgid pass).
  */
 int e2e_legacy(void);
+/*
+ * The stack tests/run.sh started: Apache's https URL (E2E_HTTPS_BASE),
+ * the CA of its TLS certificate (E2E_TLS_CA), the CA the profile signer
+ * chains to (E2E_DEVICE_CA); NULL for those not wanted.
+ */
+void e2e_stack(const char **https_base, const char **tls_ca, const char **device_ca);
 /* Makes the directory E2E_TMP/NAME (/tmp without E2E_TMP; NAME a printf format) in dir. */
 void e2e_tmpdir(char *dir, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 

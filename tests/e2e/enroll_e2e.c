@@ -22,6 +22,7 @@
  */
 #include "db.h"
 #include "e2eutil.h"
+#include "ts_check.h"
 #include "ts_sys.h"
 #include "plist.h"
 
@@ -601,24 +602,14 @@ END_TEST
 Suite *enroll_e2e_suite(void)
 {
 	Suite *s = suite_create("enroll");
-	TCase *tc = tcase_create("profile");
+	TCase *tc = ts_tcase(s, "profile", 60, NULL, NULL);
 
-	tcase_set_timeout(tc, 60);
-	tcase_add_test(tc, enroll_signed_profile);
-	tcase_add_test(tc, enroll_fresh_unused_challenges);
-	tcase_add_test(tc, enroll_open_ignores_token);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("topics");
-	tcase_set_timeout(tc, 300);
+	ts_add_tests(tc, enroll_signed_profile, enroll_fresh_unused_challenges,
+	        enroll_open_ignores_token);
+	tc = ts_tcase(s, "topics", 300, NULL, NULL);
 	tcase_add_unchecked_fixture(tc, topics_setup, topics_teardown);
-	tcase_add_test(tc, topics_each_profile);
-	tcase_add_test(tc, topics_ambiguous_conflict);
-	tcase_add_test(tc, topics_unknown_not_found);
-	tcase_add_test(tc, topics_malformed_bad_request);
-	tcase_add_test(tc, topics_devices_enroll);
-	tcase_add_test(tc, topics_ota_carries_topic);
-	tcase_add_test(tc, topics_remove);
-	suite_add_tcase(s, tc);
+	ts_add_tests(tc, topics_each_profile, topics_ambiguous_conflict, topics_unknown_not_found,
+	        topics_malformed_bad_request, topics_devices_enroll, topics_ota_carries_topic,
+	        topics_remove);
 	return s;
 }

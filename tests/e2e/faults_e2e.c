@@ -23,6 +23,7 @@
  */
 #include "db.h"
 #include "e2eutil.h"
+#include "ts_check.h"
 #include "ts_sys.h"
 
 #include <check.h>
@@ -728,34 +729,19 @@ END_TEST
 
 Suite *failover_e2e_suite(void)
 {
-	Suite *s = suite_create("failover-e2e");
-	TCase *tc = tcase_create("failover");
-
-	tcase_set_timeout(tc, 300);
-	tcase_add_test(tc, failover_loses_nothing);
-	suite_add_tcase(s, tc);
-	return s;
+	return ts_suite("failover-e2e", "failover", 300, failover_loses_nothing);
 }
 
 Suite *faults_e2e_suite(void)
 {
 	Suite *s = suite_create("faults-e2e");
-	TCase *tc = tcase_create("read-only");
+	TCase *tc = ts_tcase(s, "read-only", 120, NULL, NULL);
 
-	tcase_set_timeout(tc, 120);
 	tcase_add_unchecked_fixture(tc, NULL, writable_again);
-	tcase_add_test(tc, read_only_database_is_503_then_recovers);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("restarts");
-	tcase_set_timeout(tc, 120);
-	tcase_add_test(tc, restarts_and_kills_lose_nothing);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("disk-full");
-	tcase_set_timeout(tc, 120);
+	ts_add_tests(tc, read_only_database_is_503_then_recovers);
+	ts_add_tests(ts_tcase(s, "restarts", 120, NULL, NULL), restarts_and_kills_lose_nothing);
+	tc = ts_tcase(s, "disk-full", 120, NULL, NULL);
 	tcase_add_unchecked_fixture(tc, disk_clean, disk_clean);
-	tcase_add_test(tc, disk_full_is_503_then_recovers);
-	suite_add_tcase(s, tc);
+	ts_add_tests(tc, disk_full_is_503_then_recovers);
 	return s;
 }

@@ -15,6 +15,7 @@
  * E2E_SCEP_LEGACY, MDM_DB.
  */
 #include "e2eutil.h"
+#include "ts_check.h"
 #include "ts_sys.h"
 
 #include <check.h>
@@ -234,25 +235,14 @@ END_TEST
 
 Suite *ota_e2e_suite(void)
 {
-	Suite *s = suite_create("ota-e2e");
-	TCase *tc = tcase_create("otasim");
-	const char *t = getenv("E2E_TMP"), *mode = getenv("E2E_MODE");
 	const char *sim = getenv("E2E_OTASIM");
 
-	base = getenv("E2E_HTTPS_BASE");
-	tls_ca = getenv("E2E_TLS_CA");
-	device_ca = getenv("E2E_DEVICE_CA");
+	e2e_stack(&base, &tls_ca, &device_ca);
 	devca_cert = getenv("E2E_OTA_DEVCA_CERT");
 	devca_key = getenv("E2E_OTA_DEVCA_KEY");
-	legacy = getenv("E2E_SCEP_LEGACY") == NULL || strcmp(getenv("E2E_SCEP_LEGACY"), "0") != 0;
-	snprintf(tmpdir, sizeof(tmpdir), "%s/otasim-%s", t ? t : "/tmp", mode ? mode : "apache");
-	mkdir(tmpdir, 0700);
+	legacy = e2e_legacy();
+	e2e_tmpdir(tmpdir, sizeof(tmpdir), "otasim-%s", e2e_mode());
 	snprintf(otasim, sizeof(otasim), "%s", sim ? sim : "tests/e2e/otasim.sh");
 	snprintf(ota_url, sizeof(ota_url), "%s/enroll/ota", base ? base : "");
-	tcase_set_timeout(tc, 300);
-	tcase_add_test(tc, phases_1_to_3);
-	tcase_add_test(tc, refusals);
-	tcase_add_test(tc, ota_cannot_take_over);
-	suite_add_tcase(s, tc);
-	return s;
+	return ts_suite("ota-e2e", "otasim", 300, phases_1_to_3, refusals, ota_cannot_take_over);
 }

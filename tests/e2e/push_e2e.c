@@ -15,13 +15,13 @@
  */
 #define _GNU_SOURCE /* strptime, timegm, strndup */
 #include "e2eutil.h"
+#include "ts_check.h"
 #include "ts_sys.h"
 
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -550,28 +550,17 @@ END_TEST
 
 Suite *push_e2e_suite(void)
 {
-	Suite *s = suite_create("push-e2e");
-	TCase *tc = tcase_create("pushd");
-	const char *t = getenv("E2E_TMP"), *base = getenv("E2E_HTTPS_BASE");
+	const char *base;
 
 	apns_dir = getenv("E2E_APNS_DIR");
-	tls_ca = getenv("E2E_TLS_CA");
-	snprintf(tmpdir, sizeof(tmpdir), "%s/push", t ? t : "/tmp");
-	mkdir(tmpdir, 0700);
+	e2e_stack(&base, &tls_ca, NULL);
+	e2e_tmpdir(tmpdir, sizeof(tmpdir), "push");
 	snprintf(devdir, sizeof(devdir), "%s/device", tmpdir);
 	snprintf(udid, sizeof(udid), "PUSH-DEVICE-1");
 	snprintf(server_url, sizeof(server_url), "%s/mdm/server", base ? base : "");
 	snprintf(checkin_url, sizeof(checkin_url), "%s/mdm/checkin", base ? base : "");
-	tcase_set_timeout(tc, 120);
-	tcase_add_test(tc, push_reaches_device);
-	tcase_add_test(tc, unregistered_until_token_update);
-	tcase_add_test(tc, retry_with_backoff);
-	tcase_add_test(tc, min_interval_spaces_pushes);
-	tcase_add_test(tc, two_daemons_no_duplicates);
-	tcase_add_test(tc, restart_loses_nothing);
-	tcase_add_test(tc, bad_input_keeps_running);
-	tcase_add_test(tc, apns_403_is_loud_and_slow);
-	tcase_add_test(tc, expired_push_certificate);
-	suite_add_tcase(s, tc);
-	return s;
+	return ts_suite("push-e2e", "pushd", 120, push_reaches_device,
+	        unregistered_until_token_update, retry_with_backoff, min_interval_spaces_pushes,
+	        two_daemons_no_duplicates, restart_loses_nothing, bad_input_keeps_running,
+	        apns_403_is_loud_and_slow, expired_push_certificate);
 }

@@ -13,6 +13,7 @@
 #include "e2eutil.h"
 #include "scep_msg.h"
 #include "ts_pki.h"
+#include "ts_check.h"
 #include "ts_sys.h"
 
 #include <check.h>
@@ -761,9 +762,6 @@ END_TEST
 
 Suite *scep_interop_suite(void)
 {
-	Suite *s = suite_create("scep-interop");
-	TCase *tc = tcase_create("clients");
-
 	static char dir[512];
 
 	scep_url = getenv("E2E_SCEP_URL");
@@ -772,19 +770,10 @@ Suite *scep_interop_suite(void)
 	tmpdir = dir;
 	static_challenge = getenv("E2E_STATIC_CHALLENGE");
 	legacy = e2e_legacy();
-	tcase_set_timeout(tc, 120);
-	tcase_add_test(tc, caps_offer_what_we_do);
-	tcase_add_test(tc, scepclient_one_time_challenge);
-	tcase_add_test(tc, scepclient_static_challenge);
-	tcase_add_test(tc, scepclient_wrong_challenge);
-	tcase_add_test(tc, certmonger_enrols);
-	tcase_add_test(tc, certmonger_enrols_https);
-	tcase_add_test(tc, getcacert_tells_ca_from_recipient);
-	tcase_add_test(tc, get_pkioperation_unescaped);
-	tcase_add_test(tc, get_pkioperation_percent_encoded);
-	tcase_add_test(tc, no_next_ca_staged);
-	tcase_add_test(tc, sha1_refusal_signed_with_server_digest);
-	tcase_add_test(tc, getcrl_after_every_reason);
-	suite_add_tcase(s, tc);
-	return s;
+	return ts_suite("scep-interop", "clients", 120, caps_offer_what_we_do,
+	        scepclient_one_time_challenge, scepclient_static_challenge,
+	        scepclient_wrong_challenge, certmonger_enrols, certmonger_enrols_https,
+	        getcacert_tells_ca_from_recipient, get_pkioperation_unescaped,
+	        get_pkioperation_percent_encoded, no_next_ca_staged,
+	        sha1_refusal_signed_with_server_digest, getcrl_after_every_reason);
 }

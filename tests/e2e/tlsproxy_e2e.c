@@ -19,13 +19,13 @@
  * MDM_DB.
  */
 #include "e2eutil.h"
+#include "ts_check.h"
 #include "ts_sys.h"
 
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 Suite *tlsproxy_e2e_suite(void);
 
@@ -146,21 +146,11 @@ END_TEST
 
 Suite *tlsproxy_e2e_suite(void)
 {
-	Suite *s = suite_create("tlsproxy-e2e");
-	TCase *tc = tcase_create("haproxy");
-	const char *t = getenv("E2E_TMP");
-
 	sim = getenv("E2E_APPLESIM");
 	proxy = getenv("E2E_TLSPROXY_BASE");
 	source = getenv("E2E_TLSPROXY_SOURCE");
-	apache = getenv("E2E_HTTPS_BASE");
-	tls_ca = getenv("E2E_TLS_CA");
-	device_ca = getenv("E2E_DEVICE_CA");
+	e2e_stack(&apache, &tls_ca, &device_ca);
 	access_log = getenv("E2E_APACHE_ACCESS_LOG");
-	snprintf(tmpdir, sizeof(tmpdir), "%s/tlsproxy", t ? t : "/tmp");
-	mkdir(tmpdir, 0700);
-	tcase_set_timeout(tc, 300);
-	tcase_add_test(tc, identity_through_the_proxy);
-	suite_add_tcase(s, tc);
-	return s;
+	e2e_tmpdir(tmpdir, sizeof(tmpdir), "tlsproxy");
+	return ts_suite("tlsproxy-e2e", "haproxy", 300, identity_through_the_proxy);
 }
