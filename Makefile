@@ -53,6 +53,8 @@ LIBMDM    := $(BUILD)/libmdm.a
 PROGRAMS  := scep enroll checkin server
 FCGI_BINS := $(PROGRAMS:%=$(BUILD)/cgi-bin/%.fcgi)
 BIN_BINS  := $(BUILD)/bin/mdmctl $(BUILD)/bin/mdm-pushd
+SUPPORT_SRC := $(wildcard tests/support/*.c)
+SUPPORT_LIB := $(BUILD)/tests/libsupport.a
 UNIT_SRC  := $(wildcard tests/unit/*.c)
 UNIT_BIN  := $(BUILD)/tests/check_unit
 E2E_SRC   := $(wildcard tests/e2e/*.c)
@@ -96,15 +98,25 @@ $(BUILD)/bin/%: bin/%.c $(LIBMDM)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(LIBMDM) $(LDFLAGS_ALL) $(PKG_LIBS)
 
-$(UNIT_BIN): $(UNIT_SRC) $(wildcard tests/unit/*.h) $(LIBMDM)
+# The test helpers (tests/support) that the unit, e2e and bench programs
+# share: an archive, so that each takes only the objects it uses.
+$(BUILD)/tests/support/%.o: tests/support/%.c $(wildcard tests/support/*.h) $(wildcard lib/*.h)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_ALL) $(TEST_CFLAGS) -iquote tests/unit -o $@ $(UNIT_SRC) \
-		$(LIBMDM) $(LDFLAGS_ALL) $(PKG_LIBS) $(TEST_LIBS)
+	$(CC) $(CFLAGS_ALL) $(TEST_CFLAGS) -c -o $@ $<
 
-$(E2E_BIN): $(E2E_SRC) $(LIBMDM)
+$(SUPPORT_LIB): $(SUPPORT_SRC:%.c=$(BUILD)/%.o)
+	rm -f $@
+	ar rcs $@ $^
+
+$(UNIT_BIN): $(UNIT_SRC) $(wildcard tests/unit/*.h) $(SUPPORT_LIB) $(LIBMDM)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_ALL) $(TEST_CFLAGS) -o $@ $(E2E_SRC) \
-		$(LIBMDM) $(LDFLAGS_ALL) $(PKG_LIBS) $(TEST_LIBS)
+	$(CC) $(CFLAGS_ALL) $(TEST_CFLAGS) -iquote tests/unit -iquote tests/support -o $@ \
+		$(UNIT_SRC) $(SUPPORT_LIB) $(LIBMDM) $(LDFLAGS_ALL) $(PKG_LIBS) $(TEST_LIBS)
+
+$(E2E_BIN): $(E2E_SRC) $(wildcard tests/e2e/*.h) $(SUPPORT_LIB) $(LIBMDM)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_ALL) $(TEST_CFLAGS) -iquote tests/support -o $@ $(E2E_SRC) \
+		$(SUPPORT_LIB) $(LIBMDM) $(LDFLAGS_ALL) $(PKG_LIBS) $(TEST_LIBS)
 
 # The APNs stand-in (tests/apns): a FastCGI program behind Apache.
 $(APNS_BIN): tests/apns/apns_standin.c $(LIBMDM)
@@ -122,10 +134,10 @@ $(SIM_BIN): $(SIM_SRC) tests/sim/sim.h
 	@mkdir -p $(@D)
 	$(CC) $(SIM_CFLAGS) -o $@ $(SIM_SRC) $(LDFLAGS_ALL) $(shell pkg-config --libs $(SIM_PKGS))
 
-$(BUILD)/bench/%: bench/%.c $(LIBMDM)
+$(BUILD)/bench/%: bench/%.c $(SUPPORT_LIB) $(LIBMDM)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_ALL) $(TEST_CFLAGS) -o $@ $< $(LIBMDM) $(LDFLAGS_ALL) $(PKG_LIBS) \
-		$(TEST_LIBS)
+	$(CC) $(CFLAGS_ALL) $(TEST_CFLAGS) -iquote tests/support -o $@ $< $(SUPPORT_LIB) \
+		$(LIBMDM) $(LDFLAGS_ALL) $(PKG_LIBS) $(TEST_LIBS)
 
 # Benchmarks: figures beside the limits they are measured against.
 bench: deps
@@ -135,6 +147,11 @@ bench: deps
 # Installs missing Debian packages when run as root; a no-op otherwise.
 deps:
 	@sh scripts/install-deps.sh
+
+# The unit suites that need no database (tests/unit/suites.h: UNIT_NO_DB),
+# without PostgreSQL: seconds.  `make test` runs them all, and the rest.
+unit: $(UNIT_BIN)
+	MDM_TEST_NO_DB=1 $(UNIT_BIN)
 
 # The whole suite: real PostgreSQL and Apache, started and stopped here.
 test: deps
@@ -174,8 +191,8 @@ install: programs
 	install -m 0644 dist/mdm-pushd.service $(DESTDIR)$(PREFIX)/share/mdm/dist/
 
 FORMAT_FILES = $(wildcard lib/*.c lib/*.h cgi-bin/*.c bin/*.c tests/unit/*.c \
-	tests/unit/*.h tests/e2e/*.c tests/apns/*.c tests/sim/*.c tests/sim/*.h fuzz/*.c \
-	bench/*.c)
+	tests/unit/*.h tests/support/*.c tests/support/*.h tests/e2e/*.c tests/e2e/*.h \
+	tests/apns/*.c tests/sim/*.c tests/sim/*.h fuzz/*.c bench/*.c)
 
 format-check: lint
 	clang-format --dry-run -Werror $(FORMAT_FILES)

@@ -15,6 +15,7 @@
  */
 #include "cms.h"
 #include "scep_msg.h"
+#include "ts_pki.h"
 #include "x509.h"
 
 #include <curl/curl.h>
@@ -105,45 +106,22 @@ static long long cpu_total(char **pids, int n)
 static uint8_t *make_request(EVP_PKEY *key, X509 *ca, const char *challenge, int i, size_t *len)
 {
 	char cn[64], txid[64];
-	X509_REQ *req = X509_REQ_new();
-	X509 *self = X509_new();
-	X509_NAME *name = X509_NAME_new();
-	unsigned char *der = NULL;
+	X509_REQ *req;
+	X509 *self;
 	struct cms_request_params p;
-	uint8_t *out = NULL;
-	int n;
+	uint8_t *der = NULL, *out = NULL;
+	size_t n = 0;
 
 	snprintf(cn, sizeof(cn), "bench-%d-%ld", i, (long)getpid());
 	snprintf(txid, sizeof(txid), "BENCH-%ld-%d-%ld", (long)getpid(), i, (long)time(NULL));
-	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (unsigned char *)cn, -1, -1, 0);
-	X509_REQ_set_subject_name(req, name);
-	X509_REQ_set_pubkey(req, key);
-	X509_REQ_add1_attr_by_NID(req, NID_pkcs9_challengePassword, MBSTRING_ASC,
-	        (const unsigned char *)challenge, -1);
-	X509_REQ_sign(req, key, EVP_sha256());
-	X509_set_version(self, 2);
-	ASN1_INTEGER_set(X509_get_serialNumber(self), i + 1);
-	X509_set_subject_name(self, name);
-	X509_set_issuer_name(self, name);
-	X509_gmtime_adj(X509_getm_notBefore(self), -3600);
-	X509_gmtime_adj(X509_getm_notAfter(self), 3600);
-	X509_set_pubkey(self, key);
-	X509_sign(self, key, EVP_sha256());
-	n = i2d_X509_REQ(req, &der);
-	memset(&p, 0, sizeof(p));
-	p.type = SCEP_PKCSREQ;
-	p.signer = self;
-	p.key = key;
-	p.recipient = ca;
-	p.digest = CMS_DIGEST_SHA256;
+	req = ts_csr(key, cn, challenge, NULL);
+	self = ts_self_signed(key, cn, i + 1, 3600);
+	der = ts_csr_der(req, &n);
+	p = ts_scep_params(SCEP_PKCSREQ, self, key, ca, txid, der, n);
 	p.cipher = CMS_CIPHER_AES128;
-	p.transaction_id = txid;
-	p.content = der;
-	p.content_len = (size_t)n;
-	if (n <= 0 || cms_scep_request(&p, &out, len) != MDM_OK)
+	if (der == NULL || self == NULL || cms_scep_request(&p, &out, len) != MDM_OK)
 		out = NULL;
-	OPENSSL_free(der);
-	X509_NAME_free(name);
+	free(der);
 	X509_REQ_free(req);
 	X509_free(self);
 	return out;

@@ -13,12 +13,13 @@
  * E2E_MODE, MDM_DB, MDM_VECTORS (optional).
  */
 #include "e2eutil.h"
+#include "ts_check.h"
+#include "ts_sys.h"
 
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 Suite *applesim_e2e_suite(void);
@@ -29,8 +30,8 @@ static const char *sim, *base, *tls_ca, *device_ca, *mode;
 /* Runs applesim with args for the device in DIR/name; its exit status. */
 static int applesim(const char *name, const char *args)
 {
-	return e2e_sh("%s %s --dir %s/%s --enroll-url '%s/enroll' --trust %s --tls-ca %s "
-	              ">>%s/%s.log 2>&1 || { cat %s/%s.log; exit 1; }",
+	return ts_sh("%s %s --dir %s/%s --enroll-url '%s/enroll' --trust %s --tls-ca %s "
+	             ">>%s/%s.log 2>&1 || { cat %s/%s.log; exit 1; }",
 	        sim, args, tmpdir, name, base, device_ca, tls_ca, tmpdir, name, tmpdir, name);
 }
 
@@ -43,7 +44,7 @@ static char *state(const char *name, const char *key)
 	size_t klen = strlen(key);
 
 	snprintf(path, sizeof(path), "%s/%s/state", tmpdir, name);
-	s = e2e_file_get(path, NULL);
+	s = ts_file_get(path, NULL);
 	for (line = strtok_r(s, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save))
 		if (strncmp(line, key, klen) == 0 && line[klen] == '=')
 			v = strdup(line + klen + 1);
@@ -60,7 +61,7 @@ static char *count_certs(void)
 /* Does the simulator's log for name hold this line fragment? */
 static int log_has(const char *name, const char *what)
 {
-	return e2e_sh("grep -q -- '%s' %s/%s.log", what, tmpdir, name) == 0;
+	return ts_sh("grep -q -- '%s' %s/%s.log", what, tmpdir, name) == 0;
 }
 
 static void queue(const char *udid, const char *sql)
@@ -87,9 +88,9 @@ static void assert_enrolled(const char *name, const char *udid)
  */
 static void assert_signer_not_csr_key(const char *name)
 {
-	ck_assert_int_eq(e2e_sh("cd %s/%s && openssl x509 -in scep-signer.pem -noout -pubkey "
-	                        ">signer.pub && openssl x509 -in identity.pem -noout -pubkey "
-	                        ">identity.pub && ! cmp -s signer.pub identity.pub",
+	ck_assert_int_eq(ts_sh("cd %s/%s && openssl x509 -in scep-signer.pem -noout -pubkey "
+	                       ">signer.pub && openssl x509 -in identity.pem -noout -pubkey "
+	                       ">identity.pub && ! cmp -s signer.pub identity.pub",
 	                         tmpdir, name),
 	        0);
 }
@@ -111,11 +112,11 @@ static void assert_renewed(const char *name, const char *udid)
 	                 "DESC LIMIT 1) FROM mdm.devices d WHERE udid = $1 AND user_id IS NULL",
 	        udid, want);
 	/* The identity renewed away opens nothing any more. */
-	ck_assert_int_eq(e2e_sh("cd %s/%s && b=$(ls log/*-TokenUpdate.req | tail -n 1) && "
-	                        "code=$(curl -sS --cacert %s --cert identity-1.pem --key "
-	                        "identity-1.key -X PUT --data-binary @$b -H 'Content-Type: "
-	                        "application/x-apple-aspen-mdm-checkin' -o /dev/null -w "
-	                        "'%%{http_code}' '%s/mdm/checkin') && test \"$code\" = 403",
+	ck_assert_int_eq(ts_sh("cd %s/%s && b=$(ls log/*-TokenUpdate.req | tail -n 1) && "
+	                       "code=$(curl -sS --cacert %s --cert identity-1.pem --key "
+	                       "identity-1.key -X PUT --data-binary @$b -H 'Content-Type: "
+	                       "application/x-apple-aspen-mdm-checkin' -o /dev/null -w "
+	                       "'%%{http_code}' '%s/mdm/checkin') && test \"$code\" = 403",
 	                         tmpdir, name, tls_ca, base),
 	        0);
 	free(old);
@@ -279,27 +280,27 @@ START_TEST(racing_authenticates)
 
 	SIM_OK("racer", "profile scep --device iphone");
 	ck_assert_int_eq(
-	        e2e_sh("cd %s/racer && for i in 1 2 3 4 5 6 7 8; do "
-	               "printf '<?xml version=\"1.0\" encoding=\"UTF-8\"?>\\n<plist "
-	               "version=\"1.0\">"
-	               "<dict><key>BuildVersion</key><string>22A3354</string><key>MessageType</key>"
-	               "<string>Authenticate</string><key>OSVersion</key><string>18.0</string>"
-	               "<key>ProductName</key><string>iPhone15,2</string><key>SerialNumber</key>"
-	               "<string>RACE%%s</string><key>Topic</key><string>%%s</string><key>UDID</key>"
-	               "<string>00008110-RACE%s%%07d</string></dict></plist>\\n' $i "
-	               "\"$E2E_PUSH_TOPIC\" "
-	               "$i >auth$i.plist; done; for i in 1 2 3 4 5 6 7 8; do curl -sS --cacert %s "
-	               "--cert identity.pem --key identity.key -X PUT -H 'Content-Type: "
-	               "application/x-apple-aspen-mdm-checkin' --data-binary @auth$i.plist -o "
-	               "/dev/null -w '%%{http_code}\\n' '%s/mdm/checkin' >code$i & done; wait; "
-	               "cat code? | sort | uniq -c | tr -s ' ' >codes; cat codes",
+	        ts_sh("cd %s/racer && for i in 1 2 3 4 5 6 7 8; do "
+	              "printf '<?xml version=\"1.0\" encoding=\"UTF-8\"?>\\n<plist "
+	              "version=\"1.0\">"
+	              "<dict><key>BuildVersion</key><string>22A3354</string><key>MessageType</key>"
+	              "<string>Authenticate</string><key>OSVersion</key><string>18.0</string>"
+	              "<key>ProductName</key><string>iPhone15,2</string><key>SerialNumber</key>"
+	              "<string>RACE%%s</string><key>Topic</key><string>%%s</string><key>UDID</key>"
+	              "<string>00008110-RACE%s%%07d</string></dict></plist>\\n' $i "
+	              "\"$E2E_PUSH_TOPIC\" "
+	              "$i >auth$i.plist; done; for i in 1 2 3 4 5 6 7 8; do curl -sS --cacert %s "
+	              "--cert identity.pem --key identity.key -X PUT -H 'Content-Type: "
+	              "application/x-apple-aspen-mdm-checkin' --data-binary @auth$i.plist -o "
+	              "/dev/null -w '%%{http_code}\\n' '%s/mdm/checkin' >code$i & done; wait; "
+	              "cat code? | sort | uniq -c | tr -s ' ' >codes; cat codes",
 	                tmpdir, mode[0] == 'f' ? "F" : "P", tls_ca, base),
 	        0);
 	{
 		char path[512], *codes;
 
 		snprintf(path, sizeof(path), "%s/racer/codes", tmpdir);
-		codes = e2e_file_get(path, NULL);
+		codes = ts_file_get(path, NULL);
 		ck_assert_msg(
 		        strstr(codes, " 1 200\n") != NULL && strstr(codes, " 7 403\n") != NULL,
 		        "want one 200 and seven 403, got: %s", codes);
@@ -420,23 +421,10 @@ END_TEST
 
 Suite *applesim_e2e_suite(void)
 {
-	Suite *s = suite_create("applesim-e2e");
-	TCase *tc = tcase_create("devices");
-	const char *t = getenv("E2E_TMP");
-
-	mode = getenv("E2E_MODE") ? getenv("E2E_MODE") : "apache";
+	mode = e2e_mode();
 	sim = getenv("E2E_APPLESIM");
-	base = getenv("E2E_HTTPS_BASE");
-	tls_ca = getenv("E2E_TLS_CA");
-	device_ca = getenv("E2E_DEVICE_CA");
-	snprintf(tmpdir, sizeof(tmpdir), "%s/applesim-%s", t ? t : "/tmp", mode);
-	mkdir(tmpdir, 0700);
-	tcase_set_timeout(tc, 300);
-	tcase_add_test(tc, iphone_lifecycle);
-	tcase_add_test(tc, mac_lifecycle);
-	tcase_add_test(tc, auth_one_way);
-	tcase_add_test(tc, racing_authenticates);
-	tcase_add_test(tc, scep_refusals);
-	suite_add_tcase(s, tc);
-	return s;
+	e2e_stack(&base, &tls_ca, &device_ca);
+	e2e_tmpdir(tmpdir, sizeof(tmpdir), "applesim-%s", mode);
+	return ts_suite("applesim-e2e", "devices", 300, iphone_lifecycle, mac_lifecycle,
+	        auth_one_way, racing_authenticates, scep_refusals);
 }

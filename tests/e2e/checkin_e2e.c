@@ -14,13 +14,14 @@
  */
 #include "db.h"
 #include "e2eutil.h"
+#include "ts_check.h"
+#include "ts_sys.h"
 #include "errors.h"
 
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 Suite *checkin_e2e_suite(void);
 
@@ -43,8 +44,8 @@ static char *snapshot(void)
 /* Runs the simulator for udid into DIR/<name>; returns its exit status. */
 static int run_devsim(const char *name, const char *udid, const char *auth)
 {
-	return e2e_sh("sh %s %s/%s '%s/enroll' %s %s %s %s %s >%s/%s.log 2>&1 || "
-	              "{ cat %s/%s.log; exit 1; }",
+	return ts_sh("sh %s %s/%s '%s/enroll' %s %s %s %s %s >%s/%s.log 2>&1 || "
+	             "{ cat %s/%s.log; exit 1; }",
 	        devsim, tmpdir, name, base, device_ca, tls_ca, udid, auth,
 	        legacy ? "scepclient" : "certmonger", tmpdir, name, tmpdir, name);
 }
@@ -52,17 +53,13 @@ static int run_devsim(const char *name, const char *udid, const char *auth)
 /* The SHA-256 of a PEM certificate, as mdm.certificate.sha256. */
 static char *fingerprint(const char *pem)
 {
-	char path[1024], *fp;
-	FILE *f;
+	char *fp = calloc(1, 65);
 
-	snprintf(path, sizeof(path), "%s/fp.txt", tmpdir);
+	ck_assert_ptr_nonnull(fp);
 	ck_assert_int_eq(
-	        e2e_sh("openssl x509 -in %s -outform DER | sha256sum | cut -c1-64 >%s", pem, path),
+	        ts_run(fp, 65, "openssl x509 -in %s -outform DER | sha256sum | cut -c1-64", pem),
 	        0);
-	fp = calloc(1, 65);
-	ck_assert_ptr_nonnull(f = fopen(path, "r"));
-	ck_assert_int_eq(fread(fp, 1, 64, f), 64);
-	fclose(f);
+	ck_assert_uint_eq(strlen(fp), 64);
 	return fp;
 }
 
@@ -76,30 +73,21 @@ static const char *put_extra = ""; /* more curl arguments (headers) */
 static int put(const char *body, const char *cert, const char *key, const char *sig_cert,
         const char *sig_key, const char *sig_body, const char *ctype)
 {
-	char tls[1024] = "", sig[2048] = "", out[1024];
-	FILE *f;
-	int code = 0;
+	char tls[1024] = "", sig[2048] = "", opts[4096], reply[1024];
 
 	if (cert != NULL)
 		snprintf(tls, sizeof(tls), "--cert %s --key %s", cert, key);
 	if (sig_cert != NULL) {
-		ck_assert_int_eq(e2e_sh("openssl cms -sign -binary -in %s -signer %s -inkey %s "
-		                        "-outform DER -out %s/put.sig",
+		ck_assert_int_eq(ts_sh("openssl cms -sign -binary -in %s -signer %s -inkey %s "
+		                       "-outform DER -out %s/put.sig",
 		                         sig_body ? sig_body : body, sig_cert, sig_key, tmpdir),
 		        0);
 		snprintf(
 		        sig, sizeof(sig), "-H \"Mdm-Signature: $(base64 -w0 %s/put.sig)\"", tmpdir);
 	}
-	snprintf(out, sizeof(out), "%s/put.code", tmpdir);
-	ck_assert_int_eq(
-	        e2e_sh("curl -sS --cacert %s %s %s %s -X PUT --data-binary @%s "
-	               "-H 'Content-Type: %s' -o %s/put.reply -w '%%{http_code}' '%s' >%s",
-	                tls_ca, tls, sig, put_extra, body, ctype, tmpdir, checkin_url, out),
-	        0);
-	ck_assert_ptr_nonnull(f = fopen(out, "r"));
-	ck_assert_int_eq(fscanf(f, "%d", &code), 1);
-	fclose(f);
-	return code;
+	snprintf(opts, sizeof(opts), "%s %s %s", tls, sig, put_extra);
+	snprintf(reply, sizeof(reply), "%s/put.reply", tmpdir);
+	return e2e_request("PUT", checkin_url, body, ctype, opts, reply);
 }
 
 #define CTYPE "application/x-apple-aspen-mdm-checkin"
@@ -186,7 +174,7 @@ START_TEST(refusals)
 	snprintf(tok_b, sizeof(tok_b), "%s/tokenupdate.plist", b);
 	snprintf(auth_b, sizeof(auth_b), "%s/authenticate.plist", b);
 	snprintf(other, sizeof(other), "%s/checkout.plist", a);
-	e2e_file_put(other,
+	ts_file_put(other,
 	        "<plist version=\"1.0\"><dict><key>MessageType</key><string>CheckOut</string>"
 	        "<key>Topic</key><string>x</string><key>UDID</key><string>%s</string></dict>"
 	        "</plist>\n",
@@ -220,13 +208,13 @@ START_TEST(refusals)
 	refused(403, tok_a, acert, akey, bcert, bkey, NULL, CTYPE);
 	/* Malformed, wrong type, oversized. */
 	snprintf(bad, sizeof(bad), "%s/bad.plist", tmpdir);
-	e2e_file_put(bad,
+	ts_file_put(bad,
 	        "<plist version=\"1.0\"><dict><key>MessageType</key>"
 	        "<string>TokenUpdate</string></dict>");
 	refused(400, bad, acert, akey, NULL, NULL, NULL, CTYPE);
 	refused(400, tok_a, acert, akey, NULL, NULL, NULL, "text/plain");
 	snprintf(big, sizeof(big), "%s/big.plist", tmpdir);
-	ck_assert_int_eq(e2e_sh("head -c 300000 /dev/zero | tr '\\0' a >%s", big), 0);
+	ck_assert_int_eq(ts_sh("head -c 300000 /dev/zero | tr '\\0' a >%s", big), 0);
 	refused(413, big, acert, akey, NULL, NULL, NULL, CTYPE);
 	/* Revoked: B's certificate stops working at once. */
 	serial_b = e2e_query1("SELECT identity_serial FROM mdm.devices WHERE udid = $1", udid_b);
@@ -257,10 +245,7 @@ START_TEST(require_tls_refuses_replay)
 	snprintf(tok, sizeof(tok), "%s/tokenupdate.plist", dir);
 	snprintf(idle, sizeof(idle), "%s/idle.plist", dir);
 	snprintf(reply, sizeof(reply), "%s/put.reply", tmpdir);
-	e2e_file_put(idle,
-	        "<plist version=\"1.0\"><dict><key>Status</key><string>Idle</string>"
-	        "<key>UDID</key><string>%s</string></dict></plist>\n",
-	        udid);
+	e2e_idle_plist(idle, udid);
 	free(e2e_query1("SELECT mdm.cmd_device_lock($1, '123456', 'x')::text", udid));
 
 	/* Without the setting the same signed body is accepted twice (the replay). */
@@ -270,7 +255,7 @@ START_TEST(require_tls_refuses_replay)
 	snprintf(saved, sizeof(saved), "%s", checkin_url);
 	snprintf(checkin_url, sizeof(checkin_url), "%s/mdm/checkin/require-tls", base);
 	refused(403, tok, NULL, NULL, cert, key, NULL, CTYPE);
-	text = e2e_file_get(reply, NULL);
+	text = ts_file_get(reply, NULL);
 	ck_assert_ptr_nonnull(strstr(text, "checkin_require_tls"));
 	free(text);
 	ck_assert_int_eq(put(tok, cert, key, NULL, NULL, NULL, CTYPE), 200);
@@ -280,14 +265,14 @@ START_TEST(require_tls_refuses_replay)
 	snprintf(checkin_url, sizeof(checkin_url), "%s/mdm/server/require-tls", base);
 	ck_assert_int_eq(
 	        put(idle, NULL, NULL, cert, key, NULL, "application/x-apple-aspen-mdm"), 403);
-	text = e2e_file_get(reply, NULL);
+	text = ts_file_get(reply, NULL);
 	ck_assert_ptr_nonnull(strstr(text, "checkin_require_tls"));
 	ck_assert_ptr_null(strstr(text, "DeviceLock"));
 	free(text);
 	e2e_assert_query("SELECT count(*)::text FROM mdm.queue WHERE udid = $1", udid, "1");
 	ck_assert_int_eq(
 	        put(idle, cert, key, NULL, NULL, NULL, "application/x-apple-aspen-mdm"), 200);
-	text = e2e_file_get(reply, NULL);
+	text = ts_file_get(reply, NULL);
 	ck_assert_ptr_nonnull(strstr(text, "DeviceLock"));
 	free(text);
 	snprintf(checkin_url, sizeof(checkin_url), "%s", saved);
@@ -296,24 +281,13 @@ END_TEST
 
 Suite *checkin_e2e_suite(void)
 {
-	Suite *s = suite_create("checkin-e2e");
-	TCase *tc = tcase_create("devsim");
-	const char *t = getenv("E2E_TMP"), *mode = getenv("E2E_MODE");
 	const char *root = getenv("E2E_DEVSIM");
 
-	base = getenv("E2E_HTTPS_BASE");
-	tls_ca = getenv("E2E_TLS_CA");
-	device_ca = getenv("E2E_DEVICE_CA");
-	legacy = getenv("E2E_SCEP_LEGACY") == NULL || strcmp(getenv("E2E_SCEP_LEGACY"), "0") != 0;
-	snprintf(tmpdir, sizeof(tmpdir), "%s/devsim-%s", t ? t : "/tmp", mode ? mode : "apache");
-	mkdir(tmpdir, 0700);
+	e2e_stack(&base, &tls_ca, &device_ca);
+	legacy = e2e_legacy();
+	e2e_tmpdir(tmpdir, sizeof(tmpdir), "devsim-%s", e2e_mode());
 	snprintf(devsim, sizeof(devsim), "%s", root ? root : "tests/e2e/devsim.sh");
 	snprintf(checkin_url, sizeof(checkin_url), "%s/mdm/checkin", base ? base : "");
-	tcase_set_timeout(tc, 300);
-	tcase_add_test(tc, devsim_tls);
-	tcase_add_test(tc, devsim_signature);
-	tcase_add_test(tc, refusals);
-	tcase_add_test(tc, require_tls_refuses_replay);
-	suite_add_tcase(s, tc);
-	return s;
+	return ts_suite("checkin-e2e", "devsim", 300, devsim_tls, devsim_signature, refusals,
+	        require_tls_refuses_replay);
 }

@@ -13,6 +13,8 @@
  */
 #include "db.h"
 #include "e2eutil.h"
+#include "ts_check.h"
+#include "ts_sys.h"
 #include "errors.h"
 #include "plist.h"
 
@@ -20,7 +22,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 Suite *command_e2e_suite(void);
@@ -34,7 +35,6 @@ static const char *tls_ca, *mode;
  */
 static void enroll_once(void)
 {
-	const char *legacy = getenv("E2E_SCEP_LEGACY");
 	char *n = e2e_query1(
 	        "SELECT count(*)::text FROM mdm.devices WHERE udid = $1 AND enrolled", udid);
 	int done = strcmp(n, "1") == 0;
@@ -45,31 +45,18 @@ static void enroll_once(void)
 		free(e2e_query1("SELECT mdm.queue_clear($1)::text", udid));
 		return;
 	}
-	ck_assert_msg(e2e_sh("sh %s %s '%s/enroll' %s %s %s tls %s >%s/devsim.log 2>&1 || "
-	                     "{ cat %s/devsim.log; exit 1; }",
+	ck_assert_msg(ts_sh("sh %s %s '%s/enroll' %s %s %s tls %s >%s/devsim.log 2>&1 || "
+	                    "{ cat %s/devsim.log; exit 1; }",
 	                      getenv("E2E_DEVSIM"), devdir, getenv("E2E_HTTPS_BASE"),
 	                      getenv("E2E_DEVICE_CA"), tls_ca, udid,
-	                      legacy && strcmp(legacy, "0") == 0 ? "certmonger" : "scepclient",
-	                      tmpdir, tmpdir) == 0,
+	                      e2e_legacy() ? "scepclient" : "certmonger", tmpdir, tmpdir) == 0,
 	        "devsim failed (log above)");
 }
 
 /* PUT a report file as the device (TLS identity); the HTTP status; the reply in reply. */
 static int put(const char *body, const char *reply)
 {
-	char code[400];
-	char *s;
-	int c;
-
-	snprintf(code, sizeof(code), "%s.code", reply);
-	ck_assert_int_eq(e2e_sh("curl -sS --cacert %s --cert %s/cert.pem --key %s/key.pem -X PUT "
-	                        "--data-binary @%s -o %s -w '%%{http_code}' '%s' >%s 2>/dev/null",
-	                         tls_ca, devdir, devdir, body, reply, server_url, code),
-	        0);
-	s = e2e_file_get(code, NULL);
-	c = atoi(s);
-	free(s);
-	return c;
+	return e2e_device_put(devdir, server_url, body, NULL, reply);
 }
 
 /*
@@ -87,7 +74,7 @@ static void report_write(const char *path, const char *status, const char *uuid,
 		char *src;
 		snprintf(vpath, sizeof(vpath), "%s/%s", root, vec);
 		if (access(vpath, R_OK) == 0) {
-			src = e2e_file_get(vpath, &len);
+			src = ts_file_get(vpath, &len);
 			ck_assert_int_eq(plist_parse(src, len, &p), MDM_OK);
 			free(src);
 		}
@@ -99,7 +86,7 @@ static void report_write(const char *path, const char *status, const char *uuid,
 	if (uuid != NULL)
 		ck_assert_int_eq(plist_dict_set(p, "CommandUUID", plist_new_string(uuid)), MDM_OK);
 	ck_assert_int_eq(plist_serialize(p, &xml, &len), MDM_OK);
-	e2e_file_put(path, "%s", xml);
+	ts_file_put(path, "%s", xml);
 	free(xml);
 	plist_free(p);
 }
@@ -120,7 +107,7 @@ static void exchange(const char *status, const char *uuid, const char *vec, char
 	snprintf(reply, sizeof(reply), "%s/reply.plist", tmpdir);
 	report_write(body, status, uuid, vec);
 	code = put(body, reply);
-	s = e2e_file_get(reply, &len);
+	s = ts_file_get(reply, &len);
 	ck_assert_msg(code == 200, "%s %s: HTTP %d %.300s", status, uuid ? uuid : "", code, s);
 	next[0] = type[0] = '\0';
 	if (len > 0) {
@@ -261,9 +248,9 @@ static void idle_in_background(const char *reply)
 
 	snprintf(body, sizeof(body), "%s/idle-bg.plist", tmpdir);
 	report_write(body, "Idle", NULL, NULL);
-	ck_assert_int_eq(e2e_sh("(curl -sS --cacert %s --cert %s/cert.pem --key %s/key.pem -X PUT "
-	                        "--max-time 60 --data-binary @%s -o %s -w '%%{http_code}' '%s' "
-	                        ">%s.code 2>/dev/null; touch %s.done) &",
+	ck_assert_int_eq(ts_sh("(curl -sS --cacert %s --cert %s/cert.pem --key %s/key.pem -X PUT "
+	                       "--max-time 60 --data-binary @%s -o %s -w '%%{http_code}' '%s' "
+	                       ">%s.code 2>/dev/null; touch %s.done) &",
 	                         tls_ca, devdir, devdir, body, reply, server_url, reply, reply),
 	        0);
 	for (i = 0; i < 100; i++) {
@@ -292,7 +279,7 @@ static int wait_done(const char *reply)
 	for (i = 0; i < 600 && access(done, F_OK) != 0; i++)
 		usleep(100000);
 	ck_assert_msg(access(done, F_OK) == 0, "the background request never finished");
-	s = e2e_file_get(code, NULL);
+	s = ts_file_get(code, NULL);
 	c = atoi(s);
 	free(s);
 	return c;
@@ -321,9 +308,9 @@ START_TEST(worker_killed_mid_request)
 	 * server.fcgi too, and spawn-fcgi pools do not come back.
 	 */
 	if (getenv("E2E_CGI_BIN") != NULL)
-		ck_assert_int_eq(e2e_sh("pkill -9 -f '^%s/server.fcgi'", getenv("E2E_CGI_BIN")), 0);
+		ck_assert_int_eq(ts_sh("pkill -9 -f '^%s/server.fcgi'", getenv("E2E_CGI_BIN")), 0);
 	else
-		ck_assert_int_eq(e2e_sh("pkill -9 -x server.fcgi"), 0);
+		ck_assert_int_eq(ts_sh("pkill -9 -x server.fcgi"), 0);
 	code = wait_done(reply);
 	ck_assert_msg(code != 200, "a killed worker answered %d", code);
 	db_free(lock); /* ROLLBACK by disconnecting */
@@ -354,12 +341,12 @@ START_TEST(postgres_restarted_mid_request)
 	snprintf(reply, sizeof(reply), "%s/pgrestart.reply", tmpdir);
 	lock = lock_enrollment();
 	idle_in_background(reply);
-	ck_assert_int_eq(e2e_sh("%s restart -m fast >/dev/null 2>&1", pgctl), 0);
+	ck_assert_int_eq(ts_sh("%s restart -m fast >/dev/null 2>&1", pgctl), 0);
 	db_free(lock);
 	code = wait_done(reply);
 	/* Either the retry on a fresh connection delivered it, or the device is told to retry. */
 	ck_assert_msg(code == 200 || code == 503, "HTTP %d after a PostgreSQL restart", code);
-	s = e2e_file_get(reply, NULL);
+	s = ts_file_get(reply, NULL);
 	if (code == 200)
 		ck_assert_msg(strstr(s, uuid) != NULL, "200 without the command: %.300s", s);
 	free(s);
@@ -388,14 +375,13 @@ START_TEST(two_connections_at_once)
 	report_write(body, "Idle", NULL, NULL);
 	snprintf(r1, sizeof(r1), "%s/conc1.reply", tmpdir);
 	snprintf(r2, sizeof(r2), "%s/conc2.reply", tmpdir);
-	ck_assert_int_eq(
-	        e2e_sh("for r in %s %s; do (curl -sS --cacert %s --cert %s/cert.pem "
-	               "--key %s/key.pem -X PUT --data-binary @%s -o $r -w '%%{http_code}' "
-	               "'%s' >$r.code 2>/dev/null) & done; wait",
-	                r1, r2, tls_ca, devdir, devdir, body, server_url),
+	ck_assert_int_eq(ts_sh("for r in %s %s; do (curl -sS --cacert %s --cert %s/cert.pem "
+	                       "--key %s/key.pem -X PUT --data-binary @%s -o $r -w '%%{http_code}' "
+	                       "'%s' >$r.code 2>/dev/null) & done; wait",
+	                         r1, r2, tls_ca, devdir, devdir, body, server_url),
 	        0);
-	s1 = e2e_file_get(r1, NULL);
-	s2 = e2e_file_get(r2, NULL);
+	s1 = ts_file_get(r1, NULL);
+	s2 = ts_file_get(r2, NULL);
 	got = (strstr(s1, uuid) != NULL) + (strstr(s2, uuid) != NULL);
 	ck_assert_msg(got >= 1, "neither connection got the command");
 	free(s1);
@@ -426,7 +412,6 @@ START_TEST(encrypted_install_profile)
 	const plist *payload, *enc;
 	const uint8_t *p;
 	size_t len;
-	FILE *f;
 
 	enroll_once();
 	uuid = enqueue("SELECT upper(mdm.cmd_install_profile($1, convert_to('<?xml version=\"1.0\" "
@@ -440,7 +425,7 @@ START_TEST(encrypted_install_profile)
 	ck_assert_str_eq(next, uuid);
 	ck_assert_str_eq(type, "InstallProfile");
 	snprintf(path, sizeof(path), "%s/reply.plist", tmpdir);
-	s = e2e_file_get(path, &len);
+	s = ts_file_get(path, &len);
 	ck_assert_ptr_null(strstr(s, "s3cret-wifi"));
 	ck_assert_int_eq(plist_parse(s, len, &cmd), MDM_OK);
 	free(s);
@@ -448,16 +433,14 @@ START_TEST(encrypted_install_profile)
 	ck_assert_int_eq(plist_get_type(payload), PLIST_DATA);
 	p = plist_data_get0(payload, &len);
 	snprintf(path, sizeof(path), "%s/profile.der", tmpdir);
-	ck_assert_ptr_nonnull(f = fopen(path, "wb"));
-	ck_assert_int_eq(fwrite(p, 1, len, f), len);
-	fclose(f);
+	ts_file_write(path, p, len);
 	/* Signed by the server, to the CA devices trust. */
-	ck_assert_int_eq(e2e_sh("openssl cms -verify -inform DER -binary -purpose any -in %s "
-	                        "-CAfile %s -out %s/profile.plist 2>%s/verify.log",
+	ck_assert_int_eq(ts_sh("openssl cms -verify -inform DER -binary -purpose any -in %s "
+	                       "-CAfile %s -out %s/profile.plist 2>%s/verify.log",
 	                         path, getenv("E2E_DEVICE_CA"), tmpdir, tmpdir),
 	        0);
 	snprintf(path, sizeof(path), "%s/profile.plist", tmpdir);
-	s = e2e_file_get(path, &len);
+	s = ts_file_get(path, &len);
 	ck_assert_ptr_null(strstr(s, "s3cret-wifi"));
 	ck_assert_ptr_null(strstr(s, "<key>PayloadContent</key>"));
 	ck_assert_int_eq(plist_parse(s, len, &inner), MDM_OK);
@@ -465,16 +448,14 @@ START_TEST(encrypted_install_profile)
 	ck_assert_ptr_nonnull(enc = plist_dict_get0(inner, "EncryptedPayloadContent"));
 	p = plist_data_get0(enc, &len);
 	snprintf(path, sizeof(path), "%s/content.der", tmpdir);
-	ck_assert_ptr_nonnull(f = fopen(path, "wb"));
-	ck_assert_int_eq(fwrite(p, 1, len, f), len);
-	fclose(f);
+	ts_file_write(path, p, len);
 	/* Only the device's key opens it. */
-	ck_assert_int_eq(e2e_sh("openssl cms -decrypt -inform DER -in %s -inkey %s/key.pem -recip "
-	                        "%s/cert.pem -out %s/content.plist",
+	ck_assert_int_eq(ts_sh("openssl cms -decrypt -inform DER -in %s -inkey %s/key.pem -recip "
+	                       "%s/cert.pem -out %s/content.plist",
 	                         path, devdir, devdir, tmpdir),
 	        0);
 	snprintf(path, sizeof(path), "%s/content.plist", tmpdir);
-	s = e2e_file_get(path, NULL);
+	s = ts_file_get(path, NULL);
 	ck_assert_ptr_nonnull(strstr(s, "s3cret-wifi"));
 	ck_assert_ptr_nonnull(strstr(s, "com.apple.wifi.managed"));
 	free(s);
@@ -532,24 +513,15 @@ END_TEST
 
 Suite *command_e2e_suite(void)
 {
-	Suite *s = suite_create("command-e2e");
-	TCase *tc = tcase_create("channel");
-	const char *t = getenv("E2E_TMP"), *base = getenv("E2E_HTTPS_BASE");
+	const char *base;
 
-	mode = getenv("E2E_MODE") ? getenv("E2E_MODE") : "apache";
-	tls_ca = getenv("E2E_TLS_CA");
-	snprintf(tmpdir, sizeof(tmpdir), "%s/command-%s", t ? t : "/tmp", mode);
-	mkdir(tmpdir, 0700);
+	mode = e2e_mode();
+	e2e_stack(&base, &tls_ca, NULL);
+	e2e_tmpdir(tmpdir, sizeof(tmpdir), "command-%s", mode);
 	snprintf(devdir, sizeof(devdir), "%s/device", tmpdir);
 	snprintf(udid, sizeof(udid), "CMD-DEVICE-%s", mode);
 	snprintf(server_url, sizeof(server_url), "%s/mdm/server", base ? base : "");
-	tcase_set_timeout(tc, 300);
-	tcase_add_test(tc, builders_in_order);
-	tcase_add_test(tc, encrypted_install_profile);
-	tcase_add_test(tc, undeliverable_moves_on);
-	tcase_add_test(tc, worker_killed_mid_request);
-	tcase_add_test(tc, postgres_restarted_mid_request);
-	tcase_add_test(tc, two_connections_at_once);
-	suite_add_tcase(s, tc);
-	return s;
+	return ts_suite("command-e2e", "channel", 300, builders_in_order, encrypted_install_profile,
+	        undeliverable_moves_on, worker_killed_mid_request, postgres_restarted_mid_request,
+	        two_connections_at_once);
 }

@@ -2,77 +2,110 @@
 #include "e2eutil.h"
 
 #include "db.h"
+#include "ts_db.h"
+#include "ts_sys.h"
 
 #include <check.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
-int e2e_sh(const char *fmt, ...)
+const char *e2e_mode(void)
 {
-	char cmd[8192];
+	const char *m = getenv("E2E_MODE");
+
+	return m != NULL ? m : "apache";
+}
+
+int e2e_legacy(void)
+{
+	const char *v = getenv("E2E_SCEP_LEGACY");
+
+	return v == NULL || strcmp(v, "0") != 0;
+}
+
+void e2e_stack(const char **https_base, const char **tls_ca, const char **device_ca)
+{
+	if (https_base != NULL)
+		*https_base = getenv("E2E_HTTPS_BASE");
+	if (tls_ca != NULL)
+		*tls_ca = getenv("E2E_TLS_CA");
+	if (device_ca != NULL)
+		*device_ca = getenv("E2E_DEVICE_CA");
+}
+
+void e2e_tmpdir(char *dir, size_t cap, const char *fmt, ...)
+{
+	const char *t = getenv("E2E_TMP");
+	char name[256];
 	va_list ap;
-	int st;
 
 	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	vsnprintf(name, sizeof(name), fmt, ap);
 	va_end(ap);
-	st = system(cmd);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+	snprintf(dir, cap, "%s/%s", t ? t : "/tmp", name);
+	mkdir(dir, 0700);
 }
 
 char *e2e_query1(const char *sql, const char *param)
 {
-	const char *p[1] = {param};
 	db *d = NULL;
-	db_res *r = NULL;
 	char *s;
 
 	ck_assert_int_eq(db_new(getenv("MDM_DB"), "e2e", &d), MDM_OK);
-	ck_assert_int_eq(db_exec(d, sql, param ? 1 : 0, param ? p : NULL, &r), MDM_OK);
-	ck_assert_msg(db_res_rows(r) == 1, "%s: %d rows", sql, db_res_rows(r));
-	s = strdup(db_res_is_null(r, 0, 0) ? "(null)" : db_res_get0(r, 0, 0));
-	db_res_free(r);
+	s = ts_db_query1(d, sql, param);
 	db_free(d);
 	return s;
 }
 
 void e2e_assert_query(const char *sql, const char *param, const char *want)
 {
-	char *got = e2e_query1(sql, param);
+	db *d = NULL;
 
-	ck_assert_msg(strcmp(got, want) == 0, "%s [%s]: got %s, want %s", sql, param ? param : "",
-	        got, want);
-	free(got);
+	ck_assert_int_eq(db_new(getenv("MDM_DB"), "e2e", &d), MDM_OK);
+	ts_db_assert(d, sql, param, want);
+	db_free(d);
 }
 
-void e2e_file_put(const char *path, const char *fmt, ...)
+int e2e_request(const char *method, const char *url, const char *body, const char *ctype,
+        const char *opts, const char *reply)
 {
-	FILE *f = fopen(path, "w");
-	va_list ap;
+	char code[] = "/tmp/mdm-e2e-code-XXXXXX", type[256] = "";
+	int fd = mkstemp(code), status;
+	char *s;
 
-	ck_assert_msg(f != NULL, "cannot write %s", path);
-	va_start(ap, fmt);
-	vfprintf(f, fmt, ap);
-	va_end(ap);
-	ck_assert_int_eq(fclose(f), 0);
+	ck_assert_int_ge(fd, 0);
+	close(fd);
+	if (ctype != NULL)
+		snprintf(type, sizeof(type), "-H 'Content-Type: %s'", ctype);
+	/* curl's own exit status says less than the HTTP status ("000": no answer). */
+	(void)ts_sh("curl -sS --cacert '%s' %s %s -X %s --data-binary @'%s' -o '%s' "
+	            "-w '%%{http_code}' '%s' >'%s'",
+	        getenv("E2E_TLS_CA"), type, opts, method, body, reply ? reply : "/dev/null", url,
+	        code);
+	s = ts_file_get(code, NULL);
+	status = atoi(s);
+	free(s);
+	unlink(code);
+	return status;
 }
 
-char *e2e_file_get(const char *path, size_t *len)
+int e2e_device_put(
+        const char *dir, const char *url, const char *body, const char *ctype, const char *reply)
 {
-	FILE *f = fopen(path, "rb");
-	char *buf;
-	size_t n;
+	char opts[2100];
 
-	ck_assert_msg(f != NULL, "cannot read %s", path);
-	buf = malloc(16 << 20);
-	ck_assert_ptr_nonnull(buf);
-	n = fread(buf, 1, (16 << 20) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	if (len != NULL)
-		*len = n;
-	return buf;
+	snprintf(opts, sizeof(opts), "--cert '%s/cert.pem' --key '%s/key.pem'", dir, dir);
+	return e2e_request("PUT", url, body, ctype, opts, reply);
+}
+
+void e2e_idle_plist(const char *path, const char *udid)
+{
+	ts_file_put(path,
+	        "<plist version=\"1.0\"><dict><key>Status</key><string>Idle</string>"
+	        "<key>UDID</key><string>%s</string></dict></plist>\n",
+	        udid);
 }

@@ -22,16 +22,16 @@
  */
 #include "db.h"
 #include "e2eutil.h"
+#include "ts_check.h"
+#include "ts_sys.h"
 #include "plist.h"
 
 #include <check.h>
 #include <curl/curl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 Suite *enroll_e2e_suite(void);
@@ -100,41 +100,11 @@ static void fetch(const char *suffix, struct fetched *f)
 	curl_easy_cleanup(c);
 }
 
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int sh(const char *fmt, ...)
-{
-	char cmd[4096];
-	va_list ap;
-	int st;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	st = system(cmd);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-}
-
-static char *read_all(const char *path, size_t *len)
-{
-	FILE *fp = fopen(path, "rb");
-	char *buf = malloc(MAX_PROFILE + 1);
-	size_t n;
-
-	ck_assert_ptr_nonnull(fp);
-	ck_assert_ptr_nonnull(buf);
-	n = fread(buf, 1, MAX_PROFILE, fp);
-	fclose(fp);
-	buf[n] = '\0';
-	*len = n;
-	return buf;
-}
-
 /* Fetches suffix, verifies with openssl against the device CA, parses; returns the profile. */
 static plist *fetch_verified_at(const char *suffix)
 {
 	struct fetched f;
 	char der[512], xml[512];
-	FILE *fp;
 	char *text;
 	size_t len;
 	plist *p = NULL;
@@ -144,19 +114,17 @@ static plist *fetch_verified_at(const char *suffix)
 	ck_assert_msg(f.status == 200, "GET /enroll%s: %ld %s", suffix, f.status,
 	        f.body ? (char *)f.body : "");
 	ck_assert_str_eq(f.content_type, "application/x-apple-aspen-config");
-	snprintf(der, sizeof(der), "%s/enroll-%s-%ld-%d.der", getenv("E2E_TMP"),
-	        getenv("E2E_MODE") ? getenv("E2E_MODE") : "apache", (long)getpid(), n);
-	snprintf(xml, sizeof(xml), "%s/enroll-%s-%ld-%d.xml", getenv("E2E_TMP"),
-	        getenv("E2E_MODE") ? getenv("E2E_MODE") : "apache", (long)getpid(), n++);
-	ck_assert_ptr_nonnull(fp = fopen(der, "wb"));
-	ck_assert_uint_eq(fwrite(f.body, 1, f.len, fp), f.len);
-	fclose(fp);
+	snprintf(der, sizeof(der), "%s/enroll-%s-%ld-%d.der", getenv("E2E_TMP"), e2e_mode(),
+	        (long)getpid(), n);
+	snprintf(xml, sizeof(xml), "%s/enroll-%s-%ld-%d.xml", getenv("E2E_TMP"), e2e_mode(),
+	        (long)getpid(), n++);
+	ts_file_write(der, f.body, f.len);
 	free(f.body);
-	ck_assert_int_eq(sh("openssl cms -verify -inform DER -in '%s' -CAfile '%s' -out '%s' "
-	                    "2>/dev/null",
+	ck_assert_int_eq(ts_sh("openssl cms -verify -inform DER -in '%s' -CAfile '%s' -out '%s' "
+	                       "2>/dev/null",
 	                         der, getenv("E2E_DEVICE_CA"), xml),
 	        0);
-	text = read_all(xml, &len);
+	text = ts_file_get(xml, &len);
 	ck_assert_int_eq(plist_parse(text, len, &p), MDM_OK);
 	free(text);
 	unlink(der);
@@ -270,15 +238,15 @@ static const char *env_or(const char *name, const char *dflt)
 /* Unchecked fixture (runs in the runner even when a test failed): a second topic, then none. */
 static void topics_setup(void)
 {
-	const char *mode = env_or("E2E_MODE", "apache");
+	const char *mode = e2e_mode();
 
 	topic1 = getenv("E2E_PUSH_TOPIC");
 	topic2 = getenv("E2E_PUSH2_TOPIC");
 	snprintf(tdir, sizeof(tdir), "%s/topics-%s", env_or("E2E_TMP", "/tmp"), mode);
 	if (topic1 == NULL || topic2 == NULL || getenv("E2E_PUSH2_CERT") == NULL)
 		return;
-	if (e2e_sh("mkdir -p %s && %s/mdmctl push-cert import --cert %s --key %s >%s/import.log "
-	           "2>&1",
+	if (ts_sh("mkdir -p %s && %s/mdmctl push-cert import --cert %s --key %s >%s/import.log "
+	          "2>&1",
 	            tdir, getenv("E2E_MDMCTL_DIR"), getenv("E2E_PUSH2_CERT"),
 	            getenv("E2E_PUSH2_KEY"), tdir) != 0)
 		fprintf(stderr, "enroll e2e: importing the second push certificate failed\n");
@@ -287,7 +255,7 @@ static void topics_setup(void)
 static void topics_teardown(void)
 {
 	if (topic2 != NULL)
-		(void)e2e_sh("%s/mdmctl push-cert remove %s --force >>%s/import.log 2>&1",
+		(void)ts_sh("%s/mdmctl push-cert remove %s --force >>%s/import.log 2>&1",
 		        getenv("E2E_MDMCTL_DIR"), topic2, tdir);
 }
 
@@ -372,19 +340,19 @@ START_TEST(topics_ambiguous_conflict)
 	free(before);
 	free(after);
 	/* mdmctl says the same, with its own flag; mdm_topic makes a default. */
-	ck_assert_int_ne(e2e_sh("env -u MDM_MDM_TOPIC %s/mdmctl profile enroll --unsigned "
-	                        ">%s/amb.out 2>%s/amb.err",
+	ck_assert_int_ne(ts_sh("env -u MDM_MDM_TOPIC %s/mdmctl profile enroll --unsigned "
+	                       ">%s/amb.out 2>%s/amb.err",
 	                         getenv("E2E_MDMCTL_DIR"), tdir, tdir),
 	        0);
-	ck_assert_int_eq(e2e_sh("grep -q -- '--topic TOPIC' %s/amb.err && grep -q '%s' %s/amb.err",
+	ck_assert_int_eq(ts_sh("grep -q -- '--topic TOPIC' %s/amb.err && grep -q '%s' %s/amb.err",
 	                         tdir, topic2, tdir),
 	        0);
-	ck_assert_int_eq(e2e_sh("MDM_MDM_TOPIC=%s %s/mdmctl profile enroll --unsigned >%s/def.xml "
-	                        "2>%s/def.err && grep -q '<string>%s</string>' %s/def.xml",
+	ck_assert_int_eq(ts_sh("MDM_MDM_TOPIC=%s %s/mdmctl profile enroll --unsigned >%s/def.xml "
+	                       "2>%s/def.err && grep -q '<string>%s</string>' %s/def.xml",
 	                         topic2, getenv("E2E_MDMCTL_DIR"), tdir, tdir, topic2, tdir),
 	        0);
-	ck_assert_int_eq(e2e_sh("%s/mdmctl profile enroll --unsigned --topic %s >%s/t1.xml "
-	                        "2>%s/t1.err && grep -q '<string>%s</string>' %s/t1.xml",
+	ck_assert_int_eq(ts_sh("%s/mdmctl profile enroll --unsigned --topic %s >%s/t1.xml "
+	                       "2>%s/t1.err && grep -q '<string>%s</string>' %s/t1.xml",
 	                         getenv("E2E_MDMCTL_DIR"), topic1, tdir, tdir, topic1, tdir),
 	        0);
 }
@@ -409,8 +377,8 @@ START_TEST(topics_unknown_not_found)
 	fetch(q, &f);
 	ck_assert_int_eq(f.status, 404);
 	free(f.body);
-	ck_assert_int_ne(e2e_sh("%s/mdmctl profile enroll --unsigned --topic %s >/dev/null "
-	                        "2>%s/unknown.err",
+	ck_assert_int_ne(ts_sh("%s/mdmctl profile enroll --unsigned --topic %s >/dev/null "
+	                       "2>%s/unknown.err",
 	                         getenv("E2E_MDMCTL_DIR"), unknown, tdir),
 	        0);
 	after = challenges();
@@ -484,7 +452,7 @@ END_TEST
  */
 START_TEST(topics_devices_enroll)
 {
-	const char *sim = getenv("E2E_APPLESIM"), *mode = env_or("E2E_MODE", "apache");
+	const char *sim = getenv("E2E_APPLESIM"), *mode = e2e_mode();
 	const char *t[2];
 	char *n;
 
@@ -500,9 +468,9 @@ START_TEST(topics_devices_enroll)
 		snprintf(udid, sizeof(udid), "00008110-%c%07X%08X", mode[0] == 'a' ? 'A' : 'B',
 		        (unsigned)getpid() & 0xFFFFFFFu, (unsigned)i + 1);
 		ck_assert_msg(
-		        e2e_sh("rm -rf %s/dev%d && %s enroll --device iphone --udid %s --dir "
-		               "%s/dev%d --enroll-url '%s/enroll?topic=%s' --trust %s --tls-ca "
-		               "%s >%s/dev%d.log 2>&1 || { cat %s/dev%d.log; exit 1; }",
+		        ts_sh("rm -rf %s/dev%d && %s enroll --device iphone --udid %s --dir "
+		              "%s/dev%d --enroll-url '%s/enroll?topic=%s' --trust %s --tls-ca "
+		              "%s >%s/dev%d.log 2>&1 || { cat %s/dev%d.log; exit 1; }",
 		                tdir, i + 1, sim, udid, tdir, i + 1, getenv("E2E_HTTPS_BASE"), t[i],
 		                getenv("E2E_DEVICE_CA"), getenv("E2E_TLS_CA"), tdir, i + 1, tdir,
 		                i + 1) == 0,
@@ -518,13 +486,13 @@ START_TEST(topics_devices_enroll)
 		                 "udid = $1 AND user_id IS NULL",
 		        udid);
 		free(e2e_query1("SELECT mdm.push($1)::text", udid));
-		ck_assert_int_eq(e2e_sh("env MDM_APNS_URL=\"$E2E_APNS_URL\" "
-		                        "MDM_APNS_CA_FILE=\"$E2E_APNS_CA\" MDM_PUSH_MIN_INTERVAL=0 "
-		                        "%s --once --id topics-%s >>%s/pushd.log 2>&1",
+		ck_assert_int_eq(ts_sh("env MDM_APNS_URL=\"$E2E_APNS_URL\" "
+		                       "MDM_APNS_CA_FILE=\"$E2E_APNS_CA\" MDM_PUSH_MIN_INTERVAL=0 "
+		                       "%s --once --id topics-%s >>%s/pushd.log 2>&1",
 		                         getenv("E2E_PUSHD"), mode, tdir),
 		        0);
-		ck_assert_msg(e2e_sh("awk -F '\\t' '$7 == \"%s\" && $2 == \"200\" && $8 == \"%s\"' "
-		                     "\"$E2E_APNS_DIR/requests.tsv\" | grep -q .",
+		ck_assert_msg(ts_sh("awk -F '\\t' '$7 == \"%s\" && $2 == \"200\" && $8 == \"%s\"' "
+		                    "\"$E2E_APNS_DIR/requests.tsv\" | grep -q .",
 		                      tok, t[i]) == 0,
 		        "no push with topic %s reached the stand-in for %s (see %s/pushd.log)",
 		        t[i], udid, tdir);
@@ -534,8 +502,8 @@ START_TEST(topics_devices_enroll)
 	n = e2e_query1(
 	        "SELECT active_enrollments::text FROM mdm.push_certs WHERE topic = $1", topic2);
 	ck_assert_int_ge(atoi(n), 1);
-	ck_assert_int_eq(e2e_sh("%s/mdmctl push-cert list >%s/list.out 2>&1 && grep -A7 '^%s' "
-	                        "%s/list.out | grep -q 'enrollments %s active'",
+	ck_assert_int_eq(ts_sh("%s/mdmctl push-cert list >%s/list.out 2>&1 && grep -A7 '^%s' "
+	                       "%s/list.out | grep -q 'enrollments %s active'",
 	                         getenv("E2E_MDMCTL_DIR"), tdir, topic2, tdir, n),
 	        0);
 	free(n);
@@ -545,26 +513,26 @@ END_TEST
 /* Over the air: the topic chosen in phase 1 is phase 3's MDM payload's. */
 START_TEST(topics_ota_carries_topic)
 {
-	const char *sim = getenv("E2E_OTASIM"), *mode = env_or("E2E_MODE", "apache");
-	int legacy = strcmp(env_or("E2E_SCEP_LEGACY", "1"), "0") != 0;
+	const char *sim = getenv("E2E_OTASIM"), *mode = e2e_mode();
+	int legacy = e2e_legacy();
 	char udid[64], want[256];
 
 	need_topics();
 	if (sim == NULL || getenv("E2E_OTA_DEVCA_CERT") == NULL)
 		return;
 	snprintf(udid, sizeof(udid), "TOPICS-OTA-%s-%ld", mode, (long)getpid());
-	ck_assert_msg(e2e_sh("OTASIM_QUERY='?topic=%s' sh %s %s/ota '%s' %s %s %s %s %s %s "
-	                     ">%s/ota.log 2>&1 || { cat %s/ota.log; exit 1; }",
+	ck_assert_msg(ts_sh("OTASIM_QUERY='?topic=%s' sh %s %s/ota '%s' %s %s %s %s %s %s "
+	                    ">%s/ota.log 2>&1 || { cat %s/ota.log; exit 1; }",
 	                      topic2, sim, tdir, getenv("E2E_HTTPS_BASE"), getenv("E2E_DEVICE_CA"),
 	                      getenv("E2E_TLS_CA"), udid, getenv("E2E_OTA_DEVCA_CERT"),
 	                      getenv("E2E_OTA_DEVCA_KEY"), legacy ? "scepclient" : "certmonger",
 	                      tdir, tdir) == 0,
 	        "otasim through topic %s failed", topic2);
 	/* The decrypted payloads of phase 3 name topic 2, not the default. */
-	ck_assert_int_eq(e2e_sh("xmllint --nonet --xpath \"string(//dict[key[.='PayloadType']/"
-	                        "following-sibling::*[1][.='com.apple.mdm']]/key[.='Topic']/"
-	                        "following-sibling::*[1])\" %s/ota/p3.clear >%s/ota.topic && "
-	                        "grep -qx '%s' %s/ota.topic",
+	ck_assert_int_eq(ts_sh("xmllint --nonet --xpath \"string(//dict[key[.='PayloadType']/"
+	                       "following-sibling::*[1][.='com.apple.mdm']]/key[.='Topic']/"
+	                       "following-sibling::*[1])\" %s/ota/p3.clear >%s/ota.topic && "
+	                       "grep -qx '%s' %s/ota.topic",
 	                         tdir, tdir, topic2, tdir),
 	        0);
 	/* Recorded with both accepted messages. */
@@ -586,21 +554,21 @@ START_TEST(topics_remove)
 	n = e2e_query1(
 	        "SELECT active_enrollments::text FROM mdm.push_certs WHERE topic = $1", topic2);
 	ck_assert_int_ge(atoi(n), 1);
-	ck_assert_int_ne(e2e_sh("%s/mdmctl push-cert remove %s >%s/rm.out 2>%s/rm.err", dir, topic2,
+	ck_assert_int_ne(ts_sh("%s/mdmctl push-cert remove %s >%s/rm.out 2>%s/rm.err", dir, topic2,
 	                         tdir, tdir),
 	        0);
-	ck_assert_int_eq(e2e_sh("grep -q 'not removed: %s active enrollment' %s/rm.err && "
-	                        "grep -q -- '--force' %s/rm.err",
+	ck_assert_int_eq(ts_sh("grep -q 'not removed: %s active enrollment' %s/rm.err && "
+	                       "grep -q -- '--force' %s/rm.err",
 	                         n, tdir, tdir),
 	        0);
 	e2e_assert_query("SELECT count(*)::text FROM mdm.push_certs WHERE topic = $1", topic2, "1");
-	ck_assert_int_ne(e2e_sh("%s/mdmctl push-cert remove "
-	                        "com.apple.mgmt.External.0E0E0E0E-0000-4000-8000-00000000E2E0 "
-	                        ">/dev/null 2>&1",
+	ck_assert_int_ne(ts_sh("%s/mdmctl push-cert remove "
+	                       "com.apple.mgmt.External.0E0E0E0E-0000-4000-8000-00000000E2E0 "
+	                       ">/dev/null 2>&1",
 	                         dir),
 	        0);
-	ck_assert_int_eq(e2e_sh("%s/mdmctl push-cert remove %s --force >%s/rm.out 2>%s/rm.err && "
-	                        "grep -q '^removed %s (%s active' %s/rm.out",
+	ck_assert_int_eq(ts_sh("%s/mdmctl push-cert remove %s --force >%s/rm.out 2>%s/rm.err && "
+	                       "grep -q '^removed %s (%s active' %s/rm.out",
 	                         dir, topic2, tdir, tdir, topic2, n, tdir),
 	        0);
 	free(n);
@@ -608,9 +576,9 @@ START_TEST(topics_remove)
 	/* Its device stays enrolled and cannot be woken: the daemon says why. */
 	if (topic2_udid[0] != '\0') {
 		free(e2e_query1("SELECT mdm.push($1)::text", topic2_udid));
-		ck_assert_int_eq(e2e_sh("env MDM_APNS_URL=\"$E2E_APNS_URL\" "
-		                        "MDM_APNS_CA_FILE=\"$E2E_APNS_CA\" MDM_PUSH_MIN_INTERVAL=0 "
-		                        "%s --once --id topics-rm >>%s/pushd.log 2>&1",
+		ck_assert_int_eq(ts_sh("env MDM_APNS_URL=\"$E2E_APNS_URL\" "
+		                       "MDM_APNS_CA_FILE=\"$E2E_APNS_CA\" MDM_PUSH_MIN_INTERVAL=0 "
+		                       "%s --once --id topics-rm >>%s/pushd.log 2>&1",
 		                         getenv("E2E_PUSHD"), tdir),
 		        0);
 		e2e_assert_query("SELECT active::text || '/' || coalesce(last_reason, '-') FROM "
@@ -634,24 +602,14 @@ END_TEST
 Suite *enroll_e2e_suite(void)
 {
 	Suite *s = suite_create("enroll");
-	TCase *tc = tcase_create("profile");
+	TCase *tc = ts_tcase(s, "profile", 60, NULL, NULL);
 
-	tcase_set_timeout(tc, 60);
-	tcase_add_test(tc, enroll_signed_profile);
-	tcase_add_test(tc, enroll_fresh_unused_challenges);
-	tcase_add_test(tc, enroll_open_ignores_token);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("topics");
-	tcase_set_timeout(tc, 300);
+	ts_add_tests(tc, enroll_signed_profile, enroll_fresh_unused_challenges,
+	        enroll_open_ignores_token);
+	tc = ts_tcase(s, "topics", 300, NULL, NULL);
 	tcase_add_unchecked_fixture(tc, topics_setup, topics_teardown);
-	tcase_add_test(tc, topics_each_profile);
-	tcase_add_test(tc, topics_ambiguous_conflict);
-	tcase_add_test(tc, topics_unknown_not_found);
-	tcase_add_test(tc, topics_malformed_bad_request);
-	tcase_add_test(tc, topics_devices_enroll);
-	tcase_add_test(tc, topics_ota_carries_topic);
-	tcase_add_test(tc, topics_remove);
-	suite_add_tcase(s, tc);
+	ts_add_tests(tc, topics_each_profile, topics_ambiguous_conflict, topics_unknown_not_found,
+	        topics_malformed_bad_request, topics_devices_enroll, topics_ota_carries_topic,
+	        topics_remove);
 	return s;
 }

@@ -23,6 +23,8 @@
  */
 #include "db.h"
 #include "e2eutil.h"
+#include "ts_check.h"
+#include "ts_sys.h"
 
 #include <check.h>
 #include <signal.h>
@@ -68,14 +70,14 @@ static int get_enroll(int *retry_after)
 
 	snprintf(hdr, sizeof(hdr), "%s/faults-%s.hdr", getenv("E2E_TMP"), getenv("E2E_MODE"));
 	snprintf(code, sizeof(code), "%s/faults-%s.code", getenv("E2E_TMP"), getenv("E2E_MODE"));
-	ck_assert_int_eq(e2e_sh("curl -sS --cacert '%s' -D '%s' -o /dev/null -w '%%{http_code}' "
-	                        "'%s/enroll' >'%s'",
+	ck_assert_int_eq(ts_sh("curl -sS --cacert '%s' -D '%s' -o /dev/null -w '%%{http_code}' "
+	                       "'%s/enroll' >'%s'",
 	                         getenv("E2E_TLS_CA"), hdr, getenv("E2E_HTTPS_BASE"), code),
 	        0);
-	c = e2e_file_get(code, NULL);
+	c = ts_file_get(code, NULL);
 	status = atoi(c);
 	free(c);
-	h = e2e_file_get(hdr, NULL);
+	h = ts_file_get(hdr, NULL);
 	*retry_after = strstr(h, "\nRetry-After: 5\r\n") != NULL;
 	free(h);
 	return status;
@@ -155,7 +157,7 @@ static void load_start(const char *dir, int loops)
 	char script[1200];
 
 	snprintf(script, sizeof(script), "%s/load.sh", dir);
-	e2e_file_put(script,
+	ts_file_put(script,
 	        "d=$1; n=$2; i=0\n"
 	        "while [ ! -e \"$d/stop\" ]; do\n"
 	        "\ti=$((i + 1))\n"
@@ -166,22 +168,22 @@ static void load_start(const char *dir, int loops)
 	        "touch \"$d/done-$n\"\n");
 	for (int n = 0; n < loops; n++)
 		ck_assert_int_eq(
-		        e2e_sh("sh '%s' '%s' %d </dev/null >/dev/null 2>&1 &", script, dir, n), 0);
+		        ts_sh("sh '%s' '%s' %d </dev/null >/dev/null 2>&1 &", script, dir, n), 0);
 }
 
 /* Stops every loop of DIR (each touches DIR/done-NAME for NAME in names). */
 static void load_stop(const char *dir, int loops, const char *more)
 {
-	ck_assert_int_eq(e2e_sh("touch '%s/stop'", dir), 0);
+	ck_assert_int_eq(ts_sh("touch '%s/stop'", dir), 0);
 	for (int n = 0; n < loops; n++)
-		ck_assert_int_eq(e2e_sh("i=0; while [ ! -e '%s/done-%d' ] && [ $i -lt 600 ]; do "
-		                        "sleep 0.1; i=$((i + 1)); done; [ -e '%s/done-%d' ]",
+		ck_assert_int_eq(ts_sh("i=0; while [ ! -e '%s/done-%d' ] && [ $i -lt 600 ]; do "
+		                       "sleep 0.1; i=$((i + 1)); done; [ -e '%s/done-%d' ]",
 		                         dir, n, dir, n),
 		        0);
 	if (more != NULL)
-		ck_assert_msg(e2e_sh("i=0; for n in %s; do while [ ! -e '%s/done-'$n ] && "
-		                     "[ $i -lt 900 ]; do sleep 0.1; i=$((i + 1)); done; "
-		                     "[ -e '%s/done-'$n ] || exit 1; done",
+		ck_assert_msg(ts_sh("i=0; for n in %s; do while [ ! -e '%s/done-'$n ] && "
+		                    "[ $i -lt 900 ]; do sleep 0.1; i=$((i + 1)); done; "
+		                    "[ -e '%s/done-'$n ] || exit 1; done",
 		                      more, dir, dir) == 0,
 		        "%s: the loops %s did not stop", dir, more);
 }
@@ -243,7 +245,7 @@ static void load_count(const char *dir, int loops, struct load_ledger *l)
 			}
 			l->ok++;
 			snprintf(path, sizeof(path), "%s/%d-%d.body", dir, n, i);
-			body = e2e_file_get(path, NULL);
+			body = ts_file_get(path, NULL);
 			ch = profile_challenge(body);
 			free(body);
 			ck_assert_msg(ch != NULL, "%s: a 200 without a challenge", path);
@@ -273,11 +275,11 @@ static int httpd_child(int parent)
 	int pid;
 
 	snprintf(out, sizeof(out), "%s/faults-child.pid", getenv("E2E_TMP"));
-	ck_assert_int_eq(e2e_sh("for c in $(ps -o pid= --ppid %d); do "
-	                        "pgrep -P $c >/dev/null || { echo $c; break; }; done >'%s'",
+	ck_assert_int_eq(ts_sh("for c in $(ps -o pid= --ppid %d); do "
+	                       "pgrep -P $c >/dev/null || { echo $c; break; }; done >'%s'",
 	                         parent, out),
 	        0);
-	s = e2e_file_get(out, NULL);
+	s = ts_file_get(out, NULL);
 	pid = atoi(s);
 	free(s);
 	return pid;
@@ -295,8 +297,8 @@ START_TEST(restarts_and_kills_lose_nothing)
 		return;
 	}
 	snprintf(dir, sizeof(dir), "%s/faults-load-%s", getenv("E2E_TMP"), getenv("E2E_MODE"));
-	ck_assert_int_eq(e2e_sh("rm -rf '%s' && mkdir -p '%s'", dir, dir), 0);
-	s = e2e_file_get(pidfile, NULL);
+	ck_assert_int_eq(ts_sh("rm -rf '%s' && mkdir -p '%s'", dir, dir), 0);
+	s = ts_file_get(pidfile, NULL);
 	parent = atoi(s);
 	free(s);
 	ck_assert_int_gt(parent, 1);
@@ -313,7 +315,7 @@ START_TEST(restarts_and_kills_lose_nothing)
 	ck_assert_int_eq(kill(child, SIGKILL), 0);
 	usleep(2000 * 1000);
 	/* One FastCGI worker killed (this stack's only; a spawn-fcgi pool keeps the rest). */
-	ck_assert_int_eq(e2e_sh("kill -9 $(pgrep -o -f '^%s/enroll.fcgi')", cgi), 0);
+	ck_assert_int_eq(ts_sh("kill -9 $(pgrep -o -f '^%s/enroll.fcgi')", cgi), 0);
 	usleep(2000 * 1000);
 	load_stop(dir, LOAD_LOOPS, NULL);
 	n1 = e2e_query1("SELECT count(*)::text FROM mdm.challenge", NULL);
@@ -377,15 +379,15 @@ static void disk_clean(void)
 	char mnt[1024];
 
 	disk_path(mnt, sizeof(mnt));
-	(void)e2e_sh("rm -f '%s/fill'", mnt);
+	(void)ts_sh("rm -f '%s/fill'", mnt);
 	if (sql_try(1, DISK_HOME) != 0 ||
 	        sql_try(1, "DROP TABLESPACE IF EXISTS mdm_faults_disk") != 0)
 		fprintf(stderr,
 		        "faults-e2e: could not move mdm.challenge home or drop the "
 		        "tablespace mdm_faults_disk\n");
 	/* Backends may still hold descriptors of the moved files: detach lazily if busy. */
-	(void)e2e_sh("if mountpoint -q '%s'; then umount '%s' 2>/dev/null || umount -l '%s'; fi; "
-	             "rmdir '%s' 2>/dev/null; true",
+	(void)ts_sh("if mountpoint -q '%s'; then umount '%s' 2>/dev/null || umount -l '%s'; fi; "
+	            "rmdir '%s' 2>/dev/null; true",
 	        mnt, mnt, mnt, mnt);
 }
 
@@ -400,8 +402,8 @@ START_TEST(disk_full_is_503_then_recovers)
 		return;
 	}
 	disk_path(mnt, sizeof(mnt));
-	ck_assert_int_eq(e2e_sh("mkdir -p '%s' && mount -t tmpfs -o size=%dm,mode=0700 "
-	                        "mdm-faults '%s' && chown \"$(stat -c %%U '%s')\" '%s'",
+	ck_assert_int_eq(ts_sh("mkdir -p '%s' && mount -t tmpfs -o size=%dm,mode=0700 "
+	                       "mdm-faults '%s' && chown \"$(stat -c %%U '%s')\" '%s'",
 	                         mnt, DISK_MB, mnt, pgdata, mnt),
 	        0);
 	snprintf(sql, sizeof(sql), "CREATE TABLESPACE mdm_faults_disk LOCATION '%s'", mnt);
@@ -417,7 +419,7 @@ START_TEST(disk_full_is_503_then_recovers)
 	before++;
 
 	/* The fault: the filesystem under the hot table is full. */
-	ck_assert_int_ne(e2e_sh("dd if=/dev/zero of='%s/fill' bs=64k 2>/dev/null", mnt), 0);
+	ck_assert_int_ne(ts_sh("dd if=/dev/zero of='%s/fill' bs=64k 2>/dev/null", mnt), 0);
 	/* Rows still fit in the last page; the first new page fails. */
 	while ((st = get_enroll(&ra)) == 200 && filled < DISK_MAX_FILL)
 		filled++;
@@ -434,7 +436,7 @@ START_TEST(disk_full_is_503_then_recovers)
 	n1 = e2e_query1("SELECT count(*)::text FROM mdm.challenge", NULL);
 
 	/* Space is freed: the same programs serve again. */
-	ck_assert_int_eq(e2e_sh("rm -f '%s/fill'", mnt), 0);
+	ck_assert_int_eq(ts_sh("rm -f '%s/fill'", mnt), 0);
 	ck_assert_int_eq(get_enroll(&ra), 200);
 	n2 = e2e_query1("SELECT count(*)::text FROM mdm.challenge", NULL);
 
@@ -466,8 +468,8 @@ END_TEST
 /* Runs applesim for the device in DIR/name: its exit status (its log in DIR/name.log). */
 static int fo_sim(const char *dir, const char *name, const char *args)
 {
-	return e2e_sh("\"$E2E_APPLESIM\" %s --dir '%s/%s' --enroll-url \"$E2E_HTTPS_BASE/enroll\" "
-	              "--trust \"$E2E_DEVICE_CA\" --tls-ca \"$E2E_TLS_CA\" >>'%s/%s.log' 2>&1",
+	return ts_sh("\"$E2E_APPLESIM\" %s --dir '%s/%s' --enroll-url \"$E2E_HTTPS_BASE/enroll\" "
+	             "--trust \"$E2E_DEVICE_CA\" --tls-ca \"$E2E_TLS_CA\" >>'%s/%s.log' 2>&1",
 	        args, dir, name, dir, name);
 }
 
@@ -505,7 +507,7 @@ static void fo_devices_start(const char *dir, const char *udid)
 	                     "--tls-ca \"$E2E_TLS_CA\"";
 
 	snprintf(script, sizeof(script), "%s/devices.sh", dir);
-	e2e_file_put(script,
+	ts_file_put(script,
 	        "d=$1; i=0\n"
 	        "while [ ! -e \"$d/stop\" ]; do\n"
 	        "\ti=$((i + 1))\n"
@@ -514,9 +516,9 @@ static void fo_devices_start(const char *dir, const char *udid)
 	        "done\n"
 	        "touch \"$d/done-dev\"\n",
 	        sim, common);
-	ck_assert_int_eq(e2e_sh("sh '%s' '%s' </dev/null >/dev/null 2>&1 &", script, dir), 0);
+	ck_assert_int_eq(ts_sh("sh '%s' '%s' </dev/null >/dev/null 2>&1 &", script, dir), 0);
 	snprintf(script, sizeof(script), "%s/connects.sh", dir);
-	e2e_file_put(script,
+	ts_file_put(script,
 	        "d=$1; i=0\n"
 	        "while [ ! -e \"$d/stop\" ]; do\n"
 	        "\ti=$((i + 1))\n"
@@ -527,7 +529,7 @@ static void fo_devices_start(const char *dir, const char *udid)
 	        "done\n"
 	        "touch \"$d/done-conn\"\n",
 	        udid, sim);
-	ck_assert_int_eq(e2e_sh("sh '%s' '%s' </dev/null >/dev/null 2>&1 &", script, dir), 0);
+	ck_assert_int_eq(ts_sh("sh '%s' '%s' </dev/null >/dev/null 2>&1 &", script, dir), 0);
 }
 
 /* Lines of DIR/name ("N EXIT"): how many, and how many exited 0. */
@@ -669,7 +671,7 @@ START_TEST(failover_loses_nothing)
 		return;
 	}
 	snprintf(dir, sizeof(dir), "%s/failover-%s", getenv("E2E_TMP"), getenv("E2E_MODE"));
-	ck_assert_int_eq(e2e_sh("rm -rf '%s' && mkdir -p '%s'", dir, dir), 0);
+	ck_assert_int_eq(ts_sh("rm -rf '%s' && mkdir -p '%s'", dir, dir), 0);
 	/* The device that connects throughout, enrolled while all is well. */
 	ck_assert_msg(fo_sim(dir, "conn", "enroll --device iphone") == 0, "%s/conn.log", dir);
 	ck_assert_ptr_nonnull(udid = fo_state(dir, "conn", "udid"));
@@ -678,7 +680,7 @@ START_TEST(failover_loses_nothing)
 	fo_devices_start(dir, udid);
 	usleep(FO_BEFORE_MS * 1000);
 	/* The primary crashes; the synchronous standby is promoted. */
-	ck_assert_msg(e2e_sh("%s", promote) == 0, "failover failed: %s", promote);
+	ck_assert_msg(ts_sh("%s", promote) == 0, "failover failed: %s", promote);
 	usleep(FO_AFTER_MS * 1000);
 	load_stop(dir, FO_GET_LOOPS, "dev conn");
 
@@ -697,7 +699,7 @@ START_TEST(failover_loses_nothing)
 	dev_missing = fo_devices_missing(dir);
 	fo_commands_count(dir, &c);
 	/* A 5xx other than 503 anywhere in the devices' logs. */
-	odd5xx = e2e_sh("cat '%s'/*.log | grep -E 'HTTP 5(0[0-24-9]|[1-9][0-9])' >&2", dir) == 0;
+	odd5xx = ts_sh("cat '%s'/*.log | grep -E 'HTTP 5(0[0-24-9]|[1-9][0-9])' >&2", dir) == 0;
 
 	printf("faults ledger (%s): failover (primary crashed, synchronous standby promoted) "
 	       "under %d GET /enroll loops, a device enrolling and a device connecting: "
@@ -727,34 +729,19 @@ END_TEST
 
 Suite *failover_e2e_suite(void)
 {
-	Suite *s = suite_create("failover-e2e");
-	TCase *tc = tcase_create("failover");
-
-	tcase_set_timeout(tc, 300);
-	tcase_add_test(tc, failover_loses_nothing);
-	suite_add_tcase(s, tc);
-	return s;
+	return ts_suite("failover-e2e", "failover", 300, failover_loses_nothing);
 }
 
 Suite *faults_e2e_suite(void)
 {
 	Suite *s = suite_create("faults-e2e");
-	TCase *tc = tcase_create("read-only");
+	TCase *tc = ts_tcase(s, "read-only", 120, NULL, NULL);
 
-	tcase_set_timeout(tc, 120);
 	tcase_add_unchecked_fixture(tc, NULL, writable_again);
-	tcase_add_test(tc, read_only_database_is_503_then_recovers);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("restarts");
-	tcase_set_timeout(tc, 120);
-	tcase_add_test(tc, restarts_and_kills_lose_nothing);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("disk-full");
-	tcase_set_timeout(tc, 120);
+	ts_add_tests(tc, read_only_database_is_503_then_recovers);
+	ts_add_tests(ts_tcase(s, "restarts", 120, NULL, NULL), restarts_and_kills_lose_nothing);
+	tc = ts_tcase(s, "disk-full", 120, NULL, NULL);
 	tcase_add_unchecked_fixture(tc, disk_clean, disk_clean);
-	tcase_add_test(tc, disk_full_is_503_then_recovers);
-	suite_add_tcase(s, tc);
+	ts_add_tests(tc, disk_full_is_503_then_recovers);
 	return s;
 }

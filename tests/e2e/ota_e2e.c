@@ -15,6 +15,8 @@
  * E2E_SCEP_LEGACY, MDM_DB.
  */
 #include "e2eutil.h"
+#include "ts_check.h"
+#include "ts_sys.h"
 
 #include <check.h>
 #include <stdio.h>
@@ -42,8 +44,8 @@ static char *snapshot(void)
 
 static int run_otasim(const char *name, const char *udid)
 {
-	return e2e_sh("sh %s %s/%s '%s' %s %s %s %s %s %s >%s/%s.log 2>&1 || "
-	              "{ cat %s/%s.log; exit 1; }",
+	return ts_sh("sh %s %s/%s '%s' %s %s %s %s %s %s >%s/%s.log 2>&1 || "
+	             "{ cat %s/%s.log; exit 1; }",
 	        otasim, tmpdir, name, base, device_ca, tls_ca, udid, devca_cert, devca_key,
 	        legacy ? "scepclient" : "certmonger", tmpdir, name, tmpdir, name);
 }
@@ -51,20 +53,10 @@ static int run_otasim(const char *name, const char *udid)
 /* POSTs file with ctype to the OTA URL; the HTTP status. */
 static int post(const char *file, const char *ctype)
 {
-	char out[1024];
-	char *code;
-	int n;
+	char reply[1024];
 
-	snprintf(out, sizeof(out), "%s/post.code", tmpdir);
-	ck_assert_int_eq(
-	        e2e_sh("curl -sS --cacert %s -X POST --data-binary @%s "
-	               "-H 'Content-Type: %s' -o %s/post.reply -w '%%{http_code}' '%s' >%s",
-	                tls_ca, file, ctype, tmpdir, ota_url, out),
-	        0);
-	code = e2e_file_get(out, NULL);
-	n = atoi(code);
-	free(code);
-	return n;
+	snprintf(reply, sizeof(reply), "%s/post.reply", tmpdir);
+	return e2e_request("POST", ota_url, file, ctype, "", reply);
 }
 
 #define P7 "application/pkcs7-signature"
@@ -84,8 +76,8 @@ static void refused(int want, const char *file, const char *ctype)
 /* dir/out.der: dir/attrs-like plist in signed by cert/key (openssl cms). */
 static void sign(const char *in, const char *cert, const char *key, const char *out)
 {
-	ck_assert_int_eq(e2e_sh("openssl cms -sign -nodetach -binary -in %s -signer %s -inkey %s "
-	                        "-outform DER -out %s",
+	ck_assert_int_eq(ts_sh("openssl cms -sign -nodetach -binary -in %s -signer %s -inkey %s "
+	                       "-outform DER -out %s",
 	                         in, cert, key, out),
 	        0);
 }
@@ -121,16 +113,16 @@ END_TEST
 START_TEST(ota_cannot_take_over)
 {
 	const char *sim = getenv("E2E_APPLESIM"), *topic = getenv("E2E_PUSH_TOPIC");
-	char udid[64], body[512], code[512], *fp, *before, *after, *s;
+	char udid[64], body[512], dir[600], url[512], *fp, *before, *after;
 
 	ck_assert_ptr_nonnull(sim);
 	ck_assert_ptr_nonnull(topic);
 	snprintf(udid, sizeof(udid), "00008110-%c00000000000000A",
 	        getenv("E2E_MODE")[0] == 'f' ? 'F' : 'E');
 	ck_assert_msg(
-	        e2e_sh("rm -rf %s/victim && %s enroll --device iphone --udid %s --dir "
-	               "%s/victim --enroll-url '%s/enroll' --trust %s --tls-ca %s "
-	               ">%s/victim.log 2>&1 || { cat %s/victim.log; exit 1; }",
+	        ts_sh("rm -rf %s/victim && %s enroll --device iphone --udid %s --dir "
+	              "%s/victim --enroll-url '%s/enroll' --trust %s --tls-ca %s "
+	              ">%s/victim.log 2>&1 || { cat %s/victim.log; exit 1; }",
 	                tmpdir, sim, udid, tmpdir, base, device_ca, tls_ca, tmpdir, tmpdir) == 0,
 	        "applesim (the victim) failed");
 	fp = e2e_query1("SELECT identity_sha256 FROM mdm.devices WHERE udid = $1 AND channel = "
@@ -148,7 +140,7 @@ START_TEST(ota_cannot_take_over)
 		        tmpdir);
 	}
 	snprintf(body, sizeof(body), "%s/auth.plist", tmpdir);
-	e2e_file_put(body,
+	ts_file_put(body,
 	        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<plist version=\"1.0\"><dict>"
 	        "<key>BuildVersion</key><string>22A3354</string>"
 	        "<key>MessageType</key><string>Authenticate</string>"
@@ -158,16 +150,10 @@ START_TEST(ota_cannot_take_over)
 	        "<key>Topic</key><string>%s</string>"
 	        "<key>UDID</key><string>%s</string></dict></plist>\n",
 	        topic, udid);
-	snprintf(code, sizeof(code), "%s/auth.code", tmpdir);
-	ck_assert_int_eq(e2e_sh("curl -sS --cacert %s --cert %s/attacker/cert.pem --key "
-	                        "%s/attacker/key.pem -X PUT -H 'Content-Type: "
-	                        "application/x-apple-aspen-mdm-checkin' --data-binary @%s -o "
-	                        "/dev/null -w '%%{http_code}' '%s/mdm/checkin' >%s",
-	                         tls_ca, tmpdir, tmpdir, body, base, code),
-	        0);
-	s = e2e_file_get(code, NULL);
-	ck_assert_str_eq(s, "403");
-	free(s);
+	snprintf(dir, sizeof(dir), "%s/attacker", tmpdir);
+	snprintf(url, sizeof(url), "%s/mdm/checkin", base);
+	ck_assert_int_eq(
+	        e2e_device_put(dir, url, body, "application/x-apple-aspen-mdm-checkin", NULL), 403);
 	/* Nothing written: the victim's identity and bindings are as they were. */
 	e2e_assert_query("SELECT identity_sha256 FROM mdm.devices WHERE udid = $1 AND channel = "
 	                 "'device'",
@@ -218,7 +204,7 @@ START_TEST(refusals)
 	refused(403, f, P7);
 	/* A wrong challenge, signed by a good Apple-issued certificate. */
 	snprintf(f, sizeof(f), "%s/wrong.plist", tmpdir);
-	e2e_file_put(f,
+	ts_file_put(f,
 	        "<plist version=\"1.0\"><dict><key>CHALLENGE</key><string>not-ours</string>"
 	        "<key>UDID</key><string>OTASIM-WRONG</string></dict></plist>\n");
 	snprintf(g, sizeof(g), "%s/wrong.der", tmpdir);
@@ -237,37 +223,26 @@ START_TEST(refusals)
 	/* Unsigned, garbage, wrong type, oversized. */
 	refused(400, f, P7);
 	snprintf(g, sizeof(g), "%s/garbage.der", tmpdir);
-	ck_assert_int_eq(e2e_sh("head -c 3000 /dev/urandom >%s", g), 0);
+	ck_assert_int_eq(ts_sh("head -c 3000 /dev/urandom >%s", g), 0);
 	refused(400, g, P7);
 	snprintf(g, sizeof(g), "%s/p2.der", a);
 	refused(400, g, "text/plain");
 	snprintf(g, sizeof(g), "%s/big.der", tmpdir);
-	ck_assert_int_eq(e2e_sh("head -c 70000 /dev/zero >%s", g), 0);
+	ck_assert_int_eq(ts_sh("head -c 70000 /dev/zero >%s", g), 0);
 	refused(413, g, P7);
 }
 END_TEST
 
 Suite *ota_e2e_suite(void)
 {
-	Suite *s = suite_create("ota-e2e");
-	TCase *tc = tcase_create("otasim");
-	const char *t = getenv("E2E_TMP"), *mode = getenv("E2E_MODE");
 	const char *sim = getenv("E2E_OTASIM");
 
-	base = getenv("E2E_HTTPS_BASE");
-	tls_ca = getenv("E2E_TLS_CA");
-	device_ca = getenv("E2E_DEVICE_CA");
+	e2e_stack(&base, &tls_ca, &device_ca);
 	devca_cert = getenv("E2E_OTA_DEVCA_CERT");
 	devca_key = getenv("E2E_OTA_DEVCA_KEY");
-	legacy = getenv("E2E_SCEP_LEGACY") == NULL || strcmp(getenv("E2E_SCEP_LEGACY"), "0") != 0;
-	snprintf(tmpdir, sizeof(tmpdir), "%s/otasim-%s", t ? t : "/tmp", mode ? mode : "apache");
-	mkdir(tmpdir, 0700);
+	legacy = e2e_legacy();
+	e2e_tmpdir(tmpdir, sizeof(tmpdir), "otasim-%s", e2e_mode());
 	snprintf(otasim, sizeof(otasim), "%s", sim ? sim : "tests/e2e/otasim.sh");
 	snprintf(ota_url, sizeof(ota_url), "%s/enroll/ota", base ? base : "");
-	tcase_set_timeout(tc, 300);
-	tcase_add_test(tc, phases_1_to_3);
-	tcase_add_test(tc, refusals);
-	tcase_add_test(tc, ota_cannot_take_over);
-	suite_add_tcase(s, tc);
-	return s;
+	return ts_suite("ota-e2e", "otasim", 300, phases_1_to_3, refusals, ota_cannot_take_over);
 }

@@ -15,12 +15,13 @@
  */
 #define _GNU_SOURCE /* strptime, timegm, strndup */
 #include "e2eutil.h"
+#include "ts_check.h"
+#include "ts_sys.h"
 
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -44,14 +45,14 @@ static void enroll_once(void)
 
 	free(n);
 	if (!done)
-		ck_assert_msg(e2e_sh("sh %s %s '%s/enroll' %s %s %s tls scepclient >%s/devsim.log "
-		                     "2>&1 || { cat %s/devsim.log; exit 1; }",
+		ck_assert_msg(ts_sh("sh %s %s '%s/enroll' %s %s %s tls scepclient >%s/devsim.log "
+		                    "2>&1 || { cat %s/devsim.log; exit 1; }",
 		                      getenv("E2E_DEVSIM"), devdir, getenv("E2E_HTTPS_BASE"),
 		                      getenv("E2E_DEVICE_CA"), tls_ca, udid, tmpdir, tmpdir) == 0,
 		        "devsim failed (log above)");
 	/* Every test starts from a quiet queue, no rules and no records. */
 	free(e2e_query1("SELECT mdm.queue_clear($1)::text", udid));
-	ck_assert_int_eq(e2e_sh("flock %s/rules sh -c ': >\"$0\"' %s/rules && : >%s/requests.tsv",
+	ck_assert_int_eq(ts_sh("flock %s/rules sh -c ': >\"$0\"' %s/rules && : >%s/requests.tsv",
 	                         apns_dir, apns_dir, apns_dir),
 	        0);
 }
@@ -70,11 +71,11 @@ static int recorded(const char *token, const char *status)
 	int n;
 
 	snprintf(out, sizeof(out), "%s/count", tmpdir);
-	ck_assert_int_eq(e2e_sh("awk -F '\\t' '$7 == \"%s\" && (\"%s\" == \"\" || $2 == \"%s\")' "
-	                        "%s/requests.tsv | wc -l >%s",
+	ck_assert_int_eq(ts_sh("awk -F '\\t' '$7 == \"%s\" && (\"%s\" == \"\" || $2 == \"%s\")' "
+	                       "%s/requests.tsv | wc -l >%s",
 	                         token, status ? status : "", status ? status : "", apns_dir, out),
 	        0);
-	s = e2e_file_get(out, NULL);
+	s = ts_file_get(out, NULL);
 	n = atoi(s);
 	free(s);
 	return n;
@@ -98,11 +99,11 @@ static int record_times(const char *token, const char *status, double *t, int ma
 	int n = 0, used;
 
 	snprintf(out, sizeof(out), "%s/times", tmpdir);
-	ck_assert_int_eq(e2e_sh("awk -F '\\t' '$7 == \"%s\" && $2 == \"%s\" { print $1 }' "
-	                        "%s/requests.tsv >%s",
+	ck_assert_int_eq(ts_sh("awk -F '\\t' '$7 == \"%s\" && $2 == \"%s\" { print $1 }' "
+	                       "%s/requests.tsv >%s",
 	                         token, status, apns_dir, out),
 	        0);
-	s = e2e_file_get(out, NULL);
+	s = ts_file_get(out, NULL);
 	for (p = s; n < max && sscanf(p, "%63s%n", ts, &used) == 1; p += used)
 		t[n++] = record_time(ts);
 	free(s);
@@ -119,13 +120,13 @@ static double now_real(void)
 
 static int pushd_once(const char *id)
 {
-	return e2e_sh("env " PUSHD_ENV " %s --once --id %s >>%s/pushd.log 2>&1",
-	        getenv("E2E_PUSHD"), id, tmpdir);
+	return ts_sh("env " PUSHD_ENV " %s --once --id %s >>%s/pushd.log 2>&1", getenv("E2E_PUSHD"),
+	        id, tmpdir);
 }
 
 static void rule(const char *token, const char *status_count)
 {
-	ck_assert_int_eq(e2e_sh("flock %s/rules sh -c 'echo \"$1\" >>\"$0\"' %s/rules '%s %s'",
+	ck_assert_int_eq(ts_sh("flock %s/rules sh -c 'echo \"$1\" >>\"$0\"' %s/rules '%s %s'",
 	                         apns_dir, apns_dir, token, status_count),
 	        0);
 }
@@ -137,15 +138,9 @@ static char *device_idle(void)
 
 	snprintf(body, sizeof(body), "%s/idle.plist", tmpdir);
 	snprintf(reply, sizeof(reply), "%s/idle.reply", tmpdir);
-	e2e_file_put(body,
-	        "<plist version=\"1.0\"><dict><key>Status</key><string>Idle</string>"
-	        "<key>UDID</key><string>%s</string></dict></plist>\n",
-	        udid);
-	ck_assert_int_eq(e2e_sh("curl -sSf --cacert %s --cert %s/cert.pem --key %s/key.pem -X PUT "
-	                        "--data-binary @%s -o %s '%s'",
-	                         tls_ca, devdir, devdir, body, reply, server_url),
-	        0);
-	s = e2e_file_get(reply, NULL);
+	e2e_idle_plist(body, udid);
+	ck_assert_int_eq(e2e_device_put(devdir, server_url, body, NULL, reply), 200);
+	s = ts_file_get(reply, NULL);
 	uuid = strdup("");
 	if ((p = strstr(s, "<key>CommandUUID</key>")) != NULL && (p = strstr(p, "<string>")) &&
 	        (q = strstr(p, "</string>")) != NULL) {
@@ -171,12 +166,12 @@ START_TEST(push_reaches_device)
 	ck_assert_int_eq(recorded(tok, "200"), 1);
 	/* The right topic, body and client certificate, over HTTP/2. */
 	snprintf(want, sizeof(want), "%s/fields", tmpdir);
-	ck_assert_int_eq(e2e_sh("awk -F '\\t' '$7 == \"%s\" { print $5, $6, $8, $9, $10, $11 }' "
-	                        "%s/requests.tsv >%s",
+	ck_assert_int_eq(ts_sh("awk -F '\\t' '$7 == \"%s\" { print $5, $6, $8, $9, $10, $11 }' "
+	                       "%s/requests.tsv >%s",
 	                         tok, apns_dir, want),
 	        0);
 	{
-		char *line = e2e_file_get(want, NULL), exp[1024];
+		char *line = ts_file_get(want, NULL), exp[1024];
 		char *magic =
 		        e2e_query1("SELECT push_magic FROM mdm.enrollment WHERE udid = $1 AND "
 		                   "user_id IS NULL",
@@ -206,7 +201,7 @@ END_TEST
 
 START_TEST(unregistered_until_token_update)
 {
-	char *tok, tu[400], code[400], *s;
+	char *tok, tu[400];
 
 	enroll_once();
 	tok = token_hex();
@@ -223,18 +218,11 @@ START_TEST(unregistered_until_token_update)
 	ck_assert_int_eq(pushd_once("e2e-a"), 0);
 	ck_assert_int_eq(recorded(tok, NULL), 1);
 	/* A new TokenUpdate (through Apache) makes the device reachable again. */
-	ck_assert_int_eq(
-	        e2e_sh("flock %s/rules sh -c ': >\"$0\"' %s/rules", apns_dir, apns_dir), 0);
+	ck_assert_int_eq(ts_sh("flock %s/rules sh -c ': >\"$0\"' %s/rules", apns_dir, apns_dir), 0);
 	snprintf(tu, sizeof(tu), "%s/tokenupdate.plist", devdir);
-	snprintf(code, sizeof(code), "%s/tu.code", tmpdir);
-	ck_assert_int_eq(e2e_sh("curl -sS --cacert %s --cert %s/cert.pem --key %s/key.pem -X PUT "
-	                        "-H 'Content-Type: application/x-apple-aspen-mdm-checkin' "
-	                        "--data-binary @%s -o /dev/null -w '%%{http_code}' '%s' >%s",
-	                         tls_ca, devdir, devdir, tu, checkin_url, code),
-	        0);
-	s = e2e_file_get(code, NULL);
-	ck_assert_str_eq(s, "200");
-	free(s);
+	ck_assert_int_eq(e2e_device_put(devdir, checkin_url, tu,
+	                         "application/x-apple-aspen-mdm-checkin", NULL),
+	        200);
 	free(e2e_query1("SELECT mdm.push($1)::text", udid));
 	ck_assert_int_eq(pushd_once("e2e-a"), 0);
 	ck_assert_int_eq(recorded(tok, "200"), 1);
@@ -257,23 +245,23 @@ START_TEST(retry_with_backoff)
 	 * (push_backoff_min 1, max 2: the first retry 0.5 to 1 s after the
 	 * failure, the second 1 to 2 s, docs/CONFIG.md).
 	 */
-	ck_assert_int_eq(e2e_sh("env " PUSHD_ENV " %s --id e2e-b >>%s/pushd.log 2>&1 & echo $! "
-	                        ">%s/pushd.pid",
+	ck_assert_int_eq(ts_sh("env " PUSHD_ENV " %s --id e2e-b >>%s/pushd.log 2>&1 & echo $! "
+	                       ">%s/pushd.pid",
 	                         getenv("E2E_PUSHD"), tmpdir, tmpdir),
 	        0);
 	for (int i = 0; i < 150 && recorded(tok, "200") == 0; i++)
 		usleep(100000);
 	ck_assert_int_eq(
-	        e2e_sh("kill -TERM $(cat %s/pushd.pid); wait 2>/dev/null; sleep 0.5", tmpdir), 0);
+	        ts_sh("kill -TERM $(cat %s/pushd.pid); wait 2>/dev/null; sleep 0.5", tmpdir), 0);
 	ck_assert_int_eq(recorded(tok, "429"), 1);
 	ck_assert_int_eq(recorded(tok, "500"), 1);
 	ck_assert_int_eq(recorded(tok, "200"), 1);
 	/* Spaced by the backoff: no retry before its delay's lower bound. */
 	snprintf(out, sizeof(out), "%s/times", tmpdir);
-	ck_assert_int_eq(e2e_sh("awk -F '\\t' '$7 == \"%s\" { print $2, $1 }' %s/requests.tsv >%s",
+	ck_assert_int_eq(ts_sh("awk -F '\\t' '$7 == \"%s\" { print $2, $1 }' %s/requests.tsv >%s",
 	                         tok, apns_dir, out),
 	        0);
-	s = e2e_file_get(out, NULL);
+	s = ts_file_get(out, NULL);
 	{
 		char st[8], ts[64];
 		const char *p = s;
@@ -319,9 +307,9 @@ START_TEST(min_interval_spaces_pushes)
 
 	enroll_once();
 	tok = token_hex();
-	ck_assert_int_eq(e2e_sh("for id in e2e-j e2e-k; do env " PUSHD_ENV
-	                        " MDM_PUSH_MIN_INTERVAL=1 MDM_PUSH_SWEEP_SECONDS=60 %s --id $id "
-	                        ">>%s/pushd.log 2>&1 & echo $! >>%s/pushd-jk.pid; done",
+	ck_assert_int_eq(ts_sh("for id in e2e-j e2e-k; do env " PUSHD_ENV
+	                       " MDM_PUSH_MIN_INTERVAL=1 MDM_PUSH_SWEEP_SECONDS=60 %s --id $id "
+	                       ">>%s/pushd.log 2>&1 & echo $! >>%s/pushd-jk.pid; done",
 	                         getenv("E2E_PUSHD"), tmpdir, tmpdir),
 	        0);
 	/* Both are up: connected, LISTENing, and waiting after their first round. */
@@ -347,8 +335,8 @@ START_TEST(min_interval_spaces_pushes)
 	while (now_real() < t_end && record_times(tok, "200", t, 8) < 2)
 		usleep(50000);
 	usleep((useconds_t)((interval + 0.5) * 1e6));
-	ck_assert_int_eq(e2e_sh("kill -TERM $(cat %s/pushd-jk.pid); wait 2>/dev/null; "
-	                        "rm -f %s/pushd-jk.pid; sleep 0.5",
+	ck_assert_int_eq(ts_sh("kill -TERM $(cat %s/pushd-jk.pid); wait 2>/dev/null; "
+	                       "rm -f %s/pushd-jk.pid; sleep 0.5",
 	                         tmpdir, tmpdir),
 	        0);
 	n = record_times(tok, "200", t, 8);
@@ -393,16 +381,16 @@ START_TEST(two_daemons_no_duplicates)
 	               "AND EXISTS (SELECT 1 FROM mdm.push_cert p WHERE p.topic = d.topic)) x",
 	        NULL);
 	ck_assert_int_ge(atoi(n), 1);
-	ck_assert_int_eq(e2e_sh("env " PUSHD_ENV " %s --once --id e2e-c >>%s/pushd.log 2>&1 & "
-	                        "env " PUSHD_ENV " %s --once --id e2e-d >>%s/pushd.log 2>&1 & wait",
+	ck_assert_int_eq(ts_sh("env " PUSHD_ENV " %s --once --id e2e-c >>%s/pushd.log 2>&1 & "
+	                       "env " PUSHD_ENV " %s --once --id e2e-d >>%s/pushd.log 2>&1 & wait",
 	                         getenv("E2E_PUSHD"), tmpdir, getenv("E2E_PUSHD"), tmpdir),
 	        0);
 	snprintf(out, sizeof(out), "%s/dups", tmpdir);
-	ck_assert_int_eq(e2e_sh("awk -F '\\t' '{ print $7 }' %s/requests.tsv | sort | "
-	                        "awk '{ t++; if (!s[$1]++) d++ } END { print t+0, d+0 }' >%s",
+	ck_assert_int_eq(ts_sh("awk -F '\\t' '{ print $7 }' %s/requests.tsv | sort | "
+	                       "awk '{ t++; if (!s[$1]++) d++ } END { print t+0, d+0 }' >%s",
 	                         apns_dir, out),
 	        0);
-	s = e2e_file_get(out, NULL);
+	s = ts_file_get(out, NULL);
 	ck_assert_int_eq(sscanf(s, "%d %d", &total, &distinct), 2);
 	ck_assert_msg(total == distinct && total == atoi(n),
 	        "%d pushes for %d devices (%d distinct): duplicates or losses", total, atoi(n),
@@ -419,18 +407,18 @@ START_TEST(restart_loses_nothing)
 	enroll_once();
 	tok = token_hex();
 	/* The daemon runs, stops (SIGTERM), a command is queued while it is down... */
-	ck_assert_int_eq(e2e_sh("env " PUSHD_ENV " %s --id e2e-e >>%s/pushd.log 2>&1 & p=$!; "
-	                        "sleep 1; kill -TERM $p; wait $p",
+	ck_assert_int_eq(ts_sh("env " PUSHD_ENV " %s --id e2e-e >>%s/pushd.log 2>&1 & p=$!; "
+	                       "sleep 1; kill -TERM $p; wait $p",
 	                         getenv("E2E_PUSHD"), tmpdir),
 	        0);
 	free(e2e_query1("SELECT mdm.cmd_profile_list($1)::text", udid));
 	ck_assert_int_eq(recorded(tok, NULL), 0);
 	/* ...and its first sweep after the restart pushes it. */
 	ck_assert_int_eq(
-	        e2e_sh("env " PUSHD_ENV " %s --id e2e-f >>%s/pushd.log 2>&1 & p=$!; "
-	               "i=0; until awk -F '\\t' '$7 == \"%s\"' %s/requests.tsv | grep -q .; "
-	               "do i=$((i+1)); [ $i -lt 100 ] || break; sleep 0.1; done; "
-	               "kill -TERM $p; wait $p",
+	        ts_sh("env " PUSHD_ENV " %s --id e2e-f >>%s/pushd.log 2>&1 & p=$!; "
+	              "i=0; until awk -F '\\t' '$7 == \"%s\"' %s/requests.tsv | grep -q .; "
+	              "do i=$((i+1)); [ $i -lt 100 ] || break; sleep 0.1; done; "
+	              "kill -TERM $p; wait $p",
 	                getenv("E2E_PUSHD"), tmpdir, tok, apns_dir),
 	        0);
 	ck_assert_int_eq(recorded(tok, "200"), 1);
@@ -481,8 +469,8 @@ START_TEST(apns_403_is_loud_and_slow)
 	rule(tok, "403 1 BadCertificate");
 	free(e2e_query1("SELECT mdm.cmd_profile_list($1)::text", udid));
 	/* A long backoff ceiling, so that "later" is well after this test. */
-	ck_assert_int_eq(e2e_sh("env " PUSHD_ENV " MDM_PUSH_BACKOFF_MAX=600 %s --once --id e2e-h "
-	                        ">>%s/pushd.log 2>&1",
+	ck_assert_int_eq(ts_sh("env " PUSHD_ENV " MDM_PUSH_BACKOFF_MAX=600 %s --once --id e2e-h "
+	                       ">>%s/pushd.log 2>&1",
 	                         getenv("E2E_PUSHD"), tmpdir),
 	        0);
 	ck_assert_int_eq(recorded(tok, "403"), 1);
@@ -499,7 +487,7 @@ START_TEST(apns_403_is_loud_and_slow)
 	{
 		char path[400];
 		snprintf(path, sizeof(path), "%s/pushd.log", tmpdir);
-		log = e2e_file_get(path, NULL);
+		log = ts_file_get(path, NULL);
 		ck_assert_msg(strstr(log, "level=error") != NULL && strstr(log, "403") != NULL,
 		        "no error line for the 403 in %s", path);
 		free(log);
@@ -521,17 +509,17 @@ START_TEST(expired_push_certificate)
 	enroll_once();
 	snprintf(dir, sizeof(dir), "%s/expired", tmpdir);
 	ck_assert_int_eq(
-	        e2e_sh("rm -rf %s && mkdir -p %s && cd %s && touch index.txt && echo 01 >serial && "
-	               "printf '[ca]\ndefault_ca=x\n[x]\ndatabase=index.txt\nnew_certs_dir=.\n"
-	               "serial=serial\ndefault_md=sha256\npolicy=p\nunique_subject=no\n[p]\n"
-	               "UID=optional\ncommonName=supplied\ncountryName=optional\n' >ca.cnf && "
-	               "openssl req -new -newkey rsa:2048 -nodes -keyout key.pem -subj "
-	               "'/UID=%s/CN=APSP:expired/C=US' -out req.csr 2>/dev/null && "
-	               "openssl ca -batch -config ca.cnf -cert %s -keyfile %.*s.key -startdate "
-	               "20200101000000Z -enddate 20200201000000Z -in req.csr -out cert.pem -notext "
-	               "-preserveDN >ca.log 2>&1 && %s/mdmctl push-cert import --cert cert.pem "
-	               "--key "
-	               "key.pem >import.log 2>&1",
+	        ts_sh("rm -rf %s && mkdir -p %s && cd %s && touch index.txt && echo 01 >serial && "
+	              "printf '[ca]\ndefault_ca=x\n[x]\ndatabase=index.txt\nnew_certs_dir=.\n"
+	              "serial=serial\ndefault_md=sha256\npolicy=p\nunique_subject=no\n[p]\n"
+	              "UID=optional\ncommonName=supplied\ncountryName=optional\n' >ca.cnf && "
+	              "openssl req -new -newkey rsa:2048 -nodes -keyout key.pem -subj "
+	              "'/UID=%s/CN=APSP:expired/C=US' -out req.csr 2>/dev/null && "
+	              "openssl ca -batch -config ca.cnf -cert %s -keyfile %.*s.key -startdate "
+	              "20200101000000Z -enddate 20200201000000Z -in req.csr -out cert.pem -notext "
+	              "-preserveDN >ca.log 2>&1 && %s/mdmctl push-cert import --cert cert.pem "
+	              "--key "
+	              "key.pem >import.log 2>&1",
 	                dir, dir, dir, topic, issuer, (int)strlen(issuer) - 4, issuer,
 	                getenv("E2E_MDMCTL_DIR")),
 	        0);
@@ -562,28 +550,17 @@ END_TEST
 
 Suite *push_e2e_suite(void)
 {
-	Suite *s = suite_create("push-e2e");
-	TCase *tc = tcase_create("pushd");
-	const char *t = getenv("E2E_TMP"), *base = getenv("E2E_HTTPS_BASE");
+	const char *base;
 
 	apns_dir = getenv("E2E_APNS_DIR");
-	tls_ca = getenv("E2E_TLS_CA");
-	snprintf(tmpdir, sizeof(tmpdir), "%s/push", t ? t : "/tmp");
-	mkdir(tmpdir, 0700);
+	e2e_stack(&base, &tls_ca, NULL);
+	e2e_tmpdir(tmpdir, sizeof(tmpdir), "push");
 	snprintf(devdir, sizeof(devdir), "%s/device", tmpdir);
 	snprintf(udid, sizeof(udid), "PUSH-DEVICE-1");
 	snprintf(server_url, sizeof(server_url), "%s/mdm/server", base ? base : "");
 	snprintf(checkin_url, sizeof(checkin_url), "%s/mdm/checkin", base ? base : "");
-	tcase_set_timeout(tc, 120);
-	tcase_add_test(tc, push_reaches_device);
-	tcase_add_test(tc, unregistered_until_token_update);
-	tcase_add_test(tc, retry_with_backoff);
-	tcase_add_test(tc, min_interval_spaces_pushes);
-	tcase_add_test(tc, two_daemons_no_duplicates);
-	tcase_add_test(tc, restart_loses_nothing);
-	tcase_add_test(tc, bad_input_keeps_running);
-	tcase_add_test(tc, apns_403_is_loud_and_slow);
-	tcase_add_test(tc, expired_push_certificate);
-	suite_add_tcase(s, tc);
-	return s;
+	return ts_suite("push-e2e", "pushd", 120, push_reaches_device,
+	        unregistered_until_token_update, retry_with_backoff, min_interval_spaces_pushes,
+	        two_daemons_no_duplicates, restart_loses_nothing, bad_input_keeps_running,
+	        apns_403_is_loud_and_slow, expired_push_certificate);
 }

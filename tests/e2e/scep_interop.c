@@ -10,20 +10,20 @@
 #include "base64.h"
 #include "cms.h"
 #include "db.h"
+#include "e2eutil.h"
 #include "scep_msg.h"
+#include "ts_pki.h"
+#include "ts_check.h"
+#include "ts_sys.h"
 
 #include <check.h>
 #include <openssl/evp.h>
-#include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 Suite *scep_interop_suite(void);
@@ -36,50 +36,17 @@ static const char *scep_url, *tmpdir, *static_challenge;
  */
 static int legacy = 1;
 
-/* Runs a shell command; returns its exit status (output to the given log). */
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int sh(const char *fmt, ...)
-{
-	char cmd[4096];
-	va_list ap;
-	int st;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	st = system(cmd);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-}
-
 static char *challenge_new(void)
 {
-	db *d = NULL;
-	db_res *r = NULL;
-	char *c;
-
-	ck_assert_int_eq(db_new(getenv("MDM_DB"), "e2e", &d), MDM_OK);
-	ck_assert_int_eq(db_exec(d, "SELECT mdm.scep_challenge_new()", 0, NULL, &r), MDM_OK);
-	c = strdup(db_res_get0(r, 0, 0));
-	db_res_free(r);
-	db_free(d);
-	return c;
+	return e2e_query1("SELECT mdm.scep_challenge_new()", NULL);
 }
-
-static uint8_t *slurp(const char *path, size_t *len);
 
 static int issued_count(void)
 {
-	db *d = NULL;
-	db_res *r = NULL;
-	int n;
+	char *s = e2e_query1("SELECT count(*) FROM mdm.certificate WHERE kind = 'device'", NULL);
+	int n = atoi(s);
 
-	ck_assert_int_eq(db_new(getenv("MDM_DB"), "e2e", &d), MDM_OK);
-	ck_assert_int_eq(db_exec(d, "SELECT count(*) FROM mdm.certificate WHERE kind = 'device'", 0,
-	                         NULL, &r),
-	        MDM_OK);
-	n = atoi(db_res_get0(r, 0, 0));
-	db_res_free(r);
-	db_free(d);
+	free(s);
 	return n;
 }
 
@@ -91,10 +58,10 @@ static int issued_count(void)
 static void fetch_ca(const char *dir)
 {
 	ck_assert_int_eq(
-	        sh("curl -sSf -o %s/ca.der -w '%%{content_type}' '%s?operation=GetCACert' "
-	           ">%s/ca.type && { openssl x509 -inform DER -in %s/ca.der -out %s/ca.pem "
-	           "2>/dev/null || openssl pkcs7 -inform DER -in %s/ca.der -print_certs "
-	           "-out %s/ca.pem; }",
+	        ts_sh("curl -sSf -o %s/ca.der -w '%%{content_type}' '%s?operation=GetCACert' "
+	              ">%s/ca.type && { openssl x509 -inform DER -in %s/ca.der -out %s/ca.pem "
+	              "2>/dev/null || openssl pkcs7 -inform DER -in %s/ca.der -print_certs "
+	              "-out %s/ca.pem; }",
 	                dir, scep_url, dir, dir, dir, dir, dir),
 	        0);
 }
@@ -110,7 +77,7 @@ static X509 **ca_answer(const char *dir, size_t *n)
 	struct x509_st **certs = NULL;
 
 	snprintf(path, sizeof(path), "%s/ca.der", dir);
-	der = slurp(path, &len);
+	der = ts_file_get(path, &len);
 	q = der;
 	if ((one = d2i_X509(NULL, &q, (long)len)) != NULL && q == der + len) {
 		out = malloc(sizeof(*out));
@@ -161,26 +128,22 @@ static X509 *recipient_of(X509 **certs, size_t n)
 /* scepclient in a fresh directory; returns its exit status. */
 static int scepclient(const char *dir, const char *challenge, const char *cn)
 {
-	ck_assert_int_eq(sh("mkdir -p %s && openssl genrsa -traditional -out %s/key.pem 2048 "
-	                    "2>/dev/null",
+	ck_assert_int_eq(ts_sh("mkdir -p %s && openssl genrsa -traditional -out %s/key.pem 2048 "
+	                       "2>/dev/null",
 	                         dir, dir),
 	        0);
-	return sh("cd %s && scepclient -server-url '%s' -challenge '%s' -private-key key.pem "
-	          "-cn '%s' >scepclient.log 2>&1",
+	return ts_sh("cd %s && scepclient -server-url '%s' -challenge '%s' -private-key key.pem "
+	             "-cn '%s' >scepclient.log 2>&1",
 	        dir, scep_url, challenge, cn);
 }
 
 START_TEST(caps_offer_what_we_do)
 {
-	char path[512], buf[512] = "";
-	FILE *fp;
+	char path[512], buf[512];
 
 	snprintf(path, sizeof(path), "%s/caps.txt", tmpdir);
-	ck_assert_int_eq(sh("curl -sSf -o %s '%s?operation=GetCACaps'", path, scep_url), 0);
-	fp = fopen(path, "r");
-	ck_assert_ptr_nonnull(fp);
-	buf[fread(buf, 1, sizeof(buf) - 1, fp)] = '\0';
-	fclose(fp);
+	ck_assert_int_eq(ts_sh("curl -sSf -o %s '%s?operation=GetCACaps'", path, scep_url), 0);
+	ts_file_into(path, buf, sizeof(buf));
 	ck_assert_ptr_nonnull(strstr(buf, "AES"));
 	ck_assert_ptr_nonnull(strstr(buf, "SHA-256"));
 	ck_assert_ptr_nonnull(strstr(buf, "POSTPKIOperation"));
@@ -206,12 +169,12 @@ START_TEST(scepclient_one_time_challenge)
 	ck_assert_int_eq(scepclient(dir, ch, "e2e-device-1"), 0);
 	fetch_ca(dir);
 	/* openssl, not our code, says the certificate is ours and for client auth. */
-	ck_assert_int_eq(sh("openssl verify -purpose sslclient -CAfile %s/ca.pem %s/client.pem "
-	                    ">/dev/null",
+	ck_assert_int_eq(ts_sh("openssl verify -purpose sslclient -CAfile %s/ca.pem %s/client.pem "
+	                       ">/dev/null",
 	                         dir, dir),
 	        0);
-	ck_assert_int_eq(sh("openssl x509 -in %s/client.pem -noout -subject | grep -q "
-	                    "e2e-device-1",
+	ck_assert_int_eq(ts_sh("openssl x509 -in %s/client.pem -noout -subject | grep -q "
+	                       "e2e-device-1",
 	                         dir),
 	        0);
 	/* The same challenge a second time (new key, new directory): refused. */
@@ -242,7 +205,7 @@ START_TEST(scepclient_static_challenge)
 	ck_assert_int_eq(scepclient(dir, static_challenge, "e2e-static"), 0);
 	fetch_ca(dir);
 	ck_assert_int_eq(
-	        sh("openssl verify -CAfile %s/ca.pem %s/client.pem >/dev/null", dir, dir), 0);
+	        ts_sh("openssl verify -CAfile %s/ca.pem %s/client.pem >/dev/null", dir, dir), 0);
 }
 END_TEST
 
@@ -260,8 +223,8 @@ END_TEST
 static int certmonger_missing(void)
 {
 	if (getenv("E2E_CERTMONGER_SCRIPT") != NULL &&
-	        sh("command -v certmonger >/dev/null && command -v "
-	           "dbus-run-session >/dev/null") == 0)
+	        ts_sh("command -v certmonger >/dev/null && command -v "
+	              "dbus-run-session >/dev/null") == 0)
 		return 0;
 	fprintf(stderr, "scep-interop: certmonger or dbus missing; certmonger case skipped\n");
 	return 1;
@@ -285,9 +248,9 @@ static void certmonger_by_discovery(const char *tag, const char *url, const char
 		return;
 	ch = challenge_new();
 	snprintf(dir, sizeof(dir), "%s/certmonger-%s", tmpdir, tag);
-	ck_assert_int_eq(sh("rm -rf %s && mkdir -p %s", dir, dir), 0);
-	rc = sh("sh %s %s '%s' '%s' '%s' >%s/certmonger.log 2>&1", getenv("E2E_CERTMONGER_SCRIPT"),
-	        dir, url, ch, tls_ca ? tls_ca : "", dir);
+	ck_assert_int_eq(ts_sh("rm -rf %s && mkdir -p %s", dir, dir), 0);
+	rc = ts_sh("sh %s %s '%s' '%s' '%s' >%s/certmonger.log 2>&1",
+	        getenv("E2E_CERTMONGER_SCRIPT"), dir, url, ch, tls_ca ? tls_ca : "", dir);
 	if (rc == 77) {
 		fprintf(stderr,
 		        "scep-interop: cannot add the TLS CA to a private trust store (root "
@@ -297,10 +260,10 @@ static void certmonger_by_discovery(const char *tag, const char *url, const char
 	}
 	ck_assert_msg(rc == 0, "certmonger did not enrol by discovery; see %s/certmonger.log", dir);
 	/* Discovery found the CA apart from the certificate it encrypts to. */
-	ck_assert_int_eq(sh("grep -q '^ca_encryption_issuer_cert=' %s/cas.txt", dir), 0);
+	ck_assert_int_eq(ts_sh("grep -q '^ca_encryption_issuer_cert=' %s/cas.txt", dir), 0);
 	fetch_ca(dir);
-	ck_assert_int_eq(sh("openssl verify -purpose sslclient -CAfile %s/ca.pem %s/cert.pem "
-	                    ">/dev/null",
+	ck_assert_int_eq(ts_sh("openssl verify -purpose sslclient -CAfile %s/ca.pem %s/cert.pem "
+	                       ">/dev/null",
 	                         dir, dir),
 	        0);
 	free(ch);
@@ -335,20 +298,16 @@ END_TEST
  */
 START_TEST(getcacert_tells_ca_from_recipient)
 {
-	char dir[512], path[600], type[128] = "";
+	char dir[512], path[600], type[128];
 	const char *ra_path = getenv("E2E_RA_CERT");
 	X509 **certs, *ca, *to;
 	size_t n;
-	FILE *fp;
 
 	snprintf(dir, sizeof(dir), "%s/getcacert", tmpdir);
-	ck_assert_int_eq(sh("mkdir -p %s", dir), 0);
+	ck_assert_int_eq(ts_sh("mkdir -p %s", dir), 0);
 	fetch_ca(dir);
 	snprintf(path, sizeof(path), "%s/ca.type", dir);
-	fp = fopen(path, "r");
-	ck_assert_ptr_nonnull(fp);
-	type[fread(type, 1, sizeof(type) - 1, fp)] = '\0';
-	fclose(fp);
+	ts_file_into(path, type, sizeof(type));
 	ck_assert_str_eq(type, "application/x-x509-ca-ra-cert");
 	certs = ca_answer(dir, &n);
 	ck_assert_uint_eq(n, 2);
@@ -359,13 +318,8 @@ START_TEST(getcacert_tells_ca_from_recipient)
 	ck_assert_ptr_ne(ca, to);
 	ck_assert_int_eq(X509_check_issued(ca, to), X509_V_OK);
 	if (ra_path != NULL) {
-		X509 *ra;
+		X509 *ra = ts_pem_cert(ra_path);
 
-		fp = fopen(ra_path, "r");
-		ck_assert_ptr_nonnull(fp);
-		ra = PEM_read_X509(fp, NULL, NULL, NULL);
-		fclose(fp);
-		ck_assert_ptr_nonnull(ra);
 		ck_assert_int_eq(X509_cmp(ra, to), 0);
 		X509_free(ra);
 	} else {
@@ -383,61 +337,14 @@ END_TEST
  */
 static int http_get(const char *url, const char *out)
 {
-	char cfgpath[600], cmd[1400], code[16] = "";
-	FILE *fp;
+	char cfgpath[600], code[16];
 
 	snprintf(cfgpath, sizeof(cfgpath), "%s.curl", out);
-	fp = fopen(cfgpath, "w");
-	ck_assert_ptr_nonnull(fp);
-	fprintf(fp,
+	ts_file_put(cfgpath,
 	        "url = \"%s\"\noutput = \"%s\"\ngloboff\nsilent\nwrite-out = \"%%{http_code}\"\n",
 	        url, out);
-	fclose(fp);
-	snprintf(cmd, sizeof(cmd), "curl -K '%s'", cfgpath);
-	fp = popen(cmd, "r");
-	ck_assert_ptr_nonnull(fp);
-	if (fgets(code, sizeof(code), fp) == NULL)
-		code[0] = '\0';
-	pclose(fp);
+	(void)ts_run(code, sizeof(code), "curl -K '%s'", cfgpath);
 	return code[0] ? atoi(code) : -1;
-}
-
-/* The whole of a (small) file, NUL-ended; *len without the NUL. */
-static uint8_t *slurp(const char *path, size_t *len)
-{
-	FILE *fp = fopen(path, "rb");
-	uint8_t *buf;
-	long n;
-
-	ck_assert_ptr_nonnull(fp);
-	fseek(fp, 0, SEEK_END);
-	n = ftell(fp);
-	fseek(fp, 0, SEEK_SET);
-	buf = malloc((size_t)n + 1);
-	ck_assert_ptr_nonnull(buf);
-	ck_assert_uint_eq(fread(buf, 1, (size_t)n, fp), (size_t)n);
-	buf[n] = '\0';
-	fclose(fp);
-	*len = (size_t)n;
-	return buf;
-}
-
-static X509 *self_signed(EVP_PKEY *key, const char *cn)
-{
-	X509 *x = X509_new();
-	X509_NAME *name = X509_NAME_new();
-
-	X509_set_version(x, 2);
-	ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
-	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
-	X509_set_subject_name(x, name);
-	X509_set_issuer_name(x, name);
-	X509_time_adj_ex(X509_getm_notBefore(x), -1, 0, NULL);
-	X509_time_adj_ex(X509_getm_notAfter(x), 1, 0, NULL);
-	X509_set_pubkey(x, key);
-	ck_assert_int_gt(X509_sign(x, key, EVP_sha256()), 0);
-	X509_NAME_free(name);
-	return x;
 }
 
 /*
@@ -449,21 +356,19 @@ static void get_enrol(const char *tag, int escaped)
 	char dir[512], path[600], txid[96];
 	char *ch = challenge_new(), *b64 = NULL, *url;
 	EVP_PKEY *key = EVP_RSA_gen(2048);
-	X509_REQ *csr = X509_REQ_new();
-	X509_NAME *name = X509_NAME_new();
+	X509_REQ *csr;
 	X509 *self, **answer, *ca, *to;
-	uint8_t *req = NULL, *reply, *inner = NULL;
-	unsigned char *csr_der = NULL;
-	size_t reqlen, b64len = 0, replylen, innerlen, n_answer = 0, n = 0;
+	uint8_t *req = NULL, *reply, *inner = NULL, *csr_der;
+	size_t reqlen, b64len = 0, replylen, innerlen, n_answer = 0, n = 0, csr_len;
 	struct cms_request_params p;
 	struct cms_scep_msg *rep = NULL;
 	enum scep_fail_info fail;
 	enum cms_cipher cipher;
 	struct x509_st **certs = NULL;
-	int csr_len, tries, before = issued_count();
+	int tries, before = issued_count();
 
 	snprintf(dir, sizeof(dir), "%s/get-%s", tmpdir, tag);
-	ck_assert_int_eq(sh("mkdir -p %s", dir), 0);
+	ck_assert_int_eq(ts_sh("mkdir -p %s", dir), 0);
 	fetch_ca(dir);
 	answer = ca_answer(dir, &n_answer);
 	ca = ca_of(answer, n_answer);
@@ -472,32 +377,15 @@ static void get_enrol(const char *tag, int escaped)
 	ck_assert_ptr_nonnull(to);
 
 	ck_assert_ptr_nonnull(key);
-	X509_NAME_add_entry_by_txt(
-	        name, "CN", MBSTRING_ASC, (const unsigned char *)"e2e-get-device", -1, -1, 0);
-	X509_REQ_set_subject_name(csr, name);
-	X509_REQ_set_pubkey(csr, key);
-	X509_REQ_add1_attr_by_NID(
-	        csr, NID_pkcs9_challengePassword, MBSTRING_ASC, (const unsigned char *)ch, -1);
-	ck_assert_int_gt(X509_REQ_sign(csr, key, EVP_sha256()), 0);
-	csr_len = i2d_X509_REQ(csr, &csr_der);
-	ck_assert_int_gt(csr_len, 0);
-	self = self_signed(key, "e2e-get-device");
+	ck_assert_ptr_nonnull(csr = ts_csr(key, "e2e-get-device", ch, NULL));
+	ck_assert_ptr_nonnull(csr_der = ts_csr_der(csr, &csr_len));
+	self = ts_signer(key, "e2e-get-device");
 
 	/* A message whose base64 has both '+' and '/' (almost any does). */
 	for (tries = 0; tries < 100; tries++) {
-		snprintf(txid, sizeof(txid), "E2E-GET-%s-%s-%ld-%d",
-		        getenv("E2E_MODE") ? getenv("E2E_MODE") : "apache", tag, (long)getpid(),
-		        tries);
-		memset(&p, 0, sizeof(p));
-		p.type = SCEP_PKCSREQ;
-		p.signer = self;
-		p.key = key;
-		p.recipient = to;
-		p.digest = CMS_DIGEST_SHA256;
-		p.cipher = CMS_CIPHER_AES256;
-		p.transaction_id = txid;
-		p.content = csr_der;
-		p.content_len = (size_t)csr_len;
+		snprintf(txid, sizeof(txid), "E2E-GET-%s-%s-%ld-%d", e2e_mode(), tag,
+		        (long)getpid(), tries);
+		p = ts_scep_params(SCEP_PKCSREQ, self, key, to, txid, csr_der, csr_len);
 		ck_assert_int_eq(cms_scep_request(&p, &req, &reqlen), MDM_OK);
 		ck_assert_int_eq(base64_encode(req, reqlen, &b64, &b64len), MDM_OK);
 		free(req);
@@ -521,7 +409,7 @@ static void get_enrol(const char *tag, int escaped)
 	snprintf(path, sizeof(path), "%s/reply.der", dir);
 	ck_assert_int_eq(http_get(url, path), 200);
 
-	reply = slurp(path, &replylen);
+	reply = ts_file_get(path, &replylen);
 	ck_assert_int_eq(cms_scep_parse(reply, replylen, &rep, &fail, NULL, 0), MDM_OK);
 	ck_assert_int_eq(rep->message_type, SCEP_CERTREP);
 	ck_assert_str_eq(rep->transaction_id, txid);
@@ -542,8 +430,7 @@ static void get_enrol(const char *tag, int escaped)
 	free(reply);
 	free(url);
 	free(b64);
-	OPENSSL_free(csr_der);
-	X509_NAME_free(name);
+	free(csr_der);
 	X509_REQ_free(csr);
 	X509_free(self);
 	certs_free(answer, n_answer);
@@ -574,14 +461,14 @@ START_TEST(no_next_ca_staged)
 	snprintf(path, sizeof(path), "%s/caps-next.txt", tmpdir);
 	snprintf(url, sizeof(url), "%s?operation=GetCACaps", scep_url);
 	ck_assert_int_eq(http_get(url, path), 200);
-	body = slurp(path, &len);
+	body = ts_file_get(path, &len);
 	ck_assert_ptr_null(strstr((char *)body, "GetNextCACert"));
 	free(body);
 	/* ... and asking anyway is a 404 that says why. */
 	snprintf(path, sizeof(path), "%s/next-ca.txt", tmpdir);
 	snprintf(url, sizeof(url), "%s?operation=GetNextCACert", scep_url);
 	ck_assert_int_eq(http_get(url, path), 404);
-	body = slurp(path, &len);
+	body = ts_file_get(path, &len);
 	ck_assert_msg(strstr((char *)body, "no CA rollover is staged") != NULL,
 	        "GetNextCACert 404 body: %s", (char *)body);
 	free(body);
@@ -595,32 +482,23 @@ END_TEST
 static struct cms_scep_msg *post_pki(
         const char *dir, const char *name, const uint8_t *req, size_t reqlen, int *status)
 {
-	char in[600], out[600], cmd[2048], code[16] = "";
+	char in[600], out[600], code[16];
 	struct cms_scep_msg *rep = NULL;
 	enum scep_fail_info fail;
 	uint8_t *reply;
 	size_t replylen;
-	FILE *fp;
 
 	snprintf(in, sizeof(in), "%s/%s.req", dir, name);
 	snprintf(out, sizeof(out), "%s/%s.der", dir, name);
-	fp = fopen(in, "wb");
-	ck_assert_ptr_nonnull(fp);
-	ck_assert_uint_eq(fwrite(req, 1, reqlen, fp), reqlen);
-	fclose(fp);
-	snprintf(cmd, sizeof(cmd),
+	ts_file_write(in, req, reqlen);
+	(void)ts_run(code, sizeof(code),
 	        "curl -s -o '%s' -w '%%{http_code}' -H 'Content-Type: application/x-pki-message' "
 	        "--data-binary @'%s' '%s?operation=PKIOperation'",
 	        out, in, scep_url);
-	fp = popen(cmd, "r");
-	ck_assert_ptr_nonnull(fp);
-	if (fgets(code, sizeof(code), fp) == NULL)
-		code[0] = '\0';
-	pclose(fp);
 	*status = atoi(code);
 	if (*status != 200)
 		return NULL;
-	reply = slurp(out, &replylen);
+	reply = ts_file_get(out, &replylen);
 	ck_assert_int_eq(cms_scep_parse(reply, replylen, &rep, &fail, NULL, 0), MDM_OK);
 	ck_assert_int_eq(rep->message_type, SCEP_CERTREP);
 	free(reply);
@@ -631,19 +509,10 @@ static struct cms_scep_msg *post_pki(
 static uint8_t *pki_req(enum scep_message_type type, X509 *signer, EVP_PKEY *key, X509 *to,
         enum cms_digest dg, const char *txid, const uint8_t *content, size_t len, size_t *reqlen)
 {
-	struct cms_request_params p;
+	struct cms_request_params p = ts_scep_params(type, signer, key, to, txid, content, len);
 	uint8_t *req = NULL;
 
-	memset(&p, 0, sizeof(p));
-	p.type = type;
-	p.signer = signer;
-	p.key = key;
-	p.recipient = to;
 	p.digest = dg;
-	p.cipher = CMS_CIPHER_AES256;
-	p.transaction_id = txid;
-	p.content = content;
-	p.content_len = len;
 	ck_assert_int_eq(cms_scep_request(&p, &req, reqlen), MDM_OK);
 	return req;
 }
@@ -652,29 +521,21 @@ static uint8_t *pki_req(enum scep_message_type type, X509 *signer, EVP_PKEY *key
 struct e2e_client {
 	EVP_PKEY *key;
 	X509 *self, *cert;
-	unsigned char *csr_der;
-	int csr_len;
+	uint8_t *csr_der;
+	size_t csr_len;
 };
 
 static void e2e_client_new(struct e2e_client *c, const char *cn)
 {
-	X509_REQ *csr = X509_REQ_new();
-	X509_NAME *name = X509_NAME_new();
 	char *ch = challenge_new();
+	X509_REQ *csr;
 
 	memset(c, 0, sizeof(*c));
 	c->key = EVP_RSA_gen(2048);
 	ck_assert_ptr_nonnull(c->key);
-	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
-	X509_REQ_set_subject_name(csr, name);
-	X509_REQ_set_pubkey(csr, c->key);
-	X509_REQ_add1_attr_by_NID(
-	        csr, NID_pkcs9_challengePassword, MBSTRING_ASC, (const unsigned char *)ch, -1);
-	ck_assert_int_gt(X509_REQ_sign(csr, c->key, EVP_sha256()), 0);
-	c->csr_len = i2d_X509_REQ(csr, &c->csr_der);
-	ck_assert_int_gt(c->csr_len, 0);
-	c->self = self_signed(c->key, cn);
-	X509_NAME_free(name);
+	ck_assert_ptr_nonnull(csr = ts_csr(c->key, cn, ch, NULL));
+	ck_assert_ptr_nonnull(c->csr_der = ts_csr_der(csr, &c->csr_len));
+	c->self = ts_signer(c->key, cn);
 	X509_REQ_free(csr);
 	free(ch);
 }
@@ -684,7 +545,7 @@ static void e2e_client_free(struct e2e_client *c)
 	EVP_PKEY_free(c->key);
 	X509_free(c->self);
 	X509_free(c->cert);
-	OPENSSL_free(c->csr_der);
+	free(c->csr_der);
 }
 
 /* The inner content of a SUCCESS CertRep, decrypted with the requester's key. */
@@ -708,7 +569,7 @@ static void e2e_enrol(const char *dir, struct e2e_client *c, X509 *to, const cha
 	int status;
 
 	req = pki_req(SCEP_PKCSREQ, c->self, c->key, to, CMS_DIGEST_SHA256, txid, c->csr_der,
-	        (size_t)c->csr_len, &reqlen);
+	        c->csr_len, &reqlen);
 	rep = post_pki(dir, txid, req, reqlen, &status);
 	ck_assert_int_eq(status, 200);
 	inner = reply_inner(rep, c->key, c->self, &innerlen);
@@ -742,15 +603,15 @@ START_TEST(sha1_refusal_signed_with_server_digest)
 		return;
 	}
 	snprintf(dir, sizeof(dir), "%s/sha1-refusal", tmpdir);
-	ck_assert_int_eq(sh("mkdir -p %s", dir), 0);
+	ck_assert_int_eq(ts_sh("mkdir -p %s", dir), 0);
 	fetch_ca(dir);
 	answer = ca_answer(dir, &n_answer);
 	to = recipient_of(answer, n_answer);
 	ck_assert_ptr_nonnull(to);
 	e2e_client_new(&c, "e2e-sha1");
 	snprintf(txid, sizeof(txid), "E2E-SHA1-%ld", (long)getpid());
-	req = pki_req(SCEP_PKCSREQ, c.self, c.key, to, CMS_DIGEST_SHA1, txid, c.csr_der,
-	        (size_t)c.csr_len, &reqlen);
+	req = pki_req(SCEP_PKCSREQ, c.self, c.key, to, CMS_DIGEST_SHA1, txid, c.csr_der, c.csr_len,
+	        &reqlen);
 	rep = post_pki(dir, "reply", req, reqlen, &status);
 	ck_assert_int_eq(status, 200);
 	ck_assert_int_eq(rep->pki_status, SCEP_FAILURE);
@@ -758,19 +619,20 @@ START_TEST(sha1_refusal_signed_with_server_digest)
 	ck_assert_str_eq(rep->transaction_id, txid);
 	ck_assert_int_eq(rep->digest, CMS_DIGEST_SHA256);
 	/* openssl, not our code, verifies the signature and names its digest. */
-	ck_assert_int_eq(sh("openssl cms -verify -noverify -inform DER -in %s/reply.der -out "
-	                    "/dev/null 2>%s/verify.log",
+	ck_assert_int_eq(ts_sh("openssl cms -verify -noverify -inform DER -in %s/reply.der -out "
+	                       "/dev/null 2>%s/verify.log",
 	                         dir, dir),
 	        0);
-	ck_assert_int_eq(sh("openssl cms -cmsout -print -inform DER -in %s/reply.der "
-	                    ">%s/reply.txt && grep -A1 'digestAlgorithm' %s/reply.txt | grep -q "
-	                    "'algorithm: sha256'",
+	ck_assert_int_eq(ts_sh("openssl cms -cmsout -print -inform DER -in %s/reply.der "
+	                       ">%s/reply.txt && grep -A1 'digestAlgorithm' %s/reply.txt | grep -q "
+	                       "'algorithm: sha256'",
 	                         dir, dir, dir),
 	        0);
 	/* No digest of the SignedData or its SignerInfo is anything else (SHA-1). */
-	ck_assert_int_eq(sh("grep -A1 'digestAlgorithm' %s/reply.txt | grep 'algorithm: ' | grep "
-	                    "-qv 'algorithm: sha256'",
-	                         dir),
+	ck_assert_int_eq(
+	        ts_sh("grep -A1 'digestAlgorithm' %s/reply.txt | grep 'algorithm: ' | grep "
+	              "-qv 'algorithm: sha256'",
+	                dir),
 	        1);
 	ck_assert_int_eq(issued_count(), before);
 	free(req);
@@ -840,10 +702,9 @@ START_TEST(getcrl_after_every_reason)
 	unsigned char *ias;
 	size_t reqlen, n_answer, innerlen;
 	int status, iaslen;
-	FILE *fp;
 
 	snprintf(dir, sizeof(dir), "%s/getcrl-reasons", tmpdir);
-	ck_assert_int_eq(sh("mkdir -p %s", dir), 0);
+	ck_assert_int_eq(ts_sh("mkdir -p %s", dir), 0);
 	fetch_ca(dir);
 	answer = ca_answer(dir, &n_answer);
 	to = recipient_of(answer, n_answer);
@@ -868,24 +729,22 @@ START_TEST(getcrl_after_every_reason)
 	ck_assert_int_eq(status, 200);
 	inner = reply_inner(rep, keep.key, keep.cert, &innerlen);
 	snprintf(path, sizeof(path), "%s/crl.p7", dir);
-	fp = fopen(path, "wb");
-	ck_assert_ptr_nonnull(fp);
-	ck_assert_uint_eq(fwrite(inner, 1, innerlen, fp), innerlen);
-	fclose(fp);
+	ts_file_write(path, inner, innerlen);
 	/* openssl reads the CRL, verifies it with the CA and lists every reason. */
-	ck_assert_int_eq(sh("openssl pkcs7 -inform DER -in %s/crl.p7 -print_certs -out %s/crl.txt",
-	                         dir, dir),
+	ck_assert_int_eq(
+	        ts_sh("openssl pkcs7 -inform DER -in %s/crl.p7 -print_certs -out %s/crl.txt", dir,
+	                dir),
 	        0);
-	ck_assert_int_eq(sh("awk '/BEGIN X509 CRL/,/END X509 CRL/' %s/crl.txt > %s/crl.pem && "
-	                    "openssl crl -in %s/crl.pem -CAfile %s/ca.pem -noout -text "
-	                    ">%s/crl.out 2>&1 && grep -q 'verify OK' %s/crl.out",
+	ck_assert_int_eq(ts_sh("awk '/BEGIN X509 CRL/,/END X509 CRL/' %s/crl.txt > %s/crl.pem && "
+	                       "openssl crl -in %s/crl.pem -CAfile %s/ca.pem -noout -text "
+	                       ">%s/crl.out 2>&1 && grep -q 'verify OK' %s/crl.out",
 	                         dir, dir, dir, dir, dir, dir),
 	        0);
 	for (size_t i = 0; i < N; i++) {
 		BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(c[i].cert), NULL);
 		char *hex = BN_bn2hex(bn);
-		ck_assert_msg(sh("grep -A4 'Serial Number: %s' %s/crl.out | grep -q '%s'", hex, dir,
-		                      printed[i]) == 0,
+		ck_assert_msg(ts_sh("grep -A4 'Serial Number: %s' %s/crl.out | grep -q '%s'", hex,
+		                      dir, printed[i]) == 0,
 		        "%s (%s) not on the CRL with its reason", names[i], hex);
 		OPENSSL_free(hex);
 		BN_free(bn);
@@ -903,32 +762,18 @@ END_TEST
 
 Suite *scep_interop_suite(void)
 {
-	Suite *s = suite_create("scep-interop");
-	TCase *tc = tcase_create("clients");
-
 	static char dir[512];
 
 	scep_url = getenv("E2E_SCEP_URL");
 	/* A directory per Apache mode: scepclient reuses what it finds in one. */
-	snprintf(dir, sizeof(dir), "%s/%s", getenv("E2E_TMP") ? getenv("E2E_TMP") : "/tmp",
-	        getenv("E2E_MODE") ? getenv("E2E_MODE") : "apache");
-	mkdir(dir, 0700);
+	e2e_tmpdir(dir, sizeof(dir), "%s", e2e_mode());
 	tmpdir = dir;
 	static_challenge = getenv("E2E_STATIC_CHALLENGE");
-	legacy = getenv("E2E_SCEP_LEGACY") == NULL || strcmp(getenv("E2E_SCEP_LEGACY"), "0") != 0;
-	tcase_set_timeout(tc, 120);
-	tcase_add_test(tc, caps_offer_what_we_do);
-	tcase_add_test(tc, scepclient_one_time_challenge);
-	tcase_add_test(tc, scepclient_static_challenge);
-	tcase_add_test(tc, scepclient_wrong_challenge);
-	tcase_add_test(tc, certmonger_enrols);
-	tcase_add_test(tc, certmonger_enrols_https);
-	tcase_add_test(tc, getcacert_tells_ca_from_recipient);
-	tcase_add_test(tc, get_pkioperation_unescaped);
-	tcase_add_test(tc, get_pkioperation_percent_encoded);
-	tcase_add_test(tc, no_next_ca_staged);
-	tcase_add_test(tc, sha1_refusal_signed_with_server_digest);
-	tcase_add_test(tc, getcrl_after_every_reason);
-	suite_add_tcase(s, tc);
-	return s;
+	legacy = e2e_legacy();
+	return ts_suite("scep-interop", "clients", 120, caps_offer_what_we_do,
+	        scepclient_one_time_challenge, scepclient_static_challenge,
+	        scepclient_wrong_challenge, certmonger_enrols, certmonger_enrols_https,
+	        getcacert_tells_ca_from_recipient, get_pkioperation_unescaped,
+	        get_pkioperation_percent_encoded, no_next_ca_staged,
+	        sha1_refusal_signed_with_server_digest, getcrl_after_every_reason);
 }

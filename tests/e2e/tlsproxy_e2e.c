@@ -19,12 +19,13 @@
  * MDM_DB.
  */
 #include "e2eutil.h"
+#include "ts_check.h"
+#include "ts_sys.h"
 
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 Suite *tlsproxy_e2e_suite(void);
 
@@ -44,11 +45,11 @@ static int put_tokenupdate(const char *url, const char *opts)
 	int n;
 
 	snprintf(path, sizeof(path), "%s/iphone/put.code", tmpdir);
-	e2e_sh("cd %s/iphone && b=$(ls log/*-TokenUpdate.req | tail -n 1) && "
-	       "curl -sS --cacert %s %s -X PUT --data-binary @$b -H 'Content-Type: " CTYPE "' "
-	       "-o put.reply -w '%%{http_code}' '%s/mdm/checkin' >put.code 2>put.err",
+	ts_sh("cd %s/iphone && b=$(ls log/*-TokenUpdate.req | tail -n 1) && "
+	      "curl -sS --cacert %s %s -X PUT --data-binary @$b -H 'Content-Type: " CTYPE "' "
+	      "-o put.reply -w '%%{http_code}' '%s/mdm/checkin' >put.code 2>put.err",
 	        tmpdir, tls_ca, opts, url);
-	code = e2e_file_get(path, NULL);
+	code = ts_file_get(path, NULL);
 	n = atoi(code);
 	free(code);
 	return n;
@@ -80,16 +81,16 @@ START_TEST(identity_through_the_proxy)
 
 	/* The whole way through the proxy: profile, check-in, commands. */
 	ck_assert_int_eq(
-	        e2e_sh("%s enroll --device iphone --dir %s/iphone --enroll-url '%s/enroll' "
-	               "--trust %s --tls-ca %s >>%s/iphone.log 2>&1 || { cat %s/iphone.log; exit "
-	               "1; }",
+	        ts_sh("%s enroll --device iphone --dir %s/iphone --enroll-url '%s/enroll' "
+	              "--trust %s --tls-ca %s >>%s/iphone.log 2>&1 || { cat %s/iphone.log; exit "
+	              "1; }",
 	                sim, tmpdir, proxy, device_ca, tls_ca, tmpdir, tmpdir),
 	        0);
 	{
 		char path[512], *st, *p;
 
 		snprintf(path, sizeof(path), "%s/iphone/state", tmpdir);
-		st = e2e_file_get(path, NULL);
+		st = ts_file_get(path, NULL);
 		ck_assert_ptr_nonnull(p = strstr(st, "\nudid="));
 		udid = strndup(p + 6, strcspn(p + 6, "\n"));
 		free(st);
@@ -99,16 +100,16 @@ START_TEST(identity_through_the_proxy)
 	                 "mdm.checkin WHERE udid = $1",
 	        udid, "Authenticate:both,TokenUpdate:both");
 	free(e2e_query1("SELECT mdm.cmd_device_information($1)::text", udid));
-	ck_assert_int_eq(e2e_sh("%s commands --dir %s/iphone >>%s/iphone.log 2>&1 || { cat "
-	                        "%s/iphone.log; exit 1; }",
+	ck_assert_int_eq(ts_sh("%s commands --dir %s/iphone >>%s/iphone.log 2>&1 || { cat "
+	                       "%s/iphone.log; exit 1; }",
 	                         sim, tmpdir, tmpdir, tmpdir),
 	        0);
 	e2e_assert_query("SELECT string_agg(request_type || ':' || status, ',') FROM "
 	                 "mdm.command_results WHERE udid = $1",
 	        udid, "DeviceInformation:Acknowledged");
 	/* Apache saw the proxy's address, not the device's. */
-	ck_assert_msg(e2e_sh("grep -q '^%s .*\"PUT /mdm/checkin ' %s && grep -q '^%s .*\"PUT "
-	                     "/mdm/server ' %s",
+	ck_assert_msg(ts_sh("grep -q '^%s .*\"PUT /mdm/checkin ' %s && grep -q '^%s .*\"PUT "
+	                    "/mdm/server ' %s",
 	                      source, access_log, source, access_log) == 0,
 	        "no check-in from the proxy's address %s in %s", source, access_log);
 
@@ -122,8 +123,8 @@ START_TEST(identity_through_the_proxy)
 	ck_assert_int_eq(put_tokenupdate(proxy, id), 200);
 	ck_assert_int_eq(put_tokenupdate(apache, id), 200);
 	/* A signature alone is replayable: refused where TLS is required. */
-	ck_assert_int_eq(e2e_sh("cd %s/iphone && %s sign --dir . --body $(ls log/*-TokenUpdate.req "
-	                        "| tail -n 1) >>../iphone.log 2>&1",
+	ck_assert_int_eq(ts_sh("cd %s/iphone && %s sign --dir . --body $(ls log/*-TokenUpdate.req "
+	                       "| tail -n 1) >>../iphone.log 2>&1",
 	                         tmpdir, sim),
 	        0);
 	snprintf(opts, sizeof(opts), "-H \"Mdm-Signature: $(base64 -w0 mdm-signature.der)\"");
@@ -145,21 +146,11 @@ END_TEST
 
 Suite *tlsproxy_e2e_suite(void)
 {
-	Suite *s = suite_create("tlsproxy-e2e");
-	TCase *tc = tcase_create("haproxy");
-	const char *t = getenv("E2E_TMP");
-
 	sim = getenv("E2E_APPLESIM");
 	proxy = getenv("E2E_TLSPROXY_BASE");
 	source = getenv("E2E_TLSPROXY_SOURCE");
-	apache = getenv("E2E_HTTPS_BASE");
-	tls_ca = getenv("E2E_TLS_CA");
-	device_ca = getenv("E2E_DEVICE_CA");
+	e2e_stack(&apache, &tls_ca, &device_ca);
 	access_log = getenv("E2E_APACHE_ACCESS_LOG");
-	snprintf(tmpdir, sizeof(tmpdir), "%s/tlsproxy", t ? t : "/tmp");
-	mkdir(tmpdir, 0700);
-	tcase_set_timeout(tc, 300);
-	tcase_add_test(tc, identity_through_the_proxy);
-	suite_add_tcase(s, tc);
-	return s;
+	e2e_tmpdir(tmpdir, sizeof(tmpdir), "tlsproxy");
+	return ts_suite("tlsproxy-e2e", "haproxy", 300, identity_through_the_proxy);
 }

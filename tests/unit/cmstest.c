@@ -5,6 +5,7 @@
  */
 #include "cmstest.h"
 #include "log.h"
+#include "ts_sys.h"
 
 #include <check.h>
 #include <stdio.h>
@@ -16,54 +17,9 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/objects.h>
-#include <openssl/pem.h>
 #include <openssl/x509.h>
 
 const uint8_t nonce16[SCEP_NONCE_LEN] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
-
-/* ---- files ---- */
-
-uint8_t *ct_slurp(const char *path, size_t *lenp)
-{
-	FILE *fp;
-	uint8_t *buf;
-	size_t cap = 1 << 20;
-
-	*lenp = 0;
-	if ((fp = fopen(path, "rb")) == NULL)
-		return NULL;
-	buf = malloc(cap);
-	ck_assert_ptr_nonnull(buf);
-	*lenp = fread(buf, 1, cap, fp);
-	fclose(fp);
-	ck_assert_uint_lt(*lenp, cap);
-	return buf;
-}
-
-X509 *pem_cert(const char *path)
-{
-	FILE *fp = fopen(path, "r");
-	X509 *x;
-
-	ck_assert_msg(fp != NULL, "%s missing (run from the repository root)", path);
-	x = PEM_read_X509(fp, NULL, NULL, NULL);
-	fclose(fp);
-	ck_assert_ptr_nonnull(x);
-	return x;
-}
-
-/* Unencrypted, or (the micromdm test CA) encrypted with an empty passphrase. */
-EVP_PKEY *pem_key(const char *path)
-{
-	FILE *fp = fopen(path, "r");
-	EVP_PKEY *k;
-
-	ck_assert_msg(fp != NULL, "%s missing", path);
-	k = PEM_read_PrivateKey(fp, NULL, NULL, (void *)"");
-	fclose(fp);
-	ck_assert_ptr_nonnull(k);
-	return k;
-}
 
 /* ---- fixture ---- */
 
@@ -75,17 +31,16 @@ size_t csr_len;
 void cmstest_setup(void)
 {
 	log_set_level(MDM_LOG__MAX);
-	ca = pem_cert(DATA "/ca.pem");
-	client = pem_cert(DATA "/client.pem");
-	other = pem_cert(DATA "/other.pem");
-	ec = pem_cert(DATA "/ec.pem");
-	issued = pem_cert(DATA "/issued.pem");
-	ca_key = pem_key(DATA "/ca.key");
-	client_key = pem_key(DATA "/client.key");
-	other_key = pem_key(DATA "/other.key");
-	ec_key = pem_key(DATA "/ec.key");
-	csr = ct_slurp(DATA "/csr.der", &csr_len);
-	ck_assert_ptr_nonnull(csr);
+	ca = ts_pem_cert(DATA "/ca.pem");
+	client = ts_pem_cert(DATA "/client.pem");
+	other = ts_pem_cert(DATA "/other.pem");
+	ec = ts_pem_cert(DATA "/ec.pem");
+	issued = ts_pem_cert(DATA "/issued.pem");
+	ca_key = ts_pem_key(DATA "/ca.key");
+	client_key = ts_pem_key(DATA "/client.key");
+	other_key = ts_pem_key(DATA "/other.key");
+	ec_key = ts_pem_key(DATA "/ec.key");
+	csr = ts_file_get(DATA "/csr.der", &csr_len);
 }
 
 void cmstest_teardown(void)
@@ -151,20 +106,12 @@ void ct_check_refused(
 
 struct cms_request_params ct_req_params(void)
 {
-	struct cms_request_params p;
+	struct cms_request_params p = ts_scep_params(SCEP_PKCSREQ, client, client_key, ca,
+	        "0123456789ABCDEF0123456789ABCDEF01234567", csr, csr_len);
 
-	memset(&p, 0, sizeof(p));
-	p.type = SCEP_PKCSREQ;
-	p.signer = client;
-	p.key = client_key;
-	p.recipient = ca;
-	p.digest = CMS_DIGEST_SHA256;
 	p.cipher = CMS_CIPHER_AES128;
-	p.transaction_id = "0123456789ABCDEF0123456789ABCDEF01234567";
 	p.sender_nonce = nonce16;
 	p.challenge_attr = "s3cret";
-	p.content = csr;
-	p.content_len = csr_len;
 	return p;
 }
 
@@ -431,17 +378,15 @@ void ct_same_fields(const struct cms_scep_msg *a, const struct cms_scep_msg *b)
 
 int ct_openssl_verifies(const uint8_t *der, size_t len, const char *extra)
 {
-	char path[] = "/tmp/cms-test-XXXXXX", cmd[512];
+	char path[] = "/tmp/cms-test-XXXXXX";
 	int fd = mkstemp(path), rc;
 
 	ck_assert_int_ge(fd, 0);
 	ck_assert_int_eq(write(fd, der, len), (ssize_t)len);
 	close(fd);
-	snprintf(cmd, sizeof(cmd),
-	        "openssl cms -verify -noverify -inform DER -in %s %s -out /dev/null "
-	        ">/dev/null 2>&1",
+	rc = ts_sh("openssl cms -verify -noverify -inform DER -in %s %s -out /dev/null "
+	           ">/dev/null 2>&1",
 	        path, extra);
-	rc = system(cmd);
 	unlink(path);
 	return rc == 0;
 }

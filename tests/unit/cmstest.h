@@ -22,6 +22,7 @@
 #include "cms.h"
 #include "errors.h"
 #include "scep_msg.h"
+#include "ts_pki.h"
 
 #define DATA     "tests/unit/data/cms"
 #define ANY_FAIL ((enum scep_fail_info) - 2)
@@ -48,13 +49,8 @@ extern size_t csr_len;
 void cmstest_setup(void);
 void cmstest_teardown(void);
 
-/* ---- files ---- */
+/* ---- helpers ---- */
 
-/* A file under 1 MiB (malloc'd), or NULL if it cannot be opened. */
-uint8_t *ct_slurp(const char *path, size_t *lenp);
-X509 *pem_cert(const char *path);
-/* Unencrypted, or (the micromdm test CA) encrypted with an empty passphrase. */
-EVP_PKEY *pem_key(const char *path);
 /* Where needle first occurs in hay; (size_t)-1 if nowhere. */
 size_t ct_find(const uint8_t *hay, size_t n, const void *needle, size_t m);
 

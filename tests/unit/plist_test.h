@@ -11,6 +11,7 @@
 
 #include "errors.h"
 #include "plist.h"
+#include "ts_check.h"
 
 #define FIXTURES "tests/unit/data/plist"
 
@@ -32,7 +33,7 @@ void pt_check_roundtrip(const plist *t, const char *what);
 void pt_check_refused_len(const char *buf, size_t len, mdm_err want, const char *msg);
 void pt_check_refused(const char *doc, mdm_err want, const char *msg);
 
-/* The tcases of test_plist_parse.c and test_plist_write.c, for plist_suite. */
+/* The tcases of test_plist_parse.c and test_plist_write.c, for plist_tcases. */
 void plist_parse_tcases(Suite *s);
 void plist_write_tcases(Suite *s);
 

@@ -148,17 +148,9 @@ START_TEST(client_refuses_bad_urls)
 }
 END_TEST
 
-Suite *apns_suite(void)
+void apns_tcases(Suite *s)
 {
-	Suite *s = suite_create("apns");
-	TCase *tc = tcase_create("parse");
+	TCase *tc = ts_tcase(s, "parse", 0, quiet, NULL);
 
-	tcase_add_checked_fixture(tc, quiet, NULL);
-	tcase_add_test(tc, tokens);
-	tcase_add_test(tc, magics);
-	tcase_add_test(tc, reasons);
-	tcase_add_test(tc, hostile_reasons);
-	tcase_add_test(tc, client_refuses_bad_urls);
-	suite_add_tcase(s, tc);
-	return s;
+	ts_add_tests(tc, tokens, magics, reasons, hostile_reasons, client_refuses_bad_urls);
 }

@@ -63,14 +63,9 @@ START_TEST(refusals)
 }
 END_TEST
 
-Suite *base64_suite(void)
+void base64_tcases(Suite *s)
 {
-	Suite *s = suite_create("base64");
-	TCase *tc = tcase_create("strict");
+	TCase *tc = ts_tcase(s, "strict", 0, NULL, NULL);
 
-	tcase_add_test(tc, round_trip);
-	tcase_add_test(tc, white_space_and_scep_alphabet);
-	tcase_add_test(tc, refusals);
-	suite_add_tcase(s, tc);
-	return s;
+	ts_add_tests(tc, round_trip, white_space_and_scep_alphabet, refusals);
 }

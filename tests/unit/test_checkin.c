@@ -20,7 +20,8 @@
 #include "migrate.h"
 #include "plist.h"
 #include "suites.h"
-#include "testdb.h"
+#include "ts_db.h"
+#include "ts_sys.h"
 #include "vectors.h"
 #include "x509.h"
 
@@ -36,7 +37,7 @@
 #include <unistd.h>
 
 static char keypath[128];
-static struct testdb tdb;
+static struct ts_db tdb;
 static db *d;
 static config *cfg;
 static struct ca_state *ca;
@@ -46,7 +47,7 @@ static const struct checkin_policy strict = {0, 1};
 static void setup(void)
 {
 	log_set_level(MDM_LOG__MAX);
-	testdb_create(&tdb, "checkin");
+	ts_db_create(&tdb, "checkin");
 	d = tdb.d;
 	now = time(NULL);
 	snprintf(keypath, sizeof(keypath), "/tmp/mdm-checkin-test-%ld.key", (long)getpid());
@@ -65,7 +66,7 @@ static void teardown(void)
 	config_free(cfg);
 	cfg = NULL;
 	d = NULL;
-	testdb_drop(&tdb); /* frees d */
+	ts_db_drop(&tdb); /* frees d */
 	unlink(keypath);
 }
 
@@ -153,24 +154,12 @@ static char *snapshot(void)
 
 static char *query1(const char *sql, const char *param)
 {
-	const char *p[1] = {param};
-	db_res *r = NULL;
-	char *s;
-
-	ck_assert_int_eq(db_exec(d, sql, param ? 1 : 0, param ? p : NULL, &r), MDM_OK);
-	ck_assert_int_eq(db_res_rows(r), 1);
-	s = strdup(db_res_is_null(r, 0, 0) ? "(null)" : db_res_get0(r, 0, 0));
-	db_res_free(r);
-	return s;
+	return ts_db_query1(d, sql, param);
 }
 
 static void assert_query(const char *sql, const char *param, const char *want)
 {
-	char *got = query1(sql, param);
-
-	ck_assert_msg(strcmp(got, want) == 0, "%s [%s]: got %s, want %s", sql, param ? param : "",
-	        got, want);
-	free(got);
+	ts_db_assert(d, sql, param, want);
 }
 
 static char *msg_authenticate(const char *udid)
@@ -453,18 +442,12 @@ static int vectors_each(void (*fn)(const char *path, const char *body))
 		}
 		while ((e = readdir(dp)) != NULL) {
 			char path[2048], *body;
-			size_t len;
-			FILE *fp;
 
 			if (strstr(e->d_name, ".plist") == NULL &&
 			        strstr(e->d_name, ".xml") == NULL)
 				continue;
 			snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-			ck_assert_ptr_nonnull(fp = fopen(path, "rb"));
-			body = calloc(1, 1 << 20);
-			len = fread(body, 1, (1 << 20) - 1, fp);
-			fclose(fp);
-			body[len] = '\0';
+			body = ts_file_get(path, NULL);
 			if (strstr(body, "<key>MessageType</key>") == NULL) {
 				free(body); /* a command result, not a check-in */
 				continue;
@@ -1180,16 +1163,11 @@ START_TEST(topic_must_be_ours)
 END_TEST
 
 /* Parsing alone (no database; also run under valgrind). */
-Suite *checkin_parse_suite(void)
+void checkin_parse_tcases(Suite *s)
 {
-	Suite *s = suite_create("checkin_parse");
-	TCase *p = tcase_create("parse");
+	TCase *tc = ts_tcase(s, "parse", 0, NULL, NULL);
 
-	tcase_add_test(p, parse_refusals);
-	tcase_add_test(p, parse_token_too_long);
-	tcase_add_test(p, parse_real_vectors);
-	suite_add_tcase(s, p);
-	return s;
+	ts_add_tests(tc, parse_refusals, parse_token_too_long, parse_real_vectors);
 }
 
 /* Issue 13: checkin_require_tls refuses signature-only requests (they can be replayed). */
@@ -1208,14 +1186,11 @@ START_TEST(require_tls_policy)
 }
 END_TEST
 
-Suite *checkin_require_tls_suite(void)
+void checkin_require_tls_tcases(Suite *s)
 {
-	Suite *s = suite_create("checkin_require_tls");
-	TCase *t = tcase_create("policy");
+	TCase *tc = ts_tcase(s, "policy", 0, NULL, NULL);
 
-	tcase_add_test(t, require_tls_policy);
-	suite_add_tcase(s, t);
-	return s;
+	ts_add_tests(tc, require_tls_policy);
 }
 
 /* Rows stored in clear before 017 are scrubbed by it (its text, run again: idempotent). */
@@ -1258,24 +1233,12 @@ START_TEST(old_bodies_scrubbed)
 }
 END_TEST
 
-Suite *checkin_suite(void)
+void checkin_tcases(Suite *s)
 {
-	Suite *s = suite_create("checkin");
-	TCase *t = tcase_create("db");
+	TCase *tc = ts_tcase(s, "db", 60, setup, teardown);
 
-	tcase_add_checked_fixture(t, setup, teardown);
-	tcase_set_timeout(t, 60);
-	tcase_add_test(t, store_real_vectors);
-	tcase_add_test(t, enroll_tls_and_signature);
-	tcase_add_test(t, identity_refusals);
-	tcase_add_test(t, device_a_for_udid_b);
-	tcase_add_test(t, takeover_rules);
-	tcase_add_test(t, ota_challenge_never_takes_over);
-	tcase_add_test(t, racing_authenticates_bind_one_udid);
-	tcase_add_test(t, renewal_without_authenticate);
-	tcase_add_test(t, user_channel_and_tokens);
-	tcase_add_test(t, old_bodies_scrubbed);
-	tcase_add_test(t, topic_must_be_ours);
-	suite_add_tcase(s, t);
-	return s;
+	ts_add_tests(tc, store_real_vectors, enroll_tls_and_signature, identity_refusals,
+	        device_a_for_udid_b, takeover_rules, ota_challenge_never_takes_over,
+	        racing_authenticates_bind_one_udid, renewal_without_authenticate,
+	        user_channel_and_tokens, old_bodies_scrubbed, topic_must_be_ours);
 }

@@ -18,12 +18,13 @@
 #include "cmstest.h"
 #include "log.h"
 #include "suites.h"
+#include "ts_sys.h"
+#include "vectors.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <openssl/cms.h>
@@ -41,27 +42,6 @@
 static const uint8_t body[] = "<plist>\r\n<dict>\n<key>Status</key>\0\xff</dict>\r\n";
 #define BODY_LEN (sizeof(body) - 1)
 
-/* A vector under MDM_VECTORS (default ../shared/vectors); NULL and a note if absent. */
-static uint8_t *read_vector(const char *rel, size_t *lenp)
-{
-	const char *dir = getenv("MDM_VECTORS");
-	char path[4096];
-	struct stat st;
-	uint8_t *buf;
-
-	*lenp = 0;
-	if (dir == NULL || *dir == '\0')
-		dir = "../shared/vectors";
-	if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-		printf("cms_sig: shared vectors not found (set MDM_VECTORS); %s skipped\n", rel);
-		return NULL;
-	}
-	snprintf(path, sizeof(path), "%s/%s", dir, rel);
-	if ((buf = ct_slurp(path, lenp)) == NULL)
-		printf("cms_sig: vector %s missing; skipped\n", path);
-	return buf;
-}
-
 /* ---- fixture ---- */
 
 static char tmpdir[64];
@@ -75,12 +55,8 @@ static void setup(void)
 
 static void teardown(void)
 {
-	char cmd[128];
-
-	if (tmpdir[0] != '\0') {
-		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-		ck_assert_int_eq(system(cmd), 0);
-	}
+	if (tmpdir[0] != '\0')
+		ts_tmpdir_done(tmpdir);
 	cmstest_teardown();
 }
 
@@ -150,27 +126,21 @@ static size_t signature_offset(const uint8_t *der, size_t len)
 
 static int have_openssl(void)
 {
-	if (system("openssl version >/dev/null 2>&1") != 0) {
+	if (ts_sh("openssl version >/dev/null 2>&1") != 0) {
 		printf("cms_sig: openssl command not found; command-line cases skipped\n");
 		return 0;
 	}
-	if (tmpdir[0] == '\0') {
-		snprintf(tmpdir, sizeof(tmpdir), "/tmp/cms_sig.XXXXXX");
-		ck_assert_ptr_nonnull(mkdtemp(tmpdir));
-	}
+	if (tmpdir[0] == '\0')
+		ts_tmpdir_new(tmpdir, sizeof(tmpdir), "cms_sig");
 	return 1;
 }
 
 static void put(const char *name, const uint8_t *p, size_t n)
 {
 	char path[256];
-	FILE *fp;
 
 	snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
-	fp = fopen(path, "wb");
-	ck_assert_ptr_nonnull(fp);
-	ck_assert_uint_eq(fwrite(p, 1, n, fp), n);
-	ck_assert_int_eq(fclose(fp), 0);
+	ts_file_write(path, p, n);
 }
 
 static uint8_t *get(const char *name, size_t *n)
@@ -178,7 +148,7 @@ static uint8_t *get(const char *name, size_t *n)
 	char path[256];
 
 	snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
-	return ct_slurp(path, n);
+	return ts_file_get(path, n);
 }
 
 /* Runs "openssl ARGS" in tmpdir with D the test data; 1 on exit status 0. */
@@ -186,16 +156,15 @@ static int openssl(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 static int openssl(const char *fmt, ...)
 {
-	char args[1024], cmd[4096], cwd[2048];
+	char args[1024], cwd[2048];
 	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(args, sizeof(args), fmt, ap);
 	va_end(ap);
 	ck_assert_ptr_nonnull(getcwd(cwd, sizeof(cwd)));
-	snprintf(cmd, sizeof(cmd), "cd '%s' && D='%s/%s' && openssl %s >/dev/null 2>&1", tmpdir,
-	        cwd, DATA, args);
-	return system(cmd) == 0;
+	return ts_sh("cd '%s' && D='%s/%s' && openssl %s >/dev/null 2>&1", tmpdir, cwd, DATA,
+	               args) == 0;
 }
 
 /* "openssl cms -sign ... -in body.bin -out s.der" with extra options; the DER. */
@@ -214,10 +183,10 @@ START_TEST(vector_header2)
 	uint8_t *der, *b64, *dec = NULL, *b, *copy;
 	size_t len, b64len, declen = 0, blen, off;
 
-	if ((der = read_vector(SIG2 ".der", &len)) == NULL)
+	if ((der = vector_read("cms_sig", SIG2 ".der", &len)) == NULL)
 		return;
-	b64 = read_vector(SIG2 ".b64", &b64len);
-	b = read_vector(BODY2, &blen);
+	b64 = vector_read("cms_sig", SIG2 ".b64", &b64len);
+	b = vector_read("cms_sig", BODY2, &blen);
 	ck_assert_ptr_nonnull(b64);
 	ck_assert_ptr_nonnull(b);
 	verify_ok(der, len, b, blen, NULL);
@@ -291,9 +260,9 @@ START_TEST(vector_header1)
 	uint8_t *der, *b64, *dec = NULL;
 	size_t len, b64len, declen = 0;
 
-	if ((der = read_vector(SIG1 ".der", &len)) == NULL)
+	if ((der = vector_read("cms_sig", SIG1 ".der", &len)) == NULL)
 		return;
-	b64 = read_vector(SIG1 ".b64", &b64len);
+	b64 = vector_read("cms_sig", SIG1 ".b64", &b64len);
 	ck_assert_ptr_nonnull(b64);
 	ck_assert_int_eq(
 	        base64_decode((const char *)b64, b64len, CMS_MAX_SIGNATURE, &dec, &declen), MDM_OK);
@@ -633,23 +602,11 @@ START_TEST(alg_policy)
 }
 END_TEST
 
-Suite *cms_sig_suite(void)
+void cms_sig_tcases(Suite *s)
 {
-	Suite *s = suite_create("cms_sig");
-	TCase *tc = tcase_create("cms_sig");
+	TCase *tc = ts_tcase(s, "cms_sig", 120, setup, teardown);
 
-	tcase_set_timeout(tc, 120);
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_add_test(tc, vector_header2);
-	tcase_add_test(tc, vector_header1);
-	tcase_add_test(tc, roundtrip);
-	tcase_add_test(tc, sign_bad_arguments);
-	tcase_add_test(tc, cli_signs_we_verify);
-	tcase_add_test(tc, we_sign_cli_verifies);
-	tcase_add_test(tc, cli_refusals);
-	tcase_add_test(tc, malformed);
-	tcase_add_test(tc, logs_once);
-	tcase_add_test(tc, alg_policy);
-	suite_add_tcase(s, tc);
-	return s;
+	ts_add_tests(tc, vector_header2, vector_header1, roundtrip, sign_bad_arguments,
+	        cli_signs_we_verify, we_sign_cli_verifies, cli_refusals, malformed, logs_once,
+	        alg_policy);
 }

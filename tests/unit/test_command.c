@@ -11,26 +11,27 @@
 #include "command.h"
 #include "log.h"
 #include "suites.h"
-#include "testdb.h"
+#include "ts_db.h"
+#include "ts_sys.h"
 #include "vectors.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static struct testdb t;
+static struct ts_db t;
 static db *d;
 
 static void setup(void)
 {
 	log_set_level(MDM_LOG__MAX);
-	testdb_create(&t, "command");
+	ts_db_create(&t, "command");
 	d = t.d;
 }
 
 static void teardown(void)
 {
-	testdb_drop(&t);
+	ts_db_drop(&t);
 	d = NULL;
 }
 
@@ -54,7 +55,7 @@ static void device(const char *udid, struct identity *id)
 	                "FROM dv",
 	                1, p, NULL),
 	        MDM_OK);
-	cid = testdb_query1(
+	cid = ts_db_query1(
 	        d, "SELECT identity_certificate_id FROM mdm.device WHERE udid = $1", udid);
 	id->cert_id = atoll(cid);
 	free(cid);
@@ -148,7 +149,7 @@ static void say(const struct identity *id, const char *udid, const char *status,
 
 static char *snapshot(void)
 {
-	return testdb_query1(d,
+	return ts_db_query1(d,
 	        "SELECT md5(concat_ws('#', "
 	        "(SELECT string_agg(t::text, '|' ORDER BY t::text) FROM mdm.command_queue t), "
 	        "(SELECT string_agg(t::text, '|' ORDER BY t::text) FROM mdm.command_result t), "
@@ -171,10 +172,7 @@ static void refused(const struct identity *id, const char *body, mdm_err want)
 
 static void assert_q(const char *sql, const char *param, const char *want)
 {
-	char *got = testdb_query1(d, sql, param);
-
-	ck_assert_msg(strcmp(got, want) == 0, "%s: got %s, want %s", sql, got, want);
-	free(got);
+	ts_db_assert(d, sql, param, want);
 }
 
 /* ------------------------------------------------------------ parsing */
@@ -402,27 +400,21 @@ START_TEST(real_answers_stored)
 		struct identity id;
 		char *body, *known;
 		size_t len;
-		FILE *fp;
 
 		snprintf(path, sizeof(path), "%s/%s", root, v[i].path);
-		if ((fp = fopen(path, "rb")) == NULL) {
+		if ((body = ts_file_read(path, (1 << 20) - 1, &len)) == NULL) {
 			printf("command: %s absent: skipped\n", path);
 			continue;
 		}
-		body = calloc(1, 1 << 20);
-		len = fread(body, 1, (1 << 20) - 1, fp);
-		fclose(fp);
-		body[len] = '\0';
 		ck_assert_msg(command_report_parse(
 		                      (const uint8_t *)body, len, &r, err, sizeof(err)) == MDM_OK,
 		        "%s: %s", path, err);
 		/* Enroll the vector's UDID and queue the command it answers. */
-		known = testdb_query1(
-		        d, "SELECT count(*) FROM mdm.device WHERE udid = $1", r->udid);
+		known = ts_db_query1(d, "SELECT count(*) FROM mdm.device WHERE udid = $1", r->udid);
 		if (known[0] == '0')
 			device(r->udid, &id);
 		else {
-			char *cid = testdb_query1(d,
+			char *cid = ts_db_query1(d,
 			        "SELECT identity_certificate_id FROM mdm.device WHERE udid = $1",
 			        r->udid);
 			memset(&id, 0, sizeof(id));
@@ -481,7 +473,7 @@ START_TEST(undeliverable_moves_on)
 	        "Undeliverable: an encrypted InstallProfile needs a profile signer "
 	        "(profile_signer_cert, profile_signer_key): none is configured");
 	/* Nothing is tried again: the next Idle gets the same next command. */
-	before = testdb_query1(d, "SELECT count(*)::text FROM mdm.command_result", NULL);
+	before = ts_db_query1(d, "SELECT count(*)::text FROM mdm.command_result", NULL);
 	say(&a, "UDID-E", "Acknowledged", "C-NEXT", NULL, "");
 	say(&a, "UDID-E", "Idle", NULL, NULL, "");
 	assert_q("SELECT (count(*) - $1::int)::text FROM mdm.command_result", before, "1");
@@ -489,23 +481,18 @@ START_TEST(undeliverable_moves_on)
 }
 END_TEST
 
-Suite *command_suite(void)
+void command_tcases(Suite *s)
 {
-	Suite *s = suite_create("command");
-	TCase *p = tcase_create("parse");
-	TCase *q = tcase_create("queue");
+	TCase *tc = ts_tcase(s, "parse", 0, NULL, NULL);
 
-	tcase_add_test(p, parse_refusals);
-	tcase_add_test(p, json_of_every_type);
-	suite_add_tcase(s, p);
-	tcase_add_checked_fixture(q, setup, teardown);
-	tcase_set_timeout(q, 60);
-	tcase_add_test(q, order_and_answers);
-	tcase_add_test(q, not_now_waits_for_next_idle);
-	tcase_add_test(q, unanswered_is_delivered_again);
-	tcase_add_test(q, refusals_change_nothing);
-	tcase_add_test(q, real_answers_stored);
-	tcase_add_test(q, undeliverable_moves_on);
-	suite_add_tcase(s, q);
-	return s;
+	ts_add_tests(tc, parse_refusals, json_of_every_type);
+}
+
+void command_db_tcases(Suite *s)
+{
+	TCase *tc = ts_tcase(s, "queue", 60, setup, teardown);
+
+	ts_add_tests(tc, order_and_answers, not_now_waits_for_next_idle,
+	        unanswered_is_delivered_again, refusals_change_nothing, real_answers_stored,
+	        undeliverable_moves_on);
 }

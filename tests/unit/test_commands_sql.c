@@ -13,7 +13,7 @@
 #include "migrate.h"
 #include "plist.h"
 #include "suites.h"
-#include "testdb.h"
+#include "ts_db.h"
 
 #include <libpq-fe.h>
 
@@ -28,14 +28,14 @@
 #define UDID_B     "00008030-000B1234567890AB"
 #define UDID_NOENR "00008030-000C1234567890AB"
 
-static struct testdb tdb;
+static struct ts_db tdb;
 static db *d;
 static PGconn *pg;
 
 static void setup(void)
 {
 	log_set_level(MDM_LOG__MAX);
-	testdb_create(&tdb, "commands");
+	ts_db_create(&tdb, "commands");
 	d = tdb.d;
 	ck_assert_int_eq(db_exec(d,
 	                         "INSERT INTO mdm.device (udid) VALUES ('" UDID_A "'), ('" UDID_B
@@ -57,7 +57,7 @@ static void teardown(void)
 	PQfinish(pg);
 	pg = NULL;
 	d = NULL;
-	testdb_drop(&tdb); /* frees d */
+	ts_db_drop(&tdb); /* frees d */
 }
 
 /* ------------------------------------------------------------ helpers */
@@ -1047,25 +1047,11 @@ START_TEST(profile_rules_match_lib_plist)
 }
 END_TEST
 
-Suite *commands_sql_suite(void)
+void commands_sql_tcases(Suite *s)
 {
-	Suite *s = suite_create("commands_sql");
-	TCase *tc = tcase_create("sql");
+	TCase *tc = ts_tcase(s, "sql", 60, setup, teardown);
 
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_set_timeout(tc, 60);
-	tcase_add_test(tc, builders);
-	tcase_add_test(tc, enqueue_raw);
-	tcase_add_test(tc, refusals);
-	tcase_add_test(tc, encrypted_install_profile);
-	tcase_add_test(tc, profile_rules_match_lib_plist);
-	tcase_add_test(tc, hostile_strings);
-	tcase_add_test(tc, array_all_or_nothing);
-	tcase_add_test(tc, clear_and_cancel);
-	tcase_add_test(tc, notify);
-	tcase_add_test(tc, operator_role);
-	tcase_add_test(tc, comments);
-	tcase_add_test(tc, challenge_purge);
-	suite_add_tcase(s, tc);
-	return s;
+	ts_add_tests(tc, builders, enqueue_raw, refusals, encrypted_install_profile,
+	        profile_rules_match_lib_plist, hostile_strings, array_all_or_nothing,
+	        clear_and_cancel, notify, operator_role, comments, challenge_purge);
 }

@@ -273,21 +273,11 @@ START_TEST(every_key_documented)
 }
 END_TEST
 
-Suite *config_suite(void)
+void config_tcases(Suite *s)
 {
-	Suite *s = suite_create("config");
-	TCase *tc = tcase_create("load");
+	TCase *tc = ts_tcase(s, "load", 0, setup, teardown);
 
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_add_test(tc, defaults);
-	tcase_add_test(tc, file_then_env);
-	tcase_add_test(tc, mdm_config_names_the_file);
-	tcase_add_test(tc, refusals);
-	tcase_add_test(tc, retired_key_names_its_replacement);
-	tcase_add_test(tc, limits);
-	tcase_add_test(tc, dump_hides_secrets);
-	tcase_add_test(tc, dump_hides_key_uris);
-	tcase_add_test(tc, every_key_documented);
-	suite_add_tcase(s, tc);
-	return s;
+	ts_add_tests(tc, defaults, file_then_env, mdm_config_names_the_file, refusals,
+	        retired_key_names_its_replacement, limits, dump_hides_secrets, dump_hides_key_uris,
+	        every_key_documented);
 }

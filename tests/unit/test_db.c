@@ -8,6 +8,8 @@
 #include "log.h"
 #include "migrate.h"
 #include "suites.h"
+#include "ts_db.h"
+#include "ts_sys.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,46 +17,33 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static char dbname[64];
-static char conninfo[1024];
-static db *admin;
+static struct ts_db tdb;
+static db *admin;            /* tdb.admin: may end backends of the scratch database */
+static const char *conninfo; /* tdb.conninfo */
 
 /* Runs MDM_TEST_PGCTL (tests/run.sh: the pg_ctl command of the test cluster) with args. */
 static int pgctl(const char *args)
 {
-	const char *ctl = getenv("MDM_TEST_PGCTL");
-	char cmd[2048];
-
-	snprintf(cmd, sizeof(cmd), "%s %s >/dev/null 2>&1", ctl, args);
-	return system(cmd);
+	return ts_sh("%s %s >/dev/null 2>&1", getenv("MDM_TEST_PGCTL"), args);
 }
 
+/* An empty database per test: the migrations are what some tests check. */
 static void setup(void)
 {
-	const char *base = getenv("MDM_TEST_DB");
-	char sql[128];
-
 	log_set_level(MDM_LOG__MAX);
-	ck_assert_msg(base != NULL, "MDM_TEST_DB is not set: run the suite with `make test`");
 	/* A failed server_crash_is_503 must not leave the server down for the rest. */
 	if (getenv("MDM_TEST_PGCTL") != NULL && pgctl("status") != 0)
 		ck_assert_int_eq(pgctl("start"), 0);
-	ck_assert_int_eq(db_new(base, "unit", &admin), MDM_OK);
-	snprintf(dbname, sizeof(dbname), "unit_%ld_%ld", (long)getpid(), random() % 100000);
-	/* An identifier cannot be a parameter; this one is built from digits only. */
-	snprintf(sql, sizeof(sql), "CREATE DATABASE %s", dbname);
-	ck_assert_int_eq(db_exec(admin, sql, 0, NULL, NULL), MDM_OK);
-	snprintf(conninfo, sizeof(conninfo), "%s dbname=%s", base, dbname);
+	ts_db_create_empty(&tdb, "unit");
+	admin = tdb.admin;
+	conninfo = tdb.conninfo;
 }
 
 static void teardown(void)
 {
-	char sql[128];
-
-	snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)", dbname);
-	ck_assert_int_eq(db_exec(admin, sql, 0, NULL, NULL), MDM_OK);
-	db_free(admin);
 	admin = NULL;
+	conninfo = NULL;
+	ts_db_drop(&tdb);
 }
 
 static db *open_db(void)
@@ -552,30 +541,15 @@ START_TEST(listen_refuses_bad_channels)
 }
 END_TEST
 
-Suite *db_suite(void)
+void db_tcases(Suite *s)
 {
-	Suite *s = suite_create("db");
-	TCase *tc = tcase_create("postgresql");
+	TCase *tc = ts_tcase(s, "postgresql", 30, setup, teardown);
 
-	tcase_set_timeout(tc, 30);
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_add_test(tc, parameters_carry_hostile_strings_intact);
-	tcase_add_test(tc, nulls_and_errors);
-	tcase_add_test(tc, binary_parameters);
-	tcase_add_test(tc, reconnects_after_lost_connection);
-	tcase_add_test(tc, unreachable_database);
-	tcase_add_test(tc, server_crash_is_503);
-	tcase_add_test(tc, transactions_commit_roll_back_and_retry);
-	tcase_add_test(tc, commit_with_unknown_outcome_is_not_retried);
-	tcase_add_test(tc, unavailable_sqlstates_are_503);
-	tcase_add_test(tc, read_only_drops_the_connection);
-	tcase_add_test(tc, migrate_applies_once_and_records);
-	tcase_add_test(tc, migrate_refuses_a_changed_migration);
-	tcase_add_test(tc, migrate_concurrent);
-	tcase_add_test(tc, health_with_database);
-	tcase_add_test(tc, listen_and_wait_notify);
-	tcase_add_test(tc, listen_survives_reconnect);
-	tcase_add_test(tc, listen_refuses_bad_channels);
-	suite_add_tcase(s, tc);
-	return s;
+	ts_add_tests(tc, parameters_carry_hostile_strings_intact, nulls_and_errors,
+	        binary_parameters, reconnects_after_lost_connection, unreachable_database,
+	        server_crash_is_503, transactions_commit_roll_back_and_retry,
+	        commit_with_unknown_outcome_is_not_retried, unavailable_sqlstates_are_503,
+	        read_only_drops_the_connection, migrate_applies_once_and_records,
+	        migrate_refuses_a_changed_migration, migrate_concurrent, health_with_database,
+	        listen_and_wait_notify, listen_survives_reconnect, listen_refuses_bad_channels);
 }

@@ -15,31 +15,16 @@
 #include "profile.h"
 #include "pushcert.h"
 #include "suites.h"
-#include "testdb.h"
+#include "ts_db.h"
+#include "ts_sys.h"
+#include "vectors.h"
 #include "x509.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int sh(const char *fmt, ...)
-{
-	char cmd[4096];
-	va_list ap;
-	int st;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	st = system(cmd);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-}
 
 /* ---- profile ---- */
 
@@ -291,18 +276,11 @@ END_TEST
 /* The real Apple MDM push certificate (nanomdm's test data): its topic. */
 START_TEST(pushcert_topic_real_apple_cert)
 {
-	const char *v = getenv("MDM_VECTORS");
-	char path[600], topic[PUSHCERT_MAX_TOPIC + 1];
+	char path[4096], topic[PUSHCERT_MAX_TOPIC + 1];
 	struct x509_st *c = NULL;
-	struct stat st;
 
-	snprintf(path, sizeof(path), "%s/nanomdm/test/e2e/testdata/push.pem",
-	        v != NULL && v[0] != '\0' ? v : "../shared/vectors");
-	if (stat(path, &st) != 0) {
-		printf("enroll: %s not found (set MDM_VECTORS); real push certificate skipped\n",
-		        path);
+	if (vector_path("enroll", "nanomdm/test/e2e/testdata/push.pem", path, sizeof(path)) == NULL)
 		return;
-	}
 	ck_assert_int_eq(x509_cert_load_file(path, &c), MDM_OK);
 	ck_assert_int_eq(pushcert_topic(c, topic), MDM_OK);
 	ck_assert_str_eq(topic, "com.apple.mgmt.External.e0bd1eac-1f17-4c8e-8a63-dd17d3dd35d9");
@@ -313,31 +291,32 @@ END_TEST
 /* ---- against the database ---- */
 
 static char dir[128];
-static struct testdb tdb;
+static struct ts_db tdb;
 static db *d;
 
+/* A scratch database, and a directory for the openssl command line. */
 static void db_setup(void)
 {
 	log_set_level(MDM_LOG__MAX);
-	testdb_create(&tdb, "enroll");
+	ts_db_create(&tdb, "enroll");
 	d = tdb.d;
-	snprintf(dir, sizeof(dir), "/tmp/mdm-enroll-test-%ld", (long)getpid());
-	ck_assert_int_eq(sh("rm -rf %s && mkdir -p %s", dir, dir), 0);
+	ts_tmpdir_new(dir, sizeof(dir), "enroll");
 }
 
 static void db_teardown(void)
 {
 	d = NULL;
-	testdb_drop(&tdb); /* frees d */
-	ck_assert_int_eq(sh("rm -rf %s", dir), 0);
+	ts_db_drop(&tdb); /* frees d */
+	ts_tmpdir_done(dir);
 }
 
 /* dir/name.pem and dir/name.key: a self-signed certificate with subject subj. */
 static void make_cert(const char *name, const char *subj)
 {
-	ck_assert_int_eq(sh("openssl req -x509 -newkey rsa:2048 -nodes -days 30 -keyout %s/%s.key "
-	                    "-out %s/%s.pem -subj '%s' 2>/dev/null",
-	                         dir, name, dir, name, subj),
+	ck_assert_int_eq(
+	        ts_sh("openssl req -x509 -newkey rsa:2048 -nodes -days 30 -keyout %s/%s.key "
+	              "-out %s/%s.pem -subj '%s' 2>/dev/null",
+	                dir, name, dir, name, subj),
 	        0);
 }
 
@@ -368,13 +347,7 @@ static mdm_err import(const char *cert, const char *key, enum pushcert_import_re
 
 static int count(const char *sql)
 {
-	db_res *r = NULL;
-	int n;
-
-	ck_assert_int_eq(db_exec(d, sql, 0, NULL, &r), MDM_OK);
-	n = atoi(db_res_get0(r, 0, 0));
-	db_res_free(r);
-	return n;
+	return ts_db_count(d, sql);
 }
 
 #define UUID1 "e0bd1eac-1f17-4c8e-8a63-dd17d3dd35d9"
@@ -420,10 +393,10 @@ START_TEST(pushcert_import_p12)
 	snprintf(p12, sizeof(p12), "%s/push.p12", dir);
 	snprintf(pw, sizeof(pw), "%s/pw", dir);
 	snprintf(bad, sizeof(bad), "%s/badpw", dir);
-	ck_assert_int_eq(sh("printf 'secret pass\\n' > %s && printf 'nope' > %s", pw, bad), 0);
+	ck_assert_int_eq(ts_sh("printf 'secret pass\\n' > %s && printf 'nope' > %s", pw, bad), 0);
 	/* -legacy: RC2 and 3DES, as Keychain Access exports. */
-	ck_assert_int_eq(sh("openssl pkcs12 -export -legacy -in %s/push.pem -inkey %s/push.key "
-	                    "-out %s -passout file:%s 2>/dev/null",
+	ck_assert_int_eq(ts_sh("openssl pkcs12 -export -legacy -in %s/push.pem -inkey %s/push.key "
+	                       "-out %s -passout file:%s 2>/dev/null",
 	                         dir, dir, p12, pw),
 	        0);
 	ck_assert_int_eq(x509_pkcs12_load(p12, bad, &c, &k), MDM_ERR_AUTH);
@@ -439,8 +412,8 @@ START_TEST(pushcert_import_p12)
 	x509_cert_free(c);
 	x509_key_free(k);
 	/* Modern encryption (AES, PBKDF2) too. */
-	ck_assert_int_eq(sh("openssl pkcs12 -export -in %s/push.pem -inkey %s/push.key "
-	                    "-out %s.aes -passout file:%s 2>/dev/null",
+	ck_assert_int_eq(ts_sh("openssl pkcs12 -export -in %s/push.pem -inkey %s/push.key "
+	                       "-out %s.aes -passout file:%s 2>/dev/null",
 	                         dir, dir, p12, pw),
 	        0);
 	strcat(p12, ".aes");
@@ -790,11 +763,10 @@ START_TEST(enroll_signed_profile_with_challenge)
 	config *cfg = NULL;
 	char *text = NULL;
 	uint8_t *sig = NULL;
-	size_t len = 0, siglen = 0, pemlen = 0;
+	size_t len = 0, siglen = 0, pemlen = 0, backlen;
 	struct x509_st *cacert = NULL;
 	char *pem = NULL, *back = NULL;
 	db_res *r = NULL;
-	FILE *fp;
 
 	snprintf(key, sizeof(key), "%s/signer.key", dir);
 	snprintf(crt, sizeof(crt), "%s/signer.pem", dir);
@@ -828,9 +800,7 @@ START_TEST(enroll_signed_profile_with_challenge)
 	ck_assert_int_eq(enroll_profile_sign(st, text, len, &sig, &siglen), MDM_OK);
 	snprintf(der, sizeof(der), "%s/p.der", dir);
 	snprintf(xml, sizeof(xml), "%s/p.xml", dir);
-	ck_assert_ptr_nonnull(fp = fopen(der, "wb"));
-	ck_assert_uint_eq(fwrite(sig, 1, siglen, fp), siglen);
-	fclose(fp);
+	ts_file_write(der, sig, siglen);
 	/* The CA as the only trust anchor, openssl's default (S/MIME) purpose. */
 	ck_assert_int_eq(
 	        db_exec(d, "SELECT der FROM mdm.certificate WHERE kind = 'ca'", 0, NULL, &r),
@@ -839,16 +809,13 @@ START_TEST(enroll_signed_profile_with_challenge)
 	db_res_free(r);
 	ck_assert_int_eq(x509_cert_to_pem(cacert, &pem, &pemlen), MDM_OK);
 	snprintf(ca, sizeof(ca), "%s/ca.pem", dir);
-	ck_assert_ptr_nonnull(fp = fopen(ca, "w"));
-	ck_assert_uint_eq(fwrite(pem, 1, pemlen, fp), pemlen);
-	fclose(fp);
-	ck_assert_int_eq(sh("openssl cms -verify -inform DER -in %s -CAfile %s -out %s 2>/dev/null",
-	                         der, ca, xml),
+	ts_file_write(ca, pem, pemlen);
+	ck_assert_int_eq(
+	        ts_sh("openssl cms -verify -inform DER -in %s -CAfile %s -out %s 2>/dev/null", der,
+	                ca, xml),
 	        0);
-	ck_assert_ptr_nonnull(fp = fopen(xml, "rb"));
-	ck_assert_ptr_nonnull(back = calloc(1, len + 2));
-	ck_assert_uint_eq(fread(back, 1, len + 1, fp), len);
-	fclose(fp);
+	back = ts_file_get(xml, &backlen);
+	ck_assert_uint_eq(backlen, len);
 	ck_assert_int_eq(memcmp(back, text, len), 0);
 	free(back);
 	free(pem);
@@ -930,35 +897,21 @@ static void quiet(void)
 	log_set_level(MDM_LOG__MAX);
 }
 
-Suite *enroll_suite(void)
+void enroll_tcases(Suite *s)
 {
-	Suite *s = suite_create("enroll");
-	TCase *tc = tcase_create("profile");
+	TCase *tc = ts_tcase(s, "profile", 0, quiet, NULL);
 
-	tcase_add_checked_fixture(tc, quiet, NULL);
+	ts_add_tests(tc, profile_round_trip_and_keys, profile_scep_url_and_fresh_uuids,
+	        profile_uuid_v4, profile_hostile_org_escaped, profile_bad_values_refused,
+	        profile_subject_forms, pushcert_topic_rules, pushcert_topic_real_apple_cert,
+	        enroll_authorization, enroll_topic_query_refusals);
+}
 
-	tcase_add_test(tc, profile_round_trip_and_keys);
-	tcase_add_test(tc, profile_scep_url_and_fresh_uuids);
-	tcase_add_test(tc, profile_uuid_v4);
-	tcase_add_test(tc, profile_hostile_org_escaped);
-	tcase_add_test(tc, profile_bad_values_refused);
-	tcase_add_test(tc, profile_subject_forms);
-	tcase_add_test(tc, pushcert_topic_rules);
-	tcase_add_test(tc, pushcert_topic_real_apple_cert);
-	tcase_add_test(tc, enroll_authorization);
-	tcase_add_test(tc, enroll_topic_query_refusals);
-	suite_add_tcase(s, tc);
+void enroll_db_tcases(Suite *s)
+{
+	TCase *tc = ts_tcase(s, "db", 60, db_setup, db_teardown);
 
-	tc = tcase_create("db");
-	tcase_set_timeout(tc, 60);
-	tcase_add_checked_fixture(tc, db_setup, db_teardown);
-	tcase_add_test(tc, pushcert_import_rules);
-	tcase_add_test(tc, pushcert_import_p12);
-	tcase_add_test(tc, enroll_topic_choice);
-	tcase_add_test(tc, enroll_admit_auth_before_topics);
-	tcase_add_test(tc, enroll_profile_per_topic);
-	tcase_add_test(tc, pushcert_remove_rules);
-	tcase_add_test(tc, enroll_signed_profile_with_challenge);
-	suite_add_tcase(s, tc);
-	return s;
+	ts_add_tests(tc, pushcert_import_rules, pushcert_import_p12, enroll_topic_choice,
+	        enroll_admit_auth_before_topics, enroll_profile_per_topic, pushcert_remove_rules,
+	        enroll_signed_profile_with_challenge);
 }

@@ -36,14 +36,9 @@ START_TEST(out_of_range)
 }
 END_TEST
 
-Suite *errors_suite(void)
+void errors_tcases(Suite *s)
 {
-	Suite *s = suite_create("errors");
-	TCase *tc = tcase_create("table");
+	TCase *tc = ts_tcase(s, "table", 0, NULL, NULL);
 
-	tcase_add_test(tc, every_error_has_a_status_and_name);
-	tcase_add_test(tc, statuses);
-	tcase_add_test(tc, out_of_range);
-	suite_add_tcase(s, tc);
-	return s;
+	ts_add_tests(tc, every_error_has_a_status_and_name, statuses, out_of_range);
 }

@@ -401,28 +401,13 @@ START_TEST(method_in)
 }
 END_TEST
 
-Suite *fcgi_suite(void)
+void fcgi_tcases(Suite *s)
 {
-	Suite *s = suite_create("fcgi");
-	TCase *tc = tcase_create("request");
+	TCase *tc = ts_tcase(s, "request", 0, quiet, NULL);
 
-	tcase_add_checked_fixture(tc, quiet, NULL);
-	tcase_add_test(tc, init_reads_parameters);
-	tcase_add_test(tc, init_refuses_malformed);
-	tcase_add_test(tc, init_refuses_long_query);
-	tcase_add_test(tc, body_exact);
-	tcase_add_test(tc, body_short_is_refused);
-	tcase_add_test(tc, body_over_limit_refused_before_allocation);
-	tcase_add_test(tc, body_limit_boundary);
-	tcase_add_test(tc, body_chunked);
-	tcase_add_test(tc, respond_format);
-	tcase_add_test(tc, respond_refuses_header_injection);
-	tcase_add_test(tc, head_has_no_body);
-	tcase_add_test(tc, query_get);
-	tcase_add_test(tc, query_get_buf);
-	tcase_add_test(tc, method_in);
-	tcase_add_test(tc, proxies_parse_and_match);
-	tcase_add_test(tc, client_cert_from_proxy);
-	suite_add_tcase(s, tc);
-	return s;
+	ts_add_tests(tc, init_reads_parameters, init_refuses_malformed, init_refuses_long_query,
+	        body_exact, body_short_is_refused, body_over_limit_refused_before_allocation,
+	        body_limit_boundary, body_chunked, respond_format, respond_refuses_header_injection,
+	        head_has_no_body, query_get, query_get_buf, method_in, proxies_parse_and_match,
+	        client_cert_from_proxy);
 }

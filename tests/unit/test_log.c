@@ -137,17 +137,11 @@ START_TEST(level_parse)
 }
 END_TEST
 
-Suite *log_suite(void)
+void log_tcases(Suite *s)
 {
-	Suite *s = suite_create("log");
-	TCase *tc = tcase_create("lines");
+	TCase *tc = ts_tcase(s, "lines", 0, NULL, NULL);
 
-	tcase_add_test(tc, escapes_control_characters_and_quotes);
-	tcase_add_test(tc, bounded_and_marked_when_truncated);
-	tcase_add_test(tc, format_never_overflows_small_buffers);
-	tcase_add_test(tc, level_filter);
-	tcase_add_test(tc, request_id_is_sanitised);
-	tcase_add_test(tc, level_parse);
-	suite_add_tcase(s, tc);
-	return s;
+	ts_add_tests(tc, escapes_control_characters_and_quotes, bounded_and_marked_when_truncated,
+	        format_never_overflows_small_buffers, level_filter, request_id_is_sanitised,
+	        level_parse);
 }

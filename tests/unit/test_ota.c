@@ -20,15 +20,14 @@
 #include "profile.h"
 #include "pushcert.h"
 #include "suites.h"
-#include "testdb.h"
+#include "ts_db.h"
+#include "ts_sys.h"
+#include "vectors.h"
 #include "x509.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -45,47 +44,12 @@
 #define T2025 ((time_t)1748736000)
 #define T2012 ((time_t)1325376000)
 
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int sh(const char *fmt, ...)
-{
-	char cmd[4096];
-	va_list ap;
-	int st;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	st = system(cmd);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-}
-
 /* MDM_VECTORS/rel, or NULL with a note when the vectors are absent. */
 static const char *vector(const char *rel)
 {
 	static char path[4096];
-	const char *dir = getenv("MDM_VECTORS");
-	struct stat st;
 
-	if (dir == NULL || *dir == '\0')
-		dir = "../shared/vectors";
-	snprintf(path, sizeof(path), "%s/%s", dir, rel);
-	if (stat(path, &st) != 0) {
-		printf("ota: vector %s not found (set MDM_VECTORS); skipped\n", rel);
-		return NULL;
-	}
-	return path;
-}
-
-static uint8_t *slurp(const char *path, size_t *len)
-{
-	FILE *fp = fopen(path, "rb");
-	uint8_t *buf = malloc(256 * 1024);
-
-	ck_assert_ptr_nonnull(fp);
-	ck_assert_ptr_nonnull(buf);
-	*len = fread(buf, 1, 256 * 1024, fp);
-	fclose(fp);
-	return buf;
+	return vector_path("ota", rel, path, sizeof(path));
 }
 
 static struct ota_trust *trust_load(void)
@@ -195,7 +159,7 @@ START_TEST(phase2_vector_parses)
 	if (p == NULL)
 		return;
 	t = trust_load();
-	der = slurp(p, &len);
+	der = ts_file_get(p, &len);
 	ck_assert_int_eq(ota_msg_parse(der, len, t, NULL, 0, T2023, &m), MDM_OK);
 	ck_assert_int_eq(m.phase, OTA_PHASE2);
 	ck_assert_str_eq(m.udid, P2_UDID);
@@ -266,14 +230,12 @@ START_TEST(encrypted_profile_decrypts_with_openssl)
 	plist *profile = NULL;
 	char *xml = NULL;
 	size_t len = 0;
-	FILE *fp;
 
 	log_set_level(MDM_LOG__MAX);
-	snprintf(dir, sizeof(dir), "/tmp/mdm-ota-test-%ld", (long)getpid());
-	ck_assert_int_eq(sh("rm -rf %s && mkdir -p %s && openssl req -x509 -newkey rsa:2048 "
-	                    "-nodes -days 3 -keyout %s/k.pem -out %s/c.pem -subj /CN=dev "
-	                    "2>/dev/null",
-	                         dir, dir, dir, dir),
+	ts_tmpdir_new(dir, sizeof(dir), "ota");
+	ck_assert_int_eq(ts_sh("openssl req -x509 -newkey rsa:2048 -nodes -days 3 -keyout "
+	                       "%s/k.pem -out %s/c.pem -subj /CN=dev 2>/dev/null",
+	                         dir, dir),
 	        0);
 	snprintf(path, sizeof(path), "%s/c.pem", dir);
 	ck_assert_int_eq(x509_cert_load_file(path, &c), MDM_OK);
@@ -296,20 +258,19 @@ START_TEST(encrypted_profile_decrypts_with_openssl)
 	ck_assert_ptr_null(strstr(xml, "secret-challenge-value"));
 	ck_assert_ptr_null(strstr(xml, "com.apple.mdm<"));
 	snprintf(path, sizeof(path), "%s/p.plist", dir);
-	ck_assert_ptr_nonnull(fp = fopen(path, "w"));
-	ck_assert_uint_eq(fwrite(xml, 1, len, fp), len);
-	fclose(fp);
-	ck_assert_int_eq(sh("cd %s && xmllint --nonet --xpath \"string(//key[.='"
-	                    "EncryptedPayloadContent']/following-sibling::data[1])\" p.plist | "
-	                    "tr -d ' \\t\\n' | base64 -d >enc.der && openssl cms -decrypt -inform "
-	                    "DER -in enc.der "
-	                    "-inkey k.pem -recip c.pem -out clear.plist && grep -q "
-	                    "'<string>com.apple.mdm</string>' clear.plist && grep -q "
-	                    "secret-challenge-value clear.plist && openssl cms -cmsout -print "
-	                    "-inform DER -in enc.der | grep -q aes-256-cbc",
-	                         dir),
+	ts_file_write(path, xml, len);
+	ck_assert_int_eq(
+	        ts_sh("cd %s && xmllint --nonet --xpath \"string(//key[.='"
+	              "EncryptedPayloadContent']/following-sibling::data[1])\" p.plist | "
+	              "tr -d ' \\t\\n' | base64 -d >enc.der && openssl cms -decrypt -inform "
+	              "DER -in enc.der "
+	              "-inkey k.pem -recip c.pem -out clear.plist && grep -q "
+	              "'<string>com.apple.mdm</string>' clear.plist && grep -q "
+	              "secret-challenge-value clear.plist && openssl cms -cmsout -print "
+	              "-inform DER -in enc.der | grep -q aes-256-cbc",
+	                dir),
 	        0);
-	ck_assert_int_eq(sh("rm -rf %s", dir), 0);
+	ts_tmpdir_done(dir);
 	free(xml);
 	plist_free(profile);
 	x509_cert_free(c);
@@ -319,44 +280,27 @@ END_TEST
 /* ---- against the database ---- */
 
 static char dir[128];
-static struct testdb tdb;
+static struct ts_db tdb;
 static db *d;
 
 static void db_setup(void)
 {
 	log_set_level(MDM_LOG__MAX);
-	testdb_create(&tdb, "ota");
+	ts_db_create(&tdb, "ota");
 	d = tdb.d;
-	snprintf(dir, sizeof(dir), "/tmp/mdm-ota-db-%ld", (long)getpid());
-	ck_assert_int_eq(sh("rm -rf %s && mkdir -p %s", dir, dir), 0);
+	ts_tmpdir_new(dir, sizeof(dir), "ota-db");
 }
 
 static void db_teardown(void)
 {
 	d = NULL;
-	testdb_drop(&tdb); /* frees d */
-	ck_assert_int_eq(sh("rm -rf %s", dir), 0);
-}
-
-static char *q1(const char *sql, const char *param)
-{
-	const char *params[1] = {param};
-	db_res *r = NULL;
-	char *v;
-
-	ck_assert_int_eq(db_exec(d, sql, param != NULL, params, &r), MDM_OK);
-	ck_assert_int_eq(db_res_rows(r), 1);
-	v = strdup(db_res_get0(r, 0, 0) ? db_res_get0(r, 0, 0) : "(null)");
-	db_res_free(r);
-	return v;
+	ts_db_drop(&tdb); /* frees d */
+	ts_tmpdir_done(dir);
 }
 
 static void assert_q(const char *sql, const char *param, const char *want)
 {
-	char *v = q1(sql, param);
-
-	ck_assert_str_eq(v, want);
-	free(v);
+	ts_db_assert(d, sql, param, want);
 }
 
 /* CA, profile signer and a push certificate, then the enrollment state. */
@@ -382,10 +326,11 @@ static void enroll_setup(config **cfg, struct enroll_state **st)
 	ck_assert_int_eq(config_load_file(NULL, 0, cfg), MDM_OK);
 	ck_assert_int_eq(
 	        ca_server_cert(d, *cfg, "/CN=Unit Signer", 30, 2048, key, crt, time(NULL)), MDM_OK);
-	ck_assert_int_eq(sh("openssl req -x509 -newkey rsa:2048 -nodes -days 30 -keyout %s -out %s "
-	                    "-subj '/UID=com.apple.mgmt.External.e0bd1eac-1f17-4c8e-8a63-"
-	                    "dd17d3dd35d9/CN=APSP:x/C=US' 2>/dev/null",
-	                         pk, pc),
+	ck_assert_int_eq(
+	        ts_sh("openssl req -x509 -newkey rsa:2048 -nodes -days 30 -keyout %s -out %s "
+	              "-subj '/UID=com.apple.mgmt.External.e0bd1eac-1f17-4c8e-8a63-"
+	              "dd17d3dd35d9/CN=APSP:x/C=US' 2>/dev/null",
+	                pk, pc),
 	        0);
 	ck_assert_int_eq(x509_cert_load_file(pc, &c), MDM_OK);
 	ck_assert_int_eq(x509_key_load(pk, &k), MDM_OK);
@@ -405,7 +350,6 @@ START_TEST(phase1_profile_service)
 	uint8_t *der = NULL;
 	size_t len = 0;
 	char path[256];
-	FILE *fp;
 
 	enroll_setup(&cfg, &st);
 	/* A topic that is not imported: no challenge is made. */
@@ -423,16 +367,16 @@ START_TEST(phase1_profile_service)
 	         "AND topic = $1",
 	        UNIT_TOPIC, "1");
 	snprintf(path, sizeof(path), "%s/ota.der", dir);
-	ck_assert_ptr_nonnull(fp = fopen(path, "wb"));
-	ck_assert_uint_eq(fwrite(der, 1, len, fp), len);
-	fclose(fp);
+	ts_file_write(path, der, len);
 	ck_assert_int_eq(
-	        sh("cd %s && openssl cms -verify -noverify -inform DER -in ota.der -out ota.plist "
-	           "2>/dev/null && grep -q '<string>Profile Service</string>' ota.plist && "
-	           "grep -q '<string>https://mdm.example.com/enroll/ota</string>' ota.plist && "
-	           "for a in UDID IMEI ICCID VERSION PRODUCT SERIAL MAC_ADDRESS_EN0 DEVICE_NAME; "
-	           "do grep -q \"<string>$a</string>\" ota.plist || exit 1; done && "
-	           "grep -q '<key>Challenge</key>' ota.plist",
+	        ts_sh("cd %s && openssl cms -verify -noverify -inform DER -in ota.der -out "
+	              "ota.plist "
+	              "2>/dev/null && grep -q '<string>Profile Service</string>' ota.plist && "
+	              "grep -q '<string>https://mdm.example.com/enroll/ota</string>' ota.plist && "
+	              "for a in UDID IMEI ICCID VERSION PRODUCT SERIAL MAC_ADDRESS_EN0 "
+	              "DEVICE_NAME; "
+	              "do grep -q \"<string>$a</string>\" ota.plist || exit 1; done && "
+	              "grep -q '<key>Challenge</key>' ota.plist",
 	                dir),
 	        0);
 	enroll_free_secret(der, len);
@@ -451,13 +395,12 @@ START_TEST(phase2_vector_stored_once)
 	uint8_t *body, *der = NULL;
 	size_t len, derlen = 0;
 	char path[256];
-	FILE *fp;
 
 	if (p == NULL)
 		return;
 	enroll_setup(&cfg, &st);
 	t = trust_load();
-	body = slurp(p, &len);
+	body = ts_file_get(p, &len);
 	ck_assert_int_eq(ota_msg_parse(body, len, t, NULL, 0, T2023, &m), MDM_OK);
 	/* Not issued by us: no challenge of ours, refused, nothing stored. */
 	ck_assert_int_eq(ota_answer(d, cfg, st, NULL, &m, &der, &derlen), MDM_ERR_FORBIDDEN);
@@ -489,13 +432,12 @@ START_TEST(phase2_vector_stored_once)
 	assert_q("SELECT origin FROM mdm.challenge WHERE purpose = 'scep' AND udid = $1", P2_UDID,
 	        "ota");
 	snprintf(path, sizeof(path), "%s/p2.der", dir);
-	ck_assert_ptr_nonnull(fp = fopen(path, "wb"));
-	ck_assert_uint_eq(fwrite(der, 1, derlen, fp), derlen);
-	fclose(fp);
-	ck_assert_int_eq(sh("cd %s && openssl cms -verify -noverify -inform DER -in p2.der -out "
-	                    "p2.plist 2>/dev/null && grep -q com.apple.security.scep p2.plist && "
-	                    "! grep -q '<string>com.apple.mdm</string>' p2.plist",
-	                         dir),
+	ts_file_write(path, der, derlen);
+	ck_assert_int_eq(
+	        ts_sh("cd %s && openssl cms -verify -noverify -inform DER -in p2.der -out "
+	              "p2.plist 2>/dev/null && grep -q com.apple.security.scep p2.plist && "
+	              "! grep -q '<string>com.apple.mdm</string>' p2.plist",
+	                dir),
 	        0);
 	enroll_free_secret(der, derlen);
 	der = NULL;
@@ -512,21 +454,17 @@ START_TEST(phase2_vector_stored_once)
 }
 END_TEST
 
-Suite *ota_suite(void)
+void ota_tcases(Suite *s)
 {
-	Suite *s = suite_create("ota");
-	TCase *tc = tcase_create("parse");
-	TCase *tc_db = tcase_create("db");
+	TCase *tc = ts_tcase(s, "parse", 0, NULL, NULL);
 
-	tcase_add_test(tc, apple_chain_pinned);
-	tcase_add_test(tc, phase2_vector_parses);
-	tcase_add_test(tc, bad_bodies_refused);
-	tcase_add_test(tc, encrypted_profile_decrypts_with_openssl);
-	suite_add_tcase(s, tc);
-	tcase_set_timeout(tc_db, 60);
-	tcase_add_checked_fixture(tc_db, db_setup, db_teardown);
-	tcase_add_test(tc_db, phase1_profile_service);
-	tcase_add_test(tc_db, phase2_vector_stored_once);
-	suite_add_tcase(s, tc_db);
-	return s;
+	ts_add_tests(tc, apple_chain_pinned, phase2_vector_parses, bad_bodies_refused,
+	        encrypted_profile_decrypts_with_openssl);
+}
+
+void ota_db_tcases(Suite *s)
+{
+	TCase *tc = ts_tcase(s, "db", 60, db_setup, db_teardown);
+
+	ts_add_tests(tc, phase1_profile_service, phase2_vector_stored_once);
 }

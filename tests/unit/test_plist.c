@@ -12,6 +12,7 @@
 #include "plist.h"
 #include "plist_test.h"
 #include "suites.h"
+#include "ts_sys.h"
 #include "vectors.h"
 
 #include <dirent.h>
@@ -40,19 +41,7 @@ static const char *const apple_written_vectors[] = {
 
 char *pt_read_file(const char *path, size_t *lenp)
 {
-	FILE *fp;
-	char *buf;
-	size_t n;
-
-	*lenp = 0;
-	if ((fp = fopen(path, "rb")) == NULL)
-		return NULL;
-	buf = malloc(PLIST_MAX_BYTES + 1);
-	ck_assert_ptr_nonnull(buf);
-	n = fread(buf, 1, PLIST_MAX_BYTES + 1, fp);
-	fclose(fp);
-	*lenp = n;
-	return buf;
+	return ts_file_read(path, PLIST_MAX_BYTES + 1, lenp);
 }
 
 plist *pt_parse_ok(const char *buf, size_t len)
@@ -142,23 +131,22 @@ static int has_suffix(const char *s, const char *suffix)
 /* Text plists only: the DER files that embed one are not. */
 static int looks_like_plist(const char *path)
 {
-	char head[4096];
+	char *head;
 	size_t n, i = 0;
-	FILE *fp;
+	int yes;
 
-	if ((fp = fopen(path, "rb")) == NULL)
+	if ((head = ts_file_read(path, 4095, &n)) == NULL)
 		return 0;
-	n = fread(head, 1, sizeof(head) - 1, fp);
-	fclose(fp);
-	head[n] = '\0';
 	if (n >= 3 && memcmp(head, "\xef\xbb\xbf", 3) == 0)
 		i = 3;
 	while (i < n && strchr(" \t\r\n", head[i]) != NULL && head[i] != '\0')
 		i++;
-	if (strncmp(head + i, "<?xml", 5) != 0 && strncmp(head + i, "<!DOCTYPE plist", 15) != 0 &&
-	        strncmp(head + i, "<plist", 6) != 0)
-		return 0;
-	return strstr(head + i, "<plist") != NULL;
+	yes = (strncmp(head + i, "<?xml", 5) == 0 ||
+	              strncmp(head + i, "<!DOCTYPE plist", 15) == 0 ||
+	              strncmp(head + i, "<plist", 6) == 0) &&
+	        strstr(head + i, "<plist") != NULL;
+	free(head);
+	return yes;
 }
 
 static void collect(const char *dir, struct pathlist *pl, int depth)
@@ -414,23 +402,13 @@ START_TEST(builder_api)
 }
 END_TEST
 
-Suite *plist_suite(void)
+void plist_tcases(Suite *s)
 {
-	Suite *s = suite_create("plist");
-	TCase *tc;
+	TCase *tc = ts_tcase(s, "vectors", 60, NULL, NULL);
 
-	tc = tcase_create("vectors");
-	tcase_set_timeout(tc, 60);
-	tcase_add_test(tc, vectors_roundtrip);
-	tcase_add_test(tc, vectors_apple_layout);
-	tcase_add_test(tc, vectors_values);
-	suite_add_tcase(s, tc);
-
+	ts_add_tests(tc, vectors_roundtrip, vectors_apple_layout, vectors_values);
 	plist_parse_tcases(s);
 	plist_write_tcases(s);
-
-	tc = tcase_create("tree");
-	tcase_add_test(tc, builder_api);
-	suite_add_tcase(s, tc);
-	return s;
+	tc = ts_tcase(s, "tree", 0, NULL, NULL);
+	ts_add_tests(tc, builder_api);
 }

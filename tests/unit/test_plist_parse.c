@@ -683,28 +683,13 @@ END_TEST
 
 void plist_parse_tcases(Suite *s)
 {
-	TCase *tc;
+	TCase *tc = ts_tcase(s, "hostile", 120, NULL, NULL);
 
-	tc = tcase_create("hostile");
-	tcase_set_timeout(tc, 120);
-	tcase_add_test(tc, hostile_fixtures);
-	tcase_add_test(tc, external_dtd_never_loaded);
+	ts_add_tests(tc, hostile_fixtures, external_dtd_never_loaded);
 	tcase_add_loop_test(tc, hostile_inline, 0, (int)(sizeof(bad_cases) / sizeof(bad_cases[0])));
-	tcase_add_test(tc, nul_byte_inside);
-	tcase_add_test(tc, many_attributes);
-	tcase_add_test(tc, comment_flood);
-	tcase_add_test(tc, bad_arguments);
-	tcase_add_test(tc, depth_limit);
-	tcase_add_test(tc, node_limit);
-	tcase_add_test(tc, string_limit);
-	tcase_add_test(tc, document_limit);
-	tcase_add_test(tc, truncated_everywhere);
-	tcase_add_test(tc, duplicate_keys_large_dict);
-	tcase_add_test(tc, quiet_on_stderr);
-	tcase_add_test(tc, parse_logs_once);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("values");
-	tcase_add_test(tc, value_checks);
-	suite_add_tcase(s, tc);
+	ts_add_tests(tc, nul_byte_inside, many_attributes, comment_flood, bad_arguments,
+	        depth_limit, node_limit, string_limit, document_limit, truncated_everywhere,
+	        duplicate_keys_large_dict, quiet_on_stderr, parse_logs_once);
+	tc = ts_tcase(s, "values", 0, NULL, NULL);
+	ts_add_tests(tc, value_checks);
 }

@@ -274,14 +274,8 @@ END_TEST
 
 void plist_write_tcases(Suite *s)
 {
-	TCase *tc;
+	TCase *tc = ts_tcase(s, "builder", 0, NULL, NULL);
 
-	tc = tcase_create("builder");
-	tcase_add_test(tc, builder_exact_output);
-	tcase_add_test(tc, builder_escaping);
-	tcase_add_test(tc, builder_refuses_unwritable);
-	tcase_add_test(tc, builder_depth);
-	tcase_add_test(tc, builder_numbers);
-	tcase_add_test(tc, builder_data_wrapping);
-	suite_add_tcase(s, tc);
+	ts_add_tests(tc, builder_exact_output, builder_escaping, builder_refuses_unwritable,
+	        builder_depth, builder_numbers, builder_data_wrapping);
 }

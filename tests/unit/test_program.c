@@ -3,6 +3,7 @@
 #include "fakeio.h"
 #include "log.h"
 #include "suites.h"
+#include "ts_sys.h"
 
 #include <stdio.h>
 
@@ -57,20 +58,13 @@ static void run(char **env, const char *body, size_t len, struct fakeio *f, mdm_
 	fcgi_req_clear(&r);
 }
 
-/* Reads a whole small file into a static buffer. */
-static const char *slurp(const char *path)
+/* A small file into buf, without its trailing newlines. */
+static void slurp(const char *path, char *buf, size_t cap)
 {
-	static char buf[8192];
-	FILE *fp = fopen(path, "r");
-	size_t n;
+	size_t n = ts_file_into(path, buf, cap);
 
-	ck_assert_msg(fp != NULL, "%s missing (run from the repository root)", path);
-	n = fread(buf, 1, sizeof(buf) - 1, fp);
-	fclose(fp);
-	buf[n] = '\0';
 	while (n > 0 && buf[n - 1] == '\n')
 		buf[--n] = '\0';
-	return buf;
 }
 
 START_TEST(health_without_database)
@@ -88,12 +82,12 @@ END_TEST
 START_TEST(health_reports_client_certificate)
 {
 	char fp[80], want[128];
-	static char certenv[8192];
+	static char certenv[8192] = "SSL_CLIENT_CERT=";
+	size_t n = strlen(certenv);
 	struct fakeio f;
 
-	snprintf(fp, sizeof(fp), "%s", slurp("tests/unit/data/x509/client.sha256"));
-	snprintf(certenv, sizeof(certenv), "SSL_CLIENT_CERT=%s",
-	        slurp("tests/unit/data/x509/client.pem"));
+	slurp("tests/unit/data/x509/client.sha256", fp, sizeof(fp));
+	slurp("tests/unit/data/x509/client.pem", certenv + n, sizeof(certenv) - n);
 	char *env[] = {"REQUEST_METHOD=GET", "REQUEST_URI=/x/health?y", certenv, NULL};
 	run(env, "", 0, &f, MDM_OK);
 	snprintf(want, sizeof(want), "client_cert=sha256:%s\n", fp);
@@ -172,18 +166,11 @@ START_TEST(unavailable_database_gets_503_with_retry_after)
 }
 END_TEST
 
-Suite *program_suite(void)
+void program_tcases(Suite *s)
 {
-	Suite *s = suite_create("program");
-	TCase *tc = tcase_create("dispatch");
+	TCase *tc = ts_tcase(s, "dispatch", 0, setup, NULL);
 
-	tcase_add_checked_fixture(tc, setup, NULL);
-	tcase_add_test(tc, health_without_database);
-	tcase_add_test(tc, health_reports_client_certificate);
-	tcase_add_test(tc, wrong_method_gets_405_with_allow);
-	tcase_add_test(tc, oversized_body_gets_413);
-	tcase_add_test(tc, allowed_request_reaches_handler);
-	tcase_add_test(tc, unavailable_database_gets_503_with_retry_after);
-	suite_add_tcase(s, tc);
-	return s;
+	ts_add_tests(tc, health_without_database, health_reports_client_certificate,
+	        wrong_method_gets_405_with_allow, oversized_body_gets_413,
+	        allowed_request_reaches_handler, unavailable_database_gets_503_with_retry_after);
 }

@@ -6,19 +6,19 @@
 #include "pushq.h"
 #include "log.h"
 #include "suites.h"
-#include "testdb.h"
+#include "ts_db.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-static struct testdb t;
+static struct ts_db t;
 
 static void setup(void)
 {
 	log_set_level(MDM_LOG__MAX);
-	testdb_create(&t, "pushq");
+	ts_db_create(&t, "pushq");
 	ck_assert_int_eq(db_exec(t.d, "INSERT INTO mdm.device (udid) VALUES ('U1'), ('U2'), ('U3')",
 	                         0, NULL, NULL),
 	        MDM_OK);
@@ -36,7 +36,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-	testdb_drop(&t);
+	ts_db_drop(&t);
 }
 
 static void enqueue(const char *udids)
@@ -50,18 +50,9 @@ static void enqueue(const char *udids)
 	        MDM_OK);
 }
 
-static char *q1(const char *sql, const char *param)
-{
-	return testdb_query1(t.d, sql, param);
-}
-
 static void expect(const char *sql, const char *param, const char *want)
 {
-	char *got = q1(sql, param);
-
-	ck_assert_msg(strcmp(got, want) == 0, "%s [%s]: got %s, want %s", sql, param ? param : "",
-	        got, want);
-	free(got);
+	ts_db_assert(t.d, sql, param, want);
 }
 
 START_TEST(enqueues_coalesce_into_one_claim)
@@ -97,11 +88,7 @@ START_TEST(concurrent_claimers_never_share)
 	ck_assert_int_eq(db_exec(t.d, "BEGIN", 0, NULL, NULL), MDM_OK);
 	ck_assert_int_eq(pushq_claim(t.d, "a", 1, 60, &a), MDM_OK);
 	ck_assert_uint_eq(a.n, 1);
-	{
-		char ci[1024];
-		snprintf(ci, sizeof(ci), "%s dbname=%s", getenv("MDM_TEST_DB"), t.name);
-		ck_assert_int_eq(db_new(ci, "unit", &other), MDM_OK);
-	}
+	ck_assert_int_eq(db_new(t.conninfo, "unit", &other), MDM_OK);
 	ck_assert_int_eq(pushq_claim(other, "b", 100, 60, &b), MDM_OK);
 	ck_assert_uint_eq(b.n, 1);
 	ck_assert_str_ne(a.items[0].udid, b.items[0].udid);
@@ -358,25 +345,19 @@ START_TEST(classify_and_backoff)
 }
 END_TEST
 
-Suite *pushq_suite(void)
+void pushq_db_tcases(Suite *s)
 {
-	Suite *s = suite_create("pushq");
-	TCase *tc = tcase_create("postgresql");
-	TCase *pure = tcase_create("rules");
+	TCase *tc = ts_tcase(s, "postgresql", 30, setup, teardown);
 
-	tcase_set_timeout(tc, 30);
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_add_test(tc, enqueues_coalesce_into_one_claim);
-	tcase_add_test(tc, concurrent_claimers_never_share);
-	tcase_add_test(tc, expired_claims_are_taken_over);
-	tcase_add_test(tc, success_clears_pending_unless_requested_again);
-	tcase_add_test(tc, min_interval_holds_between_pushes);
-	tcase_add_test(tc, invalid_token_waits_for_token_update);
-	tcase_add_test(tc, failures_back_off);
-	tcase_add_test(tc, no_token_is_claimed_for_marking);
-	tcase_add_test(tc, push_function_and_topics);
-	suite_add_tcase(s, tc);
-	tcase_add_test(pure, classify_and_backoff);
-	suite_add_tcase(s, pure);
-	return s;
+	ts_add_tests(tc, enqueues_coalesce_into_one_claim, concurrent_claimers_never_share,
+	        expired_claims_are_taken_over, success_clears_pending_unless_requested_again,
+	        min_interval_holds_between_pushes, invalid_token_waits_for_token_update,
+	        failures_back_off, no_token_is_claimed_for_marking, push_function_and_topics);
+}
+
+void pushq_tcases(Suite *s)
+{
+	TCase *tc = ts_tcase(s, "rules", 0, NULL, NULL);
+
+	ts_add_tests(tc, classify_and_backoff);
 }

@@ -11,16 +11,16 @@
 #include "config.h"
 #include "db.h"
 #include "log.h"
-#include "migrate.h"
 #include "scep.h"
 #include "scep_msg.h"
 #include "suites.h"
+#include "ts_db.h"
+#include "ts_pki.h"
 #include "vectors.h"
 #include "x509.h"
 
 #include <openssl/cms.h>
 #include <openssl/evp.h>
-#include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
@@ -30,31 +30,21 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #define T0 ((time_t)1800000000) /* 2027-01-15, the tests' "now" */
 
-static char dbname[64], conninfo[1024], keypath[128];
-static db *admin, *d;
+static char keypath[128];
+static struct ts_db tdb;
+static db *d;
 static config *cfg;
 static struct scep_server *srv;
 
 static void db_setup(void)
 {
-	const char *base = getenv("MDM_TEST_DB");
-	char sql[160];
-	int applied;
-
-	ck_assert_msg(base != NULL, "MDM_TEST_DB is not set: run the suite with `make test`");
-	ck_assert_int_eq(db_new(base, "unit", &admin), MDM_OK);
-	snprintf(dbname, sizeof(dbname), "scep_%ld_%ld", (long)getpid(), random() % 100000);
-	snprintf(sql, sizeof(sql), "CREATE DATABASE %s", dbname);
-	ck_assert_int_eq(db_exec(admin, sql, 0, NULL, NULL), MDM_OK);
-	snprintf(conninfo, sizeof(conninfo), "%s dbname=%s", base, dbname);
-	ck_assert_int_eq(db_new(conninfo, "unit", &d), MDM_OK);
-	ck_assert_int_eq(migrate_apply(d, &applied), MDM_OK);
+	ts_db_create(&tdb, "scep");
+	d = tdb.d;
 }
 
 static void setup(void)
@@ -76,18 +66,12 @@ static void setup(void)
 
 static void teardown(void)
 {
-	char sql[160];
-
 	scep_server_free(srv);
 	srv = NULL;
 	config_free(cfg);
 	cfg = NULL;
-	db_free(d);
 	d = NULL;
-	snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)", dbname);
-	ck_assert_int_eq(db_exec(admin, sql, 0, NULL, NULL), MDM_OK);
-	db_free(admin);
-	admin = NULL;
+	ts_db_drop(&tdb); /* frees d */
 	unlink(keypath);
 }
 
@@ -102,13 +86,7 @@ static void reconfigure(void)
 
 static int count(const char *sql)
 {
-	db_res *r = NULL;
-	int n;
-
-	ck_assert_int_eq(db_exec(d, sql, 0, NULL, &r), MDM_OK);
-	n = atoi(db_res_get0(r, 0, 0));
-	db_res_free(r);
-	return n;
+	return ts_db_count(d, sql);
 }
 
 static int issued(void)
@@ -149,25 +127,8 @@ struct client {
 
 static void client_csr(struct client *c, const char *cn, const char *challenge, EVP_PKEY *sign)
 {
-	X509_NAME *name = X509_NAME_new();
-	unsigned char *der = NULL;
-	int n;
-
-	c->csr = X509_REQ_new();
-	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
-	X509_REQ_set_subject_name(c->csr, name);
-	X509_REQ_set_pubkey(c->csr, c->key);
-	if (challenge != NULL)
-		X509_REQ_add1_attr_by_NID(c->csr, NID_pkcs9_challengePassword, MBSTRING_ASC,
-		        (const unsigned char *)challenge, -1);
-	ck_assert_int_gt(X509_REQ_sign(c->csr, sign ? sign : c->key, EVP_sha256()), 0);
-	n = i2d_X509_REQ(c->csr, &der);
-	ck_assert_int_gt(n, 0);
-	c->csr_der = malloc((size_t)n);
-	memcpy(c->csr_der, der, (size_t)n);
-	c->csr_len = (size_t)n;
-	OPENSSL_free(der);
-	X509_NAME_free(name);
+	ck_assert_ptr_nonnull(c->csr = ts_csr(c->key, cn, challenge, sign));
+	ck_assert_ptr_nonnull(c->csr_der = ts_csr_der(c->csr, &c->csr_len));
 }
 
 static void add_ext(X509 *x, int nid, const char *value)
@@ -224,31 +185,13 @@ static X509 *apple_signer(EVP_PKEY **key)
 	return cert_by(*key, cn, *key, cn, 1);
 }
 
-static X509 *self_signed(EVP_PKEY *key, const char *cn)
-{
-	X509 *x = X509_new();
-	X509_NAME *name = X509_NAME_new();
-
-	X509_set_version(x, 2);
-	ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
-	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
-	X509_set_subject_name(x, name);
-	X509_set_issuer_name(x, name);
-	X509_time_adj_ex(X509_getm_notBefore(x), -1, 0, NULL);
-	X509_time_adj_ex(X509_getm_notAfter(x), 1, 0, NULL);
-	X509_set_pubkey(x, key);
-	ck_assert_int_gt(X509_sign(x, key, EVP_sha256()), 0);
-	X509_NAME_free(name);
-	return x;
-}
-
 static void client_new(struct client *c, const char *cn, const char *challenge)
 {
 	memset(c, 0, sizeof(*c));
 	c->key = EVP_RSA_gen(2048);
 	ck_assert_ptr_nonnull(c->key);
 	client_csr(c, cn, challenge, NULL);
-	c->self = self_signed(c->key, cn);
+	c->self = ts_signer(c->key, cn);
 	c->apple = apple_signer(&c->apple_key);
 }
 
@@ -283,21 +226,11 @@ static mdm_err send_req(enum scep_message_type type, X509 *signer, EVP_PKEY *key
 	mdm_err rc;
 
 	memset(a, 0, sizeof(*a));
-	memset(&p, 0, sizeof(p));
-	p.type = type;
-	p.signer = signer;
-	p.key = key;
-	p.recipient = srv->ca ? srv->ca->active : NULL;
-	if (p.recipient == NULL) {
+	if (srv->ca == NULL || srv->ca->active == NULL)
 		ck_assert_int_eq(ca_refresh(d, cfg, &srv->ca), MDM_OK);
-		p.recipient = srv->ca->active;
-	}
+	p = ts_scep_params(type, signer, key, srv->ca->active, txid, content, len);
 	p.digest = dg;
-	p.cipher = CMS_CIPHER_AES256;
-	p.transaction_id = txid;
 	p.challenge_attr = challenge_attr;
-	p.content = content;
-	p.content_len = len;
 	ck_assert_int_eq(cms_scep_request(&p, &req, &reqlen), MDM_OK);
 	rc = scep_pki_operation(srv, req, reqlen, now, &reply, &replylen);
 	free(req);
@@ -493,16 +426,9 @@ START_TEST(apple_throwaway_signer_enrols)
 	ck_assert_int_eq(issued(), 2);
 
 	/* The CertRep is enveloped to the signer: the CSR's key cannot open it. */
-	memset(&p, 0, sizeof(p));
-	p.type = SCEP_PKCSREQ;
-	p.signer = c.apple;
-	p.key = c.apple_key;
-	p.recipient = srv->ca->active;
-	p.digest = CMS_DIGEST_SHA256;
-	p.cipher = CMS_CIPHER_AES256;
-	p.transaction_id = "TX-APPLE-1"; /* the retry: answered with the same certificate */
-	p.content = c.csr_der;
-	p.content_len = c.csr_len;
+	/* The retry: answered with the same certificate. */
+	p = ts_scep_params(SCEP_PKCSREQ, c.apple, c.apple_key, srv->ca->active, "TX-APPLE-1",
+	        c.csr_der, c.csr_len);
 	ck_assert_int_eq(cms_scep_request(&p, &req, &reqlen), MDM_OK);
 	ck_assert_int_eq(scep_pki_operation(srv, req, reqlen, T0, &reply, &replylen), MDM_OK);
 	ck_assert_int_eq(cms_scep_parse(reply, replylen, &rep, &fail, NULL, 0), MDM_OK);
@@ -557,16 +483,9 @@ START_TEST(reply_signed_under_the_certificate_encrypted_to)
 		CMS_ContentInfo *cms;
 		STACK_OF(X509) * carried;
 
-		memset(&p, 0, sizeof(p));
-		p.type = SCEP_PKCSREQ;
-		p.signer = c[i].apple;
-		p.key = c[i].apple_key;
-		p.recipient = to[i];
-		p.digest = CMS_DIGEST_SHA256;
+		p = ts_scep_params(SCEP_PKCSREQ, c[i].apple, c[i].apple_key, to[i], txid[i],
+		        c[i].csr_der, c[i].csr_len);
 		p.cipher = CMS_CIPHER_AES128;
-		p.transaction_id = txid[i];
-		p.content = c[i].csr_der;
-		p.content_len = c[i].csr_len;
 		ck_assert_int_eq(cms_scep_request(&p, &req, &reqlen), MDM_OK);
 		ck_assert_int_eq(
 		        scep_pki_operation(srv, req, reqlen, T0, &reply, &replylen), MDM_OK);
@@ -658,7 +577,7 @@ START_TEST(signer_match_is_opt_in)
 	X509 *wrong_subject;
 
 	client_new(&c, "device-1", ch);
-	wrong_subject = self_signed(c.key, "someone-else");
+	wrong_subject = ts_signer(c.key, "someone-else");
 	setenv("MDM_SCEP_SIGNER_MATCH", "key", 1);
 	reconfigure();
 	/* key: Apple's own-key signer refused, the CSR's key under any subject not. */
@@ -698,7 +617,7 @@ START_TEST(csr_signature_must_verify)
 	c.key = EVP_RSA_gen(2048);
 	/* A CSR carrying c.key but signed with another key. */
 	client_csr(&c, "device-1", ch, other);
-	c.self = self_signed(c.key, "device-1");
+	c.self = ts_signer(c.key, "device-1");
 	c.apple = apple_signer(&c.apple_key);
 	expect_fail(&c, c.apple, c.apple_key, "TX-CSR", SCEP_BAD_MESSAGE_CHECK);
 	EVP_PKEY_free(other);
@@ -716,7 +635,7 @@ START_TEST(small_keys_and_sha1_refused)
 	memset(&c, 0, sizeof(c));
 	c.key = EVP_RSA_gen(1024);
 	client_csr(&c, "device-small", ch, NULL);
-	c.self = self_signed(c.key, "device-small");
+	c.self = ts_signer(c.key, "device-small");
 	c.apple = apple_signer(&c.apple_key);
 	expect_fail(&c, c.apple, c.apple_key, "TX-1024", SCEP_BAD_REQUEST);
 	client_free(&c);
@@ -1262,18 +1181,10 @@ START_TEST(bad_signature_answered_bad_message_check)
 	const unsigned char *q;
 
 	client_new(&c, "device-flip", ch);
-	memset(&p, 0, sizeof(p));
-	p.type = SCEP_PKCSREQ;
-	p.signer = c.self;
-	p.key = c.key;
 	ck_assert_int_eq(ca_refresh(d, cfg, &srv->ca), MDM_OK);
-	p.recipient = srv->ca->active;
-	p.digest = CMS_DIGEST_SHA256;
-	p.cipher = CMS_CIPHER_AES256;
-	p.transaction_id = "TX-FLIP";
+	p = ts_scep_params(
+	        SCEP_PKCSREQ, c.self, c.key, srv->ca->active, "TX-FLIP", c.csr_der, c.csr_len);
 	p.sender_nonce = nonce;
-	p.content = c.csr_der;
-	p.content_len = c.csr_len;
 	ck_assert_int_eq(cms_scep_request(&p, &req, &reqlen), MDM_OK);
 	q = req;
 	cms = d2i_CMS_ContentInfo(NULL, &q, (long)reqlen);
@@ -1315,17 +1226,9 @@ START_TEST(garbage_is_refused_without_issuing)
 	        scep_pki_operation(srv, junk, sizeof(junk), T0, &reply, &replylen), MDM_ERR_PARSE);
 	ck_assert_ptr_null(reply);
 	client_new(&c, "device-t", ch);
-	memset(&p, 0, sizeof(p));
-	p.type = SCEP_PKCSREQ;
-	p.signer = c.self;
-	p.key = c.key;
 	ck_assert_int_eq(ca_refresh(d, cfg, &srv->ca), MDM_OK);
-	p.recipient = srv->ca->active;
-	p.digest = CMS_DIGEST_SHA256;
-	p.cipher = CMS_CIPHER_AES256;
-	p.transaction_id = "TX-T";
-	p.content = c.csr_der;
-	p.content_len = c.csr_len;
+	p = ts_scep_params(
+	        SCEP_PKCSREQ, c.self, c.key, srv->ca->active, "TX-T", c.csr_der, c.csr_len);
 	ck_assert_int_eq(cms_scep_request(&p, &req, &reqlen), MDM_OK);
 	/* Every truncation is refused and issues nothing. */
 	for (size_t cut = 1; cut < reqlen; cut += reqlen / 40 + 1) {
@@ -1459,7 +1362,7 @@ START_TEST(concurrent_use_of_one_challenge)
 			struct answer a;
 			char cn[32], tx[32];
 			/* A connection and a server of its own, like another FastCGI process. */
-			if (db_new(conninfo, "race", &d) != MDM_OK ||
+			if (db_new(tdb.conninfo, "race", &d) != MDM_OK ||
 			        scep_server_new(d, cfg, &srv) != MDM_OK)
 				_exit(2);
 			snprintf(cn, sizeof(cn), "racer-%d", i);
@@ -1579,25 +1482,14 @@ static int install_capture_ca(void)
 	long long cid;
 	EVP_PKEY *key;
 	X509 *cert;
-	FILE *fp;
 
 	if (vector_path("scep", "scep/testdata/testca/ca.crt", crt, sizeof(crt)) == NULL ||
 	        vector_path("scep", "scep/testdata/testca/ca.key", keyf, sizeof(keyf)) == NULL)
 		return 0;
-	ck_assert_ptr_nonnull(fp = fopen(crt, "r"));
-	ck_assert_ptr_nonnull(cert = PEM_read_X509(fp, NULL, NULL, NULL));
-	fclose(fp);
+	cert = ts_pem_cert(crt);
 	/* Encrypted with an empty passphrase: written out in clear for key_uri. */
-	ck_assert_ptr_nonnull(fp = fopen(keyf, "r"));
-	ck_assert_ptr_nonnull(key = PEM_read_PrivateKey(fp, NULL, NULL, (void *)""));
-	fclose(fp);
-	{
-		int fd = open(keypath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-		ck_assert_int_ge(fd, 0);
-		ck_assert_ptr_nonnull(fp = fdopen(fd, "w"));
-	}
-	ck_assert_int_eq(PEM_write_PrivateKey(fp, key, NULL, NULL, 0, NULL, NULL), 1);
-	fclose(fp);
+	key = ts_pem_key(keyf);
+	ts_pem_write_key(keypath, key);
 	ck_assert_int_eq(ca_cert_insert(d, cert, "ca", NULL, NULL, NULL, &cid), MDM_OK);
 	snprintf(id, sizeof(id), "%lld", cid);
 	params[0] = id;
@@ -1670,44 +1562,23 @@ START_TEST(real_macos_pkcsreq_reaches_the_challenge_rule)
 }
 END_TEST
 
-Suite *scep_suite(void)
+void scep_tcases(Suite *s)
 {
-	Suite *s = suite_create("scep");
-	TCase *tc = tcase_create("rules");
+	TCase *tc = ts_tcase(s, "rules", 60, setup, teardown);
 
-	tcase_set_timeout(tc, 60);
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_add_test(tc, caps_and_cacert);
-	tcase_add_test(tc, one_time_challenge_enrols_once);
-	tcase_add_test(tc, retry_is_idempotent_and_txid_bound_to_key);
-	tcase_add_test(tc, refuses_wrong_expired_and_missing_challenges);
-	tcase_add_test(tc, static_challenge);
-	tcase_add_test(tc, challenge_as_signed_attribute);
-	tcase_add_test(tc, apple_throwaway_signer_enrols);
-	tcase_add_test(tc, rfc_shaped_signer_enrols);
-	tcase_add_test(tc, reply_signed_under_the_certificate_encrypted_to);
-	tcase_add_test(tc, signer_must_be_self_signed);
-	tcase_add_test(tc, signer_match_is_opt_in);
-	tcase_add_test(tc, csr_signature_must_verify);
-	tcase_add_test(tc, small_keys_and_sha1_refused);
-	tcase_add_test(tc, renewal_by_existing_certificate);
-	tcase_add_test(tc, renewal_refused_when_expired_or_foreign);
-	tcase_add_test(tc, manual_approval_then_certpoll);
-	tcase_add_test(tc, manual_renewal_rechecked_at_issue);
-	tcase_add_test(tc, manual_renewal_issued_when_grounds_hold);
-	tcase_add_test(tc, approval_of_revoked_renewal_refused);
-	tcase_add_test(tc, md5_request_answered_bad_alg);
-	tcase_add_test(tc, bad_signature_answered_bad_message_check);
-	tcase_add_test(tc, garbage_is_refused_without_issuing);
-	tcase_add_test(tc, ca_rollover_keeps_devices);
-	tcase_add_test(tc, verifiers_load_no_ca_key);
-	tcase_add_test(tc, concurrent_use_of_one_challenge);
-	tcase_add_test(tc, real_mdmclient_refused_only_for_its_recipient);
-	suite_add_tcase(s, tc);
-	tc = tcase_create("captures");
-	tcase_set_timeout(tc, 60);
-	tcase_add_checked_fixture(tc, capture_setup, teardown);
-	tcase_add_test(tc, real_macos_pkcsreq_reaches_the_challenge_rule);
-	suite_add_tcase(s, tc);
-	return s;
+	ts_add_tests(tc, caps_and_cacert, one_time_challenge_enrols_once,
+	        retry_is_idempotent_and_txid_bound_to_key,
+	        refuses_wrong_expired_and_missing_challenges, static_challenge,
+	        challenge_as_signed_attribute, apple_throwaway_signer_enrols,
+	        rfc_shaped_signer_enrols, reply_signed_under_the_certificate_encrypted_to,
+	        signer_must_be_self_signed, signer_match_is_opt_in, csr_signature_must_verify,
+	        small_keys_and_sha1_refused, renewal_by_existing_certificate,
+	        renewal_refused_when_expired_or_foreign, manual_approval_then_certpoll,
+	        manual_renewal_rechecked_at_issue, manual_renewal_issued_when_grounds_hold,
+	        approval_of_revoked_renewal_refused, md5_request_answered_bad_alg,
+	        bad_signature_answered_bad_message_check, garbage_is_refused_without_issuing,
+	        ca_rollover_keeps_devices, verifiers_load_no_ca_key,
+	        concurrent_use_of_one_challenge, real_mdmclient_refused_only_for_its_recipient);
+	tc = ts_tcase(s, "captures", 60, capture_setup, teardown);
+	ts_add_tests(tc, real_macos_pkcsreq_reaches_the_challenge_rule);
 }

@@ -79,9 +79,9 @@ START_TEST(vector_macos_pkcsreq)
 	}
 
 	snprintf(path, sizeof(path), "%s/scep/testdata/testca/ca.key", dir);
-	key = pem_key(path);
+	key = ts_pem_key(path);
 	snprintf(path, sizeof(path), "%s/scep/testdata/testca/ca.crt", dir);
-	cert = pem_cert(path);
+	cert = ts_pem_cert(path);
 	out = ct_decrypt_ok(m, key, cert, &outlen, &c);
 	ck_assert_int_eq(c, CMS_CIPHER_DES3);
 	ck_assert_uint_eq(outlen, csrlen);
@@ -475,12 +475,8 @@ END_TEST
 
 void scep_msg_env_tests(TCase *vectors, TCase *roundtrip, TCase *hostile)
 {
-	tcase_add_test(vectors, vector_macos_pkcsreq);
-	tcase_add_test(vectors, vector_mdmclient);
-	tcase_add_test(vectors, vector_windows);
-	tcase_add_test(vectors, vector_jscep);
-	tcase_add_test(vectors, vector_legacy_certreps);
-	tcase_add_test(roundtrip, issuer_and_serial);
-	tcase_add_test(roundtrip, issuer_and_subject);
-	tcase_add_test(hostile, weak_content_ciphers);
+	ts_add_tests(vectors, vector_macos_pkcsreq, vector_mdmclient, vector_windows, vector_jscep,
+	        vector_legacy_certreps);
+	ts_add_tests(roundtrip, issuer_and_serial, issuer_and_subject);
+	ts_add_tests(hostile, weak_content_ciphers);
 }

@@ -12,16 +12,16 @@
 #include "config.h"
 #include "db.h"
 #include "log.h"
-#include "migrate.h"
 #include "scep.h"
 #include "scep_msg.h"
 #include "suites.h"
+#include "ts_db.h"
+#include "ts_pki.h"
 #include "x509.h"
 
 #include <openssl/bio.h>
 #include <openssl/cms.h>
 #include <openssl/evp.h>
-#include <openssl/pem.h>
 #include <openssl/pkcs7.h>
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
@@ -35,31 +35,17 @@
 
 #define T0 ((time_t)1800000000) /* 2027-01-15, the tests' "now" */
 
-static char dbname[64], conninfo[1024], keypath[128], ra_cert_path[128], ra_key_path[128];
-static db *admin, *d;
+static char keypath[128], ra_cert_path[128], ra_key_path[128];
+static struct ts_db tdb;
+static db *d;
 static config *cfg;
 static struct scep_server *srv;
-
-static void db_setup(void)
-{
-	const char *base = getenv("MDM_TEST_DB");
-	char sql[160];
-	int applied;
-
-	ck_assert_msg(base != NULL, "MDM_TEST_DB is not set: run the suite with `make test`");
-	ck_assert_int_eq(db_new(base, "unit", &admin), MDM_OK);
-	snprintf(dbname, sizeof(dbname), "scepops_%ld_%ld", (long)getpid(), random() % 100000);
-	snprintf(sql, sizeof(sql), "CREATE DATABASE %s", dbname);
-	ck_assert_int_eq(db_exec(admin, sql, 0, NULL, NULL), MDM_OK);
-	snprintf(conninfo, sizeof(conninfo), "%s dbname=%s", base, dbname);
-	ck_assert_int_eq(db_new(conninfo, "unit", &d), MDM_OK);
-	ck_assert_int_eq(migrate_apply(d, &applied), MDM_OK);
-}
 
 static void setup(void)
 {
 	log_set_level(MDM_LOG__MAX);
-	db_setup();
+	ts_db_create(&tdb, "scepops");
+	d = tdb.d;
 	snprintf(keypath, sizeof(keypath), "/tmp/mdm-scep-ops-test-%ld.key", (long)getpid());
 	snprintf(
 	        ra_cert_path, sizeof(ra_cert_path), "/tmp/mdm-scep-ops-ra-%ld.pem", (long)getpid());
@@ -80,18 +66,12 @@ static void setup(void)
 
 static void teardown(void)
 {
-	char sql[160];
-
 	scep_server_free(srv);
 	srv = NULL;
 	config_free(cfg);
 	cfg = NULL;
-	db_free(d);
 	d = NULL;
-	snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)", dbname);
-	ck_assert_int_eq(db_exec(admin, sql, 0, NULL, NULL), MDM_OK);
-	db_free(admin);
-	admin = NULL;
+	ts_db_drop(&tdb); /* frees d */
 	unlink(keypath);
 	unlink(ra_cert_path);
 	unlink(ra_key_path);
@@ -111,13 +91,7 @@ static void reconfigure(void)
 
 static int count(const char *sql)
 {
-	db_res *r = NULL;
-	int n;
-
-	ck_assert_int_eq(db_exec(d, sql, 0, NULL, &r), MDM_OK);
-	n = atoi(db_res_get0(r, 0, 0));
-	db_res_free(r);
-	return n;
+	return ts_db_count(d, sql);
 }
 
 static int issued(void)
@@ -147,49 +121,14 @@ struct client {
 	size_t csr_len;
 };
 
-static X509 *self_signed(EVP_PKEY *key, const char *cn)
-{
-	X509 *x = X509_new();
-	X509_NAME *name = X509_NAME_new();
-
-	X509_set_version(x, 2);
-	ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
-	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
-	X509_set_subject_name(x, name);
-	X509_set_issuer_name(x, name);
-	X509_time_adj_ex(X509_getm_notBefore(x), -1, 0, NULL);
-	X509_time_adj_ex(X509_getm_notAfter(x), 1, 0, NULL);
-	X509_set_pubkey(x, key);
-	ck_assert_int_gt(X509_sign(x, key, EVP_sha256()), 0);
-	X509_NAME_free(name);
-	return x;
-}
-
 static void client_new(struct client *c, const char *cn, const char *challenge)
 {
-	X509_NAME *name = X509_NAME_new();
-	unsigned char *der = NULL;
-	int n;
-
 	memset(c, 0, sizeof(*c));
 	c->key = EVP_RSA_gen(2048);
 	ck_assert_ptr_nonnull(c->key);
-	c->csr = X509_REQ_new();
-	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
-	X509_REQ_set_subject_name(c->csr, name);
-	X509_REQ_set_pubkey(c->csr, c->key);
-	if (challenge != NULL)
-		X509_REQ_add1_attr_by_NID(c->csr, NID_pkcs9_challengePassword, MBSTRING_ASC,
-		        (const unsigned char *)challenge, -1);
-	ck_assert_int_gt(X509_REQ_sign(c->csr, c->key, EVP_sha256()), 0);
-	n = i2d_X509_REQ(c->csr, &der);
-	ck_assert_int_gt(n, 0);
-	c->csr_der = malloc((size_t)n);
-	memcpy(c->csr_der, der, (size_t)n);
-	c->csr_len = (size_t)n;
-	OPENSSL_free(der);
-	X509_NAME_free(name);
-	c->self = self_signed(c->key, cn);
+	ck_assert_ptr_nonnull(c->csr = ts_csr(c->key, cn, challenge, NULL));
+	ck_assert_ptr_nonnull(c->csr_der = ts_csr_der(c->csr, &c->csr_len));
+	c->self = ts_signer(c->key, cn);
 }
 
 static void client_free(struct client *c)
@@ -234,16 +173,7 @@ static mdm_err send_to(enum scep_message_type type, X509 *recipient, X509 *signe
 	mdm_err rc;
 
 	memset(a, 0, sizeof(*a));
-	memset(&p, 0, sizeof(p));
-	p.type = type;
-	p.signer = signer;
-	p.key = key;
-	p.recipient = recipient;
-	p.digest = CMS_DIGEST_SHA256;
-	p.cipher = CMS_CIPHER_AES256;
-	p.transaction_id = txid;
-	p.content = content;
-	p.content_len = len;
+	p = ts_scep_params(type, signer, key, recipient, txid, content, len);
 	ck_assert_int_eq(cms_scep_request(&p, &req, &reqlen), MDM_OK);
 	rc = scep_pki_operation(srv, req, reqlen, now, &reply, &replylen);
 	free(req);
@@ -483,13 +413,8 @@ static void make_ra(void)
 	X509_NAME *name = X509_NAME_new();
 	X509_EXTENSION *ext;
 	X509V3_CTX ctx;
-	FILE *fp;
 
-	fp = fopen(keypath, "r");
-	ck_assert_ptr_nonnull(fp);
-	cakey = PEM_read_PrivateKey(fp, NULL, NULL, NULL);
-	fclose(fp);
-	ck_assert_ptr_nonnull(cakey);
+	cakey = ts_pem_key(keypath);
 	ck_assert_ptr_nonnull(rakey);
 	X509_set_version(ra, 2);
 	ASN1_INTEGER_set(X509_get_serialNumber(ra), 0x5241);
@@ -516,14 +441,8 @@ static void make_ra(void)
 		X509_EXTENSION_free(ext);
 	}
 	ck_assert_int_gt(X509_sign(ra, cakey, EVP_sha256()), 0);
-	fp = fopen(ra_cert_path, "w");
-	ck_assert_ptr_nonnull(fp);
-	ck_assert_int_eq(PEM_write_X509(fp, ra), 1);
-	fclose(fp);
-	fp = fopen(ra_key_path, "w");
-	ck_assert_ptr_nonnull(fp);
-	ck_assert_int_eq(PEM_write_PrivateKey(fp, rakey, NULL, NULL, 0, NULL, NULL), 1);
-	fclose(fp);
+	ts_pem_write_cert(ra_cert_path, ra);
+	ts_pem_write_key(ra_key_path, rakey);
 	X509_NAME_free(name);
 	X509_free(ra);
 	EVP_PKEY_free(rakey);
@@ -922,16 +841,8 @@ START_TEST(discovery_without_ra)
 		const unsigned char *q;
 
 		/* Replayed (RFC 8894 section 3.3.1.2: the same answer), read as certmonger does. */
-		memset(&p, 0, sizeof(p));
-		p.type = SCEP_PKCSREQ;
-		p.signer = c.self;
-		p.key = c.key;
-		p.recipient = leaf;
-		p.digest = CMS_DIGEST_SHA256;
-		p.cipher = CMS_CIPHER_AES256;
-		p.transaction_id = "TX-DISC1";
-		p.content = c.csr_der;
-		p.content_len = c.csr_len;
+		p = ts_scep_params(
+		        SCEP_PKCSREQ, c.self, c.key, leaf, "TX-DISC1", c.csr_der, c.csr_len);
 		ck_assert_int_eq(cms_scep_request(&p, &req, &reqlen), MDM_OK);
 		ck_assert_int_eq(
 		        scep_pki_operation(srv, req, reqlen, T0, &reply, &replylen), MDM_OK);
@@ -1105,21 +1016,12 @@ START_TEST(ca_renewal_same_key)
 }
 END_TEST
 
-Suite *scep_ops_suite(void)
+void scep_ops_tcases(Suite *s)
 {
-	Suite *s = suite_create("scep_ops");
-	TCase *tc = tcase_create("operations");
+	TCase *tc = ts_tcase(s, "operations", 60, setup, teardown);
 
-	tcase_set_timeout(tc, 60);
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_add_test(tc, getcert_by_issuer_and_serial);
-	tcase_add_test(tc, getcrl_lists_revoked);
-	tcase_add_test(tc, getcrl_every_reason_and_no_remove_from_crl);
-	tcase_add_test(tc, getcrl_survives_unencodable_times);
-	tcase_add_test(tc, registration_authority);
-	tcase_add_test(tc, discovery_without_ra);
-	tcase_add_test(tc, discovery_recipient_forged);
-	tcase_add_test(tc, ca_renewal_same_key);
-	suite_add_tcase(s, tc);
-	return s;
+	ts_add_tests(tc, getcert_by_issuer_and_serial, getcrl_lists_revoked,
+	        getcrl_every_reason_and_no_remove_from_crl, getcrl_survives_unencodable_times,
+	        registration_authority, discovery_without_ra, discovery_recipient_forged,
+	        ca_renewal_same_key);
 }

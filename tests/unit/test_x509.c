@@ -1,6 +1,6 @@
 /*
  * x509: fingerprints, certificate encodings and fields, the real vectors,
- * and x509_suite, which gathers the tests of test_x509_key.c (keys),
+ * and x509_tcases, which gathers the tests of test_x509_key.c (keys),
  * test_x509_csr.c (CSRs), test_x509_issue.c (the CA, issuing, CRLs) and
  * test_x509_chain.c (verification) into its tcases.
  *
@@ -25,9 +25,9 @@
 START_TEST(fingerprint_matches_openssl)
 {
 	char pem[8192], want[128], fp[X509_FP_HEX_LEN + 1];
-	size_t n = xt_slurp(DATA "client.pem", pem, sizeof(pem));
+	size_t n = ts_file_into(DATA "client.pem", pem, sizeof(pem));
 
-	xt_slurp(DATA "client.sha256", want, sizeof(want));
+	ts_file_into(DATA "client.sha256", want, sizeof(want));
 	want[strcspn(want, "\n")] = '\0';
 	ck_assert_int_eq(x509_pem_fingerprint(pem, n, fp), MDM_OK);
 	ck_assert_str_eq(fp, want);
@@ -37,7 +37,7 @@ END_TEST
 START_TEST(refuses_non_certificates)
 {
 	char pem[8192], two[16384], fp[X509_FP_HEX_LEN + 1];
-	size_t n = xt_slurp(DATA "client.pem", pem, sizeof(pem));
+	size_t n = ts_file_into(DATA "client.pem", pem, sizeof(pem));
 
 	log_set_level(MDM_LOG__MAX);
 	ck_assert_int_eq(x509_pem_fingerprint("", 0, fp), MDM_ERR_PARSE);
@@ -57,13 +57,13 @@ END_TEST
 START_TEST(cert_encodings_round_trip)
 {
 	char pem[8192], want[128], dir[64], path[128];
-	size_t n = xt_slurp(DATA "client.pem", pem, sizeof(pem)), derlen = 0, pemlen = 0;
+	size_t n = ts_file_into(DATA "client.pem", pem, sizeof(pem)), derlen = 0, pemlen = 0;
 	X509 *a = NULL, *b = NULL, *c = NULL, *d = NULL;
 	uint8_t *der = NULL;
 	char *pem2 = NULL;
 	struct x509_info ia, ib;
 
-	xt_slurp(DATA "client.sha256", want, sizeof(want));
+	ts_file_into(DATA "client.sha256", want, sizeof(want));
 	want[strcspn(want, "\n")] = '\0';
 	ck_assert_int_eq(x509_cert_load_file(DATA "client.pem", &a), MDM_OK);
 	ck_assert_int_eq(x509_cert_from_pem(pem, n, &b), MDM_OK);
@@ -73,9 +73,9 @@ START_TEST(cert_encodings_round_trip)
 	ck_assert_uint_eq(strlen(pem2), pemlen);
 	ck_assert_str_eq(pem2, pem); /* the file is what PEM_write makes */
 	/* DER on disk is recognised too. */
-	xt_tmpdir_new(dir);
+	ts_tmpdir_new(dir, sizeof(dir), "x509");
 	snprintf(path, sizeof(path), "%s/client.der", dir);
-	xt_spit(path, der, derlen);
+	ts_file_write(path, der, derlen);
 	ck_assert_int_eq(x509_cert_load_file(path, &d), MDM_OK);
 	ck_assert_int_eq(x509_cert_info(a, &ia), MDM_OK);
 	ck_assert_int_eq(x509_cert_info(d, &ib), MDM_OK);
@@ -88,7 +88,7 @@ START_TEST(cert_encodings_round_trip)
 
 		ck_assert_int_eq(x509_cert_key_sha256(a, kfp), MDM_OK);
 		ck_assert_int_eq(
-		        xt_run(out, sizeof(out),
+		        ts_run(out, sizeof(out),
 		                "openssl x509 -in " DATA "client.pem -noout -pubkey | "
 		                "openssl pkey -pubin -outform DER | openssl dgst -sha256 -r"),
 		        0);
@@ -102,7 +102,7 @@ START_TEST(cert_encodings_round_trip)
 	x509_cert_free(d);
 	x509_cert_free(d);
 	x509_cert_free(NULL);
-	xt_tmpdir_done(dir);
+	ts_tmpdir_done(dir);
 	free(der);
 	free(pem2);
 	x509_cert_free(a);
@@ -119,7 +119,7 @@ START_TEST(cert_der_is_strict)
 	X509 *a = NULL, *c = (X509 *)1;
 
 	log_set_level(MDM_LOG__MAX);
-	xt_slurp(DATA "client.pem", pem, sizeof(pem));
+	ts_file_into(DATA "client.pem", pem, sizeof(pem));
 	ck_assert_int_eq(x509_cert_from_pem(pem, strlen(pem), &a), MDM_OK);
 	ck_assert_int_eq(x509_cert_to_der(a, &der, &derlen), MDM_OK);
 	ck_assert_ptr_nonnull(big = calloc(1, X509_MAX_DER + 2));
@@ -136,21 +136,21 @@ START_TEST(cert_der_is_strict)
 	/* Over the limit: refused before parsing. */
 	ck_assert_int_eq(x509_cert_from_der(big, X509_MAX_DER + 1, &c), MDM_ERR_LIMIT);
 	/* The same for files: trailing garbage after DER. */
-	xt_tmpdir_new(dir);
+	ts_tmpdir_new(dir, sizeof(dir), "x509");
 	snprintf(path, sizeof(path), "%s/trailing.der", dir);
-	xt_spit(path, big, derlen + 1);
+	ts_file_write(path, big, derlen + 1);
 	ck_assert_int_eq(x509_cert_load_file(path, &c), MDM_ERR_PARSE);
 	snprintf(path, sizeof(path), "%s/big.pem", dir);
-	xt_spit(path, big, X509_MAX_FILE + 1);
+	ts_file_write(path, big, X509_MAX_FILE + 1);
 	ck_assert_int_eq(x509_cert_load_file(path, &c), MDM_ERR_LIMIT);
 	snprintf(path, sizeof(path), "%s/empty", dir);
-	xt_spit(path, "", 0);
+	ts_file_write(path, "", 0);
 	ck_assert_int_eq(x509_cert_load_file(path, &c), MDM_ERR_LIMIT);
 	ck_assert_int_eq(x509_cert_load_file(dir, &c), MDM_ERR_IO);
 	snprintf(path, sizeof(path), "%s/absent", dir);
 	ck_assert_int_eq(x509_cert_load_file(path, &c), MDM_ERR_IO);
 	ck_assert_ptr_null(c);
-	xt_tmpdir_done(dir);
+	ts_tmpdir_done(dir);
 	free(big);
 	free(der);
 	x509_cert_free(a);
@@ -163,8 +163,8 @@ START_TEST(cert_pem_is_strict)
 	X509 *c = (X509 *)1;
 
 	log_set_level(MDM_LOG__MAX);
-	xt_slurp(DATA "client.pem", pem, sizeof(pem));
-	xt_slurp(DATA "ca.key", key, sizeof(key));
+	ts_file_into(DATA "client.pem", pem, sizeof(pem));
+	ts_file_into(DATA "ca.key", key, sizeof(key));
 	/* Two certificates where one is expected. */
 	snprintf(buf, sizeof(buf), "%s%s", pem, pem);
 	ck_assert_int_eq(x509_cert_from_pem(buf, strlen(buf), &c), MDM_ERR_PARSE);
@@ -180,13 +180,13 @@ START_TEST(cert_pem_is_strict)
 	{
 		char dir[64], path[128];
 
-		xt_tmpdir_new(dir);
+		ts_tmpdir_new(dir, sizeof(dir), "x509");
 		snprintf(path, sizeof(path), "%s/c.pem", dir);
 		snprintf(buf, sizeof(buf), "0 subject=CN=x\n%s", pem);
-		xt_spit(path, buf, strlen(buf));
+		ts_file_write(path, buf, strlen(buf));
 		ck_assert_int_eq(x509_cert_load_file(path, &c), MDM_OK);
 		x509_cert_free(c);
-		xt_tmpdir_done(dir);
+		ts_tmpdir_done(dir);
 	}
 	/* Truncations. */
 	for (size_t i = 1; i + 30 < strlen(pem); i += 61)
@@ -284,31 +284,19 @@ START_TEST(vector_scep_testca)
 	log_set_level(MDM_LOG__MAX);
 	ck_assert_int_eq(x509_key_load(key, &k), MDM_ERR_UNSUPPORTED);
 	/* Decrypted, it is the certificate's key. */
-	xt_tmpdir_new(dir);
+	ts_tmpdir_new(dir, sizeof(dir), "x509");
 	snprintf(plain, sizeof(plain), "%s/ca.key", dir);
-	ck_assert_int_eq(xt_run(out, sizeof(out), "openssl pkey -passin pass: -in '%s' -out '%s'",
+	ck_assert_int_eq(ts_run(out, sizeof(out), "openssl pkey -passin pass: -in '%s' -out '%s'",
 	                         key, plain),
 	        0);
 	ck_assert_int_eq(x509_key_load(plain, &k), MDM_OK);
 	ck_assert_int_eq(EVP_PKEY_get_bits(k), 4096);
 	ck_assert_int_eq(x509_key_matches_cert(k, ca), 1);
-	xt_tmpdir_done(dir);
+	ts_tmpdir_done(dir);
 	x509_key_free(k);
 	x509_cert_free(ca);
 }
 END_TEST
-
-static uint8_t *read_all(const char *path, size_t *len)
-{
-	FILE *fp = fopen(path, "rb");
-	uint8_t *buf = malloc(65536);
-
-	ck_assert_ptr_nonnull(fp);
-	ck_assert_ptr_nonnull(buf);
-	*len = fread(buf, 1, 65536, fp);
-	fclose(fp);
-	return buf;
-}
 
 START_TEST(vector_macos_csr)
 {
@@ -325,7 +313,7 @@ START_TEST(vector_macos_csr)
 	if (v == NULL)
 		return;
 	snprintf(path, sizeof(path), "%s/_derived/scep/PKCSReq.der.decrypted-csr.der", v);
-	der = read_all(path, &len);
+	der = ts_file_get(path, &len);
 	/* Version 2 (macOS quirk) accepted; SHA-1 signature verifies. */
 	ck_assert_int_eq(x509_csr_from_der(der, len, &csr), MDM_OK);
 	ck_assert_int_eq(X509_REQ_get_version(csr), 2);
@@ -348,10 +336,10 @@ START_TEST(vector_macos_csr)
 	/* Issued by the vector CA: refused at 2048 bits, accepted at 1024. */
 	snprintf(path, sizeof(path), "%s/scep/testdata/testca/ca.crt", v);
 	ck_assert_int_eq(x509_cert_load_file(path, &ca), MDM_OK);
-	xt_tmpdir_new(dir);
+	ts_tmpdir_new(dir, sizeof(dir), "x509");
 	snprintf(plain, sizeof(plain), "%s/ca.key", dir);
 	snprintf(path, sizeof(path), "%s/scep/testdata/testca/ca.key", v);
-	ck_assert_int_eq(xt_run(out, sizeof(out), "openssl pkey -passin pass: -in '%s' -out '%s'",
+	ck_assert_int_eq(ts_run(out, sizeof(out), "openssl pkey -passin pass: -in '%s' -out '%s'",
 	                         path, plain),
 	        0);
 	ck_assert_int_eq(x509_key_load(plain, &k), MDM_OK);
@@ -364,7 +352,7 @@ START_TEST(vector_macos_csr)
 	ck_assert_uint_eq(which, 0);
 	/* The vector CA expired on 2026-05-29. */
 	ck_assert_int_eq(x509_verify_issued(c, &ca, 1, NOW, 1, &which), MDM_ERR_AUTH);
-	xt_tmpdir_done(dir);
+	ts_tmpdir_done(dir);
 	x509_cert_free(c);
 	x509_cert_free(ca);
 	x509_key_free(k);
@@ -373,44 +361,20 @@ START_TEST(vector_macos_csr)
 }
 END_TEST
 
-Suite *x509_suite(void)
+void x509_tcases(Suite *s)
 {
-	Suite *s = suite_create("x509");
-	TCase *tc;
+	TCase *tc = ts_tcase(s, "fingerprint", 0, NULL, NULL);
 
-	tc = tcase_create("fingerprint");
-	tcase_add_test(tc, fingerprint_matches_openssl);
-	tcase_add_test(tc, refuses_non_certificates);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("certificates");
-	tcase_add_test(tc, cert_encodings_round_trip);
-	tcase_add_test(tc, cert_der_is_strict);
-	tcase_add_test(tc, cert_pem_is_strict);
-	tcase_add_test(tc, cert_info_edge_cases);
-	suite_add_tcase(s, tc);
-
+	ts_add_tests(tc, fingerprint_matches_openssl, refuses_non_certificates);
+	tc = ts_tcase(s, "certificates", 0, NULL, NULL);
+	ts_add_tests(tc, cert_encodings_round_trip, cert_der_is_strict, cert_pem_is_strict,
+	        cert_info_edge_cases);
 	/* Key generation, openssl runs and SoftHSM take seconds under sanitizers. */
-	tc = tcase_create("keys");
-	tcase_set_timeout(tc, 60);
-	x509_key_tests(tc);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("csr");
-	tcase_set_timeout(tc, 60);
-	x509_csr_tests(tc);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("ca");
-	tcase_set_timeout(tc, 60);
+	x509_key_tests(ts_tcase(s, "keys", 60, NULL, NULL));
+	x509_csr_tests(ts_tcase(s, "csr", 60, NULL, NULL));
+	tc = ts_tcase(s, "ca", 60, NULL, NULL);
 	x509_issue_tests(tc);
 	x509_chain_tests(tc);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("vectors");
-	tcase_set_timeout(tc, 60);
-	tcase_add_test(tc, vector_scep_testca);
-	tcase_add_test(tc, vector_macos_csr);
-	suite_add_tcase(s, tc);
-	return s;
+	tc = ts_tcase(s, "vectors", 60, NULL, NULL);
+	ts_add_tests(tc, vector_scep_testca, vector_macos_csr);
 }

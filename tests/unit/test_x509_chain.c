@@ -166,5 +166,5 @@ END_TEST
 
 void x509_chain_tests(TCase *tc)
 {
-	tcase_add_test(tc, verify_refusals_say_why);
+	ts_add_tests(tc, verify_refusals_say_why);
 }

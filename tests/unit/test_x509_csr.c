@@ -339,11 +339,7 @@ END_TEST
 
 void x509_csr_tests(TCase *tc)
 {
-	tcase_add_test(tc, csr_parse_and_inspect);
-	tcase_add_test(tc, csr_der_is_strict);
-	tcase_add_test(tc, csr_version_quirk);
-	tcase_add_test(tc, csr_bad_signature_refused);
-	tcase_add_test(tc, csr_challenge_forms);
-	tcase_add_test(tc, csr_challenge_must_be_single);
-	tcase_add_test(tc, csr_matches_cert);
+	ts_add_tests(tc, csr_parse_and_inspect, csr_der_is_strict, csr_version_quirk,
+	        csr_bad_signature_refused, csr_challenge_forms, csr_challenge_must_be_single,
+	        csr_matches_cert);
 }

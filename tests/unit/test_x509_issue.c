@@ -84,14 +84,14 @@ START_TEST(ca_create_profile)
 	        strspn(info.serial, "0123456789ABCDEF") == strlen(info.serial));
 	ck_assert_int_eq(x509_key_matches_cert(k, ca), 1);
 	/* An independent party agrees: self-signed root verifies, fingerprint and serial match. */
-	xt_tmpdir_new(dir);
+	ts_tmpdir_new(dir, sizeof(dir), "x509");
 	snprintf(path, sizeof(path), "%s/ca.pem", dir);
 	xt_write_pem(path, ca);
-	ck_assert_int_eq(xt_run(out, sizeof(out), "openssl verify -attime %lld -CAfile '%s' '%s'",
+	ck_assert_int_eq(ts_run(out, sizeof(out), "openssl verify -attime %lld -CAfile '%s' '%s'",
 	                         (long long)NOW, path, path),
 	        0);
 	ck_assert_int_eq(
-	        xt_run(out, sizeof(out),
+	        ts_run(out, sizeof(out),
 	                "openssl x509 -in '%s' -noout -fingerprint -sha256 -serial | tr -d :",
 	                path),
 	        0);
@@ -110,10 +110,10 @@ START_TEST(ca_create_profile)
 		        info.serial);
 		ck_assert_msg(strstr(out, want) != NULL, "%s vs %s", out, want);
 	}
-	ck_assert_int_eq(xt_run(out, sizeof(out), "openssl x509 -in '%s' -noout -text", path), 0);
+	ck_assert_int_eq(ts_run(out, sizeof(out), "openssl x509 -in '%s' -noout -text", path), 0);
 	ck_assert(strstr(out, "CA:TRUE, pathlen:0") != NULL);
 	ck_assert(strstr(out, "Digital Signature, Certificate Sign, CRL Sign") != NULL);
-	xt_tmpdir_done(dir);
+	ts_tmpdir_done(dir);
 	x509_cert_free(ca);
 	x509_key_free(k);
 }
@@ -261,20 +261,20 @@ START_TEST(ca_renew_and_rekey)
 	ck_assert_int_eq(
 	        x509_verify_issued(dev_old, cas, 2, NOW + 100 * DAY, 1, &which), MDM_ERR_AUTH);
 	/* openssl agrees: the old device cert chains to the old root only. */
-	xt_tmpdir_new(dir);
+	ts_tmpdir_new(dir, sizeof(dir), "x509");
 	snprintf(path, sizeof(path), "%s/old.pem", dir);
 	xt_write_pem(path, old);
 	snprintf(path2, sizeof(path2), "%s/dev.pem", dir);
 	xt_write_pem(path2, dev_old);
-	ck_assert_int_eq(xt_run(out, sizeof(out), "openssl verify -attime %lld -CAfile '%s' '%s'",
+	ck_assert_int_eq(ts_run(out, sizeof(out), "openssl verify -attime %lld -CAfile '%s' '%s'",
 	                         (long long)NOW, path, path2),
 	        0);
 	snprintf(path, sizeof(path), "%s/new.pem", dir);
 	xt_write_pem(path, rekeyed);
-	ck_assert_int_ne(xt_run(out, sizeof(out), "openssl verify -attime %lld -CAfile '%s' '%s'",
+	ck_assert_int_ne(ts_run(out, sizeof(out), "openssl verify -attime %lld -CAfile '%s' '%s'",
 	                         (long long)NOW, path, path2),
 	        0);
-	xt_tmpdir_done(dir);
+	ts_tmpdir_done(dir);
 	/* x509_ca_next wants a CA. */
 	{
 		X509 *none = (X509 *)1;
@@ -360,24 +360,24 @@ START_TEST(issue_profile_and_openssl_verify)
 	ck_assert_uint_eq(which, 0);
 	ck_assert_int_eq(x509_verify_issued(c, &ca, 1, NOW, 0, NULL), MDM_OK);
 	/* openssl, independently, with the sslclient purpose. */
-	xt_tmpdir_new(dir);
+	ts_tmpdir_new(dir, sizeof(dir), "x509");
 	snprintf(capath, sizeof(capath), "%s/ca.pem", dir);
 	snprintf(path, sizeof(path), "%s/dev.pem", dir);
 	xt_write_pem(capath, ca);
 	xt_write_pem(path, c);
-	ck_assert_int_eq(xt_run(out, sizeof(out),
+	ck_assert_int_eq(ts_run(out, sizeof(out),
 	                         "openssl verify -x509_strict -purpose sslclient -attime %lld "
 	                         "-CAfile '%s' '%s'",
 	                         (long long)NOW, capath, path),
 	        0);
-	ck_assert_int_ne(xt_run(out, sizeof(out), "openssl verify -attime %lld -CAfile '%s' '%s'",
+	ck_assert_int_ne(ts_run(out, sizeof(out), "openssl verify -attime %lld -CAfile '%s' '%s'",
 	                         (long long)(NOW + 366 * DAY), capath, path),
 	        0);
-	ck_assert_int_eq(xt_run(out, sizeof(out), "openssl x509 -in '%s' -noout -text", path), 0);
+	ck_assert_int_eq(ts_run(out, sizeof(out), "openssl x509 -in '%s' -noout -text", path), 0);
 	ck_assert(strstr(out, "TLS Web Client Authentication") != NULL);
 	ck_assert(strstr(out, "Digital Signature, Key Encipherment") != NULL);
 	ck_assert(strstr(out, "CA:FALSE") != NULL);
-	xt_tmpdir_done(dir);
+	ts_tmpdir_done(dir);
 	x509_csr_free(csr);
 	x509_cert_free(c);
 	x509_cert_free(ca);
@@ -472,17 +472,17 @@ START_TEST(scep_responder_profile)
 	x509_cert_free(again);
 	again = NULL;
 	/* openssl, independently: it chains to the CA. */
-	xt_tmpdir_new(dir);
+	ts_tmpdir_new(dir, sizeof(dir), "x509");
 	snprintf(capath, sizeof(capath), "%s/ca.pem", dir);
 	snprintf(path, sizeof(path), "%s/responder.pem", dir);
 	xt_write_pem(capath, ca);
 	xt_write_pem(path, r);
-	ck_assert_int_eq(xt_run(out, sizeof(out),
+	ck_assert_int_eq(ts_run(out, sizeof(out),
 	                         "openssl verify -x509_strict -attime %lld "
 	                         "-CAfile '%s' '%s'",
 	                         (long long)NOW, capath, path),
 	        0);
-	xt_tmpdir_done(dir);
+	ts_tmpdir_done(dir);
 	/* Refused: an EC CA (no key transport), another key, no CA. */
 	ck_assert_int_eq(x509_scep_responder(ecca, ec, &again), MDM_ERR_NOT_FOUND);
 	ck_assert_ptr_null(again);
@@ -755,13 +755,13 @@ START_TEST(crl_build_and_openssl_reads_it)
 	ck_assert_int_ge(X509_CRL_get_ext_by_NID(crl, NID_authority_key_identifier, -1), 0);
 	X509_CRL_free(crl);
 	/* openssl reads it, lists the serials and reasons, and verifies it. */
-	xt_tmpdir_new(dir);
+	ts_tmpdir_new(dir, sizeof(dir), "x509");
 	snprintf(path, sizeof(path), "%s/ca.crl", dir);
 	snprintf(capath, sizeof(capath), "%s/ca.pem", dir);
-	xt_spit(path, der, len);
+	ts_file_write(path, der, len);
 	xt_write_pem(capath, ca);
 	ck_assert_int_eq(
-	        xt_run(out, sizeof(out), "openssl crl -inform DER -in '%s' -noout -text", path), 0);
+	        ts_run(out, sizeof(out), "openssl crl -inform DER -in '%s' -noout -text", path), 0);
 	ck_assert_msg(strstr(out, "Version 2") != NULL, "%s", out);
 	ck_assert(strstr(out, "Serial Number: 1A2B3C") != NULL);
 	ck_assert(strstr(out, "Serial Number: DEADBEEF") != NULL);
@@ -772,11 +772,11 @@ START_TEST(crl_build_and_openssl_reads_it)
 	ck_assert(strstr(out, "X509v3 Authority Key Identifier") != NULL);
 	ck_assert(strstr(out, "sha256WithRSAEncryption") != NULL);
 	ck_assert_int_eq(
-	        xt_run(out, sizeof(out), "openssl crl -inform DER -in '%s' -CAfile '%s' -noout",
+	        ts_run(out, sizeof(out), "openssl crl -inform DER -in '%s' -CAfile '%s' -noout",
 	                path, capath),
 	        0);
 	ck_assert_msg(strstr(out, "verify OK") != NULL, "%s", out);
-	xt_tmpdir_done(dir);
+	ts_tmpdir_done(dir);
 	free(der);
 	/* An empty CRL is a CRL. */
 	ck_assert_int_eq(x509_crl_build(ca, cak, NULL, 0, NOW, 1, &der, &len), MDM_OK);
@@ -873,17 +873,9 @@ END_TEST
 
 void x509_issue_tests(TCase *tc)
 {
-	tcase_add_test(tc, ca_create_profile);
-	tcase_add_test(tc, ca_create_subject_and_refusals);
-	tcase_add_test(tc, ca_validity_past_2049);
-	tcase_add_test(tc, ca_renew_and_rekey);
-	tcase_add_test(tc, issue_profile_and_openssl_verify);
-	tcase_add_test(tc, scep_responder_profile);
-	tcase_add_test(tc, issue_validity_capped_to_ca);
-	tcase_add_test(tc, issue_refusals);
-	tcase_add_test(tc, issue_copies_allowed_sans);
-	tcase_add_test(tc, issue_refuses_other_sans);
-	tcase_add_test(tc, crl_build_and_openssl_reads_it);
-	tcase_add_test(tc, crl_refusals);
-	tcase_add_test(tc, crl_entry_time_past_9999);
+	ts_add_tests(tc, ca_create_profile, ca_create_subject_and_refusals, ca_validity_past_2049,
+	        ca_renew_and_rekey, issue_profile_and_openssl_verify, scep_responder_profile,
+	        issue_validity_capped_to_ca, issue_refusals, issue_copies_allowed_sans,
+	        issue_refuses_other_sans, crl_build_and_openssl_reads_it, crl_refusals,
+	        crl_entry_time_past_9999);
 }

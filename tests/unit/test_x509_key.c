@@ -34,10 +34,10 @@ START_TEST(key_load_forms)
 	ck_assert_int_eq(EVP_PKEY_get_base_id(k), EVP_PKEY_EC);
 	x509_key_free(k);
 	/* file: URIs, with a percent-escape in the name. */
-	xt_tmpdir_new(dir);
-	n = xt_slurp(DATA "ca.key", buf, sizeof(buf));
+	ts_tmpdir_new(dir, sizeof(dir), "x509");
+	n = ts_file_into(DATA "ca.key", buf, sizeof(buf));
 	snprintf(path, sizeof(path), "%s/a key.pem", dir);
-	xt_spit(path, buf, n);
+	ts_file_write(path, buf, n);
 	k = xt_load_key("ca.key");
 	snprintf(uri, sizeof(uri), "file://%s/a%%20key.pem", dir);
 	ck_assert_int_eq(x509_key_load(uri, &k2), MDM_OK);
@@ -69,7 +69,7 @@ START_TEST(key_load_forms)
 	ck_assert_int_eq(x509_key_load(DATA "notakey.pem", &k2), MDM_ERR_PARSE);
 	ck_assert_int_eq(x509_key_load(DATA "client.pem", &k2), MDM_ERR_PARSE);
 	ck_assert_ptr_null(k2);
-	xt_tmpdir_done(dir);
+	ts_tmpdir_done(dir);
 }
 END_TEST
 
@@ -99,18 +99,18 @@ START_TEST(key_generate_write_and_match)
 	ck_assert_ptr_null(k);
 	ck_assert_int_eq(x509_key_generate_rsa(2048, &k), MDM_OK);
 	ck_assert_int_eq(EVP_PKEY_get_bits(k), 2048);
-	xt_tmpdir_new(dir);
+	ts_tmpdir_new(dir, sizeof(dir), "x509");
 	snprintf(path, sizeof(path), "%s/ca.key", dir);
 	ck_assert_int_eq(x509_key_write_pem(k, path), MDM_OK);
 	ck_assert_int_eq(stat(path, &st), 0);
 	ck_assert_int_eq(st.st_mode & 0777, 0600);
-	xt_slurp(path, before, sizeof(before));
+	ts_file_into(path, before, sizeof(before));
 	ck_assert(strncmp(before, "-----BEGIN PRIVATE KEY-----\n", 28) == 0);
-	ck_assert_int_eq(xt_run(out, sizeof(out), "openssl pkey -in '%s' -noout", path), 0);
+	ck_assert_int_eq(ts_run(out, sizeof(out), "openssl pkey -in '%s' -noout", path), 0);
 	/* Never overwritten, by the same key or another. */
 	ck_assert_int_eq(x509_key_write_pem(other, path), MDM_ERR_CONFLICT);
 	ck_assert_int_eq(x509_key_write_pem(k, path), MDM_ERR_CONFLICT);
-	xt_slurp(path, after, sizeof(after));
+	ts_file_into(path, after, sizeof(after));
 	ck_assert_str_eq(before, after);
 	/* Nor through a symbolic link. */
 	snprintf(out, sizeof(out), "%s/link.key", dir);
@@ -145,7 +145,7 @@ START_TEST(key_generate_write_and_match)
 		x509_key_free(ed);
 		x509_key_free(ec);
 	}
-	xt_tmpdir_done(dir);
+	ts_tmpdir_done(dir);
 	x509_cert_free(ca);
 	x509_key_free(back);
 	x509_key_free(other);
@@ -182,8 +182,8 @@ START_TEST(pkcs11_softhsm_key)
 	struct x509_revoked r = {"0A", NOW, 1};
 
 	if (module == NULL ||
-	        xt_run(NULL, 0, "command -v softhsm2-util && command -v pkcs11-tool") != 0 ||
-	        xt_run(NULL, 0, "openssl engine pkcs11 -t") != 0) {
+	        ts_run(NULL, 0, "command -v softhsm2-util && command -v pkcs11-tool") != 0 ||
+	        ts_run(NULL, 0, "openssl engine pkcs11 -t") != 0) {
 		fprintf(stderr,
 		        "x509: pkcs11 test skipped: needs softhsm2, opensc (pkcs11-tool) and "
 		        "libengine-pkcs11-openssl\n");
@@ -191,21 +191,21 @@ START_TEST(pkcs11_softhsm_key)
 		x509_key_free(dk);
 		return;
 	}
-	xt_tmpdir_new(dir);
+	ts_tmpdir_new(dir, sizeof(dir), "x509");
 	snprintf(conf, sizeof(conf), "%s/softhsm2.conf", dir);
 	snprintf(out, sizeof(out),
 	        "directories.tokendir = %s\nobjectstore.backend = file\n"
 	        "log.level = ERROR\n",
 	        dir);
-	xt_spit(conf, out, strlen(out));
+	ts_file_write(conf, out, strlen(out));
 	ck_assert_int_eq(setenv("SOFTHSM2_CONF", conf, 1), 0);
 	ck_assert_int_eq(setenv("PKCS11_MODULE_PATH", module, 1), 0);
-	ck_assert_int_eq(xt_run(out, sizeof(out),
+	ck_assert_int_eq(ts_run(out, sizeof(out),
 	                         "softhsm2-util --init-token --free --label mdmtest --pin 1234 "
 	                         "--so-pin 5678"),
 	        0);
 	ck_assert_int_eq(
-	        xt_run(out, sizeof(out),
+	        ts_run(out, sizeof(out),
 	                "pkcs11-tool --module '%s' --token-label mdmtest --login --pin 1234 "
 	                "--keypairgen --key-type rsa:2048 --id 01 --label ca",
 	                module),
@@ -219,7 +219,7 @@ START_TEST(pkcs11_softhsm_key)
 	        MDM_ERR_CRYPTO);
 	/* The PIN from a file (keeps it out of the URI), then logged in for the process. */
 	snprintf(path, sizeof(path), "%s/pin", dir);
-	xt_spit(path, "1234", 4);
+	ts_file_write(path, "1234", 4);
 	snprintf(out, sizeof(out), "pkcs11:token=mdmtest;object=ca;type=private?pin-source=file:%s",
 	        path);
 	ck_assert_int_eq(x509_key_load(out, &hk), MDM_OK);
@@ -244,7 +244,7 @@ START_TEST(pkcs11_softhsm_key)
 	snprintf(path, sizeof(path), "%s/dev.pem", dir);
 	xt_write_pem(capath, ca);
 	xt_write_pem(path, c);
-	ck_assert_int_eq(xt_run(out, sizeof(out),
+	ck_assert_int_eq(ts_run(out, sizeof(out),
 	                         "openssl verify -purpose sslclient -attime %lld -CAfile '%s' '%s'",
 	                         (long long)NOW, capath, path),
 	        0);
@@ -253,7 +253,7 @@ START_TEST(pkcs11_softhsm_key)
 	snprintf(path, sizeof(path), "%s/exported.key", dir);
 	ck_assert_int_ne(x509_key_write_pem(hk, path), MDM_OK);
 	ck_assert_int_ne(access(path, F_OK), 0);
-	xt_tmpdir_done(dir);
+	ts_tmpdir_done(dir);
 	free(crl);
 	x509_cert_free(c);
 	x509_cert_free(ca);
@@ -265,8 +265,6 @@ END_TEST
 
 void x509_key_tests(TCase *tc)
 {
-	tcase_add_test(tc, key_load_forms);
-	tcase_add_test(tc, key_load_never_prompts);
-	tcase_add_test(tc, key_generate_write_and_match);
-	tcase_add_test(tc, pkcs11_softhsm_key);
+	ts_add_tests(tc, key_load_forms, key_load_never_prompts, key_generate_write_and_match,
+	        pkcs11_softhsm_key);
 }

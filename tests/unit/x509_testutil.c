@@ -3,35 +3,12 @@
 
 #include <openssl/objects.h>
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 const struct x509_issue_policy xt_default_policy = {365, 2048, 0};
-
-size_t xt_slurp(const char *path, char *buf, size_t cap)
-{
-	FILE *fp = fopen(path, "r");
-	size_t n;
-
-	ck_assert_msg(fp != NULL, "%s missing (run from the repository root)", path);
-	n = fread(buf, 1, cap - 1, fp);
-	fclose(fp);
-	buf[n] = '\0';
-	return n;
-}
-
-void xt_spit(const char *path, const void *buf, size_t len)
-{
-	FILE *fp = fopen(path, "wb");
-
-	ck_assert_ptr_nonnull(fp);
-	ck_assert_uint_eq(fwrite(buf, 1, len, fp), len);
-	ck_assert_int_eq(fclose(fp), 0);
-}
 
 EVP_PKEY *xt_load_key(const char *name)
 {
@@ -44,53 +21,13 @@ EVP_PKEY *xt_load_key(const char *name)
 	return k;
 }
 
-void xt_tmpdir_new(char dir[64])
-{
-	strcpy(dir, "/tmp/mdm-x509-XXXXXX");
-	ck_assert_ptr_nonnull(mkdtemp(dir));
-}
-
-void xt_tmpdir_done(const char *dir)
-{
-	char cmd[128];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	ck_assert_int_eq(system(cmd), 0);
-}
-
-int xt_run(char *out, size_t cap, const char *fmt, ...)
-{
-	char cmd[2048];
-	va_list ap;
-	FILE *p;
-	size_t n = 0;
-	int st;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	strncat(cmd, " 2>&1", sizeof(cmd) - strlen(cmd) - 1);
-	ck_assert_ptr_nonnull(p = popen(cmd, "r"));
-	if (out != NULL && cap > 0) {
-		n = fread(out, 1, cap - 1, p);
-		out[n] = '\0';
-	} else {
-		char sink[512];
-
-		while (fread(sink, 1, sizeof(sink), p) > 0)
-			;
-	}
-	st = pclose(p);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 void xt_write_pem(const char *path, const X509 *c)
 {
 	char *pem = NULL;
 	size_t len = 0;
 
 	ck_assert_int_eq(x509_cert_to_pem(c, &pem, &len), MDM_OK);
-	xt_spit(path, pem, len);
+	ts_file_write(path, pem, len);
 	free(pem);
 }
 

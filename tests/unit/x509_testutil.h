@@ -1,15 +1,17 @@
 /*
  * What the x509 unit tests share (tests/unit/test_x509*.c): the fixed
- * clock, the key files, scratch directories, shell runs of the openssl
- * command line, a log capture, and CSRs, CAs and certificates made for a
- * test.  Names start with xt_ (x509 tests).  Each test file adds its
- * tests to the tcases that x509_suite (test_x509.c) makes.
+ * clock, the key files, a log capture, and CSRs, CAs and certificates
+ * made for a test.  Names start with xt_ (x509 tests); files, scratch
+ * directories and runs of the openssl command line are tests/support's
+ * (ts_sys.h, included here).  Each test file adds its tests to the
+ * tcases that x509_tcases (test_x509.c) makes.
  */
 #ifndef MDM_TEST_X509_TESTUTIL_H
 #define MDM_TEST_X509_TESTUTIL_H
 
 #include "log.h"
 #include "suites.h"
+#include "ts_sys.h"
 #include "x509.h"
 
 #include <openssl/evp.h>
@@ -26,16 +28,8 @@
 
 extern const struct x509_issue_policy xt_default_policy;
 
-/* The whole file (under cap - 1 bytes) into buf, NUL-terminated; its length. */
-size_t xt_slurp(const char *path, char *buf, size_t cap);
-void xt_spit(const char *path, const void *buf, size_t len);
 /* A key file of DATA, loaded with x509_key_load. */
 EVP_PKEY *xt_load_key(const char *name);
-/* A scratch directory, removed by xt_tmpdir_done. */
-void xt_tmpdir_new(char dir[64]);
-void xt_tmpdir_done(const char *dir);
-/* Runs a shell command, its stdout+stderr into out; returns the exit status. */
-int xt_run(char *out, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void xt_write_pem(const char *path, const X509 *c);
 
 /* Records logged while a test runs, to check that refusals say why. */
@@ -65,7 +59,7 @@ X509 *xt_issue(X509 *ca, EVP_PKEY *cakey, EVP_PKEY *devkey, time_t now);
 /* A certificate made directly with OpenSSL: serial bytes (negative if neg), n OU entries. */
 X509 *xt_raw_cert(EVP_PKEY *k, const unsigned char *serial, int slen, int neg, int n_ou);
 
-/* The tests of each file, added to the tcase x509_suite made for them. */
+/* The tests of each file, added to the tcase x509_tcases made for them. */
 void x509_key_tests(TCase *tc);
 void x509_csr_tests(TCase *tc);
 void x509_issue_tests(TCase *tc);
