@@ -108,7 +108,7 @@ static uint8_t *make_request(EVP_PKEY *key, X509 *ca, const char *challenge, int
 	char cn[64], txid[64];
 	X509_REQ *req;
 	X509 *self;
-	struct cms_request_params p;
+	struct scep_msg_request_params p;
 	uint8_t *der = NULL, *out = NULL;
 	size_t n = 0;
 
@@ -119,7 +119,7 @@ static uint8_t *make_request(EVP_PKEY *key, X509 *ca, const char *challenge, int
 	der = ts_csr_der(req, &n);
 	p = ts_scep_params(SCEP_PKCSREQ, self, key, ca, txid, der, n);
 	p.cipher = CMS_CIPHER_AES128;
-	if (der == NULL || self == NULL || cms_scep_request(&p, &out, len) != MDM_OK)
+	if (der == NULL || self == NULL || scep_msg_request(&p, &out, len) != MDM_OK)
 		out = NULL;
 	free(der);
 	X509_REQ_free(req);
@@ -228,12 +228,12 @@ int main(int argc, char **argv)
 	curl_multi_cleanup(multi);
 
 	for (int i = 0; i < n; i++) {
-		struct cms_scep_msg *m = NULL;
+		struct scep_msg *m = NULL;
 		enum scep_fail_info f;
-		if (cms_scep_parse(replies[i].p, replies[i].len, &m, &f, NULL, 0) == MDM_OK &&
+		if (scep_msg_parse(replies[i].p, replies[i].len, &m, &f, NULL, 0) == MDM_OK &&
 		        m->message_type == SCEP_CERTREP && m->pki_status == SCEP_SUCCESS)
 			ok++;
-		cms_scep_msg_free(m);
+		scep_msg_free(m);
 		free(replies[i].p);
 		free(reqs[i]);
 	}

@@ -3,8 +3,8 @@
  * mdm.certificate rows could hold them (serial text, revocation time,
  * reasonCode, hostile ones included) through x509_crl_entry_ok and
  * x509_crl_build, the CRL (and a certificate, as GetCert answers) into
- * cms_scep_certrep, and the CertRep read back as a client reads it:
- * cms_scep_parse, cms_scep_decrypt with the requester's key, then the
+ * scep_msg_certrep, and the CertRep read back as a client reads it:
+ * scep_msg_parse, scep_msg_decrypt with the requester's key, then the
  * degenerate certs-only content by cms_certs_only_parse.  What each step
  * accepts must keep its header's promises:
  *
@@ -17,9 +17,9 @@
  *     certificates (cms.h).
  *
  * Inputs are read as a recipe when they start with 'C' (entries) or 'R'
- * (the rest of the input is the CRL handed to cms_scep_certrep, as if a
+ * (the rest of the input is the CRL handed to scep_msg_certrep, as if a
  * caller passed bytes x509_crl_build never made).  Any other input is a
- * CertRep as a client receives it (cms_scep_parse, decrypted with the
+ * CertRep as a client receives it (scep_msg_parse, decrypted with the
  * requester's key when it is a SUCCESS) and the decrypted certs-only
  * content (cms_certs_only_parse).  A broken promise, a refusal without a
  * rule or an OpenSSL error left queued aborts.
@@ -162,15 +162,15 @@ static void check_content(
 }
 
 /*
- * cms_scep_certrep with crl (may be NULL) and maybe the client certificate;
+ * scep_msg_certrep with crl (may be NULL) and maybe the client certificate;
  * must_build: crl came from x509_crl_build, so the CertRep must be made.
  * Whatever is built must read back as cms.h promises.
  */
 static void certrep_roundtrip(const uint8_t *crl, size_t crl_len, unsigned int opts, int must_build)
 {
 	struct x509_st *certs[1] = {client_cert};
-	struct cms_certrep_params p;
-	struct cms_scep_msg *m = NULL;
+	struct scep_msg_certrep_params p;
+	struct scep_msg *m = NULL;
 	enum scep_fail_info fail = SCEP_BAD_ALG;
 	enum cms_cipher cipher = CMS_CIPHER__MAX;
 	uint8_t nonce[SCEP_NONCE_LEN], *rep = NULL, *content = NULL;
@@ -197,17 +197,17 @@ static void certrep_roundtrip(const uint8_t *crl, size_t crl_len, unsigned int o
 	p.cipher = (enum cms_cipher)(((opts >> 2) & 3) % CMS_CIPHER_DES);
 	if (crl == NULL && p.n_certs == 0)
 		return;
-	e = cms_scep_certrep(&p, &rep, &rep_len);
-	check_queue("cms_scep_certrep");
+	e = scep_msg_certrep(&p, &rep, &rep_len);
+	check_queue("scep_msg_certrep");
 	if (e != MDM_OK) {
 		if (rep != NULL || rep_len != 0)
-			fuzz_fail("cms_scep_certrep output on refusal", err_str(e));
+			fuzz_fail("scep_msg_certrep output on refusal", err_str(e));
 		if (must_build)
-			fuzz_fail("cms_scep_certrep refused a CRL x509_crl_build made", err_str(e));
+			fuzz_fail("scep_msg_certrep refused a CRL x509_crl_build made", err_str(e));
 		return;
 	}
-	e = cms_scep_parse(rep, rep_len, &m, &fail, err, sizeof(err));
-	check_queue("cms_scep_parse (ours)");
+	e = scep_msg_parse(rep, rep_len, &m, &fail, err, sizeof(err));
+	check_queue("scep_msg_parse (ours)");
 	if (e != MDM_OK)
 		fuzz_fail("our own CertRep refused", err);
 	if (m->message_type != SCEP_CERTREP || m->pki_status != SCEP_SUCCESS ||
@@ -217,13 +217,13 @@ static void certrep_roundtrip(const uint8_t *crl, size_t crl_len, unsigned int o
 	        m->sender_nonce_len != SCEP_NONCE_LEN || m->digest != p.digest ||
 	        m->envelope == NULL)
 		fuzz_fail("our CertRep reads back different", NULL);
-	e = cms_scep_decrypt(m, client_key, client_cert, &content, &content_len, &cipher, &fail);
-	check_queue("cms_scep_decrypt (ours)");
+	e = scep_msg_decrypt(m, client_key, client_cert, &content, &content_len, &cipher, &fail);
+	check_queue("scep_msg_decrypt (ours)");
 	if (e != MDM_OK || cipher != p.cipher)
 		fuzz_fail("our CertRep's envelope does not decrypt", err_str(e));
 	check_content(content, content_len, crl, crl_len, p.n_certs);
 	free(content);
-	cms_scep_msg_free(m);
+	scep_msg_free(m);
 	free(rep);
 }
 
@@ -353,7 +353,7 @@ static void fuzz_entries(const uint8_t *d, size_t n)
 /* A CertRep as a client reads it, and its decrypted content. */
 static void fuzz_client(const uint8_t *data, size_t size)
 {
-	struct cms_scep_msg *m = NULL;
+	struct scep_msg *m = NULL;
 	enum scep_fail_info fail = SCEP_BAD_ALG;
 	enum cms_cipher cipher = CMS_CIPHER__MAX;
 	struct x509_st **certs = NULL;
@@ -362,8 +362,8 @@ static void fuzz_client(const uint8_t *data, size_t size)
 	char err[256];
 	mdm_err e;
 
-	e = cms_scep_parse(data, size, &m, &fail, err, sizeof(err));
-	check_queue("cms_scep_parse");
+	e = scep_msg_parse(data, size, &m, &fail, err, sizeof(err));
+	check_queue("scep_msg_parse");
 	if (e != MDM_OK) {
 		if (m != NULL)
 			fuzz_fail("message returned on refusal", err);
@@ -377,9 +377,9 @@ static void fuzz_client(const uint8_t *data, size_t size)
 		        m->envelope == NULL)
 			fuzz_fail("SUCCESS CertRep without envelope", NULL);
 		if (m->envelope != NULL) {
-			e = cms_scep_decrypt(
+			e = scep_msg_decrypt(
 			        m, client_key, client_cert, &content, &content_len, &cipher, &fail);
-			check_queue("cms_scep_decrypt");
+			check_queue("scep_msg_decrypt");
 			if (e == MDM_OK) {
 				if (content == NULL || content_len == 0)
 					fuzz_fail("decrypt succeeded without content", NULL);
@@ -396,7 +396,7 @@ static void fuzz_client(const uint8_t *data, size_t size)
 				fuzz_fail("decrypt refused with outputs", err_str(e));
 			}
 		}
-		cms_scep_msg_free(m);
+		scep_msg_free(m);
 	}
 	/* The same bytes as the decrypted content of a CertRep. */
 	n = 0;

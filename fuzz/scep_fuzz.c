@@ -1,5 +1,5 @@
 /*
- * libFuzzer target for the SCEP CMS parsers.  cms_scep_parse runs on the
+ * libFuzzer target for the SCEP CMS parsers.  scep_msg_parse runs on the
  * input; what it accepts must keep every promise of cms.h (known type,
  * printable transactionID, nonce lengths, envelope where one belongs) and
  * is then decrypted with the test CA key when that is at hand.  The
@@ -7,7 +7,7 @@
  * IssuerAndSubject) run on the same bytes.  A broken promise, a refusal
  * without a rule or an OpenSSL error left queued aborts.
  *
- * cms_scep_parse_unverified runs on the same bytes (see fuzz_unverified).
+ * scep_msg_parse_unverified runs on the same bytes (see fuzz_unverified).
  *
  * The signature is checked before any signed attribute is read, so a
  * mutated message rarely gets past it.  Inputs that start with 'S' are
@@ -221,8 +221,8 @@ static void check_nonce(int has, size_t len, const char *which)
 		fuzz_fail("nonce length", which);
 }
 
-/* unverified: from cms_scep_parse_unverified, whose digest may be unknown. */
-static void check_msg(const struct cms_scep_msg *m, int unverified)
+/* unverified: from scep_msg_parse_unverified, whose digest may be unknown. */
+static void check_msg(const struct scep_msg *m, int unverified)
 {
 	size_t n = strnlen(m->transaction_id, sizeof(m->transaction_id));
 
@@ -278,7 +278,7 @@ static void check_msg(const struct cms_scep_msg *m, int unverified)
 	}
 }
 
-static void fuzz_decrypt(const struct cms_scep_msg *m, EVP_PKEY *key, X509 *cert)
+static void fuzz_decrypt(const struct scep_msg *m, EVP_PKEY *key, X509 *cert)
 {
 	enum scep_fail_info fail = SCEP_FAIL_NONE;
 	enum cms_cipher cipher = CMS_CIPHER__MAX;
@@ -288,8 +288,8 @@ static void fuzz_decrypt(const struct cms_scep_msg *m, EVP_PKEY *key, X509 *cert
 
 	if (key == NULL || cert == NULL || m->envelope == NULL)
 		return;
-	e = cms_scep_decrypt(m, key, cert, &out, &outlen, &cipher, &fail);
-	check_queue("cms_scep_decrypt");
+	e = scep_msg_decrypt(m, key, cert, &out, &outlen, &cipher, &fail);
+	check_queue("scep_msg_decrypt");
 	if (e == MDM_OK) {
 		if (out == NULL || outlen == 0 || (unsigned)cipher >= CMS_CIPHER__MAX ||
 		        fail != SCEP_FAIL_NONE)
@@ -320,7 +320,7 @@ static void fuzz_other_parsers(const uint8_t *data, size_t size)
 		fuzz_fail("certs-only output on refusal", NULL);
 	}
 	check_queue("cms_certs_only_parse");
-	if (cms_scep_issuer_and_serial(data, size, &a, &b) == MDM_OK) {
+	if (scep_msg_issuer_and_serial(data, size, &a, &b) == MDM_OK) {
 		if (a == NULL || b == NULL || b[0] == '\0')
 			fuzz_fail("issuer_and_serial outputs", NULL);
 	} else if (a != NULL || b != NULL) {
@@ -329,8 +329,8 @@ static void fuzz_other_parsers(const uint8_t *data, size_t size)
 	free(a);
 	free(b);
 	a = b = NULL;
-	check_queue("cms_scep_issuer_and_serial");
-	if (cms_scep_issuer_and_subject(data, size, &a, &b) == MDM_OK) {
+	check_queue("scep_msg_issuer_and_serial");
+	if (scep_msg_issuer_and_subject(data, size, &a, &b) == MDM_OK) {
 		if (a == NULL || b == NULL)
 			fuzz_fail("issuer_and_subject outputs", NULL);
 	} else if (a != NULL || b != NULL) {
@@ -338,28 +338,28 @@ static void fuzz_other_parsers(const uint8_t *data, size_t size)
 	}
 	free(a);
 	free(b);
-	check_queue("cms_scep_issuer_and_subject");
+	check_queue("scep_msg_issuer_and_subject");
 }
 
 /*
- * cms_scep_parse_unverified on the same bytes: the same promises except
- * the digest, and it accepts whatever cms_scep_parse accepted (verified
+ * scep_msg_parse_unverified on the same bytes: the same promises except
+ * the digest, and it accepts whatever scep_msg_parse accepted (verified
  * says whether it did).
  */
 static void fuzz_unverified(const uint8_t *data, size_t size, int verified)
 {
-	struct cms_scep_msg *m = NULL;
+	struct scep_msg *m = NULL;
 	enum scep_fail_info fail = SCEP_BAD_ALG;
 	char err[256];
 	mdm_err e;
 
-	e = cms_scep_parse_unverified(data, size, &m, &fail, err, sizeof(err));
-	check_queue("cms_scep_parse_unverified");
+	e = scep_msg_parse_unverified(data, size, &m, &fail, err, sizeof(err));
+	check_queue("scep_msg_parse_unverified");
 	if (e != MDM_OK) {
 		if (m != NULL)
 			fuzz_fail("unverified: message returned on refusal", err);
 		if (verified && e != MDM_ERR_NOMEM)
-			fuzz_fail("unverified refuses what cms_scep_parse accepted", err);
+			fuzz_fail("unverified refuses what scep_msg_parse accepted", err);
 		if ((e == MDM_ERR_PARSE || e == MDM_ERR_LIMIT) &&
 		        (err[0] == '\0' || fail == SCEP_FAIL_NONE))
 			fuzz_fail("unverified: refusal without a rule or failInfo", err_str(e));
@@ -367,19 +367,19 @@ static void fuzz_unverified(const uint8_t *data, size_t size, int verified)
 		if (m == NULL || err[0] != '\0' || fail != SCEP_FAIL_NONE)
 			fuzz_fail("unverified: accepted with bad outputs", err);
 		check_msg(m, 1);
-		cms_scep_msg_free(m);
+		scep_msg_free(m);
 	}
 }
 
 static void fuzz_message(const uint8_t *data, size_t size, int recipe)
 {
-	struct cms_scep_msg *m = NULL;
+	struct scep_msg *m = NULL;
 	enum scep_fail_info fail = SCEP_BAD_ALG;
 	char err[256];
 	mdm_err e;
 
-	e = cms_scep_parse(data, size, &m, &fail, err, sizeof(err));
-	check_queue("cms_scep_parse");
+	e = scep_msg_parse(data, size, &m, &fail, err, sizeof(err));
+	check_queue("scep_msg_parse");
 	if (e != MDM_OK) {
 		if (m != NULL)
 			fuzz_fail("message returned on refusal", err);
@@ -391,7 +391,7 @@ static void fuzz_message(const uint8_t *data, size_t size, int recipe)
 			fuzz_fail("accepted with bad outputs", err);
 		check_msg(m, 0);
 		fuzz_decrypt(m, recipe ? recipe_key : fuzz_key, recipe ? recipe_cert : fuzz_cert);
-		cms_scep_msg_free(m);
+		scep_msg_free(m);
 	}
 	fuzz_unverified(data, size, e == MDM_OK);
 }

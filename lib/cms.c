@@ -58,14 +58,14 @@ const struct cms_attr_info cms_attrs[ATTR__MAX] = {
  * allocate each time, and OBJ_create could collide with a name another
  * library registers.  They live as long as the (long-lived) process.
  */
-ASN1_OBJECT *cms_scep_oids[ATTR_SCEP__MAX];
+ASN1_OBJECT *scep_msg_oids[ATTR_SCEP__MAX];
 static int cms_oids_ok;
 static pthread_once_t cms_once = PTHREAD_ONCE_INIT;
 
 static void cms_init_oids(void)
 {
 	for (int i = 0; i < ATTR_SCEP__MAX; i++)
-		if ((cms_scep_oids[i] = OBJ_txt2obj(cms_attrs[i].oid, 1)) == NULL)
+		if ((scep_msg_oids[i] = OBJ_txt2obj(cms_attrs[i].oid, 1)) == NULL)
 			return;
 	cms_oids_ok = 1;
 }
@@ -86,7 +86,7 @@ enum cms_attr cms_attr_kind(const ASN1_OBJECT *obj)
 
 	for (int i = 0; i < ATTR__MAX; i++) {
 		if (i < ATTR_SCEP__MAX) {
-			if (OBJ_cmp(obj, cms_scep_oids[i]) == 0)
+			if (OBJ_cmp(obj, scep_msg_oids[i]) == 0)
 				return (enum cms_attr)i;
 		} else if (nid != NID_undef && nid == cms_attrs[i].nid) {
 			return (enum cms_attr)i;

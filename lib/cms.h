@@ -28,7 +28,7 @@ struct evp_pkey_st;
 
 /* Digests and content ciphers, our names (not OpenSSL NIDs). */
 enum cms_digest { CMS_DIGEST_SHA1, CMS_DIGEST_SHA256, CMS_DIGEST_SHA512, CMS_DIGEST__MAX };
-/* CMS_CIPHER_DES (single DES) is only ever read, by cms_scep_decrypt_des. */
+/* CMS_CIPHER_DES (single DES) is only ever read, by scep_msg_decrypt_des. */
 enum cms_cipher {
 	CMS_CIPHER_DES3,
 	CMS_CIPHER_AES128,

@@ -47,7 +47,7 @@ struct cms_attr_info {
 };
 extern const struct cms_attr_info cms_attrs[ATTR__MAX];
 /* The SCEP attribute OIDs, once cms_ready has succeeded. */
-extern ASN1_OBJECT *cms_scep_oids[ATTR_SCEP__MAX];
+extern ASN1_OBJECT *scep_msg_oids[ATTR_SCEP__MAX];
 
 /* Creates the SCEP OIDs once per process; MDM_ERR_NOMEM if it cannot. */
 MDM_WUR mdm_err cms_ready(void);
@@ -108,7 +108,7 @@ enum cms_fault {
 /*
  * Where a refusal of untrusted input is reported; fault is the last one's
  * kind.  quiet: written into err only, for a caller that refuses with it
- * and logs it (cms_scep_decrypt_ex).
+ * and logs it (scep_msg_decrypt_ex).
  */
 struct cms_refusal {
 	enum cms_fault fault;

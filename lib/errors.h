@@ -17,7 +17,7 @@
  * anything, at info.  A check whose caller decides (whether a signer is
  * ours, a decryption inside a SCEP operation, a plist inside a device
  * message) logs nothing and hands the reason up, and says so
- * (x509_verify_issued_why, cms_scep_decrypt_ex, plist_parse_ex,
+ * (x509_verify_issued_why, scep_msg_decrypt_ex, plist_parse_ex,
  * x509_crl_entry_ok): its caller refuses with it, and so logs it.  An
  * OpenSSL failure is logged with the call's name where it happens (x509,
  * cms); on untrusted input that line is detail under the refusal.

@@ -165,7 +165,7 @@ mdm_err scep_get_next_ca_cert(struct scep_server *s, uint8_t **out, size_t *outl
 /* One request being answered. */
 struct scep_op {
 	struct scep_server *s;
-	struct cms_scep_msg *msg;
+	struct scep_msg *msg;
 	time_t now;
 	enum cms_cipher cipher;
 	uint8_t *content; /* decrypted pkcsPKIEnvelope */
@@ -241,7 +241,7 @@ static MDM_WUR mdm_err scep_reply(struct scep_op *op, uint8_t **out, size_t *out
 	struct x509_st *extra[1] = {ca->active};
 	struct x509_st *certs[1] = {op->cert};
 	struct x509_st *ee = ca->ra ? ca->ra : op->to_ca ? NULL : ca->responder;
-	struct cms_certrep_params p;
+	struct scep_msg_certrep_params p;
 
 	memset(&p, 0, sizeof(p));
 	p.signer = ee ? ee : ca->active;
@@ -263,7 +263,7 @@ static MDM_WUR mdm_err scep_reply(struct scep_op *op, uint8_t **out, size_t *out
 		/* The request's cipher, but never single DES: AES-256 instead. */
 		p.cipher = op->cipher == CMS_CIPHER_DES ? CMS_CIPHER_AES256 : op->cipher;
 	}
-	return cms_scep_certrep(&p, out, outlen);
+	return scep_msg_certrep(&p, out, outlen);
 }
 
 static int scep_ct_equal(const char *a, const char *b)
@@ -820,7 +820,7 @@ static MDM_WUR mdm_err scep_poll(struct scep_op *op)
 	char *issuer = NULL, *subject = NULL;
 	mdm_err rc;
 
-	if (cms_scep_issuer_and_subject(op->content, op->content_len, &issuer, &subject) != MDM_OK)
+	if (scep_msg_issuer_and_subject(op->content, op->content_len, &issuer, &subject) != MDM_OK)
 		return scep_refused_by_callee(op, SCEP_BAD_REQUEST,
 		        "the CertPoll content (RFC 8894 section 3.3.3: IssuerAndSubject)");
 	free(issuer);
@@ -838,7 +838,7 @@ static MDM_WUR mdm_err scep_get_cert(struct scep_op *op)
 	db_res *r = NULL;
 	mdm_err rc;
 
-	if (cms_scep_issuer_and_serial(op->content, op->content_len, &issuer, &serial) != MDM_OK)
+	if (scep_msg_issuer_and_serial(op->content, op->content_len, &issuer, &serial) != MDM_OK)
 		return scep_refused_by_callee(op, SCEP_BAD_REQUEST,
 		        "the content (RFC 8894 section 3.3.4: IssuerAndSerialNumber)");
 	params[0] = serial;
@@ -923,7 +923,7 @@ static MDM_WUR mdm_err scep_get_crl(struct scep_op *op)
 	int n;
 	mdm_err rc;
 
-	if (cms_scep_issuer_and_serial(op->content, op->content_len, &issuer, &serial) != MDM_OK)
+	if (scep_msg_issuer_and_serial(op->content, op->content_len, &issuer, &serial) != MDM_OK)
 		return scep_refused_by_callee(op, SCEP_BAD_REQUEST,
 		        "the content (RFC 8894 section 3.3.4: IssuerAndSerialNumber)");
 	if ((rc = x509_cert_info(ca->active, &info)) != MDM_OK)
@@ -1004,7 +1004,7 @@ out:
 
 static void scep_op_clear(struct scep_op *op)
 {
-	cms_scep_msg_free(op->msg);
+	scep_msg_free(op->msg);
 	free(op->content);
 	x509_csr_free(op->csr);
 	x509_cert_free(op->cert);
@@ -1014,11 +1014,11 @@ static void scep_op_clear(struct scep_op *op)
 /*
  * RFC 8894 section 3.3.2.2: a request refused for its algorithm (badAlg)
  * or its signature (badMessageCheck) is still answered with a signed
- * CertRep FAILURE, addressed with the fields cms_scep_parse_unverified
+ * CertRep FAILURE, addressed with the fields scep_msg_parse_unverified
  * reads.  Those are unauthenticated: they only address the answer;
  * nothing is issued, stored or spent.  MDM_ERR_PARSE (HTTP 400) when the
  * message cannot be read even that far, or is not a request.  The
- * refusal was logged by cms_scep_parse; what is logged here is the
+ * refusal was logged by scep_msg_parse; what is logged here is the
  * answer, naming the transaction.
  */
 static MDM_WUR mdm_err scep_answer_unverified(struct scep_server *s, const uint8_t *msg, size_t len,
@@ -1031,7 +1031,7 @@ static MDM_WUR mdm_err scep_answer_unverified(struct scep_server *s, const uint8
 	memset(&op, 0, sizeof(op));
 	op.s = s;
 	/* A refusal here is another rule, logged by cms as the first was. */
-	if ((rc = cms_scep_parse_unverified(msg, len, &op.msg, &f2, NULL, 0)) != MDM_OK)
+	if ((rc = scep_msg_parse_unverified(msg, len, &op.msg, &f2, NULL, 0)) != MDM_OK)
 		return rc == MDM_ERR_NOMEM ? rc : MDM_ERR_PARSE;
 	if (op.msg->message_type == SCEP_CERTREP || op.msg->signer == NULL ||
 	        op.msg->transaction_id[0] == '\0') {
@@ -1073,7 +1073,7 @@ mdm_err scep_pki_operation(struct scep_server *s, const uint8_t *msg, size_t len
 	ca = s->ca;
 
 	/* A refusal is logged there, naming the rule; err says whether there was one. */
-	rc = cms_scep_parse(msg, len, &op.msg, &fail, err, sizeof(err));
+	rc = scep_msg_parse(msg, len, &op.msg, &fail, err, sizeof(err));
 	if (rc != MDM_OK) {
 		if (rc == MDM_ERR_PARSE && (fail == SCEP_BAD_ALG || fail == SCEP_BAD_MESSAGE_CHECK))
 			return scep_answer_unverified(s, msg, len, fail, out, outlen);
@@ -1097,7 +1097,7 @@ mdm_err scep_pki_operation(struct scep_server *s, const uint8_t *msg, size_t len
 		goto reply;
 	}
 	/* Logs nothing: the rule comes back in err, logged once below with the transaction. */
-	rc = cms_scep_decrypt_ex(op.msg, ca->ra ? ca->ra_key : ca->active_key,
+	rc = scep_msg_decrypt_ex(op.msg, ca->ra ? ca->ra_key : ca->active_key,
 	        ca->ra ? ca->ra : ca->active, s->policy.allow_des, &op.content, &op.content_len,
 	        &op.cipher, &fail, &to_responder, err, sizeof(err));
 	op.to_ca = rc == MDM_OK && ca->ra == NULL && !to_responder;

@@ -104,13 +104,13 @@ static int cms_utf8(const unsigned char *s, size_t n)
 
 struct cms_parse {
 	struct cms_refusal r;
-	struct cms_scep_msg *m;
+	struct scep_msg *m;
 	int seen[ATTR__MAX];
-	/* cms_scep_parse_unverified: no signature, no algorithm policy. */
+	/* scep_msg_parse_unverified: no signature, no algorithm policy. */
 	int unverified;
 };
 
-static void cms_msg_init(struct cms_scep_msg *m)
+static void cms_msg_init(struct scep_msg *m)
 {
 	memset(m, 0, sizeof(*m));
 	m->message_type = 0;
@@ -119,7 +119,7 @@ static void cms_msg_init(struct cms_scep_msg *m)
 	m->fail_info = SCEP_FAIL_NONE;
 }
 
-void cms_scep_msg_free(struct cms_scep_msg *m)
+void scep_msg_free(struct scep_msg *m)
 {
 	if (m == NULL)
 		return;
@@ -297,7 +297,7 @@ static MDM_WUR mdm_err cms_attr_challenge(struct cms_parse *ps, const ASN1_TYPE 
 
 static MDM_WUR mdm_err cms_attr_value(struct cms_parse *ps, enum cms_attr a, const ASN1_TYPE *t)
 {
-	struct cms_scep_msg *m = ps->m;
+	struct scep_msg *m = ps->m;
 	int type = t != NULL ? ASN1_TYPE_get(t) : V_ASN1_UNDEF;
 
 	switch (a) {
@@ -366,7 +366,7 @@ static MDM_WUR mdm_err cms_read_attrs(struct cms_parse *ps, CMS_SignerInfo *si)
 /* What each message type must (and must not) carry, once the values are known. */
 static MDM_WUR mdm_err cms_check_attrs(struct cms_parse *ps)
 {
-	struct cms_scep_msg *m = ps->m;
+	struct scep_msg *m = ps->m;
 
 	if (!ps->seen[ATTR_MESSAGE_TYPE])
 		return cms_refuse(&ps->r, MDM_ERR_PARSE, CMS_FAULT_FORM,
@@ -474,7 +474,7 @@ out:
 /* The encapsulated pkcsPKIEnvelope: present where it must be, an EnvelopedData. */
 static MDM_WUR mdm_err cms_take_envelope(struct cms_parse *ps, CMS_ContentInfo *cms)
 {
-	struct cms_scep_msg *m = ps->m;
+	struct scep_msg *m = ps->m;
 	ASN1_OCTET_STRING **pos = CMS_get0_content(cms);
 	const unsigned char *p, *q;
 	CMS_ContentInfo *env = NULL;
@@ -517,19 +517,19 @@ out:
 	return rc;
 }
 
-static MDM_WUR mdm_err cms_scep_parse_any(const uint8_t *der, size_t len, struct cms_scep_msg **out,
+static MDM_WUR mdm_err scep_msg_parse_any(const uint8_t *der, size_t len, struct scep_msg **out,
         enum scep_fail_info *fail, char *err, size_t errlen, int unverified);
 
-mdm_err cms_scep_parse(const uint8_t *der, size_t len, struct cms_scep_msg **out,
+mdm_err scep_msg_parse(const uint8_t *der, size_t len, struct scep_msg **out,
         enum scep_fail_info *fail, char *err, size_t errlen)
 {
-	return cms_scep_parse_any(der, len, out, fail, err, errlen, 0);
+	return scep_msg_parse_any(der, len, out, fail, err, errlen, 0);
 }
 
-mdm_err cms_scep_parse_unverified(const uint8_t *der, size_t len, struct cms_scep_msg **out,
+mdm_err scep_msg_parse_unverified(const uint8_t *der, size_t len, struct scep_msg **out,
         enum scep_fail_info *fail, char *err, size_t errlen)
 {
-	return cms_scep_parse_any(der, len, out, fail, err, errlen, 1);
+	return scep_msg_parse_any(der, len, out, fail, err, errlen, 1);
 }
 
 /* RFC 8894 3.2.1.4: the failInfo a CertRep answers each kind of refusal with. */
@@ -545,10 +545,10 @@ enum scep_fail_info scep_msg_fail(enum cms_fault f)
 	return (unsigned)f < CMS_FAULT__MAX ? scep_fails[f] : SCEP_BAD_REQUEST;
 }
 
-static MDM_WUR mdm_err cms_scep_parse_in(
-        struct cms_parse *ps, const uint8_t *der, size_t len, struct cms_scep_msg **out);
+static MDM_WUR mdm_err scep_msg_parse_in(
+        struct cms_parse *ps, const uint8_t *der, size_t len, struct scep_msg **out);
 
-static MDM_WUR mdm_err cms_scep_parse_any(const uint8_t *der, size_t len, struct cms_scep_msg **out,
+static MDM_WUR mdm_err scep_msg_parse_any(const uint8_t *der, size_t len, struct scep_msg **out,
         enum scep_fail_info *fail, char *err, size_t errlen, int unverified)
 {
 	struct cms_parse ps;
@@ -563,14 +563,14 @@ static MDM_WUR mdm_err cms_scep_parse_any(const uint8_t *der, size_t len, struct
 	if (err != NULL && errlen > 0)
 		err[0] = '\0';
 	rc = out == NULL || (der == NULL && len > 0) ? MDM_ERR_INVAL
-	                                             : cms_scep_parse_in(&ps, der, len, out);
+	                                             : scep_msg_parse_in(&ps, der, len, out);
 	if (fail != NULL)
 		*fail = scep_msg_fail(ps.r.fault);
 	return rc;
 }
 
-static MDM_WUR mdm_err cms_scep_parse_in(
-        struct cms_parse *ps, const uint8_t *der, size_t len, struct cms_scep_msg **out)
+static MDM_WUR mdm_err scep_msg_parse_in(
+        struct cms_parse *ps, const uint8_t *der, size_t len, struct scep_msg **out)
 {
 	CMS_ContentInfo *cms = NULL;
 	CMS_SignerInfo *si;
@@ -626,7 +626,7 @@ static MDM_WUR mdm_err cms_scep_parse_in(
 out:
 	ERR_clear_error();
 	CMS_ContentInfo_free(cms);
-	cms_scep_msg_free(ps->m);
+	scep_msg_free(ps->m);
 	return rc;
 }
 
@@ -663,7 +663,7 @@ static MDM_WUR mdm_err cms_nonce(uint8_t nonce[SCEP_NONCE_LEN])
 	return MDM_OK;
 }
 
-mdm_err cms_scep_certrep(const struct cms_certrep_params *p, uint8_t **out, size_t *outlen)
+mdm_err scep_msg_certrep(const struct scep_msg_certrep_params *p, uint8_t **out, size_t *outlen)
 {
 	static const char *const statuses[] = {
 	        [SCEP_SUCCESS] = "0", [SCEP_FAILURE] = "2", [SCEP_PENDING] = "3"};
@@ -709,17 +709,17 @@ mdm_err cms_scep_certrep(const struct cms_certrep_params *p, uint8_t **out, size
 		goto out;
 
 	attrs[na++] = (struct cms_attr_add){
-	        cms_scep_oids[ATTR_MESSAGE_TYPE], V_ASN1_PRINTABLESTRING, "3", 1};
+	        scep_msg_oids[ATTR_MESSAGE_TYPE], V_ASN1_PRINTABLESTRING, "3", 1};
 	attrs[na++] = (struct cms_attr_add){
-	        cms_scep_oids[ATTR_PKI_STATUS], V_ASN1_PRINTABLESTRING, statuses[p->status], 1};
+	        scep_msg_oids[ATTR_PKI_STATUS], V_ASN1_PRINTABLESTRING, statuses[p->status], 1};
 	if (p->status == SCEP_FAILURE)
-		attrs[na++] = (struct cms_attr_add){cms_scep_oids[ATTR_FAIL_INFO],
+		attrs[na++] = (struct cms_attr_add){scep_msg_oids[ATTR_FAIL_INFO],
 		        V_ASN1_PRINTABLESTRING, fails[p->fail_info], 1};
-	attrs[na++] = (struct cms_attr_add){cms_scep_oids[ATTR_TRANSACTION_ID],
+	attrs[na++] = (struct cms_attr_add){scep_msg_oids[ATTR_TRANSACTION_ID],
 	        V_ASN1_PRINTABLESTRING, p->transaction_id, (int)strlen(p->transaction_id)};
 	attrs[na++] = (struct cms_attr_add){
-	        cms_scep_oids[ATTR_SENDER_NONCE], V_ASN1_OCTET_STRING, nonce, SCEP_NONCE_LEN};
-	attrs[na++] = (struct cms_attr_add){cms_scep_oids[ATTR_RECIPIENT_NONCE],
+	        scep_msg_oids[ATTR_SENDER_NONCE], V_ASN1_OCTET_STRING, nonce, SCEP_NONCE_LEN};
+	attrs[na++] = (struct cms_attr_add){scep_msg_oids[ATTR_RECIPIENT_NONCE],
 	        V_ASN1_OCTET_STRING, p->recipient_nonce, (int)rnlen};
 
 	memset(&s, 0, sizeof(s));
@@ -745,7 +745,7 @@ out:
 	return rc;
 }
 
-mdm_err cms_scep_request(const struct cms_request_params *p, uint8_t **out, size_t *outlen)
+mdm_err scep_msg_request(const struct scep_msg_request_params *p, uint8_t **out, size_t *outlen)
 {
 	static const struct {
 		enum scep_message_type t;
@@ -790,11 +790,11 @@ mdm_err cms_scep_request(const struct cms_request_params *p, uint8_t **out, size
 		goto out;
 
 	attrs[na++] = (struct cms_attr_add){
-	        cms_scep_oids[ATTR_MESSAGE_TYPE], V_ASN1_PRINTABLESTRING, type, (int)strlen(type)};
-	attrs[na++] = (struct cms_attr_add){cms_scep_oids[ATTR_TRANSACTION_ID],
+	        scep_msg_oids[ATTR_MESSAGE_TYPE], V_ASN1_PRINTABLESTRING, type, (int)strlen(type)};
+	attrs[na++] = (struct cms_attr_add){scep_msg_oids[ATTR_TRANSACTION_ID],
 	        V_ASN1_PRINTABLESTRING, p->transaction_id, (int)strlen(p->transaction_id)};
 	attrs[na++] = (struct cms_attr_add){
-	        cms_scep_oids[ATTR_SENDER_NONCE], V_ASN1_OCTET_STRING, nonce, SCEP_NONCE_LEN};
+	        scep_msg_oids[ATTR_SENDER_NONCE], V_ASN1_OCTET_STRING, nonce, SCEP_NONCE_LEN};
 	if (p->challenge_attr != NULL) {
 		clen = strlen(p->challenge_attr);
 		/* As mdmclient does; UTF8String when PrintableString cannot say it. */

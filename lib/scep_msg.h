@@ -5,11 +5,11 @@
  * built.  The failInfo codes live here; the digest and cipher names are
  * cms.h's.
  *
- * lib/scep_msg.c holds the signed layer: cms_scep_parse,
- * cms_scep_parse_unverified, cms_scep_msg_free, cms_scep_certrep and
- * cms_scep_request.  lib/scep_msg_env.c holds the pkcsPKIEnvelope and its
- * content: cms_scep_decrypt*, cms_scep_issuer_and_serial and
- * cms_scep_issuer_and_subject.  (The cms_scep_ prefix is kept from when
+ * lib/scep_msg.c holds the signed layer: scep_msg_parse,
+ * scep_msg_parse_unverified, scep_msg_free, scep_msg_certrep and
+ * scep_msg_request.  lib/scep_msg_env.c holds the pkcsPKIEnvelope and its
+ * content: scep_msg_decrypt*, scep_msg_issuer_and_serial and
+ * scep_msg_issuer_and_subject.  (The scep_msg_ prefix is kept from when
  * they lived in cms.c, so that no caller changes.)
  *
  * The parser is an allow-list (after OpenBSD rpki-client): exactly one
@@ -65,7 +65,7 @@ enum scep_fail_info {
  * request pki_status is SCEP_FAILURE and fail_info SCEP_FAIL_NONE (both
  * meaningless); every request has a sender nonce and an envelope.
  */
-struct cms_scep_msg {
+struct scep_msg {
 	enum scep_message_type message_type;
 	char transaction_id[SCEP_MAX_TRANSID + 1];
 	uint8_t sender_nonce[SCEP_NONCE_LEN]; /* sender_nonce_len bytes, zero-padded */
@@ -99,11 +99,11 @@ struct cms_scep_msg {
  * every other refusal.  Unknown signed attributes are ignored; the ones
  * read here must appear at most once, with one value.
  */
-MDM_WUR mdm_err cms_scep_parse(const uint8_t *der, size_t len, struct cms_scep_msg **out,
+MDM_WUR mdm_err scep_msg_parse(const uint8_t *der, size_t len, struct scep_msg **out,
         enum scep_fail_info *fail, char *err, size_t errlen);
 
 /*
- * UNVERIFIED.  The same parse, for a message cms_scep_parse refused with
+ * UNVERIFIED.  The same parse, for a message scep_msg_parse refused with
  * badAlg or badMessageCheck, with the signature NOT verified and the
  * algorithm policy NOT applied (digest, its parameters, signature
  * algorithm, signer key type): every field of *out is the sender's claim,
@@ -113,11 +113,11 @@ MDM_WUR mdm_err cms_scep_parse(const uint8_t *der, size_t len, struct cms_scep_m
  * accept.  Every other rule (one SignerInfo, the signer certificate in
  * the message, its key decoding, attributes once with one value,
  * transactionID and senderNonce present, envelope, limits, no trailing
- * bytes) is enforced and refused exactly as by cms_scep_parse.
+ * bytes) is enforced and refused exactly as by scep_msg_parse.
  */
-MDM_WUR mdm_err cms_scep_parse_unverified(const uint8_t *der, size_t len, struct cms_scep_msg **out,
+MDM_WUR mdm_err scep_msg_parse_unverified(const uint8_t *der, size_t len, struct scep_msg **out,
         enum scep_fail_info *fail, char *err, size_t errlen);
-void cms_scep_msg_free(struct cms_scep_msg *m);
+void scep_msg_free(struct scep_msg *m);
 
 /*
  * Decrypts m->envelope with the recipient's key (the CA or RA key, whose
@@ -132,7 +132,7 @@ void cms_scep_msg_free(struct cms_scep_msg *m);
  * Bleichenbacher defence, see cms.c): treat content that does not parse
  * exactly like a decryption failure (badMessageCheck).
  */
-MDM_WUR mdm_err cms_scep_decrypt(const struct cms_scep_msg *m, struct evp_pkey_st *key,
+MDM_WUR mdm_err scep_msg_decrypt(const struct scep_msg *m, struct evp_pkey_st *key,
         struct x509_st *cert, uint8_t **out, size_t *outlen, enum cms_cipher *cipher,
         enum scep_fail_info *fail);
 
@@ -141,7 +141,7 @@ MDM_WUR mdm_err cms_scep_decrypt(const struct cms_scep_msg *m, struct evp_pkey_s
  * 2.1 sends nothing else); *cipher is then CMS_CIPHER_DES.  For callers
  * whose policy allows it (config scep_allow_des); replies never use DES.
  */
-MDM_WUR mdm_err cms_scep_decrypt_des(const struct cms_scep_msg *m, struct evp_pkey_st *key,
+MDM_WUR mdm_err scep_msg_decrypt_des(const struct scep_msg *m, struct evp_pkey_st *key,
         struct x509_st *cert, uint8_t **out, size_t *outlen, enum cms_cipher *cipher,
         enum scep_fail_info *fail);
 /*
@@ -153,7 +153,7 @@ MDM_WUR mdm_err cms_scep_decrypt_des(const struct cms_scep_msg *m, struct evp_pk
  * NULL) for the caller, which refuses with it and logs it once, naming
  * the transaction (scep.c).
  */
-MDM_WUR mdm_err cms_scep_decrypt_ex(const struct cms_scep_msg *m, struct evp_pkey_st *key,
+MDM_WUR mdm_err scep_msg_decrypt_ex(const struct scep_msg *m, struct evp_pkey_st *key,
         struct x509_st *cert, int allow_des, uint8_t **out, size_t *outlen, enum cms_cipher *cipher,
         enum scep_fail_info *fail, int *to_responder, char *err, size_t errlen);
 
@@ -164,12 +164,12 @@ MDM_WUR mdm_err cms_scep_decrypt_ex(const struct cms_scep_msg *m, struct evp_pke
  * zeros (as x509_cert_info); all free()d by the caller.  A negative serial
  * or one over 20 octets is refused.
  */
-MDM_WUR mdm_err cms_scep_issuer_and_serial(
+MDM_WUR mdm_err scep_msg_issuer_and_serial(
         const uint8_t *der, size_t len, char **issuer, char **serial_hex);
-MDM_WUR mdm_err cms_scep_issuer_and_subject(
+MDM_WUR mdm_err scep_msg_issuer_and_subject(
         const uint8_t *der, size_t len, char **issuer, char **subject);
 
-struct cms_certrep_params {
+struct scep_msg_certrep_params {
 	struct x509_st *signer;             /* CA or RA certificate (keyUsage digitalSignature) */
 	struct evp_pkey_st *key;            /* its key */
 	struct x509_st *const *extra_certs; /* also carried (e.g. CA behind an RA) */
@@ -194,13 +194,14 @@ struct cms_certrep_params {
  * *out DER to free().  SUCCESS needs recipient and certs and/or a CRL;
  * FAILURE and PENDING carry an empty content (no pkcsPKIEnvelope).
  */
-MDM_WUR mdm_err cms_scep_certrep(const struct cms_certrep_params *p, uint8_t **out, size_t *outlen);
+MDM_WUR mdm_err scep_msg_certrep(
+        const struct scep_msg_certrep_params *p, uint8_t **out, size_t *outlen);
 
 /*
  * Builds a request pkiMessage (for tests, benchmarks and our own client):
  * content enveloped to recipient with cipher, signed by signer/key.
  */
-struct cms_request_params {
+struct scep_msg_request_params {
 	enum scep_message_type type;
 	struct x509_st *signer;
 	struct evp_pkey_st *key;
@@ -214,6 +215,7 @@ struct cms_request_params {
 	size_t content_len;
 	int rsa_oaep; /* key transport RSAES-OAEP (as Windows) rather than PKCS #1 v1.5 */
 };
-MDM_WUR mdm_err cms_scep_request(const struct cms_request_params *p, uint8_t **out, size_t *outlen);
+MDM_WUR mdm_err scep_msg_request(
+        const struct scep_msg_request_params *p, uint8_t **out, size_t *outlen);
 
 #endif

@@ -277,54 +277,53 @@ static void cms_open_recipient(CMS_ContentInfo *cms, CMS_RecipientInfo *ri, EVP_
  * to garbage; callers must answer content that does not parse (not a
  * CSR) exactly as they answer a decryption failure: badMessageCheck.
  */
-static MDM_WUR mdm_err cms_scep_decrypt_in(struct cms_refusal *r, const struct cms_scep_msg *m,
+static MDM_WUR mdm_err scep_msg_decrypt_in(struct cms_refusal *r, const struct scep_msg *m,
         EVP_PKEY *key, X509 *cert, int allow_des, uint8_t **out, size_t *outlen,
         enum cms_cipher *cipher, int *to_responder);
 
 /* The three entry points: r says where a refusal goes, *fail its failInfo. */
-static MDM_WUR mdm_err cms_scep_decrypt_run(struct cms_refusal *r, const struct cms_scep_msg *m,
+static MDM_WUR mdm_err scep_msg_decrypt_run(struct cms_refusal *r, const struct scep_msg *m,
         EVP_PKEY *key, X509 *cert, int allow_des, uint8_t **out, size_t *outlen,
         enum cms_cipher *cipher, enum scep_fail_info *fail, int *to_responder)
 {
 	mdm_err rc =
-	        cms_scep_decrypt_in(r, m, key, cert, allow_des, out, outlen, cipher, to_responder);
+	        scep_msg_decrypt_in(r, m, key, cert, allow_des, out, outlen, cipher, to_responder);
 
 	if (fail != NULL)
 		*fail = scep_msg_fail(r->fault);
 	return rc;
 }
 
-mdm_err cms_scep_decrypt(const struct cms_scep_msg *m, struct evp_pkey_st *key,
+mdm_err scep_msg_decrypt(const struct scep_msg *m, struct evp_pkey_st *key, struct x509_st *cert,
+        uint8_t **out, size_t *outlen, enum cms_cipher *cipher, enum scep_fail_info *fail)
+{
+	struct cms_refusal r = {CMS_FAULT_NONE, NULL, 0, 0};
+
+	return scep_msg_decrypt_run(&r, m, key, cert, 0, out, outlen, cipher, fail, NULL);
+}
+
+mdm_err scep_msg_decrypt_des(const struct scep_msg *m, struct evp_pkey_st *key,
         struct x509_st *cert, uint8_t **out, size_t *outlen, enum cms_cipher *cipher,
         enum scep_fail_info *fail)
 {
 	struct cms_refusal r = {CMS_FAULT_NONE, NULL, 0, 0};
 
-	return cms_scep_decrypt_run(&r, m, key, cert, 0, out, outlen, cipher, fail, NULL);
+	return scep_msg_decrypt_run(&r, m, key, cert, 1, out, outlen, cipher, fail, NULL);
 }
 
-mdm_err cms_scep_decrypt_des(const struct cms_scep_msg *m, struct evp_pkey_st *key,
-        struct x509_st *cert, uint8_t **out, size_t *outlen, enum cms_cipher *cipher,
-        enum scep_fail_info *fail)
-{
-	struct cms_refusal r = {CMS_FAULT_NONE, NULL, 0, 0};
-
-	return cms_scep_decrypt_run(&r, m, key, cert, 1, out, outlen, cipher, fail, NULL);
-}
-
-mdm_err cms_scep_decrypt_ex(const struct cms_scep_msg *m, struct evp_pkey_st *key,
-        struct x509_st *cert, int allow_des, uint8_t **out, size_t *outlen, enum cms_cipher *cipher,
+mdm_err scep_msg_decrypt_ex(const struct scep_msg *m, struct evp_pkey_st *key, struct x509_st *cert,
+        int allow_des, uint8_t **out, size_t *outlen, enum cms_cipher *cipher,
         enum scep_fail_info *fail, int *to_responder, char *err, size_t errlen)
 {
 	struct cms_refusal r = {CMS_FAULT_NONE, err, errlen, 1};
 
 	if (err != NULL && errlen > 0)
 		err[0] = '\0';
-	return cms_scep_decrypt_run(
+	return scep_msg_decrypt_run(
 	        &r, m, key, cert, allow_des, out, outlen, cipher, fail, to_responder);
 }
 
-static MDM_WUR mdm_err cms_scep_decrypt_in(struct cms_refusal *r, const struct cms_scep_msg *m,
+static MDM_WUR mdm_err scep_msg_decrypt_in(struct cms_refusal *r, const struct scep_msg *m,
         EVP_PKEY *key, X509 *cert, int allow_des, uint8_t **out, size_t *outlen,
         enum cms_cipher *cipher, int *to_responder)
 {
@@ -347,7 +346,7 @@ static MDM_WUR mdm_err cms_scep_decrypt_in(struct cms_refusal *r, const struct c
 	if (m == NULL || key == NULL || cert == NULL || out == NULL || outlen == NULL)
 		return MDM_ERR_INVAL;
 	if (m->envelope == NULL || m->envelope_len == 0) {
-		log_error("cms: cms_scep_decrypt: message has no pkcsPKIEnvelope");
+		log_error("cms: scep_msg_decrypt: message has no pkcsPKIEnvelope");
 		return MDM_ERR_INVAL;
 	}
 	if (m->envelope_len > MDM_MAX_BODY_SCEP)
@@ -434,7 +433,7 @@ out:
 	return rc;
 }
 
-mdm_err cms_scep_issuer_and_serial(const uint8_t *der, size_t len, char **issuer, char **serial_hex)
+mdm_err scep_msg_issuer_and_serial(const uint8_t *der, size_t len, char **issuer, char **serial_hex)
 {
 	struct cms_refusal r = {CMS_FAULT_NONE, NULL, 0, 0};
 	SCEP_IASN *v = NULL;
@@ -497,7 +496,7 @@ out:
 	return rc;
 }
 
-mdm_err cms_scep_issuer_and_subject(const uint8_t *der, size_t len, char **issuer, char **subject)
+mdm_err scep_msg_issuer_and_subject(const uint8_t *der, size_t len, char **issuer, char **subject)
 {
 	struct cms_refusal r = {CMS_FAULT_NONE, NULL, 0, 0};
 	SCEP_IAS *v = NULL;

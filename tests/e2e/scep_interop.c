@@ -4,7 +4,7 @@
  * openssl command line as the judge of what they received.  Each client
  * runs in a fresh directory; challenges come from mdm.scep_challenge_new
  * in the stack's database (MDM_DB).  PKIOperation by GET is also sent
- * from here (cms_scep_request, as macOS would send it) to check what
+ * from here (scep_msg_request, as macOS would send it) to check what
  * Apache and the query parser do to base64's '+' and '/'.
  */
 #include "base64.h"
@@ -360,8 +360,8 @@ static void get_enrol(const char *tag, int escaped)
 	X509 *self, **answer, *ca, *to;
 	uint8_t *req = NULL, *reply, *inner = NULL, *csr_der;
 	size_t reqlen, b64len = 0, replylen, innerlen, n_answer = 0, n = 0, csr_len;
-	struct cms_request_params p;
-	struct cms_scep_msg *rep = NULL;
+	struct scep_msg_request_params p;
+	struct scep_msg *rep = NULL;
 	enum scep_fail_info fail;
 	enum cms_cipher cipher;
 	struct x509_st **certs = NULL;
@@ -386,7 +386,7 @@ static void get_enrol(const char *tag, int escaped)
 		snprintf(txid, sizeof(txid), "E2E-GET-%s-%s-%ld-%d", e2e_mode(), tag,
 		        (long)getpid(), tries);
 		p = ts_scep_params(SCEP_PKCSREQ, self, key, to, txid, csr_der, csr_len);
-		ck_assert_int_eq(cms_scep_request(&p, &req, &reqlen), MDM_OK);
+		ck_assert_int_eq(scep_msg_request(&p, &req, &reqlen), MDM_OK);
 		ck_assert_int_eq(base64_encode(req, reqlen, &b64, &b64len), MDM_OK);
 		free(req);
 		if (strchr(b64, '+') != NULL && strchr(b64, '/') != NULL)
@@ -410,12 +410,12 @@ static void get_enrol(const char *tag, int escaped)
 	ck_assert_int_eq(http_get(url, path), 200);
 
 	reply = ts_file_get(path, &replylen);
-	ck_assert_int_eq(cms_scep_parse(reply, replylen, &rep, &fail, NULL, 0), MDM_OK);
+	ck_assert_int_eq(scep_msg_parse(reply, replylen, &rep, &fail, NULL, 0), MDM_OK);
 	ck_assert_int_eq(rep->message_type, SCEP_CERTREP);
 	ck_assert_str_eq(rep->transaction_id, txid);
 	ck_assert_int_eq(rep->pki_status, SCEP_SUCCESS);
 	ck_assert_int_eq(
-	        cms_scep_decrypt(rep, key, self, &inner, &innerlen, &cipher, &fail), MDM_OK);
+	        scep_msg_decrypt(rep, key, self, &inner, &innerlen, &cipher, &fail), MDM_OK);
 	n = 0;
 	ck_assert_int_eq(cms_certs_only_parse(inner, innerlen, &certs, &n), MDM_OK);
 	ck_assert_uint_eq(n, 1);
@@ -426,7 +426,7 @@ static void get_enrol(const char *tag, int escaped)
 	X509_free(certs[0]);
 	free(certs);
 	free(inner);
-	cms_scep_msg_free(rep);
+	scep_msg_free(rep);
 	free(reply);
 	free(url);
 	free(b64);
@@ -477,13 +477,13 @@ END_TEST
 
 /*
  * POSTs a PKIOperation (RFC 8894 section 4.3) from memory; the reply
- * body to dir/name.der, parsed and verified by cms_scep_parse.
+ * body to dir/name.der, parsed and verified by scep_msg_parse.
  */
-static struct cms_scep_msg *post_pki(
+static struct scep_msg *post_pki(
         const char *dir, const char *name, const uint8_t *req, size_t reqlen, int *status)
 {
 	char in[600], out[600], code[16];
-	struct cms_scep_msg *rep = NULL;
+	struct scep_msg *rep = NULL;
 	enum scep_fail_info fail;
 	uint8_t *reply;
 	size_t replylen;
@@ -499,7 +499,7 @@ static struct cms_scep_msg *post_pki(
 	if (*status != 200)
 		return NULL;
 	reply = ts_file_get(out, &replylen);
-	ck_assert_int_eq(cms_scep_parse(reply, replylen, &rep, &fail, NULL, 0), MDM_OK);
+	ck_assert_int_eq(scep_msg_parse(reply, replylen, &rep, &fail, NULL, 0), MDM_OK);
 	ck_assert_int_eq(rep->message_type, SCEP_CERTREP);
 	free(reply);
 	return rep;
@@ -509,11 +509,12 @@ static struct cms_scep_msg *post_pki(
 static uint8_t *pki_req(enum scep_message_type type, X509 *signer, EVP_PKEY *key, X509 *to,
         enum cms_digest dg, const char *txid, const uint8_t *content, size_t len, size_t *reqlen)
 {
-	struct cms_request_params p = ts_scep_params(type, signer, key, to, txid, content, len);
+	struct scep_msg_request_params p =
+	        ts_scep_params(type, signer, key, to, txid, content, len);
 	uint8_t *req = NULL;
 
 	p.digest = dg;
-	ck_assert_int_eq(cms_scep_request(&p, &req, reqlen), MDM_OK);
+	ck_assert_int_eq(scep_msg_request(&p, &req, reqlen), MDM_OK);
 	return req;
 }
 
@@ -549,20 +550,20 @@ static void e2e_client_free(struct e2e_client *c)
 }
 
 /* The inner content of a SUCCESS CertRep, decrypted with the requester's key. */
-static uint8_t *reply_inner(struct cms_scep_msg *rep, EVP_PKEY *key, X509 *signer, size_t *len)
+static uint8_t *reply_inner(struct scep_msg *rep, EVP_PKEY *key, X509 *signer, size_t *len)
 {
 	enum scep_fail_info fail;
 	enum cms_cipher cipher;
 	uint8_t *inner = NULL;
 
 	ck_assert_int_eq(rep->pki_status, SCEP_SUCCESS);
-	ck_assert_int_eq(cms_scep_decrypt(rep, key, signer, &inner, len, &cipher, &fail), MDM_OK);
+	ck_assert_int_eq(scep_msg_decrypt(rep, key, signer, &inner, len, &cipher, &fail), MDM_OK);
 	return inner;
 }
 
 static void e2e_enrol(const char *dir, struct e2e_client *c, X509 *to, const char *txid)
 {
-	struct cms_scep_msg *rep;
+	struct scep_msg *rep;
 	struct x509_st **certs = NULL;
 	uint8_t *req, *inner;
 	size_t reqlen, innerlen, n = 0;
@@ -579,7 +580,7 @@ static void e2e_enrol(const char *dir, struct e2e_client *c, X509 *to, const cha
 	free(certs);
 	free(inner);
 	free(req);
-	cms_scep_msg_free(rep);
+	scep_msg_free(rep);
 }
 
 /*
@@ -591,7 +592,7 @@ START_TEST(sha1_refusal_signed_with_server_digest)
 {
 	char dir[512], txid[96];
 	struct e2e_client c;
-	struct cms_scep_msg *rep;
+	struct scep_msg *rep;
 	X509 **answer, *to;
 	uint8_t *req;
 	size_t reqlen, n_answer;
@@ -636,7 +637,7 @@ START_TEST(sha1_refusal_signed_with_server_digest)
 	        1);
 	ck_assert_int_eq(issued_count(), before);
 	free(req);
-	cms_scep_msg_free(rep);
+	scep_msg_free(rep);
 	e2e_client_free(&c);
 	certs_free(answer, n_answer);
 }
@@ -696,7 +697,7 @@ START_TEST(getcrl_after_every_reason)
 	enum { N = sizeof(names) / sizeof(names[0]) };
 	char dir[512], txid[96], path[600];
 	struct e2e_client c[N + 1], keep;
-	struct cms_scep_msg *rep;
+	struct scep_msg *rep;
 	X509 **answer, *to;
 	uint8_t *req, *inner;
 	unsigned char *ias;
@@ -752,7 +753,7 @@ START_TEST(getcrl_after_every_reason)
 	free(inner);
 	free(req);
 	OPENSSL_free(ias);
-	cms_scep_msg_free(rep);
+	scep_msg_free(rep);
 	for (size_t i = 0; i < N + 1; i++)
 		e2e_client_free(&c[i]);
 	e2e_client_free(&keep);

@@ -130,10 +130,10 @@ uint8_t *ts_csr_der(X509_REQ *r, size_t *len)
 	return out;
 }
 
-struct cms_request_params ts_scep_params(enum scep_message_type type, X509 *signer, EVP_PKEY *key,
-        X509 *recipient, const char *txid, const uint8_t *content, size_t len)
+struct scep_msg_request_params ts_scep_params(enum scep_message_type type, X509 *signer,
+        EVP_PKEY *key, X509 *recipient, const char *txid, const uint8_t *content, size_t len)
 {
-	struct cms_request_params p = {.type = type,
+	struct scep_msg_request_params p = {.type = type,
 	        .signer = signer,
 	        .key = key,
 	        .recipient = recipient,

@@ -43,7 +43,7 @@ uint8_t *ts_csr_der(X509_REQ *r, size_t *len);
  * A request of type from signer/key over content, enveloped to recipient,
  * SHA-256 and AES-256, no challengePassword attribute, a random nonce.
  */
-struct cms_request_params ts_scep_params(enum scep_message_type type, X509 *signer, EVP_PKEY *key,
-        X509 *recipient, const char *txid, const uint8_t *content, size_t len);
+struct scep_msg_request_params ts_scep_params(enum scep_message_type type, X509 *signer,
+        EVP_PKEY *key, X509 *recipient, const char *txid, const uint8_t *content, size_t len);
 
 #endif

@@ -68,12 +68,12 @@ size_t ct_find(const uint8_t *hay, size_t n, const void *needle, size_t m)
 	return (size_t)-1;
 }
 
-struct cms_scep_msg *ct_parse_ok(const uint8_t *der, size_t len)
+struct scep_msg *ct_parse_ok(const uint8_t *der, size_t len)
 {
 	char err[256];
 	enum scep_fail_info f = SCEP_BAD_ALG;
-	struct cms_scep_msg *m = NULL;
-	mdm_err e = cms_scep_parse(der, len, &m, &f, err, sizeof(err));
+	struct scep_msg *m = NULL;
+	mdm_err e = scep_msg_parse(der, len, &m, &f, err, sizeof(err));
 
 	ck_assert_msg(e == MDM_OK, "parse: %s: %s", err_str(e), err);
 	ck_assert_ptr_nonnull(m);
@@ -89,8 +89,8 @@ void ct_check_refused(
 {
 	char err[256];
 	enum scep_fail_info f = SCEP_FAIL_NONE;
-	struct cms_scep_msg *m = (struct cms_scep_msg *)err; /* must be cleared on entry */
-	mdm_err e = cms_scep_parse(der, len, &m, &f, err, sizeof(err));
+	struct scep_msg *m = (struct scep_msg *)err; /* must be cleared on entry */
+	mdm_err e = scep_msg_parse(der, len, &m, &f, err, sizeof(err));
 
 	ck_assert_msg(e == want, "got %s, want %s (%s)", err_str(e), err_str(want), err);
 	ck_assert_ptr_null(m);
@@ -104,9 +104,9 @@ void ct_check_refused(
 	ck_assert_msg(ERR_peek_error() == 0, "OpenSSL error queue not empty");
 }
 
-struct cms_request_params ct_req_params(void)
+struct scep_msg_request_params ct_req_params(void)
 {
-	struct cms_request_params p = ts_scep_params(SCEP_PKCSREQ, client, client_key, ca,
+	struct scep_msg_request_params p = ts_scep_params(SCEP_PKCSREQ, client, client_key, ca,
 	        "0123456789ABCDEF0123456789ABCDEF01234567", csr, csr_len);
 
 	p.cipher = CMS_CIPHER_AES128;
@@ -115,20 +115,20 @@ struct cms_request_params ct_req_params(void)
 	return p;
 }
 
-uint8_t *ct_request(const struct cms_request_params *p, size_t *len)
+uint8_t *ct_request(const struct scep_msg_request_params *p, size_t *len)
 {
 	uint8_t *der = NULL;
-	mdm_err e = cms_scep_request(p, &der, len);
+	mdm_err e = scep_msg_request(p, &der, len);
 
-	ck_assert_msg(e == MDM_OK, "cms_scep_request: %s", err_str(e));
+	ck_assert_msg(e == MDM_OK, "scep_msg_request: %s", err_str(e));
 	ck_assert_ptr_nonnull(der);
 	return der;
 }
 
-struct cms_certrep_params ct_rep_params(enum scep_pki_status st)
+struct scep_msg_certrep_params ct_rep_params(enum scep_pki_status st)
 {
 	static X509 *certs[2];
-	struct cms_certrep_params p;
+	struct scep_msg_certrep_params p;
 
 	certs[0] = issued;
 	certs[1] = ca;
@@ -149,22 +149,22 @@ struct cms_certrep_params ct_rep_params(enum scep_pki_status st)
 	return p;
 }
 
-uint8_t *ct_certrep(const struct cms_certrep_params *p, size_t *len)
+uint8_t *ct_certrep(const struct scep_msg_certrep_params *p, size_t *len)
 {
 	uint8_t *der = NULL;
-	mdm_err e = cms_scep_certrep(p, &der, len);
+	mdm_err e = scep_msg_certrep(p, &der, len);
 
-	ck_assert_msg(e == MDM_OK, "cms_scep_certrep: %s", err_str(e));
+	ck_assert_msg(e == MDM_OK, "scep_msg_certrep: %s", err_str(e));
 	ck_assert_ptr_nonnull(der);
 	return der;
 }
 
-uint8_t *ct_decrypt_ok(const struct cms_scep_msg *m, EVP_PKEY *key, X509 *cert, size_t *len,
-        enum cms_cipher *cipher)
+uint8_t *ct_decrypt_ok(
+        const struct scep_msg *m, EVP_PKEY *key, X509 *cert, size_t *len, enum cms_cipher *cipher)
 {
 	uint8_t *out = NULL;
 	enum scep_fail_info f = SCEP_BAD_ALG;
-	mdm_err e = cms_scep_decrypt(m, key, cert, &out, len, cipher, &f);
+	mdm_err e = scep_msg_decrypt(m, key, cert, &out, len, cipher, &f);
 
 	ck_assert_msg(e == MDM_OK, "decrypt: %s (failInfo %d)", err_str(e), f);
 	ck_assert_ptr_nonnull(out);
@@ -174,14 +174,14 @@ uint8_t *ct_decrypt_ok(const struct cms_scep_msg *m, EVP_PKEY *key, X509 *cert, 
 }
 
 void ct_decrypt_refused(
-        const struct cms_scep_msg *m, EVP_PKEY *key, X509 *cert, enum scep_fail_info wantf)
+        const struct scep_msg *m, EVP_PKEY *key, X509 *cert, enum scep_fail_info wantf)
 {
 	uint8_t *out = (uint8_t *)&out;
 	size_t len = 1;
 	enum cms_cipher c = CMS_CIPHER_DES3;
 	enum scep_fail_info f = SCEP_FAIL_NONE;
 
-	ck_assert_int_eq(cms_scep_decrypt(m, key, cert, &out, &len, &c, &f), MDM_ERR_PARSE);
+	ck_assert_int_eq(scep_msg_decrypt(m, key, cert, &out, &len, &c, &f), MDM_ERR_PARSE);
 	ck_assert_ptr_null(out);
 	ck_assert_uint_eq(len, 0);
 	ck_assert_int_eq(c, CMS_CIPHER__MAX);
@@ -323,14 +323,14 @@ void ct_raw_refused(
 	free(der);
 }
 
-/* ---- cms_scep_parse_unverified ---- */
+/* ---- scep_msg_parse_unverified ---- */
 
-struct cms_scep_msg *ct_unverified_ok(const uint8_t *der, size_t len)
+struct scep_msg *ct_unverified_ok(const uint8_t *der, size_t len)
 {
 	char err[256];
 	enum scep_fail_info f = SCEP_BAD_ALG;
-	struct cms_scep_msg *m = NULL;
-	mdm_err e = cms_scep_parse_unverified(der, len, &m, &f, err, sizeof(err));
+	struct scep_msg *m = NULL;
+	mdm_err e = scep_msg_parse_unverified(der, len, &m, &f, err, sizeof(err));
 
 	ck_assert_msg(e == MDM_OK, "unverified: %s: %s", err_str(e), err);
 	ck_assert_ptr_nonnull(m);
@@ -347,14 +347,14 @@ void ct_both_refused(
 {
 	char err[256], err2[256];
 	enum scep_fail_info f = SCEP_FAIL_NONE, f2 = SCEP_FAIL_NONE;
-	struct cms_scep_msg *m = (struct cms_scep_msg *)err; /* must be cleared on entry */
+	struct scep_msg *m = (struct scep_msg *)err; /* must be cleared on entry */
 	mdm_err e;
 
 	ct_check_refused(der, len, want, wantf, msg);
-	ck_assert_int_eq(cms_scep_parse(der, len, &m, &f, err, sizeof(err)), want);
+	ck_assert_int_eq(scep_msg_parse(der, len, &m, &f, err, sizeof(err)), want);
 	ck_assert_ptr_null(m);
-	m = (struct cms_scep_msg *)err2;
-	e = cms_scep_parse_unverified(der, len, &m, &f2, err2, sizeof(err2));
+	m = (struct scep_msg *)err2;
+	e = scep_msg_parse_unverified(der, len, &m, &f2, err2, sizeof(err2));
 	ck_assert_msg(
 	        e == want, "unverified: got %s, want %s (%s)", err_str(e), err_str(want), err2);
 	ck_assert_ptr_null(m);
@@ -364,7 +364,7 @@ void ct_both_refused(
 }
 
 /* Verified and unverified parses of one message read the same fields. */
-void ct_same_fields(const struct cms_scep_msg *a, const struct cms_scep_msg *b)
+void ct_same_fields(const struct scep_msg *a, const struct scep_msg *b)
 {
 	ck_assert_int_eq(a->message_type, b->message_type);
 	ck_assert_str_eq(a->transaction_id, b->transaction_id);

@@ -56,28 +56,28 @@ size_t ct_find(const uint8_t *hay, size_t n, const void *needle, size_t m);
 
 /* ---- SCEP wrappers that assert ---- */
 
-struct cms_scep_msg *ct_parse_ok(const uint8_t *der, size_t len);
+struct scep_msg *ct_parse_ok(const uint8_t *der, size_t len);
 /* Refused with want, failInfo wantf (ANY_FAIL: any) and msg in the rule. */
 void ct_check_refused(
         const uint8_t *der, size_t len, mdm_err want, enum scep_fail_info wantf, const char *msg);
 /* A valid PKCSReq's parameters, client to ca (SHA-256, AES-128, a challenge). */
-struct cms_request_params ct_req_params(void);
-uint8_t *ct_request(const struct cms_request_params *p, size_t *len);
+struct scep_msg_request_params ct_req_params(void);
+uint8_t *ct_request(const struct scep_msg_request_params *p, size_t *len);
 /* A CertRep of status st from ca to client (SUCCESS: issued and ca enveloped). */
-struct cms_certrep_params ct_rep_params(enum scep_pki_status st);
-uint8_t *ct_certrep(const struct cms_certrep_params *p, size_t *len);
-uint8_t *ct_decrypt_ok(const struct cms_scep_msg *m, EVP_PKEY *key, X509 *cert, size_t *len,
-        enum cms_cipher *cipher);
+struct scep_msg_certrep_params ct_rep_params(enum scep_pki_status st);
+uint8_t *ct_certrep(const struct scep_msg_certrep_params *p, size_t *len);
+uint8_t *ct_decrypt_ok(
+        const struct scep_msg *m, EVP_PKEY *key, X509 *cert, size_t *len, enum cms_cipher *cipher);
 void ct_decrypt_refused(
-        const struct cms_scep_msg *m, EVP_PKEY *key, X509 *cert, enum scep_fail_info wantf);
+        const struct scep_msg *m, EVP_PKEY *key, X509 *cert, enum scep_fail_info wantf);
 int ct_has_cert(X509 **v, size_t n, X509 *x);
 void ct_free_certs(X509 **v, size_t n);
-struct cms_scep_msg *ct_unverified_ok(const uint8_t *der, size_t len);
+struct scep_msg *ct_unverified_ok(const uint8_t *der, size_t len);
 /* Refused by both parsers with the same code, failInfo and rule. */
 void ct_both_refused(
         const uint8_t *der, size_t len, mdm_err want, enum scep_fail_info wantf, const char *msg);
 /* Verified and unverified parses of one message read the same fields. */
-void ct_same_fields(const struct cms_scep_msg *a, const struct cms_scep_msg *b);
+void ct_same_fields(const struct scep_msg *a, const struct scep_msg *b);
 
 /* ---- hostile messages, built with OpenSSL directly ---- */
 

@@ -217,8 +217,8 @@ static mdm_err send_req(enum scep_message_type type, X509 *signer, EVP_PKEY *key
         const uint8_t *content, size_t len, const char *txid, enum cms_digest dg,
         const char *challenge_attr, time_t now, struct answer *a)
 {
-	struct cms_request_params p;
-	struct cms_scep_msg *rep = NULL;
+	struct scep_msg_request_params p;
+	struct scep_msg *rep = NULL;
 	enum scep_fail_info fail;
 	uint8_t *req = NULL, *reply = NULL, *inner = NULL;
 	size_t reqlen, replylen, innerlen;
@@ -231,12 +231,12 @@ static mdm_err send_req(enum scep_message_type type, X509 *signer, EVP_PKEY *key
 	p = ts_scep_params(type, signer, key, srv->ca->active, txid, content, len);
 	p.digest = dg;
 	p.challenge_attr = challenge_attr;
-	ck_assert_int_eq(cms_scep_request(&p, &req, &reqlen), MDM_OK);
+	ck_assert_int_eq(scep_msg_request(&p, &req, &reqlen), MDM_OK);
 	rc = scep_pki_operation(srv, req, reqlen, now, &reply, &replylen);
 	free(req);
 	if (rc != MDM_OK)
 		return rc;
-	ck_assert_int_eq(cms_scep_parse(reply, replylen, &rep, &fail, NULL, 0), MDM_OK);
+	ck_assert_int_eq(scep_msg_parse(reply, replylen, &rep, &fail, NULL, 0), MDM_OK);
 	ck_assert_int_eq(rep->message_type, SCEP_CERTREP);
 	ck_assert_str_eq(rep->transaction_id, txid);
 	a->status = rep->pki_status;
@@ -246,7 +246,7 @@ static mdm_err send_req(enum scep_message_type type, X509 *signer, EVP_PKEY *key
 		struct x509_st **certs = NULL;
 		size_t n = 0;
 		ck_assert_int_eq(
-		        cms_scep_decrypt(rep, key, signer, &inner, &innerlen, &cipher, &fail),
+		        scep_msg_decrypt(rep, key, signer, &inner, &innerlen, &cipher, &fail),
 		        MDM_OK);
 		ck_assert_int_eq(cms_certs_only_parse(inner, innerlen, &certs, &n), MDM_OK);
 		ck_assert_uint_ge(n, 1);
@@ -256,7 +256,7 @@ static mdm_err send_req(enum scep_message_type type, X509 *signer, EVP_PKEY *key
 		free(certs);
 		free(inner);
 	}
-	cms_scep_msg_free(rep);
+	scep_msg_free(rep);
 	free(reply);
 	return MDM_OK;
 }
@@ -407,8 +407,8 @@ START_TEST(apple_throwaway_signer_enrols)
 	char *ch = new_challenge("1 hour"), *ch2 = new_challenge("1 hour");
 	struct client c, c2;
 	struct answer a, b;
-	struct cms_request_params p;
-	struct cms_scep_msg *rep = NULL;
+	struct scep_msg_request_params p;
+	struct scep_msg *rep = NULL;
 	uint8_t *req = NULL, *reply = NULL, *inner = NULL;
 	size_t reqlen, replylen, innerlen;
 	enum scep_fail_info fail;
@@ -429,16 +429,16 @@ START_TEST(apple_throwaway_signer_enrols)
 	/* The retry: answered with the same certificate. */
 	p = ts_scep_params(SCEP_PKCSREQ, c.apple, c.apple_key, srv->ca->active, "TX-APPLE-1",
 	        c.csr_der, c.csr_len);
-	ck_assert_int_eq(cms_scep_request(&p, &req, &reqlen), MDM_OK);
+	ck_assert_int_eq(scep_msg_request(&p, &req, &reqlen), MDM_OK);
 	ck_assert_int_eq(scep_pki_operation(srv, req, reqlen, T0, &reply, &replylen), MDM_OK);
-	ck_assert_int_eq(cms_scep_parse(reply, replylen, &rep, &fail, NULL, 0), MDM_OK);
+	ck_assert_int_eq(scep_msg_parse(reply, replylen, &rep, &fail, NULL, 0), MDM_OK);
 	ck_assert_int_eq(rep->pki_status, SCEP_SUCCESS);
 	ck_assert_int_ne(
-	        cms_scep_decrypt(rep, c.key, c.apple, &inner, &innerlen, NULL, NULL), MDM_OK);
+	        scep_msg_decrypt(rep, c.key, c.apple, &inner, &innerlen, NULL, NULL), MDM_OK);
 	ck_assert_int_eq(
-	        cms_scep_decrypt(rep, c.apple_key, c.apple, &inner, &innerlen, NULL, NULL), MDM_OK);
+	        scep_msg_decrypt(rep, c.apple_key, c.apple, &inner, &innerlen, NULL, NULL), MDM_OK);
 	free(inner);
-	cms_scep_msg_free(rep);
+	scep_msg_free(rep);
 	free(reply);
 	free(req);
 	ck_assert_int_eq(issued(), 2);
@@ -473,8 +473,8 @@ START_TEST(reply_signed_under_the_certificate_encrypted_to)
 	client_new(&c[0], "device-to-responder", ch);
 	client_new(&c[1], "device-to-ca", ch2);
 	for (int i = 0; i < 2; i++) {
-		struct cms_request_params p;
-		struct cms_scep_msg *rep = NULL;
+		struct scep_msg_request_params p;
+		struct scep_msg *rep = NULL;
 		enum scep_fail_info fail;
 		uint8_t *req = NULL, *reply = NULL, *inner = NULL;
 		size_t reqlen, replylen, innerlen, n = 0;
@@ -486,10 +486,10 @@ START_TEST(reply_signed_under_the_certificate_encrypted_to)
 		p = ts_scep_params(SCEP_PKCSREQ, c[i].apple, c[i].apple_key, to[i], txid[i],
 		        c[i].csr_der, c[i].csr_len);
 		p.cipher = CMS_CIPHER_AES128;
-		ck_assert_int_eq(cms_scep_request(&p, &req, &reqlen), MDM_OK);
+		ck_assert_int_eq(scep_msg_request(&p, &req, &reqlen), MDM_OK);
 		ck_assert_int_eq(
 		        scep_pki_operation(srv, req, reqlen, T0, &reply, &replylen), MDM_OK);
-		ck_assert_int_eq(cms_scep_parse(reply, replylen, &rep, &fail, NULL, 0), MDM_OK);
+		ck_assert_int_eq(scep_msg_parse(reply, replylen, &rep, &fail, NULL, 0), MDM_OK);
 		ck_assert_int_eq(rep->pki_status, SCEP_SUCCESS);
 		ck_assert_int_eq(X509_cmp(rep->signer, to[i]), 0);
 		/* Under the responder the CA is carried too, so the chain can be built. */
@@ -499,7 +499,7 @@ START_TEST(reply_signed_under_the_certificate_encrypted_to)
 		ck_assert_int_eq(sk_X509_num(carried), i == 0 ? 2 : 1);
 		sk_X509_pop_free(carried, X509_free);
 		CMS_ContentInfo_free(cms);
-		ck_assert_int_eq(cms_scep_decrypt(rep, c[i].apple_key, c[i].apple, &inner,
+		ck_assert_int_eq(scep_msg_decrypt(rep, c[i].apple_key, c[i].apple, &inner,
 		                         &innerlen, NULL, NULL),
 		        MDM_OK);
 		ck_assert_int_eq(cms_certs_only_parse(inner, innerlen, &certs, &n), MDM_OK);
@@ -508,7 +508,7 @@ START_TEST(reply_signed_under_the_certificate_encrypted_to)
 		X509_free(certs[0]);
 		free(certs);
 		free(inner);
-		cms_scep_msg_free(rep);
+		scep_msg_free(rep);
 		free(reply);
 		free(req);
 	}
@@ -649,7 +649,7 @@ START_TEST(small_keys_and_sha1_refused)
 	/*
 	 * The refusal is signed with the server's own digest, never with the
 	 * SHA-1 it refuses over the request's transactionID and nonce; the
-	 * client verified it (cms_scep_parse in send_req).
+	 * client verified it (scep_msg_parse in send_req).
 	 */
 	ck_assert_int_eq(a.digest, CMS_DIGEST_SHA256);
 	ck_assert_int_eq(issued(), 0);
@@ -1059,7 +1059,7 @@ END_TEST
 static void expect_failure_reply(const uint8_t *req, size_t reqlen, const char *txid,
         const uint8_t *nonce, size_t nonce_len, enum scep_fail_info want)
 {
-	struct cms_scep_msg *rep = NULL;
+	struct scep_msg *rep = NULL;
 	enum scep_fail_info fail;
 	uint8_t *reply = NULL;
 	size_t replylen = 0;
@@ -1067,7 +1067,7 @@ static void expect_failure_reply(const uint8_t *req, size_t reqlen, const char *
 
 	ck_assert_int_eq(scep_pki_operation(srv, req, reqlen, T0, &reply, &replylen), MDM_OK);
 	ck_assert_ptr_nonnull(reply);
-	ck_assert_int_eq(cms_scep_parse(reply, replylen, &rep, &fail, NULL, 0), MDM_OK);
+	ck_assert_int_eq(scep_msg_parse(reply, replylen, &rep, &fail, NULL, 0), MDM_OK);
 	ck_assert_int_eq(rep->message_type, SCEP_CERTREP);
 	ck_assert_int_eq(rep->pki_status, SCEP_FAILURE);
 	ck_assert_int_eq(rep->fail_info, want);
@@ -1082,7 +1082,7 @@ static void expect_failure_reply(const uint8_t *req, size_t reqlen, const char *
 	ck_assert_mem_eq(rep->recipient_nonce, nonce, nonce_len);
 	ck_assert_int_eq(issued(), before);
 	ck_assert_int_eq(count("SELECT count(*) FROM mdm.scep_transaction"), tx);
-	cms_scep_msg_free(rep);
+	scep_msg_free(rep);
 	free(reply);
 }
 
@@ -1172,7 +1172,7 @@ START_TEST(bad_signature_answered_bad_message_check)
 	static const uint8_t nonce[SCEP_NONCE_LEN] = "0123456789abcdef";
 	char *ch = new_challenge("1 hour");
 	struct client c;
-	struct cms_request_params p;
+	struct scep_msg_request_params p;
 	struct answer a;
 	uint8_t *req = NULL, *sigbytes;
 	size_t reqlen, off, siglen;
@@ -1185,7 +1185,7 @@ START_TEST(bad_signature_answered_bad_message_check)
 	p = ts_scep_params(
 	        SCEP_PKCSREQ, c.self, c.key, srv->ca->active, "TX-FLIP", c.csr_der, c.csr_len);
 	p.sender_nonce = nonce;
-	ck_assert_int_eq(cms_scep_request(&p, &req, &reqlen), MDM_OK);
+	ck_assert_int_eq(scep_msg_request(&p, &req, &reqlen), MDM_OK);
 	q = req;
 	cms = d2i_CMS_ContentInfo(NULL, &q, (long)reqlen);
 	ck_assert_ptr_nonnull(cms);
@@ -1218,7 +1218,7 @@ START_TEST(garbage_is_refused_without_issuing)
 	static const uint8_t junk[] = {0x30, 0x80, 0x06, 0x09, 0x2a, 0x86};
 	char *ch = new_challenge("1 hour");
 	struct client c;
-	struct cms_request_params p;
+	struct scep_msg_request_params p;
 	uint8_t *req = NULL, *reply = NULL;
 	size_t reqlen, replylen;
 
@@ -1229,7 +1229,7 @@ START_TEST(garbage_is_refused_without_issuing)
 	ck_assert_int_eq(ca_refresh(d, cfg, &srv->ca), MDM_OK);
 	p = ts_scep_params(
 	        SCEP_PKCSREQ, c.self, c.key, srv->ca->active, "TX-T", c.csr_der, c.csr_len);
-	ck_assert_int_eq(cms_scep_request(&p, &req, &reqlen), MDM_OK);
+	ck_assert_int_eq(scep_msg_request(&p, &req, &reqlen), MDM_OK);
 	/* Every truncation is refused and issues nothing. */
 	for (size_t cut = 1; cut < reqlen; cut += reqlen / 40 + 1) {
 		ck_assert_int_eq(
@@ -1416,7 +1416,7 @@ static void captured_log(int fd, char *buf, size_t cap)
 static void capture_refused(const uint8_t *der, size_t len, time_t now, const char *txid,
         enum scep_fail_info want, X509 *signer, char *log, size_t logcap)
 {
-	struct cms_scep_msg *rep = NULL;
+	struct scep_msg *rep = NULL;
 	enum scep_fail_info fail;
 	uint8_t *reply = NULL;
 	size_t replylen = 0;
@@ -1425,7 +1425,7 @@ static void capture_refused(const uint8_t *der, size_t len, time_t now, const ch
 	capture_log(&fd);
 	ck_assert_int_eq(scep_pki_operation(srv, der, len, now, &reply, &replylen), MDM_OK);
 	captured_log(fd, log, logcap);
-	ck_assert_int_eq(cms_scep_parse(reply, replylen, &rep, &fail, NULL, 0), MDM_OK);
+	ck_assert_int_eq(scep_msg_parse(reply, replylen, &rep, &fail, NULL, 0), MDM_OK);
 	ck_assert_int_eq(rep->message_type, SCEP_CERTREP);
 	ck_assert_int_eq(rep->pki_status, SCEP_FAILURE);
 	ck_assert_int_eq(rep->fail_info, want);
@@ -1435,7 +1435,7 @@ static void capture_refused(const uint8_t *der, size_t len, time_t now, const ch
 	ck_assert_uint_eq(rep->recipient_nonce_len, 8); /* macOS's 8-byte senderNonce, echoed */
 	ck_assert_int_eq(issued(), 0);
 	ck_assert_int_eq(count("SELECT count(*) FROM mdm.scep_transaction"), 0);
-	cms_scep_msg_free(rep);
+	scep_msg_free(rep);
 	free(reply);
 }
 

@@ -38,17 +38,17 @@ START_TEST(request_roundtrip)
 {
 	enum cms_digest d = (enum cms_digest)(_i / CMS_CIPHER__MAX);
 	enum cms_cipher c = (enum cms_cipher)(_i % CMS_CIPHER__MAX);
-	struct cms_request_params p = ct_req_params();
+	struct scep_msg_request_params p = ct_req_params();
 
-	struct cms_scep_msg *m;
+	struct scep_msg *m;
 	enum cms_cipher got;
 	uint8_t *der, *out;
 	size_t len, outlen;
 
-	/* Single DES is only ever read, never written (cms_scep_decrypt_des). */
+	/* Single DES is only ever read, never written (scep_msg_decrypt_des). */
 	if (c == CMS_CIPHER_DES) {
 		p.cipher = c;
-		ck_assert_int_eq(cms_scep_request(&p, &der, &len), MDM_ERR_INVAL);
+		ck_assert_int_eq(scep_msg_request(&p, &der, &len), MDM_ERR_INVAL);
 		return;
 	}
 
@@ -70,7 +70,7 @@ START_TEST(request_roundtrip)
 	/* Addressed to the CA, not to anyone else. */
 	ct_decrypt_refused(m, other_key, other, SCEP_BAD_MESSAGE_CHECK);
 	free(out);
-	cms_scep_msg_free(m);
+	scep_msg_free(m);
 	free(der);
 }
 END_TEST
@@ -79,8 +79,8 @@ START_TEST(request_variants)
 {
 	static const enum scep_message_type types[] = {
 	        SCEP_RENEWALREQ, SCEP_PKCSREQ, SCEP_CERTPOLL, SCEP_GETCERT, SCEP_GETCRL};
-	struct cms_request_params p = ct_req_params();
-	struct cms_scep_msg *m;
+	struct scep_msg_request_params p = ct_req_params();
+	struct scep_msg *m;
 	uint8_t *der, *out, *der2;
 	size_t len, outlen, len2;
 	enum cms_cipher c;
@@ -90,7 +90,7 @@ START_TEST(request_variants)
 		der = ct_request(&p, &len);
 		m = ct_parse_ok(der, len);
 		ck_assert_int_eq(m->message_type, types[i]);
-		cms_scep_msg_free(m);
+		scep_msg_free(m);
 		free(der);
 	}
 	/* RSA-OAEP key transport, as the Windows client; random nonce; no challenge. */
@@ -108,17 +108,17 @@ START_TEST(request_variants)
 	ck_assert_int_eq(c, CMS_CIPHER_AES256);
 	ck_assert_mem_eq(out, csr, csr_len);
 	free(out);
-	cms_scep_msg_free(m);
+	scep_msg_free(m);
 	/* Fresh nonces differ. */
 	der2 = ct_request(&p, &len2);
 	m = ct_parse_ok(der2, len2);
 	{
-		struct cms_scep_msg *m1 = ct_parse_ok(der, len);
+		struct scep_msg *m1 = ct_parse_ok(der, len);
 
 		ck_assert(memcmp(m->sender_nonce, m1->sender_nonce, SCEP_NONCE_LEN) != 0);
-		cms_scep_msg_free(m1);
+		scep_msg_free(m1);
 	}
-	cms_scep_msg_free(m);
+	scep_msg_free(m);
 	free(der);
 	free(der2);
 	/* A challenge PrintableString cannot carry goes as UTF8String. */
@@ -127,37 +127,37 @@ START_TEST(request_variants)
 	der = ct_request(&p, &len);
 	m = ct_parse_ok(der, len);
 	ck_assert_str_eq(m->challenge, "pa_ss!w\xc3\xb6rd");
-	cms_scep_msg_free(m);
+	scep_msg_free(m);
 	free(der);
 }
 END_TEST
 
 START_TEST(request_bad_arguments)
 {
-	struct cms_request_params p = ct_req_params();
+	struct scep_msg_request_params p = ct_req_params();
 	uint8_t *der = (uint8_t *)&p;
 	size_t len = 1;
 
-	ck_assert_int_eq(cms_scep_request(NULL, &der, &len), MDM_ERR_INVAL);
+	ck_assert_int_eq(scep_msg_request(NULL, &der, &len), MDM_ERR_INVAL);
 	ck_assert_ptr_null(der);
 	ck_assert_uint_eq(len, 0);
 	p.type = SCEP_CERTREP;
-	ck_assert_int_eq(cms_scep_request(&p, &der, &len), MDM_ERR_INVAL);
+	ck_assert_int_eq(scep_msg_request(&p, &der, &len), MDM_ERR_INVAL);
 	p = ct_req_params();
 	p.key = other_key; /* not the signer's */
-	ck_assert_int_eq(cms_scep_request(&p, &der, &len), MDM_ERR_INVAL);
+	ck_assert_int_eq(scep_msg_request(&p, &der, &len), MDM_ERR_INVAL);
 	p = ct_req_params();
 	p.transaction_id = "has_underscore";
-	ck_assert_int_eq(cms_scep_request(&p, &der, &len), MDM_ERR_INVAL);
+	ck_assert_int_eq(scep_msg_request(&p, &der, &len), MDM_ERR_INVAL);
 	p = ct_req_params();
 	p.recipient = ec; /* no RSA key transport to an EC key */
-	ck_assert_int_eq(cms_scep_request(&p, &der, &len), MDM_ERR_INVAL);
+	ck_assert_int_eq(scep_msg_request(&p, &der, &len), MDM_ERR_INVAL);
 	p = ct_req_params();
 	p.content_len = 0;
-	ck_assert_int_eq(cms_scep_request(&p, &der, &len), MDM_ERR_INVAL);
+	ck_assert_int_eq(scep_msg_request(&p, &der, &len), MDM_ERR_INVAL);
 	p = ct_req_params();
 	p.digest = CMS_DIGEST__MAX;
-	ck_assert_int_eq(cms_scep_request(&p, &der, &len), MDM_ERR_INVAL);
+	ck_assert_int_eq(scep_msg_request(&p, &der, &len), MDM_ERR_INVAL);
 	ck_assert_ptr_null(der);
 	ck_assert(ERR_peek_error() == 0);
 }
@@ -167,9 +167,9 @@ START_TEST(certrep_success_roundtrip)
 {
 	enum cms_digest d = (enum cms_digest)(_i / CMS_CIPHER__MAX);
 	enum cms_cipher c = (enum cms_cipher)(_i % CMS_CIPHER__MAX);
-	struct cms_certrep_params p = ct_rep_params(SCEP_SUCCESS);
+	struct scep_msg_certrep_params p = ct_rep_params(SCEP_SUCCESS);
 	X509 *extra[1] = {other};
-	struct cms_scep_msg *m;
+	struct scep_msg *m;
 	X509 **certs = NULL;
 	uint8_t *der, *out;
 	size_t len, outlen, n = 0;
@@ -180,7 +180,7 @@ START_TEST(certrep_success_roundtrip)
 	/* Replies never use single DES. */
 	if (c == CMS_CIPHER_DES) {
 		p.cipher = c;
-		ck_assert_int_eq(cms_scep_certrep(&p, &der, &len), MDM_ERR_INVAL);
+		ck_assert_int_eq(scep_msg_certrep(&p, &der, &len), MDM_ERR_INVAL);
 		return;
 	}
 	const unsigned char *q;
@@ -218,7 +218,7 @@ START_TEST(certrep_success_roundtrip)
 	ck_assert(ct_has_cert(certs, n, ca));
 	ct_free_certs(certs, n);
 	free(out);
-	cms_scep_msg_free(m);
+	scep_msg_free(m);
 	free(der);
 }
 END_TEST
@@ -226,8 +226,8 @@ END_TEST
 START_TEST(certrep_failure_and_pending)
 {
 	for (int fi = SCEP_BAD_ALG; fi <= SCEP_BAD_CERT_ID; fi++) {
-		struct cms_certrep_params p = ct_rep_params(SCEP_FAILURE);
-		struct cms_scep_msg *m;
+		struct scep_msg_certrep_params p = ct_rep_params(SCEP_FAILURE);
+		struct scep_msg *m;
 		uint8_t *der;
 		size_t len;
 
@@ -240,15 +240,15 @@ START_TEST(certrep_failure_and_pending)
 		ck_assert_int_eq(m->fail_info, fi);
 		ck_assert_ptr_null(m->envelope);
 		ck_assert_uint_eq(m->envelope_len, 0);
-		ck_assert_int_eq(cms_scep_decrypt(m, client_key, client, &(uint8_t *){NULL},
+		ck_assert_int_eq(scep_msg_decrypt(m, client_key, client, &(uint8_t *){NULL},
 		                         &(size_t){0}, NULL, NULL),
 		        MDM_ERR_INVAL);
-		cms_scep_msg_free(m);
+		scep_msg_free(m);
 		free(der);
 	}
 	{
-		struct cms_certrep_params p = ct_rep_params(SCEP_PENDING);
-		struct cms_scep_msg *m;
+		struct scep_msg_certrep_params p = ct_rep_params(SCEP_PENDING);
+		struct scep_msg *m;
 		uint8_t *der;
 		size_t len;
 
@@ -261,7 +261,7 @@ START_TEST(certrep_failure_and_pending)
 		ck_assert_ptr_null(m->envelope);
 		ck_assert_uint_eq(m->recipient_nonce_len, 8);
 		ck_assert_mem_eq(m->recipient_nonce, nonce16, 8);
-		cms_scep_msg_free(m);
+		scep_msg_free(m);
 		free(der);
 	}
 }
@@ -283,11 +283,11 @@ static X509_CRL *make_crl(void)
 
 START_TEST(certrep_with_crl)
 {
-	struct cms_certrep_params p = ct_rep_params(SCEP_SUCCESS);
+	struct scep_msg_certrep_params p = ct_rep_params(SCEP_SUCCESS);
 	X509_CRL *crl = make_crl();
 	uint8_t *crl_der = NULL, *der, *out;
 	size_t len, outlen, n = 0;
-	struct cms_scep_msg *m;
+	struct scep_msg *m;
 	X509 **certs = NULL;
 	CMS_ContentInfo *cms;
 	STACK_OF(X509_CRL) * crls;
@@ -315,11 +315,11 @@ START_TEST(certrep_with_crl)
 	sk_X509_CRL_pop_free(crls, X509_CRL_free);
 	CMS_ContentInfo_free(cms);
 	free(out);
-	cms_scep_msg_free(m);
+	scep_msg_free(m);
 	free(der);
 	/* A CRL that does not parse is the caller's bug. */
 	p.crl_len = (size_t)crl_len - 1;
-	ck_assert_int_eq(cms_scep_certrep(&p, &der, &len), MDM_ERR_INVAL);
+	ck_assert_int_eq(scep_msg_certrep(&p, &der, &len), MDM_ERR_INVAL);
 	ck_assert(ERR_peek_error() == 0);
 	OPENSSL_free(crl_der);
 	X509_CRL_free(crl);
@@ -328,33 +328,33 @@ END_TEST
 
 START_TEST(certrep_bad_arguments)
 {
-	struct cms_certrep_params p = ct_rep_params(SCEP_SUCCESS);
+	struct scep_msg_certrep_params p = ct_rep_params(SCEP_SUCCESS);
 	uint8_t *der = (uint8_t *)&p;
 	size_t len = 1;
 
-	ck_assert_int_eq(cms_scep_certrep(NULL, &der, &len), MDM_ERR_INVAL);
+	ck_assert_int_eq(scep_msg_certrep(NULL, &der, &len), MDM_ERR_INVAL);
 	ck_assert_ptr_null(der);
 	ck_assert_uint_eq(len, 0);
 	p.recipient = NULL;
-	ck_assert_int_eq(cms_scep_certrep(&p, &der, &len), MDM_ERR_INVAL);
+	ck_assert_int_eq(scep_msg_certrep(&p, &der, &len), MDM_ERR_INVAL);
 	p = ct_rep_params(SCEP_FAILURE);
-	ck_assert_int_eq(cms_scep_certrep(&p, &der, &len), MDM_ERR_INVAL); /* no failInfo */
+	ck_assert_int_eq(scep_msg_certrep(&p, &der, &len), MDM_ERR_INVAL); /* no failInfo */
 	p.fail_info = (enum scep_fail_info)5;
-	ck_assert_int_eq(cms_scep_certrep(&p, &der, &len), MDM_ERR_INVAL);
+	ck_assert_int_eq(scep_msg_certrep(&p, &der, &len), MDM_ERR_INVAL);
 	p = ct_rep_params(SCEP_PENDING);
 	p.status = (enum scep_pki_status)1;
-	ck_assert_int_eq(cms_scep_certrep(&p, &der, &len), MDM_ERR_INVAL);
+	ck_assert_int_eq(scep_msg_certrep(&p, &der, &len), MDM_ERR_INVAL);
 	p = ct_rep_params(SCEP_PENDING);
 	p.recipient_nonce_len = 4;
-	ck_assert_int_eq(cms_scep_certrep(&p, &der, &len), MDM_ERR_INVAL);
+	ck_assert_int_eq(scep_msg_certrep(&p, &der, &len), MDM_ERR_INVAL);
 	p.recipient_nonce_len = 17;
-	ck_assert_int_eq(cms_scep_certrep(&p, &der, &len), MDM_ERR_INVAL);
+	ck_assert_int_eq(scep_msg_certrep(&p, &der, &len), MDM_ERR_INVAL);
 	p = ct_rep_params(SCEP_PENDING);
 	p.key = client_key;
-	ck_assert_int_eq(cms_scep_certrep(&p, &der, &len), MDM_ERR_INVAL);
+	ck_assert_int_eq(scep_msg_certrep(&p, &der, &len), MDM_ERR_INVAL);
 	p = ct_rep_params(SCEP_PENDING);
 	p.transaction_id = "";
-	ck_assert_int_eq(cms_scep_certrep(&p, &der, &len), MDM_ERR_INVAL);
+	ck_assert_int_eq(scep_msg_certrep(&p, &der, &len), MDM_ERR_INVAL);
 	ck_assert_ptr_null(der);
 	ck_assert(ERR_peek_error() == 0);
 }
@@ -363,8 +363,8 @@ END_TEST
 /* An independent party (the openssl command line) accepts what we sign. */
 START_TEST(openssl_cli_verifies)
 {
-	struct cms_certrep_params p = ct_rep_params(SCEP_SUCCESS);
-	struct cms_request_params r = ct_req_params();
+	struct scep_msg_certrep_params p = ct_rep_params(SCEP_SUCCESS);
+	struct scep_msg_request_params r = ct_req_params();
 	uint8_t *der;
 	size_t len;
 
@@ -397,10 +397,10 @@ END_TEST
 
 START_TEST(flipped_bytes)
 {
-	struct cms_request_params p = ct_req_params();
+	struct scep_msg_request_params p = ct_req_params();
 	size_t len, off;
 	uint8_t *der = ct_request(&p, &len);
-	struct cms_scep_msg *m = ct_parse_ok(der, len);
+	struct scep_msg *m = ct_parse_ok(der, len);
 	CMS_ContentInfo *cms;
 	ASN1_OCTET_STRING *sig;
 	const unsigned char *q = der;
@@ -438,9 +438,9 @@ START_TEST(flipped_bytes)
 			der[off + at[i]] ^= 0x80;
 		}
 	}
-	cms_scep_msg_free(m);
+	scep_msg_free(m);
 	m = ct_parse_ok(der, len); /* restored */
-	cms_scep_msg_free(m);
+	scep_msg_free(m);
 	free(der);
 }
 END_TEST
@@ -450,13 +450,13 @@ START_TEST(signer_checks)
 	struct raw_opts o = ct_raw_default();
 	size_t len;
 	uint8_t *der;
-	struct cms_scep_msg *m;
+	struct scep_msg *m;
 
 	/* The baseline is accepted: what follows fails for one reason each. */
 	der = ct_raw_build(&o, &len);
 	m = ct_parse_ok(der, len);
 	ck_assert_str_eq(m->transaction_id, "tid-1");
-	cms_scep_msg_free(m);
+	scep_msg_free(m);
 	free(der);
 
 	/* The signer named by subjectKeyIdentifier (the CA has one) is found too. */
@@ -466,7 +466,7 @@ START_TEST(signer_checks)
 	der = ct_raw_build(&o, &len);
 	m = ct_parse_ok(der, len);
 	ck_assert_int_eq(X509_cmp(m->signer, ca), 0);
-	cms_scep_msg_free(m);
+	scep_msg_free(m);
 	free(der);
 
 	o = ct_raw_default();
@@ -499,7 +499,7 @@ END_TEST
 /* Found by scep_fuzz: a signer certificate that parses but whose key does not. */
 START_TEST(signer_key_undecodable)
 {
-	struct cms_request_params p = ct_req_params();
+	struct scep_msg_request_params p = ct_req_params();
 	const ASN1_BIT_STRING *bits = X509_get0_pubkey_bitstr(client);
 	size_t len, off;
 	uint8_t *der = ct_request(&p, &len);
@@ -587,7 +587,7 @@ START_TEST(attribute_checks)
 	{
 		struct raw_opts o = ct_raw_default();
 		static const uint8_t n8[8] = {9, 9, 9, 9, 9, 9, 9, 9};
-		struct cms_scep_msg *m;
+		struct scep_msg *m;
 		uint8_t *der;
 		size_t len;
 
@@ -599,7 +599,7 @@ START_TEST(attribute_checks)
 		m = ct_parse_ok(der, len);
 		ck_assert_uint_eq(m->sender_nonce_len, 8);
 		ck_assert_mem_eq(m->sender_nonce, n8, 8);
-		cms_scep_msg_free(m);
+		scep_msg_free(m);
 		free(der);
 	}
 }
@@ -637,7 +637,7 @@ START_TEST(certrep_attribute_checks)
 	ct_raw_refused(&o, MDM_ERR_PARSE, SCEP_BAD_REQUEST, "not an EnvelopedData");
 	/* A detached FAILURE (no eContent) is verified against empty content. */
 	{
-		struct cms_scep_msg *m;
+		struct scep_msg *m;
 		uint8_t *der;
 		size_t len;
 
@@ -651,7 +651,7 @@ START_TEST(certrep_attribute_checks)
 		m = ct_parse_ok(der, len);
 		ck_assert_int_eq(m->pki_status, SCEP_PENDING);
 		ck_assert_ptr_null(m->envelope);
-		cms_scep_msg_free(m);
+		scep_msg_free(m);
 		free(der);
 	}
 }
@@ -659,7 +659,7 @@ END_TEST
 
 START_TEST(truncated_trailing_oversized)
 {
-	struct cms_request_params p = ct_req_params();
+	struct scep_msg_request_params p = ct_req_params();
 	size_t len;
 	uint8_t *der = ct_request(&p, &len), *big;
 
@@ -682,22 +682,22 @@ END_TEST
 
 START_TEST(bad_arguments)
 {
-	struct cms_scep_msg *m = NULL;
+	struct scep_msg *m = NULL;
 	char err[8];
 	enum scep_fail_info f;
 
-	ck_assert_int_eq(cms_scep_parse(NULL, 5, &m, &f, err, sizeof(err)), MDM_ERR_INVAL);
+	ck_assert_int_eq(scep_msg_parse(NULL, 5, &m, &f, err, sizeof(err)), MDM_ERR_INVAL);
 	ck_assert_int_eq(
-	        cms_scep_parse((const uint8_t *)"x", 1, NULL, &f, err, sizeof(err)), MDM_ERR_INVAL);
+	        scep_msg_parse((const uint8_t *)"x", 1, NULL, &f, err, sizeof(err)), MDM_ERR_INVAL);
 	/* err and fail are optional; a short err buffer is truncated, not overrun. */
-	ck_assert_int_eq(cms_scep_parse((const uint8_t *)"x", 1, &m, NULL, NULL, 0), MDM_ERR_PARSE);
+	ck_assert_int_eq(scep_msg_parse((const uint8_t *)"x", 1, &m, NULL, NULL, 0), MDM_ERR_PARSE);
 	ck_assert_int_eq(
-	        cms_scep_parse((const uint8_t *)"x", 1, &m, &f, err, sizeof(err)), MDM_ERR_PARSE);
+	        scep_msg_parse((const uint8_t *)"x", 1, &m, &f, err, sizeof(err)), MDM_ERR_PARSE);
 	ck_assert_uint_eq(strlen(err), sizeof(err) - 1);
 	ck_assert_int_eq(
-	        cms_scep_decrypt(NULL, ca_key, ca, &(uint8_t *){NULL}, &(size_t){0}, NULL, NULL),
+	        scep_msg_decrypt(NULL, ca_key, ca, &(uint8_t *){NULL}, &(size_t){0}, NULL, NULL),
 	        MDM_ERR_INVAL);
-	cms_scep_msg_free(NULL);
+	scep_msg_free(NULL);
 	ck_assert_str_eq(cms_digest_str(CMS_DIGEST_SHA512), "sha512");
 	ck_assert_str_eq(cms_cipher_str(CMS_CIPHER_DES3), "des-ede3-cbc");
 	ck_assert_str_eq(cms_cipher_str(CMS_CIPHER__MAX), "invalid");
@@ -777,9 +777,9 @@ START_TEST(parse_logs_once)
 END_TEST
 
 /*
- * cms_scep_parse_unverified: reads what addresses a FAILURE CertRep from
+ * scep_msg_parse_unverified: reads what addresses a FAILURE CertRep from
  * messages refused for their algorithm or signature, and refuses every
- * other rule exactly as cms_scep_parse.
+ * other rule exactly as scep_msg_parse.
  */
 /* The unverified parse refuses der as badRequest, err naming why. */
 static void unverified_bad_request(const uint8_t *der, size_t len, const char *why)
@@ -787,10 +787,10 @@ static void unverified_bad_request(const uint8_t *der, size_t len, const char *w
 	char err[256];
 	enum scep_fail_info f = SCEP_FAIL_NONE;
 	/* Not NULL before: the refusal must clear it. */
-	struct cms_scep_msg *m = (struct cms_scep_msg *)(void *)err;
+	struct scep_msg *m = (struct scep_msg *)(void *)err;
 
 	ck_assert_int_eq(
-	        cms_scep_parse_unverified(der, len, &m, &f, err, sizeof(err)), MDM_ERR_PARSE);
+	        scep_msg_parse_unverified(der, len, &m, &f, err, sizeof(err)), MDM_ERR_PARSE);
 	ck_assert_ptr_null(m);
 	ck_assert_int_eq(f, SCEP_BAD_REQUEST);
 	ck_assert_msg(strstr(err, why) != NULL, "%s", err);
@@ -798,9 +798,9 @@ static void unverified_bad_request(const uint8_t *der, size_t len, const char *w
 
 START_TEST(unverified_parse)
 {
-	struct cms_request_params p = ct_req_params();
+	struct scep_msg_request_params p = ct_req_params();
 	struct raw_opts o;
-	struct cms_scep_msg *m, *u;
+	struct scep_msg *m, *u;
 	CMS_ContentInfo *cms;
 	ASN1_OCTET_STRING *sig;
 	const unsigned char *q;
@@ -815,8 +815,8 @@ START_TEST(unverified_parse)
 		ck_assert_int_eq(u->message_type, SCEP_PKCSREQ);
 		ck_assert_str_eq(u->transaction_id, "A13090761A30F66664F85D37433D2065E1112BA1");
 		ck_assert_uint_eq(u->sender_nonce_len, 8);
-		cms_scep_msg_free(m);
-		cms_scep_msg_free(u);
+		scep_msg_free(m);
+		scep_msg_free(u);
 		free(der);
 	}
 	/* sscep-style MD5 request: refused by one, readable by the other. */
@@ -826,7 +826,7 @@ START_TEST(unverified_parse)
 		u = ct_unverified_ok(der, len);
 		ck_assert_int_eq(u->digest, CMS_DIGEST__MAX);
 		ck_assert_str_ne(u->transaction_id, "");
-		cms_scep_msg_free(u);
+		scep_msg_free(u);
 		free(der);
 	}
 	/* No signer certificate: nobody to answer, refused by both. */
@@ -855,8 +855,8 @@ START_TEST(unverified_parse)
 	ck_assert_uint_eq(u->sender_nonce_len, SCEP_NONCE_LEN);
 	ck_assert_mem_eq(u->sender_nonce, nonce16, SCEP_NONCE_LEN);
 	ck_assert_int_eq(X509_cmp(u->signer, client), 0);
-	cms_scep_msg_free(u);
-	cms_scep_msg_free(m);
+	scep_msg_free(u);
+	scep_msg_free(m);
 	/* Truncated, trailing bytes, empty, oversized: refused by both alike. */
 	for (size_t i = 0; i < len; i += (i < 64 ? 1 : 29))
 		ct_both_refused(der, i, MDM_ERR_PARSE, ANY_FAIL, NULL);
@@ -883,7 +883,7 @@ START_TEST(unverified_parse)
 	ck_assert_int_eq(u->digest, CMS_DIGEST__MAX);
 	ck_assert_str_eq(u->transaction_id, "tid-1");
 	ck_assert_uint_eq(u->sender_nonce_len, 16);
-	cms_scep_msg_free(u);
+	scep_msg_free(u);
 	free(der);
 	o = ct_raw_default();
 	o.signer = ec;
@@ -892,7 +892,7 @@ START_TEST(unverified_parse)
 	ct_check_refused(der, len, MDM_ERR_PARSE, SCEP_BAD_ALG, "RFC 8894 3.5.2");
 	u = ct_unverified_ok(der, len);
 	ck_assert_int_eq(X509_cmp(u->signer, ec), 0);
-	cms_scep_msg_free(u);
+	scep_msg_free(u);
 	free(der);
 
 	/* Every structural rule still holds. */
@@ -901,8 +901,8 @@ START_TEST(unverified_parse)
 	o.nocerts = 1;
 	der = ct_raw_build(&o, &len);
 	ct_check_refused(der, len, MDM_ERR_PARSE, SCEP_BAD_ALG, "md5");
-	m = (struct cms_scep_msg *)&o;
-	ck_assert_int_eq(cms_scep_parse_unverified(der, len, &m, NULL, NULL, 0), MDM_ERR_PARSE);
+	m = (struct scep_msg *)&o;
+	ck_assert_int_eq(scep_msg_parse_unverified(der, len, &m, NULL, NULL, 0), MDM_ERR_PARSE);
 	ck_assert_ptr_null(m);
 	free(der);
 	o = ct_raw_default();
@@ -964,7 +964,7 @@ START_TEST(alg_policy)
 	                "signature algorithm"},
 	};
 	struct raw_opts o;
-	struct cms_scep_msg *m;
+	struct scep_msg *m;
 	uint8_t *der, *mut;
 	size_t len, mlen;
 
@@ -980,7 +980,7 @@ START_TEST(alg_policy)
 		if (cases[i].want == SCEP_FAIL_NONE) {
 			m = ct_parse_ok(mut, mlen);
 			ck_assert_int_eq(m->digest, CMS_DIGEST_SHA256);
-			cms_scep_msg_free(m);
+			scep_msg_free(m);
 		} else {
 			ct_check_refused(mut, mlen, MDM_ERR_PARSE, cases[i].want, cases[i].msg);
 		}

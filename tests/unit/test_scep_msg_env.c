@@ -46,7 +46,7 @@ START_TEST(vector_macos_pkcsreq)
 	uint8_t *env_want, *out;
 	const char *dir = vector_dir();
 	char path[4096], cn[64];
-	struct cms_scep_msg *m;
+	struct scep_msg *m;
 	enum cms_cipher c;
 	EVP_PKEY *key;
 	X509 *cert;
@@ -100,7 +100,7 @@ START_TEST(vector_macos_pkcsreq)
 		mdm_err e;
 
 		out = NULL;
-		e = cms_scep_decrypt(m, other_key, cert, &out, &outlen, &c, &f);
+		e = scep_msg_decrypt(m, other_key, cert, &out, &outlen, &c, &f);
 		if (e == MDM_OK) {
 			ck_assert(outlen != csrlen || memcmp(out, want, csrlen) != 0);
 			free(out);
@@ -112,7 +112,7 @@ START_TEST(vector_macos_pkcsreq)
 	}
 	EVP_PKEY_free(key);
 	X509_free(cert);
-	cms_scep_msg_free(m);
+	scep_msg_free(m);
 	free(der);
 	free(want);
 }
@@ -122,7 +122,7 @@ START_TEST(vector_mdmclient)
 {
 	size_t len;
 	uint8_t *der = vector_read("cms", "commandment/testdata/mdmclient-PKIOperation.der", &len);
-	struct cms_scep_msg *m;
+	struct scep_msg *m;
 
 	if (der == NULL)
 		return;
@@ -135,7 +135,7 @@ START_TEST(vector_mdmclient)
 	ck_assert_uint_eq(m->sender_nonce_len, 8);
 	/* Enveloped to an NDES RA whose key is not published. */
 	ct_decrypt_refused(m, ca_key, ca, SCEP_BAD_MESSAGE_CHECK);
-	cms_scep_msg_free(m);
+	scep_msg_free(m);
 	free(der);
 }
 END_TEST
@@ -145,7 +145,7 @@ START_TEST(vector_windows)
 	size_t len;
 	uint8_t *der = vector_read(
 	        "cms", "smallstep-pkcs7/parse_test.go.extracted/windows_scep_pkcsreq.der", &len);
-	struct cms_scep_msg *m;
+	struct scep_msg *m;
 
 	if (der == NULL)
 		return;
@@ -157,7 +157,7 @@ START_TEST(vector_windows)
 	ck_assert_uint_eq(m->sender_nonce_len, 16);
 	ck_assert_uint_eq(m->envelope_len, 5941);
 	ct_decrypt_refused(m, ca_key, ca, SCEP_BAD_MESSAGE_CHECK);
-	cms_scep_msg_free(m);
+	scep_msg_free(m);
 	free(der);
 }
 END_TEST
@@ -168,7 +168,7 @@ START_TEST(vector_jscep)
 	uint8_t *req2 = vector_read("cms", "jscep/src/samples/scep_req2.der", &len);
 	uint8_t *req1 = vector_read("cms", "jscep/src/samples/scep_req1.der", &len1);
 	uint8_t *der;
-	struct cms_scep_msg *m;
+	struct scep_msg *m;
 	X509 **certs = NULL;
 	size_t n = 0;
 
@@ -184,7 +184,7 @@ START_TEST(vector_jscep)
 	/* req2 wraps req1 byte for byte. */
 	ck_assert_uint_eq(m->envelope_len, len1);
 	ck_assert_mem_eq(m->envelope, req1, len1);
-	cms_scep_msg_free(m);
+	scep_msg_free(m);
 	free(req2);
 	free(req1);
 
@@ -203,7 +203,7 @@ START_TEST(vector_jscep)
 			ck_assert_mem_eq(m->envelope, resp1, len1);
 		}
 		free(resp1);
-		cms_scep_msg_free(m);
+		scep_msg_free(m);
 		free(der);
 	}
 	/* The other layers are not pkiMessages. */
@@ -230,7 +230,7 @@ START_TEST(vector_legacy_certreps)
 {
 	size_t len;
 	uint8_t *der;
-	struct cms_scep_msg *m;
+	struct scep_msg *m;
 
 	/* micromdm 2016 answering PKCSReq.der: 8-byte recipientNonce, single DES inside. */
 	if ((der = vector_read("cms", "scep/_history/CertRep.der", &len)) != NULL) {
@@ -241,7 +241,7 @@ START_TEST(vector_legacy_certreps)
 		ck_assert_uint_eq(m->recipient_nonce_len, 8);
 		ck_assert_mem_eq(m->recipient_nonce, "\xae\x7f\xe8\x81\x6c\xc6\xbe\xdd", 8);
 		ct_decrypt_refused(m, client_key, client, SCEP_BAD_ALG);
-		cms_scep_msg_free(m);
+		scep_msg_free(m);
 		free(der);
 	}
 	/* NDES sends no certificates: the signer must come from elsewhere. */
@@ -306,7 +306,7 @@ START_TEST(issuer_and_serial)
 	ck_assert_int_eq(ASN1_STRING_copy(ias->serial, X509_get0_serialNumber(issued)), 1);
 	len = i2d_PKCS7_ISSUER_AND_SERIAL(ias, &der);
 	ck_assert_int_gt(len, 0);
-	ck_assert_int_eq(cms_scep_issuer_and_serial(der, (size_t)len, &issuer, &serial), MDM_OK);
+	ck_assert_int_eq(scep_msg_issuer_and_serial(der, (size_t)len, &issuer, &serial), MDM_OK);
 	ck_assert_str_eq(issuer, "CN=MDM Test CA,O=MDM Test");
 	ck_assert_str_eq(serial, "A1B2C");
 	free(issuer);
@@ -314,7 +314,7 @@ START_TEST(issuer_and_serial)
 	/* Truncated everywhere, one trailing byte: refused, outputs NULL. */
 	for (int i = 0; i < len; i++) {
 		issuer = serial = (char *)&der;
-		ck_assert_int_eq(cms_scep_issuer_and_serial(der, (size_t)i, &issuer, &serial),
+		ck_assert_int_eq(scep_msg_issuer_and_serial(der, (size_t)i, &issuer, &serial),
 		        MDM_ERR_PARSE);
 		ck_assert_ptr_null(issuer);
 		ck_assert_ptr_null(serial);
@@ -323,7 +323,7 @@ START_TEST(issuer_and_serial)
 	memcpy(big, der, (size_t)len);
 	big[len] = 0;
 	ck_assert_int_eq(
-	        cms_scep_issuer_and_serial(big, (size_t)len + 1, &issuer, &serial), MDM_ERR_PARSE);
+	        scep_msg_issuer_and_serial(big, (size_t)len + 1, &issuer, &serial), MDM_ERR_PARSE);
 	free(big);
 	OPENSSL_free(der);
 	der = NULL;
@@ -331,18 +331,18 @@ START_TEST(issuer_and_serial)
 	ck_assert_int_eq(ASN1_INTEGER_set(ias->serial, -5), 1);
 	len = i2d_PKCS7_ISSUER_AND_SERIAL(ias, &der);
 	ck_assert_int_eq(
-	        cms_scep_issuer_and_serial(der, (size_t)len, &issuer, &serial), MDM_ERR_PARSE);
+	        scep_msg_issuer_and_serial(der, (size_t)len, &issuer, &serial), MDM_ERR_PARSE);
 	OPENSSL_free(der);
 	der = NULL;
 	ck_assert_int_eq(ASN1_INTEGER_set(ias->serial, 0), 1);
 	len = i2d_PKCS7_ISSUER_AND_SERIAL(ias, &der);
-	ck_assert_int_eq(cms_scep_issuer_and_serial(der, (size_t)len, &issuer, &serial), MDM_OK);
+	ck_assert_int_eq(scep_msg_issuer_and_serial(der, (size_t)len, &issuer, &serial), MDM_OK);
 	ck_assert_str_eq(serial, "0");
 	free(issuer);
 	free(serial);
 	OPENSSL_free(der);
 	PKCS7_ISSUER_AND_SERIAL_free(ias);
-	ck_assert_int_eq(cms_scep_issuer_and_serial(NULL, 0, &issuer, &serial), MDM_ERR_PARSE);
+	ck_assert_int_eq(scep_msg_issuer_and_serial(NULL, 0, &issuer, &serial), MDM_ERR_PARSE);
 	ck_assert(ERR_peek_error() == 0);
 }
 END_TEST
@@ -358,7 +358,7 @@ START_TEST(issuer_and_subject)
 	ck_assert_int_gt(an, 0);
 	ck_assert_int_gt(bn, 0);
 	der = der_seq2(a, (size_t)an, b, (size_t)bn, &len);
-	ck_assert_int_eq(cms_scep_issuer_and_subject(der, len, &issuer, &subject), MDM_OK);
+	ck_assert_int_eq(scep_msg_issuer_and_subject(der, len, &issuer, &subject), MDM_OK);
 	ck_assert_str_eq(issuer, "CN=MDM Test CA,O=MDM Test");
 	ck_assert_str_eq(subject, "O=MDM Test,CN=device-0001");
 	free(issuer);
@@ -366,7 +366,7 @@ START_TEST(issuer_and_subject)
 	for (size_t i = 0; i < len; i++) {
 		issuer = subject = (char *)&der;
 		ck_assert_int_eq(
-		        cms_scep_issuer_and_subject(der, i, &issuer, &subject), MDM_ERR_PARSE);
+		        scep_msg_issuer_and_subject(der, i, &issuer, &subject), MDM_ERR_PARSE);
 		ck_assert_ptr_null(issuer);
 		ck_assert_ptr_null(subject);
 	}
@@ -377,8 +377,8 @@ START_TEST(issuer_and_subject)
 
 		der = der_seq2(a, (size_t)an, i2, sizeof(i2), &len);
 		ck_assert_int_eq(
-		        cms_scep_issuer_and_subject(der, len, &issuer, &subject), MDM_ERR_PARSE);
-		ck_assert_int_eq(cms_scep_issuer_and_serial(der, len, &issuer, &subject), MDM_OK);
+		        scep_msg_issuer_and_subject(der, len, &issuer, &subject), MDM_ERR_PARSE);
+		ck_assert_int_eq(scep_msg_issuer_and_serial(der, len, &issuer, &subject), MDM_OK);
 		ck_assert_str_eq(subject, "5");
 		free(issuer);
 		free(subject);
@@ -406,7 +406,7 @@ START_TEST(weak_content_ciphers)
 		CMS_ContentInfo *env;
 		uint8_t *der = NULL, *msg;
 		struct raw_opts o = ct_raw_default();
-		struct cms_scep_msg *m;
+		struct scep_msg *m;
 		size_t len;
 		int n;
 
@@ -427,7 +427,7 @@ START_TEST(weak_content_ciphers)
 		msg = ct_raw_build(&o, &len);
 		m = ct_parse_ok(msg, len);
 		ct_decrypt_refused(m, ca_key, ca, SCEP_BAD_ALG);
-		cms_scep_msg_free(m);
+		scep_msg_free(m);
 		free(msg);
 		OPENSSL_free(der);
 		CMS_ContentInfo_free(env);
@@ -447,7 +447,7 @@ START_TEST(weak_content_ciphers)
 		CMS_ContentInfo *env;
 		uint8_t *der = NULL, *msg;
 		struct raw_opts o = ct_raw_default();
-		struct cms_scep_msg *m;
+		struct scep_msg *m;
 		size_t len, off;
 		int n;
 
@@ -463,7 +463,7 @@ START_TEST(weak_content_ciphers)
 		msg = ct_raw_build(&o, &len);
 		m = ct_parse_ok(msg, len);
 		ct_decrypt_refused(m, ca_key, ca, SCEP_BAD_ALG);
-		cms_scep_msg_free(m);
+		scep_msg_free(m);
 		free(msg);
 		OPENSSL_free(der);
 		CMS_ContentInfo_free(env);

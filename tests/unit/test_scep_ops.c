@@ -3,7 +3,7 @@
  * PostgreSQL (MDM_TEST_DB; a database per test) and a CA made per test:
  * GetCert and GetCRL (RFC 8894 section 3.3.4), a registration authority
  * (section 2.5.1) and a CA renewal with GetNextCACert (section 4.7).
- * Client messages are built with OpenSSL and cms_scep_request, sent
+ * Client messages are built with OpenSSL and scep_msg_request, sent
  * through scep_pki_operation as scep.fcgi does, and the CertRep is read
  * the way a client reads it.
  */
@@ -164,8 +164,8 @@ static void answer_free(struct answer *a)
 static mdm_err send_to(enum scep_message_type type, X509 *recipient, X509 *signer, EVP_PKEY *key,
         const uint8_t *content, size_t len, const char *txid, time_t now, struct answer *a)
 {
-	struct cms_request_params p;
-	struct cms_scep_msg *rep = NULL;
+	struct scep_msg_request_params p;
+	struct scep_msg *rep = NULL;
 	enum scep_fail_info fail;
 	uint8_t *req = NULL, *reply = NULL;
 	size_t reqlen, replylen;
@@ -174,12 +174,12 @@ static mdm_err send_to(enum scep_message_type type, X509 *recipient, X509 *signe
 
 	memset(a, 0, sizeof(*a));
 	p = ts_scep_params(type, signer, key, recipient, txid, content, len);
-	ck_assert_int_eq(cms_scep_request(&p, &req, &reqlen), MDM_OK);
+	ck_assert_int_eq(scep_msg_request(&p, &req, &reqlen), MDM_OK);
 	rc = scep_pki_operation(srv, req, reqlen, now, &reply, &replylen);
 	free(req);
 	if (rc != MDM_OK)
 		return rc;
-	ck_assert_int_eq(cms_scep_parse(reply, replylen, &rep, &fail, NULL, 0), MDM_OK);
+	ck_assert_int_eq(scep_msg_parse(reply, replylen, &rep, &fail, NULL, 0), MDM_OK);
 	ck_assert_int_eq(rep->message_type, SCEP_CERTREP);
 	ck_assert_str_eq(rep->transaction_id, txid);
 	a->status = rep->pki_status;
@@ -195,7 +195,7 @@ static mdm_err send_to(enum scep_message_type type, X509 *recipient, X509 *signe
 	if (rep->pki_status == SCEP_SUCCESS) {
 		struct x509_st **certs = NULL;
 		size_t n = 0;
-		ck_assert_int_eq(cms_scep_decrypt(rep, key, signer, &a->inner, &a->inner_len,
+		ck_assert_int_eq(scep_msg_decrypt(rep, key, signer, &a->inner, &a->inner_len,
 		                         &cipher, &fail),
 		        MDM_OK);
 		ck_assert_int_eq(cms_certs_only_parse(a->inner, a->inner_len, &certs, &n), MDM_OK);
@@ -206,7 +206,7 @@ static mdm_err send_to(enum scep_message_type type, X509 *recipient, X509 *signe
 			X509_free(certs[i]);
 		free(certs);
 	}
-	cms_scep_msg_free(rep);
+	scep_msg_free(rep);
 	free(reply);
 	return MDM_OK;
 }
@@ -835,7 +835,7 @@ START_TEST(discovery_without_ra)
 	enrol_ok(&c, leaf, "TX-DISC1", &a);
 	ck_assert_int_eq(X509_check_issued(ca, a.cert), X509_V_OK);
 	{
-		struct cms_request_params p;
+		struct scep_msg_request_params p;
 		uint8_t *req = NULL, *reply = NULL;
 		size_t reqlen, replylen;
 		const unsigned char *q;
@@ -843,7 +843,7 @@ START_TEST(discovery_without_ra)
 		/* Replayed (RFC 8894 section 3.3.1.2: the same answer), read as certmonger does. */
 		p = ts_scep_params(
 		        SCEP_PKCSREQ, c.self, c.key, leaf, "TX-DISC1", c.csr_der, c.csr_len);
-		ck_assert_int_eq(cms_scep_request(&p, &req, &reqlen), MDM_OK);
+		ck_assert_int_eq(scep_msg_request(&p, &req, &reqlen), MDM_OK);
 		ck_assert_int_eq(
 		        scep_pki_operation(srv, req, reqlen, T0, &reply, &replylen), MDM_OK);
 		q = reply;
