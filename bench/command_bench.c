@@ -31,6 +31,7 @@
 #include "db.h"
 #include "log.h"
 #include "x509.h"
+#include "ts_sys.h"
 
 #include <curl/curl.h>
 #include <openssl/evp.h>
@@ -611,6 +612,7 @@ int main(int argc, char **argv)
 	for (int i = 0; i < b.n; i++)
 		b.devs[i].ok = b.devs[i].connections = 0;
 
+	ts_bench_window("start");
 	if (!cpu_snapshot(pw->pw_uid, &s0))
 		goto out;
 	u0 = self_cpu_s();
@@ -620,6 +622,7 @@ int main(int argc, char **argv)
 	u1 = self_cpu_s();
 	if (!cpu_snapshot(pw->pw_uid, &s1))
 		goto out;
+	ts_bench_window("stop");
 
 	for (int i = 0; i < b.n; i++) {
 		ok += b.devs[i].ok && strcmp(b.devs[i].delivered, b.devs[i].command) == 0;

@@ -23,6 +23,11 @@
 #     client and identities, each with one GET that Apache answers 404
 #     itself (measured by command_bench), and the bound one RSA-2048
 #     signature per handshake (the server key) puts on that: sign/s x cores.
+#
+# BENCH_PERF=DIR: each timed window (SCEP, connects) is also recorded with
+# linux-perf on the server processes (bench/perf-window.sh), and where
+# their time went is written to DIR/scep.txt and DIR/connect.txt (top
+# lines printed here).
 set -u
 BUILD=${1:-build}
 ROOT=$(cd "$(dirname "$0")/.." && pwd) || exit 1
@@ -83,13 +88,32 @@ http_port=$(stack_free_port 19080)
 STACK_POOL_SIZE=$CORES
 apache_start "$TMP" proxy "$TMP/cgi-bin" "$https_port" "$http_port"
 stack_wait_health "http://127.0.0.1:$http_port/scep/health" || stack_die "stack not healthy"
+# perf_window NAME MATCH: the next bench's timed window recorded into
+# $BENCH_PERF/NAME.* (processes of the stack user matching MATCH), when
+# BENCH_PERF is set; perf_top NAME prints the top of what it found.
+perf_window() {
+	[ -n "${BENCH_PERF:-}" ] || return 0
+	mkdir -p "$BENCH_PERF"
+	BENCH_WINDOW="sh $ROOT/bench/perf-window.sh"
+	BENCH_PERF_OUT=$BENCH_PERF/$1 BENCH_PERF_MATCH=$2 BENCH_PERF_USER=$STACK_USER
+	export BENCH_WINDOW BENCH_PERF_OUT BENCH_PERF_MATCH BENCH_PERF_USER
+}
+perf_top() {
+	[ -n "${BENCH_PERF:-}" ] || return 0
+	unset BENCH_WINDOW
+	echo "  where the servers' time went ($BENCH_PERF/$1.txt):"
+	sed -n '1,/^# by function/p' "$BENCH_PERF/$1.txt" | sed '$d' | head -12 | sed 's/^/    /'
+}
+
 # Warm-up (loads the CA once per process), then the run.
 "$B/bench/scep_bench" "http://127.0.0.1:$http_port/scep" "$MDM_SCEP_CHALLENGE" 16 "$CONC" \
 	>/dev/null || stack_die "warm-up failed"
 pids=$(pgrep -u "$STACK_USER" -f 'scep.fcgi|apache2|postgres' | tr '\n' ' ')
+perf_window scep 'scep.fcgi|apache2|postgres'
 # shellcheck disable=SC2086 # a list of pids
 ours=$("$B/bench/scep_bench" "http://127.0.0.1:$http_port/scep" "$MDM_SCEP_CHALLENGE" "$N" \
 	"$CONC" $pids) || stack_die "our run failed: $ours"
+unset BENCH_WINDOW
 
 # micromdm's scepserver, when installed.
 theirs="not installed"
@@ -123,6 +147,7 @@ echo "  openssl speed rsa2048: $sign_s sign/s per core -> floor $floor enrollmen
 echo "  mdm scep.fcgi:         $ours"
 awk -v r="$r_ours" -v f="$floor" -v c="$(cpu "$ours")" -v fc="$floor_cpu" 'BEGIN {
 	printf "    ratio to the floor: %.2f of the rate; CPU per enrollment %.2fx the floor\n", r / f, c / fc }'
+perf_top scep
 echo "  micromdm scepserver:   $theirs"
 r_theirs=$(rate "$theirs")
 if [ -n "$r_theirs" ]; then
@@ -131,6 +156,7 @@ if [ -n "$r_theirs" ]; then
 fi
 
 # The command channel, on the same stack.
+perf_window connect 'server.fcgi|apache2|postgres'
 cmd=$("$B/bench/command_bench" "https://127.0.0.1:$https_port" "$TLS_CA_CERT" "$DEVICES" \
 	"$CONC" "$STACK_USER") || stack_die "command channel run failed: $cmd"
 
@@ -162,6 +188,7 @@ awk -v r="$r_cmd" -v t="$pg_ceiling" -v h="$r_hs" -v l="$tls_ceiling" -v s="$c_s
 	printf "  CPU: server %.2f ms + this client %.2f ms per connect on %d cores -> at most %.0f/s here; ratio %.2f\n", s, c, n, n * 1000 / (s + c), r / (n * 1000 / (s + c))
 	printf "  TLS alone (full handshake + a static 404, same client): %.0f/s; ratio %.2f\n", h, r / h
 	printf "    (bound: one RSA-2048 sign per handshake -> %d/s)\n", l }'
+perf_top connect
 
 # Pushes: bin/mdm-pushd against the APNs stand-in (tests/apns: Apache
 # mod_http2 + a FastCGI program), every push over one HTTP/2 connection.

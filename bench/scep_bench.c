@@ -16,6 +16,7 @@
 #include "cms.h"
 #include "scep_msg.h"
 #include "ts_pki.h"
+#include "ts_sys.h"
 #include "x509.h"
 
 #include <curl/curl.h>
@@ -189,6 +190,7 @@ int main(int argc, char **argv)
 		}
 
 	multi = curl_multi_init();
+	ts_bench_window("start");
 	c0 = cpu_total(argv + 5, argc - 5);
 	t0 = now_s();
 	while (next < n || running > 0) {
@@ -225,6 +227,7 @@ int main(int argc, char **argv)
 	}
 	t1 = now_s();
 	c1 = cpu_total(argv + 5, argc - 5);
+	ts_bench_window("stop");
 	curl_multi_cleanup(multi);
 
 	for (int i = 0; i < n; i++) {

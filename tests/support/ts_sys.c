@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 /* The command line, formatted; a command cut short would run something else. */
 static void format_cmd(char *cmd, size_t cap, const char *fmt, va_list ap)
@@ -134,4 +135,24 @@ void ts_tmpdir_new(char *dir, size_t cap, const char *name)
 void ts_tmpdir_done(const char *dir)
 {
 	ck_assert_int_eq(ts_sh("rm -rf '%s'", dir), 0);
+}
+
+int ts_bench_window(const char *phase)
+{
+	const char *cmd = getenv("BENCH_WINDOW");
+	pid_t pid;
+	int st;
+
+	if (cmd == NULL || cmd[0] == '\0')
+		return 0;
+	fflush(NULL);
+	if ((pid = fork()) < 0)
+		return -1;
+	if (pid == 0) {
+		execl("/bin/sh", "sh", "-c", "$BENCH_WINDOW \"$1\"", "sh", phase, (char *)NULL);
+		_exit(127);
+	}
+	if (waitpid(pid, &st, 0) != pid)
+		return -1;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
 }

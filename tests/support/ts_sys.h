@@ -31,6 +31,14 @@ void ts_file_write(const char *path, const void *buf, size_t len);
 /* Writes a file (printf format). */
 void ts_file_put(const char *path, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/*
+ * For the bench programs: runs `$BENCH_WINDOW PHASE` when BENCH_WINDOW is
+ * set, so that a timed window can be observed from outside (bench/run.sh
+ * profiles the servers with perf between "start" and "stop").  Its exit
+ * status, 0 when unset; never fails a test.
+ */
+int ts_bench_window(const char *phase);
+
 /* A new directory /tmp/mdm-NAME-XXXXXX in dir (at least 64 bytes), for ts_tmpdir_done. */
 void ts_tmpdir_new(char *dir, size_t cap, const char *name);
 /* Removes the directory and everything in it. */
