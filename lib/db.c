@@ -6,16 +6,28 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define DB_TX_ATTEMPTS 3
+
+/* A statement prepared on the current connection, named "mdm<generation>g<index>". */
+struct db_stmt {
+	char *sql;
+	uint64_t hash;
+};
 
 struct db {
 	char *conninfo;
 	char *appname;
 	PGconn *conn;
 	int in_tx;
+	struct db_stmt stmts[DB_MAX_PREPARED];
+	int nstmts;
+	unsigned stmt_gen; /* in the names: a new cache never reuses an old name */
+	int plan_stale;    /* a prepared plan was refused (0A000): start the cache again */
 	char sqlstate[6];
 	char listen[DB_MAX_LISTEN][64];
 	int nlisten;
@@ -55,10 +67,19 @@ mdm_err db_new(const char *conninfo, const char *application_name, db **out)
 	return MDM_OK;
 }
 
+/* Forgets every prepared statement (a new connection has none). */
+static void db_stmts_clear(db *d)
+{
+	for (int i = 0; i < d->nstmts; i++)
+		free(d->stmts[i].sql);
+	d->nstmts = 0;
+}
+
 void db_free(db *d)
 {
 	if (d == NULL)
 		return;
+	db_stmts_clear(d);
 	if (d->conn != NULL)
 		PQfinish(d->conn);
 	free(d->conninfo);
@@ -113,6 +134,7 @@ static MDM_WUR mdm_err db_connect(db *d)
 		d->conn = NULL;
 	}
 	d->in_tx = 0;
+	db_stmts_clear(d);
 	d->conn = PQconnectdbParams(keys, vals, 1);
 	if (d->conn == NULL)
 		return MDM_ERR_NOMEM;
@@ -182,6 +204,75 @@ static MDM_WUR mdm_err db_result_error(db *d, PGresult *res, const char *sql)
 	return MDM_ERR_DB;
 }
 
+/* FNV-1a: tells cached SQL texts apart before strcmp does. */
+static uint64_t db_hash(const char *s)
+{
+	uint64_t h = 1469598103934665603ULL;
+
+	for (; *s != '\0'; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	return h;
+}
+
+/*
+ * Runs sql as a statement prepared on this connection, preparing it the
+ * first time; unprepared once the cache is full.  The result, or NULL.
+ */
+static PGresult *db_run(db *d, const char *sql, int nparams, const char *const *values,
+        const int *lengths, const int *formats)
+{
+	uint64_t h = db_hash(sql);
+	char name[32];
+	PGresult *res;
+	size_t n;
+	int i;
+
+	if (d->plan_stale && !d->in_tx) {
+		/* Best effort: names carry a generation, so a leftover cannot collide. */
+		PQclear(PQexec(d->conn, "DEALLOCATE ALL"));
+		db_stmts_clear(d);
+		d->stmt_gen++;
+		d->plan_stale = 0;
+	}
+	for (i = 0; i < d->nstmts; i++)
+		if (d->stmts[i].hash == h && strcmp(d->stmts[i].sql, sql) == 0)
+			break;
+	snprintf(name, sizeof(name), "mdm%ug%d", d->stmt_gen, i);
+	if (i == d->nstmts) {
+		n = strlen(sql) + 1;
+		if (d->nstmts == DB_MAX_PREPARED || (d->stmts[i].sql = malloc(n)) == NULL)
+			return PQexecParams(
+			        d->conn, sql, nparams, NULL, values, lengths, formats, 0);
+		res = PQprepare(d->conn, name, sql, nparams, NULL);
+		if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK) {
+			free(d->stmts[i].sql);
+			return res;
+		}
+		PQclear(res);
+		memcpy(d->stmts[i].sql, sql, n);
+		d->stmts[i].hash = h;
+		d->nstmts++;
+	}
+	return PQexecPrepared(d->conn, name, nparams, values, lengths, formats, 0);
+}
+
+/*
+ * PostgreSQL refused a prepared plan whose result type the schema changed
+ * (0A000, "cached plan must not change result type"): the cache starts
+ * again, under new names, before the next statement outside a transaction.
+ */
+static int db_plan_refused(db *d, const PGresult *res)
+{
+	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+
+	if (state == NULL || strcmp(state, "0A000") != 0 || d->conn == NULL ||
+	        PQstatus(d->conn) != CONNECTION_OK)
+		return 0;
+	log_info("db: a prepared plan no longer fits the schema; preparing again");
+	d->plan_stale = 1;
+	return 1;
+}
+
 mdm_err db_exec_bin(db *d, const char *sql, int nparams, const char *const *values,
         const int *lengths, const int *formats, db_res **out)
 {
@@ -200,7 +291,7 @@ mdm_err db_exec_bin(db *d, const char *sql, int nparams, const char *const *valu
 			return rc;
 		if (d->conn == NULL)
 			return MDM_ERR_DB_CONN;
-		res = PQexecParams(d->conn, sql, nparams, NULL, values, lengths, formats, 0);
+		res = db_run(d, sql, nparams, values, lengths, formats);
 		st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
 		if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
 			if (out != NULL) {
@@ -215,6 +306,15 @@ mdm_err db_exec_bin(db *d, const char *sql, int nparams, const char *const *valu
 				PQclear(res);
 			}
 			return MDM_OK;
+		}
+		if (db_plan_refused(d, res)) {
+			PQclear(res);
+			/* Alone: prepared afresh and run again; in a transaction, db_tx reruns it.
+			 */
+			if (!d->in_tx && attempt == 0)
+				continue;
+			snprintf(d->sqlstate, sizeof(d->sqlstate), "0A000");
+			return MDM_ERR_DB;
 		}
 		rc = db_result_error(d, res, sql);
 		PQclear(res);
@@ -263,7 +363,8 @@ mdm_err db_exec_script(db *d, const char *sql)
 static int db_retryable(const db *d, mdm_err rc)
 {
 	return rc == MDM_ERR_DB_CONN || strcmp(d->sqlstate, "40001") == 0 ||
-	        strcmp(d->sqlstate, "40P01") == 0;
+	        strcmp(d->sqlstate, "40P01") == 0 ||
+	        (d->plan_stale && strcmp(d->sqlstate, "0A000") == 0);
 }
 
 mdm_err db_tx(db *d, db_tx_fn fn, void *arg)

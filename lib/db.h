@@ -8,6 +8,14 @@
  * db_exec must be safe to run twice (reads, or writes keyed so a repeat is
  * a no-op); anything else belongs in db_tx, which reruns the whole
  * transaction on a lost connection, a serialization failure or a deadlock.
+ *
+ * Statements are prepared once per connection (the first DB_MAX_PREPARED
+ * distinct SQL texts; the others run unprepared), so PostgreSQL parses and
+ * plans each once, not per request.  A plan the schema changed under
+ * (0A000, "cached plan must not change result type") is prepared afresh
+ * and the statement, or its whole transaction, run again.  A connection
+ * pooler in front of PostgreSQL must keep sessions (PgBouncer: session
+ * mode, or max_prepared_statements in 1.21 and later).
  */
 #ifndef MDM_DB_H
 #define MDM_DB_H
@@ -16,6 +24,8 @@
 #include <stdint.h>
 
 #include "errors.h"
+
+#define DB_MAX_PREPARED 64
 
 typedef struct db db;
 typedef struct db_res db_res;

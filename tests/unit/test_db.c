@@ -175,6 +175,105 @@ START_TEST(reconnects_after_lost_connection)
 }
 END_TEST
 
+/* How many of this session's prepared statements have this text. */
+static int prepared_count(db *d, const char *sql)
+{
+	const char *params[] = {sql};
+	db_res *r = NULL;
+	int n;
+
+	ck_assert_int_eq(
+	        db_exec(d, "SELECT count(*) FROM pg_prepared_statements WHERE statement = $1", 1,
+	                params, &r),
+	        MDM_OK);
+	n = atoi(db_res_get0(r, 0, 0));
+	db_res_free(r);
+	return n;
+}
+
+/* A statement run again is parsed and planned once per connection (issue 15). */
+START_TEST(statements_are_prepared_once)
+{
+	static const char sql[] = "SELECT $1::integer + 1";
+	const char *params[] = {"41"};
+	db *d = open_db();
+	int pid;
+
+	for (int i = 0; i < 3; i++) {
+		db_res *r = NULL;
+		ck_assert_int_eq(db_exec(d, sql, 1, params, &r), MDM_OK);
+		ck_assert_str_eq(db_res_get0(r, 0, 0), "42");
+		db_res_free(r);
+	}
+	ck_assert_int_eq(prepared_count(d, sql), 1);
+	/* A new connection knows none of them: they are prepared again. */
+	pid = backend_pid(d);
+	kill_backend(pid);
+	ck_assert_int_eq(db_exec(d, sql, 1, params, NULL), MDM_OK);
+	ck_assert_int_ne(backend_pid(d), pid);
+	ck_assert_int_eq(prepared_count(d, sql), 1);
+	db_free(d);
+}
+END_TEST
+
+static mdm_err tx_select_star(db *d, void *arg)
+{
+	db_res *r = NULL;
+	mdm_err rc = db_exec(d, "SELECT * FROM plan_t", 0, NULL, &r);
+
+	if (rc == MDM_OK)
+		*(int *)arg = db_res_cols(r);
+	db_res_free(r);
+	return rc;
+}
+
+/*
+ * A migration that changes a table under a running program: PostgreSQL
+ * refuses a prepared SELECT * whose result type changed (0A000, "cached
+ * plan must not change result type"); the statement is prepared afresh
+ * and run again, alone or as its whole transaction.
+ */
+START_TEST(prepared_plans_follow_schema_changes)
+{
+	db *d = open_db(), *other = open_db();
+	int cols = 0;
+
+	ck_assert_int_eq(db_exec(d, "CREATE TABLE plan_t (a integer)", 0, NULL, NULL), MDM_OK);
+	ck_assert_int_eq(tx_select_star(d, &cols), MDM_OK);
+	ck_assert_int_eq(cols, 1);
+	ck_assert_int_eq(
+	        db_exec(other, "ALTER TABLE plan_t ADD COLUMN b integer", 0, NULL, NULL), MDM_OK);
+	ck_assert_int_eq(tx_select_star(d, &cols), MDM_OK);
+	ck_assert_int_eq(cols, 2);
+	ck_assert_int_eq(
+	        db_exec(other, "ALTER TABLE plan_t ADD COLUMN c integer", 0, NULL, NULL), MDM_OK);
+	ck_assert_int_eq(db_tx(d, tx_select_star, &cols), MDM_OK);
+	ck_assert_int_eq(cols, 3);
+	db_free(other);
+	db_free(d);
+}
+END_TEST
+
+/* More distinct statements than the cache holds still run; the session's prepared set is bounded.
+ */
+START_TEST(statement_cache_is_bounded)
+{
+	db *d = open_db();
+	db_res *r = NULL;
+
+	for (int i = 0; i < 3 * DB_MAX_PREPARED; i++) {
+		char sql[64];
+		snprintf(sql, sizeof(sql), "SELECT %d", i);
+		ck_assert_int_eq(db_exec(d, sql, 0, NULL, NULL), MDM_OK);
+	}
+	ck_assert_int_eq(
+	        db_exec(d, "SELECT count(*) FROM pg_prepared_statements", 0, NULL, &r), MDM_OK);
+	ck_assert_int_le(atoi(db_res_get0(r, 0, 0)), DB_MAX_PREPARED);
+	db_res_free(r);
+	db_free(d);
+}
+END_TEST
+
 static mdm_err tx_crash(db *d, void *arg)
 {
 	(void)arg;
@@ -546,8 +645,9 @@ void db_tcases(Suite *s)
 	TCase *tc = ts_tcase(s, "postgresql", 30, setup, teardown);
 
 	ts_add_tests(tc, parameters_carry_hostile_strings_intact, nulls_and_errors,
-	        binary_parameters, reconnects_after_lost_connection, unreachable_database,
-	        server_crash_is_503, transactions_commit_roll_back_and_retry,
+	        binary_parameters, reconnects_after_lost_connection, statements_are_prepared_once,
+	        prepared_plans_follow_schema_changes, statement_cache_is_bounded,
+	        unreachable_database, server_crash_is_503, transactions_commit_roll_back_and_retry,
 	        commit_with_unknown_outcome_is_not_retried, unavailable_sqlstates_are_503,
 	        read_only_drops_the_connection, migrate_applies_once_and_records,
 	        migrate_refuses_a_changed_migration, migrate_concurrent, health_with_database,
