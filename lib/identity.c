@@ -138,7 +138,7 @@ mdm_err identity_authenticate(db *d, const struct ca_state *ca, const char *clie
 
 	memset(out, 0, sizeof(*out));
 	if (client_cert != NULL && client_cert[0] != '\0') {
-		if (x509_cert_from_pem(client_cert, strlen(client_cert), &tls) != MDM_OK) {
+		if (x509_cert_from_pem_cached(client_cert, strlen(client_cert), &tls) != MDM_OK) {
 			log_warn("identity refused: SSL_CLIENT_CERT is not one PEM certificate");
 			rc = MDM_ERR_FORBIDDEN;
 			goto out;

@@ -451,6 +451,46 @@ out:
 	return rc;
 }
 
+/* What x509_cert_from_pem_cached holds: the SHA-256 of a text and its certificate. */
+static struct {
+	unsigned char key[32];
+	X509 *cert;
+} pem_cache[X509_CERT_CACHE];
+static unsigned pem_cache_next;
+
+mdm_err x509_cert_from_pem_cached(const char *pem, size_t len, X509 **out)
+{
+	unsigned char key[32];
+	unsigned int klen = 0;
+	unsigned slot;
+	mdm_err rc;
+
+	*out = NULL;
+	if (pem == NULL || len == 0 || len > X509_MAX_FILE)
+		return x509_cert_from_pem(pem, len, out);
+	if (EVP_Digest(pem, len, key, &klen, EVP_sha256(), NULL) != 1 || klen != sizeof(key)) {
+		ERR_clear_error();
+		return x509_cert_from_pem(pem, len, out);
+	}
+	for (size_t i = 0; i < X509_CERT_CACHE; i++)
+		if (pem_cache[i].cert != NULL && memcmp(pem_cache[i].key, key, sizeof(key)) == 0) {
+			if (X509_up_ref(pem_cache[i].cert) != 1)
+				return MDM_ERR_NOMEM;
+			*out = pem_cache[i].cert;
+			return MDM_OK;
+		}
+	if ((rc = x509_cert_from_pem(pem, len, out)) != MDM_OK)
+		return rc;
+	/* Round robin: the oldest entry goes; its holders keep their references. */
+	slot = pem_cache_next++ % X509_CERT_CACHE;
+	if (X509_up_ref(*out) != 1)
+		return MDM_OK;
+	X509_free(pem_cache[slot].cert);
+	pem_cache[slot].cert = *out;
+	memcpy(pem_cache[slot].key, key, sizeof(key));
+	return MDM_OK;
+}
+
 mdm_err x509_cert_load_file(const char *path, X509 **out)
 {
 	char *buf = NULL;

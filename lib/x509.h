@@ -58,6 +58,17 @@ MDM_WUR mdm_err x509_pem_fingerprint(const char *pem, size_t len, char out[X509_
  */
 MDM_WUR mdm_err x509_cert_from_der(const uint8_t *der, size_t len, struct x509_st **out);
 MDM_WUR mdm_err x509_cert_from_pem(const char *pem, size_t len, struct x509_st **out);
+/*
+ * The same, through a small per-process cache keyed by the SHA-256 of the
+ * text: a device presents the same certificate on every request, and
+ * OpenSSL 3.0 decodes a public key through its provider decoders, a third
+ * of server.fcgi's CPU per connect before this (bench/run.sh, BENCH_PERF).
+ * Only decoding is cached: every check of the certificate is still made
+ * by the caller.  *out is the caller's own reference (x509_cert_free).
+ * One request at a time, as every program here: not thread-safe.
+ */
+#define X509_CERT_CACHE 64
+MDM_WUR mdm_err x509_cert_from_pem_cached(const char *pem, size_t len, struct x509_st **out);
 MDM_WUR mdm_err x509_cert_load_file(const char *path, struct x509_st **out);
 MDM_WUR mdm_err x509_cert_to_der(const struct x509_st *c, uint8_t **out, size_t *outlen);
 /* NUL-terminated; *outlen excludes the NUL. */

@@ -195,6 +195,54 @@ START_TEST(cert_pem_is_strict)
 }
 END_TEST
 
+/*
+ * The per-process cache of decoded client certificates (identity's
+ * SSL_CLIENT_CERT): the same text gives the same certificate, each caller
+ * its own reference; what does not decode is refused every time; more
+ * certificates than it holds are decoded all the same (issue 15).
+ */
+START_TEST(cert_pem_cache)
+{
+	char pem[8192], *other = NULL;
+	size_t olen = 0;
+	EVP_PKEY *k = xt_load_key("ca.key");
+	X509 *a = NULL, *b = NULL, *c = (X509 *)1, *ca = xt_ca_new(k, time(NULL), 1);
+
+	log_set_level(MDM_LOG__MAX);
+	ts_file_into(DATA "client.pem", pem, sizeof(pem));
+	ck_assert_int_eq(x509_cert_to_pem(ca, &other, &olen), MDM_OK);
+	ck_assert_int_eq(x509_cert_from_pem_cached(pem, strlen(pem), &a), MDM_OK);
+	ck_assert_int_eq(x509_cert_from_pem_cached(pem, strlen(pem), &b), MDM_OK);
+	ck_assert_int_eq(X509_cmp(a, b), 0);
+	x509_cert_free(a);
+	/* b is still whole after a is freed. */
+	ck_assert_int_eq(x509_cert_from_pem_cached(other, strlen(other), &a), MDM_OK);
+	ck_assert_int_ne(X509_cmp(a, b), 0);
+	x509_cert_free(a);
+	x509_cert_free(b);
+	for (int i = 0; i < 2; i++) {
+		ck_assert_int_eq(x509_cert_from_pem_cached("garbage", 7, &c), MDM_ERR_PARSE);
+		ck_assert_ptr_null(c);
+	}
+	/* Past its capacity: every entry replaced, every answer still right. */
+	for (int i = 0; i < 3 * X509_CERT_CACHE; i++) {
+		char buf[8300];
+		X509 *d = NULL, *want = NULL;
+
+		/* Text before the certificate is skipped, so each of these is a new key. */
+		snprintf(buf, sizeof(buf), "%d\n%s", i, i % 2 ? pem : other);
+		ck_assert_int_eq(x509_cert_from_pem_cached(buf, strlen(buf), &d), MDM_OK);
+		ck_assert_int_eq(x509_cert_from_pem(buf, strlen(buf), &want), MDM_OK);
+		ck_assert_int_eq(X509_cmp(d, want), 0);
+		x509_cert_free(want);
+		x509_cert_free(d);
+	}
+	free(other);
+	x509_cert_free(ca);
+	EVP_PKEY_free(k);
+}
+END_TEST
+
 START_TEST(cert_info_edge_cases)
 {
 	static const unsigned char twenty[20] = {
@@ -368,7 +416,7 @@ void x509_tcases(Suite *s)
 	ts_add_tests(tc, fingerprint_matches_openssl, refuses_non_certificates);
 	tc = ts_tcase(s, "certificates", 0, NULL, NULL);
 	ts_add_tests(tc, cert_encodings_round_trip, cert_der_is_strict, cert_pem_is_strict,
-	        cert_info_edge_cases);
+	        cert_pem_cache, cert_info_edge_cases);
 	/* Key generation, openssl runs and SoftHSM take seconds under sanitizers. */
 	x509_key_tests(ts_tcase(s, "keys", 60, NULL, NULL));
 	x509_csr_tests(ts_tcase(s, "csr", 60, NULL, NULL));
