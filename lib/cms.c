@@ -276,6 +276,26 @@ static MDM_WUR mdm_err cms_i2d(CMS_ContentInfo *cms, uint8_t **out, size_t *outl
 	return MDM_OK;
 }
 
+/* CMS_final over content (len bytes, possibly none), then the DER into a buffer the caller free()s.
+ */
+static MDM_WUR mdm_err cms_finish(
+        CMS_ContentInfo *cms, const uint8_t *content, size_t len, uint8_t **out, size_t *outlen)
+{
+	BIO *in;
+	mdm_err rc;
+
+	if (len > INT_MAX)
+		return MDM_ERR_INVAL;
+	if ((in = BIO_new_mem_buf(len > 0 ? (const void *)content : "", (int)len)) == NULL)
+		return MDM_ERR_NOMEM;
+	if (!CMS_final(cms, in, NULL, CMS_BINARY))
+		rc = cms_ossl_fail("CMS_final", MDM_ERR_CRYPTO);
+	else
+		rc = cms_i2d(cms, out, outlen);
+	BIO_free(in);
+	return rc;
+}
+
 mdm_err cms_bio_take(BIO *bio, uint8_t **out, size_t *outlen)
 {
 	char *data = NULL;
@@ -392,7 +412,6 @@ mdm_err cms_sign(const struct cms_sign_spec *s, uint8_t **out, size_t *outlen)
 	const unsigned int flags = CMS_BINARY | CMS_PARTIAL | CMS_NOSMIMECAP;
 	CMS_ContentInfo *cms = NULL;
 	CMS_SignerInfo *si;
-	BIO *in = NULL;
 	mdm_err rc = MDM_ERR_CRYPTO;
 
 	if (s->content_len > INT_MAX)
@@ -430,20 +449,9 @@ mdm_err cms_sign(const struct cms_sign_spec *s, uint8_t **out, size_t *outlen)
 		rc = cms_ossl_fail("CMS_set_detached", MDM_ERR_CRYPTO);
 		goto out;
 	}
-	in = BIO_new_mem_buf(
-	        s->content_len > 0 ? (const void *)s->content : "", (int)s->content_len);
-	if (in == NULL) {
-		rc = MDM_ERR_NOMEM;
-		goto out;
-	}
-	if (!CMS_final(cms, in, NULL, CMS_BINARY)) {
-		rc = cms_ossl_fail("CMS_final", MDM_ERR_CRYPTO);
-		goto out;
-	}
-	rc = cms_i2d(cms, out, outlen);
+	rc = cms_finish(cms, s->content, s->content_len, out, outlen);
 out:
 	ERR_clear_error();
-	BIO_free(in);
 	CMS_ContentInfo_free(cms);
 	return rc;
 }
@@ -454,7 +462,6 @@ mdm_err cms_envelope(X509 *recipient, enum cms_cipher c, int oaep, const uint8_t
 	const EVP_CIPHER *cipher = cms_evp_cipher(c);
 	CMS_ContentInfo *cms = NULL;
 	CMS_RecipientInfo *ri;
-	BIO *bio = NULL;
 	mdm_err rc = MDM_ERR_CRYPTO;
 
 	if (recipient == NULL || cipher == NULL || in == NULL || inlen == 0 || inlen > INT_MAX)
@@ -484,18 +491,9 @@ mdm_err cms_envelope(X509 *recipient, enum cms_cipher c, int oaep, const uint8_t
 		rc = cms_ossl_fail("CMS_set_detached", MDM_ERR_CRYPTO);
 		goto out;
 	}
-	if ((bio = BIO_new_mem_buf(in, (int)inlen)) == NULL) {
-		rc = MDM_ERR_NOMEM;
-		goto out;
-	}
-	if (!CMS_final(cms, bio, NULL, CMS_BINARY)) {
-		rc = cms_ossl_fail("CMS_final", MDM_ERR_CRYPTO);
-		goto out;
-	}
-	rc = cms_i2d(cms, out, outlen);
+	rc = cms_finish(cms, in, inlen, out, outlen);
 out:
 	ERR_clear_error();
-	BIO_free(bio);
 	CMS_ContentInfo_free(cms);
 	return rc;
 }
