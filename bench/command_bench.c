@@ -13,10 +13,12 @@
  * woken by a push does (Apple MDM protocol, ServerURL): on one new TLS
  * connection with its identity as client certificate, PUT Idle (gets its
  * command), PUT Acknowledged for it (gets an empty 200), close.
- * CONCURRENCY connects at a time.  No TLS session resumption: every
- * connect is a full handshake.  After the clock stops, every session must
- * have got its own command and every command must be acknowledged, once
- * delivered, in mdm.command_queue.
+ * CONCURRENCY connects at a time, every one a full handshake.  Then the
+ * same with each device resuming its own TLS session (a second command
+ * each; the sessions made by an untimed Idle), and connects with nothing
+ * due (Idle, an empty 200), resumed and full.  After each clock stops,
+ * every session must have got its own command and every command must be
+ * acknowledged, once delivered, in mdm.command_queue.
  *
  * CPU is the utime+stime (+ waited-for children) of USER's processes
  * named server.fcgi, apache2 and postgres, from /proc, before and after;
@@ -24,7 +26,9 @@
  * TLS alone allows with the same client: N full handshakes with the same
  * identities, each with one GET Apache answers 404 itself.  Prints one
  * line: `connects=N ok=N ... per_second=R ... cpu_ms_per_connect=C ...
- * handshake_only_per_second=H ...`.
+ * handshake_only_per_second=H ...`, then `resumed: ...
+ * cpu_ms_per_connect_resumed=...` and `idle only: cpu_ms_per_idle=...
+ * cpu_ms_per_idle_resumed=...`, each with its split by program.
  */
 #include "ca.h"
 #include "config.h"
@@ -52,7 +56,11 @@
 #define CHECKIN_CTYPE "Content-Type: application/x-apple-aspen-mdm-checkin"
 #define SERVER_CTYPE  "Content-Type: application/x-apple-aspen-mdm"
 
-enum phase { PHASE_CHECKIN, PHASE_WARM, PHASE_CONNECT, PHASE_HANDSHAKE };
+/*
+ * CHECKIN Authenticate + TokenUpdate; WARM and IDLE one Idle (IDLE: nothing
+ * may be due); CONNECT Idle -> command -> Acknowledged; HANDSHAKE a static 404.
+ */
+enum phase { PHASE_CHECKIN, PHASE_WARM, PHASE_IDLE, PHASE_CONNECT, PHASE_HANDSHAKE };
 
 struct dev {
 	char udid[64];
@@ -61,6 +69,7 @@ struct dev {
 	char *cert_pem, *key_pem;
 	size_t cert_len, key_len;
 	int step, ok, connections;
+	CURLSH *tls; /* its TLS session, kept between connections when resuming */
 };
 
 struct session {
@@ -77,6 +86,7 @@ struct bench {
 	const char *base, *tls_ca;
 	struct dev *devs;
 	int n, conc, failed;
+	int resume; /* each device resumes its TLS session (as Apple devices do) */
 };
 
 static size_t on_body(char *ptr, size_t size, size_t n, void *ud)
@@ -290,25 +300,28 @@ static mdm_err issue_tx(db *d, void *arg)
 	return MDM_OK;
 }
 
-/* One ProfileList command per bench device, as an admin would queue it. */
-static int queue_commands(db *d, const char *prefix)
+/*
+ * One ProfileList command per bench device, as an admin would queue it:
+ * CommandUUID CMD-<batch><UDID>.
+ */
+static int queue_commands(db *d, const char *prefix, const char *batch)
 {
-	const char *p[1] = {prefix};
+	const char *p[2] = {prefix, batch};
 
 	if (db_exec(d,
 	            "INSERT INTO mdm.command (command_uuid, request_type, plist) "
-	            "SELECT 'CMD-' || udid, 'ProfileList', "
+	            "SELECT 'CMD-' || $2 || udid, 'ProfileList', "
 	            "'<?xml version=\"1.0\" encoding=\"UTF-8\"?>' || chr(10) || "
-	            "'<plist version=\"1.0\"><dict><key>CommandUUID</key><string>CMD-' || udid || "
-	            "'</string><key>Command</key><dict><key>RequestType</key>"
+	            "'<plist version=\"1.0\"><dict><key>CommandUUID</key><string>CMD-' || $2 || "
+	            "udid || '</string><key>Command</key><dict><key>RequestType</key>"
 	            "<string>ProfileList</string></dict></dict></plist>' || chr(10) "
 	            "FROM mdm.enrollment WHERE starts_with(udid, $1) AND user_id IS NULL",
-	            1, p, NULL) != MDM_OK ||
+	            2, p, NULL) != MDM_OK ||
 	        db_exec(d,
 	                "INSERT INTO mdm.command_queue (enrollment_id, command_uuid) "
-	                "SELECT id, 'CMD-' || udid FROM mdm.enrollment "
+	                "SELECT id, 'CMD-' || $2 || udid FROM mdm.enrollment "
 	                "WHERE starts_with(udid, $1) AND user_id IS NULL",
-	                1, p, NULL) != MDM_OK)
+	                2, p, NULL) != MDM_OK)
 		return 0;
 	return 1;
 }
@@ -317,7 +330,7 @@ static int queue_commands(db *d, const char *prefix)
 
 static int session_steps(enum phase ph)
 {
-	return ph == PHASE_WARM || ph == PHASE_HANDSHAKE ? 1 : 2;
+	return ph == PHASE_CONNECT || ph == PHASE_CHECKIN ? 2 : 1;
 }
 
 /* The body of the session's current step. */
@@ -431,8 +444,11 @@ static struct session *session_new(struct bench *b, struct dev *v, enum phase ph
 	curl_easy_setopt(s->c, CURLOPT_SSLCERTTYPE, "PEM");
 	curl_easy_setopt(s->c, CURLOPT_SSLKEY_BLOB, &key);
 	curl_easy_setopt(s->c, CURLOPT_SSLKEYTYPE, "PEM");
-	/* A full handshake every connect, as after a push; no resumption. */
-	curl_easy_setopt(s->c, CURLOPT_SSL_SESSIONID_CACHE, 0L);
+	/* A full handshake every connect, or the device's own session resumed. */
+	if (b->resume && v->tls != NULL)
+		curl_easy_setopt(s->c, CURLOPT_SHARE, v->tls);
+	else
+		curl_easy_setopt(s->c, CURLOPT_SSL_SESSIONID_CACHE, 0L);
 	curl_easy_setopt(s->c, CURLOPT_NOPROXY, "*");
 	curl_easy_setopt(s->c, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(s->c, CURLOPT_WRITEDATA, s);
@@ -535,10 +551,55 @@ static int run_phase(struct bench *b, struct dev *devs, int n, enum phase ph)
 
 /* ---------------------------------------------------------------- main */
 
-/* How many of the bench's commands were delivered once, to their device, and acknowledged. */
-static long acknowledged(db *d, const char *prefix)
+/* A timed phase: wall seconds, the servers' CPU by kind (ticks), the client's CPU seconds. */
+struct timing {
+	double secs, client_s;
+	long long cpu[PROC__MAX];
+};
+
+/* Runs ph for every device, measured; window: the perf window too (BENCH_WINDOW). */
+static int timed_phase(struct bench *b, enum phase ph, uid_t uid, int window, struct timing *t)
 {
-	const char *p[1] = {prefix};
+	struct cpu_snap s0 = {0}, s1 = {0};
+	double t0, u0;
+	int ok = 0;
+
+	memset(t, 0, sizeof(*t));
+	if (window)
+		ts_bench_window("start");
+	if (cpu_snapshot(uid, &s0)) {
+		u0 = self_cpu_s();
+		t0 = now_s();
+		ok = run_phase(b, b->devs, b->n, ph);
+		t->secs = now_s() - t0;
+		t->client_s = self_cpu_s() - u0;
+		if (cpu_snapshot(uid, &s1))
+			cpu_delta(&s0, &s1, t->cpu);
+		else
+			ok = 0;
+	}
+	if (window)
+		ts_bench_window("stop");
+	free(s0.p);
+	free(s1.p);
+	return ok;
+}
+
+/* Server CPU in ms per operation: one kind, or all (PROC__MAX). */
+static double timing_ms(const struct timing *t, int kind, int n)
+{
+	long long ticks = 0;
+
+	for (int k = 0; k < PROC__MAX; k++)
+		if (kind == PROC__MAX || k == kind)
+			ticks += t->cpu[k];
+	return (double)ticks * 1000.0 / (double)sysconf(_SC_CLK_TCK) / n;
+}
+
+/* How many of the bench's commands were delivered once, to their device, and acknowledged. */
+static long acknowledged(db *d, const char *prefix, const char *batch)
+{
+	const char *p[2] = {prefix, batch};
 	db_res *r = NULL;
 	long n = -1;
 
@@ -547,9 +608,9 @@ static long acknowledged(db *d, const char *prefix)
 	            "JOIN mdm.enrollment e ON e.id = q.enrollment_id "
 	            "JOIN mdm.command_result res ON res.command_uuid = q.command_uuid "
 	            " AND res.enrollment_id = e.id AND res.status = 'Acknowledged' "
-	            "WHERE starts_with(e.udid, $1) AND q.command_uuid = 'CMD-' || e.udid "
+	            "WHERE starts_with(e.udid, $1) AND q.command_uuid = 'CMD-' || $2 || e.udid "
 	            "AND q.status = 'acknowledged' AND q.delivered_count = 1",
-	            1, p, &r) == MDM_OK)
+	            2, p, &r) == MDM_OK)
 		n = atol(db_res_get0(r, 0, 0));
 	db_res_free(r);
 	return n;
@@ -558,17 +619,15 @@ static long acknowledged(db *d, const char *prefix)
 int main(int argc, char **argv)
 {
 	struct bench b = {0};
-	struct cpu_snap s0 = {0}, s1 = {0};
+	struct timing full, resumed, idle_full, idle_resumed, hs;
 	struct ca_state *ca = NULL;
 	struct issue_job job;
 	struct passwd *pw;
 	config *cfg = NULL;
 	db *d = NULL;
 	char prefix[40];
-	long long cpu[PROC__MAX], hs[PROC__MAX], total = 0;
-	double t0, t1, t2, t3, tick, u0, u1, u2, u3;
-	long acked;
-	int ok = 0, conns = 0, warm, status = 1;
+	long acked, acked_resumed;
+	int ok = 0, ok_resumed = 0, ok_idle, conns = 0, warm, status = 1;
 
 	if (argc != 6) {
 		fprintf(stderr, "usage: command_bench HTTPS_BASE TLS_CA N CONCURRENCY USER\n");
@@ -605,70 +664,88 @@ int main(int argc, char **argv)
 	}
 	/* Every server.fcgi connects to PostgreSQL and loads the CA before the clock starts. */
 	warm = b.n < 4 * b.conc ? b.n : 4 * b.conc;
-	if (!run_phase(&b, b.devs, warm, PHASE_WARM) || !queue_commands(d, prefix)) {
+	if (!run_phase(&b, b.devs, warm, PHASE_WARM) || !queue_commands(d, prefix, "")) {
 		fprintf(stderr, "command_bench: warm-up or queueing failed\n");
 		goto out;
 	}
 	for (int i = 0; i < b.n; i++)
 		b.devs[i].ok = b.devs[i].connections = 0;
 
-	ts_bench_window("start");
-	if (!cpu_snapshot(pw->pw_uid, &s0))
-		goto out;
-	u0 = self_cpu_s();
-	t0 = now_s();
-	run_phase(&b, b.devs, b.n, PHASE_CONNECT);
-	t1 = now_s();
-	u1 = self_cpu_s();
-	if (!cpu_snapshot(pw->pw_uid, &s1))
-		goto out;
-	ts_bench_window("stop");
-
+	/* 1. A connect with a command, on a full handshake: a device woken by a push. */
+	if (!timed_phase(&b, PHASE_CONNECT, pw->pw_uid, 1, &full))
+		fprintf(stderr, "command_bench: some connects failed\n");
 	for (int i = 0; i < b.n; i++) {
 		ok += b.devs[i].ok && strcmp(b.devs[i].delivered, b.devs[i].command) == 0;
 		conns += b.devs[i].connections;
 	}
-	acked = acknowledged(d, prefix);
-	cpu_delta(&s0, &s1, cpu);
+	acked = acknowledged(d, prefix, "");
 
-	/* What TLS alone allows: the same handshakes, same client, no program behind. */
-	if (!cpu_snapshot(pw->pw_uid, &s0))
+	/* 2. The same with each device's own TLS session resumed, as Apple devices do. */
+	for (int i = 0; i < b.n; i++) {
+		if ((b.devs[i].tls = curl_share_init()) == NULL ||
+		        curl_share_setopt(b.devs[i].tls, CURLSHOPT_SHARE,
+		                CURL_LOCK_DATA_SSL_SESSION) != CURLSHE_OK)
+			goto out;
+		snprintf(b.devs[i].command, sizeof(b.devs[i].command), "CMD-R-%s", b.devs[i].udid);
+		b.devs[i].ok = 0;
+		b.devs[i].delivered[0] = '\0';
+	}
+	b.resume = 1;
+	/* Not timed: each device's first connection, whose session the others resume. */
+	if (!run_phase(&b, b.devs, b.n, PHASE_IDLE) || !queue_commands(d, prefix, "R-")) {
+		fprintf(stderr, "command_bench: the sessions to resume could not be made\n");
 		goto out;
-	u2 = self_cpu_s();
-	t2 = now_s();
-	if (!run_phase(&b, b.devs, b.n, PHASE_HANDSHAKE)) {
+	}
+	if (!timed_phase(&b, PHASE_CONNECT, pw->pw_uid, 0, &resumed))
+		fprintf(stderr, "command_bench: some resumed connects failed\n");
+	for (int i = 0; i < b.n; i++)
+		ok_resumed += b.devs[i].ok && strcmp(b.devs[i].delivered, b.devs[i].command) == 0;
+	acked_resumed = acknowledged(d, prefix, "R-");
+
+	/* 3. A connect with nothing due (Idle, an empty 200), resumed, then on full handshakes. */
+	ok_idle = timed_phase(&b, PHASE_IDLE, pw->pw_uid, 0, &idle_resumed);
+	b.resume = 0;
+	ok_idle = timed_phase(&b, PHASE_IDLE, pw->pw_uid, 0, &idle_full) && ok_idle;
+
+	/* 4. What TLS alone allows: the same handshakes, same client, no program behind. */
+	if (!timed_phase(&b, PHASE_HANDSHAKE, pw->pw_uid, 0, &hs)) {
 		fprintf(stderr, "command_bench: handshake-only run failed\n");
 		goto out;
 	}
-	t3 = now_s();
-	u3 = self_cpu_s();
-	if (!cpu_snapshot(pw->pw_uid, &s1))
-		goto out;
-	cpu_delta(&s0, &s1, hs);
-	tick = 1000.0 / (double)sysconf(_SC_CLK_TCK) / b.n;
-	for (int k = 0; k < PROC__MAX; k++)
-		total += cpu[k];
 	printf("connects=%d ok=%d acknowledged=%ld requests=%d tls_connections=%d seconds=%.3f "
 	       "per_second=%.1f requests_per_second=%.1f cpu_ms_per_connect=%.2f "
 	       "(server.fcgi %.2f, apache2 %.2f, postgres %.2f) client_cpu_ms_per_connect=%.2f "
 	       "handshake_only_per_second=%.1f handshake_only_apache2_cpu_ms=%.2f "
 	       "handshake_only_client_cpu_ms=%.2f\n",
-	        b.n, ok, acked, 2 * b.n, conns, t1 - t0, b.n / (t1 - t0), 2 * b.n / (t1 - t0),
-	        (double)total * tick, (double)cpu[PROC_SERVER] * tick,
-	        (double)cpu[PROC_APACHE] * tick, (double)cpu[PROC_POSTGRES] * tick,
-	        (u1 - u0) * 1000.0 / b.n, b.n / (t3 - t2), (double)hs[PROC_APACHE] * tick,
-	        (u3 - u2) * 1000.0 / b.n);
-	if (ok == b.n && acked == b.n)
+	        b.n, ok, acked, 2 * b.n, conns, full.secs, b.n / full.secs, 2 * b.n / full.secs,
+	        timing_ms(&full, PROC__MAX, b.n), timing_ms(&full, PROC_SERVER, b.n),
+	        timing_ms(&full, PROC_APACHE, b.n), timing_ms(&full, PROC_POSTGRES, b.n),
+	        full.client_s * 1000.0 / b.n, b.n / hs.secs, timing_ms(&hs, PROC_APACHE, b.n),
+	        hs.client_s * 1000.0 / b.n);
+	printf("resumed: ok=%d acknowledged=%ld cpu_ms_per_connect_resumed=%.2f "
+	       "(server.fcgi %.2f, apache2 %.2f, postgres %.2f)\n",
+	        ok_resumed, acked_resumed, timing_ms(&resumed, PROC__MAX, b.n),
+	        timing_ms(&resumed, PROC_SERVER, b.n), timing_ms(&resumed, PROC_APACHE, b.n),
+	        timing_ms(&resumed, PROC_POSTGRES, b.n));
+	printf("idle only: cpu_ms_per_idle=%.2f (server.fcgi %.2f, apache2 %.2f, postgres %.2f) "
+	       "cpu_ms_per_idle_resumed=%.2f (server.fcgi %.2f, apache2 %.2f, postgres %.2f)\n",
+	        timing_ms(&idle_full, PROC__MAX, b.n), timing_ms(&idle_full, PROC_SERVER, b.n),
+	        timing_ms(&idle_full, PROC_APACHE, b.n), timing_ms(&idle_full, PROC_POSTGRES, b.n),
+	        timing_ms(&idle_resumed, PROC__MAX, b.n),
+	        timing_ms(&idle_resumed, PROC_SERVER, b.n),
+	        timing_ms(&idle_resumed, PROC_APACHE, b.n),
+	        timing_ms(&idle_resumed, PROC_POSTGRES, b.n));
+	if (ok == b.n && acked == b.n && ok_resumed == b.n && acked_resumed == b.n && ok_idle)
 		status = 0;
 out:
 	if (b.devs != NULL)
 		for (int i = 0; i < b.n; i++) {
 			free(b.devs[i].cert_pem);
 			free(b.devs[i].key_pem);
+			if (b.devs[i].tls != NULL)
+				curl_share_cleanup(b.devs[i].tls);
 		}
 	free(b.devs);
-	free(s0.p);
-	free(s1.p);
 	ca_state_free(ca);
 	db_free(d);
 	config_free(cfg);
