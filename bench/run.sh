@@ -176,8 +176,8 @@ r_cmd=$(printf '%s\n' "$cmd" | sed -n 's/.* per_second=\([0-9.]*\).*/\1/p')
 echo "Command channel, $DEVICES devices (EC P-256 identities), one connect each, $CONC concurrent"
 printf '%s\n' "$cmd" | sed '1s/^/  mdm server.fcgi: /; 2,$s/^/    /'
 echo "  pgbench -N (simple-update), $CONC clients, same cluster: $tps tps -> ceiling $pg_ceiling connects/s"
-echo "    a connect = 2 write transactions (Idle: 6 statements; Acknowledged: 8) + 4"
-echo "    one-statement reads (CA generation, certificate lookup, per request): 22 round"
+echo "    a connect = 2 write transactions (Idle: 4 statements; Acknowledged: 6) + 4"
+echo "    one-statement reads (CA generation, certificate lookup, per request): 18 round"
 echo "    trips with BEGIN/COMMIT; pgbench -N commits 1 transaction in 5 round trips"
 r_hs=$(printf '%s\n' "$cmd" | sed -n 's/.*handshake_only_per_second=\([0-9.]*\).*/\1/p')
 c_srv=$(printf '%s\n' "$cmd" | sed -n 's/.* cpu_ms_per_connect=\([0-9.]*\).*/\1/p')

@@ -122,17 +122,25 @@ struct command_job {
 	size_t errlen;
 };
 
-/* The enrollment the report speaks for: it must exist and be active. */
+/*
+ * The enrollment the report speaks for: it must exist and be active.  One
+ * statement locks its row, stamps it and its device seen (and idle, for an
+ * Idle), so that a report costs one round trip here, not three.
+ */
 static MDM_WUR mdm_err command_enrollment(db *d, const struct command_job *j, char *eid, size_t cap)
 {
-	const char *p[2] = {j->r->udid, j->r->user_id};
+	const char *p[3] = {j->r->udid, j->r->user_id, j->r->status == COMMAND_IDLE ? "t" : "f"};
 	db_res *res = NULL;
 	mdm_err rc;
 
 	rc = db_exec(d,
-	        "SELECT id FROM mdm.enrollment WHERE udid = $1 AND user_id IS NOT DISTINCT FROM $2 "
-	        "AND active FOR UPDATE",
-	        2, p, &res);
+	        "WITH e AS (UPDATE mdm.enrollment SET last_seen_at = now(), "
+	        " idle_at = CASE WHEN $3::boolean THEN now() ELSE idle_at END "
+	        " WHERE udid = $1 AND user_id IS NOT DISTINCT FROM $2 AND active RETURNING id), "
+	        "dv AS (UPDATE mdm.device SET last_seen_at = now() "
+	        " WHERE udid = $1 AND EXISTS (SELECT 1 FROM e)) "
+	        "SELECT id FROM e",
+	        3, p, &res);
 	if (rc == MDM_OK && db_res_rows(res) != 1) {
 		log_warn("command channel refused: UDID %s%s%s has no active enrollment (Apple MDM "
 		         "protocol: commands follow TokenUpdate, end with CheckOut)",
@@ -387,7 +395,6 @@ out:
 static MDM_WUR mdm_err command_tx(db *d, void *arg)
 {
 	struct command_job *j = arg;
-	const char *p[2];
 	char eid[32];
 	mdm_err rc;
 
@@ -395,23 +402,9 @@ static MDM_WUR mdm_err command_tx(db *d, void *arg)
 	if ((rc = identity_check_bound(d, j->id, j->r->udid)) != MDM_OK ||
 	        (rc = command_enrollment(d, j, eid, sizeof(eid))) != MDM_OK)
 		return rc;
-	p[0] = eid;
-	p[1] = j->r->udid;
-	if (j->r->status == COMMAND_IDLE)
-		rc = db_exec(d,
-		        "UPDATE mdm.enrollment SET idle_at = now(), last_seen_at = now() "
-		        "WHERE id = $1::bigint",
-		        1, p, NULL);
-	else if ((rc = command_answer(d, j, eid)) == MDM_OK)
-		rc = db_exec(d,
-		        "UPDATE mdm.enrollment SET last_seen_at = now() WHERE id = $1::bigint", 1,
-		        p, NULL);
-	if (rc == MDM_OK)
-		rc = db_exec(d, "UPDATE mdm.device SET last_seen_at = now() WHERE udid = $1", 1,
-		        p + 1, NULL);
-	if (rc == MDM_OK)
-		rc = command_next(d, j, eid);
-	return rc;
+	if (j->r->status != COMMAND_IDLE && (rc = command_answer(d, j, eid)) != MDM_OK)
+		return rc;
+	return command_next(d, j, eid);
 }
 
 mdm_err command_process(db *d, const struct identity *id, const struct command_signer *signer,

@@ -274,6 +274,35 @@ START_TEST(order_and_answers)
 }
 END_TEST
 
+/* Every report stamps last_seen_at (enrollment and device); only an Idle stamps idle_at. */
+START_TEST(reports_stamp_seen_and_idle)
+{
+	static const char old[] = "2000-01-01 00:00:00+00";
+	struct identity a;
+
+	device("UDID-S", &a);
+	queue("UDID-S", "C-1", "ProfileList", 0);
+	say(&a, "UDID-S", "Idle", NULL, NULL, "C-1");
+	assert_q("SELECT (idle_at IS NOT NULL AND last_seen_at IS NOT NULL)::text FROM "
+	         "mdm.enrollment WHERE udid = $1",
+	        "UDID-S", "true");
+	assert_q("SELECT (last_seen_at IS NOT NULL)::text FROM mdm.device WHERE udid = $1",
+	        "UDID-S", "true");
+	ck_assert_int_eq(db_exec(d,
+	                         "WITH e AS (UPDATE mdm.enrollment SET idle_at = '2000-01-01 "
+	                         "00:00:00+00', last_seen_at = '2000-01-01 00:00:00+00') "
+	                         "UPDATE mdm.device SET last_seen_at = '2000-01-01 00:00:00+00'",
+	                         0, NULL, NULL),
+	        MDM_OK);
+	say(&a, "UDID-S", "Acknowledged", "C-1", NULL, "");
+	assert_q("SELECT (idle_at = $1::timestamptz)::text FROM mdm.enrollment", old, "true");
+	assert_q("SELECT (last_seen_at > idle_at)::text FROM mdm.enrollment WHERE udid = $1",
+	        "UDID-S", "true");
+	assert_q("SELECT (last_seen_at > '2000-01-02')::text FROM mdm.device WHERE udid = $1",
+	        "UDID-S", "true");
+}
+END_TEST
+
 START_TEST(not_now_waits_for_next_idle)
 {
 	struct identity a;
@@ -492,7 +521,7 @@ void command_db_tcases(Suite *s)
 {
 	TCase *tc = ts_tcase(s, "queue", 60, setup, teardown);
 
-	ts_add_tests(tc, order_and_answers, not_now_waits_for_next_idle,
-	        unanswered_is_delivered_again, refusals_change_nothing, real_answers_stored,
-	        undeliverable_moves_on);
+	ts_add_tests(tc, order_and_answers, reports_stamp_seen_and_idle,
+	        not_now_waits_for_next_idle, unanswered_is_delivered_again, refusals_change_nothing,
+	        real_answers_stored, undeliverable_moves_on);
 }
