@@ -704,7 +704,7 @@ static size_t apns_window(apns *a)
 
 mdm_err apns_send(apns *a, struct apns_push *p, size_t n)
 {
-	long deadline = apns_now_ms() + a->timeout_ms, connects = a->connects;
+	long deadline = apns_now_ms() + a->timeout_ms;
 	int reconnects = 0;
 	const char *why = "network: connection lost";
 
@@ -767,7 +767,5 @@ mdm_err apns_send(apns *a, struct apns_push *p, size_t n)
 	free(a->queue);
 	a->queue = NULL;
 	a->p = NULL;
-	log_debug("apns: %zu pushes to %s over %ld new connection(s)", n, a->topic,
-	        a->connects - connects);
 	return MDM_OK;
 }
