@@ -88,8 +88,9 @@ q "INSERT INTO mdm.device (udid) SELECT 'PUSHBENCH-' || g FROM generate_series(1
 APNS_STANDIN_BIN=$B/tests/apns_standin
 apns_start "$W/apns" "$(stack_free_port 19543)" "$W/push/issuer.pem"
 
-# bench_run NAME URL PATTERN: one --once run against URL, PATTERN matching
-# the server's processes; prints the figures.
+# bench_run NAME URL PATTERN COMMS: one --once run against URL, PATTERN
+# matching the server's processes (COMMS: their command names, for perf);
+# prints the figures.
 bench_run() {
 	q "UPDATE mdm.push_state SET pending = false, quiet_until = NULL, last_status = NULL" \
 		>/dev/null || stack_die "push_state reset failed"
@@ -101,26 +102,40 @@ bench_run() {
 	if [ -n "${BENCH_PERF:-}" ]; then
 		mkdir -p "$BENCH_PERF"
 		perf_pushd="perf record -q -g -o $BENCH_PERF/perf-pushd-$RUNS.data --"
-		# shellcheck disable=SC2046 # a list of pids
-		perf record -q -g -o "$BENCH_PERF/perf-server-$RUNS.data" \
-			-p "$(pgrep -f "$3" | paste -sd, -)" 2>"$W/perf-server-$RUNS.err" &
+		# System-wide (the server's processes come and go), reported for its commands.
+		perf record -q -a -g -o "$BENCH_PERF/perf-server-$RUNS.data" \
+			2>"$BENCH_PERF/perf-server-$RUNS.err" &
 		PERF_PID=$!
+		sleep 0.5
 	fi
 	s0=$(cpu_ms "$3")
 	p0=$(cpu_ms "$W/pgdata")
-	# shellcheck disable=SC2016 # the script's $0.. are its arguments
-	times=$(/usr/bin/time -f '%e %U %S %M' -o "$W/time-$1" env MDM_APNS_URL="$2" \
-		MDM_APNS_CA_FILE="$APNS_CA" MDM_PUSH_MIN_INTERVAL=0 MDM_LOG_LEVEL=debug \
-		$perf_pushd "$B/bin/mdm-pushd" --once --id bench >/dev/null 2>"$log" &&
-		cat "$W/time-$1") || stack_die "mdm-pushd failed: $(tail -3 "$log")"
+	/usr/bin/time -f '%e %U %S %M' -o "$W/time-$1" env MDM_APNS_URL="$2" \
+		MDM_APNS_CA_FILE="$APNS_CA" MDM_PUSH_MIN_INTERVAL=0 MDM_LOG_LEVEL=info \
+		$perf_pushd "$B/bin/mdm-pushd" --once --id bench >/dev/null 2>"$log" &
+	tpid=$!
+	# What the RSS is made of at its largest: anonymous (heap) and file
+	# (libraries' pages, shared with other processes: PSS counts its share).
+	rss="0 0 0 0"
+	while kill -0 "$tpid" 2>/dev/null; do
+		for d in $(pgrep -P "$tpid"); do
+			rss=$(awk -v m="$rss" '/^Rss:/ { r = $2 } /^Pss:/ { p = $2 }
+				/^Pss_Anon:/ { a = $2 } /^Pss_File:/ { f = $2 }
+				END { split(m, o, " "); if (r > o[1]) print r, p, a, f; else print m }' \
+				"/proc/$d/smaps_rollup" 2>/dev/null || echo "$rss")
+		done
+		sleep 0.05
+	done
+	wait "$tpid" || stack_die "mdm-pushd failed: $(tail -3 "$log")"
+	times=$(cat "$W/time-$1")
 	s1=$(cpu_ms "$3")
 	if [ -n "$perf_pushd" ]; then
 		kill -INT "$PERF_PID"
 		wait "$PERF_PID"
-		for f in pushd server; do
-			perf report --stdio --no-children -i "$BENCH_PERF/perf-$f-$RUNS.data" \
-				>"$BENCH_PERF/perf-$f-$RUNS.txt" 2>/dev/null
-		done
+		perf report --stdio --no-children -i "$BENCH_PERF/perf-pushd-$RUNS.data" \
+			>"$BENCH_PERF/perf-pushd-$RUNS.txt" 2>/dev/null
+		perf report --stdio --no-children --comms "$4" -i "$BENCH_PERF/perf-server-$RUNS.data" \
+			>"$BENCH_PERF/perf-server-$RUNS.txt" 2>/dev/null
 	fi
 	sleep 0.2 # the daemon's backend exits
 	p1=$(cpu_ms "$W/pgdata")
@@ -130,10 +145,12 @@ bench_run() {
 	[ "$ok" -eq "$PUSHES" ] || stack_die "$1: only $ok of $PUSHES pushes recorded as 200"
 	echo "  against $1:"
 	printf '%s\n' "$times" | awk -v n="$PUSHES" -v c="$conns" -v a="$s0" -v b="$s1" \
-		-v pa="$p0" -v pb="$p1" '{
+		-v pa="$p0" -v pb="$p1" -v rss="$rss" '{
+		split(rss, m, " ")
 		rate = n / $1; d = ($2 + $3) * 1e6 / n; rss = $4 / 1024
 		printf "    pushes/s %.0f (goal 20000: ratio %.2f); seconds %.3f; connections %d (goal 1)\n", rate, rate / 20000, $1, c
 		printf "    mdm-pushd CPU per push %.1f us (goal 50: ratio %.2f); max RSS %.1f MiB (goal 8: ratio %.2f)\n", d, 50 / d, rss, 8 / rss
+		printf "      largest RSS sampled %.1f MiB; its PSS %.1f MiB = %.1f anonymous + %.1f of shared library pages\n", m[1] / 1024, m[2] / 1024, m[3] / 1024, m[4] / 1024
 		printf "    server CPU per push %.1f us; PostgreSQL CPU per push %.1f us\n", (b - a) * 1000 / n, (pb - pa) * 1000 / n }'
 }
 
@@ -141,7 +158,8 @@ RUNS=0
 echo "Pushes: $PUSHES due at once, one mdm-pushd --once, one topic, $(nproc) cores; load: $(cut -d' ' -f1-3 /proc/loadavg)"
 for s in $SERVERS; do
 	case $s in
-	standin) bench_run "stand-in (Apache mod_http2 + FastCGI)" "$APNS_URL" "$W/apns" ;;
+	standin) bench_run "stand-in (Apache mod_http2 + FastCGI)" "$APNS_URL" "$W/apns" \
+			apache2,apns_standin ;;
 	nghttpd)
 		command -v nghttpd >/dev/null 2>&1 || {
 			echo "  against nghttpd: not installed (Debian nghttp2-server)"
@@ -156,7 +174,8 @@ for s in $SERVERS; do
 			"$W/apns/tls/server.key" "$W/apns/tls/server.pem" >"$W/nghttpd.log" 2>&1 &
 		NGHTTPD_PID=$!
 		stack_retry 50 stack_port_busy "$port" || stack_die "nghttpd did not start"
-		bench_run "nghttpd (answers 200 with an empty file)" "https://127.0.0.1:$port" "nghttpd --verify-client"
+		bench_run "nghttpd (answers 200 with an empty file)" "https://127.0.0.1:$port" \
+			"nghttpd --verify-client" nghttpd
 		kill "$NGHTTPD_PID"
 		NGHTTPD_PID=
 		;;
