@@ -21,10 +21,9 @@
 # also records `perf record -g` of the daemon and of the server into DIR
 # (perf-pushd-N.data, perf-server-N.data, and `perf report` text beside).
 set -u
-BUILD=${1:-build}
 ROOT=$(cd "$(dirname "$0")/.." && pwd) || exit 1
+B=$ROOT/${1:-build}
 cd "$ROOT" || exit 1
-B=$ROOT/$BUILD
 PUSHES=${BENCH_PUSHES:-20000}
 SERVERS=${BENCH_PUSH_SERVERS:-standin nghttpd}
 STACK_ROOT=$ROOT

@@ -111,49 +111,62 @@ mdm_err pushq_record(db *d, const struct pushq_item *it, const char *claimer, in
 	return pushq_record_batch(d, claimer, &r, 1);
 }
 
-/* A growing text buffer for array literals; on allocation failure it is marked, not grown. */
+/*
+ * PostgreSQL array literals, one element each of at most PUSHQ_ELEM_MAX
+ * characters (longer text is cut, as mdm.push_record_batch would cut it),
+ * written into a buffer sized for n such elements: one bounded writer,
+ * no growth.
+ */
+#define PUSHQ_ELEM_MAX 128
+#define PUSHQ_ELEM_CAP (2 * PUSHQ_ELEM_MAX + 3) /* every character escaped, quotes, comma */
+
 struct pushq_buf {
 	char *p;
 	size_t len, cap;
-	int failed;
 };
 
-static void pushq_put(struct pushq_buf *b, const char *s, size_t n)
+static int pushq_buf_new(struct pushq_buf *b, size_t n)
 {
-	if (b->failed)
-		return;
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 1024;
-		char *np;
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		if ((np = realloc(b->p, cap)) == NULL) {
-			b->failed = 1;
-			return;
-		}
-		b->p = np;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
+	b->len = 0;
+	b->cap = n * PUSHQ_ELEM_CAP + 3;
+	if ((b->p = malloc(b->cap)) == NULL)
+		return 0;
+	b->p[b->len++] = '{';
+	return 1;
 }
 
-/* One element of a PostgreSQL array literal: NULL, or a quoted string with " and \ escaped. */
+static void pushq_putc(struct pushq_buf *b, char c)
+{
+	/* The cap allows for every element at its longest: never reached. */
+	if (b->len + 2 < b->cap)
+		b->p[b->len++] = c;
+}
+
+/* Element i: NULL, or a quoted string with " and \ escaped; then, last, the closing brace. */
 static void pushq_put_elem(struct pushq_buf *b, size_t i, const char *v)
 {
-	pushq_put(b, i == 0 ? "" : ",", i == 0 ? 0 : 1);
+	size_t k = 0;
+
+	if (i > 0)
+		pushq_putc(b, ',');
 	if (v == NULL) {
-		pushq_put(b, "NULL", 4);
+		for (const char *c = "NULL"; *c != '\0'; c++)
+			pushq_putc(b, *c);
 		return;
 	}
-	pushq_put(b, "\"", 1);
-	for (const char *c = v; *c != '\0'; c++) {
+	pushq_putc(b, '"');
+	for (const char *c = v; *c != '\0' && k < PUSHQ_ELEM_MAX; c++, k++) {
 		if (*c == '"' || *c == '\\')
-			pushq_put(b, "\\", 1);
-		pushq_put(b, c, 1);
+			pushq_putc(b, '\\');
+		pushq_putc(b, *c);
 	}
-	pushq_put(b, "\"", 1);
+	pushq_putc(b, '"');
+}
+
+static void pushq_buf_end(struct pushq_buf *b)
+{
+	b->p[b->len++] = '}';
+	b->p[b->len] = '\0';
 }
 
 enum { RB_ID, RB_SEQ, RB_STATUS, RB_APNS_ID, RB_REASON, RB_RETRY, RB_INVALID, RB__MAX };
@@ -172,7 +185,8 @@ mdm_err pushq_record_batch(db *d, const char *claimer, const struct pushq_result
 		return MDM_OK;
 	memset(a, 0, sizeof(a));
 	for (int k = 0; k < RB__MAX; k++)
-		pushq_put(&a[k], "{", 1);
+		if (!pushq_buf_new(&a[k], n))
+			goto out;
 	for (size_t i = 0; i < n; i++) {
 		char num[32];
 		snprintf(num, sizeof(num), "%lld", r[i].it->enrollment_id);
@@ -189,9 +203,7 @@ mdm_err pushq_record_batch(db *d, const char *claimer, const struct pushq_result
 	}
 	params[0] = claimer;
 	for (int k = 0; k < RB__MAX; k++) {
-		pushq_put(&a[k], "}", 1);
-		if (a[k].failed)
-			goto out;
+		pushq_buf_end(&a[k]);
 		params[1 + k] = a[k].p;
 	}
 	if ((rc = db_exec(d,

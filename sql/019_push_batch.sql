@@ -74,11 +74,10 @@ COMMENT ON FUNCTION mdm.push_record_batch(text, bigint[], bigint[], integer[], t
     'state (nothing recorded for them); SQLSTATE 22023 for arrays of unequal length, NULL '
     'ids, statuses or token_invalid, or an enrollment twice.';
 
--- One rule for one push and for many.
-CREATE OR REPLACE FUNCTION mdm.push_record(enrollment_id bigint, claimer text,
-                                           claimed_seq bigint, status integer, apns_id text,
-                                           reason text, retry_seconds double precision,
-                                           token_invalid boolean)
+-- One rule for one push and for many: push_record is a batch of one.
+CREATE OR REPLACE FUNCTION mdm.push_record(
+    enrollment_id bigint, claimer text, claimed_seq bigint, status integer, apns_id text,
+    reason text, retry_seconds double precision, token_invalid boolean)
 RETURNS boolean LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
     SELECT cardinality(mdm.push_record_batch(claimer, ARRAY[enrollment_id],
                ARRAY[claimed_seq], ARRAY[status], ARRAY[apns_id], ARRAY[reason],
