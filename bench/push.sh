@@ -101,7 +101,8 @@ bench_run() {
 	if [ -n "${BENCH_PERF:-}" ]; then
 		mkdir -p "$BENCH_PERF"
 		perf_pushd="perf record -q -g -o $BENCH_PERF/perf-pushd-$RUNS.data --"
-		# System-wide (the server's processes come and go), reported for its commands.
+		# System-wide, reported for the server's processes (another Apache may run).
+		spids=$(pgrep -f "$3" | paste -sd, -)
 		perf record -q -a -g -o "$BENCH_PERF/perf-server-$RUNS.data" \
 			2>"$BENCH_PERF/perf-server-$RUNS.err" &
 		PERF_PID=$!
@@ -133,8 +134,9 @@ bench_run() {
 		wait "$PERF_PID"
 		perf report --stdio --no-children -i "$BENCH_PERF/perf-pushd-$RUNS.data" \
 			>"$BENCH_PERF/perf-pushd-$RUNS.txt" 2>/dev/null
-		perf report --stdio --no-children --comms "$4" -i "$BENCH_PERF/perf-server-$RUNS.data" \
-			>"$BENCH_PERF/perf-server-$RUNS.txt" 2>/dev/null
+		perf report --stdio --no-children --comms "$4" --pid "$spids" \
+			-i "$BENCH_PERF/perf-server-$RUNS.data" >"$BENCH_PERF/perf-server-$RUNS.txt" \
+			2>/dev/null
 	fi
 	sleep 0.2 # the daemon's backend exits
 	p1=$(cpu_ms "$W/pgdata")
