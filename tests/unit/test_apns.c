@@ -6,15 +6,13 @@
 #include "apns.h"
 #include "log.h"
 #include "suites.h"
+#include "ts_sys.h"
 #include "x509_testutil.h"
 
 #include <openssl/x509.h>
 
-#include <netinet/in.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
-#include <unistd.h>
 
 static void quiet(void)
 {
@@ -162,23 +160,6 @@ START_TEST(client_refuses_bad_urls)
 }
 END_TEST
 
-/* A TCP port on 127.0.0.1 that nothing listens on (bound, then closed). */
-static int closed_port(void)
-{
-	struct sockaddr_in sa = {0};
-	socklen_t len = sizeof(sa);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port;
-
-	ck_assert_int_ge(fd, 0);
-	sa.sin_family = AF_INET;
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-	port = ntohs(sa.sin_port);
-	close(fd);
-	return port;
-}
-
 START_TEST(batch_without_server)
 {
 	static const char *const good[] = {
@@ -196,7 +177,7 @@ START_TEST(batch_without_server)
 		apns_free(a);
 	}
 	/* Five pushes, two streams at once, and nobody listening. */
-	snprintf(url, sizeof(url), "https://127.0.0.1:%d", closed_port());
+	snprintf(url, sizeof(url), "https://127.0.0.1:%d", ts_free_port());
 	o.url = url;
 	ck_assert_int_eq(apns_new(&o, "com.apple.mgmt.External.t", cert, k, &a), MDM_OK);
 	memset(tok, 'a', 64);
