@@ -248,7 +248,7 @@ int x509_tls_want_write(const x509_tls *t)
 }
 
 /* MDM_OK with *n bytes (0: would block), MDM_ERR_IO when the connection is closed or broken. */
-static MDM_WUR mdm_err x509_tls_result(x509_tls *t, int r, size_t *n)
+static MDM_WUR mdm_err x509_tls_result(x509_tls *t, int r, size_t *n, const char *call)
 {
 	int e = SSL_get_error(t->ssl, r);
 
@@ -265,7 +265,7 @@ static MDM_WUR mdm_err x509_tls_result(x509_tls *t, int r, size_t *n)
 	else if (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0)
 		log_debug("tls: connection lost: %s", errno != 0 ? strerror(errno) : "EOF");
 	else
-		x509_ossl_fail(MDM_LOG_WARN, "SSL_read/SSL_write");
+		x509_ossl_fail(MDM_LOG_WARN, call);
 	ERR_clear_error();
 	return MDM_ERR_IO;
 }
@@ -275,7 +275,8 @@ mdm_err x509_tls_read(x509_tls *t, void *buf, size_t cap, size_t *n)
 	*n = 0;
 	t->want_write = 0;
 	errno = 0;
-	return x509_tls_result(t, SSL_read(t->ssl, buf, cap > INT_MAX ? INT_MAX : (int)cap), n);
+	return x509_tls_result(
+	        t, SSL_read(t->ssl, buf, cap > INT_MAX ? INT_MAX : (int)cap), n, "SSL_read");
 }
 
 mdm_err x509_tls_write(x509_tls *t, const void *buf, size_t len, size_t *n)
@@ -285,7 +286,8 @@ mdm_err x509_tls_write(x509_tls *t, const void *buf, size_t len, size_t *n)
 	errno = 0;
 	if (len == 0)
 		return MDM_OK;
-	return x509_tls_result(t, SSL_write(t->ssl, buf, len > INT_MAX ? INT_MAX : (int)len), n);
+	return x509_tls_result(
+	        t, SSL_write(t->ssl, buf, len > INT_MAX ? INT_MAX : (int)len), n, "SSL_write");
 }
 
 void x509_tls_free(x509_tls *t)
