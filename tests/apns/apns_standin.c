@@ -322,10 +322,15 @@ static int standin_rules_apply(const struct standin *s, const char *token, struc
 				n = snprintf(repl, sizeof(repl), "%s %d %ld%s%s\n", rule_token,
 				        v->status, count - 1, v->reason_buf[0] != '\0' ? " " : "",
 				        v->reason_buf);
-			if (n < 0 || (size_t)n >= sizeof(repl) || ftruncate(fd, 0) != 0 ||
-			        pwrite(fd, text, head, 0) != (ssize_t)head ||
+			/*
+			 * Written over, then cut to length: never empty in between, as a
+			 * reader that only stats the file (above) would take it for no
+			 * rules at all.
+			 */
+			if (n < 0 || (size_t)n >= sizeof(repl) ||
 			        pwrite(fd, repl, (size_t)n, (off_t)head) != n ||
-			        pwrite(fd, next, tail, (off_t)head + n) != (ssize_t)tail)
+			        pwrite(fd, next, tail, (off_t)head + n) != (ssize_t)tail ||
+			        ftruncate(fd, (off_t)(head + (size_t)n + tail)) != 0)
 				log_error(
 				        "rules: cannot rewrite %s: %s", s->rules, strerror(errno));
 		}
