@@ -199,48 +199,5 @@ awk -v f="$c_srv" \
 	printf "    nothing due,    full handshake %.2f ms (%.2f); TLS session resumed %.2f ms (%.2f)\n", i, 1 / i, j, 1 / j }'
 perf_top connect
 
-# Pushes: bin/mdm-pushd against the APNs stand-in (tests/apns: Apache
-# mod_http2 + a FastCGI program), every push over one HTTP/2 connection.
-# BENCH_PUSHES devices with tokens, all made due by one mdm.push(), then
-# one `mdm-pushd --once`: its wall time, its CPU, and the stand-in's CPU.
-PUSHES=${BENCH_PUSHES:-2000}
-APNS_STANDIN_BIN=$B/tests/apns_standin
-mkdir -p "$TMP/push"
-apns_push_cert "$TMP/push" "$TMP/push/push" "$TMP/push/issuer"
-stack_own "$TMP/push"
-"$B/bin/mdmctl" push-cert import --cert "$TMP/push/push.pem" --key "$TMP/push/push.key" \
-	>/dev/null 2>&1 || stack_die "push-cert import failed"
-apns_start "$TMP/apns" "$(stack_free_port 19543)" "$TMP/push/issuer.pem"
-psql -X -q -t -A -v ON_ERROR_STOP=1 "$MDM_DB" -c "
-	INSERT INTO mdm.device (udid) SELECT 'PUSHBENCH-' || g FROM generate_series(1, $PUSHES) g;
-	INSERT INTO mdm.enrollment (udid, topic, active, push_token, push_magic)
-	SELECT 'PUSHBENCH-' || g, '$APNS_PUSH_TOPIC', true,
-	       decode(md5(g::text) || md5('t' || g), 'hex'), 'magic-' || g
-	FROM generate_series(1, $PUSHES) g;" >/dev/null || stack_die "push devices failed"
-# The command channel's devices were made due by their commands: not measured here.
-psql -X -q -t -A -v ON_ERROR_STOP=1 "$MDM_DB" -c "UPDATE mdm.push_state SET pending = false" \
-	>/dev/null || stack_die "push_state reset failed"
-psql -X -q -t -A -v ON_ERROR_STOP=1 "$MDM_DB" -c "SELECT mdm.push(ARRAY(SELECT 'PUSHBENCH-' ||
-	g FROM generate_series(1, $PUSHES) g))" >/dev/null || stack_die "mdm.push failed"
-# CPU (ms) of the stand-in's processes (its Apache and FastCGI pool), from /proc.
-standin_cpu() {
-	# shellcheck disable=SC2046 # a list of pids
-	cat $(pgrep -f "$TMP/apns" | sed 's|.*|/proc/&/stat|') 2>/dev/null |
-		awk -v hz="$(getconf CLK_TCK)" '{ t += $14 + $15 } END { printf "%.1f", t * 1000 / hz }'
-}
-s0=$(standin_cpu)
-times=$(bash -c 'TIMEFORMAT="%R %U %S"; { time env "$@" >/dev/null 2>"$0"; } 2>&1' \
-	"$TMP/log/pushd.log" MDM_APNS_URL="$APNS_URL" MDM_APNS_CA_FILE="$APNS_CA" \
-	MDM_PUSH_MIN_INTERVAL=0 MDM_LOG_LEVEL=debug "$B/bin/mdm-pushd" --once --id bench) ||
-	stack_die "mdm-pushd failed: $(tail -3 "$TMP/log/pushd.log")"
-s1=$(standin_cpu)
-ok=$(awk -F '\t' '$2 == 200 && $7 != "" { n++ } END { print n + 0 }' "$APNS_RECORDS")
-conns=$(sed -n 's/.*over \([0-9]*\) new connection.*/\1/p' "$TMP/log/pushd.log" |
-	awk '{ n += $1 } END { print n + 0 }')
-[ "$ok" -eq "$PUSHES" ] || stack_die "only $ok of $PUSHES pushes answered 200"
-echo "Pushes, $PUSHES devices, one mdm-pushd --once against the APNs stand-in (HTTP/2)"
-printf '%s\n' "$times" | awk -v n="$PUSHES" -v c="$conns" -v a="$s0" -v b="$s1" -v k="$CORES" '{
-	rate = n / $1; d = ($2 + $3) * 1000 / n; st = (b - a) / n
-	printf "  mdm-pushd: pushes=%d ok=%d connections=%d seconds=%.3f per_second=%.0f cpu_ms_per_push=%.3f\n", n, n, c, $1, rate, d
-	printf "  stand-in (Apache mod_http2 + FastCGI) CPU per push: %.3f ms\n", st
-	printf "  CPU bound on %d cores (daemon + stand-in): %.0f pushes/s; ratio %.2f\n", k, k * 1000 / (d + st), rate / (k * 1000 / (d + st)) }'
+# Pushes: bin/mdm-pushd over HTTP/2, in a script of its own (BENCH_PUSHES).
+sh "$ROOT/bench/push.sh" "$BUILD" || stack_die "push bench failed"

@@ -2,11 +2,12 @@
  * mdm-pushd: wakes devices over APNs when commands wait for them.
  *
  * LISTENs on mdm_command (NOTIFYed by mdm.enqueue_command and mdm.push)
- * and sweeps every push_sweep_seconds.  Each round claims due pushes
- * (mdm.push_claim: FOR UPDATE SKIP LOCKED, with a lease), sends them over
- * one HTTP/2 connection per topic (lib/apns.c) and records every answer
- * (mdm.push_record; a success starts push_min_interval for that
- * enrollment).  Between rounds it sleeps until a notification, the next
+ * and sweeps every push_sweep_seconds.  Each round claims up to push_batch
+ * due pushes in one statement (mdm.push_claim: FOR UPDATE SKIP LOCKED,
+ * with a lease), sends them over one HTTP/2 connection per topic
+ * (lib/apns.c, push_concurrency streams at once) and records every answer
+ * in one statement (mdm.push_record_batch; a success starts
+ * push_min_interval for that enrollment).  Between rounds it sleeps until a notification, the next
  * sweep, or the moment a push held back by a backoff or the interval
  * comes due (mdm.push_next_due), whichever is first.  Any number may run
  * against one database.
@@ -29,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -51,7 +53,7 @@ struct pushd {
 	db *db;
 	char id[256];
 	struct apns_opts opts;
-	int concurrency, backoff_min, backoff_max, sweep_s, lease_s, min_interval;
+	int concurrency, batch, backoff_min, backoff_max, sweep_s, lease_s, min_interval;
 	int rechecks; /* rounds in a row that found a push due and claimed nothing */
 	struct pushd_topic topics[PUSHD_MAX_TOPICS];
 	size_t ntopics;
@@ -181,9 +183,14 @@ out:
 	return rc;
 }
 
-/* Records one outcome; logs what the operator should know (never token or magic). */
+/*
+ * What one answer means (the result to record) and what the operator
+ * should know of it, logged (never token or magic).  A success is logged
+ * at debug: at thousands a second a line each would be the daemon's main
+ * work; pushd_send_topic logs each batch's totals.
+ */
 static void pushd_outcome(struct pushd *p, const struct pushq_item *it, int status,
-        const char *apns_id, const char *reason)
+        const char *apns_id, const char *reason, struct pushq_result *r)
 {
 	enum pushq_action act = pushq_classify(status, reason);
 	double retry = 0;
@@ -192,7 +199,7 @@ static void pushd_outcome(struct pushd *p, const struct pushq_item *it, int stat
 	switch (act) {
 	case PUSHQ_SENT:
 		retry = p->min_interval;
-		log_info("push: sent to enrollment %lld (%s) apns-id %s", it->enrollment_id, who,
+		log_debug("push: sent to enrollment %lld (%s) apns-id %s", it->enrollment_id, who,
 		        apns_id && apns_id[0] ? apns_id : "-");
 		break;
 	case PUSHQ_TOKEN_INVALID:
@@ -219,65 +226,69 @@ static void pushd_outcome(struct pushd *p, const struct pushq_item *it, int stat
 		        who, status, reason && reason[0] ? reason : "-", it->failures + 1, retry);
 		break;
 	}
-	if (pushq_record(p->db, it, p->id, status, apns_id && apns_id[0] ? apns_id : NULL,
-	            reason && reason[0] ? reason : NULL, retry,
-	            act == PUSHQ_TOKEN_INVALID) != MDM_OK)
-		log_error("push: could not record the outcome for enrollment %lld; its claim "
-		          "expires in %d s",
-		        it->enrollment_id, p->lease_s);
+	r->it = it;
+	r->status = status;
+	r->apns_id = apns_id && apns_id[0] ? apns_id : NULL;
+	r->reason = reason && reason[0] ? reason : NULL;
+	r->retry_s = retry;
+	r->token_invalid = act == PUSHQ_TOKEN_INVALID;
 }
 
-/* Sends the claimed items of one topic (idx lists them). */
-static void pushd_send_topic(struct pushd *p, struct pushq_batch *b, const size_t *idx, size_t n)
+/*
+ * Sends the claimed items of one topic (idx lists them) with push[], one
+ * slot per claimed item; their results go to res[] by the same index.
+ */
+static void pushd_send_topic(struct pushd *p, struct pushq_batch *b, const size_t *idx, size_t n,
+        struct apns_push *push, struct pushq_result *res)
 {
 	const char *topic = b->items[idx[0]].topic;
-	struct apns_push *push = NULL;
-	const char *why = NULL;
+	const char *why = NULL, *cert_reason = NULL;
 	apns *client = NULL;
-	int any_ok = 0, cert_refused = 0;
-	const char *cert_reason = NULL;
+	size_t ok = 0;
+	long connects;
+	int cert_refused = 0;
 	mdm_err rc;
 
 	if ((rc = pushd_client(p, topic, &client, &why)) != MDM_OK) {
 		double retry;
 		if (rc == MDM_ERR_DB || rc == MDM_ERR_DB_CONN)
-			return; /* the claims expire and are taken up again */
+			return; /* not recorded: the claims expire and are taken up again */
 		retry = pushq_backoff(0, p->backoff_max, p->backoff_max, pushd_random());
 		err_ignore(pushq_topic_record(p->db, topic, 0, why ? why : "setup failed"));
 		for (size_t i = 0; i < n; i++)
-			err_ignore(pushq_record(
-			        p->db, &b->items[idx[i]], p->id, 0, NULL, why, retry, 0));
+			res[idx[i]] =
+			        (struct pushq_result){&b->items[idx[i]], 0, NULL, why, retry, 0};
 		return;
 	}
-	if ((push = calloc(n, sizeof(*push))) == NULL) {
-		log_error("push: out of memory for %zu pushes", n);
-		return; /* the claims expire */
-	}
+	/* Packed to the front of push[] for apns_send; spread back to idx order below. */
 	for (size_t i = 0; i < n; i++) {
 		push[i].token_hex = b->items[idx[i]].token_hex;
 		push[i].magic = b->items[idx[i]].magic;
 	}
+	connects = apns_connections(client);
 	if (apns_send(client, push, n) != MDM_OK)
 		log_error("push: sending to topic %s failed locally", topic);
 	for (size_t i = 0; i < n; i++) {
-		pushd_outcome(
-		        p, &b->items[idx[i]], push[i].status, push[i].apns_id, push[i].reason);
-		any_ok |= push[i].status == 200;
+		pushd_outcome(p, &b->items[idx[i]], push[i].status, push[i].apns_id, push[i].reason,
+		        &res[idx[i]]);
+		ok += push[i].status == 200;
 		if (push[i].status == 403) {
 			cert_refused = 1;
 			cert_reason = push[i].reason;
 		}
 	}
+	log_info("push: topic %s: %zu pushes, %zu answered 200, %zu not, over %ld new "
+	         "connection(s)",
+	        topic, n, ok, n - ok, apns_connections(client) - connects);
 	if (cert_refused)
 		err_ignore(pushq_topic_record(
 		        p->db, topic, 403, cert_reason[0] ? cert_reason : "403"));
-	else if (any_ok)
+	else if (ok > 0)
 		err_ignore(pushq_topic_record(p->db, topic, 200, NULL));
-	free(push);
 }
 
-/* Refuses items that cannot be pushed at all; 1 if the item may be sent. */
-static int pushd_check_item(struct pushd *p, const struct pushq_item *it)
+/* Refuses items that cannot be pushed at all; 1 if the item may be sent, else *r is set. */
+static int pushd_check_item(const struct pushq_item *it, struct pushq_result *r)
 {
 	const char *why = NULL;
 
@@ -295,9 +306,7 @@ static int pushd_check_item(struct pushd *p, const struct pushq_item *it)
 	log_warn("push: enrollment %lld (%s) cannot be pushed: %s; skipped until its next "
 	         "TokenUpdate",
 	        it->enrollment_id, it->udid ? it->udid : "?", why);
-	if (pushq_record(p->db, it, p->id, 0, NULL, why, 0, 1) != MDM_OK)
-		log_error(
-		        "push: could not record the refusal of enrollment %lld", it->enrollment_id);
+	*r = (struct pushq_result){it, 0, NULL, why, 0, 1};
 	return 0;
 }
 
@@ -336,27 +345,35 @@ static int pushd_wait_ms(struct pushd *p, size_t claimed)
 	return (int)ms;
 }
 
-/* One claim and its sends; *claimed is how many were claimed. */
+/*
+ * One claim (up to push_batch), its sends, and one statement recording
+ * every outcome; *claimed is how many were claimed.
+ */
 static MDM_WUR mdm_err pushd_round(struct pushd *p, size_t *claimed)
 {
 	struct pushq_batch b;
+	struct pushq_result *res = NULL;
+	struct apns_push *push = NULL;
 	size_t *idx = NULL, *group = NULL;
-	size_t nidx = 0;
+	size_t nidx = 0, nres = 0, used = 0;
 	mdm_err rc;
 
 	*claimed = 0;
-	if ((rc = pushq_claim(p->db, p->id, p->concurrency, p->lease_s, &b)) != MDM_OK)
+	if ((rc = pushq_claim(p->db, p->id, p->batch, p->lease_s, &b)) != MDM_OK)
 		return rc;
 	*claimed = b.n;
 	if (b.n == 0)
 		goto out;
 	if ((idx = calloc(b.n, sizeof(*idx))) == NULL ||
-	        (group = calloc(b.n, sizeof(*group))) == NULL) {
+	        (group = calloc(b.n, sizeof(*group))) == NULL ||
+	        (res = calloc(b.n, sizeof(*res))) == NULL ||
+	        (push = calloc(b.n, sizeof(*push))) == NULL) {
+		log_error("push: out of memory for %zu pushes; their claims expire", b.n);
 		rc = MDM_ERR_NOMEM;
 		goto out;
 	}
 	for (size_t i = 0; i < b.n; i++)
-		if (pushd_check_item(p, &b.items[i]))
+		if (pushd_check_item(&b.items[i], &res[i]))
 			idx[nidx++] = i;
 	/* One batch per topic, in the order topics first appear (idx entries used: SIZE_MAX). */
 	for (size_t i = 0; i < nidx; i++) {
@@ -371,11 +388,24 @@ static MDM_WUR mdm_err pushd_round(struct pushd *p, size_t *claimed)
 				idx[j] = SIZE_MAX;
 			}
 		}
-		pushd_send_topic(p, &b, group, ng);
+		pushd_send_topic(p, &b, group, ng, push + used, res);
+		used += ng;
 	}
+	/* Items without a result (a database error setting up a topic) are left to expire. */
+	for (size_t i = 0; i < b.n; i++)
+		if (res[i].it != NULL)
+			res[nres++] = res[i];
+	if ((rc = pushq_record_batch(p->db, p->id, res, nres)) != MDM_OK && rc != MDM_ERR_NOT_FOUND)
+		log_error("push: could not record the outcomes of %zu pushes; their claims expire "
+		          "in %d s",
+		        nres, p->lease_s);
+	if (rc == MDM_ERR_NOT_FOUND)
+		rc = MDM_OK;
 out:
 	free(idx);
 	free(group);
+	free(res);
+	free(push);
 	pushq_batch_free(&b);
 	return rc;
 }
@@ -385,6 +415,7 @@ static MDM_WUR mdm_err pushd_config(struct pushd *p)
 	mdm_err rc;
 
 	if ((rc = config_get_int(p->cfg, "push_concurrency", 1, 1000, &p->concurrency)) != MDM_OK ||
+	        (rc = config_get_int(p->cfg, "push_batch", 1, 10000, &p->batch)) != MDM_OK ||
 	        (rc = config_get_int(p->cfg, "push_backoff_min", 1, 86400, &p->backoff_min)) !=
 	                MDM_OK ||
 	        (rc = config_get_int(p->cfg, "push_backoff_max", 1, 86400, &p->backoff_max)) !=
@@ -458,9 +489,9 @@ int main(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	log_info("push: mdm-pushd %s started (apns_url %s, %d at once, sweep %d s, min interval "
-	         "%d s)",
-	        p.id, p.opts.url ? p.opts.url : APNS_DEFAULT_URL, p.concurrency, p.sweep_s,
+	log_info("push: mdm-pushd %s started (apns_url %s, %d streams at once, %d a round, sweep "
+	         "%d s, min interval %d s)",
+	        p.id, p.opts.url ? p.opts.url : APNS_DEFAULT_URL, p.concurrency, p.batch, p.sweep_s,
 	        p.min_interval);
 	while (!pushd_stop) {
 		size_t claimed = 0;
@@ -473,7 +504,7 @@ int main(int argc, char **argv)
 		do {
 			if ((rc = pushd_round(&p, &claimed)) != MDM_OK)
 				log_warn("push: round failed (%s)", err_str(rc));
-		} while (rc == MDM_OK && claimed == (size_t)p.concurrency && !pushd_stop);
+		} while (rc == MDM_OK && claimed == (size_t)p.batch && !pushd_stop);
 		if (once)
 			break;
 		if (!listening) {
@@ -485,7 +516,11 @@ int main(int argc, char **argv)
 			sleep(1); /* the next round reconnects and LISTENs again */
 	}
 	status = 0;
-	log_info("push: mdm-pushd %s stopping", p.id);
+	{
+		struct rusage ru;
+		long kib = getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_maxrss : -1;
+		log_info("push: mdm-pushd %s stopping (max RSS %ld KiB)", p.id, kib);
+	}
 out:
 	for (size_t i = 0; i < p.ntopics; i++)
 		pushd_topic_clear(&p.topics[i]);

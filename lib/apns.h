@@ -1,12 +1,16 @@
 /*
- * APNs client for MDM pushes (only this module includes libcurl).
+ * APNs client for MDM pushes (only this module includes libnghttp2; TLS is
+ * x509_tls's).
  *
  * Apple, "Sending notification requests to APNs" (certificate-based):
  * POST <url>/3/device/<hex token> over HTTP/2, the MDM push certificate as
  * the TLS client certificate, header apns-topic = the certificate's topic,
  * apns-push-type mdm, body {"mdm":"<PushMagic>"}.  One apns handle per
- * topic keeps one connection, over which a batch of pushes is multiplexed
- * as concurrent HTTP/2 streams.
+ * topic keeps one connection, kept open between batches, over which a
+ * batch of pushes is multiplexed as concurrent HTTP/2 streams: up to
+ * concurrency at once, and no more than the server's
+ * SETTINGS_MAX_CONCURRENT_STREAMS.  A GOAWAY, or a connection that went
+ * away while idle, means a new connection for what was not yet sent.
  */
 #ifndef MDM_APNS_H
 #define MDM_APNS_H
@@ -28,7 +32,7 @@ struct apns_opts {
 	const char *url;     /* base URL, https:// (APNS_DEFAULT_URL when NULL) */
 	const char *ca_file; /* PEM bundle trusted for url; NULL: the system's */
 	int concurrency;     /* streams at once on the connection (1..1000) */
-	long timeout_ms;     /* per push, connection included */
+	long timeout_ms;     /* per batch (apns_send), connections included */
 };
 
 /* One push and, after apns_send, its outcome. */
@@ -42,7 +46,7 @@ struct apns_push {
 	char reason[APNS_MAX_REASON + 1];
 };
 
-/* Once per process, before any thread exists (curl_global_init). */
+/* Once per process: MDM_ERR_UNSUPPORTED when libnghttp2 is too old. */
 MDM_WUR mdm_err apns_global_init(void);
 void apns_global_cleanup(void);
 
@@ -63,8 +67,8 @@ MDM_WUR mdm_err apns_reason_parse(const char *body, size_t len, char out[APNS_MA
 
 /*
  * A client for topic authenticating with cert and key (not taken: the
- * caller frees them after apns_free).  MDM_ERR_CONFIG for a bad URL,
- * MDM_ERR_UNSUPPORTED when libcurl lacks HTTP/2 or OpenSSL.
+ * caller frees them after apns_free).  MDM_ERR_CONFIG for a bad URL or
+ * CA file.  No connection is made before the first apns_send.
  */
 MDM_WUR mdm_err apns_new(const struct apns_opts *o, const char *topic, struct x509_st *cert,
         struct evp_pkey_st *key, apns **out);
@@ -72,9 +76,13 @@ void apns_free(apns *a);
 
 /*
  * Sends n pushes concurrently over the topic's connection and waits for
- * all of them; each outcome is in its apns_push.  Returns non-OK only when
- * nothing could be attempted (a local failure, logged).
+ * all of them, timeout_ms at most; each outcome is in its apns_push (a
+ * stream the server refused unprocessed is sent again; one in flight when
+ * the connection broke is a network error, status 0).  Returns non-OK
+ * only when nothing could be attempted (a local failure, logged).
  */
 MDM_WUR mdm_err apns_send(apns *a, struct apns_push *p, size_t n);
+/* How many connections a has opened since apns_new. */
+long apns_connections(const apns *a);
 
 #endif

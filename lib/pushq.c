@@ -1,5 +1,5 @@
-/* mdm-pushd's side of sql/006_push.sql and 010_push_interval.sql: claim, classify,
- * record, and when the next push comes due. */
+/* mdm-pushd's side of sql/006_push.sql, 010_push_interval.sql and 019_push_batch.sql:
+ * claim, classify, record a round in one statement, and when the next push comes due. */
 #include "pushq.h"
 #include "log.h"
 
@@ -106,27 +106,121 @@ double pushq_backoff(int failures, int min_s, int max_s, double u)
 mdm_err pushq_record(db *d, const struct pushq_item *it, const char *claimer, int status,
         const char *apns_id, const char *reason, double retry_s, int token_invalid)
 {
-	char ids[24], seqs[24], sts[16], retrys[32];
-	const char *params[] = {
-	        ids, claimer, seqs, sts, apns_id, reason, retrys, token_invalid ? "t" : "f"};
-	db_res *r = NULL;
-	mdm_err rc;
+	struct pushq_result r = {it, status, apns_id, reason, retry_s, token_invalid};
 
-	snprintf(ids, sizeof(ids), "%lld", it->enrollment_id);
-	snprintf(seqs, sizeof(seqs), "%lld", it->claimed_seq);
-	snprintf(sts, sizeof(sts), "%d", status);
-	snprintf(retrys, sizeof(retrys), "%.3f", retry_s > 0 ? retry_s : 0);
+	return pushq_record_batch(d, claimer, &r, 1);
+}
+
+/*
+ * PostgreSQL array literals, one element each of at most PUSHQ_ELEM_MAX
+ * characters (longer text is cut, as mdm.push_record_batch would cut it),
+ * written into a buffer sized for n such elements: one bounded writer,
+ * no growth.
+ */
+#define PUSHQ_ELEM_MAX 128
+#define PUSHQ_ELEM_CAP (2 * PUSHQ_ELEM_MAX + 3) /* every character escaped, quotes, comma */
+
+struct pushq_buf {
+	char *p;
+	size_t len, cap;
+};
+
+static int pushq_buf_new(struct pushq_buf *b, size_t n)
+{
+	b->len = 0;
+	b->cap = n * PUSHQ_ELEM_CAP + 3;
+	if ((b->p = malloc(b->cap)) == NULL)
+		return 0;
+	b->p[b->len++] = '{';
+	return 1;
+}
+
+static void pushq_putc(struct pushq_buf *b, char c)
+{
+	/* The cap allows for every element at its longest: never reached. */
+	if (b->len + 2 < b->cap)
+		b->p[b->len++] = c;
+}
+
+/* Element i: NULL, or a quoted string with " and \ escaped; then, last, the closing brace. */
+static void pushq_put_elem(struct pushq_buf *b, size_t i, const char *v)
+{
+	size_t k = 0;
+
+	if (i > 0)
+		pushq_putc(b, ',');
+	if (v == NULL) {
+		for (const char *c = "NULL"; *c != '\0'; c++)
+			pushq_putc(b, *c);
+		return;
+	}
+	pushq_putc(b, '"');
+	for (const char *c = v; *c != '\0' && k < PUSHQ_ELEM_MAX; c++, k++) {
+		if (*c == '"' || *c == '\\')
+			pushq_putc(b, '\\');
+		pushq_putc(b, *c);
+	}
+	pushq_putc(b, '"');
+}
+
+static void pushq_buf_end(struct pushq_buf *b)
+{
+	b->p[b->len++] = '}';
+	b->p[b->len] = '\0';
+}
+
+enum { RB_ID, RB_SEQ, RB_STATUS, RB_APNS_ID, RB_REASON, RB_RETRY, RB_INVALID, RB__MAX };
+
+mdm_err pushq_record_batch(db *d, const char *claimer, const struct pushq_result *r, size_t n)
+{
+	struct pushq_buf a[RB__MAX];
+	const char *params[1 + RB__MAX];
+	db_res *res = NULL;
+	const char *missing;
+	mdm_err rc = MDM_ERR_NOMEM;
+
+	if (claimer == NULL || n > 100000)
+		return MDM_ERR_INVAL;
+	if (n == 0)
+		return MDM_OK;
+	memset(a, 0, sizeof(a));
+	for (int k = 0; k < RB__MAX; k++)
+		if (!pushq_buf_new(&a[k], n))
+			goto out;
+	for (size_t i = 0; i < n; i++) {
+		char num[32];
+		snprintf(num, sizeof(num), "%lld", r[i].it->enrollment_id);
+		pushq_put_elem(&a[RB_ID], i, num);
+		snprintf(num, sizeof(num), "%lld", r[i].it->claimed_seq);
+		pushq_put_elem(&a[RB_SEQ], i, num);
+		snprintf(num, sizeof(num), "%d", r[i].status);
+		pushq_put_elem(&a[RB_STATUS], i, num);
+		pushq_put_elem(&a[RB_APNS_ID], i, r[i].apns_id);
+		pushq_put_elem(&a[RB_REASON], i, r[i].reason);
+		snprintf(num, sizeof(num), "%.3f", r[i].retry_s > 0 ? r[i].retry_s : 0);
+		pushq_put_elem(&a[RB_RETRY], i, num);
+		pushq_put_elem(&a[RB_INVALID], i, r[i].token_invalid ? "t" : "f");
+	}
+	params[0] = claimer;
+	for (int k = 0; k < RB__MAX; k++) {
+		pushq_buf_end(&a[k]);
+		params[1 + k] = a[k].p;
+	}
 	if ((rc = db_exec(d,
-	             "SELECT mdm.push_record($1::bigint, $2, $3::bigint, $4::integer, $5, $6, "
-	             "$7::double precision, $8::boolean)",
-	             8, params, &r)) != MDM_OK)
-		return rc;
-	if (strcmp(db_res_get0(r, 0, 0) ? db_res_get0(r, 0, 0) : "f", "t") != 0) {
-		log_warn("push: enrollment %lld has no push state to record into",
-		        it->enrollment_id);
+	             "SELECT array_to_string(mdm.push_record_batch($1, $2::bigint[], $3::bigint[], "
+	             "$4::integer[], $5::text[], $6::text[], $7::double precision[], "
+	             "$8::boolean[]), ' ')",
+	             1 + RB__MAX, params, &res)) != MDM_OK)
+		goto out;
+	missing = db_res_rows(res) == 1 ? db_res_get0(res, 0, 0) : NULL;
+	if (missing != NULL && missing[0] != '\0') {
+		log_warn("push: enrollments with no push state to record into: %.200s", missing);
 		rc = MDM_ERR_NOT_FOUND;
 	}
-	db_res_free(r);
+out:
+	for (int k = 0; k < RB__MAX; k++)
+		free(a[k].p);
+	db_res_free(res);
 	return rc;
 }
 

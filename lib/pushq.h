@@ -64,6 +64,25 @@ double pushq_backoff(int failures, int min_s, int max_s, double u);
 MDM_WUR mdm_err pushq_record(db *d, const struct pushq_item *it, const char *claimer, int status,
         const char *apns_id, const char *reason, double retry_s, int token_invalid);
 
+/* One attempt's outcome, for pushq_record_batch. */
+struct pushq_result {
+	const struct pushq_item *it;
+	int status;
+	const char *apns_id; /* may be NULL */
+	const char *reason;  /* may be NULL */
+	double retry_s;
+	int token_invalid;
+};
+
+/*
+ * Records n attempts in one statement (mdm.push_record_batch), each as
+ * pushq_record does, and releases claimer's claims.  MDM_ERR_NOT_FOUND
+ * when some enrollment had no push state (logged; the others are
+ * recorded).  Each item at most once.
+ */
+MDM_WUR mdm_err pushq_record_batch(
+        db *d, const char *claimer, const struct pushq_result *r, size_t n);
+
 /*
  * Seconds until the next pending push may be claimed (mdm.push_next_due:
  * past its backoff, push_min_interval and any claim), 0 when one is due

@@ -135,12 +135,43 @@ MDM_WUR mdm_err x509_key_write_pem(struct evp_pkey_st *key, const char *path);
 int x509_key_matches_cert(struct evp_pkey_st *key, const struct x509_st *cert);
 void x509_key_free(struct evp_pkey_st *key);
 /*
- * Makes an OpenSSL SSL_CTX (given as void * by libcurl's
- * CURLOPT_SSL_CTX_FUNCTION) present cert and key as its TLS client
- * identity.  The key may live in an HSM (x509_key_load of a pkcs11: URI).
+ * Makes an OpenSSL SSL_CTX (given as void *) present cert and key as its
+ * TLS client identity.  The key may live in an HSM (x509_key_load of a
+ * pkcs11: URI).
  */
 MDM_WUR mdm_err x509_ssl_ctx_use_identity(
         void *ssl_ctx, struct x509_st *cert, struct evp_pkey_st *key);
+
+/*
+ * TLS clients (x509_tls.c).  A client is one identity (cert and key, not
+ * taken: freed by the caller after the client), the CAs trusted for the
+ * peer (ca_file, or the system's when NULL), TLS 1.2 or later, and the one
+ * ALPN protocol the peer must choose (e.g. "h2").
+ */
+typedef struct x509_tls_client x509_tls_client;
+typedef struct x509_tls x509_tls;
+MDM_WUR mdm_err x509_tls_client_new(const char *ca_file, const char *alpn, struct x509_st *cert,
+        struct evp_pkey_st *key, x509_tls_client **out);
+void x509_tls_client_free(x509_tls_client *c);
+/*
+ * A connection to host:port, made within timeout_ms: TCP, then the
+ * handshake, the peer's certificate verified to host (a name, or an IP
+ * address literal).  MDM_ERR_IO when it cannot be made (logged at warn),
+ * MDM_ERR_UNSUPPORTED when the peer does not choose the ALPN protocol.
+ * Afterwards the socket does not block.
+ */
+MDM_WUR mdm_err x509_tls_connect(
+        x509_tls_client *c, const char *host, const char *port, long timeout_ms, x509_tls **out);
+int x509_tls_fd(const x509_tls *t);
+/* 1 if the last read or write stopped until the socket can take data (poll POLLOUT). */
+int x509_tls_want_write(const x509_tls *t);
+/*
+ * Up to cap bytes in, or len bytes out: *n is how many (0: it would
+ * block).  MDM_ERR_IO when the connection is closed or broken.
+ */
+MDM_WUR mdm_err x509_tls_read(x509_tls *t, void *buf, size_t cap, size_t *n);
+MDM_WUR mdm_err x509_tls_write(x509_tls *t, const void *buf, size_t len, size_t *n);
+void x509_tls_free(x509_tls *t);
 
 /*
  * 1 if OpenSSL's legacy provider (RC2, DES) is available: loaded once per

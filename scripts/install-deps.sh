@@ -15,7 +15,7 @@ set -u
 PACKAGES="
 build-essential pkg-config clang clang-format
 libfcgi-dev libfcgi-bin libssl-dev openssl libxml2-dev libpq-dev
-check libcurl4-openssl-dev valgrind
+check libcurl4-openssl-dev libnghttp2-dev valgrind
 postgresql postgresql-client
 apache2 libapache2-mod-fcgid spawn-fcgi
 curl ca-certificates libxml2-utils
@@ -23,6 +23,7 @@ scep certmonger dbus
 softhsm2 libengine-pkcs11-openssl opensc p11-kit p11-kit-modules
 haproxy
 iproute2 procps passwd util-linux coreutils sed
+nghttp2-server linux-perf time
 "
 
 say() {

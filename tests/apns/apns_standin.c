@@ -60,6 +60,7 @@
 struct standin {
 	char rules[PATH_MAX];
 	char records[PATH_MAX];
+	int records_fd; /* O_APPEND, open for the program's life (apns_reset truncates it) */
 };
 
 /* What one request turned out to be, for the answer and the record. */
@@ -279,6 +280,9 @@ static int standin_rules_apply(const struct standin *s, const char *token, struc
 	struct stat st;
 	int fd, hit = 0;
 
+	/* No rules (the usual case): one stat, no open, lock or read. */
+	if (stat(s->rules, &st) == 0 && st.st_size == 0)
+		return 0;
 	if ((fd = open(s->rules, O_RDWR | O_CLOEXEC)) < 0) {
 		if (errno != ENOENT)
 			log_warn("rules: open %s: %s", s->rules, strerror(errno));
@@ -318,10 +322,15 @@ static int standin_rules_apply(const struct standin *s, const char *token, struc
 				n = snprintf(repl, sizeof(repl), "%s %d %ld%s%s\n", rule_token,
 				        v->status, count - 1, v->reason_buf[0] != '\0' ? " " : "",
 				        v->reason_buf);
-			if (n < 0 || (size_t)n >= sizeof(repl) || ftruncate(fd, 0) != 0 ||
-			        pwrite(fd, text, head, 0) != (ssize_t)head ||
+			/*
+			 * Written over, then cut to length: never empty in between, as a
+			 * reader that only stats the file (above) would take it for no
+			 * rules at all.
+			 */
+			if (n < 0 || (size_t)n >= sizeof(repl) ||
 			        pwrite(fd, repl, (size_t)n, (off_t)head) != n ||
-			        pwrite(fd, next, tail, (off_t)head + n) != (ssize_t)tail)
+			        pwrite(fd, next, tail, (off_t)head + n) != (ssize_t)tail ||
+			        ftruncate(fd, (off_t)(head + (size_t)n + tail)) != 0)
 				log_error(
 				        "rules: cannot rewrite %s: %s", s->rules, strerror(errno));
 		}
@@ -354,7 +363,6 @@ static void standin_record(const struct standin *s, const fcgi_req *r, const str
 	struct timespec ts;
 	struct tm tm;
 	size_t len = 0;
-	int fd;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
@@ -379,11 +387,8 @@ static void standin_record(const struct standin *s, const fcgi_req *r, const str
 	standin_field(line, sizeof(line), &len, fcgi_param0(r, "SSL_CLIENT_S_DN"), 0);
 	standin_field(line, sizeof(line), &len, fcgi_param0(r, "SSL_CLIENT_I_DN"), 1);
 	/* One write with O_APPEND: lines from the pool's processes do not mix. */
-	if ((fd = open(s->records, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644)) < 0 ||
-	        write(fd, line, len) != (ssize_t)len)
+	if (write(s->records_fd, line, len) != (ssize_t)len)
 		log_error("cannot append to %s: %s", s->records, strerror(errno));
-	if (fd >= 0)
-		close(fd);
 }
 
 /* The checks, in the order APNs reports them; v->status 0 means valid. */
@@ -489,6 +494,10 @@ int main(int argc, char **argv)
 	                sizeof(s.records)) {
 		fprintf(stderr, "apns_standin: %s: path too long\n", argv[1]);
 		return 2;
+	}
+	if ((s.records_fd = open(s.records, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644)) < 0) {
+		fprintf(stderr, "apns_standin: %s: %s\n", s.records, strerror(errno));
+		return 1;
 	}
 	return fcgi_run(standin_handle, &s) == MDM_OK ? 0 : 1;
 }

@@ -400,6 +400,55 @@ START_TEST(two_daemons_no_duplicates)
 }
 END_TEST
 
+/*
+ * One connection, kept: a long-running daemon sends two rounds over the
+ * connection it opened for the first; when the stand-in's Apache restarts
+ * (graceful: idle connections are closed) the next round opens one new
+ * connection, and nothing is lost.
+ */
+START_TEST(connection_kept_and_renewed)
+{
+	char *tok, log[400], *s;
+	int conns[3] = {0, 0, 0}, n = 0;
+
+	enroll_once();
+	tok = token_hex();
+	snprintf(log, sizeof(log), "%s/pushd-conn.log", tmpdir);
+	ck_assert_int_eq(
+	        ts_sh("rm -f %s; env " PUSHD_ENV " MDM_PUSH_SWEEP_SECONDS=60 %s --id e2e-l "
+	              ">>%s 2>&1 & echo $! >%s/pushd-l.pid",
+	                log, getenv("E2E_PUSHD"), log, tmpdir),
+	        0);
+	for (int round = 1; round <= 3; round++) {
+		if (round == 3)
+			ck_assert_int_eq(
+			        ts_sh("/usr/sbin/apache2 -f %s/apache/httpd.conf -k graceful "
+			              ">/dev/null 2>&1 && sleep 1",
+			                apns_dir),
+			        0);
+		free(e2e_query1("SELECT mdm.cmd_profile_list($1)::text", udid));
+		for (int i = 0; i < 100 && recorded(tok, "200") < round; i++)
+			usleep(100000);
+		ck_assert_int_eq(recorded(tok, "200"), round);
+	}
+	ck_assert_int_eq(
+	        ts_sh("kill -TERM $(cat %s/pushd-l.pid); wait 2>/dev/null; sleep 0.5", tmpdir), 0);
+	ck_assert_int_eq(recorded(tok, NULL), 3);
+	s = ts_file_get(log, NULL);
+	for (const char *p = s; n < 3 && (p = strstr(p, " new connection(s)")) != NULL; p++) {
+		const char *q = p;
+		while (q > s && q[-1] >= '0' && q[-1] <= '9')
+			q--;
+		conns[n++] = atoi(q);
+	}
+	ck_assert_msg(n == 3 && conns[0] == 1 && conns[1] == 0 && conns[2] == 1,
+	        "new connections per round: %d %d %d (%d rounds logged; want 1 0 1): %s", conns[0],
+	        conns[1], conns[2], n, log);
+	free(s);
+	free(tok);
+}
+END_TEST
+
 START_TEST(restart_loses_nothing)
 {
 	char *tok;
@@ -561,6 +610,6 @@ Suite *push_e2e_suite(void)
 	snprintf(checkin_url, sizeof(checkin_url), "%s/mdm/checkin", base ? base : "");
 	return ts_suite("push-e2e", "pushd", 120, push_reaches_device,
 	        unregistered_until_token_update, retry_with_backoff, min_interval_spaces_pushes,
-	        two_daemons_no_duplicates, restart_loses_nothing, bad_input_keeps_running,
-	        apns_403_is_loud_and_slow, expired_push_certificate);
+	        two_daemons_no_duplicates, connection_kept_and_renewed, restart_loses_nothing,
+	        bad_input_keeps_running, apns_403_is_loud_and_slow, expired_push_certificate);
 }

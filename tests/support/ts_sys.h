@@ -39,6 +39,9 @@ void ts_file_put(const char *path, const char *fmt, ...) __attribute__((format(p
  */
 int ts_bench_window(const char *phase);
 
+/* A TCP port on 127.0.0.1 that nothing listens on now (bound, then closed). */
+int ts_free_port(void);
+
 /* A new directory /tmp/mdm-NAME-XXXXXX in dir (at least 64 bytes), for ts_tmpdir_done. */
 void ts_tmpdir_new(char *dir, size_t cap, const char *name);
 /* Removes the directory and everything in it. */

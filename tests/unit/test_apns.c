@@ -1,9 +1,18 @@
-/* apns: token and magic validation, and the parser of Apple's error bodies (hostile input). */
+/*
+ * apns: token and magic validation, the parser of Apple's error bodies
+ * (hostile input), the URLs a client takes, and what a batch gets when no
+ * server answers.  Through a server: tests/e2e/push_e2e.c.
+ */
 #include "apns.h"
 #include "log.h"
 #include "suites.h"
+#include "ts_sys.h"
+#include "x509_testutil.h"
+
+#include <openssl/x509.h>
 
 #include <string.h>
+#include <time.h>
 
 static void quiet(void)
 {
@@ -132,7 +141,10 @@ END_TEST
 START_TEST(client_refuses_bad_urls)
 {
 	static const char *const bad[] = {"http://api.push.apple.com", "https://", "ftp://x",
-	        "https://a b", "https://x?y", "https://x#y", "api.push.apple.com"};
+	        "https://a b", "https://x?y", "https://x#y", "api.push.apple.com",
+	        "https://x/3/device", "https://user@x", "https://x:", "https://x:12345678",
+	        "https://x:44a", "https://[::1", "https://[::1]x", "https://[]:443",
+	        "https://:443"};
 	struct apns_opts o = {NULL, NULL, 10, 1000};
 	apns *a = (apns *)1;
 
@@ -148,9 +160,53 @@ START_TEST(client_refuses_bad_urls)
 }
 END_TEST
 
+START_TEST(batch_without_server)
+{
+	static const char *const good[] = {
+	        "https://api.push.apple.com", "https://[::1]:8443/", "https://127.0.0.1:2197//"};
+	EVP_PKEY *k = xt_load_key("device.key");
+	X509 *cert = xt_ca_new(k, time(NULL), 30);
+	struct apns_opts o = {NULL, NULL, 2, 5000};
+	struct apns_push p[5];
+	char url[64], tok[65];
+	apns *a = NULL;
+
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		o.url = good[i];
+		ck_assert_int_eq(apns_new(&o, "com.apple.mgmt.External.t", cert, k, &a), MDM_OK);
+		apns_free(a);
+	}
+	/* Five pushes, two streams at once, and nobody listening. */
+	snprintf(url, sizeof(url), "https://127.0.0.1:%d", ts_free_port());
+	o.url = url;
+	ck_assert_int_eq(apns_new(&o, "com.apple.mgmt.External.t", cert, k, &a), MDM_OK);
+	memset(tok, 'a', 64);
+	tok[64] = '\0';
+	memset(p, 0, sizeof(p));
+	for (int i = 0; i < 5; i++) {
+		p[i].token_hex = tok;
+		p[i].magic = "M";
+	}
+	p[2].token_hex = "abc"; /* refused before any connection */
+	ck_assert_int_eq(apns_send(a, p, 5), MDM_OK);
+	for (int i = 0; i < 5; i++) {
+		ck_assert_int_eq(p[i].status, 0);
+		ck_assert_str_eq(p[i].reason,
+		        i == 2 ? "local: bad token or magic" : "network: cannot connect");
+		ck_assert_str_eq(p[i].apns_id, "");
+	}
+	ck_assert_int_eq(apns_connections(a), 0);
+	apns_free(a);
+	X509_free(cert);
+	EVP_PKEY_free(k);
+}
+END_TEST
+
 void apns_tcases(Suite *s)
 {
 	TCase *tc = ts_tcase(s, "parse", 0, quiet, NULL);
 
 	ts_add_tests(tc, tokens, magics, reasons, hostile_reasons, client_refuses_bad_urls);
+	tc = ts_tcase(s, "client", 10, quiet, NULL);
+	ts_add_tests(tc, batch_without_server);
 }

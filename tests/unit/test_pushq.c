@@ -1,6 +1,7 @@
 /*
  * pushq and sql/006_push.sql against PostgreSQL: coalescing, claims that
- * never overlap and expire, outcomes, TokenUpdate, mdm.push, and the pure
+ * never overlap and expire, outcomes (one at a time and a round in one
+ * statement, 019_push_batch.sql), TokenUpdate, mdm.push, and the pure
  * classify/backoff rules.
  */
 #include "pushq.h"
@@ -318,6 +319,176 @@ START_TEST(push_function_and_topics)
 }
 END_TEST
 
+/* n more enrollments BATCH-1..n on topic t, each with a token, made due. */
+static void many(int n)
+{
+	char ns[16];
+	const char *p[] = {ns};
+
+	snprintf(ns, sizeof(ns), "%d", n);
+	ck_assert_int_eq(db_exec(t.d,
+	                         "INSERT INTO mdm.device (udid) SELECT 'BATCH-' || g FROM "
+	                         "generate_series(1, $1::integer) g",
+	                         1, p, NULL),
+	        MDM_OK);
+	ck_assert_int_eq(db_exec(t.d,
+	                         "INSERT INTO mdm.enrollment (udid, topic, push_token, push_magic, "
+	                         "active) SELECT 'BATCH-' || g, 'com.apple.mgmt.External.t', "
+	                         "decode(md5(g::text), 'hex'), 'M' || g, true FROM "
+	                         "generate_series(1, $1::integer) g",
+	                         1, p, NULL),
+	        MDM_OK);
+	expect("SELECT count(*) FROM (SELECT mdm.push(ARRAY(SELECT udid FROM mdm.enrollment WHERE "
+	       "udid LIKE 'BATCH-%'))) x",
+	        NULL, "1");
+}
+
+/* Results for every item of b: status for each, reason and apns-id by index. */
+static struct pushq_result *results(const struct pushq_batch *b, int status, const char *reason)
+{
+	struct pushq_result *r = calloc(b->n ? b->n : 1, sizeof(*r));
+
+	ck_assert_ptr_nonnull(r);
+	for (size_t i = 0; i < b->n; i++)
+		r[i] = (struct pushq_result){&b->items[i], status,
+		        status == 200 ? "5D1E1C33-0000-0000-0000-000000000002" : NULL, reason,
+		        status == 200 ? 0 : 30, 0};
+	return r;
+}
+
+START_TEST(batch_records_every_push)
+{
+	struct pushq_batch a;
+	struct pushq_result *r;
+	/* A reason that needs quoting in an array literal. */
+	const char *odd = "network: a \"b\", {c} \\d NULL";
+
+	many(250);
+	ck_assert_int_eq(pushq_claim(t.d, "a", 1000, 60, &a), MDM_OK);
+	ck_assert_uint_eq(a.n, 250);
+	r = results(&a, 200, NULL);
+	/* Every third answered otherwise: 429 (retry), 410 (token invalid), a network error. */
+	for (size_t i = 0; i < a.n; i += 3) {
+		r[i].status = i % 2 ? 429 : 410;
+		r[i].reason = i % 2 ? "TooManyRequests" : "Unregistered";
+		r[i].apns_id = NULL;
+		r[i].retry_s = 30;
+		r[i].token_invalid = !(i % 2);
+	}
+	r[1].status = 0;
+	r[1].reason = odd;
+	r[1].apns_id = NULL;
+	r[1].retry_s = 30;
+	ck_assert_int_eq(pushq_record_batch(t.d, "a", r, a.n), MDM_OK);
+	/* One result recorded for each, and every claim released. */
+	expect("SELECT count(*) FILTER (WHERE last_result_at IS NOT NULL) || ' ' || "
+	       "count(*) FILTER (WHERE claimed_by IS NULL) FROM mdm.push_state",
+	        NULL, "250 250");
+	expect("SELECT count(*) FROM mdm.push_state WHERE last_status = 200 AND NOT pending AND "
+	       "pushes = 1 AND last_apns_id = '5D1E1C33-0000-0000-0000-000000000002'",
+	        NULL, "165");
+	expect("SELECT count(*) FROM mdm.push_state WHERE last_status = 410 AND "
+	       "token_invalid_at IS NOT NULL AND pending",
+	        NULL, "42");
+	expect("SELECT count(*) FROM mdm.push_state WHERE last_status = 429 AND failures = 1 AND "
+	       "pending AND next_attempt_at > now() + interval '20 s'",
+	        NULL, "42");
+	expect("SELECT last_reason FROM mdm.push_state WHERE last_status = 0", NULL, odd);
+	/* Nothing is due again: no second push for any of them. */
+	pushq_batch_free(&a);
+	ck_assert_int_eq(pushq_claim(t.d, "b", 1000, 60, &a), MDM_OK);
+	ck_assert_uint_eq(a.n, 0);
+	pushq_batch_free(&a);
+	free(r);
+}
+END_TEST
+
+START_TEST(batch_claims_once_under_two_daemons)
+{
+	db *other = NULL;
+	struct pushq_batch a, b;
+	struct pushq_result *ra, *rb;
+	int rounds = 0;
+	size_t total = 0;
+
+	many(500);
+	ck_assert_int_eq(db_new(t.conninfo, "unit", &other), MDM_OK);
+	/* Two claimers take turns, a holding its claim open in a transaction while b claims. */
+	for (;;) {
+		ck_assert_int_eq(db_exec(t.d, "BEGIN", 0, NULL, NULL), MDM_OK);
+		ck_assert_int_eq(pushq_claim(t.d, "a", 70, 60, &a), MDM_OK);
+		ck_assert_int_eq(pushq_claim(other, "b", 90, 60, &b), MDM_OK);
+		ck_assert_int_eq(db_exec(t.d, "COMMIT", 0, NULL, NULL), MDM_OK);
+		for (size_t i = 0; i < a.n; i++)
+			for (size_t j = 0; j < b.n; j++)
+				ck_assert_int_ne(
+				        a.items[i].enrollment_id, b.items[j].enrollment_id);
+		total += a.n + b.n;
+		ra = results(&a, 200, NULL);
+		rb = results(&b, 200, NULL);
+		ck_assert_int_eq(pushq_record_batch(t.d, "a", ra, a.n), MDM_OK);
+		ck_assert_int_eq(pushq_record_batch(other, "b", rb, b.n), MDM_OK);
+		free(ra);
+		free(rb);
+		rounds++;
+		if (a.n == 0 && b.n == 0)
+			break;
+		pushq_batch_free(&a);
+		pushq_batch_free(&b);
+		ck_assert_int_lt(rounds, 20);
+	}
+	pushq_batch_free(&a);
+	pushq_batch_free(&b);
+	/* Each claimed exactly once, each pushed exactly once. */
+	ck_assert_uint_eq(total, 500);
+	expect("SELECT count(*) || ' ' || sum(pushes) || ' ' || bool_or(pending) FROM "
+	       "mdm.push_state",
+	        NULL, "500 500 false");
+	db_free(other);
+}
+END_TEST
+
+START_TEST(batch_refusals)
+{
+	struct pushq_batch a;
+	struct pushq_result r[2];
+	struct pushq_item ghost = {999999, "ghost", NULL, NULL, NULL, NULL, 1, 0};
+
+	enqueue("{U1}");
+	ck_assert_int_eq(pushq_claim(t.d, "a", 10, 60, &a), MDM_OK);
+	ck_assert_uint_eq(a.n, 1);
+	/* An enrollment twice: refused whole, nothing recorded. */
+	r[0] = (struct pushq_result){&a.items[0], 200, NULL, NULL, 0, 0};
+	r[1] = r[0];
+	ck_assert_int_eq(pushq_record_batch(t.d, "a", r, 2), MDM_ERR_DB);
+	ck_assert_str_eq(db_get0_sqlstate(t.d), "22023");
+	expect("SELECT count(*) FROM mdm.push_state WHERE last_result_at IS NOT NULL", NULL, "0");
+	/* Arrays of unequal length, NULL ids: refused. */
+	for (int i = 0; i < 2; i++) {
+		const char *ids[] = {i == 0 ? "{1,2}" : "{NULL}"};
+		ck_assert_int_eq(db_exec(t.d,
+		                         "SELECT mdm.push_record_batch('a', $1::bigint[], '{1}', "
+		                         "'{200}', '{NULL}', '{NULL}', '{0}', '{f}')",
+		                         1, ids, NULL),
+		        MDM_ERR_DB);
+		ck_assert_str_eq(db_get0_sqlstate(t.d), "22023");
+	}
+	/* An enrollment without push state is named; the others are recorded. */
+	r[1] = (struct pushq_result){&ghost, 200, NULL, NULL, 0, 0};
+	ck_assert_int_eq(pushq_record_batch(t.d, "a", r, 2), MDM_ERR_NOT_FOUND);
+	expect("SELECT last_status || ' ' || (claimed_by IS NULL) FROM mdm.push_status WHERE udid "
+	       "= $1",
+	        "U1", "200 true");
+	/* An empty round is nothing to do; operators may not record. */
+	ck_assert_int_eq(pushq_record_batch(t.d, "a", r, 0), MDM_OK);
+	expect("SELECT has_function_privilege('mdm_operator', 'mdm.push_record_batch(text, "
+	       "bigint[], bigint[], integer[], text[], text[], double precision[], boolean[])', "
+	       "'EXECUTE')",
+	        NULL, "f");
+	pushq_batch_free(&a);
+}
+END_TEST
+
 START_TEST(classify_and_backoff)
 {
 	ck_assert_int_eq(pushq_classify(200, NULL), PUSHQ_SENT);
@@ -352,7 +523,8 @@ void pushq_db_tcases(Suite *s)
 	ts_add_tests(tc, enqueues_coalesce_into_one_claim, concurrent_claimers_never_share,
 	        expired_claims_are_taken_over, success_clears_pending_unless_requested_again,
 	        min_interval_holds_between_pushes, invalid_token_waits_for_token_update,
-	        failures_back_off, no_token_is_claimed_for_marking, push_function_and_topics);
+	        failures_back_off, no_token_is_claimed_for_marking, push_function_and_topics,
+	        batch_records_every_push, batch_claims_once_under_two_daemons, batch_refusals);
 }
 
 void pushq_tcases(Suite *s)

@@ -1,9 +1,12 @@
 /*
  * x509 keys: the forms x509_key_load reads (PEM files, file: URIs), never
  * prompting for a passphrase, RSA generation and PKCS#8 files, keys
- * matched to certificates, and a key in SoftHSM through the pkcs11 engine
- * (skipped where SoftHSM is absent).
+ * matched to certificates, a key and certificate as TLS client identity
+ * (x509_tls, against openssl s_server), and a key in SoftHSM through the
+ * pkcs11 engine, also as TLS client identity (skipped where SoftHSM is
+ * absent).
  */
+#include "ts_sys.h"
 #include "x509_testutil.h"
 
 #include <openssl/pem.h>
@@ -12,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 /* ---- keys ---- */
@@ -154,6 +158,81 @@ START_TEST(key_generate_write_and_match)
 }
 END_TEST
 
+/* ---- TLS client identity (x509_tls) ---- */
+
+/*
+ * One TLS connection from x509_tls to `openssl s_server` on 127.0.0.1,
+ * which offers ALPN alpn (NULL: no ALPN) and requires a client certificate: cert itself
+ * (self-signed, the server's only trust anchor), whose key is key.  The
+ * server's certificate names IP 127.0.0.1 only; the client connects to
+ * host.  Returns what x509_tls_connect returned.
+ */
+static mdm_err tls_handshake(X509 *cert, EVP_PKEY *key, const char *alpn, const char *host)
+{
+	char dir[64], path[128], out[4096], port[8];
+	x509_tls_client *c = NULL;
+	x509_tls *t = NULL;
+	mdm_err rc;
+
+	ts_tmpdir_new(dir, sizeof(dir), "tls");
+	snprintf(path, sizeof(path), "%s/client.pem", dir);
+	xt_write_pem(path, cert);
+	snprintf(port, sizeof(port), "%d", ts_free_port());
+	ck_assert_int_eq(
+	        ts_run(out, sizeof(out),
+	                "cd %s && openssl req -x509 -newkey rsa:2048 -nodes -keyout srv.key "
+	                "-out srv.pem -subj /CN=127.0.0.1 -addext "
+	                "subjectAltName=IP:127.0.0.1 -days 2 >/dev/null 2>&1 && "
+	                "{ openssl s_server -naccept 1 -accept 127.0.0.1:%s -cert srv.pem "
+	                "-key srv.key -Verify 1 -verify_return_error -CAfile client.pem "
+	                "%s %s -www >s_server.log 2>&1 & echo $! >s_server.pid; }",
+	                dir, port, alpn ? "-alpn" : "", alpn ? alpn : ""),
+	        0);
+	/* s_server says ACCEPT when it listens. */
+	for (int i = 0; i < 100 && ts_sh("grep -q ACCEPT %s/s_server.log", dir) != 0; i++)
+		usleep(50000);
+	snprintf(path, sizeof(path), "%s/srv.pem", dir);
+	ck_assert_int_eq(x509_tls_client_new(path, "h2", cert, key, &c), MDM_OK);
+	rc = x509_tls_connect(c, host, port, 5000, &t);
+	if (rc == MDM_OK) {
+		size_t n = 0;
+		ck_assert_int_ge(x509_tls_fd(t), 0);
+		ck_assert_int_eq(x509_tls_write(t, "GET / HTTP/1.0\r\n\r\n", 18, &n), MDM_OK);
+		ck_assert_uint_eq(n, 18);
+	}
+	x509_tls_free(t);
+	x509_tls_client_free(c);
+	ck_assert_int_eq(ts_sh("kill $(cat %s/s_server.pid) 2>/dev/null; true", dir), 0);
+	ts_tmpdir_done(dir);
+	return rc;
+}
+
+START_TEST(tls_client_identity)
+{
+	EVP_PKEY *k = xt_load_key("device.key");
+	X509 *c = xt_ca_new(k, time(NULL), 30);
+	x509_tls_client *tc = NULL;
+
+	log_set_level(MDM_LOG__MAX);
+	/* Verified to the address, the identity accepted, h2 chosen. */
+	ck_assert_int_eq(tls_handshake(c, k, "h2", "127.0.0.1"), MDM_OK);
+	/* The certificate names 127.0.0.1, not localhost: refused. */
+	ck_assert_int_eq(tls_handshake(c, k, "h2", "localhost"), MDM_ERR_IO);
+	/* A server without ALPN (HTTP/1.1 only), and one offering only http/1.1. */
+	ck_assert_int_eq(tls_handshake(c, k, NULL, "127.0.0.1"), MDM_ERR_UNSUPPORTED);
+	ck_assert_int_eq(tls_handshake(c, k, "http/1.1", "127.0.0.1"), MDM_ERR_IO);
+	/* No ALPN, no identity, an unreadable CA file: no client. */
+	ck_assert_int_eq(x509_tls_client_new(NULL, "", c, k, &tc), MDM_ERR_INVAL);
+	ck_assert_int_eq(x509_tls_client_new(NULL, "h2", NULL, k, &tc), MDM_ERR_INVAL);
+	ck_assert_int_eq(
+	        x509_tls_client_new("/nonexistent/ca.pem", "h2", c, k, &tc), MDM_ERR_CONFIG);
+	ck_assert_ptr_null(tc);
+	log_set_level(MDM_LOG_INFO);
+	x509_cert_free(c);
+	x509_key_free(k);
+}
+END_TEST
+
 /* ---- PKCS#11 (SoftHSM through the pkcs11 engine) ---- */
 
 static const char *softhsm_module(void)
@@ -248,6 +327,8 @@ START_TEST(pkcs11_softhsm_key)
 	                         "openssl verify -purpose sslclient -attime %lld -CAfile '%s' '%s'",
 	                         (long long)NOW, capath, path),
 	        0);
+	/* The token's key as TLS client identity (a push certificate's key, say). */
+	ck_assert_int_eq(tls_handshake(ca, hk, "h2", "127.0.0.1"), MDM_OK);
 	/* A key that lives in the token cannot be written out. */
 	log_set_level(MDM_LOG__MAX);
 	snprintf(path, sizeof(path), "%s/exported.key", dir);
@@ -266,5 +347,5 @@ END_TEST
 void x509_key_tests(TCase *tc)
 {
 	ts_add_tests(tc, key_load_forms, key_load_never_prompts, key_generate_write_and_match,
-	        pkcs11_softhsm_key);
+	        tls_client_identity, pkcs11_softhsm_key);
 }
