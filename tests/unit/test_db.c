@@ -254,7 +254,9 @@ START_TEST(prepared_plans_follow_schema_changes)
 }
 END_TEST
 
-/* More distinct statements than the cache holds still run; the session's prepared set is bounded.
+/*
+ * More distinct statements than the cache holds still run; the session's
+ * prepared set stays bounded.
  */
 START_TEST(statement_cache_is_bounded)
 {
