@@ -228,8 +228,9 @@ static PGresult *db_run(db *d, const char *sql, int nparams, const char *const *
 	int i;
 
 	if (d->plan_stale && !d->in_tx) {
-		/* Best effort: names carry a generation, so a leftover cannot collide. */
-		PQclear(PQexec(d->conn, "DEALLOCATE ALL"));
+		/* Best effort: names carry a generation, so a leftover cannot collide.
+		 * A constant statement, through the extended protocol like every other. */
+		PQclear(PQexecParams(d->conn, "DEALLOCATE ALL", 0, NULL, NULL, NULL, NULL, 0));
 		db_stmts_clear(d);
 		d->stmt_gen++;
 		d->plan_stale = 0;
