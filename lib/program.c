@@ -41,13 +41,10 @@ mdm_err program_fail(struct program *a, fcgi_req *r, mdm_err err, const char *fm
 mdm_err program_device(
         struct program *a, fcgi_req *r, const struct ca_state *ca, struct identity *id)
 {
-	int require_tls;
+	int require_tls =
+	        identity_require_tls_for(a->require_tls, fcgi_param0(r, "MDM_CHECKIN_REQUIRE_TLS"));
 	mdm_err rc;
 
-	if ((rc = config_get_bool(a->cfg, "checkin_require_tls", &require_tls)) != MDM_OK)
-		return program_fail(a, r, rc, "checkin_require_tls is not a boolean");
-	require_tls =
-	        identity_require_tls_for(require_tls, fcgi_param0(r, "MDM_CHECKIN_REQUIRE_TLS"));
 	if (identity_require_tls(require_tls, r->client_cert) != MDM_OK) {
 		err_ignore(fcgi_respond_text(r, 403, NULL, IDENTITY_REQUIRE_TLS_REFUSAL));
 		return MDM_ERR_FORBIDDEN;
@@ -137,6 +134,9 @@ int program_main(const struct program_spec *ep, int argc, char **argv)
 	}
 	log_set_level(level);
 	if (fcgi_proxies_parse(config_get0(a.cfg, "trusted_proxies"), &a.proxies) != MDM_OK)
+		goto out;
+	/* Read once: every program may meet device requests' identity (program_device). */
+	if (config_get_bool(a.cfg, "checkin_require_tls", &a.require_tls) != MDM_OK)
 		goto out;
 	/* Connects lazily: the program starts, and says db=down, while PostgreSQL is away. */
 	if (db_new(config_get0(a.cfg, "db"), ep->program, &a.db) != MDM_OK)

@@ -32,6 +32,7 @@ struct program {
 	config *cfg;
 	db *db;
 	struct fcgi_proxies proxies; /* trusted_proxies (RFC 9440 Client-Cert) */
+	int require_tls;             /* checkin_require_tls, read once at start-up */
 };
 
 /* The program's main(): returns its exit status. */

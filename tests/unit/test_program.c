@@ -6,6 +6,7 @@
 #include "ts_sys.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 
 static int handled;
 static size_t handled_len;
@@ -166,11 +167,23 @@ START_TEST(unavailable_database_gets_503_with_retry_after)
 }
 END_TEST
 
+/* Configuration every program needs is read once, at start-up: a bad value stops it there. */
+START_TEST(bad_require_tls_stops_start_up)
+{
+	setenv("MDM_DB", "dbname=mdm-unit-never-connected", 1);
+	setenv("MDM_CHECKIN_REQUIRE_TLS", "maybe", 1);
+	unsetenv("MDM_CONFIG");
+	ck_assert_int_eq(program_main(&ep, 0, NULL), 1);
+	unsetenv("MDM_CHECKIN_REQUIRE_TLS");
+}
+END_TEST
+
 void program_tcases(Suite *s)
 {
 	TCase *tc = ts_tcase(s, "dispatch", 0, setup, NULL);
 
 	ts_add_tests(tc, health_without_database, health_reports_client_certificate,
 	        wrong_method_gets_405_with_allow, oversized_body_gets_413,
-	        allowed_request_reaches_handler, unavailable_database_gets_503_with_retry_after);
+	        allowed_request_reaches_handler, unavailable_database_gets_503_with_retry_after,
+	        bad_require_tls_stops_start_up);
 }
