@@ -474,19 +474,15 @@ mdm_err x509_cert_from_pem_cached(const char *pem, size_t len, X509 **out)
 	}
 	for (size_t i = 0; i < X509_CERT_CACHE; i++)
 		if (pem_cache[i].cert != NULL && memcmp(pem_cache[i].key, key, sizeof(key)) == 0) {
-			if (X509_up_ref(pem_cache[i].cert) != 1)
-				return MDM_ERR_NOMEM;
-			*out = pem_cache[i].cert;
+			*out = x509_cert_up_ref(pem_cache[i].cert);
 			return MDM_OK;
 		}
 	if ((rc = x509_cert_from_pem(pem, len, out)) != MDM_OK)
 		return rc;
 	/* Round robin: the oldest entry goes; its holders keep their references. */
 	slot = pem_cache_next++ % X509_CERT_CACHE;
-	if (X509_up_ref(*out) != 1)
-		return MDM_OK;
 	X509_free(pem_cache[slot].cert);
-	pem_cache[slot].cert = *out;
+	pem_cache[slot].cert = x509_cert_up_ref(*out);
 	memcpy(pem_cache[slot].key, key, sizeof(key));
 	return MDM_OK;
 }
