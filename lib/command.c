@@ -24,15 +24,6 @@ static const char *const status_names[COMMAND__MAX] = {
         [COMMAND_NOT_NOW] = "NotNow",
 };
 
-/* mdm.command_queue.status after each answer (NULL: stays queued). */
-static const char *const queue_after[COMMAND__MAX] = {
-        [COMMAND_IDLE] = NULL,
-        [COMMAND_ACKNOWLEDGED] = "acknowledged",
-        [COMMAND_ERROR] = "error",
-        [COMMAND_FORMAT_ERROR] = "format_error",
-        [COMMAND_NOT_NOW] = NULL,
-};
-
 mdm_err command_report_parse(
         const uint8_t *body, size_t len, struct command_report **out, char *err, size_t errlen)
 {
@@ -120,96 +111,8 @@ struct command_job {
 	struct command_reply *reply;
 	char *err;
 	size_t errlen;
+	char eid[32]; /* the enrollment, once mdm.command_exchange found it */
 };
-
-/*
- * The enrollment the report speaks for: it must exist and be active.  One
- * statement locks its row, stamps it and its device seen (and idle, for an
- * Idle), so that a report costs one round trip here, not three.
- */
-static MDM_WUR mdm_err command_enrollment(db *d, const struct command_job *j, char *eid, size_t cap)
-{
-	const char *p[3] = {j->r->udid, j->r->user_id, j->r->status == COMMAND_IDLE ? "t" : "f"};
-	db_res *res = NULL;
-	mdm_err rc;
-
-	rc = db_exec(d,
-	        "WITH e AS (UPDATE mdm.enrollment SET last_seen_at = now(), "
-	        " idle_at = CASE WHEN $3::boolean THEN now() ELSE idle_at END "
-	        " WHERE udid = $1 AND user_id IS NOT DISTINCT FROM $2 AND active RETURNING id), "
-	        "dv AS (UPDATE mdm.device SET last_seen_at = now() "
-	        " WHERE udid = $1 AND EXISTS (SELECT 1 FROM e)) "
-	        "SELECT id FROM e",
-	        3, p, &res);
-	if (rc == MDM_OK && db_res_rows(res) != 1) {
-		log_warn("command channel refused: UDID %s%s%s has no active enrollment (Apple MDM "
-		         "protocol: commands follow TokenUpdate, end with CheckOut)",
-		        j->r->udid, j->r->user_id ? " user " : "",
-		        j->r->user_id ? j->r->user_id : "");
-		rc = MDM_ERR_FORBIDDEN;
-	}
-	if (rc == MDM_OK)
-		snprintf(eid, cap, "%s", db_res_get0(res, 0, 0));
-	db_res_free(res);
-	return rc;
-}
-
-/* Stores an answer and finishes (or, NotNow, defers) its command. */
-static MDM_WUR mdm_err command_answer(db *d, const struct command_job *j, const char *eid)
-{
-	const struct command_report *r = j->r;
-	const char *p[6];
-	char who[sizeof(command_who) + 32 + IDENTITY_MAX_ID];
-	char *json = NULL, *chain = NULL;
-	size_t jlen, clen;
-	db_res *res = NULL;
-	mdm_err rc;
-
-	p[0] = eid;
-	p[1] = r->command_uuid;
-	rc = db_exec(d,
-	        "SELECT id FROM mdm.command_queue WHERE enrollment_id = $1::bigint AND "
-	        "command_uuid = $2 AND status = 'queued' FOR UPDATE",
-	        2, p, &res);
-	if (rc != MDM_OK)
-		goto out;
-	if (db_res_rows(res) != 1) {
-		/* The log names the UDID; the answer (unknown, finished or canceled) does not. */
-		snprintf(who, sizeof(who), "%s: %s from UDID %s", command_who, r->status_str,
-		        r->udid);
-		rc = mdm_refuse(who, j->err, j->errlen, MDM_ERR_PARSE,
-		        "Apple MDM protocol: CommandUUID %s is not outstanding for this enrollment",
-		        r->command_uuid);
-		goto out;
-	}
-	if ((rc = plist_to_json(r->root, &json, &jlen)) != MDM_OK ||
-	        (r->error_chain != NULL &&
-	                (rc = plist_to_json(r->error_chain, &chain, &clen)) != MDM_OK))
-		goto out;
-	p[2] = r->status_str;
-	p[3] = (const char *)j->raw;
-	p[4] = json;
-	p[5] = chain;
-	if ((rc = db_exec(d,
-	             "INSERT INTO mdm.command_result (enrollment_id, command_uuid, status, result, "
-	             "result_json, error_chain) VALUES ($1::bigint, $2, $3, $4, $5::jsonb, "
-	             "$6::jsonb)",
-	             6, p, NULL)) != MDM_OK)
-		goto out;
-	p[2] = queue_after[r->status];
-	rc = db_exec(d,
-	        "UPDATE mdm.command_queue SET "
-	        " status = coalesce($3, status), "
-	        " finished_at = CASE WHEN $3::text IS NULL THEN NULL ELSE now() END, "
-	        " not_now_at = CASE WHEN $3::text IS NULL THEN now() ELSE not_now_at END "
-	        "WHERE enrollment_id = $1::bigint AND command_uuid = $2",
-	        3, p, NULL);
-out:
-	free(json);
-	free(chain);
-	db_res_free(res);
-	return rc;
-}
 
 /*
  * An InstallProfile queued with encryption (mdm.cmd_install_profile(...,
@@ -343,20 +246,10 @@ static MDM_WUR mdm_err command_next(db *d, const struct command_job *j, const ch
 	for (skipped = 0; skipped <= COMMAND_MAX_SKIP; skipped++) {
 		db_res_free(res);
 		res = NULL;
-		/*
-		 * Higher priority first, then older; NotNow'd commands wait for
-		 * the next Idle (the next connection).  Delivered but unanswered
-		 * ones come again: their answer never arrived.
-		 */
+		/* In the order sql/020's mdm.command_due keeps (priority, age, NotNow). */
 		rc = db_exec(d,
-		        "SELECT q.id, c.plist, c.command_uuid, c.encrypt_payload FROM "
-		        "mdm.command_queue q "
-		        "JOIN mdm.command c ON c.command_uuid = q.command_uuid "
-		        "JOIN mdm.enrollment e ON e.id = q.enrollment_id "
-		        "WHERE q.enrollment_id = $1::bigint AND q.status = 'queued' "
-		        "AND (q.not_now_at IS NULL OR (e.idle_at IS NOT NULL AND q.not_now_at < "
-		        "e.idle_at)) "
-		        "ORDER BY q.priority DESC, q.id LIMIT 1 FOR UPDATE OF q",
+		        "SELECT queue_id, plist, command_uuid, encrypt_payload FROM "
+		        "mdm.command_due($1::bigint)",
 		        1, p, &res);
 		if (rc != MDM_OK || db_res_rows(res) == 0 || skipped == COMMAND_MAX_SKIP)
 			goto out;
@@ -392,38 +285,109 @@ out:
 	return rc;
 }
 
-static MDM_WUR mdm_err command_tx(db *d, void *arg)
+/* The next command was an encrypted InstallProfile: built and delivered here. */
+static MDM_WUR mdm_err command_deliver_tx(db *d, void *arg)
 {
-	struct command_job *j = arg;
-	char eid[32];
-	mdm_err rc;
+	const struct command_job *j = arg;
 
 	command_reply_clear(j->reply);
-	if ((rc = identity_check_bound(d, j->id, j->r->udid)) != MDM_OK ||
-	        (rc = command_enrollment(d, j, eid, sizeof(eid))) != MDM_OK)
+	return command_next(d, j, j->eid);
+}
+
+/*
+ * The answer of mdm.command_exchange: refusals logged here (the identity
+ * module's for the binding), the command to deliver in reply.
+ */
+static MDM_WUR mdm_err command_outcome(db *d, struct command_job *j, const db_res *res)
+{
+	const struct command_report *r = j->r;
+	const char *outcome = db_res_get0(res, 0, 0), *xml = db_res_get0(res, 0, 3);
+	char who[sizeof(command_who) + 32 + IDENTITY_MAX_ID];
+	mdm_err rc;
+
+	if (strcmp(outcome, "elsewhere") == 0 || strcmp(outcome, "unbound") == 0)
+		return identity_bound_outcome(j->id, r->udid, outcome);
+	if (strcmp(outcome, "no_enrollment") == 0) {
+		log_warn("command channel refused: UDID %s%s%s has no active enrollment (Apple MDM "
+		         "protocol: commands follow TokenUpdate, end with CheckOut)",
+		        r->udid, r->user_id ? " user " : "", r->user_id ? r->user_id : "");
+		return MDM_ERR_FORBIDDEN;
+	}
+	if (strcmp(outcome, "not_outstanding") == 0) {
+		/* The log names the UDID; the answer (unknown, finished or canceled) does not. */
+		snprintf(who, sizeof(who), "%s: %s from UDID %s", command_who, r->status_str,
+		        r->udid);
+		return mdm_refuse(who, j->err, j->errlen, MDM_ERR_PARSE,
+		        "Apple MDM protocol: CommandUUID %s is not outstanding for this enrollment",
+		        r->command_uuid);
+	}
+	/* Done: a renewed certificate was bound on the way (logged there). */
+	if ((rc = identity_bound_outcome(j->id, r->udid, db_res_get0(res, 0, 1))) != MDM_OK)
 		return rc;
-	if (j->r->status != COMMAND_IDLE && (rc = command_answer(d, j, eid)) != MDM_OK)
-		return rc;
-	return command_next(d, j, eid);
+	if (strcmp(outcome, "encrypt") == 0) {
+		snprintf(j->eid, sizeof(j->eid), "%s", db_res_get0(res, 0, 2));
+		return db_tx(d, command_deliver_tx, j);
+	}
+	if (strcmp(outcome, "command") != 0)
+		return MDM_OK; /* none: nothing due */
+	if ((j->reply->body = strdup(xml)) == NULL)
+		return MDM_ERR_NOMEM;
+	j->reply->len = strlen(xml);
+	snprintf(j->reply->command_uuid, sizeof(j->reply->command_uuid), "%s",
+	        db_res_get0(res, 0, 4));
+	return MDM_OK;
 }
 
 mdm_err command_process(db *d, const struct identity *id, const struct command_signer *signer,
         const struct command_report *r, const uint8_t *raw, size_t rawlen,
         struct command_reply *reply, char *err, size_t errlen)
 {
-	struct command_job j = {id, signer, r, raw, rawlen, reply, err, errlen};
+	struct command_job j = {id, signer, r, raw, rawlen, reply, err, errlen, ""};
+	char cid[32], renewal_of[32];
+	char *json = NULL, *chain = NULL;
+	size_t jlen, clen;
+	const char *p[10];
+	db_res *res = NULL;
 	mdm_err rc;
 
 	memset(reply, 0, sizeof(*reply));
 	if (err != NULL && errlen > 0)
 		err[0] = '\0';
-	rc = db_tx(d, command_tx, &j);
+	if (r->status != COMMAND_IDLE &&
+	        ((rc = plist_to_json(r->root, &json, &jlen)) != MDM_OK ||
+	                (r->error_chain != NULL &&
+	                        (rc = plist_to_json(r->error_chain, &chain, &clen)) != MDM_OK)))
+		goto out;
+	snprintf(cid, sizeof(cid), "%lld", id->cert_id);
+	snprintf(renewal_of, sizeof(renewal_of), "%lld", id->renewal_of);
+	p[0] = r->udid;
+	p[1] = r->user_id;
+	p[2] = cid;
+	p[3] = renewal_of;
+	p[4] = id->udid;
+	p[5] = r->status_str;
+	p[6] = r->command_uuid;
+	p[7] = r->status != COMMAND_IDLE ? (const char *)raw : NULL;
+	p[8] = json;
+	p[9] = chain;
+	/* The whole report is one statement and one transaction (sql/020). */
+	rc = db_exec_once(d,
+	        "SELECT outcome, identity, enrollment_id, plist, command_uuid FROM "
+	        "mdm.command_exchange($1, $2, $3::bigint, $4::bigint, $5, $6, $7, $8, $9::jsonb, "
+	        "$10::jsonb)",
+	        10, p, &res);
+	if (rc == MDM_OK)
+		rc = command_outcome(d, &j, res);
 	if (rc != MDM_OK) {
 		command_reply_clear(reply);
-		return rc;
+		goto out;
 	}
 	log_info("command channel: %s%s%s from UDID %s -> %s%s", r->status_str,
 	        r->command_uuid ? " " : "", r->command_uuid ? r->command_uuid : "", r->udid,
 	        reply->body ? "command " : "nothing due", reply->body ? reply->command_uuid : "");
-	return MDM_OK;
+out:
+	free(json);
+	free(chain);
+	db_res_free(res);
+	return rc;
 }

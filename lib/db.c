@@ -274,17 +274,49 @@ static int db_plan_refused(db *d, const PGresult *res)
 	return 1;
 }
 
-mdm_err db_exec_bin(db *d, const char *sql, int nparams, const char *const *values,
-        const int *lengths, const int *formats, db_res **out)
+/* A server-side refusal that rolled the statement back: safe to send again. */
+static int db_rolled_back(const db *d)
 {
-	int attempt;
+	return strcmp(d->sqlstate, "40001") == 0 || strcmp(d->sqlstate, "40P01") == 0 ||
+	        strcmp(d->sqlstate, "0A000") == 0;
+}
+
+/*
+ * An idle connection is readable only for what the server sent on its own:
+ * notifications, or the FATAL message and end of a connection it closed
+ * (a restart, pg_terminate_backend).  Read that now, without waiting, so
+ * that a closed connection is replaced before a statement is sent on it.
+ */
+static void db_idle_check(db *d)
+{
+	struct pollfd pfd;
+
+	for (int i = 0; i < 4 && d->conn != NULL && PQstatus(d->conn) == CONNECTION_OK; i++) {
+		pfd.fd = PQsocket(d->conn);
+		pfd.events = POLLIN;
+		pfd.revents = 0;
+		if (pfd.fd < 0 || poll(&pfd, 1, 0) <= 0 || !PQconsumeInput(d->conn))
+			return;
+	}
+}
+
+/*
+ * One statement.  Outside a transaction a lost connection gets one fresh
+ * try, unless once: then only a statement the server refused and rolled
+ * back is sent again (db_exec_once).
+ */
+static MDM_WUR mdm_err db_exec_mode(db *d, const char *sql, int nparams, const char *const *values,
+        const int *lengths, const int *formats, db_res **out, int once)
+{
+	int attempt, attempts = d->in_tx ? 1 : once ? DB_TX_ATTEMPTS : 2;
 	mdm_err rc = MDM_ERR_DB_CONN;
 
 	if (out != NULL)
 		*out = NULL;
 	d->sqlstate[0] = '\0';
-	/* Outside a transaction, a lost connection gets one fresh try. */
-	for (attempt = 0; attempt < (d->in_tx ? 1 : 2); attempt++) {
+	if (once && !d->in_tx)
+		db_idle_check(d);
+	for (attempt = 0; attempt < attempts; attempt++) {
 		PGresult *res;
 		ExecStatusType st;
 
@@ -312,17 +344,31 @@ mdm_err db_exec_bin(db *d, const char *sql, int nparams, const char *const *valu
 			PQclear(res);
 			/* Alone: prepared afresh and run again; in a transaction, db_tx reruns it.
 			 */
-			if (!d->in_tx && attempt == 0)
+			if (!d->in_tx && attempt + 1 < attempts)
 				continue;
 			snprintf(d->sqlstate, sizeof(d->sqlstate), "0A000");
 			return MDM_ERR_DB;
 		}
 		rc = db_result_error(d, res, sql);
 		PQclear(res);
-		if (rc != MDM_ERR_DB_CONN)
+		if (once ? !db_rolled_back(d) : rc != MDM_ERR_DB_CONN)
 			return rc;
+		if (once)
+			log_warn("db: statement attempt %d refused (%s), sending it again",
+			        attempt + 1, d->sqlstate);
 	}
 	return rc;
+}
+
+mdm_err db_exec_bin(db *d, const char *sql, int nparams, const char *const *values,
+        const int *lengths, const int *formats, db_res **out)
+{
+	return db_exec_mode(d, sql, nparams, values, lengths, formats, out, 0);
+}
+
+mdm_err db_exec_once(db *d, const char *sql, int nparams, const char *const *params, db_res **out)
+{
+	return db_exec_mode(d, sql, nparams, params, NULL, NULL, out, 1);
 }
 
 mdm_err db_exec(db *d, const char *sql, int nparams, const char *const *params, db_res **out)

@@ -49,6 +49,19 @@ MDM_WUR mdm_err db_exec_bin(db *d, const char *sql, int nparams, const char *con
         const int *lengths, const int *formats, db_res **out);
 
 /*
+ * Runs one statement that is a transaction of its own and must not run
+ * twice (a write a repeat would change: a whole request in one function
+ * call).  One round trip where db_tx takes three.  Like db_tx's COMMIT, a
+ * statement whose answer was lost is not sent again (MDM_ERR_DB_CONN: its
+ * outcome is unknown); one PostgreSQL refused as a serialization failure,
+ * a deadlock or a stale plan (rolled back) is.  A connection the server
+ * closed while idle (a restart between requests) is noticed before the
+ * statement is sent and replaced, so that case costs no request.
+ */
+MDM_WUR mdm_err db_exec_once(
+        db *d, const char *sql, int nparams, const char *const *params, db_res **out);
+
+/*
  * Runs fn inside BEGIN ... COMMIT.  fn returning non-OK rolls back and
  * that error is returned.  Lost connections and "unavailable" SQLSTATEs
  * (MDM_ERR_DB_CONN from fn: class 08, 53xxx, 57P01-3, 25006, which also

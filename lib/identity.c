@@ -202,94 +202,79 @@ out:
 	return rc;
 }
 
+/* The refusal of a certificate another UDID holds (identity_claim, a renewal). */
+static MDM_WUR mdm_err identity_claimed_elsewhere(const struct identity *id, const char *udid)
+{
+	log_warn("identity refused: certificate serial %s is bound to another UDID and "
+	         "cannot speak for %s (one identity certificate, one device)",
+	        id->serial, udid);
+	return MDM_ERR_FORBIDDEN;
+}
+
 mdm_err identity_claim(db *d, const struct identity *id, const char *udid)
 {
 	char cid[32];
-	const char *p[2] = {udid, cid};
+	const char *p[2] = {cid, udid};
 	db_res *r = NULL;
 	mdm_err rc;
 
 	snprintf(cid, sizeof(cid), "%lld", id->cert_id);
-	/*
-	 * One statement: the row lock makes a concurrent claim wait, and the
-	 * condition is evaluated again on the row it committed.
-	 */
-	rc = db_exec(d,
-	        "UPDATE mdm.certificate SET udid = $1 WHERE id = $2::bigint AND "
-	        "(udid IS NULL OR udid = $1) RETURNING id",
-	        2, p, &r);
-	if (rc == MDM_OK && db_res_rows(r) != 1) {
-		log_warn("identity refused: certificate serial %s is bound to another UDID and "
-		         "cannot speak for %s (one identity certificate, one device)",
-		        id->serial, udid);
-		rc = MDM_ERR_FORBIDDEN;
-	}
+	/* One statement: the row lock makes a concurrent claim wait (sql/020). */
+	rc = db_exec(d, "SELECT mdm.identity_claim($1::bigint, $2)", 2, p, &r);
+	if (rc == MDM_OK && strcmp(db_res_get0(r, 0, 0), "t") != 0)
+		rc = identity_claimed_elsewhere(id, udid);
 	db_res_free(r);
 	return rc;
 }
 
-/*
- * The certificate renewed from the bound one speaks for the UDID from its
- * first request on: a device whose identity was renewed over SCEP
- * (RenewalReq) goes on with TokenUpdate and Idle under the new
- * certificate and sends no new Authenticate.  Bound here, as Authenticate
- * would have bound it (reason renewal), in the caller's transaction.
- */
-static MDM_WUR mdm_err identity_rebind_renewal(
-        db *d, const struct identity *id, const char *udid, long long bound)
+mdm_err identity_bound_outcome(const struct identity *id, const char *udid, const char *outcome)
 {
-	char cid[32], prev[32];
-	const char *p[3] = {udid, cid, prev};
-	mdm_err rc;
-
-	snprintf(cid, sizeof(cid), "%lld", id->cert_id);
-	snprintf(prev, sizeof(prev), "%lld", bound);
-	rc = db_exec(d,
-	        "UPDATE mdm.device SET identity_certificate_id = $2::bigint, "
-	        "identity_bound_at = now(), updated_at = now() WHERE udid = $1",
-	        2, p, NULL);
-	if (rc == MDM_OK)
-		rc = identity_claim(d, id, udid);
-	if (rc == MDM_OK)
-		rc = db_exec(d,
-		        "INSERT INTO mdm.identity_binding (udid, certificate_id, "
-		        "previous_certificate_id, reason) VALUES ($1, $2::bigint, $3::bigint, "
-		        "'renewal')",
-		        3, p, NULL);
-	if (rc == MDM_OK)
+	if (strcmp(outcome, "bound") == 0)
+		return MDM_OK;
+	if (strcmp(outcome, "renewal") == 0) {
 		log_info("identity: UDID %s bound to certificate serial %s (renewal of the bound "
 		         "certificate, first used without Authenticate)",
 		        udid, id->serial);
-	return rc;
-}
-
-mdm_err identity_check_bound(db *d, const struct identity *id, const char *udid)
-{
-	const char *params[1] = {udid};
-	db_res *r = NULL;
-	long long bound = 0;
-	mdm_err rc;
-
-	rc = db_exec(d,
-	        "SELECT coalesce(identity_certificate_id, 0) FROM mdm.device WHERE udid = $1 "
-	        "FOR UPDATE",
-	        1, params, &r);
-	if (rc != MDM_OK)
-		goto out;
-	if (db_res_rows(r) == 1)
-		bound = atoll(db_res_get0(r, 0, 0));
-	if (bound != 0 && bound == id->cert_id)
-		goto out;
-	if (bound != 0 && id->renewal_of == bound &&
-	        (id->udid[0] == '\0' || strcmp(id->udid, udid) == 0)) {
-		rc = identity_rebind_renewal(d, id, udid, bound);
-		goto out;
+		return MDM_OK;
 	}
+	if (strcmp(outcome, "elsewhere") == 0)
+		return identity_claimed_elsewhere(id, udid);
 	log_warn("identity refused: certificate serial %s is not the identity bound to "
 	         "UDID %s by its Authenticate, nor renewed from it (unknown UDID or another "
 	         "certificate)",
 	        id->serial, udid);
-	rc = MDM_ERR_FORBIDDEN;
+	return MDM_ERR_FORBIDDEN;
+}
+
+mdm_err identity_check_bound(db *d, const struct identity *id, const char *udid)
+{
+	char cid[32], renewal_of[32];
+	const char *p[4] = {udid, cid, renewal_of, id->udid};
+	db_res *r = NULL;
+	const char *outcome;
+	mdm_err rc;
+
+	snprintf(cid, sizeof(cid), "%lld", id->cert_id);
+	snprintf(renewal_of, sizeof(renewal_of), "%lld", id->renewal_of);
+	rc = db_exec(
+	        d, "SELECT mdm.identity_check_bound($1, $2::bigint, $3::bigint, $4)", 4, p, &r);
+	if (rc != MDM_OK)
+		goto out;
+	outcome = db_res_get0(r, 0, 0);
+	if (strcmp(outcome, "renewal") == 0) {
+		outcome = "renewal"; /* r is freed below */
+		db_res_free(r);
+		r = NULL;
+		/* The bound certificate is the one this one renewed. */
+		p[2] = renewal_of;
+		rc = db_exec(d, "SELECT mdm.identity_rebind_renewal($1, $2::bigint, $3::bigint)", 3,
+		        p, &r);
+		if (rc != MDM_OK)
+			goto out;
+		if (strcmp(db_res_get0(r, 0, 0), "t") != 0)
+			outcome = "elsewhere";
+	}
+	rc = identity_bound_outcome(id, udid, outcome);
 out:
 	db_res_free(r);
 	return rc;

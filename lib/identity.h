@@ -96,6 +96,15 @@ int identity_id_valid(const char *s);
 MDM_WUR mdm_err identity_check_bound(db *d, const struct identity *id, const char *udid);
 
 /*
+ * What mdm.identity_check_bound (or mdm.command_exchange, which runs it)
+ * answered for this certificate and udid, as identity_check_bound returns
+ * it: MDM_OK for bound and renewal (logged: the renewed certificate is
+ * bound now), MDM_ERR_FORBIDDEN (logged) for elsewhere and unbound.
+ */
+MDM_WUR mdm_err identity_bound_outcome(
+        const struct identity *id, const char *udid, const char *outcome);
+
+/*
  * Ties the certificate to udid (mdm.certificate.udid), decided under its
  * row lock inside the caller's transaction: MDM_OK when it was unbound or
  * already udid's, MDM_ERR_FORBIDDEN (logged) when it belongs to another

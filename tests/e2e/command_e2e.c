@@ -314,10 +314,16 @@ START_TEST(worker_killed_mid_request)
 	code = wait_done(reply);
 	ck_assert_msg(code != 200, "a killed worker answered %d", code);
 	db_free(lock); /* ROLLBACK by disconnecting */
-	/* Nothing was delivered or lost: the command is still queued, never sent. */
-	e2e_assert_query("SELECT status || '/' || delivered_count FROM mdm.command_queue WHERE "
-	                 "command_uuid = $1",
-	        uuid, "queued/0");
+	/*
+	 * Nothing was lost: the command is still queued.  The request is one
+	 * statement (sql/020), which PostgreSQL runs to its end once it has it,
+	 * whether or not the worker lives to pass the answer on; so it may
+	 * count as delivered once, and a delivered but unanswered command is
+	 * delivered again at the next Idle.
+	 */
+	e2e_assert_query("SELECT status || '/' || (delivered_count <= 1)::text FROM "
+	                 "mdm.command_queue WHERE command_uuid = $1",
+	        uuid, "queued/true");
 	expect("Idle", NULL, NULL, uuid, "ProfileList");
 	expect("Acknowledged", uuid, NULL, "", NULL);
 	free(uuid);

@@ -49,18 +49,24 @@ void ts_db_drop(struct ts_db *t)
 	t->admin = NULL;
 }
 
-char *ts_db_query1(db *d, const char *sql, const char *param)
+char *ts_db_queryn(db *d, const char *sql, int n, const char *const *params)
 {
-	const char *p[1] = {param};
 	db_res *r = NULL;
 	char *s;
 
-	ck_assert_int_eq(db_exec(d, sql, param ? 1 : 0, param ? p : NULL, &r), MDM_OK);
+	ck_assert_int_eq(db_exec(d, sql, n, params, &r), MDM_OK);
 	ck_assert_msg(db_res_rows(r) == 1, "%s: %d rows", sql, db_res_rows(r));
 	s = strdup(db_res_is_null(r, 0, 0) ? "(null)" : db_res_get0(r, 0, 0));
 	db_res_free(r);
 	ck_assert_ptr_nonnull(s);
 	return s;
+}
+
+char *ts_db_query1(db *d, const char *sql, const char *param)
+{
+	const char *p[1] = {param};
+
+	return ts_db_queryn(d, sql, param ? 1 : 0, param ? p : NULL);
 }
 
 void ts_db_assert(db *d, const char *sql, const char *param, const char *want)

@@ -23,7 +23,9 @@ void ts_db_create_empty(struct ts_db *t, const char *prefix);
 /* Closes t->d and drops the database. */
 void ts_db_drop(struct ts_db *t);
 
-/* The first column of the only row of sql (one optional text parameter), malloc'd. */
+/* The first column of the only row of sql (n text parameters), malloc'd. */
+char *ts_db_queryn(db *d, const char *sql, int n, const char *const *params);
+/* The same with one optional parameter (none when param is NULL). */
 char *ts_db_query1(db *d, const char *sql, const char *param);
 /* Fails the test unless ts_db_query1(d, sql, param) is want. */
 void ts_db_assert(db *d, const char *sql, const char *param, const char *want);

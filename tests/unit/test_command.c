@@ -303,6 +303,48 @@ START_TEST(reports_stamp_seen_and_idle)
 }
 END_TEST
 
+/*
+ * sql/020: a report is one statement; an Idle that only stamps the
+ * enrollment (nothing due) commits with synchronous_commit off, and
+ * everything that delivers or stores an answer durably.  What the setting
+ * was at the end of the statement, and after it (SET LOCAL: not after).
+ */
+static void exchange_durability(
+        const struct identity *id, const char *status, const char *uuid, const char *want)
+{
+	char cid[32];
+	const char *p[4] = {id->udid, cid, status, uuid};
+	char *got;
+
+	snprintf(cid, sizeof(cid), "%lld", id->cert_id);
+	got = ts_db_queryn(d,
+	        "WITH x AS MATERIALIZED (SELECT * FROM mdm.command_exchange($1, NULL, $2::bigint, "
+	        "0, "
+	        "$1, $3, $4, CASE WHEN $4::text IS NULL THEN NULL ELSE '<plist/>' END, NULL, "
+	        "NULL)) "
+	        "SELECT x.outcome || '/' || current_setting('synchronous_commit') FROM x",
+	        4, p);
+	ck_assert_msg(
+	        strcmp(got, want) == 0, "%s %s: %s, want %s", status, uuid ? uuid : "", got, want);
+	free(got);
+	assert_q("SELECT current_setting('synchronous_commit')", NULL, "on");
+}
+
+START_TEST(only_idle_stamps_commit_asynchronously)
+{
+	struct identity a;
+
+	device("UDID-D", &a);
+	ck_assert_int_eq(db_exec(d, "SET synchronous_commit = on", 0, NULL, NULL), MDM_OK);
+	exchange_durability(&a, "Idle", NULL, "none/off");
+	queue("UDID-D", "C-D", "ProfileList", 0);
+	exchange_durability(&a, "Idle", NULL, "command/on");
+	exchange_durability(&a, "Acknowledged", "C-D", "none/on");
+	/* A refusal writes nothing and says so. */
+	exchange_durability(&a, "Acknowledged", "C-D", "not_outstanding/on");
+}
+END_TEST
+
 START_TEST(not_now_waits_for_next_idle)
 {
 	struct identity a;
@@ -522,6 +564,7 @@ void command_db_tcases(Suite *s)
 	TCase *tc = ts_tcase(s, "queue", 60, setup, teardown);
 
 	ts_add_tests(tc, order_and_answers, reports_stamp_seen_and_idle,
-	        not_now_waits_for_next_idle, unanswered_is_delivered_again, refusals_change_nothing,
-	        real_answers_stored, undeliverable_moves_on);
+	        only_idle_stamps_commit_asynchronously, not_now_waits_for_next_idle,
+	        unanswered_is_delivered_again, refusals_change_nothing, real_answers_stored,
+	        undeliverable_moves_on);
 }

@@ -392,6 +392,61 @@ START_TEST(commit_with_unknown_outcome_is_not_retried)
 }
 END_TEST
 
+/* A db_exec_once statement's value of the non-transactional counter sequence s. */
+static long long once_calls(db *d)
+{
+	db_res *r = NULL;
+	long long n;
+
+	ck_assert_int_eq(db_exec(d, "SELECT last_value FROM s", 0, NULL, &r), MDM_OK);
+	n = atoll(db_res_get0(r, 0, 0));
+	db_res_free(r);
+	return n;
+}
+
+/*
+ * db_exec_once (a whole request in one statement, sql/020): a statement
+ * whose answer was lost is not sent again (it may have done its work); one
+ * the server rolled back (40001, 40P01) is; a connection the server closed
+ * while idle is replaced before sending, so that costs no request.  The
+ * sequence s counts the sends: nextval is not rolled back.
+ */
+START_TEST(exec_once_is_sent_once)
+{
+	db *d = open_db();
+	int pid;
+
+	ck_assert_int_eq(db_exec_script(d,
+	                         "CREATE SEQUENCE s; "
+	                         "CREATE FUNCTION flaky(state text) RETURNS bigint LANGUAGE "
+	                         "plpgsql AS $$ DECLARE n bigint := nextval('s'); BEGIN "
+	                         "IF n % 2 = 0 THEN RAISE EXCEPTION 'once more' USING ERRCODE "
+	                         "= state; END IF; RETURN n; END $$"),
+	        MDM_OK);
+	/* Lost with its answer: once, where db_exec would have sent it twice. */
+	ck_assert_int_eq(
+	        db_exec_once(d, "SELECT nextval('s'), pg_terminate_backend(pg_backend_pid())", 0,
+	                NULL, NULL),
+	        MDM_ERR_DB_CONN);
+	ck_assert_int_eq(once_calls(d), 1);
+	/* Rolled back by the server (serialization failure, deadlock): sent again. */
+	ck_assert_int_eq(db_exec_once(d, "SELECT flaky('40001')", 0, NULL, NULL), MDM_OK);
+	ck_assert_int_eq(once_calls(d), 3);
+	ck_assert_int_eq(db_exec_once(d, "SELECT flaky('40P01')", 0, NULL, NULL), MDM_OK);
+	ck_assert_int_eq(once_calls(d), 5);
+	/* Any other error is the statement's: not sent again. */
+	ck_assert_int_eq(db_exec_once(d, "SELECT flaky('22023')", 0, NULL, NULL), MDM_ERR_DB);
+	ck_assert_int_eq(once_calls(d), 6);
+	/* The server ended the idle connection (a restart): noticed, replaced, sent once. */
+	pid = backend_pid(d);
+	kill_backend(pid);
+	ck_assert_int_eq(db_exec_once(d, "SELECT nextval('s')", 0, NULL, NULL), MDM_OK);
+	ck_assert_int_eq(once_calls(d), 7);
+	ck_assert_int_ne(backend_pid(d), pid);
+	db_free(d);
+}
+END_TEST
+
 /* The SQLSTATEs that mean "the database cannot serve now, try later". */
 START_TEST(unavailable_sqlstates_are_503)
 {
@@ -650,8 +705,9 @@ void db_tcases(Suite *s)
 	        binary_parameters, reconnects_after_lost_connection, statements_are_prepared_once,
 	        prepared_plans_follow_schema_changes, statement_cache_is_bounded,
 	        unreachable_database, server_crash_is_503, transactions_commit_roll_back_and_retry,
-	        commit_with_unknown_outcome_is_not_retried, unavailable_sqlstates_are_503,
-	        read_only_drops_the_connection, migrate_applies_once_and_records,
-	        migrate_refuses_a_changed_migration, migrate_concurrent, health_with_database,
-	        listen_and_wait_notify, listen_survives_reconnect, listen_refuses_bad_channels);
+	        commit_with_unknown_outcome_is_not_retried, exec_once_is_sent_once,
+	        unavailable_sqlstates_are_503, read_only_drops_the_connection,
+	        migrate_applies_once_and_records, migrate_refuses_a_changed_migration,
+	        migrate_concurrent, health_with_database, listen_and_wait_notify,
+	        listen_survives_reconnect, listen_refuses_bad_channels);
 }
