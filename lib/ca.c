@@ -41,6 +41,9 @@ mdm_err ca_cert_from_res(const db_res *r, int row, int col, struct x509_st **out
 	return rc;
 }
 
+/* NOTIFY'd by mdm.ca's trigger on every change (sql/021). */
+#define CA_CHANNEL "mdm_ca"
+
 static MDM_WUR mdm_err ca_generation(db *d, char *out, size_t cap)
 {
 	db_res *r = NULL;
@@ -88,7 +91,9 @@ static MDM_WUR mdm_err ca_load_as(db *d, const config *cfg, int certs_only, stru
 	if ((st = calloc(1, sizeof(*st))) == NULL)
 		return MDM_ERR_NOMEM;
 	st->certs_only = certs_only;
-	if ((rc = ca_generation(d, st->generation, sizeof(st->generation))) != MDM_OK)
+	/* Before the first read, so that a change after it is announced (ca_refresh). */
+	if ((rc = db_listen(d, CA_CHANNEL)) != MDM_OK ||
+	        (rc = ca_generation(d, st->generation, sizeof(st->generation))) != MDM_OK)
 		goto out;
 	/* Active first, then next, then retired (newest first). */
 	rc = db_exec(d,
@@ -169,9 +174,22 @@ static MDM_WUR mdm_err ca_refresh_as(db *d, const config *cfg, int certs_only, s
 {
 	char gen[32];
 	struct ca_state *fresh = NULL;
+	int got = 0;
 	mdm_err rc;
 
 	if (*st != NULL) {
+		/*
+		 * mdm.ca's trigger sends NOTIFY mdm_ca (sql/021): without one, and
+		 * on the same connection, nothing changed and nothing is read.  A
+		 * new connection counts as one (what was sent meanwhile is lost).
+		 */
+		rc = db_wait_notify(d, 0, &got);
+		if (rc == MDM_ERR_DB_CONN)
+			got = 1; /* the generation's query reconnects */
+		else if (rc != MDM_OK)
+			return rc;
+		if (got == 0)
+			return MDM_OK;
 		if ((rc = ca_generation(d, gen, sizeof(gen))) != MDM_OK)
 			return rc;
 		if (strcmp(gen, (*st)->generation) == 0)

@@ -4,7 +4,8 @@
  * certificates keep verifying until they expire.  Certificates live in
  * mdm.certificate and mdm.ca; keys stay where key_uri points (a file or
  * a pkcs11: URI).  Loaded once per process and reloaded only when
- * mdm.ca_generation moves (after `mdmctl ca activate`, say).
+ * mdm.ca_generation moves (after `mdmctl ca activate`, say), which its
+ * trigger announces with NOTIFY mdm_ca (sql/021).
  *
  * Who owns what of the CA: ca.c which CA certificates and keys exist,
  * which one signs now and what a program holds (mdm.ca, rollover, the
@@ -58,7 +59,10 @@ MDM_WUR mdm_err ca_load(db *d, const config *cfg, struct ca_state **out);
 MDM_WUR mdm_err ca_load_certs(db *d, const config *cfg, struct ca_state **out);
 /*
  * Loads *st when NULL (as ca_load, or as ca_load_certs when certs_only),
- * or reloads it, the same way, if mdm.ca changed since (one cheap query).
+ * or reloads it, the same way, if mdm.ca changed since.  The load LISTENs
+ * on d (mdm_ca); a refresh only looks for a notification, without a
+ * round trip, and reads mdm.ca_generation when one came or d reconnected.
+ * So refresh with the db the state was loaded with.
  */
 MDM_WUR mdm_err ca_refresh(db *d, const config *cfg, struct ca_state **st);
 MDM_WUR mdm_err ca_refresh_certs(db *d, const config *cfg, struct ca_state **st);

@@ -1326,6 +1326,57 @@ START_TEST(verifiers_load_no_ca_key)
 }
 END_TEST
 
+/*
+ * sql/021: the programs no longer read mdm.ca_generation on every request;
+ * mdm.ca's trigger sends NOTIFY mdm_ca and a refresh only looks for it.
+ * Nothing read when nothing changed (the sequence renamed away does not
+ * break a refresh), a change from another connection reaches the state,
+ * and a connection the server ended is replaced, the generation read again.
+ */
+START_TEST(ca_changes_are_announced)
+{
+	struct ca_state *v = NULL;
+	db *other = NULL;
+	char newkey[160], pid[16], *backend;
+	const char *p[1] = {pid};
+	int i;
+
+	ck_assert_int_eq(ca_refresh_certs(d, cfg, &v), MDM_OK);
+	ck_assert_uint_eq(v->n_verify, 1);
+	ck_assert_int_eq(db_new(tdb.conninfo, "unit-other", &other), MDM_OK);
+	ck_assert_int_eq(
+	        db_exec(other, "ALTER SEQUENCE mdm.ca_generation RENAME TO away", 0, NULL, NULL),
+	        MDM_OK);
+	ck_assert_int_eq(ca_refresh_certs(d, cfg, &v), MDM_OK);
+	ck_assert_int_eq(
+	        db_exec(other, "ALTER SEQUENCE mdm.away RENAME TO ca_generation", 0, NULL, NULL),
+	        MDM_OK);
+	/* A rollover by another program (mdmctl): announced, reloaded. */
+	snprintf(newkey, sizeof(newkey), "%s.announced", keypath);
+	unlink(newkey);
+	ck_assert_int_eq(ca_stage_next(other, 3650, 2048, newkey, NULL, T0), MDM_OK);
+	ck_assert_int_eq(ca_activate(other), MDM_OK);
+	for (i = 0; i < 200 && v->n_verify != 2; i++) {
+		ck_assert_int_eq(ca_refresh_certs(d, cfg, &v), MDM_OK);
+		if (v->n_verify != 2)
+			usleep(10000);
+	}
+	ck_assert_uint_eq(v->n_verify, 2);
+	/* The server ends the connection: the next refresh reconnects and reads again. */
+	backend = ts_db_query1(d, "SELECT pg_backend_pid()::text", NULL);
+	snprintf(pid, sizeof(pid), "%s", backend);
+	free(backend);
+	ck_assert_int_eq(
+	        db_exec(other, "SELECT pg_terminate_backend($1::integer, 5000)", 1, p, NULL),
+	        MDM_OK);
+	ck_assert_int_eq(ca_refresh_certs(d, cfg, &v), MDM_OK);
+	ck_assert_uint_eq(v->n_verify, 2);
+	ca_state_free(v);
+	db_free(other);
+	unlink(newkey);
+}
+END_TEST
+
 START_TEST(caps_and_cacert)
 {
 	char *caps = NULL;
@@ -1577,7 +1628,7 @@ void scep_tcases(Suite *s)
 	        manual_renewal_rechecked_at_issue, manual_renewal_issued_when_grounds_hold,
 	        approval_of_revoked_renewal_refused, md5_request_answered_bad_alg,
 	        bad_signature_answered_bad_message_check, garbage_is_refused_without_issuing,
-	        ca_rollover_keeps_devices, verifiers_load_no_ca_key,
+	        ca_rollover_keeps_devices, verifiers_load_no_ca_key, ca_changes_are_announced,
 	        concurrent_use_of_one_challenge, real_mdmclient_refused_only_for_its_recipient);
 	tc = ts_tcase(s, "captures", 60, capture_setup, teardown);
 	ts_add_tests(tc, real_macos_pkcsreq_reaches_the_challenge_rule);
