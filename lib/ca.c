@@ -244,11 +244,23 @@ mdm_err ca_cert_insert(db *d, struct x509_st *cert, const char *kind, const char
 	values[8] = udid;
 	values[9] = renewal_of;
 	values[10] = transaction_id;
+	/*
+	 * One statement: with a transactionID, the SCEP transaction that asked
+	 * for it (inserted earlier in the caller's transaction) is marked
+	 * issued and the challenge that authorised it, if one did, points at
+	 * what it bought.  Three round trips were one per enrollment each.
+	 */
 	rc = db_exec_bin(d,
-	        "INSERT INTO mdm.certificate (sha256, serial, issuer, subject, not_before, "
-	        "not_after, der, kind, udid, renewal_of, transaction_id) "
-	        "VALUES ($1, $2, $3, $4, to_timestamp($5::bigint), to_timestamp($6::bigint), "
-	        "$7, $8, $9, $10::bigint, $11) RETURNING id",
+	        "WITH c AS (INSERT INTO mdm.certificate (sha256, serial, issuer, subject, "
+	        " not_before, not_after, der, kind, udid, renewal_of, transaction_id) "
+	        " VALUES ($1, $2, $3, $4, to_timestamp($5::bigint), to_timestamp($6::bigint), "
+	        " $7, $8, $9, $10::bigint, $11) RETURNING id), "
+	        "t AS (UPDATE mdm.scep_transaction SET status = 'issued', "
+	        " certificate_id = (SELECT id FROM c), decided_at = coalesce(decided_at, now()) "
+	        " WHERE $11::text IS NOT NULL AND transaction_id = $11 RETURNING challenge_id), "
+	        "ch AS (UPDATE mdm.challenge SET used_by_certificate = (SELECT id FROM c) "
+	        " WHERE id = (SELECT challenge_id FROM t)) "
+	        "SELECT id FROM c",
 	        11, values, lengths, formats, &r);
 	if (rc == MDM_OK)
 		*id = atoll(db_res_get0(r, 0, 0));

@@ -90,7 +90,9 @@ MDM_WUR mdm_err ca_cert_from_res(const db_res *r, int row, int col, struct x509_
 
 /*
  * Records a certificate in mdm.certificate.  udid, renewal_of and
- * transaction_id may be NULL.  *id is the new row's id.
+ * transaction_id may be NULL.  *id is the new row's id.  With a
+ * transaction_id (SCEP), its mdm.scep_transaction row is marked issued
+ * and its challenge's used_by_certificate set, in the same statement.
  */
 MDM_WUR mdm_err ca_cert_insert(db *d, struct x509_st *cert, const char *kind, const char *udid,
         const char *renewal_of, const char *transaction_id, long long *id);

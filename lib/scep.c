@@ -409,8 +409,6 @@ static MDM_WUR mdm_err scep_issue_cert(db *d, struct scep_op *op)
 	struct x509_issue_policy pol = {
 	        op->s->policy.days, op->s->policy.min_rsa_bits, op->s->policy.copy_sans};
 	struct ca_state *ca = op->s->ca;
-	const char *params[2];
-	char id[32];
 	long long cid;
 	mdm_err rc;
 
@@ -424,19 +422,7 @@ static MDM_WUR mdm_err scep_issue_cert(db *d, struct scep_op *op)
 	        op->renewal_of[0] ? op->renewal_of : NULL, op->msg->transaction_id, &cid);
 	if (rc != MDM_OK)
 		return rc;
-	snprintf(id, sizeof(id), "%lld", cid);
-	params[0] = op->msg->transaction_id;
-	params[1] = id;
-	rc = db_exec(d,
-	        "UPDATE mdm.scep_transaction SET status = 'issued', certificate_id = $2::bigint, "
-	        "decided_at = coalesce(decided_at, now()) WHERE transaction_id = $1",
-	        2, params, NULL);
-	/* The challenge that authorised it, if one did, points at what it bought. */
-	if (rc == MDM_OK)
-		rc = db_exec(d,
-		        "UPDATE mdm.challenge SET used_by_certificate = $2::bigint WHERE id = "
-		        "(SELECT challenge_id FROM mdm.scep_transaction WHERE transaction_id = $1)",
-		        2, params, NULL);
+	/* The transaction is marked issued, its challenge linked, by the same statement. */
 	if (rc == MDM_OK) {
 		op->status = SCEP_SUCCESS;
 		log_info("scep: %s: issued certificate %lld%s", op->msg->transaction_id, cid,
