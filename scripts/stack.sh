@@ -250,8 +250,8 @@ pg_stop() {
 
 # pki_self_signed BASE SUBJECT EXT: BASE.pem, self-signed, and BASE.key
 # (RSA 2048, SHA-256, 10 years) with the extensions of section EXT of
-# scripts/pki.cnf.  pki_issue BASE SUBJECT EXT ISSUERBASE DAYS: the same
-# issued by ISSUERBASE.pem/.key, random serial.  Both keep an existing
+# scripts/pki.cnf.  pki_issue BASE SUBJECT EXT ISSUERBASE DAYS [rsa|ec]: the
+# same issued by ISSUERBASE.pem/.key, random serial (ec: a P-256 key).  Both keep an existing
 # BASE, leave the key mode 600 and die with openssl's errors.
 pki_self_signed() {
 	[ -s "$1.pem" ] && [ -s "$1.key" ] && return 0
@@ -265,7 +265,12 @@ pki_self_signed() {
 pki_issue() {
 	[ -s "$1.pem" ] && [ -s "$1.key" ] && return 0
 	pki_log=$(dirname "$1")/openssl.log
-	if ! openssl req -new -newkey rsa:2048 -nodes -config "$STACK_ROOT/scripts/pki.cnf" \
+	case ${6:-rsa} in
+	ec) pki_newkey="-newkey ec -pkeyopt ec_paramgen_curve:P-256" ;;
+	*) pki_newkey="-newkey rsa:2048" ;;
+	esac
+	# shellcheck disable=SC2086 # pki_newkey is two options and their values
+	if ! openssl req -new $pki_newkey -nodes -config "$STACK_ROOT/scripts/pki.cnf" \
 		-subj "$2" -keyout "$1.key" -out "$1.csr" >"$pki_log" 2>&1 ||
 		! openssl x509 -req -sha256 -days "$5" -in "$1.csr" -CA "$4.pem" -CAkey "$4.key" \
 			-set_serial "0x$(openssl rand -hex 16)" -extfile "$STACK_ROOT/scripts/pki.cnf" \
@@ -301,7 +306,13 @@ tls_make() {
 	SERVER_KEY=$t/server.key
 	pki_self_signed "$t/device-ca" "/CN=MDM Demo Device CA" v3_ca
 	pki_self_signed "$t/tls-ca" "/CN=MDM Demo TLS CA" v3_ca
-	pki_issue "$t/server" "/CN=127.0.0.1" v3_server "$t/tls-ca" 825
+	# ECDSA P-256 unless STACK_TLS_KEY=rsa: Apple devices take either, and
+	# a handshake then costs Apache an EC signature, not an RSA-2048 one
+	# (bench/run.sh; docs/CONFIG.md).
+	case ${STACK_TLS_KEY:-ec} in
+	rsa) pki_issue "$t/server" "/CN=127.0.0.1" v3_server "$t/tls-ca" 825 rsa ;;
+	*) pki_issue "$t/server" "/CN=127.0.0.1" v3_server_ec "$t/tls-ca" 825 ec ;;
+	esac
 	if [ "${2:-}" = clients ]; then
 		CLIENT_CERT=$t/client.pem
 		CLIENT_KEY=$t/client.key
