@@ -29,7 +29,9 @@
 # and 100 answered), then again once the same script has grown it to
 # BENCH_SCALE devices (default 1000000, with 100,000 commands queued and
 # as many answered; 0 skips it), each figure then beside its ratio to the
-# one at 1,000 (issue 15: at most 1.2x).  Then the pushes (bench/push.sh).
+# one at 1,000 (issue 15: at most 1.2x).  After the runs: every FastCGI
+# worker's memory (VmRSS, and PSS anonymous and file-backed, against 8 MiB).
+# Then the pushes (bench/push.sh).
 #
 # BENCH_PERF=DIR: each timed window (SCEP, connects) is also recorded with
 # linux-perf on the server processes (bench/perf-window.sh), and where
@@ -270,6 +272,28 @@ if [ "$SCALE" -gt 1000 ]; then
 		printf "    nothing due,    full handshake %.2f ms (%.2fx); TLS session resumed %.2f ms (%.2fx)\n", $7, $7 / $3, $8, $8 / $4 }'
 	perf_top "connect-$SCALE"
 fi
+
+# Memory of every FastCGI worker after the runs: VmRSS, and what it is made
+# of by PSS (anonymous: its heap, its own; file-backed: library and
+# program pages, shared with the other workers, which PSS splits between
+# them).  The largest worker of each program, beside the goal (issue 15).
+echo "FastCGI workers after the runs, the largest of each program's (goal: under 8 MiB RSS)"
+for p in $STACK_PROGRAMS; do
+	pidfile=$TMP/apache/run/pool-$p.pid
+	[ -f "$pidfile" ] || continue
+	# spawn-fcgi ends its pid file without a newline.
+	for pid in $(tr '\n' ' ' <"$pidfile"); do
+		[ -r "/proc/$pid/smaps_rollup" ] || continue
+		awk '{ v[$1] = $2 } END { print v["VmRSS:"] + 0, v["Pss:"] + 0, v["Pss_Anon:"] + 0,
+			v["Pss_File:"] + 0, v["Pss_Shmem:"] + 0 }' "/proc/$pid/status" "/proc/$pid/smaps_rollup"
+	done | awk -v p="$p" '
+		{ n++; if ($1 > r) { r = $1; pss = $2; a = $3; f = $4; s = $5 } }
+		END {
+			if (n == 0) { printf "  %s.fcgi: no worker running\n", p; exit }
+			printf "  %-13s %d workers: RSS %.1f MiB (goal 8: ratio %.2f); PSS %.1f MiB = %.1f anonymous + %.1f file-backed", p ".fcgi", n, r / 1024, 8 * 1024 / r, pss / 1024, a / 1024, f / 1024
+			if (s > 0) printf " + %.1f shared memory", s / 1024
+			printf "\n" }'
+done
 
 # Pushes: bin/mdm-pushd over HTTP/2, in a script of its own (BENCH_PUSHES).
 sh "$ROOT/bench/push.sh" "$BUILD" || stack_die "push bench failed"
