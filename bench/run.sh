@@ -30,8 +30,12 @@
 # BENCH_SCALE devices (default 1000000, with 100,000 commands queued and
 # as many answered; 0 skips it), each figure then beside its ratio to the
 # one at 1,000 (issue 15: at most 1.2x).  After the runs: every FastCGI
-# worker's memory (VmRSS, and PSS anonymous and file-backed, against 8 MiB).
-# Then the pushes (bench/push.sh).
+# worker's memory (VmRSS, and PSS anonymous and file-backed, against 8 MiB),
+# and the query plans of the hot paths at the larger scale: a short pass
+# with auto_explain on, summed up by bench/plans.sh, which names every
+# sequential scan of a big table (BENCH_PLANS=FILE: each statement and its
+# access paths there, the plans as logged in FILE.log).  Then the pushes
+# (bench/push.sh).
 #
 # BENCH_PERF=DIR: each timed window (SCEP, connects) is also recorded with
 # linux-perf on the server processes (bench/perf-window.sh), and where
@@ -294,6 +298,44 @@ for p in $STACK_PROGRAMS; do
 			if (s > 0) printf " + %.1f shared memory", s / 1024
 			printf "\n" }'
 done
+
+# Query plans on the hot paths, at the largest scale measured: a short
+# pass of its own after the timed runs, with auto_explain logging every
+# plan (log_min_duration 0, nested statements too: triggers, functions).
+# The programs keep their PostgreSQL sessions and session_preload_libraries
+# acts at connection, so Apache and the pools start again first; the app=
+# in each log line names the program (application_name).  enroll.fcgi
+# serves nothing here: the bench stack has no profile signer or push topic.
+plans_scale=$SCALE
+[ "$SCALE" -gt 1000 ] || plans_scale=1000
+pg_psql postgres -c "ALTER SYSTEM SET log_line_prefix = '%m [%p] app=%a '" \
+	-c "SELECT pg_reload_conf()" >/dev/null || stack_die "log_line_prefix not set"
+for s in "session_preload_libraries = 'auto_explain'" "auto_explain.log_min_duration = 0" \
+	"auto_explain.log_nested_statements = on" "auto_explain.log_format = text"; do
+	pg_psql postgres -c "ALTER DATABASE mdm SET $s" >/dev/null || stack_die "cannot SET $s"
+done
+plans_from=$(wc -c <"$PG_LOG")
+apache_start "$TMP" proxy "$TMP/cgi-bin" "$https_port" "$http_port"
+stack_wait_health "http://127.0.0.1:$http_port/scep/health" || stack_die "stack not healthy"
+"$B/bench/scep_bench" "http://127.0.0.1:$http_port/scep" "$MDM_SCEP_CHALLENGE" 8 2 \
+	>/dev/null || stack_die "plan pass: SCEP failed"
+# A one-time challenge is spent in the database, the static one is not.
+for i in 1 2; do
+	otc=$(pg_psql mdm -c "SELECT mdm.scep_challenge_new()") || stack_die "no challenge"
+	"$B/bench/scep_bench" "http://127.0.0.1:$http_port/scep" "$otc" 1 1 >/dev/null ||
+		stack_die "plan pass: SCEP with a one-time challenge failed ($i)"
+done
+"$B/bench/command_bench" "https://127.0.0.1:$https_port" "$TLS_CA_CERT" 4 2 "$STACK_USER" \
+	>/dev/null || stack_die "plan pass: command channel failed"
+for s in session_preload_libraries auto_explain.log_min_duration \
+	auto_explain.log_nested_statements auto_explain.log_format; do
+	pg_psql postgres -c "ALTER DATABASE mdm RESET $s" >/dev/null || stack_die "cannot RESET $s"
+done
+pg_psql postgres -c "ALTER SYSTEM RESET log_line_prefix" -c "SELECT pg_reload_conf()" \
+	>/dev/null || stack_die "log_line_prefix not reset"
+echo "Query plans at $plans_scale devices (auto_explain: every statement of 10 enrollments, 2 with one-time challenges, and 4 devices' check-ins and connects, after the timed runs)"
+sh "$ROOT/bench/plans.sh" "$PG_LOG" "$plans_from" "${BENCH_PLANS:-/dev/null}"
+[ -z "${BENCH_PLANS:-}" ] || tail -c +"$((plans_from + 1))" "$PG_LOG" >"$BENCH_PLANS.log"
 
 # Pushes: bin/mdm-pushd over HTTP/2, in a script of its own (BENCH_PUSHES).
 sh "$ROOT/bench/push.sh" "$BUILD" || stack_die "push bench failed"
