@@ -149,7 +149,18 @@ seed() {
 scep_run() {
 	"$B/bench/scep_bench" "http://127.0.0.1:$http_port/scep" "$MDM_SCEP_CHALLENGE" 16 "$CONC" \
 		>/dev/null || stack_die "warm-up failed"
-	pids=$(pgrep -u "$STACK_USER" -f 'scep.fcgi|apache2|postgres' | tr '\n' ' ')
+	# This stack's processes only (the stack user may run other clusters
+	# and Apaches, a test's or a developer's): PostgreSQL's postmaster and
+	# its children, Apache's and its children, the scep.fcgi pool.
+	pm=$(head -n 1 "$PG_DATA/postmaster.pid")
+	ap=$(cat "$TMP/apache/run/httpd.pid")
+	pids=$({
+		echo "$pm" "$ap"
+		pgrep -P "$pm"
+		pgrep -P "$ap"
+		cat "$TMP/apache/run/pool-scep.pid"
+		echo
+	} | tr '\n' ' ')
 	perf_window "$1" 'scep.fcgi|apache2|postgres'
 	# shellcheck disable=SC2086 # a list of pids
 	ours=$("$B/bench/scep_bench" "http://127.0.0.1:$http_port/scep" "$MDM_SCEP_CHALLENGE" "$N" \
