@@ -61,7 +61,7 @@ static MDM_WUR mdm_err checkin_handle(struct program *a, fcgi_req *r)
 		return program_fail(a, r, rc == MDM_ERR_NOT_FOUND ? MDM_ERR_CONFIG : rc,
 		        "the check-in service is not configured (no CA?) or its database is "
 		        "unavailable");
-	if ((rc = program_device(a, r, ca, &id)) != MDM_OK)
+	if ((rc = program_device(a, r, ca, 1, &id)) != MDM_OK)
 		goto out;
 	/* A refusal was logged where it was found; err is for the answer only. */
 	if ((rc = checkin_parse(r->body, r->body_len, &m, err, sizeof(err))) != MDM_OK) {

@@ -70,7 +70,8 @@ static MDM_WUR mdm_err server_handle(struct program *a, fcgi_req *r)
 		return program_fail(a, r, rc == MDM_ERR_NOT_FOUND ? MDM_ERR_CONFIG : rc,
 		        "the command channel is not configured (no CA?) or its database is "
 		        "unavailable");
-	if ((rc = program_device(a, r, ca, &id)) != MDM_OK)
+	/* Its mdm.certificate row is read by the report's one statement (command_process). */
+	if ((rc = program_device(a, r, ca, 0, &id)) != MDM_OK)
 		goto out;
 	/* A refusal was logged where it was found; err is for the answer only. */
 	if ((rc = command_report_parse(r->body, r->body_len, &rep, err, sizeof(err))) != MDM_OK) {

@@ -296,15 +296,27 @@ static MDM_WUR mdm_err command_deliver_tx(db *d, void *arg)
 
 /*
  * The answer of mdm.command_exchange: refusals logged here (the identity
- * module's for the binding), the command to deliver in reply.
+ * module's for the certificate and the binding), the command to deliver
+ * in reply.  known (j->id) is completed from the certificate's row.
  */
-static MDM_WUR mdm_err command_outcome(db *d, struct command_job *j, const db_res *res)
+static MDM_WUR mdm_err command_outcome(
+        db *d, struct command_job *j, struct identity *known, const db_res *res)
 {
 	const struct command_report *r = j->r;
 	const char *outcome = db_res_get0(res, 0, 0), *xml = db_res_get0(res, 0, 3);
 	char who[sizeof(command_who) + 32 + IDENTITY_MAX_ID];
 	mdm_err rc;
 
+	/* The certificate's row, columns 5 on: its rules first (logged there). */
+	if ((rc = identity_record(known, res, 0, 5)) != MDM_OK)
+		return rc;
+	if (strcmp(outcome, "certificate") == 0) {
+		log_error(
+		        "command channel: mdm.command_exchange refused certificate serial %s that "
+		        "identity_record accepts",
+		        j->id->serial);
+		return MDM_ERR_INTERNAL;
+	}
 	if (strcmp(outcome, "elsewhere") == 0 || strcmp(outcome, "unbound") == 0)
 		return identity_bound_outcome(j->id, r->udid, outcome);
 	if (strcmp(outcome, "no_enrollment") == 0) {
@@ -342,11 +354,12 @@ mdm_err command_process(db *d, const struct identity *id, const struct command_s
         const struct command_report *r, const uint8_t *raw, size_t rawlen,
         struct command_reply *reply, char *err, size_t errlen)
 {
-	struct command_job j = {id, signer, r, raw, rawlen, reply, err, errlen, ""};
-	char cid[32], renewal_of[32];
+	/* Completed from the certificate's row, which the statement reads. */
+	struct identity known = *id;
+	struct command_job j = {&known, signer, r, raw, rawlen, reply, err, errlen, ""};
 	char *json = NULL, *chain = NULL;
 	size_t jlen, clen;
-	const char *p[10];
+	const char *p[8];
 	db_res *res = NULL;
 	mdm_err rc;
 
@@ -358,26 +371,22 @@ mdm_err command_process(db *d, const struct identity *id, const struct command_s
 	                (r->error_chain != NULL &&
 	                        (rc = plist_to_json(r->error_chain, &chain, &clen)) != MDM_OK)))
 		goto out;
-	snprintf(cid, sizeof(cid), "%lld", id->cert_id);
-	snprintf(renewal_of, sizeof(renewal_of), "%lld", id->renewal_of);
-	p[0] = r->udid;
-	p[1] = r->user_id;
-	p[2] = cid;
-	p[3] = renewal_of;
-	p[4] = id->udid;
-	p[5] = r->status_str;
-	p[6] = r->command_uuid;
-	p[7] = r->status != COMMAND_IDLE ? (const char *)raw : NULL;
-	p[8] = json;
-	p[9] = chain;
-	/* The whole report is one statement and one transaction (sql/020). */
+	p[0] = id->sha256;
+	p[1] = r->udid;
+	p[2] = r->user_id;
+	p[3] = r->status_str;
+	p[4] = r->command_uuid;
+	p[5] = r->status != COMMAND_IDLE ? (const char *)raw : NULL;
+	p[6] = json;
+	p[7] = chain;
+	/* The whole report is one statement and one transaction (sql/020, 022). */
 	rc = db_exec_once(d,
-	        "SELECT outcome, identity, enrollment_id, plist, command_uuid FROM "
-	        "mdm.command_exchange($1, $2, $3::bigint, $4::bigint, $5, $6, $7, $8, $9::jsonb, "
-	        "$10::jsonb)",
-	        10, p, &res);
+	        "SELECT outcome, identity, enrollment_id, plist, command_uuid, cert_id, cert_kind, "
+	        "cert_revoked, cert_udid, cert_renewal_of, cert_serial FROM "
+	        "mdm.command_exchange($1, $2, $3, $4, $5, $6, $7::jsonb, $8::jsonb)",
+	        8, p, &res);
 	if (rc == MDM_OK)
-		rc = command_outcome(d, &j, res);
+		rc = command_outcome(d, &j, &known, res);
 	if (rc != MDM_OK) {
 		command_reply_clear(reply);
 		goto out;

@@ -69,10 +69,13 @@ struct command_reply {
 void command_reply_clear(struct command_reply *r);
 
 /*
- * Applies r, authenticated as id, in one transaction (raw: the exact
- * body, stored as the result).  Refusals, each logged here once:
- * MDM_ERR_FORBIDDEN (identity: the certificate is not the UDID's, or the
- * enrollment is not active), MDM_ERR_PARSE (an answer for a CommandUUID
+ * Applies r, authenticated as id, in one statement (raw: the exact body,
+ * stored as the result).  id need only be verified (identity_verify:
+ * id->sha256): its mdm.certificate row is read and checked by the same
+ * statement (identity_record).  Refusals, each logged here once:
+ * MDM_ERR_FORBIDDEN (identity: the certificate is not a device identity
+ * we issued, is revoked, is not the UDID's, or the enrollment is not
+ * active), MDM_ERR_PARSE (an answer for a CommandUUID
  * not outstanding for this enrollment; err says so, for the answer),
  * MDM_ERR_CONFIG (an encrypted InstallProfile is due and signer is NULL:
  * not sent in clear).  Nothing is written unless MDM_OK.

@@ -70,6 +70,35 @@ static MDM_WUR mdm_err identity_from_signature(
 	return rc != MDM_OK ? MDM_ERR_FORBIDDEN : MDM_OK;
 }
 
+mdm_err identity_record(struct identity *id, const db_res *r, int row, int col)
+{
+	const char *kind;
+
+	if (db_res_rows(r) <= row || db_res_is_null(r, row, col)) {
+		log_warn("identity refused: certificate sha256:%s chains to our CA but was not "
+		         "issued by this server (not in mdm.certificate)",
+		        id->sha256);
+		return MDM_ERR_FORBIDDEN;
+	}
+	kind = db_res_get0(r, row, col + 1);
+	if (strcmp(kind, "device") != 0) {
+		log_warn("identity refused: certificate sha256:%s is a %s certificate, not a "
+		         "device identity",
+		        id->sha256, kind);
+		return MDM_ERR_FORBIDDEN;
+	}
+	if (strcmp(db_res_get0(r, row, col + 2), "t") == 0) {
+		log_warn("identity refused: certificate serial %s is revoked (RFC 5280 3.3)",
+		        db_res_get0(r, row, col + 5));
+		return MDM_ERR_FORBIDDEN;
+	}
+	id->cert_id = atoll(db_res_get0(r, row, col));
+	snprintf(id->udid, sizeof(id->udid), "%s", db_res_get0(r, row, col + 3));
+	id->renewal_of = atoll(db_res_get0(r, row, col + 4));
+	snprintf(id->serial, sizeof(id->serial), "%s", db_res_get0(r, row, col + 5));
+	return MDM_OK;
+}
+
 /* The certificate's record: issued by us as a device identity, not revoked. */
 static MDM_WUR mdm_err identity_lookup(db *d, struct identity *id)
 {
@@ -81,33 +110,8 @@ static MDM_WUR mdm_err identity_lookup(db *d, struct identity *id)
 	        "SELECT id, kind, revoked_at IS NOT NULL, coalesce(udid, ''), "
 	        "coalesce(renewal_of, 0), serial FROM mdm.certificate WHERE sha256 = $1",
 	        1, params, &r);
-	if (rc != MDM_OK)
-		goto out;
-	if (db_res_rows(r) != 1) {
-		log_warn("identity refused: certificate sha256:%s chains to our CA but was not "
-		         "issued by this server (not in mdm.certificate)",
-		        id->sha256);
-		rc = MDM_ERR_FORBIDDEN;
-		goto out;
-	}
-	if (strcmp(db_res_get0(r, 0, 1), "device") != 0) {
-		log_warn("identity refused: certificate sha256:%s is a %s certificate, not a "
-		         "device identity",
-		        id->sha256, db_res_get0(r, 0, 1));
-		rc = MDM_ERR_FORBIDDEN;
-		goto out;
-	}
-	if (strcmp(db_res_get0(r, 0, 2), "t") == 0) {
-		log_warn("identity refused: certificate serial %s is revoked (RFC 5280 3.3)",
-		        db_res_get0(r, 0, 5));
-		rc = MDM_ERR_FORBIDDEN;
-		goto out;
-	}
-	id->cert_id = atoll(db_res_get0(r, 0, 0));
-	snprintf(id->udid, sizeof(id->udid), "%s", db_res_get0(r, 0, 3));
-	id->renewal_of = atoll(db_res_get0(r, 0, 4));
-	snprintf(id->serial, sizeof(id->serial), "%s", db_res_get0(r, 0, 5));
-out:
+	if (rc == MDM_OK)
+		rc = identity_record(id, r, 0, 0);
 	db_res_free(r);
 	return rc;
 }
@@ -128,6 +132,17 @@ int identity_require_tls_for(int configured, const char *location)
 }
 
 mdm_err identity_authenticate(db *d, const struct ca_state *ca, const char *client_cert,
+        const char *mdm_signature, const uint8_t *body, size_t len, time_t now,
+        struct identity *out)
+{
+	mdm_err rc = identity_verify(ca, client_cert, mdm_signature, body, len, now, out);
+
+	if (rc == MDM_OK && (rc = identity_lookup(d, out)) != MDM_OK)
+		identity_clear(out);
+	return rc;
+}
+
+mdm_err identity_verify(const struct ca_state *ca, const char *client_cert,
         const char *mdm_signature, const uint8_t *body, size_t len, time_t now,
         struct identity *out)
 {
@@ -193,7 +208,7 @@ mdm_err identity_authenticate(db *d, const struct ca_state *ca, const char *clie
 		rc = MDM_ERR_FORBIDDEN;
 		goto out;
 	}
-	rc = identity_lookup(d, out);
+	rc = MDM_OK;
 out:
 	x509_cert_free(tls);
 	x509_cert_free(sig);

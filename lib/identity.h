@@ -51,6 +51,24 @@ struct identity {
 MDM_WUR mdm_err identity_authenticate(db *d, const struct ca_state *ca, const char *client_cert,
         const char *mdm_signature, const uint8_t *body, size_t len, time_t now,
         struct identity *out);
+/*
+ * The same checks but the database's: on MDM_OK the certificate is
+ * verified to our CA and out->sha256 set, not yet looked up (cert_id 0).
+ * The caller then reads its mdm.certificate row (a program that does so
+ * inside a statement of its own, server.fcgi's mdm.command_exchange) and
+ * applies identity_record to it.
+ */
+MDM_WUR mdm_err identity_verify(const struct ca_state *ca, const char *client_cert,
+        const char *mdm_signature, const uint8_t *body, size_t len, time_t now,
+        struct identity *out);
+/*
+ * The rules of the certificate's row, read into row of r from column col
+ * on: id (NULL or no such row: not issued by us), kind, revoked (t/f),
+ * udid, renewal_of, serial.  It must be a device identity we issued, not
+ * revoked: then MDM_OK and id's cert_id, udid, renewal_of and serial are
+ * set; otherwise MDM_ERR_FORBIDDEN, logged with the rule.
+ */
+MDM_WUR mdm_err identity_record(struct identity *id, const db_res *r, int row, int col);
 void identity_clear(struct identity *id);
 
 /*

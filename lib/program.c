@@ -39,7 +39,7 @@ mdm_err program_fail(struct program *a, fcgi_req *r, mdm_err err, const char *fm
 }
 
 mdm_err program_device(
-        struct program *a, fcgi_req *r, const struct ca_state *ca, struct identity *id)
+        struct program *a, fcgi_req *r, const struct ca_state *ca, int lookup, struct identity *id)
 {
 	int require_tls =
 	        identity_require_tls_for(a->require_tls, fcgi_param0(r, "MDM_CHECKIN_REQUIRE_TLS"));
@@ -49,8 +49,12 @@ mdm_err program_device(
 		err_ignore(fcgi_respond_text(r, 403, NULL, IDENTITY_REQUIRE_TLS_REFUSAL));
 		return MDM_ERR_FORBIDDEN;
 	}
-	rc = identity_authenticate(a->db, ca, r->client_cert, fcgi_header0(r, "Mdm-Signature"),
-	        r->body, r->body_len, time(NULL), id);
+	if (lookup)
+		rc = identity_authenticate(a->db, ca, r->client_cert,
+		        fcgi_header0(r, "Mdm-Signature"), r->body, r->body_len, time(NULL), id);
+	else
+		rc = identity_verify(ca, r->client_cert, fcgi_header0(r, "Mdm-Signature"), r->body,
+		        r->body_len, time(NULL), id);
 	if (rc == MDM_ERR_FORBIDDEN) {
 		err_ignore(fcgi_respond_text(r, 403, NULL, "forbidden"));
 		return rc;

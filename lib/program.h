@@ -57,8 +57,11 @@ MDM_WUR mdm_err program_fail(struct program *a, fcgi_req *r, mdm_err err, const 
  * set; otherwise the answer is sent: 403 for a refused identity, with a
  * body that names no rule (a 401 could make a real device unenroll; the
  * log line says which rule), 500 or 503 for what is not the device's fault.
+ * lookup 0: the certificate is verified but not looked up in
+ * mdm.certificate (identity_verify), for a caller that reads its row in
+ * a statement of its own and applies identity_record.
  */
 MDM_WUR mdm_err program_device(
-        struct program *a, fcgi_req *r, const struct ca_state *ca, struct identity *id);
+        struct program *a, fcgi_req *r, const struct ca_state *ca, int lookup, struct identity *id);
 
 #endif

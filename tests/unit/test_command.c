@@ -59,6 +59,10 @@ static void device(const char *udid, struct identity *id)
 	        d, "SELECT identity_certificate_id FROM mdm.device WHERE udid = $1", udid);
 	id->cert_id = atoll(cid);
 	free(cid);
+	/* What identity_verify leaves for command_process to look up. */
+	cid = ts_db_query1(d, "SELECT md5($1) || md5($1 || 'x')", udid);
+	snprintf(id->sha256, sizeof(id->sha256), "%s", cid);
+	free(cid);
 	snprintf(id->serial, sizeof(id->serial), "TEST");
 	snprintf(id->udid, sizeof(id->udid), "%s", udid);
 	id->sources = IDENTITY_TLS;
@@ -312,16 +316,12 @@ END_TEST
 static void exchange_durability(
         const struct identity *id, const char *status, const char *uuid, const char *want)
 {
-	char cid[32];
-	const char *p[4] = {id->udid, cid, status, uuid};
+	const char *p[4] = {id->sha256, id->udid, status, uuid};
 	char *got;
 
-	snprintf(cid, sizeof(cid), "%lld", id->cert_id);
 	got = ts_db_queryn(d,
-	        "WITH x AS MATERIALIZED (SELECT * FROM mdm.command_exchange($1, NULL, $2::bigint, "
-	        "0, "
-	        "$1, $3, $4, CASE WHEN $4::text IS NULL THEN NULL ELSE '<plist/>' END, NULL, "
-	        "NULL)) "
+	        "WITH x AS MATERIALIZED (SELECT * FROM mdm.command_exchange($1, $2, NULL, $3, $4, "
+	        "CASE WHEN $4::text IS NULL THEN NULL ELSE '<plist/>' END, NULL, NULL)) "
 	        "SELECT x.outcome || '/' || current_setting('synchronous_commit') FROM x",
 	        4, p);
 	ck_assert_msg(
@@ -385,7 +385,7 @@ END_TEST
 
 START_TEST(refusals_change_nothing)
 {
-	struct identity a, b;
+	struct identity a, b, x;
 	char *body;
 
 	device("UDID-A", &a);
@@ -422,6 +422,33 @@ START_TEST(refusals_change_nothing)
 	say(&a, "UDID-A", "Idle", NULL, NULL, "");
 	body = report_body("UDID-A", "Acknowledged", "C-X", NULL);
 	refused(&a, body, MDM_ERR_PARSE);
+	free(body);
+	/*
+	 * The certificate's record, read by the same statement (sql/022): not
+	 * ours, not a device identity, revoked.  Refused before anything else.
+	 */
+	x = a;
+	snprintf(x.sha256, sizeof(x.sha256), "%064d", 7);
+	body = report_body("UDID-A", "Idle", NULL, NULL);
+	refused(&x, body, MDM_ERR_FORBIDDEN);
+	ck_assert_int_eq(
+	        db_exec(d, "UPDATE mdm.certificate SET kind = 'server' WHERE udid = 'UDID-A'", 0,
+	                NULL, NULL),
+	        MDM_OK);
+	refused(&a, body, MDM_ERR_FORBIDDEN);
+	ck_assert_int_eq(db_exec(d,
+	                         "UPDATE mdm.certificate SET kind = 'device', revoked_at = now(), "
+	                         "revocation_reason = 'keyCompromise' WHERE udid = 'UDID-A'",
+	                         0, NULL, NULL),
+	        MDM_OK);
+	refused(&a, body, MDM_ERR_FORBIDDEN);
+	ck_assert_int_eq(
+	        db_exec(d,
+	                "UPDATE mdm.certificate SET revoked_at = NULL, revocation_reason = "
+	                "NULL WHERE udid = 'UDID-A'",
+	                0, NULL, NULL),
+	        MDM_OK);
+	say(&a, "UDID-A", "Idle", NULL, NULL, "");
 	free(body);
 	/* After CheckOut the channel is closed. */
 	ck_assert_int_eq(
@@ -485,13 +512,14 @@ START_TEST(real_answers_stored)
 		if (known[0] == '0')
 			device(r->udid, &id);
 		else {
-			char *cid = ts_db_query1(d,
-			        "SELECT identity_certificate_id FROM mdm.device WHERE udid = $1",
+			char *fp = ts_db_query1(d,
+			        "SELECT c.sha256 FROM mdm.device v JOIN mdm.certificate c ON "
+			        "c.id = v.identity_certificate_id WHERE v.udid = $1",
 			        r->udid);
 			memset(&id, 0, sizeof(id));
-			id.cert_id = atoll(cid);
+			snprintf(id.sha256, sizeof(id.sha256), "%s", fp);
 			id.sources = IDENTITY_TLS;
-			free(cid);
+			free(fp);
 		}
 		free(known);
 		queue(r->udid, r->command_uuid, v[i].type, 0);
