@@ -30,8 +30,7 @@
 \set ON_ERROR_STOP on
 \if :{?n}
 \else
-\echo 'bench/scale.sql: give the number of devices, psql -v n=1000000'
-\quit
+DO $$ BEGIN RAISE EXCEPTION 'bench/scale.sql: give the number of devices, psql -v n=1000000'; END $$;
 \endif
 \if :{?q}
 \else
@@ -61,8 +60,7 @@ SELECT devices AS have_n, queued AS have_q, finished AS have_f FROM bench.scale 
 -- Never fewer devices than before: commands are spread over all of them.
 SELECT greatest(:n, :have_n) AS n, :n >= 12800000 AS too_many \gset
 \if :too_many
-\echo 'bench/scale.sql: at most 12,799,999 devices (bench.udid)'
-\quit
+DO $$ BEGIN RAISE EXCEPTION 'bench/scale.sql: at most 12,799,999 devices (bench.udid)'; END $$;
 \endif
 
 -- Device i's values are functions of i alone, so that a later run can find
@@ -89,7 +87,8 @@ SELECT coalesce((SELECT c.subject FROM mdm.ca a JOIN mdm.certificate c ON c.id =
 \gset
 
 -- Ids reserved up front: each device's certificate, challenge and
--- enrollment are base + k for its k-th new row, so no join finds them.
+-- enrollment are base + k for its k-th new row, so the rows that refer to
+-- them need no join to find them.
 SELECT nextval('mdm.certificate_id_seq') - 1 AS cert0,
        nextval('mdm.challenge_id_seq') - 1 AS chal0,
        nextval('mdm.enrollment_id_seq') - 1 AS enr0 \gset
