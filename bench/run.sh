@@ -28,8 +28,9 @@
 # with their certificates, enrollments, check-ins, a queue of 100 commands
 # and 100 answered), then again once the same script has grown it to
 # BENCH_SCALE devices (default 1000000, with 100,000 commands queued and
-# as many answered; 0 skips it), each figure then beside its ratio to the
-# one at 1,000 (issue 15: at most 1.2x).  After the runs: every FastCGI
+# as many answered: some 3 minutes here and 6 GB under TMPDIR; 0 skips
+# it), each figure then beside its ratio to the one at 1,000 (issue 15:
+# at most 1.2x).  After the runs: every FastCGI
 # worker's memory (VmRSS, and PSS anonymous and file-backed, against 8 MiB),
 # and the query plans of the hot paths at the larger scale: a short pass
 # with auto_explain on, summed up by bench/plans.sh, which names every
