@@ -2,7 +2,7 @@
  * command_bench: command-channel connects per second through Apache, and
  * the server's CPU time per connect.
  *
- *   command_bench HTTPS_BASE TLS_CA N CONCURRENCY USER
+ *   command_bench HTTPS_BASE TLS_CA N CONCURRENCY USER [ROOT_PID...]
  *
  * MDM_DB names the stack's database; the active CA (mdmctl ca init) is
  * loaded from it.  Setup, not timed: N device identities (EC P-256 keys,
@@ -21,7 +21,8 @@
  * acknowledged, once delivered, in mdm.command_queue.
  *
  * CPU is the utime+stime (+ waited-for children) of USER's processes
- * named server.fcgi, apache2 and postgres, from /proc, before and after;
+ * named server.fcgi, apache2 and postgres (those ROOT_PIDs, or their
+ * children, when given), from /proc, before and after;
  * one that starts during the run counts whole.  Then, for scale, what
  * TLS alone allows with the same client: N full handshakes with the same
  * identities, each with one GET Apache answers 404 itself.  Prints one
@@ -168,6 +169,36 @@ static long long cpu_ticks(int pid)
 	return v[0] + v[1] + v[2] + v[3];
 }
 
+/*
+ * The stack's own processes (ROOT_PID... on the command line: PostgreSQL's
+ * postmaster, Apache's parent, the server.fcgi pool): one of them or a
+ * child of one counts; without them every process of the user does.  The
+ * user may run other clusters and Apaches (a developer's, a test's).
+ */
+static const char *const *roots;
+static int nroots;
+
+static int cpu_is_ours(int pid)
+{
+	char path[64], line[2048], *p;
+	int ppid = -1;
+	FILE *fp;
+
+	if (nroots == 0)
+		return 1;
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	if ((fp = fopen(path, "r")) == NULL)
+		return 0;
+	if (fgets(line, sizeof(line), fp) != NULL && (p = strrchr(line, ')')) != NULL &&
+	        sscanf(p + 2, "%*c %d", &ppid) != 1)
+		ppid = -1;
+	fclose(fp);
+	for (int i = 0; i < nroots; i++)
+		if (atoi(roots[i]) == pid || atoi(roots[i]) == ppid)
+			return 1;
+	return 0;
+}
+
 /* Every process of uid whose name is one of proc_names, with its CPU so far. */
 static int cpu_snapshot(uid_t uid, struct cpu_snap *s)
 {
@@ -199,7 +230,7 @@ static int cpu_snapshot(uid_t uid, struct cpu_snap *s)
 		for (k = 0; k < PROC__MAX; k++)
 			if (strcmp(comm, proc_names[k]) == 0)
 				break;
-		if (k == PROC__MAX)
+		if (k == PROC__MAX || !cpu_is_ours(pid))
 			continue;
 		if (s->n == s->cap) {
 			size_t cap = s->cap ? 2 * s->cap : 64;
@@ -629,10 +660,14 @@ int main(int argc, char **argv)
 	long acked, acked_resumed;
 	int ok = 0, ok_resumed = 0, ok_idle, conns = 0, warm, status = 1;
 
-	if (argc != 6) {
-		fprintf(stderr, "usage: command_bench HTTPS_BASE TLS_CA N CONCURRENCY USER\n");
+	if (argc < 6) {
+		fprintf(stderr,
+		        "usage: command_bench HTTPS_BASE TLS_CA N CONCURRENCY USER "
+		        "[ROOT_PID...]\n");
 		return 2;
 	}
+	roots = (const char *const *)argv + 6;
+	nroots = argc - 6;
 	b.base = argv[1];
 	b.tls_ca = argv[2];
 	b.n = atoi(argv[3]);

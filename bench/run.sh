@@ -145,22 +145,25 @@ seed() {
 		awk '{ printf "%d devices with certificates and enrollments, %d commands queued, %d answered; %s %s", $1, $2, $3, $4, $5 }')
 }
 
+# stack_pids POOL: this stack's processes only (the stack user may run
+# other clusters and Apaches, a test's or a developer's): pm PostgreSQL's
+# postmaster, ap Apache's parent, roots both and POOL's workers.
+stack_pids() {
+	pm=$(head -n 1 "$PG_DATA/postmaster.pid")
+	ap=$(cat "$TMP/apache/run/httpd.pid")
+	roots="$pm $ap $(tr '\n' ' ' <"$TMP/apache/run/pool-$1.pid")"
+}
+
 # scep_run NAME: SCEP enrollments on the stack, after a warm-up (which
 # loads the CA once per process); the bench line in ours.
 scep_run() {
 	"$B/bench/scep_bench" "http://127.0.0.1:$http_port/scep" "$MDM_SCEP_CHALLENGE" 16 "$CONC" \
 		>/dev/null || stack_die "warm-up failed"
-	# This stack's processes only (the stack user may run other clusters
-	# and Apaches, a test's or a developer's): PostgreSQL's postmaster and
-	# its children, Apache's and its children, the scep.fcgi pool.
-	pm=$(head -n 1 "$PG_DATA/postmaster.pid")
-	ap=$(cat "$TMP/apache/run/httpd.pid")
+	stack_pids scep
 	pids=$({
-		echo "$pm" "$ap"
+		echo "$roots"
 		pgrep -P "$pm"
 		pgrep -P "$ap"
-		cat "$TMP/apache/run/pool-scep.pid"
-		echo
 	} | tr '\n' ' ')
 	perf_window "$1" 'scep.fcgi|apache2|postgres'
 	# shellcheck disable=SC2086 # a list of pids
@@ -173,8 +176,10 @@ scep_run() {
 # command_bench names them BENCH-<pid>-<time>-<n>); the bench lines in cmd.
 connect_run() {
 	perf_window "$1" 'server.fcgi|apache2|postgres'
+	stack_pids server
+	# shellcheck disable=SC2086 # a list of pids
 	cmd=$("$B/bench/command_bench" "https://127.0.0.1:$https_port" "$TLS_CA_CERT" "$DEVICES" \
-		"$CONC" "$STACK_USER") || stack_die "command channel run failed: $cmd"
+		"$CONC" "$STACK_USER" $roots) || stack_die "command channel run failed: $cmd"
 }
 
 # The figures at 1,000 devices: the database as bench/scale.sql makes it.
