@@ -259,7 +259,7 @@ echo "Command channel, $DEVICES devices (EC P-256 identities), one connect each,
 printf '%s\n' "$cmd" | sed '1s/^/  mdm server.fcgi: /; 2,$s/^/    /'
 echo "  pgbench -N (simple-update), $CONC clients, same cluster: $tps tps -> ceiling $pg_ceiling connects/s"
 echo "    a connect = 2 requests, each one statement and one transaction"
-echo "    (mdm.command_exchange, sql/020-022): 2 round trips; pgbench -N commits 1"
+echo "    (mdm.command_exchange, sql/020): 2 round trips; pgbench -N commits 1"
 echo "    transaction in 5 round trips"
 r_hs=$(field handshake_only_per_second "$cmd")
 c_srv=$(field cpu_ms_per_connect "$cmd")

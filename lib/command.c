@@ -379,7 +379,7 @@ mdm_err command_process(db *d, const struct identity *id, const struct command_s
 	p[5] = r->status != COMMAND_IDLE ? (const char *)raw : NULL;
 	p[6] = json;
 	p[7] = chain;
-	/* The whole report is one statement and one transaction (sql/020, 022). */
+	/* The whole report is one statement and one transaction (sql/020). */
 	rc = db_exec_once(d,
 	        "SELECT outcome, identity, enrollment_id, plist, command_uuid, cert_id, cert_kind, "
 	        "cert_revoked, cert_udid, cert_renewal_of, cert_serial FROM "

@@ -32,6 +32,7 @@ struct db {
 	char listen[DB_MAX_LISTEN][64];
 	int nlisten;
 	int relistened; /* a new connection LISTENed again: notifications may be lost */
+	int closing;    /* the server sent FATAL between statements: the connection is ending */
 };
 
 struct db_res {
@@ -87,10 +88,20 @@ void db_free(db *d)
 	free(d);
 }
 
-static void db_notice(void *arg, const char *message)
+/*
+ * Notices, and what the server says between statements: a FATAL one
+ * (pg_terminate_backend, a shutdown) is the last word of a connection
+ * whose end may not have arrived yet, so it is not used again.
+ */
+static void db_notice(void *arg, const PGresult *res)
 {
-	(void)arg;
-	log_debug("db: %.*s", (int)strcspn(message, "\n"), message);
+	const char *msg = PQresultErrorMessage(res),
+	           *sev = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+	db *d = arg;
+
+	if (sev != NULL && (strcmp(sev, "FATAL") == 0 || strcmp(sev, "PANIC") == 0))
+		d->closing = 1;
+	log_debug("db: %.*s", (int)strcspn(msg, "\n"), msg);
 }
 
 /* LISTEN again on a new connection (channel names were checked by db_listen). */
@@ -146,7 +157,8 @@ static MDM_WUR mdm_err db_connect(db *d)
 		d->conn = NULL;
 		return MDM_ERR_DB_CONN;
 	}
-	PQsetNoticeProcessor(d->conn, db_notice, NULL);
+	d->closing = 0;
+	PQsetNoticeReceiver(d->conn, db_notice, d);
 	return db_relisten(d);
 }
 
@@ -296,7 +308,12 @@ static void db_idle_check(db *d)
 		pfd.events = POLLIN;
 		pfd.revents = 0;
 		if (pfd.fd < 0 || poll(&pfd, 1, 0) <= 0 || !PQconsumeInput(d->conn))
-			return;
+			break;
+		(void)PQisBusy(d->conn); /* parses it: a FATAL reaches db_notice */
+	}
+	if (d->conn != NULL && d->closing) {
+		PQfinish(d->conn);
+		d->conn = NULL;
 	}
 }
 

@@ -1,9 +1,10 @@
 -- 020_command_exchange: a command-channel request in one statement.
 --
--- server.fcgi spent 8 to 10 round trips to PostgreSQL on every request
--- (BEGIN, the identity binding, the enrollment stamp, the answer's three
--- statements, the next command, its delivery stamp, COMMIT), about half of
--- PostgreSQL's CPU per device connect (issue 15).  mdm.command_exchange does
+-- server.fcgi spent 9 to 11 round trips to PostgreSQL on every request
+-- (the certificate's record, BEGIN, the identity binding, the enrollment
+-- stamp, the answer's three statements, the next command, its delivery
+-- stamp, COMMIT), about half of PostgreSQL's CPU per device connect
+-- (issue 15).  mdm.command_exchange does
 -- the same work in one call, checks before writes, so that a refused
 -- request changes nothing.  The rules are the ones lib/command.c and
 -- lib/identity.c applied statement by statement; the C code now calls
@@ -111,10 +112,16 @@ COMMENT ON FUNCTION mdm.command_due(bigint) IS
     'after the next Idle), its queue row locked; no row when nothing is due.';
 
 -- A report from the command channel (Apple MDM protocol, ServerURL), all of
--- it: the certificate's binding to the UDID, the active enrollment, the
--- answer (any Status but Idle: it must answer a command outstanding for
--- this enrollment), the stamps, and the next command, marked delivered.
+-- it: the certificate's record (by its SHA-256: it must be a device
+-- identity we issued and have not revoked; the row is returned so that
+-- the program applies the same rules, lib/identity.c identity_record, and
+-- logs which one refused), the certificate's binding to the UDID, the
+-- active enrollment, the answer (any Status but Idle: it must answer a
+-- command outstanding for this enrollment), the stamps, and the next
+-- command, marked delivered.
 -- outcome:
+--   certificate      the row (cert_id NULL: none) is not a device identity
+--                    we issued, unrevoked
 --   unbound          the certificate does not speak for for_udid
 --   elsewhere        a renewed certificate another UDID holds
 --   no_enrollment    no active enrollment for for_udid / for_user
@@ -126,14 +133,14 @@ COMMENT ON FUNCTION mdm.command_due(bigint) IS
 --                    profile signer) and delivers it in a transaction of
 --                    its own (mdm.command_due again), or marks it
 --                    undeliverable
--- The first four change nothing.  identity says 'renewal' when the
+-- The first five change nothing.  identity says 'renewal' when the
 -- request bound a renewed certificate (for the log).
-CREATE FUNCTION mdm.command_exchange(for_udid text, for_user text, cert_id bigint,
-                                     cert_renewal_of bigint, cert_udid text,
+CREATE FUNCTION mdm.command_exchange(cert_sha256 text, for_udid text, for_user text,
                                      report_status text, report_uuid text, report_xml text,
                                      report_json jsonb, report_chain jsonb)
 RETURNS TABLE (outcome text, identity text, enrollment_id bigint, plist text,
-               command_uuid text)
+               command_uuid text, cert_id bigint, cert_kind text, cert_revoked boolean,
+               cert_udid text, cert_renewal_of bigint, cert_serial text)
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     ident   text;
@@ -142,17 +149,28 @@ DECLARE
     qid     bigint;
     idle    boolean := report_status = 'Idle';
     due     record;
+    c       record;
 BEGIN
-    ident := mdm.identity_check_bound(for_udid, cert_id, cert_renewal_of, cert_udid);
+    SELECT x.id, x.kind, x.revoked_at IS NOT NULL AS revoked, coalesce(x.udid, '') AS udid,
+           coalesce(x.renewal_of, 0) AS renewal_of, x.serial
+      INTO c FROM mdm.certificate x WHERE x.sha256 = cert_sha256;
+    IF NOT FOUND OR c.kind <> 'device' OR c.revoked THEN
+        RETURN QUERY SELECT 'certificate'::text, NULL::text, NULL::bigint, NULL::text,
+                            NULL::text, c.id, c.kind, c.revoked, c.udid, c.renewal_of, c.serial;
+        RETURN;
+    END IF;
+    ident := mdm.identity_check_bound(for_udid, c.id, c.renewal_of, c.udid);
     IF ident = 'unbound' THEN
-        RETURN QUERY SELECT 'unbound'::text, ident, NULL::bigint, NULL::text, NULL::text;
+        RETURN QUERY SELECT 'unbound'::text, ident, NULL::bigint, NULL::text, NULL::text,
+                            c.id, c.kind, c.revoked, c.udid, c.renewal_of, c.serial;
         RETURN;
     END IF;
     SELECT e.id INTO eid FROM mdm.enrollment e
      WHERE e.udid = for_udid AND e.user_id IS NOT DISTINCT FROM for_user AND e.active
        FOR UPDATE;
     IF NOT FOUND THEN
-        RETURN QUERY SELECT 'no_enrollment'::text, ident, NULL::bigint, NULL::text, NULL::text;
+        RETURN QUERY SELECT 'no_enrollment'::text, ident, NULL::bigint, NULL::text, NULL::text,
+                            c.id, c.kind, c.revoked, c.udid, c.renewal_of, c.serial;
         RETURN;
     END IF;
     IF NOT idle THEN
@@ -160,15 +178,17 @@ BEGIN
          WHERE q.enrollment_id = eid AND q.command_uuid = report_uuid AND q.status = 'queued'
            FOR UPDATE;
         IF NOT FOUND THEN
-            RETURN QUERY SELECT 'not_outstanding'::text, ident, eid, NULL::text, NULL::text;
+            RETURN QUERY SELECT 'not_outstanding'::text, ident, eid, NULL::text, NULL::text,
+                                c.id, c.kind, c.revoked, c.udid, c.renewal_of, c.serial;
             RETURN;
         END IF;
     END IF;
     -- Checked; from here on it writes.
     IF ident = 'renewal' THEN
         SELECT d.identity_certificate_id INTO bound FROM mdm.device d WHERE d.udid = for_udid;
-        IF NOT mdm.identity_rebind_renewal(for_udid, cert_id, bound) THEN
-            RETURN QUERY SELECT 'elsewhere'::text, ident, eid, NULL::text, NULL::text;
+        IF NOT mdm.identity_rebind_renewal(for_udid, c.id, bound) THEN
+            RETURN QUERY SELECT 'elsewhere'::text, ident, eid, NULL::text, NULL::text,
+                                c.id, c.kind, c.revoked, c.udid, c.renewal_of, c.serial;
             RETURN;
         END IF;
     END IF;
@@ -196,23 +216,25 @@ BEGIN
             -- Only stamps were written: see the head of this file.
             PERFORM set_config('synchronous_commit', 'off', true);
         END IF;
-        RETURN QUERY SELECT 'none'::text, ident, eid, NULL::text, NULL::text;
+        RETURN QUERY SELECT 'none'::text, ident, eid, NULL::text, NULL::text,
+                            c.id, c.kind, c.revoked, c.udid, c.renewal_of, c.serial;
         RETURN;
     END IF;
     IF due.encrypt_payload THEN
-        RETURN QUERY SELECT 'encrypt'::text, ident, eid, NULL::text, due.command_uuid;
+        RETURN QUERY SELECT 'encrypt'::text, ident, eid, NULL::text, due.command_uuid,
+                            c.id, c.kind, c.revoked, c.udid, c.renewal_of, c.serial;
         RETURN;
     END IF;
     UPDATE mdm.command_queue q SET delivered_at = now(), delivered_count = q.delivered_count + 1
      WHERE q.id = due.queue_id;
-    RETURN QUERY SELECT 'command'::text, ident, eid, due.plist, due.command_uuid;
+    RETURN QUERY SELECT 'command'::text, ident, eid, due.plist, due.command_uuid,
+                        c.id, c.kind, c.revoked, c.udid, c.renewal_of, c.serial;
 END $$;
-COMMENT ON FUNCTION mdm.command_exchange(text, text, bigint, bigint, text, text, text, text,
-                                         jsonb, jsonb) IS
-    'server.fcgi: one command-channel report in one statement (identity binding, enrollment, '
-    'answer, next command). outcome unbound, elsewhere, no_enrollment or not_outstanding: '
-    'refused, nothing changed; none, command (delivered) or encrypt (the caller builds and '
-    'delivers it). See sql/020_command_exchange.sql.';
+COMMENT ON FUNCTION mdm.command_exchange(text, text, text, text, text, text, jsonb, jsonb) IS
+    'server.fcgi: one command-channel report in one statement (the certificate''s record, its '
+    'binding to the UDID, enrollment, answer, next command). outcome certificate, unbound, '
+    'elsewhere, no_enrollment or not_outstanding: refused, nothing changed; none, command '
+    '(delivered) or encrypt (the caller builds and delivers it). See sql/020_command_exchange.sql.';
 
 -- The server programs' own (they run as the schema's owner); nobody else's.
 REVOKE EXECUTE ON FUNCTION
@@ -220,5 +242,5 @@ REVOKE EXECUTE ON FUNCTION
     mdm.identity_claim(bigint, text),
     mdm.identity_rebind_renewal(text, bigint, bigint),
     mdm.command_due(bigint),
-    mdm.command_exchange(text, text, bigint, bigint, text, text, text, text, jsonb, jsonb)
+    mdm.command_exchange(text, text, text, text, text, text, jsonb, jsonb)
 FROM PUBLIC;

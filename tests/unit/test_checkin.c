@@ -1235,7 +1235,7 @@ END_TEST
 
 /*
  * The challenge behind a certificate (Authenticate's binding rules, the
- * OTA topic) is found by an index (sql/023): bench/run.sh's plan pass saw
+ * OTA topic) is found by an index (sql/022): bench/run.sh's plan pass saw
  * a sequential scan of every challenge, 122 ms at a million.  With
  * sequential scans priced out, each lookup's plan must name the index.
  */

@@ -424,7 +424,7 @@ START_TEST(refusals_change_nothing)
 	refused(&a, body, MDM_ERR_PARSE);
 	free(body);
 	/*
-	 * The certificate's record, read by the same statement (sql/022): not
+	 * The certificate's record, read by the same statement (sql/020): not
 	 * ours, not a device identity, revoked.  Refused before anything else.
 	 */
 	x = a;

@@ -1,4 +1,4 @@
--- 023_challenge_certificate_idx: the challenge that bought a certificate,
+-- 022_challenge_certificate_idx: the challenge that bought a certificate,
 -- found by an index.  checkin.fcgi's Authenticate asks whether the
 -- certificate was issued against a challenge bound to this UDID
 -- (mdm.challenge.used_by_certificate); without an index that was a
