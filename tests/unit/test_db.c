@@ -348,15 +348,21 @@ static mdm_err tx_insert(db *d, void *arg)
 	return MDM_OK;
 }
 
-static int count_rows(db *d)
+/* The one value sql reads, as a number. */
+static long long value_of(db *d, const char *sql)
 {
 	db_res *r = NULL;
-	int n;
+	long long n;
 
-	ck_assert_int_eq(db_exec(d, "SELECT count(*) FROM t", 0, NULL, &r), MDM_OK);
-	n = atoi(db_res_get0(r, 0, 0));
+	ck_assert_int_eq(db_exec(d, sql, 0, NULL, &r), MDM_OK);
+	n = atoll(db_res_get0(r, 0, 0));
 	db_res_free(r);
 	return n;
+}
+
+static int count_rows(db *d)
+{
+	return (int)value_of(d, "SELECT count(*) FROM t");
 }
 
 START_TEST(transactions_commit_roll_back_and_retry)
@@ -392,16 +398,10 @@ START_TEST(commit_with_unknown_outcome_is_not_retried)
 }
 END_TEST
 
-/* A db_exec_once statement's value of the non-transactional counter sequence s. */
+/* How many times db_exec_once sent a statement: nextval('s') is not rolled back. */
 static long long once_calls(db *d)
 {
-	db_res *r = NULL;
-	long long n;
-
-	ck_assert_int_eq(db_exec(d, "SELECT last_value FROM s", 0, NULL, &r), MDM_OK);
-	n = atoll(db_res_get0(r, 0, 0));
-	db_res_free(r);
-	return n;
+	return value_of(d, "SELECT last_value FROM s");
 }
 
 /*
