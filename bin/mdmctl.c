@@ -26,6 +26,12 @@
  *                         active enrollments use it, unless --force)
  *   mdmctl profile enroll [--topic TOPIC] [--unsigned] [--out FILE]
  *                         the enrollment profile, with a fresh one-time challenge
+ *   mdmctl device list [--table|--tsv|--json]
+ *                         every device channel: identity, enrolled, last seen, queue
+ *   mdmctl device show UDID [--table|--tsv|--json]
+ *                         one device: channels, identity, queue, last 10 answers
+ *   mdmctl queue UDID [--table|--tsv|--json]
+ *                         the commands waiting for a device, in delivery order
  */
 #include "ca.h"
 #include "config.h"
@@ -34,6 +40,7 @@
 #include "log.h"
 #include "migrate.h"
 #include "pushcert.h"
+#include "report.h"
 #include "x509.h"
 
 #include <errno.h>
@@ -61,7 +68,10 @@ static void usage(FILE *fp)
 	        "       mdmctl push-cert import --p12 FILE --password-file FILE --key-out FILE\n"
 	        "       mdmctl push-cert list\n"
 	        "       mdmctl push-cert remove TOPIC [--force]\n"
-	        "       mdmctl profile enroll [--topic TOPIC] [--unsigned] [--out FILE]\n");
+	        "       mdmctl profile enroll [--topic TOPIC] [--unsigned] [--out FILE]\n"
+	        "       mdmctl device list [--table|--tsv|--json]\n"
+	        "       mdmctl device show UDID [--table|--tsv|--json]\n"
+	        "       mdmctl queue UDID [--table|--tsv|--json]\n");
 }
 
 struct ca_opts {
@@ -564,6 +574,40 @@ out:
 	return status;
 }
 
+/*
+ * device list | device show UDID | queue UDID, each with an optional
+ * format (report.h): what operators ask most, without writing SQL.
+ */
+static int cmd_report(config *cfg, const char *what, int argc, char **argv)
+{
+	int list = strcmp(what, "device") == 0 && argc >= 1 && strcmp(argv[0], "list") == 0;
+	int show = strcmp(what, "device") == 0 && argc >= 2 && strcmp(argv[0], "show") == 0;
+	int queue = strcmp(what, "queue") == 0 && argc >= 1;
+	int nargs = list ? 1 : show ? 2 : 1;
+	const char *udid = show ? argv[1] : queue ? argv[0] : NULL;
+	enum report_format f;
+	db *d = NULL;
+	mdm_err rc;
+
+	if ((!list && !show && !queue) || argc > nargs + 1 ||
+	        !report_format_parse(argc > nargs ? argv[nargs] : NULL, &f)) {
+		usage(stderr);
+		return 2;
+	}
+	if (db_new(config_get0(cfg, "db"), "mdmctl", &d) != MDM_OK)
+		return 1;
+	rc = list      ? report_devices(d, stdout, f)
+	        : show ? report_device(d, udid, stdout, f)
+	               : report_queue(d, udid, stdout, f);
+	db_free(d);
+	if (rc == MDM_ERR_NOT_FOUND)
+		fprintf(stderr, "mdmctl: no device has that UDID (mdmctl device list)\n");
+	else if (rc != MDM_OK)
+		fprintf(stderr, "mdmctl: %s failed: %s (see the log line above)\n", what,
+		        err_str(rc));
+	return rc == MDM_OK ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
 	config *cfg = NULL;
@@ -573,7 +617,8 @@ int main(int argc, char **argv)
 	log_init("mdmctl", MDM_LOG_INFO);
 	if (argc >= 3 &&
 	        (strcmp(argv[1], "ca") == 0 || strcmp(argv[1], "push-cert") == 0 ||
-	                strcmp(argv[1], "profile") == 0)) {
+	                strcmp(argv[1], "profile") == 0 || strcmp(argv[1], "device") == 0 ||
+	                strcmp(argv[1], "queue") == 0)) {
 		if (config_load(&cfg) != MDM_OK)
 			return 1;
 		if (log_level_parse(config_get0(cfg, "log_level"), &level) == MDM_OK)
@@ -582,6 +627,8 @@ int main(int argc, char **argv)
 			status = cmd_ca(cfg, argc - 2, argv + 2);
 		else if (strcmp(argv[1], "push-cert") == 0)
 			status = cmd_push(cfg, argc - 2, argv + 2);
+		else if (strcmp(argv[1], "device") == 0 || strcmp(argv[1], "queue") == 0)
+			status = cmd_report(cfg, argv[1], argc - 2, argv + 2);
 		else
 			status = cmd_profile(cfg, argc - 2, argv + 2);
 		config_free(cfg);

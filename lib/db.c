@@ -600,6 +600,11 @@ int db_res_cols(const db_res *r)
 	return r ? PQnfields(r->res) : 0;
 }
 
+const char *db_res_col_name0(const db_res *r, int col)
+{
+	return r != NULL && col >= 0 && col < PQnfields(r->res) ? PQfname(r->res, col) : NULL;
+}
+
 const char *db_res_get0(const db_res *r, int row, int col)
 {
 	if (r == NULL || row < 0 || col < 0 || row >= PQntuples(r->res) ||

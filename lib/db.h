@@ -99,6 +99,8 @@ const char *db_get0_sqlstate(const db *d);
 
 int db_res_rows(const db_res *r);
 int db_res_cols(const db_res *r);
+/* The name of column col (NULL when out of range). */
+const char *db_res_col_name0(const db_res *r, int col);
 /* Text value (NULL for SQL NULL or out of range). */
 const char *db_res_get0(const db_res *r, int row, int col);
 int db_res_is_null(const db_res *r, int row, int col);
