@@ -105,11 +105,22 @@ static const char *report_res_cell(void *arg, int row, int col)
 }
 
 /*
+ * The same result on its side, for rows too wide for a terminal: a line
+ * per column but the first, whose values head the columns.
+ */
+static const char *report_res_cell_across(void *arg, int row, int col)
+{
+	const db_res *r = arg;
+
+	return col == 0 ? db_res_col_name0(r, row + 1) : report_res_cell(arg, col - 1, row + 1);
+}
+
+/*
  * The rows of sql (at most one parameter) in format f; JSON is the same
- * rows as json_agg makes them.  *rows, when wanted, is how many.
+ * rows as json_agg makes them.  across: a table is written on its side.
  */
 static MDM_WUR mdm_err report_query(
-        db *d, FILE *fp, enum report_format f, const char *sql, const char *param, int *rows)
+        db *d, FILE *fp, enum report_format f, const char *sql, const char *param, int across)
 {
 	const char *p[1] = {param};
 	char *json_sql = NULL;
@@ -119,32 +130,36 @@ static MDM_WUR mdm_err report_query(
 	int n;
 
 	if (f == REPORT_JSON) {
-		size_t len = strlen(sql) + 96;
+		size_t len = strlen(sql) + 64;
 		if ((json_sql = malloc(len)) == NULL)
 			return MDM_ERR_NOMEM;
-		snprintf(json_sql, len, "SELECT coalesce(json_agg(t), '[]'), count(*) FROM (%s) t",
-		        sql);
+		snprintf(json_sql, len, "SELECT coalesce(json_agg(t), '[]') FROM (%s) t", sql);
 		rc = db_exec(d, json_sql, param ? 1 : 0, param ? p : NULL, &r);
 		if (rc == MDM_OK) {
 			fprintf(fp, "%s\n", db_res_get0(r, 0, 0));
-			if (rows != NULL)
-				*rows = atoi(db_res_get0(r, 0, 1));
 			rc = ferror(fp) ? MDM_ERR_IO : MDM_OK;
 		}
 		goto out;
 	}
 	if ((rc = db_exec(d, sql, param ? 1 : 0, param ? p : NULL, &r)) != MDM_OK)
 		goto out;
-	n = db_res_cols(r);
+	across = across && f == REPORT_TABLE && db_res_rows(r) > 0 && db_res_cols(r) > 1;
+	n = across ? db_res_rows(r) + 1 : db_res_cols(r);
 	if ((headers = calloc((size_t)n, sizeof(*headers))) == NULL) {
 		rc = MDM_ERR_NOMEM;
 		goto out;
 	}
 	for (int c = 0; c < n; c++)
-		headers[c] = db_res_col_name0(r, c);
-	if (rows != NULL)
-		*rows = db_res_rows(r);
-	rc = report_write(fp, f, n, headers, db_res_rows(r), report_res_cell, r);
+		headers[c] = !across ? db_res_col_name0(r, c)
+		        : c == 0     ? db_res_col_name0(r, 0)
+		                     : report_res_cell(r, c - 1, 0);
+	for (int c = 0; c < n; c++)
+		if (headers[c] == NULL)
+			headers[c] = "-";
+	if (across)
+		rc = report_write(fp, f, n, headers, db_res_cols(r) - 1, report_res_cell_across, r);
+	else
+		rc = report_write(fp, f, n, headers, db_res_rows(r), report_res_cell, r);
 out:
 	free(headers);
 	free(json_sql);
@@ -160,7 +175,7 @@ mdm_err report_devices(db *d, FILE *fp, enum report_format f)
 	        "model_name AS model, os_version AS os, device_name AS name, enrolled, "
 	        "date_trunc('second', last_seen_at) AS last_seen, queued_commands AS queued, "
 	        "identity_serial FROM mdm.devices ORDER BY udid, user_id NULLS FIRST",
-	        NULL, NULL);
+	        NULL, 0);
 }
 
 static const char report_queue_sql[] =
@@ -187,7 +202,7 @@ mdm_err report_queue(db *d, const char *udid, FILE *fp, enum report_format f)
 {
 	mdm_err rc = report_known(d, udid);
 
-	return rc != MDM_OK ? rc : report_query(d, fp, f, report_queue_sql, udid, NULL);
+	return rc != MDM_OK ? rc : report_query(d, fp, f, report_queue_sql, udid, 0);
 }
 
 mdm_err report_device(db *d, const char *udid, FILE *fp, enum report_format f)
@@ -219,7 +234,8 @@ mdm_err report_device(db *d, const char *udid, FILE *fp, enum report_format f)
 			fprintf(fp, "%s\"%s\": ", i ? ", " : "", titles[i]);
 		else
 			fprintf(fp, "%s# %s\n", i && f == REPORT_TABLE ? "\n" : "", titles[i]);
-		rc = report_query(d, fp, f, sql[i], udid, NULL);
+		/* The device's own rows are wide: on their side on a terminal. */
+		rc = report_query(d, fp, f, sql[i], udid, i == 0);
 	}
 	if (f == REPORT_JSON)
 		fputs("}\n", fp);

@@ -206,6 +206,11 @@ START_TEST(device_show_and_queue)
 	free(s);
 	s = reported(report_device, "UDID-R", REPORT_TABLE, MDM_OK);
 	ck_assert_ptr_nonnull(strstr(s, "# device\n"));
+	/* The device's wide row on its side: a line per field, a column per channel. */
+	ck_assert_ptr_nonnull(strstr(s, "# device\nchannel "));
+	ck_assert_ptr_nonnull(strstr(s, " device\nuser_id "));
+	ck_assert_ptr_nonnull(strstr(s, "\nname "));
+	ck_assert_ptr_nonnull(strstr(s, "evil\\x09name\\x0arow\\x1b[2J\\x\n"));
 	ck_assert_ptr_nonnull(strstr(s, "# queue\n"));
 	ck_assert_ptr_nonnull(strstr(s, "# results\n"));
 	ck_assert_ptr_null(strchr(s, '\x1b'));
