@@ -276,10 +276,7 @@ static MDM_WUR mdm_err command_next(db *d, const struct command_job *j, const ch
 	snprintf(j->reply->command_uuid, sizeof(j->reply->command_uuid), "%s",
 	        db_res_get0(res, 0, 2));
 	p[0] = db_res_get0(res, 0, 0);
-	rc = db_exec(d,
-	        "UPDATE mdm.command_queue SET delivered_at = now(), "
-	        "delivered_count = delivered_count + 1 WHERE id = $1::bigint",
-	        1, p, NULL);
+	rc = db_exec(d, "SELECT mdm.command_delivered($1::bigint)", 1, p, NULL);
 out:
 	db_res_free(res);
 	return rc;

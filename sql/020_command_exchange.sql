@@ -15,6 +15,7 @@
 --   mdm.identity_claim         tie a certificate to one UDID
 --   mdm.identity_rebind_renewal bind a renewed certificate in place of the old
 --   mdm.command_due            the next command to deliver (row lock)
+--   mdm.command_delivered      stamp it delivered
 --   mdm.command_exchange       all of a report: Idle, or an answer, then the
 --                              next command
 --
@@ -110,6 +111,16 @@ END $$;
 COMMENT ON FUNCTION mdm.command_due(bigint) IS
     'server.fcgi: the next command due for an enrollment (priority, then age; NotNow''d ones '
     'after the next Idle), its queue row locked; no row when nothing is due.';
+
+-- A command handed to the device: when, and how many times (delivered but
+-- never answered, it comes again at the next Idle).
+CREATE FUNCTION mdm.command_delivered(queue_id bigint)
+RETURNS void LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+    UPDATE mdm.command_queue SET delivered_at = now(), delivered_count = delivered_count + 1
+     WHERE id = queue_id;
+$$;
+COMMENT ON FUNCTION mdm.command_delivered(bigint) IS
+    'server.fcgi: stamps a queued command delivered (delivered_at, delivered_count).';
 
 -- A report from the command channel (Apple MDM protocol, ServerURL), all of
 -- it: the certificate's record (by its SHA-256: it must be a device
@@ -225,8 +236,7 @@ BEGIN
                             c.id, c.kind, c.revoked, c.udid, c.renewal_of, c.serial;
         RETURN;
     END IF;
-    UPDATE mdm.command_queue q SET delivered_at = now(), delivered_count = q.delivered_count + 1
-     WHERE q.id = due.queue_id;
+    PERFORM mdm.command_delivered(due.queue_id);
     RETURN QUERY SELECT 'command'::text, ident, eid, due.plist, due.command_uuid,
                         c.id, c.kind, c.revoked, c.udid, c.renewal_of, c.serial;
 END $$;
@@ -242,5 +252,6 @@ REVOKE EXECUTE ON FUNCTION
     mdm.identity_claim(bigint, text),
     mdm.identity_rebind_renewal(text, bigint, bigint),
     mdm.command_due(bigint),
+    mdm.command_delivered(bigint),
     mdm.command_exchange(text, text, text, text, text, text, jsonb, jsonb)
 FROM PUBLIC;
