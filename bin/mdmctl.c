@@ -15,6 +15,12 @@
  *   mdmctl ca activate    the staged CA becomes active; the old one retires
  *   mdmctl ca show        list the CA certificates and their states
  *   mdmctl ca cert        print the active CA certificate (PEM)
+ *   mdmctl ca bundle [--out FILE]
+ *                         every CA a device identity can chain to (active,
+ *                         next, retired until expiry), PEM: to FILE, else to
+ *                         the configured tls_client_ca_file, else stdout.
+ *                         init, renew, rekey and activate rewrite
+ *                         tls_client_ca_file when it is set (lighttpd)
  *   mdmctl ca server-cert --subject DN --key-out FILE --cert-out FILE [--days N]
  *                         issue a server certificate (the profile signer)
  *   mdmctl push-cert import (--cert FILE (--key FILE | --key-uri pkcs11:...) |
@@ -61,7 +67,7 @@ static void usage(FILE *fp)
 	        "[--bits N]\n"
 	        "       mdmctl ca renew [--days N]\n"
 	        "       mdmctl ca rekey (--key-out FILE | --key URI) [--days N] [--bits N]\n"
-	        "       mdmctl ca activate | ca show | ca cert\n"
+	        "       mdmctl ca activate | ca show | ca cert | ca bundle [--out FILE]\n"
 	        "       mdmctl ca server-cert --subject DN --key-out FILE --cert-out FILE "
 	        "[--days N]\n"
 	        "       mdmctl push-cert import --cert FILE (--key FILE | --key-uri URI)\n"
@@ -75,7 +81,7 @@ static void usage(FILE *fp)
 }
 
 struct ca_opts {
-	const char *subject, *key_out, *key, *cert_out;
+	const char *subject, *key_out, *key, *cert_out, *out;
 	int days, bits;
 };
 
@@ -107,6 +113,8 @@ static int parse_ca_opts(int argc, char **argv, struct ca_opts *o)
 			o->key = v;
 		else if (strcmp(k, "--cert-out") == 0)
 			o->cert_out = v;
+		else if (strcmp(k, "--out") == 0)
+			o->out = v;
 		else if (strcmp(k, "--days") == 0 && parse_int(v, 1, 36500, &o->days))
 			continue;
 		else if (strcmp(k, "--bits") == 0 && parse_int(v, 2048, 16384, &o->bits))
@@ -159,9 +167,36 @@ static int cmd_ca_cert(db *d, config *cfg)
 	return status;
 }
 
+/*
+ * `ca bundle`: to path, or to stdout when path is NULL.  After a change
+ * of the CAs the web server that reads the file must read it again.
+ */
+static int cmd_ca_bundle(db *d, const char *path)
+{
+	char *pem = NULL;
+	size_t len = 0;
+	int n = 0, status = 1;
+
+	if (path != NULL) {
+		if (ca_client_bundle_write(d, path, time(NULL), &n) != MDM_OK) {
+			fprintf(stderr, "mdmctl: could not write the client CA file %s\n", path);
+			return 1;
+		}
+		printf("client CA file %s: %d CA certificate%s; reload the web server that "
+		       "reads it (lighttpd: systemctl reload lighttpd)\n",
+		        path, n, n == 1 ? "" : "s");
+		return 0;
+	}
+	if (ca_client_bundle(d, time(NULL), &pem, &len, &n) == MDM_OK &&
+	        fwrite(pem, 1, len, stdout) == len)
+		status = 0;
+	free(pem);
+	return status;
+}
+
 static int cmd_ca(config *cfg, int argc, char **argv)
 {
-	struct ca_opts o = {NULL, NULL, NULL, NULL, 0, 2048};
+	struct ca_opts o = {NULL, NULL, NULL, NULL, NULL, 0, 2048};
 	const char *sub = argv[0];
 	db *d = NULL;
 	mdm_err rc = MDM_ERR_INVAL;
@@ -213,6 +248,9 @@ static int cmd_ca(config *cfg, int argc, char **argv)
 	} else if (strcmp(sub, "cert") == 0 && argc == 1) {
 		status = cmd_ca_cert(d, cfg);
 		goto out;
+	} else if (strcmp(sub, "bundle") == 0) {
+		status = cmd_ca_bundle(d, o.out ? o.out : config_get0(cfg, "tls_client_ca_file"));
+		goto out;
 	} else if (strcmp(sub, "show") == 0 && argc == 1) {
 		status = cmd_ca_show(d);
 		goto out;
@@ -227,6 +265,9 @@ static int cmd_ca(config *cfg, int argc, char **argv)
 		goto out;
 	}
 	status = cmd_ca_show(d);
+	/* init, renew, rekey, activate: the set of CAs changed. */
+	if (status == 0 && config_get0(cfg, "tls_client_ca_file") != NULL)
+		status = cmd_ca_bundle(d, config_get0(cfg, "tls_client_ca_file"));
 out:
 	db_free(d);
 	return status;

@@ -526,3 +526,112 @@ out:
 	ca_state_free(st);
 	return rc;
 }
+
+/* Appends "# STATE SUBJECT, valid until DATE" and the certificate's PEM. */
+static MDM_WUR mdm_err ca_bundle_add(
+        char **buf, size_t *len, const char *state, const struct x509_st *c)
+{
+	struct x509_info info;
+	char head[700], until[32], *pem = NULL, *grown;
+	size_t pemlen = 0, headlen;
+	struct tm tm;
+	mdm_err rc;
+
+	if ((rc = x509_cert_info(c, &info)) != MDM_OK)
+		return rc;
+	if ((rc = x509_cert_to_pem(c, &pem, &pemlen)) != MDM_OK)
+		return rc;
+	gmtime_r(&info.not_after, &tm);
+	strftime(until, sizeof(until), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	/* The subject is RFC 2253 text of our own CA: no newline in it. */
+	headlen = (size_t)snprintf(head, sizeof(head), "# %s CA: %s, until %s, sha256 %s\n", state,
+	        info.subject, until, info.sha256);
+	if (headlen >= sizeof(head))
+		headlen = sizeof(head) - 1;
+	if ((grown = realloc(*buf, *len + headlen + pemlen + 1)) == NULL) {
+		free(pem);
+		return MDM_ERR_NOMEM;
+	}
+	*buf = grown;
+	memcpy(*buf + *len, head, headlen);
+	memcpy(*buf + *len + headlen, pem, pemlen);
+	*len += headlen + pemlen;
+	(*buf)[*len] = '\0';
+	free(pem);
+	return MDM_OK;
+}
+
+mdm_err ca_client_bundle(db *d, time_t now, char **pem, size_t *len, int *n)
+{
+	struct ca_state *st = NULL;
+	struct x509_info info;
+	char *buf = NULL;
+	size_t used = 0;
+	mdm_err rc;
+
+	*pem = NULL;
+	*len = 0;
+	*n = 0;
+	if ((rc = ca_load_certs(d, NULL, &st)) != MDM_OK)
+		return rc;
+	/* verify[0] is the active CA, then the retired ones, newest first. */
+	if ((rc = ca_bundle_add(&buf, &used, "active", st->active)) != MDM_OK)
+		goto out;
+	(*n)++;
+	if (st->next != NULL) {
+		if ((rc = ca_bundle_add(&buf, &used, "next", st->next)) != MDM_OK)
+			goto out;
+		(*n)++;
+	}
+	for (size_t i = 1; i < st->n_verify; i++) {
+		if ((rc = x509_cert_info(st->verify[i], &info)) != MDM_OK)
+			goto out;
+		if (info.not_after <= now)
+			continue; /* nothing it issued verifies any longer */
+		if ((rc = ca_bundle_add(&buf, &used, "retired", st->verify[i])) != MDM_OK)
+			goto out;
+		(*n)++;
+	}
+	*pem = buf;
+	*len = used;
+	buf = NULL;
+out:
+	free(buf);
+	ca_state_free(st);
+	return rc;
+}
+
+mdm_err ca_client_bundle_write(db *d, const char *path, time_t now, int *n)
+{
+	char *pem = NULL, *tmp = NULL;
+	size_t len = 0, tlen;
+	mdm_err rc;
+
+	if ((rc = ca_client_bundle(d, now, &pem, &len, n)) != MDM_OK)
+		return rc;
+	tlen = strlen(path) + sizeof(".new");
+	if ((tmp = malloc(tlen)) == NULL) {
+		rc = MDM_ERR_NOMEM;
+		goto out;
+	}
+	snprintf(tmp, tlen, "%s.new", path);
+	/* A .new left by a crash would refuse the create below. */
+	if (unlink(tmp) != 0 && errno != ENOENT) {
+		log_error("ca: remove %s: %s", tmp, strerror(errno));
+		rc = MDM_ERR_IO;
+		goto out;
+	}
+	if ((rc = ca_write_new(tmp, pem, len, 0644)) != MDM_OK)
+		goto out;
+	if (rename(tmp, path) != 0) {
+		log_error("ca: rename %s to %s: %s", tmp, path, strerror(errno));
+		unlink(tmp);
+		rc = MDM_ERR_IO;
+		goto out;
+	}
+	log_info("ca: client CA file %s: %d CA certificates", path, *n);
+out:
+	free(tmp);
+	free(pem);
+	return rc;
+}

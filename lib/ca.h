@@ -107,4 +107,20 @@ MDM_WUR mdm_err ca_cert_insert(db *d, struct x509_st *cert, const char *kind, co
 MDM_WUR mdm_err ca_server_cert(db *d, const config *cfg, const char *subject, int days, int bits,
         const char *key_out, const char *cert_out, time_t now);
 
+/*
+ * The client CA file of a web server that verifies client certificates
+ * against a file (lighttpd's ssl.verifyclient.ca-file, which has no
+ * Apache-style optional_no_ca): PEM of every CA a device identity can
+ * chain to, the active CA, the staged next one and each retired one
+ * whose not_after is after now, each preceded by a comment line naming
+ * it.  *pem is the caller's (free); *n the number of certificates.
+ */
+MDM_WUR mdm_err ca_client_bundle(db *d, time_t now, char **pem, size_t *len, int *n);
+/*
+ * Writes ca_client_bundle to path: a temporary file beside it, fsynced,
+ * mode 0644, renamed over path, so that a web server reading it at any
+ * moment sees the old file or the new one, never half of one.
+ */
+MDM_WUR mdm_err ca_client_bundle_write(db *d, const char *path, time_t now, int *n);
+
 #endif

@@ -71,6 +71,10 @@ static const struct config_key config_keys[] = {
                 "PEM file of the CA certificates an OTA phase-2 device certificate must "
                 "chain to (Apple Root CA and Apple's device CAs, shipped as "
                 "share/apple-ota-trust.pem)"},
+        {"tls_client_ca_file", NULL, 0,
+                "PEM file mdmctl keeps current with every CA a device identity can chain "
+                "to, for a web server that verifies client certificates against a file "
+                "(lighttpd's ssl.verifyclient.ca-file)"},
         {"mdm_topic", NULL, 0,
                 "default APNs topic of enrollment profiles (a request may choose another "
                 "imported one with ?topic=); unset: the only one imported"},

@@ -20,6 +20,8 @@
 #include "x509.h"
 
 #include <openssl/cms.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <openssl/rsa.h>
@@ -30,6 +32,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -1288,6 +1292,95 @@ START_TEST(ca_rollover_keeps_devices)
 }
 END_TEST
 
+/* The certificates of a PEM bundle, in order; *n of them. */
+static X509 **bundle_certs(const char *pem, size_t len, int *n)
+{
+	BIO *b = BIO_new_mem_buf(pem, (int)len);
+	X509 **out = calloc(8, sizeof(*out)), *x;
+
+	ck_assert_ptr_nonnull(b);
+	*n = 0;
+	while (*n < 8 && (x = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL)
+		out[(*n)++] = x;
+	ERR_clear_error();
+	BIO_free(b);
+	return out;
+}
+
+static void bundle_free(X509 **c, int n)
+{
+	for (int i = 0; i < n; i++)
+		X509_free(c[i]);
+	free(c);
+}
+
+/*
+ * lighttpd exports SSL_CLIENT_CERT only for a certificate that verifies
+ * against its ssl.verifyclient.ca-file (lighttpd-conf/): the file must
+ * hold the active CA, the staged next one and every retired one still
+ * valid, or a rollover locks devices out.
+ */
+START_TEST(client_ca_bundle_follows_rollover)
+{
+	char newkey[160], path[160], tmp[170], *pem = NULL;
+	size_t len = 0;
+	X509 **c, *old;
+	int n = 0, got = 0;
+	struct stat sb;
+
+	snprintf(newkey, sizeof(newkey), "%s.next", keypath);
+	snprintf(path, sizeof(path), "%s.bundle.pem", keypath);
+	snprintf(tmp, sizeof(tmp), "%s.new", path);
+	unlink(newkey);
+	unlink(path);
+	ck_assert_int_eq(ca_refresh(d, cfg, &srv->ca), MDM_OK);
+	old = srv->ca->active;
+	ck_assert_int_eq(ca_client_bundle(d, T0, &pem, &len, &n), MDM_OK);
+	ck_assert_int_eq(n, 1);
+	ck_assert_ptr_nonnull(strstr(pem, "# active CA: "));
+	c = bundle_certs(pem, len, &got);
+	ck_assert_int_eq(got, 1);
+	ck_assert_int_eq(X509_cmp(c[0], old), 0);
+	bundle_free(c, got);
+	free(pem);
+
+	/* Staged: the next CA is in before anything it issues exists. */
+	ck_assert_int_eq(ca_stage_next(d, 3650, 2048, newkey, NULL, T0), MDM_OK);
+	ck_assert_int_eq(ca_client_bundle_write(d, path, T0, &n), MDM_OK);
+	ck_assert_int_eq(n, 2);
+	ck_assert_int_eq(stat(path, &sb), 0);
+	ck_assert_int_eq(sb.st_mode & 0777, 0644);
+	ck_assert_int_eq(access(tmp, F_OK), -1);
+
+	/* Activated: the new CA first, the retired one kept while valid. */
+	ck_assert_int_eq(ca_activate(d), MDM_OK);
+	ck_assert_int_eq(ca_refresh(d, cfg, &srv->ca), MDM_OK);
+	ck_assert_int_eq(ca_client_bundle(d, T0, &pem, &len, &n), MDM_OK);
+	ck_assert_int_eq(n, 2);
+	ck_assert_ptr_nonnull(strstr(pem, "# retired CA: "));
+	c = bundle_certs(pem, len, &got);
+	ck_assert_int_eq(got, 2);
+	ck_assert_int_eq(X509_cmp(c[0], srv->ca->active), 0);
+	ck_assert_int_eq(X509_cmp(c[1], srv->ca->verify[1]), 0);
+	bundle_free(c, got);
+	free(pem);
+
+	/* Once the retired CA expired nothing it issued verifies: left out. */
+	ck_assert_int_eq(ca_client_bundle(d, T0 + 3650L * 86400, &pem, &len, &n), MDM_OK);
+	ck_assert_int_eq(n, 1);
+	ck_assert_ptr_null(strstr(pem, "# retired CA: "));
+	free(pem);
+
+	/* A stale temporary file from a crash does not stop the rewrite. */
+	ck_assert_int_eq(close(open(tmp, O_WRONLY | O_CREAT, 0600)), 0);
+	ck_assert_int_eq(ca_client_bundle_write(d, path, T0, &n), MDM_OK);
+	ck_assert_int_eq(n, 2);
+	ck_assert_int_eq(access(tmp, F_OK), -1);
+	unlink(path);
+	unlink(newkey);
+}
+END_TEST
+
 START_TEST(verifiers_load_no_ca_key)
 {
 	struct ca_state *v = NULL, *full = NULL;
@@ -1628,8 +1721,9 @@ void scep_tcases(Suite *s)
 	        manual_renewal_rechecked_at_issue, manual_renewal_issued_when_grounds_hold,
 	        approval_of_revoked_renewal_refused, md5_request_answered_bad_alg,
 	        bad_signature_answered_bad_message_check, garbage_is_refused_without_issuing,
-	        ca_rollover_keeps_devices, verifiers_load_no_ca_key, ca_changes_are_announced,
-	        concurrent_use_of_one_challenge, real_mdmclient_refused_only_for_its_recipient);
+	        ca_rollover_keeps_devices, client_ca_bundle_follows_rollover,
+	        verifiers_load_no_ca_key, ca_changes_are_announced, concurrent_use_of_one_challenge,
+	        real_mdmclient_refused_only_for_its_recipient);
 	tc = ts_tcase(s, "captures", 60, capture_setup, teardown);
 	ts_add_tests(tc, real_macos_pkcsreq_reaches_the_challenge_rule);
 }
