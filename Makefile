@@ -186,6 +186,8 @@ install: programs
 	install -d $(DESTDIR)$(DATADIR)
 	install -m 0644 share/apple-ota-trust.pem $(DESTDIR)$(DATADIR)/
 	install -m 0644 apache-conf/* $(DESTDIR)$(PREFIX)/share/mdm/apache-conf/
+	install -d $(DESTDIR)$(PREFIX)/share/mdm/lighttpd-conf
+	install -m 0644 lighttpd-conf/* $(DESTDIR)$(PREFIX)/share/mdm/lighttpd-conf/
 	install -m 0644 README.md docs/*.md $(DESTDIR)$(PREFIX)/share/doc/mdm/
 	install -d $(DESTDIR)$(PREFIX)/share/mdm/dist
 	install -m 0644 dist/mdm-pushd.service $(DESTDIR)$(PREFIX)/share/mdm/dist/

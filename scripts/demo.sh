@@ -4,7 +4,10 @@
 # `make demo-stop`).  POSIX sh.
 #
 # start: PostgreSQL, certificates, Apache (mod_proxy_fcgi to spawn-fcgi
-# pools of BUILD/cgi-bin) under ./var, the schema migrated with
+# pools of BUILD/cgi-bin; DEMO_MODE=fcgid for mod_fcgid) or, with
+# DEMO_WEB=lighttpd, lighttpd (lighttpd-conf/, to the same pools, its
+# client CA file var/ca/client-ca.pem kept by mdmctl through
+# MDM_TLS_CLIENT_CA_FILE) under ./var, the schema migrated with
 # BUILD/bin/mdmctl; waits until every route is healthy, then writes
 # var/demo.env.  Running it again restarts Apache and the pools on the new
 # build and keeps the database and certificates: one stack, answering.
@@ -20,7 +23,7 @@
 # pid in var/mdm-pushd.pid.  Without it no push daemon runs: Apple is not
 # reachable with the demo's throw-away push certificate.
 #
-# stop: stops mdm-pushd, Apache, the pools and PostgreSQL; fine when
+# stop: stops mdm-pushd, Apache or lighttpd, the pools and PostgreSQL; fine when
 # nothing runs.
 
 set -u
@@ -121,7 +124,30 @@ demo_start() {
 	export MDM_PROFILE_SIGNER_CERT MDM_PROFILE_SIGNER_KEY MDM_PROFILE_SIGNER_CHAIN MDM_PUBLIC_URL \
 		MDM_SCEP_URL
 
-	apache_start "$VAR" "${DEMO_MODE:-proxy}" "$B/cgi-bin" "$https_port" "$http_port"
+	web=${DEMO_WEB:-apache}
+	case $web in
+	apache)
+		lighttpd_stop "$VAR"
+		apache_start "$VAR" "${DEMO_MODE:-proxy}" "$B/cgi-bin" "$https_port" "$http_port"
+		web_log=$APACHE_ERROR_LOG
+		;;
+	lighttpd)
+		# Every CA a device identity can chain to, for
+		# ssl.verifyclient.ca-file; mdmctl rewrites it on each CA change
+		# (docs/CONFIG.md, tls_client_ca_file).
+		MDM_TLS_CLIENT_CA_FILE=${MDM_TLS_CLIENT_CA_FILE:-$VAR/ca/client-ca.pem}
+		export MDM_TLS_CLIENT_CA_FILE
+		"$B/bin/mdmctl" ca bundle >>"$VAR/log/ca.log" 2>&1 || {
+			cat "$VAR/log/ca.log" >&2
+			stack_die "mdmctl ca bundle failed"
+		}
+		stack_own "$VAR/ca"
+		apache_stop "$VAR"
+		lighttpd_start "$VAR" "$B/cgi-bin" "$https_port" "$http_port" "$MDM_TLS_CLIENT_CA_FILE"
+		web_log=$LIGHTTPD_ERROR_LOG
+		;;
+	*) stack_die "DEMO_WEB must be apache or lighttpd, not $web" ;;
+	esac
 	https=https://127.0.0.1:$https_port
 	http=http://127.0.0.1:$http_port
 	if ! stack_wait_health "$https/scep/health" "$https/enroll/health" \
@@ -130,8 +156,8 @@ demo_start() {
 		for p in $STACK_PROGRAMS; do
 			stack_show_log "$VAR/apache/logs/pool-$p.log" 5
 		done
-		stack_show_log "$APACHE_ERROR_LOG" 10
-		stack_die "the demo stack is not healthy (logs in $VAR/apache/logs)"
+		stack_show_log "$web_log" 10
+		stack_die "the demo stack is not healthy (logs in $(dirname "$web_log"))"
 	fi
 
 	{
@@ -145,6 +171,7 @@ demo_start() {
 		env_line CA_CERT "$CA_CERT"
 		env_line TLS_CA_CERT "$TLS_CA_CERT"
 		env_line DEMO_BUILD "$B"
+		env_line DEMO_WEB "$web"
 		env_line DEMO_PGDATA "$PG_DATA"
 		for name in $(env | sed -n 's/^\(MDM_[A-Za-z0-9_]*\)=.*/\1/p' | sort -u); do
 			eval "value=\${$name}"
@@ -165,7 +192,7 @@ demo_start() {
 	fi
 
 	cat <<EOF
-demo: running, as user $STACK_USER
+demo: running behind $web, as user $STACK_USER
   SCEP        $http/scep   (also $https/scep)
   enrollment  $https/enroll   (the signed profile: open it on a device, or
               curl --cacert "\$TLS_CA_CERT" -o enroll.mobileconfig $https/enroll)
@@ -177,7 +204,7 @@ demo: running, as user $STACK_USER
   trust HTTPS $TLS_CA_CERT
   push daemon $pushd_line
   database    psql "$PG_CONNINFO"
-  logs        $VAR/apache/logs
+  logs        $(dirname "$web_log"), $VAR/apache/logs (the pools)
 Try:  . var/demo.env && curl --cacert "\$TLS_CA_CERT" "\$CHECKIN_URL/health"
 Stop: make demo-stop
 EOF
@@ -207,6 +234,7 @@ demo_stop() {
 		build=$(sed -n "s/^export DEMO_BUILD='\(.*\)'$/\1/p" "$VAR/demo.env")
 	fi
 	apache_stop "$VAR"
+	lighttpd_stop "$VAR"
 	if [ -n "$build" ]; then
 		stack_sweep "$build/cgi-bin/"
 	fi

@@ -17,7 +17,7 @@ build-essential pkg-config clang clang-format
 libfcgi-dev libfcgi-bin libssl-dev openssl libxml2-dev libpq-dev
 check libcurl4-openssl-dev libnghttp2-dev valgrind
 postgresql postgresql-client
-apache2 libapache2-mod-fcgid spawn-fcgi
+apache2 libapache2-mod-fcgid spawn-fcgi lighttpd
 curl ca-certificates libxml2-utils
 scep certmonger dbus
 softhsm2 libengine-pkcs11-openssl opensc p11-kit p11-kit-modules

@@ -535,6 +535,72 @@ httpd_stop() {
 	stack_wait_pids 15
 }
 
+# ----------------------------------------------------------------- lighttpd
+
+LIGHTTPD_BIN=${LIGHTTPD_BIN:-/usr/sbin/lighttpd}
+
+# lighttpd_start DIR CGI_BIN HTTPS_PORT HTTP_PORT CLIENT_CA_FILE: lighttpd
+# (lighttpd-conf/) to spawn-fcgi pools for the programs in CGI_BIN, the
+# same pools as Apache's proxy mode; CLIENT_CA_FILE is its
+# ssl.verifyclient.ca-file (`mdmctl ca bundle`).  Needs tls_make DIR
+# first.  Sets LIGHTTPD_CONF, LIGHTTPD_ERROR_LOG, LIGHTTPD_PID_FILE.
+lighttpd_start() {
+	l=$1/lighttpd
+	[ -x "$LIGHTTPD_BIN" ] || stack_die "$LIGHTTPD_BIN not found: run 'make deps' as root"
+	lighttpd_stop "$1"
+	for port in "$3" "$4"; do
+		stack_port_busy "$port" && stack_die "port 127.0.0.1:$port is in use"
+	done
+	[ -s "$5" ] || stack_die "lighttpd_start: no client CA file $5 (mdmctl ca bundle)"
+	mkdir -p "$l/run" "$l/logs" "$l/upload" "$1/sock"
+	LIGHTTPD_CONF=$l/lighttpd.conf
+	LIGHTTPD_ERROR_LOG=$l/logs/error.log
+	LIGHTTPD_PID_FILE=$l/run/lighttpd.pid
+	cp "$STACK_ROOT/lighttpd-conf/mdm-site.conf" "$l/mdm-site.conf"
+	# The certificate with its chain (lighttpd-conf/mdm-site.conf says why).
+	cat "$SERVER_CERT" "$TLS_CA_CERT" >"$l/server-chain.pem" ||
+		stack_die "cannot write $l/server-chain.pem"
+	sed -e "s|@LIGHTTPD_DIR@|$(sed_rhs "$l")|g" \
+		-e "s|@HTTPS_PORT@|$3|g" -e "s|@HTTP_PORT@|$4|g" \
+		-e "s|@SOCK_DIR@|$(sed_rhs "$1/sock")|g" \
+		-e "s|@SERVER_CERT@|$(sed_rhs "$l/server-chain.pem")|g" \
+		-e "s|@SERVER_KEY@|$(sed_rhs "$SERVER_KEY")|g" \
+		-e "s|@CLIENT_CA_FILE@|$(sed_rhs "$5")|g" \
+		-e "s|@SITE_CONF@|$(sed_rhs "$l/mdm-site.conf")|g" \
+		"$STACK_ROOT/lighttpd-conf/lighttpd-standalone.conf.in" >"$LIGHTTPD_CONF" ||
+		stack_die "cannot write $LIGHTTPD_CONF"
+	stack_own "$l" "$1/sock"
+	as_stack "$LIGHTTPD_BIN" -tt -f "$LIGHTTPD_CONF" >"$l/logs/start.log" 2>&1 || {
+		stack_show_log "$l/logs/start.log"
+		stack_die "lighttpd refuses $LIGHTTPD_CONF"
+	}
+	pools_start "$1" "$2"
+	# Without -D lighttpd forks into the background and writes its pid file.
+	as_stack "$LIGHTTPD_BIN" -f "$LIGHTTPD_CONF" >>"$l/logs/start.log" 2>&1 &&
+		stack_retry 100 stack_port_busy "$3" && return 0
+	stack_show_log "$l/logs/start.log"
+	stack_show_log "$LIGHTTPD_ERROR_LOG"
+	stack_die "lighttpd does not listen on 127.0.0.1:$3"
+}
+
+# lighttpd_reload DIR: a graceful restart (SIGUSR1), which reads the
+# configuration and the client CA file again; waits for the new process.
+lighttpd_reload() {
+	lr_pid=$(cat "$1/lighttpd/run/lighttpd.pid" 2>/dev/null) || return 1
+	kill -USR1 "$lr_pid" || return 1
+	# The same pid goes on (lighttpd re-executes nothing); give it a moment.
+	sleep 1
+}
+
+# lighttpd_stop DIR: stops lighttpd and the spawn-fcgi pools; not an error
+# when nothing runs.
+lighttpd_stop() {
+	STACK_PIDS=
+	stack_term "$1/lighttpd/run/lighttpd.pid" '*lighttpd*'
+	stack_wait_pids 15
+	pools_stop "$1"
+}
+
 # stack_wait_health URL...: waits up to STACK_WAIT seconds (default 30)
 # for each URL to answer 200 (over HTTPS trusting TLS_CA_CERT).
 stack_wait_health() {

@@ -13,7 +13,8 @@
 #      stand-in started (tests/apns), and its own checks
 #      (tests/apns/apns_test.sh)
 #   4. BUILD/tests/check_e2e through a real Apache, once with
-#      mod_proxy_fcgi + spawn-fcgi pools and once with mod_fcgid
+#      mod_proxy_fcgi + spawn-fcgi pools and once with mod_fcgid, then
+#      through lighttpd (tests/lighttpd.sh), with a CA rollover there
 #   5. the CA key in a SoftHSM2 token (tests/hsm.sh), both modes
 #   6. behind a TLS-terminating proxy (tests/tlsproxy.sh)
 #   7. PostgreSQL failover under load (tests/failover.sh), both modes
@@ -49,6 +50,8 @@ STACK_PROG=tests/run.sh
 . "$ROOT/tests/tlsproxy.sh"
 # shellcheck source=tests/fixtures.sh
 . "$ROOT/tests/fixtures.sh"
+# shellcheck source=tests/lighttpd.sh
+. "$ROOT/tests/lighttpd.sh"
 APNS_STANDIN_BIN=$B/tests/apns_standin
 
 for f in bin/mdmctl tests/check_unit tests/check_e2e tests/apns_standin cgi-bin/scep.fcgi \
@@ -66,6 +69,7 @@ stack_own "$TMP"
 cleanup() {
 	apns_stop "$TMP/apns"
 	apache_stop "$TMP"
+	lighttpd_stop "$TMP"
 	stack_sweep "$TMP/"
 	pg_stop "$TMP"
 	for fo in "$TMP"/fo-*; do
@@ -243,6 +247,16 @@ for mode in proxy fcgid; do
 	pass_end "$mode"
 	pg_start "$TMP" test
 done
+
+# ==== BEGIN lighttpd block (issue 16; lighttpd-conf/, tests/lighttpd.sh) ====
+# The third web server pass: the same programs and suites behind
+# lighttpd, then a CA rollover with its client CA file kept by mdmctl.
+if [ -z "${CK_RUN_SUITE:-}" ] || [ "$CK_RUN_SUITE" != hsm ]; then
+	isolated lighttpd lighttpd_pass
+	lighttpd_stop "$TMP"
+	pg_start "$TMP" test
+fi
+# ==== END lighttpd block ====
 
 # ==== BEGIN HSM block (issue 13, tests/hsm.sh; docs/HSM.md) ====
 # The CA key out of the parsing process: two more passes, one per Apache

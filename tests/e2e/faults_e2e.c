@@ -27,6 +27,7 @@
 #include "ts_sys.h"
 
 #include <check.h>
+#include <ctype.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,7 +79,10 @@ static int get_enroll(int *retry_after)
 	status = atoi(c);
 	free(c);
 	h = ts_file_get(hdr, NULL);
-	*retry_after = strstr(h, "\nRetry-After: 5\r\n") != NULL;
+	/* Field names are case-insensitive (RFC 9110 5.1); HTTP/2 sends them lower-case. */
+	for (char *p = h; *p != '\0'; p++)
+		*p = (char)tolower((unsigned char)*p);
+	*retry_after = strstr(h, "\nretry-after: 5\r\n") != NULL;
 	free(h);
 	return status;
 }

@@ -118,7 +118,9 @@ START_TEST(ota_cannot_take_over)
 	ck_assert_ptr_nonnull(sim);
 	ck_assert_ptr_nonnull(topic);
 	snprintf(udid, sizeof(udid), "00008110-%c00000000000000A",
-	        getenv("E2E_MODE")[0] == 'f' ? 'F' : 'E');
+	        getenv("E2E_MODE")[0] == 'f'           ? 'F'
+	                : getenv("E2E_MODE")[0] == 'l' ? 'C'
+	                                               : 'E');
 	ck_assert_msg(
 	        ts_sh("rm -rf %s/victim && %s enroll --device iphone --udid %s --dir "
 	              "%s/victim --enroll-url '%s/enroll' --trust %s --tls-ca %s "
