@@ -21,7 +21,8 @@
  * acknowledged, once delivered, in mdm.command_queue.
  *
  * CPU is the utime+stime (+ waited-for children) of USER's processes
- * named server.fcgi, apache2 and postgres (those ROOT_PIDs, or their
+ * named server.fcgi, apache2 (lighttpd with BENCH_WEB=lighttpd) and
+ * postgres (those ROOT_PIDs, or their
  * children, when given), from /proc, before and after;
  * one that starts during the run counts whole.  Then, for scale, what
  * TLS alone allows with the same client: N full handshakes with the same
@@ -128,7 +129,8 @@ static double self_cpu_s(void)
 
 enum proc_kind { PROC_SERVER, PROC_APACHE, PROC_POSTGRES, PROC__MAX };
 
-static const char *const proc_names[PROC__MAX] = {
+/* The web server's process name: apache2, or lighttpd with BENCH_WEB=lighttpd. */
+static const char *proc_names[PROC__MAX] = {
         [PROC_SERVER] = "server.fcgi",
         [PROC_APACHE] = "apache2",
         [PROC_POSTGRES] = "postgres",
@@ -667,6 +669,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	roots = (const char *const *)argv + 6;
+	if (getenv("BENCH_WEB") != NULL && strcmp(getenv("BENCH_WEB"), "lighttpd") == 0)
+		proc_names[PROC_APACHE] = "lighttpd";
 	nroots = argc - 6;
 	b.base = argv[1];
 	b.tls_ca = argv[2];
@@ -749,25 +753,26 @@ int main(int argc, char **argv)
 	}
 	printf("connects=%d ok=%d acknowledged=%ld requests=%d tls_connections=%d seconds=%.3f "
 	       "per_second=%.1f requests_per_second=%.1f cpu_ms_per_connect=%.2f "
-	       "(server.fcgi %.2f, apache2 %.2f, postgres %.2f) client_cpu_ms_per_connect=%.2f "
-	       "handshake_only_per_second=%.1f handshake_only_apache2_cpu_ms=%.2f "
+	       "(server.fcgi %.2f, %s %.2f, postgres %.2f) client_cpu_ms_per_connect=%.2f "
+	       "handshake_only_per_second=%.1f handshake_only_%s_cpu_ms=%.2f "
 	       "handshake_only_client_cpu_ms=%.2f\n",
 	        b.n, ok, acked, 2 * b.n, conns, full.secs, b.n / full.secs, 2 * b.n / full.secs,
 	        timing_ms(&full, PROC__MAX, b.n), timing_ms(&full, PROC_SERVER, b.n),
-	        timing_ms(&full, PROC_APACHE, b.n), timing_ms(&full, PROC_POSTGRES, b.n),
-	        full.client_s * 1000.0 / b.n, b.n / hs.secs, timing_ms(&hs, PROC_APACHE, b.n),
+	        proc_names[PROC_APACHE], timing_ms(&full, PROC_APACHE, b.n),
+	        timing_ms(&full, PROC_POSTGRES, b.n), full.client_s * 1000.0 / b.n, b.n / hs.secs,
+	        proc_names[PROC_APACHE], timing_ms(&hs, PROC_APACHE, b.n),
 	        hs.client_s * 1000.0 / b.n);
 	printf("resumed: ok=%d acknowledged=%ld cpu_ms_per_connect_resumed=%.2f "
-	       "(server.fcgi %.2f, apache2 %.2f, postgres %.2f)\n",
+	       "(server.fcgi %.2f, %s %.2f, postgres %.2f)\n",
 	        ok_resumed, acked_resumed, timing_ms(&resumed, PROC__MAX, b.n),
-	        timing_ms(&resumed, PROC_SERVER, b.n), timing_ms(&resumed, PROC_APACHE, b.n),
-	        timing_ms(&resumed, PROC_POSTGRES, b.n));
-	printf("idle only: cpu_ms_per_idle=%.2f (server.fcgi %.2f, apache2 %.2f, postgres %.2f) "
-	       "cpu_ms_per_idle_resumed=%.2f (server.fcgi %.2f, apache2 %.2f, postgres %.2f)\n",
+	        timing_ms(&resumed, PROC_SERVER, b.n), proc_names[PROC_APACHE],
+	        timing_ms(&resumed, PROC_APACHE, b.n), timing_ms(&resumed, PROC_POSTGRES, b.n));
+	printf("idle only: cpu_ms_per_idle=%.2f (server.fcgi %.2f, %s %.2f, postgres %.2f) "
+	       "cpu_ms_per_idle_resumed=%.2f (server.fcgi %.2f, %s %.2f, postgres %.2f)\n",
 	        timing_ms(&idle_full, PROC__MAX, b.n), timing_ms(&idle_full, PROC_SERVER, b.n),
-	        timing_ms(&idle_full, PROC_APACHE, b.n), timing_ms(&idle_full, PROC_POSTGRES, b.n),
-	        timing_ms(&idle_resumed, PROC__MAX, b.n),
-	        timing_ms(&idle_resumed, PROC_SERVER, b.n),
+	        proc_names[PROC_APACHE], timing_ms(&idle_full, PROC_APACHE, b.n),
+	        timing_ms(&idle_full, PROC_POSTGRES, b.n), timing_ms(&idle_resumed, PROC__MAX, b.n),
+	        timing_ms(&idle_resumed, PROC_SERVER, b.n), proc_names[PROC_APACHE],
 	        timing_ms(&idle_resumed, PROC_APACHE, b.n),
 	        timing_ms(&idle_resumed, PROC_POSTGRES, b.n));
 	if (ok == b.n && acked == b.n && ok_resumed == b.n && acked_resumed == b.n && ok_idle)

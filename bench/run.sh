@@ -153,7 +153,8 @@ seed() {
 # postmaster, ap Apache's parent, roots both and POOL's workers.
 stack_pids() {
 	pm=$(head -n 1 "$PG_DATA/postmaster.pid")
-	ap=$(cat "$TMP/apache/run/httpd.pid")
+	# Apache's parent, or lighttpd (one process) while it serves instead.
+	ap=$(cat "$TMP/apache/run/httpd.pid" 2>/dev/null || cat "$TMP/lighttpd/run/lighttpd.pid")
 	roots="$pm $ap $(tr '\n' ' ' <"$TMP/apache/run/pool-$1.pid")"
 }
 
@@ -284,6 +285,32 @@ printf '%s\n' "$connect_1k" | awk '{
 	printf "    with a command, full handshake %.2f ms (%.2f); TLS session resumed %.2f ms (%.2f)\n", $1, 1 / $1, $2, 1 / $2
 	printf "    nothing due,    full handshake %.2f ms (%.2f); TLS session resumed %.2f ms (%.2f)\n", $3, 1 / $3, $4, 1 / $4 }'
 perf_top connect
+
+# The same connects behind lighttpd instead of Apache (lighttpd-conf/, the
+# same pools and database): what the web server's share of a connect is.
+if [ -x "$LIGHTTPD_BIN" ]; then
+	apache_stop "$TMP"
+	"$B/bin/mdmctl" ca bundle --out "$TMP/ca/client-ca.pem" >/dev/null ||
+		stack_die "mdmctl ca bundle failed"
+	stack_own "$TMP/ca"
+	lighttpd_start "$TMP" "$TMP/cgi-bin" "$https_port" "$http_port" "$TMP/ca/client-ca.pem"
+	stack_wait_health "http://127.0.0.1:$http_port/scep/health" || stack_die "lighttpd not healthy"
+	BENCH_WEB=lighttpd
+	export BENCH_WEB
+	connect_run connect-lighttpd
+	unset BENCH_WEB
+	echo "The same behind lighttpd $("$LIGHTTPD_BIN" -v 2>/dev/null | sed -n 's/^lighttpd\/\([^ ]*\).*/\1/p')" \
+		"(lighttpd-conf/, the same pools and database)"
+	printf '%s\n' "$cmd" | sed '1s/^/  mdm server.fcgi: /; 2,$s/^/    /'
+	echo "$connect_1k $(connect_cpu "$cmd")" | awk '{
+		printf "  server CPU per connect behind lighttpd against the goal of 1.0 ms (goal / measured; lighttpd / Apache):\n"
+		printf "    with a command, full handshake %.2f ms (%.2f; %.2fx); TLS session resumed %.2f ms (%.2f; %.2fx)\n", $5, 1 / $5, $5 / $1, $6, 1 / $6, $6 / $2
+		printf "    nothing due,    full handshake %.2f ms (%.2f; %.2fx); TLS session resumed %.2f ms (%.2f; %.2fx)\n", $7, 1 / $7, $7 / $3, $8, 1 / $8, $8 / $4 }'
+	perf_top connect-lighttpd
+	lighttpd_stop "$TMP"
+	apache_start "$TMP" proxy "$TMP/cgi-bin" "$https_port" "$http_port"
+	stack_wait_health "http://127.0.0.1:$http_port/scep/health" || stack_die "stack not healthy"
+fi
 
 # The same at BENCH_SCALE devices (issue 15: within 1.2x of the figures at
 # 1,000).  The generation runs while the stack idles; the FastCGI programs
