@@ -7,7 +7,8 @@
 #       mod_fastcgi to the spawn-fcgi pools, mod_openssl), with the
 #       settings of Apache's proxy pass; the whole e2e suite (routing,
 #       limits, SCEP interop clients, the Apple simulator's lifecycle, OTA,
-#       refusals, faults), then lighttpd_rollover.
+#       refusals, faults with a graceful restart under load), then
+#       lighttpd_rollover.
 #   lighttpd_rollover: a CA re-key and activation on a database of its
 #       own, with lighttpd's ssl.verifyclient.ca-file kept by mdmctl
 #       (tls_client_ca_file): a device of the old CA and one of the new
@@ -104,7 +105,6 @@ lighttpd_rollover() {
 lighttpd_pass() {
 	scep_legacy proxy
 	scep_ra proxy
-	unset E2E_APACHE_PID_FILE # faults-e2e's Apache signals: no httpd children here
 	https_port=$(stack_free_port 18443)
 	http_port=$(stack_free_port 18080)
 	MDM_PUBLIC_URL="https://127.0.0.1:$https_port"
@@ -118,6 +118,10 @@ lighttpd_pass() {
 	cat "$bundle.db" "$CA_CERT" >"$bundle"
 	stack_own "$bundle"
 	lighttpd_start "$TMP" "$TMP/cgi-bin" "$https_port" "$http_port" "$bundle"
+	# faults-e2e's graceful restart under load (SIGUSR1, as for Apache);
+	# lighttpd has no children to kill.
+	E2E_APACHE_PID_FILE=$LIGHTTPD_PID_FILE
+	export E2E_APACHE_PID_FILE
 	E2E_MODE=lighttpd
 	E2E_HTTPS_BASE="https://127.0.0.1:$https_port"
 	E2E_HTTP_BASE="http://127.0.0.1:$http_port"

@@ -314,10 +314,13 @@ START_TEST(restarts_and_kills_lose_nothing)
 	ck_assert_int_eq(kill(parent, SIGUSR1), 0);
 	usleep(2000 * 1000);
 	/* An httpd child killed with whatever it was serving. */
-	child = httpd_child(parent);
-	ck_assert_int_gt(child, 1);
-	ck_assert_int_eq(kill(child, SIGKILL), 0);
-	usleep(2000 * 1000);
+	/* lighttpd is one process: its graceful restart above is the web server's fault. */
+	if (strcmp(getenv("E2E_MODE"), "lighttpd") != 0) {
+		child = httpd_child(parent);
+		ck_assert_int_gt(child, 1);
+		ck_assert_int_eq(kill(child, SIGKILL), 0);
+		usleep(2000 * 1000);
+	}
 	/* One FastCGI worker killed (this stack's only; a spawn-fcgi pool keeps the rest). */
 	ck_assert_int_eq(ts_sh("kill -9 $(pgrep -o -f '^%s/enroll.fcgi')", cgi), 0);
 	usleep(2000 * 1000);
@@ -327,14 +330,15 @@ START_TEST(restarts_and_kills_lose_nothing)
 		after += get_enroll(&ra) == 200;
 	load_count(dir, LOAD_LOOPS, &l);
 
-	printf("faults ledger (%s): graceful restart, httpd child and FastCGI worker killed "
+	printf("faults ledger (%s): graceful restart, %sFastCGI worker killed "
 	       "under %d clients: sent %d (2xx %d, 503 %d, other 5xx %d, connection cut %d, "
 	       "other %d; allowed failures %d, the requests in flight at the faults); "
 	       "challenges given to devices %d, not in the database %d, written %d; "
 	       "%d after (2xx %d)\n",
-	        getenv("E2E_MODE"), LOAD_LOOPS, l.sent, l.ok, l.s503, l.s5xx, l.refused, l.other,
-	        LOAD_LOOPS * LOAD_FAULTS, l.told, l.missing, atoi(n1) - atoi(n0), LOAD_AFTER,
-	        after);
+	        getenv("E2E_MODE"),
+	        strcmp(getenv("E2E_MODE"), "lighttpd") != 0 ? "httpd child and " : "", LOAD_LOOPS,
+	        l.sent, l.ok, l.s503, l.s5xx, l.refused, l.other, LOAD_LOOPS * LOAD_FAULTS, l.told,
+	        l.missing, atoi(n1) - atoi(n0), LOAD_AFTER, after);
 	fflush(stdout);
 	ck_assert_int_gt(l.ok, LOAD_LOOPS * 4);
 	ck_assert_int_le(l.s503 + l.s5xx + l.refused, LOAD_LOOPS * LOAD_FAULTS);
