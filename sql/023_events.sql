@@ -243,7 +243,9 @@ COMMENT ON FUNCTION mdm.event_release(bigint[], text, double precision) IS
 -- Seconds until the next undelivered event is due (0: now), NULL: none.
 CREATE FUNCTION mdm.event_next_due() RETURNS double precision
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT greatest(extract(epoch FROM min(o.next_attempt_at) - now()), 0)::double precision
+    SELECT CASE WHEN min(o.next_attempt_at) IS NULL THEN NULL
+                ELSE greatest(extract(epoch FROM min(o.next_attempt_at) - now()), 0)
+           END::double precision
       FROM mdm.event_outbox o WHERE o.delivered_at IS NULL;
 $$;
 COMMENT ON FUNCTION mdm.event_next_due() IS
