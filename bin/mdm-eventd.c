@@ -11,8 +11,9 @@
  * body under the secret in webhook_secret_file).  A 2xx answer is
  * recorded as delivered at once; no answer, 408, 429 or 5xx back the event
  * off (exponentially, with jitter) and give the rest of the round back
- * to wait as long, since the receiver is down; any other status backs
- * that event off alone.  Nothing is ever dropped: delivery is at least
+ * to wait as long, since the receiver is down, and nothing more is
+ * claimed until then (the probe's backoff grows with the outage); any
+ * other status backs that event off alone.  Nothing is ever dropped: delivery is at least
  * once (a crash between the receiver's 2xx and the record sends that
  * event again after the lease), and receivers deduplicate by event_id.
  * Delivered events are deleted after webhook_keep_days.
@@ -56,6 +57,14 @@ struct eventd {
 	int timeout_s, backoff_min, backoff_max, keep_days, lease_s;
 	int enabled;
 	time_t last_prune;
+	/*
+	 * The receiver's state as this daemon saw it last: consecutive rounds
+	 * it was unavailable, and until when nothing is claimed (CLOCK_MONOTONIC
+	 * seconds), so that events arriving during an outage wait for the next
+	 * probe instead of each costing an attempt of its own.
+	 */
+	int down_rounds;
+	double down_until;
 };
 
 static volatile sig_atomic_t eventd_stop;
@@ -64,6 +73,14 @@ static void eventd_on_signal(int sig)
 {
 	(void)sig;
 	eventd_stop = 1;
+}
+
+static double eventd_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 static double eventd_random(void)
@@ -122,12 +139,17 @@ static void eventd_deliver(
 	act = eventq_classify(status);
 	switch (act) {
 	case EVENTQ_DELIVERED:
+		e->down_rounds = 0;
 		log_debug("events: event %lld delivered to %s (%d, attempt %d)", it->id, e->where,
 		        status, it->attempts + 1);
 		break;
 	case EVENTQ_UNAVAILABLE:
+		/* The event's own failures or the receiver's, whichever are more. */
 		retry = eventq_backoff(
-		        it->attempts, e->backoff_min, e->backoff_max, eventd_random());
+		        it->attempts > e->down_rounds ? it->attempts : e->down_rounds,
+		        e->backoff_min, e->backoff_max, eventd_random());
+		e->down_rounds++;
+		e->down_until = eventd_now() + retry;
 		log_warn("events: event %lld to %s: %s; attempt %d failed, retry in %.1f s "
 		         "(the rest of the round waits as long)",
 		        it->id, e->where, why, it->attempts + 1, retry);
@@ -136,6 +158,7 @@ static void eventd_deliver(
 		break;
 	case EVENTQ_REJECTED:
 	default:
+		e->down_rounds = 0; /* it answered */
 		retry = eventq_backoff(
 		        it->attempts, e->backoff_min, e->backoff_max, eventd_random());
 		log_error("events: event %lld refused by %s: %s; attempt %d, retry in %.1f s",
@@ -335,6 +358,19 @@ int main(int argc, char **argv)
 		}
 		if (!once && !listening)
 			listening = db_listen(e.db, "mdm_event") == MDM_OK;
+		/* The receiver is down: nothing is claimed before the next probe. */
+		if (!once && eventd_now() < e.down_until) {
+			double ms = (e.down_until - eventd_now()) * 1000 + 1;
+			if (!listening) {
+				usleep(ms < 1000 ? (useconds_t)(ms * 1000) : 1000000);
+				continue;
+			}
+			rc = db_wait_notify(
+			        e.db, ms < EVENTD_SWEEP_MS ? (int)ms : EVENTD_SWEEP_MS, &got);
+			if (rc == MDM_ERR_DB_CONN)
+				sleep(1);
+			continue;
+		}
 		/* Drain: claim again while full rounds come back and the receiver takes them. */
 		do {
 			if ((rc = eventd_round(&e, &claimed, &unavailable)) != MDM_OK)

@@ -100,7 +100,7 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     eid bigint;
 BEGIN
-    IF NOT (SELECT c.enabled FROM mdm.event_config c) THEN
+    IF NOT coalesce((SELECT c.enabled FROM mdm.event_config c), false) THEN
         RETURN NULL;
     END IF;
     SELECT e.id INTO eid FROM mdm.enrollment e
@@ -128,7 +128,7 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     e record;
 BEGIN
-    IF NOT (SELECT c.enabled FROM mdm.event_config c) THEN
+    IF NOT coalesce((SELECT c.enabled FROM mdm.event_config c), false) THEN
         RETURN NULL;
     END IF;
     SELECT n.udid, n.user_id INTO e FROM mdm.enrollment n WHERE n.id = NEW.enrollment_id;
