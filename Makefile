@@ -52,7 +52,7 @@ LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/lib/migrations.o
 LIBMDM    := $(BUILD)/libmdm.a
 PROGRAMS  := scep enroll checkin server
 FCGI_BINS := $(PROGRAMS:%=$(BUILD)/cgi-bin/%.fcgi)
-BIN_BINS  := $(BUILD)/bin/mdmctl $(BUILD)/bin/mdm-pushd
+BIN_BINS  := $(BUILD)/bin/mdmctl $(BUILD)/bin/mdm-pushd $(BUILD)/bin/mdm-eventd
 SUPPORT_SRC := $(wildcard tests/support/*.c)
 SUPPORT_LIB := $(BUILD)/tests/libsupport.a
 UNIT_SRC  := $(wildcard tests/unit/*.c)
@@ -190,7 +190,8 @@ install: programs
 	install -m 0644 lighttpd-conf/* $(DESTDIR)$(PREFIX)/share/mdm/lighttpd-conf/
 	install -m 0644 README.md docs/*.md $(DESTDIR)$(PREFIX)/share/doc/mdm/
 	install -d $(DESTDIR)$(PREFIX)/share/mdm/dist
-	install -m 0644 dist/mdm-pushd.service $(DESTDIR)$(PREFIX)/share/mdm/dist/
+	install -m 0644 dist/mdm-pushd.service dist/mdm-eventd.service \
+		$(DESTDIR)$(PREFIX)/share/mdm/dist/
 
 FORMAT_FILES = $(wildcard lib/*.c lib/*.h cgi-bin/*.c bin/*.c tests/unit/*.c \
 	tests/unit/*.h tests/support/*.c tests/support/*.h tests/e2e/*.c tests/e2e/*.h \

@@ -1,6 +1,6 @@
 /*
- * APNs client for MDM pushes (only this module includes libnghttp2; TLS is
- * x509_tls's).
+ * APNs client for MDM pushes (only this module includes libnghttp2, and,
+ * in apns_http.c, libcurl; TLS is x509_tls's).
  *
  * Apple, "Sending notification requests to APNs" (certificate-based):
  * POST <url>/3/device/<hex token> over HTTP/2, the MDM push certificate as
@@ -84,5 +84,46 @@ void apns_free(apns *a);
 MDM_WUR mdm_err apns_send(apns *a, struct apns_push *p, size_t n);
 /* How many connections a has opened since apns_new. */
 long apns_connections(const apns *a);
+
+/*
+ * ---- apns_http.c: HTTP POSTs with libcurl (the webhook of bin/mdm-eventd) ----
+ *
+ * One handle per destination URL; it keeps its connection between posts.
+ * The answer's body is read and dropped, never kept or logged.  Redirects
+ * are not followed; https verifies the server's certificate and name
+ * (ca_file, or the system's store).
+ */
+#define APNS_HTTP_MAX_URL    2048
+#define APNS_HTTP_MAX_HEADER 1024
+
+typedef struct apns_http apns_http;
+
+struct apns_http_opts {
+	const char *url;         /* http:// or https://, apns_http_url_valid */
+	const char *ca_file;     /* PEM bundle trusted for https; NULL: the system's */
+	long timeout_ms;         /* the whole request (<= 0: 10 s) */
+	long connect_timeout_ms; /* the connection alone (<= 0: timeout_ms) */
+};
+
+/* Once per process (libcurl's global state). */
+MDM_WUR mdm_err apns_http_global_init(void);
+void apns_http_global_cleanup(void);
+
+/* 1 if url is http:// or https://, a host, printable ASCII without spaces, <= APNS_HTTP_MAX_URL. */
+int apns_http_url_valid(const char *url);
+/* MDM_ERR_CONFIG for a URL apns_http_url_valid refuses; no connection is made yet. */
+MDM_WUR mdm_err apns_http_new(const struct apns_http_opts *o, apns_http **out);
+void apns_http_free(apns_http *h);
+
+/*
+ * POSTs len bytes of body (Content-Type: application/json) with nheaders
+ * more header lines ("Name: value", printable ASCII, at most
+ * APNS_HTTP_MAX_HEADER: MDM_ERR_INVAL otherwise) and waits for the
+ * answer.  *status is its HTTP status, 0 when none came (refused,
+ * timed out, TLS failure); why (whylen bytes) says which, for logs.
+ * Returns non-OK only when nothing could be attempted.
+ */
+MDM_WUR mdm_err apns_http_post(apns_http *h, const char *const *headers, size_t nheaders,
+        const char *body, size_t len, int *status, char *why, size_t whylen);
 
 #endif

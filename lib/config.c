@@ -113,6 +113,21 @@ static const struct config_key config_keys[] = {
                 "share the next)"},
         {"push_lease_seconds", "120", 0,
                 "how long an mdm-pushd claim lasts before another daemon may take it"},
+        {"webhook_url", NULL, 1,
+                "where mdm-eventd POSTs check-in and command-result events (http:// or "
+                "https://); a secret, as a URL may carry a token"},
+        {"webhook_secret_file", NULL, 0,
+                "file holding the secret of the events' X-MDM-Signature (HMAC-SHA256), "
+                "16 to 4096 bytes"},
+        {"webhook_ca_file", NULL, 0,
+                "PEM CA bundle mdm-eventd trusts for an https webhook_url; unset: the system's"},
+        {"webhook_timeout", "10", 0,
+                "seconds one event POST may take, connection included (1 to 300)"},
+        {"webhook_backoff_min", "5", 0, "seconds before the first retry of a failed event"},
+        {"webhook_backoff_max", "3600", 0, "longest retry delay of an event, in seconds"},
+        {"webhook_keep_days", "7", 0,
+                "days delivered events stay in mdm.event_outbox before mdm-eventd deletes "
+                "them (0 to 3650)"},
 };
 
 #define CONFIG_NKEYS (sizeof(config_keys) / sizeof(config_keys[0]))

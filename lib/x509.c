@@ -22,6 +22,7 @@
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/objects.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
@@ -665,6 +666,27 @@ mdm_err x509_cert_key_sha256(const X509 *c, char out[X509_FP_HEX_LEN + 1])
 out:
 	OPENSSL_free(der);
 	return rc;
+}
+
+mdm_err x509_hmac_sha256_hex(const uint8_t *key, size_t keylen, const uint8_t *msg, size_t len,
+        char out[X509_FP_HEX_LEN + 1])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+
+	out[0] = '\0';
+	if (key == NULL || keylen == 0 || keylen > INT32_MAX || (msg == NULL && len > 0))
+		return MDM_ERR_INVAL;
+	if (HMAC(EVP_sha256(), key, (int)keylen, msg != NULL ? msg : (const uint8_t *)"", len, md,
+	            &mdlen) == NULL ||
+	        mdlen != 32) {
+		x509_ossl_fail(MDM_LOG_ERROR, "HMAC");
+		OPENSSL_cleanse(md, sizeof(md));
+		return MDM_ERR_CRYPTO;
+	}
+	hex_lower(md, mdlen, out);
+	OPENSSL_cleanse(md, sizeof(md));
+	return MDM_OK;
 }
 
 int x509_cert_same_key(const X509 *a, const X509 *b)

@@ -89,6 +89,13 @@ MDM_WUR mdm_err x509_cert_info(const struct x509_st *c, struct x509_info *out);
 /* SHA-256 of the DER SubjectPublicKeyInfo, lower-case hex (a key's stable name). */
 MDM_WUR mdm_err x509_cert_key_sha256(const struct x509_st *c, char out[X509_FP_HEX_LEN + 1]);
 /*
+ * HMAC-SHA256 (RFC 2104, FIPS 198-1) of msg under key, as lower-case hex
+ * in out[X509_FP_HEX_LEN + 1]: the webhook signature (bin/mdm-eventd).
+ * Here because OpenSSL lives in x509*.c; MDM_ERR_INVAL for an empty key.
+ */
+MDM_WUR mdm_err x509_hmac_sha256_hex(const uint8_t *key, size_t keylen, const uint8_t *msg,
+        size_t len, char out[X509_FP_HEX_LEN + 1]);
+/*
  * 1 if the certificate names itself as issuer (the throw-away signer of a
  * first SCEP request).  Reads nothing else, so it works on certificates
  * x509_cert_info would refuse (negative or oversized serials).

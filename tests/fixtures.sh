@@ -37,7 +37,7 @@ fixture_tls() {
 # the checkout (which may be under /root).  Exports E2E_CGI_BIN (this
 # stack's programs, for tests that signal them and only them), E2E_PGCTL,
 # E2E_DEVSIM, E2E_OTASIM, E2E_CERTMONGER_SCRIPT, E2E_APPLESIM, E2E_PUSHD,
-# E2E_MDMCTL_DIR.
+# E2E_EVENTD, E2E_EVENTS_RECEIVER, E2E_MDMCTL_DIR.
 fixture_programs() {
 	mkdir -p "$TMP/cgi-bin"
 	for p in $STACK_PROGRAMS; do
@@ -52,9 +52,11 @@ fixture_programs() {
 	E2E_CERTMONGER_SCRIPT=$ROOT/tests/e2e/certmonger.sh
 	E2E_APPLESIM=$B/tests/applesim
 	E2E_PUSHD=$B/bin/mdm-pushd
+	E2E_EVENTD=$B/bin/mdm-eventd
+	E2E_EVENTS_RECEIVER=$ROOT/tests/events/receiver.py
 	E2E_MDMCTL_DIR=$B/bin
 	export E2E_CGI_BIN E2E_PGCTL E2E_DEVSIM E2E_OTASIM E2E_CERTMONGER_SCRIPT \
-		E2E_APPLESIM E2E_PUSHD E2E_MDMCTL_DIR
+		E2E_APPLESIM E2E_PUSHD E2E_EVENTD E2E_EVENTS_RECEIVER E2E_MDMCTL_DIR
 }
 
 # fixture_device_ca: the CA behind scep.fcgi (`mdmctl ca init`, its key in

@@ -576,6 +576,7 @@ Suite *enroll_e2e_suite(void);
 Suite *checkin_e2e_suite(void);
 Suite *command_e2e_suite(void);
 Suite *push_e2e_suite(void);
+Suite *events_e2e_suite(void);
 Suite *ota_e2e_suite(void);
 Suite *applesim_e2e_suite(void);
 Suite *faults_e2e_suite(void);
@@ -675,6 +676,10 @@ int main(void)
 		if (getenv("E2E_APNS_URL") != NULL && getenv("E2E_PUSHD") != NULL &&
 		        strcmp(getenv("E2E_MODE") ? getenv("E2E_MODE") : "", "proxy") == 0)
 			srunner_add_suite(sr, push_e2e_suite());
+		/* Nor does the webhook daemon. */
+		if (getenv("E2E_EVENTD") != NULL && getenv("E2E_EVENTS_RECEIVER") != NULL &&
+		        strcmp(getenv("E2E_MODE") ? getenv("E2E_MODE") : "", "proxy") == 0)
+			srunner_add_suite(sr, events_e2e_suite());
 		if (getenv("E2E_OTA_DEVCA_CERT") != NULL)
 			srunner_add_suite(sr, ota_e2e_suite());
 		if (getenv("E2E_APPLESIM") != NULL)

@@ -792,6 +792,60 @@ START_TEST(device_a_for_udid_b)
 }
 END_TEST
 
+/*
+ * Events (sql/023_events.sql): with them on, every accepted check-in has
+ * its event, written in the check-in's own transaction, its raw_payload
+ * the stored body (secrets redacted); a refused one has none.
+ */
+START_TEST(events_with_checkins)
+{
+	struct device a, b;
+	char *auth = msg_authenticate("UDID-EV"), *tok = msg_token_update("UDID-EV", NULL);
+	char *out = msg_simple("CheckOut", "UDID-EV", NULL), *b64;
+	char *raw = NULL;
+	size_t len;
+
+	assert_query("SELECT mdm.events_enable(true)::text", NULL, "true");
+	device_new(&a);
+	device_new(&b);
+	enroll(&a, "UDID-EV");
+	assert_query("SELECT string_agg(topic, ',' ORDER BY id) FROM mdm.event_outbox", NULL,
+	        "mdm.Authenticate,mdm.TokenUpdate");
+	/* The event carries what mdm.checkin stored: the push magic and unlock token redacted. */
+	b64 = query1("SELECT payload->'checkin_event'->>'raw_payload' FROM mdm.event_outbox WHERE "
+	             "topic = 'mdm.TokenUpdate'",
+	        NULL);
+	ck_assert_int_eq(base64_decode(b64, strlen(b64), 65536, (uint8_t **)&raw, &len), MDM_OK);
+	raw = realloc(raw, len + 1);
+	ck_assert_ptr_nonnull(raw);
+	raw[len] = '\0';
+	ck_assert_ptr_nonnull(strstr(raw, "(redacted)"));
+	ck_assert_ptr_null(strstr(raw, "magic-1"));
+	assert_query("SELECT count(*) FROM mdm.checkin c JOIN mdm.event_outbox o ON "
+	             "o.payload->'checkin_event'->>'raw_payload' = mdm.event_b64(c.body) WHERE "
+	             "c.udid = $1",
+	        "UDID-EV", "2");
+	assert_query("SELECT string_agg(DISTINCT ((payload->'checkin_event'->>'enrollment_id') = "
+	             "(SELECT id::text FROM mdm.enrollment WHERE udid = $1))::text, ',') FROM "
+	             "mdm.event_outbox",
+	        "UDID-EV", "true");
+	/* Refused (B's certificate for A's UDID, inside the transaction): no event. */
+	assert_refused(&strict, &b, NULL, NULL, tok, MDM_ERR_FORBIDDEN);
+	assert_query("SELECT count(*) FROM mdm.event_outbox", NULL, "2");
+	ck_assert_int_eq(run_tls(&a, out), MDM_OK);
+	assert_query("SELECT topic || '/' || (payload->'checkin_event'->>'auth') FROM "
+	             "mdm.event_outbox ORDER BY id DESC LIMIT 1",
+	        NULL, "mdm.CheckOut/tls");
+	free(raw);
+	free(b64);
+	device_free(&a);
+	device_free(&b);
+	free(auth);
+	free(tok);
+	free(out);
+}
+END_TEST
+
 START_TEST(takeover_rules)
 {
 	struct device a, a2, a3, a4, a5;
@@ -1269,8 +1323,8 @@ void checkin_tcases(Suite *s)
 	TCase *tc = ts_tcase(s, "db", 60, setup, teardown);
 
 	ts_add_tests(tc, store_real_vectors, enroll_tls_and_signature, identity_refusals,
-	        device_a_for_udid_b, takeover_rules, ota_challenge_never_takes_over,
-	        racing_authenticates_bind_one_udid, renewal_without_authenticate,
-	        user_channel_and_tokens, old_bodies_scrubbed, topic_must_be_ours,
-	        challenge_lookups_use_an_index);
+	        device_a_for_udid_b, events_with_checkins, takeover_rules,
+	        ota_challenge_never_takes_over, racing_authenticates_bind_one_udid,
+	        renewal_without_authenticate, user_channel_and_tokens, old_bodies_scrubbed,
+	        topic_must_be_ours, challenge_lookups_use_an_index);
 }
