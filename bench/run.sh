@@ -179,7 +179,7 @@ scep_run() {
 # connect_run NAME: command-channel connects (fresh devices each time:
 # command_bench names them BENCH-<pid>-<time>-<n>); the bench lines in cmd.
 connect_run() {
-	perf_window "$1" 'server.fcgi|apache2|postgres'
+	perf_window "$1" "server.fcgi|${BENCH_WEB:-apache2}|postgres"
 	stack_pids server
 	# shellcheck disable=SC2086 # a list of pids
 	cmd=$("$B/bench/command_bench" "https://127.0.0.1:$https_port" "$TLS_CA_CERT" "$DEVICES" \
