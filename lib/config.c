@@ -220,8 +220,8 @@ static MDM_WUR mdm_err config_set(config *c, int i, const char *v, size_t len, e
 	return MDM_OK;
 }
 
-/* Reads the whole file, refusing one over CONFIG_MAX_FILE before allocating. */
-static MDM_WUR mdm_err config_read_file(const char *path, int required, char **out, size_t *outlen)
+mdm_err config_file_read(
+        const char *path, const char *what, size_t max, int secret, char **out, size_t *outlen)
 {
 	struct stat st;
 	char *buf = NULL;
@@ -231,18 +231,23 @@ static MDM_WUR mdm_err config_read_file(const char *path, int required, char **o
 
 	*out = NULL;
 	*outlen = 0;
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
-		if (errno == ENOENT && !required)
-			return MDM_OK;
-		log_error("config: cannot open %s: %s", path, strerror(errno));
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) < 0) {
+		if (errno == ENOENT)
+			return MDM_ERR_NOT_FOUND;
+		log_error("config: %s %s cannot be opened: %s", what, path, strerror(errno));
 		return MDM_ERR_CONFIG;
 	}
 	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-		log_error("config: %s is not a regular file", path);
+		log_error("config: %s %s is not a regular file", what, path);
 		goto out;
 	}
-	if (st.st_size > CONFIG_MAX_FILE) {
-		log_error("config: %s is larger than %d bytes", path, CONFIG_MAX_FILE);
+	if (secret && (st.st_mode & (S_IROTH | S_IWOTH)) != 0) {
+		log_error("config: %s %s may be read or written by others: chmod o-rw it", what,
+		        path);
+		goto out;
+	}
+	if ((size_t)st.st_size > max) {
+		log_error("config: %s %s is over %zu bytes", what, path, max);
 		rc = MDM_ERR_LIMIT;
 		goto out;
 	}
@@ -259,7 +264,7 @@ static MDM_WUR mdm_err config_read_file(const char *path, int required, char **o
 		len += (size_t)r;
 	}
 	if (len != (size_t)st.st_size) {
-		log_error("config: short read on %s", path);
+		log_error("config: short read on %s %s", what, path);
 		goto out;
 	}
 	buf[len] = '\0';
@@ -268,8 +273,24 @@ static MDM_WUR mdm_err config_read_file(const char *path, int required, char **o
 	buf = NULL;
 	rc = MDM_OK;
 out:
+	if (buf != NULL && secret)
+		explicit_bzero(buf, (size_t)st.st_size);
 	free(buf);
 	close(fd);
+	return rc;
+}
+
+/* The configuration file, refused over CONFIG_MAX_FILE before allocating. */
+static MDM_WUR mdm_err config_read_file(const char *path, int required, char **out, size_t *outlen)
+{
+	mdm_err rc = config_file_read(path, "configuration file", CONFIG_MAX_FILE, 0, out, outlen);
+
+	if (rc == MDM_ERR_NOT_FOUND) {
+		if (!required)
+			return MDM_OK;
+		log_error("config: cannot open %s: %s", path, strerror(ENOENT));
+		return MDM_ERR_CONFIG;
+	}
 	return rc;
 }
 

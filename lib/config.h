@@ -35,6 +35,17 @@ void config_free(config *c);
 
 /* The value of a known key (NULL when unset); NULL for an unknown key. */
 const char *config_get0(const config *c, const char *key);
+/*
+ * Reads the whole of the regular file at path into a NUL-terminated buffer
+ * (*out, the caller's to free), refusing one over max bytes before
+ * allocating (MDM_ERR_LIMIT); what names the file in messages ("the
+ * configuration file", a key's name).  secret: refused when others may
+ * read or write it, and zeroed before it is freed on failure.
+ * MDM_ERR_NOT_FOUND, with nothing logged, when it does not exist.
+ */
+MDM_WUR mdm_err config_file_read(
+        const char *path, const char *what, size_t max, int secret, char **out, size_t *outlen);
+
 /* Where a key's value came from: "default", "file", "env" or "unset". */
 const char *config_source0(const config *c, const char *key);
 

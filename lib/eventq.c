@@ -1,4 +1,5 @@
 /* mdm-eventd's side of sql/023_events.sql: claim, classify, record, sign, the secret. */
+#include "config.h"
 #include "eventq.h"
 #include "log.h"
 #include "x509.h"
@@ -225,11 +226,9 @@ void eventq_secret_free(uint8_t *secret, size_t len)
 
 mdm_err eventq_secret_load(const char *path, uint8_t **out, size_t *outlen)
 {
-	struct stat st;
-	uint8_t *buf = NULL;
-	size_t len = 0;
-	mdm_err rc = MDM_ERR_CONFIG;
-	int fd;
+	char *buf = NULL;
+	size_t got = 0, len;
+	mdm_err rc;
 
 	*out = NULL;
 	*outlen = 0;
@@ -238,46 +237,19 @@ mdm_err eventq_secret_load(const char *path, uint8_t **out, size_t *outlen)
 		          "signature secret");
 		return MDM_ERR_CONFIG;
 	}
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) < 0) {
+	/* Trailing CR/LF are trimmed below, so allow a few bytes over the limit. */
+	rc = config_file_read(path, "webhook_secret_file", EVENTQ_MAX_SECRET + 2, 1, &buf, &got);
+	if (rc == MDM_ERR_NOT_FOUND) {
 		log_error("config: webhook_secret_file %s cannot be opened: %s", path,
-		        strerror(errno));
+		        strerror(ENOENT));
 		return MDM_ERR_CONFIG;
 	}
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-		log_error("config: webhook_secret_file %s is not a regular file", path);
-		goto out;
-	}
-	if ((st.st_mode & (S_IROTH | S_IWOTH)) != 0) {
-		log_error("config: webhook_secret_file %s may be read or written by others: chmod "
-		          "o-rw it",
-		        path);
-		goto out;
-	}
-	/* Trailing CR/LF are trimmed below, so allow a few bytes over the limit. */
-	if (st.st_size > EVENTQ_MAX_SECRET + 2) {
-		log_error(
-		        "config: webhook_secret_file %s is over %d bytes", path, EVENTQ_MAX_SECRET);
-		rc = MDM_ERR_LIMIT;
-		goto out;
-	}
-	if ((buf = malloc((size_t)st.st_size + 1)) == NULL) {
-		rc = MDM_ERR_NOMEM;
-		goto out;
-	}
-	while (len < (size_t)st.st_size) {
-		ssize_t n = read(fd, buf + len, (size_t)st.st_size - len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		len += (size_t)n;
-	}
-	if (len != (size_t)st.st_size) {
-		log_error("config: short read on webhook_secret_file %s", path);
-		goto out;
-	}
+	if (rc != MDM_OK)
+		return rc;
+	len = got;
 	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
 		len--;
+	rc = MDM_ERR_CONFIG;
 	if (memchr(buf, '\0', len) != NULL) {
 		log_error("config: webhook_secret_file %s holds a NUL byte", path);
 		goto out;
@@ -288,13 +260,14 @@ mdm_err eventq_secret_load(const char *path, uint8_t **out, size_t *outlen)
 		        path, EVENTQ_MIN_SECRET, EVENTQ_MAX_SECRET);
 		goto out;
 	}
-	*out = buf;
+	/* Zero what was trimmed: eventq_secret_free clears len bytes only. */
+	explicit_bzero(buf + len, got - len);
+	*out = (uint8_t *)buf;
 	*outlen = len;
 	buf = NULL;
 	rc = MDM_OK;
 out:
 	if (buf != NULL)
-		eventq_secret_free(buf, (size_t)st.st_size);
-	close(fd);
+		eventq_secret_free((uint8_t *)buf, got);
 	return rc;
 }
