@@ -35,22 +35,12 @@ static const char *tls_ca, *mode;
  */
 static void enroll_once(void)
 {
-	char *n = e2e_query1(
-	        "SELECT count(*)::text FROM mdm.devices WHERE udid = $1 AND enrolled", udid);
-	int done = strcmp(n, "1") == 0;
-
-	free(n);
-	if (done) {
+	if (e2e_devsim_enrolled(udid, 0)) {
 		/* A clean queue for each test, whatever the one before left. */
 		free(e2e_query1("SELECT mdm.queue_clear($1)::text", udid));
 		return;
 	}
-	ck_assert_msg(ts_sh("sh %s %s '%s/enroll' %s %s %s tls %s >%s/devsim.log 2>&1 || "
-	                    "{ cat %s/devsim.log; exit 1; }",
-	                      getenv("E2E_DEVSIM"), devdir, getenv("E2E_HTTPS_BASE"),
-	                      getenv("E2E_DEVICE_CA"), tls_ca, udid,
-	                      e2e_legacy() ? "scepclient" : "certmonger", tmpdir, tmpdir) == 0,
-	        "devsim failed (log above)");
+	e2e_devsim_enroll(devdir, udid, e2e_legacy() ? "scepclient" : "certmonger", tmpdir);
 }
 
 /* PUT a report file as the device (TLS identity); the HTTP status; the reply in reply. */

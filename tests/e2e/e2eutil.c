@@ -109,3 +109,28 @@ void e2e_idle_plist(const char *path, const char *udid)
 	        "<key>UDID</key><string>%s</string></dict></plist>\n",
 	        udid);
 }
+
+int e2e_devsim_enrolled(const char *udid, int device_channel)
+{
+	char *n = e2e_query1(device_channel ? "SELECT count(*)::text FROM mdm.devices WHERE udid = "
+	                                      "$1 AND enrolled AND channel = 'device'"
+	                                    : "SELECT count(*)::text FROM mdm.devices WHERE udid = "
+	                                      "$1 AND enrolled",
+	        udid);
+	int done = strcmp(n, "1") == 0;
+
+	free(n);
+	return done;
+}
+
+void e2e_devsim_enroll(const char *devdir, const char *udid, const char *client, const char *logdir)
+{
+	const char *tls_ca = NULL;
+
+	e2e_stack(NULL, &tls_ca, NULL);
+	ck_assert_msg(ts_sh("sh %s %s '%s/enroll' %s %s %s tls %s >%s/devsim.log 2>&1 || "
+	                    "{ cat %s/devsim.log; exit 1; }",
+	                      getenv("E2E_DEVSIM"), devdir, getenv("E2E_HTTPS_BASE"),
+	                      getenv("E2E_DEVICE_CA"), tls_ca, udid, client, logdir, logdir) == 0,
+	        "devsim failed (log above)");
+}

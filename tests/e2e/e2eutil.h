@@ -43,6 +43,19 @@ int e2e_request(const char *method, const char *url, const char *body, const cha
 /* e2e_request PUT as the device whose TLS identity is dir/cert.pem and dir/key.pem. */
 int e2e_device_put(
         const char *dir, const char *url, const char *body, const char *ctype, const char *reply);
+/*
+ * 1 when udid is enrolled (its device channel only, with device_channel),
+ * read from the database: each check test runs in a process of its own.
+ */
+int e2e_devsim_enrolled(const char *udid, int device_channel);
+/*
+ * Enrolls udid with tests/e2e/devsim.sh (E2E_DEVSIM: profile, SCEP with
+ * client, scepclient or certmonger, Authenticate, TokenUpdate) through
+ * E2E_HTTPS_BASE, its state in devdir, its log in logdir/devsim.log
+ * (shown when it fails, which fails the test).
+ */
+void e2e_devsim_enroll(
+        const char *devdir, const char *udid, const char *client, const char *logdir);
 /* Writes the Idle status a device sends for its commands (path), for udid. */
 void e2e_idle_plist(const char *path, const char *udid);
 

@@ -38,18 +38,8 @@ static const char *apns_dir, *tls_ca;
 
 static void enroll_once(void)
 {
-	char *n = e2e_query1("SELECT count(*)::text FROM mdm.devices WHERE udid = $1 AND enrolled "
-	                     "AND channel = 'device'",
-	        udid);
-	int done = strcmp(n, "1") == 0;
-
-	free(n);
-	if (!done)
-		ck_assert_msg(ts_sh("sh %s %s '%s/enroll' %s %s %s tls scepclient >%s/devsim.log "
-		                    "2>&1 || { cat %s/devsim.log; exit 1; }",
-		                      getenv("E2E_DEVSIM"), devdir, getenv("E2E_HTTPS_BASE"),
-		                      getenv("E2E_DEVICE_CA"), tls_ca, udid, tmpdir, tmpdir) == 0,
-		        "devsim failed (log above)");
+	if (!e2e_devsim_enrolled(udid, 1))
+		e2e_devsim_enroll(devdir, udid, "scepclient", tmpdir);
 	/* Every test starts from a quiet queue, no rules and no records. */
 	free(e2e_query1("SELECT mdm.queue_clear($1)::text", udid));
 	ck_assert_int_eq(ts_sh("flock %s/rules sh -c ': >\"$0\"' %s/rules && : >%s/requests.tsv",
