@@ -23,7 +23,11 @@
 # pid in var/mdm-pushd.pid.  Without it no push daemon runs: Apple is not
 # reachable with the demo's throw-away push certificate.
 #
-# stop: stops mdm-pushd, Apache or lighttpd, the pools and PostgreSQL; fine when
+# With MDM_WEBHOOK_URL (and MDM_WEBHOOK_SECRET_FILE) set, start also
+# (re)starts BUILD/bin/mdm-eventd the same way (var/log/mdm-eventd.log,
+# var/mdm-eventd.pid), which POSTs check-in and command-result events.
+#
+# stop: stops mdm-pushd, mdm-eventd, Apache or lighttpd, the pools and PostgreSQL; fine when
 # nothing runs.
 
 set -u
@@ -191,6 +195,17 @@ demo_start() {
 		pushd_line="$MDM_APNS_URL (log $VAR/log/mdm-pushd.log)"
 	fi
 
+	eventd_stop
+	eventd_line="not started (set MDM_WEBHOOK_URL and MDM_WEBHOOK_SECRET_FILE to start it)"
+	if [ -n "${MDM_WEBHOOK_URL:-}" ]; then
+		[ -x "$B/bin/mdm-eventd" ] || stack_die "$B/bin/mdm-eventd missing: run 'make all' first"
+		stack_check_access "$B/bin/mdm-eventd"
+		as_stack sh -c 'exec "$0" </dev/null >>"$1" 2>&1 & echo $! >"$2"' \
+			"$B/bin/mdm-eventd" "$VAR/log/mdm-eventd.log" "$VAR/mdm-eventd.pid" ||
+			stack_die "mdm-eventd did not start"
+		eventd_line="POSTs events (log $VAR/log/mdm-eventd.log)"
+	fi
+
 	cat <<EOF
 demo: running behind $web, as user $STACK_USER
   SCEP        $http/scep   (also $https/scep)
@@ -203,6 +218,7 @@ demo: running behind $web, as user $STACK_USER
   device CA   $CA_CERT
   trust HTTPS $TLS_CA_CERT
   push daemon $pushd_line
+  webhooks    $eventd_line
   database    psql "$PG_CONNINFO"
   logs        $(dirname "$web_log"), $VAR/apache/logs (the pools)
 Try:  . var/demo.env && curl --cacert "\$TLS_CA_CERT" "\$CHECKIN_URL/health"
@@ -210,25 +226,28 @@ Stop: make demo-stop
 EOF
 }
 
-# Stops the mdm-pushd this script started (by its recorded pid).
-pushd_stop() {
-	[ -f "$VAR/mdm-pushd.pid" ] || return 0
-	pid=$(cat "$VAR/mdm-pushd.pid")
-	rm -f "$VAR/mdm-pushd.pid"
+# daemon_stop NAME: stops the daemon NAME (mdm-pushd, mdm-eventd) this
+# script started, by its recorded pid, if that pid is still one.
+daemon_stop() {
+	[ -f "$VAR/$1.pid" ] || return 0
+	pid=$(cat "$VAR/$1.pid")
+	rm -f "$VAR/$1.pid"
 	case $pid in
 	'' | *[!0-9]*) return 0 ;;
 	esac
-	# Only if that pid is still an mdm-pushd.
-	if grep -q mdm-pushd "/proc/$pid/cmdline" 2>/dev/null; then
+	if grep -q "$1" "/proc/$pid/cmdline" 2>/dev/null; then
 		kill -TERM "$pid" 2>/dev/null
 		stack_wait_gone "$pid" 40
 	fi
 	return 0
 }
+pushd_stop() { daemon_stop mdm-pushd; }
+eventd_stop() { daemon_stop mdm-eventd; }
 
 demo_stop() {
 	stack_init
 	pushd_stop
+	eventd_stop
 	build=
 	if [ -f "$VAR/demo.env" ]; then
 		build=$(sed -n "s/^export DEMO_BUILD='\(.*\)'$/\1/p" "$VAR/demo.env")
