@@ -95,7 +95,9 @@ stack_check_access() {
 
 # A TCP port on 127.0.0.1 that nothing listens on, searching upwards.
 stack_free_port() {
-	port=$1
+	# STACK_PORT_OFFSET (tests/run.sh: from its pid) keeps runs in
+	# parallel, in other checkouts, from picking the same port at once.
+	port=$(($1 + ${STACK_PORT_OFFSET:-0}))
 	while [ "$port" -lt 65535 ]; do
 		stack_port_busy "$port" || {
 			echo "$port"

@@ -59,6 +59,9 @@ for f in bin/mdmctl tests/check_unit tests/check_e2e tests/apns_standin cgi-bin/
 	[ -x "$B/$f" ] || stack_die "$B/$f missing: build it first (make all BUILD=$BUILD)"
 done
 stack_init
+# Ports are picked free and bound a moment later: runs started side by side
+# (other checkouts) start their search at different ports.
+STACK_PORT_OFFSET=$(($$ % 100 * 3))
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/mdm-test.XXXXXX") || stack_die "mktemp failed"
 chmod 755 "$TMP"
