@@ -60,6 +60,8 @@ struct checkin_msg {
 	/* GetToken, DeclarativeManagement */
 	const char *token_service_type;
 	const char *endpoint;
+	const uint8_t *data; /* DeclarativeManagement Data (a status report), NULL: absent */
+	size_t data_len;
 };
 
 const char *checkin_type_str(enum checkin_type t);
@@ -81,7 +83,7 @@ struct checkin_policy {
 };
 
 struct checkin_reply {
-	int status;               /* 200, or 410 / 501 for what we decline */
+	int status;               /* 200, 404 (a declaration not assigned), or 410 / 501 */
 	const char *content_type; /* NULL with an empty body */
 	char *body;               /* owned, NUL-terminated; NULL for an empty body */
 	size_t len;

@@ -144,7 +144,11 @@ static char *snapshot(void)
 	                "(SELECT string_agg(t::text, '|' ORDER BY t::text) FROM "
 	                " mdm.identity_binding t), "
 	                "(SELECT string_agg(t::text, '|' ORDER BY t::text) FROM mdm.certificate "
-	                "t)))",
+	                "t), "
+	                "(SELECT string_agg(t::text, '|' ORDER BY t::text) FROM "
+	                " mdm.ddm_status_report t), "
+	                "(SELECT string_agg(t::text, '|' ORDER BY t::text) FROM "
+	                " mdm.ddm_status_item t)))",
 	                0, NULL, &r),
 	        MDM_OK);
 	s = strdup(db_res_get0(r, 0, 0));
@@ -1109,13 +1113,14 @@ START_TEST(user_channel_and_tokens)
 	             "strpos(convert_from(body, 'UTF8'), '(redacted)') > 0)::text FROM "
 	             "mdm.checkin WHERE message_type = $1",
 	        "SetBootstrapToken", "true");
-	/* GetToken and DeclarativeManagement: stored, answered "not supported". */
+	/* GetToken: stored, answered "not supported"; DeclarativeManagement: answered (025). */
 	ck_assert_int_eq(run(&strict, &a, NULL, NULL, gt, &reply), MDM_OK);
 	ck_assert_int_eq(reply.status, 501);
 	checkin_reply_clear(&reply);
 	ck_assert_int_eq(run(&strict, &a, NULL, NULL, dm, &reply), MDM_OK);
-	ck_assert_int_eq(reply.status, 501);
-	ck_assert_ptr_nonnull(strstr(reply.body, "not supported"));
+	ck_assert_int_eq(reply.status, 200);
+	ck_assert_str_eq(reply.content_type, "application/json");
+	ck_assert_ptr_nonnull(strstr(reply.body, "\"DeclarationsToken\""));
 	checkin_reply_clear(&reply);
 	assert_query("SELECT convert_from(body, 'UTF8') FROM mdm.checkin WHERE message_type = $1",
 	        "DeclarativeManagement", dm);
@@ -1128,6 +1133,179 @@ START_TEST(user_channel_and_tokens)
 	free(gt);
 	free(dm);
 	free(out_u);
+}
+END_TEST
+
+/* A DeclarativeManagement check-in with this Endpoint (and Data, base64 of data). */
+static char *msg_ddm(const char *udid, const char *user, const char *endpoint, const char *data)
+{
+	char *s = NULL, *b64 = NULL, *extra = NULL;
+	size_t b64len;
+
+	if (data != NULL)
+		ck_assert_int_eq(
+		        base64_encode((const uint8_t *)data, strlen(data), &b64, &b64len), MDM_OK);
+	ck_assert_int_ne(
+	        asprintf(&extra, "%s%s%s<key>Endpoint</key><string>%s</string>%s%s%s",
+	                user ? "<key>UserID</key><string>" : "", user ? user : "",
+	                user ? "</string>" : "", endpoint, b64 ? "<key>Data</key><data>" : "",
+	                b64 ? b64 : "", b64 ? "</data>" : ""),
+	        -1);
+	s = msg_simple("DeclarativeManagement", udid, extra);
+	free(extra);
+	free(b64);
+	return s;
+}
+
+/* One DeclarativeManagement check-in over dv's TLS identity: its answer. */
+static void ddm_run(const struct device *dv, const char *udid, const char *endpoint,
+        const char *data, int want_status, struct checkin_reply *reply)
+{
+	char *m = msg_ddm(udid, NULL, endpoint, data);
+
+	ck_assert_int_eq(run(&strict, dv, NULL, NULL, m, reply), MDM_OK);
+	ck_assert_int_eq(reply->status, want_status);
+	free(m);
+}
+
+/* The answer's JSON (PostgreSQL reads it) satisfies a boolean expression over $1::jsonb. */
+static void assert_json(const struct checkin_reply *reply, const char *expr)
+{
+	char *sql = NULL;
+
+	ck_assert_str_eq(reply->content_type, "application/json");
+	ck_assert_int_ne(asprintf(&sql, "SELECT (%s)::text", expr), -1);
+	assert_query(sql, reply->body, "true");
+	free(sql);
+}
+
+/*
+ * Issue 17: the DeclarativeManagement check-in, dispatched on Endpoint
+ * (mdm/checkin/declarativemanagement.yaml), each answer with the keys its
+ * schema requires (declarative/protocol), 404 for a declaration the
+ * channel does not get (another device's), 400 for what breaks the rules
+ * (nothing written), the identity rules of every check-in.
+ */
+START_TEST(declarative_management)
+{
+	struct device a, b;
+	struct checkin_reply reply;
+	struct checkin_policy no_users = {0, 0};
+	char *m, *tok;
+	static const char report[] =
+	        "{\"StatusItems\":{\"device\":{\"operating-system\":{\"version\":\"26.1\"}},"
+	        "\"management\":{\"declarations\":{\"configurations\":[{\"identifier\":\"cfg.a\","
+	        "\"active\":true,\"valid\":\"valid\",\"server-token\":\"t1\"}]}}},\"Errors\":[]}";
+
+	device_new(&a);
+	device_new(&b);
+	enroll(&a, "UDID-DA");
+	enroll(&b, "UDID-DB");
+	free(query1("SELECT mdm.declaration_put('cfg.a', "
+	            "'com.apple.configuration.management.test', $1::jsonb)",
+	        "{\"Echo\":\"a\"}"));
+	free(query1("SELECT mdm.declaration_set_add('set-a', 'cfg.a')", NULL));
+	free(query1("SELECT mdm.enrollment_set_add($1, 'set-a')", "UDID-DA"));
+
+	/* tokens: TokensResponse (tokensresponse.yaml: SyncTokens required). */
+	ddm_run(&a, "UDID-DA", "tokens", NULL, 200, &reply);
+	assert_json(&reply,
+	        "jsonb_typeof($1::jsonb #> '{SyncTokens,DeclarationsToken}') = "
+	        "'string' AND jsonb_typeof($1::jsonb #> '{SyncTokens,Timestamp}') = "
+	        "'string'");
+	tok = query1("SELECT declarations_token FROM mdm.ddm_tokens WHERE udid = $1", "UDID-DA");
+	ck_assert_ptr_nonnull(strstr(reply.body, tok));
+	checkin_reply_clear(&reply);
+
+	/* declaration-items: the four arrays and DeclarationsToken (all required). */
+	ddm_run(&a, "UDID-DA", "declaration-items", NULL, 200, &reply);
+	assert_json(&reply,
+	        "jsonb_typeof($1::jsonb #> '{Declarations,Activations}') = 'array' AND "
+	        "jsonb_typeof($1::jsonb #> '{Declarations,Configurations}') = 'array' AND "
+	        "jsonb_typeof($1::jsonb #> '{Declarations,Assets}') = 'array' AND "
+	        "jsonb_typeof($1::jsonb #> '{Declarations,Management}') = 'array' AND "
+	        "jsonb_typeof($1::jsonb -> 'DeclarationsToken') = 'string' AND "
+	        "$1::jsonb #> '{Declarations,Configurations,0}' = jsonb_build_object("
+	        "'Identifier', 'cfg.a', 'ServerToken', (SELECT server_token FROM mdm.declarations "
+	        "WHERE identifier = 'cfg.a'))");
+	ck_assert_ptr_nonnull(strstr(reply.body, tok));
+	checkin_reply_clear(&reply);
+
+	/* declaration/<type>/<identifier>: declarationbase.yaml's keys. */
+	ddm_run(&a, "UDID-DA", "declaration/configuration/cfg.a", NULL, 200, &reply);
+	assert_json(&reply,
+	        "$1::jsonb ->> 'Type' = 'com.apple.configuration.management.test' "
+	        "AND $1::jsonb ->> 'Identifier' = 'cfg.a' AND $1::jsonb ? 'ServerToken' "
+	        "AND $1::jsonb -> 'Payload' = '{\"Echo\": \"a\"}'");
+	checkin_reply_clear(&reply);
+	/* Another kind, an unknown one, another device's: 404. */
+	ddm_run(&a, "UDID-DA", "declaration/activation/cfg.a", NULL, 404, &reply);
+	checkin_reply_clear(&reply);
+	ddm_run(&a, "UDID-DA", "declaration/configuration/nope", NULL, 404, &reply);
+	checkin_reply_clear(&reply);
+	ddm_run(&b, "UDID-DB", "declaration/configuration/cfg.a", NULL, 404, &reply);
+	checkin_reply_clear(&reply);
+	/* Removed from the set: 404 from then on, and a new token. */
+	free(query1("SELECT mdm.declaration_set_remove('set-a', 'cfg.a')", NULL));
+	ddm_run(&a, "UDID-DA", "declaration/configuration/cfg.a", NULL, 404, &reply);
+	checkin_reply_clear(&reply);
+	ddm_run(&a, "UDID-DA", "tokens", NULL, 200, &reply);
+	ck_assert_ptr_null(strstr(reply.body, tok));
+	checkin_reply_clear(&reply);
+
+	/* status: stored, 200 with an empty body. */
+	ddm_run(&a, "UDID-DA", "status", report, 200, &reply);
+	ck_assert_ptr_null(reply.body);
+	checkin_reply_clear(&reply);
+	assert_query("SELECT value #>> '{}' FROM mdm.ddm_status WHERE udid = $1 AND item = "
+	             "'device.operating-system.version'",
+	        "UDID-DA", "26.1");
+	assert_query("SELECT identifier || ' ' || valid || ' ' || active FROM "
+	             "mdm.ddm_declaration_status WHERE udid = $1",
+	        "UDID-DA", "cfg.a valid true");
+
+	/* 400: no Data, not JSON, not a StatusReport, an unknown Endpoint; nothing written. */
+	m = msg_ddm("UDID-DA", NULL, "status", NULL);
+	assert_refused(&strict, &a, NULL, NULL, m, MDM_ERR_PARSE);
+	free(m);
+	m = msg_ddm("UDID-DA", NULL, "status", "{\"StatusItems\":");
+	assert_refused(&strict, &a, NULL, NULL, m, MDM_ERR_PARSE);
+	free(m);
+	m = msg_ddm("UDID-DA", NULL, "status", "{\"StatusItems\":{},\"Errors\":{}}");
+	assert_refused(&strict, &a, NULL, NULL, m, MDM_ERR_PARSE);
+	free(m);
+	m = msg_ddm("UDID-DA", NULL, "status", "{\"StatusItems\":{},\"Errors\":[],\"Errors\":[]}");
+	assert_refused(&strict, &a, NULL, NULL, m, MDM_ERR_PARSE);
+	free(m);
+	m = msg_ddm("UDID-DA", NULL, "configuration", NULL);
+	assert_refused(&strict, &a, NULL, NULL, m, MDM_ERR_PARSE);
+	free(m);
+	m = msg_ddm("UDID-DA", NULL, "declaration/configuration/a/b", NULL);
+	assert_refused(&strict, &a, NULL, NULL, m, MDM_ERR_PARSE);
+	free(m);
+	/* Endpoint is required (declarativemanagement.yaml). */
+	m = msg_simple("DeclarativeManagement", "UDID-DA", NULL);
+	ck_assert_ptr_nonnull(strstr(parse_err(m), "Endpoint"));
+	free(m);
+	m = msg_simple("DeclarativeManagement", "UDID-DA",
+	        "<key>Endpoint</key><string>tokens</string><key>Data</key><string>x</string>");
+	ck_assert_ptr_nonnull(parse_err(m));
+	free(m);
+
+	/* The identity rules: b's certificate cannot speak for a's UDID. */
+	m = msg_ddm("UDID-DA", NULL, "declaration-items", NULL);
+	assert_refused(&strict, &b, NULL, NULL, m, MDM_ERR_FORBIDDEN);
+	free(m);
+	/* The user channel, when turned off, is refused like its TokenUpdate. */
+	m = msg_ddm("UDID-DA", "USER-1", "tokens", NULL);
+	assert_refused(&no_users, &a, NULL, NULL, m, MDM_ERR_FORBIDDEN);
+	ck_assert_int_eq(run(&strict, &a, NULL, NULL, m, &reply), MDM_OK);
+	ck_assert_int_eq(reply.status, 200);
+	checkin_reply_clear(&reply);
+	free(m);
+	free(tok);
+	device_free(&a);
+	device_free(&b);
 }
 END_TEST
 
@@ -1271,6 +1449,6 @@ void checkin_tcases(Suite *s)
 	ts_add_tests(tc, store_real_vectors, enroll_tls_and_signature, identity_refusals,
 	        device_a_for_udid_b, takeover_rules, ota_challenge_never_takes_over,
 	        racing_authenticates_bind_one_udid, renewal_without_authenticate,
-	        user_channel_and_tokens, old_bodies_scrubbed, topic_must_be_ours,
-	        challenge_lookups_use_an_index);
+	        user_channel_and_tokens, declarative_management, old_bodies_scrubbed,
+	        topic_must_be_ours, challenge_lookups_use_an_index);
 }
