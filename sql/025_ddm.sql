@@ -603,7 +603,8 @@ BEGIN
         RAISE EXCEPTION 'mdm.ddm_software_update: TargetBuildVersion is a build such as 23B74'
             USING ERRCODE = '22023';
     END IF;
-    IF details_url IS NOT NULL AND details_url !~ '^https?://[^[:space:][:cntrl:]]{1,2000}$' THEN
+    IF details_url IS NOT NULL AND (details_url !~ '^https?://[^[:space:][:cntrl:]]+$'
+                                    OR length(details_url) > 2048) THEN
         RAISE EXCEPTION 'mdm.ddm_software_update: DetailsURL is an http or https URL'
             USING ERRCODE = '22023';
     END IF;
@@ -1009,3 +1010,18 @@ GRANT SELECT ON mdm.declarations, mdm.declaration_sets, mdm.enrollment_sets,
     mdm.enrollment_declarations, mdm.ddm_tokens, mdm.ddm_status, mdm.ddm_declaration_status,
     mdm.ddm_status_reports
 TO mdm_operator;
+
+COMMENT ON FUNCTION mdm.ddm_time(timestamptz) IS
+    'Internal: a time as RFC 3339 UTC (the SyncTokens Timestamp).';
+COMMENT ON FUNCTION mdm.ddm_tokens_json(bigint) IS
+    'Internal: the TokensResponse of an enrollment (SyncTokens: DeclarationsToken, Timestamp).';
+COMMENT ON FUNCTION mdm.ddm_enrollments_of(text) IS
+    'Internal: the enrollments that get this declaration.';
+COMMENT ON FUNCTION mdm.ddm_enrollments_of_set(text) IS
+    'Internal: the enrollments that get this set.';
+COMMENT ON FUNCTION mdm.ddm_enrollment_id(text, text, text) IS
+    'Internal: the enrollment of a UDID''s device channel (user_id NULL) or user channel; '
+    'P0002 naming caller when there is none.';
+COMMENT ON FUNCTION mdm.ddm_status_flatten(jsonb) IS
+    'Internal: the (item, value) pairs of a StatusItems tree, cut at the status item names '
+    'of Apple''s schemas, else at the leaves.';
