@@ -2,7 +2,8 @@
  * MDM check-in messages (Apple "Mobile Device Management Protocol",
  * check-in endpoint: Authenticate, TokenUpdate, CheckOut,
  * UserAuthenticate, SetBootstrapToken, GetBootstrapToken, GetToken,
- * DeclarativeManagement), for the device channel and the user channel.
+ * DeclarativeManagement, ReturnToService), for the device channel and the
+ * user channel.
  *
  * checkin_parse turns an untrusted body into a checked message (no
  * database: the fuzz target drives it); checkin_process applies one to
@@ -30,6 +31,7 @@ enum checkin_type {
 	CHECKIN_GET_BOOTSTRAP_TOKEN,
 	CHECKIN_GET_TOKEN,
 	CHECKIN_DECLARATIVE_MANAGEMENT,
+	CHECKIN_RETURN_TO_SERVICE,
 	CHECKIN__MAX
 };
 

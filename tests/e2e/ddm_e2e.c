@@ -129,6 +129,17 @@ static char *token_line(const char *kind, const char *id)
 	return line;
 }
 
+/* The device's ddm.log says "verb kind id token" with the declaration's token of now. */
+static void assert_ddm_log(const char *name, const char *verb, const char *kind, const char *id)
+{
+	char *line = token_line(kind, id), *want = NULL;
+
+	ck_assert_int_ne(asprintf(&want, "%s %s", verb, line), -1);
+	ck_assert_msg(ddm_log_has(name, want), "not in %s's ddm.log: %s", name, want);
+	free(want);
+	free(line);
+}
+
 START_TEST(ddm_lifecycle)
 {
 	char *udid, *other, *line, *old_cfg, *path = NULL;
@@ -161,20 +172,16 @@ START_TEST(ddm_lifecycle)
 	    "'softwareupdate.install-state'])",
 	        "device.operating-system.version");
 	sql("SELECT mdm.ddm_activation('e2e.act', ARRAY['e2e.cfg', $1])", "e2e.subs");
-	sql("SELECT mdm.declaration_set_add('e2e', x) FROM unnest(ARRAY['e2e.cfg', 'e2e.subs', "
-	    "$1]) x",
+	sql("SELECT count(mdm.declaration_set_add('e2e', x))::text FROM unnest(ARRAY['e2e.cfg', "
+	    "'e2e.subs', $1]) x",
 	        "e2e.act");
 	sql("SELECT mdm.enrollment_set_add($1, 'e2e')::text", udid);
 	assert_sync_queued(udid);
 	sync_device("ddm", udid);
 	old_cfg = token_line("configuration", "e2e.cfg");
-	ck_assert_msg(ddm_log_has("ddm", old_cfg), "not fetched: %s", old_cfg);
-	line = token_line("configuration", "e2e.subs");
-	ck_assert_msg(ddm_log_has("ddm", line), "not fetched: %s", line);
-	free(line);
-	line = token_line("activation", "e2e.act");
-	ck_assert_msg(ddm_log_has("ddm", line), "not fetched: %s", line);
-	free(line);
+	assert_ddm_log("ddm", "fetched", "configuration", "e2e.cfg");
+	assert_ddm_log("ddm", "fetched", "configuration", "e2e.subs");
+	assert_ddm_log("ddm", "fetched", "activation", "e2e.act");
 	/* The declaration as the device got it. */
 	{
 		char *body = sim_file("ddm", "ddm-configuration-e2e.cfg.json");
@@ -204,31 +211,17 @@ START_TEST(ddm_lifecycle)
 	sync_device("ddm", udid);
 	line = token_line("configuration", "e2e.cfg");
 	ck_assert_str_ne(line, old_cfg);
-	ck_assert_msg(ddm_log_has("ddm", line), "the change was not fetched: %s", line);
 	free(line);
-	line = token_line("activation", "e2e.act");
-	{
-		char *kept = NULL;
-
-		ck_assert_int_ne(asprintf(&kept, "kept %s", line), -1);
-		ck_assert_msg(ddm_log_has("ddm", kept), "refetched what did not change: %s", line);
-		free(kept);
-	}
-	free(line);
+	assert_ddm_log("ddm", "fetched", "configuration", "e2e.cfg");
+	/* What did not change is not fetched again. */
+	assert_ddm_log("ddm", "kept", "activation", "e2e.act");
+	assert_ddm_log("ddm", "kept", "configuration", "e2e.subs");
 
 	/* Removed from the set: the device removes it; 404 from then on. */
 	sql("SELECT mdm.declaration_set_remove('e2e', $1)::text", "e2e.cfg");
 	assert_sync_queued(udid);
 	sync_device("ddm", udid);
-	line = token_line("configuration", "e2e.cfg");
-	{
-		char *removed = NULL;
-
-		ck_assert_int_ne(asprintf(&removed, "removed %s", line), -1);
-		ck_assert_msg(ddm_log_has("ddm", removed), "not removed: %s", line);
-		free(removed);
-	}
-	free(line);
+	assert_ddm_log("ddm", "removed", "configuration", "e2e.cfg");
 	assert_endpoint("ddm", "declaration/configuration/e2e.cfg", NULL, "404\n");
 
 	/* A software update scheduled from SQL, its install state back in SQL. */
@@ -238,9 +231,7 @@ START_TEST(ddm_lifecycle)
 	sql("SELECT mdm.declaration_set_add('e2e', 'e2e.su')::text", NULL);
 	sql("SELECT mdm.ddm_activation('e2e.act', ARRAY['e2e.su', $1])", "e2e.subs");
 	sync_device("ddm", udid);
-	line = token_line("configuration", "e2e.su");
-	ck_assert_msg(ddm_log_has("ddm", line), "not fetched: %s", line);
-	free(line);
+	assert_ddm_log("ddm", "fetched", "configuration", "e2e.su");
 	e2e_assert_query("SELECT (value #>> '{}') || ' ' || (SELECT value ->> 'os-version' FROM "
 	                 "mdm.ddm_status WHERE udid = $1 AND item = "
 	                 "'softwareupdate.pending-version') FROM mdm.ddm_status WHERE udid = $1 "
@@ -267,10 +258,51 @@ START_TEST(ddm_lifecycle)
 }
 END_TEST
 
+/*
+ * The iOS 26 check-ins: ReturnToService gets the operator's configuration
+ * for that device (never another's) or Enabled false; GetToken a clear 501
+ * while no token service is configured.
+ */
+START_TEST(return_to_service_and_get_token)
+{
+	char *udid, *other, *a;
+
+	SIM_OK("rts", "enroll --device iphone");
+	SIM_OK("rts-other", "enroll --device iphone");
+	udid = state("rts", "udid");
+	other = state("rts-other", "udid");
+	sql("SELECT mdm.return_to_service_clear(NULL)::text", NULL);
+	SIM_OK("rts", "return-to-service");
+	a = sim_file("rts", "rts-answer");
+	ck_assert_str_eq(a, "Enabled 0\n");
+	free(a);
+	sql("SELECT mdm.return_to_service_set($1, true, convert_to('wifi-profile', 'UTF8'))::text",
+	        udid);
+	SIM_OK("rts", "return-to-service");
+	a = sim_file("rts", "rts-answer");
+	ck_assert_str_eq(a, "Enabled 1\nWiFiProfileData 12\n");
+	free(a);
+	SIM_OK("rts-other", "return-to-service");
+	a = sim_file("rts-other", "rts-answer");
+	ck_assert_str_eq(a, "Enabled 0\n");
+	free(a);
+	e2e_assert_query("SELECT string_agg(message_type, ',' ORDER BY id) FROM mdm.checkin WHERE "
+	                 "udid = $1 AND message_type = 'ReturnToService'",
+	        udid, "ReturnToService,ReturnToService");
+	SIM_OK("rts", "get-token");
+	a = sim_file("rts", "gettoken-answer");
+	ck_assert_msg(
+	        strncmp(a, "501\n", 4) == 0 && strstr(a, "no token service") != NULL, "%s", a);
+	free(a);
+	free(udid);
+	free(other);
+}
+END_TEST
+
 Suite *ddm_e2e_suite(void)
 {
 	sim = getenv("E2E_APPLESIM");
 	e2e_stack(&base, &tls_ca, &device_ca);
 	e2e_tmpdir(tmpdir, sizeof(tmpdir), "ddm-%s", e2e_mode());
-	return ts_suite("ddm-e2e", "devices", 300, ddm_lifecycle);
+	return ts_suite("ddm-e2e", "devices", 300, ddm_lifecycle, return_to_service_and_get_token);
 }

@@ -31,6 +31,10 @@
  *   ddm-endpoint      one DeclarativeManagement check-in to --endpoint E (Data:
  *                     --body FILE); its HTTP status and body in DIR/ddm-answer,
  *                     whatever the status
+ *   return-to-service the ReturnToService check-in (iOS 26); the answer's keys
+ *                     in DIR/rts-answer ("Enabled 1", "WiFiProfileData N" bytes...)
+ *   get-token         GetToken (com.apple.maid); status and body in
+ *                     DIR/gettoken-answer, whatever the status
  *   enroll            = profile scep authenticate tokenupdate (+ the user
  *                       channel on a Mac)
  *   lifecycle         = enroll commands renew tokenupdate commands checkout
@@ -1134,6 +1138,78 @@ static void step_ddm_endpoint(void)
 	sim_buf_free(&data);
 }
 
+/* ReturnToService (mdm/checkin/returntoservice.yaml): the answer must have its shape. */
+static void step_return_to_service(void)
+{
+	static const char *const data_keys[] = {
+	        "WiFiProfileData", "MDMProfileData", "BootstrapToken"};
+	struct sim_pw w;
+	struct sim_http h;
+	xmlDocPtr doc;
+	xmlNodePtr rts, en;
+	FILE *f;
+
+	sim_pw_begin(&w);
+	sim_pw_key_string(&w, "MessageType", "ReturnToService");
+	sim_pw_key_string(&w, "UDID", sim_state_need("udid"));
+	sim_pw_end(&w);
+	mdm_put(sim_state_need("checkin_url"), CHECKIN_CTYPE, "ReturnToService", &w.out, &h);
+	sim_buf_free(&w.out);
+	if (h.status != 200)
+		sim_fail("ReturnToService: HTTP %ld", h.status);
+	doc = sim_plist_parse(h.resp.p, h.resp.len, "ReturnToService answer");
+	rts = sim_plist_get(sim_plist_root(doc), "ReturnToService");
+	en = sim_plist_get(rts, "Enabled");
+	if (!sim_plist_is(rts, "dict") || (!sim_plist_is(en, "true") && !sim_plist_is(en, "false")))
+		sim_fail("ReturnToService: the answer has no ReturnToService dict with Enabled "
+		         "(returntoservice.yaml responsekeys)");
+	f = fopen(sim_path("rts-answer"), "w");
+	if (f == NULL)
+		sim_fail("cannot write %s", sim_path("rts-answer"));
+	fprintf(f, "Enabled %d\n", sim_plist_is(en, "true"));
+	for (size_t i = 0; i < sizeof(data_keys) / sizeof(data_keys[0]); i++) {
+		xmlNodePtr v = sim_plist_get(rts, data_keys[i]);
+		struct sim_buf b;
+
+		if (v == NULL)
+			continue;
+		if (!sim_plist_is(v, "data"))
+			sim_fail("ReturnToService: %s is not <data>", data_keys[i]);
+		b = sim_plist_data(v);
+		fprintf(f, "%s %zu\n", data_keys[i], b.len);
+		sim_buf_free(&b);
+	}
+	fclose(f);
+	sim_say("ReturnToService: Enabled %d", sim_plist_is(en, "true"));
+	xmlFreeDoc(doc);
+	sim_http_free(&h);
+}
+
+/* GetToken (mdm/checkin/gettoken.yaml), for the answer of a server without a token service. */
+static void step_get_token(void)
+{
+	struct sim_pw w;
+	struct sim_http h;
+	FILE *f;
+
+	sim_pw_begin(&w);
+	sim_pw_key_string(&w, "MessageType", "GetToken");
+	sim_pw_key_string(&w, "TokenServiceType", "com.apple.maid");
+	sim_pw_key_string(&w, "UDID", sim_state_need("udid"));
+	sim_pw_end(&w);
+	mdm_put(sim_state_need("checkin_url"), CHECKIN_CTYPE, "GetToken", &w.out, &h);
+	sim_buf_free(&w.out);
+	f = fopen(sim_path("gettoken-answer"), "w");
+	if (f == NULL)
+		sim_fail("cannot write %s", sim_path("gettoken-answer"));
+	fprintf(f, "%ld\n", h.status);
+	if (h.resp.len > 0)
+		fwrite(h.resp.p, 1, h.resp.len, f);
+	fclose(f);
+	sim_say("GetToken: HTTP %ld", h.status);
+	sim_http_free(&h);
+}
+
 /* The Mdm-Signature this device would send over --body, as DIR/mdm-signature.der. */
 static void step_sign(void)
 {
@@ -1227,6 +1303,10 @@ static void run_step(const char *s)
 		step_ddm();
 	else if (strcmp(s, "ddm-endpoint") == 0)
 		step_ddm_endpoint();
+	else if (strcmp(s, "return-to-service") == 0)
+		step_return_to_service();
+	else if (strcmp(s, "get-token") == 0)
+		step_get_token();
 	else if (strcmp(s, "enroll") == 0 || strcmp(s, "lifecycle") == 0) {
 		run_step("profile");
 		run_step("scep");

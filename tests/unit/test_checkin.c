@@ -1309,6 +1309,88 @@ START_TEST(declarative_management)
 }
 END_TEST
 
+/*
+ * ReturnToService (mdm/checkin/returntoservice.yaml): the operator's
+ * configuration for this device, else the default, else Enabled false;
+ * the BootstrapToken only the device's own, only with app preservation;
+ * never on a user channel.  The EraseDevice builder's ReturnToService.
+ */
+START_TEST(return_to_service)
+{
+	struct device a, b;
+	struct checkin_reply reply;
+	char *ra = msg_simple("ReturnToService", "UDID-RA", NULL);
+	char *rb = msg_simple("ReturnToService", "UDID-RB", NULL);
+	char *ru = msg_simple(
+	        "ReturnToService", "UDID-RA", "<key>UserID</key><string>USER-1</string>");
+	char *set = msg_simple(
+	        "SetBootstrapToken", "UDID-RA", "<key>BootstrapToken</key><data>c2VjcmV0</data>");
+	char *cmd;
+
+	device_new(&a);
+	device_new(&b);
+	enroll(&a, "UDID-RA");
+	enroll(&b, "UDID-RB");
+	ck_assert_int_eq(run_tls(&a, set), MDM_OK);
+	/* Nothing configured: Enabled false. */
+	ck_assert_int_eq(run(&strict, &b, NULL, NULL, rb, &reply), MDM_OK);
+	ck_assert_int_eq(reply.status, 200);
+	ck_assert_ptr_nonnull(strstr(reply.body, "<key>ReturnToService</key>"));
+	ck_assert_ptr_nonnull(strstr(reply.body, "<key>Enabled</key>\n\t\t<false/>"));
+	checkin_reply_clear(&reply);
+	/* A's own, with app preservation: its profile and its own bootstrap token. */
+	free(query1("SELECT mdm.return_to_service_set($1, true, convert_to('wifi', 'UTF8'), "
+	            "NULL, true)::text",
+	        "UDID-RA"));
+	ck_assert_int_eq(run(&strict, &a, NULL, NULL, ra, &reply), MDM_OK);
+	ck_assert_int_eq(reply.status, 200);
+	ck_assert_ptr_nonnull(strstr(reply.body, "<true/>"));
+	ck_assert_ptr_nonnull(strstr(reply.body, "<key>WiFiProfileData</key>"));
+	ck_assert_ptr_nonnull(strstr(reply.body, "d2lmaQ==")); /* "wifi" */
+	ck_assert_ptr_nonnull(strstr(reply.body, "<key>BootstrapToken</key>"));
+	ck_assert_ptr_nonnull(strstr(reply.body, "c2VjcmV0"));
+	checkin_reply_clear(&reply);
+	/* B still gets nothing of A's; with a default, the default and no token. */
+	ck_assert_int_eq(run(&strict, &b, NULL, NULL, rb, &reply), MDM_OK);
+	ck_assert_ptr_nonnull(strstr(reply.body, "<false/>"));
+	ck_assert_ptr_null(strstr(reply.body, "d2lmaQ=="));
+	checkin_reply_clear(&reply);
+	free(query1("SELECT mdm.return_to_service_set(NULL, true, NULL, "
+	            "convert_to('mdmprofile', 'UTF8'), true)::text",
+	        NULL));
+	ck_assert_int_eq(run(&strict, &b, NULL, NULL, rb, &reply), MDM_OK);
+	ck_assert_ptr_nonnull(strstr(reply.body, "<true/>"));
+	ck_assert_ptr_nonnull(strstr(reply.body, "<key>MDMProfileData</key>"));
+	ck_assert_ptr_null(strstr(reply.body, "c2VjcmV0"));
+	ck_assert_ptr_null(strstr(reply.body, "WiFiProfileData"));
+	checkin_reply_clear(&reply);
+	/* Another device's certificate cannot ask for A's; no user channel. */
+	assert_refused(&strict, &b, NULL, NULL, ra, MDM_ERR_FORBIDDEN);
+	ck_assert_ptr_nonnull(strstr(parse_err(ru), "returntoservice.yaml"));
+	/* Cleared: the default again. */
+	assert_query("SELECT mdm.return_to_service_clear($1)::text", "UDID-RA", "true");
+	ck_assert_int_eq(run(&strict, &a, NULL, NULL, ra, &reply), MDM_OK);
+	ck_assert_ptr_nonnull(strstr(reply.body, "<key>MDMProfileData</key>"));
+	checkin_reply_clear(&reply);
+	/* EraseDevice with ReturnToService (device.erase.yaml). */
+	free(query1("SELECT mdm.cmd_erase_device($1, NULL, true, convert_to('w', 'UTF8'))::text",
+	        "UDID-RA"));
+	cmd = query1("SELECT plist FROM mdm.command WHERE request_type = 'EraseDevice'", NULL);
+	ck_assert_msg(strstr(cmd,
+	                      "<key>ReturnToService</key>\n\t\t<dict>\n\t\t\t<key>Enabled</"
+	                      "key>\n\t\t\t<true/>\n\t\t\t<key>WiFiProfileData</key>\n\t\t\t"
+	                      "<data>dw==</data>"),
+	        "%s", cmd);
+	free(cmd);
+	device_free(&a);
+	device_free(&b);
+	free(ra);
+	free(rb);
+	free(ru);
+	free(set);
+}
+END_TEST
+
 START_TEST(topic_must_be_ours)
 {
 	struct device a, push;
@@ -1449,6 +1531,6 @@ void checkin_tcases(Suite *s)
 	ts_add_tests(tc, store_real_vectors, enroll_tls_and_signature, identity_refusals,
 	        device_a_for_udid_b, takeover_rules, ota_challenge_never_takes_over,
 	        racing_authenticates_bind_one_udid, renewal_without_authenticate,
-	        user_channel_and_tokens, declarative_management, old_bodies_scrubbed,
-	        topic_must_be_ours, challenge_lookups_use_an_index);
+	        user_channel_and_tokens, declarative_management, return_to_service,
+	        old_bodies_scrubbed, topic_must_be_ours, challenge_lookups_use_an_index);
 }
