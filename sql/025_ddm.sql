@@ -265,6 +265,10 @@ DECLARE
     n   integer := 0;
 BEGIN
     FOR eid IN SELECT DISTINCT x FROM unnest(eids) AS t(x) WHERE x IS NOT NULL ORDER BY 1 LOOP
+        -- Two changes to one enrollment take turns (in id order, so no
+        -- deadlock between two refreshes): the token is computed by the next
+        -- statement, whose snapshot holds the other's committed change.
+        PERFORM pg_advisory_xact_lock(25, (eid % 2147483647)::integer);
         tok := mdm.ddm_token_compute(eid);
         INSERT INTO mdm.ddm_enrollment AS s (enrollment_id, declarations_token, token_changed_at)
         VALUES (eid, tok, now())
