@@ -673,6 +673,65 @@ COMMENT ON FUNCTION mdm.ddm_activation(text, text[], text) IS
     'Puts an activation.simple of these configurations (and a Predicate when given). '
     'Returns its ServerToken. Put it in the same set as the configurations.';
 
+-- A configuration.legacy whose profile this server hosts: enroll.fcgi
+-- serves it at <base_url>/enroll/ddm/<identifier> to the devices that get
+-- the declaration, under their identity certificate.  The URL carries the
+-- profile's hash, so a new profile is a new ServerToken.
+CREATE TABLE mdm.ddm_profile (
+    identifier text PRIMARY KEY REFERENCES mdm.declaration (identifier) ON DELETE CASCADE,
+    profile    bytea NOT NULL CHECK (octet_length(profile) BETWEEN 1 AND 1048576)
+);
+COMMENT ON TABLE mdm.ddm_profile IS
+    'The profiles of the configuration.legacy declarations this server hosts '
+    '(mdm.ddm_legacy_profile), served by enroll.fcgi at /enroll/ddm/<identifier>.';
+
+CREATE FUNCTION mdm.ddm_legacy_profile(identifier text, profile bytea, base_url text)
+RETURNS text LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    tok text;
+BEGIN
+    -- declarative/declarations/configurations/legacy.yaml: ProfileURL, https, hosted by
+    -- the MDM server.
+    IF base_url IS NULL OR base_url !~ '^https://[A-Za-z0-9.-]+(:[0-9]{1,5})?$' THEN
+        RAISE EXCEPTION 'mdm.ddm_legacy_profile: base_url is this server''s https://host[:port] '
+            '(legacy.yaml: ProfileURL starts with https:// and is hosted by the MDM server)'
+            USING ERRCODE = '22023';
+    END IF;
+    IF profile IS NULL OR octet_length(profile) = 0 OR octet_length(profile) > 1048576 THEN
+        RAISE EXCEPTION 'mdm.ddm_legacy_profile: a profile of 1 byte to 1 MiB'
+            USING ERRCODE = '22023';
+    END IF;
+    tok := mdm.declaration_put(identifier, 'com.apple.configuration.legacy',
+        jsonb_build_object('ProfileURL', base_url || '/enroll/ddm/' || identifier || '?sha256='
+                                         || encode(sha256(profile), 'hex')));
+    INSERT INTO mdm.ddm_profile AS p (identifier, profile)
+    VALUES (ddm_legacy_profile.identifier, ddm_legacy_profile.profile)
+    ON CONFLICT ON CONSTRAINT ddm_profile_pkey DO UPDATE SET profile = EXCLUDED.profile;
+    RETURN tok;
+END $$;
+COMMENT ON FUNCTION mdm.ddm_legacy_profile(text, bytea, text) IS
+    'Puts a configuration.legacy whose ProfileURL is this server''s (base_url, e.g. '
+    'https://mdm.example.com): enroll.fcgi serves the profile (as given: sign it first if it '
+    'should be signed) to the devices that get the declaration. Returns its ServerToken.';
+
+-- enroll.fcgi: the profile for the device whose bound identity is cert_id,
+-- when one of its channels gets that legacy declaration; else NULL.
+CREATE FUNCTION mdm.ddm_profile_get(cert_id bigint, ident text) RETURNS bytea
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT p.profile
+      FROM mdm.device dv
+      JOIN mdm.enrollment e ON e.udid = dv.udid
+      JOIN mdm.enrollment_declaration ed ON ed.enrollment_id = e.id
+      JOIN mdm.ddm_profile p ON p.identifier = ed.identifier
+     WHERE dv.identity_certificate_id = cert_id AND ed.identifier = ident
+       AND ed.type = 'com.apple.configuration.legacy'
+     LIMIT 1
+$$;
+COMMENT ON FUNCTION mdm.ddm_profile_get(bigint, text) IS
+    'enroll.fcgi: the hosted profile of legacy declaration ident for the device whose bound '
+    'identity certificate is cert_id, when one of its channels gets it; else NULL.';
+
 -- ------------------------------------------------------------------------
 -- Status (declarative/protocol/statusreport.yaml).
 
@@ -999,7 +1058,8 @@ REVOKE EXECUTE ON FUNCTION
     mdm.declaration_set_remove(text, text), mdm.enrollment_set_add(text, text, text),
     mdm.enrollment_set_remove(text, text, text), mdm.cmd_declarative_management(text, text),
     mdm.ddm_software_update(text, text, timestamp, text, text),
-    mdm.ddm_status_subscriptions(text, text[]), mdm.ddm_activation(text, text[], text)
+    mdm.ddm_status_subscriptions(text, text[]), mdm.ddm_activation(text, text[], text),
+    mdm.ddm_legacy_profile(text, bytea, text), mdm.ddm_profile_get(bigint, text)
 FROM PUBLIC;
 
 GRANT EXECUTE ON FUNCTION
@@ -1008,7 +1068,8 @@ GRANT EXECUTE ON FUNCTION
     mdm.declaration_set_remove(text, text), mdm.enrollment_set_add(text, text, text),
     mdm.enrollment_set_remove(text, text, text), mdm.cmd_declarative_management(text, text),
     mdm.ddm_software_update(text, text, timestamp, text, text),
-    mdm.ddm_status_subscriptions(text, text[]), mdm.ddm_activation(text, text[], text)
+    mdm.ddm_status_subscriptions(text, text[]), mdm.ddm_activation(text, text[], text),
+    mdm.ddm_legacy_profile(text, bytea, text)
 TO mdm_operator;
 GRANT SELECT ON mdm.declarations, mdm.declaration_sets, mdm.enrollment_sets,
     mdm.enrollment_declarations, mdm.ddm_tokens, mdm.ddm_status, mdm.ddm_declaration_status,

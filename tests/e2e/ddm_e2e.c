@@ -151,7 +151,7 @@ START_TEST(ddm_lifecycle)
 	other = state("other", "udid");
 	/* Declarations are the server's, not a pass's: an earlier pass's go first. */
 	sql("SELECT count(mdm.declaration_delete(x))::text FROM unnest(ARRAY['e2e.cfg', "
-	    "'e2e.subs', 'e2e.act', $1]) x",
+	    "'e2e.subs', 'e2e.act', 'e2e.legacy', $1]) x",
 	        "e2e.su");
 
 	/* Turning DDM on: the command, the push, the device's first (empty) sync. */
@@ -238,6 +238,32 @@ START_TEST(ddm_lifecycle)
 	                 "AND item = 'softwareupdate.install-state'",
 	        udid, "downloading 26.1");
 	assert_endpoint("other", "declaration/configuration/e2e.su", NULL, "404\n");
+
+	/* A legacy profile hosted here (legacy.yaml): to the device that gets it, only. */
+	sql("SELECT mdm.ddm_legacy_profile('e2e.legacy', convert_to('<plist version=\"1.0\">"
+	    "<dict/></plist>', 'UTF8'), $1)",
+	        base);
+	sql("SELECT mdm.declaration_set_add('e2e', 'e2e.legacy')::text", NULL);
+	sql("SELECT mdm.ddm_activation('e2e.act', ARRAY['e2e.su', 'e2e.legacy', $1])", "e2e.subs");
+	sync_device("ddm", udid);
+	assert_ddm_log("ddm", "fetched", "configuration", "e2e.legacy");
+	ck_assert_msg(ddm_log_has("ddm", "profile e2e.legacy 36"), "the profile was not fetched");
+	{
+		char *prof = sim_file("ddm", "ddm-profile-e2e.legacy");
+
+		ck_assert_str_eq(prof, "<plist version=\"1.0\"><dict/></plist>");
+		free(prof);
+	}
+	/* Another device's identity, and none: never the profile. */
+	ck_assert_int_eq(ts_sh("code=$(curl -sS --cacert %s --cert %s/other/identity.pem --key "
+	                       "%s/other/identity.key -o /dev/null -w '%%{http_code}' "
+	                       "'%s/enroll/ddm/e2e.legacy') && test \"$code\" = 404",
+	                         tls_ca, tmpdir, tmpdir, base),
+	        0);
+	ck_assert_int_eq(ts_sh("code=$(curl -sS --cacert %s -o /dev/null -w '%%{http_code}' "
+	                       "'%s/enroll/ddm/e2e.legacy') && test \"$code\" = 403",
+	                         tls_ca, base),
+	        0);
 
 	/* 400 through Apache: not JSON, not a StatusReport, an unknown Endpoint. */
 	ck_assert_int_ne(asprintf(&path, "%s/garbage.json", tmpdir), -1);

@@ -938,6 +938,33 @@ static int ddm_line_in(const char *lines, const char *line)
 	return 0;
 }
 
+/*
+ * configuration.legacy (legacy.yaml): the device downloads ProfileURL (https,
+ * "hosted by the MDM server") with its identity, as DIR/ddm-profile-ID.
+ */
+static void ddm_legacy_fetch(const char *id, const char *url, FILE *log)
+{
+	struct sim_http h;
+	char file[400];
+
+	if (strncmp(url, "https://", 8) != 0)
+		sim_fail("ddm: legacy ProfileURL %.200s is not https (legacy.yaml)", url);
+	memset(&h, 0, sizeof(h));
+	h.method = "GET";
+	h.url = url;
+	h.ca_file = sim_state_need("tls_ca");
+	h.client_cert = sim_path("identity.pem");
+	h.client_key = sim_path("identity.key");
+	sim_http_do(&h);
+	sim_log_exchange("ddm-profile", "", 0, h.resp.p, h.resp.len);
+	if (h.status != 200 || h.resp.len == 0)
+		sim_fail("ddm: legacy profile %s: HTTP %ld", url, h.status);
+	snprintf(file, sizeof(file), "ddm-profile-%s", id);
+	sim_file_write(sim_path(file), h.resp.p, h.resp.len);
+	fprintf(log, "profile %s %zu\n", id, h.resp.len);
+	sim_http_free(&h);
+}
+
 static void step_ddm(void)
 {
 	struct sim_json *tok = ddm_json("tokens", NULL), *items = NULL;
@@ -1017,6 +1044,10 @@ static void step_ddm(void)
 			}
 			type = sim_json_str(sim_json_get(dj, "Type"));
 			pl = sim_json_get(dj, "Payload");
+			if (type != NULL && strcmp(type, "com.apple.configuration.legacy") == 0 &&
+			        !ddm_line_in((const char *)old.p, line))
+				ddm_legacy_fetch(
+				        id, need_json_str(pl, "ProfileURL", "legacy Payload"), log);
 			if (type != NULL &&
 			        strcmp(type,
 			                "com.apple.configuration.softwareupdate.enforcement."

@@ -746,6 +746,38 @@ START_TEST(builders)
 	        "StatusItems");
 	refused("SELECT mdm.ddm_status_subscriptions('x', ARRAY['a b'])", 0, NULL, "22023",
 	        "StatusItems");
+	/* A hosted legacy profile: its hash in the URL, so a new profile is a new token. */
+	{
+		char *t1 = q1("SELECT mdm.ddm_legacy_profile('leg', 'one'::bytea, "
+		              "'https://mdm.example.com:8443')",
+		        0, NULL);
+		char *t2 = q1("SELECT mdm.ddm_legacy_profile('leg', 'two'::bytea, "
+		              "'https://mdm.example.com:8443')",
+		        0, NULL);
+
+		ck_assert_str_ne(t1, t2);
+		want("SELECT payload ->> 'ProfileURL' = "
+		     "'https://mdm.example.com:8443/enroll/ddm/leg"
+		     "?sha256=' || encode(sha256('two'::bytea), 'hex') FROM mdm.declarations WHERE "
+		     "identifier = 'leg'",
+		        0, NULL, "t");
+		want("SELECT type FROM mdm.declarations WHERE identifier = 'leg'", 0, NULL,
+		        "com.apple.configuration.legacy");
+		free(t1);
+		free(t2);
+		refused("SELECT mdm.ddm_legacy_profile('leg2', 'x'::bytea, "
+		        "'http://mdm.example.com')",
+		        0, NULL, "22023", "https://");
+		refused("SELECT mdm.ddm_legacy_profile('leg2', 'x'::bytea, "
+		        "'https://mdm.example.com/path')",
+		        0, NULL, "22023", "https://");
+		refused("SELECT mdm.ddm_legacy_profile('leg2', ''::bytea, "
+		        "'https://mdm.example.com')",
+		        0, NULL, "22023", "1 MiB");
+		/* Deleted with its declaration. */
+		run("SELECT mdm.declaration_delete('leg')");
+		want("SELECT count(*) FROM mdm.ddm_profile", 0, NULL, "0");
+	}
 	refused("SELECT mdm.ddm_activation('x', ARRAY['nope'])", 0, NULL, "P0002",
 	        "no configuration declaration");
 	refused("SELECT mdm.ddm_activation('x', ARRAY['act'])", 0, NULL, "P0002",
