@@ -1291,6 +1291,21 @@ START_TEST(declarative_management)
 	        "<key>Endpoint</key><string>tokens</string><key>Data</key><string>x</string>");
 	ck_assert_ptr_nonnull(parse_err(m));
 	free(m);
+	m = msg_simple("DeclarativeManagement", "UDID-DA", "<key>Endpoint</key><string></string>");
+	ck_assert_ptr_nonnull(strstr(parse_err(m), "Endpoint is empty"));
+	free(m);
+	/* Data over CHECKIN_MAX_DDM_DATA: refused by the parser (the body limit is above it). */
+	{
+		char *big = malloc(CHECKIN_MAX_DDM_DATA + 2);
+
+		ck_assert_ptr_nonnull(big);
+		memset(big, ' ', CHECKIN_MAX_DDM_DATA + 1);
+		big[CHECKIN_MAX_DDM_DATA + 1] = '\0';
+		m = msg_ddm("UDID-DA", NULL, "status", big);
+		ck_assert_ptr_nonnull(parse_err(m));
+		free(m);
+		free(big);
+	}
 
 	/* The identity rules: b's certificate cannot speak for a's UDID. */
 	m = msg_ddm("UDID-DA", NULL, "declaration-items", NULL);
