@@ -276,7 +276,7 @@ START_TEST(ddm_lifecycle)
 	assert_endpoint("ddm", "declarations", NULL, "400\n");
 	assert_endpoint("ddm", "declaration/configuration/../../tokens", NULL, "400\n");
 	e2e_assert_query(
-	        "SELECT count(*)::text FROM mdm.ddm_status_reports WHERE udid = $1", udid, "5");
+	        "SELECT count(*)::text FROM mdm.ddm_status_reports WHERE udid = $1", udid, "6");
 	free(path);
 	free(old_cfg);
 	free(udid);
