@@ -13,6 +13,7 @@
 #include "program.h"
 #include "ca.h"
 #include "enroll.h"
+#include "identity.h"
 #include "log.h"
 #include "mdm_limits.h"
 #include "ota.h"
@@ -224,10 +225,75 @@ out:
 	return rc;
 }
 
+/*
+ * GET .../enroll/ddm/<identifier>: the profile of a configuration.legacy
+ * declaration this server hosts (sql/025, mdm.ddm_legacy_profile; Apple
+ * declarative/declarations/configurations/legacy.yaml: "hosted by the MDM
+ * server"), only to a device that gets the declaration, authenticated by
+ * its identity as every check-in (a GET has no body: the TLS client
+ * certificate).  404 to any other device, naming nothing.
+ */
+static const char *enroll_ddm_id(const fcgi_req *r)
+{
+	const char *p = strstr(r->path, "/ddm/");
+
+	if (p == NULL || p[5] == '\0' || strchr(p + 5, '/') != NULL)
+		return NULL;
+	return p + 5;
+}
+
+static MDM_WUR mdm_err enroll_ddm_profile(struct program *a, fcgi_req *r, const char *ident)
+{
+	struct identity id = {0};
+	const char *p[2];
+	char cid[32];
+	db_res *res = NULL;
+	uint8_t *prof = NULL;
+	size_t plen = 0;
+	mdm_err rc;
+
+	if ((rc = ca_refresh_certs(a->db, a->cfg, &ca)) != MDM_OK)
+		return program_fail(a, r, rc == MDM_ERR_DB_CONN ? rc : MDM_ERR_CONFIG,
+		        "the CA is not configured or its database is unavailable");
+	if ((rc = program_device(a, r, ca, 1, &id)) != MDM_OK)
+		return rc; /* answered there */
+	snprintf(cid, sizeof(cid), "%lld", id.cert_id);
+	p[0] = cid;
+	p[1] = ident;
+	if ((rc = db_exec(a->db, "SELECT mdm.ddm_profile_get($1::bigint, $2)", 2, p, &res)) !=
+	        MDM_OK) {
+		rc = program_fail(a, r, rc, "the profile could not be read");
+		goto out;
+	}
+	if (db_res_rows(res) != 1 || db_res_is_null(res, 0, 0)) {
+		log_info("enroll: DDM profile %.200s is not for certificate serial %s (404)", ident,
+		        id.serial);
+		rc = fcgi_respond_text(r, 404, NULL, "no such profile for this device");
+		goto out;
+	}
+	if ((rc = db_res_get_bytea(res, 0, 0, &prof, &plen)) != MDM_OK) {
+		rc = program_fail(a, r, rc, "the profile could not be read");
+		goto out;
+	}
+	rc = fcgi_respond(r, 200, "application/x-apple-aspen-config", "Cache-Control: no-store\r\n",
+	        prof, plen);
+	log_info("enroll: DDM profile %.200s served to certificate serial %s (%zu bytes)", ident,
+	        id.serial, plen);
+out:
+	free(prof);
+	db_res_free(res);
+	identity_clear(&id);
+	return rc;
+}
+
 static MDM_WUR mdm_err enroll_handle(struct program *a, fcgi_req *r)
 {
+	const char *ddm;
+
 	if (strcmp(r->method, "POST") == 0)
 		return enroll_ota_post(a, r);
+	if ((ddm = enroll_ddm_id(r)) != NULL)
+		return enroll_ddm_profile(a, r, ddm);
 	if (enroll_is_ota(r))
 		return enroll_ota_service(a, r);
 	return enroll_profile(a, r);

@@ -24,6 +24,7 @@ static const char *const checkin_names[CHECKIN__MAX] = {
         [CHECKIN_GET_BOOTSTRAP_TOKEN] = "GetBootstrapToken",
         [CHECKIN_GET_TOKEN] = "GetToken",
         [CHECKIN_DECLARATIVE_MANAGEMENT] = "DeclarativeManagement",
+        [CHECKIN_RETURN_TO_SERVICE] = "ReturnToService",
 };
 
 const char *checkin_type_str(enum checkin_type t)
@@ -49,6 +50,11 @@ static MDM_WUR mdm_err checkin_fields(struct checkin_msg *m, char *err, size_t e
 	if (m->user_id != NULL && t == CHECKIN_AUTHENTICATE)
 		return mdm_refuse(checkin_who, err, errlen, MDM_ERR_PARSE,
 		        "Apple MDM protocol: Authenticate is sent on the device channel only, "
+		        "without a UserID");
+	if (m->user_id != NULL && t == CHECKIN_RETURN_TO_SERVICE)
+		return mdm_refuse(checkin_who, err, errlen, MDM_ERR_PARSE,
+		        "mdm/checkin/returntoservice.yaml: ReturnToService is a device "
+		        "enrollment's, "
 		        "without a UserID");
 	switch (t) {
 	case CHECKIN_AUTHENTICATE:
@@ -106,9 +112,19 @@ static MDM_WUR mdm_err checkin_fields(struct checkin_msg *m, char *err, size_t e
 		return devplist_str(
 		        &dm, "TokenServiceType", 1, CHECKIN_MAX_STRING, &m->token_service_type);
 	case CHECKIN_DECLARATIVE_MANAGEMENT:
-		return devplist_str(&dm, "Endpoint", 0, CHECKIN_MAX_STRING, &m->endpoint);
+		/* mdm/checkin/declarativemanagement.yaml: Endpoint required, Data optional. */
+		if ((rc = devplist_str(&dm, "Endpoint", 1, CHECKIN_MAX_STRING, &m->endpoint)) !=
+		                MDM_OK ||
+		        (rc = devplist_data(&dm, "Data", 0, CHECKIN_MAX_DDM_DATA, &m->data,
+		                 &m->data_len)) != MDM_OK)
+			return rc;
+		if (m->endpoint[0] == '\0')
+			return mdm_refuse(checkin_who, err, errlen, MDM_ERR_PARSE,
+			        "mdm/checkin/declarativemanagement.yaml: Endpoint is empty");
+		return MDM_OK;
 	case CHECKIN_CHECK_OUT:
 	case CHECKIN_GET_BOOTSTRAP_TOKEN:
+	case CHECKIN_RETURN_TO_SERVICE:
 	case CHECKIN__MAX:
 		break;
 	}
@@ -549,6 +565,111 @@ static MDM_WUR mdm_err checkin_user_authenticate(db *d, const struct checkin_job
 }
 
 /*
+ * ReturnToService (mdm/checkin/returntoservice.yaml): the configuration an
+ * operator set for this UDID (sql/026), else the default, else Enabled
+ * false; the BootstrapToken only the device's own, with app preservation.
+ */
+static MDM_WUR mdm_err checkin_return_to_service(db *d, const struct checkin_job *j)
+{
+	static const char *const data_keys[3] = {
+	        "WiFiProfileData", "MDMProfileData", "BootstrapToken"};
+	const char *p[1] = {j->m->udid};
+	plist *dict = NULL, *rts = NULL;
+	db_res *r = NULL;
+	mdm_err rc;
+
+	rc = db_exec(d,
+	        "SELECT enabled, wifi_profile, mdm_profile, bootstrap_token FROM "
+	        "mdm.return_to_service_answer($1)",
+	        1, p, &r);
+	if (rc != MDM_OK)
+		goto out;
+	if (db_res_rows(r) != 1) {
+		rc = MDM_ERR_INTERNAL;
+		goto out;
+	}
+	if ((dict = plist_new_dict()) == NULL || (rts = plist_new_dict()) == NULL) {
+		rc = MDM_ERR_NOMEM;
+		goto out;
+	}
+	if ((rc = plist_dict_set(rts, "Enabled",
+	             plist_new_bool(strcmp(db_res_get0(r, 0, 0), "t") == 0))) != MDM_OK)
+		goto out;
+	for (int i = 0; i < 3; i++) {
+		uint8_t *b = NULL;
+		size_t blen = 0;
+
+		if (db_res_is_null(r, 0, i + 1))
+			continue;
+		if ((rc = db_res_get_bytea(r, 0, i + 1, &b, &blen)) != MDM_OK)
+			goto out;
+		rc = plist_dict_set(rts, data_keys[i], plist_new_data(b, blen));
+		memset(b, 0, blen);
+		free(b);
+		if (rc != MDM_OK)
+			goto out;
+	}
+	rc = plist_dict_set(dict, "ReturnToService", rts);
+	rts = NULL;
+	if (rc != MDM_OK)
+		goto out;
+	rc = checkin_reply_plist(j->reply, dict);
+	dict = NULL;
+out:
+	plist_free(rts);
+	plist_free(dict);
+	db_res_free(r);
+	return rc;
+}
+
+/*
+ * DeclarativeManagement (mdm/checkin/declarativemanagement.yaml): the
+ * answer of one mdm.ddm_checkin call (sql/025), in this transaction, so it
+ * and the data agree: 200 with the JSON (tokens, declaration-items,
+ * declaration/<type>/<identifier>) or empty (status, stored), 404 for a
+ * declaration this channel does not get, 400 with the rule broken.
+ */
+static MDM_WUR mdm_err checkin_declarative(db *d, const struct checkin_job *j)
+{
+	const struct checkin_msg *m = j->m;
+	const char *values[4] = {m->udid, m->user_id, m->endpoint, (const char *)m->data};
+	int lengths[4] = {0, 0, 0, (int)m->data_len}, formats[4] = {0, 0, 0, 1};
+	const char *status, *body;
+	db_res *r = NULL;
+	mdm_err rc;
+
+	if (m->user_id != NULL && !j->pol->user_channel)
+		return mdm_refuse(checkin_who, j->err, j->errlen, MDM_ERR_FORBIDDEN,
+		        "the user channel is turned off (checkin_user_channel = no)");
+	rc = db_exec_bin(d, "SELECT status, body FROM mdm.ddm_checkin($1, $2, $3, $4)", 4, values,
+	        lengths, formats, &r);
+	if (rc != MDM_OK)
+		goto out;
+	if (db_res_rows(r) != 1) {
+		rc = MDM_ERR_INTERNAL;
+		goto out;
+	}
+	status = db_res_get0(r, 0, 0);
+	body = db_res_is_null(r, 0, 1) ? NULL : db_res_get0(r, 0, 1);
+	if (strcmp(status, "400") == 0) {
+		rc = mdm_refuse(checkin_who, j->err, j->errlen, MDM_ERR_PARSE,
+		        "DeclarativeManagement %.64s: %s", m->endpoint, body ? body : "refused");
+	} else if (strcmp(status, "404") == 0) {
+		log_info("check-in DeclarativeManagement %.200s from UDID %s: not assigned (404)",
+		        m->endpoint, m->udid);
+		rc = checkin_reply_text(j->reply, 404, "no such declaration for this enrollment");
+	} else if (strcmp(status, "200") != 0) {
+		rc = MDM_ERR_INTERNAL;
+	} else if (body != NULL) {
+		rc = checkin_reply_text(j->reply, 200, body);
+		j->reply->content_type = "application/json";
+	}
+out:
+	db_res_free(r);
+	return rc;
+}
+
+/*
  * The body as stored in mdm.checkin: the device's message with every secret
  * value replaced by the string "(redacted)" (issue 13, 7): the unlock
  * token clears a passcode, push magic and token let a sender wake the
@@ -673,9 +794,10 @@ static MDM_WUR mdm_err checkin_tx(db *d, void *arg)
 		        "configured)");
 		break;
 	case CHECKIN_DECLARATIVE_MANAGEMENT:
-		rc = checkin_reply_text(j->reply, 501,
-		        "DeclarativeManagement is not supported by this server yet; the request "
-		        "was stored");
+		rc = checkin_declarative(d, j);
+		break;
+	case CHECKIN_RETURN_TO_SERVICE:
+		rc = checkin_return_to_service(d, j);
 		break;
 	case CHECKIN__MAX:
 		rc = MDM_ERR_INTERNAL;

@@ -2,7 +2,8 @@
  * MDM check-in messages (Apple "Mobile Device Management Protocol",
  * check-in endpoint: Authenticate, TokenUpdate, CheckOut,
  * UserAuthenticate, SetBootstrapToken, GetBootstrapToken, GetToken,
- * DeclarativeManagement), for the device channel and the user channel.
+ * DeclarativeManagement, ReturnToService), for the device channel and the
+ * user channel.
  *
  * checkin_parse turns an untrusted body into a checked message (no
  * database: the fuzz target drives it); checkin_process applies one to
@@ -30,6 +31,7 @@ enum checkin_type {
 	CHECKIN_GET_BOOTSTRAP_TOKEN,
 	CHECKIN_GET_TOKEN,
 	CHECKIN_DECLARATIVE_MANAGEMENT,
+	CHECKIN_RETURN_TO_SERVICE,
 	CHECKIN__MAX
 };
 
@@ -60,6 +62,8 @@ struct checkin_msg {
 	/* GetToken, DeclarativeManagement */
 	const char *token_service_type;
 	const char *endpoint;
+	const uint8_t *data; /* DeclarativeManagement Data (a status report), NULL: absent */
+	size_t data_len;
 };
 
 const char *checkin_type_str(enum checkin_type t);
@@ -81,7 +85,7 @@ struct checkin_policy {
 };
 
 struct checkin_reply {
-	int status;               /* 200, or 410 / 501 for what we decline */
+	int status;               /* 200, 404 (a declaration not assigned), or 410 / 501 */
 	const char *content_type; /* NULL with an empty body */
 	char *body;               /* owned, NUL-terminated; NULL for an empty body */
 	size_t len;

@@ -52,6 +52,8 @@
 #define CHECKIN_MAX_TOPIC     255
 #define CHECKIN_MAX_TOKEN     256
 #define CHECKIN_MAX_BOOTSTRAP (64 * 1024)
+/* A DeclarativeManagement status report (Data); sql/025 holds the same bound. */
+#define CHECKIN_MAX_DDM_DATA (192 * 1024)
 /* Largest UDID, EnrollmentID or UserID we accept (they are 25 to 40 characters). */
 #define IDENTITY_MAX_ID 128
 

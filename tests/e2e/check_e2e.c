@@ -579,6 +579,7 @@ Suite *push_e2e_suite(void);
 Suite *events_e2e_suite(void);
 Suite *ota_e2e_suite(void);
 Suite *applesim_e2e_suite(void);
+Suite *ddm_e2e_suite(void);
 Suite *faults_e2e_suite(void);
 Suite *failover_e2e_suite(void);
 Suite *tlsproxy_e2e_suite(void);
@@ -682,8 +683,10 @@ int main(void)
 			srunner_add_suite(sr, events_e2e_suite());
 		if (getenv("E2E_OTA_DEVCA_CERT") != NULL)
 			srunner_add_suite(sr, ota_e2e_suite());
-		if (getenv("E2E_APPLESIM") != NULL)
+		if (getenv("E2E_APPLESIM") != NULL) {
 			srunner_add_suite(sr, applesim_e2e_suite());
+			srunner_add_suite(sr, ddm_e2e_suite());
+		}
 		/* Last: it cuts every program's database session. */
 		srunner_add_suite(sr, faults_e2e_suite());
 		/* tests/run.sh's failover pass only: it crashes the primary. */

@@ -23,6 +23,18 @@
  *   renew             RenewalReq signed by the identity, a CSR of a new key
  *   checkout          check-in CheckOut
  *   sign              the Mdm-Signature over --body FILE, as DIR/mdm-signature.der
+ *   ddm               a Declarative Management sync, as a device does it after a
+ *                     DeclarativeManagement command: tokens, declaration-items,
+ *                     each new or changed declaration (DIR/ddm-KIND-ID.json),
+ *                     then a full StatusReport of them (status); DIR/ddm.log
+ *                     says "fetched|kept|removed KIND ID TOKEN"
+ *   ddm-endpoint      one DeclarativeManagement check-in to --endpoint E (Data:
+ *                     --body FILE); its HTTP status and body in DIR/ddm-answer,
+ *                     whatever the status
+ *   return-to-service the ReturnToService check-in (iOS 26); the answer's keys
+ *                     in DIR/rts-answer ("Enabled 1", "WiFiProfileData N" bytes...)
+ *   get-token         GetToken (com.apple.maid); status and body in
+ *                     DIR/gettoken-answer, whatever the status
  *   enroll            = profile scep authenticate tokenupdate (+ the user
  *                       channel on a Mac)
  *   lifecycle         = enroll commands renew tokenupdate commands checkout
@@ -75,6 +87,7 @@
 static struct {
 	const char *dir, *device, *udid, *enroll_url, *trust, *tls_ca, *auth, *sig_digest;
 	const char *vectors, *challenge, *digest, *txid, *expect_failure, *notnow, *error, *body;
+	const char *endpoint;
 	int scep_get, tamper_csr;
 } opt;
 
@@ -810,6 +823,24 @@ static void step_commands(void)
 			status = "Error";
 			error_done = 1;
 		}
+		if (strcmp(type, "DeclarativeManagement") == 0) {
+			/* mdm/commands/declarativemanagement.yaml: Data, the TokensResponse. */
+			struct sim_buf data = sim_plist_data(sim_plist_get(cmd, "Data"));
+
+			if (data.len > 0) {
+				struct sim_json *j = sim_json_parse(
+				        data.p, data.len, "DeclarativeManagement Data");
+				const char *t = sim_json_str(sim_json_get(
+				        sim_json_get(j, "SyncTokens"), "DeclarationsToken"));
+
+				if (t == NULL)
+					sim_fail("DeclarativeManagement: Data has no "
+					         "SyncTokens/DeclarationsToken");
+				sim_state_set("ddm_pushed_token", t);
+				sim_json_free(j);
+			}
+			sim_buf_free(&data);
+		}
 		fprintf(acks, "%s delivered\n", uuid);
 		fflush(acks);
 		sim_say("command %s %s -> %s", uuid, type, status);
@@ -823,6 +854,391 @@ static void step_commands(void)
 	}
 	fclose(log);
 	fclose(acks);
+}
+
+/* ---------------------------------------------------------------- Declarative Device Management */
+
+/*
+ * One DeclarativeManagement check-in (mdm/checkin/declarativemanagement.yaml):
+ * Endpoint, and Data when given; keys sorted as CFPropertyList writes them.
+ */
+static void ddm_checkin(const char *endpoint, const struct sim_buf *data, struct sim_http *h)
+{
+	struct sim_pw w;
+	char what[96];
+
+	sim_pw_begin(&w);
+	if (data != NULL)
+		sim_pw_key_data(&w, "Data", data->p, data->len);
+	sim_pw_key_string(&w, "Endpoint", endpoint);
+	sim_pw_key_string(&w, "MessageType", "DeclarativeManagement");
+	sim_pw_key_string(&w, "UDID", sim_state_need("udid"));
+	sim_pw_end(&w);
+	snprintf(what, sizeof(what), "ddm-%.80s", endpoint);
+	for (char *c = what; *c != '\0'; c++)
+		if (*c == '/')
+			*c = '_';
+	mdm_put(sim_state_need("checkin_url"), CHECKIN_CTYPE, what, &w.out, h);
+	sim_buf_free(&w.out);
+}
+
+/* An endpoint that must answer 200 with JSON: the value (and the bytes in *raw). */
+static struct sim_json *ddm_json(const char *endpoint, struct sim_buf *raw)
+{
+	struct sim_http h;
+	struct sim_json *j;
+
+	ddm_checkin(endpoint, NULL, &h);
+	if (h.status != 200)
+		sim_fail("ddm %s: HTTP %ld: %.200s", endpoint, h.status,
+		        h.resp.p ? (char *)h.resp.p : "");
+	if (strncasecmp(h.resp_type, "application/json", 16) != 0)
+		sim_fail("ddm %s: Content-Type %s, not application/json", endpoint, h.resp_type);
+	j = sim_json_parse(h.resp.p, h.resp.len, endpoint);
+	if (raw != NULL)
+		sim_buf_append(raw, h.resp.p, h.resp.len);
+	sim_http_free(&h);
+	return j;
+}
+
+static const char *need_json_str(const struct sim_json *obj, const char *key, const char *what)
+{
+	const char *v = sim_json_str(sim_json_get(obj, key));
+
+	if (v == NULL)
+		sim_fail("%s: no %s string", what, key);
+	return v;
+}
+
+/* A declaration's Identifier becomes a file name here: only what an identifier may hold. */
+static void need_safe_id(const char *id)
+{
+	if (*id == '\0' || *id == '.' || strlen(id) > 256 ||
+	        strspn(id,
+	                "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:@+-") !=
+	                strlen(id))
+		sim_fail("ddm: declaration Identifier \"%.80s\" is not one this device stores", id);
+}
+
+static const char *const ddm_kinds[4][2] = {{"Activations", "activation"},
+        {"Configurations", "configuration"}, {"Assets", "asset"}, {"Management", "management"}};
+
+static int ddm_line_in(const char *lines, const char *line)
+{
+	size_t n = strlen(line);
+
+	for (const char *p = lines; p != NULL && *p != '\0';) {
+		const char *e = strchr(p, '\n');
+		size_t len = e ? (size_t)(e - p) : strlen(p);
+
+		if (len == n && memcmp(p, line, n) == 0)
+			return 1;
+		p = e ? e + 1 : NULL;
+	}
+	return 0;
+}
+
+/*
+ * configuration.legacy (legacy.yaml): the device downloads ProfileURL (https,
+ * "hosted by the MDM server") with its identity, as DIR/ddm-profile-ID.
+ */
+static void ddm_legacy_fetch(const char *id, const char *url, FILE *log)
+{
+	struct sim_http h;
+	char file[400];
+
+	if (strncmp(url, "https://", 8) != 0)
+		sim_fail("ddm: legacy ProfileURL %.200s is not https (legacy.yaml)", url);
+	memset(&h, 0, sizeof(h));
+	h.method = "GET";
+	h.url = url;
+	h.ca_file = sim_state_need("tls_ca");
+	h.client_cert = sim_path("identity.pem");
+	h.client_key = sim_path("identity.key");
+	sim_http_do(&h);
+	sim_log_exchange("ddm-profile", "", 0, h.resp.p, h.resp.len);
+	if (h.status != 200 || h.resp.len == 0)
+		sim_fail("ddm: legacy profile %s: HTTP %ld", url, h.status);
+	snprintf(file, sizeof(file), "ddm-profile-%s", id);
+	sim_file_write(sim_path(file), h.resp.p, h.resp.len);
+	fprintf(log, "profile %s %zu\n", id, h.resp.len);
+	sim_http_free(&h);
+}
+
+static void step_ddm(void)
+{
+	struct sim_json *tok = ddm_json("tokens", NULL), *items = NULL;
+	const struct sim_json *sync = sim_json_get(tok, "SyncTokens"), *decls;
+	const char *dt, *it;
+	struct sim_buf cur = {NULL, 0}, st[4] = {{NULL, 0}}, report = {NULL, 0}, old = {NULL, 0};
+	char *target_os = NULL, *target_build = NULL;
+	FILE *log = fopen(sim_path("ddm.log"), "a");
+	struct sim_http h;
+	int fetched = 0, total = 0;
+
+	if (log == NULL)
+		sim_fail("cannot write %s", sim_path("ddm.log"));
+	/* declarative/protocol/tokensresponse.yaml */
+	dt = need_json_str(sync, "DeclarationsToken", "tokens: SyncTokens");
+	need_json_str(sync, "Timestamp", "tokens: SyncTokens");
+	/* declarative/protocol/declarationitemsresponse.yaml: every key required. */
+	items = ddm_json("declaration-items", NULL);
+	decls = sim_json_get(items, "Declarations");
+	it = need_json_str(items, "DeclarationsToken", "declaration-items");
+	if (strcmp(it, dt) != 0)
+		sim_fail("ddm: declaration-items' DeclarationsToken %s is not tokens' %s", it, dt);
+	if (sim_file_exists(sim_path("ddm-current"))) {
+		old = sim_file_read(sim_path("ddm-current"));
+		sim_buf_append(&old, "", 1);
+	}
+	for (int k = 0; k < 4; k++) {
+		const struct sim_json *arr = sim_json_get(decls, ddm_kinds[k][0]);
+
+		if (arr == NULL || arr->type != SIM_JSON_ARRAY)
+			sim_fail(
+			        "declaration-items: Declarations has no %s array", ddm_kinds[k][0]);
+		for (size_t i = 0; i < arr->n; i++) {
+			const char *id =
+			        need_json_str(arr->kids[i], "Identifier", "declaration item");
+			const char *stok =
+			        need_json_str(arr->kids[i], "ServerToken", "declaration item");
+			char file[400], line[700], endpoint[400], prefix[64];
+			struct sim_json *dj;
+			const struct sim_json *pl;
+			const char *type;
+
+			need_safe_id(id);
+			snprintf(file, sizeof(file), "ddm-%s-%s.json", ddm_kinds[k][1], id);
+			snprintf(line, sizeof(line), "%s %s %s", ddm_kinds[k][1], id, stok);
+			total++;
+			if (ddm_line_in((const char *)old.p, line) &&
+			        sim_file_exists(sim_path(file))) {
+				fprintf(log, "kept %s\n", line);
+				struct sim_buf b = sim_file_read(sim_path(file));
+				dj = sim_json_parse(b.p, b.len, file);
+				sim_buf_free(&b);
+			} else {
+				snprintf(endpoint, sizeof(endpoint), "declaration/%s/%s",
+				        ddm_kinds[k][1], id);
+				struct sim_buf raw = {NULL, 0};
+
+				dj = ddm_json(endpoint, &raw);
+				/* declarationbase.yaml: Type, Identifier, ServerToken, Payload. */
+				if (strcmp(need_json_str(dj, "Identifier", endpoint), id) != 0 ||
+				        strcmp(need_json_str(dj, "ServerToken", endpoint), stok) !=
+				                0)
+					sim_fail("%s: Identifier or ServerToken differ from the "
+					         "item's",
+					        endpoint);
+				snprintf(prefix, sizeof(prefix), "com.apple.%s.", ddm_kinds[k][1]);
+				if (strncmp(need_json_str(dj, "Type", endpoint), prefix,
+				            strlen(prefix)) != 0)
+					sim_fail("%s: Type is not a %s", endpoint, prefix);
+				pl = sim_json_get(dj, "Payload");
+				if (pl != NULL && pl->type != SIM_JSON_OBJECT)
+					sim_fail("%s: Payload is not an object", endpoint);
+				sim_file_write(sim_path(file), raw.p, raw.len);
+				sim_buf_free(&raw);
+				fprintf(log, "fetched %s\n", line);
+				fetched++;
+			}
+			type = sim_json_str(sim_json_get(dj, "Type"));
+			pl = sim_json_get(dj, "Payload");
+			if (type != NULL && strcmp(type, "com.apple.configuration.legacy") == 0 &&
+			        !ddm_line_in((const char *)old.p, line))
+				ddm_legacy_fetch(
+				        id, need_json_str(pl, "ProfileURL", "legacy Payload"), log);
+			if (type != NULL &&
+			        strcmp(type,
+			                "com.apple.configuration.softwareupdate.enforcement."
+			                "specific") == 0 &&
+			        sim_json_str(sim_json_get(pl, "TargetOSVersion")) != NULL) {
+				free(target_os);
+				free(target_build);
+				target_os = sim_xstrdup(
+				        sim_json_str(sim_json_get(pl, "TargetOSVersion")));
+				target_build = sim_json_str(sim_json_get(pl, "TargetBuildVersion"))
+				        ? sim_xstrdup(sim_json_str(
+				                  sim_json_get(pl, "TargetBuildVersion")))
+				        : NULL;
+			}
+			sim_json_free(dj);
+			sim_buf_puts(&cur, line);
+			sim_buf_puts(&cur, "\n");
+			/* management.declarations: each one valid and active, as applied. */
+			sim_buf_puts(&st[k], st[k].len ? "," : "");
+			sim_buf_puts(&st[k], "{\"active\":true,\"identifier\":");
+			sim_json_quote(&st[k], id);
+			sim_buf_puts(&st[k], ",\"server-token\":");
+			sim_json_quote(&st[k], stok);
+			sim_buf_puts(&st[k], ",\"valid\":\"valid\"}");
+		}
+	}
+	/* What the server no longer lists is removed. */
+	for (char *p = (char *)old.p; p != NULL && *p != '\0';) {
+		char *e = strchr(p, '\n');
+
+		if (e != NULL)
+			*e = '\0';
+		sim_buf_append(&cur, "", 1);
+		if (*p != '\0' && !ddm_line_in((const char *)cur.p, p)) {
+			char kind[32], id[300], file[400];
+
+			if (sscanf(p, "%31s %299s", kind, id) == 2) {
+				snprintf(file, sizeof(file), "ddm-%s-%s.json", kind, id);
+				unlink(sim_path(file));
+			}
+			fprintf(log, "removed %s\n", p);
+		}
+		cur.len--;
+		p = e ? e + 1 : NULL;
+	}
+	sim_file_write(sim_path("ddm-current"), cur.p, cur.len);
+	/* declarative/protocol/statusreport.yaml, the shape of kmfddm's status.1st.json. */
+	sim_buf_puts(&report, "{\"StatusItems\":{\"device\":{\"model\":{\"family\":");
+	sim_buf_puts(&report, is_mac() ? "\"Mac\"" : "\"iPhone\"");
+	sim_buf_puts(&report, "},\"operating-system\":{\"version\":");
+	sim_buf_puts(&report, is_mac() ? "\"14.5\"" : "\"17.5.1\"");
+	sim_buf_puts(&report, "}},\"management\":{\"declarations\":{");
+	for (int k = 0; k < 4; k++) {
+		char key[64];
+
+		snprintf(key, sizeof(key), "%s\"%s\":[", k ? "," : "",
+		        k == 3           ? "management"
+		                : k == 0 ? "activations"
+		                : k == 1 ? "configurations"
+		                         : "assets");
+		sim_buf_puts(&report, key);
+		if (st[k].len)
+			sim_buf_append(&report, st[k].p, st[k].len);
+		sim_buf_puts(&report, "]");
+		sim_buf_free(&st[k]);
+	}
+	sim_buf_puts(&report, "}}");
+	if (target_os != NULL) {
+		/* softwareupdate.install-state and pending-version (declarative/status). */
+		sim_buf_puts(&report,
+		        ",\"softwareupdate\":{\"install-state\":\"downloading\","
+		        "\"pending-version\":{\"os-version\":");
+		sim_json_quote(&report, target_os);
+		if (target_build != NULL) {
+			sim_buf_puts(&report, ",\"build-version\":");
+			sim_json_quote(&report, target_build);
+		}
+		sim_buf_puts(&report, "}}");
+	}
+	sim_buf_puts(&report, "},\"Errors\":[],\"FullReport\":true}");
+	ddm_checkin("status", &report, &h);
+	if (h.status != 200)
+		sim_fail(
+		        "ddm status: HTTP %ld: %.200s", h.status, h.resp.p ? (char *)h.resp.p : "");
+	sim_http_free(&h);
+	sim_state_set("ddm_token", dt);
+	sim_say("ddm: DeclarationsToken %s, %d declarations (%d fetched), status sent", dt, total,
+	        fetched);
+	fclose(log);
+	free(target_os);
+	free(target_build);
+	sim_buf_free(&cur);
+	sim_buf_free(&old);
+	sim_buf_free(&report);
+	sim_json_free(tok);
+	sim_json_free(items);
+}
+
+static void step_ddm_endpoint(void)
+{
+	struct sim_buf data = {NULL, 0};
+	struct sim_http h;
+	FILE *f;
+
+	if (opt.endpoint == NULL)
+		sim_fail("ddm-endpoint needs --endpoint E");
+	if (opt.body != NULL)
+		data = sim_file_read(opt.body);
+	ddm_checkin(opt.endpoint, opt.body ? &data : NULL, &h);
+	f = fopen(sim_path("ddm-answer"), "w");
+	if (f == NULL)
+		sim_fail("cannot write %s", sim_path("ddm-answer"));
+	fprintf(f, "%ld\n", h.status);
+	if (h.resp.len > 0)
+		fwrite(h.resp.p, 1, h.resp.len, f);
+	fclose(f);
+	sim_say("ddm-endpoint %s: HTTP %ld", opt.endpoint, h.status);
+	sim_http_free(&h);
+	sim_buf_free(&data);
+}
+
+/* ReturnToService (mdm/checkin/returntoservice.yaml): the answer must have its shape. */
+static void step_return_to_service(void)
+{
+	static const char *const data_keys[] = {
+	        "WiFiProfileData", "MDMProfileData", "BootstrapToken"};
+	struct sim_pw w;
+	struct sim_http h;
+	xmlDocPtr doc;
+	xmlNodePtr rts, en;
+	FILE *f;
+
+	sim_pw_begin(&w);
+	sim_pw_key_string(&w, "MessageType", "ReturnToService");
+	sim_pw_key_string(&w, "UDID", sim_state_need("udid"));
+	sim_pw_end(&w);
+	mdm_put(sim_state_need("checkin_url"), CHECKIN_CTYPE, "ReturnToService", &w.out, &h);
+	sim_buf_free(&w.out);
+	if (h.status != 200)
+		sim_fail("ReturnToService: HTTP %ld", h.status);
+	doc = sim_plist_parse(h.resp.p, h.resp.len, "ReturnToService answer");
+	rts = sim_plist_get(sim_plist_root(doc), "ReturnToService");
+	en = sim_plist_get(rts, "Enabled");
+	if (!sim_plist_is(rts, "dict") || (!sim_plist_is(en, "true") && !sim_plist_is(en, "false")))
+		sim_fail("ReturnToService: the answer has no ReturnToService dict with Enabled "
+		         "(returntoservice.yaml responsekeys)");
+	f = fopen(sim_path("rts-answer"), "w");
+	if (f == NULL)
+		sim_fail("cannot write %s", sim_path("rts-answer"));
+	fprintf(f, "Enabled %d\n", sim_plist_is(en, "true"));
+	for (size_t i = 0; i < sizeof(data_keys) / sizeof(data_keys[0]); i++) {
+		xmlNodePtr v = sim_plist_get(rts, data_keys[i]);
+		struct sim_buf b;
+
+		if (v == NULL)
+			continue;
+		if (!sim_plist_is(v, "data"))
+			sim_fail("ReturnToService: %s is not <data>", data_keys[i]);
+		b = sim_plist_data(v);
+		fprintf(f, "%s %zu\n", data_keys[i], b.len);
+		sim_buf_free(&b);
+	}
+	fclose(f);
+	sim_say("ReturnToService: Enabled %d", sim_plist_is(en, "true"));
+	xmlFreeDoc(doc);
+	sim_http_free(&h);
+}
+
+/* GetToken (mdm/checkin/gettoken.yaml), for the answer of a server without a token service. */
+static void step_get_token(void)
+{
+	struct sim_pw w;
+	struct sim_http h;
+	FILE *f;
+
+	sim_pw_begin(&w);
+	sim_pw_key_string(&w, "MessageType", "GetToken");
+	sim_pw_key_string(&w, "TokenServiceType", "com.apple.maid");
+	sim_pw_key_string(&w, "UDID", sim_state_need("udid"));
+	sim_pw_end(&w);
+	mdm_put(sim_state_need("checkin_url"), CHECKIN_CTYPE, "GetToken", &w.out, &h);
+	sim_buf_free(&w.out);
+	f = fopen(sim_path("gettoken-answer"), "w");
+	if (f == NULL)
+		sim_fail("cannot write %s", sim_path("gettoken-answer"));
+	fprintf(f, "%ld\n", h.status);
+	if (h.resp.len > 0)
+		fwrite(h.resp.p, 1, h.resp.len, f);
+	fclose(f);
+	sim_say("GetToken: HTTP %ld", h.status);
+	sim_http_free(&h);
 }
 
 /* The Mdm-Signature this device would send over --body, as DIR/mdm-signature.der. */
@@ -914,6 +1330,14 @@ static void run_step(const char *s)
 		step_checkout();
 	else if (strcmp(s, "sign") == 0)
 		step_sign();
+	else if (strcmp(s, "ddm") == 0)
+		step_ddm();
+	else if (strcmp(s, "ddm-endpoint") == 0)
+		step_ddm_endpoint();
+	else if (strcmp(s, "return-to-service") == 0)
+		step_return_to_service();
+	else if (strcmp(s, "get-token") == 0)
+		step_get_token();
 	else if (strcmp(s, "enroll") == 0 || strcmp(s, "lifecycle") == 0) {
 		run_step("profile");
 		run_step("scep");
@@ -956,6 +1380,7 @@ int main(int argc, char **argv)
 	        {"notnow", required_argument, NULL, 'N'},
 	        {"error", required_argument, NULL, 'E'},
 	        {"body", required_argument, NULL, 'b'},
+	        {"endpoint", required_argument, NULL, 'P'},
 	        {NULL, 0, NULL, 0},
 	};
 	int ch;
@@ -1016,6 +1441,9 @@ int main(int argc, char **argv)
 			break;
 		case 'b':
 			opt.body = optarg;
+			break;
+		case 'P':
+			opt.endpoint = optarg;
 			break;
 		default:
 			usage();

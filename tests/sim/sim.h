@@ -136,6 +136,35 @@ void sim_pw_key_int(struct sim_pw *w, const char *key, long value);
 void sim_pw_key_data(struct sim_pw *w, const char *key, const uint8_t *p, size_t len);
 void sim_pw_end(struct sim_pw *w); /* closes the dict and the plist */
 
+/* ------------------------------------------------------------ json.c */
+
+/* A JSON value (RFC 8259) as read by sim_json_parse. */
+enum {
+	SIM_JSON_NULL,
+	SIM_JSON_BOOL,
+	SIM_JSON_NUMBER,
+	SIM_JSON_STRING,
+	SIM_JSON_ARRAY,
+	SIM_JSON_OBJECT
+};
+struct sim_json {
+	int type;
+	int b;
+	double num;
+	char *str;              /* SIM_JSON_STRING, NUL-terminated */
+	size_t n;               /* array elements or object members */
+	struct sim_json **kids; /* their values */
+	char **keys;            /* object: their names */
+};
+/* Exactly RFC 8259 (duplicate names refused, 64 levels); fails the step otherwise. */
+struct sim_json *sim_json_parse(const void *p, size_t len, const char *what);
+const struct sim_json *sim_json_get(const struct sim_json *obj, const char *key);
+const char *sim_json_str(const struct sim_json *v); /* NULL unless a string */
+void sim_json_free(struct sim_json *v);
+/* Appends s as a JSON string (quoted, escaped). */
+void sim_json_quote(struct sim_buf *b, const char *s);
+void sim_buf_puts(struct sim_buf *b, const char *s);
+
 /* ------------------------------------------------------------ scep.c */
 
 struct sim_scep_opts {

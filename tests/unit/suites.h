@@ -46,6 +46,7 @@
 	X(command, command_tcases, UNIT_NO_DB)                                                     \
 	X(command, command_db_tcases, UNIT_DB)                                                     \
 	X(commands_sql, commands_sql_tcases, UNIT_DB)                                              \
+	X(ddm, ddm_tcases, UNIT_DB)                                                                \
 	X(apns, apns_tcases, UNIT_NO_DB)                                                           \
 	X(pushq, pushq_db_tcases, UNIT_DB)                                                         \
 	X(pushq, pushq_tcases, UNIT_NO_DB)                                                         \

@@ -144,7 +144,11 @@ static char *snapshot(void)
 	                "(SELECT string_agg(t::text, '|' ORDER BY t::text) FROM "
 	                " mdm.identity_binding t), "
 	                "(SELECT string_agg(t::text, '|' ORDER BY t::text) FROM mdm.certificate "
-	                "t)))",
+	                "t), "
+	                "(SELECT string_agg(t::text, '|' ORDER BY t::text) FROM "
+	                " mdm.ddm_status_report t), "
+	                "(SELECT string_agg(t::text, '|' ORDER BY t::text) FROM "
+	                " mdm.ddm_status_item t)))",
 	                0, NULL, &r),
 	        MDM_OK);
 	s = strdup(db_res_get0(r, 0, 0));
@@ -1163,13 +1167,14 @@ START_TEST(user_channel_and_tokens)
 	             "strpos(convert_from(body, 'UTF8'), '(redacted)') > 0)::text FROM "
 	             "mdm.checkin WHERE message_type = $1",
 	        "SetBootstrapToken", "true");
-	/* GetToken and DeclarativeManagement: stored, answered "not supported". */
+	/* GetToken: stored, answered "not supported"; DeclarativeManagement: answered (025). */
 	ck_assert_int_eq(run(&strict, &a, NULL, NULL, gt, &reply), MDM_OK);
 	ck_assert_int_eq(reply.status, 501);
 	checkin_reply_clear(&reply);
 	ck_assert_int_eq(run(&strict, &a, NULL, NULL, dm, &reply), MDM_OK);
-	ck_assert_int_eq(reply.status, 501);
-	ck_assert_ptr_nonnull(strstr(reply.body, "not supported"));
+	ck_assert_int_eq(reply.status, 200);
+	ck_assert_str_eq(reply.content_type, "application/json");
+	ck_assert_ptr_nonnull(strstr(reply.body, "\"DeclarationsToken\""));
 	checkin_reply_clear(&reply);
 	assert_query("SELECT convert_from(body, 'UTF8') FROM mdm.checkin WHERE message_type = $1",
 	        "DeclarativeManagement", dm);
@@ -1182,6 +1187,276 @@ START_TEST(user_channel_and_tokens)
 	free(gt);
 	free(dm);
 	free(out_u);
+}
+END_TEST
+
+/* A DeclarativeManagement check-in with this Endpoint (and Data, base64 of data). */
+static char *msg_ddm(const char *udid, const char *user, const char *endpoint, const char *data)
+{
+	char *s = NULL, *b64 = NULL, *extra = NULL;
+	size_t b64len;
+
+	if (data != NULL)
+		ck_assert_int_eq(
+		        base64_encode((const uint8_t *)data, strlen(data), &b64, &b64len), MDM_OK);
+	ck_assert_int_ne(
+	        asprintf(&extra, "%s%s%s<key>Endpoint</key><string>%s</string>%s%s%s",
+	                user ? "<key>UserID</key><string>" : "", user ? user : "",
+	                user ? "</string>" : "", endpoint, b64 ? "<key>Data</key><data>" : "",
+	                b64 ? b64 : "", b64 ? "</data>" : ""),
+	        -1);
+	s = msg_simple("DeclarativeManagement", udid, extra);
+	free(extra);
+	free(b64);
+	return s;
+}
+
+/* One DeclarativeManagement check-in over dv's TLS identity: its answer. */
+static void ddm_run(const struct device *dv, const char *udid, const char *endpoint,
+        const char *data, int want_status, struct checkin_reply *reply)
+{
+	char *m = msg_ddm(udid, NULL, endpoint, data);
+
+	ck_assert_int_eq(run(&strict, dv, NULL, NULL, m, reply), MDM_OK);
+	ck_assert_int_eq(reply->status, want_status);
+	free(m);
+}
+
+/* The answer's JSON (PostgreSQL reads it) satisfies a boolean expression over $1::jsonb. */
+static void assert_json(const struct checkin_reply *reply, const char *expr)
+{
+	char *sql = NULL;
+
+	ck_assert_str_eq(reply->content_type, "application/json");
+	ck_assert_int_ne(asprintf(&sql, "SELECT (%s)::text", expr), -1);
+	assert_query(sql, reply->body, "true");
+	free(sql);
+}
+
+/*
+ * Issue 17: the DeclarativeManagement check-in, dispatched on Endpoint
+ * (mdm/checkin/declarativemanagement.yaml), each answer with the keys its
+ * schema requires (declarative/protocol), 404 for a declaration the
+ * channel does not get (another device's), 400 for what breaks the rules
+ * (nothing written), the identity rules of every check-in.
+ */
+START_TEST(declarative_management)
+{
+	struct device a, b;
+	struct checkin_reply reply;
+	struct checkin_policy no_users = {0, 0};
+	char *m, *tok;
+	static const char report[] =
+	        "{\"StatusItems\":{\"device\":{\"operating-system\":{\"version\":\"26.1\"}},"
+	        "\"management\":{\"declarations\":{\"configurations\":[{\"identifier\":\"cfg.a\","
+	        "\"active\":true,\"valid\":\"valid\",\"server-token\":\"t1\"}]}}},\"Errors\":[]}";
+
+	device_new(&a);
+	device_new(&b);
+	enroll(&a, "UDID-DA");
+	enroll(&b, "UDID-DB");
+	free(query1("SELECT mdm.declaration_put('cfg.a', "
+	            "'com.apple.configuration.management.test', $1::jsonb)",
+	        "{\"Echo\":\"a\"}"));
+	free(query1("SELECT mdm.declaration_set_add('set-a', 'cfg.a')", NULL));
+	free(query1("SELECT mdm.enrollment_set_add($1, 'set-a')", "UDID-DA"));
+
+	/* tokens: TokensResponse (tokensresponse.yaml: SyncTokens required). */
+	ddm_run(&a, "UDID-DA", "tokens", NULL, 200, &reply);
+	assert_json(&reply,
+	        "jsonb_typeof($1::jsonb #> '{SyncTokens,DeclarationsToken}') = "
+	        "'string' AND jsonb_typeof($1::jsonb #> '{SyncTokens,Timestamp}') = "
+	        "'string'");
+	tok = query1("SELECT declarations_token FROM mdm.ddm_tokens WHERE udid = $1", "UDID-DA");
+	ck_assert_ptr_nonnull(strstr(reply.body, tok));
+	checkin_reply_clear(&reply);
+
+	/* declaration-items: the four arrays and DeclarationsToken (all required). */
+	ddm_run(&a, "UDID-DA", "declaration-items", NULL, 200, &reply);
+	assert_json(&reply,
+	        "jsonb_typeof($1::jsonb #> '{Declarations,Activations}') = 'array' AND "
+	        "jsonb_typeof($1::jsonb #> '{Declarations,Configurations}') = 'array' AND "
+	        "jsonb_typeof($1::jsonb #> '{Declarations,Assets}') = 'array' AND "
+	        "jsonb_typeof($1::jsonb #> '{Declarations,Management}') = 'array' AND "
+	        "jsonb_typeof($1::jsonb -> 'DeclarationsToken') = 'string' AND "
+	        "$1::jsonb #> '{Declarations,Configurations,0}' = jsonb_build_object("
+	        "'Identifier', 'cfg.a', 'ServerToken', (SELECT server_token FROM mdm.declarations "
+	        "WHERE identifier = 'cfg.a'))");
+	ck_assert_ptr_nonnull(strstr(reply.body, tok));
+	checkin_reply_clear(&reply);
+
+	/* declaration/<type>/<identifier>: declarationbase.yaml's keys. */
+	ddm_run(&a, "UDID-DA", "declaration/configuration/cfg.a", NULL, 200, &reply);
+	assert_json(&reply,
+	        "$1::jsonb ->> 'Type' = 'com.apple.configuration.management.test' "
+	        "AND $1::jsonb ->> 'Identifier' = 'cfg.a' AND $1::jsonb ? 'ServerToken' "
+	        "AND $1::jsonb -> 'Payload' = '{\"Echo\": \"a\"}'");
+	checkin_reply_clear(&reply);
+	/* Another kind, an unknown one, another device's: 404. */
+	ddm_run(&a, "UDID-DA", "declaration/activation/cfg.a", NULL, 404, &reply);
+	checkin_reply_clear(&reply);
+	ddm_run(&a, "UDID-DA", "declaration/configuration/nope", NULL, 404, &reply);
+	checkin_reply_clear(&reply);
+	ddm_run(&b, "UDID-DB", "declaration/configuration/cfg.a", NULL, 404, &reply);
+	checkin_reply_clear(&reply);
+	/* Removed from the set: 404 from then on, and a new token. */
+	free(query1("SELECT mdm.declaration_set_remove('set-a', 'cfg.a')", NULL));
+	ddm_run(&a, "UDID-DA", "declaration/configuration/cfg.a", NULL, 404, &reply);
+	checkin_reply_clear(&reply);
+	ddm_run(&a, "UDID-DA", "tokens", NULL, 200, &reply);
+	ck_assert_ptr_null(strstr(reply.body, tok));
+	checkin_reply_clear(&reply);
+
+	/* status: stored, 200 with an empty body. */
+	ddm_run(&a, "UDID-DA", "status", report, 200, &reply);
+	ck_assert_ptr_null(reply.body);
+	checkin_reply_clear(&reply);
+	assert_query("SELECT value #>> '{}' FROM mdm.ddm_status WHERE udid = $1 AND item = "
+	             "'device.operating-system.version'",
+	        "UDID-DA", "26.1");
+	assert_query("SELECT identifier || ' ' || valid || ' ' || active FROM "
+	             "mdm.ddm_declaration_status WHERE udid = $1",
+	        "UDID-DA", "cfg.a valid true");
+
+	/* 400: no Data, not JSON, not a StatusReport, an unknown Endpoint; nothing written. */
+	m = msg_ddm("UDID-DA", NULL, "status", NULL);
+	assert_refused(&strict, &a, NULL, NULL, m, MDM_ERR_PARSE);
+	free(m);
+	m = msg_ddm("UDID-DA", NULL, "status", "{\"StatusItems\":");
+	assert_refused(&strict, &a, NULL, NULL, m, MDM_ERR_PARSE);
+	free(m);
+	m = msg_ddm("UDID-DA", NULL, "status", "{\"StatusItems\":{},\"Errors\":{}}");
+	assert_refused(&strict, &a, NULL, NULL, m, MDM_ERR_PARSE);
+	free(m);
+	m = msg_ddm("UDID-DA", NULL, "status", "{\"StatusItems\":{},\"Errors\":[],\"Errors\":[]}");
+	assert_refused(&strict, &a, NULL, NULL, m, MDM_ERR_PARSE);
+	free(m);
+	m = msg_ddm("UDID-DA", NULL, "configuration", NULL);
+	assert_refused(&strict, &a, NULL, NULL, m, MDM_ERR_PARSE);
+	free(m);
+	m = msg_ddm("UDID-DA", NULL, "declaration/configuration/a/b", NULL);
+	assert_refused(&strict, &a, NULL, NULL, m, MDM_ERR_PARSE);
+	free(m);
+	/* Endpoint is required (declarativemanagement.yaml). */
+	m = msg_simple("DeclarativeManagement", "UDID-DA", NULL);
+	ck_assert_ptr_nonnull(strstr(parse_err(m), "Endpoint"));
+	free(m);
+	m = msg_simple("DeclarativeManagement", "UDID-DA",
+	        "<key>Endpoint</key><string>tokens</string><key>Data</key><string>x</string>");
+	ck_assert_ptr_nonnull(parse_err(m));
+	free(m);
+	m = msg_simple("DeclarativeManagement", "UDID-DA", "<key>Endpoint</key><string></string>");
+	ck_assert_ptr_nonnull(strstr(parse_err(m), "Endpoint is empty"));
+	free(m);
+	/* Data over CHECKIN_MAX_DDM_DATA: refused by the parser (the body limit is above it). */
+	{
+		char *big = malloc(CHECKIN_MAX_DDM_DATA + 2);
+
+		ck_assert_ptr_nonnull(big);
+		memset(big, ' ', CHECKIN_MAX_DDM_DATA + 1);
+		big[CHECKIN_MAX_DDM_DATA + 1] = '\0';
+		m = msg_ddm("UDID-DA", NULL, "status", big);
+		ck_assert_ptr_nonnull(parse_err(m));
+		free(m);
+		free(big);
+	}
+
+	/* The identity rules: b's certificate cannot speak for a's UDID. */
+	m = msg_ddm("UDID-DA", NULL, "declaration-items", NULL);
+	assert_refused(&strict, &b, NULL, NULL, m, MDM_ERR_FORBIDDEN);
+	free(m);
+	/* The user channel, when turned off, is refused like its TokenUpdate. */
+	m = msg_ddm("UDID-DA", "USER-1", "tokens", NULL);
+	assert_refused(&no_users, &a, NULL, NULL, m, MDM_ERR_FORBIDDEN);
+	ck_assert_int_eq(run(&strict, &a, NULL, NULL, m, &reply), MDM_OK);
+	ck_assert_int_eq(reply.status, 200);
+	checkin_reply_clear(&reply);
+	free(m);
+	free(tok);
+	device_free(&a);
+	device_free(&b);
+}
+END_TEST
+
+/*
+ * ReturnToService (mdm/checkin/returntoservice.yaml): the operator's
+ * configuration for this device, else the default, else Enabled false;
+ * the BootstrapToken only the device's own, only with app preservation;
+ * never on a user channel.  The EraseDevice builder's ReturnToService.
+ */
+START_TEST(return_to_service)
+{
+	struct device a, b;
+	struct checkin_reply reply;
+	char *ra = msg_simple("ReturnToService", "UDID-RA", NULL);
+	char *rb = msg_simple("ReturnToService", "UDID-RB", NULL);
+	char *ru = msg_simple(
+	        "ReturnToService", "UDID-RA", "<key>UserID</key><string>USER-1</string>");
+	char *set = msg_simple(
+	        "SetBootstrapToken", "UDID-RA", "<key>BootstrapToken</key><data>c2VjcmV0</data>");
+	char *cmd;
+
+	device_new(&a);
+	device_new(&b);
+	enroll(&a, "UDID-RA");
+	enroll(&b, "UDID-RB");
+	ck_assert_int_eq(run_tls(&a, set), MDM_OK);
+	/* Nothing configured: Enabled false. */
+	ck_assert_int_eq(run(&strict, &b, NULL, NULL, rb, &reply), MDM_OK);
+	ck_assert_int_eq(reply.status, 200);
+	ck_assert_ptr_nonnull(strstr(reply.body, "<key>ReturnToService</key>"));
+	ck_assert_ptr_nonnull(strstr(reply.body, "<key>Enabled</key>\n\t\t<false/>"));
+	checkin_reply_clear(&reply);
+	/* A's own, with app preservation: its profile and its own bootstrap token. */
+	free(query1("SELECT mdm.return_to_service_set($1, true, convert_to('wifi', 'UTF8'), "
+	            "NULL, true)::text",
+	        "UDID-RA"));
+	ck_assert_int_eq(run(&strict, &a, NULL, NULL, ra, &reply), MDM_OK);
+	ck_assert_int_eq(reply.status, 200);
+	ck_assert_ptr_nonnull(strstr(reply.body, "<true/>"));
+	ck_assert_ptr_nonnull(strstr(reply.body, "<key>WiFiProfileData</key>"));
+	ck_assert_ptr_nonnull(strstr(reply.body, "d2lmaQ==")); /* "wifi" */
+	ck_assert_ptr_nonnull(strstr(reply.body, "<key>BootstrapToken</key>"));
+	ck_assert_ptr_nonnull(strstr(reply.body, "c2VjcmV0"));
+	checkin_reply_clear(&reply);
+	/* B still gets nothing of A's; with a default, the default and no token. */
+	ck_assert_int_eq(run(&strict, &b, NULL, NULL, rb, &reply), MDM_OK);
+	ck_assert_ptr_nonnull(strstr(reply.body, "<false/>"));
+	ck_assert_ptr_null(strstr(reply.body, "d2lmaQ=="));
+	checkin_reply_clear(&reply);
+	free(query1("SELECT mdm.return_to_service_set(NULL, true, NULL, "
+	            "convert_to('mdmprofile', 'UTF8'), true)::text",
+	        NULL));
+	ck_assert_int_eq(run(&strict, &b, NULL, NULL, rb, &reply), MDM_OK);
+	ck_assert_ptr_nonnull(strstr(reply.body, "<true/>"));
+	ck_assert_ptr_nonnull(strstr(reply.body, "<key>MDMProfileData</key>"));
+	ck_assert_ptr_null(strstr(reply.body, "c2VjcmV0"));
+	ck_assert_ptr_null(strstr(reply.body, "WiFiProfileData"));
+	checkin_reply_clear(&reply);
+	/* Another device's certificate cannot ask for A's; no user channel. */
+	assert_refused(&strict, &b, NULL, NULL, ra, MDM_ERR_FORBIDDEN);
+	ck_assert_ptr_nonnull(strstr(parse_err(ru), "returntoservice.yaml"));
+	/* Cleared: the default again. */
+	assert_query("SELECT mdm.return_to_service_clear($1)::text", "UDID-RA", "true");
+	ck_assert_int_eq(run(&strict, &a, NULL, NULL, ra, &reply), MDM_OK);
+	ck_assert_ptr_nonnull(strstr(reply.body, "<key>MDMProfileData</key>"));
+	checkin_reply_clear(&reply);
+	/* EraseDevice with ReturnToService (device.erase.yaml). */
+	free(query1("SELECT mdm.cmd_erase_device($1, NULL, true, convert_to('w', 'UTF8'))::text",
+	        "UDID-RA"));
+	cmd = query1("SELECT plist FROM mdm.command WHERE request_type = 'EraseDevice'", NULL);
+	ck_assert_msg(strstr(cmd,
+	                      "<key>ReturnToService</key>\n\t\t<dict>\n\t\t\t<key>Enabled</"
+	                      "key>\n\t\t\t<true/>\n\t\t\t<key>WiFiProfileData</key>\n\t\t\t"
+	                      "<data>dw==</data>"),
+	        "%s", cmd);
+	free(cmd);
+	device_free(&a);
+	device_free(&b);
+	free(ra);
+	free(rb);
+	free(ru);
+	free(set);
 }
 END_TEST
 
@@ -1325,6 +1600,7 @@ void checkin_tcases(Suite *s)
 	ts_add_tests(tc, store_real_vectors, enroll_tls_and_signature, identity_refusals,
 	        device_a_for_udid_b, events_with_checkins, takeover_rules,
 	        ota_challenge_never_takes_over, racing_authenticates_bind_one_udid,
-	        renewal_without_authenticate, user_channel_and_tokens, old_bodies_scrubbed,
-	        topic_must_be_ours, challenge_lookups_use_an_index);
+	        renewal_without_authenticate, user_channel_and_tokens, declarative_management,
+	        return_to_service, old_bodies_scrubbed, topic_must_be_ours,
+	        challenge_lookups_use_an_index);
 }
