@@ -134,6 +134,31 @@ check "the snippet names the package's site file" \
 	/etc/apache2/conf-available/mdm-server.conf
 check "the site file's default cgi-bin is the package's" \
 	grep -q 'Define MDM_SITE_CGI_BIN /usr/lib/mdm/cgi-bin' /usr/share/mdm/apache-conf/mdm-site.conf
+# The conf-available snippet as Debian's Apache would read it: the
+# modules a2enmod enables, a throw-away certificate, then the file.
+apache_syntax() {
+	m=${APACHE_MODULES:-/usr/lib/apache2/modules}
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=deb-test \
+		-keyout "$TMP/syntax.key" -out "$TMP/syntax.pem" -days 1 >/dev/null 2>&1 || return 1
+	cat >"$TMP/syntax.conf" <<CONF
+ServerRoot $TMP
+ServerName 127.0.0.1
+PidFile $TMP/syntax.pid
+ErrorLog $TMP/syntax.log
+LoadModule mpm_event_module $m/mod_mpm_event.so
+LoadModule authz_core_module $m/mod_authz_core.so
+LoadModule alias_module $m/mod_alias.so
+LoadModule socache_shmcb_module $m/mod_socache_shmcb.so
+LoadModule ssl_module $m/mod_ssl.so
+LoadModule proxy_module $m/mod_proxy.so
+LoadModule proxy_fcgi_module $m/mod_proxy_fcgi.so
+Define MDM_SITE_CERT $TMP/syntax.pem
+Define MDM_SITE_KEY $TMP/syntax.key
+Include /etc/apache2/conf-available/mdm-server.conf
+CONF
+	/usr/sbin/apache2 -t -f "$TMP/syntax.conf"
+}
+check "apache2 -t with the conf-available snippet" apache_syntax
 check "/etc/mdm/mdm.conf root:_mdm 0640" \
 	test "$(stat -c '%U:%G %a' /etc/mdm/mdm.conf)" = "root:_mdm 640"
 check "/var/lib/mdm/keys _mdm 0700" \
