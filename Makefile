@@ -65,7 +65,7 @@ SIM_BIN   := $(BUILD)/tests/applesim
 SQL_FILES := $(sort $(wildcard sql/[0-9]*.sql))
 
 .PHONY: all lib programs tests test unit san demo demo-stop install clean \
-	format format-check lint fuzz deps bench
+	format format-check lint fuzz deps bench deb
 .DELETE_ON_ERROR:
 
 all: programs tests
@@ -176,22 +176,69 @@ fuzz: deps
 	$(MAKE) BUILD=build-fuzz FUZZ=1 CC=clang lib
 	FUZZ_LIBS="$(PKG_LIBS)" FUZZ_CFLAGS="$(PKG_CFLAGS)" sh scripts/fuzz.sh build-fuzz
 
+# `make install` and the Debian package (debian/rules runs this target
+# with PREFIX=/usr and the variables below) install the same tree.  Files
+# that name install paths (the site file's defaults, the units, the
+# commented configuration) get PREFIX's on the way.
+DOCDIR         ?= $(PREFIX)/share/doc/mdm
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+MDM_USER       ?= mdm
+# Set to install the commented configuration as CONFDIR/mdm.conf too (the
+# package: /etc/mdm), and the Apache conf-available snippet (the package:
+# /etc/apache2/conf-available); by default both only under DATADIR.
+CONFDIR        ?=
+APACHECONFDIR  ?=
+LIGHTTPD_FILES := $(wildcard lighttpd-conf/*)
+INSTALL_SED = sed -e 's|/usr/local/lib/mdm|$(PREFIX)/lib/mdm|g' \
+	-e 's|/usr/local/share/mdm|$(DATADIR)|g' -e 's|@DATADIR@|$(DATADIR)|g' \
+	-e 's|@BINDIR@|$(PREFIX)/bin|g' -e 's|@FCGIDIR@|$(PREFIX)/lib/mdm/cgi-bin|g' \
+	-e 's|@SOCKETS@|/run/mdm|g' -e 's|@USER@|$(MDM_USER)|g'
+
 install: programs
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/mdm/cgi-bin \
-		$(DESTDIR)$(PREFIX)/share/mdm/sql $(DESTDIR)$(PREFIX)/share/mdm/apache-conf \
-		$(DESTDIR)$(PREFIX)/share/doc/mdm
+		$(DESTDIR)$(DATADIR)/sql $(DESTDIR)$(DATADIR)/apache-conf \
+		$(DESTDIR)$(DOCDIR) $(DESTDIR)$(SYSTEMDUNITDIR)
 	install -m 0755 $(BIN_BINS) $(DESTDIR)$(PREFIX)/bin/
 	install -m 0755 $(FCGI_BINS) $(DESTDIR)$(PREFIX)/lib/mdm/cgi-bin/
-	install -m 0644 $(SQL_FILES) $(DESTDIR)$(PREFIX)/share/mdm/sql/
-	install -d $(DESTDIR)$(DATADIR)
+	install -m 0644 $(SQL_FILES) $(DESTDIR)$(DATADIR)/sql/
 	install -m 0644 share/apple-ota-trust.pem $(DESTDIR)$(DATADIR)/
-	install -m 0644 apache-conf/* $(DESTDIR)$(PREFIX)/share/mdm/apache-conf/
-	install -d $(DESTDIR)$(PREFIX)/share/mdm/lighttpd-conf
-	install -m 0644 lighttpd-conf/* $(DESTDIR)$(PREFIX)/share/mdm/lighttpd-conf/
-	install -m 0644 README.md docs/*.md $(DESTDIR)$(PREFIX)/share/doc/mdm/
-	install -d $(DESTDIR)$(PREFIX)/share/mdm/dist
-	install -m 0644 dist/mdm-pushd.service dist/mdm-eventd.service \
-		$(DESTDIR)$(PREFIX)/share/mdm/dist/
+	for f in apache-conf/*; do \
+		$(INSTALL_SED) $$f >$(DESTDIR)$(DATADIR)/$$f && chmod 0644 $(DESTDIR)$(DATADIR)/$$f || exit 1; \
+	done
+	if [ -n "$(LIGHTTPD_FILES)" ]; then \
+		install -d $(DESTDIR)$(DATADIR)/lighttpd-conf && \
+		for f in $(LIGHTTPD_FILES); do \
+			$(INSTALL_SED) $$f >$(DESTDIR)$(DATADIR)/$$f && chmod 0644 $(DESTDIR)$(DATADIR)/$$f || exit 1; \
+		done; \
+	fi
+	$(INSTALL_SED) dist/mdm.conf.in >$(DESTDIR)$(DATADIR)/mdm.conf.example
+	$(INSTALL_SED) dist/apache2-mdm.conf.in >$(DESTDIR)$(DATADIR)/apache2-mdm.conf
+	chmod 0644 $(DESTDIR)$(DATADIR)/mdm.conf.example $(DESTDIR)$(DATADIR)/apache2-mdm.conf
+	for u in mdm-pushd.service mdm-eventd.service mdm-fcgi@.service; do \
+		$(INSTALL_SED) dist/$$u.in >$(DESTDIR)$(SYSTEMDUNITDIR)/$$u && \
+		chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/$$u || exit 1; \
+	done
+	if [ -n "$(CONFDIR)" ]; then \
+		install -d $(DESTDIR)$(CONFDIR) && \
+		install -m 0640 $(DESTDIR)$(DATADIR)/mdm.conf.example $(DESTDIR)$(CONFDIR)/mdm.conf; \
+	fi
+	if [ -n "$(APACHECONFDIR)" ]; then \
+		install -d $(DESTDIR)$(APACHECONFDIR) && \
+		install -m 0644 $(DESTDIR)$(DATADIR)/apache2-mdm.conf $(DESTDIR)$(APACHECONFDIR)/mdm-server.conf; \
+	fi
+	install -m 0644 README.md docs/*.md $(DESTDIR)$(DOCDIR)/
+
+# Binary Debian packages (debian/, dpkg-buildpackage, debhelper) into
+# $(BUILD)/deb; built from a copy of the tree in $(BUILD)/deb/src, since
+# dpkg-buildpackage writes its results to the parent directory.
+deb:
+	rm -rf $(BUILD)/deb
+	mkdir -p $(BUILD)/deb/src
+	git ls-files -z | xargs -0 cp --parents -t $(BUILD)/deb/src
+	if [ -d lighttpd-conf ]; then cp -r lighttpd-conf $(BUILD)/deb/src/; fi
+	cd $(BUILD)/deb/src && dpkg-buildpackage -b -us -uc
+	rm -rf $(BUILD)/deb/src
+	ls $(BUILD)/deb/*.deb
 
 FORMAT_FILES = $(wildcard lib/*.c lib/*.h cgi-bin/*.c bin/*.c tests/unit/*.c \
 	tests/unit/*.h tests/support/*.c tests/support/*.h tests/e2e/*.c tests/e2e/*.h \

@@ -24,6 +24,7 @@ softhsm2 libengine-pkcs11-openssl opensc p11-kit p11-kit-modules
 haproxy
 iproute2 procps passwd util-linux coreutils sed python3
 nghttp2-server linux-perf time
+dpkg-dev debhelper fakeroot lintian devscripts git
 "
 
 say() {

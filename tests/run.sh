@@ -18,6 +18,8 @@
 #   5. the CA key in a SoftHSM2 token (tests/hsm.sh), both modes
 #   6. behind a TLS-terminating proxy (tests/tlsproxy.sh)
 #   7. PostgreSQL failover under load (tests/failover.sh), both modes
+#   8. the Debian package installed, enrolled through and purged
+#      (tests/deb.sh; root with dpkg only)
 #
 # Every run of check_e2e reads its variables from an environment file
 # beside its log (TMP/e2e-proxy.env beside TMP/e2e-proxy.out, and so on):
@@ -425,6 +427,15 @@ if [ -z "${CK_RUN_SUITE:-}" ] || [ "$CK_RUN_SUITE" = failover-e2e ]; then
 	done
 fi
 # ==== END failover block ====
+
+# ==== BEGIN deb block (issue 16; tests/deb.sh) ====
+# The Debian package: built (make deb), installed with dpkg, a device
+# enrolled through Apache with the installed files only, purged.  Skipped
+# with its message when not root or without dpkg.
+if [ -z "${CK_RUN_SUITE:-}" ] || [ "$CK_RUN_SUITE" = deb ]; then
+	run_suite deb "$TMP/deb.out" sh "$ROOT/tests/deb.sh" "$BUILD"
+fi
+# ==== END deb block ====
 
 apns_stop "$TMP/apns"
 mkdir -p "$TMP/logs-apns"

@@ -246,17 +246,22 @@ START_TEST(dump_hides_key_uris)
 }
 END_TEST
 
+/* A file of the repository, whole (the tests run from its root). */
+static char *repo_file(const char *path)
+{
+	char *buf = NULL;
+	size_t len = 0;
+
+	ck_assert_msg(config_file_read(path, "repository file", 1 << 20, 0, &buf, &len) == MDM_OK,
+	        "%s not found (run from the repository root)", path);
+	return buf;
+}
+
 /* docs/CONFIG.md documents every key (run from the repository root). */
 START_TEST(every_key_documented)
 {
-	FILE *fp = fopen("docs/CONFIG.md", "r");
-	static char doc[65536];
-	size_t n;
+	char *doc = repo_file("docs/CONFIG.md");
 
-	ck_assert_msg(fp != NULL, "docs/CONFIG.md not found (run from the repository root)");
-	n = fread(doc, 1, sizeof(doc) - 1, fp);
-	doc[n] = '\0';
-	fclose(fp);
 	for (size_t i = 0; i < config_key_count(); i++) {
 		const struct config_key *k = config_key_at(i);
 		char head[96], env[96];
@@ -270,6 +275,35 @@ START_TEST(every_key_documented)
 		ck_assert_msg(strstr(doc, env) != NULL, "%s is not documented", env);
 	}
 	ck_assert_ptr_null(config_key_at(config_key_count()));
+	free(doc);
+}
+END_TEST
+
+/*
+ * The commented configuration the package installs as /etc/mdm/mdm.conf
+ * (dist/mdm.conf.in) lists every key, commented out, with its default.
+ */
+START_TEST(every_key_in_the_commented_config)
+{
+	char *conf = repo_file("dist/mdm.conf.in");
+
+	for (size_t i = 0; i < config_key_count(); i++) {
+		const struct config_key *k = config_key_at(i);
+		const char *v = k->default_value ? k->default_value : "";
+		char line[600], dflt[512];
+
+		/* A default under DATADIR is written @DATADIR@/..., filled in by make install. */
+		if (strncmp(v, MDM_DATADIR "/", strlen(MDM_DATADIR) + 1) == 0)
+			snprintf(dflt, sizeof(dflt), "@DATADIR@%s", v + strlen(MDM_DATADIR));
+		else
+			snprintf(dflt, sizeof(dflt), "%s", v);
+		snprintf(line, sizeof(line), "\n#%s =%s%s\n", k->name, *dflt ? " " : "", dflt);
+		ck_assert_msg(strstr(conf, line) != NULL,
+		        "dist/mdm.conf.in lacks the line \"#%s =%s%s\" (commented, with the "
+		        "default)",
+		        k->name, *dflt ? " " : "", dflt);
+	}
+	free(conf);
 }
 END_TEST
 
@@ -279,5 +313,5 @@ void config_tcases(Suite *s)
 
 	ts_add_tests(tc, defaults, file_then_env, mdm_config_names_the_file, refusals,
 	        retired_key_names_its_replacement, limits, dump_hides_secrets, dump_hides_key_uris,
-	        every_key_documented);
+	        every_key_documented, every_key_in_the_commented_config);
 }
