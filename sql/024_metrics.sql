@@ -1,0 +1,94 @@
+-- 024_metrics: the state the database holds, as Prometheus text exposition
+-- (format 0.0.4), for `mdmctl metrics` (a node exporter's textfile
+-- collector) and for scrapers.  Read-only: it counts the rows the other
+-- migrations keep (enrollments, the command queue, push state, SCEP
+-- transactions); it adds no statement to any request path.
+
+-- A label value as the format wants it: backslash, double quote and
+-- newline escaped (\\, \", \n).  Values come from devices and Apple.
+CREATE FUNCTION mdm.metrics_label(value text) RETURNS text
+LANGUAGE sql IMMUTABLE STRICT AS $$
+    SELECT replace(replace(replace(value, E'\\', E'\\\\'), '"', E'\\"'), E'\n', E'\\n')
+$$;
+COMMENT ON FUNCTION mdm.metrics_label(text) IS
+    'A Prometheus label value escaped: backslash, double quote and newline.';
+
+-- One metric family: # HELP, # TYPE and its samples (labels already made,
+-- values already numbers); a family with no sample is left out.
+CREATE FUNCTION mdm.metrics_family(name text, kind text, help text, samples text[])
+RETURNS text LANGUAGE sql IMMUTABLE AS $$
+    SELECT '# HELP ' || name || ' ' || help || E'\n# TYPE ' || name || ' ' || kind || E'\n' ||
+           coalesce((SELECT string_agg(s, E'\n') || E'\n' FROM unnest(samples) AS s), '')
+$$;
+
+CREATE FUNCTION mdm.metrics_text() RETURNS text
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+SELECT
+  mdm.metrics_family('mdm_devices', 'gauge', 'Devices known to the server (every UDID ever seen).',
+      ARRAY['mdm_devices ' || (SELECT count(*) FROM mdm.device)]) ||
+  mdm.metrics_family('mdm_enrollments', 'gauge',
+      'Active MDM enrollments (channels) by channel (device or user) and push topic.',
+      coalesce((SELECT array_agg(format('mdm_enrollments{channel="%s",topic="%s"} %s',
+                                        mdm.metrics_label(channel),
+                                        mdm.metrics_label(coalesce(topic, '')), n)
+                                 ORDER BY channel, topic)
+                FROM (SELECT channel, topic, count(*) AS n FROM mdm.enrollment
+                      WHERE active GROUP BY channel, topic) e), '{}')) ||
+  mdm.metrics_family('mdm_command_queue_depth', 'gauge',
+      'Commands queued and not yet answered, over every enrollment.',
+      ARRAY['mdm_command_queue_depth ' ||
+            (SELECT count(*) FROM mdm.command_queue WHERE status = 'queued')]) ||
+  mdm.metrics_family('mdm_command_queue_oldest_age_seconds', 'gauge',
+      'Age of the oldest queued command in seconds (0 when the queue is empty).',
+      ARRAY['mdm_command_queue_oldest_age_seconds ' ||
+            (SELECT coalesce(round(extract(epoch FROM now() - min(queued_at)), 3), 0)
+             FROM mdm.command_queue WHERE status = 'queued')]) ||
+  mdm.metrics_family('mdm_push_sent_total', 'counter',
+      'Pushes APNs accepted, over every enrollment (mdm-pushd).',
+      ARRAY['mdm_push_sent_total ' || (SELECT coalesce(sum(pushes), 0) FROM mdm.push_state)]) ||
+  mdm.metrics_family('mdm_push_pending', 'gauge',
+      'Enrollments waiting for a push (the push is wanted, not yet accepted by APNs).',
+      ARRAY['mdm_push_pending ' || (SELECT count(*) FROM mdm.push_state WHERE pending)]) ||
+  mdm.metrics_family('mdm_push_backoff', 'gauge',
+      'Enrollments whose push failed and waits for its backoff to end.',
+      ARRAY['mdm_push_backoff ' || (SELECT count(*) FROM mdm.push_state
+                                    WHERE pending AND failures > 0 AND next_attempt_at > now())]) ||
+  mdm.metrics_family('mdm_push_token_invalid', 'gauge',
+      'Enrollments APNs will not be pushed to until their next TokenUpdate (bad token).',
+      ARRAY['mdm_push_token_invalid ' ||
+            (SELECT count(*) FROM mdm.push_state WHERE token_invalid_at IS NOT NULL)]) ||
+  mdm.metrics_family('mdm_push_failing', 'gauge',
+      'Enrollments whose last push failed, by APNs status and reason (0: no answer).',
+      coalesce((SELECT array_agg(format('mdm_push_failing{status="%s",reason="%s"} %s',
+                                        st, mdm.metrics_label(reason), n) ORDER BY st, reason)
+                FROM (SELECT coalesce(last_status, 0) AS st, coalesce(last_reason, '') AS reason,
+                             count(*) AS n FROM mdm.push_state WHERE failures > 0
+                      GROUP BY 1, 2) f), '{}')) ||
+  mdm.metrics_family('mdm_push_topic_errors', 'gauge',
+      'Consecutive whole-topic push errors (no certificate, expired, APNs 403), by topic.',
+      coalesce((SELECT array_agg(format('mdm_push_topic_errors{topic="%s"} %s',
+                                        mdm.metrics_label(topic), errors) ORDER BY topic)
+                FROM mdm.push_topic_status), '{}')) ||
+  mdm.metrics_family('mdm_scep_transactions', 'gauge',
+      'SCEP transactions recorded, by status (pending, issued, rejected, refused).',
+      (SELECT array_agg(format('mdm_scep_transactions{status="%s"} %s', s,
+                               (SELECT count(*) FROM mdm.scep_transaction t WHERE t.status = s))
+                        ORDER BY s)
+       FROM unnest(ARRAY['issued', 'pending', 'refused', 'rejected']) AS s)) ||
+  mdm.metrics_family('mdm_scep_refused', 'gauge',
+      'SCEP transactions refused at CertPoll, by the rule that refused them.',
+      coalesce((SELECT array_agg(format('mdm_scep_refused{reason="%s"} %s',
+                                        mdm.metrics_label(refusal), n) ORDER BY refusal)
+                FROM (SELECT refusal, count(*) AS n FROM mdm.scep_transaction
+                      WHERE status = 'refused' GROUP BY refusal) r), '{}')) ||
+  mdm.metrics_family('mdm_certificates_issued', 'gauge',
+      'Device certificates issued and not revoked, by whether they have expired.',
+      (SELECT array_agg(format('mdm_certificates_issued{expired="%s"} %s', e,
+                               (SELECT count(*) FROM mdm.certificate c
+                                WHERE c.kind = 'device' AND c.revoked_at IS NULL
+                                  AND (c.not_after < now()) = (e = 'true')))
+                        ORDER BY e)
+       FROM unnest(ARRAY['false', 'true']) AS e))
+$$;
+COMMENT ON FUNCTION mdm.metrics_text() IS
+    'The server''s state as Prometheus text exposition format 0.0.4 (mdmctl metrics).';

@@ -1,0 +1,259 @@
+/*
+ * sql/024_metrics.sql: mdm.metrics_text(), the Prometheus text exposition
+ * (format 0.0.4) of what the database holds.  Every output is read back by
+ * a strict checker: each line a # HELP, a # TYPE or a sample of the family
+ * just announced, names and label names valid, label values escaped; and
+ * the gauges count the fixture rows.
+ */
+#define _GNU_SOURCE /* asprintf */
+#include "db.h"
+#include "log.h"
+#include "suites.h"
+#include "ts_db.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A topic a hostile device could report: a quote, a backslash, a newline. */
+#define HOSTILE "evil\"topic\\x\nmdm_fake 1"
+
+static struct ts_db t;
+static db *d;
+
+static void setup(void)
+{
+	log_set_level(MDM_LOG__MAX);
+	ts_db_create(&t, "metrics");
+	d = t.d;
+}
+
+static void teardown(void)
+{
+	ts_db_drop(&t);
+	d = NULL;
+}
+
+static int name_ok(const char *s, size_t n, int colon)
+{
+	if (n == 0 || isdigit((unsigned char)s[0]))
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)s[i]) && s[i] != '_' && !(colon && s[i] == ':'))
+			return 0;
+	return 1;
+}
+
+/* One sample line: name{label="value",...} number.  0 when malformed. */
+static int sample_ok(const char *l, const char *family)
+{
+	size_t n = strcspn(l, "{ ");
+	const char *p = l + n;
+	char *end;
+
+	if (!name_ok(l, n, 1) || strncmp(l, family, strlen(family)) != 0)
+		return 0;
+	if (n != strlen(family))
+		return 0;
+	if (*p == '{') {
+		p++;
+		while (*p != '}') {
+			size_t ln = strcspn(p, "=");
+			if (!name_ok(p, ln, 0) || p[ln] != '=' || p[ln + 1] != '"')
+				return 0;
+			p += ln + 2;
+			while (*p != '"') {
+				if (*p == '\0' || *p == '\n')
+					return 0;
+				if (*p == '\\') {
+					if (p[1] != '\\' && p[1] != '"' && p[1] != 'n')
+						return 0;
+					p++;
+				}
+				p++;
+			}
+			p++;
+			if (*p == ',')
+				p++;
+			else if (*p != '}')
+				return 0;
+		}
+		p++;
+	}
+	if (*p != ' ' || p[1] == '\0')
+		return 0;
+	(void)strtod(p + 1, &end);
+	return *end == '\0';
+}
+
+/* Checks every line of text; returns the number of samples. */
+static int check_exposition(char *text)
+{
+	char family[128] = "", kind[16] = "";
+	int samples = 0, lineno = 0;
+	size_t len = strlen(text);
+
+	ck_assert_msg(len > 0 && text[len - 1] == '\n', "the text ends with a newline");
+	for (char *l = strtok(text, "\n"); l != NULL; l = strtok(NULL, "\n")) {
+		lineno++;
+		if (strncmp(l, "# HELP ", 7) == 0) {
+			size_t n = strcspn(l + 7, " ");
+			ck_assert_msg(name_ok(l + 7, n, 1) && n < sizeof family, "line %d: %s",
+			        lineno, l);
+			memcpy(family, l + 7, n);
+			family[n] = '\0';
+			kind[0] = '\0';
+		} else if (strncmp(l, "# TYPE ", 7) == 0) {
+			size_t n = strcspn(l + 7, " ");
+			const char *k = l + 7 + n + 1;
+			ck_assert_msg(n == strlen(family) && strncmp(l + 7, family, n) == 0,
+			        "line %d: TYPE of another family: %s", lineno, l);
+			ck_assert_msg(strcmp(k, "gauge") == 0 || strcmp(k, "counter") == 0 ||
+			                strcmp(k, "histogram") == 0,
+			        "line %d: %s", lineno, l);
+			snprintf(kind, sizeof kind, "%s", k);
+			if (strcmp(k, "counter") == 0)
+				ck_assert_msg(n > 6 && strcmp(family + n - 6, "_total") == 0,
+				        "counter %s ends with _total", family);
+		} else {
+			ck_assert_msg(
+			        kind[0] != '\0', "line %d: sample before TYPE: %s", lineno, l);
+			ck_assert_msg(strncmp(family, "mdm_", 4) == 0, "line %d: prefix", lineno);
+			ck_assert_msg(sample_ok(l, family), "line %d: bad sample: %s", lineno, l);
+			samples++;
+		}
+	}
+	return samples;
+}
+
+static char *metrics(void)
+{
+	return ts_db_query1(d, "SELECT mdm.metrics_text()", NULL);
+}
+
+START_TEST(empty_database_is_valid)
+{
+	char *s = metrics();
+	char *copy = strdup(s);
+
+	ck_assert_int_gt(check_exposition(copy), 0);
+	ck_assert_ptr_nonnull(strstr(s, "\nmdm_devices 0\n"));
+	ck_assert_ptr_nonnull(strstr(s, "\nmdm_command_queue_depth 0\n"));
+	ck_assert_ptr_nonnull(strstr(s, "\nmdm_command_queue_oldest_age_seconds 0\n"));
+	ck_assert_ptr_nonnull(strstr(s, "\nmdm_scep_transactions{status=\"issued\"} 0\n"));
+	free(copy);
+	free(s);
+}
+END_TEST
+
+START_TEST(checker_refuses_bad_lines)
+{
+	char c[] = "# HELP mdm_x x\n# TYPE mdm_x gauge\nmdm_x{a=\"v\"} 1\n";
+
+	/* The checker is strict: a bare quote and an unknown escape are not samples. */
+	ck_assert_int_eq(sample_ok("mdm_x{a=\"q\"q\"} 1", "mdm_x"), 0);
+	ck_assert_int_eq(sample_ok("mdm_x{a=\"\\t\"} 1", "mdm_x"), 0);
+	ck_assert_int_eq(sample_ok("mdm_x{a=\"v\"} x", "mdm_x"), 0);
+	ck_assert_int_eq(sample_ok("mdm_y 1", "mdm_x"), 0);
+	ck_assert_int_eq(sample_ok("mdm_x{a=\"v\\\"\\\\\\n\"} 1", "mdm_x"), 1);
+	ck_assert_int_eq(check_exposition(c), 1);
+}
+END_TEST
+
+/* n devices enrolled (one also with a user channel) under HOSTILE, m commands each queued. */
+static void fleet(int n, int m)
+{
+	char ns[16], ms[16];
+	const char *p[3] = {ns, ms, HOSTILE};
+
+	snprintf(ns, sizeof ns, "%d", n);
+	snprintf(ms, sizeof ms, "%d", m);
+	ck_assert_int_eq(
+	        db_exec(d,
+	                "WITH dv AS (INSERT INTO mdm.device (udid) SELECT 'U-' || i "
+	                " FROM generate_series(1, $1::int) i RETURNING udid), "
+	                "e AS (INSERT INTO mdm.enrollment (udid, topic, active) "
+	                " SELECT udid, $3, true FROM dv RETURNING id), "
+	                "c AS (INSERT INTO mdm.command (command_uuid, request_type, plist) "
+	                " SELECT 'C-' || j, 'ProfileList', '<plist/>' "
+	                " FROM generate_series(1, $2::int) j RETURNING command_uuid) "
+	                "INSERT INTO mdm.command_queue (enrollment_id, command_uuid, queued_at) "
+	                "SELECT e.id, c.command_uuid, now() - interval '90 seconds' FROM e, c",
+	                3, p, NULL),
+	        MDM_OK);
+	ck_assert_int_eq(db_exec(d,
+	                         "INSERT INTO mdm.enrollment (udid, user_id, topic, active) "
+	                         "VALUES ('U-1', 'user1', 't2', true), ('U-1', 'old', 't2', false)",
+	                         0, NULL, NULL),
+	        MDM_OK);
+}
+
+START_TEST(counts_match_the_rows)
+{
+	char *s, *copy;
+
+	fleet(3, 4);
+	s = metrics();
+	copy = strdup(s);
+	ck_assert_int_gt(check_exposition(copy), 0);
+	ck_assert_ptr_nonnull(strstr(s, "\nmdm_devices 3\n"));
+	ck_assert_ptr_nonnull(strstr(s, "\nmdm_command_queue_depth 12\n"));
+	/* Escaped: the newline made no line, the quote closes no value. */
+	ck_assert_ptr_nonnull(strstr(s,
+	        "\nmdm_enrollments{channel=\"device\","
+	        "topic=\"evil\\\"topic\\\\x\\nmdm_fake 1\"} 3\n"));
+	ck_assert_ptr_null(strstr(s, "\nmdm_fake"));
+	ck_assert_ptr_nonnull(strstr(s, "\nmdm_enrollments{channel=\"user\",topic=\"t2\"} 1\n"));
+	ck_assert_ptr_nonnull(strstr(s, "\nmdm_command_queue_oldest_age_seconds 9"));
+	free(copy);
+	free(s);
+	/* Answered commands leave the queue. */
+	ck_assert_int_eq(db_exec(d,
+	                         "UPDATE mdm.command_queue SET status = 'acknowledged', "
+	                         "finished_at = now() WHERE command_uuid = 'C-1'",
+	                         0, NULL, NULL),
+	        MDM_OK);
+	s = metrics();
+	ck_assert_ptr_nonnull(strstr(s, "\nmdm_command_queue_depth 9\n"));
+	free(s);
+}
+END_TEST
+
+START_TEST(push_state_is_counted)
+{
+	char *s, *copy;
+
+	fleet(2, 0);
+	ck_assert_int_eq(
+	        db_exec(d,
+	                "INSERT INTO mdm.push_state (enrollment_id, pending, pushes, failures, "
+	                " last_status, last_reason, next_attempt_at, token_invalid_at) "
+	                "SELECT id, i = 1, 5, CASE WHEN i = 1 THEN 2 ELSE 0 END, "
+	                " CASE WHEN i = 1 THEN 0 ELSE 200 END, "
+	                " CASE WHEN i = 1 THEN E'connect: \"refused\"\\\\' END, "
+	                " now() + interval '1 hour', NULL "
+	                "FROM (SELECT id, row_number() OVER (ORDER BY id) i FROM mdm.enrollment "
+	                " WHERE user_id IS NULL) e",
+	                0, NULL, NULL),
+	        MDM_OK);
+	s = metrics();
+	copy = strdup(s);
+	ck_assert_int_gt(check_exposition(copy), 0);
+	ck_assert_ptr_nonnull(strstr(s, "\nmdm_push_sent_total 10\n"));
+	ck_assert_ptr_nonnull(strstr(s, "\nmdm_push_pending 1\n"));
+	ck_assert_ptr_nonnull(strstr(s, "\nmdm_push_backoff 1\n"));
+	ck_assert_ptr_nonnull(strstr(
+	        s, "\nmdm_push_failing{status=\"0\",reason=\"connect: \\\"refused\\\"\\\\\"} 1\n"));
+	free(copy);
+	free(s);
+}
+END_TEST
+
+void metrics_db_tcases(Suite *s)
+{
+	TCase *tc = ts_tcase(s, "db", 30, setup, teardown);
+
+	ts_add_tests(tc, empty_database_is_valid, checker_refuses_bad_lines, counts_match_the_rows,
+	        push_state_is_counted);
+}
