@@ -116,16 +116,27 @@ mdm_err program_dispatch(struct program *a, fcgi_req *r)
 	return ep->handle(a, r);
 }
 
+/* Every request counted in the worker's memory; the counts reach the database at most
+ * every metrics_flush_seconds, after the answer was written (lib/metrics.h). */
 static MDM_WUR mdm_err program_handler(fcgi_req *r, void *arg)
 {
-	return program_dispatch(arg, r);
+	struct program *a = arg;
+	double start = metrics_now(), end;
+	mdm_err rc = program_dispatch(a, r);
+
+	end = metrics_now();
+	metrics_observe(&a->metrics, r->status, end - start);
+	if (a->metrics.flush_seconds >= 0 && metrics_flush(&a->metrics, a->db, end, 0) != MDM_OK)
+		log_warn("%s: the request metrics could not be written; kept for the next flush",
+		        a->ep->program);
+	return rc;
 }
 
 int program_main(const struct program_spec *ep, int argc, char **argv)
 {
 	struct program a = {.ep = ep};
 	enum log_level level;
-	int status = 1;
+	int status = 1, flush = 0;
 
 	(void)argc;
 	(void)argv;
@@ -145,9 +156,19 @@ int program_main(const struct program_spec *ep, int argc, char **argv)
 	/* Connects lazily: the program starts, and says db=down, while PostgreSQL is away. */
 	if (db_new(config_get0(a.cfg, "db"), ep->program, &a.db) != MDM_OK)
 		goto out;
+	/* -1: not counted at all (metrics_flush_seconds = off). */
+	if (strcmp(config_get0(a.cfg, "metrics_flush_seconds"), "off") == 0)
+		metrics_init(&a.metrics, ep->program, -1, metrics_now());
+	else if (config_get_int(a.cfg, "metrics_flush_seconds", 0, 3600, &flush) != MDM_OK)
+		goto out;
+	else
+		metrics_init(&a.metrics, ep->program, flush, metrics_now());
 	log_info("%s: started", ep->program);
 	if (fcgi_run(program_handler, &a) == MDM_OK)
 		status = 0;
+	/* What this worker counted since its last flush, before it goes. */
+	if (a.metrics.flush_seconds >= 0)
+		err_ignore(metrics_flush(&a.metrics, a.db, metrics_now(), 1));
 out:
 	db_free(a.db);
 	config_free(a.cfg);

@@ -21,6 +21,93 @@ RETURNS text LANGUAGE sql IMMUTABLE AS $$
            coalesce((SELECT string_agg(s, E'\n') || E'\n' FROM unnest(samples) AS s), '')
 $$;
 
+-- ------------------------------------------------------------------------
+-- Requests of the FastCGI programs (lib/metrics.c).  Each worker counts in
+-- its memory and adds what it counted to this table at most every
+-- metrics_flush_seconds, in one statement: no statement per request.
+-- UNLOGGED: no WAL for these writes; PostgreSQL empties the table after a
+-- crash of its own, which a scraper sees as a counter reset.
+CREATE UNLOGGED TABLE mdm.metrics_request (
+    program      text NOT NULL CHECK (program ~ '^[a-z][a-z0-9_.-]{0,63}$'),
+    status_class smallint NOT NULL CHECK (status_class BETWEEN 0 AND 5),
+    buckets      bigint[] NOT NULL,
+    sum_seconds  double precision NOT NULL DEFAULT 0,
+    PRIMARY KEY (program, status_class)
+);
+COMMENT ON TABLE mdm.metrics_request IS
+    'Requests answered by each FastCGI program by status class (1 to 5: 1xx to 5xx; 0: no '
+    'answer sent), totals over every worker: buckets counts them by latency (not cumulative; '
+    'upper bounds mdm.metrics_bucket_le(), then +Inf), sum_seconds their total latency.';
+
+CREATE FUNCTION mdm.metrics_bucket_le() RETURNS text[]
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT ARRAY['0.001', '0.0025', '0.005', '0.01', '0.025', '0.05', '0.1', '0.25', '0.5',
+                 '1', '2.5', '5', '10', '+Inf']
+$$;
+COMMENT ON FUNCTION mdm.metrics_bucket_le() IS
+    'The latency buckets of mdm.metrics_request, as lib/metrics.c metrics_bucket_le.';
+
+CREATE FUNCTION mdm.metrics_request_add(program text, classes integer[], buckets bigint[],
+                                        sums double precision[])
+RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    n integer := cardinality(mdm.metrics_bucket_le());
+BEGIN
+    IF coalesce(array_length(classes, 1), 0) = 0 THEN
+        RETURN;
+    END IF;
+    IF array_ndims(buckets) <> 2 OR array_length(buckets, 1) <> array_length(classes, 1)
+            OR array_length(buckets, 2) <> n
+            OR array_length(sums, 1) <> array_length(classes, 1) THEN
+        RAISE EXCEPTION 'metrics_request_add: % classes need as many rows of % buckets and sums',
+            array_length(classes, 1), n USING ERRCODE = '22023';
+    END IF;
+    FOR i IN 1 .. array_length(classes, 1) LOOP
+        INSERT INTO mdm.metrics_request AS m (program, status_class, buckets, sum_seconds)
+        VALUES (metrics_request_add.program, classes[i], buckets[i:i][1:n], sums[i])
+        ON CONFLICT ON CONSTRAINT metrics_request_pkey DO UPDATE
+            SET buckets = (SELECT array_agg(a + b ORDER BY k)
+                           FROM unnest(m.buckets, EXCLUDED.buckets) WITH ORDINALITY AS t(a, b, k)),
+                sum_seconds = m.sum_seconds + EXCLUDED.sum_seconds;
+    END LOOP;
+END;
+$$;
+COMMENT ON FUNCTION mdm.metrics_request_add(text, integer[], bigint[], double precision[]) IS
+    'A worker''s flush (lib/metrics.c): adds the requests it counted since its last flush.';
+
+-- The request families, for mdm.metrics_text().
+CREATE FUNCTION mdm.metrics_request_text() RETURNS text
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+WITH r AS (
+    SELECT program, CASE WHEN status_class = 0 THEN 'none' ELSE status_class || 'xx' END AS class,
+           buckets, sum_seconds,
+           (SELECT sum(b) FROM unnest(buckets) AS b) AS n
+    FROM mdm.metrics_request
+)
+SELECT
+  mdm.metrics_family('mdm_http_requests_total', 'counter',
+      'Requests answered by each FastCGI program, by status class (none: no answer sent).',
+      coalesce((SELECT array_agg(format('mdm_http_requests_total{program="%s",class="%s"} %s',
+                                        mdm.metrics_label(program), class, n)
+                                 ORDER BY program, class) FROM r), '{}')) ||
+  mdm.metrics_family('mdm_http_request_duration_seconds', 'histogram',
+      'Time from the request reaching the program to its answer, by program and status class.',
+      coalesce((SELECT array_agg(line ORDER BY program, class, ord) FROM (
+          SELECT r.program, r.class, k AS ord,
+                 format('mdm_http_request_duration_seconds_bucket{program="%s",class="%s",le="%s"} %s',
+                        mdm.metrics_label(r.program), r.class, (mdm.metrics_bucket_le())[k],
+                        sum(b) OVER (PARTITION BY r.program, r.class ORDER BY k)) AS line
+          FROM r, unnest(r.buckets) WITH ORDINALITY AS u(b, k)
+          UNION ALL
+          SELECT program, class, 1000, format(
+                     'mdm_http_request_duration_seconds_sum{program="%s",class="%s"} %s',
+                     mdm.metrics_label(program), class, sum_seconds) FROM r
+          UNION ALL
+          SELECT program, class, 1001, format(
+                     'mdm_http_request_duration_seconds_count{program="%s",class="%s"} %s',
+                     mdm.metrics_label(program), class, n) FROM r) h), '{}'))
+$$;
+
 CREATE FUNCTION mdm.metrics_text() RETURNS text
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 SELECT
@@ -88,7 +175,8 @@ SELECT
                                 WHERE c.kind = 'device' AND c.revoked_at IS NULL
                                   AND (c.not_after < now()) = (e = 'true')))
                         ORDER BY e)
-       FROM unnest(ARRAY['false', 'true']) AS e))
+       FROM unnest(ARRAY['false', 'true']) AS e)) ||
+  mdm.metrics_request_text()
 $$;
 COMMENT ON FUNCTION mdm.metrics_text() IS
     'The server''s state as Prometheus text exposition format 0.0.4 (mdmctl metrics).';

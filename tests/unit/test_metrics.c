@@ -8,6 +8,7 @@
 #define _GNU_SOURCE /* asprintf */
 #include "db.h"
 #include "log.h"
+#include "metrics.h"
 #include "suites.h"
 #include "ts_db.h"
 
@@ -45,16 +46,32 @@ static int name_ok(const char *s, size_t n, int colon)
 	return 1;
 }
 
+/* A sample's name: the family's, or for a histogram the family's with _bucket, _sum, _count. */
+static int sample_name_ok(const char *l, size_t n, const char *family, int histogram)
+{
+	size_t f = strlen(family);
+	static const char *const sfx[] = {"_bucket", "_sum", "_count"};
+
+	if (!name_ok(l, n, 1) || n < f || strncmp(l, family, f) != 0)
+		return 0;
+	if (!histogram)
+		return n == f;
+	for (size_t i = 0; i < sizeof sfx / sizeof sfx[0]; i++)
+		if (n == f + strlen(sfx[i]) && strncmp(l + f, sfx[i], strlen(sfx[i])) == 0)
+			return 1;
+	return 0;
+}
+
 /* One sample line: name{label="value",...} number.  0 when malformed. */
-static int sample_ok(const char *l, const char *family)
+static int sample_ok(const char *l, const char *family, int histogram)
 {
 	size_t n = strcspn(l, "{ ");
 	const char *p = l + n;
 	char *end;
 
-	if (!name_ok(l, n, 1) || strncmp(l, family, strlen(family)) != 0)
+	if (!sample_name_ok(l, n, family, histogram))
 		return 0;
-	if (n != strlen(family))
+	if (histogram && strncmp(l + n - 7, "_bucket", 7) == 0 && strstr(l, ",le=\"") == NULL)
 		return 0;
 	if (*p == '{') {
 		p++;
@@ -120,7 +137,8 @@ static int check_exposition(char *text)
 			ck_assert_msg(
 			        kind[0] != '\0', "line %d: sample before TYPE: %s", lineno, l);
 			ck_assert_msg(strncmp(family, "mdm_", 4) == 0, "line %d: prefix", lineno);
-			ck_assert_msg(sample_ok(l, family), "line %d: bad sample: %s", lineno, l);
+			ck_assert_msg(sample_ok(l, family, strcmp(kind, "histogram") == 0),
+			        "line %d: bad sample: %s", lineno, l);
 			samples++;
 		}
 	}
@@ -152,11 +170,15 @@ START_TEST(checker_refuses_bad_lines)
 	char c[] = "# HELP mdm_x x\n# TYPE mdm_x gauge\nmdm_x{a=\"v\"} 1\n";
 
 	/* The checker is strict: a bare quote and an unknown escape are not samples. */
-	ck_assert_int_eq(sample_ok("mdm_x{a=\"q\"q\"} 1", "mdm_x"), 0);
-	ck_assert_int_eq(sample_ok("mdm_x{a=\"\\t\"} 1", "mdm_x"), 0);
-	ck_assert_int_eq(sample_ok("mdm_x{a=\"v\"} x", "mdm_x"), 0);
-	ck_assert_int_eq(sample_ok("mdm_y 1", "mdm_x"), 0);
-	ck_assert_int_eq(sample_ok("mdm_x{a=\"v\\\"\\\\\\n\"} 1", "mdm_x"), 1);
+	ck_assert_int_eq(sample_ok("mdm_x{a=\"q\"q\"} 1", "mdm_x", 0), 0);
+	ck_assert_int_eq(sample_ok("mdm_x{a=\"\\t\"} 1", "mdm_x", 0), 0);
+	ck_assert_int_eq(sample_ok("mdm_x{a=\"v\"} x", "mdm_x", 0), 0);
+	ck_assert_int_eq(sample_ok("mdm_y 1", "mdm_x", 0), 0);
+	ck_assert_int_eq(sample_ok("mdm_x_sum 1", "mdm_x", 0), 0);
+	ck_assert_int_eq(sample_ok("mdm_x_sum 1", "mdm_x", 1), 1);
+	ck_assert_int_eq(sample_ok("mdm_x_bucket{a=\"v\"} 1", "mdm_x", 1), 0);
+	ck_assert_int_eq(sample_ok("mdm_x_bucket{a=\"v\",le=\"+Inf\"} 1", "mdm_x", 1), 1);
+	ck_assert_int_eq(sample_ok("mdm_x{a=\"v\\\"\\\\\\n\"} 1", "mdm_x", 0), 1);
 	ck_assert_int_eq(check_exposition(c), 1);
 }
 END_TEST
@@ -250,10 +272,118 @@ START_TEST(push_state_is_counted)
 }
 END_TEST
 
+/* The value of the sample line starting with prefix (after a newline), -1 when none. */
+static double sample(const char *text, const char *prefix)
+{
+	char *needle = NULL;
+	const char *p;
+	double v = -1;
+
+	ck_assert_int_ne(asprintf(&needle, "\n%s ", prefix), -1);
+	p = strstr(text, needle);
+	if (p != NULL)
+		v = strtod(p + strlen(needle), NULL);
+	free(needle);
+	return v;
+}
+
+#define REQ(cls) "mdm_http_requests_total{program=\"checkin.fcgi\",class=\"" cls "\"}"
+#define HIST(x, c)                                                                                 \
+	"mdm_http_request_duration_seconds_" x "{program=\"checkin.fcgi\",class=\"" c "\""
+
+START_TEST(workers_aggregate_and_survive_restart)
+{
+	struct metrics w1, w2;
+	db *d2 = NULL;
+	char *s, *copy;
+
+	ck_assert_int_eq(db_new(t.conninfo, "worker2", &d2), MDM_OK);
+	metrics_init(&w1, "checkin.fcgi", 10, 100.0);
+	metrics_init(&w2, "checkin.fcgi", 10, 100.0);
+	metrics_observe(&w1, 200, 0.002);
+	metrics_observe(&w1, 200, 0.3);
+	metrics_observe(&w1, 403, 0.0005);
+	metrics_observe(&w2, 200, 20.0);
+	metrics_observe(&w2, 0, 0.001);
+	/* Before the interval: nothing written, nothing lost. */
+	ck_assert_int_eq(metrics_flush(&w1, d, 105.0, 0), MDM_OK);
+	ck_assert_int_eq(ts_db_count(d, "SELECT count(*) FROM mdm.metrics_request"), 0);
+	ck_assert_int_eq(metrics_flush(&w1, d, 110.0, 0), MDM_OK);
+	ck_assert_int_eq(metrics_flush(&w2, d2, 111.0, 0), MDM_OK);
+	s = metrics();
+	copy = strdup(s);
+	ck_assert_int_gt(check_exposition(copy), 0);
+	ck_assert(sample(s, REQ("2xx")) == 3);
+	ck_assert(sample(s, REQ("4xx")) == 1);
+	ck_assert(sample(s, REQ("none")) == 1);
+	/* Cumulative buckets: 0.002 is under 0.0025, 0.3 under 0.5, 20 only under +Inf. */
+	ck_assert(sample(s, HIST("bucket", "2xx") ",le=\"0.001\"}") == 0);
+	ck_assert(sample(s, HIST("bucket", "2xx") ",le=\"0.0025\"}") == 1);
+	ck_assert(sample(s, HIST("bucket", "2xx") ",le=\"0.5\"}") == 2);
+	ck_assert(sample(s, HIST("bucket", "2xx") ",le=\"10\"}") == 2);
+	ck_assert(sample(s, HIST("bucket", "2xx") ",le=\"+Inf\"}") == 3);
+	ck_assert(sample(s, HIST("count", "2xx") "}") == 3);
+	ck_assert(sample(s, HIST("sum", "2xx") "}") > 20.30 &&
+	        sample(s, HIST("sum", "2xx") "}") < 20.31);
+	free(copy);
+	free(s);
+	/* Worker 1 restarts: a new process starts from zero, the totals do not. */
+	metrics_init(&w1, "checkin.fcgi", 10, 0.0);
+	metrics_observe(&w1, 204, 0.01);
+	ck_assert_int_eq(metrics_flush(&w1, d, 0.0, 1), MDM_OK);
+	s = metrics();
+	ck_assert(sample(s, REQ("2xx")) == 4);
+	ck_assert(sample(s, REQ("4xx")) == 1);
+	free(s);
+	db_free(d2);
+}
+END_TEST
+
+START_TEST(failed_flush_keeps_the_counts)
+{
+	struct metrics w;
+	db *away = NULL;
+	char *s;
+
+	ck_assert_int_eq(
+	        db_new("host=/nonexistent port=1 dbname=x connect_timeout=1", "away", &away),
+	        MDM_OK);
+	metrics_init(&w, "scep.fcgi", 0, 0.0);
+	metrics_observe(&w, 500, 0.01);
+	ck_assert_int_ne(metrics_flush(&w, away, 1.0, 0), MDM_OK);
+	metrics_observe(&w, 200, 0.01);
+	ck_assert_int_eq(metrics_flush(&w, d, 2.0, 0), MDM_OK);
+	s = metrics();
+	ck_assert(sample(s, "mdm_http_requests_total{program=\"scep.fcgi\",class=\"5xx\"}") == 1);
+	ck_assert(sample(s, "mdm_http_requests_total{program=\"scep.fcgi\",class=\"2xx\"}") == 1);
+	free(s);
+	db_free(away);
+}
+END_TEST
+
+START_TEST(request_add_refuses_bad_shapes)
+{
+	const char *p[1] = {"{{1,2}}"};
+
+	/* Two buckets are not the fourteen the histogram has: refused, nothing added. */
+	ck_assert_int_ne(
+	        db_exec(d, "SELECT mdm.metrics_request_add('x', '{2}', $1::bigint[], '{0}')", 1, p,
+	                NULL),
+	        MDM_OK);
+	ck_assert_int_ne(db_exec(d,
+	                         "SELECT mdm.metrics_request_add('Bad Name', '{2}', "
+	                         "array_fill(1::bigint, ARRAY[1,14]), '{0}')",
+	                         0, NULL, NULL),
+	        MDM_OK);
+	ck_assert_int_eq(ts_db_count(d, "SELECT count(*) FROM mdm.metrics_request"), 0);
+}
+END_TEST
+
 void metrics_db_tcases(Suite *s)
 {
 	TCase *tc = ts_tcase(s, "db", 30, setup, teardown);
 
 	ts_add_tests(tc, empty_database_is_valid, checker_refuses_bad_lines, counts_match_the_rows,
-	        push_state_is_counted);
+	        push_state_is_counted, workers_aggregate_and_survive_restart,
+	        failed_flush_keeps_the_counts, request_add_refuses_bad_shapes);
 }
