@@ -2,8 +2,10 @@
 #include "metrics.h"
 #include "log.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 const double metrics_bucket_le[METRICS_BUCKETS] = {
@@ -114,5 +116,64 @@ mdm_err metrics_flush(struct metrics *m, db *d, double now, int force)
 	memset(m->bucket, 0, sizeof(m->bucket));
 	memset(m->sum, 0, sizeof(m->sum));
 	m->pending = 0;
+	return MDM_OK;
+}
+
+#define METRICS_TOKEN_MIN 16
+#define METRICS_TOKEN_MAX 256
+
+/* Equal strings, in time that depends on the length of secret only. */
+static int metrics_ct_equal(const char *given, size_t glen, const char *secret, size_t slen)
+{
+	volatile unsigned char diff = (unsigned char)(glen != slen);
+
+	for (size_t i = 0; i < slen; i++)
+		diff |= (unsigned char)(secret[i] ^ (i < glen ? given[i] : 0));
+	return diff == 0;
+}
+
+mdm_err metrics_authorize(const char *authorization, const char *token_file)
+{
+	static const char bearer[] = "Bearer ";
+	char tok[METRICS_TOKEN_MAX + 3];
+	size_t n;
+	FILE *fp;
+	int ok;
+
+	if (token_file == NULL || token_file[0] == '\0')
+		return MDM_ERR_NOT_FOUND;
+	/* RFC 6750 2.1: "Bearer" (case-insensitive), one space, the token. */
+	if (authorization == NULL || strncasecmp(authorization, bearer, sizeof(bearer) - 1) != 0 ||
+	        authorization[sizeof(bearer) - 1] == '\0' ||
+	        authorization[sizeof(bearer) - 1] == ' ') {
+		log_warn("metrics: no Authorization: Bearer token: refused");
+		return MDM_ERR_AUTH;
+	}
+	if ((fp = fopen(token_file, "re")) == NULL) {
+		log_error("metrics: metrics_token_file %s: %s", token_file, strerror(errno));
+		return MDM_ERR_CONFIG;
+	}
+	n = fread(tok, 1, sizeof(tok) - 1, fp);
+	fclose(fp);
+	if (n > 0 && tok[n - 1] == '\n')
+		n--;
+	if (n > 0 && tok[n - 1] == '\r')
+		n--;
+	tok[n] = '\0';
+	if (n < METRICS_TOKEN_MIN || n > METRICS_TOKEN_MAX || strlen(tok) != n ||
+	        strpbrk(tok, " \t\r\n") != NULL) {
+		explicit_bzero(tok, sizeof(tok));
+		log_error("metrics: metrics_token_file %s must hold one token of %d to %d "
+		          "characters without spaces",
+		        token_file, METRICS_TOKEN_MIN, METRICS_TOKEN_MAX);
+		return MDM_ERR_CONFIG;
+	}
+	authorization += sizeof(bearer) - 1;
+	ok = metrics_ct_equal(authorization, strlen(authorization), tok, n);
+	explicit_bzero(tok, sizeof(tok));
+	if (!ok) {
+		log_warn("metrics: the Bearer token does not match metrics_token_file: refused");
+		return MDM_ERR_FORBIDDEN;
+	}
 	return MDM_OK;
 }

@@ -42,6 +42,19 @@ void metrics_observe(struct metrics *m, int status, double seconds);
  */
 MDM_WUR mdm_err metrics_flush(struct metrics *m, db *d, double now, int force);
 
+/*
+ * May a scrape of GET /mdm/metrics read the metrics?  authorization is the
+ * request's Authorization header (NULL when none); token_file the
+ * metrics_token_file key (NULL: the URL is off).  The file holds one token
+ * of 16 to 256 characters (a final newline ignored), read at every scrape
+ * so that it can be changed without a restart.  MDM_OK when the header is
+ * "Bearer <that token>" (compared in constant time); MDM_ERR_AUTH when it
+ * has no Bearer token; MDM_ERR_FORBIDDEN for a wrong one; MDM_ERR_NOT_FOUND
+ * when the URL is off; MDM_ERR_CONFIG when the file is unusable.  Devices
+ * never have the token: a device certificate is no credential here.
+ */
+MDM_WUR mdm_err metrics_authorize(const char *authorization, const char *token_file);
+
 /* CLOCK_MONOTONIC in seconds. */
 double metrics_now(void);
 

@@ -53,6 +53,7 @@
 	X(ota, ota_db_tcases, UNIT_DB)                                                             \
 	X(report, report_tcases, UNIT_NO_DB)                                                       \
 	X(report, report_db_tcases, UNIT_DB)                                                       \
+	X(metrics, metrics_tcases, UNIT_NO_DB)                                                     \
 	X(metrics, metrics_db_tcases, UNIT_DB)
 
 #define UNIT_SUITE_DECLARE(name, tcases, db) void tcases(Suite *s);

@@ -8,9 +8,12 @@
 #define _GNU_SOURCE /* asprintf */
 #include "db.h"
 #include "log.h"
+#include "fakeio.h"
 #include "metrics.h"
+#include "program.h"
 #include "suites.h"
 #include "ts_db.h"
+#include "ts_sys.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -379,11 +382,150 @@ START_TEST(request_add_refuses_bad_shapes)
 }
 END_TEST
 
+/* A token file in a fresh directory; dir for ts_tmpdir_done. */
+static void token_file(char *dir, size_t cap, char *path, size_t pcap, const char *content)
+{
+	ts_tmpdir_new(dir, cap, "metrics");
+	snprintf(path, pcap, "%s/token", dir);
+	ts_file_put(path, "%s", content);
+}
+
+START_TEST(authorize_needs_the_token)
+{
+	char dir[256], path[300];
+
+	token_file(dir, sizeof dir, path, sizeof path, "0123456789abcdefXYZ\n");
+	ck_assert_int_eq(metrics_authorize("Bearer 0123456789abcdefXYZ", path), MDM_OK);
+	ck_assert_int_eq(metrics_authorize("bearer 0123456789abcdefXYZ", path), MDM_OK);
+	ck_assert_int_eq(metrics_authorize(NULL, path), MDM_ERR_AUTH);
+	ck_assert_int_eq(metrics_authorize("", path), MDM_ERR_AUTH);
+	ck_assert_int_eq(metrics_authorize("Basic dXNlcjpwdw==", path), MDM_ERR_AUTH);
+	ck_assert_int_eq(metrics_authorize("Bearer ", path), MDM_ERR_AUTH);
+	ck_assert_int_eq(metrics_authorize("Bearer  0123456789abcdefXYZ", path), MDM_ERR_AUTH);
+	ck_assert_int_eq(metrics_authorize("Bearer 0123456789abcdefXY", path), MDM_ERR_FORBIDDEN);
+	ck_assert_int_eq(metrics_authorize("Bearer 0123456789abcdefXYZW", path), MDM_ERR_FORBIDDEN);
+	ck_assert_int_eq(metrics_authorize("Bearer 0123456789abcdefXYz", path), MDM_ERR_FORBIDDEN);
+	/* Unset: the URL is off; an unusable file is the operator's error, never an open door. */
+	ck_assert_int_eq(metrics_authorize("Bearer x", NULL), MDM_ERR_NOT_FOUND);
+	ck_assert_int_eq(metrics_authorize("Bearer x", ""), MDM_ERR_NOT_FOUND);
+	ck_assert_int_eq(metrics_authorize("Bearer x", "/nonexistent/token"), MDM_ERR_CONFIG);
+	ts_file_put(path, "short\n");
+	ck_assert_int_eq(metrics_authorize("Bearer short", path), MDM_ERR_CONFIG);
+	ts_file_put(path, "%s", "");
+	ck_assert_int_eq(metrics_authorize("Bearer ", path), MDM_ERR_AUTH);
+	ck_assert_int_eq(metrics_authorize("Bearer x", path), MDM_ERR_CONFIG);
+	ts_file_put(path, "two tokens here 0123456789\n");
+	ck_assert_int_eq(metrics_authorize("Bearer two", path), MDM_ERR_CONFIG);
+	ts_tmpdir_done(dir);
+}
+END_TEST
+
+static mdm_err never_handle(struct program *a, fcgi_req *r)
+{
+	(void)a;
+	(void)r;
+	ck_abort_msg("the metrics URL reached the program's handler");
+	return MDM_ERR_INTERNAL;
+}
+
+static const struct program_spec ep_test = {"enroll.fcgi", "GET", 1024, "a test", never_handle};
+
+/* GET /mdm/metrics through program_dispatch with this Authorization (NULL: none). */
+static void scrape(const char *token_path, const char *auth, const char *cert, struct fakeio *f)
+{
+	char *env[8], *authz = NULL, *certenv = NULL;
+	char conf[512];
+	struct program a = {.ep = &ep_test, .db = d};
+	struct fcgi_io io = fakeio_bind(f, "", 0);
+	fcgi_req r;
+	int n = 0;
+
+	snprintf(conf, sizeof conf, "metrics_token_file = %s\nmetrics_flush_seconds = 10\n",
+	        token_path);
+	env[n++] = "REQUEST_METHOD=GET";
+	env[n++] = "REQUEST_URI=/mdm/metrics";
+	if (auth != NULL) {
+		ck_assert_int_ne(asprintf(&authz, "HTTP_AUTHORIZATION=%s", auth), -1);
+		env[n++] = authz;
+	}
+	if (cert != NULL) {
+		ck_assert_int_ne(asprintf(&certenv, "SSL_CLIENT_CERT=%s", cert), -1);
+		env[n++] = certenv;
+	}
+	env[n] = NULL;
+	{
+		char dir[256], path[300];
+		ts_tmpdir_new(dir, sizeof dir, "metricsconf");
+		snprintf(path, sizeof path, "%s/mdm.conf", dir);
+		ts_file_put(path, "%s", conf);
+		ck_assert_int_eq(config_load_file(path, 1, &a.cfg), MDM_OK);
+		ts_tmpdir_done(dir);
+	}
+	metrics_init(&a.metrics, "enroll.fcgi", 10, metrics_now());
+	metrics_observe(&a.metrics, 200, 0.004);
+	ck_assert_int_eq(fcgi_req_init(&r, env, &io), MDM_OK);
+	ck_assert_int_eq(program_dispatch(&a, &r), MDM_OK);
+	ck_assert(r.responded);
+	fcgi_req_clear(&r);
+	config_free(a.cfg);
+	free(authz);
+	free(certenv);
+}
+
+START_TEST(url_refuses_then_serves)
+{
+	char dir[256], path[300];
+	struct fakeio f;
+	char *body;
+
+	token_file(dir, sizeof dir, path, sizeof path, "scrape-token-0123456789\n");
+	scrape(path, NULL, NULL, &f);
+	ck_assert_ptr_nonnull(strstr(f.out, "Status: 401 "));
+	ck_assert_ptr_nonnull(strstr(f.out, "WWW-Authenticate: Bearer\r\n"));
+	ck_assert_ptr_null(strstr(f.out, "mdm_"));
+	/* A device's certificate is no credential for metrics. */
+	scrape(path, NULL, "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----", &f);
+	ck_assert_ptr_nonnull(strstr(f.out, "Status: 401 "));
+	scrape(path, "Bearer wrong-token-0123456789", NULL, &f);
+	ck_assert_ptr_nonnull(strstr(f.out, "Status: 403 "));
+	ck_assert_ptr_null(strstr(f.out, "mdm_"));
+	scrape(path, "Bearer scrape-token-0123456789", NULL, &f);
+	ck_assert_ptr_nonnull(strstr(f.out, "Status: 200 "));
+	ck_assert_ptr_nonnull(
+	        strstr(f.out, "Content-Type: text/plain; version=0.0.4; charset=utf-8"));
+	body = strstr(f.out, "\r\n\r\n");
+	ck_assert_ptr_nonnull(body);
+	body = strdup(body + 4);
+	ck_assert_int_gt(check_exposition(body), 0);
+	free(body);
+	/* The scraping worker's own request, flushed before the answer. */
+	ck_assert_ptr_nonnull(strstr(
+	        f.out, "\nmdm_http_requests_total{program=\"enroll.fcgi\",class=\"2xx\"} 1\n"));
+	/* Unset: 404. */
+	scrape("", "Bearer scrape-token-0123456789", NULL, &f);
+	ck_assert_ptr_nonnull(strstr(f.out, "Status: 404 "));
+	ts_tmpdir_done(dir);
+}
+END_TEST
+
+static void quiet(void)
+{
+	log_set_level(MDM_LOG__MAX);
+}
+
+void metrics_tcases(Suite *s)
+{
+	TCase *tc = ts_tcase(s, "authorize", 10, quiet, NULL);
+
+	ts_add_tests(tc, authorize_needs_the_token);
+}
+
 void metrics_db_tcases(Suite *s)
 {
 	TCase *tc = ts_tcase(s, "db", 30, setup, teardown);
 
 	ts_add_tests(tc, empty_database_is_valid, checker_refuses_bad_lines, counts_match_the_rows,
 	        push_state_is_counted, workers_aggregate_and_survive_restart,
-	        failed_flush_keeps_the_counts, request_add_refuses_bad_shapes);
+	        failed_flush_keeps_the_counts, request_add_refuses_bad_shapes,
+	        url_refuses_then_serves);
 }
