@@ -180,3 +180,10 @@ SELECT
 $$;
 COMMENT ON FUNCTION mdm.metrics_text() IS
     'The server''s state as Prometheus text exposition format 0.0.4 (mdmctl metrics).';
+
+-- Operators and monitoring logins read the text (GRANT mdm_operator, or
+-- EXECUTE on mdm.metrics_text alone); only the programs' owner adds counts.
+REVOKE EXECUTE ON FUNCTION mdm.metrics_text(), mdm.metrics_request_text(),
+    mdm.metrics_request_add(text, integer[], bigint[], double precision[]) FROM PUBLIC;
+REVOKE ALL ON mdm.metrics_request FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mdm.metrics_text() TO mdm_operator;

@@ -520,6 +520,30 @@ void metrics_tcases(Suite *s)
 	ts_add_tests(tc, authorize_needs_the_token);
 }
 
+/* An operator login reads the text and cannot add counts; PUBLIC can do neither. */
+START_TEST(operator_reads_but_cannot_add)
+{
+	ck_assert_int_eq(
+	        ts_db_count(d,
+	                "SELECT count(*) FROM pg_catalog.pg_proc p, "
+	                "aclexplode(p.proacl) a WHERE p.pronamespace = 'mdm'::regnamespace "
+	                "AND p.proname LIKE 'metrics_%' AND a.grantee = 0 "
+	                "AND a.privilege_type = 'EXECUTE' AND p.proname IN "
+	                "('metrics_text', 'metrics_request_text', 'metrics_request_add')"),
+	        0);
+	ck_assert_int_eq(db_exec(d, "SET ROLE mdm_operator", 0, NULL, NULL), MDM_OK);
+	ck_assert_int_eq(db_exec(d, "SELECT mdm.metrics_text()", 0, NULL, NULL), MDM_OK);
+	ck_assert_int_ne(db_exec(d,
+	                         "SELECT mdm.metrics_request_add('x', '{2}', "
+	                         "array_fill(1::bigint, ARRAY[1,14]), '{0}')",
+	                         0, NULL, NULL),
+	        MDM_OK);
+	ck_assert_int_ne(
+	        db_exec(d, "SELECT count(*) FROM mdm.metrics_request", 0, NULL, NULL), MDM_OK);
+	ck_assert_int_eq(db_exec(d, "RESET ROLE", 0, NULL, NULL), MDM_OK);
+}
+END_TEST
+
 void metrics_db_tcases(Suite *s)
 {
 	TCase *tc = ts_tcase(s, "db", 30, setup, teardown);
@@ -527,5 +551,5 @@ void metrics_db_tcases(Suite *s)
 	ts_add_tests(tc, empty_database_is_valid, checker_refuses_bad_lines, counts_match_the_rows,
 	        push_state_is_counted, workers_aggregate_and_survive_restart,
 	        failed_flush_keeps_the_counts, request_add_refuses_bad_shapes,
-	        url_refuses_then_serves);
+	        url_refuses_then_serves, operator_reads_but_cannot_add);
 }
