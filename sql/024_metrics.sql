@@ -20,6 +20,8 @@ RETURNS text LANGUAGE sql IMMUTABLE AS $$
     SELECT '# HELP ' || name || ' ' || help || E'\n# TYPE ' || name || ' ' || kind || E'\n' ||
            coalesce((SELECT string_agg(s, E'\n') || E'\n' FROM unnest(samples) AS s), '')
 $$;
+COMMENT ON FUNCTION mdm.metrics_family(text, text, text, text[]) IS
+    'One metric family as exposition text: # HELP, # TYPE, then its samples.';
 
 -- ------------------------------------------------------------------------
 -- Requests of the FastCGI programs (lib/metrics.c).  Each worker counts in
@@ -107,6 +109,9 @@ SELECT
                      'mdm_http_request_duration_seconds_count{program="%s",class="%s"} %s',
                      mdm.metrics_label(program), class, n) FROM r) h), '{}'))
 $$;
+COMMENT ON FUNCTION mdm.metrics_request_text() IS
+    'The request families of mdm.metrics_text(): mdm_http_requests_total and '
+    'mdm_http_request_duration_seconds, from mdm.metrics_request.';
 
 CREATE FUNCTION mdm.metrics_text() RETURNS text
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -184,6 +189,8 @@ COMMENT ON FUNCTION mdm.metrics_text() IS
 -- Operators and monitoring logins read the text (GRANT mdm_operator, or
 -- EXECUTE on mdm.metrics_text alone); only the programs' owner adds counts.
 REVOKE EXECUTE ON FUNCTION mdm.metrics_text(), mdm.metrics_request_text(),
-    mdm.metrics_request_add(text, integer[], bigint[], double precision[]) FROM PUBLIC;
+    mdm.metrics_request_add(text, integer[], bigint[], double precision[]),
+    mdm.metrics_label(text), mdm.metrics_family(text, text, text, text[]),
+    mdm.metrics_bucket_le() FROM PUBLIC;
 REVOKE ALL ON mdm.metrics_request FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mdm.metrics_text() TO mdm_operator;
