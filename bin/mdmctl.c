@@ -38,6 +38,8 @@
  *                         one device: channels, identity, queue, last 10 answers
  *   mdmctl queue UDID [--table|--tsv|--json]
  *                         the commands waiting for a device, in delivery order
+ *   mdmctl metrics        the server's state as Prometheus text (mdm.metrics_text),
+ *                         for a node exporter's textfile collector
  */
 #include "ca.h"
 #include "config.h"
@@ -77,7 +79,8 @@ static void usage(FILE *fp)
 	        "       mdmctl profile enroll [--topic TOPIC] [--unsigned] [--out FILE]\n"
 	        "       mdmctl device list [--table|--tsv|--json]\n"
 	        "       mdmctl device show UDID [--table|--tsv|--json]\n"
-	        "       mdmctl queue UDID [--table|--tsv|--json]\n");
+	        "       mdmctl queue UDID [--table|--tsv|--json]\n"
+	        "       mdmctl metrics\n");
 }
 
 struct ca_opts {
@@ -649,6 +652,26 @@ static int cmd_report(config *cfg, const char *what, int argc, char **argv)
 	return rc == MDM_OK ? 0 : 1;
 }
 
+/* metrics: mdm.metrics_text() on stdout, as it is (it ends with a newline). */
+static int cmd_metrics(config *cfg)
+{
+	db *d = NULL;
+	db_res *r = NULL;
+	const char *text;
+	int status = 1;
+
+	if (db_new(config_get0(cfg, "db"), "mdmctl", &d) != MDM_OK)
+		return 1;
+	if (db_exec(d, "SELECT mdm.metrics_text()", 0, NULL, &r) == MDM_OK &&
+	        (text = db_res_get0(r, 0, 0)) != NULL)
+		status = fputs(text, stdout) == EOF || fflush(stdout) != 0;
+	else
+		fprintf(stderr, "mdmctl: metrics failed (see the log line above)\n");
+	db_res_free(r);
+	db_free(d);
+	return status;
+}
+
 int main(int argc, char **argv)
 {
 	config *cfg = NULL;
@@ -672,6 +695,15 @@ int main(int argc, char **argv)
 			status = cmd_report(cfg, argv[1], argc - 2, argv + 2);
 		else
 			status = cmd_profile(cfg, argc - 2, argv + 2);
+		config_free(cfg);
+		return status;
+	}
+	if (argc == 2 && strcmp(argv[1], "metrics") == 0) {
+		if (config_load(&cfg) != MDM_OK)
+			return 1;
+		if (log_level_parse(config_get0(cfg, "log_level"), &level) == MDM_OK)
+			log_set_level(level);
+		status = cmd_metrics(cfg);
 		config_free(cfg);
 		return status;
 	}

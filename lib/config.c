@@ -95,6 +95,12 @@ static const struct config_key config_keys[] = {
         {"checkin_user_channel", "yes", 0,
                 "accept the user channel (UserAuthenticate); no answers it 410 as Apple "
                 "documents"},
+        {"metrics_flush_seconds", "10", 0,
+                "seconds between a FastCGI worker's writes of its request counts to "
+                "mdm.metrics_request (0 to 3600; 0: after every request; off: not counted)"},
+        {"metrics_token_file", NULL, 0,
+                "file holding the Bearer token (16 to 256 characters) a scraper of "
+                "GET /mdm/metrics must send; unset: the URL answers 404"},
         {"apns_url", "https://api.push.apple.com", 0,
                 "APNs base URL for mdm-pushd (sandbox: https://api.sandbox.push.apple.com)"},
         {"apns_ca_file", NULL, 0,

@@ -637,6 +637,7 @@ mdm_err fcgi_respond(fcgi_req *r, int status, const char *content_type, const ch
 	if (n < 0 || (size_t)n >= sizeof(head))
 		return MDM_ERR_INVAL;
 	r->responded = 1;
+	r->status = status;
 	if ((rc = fcgi_write_all(r, head, (size_t)n)) != MDM_OK ||
 	        (rc = fcgi_write_all(r, extra_headers, strlen(extra_headers))) != MDM_OK ||
 	        (rc = fcgi_write_all(r, "\r\n", 2)) != MDM_OK)

@@ -35,6 +35,7 @@ typedef struct fcgi_req {
 	size_t body_len;
 	int body_done; /* the body was read or drained to the end */
 	int responded;
+	int status; /* the status sent (fcgi_respond), 0 before */
 	char request_id[40];
 } fcgi_req;
 

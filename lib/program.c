@@ -85,6 +85,44 @@ static MDM_WUR mdm_err program_health(struct program *a, fcgi_req *r)
 	        db_up ? "up" : "down", cert);
 }
 
+/*
+ * GET /mdm/metrics: the Prometheus text of mdm.metrics_text(), to a scraper
+ * with the metrics_token_file token only.  Refusals say nothing more than
+ * their status: 401 without a token, 403 for a wrong one, 404 while
+ * metrics_token_file is unset.
+ */
+static MDM_WUR mdm_err program_metrics(struct program *a, fcgi_req *r)
+{
+	mdm_err rc = metrics_authorize(
+	        fcgi_header0(r, "Authorization"), config_get0(a->cfg, "metrics_token_file"));
+	db_res *res = NULL;
+	const char *text;
+
+	if (fcgi_drain(r) != MDM_OK)
+		return MDM_ERR_IO;
+	if (rc == MDM_ERR_AUTH)
+		return fcgi_respond_text(
+		        r, 401, "WWW-Authenticate: Bearer\r\n", "401 Unauthorized");
+	if (rc == MDM_ERR_FORBIDDEN)
+		return fcgi_respond_text(r, 403, NULL, "403 Forbidden");
+	if (rc == MDM_ERR_NOT_FOUND)
+		return fcgi_respond_text(r, 404, NULL, "404 Not Found");
+	if (rc != MDM_OK)
+		return program_fail(a, r, rc, "metrics are not available (see the log)");
+	/* This worker's own counts first, so a scrape sees the requests before it. */
+	if (a->metrics.flush_seconds >= 0)
+		err_ignore(metrics_flush(&a->metrics, a->db, metrics_now(), 1));
+	if ((rc = db_exec(a->db, "SELECT mdm.metrics_text()", 0, NULL, &res)) != MDM_OK ||
+	        (text = db_res_get0(res, 0, 0)) == NULL) {
+		db_res_free(res);
+		return program_fail(a, r, rc != MDM_OK ? rc : MDM_ERR_DB, "metrics query failed");
+	}
+	rc = fcgi_respond(r, 200, "text/plain; version=0.0.4; charset=utf-8",
+	        "Cache-Control: no-store\r\n", text, strlen(text));
+	db_res_free(res);
+	return rc;
+}
+
 mdm_err program_dispatch(struct program *a, fcgi_req *r)
 {
 	const struct program_spec *ep = a->ep;
@@ -97,6 +135,8 @@ mdm_err program_dispatch(struct program *a, fcgi_req *r)
 		        "(RFC 9440 section 2.2)");
 	if (program_is_health(r))
 		return program_health(a, r);
+	if (strcmp(r->path, "/mdm/metrics") == 0 && strcmp(r->method, "GET") == 0)
+		return program_metrics(a, r);
 	if (!fcgi_method_in(r->method, ep->methods)) {
 		if (fcgi_drain(r) != MDM_OK)
 			return MDM_ERR_IO;
@@ -116,16 +156,27 @@ mdm_err program_dispatch(struct program *a, fcgi_req *r)
 	return ep->handle(a, r);
 }
 
+/* Every request counted in the worker's memory; the counts reach the database at most
+ * every metrics_flush_seconds, after the answer was written (lib/metrics.h). */
 static MDM_WUR mdm_err program_handler(fcgi_req *r, void *arg)
 {
-	return program_dispatch(arg, r);
+	struct program *a = arg;
+	double start = metrics_now(), end;
+	mdm_err rc = program_dispatch(a, r);
+
+	end = metrics_now();
+	metrics_observe(&a->metrics, r->status, end - start);
+	if (a->metrics.flush_seconds >= 0 && metrics_flush(&a->metrics, a->db, end, 0) != MDM_OK)
+		log_warn("%s: the request metrics could not be written; kept for the next flush",
+		        a->ep->program);
+	return rc;
 }
 
 int program_main(const struct program_spec *ep, int argc, char **argv)
 {
 	struct program a = {.ep = ep};
 	enum log_level level;
-	int status = 1;
+	int status = 1, flush = 0;
 
 	(void)argc;
 	(void)argv;
@@ -145,9 +196,19 @@ int program_main(const struct program_spec *ep, int argc, char **argv)
 	/* Connects lazily: the program starts, and says db=down, while PostgreSQL is away. */
 	if (db_new(config_get0(a.cfg, "db"), ep->program, &a.db) != MDM_OK)
 		goto out;
+	/* -1: not counted at all (metrics_flush_seconds = off). */
+	if (strcmp(config_get0(a.cfg, "metrics_flush_seconds"), "off") == 0)
+		metrics_init(&a.metrics, ep->program, -1, metrics_now());
+	else if (config_get_int(a.cfg, "metrics_flush_seconds", 0, 3600, &flush) != MDM_OK)
+		goto out;
+	else
+		metrics_init(&a.metrics, ep->program, flush, metrics_now());
 	log_info("%s: started", ep->program);
 	if (fcgi_run(program_handler, &a) == MDM_OK)
 		status = 0;
+	/* What this worker counted since its last flush, before it goes. */
+	if (a.metrics.flush_seconds >= 0)
+		err_ignore(metrics_flush(&a.metrics, a.db, metrics_now(), 1));
 out:
 	db_free(a.db);
 	config_free(a.cfg);

@@ -13,6 +13,7 @@
 #include "db.h"
 #include "errors.h"
 #include "fcgi.h"
+#include "metrics.h"
 
 struct ca_state;
 struct identity;
@@ -33,6 +34,7 @@ struct program {
 	db *db;
 	struct fcgi_proxies proxies; /* trusted_proxies (RFC 9440 Client-Cert) */
 	int require_tls;             /* checkin_require_tls, read once at start-up */
+	struct metrics metrics;      /* this worker's request counts (lib/metrics.h) */
 };
 
 /* The program's main(): returns its exit status. */

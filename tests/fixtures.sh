@@ -154,6 +154,19 @@ fixture_challenge() {
 	export MDM_SCEP_CHALLENGE E2E_STATIC_CHALLENGE E2E_TMP
 }
 
+# fixture_metrics: the Bearer token of GET /mdm/metrics.  Exports
+# MDM_METRICS_TOKEN_FILE, E2E_METRICS_TOKEN (the same token) and
+# MDM_METRICS_FLUSH_SECONDS=0 (every request's count in the database at
+# once, for the counts metrics_e2e.c checks).
+fixture_metrics() {
+	E2E_METRICS_TOKEN="e2e-metrics-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
+	MDM_METRICS_TOKEN_FILE=$TMP/metrics.token
+	printf '%s\n' "$E2E_METRICS_TOKEN" >"$MDM_METRICS_TOKEN_FILE"
+	chmod 644 "$MDM_METRICS_TOKEN_FILE"
+	MDM_METRICS_FLUSH_SECONDS=0
+	export E2E_METRICS_TOKEN MDM_METRICS_TOKEN_FILE MDM_METRICS_FLUSH_SECONDS
+}
+
 # fixture_apns: the APNs stand-in (tests/apns/apns.sh), for the whole e2e
 # phase, since Apple's push service cannot be reached from here; it
 # admits clients with a certificate from the push issuer (after

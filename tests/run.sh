@@ -162,6 +162,7 @@ fixture_ra
 fixture_push
 fixture_ota
 fixture_challenge
+fixture_metrics
 fixture_apns
 run_suite apns_test "$TMP/apns-test.out" sh "$ROOT/tests/apns/apns_test.sh" ||
 	stack_show_log "$TMP/apns/apache/logs/error.log" 30

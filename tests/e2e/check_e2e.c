@@ -583,6 +583,7 @@ Suite *ddm_e2e_suite(void);
 Suite *faults_e2e_suite(void);
 Suite *failover_e2e_suite(void);
 Suite *tlsproxy_e2e_suite(void);
+Suite *metrics_e2e_suite(void);
 
 static const char *need(const char *name)
 {
@@ -667,6 +668,8 @@ int main(void)
 		return 2;
 	}
 	sr = srunner_create(e2e_suite());
+	if (getenv("E2E_METRICS_TOKEN") != NULL)
+		srunner_add_suite(sr, metrics_e2e_suite());
 	if (getenv("E2E_SCEP_URL") != NULL)
 		srunner_add_suite(sr, scep_interop_suite());
 	if (getenv("E2E_DEVICE_CA") != NULL) {
