@@ -55,6 +55,14 @@ static MDM_WUR mdm_err scep_pkioperation(struct program *a, fcgi_req *r, struct 
 	rc = scep_pki_operation(s, msg, len, time(NULL), &reply, &rlen);
 	if (msg != r->body)
 		free(msg);
+	{
+		const char *outcome, *fail_info;
+		char label[32];
+
+		scep_pki_outcome(s, &outcome, &fail_info);
+		snprintf(label, sizeof(label), "%s%s%s", outcome, *fail_info ? "_" : "", fail_info);
+		metrics_outcome(&a->metrics, "scep_pkioperation", label);
+	}
 	if (rc == MDM_ERR_PARSE)
 		return program_fail(a, r, rc,
 		        "not a SCEP pkiMessage this server can answer "

@@ -66,6 +66,85 @@ static void put(struct out *o, const char *sep, const long long *n, const double
 		o->off += (size_t)k;
 }
 
+static int metrics_word(const char *s)
+{
+	size_t n = strlen(s);
+
+	return n >= 1 && n <= 31 &&
+	        strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_") == n;
+}
+
+void metrics_outcome(struct metrics *m, const char *name, const char *label)
+{
+	static int warned;
+	int i;
+
+	for (i = 0; i < m->n_outcomes; i++)
+		if (strcmp(m->outcome[i].name, name) == 0 &&
+		        strcmp(m->outcome[i].label, label) == 0)
+			break;
+	if (i == m->n_outcomes) {
+		if (i == METRICS_OUTCOMES || !metrics_word(name) || !metrics_word(label)) {
+			if (!warned++)
+				log_error("metrics: outcome %.40s/%.40s not counted (bad name or "
+				          "label, or more than %d)",
+				        name, label, METRICS_OUTCOMES);
+			return;
+		}
+		memcpy(m->outcome[i].name, name, strlen(name) + 1);
+		memcpy(m->outcome[i].label, label, strlen(label) + 1);
+		m->n_outcomes++;
+	}
+	m->outcome[i].n++;
+}
+
+/* The outcomes counted since the last flush into mdm.metrics_outcome; zeroed when added. */
+static MDM_WUR mdm_err metrics_flush_outcomes(struct metrics *m, db *d)
+{
+	char nb[METRICS_OUTCOMES * 34 + 4], lb[METRICS_OUTCOMES * 34 + 4],
+	        cb[METRICS_OUTCOMES * 21 + 4];
+	struct out no = {nb, sizeof nb, 0, 1}, lo = {lb, sizeof lb, 0, 1},
+	           co = {cb, sizeof cb, 0, 1};
+	const char *p[4];
+	int rows = 0;
+	mdm_err rc;
+
+	put(&no, "{", NULL, NULL);
+	put(&lo, "{", NULL, NULL);
+	put(&co, "{", NULL, NULL);
+	for (int i = 0; i < m->n_outcomes; i++) {
+		if (m->outcome[i].n == 0)
+			continue;
+		/* [A-Za-z_] only (metrics_outcome): no quoting needed in an array literal. */
+		put(&no, rows ? "," : "", NULL, NULL);
+		put(&no, m->outcome[i].name, NULL, NULL);
+		put(&lo, rows ? "," : "", NULL, NULL);
+		put(&lo, m->outcome[i].label, NULL, NULL);
+		put(&co, rows ? "," : "", &m->outcome[i].n, NULL);
+		rows++;
+	}
+	put(&no, "}", NULL, NULL);
+	put(&lo, "}", NULL, NULL);
+	put(&co, "}", NULL, NULL);
+	if (rows == 0)
+		return MDM_OK;
+	if (!no.ok || !lo.ok || !co.ok) {
+		log_error("metrics: the outcomes do not fit their buffer");
+		return MDM_ERR_INTERNAL;
+	}
+	p[0] = m->program;
+	p[1] = nb;
+	p[2] = lb;
+	p[3] = cb;
+	if ((rc = db_exec(d,
+	             "SELECT mdm.metrics_outcome_add($1, $2::text[], $3::text[], $4::bigint[])", 4,
+	             p, NULL)) != MDM_OK)
+		return rc;
+	for (int i = 0; i < m->n_outcomes; i++)
+		m->outcome[i].n = 0;
+	return MDM_OK;
+}
+
 mdm_err metrics_flush(struct metrics *m, db *d, double now, int force)
 {
 	/* classes int[], buckets bigint[][] (a row per class), sums float8[] */
@@ -116,7 +195,8 @@ mdm_err metrics_flush(struct metrics *m, db *d, double now, int force)
 	memset(m->bucket, 0, sizeof(m->bucket));
 	memset(m->sum, 0, sizeof(m->sum));
 	m->pending = 0;
-	return MDM_OK;
+	/* Kept on failure too, for the next flush. */
+	return metrics_flush_outcomes(m, d);
 }
 
 #define METRICS_TOKEN_MIN 16

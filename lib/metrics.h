@@ -22,6 +22,16 @@ extern const double metrics_bucket_le[METRICS_BUCKETS];
 /* Status classes 1xx..5xx; index 0 holds anything else (no response sent). */
 #define METRICS_CLASSES 6
 
+/*
+ * Outcomes a program counts besides its requests (scep.fcgi: what each
+ * PKIOperation answered), by name and label; each name and label
+ * [A-Za-z_]{1,31}.  A handful per program: METRICS_OUTCOMES in all.
+ */
+#define METRICS_OUTCOMES 16
+struct metrics_outcome {
+	char name[32], label[32];
+	long long n; /* since the last flush */
+};
 struct metrics {
 	const char *program; /* "checkin.fcgi" */
 	int flush_seconds;   /* 0: every request */
@@ -30,11 +40,20 @@ struct metrics {
 	long long bucket[METRICS_CLASSES][METRICS_BUCKETS + 1];
 	double sum[METRICS_CLASSES];
 	long long pending; /* requests counted since the last flush */
+	struct metrics_outcome outcome[METRICS_OUTCOMES];
+	int n_outcomes; /* slots in use (kept across flushes, n zeroed) */
 };
 
 void metrics_init(struct metrics *m, const char *program, int flush_seconds, double now);
 /* One request answered with status (0: none) after seconds. */
 void metrics_observe(struct metrics *m, int status, double seconds);
+/*
+ * One outcome of the request being served: mdm.metrics_outcome (name,
+ * label) at the next flush.  A name or label outside [A-Za-z_]{1,31}, or
+ * more than METRICS_OUTCOMES pairs, is a programming error: logged once
+ * and not counted.
+ */
+void metrics_outcome(struct metrics *m, const char *name, const char *label);
 /*
  * Adds what was counted to mdm.metrics_request when flush_seconds have
  * passed since the last flush (force: now), then starts again from zero.

@@ -235,7 +235,7 @@ static enum cms_digest scep_reply_digest(const struct scep_server *s, enum cms_d
  * (older answers of this server): then the CA.  Failures found before
  * decryption go out under the responder, as current clients expect.
  */
-static MDM_WUR mdm_err scep_reply(struct scep_op *op, uint8_t **out, size_t *outlen)
+static MDM_WUR mdm_err scep_reply_build(struct scep_op *op, uint8_t **out, size_t *outlen)
 {
 	struct ca_state *ca = op->s->ca;
 	struct x509_st *extra[1] = {ca->active};
@@ -264,6 +264,20 @@ static MDM_WUR mdm_err scep_reply(struct scep_op *op, uint8_t **out, size_t *out
 		p.cipher = op->cipher == CMS_CIPHER_DES ? CMS_CIPHER_AES256 : op->cipher;
 	}
 	return scep_msg_certrep(&p, out, outlen);
+}
+
+/* The CertRep, and what it answered recorded for scep_pki_outcome. */
+static MDM_WUR mdm_err scep_reply(struct scep_op *op, uint8_t **out, size_t *outlen)
+{
+	mdm_err rc = scep_reply_build(op, out, outlen);
+
+	if (rc == MDM_OK) {
+		op->s->last_outcome = op->status == SCEP_SUCCESS ? "SUCCESS"
+		        : op->status == SCEP_PENDING             ? "PENDING"
+		                                                 : "FAILURE";
+		op->s->last_fail_info = op->status == SCEP_FAILURE ? scep_fail_str(op->fail) : "";
+	}
+	return rc;
 }
 
 static int scep_ct_equal(const char *a, const char *b)
@@ -1054,6 +1068,8 @@ mdm_err scep_pki_operation(struct scep_server *s, const uint8_t *msg, size_t len
 	op.status = SCEP_FAILURE;
 	op.fail = SCEP_FAIL_NONE;
 	op.cipher = CMS_CIPHER_AES256;
+	s->last_outcome = "unanswered";
+	s->last_fail_info = "";
 	if ((rc = scep_ca(s)) != MDM_OK)
 		return rc;
 	ca = s->ca;
@@ -1128,4 +1144,10 @@ reply:
 out:
 	scep_op_clear(&op);
 	return rc;
+}
+
+void scep_pki_outcome(const struct scep_server *s, const char **outcome, const char **fail_info)
+{
+	*outcome = s->last_outcome != NULL ? s->last_outcome : "unanswered";
+	*fail_info = s->last_fail_info != NULL ? s->last_fail_info : "";
 }

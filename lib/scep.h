@@ -57,6 +57,8 @@ struct scep_server {
 	const config *cfg;
 	struct ca_state *ca;
 	struct scep_policy policy;
+	/* What the last scep_pki_operation answered (scep_pki_outcome). */
+	const char *last_outcome, *last_fail_info;
 };
 
 /* Reads the policy from cfg; the CA is loaded on first use. */
@@ -79,5 +81,13 @@ MDM_WUR mdm_err scep_get_next_ca_cert(struct scep_server *s, uint8_t **out, size
  */
 MDM_WUR mdm_err scep_pki_operation(struct scep_server *s, const uint8_t *msg, size_t len,
         time_t now, uint8_t **out, size_t *outlen);
+/*
+ * What the last scep_pki_operation answered, for the metrics: outcome
+ * "SUCCESS", "PENDING" or "FAILURE" (a CertRep was sent) or "unanswered"
+ * (no CertRep: HTTP 400 or an error); fail_info the CertRep's failInfo
+ * (RFC 8894 section 3.3.2.2: badAlg, badMessageCheck, badRequest, badTime,
+ * badCertId), "" unless FAILURE.
+ */
+void scep_pki_outcome(const struct scep_server *s, const char **outcome, const char **fail_info);
 
 #endif

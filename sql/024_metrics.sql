@@ -77,6 +77,37 @@ $$;
 COMMENT ON FUNCTION mdm.metrics_request_add(text, integer[], bigint[], double precision[]) IS
     'A worker''s flush (lib/metrics.c): adds the requests it counted since its last flush.';
 
+-- Outcomes a program counts besides its requests (lib/metrics.c
+-- metrics_outcome; scep.fcgi: what each PKIOperation answered), flushed
+-- with the request counts.
+CREATE UNLOGGED TABLE mdm.metrics_outcome (
+    program text NOT NULL CHECK (program ~ '^[a-z][a-z0-9_.-]{0,63}$'),
+    name    text NOT NULL CHECK (name ~ '^[A-Za-z_]{1,31}$'),
+    label   text NOT NULL CHECK (label ~ '^[A-Za-z_]{1,31}$'),
+    total   bigint NOT NULL CHECK (total >= 0),
+    PRIMARY KEY (program, name, label)
+);
+COMMENT ON TABLE mdm.metrics_outcome IS
+    'Outcomes counted by the FastCGI programs, totals over every worker: scep.fcgi names '
+    'scep_pkioperation with labels SUCCESS, PENDING, FAILURE_<failInfo> and unanswered.';
+
+CREATE FUNCTION mdm.metrics_outcome_add(program text, names text[], labels text[],
+                                        counts bigint[])
+RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF coalesce(cardinality(names), 0) <> coalesce(cardinality(labels), 0)
+            OR coalesce(cardinality(names), 0) <> coalesce(cardinality(counts), 0) THEN
+        RAISE EXCEPTION 'metrics_outcome_add: names, labels and counts differ in length'
+            USING ERRCODE = '22023';
+    END IF;
+    INSERT INTO mdm.metrics_outcome AS m (program, name, label, total)
+    SELECT metrics_outcome_add.program, n, l, c FROM unnest(names, labels, counts) AS u(n, l, c)
+    ON CONFLICT ON CONSTRAINT metrics_outcome_pkey DO UPDATE SET total = m.total + EXCLUDED.total;
+END;
+$$;
+COMMENT ON FUNCTION mdm.metrics_outcome_add(text, text[], text[], bigint[]) IS
+    'A worker''s flush (lib/metrics.c): adds the outcomes it counted since its last flush.';
+
 -- The request families, for mdm.metrics_text().
 CREATE FUNCTION mdm.metrics_request_text() RETURNS text
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -107,11 +138,22 @@ SELECT
           UNION ALL
           SELECT program, class, 1001, format(
                      'mdm_http_request_duration_seconds_count{program="%s",class="%s"} %s',
-                     mdm.metrics_label(program), class, n) FROM r) h), '{}'))
+                     mdm.metrics_label(program), class, n) FROM r) h), '{}')) ||
+  mdm.metrics_family('mdm_scep_pkioperations_total', 'counter',
+      'SCEP PKIOperations by what scep.fcgi answered: outcome SUCCESS, PENDING or FAILURE with '
+      'its failInfo (RFC 8894 3.3.2.2; the rule behind each is in the log), or unanswered '
+      '(no CertRep could be addressed: HTTP 400, or an error).',
+      coalesce((SELECT array_agg(format(
+                    'mdm_scep_pkioperations_total{outcome="%s",fail_info="%s"} %s',
+                    split_part(label, '_', 1), substr(label, length(split_part(label, '_', 1)) + 2),
+                    total) ORDER BY label)
+                FROM mdm.metrics_outcome
+                WHERE program = 'scep.fcgi' AND name = 'scep_pkioperation'), '{}'))
 $$;
 COMMENT ON FUNCTION mdm.metrics_request_text() IS
     'The request families of mdm.metrics_text(): mdm_http_requests_total and '
-    'mdm_http_request_duration_seconds, from mdm.metrics_request.';
+    'mdm_http_request_duration_seconds, from mdm.metrics_request, and '
+    'mdm_scep_pkioperations_total, from mdm.metrics_outcome.';
 
 CREATE FUNCTION mdm.metrics_text() RETURNS text
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -190,7 +232,8 @@ COMMENT ON FUNCTION mdm.metrics_text() IS
 -- EXECUTE on mdm.metrics_text alone); only the programs' owner adds counts.
 REVOKE EXECUTE ON FUNCTION mdm.metrics_text(), mdm.metrics_request_text(),
     mdm.metrics_request_add(text, integer[], bigint[], double precision[]),
+    mdm.metrics_outcome_add(text, text[], text[], bigint[]),
     mdm.metrics_label(text), mdm.metrics_family(text, text, text, text[]),
     mdm.metrics_bucket_le() FROM PUBLIC;
-REVOKE ALL ON mdm.metrics_request FROM PUBLIC;
+REVOKE ALL ON mdm.metrics_request, mdm.metrics_outcome FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mdm.metrics_text() TO mdm_operator;

@@ -364,6 +364,62 @@ START_TEST(failed_flush_keeps_the_counts)
 }
 END_TEST
 
+/*
+ * SCEP answers by outcome and failInfo (issue 16: "SCEP issued/refused by
+ * reason"): counted in the worker, added at its flush, summed over
+ * workers; a bad label is not counted; a failed flush keeps them.
+ */
+START_TEST(scep_outcomes_by_fail_info)
+{
+	struct metrics w1, w2;
+	db *away = NULL;
+	char *s, *copy;
+
+#define SCEP_OUT(o, f) "mdm_scep_pkioperations_total{outcome=\"" o "\",fail_info=\"" f "\"}"
+	metrics_init(&w1, "scep.fcgi", 0, 0.0);
+	metrics_init(&w2, "scep.fcgi", 0, 0.0);
+	metrics_outcome(&w1, "scep_pkioperation", "SUCCESS");
+	metrics_observe(&w1, 200, 0.01);
+	metrics_outcome(&w1, "scep_pkioperation", "FAILURE_badRequest");
+	metrics_observe(&w1, 200, 0.01);
+	metrics_outcome(&w1, "scep_pkioperation", "FAILURE_badRequest");
+	metrics_observe(&w1, 200, 0.01);
+	metrics_outcome(&w1, "scep_pkioperation", "bad label\"}");
+	metrics_observe(&w1, 200, 0.01);
+	ck_assert_int_eq(w1.n_outcomes, 2);
+	metrics_outcome(&w2, "scep_pkioperation", "FAILURE_badMessageCheck");
+	metrics_outcome(&w2, "scep_pkioperation", "unanswered");
+	metrics_observe(&w2, 400, 0.01);
+	ck_assert_int_eq(metrics_flush(&w1, d, 1.0, 0), MDM_OK);
+	/* The database away: w2's outcomes wait for the next flush. */
+	ck_assert_int_eq(
+	        db_new("host=/nonexistent port=1 dbname=x connect_timeout=1", "away", &away),
+	        MDM_OK);
+	ck_assert_int_ne(metrics_flush(&w2, away, 1.0, 0), MDM_OK);
+	ck_assert_int_eq(metrics_flush(&w2, d, 2.0, 0), MDM_OK);
+	s = metrics();
+	copy = strdup(s);
+	ck_assert_int_gt(check_exposition(copy), 0);
+	ck_assert(sample(s, SCEP_OUT("SUCCESS", "")) == 1);
+	ck_assert(sample(s, SCEP_OUT("FAILURE", "badRequest")) == 2);
+	ck_assert(sample(s, SCEP_OUT("FAILURE", "badMessageCheck")) == 1);
+	ck_assert(sample(s, SCEP_OUT("unanswered", "")) == 1);
+	ck_assert_ptr_null(strstr(s, "bad label"));
+	/* Flushed counts start again from zero: a second flush adds nothing twice. */
+	metrics_outcome(&w1, "scep_pkioperation", "SUCCESS");
+	metrics_observe(&w1, 200, 0.01);
+	ck_assert_int_eq(metrics_flush(&w1, d, 3.0, 0), MDM_OK);
+	free(s);
+	s = metrics();
+	ck_assert(sample(s, SCEP_OUT("SUCCESS", "")) == 2);
+	ck_assert(sample(s, SCEP_OUT("FAILURE", "badRequest")) == 2);
+#undef SCEP_OUT
+	free(copy);
+	free(s);
+	db_free(away);
+}
+END_TEST
+
 START_TEST(request_add_refuses_bad_shapes)
 {
 	const char *p[1] = {"{{1,2}}"};
@@ -550,6 +606,7 @@ void metrics_db_tcases(Suite *s)
 
 	ts_add_tests(tc, empty_database_is_valid, checker_refuses_bad_lines, counts_match_the_rows,
 	        push_state_is_counted, workers_aggregate_and_survive_restart,
-	        failed_flush_keeps_the_counts, request_add_refuses_bad_shapes,
-	        url_refuses_then_serves, operator_reads_but_cannot_add);
+	        failed_flush_keeps_the_counts, scep_outcomes_by_fail_info,
+	        request_add_refuses_bad_shapes, url_refuses_then_serves,
+	        operator_reads_but_cannot_add);
 }
