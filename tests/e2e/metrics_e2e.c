@@ -103,6 +103,51 @@ START_TEST(served_with_the_token_and_counts_requests)
 }
 END_TEST
 
+#define SCEP_FAILED(f) "mdm_scep_pkioperations_total{outcome=\"FAILURE\",fail_info=\"" f "\"}"
+
+/* The Apple simulator's SCEP request for one refusal (applesim's scep step). */
+static int sim_scep(const char *args)
+{
+	const char *base, *tls_ca, *device_ca;
+
+	e2e_stack(&base, &tls_ca, &device_ca);
+	return ts_sh("%s profile scep %s --dir %s/sim --enroll-url '%s/enroll' --trust %s "
+	             "--tls-ca %s >>%s/sim.log 2>&1 || { cat %s/sim.log; exit 1; }",
+	        getenv("E2E_APPLESIM"), args, tmpdir, base, device_ca, tls_ca, tmpdir, tmpdir);
+}
+
+/*
+ * SCEP refusals are CertReps in HTTP 200: the request classes cannot show
+ * them; mdm_scep_pkioperations_total counts them by failInfo.
+ */
+START_TEST(scep_refusals_counted_by_fail_info)
+{
+	char auth[512], *body;
+	long long req0, alg0, req1, alg1;
+
+	if (getenv("E2E_APPLESIM") == NULL || getenv("E2E_DEVICE_CA") == NULL) {
+		printf("metrics-e2e: E2E_APPLESIM or E2E_DEVICE_CA unset: SCEP outcomes skipped\n");
+		return;
+	}
+	snprintf(auth, sizeof auth, "-H 'Authorization: Bearer %s'", getenv("E2E_METRICS_TOKEN"));
+	ck_assert_int_eq(get(url, auth, &body), 200);
+	req0 = sample(body, SCEP_FAILED("badRequest"));
+	alg0 = sample(body, SCEP_FAILED("badAlg"));
+	free(body);
+	ck_assert_int_eq(
+	        sim_scep("--challenge not-a-challenge-of-ours --expect-failure badRequest"), 0);
+	ck_assert_int_eq(
+	        sim_scep("--challenge not-a-challenge-of-ours --expect-failure badRequest"), 0);
+	ck_assert_int_eq(sim_scep("--digest md5 --expect-failure badAlg"), 0);
+	ck_assert_int_eq(get(url, auth, &body), 200);
+	req1 = sample(body, SCEP_FAILED("badRequest"));
+	alg1 = sample(body, SCEP_FAILED("badAlg"));
+	ck_assert_msg(req1 == (req0 < 0 ? 0 : req0) + 2 && alg1 == (alg0 < 0 ? 0 : alg0) + 1,
+	        "badRequest %lld -> %lld, badAlg %lld -> %lld", req0, req1, alg0, alg1);
+	free(body);
+}
+END_TEST
+
 Suite *metrics_e2e_suite(void);
 Suite *metrics_e2e_suite(void)
 {
@@ -113,6 +158,7 @@ Suite *metrics_e2e_suite(void)
 	tcase_add_checked_fixture(tc, setup, NULL);
 	tcase_add_test(tc, refused_without_the_token);
 	tcase_add_test(tc, served_with_the_token_and_counts_requests);
+	tcase_add_test(tc, scep_refusals_counted_by_fail_info);
 	suite_add_tcase(s, tc);
 	return s;
 }
