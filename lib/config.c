@@ -71,6 +71,9 @@ static const struct config_key config_keys[] = {
                 "PEM file of the CA certificates an OTA phase-2 device certificate must "
                 "chain to (Apple Root CA and Apple's device CAs, shipped as "
                 "share/apple-ota-trust.pem)"},
+        {"tls_trust_ca_file", NULL, 0,
+                "PEM file of the CA certificates of the HTTPS chain devices see, when not "
+                "publicly trusted: carried as trust anchor payloads in enrollment profiles"},
         {"tls_client_ca_file", NULL, 0,
                 "PEM file mdmctl keeps current with every CA a device identity can chain "
                 "to, for a web server that verifies client certificates against a file "

@@ -330,6 +330,59 @@ out:
 	return rc;
 }
 
+/*
+ * One trust anchor: com.apple.security.root (the DER of a self-signed CA)
+ * or com.apple.security.pem (the PEM text of an intermediate), Apple
+ * schemas com.apple.security.root.yaml and com.apple.security.pem.yaml:
+ * PayloadContent (data, required), PayloadCertificateFileName (string).
+ */
+static MDM_WUR mdm_err anchor_payload(
+        const struct profile_enroll_params *p, size_t i, const char *uuid, plist **out)
+{
+	const struct profile_anchor *a = &p->anchors[i];
+	char suffix[64], display[PROFILE_MAX_VALUE + 64], file[64];
+	plist *d = NULL;
+	mdm_err rc = MDM_ERR_NOMEM;
+
+	*out = NULL;
+	snprintf(suffix, sizeof(suffix), ".enroll.anchor%zu", i + 1);
+	snprintf(display, sizeof(display), "Server trust: %s", a->name);
+	snprintf(file, sizeof(file), "tls-trust-%zu.%s", i + 1, a->root ? "cer" : "pem");
+	if ((d = plist_new_dict()) == NULL)
+		goto out;
+	if ((rc = payload_common(d, a->root ? "com.apple.security.root" : "com.apple.security.pem",
+	             p->identifier, suffix, uuid, display)) != MDM_OK ||
+	        (rc = plist_dict_set(d, "PayloadCertificateFileName", plist_new_string(file))) !=
+	                MDM_OK ||
+	        (rc = plist_dict_set(d, "PayloadContent", plist_new_data(a->data, a->len))) !=
+	                MDM_OK)
+		goto out;
+	*out = d;
+	d = NULL;
+out:
+	plist_free(d);
+	return rc;
+}
+
+static MDM_WUR mdm_err anchors_check(const struct profile_enroll_params *p)
+{
+	if (p->nanchors > PROFILE_MAX_ANCHORS || (p->nanchors > 0 && p->anchors == NULL)) {
+		log_error("profile: at most %d trust anchor payloads", PROFILE_MAX_ANCHORS);
+		return MDM_ERR_CONFIG;
+	}
+	for (size_t i = 0; i < p->nanchors; i++) {
+		if (p->anchors[i].data == NULL || p->anchors[i].len == 0) {
+			log_error("profile: trust anchor %zu is empty (Apple schema "
+			          "com.apple.security.root.yaml: PayloadContent is required)",
+			        i + 1);
+			return MDM_ERR_CONFIG;
+		}
+		if (text_check("a trust anchor's name", p->anchors[i].name) != MDM_OK)
+			return MDM_ERR_CONFIG;
+	}
+	return MDM_OK;
+}
+
 /* The MDM payload's topic only when there is one (with_mdm). */
 static MDM_WUR mdm_err params_check(const struct profile_enroll_params *p, int with_mdm)
 {
@@ -354,17 +407,19 @@ static MDM_WUR mdm_err params_check(const struct profile_enroll_params *p, int w
 		        PROFILE_ACCESS_RIGHTS_MAX);
 		return MDM_ERR_CONFIG;
 	}
+	if (with_mdm && (rc = anchors_check(p)) != MDM_OK)
+		return rc;
 	return MDM_OK;
 }
 
-/* The Configuration profile: SCEP payload, and the MDM payload when with_mdm. */
+/* The Configuration profile: SCEP payload, and the anchors and the MDM payload when with_mdm. */
 static MDM_WUR mdm_err profile_config_build(
         const struct profile_enroll_params *p, int with_mdm, plist **out)
 {
 	char top_uuid[PROFILE_UUID_LEN + 1], scep_uuid[PROFILE_UUID_LEN + 1],
 	        mdm_uuid[PROFILE_UUID_LEN + 1], scep_url[PROFILE_MAX_URL + 8],
 	        display[PROFILE_MAX_VALUE + 32];
-	plist *top = NULL, *content = NULL, *scep = NULL, *mdm = NULL;
+	plist *top = NULL, *content = NULL, *scep = NULL, *mdm = NULL, *anchor = NULL;
 	mdm_err rc;
 
 	*out = NULL;
@@ -391,6 +446,18 @@ static MDM_WUR mdm_err profile_config_build(
 	scep = NULL;
 	if (rc != MDM_OK)
 		goto out;
+	/* The anchors before the MDM payload: its URLs are trusted through them. */
+	for (size_t i = 0; with_mdm && i < p->nanchors; i++) {
+		char uuid[PROFILE_UUID_LEN + 1];
+
+		if ((rc = profile_uuid_new(uuid)) != MDM_OK ||
+		        (rc = anchor_payload(p, i, uuid, &anchor)) != MDM_OK)
+			goto out;
+		rc = plist_array_append(content, anchor);
+		anchor = NULL;
+		if (rc != MDM_OK)
+			goto out;
+	}
 	if (with_mdm) {
 		rc = plist_array_append(content, mdm);
 		mdm = NULL;
@@ -414,6 +481,7 @@ static MDM_WUR mdm_err profile_config_build(
 out:
 	plist_free(scep);
 	plist_free(mdm);
+	plist_free(anchor);
 	plist_free(content);
 	plist_free(top);
 	return rc;

@@ -29,6 +29,23 @@
 
 #define PROFILE_UUID_LEN          36 /* 8-4-4-4-12, upper-case hex */
 #define PROFILE_ACCESS_RIGHTS_MAX 8191
+#define PROFILE_MAX_ANCHORS       8 /* trust anchor payloads in one profile */
+
+/*
+ * A trust anchor of the HTTPS chain devices see (config tls_trust_ca_file),
+ * carried before the MDM payload.  root: a self-signed CA certificate, as
+ * com.apple.security.root (Apple schema com.apple.security.root.yaml:
+ * PayloadContent, data, the DER); else an intermediate CA certificate, as
+ * com.apple.security.pem (com.apple.security.pem.yaml: PayloadContent,
+ * data, the PEM text).  name: the certificate's CN, for the payload's
+ * display name and file name.
+ */
+struct profile_anchor {
+	const uint8_t *data;
+	size_t len;
+	int root;
+	const char *name;
+};
 
 /* A fresh random (version 4) UUID, upper case as Apple writes them. */
 MDM_WUR mdm_err profile_uuid_new(char out[PROFILE_UUID_LEN + 1]);
@@ -61,19 +78,23 @@ struct profile_enroll_params {
 	int64_t access_rights;     /* 1..PROFILE_ACCESS_RIGHTS_MAX */
 	int sign_message;          /* SignMessage */
 	int checkout_when_removed; /* CheckOutWhenRemoved */
+	/* Trust anchor payloads, before the MDM payload (with the MDM payload only). */
+	const struct profile_anchor *anchors;
+	size_t nanchors; /* 0..PROFILE_MAX_ANCHORS */
 };
 
 /*
  * The enrollment profile: a Configuration payload whose PayloadContent
- * holds the SCEP payload and the MDM payload (IdentityCertificateUUID =
- * the SCEP payload's PayloadUUID), every PayloadUUID fresh.
+ * holds the SCEP payload, the trust anchors (one payload each, in order)
+ * and the MDM payload (IdentityCertificateUUID = the SCEP payload's
+ * PayloadUUID), every PayloadUUID fresh.
  * MDM_ERR_CONFIG (logged) for a bad parameter.
  */
 MDM_WUR mdm_err profile_enroll_build(const struct profile_enroll_params *p, plist **out);
 
 /*
- * The same without the MDM payload: OTA phase 2's answer (an identity
- * over SCEP only); topic is not used and may be NULL.
+ * The same without the MDM payload and the anchors: OTA phase 2's answer
+ * (an identity over SCEP only); topic and anchors are not used.
  */
 MDM_WUR mdm_err profile_scep_build(const struct profile_enroll_params *p, plist **out);
 

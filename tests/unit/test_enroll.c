@@ -287,6 +287,153 @@ START_TEST(pushcert_topic_real_apple_cert)
 	x509_cert_free(c);
 }
 END_TEST
+/* The keys Apple's schemas allow in a certificate payload (CommonPayloadKeys.yaml + root/pem). */
+static void assert_anchor_keys(const plist *d)
+{
+	static const char *const allowed[] = {"PayloadType", "PayloadVersion", "PayloadIdentifier",
+	        "PayloadUUID", "PayloadDisplayName", "PayloadDescription", "PayloadOrganization",
+	        "PayloadCertificateFileName", "PayloadContent"};
+	size_t n = plist_dict_count(d), known = 0;
+
+	for (size_t i = 0; i < sizeof(allowed) / sizeof(allowed[0]); i++)
+		known += plist_dict_get0(d, allowed[i]) != NULL;
+	ck_assert_uint_eq(known, n);
+	assert_type(d, "PayloadContent", PLIST_DATA);
+	assert_type(d, "PayloadCertificateFileName", PLIST_STRING);
+}
+
+/* Trust anchors: one payload each, in order, between SCEP and MDM; none in phase 2. */
+START_TEST(profile_anchor_payloads)
+{
+	static const uint8_t der[] = {0x30, 0x03, 0x02, 0x01, 0x01};
+	static const char pem[] =
+	        "-----BEGIN CERTIFICATE-----\nMAMCAQE=\n-----END CERTIFICATE-----\n";
+	struct profile_anchor a[PROFILE_MAX_ANCHORS + 1] = {{der, sizeof(der), 1, "Unit TLS Root"},
+	        {(const uint8_t *)pem, strlen(pem), 0, "Unit TLS Intermediate"}};
+	struct profile_enroll_params p = params();
+	const plist *c, *r, *i;
+	const uint8_t *got;
+	size_t glen;
+	plist *t;
+
+	p.anchors = a;
+	p.nanchors = 2;
+	t = round_trip(&p);
+	c = plist_dict_get0(t, "PayloadContent");
+	ck_assert_uint_eq(plist_array_count(c), 4);
+	ck_assert_str_eq(plist_dict_get_string0(plist_array_get0(c, 0), "PayloadType"),
+	        "com.apple.security.scep");
+	r = plist_array_get0(c, 1);
+	i = plist_array_get0(c, 2);
+	assert_payload(r, "com.apple.security.root");
+	assert_payload(i, "com.apple.security.pem");
+	assert_anchor_keys(r);
+	assert_anchor_keys(i);
+	ck_assert_str_eq(
+	        plist_dict_get_string0(plist_array_get0(c, 3), "PayloadType"), "com.apple.mdm");
+	got = plist_data_get0(plist_dict_get0(r, "PayloadContent"), &glen);
+	ck_assert_uint_eq(glen, sizeof(der));
+	ck_assert_mem_eq(got, der, sizeof(der));
+	got = plist_data_get0(plist_dict_get0(i, "PayloadContent"), &glen);
+	ck_assert_uint_eq(glen, strlen(pem));
+	ck_assert_mem_eq(got, pem, glen);
+	ck_assert_str_eq(
+	        plist_dict_get_string0(r, "PayloadIdentifier"), "com.example.mdm.enroll.anchor1");
+	ck_assert_str_eq(
+	        plist_dict_get_string0(r, "PayloadDisplayName"), "Server trust: Unit TLS Root");
+	ck_assert_str_ne(
+	        plist_dict_get_string0(r, "PayloadUUID"), plist_dict_get_string0(i, "PayloadUUID"));
+	plist_free(t);
+	/* Phase 2 (identity only): no anchors. */
+	ck_assert_int_eq(profile_scep_build(&p, &t), MDM_OK);
+	ck_assert_uint_eq(plist_array_count(plist_dict_get0(t, "PayloadContent")), 1);
+	plist_free(t);
+	/* Refused: too many, an empty one, a name with a control character. */
+	for (size_t k = 0; k <= PROFILE_MAX_ANCHORS; k++)
+		a[k] = a[0];
+	p.nanchors = PROFILE_MAX_ANCHORS + 1;
+	ck_assert_int_eq(profile_enroll_build(&p, &t), MDM_ERR_CONFIG);
+	ck_assert_ptr_null(t);
+	p.nanchors = 1;
+	a[0].len = 0;
+	ck_assert_int_eq(profile_enroll_build(&p, &t), MDM_ERR_CONFIG);
+	a[0].len = sizeof(der);
+	a[0].name = "bad\nname";
+	ck_assert_int_eq(profile_enroll_build(&p, &t), MDM_ERR_CONFIG);
+	p.anchors = NULL;
+	ck_assert_int_eq(profile_enroll_build(&p, &t), MDM_ERR_CONFIG);
+}
+END_TEST
+
+/* tls_trust_ca_file: CA certificates only, PEM only, bounded; root vs intermediate. */
+START_TEST(enroll_anchor_file_rules)
+{
+	char tmp[128], path[256], bad[256];
+	struct enroll_state st;
+	uint8_t *der;
+	size_t derlen;
+
+	ts_tmpdir_new(tmp, sizeof(tmp), "anchors");
+	ck_assert_int_eq(
+	        ts_sh("cd %s && openssl req -x509 -newkey rsa:2048 -nodes -days 30 -keyout "
+	              "root.key "
+	              "-out root.pem -subj '/CN=Unit TLS Root' -addext "
+	              "basicConstraints=critical,CA:TRUE "
+	              "2>/dev/null && "
+	              "openssl req -newkey rsa:2048 -nodes -keyout int.key -out int.csr "
+	              "-subj '/CN=Unit TLS Int' 2>/dev/null && "
+	              "printf 'basicConstraints=critical,CA:TRUE\\n' >ca.ext && "
+	              "printf 'basicConstraints=CA:FALSE\\n' >leaf.ext && "
+	              "openssl x509 -req -in int.csr -CA root.pem -CAkey root.key -days 30 "
+	              "-extfile ca.ext -out int.pem 2>/dev/null && "
+	              "openssl x509 -req -in int.csr -CA root.pem -CAkey root.key -days 30 "
+	              "-extfile leaf.ext -out leaf.pem 2>/dev/null && "
+	              "openssl x509 -in root.pem -outform der -out root.der && "
+	              "cat root.pem int.pem >both.pem && cat root.pem root.key >withkey.pem && "
+	              ": >empty.pem && printf 'not a certificate\\n' >junk.pem && "
+	              "for i in 1 2 3 4 5 6 7 8 9; do cat root.pem; done >nine.pem",
+	                tmp),
+	        0);
+	/* Accepted: a root (DER, com.apple.security.root) then an intermediate (PEM). */
+	memset(&st, 0, sizeof(st));
+	snprintf(path, sizeof(path), "%s/both.pem", tmp);
+	ck_assert_int_eq(enroll_anchors_load(&st, path), MDM_OK);
+	ck_assert_uint_eq(st.nanchors, 2);
+	ck_assert_int_eq(st.anchors[0].root, 1);
+	ck_assert_str_eq(st.anchors[0].name, "Unit TLS Root");
+	snprintf(path, sizeof(path), "%s/root.der", tmp);
+	der = ts_file_get(path, &derlen);
+	ck_assert_uint_eq(st.anchors[0].len, derlen);
+	ck_assert_mem_eq(st.anchors[0].data, der, derlen);
+	free(der);
+	ck_assert_int_eq(st.anchors[1].root, 0);
+	ck_assert_str_eq(st.anchors[1].name, "Unit TLS Int");
+	ck_assert_ptr_nonnull(strstr((const char *)st.anchors[1].data, "BEGIN CERTIFICATE"));
+	for (size_t i = 0; i < st.nanchors; i++)
+		free(st.anchor_data[i]);
+	/* Unset or empty: none. */
+	memset(&st, 0, sizeof(st));
+	ck_assert_int_eq(enroll_anchors_load(&st, NULL), MDM_OK);
+	ck_assert_int_eq(enroll_anchors_load(&st, ""), MDM_OK);
+	ck_assert_uint_eq(st.nanchors, 0);
+	/* Refused, nothing kept: a server certificate, a key, DER, junk, empty, 9, missing. */
+	{
+		static const char *const refused[] = {"leaf.pem", "withkey.pem", "root.der",
+		        "junk.pem", "empty.pem", "nine.pem", "missing.pem"};
+
+		for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+			snprintf(bad, sizeof(bad), "%s/%s", tmp, refused[i]);
+			memset(&st, 0, sizeof(st));
+			ck_assert_msg(enroll_anchors_load(&st, bad) == MDM_ERR_CONFIG,
+			        "%s accepted", refused[i]);
+			ck_assert_uint_eq(st.nanchors, 0);
+			for (size_t j = 0; j < PROFILE_MAX_ANCHORS; j++)
+				ck_assert_ptr_null(st.anchor_data[j]);
+		}
+	}
+	ts_tmpdir_done(tmp);
+}
+END_TEST
 
 /* ---- against the database ---- */
 
@@ -904,7 +1051,8 @@ void enroll_tcases(Suite *s)
 	ts_add_tests(tc, profile_round_trip_and_keys, profile_scep_url_and_fresh_uuids,
 	        profile_uuid_v4, profile_hostile_org_escaped, profile_bad_values_refused,
 	        profile_subject_forms, pushcert_topic_rules, pushcert_topic_real_apple_cert,
-	        enroll_authorization, enroll_topic_query_refusals);
+	        enroll_authorization, enroll_topic_query_refusals, profile_anchor_payloads,
+	        enroll_anchor_file_rules);
 }
 
 void enroll_db_tcases(Suite *s)
