@@ -67,6 +67,10 @@ static const struct config_key config_keys[] = {
                 "seconds the one-time SCEP challenge in an enrollment profile stays valid"},
         {"enroll_scep_subject", "/O=MDM/CN=MDM Device Identity", 0,
                 "Subject of the SCEP payload (openssl -subj syntax)"},
+        {"enroll_scep_retries", "3", 0,
+                "Retries of the SCEP payload: polls after a PENDING answer (0 to 1000)"},
+        {"enroll_scep_retry_delay", "10", 0,
+                "RetryDelay of the SCEP payload: seconds between those polls (0 to 3600)"},
         {"ota_trust_file", MDM_DATADIR "/apple-ota-trust.pem", 0,
                 "PEM file of the CA certificates an OTA phase-2 device certificate must "
                 "chain to (Apple Root CA and Apple's device CAs, shipped as "

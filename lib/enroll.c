@@ -144,8 +144,14 @@ static MDM_WUR mdm_err enroll_auth_parse(const config *cfg, enum enroll_auth *ou
 	return MDM_OK;
 }
 
-/* The active CA's CN (its subject when it has none): the SCEP payload's Name. */
-static MDM_WUR mdm_err enroll_ca_name(db *d, char *out, size_t cap)
+/*
+ * The active CA (the one GetCACert returns until `mdmctl ca activate`
+ * switches to the staged next one): its CN (its subject when it has none),
+ * the SCEP payload's Name, and the SHA-1 of its DER, the CAFingerprint.
+ * Read for each profile, so that a profile made after `ca activate`
+ * names the new CA even in a process that started before.
+ */
+static MDM_WUR mdm_err enroll_active_ca(db *d, char *out, size_t cap, uint8_t fp[X509_SHA1_LEN])
 {
 	struct x509_st *ca = NULL;
 	struct x509_info info;
@@ -153,6 +159,7 @@ static MDM_WUR mdm_err enroll_ca_name(db *d, char *out, size_t cap)
 	mdm_err rc;
 
 	out[0] = '\0';
+	memset(fp, 0, X509_SHA1_LEN);
 	rc = db_exec(d,
 	        "SELECT c.der FROM mdm.ca a JOIN mdm.certificate c ON c.id = a.certificate_id "
 	        "WHERE a.state = 'active'",
@@ -164,7 +171,8 @@ static MDM_WUR mdm_err enroll_ca_name(db *d, char *out, size_t cap)
 		rc = MDM_ERR_CONFIG;
 		goto out;
 	}
-	if ((rc = ca_cert_from_res(r, 0, 0, &ca)) != MDM_OK)
+	if ((rc = ca_cert_from_res(r, 0, 0, &ca)) != MDM_OK ||
+	        (rc = x509_cert_sha1(ca, fp)) != MDM_OK)
 		goto out;
 	rc = x509_cert_subject_attr(ca, "CN", out, cap);
 	if (rc == MDM_ERR_NOT_FOUND && (rc = x509_cert_info(ca, &info)) == MDM_OK)
@@ -237,13 +245,17 @@ mdm_err enroll_state_load(db *d, const config *cfg, int with_signer, struct enro
 	                 &st->access_rights)) != MDM_OK ||
 	        (rc = config_get_bool(cfg, "mdm_sign_message", &st->sign_message)) != MDM_OK ||
 	        (rc = config_get_bool(
-	                 cfg, "mdm_checkout_when_removed", &st->checkout_when_removed)) != MDM_OK)
+	                 cfg, "mdm_checkout_when_removed", &st->checkout_when_removed)) != MDM_OK ||
+	        (rc = config_get_int(cfg, "enroll_scep_retries", 0, PROFILE_SCEP_RETRIES_MAX,
+	                 &st->scep_retries)) != MDM_OK ||
+	        (rc = config_get_int(cfg, "enroll_scep_retry_delay", 0,
+	                 PROFILE_SCEP_RETRY_DELAY_MAX, &st->scep_retry_delay)) != MDM_OK)
 		goto out;
 	if (with_signer && (rc = enroll_signer_load(cfg, st)) != MDM_OK)
 		goto out;
 	if ((rc = enroll_default_topic(cfg, st->default_topic)) != MDM_OK ||
 	        (rc = enroll_anchors_load(st, config_get0(cfg, "tls_trust_ca_file"))) != MDM_OK ||
-	        (rc = enroll_ca_name(d, st->ca_name, sizeof(st->ca_name))) != MDM_OK)
+	        (rc = enroll_active_ca(d, st->ca_name, sizeof(st->ca_name), st->ca_sha1)) != MDM_OK)
 		goto out;
 	*out = st;
 	st = NULL;
@@ -561,15 +573,22 @@ mdm_err enroll_profile_tree(db *d, const config *cfg, const struct enroll_state 
         const char *public_url, const char *udid, const char *topic, int with_mdm, plist **out)
 {
 	struct profile_enroll_params p = {0};
-	char *challenge = NULL;
+	char *challenge = NULL, ca_name[sizeof(st->ca_name)];
+	uint8_t fp[X509_SHA1_LEN];
 	mdm_err rc;
 
 	*out = NULL;
 	if (with_mdm && (topic == NULL || !pushcert_topic_valid(topic)))
 		return MDM_ERR_INVAL;
+	if ((rc = enroll_active_ca(d, ca_name, sizeof(ca_name), fp)) != MDM_OK)
+		return rc;
 	p.public_url = public_url != NULL ? public_url : config_get0(cfg, "public_url");
 	p.scep_url = config_get0(cfg, "scep_url");
-	p.scep_name = st->ca_name;
+	p.scep_name = ca_name;
+	p.ca_fingerprint = fp;
+	p.ca_fingerprint_len = sizeof(fp);
+	p.scep_retries = st->scep_retries;
+	p.scep_retry_delay = st->scep_retry_delay;
 	p.scep_subject = config_get0(cfg, "enroll_scep_subject");
 	p.topic = topic;
 	p.organization = config_get0(cfg, "profile_org");

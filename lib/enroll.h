@@ -28,6 +28,7 @@
 #include "plist.h"
 #include "profile.h"
 #include "pushcert.h"
+#include "x509.h"
 
 struct x509_st;
 struct evp_pkey_st;
@@ -41,7 +42,9 @@ struct enroll_state {
 	struct x509_st **chain;
 	size_t nchain;
 	char default_topic[PUSHCERT_MAX_TOPIC + 1]; /* mdm_topic, "" when unset */
-	char ca_name[512];
+	char ca_name[512];              /* the active CA's at load (each profile reads it anew) */
+	uint8_t ca_sha1[X509_SHA1_LEN]; /* its CAFingerprint at load */
+	int scep_retries, scep_retry_delay; /* enroll_scep_retries, enroll_scep_retry_delay */
 	enum enroll_auth auth;
 	int ttl; /* enroll_challenge_ttl, seconds */
 	int sign_message, checkout_when_removed;

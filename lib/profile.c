@@ -270,6 +270,15 @@ static MDM_WUR mdm_err scep_payload(
 	        (rc = plist_dict_set(c, "Key Type", plist_new_string("RSA"))) != MDM_OK ||
 	        (rc = plist_dict_set(c, "Key Usage", plist_new_integer(5))) != MDM_OK)
 		goto out;
+	/* com.apple.security.scep.yaml: Retries and RetryDelay integers, CAFingerprint data. */
+	if ((rc = plist_dict_set(c, "Retries", plist_new_integer(p->scep_retries))) != MDM_OK ||
+	        (rc = plist_dict_set(c, "RetryDelay", plist_new_integer(p->scep_retry_delay))) !=
+	                MDM_OK)
+		goto out;
+	if (p->ca_fingerprint != NULL &&
+	        (rc = plist_dict_set(c, "CAFingerprint",
+	                 plist_new_data(p->ca_fingerprint, p->ca_fingerprint_len))) != MDM_OK)
+		goto out;
 	if ((rc = payload_common(d, "com.apple.security.scep", p->identifier, ".enroll.scep", uuid,
 	             "Device identity (SCEP)")) != MDM_OK)
 		goto out;
@@ -405,6 +414,24 @@ static MDM_WUR mdm_err params_check(const struct profile_enroll_params *p, int w
 	if (p->access_rights < 1 || p->access_rights > PROFILE_ACCESS_RIGHTS_MAX) {
 		log_error("config: mdm_access_rights must be 1 to %d (Apple MDM payload)",
 		        PROFILE_ACCESS_RIGHTS_MAX);
+		return MDM_ERR_CONFIG;
+	}
+	if (p->scep_retries < 0 || p->scep_retries > PROFILE_SCEP_RETRIES_MAX) {
+		log_error("config: enroll_scep_retries must be 0 to %d (Apple schema "
+		          "com.apple.security.scep.yaml: Retries, an integer)",
+		        PROFILE_SCEP_RETRIES_MAX);
+		return MDM_ERR_CONFIG;
+	}
+	if (p->scep_retry_delay < 0 || p->scep_retry_delay > PROFILE_SCEP_RETRY_DELAY_MAX) {
+		log_error("config: enroll_scep_retry_delay must be 0 to %d seconds (Apple schema "
+		          "com.apple.security.scep.yaml: RetryDelay, an integer)",
+		        PROFILE_SCEP_RETRY_DELAY_MAX);
+		return MDM_ERR_CONFIG;
+	}
+	if (p->ca_fingerprint != NULL && p->ca_fingerprint_len != 16 &&
+	        p->ca_fingerprint_len != 20) {
+		log_error("profile: CAFingerprint must be 16 (MD5) or 20 (SHA-1) bytes: devices "
+		          "refuse other lengths (com.apple.security.scep.yaml: CAFingerprint)");
 		return MDM_ERR_CONFIG;
 	}
 	if (with_mdm && (rc = anchors_check(p)) != MDM_OK)

@@ -30,6 +30,9 @@
 #define PROFILE_UUID_LEN          36 /* 8-4-4-4-12, upper-case hex */
 #define PROFILE_ACCESS_RIGHTS_MAX 8191
 #define PROFILE_MAX_ANCHORS       8 /* trust anchor payloads in one profile */
+/* SCEP payload Retries (schema default 3) and RetryDelay (seconds, default 10). */
+#define PROFILE_SCEP_RETRIES_MAX     1000
+#define PROFILE_SCEP_RETRY_DELAY_MAX 3600
 
 /*
  * A trust anchor of the HTTPS chain devices see (config tls_trust_ca_file),
@@ -78,6 +81,15 @@ struct profile_enroll_params {
 	int64_t access_rights;     /* 1..PROFILE_ACCESS_RIGHTS_MAX */
 	int sign_message;          /* SignMessage */
 	int checkout_when_removed; /* CheckOutWhenRemoved */
+	/*
+	 * CAFingerprint (com.apple.security.scep.yaml): the SHA-1 (20 bytes) or
+	 * MD5 (16) of the DER of the CA certificate GetCACert returns, the
+	 * only lengths devices accept; NULL: left out.
+	 */
+	const uint8_t *ca_fingerprint;
+	size_t ca_fingerprint_len;
+	/* Retries and RetryDelay (seconds) after a PENDING answer; see the limits below. */
+	int64_t scep_retries, scep_retry_delay;
 	/* Trust anchor payloads, before the MDM payload (with the MDM payload only). */
 	const struct profile_anchor *anchors;
 	size_t nanchors; /* 0..PROFILE_MAX_ANCHORS */

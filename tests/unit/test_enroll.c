@@ -365,6 +365,59 @@ START_TEST(profile_anchor_payloads)
 }
 END_TEST
 
+/* CAFingerprint (16 or 20 bytes, data), Retries and RetryDelay (integers, bounded). */
+START_TEST(profile_scep_fingerprint_and_retries)
+{
+	static const uint8_t fp[20] = {
+	        1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20};
+	struct profile_enroll_params p = params();
+	const plist *c;
+	const uint8_t *got;
+	size_t glen;
+	int64_t n;
+	plist *t;
+
+	p.ca_fingerprint = fp;
+	p.ca_fingerprint_len = sizeof(fp);
+	p.scep_retries = 60;
+	p.scep_retry_delay = 30;
+	t = round_trip(&p);
+	c = plist_dict_get0(payload_of(t, "com.apple.security.scep"), "PayloadContent");
+	got = plist_data_get0(plist_dict_get0(c, "CAFingerprint"), &glen);
+	ck_assert_uint_eq(glen, sizeof(fp));
+	ck_assert_mem_eq(got, fp, sizeof(fp));
+	ck_assert_int_eq(plist_integer_get(plist_dict_get0(c, "Retries"), &n), MDM_OK);
+	ck_assert_int_eq(n, 60);
+	ck_assert_int_eq(plist_integer_get(plist_dict_get0(c, "RetryDelay"), &n), MDM_OK);
+	ck_assert_int_eq(n, 30);
+	plist_free(t);
+	/* MD5's length is also one a device takes; SHA-256's is not. */
+	p.ca_fingerprint_len = 16;
+	ck_assert_int_eq(profile_enroll_build(&p, &t), MDM_OK);
+	plist_free(t);
+	p.ca_fingerprint_len = 32;
+	ck_assert_int_eq(profile_enroll_build(&p, &t), MDM_ERR_CONFIG);
+	ck_assert_int_eq(profile_scep_build(&p, &t), MDM_ERR_CONFIG);
+	p.ca_fingerprint_len = 20;
+	p.scep_retries = -1;
+	ck_assert_int_eq(profile_enroll_build(&p, &t), MDM_ERR_CONFIG);
+	p.scep_retries = PROFILE_SCEP_RETRIES_MAX + 1;
+	ck_assert_int_eq(profile_enroll_build(&p, &t), MDM_ERR_CONFIG);
+	p.scep_retries = 3;
+	p.scep_retry_delay = PROFILE_SCEP_RETRY_DELAY_MAX + 1;
+	ck_assert_int_eq(profile_enroll_build(&p, &t), MDM_ERR_CONFIG);
+	p.scep_retry_delay = -1;
+	ck_assert_int_eq(profile_enroll_build(&p, &t), MDM_ERR_CONFIG);
+	/* Without a fingerprint the key is left out. */
+	p.scep_retry_delay = 10;
+	p.ca_fingerprint = NULL;
+	t = round_trip(&p);
+	c = plist_dict_get0(payload_of(t, "com.apple.security.scep"), "PayloadContent");
+	ck_assert_ptr_null(plist_dict_get0(c, "CAFingerprint"));
+	plist_free(t);
+}
+END_TEST
+
 /* tls_trust_ca_file: CA certificates only, PEM only, bounded; root vs intermediate. */
 START_TEST(enroll_anchor_file_rules)
 {
@@ -783,6 +836,118 @@ START_TEST(enroll_admit_auth_before_topics)
 END_TEST
 
 /* A profile per topic; its challenge records the topic; a vanished topic makes none. */
+/* SHA-1 of the active CA's DER by the openssl command line, 20 bytes. */
+static void active_ca_sha1(uint8_t out[X509_SHA1_LEN])
+{
+	struct x509_st *ca = NULL;
+	db_res *r = NULL;
+	uint8_t *der = NULL;
+	size_t len = 0;
+	char path[256], hex[256];
+
+	ck_assert_int_eq(db_exec(d,
+	                         "SELECT c.der FROM mdm.ca a JOIN mdm.certificate c ON c.id = "
+	                         "a.certificate_id WHERE a.state = 'active'",
+	                         0, NULL, &r),
+	        MDM_OK);
+	ck_assert_int_eq(ca_cert_from_res(r, 0, 0, &ca), MDM_OK);
+	ck_assert_int_eq(x509_cert_to_der(ca, &der, &len), MDM_OK);
+	snprintf(path, sizeof(path), "%s/active.der", dir);
+	ts_file_write(path, der, len);
+	ck_assert_int_eq(ts_run(hex, sizeof(hex), "openssl dgst -sha1 -r %s", path), 0);
+	for (size_t i = 0; i < X509_SHA1_LEN; i++) {
+		unsigned v;
+
+		ck_assert_int_eq(sscanf(hex + 2 * i, "%2x", &v), 1);
+		out[i] = (uint8_t)v;
+	}
+	free(der);
+	x509_cert_free(ca);
+	db_res_free(r);
+}
+
+/* The CAFingerprint of a profile made now, and its Retries and RetryDelay. */
+static void profile_scep(const struct enroll_state *st, const config *cfg, uint8_t fp[20],
+        int64_t *retries, int64_t *delay)
+{
+	char *xml = NULL;
+	size_t len = 0, glen = 0;
+	plist *p = NULL;
+	const plist *c;
+	const uint8_t *got;
+
+	ck_assert_int_eq(enroll_profile_xml(d, cfg, st, NULL, TOPIC1, &xml, &len), MDM_OK);
+	ck_assert_int_eq(plist_parse(xml, len, &p), MDM_OK);
+	c = plist_dict_get0(payload_of(p, "com.apple.security.scep"), "PayloadContent");
+	got = plist_data_get0(plist_dict_get0(c, "CAFingerprint"), &glen);
+	ck_assert_uint_eq(glen, X509_SHA1_LEN);
+	memcpy(fp, got, glen);
+	ck_assert_int_eq(plist_integer_get(plist_dict_get0(c, "Retries"), retries), MDM_OK);
+	ck_assert_int_eq(plist_integer_get(plist_dict_get0(c, "RetryDelay"), delay), MDM_OK);
+	plist_free(p);
+	enroll_free_secret(xml, len);
+}
+
+/*
+ * CAFingerprint is the active CA's, which GetCACert returns: still the old
+ * one while a re-keyed CA is only staged (GetNextCACert), the new one in a
+ * profile made after `ca activate`, by a process loaded before.
+ */
+START_TEST(enroll_ca_fingerprint_across_rekey)
+{
+	enum pushcert_import_result res;
+	uint8_t want[X509_SHA1_LEN], old[X509_SHA1_LEN], got[X509_SHA1_LEN];
+	struct enroll_state *st;
+	config *cfg = NULL;
+	char newkey[256];
+	int64_t retries, delay;
+
+	setenv("MDM_PUBLIC_URL", "https://mdm.example.com", 1);
+	setenv("MDM_ENROLL_SCEP_RETRIES", "60", 1);
+	setenv("MDM_ENROLL_SCEP_RETRY_DELAY", "60", 1);
+	st = state_with_default(NULL);
+	ck_assert_int_eq(config_load_file(NULL, 0, &cfg), MDM_OK);
+	make_push("one", UUID1);
+	ck_assert_int_eq(import("one", "one", &res), MDM_OK);
+	active_ca_sha1(want);
+	profile_scep(st, cfg, got, &retries, &delay);
+	ck_assert_mem_eq(got, want, sizeof(want));
+	ck_assert_int_eq(retries, 60);
+	ck_assert_int_eq(delay, 60);
+	memcpy(old, want, sizeof(old));
+	snprintf(newkey, sizeof(newkey), "%s/next.key", dir);
+	ck_assert_int_eq(ca_stage_next(d, 3650, 2048, newkey, NULL, time(NULL)), MDM_OK);
+	profile_scep(st, cfg, got, &retries, &delay);
+	ck_assert_mem_eq(got, old, sizeof(old));
+	ck_assert_int_eq(ca_activate(d), MDM_OK);
+	active_ca_sha1(want);
+	ck_assert_mem_ne(want, old, sizeof(old));
+	profile_scep(st, cfg, got, &retries, &delay);
+	ck_assert_mem_eq(got, want, sizeof(want));
+	config_free(cfg);
+	enroll_state_free(st);
+	/* Out of range: refused at load. */
+	{
+		struct enroll_state *bad = NULL;
+		static const char *const vals[][2] = {{"MDM_ENROLL_SCEP_RETRIES", "1001"},
+		        {"MDM_ENROLL_SCEP_RETRIES", "-1"}, {"MDM_ENROLL_SCEP_RETRY_DELAY", "3601"},
+		        {"MDM_ENROLL_SCEP_RETRY_DELAY", "x"}};
+
+		for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) {
+			setenv(vals[i][0], vals[i][1], 1);
+			ck_assert_int_eq(config_load_file(NULL, 0, &cfg), MDM_OK);
+			ck_assert_int_eq(enroll_state_load(d, cfg, 0, &bad), MDM_ERR_CONFIG);
+			ck_assert_ptr_null(bad);
+			config_free(cfg);
+			setenv(vals[i][0], "10", 1);
+		}
+	}
+	unsetenv("MDM_ENROLL_SCEP_RETRIES");
+	unsetenv("MDM_ENROLL_SCEP_RETRY_DELAY");
+	unsetenv("MDM_PUBLIC_URL");
+}
+END_TEST
+
 START_TEST(enroll_profile_per_topic)
 {
 	enum pushcert_import_result res;
@@ -1052,7 +1217,7 @@ void enroll_tcases(Suite *s)
 	        profile_uuid_v4, profile_hostile_org_escaped, profile_bad_values_refused,
 	        profile_subject_forms, pushcert_topic_rules, pushcert_topic_real_apple_cert,
 	        enroll_authorization, enroll_topic_query_refusals, profile_anchor_payloads,
-	        enroll_anchor_file_rules);
+	        enroll_anchor_file_rules, profile_scep_fingerprint_and_retries);
 }
 
 void enroll_db_tcases(Suite *s)
@@ -1061,5 +1226,5 @@ void enroll_db_tcases(Suite *s)
 
 	ts_add_tests(tc, pushcert_import_rules, pushcert_import_p12, enroll_topic_choice,
 	        enroll_admit_auth_before_topics, enroll_profile_per_topic, pushcert_remove_rules,
-	        enroll_signed_profile_with_challenge);
+	        enroll_signed_profile_with_challenge, enroll_ca_fingerprint_across_rekey);
 }
