@@ -88,6 +88,11 @@ static const struct config_key config_keys[] = {
         {"mdm_sign_message", "yes", 0,
                 "SignMessage in the enrollment profile: devices add Mdm-Signature (yes or no)"},
         {"mdm_access_rights", "8191", 0, "AccessRights of the MDM payload (1 to 8191)"},
+        {"mdm_pinning", "no", 0,
+                "pin the MDM payload's server and check-in URLs to the tls_trust_ca_file "
+                "payloads (yes or no)"},
+        {"mdm_pinning_revocation_check", "no", 0,
+                "PinningRevocationCheckRequired of the MDM payload (yes or no)"},
         {"mdm_checkout_when_removed", "yes", 0,
                 "CheckOutWhenRemoved of the MDM payload (yes or no)"},
         {"checkin_allow_takeover", "no", 0,

@@ -249,13 +249,24 @@ mdm_err enroll_state_load(db *d, const config *cfg, int with_signer, struct enro
 	        (rc = config_get_int(cfg, "enroll_scep_retries", 0, PROFILE_SCEP_RETRIES_MAX,
 	                 &st->scep_retries)) != MDM_OK ||
 	        (rc = config_get_int(cfg, "enroll_scep_retry_delay", 0,
-	                 PROFILE_SCEP_RETRY_DELAY_MAX, &st->scep_retry_delay)) != MDM_OK)
+	                 PROFILE_SCEP_RETRY_DELAY_MAX, &st->scep_retry_delay)) != MDM_OK ||
+	        (rc = config_get_bool(cfg, "mdm_pinning", &st->pinning)) != MDM_OK ||
+	        (rc = config_get_bool(cfg, "mdm_pinning_revocation_check", &st->pin_revocation)) !=
+	                MDM_OK)
 		goto out;
 	if (with_signer && (rc = enroll_signer_load(cfg, st)) != MDM_OK)
 		goto out;
 	if ((rc = enroll_default_topic(cfg, st->default_topic)) != MDM_OK ||
-	        (rc = enroll_anchors_load(st, config_get0(cfg, "tls_trust_ca_file"))) != MDM_OK ||
-	        (rc = enroll_active_ca(d, st->ca_name, sizeof(st->ca_name), st->ca_sha1)) != MDM_OK)
+	        (rc = enroll_anchors_load(st, config_get0(cfg, "tls_trust_ca_file"))) != MDM_OK)
+		goto out;
+	if (st->pinning && st->nanchors == 0) {
+		log_error("config: mdm_pinning = yes needs tls_trust_ca_file: the pins name its "
+		          "certificate payloads (com.apple.mdm.yaml: "
+		          "ServerURLPinningCertificateUUIDs)");
+		rc = MDM_ERR_CONFIG;
+		goto out;
+	}
+	if ((rc = enroll_active_ca(d, st->ca_name, sizeof(st->ca_name), st->ca_sha1)) != MDM_OK)
 		goto out;
 	*out = st;
 	st = NULL;
@@ -598,6 +609,8 @@ mdm_err enroll_profile_tree(db *d, const config *cfg, const struct enroll_state 
 	p.checkout_when_removed = st->checkout_when_removed;
 	p.anchors = st->anchors;
 	p.nanchors = st->nanchors;
+	p.pinning = st->pinning;
+	p.pin_revocation = st->pin_revocation;
 	if ((rc = enroll_challenge(d, st, udid, topic, &challenge)) != MDM_OK)
 		goto out;
 	p.challenge = challenge;

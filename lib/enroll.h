@@ -45,6 +45,7 @@ struct enroll_state {
 	char ca_name[512];              /* the active CA's at load (each profile reads it anew) */
 	uint8_t ca_sha1[X509_SHA1_LEN]; /* its CAFingerprint at load */
 	int scep_retries, scep_retry_delay; /* enroll_scep_retries, enroll_scep_retry_delay */
+	int pinning, pin_revocation;        /* mdm_pinning, mdm_pinning_revocation_check */
 	enum enroll_auth auth;
 	int ttl; /* enroll_challenge_ttl, seconds */
 	int sign_message, checkout_when_removed;

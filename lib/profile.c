@@ -295,8 +295,49 @@ out:
 	return rc;
 }
 
+/* An array of the anchor payloads' UUIDs, for the pinning keys. */
+static MDM_WUR mdm_err pin_uuids(const struct profile_enroll_params *p,
+        char (*anchor_uuids)[PROFILE_UUID_LEN + 1], plist **out)
+{
+	plist *a = plist_new_array();
+	mdm_err rc = MDM_OK;
+
+	*out = NULL;
+	if (a == NULL)
+		return MDM_ERR_NOMEM;
+	for (size_t i = 0; i < p->nanchors && rc == MDM_OK; i++)
+		rc = plist_array_append(a, plist_new_string(anchor_uuids[i]));
+	if (rc != MDM_OK) {
+		plist_free(a);
+		return rc;
+	}
+	*out = a;
+	return MDM_OK;
+}
+
+/* The pinning keys of the MDM payload when p->pinning (com.apple.mdm.yaml). */
+static MDM_WUR mdm_err mdm_pinning(
+        const struct profile_enroll_params *p, char (*anchor_uuids)[PROFILE_UUID_LEN + 1], plist *d)
+{
+	static const char *const keys[] = {
+	        "ServerURLPinningCertificateUUIDs", "CheckInURLPinningCertificateUUIDs"};
+	plist *a = NULL;
+	mdm_err rc;
+
+	if (!p->pinning)
+		return MDM_OK;
+	for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
+		if ((rc = pin_uuids(p, anchor_uuids, &a)) != MDM_OK ||
+		        (rc = plist_dict_set(d, keys[k], a)) != MDM_OK)
+			return rc;
+		a = NULL;
+	}
+	return plist_dict_set(
+	        d, "PinningRevocationCheckRequired", plist_new_bool(p->pin_revocation));
+}
+
 static MDM_WUR mdm_err mdm_payload(const struct profile_enroll_params *p, const char *uuid,
-        const char *identity_uuid, plist **out)
+        const char *identity_uuid, char (*anchor_uuids)[PROFILE_UUID_LEN + 1], plist **out)
 {
 	char checkin[PROFILE_MAX_URL + 32], server[PROFILE_MAX_URL + 32];
 	plist *d = NULL, *caps = NULL;
@@ -329,7 +370,7 @@ static MDM_WUR mdm_err mdm_payload(const struct profile_enroll_params *p, const 
 		goto out;
 	rc = plist_dict_set(d, "ServerCapabilities", caps);
 	caps = NULL;
-	if (rc != MDM_OK)
+	if (rc != MDM_OK || (rc = mdm_pinning(p, anchor_uuids, d)) != MDM_OK)
 		goto out;
 	*out = d;
 	d = NULL;
@@ -436,6 +477,12 @@ static MDM_WUR mdm_err params_check(const struct profile_enroll_params *p, int w
 	}
 	if (with_mdm && (rc = anchors_check(p)) != MDM_OK)
 		return rc;
+	if (with_mdm && p->pinning && p->nanchors == 0) {
+		log_error("config: mdm_pinning needs tls_trust_ca_file: the pins name its "
+		          "certificate payloads (com.apple.mdm.yaml: "
+		          "ServerURLPinningCertificateUUIDs, CheckInURLPinningCertificateUUIDs)");
+		return MDM_ERR_CONFIG;
+	}
 	return MDM_OK;
 }
 
@@ -445,7 +492,8 @@ static MDM_WUR mdm_err profile_config_build(
 {
 	char top_uuid[PROFILE_UUID_LEN + 1], scep_uuid[PROFILE_UUID_LEN + 1],
 	        mdm_uuid[PROFILE_UUID_LEN + 1], scep_url[PROFILE_MAX_URL + 8],
-	        display[PROFILE_MAX_VALUE + 32];
+	        display[PROFILE_MAX_VALUE + 32],
+	        anchor_uuids[PROFILE_MAX_ANCHORS][PROFILE_UUID_LEN + 1];
 	plist *top = NULL, *content = NULL, *scep = NULL, *mdm = NULL, *anchor = NULL;
 	mdm_err rc;
 
@@ -463,8 +511,12 @@ static MDM_WUR mdm_err profile_config_build(
 	else
 		snprintf(scep_url, sizeof(scep_url), "%s/scep", p->public_url);
 	snprintf(display, sizeof(display), "%s device management", p->organization);
+	for (size_t i = 0; with_mdm && i < p->nanchors; i++)
+		if ((rc = profile_uuid_new(anchor_uuids[i])) != MDM_OK)
+			return rc;
 	if ((rc = scep_payload(p, scep_url, scep_uuid, &scep)) != MDM_OK ||
-	        (with_mdm && (rc = mdm_payload(p, mdm_uuid, scep_uuid, &mdm)) != MDM_OK))
+	        (with_mdm &&
+	                (rc = mdm_payload(p, mdm_uuid, scep_uuid, anchor_uuids, &mdm)) != MDM_OK))
 		goto out;
 	rc = MDM_ERR_NOMEM;
 	if ((top = plist_new_dict()) == NULL || (content = plist_new_array()) == NULL)
@@ -475,10 +527,7 @@ static MDM_WUR mdm_err profile_config_build(
 		goto out;
 	/* The anchors before the MDM payload: its URLs are trusted through them. */
 	for (size_t i = 0; with_mdm && i < p->nanchors; i++) {
-		char uuid[PROFILE_UUID_LEN + 1];
-
-		if ((rc = profile_uuid_new(uuid)) != MDM_OK ||
-		        (rc = anchor_payload(p, i, uuid, &anchor)) != MDM_OK)
+		if ((rc = anchor_payload(p, i, anchor_uuids[i], &anchor)) != MDM_OK)
 			goto out;
 		rc = plist_array_append(content, anchor);
 		anchor = NULL;

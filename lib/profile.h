@@ -93,6 +93,12 @@ struct profile_enroll_params {
 	/* Trust anchor payloads, before the MDM payload (with the MDM payload only). */
 	const struct profile_anchor *anchors;
 	size_t nanchors; /* 0..PROFILE_MAX_ANCHORS */
+	/*
+	 * Pinning (com.apple.mdm.yaml): ServerURLPinningCertificateUUIDs and
+	 * CheckInURLPinningCertificateUUIDs name every anchor payload, and
+	 * PinningRevocationCheckRequired is pin_revocation.  Needs anchors.
+	 */
+	int pinning, pin_revocation;
 };
 
 /*

@@ -418,6 +418,54 @@ START_TEST(profile_scep_fingerprint_and_retries)
 }
 END_TEST
 
+/* Pinning: both URL pin lists name exactly the anchor payloads' UUIDs; no anchors, refused. */
+START_TEST(profile_pinning_keys)
+{
+	static const uint8_t der[] = {0x30, 0x03, 0x02, 0x01, 0x01};
+	struct profile_anchor a[2] = {
+	        {der, sizeof(der), 1, "Current TLS CA"}, {der, sizeof(der), 1, "Next TLS CA"}};
+	static const char *const keys[] = {
+	        "ServerURLPinningCertificateUUIDs", "CheckInURLPinningCertificateUUIDs"};
+	struct profile_enroll_params p = params();
+	const plist *c, *mdm;
+	plist *t;
+	int b;
+
+	p.anchors = a;
+	p.nanchors = 2;
+	p.pinning = 1;
+	p.pin_revocation = 1;
+	t = round_trip(&p);
+	c = plist_dict_get0(t, "PayloadContent");
+	mdm = payload_of(t, "com.apple.mdm");
+	for (size_t k = 0; k < 2; k++) {
+		const plist *pins = plist_dict_get0(mdm, keys[k]);
+
+		ck_assert_int_eq(plist_get_type(pins), PLIST_ARRAY);
+		ck_assert_uint_eq(plist_array_count(pins), 2);
+		for (size_t i = 0; i < 2; i++)
+			ck_assert_str_eq(plist_string_get0(plist_array_get0(pins, i), NULL),
+			        plist_dict_get_string0(plist_array_get0(c, 1 + i), "PayloadUUID"));
+	}
+	ck_assert_int_eq(
+	        plist_bool_get(plist_dict_get0(mdm, "PinningRevocationCheckRequired"), &b), MDM_OK);
+	ck_assert_int_eq(b, 1);
+	plist_free(t);
+	/* Off: none of the keys. */
+	p.pinning = 0;
+	t = round_trip(&p);
+	mdm = payload_of(t, "com.apple.mdm");
+	ck_assert_ptr_null(plist_dict_get0(mdm, keys[0]));
+	ck_assert_ptr_null(plist_dict_get0(mdm, keys[1]));
+	ck_assert_ptr_null(plist_dict_get0(mdm, "PinningRevocationCheckRequired"));
+	plist_free(t);
+	/* Pins with nothing to pin to: refused. */
+	p.pinning = 1;
+	p.nanchors = 0;
+	ck_assert_int_eq(profile_enroll_build(&p, &t), MDM_ERR_CONFIG);
+}
+END_TEST
+
 /* tls_trust_ca_file: CA certificates only, PEM only, bounded; root vs intermediate. */
 START_TEST(enroll_anchor_file_rules)
 {
@@ -926,6 +974,17 @@ START_TEST(enroll_ca_fingerprint_across_rekey)
 	ck_assert_mem_eq(got, want, sizeof(want));
 	config_free(cfg);
 	enroll_state_free(st);
+	/* mdm_pinning without tls_trust_ca_file: refused at load. */
+	{
+		struct enroll_state *bad = NULL;
+
+		setenv("MDM_MDM_PINNING", "yes", 1);
+		ck_assert_int_eq(config_load_file(NULL, 0, &cfg), MDM_OK);
+		ck_assert_int_eq(enroll_state_load(d, cfg, 0, &bad), MDM_ERR_CONFIG);
+		ck_assert_ptr_null(bad);
+		config_free(cfg);
+		unsetenv("MDM_MDM_PINNING");
+	}
 	/* Out of range: refused at load. */
 	{
 		struct enroll_state *bad = NULL;
@@ -1217,7 +1276,8 @@ void enroll_tcases(Suite *s)
 	        profile_uuid_v4, profile_hostile_org_escaped, profile_bad_values_refused,
 	        profile_subject_forms, pushcert_topic_rules, pushcert_topic_real_apple_cert,
 	        enroll_authorization, enroll_topic_query_refusals, profile_anchor_payloads,
-	        enroll_anchor_file_rules, profile_scep_fingerprint_and_retries);
+	        enroll_anchor_file_rules, profile_scep_fingerprint_and_retries,
+	        profile_pinning_keys);
 }
 
 void enroll_db_tcases(Suite *s)
