@@ -67,10 +67,17 @@ static const struct config_key config_keys[] = {
                 "seconds the one-time SCEP challenge in an enrollment profile stays valid"},
         {"enroll_scep_subject", "/O=MDM/CN=MDM Device Identity", 0,
                 "Subject of the SCEP payload (openssl -subj syntax)"},
+        {"enroll_scep_retries", "3", 0,
+                "Retries of the SCEP payload: polls after a PENDING answer (0 to 1000)"},
+        {"enroll_scep_retry_delay", "10", 0,
+                "RetryDelay of the SCEP payload: seconds between those polls (0 to 3600)"},
         {"ota_trust_file", MDM_DATADIR "/apple-ota-trust.pem", 0,
                 "PEM file of the CA certificates an OTA phase-2 device certificate must "
                 "chain to (Apple Root CA and Apple's device CAs, shipped as "
                 "share/apple-ota-trust.pem)"},
+        {"tls_trust_ca_file", NULL, 0,
+                "PEM file of the CA certificates of the HTTPS chain devices see, when not "
+                "publicly trusted: carried as trust anchor payloads in enrollment profiles"},
         {"tls_client_ca_file", NULL, 0,
                 "PEM file mdmctl keeps current with every CA a device identity can chain "
                 "to, for a web server that verifies client certificates against a file "
@@ -81,6 +88,11 @@ static const struct config_key config_keys[] = {
         {"mdm_sign_message", "yes", 0,
                 "SignMessage in the enrollment profile: devices add Mdm-Signature (yes or no)"},
         {"mdm_access_rights", "8191", 0, "AccessRights of the MDM payload (1 to 8191)"},
+        {"mdm_pinning", "no", 0,
+                "pin the MDM payload's server and check-in URLs to the tls_trust_ca_file "
+                "payloads (yes or no)"},
+        {"mdm_pinning_revocation_check", "no", 0,
+                "PinningRevocationCheckRequired of the MDM payload (yes or no)"},
         {"mdm_checkout_when_removed", "yes", 0,
                 "CheckOutWhenRemoved of the MDM payload (yes or no)"},
         {"checkin_allow_takeover", "no", 0,

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 void enroll_free_secret(void *p, size_t len)
 {
@@ -29,7 +30,93 @@ void enroll_state_free(struct enroll_state *st)
 	x509_cert_free(st->signer);
 	x509_key_free(st->key);
 	x509_certs_free(st->chain, st->nchain);
+	for (size_t i = 0; i < st->nanchors; i++)
+		free(st->anchor_data[i]);
 	free(st);
+}
+
+/* One anchor: a CA certificate, its payload kind, its data and name. */
+static MDM_WUR mdm_err enroll_anchor_one(
+        const char *path, size_t i, const struct x509_st *c, struct enroll_state *st)
+{
+	struct x509_info info;
+	char *pem = NULL;
+	mdm_err rc;
+
+	if ((rc = x509_cert_info(c, &info)) != MDM_OK) {
+		log_error("config: tls_trust_ca_file %s: certificate %zu cannot be read", path,
+		        i + 1);
+		return MDM_ERR_CONFIG;
+	}
+	if (!info.is_ca) {
+		log_error("config: tls_trust_ca_file %s: certificate %zu (%s) is not a CA "
+		          "certificate (basicConstraints cA): put the CA certificates of the "
+		          "HTTPS chain here, not the server's (Apple schemas "
+		          "com.apple.security.root.yaml, com.apple.security.pem.yaml)",
+		        path, i + 1, info.subject);
+		return MDM_ERR_CONFIG;
+	}
+	if (!x509_cert_valid_at(c, time(NULL)))
+		log_warn("config: tls_trust_ca_file %s: certificate %zu (%s) is not valid now: "
+		         "devices will refuse the chain",
+		        path, i + 1, info.subject);
+	st->anchors[i].root = x509_cert_self_issued(c) && x509_cert_signed_by(c, c);
+	if (st->anchors[i].root)
+		rc = x509_cert_to_der(c, &st->anchor_data[i], &st->anchors[i].len);
+	else if ((rc = x509_cert_to_pem(c, &pem, &st->anchors[i].len)) == MDM_OK)
+		st->anchor_data[i] = (uint8_t *)pem;
+	if (rc != MDM_OK)
+		return rc;
+	st->anchors[i].data = st->anchor_data[i];
+	if (x509_cert_subject_attr(c, "CN", st->anchor_name[i], sizeof(st->anchor_name[i])) !=
+	        MDM_OK)
+		snprintf(st->anchor_name[i], sizeof(st->anchor_name[i]), "%.200s", info.subject);
+	for (char *p = st->anchor_name[i]; *p != '\0'; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
+	if (st->anchor_name[i][0] == '\0')
+		snprintf(st->anchor_name[i], sizeof(st->anchor_name[i]), "CA %zu", i + 1);
+	st->anchors[i].name = st->anchor_name[i];
+	return MDM_OK;
+}
+
+mdm_err enroll_anchors_load(struct enroll_state *st, const char *path)
+{
+	struct x509_st **certs = NULL;
+	size_t n = 0, i = 0;
+	mdm_err rc;
+
+	if (path == NULL || path[0] == '\0')
+		return MDM_OK;
+	if (st->nanchors != 0)
+		return MDM_ERR_INVAL;
+	if ((rc = x509_certs_load_file(path, &certs, &n)) != MDM_OK) {
+		log_error("config: tls_trust_ca_file %s: must be a readable PEM file of 1 to %d CA "
+		          "certificates (CERTIFICATE blocks only), at most %d bytes",
+		        path, PROFILE_MAX_ANCHORS, X509_MAX_FILE);
+		return MDM_ERR_CONFIG;
+	}
+	if (n == 0 || n > PROFILE_MAX_ANCHORS) {
+		log_error("config: tls_trust_ca_file %s: holds %zu certificates, 1 to %d allowed",
+		        path, n, PROFILE_MAX_ANCHORS);
+		rc = MDM_ERR_CONFIG;
+		goto out;
+	}
+	for (i = 0; i < n; i++)
+		if ((rc = enroll_anchor_one(path, i, certs[i], st)) != MDM_OK)
+			break;
+	if (rc != MDM_OK) {
+		for (size_t j = 0; j <= i && j < n; j++) {
+			free(st->anchor_data[j]);
+			st->anchor_data[j] = NULL;
+		}
+		memset(st->anchors, 0, sizeof(st->anchors));
+		goto out;
+	}
+	st->nanchors = n;
+out:
+	x509_certs_free(certs, n);
+	return rc;
 }
 
 static MDM_WUR mdm_err enroll_auth_parse(const config *cfg, enum enroll_auth *out)
@@ -57,8 +144,14 @@ static MDM_WUR mdm_err enroll_auth_parse(const config *cfg, enum enroll_auth *ou
 	return MDM_OK;
 }
 
-/* The active CA's CN (its subject when it has none): the SCEP payload's Name. */
-static MDM_WUR mdm_err enroll_ca_name(db *d, char *out, size_t cap)
+/*
+ * The active CA (the one GetCACert returns until `mdmctl ca activate`
+ * switches to the staged next one): its CN (its subject when it has none),
+ * the SCEP payload's Name, and the SHA-1 of its DER, the CAFingerprint.
+ * Read for each profile, so that a profile made after `ca activate`
+ * names the new CA even in a process that started before.
+ */
+static MDM_WUR mdm_err enroll_active_ca(db *d, char *out, size_t cap, uint8_t fp[X509_SHA1_LEN])
 {
 	struct x509_st *ca = NULL;
 	struct x509_info info;
@@ -66,6 +159,7 @@ static MDM_WUR mdm_err enroll_ca_name(db *d, char *out, size_t cap)
 	mdm_err rc;
 
 	out[0] = '\0';
+	memset(fp, 0, X509_SHA1_LEN);
 	rc = db_exec(d,
 	        "SELECT c.der FROM mdm.ca a JOIN mdm.certificate c ON c.id = a.certificate_id "
 	        "WHERE a.state = 'active'",
@@ -77,7 +171,8 @@ static MDM_WUR mdm_err enroll_ca_name(db *d, char *out, size_t cap)
 		rc = MDM_ERR_CONFIG;
 		goto out;
 	}
-	if ((rc = ca_cert_from_res(r, 0, 0, &ca)) != MDM_OK)
+	if ((rc = ca_cert_from_res(r, 0, 0, &ca)) != MDM_OK ||
+	        (rc = x509_cert_sha1(ca, fp)) != MDM_OK)
 		goto out;
 	rc = x509_cert_subject_attr(ca, "CN", out, cap);
 	if (rc == MDM_ERR_NOT_FOUND && (rc = x509_cert_info(ca, &info)) == MDM_OK)
@@ -150,12 +245,28 @@ mdm_err enroll_state_load(db *d, const config *cfg, int with_signer, struct enro
 	                 &st->access_rights)) != MDM_OK ||
 	        (rc = config_get_bool(cfg, "mdm_sign_message", &st->sign_message)) != MDM_OK ||
 	        (rc = config_get_bool(
-	                 cfg, "mdm_checkout_when_removed", &st->checkout_when_removed)) != MDM_OK)
+	                 cfg, "mdm_checkout_when_removed", &st->checkout_when_removed)) != MDM_OK ||
+	        (rc = config_get_int(cfg, "enroll_scep_retries", 0, PROFILE_SCEP_RETRIES_MAX,
+	                 &st->scep_retries)) != MDM_OK ||
+	        (rc = config_get_int(cfg, "enroll_scep_retry_delay", 0,
+	                 PROFILE_SCEP_RETRY_DELAY_MAX, &st->scep_retry_delay)) != MDM_OK ||
+	        (rc = config_get_bool(cfg, "mdm_pinning", &st->pinning)) != MDM_OK ||
+	        (rc = config_get_bool(cfg, "mdm_pinning_revocation_check", &st->pin_revocation)) !=
+	                MDM_OK)
 		goto out;
 	if (with_signer && (rc = enroll_signer_load(cfg, st)) != MDM_OK)
 		goto out;
 	if ((rc = enroll_default_topic(cfg, st->default_topic)) != MDM_OK ||
-	        (rc = enroll_ca_name(d, st->ca_name, sizeof(st->ca_name))) != MDM_OK)
+	        (rc = enroll_anchors_load(st, config_get0(cfg, "tls_trust_ca_file"))) != MDM_OK)
+		goto out;
+	if (st->pinning && st->nanchors == 0) {
+		log_error("config: mdm_pinning = yes needs tls_trust_ca_file: the pins name its "
+		          "certificate payloads (com.apple.mdm.yaml: "
+		          "ServerURLPinningCertificateUUIDs)");
+		rc = MDM_ERR_CONFIG;
+		goto out;
+	}
+	if ((rc = enroll_active_ca(d, st->ca_name, sizeof(st->ca_name), st->ca_sha1)) != MDM_OK)
 		goto out;
 	*out = st;
 	st = NULL;
@@ -473,15 +584,22 @@ mdm_err enroll_profile_tree(db *d, const config *cfg, const struct enroll_state 
         const char *public_url, const char *udid, const char *topic, int with_mdm, plist **out)
 {
 	struct profile_enroll_params p = {0};
-	char *challenge = NULL;
+	char *challenge = NULL, ca_name[sizeof(st->ca_name)];
+	uint8_t fp[X509_SHA1_LEN];
 	mdm_err rc;
 
 	*out = NULL;
 	if (with_mdm && (topic == NULL || !pushcert_topic_valid(topic)))
 		return MDM_ERR_INVAL;
+	if ((rc = enroll_active_ca(d, ca_name, sizeof(ca_name), fp)) != MDM_OK)
+		return rc;
 	p.public_url = public_url != NULL ? public_url : config_get0(cfg, "public_url");
 	p.scep_url = config_get0(cfg, "scep_url");
-	p.scep_name = st->ca_name;
+	p.scep_name = ca_name;
+	p.ca_fingerprint = fp;
+	p.ca_fingerprint_len = sizeof(fp);
+	p.scep_retries = st->scep_retries;
+	p.scep_retry_delay = st->scep_retry_delay;
 	p.scep_subject = config_get0(cfg, "enroll_scep_subject");
 	p.topic = topic;
 	p.organization = config_get0(cfg, "profile_org");
@@ -489,6 +607,10 @@ mdm_err enroll_profile_tree(db *d, const config *cfg, const struct enroll_state 
 	p.access_rights = st->access_rights;
 	p.sign_message = st->sign_message;
 	p.checkout_when_removed = st->checkout_when_removed;
+	p.anchors = st->anchors;
+	p.nanchors = st->nanchors;
+	p.pinning = st->pinning;
+	p.pin_revocation = st->pin_revocation;
 	if ((rc = enroll_challenge(d, st, udid, topic, &challenge)) != MDM_OK)
 		goto out;
 	p.challenge = challenge;

@@ -26,7 +26,9 @@
 #include "db.h"
 #include "errors.h"
 #include "plist.h"
+#include "profile.h"
 #include "pushcert.h"
+#include "x509.h"
 
 struct x509_st;
 struct evp_pkey_st;
@@ -40,23 +42,46 @@ struct enroll_state {
 	struct x509_st **chain;
 	size_t nchain;
 	char default_topic[PUSHCERT_MAX_TOPIC + 1]; /* mdm_topic, "" when unset */
-	char ca_name[512];
+	char ca_name[512];              /* the active CA's at load (each profile reads it anew) */
+	uint8_t ca_sha1[X509_SHA1_LEN]; /* its CAFingerprint at load */
+	int scep_retries, scep_retry_delay; /* enroll_scep_retries, enroll_scep_retry_delay */
+	int pinning, pin_revocation;        /* mdm_pinning, mdm_pinning_revocation_check */
 	enum enroll_auth auth;
 	int ttl; /* enroll_challenge_ttl, seconds */
 	int sign_message, checkout_when_removed;
 	int access_rights;
+	/*
+	 * tls_trust_ca_file's certificates (none when unset), in the file's
+	 * order: each anchor's data and name point into anchor_data and
+	 * anchor_name, owned here.
+	 */
+	struct profile_anchor anchors[PROFILE_MAX_ANCHORS];
+	uint8_t *anchor_data[PROFILE_MAX_ANCHORS];
+	char anchor_name[PROFILE_MAX_ANCHORS][256];
+	size_t nanchors;
 };
 
 /*
  * Reads and checks every enrollment setting (mdm_topic, when set, must be
  * a valid topic; whether it is imported is decided per request), loads
  * the signer (profile_signer_cert/key/chain; the key must match) when
- * with_signer, and the active CA's name.  MDM_ERR_CONFIG (logged with the
- * key to fix) for a missing or bad setting.
+ * with_signer, the active CA's name, and tls_trust_ca_file's trust
+ * anchors (enroll_anchors_load).  MDM_ERR_CONFIG (logged with the key to
+ * fix) for a missing or bad setting.
  */
 MDM_WUR mdm_err enroll_state_load(
         db *d, const config *cfg, int with_signer, struct enroll_state **out);
 void enroll_state_free(struct enroll_state *st);
+
+/*
+ * tls_trust_ca_file (path; NULL or "": none) into st->anchors: a PEM file
+ * of 1 to PROFILE_MAX_ANCHORS CERTIFICATE blocks, at most X509_MAX_FILE
+ * bytes, each a CA certificate (basicConstraints cA); a self-signed one
+ * becomes a com.apple.security.root payload (its DER), any other a
+ * com.apple.security.pem payload (its PEM).  MDM_ERR_CONFIG (logged,
+ * naming the certificate and the rule) otherwise; st unchanged then.
+ */
+MDM_WUR mdm_err enroll_anchors_load(struct enroll_state *st, const char *path);
 
 /* A request to enroll.fcgi as enroll_authorize and enroll_admit see it. */
 struct enroll_req {

@@ -270,6 +270,15 @@ static MDM_WUR mdm_err scep_payload(
 	        (rc = plist_dict_set(c, "Key Type", plist_new_string("RSA"))) != MDM_OK ||
 	        (rc = plist_dict_set(c, "Key Usage", plist_new_integer(5))) != MDM_OK)
 		goto out;
+	/* com.apple.security.scep.yaml: Retries and RetryDelay integers, CAFingerprint data. */
+	if ((rc = plist_dict_set(c, "Retries", plist_new_integer(p->scep_retries))) != MDM_OK ||
+	        (rc = plist_dict_set(c, "RetryDelay", plist_new_integer(p->scep_retry_delay))) !=
+	                MDM_OK)
+		goto out;
+	if (p->ca_fingerprint != NULL &&
+	        (rc = plist_dict_set(c, "CAFingerprint",
+	                 plist_new_data(p->ca_fingerprint, p->ca_fingerprint_len))) != MDM_OK)
+		goto out;
 	if ((rc = payload_common(d, "com.apple.security.scep", p->identifier, ".enroll.scep", uuid,
 	             "Device identity (SCEP)")) != MDM_OK)
 		goto out;
@@ -286,8 +295,49 @@ out:
 	return rc;
 }
 
+/* An array of the anchor payloads' UUIDs, for the pinning keys. */
+static MDM_WUR mdm_err pin_uuids(const struct profile_enroll_params *p,
+        char (*anchor_uuids)[PROFILE_UUID_LEN + 1], plist **out)
+{
+	plist *a = plist_new_array();
+	mdm_err rc = MDM_OK;
+
+	*out = NULL;
+	if (a == NULL)
+		return MDM_ERR_NOMEM;
+	for (size_t i = 0; i < p->nanchors && rc == MDM_OK; i++)
+		rc = plist_array_append(a, plist_new_string(anchor_uuids[i]));
+	if (rc != MDM_OK) {
+		plist_free(a);
+		return rc;
+	}
+	*out = a;
+	return MDM_OK;
+}
+
+/* The pinning keys of the MDM payload when p->pinning (com.apple.mdm.yaml). */
+static MDM_WUR mdm_err mdm_pinning(
+        const struct profile_enroll_params *p, char (*anchor_uuids)[PROFILE_UUID_LEN + 1], plist *d)
+{
+	static const char *const keys[] = {
+	        "ServerURLPinningCertificateUUIDs", "CheckInURLPinningCertificateUUIDs"};
+	plist *a = NULL;
+	mdm_err rc;
+
+	if (!p->pinning)
+		return MDM_OK;
+	for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
+		if ((rc = pin_uuids(p, anchor_uuids, &a)) != MDM_OK ||
+		        (rc = plist_dict_set(d, keys[k], a)) != MDM_OK)
+			return rc;
+		a = NULL;
+	}
+	return plist_dict_set(
+	        d, "PinningRevocationCheckRequired", plist_new_bool(p->pin_revocation));
+}
+
 static MDM_WUR mdm_err mdm_payload(const struct profile_enroll_params *p, const char *uuid,
-        const char *identity_uuid, plist **out)
+        const char *identity_uuid, char (*anchor_uuids)[PROFILE_UUID_LEN + 1], plist **out)
 {
 	char checkin[PROFILE_MAX_URL + 32], server[PROFILE_MAX_URL + 32];
 	plist *d = NULL, *caps = NULL;
@@ -320,7 +370,7 @@ static MDM_WUR mdm_err mdm_payload(const struct profile_enroll_params *p, const 
 		goto out;
 	rc = plist_dict_set(d, "ServerCapabilities", caps);
 	caps = NULL;
-	if (rc != MDM_OK)
+	if (rc != MDM_OK || (rc = mdm_pinning(p, anchor_uuids, d)) != MDM_OK)
 		goto out;
 	*out = d;
 	d = NULL;
@@ -328,6 +378,59 @@ out:
 	plist_free(caps);
 	plist_free(d);
 	return rc;
+}
+
+/*
+ * One trust anchor: com.apple.security.root (the DER of a self-signed CA)
+ * or com.apple.security.pem (the PEM text of an intermediate), Apple
+ * schemas com.apple.security.root.yaml and com.apple.security.pem.yaml:
+ * PayloadContent (data, required), PayloadCertificateFileName (string).
+ */
+static MDM_WUR mdm_err anchor_payload(
+        const struct profile_enroll_params *p, size_t i, const char *uuid, plist **out)
+{
+	const struct profile_anchor *a = &p->anchors[i];
+	char suffix[64], display[PROFILE_MAX_VALUE + 64], file[64];
+	plist *d = NULL;
+	mdm_err rc = MDM_ERR_NOMEM;
+
+	*out = NULL;
+	snprintf(suffix, sizeof(suffix), ".enroll.anchor%zu", i + 1);
+	snprintf(display, sizeof(display), "Server trust: %s", a->name);
+	snprintf(file, sizeof(file), "tls-trust-%zu.%s", i + 1, a->root ? "cer" : "pem");
+	if ((d = plist_new_dict()) == NULL)
+		goto out;
+	if ((rc = payload_common(d, a->root ? "com.apple.security.root" : "com.apple.security.pem",
+	             p->identifier, suffix, uuid, display)) != MDM_OK ||
+	        (rc = plist_dict_set(d, "PayloadCertificateFileName", plist_new_string(file))) !=
+	                MDM_OK ||
+	        (rc = plist_dict_set(d, "PayloadContent", plist_new_data(a->data, a->len))) !=
+	                MDM_OK)
+		goto out;
+	*out = d;
+	d = NULL;
+out:
+	plist_free(d);
+	return rc;
+}
+
+static MDM_WUR mdm_err anchors_check(const struct profile_enroll_params *p)
+{
+	if (p->nanchors > PROFILE_MAX_ANCHORS || (p->nanchors > 0 && p->anchors == NULL)) {
+		log_error("profile: at most %d trust anchor payloads", PROFILE_MAX_ANCHORS);
+		return MDM_ERR_CONFIG;
+	}
+	for (size_t i = 0; i < p->nanchors; i++) {
+		if (p->anchors[i].data == NULL || p->anchors[i].len == 0) {
+			log_error("profile: trust anchor %zu is empty (Apple schema "
+			          "com.apple.security.root.yaml: PayloadContent is required)",
+			        i + 1);
+			return MDM_ERR_CONFIG;
+		}
+		if (text_check("a trust anchor's name", p->anchors[i].name) != MDM_OK)
+			return MDM_ERR_CONFIG;
+	}
+	return MDM_OK;
 }
 
 /* The MDM payload's topic only when there is one (with_mdm). */
@@ -354,17 +457,44 @@ static MDM_WUR mdm_err params_check(const struct profile_enroll_params *p, int w
 		        PROFILE_ACCESS_RIGHTS_MAX);
 		return MDM_ERR_CONFIG;
 	}
+	if (p->scep_retries < 0 || p->scep_retries > PROFILE_SCEP_RETRIES_MAX) {
+		log_error("config: enroll_scep_retries must be 0 to %d (Apple schema "
+		          "com.apple.security.scep.yaml: Retries, an integer)",
+		        PROFILE_SCEP_RETRIES_MAX);
+		return MDM_ERR_CONFIG;
+	}
+	if (p->scep_retry_delay < 0 || p->scep_retry_delay > PROFILE_SCEP_RETRY_DELAY_MAX) {
+		log_error("config: enroll_scep_retry_delay must be 0 to %d seconds (Apple schema "
+		          "com.apple.security.scep.yaml: RetryDelay, an integer)",
+		        PROFILE_SCEP_RETRY_DELAY_MAX);
+		return MDM_ERR_CONFIG;
+	}
+	if (p->ca_fingerprint != NULL && p->ca_fingerprint_len != 16 &&
+	        p->ca_fingerprint_len != 20) {
+		log_error("profile: CAFingerprint must be 16 (MD5) or 20 (SHA-1) bytes: devices "
+		          "refuse other lengths (com.apple.security.scep.yaml: CAFingerprint)");
+		return MDM_ERR_CONFIG;
+	}
+	if (with_mdm && (rc = anchors_check(p)) != MDM_OK)
+		return rc;
+	if (with_mdm && p->pinning && p->nanchors == 0) {
+		log_error("config: mdm_pinning needs tls_trust_ca_file: the pins name its "
+		          "certificate payloads (com.apple.mdm.yaml: "
+		          "ServerURLPinningCertificateUUIDs, CheckInURLPinningCertificateUUIDs)");
+		return MDM_ERR_CONFIG;
+	}
 	return MDM_OK;
 }
 
-/* The Configuration profile: SCEP payload, and the MDM payload when with_mdm. */
+/* The Configuration profile: SCEP payload, and the anchors and the MDM payload when with_mdm. */
 static MDM_WUR mdm_err profile_config_build(
         const struct profile_enroll_params *p, int with_mdm, plist **out)
 {
 	char top_uuid[PROFILE_UUID_LEN + 1], scep_uuid[PROFILE_UUID_LEN + 1],
 	        mdm_uuid[PROFILE_UUID_LEN + 1], scep_url[PROFILE_MAX_URL + 8],
-	        display[PROFILE_MAX_VALUE + 32];
-	plist *top = NULL, *content = NULL, *scep = NULL, *mdm = NULL;
+	        display[PROFILE_MAX_VALUE + 32],
+	        anchor_uuids[PROFILE_MAX_ANCHORS][PROFILE_UUID_LEN + 1];
+	plist *top = NULL, *content = NULL, *scep = NULL, *mdm = NULL, *anchor = NULL;
 	mdm_err rc;
 
 	*out = NULL;
@@ -381,8 +511,12 @@ static MDM_WUR mdm_err profile_config_build(
 	else
 		snprintf(scep_url, sizeof(scep_url), "%s/scep", p->public_url);
 	snprintf(display, sizeof(display), "%s device management", p->organization);
+	for (size_t i = 0; with_mdm && i < p->nanchors; i++)
+		if ((rc = profile_uuid_new(anchor_uuids[i])) != MDM_OK)
+			return rc;
 	if ((rc = scep_payload(p, scep_url, scep_uuid, &scep)) != MDM_OK ||
-	        (with_mdm && (rc = mdm_payload(p, mdm_uuid, scep_uuid, &mdm)) != MDM_OK))
+	        (with_mdm &&
+	                (rc = mdm_payload(p, mdm_uuid, scep_uuid, anchor_uuids, &mdm)) != MDM_OK))
 		goto out;
 	rc = MDM_ERR_NOMEM;
 	if ((top = plist_new_dict()) == NULL || (content = plist_new_array()) == NULL)
@@ -391,6 +525,15 @@ static MDM_WUR mdm_err profile_config_build(
 	scep = NULL;
 	if (rc != MDM_OK)
 		goto out;
+	/* The anchors before the MDM payload: its URLs are trusted through them. */
+	for (size_t i = 0; with_mdm && i < p->nanchors; i++) {
+		if ((rc = anchor_payload(p, i, anchor_uuids[i], &anchor)) != MDM_OK)
+			goto out;
+		rc = plist_array_append(content, anchor);
+		anchor = NULL;
+		if (rc != MDM_OK)
+			goto out;
+	}
 	if (with_mdm) {
 		rc = plist_array_append(content, mdm);
 		mdm = NULL;
@@ -414,6 +557,7 @@ static MDM_WUR mdm_err profile_config_build(
 out:
 	plist_free(scep);
 	plist_free(mdm);
+	plist_free(anchor);
 	plist_free(content);
 	plist_free(top);
 	return rc;

@@ -29,6 +29,26 @@
 
 #define PROFILE_UUID_LEN          36 /* 8-4-4-4-12, upper-case hex */
 #define PROFILE_ACCESS_RIGHTS_MAX 8191
+#define PROFILE_MAX_ANCHORS       8 /* trust anchor payloads in one profile */
+/* SCEP payload Retries (schema default 3) and RetryDelay (seconds, default 10). */
+#define PROFILE_SCEP_RETRIES_MAX     1000
+#define PROFILE_SCEP_RETRY_DELAY_MAX 3600
+
+/*
+ * A trust anchor of the HTTPS chain devices see (config tls_trust_ca_file),
+ * carried before the MDM payload.  root: a self-signed CA certificate, as
+ * com.apple.security.root (Apple schema com.apple.security.root.yaml:
+ * PayloadContent, data, the DER); else an intermediate CA certificate, as
+ * com.apple.security.pem (com.apple.security.pem.yaml: PayloadContent,
+ * data, the PEM text).  name: the certificate's CN, for the payload's
+ * display name and file name.
+ */
+struct profile_anchor {
+	const uint8_t *data;
+	size_t len;
+	int root;
+	const char *name;
+};
 
 /* A fresh random (version 4) UUID, upper case as Apple writes them. */
 MDM_WUR mdm_err profile_uuid_new(char out[PROFILE_UUID_LEN + 1]);
@@ -61,19 +81,38 @@ struct profile_enroll_params {
 	int64_t access_rights;     /* 1..PROFILE_ACCESS_RIGHTS_MAX */
 	int sign_message;          /* SignMessage */
 	int checkout_when_removed; /* CheckOutWhenRemoved */
+	/*
+	 * CAFingerprint (com.apple.security.scep.yaml): the SHA-1 (20 bytes) or
+	 * MD5 (16) of the DER of the CA certificate GetCACert returns, the
+	 * only lengths devices accept; NULL: left out.
+	 */
+	const uint8_t *ca_fingerprint;
+	size_t ca_fingerprint_len;
+	/* Retries and RetryDelay (seconds) after a PENDING answer; see the limits below. */
+	int64_t scep_retries, scep_retry_delay;
+	/* Trust anchor payloads, before the MDM payload (with the MDM payload only). */
+	const struct profile_anchor *anchors;
+	size_t nanchors; /* 0..PROFILE_MAX_ANCHORS */
+	/*
+	 * Pinning (com.apple.mdm.yaml): ServerURLPinningCertificateUUIDs and
+	 * CheckInURLPinningCertificateUUIDs name every anchor payload, and
+	 * PinningRevocationCheckRequired is pin_revocation.  Needs anchors.
+	 */
+	int pinning, pin_revocation;
 };
 
 /*
  * The enrollment profile: a Configuration payload whose PayloadContent
- * holds the SCEP payload and the MDM payload (IdentityCertificateUUID =
- * the SCEP payload's PayloadUUID), every PayloadUUID fresh.
+ * holds the SCEP payload, the trust anchors (one payload each, in order)
+ * and the MDM payload (IdentityCertificateUUID = the SCEP payload's
+ * PayloadUUID), every PayloadUUID fresh.
  * MDM_ERR_CONFIG (logged) for a bad parameter.
  */
 MDM_WUR mdm_err profile_enroll_build(const struct profile_enroll_params *p, plist **out);
 
 /*
- * The same without the MDM payload: OTA phase 2's answer (an identity
- * over SCEP only); topic is not used and may be NULL.
+ * The same without the MDM payload and the anchors: OTA phase 2's answer
+ * (an identity over SCEP only); topic and anchors are not used.
  */
 MDM_WUR mdm_err profile_scep_build(const struct profile_enroll_params *p, plist **out);
 

@@ -641,6 +641,21 @@ fail:
 	return rc;
 }
 
+mdm_err x509_cert_sha1(const X509 *c, uint8_t out[X509_SHA1_LEN])
+{
+	unsigned int mdlen = 0;
+
+	memset(out, 0, X509_SHA1_LEN);
+	if (c == NULL)
+		return MDM_ERR_INVAL;
+	if (!X509_digest(c, EVP_sha1(), out, &mdlen) || mdlen != X509_SHA1_LEN) {
+		x509_ossl_fail(MDM_LOG_ERROR, "X509_digest (SHA-1)");
+		memset(out, 0, X509_SHA1_LEN);
+		return MDM_ERR_CRYPTO;
+	}
+	return MDM_OK;
+}
+
 mdm_err x509_cert_key_sha256(const X509 *c, char out[X509_FP_HEX_LEN + 1])
 {
 	unsigned char md[EVP_MAX_MD_SIZE], *der = NULL;

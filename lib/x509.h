@@ -86,6 +86,15 @@ struct x509_info {
 };
 /* MDM_ERR_PARSE for a negative or over-20-octet serial (RFC 5280 4.1.2.2). */
 MDM_WUR mdm_err x509_cert_info(const struct x509_st *c, struct x509_info *out);
+/*
+ * SHA-1 of the certificate's DER, 20 bytes: the SCEP payload's
+ * CAFingerprint.  Apple devices hash the CA certificate of GetCACert's
+ * chain with MD5 or SHA-1, chosen by the fingerprint's length (16 or 20
+ * bytes), and refuse any other length; SHA-1 here only names a
+ * certificate, it verifies no signature.
+ */
+#define X509_SHA1_LEN 20
+MDM_WUR mdm_err x509_cert_sha1(const struct x509_st *c, uint8_t out[X509_SHA1_LEN]);
 /* SHA-256 of the DER SubjectPublicKeyInfo, lower-case hex (a key's stable name). */
 MDM_WUR mdm_err x509_cert_key_sha256(const struct x509_st *c, char out[X509_FP_HEX_LEN + 1]);
 /*

@@ -122,11 +122,14 @@ demo_start() {
 	MDM_PROFILE_SIGNER_CERT=${MDM_PROFILE_SIGNER_CERT:-$VAR/ca/signer.pem}
 	MDM_PROFILE_SIGNER_KEY=${MDM_PROFILE_SIGNER_KEY:-$VAR/ca/signer.key}
 	MDM_PROFILE_SIGNER_CHAIN=${MDM_PROFILE_SIGNER_CHAIN:-$CA_CERT}
+	# The demo's TLS CA is private: profiles carry it as a trust anchor
+	# payload (docs/CONFIG.md, tls_trust_ca_file); empty turns it off.
+	MDM_TLS_TRUST_CA_FILE=${MDM_TLS_TRUST_CA_FILE-$TLS_CA_CERT}
 	MDM_PUBLIC_URL=${MDM_PUBLIC_URL:-https://127.0.0.1:$https_port}
 	# SCEP over plain HTTP (signed and enveloped messages), as usually deployed.
 	MDM_SCEP_URL=${MDM_SCEP_URL:-http://127.0.0.1:$http_port/scep}
 	export MDM_PROFILE_SIGNER_CERT MDM_PROFILE_SIGNER_KEY MDM_PROFILE_SIGNER_CHAIN MDM_PUBLIC_URL \
-		MDM_SCEP_URL
+		MDM_SCEP_URL MDM_TLS_TRUST_CA_FILE
 
 	web=${DEMO_WEB:-apache}
 	case $web in

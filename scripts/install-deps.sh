@@ -22,7 +22,7 @@ curl ca-certificates libxml2-utils
 scep certmonger dbus
 softhsm2 libengine-pkcs11-openssl opensc p11-kit p11-kit-modules
 haproxy
-iproute2 procps passwd util-linux coreutils sed python3
+iproute2 procps passwd util-linux coreutils sed python3 python3-yaml
 nghttp2-server linux-perf time
 dpkg-dev debhelper fakeroot lintian devscripts git
 "

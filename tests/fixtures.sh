@@ -18,7 +18,9 @@
 # device CA Apache trusts for client certificates, and a self-signed
 # client certificate.  Sets tls_make's variables (SERVER_CERT, SERVER_KEY,
 # TLS_CA_CERT...) and exports E2E_TLS_CA, E2E_CLIENT_CERT,
-# E2E_CLIENT_KEY, E2E_CLIENT_FP, E2E_SELF_CERT, E2E_SELF_KEY, E2E_SELF_FP.
+# E2E_CLIENT_KEY, E2E_CLIENT_FP, E2E_SELF_CERT, E2E_SELF_KEY, E2E_SELF_FP,
+# and MDM_TLS_TRUST_CA_FILE (the TLS CA, carried as a trust anchor payload
+# in enrollment profiles; docs/CONFIG.md) unless already set (empty: off).
 fixture_tls() {
 	tls_make "$TMP" clients
 	E2E_TLS_CA=$TLS_CA_CERT
@@ -28,6 +30,8 @@ fixture_tls() {
 	E2E_SELF_CERT=$SELF_CERT
 	E2E_SELF_KEY=$SELF_KEY
 	E2E_SELF_FP=$SELF_FP
+	MDM_TLS_TRUST_CA_FILE=${MDM_TLS_TRUST_CA_FILE-$TLS_CA_CERT}
+	export MDM_TLS_TRUST_CA_FILE
 	export E2E_TLS_CA E2E_CLIENT_CERT E2E_CLIENT_KEY E2E_CLIENT_FP E2E_SELF_CERT \
 		E2E_SELF_KEY E2E_SELF_FP
 }

@@ -167,6 +167,19 @@ fixture_apns
 run_suite apns_test "$TMP/apns-test.out" sh "$ROOT/tests/apns/apns_test.sh" ||
 	stack_show_log "$TMP/apns/apache/logs/error.log" 30
 
+# Apple's schemas (../shared/apple-device-management, python3-yaml): every
+# profile mdmctl makes and every SQL command builder's plist, key by key,
+# and broken plists that must fail (tests/schema/run.sh).
+APPLE_SCHEMAS=${APPLE_SCHEMAS:-$ROOT/../shared/apple-device-management/mdm}
+if [ -z "${CK_RUN_SUITE:-}" ] || [ "$CK_RUN_SUITE" = schema ]; then
+	if [ -d "$APPLE_SCHEMAS/profiles" ]; then
+		run_suite schema "$TMP/schema.out" env MDM_PUBLIC_URL=https://mdm.example.com \
+			sh "$ROOT/tests/schema/run.sh" "$B/bin/mdmctl" "$APPLE_SCHEMAS" "$TMP/schema"
+	else
+		stack_say "schema: skipped, no Apple schemas at $APPLE_SCHEMAS"
+	fi
+fi
+
 # ------------------------------------------------- settings of the passes
 
 # micromdm's scepclient 2.1 signs with SHA-1 and encrypts with single DES

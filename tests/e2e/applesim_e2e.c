@@ -425,6 +425,86 @@ START_TEST(scep_refusals)
 }
 END_TEST
 
+/* applesim without --tls-ca: only what the profile gives it (and the system's store). */
+static int applesim_bare(const char *name, const char *args)
+{
+	return ts_sh("%s %s --dir %s/%s --trust %s >>%s/%s.log 2>&1", sim, args, tmpdir, name,
+	        device_ca, tmpdir, name);
+}
+
+/*
+ * The stack's TLS CA is private and not in the system's store: the device
+ * trusts the MDM URLs through the profile's com.apple.security.root
+ * payload (tls_trust_ca_file) alone, and SCEP's CA through CAFingerprint.
+ */
+START_TEST(profile_only_trust)
+{
+	char url[600], *udid;
+
+	snprintf(url, sizeof(url), "enroll --enroll-url '%s/enroll'", base);
+	ck_assert_msg(applesim_bare("bare", url) == 0, "applesim enroll without --tls-ca failed");
+	ck_assert_msg(log_has("bare", "1 trust anchor payload"), "no trust anchor payload read");
+	ck_assert_msg(log_has("bare", "CAFingerprint (SHA-1)"), "CAFingerprint was not checked");
+	udid = state("bare", "udid");
+	assert_enrolled("bare", udid);
+	free(udid);
+}
+END_TEST
+
+/*
+ * A profile without the anchor (tls_trust_ca_file empty, made by mdmctl
+ * and handed over as a file): the device refuses the server's TLS, as an
+ * iPhone does, and nothing is enrolled.
+ */
+START_TEST(profile_without_anchor_refused)
+{
+	char dir[512], *udid, *before, *after;
+
+	snprintf(dir, sizeof(dir), "%s/noanchor", tmpdir);
+	ck_assert_int_eq(ts_sh("mkdir -p %s && MDM_TLS_TRUST_CA_FILE= %s/mdmctl profile enroll "
+	                       "--out %s/profile.mobileconfig >%s.mdmctl.log 2>&1 || "
+	                       "{ cat %s.mdmctl.log; exit 1; }",
+	                         dir, getenv("E2E_MDMCTL_DIR"), dir, dir, dir),
+	        0);
+	snprintf(dir, sizeof(dir), "profile --profile-file %s/noanchor/profile.mobileconfig",
+	        tmpdir);
+	ck_assert_int_eq(applesim_bare("noanchor", dir), 0);
+	ck_assert_msg(log_has("noanchor", "0 trust anchor payload"), "the profile had an anchor");
+	before = count_certs();
+	ck_assert_int_eq(applesim_bare("noanchor", "scep"), 0); /* SCEP is plain HTTP */
+	ck_assert_int_ne(applesim_bare("noanchor", "authenticate"), 0);
+	ck_assert_msg(log_has("noanchor", "SSL certificate problem"),
+	        "the refusal was not the server's certificate");
+	after = count_certs();
+	ck_assert_int_eq(atoi(after), atoi(before) + 1);
+	udid = state("noanchor", "udid");
+	e2e_assert_query("SELECT count(*)::text FROM mdm.checkin WHERE udid = $1", udid, "0");
+	free(udid);
+	free(before);
+	free(after);
+}
+END_TEST
+
+/* A CAFingerprint that is not GetCACert's CA: the device gives up before any request. */
+START_TEST(ca_fingerprint_mismatch_refused)
+{
+	char args[600], *before = count_certs(), *after;
+
+	snprintf(args, sizeof(args), "profile --enroll-url '%s/enroll'", base);
+	ck_assert_int_eq(applesim_bare("badfp", args), 0);
+	ck_assert_int_eq(ts_sh("sed -i 's/^ca_fingerprint=.*/ca_fingerprint="
+	                       "00112233445566778899aabbccddeeff00112233/' %s/badfp/state",
+	                         tmpdir),
+	        0);
+	ck_assert_int_ne(applesim_bare("badfp", "scep"), 0);
+	ck_assert_msg(log_has("badfp", "CAFingerprint names"), "not refused for the fingerprint");
+	after = count_certs();
+	ck_assert_str_eq(after, before);
+	free(before);
+	free(after);
+}
+END_TEST
+
 Suite *applesim_e2e_suite(void)
 {
 	mode = e2e_mode();
@@ -432,5 +512,6 @@ Suite *applesim_e2e_suite(void)
 	e2e_stack(&base, &tls_ca, &device_ca);
 	e2e_tmpdir(tmpdir, sizeof(tmpdir), "applesim-%s", mode);
 	return ts_suite("applesim-e2e", "devices", 300, iphone_lifecycle, mac_lifecycle,
-	        auth_one_way, racing_authenticates, scep_refusals);
+	        auth_one_way, racing_authenticates, scep_refusals, profile_only_trust,
+	        profile_without_anchor_refused, ca_fingerprint_mismatch_refused);
 }

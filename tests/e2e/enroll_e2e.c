@@ -180,6 +180,45 @@ START_TEST(enroll_signed_profile)
 }
 END_TEST
 
+/*
+ * The stack sets tls_trust_ca_file to its TLS CA (tests/fixtures.sh): the
+ * profile carries it as a com.apple.security.root payload (its DER), after
+ * the SCEP payload and before the MDM payload.
+ */
+START_TEST(enroll_profile_trust_anchor)
+{
+	const char *file = getenv("MDM_TLS_TRUST_CA_FILE");
+	plist *p = fetch_verified();
+	const plist *content = plist_dict_get0(p, "PayloadContent"), *root;
+	const uint8_t *got;
+	char dir[128], der[256];
+	size_t glen, len, iroot = 0, imdm = 0;
+	uint8_t *want;
+
+	ck_assert_msg(file != NULL && file[0] != '\0', "MDM_TLS_TRUST_CA_FILE is not set");
+	ck_assert_ptr_nonnull(root = payload(p, "com.apple.security.root"));
+	for (size_t i = 0; i < plist_array_count(content); i++) {
+		const char *t = plist_dict_get_string0(plist_array_get0(content, i), "PayloadType");
+
+		if (strcmp(t, "com.apple.security.root") == 0)
+			iroot = i;
+		if (strcmp(t, "com.apple.mdm") == 0)
+			imdm = i;
+	}
+	ck_assert_uint_lt(iroot, imdm);
+	ts_tmpdir_new(dir, sizeof(dir), "anchor");
+	snprintf(der, sizeof(der), "%s/ca.der", dir);
+	ck_assert_int_eq(ts_sh("openssl x509 -in '%s' -outform DER -out '%s'", file, der), 0);
+	want = ts_file_get(der, &len);
+	got = plist_data_get0(plist_dict_get0(root, "PayloadContent"), &glen);
+	ck_assert_uint_eq(glen, len);
+	ck_assert_mem_eq(got, want, len);
+	free(want);
+	ts_tmpdir_done(dir);
+	plist_free(p);
+}
+END_TEST
+
 START_TEST(enroll_fresh_unused_challenges)
 {
 	plist *a = fetch_verified(), *b = fetch_verified();
@@ -604,8 +643,8 @@ Suite *enroll_e2e_suite(void)
 	Suite *s = suite_create("enroll");
 	TCase *tc = ts_tcase(s, "profile", 60, NULL, NULL);
 
-	ts_add_tests(tc, enroll_signed_profile, enroll_fresh_unused_challenges,
-	        enroll_open_ignores_token);
+	ts_add_tests(tc, enroll_signed_profile, enroll_profile_trust_anchor,
+	        enroll_fresh_unused_challenges, enroll_open_ignores_token);
 	tc = ts_tcase(s, "topics", 300, NULL, NULL);
 	tcase_add_unchecked_fixture(tc, topics_setup, topics_teardown);
 	ts_add_tests(tc, topics_each_profile, topics_ambiguous_conflict, topics_unknown_not_found,

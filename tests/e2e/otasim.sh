@@ -112,4 +112,13 @@ openssl cms -decrypt -inform DER -in p3.enc -inkey key.pem -recip cert.pem -out 
 	2>p3.decrypt || sim_die "EncryptedPayloadContent does not decrypt: $(cat p3.decrypt)"
 grep -q '<string>com.apple.mdm</string>' p3.clear || sim_die "no MDM payload in the decrypted content"
 grep -q '<key>CheckInURL</key>' p3.clear || sim_die "the MDM payload has no CheckInURL"
+# The stack's TLS CA (tls_trust_ca_file) rides along as a root payload.
+if [ -n "${MDM_TLS_TRUST_CA_FILE:-}" ]; then
+	xmllint --nonet --xpath "string(//dict[key[.='PayloadType']/following-sibling::*[1][.='com.apple.security.root']]/key[.='PayloadContent']/following-sibling::data[1])" \
+		p3.clear | tr -d ' \t\n' | base64 -d >p3.anchor.der
+	openssl x509 -in "$MDM_TLS_TRUST_CA_FILE" -outform DER -out p3.tlsca.der ||
+		sim_die "cannot read MDM_TLS_TRUST_CA_FILE"
+	cmp -s p3.anchor.der p3.tlsca.der ||
+		sim_die "phase 3 carries no com.apple.security.root payload of tls_trust_ca_file"
+fi
 echo "otasim: ok ($udid, $scep_client)"

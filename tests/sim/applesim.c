@@ -42,7 +42,13 @@
  * Options (saved in DIR/state by the first step that gets them):
  *   --device iphone|mac   (default iphone)
  *   --udid U              (default: a new one of the device's form)
- *   --enroll-url URL --trust PEM --tls-ca PEM
+ *   --enroll-url URL --trust PEM (the root the profile's signature chains to)
+ *   --profile-file F      the signed profile from a file instead of --enroll-url
+ *   --tls-ca PEM          a CA the device's system store holds; optional: the
+ *                         MDM URLs are trusted through the profile's trust
+ *                         anchor payloads (com.apple.security.root/.pem) and
+ *                         this; without either, through the system's store
+ *                         only, so a private CA is refused as by a device
  *   --auth profile|tls|signature|both   profile (default): TLS client
  *                         certificate always, and Mdm-Signature when the
  *                         profile says SignMessage, as a device does
@@ -74,6 +80,7 @@
 #include <openssl/cms.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
+#include <openssl/x509v3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,6 +93,7 @@
 
 static struct {
 	const char *dir, *device, *udid, *enroll_url, *trust, *tls_ca, *auth, *sig_digest;
+	const char *profile_file;
 	const char *vectors, *challenge, *digest, *txid, *expect_failure, *notnow, *error, *body;
 	const char *endpoint;
 	int scep_get, tamper_csr;
@@ -172,6 +180,103 @@ static struct sim_buf profile_verify(const struct sim_buf *der)
 	return content;
 }
 
+/*
+ * The trust anchor payloads (com.apple.security.root: a DER certificate;
+ * com.apple.security.pem: PEM), each a CA certificate or the device
+ * refuses the profile, into DIR/anchors.pem: what the device trusts for
+ * the MDM URLs beside its system store.  Their PayloadUUIDs in state
+ * anchor_uuids (space-separated).  Returns how many.
+ */
+static int profile_anchors(xmlNodePtr top)
+{
+	xmlNodePtr content = sim_plist_get(top, "PayloadContent");
+	char uuids[16 * 40] = "";
+	BIO *all = BIO_new(BIO_s_mem());
+	int n = 0;
+	char *pem;
+	long len;
+
+	for (xmlNodePtr p = content->children; p != NULL; p = p->next) {
+		char *t, *u;
+		struct sim_buf d;
+		X509 *x = NULL;
+		int root;
+
+		if (p->type != XML_ELEMENT_NODE)
+			continue;
+		t = sim_plist_string(sim_plist_get(p, "PayloadType"));
+		root = t != NULL && strcmp(t, "com.apple.security.root") == 0;
+		if (t == NULL || (!root && strcmp(t, "com.apple.security.pem") != 0)) {
+			free(t);
+			continue;
+		}
+		d = sim_plist_data(sim_plist_get(p, "PayloadContent"));
+		if (root) {
+			const unsigned char *q = d.p;
+			x = d.len > 0 ? d2i_X509(NULL, &q, (long)d.len) : NULL;
+			if (x != NULL && q != d.p + d.len) {
+				X509_free(x);
+				x = NULL;
+			}
+		} else if (d.len > 0) {
+			BIO *b = BIO_new_mem_buf(d.p, (int)d.len);
+			x = PEM_read_bio_X509(b, NULL, NULL, NULL);
+			BIO_free(b);
+		}
+		if (x == NULL)
+			sim_fail(
+			        "profile: a %s payload whose PayloadContent is not one certificate",
+			        t);
+		if (X509_check_ca(x) < 1)
+			sim_fail("profile: the %s payload is not a CA certificate", t);
+		if (root && X509_check_issued(x, x) != X509_V_OK)
+			sim_fail("profile: the com.apple.security.root payload is not self-signed");
+		PEM_write_bio_X509(all, x);
+		u = need_string(p, "PayloadUUID", t);
+		if (++n > 16)
+			sim_fail("profile: more than 16 certificate payloads");
+		if (uuids[0] != '\0')
+			strcat(uuids, " ");
+		strncat(uuids, u, 36);
+		free(u);
+		X509_free(x);
+		sim_buf_free(&d);
+		free(t);
+	}
+	len = BIO_get_mem_data(all, &pem);
+	if (n > 0)
+		sim_file_write(sim_path("anchors.pem"), pem, (size_t)len);
+	else
+		unlink(sim_path("anchors.pem"));
+	BIO_free(all);
+	sim_state_seti("anchors", n);
+	sim_state_set("anchor_uuids", uuids);
+	return n;
+}
+
+/*
+ * What the device trusts for the MDM URLs: the profile's anchors, and
+ * --tls-ca (standing for a publicly trusted CA in the device's store);
+ * neither: the system's store, where a private CA is not.
+ */
+static const char *mdm_trust(void)
+{
+	const char *tls = sim_state_get("tls_ca");
+	int anchors = sim_state_geti("anchors", 0) > 0;
+
+	if (tls != NULL && *tls == '\0')
+		tls = NULL;
+	if (anchors && tls != NULL) {
+		struct sim_buf a = sim_file_read(sim_path("anchors.pem")), b = sim_file_read(tls);
+		sim_buf_append(&a, b.p, b.len);
+		sim_file_write(sim_path("mdm-trust.pem"), a.p, a.len);
+		sim_buf_free(&a);
+		sim_buf_free(&b);
+		return sim_path("mdm-trust.pem");
+	}
+	return anchors ? sim_path("anchors.pem") : tls;
+}
+
 static void step_profile(void)
 {
 	struct sim_http h = {0};
@@ -180,18 +285,35 @@ static void step_profile(void)
 	xmlNodePtr top, scep, sc, mdm;
 	char *scep_uuid, *ident;
 
-	if (opt.enroll_url == NULL || opt.trust == NULL || opt.tls_ca == NULL)
-		sim_fail("profile needs --enroll-url, --trust and --tls-ca");
-	h.method = "GET";
-	h.url = opt.enroll_url;
-	h.ca_file = opt.tls_ca;
-	sim_http_do(&h);
-	sim_log_exchange("profile", opt.enroll_url, strlen(opt.enroll_url), h.resp.p, h.resp.len);
-	if (h.status != 200)
-		sim_fail("GET %s: HTTP %ld: %.200s", opt.enroll_url, h.status, (char *)h.resp.p);
-	if (strncasecmp(h.resp_type, "application/x-apple-aspen-config", 32) != 0)
-		sim_fail("profile: Content-Type \"%s\", want application/x-apple-aspen-config",
-		        h.resp_type);
+	if (opt.trust == NULL || (opt.enroll_url == NULL && opt.profile_file == NULL))
+		sim_fail("profile needs --trust, and --enroll-url or --profile-file");
+	if (opt.profile_file != NULL) {
+		/* Handed over as a file (AirDrop, mail, Apple Configurator). */
+		h.resp = sim_file_read(opt.profile_file);
+	} else {
+		h.method = "GET";
+		h.url = opt.enroll_url;
+		/*
+		 * Without --tls-ca the profile is fetched as Safari does after its
+		 * user accepted the warning: its CMS signature (--trust) is what
+		 * vouches for it; the MDM URLs are then trusted only through what
+		 * it installs (mdm_trust).
+		 */
+		h.ca_file = sim_state_get("tls_ca");
+		h.insecure = h.ca_file == NULL || *h.ca_file == '\0';
+		if (h.insecure)
+			h.ca_file = NULL;
+		sim_http_do(&h);
+		sim_log_exchange(
+		        "profile", opt.enroll_url, strlen(opt.enroll_url), h.resp.p, h.resp.len);
+		if (h.status != 200)
+			sim_fail("GET %s: HTTP %ld: %.200s", opt.enroll_url, h.status,
+			        (char *)h.resp.p);
+		if (strncasecmp(h.resp_type, "application/x-apple-aspen-config", 32) != 0)
+			sim_fail("profile: Content-Type \"%s\", want "
+			         "application/x-apple-aspen-config",
+			        h.resp_type);
+	}
 	sim_file_write(sim_path("profile.der"), h.resp.p, h.resp.len);
 	plist = profile_verify(&h.resp);
 	sim_file_write(sim_path("profile.plist"), plist.p, plist.len);
@@ -216,6 +338,17 @@ static void step_profile(void)
 	/* Apple's defaults: 1024 bits (refused by a careful CA), Key Usage unset. */
 	sim_state_seti("keysize", sim_plist_int(sim_plist_get(sc, "Keysize"), 1024));
 	sim_state_seti("key_usage", sim_plist_int(sim_plist_get(sc, "Key Usage"), 0));
+	{
+		struct sim_buf fp = sim_plist_data(sim_plist_get(sc, "CAFingerprint"));
+		char hex[2 * 32 + 1] = "";
+
+		if (fp.len > 32)
+			sim_fail("profile: CAFingerprint of %zu bytes", fp.len);
+		sim_hex(fp.p, fp.len, 0, hex);
+		sim_state_set("ca_fingerprint", hex);
+		sim_buf_free(&fp);
+	}
+	profile_anchors(top);
 	/* The MDM payload. */
 	set_from("server_url", mdm, "ServerURL", "MDM");
 	set_from("topic", mdm, "Topic", "MDM");
@@ -236,8 +369,9 @@ static void step_profile(void)
 	        sim_plist_bool(sim_plist_get(mdm, "CheckOutWhenRemoved"), 0));
 	if (sim_plist_int(sim_plist_get(mdm, "AccessRights"), 0) <= 0)
 		sim_fail("profile: the MDM payload has no AccessRights");
-	sim_say("profile: verified; SCEP %s, MDM %s, SignMessage %s", sim_state_get("scep_url"),
-	        sim_state_get("server_url"), sim_state_geti("sign_message", 0) ? "true" : "false");
+	sim_say("profile: verified; SCEP %s, MDM %s, SignMessage %s, %ld trust anchor payload(s)",
+	        sim_state_get("scep_url"), sim_state_get("server_url"),
+	        sim_state_geti("sign_message", 0) ? "true" : "false", sim_state_geti("anchors", 0));
 	free(scep_uuid);
 	free(ident);
 	xmlFreeDoc(doc);
@@ -324,6 +458,23 @@ static void scep_opts(struct sim_scep_opts *o)
 	o->tamper_csr = opt.tamper_csr;
 	o->transaction_id = opt.txid;
 	o->expect_failure = opt.expect_failure;
+	{
+		const char *fp = sim_state_get("ca_fingerprint");
+		size_t n = fp != NULL ? strlen(fp) / 2 : 0;
+
+		if (n > sizeof(o->ca_fingerprint))
+			sim_fail("profile: CAFingerprint of %zu bytes: a device takes 16 (MD5) or "
+			         "20 "
+			         "(SHA-1) only",
+			        n);
+		for (size_t i = 0; i < n; i++) {
+			unsigned v;
+			if (sscanf(fp + 2 * i, "%2x", &v) != 1)
+				sim_fail("state: ca_fingerprint is not hex");
+			o->ca_fingerprint[i] = (uint8_t)v;
+		}
+		o->ca_fingerprint_len = n;
+	}
 }
 
 static void step_scep(void)
@@ -400,7 +551,7 @@ static void mdm_put(const char *url, const char *ctype, const char *what,
 	memset(h, 0, sizeof(*h));
 	h->method = "PUT";
 	h->url = url;
-	h->ca_file = sim_state_need("tls_ca");
+	h->ca_file = mdm_trust();
 	h->content_type = ctype;
 	h->body = body->p;
 	h->body_len = body->len;
@@ -1380,7 +1531,8 @@ int main(int argc, char **argv)
 	        {"notnow", required_argument, NULL, 'N'},
 	        {"error", required_argument, NULL, 'E'},
 	        {"body", required_argument, NULL, 'b'},
-	        {"endpoint", required_argument, NULL, 'P'},
+	        {"endpoint", required_argument, NULL, 'n'},
+	        {"profile-file", required_argument, NULL, 'P'},
 	        {NULL, 0, NULL, 0},
 	};
 	int ch;
@@ -1405,6 +1557,9 @@ int main(int argc, char **argv)
 			break;
 		case 'c':
 			opt.tls_ca = optarg;
+			break;
+		case 'P':
+			opt.profile_file = optarg;
 			break;
 		case 'a':
 			opt.auth = optarg;
@@ -1442,7 +1597,7 @@ int main(int argc, char **argv)
 		case 'b':
 			opt.body = optarg;
 			break;
-		case 'P':
+		case 'n':
 			opt.endpoint = optarg;
 			break;
 		default:

@@ -63,8 +63,8 @@ void sim_http_do(struct sim_http *h)
 	curl_easy_setopt(c, CURLOPT_USERAGENT, "MDM/1.0");
 	if (h->ca_file != NULL)
 		curl_easy_setopt(c, CURLOPT_CAINFO, h->ca_file);
-	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
-	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
+	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, h->insecure ? 0L : 1L);
+	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, h->insecure ? 0L : 2L);
 	if (h->client_cert != NULL) {
 		curl_easy_setopt(c, CURLOPT_SSLCERT, h->client_cert);
 		curl_easy_setopt(c, CURLOPT_SSLKEY, h->client_key);

@@ -206,6 +206,36 @@ static void scep_ca_ra(struct scep_ctx *c)
 	}
 }
 
+/*
+ * The profile's CAFingerprint against the CA GetCACert gave, as Apple's
+ * client does (SecSCEPValidateCACertMessage): MD5 or SHA-1 of the CA's
+ * DER, chosen by the fingerprint's length; any other length, or a
+ * mismatch, and the device gives up.
+ */
+static void scep_ca_fingerprint(struct scep_ctx *c)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int n = 0;
+	const EVP_MD *alg;
+
+	if (c->o->ca_fingerprint_len == 0)
+		return;
+	if (c->o->ca_fingerprint_len == 16)
+		alg = EVP_md5();
+	else if (c->o->ca_fingerprint_len == 20)
+		alg = EVP_sha1();
+	else
+		sim_fail("profile: CAFingerprint of %zu bytes: a device takes 16 (MD5) or 20 "
+		         "(SHA-1) only",
+		        c->o->ca_fingerprint_len);
+	if (!X509_digest(c->ca, alg, md, &n))
+		sim_ossl_fail("X509_digest (CAFingerprint)");
+	if (n != c->o->ca_fingerprint_len || memcmp(md, c->o->ca_fingerprint, n) != 0)
+		sim_fail("GetCACert: the CA is not the one the profile's CAFingerprint names: a "
+		         "device refuses it");
+	sim_say("scep: the CA matches the profile's CAFingerprint (%s)", n == 16 ? "MD5" : "SHA-1");
+}
+
 /* GetCACert: one DER certificate, or the CA and RA as a degenerate PKCS#7. */
 static void scep_ca_certs(struct scep_ctx *c)
 {
@@ -240,6 +270,7 @@ static void scep_ca_certs(struct scep_ctx *c)
 		sim_fail("GetCACert: Content-Type \"%s\" (RFC 8894 4.2.1)", ctype);
 	}
 	sim_buf_free(&b);
+	scep_ca_fingerprint(c);
 	if ((f = fopen(sim_path("ca.pem"), "w")) == NULL)
 		sim_fail("cannot write %s", sim_path("ca.pem"));
 	PEM_write_X509(f, c->ca);

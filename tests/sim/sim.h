@@ -76,7 +76,9 @@ struct sim_http {
 	const char *headers[4];   /* extra "Name: value" lines */
 	const char *client_cert;  /* PEM file for TLS client auth, or NULL */
 	const char *client_key;
-	const char *ca_file; /* trusted for https (NULL: plain http only) */
+	const char *ca_file; /* trusted for https (NULL: the system's store) */
+	int insecure;        /* https without verifying the server (the profile fetch without
+	                        --tls-ca: a user who accepts Safari's warning) */
 	/* Answer. */
 	long status;
 	struct sim_buf resp;
@@ -181,6 +183,9 @@ struct sim_scep_opts {
 	int tamper_csr;             /* flip a bit of the CSR's signature */
 	const char *transaction_id; /* reuse this transactionID (replay) */
 	const char *expect_failure; /* want FAILURE with this failInfo */
+	/* The payload's CAFingerprint (MD5 or SHA-1 of the CA's DER); len 0: none. */
+	uint8_t ca_fingerprint[20];
+	size_t ca_fingerprint_len;
 	/* RenewalReq: the current identity signs; NULL for a first PKCSReq. */
 	X509 *renew_cert;
 	EVP_PKEY *renew_key;

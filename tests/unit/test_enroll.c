@@ -287,6 +287,254 @@ START_TEST(pushcert_topic_real_apple_cert)
 	x509_cert_free(c);
 }
 END_TEST
+/* The keys Apple's schemas allow in a certificate payload (CommonPayloadKeys.yaml + root/pem). */
+static void assert_anchor_keys(const plist *d)
+{
+	static const char *const allowed[] = {"PayloadType", "PayloadVersion", "PayloadIdentifier",
+	        "PayloadUUID", "PayloadDisplayName", "PayloadDescription", "PayloadOrganization",
+	        "PayloadCertificateFileName", "PayloadContent"};
+	size_t n = plist_dict_count(d), known = 0;
+
+	for (size_t i = 0; i < sizeof(allowed) / sizeof(allowed[0]); i++)
+		known += plist_dict_get0(d, allowed[i]) != NULL;
+	ck_assert_uint_eq(known, n);
+	assert_type(d, "PayloadContent", PLIST_DATA);
+	assert_type(d, "PayloadCertificateFileName", PLIST_STRING);
+}
+
+/* Trust anchors: one payload each, in order, between SCEP and MDM; none in phase 2. */
+START_TEST(profile_anchor_payloads)
+{
+	static const uint8_t der[] = {0x30, 0x03, 0x02, 0x01, 0x01};
+	static const char pem[] =
+	        "-----BEGIN CERTIFICATE-----\nMAMCAQE=\n-----END CERTIFICATE-----\n";
+	struct profile_anchor a[PROFILE_MAX_ANCHORS + 1] = {{der, sizeof(der), 1, "Unit TLS Root"},
+	        {(const uint8_t *)pem, strlen(pem), 0, "Unit TLS Intermediate"}};
+	struct profile_enroll_params p = params();
+	const plist *c, *r, *i;
+	const uint8_t *got;
+	size_t glen;
+	plist *t;
+
+	p.anchors = a;
+	p.nanchors = 2;
+	t = round_trip(&p);
+	c = plist_dict_get0(t, "PayloadContent");
+	ck_assert_uint_eq(plist_array_count(c), 4);
+	ck_assert_str_eq(plist_dict_get_string0(plist_array_get0(c, 0), "PayloadType"),
+	        "com.apple.security.scep");
+	r = plist_array_get0(c, 1);
+	i = plist_array_get0(c, 2);
+	assert_payload(r, "com.apple.security.root");
+	assert_payload(i, "com.apple.security.pem");
+	assert_anchor_keys(r);
+	assert_anchor_keys(i);
+	ck_assert_str_eq(
+	        plist_dict_get_string0(plist_array_get0(c, 3), "PayloadType"), "com.apple.mdm");
+	got = plist_data_get0(plist_dict_get0(r, "PayloadContent"), &glen);
+	ck_assert_uint_eq(glen, sizeof(der));
+	ck_assert_mem_eq(got, der, sizeof(der));
+	got = plist_data_get0(plist_dict_get0(i, "PayloadContent"), &glen);
+	ck_assert_uint_eq(glen, strlen(pem));
+	ck_assert_mem_eq(got, pem, glen);
+	ck_assert_str_eq(
+	        plist_dict_get_string0(r, "PayloadIdentifier"), "com.example.mdm.enroll.anchor1");
+	ck_assert_str_eq(
+	        plist_dict_get_string0(r, "PayloadDisplayName"), "Server trust: Unit TLS Root");
+	ck_assert_str_ne(
+	        plist_dict_get_string0(r, "PayloadUUID"), plist_dict_get_string0(i, "PayloadUUID"));
+	plist_free(t);
+	/* Phase 2 (identity only): no anchors. */
+	ck_assert_int_eq(profile_scep_build(&p, &t), MDM_OK);
+	ck_assert_uint_eq(plist_array_count(plist_dict_get0(t, "PayloadContent")), 1);
+	plist_free(t);
+	/* Refused: too many, an empty one, a name with a control character. */
+	for (size_t k = 0; k <= PROFILE_MAX_ANCHORS; k++)
+		a[k] = a[0];
+	p.nanchors = PROFILE_MAX_ANCHORS + 1;
+	ck_assert_int_eq(profile_enroll_build(&p, &t), MDM_ERR_CONFIG);
+	ck_assert_ptr_null(t);
+	p.nanchors = 1;
+	a[0].len = 0;
+	ck_assert_int_eq(profile_enroll_build(&p, &t), MDM_ERR_CONFIG);
+	a[0].len = sizeof(der);
+	a[0].name = "bad\nname";
+	ck_assert_int_eq(profile_enroll_build(&p, &t), MDM_ERR_CONFIG);
+	p.anchors = NULL;
+	ck_assert_int_eq(profile_enroll_build(&p, &t), MDM_ERR_CONFIG);
+}
+END_TEST
+
+/* CAFingerprint (16 or 20 bytes, data), Retries and RetryDelay (integers, bounded). */
+START_TEST(profile_scep_fingerprint_and_retries)
+{
+	static const uint8_t fp[20] = {
+	        1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20};
+	struct profile_enroll_params p = params();
+	const plist *c;
+	const uint8_t *got;
+	size_t glen;
+	int64_t n;
+	plist *t;
+
+	p.ca_fingerprint = fp;
+	p.ca_fingerprint_len = sizeof(fp);
+	p.scep_retries = 60;
+	p.scep_retry_delay = 30;
+	t = round_trip(&p);
+	c = plist_dict_get0(payload_of(t, "com.apple.security.scep"), "PayloadContent");
+	got = plist_data_get0(plist_dict_get0(c, "CAFingerprint"), &glen);
+	ck_assert_uint_eq(glen, sizeof(fp));
+	ck_assert_mem_eq(got, fp, sizeof(fp));
+	ck_assert_int_eq(plist_integer_get(plist_dict_get0(c, "Retries"), &n), MDM_OK);
+	ck_assert_int_eq(n, 60);
+	ck_assert_int_eq(plist_integer_get(plist_dict_get0(c, "RetryDelay"), &n), MDM_OK);
+	ck_assert_int_eq(n, 30);
+	plist_free(t);
+	/* MD5's length is also one a device takes; SHA-256's is not. */
+	p.ca_fingerprint_len = 16;
+	ck_assert_int_eq(profile_enroll_build(&p, &t), MDM_OK);
+	plist_free(t);
+	p.ca_fingerprint_len = 32;
+	ck_assert_int_eq(profile_enroll_build(&p, &t), MDM_ERR_CONFIG);
+	ck_assert_int_eq(profile_scep_build(&p, &t), MDM_ERR_CONFIG);
+	p.ca_fingerprint_len = 20;
+	p.scep_retries = -1;
+	ck_assert_int_eq(profile_enroll_build(&p, &t), MDM_ERR_CONFIG);
+	p.scep_retries = PROFILE_SCEP_RETRIES_MAX + 1;
+	ck_assert_int_eq(profile_enroll_build(&p, &t), MDM_ERR_CONFIG);
+	p.scep_retries = 3;
+	p.scep_retry_delay = PROFILE_SCEP_RETRY_DELAY_MAX + 1;
+	ck_assert_int_eq(profile_enroll_build(&p, &t), MDM_ERR_CONFIG);
+	p.scep_retry_delay = -1;
+	ck_assert_int_eq(profile_enroll_build(&p, &t), MDM_ERR_CONFIG);
+	/* Without a fingerprint the key is left out. */
+	p.scep_retry_delay = 10;
+	p.ca_fingerprint = NULL;
+	t = round_trip(&p);
+	c = plist_dict_get0(payload_of(t, "com.apple.security.scep"), "PayloadContent");
+	ck_assert_ptr_null(plist_dict_get0(c, "CAFingerprint"));
+	plist_free(t);
+}
+END_TEST
+
+/* Pinning: both URL pin lists name exactly the anchor payloads' UUIDs; no anchors, refused. */
+START_TEST(profile_pinning_keys)
+{
+	static const uint8_t der[] = {0x30, 0x03, 0x02, 0x01, 0x01};
+	struct profile_anchor a[2] = {
+	        {der, sizeof(der), 1, "Current TLS CA"}, {der, sizeof(der), 1, "Next TLS CA"}};
+	static const char *const keys[] = {
+	        "ServerURLPinningCertificateUUIDs", "CheckInURLPinningCertificateUUIDs"};
+	struct profile_enroll_params p = params();
+	const plist *c, *mdm;
+	plist *t;
+	int b;
+
+	p.anchors = a;
+	p.nanchors = 2;
+	p.pinning = 1;
+	p.pin_revocation = 1;
+	t = round_trip(&p);
+	c = plist_dict_get0(t, "PayloadContent");
+	mdm = payload_of(t, "com.apple.mdm");
+	for (size_t k = 0; k < 2; k++) {
+		const plist *pins = plist_dict_get0(mdm, keys[k]);
+
+		ck_assert_int_eq(plist_get_type(pins), PLIST_ARRAY);
+		ck_assert_uint_eq(plist_array_count(pins), 2);
+		for (size_t i = 0; i < 2; i++)
+			ck_assert_str_eq(plist_string_get0(plist_array_get0(pins, i), NULL),
+			        plist_dict_get_string0(plist_array_get0(c, 1 + i), "PayloadUUID"));
+	}
+	ck_assert_int_eq(
+	        plist_bool_get(plist_dict_get0(mdm, "PinningRevocationCheckRequired"), &b), MDM_OK);
+	ck_assert_int_eq(b, 1);
+	plist_free(t);
+	/* Off: none of the keys. */
+	p.pinning = 0;
+	t = round_trip(&p);
+	mdm = payload_of(t, "com.apple.mdm");
+	ck_assert_ptr_null(plist_dict_get0(mdm, keys[0]));
+	ck_assert_ptr_null(plist_dict_get0(mdm, keys[1]));
+	ck_assert_ptr_null(plist_dict_get0(mdm, "PinningRevocationCheckRequired"));
+	plist_free(t);
+	/* Pins with nothing to pin to: refused. */
+	p.pinning = 1;
+	p.nanchors = 0;
+	ck_assert_int_eq(profile_enroll_build(&p, &t), MDM_ERR_CONFIG);
+}
+END_TEST
+
+/* tls_trust_ca_file: CA certificates only, PEM only, bounded; root vs intermediate. */
+START_TEST(enroll_anchor_file_rules)
+{
+	char tmp[128], path[256], bad[256];
+	struct enroll_state st;
+	uint8_t *der;
+	size_t derlen;
+
+	ts_tmpdir_new(tmp, sizeof(tmp), "anchors");
+	ck_assert_int_eq(
+	        ts_sh("cd %s && openssl req -x509 -newkey rsa:2048 -nodes -days 30 -keyout "
+	              "root.key "
+	              "-out root.pem -subj '/CN=Unit TLS Root' -addext "
+	              "basicConstraints=critical,CA:TRUE "
+	              "2>/dev/null && "
+	              "openssl req -newkey rsa:2048 -nodes -keyout int.key -out int.csr "
+	              "-subj '/CN=Unit TLS Int' 2>/dev/null && "
+	              "printf 'basicConstraints=critical,CA:TRUE\\n' >ca.ext && "
+	              "printf 'basicConstraints=CA:FALSE\\n' >leaf.ext && "
+	              "openssl x509 -req -in int.csr -CA root.pem -CAkey root.key -days 30 "
+	              "-extfile ca.ext -out int.pem 2>/dev/null && "
+	              "openssl x509 -req -in int.csr -CA root.pem -CAkey root.key -days 30 "
+	              "-extfile leaf.ext -out leaf.pem 2>/dev/null && "
+	              "openssl x509 -in root.pem -outform der -out root.der && "
+	              "cat root.pem int.pem >both.pem && cat root.pem root.key >withkey.pem && "
+	              ": >empty.pem && printf 'not a certificate\\n' >junk.pem && "
+	              "for i in 1 2 3 4 5 6 7 8 9; do cat root.pem; done >nine.pem",
+	                tmp),
+	        0);
+	/* Accepted: a root (DER, com.apple.security.root) then an intermediate (PEM). */
+	memset(&st, 0, sizeof(st));
+	snprintf(path, sizeof(path), "%s/both.pem", tmp);
+	ck_assert_int_eq(enroll_anchors_load(&st, path), MDM_OK);
+	ck_assert_uint_eq(st.nanchors, 2);
+	ck_assert_int_eq(st.anchors[0].root, 1);
+	ck_assert_str_eq(st.anchors[0].name, "Unit TLS Root");
+	snprintf(path, sizeof(path), "%s/root.der", tmp);
+	der = ts_file_get(path, &derlen);
+	ck_assert_uint_eq(st.anchors[0].len, derlen);
+	ck_assert_mem_eq(st.anchors[0].data, der, derlen);
+	free(der);
+	ck_assert_int_eq(st.anchors[1].root, 0);
+	ck_assert_str_eq(st.anchors[1].name, "Unit TLS Int");
+	ck_assert_ptr_nonnull(strstr((const char *)st.anchors[1].data, "BEGIN CERTIFICATE"));
+	for (size_t i = 0; i < st.nanchors; i++)
+		free(st.anchor_data[i]);
+	/* Unset or empty: none. */
+	memset(&st, 0, sizeof(st));
+	ck_assert_int_eq(enroll_anchors_load(&st, NULL), MDM_OK);
+	ck_assert_int_eq(enroll_anchors_load(&st, ""), MDM_OK);
+	ck_assert_uint_eq(st.nanchors, 0);
+	/* Refused, nothing kept: a server certificate, a key, DER, junk, empty, 9, missing. */
+	{
+		static const char *const refused[] = {"leaf.pem", "withkey.pem", "root.der",
+		        "junk.pem", "empty.pem", "nine.pem", "missing.pem"};
+
+		for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+			snprintf(bad, sizeof(bad), "%s/%s", tmp, refused[i]);
+			memset(&st, 0, sizeof(st));
+			ck_assert_msg(enroll_anchors_load(&st, bad) == MDM_ERR_CONFIG,
+			        "%s accepted", refused[i]);
+			ck_assert_uint_eq(st.nanchors, 0);
+			for (size_t j = 0; j < PROFILE_MAX_ANCHORS; j++)
+				ck_assert_ptr_null(st.anchor_data[j]);
+		}
+	}
+	ts_tmpdir_done(tmp);
+}
+END_TEST
 
 /* ---- against the database ---- */
 
@@ -636,6 +884,129 @@ START_TEST(enroll_admit_auth_before_topics)
 END_TEST
 
 /* A profile per topic; its challenge records the topic; a vanished topic makes none. */
+/* SHA-1 of the active CA's DER by the openssl command line, 20 bytes. */
+static void active_ca_sha1(uint8_t out[X509_SHA1_LEN])
+{
+	struct x509_st *ca = NULL;
+	db_res *r = NULL;
+	uint8_t *der = NULL;
+	size_t len = 0;
+	char path[256], hex[256];
+
+	ck_assert_int_eq(db_exec(d,
+	                         "SELECT c.der FROM mdm.ca a JOIN mdm.certificate c ON c.id = "
+	                         "a.certificate_id WHERE a.state = 'active'",
+	                         0, NULL, &r),
+	        MDM_OK);
+	ck_assert_int_eq(ca_cert_from_res(r, 0, 0, &ca), MDM_OK);
+	ck_assert_int_eq(x509_cert_to_der(ca, &der, &len), MDM_OK);
+	snprintf(path, sizeof(path), "%s/active.der", dir);
+	ts_file_write(path, der, len);
+	ck_assert_int_eq(ts_run(hex, sizeof(hex), "openssl dgst -sha1 -r %s", path), 0);
+	for (size_t i = 0; i < X509_SHA1_LEN; i++) {
+		unsigned v;
+
+		ck_assert_int_eq(sscanf(hex + 2 * i, "%2x", &v), 1);
+		out[i] = (uint8_t)v;
+	}
+	free(der);
+	x509_cert_free(ca);
+	db_res_free(r);
+}
+
+/* The CAFingerprint of a profile made now, and its Retries and RetryDelay. */
+static void profile_scep(const struct enroll_state *st, const config *cfg, uint8_t fp[20],
+        int64_t *retries, int64_t *delay)
+{
+	char *xml = NULL;
+	size_t len = 0, glen = 0;
+	plist *p = NULL;
+	const plist *c;
+	const uint8_t *got;
+
+	ck_assert_int_eq(enroll_profile_xml(d, cfg, st, NULL, TOPIC1, &xml, &len), MDM_OK);
+	ck_assert_int_eq(plist_parse(xml, len, &p), MDM_OK);
+	c = plist_dict_get0(payload_of(p, "com.apple.security.scep"), "PayloadContent");
+	got = plist_data_get0(plist_dict_get0(c, "CAFingerprint"), &glen);
+	ck_assert_uint_eq(glen, X509_SHA1_LEN);
+	memcpy(fp, got, glen);
+	ck_assert_int_eq(plist_integer_get(plist_dict_get0(c, "Retries"), retries), MDM_OK);
+	ck_assert_int_eq(plist_integer_get(plist_dict_get0(c, "RetryDelay"), delay), MDM_OK);
+	plist_free(p);
+	enroll_free_secret(xml, len);
+}
+
+/*
+ * CAFingerprint is the active CA's, which GetCACert returns: still the old
+ * one while a re-keyed CA is only staged (GetNextCACert), the new one in a
+ * profile made after `ca activate`, by a process loaded before.
+ */
+START_TEST(enroll_ca_fingerprint_across_rekey)
+{
+	enum pushcert_import_result res;
+	uint8_t want[X509_SHA1_LEN], old[X509_SHA1_LEN], got[X509_SHA1_LEN];
+	struct enroll_state *st;
+	config *cfg = NULL;
+	char newkey[256];
+	int64_t retries, delay;
+
+	setenv("MDM_PUBLIC_URL", "https://mdm.example.com", 1);
+	setenv("MDM_ENROLL_SCEP_RETRIES", "60", 1);
+	setenv("MDM_ENROLL_SCEP_RETRY_DELAY", "60", 1);
+	st = state_with_default(NULL);
+	ck_assert_int_eq(config_load_file(NULL, 0, &cfg), MDM_OK);
+	make_push("one", UUID1);
+	ck_assert_int_eq(import("one", "one", &res), MDM_OK);
+	active_ca_sha1(want);
+	profile_scep(st, cfg, got, &retries, &delay);
+	ck_assert_mem_eq(got, want, sizeof(want));
+	ck_assert_int_eq(retries, 60);
+	ck_assert_int_eq(delay, 60);
+	memcpy(old, want, sizeof(old));
+	snprintf(newkey, sizeof(newkey), "%s/next.key", dir);
+	ck_assert_int_eq(ca_stage_next(d, 3650, 2048, newkey, NULL, time(NULL)), MDM_OK);
+	profile_scep(st, cfg, got, &retries, &delay);
+	ck_assert_mem_eq(got, old, sizeof(old));
+	ck_assert_int_eq(ca_activate(d), MDM_OK);
+	active_ca_sha1(want);
+	ck_assert_mem_ne(want, old, sizeof(old));
+	profile_scep(st, cfg, got, &retries, &delay);
+	ck_assert_mem_eq(got, want, sizeof(want));
+	config_free(cfg);
+	enroll_state_free(st);
+	/* mdm_pinning without tls_trust_ca_file: refused at load. */
+	{
+		struct enroll_state *bad = NULL;
+
+		setenv("MDM_MDM_PINNING", "yes", 1);
+		ck_assert_int_eq(config_load_file(NULL, 0, &cfg), MDM_OK);
+		ck_assert_int_eq(enroll_state_load(d, cfg, 0, &bad), MDM_ERR_CONFIG);
+		ck_assert_ptr_null(bad);
+		config_free(cfg);
+		unsetenv("MDM_MDM_PINNING");
+	}
+	/* Out of range: refused at load. */
+	{
+		struct enroll_state *bad = NULL;
+		static const char *const vals[][2] = {{"MDM_ENROLL_SCEP_RETRIES", "1001"},
+		        {"MDM_ENROLL_SCEP_RETRIES", "-1"}, {"MDM_ENROLL_SCEP_RETRY_DELAY", "3601"},
+		        {"MDM_ENROLL_SCEP_RETRY_DELAY", "x"}};
+
+		for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) {
+			setenv(vals[i][0], vals[i][1], 1);
+			ck_assert_int_eq(config_load_file(NULL, 0, &cfg), MDM_OK);
+			ck_assert_int_eq(enroll_state_load(d, cfg, 0, &bad), MDM_ERR_CONFIG);
+			ck_assert_ptr_null(bad);
+			config_free(cfg);
+			setenv(vals[i][0], "10", 1);
+		}
+	}
+	unsetenv("MDM_ENROLL_SCEP_RETRIES");
+	unsetenv("MDM_ENROLL_SCEP_RETRY_DELAY");
+	unsetenv("MDM_PUBLIC_URL");
+}
+END_TEST
+
 START_TEST(enroll_profile_per_topic)
 {
 	enum pushcert_import_result res;
@@ -904,7 +1275,9 @@ void enroll_tcases(Suite *s)
 	ts_add_tests(tc, profile_round_trip_and_keys, profile_scep_url_and_fresh_uuids,
 	        profile_uuid_v4, profile_hostile_org_escaped, profile_bad_values_refused,
 	        profile_subject_forms, pushcert_topic_rules, pushcert_topic_real_apple_cert,
-	        enroll_authorization, enroll_topic_query_refusals);
+	        enroll_authorization, enroll_topic_query_refusals, profile_anchor_payloads,
+	        enroll_anchor_file_rules, profile_scep_fingerprint_and_retries,
+	        profile_pinning_keys);
 }
 
 void enroll_db_tcases(Suite *s)
@@ -913,5 +1286,5 @@ void enroll_db_tcases(Suite *s)
 
 	ts_add_tests(tc, pushcert_import_rules, pushcert_import_p12, enroll_topic_choice,
 	        enroll_admit_auth_before_topics, enroll_profile_per_topic, pushcert_remove_rules,
-	        enroll_signed_profile_with_challenge);
+	        enroll_signed_profile_with_challenge, enroll_ca_fingerprint_across_rekey);
 }
