@@ -190,22 +190,13 @@ demo_start() {
 	pushd_stop
 	pushd_line="not started (set MDM_APNS_URL to start it)"
 	if [ -n "${MDM_APNS_URL:-}" ]; then
-		[ -x "$B/bin/mdm-pushd" ] || stack_die "$B/bin/mdm-pushd missing: run 'make all' first"
-		stack_check_access "$B/bin/mdm-pushd"
-		as_stack sh -c 'exec "$0" </dev/null >>"$1" 2>&1 & echo $! >"$2"' \
-			"$B/bin/mdm-pushd" "$VAR/log/mdm-pushd.log" "$VAR/mdm-pushd.pid" ||
-			stack_die "mdm-pushd did not start"
+		daemon_start mdm-pushd
 		pushd_line="$MDM_APNS_URL (log $VAR/log/mdm-pushd.log)"
 	fi
-
 	eventd_stop
 	eventd_line="not started (set MDM_WEBHOOK_URL and MDM_WEBHOOK_SECRET_FILE to start it)"
 	if [ -n "${MDM_WEBHOOK_URL:-}" ]; then
-		[ -x "$B/bin/mdm-eventd" ] || stack_die "$B/bin/mdm-eventd missing: run 'make all' first"
-		stack_check_access "$B/bin/mdm-eventd"
-		as_stack sh -c 'exec "$0" </dev/null >>"$1" 2>&1 & echo $! >"$2"' \
-			"$B/bin/mdm-eventd" "$VAR/log/mdm-eventd.log" "$VAR/mdm-eventd.pid" ||
-			stack_die "mdm-eventd did not start"
+		daemon_start mdm-eventd
 		eventd_line="POSTs events (log $VAR/log/mdm-eventd.log)"
 	fi
 
@@ -227,6 +218,15 @@ demo: running behind $web, as user $STACK_USER
 Try:  . var/demo.env && curl --cacert "\$TLS_CA_CERT" "\$CHECKIN_URL/health"
 Stop: make demo-stop
 EOF
+}
+
+# daemon_start NAME: BUILD/bin/NAME in the background as the stack user,
+# its log in var/log/NAME.log, its pid in var/NAME.pid.
+daemon_start() {
+	[ -x "$B/bin/$1" ] || stack_die "$B/bin/$1 missing: run 'make all' first"
+	stack_check_access "$B/bin/$1"
+	as_stack sh -c 'exec "$0" </dev/null >>"$1" 2>&1 & echo $! >"$2"' \
+		"$B/bin/$1" "$VAR/log/$1.log" "$VAR/$1.pid" || stack_die "$1 did not start"
 }
 
 # daemon_stop NAME: stops the daemon NAME (mdm-pushd, mdm-eventd) this
