@@ -28,9 +28,7 @@ static const char *sim, *base, *tls_ca, *device_ca;
 
 static int applesim(const char *name, const char *args)
 {
-	return ts_sh("%s %s --dir %s/%s --enroll-url '%s/enroll' --trust %s --tls-ca %s "
-	             ">>%s/%s.log 2>&1 || { cat %s/%s.log; exit 1; }",
-	        sim, args, tmpdir, name, base, device_ca, tls_ca, tmpdir, name, tmpdir, name);
+	return e2e_applesim(tmpdir, name, args);
 }
 
 #define SIM_OK(name, args) ck_assert_msg(applesim(name, args) == 0, "applesim %s failed", args)

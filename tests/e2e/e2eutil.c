@@ -134,3 +134,14 @@ void e2e_devsim_enroll(const char *devdir, const char *udid, const char *client,
 	                      getenv("E2E_DEVICE_CA"), tls_ca, udid, client, logdir, logdir) == 0,
 	        "devsim failed (log above)");
 }
+
+int e2e_applesim(const char *dir, const char *name, const char *args)
+{
+	const char *base = NULL, *tls_ca = NULL, *device_ca = NULL;
+
+	e2e_stack(&base, &tls_ca, &device_ca);
+	return ts_sh("%s %s --dir %s/%s --enroll-url '%s/enroll' --trust %s --tls-ca %s "
+	             ">>%s/%s.log 2>&1 || { cat %s/%s.log; exit 1; }",
+	        getenv("E2E_APPLESIM"), args, dir, name, base, device_ca, tls_ca, dir, name, dir,
+	        name);
+}

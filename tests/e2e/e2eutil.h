@@ -56,6 +56,13 @@ int e2e_devsim_enrolled(const char *udid, int device_channel);
  */
 void e2e_devsim_enroll(
         const char *devdir, const char *udid, const char *client, const char *logdir);
+/*
+ * Runs the Apple simulator (E2E_APPLESIM) with args for the device whose
+ * state is in dir/name, through the stack (e2e_stack: its enrollment URL,
+ * E2E_DEVICE_CA for the profile signer, E2E_TLS_CA), its output appended
+ * to dir/name.log and shown when it fails; its exit status.
+ */
+int e2e_applesim(const char *dir, const char *name, const char *args);
 /* Writes the Idle status a device sends for its commands (path), for udid. */
 void e2e_idle_plist(const char *path, const char *udid);
 

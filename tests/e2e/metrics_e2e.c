@@ -108,12 +108,10 @@ END_TEST
 /* The Apple simulator's SCEP request for one refusal (applesim's scep step). */
 static int sim_scep(const char *args)
 {
-	const char *base, *tls_ca, *device_ca;
+	char steps[512];
 
-	e2e_stack(&base, &tls_ca, &device_ca);
-	return ts_sh("%s profile scep %s --dir %s/sim --enroll-url '%s/enroll' --trust %s "
-	             "--tls-ca %s >>%s/sim.log 2>&1 || { cat %s/sim.log; exit 1; }",
-	        getenv("E2E_APPLESIM"), args, tmpdir, base, device_ca, tls_ca, tmpdir, tmpdir);
+	snprintf(steps, sizeof steps, "profile scep %s", args);
+	return e2e_applesim(tmpdir, "sim", steps);
 }
 
 /*
