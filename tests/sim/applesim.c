@@ -1297,24 +1297,30 @@ static void step_ddm(void)
 	sim_json_free(items);
 }
 
+/* DIR/name: the answer's HTTP status on a line, then its body, for the e2e suites. */
+static void save_answer(const char *name, const struct sim_http *h)
+{
+	FILE *f = fopen(sim_path(name), "w");
+
+	if (f == NULL)
+		sim_fail("cannot write %s", sim_path(name));
+	fprintf(f, "%ld\n", h->status);
+	if (h->resp.len > 0)
+		fwrite(h->resp.p, 1, h->resp.len, f);
+	fclose(f);
+}
+
 static void step_ddm_endpoint(void)
 {
 	struct sim_buf data = {NULL, 0};
 	struct sim_http h;
-	FILE *f;
 
 	if (opt.endpoint == NULL)
 		sim_fail("ddm-endpoint needs --endpoint E");
 	if (opt.body != NULL)
 		data = sim_file_read(opt.body);
 	ddm_checkin(opt.endpoint, opt.body ? &data : NULL, &h);
-	f = fopen(sim_path("ddm-answer"), "w");
-	if (f == NULL)
-		sim_fail("cannot write %s", sim_path("ddm-answer"));
-	fprintf(f, "%ld\n", h.status);
-	if (h.resp.len > 0)
-		fwrite(h.resp.p, 1, h.resp.len, f);
-	fclose(f);
+	save_answer("ddm-answer", &h);
 	sim_say("ddm-endpoint %s: HTTP %ld", opt.endpoint, h.status);
 	sim_http_free(&h);
 	sim_buf_free(&data);
@@ -1372,7 +1378,6 @@ static void step_get_token(void)
 {
 	struct sim_pw w;
 	struct sim_http h;
-	FILE *f;
 
 	sim_pw_begin(&w);
 	sim_pw_key_string(&w, "MessageType", "GetToken");
@@ -1381,13 +1386,7 @@ static void step_get_token(void)
 	sim_pw_end(&w);
 	mdm_put(sim_state_need("checkin_url"), CHECKIN_CTYPE, "GetToken", &w.out, &h);
 	sim_buf_free(&w.out);
-	f = fopen(sim_path("gettoken-answer"), "w");
-	if (f == NULL)
-		sim_fail("cannot write %s", sim_path("gettoken-answer"));
-	fprintf(f, "%ld\n", h.status);
-	if (h.resp.len > 0)
-		fwrite(h.resp.p, 1, h.resp.len, f);
-	fclose(f);
+	save_answer("gettoken-answer", &h);
 	sim_say("GetToken: HTTP %ld", h.status);
 	sim_http_free(&h);
 }
