@@ -23,7 +23,7 @@ scep certmonger dbus
 softhsm2 libengine-pkcs11-openssl opensc p11-kit p11-kit-modules
 haproxy
 iproute2 procps passwd util-linux coreutils sed python3 python3-yaml
-nghttp2-server linux-perf time
+nghttp2-server linux-perf time libcbor-dev python3-acme
 dpkg-dev debhelper fakeroot lintian devscripts git
 "
 
