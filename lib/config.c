@@ -71,6 +71,11 @@ static const struct config_key config_keys[] = {
                 "Retries of the SCEP payload: polls after a PENDING answer (0 to 1000)"},
         {"enroll_scep_retry_delay", "10", 0,
                 "RetryDelay of the SCEP payload: seconds between those polls (0 to 3600)"},
+        {"enroll_identity", "scep", 0,
+                "the enrollment profile's device identity payload: scep, or acme (a "
+                "hardware-bound key attested by Apple, ACME device-attest-01)"},
+        {"enroll_acme_url", NULL, 0,
+                "DirectoryURL of the ACME payload (https); unset: <public_url>/acme/directory"},
         {"ota_trust_file", MDM_DATADIR "/apple-ota-trust.pem", 0,
                 "PEM file of the CA certificates an OTA phase-2 device certificate must "
                 "chain to (Apple Root CA and Apple's device CAs, shipped as "

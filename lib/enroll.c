@@ -119,6 +119,18 @@ out:
 	return rc;
 }
 
+/* enroll_identity: scep (0) or acme (1). */
+static MDM_WUR mdm_err enroll_identity_parse(const config *cfg, int *acme)
+{
+	const char *v = config_get0(cfg, "enroll_identity");
+
+	*acme = v != NULL && strcmp(v, "acme") == 0;
+	if (v == NULL || *acme || strcmp(v, "scep") == 0)
+		return MDM_OK;
+	log_error("config: enroll_identity must be scep or acme");
+	return MDM_ERR_CONFIG;
+}
+
 static MDM_WUR mdm_err enroll_auth_parse(const config *cfg, enum enroll_auth *out)
 {
 	const char *v = config_get0(cfg, "enroll_auth"), *tok = config_get0(cfg, "enroll_token");
@@ -239,6 +251,7 @@ mdm_err enroll_state_load(db *d, const config *cfg, int with_signer, struct enro
 	if ((st = calloc(1, sizeof(*st))) == NULL)
 		return MDM_ERR_NOMEM;
 	if ((rc = enroll_auth_parse(cfg, &st->auth)) != MDM_OK ||
+	        (rc = enroll_identity_parse(cfg, &st->identity_acme)) != MDM_OK ||
 	        (rc = config_get_int(cfg, "enroll_challenge_ttl", 60, 2592000, &st->ttl)) !=
 	                MDM_OK ||
 	        (rc = config_get_int(cfg, "mdm_access_rights", 1, PROFILE_ACCESS_RIGHTS_MAX,
@@ -537,17 +550,19 @@ mdm_err enroll_admit(db *d, const struct enroll_state *st, const config *cfg,
 }
 
 /*
- * A new one-time challenge (mdm.scep_challenge_new), valid st->ttl
- * seconds, recording topic (NULL: none).  MDM_ERR_NOT_FOUND when the
- * topic is not imported (removed since it was chosen): nothing is made.
+ * A new one-time challenge, valid st->ttl seconds, recording topic (NULL:
+ * none): the SCEP payload's Challenge (mdm.scep_challenge_new) or, with
+ * acme, the ACME payload's ClientIdentifier
+ * (mdm.acme_client_identifier_new).  MDM_ERR_NOT_FOUND when the topic is
+ * not imported (removed since it was chosen): nothing is made.
  */
-static MDM_WUR mdm_err enroll_challenge(
-        db *d, const struct enroll_state *st, const char *udid, const char *topic, char **out)
+static MDM_WUR mdm_err enroll_challenge(db *d, const struct enroll_state *st, int acme,
+        const char *udid, const char *topic, char **out)
 {
 	char ttl[16];
 	const char *params[3] = {ttl, udid, topic};
 	db_res *r = NULL;
-	const char *c;
+	const char *c, *sql;
 	mdm_err rc;
 
 	*out = NULL;
@@ -555,14 +570,18 @@ static MDM_WUR mdm_err enroll_challenge(
 	/*
 	 * A UDID-bound challenge here is OTA phase 2's, for the UDID the
 	 * device claimed: recorded as such (origin ota), it never takes over
-	 * an actively enrolled UDID (lib/checkin.c).
+	 * an actively enrolled UDID (lib/checkin.c).  A UDID-bound ACME
+	 * ClientIdentifier (phase 3) is honoured only for a device Apple
+	 * attests to have that UDID (sql/027_acme.sql).
 	 */
-	rc = db_exec(d,
-	        udid != NULL
-	                ? "SELECT mdm.ota_scep_challenge_new($2, make_interval(secs => $1::int), "
-	                  "$3)"
-	                : "SELECT mdm.scep_challenge_new($2, make_interval(secs => $1::int), $3)",
-	        3, params, &r);
+	if (acme)
+		sql = "SELECT mdm.acme_client_identifier_new($2, make_interval(secs => $1::int), "
+		      "$3)";
+	else if (udid != NULL)
+		sql = "SELECT mdm.ota_scep_challenge_new($2, make_interval(secs => $1::int), $3)";
+	else
+		sql = "SELECT mdm.scep_challenge_new($2, make_interval(secs => $1::int), $3)";
+	rc = db_exec(d, sql, 3, params, &r);
 	if (rc == MDM_ERR_DB && strcmp(db_get0_sqlstate(d), "P0002") == 0) {
 		log_warn("enroll: topic %s is no longer imported: no profile", topic);
 		rc = MDM_ERR_NOT_FOUND;
@@ -611,7 +630,10 @@ mdm_err enroll_profile_tree(db *d, const config *cfg, const struct enroll_state 
 	p.nanchors = st->nanchors;
 	p.pinning = st->pinning;
 	p.pin_revocation = st->pin_revocation;
-	if ((rc = enroll_challenge(d, st, udid, topic, &challenge)) != MDM_OK)
+	/* OTA phase 2 (no MDM payload) is the device's first profile: always SCEP. */
+	p.identity_acme = with_mdm && st->identity_acme;
+	p.acme_url = config_get0(cfg, "enroll_acme_url");
+	if ((rc = enroll_challenge(d, st, p.identity_acme, udid, topic, &challenge)) != MDM_OK)
 		goto out;
 	p.challenge = challenge;
 	rc = with_mdm ? profile_enroll_build(&p, out) : profile_scep_build(&p, out);

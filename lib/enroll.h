@@ -46,6 +46,7 @@ struct enroll_state {
 	uint8_t ca_sha1[X509_SHA1_LEN]; /* its CAFingerprint at load */
 	int scep_retries, scep_retry_delay; /* enroll_scep_retries, enroll_scep_retry_delay */
 	int pinning, pin_revocation;        /* mdm_pinning, mdm_pinning_revocation_check */
+	int identity_acme;                  /* enroll_identity = acme */
 	enum enroll_auth auth;
 	int ttl; /* enroll_challenge_ttl, seconds */
 	int sign_message, checkout_when_removed;

@@ -295,6 +295,64 @@ out:
 	return rc;
 }
 
+/*
+ * The ACME payload (com.apple.security.acme.yaml): the device makes a
+ * P-384 key in the Secure Enclave (HardwareBound: KeyType
+ * ECSECPrimeRandom, KeySize 256 or 384), asks Apple to attest it and the
+ * device (Attest, which needs HardwareBound), and sends ClientIdentifier
+ * as the order's permanent-identifier.  UsageFlags 1 (digital
+ * signature: TLS client authentication and Mdm-Signature) and the
+ * clientAuth extended key usage are what the identity is for.
+ */
+static MDM_WUR mdm_err acme_payload(
+        const struct profile_enroll_params *p, const char *acme_url, const char *uuid, plist **out)
+{
+	plist *d = NULL, *c = NULL, *subj = NULL, *eku = NULL;
+	mdm_err rc;
+
+	*out = NULL;
+	if ((rc = profile_subject_parse(p->scep_subject, &subj)) != MDM_OK)
+		return rc;
+	rc = MDM_ERR_NOMEM;
+	if ((d = plist_new_dict()) == NULL || (c = plist_new_dict()) == NULL ||
+	        (eku = plist_new_array()) == NULL)
+		goto out;
+	if ((rc = plist_dict_set(c, "DirectoryURL", plist_new_string(acme_url))) != MDM_OK ||
+	        (rc = plist_dict_set(c, "ClientIdentifier", plist_new_string(p->challenge))) !=
+	                MDM_OK ||
+	        (rc = plist_dict_set(c, "KeyType", plist_new_string("ECSECPrimeRandom"))) !=
+	                MDM_OK ||
+	        (rc = plist_dict_set(c, "KeySize", plist_new_integer(384))) != MDM_OK ||
+	        (rc = plist_dict_set(c, "HardwareBound", plist_new_bool(1))) != MDM_OK ||
+	        (rc = plist_dict_set(c, "Attest", plist_new_bool(1))) != MDM_OK ||
+	        (rc = plist_dict_set(c, "UsageFlags", plist_new_integer(1))) != MDM_OK)
+		goto out;
+	rc = plist_dict_set(c, "Subject", subj);
+	subj = NULL;
+	if (rc != MDM_OK ||
+	        (rc = plist_array_append(eku, plist_new_string("1.3.6.1.5.5.7.3.2"))) != MDM_OK)
+		goto out;
+	rc = plist_dict_set(c, "ExtendedKeyUsage", eku);
+	eku = NULL;
+	if (rc != MDM_OK)
+		goto out;
+	if ((rc = payload_common(d, "com.apple.security.acme", p->identifier, ".enroll.acme", uuid,
+	             "Device identity (ACME, attested)")) != MDM_OK)
+		goto out;
+	rc = plist_dict_set(d, "PayloadContent", c);
+	c = NULL;
+	if (rc != MDM_OK)
+		goto out;
+	*out = d;
+	d = NULL;
+out:
+	plist_free(eku);
+	plist_free(subj);
+	plist_free(c);
+	plist_free(d);
+	return rc;
+}
+
 /* An array of the anchor payloads' UUIDs, for the pinning keys. */
 static MDM_WUR mdm_err pin_uuids(const struct profile_enroll_params *p,
         char (*anchor_uuids)[PROFILE_UUID_LEN + 1], plist **out)
@@ -446,6 +504,15 @@ static MDM_WUR mdm_err params_check(const struct profile_enroll_params *p, int w
 	}
 	if (p->scep_url != NULL && (rc = profile_url_check("scep_url", p->scep_url, 0)) != MDM_OK)
 		return rc;
+	/* com.apple.security.acme.yaml: DirectoryURL "must use the https scheme". */
+	if (p->acme_url != NULL && (rc = profile_url_check("acme_url", p->acme_url, 1)) != MDM_OK)
+		return rc;
+	if (p->identity_acme && !with_mdm) {
+		log_error(
+		        "profile: OTA phase 2 answers with a SCEP identity; enroll_identity = acme "
+		        "applies to the enrollment profile");
+		return MDM_ERR_CONFIG;
+	}
 	if ((rc = text_check("profile_org", p->organization)) != MDM_OK ||
 	        (rc = text_check("the SCEP Name (the CA's name)", p->scep_name)) != MDM_OK ||
 	        (rc = text_check("the challenge", p->challenge)) != MDM_OK ||
@@ -486,15 +553,16 @@ static MDM_WUR mdm_err params_check(const struct profile_enroll_params *p, int w
 	return MDM_OK;
 }
 
-/* The Configuration profile: SCEP payload, and the anchors and the MDM payload when with_mdm. */
+/* The Configuration profile: the identity payload, and the anchors and the MDM payload when
+ * with_mdm. */
 static MDM_WUR mdm_err profile_config_build(
         const struct profile_enroll_params *p, int with_mdm, plist **out)
 {
-	char top_uuid[PROFILE_UUID_LEN + 1], scep_uuid[PROFILE_UUID_LEN + 1],
-	        mdm_uuid[PROFILE_UUID_LEN + 1], scep_url[PROFILE_MAX_URL + 8],
+	char top_uuid[PROFILE_UUID_LEN + 1], id_uuid[PROFILE_UUID_LEN + 1],
+	        mdm_uuid[PROFILE_UUID_LEN + 1], id_url[PROFILE_MAX_URL + 32],
 	        display[PROFILE_MAX_VALUE + 32],
 	        anchor_uuids[PROFILE_MAX_ANCHORS][PROFILE_UUID_LEN + 1];
-	plist *top = NULL, *content = NULL, *scep = NULL, *mdm = NULL, *anchor = NULL;
+	plist *top = NULL, *content = NULL, *identity = NULL, *mdm = NULL, *anchor = NULL;
 	mdm_err rc;
 
 	*out = NULL;
@@ -503,26 +571,33 @@ static MDM_WUR mdm_err profile_config_build(
 	if ((rc = params_check(p, with_mdm)) != MDM_OK)
 		return rc;
 	if ((rc = profile_uuid_new(top_uuid)) != MDM_OK ||
-	        (rc = profile_uuid_new(scep_uuid)) != MDM_OK ||
+	        (rc = profile_uuid_new(id_uuid)) != MDM_OK ||
 	        (rc = profile_uuid_new(mdm_uuid)) != MDM_OK)
 		return rc;
-	if (p->scep_url != NULL)
-		snprintf(scep_url, sizeof(scep_url), "%s", p->scep_url);
+	/* The identity payload's URL: SCEP's, or the ACME directory. */
+	if (p->identity_acme && p->acme_url != NULL)
+		snprintf(id_url, sizeof(id_url), "%s", p->acme_url);
+	else if (p->identity_acme)
+		snprintf(id_url, sizeof(id_url), "%s/acme/directory", p->public_url);
+	else if (p->scep_url != NULL)
+		snprintf(id_url, sizeof(id_url), "%s", p->scep_url);
 	else
-		snprintf(scep_url, sizeof(scep_url), "%s/scep", p->public_url);
+		snprintf(id_url, sizeof(id_url), "%s/scep", p->public_url);
 	snprintf(display, sizeof(display), "%s device management", p->organization);
 	for (size_t i = 0; with_mdm && i < p->nanchors; i++)
 		if ((rc = profile_uuid_new(anchor_uuids[i])) != MDM_OK)
 			return rc;
-	if ((rc = scep_payload(p, scep_url, scep_uuid, &scep)) != MDM_OK ||
+	rc = p->identity_acme ? acme_payload(p, id_url, id_uuid, &identity)
+	                      : scep_payload(p, id_url, id_uuid, &identity);
+	if (rc != MDM_OK ||
 	        (with_mdm &&
-	                (rc = mdm_payload(p, mdm_uuid, scep_uuid, anchor_uuids, &mdm)) != MDM_OK))
+	                (rc = mdm_payload(p, mdm_uuid, id_uuid, anchor_uuids, &mdm)) != MDM_OK))
 		goto out;
 	rc = MDM_ERR_NOMEM;
 	if ((top = plist_new_dict()) == NULL || (content = plist_new_array()) == NULL)
 		goto out;
-	rc = plist_array_append(content, scep);
-	scep = NULL;
+	rc = plist_array_append(content, identity);
+	identity = NULL;
 	if (rc != MDM_OK)
 		goto out;
 	/* The anchors before the MDM payload: its URLs are trusted through them. */
@@ -545,8 +620,13 @@ static MDM_WUR mdm_err profile_config_build(
 	        (rc = plist_dict_set(top, "PayloadOrganization",
 	                 plist_new_string(p->organization))) != MDM_OK ||
 	        (rc = plist_dict_set(top, "PayloadDescription",
-	                 plist_new_string("Enrolls this device in device management: a device "
-	                                  "identity certificate over SCEP, then MDM."))) != MDM_OK)
+	                 plist_new_string(p->identity_acme
+	                                 ? "Enrolls this device in device management: a "
+	                                   "hardware-bound device identity attested by "
+	                                   "Apple, over ACME, then MDM."
+	                                 : "Enrolls this device in device management: a "
+	                                   "device identity certificate over SCEP, then "
+	                                   "MDM."))) != MDM_OK)
 		goto out;
 	rc = plist_dict_set(top, "PayloadContent", content);
 	content = NULL;
@@ -555,7 +635,7 @@ static MDM_WUR mdm_err profile_config_build(
 	*out = top;
 	top = NULL;
 out:
-	plist_free(scep);
+	plist_free(identity);
 	plist_free(mdm);
 	plist_free(anchor);
 	plist_free(content);

@@ -99,13 +99,23 @@ struct profile_enroll_params {
 	 * PinningRevocationCheckRequired is pin_revocation.  Needs anchors.
 	 */
 	int pinning, pin_revocation;
+	/*
+	 * The identity payload: 0 SCEP (com.apple.security.scep, challenge is
+	 * its Challenge), 1 ACME (com.apple.security.acme.yaml: a P-384 key in
+	 * the Secure Enclave, HardwareBound and Attest, so that Apple attests
+	 * the device and the key (ACME device-attest-01); challenge is its
+	 * ClientIdentifier, scep_subject its Subject).  acme_url NULL:
+	 * <public_url>/acme/directory.
+	 */
+	int identity_acme;
+	const char *acme_url;
 };
 
 /*
  * The enrollment profile: a Configuration payload whose PayloadContent
- * holds the SCEP payload, the trust anchors (one payload each, in order)
- * and the MDM payload (IdentityCertificateUUID = the SCEP payload's
- * PayloadUUID), every PayloadUUID fresh.
+ * holds the identity payload (SCEP or ACME), the trust anchors (one
+ * payload each, in order) and the MDM payload (IdentityCertificateUUID =
+ * the identity payload's PayloadUUID), every PayloadUUID fresh.
  * MDM_ERR_CONFIG (logged) for a bad parameter.
  */
 MDM_WUR mdm_err profile_enroll_build(const struct profile_enroll_params *p, plist **out);

@@ -1263,6 +1263,63 @@ START_TEST(enroll_authorization)
 }
 END_TEST
 
+/*
+ * enroll_identity = acme: the identity payload is com.apple.security.acme
+ * (hardware-bound, attested P-384), the MDM payload names it, and nothing
+ * of SCEP is left in the profile.
+ */
+START_TEST(profile_acme_identity)
+{
+	struct profile_enroll_params p = params();
+	plist *t, *bad = NULL;
+	const plist *acme, *mdm, *c, *eku;
+	int64_t n;
+	int b;
+
+	p.identity_acme = 1;
+	t = round_trip(&p);
+	acme = payload_of(t, "com.apple.security.acme");
+	mdm = payload_of(t, "com.apple.mdm");
+	ck_assert_ptr_nonnull(acme);
+	ck_assert_ptr_null(payload_of(t, "com.apple.security.scep"));
+	assert_payload(acme, "com.apple.security.acme");
+	ck_assert_str_eq(plist_dict_get_string0(mdm, "IdentityCertificateUUID"),
+	        plist_dict_get_string0(acme, "PayloadUUID"));
+	c = plist_dict_get0(acme, "PayloadContent");
+	ck_assert_str_eq(plist_dict_get_string0(c, "DirectoryURL"),
+	        "https://mdm.example.com/acme/directory");
+	ck_assert_str_eq(plist_dict_get_string0(c, "ClientIdentifier"), "0123456789abcdef");
+	ck_assert_str_eq(plist_dict_get_string0(c, "KeyType"), "ECSECPrimeRandom");
+	ck_assert_int_eq(plist_integer_get(plist_dict_get0(c, "KeySize"), &n), MDM_OK);
+	ck_assert_int_eq(n, 384);
+	ck_assert_int_eq(plist_bool_get(plist_dict_get0(c, "HardwareBound"), &b), MDM_OK);
+	ck_assert_int_eq(b, 1);
+	ck_assert_int_eq(plist_bool_get(plist_dict_get0(c, "Attest"), &b), MDM_OK);
+	ck_assert_int_eq(b, 1);
+	ck_assert_int_eq(plist_integer_get(plist_dict_get0(c, "UsageFlags"), &n), MDM_OK);
+	ck_assert_int_eq(n, 1);
+	eku = plist_dict_get0(c, "ExtendedKeyUsage");
+	ck_assert_uint_eq(plist_array_count(eku), 1);
+	ck_assert_str_eq(plist_string_get0(plist_array_get0(eku, 0), NULL), "1.3.6.1.5.5.7.3.2");
+	ck_assert_uint_eq(plist_array_count(plist_dict_get0(c, "Subject")), 2);
+	ck_assert_ptr_null(plist_dict_get0(c, "Challenge"));
+	ck_assert_ptr_null(plist_dict_get0(c, "CAFingerprint"));
+	plist_free(t);
+
+	p.acme_url = "https://acme.example.com/d";
+	t = round_trip(&p);
+	c = plist_dict_get0(payload_of(t, "com.apple.security.acme"), "PayloadContent");
+	ck_assert_str_eq(plist_dict_get_string0(c, "DirectoryURL"), "https://acme.example.com/d");
+	plist_free(t);
+	/* DirectoryURL "must use the https scheme"; OTA phase 2 stays SCEP. */
+	p.acme_url = "http://acme.example.com/d";
+	ck_assert_int_eq(profile_enroll_build(&p, &bad), MDM_ERR_CONFIG);
+	p.acme_url = NULL;
+	ck_assert_int_eq(profile_scep_build(&p, &bad), MDM_ERR_CONFIG);
+	ck_assert_ptr_null(bad);
+}
+END_TEST
+
 static void quiet(void)
 {
 	log_set_level(MDM_LOG__MAX);
@@ -1277,7 +1334,7 @@ void enroll_tcases(Suite *s)
 	        profile_subject_forms, pushcert_topic_rules, pushcert_topic_real_apple_cert,
 	        enroll_authorization, enroll_topic_query_refusals, profile_anchor_payloads,
 	        enroll_anchor_file_rules, profile_scep_fingerprint_and_retries,
-	        profile_pinning_keys);
+	        profile_pinning_keys, profile_acme_identity);
 }
 
 void enroll_db_tcases(Suite *s)
