@@ -12,9 +12,15 @@
  * call, or one per call: the device's state stays in DIR):
  *
  *   profile           GET the enrollment profile (--enroll-url), verify its
- *                     CMS signature to --trust, read the SCEP and MDM payloads
+ *                     CMS signature to --trust, read the identity (SCEP or
+ *                     ACME) and MDM payloads
  *   scep              GetCACaps, GetCACert, PKCSReq signed by a throw-away
  *                     self-signed certificate of its own key; identity.pem/.key
+ *   acme              the ACME payload's identity (RFC 8555, device-attest-01):
+ *                     a P-384 "Secure Enclave" key attested by the stand-in for
+ *                     Apple's attestation service (--attest-standin PROGRAM
+ *                     --attest-dir DIR); identity.pem/.key, acme-chain.pem
+ *   identity          scep or acme, as the profile's identity payload says
  *   authenticate      check-in Authenticate
  *   tokenupdate       check-in TokenUpdate (device channel)
  *   user-authenticate UserAuthenticate (Mac user channel)
@@ -35,9 +41,10 @@
  *                     in DIR/rts-answer ("Enabled 1", "WiFiProfileData N" bytes...)
  *   get-token         GetToken (com.apple.maid); status and body in
  *                     DIR/gettoken-answer, whatever the status
- *   enroll            = profile scep authenticate tokenupdate (+ the user
+ *   enroll            = profile identity authenticate tokenupdate (+ the user
  *                       channel on a Mac)
  *   lifecycle         = enroll commands renew tokenupdate commands checkout
+ *                       (an ACME identity: enroll commands checkout)
  *
  * Options (saved in DIR/state by the first step that gets them):
  *   --device iphone|mac   (default iphone)
@@ -60,6 +67,9 @@
  * Negative SCEP cases (scep step; nothing is saved):
  *   --challenge C  --digest md5|sha1|...  --tamper-csr
  *   --transaction-id ID   --expect-failure badAlg|badMessageCheck|badRequest|...
+ * Negative ACME cases (acme step; nothing is saved):
+ *   --acme-expect order|challenge|finalize:TYPE   want that ACME error there
+ *   --attest-token T  --csr-other-key
  * Command answers (commands step):
  *   --notnow TYPE  --error TYPE   the first command of that RequestType is
  *                         answered NotNow (it comes back on a later Idle) or
@@ -96,7 +106,8 @@ static struct {
 	const char *profile_file;
 	const char *vectors, *challenge, *digest, *txid, *expect_failure, *notnow, *error, *body;
 	const char *endpoint;
-	int scep_get, tamper_csr;
+	const char *attest_standin, *attest_dir, *acme_expect, *attest_token;
+	int scep_get, tamper_csr, csr_other_key;
 } opt;
 
 static int is_mac(void)
@@ -277,12 +288,68 @@ static const char *mdm_trust(void)
 	return anchors ? sim_path("anchors.pem") : tls;
 }
 
+/* The SCEP payload (Configuration Profile Reference, com.apple.security.scep). */
+static void profile_scep(xmlNodePtr scep)
+{
+	xmlNodePtr sc = sim_plist_get(scep, "PayloadContent");
+
+	sim_state_set("identity_kind", "scep");
+	set_from("scep_url", sc, "URL", "SCEP");
+	{
+		char *name = sim_plist_string(sim_plist_get(sc, "Name"));
+		char *ch = sim_plist_string(sim_plist_get(sc, "Challenge"));
+		sim_state_set("scep_name", name ? name : "");
+		sim_state_set("challenge", ch ? ch : "");
+		free(name);
+		free(ch);
+	}
+	/* Apple's defaults: 1024 bits (refused by a careful CA), Key Usage unset. */
+	sim_state_seti("keysize", sim_plist_int(sim_plist_get(sc, "Keysize"), 1024));
+	sim_state_seti("key_usage", sim_plist_int(sim_plist_get(sc, "Key Usage"), 0));
+	{
+		struct sim_buf fp = sim_plist_data(sim_plist_get(sc, "CAFingerprint"));
+		char hex[2 * 32 + 1] = "";
+
+		if (fp.len > 32)
+			sim_fail("profile: CAFingerprint of %zu bytes", fp.len);
+		sim_hex(fp.p, fp.len, 0, hex);
+		sim_state_set("ca_fingerprint", hex);
+		sim_buf_free(&fp);
+	}
+}
+
+/*
+ * The ACME payload (com.apple.security.acme.yaml), as a device with a
+ * Secure Enclave reads it: an attested hardware-bound key needs
+ * HardwareBound, KeyType ECSECPrimeRandom and KeySize 256 or 384.
+ */
+static void profile_acme(xmlNodePtr acme)
+{
+	xmlNodePtr c = sim_plist_get(acme, "PayloadContent");
+	char *type = need_string(c, "KeyType", "ACME");
+	long size = sim_plist_int(sim_plist_get(c, "KeySize"), 0);
+
+	sim_state_set("identity_kind", "acme");
+	set_from("acme_url", c, "DirectoryURL", "ACME");
+	set_from("client_identifier", c, "ClientIdentifier", "ACME");
+	if (strncmp(sim_state_get("acme_url"), "https://", 8) != 0)
+		sim_fail("profile: DirectoryURL must be https (com.apple.security.acme)");
+	if (!sim_plist_bool(sim_plist_get(c, "HardwareBound"), 0) ||
+	        strcmp(type, "ECSECPrimeRandom") != 0 || (size != 256 && size != 384))
+		sim_fail("profile: this device makes attested keys only: HardwareBound with "
+		         "ECSECPrimeRandom 256 or 384 (com.apple.security.acme)");
+	if (!sim_plist_bool(sim_plist_get(c, "Attest"), 0))
+		sim_fail("profile: Attest is false: the server would get no attestation");
+	sim_state_seti("keysize", size);
+	free(type);
+}
+
 static void step_profile(void)
 {
 	struct sim_http h = {0};
 	struct sim_buf plist;
 	xmlDocPtr doc;
-	xmlNodePtr top, scep, sc, mdm;
+	xmlNodePtr top, scep, mdm;
 	char *scep_uuid, *ident;
 
 	if (opt.trust == NULL || (opt.enroll_url == NULL && opt.profile_file == NULL))
@@ -319,35 +386,18 @@ static void step_profile(void)
 	sim_file_write(sim_path("profile.plist"), plist.p, plist.len);
 	doc = sim_plist_parse(plist.p, plist.len, "profile");
 	top = sim_plist_root(doc);
-	if ((scep = payload_of_type(top, "com.apple.security.scep")) == NULL ||
-	        (mdm = payload_of_type(top, "com.apple.mdm")) == NULL)
-		sim_fail("profile: no com.apple.security.scep or no com.apple.mdm payload");
-	/* The SCEP payload (Configuration Profile Reference, SCEP). */
-	sc = sim_plist_get(scep, "PayloadContent");
-	scep_uuid = need_string(scep, "PayloadUUID", "SCEP");
+	if ((mdm = payload_of_type(top, "com.apple.mdm")) == NULL)
+		sim_fail("profile: no com.apple.mdm payload");
+	if ((scep = payload_of_type(top, "com.apple.security.acme")) != NULL) {
+		profile_acme(scep);
+		scep_uuid = need_string(scep, "PayloadUUID", "ACME");
+	} else if ((scep = payload_of_type(top, "com.apple.security.scep")) != NULL) {
+		profile_scep(scep);
+		scep_uuid = need_string(scep, "PayloadUUID", "SCEP");
+	} else {
+		sim_fail("profile: no identity payload (com.apple.security.scep or .acme)");
+	}
 	sim_state_set("scep_uuid", scep_uuid);
-	set_from("scep_url", sc, "URL", "SCEP");
-	{
-		char *name = sim_plist_string(sim_plist_get(sc, "Name"));
-		char *ch = sim_plist_string(sim_plist_get(sc, "Challenge"));
-		sim_state_set("scep_name", name ? name : "");
-		sim_state_set("challenge", ch ? ch : "");
-		free(name);
-		free(ch);
-	}
-	/* Apple's defaults: 1024 bits (refused by a careful CA), Key Usage unset. */
-	sim_state_seti("keysize", sim_plist_int(sim_plist_get(sc, "Keysize"), 1024));
-	sim_state_seti("key_usage", sim_plist_int(sim_plist_get(sc, "Key Usage"), 0));
-	{
-		struct sim_buf fp = sim_plist_data(sim_plist_get(sc, "CAFingerprint"));
-		char hex[2 * 32 + 1] = "";
-
-		if (fp.len > 32)
-			sim_fail("profile: CAFingerprint of %zu bytes", fp.len);
-		sim_hex(fp.p, fp.len, 0, hex);
-		sim_state_set("ca_fingerprint", hex);
-		sim_buf_free(&fp);
-	}
 	profile_anchors(top);
 	/* The MDM payload. */
 	set_from("server_url", mdm, "ServerURL", "MDM");
@@ -362,16 +412,20 @@ static void step_profile(void)
 	}
 	ident = need_string(mdm, "IdentityCertificateUUID", "MDM");
 	if (strcmp(ident, scep_uuid) != 0)
-		sim_fail("profile: IdentityCertificateUUID %s is not the SCEP PayloadUUID %s",
+		sim_fail("profile: IdentityCertificateUUID %s is not the identity payload's "
+		         "PayloadUUID %s",
 		        ident, scep_uuid);
 	sim_state_seti("sign_message", sim_plist_bool(sim_plist_get(mdm, "SignMessage"), 0));
 	sim_state_seti("checkout_when_removed",
 	        sim_plist_bool(sim_plist_get(mdm, "CheckOutWhenRemoved"), 0));
 	if (sim_plist_int(sim_plist_get(mdm, "AccessRights"), 0) <= 0)
 		sim_fail("profile: the MDM payload has no AccessRights");
-	sim_say("profile: verified; SCEP %s, MDM %s, SignMessage %s, %ld trust anchor payload(s)",
-	        sim_state_get("scep_url"), sim_state_get("server_url"),
-	        sim_state_geti("sign_message", 0) ? "true" : "false", sim_state_geti("anchors", 0));
+	sim_say("profile: verified; %s %s, MDM %s, SignMessage %s, %ld trust anchor payload(s)",
+	        strcmp(sim_state_get("identity_kind"), "acme") == 0 ? "ACME" : "SCEP",
+	        strcmp(sim_state_get("identity_kind"), "acme") == 0 ? sim_state_get("acme_url")
+	                                                            : sim_state_get("scep_url"),
+	        sim_state_get("server_url"), sim_state_geti("sign_message", 0) ? "true" : "false",
+	        sim_state_geti("anchors", 0));
 	free(scep_uuid);
 	free(ident);
 	xmlFreeDoc(doc);
@@ -387,7 +441,9 @@ static X509_NAME *profile_subject(void)
 {
 	struct sim_buf plist = sim_file_read(sim_path("profile.plist"));
 	xmlDocPtr doc = sim_plist_parse(plist.p, plist.len, "profile.plist");
-	xmlNodePtr scep = payload_of_type(sim_plist_root(doc), "com.apple.security.scep");
+	int acme = strcmp(sim_state_need("identity_kind"), "acme") == 0;
+	xmlNodePtr scep = payload_of_type(
+	        sim_plist_root(doc), acme ? "com.apple.security.acme" : "com.apple.security.scep");
 	xmlNodePtr subj = sim_plist_get(sim_plist_get(scep, "PayloadContent"), "Subject");
 	X509_NAME *n = X509_NAME_new();
 	char cn[128];
@@ -490,6 +546,69 @@ static void step_scep(void)
 		X509_NAME_free(o.subject);
 		return; /* the expected refusal; the device keeps what it had */
 	}
+	sim_save_cert(sim_path("identity.pem"), cert);
+	sim_save_key(sim_path("identity.key"), key);
+	fingerprint(cert, fp);
+	sim_state_set("identity_sha256", fp);
+	X509_NAME_free(o.subject);
+	X509_free(cert);
+	EVP_PKEY_free(key);
+}
+
+/*
+ * The ACME payload's identity (tests/sim/acme.c): certified after
+ * device-attest-01.  --attest-standin PROGRAM and --attest-dir DIR (or
+ * MDM_ATTEST_STANDIN, MDM_ATTEST_DIR) are the stand-in for Apple's
+ * attestation service.  Negative cases: --acme-expect STEP:TYPE (STEP
+ * order, challenge or finalize; TYPE the ACME error type's last part,
+ * e.g. rejectedIdentifier), --attest-token T (attest another token),
+ * --csr-other-key (finalize with a key that is not the attested one).
+ */
+static void step_acme(void)
+{
+	struct sim_acme_opts o = {0};
+	char want[160] = "";
+	const char *ch = opt.challenge ? opt.challenge : sim_state_need("client_identifier");
+	X509 *cert = NULL;
+	EVP_PKEY *key = NULL;
+	char fp[65];
+
+	if (strcmp(sim_state_need("identity_kind"), "acme") != 0)
+		sim_fail("acme: the profile's identity payload is not com.apple.security.acme");
+	o.directory_url = sim_state_need("acme_url");
+	o.client_identifier = ch;
+	o.subject = profile_subject();
+	o.curve = sim_state_geti("keysize", 384) == 256 ? "P-256" : "P-384";
+	o.ca_file = mdm_trust();
+	o.attest_cmd = setting("attest_standin", opt.attest_standin, getenv("MDM_ATTEST_STANDIN"));
+	o.attest_dir = setting("attest_dir", opt.attest_dir, getenv("MDM_ATTEST_DIR"));
+	if (o.attest_cmd == NULL || o.attest_dir == NULL)
+		sim_fail("acme needs --attest-standin and --attest-dir (Apple's attestation "
+		         "service)");
+	o.serial = sim_state_need("serial");
+	o.udid = sim_state_need("udid");
+	o.attest_token = opt.attest_token;
+	o.csr_other_key = opt.csr_other_key;
+	if (opt.acme_expect != NULL) {
+		const char *colon = strchr(opt.acme_expect, ':');
+		if (colon == NULL)
+			sim_fail("--acme-expect is STEP:TYPE");
+		snprintf(want, sizeof(want), "urn:ietf:params:acme:error:%s", colon + 1);
+		if (strncmp(opt.acme_expect, "order:", 6) == 0)
+			o.expect_error_at_order = want;
+		else if (strncmp(opt.acme_expect, "challenge:", 10) == 0)
+			o.expect_error_at_challenge = want;
+		else if (strncmp(opt.acme_expect, "finalize:", 9) == 0)
+			o.expect_error_at_finalize = want;
+		else
+			sim_fail("--acme-expect STEP is order, challenge or finalize");
+	}
+	if (sim_acme_enroll(&o, &cert, &key) == 1) {
+		X509_NAME_free(o.subject);
+		return; /* the expected refusal; the device keeps what it had */
+	}
+	if (opt.acme_expect != NULL)
+		sim_fail("acme: certified, but %s was expected", opt.acme_expect);
 	sim_save_cert(sim_path("identity.pem"), cert);
 	sim_save_key(sim_path("identity.key"), key);
 	fingerprint(cert, fp);
@@ -1464,6 +1583,10 @@ static void run_step(const char *s)
 		step_profile();
 	else if (strcmp(s, "scep") == 0)
 		step_scep();
+	else if (strcmp(s, "acme") == 0)
+		step_acme();
+	else if (strcmp(s, "identity") == 0)
+		run_step(strcmp(sim_state_need("identity_kind"), "acme") == 0 ? "acme" : "scep");
 	else if (strcmp(s, "authenticate") == 0)
 		step_authenticate();
 	else if (strcmp(s, "tokenupdate") == 0)
@@ -1490,7 +1613,7 @@ static void run_step(const char *s)
 		step_get_token();
 	else if (strcmp(s, "enroll") == 0 || strcmp(s, "lifecycle") == 0) {
 		run_step("profile");
-		run_step("scep");
+		run_step("identity");
 		run_step("authenticate");
 		run_step("tokenupdate");
 		if (is_mac()) {
@@ -1499,9 +1622,12 @@ static void run_step(const char *s)
 		}
 		if (strcmp(s, "lifecycle") == 0) {
 			run_step("commands");
-			run_step("renew");
-			run_step("tokenupdate");
-			run_step("commands");
+			/* An ACME identity is renewed by a new payload, not by SCEP. */
+			if (strcmp(sim_state_need("identity_kind"), "acme") != 0) {
+				run_step("renew");
+				run_step("tokenupdate");
+				run_step("commands");
+			}
 			run_step("checkout");
 		}
 	} else {
@@ -1532,6 +1658,11 @@ int main(int argc, char **argv)
 	        {"body", required_argument, NULL, 'b'},
 	        {"endpoint", required_argument, NULL, 'n'},
 	        {"profile-file", required_argument, NULL, 'P'},
+	        {"attest-standin", required_argument, NULL, 'A'},
+	        {"attest-dir", required_argument, NULL, 'B'},
+	        {"acme-expect", required_argument, NULL, 'X'},
+	        {"attest-token", required_argument, NULL, 'K'},
+	        {"csr-other-key", no_argument, NULL, 'O'},
 	        {NULL, 0, NULL, 0},
 	};
 	int ch;
@@ -1598,6 +1729,21 @@ int main(int argc, char **argv)
 			break;
 		case 'n':
 			opt.endpoint = optarg;
+			break;
+		case 'A':
+			opt.attest_standin = optarg;
+			break;
+		case 'B':
+			opt.attest_dir = optarg;
+			break;
+		case 'X':
+			opt.acme_expect = optarg;
+			break;
+		case 'K':
+			opt.attest_token = optarg;
+			break;
+		case 'O':
+			opt.csr_other_key = 1;
 			break;
 		default:
 			usage();

@@ -19,21 +19,33 @@ static size_t sim_http_body(char *ptr, size_t size, size_t n, void *ud)
 	return len;
 }
 
+/* Copies the value of header line buf (len bytes) into out when it is name's. */
+static void header_value(const char *buf, size_t len, const char *name, char *out, size_t outsz)
+{
+	size_t n = strlen(name), i, j = 0;
+
+	if (len <= n || strncasecmp(buf, name, n) != 0 || buf[n] != ':')
+		return;
+	for (i = n + 1; i < len && (buf[i] == ' ' || buf[i] == '\t'); i++)
+		;
+	for (; i < len && buf[i] != '\r' && buf[i] != '\n' && j + 1 < outsz; i++)
+		out[j++] = buf[i];
+	out[j] = '\0';
+}
+
 static size_t sim_http_header(char *buf, size_t size, size_t n, void *ud)
 {
 	struct sim_http *h = ud;
-	size_t len = size * n, i, j = 0;
-	static const char name[] = "Content-Type:";
+	size_t len = size * n;
 
-	if (len >= 5 && strncmp(buf, "HTTP/", 5) == 0)
+	if (len >= 5 && strncmp(buf, "HTTP/", 5) == 0) {
 		h->resp_type[0] = '\0';
-	if (len <= sizeof(name) - 1 || strncasecmp(buf, name, sizeof(name) - 1) != 0)
-		return len;
-	for (i = sizeof(name) - 1; i < len && (buf[i] == ' ' || buf[i] == '\t'); i++)
-		;
-	for (; i < len && buf[i] != '\r' && buf[i] != '\n' && j + 1 < sizeof(h->resp_type); i++)
-		h->resp_type[j++] = buf[i];
-	h->resp_type[j] = '\0';
+		h->resp_nonce[0] = '\0';
+		h->resp_location[0] = '\0';
+	}
+	header_value(buf, len, "Content-Type", h->resp_type, sizeof(h->resp_type));
+	header_value(buf, len, "Replay-Nonce", h->resp_nonce, sizeof(h->resp_nonce));
+	header_value(buf, len, "Location", h->resp_location, sizeof(h->resp_location));
 	return len;
 }
 
@@ -48,6 +60,8 @@ void sim_http_do(struct sim_http *h)
 	h->resp.p = NULL;
 	h->resp.len = 0;
 	h->resp_type[0] = '\0';
+	h->resp_nonce[0] = '\0';
+	h->resp_location[0] = '\0';
 	if ((c = curl_easy_init()) == NULL)
 		sim_fail("curl_easy_init failed");
 	curl_easy_setopt(c, CURLOPT_URL, h->url);
@@ -78,7 +92,9 @@ void sim_http_do(struct sim_http *h)
 		if (h->headers[i] != NULL)
 			hdrs = curl_slist_append(hdrs, h->headers[i]);
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
-	if (strcmp(h->method, "GET") != 0) {
+	if (strcmp(h->method, "HEAD") == 0) {
+		curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+	} else if (strcmp(h->method, "GET") != 0) {
 		curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, h->method);
 		curl_easy_setopt(c, CURLOPT_POSTFIELDS, h->body != NULL ? h->body : "");
 		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)h->body_len);

@@ -75,17 +75,22 @@ char *sim_mdm_signature(X509 *cert, EVP_PKEY *key, const char *digest, const voi
 	struct sim_buf ber;
 	BIO *in;
 	char *b64;
-	int n, nid;
+	int n, nid, ec;
 
 	if (md == NULL)
 		sim_fail("unknown digest %s", digest);
 	if ((cms = CMS_sign(NULL, NULL, NULL, NULL, flags)) == NULL ||
 	        (si = CMS_add1_signer(cms, cert, key, md, flags)) == NULL)
 		sim_ossl_fail("CMS_add1_signer (Mdm-Signature)");
-	/* OpenSSL writes rsaEncryption here; the device writes <digest>WithRSAEncryption. */
+	/*
+	 * OpenSSL writes rsaEncryption here; the device writes
+	 * <digest>WithRSAEncryption, or for an ACME identity's EC key
+	 * ecdsa-with-<digest> with no parameters (RFC 5758 3.2).
+	 */
 	CMS_SignerInfo_get0_algs(si, NULL, NULL, &digalg, &sigalg);
-	if (!OBJ_find_sigid_by_algs(&nid, EVP_MD_get_type(md), EVP_PKEY_RSA) ||
-	        !X509_ALGOR_set0(sigalg, OBJ_nid2obj(nid), V_ASN1_NULL, NULL) ||
+	ec = EVP_PKEY_get_base_id(key) == EVP_PKEY_EC;
+	if (!OBJ_find_sigid_by_algs(&nid, EVP_MD_get_type(md), ec ? EVP_PKEY_EC : EVP_PKEY_RSA) ||
+	        !X509_ALGOR_set0(sigalg, OBJ_nid2obj(nid), ec ? V_ASN1_UNDEF : V_ASN1_NULL, NULL) ||
 	        !X509_ALGOR_set0(digalg, OBJ_nid2obj(EVP_MD_get_type(md)), V_ASN1_NULL, NULL))
 		sim_ossl_fail("X509_ALGOR_set0 (signatureAlgorithm)");
 	if ((in = BIO_new_mem_buf(body, (int)len)) == NULL || !CMS_final(cms, in, NULL, flags))

@@ -68,7 +68,7 @@ int sim_log_exchange(
 /* ------------------------------------------------------------ http.c */
 
 struct sim_http {
-	const char *method; /* GET, POST, PUT */
+	const char *method; /* GET, HEAD, POST, PUT */
 	const char *url;
 	const void *body;
 	size_t body_len;
@@ -83,6 +83,8 @@ struct sim_http {
 	long status;
 	struct sim_buf resp;
 	char resp_type[128];
+	char resp_nonce[256];    /* Replay-Nonce (RFC 8555 6.5), "" when absent */
+	char resp_location[512]; /* Location, "" when absent */
 };
 
 /* Performs the request; fails the step when no HTTP answer came. */
@@ -198,6 +200,30 @@ struct sim_scep_opts {
  */
 int sim_scep_enroll(const struct sim_scep_opts *o, X509 **cert, EVP_PKEY **key);
 
+/* ------------------------------------------------------------ acme.c */
+
+struct sim_acme_opts {
+	const char *directory_url;     /* the payload's DirectoryURL */
+	const char *client_identifier; /* its ClientIdentifier: the order's identifier */
+	X509_NAME *subject;            /* its Subject: the CSR's */
+	const char *curve;             /* "P-384" for KeySize 384, "P-256" for 256 */
+	const char *ca_file;           /* trusted for https */
+	/* The stand-in for Apple's attestation service and its CA directory. */
+	const char *attest_cmd, *attest_dir;
+	const char *serial, *udid; /* what "Apple" attests */
+	const char *attest_token;  /* attest this token instead of the challenge's */
+	int csr_other_key;         /* finalize with a CSR of another key */
+	/* Want a problem document of this ACME error type at that step (NULL: success). */
+	const char *expect_error_at_order, *expect_error_at_challenge, *expect_error_at_finalize;
+};
+
+/*
+ * One ACME device-attest-01 enrollment.  On success *cert and *key are
+ * the new identity (the chain in DIR/acme-chain.pem) and 0 is returned;
+ * 1 when the refusal expected at a step came (nothing certified).
+ */
+int sim_acme_enroll(const struct sim_acme_opts *o, X509 **cert, EVP_PKEY **key);
+
 /* ------------------------------------------------------------- mdm.c */
 
 /* PEM files of the current identity. */
@@ -210,7 +236,8 @@ void sim_save_key(const char *path, EVP_PKEY *k);
  * Mdm-Signature: base64 of a detached CMS SignedData over body, BER with
  * indefinite lengths, no signed attributes, the identity certificate
  * only, signature algorithm <digest>WithRSAEncryption (as
- * nanomdm's mdmSignatureHeader2 from a real Mac).  malloc'd.
+ * nanomdm's mdmSignatureHeader2 from a real Mac), ecdsa-with-<digest>
+ * for an EC identity (ACME).  malloc'd.
  */
 char *sim_mdm_signature(
         X509 *cert, EVP_PKEY *key, const char *digest, const void *body, size_t len);
