@@ -456,19 +456,29 @@ out:
 	return rc;
 }
 
-mdm_err cms_envelope(X509 *recipient, enum cms_cipher c, int oaep, const uint8_t *in, size_t inlen,
-        uint8_t **out, size_t *outlen)
+/*
+ * EnvelopedData of in to recipient: RSA key transport (KeyTransRecipientInfo)
+ * or, with allow_ec, an EC key by ephemeral-static ECDH
+ * (KeyAgreeRecipientInfo, RFC 5753 3.1: OpenSSL's default KDF and the AES
+ * key wrap of the content cipher's size).
+ */
+static MDM_WUR mdm_err cms_envelope_to(X509 *recipient, enum cms_cipher c, int oaep, int allow_ec,
+        const uint8_t *in, size_t inlen, uint8_t **out, size_t *outlen)
 {
 	const EVP_CIPHER *cipher = cms_evp_cipher(c);
 	CMS_ContentInfo *cms = NULL;
 	CMS_RecipientInfo *ri;
 	mdm_err rc = MDM_ERR_CRYPTO;
+	int type;
 
 	if (recipient == NULL || cipher == NULL || in == NULL || inlen == 0 || inlen > INT_MAX)
 		return MDM_ERR_INVAL;
-	if (X509_get0_pubkey(recipient) == NULL ||
-	        EVP_PKEY_get_base_id(X509_get0_pubkey(recipient)) != EVP_PKEY_RSA) {
-		log_error("cms: recipient key is not RSA: SCEP key transport needs RSA");
+	type = X509_get0_pubkey(recipient) != NULL
+	        ? EVP_PKEY_get_base_id(X509_get0_pubkey(recipient))
+	        : EVP_PKEY_NONE;
+	if (type != EVP_PKEY_RSA && !(allow_ec && type == EVP_PKEY_EC && !oaep)) {
+		log_error(allow_ec ? "cms: recipient key is neither RSA nor EC"
+		                   : "cms: recipient key is not RSA: SCEP key transport needs RSA");
 		return MDM_ERR_INVAL;
 	}
 	if ((cms = CMS_EnvelopedData_create(cipher)) == NULL) {
@@ -496,6 +506,12 @@ out:
 	ERR_clear_error();
 	CMS_ContentInfo_free(cms);
 	return rc;
+}
+
+mdm_err cms_envelope(X509 *recipient, enum cms_cipher c, int oaep, const uint8_t *in, size_t inlen,
+        uint8_t **out, size_t *outlen)
+{
+	return cms_envelope_to(recipient, c, oaep, 0, in, inlen, out, outlen);
 }
 
 mdm_err cms_degenerate(X509 *const *certs, size_t n, const uint8_t *crl_der, size_t crl_len,
@@ -995,5 +1011,6 @@ mdm_err cms_encrypt(struct x509_st *recipient, const uint8_t *content, size_t le
 		return MDM_ERR_INVAL;
 	if (cms_ready() != MDM_OK)
 		return MDM_ERR_CRYPTO;
-	return cms_envelope(recipient, CMS_CIPHER_AES256, 0, content, len, out, outlen);
+	/* A device identity is RSA (SCEP) or EC (ACME, P-256/P-384). */
+	return cms_envelope_to(recipient, CMS_CIPHER_AES256, 0, 1, content, len, out, outlen);
 }

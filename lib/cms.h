@@ -122,9 +122,10 @@ MDM_WUR mdm_err cms_verify_attached(const uint8_t *der, size_t len, uint8_t **co
 /*
  * EnvelopedData (RFC 5652 6) of content to recipient: AES-256-CBC with a
  * fresh random key, which RSA (PKCS #1 v1.5, what Apple devices decrypt)
- * wraps for the recipient's key.  The RSA key never touches the content,
- * so its size does not bound the content's.  An encrypted profile's
- * EncryptedPayloadContent.  *out DER, free().
+ * wraps for the recipient's key, or for an EC identity (ACME) ECDH
+ * key agreement (RFC 5753) with an ephemeral key.  The recipient's key
+ * never touches the content, so its size does not bound the content's.
+ * An encrypted profile's EncryptedPayloadContent.  *out DER, free().
  */
 MDM_WUR mdm_err cms_encrypt(struct x509_st *recipient, const uint8_t *content, size_t len,
         uint8_t **out, size_t *outlen);

@@ -222,7 +222,8 @@ START_TEST(bad_bodies_refused)
 END_TEST
 
 /* Signs attrs with a throw-away identity of key/cert; phase by that signer. */
-START_TEST(encrypted_profile_decrypts_with_openssl)
+/* An encrypted profile for an RSA (SCEP) or an EC (ACME) identity, opened by openssl cms. */
+static void encrypted_profile_for(const char *newkey, const char *recipient_info)
 {
 	char dir[128], path[256];
 	struct x509_st *c = NULL;
@@ -233,9 +234,9 @@ START_TEST(encrypted_profile_decrypts_with_openssl)
 
 	log_set_level(MDM_LOG__MAX);
 	ts_tmpdir_new(dir, sizeof(dir), "ota");
-	ck_assert_int_eq(ts_sh("openssl req -x509 -newkey rsa:2048 -nodes -days 3 -keyout "
+	ck_assert_int_eq(ts_sh("openssl req -x509 -newkey %s -nodes -days 3 -keyout "
 	                       "%s/k.pem -out %s/c.pem -subj /CN=dev 2>/dev/null",
-	                         dir, dir),
+	                         newkey, dir, dir),
 	        0);
 	snprintf(path, sizeof(path), "%s/c.pem", dir);
 	ck_assert_int_eq(x509_cert_load_file(path, &c), MDM_OK);
@@ -267,13 +268,20 @@ START_TEST(encrypted_profile_decrypts_with_openssl)
 	              "-inkey k.pem -recip c.pem -out clear.plist && grep -q "
 	              "'<string>com.apple.mdm</string>' clear.plist && grep -q "
 	              "secret-challenge-value clear.plist && openssl cms -cmsout -print "
-	              "-inform DER -in enc.der | grep -q aes-256-cbc",
-	                dir),
+	              "-inform DER -in enc.der | grep -q aes-256-cbc && openssl cms -cmsout -print "
+	              "-inform DER -in enc.der | grep -q '%s'",
+	                dir, recipient_info),
 	        0);
 	ts_tmpdir_done(dir);
 	free(xml);
 	plist_free(profile);
 	x509_cert_free(c);
+}
+
+START_TEST(encrypted_profile_decrypts_with_openssl)
+{
+	encrypted_profile_for("rsa:2048", "d.ktri:");
+	encrypted_profile_for("ec -pkeyopt ec_paramgen_curve:P-384", "d.kari:");
 }
 END_TEST
 
