@@ -503,6 +503,186 @@ START_TEST(ca_fingerprint_mismatch_refused)
 }
 END_TEST
 
+/* ---------------------------------------------------------------- ACME identities (issue 18) */
+
+/*
+ * An enrollment profile whose identity payload is ACME (enroll_identity =
+ * acme), made by mdmctl and handed to the device as a file; the device
+ * (name) reads it, and its UDID and serial become expected devices
+ * (mdm.acme_expected_device) unless unexpected.  The simulator gets the
+ * stand-in for Apple's attestation service (tests/fixtures.sh).  0 when
+ * the stack has no ACME (attest_standin not built): the caller skips.
+ */
+static int acme_profile(const char *name, const char *device, int expected)
+{
+	char dir[512], args[900], *udid, *serial, *v;
+
+	if (getenv("E2E_ATTEST_STANDIN") == NULL || getenv("E2E_ATTEST_DIR") == NULL) {
+		printf("applesim-e2e: no stand-in attestation service: the ACME cases skip\n");
+		return 0;
+	}
+	snprintf(dir, sizeof(dir), "%s/%s-profile", tmpdir, name);
+	ck_assert_int_eq(ts_sh("mkdir -p %s && MDM_ENROLL_IDENTITY=acme %s/mdmctl profile enroll "
+	                       "--out %s/profile.mobileconfig >%s/mdmctl.log 2>&1 || "
+	                       "{ cat %s/mdmctl.log; exit 1; }",
+	                         dir, getenv("E2E_MDMCTL_DIR"), dir, dir, dir),
+	        0);
+	snprintf(args, sizeof(args),
+	        "profile --device %s --profile-file %s/profile.mobileconfig --attest-standin %s "
+	        "--attest-dir %s",
+	        device, dir, getenv("E2E_ATTEST_STANDIN"), getenv("E2E_ATTEST_DIR"));
+	SIM_OK(name, args);
+	v = state(name, "identity_kind");
+	ck_assert_str_eq(v, "acme");
+	free(v);
+	if (expected) {
+		udid = state(name, "udid");
+		serial = state(name, "serial");
+		snprintf(args, sizeof(args), "%s,%s", udid, serial);
+		free(e2e_query1(
+		        "INSERT INTO mdm.acme_expected_device (udid, serial, comment) VALUES "
+		        "(split_part($1, ',', 1), split_part($1, ',', 2), 'applesim-e2e') "
+		        "RETURNING udid",
+		        args));
+		free(udid);
+		free(serial);
+	}
+	return 1;
+}
+
+/* The identity the device got over ACME: Apple-attested, P-384, tied to its UDID. */
+static void assert_acme_identity(const char *name, const char *udid)
+{
+	char *fp = state(name, "identity_sha256"), want[300];
+
+	assert_enrolled(name, udid);
+	ck_assert_int_eq(ts_sh("openssl x509 -in %s/%s/identity.pem -noout -text | grep -q "
+	                       "'NIST CURVE: P-384'",
+	                         tmpdir, name),
+	        0);
+	/* The chain from acme.fcgi verifies to the device CA. */
+	ck_assert_int_eq(ts_sh("openssl verify -CAfile %s %s/%s/acme-chain.pem >/dev/null",
+	                         device_ca, tmpdir, name),
+	        0);
+	snprintf(want, sizeof(want), "%s/%s/%s", udid, udid, fp);
+	e2e_assert_query("SELECT a.udid || '/' || c.udid || '/' || c.sha256 FROM "
+	                 "mdm.device_attestation a JOIN mdm.certificate c ON c.id = "
+	                 "a.certificate_id WHERE a.udid = $1 AND c.kind = 'device'",
+	        udid, want);
+	free(fp);
+}
+
+/*
+ * An iPhone with an ACME identity: attested, certified, then the MDM
+ * check-ins by TLS client certificate and Mdm-Signature (ECDSA) together,
+ * and the command channel; the certificate opens nothing for another UDID.
+ */
+START_TEST(acme_iphone_lifecycle)
+{
+	char *before, *after, *udid;
+
+	if (!acme_profile("acme-iphone", "iphone", 1))
+		return;
+	before = count_certs();
+	SIM_OK("acme-iphone", "acme authenticate tokenupdate --auth both");
+	after = count_certs();
+	ck_assert_int_eq(atoi(after), atoi(before) + 1);
+	udid = state("acme-iphone", "udid");
+	assert_acme_identity("acme-iphone", udid);
+	e2e_assert_query("SELECT string_agg(message_type || ':' || auth, ',' ORDER BY id) FROM "
+	                 "mdm.checkin WHERE udid = $1",
+	        udid, "Authenticate:both,TokenUpdate:both");
+	/* The one-time ClientIdentifier bought this certificate and nothing else. */
+	e2e_assert_query("SELECT count(*)::text FROM mdm.challenge h JOIN mdm.device d ON "
+	                 "d.identity_certificate_id = h.used_by_certificate WHERE d.udid = $1 "
+	                 "AND h.purpose = 'acme'",
+	        udid, "1");
+	queue(udid, "SELECT mdm.cmd_device_information($1)::text");
+	queue(udid, "SELECT mdm.cmd_security_info($1)::text");
+	SIM_OK("acme-iphone", "commands");
+	e2e_assert_query("SELECT string_agg(request_type || ':' || status, ',' ORDER BY "
+	                 "received_at) FROM mdm.command_results WHERE udid = $1",
+	        udid, "DeviceInformation:Acknowledged,SecurityInfo:Acknowledged");
+	/* A second device of the same identity: refused (the certificate is this UDID's). */
+	ck_assert_int_eq(ts_sh("cd %s/acme-iphone && b=$(ls log/*-Authenticate.req | tail -n 1) && "
+	                       "sed 's/%s/00008110-0000000000000BAD/' $b >other.req && "
+	                       "code=$(curl -sS --cacert %s --cert identity.pem --key identity.key "
+	                       "-X PUT --data-binary @other.req -H 'Content-Type: "
+	                       "application/x-apple-aspen-mdm-checkin' -o /dev/null -w "
+	                       "'%%{http_code}' '%s/mdm/checkin') && test \"$code\" = 403",
+	                         tmpdir, udid, tls_ca, base),
+	        0);
+	SIM_OK("acme-iphone", "checkout");
+	assert_checked_out(udid);
+	free(before);
+	free(after);
+	free(udid);
+}
+END_TEST
+
+/* A Mac with an ACME identity that signs every request (Mdm-Signature only, no TLS certificate). */
+START_TEST(acme_mac_signature_only)
+{
+	char *udid;
+
+	if (!acme_profile("acme-mac", "mac", 1))
+		return;
+	SIM_OK("acme-mac", "acme authenticate tokenupdate --auth signature");
+	udid = state("acme-mac", "udid");
+	assert_acme_identity("acme-mac", udid);
+	e2e_assert_query("SELECT string_agg(message_type || ':' || auth, ',' ORDER BY id) FROM "
+	                 "mdm.checkin WHERE udid = $1",
+	        udid, "Authenticate:signature,TokenUpdate:signature");
+	free(udid);
+}
+END_TEST
+
+/*
+ * What an attested enrollment refuses, seen from the device, each with
+ * nothing certified: a device the server does not expect, an attestation
+ * of another token (not this challenge's nonce), a CSR of a key that is
+ * not the attested one; then the same device, now expected, succeeds
+ * with the same ClientIdentifier (spent only when a certificate is issued).
+ */
+START_TEST(acme_refusals)
+{
+	char *before, *after, *udid, *serial, both[300];
+
+	if (!acme_profile("acme-refused", "iphone", 0))
+		return;
+	before = count_certs();
+	SIM_OK("acme-refused", "acme --acme-expect challenge:rejectedIdentifier");
+	ck_assert_msg(log_has("acme-refused", "not one this server expects"),
+	        "the unknown device was not refused as such");
+	udid = state("acme-refused", "udid");
+	serial = state("acme-refused", "serial");
+	snprintf(both, sizeof(both), "%s,%s", udid, serial);
+	free(e2e_query1("INSERT INTO mdm.acme_expected_device (udid, serial) VALUES "
+	                "(split_part($1, ',', 1), split_part($1, ',', 2)) RETURNING udid",
+	        both));
+	SIM_OK("acme-refused",
+	        "acme --attest-token not-the-challenge-token "
+	        "--acme-expect challenge:badAttestationStatement");
+	SIM_OK("acme-refused", "acme --csr-other-key --acme-expect finalize:badCSR");
+	after = count_certs();
+	ck_assert_str_eq(after, before);
+	e2e_assert_query("SELECT count(*)::text FROM mdm.device_attestation WHERE udid = $1 AND "
+	                 "certificate_id IS NOT NULL",
+	        udid, "0");
+	SIM_OK("acme-refused", "acme authenticate");
+	free(after);
+	after = count_certs();
+	ck_assert_int_eq(atoi(after), atoi(before) + 1);
+	assert_acme_identity("acme-refused", udid);
+	/* The spent ClientIdentifier buys nothing more. */
+	SIM_OK("acme-refused", "acme --acme-expect order:rejectedIdentifier");
+	free(before);
+	free(after);
+	free(udid);
+	free(serial);
+}
+END_TEST
+
 Suite *applesim_e2e_suite(void)
 {
 	mode = e2e_mode();
@@ -511,5 +691,6 @@ Suite *applesim_e2e_suite(void)
 	e2e_tmpdir(tmpdir, sizeof(tmpdir), "applesim-%s", mode);
 	return ts_suite("applesim-e2e", "devices", 300, iphone_lifecycle, mac_lifecycle,
 	        auth_one_way, racing_authenticates, scep_refusals, profile_only_trust,
-	        profile_without_anchor_refused, ca_fingerprint_mismatch_refused);
+	        profile_without_anchor_refused, ca_fingerprint_mismatch_refused,
+	        acme_iphone_lifecycle, acme_mac_signature_only, acme_refusals);
 }
