@@ -52,7 +52,7 @@ typedef struct attest_result {
 	char os_version[32];    /* 1.2.840.113635.100.8.10.1 */
 	char sepos_version[32]; /* 1.2.840.113635.100.8.10.2 */
 	char llb_version[32];   /* 1.2.840.113635.100.8.10.3 (Low-Level Bootloader) */
-	char model[64];         /* product type, when stated */
+	char model[64];         /* 1.2.840.113635.100.8.9.4, Software Update Device ID ("J514sAP") */
 	uint8_t nonce[64];      /* 1.2.840.113635.100.8.11.1, as found */
 	size_t nonce_len;
 	/* The attested (Secure Enclave) public key, DER SubjectPublicKeyInfo (malloc). */
@@ -62,12 +62,16 @@ typedef struct attest_result {
 	char *chain_pem;
 	long long not_before; /* leaf notBefore, Unix time */
 	long long not_after;  /* leaf notAfter, Unix time */
-	/* Security properties, 1/0, ATTEST_PROP_ABSENT when not stated. */
-	int sip_enabled;         /* System Integrity Protection */
-	int secure_boot_full;    /* Full Security boot policy */
-	int kext_allowed;        /* third-party kernel extensions allowed */
-	int mdm_kext_allowed;    /* kernel extensions allowed by MDM */
-	int user_kext_allowed;   /* kernel extensions approved by the user */
+	/*
+	 * macOS 14.2 and later (Apple: DeviceInformation DevicePropertiesAttestation):
+	 * 1.2.840.113635.100.8.13.1 SIP status (DER INTEGER, 0 enabled), .13.2 secure boot
+	 * status ("Full Security", "Reduced Security", "Permissive Security"), .13.3 third
+	 * party kernel extensions (DER INTEGER, 0 not allowed).  ATTEST_PROP_ABSENT / ""
+	 * when not stated (iOS).
+	 */
+	int sip_enabled;      /* 1 enabled, 0 disabled */
+	char secure_boot[32]; /* as stated */
+	int kext_allowed;     /* 1 some kinds allowed, 0 none */
 } attest_result;
 
 /*
