@@ -7,7 +7,7 @@ SAN     ?= 0
 FUZZ    ?= 0
 CC      ?= cc
 
-PKGS      := fcgi openssl libxml-2.0 libpq libcurl libnghttp2
+PKGS      := fcgi openssl libxml-2.0 libpq libcurl libnghttp2 libcbor
 TEST_PKGS := check
 
 # pkg-config is asked lazily so that `make clean` works before deps exist.

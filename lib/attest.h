@@ -52,8 +52,8 @@ typedef struct attest_result {
 	char os_version[32];    /* 1.2.840.113635.100.8.10.1 */
 	char sepos_version[32]; /* 1.2.840.113635.100.8.10.2 */
 	char llb_version[32];   /* 1.2.840.113635.100.8.10.3 (Low-Level Bootloader) */
-	char model[64];         /* 1.2.840.113635.100.8.9.4, Software Update Device ID ("J514sAP") */
-	uint8_t nonce[64];      /* 1.2.840.113635.100.8.11.1, as found */
+	char model[64];    /* 1.2.840.113635.100.8.9.4, Software Update Device ID ("J514sAP") */
+	uint8_t nonce[64]; /* 1.2.840.113635.100.8.11.1, as found */
 	size_t nonce_len;
 	/* The attested (Secure Enclave) public key, DER SubjectPublicKeyInfo (malloc). */
 	uint8_t *spki_der;
@@ -75,6 +75,33 @@ typedef struct attest_result {
 } attest_result;
 
 /*
+ * The attestation object, parsed (attest.c): pointers into the caller's
+ * bytes, nothing allocated.  x5c[0] is the leaf.  authData is optional:
+ * WebAuthn has it, but for fmt "apple" nothing in it is signed or used
+ * (the nonce and the key are in the leaf; step-ca and nanoca never read
+ * it), so it is taken when present as a byte string within
+ * ATTEST_MAX_AUTHDATA and otherwise ignored.
+ */
+typedef struct attest_object {
+	const uint8_t *x5c[ATTEST_MAX_X5C];
+	size_t x5c_len[ATTEST_MAX_X5C];
+	size_t n_x5c;
+	const uint8_t *auth_data; /* NULL when absent */
+	size_t auth_data_len;
+} attest_object;
+
+/*
+ * Parses attobj strictly: one definite-length CBOR map with the text keys
+ * "fmt" (the text "apple"), "attStmt" (a map whose one key "x5c" holds an
+ * array of 1..ATTEST_MAX_X5C byte strings of 1..ATTEST_MAX_CERT bytes) and
+ * optionally "authData", each once, and no byte after the map.  Refused
+ * (logged and in err): MDM_ERR_LIMIT over a limit, MDM_ERR_UNSUPPORTED for
+ * another fmt, MDM_ERR_PARSE for anything else.
+ */
+MDM_WUR mdm_err attest_parse(
+        const uint8_t *attobj, size_t len, attest_object *out, char *err, size_t errlen);
+
+/*
  * The whole device-attest-01 check of an attestation object (attobj, len
  * bytes, at most MDM_ATTEST_MAX_BYTES): parses the CBOR, verifies the x5c
  * chain to t at now (MDM_ERR_AUTH "chain does not lead to the Apple
@@ -89,8 +116,8 @@ MDM_WUR mdm_err attest_verify_apple(const attest_trust *t, const uint8_t *attobj
 
 /* Apple's extensions and the public key from one certificate (DER), no chain
  * check: for reporting and the vector test.  out->chain_pem stays NULL. */
-MDM_WUR mdm_err attest_leaf_properties(const uint8_t *der, size_t len, attest_result *out,
-        char *err, size_t errlen);
+MDM_WUR mdm_err attest_leaf_properties(
+        const uint8_t *der, size_t len, attest_result *out, char *err, size_t errlen);
 
 /* Verifies ders[0] (the leaf) through ders[1..n-1] to t at now.  A chain
  * missing its intermediate is refused as such (MDM_ERR_AUTH), naming it. */
