@@ -7,7 +7,7 @@ SAN     ?= 0
 FUZZ    ?= 0
 CC      ?= cc
 
-PKGS      := fcgi openssl libxml-2.0 libpq libcurl libnghttp2
+PKGS      := fcgi openssl libxml-2.0 libpq libcurl libnghttp2 libcbor
 TEST_PKGS := check
 
 # pkg-config is asked lazily so that `make clean` works before deps exist.
@@ -40,7 +40,8 @@ HARDEN   := -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fstack-clash-protectio
 LDHARDEN := -pie -Wl,-z,relro,-z,now -Wl,-z,noexecstack
 endif
 
-# Where `make install` puts data files (the default of config ota_trust_file).
+# Where `make install` puts data files (the defaults of config ota_trust_file and
+# acme_attest_root_file).
 DATADIR ?= $(PREFIX)/share/mdm
 
 CFLAGS_ALL  = $(STD) $(WARN) $(OPT) $(HARDEN) -iquote lib -DMDM_DATADIR='"$(DATADIR)"' \
@@ -60,6 +61,7 @@ UNIT_BIN  := $(BUILD)/tests/check_unit
 E2E_SRC   := $(wildcard tests/e2e/*.c)
 E2E_BIN   := $(BUILD)/tests/check_e2e
 APNS_BIN  := $(BUILD)/tests/apns_standin
+ATTEST_BIN := $(BUILD)/tests/attest_standin
 SIM_SRC   := $(wildcard tests/sim/*.c)
 SIM_BIN   := $(BUILD)/tests/applesim
 SQL_FILES := $(sort $(wildcard sql/[0-9]*.sql))
@@ -72,7 +74,7 @@ all: programs tests
 
 lib: $(LIBMDM)
 programs: $(FCGI_BINS) $(BIN_BINS)
-tests: $(UNIT_BIN) $(E2E_BIN) $(APNS_BIN) $(SIM_BIN)
+tests: $(UNIT_BIN) $(E2E_BIN) $(APNS_BIN) $(ATTEST_BIN) $(SIM_BIN)
 
 $(BUILD)/lib/%.o: lib/%.c $(wildcard lib/*.h)
 	@mkdir -p $(@D)
@@ -122,6 +124,13 @@ $(E2E_BIN): $(E2E_SRC) $(wildcard tests/e2e/*.h) $(SUPPORT_LIB) $(LIBMDM)
 $(APNS_BIN): tests/apns/apns_standin.c $(LIBMDM)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(LIBMDM) $(LDFLAGS_ALL) $(PKG_LIBS)
+
+# The stand-in for Apple's attestation service (tests/attest): the
+# simulator and the ACME client run it as a device gets an attestation.
+$(ATTEST_BIN): tests/attest/standin.c $(SUPPORT_LIB)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_ALL) -iquote tests/support -o $@ $< $(SUPPORT_LIB) $(LDFLAGS_ALL) \
+		$(PKG_LIBS)
 
 # The Apple device simulator (tests/sim): OpenSSL, libcurl and libxml2 only.
 # Neither lib/ on the include path nor libmdm on the link line, so that it
@@ -201,7 +210,8 @@ install: programs
 	install -m 0755 $(BIN_BINS) $(DESTDIR)$(PREFIX)/bin/
 	install -m 0755 $(FCGI_BINS) $(DESTDIR)$(PREFIX)/lib/mdm/cgi-bin/
 	install -m 0644 $(SQL_FILES) $(DESTDIR)$(DATADIR)/sql/
-	install -m 0644 share/apple-ota-trust.pem $(DESTDIR)$(DATADIR)/
+	install -m 0644 share/apple-ota-trust.pem share/apple-enterprise-attestation-root.pem \
+		$(DESTDIR)$(DATADIR)/
 	for f in apache-conf/*; do \
 		$(INSTALL_SED) $$f >$(DESTDIR)$(DATADIR)/$$f && chmod 0644 $(DESTDIR)$(DATADIR)/$$f || exit 1; \
 	done
@@ -242,7 +252,7 @@ deb:
 
 FORMAT_FILES = $(wildcard lib/*.c lib/*.h cgi-bin/*.c bin/*.c tests/unit/*.c \
 	tests/unit/*.h tests/support/*.c tests/support/*.h tests/e2e/*.c tests/e2e/*.h \
-	tests/apns/*.c tests/sim/*.c tests/sim/*.h fuzz/*.c bench/*.c)
+	tests/apns/*.c tests/attest/*.c tests/sim/*.c tests/sim/*.h fuzz/*.c bench/*.c)
 
 format-check: lint
 	clang-format --dry-run -Werror $(FORMAT_FILES)
