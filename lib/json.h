@@ -33,9 +33,10 @@ typedef struct json_value json_value;
  * around the value allowed) into *out (json_free).  MDM_ERR_LIMIT over
  * MDM_JSON_MAX_BYTES, MDM_JSON_MAX_DEPTH or MDM_JSON_MAX_NODES,
  * MDM_ERR_PARSE for anything else refused; the reason, with the byte
- * offset and the RFC section, goes to err ("json: ...") and is logged at
- * info by nobody: the caller refuses with it (json is a check whose
- * caller decides, as plist_parse_ex).  *out is NULL unless MDM_OK.
+ * offset and the RFC section, goes to err ("json: ...").  It logs
+ * nothing: a check whose caller decides, as plist_parse_ex, so the caller
+ * refuses with err (mdm_refuse) and that logs it once.  *out is NULL
+ * unless MDM_OK.
  */
 MDM_WUR mdm_err json_parse(const char *p, size_t len, json_value **out, char *err, size_t errlen);
 void json_free(json_value *v);

@@ -52,10 +52,10 @@ typedef struct jws_msg {
 	char *jwk_json; /* the jwk re-serialized canonically (RFC 7638 section 3: the
 	                 * required members only, lexicographic order, no white space),
 	                 * for storing; NULL when kid */
-	char thumbprint[64]; /* RFC 7638 SHA-256 thumbprint, base64url, NUL-terminated; "" when kid
-	                      */
-	uint8_t *payload;    /* decoded payload (NUL-terminated as well; never NULL) */
-	size_t payload_len;  /* payload "" means POST-as-GET (RFC 8555 6.3): 0 */
+	/* RFC 7638 SHA-256 thumbprint, base64url, NUL-terminated; "" when kid. */
+	char thumbprint[64];
+	uint8_t *payload;   /* decoded payload (NUL-terminated as well; never NULL) */
+	size_t payload_len; /* payload "" means POST-as-GET (RFC 8555 6.3): 0 */
 	/* private fields after this comment for the verifier: signing input, signature bytes */
 	char *signing_input_; /* ASCII(protected "." payload), RFC 7515 section 5.2 step 8 */
 	size_t signing_input_len_;
