@@ -31,6 +31,7 @@
 	X(fcgi, fcgi_tcases, UNIT_NO_DB)                                                           \
 	X(program, program_tcases, UNIT_NO_DB)                                                     \
 	X(base64, base64_tcases, UNIT_NO_DB)                                                       \
+	X(json, json_tcases, UNIT_NO_DB)                                                           \
 	X(x509, x509_tcases, UNIT_NO_DB)                                                           \
 	X(plist, plist_tcases, UNIT_NO_DB)                                                         \
 	X(cms, cms_tcases, UNIT_NO_DB)                                                             \
