@@ -7,7 +7,7 @@ SAN     ?= 0
 FUZZ    ?= 0
 CC      ?= cc
 
-PKGS      := fcgi openssl libxml-2.0 libpq libcurl libnghttp2
+PKGS      := fcgi openssl libxml-2.0 libpq libcurl libnghttp2 libcbor
 TEST_PKGS := check
 
 # pkg-config is asked lazily so that `make clean` works before deps exist.
@@ -40,7 +40,8 @@ HARDEN   := -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fstack-clash-protectio
 LDHARDEN := -pie -Wl,-z,relro,-z,now -Wl,-z,noexecstack
 endif
 
-# Where `make install` puts data files (the default of config ota_trust_file).
+# Where `make install` puts data files (the defaults of config ota_trust_file and
+# acme_attest_root_file).
 DATADIR ?= $(PREFIX)/share/mdm
 
 CFLAGS_ALL  = $(STD) $(WARN) $(OPT) $(HARDEN) -iquote lib -DMDM_DATADIR='"$(DATADIR)"' \
@@ -201,7 +202,8 @@ install: programs
 	install -m 0755 $(BIN_BINS) $(DESTDIR)$(PREFIX)/bin/
 	install -m 0755 $(FCGI_BINS) $(DESTDIR)$(PREFIX)/lib/mdm/cgi-bin/
 	install -m 0644 $(SQL_FILES) $(DESTDIR)$(DATADIR)/sql/
-	install -m 0644 share/apple-ota-trust.pem $(DESTDIR)$(DATADIR)/
+	install -m 0644 share/apple-ota-trust.pem share/apple-enterprise-attestation-root.pem \
+		$(DESTDIR)$(DATADIR)/
 	for f in apache-conf/*; do \
 		$(INSTALL_SED) $$f >$(DESTDIR)$(DATADIR)/$$f && chmod 0644 $(DESTDIR)$(DATADIR)/$$f || exit 1; \
 	done

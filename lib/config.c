@@ -75,6 +75,10 @@ static const struct config_key config_keys[] = {
                 "PEM file of the CA certificates an OTA phase-2 device certificate must "
                 "chain to (Apple Root CA and Apple's device CAs, shipped as "
                 "share/apple-ota-trust.pem)"},
+        {"acme_attest_root_file", MDM_DATADIR "/apple-enterprise-attestation-root.pem", 0,
+                "PEM file of the root certificates an ACME device-attest-01 attestation "
+                "chain must end at (the Apple Enterprise Attestation Root CA, shipped as "
+                "share/apple-enterprise-attestation-root.pem)"},
         {"tls_trust_ca_file", NULL, 0,
                 "PEM file of the CA certificates of the HTTPS chain devices see, when not "
                 "publicly trusted: carried as trust anchor payloads in enrollment profiles"},

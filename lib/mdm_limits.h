@@ -85,6 +85,12 @@
 #define X509_MAX_CHAIN            8    /* certificates in one PEM chain file */
 #define X509_MAX_PASSWORD         1024 /* a PKCS#12 password */
 
+/* Apple device attestation objects (lib/attest.c, ACME device-attest-01; real: 3-5 KiB). */
+#define MDM_ATTEST_MAX_BYTES (64 * 1024) /* the whole CBOR attestation object */
+#define ATTEST_MAX_X5C       4           /* certificates in attStmt.x5c */
+#define ATTEST_MAX_CERT      (16 * 1024) /* one of them, DER */
+#define ATTEST_MAX_AUTHDATA  (16 * 1024) /* authData bytes */
+
 /* What goes into a profile from configuration (lib/profile.c). */
 #define PROFILE_MAX_URL   1024 /* a URL in a profile */
 #define PROFILE_MAX_VALUE 1024 /* an organization, identifier, subject, challenge */
