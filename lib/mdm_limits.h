@@ -112,4 +112,7 @@
 #define ENROLL_MIN_TOKEN 16 /* enroll_token, characters */
 #define FCGI_MAX_PROXIES 32 /* trusted_proxies entries */
 
+/* acme.fcgi's request bodies: one flattened JWS (real: under 16 KiB with an attestation). */
+#define MDM_MAX_BODY_ACME JWS_MAX_BODY
+
 #endif
