@@ -61,6 +61,7 @@ UNIT_BIN  := $(BUILD)/tests/check_unit
 E2E_SRC   := $(wildcard tests/e2e/*.c)
 E2E_BIN   := $(BUILD)/tests/check_e2e
 APNS_BIN  := $(BUILD)/tests/apns_standin
+ATTEST_BIN := $(BUILD)/tests/attest_standin
 SIM_SRC   := $(wildcard tests/sim/*.c)
 SIM_BIN   := $(BUILD)/tests/applesim
 SQL_FILES := $(sort $(wildcard sql/[0-9]*.sql))
@@ -73,7 +74,7 @@ all: programs tests
 
 lib: $(LIBMDM)
 programs: $(FCGI_BINS) $(BIN_BINS)
-tests: $(UNIT_BIN) $(E2E_BIN) $(APNS_BIN) $(SIM_BIN)
+tests: $(UNIT_BIN) $(E2E_BIN) $(APNS_BIN) $(ATTEST_BIN) $(SIM_BIN)
 
 $(BUILD)/lib/%.o: lib/%.c $(wildcard lib/*.h)
 	@mkdir -p $(@D)
@@ -123,6 +124,13 @@ $(E2E_BIN): $(E2E_SRC) $(wildcard tests/e2e/*.h) $(SUPPORT_LIB) $(LIBMDM)
 $(APNS_BIN): tests/apns/apns_standin.c $(LIBMDM)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(LIBMDM) $(LDFLAGS_ALL) $(PKG_LIBS)
+
+# The stand-in for Apple's attestation service (tests/attest): the
+# simulator and the ACME client run it as a device gets an attestation.
+$(ATTEST_BIN): tests/attest/standin.c $(SUPPORT_LIB)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_ALL) -iquote tests/support -o $@ $< $(SUPPORT_LIB) $(LDFLAGS_ALL) \
+		$(PKG_LIBS)
 
 # The Apple device simulator (tests/sim): OpenSSL, libcurl and libxml2 only.
 # Neither lib/ on the include path nor libmdm on the link line, so that it
@@ -244,7 +252,7 @@ deb:
 
 FORMAT_FILES = $(wildcard lib/*.c lib/*.h cgi-bin/*.c bin/*.c tests/unit/*.c \
 	tests/unit/*.h tests/support/*.c tests/support/*.h tests/e2e/*.c tests/e2e/*.h \
-	tests/apns/*.c tests/sim/*.c tests/sim/*.h fuzz/*.c bench/*.c)
+	tests/apns/*.c tests/attest/*.c tests/sim/*.c tests/sim/*.h fuzz/*.c bench/*.c)
 
 format-check: lint
 	clang-format --dry-run -Werror $(FORMAT_FILES)

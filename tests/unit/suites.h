@@ -36,6 +36,7 @@
 	X(plist, plist_tcases, UNIT_NO_DB)                                                         \
 	X(cms, cms_tcases, UNIT_NO_DB)                                                             \
 	X(cms_sig, cms_sig_tcases, UNIT_NO_DB)                                                     \
+	X(attest, attest_tcases, UNIT_NO_DB)                                                       \
 	X(db, db_tcases, UNIT_DB)                                                                  \
 	X(scep, scep_tcases, UNIT_DB)                                                              \
 	X(scep_ops, scep_ops_tcases, UNIT_DB)                                                      \
