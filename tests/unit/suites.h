@@ -59,7 +59,9 @@
 	X(events, events_tcases, UNIT_NO_DB)                                                       \
 	X(events, events_db_tcases, UNIT_DB)                                                       \
 	X(metrics, metrics_tcases, UNIT_NO_DB)                                                     \
-	X(metrics, metrics_db_tcases, UNIT_DB)
+	X(metrics, metrics_db_tcases, UNIT_DB)                                                     \
+	X(acme, acme_tcases, UNIT_NO_DB)                                                           \
+	X(acme, acme_db_tcases, UNIT_DB)
 
 #define UNIT_SUITE_DECLARE(name, tcases, db) void tcases(Suite *s);
 UNIT_SUITES(UNIT_SUITE_DECLARE)
