@@ -9,6 +9,7 @@
 #include "json.h"
 #include "jws.h"
 #include "suites.h"
+#include "ts_sys.h"
 
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
@@ -21,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define URL   "https://mdm.example.com/acme/new-account"
 #define NONCE "Zm9vYmFyYmF6"
@@ -1026,6 +1028,56 @@ START_TEST(jwk_canonical)
 }
 END_TEST
 
+/* What a third-party client sends (tests/unit/data/jws/README.md: python3-acme). */
+START_TEST(third_party_client)
+{
+	static const char *const algs[] = {"es256", "es384", "rs256"};
+
+	for (size_t i = 0; i < 3; i++) {
+		char path[256], err[512] = "", tp[64];
+		size_t n;
+		char *text;
+		jws_msg *m = NULL;
+		jws_key *stored = NULL;
+
+		snprintf(path, sizeof(path), "tests/unit/data/jws/key-%s.jwk", algs[i]);
+		text = ts_file_get(path, &n);
+		ck_assert_msg(jws_key_from_jwk(text, n, &stored, err, sizeof(err)) == MDM_OK,
+		        "%s: %s", path, err);
+		free(text);
+
+		snprintf(path, sizeof(path), "tests/unit/data/jws/newaccount-%s.json", algs[i]);
+		text = ts_file_get(path, &n);
+		ck_assert_msg(
+		        jws_parse(text, n, &m, err, sizeof(err)) == MDM_OK, "%s: %s", path, err);
+		free(text);
+		ck_assert_int_eq(strncasecmp(m->alg, algs[i], 5), 0);
+		ck_assert_str_eq(m->url, "https://mdm.example.com/acme/new-account");
+		ck_assert_ptr_nonnull(m->jwk);
+		ck_assert(jws_key_equal(m->jwk, stored));
+		ck_assert_int_eq(jws_key_thumbprint(stored, tp), MDM_OK);
+		ck_assert_str_eq(m->thumbprint, tp);
+		ck_assert_str_eq((const char *)m->payload,
+		        "{\"termsOfServiceAgreed\": true, \"contact\": []}");
+		ck_assert_msg(
+		        jws_verify(m, m->jwk, err, sizeof(err)) == MDM_OK, "%s: %s", path, err);
+		jws_msg_free(m);
+
+		snprintf(path, sizeof(path), "tests/unit/data/jws/postasget-%s.json", algs[i]);
+		text = ts_file_get(path, &n);
+		ck_assert_msg(
+		        jws_parse(text, n, &m, err, sizeof(err)) == MDM_OK, "%s: %s", path, err);
+		free(text);
+		ck_assert_str_eq(m->kid, "https://mdm.example.com/acme/acct/1");
+		ck_assert_uint_eq(m->payload_len, 0);
+		ck_assert_msg(
+		        jws_verify(m, stored, err, sizeof(err)) == MDM_OK, "%s: %s", path, err);
+		jws_msg_free(m);
+		jws_key_free(stored);
+	}
+}
+END_TEST
+
 void jws_tcases(Suite *s)
 {
 	TCase *tc = ts_tcase(s, "refusals", 60, NULL, NULL);
@@ -1034,7 +1086,8 @@ void jws_tcases(Suite *s)
 	ts_add_tests(tc, refuses_structure, refuses_bad_base64url, refuses_over_limits,
 	        refuses_algorithms, refuses_header_members, refuses_jwks, refuses_bad_signatures);
 	tc = ts_tcase(s, "rfc", 0, NULL, NULL);
-	ts_add_tests(tc, rfc7515_a2_rs256, rfc7515_a3_es256, rfc7638_thumbprint);
+	ts_add_tests(
+	        tc, rfc7515_a2_rs256, rfc7515_a3_es256, rfc7638_thumbprint, third_party_client);
 	tc = ts_tcase(s, "signed", 60, NULL, NULL);
 	tcase_add_unchecked_fixture(tc, keys_make, keys_free);
 	ts_add_tests(tc, signed_messages, jwk_canonical);
