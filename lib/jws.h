@@ -23,10 +23,16 @@
  *                        EC P-256/P-384 and RSA, RSA under
  *                        JWS_MIN_RSA_BITS, an EC point not on the curve,
  *                        a key that does not fit alg (badPublicKey)
+ *   MDM_ERR_CONFLICT     the protected header has no "nonce" (badNonce,
+ *                        RFC 8555 section 6.5; a malformed one is PARSE)
  *   MDM_ERR_AUTH         the signature does not verify (malformed or
  *                        unauthorized, the caller's choice)
- * Each refusal is written into err ("jws: ..." naming the RFC section)
- * and logged once, at warn, by the function that detects it (mdm_refuse).
+ * Each refusal is logged once, at warn, as "jws refused: <reason>", by the
+ * function that detects it (mdm_refuse), and the reason, naming the RFC
+ * section, is written into err for the answer: printable ASCII only (what
+ * the peer sent is shown with '?' for anything else), so it can go into
+ * a problem document through json_quote.  MDM_ERR_NOMEM and MDM_ERR_CRYPTO
+ * (OpenSSL failing on what we built) are internal errors, without err.
  */
 #ifndef MDM_JWS_H
 #define MDM_JWS_H

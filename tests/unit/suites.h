@@ -32,6 +32,7 @@
 	X(program, program_tcases, UNIT_NO_DB)                                                     \
 	X(base64, base64_tcases, UNIT_NO_DB)                                                       \
 	X(json, json_tcases, UNIT_NO_DB)                                                           \
+	X(jws, jws_tcases, UNIT_NO_DB)                                                             \
 	X(x509, x509_tcases, UNIT_NO_DB)                                                           \
 	X(plist, plist_tcases, UNIT_NO_DB)                                                         \
 	X(cms, cms_tcases, UNIT_NO_DB)                                                             \
