@@ -28,7 +28,8 @@ static MDM_WUR mdm_err acme_fcgi_handle(struct program *a, fcgi_req *r)
 		acme_reply_clear(&reply);
 		return program_fail(a, r, rc, "the request could not be answered");
 	}
-	rc = fcgi_respond(r, reply.status, reply.content_type, reply.headers, reply.body, reply.len);
+	rc = fcgi_respond(
+	        r, reply.status, reply.content_type, reply.headers, reply.body, reply.len);
 	acme_reply_clear(&reply);
 	return rc;
 }

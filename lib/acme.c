@@ -97,8 +97,9 @@ mdm_err acme_server_new(db *d, const config *cfg, struct acme_server **out)
 		s->base[--n] = '\0';
 	if (n >= sizeof(s->base) - 1 || strncmp(s->base, "https://", 8) != 0 ||
 	        (p = strchr(s->base + 8, '/')) == NULL) {
-		log_error("config: acme_base_url must be https://host[:port]/path (RFC 8555 section "
-		          "6.1: ACME is HTTPS only), e.g. https://mdm.example.com/acme");
+		log_error(
+		        "config: acme_base_url must be https://host[:port]/path (RFC 8555 section "
+		        "6.1: ACME is HTTPS only), e.g. https://mdm.example.com/acme");
 		rc = MDM_ERR_CONFIG;
 		goto fail;
 	}
@@ -109,8 +110,8 @@ mdm_err acme_server_new(db *d, const config *cfg, struct acme_server **out)
 	        (rc = config_get_bool(cfg, "acme_allow_serial_identifier", &s->allow_serial)) !=
 	                MDM_OK ||
 	        (rc = config_get_int(cfg, "cert_days", 1, 3650, &s->policy.days)) != MDM_OK ||
-	        (rc = config_get_int(cfg, "cert_min_rsa_bits", 2048, 16384,
-	                 &s->policy.min_rsa_bits)) != MDM_OK)
+	        (rc = config_get_int(
+	                 cfg, "cert_min_rsa_bits", 2048, 16384, &s->policy.min_rsa_bits)) != MDM_OK)
 		goto fail;
 	if ((rc = attest_trust_load(config_get0(cfg, "acme_attest_root_file"), &s->trust)) !=
 	        MDM_OK)
@@ -242,9 +243,8 @@ static MDM_WUR mdm_err acme_finish(struct acme_req *q)
  * 6.7).  The detail is ours (no secrets, no request bytes but what is
  * named).  Logged at info: the refusal and its rule.
  */
-static MDM_WUR mdm_err acme_problem(
-        struct acme_req *q, const char *type, int status, const char *fmt, ...)
-        __attribute__((format(printf, 4, 5)));
+static MDM_WUR mdm_err acme_problem(struct acme_req *q, const char *type, int status,
+        const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 static mdm_err acme_problem(struct acme_req *q, const char *type, int status, const char *fmt, ...)
 {
@@ -380,8 +380,8 @@ parsed:
 	}
 	/* RFC 8555 section 6.2: jwk for newAccount (and revokeCert), kid for the rest. */
 	if (want == ACME_BY_JWK && q->m->jwk == NULL) {
-		rc = acme_problem(q, "malformed",
-		        400, "RFC 8555 section 6.2: newAccount is signed with a jwk, not a kid");
+		rc = acme_problem(q, "malformed", 400,
+		        "RFC 8555 section 6.2: newAccount is signed with a jwk, not a kid");
 		return rc == MDM_OK ? MDM_ERR_AUTH : rc;
 	}
 	if (want == ACME_BY_KID && q->m->kid == NULL) {
@@ -390,8 +390,8 @@ parsed:
 		        "not a jwk");
 		return rc == MDM_OK ? MDM_ERR_AUTH : rc;
 	}
-	if (want == ACME_BY_KID && (q->account = acme_url_id(q->s->base, q->m->kid, "acct", NULL)) ==
-	                                   0) {
+	if (want == ACME_BY_KID &&
+	        (q->account = acme_url_id(q->s->base, q->m->kid, "acct", NULL)) == 0) {
 		rc = acme_problem(q, "accountDoesNotExist", 400,
 		        "RFC 8555 section 6.2: kid is not an account URL of this server");
 		return rc == MDM_OK ? MDM_ERR_AUTH : rc;
@@ -410,7 +410,7 @@ parsed:
 	if (db_res_rows(res) != 1 || db_res_get0(res, 0, 1) == NULL) {
 		db_res_free(res);
 		return acme_db_fail(q, MDM_ERR_DB, "the nonce check") == MDM_OK ? MDM_ERR_AUTH
-		                                                               : MDM_ERR_DB;
+		                                                                : MDM_ERR_DB;
 	}
 	nonce_ok = strcmp(db_res_get0(res, 0, 0), "t") == 0;
 	snprintf(q->nonce, sizeof(q->nonce), "%s", db_res_get0(res, 0, 1));
@@ -439,10 +439,10 @@ parsed:
 		rc = jws_key_from_jwk(jwk, strlen(jwk), &q->key, err, sizeof(err));
 		db_res_free(res);
 		if (rc != MDM_OK)
-			return acme_db_fail(q, MDM_ERR_INTERNAL, "reading the stored account key") ==
-			                       MDM_OK
-			               ? MDM_ERR_AUTH
-			               : MDM_ERR_INTERNAL;
+			return acme_db_fail(q, MDM_ERR_INTERNAL,
+			               "reading the stored account key") == MDM_OK
+			        ? MDM_ERR_AUTH
+			        : MDM_ERR_INTERNAL;
 	} else {
 		db_res_free(res);
 	}
@@ -489,8 +489,8 @@ static MDM_WUR mdm_err acme_account_json(struct acme_req *q, int status, long lo
 	int n;
 	mdm_err rc;
 
-	n = acme_asprintf(&body, "{\"status\":\"valid\",\"orders\":\"%s/acct/%lld/orders\"}", q->s->base,
-	        id);
+	n = acme_asprintf(
+	        &body, "{\"status\":\"valid\",\"orders\":\"%s/acct/%lld/orders\"}", q->s->base, id);
 	if (n < 0)
 		return MDM_ERR_NOMEM;
 	rc = acme_json(q, status, body);
@@ -511,8 +511,8 @@ static MDM_WUR mdm_err acme_new_account(struct acme_req *q)
 	mdm_err rc;
 
 	if (q->payload == NULL)
-		return acme_problem(
-		        q, "malformed", 400, "RFC 8555 section 7.3: newAccount needs a JSON object");
+		return acme_problem(q, "malformed", 400,
+		        "RFC 8555 section 7.3: newAccount needs a JSON object");
 	if ((v = json_get(q->payload, "onlyReturnExisting")) != NULL && !json_bool(v, &only))
 		return acme_problem(q, "malformed", 400,
 		        "RFC 8555 section 7.3: onlyReturnExisting is a boolean");
@@ -616,10 +616,12 @@ static MDM_WUR mdm_err acme_new_order(struct acme_req *q)
 	if (json_type_of(id0) != JSON_OBJECT || type == NULL || value == NULL ||
 	        json_object_len(id0) != 2)
 		return acme_problem(q, "malformed", 400,
-		        "RFC 8555 section 7.1.3: an identifier is {\"type\", \"value\"}, both strings");
+		        "RFC 8555 section 7.1.3: an identifier is {\"type\", \"value\"}, both "
+		        "strings");
 	if (strcmp(type, "permanent-identifier") != 0)
 		return acme_problem(q, "unsupportedIdentifier", 400,
-		        "draft-acme-device-attest section 3: this server orders permanent-identifier "
+		        "draft-acme-device-attest section 3: this server orders "
+		        "permanent-identifier "
 		        "only");
 	if (*value == '\0' || strlen(value) > 256)
 		return acme_problem(q, "rejectedIdentifier", 400,
@@ -646,8 +648,8 @@ static MDM_WUR mdm_err acme_new_order(struct acme_req *q)
 	log_info("acme: account %lld: order %s created", q->account, db_res_get0(res, 0, 0));
 	rc = acme_json(q, 201, db_res_get0(res, 0, 1));
 	if (rc == MDM_OK)
-		rc = reply_header(q->out, "Location: %s/order/%s\r\n", q->s->base,
-		        db_res_get0(res, 0, 0));
+		rc = reply_header(
+		        q->out, "Location: %s/order/%s\r\n", q->s->base, db_res_get0(res, 0, 0));
 	db_res_free(res);
 	return rc;
 }
@@ -713,8 +715,8 @@ static MDM_WUR mdm_err acme_challenge(struct acme_req *q, long long id)
 	/* POST-as-GET, or a challenge answered already: its state (RFC 8555 section 7.5.1). */
 	if (q->payload == NULL || strcmp(db_res_get0(res, 0, 1), "pending") != 0) {
 		if ((rc = acme_json(q, 200, db_res_get0(res, 0, 4))) == MDM_OK)
-			rc = reply_header(q->out, "Link: <%s/authz/%lld>;rel=\"up\"\r\n", q->s->base,
-			        authz);
+			rc = reply_header(
+			        q->out, "Link: <%s/authz/%lld>;rel=\"up\"\r\n", q->s->base, authz);
 		goto out;
 	}
 	att = json_get_cstr(q->payload, "attObj");
@@ -736,8 +738,8 @@ static MDM_WUR mdm_err acme_challenge(struct acme_req *q, long long id)
 	} else {
 		const char *tok = db_res_get0(res, 0, 0);
 
-		rc = attest_verify_apple(q->s->trust, obj, objlen, (const uint8_t *)tok, strlen(tok),
-		        (long long)q->now, &ar, err, sizeof(err));
+		rc = attest_verify_apple(q->s->trust, obj, objlen, (const uint8_t *)tok,
+		        strlen(tok), (long long)q->now, &ar, err, sizeof(err));
 		if (rc == MDM_ERR_NOMEM)
 			goto out;
 		if (rc != MDM_OK)
@@ -848,8 +850,8 @@ static MDM_WUR mdm_err acme_finalize_tx(db *d, void *arg)
 		goto out;
 	}
 	if (strcmp(db_res_get0(res, 0, 1), "t") == 0) {
-		rc = acme_fin_refuse(f, "orderNotReady", 403,
-		        "RFC 8555 section 7.1.6: the order has expired");
+		rc = acme_fin_refuse(
+		        f, "orderNotReady", 403, "RFC 8555 section 7.1.6: the order has expired");
 		goto out;
 	}
 	if (strcmp(db_res_get0(res, 0, 0), "ready") != 0) {
@@ -944,7 +946,8 @@ static MDM_WUR mdm_err acme_finalize(struct acme_req *q, long long order)
 	rc = x509_csr_from_der(der, dlen, &f.csr);
 	free(der);
 	if (rc != MDM_OK)
-		return acme_problem(q, "badCSR", 400, "RFC 8555 section 7.4: csr is not a PKCS#10 CSR");
+		return acme_problem(
+		        q, "badCSR", 400, "RFC 8555 section 7.4: csr is not a PKCS#10 CSR");
 	if (x509_csr_verify(f.csr) != MDM_OK) {
 		x509_csr_free(f.csr);
 		return acme_problem(q, "badCSR", 400,
@@ -1035,8 +1038,8 @@ out:
 
 /* ------------------------------------------------------------ dispatch */
 
-static MDM_WUR mdm_err acme_post(struct acme_req *q, const char *ctype, const uint8_t *body,
-        size_t len, const char *route)
+static MDM_WUR mdm_err acme_post(
+        struct acme_req *q, const char *ctype, const uint8_t *body, size_t len, const char *route)
 {
 	const char *b = q->s->base;
 	long long id;
@@ -1057,13 +1060,14 @@ static MDM_WUR mdm_err acme_post(struct acme_req *q, const char *ctype, const ui
 	if ((id = acme_url_id(b, q->url, "acct", "/orders")) != 0)
 		return acme_account_orders(q, id);
 	if ((id = acme_url_id(b, q->url, "order", NULL)) != 0)
-		return acme_get_object(q, "SELECT mdm.acme_order_get($1::bigint, $2::bigint, $3)::text",
-		        id, "order");
+		return acme_get_object(q,
+		        "SELECT mdm.acme_order_get($1::bigint, $2::bigint, $3)::text", id, "order");
 	if ((id = acme_url_id(b, q->url, "order", "/finalize")) != 0)
 		return acme_finalize(q, id);
 	if ((id = acme_url_id(b, q->url, "authz", NULL)) != 0)
-		return acme_get_object(q, "SELECT mdm.acme_authz_get($1::bigint, $2::bigint, $3)::text",
-		        id, "authorization");
+		return acme_get_object(q,
+		        "SELECT mdm.acme_authz_get($1::bigint, $2::bigint, $3)::text", id,
+		        "authorization");
 	if ((id = acme_url_id(b, q->url, "chall", NULL)) != 0)
 		return acme_challenge(q, id);
 	if ((id = acme_url_id(b, q->url, "cert", NULL)) != 0)
@@ -1094,7 +1098,7 @@ mdm_err acme_handle(struct acme_server *s, const char *method, const char *path,
 		if (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0)
 			return acme_new_nonce(&q, method);
 	} else if (strcmp(route, "/directory") == 0 || strcmp(route, "") == 0 ||
-	           strcmp(route, "/") == 0) {
+	        strcmp(route, "/") == 0) {
 		if (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0)
 			return acme_directory(&q);
 	} else if (strcmp(method, "POST") == 0) {
@@ -1106,8 +1110,8 @@ mdm_err acme_handle(struct acme_server *s, const char *method, const char *path,
 	}
 	/* RFC 8555 section 6.3: resources other than the directory and newNonce are POSTed. */
 	if ((rc = acme_problem(&q, "malformed", 405,
-	             "RFC 8555 section 6.3: %.8s is not how this resource is requested",
-	             method)) != MDM_OK)
+	             "RFC 8555 section 6.3: %.8s is not how this resource is requested", method)) !=
+	        MDM_OK)
 		return rc;
 	return reply_header(out, "Allow: %s\r\n",
 	        strcmp(route, "/new-nonce") == 0 || strcmp(route, "/directory") == 0 ? "GET, HEAD"

@@ -95,8 +95,8 @@ static void refused(const char *scenario, const char *code, const char *udid, co
 {
 	int before = device_certificates();
 
-	ck_assert_msg(client(scenario, code, udid, serial, extra) == 0, "%s was not refused",
-	        scenario);
+	ck_assert_msg(
+	        client(scenario, code, udid, serial, extra) == 0, "%s was not refused", scenario);
 	ck_assert_int_eq(device_certificates(), before);
 }
 
@@ -110,8 +110,8 @@ START_TEST(device_attest_01_order_end_to_end)
 	ck_assert_int_eq(client("happy", code, udid, serial, NULL), 0);
 	ck_assert_int_eq(device_certificates(), before + 1);
 	/* The chain is the CA's: leaf first, then the CA that issued it. */
-	ck_assert_int_eq(ts_sh("openssl verify -CAfile '%s' '%s/leaf.pem' >/dev/null", device_ca,
-	                         tmpdir),
+	ck_assert_int_eq(
+	        ts_sh("openssl verify -CAfile '%s' '%s/leaf.pem' >/dev/null", device_ca, tmpdir),
 	        0);
 	ck_assert_int_eq(ts_sh("openssl verify -CAfile '%s/chain.pem' '%s/leaf.pem' >/dev/null",
 	                         tmpdir, tmpdir),
@@ -120,7 +120,8 @@ START_TEST(device_attest_01_order_end_to_end)
 	e2e_assert_query("SELECT count(*) FROM mdm.certificate WHERE kind = 'device' AND udid = $1",
 	        udid, "1");
 	e2e_assert_query("SELECT serial FROM mdm.device_attestation WHERE udid = $1", udid, serial);
-	s = e2e_query1("SELECT certificate_serial FROM mdm.device_attestation WHERE udid = $1", udid);
+	s = e2e_query1(
+	        "SELECT certificate_serial FROM mdm.device_attestation WHERE udid = $1", udid);
 	ck_assert_int_gt((int)strlen(s), 0);
 	free(s);
 	/* The code bought its certificate: spent, and a second order with it is refused. */

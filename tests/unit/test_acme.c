@@ -125,7 +125,8 @@ static char *jwk_of(EVP_PKEY *k)
 	ck_assert_int_eq(BN_bn2binpad(by, y, 32), 32);
 	sx = b64u(x, 32);
 	sy = b64u(y, 32);
-	n = snprintf(NULL, 0, "{\"crv\":\"P-256\",\"kty\":\"EC\",\"x\":\"%s\",\"y\":\"%s\"}", sx, sy);
+	n = snprintf(
+	        NULL, 0, "{\"crv\":\"P-256\",\"kty\":\"EC\",\"x\":\"%s\",\"y\":\"%s\"}", sx, sy);
 	out = malloc((size_t)n + 1);
 	snprintf(out, (size_t)n + 1, "{\"crv\":\"P-256\",\"kty\":\"EC\",\"x\":\"%s\",\"y\":\"%s\"}",
 	        sx, sy);
@@ -170,13 +171,13 @@ static char *jws_make(const struct client *c, const char *url, const char *nonce
 
 	if (c->kid[0] && !force_jwk) {
 		snprintf(prot, sizeof prot,
-		        "{\"alg\":\"ES256\",\"kid\":\"%s\",\"nonce\":\"%s\",\"url\":\"%s\"}", c->kid,
-		        nonce, url);
+		        "{\"alg\":\"ES256\",\"kid\":\"%s\",\"nonce\":\"%s\",\"url\":\"%s\"}",
+		        c->kid, nonce, url);
 	} else {
 		jwk = jwk_of(c->key);
 		snprintf(prot, sizeof prot,
-		        "{\"alg\":\"ES256\",\"jwk\":%s,\"nonce\":\"%s\",\"url\":\"%s\"}", jwk, nonce,
-		        url);
+		        "{\"alg\":\"ES256\",\"jwk\":%s,\"nonce\":\"%s\",\"url\":\"%s\"}", jwk,
+		        nonce, url);
 	}
 	bp = b64u(prot, strlen(prot));
 	bpl = b64u(payload, strlen(payload));
@@ -309,7 +310,8 @@ static char *code_new(const char *udid, const char *ttl)
 {
 	const char *params[2] = {udid, ttl};
 
-	return ts_db_queryn(d, "SELECT mdm.acme_client_identifier_new($1, $2::interval)", 2, params);
+	return ts_db_queryn(
+	        d, "SELECT mdm.acme_client_identifier_new($1, $2::interval)", 2, params);
 }
 
 /* An order for identifier: its route ("/order/N"); NULL when refused (r kept). */
@@ -377,8 +379,8 @@ static void answer(struct client *c, const struct order *o, EVP_PKEY *dev, const
 	free(obj);
 }
 
-static void finalize(struct client *c, const struct order *o, EVP_PKEY *csr_key,
-        struct acme_reply *r)
+static void finalize(
+        struct client *c, const struct order *o, EVP_PKEY *csr_key, struct acme_reply *r)
 {
 	X509_REQ *req = ts_csr(csr_key, "ACME unit device", NULL, NULL);
 	size_t len;
@@ -651,8 +653,8 @@ START_TEST(new_order_identifier_rules)
 	post(&c, "/new-order", payload, &r);
 	assert_problem(&r, "malformed", 400);
 	acme_reply_clear(&r);
-	snprintf(payload, sizeof payload,
-	        "{\"identifiers\":[{\"type\":\"dns\",\"value\":\"%s\"}]}", code);
+	snprintf(payload, sizeof payload, "{\"identifiers\":[{\"type\":\"dns\",\"value\":\"%s\"}]}",
+	        code);
 	post(&c, "/new-order", payload, &r);
 	assert_problem(&r, "unsupportedIdentifier", 400);
 	acme_reply_clear(&r);
@@ -799,8 +801,8 @@ START_TEST(device_attest_01_order)
 END_TEST
 
 /* One refused attestation: the problem, the challenge/authz/order invalid, nothing issued. */
-static void attestation_refused(const char *code, const char *cadir,
-        const struct ts_attest_opts *opts, const char *want)
+static void attestation_refused(
+        const char *code, const char *cadir, const struct ts_attest_opts *opts, const char *want)
 {
 	struct client c = {0};
 	struct order o;
@@ -861,10 +863,10 @@ END_TEST
 START_TEST(malformed_attestations)
 {
 	static const char *const bad[] = {
-	        "{\"attObj\":\"oWNmbXQ\"}",  /* CBOR {"fmt" ... truncated */
-	        "{\"attObj\":\"!!!\"}",      /* not base64url */
-	        "{\"attObj\":\"\"}",         /* empty */
-	        "{\"attObj\":\"9g\"}",       /* CBOR undefined */
+	        "{\"attObj\":\"oWNmbXQ\"}", /* CBOR {"fmt" ... truncated */
+	        "{\"attObj\":\"!!!\"}",     /* not base64url */
+	        "{\"attObj\":\"\"}",        /* empty */
+	        "{\"attObj\":\"9g\"}",      /* CBOR undefined */
 	};
 	char *code = code_new("00008030-00ACME000000003E", "1 hour");
 
@@ -975,14 +977,15 @@ START_TEST(serial_identifier)
 	EVP_PKEY *dev = ec_key("P-384");
 	const char *params[2] = {opts.serial, wrong.serial};
 
-	ck_assert_int_eq(db_exec(d,
-	                         "INSERT INTO mdm.acme_expected_device (serial) VALUES ($1), ($2)",
-	                         2, params, NULL),
+	ck_assert_int_eq(
+	        db_exec(d, "INSERT INTO mdm.acme_expected_device (serial) VALUES ($1), ($2)", 2,
+	                params, NULL),
 	        MDM_OK);
 	account(&c);
 	/* Off by default: the serial is no ClientIdentifier. */
 	post(&c, "/new-order",
-	        "{\"identifiers\":[{\"type\":\"permanent-identifier\",\"value\":\"ACMESER05\"}]}", &r);
+	        "{\"identifiers\":[{\"type\":\"permanent-identifier\",\"value\":\"ACMESER05\"}]}",
+	        &r);
 	assert_problem(&r, "rejectedIdentifier", 400);
 	acme_reply_clear(&r);
 	stop();
@@ -1011,14 +1014,14 @@ END_TEST
 START_TEST(sql_operator_api)
 {
 	/* ttl and UDID rules of the code function; the purpose check takes 'acme'. */
-	ck_assert_int_ne(db_exec(d, "SELECT mdm.acme_client_identifier_new(NULL, '0 s')", 0, NULL,
-	                         NULL),
+	ck_assert_int_ne(
+	        db_exec(d, "SELECT mdm.acme_client_identifier_new(NULL, '0 s')", 0, NULL, NULL),
 	        MDM_OK);
-	ck_assert_int_ne(db_exec(d, "SELECT mdm.acme_client_identifier_new(NULL, '31 days')", 0,
-	                         NULL, NULL),
+	ck_assert_int_ne(
+	        db_exec(d, "SELECT mdm.acme_client_identifier_new(NULL, '31 days')", 0, NULL, NULL),
 	        MDM_OK);
-	ck_assert_int_ne(db_exec(d, "SELECT mdm.acme_client_identifier_new('', '1 hour')", 0, NULL,
-	                         NULL),
+	ck_assert_int_ne(
+	        db_exec(d, "SELECT mdm.acme_client_identifier_new('', '1 hour')", 0, NULL, NULL),
 	        MDM_OK);
 	ck_assert_int_ne(db_exec(d,
 	                         "SELECT mdm.acme_client_identifier_new(NULL, '1 hour', "
@@ -1026,7 +1029,8 @@ START_TEST(sql_operator_api)
 	                         0, NULL, NULL),
 	        MDM_OK);
 	ts_db_assert(d, "SELECT length(mdm.acme_client_identifier_new())::text", NULL, "64");
-	ts_db_assert(d, "SELECT count(*)::text FROM mdm.challenge WHERE purpose = 'acme'", NULL, "1");
+	ts_db_assert(
+	        d, "SELECT count(*)::text FROM mdm.challenge WHERE purpose = 'acme'", NULL, "1");
 	/* What mdm_operator may do. */
 	ts_db_assert(d,
 	        "SELECT has_function_privilege('mdm_operator', "
@@ -1055,13 +1059,15 @@ START_TEST(sql_operator_api)
 	                         0, NULL, NULL),
 	        MDM_OK);
 	free(ts_db_query1(d, "SELECT mdm.acme_nonce_new(60)", NULL));
-	ts_db_assert(d, "SELECT count(*)::text FROM mdm.acme_nonce WHERE expires_at < now()", NULL,
-	        "6");
+	ts_db_assert(
+	        d, "SELECT count(*)::text FROM mdm.acme_nonce WHERE expires_at < now()", NULL, "6");
 	{
 		char *n = ts_db_query1(d, "SELECT mdm.acme_nonce_new(60)", NULL);
 
-		ts_db_assert(d, "SELECT nonce_ok::text FROM mdm.acme_begin($1, NULL, 60)", n, "true");
-		ts_db_assert(d, "SELECT nonce_ok::text FROM mdm.acme_begin($1, NULL, 60)", n, "false");
+		ts_db_assert(
+		        d, "SELECT nonce_ok::text FROM mdm.acme_begin($1, NULL, 60)", n, "true");
+		ts_db_assert(
+		        d, "SELECT nonce_ok::text FROM mdm.acme_begin($1, NULL, 60)", n, "false");
 		free(n);
 	}
 }
@@ -1078,7 +1084,7 @@ void acme_db_tcases(Suite *s)
 {
 	TCase *tc = ts_tcase(s, "db", 120, setup, teardown);
 
-	ts_add_tests(tc, directory_and_new_nonce, jws_refusals, accounts, new_order_identifier_rules,
-	        device_attest_01_order, attestation_refusals, malformed_attestations,
-	        finalize_refusals, serial_identifier, sql_operator_api);
+	ts_add_tests(tc, directory_and_new_nonce, jws_refusals, accounts,
+	        new_order_identifier_rules, device_attest_01_order, attestation_refusals,
+	        malformed_attestations, finalize_refusals, serial_identifier, sql_operator_api);
 }
