@@ -966,9 +966,12 @@ static MDM_WUR mdm_err acme_finalize(struct acme_req *q, long long order)
 		rc = acme_problem(q, f.ptype, f.pstatus, "%s", f.detail);
 	} else {
 		log_info("acme: order %lld: issued certificate %lld", order, f.cert_id);
+		/*
+		 * No Location (RFC 8555 section 7.4 does not ask for one): under
+		 * mod_fcgid and mod_cgi, Apache turns any 200 with a Location into
+		 * a 302 (the CGI client redirect), which clients follow with a GET.
+		 */
 		rc = acme_json(q, 200, f.body);
-		if (rc == MDM_OK)
-			rc = reply_header(q->out, "Location: %s/order/%lld\r\n", q->s->base, order);
 	}
 	free(f.body);
 	return rc;

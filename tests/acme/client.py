@@ -381,8 +381,15 @@ def scenario_new_nonce(dev, a):
     if d.get("meta", {}).get("externalAccountRequired") is not False:
         fail("directory: meta.externalAccountRequired must be false")
     regr = dev.account()
+    if a.mode == "fcgid":
+        # mod_fcgid (as mod_cgi) turns a 200 with a Location into a 302
+        # (the CGI client redirect): the existing-account answer of
+        # RFC 8555 section 7.3.1 cannot pass it (docs/ACME.md).
+        print("nonces ok (onlyReturnExisting not checked under mod_fcgid)")
+        return
     # RFC 8555 section 7.3.1: the existing account, 200 with its Location
-    # (python3-acme reports that as ConflictError).
+    # (python3-acme reports that as ConflictError).  Signed with the jwk again.
+    dev.net.account = None
     try:
         dev.client.new_account(messages.NewRegistration.from_data(only_return_existing=True))
         fail("onlyReturnExisting: want the existing account (200), got a new one")
@@ -426,6 +433,7 @@ def main():
     p.add_argument("--udid", default="")
     p.add_argument("--out", required=True)
     p.add_argument("--wait", type=float, default=0)
+    p.add_argument("--mode", default="")
     a = p.parse_args()
     dev = Device(a)
     SCENARIOS[a.scenario](dev, a)

@@ -55,7 +55,8 @@ static char *code_new(const char *udid, const char *ttl)
 {
 	char sql[256];
 
-	snprintf(sql, sizeof sql, "SELECT mdm.acme_client_identifier_new($1, '%s')", ttl);
+	snprintf(sql, sizeof sql, "SELECT mdm.acme_client_identifier_new(%s, '%s')",
+	        udid ? "$1" : "NULL", ttl);
 	return e2e_query1(sql, udid);
 }
 
@@ -79,11 +80,11 @@ static int client(const char *scenario, const char *code, const char *udid, cons
 	ts_file_put(log, "%s", "");
 	rc = ts_sh("/usr/bin/python3 '%s' %s --directory '%s' --ca '%s' --code '%s' "
 	           "--standin '%s' --standin-dir '%s' --other-dir '%s' --serial '%s' --udid '%s' "
-	           "--out '%s' %s >>'%s' 2>&1",
+	           "--out '%s' --mode '%s' %s >>'%s' 2>&1",
 	        getenv("E2E_ACME_CLIENT"), scenario, directory, tls_ca, code ? code : "",
 	        getenv("E2E_ATTEST_STANDIN"), getenv("E2E_ATTEST_DIR"),
 	        getenv("E2E_ATTEST_OTHER_DIR"), serial ? serial : "", udid ? udid : "", tmpdir,
-	        extra ? extra : "", log);
+	        e2e_mode(), extra ? extra : "", log);
 	if (rc != 0)
 		(void)ts_sh("sed 's/^/client.py: /' '%s' >&2", log);
 	return rc;
