@@ -764,6 +764,7 @@ static MDM_WUR mdm_err acme_challenge(struct acme_req *q, long long id)
 	formats[10] = 1;
 	params[11] = na;
 	params[12] = etype ? "" : ar.chain_pem;
+	/* Safe to run twice (db_exec's retry): a repeat finds the challenge answered. */
 	rc = db_exec_bin(q->s->db,
 	        "SELECT status, problem_type, problem_detail, body::text "
 	        "FROM mdm.acme_challenge_answer($1::bigint, $2::bigint, $3, $4, $5, $6, $7, $8, "

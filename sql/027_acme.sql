@@ -474,7 +474,7 @@ BEGIN
     IF err_type IS NOT NULL THEN
         h.status := 'invalid';
         h.error := jsonb_build_object('type', 'urn:ietf:params:acme:error:' || err_type,
-                                      'detail', err_detail, 'status', 403);
+                                      'detail', err_detail, 'status', 400);
         UPDATE mdm.acme_challenge c SET status = 'invalid', error = h.error WHERE c.id = h.id;
         UPDATE mdm.acme_authz a SET status = 'invalid' WHERE a.id = z.id;
         UPDATE mdm.acme_order r SET status = 'invalid', error = h.error WHERE r.id = o.id;
