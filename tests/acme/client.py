@@ -26,6 +26,7 @@ import argparse
 import json
 import subprocess
 import sys
+import threading
 import time
 
 import josepy as jose
@@ -285,6 +286,39 @@ def scenario_malformed_cbor(dev, a):
     expect_error(lambda: dev.answer(chall["url"], {"attObj": bad}), "badAttestationStatement")
 
 
+def scenario_concurrent_finalize(dev, a):
+    """Two ready orders on one code, finalized at the same moment: one certificate."""
+    dev.account()
+    orders = []
+    for _ in range(2):
+        _, order = dev.order(a.code)
+        chall = [c for c in dev.authz(order.authorizations[0])["challenges"]
+                 if c["type"] == "device-attest-01"][0]
+        if dev.answer(chall["url"], {"attObj": dev.attest(chall["token"])}).json().get(
+                "status") != "valid":
+            fail("concurrent-finalize: a challenge was not valid")
+        orders.append(order)
+    csr = jose.encode_b64jose(dev.csr())
+    bodies = [dev.signed(o.finalize, {"csr": csr}) for o in orders]
+    results = [None, None]
+    barrier = threading.Barrier(2)
+
+    def go(i):
+        barrier.wait()
+        results[i] = dev.post_raw(orders[i].finalize, bodies[i])
+
+    threads = [threading.Thread(target=go, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    ok = [r for r in results if r.status_code == 200]
+    no = [r for r in results if r.status_code != 200]
+    if len(ok) != 1:
+        fail("concurrent-finalize: want one certificate, got %d answers 200" % len(ok))
+    expect_problem(no[0], "unauthorized", 403)
+
+
 def scenario_spent_code(dev, a):
     dev.account()
     expect_error(lambda: dev.order(a.code), "rejectedIdentifier")
@@ -409,6 +443,7 @@ SCENARIOS = {
     "malformed-cbor": scenario_malformed_cbor,
     "oversized": scenario_oversized,
     "spent-code": scenario_spent_code,
+    "concurrent-finalize": scenario_concurrent_finalize,
     "nonce-reuse": scenario_nonce_reuse,
     "replay": scenario_replay,
     "bad-signature": scenario_bad_signature,

@@ -237,6 +237,20 @@ START_TEST(malformed_cbor_is_refused)
 }
 END_TEST
 
+START_TEST(one_code_one_certificate_under_concurrency)
+{
+	char udid[128], serial[64], *code;
+	int before = device_certificates();
+
+	/* Two ready orders on one code, finalized at once: the row locks let one issue. */
+	device_names("race", udid, sizeof udid, serial, sizeof serial);
+	code = code_new(udid, "1 hour");
+	ck_assert_int_eq(client("concurrent-finalize", code, udid, serial, NULL), 0);
+	ck_assert_int_eq(device_certificates(), before + 1);
+	free(code);
+}
+END_TEST
+
 START_TEST(jws_and_nonce_refusals)
 {
 	static const char *const scenarios[] = {"nonce-reuse", "replay", "bad-signature",
@@ -262,6 +276,7 @@ Suite *acme_e2e_suite(void)
 	        attestation_of_another_token_is_refused, chain_to_another_root_is_refused,
 	        code_bound_to_another_udid_is_refused, unknown_device_is_refused,
 	        expected_device_with_unbound_code_enrolls, csr_of_another_key_is_refused,
-	        expired_order_is_not_finalized, malformed_cbor_is_refused, jws_and_nonce_refusals);
+	        expired_order_is_not_finalized, malformed_cbor_is_refused,
+	        one_code_one_certificate_under_concurrency, jws_and_nonce_refusals);
 	return s;
 }
