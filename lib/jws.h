@@ -13,7 +13,7 @@
  *   MDM_ERR_PARSE        not exactly {"protected","payload","signature"};
  *                        an unprotected "header"; compact or general
  *                        serialization; bad base64url; a protected header
- *                        that is not a JSON object, lacks nonce/url, has
+ *                        that is not a JSON object, lacks url, has
  *                        both or neither of jwk/kid, has "crit"; a JWK
  *                        with private members or malformed members
  *                        (malformed)
@@ -76,6 +76,21 @@ typedef struct jws_msg {
  * m->jwk or the account key that m->kid names).
  */
 MDM_WUR mdm_err jws_parse(const char *body, size_t len, jws_msg **out, char *err, size_t errlen);
+
+/*
+ * The inner JWS of a key change (RFC 8555 section 7.3.5): as jws_parse,
+ * except that it must have "jwk" (not "kid") and must not have "nonce"
+ * (m->nonce is NULL).  Comparing its url with the outer one and reading
+ * its payload ({"account", "oldKey"}) is the caller's.
+ */
+MDM_WUR mdm_err jws_parse_inner(
+        const char *body, size_t len, jws_msg **out, char *err, size_t errlen);
+
+/*
+ * The algorithms jws_parse takes, as the JSON array the badSignatureAlgorithm
+ * problem document carries in "algorithms" (RFC 8555 section 6.2).
+ */
+const char *jws_algorithms_json(void);
 
 /*
  * Verifies m's signature with key (m->jwk, or the stored account key).

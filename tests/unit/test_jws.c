@@ -1004,6 +1004,72 @@ START_TEST(signed_messages)
 }
 END_TEST
 
+/* RFC 8555 section 7.3.5: the inner JWS of a key change has jwk and no nonce. */
+START_TEST(key_change_inner)
+{
+	char *prot = fmt("{\"alg\":\"ES384\",\"jwk\":%s,\"url\":\"https://mdm.example.com/acme/"
+	                 "key-change\"}",
+	        k384.jwk);
+	char *body = jws_make(k384.pk, "ES384", prot, "{\"account\":\"a\",\"oldKey\":{}}");
+	char err[512] = "";
+	jws_msg *m = NULL;
+
+	ck_assert_msg(
+	        jws_parse_inner(body, strlen(body), &m, err, sizeof(err)) == MDM_OK, "%s", err);
+	ck_assert_ptr_null(m->nonce);
+	ck_assert_str_eq(m->url, "https://mdm.example.com/acme/key-change");
+	ck_assert_int_eq(jws_verify(m, m->jwk, err, sizeof(err)), MDM_OK);
+	jws_msg_free(m);
+	/* As an outer JWS it lacks its nonce. */
+	ck_assert_int_eq(jws_parse(body, strlen(body), &m, err, sizeof(err)), MDM_ERR_CONFLICT);
+	ck_assert_ptr_null(m);
+	free(body);
+	free(prot);
+	/* With a nonce, or with kid: refused. */
+	prot = prot_jwk(&k384, URL);
+	body = jws_make(k384.pk, "ES384", prot, "{}");
+	ck_assert_int_eq(jws_parse_inner(body, strlen(body), &m, err, sizeof(err)), MDM_ERR_PARSE);
+	ck_assert_ptr_null(m);
+	ck_assert_ptr_nonnull(strstr(err, "must not have a \"nonce\""));
+	free(body);
+	free(prot);
+	prot = fmt("{\"alg\":\"ES384\",\"kid\":\"https://mdm.example.com/acme/acct/1\",\"url\":"
+	           "\"" URL "\"}");
+	body = jws_make(k384.pk, "ES384", prot, "{}");
+	ck_assert_int_eq(jws_parse_inner(body, strlen(body), &m, err, sizeof(err)), MDM_ERR_PARSE);
+	ck_assert_ptr_nonnull(strstr(err, "must have a \"jwk\""));
+	free(body);
+	free(prot);
+}
+END_TEST
+
+/* The list a badSignatureAlgorithm problem carries: each one is taken, with its key. */
+START_TEST(algorithms_list)
+{
+	const struct tkey *keys[] = {&k256, &k384, &krsa};
+	const char *list = jws_algorithms_json();
+	json_value *v = NULL;
+
+	ck_assert_int_eq(json_parse(list, strlen(list), &v, NULL, 0), MDM_OK);
+	ck_assert_uint_eq(json_array_len(v), 3);
+	for (size_t i = 0; i < 3; i++) {
+		const char *alg = json_string(json_array_at(v, i), NULL);
+		const struct tkey *k = NULL;
+		for (size_t j = 0; j < 3; j++)
+			if (strcmp(keys[j]->alg, alg) == 0)
+				k = keys[j];
+		ck_assert_ptr_nonnull(k);
+		char *prot = prot_jwk(k, URL), *body = jws_make(k->pk, alg, prot, "{}");
+		jws_msg *m = parsed(body);
+		ck_assert_int_eq(jws_verify(m, m->jwk, NULL, 0), MDM_OK);
+		jws_msg_free(m);
+		free(body);
+		free(prot);
+	}
+	json_free(v);
+}
+END_TEST
+
 /* JWK members in any order, with optional members, give the canonical form. */
 START_TEST(jwk_canonical)
 {
@@ -1090,5 +1156,5 @@ void jws_tcases(Suite *s)
 	        tc, rfc7515_a2_rs256, rfc7515_a3_es256, rfc7638_thumbprint, third_party_client);
 	tc = ts_tcase(s, "signed", 60, NULL, NULL);
 	tcase_add_unchecked_fixture(tc, keys_make, keys_free);
-	ts_add_tests(tc, signed_messages, jwk_canonical);
+	ts_add_tests(tc, signed_messages, key_change_inner, algorithms_list, jwk_canonical);
 }
