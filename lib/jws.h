@@ -120,6 +120,15 @@ MDM_WUR mdm_err jws_key_from_jwk(
 MDM_WUR mdm_err jws_key_thumbprint(const jws_key *k, char out[64]);
 /* The canonical JWK (as jws_msg.jwk_json), NUL-terminated, caller frees. */
 MDM_WUR mdm_err jws_key_to_jwk(const jws_key *k, char **out);
+/*
+ * The key authorization of a challenge (RFC 8555 section 8.1): token "."
+ * the account key's thumbprint, NUL-terminated in *out (caller frees), and
+ * its SHA-256 in sha256 if not NULL (what device-attest-01 attestations
+ * carry as their nonce).  MDM_ERR_INVAL unless token is base64url text
+ * (the server's own: a bug otherwise).
+ */
+MDM_WUR mdm_err jws_key_authorization(
+        const char *token, const jws_key *account, char **out, uint8_t sha256[32]);
 /* DER SubjectPublicKeyInfo (RFC 5280 section 4.1), caller frees. */
 MDM_WUR mdm_err jws_key_spki_der(const jws_key *k, uint8_t **der, size_t *len);
 /*

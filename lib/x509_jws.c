@@ -459,6 +459,40 @@ mdm_err jws_key_thumbprint(const jws_key *k, char out[64])
 	return MDM_OK;
 }
 
+mdm_err jws_key_authorization(
+        const char *token, const jws_key *account, char **out, uint8_t sha256[32])
+{
+	char tp[64];
+	size_t tl, n;
+	unsigned int mdlen = 0;
+	char *ka;
+	mdm_err rc;
+
+	*out = NULL;
+	if (token == NULL || (tl = strlen(token)) == 0 || tl > 1024)
+		return MDM_ERR_INVAL;
+	for (size_t i = 0; i < tl; i++)
+		if (strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_",
+		            token[i]) == NULL)
+			return MDM_ERR_INVAL;
+	if ((rc = jws_key_thumbprint(account, tp)) != MDM_OK)
+		return rc;
+	n = tl + 1 + strlen(tp);
+	if ((ka = malloc(n + 1)) == NULL)
+		return MDM_ERR_NOMEM;
+	memcpy(ka, token, tl);
+	ka[tl] = '.';
+	memcpy(ka + tl + 1, tp, strlen(tp) + 1);
+	if (sha256 != NULL &&
+	        (EVP_Digest(ka, n, sha256, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != 32)) {
+		x509_ossl_fail(MDM_LOG_ERROR, "EVP_Digest");
+		free(ka);
+		return MDM_ERR_CRYPTO;
+	}
+	*out = ka;
+	return MDM_OK;
+}
+
 mdm_err jws_key_to_jwk(const jws_key *k, char **out)
 {
 	*out = NULL;

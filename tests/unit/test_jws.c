@@ -923,6 +923,26 @@ START_TEST(rfc7638_thumbprint)
 	ck_assert_str_eq(out, canon);
 	ck_assert_str_eq(jws_key_kty(k), "RSA");
 	free(out);
+	/* RFC 8555 section 8.1: token "." thumbprint, and its SHA-256. */
+	{
+		uint8_t md[32], want[32];
+		unsigned int mdlen;
+		ck_assert_int_eq(
+		        jws_key_authorization(
+		                "evaGxfADs6pSRb2LAv9IZf17Dt3juxGJ-PCt92wr-oA", k, &out, md),
+		        MDM_OK);
+		ck_assert_str_eq(out,
+		        "evaGxfADs6pSRb2LAv9IZf17Dt3juxGJ-PCt92wr-oA.NzbLsXh8uDCcd-6MNwXF4W_"
+		        "7noWXFZAfHkxZsRG"
+		        "C9Xs");
+		ck_assert_int_eq(EVP_Digest(out, strlen(out), want, &mdlen, EVP_sha256(), NULL), 1);
+		ck_assert(memcmp(md, want, 32) == 0);
+		free(out);
+		ck_assert_int_eq(jws_key_authorization("a.b", k, &out, NULL), MDM_ERR_INVAL);
+		ck_assert_ptr_null(out);
+		ck_assert_int_eq(jws_key_authorization("", k, &out, NULL), MDM_ERR_INVAL);
+		ck_assert_int_eq(jws_key_authorization("ab=", k, &out, NULL), MDM_ERR_INVAL);
+	}
 	jws_key_free(k);
 	free(jwk);
 	free(canon);
