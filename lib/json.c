@@ -12,12 +12,12 @@
 
 struct json_value {
 	json_type type;
-	int b;            /* JSON_BOOL */
-	char *str;        /* JSON_STRING: decoded, NUL-terminated; JSON_NUMBER: the text */
-	size_t len;       /* of str */
-	json_value **kid; /* JSON_ARRAY, JSON_OBJECT: the values */
-	char **name;      /* JSON_OBJECT: member names, NUL-terminated */
-	size_t *namelen;  /* JSON_OBJECT: their lengths */
+	int b;             /* JSON_BOOL */
+	char *str;         /* JSON_STRING: decoded, NUL-terminated; JSON_NUMBER: the text */
+	size_t len;        /* of str */
+	json_value **item; /* JSON_ARRAY, JSON_OBJECT: the values */
+	char **name;       /* JSON_OBJECT: member names, NUL-terminated */
+	size_t *namelen;   /* JSON_OBJECT: their lengths */
 	size_t n, cap;
 };
 
@@ -78,11 +78,11 @@ void json_free(json_value *v)
 	if (v == NULL)
 		return;
 	for (size_t i = 0; i < v->n; i++) {
-		json_free(v->kid[i]);
+		json_free(v->item[i]);
 		if (v->name != NULL)
 			free(v->name[i]);
 	}
-	free(v->kid);
+	free(v->item);
 	free(v->name);
 	free(v->namelen);
 	free(v->str);
@@ -332,14 +332,14 @@ MDM_WUR static mdm_err json_number_parse(struct json_parser *jp, json_value *v)
 	return MDM_OK;
 }
 
-MDM_WUR static mdm_err json_push(json_value *v, json_value *kid, char *name, size_t namelen)
+MDM_WUR static mdm_err json_push(json_value *v, json_value *child, char *name, size_t namelen)
 {
 	if (v->n == v->cap) {
 		size_t cap = v->cap ? v->cap * 2 : 4;
-		json_value **k;
-		if ((k = realloc(v->kid, cap * sizeof(*k))) == NULL)
+		json_value **it;
+		if ((it = realloc(v->item, cap * sizeof(*it))) == NULL)
 			return MDM_ERR_NOMEM;
-		v->kid = k;
+		v->item = it;
 		if (v->type == JSON_OBJECT) {
 			char **nm;
 			size_t *nl;
@@ -352,7 +352,7 @@ MDM_WUR static mdm_err json_push(json_value *v, json_value *kid, char *name, siz
 		}
 		v->cap = cap;
 	}
-	v->kid[v->n] = kid;
+	v->item[v->n] = child;
 	if (v->type == JSON_OBJECT) {
 		v->name[v->n] = name;
 		v->namelen[v->n] = namelen;
@@ -372,11 +372,11 @@ MDM_WUR static mdm_err json_array_parse(struct json_parser *jp, int depth, json_
 		return MDM_OK;
 	}
 	for (;;) {
-		json_value *kid = NULL;
-		if ((rc = json_value_parse(jp, depth + 1, &kid)) != MDM_OK)
+		json_value *child = NULL;
+		if ((rc = json_value_parse(jp, depth + 1, &child)) != MDM_OK)
 			return rc;
-		if ((rc = json_push(v, kid, NULL, 0)) != MDM_OK) {
-			json_free(kid);
+		if ((rc = json_push(v, child, NULL, 0)) != MDM_OK) {
+			json_free(child);
 			return rc;
 		}
 		json_skip_ws(jp);
@@ -403,7 +403,7 @@ MDM_WUR static mdm_err json_object_parse(struct json_parser *jp, int depth, json
 		return MDM_OK;
 	}
 	for (;;) {
-		json_value *kid = NULL;
+		json_value *child = NULL;
 		char *name = NULL;
 		size_t namelen = 0, at;
 
@@ -429,13 +429,13 @@ MDM_WUR static mdm_err json_object_parse(struct json_parser *jp, int depth, json
 			return json_fail(jp, MDM_ERR_PARSE, "RFC 8259 section 4: expected ':'");
 		}
 		jp->pos++;
-		if ((rc = json_value_parse(jp, depth + 1, &kid)) != MDM_OK) {
+		if ((rc = json_value_parse(jp, depth + 1, &child)) != MDM_OK) {
 			free(name);
 			return rc;
 		}
-		if ((rc = json_push(v, kid, name, namelen)) != MDM_OK) {
+		if ((rc = json_push(v, child, name, namelen)) != MDM_OK) {
 			free(name);
-			json_free(kid);
+			json_free(child);
 			return rc;
 		}
 		json_skip_ws(jp);
@@ -553,7 +553,7 @@ const json_value *json_get(const json_value *obj, const char *name)
 	n = strlen(name);
 	for (size_t i = 0; i < obj->n; i++)
 		if (obj->namelen[i] == n && memcmp(obj->name[i], name, n) == 0)
-			return obj->kid[i];
+			return obj->item[i];
 	return NULL;
 }
 
@@ -628,7 +628,7 @@ size_t json_array_len(const json_value *v)
 
 const json_value *json_array_at(const json_value *v, size_t i)
 {
-	return v != NULL && v->type == JSON_ARRAY && i < v->n ? v->kid[i] : NULL;
+	return v != NULL && v->type == JSON_ARRAY && i < v->n ? v->item[i] : NULL;
 }
 
 size_t json_object_len(const json_value *v)
@@ -644,7 +644,7 @@ const json_value *json_object_at(const json_value *v, size_t i, const char **nam
 		return NULL;
 	if (name != NULL)
 		*name = v->name[i];
-	return v->kid[i];
+	return v->item[i];
 }
 
 mdm_err json_quote(const char *s, size_t len, char **out)

@@ -13,7 +13,7 @@
  *   MDM_ERR_PARSE        not exactly {"protected","payload","signature"};
  *                        an unprotected "header"; compact or general
  *                        serialization; bad base64url; a protected header
- *                        that is not a JSON object, lacks nonce/url, has
+ *                        that is not a JSON object, lacks url, has
  *                        both or neither of jwk/kid, has "crit"; a JWK
  *                        with private members or malformed members
  *                        (malformed)
@@ -78,6 +78,21 @@ typedef struct jws_msg {
 MDM_WUR mdm_err jws_parse(const char *body, size_t len, jws_msg **out, char *err, size_t errlen);
 
 /*
+ * The inner JWS of a key change (RFC 8555 section 7.3.5): as jws_parse,
+ * except that it must have "jwk" (not "kid") and must not have "nonce"
+ * (m->nonce is NULL).  Comparing its url with the outer one and reading
+ * its payload ({"account", "oldKey"}) is the caller's.
+ */
+MDM_WUR mdm_err jws_parse_inner(
+        const char *body, size_t len, jws_msg **out, char *err, size_t errlen);
+
+/*
+ * The algorithms jws_parse takes, as the JSON array the badSignatureAlgorithm
+ * problem document carries in "algorithms" (RFC 8555 section 6.2).
+ */
+const char *jws_algorithms_json(void);
+
+/*
  * Verifies m's signature with key (m->jwk, or the stored account key).
  * MDM_ERR_FORBIDDEN if key does not fit m->alg, MDM_ERR_AUTH if the
  * signature does not verify (ECDSA: exactly 2 * the field size bytes,
@@ -105,6 +120,15 @@ MDM_WUR mdm_err jws_key_from_jwk(
 MDM_WUR mdm_err jws_key_thumbprint(const jws_key *k, char out[64]);
 /* The canonical JWK (as jws_msg.jwk_json), NUL-terminated, caller frees. */
 MDM_WUR mdm_err jws_key_to_jwk(const jws_key *k, char **out);
+/*
+ * The key authorization of a challenge (RFC 8555 section 8.1): token "."
+ * the account key's thumbprint, NUL-terminated in *out (caller frees), and
+ * its SHA-256 in sha256 if not NULL (what device-attest-01 attestations
+ * carry as their nonce).  MDM_ERR_INVAL unless token is base64url text
+ * (the server's own: a bug otherwise).
+ */
+MDM_WUR mdm_err jws_key_authorization(
+        const char *token, const jws_key *account, char **out, uint8_t sha256[32]);
 /* DER SubjectPublicKeyInfo (RFC 5280 section 4.1), caller frees. */
 MDM_WUR mdm_err jws_key_spki_der(const jws_key *k, uint8_t **der, size_t *len);
 /*

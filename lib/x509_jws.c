@@ -46,6 +46,14 @@ static const struct jws_alg {
         {"RS256", JWS_KEY_RSA, EVP_sha256},
 };
 
+/* The same list for the badSignatureAlgorithm problem document. */
+static const char jws_algorithms[] = "[\"ES256\",\"ES384\",\"RS256\"]";
+
+const char *jws_algorithms_json(void)
+{
+	return jws_algorithms;
+}
+
 /* The curves of RFC 7518 section 6.2.1.1 we take; the field size is x's, y's and R's, S's. */
 static const struct jws_curve {
 	const char *crv, *group;
@@ -214,9 +222,8 @@ MDM_WUR static mdm_err jws_key_ec(const json_value *jwk, jws_key *k, char *err, 
 	/* The full field size, leading zeros kept (RFC 7518 section 6.2.1.2, 6.2.1.3). */
 	if (rc != MDM_OK || xl != c->flen || yl != c->flen) {
 		rc = mdm_refuse(jws_who, err, errlen, MDM_ERR_PARSE,
-		        "RFC 7518 section 6.2.1.2: \"x\" and \"y\" must be base64url of exactly "
-		        "%zu "
-		        "octets for %s",
+		        "RFC 7518 section 6.2.1.2: \"x\" and \"y\" must be base64url of "
+		        "exactly %zu octets for %s",
 		        c->flen, c->crv);
 		goto out;
 	}
@@ -452,6 +459,40 @@ mdm_err jws_key_thumbprint(const jws_key *k, char out[64])
 	return MDM_OK;
 }
 
+mdm_err jws_key_authorization(
+        const char *token, const jws_key *account, char **out, uint8_t sha256[32])
+{
+	char tp[64];
+	size_t tl, n;
+	unsigned int mdlen = 0;
+	char *ka;
+	mdm_err rc;
+
+	*out = NULL;
+	if (token == NULL || (tl = strlen(token)) == 0 || tl > 1024)
+		return MDM_ERR_INVAL;
+	for (size_t i = 0; i < tl; i++)
+		if (strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_",
+		            token[i]) == NULL)
+			return MDM_ERR_INVAL;
+	if ((rc = jws_key_thumbprint(account, tp)) != MDM_OK)
+		return rc;
+	n = tl + 1 + strlen(tp);
+	if ((ka = malloc(n + 1)) == NULL)
+		return MDM_ERR_NOMEM;
+	memcpy(ka, token, tl);
+	ka[tl] = '.';
+	memcpy(ka + tl + 1, tp, strlen(tp) + 1);
+	if (sha256 != NULL &&
+	        (EVP_Digest(ka, n, sha256, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != 32)) {
+		x509_ossl_fail(MDM_LOG_ERROR, "EVP_Digest");
+		free(ka);
+		return MDM_ERR_CRYPTO;
+	}
+	*out = ka;
+	return MDM_OK;
+}
+
 mdm_err jws_key_to_jwk(const jws_key *k, char **out)
 {
 	*out = NULL;
@@ -643,12 +684,54 @@ MDM_WUR static mdm_err jws_header_str(const json_value *h, const char *name, siz
 	return MDM_OK;
 }
 
+/*
+ * The protected "nonce" (RFC 8555 section 6.5), into m->nonce: required
+ * and base64url; absent is badNonce (MDM_ERR_CONFLICT).  The inner JWS of
+ * a key change must have none (section 7.3.5).
+ */
+MDM_WUR static mdm_err jws_nonce(
+        const json_value *h, int inner, jws_msg *m, char *err, size_t errlen)
+{
+	uint8_t *nb = NULL;
+	size_t nbl = 0;
+	mdm_err rc;
+
+	if (inner) {
+		if (json_get(h, "nonce") != NULL)
+			return mdm_refuse(jws_who, err, errlen, MDM_ERR_PARSE,
+			        "RFC 8555 section 7.3.5: the inner JWS of a key change must not "
+			        "have "
+			        "a \"nonce\"");
+		return MDM_OK;
+	}
+	if (json_get(h, "nonce") == NULL)
+		return mdm_refuse(jws_who, err, errlen, MDM_ERR_CONFLICT,
+		        "RFC 8555 section 6.5: the protected header has no \"nonce\"");
+	if ((rc = jws_header_str(h, "nonce", JWS_MAX_NONCE, &m->nonce)) != MDM_OK) {
+		if (rc == MDM_ERR_NOMEM)
+			return rc;
+		return mdm_refuse(jws_who, err, errlen, rc,
+		        "RFC 8555 section 6.5.1: \"nonce\" must be a base64url string of 1 to %d "
+		        "characters",
+		        JWS_MAX_NONCE);
+	}
+	if ((rc = base64url_decode(m->nonce, strlen(m->nonce), JWS_MAX_NONCE, &nb, &nbl)) !=
+	        MDM_OK) {
+		if (rc == MDM_ERR_NOMEM)
+			return rc;
+		return mdm_refuse(jws_who, err, errlen, MDM_ERR_PARSE,
+		        "RFC 8555 section 6.5.1: \"nonce\" is not base64url");
+	}
+	free(nb);
+	return MDM_OK;
+}
+
 /* The protected header (RFC 8555 section 6.2), decoded, into m. */
 MDM_WUR static mdm_err jws_protected(
-        const char *b64, size_t b64len, jws_msg *m, char *err, size_t errlen)
+        const char *b64, size_t b64len, int inner, jws_msg *m, char *err, size_t errlen)
 {
-	uint8_t *raw = NULL, *nb = NULL;
-	size_t rawlen = 0, nbl = 0;
+	uint8_t *raw = NULL;
+	size_t rawlen = 0;
 	json_value *h = NULL;
 	const json_value *jwk, *kid;
 	const struct jws_alg *a;
@@ -664,9 +747,8 @@ MDM_WUR static mdm_err jws_protected(
 			        "RFC 8555 section 6.2: a protected header over %d bytes",
 			        JWS_MAX_PROTECTED);
 		return mdm_refuse(jws_who, err, errlen, rc,
-		        "RFC 7515 section 7.2.1: \"protected\" is not base64url (RFC 4648 section "
-		        "5, "
-		        "unpadded)");
+		        "RFC 7515 section 7.2.1: \"protected\" is not base64url (unpadded, RFC "
+		        "4648 section 5)");
 	}
 	rc = json_parse((const char *)raw, rawlen, &h, jerr, sizeof(jerr));
 	free(raw);
@@ -681,8 +763,7 @@ MDM_WUR static mdm_err jws_protected(
 		        "RFC 7515 section 4: the protected header must be a JSON object");
 		goto out;
 	}
-	/* The algorithm first: "none" and MACs are badSignatureAlgorithm, whatever else is wrong.
-	 */
+	/* alg first: "none" and MACs are badSignatureAlgorithm, whatever else is wrong. */
 	if ((alg = json_get_cstr(h, "alg")) == NULL) {
 		rc = mdm_refuse(jws_who, err, errlen, MDM_ERR_PARSE,
 		        "RFC 7515 section 4.1.1: the protected header has no \"alg\" string");
@@ -700,34 +781,13 @@ MDM_WUR static mdm_err jws_protected(
 		        "RFC 7515 section 4.1.11: \"crit\" names extensions not understood here");
 		goto out;
 	}
-	if ((rc = jws_header_str(h, "nonce", JWS_MAX_NONCE, &m->nonce)) != MDM_OK) {
-		if (rc == MDM_ERR_NOMEM)
-			goto out;
-		if (json_get(h, "nonce") == NULL)
-			rc = mdm_refuse(jws_who, err, errlen, MDM_ERR_CONFLICT,
-			        "RFC 8555 section 6.5: the protected header has no \"nonce\"");
-		else
-			rc = mdm_refuse(jws_who, err, errlen, rc,
-			        "RFC 8555 section 6.5.1: \"nonce\" must be a base64url string of 1 "
-			        "to "
-			        "%d characters",
-			        JWS_MAX_NONCE);
+	if ((rc = jws_nonce(h, inner, m, err, errlen)) != MDM_OK)
 		goto out;
-	}
-	if ((rc = base64url_decode(m->nonce, strlen(m->nonce), JWS_MAX_NONCE, &nb, &nbl)) !=
-	        MDM_OK) {
-		if (rc != MDM_ERR_NOMEM)
-			rc = mdm_refuse(jws_who, err, errlen, MDM_ERR_PARSE,
-			        "RFC 8555 section 6.5.1: \"nonce\" is not base64url");
-		goto out;
-	}
-	free(nb);
 	if ((rc = jws_header_str(h, "url", JWS_MAX_URL, &m->url)) != MDM_OK) {
 		if (rc != MDM_ERR_NOMEM)
 			rc = mdm_refuse(jws_who, err, errlen, rc,
-			        "RFC 8555 section 6.4: the protected header needs a \"url\" string "
-			        "of 1 "
-			        "to %d bytes",
+			        "RFC 8555 section 6.4: the protected header needs a \"url\" "
+			        "string of 1 to %d bytes",
 			        JWS_MAX_URL);
 		goto out;
 	}
@@ -735,19 +795,23 @@ MDM_WUR static mdm_err jws_protected(
 	kid = json_get(h, "kid");
 	if ((jwk == NULL) == (kid == NULL)) {
 		rc = mdm_refuse(jws_who, err, errlen, MDM_ERR_PARSE,
-		        "RFC 8555 section 6.2: the protected header must have exactly one of "
-		        "\"jwk\" "
-		        "and \"kid\" (it has %s)",
+		        "RFC 8555 section 6.2: the protected header must have exactly one "
+		        "of \"jwk\" and \"kid\" (it has %s)",
 		        jwk == NULL ? "neither" : "both");
+		goto out;
+	}
+	if (kid != NULL && inner) {
+		rc = mdm_refuse(jws_who, err, errlen, MDM_ERR_PARSE,
+		        "RFC 8555 section 7.3.5: the inner JWS of a key change must have a "
+		        "\"jwk\"");
 		goto out;
 	}
 	if (kid != NULL) {
 		if ((rc = jws_header_str(h, "kid", JWS_MAX_KID, &m->kid)) != MDM_OK &&
 		        rc != MDM_ERR_NOMEM)
 			rc = mdm_refuse(jws_who, err, errlen, rc,
-			        "RFC 8555 section 6.2: \"kid\" must be an account URL string of 1 "
-			        "to %d "
-			        "bytes",
+			        "RFC 8555 section 6.2: \"kid\" must be an account URL "
+			        "string of 1 to %d bytes",
 			        JWS_MAX_KID);
 		goto out;
 	}
@@ -806,7 +870,8 @@ MDM_WUR static mdm_err jws_members(
 	return MDM_OK;
 }
 
-mdm_err jws_parse(const char *body, size_t len, jws_msg **out, char *err, size_t errlen)
+MDM_WUR static mdm_err jws_parse_as(
+        const char *body, size_t len, int inner, jws_msg **out, char *err, size_t errlen)
 {
 	json_value *top = NULL;
 	jws_msg *m = NULL;
@@ -829,9 +894,8 @@ mdm_err jws_parse(const char *body, size_t len, jws_msg **out, char *err, size_t
 		/* A compact JWS (RFC 7515 section 7.1) starts with the base64url of '{'. */
 		if (len >= 2 && body[0] == 'e' && body[1] == 'y')
 			return mdm_refuse(jws_who, err, errlen, rc,
-			        "RFC 8555 section 6.2: the compact serialization is refused, only "
-			        "the "
-			        "flattened JSON one is taken");
+			        "RFC 8555 section 6.2: the compact serialization is refused, "
+			        "only the flattened JSON one is taken");
 		return mdm_refuse(jws_who, err, errlen, rc,
 		        "RFC 8555 section 6.2: the body is not a flattened JWS in strict JSON: %s",
 		        jerr);
@@ -842,7 +906,7 @@ mdm_err jws_parse(const char *body, size_t len, jws_msg **out, char *err, size_t
 		rc = MDM_ERR_NOMEM;
 		goto out;
 	}
-	if ((rc = jws_protected(parts[0], lens[0], m, err, errlen)) != MDM_OK)
+	if ((rc = jws_protected(parts[0], lens[0], inner, m, err, errlen)) != MDM_OK)
 		goto out;
 	/* "" is POST-as-GET (RFC 8555 section 6.3): decodes to nothing, as it should. */
 	if ((rc = base64url_decode(
@@ -858,9 +922,8 @@ mdm_err jws_parse(const char *body, size_t len, jws_msg **out, char *err, size_t
 	        m->sig_len_ == 0) {
 		if (rc != MDM_ERR_NOMEM)
 			rc = mdm_refuse(jws_who, err, errlen, MDM_ERR_PARSE,
-			        "RFC 7515 section 7.2.1: \"signature\" must be base64url of 1 to "
-			        "%d "
-			        "octets",
+			        "RFC 7515 section 7.2.1: \"signature\" must be base64url of "
+			        "1 to %d octets",
 			        JWS_MAX_SIG);
 		goto out;
 	}
@@ -880,4 +943,14 @@ out:
 	jws_msg_free(m);
 	json_free(top);
 	return rc;
+}
+
+mdm_err jws_parse(const char *body, size_t len, jws_msg **out, char *err, size_t errlen)
+{
+	return jws_parse_as(body, len, 0, out, err, errlen);
+}
+
+mdm_err jws_parse_inner(const char *body, size_t len, jws_msg **out, char *err, size_t errlen)
+{
+	return jws_parse_as(body, len, 1, out, err, errlen);
 }

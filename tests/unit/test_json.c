@@ -1,6 +1,7 @@
 /* json: the strict RFC 8259 reader (refusals first) and the string quoter. */
 #include "json.h"
 #include "suites.h"
+#include "ts_sys.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -354,6 +355,42 @@ START_TEST(quote)
 }
 END_TEST
 
+/* The fuzz seeds (tests/unit/data/json): the ACME ones parse, the hostile ones do not. */
+START_TEST(data_files)
+{
+	static const struct {
+		const char *name;
+		mdm_err rc;
+	} files[] = {
+	        {"acme-new-account.json", MDM_OK},
+	        {"acme-new-order.json", MDM_OK},
+	        {"acme-directory.json", MDM_OK},
+	        {"acme-device-attest.json", MDM_OK},
+	        {"hostile-duplicate.json", MDM_ERR_PARSE},
+	        {"hostile-lone-surrogate.json", MDM_ERR_PARSE},
+	        {"hostile-bad-utf8.json", MDM_ERR_PARSE},
+	        {"hostile-deep.json", MDM_ERR_LIMIT},
+	        {"hostile-trailing-comma.json", MDM_ERR_PARSE},
+	        {"hostile-comment.json", MDM_ERR_PARSE},
+	        {"hostile-numbers.json", MDM_ERR_PARSE},
+	};
+
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		char path[256], err[256] = "";
+		json_value *v = NULL;
+		size_t n;
+		char *text;
+
+		snprintf(path, sizeof(path), "tests/unit/data/json/%s", files[i].name);
+		text = ts_file_get(path, &n);
+		ck_assert_msg(json_parse(text, n, &v, err, sizeof(err)) == files[i].rc, "%s: %s",
+		        path, err);
+		json_free(v);
+		free(text);
+	}
+}
+END_TEST
+
 void json_tcases(Suite *s)
 {
 	TCase *tc = ts_tcase(s, "refusals", 0, NULL, NULL);
@@ -361,5 +398,5 @@ void json_tcases(Suite *s)
 	ts_add_tests(tc, refuses_garbage_comments_commas, refuses_bad_numbers,
 	        refuses_duplicate_names, refuses_bad_strings, refuses_over_limits);
 	tc = ts_tcase(s, "values", 0, NULL, NULL);
-	ts_add_tests(tc, values_and_accessors, int64_range, quote);
+	ts_add_tests(tc, values_and_accessors, int64_range, quote, data_files);
 }

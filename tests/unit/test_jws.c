@@ -615,8 +615,8 @@ START_TEST(refuses_jwks)
 	jwk = jwk_with(&k256, "x", buf + 1, n - 1);
 	refused_jwk("ES256", jwk, MDM_ERR_PARSE, "exactly 32 octets");
 	free(jwk);
-	memmove(buf + 1, buf, n);
 	buf[0] = 0;
+	n = jwk_member(&k256, "x", buf + 1);
 	jwk = jwk_with(&k256, "x", buf, n + 1);
 	refused_jwk("ES256", jwk, MDM_ERR_PARSE, "exactly 32 octets");
 	free(jwk);
@@ -923,6 +923,26 @@ START_TEST(rfc7638_thumbprint)
 	ck_assert_str_eq(out, canon);
 	ck_assert_str_eq(jws_key_kty(k), "RSA");
 	free(out);
+	/* RFC 8555 section 8.1: token "." thumbprint, and its SHA-256. */
+	{
+		uint8_t md[32], want[32];
+		unsigned int mdlen;
+		ck_assert_int_eq(
+		        jws_key_authorization(
+		                "evaGxfADs6pSRb2LAv9IZf17Dt3juxGJ-PCt92wr-oA", k, &out, md),
+		        MDM_OK);
+		ck_assert_str_eq(out,
+		        "evaGxfADs6pSRb2LAv9IZf17Dt3juxGJ-PCt92wr-oA.NzbLsXh8uDCcd-6MNwXF4W_"
+		        "7noWXFZAfHkxZsRG"
+		        "C9Xs");
+		ck_assert_int_eq(EVP_Digest(out, strlen(out), want, &mdlen, EVP_sha256(), NULL), 1);
+		ck_assert(memcmp(md, want, 32) == 0);
+		free(out);
+		ck_assert_int_eq(jws_key_authorization("a.b", k, &out, NULL), MDM_ERR_INVAL);
+		ck_assert_ptr_null(out);
+		ck_assert_int_eq(jws_key_authorization("", k, &out, NULL), MDM_ERR_INVAL);
+		ck_assert_int_eq(jws_key_authorization("ab=", k, &out, NULL), MDM_ERR_INVAL);
+	}
 	jws_key_free(k);
 	free(jwk);
 	free(canon);
@@ -1001,6 +1021,72 @@ START_TEST(signed_messages)
 	}
 	jws_msg_free(NULL);
 	jws_key_free(NULL);
+}
+END_TEST
+
+/* RFC 8555 section 7.3.5: the inner JWS of a key change has jwk and no nonce. */
+START_TEST(key_change_inner)
+{
+	char *prot = fmt("{\"alg\":\"ES384\",\"jwk\":%s,\"url\":\"https://mdm.example.com/acme/"
+	                 "key-change\"}",
+	        k384.jwk);
+	char *body = jws_make(k384.pk, "ES384", prot, "{\"account\":\"a\",\"oldKey\":{}}");
+	char err[512] = "";
+	jws_msg *m = NULL;
+
+	ck_assert_msg(
+	        jws_parse_inner(body, strlen(body), &m, err, sizeof(err)) == MDM_OK, "%s", err);
+	ck_assert_ptr_null(m->nonce);
+	ck_assert_str_eq(m->url, "https://mdm.example.com/acme/key-change");
+	ck_assert_int_eq(jws_verify(m, m->jwk, err, sizeof(err)), MDM_OK);
+	jws_msg_free(m);
+	/* As an outer JWS it lacks its nonce. */
+	ck_assert_int_eq(jws_parse(body, strlen(body), &m, err, sizeof(err)), MDM_ERR_CONFLICT);
+	ck_assert_ptr_null(m);
+	free(body);
+	free(prot);
+	/* With a nonce, or with kid: refused. */
+	prot = prot_jwk(&k384, URL);
+	body = jws_make(k384.pk, "ES384", prot, "{}");
+	ck_assert_int_eq(jws_parse_inner(body, strlen(body), &m, err, sizeof(err)), MDM_ERR_PARSE);
+	ck_assert_ptr_null(m);
+	ck_assert_ptr_nonnull(strstr(err, "must not have a \"nonce\""));
+	free(body);
+	free(prot);
+	prot = fmt("{\"alg\":\"ES384\",\"kid\":\"https://mdm.example.com/acme/acct/1\",\"url\":"
+	           "\"" URL "\"}");
+	body = jws_make(k384.pk, "ES384", prot, "{}");
+	ck_assert_int_eq(jws_parse_inner(body, strlen(body), &m, err, sizeof(err)), MDM_ERR_PARSE);
+	ck_assert_ptr_nonnull(strstr(err, "must have a \"jwk\""));
+	free(body);
+	free(prot);
+}
+END_TEST
+
+/* The list a badSignatureAlgorithm problem carries: each one is taken, with its key. */
+START_TEST(algorithms_list)
+{
+	const struct tkey *keys[] = {&k256, &k384, &krsa};
+	const char *list = jws_algorithms_json();
+	json_value *v = NULL;
+
+	ck_assert_int_eq(json_parse(list, strlen(list), &v, NULL, 0), MDM_OK);
+	ck_assert_uint_eq(json_array_len(v), 3);
+	for (size_t i = 0; i < 3; i++) {
+		const char *alg = json_string(json_array_at(v, i), NULL);
+		const struct tkey *k = NULL;
+		for (size_t j = 0; j < 3; j++)
+			if (strcmp(keys[j]->alg, alg) == 0)
+				k = keys[j];
+		ck_assert_ptr_nonnull(k);
+		char *prot = prot_jwk(k, URL), *body = jws_make(k->pk, alg, prot, "{}");
+		jws_msg *m = parsed(body);
+		ck_assert_int_eq(jws_verify(m, m->jwk, NULL, 0), MDM_OK);
+		jws_msg_free(m);
+		free(body);
+		free(prot);
+	}
+	json_free(v);
 }
 END_TEST
 
@@ -1090,5 +1176,5 @@ void jws_tcases(Suite *s)
 	        tc, rfc7515_a2_rs256, rfc7515_a3_es256, rfc7638_thumbprint, third_party_client);
 	tc = ts_tcase(s, "signed", 60, NULL, NULL);
 	tcase_add_unchecked_fixture(tc, keys_make, keys_free);
-	ts_add_tests(tc, signed_messages, jwk_canonical);
+	ts_add_tests(tc, signed_messages, key_change_inner, algorithms_list, jwk_canonical);
 }
