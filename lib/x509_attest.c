@@ -392,14 +392,15 @@ static MDM_WUR mdm_err apple_ext_take(
 	size_t cap;
 	char *out;
 	long v;
+	int ok;
 
 	switch (def->form) {
 	case AXF_TEXT:
 		out = text_field(r, x, &cap);
-		for (size_t i = 0; i < len; i++)
-			if (d[i] < 0x20 || d[i] > 0x7e)
-				len = cap; /* refused below */
-		if (len == 0 || len >= cap)
+		ok = len > 0 && len < cap;
+		for (size_t i = 0; ok && i < len; i++)
+			ok = d[i] >= 0x20 && d[i] <= 0x7e;
+		if (!ok)
 			return mdm_refuse(attest_who, err, errlen, MDM_ERR_PARSE,
 			        RULE_APPLE ": extension %s (%s) is not printable text of 1 to %zu "
 			                   "bytes",

@@ -125,6 +125,8 @@ for f in /usr/bin/mdmctl /usr/bin/mdm-pushd /usr/bin/mdm-eventd /usr/lib/mdm/cgi
 	check "$f executable" test -x "$f"
 done
 check "migrations in /usr/share/mdm/sql" test -s /usr/share/mdm/sql/001_init.sql
+check "Apple's public roots in /usr/share/mdm" test -s /usr/share/mdm/apple-ota-trust.pem -a \
+	-s /usr/share/mdm/apple-enterprise-attestation-root.pem
 check "units" test -s /lib/systemd/system/mdm-pushd.service -a \
 	-s /lib/systemd/system/mdm-eventd.service -a \
 	-s "/lib/systemd/system/mdm-fcgi@.service"
