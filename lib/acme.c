@@ -250,6 +250,7 @@ static mdm_err acme_problem(struct acme_req *q, const char *type, int status, co
 {
 	char detail[768];
 	char *quoted = NULL, *body = NULL;
+	const char *alg;
 	va_list ap;
 	int n;
 	mdm_err rc;
@@ -263,8 +264,10 @@ static mdm_err acme_problem(struct acme_req *q, const char *type, int status, co
 		if ((rc = json_quote("refused", 7, &quoted)) != MDM_OK)
 			return rc;
 	}
-	n = acme_asprintf(&body, "{\"type\":\"" ACME_ERR "%s\",\"detail\":%s,\"status\":%d}", type,
-	        quoted, status);
+	/* RFC 8555 section 6.2: badSignatureAlgorithm lists the algorithms we take. */
+	alg = strcmp(type, "badSignatureAlgorithm") == 0 ? jws_algorithms_json() : NULL;
+	n = acme_asprintf(&body, "{\"type\":\"" ACME_ERR "%s\",\"detail\":%s,\"status\":%d%s%s}",
+	        type, quoted, status, alg ? ",\"algorithms\":" : "", alg ? alg : "");
 	free(quoted);
 	if (n < 0)
 		return MDM_ERR_NOMEM;
@@ -363,7 +366,7 @@ static MDM_WUR mdm_err acme_jws(struct acme_req *q, const char *ctype, const uin
 	}
 	rc = jws_parse((const char *)body, len, &q->m, err, sizeof(err));
 	if (rc == MDM_ERR_UNSUPPORTED)
-		rc = acme_problem(q, "badSignatureAlgorithm", 400, "%s (ES256, ES384, RS256)", err);
+		rc = acme_problem(q, "badSignatureAlgorithm", 400, "%s", err);
 	else if (rc == MDM_ERR_FORBIDDEN)
 		rc = acme_problem(q, "badPublicKey", 400, "%s", err);
 	else if (rc == MDM_ERR_PARSE || rc == MDM_ERR_LIMIT)

@@ -518,6 +518,26 @@ START_TEST(jws_refusals)
 	acme_reply_clear(&r);
 	free(body);
 	free(nonce);
+	/* alg none and HMAC: badSignatureAlgorithm, listing ours (RFC 8555 section 6.2). */
+	for (int i = 0; i < 2; i++) {
+		char prot[1024], raw[4096], *bp, *bpl;
+
+		snprintf(prot, sizeof prot,
+		        "{\"alg\":\"%s\",\"kid\":\"%s\",\"nonce\":\"%s\",\"url\":\"" BASE
+		        "/new-order\"}",
+		        i == 0 ? "none" : "HS256", c.kid, "AAAAAAAAAAAAAAAAAAAAAA");
+		bp = b64u(prot, strlen(prot));
+		bpl = b64u(ord, strlen(ord));
+		snprintf(raw, sizeof raw,
+		        "{\"protected\":\"%s\",\"payload\":\"%s\",\"signature\":\"%s\"}", bp, bpl,
+		        i == 0 ? "" : "AAAA");
+		request("POST", "/acme/new-order", "application/jose+json", raw, &r);
+		assert_problem(&r, "badSignatureAlgorithm", 400);
+		ck_assert_ptr_nonnull(strstr(r.body, "\"algorithms\":["));
+		acme_reply_clear(&r);
+		free(bp);
+		free(bpl);
+	}
 	/* A nonce never handed out. */
 	body = jws_make(&c, BASE "/new-order", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", ord, 0, 0);
 	request("POST", "/acme/new-order", "application/jose+json", body, &r);
