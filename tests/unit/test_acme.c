@@ -638,6 +638,32 @@ START_TEST(accounts)
 	assert_problem(&r, "malformed", 400);
 	acme_reply_clear(&r);
 	ck_assert_int_eq(ts_db_count(d, "SELECT count(*) FROM mdm.acme_account"), 1);
+	/* The account object and its orders list, to its own key only. */
+	{
+		char route[300], *code = code_new(NULL, "1 hour");
+		struct order o;
+
+		snprintf(route, sizeof route, "%s", c.kid + strlen(BASE));
+		post(&c, route, "", &r);
+		ck_assert_int_eq(r.status, 200);
+		ck_assert_ptr_nonnull(strstr(r.body, "\"status\":\"valid\""));
+		acme_reply_clear(&r);
+		post(&c, route, "{\"status\":\"deactivated\"}", &r);
+		assert_problem(&r, "malformed", 400);
+		acme_reply_clear(&r);
+		order_new(&c, code, &o);
+		strcat(route, "/orders");
+		post(&c, route, "", &r);
+		ck_assert_int_eq(r.status, 200);
+		ck_assert_ptr_nonnull(strstr(r.body, o.route));
+		acme_reply_clear(&r);
+		client_free(&other);
+		account(&other);
+		post(&other, route, "", &r);
+		assert_problem(&r, "unauthorized", 403);
+		acme_reply_clear(&r);
+		free(code);
+	}
 	client_free(&c);
 	client_free(&other);
 }
