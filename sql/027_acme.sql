@@ -325,9 +325,9 @@ COMMENT ON FUNCTION mdm.acme_account_new(text, text, boolean) IS
     'acme.fcgi newAccount (RFC 8555 section 7.3): the account of the key with this '
     'thumbprint, made unless it exists or only_existing (then id NULL: accountDoesNotExist).';
 
--- The code (or serial) of a newOrder.  Returns the challenge id of an unspent,
--- unexpired code, or NULL.  Constant work either way: the answer never says
--- whether a code exists (spent or expired codes are refused alike).
+-- The order for the code (or serial) of a newOrder, or order_id NULL.  The
+-- answer never says whether a code exists: unknown, spent and expired codes
+-- are refused alike (and acme.fcgi answers them with one text).
 CREATE FUNCTION mdm.acme_order_new(account_id bigint, identifier text, allow_serial boolean,
                                    order_ttl_seconds integer, base text,
                                    OUT order_id bigint, OUT body jsonb)
