@@ -75,10 +75,15 @@ def error_type(err):
 class Device:
     def __init__(self, args):
         self.args = args
-        self.account_key = jose.JWKEC(key=ec.generate_private_key(ec.SECP256R1()))
+        # The whole order with a P-384 account key (ES384), as a device whose
+        # payload asks for P-384 keys; the refusals with P-256 (ES256).
+        p384 = args.scenario == "happy"
+        self.alg = jose.ES384 if p384 else jose.ES256
+        self.account_key = jose.JWKEC(
+            key=ec.generate_private_key(ec.SECP384R1() if p384 else ec.SECP256R1()))
         self.device_key = ec.generate_private_key(ec.SECP384R1())
         self.net = acme_client.ClientNetwork(
-            self.account_key, alg=jose.ES256, verify_ssl=args.ca, user_agent="mdm-tests-acme")
+            self.account_key, alg=self.alg, verify_ssl=args.ca, user_agent="mdm-tests-acme")
         self.directory = acme_client.ClientV2.get_directory(args.directory, self.net)
         self.client = acme_client.ClientV2(self.directory, self.net)
         self.regr = None
@@ -153,7 +158,7 @@ class Device:
         nonce = nonce or self.nonce()
         data = json.dumps(payload).encode() if payload is not None else b""
         return acme_jws.JWS.sign(
-            data, key=key or self.account_key, alg=jose.ES256,
+            data, key=key or self.account_key, alg=self.alg,
             nonce=jose.decode_b64jose(nonce), url=url,
             kid=self.regr.uri if kid else None).json_dumps()
 
