@@ -686,9 +686,9 @@ static MDM_WUR mdm_err acme_get_object(
 
 static MDM_WUR mdm_err acme_challenge(struct acme_req *q, long long id)
 {
-	char acct[24], cid[24], na[24], err[256] = "";
-	const char *params[13];
-	int lengths[13] = {0}, formats[13] = {0};
+	char acct[24], cid[24], na[24], sip[8], kexts[8], err[256] = "";
+	const char *params[17];
+	int lengths[17] = {0}, formats[17] = {0};
 	db_res *res = NULL, *res2 = NULL;
 	const char *att;
 	uint8_t *obj = NULL;
@@ -767,12 +767,18 @@ static MDM_WUR mdm_err acme_challenge(struct acme_req *q, long long id)
 	formats[10] = 1;
 	params[11] = na;
 	params[12] = etype ? "" : ar.chain_pem;
+	snprintf(sip, sizeof(sip), "%d", ar.sip_enabled);
+	snprintf(kexts, sizeof(kexts), "%d", ar.kext_allowed);
+	params[13] = ar.llb_version;
+	params[14] = sip;
+	params[15] = ar.secure_boot;
+	params[16] = kexts;
 	/* Safe to run twice (db_exec's retry): a repeat finds the challenge answered. */
 	rc = db_exec_bin(q->s->db,
 	        "SELECT status, problem_type, problem_detail, body::text "
 	        "FROM mdm.acme_challenge_answer($1::bigint, $2::bigint, $3, $4, $5, $6, $7, $8, "
-	        "$9, $10, $11, $12::bigint, $13)",
-	        13, params, lengths, formats, &res2);
+	        "$9, $10, $11, $12::bigint, $13, $14, $15::integer, $16, $17::integer)",
+	        17, params, lengths, formats, &res2);
 	if (rc != MDM_OK) {
 		rc = acme_db_fail(q, rc, "recording the attestation");
 		goto out;

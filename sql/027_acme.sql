@@ -203,6 +203,10 @@ CREATE TABLE mdm.acme_attestation (
     os_version     text,
     sepos_version  text,
     model          text,
+    llb_version    text,
+    sip_enabled    boolean,
+    secure_boot    text,
+    kexts_allowed  boolean,
     spki           bytea NOT NULL,
     attested_at    timestamptz NOT NULL DEFAULT now(),
     not_after      timestamptz,
@@ -210,14 +214,26 @@ CREATE TABLE mdm.acme_attestation (
 );
 COMMENT ON TABLE mdm.acme_attestation IS
     'What Apple attested for each accepted device-attest-01 challenge: the device''s serial, '
-    'UDID, OS and SepOS versions, model, the attested (Secure Enclave) key and the x5c '
-    'chain; certificate_id is the certificate issued for that key at finalize.';
+    'UDID, OS, SepOS and LLB versions, model, on macOS its security properties (SIP, secure '
+    'boot, kernel extensions), the attested (Secure Enclave) key and the x5c chain; '
+    'certificate_id is the certificate issued for that key at finalize.';
 COMMENT ON COLUMN mdm.acme_attestation.spki IS
     'DER SubjectPublicKeyInfo of the attested key: the CSR at finalize must carry this key.';
 COMMENT ON COLUMN mdm.acme_attestation.not_after IS 'notAfter of Apple''s attestation certificate.';
+COMMENT ON COLUMN mdm.acme_attestation.model IS
+    'Software Update Device ID (1.2.840.113635.100.8.9.4, e.g. J514sAP), NULL when not stated.';
+COMMENT ON COLUMN mdm.acme_attestation.sip_enabled IS
+    'macOS: System Integrity Protection enabled (1.2.840.113635.100.8.13.1); NULL when not '
+    'stated (iOS, macOS before 14.2).';
+COMMENT ON COLUMN mdm.acme_attestation.secure_boot IS
+    'macOS: the secure boot policy as attested (Full Security, Reduced Security, Permissive '
+    'Security: .8.13.2); NULL when not stated.';
+COMMENT ON COLUMN mdm.acme_attestation.kexts_allowed IS
+    'macOS: third-party kernel extensions allowed (.8.13.3); NULL when not stated.';
 
 CREATE VIEW mdm.device_attestation AS
-    SELECT a.udid, a.serial, a.os_version, a.sepos_version, a.model, a.attested_at,
+    SELECT a.udid, a.serial, a.os_version, a.sepos_version, a.llb_version, a.model,
+           a.sip_enabled, a.secure_boot, a.kexts_allowed, a.attested_at,
            c.serial AS certificate_serial, c.sha256 AS certificate_sha256,
            c.not_after AS certificate_not_after, c.revoked_at AS certificate_revoked_at,
            a.not_after AS attestation_not_after, a.chain_pem
@@ -408,6 +424,7 @@ COMMENT ON FUNCTION mdm.acme_challenge_get(bigint, bigint, text) IS
 CREATE FUNCTION mdm.acme_challenge_answer(account_id bigint, challenge_id bigint, base text,
         err_type text, err_detail text, a_serial text, a_udid text, a_os_version text,
         a_sepos_version text, a_model text, a_spki bytea, a_not_after bigint, a_chain text,
+        a_llb_version text, a_sip integer, a_secure_boot text, a_kexts integer,
         OUT status text, OUT problem_type text, OUT problem_detail text, OUT body jsonb)
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -485,9 +502,13 @@ BEGIN
         RETURN;
     END IF;
     INSERT INTO mdm.acme_attestation (challenge_id, serial, udid, os_version, sepos_version,
-                                      model, spki, not_after, chain_pem)
+                                      model, llb_version, sip_enabled, secure_boot,
+                                      kexts_allowed, spki, not_after, chain_pem)
     VALUES (h.id, a_serial, a_udid, nullif(a_os_version, ''), nullif(a_sepos_version, ''),
-            nullif(a_model, ''), a_spki, to_timestamp(a_not_after), a_chain);
+            nullif(a_model, ''), nullif(a_llb_version, ''),
+            CASE a_sip WHEN 1 THEN true WHEN 0 THEN false END, nullif(a_secure_boot, ''),
+            CASE a_kexts WHEN 1 THEN true WHEN 0 THEN false END,
+            a_spki, to_timestamp(a_not_after), a_chain);
     h.status := 'valid';
     h.validated_at := now();
     UPDATE mdm.acme_challenge c SET status = 'valid', validated_at = h.validated_at
@@ -498,7 +519,7 @@ BEGIN
     body := mdm.acme_challenge_json(h, base);
 END $$;
 COMMENT ON FUNCTION mdm.acme_challenge_answer(bigint, bigint, text, text, text, text, text,
-        text, text, text, bytea, bigint, text) IS
+        text, text, text, bytea, bigint, text, text, integer, text, integer) IS
     'acme.fcgi: records a device-attest-01 answer. With err_type (the attestation did not '
     'verify) or when the device policy refuses (identifier not the attested device, a code '
     'bound to another UDID, a device neither enrolled nor in mdm.acme_expected_device) the '
@@ -591,7 +612,7 @@ REVOKE EXECUTE ON FUNCTION
     mdm.acme_authz_get(bigint, bigint, text),
     mdm.acme_challenge_get(bigint, bigint, text),
     mdm.acme_challenge_answer(bigint, bigint, text, text, text, text, text, text, text, text,
-                              bytea, bigint, text),
+                              bytea, bigint, text, text, integer, text, integer),
     mdm.acme_finalize_begin(bigint, bigint),
     mdm.acme_finalize_done(bigint, bigint, bigint, text),
     mdm.acme_finalize_refuse(bigint, jsonb),

@@ -799,6 +799,11 @@ START_TEST(device_attest_01_order)
 	        "00008030-00ACME000000001E");
 	ts_db_assert(d, "SELECT serial || ' ' || os_version FROM mdm.device_attestation", NULL,
 	        "ACMESER01 17.0");
+	/* iOS states no macOS security properties. */
+	ts_db_assert(d,
+	        "SELECT (sip_enabled IS NULL AND secure_boot IS NULL AND kexts_allowed IS "
+	        "NULL)::text FROM mdm.device_attestation",
+	        NULL, "true");
 	ts_db_assert(d,
 	        "SELECT (used_at IS NOT NULL AND used_by_certificate IS NOT NULL)::text FROM "
 	        "mdm.challenge WHERE purpose = 'acme'",
@@ -1015,7 +1020,8 @@ END_TEST
 
 START_TEST(serial_identifier)
 {
-	struct ts_attest_opts opts = {.udid = "00008030-00ACME000000005E", .serial = "ACMESER05"};
+	struct ts_attest_opts opts = {
+	        .udid = "00008030-00ACME000000005E", .serial = "ACMESER05", .macos = 1};
 	struct ts_attest_opts wrong = {.udid = "00008030-00ACME000000006E", .serial = "ACMESER06"};
 	struct client c = {0};
 	struct order o;
@@ -1051,6 +1057,11 @@ START_TEST(serial_identifier)
 	ck_assert_int_eq(r.status, 200);
 	acme_reply_clear(&r);
 	ck_assert_int_eq(issued(), 1);
+	/* A Mac's security properties, readable in SQL. */
+	ts_db_assert(d,
+	        "SELECT concat_ws(' ', udid, sip_enabled, secure_boot, kexts_allowed) FROM "
+	        "mdm.device_attestation",
+	        NULL, "00008030-00ACME000000005E t Full Security f");
 	unsetenv("MDM_ACME_ALLOW_SERIAL_IDENTIFIER");
 	EVP_PKEY_free(dev);
 	client_free(&c);
