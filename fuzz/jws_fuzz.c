@@ -1,18 +1,21 @@
 /*
  * libFuzzer target for jws_parse and jws_verify (lib/x509_jws.c): the
- * input is an ACME request body.  Every promise of jws.h must hold: no
- * message and a printable reason on every refusal, MDM_ERR_LIMIT for a
- * body over JWS_MAX_BODY; a message taken has an allowed alg, a nonce
- * and a url, exactly one of kid and jwk, and with jwk a canonical JWK
- * that reads back to the same key and thumbprint; verifying it gives
- * MDM_OK or MDM_ERR_AUTH, and nothing is left on the OpenSSL error queue.
+ * input is an ACME request body (and, when jws_parse refuses it, the
+ * inner JWS of a key change for jws_parse_inner).  Every promise of
+ * jws.h must hold: no message and a printable reason on every refusal,
+ * MDM_ERR_LIMIT for a body over JWS_MAX_BODY; a message taken has an
+ * allowed alg, a url, exactly one of kid and jwk, and with jwk a
+ * canonical JWK that reads back to the same key and thumbprint (an inner
+ * one: jwk and no nonce); verifying it gives MDM_OK, MDM_ERR_AUTH or (a
+ * stored key of another kind) MDM_ERR_FORBIDDEN, and nothing is left on
+ * the OpenSSL error queue.
  *
  * Inputs that start with 'S' are a recipe instead: bits 0-1 of byte 1
  * pick a key made at start-up (0 and 3 P-256, 1 P-384, 2 RSA-2048), bit 2
  * "kid" instead of "jwk", bits 3-7 the payload byte changed after; the
- * rest is the payload, signed here with
- * OpenSSL as a client would.  That must parse and verify, and must fail
- * with MDM_ERR_AUTH once a byte of the payload changes.
+ * rest is the payload, signed here with OpenSSL as a client would.  That
+ * must parse and verify, and must fail with MDM_ERR_AUTH once a byte of
+ * the payload changes.
  *
  * Build settings for scripts/fuzz.sh.  Seeds: tests/unit/data/jws, what
  * python3-acme sends and a few recipes.
@@ -133,8 +136,8 @@ static void check_msg(const jws_msg *m)
 	if (strcmp(m->alg, "ES256") != 0 && strcmp(m->alg, "ES384") != 0 &&
 	        strcmp(m->alg, "RS256") != 0)
 		fuzz_fail("an alg off the list taken", m->alg);
-	if (m->nonce == NULL || m->url == NULL || m->payload == NULL)
-		fuzz_fail("a message without nonce, url or payload", NULL);
+	if (m->url == NULL || m->payload == NULL)
+		fuzz_fail("a message without url or payload", NULL);
 	if ((m->kid == NULL) == (m->jwk == NULL))
 		fuzz_fail("not exactly one of kid and jwk", NULL);
 	if (m->kid != NULL) {
@@ -156,15 +159,19 @@ static void check_msg(const jws_msg *m)
 	jws_key_free(k);
 }
 
-/* One parse and its promises; verified with key (NULL: m->jwk) when taken. */
-static mdm_err parse_verify(const char *body, size_t len, const jws_key *key)
+/*
+ * One parse (jws_parse, or jws_parse_inner when inner) and its promises;
+ * verified with key (NULL: m->jwk) when taken.
+ */
+static mdm_err parse_verify(const char *body, size_t len, const jws_key *key, int inner)
 {
 	char err[512];
 	jws_msg *m = (jws_msg *)err;
 	mdm_err e;
 
 	err[0] = '\0';
-	e = jws_parse(body, len, &m, err, sizeof(err));
+	e = inner ? jws_parse_inner(body, len, &m, err, sizeof(err))
+	          : jws_parse(body, len, &m, err, sizeof(err));
 	check_queue("jws_parse");
 	if (e != MDM_OK) {
 		if (m != NULL)
@@ -181,6 +188,8 @@ static mdm_err parse_verify(const char *body, size_t len, const jws_key *key)
 	if (m == NULL || err[0] != '\0')
 		fuzz_fail("MDM_OK without a message, or with a reason", err);
 	check_msg(m);
+	if (inner && (m->nonce != NULL || m->jwk == NULL))
+		fuzz_fail("an inner JWS with a nonce or without a jwk", NULL);
 	if (key == NULL)
 		key = m->jwk;
 	if (key != NULL) {
@@ -260,7 +269,7 @@ static void recipe(const uint8_t *d, size_t n)
 	k = (d[1] & 3) % 3;
 	kid = (d[1] & 4) != 0;
 	body = recipe_body(k, kid, d + 2, n - 2);
-	if (parse_verify(body, strlen(body), recipe_key[k]) != MDM_OK)
+	if (parse_verify(body, strlen(body), recipe_key[k], 0) != MDM_OK)
 		fuzz_fail("recipe: our own message does not verify", body);
 	free(body);
 	if (n > 2) {
@@ -280,7 +289,7 @@ static void recipe(const uint8_t *d, size_t n)
 				fuzz_fail("recipe", "malloc");
 			memcpy(mix, changed, keep);
 			strcpy(mix + keep, sig);
-			if (parse_verify(mix, strlen(mix), recipe_key[k]) != MDM_ERR_AUTH)
+			if (parse_verify(mix, strlen(mix), recipe_key[k], 0) != MDM_ERR_AUTH)
 				fuzz_fail("recipe: a changed payload not refused with MDM_ERR_AUTH",
 				        mix);
 			free(mix);
@@ -297,10 +306,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		recipe(data, size);
 		return 0;
 	}
-	(void)parse_verify((const char *)data, size, NULL);
+	if (parse_verify((const char *)data, size, NULL, 0) != MDM_OK)
+		(void)parse_verify((const char *)data, size, NULL, 1);
 	/* A kid message is verified with a stored key: each of ours once. */
 	for (int i = 0; i < 3; i++)
-		(void)parse_verify((const char *)data, size, recipe_key[i]);
+		(void)parse_verify((const char *)data, size, recipe_key[i], 0);
 	return 0;
 }
 

@@ -46,12 +46,29 @@ static const struct jws_alg {
         {"RS256", JWS_KEY_RSA, EVP_sha256},
 };
 
-/* The same list for the badSignatureAlgorithm problem document. */
-static const char jws_algorithms[] = "[\"ES256\",\"ES384\",\"RS256\"]";
-
+/*
+ * The same list as JSON, for the badSignatureAlgorithm problem document:
+ * written from the table once, so the two cannot drift apart.  One
+ * request at a time, as every program here: not thread-safe.
+ */
 const char *jws_algorithms_json(void)
 {
-	return jws_algorithms;
+	static char list[64];
+	size_t o = 0;
+
+	/* Names fit jws_msg.alg (at most 7 bytes): '"', name, '"' and ',' each, and "[]". */
+	_Static_assert(sizeof(jws_algs) / sizeof(jws_algs[0]) * 10 + 3 <= sizeof(list),
+	        "jws_algorithms_json's buffer is too small for the table");
+
+	if (list[0] != '\0')
+		return list;
+	list[o++] = '[';
+	for (size_t i = 0; i < sizeof(jws_algs) / sizeof(jws_algs[0]); i++)
+		o += (size_t)snprintf(list + o, sizeof(list) - o - 1, "%s\"%s\"", i > 0 ? "," : "",
+		        jws_algs[i].name);
+	list[o++] = ']';
+	list[o] = '\0';
+	return list;
 }
 
 /* The curves of RFC 7518 section 6.2.1.1 we take; the field size is x's, y's and R's, S's. */
