@@ -51,7 +51,7 @@ LDFLAGS_ALL = $(LDHARDEN) $(LDFLAGS)
 LIB_SRC   := $(wildcard lib/*.c)
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/lib/migrations.o
 LIBMDM    := $(BUILD)/libmdm.a
-PROGRAMS  := scep enroll checkin server
+PROGRAMS  := scep enroll checkin server acme
 FCGI_BINS := $(PROGRAMS:%=$(BUILD)/cgi-bin/%.fcgi)
 BIN_BINS  := $(BUILD)/bin/mdmctl $(BUILD)/bin/mdm-pushd $(BUILD)/bin/mdm-eventd
 SUPPORT_SRC := $(wildcard tests/support/*.c)

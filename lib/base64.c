@@ -105,3 +105,92 @@ mdm_err base64_encode(const uint8_t *p, size_t len, char **out, size_t *outlen)
 	*outlen = o;
 	return MDM_OK;
 }
+
+static const char base64url_alphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+static int base64url_value(unsigned char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '-')
+		return 62;
+	if (c == '_')
+		return 63;
+	return -1;
+}
+
+mdm_err base64url_decode(const char *s, size_t len, size_t max_out, uint8_t **out, size_t *outlen)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	size_t olen, o = 0;
+	uint8_t *buf;
+	unsigned acc = 0;
+	int bits = 0;
+
+	*out = NULL;
+	*outlen = 0;
+	/* A lone sixth of a byte: no length of input encodes to it (RFC 4648 section 5). */
+	if (len % 4 == 1)
+		return MDM_ERR_PARSE;
+	for (size_t i = 0; i < len; i++)
+		if (base64url_value(u[i]) < 0)
+			return MDM_ERR_PARSE;
+	olen = len / 4 * 3 + (len % 4 == 0 ? 0 : len % 4 - 1);
+	if (olen > max_out)
+		return MDM_ERR_LIMIT;
+	if ((buf = malloc(olen + 1)) == NULL)
+		return MDM_ERR_NOMEM;
+	for (size_t i = 0; i < len; i++) {
+		acc = (acc << 6 | (unsigned)base64url_value(u[i])) & 0xfff;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			buf[o++] = (uint8_t)(acc >> bits);
+		}
+	}
+	/* The bits left over must be zero, or two texts would decode to one value. */
+	if ((acc & ((1u << bits) - 1)) != 0) {
+		free(buf);
+		return MDM_ERR_PARSE;
+	}
+	buf[o] = '\0';
+	*out = buf;
+	*outlen = olen;
+	return MDM_OK;
+}
+
+mdm_err base64url_encode(const uint8_t *p, size_t len, char **out, size_t *outlen)
+{
+	size_t n, o = 0;
+	char *buf;
+
+	*out = NULL;
+	*outlen = 0;
+	if (len > (SIZE_MAX - 1) / 4 * 3 - 3)
+		return MDM_ERR_LIMIT;
+	n = (len + 2) / 3 * 4;
+	if ((buf = malloc(n + 1)) == NULL)
+		return MDM_ERR_NOMEM;
+	for (size_t i = 0; i < len; i += 3) {
+		unsigned v = (unsigned)p[i] << 16;
+		if (i + 1 < len)
+			v |= (unsigned)p[i + 1] << 8;
+		if (i + 2 < len)
+			v |= p[i + 2];
+		buf[o++] = base64url_alphabet[(v >> 18) & 0x3f];
+		buf[o++] = base64url_alphabet[(v >> 12) & 0x3f];
+		if (i + 1 < len)
+			buf[o++] = base64url_alphabet[(v >> 6) & 0x3f];
+		if (i + 2 < len)
+			buf[o++] = base64url_alphabet[v & 0x3f];
+	}
+	buf[o] = '\0';
+	*out = buf;
+	*outlen = o;
+	return MDM_OK;
+}

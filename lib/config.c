@@ -84,6 +84,19 @@ static const struct config_key config_keys[] = {
                 "PEM file of the root certificates an ACME device-attest-01 attestation "
                 "chain must end at (the Apple Enterprise Attestation Root CA, shipped as "
                 "share/apple-enterprise-attestation-root.pem)"},
+        {"acme_base_url", NULL, 0,
+                "base URL of the ACME server (https://mdm.example.com/acme): the directory "
+                "is <base>/directory and every JWS url is checked against it; default: "
+                "public_url + /acme"},
+        {"acme_nonce_ttl", "300", 0,
+                "seconds an ACME Replay-Nonce stays valid (10 to 86400; each is used once)"},
+        {"acme_order_ttl", "3600", 0,
+                "seconds an ACME order stays open (60 to 2592000; never past its "
+                "ClientIdentifier)"},
+        {"acme_allow_serial_identifier", "no", 0,
+                "accept an ACME order whose identifier is the serial number or UDID of a "
+                "device in mdm.acme_expected_device, without a one-time ClientIdentifier "
+                "(yes or no)"},
         {"tls_trust_ca_file", NULL, 0,
                 "PEM file of the CA certificates of the HTTPS chain devices see, when not "
                 "publicly trusted: carried as trust anchor payloads in enrollment profiles"},

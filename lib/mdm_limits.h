@@ -96,8 +96,23 @@
 #define PROFILE_MAX_VALUE 1024 /* an organization, identifier, subject, challenge */
 #define PROFILE_MAX_RDNS  16   /* RDNs of the SCEP Subject */
 
+/* JSON (lib/json.c) and JWS (lib/x509_jws.c), as ACME requests carry them (real: < 4 KiB). */
+#define MDM_JSON_MAX_BYTES (64 * 1024)        /* one JSON text */
+#define MDM_JSON_MAX_DEPTH 32                 /* nested arrays/objects */
+#define MDM_JSON_MAX_NODES 4096               /* values in one text */
+#define JWS_MAX_BODY       MDM_JSON_MAX_BYTES /* a flattened JWS (jws_parse) */
+#define JWS_MAX_PROTECTED  (8 * 1024)         /* decoded protected header */
+#define JWS_MAX_URL        2048               /* protected "url", bytes */
+#define JWS_MAX_NONCE      256                /* protected "nonce", base64url characters */
+#define JWS_MAX_KID        2048               /* protected "kid" (an account URL), bytes */
+#define JWS_MIN_RSA_BITS   2048               /* an RSA JWK's modulus (RFC 7518 section 3.3) */
+#define JWS_MAX_RSA_BITS   8192
+
 /* Configuration values with a size of their own. */
 #define ENROLL_MIN_TOKEN 16 /* enroll_token, characters */
 #define FCGI_MAX_PROXIES 32 /* trusted_proxies entries */
+
+/* acme.fcgi's request bodies: one flattened JWS (real: under 16 KiB with an attestation). */
+#define MDM_MAX_BODY_ACME JWS_MAX_BODY
 
 #endif

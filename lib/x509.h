@@ -235,6 +235,11 @@ int x509_csr_key_matches_cert(struct X509_req_st *csr, const struct x509_st *cer
 int x509_csr_subject_matches_cert(struct X509_req_st *csr, const struct x509_st *cert);
 /* RSA modulus bits of the CSR key (0 for a non-RSA key). */
 int x509_csr_rsa_bits(struct X509_req_st *csr);
+/*
+ * The CSR's public key as DER SubjectPublicKeyInfo (RFC 5280 section
+ * 4.1), caller frees: ACME finalize compares it with the attested key.
+ */
+MDM_WUR mdm_err x509_csr_spki_der(struct X509_req_st *csr, uint8_t **der, size_t *len);
 /* RFC 2253; MDM_ERR_LIMIT (and "") when it does not fit in cap. */
 MDM_WUR mdm_err x509_csr_subject(struct X509_req_st *csr, char *out, size_t cap);
 void x509_csr_free(struct X509_req_st *csr);

@@ -53,7 +53,7 @@ demo_start() {
 	https_port=${DEMO_HTTPS_PORT:-8443}
 	http_port=${DEMO_HTTP_PORT:-8080}
 	for f in bin/mdmctl cgi-bin/scep.fcgi cgi-bin/enroll.fcgi \
-		cgi-bin/checkin.fcgi cgi-bin/server.fcgi; do
+		cgi-bin/checkin.fcgi cgi-bin/server.fcgi cgi-bin/acme.fcgi; do
 		[ -x "$B/$f" ] || stack_die "$B/$f missing: run 'make all' first"
 	done
 	stack_init
@@ -159,7 +159,7 @@ demo_start() {
 	http=http://127.0.0.1:$http_port
 	if ! stack_wait_health "$https/scep/health" "$https/enroll/health" \
 		"$https/mdm/checkin/health" "$https/mdm/server/health" \
-		"$http/scep/health"; then
+		"$https/acme/health" "$http/scep/health"; then
 		for p in $STACK_PROGRAMS; do
 			stack_show_log "$VAR/apache/logs/pool-$p.log" 5
 		done

@@ -19,7 +19,7 @@
 STACK_PROG=${STACK_PROG:-stack}
 STACK_PG_PORT=${STACK_PG_PORT:-5432}
 STACK_POOL_SIZE=${STACK_POOL_SIZE:-2}
-STACK_PROGRAMS="scep enroll checkin server"
+STACK_PROGRAMS="scep enroll checkin server acme"
 APACHE_BIN=${APACHE_BIN:-/usr/sbin/apache2}
 APACHE_MODULES=${APACHE_MODULES:-/usr/lib/apache2/modules}
 

@@ -121,7 +121,7 @@ dpkg -L mdm-server >"$TMP/files"
 check "the system user _mdm" id _mdm
 for f in /usr/bin/mdmctl /usr/bin/mdm-pushd /usr/bin/mdm-eventd /usr/lib/mdm/cgi-bin/scep.fcgi \
 	/usr/lib/mdm/cgi-bin/enroll.fcgi /usr/lib/mdm/cgi-bin/checkin.fcgi \
-	/usr/lib/mdm/cgi-bin/server.fcgi; do
+	/usr/lib/mdm/cgi-bin/server.fcgi /usr/lib/mdm/cgi-bin/acme.fcgi; do
 	check "$f executable" test -x "$f"
 done
 check "migrations in /usr/share/mdm/sql" test -s /usr/share/mdm/sql/001_init.sql

@@ -183,3 +183,29 @@ fixture_apns() {
 	E2E_APNS_DIR=$TMP/apns
 	export E2E_APNS_URL E2E_APNS_CA E2E_APNS_DIR
 }
+
+# fixture_acme: two stand-in Apple attestation CAs (build/tests/attest_standin,
+# since no test can hold Apple's key): acme.fcgi trusts the first
+# (MDM_ACME_ATTEST_ROOT_FILE), the second is the "another root" of the
+# refusals.  Exports E2E_ATTEST_STANDIN, E2E_ATTEST_DIR,
+# E2E_ATTEST_OTHER_DIR and E2E_ACME_CLIENT (tests/acme/client.py, on
+# python3-acme, for acme_e2e.c); without the stand-in the suite is skipped,
+# and says so.
+fixture_acme() {
+	if [ ! -x "$B/tests/attest_standin" ]; then
+		stack_say "acme-e2e: skipped, $B/tests/attest_standin missing"
+		return 0
+	fi
+	for d in attest attest-other; do
+		"$B/tests/attest_standin" init "$TMP/$d" >>"$TMP/log/attest.log" 2>&1 ||
+			stack_die "attest_standin init $TMP/$d failed (see $TMP/log/attest.log)"
+	done
+	stack_own "$TMP/attest" "$TMP/attest-other"
+	MDM_ACME_ATTEST_ROOT_FILE=$TMP/attest/root.pem
+	E2E_ATTEST_STANDIN=$B/tests/attest_standin
+	E2E_ATTEST_DIR=$TMP/attest
+	E2E_ATTEST_OTHER_DIR=$TMP/attest-other
+	E2E_ACME_CLIENT=$ROOT/tests/acme/client.py
+	export MDM_ACME_ATTEST_ROOT_FILE E2E_ATTEST_STANDIN E2E_ATTEST_DIR E2E_ATTEST_OTHER_DIR \
+		E2E_ACME_CLIENT
+}

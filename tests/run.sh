@@ -57,7 +57,7 @@ STACK_PROG=tests/run.sh
 APNS_STANDIN_BIN=$B/tests/apns_standin
 
 for f in bin/mdmctl tests/check_unit tests/check_e2e tests/apns_standin cgi-bin/scep.fcgi \
-	cgi-bin/enroll.fcgi cgi-bin/checkin.fcgi cgi-bin/server.fcgi; do
+	cgi-bin/enroll.fcgi cgi-bin/checkin.fcgi cgi-bin/server.fcgi cgi-bin/acme.fcgi; do
 	[ -x "$B/$f" ] || stack_die "$B/$f missing: build it first (make all BUILD=$BUILD)"
 done
 stack_init
@@ -163,6 +163,7 @@ fixture_push
 fixture_ota
 fixture_challenge
 fixture_metrics
+fixture_acme
 fixture_apns
 run_suite apns_test "$TMP/apns-test.out" sh "$ROOT/tests/apns/apns_test.sh" ||
 	stack_show_log "$TMP/apns/apache/logs/error.log" 30
@@ -233,7 +234,8 @@ pass_apache() {
 		"https://127.0.0.1:$https_port/scep/health" \
 		"https://127.0.0.1:$https_port/enroll/health" \
 		"https://127.0.0.1:$https_port/mdm/checkin/health" \
-		"https://127.0.0.1:$https_port/mdm/server/health" ||
+		"https://127.0.0.1:$https_port/mdm/server/health" \
+		"https://127.0.0.1:$https_port/acme/health" ||
 		stack_say "$2: not every route is healthy yet; the e2e suite will tell" >&2
 	E2E_MODE=$2
 	E2E_HTTPS_BASE="https://127.0.0.1:$https_port"

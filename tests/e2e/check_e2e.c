@@ -584,6 +584,7 @@ Suite *faults_e2e_suite(void);
 Suite *failover_e2e_suite(void);
 Suite *tlsproxy_e2e_suite(void);
 Suite *metrics_e2e_suite(void);
+Suite *acme_e2e_suite(void);
 
 static const char *need(const char *name)
 {
@@ -672,6 +673,8 @@ int main(void)
 		srunner_add_suite(sr, metrics_e2e_suite());
 	if (getenv("E2E_SCEP_URL") != NULL)
 		srunner_add_suite(sr, scep_interop_suite());
+	if (getenv("E2E_ACME_CLIENT") != NULL)
+		srunner_add_suite(sr, acme_e2e_suite());
 	if (getenv("E2E_DEVICE_CA") != NULL) {
 		srunner_add_suite(sr, enroll_e2e_suite());
 		srunner_add_suite(sr, checkin_e2e_suite());

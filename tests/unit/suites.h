@@ -31,6 +31,8 @@
 	X(fcgi, fcgi_tcases, UNIT_NO_DB)                                                           \
 	X(program, program_tcases, UNIT_NO_DB)                                                     \
 	X(base64, base64_tcases, UNIT_NO_DB)                                                       \
+	X(json, json_tcases, UNIT_NO_DB)                                                           \
+	X(jws, jws_tcases, UNIT_NO_DB)                                                             \
 	X(x509, x509_tcases, UNIT_NO_DB)                                                           \
 	X(plist, plist_tcases, UNIT_NO_DB)                                                         \
 	X(cms, cms_tcases, UNIT_NO_DB)                                                             \
@@ -58,7 +60,9 @@
 	X(events, events_tcases, UNIT_NO_DB)                                                       \
 	X(events, events_db_tcases, UNIT_DB)                                                       \
 	X(metrics, metrics_tcases, UNIT_NO_DB)                                                     \
-	X(metrics, metrics_db_tcases, UNIT_DB)
+	X(metrics, metrics_db_tcases, UNIT_DB)                                                     \
+	X(acme, acme_tcases, UNIT_NO_DB)                                                           \
+	X(acme, acme_db_tcases, UNIT_DB)
 
 #define UNIT_SUITE_DECLARE(name, tcases, db) void tcases(Suite *s);
 UNIT_SUITES(UNIT_SUITE_DECLARE)
