@@ -369,6 +369,8 @@ static MDM_WUR mdm_err acme_jws(struct acme_req *q, const char *ctype, const uin
 		rc = acme_problem(q, "badSignatureAlgorithm", 400, "%s", err);
 	else if (rc == MDM_ERR_FORBIDDEN)
 		rc = acme_problem(q, "badPublicKey", 400, "%s", err);
+	else if (rc == MDM_ERR_CONFLICT) /* no nonce: RFC 8555 section 6.5 */
+		rc = acme_problem(q, "badNonce", 400, "%s", err);
 	else if (rc == MDM_ERR_PARSE || rc == MDM_ERR_LIMIT)
 		rc = acme_problem(q, "malformed", 400, "%s", err);
 	else if (rc == MDM_OK)
@@ -462,6 +464,9 @@ verified:
 	if (q->m->payload_len > 0) {
 		rc = json_parse((const char *)q->m->payload, q->m->payload_len, &q->payload, err,
 		        sizeof(err));
+		/* json_parse hands its reason up: the refusal is logged here. */
+		if (rc != MDM_OK)
+			rc = mdm_refuse("acme", NULL, 0, rc, "the JWS payload: %s", err);
 		if (rc == MDM_OK && json_type_of(q->payload) != JSON_OBJECT)
 			rc = mdm_refuse("acme", err, sizeof(err), MDM_ERR_PARSE,
 			        "RFC 8555 section 7: a payload is a JSON object");

@@ -571,7 +571,7 @@ static void step_acme(void)
 	const char *ch = opt.challenge ? opt.challenge : sim_state_need("client_identifier");
 	X509 *cert = NULL;
 	EVP_PKEY *key = NULL;
-	char fp[65];
+	char fp[65], *trust;
 
 	if (strcmp(sim_state_need("identity_kind"), "acme") != 0)
 		sim_fail("acme: the profile's identity payload is not com.apple.security.acme");
@@ -579,9 +579,11 @@ static void step_acme(void)
 	o.client_identifier = ch;
 	o.subject = profile_subject();
 	o.curve = sim_state_geti("keysize", 384) == 256 ? "P-256" : "P-384";
-	o.ca_file = mdm_trust();
-	o.attest_cmd = setting("attest_standin", opt.attest_standin, getenv("MDM_ATTEST_STANDIN"));
-	o.attest_dir = setting("attest_dir", opt.attest_dir, getenv("MDM_ATTEST_DIR"));
+	/* sim_path's ring is reused by every logged exchange: a copy. */
+	trust = sim_xstrdup(mdm_trust());
+	o.ca_file = trust;
+	o.attest_cmd = sim_state_get("attest_standin");
+	o.attest_dir = sim_state_get("attest_dir");
 	if (o.attest_cmd == NULL || o.attest_dir == NULL)
 		sim_fail("acme needs --attest-standin and --attest-dir (Apple's attestation "
 		         "service)");
@@ -605,6 +607,7 @@ static void step_acme(void)
 	}
 	if (sim_acme_enroll(&o, &cert, &key) == 1) {
 		X509_NAME_free(o.subject);
+		free(trust);
 		return; /* the expected refusal; the device keeps what it had */
 	}
 	if (opt.acme_expect != NULL)
@@ -616,6 +619,7 @@ static void step_acme(void)
 	X509_NAME_free(o.subject);
 	X509_free(cert);
 	EVP_PKEY_free(key);
+	free(trust);
 }
 
 static void step_renew(void)
@@ -1568,6 +1572,8 @@ static void device_setup(void)
 		sim_state_set("serial", serial);
 	}
 	setting("tls_ca", opt.tls_ca, NULL);
+	setting("attest_standin", opt.attest_standin, getenv("MDM_ATTEST_STANDIN"));
+	setting("attest_dir", opt.attest_dir, getenv("MDM_ATTEST_DIR"));
 	setting("auth", opt.auth, "profile");
 	setting("sig_digest", opt.sig_digest, strcmp(dev, "mac") == 0 ? "sha256" : "sha1");
 	if (opt.scep_get)

@@ -538,6 +538,31 @@ START_TEST(jws_refusals)
 		free(bp);
 		free(bpl);
 	}
+	/* No nonce at all (RFC 8555 section 6.5: badNonce), and a payload that is no JSON. */
+	{
+		char prot[1024], raw[4096], *bp, *bpl;
+
+		snprintf(prot, sizeof prot,
+		        "{\"alg\":\"ES256\",\"kid\":\"%s\",\"url\":\"" BASE "/new-order\"}", c.kid);
+		bp = b64u(prot, strlen(prot));
+		bpl = b64u(ord, strlen(ord));
+		snprintf(raw, sizeof raw,
+		        "{\"protected\":\"%s\",\"payload\":\"%s\",\"signature\":\"AAAA\"}", bp,
+		        bpl);
+		request("POST", "/acme/new-order", "application/jose+json", raw, &r);
+		assert_problem(&r, "badNonce", 400);
+		acme_reply_clear(&r);
+		free(bp);
+		free(bpl);
+		nonce = fresh_nonce();
+		body = jws_make(&c, BASE "/new-order", nonce, "{\"identifiers\":", 0, 0);
+		request("POST", "/acme/new-order", "application/jose+json", body, &r);
+		assert_problem(&r, "malformed", 400);
+		ck_assert_ptr_nonnull(strstr(r.body, "RFC 8259"));
+		acme_reply_clear(&r);
+		free(body);
+		free(nonce);
+	}
 	/* A nonce never handed out. */
 	body = jws_make(&c, BASE "/new-order", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", ord, 0, 0);
 	request("POST", "/acme/new-order", "application/jose+json", body, &r);
