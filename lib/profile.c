@@ -650,7 +650,15 @@ mdm_err profile_encrypt(plist *profile, struct x509_st *recipient)
 	if ((rc = plist_serialize(content, &xml, &len)) != MDM_OK ||
 	        (rc = cms_encrypt(recipient, (const uint8_t *)xml, len, &der, &derlen)) != MDM_OK)
 		goto out;
-	rc = plist_dict_set(profile, "EncryptedPayloadContent", plist_new_data(der, derlen));
+	/* TopLevel.yaml: EncryptedPayloadContent "if IsEncrypted is true". */
+	if ((rc = plist_dict_set(
+	             profile, "EncryptedPayloadContent", plist_new_data(der, derlen))) == MDM_OK &&
+	        (rc = plist_dict_set(profile, "IsEncrypted", plist_new_bool(1))) != MDM_OK) {
+		plist *enc = NULL;
+
+		if (plist_dict_take(profile, "EncryptedPayloadContent", &enc) == MDM_OK)
+			plist_free(enc);
+	}
 out:
 	/* On failure the clear content goes back, so the caller's tree is unchanged. */
 	if (rc != MDM_OK && content != NULL &&

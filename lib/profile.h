@@ -135,8 +135,9 @@ struct x509_st;
  * Encrypts a profile's payloads to recipient (the device identity
  * certificate): PayloadContent (an array of payloads) is serialized as a
  * plist, enveloped by cms_encrypt (AES-256, the RSA key only wraps the
- * content key) and replaced by EncryptedPayloadContent (<data>, DER);
- * every other key stays in clear.  MDM_ERR_PARSE when PayloadContent is
+ * content key) and replaced by EncryptedPayloadContent (<data>, DER),
+ * with IsEncrypted true (Apple schema TopLevel.yaml: EncryptedPayloadContent
+ * "if IsEncrypted is true"); every other key stays in clear.  MDM_ERR_PARSE when PayloadContent is
  * not an array.  On failure the profile is unchanged.
  */
 MDM_WUR mdm_err profile_encrypt(plist *profile, struct x509_st *recipient);
