@@ -584,6 +584,55 @@ START_TEST(pinned_other_ca_refused)
 }
 END_TEST
 
+/*
+ * tls_server_chain_file instead of tls_trust_ca_file: the chain Apache
+ * serves (its certificate as the handshake gives it, then the TLS CA).
+ * Private: the profile carries the CA as the one anchor payload and the
+ * simulator enrolls through it alone.  The same chain made public (the
+ * TLS CA in mdmctl's OpenSSL default store, SSL_CERT_FILE): no anchor
+ * payload, and a device with the CA in its system store (--tls-ca)
+ * enrolls.
+ */
+START_TEST(server_chain_anchors)
+{
+	char args[1200], *udid;
+
+	ck_assert_int_eq(ts_sh("mkdir -p %s/chain && hostport=$(echo '%s' | sed 's,^https://,,; "
+	                       "s,/.*,,') && openssl s_client -connect \"$hostport\" -CAfile %s "
+	                       "</dev/null 2>/dev/null | openssl x509 >%s/chain/leaf.pem && "
+	                       "cat %s/chain/leaf.pem %s >%s/chain/chain.pem",
+	                         tmpdir, base, tls_ca, tmpdir, tmpdir, tls_ca, tmpdir),
+	        0);
+	snprintf(args, sizeof(args),
+	        "MDM_TLS_TRUST_CA_FILE= MDM_TLS_SERVER_CHAIN_FILE=%s/chain/chain.pem "
+	        "SSL_CERT_FILE=/nonexistent SSL_CERT_DIR=/nonexistent",
+	        tmpdir);
+	mdmctl_profile("chainpriv", args);
+	snprintf(args, sizeof(args), "enroll --profile-file %s/chainpriv/profile.mobileconfig",
+	        tmpdir);
+	ck_assert_msg(applesim_bare("chainpriv", args) == 0,
+	        "applesim with the anchor of tls_server_chain_file failed");
+	ck_assert_msg(log_has("chainpriv", "1 trust anchor payload"), "no anchor payload");
+	udid = state("chainpriv", "udid");
+	assert_enrolled("chainpriv", udid);
+	free(udid);
+	snprintf(args, sizeof(args),
+	        "MDM_TLS_TRUST_CA_FILE= MDM_TLS_SERVER_CHAIN_FILE=%s/chain/chain.pem "
+	        "SSL_CERT_FILE=%s SSL_CERT_DIR=/nonexistent",
+	        tmpdir, tls_ca);
+	mdmctl_profile("chainpub", args);
+	snprintf(args, sizeof(args),
+	        "enroll --profile-file %s/chainpub/profile.mobileconfig --tls-ca %s", tmpdir,
+	        tls_ca);
+	ck_assert_msg(applesim_bare("chainpub", args) == 0, "applesim with a public chain failed");
+	ck_assert_msg(
+	        log_has("chainpub", "0 trust anchor payload"), "an anchor for a public chain");
+	udid = state("chainpub", "udid");
+	assert_enrolled("chainpub", udid);
+	free(udid);
+}
+END_TEST
+
 Suite *applesim_e2e_suite(void)
 {
 	mode = e2e_mode();
@@ -593,5 +642,5 @@ Suite *applesim_e2e_suite(void)
 	return ts_suite("applesim-e2e", "devices", 300, iphone_lifecycle, mac_lifecycle,
 	        auth_one_way, racing_authenticates, scep_refusals, profile_only_trust,
 	        profile_without_anchor_refused, ca_fingerprint_mismatch_refused,
-	        pinned_anchor_enrolls, pinned_other_ca_refused);
+	        pinned_anchor_enrolls, pinned_other_ca_refused, server_chain_anchors);
 }

@@ -554,26 +554,16 @@ static void chain_free(struct enroll_state *st)
 }
 
 /*
- * tls_server_chain_file: refused first (missing, junk, out of order, a
- * private chain without its root, a self-signed server certificate
- * alone), then a public chain gives no payload, then a private one its
- * root (DER) and intermediate (PEM), never the server's certificate.
- * "Public" is OpenSSL's default trust store, pointed here at a test
- * directory through OpenSSL's own SSL_CERT_FILE and SSL_CERT_DIR.
+ * Test certificates in tmp: a root, an intermediate (CA), a server
+ * certificate under it, a self-signed server certificate, and chain files
+ * (chain.pem leaf-int-root, noroot.pem, misordered.pem, withkey.pem,
+ * empty.pem, junk.pem), and an empty directory nostore.
  */
-START_TEST(enroll_chain_file_rules)
+static void chain_make(const char *tmp)
 {
-	static const char *const refused[] = {"missing.pem", "junk.pem", "withkey.pem",
-	        "misordered.pem", "noroot.pem", "selfsigned.pem", "empty.pem"};
-	char tmp[128], path[256];
-	struct enroll_state st;
-	uint8_t *der;
-	size_t derlen;
-
-	ts_tmpdir_new(tmp, sizeof(tmp), "chain");
 	ck_assert_int_eq(
-	        ts_sh("cd %s && printf 'basicConstraints=critical,CA:TRUE\n' >ca.ext && "
-	              "printf 'basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' "
+	        ts_sh("cd %s && printf 'basicConstraints=critical,CA:TRUE\\n' >ca.ext && "
+	              "printf 'basicConstraints=CA:FALSE\\nextendedKeyUsage=serverAuth\\n' "
 	              ">leaf.ext && "
 	              "openssl req -x509 -newkey rsa:2048 -nodes -days 30 -keyout root.key "
 	              "-out root.pem -subj '/CN=Chain Root' -addext "
@@ -594,9 +584,30 @@ START_TEST(enroll_chain_file_rules)
 	              ">noroot.pem "
 	              "&& cat int.pem leaf.pem root.pem >misordered.pem && "
 	              "cat leaf.pem leaf.key >withkey.pem && : >empty.pem && "
-	              "printf 'not a certificate\n' >junk.pem && mkdir -p nostore",
+	              "printf 'not a certificate\\n' >junk.pem && mkdir -p nostore",
 	                tmp),
 	        0);
+}
+
+/*
+ * tls_server_chain_file: refused first (missing, junk, out of order, a
+ * private chain without its root, a self-signed server certificate
+ * alone), then a public chain gives no payload, then a private one its
+ * root (DER) and intermediate (PEM), never the server's certificate.
+ * "Public" is OpenSSL's default trust store, pointed here at a test
+ * directory through OpenSSL's own SSL_CERT_FILE and SSL_CERT_DIR.
+ */
+START_TEST(enroll_chain_file_rules)
+{
+	static const char *const refused[] = {"missing.pem", "junk.pem", "withkey.pem",
+	        "misordered.pem", "noroot.pem", "selfsigned.pem", "empty.pem"};
+	char tmp[128], path[256];
+	struct enroll_state st;
+	uint8_t *der;
+	size_t derlen;
+
+	ts_tmpdir_new(tmp, sizeof(tmp), "chain");
+	chain_make(tmp);
 	/* The system store stands empty: nothing here is public. */
 	snprintf(path, sizeof(path), "%s/empty.pem", tmp);
 	ck_assert_int_eq(setenv("SSL_CERT_FILE", path, 1), 0);
@@ -1375,6 +1386,81 @@ static void quiet(void)
 	log_set_level(MDM_LOG__MAX);
 }
 
+/* enroll_state_load with the given anchor settings (NULL: unset); its result and anchors. */
+static mdm_err state_anchors(const char *trust, const char *chain, const char *pinning, size_t *n)
+{
+	struct enroll_state *st = NULL;
+	config *cfg = NULL;
+	mdm_err rc;
+
+	*n = 0;
+	if (trust != NULL)
+		setenv("MDM_TLS_TRUST_CA_FILE", trust, 1);
+	else
+		unsetenv("MDM_TLS_TRUST_CA_FILE");
+	if (chain != NULL)
+		setenv("MDM_TLS_SERVER_CHAIN_FILE", chain, 1);
+	else
+		unsetenv("MDM_TLS_SERVER_CHAIN_FILE");
+	setenv("MDM_MDM_PINNING", pinning, 1);
+	ck_assert_int_eq(config_load_file(NULL, 0, &cfg), MDM_OK);
+	rc = enroll_state_load(d, cfg, 0, &st);
+	if (rc == MDM_OK)
+		*n = st->nanchors;
+	enroll_state_free(st);
+	config_free(cfg);
+	unsetenv("MDM_TLS_TRUST_CA_FILE");
+	unsetenv("MDM_TLS_SERVER_CHAIN_FILE");
+	unsetenv("MDM_MDM_PINNING");
+	return rc;
+}
+
+/*
+ * Where the anchors come from at load: tls_trust_ca_file when set (it
+ * wins), else tls_server_chain_file; a public chain has none, so pinning
+ * with it is refused; a bad chain file stops the load.
+ */
+START_TEST(enroll_state_anchor_sources)
+{
+	char ca[256], chain[300], noroot[300], intpem[300], path[300];
+	size_t n = 0;
+
+	snprintf(ca, sizeof(ca), "%s/ca.key", dir);
+	ck_assert_int_eq(
+	        ca_init(d, "/CN=Unit Enroll CA/O=mdm", 3650, 2048, ca, NULL, time(NULL)), MDM_OK);
+	setenv("MDM_PUBLIC_URL", "https://mdm.example.com", 1);
+	chain_make(dir);
+	snprintf(chain, sizeof(chain), "%s/chain.pem", dir);
+	snprintf(noroot, sizeof(noroot), "%s/noroot.pem", dir);
+	snprintf(intpem, sizeof(intpem), "%s/int.pem", dir);
+	snprintf(path, sizeof(path), "%s/empty.pem", dir);
+	setenv("SSL_CERT_FILE", path, 1);
+	snprintf(path, sizeof(path), "%s/nostore", dir);
+	setenv("SSL_CERT_DIR", path, 1);
+	/* Refused first: a private chain without its root, alone or pinned. */
+	ck_assert_int_eq(state_anchors(NULL, noroot, "no", &n), MDM_ERR_CONFIG);
+	ck_assert_int_eq(state_anchors("", noroot, "yes", &n), MDM_ERR_CONFIG);
+	/* The chain's root and intermediate; tls_trust_ca_file wins over it. */
+	ck_assert_int_eq(state_anchors(NULL, chain, "yes", &n), MDM_OK);
+	ck_assert_uint_eq(n, 2);
+	ck_assert_int_eq(state_anchors("", chain, "no", &n), MDM_OK);
+	ck_assert_uint_eq(n, 2);
+	ck_assert_int_eq(state_anchors(intpem, chain, "no", &n), MDM_OK);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_int_eq(state_anchors(intpem, noroot, "no", &n), MDM_OK);
+	ck_assert_uint_eq(n, 1);
+	/* Public: no payload, and nothing to pin to. */
+	snprintf(path, sizeof(path), "%s/root.pem", dir);
+	setenv("SSL_CERT_FILE", path, 1);
+	ck_assert_int_eq(state_anchors(NULL, noroot, "no", &n), MDM_OK);
+	ck_assert_uint_eq(n, 0);
+	ck_assert_int_eq(state_anchors(NULL, chain, "yes", &n), MDM_ERR_CONFIG);
+	unsetenv("SSL_CERT_FILE");
+	unsetenv("SSL_CERT_DIR");
+	unsetenv("MDM_PUBLIC_URL");
+}
+END_TEST
+
 void enroll_tcases(Suite *s)
 {
 	TCase *tc = ts_tcase(s, "profile", 0, quiet, NULL);
@@ -1393,5 +1479,6 @@ void enroll_db_tcases(Suite *s)
 
 	ts_add_tests(tc, pushcert_import_rules, pushcert_import_p12, enroll_topic_choice,
 	        enroll_admit_auth_before_topics, enroll_profile_per_topic, pushcert_remove_rules,
-	        enroll_signed_profile_with_challenge, enroll_ca_fingerprint_across_rekey);
+	        enroll_signed_profile_with_challenge, enroll_ca_fingerprint_across_rekey,
+	        enroll_state_anchor_sources);
 }
