@@ -478,9 +478,10 @@ static MDM_WUR mdm_err params_check(const struct profile_enroll_params *p, int w
 	if (with_mdm && (rc = anchors_check(p)) != MDM_OK)
 		return rc;
 	if (with_mdm && p->pinning && p->nanchors == 0) {
-		log_error("config: mdm_pinning needs tls_trust_ca_file: the pins name its "
-		          "certificate payloads (com.apple.mdm.yaml: "
-		          "ServerURLPinningCertificateUUIDs, CheckInURLPinningCertificateUUIDs)");
+		log_error(
+		        "config: mdm_pinning needs trust anchor payloads (tls_trust_ca_file, or "
+		        "a private tls_server_chain_file): the pins name them (com.apple.mdm.yaml: "
+		        "ServerURLPinningCertificateUUIDs, CheckInURLPinningCertificateUUIDs)");
 		return MDM_ERR_CONFIG;
 	}
 	return MDM_OK;

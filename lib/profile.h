@@ -35,7 +35,8 @@
 #define PROFILE_SCEP_RETRY_DELAY_MAX 3600
 
 /*
- * A trust anchor of the HTTPS chain devices see (config tls_trust_ca_file),
+ * A trust anchor of the HTTPS chain devices see (config tls_trust_ca_file,
+ * or the CA certificates of tls_server_chain_file),
  * carried before the MDM payload.  root: a self-signed CA certificate, as
  * com.apple.security.root (Apple schema com.apple.security.root.yaml:
  * PayloadContent, data, the DER); else an intermediate CA certificate, as
