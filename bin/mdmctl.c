@@ -32,6 +32,13 @@
  *                         active enrollments use it, unless --force)
  *   mdmctl profile enroll [--topic TOPIC] [--unsigned] [--out FILE]
  *                         the enrollment profile, with a fresh one-time challenge
+ *   mdmctl profile ota-answer --phase 2|3 --udid UDID [--encrypt-to CERT]
+ *                         [--topic TOPIC] [--unsigned] [--out FILE]
+ *                         what the OTA profile service answers that device in
+ *                         phase 2 (identity only) or 3 (encrypted to CERT)
+ *   mdmctl profile encrypt --to CERT --in FILE [--out FILE]
+ *                         FILE's payloads encrypted to CERT and signed, as an
+ *                         encrypted InstallProfile is delivered
  *   mdmctl device list [--table|--tsv|--json]
  *                         every device channel: identity, enrolled, last seen, queue
  *   mdmctl device show UDID [--table|--tsv|--json]
@@ -42,11 +49,14 @@
  *                         for a node exporter's textfile collector
  */
 #include "ca.h"
+#include "command.h"
 #include "config.h"
 #include "db.h"
 #include "enroll.h"
 #include "log.h"
+#include "identity.h"
 #include "migrate.h"
+#include "ota.h"
 #include "pushcert.h"
 #include "report.h"
 #include "x509.h"
@@ -77,6 +87,9 @@ static void usage(FILE *fp)
 	        "       mdmctl push-cert list\n"
 	        "       mdmctl push-cert remove TOPIC [--force]\n"
 	        "       mdmctl profile enroll [--topic TOPIC] [--unsigned] [--out FILE]\n"
+	        "       mdmctl profile ota-answer --phase 2|3 --udid UDID [--encrypt-to CERT] "
+	        "[--topic TOPIC] [--unsigned] [--out FILE]\n"
+	        "       mdmctl profile encrypt --to CERT --in FILE [--out FILE]\n"
 	        "       mdmctl device list [--table|--tsv|--json]\n"
 	        "       mdmctl device show UDID [--table|--tsv|--json]\n"
 	        "       mdmctl queue UDID [--table|--tsv|--json]\n"
@@ -553,6 +566,167 @@ static int write_new_file(const char *path, const void *buf, size_t len)
 	return 1;
 }
 
+/* A profile to --out (a new file) or to stdout; the exit status. */
+static int profile_emit(const char *out, const void *p, size_t len)
+{
+	if (out != NULL)
+		return write_new_file(out, p, len) ? 0 : 1;
+	return fwrite(p, 1, len, stdout) == len && fflush(stdout) == 0 ? 0 : 1;
+}
+
+/*
+ * profile ota-answer --phase 2|3 --udid UDID [--topic T] [--encrypt-to CERT]
+ * [--unsigned] [--out FILE]: what the profile service answers that device
+ * in phase 2 (the identity-only profile, its challenge bound to the UDID)
+ * or 3 (the enrollment profile encrypted to CERT, the device identity),
+ * built by the same ota_answer_profile as enroll.fcgi; a real one-time
+ * challenge is made.  Nothing is checked of or recorded for the device.
+ */
+static int cmd_profile_ota(config *cfg, int argc, char **argv)
+{
+	struct enroll_state *st = NULL;
+	const char *out = NULL, *asked = NULL, *udid = NULL, *to = NULL;
+	char topic[PUSHCERT_MAX_TOPIC + 1], why[ENROLL_MAX_WHY];
+	int unsigned_ = 0, phase = 0, status = 1;
+	struct x509_st *rcpt = NULL;
+	plist *profile = NULL;
+	char *xml = NULL;
+	uint8_t *der = NULL;
+	size_t len = 0, derlen = 0;
+	db *d = NULL;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--unsigned") == 0)
+			unsigned_ = 1;
+		else if (strcmp(argv[i], "--out") == 0 && i + 1 < argc)
+			out = argv[++i];
+		else if (strcmp(argv[i], "--topic") == 0 && i + 1 < argc)
+			asked = argv[++i];
+		else if (strcmp(argv[i], "--udid") == 0 && i + 1 < argc)
+			udid = argv[++i];
+		else if (strcmp(argv[i], "--encrypt-to") == 0 && i + 1 < argc)
+			to = argv[++i];
+		else if (strcmp(argv[i], "--phase") == 0 && i + 1 < argc &&
+		        parse_int(argv[i + 1], 2, 3, &phase))
+			i++;
+		else {
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (phase == 0 || udid == NULL || (phase == 3) != (to != NULL)) {
+		fprintf(stderr,
+		        "mdmctl: profile ota-answer needs --phase 2 or 3 and --udid; "
+		        "--encrypt-to CERT (the device identity) with phase 3 only\n");
+		return 2;
+	}
+	if (!identity_id_valid(udid)) {
+		fprintf(stderr, "mdmctl: --udid must be 1 to %d characters of [A-Za-z0-9._:-]\n",
+		        IDENTITY_MAX_ID);
+		return 2;
+	}
+	if (to != NULL && x509_cert_load_file(to, &rcpt) != MDM_OK) {
+		fprintf(stderr, "mdmctl: --encrypt-to %s: not a PEM certificate\n", to);
+		return 1;
+	}
+	if (db_new(config_get0(cfg, "db"), "mdmctl", &d) != MDM_OK)
+		goto out;
+	if (enroll_state_load(d, cfg, !unsigned_, &st) != MDM_OK) {
+		fprintf(stderr, "mdmctl: no profile (see the log line above)\n");
+		goto out;
+	}
+	if (enroll_topic_choose(d, st, asked, NULL, topic, why, sizeof(why)) != MDM_OK) {
+		fprintf(stderr, "mdmctl: no profile: %s\n", why);
+		goto out;
+	}
+	if (ota_answer_profile(d, cfg, st, NULL, phase == 2 ? OTA_PHASE2 : OTA_PHASE3, udid, topic,
+	            rcpt, &profile) != MDM_OK ||
+	        enroll_serialize(profile, &xml, &len) != MDM_OK ||
+	        (!unsigned_ && enroll_profile_sign(st, xml, len, &der, &derlen) != MDM_OK)) {
+		fprintf(stderr, "mdmctl: no profile (see the log line above)\n");
+		goto out;
+	}
+	status = profile_emit(out, unsigned_ ? (void *)xml : der, unsigned_ ? len : derlen);
+out:
+	enroll_free_secret(xml, len);
+	enroll_free_secret(der, derlen);
+	plist_free(profile);
+	x509_cert_free(rcpt);
+	enroll_state_free(st);
+	db_free(d);
+	return status;
+}
+
+/* An unsigned .mobileconfig to encrypt: 3 MiB, so that the command stays within 4 MiB. */
+#define MDMCTL_MAX_PROFILE (3u << 20)
+
+/*
+ * profile encrypt --to CERT --in FILE [--out FILE]: the Payload of an
+ * encrypted InstallProfile, as server.fcgi delivers it
+ * (command_profile_seal): FILE's payloads encrypted to CERT (the device
+ * identity), signed by the profile signer.
+ */
+static int cmd_profile_encrypt(config *cfg, int argc, char **argv)
+{
+	const char *out = NULL, *to = NULL, *in = NULL;
+	struct enroll_state *st = NULL;
+	struct command_signer sg = {0};
+	struct x509_st *rcpt = NULL;
+	char *profile = NULL, why[1024] = "";
+	uint8_t *der = NULL;
+	size_t len = 0, derlen = 0;
+	int status = 1;
+	db *d = NULL;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--out") == 0 && i + 1 < argc)
+			out = argv[++i];
+		else if (strcmp(argv[i], "--to") == 0 && i + 1 < argc)
+			to = argv[++i];
+		else if (strcmp(argv[i], "--in") == 0 && i + 1 < argc)
+			in = argv[++i];
+		else {
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (to == NULL || in == NULL) {
+		usage(stderr);
+		return 2;
+	}
+	if (x509_cert_load_file(to, &rcpt) != MDM_OK) {
+		fprintf(stderr, "mdmctl: --to %s: not a PEM certificate\n", to);
+		return 1;
+	}
+	if (config_file_read(in, "--in", MDMCTL_MAX_PROFILE, 0, &profile, &len) != MDM_OK) {
+		fprintf(stderr, "mdmctl: --in %s: cannot be read (at most %u bytes)\n", in,
+		        MDMCTL_MAX_PROFILE);
+		goto out;
+	}
+	if (db_new(config_get0(cfg, "db"), "mdmctl", &d) != MDM_OK ||
+	        enroll_state_load(d, cfg, 1, &st) != MDM_OK) {
+		fprintf(stderr, "mdmctl: no profile signer (see the log line above)\n");
+		goto out;
+	}
+	sg.cert = st->signer;
+	sg.key = st->key;
+	sg.chain = st->chain;
+	sg.nchain = st->nchain;
+	if (command_profile_seal(&sg, rcpt, (const uint8_t *)profile, len, &der, &derlen, why,
+	            sizeof(why)) != MDM_OK) {
+		fprintf(stderr, "mdmctl: %s\n", why);
+		goto out;
+	}
+	status = profile_emit(out, der, derlen);
+out:
+	enroll_free_secret(profile, len);
+	free(der);
+	x509_cert_free(rcpt);
+	enroll_state_free(st);
+	db_free(d);
+	return status;
+}
+
 static int cmd_profile(config *cfg, int argc, char **argv)
 {
 	struct enroll_state *st = NULL;
@@ -564,6 +738,10 @@ static int cmd_profile(config *cfg, int argc, char **argv)
 	size_t len = 0, derlen = 0;
 	db *d = NULL;
 
+	if (strcmp(argv[0], "ota-answer") == 0)
+		return cmd_profile_ota(cfg, argc, argv);
+	if (strcmp(argv[0], "encrypt") == 0)
+		return cmd_profile_encrypt(cfg, argc, argv);
 	if (strcmp(argv[0], "enroll") != 0) {
 		usage(stderr);
 		return 2;
@@ -600,16 +778,7 @@ static int cmd_profile(config *cfg, int argc, char **argv)
 	}
 	if (!unsigned_ && enroll_profile_sign(st, xml, len, &der, &derlen) != MDM_OK)
 		goto out;
-	if (out != NULL)
-		status =
-		        write_new_file(out, unsigned_ ? (void *)xml : der, unsigned_ ? len : derlen)
-		        ? 0
-		        : 1;
-	else
-		status = fwrite(unsigned_ ? (void *)xml : der, 1, unsigned_ ? len : derlen,
-		                 stdout) == (unsigned_ ? len : derlen)
-		        ? 0
-		        : 1;
+	status = profile_emit(out, unsigned_ ? (void *)xml : der, unsigned_ ? len : derlen);
 out:
 	enroll_free_secret(xml, len);
 	enroll_free_secret(der, derlen);

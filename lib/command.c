@@ -114,40 +114,85 @@ struct command_job {
 	char eid[32]; /* the enrollment, once mdm.command_exchange found it */
 };
 
-/*
- * An InstallProfile queued with encryption (mdm.cmd_install_profile(...,
- * true)): the Payload profile's PayloadContent is encrypted to the
- * certificate this request authenticated with (the device's bound
- * identity, current now), and the profile is signed by the profile
- * signer.  Without a signer it is not delivered at all: a secret never
- * goes out in clear.  When it cannot be built, why is in why (for
- * mdm.command_result.reason).
- */
-static MDM_WUR mdm_err command_encrypt(const struct command_job *j, const char *xml, char **out,
-        size_t *outlen, char *why, size_t whylen)
+/* A signer and a recipient, before anything is read: a secret never goes out in clear. */
+static MDM_WUR mdm_err command_seal_ready(
+        const struct command_signer *sg, const struct x509_st *recipient, char *why, size_t whylen)
 {
-	const struct command_signer *sg = j->signer;
-	plist *cmd = NULL, *profile = NULL;
-	plist *c;
-	const plist *payload;
-	const uint8_t *pdata;
-	uint8_t *der = NULL;
-	char *pxml = NULL, perr[256];
-	size_t plen = 0, pxlen = 0, derlen = 0;
-	mdm_err rc;
-
-	*out = NULL;
-	*outlen = 0;
 	if (sg == NULL || sg->cert == NULL || sg->key == NULL) {
 		snprintf(why, whylen,
 		        "an encrypted InstallProfile needs a profile signer (profile_signer_cert, "
 		        "profile_signer_key): none is configured");
 		return MDM_ERR_CONFIG;
 	}
-	if (j->id->cert == NULL) {
+	if (recipient == NULL) {
 		snprintf(why, whylen, "no identity certificate to encrypt the profile to");
 		return MDM_ERR_INTERNAL;
 	}
+	return MDM_OK;
+}
+
+mdm_err command_profile_seal(const struct command_signer *sg, struct x509_st *recipient,
+        const uint8_t *pdata, size_t plen, uint8_t **der, size_t *derlen, char *why, size_t whylen)
+{
+	plist *profile = NULL;
+	char *pxml = NULL, perr[256];
+	size_t pxlen = 0;
+	mdm_err rc;
+
+	*der = NULL;
+	*derlen = 0;
+	if ((rc = command_seal_ready(sg, recipient, why, whylen)) != MDM_OK)
+		return rc;
+	if ((rc = plist_parse_ex((const char *)pdata, plen, &profile, perr, sizeof(perr))) !=
+	        MDM_OK) {
+		snprintf(why, whylen, "the profile to encrypt does not parse: %s", perr);
+		goto out;
+	}
+	if ((rc = profile_encrypt(profile, recipient)) != MDM_OK) {
+		snprintf(why, whylen,
+		        "the profile cannot be encrypted (%s): its PayloadContent must be an array "
+		        "of payloads (Configuration Profile Reference, EncryptedPayloadContent)",
+		        err_str(rc));
+		goto out;
+	}
+	if ((rc = plist_serialize(profile, &pxml, &pxlen)) != MDM_OK ||
+	        (rc = cms_sign_attached(sg->cert, sg->key, sg->chain, sg->nchain,
+	                 (const uint8_t *)pxml, pxlen, der, derlen)) != MDM_OK)
+		snprintf(why, whylen, "the encrypted profile could not be signed or written (%s)",
+		        err_str(rc));
+out:
+	if (pxml != NULL) {
+		memset(pxml, 0, pxlen); /* the profile's secrets, in clear */
+		free(pxml);
+	}
+	plist_free(profile);
+	return rc;
+}
+
+/*
+ * An InstallProfile queued with encryption (mdm.cmd_install_profile(...,
+ * true)): the Payload profile is sealed (command_profile_seal) to the
+ * certificate this request authenticated with (the device's bound
+ * identity, current now).  Without a signer it is not delivered at all: a
+ * secret never goes out in clear.  When it cannot be built, why is in why
+ * (for mdm.command_result.reason).
+ */
+static MDM_WUR mdm_err command_encrypt(const struct command_job *j, const char *xml, char **out,
+        size_t *outlen, char *why, size_t whylen)
+{
+	plist *cmd = NULL;
+	plist *c;
+	const plist *payload;
+	const uint8_t *pdata;
+	uint8_t *der = NULL;
+	char perr[256];
+	size_t plen = 0, derlen = 0;
+	mdm_err rc;
+
+	*out = NULL;
+	*outlen = 0;
+	if ((rc = command_seal_ready(j->signer, j->id->cert, why, whylen)) != MDM_OK)
+		return rc;
 	if ((rc = plist_parse_ex(xml, strlen(xml), &cmd, perr, sizeof(perr))) != MDM_OK) {
 		snprintf(why, whylen, "the queued command does not parse: %s", perr);
 		goto out;
@@ -161,24 +206,12 @@ static MDM_WUR mdm_err command_encrypt(const struct command_job *j, const char *
 		goto out;
 	}
 	pdata = plist_data_get0(payload, &plen);
-	if ((rc = plist_parse_ex((const char *)pdata, plen, &profile, perr, sizeof(perr))) !=
-	        MDM_OK) {
-		snprintf(why, whylen, "the profile to encrypt does not parse: %s", perr);
+	if ((rc = command_profile_seal(
+	             j->signer, j->id->cert, pdata, plen, &der, &derlen, why, whylen)) != MDM_OK)
 		goto out;
-	}
-	if ((rc = profile_encrypt(profile, j->id->cert)) != MDM_OK) {
-		snprintf(why, whylen,
-		        "the profile cannot be encrypted (%s): its PayloadContent must be an array "
-		        "of payloads (Configuration Profile Reference, EncryptedPayloadContent)",
-		        err_str(rc));
-		goto out;
-	}
-	if ((rc = plist_serialize(profile, &pxml, &pxlen)) != MDM_OK ||
-	        (rc = cms_sign_attached(sg->cert, sg->key, sg->chain, sg->nchain,
-	                 (const uint8_t *)pxml, pxlen, &der, &derlen)) != MDM_OK ||
-	        (rc = plist_dict_set(c, "Payload", plist_new_data(der, derlen))) != MDM_OK ||
+	if ((rc = plist_dict_set(c, "Payload", plist_new_data(der, derlen))) != MDM_OK ||
 	        (rc = plist_serialize(cmd, out, outlen)) != MDM_OK) {
-		snprintf(why, whylen, "the encrypted profile could not be signed or written (%s)",
+		snprintf(why, whylen, "the encrypted profile could not be written (%s)",
 		        err_str(rc));
 		goto out;
 	}
@@ -187,11 +220,6 @@ static MDM_WUR mdm_err command_encrypt(const struct command_job *j, const char *
 	        j->r->udid, j->id->serial);
 out:
 	free(der);
-	if (pxml != NULL) {
-		memset(pxml, 0, pxlen); /* the profile's secrets, in clear */
-		free(pxml);
-	}
-	plist_free(profile);
 	plist_free(cmd);
 	return rc;
 }

@@ -61,6 +61,19 @@ struct command_signer {
 	size_t nchain;
 };
 
+/*
+ * The Payload of an encrypted InstallProfile, as server.fcgi delivers it:
+ * profile (an unsigned XML plist with a PayloadContent array) gets its
+ * payloads encrypted to recipient (profile_encrypt: EncryptedPayloadContent)
+ * and is signed by sg (CMS SignedData, DER, *der owned by the caller).
+ * Refusals with the reason in why (whylen bytes): MDM_ERR_CONFIG without
+ * a signer, MDM_ERR_PARSE for a profile that does not parse or has no
+ * PayloadContent array.  Also `mdmctl profile encrypt`.
+ */
+MDM_WUR mdm_err command_profile_seal(const struct command_signer *sg, struct x509_st *recipient,
+        const uint8_t *profile, size_t len, uint8_t **der, size_t *derlen, char *why,
+        size_t whylen);
+
 struct command_reply {
 	char *body; /* the next command's plist; NULL: nothing due (empty 200) */
 	size_t len;

@@ -100,6 +100,10 @@ static const struct config_key config_keys[] = {
         {"tls_trust_ca_file", NULL, 0,
                 "PEM file of the CA certificates of the HTTPS chain devices see, when not "
                 "publicly trusted: carried as trust anchor payloads in enrollment profiles"},
+        {"tls_server_chain_file", NULL, 0,
+                "PEM file of the chain the web server sends (server certificate first), "
+                "read when tls_trust_ca_file is unset: its CA certificates become trust "
+                "anchor payloads unless the chain is publicly trusted"},
         {"tls_client_ca_file", NULL, 0,
                 "PEM file mdmctl keeps current with every CA a device identity can chain "
                 "to, for a web server that verifies client certificates against a file "
@@ -111,8 +115,8 @@ static const struct config_key config_keys[] = {
                 "SignMessage in the enrollment profile: devices add Mdm-Signature (yes or no)"},
         {"mdm_access_rights", "8191", 0, "AccessRights of the MDM payload (1 to 8191)"},
         {"mdm_pinning", "no", 0,
-                "pin the MDM payload's server and check-in URLs to the tls_trust_ca_file "
-                "payloads (yes or no)"},
+                "pin the MDM payload's server and check-in URLs to the trust anchor "
+                "payloads (tls_trust_ca_file or tls_server_chain_file; yes or no)"},
         {"mdm_pinning_revocation_check", "no", 0,
                 "PinningRevocationCheckRequired of the MDM payload (yes or no)"},
         {"mdm_checkout_when_removed", "yes", 0,

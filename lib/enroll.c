@@ -36,30 +36,29 @@ void enroll_state_free(struct enroll_state *st)
 }
 
 /* One anchor: a CA certificate, its payload kind, its data and name. */
-static MDM_WUR mdm_err enroll_anchor_one(
-        const char *path, size_t i, const struct x509_st *c, struct enroll_state *st)
+static MDM_WUR mdm_err enroll_anchor_one(const char *key, const char *path, size_t i,
+        const struct x509_st *c, struct enroll_state *st)
 {
 	struct x509_info info;
 	char *pem = NULL;
 	mdm_err rc;
 
 	if ((rc = x509_cert_info(c, &info)) != MDM_OK) {
-		log_error("config: tls_trust_ca_file %s: certificate %zu cannot be read", path,
-		        i + 1);
+		log_error("config: %s %s: certificate %zu cannot be read", key, path, i + 1);
 		return MDM_ERR_CONFIG;
 	}
 	if (!info.is_ca) {
-		log_error("config: tls_trust_ca_file %s: certificate %zu (%s) is not a CA "
-		          "certificate (basicConstraints cA): put the CA certificates of the "
-		          "HTTPS chain here, not the server's (Apple schemas "
+		log_error("config: %s %s: certificate %zu (%s) is not a CA certificate "
+		          "(basicConstraints cA): only the CA certificates of the HTTPS chain "
+		          "become trust anchors, not the server's (Apple schemas "
 		          "com.apple.security.root.yaml, com.apple.security.pem.yaml)",
-		        path, i + 1, info.subject);
+		        key, path, i + 1, info.subject);
 		return MDM_ERR_CONFIG;
 	}
 	if (!x509_cert_valid_at(c, time(NULL)))
-		log_warn("config: tls_trust_ca_file %s: certificate %zu (%s) is not valid now: "
-		         "devices will refuse the chain",
-		        path, i + 1, info.subject);
+		log_warn("config: %s %s: certificate %zu (%s) is not valid now: devices will "
+		         "refuse the chain",
+		        key, path, i + 1, info.subject);
 	st->anchors[i].root = x509_cert_self_issued(c) && x509_cert_signed_by(c, c);
 	if (st->anchors[i].root)
 		rc = x509_cert_to_der(c, &st->anchor_data[i], &st->anchors[i].len);
@@ -78,6 +77,16 @@ static MDM_WUR mdm_err enroll_anchor_one(
 		snprintf(st->anchor_name[i], sizeof(st->anchor_name[i]), "CA %zu", i + 1);
 	st->anchors[i].name = st->anchor_name[i];
 	return MDM_OK;
+}
+
+/* Frees the first n anchors' data after a failure: st as before the load. */
+static void enroll_anchors_drop(struct enroll_state *st, size_t n)
+{
+	for (size_t j = 0; j <= n && j < PROFILE_MAX_ANCHORS; j++) {
+		free(st->anchor_data[j]);
+		st->anchor_data[j] = NULL;
+	}
+	memset(st->anchors, 0, sizeof(st->anchors));
 }
 
 mdm_err enroll_anchors_load(struct enroll_state *st, const char *path)
@@ -103,14 +112,10 @@ mdm_err enroll_anchors_load(struct enroll_state *st, const char *path)
 		goto out;
 	}
 	for (i = 0; i < n; i++)
-		if ((rc = enroll_anchor_one(path, i, certs[i], st)) != MDM_OK)
+		if ((rc = enroll_anchor_one("tls_trust_ca_file", path, i, certs[i], st)) != MDM_OK)
 			break;
 	if (rc != MDM_OK) {
-		for (size_t j = 0; j <= i && j < n; j++) {
-			free(st->anchor_data[j]);
-			st->anchor_data[j] = NULL;
-		}
-		memset(st->anchors, 0, sizeof(st->anchors));
+		enroll_anchors_drop(st, i);
 		goto out;
 	}
 	st->nanchors = n;
@@ -129,6 +134,103 @@ static MDM_WUR mdm_err enroll_identity_parse(const config *cfg, int *acme)
 		return MDM_OK;
 	log_error("config: enroll_identity must be scep or acme");
 	return MDM_ERR_CONFIG;
+}
+
+/*
+ * The chain file's certificates, leaf first, each signed by the next; the
+ * certificate number (1-based) of the first that is not, or 0.
+ */
+static size_t enroll_chain_break(struct x509_st *const *certs, size_t n)
+{
+	for (size_t i = 0; i + 1 < n; i++)
+		if (!x509_cert_signed_by(certs[i], certs[i + 1]))
+			return i + 1;
+	return 0;
+}
+
+/* The anchors of a private chain: the self-signed top first, then the intermediates. */
+static MDM_WUR mdm_err enroll_chain_anchors(
+        const char *path, struct x509_st *const *certs, size_t n, struct enroll_state *st)
+{
+	const struct x509_st *top = certs[n - 1];
+	size_t i = 0;
+	mdm_err rc = MDM_OK;
+
+	if (!x509_cert_self_issued(top) || !x509_cert_signed_by(top, top)) {
+		log_error("config: tls_server_chain_file %s: the chain does not verify to the "
+		          "system's public trust store and its last certificate is not a "
+		          "self-signed root: add the root CA certificate at the end of the file "
+		          "(devices get it as a com.apple.security.root payload), or name the CA "
+		          "certificates in tls_trust_ca_file",
+		        path);
+		return MDM_ERR_CONFIG;
+	}
+	if (n == 1) {
+		log_error("config: tls_server_chain_file %s: a self-signed server certificate "
+		          "alone: devices trust a CA certificate as an anchor, not the server's "
+		          "own (com.apple.security.root.yaml); issue the server certificate from a "
+		          "CA and list that CA after it",
+		        path);
+		return MDM_ERR_CONFIG;
+	}
+	if (n - 1 > PROFILE_MAX_ANCHORS) {
+		log_error("config: tls_server_chain_file %s: %zu CA certificates, at most %d", path,
+		        n - 1, PROFILE_MAX_ANCHORS);
+		return MDM_ERR_CONFIG;
+	}
+	for (i = 0; i < n - 1 && rc == MDM_OK; i++)
+		rc = enroll_anchor_one("tls_server_chain_file", path, i, certs[n - 1 - i], st);
+	if (rc != MDM_OK) {
+		enroll_anchors_drop(st, i);
+		return rc;
+	}
+	st->nanchors = n - 1;
+	return MDM_OK;
+}
+
+mdm_err enroll_chain_anchors_load(struct enroll_state *st, const char *path)
+{
+	struct x509_st **certs = NULL;
+	const char *why = NULL;
+	size_t n = 0, bad;
+	int pub = 0;
+	mdm_err rc;
+
+	if (path == NULL || path[0] == '\0')
+		return MDM_OK;
+	if (st->nanchors != 0)
+		return MDM_ERR_INVAL;
+	if ((rc = x509_certs_load_file(path, &certs, &n)) != MDM_OK) {
+		log_error("config: tls_server_chain_file %s: must be a readable PEM file of the "
+		          "server certificate and its CA certificates, leaf first (CERTIFICATE "
+		          "blocks only, at most %d), at most %d bytes",
+		        path, X509_MAX_CHAIN, X509_MAX_FILE);
+		return MDM_ERR_CONFIG;
+	}
+	rc = MDM_ERR_CONFIG;
+	if ((bad = enroll_chain_break(certs, n)) != 0) {
+		log_error("config: tls_server_chain_file %s: certificate %zu is not signed by "
+		          "certificate %zu: the file must be the server certificate first, each "
+		          "certificate followed by its issuer (as the web server sends it)",
+		        path, bad, bad + 1);
+		goto out;
+	}
+	if ((rc = x509_chain_public(certs, n, time(NULL), &pub, &why)) != MDM_OK)
+		goto out;
+	if (pub) {
+		/* Off when public: devices already trust it (and a payload would add nothing). */
+		log_info("enroll: tls_server_chain_file %s verifies to the system's public trust "
+		         "store: the profiles carry no trust anchor payload",
+		        path);
+		goto out;
+	}
+	log_info("enroll: tls_server_chain_file %s is not publicly trusted (%s): its CA "
+	         "certificates go into the profiles as trust anchor payloads",
+	        path, why != NULL ? why : "not verified");
+	rc = enroll_chain_anchors(path, certs, n, st);
+out:
+	x509_certs_free(certs, n);
+	return rc;
 }
 
 static MDM_WUR mdm_err enroll_auth_parse(const config *cfg, enum enroll_auth *out)
@@ -245,6 +347,7 @@ static MDM_WUR mdm_err enroll_default_topic(const config *cfg, char out[PUSHCERT
 mdm_err enroll_state_load(db *d, const config *cfg, int with_signer, struct enroll_state **out)
 {
 	struct enroll_state *st;
+	const char *trust;
 	mdm_err rc;
 
 	*out = NULL;
@@ -269,12 +372,19 @@ mdm_err enroll_state_load(db *d, const config *cfg, int with_signer, struct enro
 		goto out;
 	if (with_signer && (rc = enroll_signer_load(cfg, st)) != MDM_OK)
 		goto out;
-	if ((rc = enroll_default_topic(cfg, st->default_topic)) != MDM_OK ||
-	        (rc = enroll_anchors_load(st, config_get0(cfg, "tls_trust_ca_file"))) != MDM_OK)
+	if ((rc = enroll_default_topic(cfg, st->default_topic)) != MDM_OK)
+		goto out;
+	/* tls_trust_ca_file when set, else the anchors of tls_server_chain_file. */
+	trust = config_get0(cfg, "tls_trust_ca_file");
+	if ((rc = trust != NULL && trust[0] != '\0'
+	                    ? enroll_anchors_load(st, trust)
+	                    : enroll_chain_anchors_load(
+	                              st, config_get0(cfg, "tls_server_chain_file"))) != MDM_OK)
 		goto out;
 	if (st->pinning && st->nanchors == 0) {
-		log_error("config: mdm_pinning = yes needs tls_trust_ca_file: the pins name its "
-		          "certificate payloads (com.apple.mdm.yaml: "
+		log_error("config: mdm_pinning = yes needs trust anchor payloads to pin to "
+		          "(tls_trust_ca_file, or a tls_server_chain_file that is not publicly "
+		          "trusted): the pins name those certificate payloads (com.apple.mdm.yaml: "
 		          "ServerURLPinningCertificateUUIDs)");
 		rc = MDM_ERR_CONFIG;
 		goto out;

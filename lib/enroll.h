@@ -52,8 +52,9 @@ struct enroll_state {
 	int sign_message, checkout_when_removed;
 	int access_rights;
 	/*
-	 * tls_trust_ca_file's certificates (none when unset), in the file's
-	 * order: each anchor's data and name point into anchor_data and
+	 * tls_trust_ca_file's certificates in the file's order, else the CA
+	 * certificates of a private tls_server_chain_file (root first), else
+	 * none: each anchor's data and name point into anchor_data and
 	 * anchor_name, owned here.
 	 */
 	struct profile_anchor anchors[PROFILE_MAX_ANCHORS];
@@ -66,8 +67,9 @@ struct enroll_state {
  * Reads and checks every enrollment setting (mdm_topic, when set, must be
  * a valid topic; whether it is imported is decided per request), loads
  * the signer (profile_signer_cert/key/chain; the key must match) when
- * with_signer, the active CA's name, and tls_trust_ca_file's trust
- * anchors (enroll_anchors_load).  MDM_ERR_CONFIG (logged with the key to
+ * with_signer, the active CA's name, and the trust anchors:
+ * tls_trust_ca_file's (enroll_anchors_load), else those of
+ * tls_server_chain_file (enroll_chain_anchors_load).  MDM_ERR_CONFIG (logged with the key to
  * fix) for a missing or bad setting.
  */
 MDM_WUR mdm_err enroll_state_load(
@@ -83,6 +85,21 @@ void enroll_state_free(struct enroll_state *st);
  * naming the certificate and the rule) otherwise; st unchanged then.
  */
 MDM_WUR mdm_err enroll_anchors_load(struct enroll_state *st, const char *path);
+
+/*
+ * tls_server_chain_file (path; NULL or "": none), used when
+ * tls_trust_ca_file is unset: the PEM chain the web server sends (the
+ * server certificate first, each certificate followed by its issuer, at
+ * most X509_MAX_CHAIN).  A chain that verifies to the system's public
+ * trust store (x509_chain_public) gives no anchors (logged once: devices
+ * trust it already); otherwise its last certificate must be a self-signed
+ * root, which becomes a com.apple.security.root payload, and the
+ * intermediates com.apple.security.pem payloads (the server certificate
+ * none).  MDM_ERR_CONFIG (logged, naming the file and the rule) for an
+ * unreadable file, a chain out of order, a private chain whose top is not
+ * self-signed, a self-signed server certificate alone; st unchanged then.
+ */
+MDM_WUR mdm_err enroll_chain_anchors_load(struct enroll_state *st, const char *path);
 
 /* A request to enroll.fcgi as enroll_authorize and enroll_admit see it. */
 struct enroll_req {

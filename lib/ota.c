@@ -316,6 +316,38 @@ out:
 	return rc;
 }
 
+mdm_err ota_answer_profile(db *d, const config *cfg, const struct enroll_state *st,
+        const char *public_url, enum ota_phase phase, const char *udid, const char *topic,
+        struct x509_st *recipient, plist **out)
+{
+	plist *profile = NULL;
+	mdm_err rc;
+
+	*out = NULL;
+	if (udid == NULL || (phase != OTA_PHASE2 && phase != OTA_PHASE3) ||
+	        (phase == OTA_PHASE3 && (recipient == NULL || topic == NULL)))
+		return MDM_ERR_INVAL;
+	/*
+	 * Phase 2: an identity over SCEP only, its challenge carrying the topic
+	 * on; phase 3: the whole enrollment, encrypted, naming that topic.
+	 */
+	rc = enroll_profile_tree(
+	        d, cfg, st, public_url, udid, topic, phase == OTA_PHASE3, &profile);
+	if (rc == MDM_ERR_NOT_FOUND) {
+		log_warn("ota refused: phase %d for UDID %s: its topic %s is no longer imported",
+		        (int)phase, udid, topic != NULL ? topic : "(none)");
+		rc = MDM_ERR_CONFLICT;
+	}
+	if (rc == MDM_OK && phase == OTA_PHASE3)
+		rc = profile_encrypt(profile, recipient);
+	if (rc != MDM_OK) {
+		plist_free(profile);
+		return rc;
+	}
+	*out = profile;
+	return MDM_OK;
+}
+
 struct ota_tx {
 	const config *cfg;
 	const struct enroll_state *st;
@@ -446,22 +478,9 @@ static MDM_WUR mdm_err ota_tx_fn(db *d, void *arg)
 	} else if ((rc = ota_cert_of_udid(d, m, cert_id, sizeof(cert_id))) != MDM_OK ||
 	        (rc = ota_phase3_topic(d, t->st, m, cert_id, topic)) != MDM_OK)
 		goto out;
-	if ((rc = ota_record(d, m, challenge_id, cert_id, topic)) != MDM_OK)
-		goto out;
-	/*
-	 * Phase 2: an identity over SCEP only, its challenge carrying the topic
-	 * on; phase 3: the whole enrollment, encrypted, naming that topic.
-	 */
-	rc = enroll_profile_tree(d, t->cfg, t->st, t->public_url, m->udid, topic[0] ? topic : NULL,
-	        m->phase == OTA_PHASE3, &profile);
-	if (rc == MDM_ERR_NOT_FOUND) {
-		log_warn("ota refused: phase %d for UDID %s: its topic %s is no longer imported",
-		        (int)m->phase, m->udid, topic);
-		rc = MDM_ERR_CONFLICT;
-	}
-	if (rc != MDM_OK)
-		goto out;
-	if (m->phase == OTA_PHASE3 && (rc = profile_encrypt(profile, m->signer)) != MDM_OK)
+	if ((rc = ota_record(d, m, challenge_id, cert_id, topic)) != MDM_OK ||
+	        (rc = ota_answer_profile(d, t->cfg, t->st, t->public_url, m->phase, m->udid,
+	                 topic[0] ? topic : NULL, m->signer, &profile)) != MDM_OK)
 		goto out;
 	rc = ota_sign_tree(t->st, profile, &t->der, &t->derlen);
 out:

@@ -100,6 +100,20 @@ MDM_WUR mdm_err ota_service_profile(db *d, const config *cfg, const struct enrol
         const char *service_url, const char *topic, uint8_t **der, size_t *derlen);
 
 /*
+ * The profile phase 2 or 3 answers, unsigned (ota_answer signs it; `mdmctl
+ * profile ota-answer` prints it): phase 2 the identity-only profile
+ * (enroll_profile_tree without the MDM payload) whose SCEP challenge is
+ * bound to udid and records topic (NULL: none); phase 3 the enrollment
+ * profile naming topic (required) with its payloads encrypted to
+ * recipient (required, the device identity: profile_encrypt).  No
+ * ota_enrollment row, no check of the device: ota_answer does those.
+ * MDM_ERR_CONFLICT (logged) when the topic is no longer imported.
+ */
+MDM_WUR mdm_err ota_answer_profile(db *d, const config *cfg, const struct enroll_state *st,
+        const char *public_url, enum ota_phase phase, const char *udid, const char *topic,
+        struct x509_st *recipient, plist **out);
+
+/*
  * Phases 2 and 3 in one database transaction: the checks that need the
  * database (phase 2: the challenge unspent, of purpose 'ota', unexpired,
  * now spent; phase 3: the signer recorded as a device certificate of

@@ -545,9 +545,10 @@ static MDM_WUR mdm_err params_check(const struct profile_enroll_params *p, int w
 	if (with_mdm && (rc = anchors_check(p)) != MDM_OK)
 		return rc;
 	if (with_mdm && p->pinning && p->nanchors == 0) {
-		log_error("config: mdm_pinning needs tls_trust_ca_file: the pins name its "
-		          "certificate payloads (com.apple.mdm.yaml: "
-		          "ServerURLPinningCertificateUUIDs, CheckInURLPinningCertificateUUIDs)");
+		log_error(
+		        "config: mdm_pinning needs trust anchor payloads (tls_trust_ca_file, or "
+		        "a private tls_server_chain_file): the pins name them (com.apple.mdm.yaml: "
+		        "ServerURLPinningCertificateUUIDs, CheckInURLPinningCertificateUUIDs)");
 		return MDM_ERR_CONFIG;
 	}
 	return MDM_OK;
@@ -730,7 +731,15 @@ mdm_err profile_encrypt(plist *profile, struct x509_st *recipient)
 	if ((rc = plist_serialize(content, &xml, &len)) != MDM_OK ||
 	        (rc = cms_encrypt(recipient, (const uint8_t *)xml, len, &der, &derlen)) != MDM_OK)
 		goto out;
-	rc = plist_dict_set(profile, "EncryptedPayloadContent", plist_new_data(der, derlen));
+	/* TopLevel.yaml: EncryptedPayloadContent "if IsEncrypted is true". */
+	if ((rc = plist_dict_set(
+	             profile, "EncryptedPayloadContent", plist_new_data(der, derlen))) == MDM_OK &&
+	        (rc = plist_dict_set(profile, "IsEncrypted", plist_new_bool(1))) != MDM_OK) {
+		plist *enc = NULL;
+
+		if (plist_dict_take(profile, "EncryptedPayloadContent", &enc) == MDM_OK)
+			plist_free(enc);
+	}
 out:
 	/* On failure the clear content goes back, so the caller's tree is unchanged. */
 	if (rc != MDM_OK && content != NULL &&

@@ -35,7 +35,8 @@
 #define PROFILE_SCEP_RETRY_DELAY_MAX 3600
 
 /*
- * A trust anchor of the HTTPS chain devices see (config tls_trust_ca_file),
+ * A trust anchor of the HTTPS chain devices see (config tls_trust_ca_file,
+ * or the CA certificates of tls_server_chain_file),
  * carried before the MDM payload.  root: a self-signed CA certificate, as
  * com.apple.security.root (Apple schema com.apple.security.root.yaml:
  * PayloadContent, data, the DER); else an intermediate CA certificate, as
@@ -145,8 +146,9 @@ struct x509_st;
  * Encrypts a profile's payloads to recipient (the device identity
  * certificate): PayloadContent (an array of payloads) is serialized as a
  * plist, enveloped by cms_encrypt (AES-256, the RSA key only wraps the
- * content key) and replaced by EncryptedPayloadContent (<data>, DER);
- * every other key stays in clear.  MDM_ERR_PARSE when PayloadContent is
+ * content key) and replaced by EncryptedPayloadContent (<data>, DER),
+ * with IsEncrypted true (Apple schema TopLevel.yaml: EncryptedPayloadContent
+ * "if IsEncrypted is true"); every other key stays in clear.  MDM_ERR_PARSE when PayloadContent is
  * not an array.  On failure the profile is unchanged.
  */
 MDM_WUR mdm_err profile_encrypt(plist *profile, struct x509_st *recipient);

@@ -380,6 +380,19 @@ MDM_WUR mdm_err x509_verify_pinned(
         const struct x509_st *cert, struct x509_st *const *trust, size_t ntrust, time_t now);
 
 /*
+ * Does chain (n certificates, leaf first, the rest the intermediates a
+ * web server sends) verify at now, for TLS server use, to the system's
+ * public trust store (OpenSSL's default paths: the files named by
+ * SSL_CERT_FILE and SSL_CERT_DIR when set, else OpenSSL's directory,
+ * /usr/lib/ssl/certs, which Debian links to /etc/ssl/certs)?  The
+ * certificates of chain itself are never trusted.  *out 1 or 0 (and *why,
+ * static text, OpenSSL's reason, when 0).  MDM_ERR_NOMEM/CRYPTO only when
+ * the check itself cannot run.
+ */
+MDM_WUR mdm_err x509_chain_public(
+        struct x509_st *const *chain, size_t n, time_t now, int *out, const char **why);
+
+/*
  * A PEM file of 1..max certificates (a chain): *out an array of *n owned
  * certificates, freed with x509_certs_free.  Other PEM blocks are refused.
  */

@@ -247,6 +247,51 @@ out:
 	return rc;
 }
 
+/* ---- public trust (the system's store) ---- */
+
+mdm_err x509_chain_public(X509 *const *chain, size_t n, time_t now, int *out, const char **why)
+{
+	X509_STORE *store = NULL;
+	X509_STORE_CTX *ctx = NULL;
+	STACK_OF(X509) *untrusted = NULL;
+	mdm_err rc = MDM_ERR_NOMEM;
+
+	*out = 0;
+	*why = NULL;
+	if (chain == NULL || n == 0 || n > X509_MAX_CHAIN || chain[0] == NULL)
+		return MDM_ERR_INVAL;
+	if ((store = X509_STORE_new()) == NULL || (ctx = X509_STORE_CTX_new()) == NULL ||
+	        (untrusted = sk_X509_new_null()) == NULL)
+		goto out;
+	for (size_t i = 1; i < n; i++)
+		if (chain[i] == NULL || !sk_X509_push(untrusted, chain[i]))
+			goto out;
+	rc = MDM_ERR_CRYPTO;
+	/* SSL_CERT_FILE / SSL_CERT_DIR, else OpenSSL's compiled-in paths. */
+	if (X509_STORE_set_default_paths(store) != 1) {
+		x509_ossl_fail(MDM_LOG_ERROR, "X509_STORE_set_default_paths");
+		goto out;
+	}
+	if (X509_STORE_CTX_init(ctx, store, chain[0], untrusted) != 1) {
+		x509_ossl_fail(MDM_LOG_ERROR, "X509_STORE_CTX_init");
+		goto out;
+	}
+	X509_STORE_CTX_set_time(ctx, 0, now);
+	X509_STORE_CTX_set_purpose(ctx, X509_PURPOSE_SSL_SERVER);
+	X509_STORE_CTX_set_depth(ctx, X509_MAX_CHAIN);
+	if (X509_verify_cert(ctx) == 1)
+		*out = 1;
+	else
+		*why = X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx));
+	rc = MDM_OK;
+out:
+	ERR_clear_error();
+	sk_X509_free(untrusted);
+	X509_STORE_CTX_free(ctx);
+	X509_STORE_free(store);
+	return rc;
+}
+
 /* ---- chain files ---- */
 
 void x509_certs_free(X509 **certs, size_t n)

@@ -503,6 +503,136 @@ START_TEST(ca_fingerprint_mismatch_refused)
 }
 END_TEST
 
+/* mdmctl profile enroll with env (MDM_* settings) into DIR/name/profile.mobileconfig. */
+static void mdmctl_profile(const char *name, const char *env)
+{
+	char dir[512];
+
+	snprintf(dir, sizeof(dir), "%s/%s", tmpdir, name);
+	ck_assert_int_eq(ts_sh("mkdir -p %s && env %s %s/mdmctl profile enroll --out "
+	                       "%s/profile.mobileconfig >%s.mdmctl.log 2>&1 || "
+	                       "{ cat %s.mdmctl.log; exit 1; }",
+	                         dir, env, getenv("E2E_MDMCTL_DIR"), dir, dir, dir),
+	        0);
+}
+
+/*
+ * Pinning on (mdm_pinning, the stack's TLS CA as tls_trust_ca_file): the
+ * simulator holds the check-in and server URLs to the pinned anchor
+ * payload, and enrolls and takes commands through it with nothing else.
+ */
+START_TEST(pinned_anchor_enrolls)
+{
+	char args[600], *udid;
+
+	mdmctl_profile("pinned", "MDM_MDM_PINNING=yes MDM_MDM_PINNING_REVOCATION_CHECK=no");
+	snprintf(args, sizeof(args),
+	        "enroll commands --profile-file %s/pinned/profile.mobileconfig", tmpdir);
+	ck_assert_msg(applesim_bare("pinned", args) == 0, "applesim with pinning failed");
+	ck_assert_msg(log_has("pinned", "ServerURL pinned, CheckInURL pinned"),
+	        "the profile's pins were not read");
+	udid = state("pinned", "udid");
+	assert_enrolled("pinned", udid);
+	free(udid);
+}
+END_TEST
+
+/*
+ * The profile pins a CA that is not the server's (tls_trust_ca_file names
+ * another CA) while the device trusts the server's CA otherwise (--tls-ca,
+ * its system store): the device refuses the server at the pinned URL, as
+ * an iPhone does, and nothing checks in.  The same profile without
+ * pinning is accepted through --tls-ca: the pin is what refuses.
+ */
+START_TEST(pinned_other_ca_refused)
+{
+	char args[900], *udid;
+
+	ck_assert_int_eq(
+	        ts_sh("mkdir -p %s/otherca && openssl req -x509 -newkey rsa:2048 -nodes "
+	              "-keyout %s/otherca/key.pem -out %s/otherca/ca.pem -days 30 "
+	              "-subj '/CN=Another TLS CA' -addext basicConstraints=critical,CA:true "
+	              "2>/dev/null",
+	                tmpdir, tmpdir, tmpdir),
+	        0);
+	snprintf(args, sizeof(args), "MDM_TLS_TRUST_CA_FILE=%s/otherca/ca.pem MDM_MDM_PINNING=yes",
+	        tmpdir);
+	mdmctl_profile("otherpin", args);
+	snprintf(args, sizeof(args),
+	        "profile scep --profile-file %s/otherpin/profile.mobileconfig --tls-ca %s", tmpdir,
+	        tls_ca);
+	ck_assert_int_eq(applesim_bare("otherpin", args), 0);
+	ck_assert_msg(log_has("otherpin", "CheckInURL pinned"), "the profile's pins were not read");
+	ck_assert_int_ne(applesim_bare("otherpin", "authenticate"), 0);
+	ck_assert_msg(log_has("otherpin", "holds none of the pinned certificates"),
+	        "not refused for the pin");
+	udid = state("otherpin", "udid");
+	e2e_assert_query("SELECT count(*)::text FROM mdm.checkin WHERE udid = $1", udid, "0");
+	free(udid);
+	/* Without the pins, --tls-ca alone is trusted. */
+	snprintf(args, sizeof(args), "MDM_TLS_TRUST_CA_FILE=%s/otherca/ca.pem MDM_MDM_PINNING=no",
+	        tmpdir);
+	mdmctl_profile("otherunpinned", args);
+	snprintf(args, sizeof(args),
+	        "enroll --profile-file %s/otherunpinned/profile.mobileconfig --tls-ca %s", tmpdir,
+	        tls_ca);
+	ck_assert_msg(applesim_bare("otherunpinned", args) == 0,
+	        "the unpinned profile was refused through --tls-ca");
+	udid = state("otherunpinned", "udid");
+	assert_enrolled("otherunpinned", udid);
+	free(udid);
+}
+END_TEST
+
+/*
+ * tls_server_chain_file instead of tls_trust_ca_file: the chain Apache
+ * serves (its certificate as the handshake gives it, then the TLS CA).
+ * Private: the profile carries the CA as the one anchor payload and the
+ * simulator enrolls through it alone.  The same chain made public (the
+ * TLS CA in mdmctl's OpenSSL default store, SSL_CERT_FILE): no anchor
+ * payload, and a device with the CA in its system store (--tls-ca)
+ * enrolls.
+ */
+START_TEST(server_chain_anchors)
+{
+	char args[1200], *udid;
+
+	ck_assert_int_eq(ts_sh("mkdir -p %s/chain && hostport=$(echo '%s' | sed 's,^https://,,; "
+	                       "s,/.*,,') && openssl s_client -connect \"$hostport\" -CAfile %s "
+	                       "</dev/null 2>/dev/null | openssl x509 >%s/chain/leaf.pem && "
+	                       "cat %s/chain/leaf.pem %s >%s/chain/chain.pem",
+	                         tmpdir, base, tls_ca, tmpdir, tmpdir, tls_ca, tmpdir),
+	        0);
+	snprintf(args, sizeof(args),
+	        "MDM_TLS_TRUST_CA_FILE= MDM_TLS_SERVER_CHAIN_FILE=%s/chain/chain.pem "
+	        "SSL_CERT_FILE=/nonexistent SSL_CERT_DIR=/nonexistent",
+	        tmpdir);
+	mdmctl_profile("chainpriv", args);
+	snprintf(args, sizeof(args), "enroll --profile-file %s/chainpriv/profile.mobileconfig",
+	        tmpdir);
+	ck_assert_msg(applesim_bare("chainpriv", args) == 0,
+	        "applesim with the anchor of tls_server_chain_file failed");
+	ck_assert_msg(log_has("chainpriv", "1 trust anchor payload"), "no anchor payload");
+	udid = state("chainpriv", "udid");
+	assert_enrolled("chainpriv", udid);
+	free(udid);
+	snprintf(args, sizeof(args),
+	        "MDM_TLS_TRUST_CA_FILE= MDM_TLS_SERVER_CHAIN_FILE=%s/chain/chain.pem "
+	        "SSL_CERT_FILE=%s SSL_CERT_DIR=/nonexistent",
+	        tmpdir, tls_ca);
+	mdmctl_profile("chainpub", args);
+	snprintf(args, sizeof(args),
+	        "enroll --profile-file %s/chainpub/profile.mobileconfig --tls-ca %s", tmpdir,
+	        tls_ca);
+	ck_assert_msg(applesim_bare("chainpub", args) == 0, "applesim with a public chain failed");
+	ck_assert_msg(
+	        log_has("chainpub", "0 trust anchor payload"), "an anchor for a public chain");
+	udid = state("chainpub", "udid");
+	assert_enrolled("chainpub", udid);
+	free(udid);
+}
+END_TEST
+
 /* ---------------------------------------------------------------- ACME identities (issue 18) */
 
 /*
@@ -691,5 +821,6 @@ Suite *applesim_e2e_suite(void)
 	return ts_suite("applesim-e2e", "devices", 300, iphone_lifecycle, mac_lifecycle,
 	        auth_one_way, racing_authenticates, scep_refusals, profile_only_trust,
 	        profile_without_anchor_refused, ca_fingerprint_mismatch_refused,
+	        pinned_anchor_enrolls, pinned_other_ca_refused, server_chain_anchors,
 	        acme_iphone_lifecycle, acme_mac_signature_only, acme_refusals);
 }

@@ -3,6 +3,8 @@
 
     apple_schema.py SCHEMA_DIR profile FILE...   configuration profiles
     apple_schema.py SCHEMA_DIR command FILE...   MDM commands ({Command: {RequestType...}})
+    apple_schema.py SCHEMA_DIR payloads FILE...  arrays of payloads (an encrypted profile's
+                                                 EncryptedPayloadContent, decrypted)
     apple_schema.py SCHEMA_DIR broken FILE...    each FILE must FAIL (the checker's own test)
 
 SCHEMA_DIR is Apple's device-management repository's mdm/ directory (profiles/,
@@ -110,14 +112,26 @@ def check_profile(s, p, errors):
     if not isinstance(p, dict):
         errors.append("profile: not a dictionary (TopLevel.yaml)")
         return
-    # EncryptedPayloadContent replaces PayloadContent (TopLevel.yaml).
-    optional = ("PayloadContent",) if "EncryptedPayloadContent" in p else ()
+    # TopLevel.yaml: PayloadContent "isn't needed" when IsEncrypted is true, and
+    # EncryptedPayloadContent is "enabled if IsEncrypted is true".
+    encrypted = p.get("IsEncrypted") is True
+    if "EncryptedPayloadContent" in p and not encrypted:
+        errors.append("profile: EncryptedPayloadContent without IsEncrypted true (TopLevel.yaml)")
+    optional = ("PayloadContent",) if encrypted else ()
     check_dict(p, s.top["payloadkeys"], "profile", "TopLevel.yaml", errors, optional)
     if p.get("PayloadType") != "Configuration":
         errors.append("profile: PayloadType %r is not Configuration (TopLevel.yaml)"
                       % p.get("PayloadType"))
     for i, pl in enumerate(p.get("PayloadContent") or []):
         check_payload(s, pl, "profile.PayloadContent[%d]" % i, errors)
+
+
+def check_payloads(s, a, errors):
+    if not isinstance(a, list):
+        errors.append("payloads: not an array (TopLevel.yaml: PayloadContent)")
+        return
+    for i, pl in enumerate(a):
+        check_payload(s, pl, "payloads[%d]" % i, errors)
 
 
 def check_payload(s, pl, where, errors):
@@ -155,7 +169,7 @@ def check_command(s, c, errors):
 
 
 def main(argv):
-    if len(argv) < 4 or argv[2] not in ("profile", "command", "broken"):
+    if len(argv) < 4 or argv[2] not in ("profile", "command", "payloads", "broken"):
         sys.stderr.write(__doc__)
         return 2
     s = Schemas(argv[1])
@@ -172,6 +186,8 @@ def main(argv):
             if argv[2] == "command" or (argv[2] == "broken" and isinstance(p, dict)
                                         and "Command" in p):
                 check_command(s, p, errors)
+            elif argv[2] == "payloads" or (argv[2] == "broken" and isinstance(p, list)):
+                check_payloads(s, p, errors)
             else:
                 check_profile(s, p, errors)
         if argv[2] == "broken":

@@ -55,7 +55,11 @@
  *                         MDM URLs are trusted through the profile's trust
  *                         anchor payloads (com.apple.security.root/.pem) and
  *                         this; without either, through the system's store
- *                         only, so a private CA is refused as by a device
+ *                         only, so a private CA is refused as by a device.
+ *                         When the MDM payload pins (ServerURLPinning-/
+ *                         CheckInURLPinningCertificateUUIDs), that URL's chain
+ *                         must also hold one of the pinned anchor payloads'
+ *                         certificates, whatever --tls-ca trusts
  *   --auth profile|tls|signature|both   profile (default): TLS client
  *                         certificate always, and Mdm-Signature when the
  *                         profile says SignMessage, as a device does
@@ -198,6 +202,46 @@ static struct sim_buf profile_verify(const struct sim_buf *der)
  * the MDM URLs beside its system store.  Their PayloadUUIDs in state
  * anchor_uuids (space-separated).  Returns how many.
  */
+/*
+ * The certificate of payload p when it is a trust anchor payload
+ * (com.apple.security.root or .pem), checked as a device checks it;
+ * NULL for any other payload.
+ */
+static X509 *anchor_cert(xmlNodePtr p)
+{
+	char *t = sim_plist_string(sim_plist_get(p, "PayloadType"));
+	int root = t != NULL && strcmp(t, "com.apple.security.root") == 0;
+	struct sim_buf d;
+	X509 *x = NULL;
+
+	if (t == NULL || (!root && strcmp(t, "com.apple.security.pem") != 0)) {
+		free(t);
+		return NULL;
+	}
+	d = sim_plist_data(sim_plist_get(p, "PayloadContent"));
+	if (root) {
+		const unsigned char *q = d.p;
+		x = d.len > 0 ? d2i_X509(NULL, &q, (long)d.len) : NULL;
+		if (x != NULL && q != d.p + d.len) {
+			X509_free(x);
+			x = NULL;
+		}
+	} else if (d.len > 0) {
+		BIO *b = BIO_new_mem_buf(d.p, (int)d.len);
+		x = PEM_read_bio_X509(b, NULL, NULL, NULL);
+		BIO_free(b);
+	}
+	if (x == NULL)
+		sim_fail("profile: a %s payload whose PayloadContent is not one certificate", t);
+	if (X509_check_ca(x) < 1)
+		sim_fail("profile: the %s payload is not a CA certificate", t);
+	if (root && X509_check_issued(x, x) != X509_V_OK)
+		sim_fail("profile: the com.apple.security.root payload is not self-signed");
+	sim_buf_free(&d);
+	free(t);
+	return x;
+}
+
 static int profile_anchors(xmlNodePtr top)
 {
 	xmlNodePtr content = sim_plist_get(top, "PayloadContent");
@@ -208,42 +252,13 @@ static int profile_anchors(xmlNodePtr top)
 	long len;
 
 	for (xmlNodePtr p = content->children; p != NULL; p = p->next) {
-		char *t, *u;
-		struct sim_buf d;
-		X509 *x = NULL;
-		int root;
+		char *u;
+		X509 *x;
 
-		if (p->type != XML_ELEMENT_NODE)
+		if (p->type != XML_ELEMENT_NODE || (x = anchor_cert(p)) == NULL)
 			continue;
-		t = sim_plist_string(sim_plist_get(p, "PayloadType"));
-		root = t != NULL && strcmp(t, "com.apple.security.root") == 0;
-		if (t == NULL || (!root && strcmp(t, "com.apple.security.pem") != 0)) {
-			free(t);
-			continue;
-		}
-		d = sim_plist_data(sim_plist_get(p, "PayloadContent"));
-		if (root) {
-			const unsigned char *q = d.p;
-			x = d.len > 0 ? d2i_X509(NULL, &q, (long)d.len) : NULL;
-			if (x != NULL && q != d.p + d.len) {
-				X509_free(x);
-				x = NULL;
-			}
-		} else if (d.len > 0) {
-			BIO *b = BIO_new_mem_buf(d.p, (int)d.len);
-			x = PEM_read_bio_X509(b, NULL, NULL, NULL);
-			BIO_free(b);
-		}
-		if (x == NULL)
-			sim_fail(
-			        "profile: a %s payload whose PayloadContent is not one certificate",
-			        t);
-		if (X509_check_ca(x) < 1)
-			sim_fail("profile: the %s payload is not a CA certificate", t);
-		if (root && X509_check_issued(x, x) != X509_V_OK)
-			sim_fail("profile: the com.apple.security.root payload is not self-signed");
 		PEM_write_bio_X509(all, x);
-		u = need_string(p, "PayloadUUID", t);
+		u = need_string(p, "PayloadUUID", "certificate");
 		if (++n > 16)
 			sim_fail("profile: more than 16 certificate payloads");
 		if (uuids[0] != '\0')
@@ -251,8 +266,6 @@ static int profile_anchors(xmlNodePtr top)
 		strncat(uuids, u, 36);
 		free(u);
 		X509_free(x);
-		sim_buf_free(&d);
-		free(t);
 	}
 	len = BIO_get_mem_data(all, &pem);
 	if (n > 0)
@@ -263,6 +276,69 @@ static int profile_anchors(xmlNodePtr top)
 	sim_state_seti("anchors", n);
 	sim_state_set("anchor_uuids", uuids);
 	return n;
+}
+
+/*
+ * Certificate pinning (com.apple.mdm.yaml: ServerURLPinningCertificateUUIDs,
+ * CheckInURLPinningCertificateUUIDs): the certificate payloads that key of
+ * the MDM payload names, into DIR/pins-NAME.pem, state pins_NAME its path
+ * ("" when the key is absent or empty: no pinning for that URL).  The
+ * device then accepts the server at that URL only when the chain it
+ * evaluated holds one of them, whatever else it trusts (mdm_put).  A UUID
+ * that names no certificate payload of the profile: the device refuses
+ * the profile.
+ */
+static void profile_pins(xmlNodePtr top, xmlNodePtr mdm, const char *key, const char *name)
+{
+	xmlNodePtr uuids = sim_plist_get(mdm, key), content = sim_plist_get(top, "PayloadContent");
+	char file[64], state[64];
+	BIO *all;
+	char *pem;
+	long len;
+	int n = 0;
+
+	snprintf(file, sizeof(file), "pins-%s.pem", name);
+	snprintf(state, sizeof(state), "pins_%s", name);
+	unlink(sim_path(file));
+	sim_state_set(state, "");
+	if (uuids == NULL)
+		return;
+	if (!sim_plist_is(uuids, "array"))
+		sim_fail("profile: %s is not an array (com.apple.mdm.yaml)", key);
+	all = BIO_new(BIO_s_mem());
+	for (xmlNodePtr u = uuids->children; u != NULL; u = u->next) {
+		char *want;
+		X509 *x = NULL;
+
+		if (u->type != XML_ELEMENT_NODE)
+			continue;
+		if ((want = sim_plist_string(u)) == NULL)
+			sim_fail("profile: %s holds a non-string", key);
+		for (xmlNodePtr p = content->children; p != NULL && x == NULL; p = p->next) {
+			char *id;
+
+			if (p->type != XML_ELEMENT_NODE)
+				continue;
+			id = sim_plist_string(sim_plist_get(p, "PayloadUUID"));
+			if (id != NULL && strcmp(id, want) == 0 && (x = anchor_cert(p)) == NULL)
+				sim_fail("profile: %s names %s, a payload that is no certificate",
+				        key, want);
+			free(id);
+		}
+		if (x == NULL)
+			sim_fail("profile: %s names %s, which no payload of the profile has", key,
+			        want);
+		PEM_write_bio_X509(all, x);
+		X509_free(x);
+		free(want);
+		n++;
+	}
+	len = BIO_get_mem_data(all, &pem);
+	if (n > 0) {
+		sim_file_write(sim_path(file), pem, (size_t)len);
+		sim_state_set(state, sim_path(file));
+	}
+	BIO_free(all);
 }
 
 /*
@@ -400,6 +476,8 @@ static void step_profile(void)
 	sim_state_set("scep_uuid", scep_uuid);
 	profile_anchors(top);
 	/* The MDM payload. */
+	profile_pins(top, mdm, "ServerURLPinningCertificateUUIDs", "server");
+	profile_pins(top, mdm, "CheckInURLPinningCertificateUUIDs", "checkin");
 	set_from("server_url", mdm, "ServerURL", "MDM");
 	set_from("topic", mdm, "Topic", "MDM");
 	{
@@ -420,12 +498,15 @@ static void step_profile(void)
 	        sim_plist_bool(sim_plist_get(mdm, "CheckOutWhenRemoved"), 0));
 	if (sim_plist_int(sim_plist_get(mdm, "AccessRights"), 0) <= 0)
 		sim_fail("profile: the MDM payload has no AccessRights");
-	sim_say("profile: verified; %s %s, MDM %s, SignMessage %s, %ld trust anchor payload(s)",
+	sim_say("profile: verified; %s %s, MDM %s, SignMessage %s, %ld trust anchor "
+	        "payload(s)%s%s",
 	        strcmp(sim_state_get("identity_kind"), "acme") == 0 ? "ACME" : "SCEP",
 	        strcmp(sim_state_get("identity_kind"), "acme") == 0 ? sim_state_get("acme_url")
 	                                                            : sim_state_get("scep_url"),
 	        sim_state_get("server_url"), sim_state_geti("sign_message", 0) ? "true" : "false",
-	        sim_state_geti("anchors", 0));
+	        sim_state_geti("anchors", 0),
+	        *sim_state_get("pins_server") ? ", ServerURL pinned" : "",
+	        *sim_state_get("pins_checkin") ? ", CheckInURL pinned" : "");
 	free(scep_uuid);
 	free(ident);
 	xmlFreeDoc(doc);
@@ -675,6 +756,10 @@ static void mdm_put(const char *url, const char *ctype, const char *what,
 	h->method = "PUT";
 	h->url = url;
 	h->ca_file = mdm_trust();
+	h->pin_file =
+	        sim_state_get(strcmp(ctype, CHECKIN_CTYPE) == 0 ? "pins_checkin" : "pins_server");
+	if (h->pin_file != NULL && *h->pin_file == '\0')
+		h->pin_file = NULL;
 	h->content_type = ctype;
 	h->body = body->p;
 	h->body_len = body->len;

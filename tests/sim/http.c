@@ -2,6 +2,9 @@
 #include "sim.h"
 
 #include <curl/curl.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -49,8 +52,66 @@ static size_t sim_http_header(char *buf, size_t size, size_t n, void *ud)
 	return len;
 }
 
+/*
+ * Certificate pinning as a device applies it: the chain is first verified
+ * as without pinning (the store curl set up from ca_file), then it must
+ * hold one of the pinned certificates, else the handshake fails whatever
+ * else the store trusts.
+ */
+struct sim_pins {
+	STACK_OF(X509) * certs;
+	int refused;
+};
+
+static int sim_pin_verify(X509_STORE_CTX *ctx, void *arg)
+{
+	struct sim_pins *pins = arg;
+	STACK_OF(X509) * chain;
+
+	if (X509_verify_cert(ctx) != 1)
+		return 0;
+	chain = X509_STORE_CTX_get0_chain(ctx);
+	for (int i = 0; i < sk_X509_num(chain); i++)
+		for (int j = 0; j < sk_X509_num(pins->certs); j++)
+			if (X509_cmp(sk_X509_value(chain, i), sk_X509_value(pins->certs, j)) == 0)
+				return 1;
+	pins->refused = 1;
+	X509_STORE_CTX_set_error(ctx, X509_V_ERR_APPLICATION_VERIFICATION);
+	return 0;
+}
+
+static CURLcode sim_pin_ctx(CURL *c, void *sslctx, void *arg)
+{
+	(void)c;
+	SSL_CTX_set_cert_verify_callback(sslctx, sim_pin_verify, arg);
+	return CURLE_OK;
+}
+
+static STACK_OF(X509) * sim_pins_load(const char *path)
+{
+	STACK_OF(X509) *sk = sk_X509_new_null();
+	BIO *b = BIO_new_file(path, "r");
+	X509 *x;
+
+	if (sk == NULL || b == NULL) {
+		sk_X509_free(sk);
+		BIO_free(b);
+		sim_ossl_fail("BIO_new_file (pinned certificates)");
+	}
+	while ((x = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL)
+		sk_X509_push(sk, x);
+	ERR_clear_error();
+	BIO_free(b);
+	if (sk_X509_num(sk) == 0) {
+		sk_X509_free(sk);
+		sim_fail("%s: no pinned certificate", path);
+	}
+	return sk;
+}
+
 void sim_http_do(struct sim_http *h)
 {
+	struct sim_pins pins = {NULL, 0};
 	struct curl_slist *hdrs = NULL;
 	char err[CURL_ERROR_SIZE] = "", ct[200];
 	CURL *c;
@@ -62,6 +123,9 @@ void sim_http_do(struct sim_http *h)
 	h->resp_type[0] = '\0';
 	h->resp_nonce[0] = '\0';
 	h->resp_location[0] = '\0';
+	/* Before the handle exists: a refusal here leaks nothing (LeakSanitizer). */
+	if (h->pin_file != NULL && !h->insecure)
+		pins.certs = sim_pins_load(h->pin_file);
 	if ((c = curl_easy_init()) == NULL)
 		sim_fail("curl_easy_init failed");
 	curl_easy_setopt(c, CURLOPT_URL, h->url);
@@ -79,6 +143,10 @@ void sim_http_do(struct sim_http *h)
 		curl_easy_setopt(c, CURLOPT_CAINFO, h->ca_file);
 	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, h->insecure ? 0L : 1L);
 	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, h->insecure ? 0L : 2L);
+	if (pins.certs != NULL) {
+		curl_easy_setopt(c, CURLOPT_SSL_CTX_FUNCTION, sim_pin_ctx);
+		curl_easy_setopt(c, CURLOPT_SSL_CTX_DATA, &pins);
+	}
 	if (h->client_cert != NULL) {
 		curl_easy_setopt(c, CURLOPT_SSLCERT, h->client_cert);
 		curl_easy_setopt(c, CURLOPT_SSLKEY, h->client_key);
@@ -105,6 +173,12 @@ void sim_http_do(struct sim_http *h)
 	/* Before sim_fail exits: a refused handshake is an expected end (LeakSanitizer). */
 	curl_easy_cleanup(c);
 	curl_slist_free_all(hdrs);
+	sk_X509_pop_free(pins.certs, X509_free);
+	if (rc != CURLE_OK && pins.refused)
+		sim_fail("%s %s: TLS: the server's chain holds none of the pinned certificates "
+		         "(com.apple.mdm.yaml: ServerURLPinningCertificateUUIDs, "
+		         "CheckInURLPinningCertificateUUIDs): refused as a device refuses it",
+		        h->method, h->url);
 	if (rc != CURLE_OK)
 		sim_fail("%s %s: %s", h->method, h->url, err[0] ? err : curl_easy_strerror(rc));
 	if (h->resp.p == NULL)

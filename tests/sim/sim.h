@@ -77,8 +77,13 @@ struct sim_http {
 	const char *client_cert;  /* PEM file for TLS client auth, or NULL */
 	const char *client_key;
 	const char *ca_file; /* trusted for https (NULL: the system's store) */
-	int insecure;        /* https without verifying the server (the profile fetch without
-	                        --tls-ca: a user who accepts Safari's warning) */
+	/*
+	 * PEM certificates one of which the verified chain must hold (the
+	 * profile's pinned anchors), or NULL: no pinning.
+	 */
+	const char *pin_file;
+	int insecure; /* https without verifying the server (the profile fetch without
+	                 --tls-ca: a user who accepts Safari's warning) */
 	/* Answer. */
 	long status;
 	struct sim_buf resp;

@@ -8,8 +8,10 @@
  * to a certificate row, and the requests speak for that certificate.
  */
 #define _GNU_SOURCE /* asprintf */
+#include "cms.h"
 #include "command.h"
 #include "log.h"
+#include "x509.h"
 #include "suites.h"
 #include "ts_db.h"
 #include "ts_sys.h"
@@ -580,11 +582,85 @@ START_TEST(undeliverable_moves_on)
 }
 END_TEST
 
+/*
+ * command_profile_seal, the Payload of an encrypted InstallProfile (also
+ * `mdmctl profile encrypt`): refused without a signer or a recipient, for
+ * a profile that does not parse or has no PayloadContent array, each with
+ * its reason; else signed, IsEncrypted, the payloads only in
+ * EncryptedPayloadContent.
+ */
+START_TEST(profile_seal_rules)
+{
+	static const char good[] = "<plist><dict><key>PayloadType</key><string>Configuration"
+	                           "</string><key>PayloadContent</key><array><dict><key>Secret"
+	                           "</key><string>s3cret</string></dict></array></dict></plist>";
+	static const char noarray[] = "<plist><dict><key>PayloadContent</key><dict/></dict>"
+	                              "</plist>";
+	char dir[128], path[256], why[1024];
+	struct command_signer sg = {0};
+	struct x509_st *rcpt = NULL, *signer = NULL;
+	uint8_t *der = NULL, *content = NULL;
+	size_t derlen = 0, clen = 0;
+	plist *p = NULL;
+	int enc = 0;
+
+	log_set_level(MDM_LOG__MAX);
+	ts_tmpdir_new(dir, sizeof(dir), "seal");
+	ck_assert_int_eq(ts_sh("cd %s && openssl req -x509 -newkey rsa:2048 -nodes -days 2 -keyout "
+	                       "s.key -out s.pem -subj /CN=signer 2>/dev/null && openssl req -x509 "
+	                       "-newkey rsa:2048 -nodes -days 2 -keyout d.key -out d.pem "
+	                       "-subj /CN=device 2>/dev/null",
+	                         dir),
+	        0);
+	snprintf(path, sizeof(path), "%s/s.pem", dir);
+	ck_assert_int_eq(x509_cert_load_file(path, &sg.cert), MDM_OK);
+	snprintf(path, sizeof(path), "%s/s.key", dir);
+	ck_assert_int_eq(x509_key_load(path, &sg.key), MDM_OK);
+	snprintf(path, sizeof(path), "%s/d.pem", dir);
+	ck_assert_int_eq(x509_cert_load_file(path, &rcpt), MDM_OK);
+	ck_assert_int_eq(command_profile_seal(NULL, rcpt, (const uint8_t *)good, strlen(good), &der,
+	                         &derlen, why, sizeof(why)),
+	        MDM_ERR_CONFIG);
+	ck_assert_ptr_nonnull(strstr(why, "needs a profile signer"));
+	ck_assert_int_eq(command_profile_seal(&sg, NULL, (const uint8_t *)good, strlen(good), &der,
+	                         &derlen, why, sizeof(why)),
+	        MDM_ERR_INTERNAL);
+	ck_assert_int_eq(command_profile_seal(&sg, rcpt, (const uint8_t *)"junk", 4, &der, &derlen,
+	                         why, sizeof(why)),
+	        MDM_ERR_PARSE);
+	ck_assert_ptr_nonnull(strstr(why, "does not parse"));
+	ck_assert_int_eq(command_profile_seal(&sg, rcpt, (const uint8_t *)noarray, strlen(noarray),
+	                         &der, &derlen, why, sizeof(why)),
+	        MDM_ERR_PARSE);
+	ck_assert_ptr_nonnull(strstr(why, "PayloadContent must be an array"));
+	ck_assert_ptr_null(der);
+	ck_assert_int_eq(command_profile_seal(&sg, rcpt, (const uint8_t *)good, strlen(good), &der,
+	                         &derlen, why, sizeof(why)),
+	        MDM_OK);
+	ck_assert_int_eq(
+	        cms_verify_attached(der, derlen, &content, &clen, &signer, NULL, 0), MDM_OK);
+	ck_assert_ptr_null(strstr((const char *)content, "s3cret"));
+	ck_assert_int_eq(plist_parse((const char *)content, clen, &p), MDM_OK);
+	ck_assert_ptr_null(plist_dict_get0(p, "PayloadContent"));
+	ck_assert_int_eq(plist_get_type(plist_dict_get0(p, "EncryptedPayloadContent")), PLIST_DATA);
+	ck_assert_int_eq(plist_bool_get(plist_dict_get0(p, "IsEncrypted"), &enc), MDM_OK);
+	ck_assert_int_eq(enc, 1);
+	plist_free(p);
+	free(content);
+	free(der);
+	x509_cert_free(signer);
+	x509_cert_free(rcpt);
+	x509_cert_free(sg.cert);
+	x509_key_free(sg.key);
+	ts_tmpdir_done(dir);
+}
+END_TEST
+
 void command_tcases(Suite *s)
 {
 	TCase *tc = ts_tcase(s, "parse", 0, NULL, NULL);
 
-	ts_add_tests(tc, parse_refusals, json_of_every_type);
+	ts_add_tests(tc, parse_refusals, json_of_every_type, profile_seal_rules);
 }
 
 void command_db_tcases(Suite *s)

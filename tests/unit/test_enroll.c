@@ -536,6 +536,124 @@ START_TEST(enroll_anchor_file_rules)
 }
 END_TEST
 
+/* tls_server_chain_file loaded into a fresh state; its result, st kept for the caller. */
+static mdm_err chain_load(const char *tmp, const char *file, struct enroll_state *st)
+{
+	char path[256];
+
+	memset(st, 0, sizeof(*st));
+	snprintf(path, sizeof(path), "%s/%s", tmp, file);
+	return enroll_chain_anchors_load(st, path);
+}
+
+static void chain_free(struct enroll_state *st)
+{
+	for (size_t i = 0; i < st->nanchors; i++)
+		free(st->anchor_data[i]);
+	memset(st, 0, sizeof(*st));
+}
+
+/*
+ * Test certificates in tmp: a root, an intermediate (CA), a server
+ * certificate under it, a self-signed server certificate, and chain files
+ * (chain.pem leaf-int-root, noroot.pem, misordered.pem, withkey.pem,
+ * empty.pem, junk.pem), and an empty directory nostore.
+ */
+static void chain_make(const char *tmp)
+{
+	ck_assert_int_eq(
+	        ts_sh("cd %s && printf 'basicConstraints=critical,CA:TRUE\\n' >ca.ext && "
+	              "printf 'basicConstraints=CA:FALSE\\nextendedKeyUsage=serverAuth\\n' "
+	              ">leaf.ext && "
+	              "openssl req -x509 -newkey rsa:2048 -nodes -days 30 -keyout root.key "
+	              "-out root.pem -subj '/CN=Chain Root' -addext "
+	              "basicConstraints=critical,CA:TRUE 2>/dev/null && "
+	              "openssl req -newkey rsa:2048 -nodes -keyout int.key -out int.csr "
+	              "-subj '/CN=Chain Int' 2>/dev/null && "
+	              "openssl x509 -req -in int.csr -CA root.pem -CAkey root.key -days 30 "
+	              "-extfile ca.ext -out int.pem 2>/dev/null && "
+	              "openssl req -newkey rsa:2048 -nodes -keyout leaf.key -out leaf.csr "
+	              "-subj '/CN=mdm.example.com' 2>/dev/null && "
+	              "openssl x509 -req -in leaf.csr -CA int.pem -CAkey int.key -days 30 "
+	              "-extfile leaf.ext -out leaf.pem 2>/dev/null && "
+	              "openssl req -x509 -newkey rsa:2048 -nodes -days 30 -keyout self.key "
+	              "-out selfsigned.pem -subj '/CN=mdm.example.com' -addext "
+	              "basicConstraints=CA:FALSE 2>/dev/null && "
+	              "openssl x509 -in root.pem -outform der -out root.der && "
+	              "cat leaf.pem int.pem root.pem >chain.pem && cat leaf.pem int.pem "
+	              ">noroot.pem "
+	              "&& cat int.pem leaf.pem root.pem >misordered.pem && "
+	              "cat leaf.pem leaf.key >withkey.pem && : >empty.pem && "
+	              "printf 'not a certificate\\n' >junk.pem && mkdir -p nostore",
+	                tmp),
+	        0);
+}
+
+/*
+ * tls_server_chain_file: refused first (missing, junk, out of order, a
+ * private chain without its root, a self-signed server certificate
+ * alone), then a public chain gives no payload, then a private one its
+ * root (DER) and intermediate (PEM), never the server's certificate.
+ * "Public" is OpenSSL's default trust store, pointed here at a test
+ * directory through OpenSSL's own SSL_CERT_FILE and SSL_CERT_DIR.
+ */
+START_TEST(enroll_chain_file_rules)
+{
+	static const char *const refused[] = {"missing.pem", "junk.pem", "withkey.pem",
+	        "misordered.pem", "noroot.pem", "selfsigned.pem", "empty.pem"};
+	char tmp[128], path[256];
+	struct enroll_state st;
+	uint8_t *der;
+	size_t derlen;
+
+	ts_tmpdir_new(tmp, sizeof(tmp), "chain");
+	chain_make(tmp);
+	/* The system store stands empty: nothing here is public. */
+	snprintf(path, sizeof(path), "%s/empty.pem", tmp);
+	ck_assert_int_eq(setenv("SSL_CERT_FILE", path, 1), 0);
+	snprintf(path, sizeof(path), "%s/nostore", tmp);
+	ck_assert_int_eq(setenv("SSL_CERT_DIR", path, 1), 0);
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		ck_assert_msg(chain_load(tmp, refused[i], &st) == MDM_ERR_CONFIG, "%s accepted",
+		        refused[i]);
+		ck_assert_uint_eq(st.nanchors, 0);
+		for (size_t j = 0; j < PROFILE_MAX_ANCHORS; j++)
+			ck_assert_ptr_null(st.anchor_data[j]);
+	}
+	/* Unset or empty: none. */
+	memset(&st, 0, sizeof(st));
+	ck_assert_int_eq(enroll_chain_anchors_load(&st, NULL), MDM_OK);
+	ck_assert_int_eq(enroll_chain_anchors_load(&st, ""), MDM_OK);
+	ck_assert_uint_eq(st.nanchors, 0);
+	/* Private: the root as com.apple.security.root (DER), the intermediate as .pem. */
+	ck_assert_int_eq(chain_load(tmp, "chain.pem", &st), MDM_OK);
+	ck_assert_uint_eq(st.nanchors, 2);
+	ck_assert_int_eq(st.anchors[0].root, 1);
+	ck_assert_str_eq(st.anchors[0].name, "Chain Root");
+	snprintf(path, sizeof(path), "%s/root.der", tmp);
+	der = ts_file_get(path, &derlen);
+	ck_assert_uint_eq(st.anchors[0].len, derlen);
+	ck_assert_mem_eq(st.anchors[0].data, der, derlen);
+	free(der);
+	ck_assert_int_eq(st.anchors[1].root, 0);
+	ck_assert_str_eq(st.anchors[1].name, "Chain Int");
+	ck_assert_ptr_nonnull(strstr((const char *)st.anchors[1].data, "BEGIN CERTIFICATE"));
+	chain_free(&st);
+	/* Public (the root in the system store): no payload, with or without the root. */
+	snprintf(path, sizeof(path), "%s/root.pem", tmp);
+	ck_assert_int_eq(setenv("SSL_CERT_FILE", path, 1), 0);
+	ck_assert_int_eq(chain_load(tmp, "chain.pem", &st), MDM_OK);
+	ck_assert_uint_eq(st.nanchors, 0);
+	ck_assert_int_eq(chain_load(tmp, "noroot.pem", &st), MDM_OK);
+	ck_assert_uint_eq(st.nanchors, 0);
+	/* Order is still checked for a public chain. */
+	ck_assert_int_eq(chain_load(tmp, "misordered.pem", &st), MDM_ERR_CONFIG);
+	ck_assert_int_eq(unsetenv("SSL_CERT_FILE"), 0);
+	ck_assert_int_eq(unsetenv("SSL_CERT_DIR"), 0);
+	ts_tmpdir_done(tmp);
+}
+END_TEST
+
 /* ---- against the database ---- */
 
 static char dir[128];
@@ -1325,6 +1443,81 @@ static void quiet(void)
 	log_set_level(MDM_LOG__MAX);
 }
 
+/* enroll_state_load with the given anchor settings (NULL: unset); its result and anchors. */
+static mdm_err state_anchors(const char *trust, const char *chain, const char *pinning, size_t *n)
+{
+	struct enroll_state *st = NULL;
+	config *cfg = NULL;
+	mdm_err rc;
+
+	*n = 0;
+	if (trust != NULL)
+		setenv("MDM_TLS_TRUST_CA_FILE", trust, 1);
+	else
+		unsetenv("MDM_TLS_TRUST_CA_FILE");
+	if (chain != NULL)
+		setenv("MDM_TLS_SERVER_CHAIN_FILE", chain, 1);
+	else
+		unsetenv("MDM_TLS_SERVER_CHAIN_FILE");
+	setenv("MDM_MDM_PINNING", pinning, 1);
+	ck_assert_int_eq(config_load_file(NULL, 0, &cfg), MDM_OK);
+	rc = enroll_state_load(d, cfg, 0, &st);
+	if (rc == MDM_OK)
+		*n = st->nanchors;
+	enroll_state_free(st);
+	config_free(cfg);
+	unsetenv("MDM_TLS_TRUST_CA_FILE");
+	unsetenv("MDM_TLS_SERVER_CHAIN_FILE");
+	unsetenv("MDM_MDM_PINNING");
+	return rc;
+}
+
+/*
+ * Where the anchors come from at load: tls_trust_ca_file when set (it
+ * wins), else tls_server_chain_file; a public chain has none, so pinning
+ * with it is refused; a bad chain file stops the load.
+ */
+START_TEST(enroll_state_anchor_sources)
+{
+	char ca[256], chain[300], noroot[300], intpem[300], path[300];
+	size_t n = 0;
+
+	snprintf(ca, sizeof(ca), "%s/ca.key", dir);
+	ck_assert_int_eq(
+	        ca_init(d, "/CN=Unit Enroll CA/O=mdm", 3650, 2048, ca, NULL, time(NULL)), MDM_OK);
+	setenv("MDM_PUBLIC_URL", "https://mdm.example.com", 1);
+	chain_make(dir);
+	snprintf(chain, sizeof(chain), "%s/chain.pem", dir);
+	snprintf(noroot, sizeof(noroot), "%s/noroot.pem", dir);
+	snprintf(intpem, sizeof(intpem), "%s/int.pem", dir);
+	snprintf(path, sizeof(path), "%s/empty.pem", dir);
+	setenv("SSL_CERT_FILE", path, 1);
+	snprintf(path, sizeof(path), "%s/nostore", dir);
+	setenv("SSL_CERT_DIR", path, 1);
+	/* Refused first: a private chain without its root, alone or pinned. */
+	ck_assert_int_eq(state_anchors(NULL, noroot, "no", &n), MDM_ERR_CONFIG);
+	ck_assert_int_eq(state_anchors("", noroot, "yes", &n), MDM_ERR_CONFIG);
+	/* The chain's root and intermediate; tls_trust_ca_file wins over it. */
+	ck_assert_int_eq(state_anchors(NULL, chain, "yes", &n), MDM_OK);
+	ck_assert_uint_eq(n, 2);
+	ck_assert_int_eq(state_anchors("", chain, "no", &n), MDM_OK);
+	ck_assert_uint_eq(n, 2);
+	ck_assert_int_eq(state_anchors(intpem, chain, "no", &n), MDM_OK);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_int_eq(state_anchors(intpem, noroot, "no", &n), MDM_OK);
+	ck_assert_uint_eq(n, 1);
+	/* Public: no payload, and nothing to pin to. */
+	snprintf(path, sizeof(path), "%s/root.pem", dir);
+	setenv("SSL_CERT_FILE", path, 1);
+	ck_assert_int_eq(state_anchors(NULL, noroot, "no", &n), MDM_OK);
+	ck_assert_uint_eq(n, 0);
+	ck_assert_int_eq(state_anchors(NULL, chain, "yes", &n), MDM_ERR_CONFIG);
+	unsetenv("SSL_CERT_FILE");
+	unsetenv("SSL_CERT_DIR");
+	unsetenv("MDM_PUBLIC_URL");
+}
+END_TEST
+
 void enroll_tcases(Suite *s)
 {
 	TCase *tc = ts_tcase(s, "profile", 0, quiet, NULL);
@@ -1333,8 +1526,8 @@ void enroll_tcases(Suite *s)
 	        profile_uuid_v4, profile_hostile_org_escaped, profile_bad_values_refused,
 	        profile_subject_forms, pushcert_topic_rules, pushcert_topic_real_apple_cert,
 	        enroll_authorization, enroll_topic_query_refusals, profile_anchor_payloads,
-	        enroll_anchor_file_rules, profile_scep_fingerprint_and_retries,
-	        profile_pinning_keys, profile_acme_identity);
+	        enroll_anchor_file_rules, enroll_chain_file_rules,
+	        profile_scep_fingerprint_and_retries, profile_pinning_keys, profile_acme_identity);
 }
 
 void enroll_db_tcases(Suite *s)
@@ -1343,5 +1536,6 @@ void enroll_db_tcases(Suite *s)
 
 	ts_add_tests(tc, pushcert_import_rules, pushcert_import_p12, enroll_topic_choice,
 	        enroll_admit_auth_before_topics, enroll_profile_per_topic, pushcert_remove_rules,
-	        enroll_signed_profile_with_challenge, enroll_ca_fingerprint_across_rekey);
+	        enroll_signed_profile_with_challenge, enroll_ca_fingerprint_across_rekey,
+	        enroll_state_anchor_sources);
 }

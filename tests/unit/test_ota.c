@@ -231,6 +231,7 @@ static void encrypted_profile_for(const char *newkey, const char *recipient_info
 	plist *profile = NULL;
 	char *xml = NULL;
 	size_t len = 0;
+	int encrypted = 0;
 
 	log_set_level(MDM_LOG__MAX);
 	ts_tmpdir_new(dir, sizeof(dir), "ota");
@@ -253,6 +254,10 @@ static void encrypted_profile_for(const char *newkey, const char *recipient_info
 	ck_assert_ptr_null(plist_dict_get0(profile, "PayloadContent"));
 	ck_assert_int_eq(
 	        plist_get_type(plist_dict_get0(profile, "EncryptedPayloadContent")), PLIST_DATA);
+	/* TopLevel.yaml: EncryptedPayloadContent "if IsEncrypted is true". */
+	ck_assert_int_eq(
+	        plist_bool_get(plist_dict_get0(profile, "IsEncrypted"), &encrypted), MDM_OK);
+	ck_assert_int_eq(encrypted, 1);
 	/* A second time: nothing left to encrypt. */
 	ck_assert_int_eq(profile_encrypt(profile, c), MDM_ERR_PARSE);
 	ck_assert_int_eq(plist_serialize(profile, &xml, &len), MDM_OK);
@@ -282,6 +287,24 @@ START_TEST(encrypted_profile_decrypts_with_openssl)
 {
 	encrypted_profile_for("rsa:2048", "d.ktri:");
 	encrypted_profile_for("ec -pkeyopt ec_paramgen_curve:P-384", "d.kari:");
+}
+END_TEST
+
+/* ota_answer_profile's refusals before the database: a phase, a UDID; phase 3 a recipient. */
+START_TEST(answer_profile_needs)
+{
+	plist *p = (plist *)1;
+
+	ck_assert_int_eq(
+	        ota_answer_profile(NULL, NULL, NULL, NULL, OTA_PHASE2, NULL, NULL, NULL, &p),
+	        MDM_ERR_INVAL);
+	ck_assert_ptr_null(p);
+	ck_assert_int_eq(
+	        ota_answer_profile(NULL, NULL, NULL, NULL, (enum ota_phase)4, "U", NULL, NULL, &p),
+	        MDM_ERR_INVAL);
+	ck_assert_int_eq(ota_answer_profile(NULL, NULL, NULL, NULL, OTA_PHASE3, "U",
+	                         "com.apple.mgmt.External.x", NULL, &p),
+	        MDM_ERR_INVAL);
 }
 END_TEST
 
@@ -467,7 +490,7 @@ void ota_tcases(Suite *s)
 	TCase *tc = ts_tcase(s, "parse", 0, NULL, NULL);
 
 	ts_add_tests(tc, apple_chain_pinned, phase2_vector_parses, bad_bodies_refused,
-	        encrypted_profile_decrypts_with_openssl);
+	        encrypted_profile_decrypts_with_openssl, answer_profile_needs);
 }
 
 void ota_db_tcases(Suite *s)
