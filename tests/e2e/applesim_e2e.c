@@ -690,10 +690,26 @@ static void assert_acme_identity(const char *name, const char *udid)
 	                       "'NIST CURVE: P-384'",
 	                         tmpdir, name),
 	        0);
-	/* The chain from acme.fcgi verifies to the device CA. */
-	ck_assert_int_eq(ts_sh("openssl verify -CAfile %s %s/%s/acme-chain.pem >/dev/null",
-	                         device_ca, tmpdir, name),
+	/*
+	 * The chain from acme.fcgi is the leaf and the active CA (the HSM
+	 * passes' CA is not device_ca), and verifies.
+	 */
+	ck_assert_int_eq(
+	        ts_sh("cd %s/%s && awk 'n>0{print} /END CERTIFICATE/{n++}' acme-chain.pem "
+	              ">acme-ca.pem && openssl verify -CAfile acme-ca.pem acme-chain.pem "
+	              ">/dev/null && openssl x509 -in acme-ca.pem -outform DER | sha256sum | "
+	              "cut -c1-64 >acme-ca.sha256",
+	                tmpdir, name),
 	        0);
+	snprintf(want, sizeof(want), "%s/%s/acme-ca.sha256", tmpdir, name);
+	{
+		char *sha = ts_file_get(want, NULL);
+		sha[strcspn(sha, "\n")] = '\0';
+		e2e_assert_query("SELECT c.state FROM mdm.ca c JOIN mdm.certificate x ON x.id = "
+		                 "c.certificate_id WHERE x.sha256 = $1",
+		        sha, "active");
+		free(sha);
+	}
 	snprintf(want, sizeof(want), "%s/%s/%s", udid, udid, fp);
 	e2e_assert_query("SELECT a.udid || '/' || c.udid || '/' || c.sha256 FROM "
 	                 "mdm.device_attestation a JOIN mdm.certificate c ON c.sha256 = "
@@ -798,7 +814,7 @@ START_TEST(acme_refusals)
 	ck_assert_str_eq(after, before);
 	e2e_assert_query(
 	        "SELECT count(*)::text FROM mdm.device_attestation WHERE udid = $1", udid, "0");
-	SIM_OK("acme-refused", "acme authenticate");
+	SIM_OK("acme-refused", "acme authenticate tokenupdate");
 	free(after);
 	after = count_certs();
 	ck_assert_int_eq(atoi(after), atoi(before) + 1);

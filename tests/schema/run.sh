@@ -63,6 +63,8 @@ openssl req -x509 -newkey rsa:2048 -nodes -days 2 -keyout "$w/device.key" \
 run enroll.plist "$mdmctl" profile enroll --unsigned
 run enroll-pinned.plist env MDM_MDM_PINNING=yes MDM_MDM_PINNING_REVOCATION_CHECK=yes \
 	"$mdmctl" profile enroll --unsigned
+# enroll_identity = acme: the identity payload is com.apple.security.acme.
+run enroll-acme.plist env MDM_ENROLL_IDENTITY=acme "$mdmctl" profile enroll --unsigned
 run ota2.plist "$mdmctl" profile ota-answer --phase 2 --udid "$udid" --unsigned
 run ota3.plist "$mdmctl" profile ota-answer --phase 3 --udid "$udid" \
 	--encrypt-to "$w/device.pem" --unsigned
@@ -103,7 +105,8 @@ print("%s the decrypted payloads are the ones given, phase 3's with and phase 2'
       % ("ok" if ok else "FAIL"))
 sys.exit(0 if ok else 1)
 EOF
-$check profile "$w/enroll.plist" "$w/enroll-pinned.plist" "$w/ota2.plist" "$w/ota3.plist" \
+$check profile "$w/enroll.plist" "$w/enroll-pinned.plist" "$w/enroll-acme.plist" \
+	"$w/ota2.plist" "$w/ota3.plist" \
 	"$w/install.plist" "$w/install-signed.plist" >"$w/profiles.out" 2>&1
 count "$w/profiles.out"
 $check payloads "$w/ota3-payloads.plist" "$w/install-payloads.plist" >"$w/payloads.out" 2>&1
@@ -176,6 +179,12 @@ def variant(src, name, change):
         plistlib.dump(p, f)
 def of_type(a, t):
     return [x for x in a if x["PayloadType"] == t][0]
+variant("enroll-acme.plist", "acme-keytype",
+        lambda p: of_type(p["PayloadContent"], "com.apple.security.acme")["PayloadContent"]
+        .__setitem__("KeyType", "DSA"))
+variant("enroll-acme.plist", "acme-no-client-identifier",
+        lambda p: of_type(p["PayloadContent"], "com.apple.security.acme")["PayloadContent"]
+        .pop("ClientIdentifier"))
 variant("ota2.plist", "ota2-no-url",
         lambda p: of_type(p["PayloadContent"], "com.apple.security.scep")["PayloadContent"].pop("URL"))
 variant("ota3.plist", "ota3-not-isencrypted", lambda p: p.pop("IsEncrypted"))
