@@ -307,48 +307,42 @@ out:
 static MDM_WUR mdm_err acme_payload(
         const struct profile_enroll_params *p, const char *acme_url, const char *uuid, plist **out)
 {
-	plist *d = NULL, *c = NULL, *subj = NULL, *eku = NULL;
+	plist *d = NULL, *subj = NULL, *eku = NULL;
 	mdm_err rc;
 
 	*out = NULL;
 	if ((rc = profile_subject_parse(p->scep_subject, &subj)) != MDM_OK)
 		return rc;
 	rc = MDM_ERR_NOMEM;
-	if ((d = plist_new_dict()) == NULL || (c = plist_new_dict()) == NULL ||
-	        (eku = plist_new_array()) == NULL)
+	if ((d = plist_new_dict()) == NULL || (eku = plist_new_array()) == NULL)
 		goto out;
-	if ((rc = plist_dict_set(c, "DirectoryURL", plist_new_string(acme_url))) != MDM_OK ||
-	        (rc = plist_dict_set(c, "ClientIdentifier", plist_new_string(p->challenge))) !=
+	if ((rc = plist_dict_set(d, "DirectoryURL", plist_new_string(acme_url))) != MDM_OK ||
+	        (rc = plist_dict_set(d, "ClientIdentifier", plist_new_string(p->challenge))) !=
 	                MDM_OK ||
-	        (rc = plist_dict_set(c, "KeyType", plist_new_string("ECSECPrimeRandom"))) !=
+	        (rc = plist_dict_set(d, "KeyType", plist_new_string("ECSECPrimeRandom"))) !=
 	                MDM_OK ||
-	        (rc = plist_dict_set(c, "KeySize", plist_new_integer(384))) != MDM_OK ||
-	        (rc = plist_dict_set(c, "HardwareBound", plist_new_bool(1))) != MDM_OK ||
-	        (rc = plist_dict_set(c, "Attest", plist_new_bool(1))) != MDM_OK ||
-	        (rc = plist_dict_set(c, "UsageFlags", plist_new_integer(1))) != MDM_OK)
+	        (rc = plist_dict_set(d, "KeySize", plist_new_integer(384))) != MDM_OK ||
+	        (rc = plist_dict_set(d, "HardwareBound", plist_new_bool(1))) != MDM_OK ||
+	        (rc = plist_dict_set(d, "Attest", plist_new_bool(1))) != MDM_OK ||
+	        (rc = plist_dict_set(d, "UsageFlags", plist_new_integer(1))) != MDM_OK)
 		goto out;
-	rc = plist_dict_set(c, "Subject", subj);
+	rc = plist_dict_set(d, "Subject", subj);
 	subj = NULL;
 	if (rc != MDM_OK ||
 	        (rc = plist_array_append(eku, plist_new_string("1.3.6.1.5.5.7.3.2"))) != MDM_OK)
 		goto out;
-	rc = plist_dict_set(c, "ExtendedKeyUsage", eku);
+	rc = plist_dict_set(d, "ExtendedKeyUsage", eku);
 	eku = NULL;
 	if (rc != MDM_OK)
 		goto out;
 	if ((rc = payload_common(d, "com.apple.security.acme", p->identifier, ".enroll.acme", uuid,
 	             "Device identity (ACME, attested)")) != MDM_OK)
 		goto out;
-	rc = plist_dict_set(d, "PayloadContent", c);
-	c = NULL;
-	if (rc != MDM_OK)
-		goto out;
 	*out = d;
 	d = NULL;
 out:
 	plist_free(eku);
 	plist_free(subj);
-	plist_free(c);
 	plist_free(d);
 	return rc;
 }

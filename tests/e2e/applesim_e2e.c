@@ -721,11 +721,12 @@ static void assert_acme_identity(const char *name, const char *udid)
 /*
  * An iPhone with an ACME identity: attested, certified, then the MDM
  * check-ins by TLS client certificate and Mdm-Signature (ECDSA) together,
- * and the command channel; the certificate opens nothing for another UDID.
+ * and the command channel; the certificate opens nothing for another UDID,
+ * and nothing at all once revoked.
  */
 START_TEST(acme_iphone_lifecycle)
 {
-	char *before, *after, *udid;
+	char *before, *after, *udid, *fp;
 
 	if (!acme_profile("acme-iphone", "iphone", 1))
 		return;
@@ -758,8 +759,15 @@ START_TEST(acme_iphone_lifecycle)
 	                       "'%%{http_code}' '%s/mdm/checkin') && test \"$code\" = 403",
 	                         tmpdir, udid, tls_ca, base),
 	        0);
-	SIM_OK("acme-iphone", "checkout");
-	assert_checked_out(udid);
+	/* Revoked (mdm.certificate_revoke, as for a SCEP identity): it opens nothing more. */
+	fp = state("acme-iphone", "identity_sha256");
+	free(e2e_query1("SELECT mdm.certificate_revoke(serial, 'keyCompromise')::text FROM "
+	                "mdm.certificate WHERE sha256 = $1",
+	        fp));
+	ck_assert_int_ne(applesim("acme-iphone", "tokenupdate"), 0);
+	ck_assert_msg(log_has("acme-iphone", "HTTP 403"), "the revoked identity was not refused");
+	e2e_assert_query("SELECT count(*)::text FROM mdm.checkin WHERE udid = $1", udid, "2");
+	free(fp);
 	free(before);
 	free(after);
 	free(udid);

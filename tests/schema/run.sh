@@ -180,11 +180,13 @@ def variant(src, name, change):
 def of_type(a, t):
     return [x for x in a if x["PayloadType"] == t][0]
 variant("enroll-acme.plist", "acme-keytype",
-        lambda p: of_type(p["PayloadContent"], "com.apple.security.acme")["PayloadContent"]
+        lambda p: of_type(p["PayloadContent"], "com.apple.security.acme")
         .__setitem__("KeyType", "DSA"))
 variant("enroll-acme.plist", "acme-no-client-identifier",
-        lambda p: of_type(p["PayloadContent"], "com.apple.security.acme")["PayloadContent"]
-        .pop("ClientIdentifier"))
+        lambda p: of_type(p["PayloadContent"], "com.apple.security.acme").pop("ClientIdentifier"))
+variant("enroll-acme.plist", "acme-keys-nested",
+        lambda p: of_type(p["PayloadContent"], "com.apple.security.acme").__setitem__(
+            "PayloadContent", {"DirectoryURL": "https://mdm.example.com/acme/directory"}))
 variant("ota2.plist", "ota2-no-url",
         lambda p: of_type(p["PayloadContent"], "com.apple.security.scep")["PayloadContent"].pop("URL"))
 variant("ota3.plist", "ota3-not-isencrypted", lambda p: p.pop("IsEncrypted"))

@@ -401,7 +401,7 @@ static void profile_scep(xmlNodePtr scep)
  */
 static void profile_acme(xmlNodePtr acme)
 {
-	xmlNodePtr c = sim_plist_get(acme, "PayloadContent");
+	xmlNodePtr c = acme; /* its keys beside PayloadType, no PayloadContent */
 	char *type = need_string(c, "KeyType", "ACME");
 	long size = sim_plist_int(sim_plist_get(c, "KeySize"), 0);
 
@@ -525,7 +525,9 @@ static X509_NAME *profile_subject(void)
 	int acme = strcmp(sim_state_need("identity_kind"), "acme") == 0;
 	xmlNodePtr scep = payload_of_type(
 	        sim_plist_root(doc), acme ? "com.apple.security.acme" : "com.apple.security.scep");
-	xmlNodePtr subj = sim_plist_get(sim_plist_get(scep, "PayloadContent"), "Subject");
+	/* SCEP's Subject is in its PayloadContent, ACME's in the payload itself. */
+	xmlNodePtr subj =
+	        sim_plist_get(acme ? scep : sim_plist_get(scep, "PayloadContent"), "Subject");
 	X509_NAME *n = X509_NAME_new();
 	char cn[128];
 

@@ -1403,7 +1403,9 @@ START_TEST(profile_acme_identity)
 	assert_payload(acme, "com.apple.security.acme");
 	ck_assert_str_eq(plist_dict_get_string0(mdm, "IdentityCertificateUUID"),
 	        plist_dict_get_string0(acme, "PayloadUUID"));
-	c = plist_dict_get0(acme, "PayloadContent");
+	/* The payload's own keys (com.apple.security.acme.yaml), no PayloadContent. */
+	ck_assert_ptr_null(plist_dict_get0(acme, "PayloadContent"));
+	c = acme;
 	ck_assert_str_eq(plist_dict_get_string0(c, "DirectoryURL"),
 	        "https://mdm.example.com/acme/directory");
 	ck_assert_str_eq(plist_dict_get_string0(c, "ClientIdentifier"), "0123456789abcdef");
@@ -1426,7 +1428,7 @@ START_TEST(profile_acme_identity)
 
 	p.acme_url = "https://acme.example.com/d";
 	t = round_trip(&p);
-	c = plist_dict_get0(payload_of(t, "com.apple.security.acme"), "PayloadContent");
+	c = payload_of(t, "com.apple.security.acme");
 	ck_assert_str_eq(plist_dict_get_string0(c, "DirectoryURL"), "https://acme.example.com/d");
 	plist_free(t);
 	/* DirectoryURL "must use the https scheme"; OTA phase 2 stays SCEP. */
