@@ -845,7 +845,7 @@ static MDM_WUR mdm_err acme_finalize_tx(db *d, void *arg)
 	uint8_t *spki = NULL, *csr_spki = NULL;
 	size_t spki_len = 0, csr_spki_len = 0;
 	struct x509_st *cert = NULL;
-	char udid[160];
+	char udid[160], prev[24] = "";
 	mdm_err rc;
 
 	f->ptype = NULL;
@@ -913,11 +913,25 @@ static MDM_WUR mdm_err acme_finalize_tx(db *d, void *arg)
 	}
 	if (rc != MDM_OK)
 		goto out;
+	/*
+	 * A device with an identity already (re-enrolling through a new ACME
+	 * payload): Apple attests this key on that very UDID, so the new
+	 * certificate is recorded as renewed from the bound one, and its first
+	 * request rebinds the UDID to it (identity_binding reason renewal), as
+	 * after a SCEP RenewalReq.
+	 */
 	params[0] = udid;
-	if ((rc = db_exec(d, "INSERT INTO mdm.device (udid) VALUES ($1) ON CONFLICT DO NOTHING", 1,
-	             params, NULL)) != MDM_OK)
+	if ((rc = db_exec(d,
+	             "WITH n AS (INSERT INTO mdm.device (udid) VALUES ($1) ON CONFLICT DO NOTHING) "
+	             "SELECT identity_certificate_id::text FROM mdm.device WHERE udid = $1",
+	             1, params, &res)) != MDM_OK)
 		goto out;
-	if ((rc = ca_cert_insert(d, cert, "device", udid, NULL, NULL, &f->cert_id)) != MDM_OK)
+	if (db_res_rows(res) == 1 && db_res_get0(res, 0, 0) != NULL)
+		snprintf(prev, sizeof(prev), "%s", db_res_get0(res, 0, 0));
+	db_res_free(res);
+	res = NULL;
+	if ((rc = ca_cert_insert(
+	             d, cert, "device", udid, prev[0] ? prev : NULL, NULL, &f->cert_id)) != MDM_OK)
 		goto out;
 	snprintf(cid, sizeof(cid), "%lld", f->cert_id);
 	params[0] = oid;

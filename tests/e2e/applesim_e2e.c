@@ -726,7 +726,7 @@ static void assert_acme_identity(const char *name, const char *udid)
  */
 START_TEST(acme_iphone_lifecycle)
 {
-	char *before, *after, *udid, *fp;
+	char *before, *after, *udid, *fp, *code, args[300];
 
 	if (!acme_profile("acme-iphone", "iphone", 1))
 		return;
@@ -759,6 +759,17 @@ START_TEST(acme_iphone_lifecycle)
 	                       "'%%{http_code}' '%s/mdm/checkin') && test \"$code\" = 403",
 	                         tmpdir, udid, tls_ca, base),
 	        0);
+	/*
+	 * A new ACME payload (a fresh ClientIdentifier for this UDID): a new
+	 * attested key, recorded as renewed from the bound identity, which the
+	 * device's next request rebinds to (reason renewal) with no
+	 * Authenticate; the identity it replaced opens nothing more.
+	 */
+	code = e2e_query1("SELECT mdm.acme_client_identifier_new($1)", udid);
+	snprintf(args, sizeof(args), "acme --challenge %s tokenupdate commands", code);
+	SIM_OK("acme-iphone", args);
+	assert_renewed("acme-iphone", udid);
+	free(code);
 	/* Revoked (mdm.certificate_revoke, as for a SCEP identity): it opens nothing more. */
 	fp = state("acme-iphone", "identity_sha256");
 	free(e2e_query1("SELECT mdm.certificate_revoke(serial, 'keyCompromise')::text FROM "
@@ -766,7 +777,7 @@ START_TEST(acme_iphone_lifecycle)
 	        fp));
 	ck_assert_int_ne(applesim("acme-iphone", "tokenupdate"), 0);
 	ck_assert_msg(log_has("acme-iphone", "HTTP 403"), "the revoked identity was not refused");
-	e2e_assert_query("SELECT count(*)::text FROM mdm.checkin WHERE udid = $1", udid, "2");
+	e2e_assert_query("SELECT count(*)::text FROM mdm.checkin WHERE udid = $1", udid, "3");
 	free(fp);
 	free(before);
 	free(after);

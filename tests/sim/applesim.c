@@ -695,6 +695,23 @@ static void step_acme(void)
 	}
 	if (opt.acme_expect != NULL)
 		sim_fail("acme: certified, but %s was expected", opt.acme_expect);
+	/* A second ACME identity (a new payload): the one it replaces kept as identity-N. */
+	if (sim_file_exists(sim_path("identity.pem"))) {
+		long gen = sim_state_geti("identity_generation", 0) + 1;
+		X509 *old = sim_load_cert(sim_path("identity.pem"));
+		EVP_PKEY *oldkey = sim_load_key(sim_path("identity.key"));
+		char name[64];
+
+		snprintf(name, sizeof(name), "identity-%ld.pem", gen);
+		sim_save_cert(sim_path(name), old);
+		snprintf(name, sizeof(name), "identity-%ld.key", gen);
+		sim_save_key(sim_path(name), oldkey);
+		sim_state_seti("identity_generation", gen);
+		fingerprint(old, fp);
+		sim_state_set("previous_identity_sha256", fp);
+		X509_free(old);
+		EVP_PKEY_free(oldkey);
+	}
 	sim_save_cert(sim_path("identity.pem"), cert);
 	sim_save_key(sim_path("identity.key"), key);
 	fingerprint(cert, fp);
