@@ -58,6 +58,9 @@ STACK_ROOT=$ROOT
 STACK_PROG=bench
 # shellcheck source=scripts/stack.sh
 . "$ROOT/scripts/stack.sh"
+# acme.fcgi starts with Apple's attestation root (config acme_attest_root_file).
+MDM_ACME_ATTEST_ROOT_FILE=${MDM_ACME_ATTEST_ROOT_FILE:-$ROOT/share/apple-enterprise-attestation-root.pem}
+export MDM_ACME_ATTEST_ROOT_FILE
 # shellcheck source=tests/apns/apns.sh
 . "$ROOT/tests/apns/apns.sh"
 stack_init

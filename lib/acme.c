@@ -691,7 +691,7 @@ static MDM_WUR mdm_err acme_get_object(
 
 static MDM_WUR mdm_err acme_challenge(struct acme_req *q, long long id)
 {
-	char acct[24], cid[24], na[24], sip[8], kexts[8], err[256] = "";
+	char acct[24], cid[24], na[24], sip[8], kexts[8], err[512] = "";
 	const char *params[17];
 	int lengths[17] = {0}, formats[17] = {0};
 	db_res *res = NULL, *res2 = NULL;

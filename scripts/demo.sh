@@ -115,10 +115,15 @@ demo_start() {
 	# Apple's public certificates for OTA phase 2 (config ota_trust_file),
 	# copied where the stack user can read them.
 	cp "$STACK_ROOT/share/apple-ota-trust.pem" "$VAR/ca/apple-ota-trust.pem"
-	stack_own "$VAR/ca"
 	CA_CERT=$VAR/ca/ca.pem
 	MDM_OTA_TRUST_FILE=${MDM_OTA_TRUST_FILE:-$VAR/ca/apple-ota-trust.pem}
-	export MDM_OTA_TRUST_FILE
+	# And Apple's Enterprise Attestation Root CA for ACME device-attest-01
+	# (config acme_attest_root_file).
+	cp "$STACK_ROOT/share/apple-enterprise-attestation-root.pem" \
+		"$VAR/ca/apple-enterprise-attestation-root.pem"
+	MDM_ACME_ATTEST_ROOT_FILE=${MDM_ACME_ATTEST_ROOT_FILE:-$VAR/ca/apple-enterprise-attestation-root.pem}
+	export MDM_OTA_TRUST_FILE MDM_ACME_ATTEST_ROOT_FILE
+	stack_own "$VAR/ca"
 	MDM_PROFILE_SIGNER_CERT=${MDM_PROFILE_SIGNER_CERT:-$VAR/ca/signer.pem}
 	MDM_PROFILE_SIGNER_KEY=${MDM_PROFILE_SIGNER_KEY:-$VAR/ca/signer.key}
 	MDM_PROFILE_SIGNER_CHAIN=${MDM_PROFILE_SIGNER_CHAIN:-$CA_CERT}
@@ -209,6 +214,7 @@ demo: running behind $web, as user $STACK_USER
               profile; devices POST phases 2 and 3 back to it)
   check-in    $https/mdm/checkin
   commands    $https/mdm/server
+  ACME        $https/acme/directory   (hardware-attested identities: enroll_identity = acme)
   device CA   $CA_CERT
   trust HTTPS $TLS_CA_CERT
   push daemon $pushd_line
