@@ -77,7 +77,12 @@ bad:
 	return MDM_ERR_PARSE;
 }
 
-mdm_err base64_encode(const uint8_t *p, size_t len, char **out, size_t *outlen)
+/*
+ * One encoder for both alphabets: RFC 4648 section 4 with '=' padding, or
+ * section 5 (base64url) without, as RFC 7515 section 2 wants it.
+ */
+static MDM_WUR mdm_err encode_with(
+        const char *alphabet, int pad, const uint8_t *p, size_t len, char **out, size_t *outlen)
 {
 	size_t n, o = 0;
 	char *buf;
@@ -95,15 +100,26 @@ mdm_err base64_encode(const uint8_t *p, size_t len, char **out, size_t *outlen)
 			v |= (unsigned)p[i + 1] << 8;
 		if (i + 2 < len)
 			v |= p[i + 2];
-		buf[o++] = base64_alphabet[(v >> 18) & 0x3f];
-		buf[o++] = base64_alphabet[(v >> 12) & 0x3f];
-		buf[o++] = i + 1 < len ? base64_alphabet[(v >> 6) & 0x3f] : '=';
-		buf[o++] = i + 2 < len ? base64_alphabet[v & 0x3f] : '=';
+		buf[o++] = alphabet[(v >> 18) & 0x3f];
+		buf[o++] = alphabet[(v >> 12) & 0x3f];
+		if (i + 1 < len)
+			buf[o++] = alphabet[(v >> 6) & 0x3f];
+		else if (pad)
+			buf[o++] = '=';
+		if (i + 2 < len)
+			buf[o++] = alphabet[v & 0x3f];
+		else if (pad)
+			buf[o++] = '=';
 	}
 	buf[o] = '\0';
 	*out = buf;
 	*outlen = o;
 	return MDM_OK;
+}
+
+mdm_err base64_encode(const uint8_t *p, size_t len, char **out, size_t *outlen)
+{
+	return encode_with(base64_alphabet, 1, p, len, out, outlen);
 }
 
 static const char base64url_alphabet[] =
@@ -166,31 +182,5 @@ mdm_err base64url_decode(const char *s, size_t len, size_t max_out, uint8_t **ou
 
 mdm_err base64url_encode(const uint8_t *p, size_t len, char **out, size_t *outlen)
 {
-	size_t n, o = 0;
-	char *buf;
-
-	*out = NULL;
-	*outlen = 0;
-	if (len > (SIZE_MAX - 1) / 4 * 3 - 3)
-		return MDM_ERR_LIMIT;
-	n = (len + 2) / 3 * 4;
-	if ((buf = malloc(n + 1)) == NULL)
-		return MDM_ERR_NOMEM;
-	for (size_t i = 0; i < len; i += 3) {
-		unsigned v = (unsigned)p[i] << 16;
-		if (i + 1 < len)
-			v |= (unsigned)p[i + 1] << 8;
-		if (i + 2 < len)
-			v |= p[i + 2];
-		buf[o++] = base64url_alphabet[(v >> 18) & 0x3f];
-		buf[o++] = base64url_alphabet[(v >> 12) & 0x3f];
-		if (i + 1 < len)
-			buf[o++] = base64url_alphabet[(v >> 6) & 0x3f];
-		if (i + 2 < len)
-			buf[o++] = base64url_alphabet[v & 0x3f];
-	}
-	buf[o] = '\0';
-	*out = buf;
-	*outlen = o;
-	return MDM_OK;
+	return encode_with(base64url_alphabet, 0, p, len, out, outlen);
 }

@@ -209,22 +209,13 @@ int x509_csr_rsa_bits(X509_REQ *csr)
 	return EVP_PKEY_get_base_id(k) == EVP_PKEY_RSA ? EVP_PKEY_get_bits(k) : 0;
 }
 
-mdm_err x509_csr_spki_der(X509_REQ *csr, uint8_t **der, size_t *len)
+mdm_err x509_pkey_spki_der(EVP_PKEY *k, uint8_t **der, size_t *len)
 {
-	EVP_PKEY *k;
 	unsigned char *p = NULL;
 	int n;
 
-	if (der == NULL || len == NULL)
-		return MDM_ERR_INVAL;
 	*der = NULL;
 	*len = 0;
-	if (csr == NULL)
-		return MDM_ERR_INVAL;
-	if ((k = X509_REQ_get0_pubkey(csr)) == NULL) {
-		x509_ossl_fail(MDM_LOG_WARN, "X509_REQ_get0_pubkey");
-		return MDM_ERR_PARSE;
-	}
 	if ((n = i2d_PUBKEY(k, &p)) <= 0) {
 		x509_ossl_fail(MDM_LOG_ERROR, "i2d_PUBKEY");
 		return MDM_ERR_CRYPTO;
@@ -238,6 +229,23 @@ mdm_err x509_csr_spki_der(X509_REQ *csr, uint8_t **der, size_t *len)
 	*len = (size_t)n;
 	OPENSSL_free(p);
 	return MDM_OK;
+}
+
+mdm_err x509_csr_spki_der(X509_REQ *csr, uint8_t **der, size_t *len)
+{
+	EVP_PKEY *k;
+
+	if (der == NULL || len == NULL)
+		return MDM_ERR_INVAL;
+	*der = NULL;
+	*len = 0;
+	if (csr == NULL)
+		return MDM_ERR_INVAL;
+	if ((k = X509_REQ_get0_pubkey(csr)) == NULL) {
+		x509_ossl_fail(MDM_LOG_WARN, "X509_REQ_get0_pubkey");
+		return MDM_ERR_PARSE;
+	}
+	return x509_pkey_spki_der(k, der, len);
 }
 
 mdm_err x509_csr_subject(X509_REQ *csr, char *out, size_t cap)

@@ -22,6 +22,8 @@
 
 /* Logs an OpenSSL failure with the call's name and the library's reason. */
 void x509_ossl_fail(enum log_level level, const char *call);
+/* k's DER SubjectPublicKeyInfo into *der (malloc'd: free()) and *len. */
+MDM_WUR mdm_err x509_pkey_spki_der(EVP_PKEY *k, uint8_t **der, size_t *len);
 /* The value of one hex digit, -1 for any other character. */
 int x509_hexval(int c);
 

@@ -522,25 +522,11 @@ mdm_err jws_key_to_jwk(const jws_key *k, char **out)
 
 mdm_err jws_key_spki_der(const jws_key *k, uint8_t **der, size_t *len)
 {
-	unsigned char *p = NULL;
-	int n;
-
 	*der = NULL;
 	*len = 0;
 	if (k == NULL || k->pkey == NULL)
 		return MDM_ERR_INVAL;
-	if ((n = i2d_PUBKEY(k->pkey, &p)) <= 0) {
-		x509_ossl_fail(MDM_LOG_ERROR, "i2d_PUBKEY");
-		return MDM_ERR_CRYPTO;
-	}
-	if ((*der = malloc((size_t)n)) == NULL) {
-		OPENSSL_free(p);
-		return MDM_ERR_NOMEM;
-	}
-	memcpy(*der, p, (size_t)n);
-	OPENSSL_free(p);
-	*len = (size_t)n;
-	return MDM_OK;
+	return x509_pkey_spki_der(k->pkey, der, len);
 }
 
 int jws_key_equal(const jws_key *a, const jws_key *b)

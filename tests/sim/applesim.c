@@ -616,12 +616,37 @@ static void scep_opts(struct sim_scep_opts *o)
 	}
 }
 
+/*
+ * The device's new identity: identity.pem/.key and identity_sha256; the
+ * one it replaces (old, NULL: none) kept as identity-N.pem/.key, its
+ * fingerprint as previous_identity_sha256.
+ */
+static void identity_replace(X509 *cert, EVP_PKEY *key, X509 *old, EVP_PKEY *oldkey)
+{
+	char name[64], fp[65];
+
+	if (old != NULL) {
+		long gen = sim_state_geti("identity_generation", 0) + 1;
+
+		snprintf(name, sizeof(name), "identity-%ld.pem", gen);
+		sim_save_cert(sim_path(name), old);
+		snprintf(name, sizeof(name), "identity-%ld.key", gen);
+		sim_save_key(sim_path(name), oldkey);
+		sim_state_seti("identity_generation", gen);
+		fingerprint(old, fp);
+		sim_state_set("previous_identity_sha256", fp);
+	}
+	sim_save_cert(sim_path("identity.pem"), cert);
+	sim_save_key(sim_path("identity.key"), key);
+	fingerprint(cert, fp);
+	sim_state_set("identity_sha256", fp);
+}
+
 static void step_scep(void)
 {
 	struct sim_scep_opts o;
 	X509 *cert = NULL;
 	EVP_PKEY *key = NULL;
-	char fp[65];
 
 	scep_opts(&o);
 	o.subject = profile_subject();
@@ -629,10 +654,7 @@ static void step_scep(void)
 		X509_NAME_free(o.subject);
 		return; /* the expected refusal; the device keeps what it had */
 	}
-	sim_save_cert(sim_path("identity.pem"), cert);
-	sim_save_key(sim_path("identity.key"), key);
-	fingerprint(cert, fp);
-	sim_state_set("identity_sha256", fp);
+	identity_replace(cert, key, NULL, NULL);
 	X509_NAME_free(o.subject);
 	X509_free(cert);
 	EVP_PKEY_free(key);
@@ -652,9 +674,9 @@ static void step_acme(void)
 	struct sim_acme_opts o = {0};
 	char want[160] = "";
 	const char *ch = opt.challenge ? opt.challenge : sim_state_need("client_identifier");
-	X509 *cert = NULL;
-	EVP_PKEY *key = NULL;
-	char fp[65], *trust;
+	X509 *cert = NULL, *old = NULL;
+	EVP_PKEY *key = NULL, *oldkey = NULL;
+	char *trust;
 
 	if (strcmp(sim_state_need("identity_kind"), "acme") != 0)
 		sim_fail("acme: the profile's identity payload is not com.apple.security.acme");
@@ -695,27 +717,14 @@ static void step_acme(void)
 	}
 	if (opt.acme_expect != NULL)
 		sim_fail("acme: certified, but %s was expected", opt.acme_expect);
-	/* A second ACME identity (a new payload): the one it replaces kept as identity-N. */
+	/* A second ACME identity (a new payload) replaces the first: it is kept. */
 	if (sim_file_exists(sim_path("identity.pem"))) {
-		long gen = sim_state_geti("identity_generation", 0) + 1;
-		X509 *old = sim_load_cert(sim_path("identity.pem"));
-		EVP_PKEY *oldkey = sim_load_key(sim_path("identity.key"));
-		char name[64];
-
-		snprintf(name, sizeof(name), "identity-%ld.pem", gen);
-		sim_save_cert(sim_path(name), old);
-		snprintf(name, sizeof(name), "identity-%ld.key", gen);
-		sim_save_key(sim_path(name), oldkey);
-		sim_state_seti("identity_generation", gen);
-		fingerprint(old, fp);
-		sim_state_set("previous_identity_sha256", fp);
-		X509_free(old);
-		EVP_PKEY_free(oldkey);
+		old = sim_load_cert(sim_path("identity.pem"));
+		oldkey = sim_load_key(sim_path("identity.key"));
 	}
-	sim_save_cert(sim_path("identity.pem"), cert);
-	sim_save_key(sim_path("identity.key"), key);
-	fingerprint(cert, fp);
-	sim_state_set("identity_sha256", fp);
+	identity_replace(cert, key, old, oldkey);
+	X509_free(old);
+	EVP_PKEY_free(oldkey);
 	X509_NAME_free(o.subject);
 	X509_free(cert);
 	EVP_PKEY_free(key);
@@ -727,8 +736,6 @@ static void step_renew(void)
 	struct sim_scep_opts o;
 	X509 *cert = NULL, *old = sim_load_cert(sim_path("identity.pem"));
 	EVP_PKEY *key = NULL, *oldkey = sim_load_key(sim_path("identity.key"));
-	long gen = sim_state_geti("identity_generation", 0) + 1;
-	char name[64], fp[65];
 
 	scep_opts(&o);
 	o.challenge = NULL; /* a renewal is authorised by its signer */
@@ -739,17 +746,7 @@ static void step_renew(void)
 		EVP_PKEY_free(oldkey);
 		return; /* the expected refusal: the identity stays */
 	}
-	snprintf(name, sizeof(name), "identity-%ld.pem", gen);
-	sim_save_cert(sim_path(name), old);
-	snprintf(name, sizeof(name), "identity-%ld.key", gen);
-	sim_save_key(sim_path(name), oldkey);
-	sim_save_cert(sim_path("identity.pem"), cert);
-	sim_save_key(sim_path("identity.key"), key);
-	sim_state_seti("identity_generation", gen);
-	fingerprint(old, fp);
-	sim_state_set("previous_identity_sha256", fp);
-	fingerprint(cert, fp);
-	sim_state_set("identity_sha256", fp);
+	identity_replace(cert, key, old, oldkey);
 	X509_free(old);
 	X509_free(cert);
 	EVP_PKEY_free(oldkey);
