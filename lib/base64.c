@@ -6,7 +6,8 @@
 static const char base64_alphabet[] =
         "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-static int base64_value(unsigned char c)
+/* A character's value in an alphabet whose last two are c62 and c63; -1 if none. */
+static int alphabet_value(unsigned char c, char c62, char c63)
 {
 	if (c >= 'A' && c <= 'Z')
 		return c - 'A';
@@ -14,11 +15,16 @@ static int base64_value(unsigned char c)
 		return c - 'a' + 26;
 	if (c >= '0' && c <= '9')
 		return c - '0' + 52;
-	if (c == '+')
+	if (c == (unsigned char)c62)
 		return 62;
-	if (c == '/')
+	if (c == (unsigned char)c63)
 		return 63;
 	return -1;
+}
+
+static int base64_value(unsigned char c)
+{
+	return alphabet_value(c, '+', '/');
 }
 
 static int base64_is_space(unsigned char c)
@@ -127,17 +133,7 @@ static const char base64url_alphabet[] =
 
 static int base64url_value(unsigned char c)
 {
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '-')
-		return 62;
-	if (c == '_')
-		return 63;
-	return -1;
+	return alphabet_value(c, '-', '_');
 }
 
 mdm_err base64url_decode(const char *s, size_t len, size_t max_out, uint8_t **out, size_t *outlen)
